@@ -1,0 +1,85 @@
+//! Generates `kumo-ec2-wire/src/generated/` from the pinned AWS EC2 model.
+//!
+//! Only the operations in `ALLOW` (and the shapes they reach) are generated, which keeps the
+//! wire crate small enough to compile quickly on two cores. The output is committed; CI runs
+//! `cargo run -p codegen -- --check` and fails when the committed files drift from the model.
+
+mod model;
+mod rust;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// The operations Kumo serves. Anything else is answered `InvalidAction`, as AWS answers an
+/// action it does not know.
+pub const ALLOW: &[&str] = &[
+    "CreateKeyPair",
+    "CreateTags",
+    "DeleteKeyPair",
+    "DeleteTags",
+    "DescribeAvailabilityZones",
+    "DescribeInstanceTypeOfferings",
+    "DescribeInstanceTypes",
+    "DescribeKeyPairs",
+    "DescribeRegions",
+    "DescribeTags",
+    "ImportKeyPair",
+];
+
+/// Output shapes that also get `serde::Deserialize`, so that catalogs stored as AWS-shaped
+/// JSON (PascalCase member names) load straight into the wire types.
+pub const DESERIALIZE_ROOTS: &[&str] = &["InstanceTypeInfo"];
+
+/// Enums whose values the decoder does not check, because the domain answers a more specific
+/// AWS error for an unknown value (`InvalidInstanceType`), or the catalog may know values the
+/// pinned model does not.
+pub const OPEN_ENUMS: &[&str] = &["InstanceType"];
+
+const MODEL: &str = "model/ec2-2016-11-15.service-2.json.gz";
+const OUT: &str = "../kumo-ec2-wire/src/generated";
+
+fn main() -> ExitCode {
+    let check = std::env::args().any(|a| a == "--check");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let model = match model::Model::load(&root.join(MODEL)) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("codegen: cannot read the model: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let files = match rust::generate(&model, ALLOW, DESERIALIZE_ROOTS, OPEN_ENUMS) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("codegen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let out = root.join(OUT);
+    let mut drift = Vec::new();
+    for (name, text) in &files {
+        let path = out.join(name);
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        if old == *text {
+            continue;
+        }
+        if check {
+            drift.push(name.clone());
+        } else if let Err(e) =
+            std::fs::create_dir_all(&out).and_then(|_| std::fs::write(&path, text))
+        {
+            eprintln!("codegen: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        } else {
+            println!("wrote {}", path.display());
+        }
+    }
+    if !drift.is_empty() {
+        eprintln!(
+            "codegen: generated files differ from the model: {} (run `cargo run -p codegen`)",
+            drift.join(", ")
+        );
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,8 @@
+//! Pure EC2 types and rules: resource ids, regions and zones, the instance-type catalog, tag
+//! limits and the filter engine. No I/O of any kind happens here.
+
+pub mod catalog;
+pub mod filter;
+pub mod ids;
+pub mod regions;
+pub mod tags;
