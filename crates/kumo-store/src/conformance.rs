@@ -1,0 +1,223 @@
+//! The store's contract, written once and run against every backend (today: SQLite on disk
+//! and in memory; the postgres backend will run the same functions).
+
+use crate::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Thing {
+    id: String,
+    name: String,
+}
+
+impl Record for Thing {
+    const KIND: &'static str = "thing";
+    const VERSION: u32 = 2;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn index(&self) -> Index {
+        Index {
+            name: Some(self.name.clone()),
+            ..Index::default()
+        }
+    }
+    fn upgrade(version: u32, mut doc: serde_json::Value) -> Result<Self, serde_json::Error> {
+        // Version 1 called the name `label`.
+        if version == 1 {
+            if let Some(label) = doc.get("label").cloned() {
+                doc["name"] = label;
+            }
+        }
+        serde_json::from_value(doc)
+    }
+}
+
+const A: Scope = Scope {
+    account: "111111111111",
+    region: "eu-west-1",
+};
+const B: Scope = Scope {
+    account: "222222222222",
+    region: "eu-west-1",
+};
+
+fn thing(id: &str, name: &str) -> Thing {
+    Thing {
+        id: id.into(),
+        name: name.into(),
+    }
+}
+
+fn all(store: &Store) {
+    crud(store);
+    names_are_unique(store);
+    rollback_changes_nothing(store);
+    scopes_are_isolated(store);
+    tags(store);
+    paging(store);
+    upgrades_old_documents(store);
+    store.reset().unwrap();
+}
+
+fn crud(store: &Store) {
+    store.reset().unwrap();
+    store
+        .write(true, |tx| tx.insert(A, &thing("t-1", "one")))
+        .unwrap();
+    let got: Option<Thing> = store.read(|v| v.get(A, "t-1")).unwrap();
+    assert_eq!(got, Some(thing("t-1", "one")));
+    let by_name: Option<Thing> = store.read(|v| v.get_by_name(A, "one")).unwrap();
+    assert_eq!(by_name, Some(thing("t-1", "one")));
+    assert!(store.write(true, |tx| tx.update(A, &thing("t-1", "uno"))).unwrap());
+    assert!(store.write(true, |tx| tx.delete::<Thing>(A, "t-1")).unwrap());
+    let gone: Option<Thing> = store.read(|v| v.get(A, "t-1")).unwrap();
+    assert_eq!(gone, None);
+}
+
+fn names_are_unique(store: &Store) {
+    store.reset().unwrap();
+    store.write(true, |tx| tx.insert(A, &thing("t-1", "same"))).unwrap();
+    let e = store
+        .write(true, |tx| tx.insert(A, &thing("t-2", "same")))
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict), "{e:?}");
+    let e = store
+        .write(true, |tx| tx.insert(A, &thing("t-1", "other")))
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict), "{e:?}");
+}
+
+fn rollback_changes_nothing(store: &Store) {
+    store.reset().unwrap();
+    // commit = false (DryRun) leaves nothing behind.
+    store.write(false, |tx| tx.insert(A, &thing("t-1", "x"))).unwrap();
+    // An error after a write undoes the write.
+    let _ = store.write(true, |tx| {
+        tx.insert(A, &thing("t-2", "y"))?;
+        Err::<(), _>(StoreError::Conflict)
+    });
+    let rows: Vec<Thing> = store.read(|v| v.list(A, &Query::default())).unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+}
+
+fn scopes_are_isolated(store: &Store) {
+    store.reset().unwrap();
+    store.write(true, |tx| tx.insert(A, &thing("t-1", "n"))).unwrap();
+    // The same id and name in another account is another resource.
+    store.write(true, |tx| tx.insert(B, &thing("t-1", "n"))).unwrap();
+    let b: Vec<Thing> = store.read(|v| v.list(B, &Query::default())).unwrap();
+    assert_eq!(b.len(), 1);
+    store.write(true, |tx| tx.delete::<Thing>(A, "t-1")).unwrap();
+    let b: Vec<Thing> = store.read(|v| v.list(B, &Query::default())).unwrap();
+    assert_eq!(b.len(), 1);
+}
+
+fn tags(store: &Store) {
+    store.reset().unwrap();
+    store
+        .write(true, |tx| {
+            tx.insert(A, &thing("t-1", "a"))?;
+            tx.insert(A, &thing("t-2", "b"))?;
+            tx.put_tag(A, "t-1", "thing", "env", "dev")?;
+            tx.put_tag(A, "t-1", "thing", "env", "prod")?;
+            tx.put_tag(A, "t-2", "thing", "env", "dev")
+        })
+        .unwrap();
+    let t = store.read(|v| v.tags_of(A, "t-1")).unwrap();
+    assert_eq!(t, vec![("env".to_string(), "prod".to_string())]);
+    let dev: Vec<Thing> = store
+        .read(|v| {
+            v.list(
+                A,
+                &Query {
+                    tag: Some(("env", &["dev"])),
+                    ..Query::default()
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(dev, vec![thing("t-2", "b")]);
+    // A value that does not match deletes nothing.
+    assert!(!store.write(true, |tx| tx.delete_tag(A, "t-2", "env", Some("x"))).unwrap());
+    assert!(store.write(true, |tx| tx.delete_tag(A, "t-2", "env", None)).unwrap());
+    // Deleting a row deletes its tags.
+    store.write(true, |tx| tx.delete::<Thing>(A, "t-1")).unwrap();
+    let left = store.read(|v| v.list_tags(A, &TagQuery::default())).unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+fn paging(store: &Store) {
+    store.reset().unwrap();
+    store
+        .write(true, |tx| {
+            for i in 0..25 {
+                tx.insert(A, &thing(&format!("t-{i:03}"), &format!("n{i}")))?;
+            }
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page: Vec<Thing> = store
+            .read(|v| {
+                v.list(
+                    A,
+                    &Query {
+                        after: after.as_deref(),
+                        limit: Some(10),
+                        ..Query::default()
+                    },
+                )
+            })
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|t| t.id.clone());
+        seen.extend(page.into_iter().map(|t| t.id));
+    }
+    assert_eq!(seen.len(), 25);
+    assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    let some: Vec<Thing> = store
+        .read(|v| {
+            v.list(
+                A,
+                &Query {
+                    ids: Some(&["t-003", "t-004", "t-999"]),
+                    ..Query::default()
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(some.len(), 2);
+}
+
+fn upgrades_old_documents(store: &Store) {
+    store.reset().unwrap();
+    let old = Row {
+        id: "t-1".into(),
+        index: Index::default(),
+        version: 1,
+        doc: br#"{"id":"t-1","label":"legacy"}"#.to_vec(),
+    };
+    store.write(true, |tx| tx.insert_row(A, "thing", &old)).unwrap();
+    let got: Option<Thing> = store.read(|v| v.get(A, "t-1")).unwrap();
+    assert_eq!(got, Some(thing("t-1", "legacy")));
+}
+
+#[test]
+fn sqlite_memory() {
+    all(&Store::memory().unwrap());
+}
+
+#[test]
+fn sqlite_file() {
+    let dir = std::env::temp_dir().join(format!("kumo-store-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    all(&Store::open(&dir).unwrap());
+    // Reopening finds the schema in place.
+    drop(Store::open(&dir).unwrap());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

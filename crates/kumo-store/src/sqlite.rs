@@ -1,0 +1,455 @@
+//! The SQLite backend: WAL mode, one writer connection, a small pool of readers.
+
+use crate::{Index, Query, Record, Row, Scope, StoreError, TagQuery, TagRow};
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// The schema version this build writes (`PRAGMA user_version`).
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS rows (
+    account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+    name TEXT, state TEXT, vpc TEXT, subnet TEXT, zone TEXT,
+    version INTEGER NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (account, region, kind, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS rows_name ON rows (account, region, kind, name) WHERE name IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rows_state ON rows (account, region, kind, state) WHERE state IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rows_vpc ON rows (account, region, kind, vpc) WHERE vpc IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rows_subnet ON rows (account, region, kind, subnet) WHERE subnet IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rows_zone ON rows (account, region, kind, zone) WHERE zone IS NOT NULL;
+CREATE TABLE IF NOT EXISTS tags (
+    account TEXT NOT NULL, region TEXT NOT NULL, resource_id TEXT NOT NULL, key TEXT NOT NULL,
+    value TEXT NOT NULL, resource_type TEXT NOT NULL,
+    PRIMARY KEY (account, region, resource_id, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_key ON tags (account, region, key, value);
+CREATE TABLE IF NOT EXISTS idempotency (
+    account TEXT NOT NULL, region TEXT NOT NULL, operation TEXT NOT NULL, token TEXT NOT NULL,
+    digest TEXT NOT NULL, response BLOB NOT NULL,
+    PRIMARY KEY (account, region, operation, token)
+) WITHOUT ROWID;
+";
+
+const ROW_COLUMNS: &str = "id, name, state, vpc, subnet, zone, version, doc";
+
+/// The store. Cheap to share behind an `Arc`.
+pub struct Store {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    path: Option<std::path::PathBuf>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave SQLite inconsistent (its transaction rolls
+    // back when dropped), so a poisoned lock is still safe to use.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn configure(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    Ok(())
+}
+
+impl Store {
+    /// Opens (creating if needed) the database `kumo.db` in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let path = dir.join("kumo.db");
+        let conn = Connection::open(&path)?;
+        configure(&conn)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a commit is on disk before the client hears of it, so an acknowledged write
+        // survives a crash of the process and of the machine.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        Self::migrate(&conn)?;
+        Ok(Store {
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path: Some(path),
+        })
+    }
+
+    /// A private in-memory store (tests). Reads share the writer's connection.
+    pub fn memory() -> Result<Store, StoreError> {
+        let conn = Connection::open_in_memory()?;
+        configure(&conn)?;
+        Self::migrate(&conn)?;
+        Ok(Store {
+            writer: Mutex::new(conn),
+            readers: Mutex::new(Vec::new()),
+            path: None,
+        })
+    }
+
+    fn migrate(conn: &Connection) -> Result<(), StoreError> {
+        let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if v > SCHEMA_VERSION {
+            return Err(StoreError::Db(rusqlite::Error::InvalidParameterName(format!(
+                "the database has schema version {v}, newer than this build's {SCHEMA_VERSION}"
+            ))));
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(())
+    }
+
+    /// Runs `f` against a consistent snapshot.
+    pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&View) -> Result<T, E>) -> Result<T, E> {
+        let Some(path) = &self.path else {
+            let conn = lock(&self.writer);
+            return f(&View { conn: &conn });
+        };
+        let pooled = lock(&self.readers).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open(path).map_err(StoreError::from)?;
+                configure(&c)?;
+                c
+            }
+        };
+        let out = {
+            let tx = conn.unchecked_transaction().map_err(StoreError::from)?;
+            let out = f(&View { conn: &tx });
+            drop(tx);
+            out
+        };
+        let mut pool = lock(&self.readers);
+        if pool.len() < 8 {
+            pool.push(conn);
+        }
+        out
+    }
+
+    /// Runs `f` in one write transaction: it commits when `f` succeeds and `commit` is true,
+    /// and rolls back otherwise (a DryRun checks everything and changes nothing).
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        commit: bool,
+        f: impl FnOnce(&Tx) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
+        let tx = Tx { tx };
+        let out = f(&tx)?;
+        if commit {
+            tx.tx.commit().map_err(StoreError::from)?;
+        }
+        Ok(out)
+    }
+
+    /// Deletes every resource of every account.
+    pub fn reset(&self) -> Result<(), StoreError> {
+        let conn = lock(&self.writer);
+        conn.execute_batch("DELETE FROM rows; DELETE FROM tags; DELETE FROM idempotency;")?;
+        Ok(())
+    }
+}
+
+/// A read-only view.
+pub struct View<'c> {
+    conn: &'c Connection,
+}
+
+/// A write transaction.
+pub struct Tx<'c> {
+    tx: Transaction<'c>,
+}
+
+fn row_from(r: &rusqlite::Row) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: r.get(0)?,
+        index: Index {
+            name: r.get(1)?,
+            state: r.get(2)?,
+            vpc: r.get(3)?,
+            subnet: r.get(4)?,
+            zone: r.get(5)?,
+        },
+        version: r.get(6)?,
+        doc: r.get(7)?,
+    })
+}
+
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 2);
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('?');
+    }
+    s
+}
+
+/// Reads, shared by views and transactions.
+pub trait Read {
+    #[doc(hidden)]
+    fn conn(&self) -> &Connection;
+
+    fn get_row(&self, scope: Scope, kind: &str, id: &str) -> Result<Option<Row>, StoreError> {
+        let sql = format!("SELECT {ROW_COLUMNS} FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4");
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row(params![scope.account, scope.region, kind, id], row_from)
+            .optional()?)
+    }
+
+    fn get_row_by_name(&self, scope: Scope, kind: &str, name: &str) -> Result<Option<Row>, StoreError> {
+        let sql = format!("SELECT {ROW_COLUMNS} FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND name=?4");
+        Ok(self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row(params![scope.account, scope.region, kind, name], row_from)
+            .optional()?)
+    }
+
+    fn list_rows(&self, scope: Scope, kind: &str, q: &Query) -> Result<Vec<Row>, StoreError> {
+        let mut sql = format!(
+            "SELECT {} FROM rows r WHERE r.account=? AND r.region=? AND r.kind=?",
+            ROW_COLUMNS
+                .split(", ")
+                .map(|c| format!("r.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut args: Vec<&str> = vec![scope.account, scope.region, kind];
+        if let Some(ids) = q.ids {
+            sql.push_str(&format!(" AND r.id IN ({})", placeholders(ids.len())));
+            args.extend(ids.iter().copied());
+        }
+        if let Some(names) = q.names {
+            sql.push_str(&format!(" AND r.name IN ({})", placeholders(names.len())));
+            args.extend(names.iter().copied());
+        }
+        if let Some((key, values)) = q.tag {
+            sql.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM tags t WHERE t.account=r.account AND t.region=r.region AND t.resource_id=r.id AND t.key=? AND t.value IN ({}))",
+                placeholders(values.len())
+            ));
+            args.push(key);
+            args.extend(values.iter().copied());
+        }
+        if let Some(after) = q.after {
+            sql.push_str(" AND r.id > ?");
+            args.push(after);
+        }
+        sql.push_str(" ORDER BY r.id");
+        let limit;
+        if let Some(l) = q.limit {
+            limit = l.to_string();
+            sql.push_str(" LIMIT ?");
+            args.push(&limit);
+        }
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), row_from)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A typed read by id.
+    fn get<R: Record>(&self, scope: Scope, id: &str) -> Result<Option<R>, StoreError> {
+        self.get_row(scope, R::KIND, id)?
+            .map(|r| R::from_row(&r))
+            .transpose()
+    }
+
+    /// A typed read by unique name.
+    fn get_by_name<R: Record>(&self, scope: Scope, name: &str) -> Result<Option<R>, StoreError> {
+        self.get_row_by_name(scope, R::KIND, name)?
+            .map(|r| R::from_row(&r))
+            .transpose()
+    }
+
+    /// A typed list.
+    fn list<R: Record>(&self, scope: Scope, q: &Query) -> Result<Vec<R>, StoreError> {
+        self.list_rows(scope, R::KIND, q)?
+            .iter()
+            .map(R::from_row)
+            .collect()
+    }
+
+    /// The tags of one resource, in key order.
+    fn tags_of(&self, scope: Scope, resource_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT key, value FROM tags WHERE account=?1 AND region=?2 AND resource_id=?3 ORDER BY key",
+        )?;
+        let rows = stmt.query_map(params![scope.account, scope.region, resource_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Tags matching a DescribeTags query, ordered by (resource id, key).
+    fn list_tags(&self, scope: Scope, q: &TagQuery) -> Result<Vec<TagRow>, StoreError> {
+        let mut sql = String::from(
+            "SELECT resource_id, resource_type, key, value FROM tags WHERE account=? AND region=?",
+        );
+        let mut args: Vec<&str> = vec![scope.account, scope.region];
+        if let Some(ids) = q.resource_ids {
+            sql.push_str(&format!(" AND resource_id IN ({})", placeholders(ids.len())));
+            args.extend(ids.iter().copied());
+        }
+        if let Some(keys) = q.keys {
+            sql.push_str(&format!(" AND key IN ({})", placeholders(keys.len())));
+            args.extend(keys.iter().copied());
+        }
+        if let Some((id, key)) = q.after {
+            sql.push_str(" AND (resource_id > ? OR (resource_id = ? AND key > ?))");
+            args.extend([id, id, key]);
+        }
+        sql.push_str(" ORDER BY resource_id, key");
+        let limit;
+        if let Some(l) = q.limit {
+            limit = l.to_string();
+            sql.push_str(" LIMIT ?");
+            args.push(&limit);
+        }
+        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), |r| {
+            Ok(TagRow {
+                resource_id: r.get(0)?,
+                resource_type: r.get(1)?,
+                key: r.get(2)?,
+                value: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// A stored idempotent response: (request digest, response).
+    fn idempotent(&self, scope: Scope, operation: &str, token: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT digest, response FROM idempotency WHERE account=?1 AND region=?2 AND operation=?3 AND token=?4")?
+            .query_row(params![scope.account, scope.region, operation, token], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+}
+
+impl Read for View<'_> {
+    fn conn(&self) -> &Connection {
+        self.conn
+    }
+}
+
+impl Read for Tx<'_> {
+    fn conn(&self) -> &Connection {
+        &self.tx
+    }
+}
+
+impl Tx<'_> {
+    /// Inserts a new row; [`StoreError::Conflict`] when the id or the unique name is taken.
+    pub fn insert_row(&self, scope: Scope, kind: &str, row: &Row) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO rows (account, region, kind, id, name, state, vpc, subnet, zone, version, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                scope.account,
+                scope.region,
+                kind,
+                row.id,
+                row.index.name,
+                row.index.state,
+                row.index.vpc,
+                row.index.subnet,
+                row.index.zone,
+                row.version,
+                row.doc
+            ])?;
+        Ok(())
+    }
+
+    /// Replaces an existing row; returns whether it existed.
+    pub fn update_row(&self, scope: Scope, kind: &str, row: &Row) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "UPDATE rows SET name=?5, state=?6, vpc=?7, subnet=?8, zone=?9, version=?10, doc=?11
+                 WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
+            )?
+            .execute(params![
+                scope.account,
+                scope.region,
+                kind,
+                row.id,
+                row.index.name,
+                row.index.state,
+                row.index.vpc,
+                row.index.subnet,
+                row.index.zone,
+                row.version,
+                row.doc
+            ])?;
+        Ok(n == 1)
+    }
+
+    /// Deletes a row and its tags; returns whether it existed.
+    pub fn delete_row(&self, scope: Scope, kind: &str, id: &str) -> Result<bool, StoreError> {
+        let n = self
+            .tx
+            .prepare_cached("DELETE FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4")?
+            .execute(params![scope.account, scope.region, kind, id])?;
+        self.tx
+            .prepare_cached("DELETE FROM tags WHERE account=?1 AND region=?2 AND resource_id=?3")?
+            .execute(params![scope.account, scope.region, id])?;
+        Ok(n == 1)
+    }
+
+    pub fn insert<R: Record>(&self, scope: Scope, r: &R) -> Result<(), StoreError> {
+        self.insert_row(scope, R::KIND, &r.to_row())
+    }
+
+    pub fn update<R: Record>(&self, scope: Scope, r: &R) -> Result<bool, StoreError> {
+        self.update_row(scope, R::KIND, &r.to_row())
+    }
+
+    pub fn delete<R: Record>(&self, scope: Scope, id: &str) -> Result<bool, StoreError> {
+        self.delete_row(scope, R::KIND, id)
+    }
+
+    /// Sets (adds or overwrites) one tag.
+    pub fn put_tag(&self, scope: Scope, resource_id: &str, resource_type: &str, key: &str, value: &str) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO tags (account, region, resource_id, key, value, resource_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (account, region, resource_id, key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![scope.account, scope.region, resource_id, key, value, resource_type])?;
+        Ok(())
+    }
+
+    /// Removes one tag; with `value`, only when the tag has that value. Returns whether a tag
+    /// went.
+    pub fn delete_tag(&self, scope: Scope, resource_id: &str, key: &str, value: Option<&str>) -> Result<bool, StoreError> {
+        let n = match value {
+            Some(v) => self
+                .tx
+                .prepare_cached("DELETE FROM tags WHERE account=?1 AND region=?2 AND resource_id=?3 AND key=?4 AND value=?5")?
+                .execute(params![scope.account, scope.region, resource_id, key, v])?,
+            None => self
+                .tx
+                .prepare_cached("DELETE FROM tags WHERE account=?1 AND region=?2 AND resource_id=?3 AND key=?4")?
+                .execute(params![scope.account, scope.region, resource_id, key])?,
+        };
+        Ok(n > 0)
+    }
+
+    /// Stores an idempotent response with the mutation it belongs to.
+    pub fn put_idempotent(&self, scope: Scope, operation: &str, token: &str, digest: &str, response: &[u8]) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached("INSERT INTO idempotency (account, region, operation, token, digest, response) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+            .execute(params![scope.account, scope.region, operation, token, digest, response])?;
+        Ok(())
+    }
+}
