@@ -69,15 +69,21 @@ fn crud(store: &Store) {
     assert_eq!(got, Some(thing("t-1", "one")));
     let by_name: Option<Thing> = store.read(|v| v.get_by_name(A, "one")).unwrap();
     assert_eq!(by_name, Some(thing("t-1", "one")));
-    assert!(store.write(true, |tx| tx.update(A, &thing("t-1", "uno"))).unwrap());
-    assert!(store.write(true, |tx| tx.delete::<Thing>(A, "t-1")).unwrap());
+    assert!(store
+        .write(true, |tx| tx.update(A, &thing("t-1", "uno")))
+        .unwrap());
+    assert!(store
+        .write(true, |tx| tx.delete::<Thing>(A, "t-1"))
+        .unwrap());
     let gone: Option<Thing> = store.read(|v| v.get(A, "t-1")).unwrap();
     assert_eq!(gone, None);
 }
 
 fn names_are_unique(store: &Store) {
     store.reset().unwrap();
-    store.write(true, |tx| tx.insert(A, &thing("t-1", "same"))).unwrap();
+    store
+        .write(true, |tx| tx.insert(A, &thing("t-1", "same")))
+        .unwrap();
     let e = store
         .write(true, |tx| tx.insert(A, &thing("t-2", "same")))
         .unwrap_err();
@@ -91,7 +97,9 @@ fn names_are_unique(store: &Store) {
 fn rollback_changes_nothing(store: &Store) {
     store.reset().unwrap();
     // commit = false (DryRun) leaves nothing behind.
-    store.write(false, |tx| tx.insert(A, &thing("t-1", "x"))).unwrap();
+    store
+        .write(false, |tx| tx.insert(A, &thing("t-1", "x")))
+        .unwrap();
     // An error after a write undoes the write.
     let _ = store.write(true, |tx| {
         tx.insert(A, &thing("t-2", "y"))?;
@@ -103,12 +111,18 @@ fn rollback_changes_nothing(store: &Store) {
 
 fn scopes_are_isolated(store: &Store) {
     store.reset().unwrap();
-    store.write(true, |tx| tx.insert(A, &thing("t-1", "n"))).unwrap();
+    store
+        .write(true, |tx| tx.insert(A, &thing("t-1", "n")))
+        .unwrap();
     // The same id and name in another account is another resource.
-    store.write(true, |tx| tx.insert(B, &thing("t-1", "n"))).unwrap();
+    store
+        .write(true, |tx| tx.insert(B, &thing("t-1", "n")))
+        .unwrap();
     let b: Vec<Thing> = store.read(|v| v.list(B, &Query::default())).unwrap();
     assert_eq!(b.len(), 1);
-    store.write(true, |tx| tx.delete::<Thing>(A, "t-1")).unwrap();
+    store
+        .write(true, |tx| tx.delete::<Thing>(A, "t-1"))
+        .unwrap();
     let b: Vec<Thing> = store.read(|v| v.list(B, &Query::default())).unwrap();
     assert_eq!(b.len(), 1);
 }
@@ -139,11 +153,19 @@ fn tags(store: &Store) {
         .unwrap();
     assert_eq!(dev, vec![thing("t-2", "b")]);
     // A value that does not match deletes nothing.
-    assert!(!store.write(true, |tx| tx.delete_tag(A, "t-2", "env", Some("x"))).unwrap());
-    assert!(store.write(true, |tx| tx.delete_tag(A, "t-2", "env", None)).unwrap());
+    assert!(!store
+        .write(true, |tx| tx.delete_tag(A, "t-2", "env", Some("x")))
+        .unwrap());
+    assert!(store
+        .write(true, |tx| tx.delete_tag(A, "t-2", "env", None))
+        .unwrap());
     // Deleting a row deletes its tags.
-    store.write(true, |tx| tx.delete::<Thing>(A, "t-1")).unwrap();
-    let left = store.read(|v| v.list_tags(A, &TagQuery::default())).unwrap();
+    store
+        .write(true, |tx| tx.delete::<Thing>(A, "t-1"))
+        .unwrap();
+    let left = store
+        .read(|v| v.list_tags(A, &TagQuery::default()))
+        .unwrap();
     assert!(left.is_empty(), "{left:?}");
 }
 
@@ -202,7 +224,9 @@ fn upgrades_old_documents(store: &Store) {
         version: 1,
         doc: br#"{"id":"t-1","label":"legacy"}"#.to_vec(),
     };
-    store.write(true, |tx| tx.insert_row(A, "thing", &old)).unwrap();
+    store
+        .write(true, |tx| tx.insert_row(A, "thing", &old))
+        .unwrap();
     let got: Option<Thing> = store.read(|v| v.get(A, "t-1")).unwrap();
     assert_eq!(got, Some(thing("t-1", "legacy")));
 }

@@ -87,9 +87,11 @@ impl Store {
     fn migrate(conn: &Connection) -> Result<(), StoreError> {
         let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if v > SCHEMA_VERSION {
-            return Err(StoreError::Db(rusqlite::Error::InvalidParameterName(format!(
-                "the database has schema version {v}, newer than this build's {SCHEMA_VERSION}"
-            ))));
+            return Err(StoreError::Db(rusqlite::Error::InvalidParameterName(
+                format!(
+                    "the database has schema version {v}, newer than this build's {SCHEMA_VERSION}"
+                ),
+            )));
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
@@ -97,7 +99,10 @@ impl Store {
     }
 
     /// Runs `f` against a consistent snapshot.
-    pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&View) -> Result<T, E>) -> Result<T, E> {
+    pub fn read<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&View) -> Result<T, E>,
+    ) -> Result<T, E> {
         let Some(path) = &self.path else {
             let conn = lock(&self.writer);
             return f(&View { conn: &conn });
@@ -193,7 +198,9 @@ pub trait Read {
     fn conn(&self) -> &Connection;
 
     fn get_row(&self, scope: Scope, kind: &str, id: &str) -> Result<Option<Row>, StoreError> {
-        let sql = format!("SELECT {ROW_COLUMNS} FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4");
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4"
+        );
         Ok(self
             .conn()
             .prepare_cached(&sql)?
@@ -201,8 +208,15 @@ pub trait Read {
             .optional()?)
     }
 
-    fn get_row_by_name(&self, scope: Scope, kind: &str, name: &str) -> Result<Option<Row>, StoreError> {
-        let sql = format!("SELECT {ROW_COLUMNS} FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND name=?4");
+    fn get_row_by_name(
+        &self,
+        scope: Scope,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<Row>, StoreError> {
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND name=?4"
+        );
         Ok(self
             .conn()
             .prepare_cached(&sql)?
@@ -275,7 +289,11 @@ pub trait Read {
     }
 
     /// The tags of one resource, in key order.
-    fn tags_of(&self, scope: Scope, resource_id: &str) -> Result<Vec<(String, String)>, StoreError> {
+    fn tags_of(
+        &self,
+        scope: Scope,
+        resource_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT key, value FROM tags WHERE account=?1 AND region=?2 AND resource_id=?3 ORDER BY key",
         )?;
@@ -292,7 +310,10 @@ pub trait Read {
         );
         let mut args: Vec<&str> = vec![scope.account, scope.region];
         if let Some(ids) = q.resource_ids {
-            sql.push_str(&format!(" AND resource_id IN ({})", placeholders(ids.len())));
+            sql.push_str(&format!(
+                " AND resource_id IN ({})",
+                placeholders(ids.len())
+            ));
             args.extend(ids.iter().copied());
         }
         if let Some(keys) = q.keys {
@@ -323,7 +344,12 @@ pub trait Read {
     }
 
     /// A stored idempotent response: (request digest, response).
-    fn idempotent(&self, scope: Scope, operation: &str, token: &str) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    fn idempotent(
+        &self,
+        scope: Scope,
+        operation: &str,
+        token: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         Ok(self
             .conn()
             .prepare_cached("SELECT digest, response FROM idempotency WHERE account=?1 AND region=?2 AND operation=?3 AND token=?4")?
@@ -398,7 +424,9 @@ impl Tx<'_> {
     pub fn delete_row(&self, scope: Scope, kind: &str, id: &str) -> Result<bool, StoreError> {
         let n = self
             .tx
-            .prepare_cached("DELETE FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4")?
+            .prepare_cached(
+                "DELETE FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
+            )?
             .execute(params![scope.account, scope.region, kind, id])?;
         self.tx
             .prepare_cached("DELETE FROM tags WHERE account=?1 AND region=?2 AND resource_id=?3")?
@@ -419,7 +447,14 @@ impl Tx<'_> {
     }
 
     /// Sets (adds or overwrites) one tag.
-    pub fn put_tag(&self, scope: Scope, resource_id: &str, resource_type: &str, key: &str, value: &str) -> Result<(), StoreError> {
+    pub fn put_tag(
+        &self,
+        scope: Scope,
+        resource_id: &str,
+        resource_type: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
                 "INSERT INTO tags (account, region, resource_id, key, value, resource_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -431,7 +466,13 @@ impl Tx<'_> {
 
     /// Removes one tag; with `value`, only when the tag has that value. Returns whether a tag
     /// went.
-    pub fn delete_tag(&self, scope: Scope, resource_id: &str, key: &str, value: Option<&str>) -> Result<bool, StoreError> {
+    pub fn delete_tag(
+        &self,
+        scope: Scope,
+        resource_id: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<bool, StoreError> {
         let n = match value {
             Some(v) => self
                 .tx
@@ -446,7 +487,14 @@ impl Tx<'_> {
     }
 
     /// Stores an idempotent response with the mutation it belongs to.
-    pub fn put_idempotent(&self, scope: Scope, operation: &str, token: &str, digest: &str, response: &[u8]) -> Result<(), StoreError> {
+    pub fn put_idempotent(
+        &self,
+        scope: Scope,
+        operation: &str,
+        token: &str,
+        digest: &str,
+        response: &[u8],
+    ) -> Result<(), StoreError> {
         self.tx
             .prepare_cached("INSERT INTO idempotency (account, region, operation, token, digest, response) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
             .execute(params![scope.account, scope.region, operation, token, digest, response])?;

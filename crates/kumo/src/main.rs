@@ -1,1 +1,187 @@
-fn main() {}
+//! `kumo`: an EC2 region in one binary.
+
+mod bench;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kumo_api::{AppState, AuthMode, Credentials};
+use kumo_control::Kumo;
+use kumo_store::Store;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "kumo",
+    version,
+    about = "An EC2-compatible cloud in one binary"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the EC2 API (and STS GetCallerIdentity).
+    Serve(ServeArgs),
+    /// Drive a running server over HTTP and print req/s and latency percentiles.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+enum Auth {
+    /// Accept any credentials; only allowed on loopback.
+    Open,
+    /// Verify SigV4 against `--credentials`.
+    Strict,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "KUMO_LISTEN", default_value = "127.0.0.1:4566")]
+    listen: SocketAddr,
+    /// Where the embedded store keeps its data.
+    #[arg(long, env = "KUMO_DATA_DIR", default_value = "./.kumo")]
+    data_dir: PathBuf,
+    /// How requests are authenticated. Default: open on loopback, strict elsewhere.
+    #[arg(long, env = "KUMO_AUTH", value_enum)]
+    auth: Option<Auth>,
+    /// Credentials for strict auth: `ACCESS_KEY_ID SECRET [ACCOUNT_ID]` per line.
+    #[arg(long, env = "KUMO_CREDENTIALS")]
+    credentials: Option<PathBuf>,
+    /// The account of access keys that are not 12 digits.
+    #[arg(long, env = "KUMO_DEFAULT_ACCOUNT", default_value = "000000000000")]
+    default_account: String,
+    /// The region of unsigned requests.
+    #[arg(long, env = "KUMO_DEFAULT_REGION", default_value = "us-east-1")]
+    default_region: String,
+    /// Log format.
+    #[arg(long, env = "KUMO_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Bench(args) => bench::run(args),
+    }
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KUMO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let started = Instant::now();
+    init_logs(&args.log_format);
+    let loopback = args.listen.ip().is_loopback();
+    let mode = args
+        .auth
+        .unwrap_or(if loopback { Auth::Open } else { Auth::Strict });
+    if mode == Auth::Open && !loopback {
+        tracing::error!(listen = %args.listen, "refusing to listen beyond loopback without strict auth (--auth strict --credentials FILE)");
+        return ExitCode::FAILURE;
+    }
+    let auth = match mode {
+        Auth::Open => AuthMode::Open,
+        Auth::Strict => {
+            let Some(path) = &args.credentials else {
+                tracing::error!("strict auth needs --credentials FILE");
+                return ExitCode::FAILURE;
+            };
+            match Credentials::load(path, &args.default_account) {
+                Ok(c) => AuthMode::Strict(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load credentials");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
+        tracing::error!(error = %e, dir = %args.data_dir.display(), "cannot create the data directory");
+        return ExitCode::FAILURE;
+    }
+    let store = match Store::open(&args.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "cannot open the store");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = Arc::new(AppState {
+        kumo: Kumo::new(store),
+        auth,
+        default_account: args.default_account,
+        default_region: args.default_region,
+    });
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, listen = %args.listen, "cannot listen");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(
+            listen = %args.listen,
+            data_dir = %args.data_dir.display(),
+            auth = if mode == Auth::Open { "open" } else { "strict" },
+            ready_ms = started.elapsed().as_millis() as u64,
+            "kumo is ready"
+        );
+        // The instance-type catalog is parsed off the request path.
+        tokio::task::spawn_blocking(Kumo::warm_up);
+        let app = kumo_api::router(state);
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await;
+        match result {
+            Ok(()) => {
+                tracing::info!("kumo stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "server failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+}

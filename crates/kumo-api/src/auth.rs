@@ -1,0 +1,312 @@
+//! Who is calling: the access key, region and service from the SigV4 credential scope, and in
+//! strict mode a verified signature.
+
+use crate::AppState;
+use axum::http::{HeaderMap, Method};
+use kumo_ec2_wire::Ec2Error;
+use openssl::hash::{hash, MessageDigest};
+use openssl::pkey::PKey;
+use openssl::sign::Signer;
+use std::collections::HashMap;
+use std::path::Path;
+
+/// How requests are authenticated.
+pub enum AuthMode {
+    /// Any credentials are accepted; the access key picks the account. Only on loopback.
+    Open,
+    /// Every request must carry a valid SigV4 signature by a known key.
+    Strict(Credentials),
+}
+
+/// Known access keys: key id → (secret, account).
+pub struct Credentials(HashMap<String, (String, String)>);
+
+impl Credentials {
+    /// Reads a credentials file: one `ACCESS_KEY_ID SECRET_ACCESS_KEY [ACCOUNT_ID]` per line;
+    /// `#` starts a comment. Without an account, the key's account rule applies.
+    pub fn load(path: &Path, default_account: &str) -> Result<Credentials, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut map = HashMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let parts: Vec<&str> = line.split_whitespace().collect();
+            if parts.len() < 2 || parts.len() > 3 {
+                return Err(format!(
+                    "{}:{}: expected `ACCESS_KEY_ID SECRET [ACCOUNT_ID]`",
+                    path.display(),
+                    n + 1
+                ));
+            }
+            let account = parts
+                .get(2)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| account_of(parts[0], default_account));
+            map.insert(parts[0].to_string(), (parts[1].to_string(), account));
+        }
+        Ok(Credentials(map))
+    }
+}
+
+/// An access key of 12 digits is its own account id (as LocalStack does); any other maps to
+/// the default account.
+pub fn account_of(access_key: &str, default_account: &str) -> String {
+    if access_key.len() == 12 && access_key.bytes().all(|b| b.is_ascii_digit()) {
+        access_key.to_string()
+    } else {
+        default_account.to_string()
+    }
+}
+
+/// The authenticated caller.
+pub struct Caller {
+    pub account: String,
+    pub region: String,
+    /// The service of the credential scope; `None` for an unsigned request.
+    pub service: Option<String>,
+}
+
+/// The parts of a SigV4 `Authorization` header.
+struct SigV4<'a> {
+    access_key: &'a str,
+    date: &'a str,
+    region: &'a str,
+    service: &'a str,
+    signed_headers: &'a str,
+    signature: &'a str,
+}
+
+fn parse_authorization(h: &str) -> Option<SigV4<'_>> {
+    let rest = h.strip_prefix("AWS4-HMAC-SHA256")?.trim_start();
+    let (mut cred, mut signed, mut sig) = (None, None, None);
+    for part in rest.split(',') {
+        let (k, v) = part.trim().split_once('=')?;
+        match k {
+            "Credential" => cred = Some(v),
+            "SignedHeaders" => signed = Some(v),
+            "Signature" => sig = Some(v),
+            _ => {}
+        }
+    }
+    let mut scope = cred?.splitn(5, '/');
+    Some(SigV4 {
+        access_key: scope.next()?,
+        date: scope.next()?,
+        region: scope.next()?,
+        service: scope.next()?,
+        signed_headers: signed?,
+        signature: sig?,
+    })
+}
+
+fn auth_failure() -> Ec2Error {
+    Ec2Error::new(
+        "AuthFailure",
+        "AWS was not able to validate the provided access credentials",
+    )
+}
+
+pub fn authenticate(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Caller, Ec2Error> {
+    let header = headers.get("authorization").and_then(|v| v.to_str().ok());
+    let parsed = header.and_then(parse_authorization);
+    match (&state.auth, parsed) {
+        (AuthMode::Open, Some(sig)) => Ok(Caller {
+            account: account_of(sig.access_key, &state.default_account),
+            region: sig.region.to_string(),
+            service: Some(sig.service.to_string()),
+        }),
+        (AuthMode::Open, None) => Ok(Caller {
+            account: state.default_account.clone(),
+            region: state.default_region.clone(),
+            service: None,
+        }),
+        (AuthMode::Strict(_), None) => Err(Ec2Error::new(
+            "AuthFailure",
+            "The request is not signed with AWS Signature Version 4",
+        )),
+        (AuthMode::Strict(creds), Some(sig)) => {
+            let (secret, account) = creds.0.get(sig.access_key).ok_or_else(auth_failure)?;
+            let expected =
+                signature(&sig, secret, method, headers, query, body).ok_or_else(auth_failure)?;
+            if expected.len() != sig.signature.len()
+                || !openssl::memcmp::eq(expected.as_bytes(), sig.signature.as_bytes())
+            {
+                return Err(auth_failure());
+            }
+            Ok(Caller {
+                account: account.clone(),
+                region: sig.region.to_string(),
+                service: Some(sig.service.to_string()),
+            })
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn hmac(key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+    let k = PKey::hmac(key).ok()?;
+    let mut s = Signer::new(MessageDigest::sha256(), &k).ok()?;
+    s.update(data).ok()?;
+    s.sign_to_vec().ok()
+}
+
+/// RFC 3986 encoding as SigV4 wants it: everything but unreserved characters.
+fn uri_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Recomputes the signature over the request's own signed headers and exact body.
+fn signature(
+    sig: &SigV4,
+    secret: &str,
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Option<String> {
+    let mut pairs: Vec<(String, String)> = form_urlencoded_pairs(query.unwrap_or(""));
+    pairs.sort();
+    let canonical_query = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let mut canonical_headers = String::new();
+    for name in sig.signed_headers.split(';') {
+        let values: Vec<String> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| {
+                v.to_str()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
+    }
+    let payload = match headers
+        .get("x-amz-content-sha256")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(h) if h != "UNSIGNED-PAYLOAD" => h.to_string(),
+        _ => hex(&hash(MessageDigest::sha256(), body).ok()?),
+    };
+    let canonical = format!(
+        "{method}\n/\n{canonical_query}\n{canonical_headers}\n{}\n{payload}",
+        sig.signed_headers
+    );
+    let amz_date = headers.get("x-amz-date").and_then(|v| v.to_str().ok())?;
+    let scope = format!("{}/{}/{}/aws4_request", sig.date, sig.region, sig.service);
+    let to_sign = format!(
+        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
+        hex(&hash(MessageDigest::sha256(), canonical.as_bytes()).ok()?)
+    );
+    let k_date = hmac(format!("AWS4{secret}").as_bytes(), sig.date.as_bytes())?;
+    let k_region = hmac(&k_date, sig.region.as_bytes())?;
+    let k_service = hmac(&k_region, sig.service.as_bytes())?;
+    let k_signing = hmac(&k_service, b"aws4_request")?;
+    Some(hex(&hmac(&k_signing, to_sign.as_bytes())?))
+}
+
+fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (
+                uri_encode(&percent_decode(k)),
+                uri_encode(&percent_decode(v)),
+            )
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_authorization() {
+        let h = "AWS4-HMAC-SHA256 Credential=123456789012/20261127/eu-west-1/ec2/aws4_request, SignedHeaders=content-type;host;x-amz-date, Signature=abc";
+        let s = parse_authorization(h).unwrap();
+        assert_eq!(
+            (s.access_key, s.region, s.service, s.signature),
+            ("123456789012", "eu-west-1", "ec2", "abc")
+        );
+    }
+
+    #[test]
+    fn accounts_from_keys() {
+        assert_eq!(account_of("123456789012", "000000000000"), "123456789012");
+        assert_eq!(account_of("AKIDEXAMPLE", "000000000000"), "000000000000");
+    }
+
+    #[test]
+    fn aws_test_suite_vector() {
+        // The "get-vanilla" case of AWS's SigV4 test suite.
+        let mut headers = HeaderMap::new();
+        headers.insert("host", "example.amazonaws.com".parse().unwrap());
+        headers.insert("x-amz-date", "20150830T123600Z".parse().unwrap());
+        let sig = SigV4 {
+            access_key: "AKIDEXAMPLE",
+            date: "20150830",
+            region: "us-east-1",
+            service: "service",
+            signed_headers: "host;x-amz-date",
+            signature: "",
+        };
+        let got = signature(
+            &sig,
+            "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            &Method::GET,
+            &headers,
+            None,
+            b"",
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! DescribeRegions and DescribeAvailabilityZones.
+
+use crate::error::rule;
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_model::filter::{Filter as ModelFilter, Filterable, Filters};
+use kumo_model::regions::{self, Region, Zone};
+
+/// Converts the wire's filters for the model's engine.
+pub fn filters(input: Option<Vec<Filter>>) -> Vec<ModelFilter> {
+    input
+        .unwrap_or_default()
+        .into_iter()
+        .map(|f| ModelFilter {
+            name: f.name.unwrap_or_default(),
+            values: f.values.unwrap_or_default(),
+        })
+        .collect()
+}
+
+struct RegionView<'a>(&'a Region);
+
+impl Filterable for RegionView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        match name {
+            "endpoint" => out(&self.0.endpoint()),
+            "opt-in-status" => out(self.0.opt_in_status),
+            "region-name" => out(self.0.name),
+            _ => {}
+        }
+    }
+}
+
+pub fn describe_regions(
+    _ctx: &RequestContext,
+    input: DescribeRegionsRequest,
+) -> Result<DescribeRegionsResult, Ec2Error> {
+    let fs = Filters::compile(
+        &filters(input.filters),
+        &["endpoint", "opt-in-status", "region-name"],
+        false,
+    )
+    .map_err(rule)?;
+    let names = input.region_names.unwrap_or_default();
+    for n in &names {
+        if regions::get(n).is_none() {
+            return Err(Ec2Error::invalid_value(format!("Invalid region: [{n}]")));
+        }
+    }
+    let all = input.all_regions.unwrap_or(false);
+    let out = regions::all()
+        .iter()
+        // Named regions are answered whether enabled or not, as AWS does.
+        .filter(|r| {
+            if names.is_empty() {
+                all || r.enabled_by_default()
+            } else {
+                names.iter().any(|n| n == r.name)
+            }
+        })
+        .filter(|r| fs.matches(&RegionView(r)))
+        .map(|r| Region_ {
+            endpoint: Some(r.endpoint()),
+            region_name: Some(r.name.to_string()),
+            opt_in_status: Some(r.opt_in_status.to_string()),
+            geography: None,
+        })
+        .collect();
+    Ok(DescribeRegionsResult { regions: Some(out) })
+}
+
+use kumo_ec2_wire::shapes::Region as Region_;
+
+struct ZoneView<'a> {
+    region: &'a Region,
+    zone: &'a Zone,
+    group: String,
+}
+
+impl Filterable for ZoneView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        match name {
+            "group-name" => out(&self.group),
+            "opt-in-status" => out("opt-in-not-required"),
+            "region-name" => out(self.region.name),
+            "state" => out("available"),
+            "zone-id" => out(self.zone.id),
+            "zone-name" => out(self.zone.name),
+            "zone-type" => out("availability-zone"),
+            // Standard zones have no messages and no parent zone.
+            _ => {}
+        }
+    }
+}
+
+const ZONE_FILTERS: &[&str] = &[
+    "group-long-name",
+    "group-name",
+    "message",
+    "opt-in-status",
+    "parent-zone-id",
+    "parent-zone-name",
+    "region-name",
+    "state",
+    "zone-id",
+    "zone-name",
+    "zone-type",
+];
+
+pub fn describe_availability_zones(
+    ctx: &RequestContext,
+    input: DescribeAvailabilityZonesRequest,
+) -> Result<DescribeAvailabilityZonesResult, Ec2Error> {
+    let fs = Filters::compile(&filters(input.filters), ZONE_FILTERS, false).map_err(rule)?;
+    let region = regions::get(&ctx.region);
+    let zones: &[Zone] = region.map(|r| r.zones.as_slice()).unwrap_or(&[]);
+    let names = input.zone_names.unwrap_or_default();
+    let ids = input.zone_ids.unwrap_or_default();
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !zones.iter().any(|z| z.name == n.as_str()))
+    {
+        return Err(Ec2Error::invalid_value(format!(
+            "Invalid availability zone: [{bad}]"
+        )));
+    }
+    if let Some(bad) = ids
+        .iter()
+        .find(|n| !zones.iter().any(|z| z.id == n.as_str()))
+    {
+        return Err(Ec2Error::invalid_value(format!(
+            "Invalid availability zone-id: [{bad}]"
+        )));
+    }
+    let mut out = Vec::new();
+    if let Some(region) = region {
+        for zone in zones {
+            let named = names.is_empty() && ids.is_empty()
+                || names.iter().any(|n| n == zone.name)
+                || ids.iter().any(|n| n == zone.id);
+            let view = ZoneView {
+                region,
+                zone,
+                group: format!("{}-zg-1", region.name),
+            };
+            if named && fs.matches(&view) {
+                out.push(AvailabilityZone {
+                    zone_name: Some(zone.name.to_string()),
+                    zone_id: Some(zone.id.to_string()),
+                    state: Some("available".into()),
+                    region_name: Some(region.name.to_string()),
+                    opt_in_status: Some("opt-in-not-required".into()),
+                    group_name: Some(view.group.clone()),
+                    network_border_group: Some(region.name.to_string()),
+                    zone_type: Some("availability-zone".into()),
+                    messages: Some(Vec::new()),
+                    ..AvailabilityZone::default()
+                });
+            }
+        }
+    }
+    Ok(DescribeAvailabilityZonesResult {
+        availability_zones: Some(out),
+    })
+}

@@ -1,0 +1,355 @@
+//! Tags for every resource type: CreateTags, DeleteTags, DescribeTags, and
+//! `TagSpecifications` at creation.
+
+use crate::error::{rule, Fail};
+use crate::paging;
+use crate::regions::filters;
+use crate::scope;
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_model::filter::{Filterable, Filters};
+use kumo_model::{ids, tags as rules};
+use kumo_store::{Read, Record, Scope, Store, StoreError, TagQuery, TagRow, Tx};
+
+/// A fresh resource id with the given prefix.
+pub fn new_id(prefix: &str) -> String {
+    let mut b = [0u8; 16];
+    // The OS random source does not fail on Linux; a zero id would still be unique-checked.
+    let _ = openssl::rand::rand_bytes(&mut b);
+    ids::format_id(prefix, u128::from_le_bytes(b))
+}
+
+/// A resource with its tags, for filtering and output.
+pub struct Tagged<T> {
+    pub item: T,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Loads the tags of each row.
+pub fn attach<T: Record, V: Read>(v: &V, s: Scope, rows: Vec<T>) -> Result<Vec<Tagged<T>>, Fail> {
+    rows.into_iter()
+        .map(|item| {
+            let tags = v.tags_of(s, item.id())?;
+            Ok(Tagged { item, tags })
+        })
+        .collect()
+}
+
+pub fn wire(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag {
+            key: Some(k.clone()),
+            value: Some(v.clone()),
+        })
+        .collect()
+}
+
+/// Checks tags as CreateTags does and folds duplicates (the last value wins).
+fn checked(tags: Vec<Tag>) -> Result<Vec<Tag>, Ec2Error> {
+    let mut out: Vec<Tag> = Vec::with_capacity(tags.len());
+    for t in tags {
+        let key = t.key.unwrap_or_default();
+        let value = t.value.unwrap_or_default();
+        rules::check_tag(&key, &value).map_err(rule)?;
+        out.retain(|o| o.key.as_deref() != Some(key.as_str()));
+        out.push(Tag {
+            key: Some(key),
+            value: Some(value),
+        });
+    }
+    rules::check_count(out.len()).map_err(rule)?;
+    Ok(out)
+}
+
+/// The tags that `TagSpecifications` give a new resource of `resource_type`.
+pub fn from_specifications(
+    specs: Option<Vec<TagSpecification>>,
+    resource_type: &str,
+) -> Result<Vec<Tag>, Ec2Error> {
+    let mut all = Vec::new();
+    for spec in specs.unwrap_or_default() {
+        let rt = spec.resource_type.unwrap_or_default();
+        if rt != resource_type {
+            return Err(Ec2Error::invalid_value(format!(
+                "'{rt}' is not a valid taggable resource type for this operation."
+            )));
+        }
+        all.extend(spec.tags.unwrap_or_default());
+    }
+    checked(all)
+}
+
+pub fn put_all(
+    tx: &Tx,
+    s: Scope,
+    id: &str,
+    resource_type: &str,
+    tags: &[Tag],
+) -> Result<(), StoreError> {
+    for t in tags {
+        tx.put_tag(
+            s,
+            id,
+            resource_type,
+            t.key.as_deref().unwrap_or(""),
+            t.value.as_deref().unwrap_or(""),
+        )?;
+    }
+    Ok(())
+}
+
+/// Per resource type: the error AWS answers for a well-formed id that does not exist.
+const NOT_FOUND: &[(&str, &str, &str)] = &[
+    (
+        "key-pair",
+        "InvalidKeyPair.NotFound",
+        "The key pair ID '{}' does not exist",
+    ),
+    (
+        "instance",
+        "InvalidInstanceID.NotFound",
+        "The instance ID '{}' does not exist",
+    ),
+    (
+        "image",
+        "InvalidAMIID.NotFound",
+        "The image id '[{}]' does not exist",
+    ),
+    (
+        "volume",
+        "InvalidVolume.NotFound",
+        "The volume '{}' does not exist.",
+    ),
+    (
+        "snapshot",
+        "InvalidSnapshot.NotFound",
+        "The snapshot '{}' does not exist.",
+    ),
+    (
+        "vpc",
+        "InvalidVpcID.NotFound",
+        "The vpc ID '{}' does not exist",
+    ),
+    (
+        "subnet",
+        "InvalidSubnetID.NotFound",
+        "The subnet ID '{}' does not exist",
+    ),
+    (
+        "security-group",
+        "InvalidGroup.NotFound",
+        "The security group '{}' does not exist",
+    ),
+    (
+        "network-interface",
+        "InvalidNetworkInterfaceID.NotFound",
+        "The networkInterface ID '{}' does not exist",
+    ),
+    (
+        "internet-gateway",
+        "InvalidInternetGatewayID.NotFound",
+        "The internetGateway ID '{}' does not exist",
+    ),
+    (
+        "route-table",
+        "InvalidRouteTableID.NotFound",
+        "The routeTable ID '{}' does not exist",
+    ),
+    (
+        "elastic-ip",
+        "InvalidAllocationID.NotFound",
+        "The allocation ID '{}' does not exist",
+    ),
+    (
+        "natgateway",
+        "NatGatewayNotFound",
+        "The Nat Gateway {} was not found",
+    ),
+    (
+        "network-acl",
+        "InvalidNetworkAclID.NotFound",
+        "The networkAcl ID '{}' does not exist",
+    ),
+    (
+        "dhcp-options",
+        "InvalidDhcpOptionID.NotFound",
+        "The dhcpOption ID '{}' does not exist",
+    ),
+];
+
+/// Checks that each id names an existing resource of this scope, and returns its type.
+fn resolve<V: Read>(v: &V, s: Scope, id: &str) -> Result<&'static str, Fail> {
+    let Some(rt) = ids::resource_type(id) else {
+        return Err(Fail(Ec2Error::new(
+            "InvalidID",
+            format!("The ID '{id}' is not valid"),
+        )));
+    };
+    // Every stored kind is named after its resource type.
+    if v.get_row(s, rt, id)?.is_none() {
+        let (code, msg) = NOT_FOUND
+            .iter()
+            .find(|(t, _, _)| *t == rt)
+            .map(|(_, c, m)| (*c, m.replace("{}", id)))
+            .unwrap_or(("InvalidID", format!("The ID '{id}' is not valid")));
+        return Err(Fail(Ec2Error::new(code, msg)));
+    }
+    Ok(rt)
+}
+
+fn check_resources(resources: &[String]) -> Result<(), Ec2Error> {
+    if resources.len() > 1000 {
+        return Err(Ec2Error::invalid_value(
+            "The maximum number of resources is 1000.",
+        ));
+    }
+    Ok(())
+}
+
+pub fn create_tags(
+    store: &Store,
+    ctx: &RequestContext,
+    input: CreateTagsRequest,
+) -> Result<(), Ec2Error> {
+    check_resources(&input.resources)?;
+    let tags = checked(input.tags)?;
+    store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            for id in &input.resources {
+                let rt = resolve(tx, s, id)?;
+                put_all(tx, s, id, rt, &tags)?;
+                let count = tx
+                    .tags_of(s, id)?
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with("aws:"))
+                    .count();
+                rules::check_count(count).map_err(rule)?;
+            }
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn delete_tags(
+    store: &Store,
+    ctx: &RequestContext,
+    input: DeleteTagsRequest,
+) -> Result<(), Ec2Error> {
+    check_resources(&input.resources)?;
+    store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            for id in &input.resources {
+                resolve(tx, s, id)?;
+                match &input.tags {
+                    // No tags named: every user tag goes.
+                    None => {
+                        for (k, _) in tx.tags_of(s, id)? {
+                            if !k.starts_with("aws:") {
+                                tx.delete_tag(s, id, &k, None)?;
+                            }
+                        }
+                    }
+                    // A key alone deletes whatever its value; a key with a value (even empty)
+                    // deletes only a tag with exactly that value.
+                    Some(tags) => {
+                        for t in tags {
+                            let key = t.key.as_deref().unwrap_or("");
+                            tx.delete_tag(s, id, key, t.value.as_deref())?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+struct TagView {
+    row: TagRow,
+    pair: [(String, String); 1],
+}
+
+impl Filterable for TagView {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        match name {
+            "key" => out(&self.row.key),
+            "value" => out(&self.row.value),
+            "resource-id" => out(&self.row.resource_id),
+            "resource-type" => out(&self.row.resource_type),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.pair
+    }
+}
+
+const DESCRIBE_TAGS: &str = "DescribeTags";
+
+pub fn describe_tags(
+    store: &Store,
+    ctx: &RequestContext,
+    input: DescribeTagsRequest,
+) -> Result<DescribeTagsResult, Ec2Error> {
+    let fs = Filters::compile(
+        &filters(input.filters),
+        &["key", "value", "resource-id", "resource-type"],
+        true,
+    )
+    .map_err(rule)?;
+    let limit = paging::max_results(input.max_results, 5, 1000)?;
+    let cursor = paging::cursor(DESCRIBE_TAGS, input.next_token.as_deref())?;
+    let after = match &cursor {
+        Some(c) => Some(c.split_once('\n').ok_or_else(|| {
+            Ec2Error::invalid_value(
+                "Value ( ) for parameter NextToken is invalid. The token is invalid.",
+            )
+        })?),
+        None => None,
+    };
+    let ids = fs.exact("resource-id");
+    let keys = fs.exact("key");
+    let rows = store
+        .read(|v| {
+            v.list_tags(
+                scope(ctx),
+                &TagQuery {
+                    resource_ids: ids.as_deref(),
+                    keys: keys.as_deref(),
+                    after,
+                    limit: None,
+                },
+            )
+            .map_err(Fail::from)
+        })
+        .map_err(|f| f.0)?;
+    let matching: Vec<TagView> = rows
+        .into_iter()
+        .map(|row| TagView {
+            pair: [(row.key.clone(), row.value.clone())],
+            row,
+        })
+        .filter(|t| fs.matches(t))
+        .collect();
+    let (page, next) = match limit {
+        Some(l) => paging::page(matching, l, DESCRIBE_TAGS, |t| {
+            format!("{}\n{}", t.row.resource_id, t.row.key)
+        }),
+        None => (matching, None),
+    };
+    Ok(DescribeTagsResult {
+        tags: Some(
+            page.into_iter()
+                .map(|t| TagDescription {
+                    resource_id: Some(t.row.resource_id),
+                    resource_type: Some(t.row.resource_type),
+                    key: Some(t.row.key),
+                    value: Some(t.row.value),
+                })
+                .collect(),
+        ),
+        next_token: next,
+    })
+}
