@@ -72,11 +72,9 @@ pub fn generate(
 fn reach(model: &Model, name: &str, out: &mut BTreeSet<String>) -> Result<(), String> {
     let s = model.shape(name)?;
     match s.kind.as_str() {
-        "structure" => {
-            if out.insert(name.to_string()) {
-                for m in s.members.values() {
-                    reach(model, &m.shape, out)?;
-                }
+        "structure" if out.insert(name.to_string()) => {
+            for m in s.members.values() {
+                reach(model, &m.shape, out)?;
             }
         }
         "list" => {
@@ -461,20 +459,16 @@ fn operations(plan: &Plan, allow: &[&str]) -> Result<String, String> {
                 .unwrap();
             }
         }
-        writeln!(
-            o,
-            "            let output = svc.{}(ctx, input)?;",
-            snake(op)
-        )
-        .unwrap();
+        let call = format!("svc.{}(ctx, input)?", snake(op));
         if def.output.is_some() {
+            writeln!(o, "            let output = {call};").unwrap();
             writeln!(
                 o,
                 "            crate::encode::response(ctx, \"{op}Response\", &output)"
             )
             .unwrap();
         } else {
-            o.push_str("            let () = output;\n");
+            writeln!(o, "            {call};").unwrap();
             writeln!(
                 o,
                 "            crate::encode::response_return(ctx, \"{op}Response\")"

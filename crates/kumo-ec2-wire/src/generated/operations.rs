@@ -139,8 +139,7 @@ pub fn dispatch(
         "CreateTags" => {
             let input = CreateTagsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
-            let output = svc.create_tags(ctx, input)?;
-            let () = output;
+            svc.create_tags(ctx, input)?;
             crate::encode::response_return(ctx, "CreateTagsResponse")
         }
         "DeleteKeyPair" => {
@@ -152,8 +151,7 @@ pub fn dispatch(
         "DeleteTags" => {
             let input = DeleteTagsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
-            let output = svc.delete_tags(ctx, input)?;
-            let () = output;
+            svc.delete_tags(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteTagsResponse")
         }
         "DescribeAvailabilityZones" => {
