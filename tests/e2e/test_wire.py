@@ -118,3 +118,30 @@ def test_xml_escaping_of_user_text(cli):
     key = cli("ec2", "create-key-pair", "--key-name", "a<b>&'\"c")
     assert key["KeyName"] == "a<b>&'\"c"
     assert "\n" in key["KeyMaterial"]
+
+
+def test_strict_client_shape_rules(kumo, cli):
+    """What the Rust and Go SDKs insist on: the root is `{Action}Response` in the 2016-11-15
+    namespace, and every list's children are `item`s."""
+    key = cli("ec2", "create-key-pair", "--key-name", "shape", "--key-type", "ed25519")
+    cli("ec2", "create-tags", "--resources", key["KeyPairId"], "--tags", "Key=a,Value=b")
+    calls = {
+        "DescribeRegions": "",
+        "DescribeAvailabilityZones": "",
+        "DescribeInstanceTypes": "&InstanceType.1=t3.micro",
+        "DescribeInstanceTypeOfferings": "&MaxResults=5",
+        "DescribeKeyPairs": "&IncludePublicKey=true",
+        "DescribeTags": "",
+        "CreateTags": f"&ResourceId.1={key['KeyPairId']}&Tag.1.Key=c&Tag.1.Value=d",
+        "DeleteKeyPair": "&KeyName=shape",
+    }
+    lists = {"regionInfo", "availabilityZoneInfo", "instanceTypeSet", "instanceTypeOfferingSet", "keySet", "tagSet",
+             "messageSet", "supportedArchitectures", "networkCards", "supportedUsageClasses"}
+    for action, extra in calls.items():
+        status, _, body = post(kumo.endpoint, f"Action={action}&Version=2016-11-15{extra}")
+        assert status == 200, body
+        root = ET.fromstring(body)
+        assert root.tag == f"{NS}{action}Response"
+        for el in root.iter():
+            if el.tag.removeprefix(NS) in lists:
+                assert all(c.tag == NS + "item" for c in el), (action, el.tag)
