@@ -145,7 +145,14 @@ async fn api(
             // Reads answer on the I/O thread; anything that writes (fsync, key generation)
             // moves to the blocking pool so it never stalls other connections.
             let result = if action.starts_with("Describe") || action.starts_with("Get") {
-                dispatch(&state.kumo, &mut ctx, &action, &params)
+                // A bug must cost one request an InternalError, never the connection.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    dispatch(&state.kumo, &mut ctx, &action, &params)
+                }))
+                .unwrap_or_else(|_| {
+                    tracing::error!(action = %action, "handler panicked");
+                    Err(Ec2Error::internal())
+                })
             } else {
                 let s = state.clone();
                 let a = action.clone();

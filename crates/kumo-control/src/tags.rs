@@ -25,14 +25,30 @@ pub struct Tagged<T> {
     pub tags: Vec<(String, String)>,
 }
 
-/// Loads the tags of each row.
+/// Loads the tags of each row, in one query per thousand rows.
 pub fn attach<T: Record, V: Read>(v: &V, s: Scope, rows: Vec<T>) -> Result<Vec<Tagged<T>>, Fail> {
-    rows.into_iter()
+    let mut by_id: std::collections::HashMap<String, Vec<(String, String)>> =
+        std::collections::HashMap::new();
+    for chunk in rows.chunks(1000) {
+        let ids: Vec<&str> = chunk.iter().map(|r| r.id()).collect();
+        let q = TagQuery {
+            resource_ids: Some(&ids),
+            ..TagQuery::default()
+        };
+        for t in v.list_tags(s, &q)? {
+            by_id
+                .entry(t.resource_id)
+                .or_default()
+                .push((t.key, t.value));
+        }
+    }
+    Ok(rows
+        .into_iter()
         .map(|item| {
-            let tags = v.tags_of(s, item.id())?;
-            Ok(Tagged { item, tags })
+            let tags = by_id.remove(item.id()).unwrap_or_default();
+            Tagged { item, tags }
         })
-        .collect()
+        .collect())
 }
 
 pub fn wire(tags: &[(String, String)]) -> Vec<Tag> {
