@@ -2,7 +2,9 @@
 //! limits and the filter engine. No I/O of any kind happens here.
 
 pub mod catalog;
+pub mod cidr;
 pub mod filter;
 pub mod ids;
+pub mod ipam;
 pub mod regions;
 pub mod tags;

@@ -1,0 +1,143 @@
+//! IPv4 CIDR blocks: parsing, containment, overlap.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+/// An IPv4 network: a base address aligned to its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cidr {
+    base: u32,
+    len: u8,
+}
+
+/// Why a CIDR string was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CidrError {
+    /// Not `a.b.c.d/n` with n in 0..=32.
+    Malformed,
+    /// Host bits are set (`10.0.0.1/16`).
+    NotAligned,
+}
+
+impl Cidr {
+    pub fn new(base: u32, len: u8) -> Option<Cidr> {
+        if len > 32 || base & !mask(len) != 0 {
+            return None;
+        }
+        Some(Cidr { base, len })
+    }
+
+    /// Parses `a.b.c.d/n`; host bits must be zero.
+    pub fn parse(s: &str) -> Result<Cidr, CidrError> {
+        let (ip, len) = s.split_once('/').ok_or(CidrError::Malformed)?;
+        let ip: Ipv4Addr = ip.parse().map_err(|_| CidrError::Malformed)?;
+        if len.is_empty() || len.len() > 2 || !len.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(CidrError::Malformed);
+        }
+        let len: u8 = len.parse().map_err(|_| CidrError::Malformed)?;
+        if len > 32 {
+            return Err(CidrError::Malformed);
+        }
+        let base = u32::from(ip);
+        if base & !mask(len) != 0 {
+            return Err(CidrError::NotAligned);
+        }
+        Ok(Cidr { base, len })
+    }
+
+    pub fn base(self) -> u32 {
+        self.base
+    }
+
+    pub fn len(self) -> u8 {
+        self.len
+    }
+
+    /// Number of addresses.
+    pub fn size(self) -> u64 {
+        1u64 << (32 - self.len as u32)
+    }
+
+    /// The last address.
+    pub fn last(self) -> u32 {
+        (self.base as u64 + self.size() - 1) as u32
+    }
+
+    pub fn contains_addr(self, a: u32) -> bool {
+        a & mask(self.len) == self.base
+    }
+
+    pub fn contains(self, other: Cidr) -> bool {
+        other.len >= self.len && self.contains_addr(other.base)
+    }
+
+    pub fn overlaps(self, other: Cidr) -> bool {
+        self.contains(other) || other.contains(self)
+    }
+}
+
+pub fn mask(len: u8) -> u32 {
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - len as u32)
+    }
+}
+
+pub fn addr_to_string(a: u32) -> String {
+    Ipv4Addr::from(a).to_string()
+}
+
+/// Parses a dotted-quad IPv4 address.
+pub fn parse_addr(s: &str) -> Option<u32> {
+    s.parse::<Ipv4Addr>().ok().map(u32::from)
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", Ipv4Addr::from(self.base), self.len)
+    }
+}
+
+/// Whether a VPC CIDR lies in a range AWS refuses (RFC 1918 and public ranges are allowed;
+/// 0.0.0.0/8, loopback, link-local, multicast and the like are not).
+pub fn is_restricted(c: Cidr) -> bool {
+    const RESTRICTED: &[(u32, u8)] = &[
+        (0x0000_0000, 8),  // 0.0.0.0/8
+        (0x7f00_0000, 8),  // 127.0.0.0/8
+        (0xa9fe_0000, 16), // 169.254.0.0/16
+        (0xe000_0000, 4),  // 224.0.0.0/4
+        (0xf000_0000, 4),  // 240.0.0.0/4
+    ];
+    RESTRICTED.iter().any(|&(b, l)| Cidr { base: b, len: l }.overlaps(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_checks_alignment() {
+        let c = Cidr::parse("10.0.0.0/16").unwrap();
+        assert_eq!(c.size(), 65536);
+        assert_eq!(c.to_string(), "10.0.0.0/16");
+        assert_eq!(addr_to_string(c.last()), "10.0.255.255");
+        assert_eq!(Cidr::parse("10.0.0.1/16"), Err(CidrError::NotAligned));
+        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0/16", "x/1", "10.0.0.0/", "10.0.0.0/+1"] {
+            assert_eq!(Cidr::parse(bad), Err(CidrError::Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn containment_and_overlap() {
+        let vpc = Cidr::parse("10.0.0.0/16").unwrap();
+        let a = Cidr::parse("10.0.1.0/24").unwrap();
+        let b = Cidr::parse("10.0.1.128/25").unwrap();
+        let c = Cidr::parse("10.1.0.0/24").unwrap();
+        assert!(vpc.contains(a) && a.contains(b) && !a.contains(vpc));
+        assert!(a.overlaps(b) && b.overlaps(a) && !a.overlaps(c));
+        assert!(vpc.contains_addr(parse_addr("10.0.255.1").unwrap()));
+        assert!(is_restricted(Cidr::parse("127.0.0.0/16").unwrap()));
+        assert!(!is_restricted(Cidr::parse("172.31.0.0/16").unwrap()));
+    }
+}
