@@ -2,13 +2,21 @@
 //! generated [`Ec2`] trait. No HTTP and no XML here: typed requests in, typed results or
 //! [`Ec2Error`]s out.
 
+mod describe;
+mod enis;
 mod error;
+mod gateways;
 mod instance_types;
 mod key_pairs;
 mod keygen;
+mod net_records;
+mod network;
 mod paging;
 mod regions;
+mod security_groups;
+mod subnets;
 mod tags;
+mod vpcs;
 
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2, Ec2Error, RequestContext};
@@ -19,16 +27,22 @@ pub use error::Fail;
 /// The control plane. One per process; shared by every request.
 pub struct Kumo {
     store: Store,
+    net: network::NetState,
 }
 
 impl Kumo {
     pub fn new(store: Store) -> Kumo {
-        Kumo { store }
+        Kumo {
+            store,
+            net: network::NetState::default(),
+        }
     }
 
     /// Deletes all state of every account (`POST /_kumo/reset`).
     pub fn reset(&self) -> Result<(), Ec2Error> {
-        self.store.reset().map_err(|e| Fail::from(e).0)
+        self.store.reset().map_err(|e| Fail::from(e).0)?;
+        self.net.clear();
+        Ok(())
     }
 
     /// Loads the lazily parsed catalogs now, so the first request does not pay for them.
@@ -123,5 +137,314 @@ impl Ec2 for Kumo {
         input: DescribeTagsRequest,
     ) -> Result<DescribeTagsResult, Ec2Error> {
         tags::describe_tags(&self.store, ctx, input)
+    }
+
+    fn create_vpc(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVpcRequest,
+    ) -> Result<CreateVpcResult, Ec2Error> {
+        vpcs::create_vpc(&self.store, &self.net, ctx, input)
+    }
+
+    fn delete_vpc(&self, ctx: &RequestContext, input: DeleteVpcRequest) -> Result<(), Ec2Error> {
+        vpcs::delete_vpc(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_vpcs(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpcsRequest,
+    ) -> Result<DescribeVpcsResult, Ec2Error> {
+        vpcs::describe_vpcs(&self.store, &self.net, ctx, input)
+    }
+
+    fn modify_vpc_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyVpcAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        vpcs::modify_vpc_attribute(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_vpc_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpcAttributeRequest,
+    ) -> Result<DescribeVpcAttributeResult, Ec2Error> {
+        vpcs::describe_vpc_attribute(&self.store, &self.net, ctx, input)
+    }
+
+    fn associate_vpc_cidr_block(
+        &self,
+        ctx: &RequestContext,
+        input: AssociateVpcCidrBlockRequest,
+    ) -> Result<AssociateVpcCidrBlockResult, Ec2Error> {
+        vpcs::associate_vpc_cidr_block(&self.store, &self.net, ctx, input)
+    }
+
+    fn disassociate_vpc_cidr_block(
+        &self,
+        ctx: &RequestContext,
+        input: DisassociateVpcCidrBlockRequest,
+    ) -> Result<DisassociateVpcCidrBlockResult, Ec2Error> {
+        vpcs::disassociate_vpc_cidr_block(&self.store, &self.net, ctx, input)
+    }
+
+    fn create_subnet(
+        &self,
+        ctx: &RequestContext,
+        input: CreateSubnetRequest,
+    ) -> Result<CreateSubnetResult, Ec2Error> {
+        subnets::create_subnet(&self.store, &self.net, ctx, input)
+    }
+
+    fn create_default_subnet(
+        &self,
+        ctx: &RequestContext,
+        input: CreateDefaultSubnetRequest,
+    ) -> Result<CreateDefaultSubnetResult, Ec2Error> {
+        subnets::create_default_subnet(&self.store, &self.net, ctx, input)
+    }
+
+    fn delete_subnet(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteSubnetRequest,
+    ) -> Result<(), Ec2Error> {
+        subnets::delete_subnet(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_subnets(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeSubnetsRequest,
+    ) -> Result<DescribeSubnetsResult, Ec2Error> {
+        subnets::describe_subnets(&self.store, &self.net, ctx, input)
+    }
+
+    fn modify_subnet_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifySubnetAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        subnets::modify_subnet_attribute(&self.store, &self.net, ctx, input)
+    }
+
+    fn create_subnet_cidr_reservation(
+        &self,
+        ctx: &RequestContext,
+        input: CreateSubnetCidrReservationRequest,
+    ) -> Result<CreateSubnetCidrReservationResult, Ec2Error> {
+        subnets::create_reservation(&self.store, &self.net, ctx, input)
+    }
+
+    fn get_subnet_cidr_reservations(
+        &self,
+        ctx: &RequestContext,
+        input: GetSubnetCidrReservationsRequest,
+    ) -> Result<GetSubnetCidrReservationsResult, Ec2Error> {
+        subnets::get_reservations(&self.store, &self.net, ctx, input)
+    }
+
+    fn delete_subnet_cidr_reservation(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteSubnetCidrReservationRequest,
+    ) -> Result<DeleteSubnetCidrReservationResult, Ec2Error> {
+        subnets::delete_reservation(&self.store, &self.net, ctx, input)
+    }
+
+    fn create_network_interface(
+        &self,
+        ctx: &RequestContext,
+        input: CreateNetworkInterfaceRequest,
+    ) -> Result<CreateNetworkInterfaceResult, Ec2Error> {
+        enis::create(&self.store, &self.net, ctx, input)
+    }
+
+    fn delete_network_interface(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteNetworkInterfaceRequest,
+    ) -> Result<(), Ec2Error> {
+        enis::delete(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_network_interfaces(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeNetworkInterfacesRequest,
+    ) -> Result<DescribeNetworkInterfacesResult, Ec2Error> {
+        enis::describe(&self.store, &self.net, ctx, input)
+    }
+
+    fn assign_private_ip_addresses(
+        &self,
+        ctx: &RequestContext,
+        input: AssignPrivateIpAddressesRequest,
+    ) -> Result<AssignPrivateIpAddressesResult, Ec2Error> {
+        enis::assign(&self.store, &self.net, ctx, input)
+    }
+
+    fn unassign_private_ip_addresses(
+        &self,
+        ctx: &RequestContext,
+        input: UnassignPrivateIpAddressesRequest,
+    ) -> Result<(), Ec2Error> {
+        enis::unassign(&self.store, &self.net, ctx, input)
+    }
+
+    fn modify_network_interface_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyNetworkInterfaceAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        enis::modify_attribute(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_network_interface_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeNetworkInterfaceAttributeRequest,
+    ) -> Result<DescribeNetworkInterfaceAttributeResult, Ec2Error> {
+        enis::describe_attribute(&self.store, &self.net, ctx, input)
+    }
+
+    fn create_security_group(
+        &self,
+        ctx: &RequestContext,
+        input: CreateSecurityGroupRequest,
+    ) -> Result<CreateSecurityGroupResult, Ec2Error> {
+        security_groups::create(&self.store, &self.net, ctx, input)
+    }
+
+    fn delete_security_group(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteSecurityGroupRequest,
+    ) -> Result<DeleteSecurityGroupResult, Ec2Error> {
+        security_groups::delete(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_security_groups(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeSecurityGroupsRequest,
+    ) -> Result<DescribeSecurityGroupsResult, Ec2Error> {
+        security_groups::describe_groups(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_security_group_rules(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeSecurityGroupRulesRequest,
+    ) -> Result<DescribeSecurityGroupRulesResult, Ec2Error> {
+        security_groups::describe_rules(&self.store, &self.net, ctx, input)
+    }
+
+    fn authorize_security_group_ingress(
+        &self,
+        ctx: &RequestContext,
+        input: AuthorizeSecurityGroupIngressRequest,
+    ) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
+        security_groups::authorize_ingress(&self.store, &self.net, ctx, input)
+    }
+
+    fn authorize_security_group_egress(
+        &self,
+        ctx: &RequestContext,
+        input: AuthorizeSecurityGroupEgressRequest,
+    ) -> Result<AuthorizeSecurityGroupEgressResult, Ec2Error> {
+        security_groups::authorize_egress(&self.store, &self.net, ctx, input)
+    }
+
+    fn revoke_security_group_ingress(
+        &self,
+        ctx: &RequestContext,
+        input: RevokeSecurityGroupIngressRequest,
+    ) -> Result<RevokeSecurityGroupIngressResult, Ec2Error> {
+        security_groups::revoke_ingress(&self.store, &self.net, ctx, input)
+    }
+
+    fn revoke_security_group_egress(
+        &self,
+        ctx: &RequestContext,
+        input: RevokeSecurityGroupEgressRequest,
+    ) -> Result<RevokeSecurityGroupEgressResult, Ec2Error> {
+        security_groups::revoke_egress(&self.store, &self.net, ctx, input)
+    }
+
+    fn create_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: CreateInternetGatewayRequest,
+    ) -> Result<CreateInternetGatewayResult, Ec2Error> {
+        gateways::create_igw(&self.store, &self.net, ctx, input)
+    }
+
+    fn delete_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteInternetGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        gateways::delete_igw(&self.store, &self.net, ctx, input)
+    }
+
+    fn attach_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: AttachInternetGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        gateways::attach_igw(&self.store, &self.net, ctx, input)
+    }
+
+    fn detach_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DetachInternetGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        gateways::detach_igw(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_internet_gateways(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeInternetGatewaysRequest,
+    ) -> Result<DescribeInternetGatewaysResult, Ec2Error> {
+        gateways::describe_igws(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_route_tables(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeRouteTablesRequest,
+    ) -> Result<DescribeRouteTablesResult, Ec2Error> {
+        gateways::describe_route_tables(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_network_acls(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeNetworkAclsRequest,
+    ) -> Result<DescribeNetworkAclsResult, Ec2Error> {
+        gateways::describe_network_acls(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_dhcp_options(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeDhcpOptionsRequest,
+    ) -> Result<DescribeDhcpOptionsResult, Ec2Error> {
+        gateways::describe_dhcp_options(&self.store, &self.net, ctx, input)
+    }
+
+    fn create_default_vpc(
+        &self,
+        ctx: &RequestContext,
+        input: CreateDefaultVpcRequest,
+    ) -> Result<CreateDefaultVpcResult, Ec2Error> {
+        let _ = input;
+        vpcs::create_default_vpc(&self.store, &self.net, ctx)
     }
 }

@@ -60,6 +60,18 @@ pub fn wire(tags: &[(String, String)]) -> Vec<Tag> {
         .collect()
 }
 
+/// Wire tags as (key, value) pairs.
+pub fn wire_pairs(tags: &[Tag]) -> Vec<(String, String)> {
+    tags.iter()
+        .map(|t| {
+            (
+                t.key.clone().unwrap_or_default(),
+                t.value.clone().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
 /// Checks tags as CreateTags does and folds duplicates (the last value wins).
 fn checked(tags: Vec<Tag>) -> Result<Vec<Tag>, Ec2Error> {
     let mut out: Vec<Tag> = Vec::with_capacity(tags.len());

@@ -49,7 +49,7 @@ impl Cidr {
         self.base
     }
 
-    pub fn len(self) -> u8 {
+    pub fn prefix_len(self) -> u8 {
         self.len
     }
 
@@ -109,7 +109,9 @@ pub fn is_restricted(c: Cidr) -> bool {
         (0xe000_0000, 4),  // 224.0.0.0/4
         (0xf000_0000, 4),  // 240.0.0.0/4
     ];
-    RESTRICTED.iter().any(|&(b, l)| Cidr { base: b, len: l }.overlaps(c))
+    RESTRICTED
+        .iter()
+        .any(|&(b, l)| Cidr { base: b, len: l }.overlaps(c))
 }
 
 #[cfg(test)]
@@ -123,7 +125,14 @@ mod tests {
         assert_eq!(c.to_string(), "10.0.0.0/16");
         assert_eq!(addr_to_string(c.last()), "10.0.255.255");
         assert_eq!(Cidr::parse("10.0.0.1/16"), Err(CidrError::NotAligned));
-        for bad in ["10.0.0.0", "10.0.0.0/33", "10.0.0/16", "x/1", "10.0.0.0/", "10.0.0.0/+1"] {
+        for bad in [
+            "10.0.0.0",
+            "10.0.0.0/33",
+            "10.0.0/16",
+            "x/1",
+            "10.0.0.0/",
+            "10.0.0.0/+1",
+        ] {
             assert_eq!(Cidr::parse(bad), Err(CidrError::Malformed), "{bad}");
         }
     }

@@ -25,6 +25,7 @@ pub const RESOURCE_TYPES: &[(&str, &str)] = &[
     ("nat", "natgateway"),
     ("acl", "network-acl"),
     ("dopt", "dhcp-options"),
+    ("scr", "subnet-cidr-reservation"),
 ];
 
 /// The `resource-type` of an id, when the id is well formed: a known prefix, a dash, and 8 or

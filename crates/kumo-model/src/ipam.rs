@@ -117,7 +117,9 @@ impl SubnetIps {
 
     /// Adds a reservation. Reservations do not change what is in use.
     pub fn reserve(&mut self, cidr: Cidr, kind: Reservation) {
-        let Some(start) = self.offset(cidr.base()) else { return };
+        let Some(start) = self.offset(cidr.base()) else {
+            return;
+        };
         let end = (start as u64 + cidr.size()).min(self.size() as u64) as usize;
         let bits = match kind {
             Reservation::Explicit => &mut self.explicit,
@@ -216,7 +218,7 @@ impl SubnetIps {
     }
 
     fn prefix_chunk(&self, p: Cidr) -> Result<usize, AllocError> {
-        if p.len() != PREFIX_LEN {
+        if p.prefix_len() != PREFIX_LEN {
             return Err(AllocError::BadPrefix);
         }
         let o = self.offset(p.base()).ok_or(AllocError::OutsideSubnet)?;
@@ -234,7 +236,7 @@ impl SubnetIps {
     /// Takes a requested /28 prefix.
     pub fn claim_prefix(&mut self, p: Cidr) -> Result<(), AllocError> {
         let c = self.prefix_chunk(p)?;
-        if self.cidr.len() > PREFIX_LEN || self.chunk_has_aws_reserved(c) {
+        if self.cidr.prefix_len() > PREFIX_LEN || self.chunk_has_aws_reserved(c) {
             return Err(AllocError::AwsReserved);
         }
         if chunk(&self.used, c) != 0 {
@@ -247,14 +249,15 @@ impl SubnetIps {
     /// Takes a free aligned /28: first inside prefix reservations, then anywhere free and not
     /// reserved for explicit use.
     pub fn pick_prefix(&mut self) -> Result<Cidr, AllocError> {
-        if self.cidr.len() > PREFIX_LEN {
+        if self.cidr.prefix_len() > PREFIX_LEN {
             return Err(AllocError::InsufficientCidr);
         }
         let free = |s: &Self, c: usize| {
             !s.chunk_has_aws_reserved(c) && chunk(&s.used, c) == 0 && chunk(&s.explicit, c) == 0
         };
         let chunks = self.chunks();
-        if let Some(c) = (0..chunks).find(|&c| free(self, c) && chunk(&self.prefixes, c) == 0xffff) {
+        if let Some(c) = (0..chunks).find(|&c| free(self, c) && chunk(&self.prefixes, c) == 0xffff)
+        {
             return Ok(self.take_chunk(c));
         }
         match (0..chunks).find(|&c| free(self, c)) {
@@ -278,7 +281,7 @@ impl SubnetIps {
 
     /// Every aligned /28 that is entirely free: no address used, none reserved by AWS.
     pub fn free_prefixes(&self) -> Vec<Cidr> {
-        if self.cidr.len() > PREFIX_LEN {
+        if self.cidr.prefix_len() > PREFIX_LEN {
             return Vec::new();
         }
         (0..self.chunks())
@@ -365,8 +368,14 @@ mod tests {
         s.reserve(c("10.0.0.32/28"), Reservation::Explicit);
         assert_eq!(s.pick_prefix(), Err(AllocError::InsufficientCidr));
         assert_eq!(s.claim_prefix(c("10.0.0.16/28")), Ok(()));
-        assert_eq!(s.claim_prefix(c("10.0.0.0/28")), Err(AllocError::AwsReserved));
-        assert_eq!(s.claim_prefix(c("10.0.0.40/29")), Err(AllocError::BadPrefix));
+        assert_eq!(
+            s.claim_prefix(c("10.0.0.0/28")),
+            Err(AllocError::AwsReserved)
+        );
+        assert_eq!(
+            s.claim_prefix(c("10.0.0.40/29")),
+            Err(AllocError::BadPrefix)
+        );
     }
 
     #[test]

@@ -57,6 +57,7 @@ fn all(store: &Store) {
     tags(store);
     paging(store);
     upgrades_old_documents(store);
+    addresses_are_unique_per_pool(store);
     store.reset().unwrap();
 }
 
@@ -229,6 +230,49 @@ fn upgrades_old_documents(store: &Store) {
         .unwrap();
     let got: Option<Thing> = store.read(|v| v.get(A, "t-1")).unwrap();
     assert_eq!(got, Some(thing("t-1", "legacy")));
+}
+
+fn addresses_are_unique_per_pool(store: &Store) {
+    store.reset().unwrap();
+    store
+        .write(true, |tx| tx.claim_addrs(A, "subnet-1", "eni-1", &[10, 11]))
+        .unwrap();
+    let e = store
+        .write(true, |tx| tx.claim_addrs(A, "subnet-1", "eni-2", &[12, 11]))
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict), "{e:?}");
+    // The failed claim left nothing behind, not even its first address.
+    assert_eq!(
+        store.read(|v| v.addr_owner(A, "subnet-1", 12)).unwrap(),
+        None
+    );
+    // Another pool, or another account, has its own addresses.
+    store
+        .write(true, |tx| tx.claim_addrs(A, "subnet-2", "eni-3", &[11]))
+        .unwrap();
+    store
+        .write(true, |tx| tx.claim_addrs(B, "subnet-1", "eni-4", &[11]))
+        .unwrap();
+    store
+        .write(true, |tx| tx.move_addrs(A, "subnet-1", "eni-9", &[11]))
+        .unwrap();
+    assert_eq!(
+        store.read(|v| v.pool_addrs(A, "subnet-1")).unwrap(),
+        vec![(10, "eni-1".to_string()), (11, "eni-9".to_string())]
+    );
+    assert_eq!(
+        store
+            .write(true, |tx| tx.release_owner(A, "eni-1"))
+            .unwrap(),
+        1
+    );
+    store
+        .write(true, |tx| tx.release_addrs(A, "subnet-1", &[11]))
+        .unwrap();
+    assert!(store
+        .read(|v| v.pool_addrs(A, "subnet-1"))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]

@@ -37,6 +37,10 @@ pub struct Row {
 pub struct Query<'a> {
     pub ids: Option<&'a [&'a str]>,
     pub names: Option<&'a [&'a str]>,
+    /// Only rows whose index column `vpc` is one of these.
+    pub vpcs: Option<&'a [&'a str]>,
+    /// Only rows whose index column `subnet` is one of these.
+    pub subnets: Option<&'a [&'a str]>,
     /// Only rows carrying tag `key` with one of these values.
     pub tag: Option<(&'a str, &'a [&'a str])>,
     /// Only rows whose id sorts after this one (pagination).

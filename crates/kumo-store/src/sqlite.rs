@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// Version 2 added the `ips` table.
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rows (
@@ -26,6 +27,13 @@ CREATE TABLE IF NOT EXISTS tags (
     PRIMARY KEY (account, region, resource_id, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_key ON tags (account, region, key, value);
+CREATE TABLE IF NOT EXISTS ips (
+    account TEXT NOT NULL, region TEXT NOT NULL, pool TEXT NOT NULL, addr INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    PRIMARY KEY (account, region, pool, addr)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS ips_owner ON ips (account, region, owner);
+CREATE INDEX IF NOT EXISTS ips_addr ON ips (account, region, addr);
 CREATE TABLE IF NOT EXISTS idempotency (
     account TEXT NOT NULL, region TEXT NOT NULL, operation TEXT NOT NULL, token TEXT NOT NULL,
     digest TEXT NOT NULL, response BLOB NOT NULL,
@@ -151,7 +159,9 @@ impl Store {
     /// Deletes every resource of every account.
     pub fn reset(&self) -> Result<(), StoreError> {
         let conn = lock(&self.writer);
-        conn.execute_batch("DELETE FROM rows; DELETE FROM tags; DELETE FROM idempotency;")?;
+        conn.execute_batch(
+            "DELETE FROM rows; DELETE FROM tags; DELETE FROM ips; DELETE FROM idempotency;",
+        )?;
         Ok(())
     }
 }
@@ -241,6 +251,17 @@ pub trait Read {
         if let Some(names) = q.names {
             sql.push_str(&format!(" AND r.name IN ({})", placeholders(names.len())));
             args.extend(names.iter().copied());
+        }
+        if let Some(vpcs) = q.vpcs {
+            sql.push_str(&format!(" AND r.vpc IN ({})", placeholders(vpcs.len())));
+            args.extend(vpcs.iter().copied());
+        }
+        if let Some(subnets) = q.subnets {
+            sql.push_str(&format!(
+                " AND r.subnet IN ({})",
+                placeholders(subnets.len())
+            ));
+            args.extend(subnets.iter().copied());
         }
         if let Some((key, values)) = q.tag {
             sql.push_str(&format!(
@@ -341,6 +362,61 @@ pub trait Read {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every address held in a pool, with its owner, in address order.
+    fn pool_addrs(&self, scope: Scope, pool: &str) -> Result<Vec<(u32, String)>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT addr, owner FROM ips WHERE account=?1 AND region=?2 AND pool=?3 ORDER BY addr",
+        )?;
+        let rows = stmt.query_map(params![scope.account, scope.region, pool], |r| {
+            Ok((r.get::<_, i64>(0)? as u32, r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The owners of an address in any pool.
+    fn addr_owners(&self, scope: Scope, addr: u32) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT owner FROM ips WHERE account=?1 AND region=?2 AND addr=?3")?;
+        let rows = stmt.query_map(params![scope.account, scope.region, addr as i64], |r| {
+            r.get(0)
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many addresses each pool of the scope holds.
+    fn pool_counts(
+        &self,
+        scope: Scope,
+    ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT pool, COUNT(*) FROM ips WHERE account=?1 AND region=?2 GROUP BY pool",
+        )?;
+        let rows = stmt.query_map(params![scope.account, scope.region], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The owner of one address, if it is held.
+    fn addr_owner(
+        &self,
+        scope: Scope,
+        pool: &str,
+        addr: u32,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()
+            .prepare_cached(
+                "SELECT owner FROM ips WHERE account=?1 AND region=?2 AND pool=?3 AND addr=?4",
+            )?
+            .query_row(
+                params![scope.account, scope.region, pool, addr as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// A stored idempotent response: (request digest, response).
@@ -484,6 +560,60 @@ impl Tx<'_> {
                 .execute(params![scope.account, scope.region, resource_id, key])?,
         };
         Ok(n > 0)
+    }
+
+    /// Holds addresses of a pool (a subnet) for `owner`. The primary key makes every address
+    /// unique in its pool: a taken one answers [`StoreError::Conflict`], whatever raced it.
+    pub fn claim_addrs(
+        &self,
+        scope: Scope,
+        pool: &str,
+        owner: &str,
+        addrs: &[u32],
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO ips (account, region, pool, addr, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for a in addrs {
+            stmt.execute(params![scope.account, scope.region, pool, *a as i64, owner])?;
+        }
+        Ok(())
+    }
+
+    /// Gives addresses back to their pool.
+    pub fn release_addrs(&self, scope: Scope, pool: &str, addrs: &[u32]) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "DELETE FROM ips WHERE account=?1 AND region=?2 AND pool=?3 AND addr=?4",
+        )?;
+        for a in addrs {
+            stmt.execute(params![scope.account, scope.region, pool, *a as i64])?;
+        }
+        Ok(())
+    }
+
+    /// Gives back every address `owner` holds, in any pool.
+    pub fn release_owner(&self, scope: Scope, owner: &str) -> Result<usize, StoreError> {
+        Ok(self
+            .tx
+            .prepare_cached("DELETE FROM ips WHERE account=?1 AND region=?2 AND owner=?3")?
+            .execute(params![scope.account, scope.region, owner])?)
+    }
+
+    /// Moves addresses to a new owner (reassignment).
+    pub fn move_addrs(
+        &self,
+        scope: Scope,
+        pool: &str,
+        owner: &str,
+        addrs: &[u32],
+    ) -> Result<(), StoreError> {
+        let mut stmt = self.tx.prepare_cached(
+            "UPDATE ips SET owner=?5 WHERE account=?1 AND region=?2 AND pool=?3 AND addr=?4",
+        )?;
+        for a in addrs {
+            stmt.execute(params![scope.account, scope.region, pool, *a as i64, owner])?;
+        }
+        Ok(())
     }
 
     /// Stores an idempotent response with the mutation it belongs to.

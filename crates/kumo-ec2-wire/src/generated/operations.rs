@@ -11,22 +11,133 @@ pub const API_VERSION: &str = "2016-11-15";
 pub const XML_NAMESPACE: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
 /// The operations this build serves.
 pub const OPERATIONS: &[&str] = &[
+    "AssignPrivateIpAddresses",
+    "AssociateVpcCidrBlock",
+    "AttachInternetGateway",
+    "AuthorizeSecurityGroupEgress",
+    "AuthorizeSecurityGroupIngress",
+    "CreateDefaultSubnet",
+    "CreateDefaultVpc",
+    "CreateInternetGateway",
     "CreateKeyPair",
+    "CreateNetworkInterface",
+    "CreateSecurityGroup",
+    "CreateSubnet",
+    "CreateSubnetCidrReservation",
     "CreateTags",
+    "CreateVpc",
+    "DeleteInternetGateway",
     "DeleteKeyPair",
+    "DeleteNetworkInterface",
+    "DeleteSecurityGroup",
+    "DeleteSubnet",
+    "DeleteSubnetCidrReservation",
     "DeleteTags",
+    "DeleteVpc",
     "DescribeAvailabilityZones",
+    "DescribeDhcpOptions",
     "DescribeInstanceTypeOfferings",
     "DescribeInstanceTypes",
+    "DescribeInternetGateways",
     "DescribeKeyPairs",
+    "DescribeNetworkAcls",
+    "DescribeNetworkInterfaceAttribute",
+    "DescribeNetworkInterfaces",
     "DescribeRegions",
+    "DescribeRouteTables",
+    "DescribeSecurityGroupRules",
+    "DescribeSecurityGroups",
+    "DescribeSubnets",
     "DescribeTags",
+    "DescribeVpcAttribute",
+    "DescribeVpcs",
+    "DetachInternetGateway",
+    "DisassociateVpcCidrBlock",
+    "GetSubnetCidrReservations",
     "ImportKeyPair",
+    "ModifyNetworkInterfaceAttribute",
+    "ModifySubnetAttribute",
+    "ModifyVpcAttribute",
+    "RevokeSecurityGroupEgress",
+    "RevokeSecurityGroupIngress",
+    "UnassignPrivateIpAddresses",
 ];
 
 /// EC2 as Kumo serves it. Every method defaults to a `NotImplemented` error, so an
 /// implementation overrides exactly what it serves.
 pub trait Ec2: Send + Sync {
+    /// `AssignPrivateIpAddresses`.
+    fn assign_private_ip_addresses(
+        &self,
+        ctx: &RequestContext,
+        input: AssignPrivateIpAddressesRequest,
+    ) -> Result<AssignPrivateIpAddressesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AssignPrivateIpAddresses"))
+    }
+    /// `AssociateVpcCidrBlock`.
+    fn associate_vpc_cidr_block(
+        &self,
+        ctx: &RequestContext,
+        input: AssociateVpcCidrBlockRequest,
+    ) -> Result<AssociateVpcCidrBlockResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AssociateVpcCidrBlock"))
+    }
+    /// `AttachInternetGateway`.
+    fn attach_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: AttachInternetGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AttachInternetGateway"))
+    }
+    /// `AuthorizeSecurityGroupEgress`.
+    fn authorize_security_group_egress(
+        &self,
+        ctx: &RequestContext,
+        input: AuthorizeSecurityGroupEgressRequest,
+    ) -> Result<AuthorizeSecurityGroupEgressResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AuthorizeSecurityGroupEgress"))
+    }
+    /// `AuthorizeSecurityGroupIngress`.
+    fn authorize_security_group_ingress(
+        &self,
+        ctx: &RequestContext,
+        input: AuthorizeSecurityGroupIngressRequest,
+    ) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AuthorizeSecurityGroupIngress"))
+    }
+    /// `CreateDefaultSubnet`.
+    fn create_default_subnet(
+        &self,
+        ctx: &RequestContext,
+        input: CreateDefaultSubnetRequest,
+    ) -> Result<CreateDefaultSubnetResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateDefaultSubnet"))
+    }
+    /// `CreateDefaultVpc`.
+    fn create_default_vpc(
+        &self,
+        ctx: &RequestContext,
+        input: CreateDefaultVpcRequest,
+    ) -> Result<CreateDefaultVpcResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateDefaultVpc"))
+    }
+    /// `CreateInternetGateway`.
+    fn create_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: CreateInternetGatewayRequest,
+    ) -> Result<CreateInternetGatewayResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateInternetGateway"))
+    }
     /// `CreateKeyPair`.
     fn create_key_pair(
         &self,
@@ -36,10 +147,64 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateKeyPair"))
     }
+    /// `CreateNetworkInterface`.
+    fn create_network_interface(
+        &self,
+        ctx: &RequestContext,
+        input: CreateNetworkInterfaceRequest,
+    ) -> Result<CreateNetworkInterfaceResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateNetworkInterface"))
+    }
+    /// `CreateSecurityGroup`.
+    fn create_security_group(
+        &self,
+        ctx: &RequestContext,
+        input: CreateSecurityGroupRequest,
+    ) -> Result<CreateSecurityGroupResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateSecurityGroup"))
+    }
+    /// `CreateSubnet`.
+    fn create_subnet(
+        &self,
+        ctx: &RequestContext,
+        input: CreateSubnetRequest,
+    ) -> Result<CreateSubnetResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateSubnet"))
+    }
+    /// `CreateSubnetCidrReservation`.
+    fn create_subnet_cidr_reservation(
+        &self,
+        ctx: &RequestContext,
+        input: CreateSubnetCidrReservationRequest,
+    ) -> Result<CreateSubnetCidrReservationResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateSubnetCidrReservation"))
+    }
     /// `CreateTags`.
     fn create_tags(&self, ctx: &RequestContext, input: CreateTagsRequest) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateTags"))
+    }
+    /// `CreateVpc`.
+    fn create_vpc(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVpcRequest,
+    ) -> Result<CreateVpcResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateVpc"))
+    }
+    /// `DeleteInternetGateway`.
+    fn delete_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteInternetGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteInternetGateway"))
     }
     /// `DeleteKeyPair`.
     fn delete_key_pair(
@@ -50,10 +215,51 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteKeyPair"))
     }
+    /// `DeleteNetworkInterface`.
+    fn delete_network_interface(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteNetworkInterfaceRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteNetworkInterface"))
+    }
+    /// `DeleteSecurityGroup`.
+    fn delete_security_group(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteSecurityGroupRequest,
+    ) -> Result<DeleteSecurityGroupResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteSecurityGroup"))
+    }
+    /// `DeleteSubnet`.
+    fn delete_subnet(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteSubnetRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteSubnet"))
+    }
+    /// `DeleteSubnetCidrReservation`.
+    fn delete_subnet_cidr_reservation(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteSubnetCidrReservationRequest,
+    ) -> Result<DeleteSubnetCidrReservationResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteSubnetCidrReservation"))
+    }
     /// `DeleteTags`.
     fn delete_tags(&self, ctx: &RequestContext, input: DeleteTagsRequest) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteTags"))
+    }
+    /// `DeleteVpc`.
+    fn delete_vpc(&self, ctx: &RequestContext, input: DeleteVpcRequest) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteVpc"))
     }
     /// `DescribeAvailabilityZones`.
     fn describe_availability_zones(
@@ -63,6 +269,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeAvailabilityZonesResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeAvailabilityZones"))
+    }
+    /// `DescribeDhcpOptions`.
+    fn describe_dhcp_options(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeDhcpOptionsRequest,
+    ) -> Result<DescribeDhcpOptionsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeDhcpOptions"))
     }
     /// `DescribeInstanceTypeOfferings`.
     fn describe_instance_type_offerings(
@@ -82,6 +297,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeInstanceTypes"))
     }
+    /// `DescribeInternetGateways`.
+    fn describe_internet_gateways(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeInternetGatewaysRequest,
+    ) -> Result<DescribeInternetGatewaysResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeInternetGateways"))
+    }
     /// `DescribeKeyPairs`.
     fn describe_key_pairs(
         &self,
@@ -90,6 +314,35 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeKeyPairsResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeKeyPairs"))
+    }
+    /// `DescribeNetworkAcls`.
+    fn describe_network_acls(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeNetworkAclsRequest,
+    ) -> Result<DescribeNetworkAclsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeNetworkAcls"))
+    }
+    /// `DescribeNetworkInterfaceAttribute`.
+    fn describe_network_interface_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeNetworkInterfaceAttributeRequest,
+    ) -> Result<DescribeNetworkInterfaceAttributeResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented(
+            "DescribeNetworkInterfaceAttribute",
+        ))
+    }
+    /// `DescribeNetworkInterfaces`.
+    fn describe_network_interfaces(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeNetworkInterfacesRequest,
+    ) -> Result<DescribeNetworkInterfacesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeNetworkInterfaces"))
     }
     /// `DescribeRegions`.
     fn describe_regions(
@@ -100,6 +353,42 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeRegions"))
     }
+    /// `DescribeRouteTables`.
+    fn describe_route_tables(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeRouteTablesRequest,
+    ) -> Result<DescribeRouteTablesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeRouteTables"))
+    }
+    /// `DescribeSecurityGroupRules`.
+    fn describe_security_group_rules(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeSecurityGroupRulesRequest,
+    ) -> Result<DescribeSecurityGroupRulesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeSecurityGroupRules"))
+    }
+    /// `DescribeSecurityGroups`.
+    fn describe_security_groups(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeSecurityGroupsRequest,
+    ) -> Result<DescribeSecurityGroupsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeSecurityGroups"))
+    }
+    /// `DescribeSubnets`.
+    fn describe_subnets(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeSubnetsRequest,
+    ) -> Result<DescribeSubnetsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeSubnets"))
+    }
     /// `DescribeTags`.
     fn describe_tags(
         &self,
@@ -109,6 +398,51 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeTags"))
     }
+    /// `DescribeVpcAttribute`.
+    fn describe_vpc_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpcAttributeRequest,
+    ) -> Result<DescribeVpcAttributeResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeVpcAttribute"))
+    }
+    /// `DescribeVpcs`.
+    fn describe_vpcs(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpcsRequest,
+    ) -> Result<DescribeVpcsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeVpcs"))
+    }
+    /// `DetachInternetGateway`.
+    fn detach_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DetachInternetGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DetachInternetGateway"))
+    }
+    /// `DisassociateVpcCidrBlock`.
+    fn disassociate_vpc_cidr_block(
+        &self,
+        ctx: &RequestContext,
+        input: DisassociateVpcCidrBlockRequest,
+    ) -> Result<DisassociateVpcCidrBlockResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DisassociateVpcCidrBlock"))
+    }
+    /// `GetSubnetCidrReservations`.
+    fn get_subnet_cidr_reservations(
+        &self,
+        ctx: &RequestContext,
+        input: GetSubnetCidrReservationsRequest,
+    ) -> Result<GetSubnetCidrReservationsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("GetSubnetCidrReservations"))
+    }
     /// `ImportKeyPair`.
     fn import_key_pair(
         &self,
@@ -117,6 +451,60 @@ pub trait Ec2: Send + Sync {
     ) -> Result<ImportKeyPairResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ImportKeyPair"))
+    }
+    /// `ModifyNetworkInterfaceAttribute`.
+    fn modify_network_interface_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyNetworkInterfaceAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyNetworkInterfaceAttribute"))
+    }
+    /// `ModifySubnetAttribute`.
+    fn modify_subnet_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifySubnetAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifySubnetAttribute"))
+    }
+    /// `ModifyVpcAttribute`.
+    fn modify_vpc_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyVpcAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyVpcAttribute"))
+    }
+    /// `RevokeSecurityGroupEgress`.
+    fn revoke_security_group_egress(
+        &self,
+        ctx: &RequestContext,
+        input: RevokeSecurityGroupEgressRequest,
+    ) -> Result<RevokeSecurityGroupEgressResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("RevokeSecurityGroupEgress"))
+    }
+    /// `RevokeSecurityGroupIngress`.
+    fn revoke_security_group_ingress(
+        &self,
+        ctx: &RequestContext,
+        input: RevokeSecurityGroupIngressRequest,
+    ) -> Result<RevokeSecurityGroupIngressResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("RevokeSecurityGroupIngress"))
+    }
+    /// `UnassignPrivateIpAddresses`.
+    fn unassign_private_ip_addresses(
+        &self,
+        ctx: &RequestContext,
+        input: UnassignPrivateIpAddressesRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("UnassignPrivateIpAddresses"))
     }
 }
 
@@ -130,11 +518,82 @@ pub fn dispatch(
     params: &Node,
 ) -> Result<Vec<u8>, Ec2Error> {
     match action {
+        "AssignPrivateIpAddresses" => {
+            let input = AssignPrivateIpAddressesRequest::decode(params, &Path::ROOT)?;
+            let output = svc.assign_private_ip_addresses(ctx, input)?;
+            crate::encode::response(ctx, "AssignPrivateIpAddressesResponse", &output)
+        }
+        "AssociateVpcCidrBlock" => {
+            let input = AssociateVpcCidrBlockRequest::decode(params, &Path::ROOT)?;
+            let output = svc.associate_vpc_cidr_block(ctx, input)?;
+            crate::encode::response(ctx, "AssociateVpcCidrBlockResponse", &output)
+        }
+        "AttachInternetGateway" => {
+            let input = AttachInternetGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.attach_internet_gateway(ctx, input)?;
+            crate::encode::response_return(ctx, "AttachInternetGatewayResponse")
+        }
+        "AuthorizeSecurityGroupEgress" => {
+            let input = AuthorizeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.authorize_security_group_egress(ctx, input)?;
+            crate::encode::response(ctx, "AuthorizeSecurityGroupEgressResponse", &output)
+        }
+        "AuthorizeSecurityGroupIngress" => {
+            let input = AuthorizeSecurityGroupIngressRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.authorize_security_group_ingress(ctx, input)?;
+            crate::encode::response(ctx, "AuthorizeSecurityGroupIngressResponse", &output)
+        }
+        "CreateDefaultSubnet" => {
+            let input = CreateDefaultSubnetRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.create_default_subnet(ctx, input)?;
+            crate::encode::response(ctx, "CreateDefaultSubnetResponse", &output)
+        }
+        "CreateDefaultVpc" => {
+            let input = CreateDefaultVpcRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.create_default_vpc(ctx, input)?;
+            crate::encode::response(ctx, "CreateDefaultVpcResponse", &output)
+        }
+        "CreateInternetGateway" => {
+            let input = CreateInternetGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.create_internet_gateway(ctx, input)?;
+            crate::encode::response(ctx, "CreateInternetGatewayResponse", &output)
+        }
         "CreateKeyPair" => {
             let input = CreateKeyPairRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.create_key_pair(ctx, input)?;
             crate::encode::response(ctx, "CreateKeyPairResponse", &output)
+        }
+        "CreateNetworkInterface" => {
+            let input = CreateNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            let output = svc.create_network_interface(ctx, input)?;
+            crate::encode::response(ctx, "CreateNetworkInterfaceResponse", &output)
+        }
+        "CreateSecurityGroup" => {
+            let input = CreateSecurityGroupRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.create_security_group(ctx, input)?;
+            crate::encode::response(ctx, "CreateSecurityGroupResponse", &output)
+        }
+        "CreateSubnet" => {
+            let input = CreateSubnetRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.create_subnet(ctx, input)?;
+            crate::encode::response(ctx, "CreateSubnetResponse", &output)
+        }
+        "CreateSubnetCidrReservation" => {
+            let input = CreateSubnetCidrReservationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.create_subnet_cidr_reservation(ctx, input)?;
+            crate::encode::response(ctx, "CreateSubnetCidrReservationResponse", &output)
         }
         "CreateTags" => {
             let input = CreateTagsRequest::decode(params, &Path::ROOT)?;
@@ -142,11 +601,47 @@ pub fn dispatch(
             svc.create_tags(ctx, input)?;
             crate::encode::response_return(ctx, "CreateTagsResponse")
         }
+        "CreateVpc" => {
+            let input = CreateVpcRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.create_vpc(ctx, input)?;
+            crate::encode::response(ctx, "CreateVpcResponse", &output)
+        }
+        "DeleteInternetGateway" => {
+            let input = DeleteInternetGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.delete_internet_gateway(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteInternetGatewayResponse")
+        }
         "DeleteKeyPair" => {
             let input = DeleteKeyPairRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.delete_key_pair(ctx, input)?;
             crate::encode::response(ctx, "DeleteKeyPairResponse", &output)
+        }
+        "DeleteNetworkInterface" => {
+            let input = DeleteNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.delete_network_interface(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteNetworkInterfaceResponse")
+        }
+        "DeleteSecurityGroup" => {
+            let input = DeleteSecurityGroupRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.delete_security_group(ctx, input)?;
+            crate::encode::response(ctx, "DeleteSecurityGroupResponse", &output)
+        }
+        "DeleteSubnet" => {
+            let input = DeleteSubnetRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.delete_subnet(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteSubnetResponse")
+        }
+        "DeleteSubnetCidrReservation" => {
+            let input = DeleteSubnetCidrReservationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.delete_subnet_cidr_reservation(ctx, input)?;
+            crate::encode::response(ctx, "DeleteSubnetCidrReservationResponse", &output)
         }
         "DeleteTags" => {
             let input = DeleteTagsRequest::decode(params, &Path::ROOT)?;
@@ -154,11 +649,23 @@ pub fn dispatch(
             svc.delete_tags(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteTagsResponse")
         }
+        "DeleteVpc" => {
+            let input = DeleteVpcRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.delete_vpc(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteVpcResponse")
+        }
         "DescribeAvailabilityZones" => {
             let input = DescribeAvailabilityZonesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.describe_availability_zones(ctx, input)?;
             crate::encode::response(ctx, "DescribeAvailabilityZonesResponse", &output)
+        }
+        "DescribeDhcpOptions" => {
+            let input = DescribeDhcpOptionsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_dhcp_options(ctx, input)?;
+            crate::encode::response(ctx, "DescribeDhcpOptionsResponse", &output)
         }
         "DescribeInstanceTypeOfferings" => {
             let input = DescribeInstanceTypeOfferingsRequest::decode(params, &Path::ROOT)?;
@@ -172,11 +679,35 @@ pub fn dispatch(
             let output = svc.describe_instance_types(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceTypesResponse", &output)
         }
+        "DescribeInternetGateways" => {
+            let input = DescribeInternetGatewaysRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_internet_gateways(ctx, input)?;
+            crate::encode::response(ctx, "DescribeInternetGatewaysResponse", &output)
+        }
         "DescribeKeyPairs" => {
             let input = DescribeKeyPairsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.describe_key_pairs(ctx, input)?;
             crate::encode::response(ctx, "DescribeKeyPairsResponse", &output)
+        }
+        "DescribeNetworkAcls" => {
+            let input = DescribeNetworkAclsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_network_acls(ctx, input)?;
+            crate::encode::response(ctx, "DescribeNetworkAclsResponse", &output)
+        }
+        "DescribeNetworkInterfaceAttribute" => {
+            let input = DescribeNetworkInterfaceAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_network_interface_attribute(ctx, input)?;
+            crate::encode::response(ctx, "DescribeNetworkInterfaceAttributeResponse", &output)
+        }
+        "DescribeNetworkInterfaces" => {
+            let input = DescribeNetworkInterfacesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_network_interfaces(ctx, input)?;
+            crate::encode::response(ctx, "DescribeNetworkInterfacesResponse", &output)
         }
         "DescribeRegions" => {
             let input = DescribeRegionsRequest::decode(params, &Path::ROOT)?;
@@ -184,17 +715,103 @@ pub fn dispatch(
             let output = svc.describe_regions(ctx, input)?;
             crate::encode::response(ctx, "DescribeRegionsResponse", &output)
         }
+        "DescribeRouteTables" => {
+            let input = DescribeRouteTablesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_route_tables(ctx, input)?;
+            crate::encode::response(ctx, "DescribeRouteTablesResponse", &output)
+        }
+        "DescribeSecurityGroupRules" => {
+            let input = DescribeSecurityGroupRulesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_security_group_rules(ctx, input)?;
+            crate::encode::response(ctx, "DescribeSecurityGroupRulesResponse", &output)
+        }
+        "DescribeSecurityGroups" => {
+            let input = DescribeSecurityGroupsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_security_groups(ctx, input)?;
+            crate::encode::response(ctx, "DescribeSecurityGroupsResponse", &output)
+        }
+        "DescribeSubnets" => {
+            let input = DescribeSubnetsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_subnets(ctx, input)?;
+            crate::encode::response(ctx, "DescribeSubnetsResponse", &output)
+        }
         "DescribeTags" => {
             let input = DescribeTagsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.describe_tags(ctx, input)?;
             crate::encode::response(ctx, "DescribeTagsResponse", &output)
         }
+        "DescribeVpcAttribute" => {
+            let input = DescribeVpcAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_vpc_attribute(ctx, input)?;
+            crate::encode::response(ctx, "DescribeVpcAttributeResponse", &output)
+        }
+        "DescribeVpcs" => {
+            let input = DescribeVpcsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_vpcs(ctx, input)?;
+            crate::encode::response(ctx, "DescribeVpcsResponse", &output)
+        }
+        "DetachInternetGateway" => {
+            let input = DetachInternetGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.detach_internet_gateway(ctx, input)?;
+            crate::encode::response_return(ctx, "DetachInternetGatewayResponse")
+        }
+        "DisassociateVpcCidrBlock" => {
+            let input = DisassociateVpcCidrBlockRequest::decode(params, &Path::ROOT)?;
+            let output = svc.disassociate_vpc_cidr_block(ctx, input)?;
+            crate::encode::response(ctx, "DisassociateVpcCidrBlockResponse", &output)
+        }
+        "GetSubnetCidrReservations" => {
+            let input = GetSubnetCidrReservationsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.get_subnet_cidr_reservations(ctx, input)?;
+            crate::encode::response(ctx, "GetSubnetCidrReservationsResponse", &output)
+        }
         "ImportKeyPair" => {
             let input = ImportKeyPairRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.import_key_pair(ctx, input)?;
             crate::encode::response(ctx, "ImportKeyPairResponse", &output)
+        }
+        "ModifyNetworkInterfaceAttribute" => {
+            let input = ModifyNetworkInterfaceAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.modify_network_interface_attribute(ctx, input)?;
+            crate::encode::response_return(ctx, "ModifyNetworkInterfaceAttributeResponse")
+        }
+        "ModifySubnetAttribute" => {
+            let input = ModifySubnetAttributeRequest::decode(params, &Path::ROOT)?;
+            svc.modify_subnet_attribute(ctx, input)?;
+            crate::encode::response_return(ctx, "ModifySubnetAttributeResponse")
+        }
+        "ModifyVpcAttribute" => {
+            let input = ModifyVpcAttributeRequest::decode(params, &Path::ROOT)?;
+            svc.modify_vpc_attribute(ctx, input)?;
+            crate::encode::response_return(ctx, "ModifyVpcAttributeResponse")
+        }
+        "RevokeSecurityGroupEgress" => {
+            let input = RevokeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.revoke_security_group_egress(ctx, input)?;
+            crate::encode::response(ctx, "RevokeSecurityGroupEgressResponse", &output)
+        }
+        "RevokeSecurityGroupIngress" => {
+            let input = RevokeSecurityGroupIngressRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.revoke_security_group_ingress(ctx, input)?;
+            crate::encode::response(ctx, "RevokeSecurityGroupIngressResponse", &output)
+        }
+        "UnassignPrivateIpAddresses" => {
+            let input = UnassignPrivateIpAddressesRequest::decode(params, &Path::ROOT)?;
+            svc.unassign_private_ip_addresses(ctx, input)?;
+            crate::encode::response_return(ctx, "UnassignPrivateIpAddressesResponse")
         }
         _ => Err(Ec2Error::invalid_action(action)),
     }

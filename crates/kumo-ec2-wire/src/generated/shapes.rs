@@ -6,6 +6,523 @@ use crate::error::Ec2Error;
 use crate::query::Node;
 use crate::types::{Blob, DateTime};
 
+/// The `AssignPrivateIpAddressesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssignPrivateIpAddressesRequest {
+    /// `AllowReassignment`: `AllowReassignment` in requests, `<allowReassignment>` in responses.
+    pub allow_reassignment: Option<bool>,
+    /// `Ipv4PrefixCount`: `Ipv4PrefixCount` in requests, `<Ipv4PrefixCount>` in responses.
+    pub ipv4_prefix_count: Option<i32>,
+    /// `Ipv4Prefixes`: `Ipv4Prefix` in requests, `<Ipv4Prefix>` in responses.
+    pub ipv4_prefixes: Option<Vec<String>>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: String,
+    /// `PrivateIpAddresses`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_addresses: Option<Vec<String>>,
+    /// `SecondaryPrivateIpAddressCount`: `SecondaryPrivateIpAddressCount` in requests, `<secondaryPrivateIpAddressCount>` in responses.
+    pub secondary_private_ip_address_count: Option<i32>,
+}
+
+impl Decode for AssignPrivateIpAddressesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_network_interface_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AllowReassignment" => {
+                    out.allow_reassignment = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4PrefixCount" => {
+                    out.ipv4_prefix_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4Prefix" => {
+                    out.ipv4_prefixes = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Decode::decode(child, &here)?;
+                    seen_network_interface_id = true;
+                }
+                "PrivateIpAddress" => {
+                    out.private_ip_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "SecondaryPrivateIpAddressCount" => {
+                    out.secondary_private_ip_address_count = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_network_interface_id {
+            return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `AssignPrivateIpAddressesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssignPrivateIpAddressesResult {
+    /// `AssignedIpv4Prefixes`: `AssignedIpv4PrefixSet` in requests, `<assignedIpv4PrefixSet>` in responses.
+    pub assigned_ipv4_prefixes: Option<Vec<Ipv4PrefixSpecification>>,
+    /// `AssignedPrivateIpAddresses`: `AssignedPrivateIpAddressesSet` in requests, `<assignedPrivateIpAddressesSet>` in responses.
+    pub assigned_private_ip_addresses: Option<Vec<AssignedPrivateIpAddress>>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+}
+
+impl Encode for AssignPrivateIpAddressesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.assigned_ipv4_prefixes {
+            w.list("assignedIpv4PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.assigned_private_ip_addresses {
+            w.list("assignedPrivateIpAddressesSet", "item", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+    }
+}
+
+/// The `AssignedPrivateIpAddress` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssignedPrivateIpAddress {
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+}
+
+impl Encode for AssignedPrivateIpAddress {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.private_ip_address {
+            w.field("privateIpAddress", v);
+        }
+    }
+}
+
+/// The `AssociateVpcCidrBlockRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssociateVpcCidrBlockRequest {
+    /// `AmazonProvidedIpv6CidrBlock`: `AmazonProvidedIpv6CidrBlock` in requests, `<amazonProvidedIpv6CidrBlock>` in responses.
+    pub amazon_provided_ipv6_cidr_block: Option<bool>,
+    /// `CidrBlock`: `CidrBlock` in requests, `<CidrBlock>` in responses.
+    pub cidr_block: Option<String>,
+    /// `Ipv4IpamPoolId`: `Ipv4IpamPoolId` in requests, `<Ipv4IpamPoolId>` in responses.
+    pub ipv4_ipam_pool_id: Option<String>,
+    /// `Ipv4NetmaskLength`: `Ipv4NetmaskLength` in requests, `<Ipv4NetmaskLength>` in responses.
+    pub ipv4_netmask_length: Option<i32>,
+    /// `Ipv6CidrBlock`: `Ipv6CidrBlock` in requests, `<Ipv6CidrBlock>` in responses.
+    pub ipv6_cidr_block: Option<String>,
+    /// `Ipv6CidrBlockNetworkBorderGroup`: `Ipv6CidrBlockNetworkBorderGroup` in requests, `<Ipv6CidrBlockNetworkBorderGroup>` in responses.
+    pub ipv6_cidr_block_network_border_group: Option<String>,
+    /// `Ipv6IpamPoolId`: `Ipv6IpamPoolId` in requests, `<Ipv6IpamPoolId>` in responses.
+    pub ipv6_ipam_pool_id: Option<String>,
+    /// `Ipv6NetmaskLength`: `Ipv6NetmaskLength` in requests, `<Ipv6NetmaskLength>` in responses.
+    pub ipv6_netmask_length: Option<i32>,
+    /// `Ipv6Pool`: `Ipv6Pool` in requests, `<Ipv6Pool>` in responses.
+    pub ipv6_pool: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for AssociateVpcCidrBlockRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AmazonProvidedIpv6CidrBlock" => {
+                    out.amazon_provided_ipv6_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "CidrBlock" => {
+                    out.cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4IpamPoolId" => {
+                    out.ipv4_ipam_pool_id = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4NetmaskLength" => {
+                    out.ipv4_netmask_length = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6CidrBlock" => {
+                    out.ipv6_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6CidrBlockNetworkBorderGroup" => {
+                    out.ipv6_cidr_block_network_border_group = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6IpamPoolId" => {
+                    out.ipv6_ipam_pool_id = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6NetmaskLength" => {
+                    out.ipv6_netmask_length = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Pool" => {
+                    out.ipv6_pool = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `AssociateVpcCidrBlockResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssociateVpcCidrBlockResult {
+    /// `CidrBlockAssociation`: `CidrBlockAssociation` in requests, `<cidrBlockAssociation>` in responses.
+    pub cidr_block_association: Option<VpcCidrBlockAssociation>,
+    /// `Ipv6CidrBlockAssociation`: `Ipv6CidrBlockAssociation` in requests, `<ipv6CidrBlockAssociation>` in responses.
+    pub ipv6_cidr_block_association: Option<VpcIpv6CidrBlockAssociation>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for AssociateVpcCidrBlockResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidr_block_association {
+            w.field("cidrBlockAssociation", v);
+        }
+        if let Some(v) = &self.ipv6_cidr_block_association {
+            w.field("ipv6CidrBlockAssociation", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `AttachInternetGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttachInternetGatewayRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InternetGatewayId`: `InternetGatewayId` in requests, `<internetGatewayId>` in responses.
+    pub internet_gateway_id: String,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for AttachInternetGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_internet_gateway_id = false;
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InternetGatewayId" => {
+                    out.internet_gateway_id = Decode::decode(child, &here)?;
+                    seen_internet_gateway_id = true;
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_internet_gateway_id {
+            return Err(crate::decode::missing(&path.child("InternetGatewayId")));
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `AttachmentEnaSrdSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttachmentEnaSrdSpecification {
+    /// `EnaSrdEnabled`: `EnaSrdEnabled` in requests, `<enaSrdEnabled>` in responses.
+    pub ena_srd_enabled: Option<bool>,
+    /// `EnaSrdUdpSpecification`: `EnaSrdUdpSpecification` in requests, `<enaSrdUdpSpecification>` in responses.
+    pub ena_srd_udp_specification: Option<AttachmentEnaSrdUdpSpecification>,
+}
+
+impl Encode for AttachmentEnaSrdSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ena_srd_enabled {
+            w.field("enaSrdEnabled", v);
+        }
+        if let Some(v) = &self.ena_srd_udp_specification {
+            w.field("enaSrdUdpSpecification", v);
+        }
+    }
+}
+
+/// The `AttachmentEnaSrdUdpSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttachmentEnaSrdUdpSpecification {
+    /// `EnaSrdUdpEnabled`: `EnaSrdUdpEnabled` in requests, `<enaSrdUdpEnabled>` in responses.
+    pub ena_srd_udp_enabled: Option<bool>,
+}
+
+impl Encode for AttachmentEnaSrdUdpSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ena_srd_udp_enabled {
+            w.field("enaSrdUdpEnabled", v);
+        }
+    }
+}
+
+/// The `AttributeBooleanValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttributeBooleanValue {
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<bool>,
+}
+
+impl Decode for AttributeBooleanValue {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for AttributeBooleanValue {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.value {
+            w.field("value", v);
+        }
+    }
+}
+
+/// The `AttributeValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttributeValue {
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Decode for AttributeValue {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for AttributeValue {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.value {
+            w.field("value", v);
+        }
+    }
+}
+
+/// The `AuthorizeSecurityGroupEgressRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthorizeSecurityGroupEgressRequest {
+    /// `CidrIp`: `CidrIp` in requests, `<cidrIp>` in responses.
+    pub cidr_ip: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `FromPort`: `FromPort` in requests, `<fromPort>` in responses.
+    pub from_port: Option<i32>,
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: String,
+    /// `IpPermissions`: `IpPermissions` in requests, `<ipPermissions>` in responses.
+    pub ip_permissions: Option<Vec<IpPermission>>,
+    /// `IpProtocol`: `IpProtocol` in requests, `<ipProtocol>` in responses.
+    pub ip_protocol: Option<String>,
+    /// `SourceSecurityGroupName`: `SourceSecurityGroupName` in requests, `<sourceSecurityGroupName>` in responses.
+    pub source_security_group_name: Option<String>,
+    /// `SourceSecurityGroupOwnerId`: `SourceSecurityGroupOwnerId` in requests, `<sourceSecurityGroupOwnerId>` in responses.
+    pub source_security_group_owner_id: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `ToPort`: `ToPort` in requests, `<toPort>` in responses.
+    pub to_port: Option<i32>,
+}
+
+impl Decode for AuthorizeSecurityGroupEgressRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_group_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CidrIp" => {
+                    out.cidr_ip = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "FromPort" => {
+                    out.from_port = Some(Decode::decode(child, &here)?);
+                }
+                "GroupId" => {
+                    out.group_id = Decode::decode(child, &here)?;
+                    seen_group_id = true;
+                }
+                "IpPermissions" => {
+                    out.ip_permissions = Some(Decode::decode(child, &here)?);
+                }
+                "IpProtocol" => {
+                    out.ip_protocol = Some(Decode::decode(child, &here)?);
+                }
+                "SourceSecurityGroupName" => {
+                    out.source_security_group_name = Some(Decode::decode(child, &here)?);
+                }
+                "SourceSecurityGroupOwnerId" => {
+                    out.source_security_group_owner_id = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "ToPort" => {
+                    out.to_port = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_group_id {
+            return Err(crate::decode::missing(&path.child("GroupId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `AuthorizeSecurityGroupEgressResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthorizeSecurityGroupEgressResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+    /// `SecurityGroupRules`: `SecurityGroupRuleSet` in requests, `<securityGroupRuleSet>` in responses.
+    pub security_group_rules: Option<Vec<SecurityGroupRule>>,
+}
+
+impl Encode for AuthorizeSecurityGroupEgressResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
+        if let Some(v) = &self.security_group_rules {
+            w.list("securityGroupRuleSet", "item", v);
+        }
+    }
+}
+
+/// The `AuthorizeSecurityGroupIngressRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthorizeSecurityGroupIngressRequest {
+    /// `CidrIp`: `CidrIp` in requests, `<CidrIp>` in responses.
+    pub cidr_ip: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `FromPort`: `FromPort` in requests, `<FromPort>` in responses.
+    pub from_port: Option<i32>,
+    /// `GroupId`: `GroupId` in requests, `<GroupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<GroupName>` in responses.
+    pub group_name: Option<String>,
+    /// `IpPermissions`: `IpPermissions` in requests, `<IpPermissions>` in responses.
+    pub ip_permissions: Option<Vec<IpPermission>>,
+    /// `IpProtocol`: `IpProtocol` in requests, `<IpProtocol>` in responses.
+    pub ip_protocol: Option<String>,
+    /// `SourceSecurityGroupName`: `SourceSecurityGroupName` in requests, `<SourceSecurityGroupName>` in responses.
+    pub source_security_group_name: Option<String>,
+    /// `SourceSecurityGroupOwnerId`: `SourceSecurityGroupOwnerId` in requests, `<SourceSecurityGroupOwnerId>` in responses.
+    pub source_security_group_owner_id: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `ToPort`: `ToPort` in requests, `<ToPort>` in responses.
+    pub to_port: Option<i32>,
+}
+
+impl Decode for AuthorizeSecurityGroupIngressRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CidrIp" => {
+                    out.cidr_ip = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "FromPort" => {
+                    out.from_port = Some(Decode::decode(child, &here)?);
+                }
+                "GroupId" => {
+                    out.group_id = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_name = Some(Decode::decode(child, &here)?);
+                }
+                "IpPermissions" => {
+                    out.ip_permissions = Some(Decode::decode(child, &here)?);
+                }
+                "IpProtocol" => {
+                    out.ip_protocol = Some(Decode::decode(child, &here)?);
+                }
+                "SourceSecurityGroupName" => {
+                    out.source_security_group_name = Some(Decode::decode(child, &here)?);
+                }
+                "SourceSecurityGroupOwnerId" => {
+                    out.source_security_group_owner_id = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "ToPort" => {
+                    out.to_port = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `AuthorizeSecurityGroupIngressResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AuthorizeSecurityGroupIngressResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+    /// `SecurityGroupRules`: `SecurityGroupRuleSet` in requests, `<securityGroupRuleSet>` in responses.
+    pub security_group_rules: Option<Vec<SecurityGroupRule>>,
+}
+
+impl Encode for AuthorizeSecurityGroupIngressResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
+        if let Some(v) = &self.security_group_rules {
+            w.list("securityGroupRuleSet", "item", v);
+        }
+    }
+}
+
 /// The `AvailabilityZone` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AvailabilityZone {
@@ -131,6 +648,213 @@ impl Encode for AvailabilityZoneSubGeography {
     }
 }
 
+/// The `BlockPublicAccessStates` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BlockPublicAccessStates {
+    /// `InternetGatewayBlockMode`: `InternetGatewayBlockMode` in requests, `<internetGatewayBlockMode>` in responses.
+    pub internet_gateway_block_mode: Option<String>,
+}
+
+impl Encode for BlockPublicAccessStates {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.internet_gateway_block_mode {
+            w.field("internetGatewayBlockMode", v);
+        }
+    }
+}
+
+/// The `ConnectionTrackingConfiguration` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectionTrackingConfiguration {
+    /// `TcpEstablishedTimeout`: `TcpEstablishedTimeout` in requests, `<tcpEstablishedTimeout>` in responses.
+    pub tcp_established_timeout: Option<i32>,
+    /// `UdpStreamTimeout`: `UdpStreamTimeout` in requests, `<udpStreamTimeout>` in responses.
+    pub udp_stream_timeout: Option<i32>,
+    /// `UdpTimeout`: `UdpTimeout` in requests, `<udpTimeout>` in responses.
+    pub udp_timeout: Option<i32>,
+}
+
+impl Encode for ConnectionTrackingConfiguration {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.tcp_established_timeout {
+            w.field("tcpEstablishedTimeout", v);
+        }
+        if let Some(v) = &self.udp_stream_timeout {
+            w.field("udpStreamTimeout", v);
+        }
+        if let Some(v) = &self.udp_timeout {
+            w.field("udpTimeout", v);
+        }
+    }
+}
+
+/// The `ConnectionTrackingSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectionTrackingSpecificationRequest {
+    /// `TcpEstablishedTimeout`: `TcpEstablishedTimeout` in requests, `<TcpEstablishedTimeout>` in responses.
+    pub tcp_established_timeout: Option<i32>,
+    /// `UdpStreamTimeout`: `UdpStreamTimeout` in requests, `<UdpStreamTimeout>` in responses.
+    pub udp_stream_timeout: Option<i32>,
+    /// `UdpTimeout`: `UdpTimeout` in requests, `<UdpTimeout>` in responses.
+    pub udp_timeout: Option<i32>,
+}
+
+impl Decode for ConnectionTrackingSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "TcpEstablishedTimeout" => {
+                    out.tcp_established_timeout = Some(Decode::decode(child, &here)?);
+                }
+                "UdpStreamTimeout" => {
+                    out.udp_stream_timeout = Some(Decode::decode(child, &here)?);
+                }
+                "UdpTimeout" => {
+                    out.udp_timeout = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateDefaultSubnetRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateDefaultSubnetRequest {
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<AvailabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<AvailabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Ipv6Native`: `Ipv6Native` in requests, `<Ipv6Native>` in responses.
+    pub ipv6_native: Option<bool>,
+}
+
+impl Decode for CreateDefaultSubnetRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AvailabilityZone" => {
+                    out.availability_zone = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZoneId" => {
+                    out.availability_zone_id = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Native" => {
+                    out.ipv6_native = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateDefaultSubnetResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateDefaultSubnetResult {
+    /// `Subnet`: `Subnet` in requests, `<subnet>` in responses.
+    pub subnet: Option<Subnet>,
+}
+
+impl Encode for CreateDefaultSubnetResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.subnet {
+            w.field("subnet", v);
+        }
+    }
+}
+
+/// The `CreateDefaultVpcRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateDefaultVpcRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+}
+
+impl Decode for CreateDefaultVpcRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateDefaultVpcResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateDefaultVpcResult {
+    /// `Vpc`: `Vpc` in requests, `<vpc>` in responses.
+    pub vpc: Option<Vpc>,
+}
+
+impl Encode for CreateDefaultVpcResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.vpc {
+            w.field("vpc", v);
+        }
+    }
+}
+
+/// The `CreateInternetGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateInternetGatewayRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CreateInternetGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateInternetGatewayResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateInternetGatewayResult {
+    /// `InternetGateway`: `InternetGateway` in requests, `<internetGateway>` in responses.
+    pub internet_gateway: Option<InternetGateway>,
+}
+
+impl Encode for CreateInternetGatewayResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.internet_gateway {
+            w.field("internetGateway", v);
+        }
+    }
+}
+
 /// The `CreateKeyPairRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateKeyPairRequest {
@@ -184,6 +908,408 @@ impl Decode for CreateKeyPairRequest {
     }
 }
 
+/// The `CreateNetworkInterfaceRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateNetworkInterfaceRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `ConnectionTrackingSpecification`: `ConnectionTrackingSpecification` in requests, `<ConnectionTrackingSpecification>` in responses.
+    pub connection_tracking_specification: Option<ConnectionTrackingSpecificationRequest>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EnablePrimaryIpv6`: `EnablePrimaryIpv6` in requests, `<EnablePrimaryIpv6>` in responses.
+    pub enable_primary_ipv6: Option<bool>,
+    /// `Groups`: `SecurityGroupId` in requests, `<SecurityGroupId>` in responses.
+    pub groups: Option<Vec<String>>,
+    /// `InterfaceType`: `InterfaceType` in requests, `<InterfaceType>` in responses.
+    pub interface_type: Option<String>,
+    /// `Ipv4PrefixCount`: `Ipv4PrefixCount` in requests, `<Ipv4PrefixCount>` in responses.
+    pub ipv4_prefix_count: Option<i32>,
+    /// `Ipv4Prefixes`: `Ipv4Prefix` in requests, `<Ipv4Prefix>` in responses.
+    pub ipv4_prefixes: Option<Vec<Ipv4PrefixSpecificationRequest>>,
+    /// `Ipv6AddressCount`: `Ipv6AddressCount` in requests, `<ipv6AddressCount>` in responses.
+    pub ipv6_address_count: Option<i32>,
+    /// `Ipv6Addresses`: `Ipv6Addresses` in requests, `<ipv6Addresses>` in responses.
+    pub ipv6_addresses: Option<Vec<InstanceIpv6Address>>,
+    /// `Ipv6PrefixCount`: `Ipv6PrefixCount` in requests, `<Ipv6PrefixCount>` in responses.
+    pub ipv6_prefix_count: Option<i32>,
+    /// `Ipv6Prefixes`: `Ipv6Prefix` in requests, `<Ipv6Prefix>` in responses.
+    pub ipv6_prefixes: Option<Vec<Ipv6PrefixSpecificationRequest>>,
+    /// `Operator`: `Operator` in requests, `<Operator>` in responses.
+    pub operator: Option<OperatorRequest>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+    /// `PrivateIpAddresses`: `PrivateIpAddresses` in requests, `<privateIpAddresses>` in responses.
+    pub private_ip_addresses: Option<Vec<PrivateIpAddressSpecification>>,
+    /// `SecondaryPrivateIpAddressCount`: `SecondaryPrivateIpAddressCount` in requests, `<secondaryPrivateIpAddressCount>` in responses.
+    pub secondary_private_ip_address_count: Option<i32>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: String,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CreateNetworkInterfaceRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_subnet_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "ConnectionTrackingSpecification" => {
+                    out.connection_tracking_specification = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EnablePrimaryIpv6" => {
+                    out.enable_primary_ipv6 = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroupId" => {
+                    out.groups = Some(Decode::decode(child, &here)?);
+                }
+                "InterfaceType" => {
+                    out.interface_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["efa", "efa-only", "branch", "trunk"],
+                    )?);
+                }
+                "Ipv4PrefixCount" => {
+                    out.ipv4_prefix_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4Prefix" => {
+                    out.ipv4_prefixes = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6AddressCount" => {
+                    out.ipv6_address_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Addresses" => {
+                    out.ipv6_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6PrefixCount" => {
+                    out.ipv6_prefix_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Prefix" => {
+                    out.ipv6_prefixes = Some(Decode::decode(child, &here)?);
+                }
+                "Operator" => {
+                    out.operator = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddress" => {
+                    out.private_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddresses" => {
+                    out.private_ip_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "SecondaryPrivateIpAddressCount" => {
+                    out.secondary_private_ip_address_count = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetId" => {
+                    out.subnet_id = Decode::decode(child, &here)?;
+                    seen_subnet_id = true;
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_subnet_id {
+            return Err(crate::decode::missing(&path.child("SubnetId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateNetworkInterfaceResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateNetworkInterfaceResult {
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `NetworkInterface`: `NetworkInterface` in requests, `<networkInterface>` in responses.
+    pub network_interface: Option<NetworkInterface>,
+}
+
+impl Encode for CreateNetworkInterfaceResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.client_token {
+            w.field("clientToken", v);
+        }
+        if let Some(v) = &self.network_interface {
+            w.field("networkInterface", v);
+        }
+    }
+}
+
+/// The `CreateSecurityGroupRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateSecurityGroupRequest {
+    /// `Description`: `GroupDescription` in requests, `<GroupDescription>` in responses.
+    pub description: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `GroupName`: `GroupName` in requests, `<GroupName>` in responses.
+    pub group_name: String,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `VpcId`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Decode for CreateSecurityGroupRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_description = false;
+        let mut seen_group_name = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "GroupDescription" => {
+                    out.description = Decode::decode(child, &here)?;
+                    seen_description = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_name = Decode::decode(child, &here)?;
+                    seen_group_name = true;
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_description {
+            return Err(crate::decode::missing(&path.child("GroupDescription")));
+        }
+        if !seen_group_name {
+            return Err(crate::decode::missing(&path.child("GroupName")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateSecurityGroupResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateSecurityGroupResult {
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `SecurityGroupArn`: `SecurityGroupArn` in requests, `<securityGroupArn>` in responses.
+    pub security_group_arn: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Encode for CreateSecurityGroupResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.security_group_arn {
+            w.field("securityGroupArn", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+    }
+}
+
+/// The `CreateSubnetCidrReservationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateSubnetCidrReservationRequest {
+    /// `Cidr`: `Cidr` in requests, `<Cidr>` in responses.
+    pub cidr: String,
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `ReservationType`: `ReservationType` in requests, `<ReservationType>` in responses.
+    pub reservation_type: String,
+    /// `SubnetId`: `SubnetId` in requests, `<SubnetId>` in responses.
+    pub subnet_id: String,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CreateSubnetCidrReservationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_cidr = false;
+        let mut seen_reservation_type = false;
+        let mut seen_subnet_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Cidr" => {
+                    out.cidr = Decode::decode(child, &here)?;
+                    seen_cidr = true;
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "ReservationType" => {
+                    out.reservation_type =
+                        crate::decode::enum_value(child, &here, &["prefix", "explicit"])?;
+                    seen_reservation_type = true;
+                }
+                "SubnetId" => {
+                    out.subnet_id = Decode::decode(child, &here)?;
+                    seen_subnet_id = true;
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_cidr {
+            return Err(crate::decode::missing(&path.child("Cidr")));
+        }
+        if !seen_reservation_type {
+            return Err(crate::decode::missing(&path.child("ReservationType")));
+        }
+        if !seen_subnet_id {
+            return Err(crate::decode::missing(&path.child("SubnetId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateSubnetCidrReservationResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateSubnetCidrReservationResult {
+    /// `SubnetCidrReservation`: `SubnetCidrReservation` in requests, `<subnetCidrReservation>` in responses.
+    pub subnet_cidr_reservation: Option<SubnetCidrReservation>,
+}
+
+impl Encode for CreateSubnetCidrReservationResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.subnet_cidr_reservation {
+            w.field("subnetCidrReservation", v);
+        }
+    }
+}
+
+/// The `CreateSubnetRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateSubnetRequest {
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<AvailabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<AvailabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `CidrBlock`: `CidrBlock` in requests, `<CidrBlock>` in responses.
+    pub cidr_block: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Ipv4IpamPoolId`: `Ipv4IpamPoolId` in requests, `<Ipv4IpamPoolId>` in responses.
+    pub ipv4_ipam_pool_id: Option<String>,
+    /// `Ipv4NetmaskLength`: `Ipv4NetmaskLength` in requests, `<Ipv4NetmaskLength>` in responses.
+    pub ipv4_netmask_length: Option<i32>,
+    /// `Ipv6CidrBlock`: `Ipv6CidrBlock` in requests, `<Ipv6CidrBlock>` in responses.
+    pub ipv6_cidr_block: Option<String>,
+    /// `Ipv6IpamPoolId`: `Ipv6IpamPoolId` in requests, `<Ipv6IpamPoolId>` in responses.
+    pub ipv6_ipam_pool_id: Option<String>,
+    /// `Ipv6Native`: `Ipv6Native` in requests, `<Ipv6Native>` in responses.
+    pub ipv6_native: Option<bool>,
+    /// `Ipv6NetmaskLength`: `Ipv6NetmaskLength` in requests, `<Ipv6NetmaskLength>` in responses.
+    pub ipv6_netmask_length: Option<i32>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<OutpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `VpcId`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for CreateSubnetRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AvailabilityZone" => {
+                    out.availability_zone = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZoneId" => {
+                    out.availability_zone_id = Some(Decode::decode(child, &here)?);
+                }
+                "CidrBlock" => {
+                    out.cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4IpamPoolId" => {
+                    out.ipv4_ipam_pool_id = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4NetmaskLength" => {
+                    out.ipv4_netmask_length = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6CidrBlock" => {
+                    out.ipv6_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6IpamPoolId" => {
+                    out.ipv6_ipam_pool_id = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Native" => {
+                    out.ipv6_native = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6NetmaskLength" => {
+                    out.ipv6_netmask_length = Some(Decode::decode(child, &here)?);
+                }
+                "OutpostArn" => {
+                    out.outpost_arn = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateSubnetResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateSubnetResult {
+    /// `Subnet`: `Subnet` in requests, `<subnet>` in responses.
+    pub subnet: Option<Subnet>,
+}
+
+impl Encode for CreateSubnetResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.subnet {
+            w.field("subnet", v);
+        }
+    }
+}
+
 /// The `CreateTagsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateTagsRequest {
@@ -227,6 +1353,108 @@ impl Decode for CreateTagsRequest {
     }
 }
 
+/// The `CreateVpcRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVpcRequest {
+    /// `AmazonProvidedIpv6CidrBlock`: `AmazonProvidedIpv6CidrBlock` in requests, `<amazonProvidedIpv6CidrBlock>` in responses.
+    pub amazon_provided_ipv6_cidr_block: Option<bool>,
+    /// `CidrBlock`: `CidrBlock` in requests, `<CidrBlock>` in responses.
+    pub cidr_block: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceTenancy`: `InstanceTenancy` in requests, `<instanceTenancy>` in responses.
+    pub instance_tenancy: Option<String>,
+    /// `Ipv4IpamPoolId`: `Ipv4IpamPoolId` in requests, `<Ipv4IpamPoolId>` in responses.
+    pub ipv4_ipam_pool_id: Option<String>,
+    /// `Ipv4NetmaskLength`: `Ipv4NetmaskLength` in requests, `<Ipv4NetmaskLength>` in responses.
+    pub ipv4_netmask_length: Option<i32>,
+    /// `Ipv6CidrBlock`: `Ipv6CidrBlock` in requests, `<Ipv6CidrBlock>` in responses.
+    pub ipv6_cidr_block: Option<String>,
+    /// `Ipv6CidrBlockNetworkBorderGroup`: `Ipv6CidrBlockNetworkBorderGroup` in requests, `<Ipv6CidrBlockNetworkBorderGroup>` in responses.
+    pub ipv6_cidr_block_network_border_group: Option<String>,
+    /// `Ipv6IpamPoolId`: `Ipv6IpamPoolId` in requests, `<Ipv6IpamPoolId>` in responses.
+    pub ipv6_ipam_pool_id: Option<String>,
+    /// `Ipv6NetmaskLength`: `Ipv6NetmaskLength` in requests, `<Ipv6NetmaskLength>` in responses.
+    pub ipv6_netmask_length: Option<i32>,
+    /// `Ipv6Pool`: `Ipv6Pool` in requests, `<Ipv6Pool>` in responses.
+    pub ipv6_pool: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `VpcEncryptionControl`: `VpcEncryptionControl` in requests, `<VpcEncryptionControl>` in responses.
+    pub vpc_encryption_control: Option<VpcEncryptionControlConfiguration>,
+}
+
+impl Decode for CreateVpcRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AmazonProvidedIpv6CidrBlock" => {
+                    out.amazon_provided_ipv6_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "CidrBlock" => {
+                    out.cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceTenancy" => {
+                    out.instance_tenancy = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["default", "dedicated", "host"],
+                    )?);
+                }
+                "Ipv4IpamPoolId" => {
+                    out.ipv4_ipam_pool_id = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4NetmaskLength" => {
+                    out.ipv4_netmask_length = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6CidrBlock" => {
+                    out.ipv6_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6CidrBlockNetworkBorderGroup" => {
+                    out.ipv6_cidr_block_network_border_group = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6IpamPoolId" => {
+                    out.ipv6_ipam_pool_id = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6NetmaskLength" => {
+                    out.ipv6_netmask_length = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Pool" => {
+                    out.ipv6_pool = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "VpcEncryptionControl" => {
+                    out.vpc_encryption_control = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateVpcResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVpcResult {
+    /// `Vpc`: `Vpc` in requests, `<vpc>` in responses.
+    pub vpc: Option<Vpc>,
+}
+
+impl Encode for CreateVpcResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.vpc {
+            w.field("vpc", v);
+        }
+    }
+}
+
 /// The `DefaultConnectionTrackingConfiguration` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -253,6 +1481,39 @@ impl Encode for DefaultConnectionTrackingConfiguration {
         if let Some(v) = &self.default_udp_timeout {
             w.field("defaultUdpTimeout", v);
         }
+    }
+}
+
+/// The `DeleteInternetGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteInternetGatewayRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InternetGatewayId`: `InternetGatewayId` in requests, `<internetGatewayId>` in responses.
+    pub internet_gateway_id: String,
+}
+
+impl Decode for DeleteInternetGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_internet_gateway_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InternetGatewayId" => {
+                    out.internet_gateway_id = Decode::decode(child, &here)?;
+                    seen_internet_gateway_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_internet_gateway_id {
+            return Err(crate::decode::missing(&path.child("InternetGatewayId")));
+        }
+        Ok(out)
     }
 }
 
@@ -309,6 +1570,175 @@ impl Encode for DeleteKeyPairResult {
     }
 }
 
+/// The `DeleteNetworkInterfaceRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteNetworkInterfaceRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: String,
+}
+
+impl Decode for DeleteNetworkInterfaceRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_network_interface_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Decode::decode(child, &here)?;
+                    seen_network_interface_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_network_interface_id {
+            return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteSecurityGroupRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteSecurityGroupRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `GroupId`: `GroupId` in requests, `<GroupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<GroupName>` in responses.
+    pub group_name: Option<String>,
+}
+
+impl Decode for DeleteSecurityGroupRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "GroupId" => {
+                    out.group_id = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_name = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteSecurityGroupResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteSecurityGroupResult {
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+}
+
+impl Encode for DeleteSecurityGroupResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
+    }
+}
+
+/// The `DeleteSubnetCidrReservationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteSubnetCidrReservationRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `SubnetCidrReservationId`: `SubnetCidrReservationId` in requests, `<SubnetCidrReservationId>` in responses.
+    pub subnet_cidr_reservation_id: String,
+}
+
+impl Decode for DeleteSubnetCidrReservationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_subnet_cidr_reservation_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetCidrReservationId" => {
+                    out.subnet_cidr_reservation_id = Decode::decode(child, &here)?;
+                    seen_subnet_cidr_reservation_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_subnet_cidr_reservation_id {
+            return Err(crate::decode::missing(
+                &path.child("SubnetCidrReservationId"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteSubnetCidrReservationResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteSubnetCidrReservationResult {
+    /// `DeletedSubnetCidrReservation`: `DeletedSubnetCidrReservation` in requests, `<deletedSubnetCidrReservation>` in responses.
+    pub deleted_subnet_cidr_reservation: Option<SubnetCidrReservation>,
+}
+
+impl Encode for DeleteSubnetCidrReservationResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.deleted_subnet_cidr_reservation {
+            w.field("deletedSubnetCidrReservation", v);
+        }
+    }
+}
+
+/// The `DeleteSubnetRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteSubnetRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `SubnetId`: `SubnetId` in requests, `<SubnetId>` in responses.
+    pub subnet_id: String,
+}
+
+impl Decode for DeleteSubnetRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_subnet_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetId" => {
+                    out.subnet_id = Decode::decode(child, &here)?;
+                    seen_subnet_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_subnet_id {
+            return Err(crate::decode::missing(&path.child("SubnetId")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `DeleteTagsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeleteTagsRequest {
@@ -342,6 +1772,39 @@ impl Decode for DeleteTagsRequest {
         }
         if !seen_resources {
             return Err(crate::decode::missing(&path.child("ResourceId.1")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteVpcRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteVpcRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VpcId`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for DeleteVpcRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
         }
         Ok(out)
     }
@@ -401,6 +1864,69 @@ impl Encode for DescribeAvailabilityZonesResult {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.availability_zones {
             w.list("availabilityZoneInfo", "item", v);
+        }
+    }
+}
+
+/// The `DescribeDhcpOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeDhcpOptionsRequest {
+    /// `DhcpOptionsIds`: `DhcpOptionsId` in requests, `<DhcpOptionsId>` in responses.
+    pub dhcp_options_ids: Option<Vec<String>>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeDhcpOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DhcpOptionsId" => {
+                    out.dhcp_options_ids = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeDhcpOptionsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeDhcpOptionsResult {
+    /// `DhcpOptions`: `DhcpOptionsSet` in requests, `<dhcpOptionsSet>` in responses.
+    pub dhcp_options: Option<Vec<DhcpOptions>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeDhcpOptionsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.dhcp_options {
+            w.list("dhcpOptionsSet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
         }
     }
 }
@@ -545,6 +2071,69 @@ impl Encode for DescribeInstanceTypesResult {
     }
 }
 
+/// The `DescribeInternetGatewaysRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeInternetGatewaysRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `InternetGatewayIds`: `InternetGatewayId` in requests, `<internetGatewayId>` in responses.
+    pub internet_gateway_ids: Option<Vec<String>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeInternetGatewaysRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "InternetGatewayId" => {
+                    out.internet_gateway_ids = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeInternetGatewaysResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeInternetGatewaysResult {
+    /// `InternetGateways`: `InternetGatewaySet` in requests, `<internetGatewaySet>` in responses.
+    pub internet_gateways: Option<Vec<InternetGateway>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeInternetGatewaysResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.internet_gateways {
+            w.list("internetGatewaySet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+    }
+}
+
 /// The `DescribeKeyPairsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DescribeKeyPairsRequest {
@@ -603,6 +2192,225 @@ impl Encode for DescribeKeyPairsResult {
     }
 }
 
+/// The `DescribeNetworkAclsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeNetworkAclsRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NetworkAclIds`: `NetworkAclId` in requests, `<NetworkAclId>` in responses.
+    pub network_acl_ids: Option<Vec<String>>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeNetworkAclsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkAclId" => {
+                    out.network_acl_ids = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeNetworkAclsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeNetworkAclsResult {
+    /// `NetworkAcls`: `NetworkAclSet` in requests, `<networkAclSet>` in responses.
+    pub network_acls: Option<Vec<NetworkAcl>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeNetworkAclsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.network_acls {
+            w.list("networkAclSet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+    }
+}
+
+/// The `DescribeNetworkInterfaceAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeNetworkInterfaceAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<attribute>` in responses.
+    pub attribute: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: String,
+}
+
+impl Decode for DescribeNetworkInterfaceAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_network_interface_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &[
+                            "description",
+                            "groupSet",
+                            "sourceDestCheck",
+                            "attachment",
+                            "associatePublicIpAddress",
+                        ],
+                    )?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Decode::decode(child, &here)?;
+                    seen_network_interface_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_network_interface_id {
+            return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeNetworkInterfaceAttributeResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeNetworkInterfaceAttributeResult {
+    /// `AssociatePublicIpAddress`: `AssociatePublicIpAddress` in requests, `<associatePublicIpAddress>` in responses.
+    pub associate_public_ip_address: Option<bool>,
+    /// `Attachment`: `Attachment` in requests, `<attachment>` in responses.
+    pub attachment: Option<NetworkInterfaceAttachment>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<AttributeValue>,
+    /// `Groups`: `GroupSet` in requests, `<groupSet>` in responses.
+    pub groups: Option<Vec<GroupIdentifier>>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `SourceDestCheck`: `SourceDestCheck` in requests, `<sourceDestCheck>` in responses.
+    pub source_dest_check: Option<AttributeBooleanValue>,
+}
+
+impl Encode for DescribeNetworkInterfaceAttributeResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.associate_public_ip_address {
+            w.field("associatePublicIpAddress", v);
+        }
+        if let Some(v) = &self.attachment {
+            w.field("attachment", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.groups {
+            w.list("groupSet", "item", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+        if let Some(v) = &self.source_dest_check {
+            w.field("sourceDestCheck", v);
+        }
+    }
+}
+
+/// The `DescribeNetworkInterfacesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeNetworkInterfacesRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `IncludeManagedResources`: `IncludeManagedResources` in requests, `<IncludeManagedResources>` in responses.
+    pub include_managed_resources: Option<bool>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NetworkInterfaceIds`: `NetworkInterfaceId` in requests, `<NetworkInterfaceId>` in responses.
+    pub network_interface_ids: Option<Vec<String>>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeNetworkInterfacesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "IncludeManagedResources" => {
+                    out.include_managed_resources = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_ids = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeNetworkInterfacesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeNetworkInterfacesResult {
+    /// `NetworkInterfaces`: `NetworkInterfaceSet` in requests, `<networkInterfaceSet>` in responses.
+    pub network_interfaces: Option<Vec<NetworkInterface>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeNetworkInterfacesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.network_interfaces {
+            w.list("networkInterfaceSet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+    }
+}
+
 /// The `DescribeRegionsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DescribeRegionsRequest {
@@ -652,6 +2460,263 @@ impl Encode for DescribeRegionsResult {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.regions {
             w.list("regionInfo", "item", v);
+        }
+    }
+}
+
+/// The `DescribeRouteTablesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeRouteTablesRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `RouteTableIds`: `RouteTableId` in requests, `<RouteTableId>` in responses.
+    pub route_table_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeRouteTablesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "RouteTableId" => {
+                    out.route_table_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeRouteTablesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeRouteTablesResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `RouteTables`: `RouteTableSet` in requests, `<routeTableSet>` in responses.
+    pub route_tables: Option<Vec<RouteTable>>,
+}
+
+impl Encode for DescribeRouteTablesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.route_tables {
+            w.list("routeTableSet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeSecurityGroupRulesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeSecurityGroupRulesRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `SecurityGroupRuleIds`: `SecurityGroupRuleId` in requests, `<SecurityGroupRuleId>` in responses.
+    pub security_group_rule_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeSecurityGroupRulesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroupRuleId" => {
+                    out.security_group_rule_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeSecurityGroupRulesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeSecurityGroupRulesResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `SecurityGroupRules`: `SecurityGroupRuleSet` in requests, `<securityGroupRuleSet>` in responses.
+    pub security_group_rules: Option<Vec<SecurityGroupRule>>,
+}
+
+impl Encode for DescribeSecurityGroupRulesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.security_group_rules {
+            w.list("securityGroupRuleSet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeSecurityGroupsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeSecurityGroupsRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `GroupIds`: `GroupId` in requests, `<GroupId>` in responses.
+    pub group_ids: Option<Vec<String>>,
+    /// `GroupNames`: `GroupName` in requests, `<GroupName>` in responses.
+    pub group_names: Option<Vec<String>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeSecurityGroupsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "GroupId" => {
+                    out.group_ids = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_names = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeSecurityGroupsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeSecurityGroupsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `SecurityGroups`: `SecurityGroupInfo` in requests, `<securityGroupInfo>` in responses.
+    pub security_groups: Option<Vec<SecurityGroup>>,
+}
+
+impl Encode for DescribeSecurityGroupsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.security_groups {
+            w.list("securityGroupInfo", "item", v);
+        }
+    }
+}
+
+/// The `DescribeSubnetsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeSubnetsRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `SubnetIds`: `SubnetId` in requests, `<SubnetId>` in responses.
+    pub subnet_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeSubnetsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetId" => {
+                    out.subnet_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeSubnetsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeSubnetsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `Subnets`: `SubnetSet` in requests, `<subnetSet>` in responses.
+    pub subnets: Option<Vec<Subnet>>,
+}
+
+impl Encode for DescribeSubnetsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.subnets {
+            w.list("subnetSet", "item", v);
         }
     }
 }
@@ -710,6 +2775,296 @@ impl Encode for DescribeTagsResult {
         }
         if let Some(v) = &self.tags {
             w.list("tagSet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeVpcAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpcAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<Attribute>` in responses.
+    pub attribute: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VpcId`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for DescribeVpcAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_attribute = false;
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute = crate::decode::enum_value(
+                        child,
+                        &here,
+                        &[
+                            "enableDnsSupport",
+                            "enableDnsHostnames",
+                            "enableNetworkAddressUsageMetrics",
+                        ],
+                    )?;
+                    seen_attribute = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_attribute {
+            return Err(crate::decode::missing(&path.child("Attribute")));
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeVpcAttributeResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpcAttributeResult {
+    /// `EnableDnsHostnames`: `EnableDnsHostnames` in requests, `<enableDnsHostnames>` in responses.
+    pub enable_dns_hostnames: Option<AttributeBooleanValue>,
+    /// `EnableDnsSupport`: `EnableDnsSupport` in requests, `<enableDnsSupport>` in responses.
+    pub enable_dns_support: Option<AttributeBooleanValue>,
+    /// `EnableNetworkAddressUsageMetrics`: `EnableNetworkAddressUsageMetrics` in requests, `<enableNetworkAddressUsageMetrics>` in responses.
+    pub enable_network_address_usage_metrics: Option<AttributeBooleanValue>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for DescribeVpcAttributeResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.enable_dns_hostnames {
+            w.field("enableDnsHostnames", v);
+        }
+        if let Some(v) = &self.enable_dns_support {
+            w.field("enableDnsSupport", v);
+        }
+        if let Some(v) = &self.enable_network_address_usage_metrics {
+            w.field("enableNetworkAddressUsageMetrics", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `DescribeVpcsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpcsRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `VpcIds`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeVpcsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeVpcsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpcsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `Vpcs`: `VpcSet` in requests, `<vpcSet>` in responses.
+    pub vpcs: Option<Vec<Vpc>>,
+}
+
+impl Encode for DescribeVpcsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.vpcs {
+            w.list("vpcSet", "item", v);
+        }
+    }
+}
+
+/// The `DetachInternetGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DetachInternetGatewayRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InternetGatewayId`: `InternetGatewayId` in requests, `<internetGatewayId>` in responses.
+    pub internet_gateway_id: String,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for DetachInternetGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_internet_gateway_id = false;
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InternetGatewayId" => {
+                    out.internet_gateway_id = Decode::decode(child, &here)?;
+                    seen_internet_gateway_id = true;
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_internet_gateway_id {
+            return Err(crate::decode::missing(&path.child("InternetGatewayId")));
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DhcpConfiguration` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DhcpConfiguration {
+    /// `Key`: `Key` in requests, `<key>` in responses.
+    pub key: Option<String>,
+    /// `Values`: `ValueSet` in requests, `<valueSet>` in responses.
+    pub values: Option<Vec<AttributeValue>>,
+}
+
+impl Encode for DhcpConfiguration {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.key {
+            w.field("key", v);
+        }
+        if let Some(v) = &self.values {
+            w.list("valueSet", "item", v);
+        }
+    }
+}
+
+/// The `DhcpOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DhcpOptions {
+    /// `DhcpConfigurations`: `DhcpConfigurationSet` in requests, `<dhcpConfigurationSet>` in responses.
+    pub dhcp_configurations: Option<Vec<DhcpConfiguration>>,
+    /// `DhcpOptionsId`: `DhcpOptionsId` in requests, `<dhcpOptionsId>` in responses.
+    pub dhcp_options_id: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Encode for DhcpOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.dhcp_configurations {
+            w.list("dhcpConfigurationSet", "item", v);
+        }
+        if let Some(v) = &self.dhcp_options_id {
+            w.field("dhcpOptionsId", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+    }
+}
+
+/// The `DisassociateVpcCidrBlockRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisassociateVpcCidrBlockRequest {
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: String,
+}
+
+impl Decode for DisassociateVpcCidrBlockRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_association_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AssociationId" => {
+                    out.association_id = Decode::decode(child, &here)?;
+                    seen_association_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_association_id {
+            return Err(crate::decode::missing(&path.child("AssociationId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DisassociateVpcCidrBlockResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisassociateVpcCidrBlockResult {
+    /// `CidrBlockAssociation`: `CidrBlockAssociation` in requests, `<cidrBlockAssociation>` in responses.
+    pub cidr_block_association: Option<VpcCidrBlockAssociation>,
+    /// `Ipv6CidrBlockAssociation`: `Ipv6CidrBlockAssociation` in requests, `<ipv6CidrBlockAssociation>` in responses.
+    pub ipv6_cidr_block_association: Option<VpcIpv6CidrBlockAssociation>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for DisassociateVpcCidrBlockResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidr_block_association {
+            w.field("cidrBlockAssociation", v);
+        }
+        if let Some(v) = &self.ipv6_cidr_block_association {
+            w.field("ipv6CidrBlockAssociation", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
         }
     }
 }
@@ -919,6 +3274,57 @@ impl Encode for EfaInfo {
     }
 }
 
+/// The `EnaSrdSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnaSrdSpecification {
+    /// `EnaSrdEnabled`: `EnaSrdEnabled` in requests, `<EnaSrdEnabled>` in responses.
+    pub ena_srd_enabled: Option<bool>,
+    /// `EnaSrdUdpSpecification`: `EnaSrdUdpSpecification` in requests, `<EnaSrdUdpSpecification>` in responses.
+    pub ena_srd_udp_specification: Option<EnaSrdUdpSpecification>,
+}
+
+impl Decode for EnaSrdSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "EnaSrdEnabled" => {
+                    out.ena_srd_enabled = Some(Decode::decode(child, &here)?);
+                }
+                "EnaSrdUdpSpecification" => {
+                    out.ena_srd_udp_specification = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `EnaSrdUdpSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnaSrdUdpSpecification {
+    /// `EnaSrdUdpEnabled`: `EnaSrdUdpEnabled` in requests, `<EnaSrdUdpEnabled>` in responses.
+    pub ena_srd_udp_enabled: Option<bool>,
+}
+
+impl Decode for EnaSrdUdpSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "EnaSrdUdpEnabled" => {
+                    out.ena_srd_udp_enabled = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `Filter` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
@@ -1022,6 +3428,79 @@ impl Encode for FpgaInfo {
     }
 }
 
+/// The `GetSubnetCidrReservationsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetSubnetCidrReservationsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<SubnetId>` in responses.
+    pub subnet_id: String,
+}
+
+impl Decode for GetSubnetCidrReservationsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_subnet_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetId" => {
+                    out.subnet_id = Decode::decode(child, &here)?;
+                    seen_subnet_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_subnet_id {
+            return Err(crate::decode::missing(&path.child("SubnetId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `GetSubnetCidrReservationsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetSubnetCidrReservationsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `SubnetIpv4CidrReservations`: `SubnetIpv4CidrReservationSet` in requests, `<subnetIpv4CidrReservationSet>` in responses.
+    pub subnet_ipv4_cidr_reservations: Option<Vec<SubnetCidrReservation>>,
+    /// `SubnetIpv6CidrReservations`: `SubnetIpv6CidrReservationSet` in requests, `<subnetIpv6CidrReservationSet>` in responses.
+    pub subnet_ipv6_cidr_reservations: Option<Vec<SubnetCidrReservation>>,
+}
+
+impl Encode for GetSubnetCidrReservationsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.subnet_ipv4_cidr_reservations {
+            w.list("subnetIpv4CidrReservationSet", "item", v);
+        }
+        if let Some(v) = &self.subnet_ipv6_cidr_reservations {
+            w.list("subnetIpv6CidrReservationSet", "item", v);
+        }
+    }
+}
+
 /// The `GpuDeviceInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -1111,6 +3590,46 @@ impl Encode for GpuInfo {
         }
         if let Some(v) = &self.total_gpu_memory_in_mi_b {
             w.field("totalGpuMemoryInMiB", v);
+        }
+    }
+}
+
+/// The `GroupIdentifier` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GroupIdentifier {
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<groupName>` in responses.
+    pub group_name: Option<String>,
+}
+
+impl Encode for GroupIdentifier {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.group_name {
+            w.field("groupName", v);
+        }
+    }
+}
+
+/// The `IcmpTypeCode` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IcmpTypeCode {
+    /// `Code`: `Code` in requests, `<code>` in responses.
+    pub code: Option<i32>,
+    /// `Type`: `Type` in requests, `<type>` in responses.
+    pub r#type: Option<i32>,
+}
+
+impl Encode for IcmpTypeCode {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.code {
+            w.field("code", v);
+        }
+        if let Some(v) = &self.r#type {
+            w.field("type", v);
         }
     }
 }
@@ -1265,6 +3784,34 @@ impl Encode for InferenceDeviceMemoryInfo {
         if let Some(v) = &self.size_in_mi_b {
             w.field("sizeInMiB", v);
         }
+    }
+}
+
+/// The `InstanceIpv6Address` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceIpv6Address {
+    /// `Ipv6Address`: `Ipv6Address` in requests, `<ipv6Address>` in responses.
+    pub ipv6_address: Option<String>,
+    /// `IsPrimaryIpv6`: `IsPrimaryIpv6` in requests, `<isPrimaryIpv6>` in responses.
+    pub is_primary_ipv6: Option<bool>,
+}
+
+impl Decode for InstanceIpv6Address {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Ipv6Address" => {
+                    out.ipv6_address = Some(Decode::decode(child, &here)?);
+                }
+                "IsPrimaryIpv6" => {
+                    out.is_primary_ipv6 = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -1531,6 +4078,289 @@ impl Encode for InstanceTypeOffering {
     }
 }
 
+/// The `InternetGateway` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InternetGateway {
+    /// `Attachments`: `AttachmentSet` in requests, `<attachmentSet>` in responses.
+    pub attachments: Option<Vec<InternetGatewayAttachment>>,
+    /// `InternetGatewayId`: `InternetGatewayId` in requests, `<internetGatewayId>` in responses.
+    pub internet_gateway_id: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Encode for InternetGateway {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.attachments {
+            w.list("attachmentSet", "item", v);
+        }
+        if let Some(v) = &self.internet_gateway_id {
+            w.field("internetGatewayId", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+    }
+}
+
+/// The `InternetGatewayAttachment` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InternetGatewayAttachment {
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for InternetGatewayAttachment {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `IpPermission` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IpPermission {
+    /// `FromPort`: `FromPort` in requests, `<fromPort>` in responses.
+    pub from_port: Option<i32>,
+    /// `IpProtocol`: `IpProtocol` in requests, `<ipProtocol>` in responses.
+    pub ip_protocol: Option<String>,
+    /// `IpRanges`: `IpRanges` in requests, `<ipRanges>` in responses.
+    pub ip_ranges: Option<Vec<IpRange>>,
+    /// `Ipv6Ranges`: `Ipv6Ranges` in requests, `<ipv6Ranges>` in responses.
+    pub ipv6_ranges: Option<Vec<Ipv6Range>>,
+    /// `PrefixListIds`: `PrefixListIds` in requests, `<prefixListIds>` in responses.
+    pub prefix_list_ids: Option<Vec<PrefixListId>>,
+    /// `ToPort`: `ToPort` in requests, `<toPort>` in responses.
+    pub to_port: Option<i32>,
+    /// `UserIdGroupPairs`: `Groups` in requests, `<groups>` in responses.
+    pub user_id_group_pairs: Option<Vec<UserIdGroupPair>>,
+}
+
+impl Decode for IpPermission {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "FromPort" => {
+                    out.from_port = Some(Decode::decode(child, &here)?);
+                }
+                "IpProtocol" => {
+                    out.ip_protocol = Some(Decode::decode(child, &here)?);
+                }
+                "IpRanges" => {
+                    out.ip_ranges = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Ranges" => {
+                    out.ipv6_ranges = Some(Decode::decode(child, &here)?);
+                }
+                "PrefixListIds" => {
+                    out.prefix_list_ids = Some(Decode::decode(child, &here)?);
+                }
+                "ToPort" => {
+                    out.to_port = Some(Decode::decode(child, &here)?);
+                }
+                "Groups" => {
+                    out.user_id_group_pairs = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for IpPermission {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.from_port {
+            w.field("fromPort", v);
+        }
+        if let Some(v) = &self.ip_protocol {
+            w.field("ipProtocol", v);
+        }
+        if let Some(v) = &self.ip_ranges {
+            w.list("ipRanges", "item", v);
+        }
+        if let Some(v) = &self.ipv6_ranges {
+            w.list("ipv6Ranges", "item", v);
+        }
+        if let Some(v) = &self.prefix_list_ids {
+            w.list("prefixListIds", "item", v);
+        }
+        if let Some(v) = &self.to_port {
+            w.field("toPort", v);
+        }
+        if let Some(v) = &self.user_id_group_pairs {
+            w.list("groups", "item", v);
+        }
+    }
+}
+
+/// The `IpRange` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IpRange {
+    /// `CidrIp`: `CidrIp` in requests, `<cidrIp>` in responses.
+    pub cidr_ip: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+}
+
+impl Decode for IpRange {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CidrIp" => {
+                    out.cidr_ip = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for IpRange {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidr_ip {
+            w.field("cidrIp", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+    }
+}
+
+/// The `Ipv4PrefixSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ipv4PrefixSpecification {
+    /// `Ipv4Prefix`: `Ipv4Prefix` in requests, `<ipv4Prefix>` in responses.
+    pub ipv4_prefix: Option<String>,
+}
+
+impl Encode for Ipv4PrefixSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ipv4_prefix {
+            w.field("ipv4Prefix", v);
+        }
+    }
+}
+
+/// The `Ipv4PrefixSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ipv4PrefixSpecificationRequest {
+    /// `Ipv4Prefix`: `Ipv4Prefix` in requests, `<Ipv4Prefix>` in responses.
+    pub ipv4_prefix: Option<String>,
+}
+
+impl Decode for Ipv4PrefixSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Ipv4Prefix" => {
+                    out.ipv4_prefix = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `Ipv6PrefixSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ipv6PrefixSpecification {
+    /// `Ipv6Prefix`: `Ipv6Prefix` in requests, `<ipv6Prefix>` in responses.
+    pub ipv6_prefix: Option<String>,
+}
+
+impl Encode for Ipv6PrefixSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ipv6_prefix {
+            w.field("ipv6Prefix", v);
+        }
+    }
+}
+
+/// The `Ipv6PrefixSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ipv6PrefixSpecificationRequest {
+    /// `Ipv6Prefix`: `Ipv6Prefix` in requests, `<Ipv6Prefix>` in responses.
+    pub ipv6_prefix: Option<String>,
+}
+
+impl Decode for Ipv6PrefixSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Ipv6Prefix" => {
+                    out.ipv6_prefix = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `Ipv6Range` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ipv6Range {
+    /// `CidrIpv6`: `CidrIpv6` in requests, `<cidrIpv6>` in responses.
+    pub cidr_ipv6: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+}
+
+impl Decode for Ipv6Range {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CidrIpv6" => {
+                    out.cidr_ipv6 = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for Ipv6Range {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidr_ipv6 {
+            w.field("cidrIpv6", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+    }
+}
+
 /// The `KeyPair` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct KeyPair {
@@ -1699,6 +4529,331 @@ impl Encode for MemoryInfo {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.size_in_mi_b {
             w.field("sizeInMiB", v);
+        }
+    }
+}
+
+/// The `ModifyNetworkInterfaceAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyNetworkInterfaceAttributeRequest {
+    /// `AssociatePublicIpAddress`: `AssociatePublicIpAddress` in requests, `<AssociatePublicIpAddress>` in responses.
+    pub associate_public_ip_address: Option<bool>,
+    /// `AssociatedSubnetIds`: `AssociatedSubnetId` in requests, `<AssociatedSubnetId>` in responses.
+    pub associated_subnet_ids: Option<Vec<String>>,
+    /// `Attachment`: `Attachment` in requests, `<attachment>` in responses.
+    pub attachment: Option<NetworkInterfaceAttachmentChanges>,
+    /// `ConnectionTrackingSpecification`: `ConnectionTrackingSpecification` in requests, `<ConnectionTrackingSpecification>` in responses.
+    pub connection_tracking_specification: Option<ConnectionTrackingSpecificationRequest>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<AttributeValue>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EnaSrdSpecification`: `EnaSrdSpecification` in requests, `<EnaSrdSpecification>` in responses.
+    pub ena_srd_specification: Option<EnaSrdSpecification>,
+    /// `EnablePrimaryIpv6`: `EnablePrimaryIpv6` in requests, `<EnablePrimaryIpv6>` in responses.
+    pub enable_primary_ipv6: Option<bool>,
+    /// `Groups`: `SecurityGroupId` in requests, `<SecurityGroupId>` in responses.
+    pub groups: Option<Vec<String>>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: String,
+    /// `SourceDestCheck`: `SourceDestCheck` in requests, `<sourceDestCheck>` in responses.
+    pub source_dest_check: Option<AttributeBooleanValue>,
+}
+
+impl Decode for ModifyNetworkInterfaceAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_network_interface_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AssociatePublicIpAddress" => {
+                    out.associate_public_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "AssociatedSubnetId" => {
+                    out.associated_subnet_ids = Some(Decode::decode(child, &here)?);
+                }
+                "Attachment" => {
+                    out.attachment = Some(Decode::decode(child, &here)?);
+                }
+                "ConnectionTrackingSpecification" => {
+                    out.connection_tracking_specification = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EnaSrdSpecification" => {
+                    out.ena_srd_specification = Some(Decode::decode(child, &here)?);
+                }
+                "EnablePrimaryIpv6" => {
+                    out.enable_primary_ipv6 = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroupId" => {
+                    out.groups = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Decode::decode(child, &here)?;
+                    seen_network_interface_id = true;
+                }
+                "SourceDestCheck" => {
+                    out.source_dest_check = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_network_interface_id {
+            return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifySubnetAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifySubnetAttributeRequest {
+    /// `AssignIpv6AddressOnCreation`: `AssignIpv6AddressOnCreation` in requests, `<AssignIpv6AddressOnCreation>` in responses.
+    pub assign_ipv6_address_on_creation: Option<AttributeBooleanValue>,
+    /// `CustomerOwnedIpv4Pool`: `CustomerOwnedIpv4Pool` in requests, `<CustomerOwnedIpv4Pool>` in responses.
+    pub customer_owned_ipv4_pool: Option<String>,
+    /// `DisableLniAtDeviceIndex`: `DisableLniAtDeviceIndex` in requests, `<DisableLniAtDeviceIndex>` in responses.
+    pub disable_lni_at_device_index: Option<AttributeBooleanValue>,
+    /// `EnableDns64`: `EnableDns64` in requests, `<EnableDns64>` in responses.
+    pub enable_dns64: Option<AttributeBooleanValue>,
+    /// `EnableLniAtDeviceIndex`: `EnableLniAtDeviceIndex` in requests, `<EnableLniAtDeviceIndex>` in responses.
+    pub enable_lni_at_device_index: Option<i32>,
+    /// `EnableResourceNameDnsAAAARecordOnLaunch`: `EnableResourceNameDnsAAAARecordOnLaunch` in requests, `<EnableResourceNameDnsAAAARecordOnLaunch>` in responses.
+    pub enable_resource_name_dns_aaaa_record_on_launch: Option<AttributeBooleanValue>,
+    /// `EnableResourceNameDnsARecordOnLaunch`: `EnableResourceNameDnsARecordOnLaunch` in requests, `<EnableResourceNameDnsARecordOnLaunch>` in responses.
+    pub enable_resource_name_dns_a_record_on_launch: Option<AttributeBooleanValue>,
+    /// `MapCustomerOwnedIpOnLaunch`: `MapCustomerOwnedIpOnLaunch` in requests, `<MapCustomerOwnedIpOnLaunch>` in responses.
+    pub map_customer_owned_ip_on_launch: Option<AttributeBooleanValue>,
+    /// `MapPublicIpOnLaunch`: `MapPublicIpOnLaunch` in requests, `<MapPublicIpOnLaunch>` in responses.
+    pub map_public_ip_on_launch: Option<AttributeBooleanValue>,
+    /// `PrivateDnsHostnameTypeOnLaunch`: `PrivateDnsHostnameTypeOnLaunch` in requests, `<PrivateDnsHostnameTypeOnLaunch>` in responses.
+    pub private_dns_hostname_type_on_launch: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: String,
+}
+
+impl Decode for ModifySubnetAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_subnet_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AssignIpv6AddressOnCreation" => {
+                    out.assign_ipv6_address_on_creation = Some(Decode::decode(child, &here)?);
+                }
+                "CustomerOwnedIpv4Pool" => {
+                    out.customer_owned_ipv4_pool = Some(Decode::decode(child, &here)?);
+                }
+                "DisableLniAtDeviceIndex" => {
+                    out.disable_lni_at_device_index = Some(Decode::decode(child, &here)?);
+                }
+                "EnableDns64" => {
+                    out.enable_dns64 = Some(Decode::decode(child, &here)?);
+                }
+                "EnableLniAtDeviceIndex" => {
+                    out.enable_lni_at_device_index = Some(Decode::decode(child, &here)?);
+                }
+                "EnableResourceNameDnsAAAARecordOnLaunch" => {
+                    out.enable_resource_name_dns_aaaa_record_on_launch =
+                        Some(Decode::decode(child, &here)?);
+                }
+                "EnableResourceNameDnsARecordOnLaunch" => {
+                    out.enable_resource_name_dns_a_record_on_launch =
+                        Some(Decode::decode(child, &here)?);
+                }
+                "MapCustomerOwnedIpOnLaunch" => {
+                    out.map_customer_owned_ip_on_launch = Some(Decode::decode(child, &here)?);
+                }
+                "MapPublicIpOnLaunch" => {
+                    out.map_public_ip_on_launch = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateDnsHostnameTypeOnLaunch" => {
+                    out.private_dns_hostname_type_on_launch = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["ip-name", "resource-name"],
+                    )?);
+                }
+                "SubnetId" => {
+                    out.subnet_id = Decode::decode(child, &here)?;
+                    seen_subnet_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_subnet_id {
+            return Err(crate::decode::missing(&path.child("SubnetId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyVpcAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyVpcAttributeRequest {
+    /// `EnableDnsHostnames`: `EnableDnsHostnames` in requests, `<EnableDnsHostnames>` in responses.
+    pub enable_dns_hostnames: Option<AttributeBooleanValue>,
+    /// `EnableDnsSupport`: `EnableDnsSupport` in requests, `<EnableDnsSupport>` in responses.
+    pub enable_dns_support: Option<AttributeBooleanValue>,
+    /// `EnableNetworkAddressUsageMetrics`: `EnableNetworkAddressUsageMetrics` in requests, `<EnableNetworkAddressUsageMetrics>` in responses.
+    pub enable_network_address_usage_metrics: Option<AttributeBooleanValue>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for ModifyVpcAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "EnableDnsHostnames" => {
+                    out.enable_dns_hostnames = Some(Decode::decode(child, &here)?);
+                }
+                "EnableDnsSupport" => {
+                    out.enable_dns_support = Some(Decode::decode(child, &here)?);
+                }
+                "EnableNetworkAddressUsageMetrics" => {
+                    out.enable_network_address_usage_metrics = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `NetworkAcl` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkAcl {
+    /// `Associations`: `AssociationSet` in requests, `<associationSet>` in responses.
+    pub associations: Option<Vec<NetworkAclAssociation>>,
+    /// `Entries`: `EntrySet` in requests, `<entrySet>` in responses.
+    pub entries: Option<Vec<NetworkAclEntry>>,
+    /// `IsDefault`: `Default` in requests, `<default>` in responses.
+    pub is_default: Option<bool>,
+    /// `NetworkAclId`: `NetworkAclId` in requests, `<networkAclId>` in responses.
+    pub network_acl_id: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for NetworkAcl {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.associations {
+            w.list("associationSet", "item", v);
+        }
+        if let Some(v) = &self.entries {
+            w.list("entrySet", "item", v);
+        }
+        if let Some(v) = &self.is_default {
+            w.field("default", v);
+        }
+        if let Some(v) = &self.network_acl_id {
+            w.field("networkAclId", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `NetworkAclAssociation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkAclAssociation {
+    /// `NetworkAclAssociationId`: `NetworkAclAssociationId` in requests, `<networkAclAssociationId>` in responses.
+    pub network_acl_association_id: Option<String>,
+    /// `NetworkAclId`: `NetworkAclId` in requests, `<networkAclId>` in responses.
+    pub network_acl_id: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+}
+
+impl Encode for NetworkAclAssociation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.network_acl_association_id {
+            w.field("networkAclAssociationId", v);
+        }
+        if let Some(v) = &self.network_acl_id {
+            w.field("networkAclId", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
+    }
+}
+
+/// The `NetworkAclEntry` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkAclEntry {
+    /// `CidrBlock`: `CidrBlock` in requests, `<cidrBlock>` in responses.
+    pub cidr_block: Option<String>,
+    /// `Egress`: `Egress` in requests, `<egress>` in responses.
+    pub egress: Option<bool>,
+    /// `IcmpTypeCode`: `IcmpTypeCode` in requests, `<icmpTypeCode>` in responses.
+    pub icmp_type_code: Option<IcmpTypeCode>,
+    /// `Ipv6CidrBlock`: `Ipv6CidrBlock` in requests, `<ipv6CidrBlock>` in responses.
+    pub ipv6_cidr_block: Option<String>,
+    /// `PortRange`: `PortRange` in requests, `<portRange>` in responses.
+    pub port_range: Option<PortRange>,
+    /// `Protocol`: `Protocol` in requests, `<protocol>` in responses.
+    pub protocol: Option<String>,
+    /// `RuleAction`: `RuleAction` in requests, `<ruleAction>` in responses.
+    pub rule_action: Option<String>,
+    /// `RuleNumber`: `RuleNumber` in requests, `<ruleNumber>` in responses.
+    pub rule_number: Option<i32>,
+}
+
+impl Encode for NetworkAclEntry {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidr_block {
+            w.field("cidrBlock", v);
+        }
+        if let Some(v) = &self.egress {
+            w.field("egress", v);
+        }
+        if let Some(v) = &self.icmp_type_code {
+            w.field("icmpTypeCode", v);
+        }
+        if let Some(v) = &self.ipv6_cidr_block {
+            w.field("ipv6CidrBlock", v);
+        }
+        if let Some(v) = &self.port_range {
+            w.field("portRange", v);
+        }
+        if let Some(v) = &self.protocol {
+            w.field("protocol", v);
+        }
+        if let Some(v) = &self.rule_action {
+            w.field("ruleAction", v);
+        }
+        if let Some(v) = &self.rule_number {
+            w.field("ruleNumber", v);
         }
     }
 }
@@ -1893,6 +5048,374 @@ impl Encode for NetworkInfo {
     }
 }
 
+/// The `NetworkInterface` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkInterface {
+    /// `AssociatedSubnets`: `AssociatedSubnetSet` in requests, `<associatedSubnetSet>` in responses.
+    pub associated_subnets: Option<Vec<String>>,
+    /// `Association`: `Association` in requests, `<association>` in responses.
+    pub association: Option<NetworkInterfaceAssociation>,
+    /// `Attachment`: `Attachment` in requests, `<attachment>` in responses.
+    pub attachment: Option<NetworkInterfaceAttachment>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<availabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `ConnectionTrackingConfiguration`: `ConnectionTrackingConfiguration` in requests, `<connectionTrackingConfiguration>` in responses.
+    pub connection_tracking_configuration: Option<ConnectionTrackingConfiguration>,
+    /// `DenyAllIgwTraffic`: `DenyAllIgwTraffic` in requests, `<denyAllIgwTraffic>` in responses.
+    pub deny_all_igw_traffic: Option<bool>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `Groups`: `GroupSet` in requests, `<groupSet>` in responses.
+    pub groups: Option<Vec<GroupIdentifier>>,
+    /// `InterfaceType`: `InterfaceType` in requests, `<interfaceType>` in responses.
+    pub interface_type: Option<String>,
+    /// `Ipv4Prefixes`: `Ipv4PrefixSet` in requests, `<ipv4PrefixSet>` in responses.
+    pub ipv4_prefixes: Option<Vec<Ipv4PrefixSpecification>>,
+    /// `Ipv6Address`: `Ipv6Address` in requests, `<ipv6Address>` in responses.
+    pub ipv6_address: Option<String>,
+    /// `Ipv6Addresses`: `Ipv6AddressesSet` in requests, `<ipv6AddressesSet>` in responses.
+    pub ipv6_addresses: Option<Vec<NetworkInterfaceIpv6Address>>,
+    /// `Ipv6Native`: `Ipv6Native` in requests, `<ipv6Native>` in responses.
+    pub ipv6_native: Option<bool>,
+    /// `Ipv6Prefixes`: `Ipv6PrefixSet` in requests, `<ipv6PrefixSet>` in responses.
+    pub ipv6_prefixes: Option<Vec<Ipv6PrefixSpecification>>,
+    /// `MacAddress`: `MacAddress` in requests, `<macAddress>` in responses.
+    pub mac_address: Option<String>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    pub operator: Option<OperatorResponse>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<outpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `PrivateDnsName`: `PrivateDnsName` in requests, `<privateDnsName>` in responses.
+    pub private_dns_name: Option<String>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+    /// `PrivateIpAddresses`: `PrivateIpAddressesSet` in requests, `<privateIpAddressesSet>` in responses.
+    pub private_ip_addresses: Option<Vec<NetworkInterfacePrivateIpAddress>>,
+    /// `PublicDnsName`: `PublicDnsName` in requests, `<publicDnsName>` in responses.
+    pub public_dns_name: Option<String>,
+    /// `PublicIpDnsNameOptions`: `PublicIpDnsNameOptions` in requests, `<publicIpDnsNameOptions>` in responses.
+    pub public_ip_dns_name_options: Option<PublicIpDnsNameOptions>,
+    /// `RequesterId`: `RequesterId` in requests, `<requesterId>` in responses.
+    pub requester_id: Option<String>,
+    /// `RequesterManaged`: `RequesterManaged` in requests, `<requesterManaged>` in responses.
+    pub requester_managed: Option<bool>,
+    /// `SourceDestCheck`: `SourceDestCheck` in requests, `<sourceDestCheck>` in responses.
+    pub source_dest_check: Option<bool>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+    /// `TagSet`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tag_set: Option<Vec<Tag>>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for NetworkInterface {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.associated_subnets {
+            w.list("associatedSubnetSet", "item", v);
+        }
+        if let Some(v) = &self.association {
+            w.field("association", v);
+        }
+        if let Some(v) = &self.attachment {
+            w.field("attachment", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            w.field("availabilityZoneId", v);
+        }
+        if let Some(v) = &self.connection_tracking_configuration {
+            w.field("connectionTrackingConfiguration", v);
+        }
+        if let Some(v) = &self.deny_all_igw_traffic {
+            w.field("denyAllIgwTraffic", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.groups {
+            w.list("groupSet", "item", v);
+        }
+        if let Some(v) = &self.interface_type {
+            w.field("interfaceType", v);
+        }
+        if let Some(v) = &self.ipv4_prefixes {
+            w.list("ipv4PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.ipv6_address {
+            w.field("ipv6Address", v);
+        }
+        if let Some(v) = &self.ipv6_addresses {
+            w.list("ipv6AddressesSet", "item", v);
+        }
+        if let Some(v) = &self.ipv6_native {
+            w.field("ipv6Native", v);
+        }
+        if let Some(v) = &self.ipv6_prefixes {
+            w.list("ipv6PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.mac_address {
+            w.field("macAddress", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            w.field("outpostArn", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.private_dns_name {
+            w.field("privateDnsName", v);
+        }
+        if let Some(v) = &self.private_ip_address {
+            w.field("privateIpAddress", v);
+        }
+        if let Some(v) = &self.private_ip_addresses {
+            w.list("privateIpAddressesSet", "item", v);
+        }
+        if let Some(v) = &self.public_dns_name {
+            w.field("publicDnsName", v);
+        }
+        if let Some(v) = &self.public_ip_dns_name_options {
+            w.field("publicIpDnsNameOptions", v);
+        }
+        if let Some(v) = &self.requester_id {
+            w.field("requesterId", v);
+        }
+        if let Some(v) = &self.requester_managed {
+            w.field("requesterManaged", v);
+        }
+        if let Some(v) = &self.source_dest_check {
+            w.field("sourceDestCheck", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
+        if let Some(v) = &self.tag_set {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `NetworkInterfaceAssociation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkInterfaceAssociation {
+    /// `AllocationId`: `AllocationId` in requests, `<allocationId>` in responses.
+    pub allocation_id: Option<String>,
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: Option<String>,
+    /// `CarrierIp`: `CarrierIp` in requests, `<carrierIp>` in responses.
+    pub carrier_ip: Option<String>,
+    /// `CustomerOwnedIp`: `CustomerOwnedIp` in requests, `<customerOwnedIp>` in responses.
+    pub customer_owned_ip: Option<String>,
+    /// `IpOwnerId`: `IpOwnerId` in requests, `<ipOwnerId>` in responses.
+    pub ip_owner_id: Option<String>,
+    /// `PublicDnsName`: `PublicDnsName` in requests, `<publicDnsName>` in responses.
+    pub public_dns_name: Option<String>,
+    /// `PublicIp`: `PublicIp` in requests, `<publicIp>` in responses.
+    pub public_ip: Option<String>,
+}
+
+impl Encode for NetworkInterfaceAssociation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.allocation_id {
+            w.field("allocationId", v);
+        }
+        if let Some(v) = &self.association_id {
+            w.field("associationId", v);
+        }
+        if let Some(v) = &self.carrier_ip {
+            w.field("carrierIp", v);
+        }
+        if let Some(v) = &self.customer_owned_ip {
+            w.field("customerOwnedIp", v);
+        }
+        if let Some(v) = &self.ip_owner_id {
+            w.field("ipOwnerId", v);
+        }
+        if let Some(v) = &self.public_dns_name {
+            w.field("publicDnsName", v);
+        }
+        if let Some(v) = &self.public_ip {
+            w.field("publicIp", v);
+        }
+    }
+}
+
+/// The `NetworkInterfaceAttachment` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkInterfaceAttachment {
+    /// `AttachTime`: `AttachTime` in requests, `<attachTime>` in responses.
+    pub attach_time: Option<DateTime>,
+    /// `AttachmentId`: `AttachmentId` in requests, `<attachmentId>` in responses.
+    pub attachment_id: Option<String>,
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    pub delete_on_termination: Option<bool>,
+    /// `DeviceIndex`: `DeviceIndex` in requests, `<deviceIndex>` in responses.
+    pub device_index: Option<i32>,
+    /// `EnaQueueCount`: `EnaQueueCount` in requests, `<enaQueueCount>` in responses.
+    pub ena_queue_count: Option<i32>,
+    /// `EnaSrdSpecification`: `EnaSrdSpecification` in requests, `<enaSrdSpecification>` in responses.
+    pub ena_srd_specification: Option<AttachmentEnaSrdSpecification>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `InstanceOwnerId`: `InstanceOwnerId` in requests, `<instanceOwnerId>` in responses.
+    pub instance_owner_id: Option<String>,
+    /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<networkCardIndex>` in responses.
+    pub network_card_index: Option<i32>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for NetworkInterfaceAttachment {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.attach_time {
+            w.field("attachTime", v);
+        }
+        if let Some(v) = &self.attachment_id {
+            w.field("attachmentId", v);
+        }
+        if let Some(v) = &self.delete_on_termination {
+            w.field("deleteOnTermination", v);
+        }
+        if let Some(v) = &self.device_index {
+            w.field("deviceIndex", v);
+        }
+        if let Some(v) = &self.ena_queue_count {
+            w.field("enaQueueCount", v);
+        }
+        if let Some(v) = &self.ena_srd_specification {
+            w.field("enaSrdSpecification", v);
+        }
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.instance_owner_id {
+            w.field("instanceOwnerId", v);
+        }
+        if let Some(v) = &self.network_card_index {
+            w.field("networkCardIndex", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+    }
+}
+
+/// The `NetworkInterfaceAttachmentChanges` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkInterfaceAttachmentChanges {
+    /// `AttachmentId`: `AttachmentId` in requests, `<attachmentId>` in responses.
+    pub attachment_id: Option<String>,
+    /// `DefaultEnaQueueCount`: `DefaultEnaQueueCount` in requests, `<DefaultEnaQueueCount>` in responses.
+    pub default_ena_queue_count: Option<bool>,
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    pub delete_on_termination: Option<bool>,
+    /// `EnaQueueCount`: `EnaQueueCount` in requests, `<EnaQueueCount>` in responses.
+    pub ena_queue_count: Option<i32>,
+}
+
+impl Decode for NetworkInterfaceAttachmentChanges {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AttachmentId" => {
+                    out.attachment_id = Some(Decode::decode(child, &here)?);
+                }
+                "DefaultEnaQueueCount" => {
+                    out.default_ena_queue_count = Some(Decode::decode(child, &here)?);
+                }
+                "DeleteOnTermination" => {
+                    out.delete_on_termination = Some(Decode::decode(child, &here)?);
+                }
+                "EnaQueueCount" => {
+                    out.ena_queue_count = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `NetworkInterfaceIpv6Address` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkInterfaceIpv6Address {
+    /// `Ipv6Address`: `Ipv6Address` in requests, `<ipv6Address>` in responses.
+    pub ipv6_address: Option<String>,
+    /// `IsPrimaryIpv6`: `IsPrimaryIpv6` in requests, `<isPrimaryIpv6>` in responses.
+    pub is_primary_ipv6: Option<bool>,
+    /// `PublicIpv6DnsName`: `PublicIpv6DnsName` in requests, `<publicIpv6DnsName>` in responses.
+    pub public_ipv6_dns_name: Option<String>,
+}
+
+impl Encode for NetworkInterfaceIpv6Address {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ipv6_address {
+            w.field("ipv6Address", v);
+        }
+        if let Some(v) = &self.is_primary_ipv6 {
+            w.field("isPrimaryIpv6", v);
+        }
+        if let Some(v) = &self.public_ipv6_dns_name {
+            w.field("publicIpv6DnsName", v);
+        }
+    }
+}
+
+/// The `NetworkInterfacePrivateIpAddress` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkInterfacePrivateIpAddress {
+    /// `Association`: `Association` in requests, `<association>` in responses.
+    pub association: Option<NetworkInterfaceAssociation>,
+    /// `Primary`: `Primary` in requests, `<primary>` in responses.
+    pub primary: Option<bool>,
+    /// `PrivateDnsName`: `PrivateDnsName` in requests, `<privateDnsName>` in responses.
+    pub private_dns_name: Option<String>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+}
+
+impl Encode for NetworkInterfacePrivateIpAddress {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.association {
+            w.field("association", v);
+        }
+        if let Some(v) = &self.primary {
+            w.field("primary", v);
+        }
+        if let Some(v) = &self.private_dns_name {
+            w.field("privateDnsName", v);
+        }
+        if let Some(v) = &self.private_ip_address {
+            w.field("privateIpAddress", v);
+        }
+    }
+}
+
 /// The `NeuronDeviceCoreInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -2008,6 +5531,54 @@ impl Encode for NitroTpmInfo {
     }
 }
 
+/// The `OperatorRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperatorRequest {
+    /// `Principal`: `Principal` in requests, `<Principal>` in responses.
+    pub principal: Option<String>,
+}
+
+impl Decode for OperatorRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Principal" => {
+                    out.principal = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `OperatorResponse` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OperatorResponse {
+    /// `HiddenByDefault`: `HiddenByDefault` in requests, `<hiddenByDefault>` in responses.
+    pub hidden_by_default: Option<bool>,
+    /// `Managed`: `Managed` in requests, `<managed>` in responses.
+    pub managed: Option<bool>,
+    /// `Principal`: `Principal` in requests, `<principal>` in responses.
+    pub principal: Option<String>,
+}
+
+impl Encode for OperatorResponse {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.hidden_by_default {
+            w.field("hiddenByDefault", v);
+        }
+        if let Some(v) = &self.managed {
+            w.field("managed", v);
+        }
+        if let Some(v) = &self.principal {
+            w.field("principal", v);
+        }
+    }
+}
+
 /// The `PlacementGroupInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -2022,6 +5593,118 @@ impl Encode for PlacementGroupInfo {
         if let Some(v) = &self.supported_strategies {
             w.list("supportedStrategies", "item", v);
         }
+    }
+}
+
+/// The `PortRange` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PortRange {
+    /// `From`: `From` in requests, `<from>` in responses.
+    pub from: Option<i32>,
+    /// `To`: `To` in requests, `<to>` in responses.
+    pub to: Option<i32>,
+}
+
+impl Encode for PortRange {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.from {
+            w.field("from", v);
+        }
+        if let Some(v) = &self.to {
+            w.field("to", v);
+        }
+    }
+}
+
+/// The `PrefixListId` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrefixListId {
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `PrefixListId`: `PrefixListId` in requests, `<prefixListId>` in responses.
+    pub prefix_list_id: Option<String>,
+}
+
+impl Decode for PrefixListId {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "PrefixListId" => {
+                    out.prefix_list_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for PrefixListId {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.prefix_list_id {
+            w.field("prefixListId", v);
+        }
+    }
+}
+
+/// The `PrivateDnsNameOptionsOnLaunch` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrivateDnsNameOptionsOnLaunch {
+    /// `EnableResourceNameDnsAAAARecord`: `EnableResourceNameDnsAAAARecord` in requests, `<enableResourceNameDnsAAAARecord>` in responses.
+    pub enable_resource_name_dns_aaaa_record: Option<bool>,
+    /// `EnableResourceNameDnsARecord`: `EnableResourceNameDnsARecord` in requests, `<enableResourceNameDnsARecord>` in responses.
+    pub enable_resource_name_dns_a_record: Option<bool>,
+    /// `HostnameType`: `HostnameType` in requests, `<hostnameType>` in responses.
+    pub hostname_type: Option<String>,
+}
+
+impl Encode for PrivateDnsNameOptionsOnLaunch {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.enable_resource_name_dns_aaaa_record {
+            w.field("enableResourceNameDnsAAAARecord", v);
+        }
+        if let Some(v) = &self.enable_resource_name_dns_a_record {
+            w.field("enableResourceNameDnsARecord", v);
+        }
+        if let Some(v) = &self.hostname_type {
+            w.field("hostnameType", v);
+        }
+    }
+}
+
+/// The `PrivateIpAddressSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrivateIpAddressSpecification {
+    /// `Primary`: `Primary` in requests, `<primary>` in responses.
+    pub primary: Option<bool>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+}
+
+impl Decode for PrivateIpAddressSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Primary" => {
+                    out.primary = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddress" => {
+                    out.private_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -2056,6 +5739,86 @@ impl Encode for ProcessorInfo {
         }
         if let Some(v) = &self.sustained_clock_speed_in_ghz {
             w.field("sustainedClockSpeedInGhz", v);
+        }
+    }
+}
+
+/// The `PropagatingVgw` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PropagatingVgw {
+    /// `GatewayId`: `GatewayId` in requests, `<gatewayId>` in responses.
+    pub gateway_id: Option<String>,
+}
+
+impl Encode for PropagatingVgw {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.gateway_id {
+            w.field("gatewayId", v);
+        }
+    }
+}
+
+/// The `PublicIpDnsNameOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublicIpDnsNameOptions {
+    /// `DnsHostnameType`: `DnsHostnameType` in requests, `<dnsHostnameType>` in responses.
+    pub dns_hostname_type: Option<String>,
+    /// `PublicDualStackDnsName`: `PublicDualStackDnsName` in requests, `<publicDualStackDnsName>` in responses.
+    pub public_dual_stack_dns_name: Option<String>,
+    /// `PublicIpv4DnsName`: `PublicIpv4DnsName` in requests, `<publicIpv4DnsName>` in responses.
+    pub public_ipv4_dns_name: Option<String>,
+    /// `PublicIpv6DnsName`: `PublicIpv6DnsName` in requests, `<publicIpv6DnsName>` in responses.
+    pub public_ipv6_dns_name: Option<String>,
+}
+
+impl Encode for PublicIpDnsNameOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.dns_hostname_type {
+            w.field("dnsHostnameType", v);
+        }
+        if let Some(v) = &self.public_dual_stack_dns_name {
+            w.field("publicDualStackDnsName", v);
+        }
+        if let Some(v) = &self.public_ipv4_dns_name {
+            w.field("publicIpv4DnsName", v);
+        }
+        if let Some(v) = &self.public_ipv6_dns_name {
+            w.field("publicIpv6DnsName", v);
+        }
+    }
+}
+
+/// The `ReferencedSecurityGroup` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReferencedSecurityGroup {
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `PeeringStatus`: `PeeringStatus` in requests, `<peeringStatus>` in responses.
+    pub peering_status: Option<String>,
+    /// `UserId`: `UserId` in requests, `<userId>` in responses.
+    pub user_id: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+    /// `VpcPeeringConnectionId`: `VpcPeeringConnectionId` in requests, `<vpcPeeringConnectionId>` in responses.
+    pub vpc_peering_connection_id: Option<String>,
+}
+
+impl Encode for ReferencedSecurityGroup {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.peering_status {
+            w.field("peeringStatus", v);
+        }
+        if let Some(v) = &self.user_id {
+            w.field("userId", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+        if let Some(v) = &self.vpc_peering_connection_id {
+            w.field("vpcPeeringConnectionId", v);
         }
     }
 }
@@ -2101,6 +5864,837 @@ impl Encode for RegionGeography {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.name {
             w.field("name", v);
+        }
+    }
+}
+
+/// The `RevokeSecurityGroupEgressRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RevokeSecurityGroupEgressRequest {
+    /// `CidrIp`: `CidrIp` in requests, `<cidrIp>` in responses.
+    pub cidr_ip: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `FromPort`: `FromPort` in requests, `<fromPort>` in responses.
+    pub from_port: Option<i32>,
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: String,
+    /// `IpPermissions`: `IpPermissions` in requests, `<ipPermissions>` in responses.
+    pub ip_permissions: Option<Vec<IpPermission>>,
+    /// `IpProtocol`: `IpProtocol` in requests, `<ipProtocol>` in responses.
+    pub ip_protocol: Option<String>,
+    /// `SecurityGroupRuleIds`: `SecurityGroupRuleId` in requests, `<SecurityGroupRuleId>` in responses.
+    pub security_group_rule_ids: Option<Vec<String>>,
+    /// `SourceSecurityGroupName`: `SourceSecurityGroupName` in requests, `<sourceSecurityGroupName>` in responses.
+    pub source_security_group_name: Option<String>,
+    /// `SourceSecurityGroupOwnerId`: `SourceSecurityGroupOwnerId` in requests, `<sourceSecurityGroupOwnerId>` in responses.
+    pub source_security_group_owner_id: Option<String>,
+    /// `ToPort`: `ToPort` in requests, `<toPort>` in responses.
+    pub to_port: Option<i32>,
+}
+
+impl Decode for RevokeSecurityGroupEgressRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_group_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CidrIp" => {
+                    out.cidr_ip = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "FromPort" => {
+                    out.from_port = Some(Decode::decode(child, &here)?);
+                }
+                "GroupId" => {
+                    out.group_id = Decode::decode(child, &here)?;
+                    seen_group_id = true;
+                }
+                "IpPermissions" => {
+                    out.ip_permissions = Some(Decode::decode(child, &here)?);
+                }
+                "IpProtocol" => {
+                    out.ip_protocol = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroupRuleId" => {
+                    out.security_group_rule_ids = Some(Decode::decode(child, &here)?);
+                }
+                "SourceSecurityGroupName" => {
+                    out.source_security_group_name = Some(Decode::decode(child, &here)?);
+                }
+                "SourceSecurityGroupOwnerId" => {
+                    out.source_security_group_owner_id = Some(Decode::decode(child, &here)?);
+                }
+                "ToPort" => {
+                    out.to_port = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_group_id {
+            return Err(crate::decode::missing(&path.child("GroupId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `RevokeSecurityGroupEgressResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RevokeSecurityGroupEgressResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+    /// `RevokedSecurityGroupRules`: `RevokedSecurityGroupRuleSet` in requests, `<revokedSecurityGroupRuleSet>` in responses.
+    pub revoked_security_group_rules: Option<Vec<RevokedSecurityGroupRule>>,
+    /// `UnknownIpPermissions`: `UnknownIpPermissionSet` in requests, `<unknownIpPermissionSet>` in responses.
+    pub unknown_ip_permissions: Option<Vec<IpPermission>>,
+}
+
+impl Encode for RevokeSecurityGroupEgressResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
+        if let Some(v) = &self.revoked_security_group_rules {
+            w.list("revokedSecurityGroupRuleSet", "item", v);
+        }
+        if let Some(v) = &self.unknown_ip_permissions {
+            w.list("unknownIpPermissionSet", "item", v);
+        }
+    }
+}
+
+/// The `RevokeSecurityGroupIngressRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RevokeSecurityGroupIngressRequest {
+    /// `CidrIp`: `CidrIp` in requests, `<CidrIp>` in responses.
+    pub cidr_ip: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `FromPort`: `FromPort` in requests, `<FromPort>` in responses.
+    pub from_port: Option<i32>,
+    /// `GroupId`: `GroupId` in requests, `<GroupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<GroupName>` in responses.
+    pub group_name: Option<String>,
+    /// `IpPermissions`: `IpPermissions` in requests, `<IpPermissions>` in responses.
+    pub ip_permissions: Option<Vec<IpPermission>>,
+    /// `IpProtocol`: `IpProtocol` in requests, `<IpProtocol>` in responses.
+    pub ip_protocol: Option<String>,
+    /// `SecurityGroupRuleIds`: `SecurityGroupRuleId` in requests, `<SecurityGroupRuleId>` in responses.
+    pub security_group_rule_ids: Option<Vec<String>>,
+    /// `SourceSecurityGroupName`: `SourceSecurityGroupName` in requests, `<SourceSecurityGroupName>` in responses.
+    pub source_security_group_name: Option<String>,
+    /// `SourceSecurityGroupOwnerId`: `SourceSecurityGroupOwnerId` in requests, `<SourceSecurityGroupOwnerId>` in responses.
+    pub source_security_group_owner_id: Option<String>,
+    /// `ToPort`: `ToPort` in requests, `<ToPort>` in responses.
+    pub to_port: Option<i32>,
+}
+
+impl Decode for RevokeSecurityGroupIngressRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CidrIp" => {
+                    out.cidr_ip = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "FromPort" => {
+                    out.from_port = Some(Decode::decode(child, &here)?);
+                }
+                "GroupId" => {
+                    out.group_id = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_name = Some(Decode::decode(child, &here)?);
+                }
+                "IpPermissions" => {
+                    out.ip_permissions = Some(Decode::decode(child, &here)?);
+                }
+                "IpProtocol" => {
+                    out.ip_protocol = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroupRuleId" => {
+                    out.security_group_rule_ids = Some(Decode::decode(child, &here)?);
+                }
+                "SourceSecurityGroupName" => {
+                    out.source_security_group_name = Some(Decode::decode(child, &here)?);
+                }
+                "SourceSecurityGroupOwnerId" => {
+                    out.source_security_group_owner_id = Some(Decode::decode(child, &here)?);
+                }
+                "ToPort" => {
+                    out.to_port = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `RevokeSecurityGroupIngressResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RevokeSecurityGroupIngressResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+    /// `RevokedSecurityGroupRules`: `RevokedSecurityGroupRuleSet` in requests, `<revokedSecurityGroupRuleSet>` in responses.
+    pub revoked_security_group_rules: Option<Vec<RevokedSecurityGroupRule>>,
+    /// `UnknownIpPermissions`: `UnknownIpPermissionSet` in requests, `<unknownIpPermissionSet>` in responses.
+    pub unknown_ip_permissions: Option<Vec<IpPermission>>,
+}
+
+impl Encode for RevokeSecurityGroupIngressResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
+        if let Some(v) = &self.revoked_security_group_rules {
+            w.list("revokedSecurityGroupRuleSet", "item", v);
+        }
+        if let Some(v) = &self.unknown_ip_permissions {
+            w.list("unknownIpPermissionSet", "item", v);
+        }
+    }
+}
+
+/// The `RevokedSecurityGroupRule` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RevokedSecurityGroupRule {
+    /// `CidrIpv4`: `CidrIpv4` in requests, `<cidrIpv4>` in responses.
+    pub cidr_ipv4: Option<String>,
+    /// `CidrIpv6`: `CidrIpv6` in requests, `<cidrIpv6>` in responses.
+    pub cidr_ipv6: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `FromPort`: `FromPort` in requests, `<fromPort>` in responses.
+    pub from_port: Option<i32>,
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `IpProtocol`: `IpProtocol` in requests, `<ipProtocol>` in responses.
+    pub ip_protocol: Option<String>,
+    /// `IsEgress`: `IsEgress` in requests, `<isEgress>` in responses.
+    pub is_egress: Option<bool>,
+    /// `PrefixListId`: `PrefixListId` in requests, `<prefixListId>` in responses.
+    pub prefix_list_id: Option<String>,
+    /// `ReferencedGroupId`: `ReferencedGroupId` in requests, `<referencedGroupId>` in responses.
+    pub referenced_group_id: Option<String>,
+    /// `SecurityGroupRuleId`: `SecurityGroupRuleId` in requests, `<securityGroupRuleId>` in responses.
+    pub security_group_rule_id: Option<String>,
+    /// `ToPort`: `ToPort` in requests, `<toPort>` in responses.
+    pub to_port: Option<i32>,
+}
+
+impl Encode for RevokedSecurityGroupRule {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidr_ipv4 {
+            w.field("cidrIpv4", v);
+        }
+        if let Some(v) = &self.cidr_ipv6 {
+            w.field("cidrIpv6", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.from_port {
+            w.field("fromPort", v);
+        }
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.ip_protocol {
+            w.field("ipProtocol", v);
+        }
+        if let Some(v) = &self.is_egress {
+            w.field("isEgress", v);
+        }
+        if let Some(v) = &self.prefix_list_id {
+            w.field("prefixListId", v);
+        }
+        if let Some(v) = &self.referenced_group_id {
+            w.field("referencedGroupId", v);
+        }
+        if let Some(v) = &self.security_group_rule_id {
+            w.field("securityGroupRuleId", v);
+        }
+        if let Some(v) = &self.to_port {
+            w.field("toPort", v);
+        }
+    }
+}
+
+/// The `Route` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Route {
+    /// `CarrierGatewayId`: `CarrierGatewayId` in requests, `<carrierGatewayId>` in responses.
+    pub carrier_gateway_id: Option<String>,
+    /// `CoreNetworkArn`: `CoreNetworkArn` in requests, `<coreNetworkArn>` in responses.
+    pub core_network_arn: Option<String>,
+    /// `DestinationCidrBlock`: `DestinationCidrBlock` in requests, `<destinationCidrBlock>` in responses.
+    pub destination_cidr_block: Option<String>,
+    /// `DestinationIpv6CidrBlock`: `DestinationIpv6CidrBlock` in requests, `<destinationIpv6CidrBlock>` in responses.
+    pub destination_ipv6_cidr_block: Option<String>,
+    /// `DestinationPrefixListId`: `DestinationPrefixListId` in requests, `<destinationPrefixListId>` in responses.
+    pub destination_prefix_list_id: Option<String>,
+    /// `EgressOnlyInternetGatewayId`: `EgressOnlyInternetGatewayId` in requests, `<egressOnlyInternetGatewayId>` in responses.
+    pub egress_only_internet_gateway_id: Option<String>,
+    /// `GatewayId`: `GatewayId` in requests, `<gatewayId>` in responses.
+    pub gateway_id: Option<String>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `InstanceOwnerId`: `InstanceOwnerId` in requests, `<instanceOwnerId>` in responses.
+    pub instance_owner_id: Option<String>,
+    /// `IpAddress`: `IpAddress` in requests, `<ipAddress>` in responses.
+    pub ip_address: Option<String>,
+    /// `LocalGatewayId`: `LocalGatewayId` in requests, `<localGatewayId>` in responses.
+    pub local_gateway_id: Option<String>,
+    /// `NatGatewayId`: `NatGatewayId` in requests, `<natGatewayId>` in responses.
+    pub nat_gateway_id: Option<String>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `OdbNetworkArn`: `OdbNetworkArn` in requests, `<odbNetworkArn>` in responses.
+    pub odb_network_arn: Option<String>,
+    /// `Origin`: `Origin` in requests, `<origin>` in responses.
+    pub origin: Option<String>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `TransitGatewayId`: `TransitGatewayId` in requests, `<transitGatewayId>` in responses.
+    pub transit_gateway_id: Option<String>,
+    /// `VpcPeeringConnectionId`: `VpcPeeringConnectionId` in requests, `<vpcPeeringConnectionId>` in responses.
+    pub vpc_peering_connection_id: Option<String>,
+}
+
+impl Encode for Route {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.carrier_gateway_id {
+            w.field("carrierGatewayId", v);
+        }
+        if let Some(v) = &self.core_network_arn {
+            w.field("coreNetworkArn", v);
+        }
+        if let Some(v) = &self.destination_cidr_block {
+            w.field("destinationCidrBlock", v);
+        }
+        if let Some(v) = &self.destination_ipv6_cidr_block {
+            w.field("destinationIpv6CidrBlock", v);
+        }
+        if let Some(v) = &self.destination_prefix_list_id {
+            w.field("destinationPrefixListId", v);
+        }
+        if let Some(v) = &self.egress_only_internet_gateway_id {
+            w.field("egressOnlyInternetGatewayId", v);
+        }
+        if let Some(v) = &self.gateway_id {
+            w.field("gatewayId", v);
+        }
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.instance_owner_id {
+            w.field("instanceOwnerId", v);
+        }
+        if let Some(v) = &self.ip_address {
+            w.field("ipAddress", v);
+        }
+        if let Some(v) = &self.local_gateway_id {
+            w.field("localGatewayId", v);
+        }
+        if let Some(v) = &self.nat_gateway_id {
+            w.field("natGatewayId", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+        if let Some(v) = &self.odb_network_arn {
+            w.field("odbNetworkArn", v);
+        }
+        if let Some(v) = &self.origin {
+            w.field("origin", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.transit_gateway_id {
+            w.field("transitGatewayId", v);
+        }
+        if let Some(v) = &self.vpc_peering_connection_id {
+            w.field("vpcPeeringConnectionId", v);
+        }
+    }
+}
+
+/// The `RouteTable` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouteTable {
+    /// `Associations`: `AssociationSet` in requests, `<associationSet>` in responses.
+    pub associations: Option<Vec<RouteTableAssociation>>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `PropagatingVgws`: `PropagatingVgwSet` in requests, `<propagatingVgwSet>` in responses.
+    pub propagating_vgws: Option<Vec<PropagatingVgw>>,
+    /// `RouteTableId`: `RouteTableId` in requests, `<routeTableId>` in responses.
+    pub route_table_id: Option<String>,
+    /// `Routes`: `RouteSet` in requests, `<routeSet>` in responses.
+    pub routes: Option<Vec<Route>>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for RouteTable {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.associations {
+            w.list("associationSet", "item", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.propagating_vgws {
+            w.list("propagatingVgwSet", "item", v);
+        }
+        if let Some(v) = &self.route_table_id {
+            w.field("routeTableId", v);
+        }
+        if let Some(v) = &self.routes {
+            w.list("routeSet", "item", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `RouteTableAssociation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouteTableAssociation {
+    /// `AssociationState`: `AssociationState` in requests, `<associationState>` in responses.
+    pub association_state: Option<RouteTableAssociationState>,
+    /// `GatewayId`: `GatewayId` in requests, `<gatewayId>` in responses.
+    pub gateway_id: Option<String>,
+    /// `Main`: `Main` in requests, `<main>` in responses.
+    pub main: Option<bool>,
+    /// `PublicIpv4Pool`: `PublicIpv4Pool` in requests, `<publicIpv4Pool>` in responses.
+    pub public_ipv4_pool: Option<String>,
+    /// `RouteTableAssociationId`: `RouteTableAssociationId` in requests, `<routeTableAssociationId>` in responses.
+    pub route_table_association_id: Option<String>,
+    /// `RouteTableId`: `RouteTableId` in requests, `<routeTableId>` in responses.
+    pub route_table_id: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+}
+
+impl Encode for RouteTableAssociation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.association_state {
+            w.field("associationState", v);
+        }
+        if let Some(v) = &self.gateway_id {
+            w.field("gatewayId", v);
+        }
+        if let Some(v) = &self.main {
+            w.field("main", v);
+        }
+        if let Some(v) = &self.public_ipv4_pool {
+            w.field("publicIpv4Pool", v);
+        }
+        if let Some(v) = &self.route_table_association_id {
+            w.field("routeTableAssociationId", v);
+        }
+        if let Some(v) = &self.route_table_id {
+            w.field("routeTableId", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
+    }
+}
+
+/// The `RouteTableAssociationState` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouteTableAssociationState {
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `StatusMessage`: `StatusMessage` in requests, `<statusMessage>` in responses.
+    pub status_message: Option<String>,
+}
+
+impl Encode for RouteTableAssociationState {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.status_message {
+            w.field("statusMessage", v);
+        }
+    }
+}
+
+/// The `SecurityGroup` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecurityGroup {
+    /// `Description`: `GroupDescription` in requests, `<groupDescription>` in responses.
+    pub description: Option<String>,
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<groupName>` in responses.
+    pub group_name: Option<String>,
+    /// `IpPermissions`: `IpPermissions` in requests, `<ipPermissions>` in responses.
+    pub ip_permissions: Option<Vec<IpPermission>>,
+    /// `IpPermissionsEgress`: `IpPermissionsEgress` in requests, `<ipPermissionsEgress>` in responses.
+    pub ip_permissions_egress: Option<Vec<IpPermission>>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `SecurityGroupArn`: `SecurityGroupArn` in requests, `<securityGroupArn>` in responses.
+    pub security_group_arn: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for SecurityGroup {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.description {
+            w.field("groupDescription", v);
+        }
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.group_name {
+            w.field("groupName", v);
+        }
+        if let Some(v) = &self.ip_permissions {
+            w.list("ipPermissions", "item", v);
+        }
+        if let Some(v) = &self.ip_permissions_egress {
+            w.list("ipPermissionsEgress", "item", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.security_group_arn {
+            w.field("securityGroupArn", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `SecurityGroupRule` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecurityGroupRule {
+    /// `CidrIpv4`: `CidrIpv4` in requests, `<cidrIpv4>` in responses.
+    pub cidr_ipv4: Option<String>,
+    /// `CidrIpv6`: `CidrIpv6` in requests, `<cidrIpv6>` in responses.
+    pub cidr_ipv6: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `FromPort`: `FromPort` in requests, `<fromPort>` in responses.
+    pub from_port: Option<i32>,
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupOwnerId`: `GroupOwnerId` in requests, `<groupOwnerId>` in responses.
+    pub group_owner_id: Option<String>,
+    /// `IpProtocol`: `IpProtocol` in requests, `<ipProtocol>` in responses.
+    pub ip_protocol: Option<String>,
+    /// `IsEgress`: `IsEgress` in requests, `<isEgress>` in responses.
+    pub is_egress: Option<bool>,
+    /// `PrefixListId`: `PrefixListId` in requests, `<prefixListId>` in responses.
+    pub prefix_list_id: Option<String>,
+    /// `ReferencedGroupInfo`: `ReferencedGroupInfo` in requests, `<referencedGroupInfo>` in responses.
+    pub referenced_group_info: Option<ReferencedSecurityGroup>,
+    /// `SecurityGroupRuleArn`: `SecurityGroupRuleArn` in requests, `<securityGroupRuleArn>` in responses.
+    pub security_group_rule_arn: Option<String>,
+    /// `SecurityGroupRuleId`: `SecurityGroupRuleId` in requests, `<securityGroupRuleId>` in responses.
+    pub security_group_rule_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `ToPort`: `ToPort` in requests, `<toPort>` in responses.
+    pub to_port: Option<i32>,
+}
+
+impl Encode for SecurityGroupRule {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidr_ipv4 {
+            w.field("cidrIpv4", v);
+        }
+        if let Some(v) = &self.cidr_ipv6 {
+            w.field("cidrIpv6", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.from_port {
+            w.field("fromPort", v);
+        }
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.group_owner_id {
+            w.field("groupOwnerId", v);
+        }
+        if let Some(v) = &self.ip_protocol {
+            w.field("ipProtocol", v);
+        }
+        if let Some(v) = &self.is_egress {
+            w.field("isEgress", v);
+        }
+        if let Some(v) = &self.prefix_list_id {
+            w.field("prefixListId", v);
+        }
+        if let Some(v) = &self.referenced_group_info {
+            w.field("referencedGroupInfo", v);
+        }
+        if let Some(v) = &self.security_group_rule_arn {
+            w.field("securityGroupRuleArn", v);
+        }
+        if let Some(v) = &self.security_group_rule_id {
+            w.field("securityGroupRuleId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.to_port {
+            w.field("toPort", v);
+        }
+    }
+}
+
+/// The `Subnet` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Subnet {
+    /// `AssignIpv6AddressOnCreation`: `AssignIpv6AddressOnCreation` in requests, `<assignIpv6AddressOnCreation>` in responses.
+    pub assign_ipv6_address_on_creation: Option<bool>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<availabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `AvailableIpAddressCount`: `AvailableIpAddressCount` in requests, `<availableIpAddressCount>` in responses.
+    pub available_ip_address_count: Option<i32>,
+    /// `BlockPublicAccessStates`: `BlockPublicAccessStates` in requests, `<blockPublicAccessStates>` in responses.
+    pub block_public_access_states: Option<BlockPublicAccessStates>,
+    /// `CidrBlock`: `CidrBlock` in requests, `<cidrBlock>` in responses.
+    pub cidr_block: Option<String>,
+    /// `CustomerOwnedIpv4Pool`: `CustomerOwnedIpv4Pool` in requests, `<customerOwnedIpv4Pool>` in responses.
+    pub customer_owned_ipv4_pool: Option<String>,
+    /// `DefaultForAz`: `DefaultForAz` in requests, `<defaultForAz>` in responses.
+    pub default_for_az: Option<bool>,
+    /// `EnableDns64`: `EnableDns64` in requests, `<enableDns64>` in responses.
+    pub enable_dns64: Option<bool>,
+    /// `EnableLniAtDeviceIndex`: `EnableLniAtDeviceIndex` in requests, `<enableLniAtDeviceIndex>` in responses.
+    pub enable_lni_at_device_index: Option<i32>,
+    /// `Ipv6CidrBlockAssociationSet`: `Ipv6CidrBlockAssociationSet` in requests, `<ipv6CidrBlockAssociationSet>` in responses.
+    pub ipv6_cidr_block_association_set: Option<Vec<SubnetIpv6CidrBlockAssociation>>,
+    /// `Ipv6Native`: `Ipv6Native` in requests, `<ipv6Native>` in responses.
+    pub ipv6_native: Option<bool>,
+    /// `MapCustomerOwnedIpOnLaunch`: `MapCustomerOwnedIpOnLaunch` in requests, `<mapCustomerOwnedIpOnLaunch>` in responses.
+    pub map_customer_owned_ip_on_launch: Option<bool>,
+    /// `MapPublicIpOnLaunch`: `MapPublicIpOnLaunch` in requests, `<mapPublicIpOnLaunch>` in responses.
+    pub map_public_ip_on_launch: Option<bool>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<outpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `PrivateDnsNameOptionsOnLaunch`: `PrivateDnsNameOptionsOnLaunch` in requests, `<privateDnsNameOptionsOnLaunch>` in responses.
+    pub private_dns_name_options_on_launch: Option<PrivateDnsNameOptionsOnLaunch>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `SubnetArn`: `SubnetArn` in requests, `<subnetArn>` in responses.
+    pub subnet_arn: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `Type`: `Type` in requests, `<type>` in responses.
+    pub r#type: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for Subnet {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.assign_ipv6_address_on_creation {
+            w.field("assignIpv6AddressOnCreation", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            w.field("availabilityZoneId", v);
+        }
+        if let Some(v) = &self.available_ip_address_count {
+            w.field("availableIpAddressCount", v);
+        }
+        if let Some(v) = &self.block_public_access_states {
+            w.field("blockPublicAccessStates", v);
+        }
+        if let Some(v) = &self.cidr_block {
+            w.field("cidrBlock", v);
+        }
+        if let Some(v) = &self.customer_owned_ipv4_pool {
+            w.field("customerOwnedIpv4Pool", v);
+        }
+        if let Some(v) = &self.default_for_az {
+            w.field("defaultForAz", v);
+        }
+        if let Some(v) = &self.enable_dns64 {
+            w.field("enableDns64", v);
+        }
+        if let Some(v) = &self.enable_lni_at_device_index {
+            w.field("enableLniAtDeviceIndex", v);
+        }
+        if let Some(v) = &self.ipv6_cidr_block_association_set {
+            w.list("ipv6CidrBlockAssociationSet", "item", v);
+        }
+        if let Some(v) = &self.ipv6_native {
+            w.field("ipv6Native", v);
+        }
+        if let Some(v) = &self.map_customer_owned_ip_on_launch {
+            w.field("mapCustomerOwnedIpOnLaunch", v);
+        }
+        if let Some(v) = &self.map_public_ip_on_launch {
+            w.field("mapPublicIpOnLaunch", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            w.field("outpostArn", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.private_dns_name_options_on_launch {
+            w.field("privateDnsNameOptionsOnLaunch", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.subnet_arn {
+            w.field("subnetArn", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.r#type {
+            w.field("type", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `SubnetCidrBlockState` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubnetCidrBlockState {
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `StatusMessage`: `StatusMessage` in requests, `<statusMessage>` in responses.
+    pub status_message: Option<String>,
+}
+
+impl Encode for SubnetCidrBlockState {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.status_message {
+            w.field("statusMessage", v);
+        }
+    }
+}
+
+/// The `SubnetCidrReservation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubnetCidrReservation {
+    /// `Cidr`: `Cidr` in requests, `<cidr>` in responses.
+    pub cidr: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `ReservationType`: `ReservationType` in requests, `<reservationType>` in responses.
+    pub reservation_type: Option<String>,
+    /// `SubnetCidrReservationId`: `SubnetCidrReservationId` in requests, `<subnetCidrReservationId>` in responses.
+    pub subnet_cidr_reservation_id: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Encode for SubnetCidrReservation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidr {
+            w.field("cidr", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.reservation_type {
+            w.field("reservationType", v);
+        }
+        if let Some(v) = &self.subnet_cidr_reservation_id {
+            w.field("subnetCidrReservationId", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+    }
+}
+
+/// The `SubnetIpv6CidrBlockAssociation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubnetIpv6CidrBlockAssociation {
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: Option<String>,
+    /// `IpSource`: `IpSource` in requests, `<ipSource>` in responses.
+    pub ip_source: Option<String>,
+    /// `Ipv6AddressAttribute`: `Ipv6AddressAttribute` in requests, `<ipv6AddressAttribute>` in responses.
+    pub ipv6_address_attribute: Option<String>,
+    /// `Ipv6CidrBlock`: `Ipv6CidrBlock` in requests, `<ipv6CidrBlock>` in responses.
+    pub ipv6_cidr_block: Option<String>,
+    /// `Ipv6CidrBlockState`: `Ipv6CidrBlockState` in requests, `<ipv6CidrBlockState>` in responses.
+    pub ipv6_cidr_block_state: Option<SubnetCidrBlockState>,
+}
+
+impl Encode for SubnetIpv6CidrBlockAssociation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.association_id {
+            w.field("associationId", v);
+        }
+        if let Some(v) = &self.ip_source {
+            w.field("ipSource", v);
+        }
+        if let Some(v) = &self.ipv6_address_attribute {
+            w.field("ipv6AddressAttribute", v);
+        }
+        if let Some(v) = &self.ipv6_cidr_block {
+            w.field("ipv6CidrBlock", v);
+        }
+        if let Some(v) = &self.ipv6_cidr_block_state {
+            w.field("ipv6CidrBlockState", v);
         }
     }
 }
@@ -2315,6 +6909,123 @@ impl Decode for TagSpecification {
     }
 }
 
+/// The `UnassignPrivateIpAddressesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnassignPrivateIpAddressesRequest {
+    /// `Ipv4Prefixes`: `Ipv4Prefix` in requests, `<Ipv4Prefix>` in responses.
+    pub ipv4_prefixes: Option<Vec<String>>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: String,
+    /// `PrivateIpAddresses`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_addresses: Option<Vec<String>>,
+}
+
+impl Decode for UnassignPrivateIpAddressesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_network_interface_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Ipv4Prefix" => {
+                    out.ipv4_prefixes = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Decode::decode(child, &here)?;
+                    seen_network_interface_id = true;
+                }
+                "PrivateIpAddress" => {
+                    out.private_ip_addresses = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_network_interface_id {
+            return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `UserIdGroupPair` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserIdGroupPair {
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<groupName>` in responses.
+    pub group_name: Option<String>,
+    /// `PeeringStatus`: `PeeringStatus` in requests, `<peeringStatus>` in responses.
+    pub peering_status: Option<String>,
+    /// `UserId`: `UserId` in requests, `<userId>` in responses.
+    pub user_id: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+    /// `VpcPeeringConnectionId`: `VpcPeeringConnectionId` in requests, `<vpcPeeringConnectionId>` in responses.
+    pub vpc_peering_connection_id: Option<String>,
+}
+
+impl Decode for UserIdGroupPair {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "GroupId" => {
+                    out.group_id = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_name = Some(Decode::decode(child, &here)?);
+                }
+                "PeeringStatus" => {
+                    out.peering_status = Some(Decode::decode(child, &here)?);
+                }
+                "UserId" => {
+                    out.user_id = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Some(Decode::decode(child, &here)?);
+                }
+                "VpcPeeringConnectionId" => {
+                    out.vpc_peering_connection_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for UserIdGroupPair {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.group_name {
+            w.field("groupName", v);
+        }
+        if let Some(v) = &self.peering_status {
+            w.field("peeringStatus", v);
+        }
+        if let Some(v) = &self.user_id {
+            w.field("userId", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+        if let Some(v) = &self.vpc_peering_connection_id {
+            w.field("vpcPeeringConnectionId", v);
+        }
+    }
+}
+
 /// The `VCpuInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -2352,6 +7063,381 @@ impl Encode for VCpuInfo {
         }
         if let Some(v) = &self.valid_threads_per_core {
             w.list("validThreadsPerCore", "item", v);
+        }
+    }
+}
+
+/// The `Vpc` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Vpc {
+    /// `BlockPublicAccessStates`: `BlockPublicAccessStates` in requests, `<blockPublicAccessStates>` in responses.
+    pub block_public_access_states: Option<BlockPublicAccessStates>,
+    /// `CidrBlock`: `CidrBlock` in requests, `<cidrBlock>` in responses.
+    pub cidr_block: Option<String>,
+    /// `CidrBlockAssociationSet`: `CidrBlockAssociationSet` in requests, `<cidrBlockAssociationSet>` in responses.
+    pub cidr_block_association_set: Option<Vec<VpcCidrBlockAssociation>>,
+    /// `DhcpOptionsId`: `DhcpOptionsId` in requests, `<dhcpOptionsId>` in responses.
+    pub dhcp_options_id: Option<String>,
+    /// `EncryptionControl`: `EncryptionControl` in requests, `<encryptionControl>` in responses.
+    pub encryption_control: Option<VpcEncryptionControl>,
+    /// `InstanceTenancy`: `InstanceTenancy` in requests, `<instanceTenancy>` in responses.
+    pub instance_tenancy: Option<String>,
+    /// `Ipv6CidrBlockAssociationSet`: `Ipv6CidrBlockAssociationSet` in requests, `<ipv6CidrBlockAssociationSet>` in responses.
+    pub ipv6_cidr_block_association_set: Option<Vec<VpcIpv6CidrBlockAssociation>>,
+    /// `IsDefault`: `IsDefault` in requests, `<isDefault>` in responses.
+    pub is_default: Option<bool>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for Vpc {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.block_public_access_states {
+            w.field("blockPublicAccessStates", v);
+        }
+        if let Some(v) = &self.cidr_block {
+            w.field("cidrBlock", v);
+        }
+        if let Some(v) = &self.cidr_block_association_set {
+            w.list("cidrBlockAssociationSet", "item", v);
+        }
+        if let Some(v) = &self.dhcp_options_id {
+            w.field("dhcpOptionsId", v);
+        }
+        if let Some(v) = &self.encryption_control {
+            w.field("encryptionControl", v);
+        }
+        if let Some(v) = &self.instance_tenancy {
+            w.field("instanceTenancy", v);
+        }
+        if let Some(v) = &self.ipv6_cidr_block_association_set {
+            w.list("ipv6CidrBlockAssociationSet", "item", v);
+        }
+        if let Some(v) = &self.is_default {
+            w.field("isDefault", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `VpcCidrBlockAssociation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcCidrBlockAssociation {
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: Option<String>,
+    /// `CidrBlock`: `CidrBlock` in requests, `<cidrBlock>` in responses.
+    pub cidr_block: Option<String>,
+    /// `CidrBlockState`: `CidrBlockState` in requests, `<cidrBlockState>` in responses.
+    pub cidr_block_state: Option<VpcCidrBlockState>,
+}
+
+impl Encode for VpcCidrBlockAssociation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.association_id {
+            w.field("associationId", v);
+        }
+        if let Some(v) = &self.cidr_block {
+            w.field("cidrBlock", v);
+        }
+        if let Some(v) = &self.cidr_block_state {
+            w.field("cidrBlockState", v);
+        }
+    }
+}
+
+/// The `VpcCidrBlockState` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcCidrBlockState {
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `StatusMessage`: `StatusMessage` in requests, `<statusMessage>` in responses.
+    pub status_message: Option<String>,
+}
+
+impl Encode for VpcCidrBlockState {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.status_message {
+            w.field("statusMessage", v);
+        }
+    }
+}
+
+/// The `VpcEncryptionControl` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcEncryptionControl {
+    /// `Mode`: `Mode` in requests, `<mode>` in responses.
+    pub mode: Option<String>,
+    /// `ResourceExclusions`: `ResourceExclusions` in requests, `<resourceExclusions>` in responses.
+    pub resource_exclusions: Option<VpcEncryptionControlExclusions>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `StateMessage`: `StateMessage` in requests, `<stateMessage>` in responses.
+    pub state_message: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `VpcEncryptionControlId`: `VpcEncryptionControlId` in requests, `<vpcEncryptionControlId>` in responses.
+    pub vpc_encryption_control_id: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for VpcEncryptionControl {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.mode {
+            w.field("mode", v);
+        }
+        if let Some(v) = &self.resource_exclusions {
+            w.field("resourceExclusions", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.state_message {
+            w.field("stateMessage", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.vpc_encryption_control_id {
+            w.field("vpcEncryptionControlId", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `VpcEncryptionControlConfiguration` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcEncryptionControlConfiguration {
+    /// `EgressOnlyInternetGatewayExclusion`: `EgressOnlyInternetGatewayExclusion` in requests, `<EgressOnlyInternetGatewayExclusion>` in responses.
+    pub egress_only_internet_gateway_exclusion: Option<String>,
+    /// `ElasticFileSystemExclusion`: `ElasticFileSystemExclusion` in requests, `<ElasticFileSystemExclusion>` in responses.
+    pub elastic_file_system_exclusion: Option<String>,
+    /// `InternetGatewayExclusion`: `InternetGatewayExclusion` in requests, `<InternetGatewayExclusion>` in responses.
+    pub internet_gateway_exclusion: Option<String>,
+    /// `LambdaExclusion`: `LambdaExclusion` in requests, `<LambdaExclusion>` in responses.
+    pub lambda_exclusion: Option<String>,
+    /// `Mode`: `Mode` in requests, `<Mode>` in responses.
+    pub mode: String,
+    /// `NatGatewayExclusion`: `NatGatewayExclusion` in requests, `<NatGatewayExclusion>` in responses.
+    pub nat_gateway_exclusion: Option<String>,
+    /// `VirtualPrivateGatewayExclusion`: `VirtualPrivateGatewayExclusion` in requests, `<VirtualPrivateGatewayExclusion>` in responses.
+    pub virtual_private_gateway_exclusion: Option<String>,
+    /// `VpcLatticeExclusion`: `VpcLatticeExclusion` in requests, `<VpcLatticeExclusion>` in responses.
+    pub vpc_lattice_exclusion: Option<String>,
+    /// `VpcPeeringExclusion`: `VpcPeeringExclusion` in requests, `<VpcPeeringExclusion>` in responses.
+    pub vpc_peering_exclusion: Option<String>,
+}
+
+impl Decode for VpcEncryptionControlConfiguration {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_mode = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "EgressOnlyInternetGatewayExclusion" => {
+                    out.egress_only_internet_gateway_exclusion = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enable", "disable"],
+                    )?);
+                }
+                "ElasticFileSystemExclusion" => {
+                    out.elastic_file_system_exclusion = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enable", "disable"],
+                    )?);
+                }
+                "InternetGatewayExclusion" => {
+                    out.internet_gateway_exclusion = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enable", "disable"],
+                    )?);
+                }
+                "LambdaExclusion" => {
+                    out.lambda_exclusion = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enable", "disable"],
+                    )?);
+                }
+                "Mode" => {
+                    out.mode = crate::decode::enum_value(child, &here, &["monitor", "enforce"])?;
+                    seen_mode = true;
+                }
+                "NatGatewayExclusion" => {
+                    out.nat_gateway_exclusion = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enable", "disable"],
+                    )?);
+                }
+                "VirtualPrivateGatewayExclusion" => {
+                    out.virtual_private_gateway_exclusion = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enable", "disable"],
+                    )?);
+                }
+                "VpcLatticeExclusion" => {
+                    out.vpc_lattice_exclusion = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enable", "disable"],
+                    )?);
+                }
+                "VpcPeeringExclusion" => {
+                    out.vpc_peering_exclusion = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enable", "disable"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_mode {
+            return Err(crate::decode::missing(&path.child("Mode")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `VpcEncryptionControlExclusion` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcEncryptionControlExclusion {
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `StateMessage`: `StateMessage` in requests, `<stateMessage>` in responses.
+    pub state_message: Option<String>,
+}
+
+impl Encode for VpcEncryptionControlExclusion {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.state_message {
+            w.field("stateMessage", v);
+        }
+    }
+}
+
+/// The `VpcEncryptionControlExclusions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcEncryptionControlExclusions {
+    /// `EgressOnlyInternetGateway`: `EgressOnlyInternetGateway` in requests, `<egressOnlyInternetGateway>` in responses.
+    pub egress_only_internet_gateway: Option<VpcEncryptionControlExclusion>,
+    /// `ElasticFileSystem`: `ElasticFileSystem` in requests, `<elasticFileSystem>` in responses.
+    pub elastic_file_system: Option<VpcEncryptionControlExclusion>,
+    /// `InternetGateway`: `InternetGateway` in requests, `<internetGateway>` in responses.
+    pub internet_gateway: Option<VpcEncryptionControlExclusion>,
+    /// `Lambda`: `Lambda` in requests, `<lambda>` in responses.
+    pub lambda: Option<VpcEncryptionControlExclusion>,
+    /// `NatGateway`: `NatGateway` in requests, `<natGateway>` in responses.
+    pub nat_gateway: Option<VpcEncryptionControlExclusion>,
+    /// `VirtualPrivateGateway`: `VirtualPrivateGateway` in requests, `<virtualPrivateGateway>` in responses.
+    pub virtual_private_gateway: Option<VpcEncryptionControlExclusion>,
+    /// `VpcLattice`: `VpcLattice` in requests, `<vpcLattice>` in responses.
+    pub vpc_lattice: Option<VpcEncryptionControlExclusion>,
+    /// `VpcPeering`: `VpcPeering` in requests, `<vpcPeering>` in responses.
+    pub vpc_peering: Option<VpcEncryptionControlExclusion>,
+}
+
+impl Encode for VpcEncryptionControlExclusions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.egress_only_internet_gateway {
+            w.field("egressOnlyInternetGateway", v);
+        }
+        if let Some(v) = &self.elastic_file_system {
+            w.field("elasticFileSystem", v);
+        }
+        if let Some(v) = &self.internet_gateway {
+            w.field("internetGateway", v);
+        }
+        if let Some(v) = &self.lambda {
+            w.field("lambda", v);
+        }
+        if let Some(v) = &self.nat_gateway {
+            w.field("natGateway", v);
+        }
+        if let Some(v) = &self.virtual_private_gateway {
+            w.field("virtualPrivateGateway", v);
+        }
+        if let Some(v) = &self.vpc_lattice {
+            w.field("vpcLattice", v);
+        }
+        if let Some(v) = &self.vpc_peering {
+            w.field("vpcPeering", v);
+        }
+    }
+}
+
+/// The `VpcIpv6CidrBlockAssociation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcIpv6CidrBlockAssociation {
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: Option<String>,
+    /// `IpSource`: `IpSource` in requests, `<ipSource>` in responses.
+    pub ip_source: Option<String>,
+    /// `Ipv6AddressAttribute`: `Ipv6AddressAttribute` in requests, `<ipv6AddressAttribute>` in responses.
+    pub ipv6_address_attribute: Option<String>,
+    /// `Ipv6CidrBlock`: `Ipv6CidrBlock` in requests, `<ipv6CidrBlock>` in responses.
+    pub ipv6_cidr_block: Option<String>,
+    /// `Ipv6CidrBlockState`: `Ipv6CidrBlockState` in requests, `<ipv6CidrBlockState>` in responses.
+    pub ipv6_cidr_block_state: Option<VpcCidrBlockState>,
+    /// `Ipv6Pool`: `Ipv6Pool` in requests, `<ipv6Pool>` in responses.
+    pub ipv6_pool: Option<String>,
+    /// `NetworkBorderGroup`: `NetworkBorderGroup` in requests, `<networkBorderGroup>` in responses.
+    pub network_border_group: Option<String>,
+}
+
+impl Encode for VpcIpv6CidrBlockAssociation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.association_id {
+            w.field("associationId", v);
+        }
+        if let Some(v) = &self.ip_source {
+            w.field("ipSource", v);
+        }
+        if let Some(v) = &self.ipv6_address_attribute {
+            w.field("ipv6AddressAttribute", v);
+        }
+        if let Some(v) = &self.ipv6_cidr_block {
+            w.field("ipv6CidrBlock", v);
+        }
+        if let Some(v) = &self.ipv6_cidr_block_state {
+            w.field("ipv6CidrBlockState", v);
+        }
+        if let Some(v) = &self.ipv6_pool {
+            w.field("ipv6Pool", v);
+        }
+        if let Some(v) = &self.network_border_group {
+            w.field("networkBorderGroup", v);
         }
     }
 }

@@ -1,0 +1,924 @@
+//! Network interfaces and their private addresses: primary and secondary IPs, /28 prefixes,
+//! allocated by `kumo_model::ipam` and held unique per subnet by the store.
+
+use crate::describe::{self, Push};
+use crate::error::{rule, Fail};
+use crate::net_records::*;
+use crate::network::{self, NetState};
+use crate::regions::filters;
+use crate::scope;
+use crate::subnets::get_subnet;
+use crate::tags::{self, new_id, Tagged};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
+use kumo_model::cidr::{addr_to_string, parse_addr, Cidr};
+use kumo_model::filter::{Filterable, Filters};
+use kumo_model::ipam::{AllocError, SubnetIps};
+use kumo_store::{Query, Read, Scope, Store, StoreError, Tx};
+use std::collections::HashMap;
+
+pub fn not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidNetworkInterfaceID.NotFound",
+        format!("The networkInterface ID '{id}' does not exist"),
+    )
+}
+
+pub fn get_eni<V: Read>(v: &V, s: Scope, id: &str) -> Result<EniRecord, Fail> {
+    v.get(s, id)?.ok_or_else(|| Fail(not_found(id)))
+}
+
+/// The wire error for an allocation the subnet refused.
+fn alloc_error(e: AllocError, what: &str) -> Ec2Error {
+    match e {
+        AllocError::SubnetFull => Ec2Error::new(
+            "InsufficientFreeAddressesInSubnet",
+            "The specified subnet does not have enough free addresses to satisfy the request.",
+        ),
+        AllocError::InsufficientCidr => Ec2Error::new(
+            "InsufficientCidrBlocks",
+            "The specified subnet does not have enough free cidr blocks to satisfy the request.",
+        ),
+        AllocError::InUse => Ec2Error::new(
+            "InvalidIPAddress.InUse",
+            format!("Address {what} is in use."),
+        ),
+        AllocError::OutsideSubnet => Ec2Error::invalid_value(format!(
+            "Address {what} does not fall within the subnet's address range"
+        )),
+        AllocError::AwsReserved => Ec2Error::invalid_value(format!(
+            "Address {what} is reserved by AWS and cannot be assigned."
+        )),
+        AllocError::BadPrefix => Ec2Error::invalid_value(format!(
+            "Invalid IPv4 prefix {what}: a prefix must be an aligned /28 inside the subnet."
+        )),
+    }
+}
+
+fn parse_ip(s: &str) -> Result<u32, Ec2Error> {
+    parse_addr(s).ok_or_else(|| {
+        Ec2Error::invalid_value(format!(
+            "Invalid value '{s}' for IP address. The address is not a valid IPv4 address."
+        ))
+    })
+}
+
+fn parse_prefix(s: &str) -> Result<Cidr, Ec2Error> {
+    Cidr::parse(s).map_err(|_| alloc_error(AllocError::BadPrefix, s))
+}
+
+/// What to allocate on an interface.
+#[derive(Default)]
+struct Want {
+    primary: Option<u32>,
+    secondary: Vec<u32>,
+    secondary_count: u32,
+    prefixes: Vec<Cidr>,
+    prefix_count: u32,
+}
+
+/// What an allocation took: the primary address if asked, secondaries, prefixes.
+type Taken = (Option<u32>, Vec<u32>, Vec<Cidr>);
+
+/// Takes addresses from the allocator.
+fn allocate(ips: &mut SubnetIps, want: &Want, need_primary: bool) -> Result<Taken, Ec2Error> {
+    // Explicit requests first, so a count never takes an address someone asked for.
+    if let Some(p) = want.primary {
+        ips.claim(p)
+            .map_err(|e| alloc_error(e, &addr_to_string(p)))?;
+    }
+    for a in &want.secondary {
+        ips.claim(*a)
+            .map_err(|e| alloc_error(e, &addr_to_string(*a)))?;
+    }
+    for p in &want.prefixes {
+        ips.claim_prefix(*p)
+            .map_err(|e| alloc_error(e, &p.to_string()))?;
+    }
+    let primary = match (want.primary, need_primary) {
+        (Some(p), _) => Some(p),
+        (None, true) => Some(ips.pick().map_err(|e| alloc_error(e, ""))?),
+        (None, false) => None,
+    };
+    let mut secondary = want.secondary.clone();
+    for _ in 0..want.secondary_count {
+        secondary.push(ips.pick().map_err(|e| alloc_error(e, ""))?);
+    }
+    let mut prefixes = want.prefixes.clone();
+    for _ in 0..want.prefix_count {
+        prefixes.push(ips.pick_prefix().map_err(|e| alloc_error(e, ""))?);
+    }
+    Ok((primary, secondary, prefixes))
+}
+
+fn prefix_addrs(p: &Cidr) -> impl Iterator<Item = u32> {
+    p.base()..=p.last()
+}
+
+/// Holds the addresses in the store, where the primary key makes them unique per subnet.
+fn hold(
+    tx: &Tx,
+    s: Scope,
+    subnet: &str,
+    owner: &str,
+    addrs: &[u32],
+    prefixes: &[Cidr],
+) -> Result<(), Fail> {
+    let mut all: Vec<u32> = addrs.to_vec();
+    for p in prefixes {
+        all.extend(prefix_addrs(p));
+    }
+    match tx.claim_addrs(s, subnet, owner, &all) {
+        Err(StoreError::Conflict) => Err(Fail(Ec2Error::new(
+            "InvalidIPAddress.InUse",
+            "An address of the request is already in use.",
+        ))),
+        other => Ok(other?),
+    }
+}
+
+fn check_count(name: &str, v: Option<i32>) -> Result<u32, Ec2Error> {
+    match v {
+        None => Ok(0),
+        Some(n) if n >= 1 => Ok(n as u32),
+        Some(n) => Err(Ec2Error::invalid_value(format!(
+            "Value ({n}) for parameter {name} is invalid. Expecting a value greater than 0."
+        ))),
+    }
+}
+
+fn combination(a: bool, b: bool, an: &str, bn: &str) -> Result<(), Ec2Error> {
+    if a && b {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            format!("The parameters {an} and {bn} cannot be used together."),
+        ));
+    }
+    Ok(())
+}
+
+/// The security groups of an interface: given ones must exist in its VPC; none means the
+/// VPC's default group.
+fn resolve_groups<V: Read>(
+    v: &V,
+    s: Scope,
+    vpc: &VpcRecord,
+    groups: Option<&Vec<String>>,
+) -> Result<Vec<String>, Fail> {
+    match groups {
+        None => Ok(vec![vpc.default_security_group_id.clone()]),
+        Some(gs) => {
+            for g in gs {
+                match v.get::<SecurityGroupRecord>(s, g)? {
+                    Some(sg) if sg.vpc_id == vpc.id => {}
+                    Some(_) => {
+                        return Err(Fail(Ec2Error::new(
+                            "InvalidGroup.NotFound",
+                            format!(
+                                "The security group '{g}' does not exist in VPC '{}'",
+                                vpc.id
+                            ),
+                        )))
+                    }
+                    None => {
+                        return Err(Fail(Ec2Error::new(
+                            "InvalidGroup.NotFound",
+                            format!("The security group '{g}' does not exist"),
+                        )))
+                    }
+                }
+            }
+            Ok(gs.clone())
+        }
+    }
+}
+
+pub fn create(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: CreateNetworkInterfaceRequest,
+) -> Result<CreateNetworkInterfaceResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let listed = input.private_ip_addresses.clone().unwrap_or_default();
+    combination(
+        !listed.is_empty(),
+        input.secondary_private_ip_address_count.is_some(),
+        "PrivateIpAddresses",
+        "SecondaryPrivateIpAddressCount",
+    )?;
+    combination(
+        input.ipv4_prefixes.is_some(),
+        input.ipv4_prefix_count.is_some(),
+        "Ipv4Prefixes",
+        "Ipv4PrefixCount",
+    )?;
+    let mut want = Want {
+        secondary_count: check_count(
+            "SecondaryPrivateIpAddressCount",
+            input.secondary_private_ip_address_count,
+        )?,
+        prefix_count: check_count("Ipv4PrefixCount", input.ipv4_prefix_count)?,
+        ..Want::default()
+    };
+    if let Some(p) = &input.private_ip_address {
+        want.primary = Some(parse_ip(p)?);
+    }
+    for spec in &listed {
+        let Some(a) = &spec.private_ip_address else {
+            continue;
+        };
+        let a = parse_ip(a)?;
+        if spec.primary == Some(true) {
+            if want.primary.is_some_and(|p| p != a) {
+                return Err(Ec2Error::new(
+                    "InvalidParameterCombination",
+                    "Only one primary private IP address can be specified.",
+                ));
+            }
+            want.primary = Some(a);
+        } else if want.primary != Some(a) {
+            want.secondary.push(a);
+        }
+    }
+    for p in input.ipv4_prefixes.iter().flatten() {
+        want.prefixes
+            .push(parse_prefix(p.ipv4_prefix.as_deref().unwrap_or(""))?);
+    }
+    let interface_type = input
+        .interface_type
+        .clone()
+        .unwrap_or_else(|| "interface".into());
+    let tag_list =
+        tags::from_specifications(input.tag_specifications.clone(), "network-interface")?;
+    let s = scope(ctx);
+    let (rec, ips) = store
+        .write(!ctx.dry_run, |tx| {
+            let subnet = get_subnet(tx, s, &input.subnet_id)?;
+            let vpc = crate::vpcs::get_vpc(tx, s, &subnet.vpc_id)?;
+            let groups = resolve_groups(tx, s, &vpc, input.groups.as_ref())?;
+            let mut ips = net.allocator(tx, s, &subnet)?;
+            let (primary, secondary, prefixes) = allocate(&mut ips, &want, true)?;
+            let primary = primary.ok_or(Fail(Ec2Error::internal()))?;
+            let id = new_id("eni");
+            let mut addrs = vec![primary];
+            addrs.extend(&secondary);
+            hold(tx, s, &subnet.id, &id, &addrs, &prefixes)?;
+            let rec = EniRecord {
+                id,
+                subnet_id: subnet.id.clone(),
+                vpc_id: subnet.vpc_id.clone(),
+                zone: subnet.zone.clone(),
+                zone_id: subnet.zone_id.clone(),
+                description: input.description.clone().unwrap_or_default(),
+                mac: network::new_mac(),
+                addresses: addrs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| EniAddress {
+                        addr: addr_to_string(*a),
+                        primary: i == 0,
+                    })
+                    .collect(),
+                prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+                groups,
+                source_dest_check: true,
+                interface_type: interface_type.clone(),
+                requester_managed: false,
+                requester_id: None,
+                attachment: None,
+            };
+            tx.insert(s, &rec)?;
+            tags::put_all(tx, s, &rec.id, "network-interface", &tag_list)?;
+            Ok::<_, Fail>((rec, ips))
+        })
+        .map_err(|f| f.0)?;
+    if !ctx.dry_run {
+        net.commit(s, &rec.subnet_id, ips);
+    }
+    let names = store.read(|v| group_names(v, s)).map_err(|f| f.0)?;
+    Ok(CreateNetworkInterfaceResult {
+        network_interface: Some(wire_eni(
+            ctx,
+            &Tagged {
+                item: rec,
+                tags: tags::wire_pairs(&tag_list),
+            },
+            &names,
+        )),
+        client_token: input.client_token,
+    })
+}
+
+pub fn delete(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DeleteNetworkInterfaceRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    let subnet = store
+        .write(!ctx.dry_run, |tx| {
+            let eni = get_eni(tx, s, &input.network_interface_id)?;
+            if eni.attachment.is_some() || eni.requester_managed {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidNetworkInterface.InUse",
+                    format!("Interface: [{}] in use.", eni.id),
+                )));
+            }
+            tx.release_owner(s, &eni.id)?;
+            tx.delete::<EniRecord>(s, &eni.id)?;
+            Ok(eni.subnet_id)
+        })
+        .map_err(|f: Fail| f.0)?;
+    if !ctx.dry_run {
+        net.forget(s, &subnet);
+    }
+    Ok(())
+}
+
+/// Group id → name for the scope.
+pub fn group_names<V: Read>(v: &V, s: Scope) -> Result<HashMap<String, String>, Fail> {
+    let groups: Vec<SecurityGroupRecord> = v.list(s, &Query::default())?;
+    Ok(groups.into_iter().map(|g| (g.id, g.name)).collect())
+}
+
+fn status(e: &EniRecord) -> &'static str {
+    if e.attachment.is_some() {
+        "in-use"
+    } else {
+        "available"
+    }
+}
+
+pub fn wire_eni(
+    ctx: &RequestContext,
+    t: &Tagged<EniRecord>,
+    names: &HashMap<String, String>,
+) -> NetworkInterface {
+    let e = &t.item;
+    let primary = e
+        .addresses
+        .iter()
+        .find(|a| a.primary)
+        .map(|a| a.addr.clone());
+    NetworkInterface {
+        network_interface_id: Some(e.id.clone()),
+        subnet_id: Some(e.subnet_id.clone()),
+        vpc_id: Some(e.vpc_id.clone()),
+        availability_zone: Some(e.zone.clone()),
+        availability_zone_id: Some(e.zone_id.clone()),
+        description: Some(e.description.clone()),
+        groups: Some(
+            e.groups
+                .iter()
+                .map(|g| GroupIdentifier {
+                    group_id: Some(g.clone()),
+                    group_name: names.get(g).cloned(),
+                })
+                .collect(),
+        ),
+        interface_type: Some(e.interface_type.clone()),
+        ipv4_prefixes: (!e.prefixes.is_empty()).then(|| {
+            e.prefixes
+                .iter()
+                .map(|p| Ipv4PrefixSpecification {
+                    ipv4_prefix: Some(p.clone()),
+                })
+                .collect()
+        }),
+        ipv6_addresses: Some(Vec::new()),
+        mac_address: Some(e.mac.clone()),
+        owner_id: Some(ctx.account_id.clone()),
+        private_dns_name: primary
+            .as_ref()
+            .map(|p| network::private_dns_name(&ctx.region, p)),
+        private_ip_address: primary,
+        private_ip_addresses: Some(
+            e.addresses
+                .iter()
+                .map(|a| NetworkInterfacePrivateIpAddress {
+                    primary: Some(a.primary),
+                    private_ip_address: Some(a.addr.clone()),
+                    private_dns_name: Some(network::private_dns_name(&ctx.region, &a.addr)),
+                    association: None,
+                })
+                .collect(),
+        ),
+        requester_id: e.requester_id.clone(),
+        requester_managed: Some(e.requester_managed),
+        source_dest_check: Some(e.source_dest_check),
+        status: Some(status(e).into()),
+        tag_set: Some(tags::wire(&t.tags)),
+        attachment: e.attachment.as_ref().map(|a| NetworkInterfaceAttachment {
+            attachment_id: Some(a.id.clone()),
+            instance_id: Some(a.instance_id.clone()),
+            instance_owner_id: Some(ctx.account_id.clone()),
+            device_index: Some(a.device_index),
+            network_card_index: Some(0),
+            status: Some(a.status.clone()),
+            delete_on_termination: Some(a.delete_on_termination),
+            attach_time: Some(DateTime(a.attach_time_ms)),
+            ..NetworkInterfaceAttachment::default()
+        }),
+        ..NetworkInterface::default()
+    }
+}
+
+struct EniView<'a> {
+    t: &'a Tagged<EniRecord>,
+    owner: &'a str,
+    names: &'a HashMap<String, String>,
+    region: &'a str,
+}
+
+fn tf(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+impl Filterable for EniView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let e = &self.t.item;
+        let att = e.attachment.as_ref();
+        match name {
+            "addresses.private-ip-address" => e.addresses.iter().for_each(|a| out(&a.addr)),
+            "addresses.primary" => e.addresses.iter().for_each(|a| out(tf(a.primary))),
+            "private-ip-address" => e
+                .addresses
+                .iter()
+                .filter(|a| a.primary)
+                .for_each(|a| out(&a.addr)),
+            "private-dns-name" => e
+                .addresses
+                .iter()
+                .filter(|a| a.primary)
+                .for_each(|a| out(&network::private_dns_name(self.region, &a.addr))),
+            "ipv4-prefix.ipv4-prefix" | "ipv4-prefix" => {
+                e.prefixes.iter().map(String::as_str).for_each(&mut *out)
+            }
+            "attachment.attachment-id" => att.iter().for_each(|a| out(&a.id)),
+            "attachment.instance-id" => att.iter().for_each(|a| out(&a.instance_id)),
+            "attachment.instance-owner-id" => att.iter().for_each(|_| out(self.owner)),
+            "attachment.device-index" => att.iter().for_each(|a| out(&a.device_index.to_string())),
+            "attachment.status" => att.iter().for_each(|a| out(&a.status)),
+            "attachment.delete-on-termination" => {
+                att.iter().for_each(|a| out(tf(a.delete_on_termination)))
+            }
+            "attachment.attach-time" => att
+                .iter()
+                .for_each(|a| out(&DateTime(a.attach_time_ms).to_iso8601())),
+            "availability-zone" => out(&e.zone),
+            "availability-zone-id" => out(&e.zone_id),
+            "description" => out(&e.description),
+            "group-id" => e.groups.iter().map(String::as_str).for_each(&mut *out),
+            "group-name" => e
+                .groups
+                .iter()
+                .filter_map(|g| self.names.get(g))
+                .map(String::as_str)
+                .for_each(&mut *out),
+            "interface-type" => out(&e.interface_type),
+            "mac-address" => out(&e.mac),
+            "network-interface-id" => out(&e.id),
+            "owner-id" => out(self.owner),
+            "requester-id" => e
+                .requester_id
+                .iter()
+                .map(String::as_str)
+                .for_each(&mut *out),
+            "requester-managed" => out(tf(e.requester_managed)),
+            "source-dest-check" => out(tf(e.source_dest_check)),
+            "status" => out(status(e)),
+            "subnet-id" => out(&e.subnet_id),
+            "vpc-id" => out(&e.vpc_id),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.t.tags
+    }
+}
+
+const ENI_FILTERS: &[&str] = &[
+    "association.allocation-id",
+    "association.association-id",
+    "addresses.association.owner-id",
+    "addresses.association.public-ip",
+    "addresses.primary",
+    "addresses.private-ip-address",
+    "association.ip-owner-id",
+    "association.public-ip",
+    "association.public-dns-name",
+    "attachment.attach-time",
+    "attachment.attachment-id",
+    "attachment.delete-on-termination",
+    "attachment.device-index",
+    "attachment.instance-id",
+    "attachment.instance-owner-id",
+    "attachment.status",
+    "availability-zone",
+    "availability-zone-id",
+    "description",
+    "group-id",
+    "group-name",
+    "ipv4-prefix.ipv4-prefix",
+    "ipv4-prefix",
+    "ipv6-addresses.ipv6-address",
+    "interface-type",
+    "mac-address",
+    "network-interface-id",
+    "operator.managed",
+    "operator.principal",
+    "owner-id",
+    "private-dns-name",
+    "private-ip-address",
+    "requester-id",
+    "requester-managed",
+    "source-dest-check",
+    "status",
+    "subnet-id",
+    "vpc-id",
+];
+
+pub fn describe(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeNetworkInterfacesRequest,
+) -> Result<DescribeNetworkInterfacesResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let fs = Filters::compile(&filters(input.filters), ENI_FILTERS, true).map_err(rule)?;
+    let ids = input.network_interface_ids.unwrap_or_default();
+    if !ids.is_empty() && input.max_results.is_some() {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The parameter NetworkInterfaceIds cannot be used with the parameter maxResults",
+        ));
+    }
+    let s = scope(ctx);
+    let (page, next, names) = store
+        .read(|v| {
+            // An exact address filter is answered from the address index.
+            let by_addr = match describe::both(
+                fs.exact("addresses.private-ip-address"),
+                fs.exact("private-ip-address"),
+            ) {
+                Some(addrs) => {
+                    let mut owners: Vec<String> = Vec::new();
+                    for a in addrs {
+                        if let Some(a) = parse_addr(a) {
+                            owners.extend(v.addr_owners(s, a)?);
+                        }
+                    }
+                    Some(owners)
+                }
+                None => None,
+            };
+            let push_ids = describe::both(
+                fs.exact("network-interface-id"),
+                by_addr
+                    .as_ref()
+                    .map(|o| o.iter().map(String::as_str).collect()),
+            );
+            let req = describe::Request {
+                op: "DescribeNetworkInterfaces",
+                ids: &ids,
+                not_found: &not_found,
+                push: Push {
+                    ids: push_ids,
+                    vpcs: fs.exact("vpc-id"),
+                    subnets: fs.exact("subnet-id"),
+                    tag: fs.exact_tag(),
+                },
+                max_results: input.max_results,
+                bounds: (5, 1000),
+                next_token: input.next_token.as_deref(),
+            };
+            let names = group_names(v, s)?;
+            let (page, next) = describe::run(v, s, &req, |t: &Tagged<EniRecord>| {
+                fs.matches(&EniView {
+                    t,
+                    owner: &ctx.account_id,
+                    names: &names,
+                    region: &ctx.region,
+                })
+            })?;
+            Ok::<_, Fail>((page, next, names))
+        })
+        .map_err(|f| f.0)?;
+    Ok(DescribeNetworkInterfacesResult {
+        network_interfaces: Some(page.iter().map(|t| wire_eni(ctx, t, &names)).collect()),
+        next_token: next,
+    })
+}
+
+pub fn assign(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: AssignPrivateIpAddressesRequest,
+) -> Result<AssignPrivateIpAddressesResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let listed = input.private_ip_addresses.clone().unwrap_or_default();
+    let prefixes_listed = input.ipv4_prefixes.clone().unwrap_or_default();
+    combination(
+        !listed.is_empty(),
+        input.secondary_private_ip_address_count.is_some(),
+        "PrivateIpAddresses",
+        "SecondaryPrivateIpAddressCount",
+    )?;
+    combination(
+        !prefixes_listed.is_empty(),
+        input.ipv4_prefix_count.is_some(),
+        "Ipv4Prefixes",
+        "Ipv4PrefixCount",
+    )?;
+    let want_secondary: Vec<u32> = listed
+        .iter()
+        .map(|a| parse_ip(a))
+        .collect::<Result<_, _>>()?;
+    let want_prefixes: Vec<Cidr> = prefixes_listed
+        .iter()
+        .map(|p| parse_prefix(p))
+        .collect::<Result<_, _>>()?;
+    let want = Want {
+        primary: None,
+        secondary: want_secondary,
+        secondary_count: check_count(
+            "SecondaryPrivateIpAddressCount",
+            input.secondary_private_ip_address_count,
+        )?,
+        prefixes: want_prefixes,
+        prefix_count: check_count("Ipv4PrefixCount", input.ipv4_prefix_count)?,
+    };
+    if want.secondary.is_empty()
+        && want.secondary_count == 0
+        && want.prefixes.is_empty()
+        && want.prefix_count == 0
+    {
+        return Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter PrivateIpAddress, SecondaryPrivateIpAddressCount, Ipv4Prefix or Ipv4PrefixCount",
+        ));
+    }
+    let reassign = input.allow_reassignment.unwrap_or(false);
+    let s = scope(ctx);
+    let (secondary, prefixes, subnet, ips) = store
+        .write(!ctx.dry_run, |tx| {
+            let mut eni = get_eni(tx, s, &input.network_interface_id)?;
+            let subnet = get_subnet(tx, s, &eni.subnet_id)?;
+            let mut ips = net.allocator(tx, s, &subnet)?;
+            // With AllowReassignment, a requested address held by another interface of the
+            // subnet moves here.
+            if reassign {
+                for a in &want.secondary {
+                    let Some(owner) = tx.addr_owner(s, &subnet.id, *a)? else {
+                        continue;
+                    };
+                    if owner == eni.id {
+                        continue;
+                    }
+                    let text = addr_to_string(*a);
+                    let mut other = get_eni(tx, s, &owner)?;
+                    if other.addresses.iter().any(|x| x.primary && x.addr == text)
+                        || other
+                            .prefixes
+                            .iter()
+                            .any(|p| parse_prefix(p).is_ok_and(|p| p.contains_addr(*a)))
+                    {
+                        return Err(Fail(alloc_error(AllocError::InUse, &text)));
+                    }
+                    other.addresses.retain(|x| x.addr != text);
+                    tx.update(s, &other)?;
+                    tx.release_addrs(s, &subnet.id, &[*a])?;
+                    ips.release(*a);
+                }
+            }
+            let (_, secondary, prefixes) = allocate(&mut ips, &want, false)?;
+            hold(tx, s, &subnet.id, &eni.id, &secondary, &prefixes)?;
+            eni.addresses.extend(secondary.iter().map(|a| EniAddress {
+                addr: addr_to_string(*a),
+                primary: false,
+            }));
+            eni.prefixes.extend(prefixes.iter().map(|p| p.to_string()));
+            tx.update(s, &eni)?;
+            Ok::<_, Fail>((secondary, prefixes, subnet.id, ips))
+        })
+        .map_err(|f| f.0)?;
+    if !ctx.dry_run {
+        net.commit(s, &subnet, ips);
+    }
+    Ok(AssignPrivateIpAddressesResult {
+        network_interface_id: Some(input.network_interface_id),
+        assigned_private_ip_addresses: Some(
+            secondary
+                .iter()
+                .map(|a| AssignedPrivateIpAddress {
+                    private_ip_address: Some(addr_to_string(*a)),
+                })
+                .collect(),
+        ),
+        assigned_ipv4_prefixes: Some(
+            prefixes
+                .iter()
+                .map(|p| Ipv4PrefixSpecification {
+                    ipv4_prefix: Some(p.to_string()),
+                })
+                .collect(),
+        ),
+    })
+}
+
+pub fn unassign(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: UnassignPrivateIpAddressesRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let addrs = input.private_ip_addresses.clone().unwrap_or_default();
+    let prefixes = input.ipv4_prefixes.clone().unwrap_or_default();
+    if addrs.is_empty() && prefixes.is_empty() {
+        return Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter PrivateIpAddress or Ipv4Prefix",
+        ));
+    }
+    let s = scope(ctx);
+    let subnet = store
+        .write(!ctx.dry_run, |tx| {
+            let mut eni = get_eni(tx, s, &input.network_interface_id)?;
+            for a in &addrs {
+                match eni.addresses.iter().find(|x| &x.addr == a) {
+                    None => {
+                        return Err(Fail(Ec2Error::invalid_value(format!(
+                            "Some of the specified addresses are not assigned to interface {}",
+                            eni.id
+                        ))))
+                    }
+                    Some(x) if x.primary => {
+                        return Err(Fail(Ec2Error::invalid_value(format!(
+                        "The primary private IP address {a} of interface {} cannot be unassigned.",
+                        eni.id
+                    ))))
+                    }
+                    Some(_) => {}
+                }
+            }
+            let mut freed: Vec<u32> = Vec::new();
+            for p in &prefixes {
+                let c = parse_prefix(p)?;
+                if !eni.prefixes.iter().any(|x| *x == c.to_string()) {
+                    return Err(Fail(Ec2Error::invalid_value(format!(
+                        "Some of the specified prefixes are not assigned to interface {}",
+                        eni.id
+                    ))));
+                }
+                freed.extend(prefix_addrs(&c));
+                eni.prefixes.retain(|x| *x != c.to_string());
+            }
+            for a in &addrs {
+                freed.push(parse_ip(a)?);
+                eni.addresses.retain(|x| &x.addr != a);
+            }
+            tx.release_addrs(s, &eni.subnet_id, &freed)?;
+            tx.update(s, &eni)?;
+            Ok(eni.subnet_id)
+        })
+        .map_err(|f: Fail| f.0)?;
+    if !ctx.dry_run {
+        net.forget(s, &subnet);
+    }
+    Ok(())
+}
+
+pub fn modify_attribute(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: ModifyNetworkInterfaceAttributeRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let description = input
+        .description
+        .as_ref()
+        .map(|d| d.value.clone().unwrap_or_default());
+    let sdc = input.source_dest_check.as_ref().and_then(|v| v.value);
+    let given = [
+        description.is_some(),
+        sdc.is_some(),
+        input.groups.is_some(),
+        input.attachment.is_some(),
+    ];
+    match given.iter().filter(|g| **g).count() {
+        1 => {}
+        0 => {
+            return Err(Ec2Error::new(
+                "MissingParameter",
+                "The request must contain the parameter attribute",
+            ))
+        }
+        _ => {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "Fields for multiple attribute types specified",
+            ))
+        }
+    }
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let mut eni = get_eni(tx, s, &input.network_interface_id)?;
+            if let Some(d) = description {
+                eni.description = d;
+            }
+            if let Some(v) = sdc {
+                eni.source_dest_check = v;
+            }
+            if let Some(groups) = &input.groups {
+                let vpc = crate::vpcs::get_vpc(tx, s, &eni.vpc_id)?;
+                eni.groups = resolve_groups(tx, s, &vpc, Some(groups))?;
+            }
+            if let Some(change) = &input.attachment {
+                let wanted = change.attachment_id.clone().unwrap_or_default();
+                match eni.attachment.as_mut() {
+                    Some(a) if a.id == wanted => {
+                        if let Some(d) = change.delete_on_termination {
+                            a.delete_on_termination = d;
+                        }
+                    }
+                    _ => {
+                        return Err(Fail(Ec2Error::new(
+                            "InvalidAttachmentID.NotFound",
+                            format!(
+                                "The network interface attachment ID '{wanted}' does not exist"
+                            ),
+                        )))
+                    }
+                }
+            }
+            tx.update(s, &eni)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn describe_attribute(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeNetworkInterfaceAttributeRequest,
+) -> Result<DescribeNetworkInterfaceAttributeResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    let (eni, names) = store
+        .read(|v| {
+            Ok::<_, Fail>((
+                get_eni(v, s, &input.network_interface_id)?,
+                group_names(v, s)?,
+            ))
+        })
+        .map_err(|f| f.0)?;
+    let full = wire_eni(
+        ctx,
+        &Tagged {
+            item: eni.clone(),
+            tags: Vec::new(),
+        },
+        &names,
+    );
+    let mut out = DescribeNetworkInterfaceAttributeResult {
+        network_interface_id: Some(eni.id.clone()),
+        ..DescribeNetworkInterfaceAttributeResult::default()
+    };
+    match input.attribute.as_deref() {
+        Some("description") => {
+            out.description = Some(AttributeValue {
+                value: Some(eni.description),
+            })
+        }
+        Some("groupSet") => out.groups = full.groups,
+        Some("sourceDestCheck") => {
+            out.source_dest_check = Some(AttributeBooleanValue {
+                value: Some(eni.source_dest_check),
+            })
+        }
+        Some("attachment") => out.attachment = full.attachment,
+        Some("associatePublicIpAddress") => out.associate_public_ip_address = Some(false),
+        _ => {
+            return Err(Ec2Error::new(
+                "MissingParameter",
+                "The request must contain the parameter attribute",
+            ))
+        }
+    }
+    if ctx.dry_run {
+        return Err(Ec2Error::dry_run());
+    }
+    Ok(out)
+}

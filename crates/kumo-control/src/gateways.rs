@@ -1,0 +1,599 @@
+//! Internet gateways, and the read side of route tables, network ACLs and DHCP options.
+
+use crate::describe::{self, Push};
+use crate::error::{rule, Fail};
+use crate::net_records::*;
+use crate::network::NetState;
+use crate::regions::filters;
+use crate::scope;
+use crate::tags::{self, new_id, Tagged};
+use crate::vpcs::get_vpc;
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_model::filter::{Filterable, Filters};
+use kumo_store::{Query, Read, Scope, Store};
+
+fn igw_not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidInternetGatewayID.NotFound",
+        format!("The internetGateway ID '{id}' does not exist"),
+    )
+}
+
+fn get_igw<V: Read>(v: &V, s: Scope, id: &str) -> Result<InternetGatewayRecord, Fail> {
+    v.get(s, id)?.ok_or_else(|| Fail(igw_not_found(id)))
+}
+
+fn wire_igw(ctx: &RequestContext, t: &Tagged<InternetGatewayRecord>) -> InternetGateway {
+    InternetGateway {
+        internet_gateway_id: Some(t.item.id.clone()),
+        owner_id: Some(ctx.account_id.clone()),
+        attachments: Some(
+            t.item
+                .vpc_id
+                .iter()
+                .map(|v| InternetGatewayAttachment {
+                    vpc_id: Some(v.clone()),
+                    state: Some("available".into()),
+                })
+                .collect(),
+        ),
+        tags: Some(tags::wire(&t.tags)),
+    }
+}
+
+pub fn create_igw(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: CreateInternetGatewayRequest,
+) -> Result<CreateInternetGatewayResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let tag_list = tags::from_specifications(input.tag_specifications, "internet-gateway")?;
+    let s = scope(ctx);
+    let rec = store
+        .write(!ctx.dry_run, |tx| {
+            let rec = InternetGatewayRecord {
+                id: new_id("igw"),
+                vpc_id: None,
+            };
+            tx.insert(s, &rec)?;
+            tags::put_all(tx, s, &rec.id, "internet-gateway", &tag_list)?;
+            Ok::<_, Fail>(rec)
+        })
+        .map_err(|f| f.0)?;
+    Ok(CreateInternetGatewayResult {
+        internet_gateway: Some(wire_igw(
+            ctx,
+            &Tagged {
+                item: rec,
+                tags: tags::wire_pairs(&tag_list),
+            },
+        )),
+    })
+}
+
+pub fn delete_igw(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DeleteInternetGatewayRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let igw = get_igw(tx, s, &input.internet_gateway_id)?;
+            if igw.vpc_id.is_some() {
+                return Err(Fail(Ec2Error::new(
+                    "DependencyViolation",
+                    format!(
+                        "The internetGateway '{}' has dependencies and cannot be deleted.",
+                        igw.id
+                    ),
+                )));
+            }
+            tx.delete::<InternetGatewayRecord>(s, &igw.id)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn attach_igw(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: AttachInternetGatewayRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let mut igw = get_igw(tx, s, &input.internet_gateway_id)?;
+            let vpc = get_vpc(tx, s, &input.vpc_id)?;
+            if let Some(v) = &igw.vpc_id {
+                return Err(Fail(Ec2Error::new(
+                    "Resource.AlreadyAssociated",
+                    format!("resource {} is already attached to network {v}", igw.id),
+                )));
+            }
+            let others: Vec<InternetGatewayRecord> = tx.list(
+                s,
+                &Query {
+                    vpcs: Some(&[vpc.id.as_str()]),
+                    ..Query::default()
+                },
+            )?;
+            if !others.is_empty() {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "Network {} already has an internet gateway attached",
+                    vpc.id
+                ))));
+            }
+            igw.vpc_id = Some(vpc.id);
+            tx.update(s, &igw)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn detach_igw(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DetachInternetGatewayRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let mut igw = get_igw(tx, s, &input.internet_gateway_id)?;
+            get_vpc(tx, s, &input.vpc_id)?;
+            if igw.vpc_id.as_deref() != Some(input.vpc_id.as_str()) {
+                return Err(Fail(Ec2Error::new(
+                    "Gateway.NotAttached",
+                    format!(
+                        "resource {} is not attached to network {}",
+                        igw.id, input.vpc_id
+                    ),
+                )));
+            }
+            igw.vpc_id = None;
+            tx.update(s, &igw)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+struct IgwView<'a>(&'a Tagged<InternetGatewayRecord>, &'a str);
+
+impl Filterable for IgwView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let g = &self.0.item;
+        match name {
+            "attachment.state" => g.vpc_id.iter().for_each(|_| out("available")),
+            "attachment.vpc-id" => g.vpc_id.iter().map(String::as_str).for_each(&mut *out),
+            "internet-gateway-id" => out(&g.id),
+            "owner-id" => out(self.1),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.0.tags
+    }
+}
+
+pub fn describe_igws(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeInternetGatewaysRequest,
+) -> Result<DescribeInternetGatewaysResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let fs = Filters::compile(
+        &filters(input.filters),
+        &[
+            "attachment.state",
+            "attachment.vpc-id",
+            "internet-gateway-id",
+            "owner-id",
+        ],
+        true,
+    )
+    .map_err(rule)?;
+    let ids = input.internet_gateway_ids.unwrap_or_default();
+    let req = describe::Request {
+        op: "DescribeInternetGateways",
+        ids: &ids,
+        not_found: &igw_not_found,
+        push: Push {
+            ids: fs.exact("internet-gateway-id"),
+            vpcs: fs.exact("attachment.vpc-id"),
+            tag: fs.exact_tag(),
+            ..Push::default()
+        },
+        max_results: input.max_results,
+        bounds: (5, 1000),
+        next_token: input.next_token.as_deref(),
+    };
+    let (page, next) = describe::read(
+        store,
+        scope(ctx),
+        &req,
+        |t: &Tagged<InternetGatewayRecord>| fs.matches(&IgwView(t, &ctx.account_id)),
+    )?;
+    Ok(DescribeInternetGatewaysResult {
+        internet_gateways: Some(page.iter().map(|t| wire_igw(ctx, t)).collect()),
+        next_token: next,
+    })
+}
+
+fn rtb_not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidRouteTableID.NotFound",
+        format!("The routeTable ID '{id}' does not exist"),
+    )
+}
+
+fn wire_rtb(ctx: &RequestContext, t: &Tagged<RouteTableRecord>) -> RouteTable {
+    let r = &t.item;
+    let mut associations: Vec<RouteTableAssociation> = Vec::new();
+    if let Some(m) = &r.main_association_id {
+        associations.push(RouteTableAssociation {
+            main: Some(true),
+            route_table_association_id: Some(m.clone()),
+            route_table_id: Some(r.id.clone()),
+            association_state: Some(RouteTableAssociationState {
+                state: Some("associated".into()),
+                status_message: None,
+            }),
+            ..RouteTableAssociation::default()
+        });
+    }
+    for a in &r.associations {
+        associations.push(RouteTableAssociation {
+            main: Some(false),
+            route_table_association_id: Some(a.id.clone()),
+            route_table_id: Some(r.id.clone()),
+            subnet_id: a.subnet_id.clone(),
+            association_state: Some(RouteTableAssociationState {
+                state: Some("associated".into()),
+                status_message: None,
+            }),
+            ..RouteTableAssociation::default()
+        });
+    }
+    RouteTable {
+        route_table_id: Some(r.id.clone()),
+        vpc_id: Some(r.vpc_id.clone()),
+        owner_id: Some(ctx.account_id.clone()),
+        associations: Some(associations),
+        propagating_vgws: Some(Vec::new()),
+        routes: Some(
+            r.routes
+                .iter()
+                .map(|e| Route {
+                    destination_cidr_block: Some(e.destination.clone()),
+                    gateway_id: Some(e.gateway_id.clone()),
+                    origin: Some(e.origin.clone()),
+                    state: Some("active".into()),
+                    ..Route::default()
+                })
+                .collect(),
+        ),
+        tags: Some(tags::wire(&t.tags)),
+    }
+}
+
+struct RtbView<'a>(&'a Tagged<RouteTableRecord>, &'a str);
+
+impl Filterable for RtbView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let r = &self.0.item;
+        match name {
+            "association.main" => {
+                if r.main {
+                    out("true")
+                }
+                if !r.associations.is_empty() {
+                    out("false")
+                }
+            }
+            "association.route-table-association-id" => {
+                r.main_association_id
+                    .iter()
+                    .map(String::as_str)
+                    .for_each(&mut *out);
+                r.associations.iter().for_each(|a| out(&a.id));
+            }
+            "association.route-table-id" if r.main || !r.associations.is_empty() => out(&r.id),
+            "association.subnet-id" => r
+                .associations
+                .iter()
+                .filter_map(|a| a.subnet_id.as_deref())
+                .for_each(&mut *out),
+            "owner-id" => out(self.1),
+            "route-table-id" => out(&r.id),
+            "route.destination-cidr-block" => r.routes.iter().for_each(|e| out(&e.destination)),
+            "route.gateway-id" => r.routes.iter().for_each(|e| out(&e.gateway_id)),
+            "route.origin" => r.routes.iter().for_each(|e| out(&e.origin)),
+            "route.state" => r.routes.iter().for_each(|_| out("active")),
+            "vpc-id" => out(&r.vpc_id),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.0.tags
+    }
+}
+
+const RTB_FILTERS: &[&str] = &[
+    "association.gateway-id",
+    "association.route-table-association-id",
+    "association.route-table-id",
+    "association.subnet-id",
+    "association.main",
+    "owner-id",
+    "route-table-id",
+    "route.destination-cidr-block",
+    "route.destination-ipv6-cidr-block",
+    "route.destination-prefix-list-id",
+    "route.egress-only-internet-gateway-id",
+    "route.gateway-id",
+    "route.instance-id",
+    "route.nat-gateway-id",
+    "route.transit-gateway-id",
+    "route.origin",
+    "route.state",
+    "route.vpc-peering-connection-id",
+    "vpc-id",
+];
+
+pub fn describe_route_tables(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeRouteTablesRequest,
+) -> Result<DescribeRouteTablesResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let fs = Filters::compile(&filters(input.filters), RTB_FILTERS, true).map_err(rule)?;
+    let ids = input.route_table_ids.unwrap_or_default();
+    let req = describe::Request {
+        op: "DescribeRouteTables",
+        ids: &ids,
+        not_found: &rtb_not_found,
+        push: Push {
+            ids: fs.exact("route-table-id"),
+            vpcs: fs.exact("vpc-id"),
+            tag: fs.exact_tag(),
+            ..Push::default()
+        },
+        max_results: input.max_results,
+        bounds: (5, 100),
+        next_token: input.next_token.as_deref(),
+    };
+    let (page, next) = describe::read(store, scope(ctx), &req, |t: &Tagged<RouteTableRecord>| {
+        fs.matches(&RtbView(t, &ctx.account_id))
+    })?;
+    Ok(DescribeRouteTablesResult {
+        route_tables: Some(page.iter().map(|t| wire_rtb(ctx, t)).collect()),
+        next_token: next,
+    })
+}
+
+fn acl_not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidNetworkAclID.NotFound",
+        format!("The networkAcl ID '{id}' does not exist"),
+    )
+}
+
+/// A default network ACL: allow everything (rule 100), deny the rest (32767), both ways;
+/// associated with every subnet of its VPC.
+fn wire_acl(
+    ctx: &RequestContext,
+    t: &Tagged<NetworkAclRecord>,
+    subnets: &[SubnetRecord],
+) -> NetworkAcl {
+    let a = &t.item;
+    let entry = |n: i32, egress: bool, action: &str| NetworkAclEntry {
+        rule_number: Some(n),
+        egress: Some(egress),
+        protocol: Some("-1".into()),
+        rule_action: Some(action.into()),
+        cidr_block: Some("0.0.0.0/0".into()),
+        ..NetworkAclEntry::default()
+    };
+    NetworkAcl {
+        network_acl_id: Some(a.id.clone()),
+        vpc_id: Some(a.vpc_id.clone()),
+        is_default: Some(a.is_default),
+        owner_id: Some(ctx.account_id.clone()),
+        entries: Some(vec![
+            entry(100, true, "allow"),
+            entry(32767, true, "deny"),
+            entry(100, false, "allow"),
+            entry(32767, false, "deny"),
+        ]),
+        associations: Some(
+            subnets
+                .iter()
+                .filter(|s| s.vpc_id == a.vpc_id)
+                .map(|s| NetworkAclAssociation {
+                    network_acl_association_id: Some(format!(
+                        "aclassoc-{}",
+                        &s.id[7..].chars().take(17).collect::<String>()
+                    )),
+                    network_acl_id: Some(a.id.clone()),
+                    subnet_id: Some(s.id.clone()),
+                })
+                .collect(),
+        ),
+        tags: Some(tags::wire(&t.tags)),
+    }
+}
+
+struct AclView<'a>(&'a Tagged<NetworkAclRecord>, &'a str);
+
+impl Filterable for AclView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let a = &self.0.item;
+        match name {
+            "default" => out(if a.is_default { "true" } else { "false" }),
+            "network-acl-id" => out(&a.id),
+            "owner-id" => out(self.1),
+            "vpc-id" => out(&a.vpc_id),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.0.tags
+    }
+}
+
+pub fn describe_network_acls(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeNetworkAclsRequest,
+) -> Result<DescribeNetworkAclsResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let allowed = &[
+        "association.association-id",
+        "association.network-acl-id",
+        "association.subnet-id",
+        "default",
+        "entry.cidr",
+        "entry.icmp.code",
+        "entry.icmp.type",
+        "entry.ipv6-cidr",
+        "entry.port-range.from",
+        "entry.port-range.to",
+        "entry.protocol",
+        "entry.rule-action",
+        "entry.rule-number",
+        "network-acl-id",
+        "owner-id",
+        "vpc-id",
+    ];
+    let fs = Filters::compile(&filters(input.filters), allowed, true).map_err(rule)?;
+    let ids = input.network_acl_ids.unwrap_or_default();
+    let s = scope(ctx);
+    let req = describe::Request {
+        op: "DescribeNetworkAcls",
+        ids: &ids,
+        not_found: &acl_not_found,
+        push: Push {
+            ids: fs.exact("network-acl-id"),
+            vpcs: fs.exact("vpc-id"),
+            tag: fs.exact_tag(),
+            ..Push::default()
+        },
+        max_results: input.max_results,
+        bounds: (5, 1000),
+        next_token: input.next_token.as_deref(),
+    };
+    let (page, next, subnets) = store
+        .read(|v| {
+            let (page, next) = describe::run(v, s, &req, |t: &Tagged<NetworkAclRecord>| {
+                fs.matches(&AclView(t, &ctx.account_id))
+            })?;
+            let subnets: Vec<SubnetRecord> = v.list(s, &Query::default())?;
+            Ok::<_, Fail>((page, next, subnets))
+        })
+        .map_err(|f| f.0)?;
+    Ok(DescribeNetworkAclsResult {
+        network_acls: Some(page.iter().map(|t| wire_acl(ctx, t, &subnets)).collect()),
+        next_token: next,
+    })
+}
+
+fn dopt_not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidDhcpOptionID.NotFound",
+        format!("The dhcpOption ID '{id}' does not exist"),
+    )
+}
+
+struct DoptView<'a>(&'a Tagged<DhcpOptionsRecord>, &'a str);
+
+impl Filterable for DoptView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let d = &self.0.item;
+        match name {
+            "dhcp-options-id" => out(&d.id),
+            "key" => d.options.iter().for_each(|(k, _)| out(k)),
+            "value" => d
+                .options
+                .iter()
+                .flat_map(|(_, v)| v.iter())
+                .map(String::as_str)
+                .for_each(&mut *out),
+            "owner-id" => out(self.1),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.0.tags
+    }
+}
+
+pub fn describe_dhcp_options(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeDhcpOptionsRequest,
+) -> Result<DescribeDhcpOptionsResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let fs = Filters::compile(
+        &filters(input.filters),
+        &["dhcp-options-id", "key", "value", "owner-id"],
+        true,
+    )
+    .map_err(rule)?;
+    let ids = input.dhcp_options_ids.unwrap_or_default();
+    let req = describe::Request {
+        op: "DescribeDhcpOptions",
+        ids: &ids,
+        not_found: &dopt_not_found,
+        push: Push {
+            ids: fs.exact("dhcp-options-id"),
+            tag: fs.exact_tag(),
+            ..Push::default()
+        },
+        max_results: input.max_results,
+        bounds: (5, 1000),
+        next_token: input.next_token.as_deref(),
+    };
+    let (page, next) = describe::read(store, scope(ctx), &req, |t: &Tagged<DhcpOptionsRecord>| {
+        fs.matches(&DoptView(t, &ctx.account_id))
+    })?;
+    Ok(DescribeDhcpOptionsResult {
+        dhcp_options: Some(
+            page.iter()
+                .map(|t| DhcpOptions {
+                    dhcp_options_id: Some(t.item.id.clone()),
+                    owner_id: Some(ctx.account_id.clone()),
+                    dhcp_configurations: Some(
+                        t.item
+                            .options
+                            .iter()
+                            .map(|(k, vs)| DhcpConfiguration {
+                                key: Some(k.clone()),
+                                values: Some(
+                                    vs.iter()
+                                        .map(|v| AttributeValue {
+                                            value: Some(v.clone()),
+                                        })
+                                        .collect(),
+                                ),
+                            })
+                            .collect(),
+                    ),
+                    tags: Some(tags::wire(&t.tags)),
+                })
+                .collect(),
+        ),
+        next_token: next,
+    })
+}

@@ -1,0 +1,250 @@
+//! The stored documents of the VPC family. Each is versioned from its first row (see
+//! `kumo_store::Record`).
+
+use kumo_store::{Index, Record};
+use serde::{Deserialize, Serialize};
+
+macro_rules! record {
+    ($t:ty, $kind:literal, |$s:ident| $index:expr) => {
+        impl Record for $t {
+            const KIND: &'static str = $kind;
+            const VERSION: u32 = 1;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn index(&self) -> Index {
+                let $s = self;
+                $index
+            }
+        }
+    };
+}
+
+/// One IPv4 CIDR block of a VPC.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VpcCidr {
+    pub association_id: String,
+    pub cidr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcRecord {
+    pub id: String,
+    /// The first block is the primary one and cannot be removed.
+    pub cidrs: Vec<VpcCidr>,
+    pub is_default: bool,
+    pub instance_tenancy: String,
+    pub dhcp_options_id: String,
+    pub enable_dns_support: bool,
+    pub enable_dns_hostnames: bool,
+    pub enable_network_address_usage_metrics: bool,
+    pub main_route_table_id: String,
+    pub default_security_group_id: String,
+    pub default_network_acl_id: String,
+}
+record!(VpcRecord, "vpc", |s| Index {
+    state: Some("available".into()),
+    vpc: Some(s.id.clone()),
+    ..Index::default()
+});
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetRecord {
+    pub id: String,
+    pub vpc_id: String,
+    pub cidr: String,
+    pub zone: String,
+    pub zone_id: String,
+    pub default_for_az: bool,
+    pub map_public_ip_on_launch: bool,
+    pub assign_ipv6_on_creation: bool,
+    pub enable_dns64: bool,
+    pub hostname_type: String,
+    pub resource_name_dns_a_record: bool,
+    pub resource_name_dns_aaaa_record: bool,
+}
+record!(SubnetRecord, "subnet", |s| Index {
+    state: Some("available".into()),
+    vpc: Some(s.vpc_id.clone()),
+    subnet: Some(s.id.clone()),
+    zone: Some(s.zone.clone()),
+    ..Index::default()
+});
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationRecord {
+    pub id: String,
+    pub subnet_id: String,
+    pub cidr: String,
+    /// `prefix` or `explicit`.
+    pub kind: String,
+    pub description: Option<String>,
+}
+record!(ReservationRecord, "subnet-cidr-reservation", |s| Index {
+    subnet: Some(s.subnet_id.clone()),
+    ..Index::default()
+});
+
+/// An address of an ENI.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EniAddress {
+    pub addr: String,
+    pub primary: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EniAttachment {
+    pub id: String,
+    pub instance_id: String,
+    pub device_index: i32,
+    pub status: String,
+    pub delete_on_termination: bool,
+    pub attach_time_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EniRecord {
+    pub id: String,
+    pub subnet_id: String,
+    pub vpc_id: String,
+    pub zone: String,
+    pub zone_id: String,
+    pub description: String,
+    pub mac: String,
+    /// The primary address first.
+    pub addresses: Vec<EniAddress>,
+    /// Delegated /28 prefixes.
+    pub prefixes: Vec<String>,
+    pub groups: Vec<String>,
+    pub source_dest_check: bool,
+    pub interface_type: String,
+    pub requester_managed: bool,
+    pub requester_id: Option<String>,
+    pub attachment: Option<EniAttachment>,
+}
+record!(EniRecord, "network-interface", |s| Index {
+    state: Some(
+        if s.attachment.is_some() {
+            "in-use"
+        } else {
+            "available"
+        }
+        .into()
+    ),
+    vpc: Some(s.vpc_id.clone()),
+    subnet: Some(s.subnet_id.clone()),
+    zone: Some(s.zone.clone()),
+    ..Index::default()
+});
+
+/// One security-group rule: a protocol, a port range and one peer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SgRule {
+    pub id: String,
+    pub protocol: String,
+    pub from_port: Option<i32>,
+    pub to_port: Option<i32>,
+    pub cidr: Option<String>,
+    pub group_id: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityGroupRecord {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    pub vpc_id: String,
+    pub ingress: Vec<SgRule>,
+    pub egress: Vec<SgRule>,
+}
+// The name is unique per VPC, ignoring case: the unique index holds `vpc/lower-case name`.
+record!(SecurityGroupRecord, "security-group", |s| Index {
+    name: Some(format!("{}/{}", s.vpc_id, s.name.to_lowercase())),
+    vpc: Some(s.vpc_id.clone()),
+    ..Index::default()
+});
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternetGatewayRecord {
+    pub id: String,
+    pub vpc_id: Option<String>,
+}
+record!(InternetGatewayRecord, "internet-gateway", |s| Index {
+    vpc: s.vpc_id.clone(),
+    ..Index::default()
+});
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteEntry {
+    pub destination: String,
+    /// `local`, an internet gateway id, …
+    pub gateway_id: String,
+    /// `CreateRouteTable` (the local route) or `CreateRoute`.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTableAssoc {
+    pub id: String,
+    pub subnet_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteTableRecord {
+    pub id: String,
+    pub vpc_id: String,
+    pub main: bool,
+    /// The association id of the main association, when `main`.
+    pub main_association_id: Option<String>,
+    pub routes: Vec<RouteEntry>,
+    pub associations: Vec<RouteTableAssoc>,
+}
+record!(RouteTableRecord, "route-table", |s| Index {
+    vpc: Some(s.vpc_id.clone()),
+    ..Index::default()
+});
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkAclRecord {
+    pub id: String,
+    pub vpc_id: String,
+    pub is_default: bool,
+}
+record!(NetworkAclRecord, "network-acl", |s| Index {
+    vpc: Some(s.vpc_id.clone()),
+    ..Index::default()
+});
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpOptionsRecord {
+    pub id: String,
+    /// (key, values), e.g. `domain-name-servers` → `AmazonProvidedDNS`.
+    pub options: Vec<(String, Vec<String>)>,
+}
+record!(DhcpOptionsRecord, "dhcp-options", |_s| Index::default());
+
+/// Marks that a scope's default network (default VPC and its parts) has been made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeRecord {
+    pub id: String,
+    pub default_vpc_id: Option<String>,
+    pub default_dhcp_options_id: String,
+}
+record!(ScopeRecord, "scope", |_s| Index::default());

@@ -1,0 +1,943 @@
+//! Security groups and their rules.
+
+use crate::describe::{self, Push};
+use crate::error::{rule, Fail};
+use crate::net_records::*;
+use crate::network::{self, NetState};
+use crate::paging;
+use crate::regions::filters;
+use crate::scope;
+use crate::tags::{self, new_id, Tagged};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_model::filter::{Filterable, Filters};
+use kumo_store::{Query, Read, Scope, Store, StoreError, Tx};
+use std::collections::HashMap;
+
+/// AWS's default quota of rules per direction.
+const MAX_RULES: usize = 60;
+
+fn not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidGroup.NotFound",
+        format!("The security group '{id}' does not exist"),
+    )
+}
+
+/// A group named by id, or by name in the default VPC.
+fn find<V: Read>(
+    v: &V,
+    s: Scope,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Result<SecurityGroupRecord, Fail> {
+    if let Some(id) = id {
+        return v.get(s, id)?.ok_or_else(|| Fail(not_found(id)));
+    }
+    let Some(name) = name else {
+        return Err(Fail(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter groupName or groupId",
+        )));
+    };
+    let Some(vpc) = network::default_vpc(v, s)? else {
+        return Err(Fail(Ec2Error::new(
+            "VPCIdNotSpecified",
+            "No default VPC for this user",
+        )));
+    };
+    v.get_by_name::<SecurityGroupRecord>(s, &format!("{vpc}/{}", name.to_lowercase()))?
+        .ok_or_else(|| {
+            Fail(Ec2Error::new(
+                "InvalidGroup.NotFound",
+                format!("The security group '{name}' does not exist in default VPC '{vpc}'"),
+            ))
+        })
+}
+
+fn check_text(what: &str, v: &str) -> Result<(), Ec2Error> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || " ._-:/()#,@[]+=&;{}!$*".contains(c);
+    if v.is_empty() || v.len() > 255 || !v.chars().all(ok) {
+        return Err(Ec2Error::invalid_value(format!(
+            "Value ({v}) for parameter {what} is invalid. Up to 255 characters from a-z, A-Z, 0-9, spaces and ._-:/()#,@[]+=&;{{}}!$* are allowed."
+        )));
+    }
+    Ok(())
+}
+
+pub fn create(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: CreateSecurityGroupRequest,
+) -> Result<CreateSecurityGroupResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    check_text("GroupName", &input.group_name)?;
+    check_text("GroupDescription", &input.description)?;
+    if input.group_name.to_lowercase().starts_with("sg-") {
+        return Err(Ec2Error::invalid_value(format!(
+            "Value ({}) for parameter GroupName is invalid. Group names may not be in the format sg-*.",
+            input.group_name
+        )));
+    }
+    let tag_list = tags::from_specifications(input.tag_specifications.clone(), "security-group")?;
+    let s = scope(ctx);
+    let rec = store
+        .write(!ctx.dry_run, |tx| {
+            let vpc_id = match &input.vpc_id {
+                Some(v) => crate::vpcs::get_vpc(tx, s, v)?.id,
+                None => network::default_vpc(tx, s)?.ok_or_else(|| {
+                    Fail(Ec2Error::new(
+                        "VPCIdNotSpecified",
+                        "No default VPC for this user",
+                    ))
+                })?,
+            };
+            let rec = SecurityGroupRecord {
+                id: new_id("sg"),
+                name: input.group_name.clone(),
+                description: input.description.clone(),
+                vpc_id,
+                ingress: Vec::new(),
+                egress: vec![network::all_traffic_egress()],
+            };
+            match tx.insert(s, &rec) {
+                Err(StoreError::Conflict) => {
+                    return Err(Fail(Ec2Error::new(
+                        "InvalidGroup.Duplicate",
+                        format!(
+                            "The security group '{}' already exists for VPC '{}'",
+                            rec.name, rec.vpc_id
+                        ),
+                    )))
+                }
+                other => other?,
+            }
+            tags::put_all(tx, s, &rec.id, "security-group", &tag_list)?;
+            Ok(rec)
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(CreateSecurityGroupResult {
+        group_id: Some(rec.id.clone()),
+        security_group_arn: Some(arn(ctx, &rec.id)),
+        tags: Some(tag_list),
+    })
+}
+
+fn arn(ctx: &RequestContext, id: &str) -> String {
+    format!(
+        "arn:aws:ec2:{}:{}:security-group/{id}",
+        ctx.region, ctx.account_id
+    )
+}
+
+pub fn delete(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DeleteSecurityGroupRequest,
+) -> Result<DeleteSecurityGroupResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    let id = store
+        .write(!ctx.dry_run, |tx| {
+            let sg = find(
+                tx,
+                s,
+                input.group_id.as_deref(),
+                input.group_name.as_deref(),
+            )?;
+            if sg.name == "default" {
+                return Err(Fail(Ec2Error::new(
+                    "CannotDelete",
+                    format!(
+                        "the specified group: \"{}\" name: \"default\" cannot be deleted by a user",
+                        sg.id
+                    ),
+                )));
+            }
+            let dependent = || {
+                Fail(Ec2Error::new(
+                    "DependencyViolation",
+                    format!("resource {} has a dependent object", sg.id),
+                ))
+            };
+            let enis: Vec<EniRecord> = tx.list(
+                s,
+                &Query {
+                    vpcs: Some(&[sg.vpc_id.as_str()]),
+                    ..Query::default()
+                },
+            )?;
+            if enis.iter().any(|e| e.groups.contains(&sg.id)) {
+                return Err(dependent());
+            }
+            let groups: Vec<SecurityGroupRecord> = tx.list(s, &Query::default())?;
+            let refers = |r: &SgRule| r.group_id.as_deref() == Some(sg.id.as_str());
+            if groups.iter().any(|g| {
+                g.id != sg.id && (g.ingress.iter().any(refers) || g.egress.iter().any(refers))
+            }) {
+                return Err(dependent());
+            }
+            tx.delete::<SecurityGroupRecord>(s, &sg.id)?;
+            Ok(sg.id)
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(DeleteSecurityGroupResult {
+        r#return: Some(true),
+        group_id: Some(id),
+    })
+}
+
+/// `tcp`, `udp`, `icmp`, `-1` or a protocol number, as AWS stores them.
+fn protocol(p: &str) -> Result<String, Ec2Error> {
+    let l = p.to_lowercase();
+    Ok(match l.as_str() {
+        "tcp" | "6" => "tcp".into(),
+        "udp" | "17" => "udp".into(),
+        "icmp" | "1" => "icmp".into(),
+        "-1" | "all" => "-1".into(),
+        n if n.parse::<u8>().is_ok() => n.to_string(),
+        _ => {
+            return Err(Ec2Error::invalid_value(format!(
+                "Invalid value '{p}' for IP protocol. Unknown protocol."
+            )))
+        }
+    })
+}
+
+/// Expands `IpPermissions` into one rule per peer.
+fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
+    let mut out = Vec::new();
+    for p in perms {
+        let proto = protocol(p.ip_protocol.as_deref().unwrap_or(""))?;
+        let (from, to) = match proto.as_str() {
+            "-1" => (None, None),
+            "tcp" | "udp" => {
+                let (Some(f), Some(t)) = (p.from_port, p.to_port) else {
+                    return Err(Ec2Error::invalid_value(format!(
+                        "Invalid value 'Must specify both from and to ports with TCP/UDP.' for portRange. Must specify both from and to ports with {}.",
+                        proto.to_uppercase()
+                    )));
+                };
+                if !(0..=65535).contains(&f) || !(0..=65535).contains(&t) || f > t {
+                    return Err(Ec2Error::invalid_value(format!("Invalid value '{f}-{t}' for portRange. The port range must be from 0 to 65535 and from-port must not exceed to-port.")));
+                }
+                (Some(f), Some(t))
+            }
+            _ => (
+                Some(p.from_port.unwrap_or(-1)),
+                Some(p.to_port.unwrap_or(-1)),
+            ),
+        };
+        if p.ipv6_ranges.as_ref().is_some_and(|r| !r.is_empty())
+            || p.prefix_list_ids.as_ref().is_some_and(|r| !r.is_empty())
+        {
+            return Err(Ec2Error::new(
+                "Unsupported",
+                "Kumo does not support IPv6 ranges or prefix lists in security group rules yet.",
+            ));
+        }
+        let base = SgRule {
+            id: String::new(),
+            protocol: proto.clone(),
+            from_port: from,
+            to_port: to,
+            cidr: None,
+            group_id: None,
+            description: None,
+        };
+        for r in p.ip_ranges.iter().flatten() {
+            let cidr =
+                crate::vpcs::parse_cidr(r.cidr_ip.as_deref().unwrap_or("")).map_err(|_| {
+                    Ec2Error::invalid_value(format!(
+                        "CIDR block {} is malformed",
+                        r.cidr_ip.as_deref().unwrap_or("")
+                    ))
+                })?;
+            out.push(SgRule {
+                cidr: Some(cidr.to_string()),
+                description: r.description.clone(),
+                ..base.clone()
+            });
+        }
+        for g in p.user_id_group_pairs.iter().flatten() {
+            out.push(SgRule {
+                group_id: g.group_id.clone(),
+                description: g.description.clone(),
+                ..base.clone()
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn same(a: &SgRule, b: &SgRule) -> bool {
+    a.protocol == b.protocol
+        && a.from_port == b.from_port
+        && a.to_port == b.to_port
+        && a.cidr == b.cidr
+        && a.group_id == b.group_id
+}
+
+/// AWS's wording of a rule in `InvalidPermission.Duplicate`.
+fn describe_rule(r: &SgRule) -> String {
+    let peer = r
+        .cidr
+        .clone()
+        .or_else(|| r.group_id.clone())
+        .unwrap_or_default();
+    match r.protocol.as_str() {
+        "-1" => format!("peer: {peer}, ALL, ALLOW"),
+        "tcp" | "udp" => format!(
+            "peer: {peer}, {}, from port: {}, to port: {}, ALLOW",
+            r.protocol.to_uppercase(),
+            r.from_port.unwrap_or(0),
+            r.to_port.unwrap_or(0)
+        ),
+        "icmp" => format!(
+            "peer: {peer}, ICMP, type: {}, code: {}, ALLOW",
+            r.from_port.unwrap_or(-1),
+            r.to_port.unwrap_or(-1)
+        ),
+        n => format!("peer: {peer}, protocol: {n}, ALLOW"),
+    }
+}
+
+/// The rule's permissions in the request's flat legacy form (`CidrIp`, `FromPort`, …).
+fn legacy(input: &AuthorizeSecurityGroupIngressRequest) -> Vec<IpPermission> {
+    if input.ip_protocol.is_none()
+        && input.cidr_ip.is_none()
+        && input.source_security_group_name.is_none()
+    {
+        return Vec::new();
+    }
+    vec![IpPermission {
+        ip_protocol: input.ip_protocol.clone().or(Some("-1".into())),
+        from_port: input.from_port,
+        to_port: input.to_port,
+        ip_ranges: input.cidr_ip.clone().map(|c| {
+            vec![IpRange {
+                cidr_ip: Some(c),
+                description: None,
+            }]
+        }),
+        user_id_group_pairs: input.source_security_group_name.clone().map(|n| {
+            vec![UserIdGroupPair {
+                group_name: Some(n),
+                ..UserIdGroupPair::default()
+            }]
+        }),
+        ..IpPermission::default()
+    }]
+}
+
+/// Resolves peers named by group name (default VPC) to ids and checks referenced groups.
+fn resolve_peers(tx: &Tx, s: Scope, perms: &mut [IpPermission]) -> Result<(), Fail> {
+    for p in perms.iter_mut() {
+        for g in p.user_id_group_pairs.iter_mut().flatten() {
+            if g.group_id.is_none() {
+                let found = find(tx, s, None, g.group_name.as_deref())?;
+                g.group_id = Some(found.id);
+            } else if let Some(id) = &g.group_id {
+                find(tx, s, Some(id), None)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn wire_rule(ctx: &RequestContext, group: &str, egress: bool, r: &SgRule) -> SecurityGroupRule {
+    SecurityGroupRule {
+        security_group_rule_id: Some(r.id.clone()),
+        security_group_rule_arn: Some(format!(
+            "arn:aws:ec2:{}:{}:security-group-rule/{}",
+            ctx.region, ctx.account_id, r.id
+        )),
+        group_id: Some(group.to_string()),
+        group_owner_id: Some(ctx.account_id.clone()),
+        is_egress: Some(egress),
+        ip_protocol: Some(r.protocol.clone()),
+        from_port: Some(r.from_port.unwrap_or(-1)),
+        to_port: Some(r.to_port.unwrap_or(-1)),
+        cidr_ipv4: r.cidr.clone(),
+        referenced_group_info: r.group_id.as_ref().map(|g| ReferencedSecurityGroup {
+            group_id: Some(g.clone()),
+            user_id: Some(ctx.account_id.clone()),
+            ..ReferencedSecurityGroup::default()
+        }),
+        description: r.description.clone(),
+        tags: Some(Vec::new()),
+        ..SecurityGroupRule::default()
+    }
+}
+
+fn authorize(
+    store: &Store,
+    ctx: &RequestContext,
+    group_id: Option<&str>,
+    group_name: Option<&str>,
+    mut perms: Vec<IpPermission>,
+    egress: bool,
+) -> Result<Vec<SecurityGroupRule>, Ec2Error> {
+    if perms.is_empty() {
+        return Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter ipPermissions",
+        ));
+    }
+    let s = scope(ctx);
+    let (gid, added) = store
+        .write(!ctx.dry_run, |tx| {
+            let mut sg = find(tx, s, group_id, group_name)?;
+            resolve_peers(tx, s, &mut perms)?;
+            let mut new = expand(&perms)?;
+            let list = if egress {
+                &mut sg.egress
+            } else {
+                &mut sg.ingress
+            };
+            for (i, r) in new.iter().enumerate() {
+                if list.iter().any(|e| same(e, r)) || new[..i].iter().any(|e| same(e, r)) {
+                    return Err(Fail(Ec2Error::new(
+                        "InvalidPermission.Duplicate",
+                        format!("the specified rule \"{}\" already exists", describe_rule(r)),
+                    )));
+                }
+            }
+            if list.len() + new.len() > MAX_RULES {
+                return Err(Fail(Ec2Error::new(
+                    "RulesPerSecurityGroupLimitExceeded",
+                    "The maximum number of rules per security group has been reached.",
+                )));
+            }
+            for r in new.iter_mut() {
+                r.id = new_id("sgr");
+            }
+            list.extend(new.iter().cloned());
+            tx.update(s, &sg)?;
+            Ok((sg.id, new))
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(added
+        .iter()
+        .map(|r| wire_rule(ctx, &gid, egress, r))
+        .collect())
+}
+
+pub fn authorize_ingress(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: AuthorizeSecurityGroupIngressRequest,
+) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let mut perms = input.ip_permissions.clone().unwrap_or_default();
+    perms.extend(legacy(&input));
+    let rules = authorize(
+        store,
+        ctx,
+        input.group_id.as_deref(),
+        input.group_name.as_deref(),
+        perms,
+        false,
+    )?;
+    Ok(AuthorizeSecurityGroupIngressResult {
+        r#return: Some(true),
+        security_group_rules: Some(rules),
+    })
+}
+
+pub fn authorize_egress(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: AuthorizeSecurityGroupEgressRequest,
+) -> Result<AuthorizeSecurityGroupEgressResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let mut perms = input.ip_permissions.clone().unwrap_or_default();
+    if input.ip_protocol.is_some() || input.cidr_ip.is_some() {
+        perms.push(IpPermission {
+            ip_protocol: input.ip_protocol.clone().or(Some("-1".into())),
+            from_port: input.from_port,
+            to_port: input.to_port,
+            ip_ranges: input.cidr_ip.clone().map(|c| {
+                vec![IpRange {
+                    cidr_ip: Some(c),
+                    description: None,
+                }]
+            }),
+            ..IpPermission::default()
+        });
+    }
+    let rules = authorize(store, ctx, Some(&input.group_id), None, perms, true)?;
+    Ok(AuthorizeSecurityGroupEgressResult {
+        r#return: Some(true),
+        security_group_rules: Some(rules),
+    })
+}
+
+/// Removes rules. In a default VPC, rules that do not exist come back as unknown; elsewhere
+/// they fail the call, as AWS documents.
+fn revoke(
+    store: &Store,
+    ctx: &RequestContext,
+    group_id: Option<&str>,
+    group_name: Option<&str>,
+    mut perms: Vec<IpPermission>,
+    rule_ids: Vec<String>,
+    egress: bool,
+) -> Result<(Vec<IpPermission>, Vec<RevokedSecurityGroupRule>), Ec2Error> {
+    if perms.is_empty() && rule_ids.is_empty() {
+        return Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter ipPermissions or securityGroupRuleIds",
+        ));
+    }
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let mut sg = find(tx, s, group_id, group_name)?;
+            let vpc = crate::vpcs::get_vpc(tx, s, &sg.vpc_id)?;
+            resolve_peers(tx, s, &mut perms)?;
+            let wanted = expand(&perms)?;
+            let list = if egress {
+                &mut sg.egress
+            } else {
+                &mut sg.ingress
+            };
+            let mut unknown = Vec::new();
+            let mut revoked = Vec::new();
+            for (w, r) in wanted.iter().enumerate() {
+                match list.iter().position(|e| same(e, r)) {
+                    Some(i) => revoked.push(list.remove(i)),
+                    None if vpc.is_default => unknown.push(w),
+                    None => {
+                        return Err(Fail(Ec2Error::new(
+                            "InvalidPermission.NotFound",
+                            "The specified rule does not exist in this security group.",
+                        )));
+                    }
+                }
+            }
+            for id in &rule_ids {
+                match list.iter().position(|e| &e.id == id) {
+                    Some(i) => revoked.push(list.remove(i)),
+                    None => {
+                        return Err(Fail(Ec2Error::new(
+                            "InvalidSecurityGroupRuleId.NotFound",
+                            format!("The security group rule ID '{id}' does not exist"),
+                        )))
+                    }
+                }
+            }
+            tx.update(s, &sg)?;
+            let unknown_perms = unknown
+                .iter()
+                .map(|i| rule_permission(&wanted[*i]))
+                .collect();
+            let revoked = revoked
+                .iter()
+                .map(|r| RevokedSecurityGroupRule {
+                    security_group_rule_id: Some(r.id.clone()),
+                    group_id: Some(sg.id.clone()),
+                    is_egress: Some(egress),
+                    ip_protocol: Some(r.protocol.clone()),
+                    from_port: Some(r.from_port.unwrap_or(-1)),
+                    to_port: Some(r.to_port.unwrap_or(-1)),
+                    cidr_ipv4: r.cidr.clone(),
+                    referenced_group_id: r.group_id.clone(),
+                    description: r.description.clone(),
+                    ..RevokedSecurityGroupRule::default()
+                })
+                .collect();
+            Ok((unknown_perms, revoked))
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn revoke_ingress(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: RevokeSecurityGroupIngressRequest,
+) -> Result<RevokeSecurityGroupIngressResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let mut perms = input.ip_permissions.clone().unwrap_or_default();
+    if input.ip_protocol.is_some()
+        || input.cidr_ip.is_some()
+        || input.source_security_group_name.is_some()
+    {
+        perms.extend(legacy(&AuthorizeSecurityGroupIngressRequest {
+            cidr_ip: input.cidr_ip.clone(),
+            from_port: input.from_port,
+            to_port: input.to_port,
+            ip_protocol: input.ip_protocol.clone(),
+            source_security_group_name: input.source_security_group_name.clone(),
+            ..AuthorizeSecurityGroupIngressRequest::default()
+        }));
+    }
+    let (unknown, revoked) = revoke(
+        store,
+        ctx,
+        input.group_id.as_deref(),
+        input.group_name.as_deref(),
+        perms,
+        input.security_group_rule_ids.clone().unwrap_or_default(),
+        false,
+    )?;
+    Ok(RevokeSecurityGroupIngressResult {
+        r#return: Some(true),
+        unknown_ip_permissions: (!unknown.is_empty()).then_some(unknown),
+        revoked_security_group_rules: Some(revoked),
+    })
+}
+
+pub fn revoke_egress(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: RevokeSecurityGroupEgressRequest,
+) -> Result<RevokeSecurityGroupEgressResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let mut perms = input.ip_permissions.clone().unwrap_or_default();
+    if input.ip_protocol.is_some() || input.cidr_ip.is_some() {
+        perms.push(IpPermission {
+            ip_protocol: input.ip_protocol.clone().or(Some("-1".into())),
+            from_port: input.from_port,
+            to_port: input.to_port,
+            ip_ranges: input.cidr_ip.clone().map(|c| {
+                vec![IpRange {
+                    cidr_ip: Some(c),
+                    description: None,
+                }]
+            }),
+            ..IpPermission::default()
+        });
+    }
+    let (unknown, revoked) = revoke(
+        store,
+        ctx,
+        Some(&input.group_id),
+        None,
+        perms,
+        input.security_group_rule_ids.clone().unwrap_or_default(),
+        true,
+    )?;
+    Ok(RevokeSecurityGroupEgressResult {
+        r#return: Some(true),
+        unknown_ip_permissions: (!unknown.is_empty()).then_some(unknown),
+        revoked_security_group_rules: Some(revoked),
+    })
+}
+
+fn rule_permission(r: &SgRule) -> IpPermission {
+    IpPermission {
+        ip_protocol: Some(r.protocol.clone()),
+        from_port: r.from_port,
+        to_port: r.to_port,
+        ip_ranges: Some(
+            r.cidr
+                .iter()
+                .map(|c| IpRange {
+                    cidr_ip: Some(c.clone()),
+                    description: r.description.clone(),
+                })
+                .collect(),
+        ),
+        user_id_group_pairs: Some(
+            r.group_id
+                .iter()
+                .map(|g| UserIdGroupPair {
+                    group_id: Some(g.clone()),
+                    ..UserIdGroupPair::default()
+                })
+                .collect(),
+        ),
+        ipv6_ranges: Some(Vec::new()),
+        prefix_list_ids: Some(Vec::new()),
+    }
+}
+
+/// Rules grouped as `IpPermissions`: one per (protocol, ports), with all its peers.
+fn permissions(ctx: &RequestContext, rules: &[SgRule]) -> Vec<IpPermission> {
+    let mut out: Vec<IpPermission> = Vec::new();
+    for r in rules {
+        let i = match out.iter().position(|p| {
+            p.ip_protocol.as_deref() == Some(r.protocol.as_str())
+                && p.from_port == r.from_port
+                && p.to_port == r.to_port
+        }) {
+            Some(i) => i,
+            None => {
+                out.push(IpPermission {
+                    ip_protocol: Some(r.protocol.clone()),
+                    from_port: r.from_port,
+                    to_port: r.to_port,
+                    ip_ranges: Some(Vec::new()),
+                    ipv6_ranges: Some(Vec::new()),
+                    prefix_list_ids: Some(Vec::new()),
+                    user_id_group_pairs: Some(Vec::new()),
+                });
+                out.len() - 1
+            }
+        };
+        let p = &mut out[i];
+        if let Some(c) = &r.cidr {
+            p.ip_ranges.get_or_insert_with(Vec::new).push(IpRange {
+                cidr_ip: Some(c.clone()),
+                description: r.description.clone(),
+            });
+        }
+        if let Some(g) = &r.group_id {
+            p.user_id_group_pairs
+                .get_or_insert_with(Vec::new)
+                .push(UserIdGroupPair {
+                    group_id: Some(g.clone()),
+                    user_id: Some(ctx.account_id.clone()),
+                    description: r.description.clone(),
+                    ..UserIdGroupPair::default()
+                });
+        }
+    }
+    out
+}
+
+fn wire_group(ctx: &RequestContext, t: &Tagged<SecurityGroupRecord>) -> SecurityGroup {
+    let g = &t.item;
+    SecurityGroup {
+        group_id: Some(g.id.clone()),
+        group_name: Some(g.name.clone()),
+        description: Some(g.description.clone()),
+        vpc_id: Some(g.vpc_id.clone()),
+        owner_id: Some(ctx.account_id.clone()),
+        security_group_arn: Some(arn(ctx, &g.id)),
+        ip_permissions: Some(permissions(ctx, &g.ingress)),
+        ip_permissions_egress: Some(permissions(ctx, &g.egress)),
+        tags: Some(tags::wire(&t.tags)),
+    }
+}
+
+struct GroupView<'a> {
+    t: &'a Tagged<SecurityGroupRecord>,
+    owner: &'a str,
+    names: &'a HashMap<String, String>,
+}
+
+impl Filterable for GroupView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let g = &self.t.item;
+        let (rules, field) = match name.strip_prefix("egress.") {
+            Some(rest) => (&g.egress, rest),
+            None => (&g.ingress, name),
+        };
+        match field {
+            "description" => out(&g.description),
+            "group-id" => out(&g.id),
+            "group-name" => out(&g.name),
+            "owner-id" => out(self.owner),
+            "vpc-id" => out(&g.vpc_id),
+            "ip-permission.cidr" => rules
+                .iter()
+                .filter_map(|r| r.cidr.as_deref())
+                .for_each(&mut *out),
+            "ip-permission.from-port" => rules
+                .iter()
+                .for_each(|r| out(&r.from_port.unwrap_or(-1).to_string())),
+            "ip-permission.to-port" => rules
+                .iter()
+                .for_each(|r| out(&r.to_port.unwrap_or(-1).to_string())),
+            "ip-permission.protocol" => rules.iter().for_each(|r| out(&r.protocol)),
+            "ip-permission.group-id" => rules
+                .iter()
+                .filter_map(|r| r.group_id.as_deref())
+                .for_each(&mut *out),
+            "ip-permission.group-name" => rules
+                .iter()
+                .filter_map(|r| r.group_id.as_ref().and_then(|g| self.names.get(g)))
+                .map(String::as_str)
+                .for_each(&mut *out),
+            "ip-permission.user-id" => rules
+                .iter()
+                .filter(|r| r.group_id.is_some())
+                .for_each(|_| out(self.owner)),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.t.tags
+    }
+}
+
+const GROUP_FILTERS: &[&str] = &[
+    "description",
+    "egress.ip-permission.cidr",
+    "egress.ip-permission.from-port",
+    "egress.ip-permission.group-id",
+    "egress.ip-permission.group-name",
+    "egress.ip-permission.ipv6-cidr",
+    "egress.ip-permission.prefix-list-id",
+    "egress.ip-permission.protocol",
+    "egress.ip-permission.to-port",
+    "egress.ip-permission.user-id",
+    "group-id",
+    "group-name",
+    "ip-permission.cidr",
+    "ip-permission.from-port",
+    "ip-permission.group-id",
+    "ip-permission.group-name",
+    "ip-permission.ipv6-cidr",
+    "ip-permission.prefix-list-id",
+    "ip-permission.protocol",
+    "ip-permission.to-port",
+    "ip-permission.user-id",
+    "owner-id",
+    "vpc-id",
+];
+
+pub fn describe_groups(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeSecurityGroupsRequest,
+) -> Result<DescribeSecurityGroupsResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let fs = Filters::compile(&filters(input.filters), GROUP_FILTERS, true).map_err(rule)?;
+    let s = scope(ctx);
+    let mut ids = input.group_ids.unwrap_or_default();
+    let (page, next) = store
+        .read(|v| {
+            for name in input.group_names.iter().flatten() {
+                ids.push(find(v, s, None, Some(name))?.id);
+            }
+            let names = crate::enis::group_names(v, s)?;
+            let req = describe::Request {
+                op: "DescribeSecurityGroups",
+                ids: &ids,
+                not_found: &not_found,
+                push: Push {
+                    ids: fs.exact("group-id"),
+                    vpcs: fs.exact("vpc-id"),
+                    tag: fs.exact_tag(),
+                    ..Push::default()
+                },
+                max_results: input.max_results,
+                bounds: (5, 1000),
+                next_token: input.next_token.as_deref(),
+            };
+            describe::run(v, s, &req, |t: &Tagged<SecurityGroupRecord>| {
+                fs.matches(&GroupView {
+                    t,
+                    owner: &ctx.account_id,
+                    names: &names,
+                })
+            })
+        })
+        .map_err(|f| f.0)?;
+    Ok(DescribeSecurityGroupsResult {
+        security_groups: Some(page.iter().map(|t| wire_group(ctx, t)).collect()),
+        next_token: next,
+    })
+}
+
+struct RuleView<'a>(&'a SecurityGroupRule);
+
+impl Filterable for RuleView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        match name {
+            "group-id" => self
+                .0
+                .group_id
+                .iter()
+                .map(String::as_str)
+                .for_each(&mut *out),
+            "security-group-rule-id" => self
+                .0
+                .security_group_rule_id
+                .iter()
+                .map(String::as_str)
+                .for_each(&mut *out),
+            _ => {}
+        }
+    }
+}
+
+pub fn describe_rules(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeSecurityGroupRulesRequest,
+) -> Result<DescribeSecurityGroupRulesResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let fs = Filters::compile(
+        &filters(input.filters),
+        &["group-id", "security-group-rule-id"],
+        true,
+    )
+    .map_err(rule)?;
+    let limit = paging::max_results(input.max_results, 5, 1000)?;
+    let after = paging::cursor("DescribeSecurityGroupRules", input.next_token.as_deref())?;
+    let s = scope(ctx);
+    let groups: Vec<SecurityGroupRecord> = store
+        .read(|v| {
+            let ids = fs.exact("group-id");
+            v.list(
+                s,
+                &Query {
+                    ids: ids.as_deref(),
+                    ..Query::default()
+                },
+            )
+            .map_err(Fail::from)
+        })
+        .map_err(|f| f.0)?;
+    let mut rules: Vec<SecurityGroupRule> = groups
+        .iter()
+        .flat_map(|g| {
+            g.ingress
+                .iter()
+                .map(move |r| wire_rule(ctx, &g.id, false, r))
+                .chain(g.egress.iter().map(move |r| wire_rule(ctx, &g.id, true, r)))
+        })
+        .collect();
+    rules.sort_by(|a, b| a.security_group_rule_id.cmp(&b.security_group_rule_id));
+    let wanted = input.security_group_rule_ids.unwrap_or_default();
+    if let Some(missing) = wanted.iter().find(|w| {
+        !rules
+            .iter()
+            .any(|r| r.security_group_rule_id.as_deref() == Some(w.as_str()))
+    }) {
+        return Err(Ec2Error::new(
+            "InvalidSecurityGroupRuleId.NotFound",
+            format!("The security group rule ID '{missing}' does not exist"),
+        ));
+    }
+    let rules: Vec<SecurityGroupRule> = rules
+        .into_iter()
+        .filter(|r| {
+            wanted.is_empty()
+                || wanted
+                    .iter()
+                    .any(|w| r.security_group_rule_id.as_deref() == Some(w.as_str()))
+        })
+        .filter(|r| {
+            after
+                .as_deref()
+                .is_none_or(|a| r.security_group_rule_id.as_deref().unwrap_or("") > a)
+        })
+        .filter(|r| fs.matches(&RuleView(r)))
+        .collect();
+    let (page, next) = match limit {
+        Some(l) => paging::page(rules, l, "DescribeSecurityGroupRules", |r| {
+            r.security_group_rule_id.clone().unwrap_or_default()
+        }),
+        None => (rules, None),
+    };
+    if ctx.dry_run {
+        return Err(Ec2Error::dry_run());
+    }
+    Ok(DescribeSecurityGroupRulesResult {
+        security_group_rules: Some(page),
+        next_token: next,
+    })
+}

@@ -1,0 +1,627 @@
+//! Subnets and subnet CIDR reservations.
+
+use crate::describe::{self, Push};
+use crate::error::{rule, Fail};
+use crate::net_records::*;
+use crate::network::{self, NetState};
+use crate::regions::filters;
+use crate::scope;
+use crate::tags::{self, new_id, Tagged};
+use crate::vpcs::{get_vpc, parse_cidr};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_model::cidr::Cidr;
+use kumo_model::filter::{Filterable, Filters};
+use kumo_model::regions;
+use kumo_store::{Query, Read, Scope, Store};
+use std::collections::HashMap;
+
+pub fn not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidSubnetID.NotFound",
+        format!("The subnet ID '{id}' does not exist"),
+    )
+}
+
+pub fn get_subnet<V: Read>(v: &V, s: Scope, id: &str) -> Result<SubnetRecord, Fail> {
+    v.get(s, id)?.ok_or_else(|| Fail(not_found(id)))
+}
+
+fn range_error(c: &str) -> Ec2Error {
+    Ec2Error::new("InvalidSubnet.Range", format!("The CIDR '{c}' is invalid."))
+}
+
+/// `size − 5 − in use`, from the pool counts of the store.
+fn available(sn: &SubnetRecord, counts: &HashMap<String, u64>) -> i32 {
+    let size = Cidr::parse(&sn.cidr).map(|c| c.size()).unwrap_or(0);
+    let used = counts.get(&sn.id).copied().unwrap_or(0);
+    size.saturating_sub(5).saturating_sub(used) as i32
+}
+
+pub fn wire_subnet(ctx: &RequestContext, t: &Tagged<SubnetRecord>, available_ips: i32) -> Subnet {
+    let sn = &t.item;
+    Subnet {
+        subnet_id: Some(sn.id.clone()),
+        subnet_arn: Some(format!(
+            "arn:aws:ec2:{}:{}:subnet/{}",
+            ctx.region, ctx.account_id, sn.id
+        )),
+        vpc_id: Some(sn.vpc_id.clone()),
+        cidr_block: Some(sn.cidr.clone()),
+        availability_zone: Some(sn.zone.clone()),
+        availability_zone_id: Some(sn.zone_id.clone()),
+        available_ip_address_count: Some(available_ips),
+        default_for_az: Some(sn.default_for_az),
+        map_public_ip_on_launch: Some(sn.map_public_ip_on_launch),
+        map_customer_owned_ip_on_launch: Some(false),
+        assign_ipv6_address_on_creation: Some(sn.assign_ipv6_on_creation),
+        enable_dns64: Some(sn.enable_dns64),
+        ipv6_native: Some(false),
+        ipv6_cidr_block_association_set: Some(Vec::new()),
+        owner_id: Some(ctx.account_id.clone()),
+        state: Some("available".into()),
+        private_dns_name_options_on_launch: Some(PrivateDnsNameOptionsOnLaunch {
+            hostname_type: Some(sn.hostname_type.clone()),
+            enable_resource_name_dns_a_record: Some(sn.resource_name_dns_a_record),
+            enable_resource_name_dns_aaaa_record: Some(sn.resource_name_dns_aaaa_record),
+        }),
+        tags: Some(tags::wire(&t.tags)),
+        ..Subnet::default()
+    }
+}
+
+pub fn create_subnet(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: CreateSubnetRequest,
+) -> Result<CreateSubnetResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let text = input.cidr_block.ok_or_else(|| {
+        Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter cidrBlock",
+        )
+    })?;
+    let cidr = parse_cidr(&text)?;
+    let zone = match network::resolve_zone(
+        &ctx.region,
+        input.availability_zone.as_deref(),
+        input.availability_zone_id.as_deref(),
+    )? {
+        Some(z) => z,
+        None => regions::get(&ctx.region)
+            .and_then(|r| r.zones.first())
+            .map(|z| (z.name, z.id))
+            .ok_or_else(|| {
+                Ec2Error::invalid_value(format!(
+                    "The region {} has no availability zones.",
+                    ctx.region
+                ))
+            })?,
+    };
+    let tag_list = tags::from_specifications(input.tag_specifications, "subnet")?;
+    let rec = store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            let vpc = get_vpc(tx, s, &input.vpc_id)?;
+            let inside = vpc
+                .cidrs
+                .iter()
+                .any(|c| Cidr::parse(&c.cidr).is_ok_and(|v| v.contains(cidr)));
+            if !(16..=28).contains(&cidr.prefix_len()) || !inside {
+                return Err(Fail(range_error(&cidr.to_string())));
+            }
+            let siblings: Vec<SubnetRecord> = tx.list(
+                s,
+                &Query {
+                    vpcs: Some(&[vpc.id.as_str()]),
+                    ..Query::default()
+                },
+            )?;
+            if siblings
+                .iter()
+                .any(|sn| Cidr::parse(&sn.cidr).is_ok_and(|c| c.overlaps(cidr)))
+            {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidSubnet.Conflict",
+                    format!("The CIDR '{cidr}' conflicts with another subnet"),
+                )));
+            }
+            let mut sn = network::default_subnet(&vpc.id, cidr, zone.0, zone.1);
+            sn.default_for_az = false;
+            sn.map_public_ip_on_launch = false;
+            tx.insert(s, &sn)?;
+            tags::put_all(tx, s, &sn.id, "subnet", &tag_list)?;
+            Ok::<_, Fail>(sn)
+        })
+        .map_err(|f| f.0)?;
+    let size = cidr.size().saturating_sub(5) as i32;
+    Ok(CreateSubnetResult {
+        subnet: Some(wire_subnet(
+            ctx,
+            &Tagged {
+                item: rec,
+                tags: tags::wire_pairs(&tag_list),
+            },
+            size,
+        )),
+    })
+}
+
+pub fn create_default_subnet(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: CreateDefaultSubnetRequest,
+) -> Result<CreateDefaultSubnetResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let zone = network::resolve_zone(
+        &ctx.region,
+        input.availability_zone.as_deref(),
+        input.availability_zone_id.as_deref(),
+    )?
+    .ok_or_else(|| {
+        Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter availabilityZone",
+        )
+    })?;
+    let rec = store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            let Some(vpc_id) = network::default_vpc(tx, s)? else {
+                return Err(Fail(Ec2Error::new(
+                    "DefaultVpcDoesNotExist",
+                    "No default VPC for this user",
+                )));
+            };
+            let siblings: Vec<SubnetRecord> = tx.list(
+                s,
+                &Query {
+                    vpcs: Some(&[vpc_id.as_str()]),
+                    ..Query::default()
+                },
+            )?;
+            if let Some(d) = siblings
+                .iter()
+                .find(|sn| sn.default_for_az && sn.zone == zone.0)
+            {
+                return Err(Fail(Ec2Error::new(
+                    "DefaultSubnetAlreadyExistsInAvailabilityZone",
+                    format!("'{}' is already the default subnet in {}.", d.id, zone.0),
+                )));
+            }
+            let base = Cidr::parse("172.31.0.0/16").map(|c| c.base()).unwrap_or(0);
+            let free = (0..16u32)
+                .filter_map(|i| Cidr::new(base + i * 4096, 20))
+                .find(|c| {
+                    !siblings
+                        .iter()
+                        .any(|sn| Cidr::parse(&sn.cidr).is_ok_and(|o| o.overlaps(*c)))
+                });
+            let Some(cidr) = free else {
+                return Err(Fail(Ec2Error::new(
+                    "InsufficientCidrBlocks",
+                    "The default VPC has no free /20 block for a default subnet.",
+                )));
+            };
+            let sn = network::default_subnet(&vpc_id, cidr, zone.0, zone.1);
+            tx.insert(s, &sn)?;
+            Ok(sn)
+        })
+        .map_err(|f: Fail| f.0)?;
+    let size = Cidr::parse(&rec.cidr).map(|c| c.size() - 5).unwrap_or(0) as i32;
+    Ok(CreateDefaultSubnetResult {
+        subnet: Some(wire_subnet(
+            ctx,
+            &Tagged {
+                item: rec,
+                tags: Vec::new(),
+            },
+            size,
+        )),
+    })
+}
+
+pub fn delete_subnet(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DeleteSubnetRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let sn = get_subnet(tx, s, &input.subnet_id)?;
+            let q = Query {
+                subnets: Some(&[sn.id.as_str()]),
+                ..Query::default()
+            };
+            let enis: Vec<EniRecord> = tx.list(
+                s,
+                &Query {
+                    limit: Some(1),
+                    ..q.clone()
+                },
+            )?;
+            if !enis.is_empty() {
+                return Err(Fail(Ec2Error::new(
+                    "DependencyViolation",
+                    format!(
+                        "The subnet '{}' has dependencies and cannot be deleted.",
+                        sn.id
+                    ),
+                )));
+            }
+            let reservations: Vec<ReservationRecord> = tx.list(s, &q)?;
+            for r in reservations {
+                tx.delete::<ReservationRecord>(s, &r.id)?;
+            }
+            tx.delete::<SubnetRecord>(s, &sn.id)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)?;
+    net.forget(s, &input.subnet_id);
+    Ok(())
+}
+
+struct SubnetView<'a> {
+    t: &'a Tagged<SubnetRecord>,
+    owner: &'a str,
+    available: String,
+}
+
+fn tf(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+impl Filterable for SubnetView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let sn = &self.t.item;
+        match name {
+            "availability-zone" => out(&sn.zone),
+            "availability-zone-id" => out(&sn.zone_id),
+            "available-ip-address-count" => out(&self.available),
+            "cidr-block" | "cidr" | "cidrBlock" => out(&sn.cidr),
+            "default-for-az" | "defaultForAz" => out(tf(sn.default_for_az)),
+            "enable-dns64" => out(tf(sn.enable_dns64)),
+            "ipv6-native" => out("false"),
+            "map-customer-owned-ip-on-launch" => out("false"),
+            "map-public-ip-on-launch" => out(tf(sn.map_public_ip_on_launch)),
+            "owner-id" => out(self.owner),
+            "private-dns-name-options-on-launch.hostname-type" => out(&sn.hostname_type),
+            "private-dns-name-options-on-launch.enable-resource-name-dns-a-record" => {
+                out(tf(sn.resource_name_dns_a_record))
+            }
+            "private-dns-name-options-on-launch.enable-resource-name-dns-aaaa-record" => {
+                out(tf(sn.resource_name_dns_aaaa_record))
+            }
+            "state" => out("available"),
+            "subnet-arn" => {}
+            "subnet-id" => out(&sn.id),
+            "vpc-id" => out(&sn.vpc_id),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.t.tags
+    }
+}
+
+const SUBNET_FILTERS: &[&str] = &[
+    "availability-zone",
+    "availability-zone-id",
+    "available-ip-address-count",
+    "cidr-block",
+    "cidr",
+    "cidrBlock",
+    "customer-owned-ipv4-pool",
+    "default-for-az",
+    "defaultForAz",
+    "enable-dns64",
+    "enable-lni-at-device-index",
+    "ipv6-cidr-block-association.ipv6-cidr-block",
+    "ipv6-cidr-block-association.association-id",
+    "ipv6-cidr-block-association.state",
+    "ipv6-native",
+    "map-customer-owned-ip-on-launch",
+    "map-public-ip-on-launch",
+    "outpost-arn",
+    "owner-id",
+    "private-dns-name-options-on-launch.hostname-type",
+    "private-dns-name-options-on-launch.enable-resource-name-dns-a-record",
+    "private-dns-name-options-on-launch.enable-resource-name-dns-aaaa-record",
+    "state",
+    "subnet-arn",
+    "subnet-id",
+    "vpc-id",
+];
+
+pub fn describe_subnets(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeSubnetsRequest,
+) -> Result<DescribeSubnetsResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let fs = Filters::compile(&filters(input.filters), SUBNET_FILTERS, true).map_err(rule)?;
+    let ids = input.subnet_ids.unwrap_or_default();
+    let s = scope(ctx);
+    let req = describe::Request {
+        op: "DescribeSubnets",
+        ids: &ids,
+        not_found: &not_found,
+        push: Push {
+            ids: fs.exact("subnet-id"),
+            vpcs: fs.exact("vpc-id"),
+            tag: fs.exact_tag(),
+            ..Push::default()
+        },
+        max_results: input.max_results,
+        bounds: (5, 1000),
+        next_token: input.next_token.as_deref(),
+    };
+    let (page, next, counts) = store
+        .read(|v| {
+            let counts = v.pool_counts(s)?;
+            let (page, next) = describe::run(v, s, &req, |t: &Tagged<SubnetRecord>| {
+                fs.matches(&SubnetView {
+                    t,
+                    owner: &ctx.account_id,
+                    available: available(&t.item, &counts).to_string(),
+                })
+            })?;
+            Ok::<_, Fail>((page, next, counts))
+        })
+        .map_err(|f| f.0)?;
+    Ok(DescribeSubnetsResult {
+        subnets: Some(
+            page.iter()
+                .map(|t| wire_subnet(ctx, t, available(&t.item, &counts)))
+                .collect(),
+        ),
+        next_token: next,
+    })
+}
+
+pub fn modify_subnet_attribute(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: ModifySubnetAttributeRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let b = |v: &Option<AttributeBooleanValue>| v.as_ref().and_then(|x| x.value);
+    let map_public = b(&input.map_public_ip_on_launch);
+    let ipv6 = b(&input.assign_ipv6_address_on_creation);
+    let dns64 = b(&input.enable_dns64);
+    let a_rec = b(&input.enable_resource_name_dns_a_record_on_launch);
+    let aaaa_rec = b(&input.enable_resource_name_dns_aaaa_record_on_launch);
+    let hostname = input.private_dns_hostname_type_on_launch.clone();
+    let given = [
+        map_public.is_some(),
+        ipv6.is_some(),
+        dns64.is_some(),
+        a_rec.is_some(),
+        aaaa_rec.is_some(),
+        hostname.is_some(),
+    ];
+    match given.iter().filter(|g| **g).count() {
+        1 => {}
+        0 => {
+            return Err(Ec2Error::new(
+                "MissingParameter",
+                "The request must contain the parameter attribute",
+            ))
+        }
+        _ => {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "You can only modify one attribute at a time.",
+            ))
+        }
+    }
+    store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            let mut sn = get_subnet(tx, s, &input.subnet_id)?;
+            if let Some(v) = map_public {
+                sn.map_public_ip_on_launch = v;
+            }
+            if let Some(v) = ipv6 {
+                if v {
+                    return Err(Fail(Ec2Error::invalid_value(format!(
+                        "Invalid value 'true' for assignIpv6AddressOnCreation. Cannot set assignIpv6AddressOnCreation to true unless the subnet ({}) has an IPv6 CIDR block associated with it.",
+                        sn.id
+                    ))));
+                }
+                sn.assign_ipv6_on_creation = v;
+            }
+            if let Some(v) = dns64 {
+                sn.enable_dns64 = v;
+            }
+            if let Some(v) = a_rec {
+                sn.resource_name_dns_a_record = v;
+            }
+            if let Some(v) = aaaa_rec {
+                sn.resource_name_dns_aaaa_record = v;
+            }
+            if let Some(h) = &hostname {
+                sn.hostname_type = h.clone();
+            }
+            tx.update(s, &sn)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+fn reservation_not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidSubnetCidrReservationID.NotFound",
+        format!("The subnet-cidr-reservation ID '{id}' does not exist"),
+    )
+}
+
+fn wire_reservation(ctx: &RequestContext, t: &Tagged<ReservationRecord>) -> SubnetCidrReservation {
+    let r = &t.item;
+    SubnetCidrReservation {
+        subnet_cidr_reservation_id: Some(r.id.clone()),
+        subnet_id: Some(r.subnet_id.clone()),
+        cidr: Some(r.cidr.clone()),
+        reservation_type: Some(r.kind.clone()),
+        description: r.description.clone(),
+        owner_id: Some(ctx.account_id.clone()),
+        tags: Some(tags::wire(&t.tags)),
+    }
+}
+
+pub fn create_reservation(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: CreateSubnetCidrReservationRequest,
+) -> Result<CreateSubnetCidrReservationResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let cidr = parse_cidr(&input.cidr)?;
+    let tag_list = tags::from_specifications(input.tag_specifications, "subnet-cidr-reservation")?;
+    let s = scope(ctx);
+    let rec = store
+        .write(!ctx.dry_run, |tx| {
+            let sn = get_subnet(tx, s, &input.subnet_id)?;
+            let subnet_cidr = Cidr::parse(&sn.cidr).map_err(|_| Fail(Ec2Error::internal()))?;
+            if !subnet_cidr.contains(cidr) {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "Reservation CIDR should be within subnet CIDR block ({})",
+                    sn.cidr
+                ))));
+            }
+            let existing: Vec<ReservationRecord> = tx.list(
+                s,
+                &Query {
+                    subnets: Some(&[sn.id.as_str()]),
+                    ..Query::default()
+                },
+            )?;
+            if existing
+                .iter()
+                .any(|r| Cidr::parse(&r.cidr).is_ok_and(|c| c.overlaps(cidr)))
+            {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "Reservation CIDR {cidr} has overlap with existing reserved CIDR block"
+                ))));
+            }
+            let rec = ReservationRecord {
+                id: new_id("scr"),
+                subnet_id: sn.id.clone(),
+                cidr: cidr.to_string(),
+                kind: input.reservation_type.clone(),
+                description: input.description.clone(),
+            };
+            tx.insert(s, &rec)?;
+            tags::put_all(tx, s, &rec.id, "subnet-cidr-reservation", &tag_list)?;
+            Ok(rec)
+        })
+        .map_err(|f: Fail| f.0)?;
+    net.forget(s, &input.subnet_id);
+    Ok(CreateSubnetCidrReservationResult {
+        subnet_cidr_reservation: Some(wire_reservation(
+            ctx,
+            &Tagged {
+                item: rec,
+                tags: tags::wire_pairs(&tag_list),
+            },
+        )),
+    })
+}
+
+struct ReservationView<'a>(&'a Tagged<ReservationRecord>, &'a str);
+
+impl Filterable for ReservationView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let r = &self.0.item;
+        match name {
+            "reservationType" => out(&r.kind),
+            "subnet-id" => out(&r.subnet_id),
+            "owner-id" => out(self.1),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.0.tags
+    }
+}
+
+pub fn get_reservations(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: GetSubnetCidrReservationsRequest,
+) -> Result<GetSubnetCidrReservationsResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let fs = Filters::compile(
+        &filters(input.filters),
+        &["reservationType", "subnet-id", "owner-id"],
+        true,
+    )
+    .map_err(rule)?;
+    let s = scope(ctx);
+    store
+        .read(|v| get_subnet(v, s, &input.subnet_id))
+        .map_err(|f| f.0)?;
+    let req = describe::Request {
+        op: "GetSubnetCidrReservations",
+        ids: &[],
+        not_found: &reservation_not_found,
+        push: Push {
+            subnets: Some(vec![input.subnet_id.as_str()]),
+            tag: fs.exact_tag(),
+            ..Push::default()
+        },
+        max_results: input.max_results,
+        bounds: (5, 1000),
+        next_token: input.next_token.as_deref(),
+    };
+    let (page, next) = describe::read(store, s, &req, |t: &Tagged<ReservationRecord>| {
+        fs.matches(&ReservationView(t, &ctx.account_id))
+    })?;
+    if ctx.dry_run {
+        return Err(Ec2Error::dry_run());
+    }
+    Ok(GetSubnetCidrReservationsResult {
+        subnet_ipv4_cidr_reservations: Some(
+            page.iter().map(|t| wire_reservation(ctx, t)).collect(),
+        ),
+        subnet_ipv6_cidr_reservations: Some(Vec::new()),
+        next_token: next,
+    })
+}
+
+pub fn delete_reservation(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DeleteSubnetCidrReservationRequest,
+) -> Result<DeleteSubnetCidrReservationResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    let rec = store
+        .write(!ctx.dry_run, |tx| {
+            let rec: ReservationRecord = tx
+                .get(s, &input.subnet_cidr_reservation_id)?
+                .ok_or_else(|| Fail(reservation_not_found(&input.subnet_cidr_reservation_id)))?;
+            let tags = tx.tags_of(s, &rec.id)?;
+            tx.delete::<ReservationRecord>(s, &rec.id)?;
+            Ok(Tagged { item: rec, tags })
+        })
+        .map_err(|f: Fail| f.0)?;
+    net.forget(s, &rec.item.subnet_id);
+    Ok(DeleteSubnetCidrReservationResult {
+        deleted_subnet_cidr_reservation: Some(wire_reservation(ctx, &rec)),
+    })
+}

@@ -1,0 +1,487 @@
+//! VPCs: create, delete, describe, attributes, secondary CIDR blocks, the default VPC.
+
+use crate::describe::{self, Push};
+use crate::error::{rule, Fail};
+use crate::net_records::*;
+use crate::network::{self, NetState};
+use crate::regions::filters;
+use crate::scope;
+use crate::tags::{self, new_id, Tagged};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_model::cidr::{is_restricted, Cidr, CidrError};
+use kumo_model::filter::{Filterable, Filters};
+use kumo_store::{Query, Read, Scope, Store, Tx};
+
+pub fn not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidVpcID.NotFound",
+        format!("The vpc ID '{id}' does not exist"),
+    )
+}
+
+/// A VPC that must exist.
+pub fn get_vpc<V: Read>(v: &V, s: Scope, id: &str) -> Result<VpcRecord, Fail> {
+    v.get(s, id)?.ok_or_else(|| Fail(not_found(id)))
+}
+
+/// Parses a VPC or subnet CIDR as AWS does: malformed → InvalidParameterValue; host bits are
+/// cleared (AWS canonicalises `100.68.0.18/18` to `100.68.0.0/18`).
+pub fn parse_cidr(s: &str) -> Result<Cidr, Ec2Error> {
+    match Cidr::parse(s) {
+        Ok(c) => Ok(c),
+        Err(CidrError::NotAligned) => {
+            let (ip, len) = s.split_once('/').unwrap_or((s, "32"));
+            let len: u8 = len.parse().unwrap_or(32);
+            let base = kumo_model::cidr::parse_addr(ip).unwrap_or(0) & kumo_model::cidr::mask(len);
+            Cidr::new(base, len).ok_or_else(|| bad_cidr(s))
+        }
+        Err(CidrError::Malformed) => Err(bad_cidr(s)),
+    }
+}
+
+fn bad_cidr(s: &str) -> Ec2Error {
+    Ec2Error::invalid_value(format!(
+        "Value ({s}) for parameter cidrBlock is invalid. This is not a valid CIDR block."
+    ))
+}
+
+fn vpc_range(c: Cidr) -> Result<(), Ec2Error> {
+    if !(16..=28).contains(&c.prefix_len()) || is_restricted(c) {
+        return Err(Ec2Error::new(
+            "InvalidVpc.Range",
+            format!("The CIDR '{c}' is invalid."),
+        ));
+    }
+    Ok(())
+}
+
+pub fn create_vpc(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: CreateVpcRequest,
+) -> Result<CreateVpcResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let cidr_text = input.cidr_block.ok_or_else(|| {
+        Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter cidrBlock",
+        )
+    })?;
+    let cidr = parse_cidr(&cidr_text)?;
+    vpc_range(cidr)?;
+    let tenancy = input.instance_tenancy.unwrap_or_else(|| "default".into());
+    let tag_list = tags::from_specifications(input.tag_specifications, "vpc")?;
+    let rec = store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            let dopt = tx
+                .get::<ScopeRecord>(s, "scope")?
+                .map(|m| m.default_dhcp_options_id)
+                .unwrap_or_default();
+            let vpc = network::new_vpc(tx, s, &cidr.to_string(), false, &dopt, &tenancy)?;
+            tags::put_all(tx, s, &vpc.id, "vpc", &tag_list)?;
+            Ok::<_, Fail>(vpc)
+        })
+        .map_err(|f| f.0)?;
+    let mut v = wire_vpc(
+        ctx,
+        &Tagged {
+            item: rec,
+            tags: Vec::new(),
+        },
+    );
+    v.tags = Some(tag_list);
+    // A new VPC is reported `pending` by CreateVpc, then `available`.
+    v.state = Some("pending".into());
+    Ok(CreateVpcResult { vpc: Some(v) })
+}
+
+pub fn create_default_vpc(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+) -> Result<CreateDefaultVpcResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let rec = store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            let mut marker: ScopeRecord = tx.get(s, "scope")?.ok_or(Fail(Ec2Error::internal()))?;
+            if marker.default_vpc_id.is_some() {
+                return Err(Fail(Ec2Error::new(
+                    "DefaultVpcAlreadyExists",
+                    "A Default VPC already exists for this account in this region.",
+                )));
+            }
+            let id = network::create_default_vpc(tx, s, &marker.default_dhcp_options_id)?;
+            marker.default_vpc_id = Some(id.clone());
+            tx.update(s, &marker)?;
+            get_vpc(tx, s, &id)
+        })
+        .map_err(|f| f.0)?;
+    Ok(CreateDefaultVpcResult {
+        vpc: Some(wire_vpc(
+            ctx,
+            &Tagged {
+                item: rec,
+                tags: Vec::new(),
+            },
+        )),
+    })
+}
+
+/// What stops a VPC from being deleted: subnets, attached gateways, ENIs, security groups
+/// other than the default one, route tables other than the main one.
+fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord) -> Result<bool, Fail> {
+    let q = Query {
+        vpcs: Some(&[vpc.id.as_str()]),
+        limit: Some(2),
+        ..Query::default()
+    };
+    let subnets: Vec<SubnetRecord> = tx.list(s, &q)?;
+    let igws: Vec<InternetGatewayRecord> = tx.list(s, &q)?;
+    let enis: Vec<EniRecord> = tx.list(s, &q)?;
+    let sgs: Vec<SecurityGroupRecord> = tx.list(s, &q)?;
+    let rtbs: Vec<RouteTableRecord> = tx.list(s, &q)?;
+    Ok(!subnets.is_empty()
+        || !igws.is_empty()
+        || !enis.is_empty()
+        || sgs.iter().any(|g| g.id != vpc.default_security_group_id)
+        || rtbs.iter().any(|r| r.id != vpc.main_route_table_id))
+}
+
+pub fn delete_vpc(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DeleteVpcRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            let vpc = get_vpc(tx, s, &input.vpc_id)?;
+            if has_dependents(tx, s, &vpc)? {
+                return Err(Fail(Ec2Error::new(
+                    "DependencyViolation",
+                    format!(
+                        "The vpc '{}' has dependencies and cannot be deleted.",
+                        vpc.id
+                    ),
+                )));
+            }
+            tx.delete::<RouteTableRecord>(s, &vpc.main_route_table_id)?;
+            tx.delete::<SecurityGroupRecord>(s, &vpc.default_security_group_id)?;
+            tx.delete::<NetworkAclRecord>(s, &vpc.default_network_acl_id)?;
+            tx.delete::<VpcRecord>(s, &vpc.id)?;
+            if vpc.is_default {
+                if let Some(mut marker) = tx.get::<ScopeRecord>(s, "scope")? {
+                    marker.default_vpc_id = None;
+                    tx.update(s, &marker)?;
+                }
+            }
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn wire_vpc(ctx: &RequestContext, t: &Tagged<VpcRecord>) -> Vpc {
+    let v = &t.item;
+    Vpc {
+        vpc_id: Some(v.id.clone()),
+        cidr_block: v.cidrs.first().map(|c| c.cidr.clone()),
+        cidr_block_association_set: Some(
+            v.cidrs
+                .iter()
+                .map(|c| VpcCidrBlockAssociation {
+                    association_id: Some(c.association_id.clone()),
+                    cidr_block: Some(c.cidr.clone()),
+                    cidr_block_state: Some(VpcCidrBlockState {
+                        state: Some("associated".into()),
+                        status_message: None,
+                    }),
+                })
+                .collect(),
+        ),
+        dhcp_options_id: Some(v.dhcp_options_id.clone()),
+        instance_tenancy: Some(v.instance_tenancy.clone()),
+        is_default: Some(v.is_default),
+        owner_id: Some(ctx.account_id.clone()),
+        state: Some("available".into()),
+        tags: Some(tags::wire(&t.tags)),
+        ..Vpc::default()
+    }
+}
+
+struct VpcView<'a>(&'a Tagged<VpcRecord>, &'a str);
+
+impl Filterable for VpcView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let v = &self.0.item;
+        match name {
+            "cidr" => {
+                if let Some(c) = v.cidrs.first() {
+                    out(&c.cidr)
+                }
+            }
+            "cidr-block-association.cidr-block" => v.cidrs.iter().for_each(|c| out(&c.cidr)),
+            "cidr-block-association.association-id" => {
+                v.cidrs.iter().for_each(|c| out(&c.association_id))
+            }
+            "cidr-block-association.state" => v.cidrs.iter().for_each(|_| out("associated")),
+            "dhcp-options-id" => out(&v.dhcp_options_id),
+            "is-default" => out(if v.is_default { "true" } else { "false" }),
+            "owner-id" => out(self.1),
+            "state" => out("available"),
+            "vpc-id" => out(&v.id),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.0.tags
+    }
+}
+
+const VPC_FILTERS: &[&str] = &[
+    "cidr",
+    "cidr-block-association.cidr-block",
+    "cidr-block-association.association-id",
+    "cidr-block-association.state",
+    "dhcp-options-id",
+    "ipv6-cidr-block-association.ipv6-cidr-block",
+    "ipv6-cidr-block-association.ipv6-pool",
+    "ipv6-cidr-block-association.association-id",
+    "ipv6-cidr-block-association.state",
+    "is-default",
+    "owner-id",
+    "state",
+    "vpc-id",
+];
+
+pub fn describe_vpcs(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeVpcsRequest,
+) -> Result<DescribeVpcsResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let fs = Filters::compile(&filters(input.filters), VPC_FILTERS, true).map_err(rule)?;
+    let ids = input.vpc_ids.unwrap_or_default();
+    let req = describe::Request {
+        op: "DescribeVpcs",
+        ids: &ids,
+        not_found: &not_found,
+        push: Push {
+            ids: fs.exact("vpc-id"),
+            tag: fs.exact_tag(),
+            ..Push::default()
+        },
+        max_results: input.max_results,
+        bounds: (5, 1000),
+        next_token: input.next_token.as_deref(),
+    };
+    let (page, next) = describe::read(store, scope(ctx), &req, |t: &Tagged<VpcRecord>| {
+        fs.matches(&VpcView(t, &ctx.account_id))
+    })?;
+    Ok(DescribeVpcsResult {
+        vpcs: Some(page.iter().map(|t| wire_vpc(ctx, t)).collect()),
+        next_token: next,
+    })
+}
+
+fn one_attribute(names: &[(&str, bool)]) -> Result<(), Ec2Error> {
+    let given: Vec<&str> = names.iter().filter(|(_, g)| *g).map(|(n, _)| *n).collect();
+    match given.len() {
+        0 => Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter attribute",
+        )),
+        1 => Ok(()),
+        _ => Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            format!(
+                "Fields for multiple attribute types specified: {}",
+                given.join(", ")
+            ),
+        )),
+    }
+}
+
+pub fn modify_vpc_attribute(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: ModifyVpcAttributeRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let hostnames = input.enable_dns_hostnames.and_then(|v| v.value);
+    let support = input.enable_dns_support.and_then(|v| v.value);
+    let metrics = input
+        .enable_network_address_usage_metrics
+        .and_then(|v| v.value);
+    one_attribute(&[
+        ("enableDnsHostnames", hostnames.is_some()),
+        ("enableDnsSupport", support.is_some()),
+        ("enableNetworkAddressUsageMetrics", metrics.is_some()),
+    ])?;
+    store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            let mut vpc = get_vpc(tx, s, &input.vpc_id)?;
+            if let Some(h) = hostnames {
+                if h && !vpc.enable_dns_support {
+                    return Err(Fail(Ec2Error::invalid_value(
+                        "Cannot enable DNS hostnames without DNS support being enabled for the VPC.",
+                    )));
+                }
+                vpc.enable_dns_hostnames = h;
+            }
+            if let Some(v) = support {
+                vpc.enable_dns_support = v;
+            }
+            if let Some(v) = metrics {
+                vpc.enable_network_address_usage_metrics = v;
+            }
+            tx.update(s, &vpc)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn describe_vpc_attribute(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeVpcAttributeRequest,
+) -> Result<DescribeVpcAttributeResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let vpc = store
+        .read(|v| get_vpc(v, scope(ctx), &input.vpc_id))
+        .map_err(|f| f.0)?;
+    let b = |v: bool| Some(AttributeBooleanValue { value: Some(v) });
+    let mut out = DescribeVpcAttributeResult {
+        vpc_id: Some(vpc.id.clone()),
+        ..DescribeVpcAttributeResult::default()
+    };
+    match input.attribute.as_str() {
+        "enableDnsSupport" => out.enable_dns_support = b(vpc.enable_dns_support),
+        "enableDnsHostnames" => out.enable_dns_hostnames = b(vpc.enable_dns_hostnames),
+        _ => out.enable_network_address_usage_metrics = b(vpc.enable_network_address_usage_metrics),
+    }
+    if ctx.dry_run {
+        return Err(Ec2Error::dry_run());
+    }
+    Ok(out)
+}
+
+/// The most IPv4 CIDR blocks a VPC may have (AWS's default quota).
+const MAX_VPC_CIDRS: usize = 5;
+
+pub fn associate_vpc_cidr_block(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: AssociateVpcCidrBlockRequest,
+) -> Result<AssociateVpcCidrBlockResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let text = input.cidr_block.ok_or_else(|| {
+        Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter cidrBlock",
+        )
+    })?;
+    let cidr = parse_cidr(&text)?;
+    vpc_range(cidr)?;
+    let assoc = store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            let mut vpc = get_vpc(tx, s, &input.vpc_id)?;
+            if vpc.cidrs.len() >= MAX_VPC_CIDRS {
+                return Err(Fail(Ec2Error::new(
+                    "CidrLimitExceeded",
+                    format!("This network '{}' has met its maximum number of allowed CIDRs: {MAX_VPC_CIDRS}", vpc.id),
+                )));
+            }
+            if let Some(o) = vpc.cidrs.iter().find(|c| Cidr::parse(&c.cidr).is_ok_and(|e| e.overlaps(cidr))) {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidVpc.Range",
+                    format!("The CIDR '{cidr}' conflicts with the VPC's CIDR '{}'.", o.cidr),
+                )));
+            }
+            let a = VpcCidr { association_id: new_id("vpc-cidr-assoc"), cidr: cidr.to_string() };
+            vpc.cidrs.push(a.clone());
+            let mut rtb: RouteTableRecord = tx.get(s, &vpc.main_route_table_id)?.ok_or(Fail(Ec2Error::internal()))?;
+            rtb.routes.push(RouteEntry { destination: a.cidr.clone(), gateway_id: "local".into(), origin: "CreateRouteTable".into() });
+            tx.update(s, &rtb)?;
+            tx.update(s, &vpc)?;
+            Ok(a)
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(AssociateVpcCidrBlockResult {
+        vpc_id: Some(input.vpc_id),
+        cidr_block_association: Some(VpcCidrBlockAssociation {
+            association_id: Some(assoc.association_id),
+            cidr_block: Some(assoc.cidr),
+            cidr_block_state: Some(VpcCidrBlockState {
+                state: Some("associating".into()),
+                status_message: None,
+            }),
+        }),
+        ..AssociateVpcCidrBlockResult::default()
+    })
+}
+
+pub fn disassociate_vpc_cidr_block(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DisassociateVpcCidrBlockRequest,
+) -> Result<DisassociateVpcCidrBlockResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let (vpc_id, gone) = store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            let vpcs: Vec<VpcRecord> = tx.list(s, &Query::default())?;
+            let Some(mut vpc) = vpcs.into_iter().find(|v| v.cidrs.iter().any(|c| c.association_id == input.association_id)) else {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidVpcCidrBlockAssociationID.NotFound",
+                    format!("The vpc CIDR block association ID '{}' does not exist", input.association_id),
+                )));
+            };
+            let i = vpc.cidrs.iter().position(|c| c.association_id == input.association_id).unwrap_or(0);
+            if i == 0 {
+                return Err(Fail(Ec2Error::new(
+                    "OperationNotPermitted",
+                    format!("The vpc CIDR block with association ID {} may not be disassociated. It is the primary IPv4 CIDR block of the VPC", input.association_id),
+                )));
+            }
+            let gone = vpc.cidrs.remove(i);
+            let block = Cidr::parse(&gone.cidr).map_err(|_| Fail(Ec2Error::internal()))?;
+            let subnets: Vec<SubnetRecord> = tx.list(s, &Query { vpcs: Some(&[vpc.id.as_str()]), ..Query::default() })?;
+            if subnets.iter().any(|sn| Cidr::parse(&sn.cidr).is_ok_and(|c| block.contains(c))) {
+                return Err(Fail(Ec2Error::new(
+                    "DependencyViolation",
+                    format!("The vpc CIDR block '{}' has dependencies and cannot be disassociated.", gone.cidr),
+                )));
+            }
+            let mut rtb: RouteTableRecord = tx.get(s, &vpc.main_route_table_id)?.ok_or(Fail(Ec2Error::internal()))?;
+            rtb.routes.retain(|r| !(r.gateway_id == "local" && r.destination == gone.cidr));
+            tx.update(s, &rtb)?;
+            tx.update(s, &vpc)?;
+            Ok((vpc.id, gone))
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(DisassociateVpcCidrBlockResult {
+        vpc_id: Some(vpc_id),
+        cidr_block_association: Some(VpcCidrBlockAssociation {
+            association_id: Some(gone.association_id),
+            cidr_block: Some(gone.cidr),
+            cidr_block_state: Some(VpcCidrBlockState {
+                state: Some("disassociating".into()),
+                status_message: None,
+            }),
+        }),
+        ..DisassociateVpcCidrBlockResult::default()
+    })
+}
