@@ -318,7 +318,7 @@ pub fn delete(
 ) -> Result<(), Ec2Error> {
     net.ensure_default(store, ctx)?;
     let s = scope(ctx);
-    let subnet = store
+    let (subnet, ips) = store
         .write(!ctx.dry_run, |tx| {
             let eni = get_eni(tx, s, &input.network_interface_id)?;
             if eni.attachment.is_some() || eni.requester_managed {
@@ -327,13 +327,21 @@ pub fn delete(
                     format!("Interface: [{}] in use.", eni.id),
                 )));
             }
+            let subnet = get_subnet(tx, s, &eni.subnet_id)?;
+            let mut ips = net.allocator(tx, s, &subnet)?;
+            for a in eni.addresses.iter().filter_map(|a| parse_addr(&a.addr)) {
+                ips.release(a);
+            }
+            for p in eni.prefixes.iter().filter_map(|p| Cidr::parse(p).ok()) {
+                ips.release_prefix(p);
+            }
             tx.release_owner(s, &eni.id)?;
             tx.delete::<EniRecord>(s, &eni.id)?;
-            Ok(eni.subnet_id)
+            Ok((eni.subnet_id, ips))
         })
         .map_err(|f: Fail| f.0)?;
     if !ctx.dry_run {
-        net.forget(s, &subnet);
+        net.commit(s, &subnet, ips);
     }
     Ok(())
 }
@@ -750,7 +758,7 @@ pub fn unassign(
         ));
     }
     let s = scope(ctx);
-    let subnet = store
+    let (subnet, ips) = store
         .write(!ctx.dry_run, |tx| {
             let mut eni = get_eni(tx, s, &input.network_interface_id)?;
             for a in &addrs {
@@ -761,15 +769,15 @@ pub fn unassign(
                             eni.id
                         ))))
                     }
-                    Some(x) if x.primary => {
-                        return Err(Fail(Ec2Error::invalid_value(format!(
+                    Some(x) if x.primary => return Err(Fail(Ec2Error::invalid_value(format!(
                         "The primary private IP address {a} of interface {} cannot be unassigned.",
                         eni.id
-                    ))))
-                    }
+                    )))),
                     Some(_) => {}
                 }
             }
+            let sn = get_subnet(tx, s, &eni.subnet_id)?;
+            let mut ips = net.allocator(tx, s, &sn)?;
             let mut freed: Vec<u32> = Vec::new();
             for p in &prefixes {
                 let c = parse_prefix(p)?;
@@ -780,19 +788,22 @@ pub fn unassign(
                     ))));
                 }
                 freed.extend(prefix_addrs(&c));
+                ips.release_prefix(c);
                 eni.prefixes.retain(|x| *x != c.to_string());
             }
             for a in &addrs {
-                freed.push(parse_ip(a)?);
-                eni.addresses.retain(|x| &x.addr != a);
+                let x = parse_ip(a)?;
+                freed.push(x);
+                ips.release(x);
+                eni.addresses.retain(|y| &y.addr != a);
             }
             tx.release_addrs(s, &eni.subnet_id, &freed)?;
             tx.update(s, &eni)?;
-            Ok(eni.subnet_id)
+            Ok((eni.subnet_id, ips))
         })
         .map_err(|f: Fail| f.0)?;
     if !ctx.dry_run {
-        net.forget(s, &subnet);
+        net.commit(s, &subnet, ips);
     }
     Ok(())
 }

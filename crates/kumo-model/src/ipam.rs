@@ -1,9 +1,10 @@
 //! IP address management inside one subnet, by AWS's rules:
 //!
 //! - the first four addresses and the last are reserved and never assigned;
-//! - automatic assignment takes the lowest free address outside every subnet CIDR
-//!   reservation (an address freed inside a reservation is not handed out again
-//!   automatically);
+//! - automatic assignment takes the next free address outside every subnet CIDR reservation,
+//!   moving on from the last one it gave and wrapping round at the end, so a freed address is
+//!   not handed straight back (a re-created interface gets a fresh address, as on AWS) and an
+//!   address freed inside a reservation is never handed out again automatically;
 //! - a requested address must lie in the subnet, not be reserved by AWS, and be free; it may lie
 //!   inside an explicit reservation, which exists for exactly that;
 //! - IPv4 prefixes are aligned /28s. Automatic prefix assignment takes a /28 in which nothing is
@@ -53,6 +54,8 @@ pub struct SubnetIps {
     explicit: Vec<u64>,
     prefixes: Vec<u64>,
     in_use: u64,
+    /// Where the next automatic pick starts looking (an offset).
+    next: usize,
 }
 
 fn words(size: u64) -> usize {
@@ -86,6 +89,7 @@ impl SubnetIps {
             explicit: vec![0; n],
             prefixes: vec![0; n],
             in_use: 0,
+            next: 0,
         }
     }
 
@@ -150,11 +154,15 @@ impl SubnetIps {
     }
 
     /// Marks an address as in use; the state the store already holds (no checks but range).
+    /// Automatic picks continue after the highest address marked outside the reservations.
     pub fn mark(&mut self, addr: u32) {
         if let Some(o) = self.offset(addr) {
             if !get(&self.used, o) {
                 set(&mut self.used, o, true);
                 self.in_use += 1;
+            }
+            if !get(&self.explicit, o) && !get(&self.prefixes, o) {
+                self.next = self.next.max(o + 1);
             }
         }
     }
@@ -173,29 +181,41 @@ impl SubnetIps {
         Ok(())
     }
 
-    /// Takes the lowest free address outside every reservation.
-    pub fn pick(&mut self) -> Result<u32, AllocError> {
-        let size = self.size();
-        for w in 0..self.used.len() {
-            let mut blocked = self.used[w] | self.explicit[w] | self.prefixes[w];
-            if w == 0 {
-                blocked |= 0b1111;
-            }
-            let last = size - 1;
-            if last / 64 == w {
-                blocked |= 1 << (last % 64);
-                if last % 64 != 63 {
-                    blocked |= u64::MAX << (last % 64 + 1);
-                }
-            }
-            if blocked != u64::MAX {
-                let o = w * 64 + blocked.trailing_ones() as usize;
-                set(&mut self.used, o, true);
-                self.in_use += 1;
-                return Ok(self.cidr.base() + o as u32);
+    /// Offsets that automatic assignment may not take, for one word of the bitmap.
+    fn blocked(&self, w: usize) -> u64 {
+        let mut blocked = self.used[w] | self.explicit[w] | self.prefixes[w];
+        if w == 0 {
+            blocked |= 0b1111;
+        }
+        let last = self.size() - 1;
+        if last / 64 == w {
+            blocked |= 1 << (last % 64);
+            if last % 64 != 63 {
+                blocked |= u64::MAX << (last % 64 + 1);
             }
         }
-        Err(AllocError::SubnetFull)
+        blocked
+    }
+
+    /// Takes the next free address outside every reservation, starting after the last one
+    /// given and wrapping round.
+    pub fn pick(&mut self) -> Result<u32, AllocError> {
+        let n = self.used.len();
+        let start = self.next.min(self.size() - 1);
+        let sw = start / 64;
+        let below_start = (1u64 << (start % 64)) - 1;
+        let found = (sw..n)
+            .map(|w| (w, self.blocked(w) | if w == sw { below_start } else { 0 }))
+            .chain((0..=sw).map(|w| (w, self.blocked(w))))
+            .find(|(_, b)| *b != u64::MAX);
+        let Some((w, b)) = found else {
+            return Err(AllocError::SubnetFull);
+        };
+        let o = w * 64 + b.trailing_ones() as usize;
+        set(&mut self.used, o, true);
+        self.in_use += 1;
+        self.next = o + 1;
+        Ok(self.cidr.base() + o as u32)
     }
 
     /// Gives an address back.
@@ -376,6 +396,21 @@ mod tests {
             s.claim_prefix(c("10.0.0.40/29")),
             Err(AllocError::BadPrefix)
         );
+    }
+
+    #[test]
+    fn freed_addresses_are_not_handed_straight_back() {
+        let mut s = SubnetIps::new(c("10.0.0.0/28"));
+        let first = s.pick().unwrap();
+        s.release(first);
+        assert_ne!(s.pick().unwrap(), first);
+        // Once the end is reached, the search wraps round to the freed address.
+        while s.pick().is_ok() {}
+        assert!(s.is_used(first));
+        // A rebuilt allocator continues after the highest address in use.
+        let mut r = SubnetIps::new(c("10.0.0.0/24"));
+        r.mark(a("10.0.0.40"));
+        assert_eq!(r.pick().unwrap(), a("10.0.0.41"));
     }
 
     #[test]
