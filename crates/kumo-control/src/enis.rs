@@ -252,50 +252,51 @@ pub fn create(
     let tag_list =
         tags::from_specifications(input.tag_specifications.clone(), "network-interface")?;
     let s = scope(ctx);
-    let (rec, ips) = store
-        .write(!ctx.dry_run, |tx| {
-            let subnet = get_subnet(tx, s, &input.subnet_id)?;
-            let vpc = crate::vpcs::get_vpc(tx, s, &subnet.vpc_id)?;
-            let groups = resolve_groups(tx, s, &vpc, input.groups.as_ref())?;
-            let mut ips = net.allocator(tx, s, &subnet)?;
-            let (primary, secondary, prefixes) = allocate(&mut ips, &want, true)?;
-            let primary = primary.ok_or(Fail(Ec2Error::internal()))?;
-            let id = new_id("eni");
-            let mut addrs = vec![primary];
-            addrs.extend(&secondary);
-            hold(tx, s, &subnet.id, &id, &addrs, &prefixes)?;
-            let rec = EniRecord {
-                id,
-                subnet_id: subnet.id.clone(),
-                vpc_id: subnet.vpc_id.clone(),
-                zone: subnet.zone.clone(),
-                zone_id: subnet.zone_id.clone(),
-                description: input.description.clone().unwrap_or_default(),
-                mac: network::new_mac(),
-                addresses: addrs
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| EniAddress {
-                        addr: addr_to_string(*a),
-                        primary: i == 0,
-                    })
-                    .collect(),
-                prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
-                groups,
-                source_dest_check: true,
-                interface_type: interface_type.clone(),
-                requester_managed: false,
-                requester_id: None,
-                attachment: None,
-            };
-            tx.insert(s, &rec)?;
-            tags::put_all(tx, s, &rec.id, "network-interface", &tag_list)?;
-            Ok::<_, Fail>((rec, ips))
-        })
+    let (rec, _) = store
+        .write_then(
+            !ctx.dry_run,
+            |tx| {
+                let subnet = get_subnet(tx, s, &input.subnet_id)?;
+                let vpc = crate::vpcs::get_vpc(tx, s, &subnet.vpc_id)?;
+                let groups = resolve_groups(tx, s, &vpc, input.groups.as_ref())?;
+                let mut ips = net.allocator(tx, s, &subnet)?;
+                let (primary, secondary, prefixes) = allocate(&mut ips, &want, true)?;
+                let primary = primary.ok_or(Fail(Ec2Error::internal()))?;
+                let id = new_id("eni");
+                let mut addrs = vec![primary];
+                addrs.extend(&secondary);
+                hold(tx, s, &subnet.id, &id, &addrs, &prefixes)?;
+                let rec = EniRecord {
+                    id,
+                    subnet_id: subnet.id.clone(),
+                    vpc_id: subnet.vpc_id.clone(),
+                    zone: subnet.zone.clone(),
+                    zone_id: subnet.zone_id.clone(),
+                    description: input.description.clone().unwrap_or_default(),
+                    mac: network::new_mac(),
+                    addresses: addrs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, a)| EniAddress {
+                            addr: addr_to_string(*a),
+                            primary: i == 0,
+                        })
+                        .collect(),
+                    prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+                    groups,
+                    source_dest_check: true,
+                    interface_type: interface_type.clone(),
+                    requester_managed: false,
+                    requester_id: None,
+                    attachment: None,
+                };
+                tx.insert(s, &rec)?;
+                tags::put_all(tx, s, &rec.id, "network-interface", &tag_list)?;
+                Ok::<_, Fail>((rec, ips))
+            },
+            |(rec, ips)| net.commit(s, &rec.subnet_id, ips),
+        )
         .map_err(|f| f.0)?;
-    if !ctx.dry_run {
-        net.commit(s, &rec.subnet_id, ips);
-    }
     let names = store.read(|v| group_names(v, s)).map_err(|f| f.0)?;
     Ok(CreateNetworkInterfaceResult {
         network_interface: Some(wire_eni(
@@ -318,31 +319,32 @@ pub fn delete(
 ) -> Result<(), Ec2Error> {
     net.ensure_default(store, ctx)?;
     let s = scope(ctx);
-    let (subnet, ips) = store
-        .write(!ctx.dry_run, |tx| {
-            let eni = get_eni(tx, s, &input.network_interface_id)?;
-            if eni.attachment.is_some() || eni.requester_managed {
-                return Err(Fail(Ec2Error::new(
-                    "InvalidNetworkInterface.InUse",
-                    format!("Interface: [{}] in use.", eni.id),
-                )));
-            }
-            let subnet = get_subnet(tx, s, &eni.subnet_id)?;
-            let mut ips = net.allocator(tx, s, &subnet)?;
-            for a in eni.addresses.iter().filter_map(|a| parse_addr(&a.addr)) {
-                ips.release(a);
-            }
-            for p in eni.prefixes.iter().filter_map(|p| Cidr::parse(p).ok()) {
-                ips.release_prefix(p);
-            }
-            tx.release_owner(s, &eni.id)?;
-            tx.delete::<EniRecord>(s, &eni.id)?;
-            Ok((eni.subnet_id, ips))
-        })
+    store
+        .write_then(
+            !ctx.dry_run,
+            |tx| {
+                let eni = get_eni(tx, s, &input.network_interface_id)?;
+                if eni.attachment.is_some() || eni.requester_managed {
+                    return Err(Fail(Ec2Error::new(
+                        "InvalidNetworkInterface.InUse",
+                        format!("Interface: [{}] in use.", eni.id),
+                    )));
+                }
+                let subnet = get_subnet(tx, s, &eni.subnet_id)?;
+                let mut ips = net.allocator(tx, s, &subnet)?;
+                for a in eni.addresses.iter().filter_map(|a| parse_addr(&a.addr)) {
+                    ips.release(a);
+                }
+                for p in eni.prefixes.iter().filter_map(|p| Cidr::parse(p).ok()) {
+                    ips.release_prefix(p);
+                }
+                tx.release_owner(s, &eni.id)?;
+                tx.delete::<EniRecord>(s, &eni.id)?;
+                Ok((eni.subnet_id, ips))
+            },
+            |(subnet, ips)| net.commit(s, subnet, ips),
+        )
         .map_err(|f: Fail| f.0)?;
-    if !ctx.dry_run {
-        net.commit(s, &subnet, ips);
-    }
     Ok(())
 }
 
@@ -676,51 +678,52 @@ pub fn assign(
     }
     let reassign = input.allow_reassignment.unwrap_or(false);
     let s = scope(ctx);
-    let (secondary, prefixes, subnet, ips) = store
-        .write(!ctx.dry_run, |tx| {
-            let mut eni = get_eni(tx, s, &input.network_interface_id)?;
-            let subnet = get_subnet(tx, s, &eni.subnet_id)?;
-            let mut ips = net.allocator(tx, s, &subnet)?;
-            // With AllowReassignment, a requested address held by another interface of the
-            // subnet moves here.
-            if reassign {
-                for a in &want.secondary {
-                    let Some(owner) = tx.addr_owner(s, &subnet.id, *a)? else {
-                        continue;
-                    };
-                    if owner == eni.id {
-                        continue;
+    let (secondary, prefixes, _, _) = store
+        .write_then(
+            !ctx.dry_run,
+            |tx| {
+                let mut eni = get_eni(tx, s, &input.network_interface_id)?;
+                let subnet = get_subnet(tx, s, &eni.subnet_id)?;
+                let mut ips = net.allocator(tx, s, &subnet)?;
+                // With AllowReassignment, a requested address held by another interface of the
+                // subnet moves here.
+                if reassign {
+                    for a in &want.secondary {
+                        let Some(owner) = tx.addr_owner(s, &subnet.id, *a)? else {
+                            continue;
+                        };
+                        if owner == eni.id {
+                            continue;
+                        }
+                        let text = addr_to_string(*a);
+                        let mut other = get_eni(tx, s, &owner)?;
+                        if other.addresses.iter().any(|x| x.primary && x.addr == text)
+                            || other
+                                .prefixes
+                                .iter()
+                                .any(|p| parse_prefix(p).is_ok_and(|p| p.contains_addr(*a)))
+                        {
+                            return Err(Fail(alloc_error(AllocError::InUse, &text)));
+                        }
+                        other.addresses.retain(|x| x.addr != text);
+                        tx.update(s, &other)?;
+                        tx.release_addrs(s, &subnet.id, &[*a])?;
+                        ips.release(*a);
                     }
-                    let text = addr_to_string(*a);
-                    let mut other = get_eni(tx, s, &owner)?;
-                    if other.addresses.iter().any(|x| x.primary && x.addr == text)
-                        || other
-                            .prefixes
-                            .iter()
-                            .any(|p| parse_prefix(p).is_ok_and(|p| p.contains_addr(*a)))
-                    {
-                        return Err(Fail(alloc_error(AllocError::InUse, &text)));
-                    }
-                    other.addresses.retain(|x| x.addr != text);
-                    tx.update(s, &other)?;
-                    tx.release_addrs(s, &subnet.id, &[*a])?;
-                    ips.release(*a);
                 }
-            }
-            let (_, secondary, prefixes) = allocate(&mut ips, &want, false)?;
-            hold(tx, s, &subnet.id, &eni.id, &secondary, &prefixes)?;
-            eni.addresses.extend(secondary.iter().map(|a| EniAddress {
-                addr: addr_to_string(*a),
-                primary: false,
-            }));
-            eni.prefixes.extend(prefixes.iter().map(|p| p.to_string()));
-            tx.update(s, &eni)?;
-            Ok::<_, Fail>((secondary, prefixes, subnet.id, ips))
-        })
+                let (_, secondary, prefixes) = allocate(&mut ips, &want, false)?;
+                hold(tx, s, &subnet.id, &eni.id, &secondary, &prefixes)?;
+                eni.addresses.extend(secondary.iter().map(|a| EniAddress {
+                    addr: addr_to_string(*a),
+                    primary: false,
+                }));
+                eni.prefixes.extend(prefixes.iter().map(|p| p.to_string()));
+                tx.update(s, &eni)?;
+                Ok::<_, Fail>((secondary, prefixes, subnet.id, ips))
+            },
+            |(_, _, subnet, ips)| net.commit(s, subnet, ips),
+        )
         .map_err(|f| f.0)?;
-    if !ctx.dry_run {
-        net.commit(s, &subnet, ips);
-    }
     Ok(AssignPrivateIpAddressesResult {
         network_interface_id: Some(input.network_interface_id),
         assigned_private_ip_addresses: Some(
@@ -758,53 +761,56 @@ pub fn unassign(
         ));
     }
     let s = scope(ctx);
-    let (subnet, ips) = store
-        .write(!ctx.dry_run, |tx| {
-            let mut eni = get_eni(tx, s, &input.network_interface_id)?;
-            for a in &addrs {
-                match eni.addresses.iter().find(|x| &x.addr == a) {
-                    None => {
-                        return Err(Fail(Ec2Error::invalid_value(format!(
-                            "Some of the specified addresses are not assigned to interface {}",
-                            eni.id
-                        ))))
-                    }
-                    Some(x) if x.primary => return Err(Fail(Ec2Error::invalid_value(format!(
+    store
+        .write_then(
+            !ctx.dry_run,
+            |tx| {
+                let mut eni = get_eni(tx, s, &input.network_interface_id)?;
+                for a in &addrs {
+                    match eni.addresses.iter().find(|x| &x.addr == a) {
+                        None => {
+                            return Err(Fail(Ec2Error::invalid_value(format!(
+                                "Some of the specified addresses are not assigned to interface {}",
+                                eni.id
+                            ))))
+                        }
+                        Some(x) if x.primary => {
+                            return Err(Fail(Ec2Error::invalid_value(format!(
                         "The primary private IP address {a} of interface {} cannot be unassigned.",
                         eni.id
-                    )))),
-                    Some(_) => {}
+                    ))))
+                        }
+                        Some(_) => {}
+                    }
                 }
-            }
-            let sn = get_subnet(tx, s, &eni.subnet_id)?;
-            let mut ips = net.allocator(tx, s, &sn)?;
-            let mut freed: Vec<u32> = Vec::new();
-            for p in &prefixes {
-                let c = parse_prefix(p)?;
-                if !eni.prefixes.iter().any(|x| *x == c.to_string()) {
-                    return Err(Fail(Ec2Error::invalid_value(format!(
-                        "Some of the specified prefixes are not assigned to interface {}",
-                        eni.id
-                    ))));
+                let sn = get_subnet(tx, s, &eni.subnet_id)?;
+                let mut ips = net.allocator(tx, s, &sn)?;
+                let mut freed: Vec<u32> = Vec::new();
+                for p in &prefixes {
+                    let c = parse_prefix(p)?;
+                    if !eni.prefixes.iter().any(|x| *x == c.to_string()) {
+                        return Err(Fail(Ec2Error::invalid_value(format!(
+                            "Some of the specified prefixes are not assigned to interface {}",
+                            eni.id
+                        ))));
+                    }
+                    freed.extend(prefix_addrs(&c));
+                    ips.release_prefix(c);
+                    eni.prefixes.retain(|x| *x != c.to_string());
                 }
-                freed.extend(prefix_addrs(&c));
-                ips.release_prefix(c);
-                eni.prefixes.retain(|x| *x != c.to_string());
-            }
-            for a in &addrs {
-                let x = parse_ip(a)?;
-                freed.push(x);
-                ips.release(x);
-                eni.addresses.retain(|y| &y.addr != a);
-            }
-            tx.release_addrs(s, &eni.subnet_id, &freed)?;
-            tx.update(s, &eni)?;
-            Ok((eni.subnet_id, ips))
-        })
+                for a in &addrs {
+                    let x = parse_ip(a)?;
+                    freed.push(x);
+                    ips.release(x);
+                    eni.addresses.retain(|y| &y.addr != a);
+                }
+                tx.release_addrs(s, &eni.subnet_id, &freed)?;
+                tx.update(s, &eni)?;
+                Ok((eni.subnet_id, ips))
+            },
+            |(subnet, ips)| net.commit(s, subnet, ips),
+        )
         .map_err(|f: Fail| f.0)?;
-    if !ctx.dry_run {
-        net.commit(s, &subnet, ips);
-    }
     Ok(())
 }
 

@@ -79,11 +79,13 @@ impl NetState {
         Ok(a)
     }
 
-    pub fn commit(&self, s: Scope, subnet: &str, a: SubnetIps) {
+    /// Replaces the cached allocator of a subnet. Call it from `Store::write_then`, so the
+    /// cache changes under the same write lock as the store.
+    pub fn commit(&self, s: Scope, subnet: &str, a: &SubnetIps) {
         self.allocators
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(key(s, subnet), a);
+            .insert(key(s, subnet), a.clone());
     }
 
     pub fn forget(&self, s: Scope, subnet: &str) {

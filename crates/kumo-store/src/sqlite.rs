@@ -144,6 +144,18 @@ impl Store {
         commit: bool,
         f: impl FnOnce(&Tx) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.write_then(commit, f, |_| {})
+    }
+
+    /// Like [`Store::write`], and runs `committed` after a successful commit while this
+    /// process still holds the write lock: in-memory state derived from the store (caches) is
+    /// updated before any other write can read it.
+    pub fn write_then<T, E: From<StoreError>>(
+        &self,
+        commit: bool,
+        f: impl FnOnce(&Tx) -> Result<T, E>,
+        committed: impl FnOnce(&T),
+    ) -> Result<T, E> {
         let mut conn = lock(&self.writer);
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -152,6 +164,7 @@ impl Store {
         let out = f(&tx)?;
         if commit {
             tx.tx.commit().map_err(StoreError::from)?;
+            committed(&out);
         }
         Ok(out)
     }
