@@ -45,6 +45,17 @@ def test_bad_signatures_fail(strict):
     assert status == 401 and "<Code>AuthFailure</Code>" in body
 
 
+def test_kumo_tools_sign_like_the_cli(strict):
+    """`kumo describe-unused-ips` signs its calls with SigV4, so strict servers (and AWS) accept it."""
+    from test_unused_ips import unused_ips
+
+    sid = make_client(strict.endpoint, key="AKIDALICE", secret="alice-secret").describe_subnets()["Subnets"][0]["SubnetId"]
+    ok = unused_ips(strict, sid, "--output", "json", key="AKIDALICE", secret="alice-secret")
+    assert ok.returncode == 0, ok.stderr
+    bad = unused_ips(strict, sid, key="AKIDALICE", secret="wrong")
+    assert bad.returncode == 255 and "AuthFailure" in bad.stderr
+
+
 def test_refuses_open_auth_beyond_loopback():
     # Binding is refused before any socket opens, so nothing listens beyond loopback.
     d = tempfile.mkdtemp(prefix="kumo-refuse-")

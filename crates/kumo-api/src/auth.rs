@@ -1,12 +1,10 @@
 //! Who is calling: the access key, region and service from the SigV4 credential scope, and in
 //! strict mode a verified signature.
 
+use crate::sigv4;
 use crate::AppState;
 use axum::http::{HeaderMap, Method};
 use kumo_ec2_wire::Ec2Error;
-use openssl::hash::{hash, MessageDigest};
-use openssl::pkey::PKey;
-use openssl::sign::Signer;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -151,30 +149,6 @@ pub fn authenticate(
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn hmac(key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
-    let k = PKey::hmac(key).ok()?;
-    let mut s = Signer::new(MessageDigest::sha256(), &k).ok()?;
-    s.update(data).ok()?;
-    s.sign_to_vec().ok()
-}
-
-/// RFC 3986 encoding as SigV4 wants it: everything but unreserved characters.
-fn uri_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Recomputes the signature over the request's own signed headers and exact body.
 fn signature(
     sig: &SigV4,
@@ -184,81 +158,35 @@ fn signature(
     query: Option<&str>,
     body: &[u8],
 ) -> Option<String> {
-    let mut pairs: Vec<(String, String)> = form_urlencoded_pairs(query.unwrap_or(""));
-    pairs.sort();
-    let canonical_query = pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join("&");
-    let mut canonical_headers = String::new();
+    let mut canonical_headers = Vec::new();
     for name in sig.signed_headers.split(';') {
-        let values: Vec<String> = headers
+        let values: Vec<&str> = headers
             .get_all(name)
             .iter()
-            .map(|v| {
-                v.to_str()
-                    .unwrap_or("")
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            })
+            .map(|v| v.to_str().unwrap_or(""))
             .collect();
-        canonical_headers.push_str(&format!("{name}:{}\n", values.join(",")));
+        canonical_headers.push((name.to_string(), values.join(",")));
     }
     let payload = match headers
         .get("x-amz-content-sha256")
         .and_then(|v| v.to_str().ok())
     {
         Some(h) if h != "UNSIGNED-PAYLOAD" => h.to_string(),
-        _ => hex(&hash(MessageDigest::sha256(), body).ok()?),
+        _ => sigv4::sha256_hex(body),
     };
-    let canonical = format!(
-        "{method}\n/\n{canonical_query}\n{canonical_headers}\n{}\n{payload}",
-        sig.signed_headers
+    let canonical = sigv4::canonical_request(
+        method.as_str(),
+        &sigv4::canonical_query(query.unwrap_or("")),
+        &canonical_headers,
+        &payload,
     );
     let amz_date = headers.get("x-amz-date").and_then(|v| v.to_str().ok())?;
-    let scope = format!("{}/{}/{}/aws4_request", sig.date, sig.region, sig.service);
-    let to_sign = format!(
-        "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
-        hex(&hash(MessageDigest::sha256(), canonical.as_bytes()).ok()?)
-    );
-    let k_date = hmac(format!("AWS4{secret}").as_bytes(), sig.date.as_bytes())?;
-    let k_region = hmac(&k_date, sig.region.as_bytes())?;
-    let k_service = hmac(&k_region, sig.service.as_bytes())?;
-    let k_signing = hmac(&k_service, b"aws4_request")?;
-    Some(hex(&hmac(&k_signing, to_sign.as_bytes())?))
-}
-
-fn form_urlencoded_pairs(q: &str) -> Vec<(String, String)> {
-    q.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (
-                uri_encode(&percent_decode(k)),
-                uri_encode(&percent_decode(v)),
-            )
-        })
-        .collect()
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    let scope = sigv4::Scope {
+        date: sig.date,
+        region: sig.region,
+        service: sig.service,
+    };
+    sigv4::sign(secret, &scope, amz_date, &canonical)
 }
 
 #[cfg(test)]

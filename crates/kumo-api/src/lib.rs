@@ -3,6 +3,7 @@
 //! live here.
 
 mod auth;
+pub mod sigv4;
 mod sts;
 
 use axum::body::Bytes;

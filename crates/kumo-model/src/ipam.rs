@@ -299,13 +299,18 @@ impl SubnetIps {
         }
     }
 
-    /// Every aligned /28 that is entirely free: no address used, none reserved by AWS.
+    /// Every aligned /28 that prefix delegation could take now: no address used, none
+    /// reserved by AWS, none in an explicit reservation.
     pub fn free_prefixes(&self) -> Vec<Cidr> {
         if self.cidr.prefix_len() > PREFIX_LEN {
             return Vec::new();
         }
         (0..self.chunks())
-            .filter(|&c| !self.chunk_has_aws_reserved(c) && chunk(&self.used, c) == 0)
+            .filter(|&c| {
+                !self.chunk_has_aws_reserved(c)
+                    && chunk(&self.used, c) == 0
+                    && chunk(&self.explicit, c) == 0
+            })
             .filter_map(|c| Cidr::new(self.cidr.base() + (c * PREFIX_SIZE) as u32, PREFIX_LEN))
             .collect()
     }

@@ -1,6 +1,9 @@
 //! `kumo`: an EC2 region in one binary.
 
 mod bench;
+mod ec2client;
+mod unused_ips;
+mod xml;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use kumo_api::{AppState, AuthMode, Credentials};
@@ -29,6 +32,9 @@ enum Command {
     Serve(ServeArgs),
     /// Drive a running server over HTTP and print req/s and latency percentiles.
     Bench(bench::BenchArgs),
+    /// Show a subnet's used, reserved and free addresses and its free /28 blocks (works against
+    /// Kumo or AWS, with the AWS CLI's credential, profile, region and endpoint settings).
+    DescribeUnusedIps(unused_ips::Args),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => bench::run(args),
+        Command::DescribeUnusedIps(args) => unused_ips::run(args),
     }
 }
 

@@ -1,0 +1,331 @@
+//! A minimal EC2 query client with the AWS CLI's resolution rules for credentials, profile,
+//! region and endpoint, so Kumo's own tools work against Kumo and against AWS alike.
+
+use crate::xml::{self, El};
+use kumo_api::sigv4;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The options every client command takes, named as the AWS CLI names them.
+#[derive(clap::Args, Clone, Default)]
+pub struct ClientArgs {
+    /// Endpoint (else `AWS_ENDPOINT_URL_EC2`, `AWS_ENDPOINT_URL`, then AWS's regional one).
+    #[arg(long)]
+    pub endpoint_url: Option<String>,
+    /// Region (else `AWS_REGION`, `AWS_DEFAULT_REGION`, then the profile's).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Profile in the shared config and credentials files (else `AWS_PROFILE`, `default`).
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
+pub struct Client {
+    scheme: String,
+    host: String,
+    port: u16,
+    pub region: String,
+    access_key: String,
+    secret: String,
+    token: Option<String>,
+}
+
+/// An error answered by the service: its code and message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+fn home() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// Reads an INI file into section → key → value.
+fn ini(path: PathBuf) -> HashMap<String, HashMap<String, String>> {
+    let mut out: HashMap<String, HashMap<String, String>> = HashMap::new();
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return out;
+    };
+    let mut section = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if let Some(s) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = s.trim().to_string();
+        } else if let Some((k, v)) = line.split_once('=') {
+            out.entry(section.clone())
+                .or_default()
+                .insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    out
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Client {
+    pub fn new(args: &ClientArgs) -> Result<Client, String> {
+        let profile = args
+            .profile
+            .clone()
+            .or_else(|| env("AWS_PROFILE"))
+            .unwrap_or_else(|| "default".into());
+        let config = ini(env("AWS_CONFIG_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home().join(".aws/config")));
+        let creds = ini(env("AWS_SHARED_CREDENTIALS_FILE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home().join(".aws/credentials")));
+        let config_section = config
+            .get(&if profile == "default" {
+                "default".to_string()
+            } else {
+                format!("profile {profile}")
+            })
+            .cloned()
+            .unwrap_or_default();
+        let cred_section = creds.get(&profile).cloned().unwrap_or_default();
+        let (access_key, secret, token) = match (
+            env("AWS_ACCESS_KEY_ID"),
+            env("AWS_SECRET_ACCESS_KEY"),
+        ) {
+            (Some(k), Some(s)) if args.profile.is_none() => (k, s, env("AWS_SESSION_TOKEN")),
+            _ => {
+                let get = |k: &str| {
+                    cred_section
+                        .get(k)
+                        .or_else(|| config_section.get(k))
+                        .cloned()
+                };
+                match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+                    (Some(k), Some(s)) => (k, s, get("aws_session_token")),
+                    _ => return Err(format!("no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or configure profile '{profile}'")),
+                }
+            }
+        };
+        let region = args
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .or_else(|| config_section.get("region").cloned())
+            .ok_or("no region: use --region, AWS_REGION or the profile's region")?;
+        let endpoint = args
+            .endpoint_url
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_EC2"))
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| config_section.get("endpoint_url").cloned())
+            .unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"));
+        let (scheme, rest) = endpoint
+            .split_once("://")
+            .ok_or_else(|| format!("bad endpoint URL {endpoint}"))?;
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse().map_err(|_| format!("bad port in {endpoint}"))?,
+            ),
+            None => (
+                hostport.to_string(),
+                if scheme == "https" { 443 } else { 80 },
+            ),
+        };
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("unsupported scheme in {endpoint}"));
+        }
+        Ok(Client {
+            scheme: scheme.into(),
+            host,
+            port,
+            region,
+            access_key,
+            secret,
+            token,
+        })
+    }
+
+    fn host_header(&self) -> String {
+        let default = if self.scheme == "https" { 443 } else { 80 };
+        if self.port == default {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Calls an EC2 action with form parameters; returns the response root.
+    pub fn call(&self, action: &str, params: &[(String, String)]) -> Result<El, ApiError> {
+        let mut body = form_urlencoded::Serializer::new(String::new());
+        body.append_pair("Action", action)
+            .append_pair("Version", "2016-11-15");
+        for (k, v) in params {
+            body.append_pair(k, v);
+        }
+        let body = body.finish();
+        let now = kumo_ec2_wire::DateTime::now().to_iso8601();
+        // 2026-11-27T01:02:03.000Z → 20261127T010203Z
+        let amz_date = format!("{}Z", now[..19].replace(['-', ':'], ""));
+        let date = &amz_date[..8];
+        let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+        let mut signed = vec![
+            ("content-type".to_string(), content_type.to_string()),
+            ("host".to_string(), self.host_header()),
+            ("x-amz-date".to_string(), amz_date.clone()),
+        ];
+        if let Some(t) = &self.token {
+            signed.push(("x-amz-security-token".to_string(), t.clone()));
+        }
+        let canonical =
+            sigv4::canonical_request("POST", "", &signed, &sigv4::sha256_hex(body.as_bytes()));
+        let scope = sigv4::Scope {
+            date,
+            region: &self.region,
+            service: "ec2",
+        };
+        let sig = sigv4::sign(&self.secret, &scope, &amz_date, &canonical).unwrap_or_default();
+        let names: Vec<&str> = signed.iter().map(|(n, _)| n.as_str()).collect();
+        let mut req = "POST / HTTP/1.1\r\n".to_string();
+        for (n, v) in &signed {
+            req.push_str(&format!("{n}: {v}\r\n"));
+        }
+        req.push_str(&format!(
+            "authorization: AWS4-HMAC-SHA256 Credential={}/{date}/{}/ec2/aws4_request, SignedHeaders={}, Signature={sig}\r\n",
+            self.access_key,
+            self.region,
+            names.join(";")
+        ));
+        req.push_str(&format!(
+            "content-length: {}\r\nconnection: close\r\nuser-agent: kumo\r\n\r\n{body}",
+            body.len()
+        ));
+        let raw = self.send(req.as_bytes()).map_err(|e| ApiError {
+            code: "RequestError".into(),
+            message: e,
+        })?;
+        let (status, text) = parse_http(&raw).map_err(|e| ApiError {
+            code: "RequestError".into(),
+            message: e,
+        })?;
+        let root = xml::parse(&text).map_err(|e| ApiError {
+            code: "ResponseError".into(),
+            message: format!("unreadable response: {e}"),
+        })?;
+        if status >= 300 {
+            let err = root.child("Errors").and_then(|e| e.child("Error"));
+            return Err(ApiError {
+                code: err
+                    .and_then(|e| e.text_of("Code"))
+                    .unwrap_or("HTTP")
+                    .to_string(),
+                message: err
+                    .and_then(|e| e.text_of("Message"))
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("HTTP status {status}")),
+            });
+        }
+        Ok(root)
+    }
+
+    fn send(&self, req: &[u8]) -> Result<Vec<u8>, String> {
+        let stream = TcpStream::connect((self.host.as_str(), self.port))
+            .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        if self.scheme == "https" {
+            let connector = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
+                .map_err(|e| e.to_string())?
+                .build();
+            let mut tls = connector
+                .connect(&self.host, stream)
+                .map_err(|e| format!("TLS with {} failed: {e}", self.host))?;
+            tls.write_all(req).map_err(|e| e.to_string())?;
+            tls.read_to_end(&mut out).map_err(|e| e.to_string())?;
+        } else {
+            let mut s = stream;
+            s.write_all(req).map_err(|e| e.to_string())?;
+            s.read_to_end(&mut out).map_err(|e| e.to_string())?;
+        }
+        Ok(out)
+    }
+
+    /// Calls a paginated action until the last page, handing each page to `page`.
+    pub fn paginate(
+        &self,
+        action: &str,
+        params: &[(String, String)],
+        mut page: impl FnMut(&El),
+    ) -> Result<(), ApiError> {
+        let mut token: Option<String> = None;
+        loop {
+            let mut p = params.to_vec();
+            if let Some(t) = &token {
+                p.push(("NextToken".into(), t.clone()));
+            }
+            let root = self.call(action, &p)?;
+            page(&root);
+            match root.text_of("nextToken").filter(|t| !t.is_empty()) {
+                Some(t) if Some(t) != token.as_deref() => token = Some(t.to_string()),
+                _ => return Ok(()),
+            }
+        }
+    }
+}
+
+/// Splits an HTTP/1.1 response into status and body (content-length or chunked).
+fn parse_http(raw: &[u8]) -> Result<(u16, String), String> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or("truncated HTTP response")?;
+    let head = String::from_utf8_lossy(&raw[..end]).to_string();
+    let status: u16 = head
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .ok_or("bad HTTP status line")?;
+    let mut body = raw[end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        while let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16)
+                .map_err(|_| "bad chunk size")?;
+            rest = &rest[nl + 2..];
+            if size == 0 || rest.len() < size {
+                break;
+            }
+            out.extend_from_slice(&rest[..size]);
+            rest = &rest[(size + 2).min(rest.len())..];
+        }
+        body = out;
+    }
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_http;
+
+    #[test]
+    fn http_bodies() {
+        let (s, b) = parse_http(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc").unwrap();
+        assert_eq!((s, b.as_str()), (200, "abc"));
+        let (s, b) = parse_http(b"HTTP/1.1 400 Bad\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
+        assert_eq!((s, b.as_str()), (400, "abcde"));
+    }
+}
