@@ -390,9 +390,9 @@ pub trait Read {
 
     /// The owners of an address in any pool.
     fn addr_owners(&self, scope: Scope, addr: u32) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn()
-            .prepare_cached("SELECT owner FROM ips WHERE account=?1 AND region=?2 AND addr=?3")?;
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT owner FROM ips INDEXED BY ips_addr WHERE account=?1 AND region=?2 AND addr=?3",
+        )?;
         let rows = stmt.query_map(params![scope.account, scope.region, addr as i64], |r| {
             r.get(0)
         })?;

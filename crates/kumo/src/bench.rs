@@ -21,12 +21,16 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
     /// What to measure: `describe-regions`, `describe-key-pairs` (seeds `--keys` key pairs
-    /// first), or `all`.
+    /// first), `enis` (seeds `--enis` interfaces in one /16 subnet, then measures
+    /// AssignPrivateIpAddresses and a filtered DescribeNetworkInterfaces), or `all`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Key pairs to create before `describe-key-pairs`.
     #[arg(long, default_value_t = 10_000)]
     keys: usize,
+    /// Network interfaces to create before `enis`.
+    #[arg(long, default_value_t = 10_000)]
+    enis: usize,
 }
 
 const AUTH: &str = "AWS4-HMAC-SHA256 Credential=000000000000/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
@@ -107,22 +111,25 @@ async fn load(
     target: SocketAddr,
     connections: usize,
     seconds: f64,
-    req: Vec<u8>,
+    reqs: Vec<Vec<u8>>,
 ) -> std::io::Result<Stats> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let req = req.clone();
+    for c in 0..connections {
+        let reqs = reqs.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn = TcpStream::connect(target).await?;
             conn.set_nodelay(true)?;
             let mut buf = Vec::with_capacity(16384);
             let mut lat = Vec::new();
             let mut errors = 0;
+            let mut i = c;
             while Instant::now() < deadline {
+                let req = &reqs[i % reqs.len()];
+                i += 1;
                 let t = Instant::now();
-                let status = roundtrip(&mut conn, &req, &mut buf).await?;
+                let status = roundtrip(&mut conn, req, &mut buf).await?;
                 lat.push(t.elapsed().as_micros() as u64);
                 if status != 200 {
                     errors += 1;
@@ -168,41 +175,129 @@ async fn seed_keys(target: SocketAddr, n: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The text of the first `<tag>` in a response body.
+fn first(body: &[u8], tag: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(body);
+    let open = format!("<{tag}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find('<')? + start;
+    Some(text[start..end].to_string())
+}
+
+async fn call(conn: &mut TcpStream, body: &str, buf: &mut Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let status = roundtrip(conn, &request("POST", "/", body), buf).await?;
+    if status != 200 {
+        return Err(std::io::Error::other(format!(
+            "{body} answered {status}: {}",
+            String::from_utf8_lossy(buf)
+        )));
+    }
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
+    Ok(buf[end + 4..].to_vec())
+}
+
+/// A /16 subnet holding `n` interfaces; returns (interface ids, their primary addresses).
+async fn seed_enis(target: SocketAddr, n: usize) -> std::io::Result<(Vec<String>, Vec<String>)> {
+    let mut conn = TcpStream::connect(target).await?;
+    let mut buf = Vec::new();
+    roundtrip(&mut conn, &request("POST", "/_kumo/reset", ""), &mut buf).await?;
+    let vpc = call(
+        &mut conn,
+        "Action=CreateVpc&Version=2016-11-15&CidrBlock=10.0.0.0%2F16",
+        &mut buf,
+    )
+    .await?;
+    let vpc = first(&vpc, "vpcId").ok_or_else(|| std::io::Error::other("no vpc id"))?;
+    let sn = call(
+        &mut conn,
+        &format!("Action=CreateSubnet&Version=2016-11-15&VpcId={vpc}&CidrBlock=10.0.0.0%2F16"),
+        &mut buf,
+    )
+    .await?;
+    let sn = first(&sn, "subnetId").ok_or_else(|| std::io::Error::other("no subnet id"))?;
+    let t = Instant::now();
+    let (mut ids, mut addrs) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    for _ in 0..n {
+        let out = call(
+            &mut conn,
+            &format!("Action=CreateNetworkInterface&Version=2016-11-15&SubnetId={sn}"),
+            &mut buf,
+        )
+        .await?;
+        ids.push(first(&out, "networkInterfaceId").unwrap_or_default());
+        addrs.push(first(&out, "privateIpAddress").unwrap_or_default());
+    }
+    println!(
+        "seeded {n} network interfaces in one /16 subnet in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    Ok((ids, addrs))
+}
+
 async fn run_all(args: BenchArgs) -> std::io::Result<()> {
     let base = request("GET", "/_kumo/health", "");
     let scenarios: Vec<&str> = match args.scenario.as_str() {
-        "all" => vec!["describe-regions", "describe-key-pairs"],
+        "all" => vec!["describe-regions", "describe-key-pairs", "enis"],
         s => vec![s],
     };
     for s in scenarios {
-        let (req, conns) = match s {
+        let (reqs, conns, names): (Vec<Vec<Vec<u8>>>, usize, Vec<&str>) = match s {
             "describe-regions" => (
-                request("POST", "/", "Action=DescribeRegions&Version=2016-11-15"),
+                vec![vec![request(
+                    "POST",
+                    "/",
+                    "Action=DescribeRegions&Version=2016-11-15",
+                )]],
                 args.connections,
+                vec![s],
             ),
             "describe-key-pairs" => {
                 seed_keys(args.target, args.keys).await?;
                 let one = format!("bench-{:05}", args.keys / 2);
                 let body = format!("Action=DescribeKeyPairs&Version=2016-11-15&Filter.1.Name=key-name&Filter.1.Value.1={one}");
-                (request("POST", "/", &body), 1)
+                (vec![vec![request("POST", "/", &body)]], 1, vec![s])
+            }
+            "enis" => {
+                let (ids, addrs) = seed_enis(args.target, args.enis).await?;
+                let step = (ids.len() / 1000).max(1);
+                let assign: Vec<Vec<u8>> = ids
+                    .iter()
+                    .step_by(step)
+                    .map(|id| request("POST", "/", &format!("Action=AssignPrivateIpAddresses&Version=2016-11-15&NetworkInterfaceId={id}&SecondaryPrivateIpAddressCount=1")))
+                    .collect();
+                let describe: Vec<Vec<u8>> = addrs
+                    .iter()
+                    .step_by(step)
+                    .map(|a| request("POST", "/", &format!("Action=DescribeNetworkInterfaces&Version=2016-11-15&Filter.1.Name=addresses.private-ip-address&Filter.1.Value.1={a}")))
+                    .collect();
+                (
+                    vec![assign, describe],
+                    1,
+                    vec![
+                        "assign-private-ip-addresses",
+                        "describe-network-interfaces (by address)",
+                    ],
+                )
             }
             other => return Err(std::io::Error::other(format!("unknown scenario {other}"))),
         };
         println!("-- {s}: {conns} connection(s), {:.1} s each", args.seconds);
-        let b = load(args.target, conns, args.seconds, base.clone()).await?;
+        let b = load(args.target, conns, args.seconds, vec![base.clone()]).await?;
         b.print("baseline GET /_kumo/health");
-        let r = load(args.target, conns, args.seconds, req).await?;
-        r.print(s);
-        println!(
-            "ratio {s}/baseline: throughput {:.2}, p50 latency {:.2}",
-            r.rate() / b.rate().max(1e-9),
-            r.pct(0.5) / b.pct(0.5).max(1e-9)
-        );
-        if r.errors > 0 {
-            return Err(std::io::Error::other(format!(
-                "{s}: {} requests failed",
-                r.errors
-            )));
+        for (req, name) in reqs.into_iter().zip(names) {
+            let r = load(args.target, conns, args.seconds, req).await?;
+            r.print(name);
+            println!(
+                "ratio {name}/baseline: throughput {:.2}, p50 latency {:.2}",
+                r.rate() / b.rate().max(1e-9),
+                r.pct(0.5) / b.pct(0.5).max(1e-9)
+            );
+            if r.errors > 0 {
+                return Err(std::io::Error::other(format!(
+                    "{name}: {} requests failed",
+                    r.errors
+                )));
+            }
         }
     }
     Ok(())
