@@ -3,6 +3,7 @@
 
 use crate::describe::{self, Push};
 use crate::error::{rule, Fail};
+use crate::idempotency;
 use crate::net_records::*;
 use crate::network::{self, NetState};
 use crate::regions::filters;
@@ -69,12 +70,12 @@ fn parse_prefix(s: &str) -> Result<Cidr, Ec2Error> {
 
 /// What to allocate on an interface.
 #[derive(Default)]
-struct Want {
-    primary: Option<u32>,
-    secondary: Vec<u32>,
-    secondary_count: u32,
-    prefixes: Vec<Cidr>,
-    prefix_count: u32,
+pub struct Want {
+    pub primary: Option<u32>,
+    pub secondary: Vec<u32>,
+    pub secondary_count: u32,
+    pub prefixes: Vec<Cidr>,
+    pub prefix_count: u32,
 }
 
 /// What an allocation took: the primary address if asked, secondaries, prefixes.
@@ -193,6 +194,60 @@ fn resolve_groups<V: Read>(
     }
 }
 
+/// The settings of a new interface besides its addresses.
+pub struct NewEni {
+    pub description: String,
+    pub interface_type: String,
+    pub groups: Vec<String>,
+    /// Set for interfaces a service manages (a NAT gateway's): they are requester-managed.
+    pub requester_id: Option<String>,
+}
+
+/// Makes an interface in `subnet` with the addresses `want` asks for, held in the store; returns
+/// it with the allocator to commit once the transaction has.
+pub fn new_eni(
+    tx: &Tx,
+    net: &NetState,
+    s: Scope,
+    subnet: &SubnetRecord,
+    want: &Want,
+    spec: NewEni,
+) -> Result<(EniRecord, SubnetIps), Fail> {
+    let mut ips = net.allocator(tx, s, subnet)?;
+    let (primary, secondary, prefixes) = allocate(&mut ips, want, true)?;
+    let primary = primary.ok_or(Fail(Ec2Error::internal()))?;
+    let id = new_id("eni");
+    let mut addrs = vec![primary];
+    addrs.extend(&secondary);
+    hold(tx, s, &subnet.id, &id, &addrs, &prefixes)?;
+    let rec = EniRecord {
+        id,
+        subnet_id: subnet.id.clone(),
+        vpc_id: subnet.vpc_id.clone(),
+        zone: subnet.zone.clone(),
+        zone_id: subnet.zone_id.clone(),
+        description: spec.description,
+        mac: network::new_mac(),
+        addresses: addrs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| EniAddress {
+                addr: addr_to_string(*a),
+                primary: i == 0,
+            })
+            .collect(),
+        prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+        groups: spec.groups,
+        source_dest_check: true,
+        interface_type: spec.interface_type,
+        requester_managed: spec.requester_id.is_some(),
+        requester_id: spec.requester_id,
+        attachment: None,
+    };
+    tx.insert(s, &rec)?;
+    Ok((rec, ips))
+}
+
 pub fn create(
     store: &Store,
     net: &NetState,
@@ -252,61 +307,55 @@ pub fn create(
     let tag_list =
         tags::from_specifications(input.tag_specifications.clone(), "network-interface")?;
     let s = scope(ctx);
+    let digest = idempotency::digest(&input);
+    idempotency::check_token(input.client_token.as_deref())?;
+    let token = input.client_token.as_deref();
     let (rec, _) = store
         .write_then(
             !ctx.dry_run,
             |tx| {
+                if let Some(id) =
+                    idempotency::earlier(tx, s, "CreateNetworkInterface", token, &digest)?
+                {
+                    let tags = tx.tags_of(s, &id)?;
+                    return Ok::<_, Fail>((
+                        Tagged {
+                            item: get_eni(tx, s, &id)?,
+                            tags,
+                        },
+                        None,
+                    ));
+                }
                 let subnet = get_subnet(tx, s, &input.subnet_id)?;
                 let vpc = crate::vpcs::get_vpc(tx, s, &subnet.vpc_id)?;
                 let groups = resolve_groups(tx, s, &vpc, input.groups.as_ref())?;
-                let mut ips = net.allocator(tx, s, &subnet)?;
-                let (primary, secondary, prefixes) = allocate(&mut ips, &want, true)?;
-                let primary = primary.ok_or(Fail(Ec2Error::internal()))?;
-                let id = new_id("eni");
-                let mut addrs = vec![primary];
-                addrs.extend(&secondary);
-                hold(tx, s, &subnet.id, &id, &addrs, &prefixes)?;
-                let rec = EniRecord {
-                    id,
-                    subnet_id: subnet.id.clone(),
-                    vpc_id: subnet.vpc_id.clone(),
-                    zone: subnet.zone.clone(),
-                    zone_id: subnet.zone_id.clone(),
+                let spec = NewEni {
                     description: input.description.clone().unwrap_or_default(),
-                    mac: network::new_mac(),
-                    addresses: addrs
-                        .iter()
-                        .enumerate()
-                        .map(|(i, a)| EniAddress {
-                            addr: addr_to_string(*a),
-                            primary: i == 0,
-                        })
-                        .collect(),
-                    prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
-                    groups,
-                    source_dest_check: true,
                     interface_type: interface_type.clone(),
-                    requester_managed: false,
+                    groups,
                     requester_id: None,
-                    attachment: None,
                 };
-                tx.insert(s, &rec)?;
+                let (rec, ips) = new_eni(tx, net, s, &subnet, &want, spec)?;
                 tags::put_all(tx, s, &rec.id, "network-interface", &tag_list)?;
-                Ok::<_, Fail>((rec, ips))
+                idempotency::remember(tx, s, "CreateNetworkInterface", token, &digest, &rec.id)?;
+                Ok((
+                    Tagged {
+                        item: rec,
+                        tags: tags::wire_pairs(&tag_list),
+                    },
+                    Some(ips),
+                ))
             },
-            |(rec, ips)| net.commit(s, &rec.subnet_id, ips),
+            |(rec, ips)| {
+                if let Some(ips) = ips {
+                    net.commit(s, &rec.item.subnet_id, ips)
+                }
+            },
         )
         .map_err(|f| f.0)?;
     let names = store.read(|v| group_names(v, s)).map_err(|f| f.0)?;
     Ok(CreateNetworkInterfaceResult {
-        network_interface: Some(wire_eni(
-            ctx,
-            &Tagged {
-                item: rec,
-                tags: tags::wire_pairs(&tag_list),
-            },
-            &names,
-        )),
+        network_interface: Some(wire_eni(ctx, &rec, &names, &[])),
         client_token: input.client_token,
     })
 }
@@ -362,10 +411,38 @@ fn status(e: &EniRecord) -> &'static str {
     }
 }
 
+/// The public side of one private address, when an Elastic IP points at it.
+fn association(
+    ctx: &RequestContext,
+    eips: &[AddressRecord],
+    eni: &str,
+    private_ip: &str,
+) -> Option<NetworkInterfaceAssociation> {
+    let a = eips.iter().find(|a| {
+        a.association
+            .as_ref()
+            .is_some_and(|x| x.eni_id == eni && x.private_ip == private_ip)
+    })?;
+    let dashed = a.public_ip.replace('.', "-");
+    Some(NetworkInterfaceAssociation {
+        allocation_id: Some(a.id.clone()),
+        association_id: a.association.as_ref().map(|x| x.id.clone()),
+        ip_owner_id: Some(ctx.account_id.clone()),
+        public_ip: Some(a.public_ip.clone()),
+        public_dns_name: Some(if ctx.region == "us-east-1" {
+            format!("ec2-{dashed}.compute-1.amazonaws.com")
+        } else {
+            format!("ec2-{dashed}.{}.compute.amazonaws.com", ctx.region)
+        }),
+        ..NetworkInterfaceAssociation::default()
+    })
+}
+
 pub fn wire_eni(
     ctx: &RequestContext,
     t: &Tagged<EniRecord>,
     names: &HashMap<String, String>,
+    eips: &[AddressRecord],
 ) -> NetworkInterface {
     let e = &t.item;
     let primary = e
@@ -374,6 +451,9 @@ pub fn wire_eni(
         .find(|a| a.primary)
         .map(|a| a.addr.clone());
     NetworkInterface {
+        association: primary
+            .as_deref()
+            .and_then(|p| association(ctx, eips, &e.id, p)),
         network_interface_id: Some(e.id.clone()),
         subnet_id: Some(e.subnet_id.clone()),
         vpc_id: Some(e.vpc_id.clone()),
@@ -412,7 +492,7 @@ pub fn wire_eni(
                     primary: Some(a.primary),
                     private_ip_address: Some(a.addr.clone()),
                     private_dns_name: Some(network::private_dns_name(&ctx.region, &a.addr)),
-                    association: None,
+                    association: association(ctx, eips, &e.id, &a.addr),
                 })
                 .collect(),
         ),
@@ -441,6 +521,19 @@ struct EniView<'a> {
     owner: &'a str,
     names: &'a HashMap<String, String>,
     region: &'a str,
+    eips: &'a [AddressRecord],
+}
+
+impl EniView<'_> {
+    fn eips(&self) -> impl Iterator<Item = (&AddressRecord, &crate::net_records::EipAssociation)> {
+        let id = &self.t.item.id;
+        self.eips.iter().filter_map(move |a| {
+            a.association
+                .as_ref()
+                .filter(|x| &x.eni_id == id)
+                .map(|x| (a, x))
+        })
+    }
 }
 
 fn tf(b: bool) -> &'static str {
@@ -457,6 +550,14 @@ impl Filterable for EniView<'_> {
         let att = e.attachment.as_ref();
         match name {
             "addresses.private-ip-address" => e.addresses.iter().for_each(|a| out(&a.addr)),
+            "addresses.association.public-ip" | "association.public-ip" => {
+                self.eips().for_each(|(a, _)| out(&a.public_ip))
+            }
+            "addresses.association.owner-id" | "association.ip-owner-id" => {
+                self.eips().for_each(|_| out(self.owner))
+            }
+            "association.allocation-id" => self.eips().for_each(|(a, _)| out(&a.id)),
+            "association.association-id" => self.eips().for_each(|(_, x)| out(&x.id)),
             "addresses.primary" => e.addresses.iter().for_each(|a| out(tf(a.primary))),
             "private-ip-address" => e
                 .addresses
@@ -571,7 +672,7 @@ pub fn describe(
         ));
     }
     let s = scope(ctx);
-    let (page, next, names) = store
+    let (page, next, names, eips) = store
         .read(|v| {
             // An exact address filter is answered from the address index.
             let by_addr = match describe::both(
@@ -610,19 +711,25 @@ pub fn describe(
                 next_token: input.next_token.as_deref(),
             };
             let names = group_names(v, s)?;
+            let eips = crate::addresses::by_interface(v, s)?;
             let (page, next) = describe::run(v, s, &req, |t: &Tagged<EniRecord>| {
                 fs.matches(&EniView {
                     t,
                     owner: &ctx.account_id,
                     names: &names,
                     region: &ctx.region,
+                    eips: &eips,
                 })
             })?;
-            Ok::<_, Fail>((page, next, names))
+            Ok::<_, Fail>((page, next, names, eips))
         })
         .map_err(|f| f.0)?;
     Ok(DescribeNetworkInterfacesResult {
-        network_interfaces: Some(page.iter().map(|t| wire_eni(ctx, t, &names)).collect()),
+        network_interfaces: Some(
+            page.iter()
+                .map(|t| wire_eni(ctx, t, &names, &eips))
+                .collect(),
+        ),
         next_token: next,
     })
 }
@@ -908,6 +1015,7 @@ pub fn describe_attribute(
             tags: Vec::new(),
         },
         &names,
+        &[],
     );
     let mut out = DescribeNetworkInterfaceAttributeResult {
         network_interface_id: Some(eni.id.clone()),

@@ -158,6 +158,14 @@ pub fn detach_igw(
                     ),
                 )));
             }
+            let mapped: Vec<AddressRecord> = tx.list(s, &Query::default())?;
+            let enis: Vec<EniRecord> = tx.list(s, &Query { vpcs: Some(&[input.vpc_id.as_str()]), ..Query::default() })?;
+            if mapped.iter().any(|a| a.association.as_ref().is_some_and(|x| enis.iter().any(|e| e.id == x.eni_id))) {
+                return Err(Fail(Ec2Error::new(
+                    "DependencyViolation",
+                    format!("Network {} has some mapped public address(es). Please unmap those public address(es) before detaching the gateway.", input.vpc_id),
+                )));
+            }
             igw.vpc_id = None;
             tx.update(s, &igw)?;
             Ok(())
@@ -235,18 +243,45 @@ fn rtb_not_found(id: &str) -> Ec2Error {
     )
 }
 
-fn wire_rtb(ctx: &RequestContext, t: &Tagged<RouteTableRecord>) -> RouteTable {
+/// Whether a route's target can carry traffic now; routes to deleted or detached targets are
+/// `blackhole`, as in AWS.
+fn route_state<V: Read>(v: &V, s: Scope, vpc: &str, target: &str) -> Result<&'static str, Fail> {
+    let alive = if target == "local" {
+        true
+    } else if target.starts_with("igw-") {
+        v.get::<InternetGatewayRecord>(s, target)?
+            .is_some_and(|g| g.vpc_id.as_deref() == Some(vpc))
+    } else if target.starts_with("nat-") {
+        v.get::<NatGatewayRecord>(s, target)?
+            .is_some_and(|n| n.state == "available")
+    } else if target.starts_with("eni-") {
+        v.get::<EniRecord>(s, target)?.is_some()
+    } else {
+        false
+    };
+    Ok(if alive { "active" } else { "blackhole" })
+}
+
+pub fn wire_rtb<V: Read>(
+    v: &V,
+    ctx: &RequestContext,
+    t: &Tagged<RouteTableRecord>,
+) -> Result<RouteTable, Fail> {
     let r = &t.item;
+    let s = scope(ctx);
+    let state = || {
+        Some(RouteTableAssociationState {
+            state: Some("associated".into()),
+            status_message: None,
+        })
+    };
     let mut associations: Vec<RouteTableAssociation> = Vec::new();
     if let Some(m) = &r.main_association_id {
         associations.push(RouteTableAssociation {
             main: Some(true),
             route_table_association_id: Some(m.clone()),
             route_table_id: Some(r.id.clone()),
-            association_state: Some(RouteTableAssociationState {
-                state: Some("associated".into()),
-                status_message: None,
-            }),
+            association_state: state(),
             ..RouteTableAssociation::default()
         });
     }
@@ -256,33 +291,39 @@ fn wire_rtb(ctx: &RequestContext, t: &Tagged<RouteTableRecord>) -> RouteTable {
             route_table_association_id: Some(a.id.clone()),
             route_table_id: Some(r.id.clone()),
             subnet_id: a.subnet_id.clone(),
-            association_state: Some(RouteTableAssociationState {
-                state: Some("associated".into()),
-                status_message: None,
-            }),
+            association_state: state(),
             ..RouteTableAssociation::default()
         });
     }
-    RouteTable {
+    let mut routes = Vec::with_capacity(r.routes.len());
+    for e in &r.routes {
+        let mut route = Route {
+            destination_cidr_block: Some(e.destination.clone()),
+            origin: Some(e.origin.clone()),
+            state: Some(route_state(v, s, &r.vpc_id, &e.gateway_id)?.into()),
+            ..Route::default()
+        };
+        let target = Some(e.gateway_id.clone());
+        if e.gateway_id.starts_with("nat-") {
+            route.nat_gateway_id = target;
+        } else if e.gateway_id.starts_with("eni-") {
+            route.network_interface_id = target;
+        } else if e.gateway_id.starts_with("i-") {
+            route.instance_id = target;
+        } else {
+            route.gateway_id = target;
+        }
+        routes.push(route);
+    }
+    Ok(RouteTable {
         route_table_id: Some(r.id.clone()),
         vpc_id: Some(r.vpc_id.clone()),
         owner_id: Some(ctx.account_id.clone()),
         associations: Some(associations),
         propagating_vgws: Some(Vec::new()),
-        routes: Some(
-            r.routes
-                .iter()
-                .map(|e| Route {
-                    destination_cidr_block: Some(e.destination.clone()),
-                    gateway_id: Some(e.gateway_id.clone()),
-                    origin: Some(e.origin.clone()),
-                    state: Some("active".into()),
-                    ..Route::default()
-                })
-                .collect(),
-        ),
+        routes: Some(routes),
         tags: Some(tags::wire(&t.tags)),
-    }
+    })
 }
 
 struct RtbView<'a>(&'a Tagged<RouteTableRecord>, &'a str);
@@ -372,11 +413,21 @@ pub fn describe_route_tables(
         bounds: (5, 100),
         next_token: input.next_token.as_deref(),
     };
-    let (page, next) = describe::read(store, scope(ctx), &req, |t: &Tagged<RouteTableRecord>| {
-        fs.matches(&RtbView(t, &ctx.account_id))
-    })?;
+    let (tables, next) = store
+        .read(|v| {
+            let (page, next) =
+                describe::run(v, scope(ctx), &req, |t: &Tagged<RouteTableRecord>| {
+                    fs.matches(&RtbView(t, &ctx.account_id))
+                })?;
+            let tables = page
+                .iter()
+                .map(|t| wire_rtb(v, ctx, t))
+                .collect::<Result<Vec<_>, Fail>>()?;
+            Ok::<_, Fail>((tables, next))
+        })
+        .map_err(|f| f.0)?;
     Ok(DescribeRouteTablesResult {
-        route_tables: Some(page.iter().map(|t| wire_rtb(ctx, t)).collect()),
+        route_tables: Some(tables),
         next_token: next,
     })
 }

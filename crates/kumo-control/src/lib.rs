@@ -2,17 +2,21 @@
 //! generated [`Ec2`] trait. No HTTP and no XML here: typed requests in, typed results or
 //! [`Ec2Error`]s out.
 
+mod addresses;
 mod describe;
 mod enis;
 mod error;
 mod gateways;
+mod idempotency;
 mod instance_types;
 mod key_pairs;
 mod keygen;
+mod nat;
 mod net_records;
 mod network;
 mod paging;
 mod regions;
+mod routes;
 mod security_groups;
 mod subnets;
 mod tags;
@@ -446,5 +450,133 @@ impl Ec2 for Kumo {
     ) -> Result<CreateDefaultVpcResult, Ec2Error> {
         let _ = input;
         vpcs::create_default_vpc(&self.store, &self.net, ctx)
+    }
+
+    fn create_route_table(
+        &self,
+        ctx: &RequestContext,
+        input: CreateRouteTableRequest,
+    ) -> Result<CreateRouteTableResult, Ec2Error> {
+        routes::create_route_table(&self.store, &self.net, ctx, input)
+    }
+
+    fn delete_route_table(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteRouteTableRequest,
+    ) -> Result<(), Ec2Error> {
+        routes::delete_route_table(&self.store, &self.net, ctx, input)
+    }
+
+    fn create_route(
+        &self,
+        ctx: &RequestContext,
+        input: CreateRouteRequest,
+    ) -> Result<CreateRouteResult, Ec2Error> {
+        routes::create_route(&self.store, &self.net, ctx, input)
+    }
+
+    fn replace_route(
+        &self,
+        ctx: &RequestContext,
+        input: ReplaceRouteRequest,
+    ) -> Result<(), Ec2Error> {
+        routes::replace_route(&self.store, &self.net, ctx, input)
+    }
+
+    fn delete_route(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteRouteRequest,
+    ) -> Result<(), Ec2Error> {
+        routes::delete_route(&self.store, &self.net, ctx, input)
+    }
+
+    fn associate_route_table(
+        &self,
+        ctx: &RequestContext,
+        input: AssociateRouteTableRequest,
+    ) -> Result<AssociateRouteTableResult, Ec2Error> {
+        routes::associate(&self.store, &self.net, ctx, input)
+    }
+
+    fn disassociate_route_table(
+        &self,
+        ctx: &RequestContext,
+        input: DisassociateRouteTableRequest,
+    ) -> Result<(), Ec2Error> {
+        routes::disassociate(&self.store, &self.net, ctx, input)
+    }
+
+    fn replace_route_table_association(
+        &self,
+        ctx: &RequestContext,
+        input: ReplaceRouteTableAssociationRequest,
+    ) -> Result<ReplaceRouteTableAssociationResult, Ec2Error> {
+        routes::replace_association(&self.store, &self.net, ctx, input)
+    }
+
+    fn allocate_address(
+        &self,
+        ctx: &RequestContext,
+        input: AllocateAddressRequest,
+    ) -> Result<AllocateAddressResult, Ec2Error> {
+        addresses::allocate(&self.store, &self.net, ctx, input)
+    }
+
+    fn associate_address(
+        &self,
+        ctx: &RequestContext,
+        input: AssociateAddressRequest,
+    ) -> Result<AssociateAddressResult, Ec2Error> {
+        addresses::associate(&self.store, &self.net, ctx, input)
+    }
+
+    fn disassociate_address(
+        &self,
+        ctx: &RequestContext,
+        input: DisassociateAddressRequest,
+    ) -> Result<(), Ec2Error> {
+        addresses::disassociate(&self.store, &self.net, ctx, input)
+    }
+
+    fn release_address(
+        &self,
+        ctx: &RequestContext,
+        input: ReleaseAddressRequest,
+    ) -> Result<(), Ec2Error> {
+        addresses::release(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_addresses(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeAddressesRequest,
+    ) -> Result<DescribeAddressesResult, Ec2Error> {
+        addresses::describe(&self.store, &self.net, ctx, input)
+    }
+
+    fn create_nat_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: CreateNatGatewayRequest,
+    ) -> Result<CreateNatGatewayResult, Ec2Error> {
+        nat::create(&self.store, &self.net, ctx, input)
+    }
+
+    fn delete_nat_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteNatGatewayRequest,
+    ) -> Result<DeleteNatGatewayResult, Ec2Error> {
+        nat::delete(&self.store, &self.net, ctx, input)
+    }
+
+    fn describe_nat_gateways(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeNatGatewaysRequest,
+    ) -> Result<DescribeNatGatewaysResult, Ec2Error> {
+        nat::describe(&self.store, &self.net, ctx, input)
     }
 }

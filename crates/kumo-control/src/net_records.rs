@@ -248,3 +248,55 @@ pub struct ScopeRecord {
     pub default_dhcp_options_id: String,
 }
 record!(ScopeRecord, "scope", |_s| Index::default());
+
+/// Where an Elastic IP points.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EipAssociation {
+    pub id: String,
+    pub eni_id: String,
+    pub private_ip: String,
+    pub instance_id: Option<String>,
+}
+
+/// An Elastic IP. The public address is also held in the store's `public` address pool, so no
+/// two accounts ever get the same one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressRecord {
+    pub id: String,
+    pub public_ip: String,
+    pub association: Option<EipAssociation>,
+    /// Set when a service (a NAT gateway) holds the association.
+    pub service_managed: Option<String>,
+}
+record!(AddressRecord, "elastic-ip", |s| Index {
+    name: Some(s.public_ip.clone()),
+    ..Index::default()
+});
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatGatewayRecord {
+    pub id: String,
+    pub subnet_id: String,
+    pub vpc_id: String,
+    /// `public` or `private`.
+    pub connectivity: String,
+    /// `pending`, `available`, `failed`, `deleting` or `deleted`.
+    pub state: String,
+    pub failure: Option<(String, String)>,
+    pub eni_id: Option<String>,
+    pub private_ip: Option<String>,
+    pub allocation_id: Option<String>,
+    pub public_ip: Option<String>,
+    pub association_id: Option<String>,
+    pub created_ms: i64,
+    pub deleted_ms: Option<i64>,
+}
+record!(NatGatewayRecord, "natgateway", |s| Index {
+    state: Some(s.state.clone()),
+    vpc: Some(s.vpc_id.clone()),
+    subnet: Some(s.subnet_id.clone()),
+    ..Index::default()
+});

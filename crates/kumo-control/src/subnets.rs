@@ -259,6 +259,24 @@ pub fn delete_subnet(
             for r in reservations {
                 tx.delete::<ReservationRecord>(s, &r.id)?;
             }
+            // A deleted subnet leaves its route table association behind in no table.
+            let tables: Vec<RouteTableRecord> = tx.list(
+                s,
+                &Query {
+                    vpcs: Some(&[sn.vpc_id.as_str()]),
+                    ..Query::default()
+                },
+            )?;
+            for mut t in tables {
+                if t.associations
+                    .iter()
+                    .any(|a| a.subnet_id.as_deref() == Some(sn.id.as_str()))
+                {
+                    t.associations
+                        .retain(|a| a.subnet_id.as_deref() != Some(sn.id.as_str()));
+                    tx.update(s, &t)?;
+                }
+            }
             tx.delete::<SubnetRecord>(s, &sn.id)?;
             Ok(())
         })

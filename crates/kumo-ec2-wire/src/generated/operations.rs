@@ -11,7 +11,10 @@ pub const API_VERSION: &str = "2016-11-15";
 pub const XML_NAMESPACE: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
 /// The operations this build serves.
 pub const OPERATIONS: &[&str] = &[
+    "AllocateAddress",
     "AssignPrivateIpAddresses",
+    "AssociateAddress",
+    "AssociateRouteTable",
     "AssociateVpcCidrBlock",
     "AttachInternetGateway",
     "AuthorizeSecurityGroupEgress",
@@ -20,7 +23,10 @@ pub const OPERATIONS: &[&str] = &[
     "CreateDefaultVpc",
     "CreateInternetGateway",
     "CreateKeyPair",
+    "CreateNatGateway",
     "CreateNetworkInterface",
+    "CreateRoute",
+    "CreateRouteTable",
     "CreateSecurityGroup",
     "CreateSubnet",
     "CreateSubnetCidrReservation",
@@ -28,18 +34,23 @@ pub const OPERATIONS: &[&str] = &[
     "CreateVpc",
     "DeleteInternetGateway",
     "DeleteKeyPair",
+    "DeleteNatGateway",
     "DeleteNetworkInterface",
+    "DeleteRoute",
+    "DeleteRouteTable",
     "DeleteSecurityGroup",
     "DeleteSubnet",
     "DeleteSubnetCidrReservation",
     "DeleteTags",
     "DeleteVpc",
+    "DescribeAddresses",
     "DescribeAvailabilityZones",
     "DescribeDhcpOptions",
     "DescribeInstanceTypeOfferings",
     "DescribeInstanceTypes",
     "DescribeInternetGateways",
     "DescribeKeyPairs",
+    "DescribeNatGateways",
     "DescribeNetworkAcls",
     "DescribeNetworkInterfaceAttribute",
     "DescribeNetworkInterfaces",
@@ -52,12 +63,17 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeVpcAttribute",
     "DescribeVpcs",
     "DetachInternetGateway",
+    "DisassociateAddress",
+    "DisassociateRouteTable",
     "DisassociateVpcCidrBlock",
     "GetSubnetCidrReservations",
     "ImportKeyPair",
     "ModifyNetworkInterfaceAttribute",
     "ModifySubnetAttribute",
     "ModifyVpcAttribute",
+    "ReleaseAddress",
+    "ReplaceRoute",
+    "ReplaceRouteTableAssociation",
     "RevokeSecurityGroupEgress",
     "RevokeSecurityGroupIngress",
     "UnassignPrivateIpAddresses",
@@ -66,6 +82,15 @@ pub const OPERATIONS: &[&str] = &[
 /// EC2 as Kumo serves it. Every method defaults to a `NotImplemented` error, so an
 /// implementation overrides exactly what it serves.
 pub trait Ec2: Send + Sync {
+    /// `AllocateAddress`.
+    fn allocate_address(
+        &self,
+        ctx: &RequestContext,
+        input: AllocateAddressRequest,
+    ) -> Result<AllocateAddressResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AllocateAddress"))
+    }
     /// `AssignPrivateIpAddresses`.
     fn assign_private_ip_addresses(
         &self,
@@ -74,6 +99,24 @@ pub trait Ec2: Send + Sync {
     ) -> Result<AssignPrivateIpAddressesResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("AssignPrivateIpAddresses"))
+    }
+    /// `AssociateAddress`.
+    fn associate_address(
+        &self,
+        ctx: &RequestContext,
+        input: AssociateAddressRequest,
+    ) -> Result<AssociateAddressResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AssociateAddress"))
+    }
+    /// `AssociateRouteTable`.
+    fn associate_route_table(
+        &self,
+        ctx: &RequestContext,
+        input: AssociateRouteTableRequest,
+    ) -> Result<AssociateRouteTableResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AssociateRouteTable"))
     }
     /// `AssociateVpcCidrBlock`.
     fn associate_vpc_cidr_block(
@@ -147,6 +190,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateKeyPair"))
     }
+    /// `CreateNatGateway`.
+    fn create_nat_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: CreateNatGatewayRequest,
+    ) -> Result<CreateNatGatewayResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateNatGateway"))
+    }
     /// `CreateNetworkInterface`.
     fn create_network_interface(
         &self,
@@ -155,6 +207,24 @@ pub trait Ec2: Send + Sync {
     ) -> Result<CreateNetworkInterfaceResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateNetworkInterface"))
+    }
+    /// `CreateRoute`.
+    fn create_route(
+        &self,
+        ctx: &RequestContext,
+        input: CreateRouteRequest,
+    ) -> Result<CreateRouteResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateRoute"))
+    }
+    /// `CreateRouteTable`.
+    fn create_route_table(
+        &self,
+        ctx: &RequestContext,
+        input: CreateRouteTableRequest,
+    ) -> Result<CreateRouteTableResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateRouteTable"))
     }
     /// `CreateSecurityGroup`.
     fn create_security_group(
@@ -215,6 +285,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteKeyPair"))
     }
+    /// `DeleteNatGateway`.
+    fn delete_nat_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteNatGatewayRequest,
+    ) -> Result<DeleteNatGatewayResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteNatGateway"))
+    }
     /// `DeleteNetworkInterface`.
     fn delete_network_interface(
         &self,
@@ -223,6 +302,24 @@ pub trait Ec2: Send + Sync {
     ) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteNetworkInterface"))
+    }
+    /// `DeleteRoute`.
+    fn delete_route(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteRouteRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteRoute"))
+    }
+    /// `DeleteRouteTable`.
+    fn delete_route_table(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteRouteTableRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteRouteTable"))
     }
     /// `DeleteSecurityGroup`.
     fn delete_security_group(
@@ -260,6 +357,15 @@ pub trait Ec2: Send + Sync {
     fn delete_vpc(&self, ctx: &RequestContext, input: DeleteVpcRequest) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteVpc"))
+    }
+    /// `DescribeAddresses`.
+    fn describe_addresses(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeAddressesRequest,
+    ) -> Result<DescribeAddressesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeAddresses"))
     }
     /// `DescribeAvailabilityZones`.
     fn describe_availability_zones(
@@ -314,6 +420,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeKeyPairsResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeKeyPairs"))
+    }
+    /// `DescribeNatGateways`.
+    fn describe_nat_gateways(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeNatGatewaysRequest,
+    ) -> Result<DescribeNatGatewaysResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeNatGateways"))
     }
     /// `DescribeNetworkAcls`.
     fn describe_network_acls(
@@ -425,6 +540,24 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DetachInternetGateway"))
     }
+    /// `DisassociateAddress`.
+    fn disassociate_address(
+        &self,
+        ctx: &RequestContext,
+        input: DisassociateAddressRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DisassociateAddress"))
+    }
+    /// `DisassociateRouteTable`.
+    fn disassociate_route_table(
+        &self,
+        ctx: &RequestContext,
+        input: DisassociateRouteTableRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DisassociateRouteTable"))
+    }
     /// `DisassociateVpcCidrBlock`.
     fn disassociate_vpc_cidr_block(
         &self,
@@ -479,6 +612,33 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyVpcAttribute"))
     }
+    /// `ReleaseAddress`.
+    fn release_address(
+        &self,
+        ctx: &RequestContext,
+        input: ReleaseAddressRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ReleaseAddress"))
+    }
+    /// `ReplaceRoute`.
+    fn replace_route(
+        &self,
+        ctx: &RequestContext,
+        input: ReplaceRouteRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ReplaceRoute"))
+    }
+    /// `ReplaceRouteTableAssociation`.
+    fn replace_route_table_association(
+        &self,
+        ctx: &RequestContext,
+        input: ReplaceRouteTableAssociationRequest,
+    ) -> Result<ReplaceRouteTableAssociationResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ReplaceRouteTableAssociation"))
+    }
     /// `RevokeSecurityGroupEgress`.
     fn revoke_security_group_egress(
         &self,
@@ -518,10 +678,28 @@ pub fn dispatch(
     params: &Node,
 ) -> Result<Vec<u8>, Ec2Error> {
     match action {
+        "AllocateAddress" => {
+            let input = AllocateAddressRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.allocate_address(ctx, input)?;
+            crate::encode::response(ctx, "AllocateAddressResponse", &output)
+        }
         "AssignPrivateIpAddresses" => {
             let input = AssignPrivateIpAddressesRequest::decode(params, &Path::ROOT)?;
             let output = svc.assign_private_ip_addresses(ctx, input)?;
             crate::encode::response(ctx, "AssignPrivateIpAddressesResponse", &output)
+        }
+        "AssociateAddress" => {
+            let input = AssociateAddressRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.associate_address(ctx, input)?;
+            crate::encode::response(ctx, "AssociateAddressResponse", &output)
+        }
+        "AssociateRouteTable" => {
+            let input = AssociateRouteTableRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.associate_route_table(ctx, input)?;
+            crate::encode::response(ctx, "AssociateRouteTableResponse", &output)
         }
         "AssociateVpcCidrBlock" => {
             let input = AssociateVpcCidrBlockRequest::decode(params, &Path::ROOT)?;
@@ -570,12 +748,32 @@ pub fn dispatch(
             let output = svc.create_key_pair(ctx, input)?;
             crate::encode::response(ctx, "CreateKeyPairResponse", &output)
         }
+        "CreateNatGateway" => {
+            let input = CreateNatGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            let output = svc.create_nat_gateway(ctx, input)?;
+            crate::encode::response(ctx, "CreateNatGatewayResponse", &output)
+        }
         "CreateNetworkInterface" => {
             let input = CreateNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
             let output = svc.create_network_interface(ctx, input)?;
             crate::encode::response(ctx, "CreateNetworkInterfaceResponse", &output)
+        }
+        "CreateRoute" => {
+            let input = CreateRouteRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.create_route(ctx, input)?;
+            crate::encode::response(ctx, "CreateRouteResponse", &output)
+        }
+        "CreateRouteTable" => {
+            let input = CreateRouteTableRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            let output = svc.create_route_table(ctx, input)?;
+            crate::encode::response(ctx, "CreateRouteTableResponse", &output)
         }
         "CreateSecurityGroup" => {
             let input = CreateSecurityGroupRequest::decode(params, &Path::ROOT)?;
@@ -619,11 +817,29 @@ pub fn dispatch(
             let output = svc.delete_key_pair(ctx, input)?;
             crate::encode::response(ctx, "DeleteKeyPairResponse", &output)
         }
+        "DeleteNatGateway" => {
+            let input = DeleteNatGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.delete_nat_gateway(ctx, input)?;
+            crate::encode::response(ctx, "DeleteNatGatewayResponse", &output)
+        }
         "DeleteNetworkInterface" => {
             let input = DeleteNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             svc.delete_network_interface(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteNetworkInterfaceResponse")
+        }
+        "DeleteRoute" => {
+            let input = DeleteRouteRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.delete_route(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteRouteResponse")
+        }
+        "DeleteRouteTable" => {
+            let input = DeleteRouteTableRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.delete_route_table(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteRouteTableResponse")
         }
         "DeleteSecurityGroup" => {
             let input = DeleteSecurityGroupRequest::decode(params, &Path::ROOT)?;
@@ -654,6 +870,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             svc.delete_vpc(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteVpcResponse")
+        }
+        "DescribeAddresses" => {
+            let input = DescribeAddressesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_addresses(ctx, input)?;
+            crate::encode::response(ctx, "DescribeAddressesResponse", &output)
         }
         "DescribeAvailabilityZones" => {
             let input = DescribeAvailabilityZonesRequest::decode(params, &Path::ROOT)?;
@@ -690,6 +912,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.describe_key_pairs(ctx, input)?;
             crate::encode::response(ctx, "DescribeKeyPairsResponse", &output)
+        }
+        "DescribeNatGateways" => {
+            let input = DescribeNatGatewaysRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_nat_gateways(ctx, input)?;
+            crate::encode::response(ctx, "DescribeNatGatewaysResponse", &output)
         }
         "DescribeNetworkAcls" => {
             let input = DescribeNetworkAclsRequest::decode(params, &Path::ROOT)?;
@@ -763,6 +991,18 @@ pub fn dispatch(
             svc.detach_internet_gateway(ctx, input)?;
             crate::encode::response_return(ctx, "DetachInternetGatewayResponse")
         }
+        "DisassociateAddress" => {
+            let input = DisassociateAddressRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.disassociate_address(ctx, input)?;
+            crate::encode::response_return(ctx, "DisassociateAddressResponse")
+        }
+        "DisassociateRouteTable" => {
+            let input = DisassociateRouteTableRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.disassociate_route_table(ctx, input)?;
+            crate::encode::response_return(ctx, "DisassociateRouteTableResponse")
+        }
         "DisassociateVpcCidrBlock" => {
             let input = DisassociateVpcCidrBlockRequest::decode(params, &Path::ROOT)?;
             let output = svc.disassociate_vpc_cidr_block(ctx, input)?;
@@ -795,6 +1035,24 @@ pub fn dispatch(
             let input = ModifyVpcAttributeRequest::decode(params, &Path::ROOT)?;
             svc.modify_vpc_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyVpcAttributeResponse")
+        }
+        "ReleaseAddress" => {
+            let input = ReleaseAddressRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.release_address(ctx, input)?;
+            crate::encode::response_return(ctx, "ReleaseAddressResponse")
+        }
+        "ReplaceRoute" => {
+            let input = ReplaceRouteRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.replace_route(ctx, input)?;
+            crate::encode::response_return(ctx, "ReplaceRouteResponse")
+        }
+        "ReplaceRouteTableAssociation" => {
+            let input = ReplaceRouteTableAssociationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.replace_route_table_association(ctx, input)?;
+            crate::encode::response(ctx, "ReplaceRouteTableAssociationResponse", &output)
         }
         "RevokeSecurityGroupEgress" => {
             let input = RevokeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;

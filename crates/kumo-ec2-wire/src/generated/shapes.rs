@@ -6,6 +6,208 @@ use crate::error::Ec2Error;
 use crate::query::Node;
 use crate::types::{Blob, DateTime};
 
+/// The `Address` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Address {
+    /// `AllocationId`: `AllocationId` in requests, `<allocationId>` in responses.
+    pub allocation_id: Option<String>,
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: Option<String>,
+    /// `CarrierIp`: `CarrierIp` in requests, `<carrierIp>` in responses.
+    pub carrier_ip: Option<String>,
+    /// `CustomerOwnedIp`: `CustomerOwnedIp` in requests, `<customerOwnedIp>` in responses.
+    pub customer_owned_ip: Option<String>,
+    /// `CustomerOwnedIpv4Pool`: `CustomerOwnedIpv4Pool` in requests, `<customerOwnedIpv4Pool>` in responses.
+    pub customer_owned_ipv4_pool: Option<String>,
+    /// `Domain`: `Domain` in requests, `<domain>` in responses.
+    pub domain: Option<String>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `NetworkBorderGroup`: `NetworkBorderGroup` in requests, `<networkBorderGroup>` in responses.
+    pub network_border_group: Option<String>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `NetworkInterfaceOwnerId`: `NetworkInterfaceOwnerId` in requests, `<networkInterfaceOwnerId>` in responses.
+    pub network_interface_owner_id: Option<String>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+    /// `PublicIp`: `PublicIp` in requests, `<publicIp>` in responses.
+    pub public_ip: Option<String>,
+    /// `PublicIpv4Pool`: `PublicIpv4Pool` in requests, `<publicIpv4Pool>` in responses.
+    pub public_ipv4_pool: Option<String>,
+    /// `ServiceManaged`: `ServiceManaged` in requests, `<serviceManaged>` in responses.
+    pub service_managed: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Encode for Address {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.allocation_id {
+            w.field("allocationId", v);
+        }
+        if let Some(v) = &self.association_id {
+            w.field("associationId", v);
+        }
+        if let Some(v) = &self.carrier_ip {
+            w.field("carrierIp", v);
+        }
+        if let Some(v) = &self.customer_owned_ip {
+            w.field("customerOwnedIp", v);
+        }
+        if let Some(v) = &self.customer_owned_ipv4_pool {
+            w.field("customerOwnedIpv4Pool", v);
+        }
+        if let Some(v) = &self.domain {
+            w.field("domain", v);
+        }
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.network_border_group {
+            w.field("networkBorderGroup", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+        if let Some(v) = &self.network_interface_owner_id {
+            w.field("networkInterfaceOwnerId", v);
+        }
+        if let Some(v) = &self.private_ip_address {
+            w.field("privateIpAddress", v);
+        }
+        if let Some(v) = &self.public_ip {
+            w.field("publicIp", v);
+        }
+        if let Some(v) = &self.public_ipv4_pool {
+            w.field("publicIpv4Pool", v);
+        }
+        if let Some(v) = &self.service_managed {
+            w.field("serviceManaged", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+    }
+}
+
+/// The `AllocateAddressRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AllocateAddressRequest {
+    /// `Address`: `Address` in requests, `<Address>` in responses.
+    pub address: Option<String>,
+    /// `CustomerOwnedIpv4Pool`: `CustomerOwnedIpv4Pool` in requests, `<CustomerOwnedIpv4Pool>` in responses.
+    pub customer_owned_ipv4_pool: Option<String>,
+    /// `Domain`: `Domain` in requests, `<Domain>` in responses.
+    pub domain: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `IpamPoolId`: `IpamPoolId` in requests, `<IpamPoolId>` in responses.
+    pub ipam_pool_id: Option<String>,
+    /// `NetworkBorderGroup`: `NetworkBorderGroup` in requests, `<NetworkBorderGroup>` in responses.
+    pub network_border_group: Option<String>,
+    /// `PublicIpv4Pool`: `PublicIpv4Pool` in requests, `<PublicIpv4Pool>` in responses.
+    pub public_ipv4_pool: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for AllocateAddressRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Address" => {
+                    out.address = Some(Decode::decode(child, &here)?);
+                }
+                "CustomerOwnedIpv4Pool" => {
+                    out.customer_owned_ipv4_pool = Some(Decode::decode(child, &here)?);
+                }
+                "Domain" => {
+                    out.domain = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["vpc", "standard"],
+                    )?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "IpamPoolId" => {
+                    out.ipam_pool_id = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkBorderGroup" => {
+                    out.network_border_group = Some(Decode::decode(child, &here)?);
+                }
+                "PublicIpv4Pool" => {
+                    out.public_ipv4_pool = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `AllocateAddressResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AllocateAddressResult {
+    /// `AllocationId`: `AllocationId` in requests, `<allocationId>` in responses.
+    pub allocation_id: Option<String>,
+    /// `CarrierIp`: `CarrierIp` in requests, `<carrierIp>` in responses.
+    pub carrier_ip: Option<String>,
+    /// `CustomerOwnedIp`: `CustomerOwnedIp` in requests, `<customerOwnedIp>` in responses.
+    pub customer_owned_ip: Option<String>,
+    /// `CustomerOwnedIpv4Pool`: `CustomerOwnedIpv4Pool` in requests, `<customerOwnedIpv4Pool>` in responses.
+    pub customer_owned_ipv4_pool: Option<String>,
+    /// `Domain`: `Domain` in requests, `<domain>` in responses.
+    pub domain: Option<String>,
+    /// `NetworkBorderGroup`: `NetworkBorderGroup` in requests, `<networkBorderGroup>` in responses.
+    pub network_border_group: Option<String>,
+    /// `PublicIp`: `PublicIp` in requests, `<publicIp>` in responses.
+    pub public_ip: Option<String>,
+    /// `PublicIpv4Pool`: `PublicIpv4Pool` in requests, `<publicIpv4Pool>` in responses.
+    pub public_ipv4_pool: Option<String>,
+}
+
+impl Encode for AllocateAddressResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.allocation_id {
+            w.field("allocationId", v);
+        }
+        if let Some(v) = &self.carrier_ip {
+            w.field("carrierIp", v);
+        }
+        if let Some(v) = &self.customer_owned_ip {
+            w.field("customerOwnedIp", v);
+        }
+        if let Some(v) = &self.customer_owned_ipv4_pool {
+            w.field("customerOwnedIpv4Pool", v);
+        }
+        if let Some(v) = &self.domain {
+            w.field("domain", v);
+        }
+        if let Some(v) = &self.network_border_group {
+            w.field("networkBorderGroup", v);
+        }
+        if let Some(v) = &self.public_ip {
+            w.field("publicIp", v);
+        }
+        if let Some(v) = &self.public_ipv4_pool {
+            w.field("publicIpv4Pool", v);
+        }
+    }
+}
+
 /// The `AssignPrivateIpAddressesRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AssignPrivateIpAddressesRequest {
@@ -95,6 +297,142 @@ impl Encode for AssignedPrivateIpAddress {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.private_ip_address {
             w.field("privateIpAddress", v);
+        }
+    }
+}
+
+/// The `AssociateAddressRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssociateAddressRequest {
+    /// `AllocationId`: `AllocationId` in requests, `<AllocationId>` in responses.
+    pub allocation_id: Option<String>,
+    /// `AllowReassociation`: `AllowReassociation` in requests, `<allowReassociation>` in responses.
+    pub allow_reassociation: Option<bool>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceId`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+    /// `PublicIp`: `PublicIp` in requests, `<PublicIp>` in responses.
+    pub public_ip: Option<String>,
+}
+
+impl Decode for AssociateAddressRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AllocationId" => {
+                    out.allocation_id = Some(Decode::decode(child, &here)?);
+                }
+                "AllowReassociation" => {
+                    out.allow_reassociation = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddress" => {
+                    out.private_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "PublicIp" => {
+                    out.public_ip = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `AssociateAddressResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssociateAddressResult {
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: Option<String>,
+}
+
+impl Encode for AssociateAddressResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.association_id {
+            w.field("associationId", v);
+        }
+    }
+}
+
+/// The `AssociateRouteTableRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssociateRouteTableRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `GatewayId`: `GatewayId` in requests, `<GatewayId>` in responses.
+    pub gateway_id: Option<String>,
+    /// `PublicIpv4Pool`: `PublicIpv4Pool` in requests, `<PublicIpv4Pool>` in responses.
+    pub public_ipv4_pool: Option<String>,
+    /// `RouteTableId`: `RouteTableId` in requests, `<routeTableId>` in responses.
+    pub route_table_id: String,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+}
+
+impl Decode for AssociateRouteTableRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_route_table_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "GatewayId" => {
+                    out.gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "PublicIpv4Pool" => {
+                    out.public_ipv4_pool = Some(Decode::decode(child, &here)?);
+                }
+                "RouteTableId" => {
+                    out.route_table_id = Decode::decode(child, &here)?;
+                    seen_route_table_id = true;
+                }
+                "SubnetId" => {
+                    out.subnet_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_route_table_id {
+            return Err(crate::decode::missing(&path.child("RouteTableId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `AssociateRouteTableResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssociateRouteTableResult {
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: Option<String>,
+    /// `AssociationState`: `AssociationState` in requests, `<associationState>` in responses.
+    pub association_state: Option<RouteTableAssociationState>,
+}
+
+impl Encode for AssociateRouteTableResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.association_id {
+            w.field("associationId", v);
+        }
+        if let Some(v) = &self.association_state {
+            w.field("associationState", v);
         }
     }
 }
@@ -603,6 +941,39 @@ impl Encode for AvailabilityZone {
     }
 }
 
+/// The `AvailabilityZoneAddress` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AvailabilityZoneAddress {
+    /// `AllocationIds`: `AllocationId` in requests, `<AllocationId>` in responses.
+    pub allocation_ids: Option<Vec<String>>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<AvailabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<AvailabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+}
+
+impl Decode for AvailabilityZoneAddress {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AllocationId" => {
+                    out.allocation_ids = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZone" => {
+                    out.availability_zone = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZoneId" => {
+                    out.availability_zone_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `AvailabilityZoneGeography` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AvailabilityZoneGeography {
@@ -908,6 +1279,117 @@ impl Decode for CreateKeyPairRequest {
     }
 }
 
+/// The `CreateNatGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateNatGatewayRequest {
+    /// `AllocationId`: `AllocationId` in requests, `<AllocationId>` in responses.
+    pub allocation_id: Option<String>,
+    /// `AvailabilityMode`: `AvailabilityMode` in requests, `<AvailabilityMode>` in responses.
+    pub availability_mode: Option<String>,
+    /// `AvailabilityZoneAddresses`: `AvailabilityZoneAddress` in requests, `<AvailabilityZoneAddress>` in responses.
+    pub availability_zone_addresses: Option<Vec<AvailabilityZoneAddress>>,
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `ConnectivityType`: `ConnectivityType` in requests, `<ConnectivityType>` in responses.
+    pub connectivity_type: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<PrivateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+    /// `SecondaryAllocationIds`: `SecondaryAllocationId` in requests, `<SecondaryAllocationId>` in responses.
+    pub secondary_allocation_ids: Option<Vec<String>>,
+    /// `SecondaryPrivateIpAddressCount`: `SecondaryPrivateIpAddressCount` in requests, `<SecondaryPrivateIpAddressCount>` in responses.
+    pub secondary_private_ip_address_count: Option<i32>,
+    /// `SecondaryPrivateIpAddresses`: `SecondaryPrivateIpAddress` in requests, `<SecondaryPrivateIpAddress>` in responses.
+    pub secondary_private_ip_addresses: Option<Vec<String>>,
+    /// `SubnetId`: `SubnetId` in requests, `<SubnetId>` in responses.
+    pub subnet_id: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `VpcId`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Decode for CreateNatGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AllocationId" => {
+                    out.allocation_id = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityMode" => {
+                    out.availability_mode = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["zonal", "regional"],
+                    )?);
+                }
+                "AvailabilityZoneAddress" => {
+                    out.availability_zone_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "ConnectivityType" => {
+                    out.connectivity_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["private", "public"],
+                    )?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddress" => {
+                    out.private_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "SecondaryAllocationId" => {
+                    out.secondary_allocation_ids = Some(Decode::decode(child, &here)?);
+                }
+                "SecondaryPrivateIpAddressCount" => {
+                    out.secondary_private_ip_address_count = Some(Decode::decode(child, &here)?);
+                }
+                "SecondaryPrivateIpAddress" => {
+                    out.secondary_private_ip_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetId" => {
+                    out.subnet_id = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateNatGatewayResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateNatGatewayResult {
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `NatGateway`: `NatGateway` in requests, `<natGateway>` in responses.
+    pub nat_gateway: Option<NatGateway>,
+}
+
+impl Encode for CreateNatGatewayResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.client_token {
+            w.field("clientToken", v);
+        }
+        if let Some(v) = &self.nat_gateway {
+            w.field("natGateway", v);
+        }
+    }
+}
+
 /// The `CreateNetworkInterfaceRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateNetworkInterfaceRequest {
@@ -1046,6 +1528,192 @@ impl Encode for CreateNetworkInterfaceResult {
         }
         if let Some(v) = &self.network_interface {
             w.field("networkInterface", v);
+        }
+    }
+}
+
+/// The `CreateRouteRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateRouteRequest {
+    /// `CarrierGatewayId`: `CarrierGatewayId` in requests, `<CarrierGatewayId>` in responses.
+    pub carrier_gateway_id: Option<String>,
+    /// `CoreNetworkArn`: `CoreNetworkArn` in requests, `<CoreNetworkArn>` in responses.
+    pub core_network_arn: Option<String>,
+    /// `DestinationCidrBlock`: `DestinationCidrBlock` in requests, `<destinationCidrBlock>` in responses.
+    pub destination_cidr_block: Option<String>,
+    /// `DestinationIpv6CidrBlock`: `DestinationIpv6CidrBlock` in requests, `<destinationIpv6CidrBlock>` in responses.
+    pub destination_ipv6_cidr_block: Option<String>,
+    /// `DestinationPrefixListId`: `DestinationPrefixListId` in requests, `<DestinationPrefixListId>` in responses.
+    pub destination_prefix_list_id: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EgressOnlyInternetGatewayId`: `EgressOnlyInternetGatewayId` in requests, `<egressOnlyInternetGatewayId>` in responses.
+    pub egress_only_internet_gateway_id: Option<String>,
+    /// `GatewayId`: `GatewayId` in requests, `<gatewayId>` in responses.
+    pub gateway_id: Option<String>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `LocalGatewayId`: `LocalGatewayId` in requests, `<LocalGatewayId>` in responses.
+    pub local_gateway_id: Option<String>,
+    /// `NatGatewayId`: `NatGatewayId` in requests, `<natGatewayId>` in responses.
+    pub nat_gateway_id: Option<String>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `OdbNetworkArn`: `OdbNetworkArn` in requests, `<OdbNetworkArn>` in responses.
+    pub odb_network_arn: Option<String>,
+    /// `RouteTableId`: `RouteTableId` in requests, `<routeTableId>` in responses.
+    pub route_table_id: String,
+    /// `TransitGatewayId`: `TransitGatewayId` in requests, `<TransitGatewayId>` in responses.
+    pub transit_gateway_id: Option<String>,
+    /// `VpcEndpointId`: `VpcEndpointId` in requests, `<VpcEndpointId>` in responses.
+    pub vpc_endpoint_id: Option<String>,
+    /// `VpcPeeringConnectionId`: `VpcPeeringConnectionId` in requests, `<vpcPeeringConnectionId>` in responses.
+    pub vpc_peering_connection_id: Option<String>,
+}
+
+impl Decode for CreateRouteRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_route_table_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CarrierGatewayId" => {
+                    out.carrier_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "CoreNetworkArn" => {
+                    out.core_network_arn = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationCidrBlock" => {
+                    out.destination_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationIpv6CidrBlock" => {
+                    out.destination_ipv6_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationPrefixListId" => {
+                    out.destination_prefix_list_id = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EgressOnlyInternetGatewayId" => {
+                    out.egress_only_internet_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "GatewayId" => {
+                    out.gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Some(Decode::decode(child, &here)?);
+                }
+                "LocalGatewayId" => {
+                    out.local_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "NatGatewayId" => {
+                    out.nat_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Some(Decode::decode(child, &here)?);
+                }
+                "OdbNetworkArn" => {
+                    out.odb_network_arn = Some(Decode::decode(child, &here)?);
+                }
+                "RouteTableId" => {
+                    out.route_table_id = Decode::decode(child, &here)?;
+                    seen_route_table_id = true;
+                }
+                "TransitGatewayId" => {
+                    out.transit_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "VpcEndpointId" => {
+                    out.vpc_endpoint_id = Some(Decode::decode(child, &here)?);
+                }
+                "VpcPeeringConnectionId" => {
+                    out.vpc_peering_connection_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_route_table_id {
+            return Err(crate::decode::missing(&path.child("RouteTableId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateRouteResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateRouteResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+}
+
+impl Encode for CreateRouteResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
+    }
+}
+
+/// The `CreateRouteTableRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateRouteTableRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for CreateRouteTableRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateRouteTableResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateRouteTableResult {
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `RouteTable`: `RouteTable` in requests, `<routeTable>` in responses.
+    pub route_table: Option<RouteTable>,
+}
+
+impl Encode for CreateRouteTableResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.client_token {
+            w.field("clientToken", v);
+        }
+        if let Some(v) = &self.route_table {
+            w.field("routeTable", v);
         }
     }
 }
@@ -1570,6 +2238,54 @@ impl Encode for DeleteKeyPairResult {
     }
 }
 
+/// The `DeleteNatGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteNatGatewayRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `NatGatewayId`: `NatGatewayId` in requests, `<NatGatewayId>` in responses.
+    pub nat_gateway_id: String,
+}
+
+impl Decode for DeleteNatGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_nat_gateway_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "NatGatewayId" => {
+                    out.nat_gateway_id = Decode::decode(child, &here)?;
+                    seen_nat_gateway_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_nat_gateway_id {
+            return Err(crate::decode::missing(&path.child("NatGatewayId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteNatGatewayResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteNatGatewayResult {
+    /// `NatGatewayId`: `NatGatewayId` in requests, `<natGatewayId>` in responses.
+    pub nat_gateway_id: Option<String>,
+}
+
+impl Encode for DeleteNatGatewayResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.nat_gateway_id {
+            w.field("natGatewayId", v);
+        }
+    }
+}
+
 /// The `DeleteNetworkInterfaceRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeleteNetworkInterfaceRequest {
@@ -1598,6 +2314,87 @@ impl Decode for DeleteNetworkInterfaceRequest {
         }
         if !seen_network_interface_id {
             return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteRouteRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteRouteRequest {
+    /// `DestinationCidrBlock`: `DestinationCidrBlock` in requests, `<destinationCidrBlock>` in responses.
+    pub destination_cidr_block: Option<String>,
+    /// `DestinationIpv6CidrBlock`: `DestinationIpv6CidrBlock` in requests, `<destinationIpv6CidrBlock>` in responses.
+    pub destination_ipv6_cidr_block: Option<String>,
+    /// `DestinationPrefixListId`: `DestinationPrefixListId` in requests, `<DestinationPrefixListId>` in responses.
+    pub destination_prefix_list_id: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `RouteTableId`: `RouteTableId` in requests, `<routeTableId>` in responses.
+    pub route_table_id: String,
+}
+
+impl Decode for DeleteRouteRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_route_table_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DestinationCidrBlock" => {
+                    out.destination_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationIpv6CidrBlock" => {
+                    out.destination_ipv6_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationPrefixListId" => {
+                    out.destination_prefix_list_id = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "RouteTableId" => {
+                    out.route_table_id = Decode::decode(child, &here)?;
+                    seen_route_table_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_route_table_id {
+            return Err(crate::decode::missing(&path.child("RouteTableId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteRouteTableRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteRouteTableRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `RouteTableId`: `RouteTableId` in requests, `<routeTableId>` in responses.
+    pub route_table_id: String,
+}
+
+impl Decode for DeleteRouteTableRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_route_table_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "RouteTableId" => {
+                    out.route_table_id = Decode::decode(child, &here)?;
+                    seen_route_table_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_route_table_id {
+            return Err(crate::decode::missing(&path.child("RouteTableId")));
         }
         Ok(out)
     }
@@ -1807,6 +2604,59 @@ impl Decode for DeleteVpcRequest {
             return Err(crate::decode::missing(&path.child("VpcId")));
         }
         Ok(out)
+    }
+}
+
+/// The `DescribeAddressesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeAddressesRequest {
+    /// `AllocationIds`: `AllocationId` in requests, `<AllocationId>` in responses.
+    pub allocation_ids: Option<Vec<String>>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `PublicIps`: `PublicIp` in requests, `<PublicIp>` in responses.
+    pub public_ips: Option<Vec<String>>,
+}
+
+impl Decode for DescribeAddressesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AllocationId" => {
+                    out.allocation_ids = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "PublicIp" => {
+                    out.public_ips = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeAddressesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeAddressesResult {
+    /// `Addresses`: `AddressesSet` in requests, `<addressesSet>` in responses.
+    pub addresses: Option<Vec<Address>>,
+}
+
+impl Encode for DescribeAddressesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.addresses {
+            w.list("addressesSet", "item", v);
+        }
     }
 }
 
@@ -2188,6 +3038,69 @@ impl Encode for DescribeKeyPairsResult {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.key_pairs {
             w.list("keySet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeNatGatewaysRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeNatGatewaysRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filter`: `Filter` in requests, `<Filter>` in responses.
+    pub filter: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NatGatewayIds`: `NatGatewayId` in requests, `<NatGatewayId>` in responses.
+    pub nat_gateway_ids: Option<Vec<String>>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeNatGatewaysRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filter = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NatGatewayId" => {
+                    out.nat_gateway_ids = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeNatGatewaysResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeNatGatewaysResult {
+    /// `NatGateways`: `NatGatewaySet` in requests, `<natGatewaySet>` in responses.
+    pub nat_gateways: Option<Vec<NatGateway>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeNatGatewaysResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.nat_gateways {
+            w.list("natGatewaySet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
         }
     }
 }
@@ -3013,6 +3926,72 @@ impl Encode for DhcpOptions {
         if let Some(v) = &self.tags {
             w.list("tagSet", "item", v);
         }
+    }
+}
+
+/// The `DisassociateAddressRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisassociateAddressRequest {
+    /// `AssociationId`: `AssociationId` in requests, `<AssociationId>` in responses.
+    pub association_id: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `PublicIp`: `PublicIp` in requests, `<PublicIp>` in responses.
+    pub public_ip: Option<String>,
+}
+
+impl Decode for DisassociateAddressRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AssociationId" => {
+                    out.association_id = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "PublicIp" => {
+                    out.public_ip = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DisassociateRouteTableRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisassociateRouteTableRequest {
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+}
+
+impl Decode for DisassociateRouteTableRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_association_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AssociationId" => {
+                    out.association_id = Decode::decode(child, &here)?;
+                    seen_association_id = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_association_id {
+            return Err(crate::decode::missing(&path.child("AssociationId")));
+        }
+        Ok(out)
     }
 }
 
@@ -4738,6 +5717,206 @@ impl Decode for ModifyVpcAttributeRequest {
     }
 }
 
+/// The `NatGateway` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NatGateway {
+    /// `AttachedAppliances`: `AttachedApplianceSet` in requests, `<attachedApplianceSet>` in responses.
+    pub attached_appliances: Option<Vec<NatGatewayAttachedAppliance>>,
+    /// `AutoProvisionZones`: `AutoProvisionZones` in requests, `<autoProvisionZones>` in responses.
+    pub auto_provision_zones: Option<String>,
+    /// `AutoScalingIps`: `AutoScalingIps` in requests, `<autoScalingIps>` in responses.
+    pub auto_scaling_ips: Option<String>,
+    /// `AvailabilityMode`: `AvailabilityMode` in requests, `<availabilityMode>` in responses.
+    pub availability_mode: Option<String>,
+    /// `ConnectivityType`: `ConnectivityType` in requests, `<connectivityType>` in responses.
+    pub connectivity_type: Option<String>,
+    /// `CreateTime`: `CreateTime` in requests, `<createTime>` in responses.
+    pub create_time: Option<DateTime>,
+    /// `DeleteTime`: `DeleteTime` in requests, `<deleteTime>` in responses.
+    pub delete_time: Option<DateTime>,
+    /// `FailureCode`: `FailureCode` in requests, `<failureCode>` in responses.
+    pub failure_code: Option<String>,
+    /// `FailureMessage`: `FailureMessage` in requests, `<failureMessage>` in responses.
+    pub failure_message: Option<String>,
+    /// `NatGatewayAddresses`: `NatGatewayAddressSet` in requests, `<natGatewayAddressSet>` in responses.
+    pub nat_gateway_addresses: Option<Vec<NatGatewayAddress>>,
+    /// `NatGatewayId`: `NatGatewayId` in requests, `<natGatewayId>` in responses.
+    pub nat_gateway_id: Option<String>,
+    /// `ProvisionedBandwidth`: `ProvisionedBandwidth` in requests, `<provisionedBandwidth>` in responses.
+    pub provisioned_bandwidth: Option<ProvisionedBandwidth>,
+    /// `RouteTableId`: `RouteTableId` in requests, `<routeTableId>` in responses.
+    pub route_table_id: Option<String>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for NatGateway {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.attached_appliances {
+            w.list("attachedApplianceSet", "item", v);
+        }
+        if let Some(v) = &self.auto_provision_zones {
+            w.field("autoProvisionZones", v);
+        }
+        if let Some(v) = &self.auto_scaling_ips {
+            w.field("autoScalingIps", v);
+        }
+        if let Some(v) = &self.availability_mode {
+            w.field("availabilityMode", v);
+        }
+        if let Some(v) = &self.connectivity_type {
+            w.field("connectivityType", v);
+        }
+        if let Some(v) = &self.create_time {
+            w.field("createTime", v);
+        }
+        if let Some(v) = &self.delete_time {
+            w.field("deleteTime", v);
+        }
+        if let Some(v) = &self.failure_code {
+            w.field("failureCode", v);
+        }
+        if let Some(v) = &self.failure_message {
+            w.field("failureMessage", v);
+        }
+        if let Some(v) = &self.nat_gateway_addresses {
+            w.list("natGatewayAddressSet", "item", v);
+        }
+        if let Some(v) = &self.nat_gateway_id {
+            w.field("natGatewayId", v);
+        }
+        if let Some(v) = &self.provisioned_bandwidth {
+            w.field("provisionedBandwidth", v);
+        }
+        if let Some(v) = &self.route_table_id {
+            w.field("routeTableId", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `NatGatewayAddress` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NatGatewayAddress {
+    /// `AllocationId`: `AllocationId` in requests, `<allocationId>` in responses.
+    pub allocation_id: Option<String>,
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: Option<String>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<availabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `FailureMessage`: `FailureMessage` in requests, `<failureMessage>` in responses.
+    pub failure_message: Option<String>,
+    /// `IsPrimary`: `IsPrimary` in requests, `<isPrimary>` in responses.
+    pub is_primary: Option<bool>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `PrivateIp`: `PrivateIp` in requests, `<privateIp>` in responses.
+    pub private_ip: Option<String>,
+    /// `PublicIp`: `PublicIp` in requests, `<publicIp>` in responses.
+    pub public_ip: Option<String>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for NatGatewayAddress {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.allocation_id {
+            w.field("allocationId", v);
+        }
+        if let Some(v) = &self.association_id {
+            w.field("associationId", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            w.field("availabilityZoneId", v);
+        }
+        if let Some(v) = &self.failure_message {
+            w.field("failureMessage", v);
+        }
+        if let Some(v) = &self.is_primary {
+            w.field("isPrimary", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+        if let Some(v) = &self.private_ip {
+            w.field("privateIp", v);
+        }
+        if let Some(v) = &self.public_ip {
+            w.field("publicIp", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+    }
+}
+
+/// The `NatGatewayAttachedAppliance` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NatGatewayAttachedAppliance {
+    /// `ApplianceArn`: `ApplianceArn` in requests, `<applianceArn>` in responses.
+    pub appliance_arn: Option<String>,
+    /// `AttachmentState`: `AttachmentState` in requests, `<attachmentState>` in responses.
+    pub attachment_state: Option<String>,
+    /// `FailureCode`: `FailureCode` in requests, `<failureCode>` in responses.
+    pub failure_code: Option<String>,
+    /// `FailureMessage`: `FailureMessage` in requests, `<failureMessage>` in responses.
+    pub failure_message: Option<String>,
+    /// `ModificationState`: `ModificationState` in requests, `<modificationState>` in responses.
+    pub modification_state: Option<String>,
+    /// `Type`: `Type` in requests, `<type>` in responses.
+    pub r#type: Option<String>,
+    /// `VpcEndpointId`: `VpcEndpointId` in requests, `<vpcEndpointId>` in responses.
+    pub vpc_endpoint_id: Option<String>,
+}
+
+impl Encode for NatGatewayAttachedAppliance {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.appliance_arn {
+            w.field("applianceArn", v);
+        }
+        if let Some(v) = &self.attachment_state {
+            w.field("attachmentState", v);
+        }
+        if let Some(v) = &self.failure_code {
+            w.field("failureCode", v);
+        }
+        if let Some(v) = &self.failure_message {
+            w.field("failureMessage", v);
+        }
+        if let Some(v) = &self.modification_state {
+            w.field("modificationState", v);
+        }
+        if let Some(v) = &self.r#type {
+            w.field("type", v);
+        }
+        if let Some(v) = &self.vpc_endpoint_id {
+            w.field("vpcEndpointId", v);
+        }
+    }
+}
+
 /// The `NetworkAcl` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetworkAcl {
@@ -5758,6 +6937,41 @@ impl Encode for PropagatingVgw {
     }
 }
 
+/// The `ProvisionedBandwidth` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProvisionedBandwidth {
+    /// `ProvisionTime`: `ProvisionTime` in requests, `<provisionTime>` in responses.
+    pub provision_time: Option<DateTime>,
+    /// `Provisioned`: `Provisioned` in requests, `<provisioned>` in responses.
+    pub provisioned: Option<String>,
+    /// `RequestTime`: `RequestTime` in requests, `<requestTime>` in responses.
+    pub request_time: Option<DateTime>,
+    /// `Requested`: `Requested` in requests, `<requested>` in responses.
+    pub requested: Option<String>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for ProvisionedBandwidth {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.provision_time {
+            w.field("provisionTime", v);
+        }
+        if let Some(v) = &self.provisioned {
+            w.field("provisioned", v);
+        }
+        if let Some(v) = &self.request_time {
+            w.field("requestTime", v);
+        }
+        if let Some(v) = &self.requested {
+            w.field("requested", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+    }
+}
+
 /// The `PublicIpDnsNameOptions` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PublicIpDnsNameOptions {
@@ -5864,6 +7078,220 @@ impl Encode for RegionGeography {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.name {
             w.field("name", v);
+        }
+    }
+}
+
+/// The `ReleaseAddressRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReleaseAddressRequest {
+    /// `AllocationId`: `AllocationId` in requests, `<AllocationId>` in responses.
+    pub allocation_id: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `NetworkBorderGroup`: `NetworkBorderGroup` in requests, `<NetworkBorderGroup>` in responses.
+    pub network_border_group: Option<String>,
+    /// `PublicIp`: `PublicIp` in requests, `<PublicIp>` in responses.
+    pub public_ip: Option<String>,
+}
+
+impl Decode for ReleaseAddressRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AllocationId" => {
+                    out.allocation_id = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkBorderGroup" => {
+                    out.network_border_group = Some(Decode::decode(child, &here)?);
+                }
+                "PublicIp" => {
+                    out.public_ip = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `ReplaceRouteRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplaceRouteRequest {
+    /// `CarrierGatewayId`: `CarrierGatewayId` in requests, `<CarrierGatewayId>` in responses.
+    pub carrier_gateway_id: Option<String>,
+    /// `CoreNetworkArn`: `CoreNetworkArn` in requests, `<CoreNetworkArn>` in responses.
+    pub core_network_arn: Option<String>,
+    /// `DestinationCidrBlock`: `DestinationCidrBlock` in requests, `<destinationCidrBlock>` in responses.
+    pub destination_cidr_block: Option<String>,
+    /// `DestinationIpv6CidrBlock`: `DestinationIpv6CidrBlock` in requests, `<destinationIpv6CidrBlock>` in responses.
+    pub destination_ipv6_cidr_block: Option<String>,
+    /// `DestinationPrefixListId`: `DestinationPrefixListId` in requests, `<DestinationPrefixListId>` in responses.
+    pub destination_prefix_list_id: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EgressOnlyInternetGatewayId`: `EgressOnlyInternetGatewayId` in requests, `<egressOnlyInternetGatewayId>` in responses.
+    pub egress_only_internet_gateway_id: Option<String>,
+    /// `GatewayId`: `GatewayId` in requests, `<gatewayId>` in responses.
+    pub gateway_id: Option<String>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `LocalGatewayId`: `LocalGatewayId` in requests, `<LocalGatewayId>` in responses.
+    pub local_gateway_id: Option<String>,
+    /// `LocalTarget`: `LocalTarget` in requests, `<LocalTarget>` in responses.
+    pub local_target: Option<bool>,
+    /// `NatGatewayId`: `NatGatewayId` in requests, `<natGatewayId>` in responses.
+    pub nat_gateway_id: Option<String>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `OdbNetworkArn`: `OdbNetworkArn` in requests, `<OdbNetworkArn>` in responses.
+    pub odb_network_arn: Option<String>,
+    /// `RouteTableId`: `RouteTableId` in requests, `<routeTableId>` in responses.
+    pub route_table_id: String,
+    /// `TransitGatewayId`: `TransitGatewayId` in requests, `<TransitGatewayId>` in responses.
+    pub transit_gateway_id: Option<String>,
+    /// `VpcEndpointId`: `VpcEndpointId` in requests, `<VpcEndpointId>` in responses.
+    pub vpc_endpoint_id: Option<String>,
+    /// `VpcPeeringConnectionId`: `VpcPeeringConnectionId` in requests, `<vpcPeeringConnectionId>` in responses.
+    pub vpc_peering_connection_id: Option<String>,
+}
+
+impl Decode for ReplaceRouteRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_route_table_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CarrierGatewayId" => {
+                    out.carrier_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "CoreNetworkArn" => {
+                    out.core_network_arn = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationCidrBlock" => {
+                    out.destination_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationIpv6CidrBlock" => {
+                    out.destination_ipv6_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationPrefixListId" => {
+                    out.destination_prefix_list_id = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EgressOnlyInternetGatewayId" => {
+                    out.egress_only_internet_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "GatewayId" => {
+                    out.gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Some(Decode::decode(child, &here)?);
+                }
+                "LocalGatewayId" => {
+                    out.local_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "LocalTarget" => {
+                    out.local_target = Some(Decode::decode(child, &here)?);
+                }
+                "NatGatewayId" => {
+                    out.nat_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Some(Decode::decode(child, &here)?);
+                }
+                "OdbNetworkArn" => {
+                    out.odb_network_arn = Some(Decode::decode(child, &here)?);
+                }
+                "RouteTableId" => {
+                    out.route_table_id = Decode::decode(child, &here)?;
+                    seen_route_table_id = true;
+                }
+                "TransitGatewayId" => {
+                    out.transit_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "VpcEndpointId" => {
+                    out.vpc_endpoint_id = Some(Decode::decode(child, &here)?);
+                }
+                "VpcPeeringConnectionId" => {
+                    out.vpc_peering_connection_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_route_table_id {
+            return Err(crate::decode::missing(&path.child("RouteTableId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ReplaceRouteTableAssociationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplaceRouteTableAssociationRequest {
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `RouteTableId`: `RouteTableId` in requests, `<routeTableId>` in responses.
+    pub route_table_id: String,
+}
+
+impl Decode for ReplaceRouteTableAssociationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_association_id = false;
+        let mut seen_route_table_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AssociationId" => {
+                    out.association_id = Decode::decode(child, &here)?;
+                    seen_association_id = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "RouteTableId" => {
+                    out.route_table_id = Decode::decode(child, &here)?;
+                    seen_route_table_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_association_id {
+            return Err(crate::decode::missing(&path.child("AssociationId")));
+        }
+        if !seen_route_table_id {
+            return Err(crate::decode::missing(&path.child("RouteTableId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ReplaceRouteTableAssociationResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplaceRouteTableAssociationResult {
+    /// `AssociationState`: `AssociationState` in requests, `<associationState>` in responses.
+    pub association_state: Option<RouteTableAssociationState>,
+    /// `NewAssociationId`: `NewAssociationId` in requests, `<newAssociationId>` in responses.
+    pub new_association_id: Option<String>,
+}
+
+impl Encode for ReplaceRouteTableAssociationResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.association_state {
+            w.field("associationState", v);
+        }
+        if let Some(v) = &self.new_association_id {
+            w.field("newAssociationId", v);
         }
     }
 }

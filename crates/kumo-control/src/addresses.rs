@@ -1,0 +1,454 @@
+//! Elastic IP addresses: allocate from Kumo's public pool, associate with an interface's
+//! private address, disassociate, release.
+
+use crate::error::{rule, Fail};
+use crate::net_records::*;
+use crate::network::NetState;
+use crate::regions::filters;
+use crate::scope;
+use crate::tags::{self, new_id, Tagged};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_model::cidr::{addr_to_string, Cidr};
+use kumo_model::filter::{Filterable, Filters};
+use kumo_store::{Query, Read, Scope, Store, StoreError, Tx};
+
+/// The addresses Elastic and public IPs come from: the three documentation ranges (RFC 5737),
+/// which never route on the internet. They exist only inside Kumo.
+const PUBLIC_POOL: &[&str] = &["198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24"];
+/// AWS's default quota of Elastic IPs per region.
+const MAX_ADDRESSES: usize = 5;
+/// The store pool that holds public addresses for every account and region.
+const POOL: &str = "public";
+const GLOBAL: Scope = Scope {
+    account: "",
+    region: "",
+};
+
+pub fn alloc_not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidAllocationID.NotFound",
+        format!("The allocation ID '{id}' does not exist"),
+    )
+}
+
+pub fn get_address<V: Read>(v: &V, s: Scope, id: &str) -> Result<AddressRecord, Fail> {
+    v.get(s, id)?.ok_or_else(|| Fail(alloc_not_found(id)))
+}
+
+/// Takes a free public address for (scope, owner).
+fn take_public(tx: &Tx, s: Scope, owner: &str) -> Result<String, Fail> {
+    let held: std::collections::HashSet<u32> = tx
+        .pool_addrs(GLOBAL, POOL)?
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    for range in PUBLIC_POOL {
+        let Ok(c) = Cidr::parse(range) else { continue };
+        // Skip the network and broadcast addresses of each range.
+        for a in c.base() + 1..c.last() {
+            if !held.contains(&a) {
+                match tx.claim_addrs(
+                    GLOBAL,
+                    POOL,
+                    &format!("{}/{}/{owner}", s.account, s.region),
+                    &[a],
+                ) {
+                    Err(StoreError::Conflict) => continue,
+                    other => other?,
+                }
+                return Ok(addr_to_string(a));
+            }
+        }
+    }
+    Err(Fail(Ec2Error::new(
+        "AddressLimitExceeded",
+        "The maximum number of addresses has been reached.",
+    )))
+}
+
+pub fn allocate(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: AllocateAddressRequest,
+) -> Result<AllocateAddressResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    if input.address.is_some()
+        || input.customer_owned_ipv4_pool.is_some()
+        || input.ipam_pool_id.is_some()
+    {
+        return Err(Ec2Error::new("Unsupported", "Kumo allocates Elastic IPs from its own pool only; Address, CustomerOwnedIpv4Pool and IpamPoolId are not supported."));
+    }
+    let tag_list = tags::from_specifications(input.tag_specifications.clone(), "elastic-ip")?;
+    let s = scope(ctx);
+    let rec = store
+        .write(!ctx.dry_run, |tx| {
+            let mine: Vec<AddressRecord> = tx.list(s, &Query::default())?;
+            if mine.len() >= MAX_ADDRESSES {
+                return Err(Fail(Ec2Error::new(
+                    "AddressLimitExceeded",
+                    "The maximum number of addresses has been reached.",
+                )));
+            }
+            let id = new_id("eipalloc");
+            let public_ip = take_public(tx, s, &id)?;
+            let rec = AddressRecord {
+                id,
+                public_ip,
+                association: None,
+                service_managed: None,
+            };
+            tx.insert(s, &rec)?;
+            tags::put_all(tx, s, &rec.id, "elastic-ip", &tag_list)?;
+            Ok(rec)
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(AllocateAddressResult {
+        allocation_id: Some(rec.id),
+        public_ip: Some(rec.public_ip),
+        domain: Some("vpc".into()),
+        public_ipv4_pool: Some("amazon".into()),
+        network_border_group: Some(ctx.region.clone()),
+        ..AllocateAddressResult::default()
+    })
+}
+
+/// Finds an address by allocation id or public IP.
+fn find(tx: &Tx, s: Scope, id: Option<&str>, public: Option<&str>) -> Result<AddressRecord, Fail> {
+    match (id, public) {
+        (Some(_), Some(_)) => Err(Fail(Ec2Error::new(
+            "InvalidParameterCombination",
+            "You may specify public IP or allocation id, but not both in the same call",
+        ))),
+        (Some(id), None) => get_address(tx, s, id),
+        (None, Some(ip)) => tx.get_by_name::<AddressRecord>(s, ip)?.ok_or_else(|| {
+            Fail(Ec2Error::new(
+                "InvalidAddress.NotFound",
+                format!("Address '{ip}' not found."),
+            ))
+        }),
+        (None, None) => Err(Fail(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter AllocationId",
+        ))),
+    }
+}
+
+/// Points an address at an interface's private IP, inside a transaction; returns the new
+/// association id. Used by AssociateAddress and by NAT gateways.
+pub fn associate_in(
+    tx: &Tx,
+    s: Scope,
+    addr: &mut AddressRecord,
+    eni: &EniRecord,
+    private_ip: &str,
+    reassociate: bool,
+) -> Result<String, Fail> {
+    if let Some(a) = &addr.association {
+        if !reassociate {
+            return Err(Fail(Ec2Error::new(
+                "Resource.AlreadyAssociated",
+                format!(
+                    "resource {} is already associated with associate-id {}",
+                    addr.id, a.id
+                ),
+            )));
+        }
+    }
+    let others: Vec<AddressRecord> = tx.list(s, &Query::default())?;
+    if let Some(o) = others.iter().find(|o| {
+        o.id != addr.id
+            && o.association
+                .as_ref()
+                .is_some_and(|a| a.eni_id == eni.id && a.private_ip == private_ip)
+    }) {
+        if !reassociate {
+            return Err(Fail(Ec2Error::new(
+                "Resource.AlreadyAssociated",
+                format!(
+                    "resource {} and {private_ip} is already associated with public address {}",
+                    eni.id, o.public_ip
+                ),
+            )));
+        }
+        let mut o = o.clone();
+        o.association = None;
+        tx.update(s, &o)?;
+    }
+    let id = new_id("eipassoc");
+    addr.association = Some(EipAssociation {
+        id: id.clone(),
+        eni_id: eni.id.clone(),
+        private_ip: private_ip.to_string(),
+        instance_id: None,
+    });
+    tx.update(s, addr)?;
+    Ok(id)
+}
+
+pub fn associate(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: AssociateAddressRequest,
+) -> Result<AssociateAddressResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    let id = store
+        .write(!ctx.dry_run, |tx| {
+            let mut addr = find(
+                tx,
+                s,
+                input.allocation_id.as_deref(),
+                input.public_ip.as_deref(),
+            )?;
+            if let Some(i) = &input.instance_id {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidInstanceID.NotFound",
+                    format!("The instance ID '{i}' does not exist"),
+                )));
+            }
+            let Some(eni_id) = &input.network_interface_id else {
+                return Err(Fail(Ec2Error::new(
+                    "MissingParameter",
+                    "The request must contain the parameter instanceId or networkInterfaceId",
+                )));
+            };
+            let eni = crate::enis::get_eni(tx, s, eni_id)?;
+            let private_ip = match &input.private_ip_address {
+                Some(p) if eni.addresses.iter().any(|a| &a.addr == p) => p.clone(),
+                Some(p) => {
+                    return Err(Fail(Ec2Error::invalid_value(format!(
+                    "The private IP address {p} is not associated with the network interface {}",
+                    eni.id
+                ))))
+                }
+                None => eni
+                    .addresses
+                    .iter()
+                    .find(|a| a.primary)
+                    .map(|a| a.addr.clone())
+                    .unwrap_or_default(),
+            };
+            let igws: Vec<InternetGatewayRecord> = tx.list(
+                s,
+                &Query {
+                    vpcs: Some(&[eni.vpc_id.as_str()]),
+                    ..Query::default()
+                },
+            )?;
+            if igws.is_empty() {
+                return Err(Fail(Ec2Error::new(
+                    "Gateway.NotAttached",
+                    format!(
+                        "Network {} is not attached to any internet gateway",
+                        eni.vpc_id
+                    ),
+                )));
+            }
+            associate_in(
+                tx,
+                s,
+                &mut addr,
+                &eni,
+                &private_ip,
+                input.allow_reassociation.unwrap_or(false),
+            )
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(AssociateAddressResult {
+        association_id: Some(id),
+    })
+}
+
+pub fn disassociate(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DisassociateAddressRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let all: Vec<AddressRecord> = tx.list(s, &Query::default())?;
+            let found = match (&input.association_id, &input.public_ip) {
+                (Some(a), _) => all
+                    .into_iter()
+                    .find(|r| r.association.as_ref().is_some_and(|x| &x.id == a)),
+                (None, Some(ip)) => Some(find(tx, s, None, Some(ip))?),
+                (None, None) => {
+                    return Err(Fail(Ec2Error::new(
+                        "MissingParameter",
+                        "The request must contain the parameter AssociationId",
+                    )))
+                }
+            };
+            // Disassociating what is not associated succeeds: the call is idempotent.
+            if let Some(mut r) = found {
+                if let Some(m) = &r.service_managed {
+                    return Err(Fail(Ec2Error::new(
+                        "OperationNotPermitted",
+                        format!(
+                            "The address {} is managed by {m} and cannot be disassociated.",
+                            r.public_ip
+                        ),
+                    )));
+                }
+                r.association = None;
+                tx.update(s, &r)?;
+            }
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn release(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: ReleaseAddressRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    if input.allocation_id.is_none() && input.public_ip.is_some() {
+        return Err(Ec2Error::invalid_value(
+            "You must specify an allocation id when releasing a VPC elastic IP address",
+        ));
+    }
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let addr = find(tx, s, input.allocation_id.as_deref(), None)?;
+            if addr.association.is_some() {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidIPAddress.InUse",
+                    format!("The address with allocation id [{}] is in use.", addr.id),
+                )));
+            }
+            if let Some(a) = kumo_model::cidr::parse_addr(&addr.public_ip) {
+                tx.release_addrs(GLOBAL, POOL, &[a])?;
+            }
+            tx.delete::<AddressRecord>(s, &addr.id)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+struct AddressView<'a>(&'a Tagged<AddressRecord>, &'a str, &'a str);
+
+impl Filterable for AddressView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let a = &self.0.item;
+        let assoc = a.association.as_ref();
+        match name {
+            "allocation-id" => out(&a.id),
+            "association-id" => assoc.iter().for_each(|x| out(&x.id)),
+            "instance-id" => assoc
+                .and_then(|x| x.instance_id.as_deref())
+                .iter()
+                .for_each(|i| out(i)),
+            "network-border-group" => out(self.2),
+            "network-interface-id" => assoc.iter().for_each(|x| out(&x.eni_id)),
+            "network-interface-owner-id" => assoc.iter().for_each(|_| out(self.1)),
+            "private-ip-address" => assoc.iter().for_each(|x| out(&x.private_ip)),
+            "public-ip" => out(&a.public_ip),
+            "domain" => out("vpc"),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.0.tags
+    }
+}
+
+pub fn describe(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DescribeAddressesRequest,
+) -> Result<DescribeAddressesResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let allowed = &[
+        "allocation-id",
+        "association-id",
+        "instance-id",
+        "network-border-group",
+        "network-interface-id",
+        "network-interface-owner-id",
+        "private-ip-address",
+        "public-ip",
+        "domain",
+    ];
+    let fs = Filters::compile(&filters(input.filters), allowed, true).map_err(rule)?;
+    let s = scope(ctx);
+    let (all, enis) = store
+        .read(|v| {
+            let rows: Vec<AddressRecord> = v.list(s, &Query::default())?;
+            let enis: Vec<EniRecord> = v.list(s, &Query::default())?;
+            Ok::<_, Fail>((tags::attach(v, s, rows)?, enis))
+        })
+        .map_err(|f| f.0)?;
+    for id in input.allocation_ids.iter().flatten() {
+        if !all.iter().any(|a| &a.item.id == id) {
+            return Err(alloc_not_found(id));
+        }
+    }
+    for ip in input.public_ips.iter().flatten() {
+        if !all.iter().any(|a| &a.item.public_ip == ip) {
+            return Err(Ec2Error::new(
+                "InvalidAddress.NotFound",
+                format!("Address '{ip}' not found."),
+            ));
+        }
+    }
+    let out = all
+        .iter()
+        .filter(|a| {
+            input
+                .allocation_ids
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&a.item.id))
+        })
+        .filter(|a| {
+            input
+                .public_ips
+                .as_ref()
+                .is_none_or(|ips| ips.contains(&a.item.public_ip))
+        })
+        .filter(|a| fs.matches(&AddressView(a, &ctx.account_id, &ctx.region)))
+        .map(|t| {
+            let a = &t.item;
+            let assoc = a.association.as_ref();
+            Address {
+                allocation_id: Some(a.id.clone()),
+                public_ip: Some(a.public_ip.clone()),
+                domain: Some("vpc".into()),
+                public_ipv4_pool: Some("amazon".into()),
+                network_border_group: Some(ctx.region.clone()),
+                association_id: assoc.map(|x| x.id.clone()),
+                network_interface_id: assoc.map(|x| x.eni_id.clone()),
+                network_interface_owner_id: assoc.map(|_| ctx.account_id.clone()),
+                private_ip_address: assoc.map(|x| x.private_ip.clone()),
+                instance_id: assoc.and_then(|x| x.instance_id.clone()),
+                subnet_id: assoc
+                    .and_then(|x| enis.iter().find(|e| e.id == x.eni_id))
+                    .map(|e| e.subnet_id.clone()),
+                tags: Some(tags::wire(&t.tags)),
+                ..Address::default()
+            }
+        })
+        .collect();
+    Ok(DescribeAddressesResult {
+        addresses: Some(out),
+    })
+}
+
+/// Associations by (interface, private IP), for DescribeNetworkInterfaces.
+pub fn by_interface<V: Read>(v: &V, s: Scope) -> Result<Vec<AddressRecord>, Fail> {
+    let all: Vec<AddressRecord> = v.list(s, &Query::default())?;
+    Ok(all
+        .into_iter()
+        .filter(|a| a.association.is_some())
+        .collect())
+}

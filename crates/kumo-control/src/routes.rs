@@ -1,0 +1,447 @@
+//! Route tables: create and delete, routes, and subnet associations.
+
+use crate::error::Fail;
+use crate::idempotency;
+use crate::net_records::*;
+use crate::network::NetState;
+use crate::scope;
+use crate::tags::{self, new_id};
+use crate::vpcs::{get_vpc, parse_cidr};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_model::cidr::Cidr;
+use kumo_store::{Query, Read, Scope, Store, Tx};
+
+pub fn not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidRouteTableID.NotFound",
+        format!("The routeTable ID '{id}' does not exist"),
+    )
+}
+
+fn get_rtb<V: Read>(v: &V, s: Scope, id: &str) -> Result<RouteTableRecord, Fail> {
+    v.get(s, id)?.ok_or_else(|| Fail(not_found(id)))
+}
+
+fn dependencies(id: &str) -> Fail {
+    Fail(Ec2Error::new(
+        "DependencyViolation",
+        format!("The routeTable '{id}' has dependencies and cannot be deleted."),
+    ))
+}
+
+pub fn create_route_table(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: CreateRouteTableRequest,
+) -> Result<CreateRouteTableResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    idempotency::check_token(input.client_token.as_deref())?;
+    let digest = idempotency::digest(&input);
+    let token = input.client_token.as_deref();
+    let tag_list = tags::from_specifications(input.tag_specifications.clone(), "route-table")?;
+    let s = scope(ctx);
+    let (rec, tags) = store
+        .write(!ctx.dry_run, |tx| {
+            if let Some(id) = idempotency::earlier(tx, s, "CreateRouteTable", token, &digest)? {
+                return Ok((get_rtb(tx, s, &id)?, tx.tags_of(s, &id)?));
+            }
+            let vpc = get_vpc(tx, s, &input.vpc_id)?;
+            let rec = RouteTableRecord {
+                id: new_id("rtb"),
+                vpc_id: vpc.id.clone(),
+                main: false,
+                main_association_id: None,
+                routes: vpc
+                    .cidrs
+                    .iter()
+                    .map(|c| RouteEntry {
+                        destination: c.cidr.clone(),
+                        gateway_id: "local".into(),
+                        origin: "CreateRouteTable".into(),
+                    })
+                    .collect(),
+                associations: Vec::new(),
+            };
+            tx.insert(s, &rec)?;
+            tags::put_all(tx, s, &rec.id, "route-table", &tag_list)?;
+            idempotency::remember(tx, s, "CreateRouteTable", token, &digest, &rec.id)?;
+            Ok::<_, Fail>((rec, tags::wire_pairs(&tag_list)))
+        })
+        .map_err(|f| f.0)?;
+    let table = store
+        .read(|v| crate::gateways::wire_rtb(v, ctx, &crate::tags::Tagged { item: rec, tags }))
+        .map_err(|f| f.0)?;
+    Ok(CreateRouteTableResult {
+        route_table: Some(table),
+        client_token: input.client_token,
+    })
+}
+
+pub fn delete_route_table(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DeleteRouteTableRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let rtb = get_rtb(tx, s, &input.route_table_id)?;
+            if rtb.main || !rtb.associations.is_empty() {
+                return Err(dependencies(&rtb.id));
+            }
+            tx.delete::<RouteTableRecord>(s, &rtb.id)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+/// The one target of a route request, as (id, kind-specific check).
+fn target(
+    gateway: &Option<String>,
+    nat: &Option<String>,
+    eni: &Option<String>,
+    instance: &Option<String>,
+    others: bool,
+) -> Result<String, Ec2Error> {
+    let given: Vec<&String> = [gateway, nat, eni, instance]
+        .into_iter()
+        .flatten()
+        .collect();
+    if given.len() > 1 || (others && !given.is_empty()) {
+        return Err(Ec2Error::new("InvalidParameterCombination", "The request can contain only one of gatewayId, natGatewayId, networkInterfaceId or instanceId."));
+    }
+    if others {
+        return Err(Ec2Error::new("Unsupported", "Kumo supports routes to internet gateways, NAT gateways, network interfaces and instances."));
+    }
+    given
+        .first()
+        .map(|g| g.to_string())
+        .ok_or_else(|| Ec2Error::new("MissingParameter", "The request must contain the parameter gatewayId, natGatewayId, networkInterfaceId or instanceId"))
+}
+
+/// Checks that a route target exists and lives in the table's VPC.
+fn check_target(tx: &Tx, s: Scope, rtb: &RouteTableRecord, target: &str) -> Result<(), Fail> {
+    let different = || {
+        Fail(Ec2Error::invalid_value(format!(
+            "route table {} and network gateway {target} belong to different networks",
+            rtb.id
+        )))
+    };
+    if target.starts_with("igw-") {
+        let igw: InternetGatewayRecord = tx.get(s, target)?.ok_or_else(|| {
+            Fail(Ec2Error::new(
+                "InvalidInternetGatewayID.NotFound",
+                format!("The internetGateway ID '{target}' does not exist"),
+            ))
+        })?;
+        if igw.vpc_id.as_deref() != Some(rtb.vpc_id.as_str()) {
+            return Err(different());
+        }
+    } else if target.starts_with("nat-") {
+        let nat: NatGatewayRecord = tx
+            .get(s, target)?
+            .ok_or_else(|| Fail(crate::nat::not_found(target)))?;
+        if nat.vpc_id != rtb.vpc_id {
+            return Err(different());
+        }
+    } else if target.starts_with("eni-") {
+        let eni = crate::enis::get_eni(tx, s, target)?;
+        if eni.vpc_id != rtb.vpc_id {
+            return Err(different());
+        }
+    } else if target.starts_with("i-") {
+        return Err(Fail(Ec2Error::new(
+            "InvalidInstanceID.NotFound",
+            format!("The instance ID '{target}' does not exist"),
+        )));
+    } else if target != "local" {
+        return Err(Fail(Ec2Error::new(
+            "InvalidGatewayID.NotFound",
+            format!("The gateway ID '{target}' does not exist"),
+        )));
+    }
+    Ok(())
+}
+
+fn destination(d: Option<&str>) -> Result<Cidr, Ec2Error> {
+    let d = d.ok_or_else(|| {
+        Ec2Error::new("MissingParameter", "The request must contain the parameter destinationCidrBlock or destinationIpv6CidrBlock")
+    })?;
+    parse_cidr(d).map_err(|_| Ec2Error::invalid_value(format!("Value ({d}) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block.")))
+}
+
+pub fn create_route(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: CreateRouteRequest,
+) -> Result<CreateRouteResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let dest = destination(input.destination_cidr_block.as_deref())?;
+    let others = input.vpc_peering_connection_id.is_some()
+        || input.transit_gateway_id.is_some()
+        || input.egress_only_internet_gateway_id.is_some()
+        || input.vpc_endpoint_id.is_some()
+        || input.local_gateway_id.is_some()
+        || input.carrier_gateway_id.is_some();
+    let target = target(
+        &input.gateway_id,
+        &input.nat_gateway_id,
+        &input.network_interface_id,
+        &input.instance_id,
+        others,
+    )?;
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let mut rtb = get_rtb(tx, s, &input.route_table_id)?;
+            check_target(tx, s, &rtb, &target)?;
+            if rtb.routes.iter().any(|r| r.destination == dest.to_string()) {
+                return Err(Fail(Ec2Error::new(
+                    "RouteAlreadyExists",
+                    format!("The route identified by {dest} already exists."),
+                )));
+            }
+            rtb.routes.push(RouteEntry {
+                destination: dest.to_string(),
+                gateway_id: target.clone(),
+                origin: "CreateRoute".into(),
+            });
+            tx.update(s, &rtb)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(CreateRouteResult {
+        r#return: Some(true),
+    })
+}
+
+fn missing_route(dest: &Cidr, rtb: &str) -> Fail {
+    Fail(Ec2Error::new(
+        "InvalidRoute.NotFound",
+        format!("no route with destination-cidr-block {dest} in route table {rtb}"),
+    ))
+}
+
+pub fn replace_route(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: ReplaceRouteRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let dest = destination(input.destination_cidr_block.as_deref())?;
+    let target = if input.local_target == Some(true) {
+        "local".to_string()
+    } else {
+        let others = input.vpc_peering_connection_id.is_some()
+            || input.transit_gateway_id.is_some()
+            || input.egress_only_internet_gateway_id.is_some();
+        target(
+            &input.gateway_id,
+            &input.nat_gateway_id,
+            &input.network_interface_id,
+            &input.instance_id,
+            others,
+        )?
+    };
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let mut rtb = get_rtb(tx, s, &input.route_table_id)?;
+            check_target(tx, s, &rtb, &target)?;
+            let id = rtb.id.clone();
+            let route = rtb
+                .routes
+                .iter_mut()
+                .find(|r| r.destination == dest.to_string())
+                .ok_or_else(|| missing_route(&dest, &id))?;
+            route.gateway_id = target.clone();
+            tx.update(s, &rtb)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn delete_route(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DeleteRouteRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let dest = destination(input.destination_cidr_block.as_deref())?;
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let mut rtb = get_rtb(tx, s, &input.route_table_id)?;
+            let i = rtb
+                .routes
+                .iter()
+                .position(|r| r.destination == dest.to_string())
+                .ok_or_else(|| missing_route(&dest, &rtb.id))?;
+            if rtb.routes[i].gateway_id == "local" {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "cannot remove local route {dest} in route table {}",
+                    rtb.id
+                ))));
+            }
+            rtb.routes.remove(i);
+            tx.update(s, &rtb)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+fn associated() -> Option<RouteTableAssociationState> {
+    Some(RouteTableAssociationState {
+        state: Some("associated".into()),
+        status_message: None,
+    })
+}
+
+pub fn associate(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: AssociateRouteTableRequest,
+) -> Result<AssociateRouteTableResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let Some(subnet_id) = input.subnet_id.clone() else {
+        return Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter subnetId or gatewayId",
+        ));
+    };
+    let s = scope(ctx);
+    let id = store
+        .write(!ctx.dry_run, |tx| {
+            let mut rtb = get_rtb(tx, s, &input.route_table_id)?;
+            let subnet = crate::subnets::get_subnet(tx, s, &subnet_id)?;
+            if subnet.vpc_id != rtb.vpc_id {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "Route table {} and subnet {} belong to different networks",
+                    rtb.id, subnet.id
+                ))));
+            }
+            let tables: Vec<RouteTableRecord> = tx.list(s, &Query { vpcs: Some(&[rtb.vpc_id.as_str()]), ..Query::default() })?;
+            if tables.iter().any(|t| t.associations.iter().any(|a| a.subnet_id.as_deref() == Some(subnet.id.as_str()))) {
+                return Err(Fail(Ec2Error::new(
+                    "Resource.AlreadyAssociated",
+                    format!("the specified association for route table {} conflicts with an existing association", rtb.id),
+                )));
+            }
+            let assoc = RouteTableAssoc { id: new_id("rtbassoc"), subnet_id: Some(subnet.id) };
+            let id = assoc.id.clone();
+            rtb.associations.push(assoc);
+            tx.update(s, &rtb)?;
+            Ok(id)
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(AssociateRouteTableResult {
+        association_id: Some(id),
+        association_state: associated(),
+    })
+}
+
+/// The table holding an association id, in the caller's scope.
+fn by_association(tx: &Tx, s: Scope, id: &str) -> Result<RouteTableRecord, Fail> {
+    let tables: Vec<RouteTableRecord> = tx.list(s, &Query::default())?;
+    tables
+        .into_iter()
+        .find(|t| {
+            t.main_association_id.as_deref() == Some(id)
+                || t.associations.iter().any(|a| a.id == id)
+        })
+        .ok_or_else(|| {
+            Fail(Ec2Error::new(
+                "InvalidAssociationID.NotFound",
+                format!("The association ID '{id}' does not exist"),
+            ))
+        })
+}
+
+pub fn disassociate(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: DisassociateRouteTableRequest,
+) -> Result<(), Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    store
+        .write(!ctx.dry_run, |tx| {
+            let mut rtb = by_association(tx, s, &input.association_id)?;
+            if rtb.main_association_id.as_deref() == Some(input.association_id.as_str()) {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "cannot disassociate the main route table association {}",
+                    input.association_id
+                ))));
+            }
+            rtb.associations.retain(|a| a.id != input.association_id);
+            tx.update(s, &rtb)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn replace_association(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: ReplaceRouteTableAssociationRequest,
+) -> Result<ReplaceRouteTableAssociationResult, Ec2Error> {
+    net.ensure_default(store, ctx)?;
+    let s = scope(ctx);
+    let id = store
+        .write(!ctx.dry_run, |tx| {
+            let old = by_association(tx, s, &input.association_id)?;
+            let new = get_rtb(tx, s, &input.route_table_id)?;
+            if new.vpc_id != old.vpc_id {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "Route table {} and association {} belong to different networks",
+                    new.id, input.association_id
+                ))));
+            }
+            let new_id_ = new_id("rtbassoc");
+            let is_main = old.main_association_id.as_deref() == Some(input.association_id.as_str());
+            // Take the association off its table (which may be the new one), then put it on.
+            let mut old = old;
+            let subnet = old
+                .associations
+                .iter()
+                .find(|a| a.id == input.association_id)
+                .and_then(|a| a.subnet_id.clone());
+            if is_main {
+                old.main = false;
+                old.main_association_id = None;
+            } else {
+                old.associations.retain(|a| a.id != input.association_id);
+            }
+            tx.update(s, &old)?;
+            let mut new = get_rtb(tx, s, &input.route_table_id)?;
+            if is_main {
+                new.main = true;
+                new.main_association_id = Some(new_id_.clone());
+                let mut vpc = get_vpc(tx, s, &new.vpc_id)?;
+                vpc.main_route_table_id = new.id.clone();
+                tx.update(s, &vpc)?;
+            } else {
+                new.associations.push(RouteTableAssoc {
+                    id: new_id_.clone(),
+                    subnet_id: subnet,
+                });
+            }
+            tx.update(s, &new)?;
+            Ok(new_id_)
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(ReplaceRouteTableAssociationResult {
+        new_association_id: Some(id),
+        association_state: associated(),
+    })
+}
