@@ -4,6 +4,7 @@
 
 mod auth;
 pub mod sigv4;
+mod ssm;
 mod sts;
 
 use axum::body::Bytes;
@@ -115,6 +116,12 @@ async fn api(
         Ok(c) => c,
         Err(e) => return ec2_error(&e, &rid),
     };
+    if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
+        if caller.service.as_deref().is_none_or(|s| s == "ssm") && target.starts_with("AmazonSSM.")
+        {
+            return ssm::handle(&state.kumo, target, &caller.region, &body, &rid);
+        }
+    }
     let service = caller.service.clone().unwrap_or_else(|| {
         if action.as_deref() == Some("GetCallerIdentity") {
             "sts".into()

@@ -67,6 +67,18 @@ fn take_public(tx: &Tx, s: Scope, owner: &str) -> Result<String, Fail> {
     )))
 }
 
+/// A public address for an instance (released at stop and termination).
+pub fn take_public_ip(tx: &Tx, s: Scope, owner: &str) -> Result<String, Fail> {
+    take_public(tx, s, owner)
+}
+
+pub fn release_public_ip(tx: &Tx, ip: &str) -> Result<(), Fail> {
+    if let Some(a) = kumo_model::cidr::parse_addr(ip) {
+        tx.release_addrs(GLOBAL, POOL, &[a])?;
+    }
+    Ok(())
+}
+
 pub fn allocate(
     store: &Store,
     net: &NetState,
@@ -177,11 +189,12 @@ pub fn associate_in(
         tx.update(s, &o)?;
     }
     let id = new_id("eipassoc");
+    let instance_id = eni.attachment.as_ref().map(|a| a.instance_id.clone());
     addr.association = Some(EipAssociation {
         id: id.clone(),
         eni_id: eni.id.clone(),
         private_ip: private_ip.to_string(),
-        instance_id: None,
+        instance_id,
     });
     tx.update(s, addr)?;
     Ok(id)
@@ -203,13 +216,22 @@ pub fn associate(
                 input.allocation_id.as_deref(),
                 input.public_ip.as_deref(),
             )?;
-            if let Some(i) = &input.instance_id {
-                return Err(Fail(Ec2Error::new(
-                    "InvalidInstanceID.NotFound",
-                    format!("The instance ID '{i}' does not exist"),
-                )));
-            }
-            let Some(eni_id) = &input.network_interface_id else {
+            // An instance means its primary interface.
+            let from_instance = match &input.instance_id {
+                Some(i) => {
+                    crate::instances::check_id(i)?;
+                    let r = tx
+                        .get::<crate::instance_records::InstanceRecord>(s, i)?
+                        .filter(|r| r.state != "terminated")
+                        .ok_or_else(|| Fail(crate::instances::not_found(&[i.as_str()])))?;
+                    r.enis.first().cloned()
+                }
+                None => None,
+            };
+            let Some(eni_id) = from_instance
+                .as_ref()
+                .or(input.network_interface_id.as_ref())
+            else {
                 return Err(Fail(Ec2Error::new(
                     "MissingParameter",
                     "The request must contain the parameter instanceId or networkInterfaceId",

@@ -160,7 +160,7 @@ fn combination(a: bool, b: bool, an: &str, bn: &str) -> Result<(), Ec2Error> {
 
 /// The security groups of an interface: given ones must exist in its VPC; none means the
 /// VPC's default group.
-fn resolve_groups<V: Read>(
+pub fn resolve_groups<V: Read>(
     v: &V,
     s: Scope,
     vpc: &VpcRecord,

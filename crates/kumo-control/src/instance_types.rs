@@ -25,7 +25,7 @@ pub fn catalog() -> &'static [InstanceTypeInfo] {
     )
 }
 
-fn find(name: &str) -> Option<&'static InstanceTypeInfo> {
+pub fn find(name: &str) -> Option<&'static InstanceTypeInfo> {
     let c = catalog();
     c.binary_search_by(|t| t.instance_type.as_deref().unwrap_or("").cmp(name))
         .ok()

@@ -8,7 +8,11 @@ mod enis;
 mod error;
 mod gateways;
 mod idempotency;
+mod images;
+mod instance_actions;
+mod instance_records;
 mod instance_types;
+mod instances;
 mod key_pairs;
 mod keygen;
 mod nat;
@@ -32,14 +36,53 @@ pub use error::Fail;
 pub struct Kumo {
     store: Store,
     net: network::NetState,
+    options: Options,
+}
+
+/// How the control plane behaves where AWS leaves room: timing and capacity.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long each transitional instance state lasts (pending, stopping, shutting-down)
+    /// with a driver that does not report its own progress. 0: done before the next call.
+    pub transition_ms: i64,
+    /// How long status checks stay `initializing` once an instance runs.
+    pub status_ms: i64,
+    /// How many instances each availability zone holds; beyond it launches answer
+    /// `InsufficientInstanceCapacity`.
+    pub zone_capacity: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            transition_ms: 0,
+            status_ms: 0,
+            zone_capacity: 10_000,
+        }
+    }
 }
 
 impl Kumo {
     pub fn new(store: Store) -> Kumo {
+        Kumo::with_options(store, Options::default())
+    }
+
+    pub fn with_options(store: Store, options: Options) -> Kumo {
         Kumo {
             store,
             net: network::NetState::default(),
+            options,
         }
+    }
+
+    /// Now, in milliseconds since the epoch: the clock that drives time-based transitions.
+    pub fn now_ms(&self) -> i64 {
+        kumo_ec2_wire::DateTime::now().0
+    }
+
+    /// The image id an SSM public parameter names in `region`, if any.
+    pub fn ssm_parameter(&self, region: &str, name: &str) -> Option<(String, String)> {
+        images::ssm_parameter(region, name)
     }
 
     /// Deletes all state of every account (`POST /_kumo/reset`).
@@ -578,5 +621,109 @@ impl Ec2 for Kumo {
         input: DescribeNatGatewaysRequest,
     ) -> Result<DescribeNatGatewaysResult, Ec2Error> {
         nat::describe(&self.store, &self.net, ctx, input)
+    }
+
+    fn run_instances(
+        &self,
+        ctx: &RequestContext,
+        input: RunInstancesRequest,
+    ) -> Result<Reservation, Ec2Error> {
+        instances::run(self, ctx, input)
+    }
+
+    fn describe_instances(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeInstancesRequest,
+    ) -> Result<DescribeInstancesResult, Ec2Error> {
+        instances::describe(self, ctx, input)
+    }
+
+    fn start_instances(
+        &self,
+        ctx: &RequestContext,
+        input: StartInstancesRequest,
+    ) -> Result<StartInstancesResult, Ec2Error> {
+        instance_actions::start(self, ctx, input)
+    }
+
+    fn stop_instances(
+        &self,
+        ctx: &RequestContext,
+        input: StopInstancesRequest,
+    ) -> Result<StopInstancesResult, Ec2Error> {
+        instance_actions::stop(self, ctx, input)
+    }
+
+    fn reboot_instances(
+        &self,
+        ctx: &RequestContext,
+        input: RebootInstancesRequest,
+    ) -> Result<(), Ec2Error> {
+        instance_actions::reboot(self, ctx, input)
+    }
+
+    fn terminate_instances(
+        &self,
+        ctx: &RequestContext,
+        input: TerminateInstancesRequest,
+    ) -> Result<TerminateInstancesResult, Ec2Error> {
+        instance_actions::terminate(self, ctx, input)
+    }
+
+    fn describe_instance_status(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeInstanceStatusRequest,
+    ) -> Result<DescribeInstanceStatusResult, Ec2Error> {
+        instance_actions::describe_status(self, ctx, input)
+    }
+
+    fn modify_instance_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyInstanceAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        instance_actions::modify_attribute(self, ctx, input)
+    }
+
+    fn describe_instance_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeInstanceAttributeRequest,
+    ) -> Result<InstanceAttribute, Ec2Error> {
+        instance_actions::describe_attribute(self, ctx, input)
+    }
+
+    fn reset_instance_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ResetInstanceAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        instance_actions::reset_attribute(self, ctx, input)
+    }
+
+    fn attach_network_interface(
+        &self,
+        ctx: &RequestContext,
+        input: AttachNetworkInterfaceRequest,
+    ) -> Result<AttachNetworkInterfaceResult, Ec2Error> {
+        instance_actions::attach_interface(self, ctx, input)
+    }
+
+    fn detach_network_interface(
+        &self,
+        ctx: &RequestContext,
+        input: DetachNetworkInterfaceRequest,
+    ) -> Result<(), Ec2Error> {
+        instance_actions::detach_interface(self, ctx, input)
+    }
+
+    fn describe_images(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeImagesRequest,
+    ) -> Result<DescribeImagesResult, Ec2Error> {
+        images::describe(ctx, input)
     }
 }

@@ -107,6 +107,39 @@ pub fn from_specifications(
     checked(all)
 }
 
+/// Tags that RunInstances' `TagSpecifications` give each kind of resource it makes.
+#[derive(Default)]
+pub struct LaunchTags {
+    pub instance: Vec<Tag>,
+    pub network_interface: Vec<Tag>,
+    /// Root and other volumes arrive with Kumo's volumes; their tags are checked now.
+    pub volume: Vec<Tag>,
+}
+
+pub fn from_launch_specifications(
+    specs: Option<Vec<TagSpecification>>,
+) -> Result<LaunchTags, Ec2Error> {
+    let mut out = LaunchTags::default();
+    for spec in specs.unwrap_or_default() {
+        let rt = spec.resource_type.clone().unwrap_or_default();
+        let target = match rt.as_str() {
+            "instance" => &mut out.instance,
+            "network-interface" => &mut out.network_interface,
+            "volume" => &mut out.volume,
+            _ => {
+                return Err(Ec2Error::invalid_value(format!(
+                    "'{rt}' is not a valid taggable resource type for this operation."
+                )))
+            }
+        };
+        target.extend(spec.tags.unwrap_or_default());
+    }
+    out.instance = checked(std::mem::take(&mut out.instance))?;
+    out.network_interface = checked(std::mem::take(&mut out.network_interface))?;
+    out.volume = checked(std::mem::take(&mut out.volume))?;
+    Ok(out)
+}
+
 pub fn put_all(
     tx: &Tx,
     s: Scope,

@@ -46,7 +46,8 @@ impl Ec2Error {
             "AuthFailure" => 401,
             "UnauthorizedOperation" => 403,
             "RequestLimitExceeded" => 503,
-            "InternalError" => 500,
+            // AWS answers a capacity shortage with 500, as a fault worth retrying.
+            "InternalError" | "InsufficientInstanceCapacity" => 500,
             _ => 400,
         }
     }

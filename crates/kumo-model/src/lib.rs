@@ -5,6 +5,8 @@ pub mod catalog;
 pub mod cidr;
 pub mod filter;
 pub mod ids;
+pub mod images;
 pub mod ipam;
+pub mod lifecycle;
 pub mod regions;
 pub mod tags;

@@ -161,6 +161,10 @@ fn serve(args: ServeArgs) -> ExitCode {
             ready_ms = started.elapsed().as_millis() as u64,
             "kumo is ready"
         );
+        tracing::warn!(
+            driver = "null",
+            "compute driver: null. Instances are API state only and run nowhere; DescribeInstances says so in their StateReason (Kumo.NullDriver)"
+        );
         // The instance-type catalog is parsed off the request path.
         tokio::task::spawn_blocking(Kumo::warm_up);
         let app = kumo_api::router(state);

@@ -17,6 +17,7 @@ pub const OPERATIONS: &[&str] = &[
     "AssociateRouteTable",
     "AssociateVpcCidrBlock",
     "AttachInternetGateway",
+    "AttachNetworkInterface",
     "AuthorizeSecurityGroupEgress",
     "AuthorizeSecurityGroupIngress",
     "CreateDefaultSubnet",
@@ -46,8 +47,12 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeAddresses",
     "DescribeAvailabilityZones",
     "DescribeDhcpOptions",
+    "DescribeImages",
+    "DescribeInstanceAttribute",
+    "DescribeInstanceStatus",
     "DescribeInstanceTypeOfferings",
     "DescribeInstanceTypes",
+    "DescribeInstances",
     "DescribeInternetGateways",
     "DescribeKeyPairs",
     "DescribeNatGateways",
@@ -63,19 +68,27 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeVpcAttribute",
     "DescribeVpcs",
     "DetachInternetGateway",
+    "DetachNetworkInterface",
     "DisassociateAddress",
     "DisassociateRouteTable",
     "DisassociateVpcCidrBlock",
     "GetSubnetCidrReservations",
     "ImportKeyPair",
+    "ModifyInstanceAttribute",
     "ModifyNetworkInterfaceAttribute",
     "ModifySubnetAttribute",
     "ModifyVpcAttribute",
+    "RebootInstances",
     "ReleaseAddress",
     "ReplaceRoute",
     "ReplaceRouteTableAssociation",
+    "ResetInstanceAttribute",
     "RevokeSecurityGroupEgress",
     "RevokeSecurityGroupIngress",
+    "RunInstances",
+    "StartInstances",
+    "StopInstances",
+    "TerminateInstances",
     "UnassignPrivateIpAddresses",
 ];
 
@@ -135,6 +148,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("AttachInternetGateway"))
+    }
+    /// `AttachNetworkInterface`.
+    fn attach_network_interface(
+        &self,
+        ctx: &RequestContext,
+        input: AttachNetworkInterfaceRequest,
+    ) -> Result<AttachNetworkInterfaceResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AttachNetworkInterface"))
     }
     /// `AuthorizeSecurityGroupEgress`.
     fn authorize_security_group_egress(
@@ -385,6 +407,33 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeDhcpOptions"))
     }
+    /// `DescribeImages`.
+    fn describe_images(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeImagesRequest,
+    ) -> Result<DescribeImagesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeImages"))
+    }
+    /// `DescribeInstanceAttribute`.
+    fn describe_instance_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeInstanceAttributeRequest,
+    ) -> Result<InstanceAttribute, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeInstanceAttribute"))
+    }
+    /// `DescribeInstanceStatus`.
+    fn describe_instance_status(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeInstanceStatusRequest,
+    ) -> Result<DescribeInstanceStatusResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeInstanceStatus"))
+    }
     /// `DescribeInstanceTypeOfferings`.
     fn describe_instance_type_offerings(
         &self,
@@ -402,6 +451,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeInstanceTypesResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeInstanceTypes"))
+    }
+    /// `DescribeInstances`.
+    fn describe_instances(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeInstancesRequest,
+    ) -> Result<DescribeInstancesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeInstances"))
     }
     /// `DescribeInternetGateways`.
     fn describe_internet_gateways(
@@ -540,6 +598,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DetachInternetGateway"))
     }
+    /// `DetachNetworkInterface`.
+    fn detach_network_interface(
+        &self,
+        ctx: &RequestContext,
+        input: DetachNetworkInterfaceRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DetachNetworkInterface"))
+    }
     /// `DisassociateAddress`.
     fn disassociate_address(
         &self,
@@ -585,6 +652,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ImportKeyPair"))
     }
+    /// `ModifyInstanceAttribute`.
+    fn modify_instance_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyInstanceAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyInstanceAttribute"))
+    }
     /// `ModifyNetworkInterfaceAttribute`.
     fn modify_network_interface_attribute(
         &self,
@@ -611,6 +687,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyVpcAttribute"))
+    }
+    /// `RebootInstances`.
+    fn reboot_instances(
+        &self,
+        ctx: &RequestContext,
+        input: RebootInstancesRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("RebootInstances"))
     }
     /// `ReleaseAddress`.
     fn release_address(
@@ -639,6 +724,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ReplaceRouteTableAssociation"))
     }
+    /// `ResetInstanceAttribute`.
+    fn reset_instance_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ResetInstanceAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ResetInstanceAttribute"))
+    }
     /// `RevokeSecurityGroupEgress`.
     fn revoke_security_group_egress(
         &self,
@@ -656,6 +750,42 @@ pub trait Ec2: Send + Sync {
     ) -> Result<RevokeSecurityGroupIngressResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("RevokeSecurityGroupIngress"))
+    }
+    /// `RunInstances`.
+    fn run_instances(
+        &self,
+        ctx: &RequestContext,
+        input: RunInstancesRequest,
+    ) -> Result<Reservation, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("RunInstances"))
+    }
+    /// `StartInstances`.
+    fn start_instances(
+        &self,
+        ctx: &RequestContext,
+        input: StartInstancesRequest,
+    ) -> Result<StartInstancesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("StartInstances"))
+    }
+    /// `StopInstances`.
+    fn stop_instances(
+        &self,
+        ctx: &RequestContext,
+        input: StopInstancesRequest,
+    ) -> Result<StopInstancesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("StopInstances"))
+    }
+    /// `TerminateInstances`.
+    fn terminate_instances(
+        &self,
+        ctx: &RequestContext,
+        input: TerminateInstancesRequest,
+    ) -> Result<TerminateInstancesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("TerminateInstances"))
     }
     /// `UnassignPrivateIpAddresses`.
     fn unassign_private_ip_addresses(
@@ -711,6 +841,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             svc.attach_internet_gateway(ctx, input)?;
             crate::encode::response_return(ctx, "AttachInternetGatewayResponse")
+        }
+        "AttachNetworkInterface" => {
+            let input = AttachNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.attach_network_interface(ctx, input)?;
+            crate::encode::response(ctx, "AttachNetworkInterfaceResponse", &output)
         }
         "AuthorizeSecurityGroupEgress" => {
             let input = AuthorizeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;
@@ -889,6 +1025,24 @@ pub fn dispatch(
             let output = svc.describe_dhcp_options(ctx, input)?;
             crate::encode::response(ctx, "DescribeDhcpOptionsResponse", &output)
         }
+        "DescribeImages" => {
+            let input = DescribeImagesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_images(ctx, input)?;
+            crate::encode::response(ctx, "DescribeImagesResponse", &output)
+        }
+        "DescribeInstanceAttribute" => {
+            let input = DescribeInstanceAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_instance_attribute(ctx, input)?;
+            crate::encode::response(ctx, "DescribeInstanceAttributeResponse", &output)
+        }
+        "DescribeInstanceStatus" => {
+            let input = DescribeInstanceStatusRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_instance_status(ctx, input)?;
+            crate::encode::response(ctx, "DescribeInstanceStatusResponse", &output)
+        }
         "DescribeInstanceTypeOfferings" => {
             let input = DescribeInstanceTypeOfferingsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -900,6 +1054,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.describe_instance_types(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceTypesResponse", &output)
+        }
+        "DescribeInstances" => {
+            let input = DescribeInstancesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_instances(ctx, input)?;
+            crate::encode::response(ctx, "DescribeInstancesResponse", &output)
         }
         "DescribeInternetGateways" => {
             let input = DescribeInternetGatewaysRequest::decode(params, &Path::ROOT)?;
@@ -991,6 +1151,12 @@ pub fn dispatch(
             svc.detach_internet_gateway(ctx, input)?;
             crate::encode::response_return(ctx, "DetachInternetGatewayResponse")
         }
+        "DetachNetworkInterface" => {
+            let input = DetachNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.detach_network_interface(ctx, input)?;
+            crate::encode::response_return(ctx, "DetachNetworkInterfaceResponse")
+        }
         "DisassociateAddress" => {
             let input = DisassociateAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1020,6 +1186,12 @@ pub fn dispatch(
             let output = svc.import_key_pair(ctx, input)?;
             crate::encode::response(ctx, "ImportKeyPairResponse", &output)
         }
+        "ModifyInstanceAttribute" => {
+            let input = ModifyInstanceAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.modify_instance_attribute(ctx, input)?;
+            crate::encode::response_return(ctx, "ModifyInstanceAttributeResponse")
+        }
         "ModifyNetworkInterfaceAttribute" => {
             let input = ModifyNetworkInterfaceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1035,6 +1207,12 @@ pub fn dispatch(
             let input = ModifyVpcAttributeRequest::decode(params, &Path::ROOT)?;
             svc.modify_vpc_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyVpcAttributeResponse")
+        }
+        "RebootInstances" => {
+            let input = RebootInstancesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.reboot_instances(ctx, input)?;
+            crate::encode::response_return(ctx, "RebootInstancesResponse")
         }
         "ReleaseAddress" => {
             let input = ReleaseAddressRequest::decode(params, &Path::ROOT)?;
@@ -1054,6 +1232,12 @@ pub fn dispatch(
             let output = svc.replace_route_table_association(ctx, input)?;
             crate::encode::response(ctx, "ReplaceRouteTableAssociationResponse", &output)
         }
+        "ResetInstanceAttribute" => {
+            let input = ResetInstanceAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.reset_instance_attribute(ctx, input)?;
+            crate::encode::response_return(ctx, "ResetInstanceAttributeResponse")
+        }
         "RevokeSecurityGroupEgress" => {
             let input = RevokeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1065,6 +1249,31 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.revoke_security_group_ingress(ctx, input)?;
             crate::encode::response(ctx, "RevokeSecurityGroupIngressResponse", &output)
+        }
+        "RunInstances" => {
+            let input = RunInstancesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            let output = svc.run_instances(ctx, input)?;
+            crate::encode::response(ctx, "RunInstancesResponse", &output)
+        }
+        "StartInstances" => {
+            let input = StartInstancesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.start_instances(ctx, input)?;
+            crate::encode::response(ctx, "StartInstancesResponse", &output)
+        }
+        "StopInstances" => {
+            let input = StopInstancesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.stop_instances(ctx, input)?;
+            crate::encode::response(ctx, "StopInstancesResponse", &output)
+        }
+        "TerminateInstances" => {
+            let input = TerminateInstancesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.terminate_instances(ctx, input)?;
+            crate::encode::response(ctx, "TerminateInstancesResponse", &output)
         }
         "UnassignPrivateIpAddresses" => {
             let input = UnassignPrivateIpAddressesRequest::decode(params, &Path::ROOT)?;

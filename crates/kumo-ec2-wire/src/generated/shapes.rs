@@ -578,6 +578,94 @@ impl Decode for AttachInternetGatewayRequest {
     }
 }
 
+/// The `AttachNetworkInterfaceRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttachNetworkInterfaceRequest {
+    /// `DeviceIndex`: `DeviceIndex` in requests, `<deviceIndex>` in responses.
+    pub device_index: i32,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EnaQueueCount`: `EnaQueueCount` in requests, `<EnaQueueCount>` in responses.
+    pub ena_queue_count: Option<i32>,
+    /// `EnaSrdSpecification`: `EnaSrdSpecification` in requests, `<EnaSrdSpecification>` in responses.
+    pub ena_srd_specification: Option<EnaSrdSpecification>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: String,
+    /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<NetworkCardIndex>` in responses.
+    pub network_card_index: Option<i32>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: String,
+}
+
+impl Decode for AttachNetworkInterfaceRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_device_index = false;
+        let mut seen_instance_id = false;
+        let mut seen_network_interface_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DeviceIndex" => {
+                    out.device_index = Decode::decode(child, &here)?;
+                    seen_device_index = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EnaQueueCount" => {
+                    out.ena_queue_count = Some(Decode::decode(child, &here)?);
+                }
+                "EnaSrdSpecification" => {
+                    out.ena_srd_specification = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                "NetworkCardIndex" => {
+                    out.network_card_index = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Decode::decode(child, &here)?;
+                    seen_network_interface_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_device_index {
+            return Err(crate::decode::missing(&path.child("DeviceIndex")));
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        if !seen_network_interface_id {
+            return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `AttachNetworkInterfaceResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttachNetworkInterfaceResult {
+    /// `AttachmentId`: `AttachmentId` in requests, `<attachmentId>` in responses.
+    pub attachment_id: Option<String>,
+    /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<networkCardIndex>` in responses.
+    pub network_card_index: Option<i32>,
+}
+
+impl Encode for AttachNetworkInterfaceResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.attachment_id {
+            w.field("attachmentId", v);
+        }
+        if let Some(v) = &self.network_card_index {
+            w.field("networkCardIndex", v);
+        }
+    }
+}
+
 /// The `AttachmentEnaSrdSpecification` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AttachmentEnaSrdSpecification {
@@ -1019,6 +1107,84 @@ impl Encode for AvailabilityZoneSubGeography {
     }
 }
 
+/// The `BlobAttributeValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BlobAttributeValue {
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<Blob>,
+}
+
+impl Decode for BlobAttributeValue {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `BlockDeviceMapping` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BlockDeviceMapping {
+    /// `DeviceName`: `DeviceName` in requests, `<deviceName>` in responses.
+    pub device_name: Option<String>,
+    /// `Ebs`: `Ebs` in requests, `<ebs>` in responses.
+    pub ebs: Option<EbsBlockDevice>,
+    /// `NoDevice`: `NoDevice` in requests, `<noDevice>` in responses.
+    pub no_device: Option<String>,
+    /// `VirtualName`: `VirtualName` in requests, `<virtualName>` in responses.
+    pub virtual_name: Option<String>,
+}
+
+impl Decode for BlockDeviceMapping {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DeviceName" => {
+                    out.device_name = Some(Decode::decode(child, &here)?);
+                }
+                "Ebs" => {
+                    out.ebs = Some(Decode::decode(child, &here)?);
+                }
+                "NoDevice" => {
+                    out.no_device = Some(Decode::decode(child, &here)?);
+                }
+                "VirtualName" => {
+                    out.virtual_name = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for BlockDeviceMapping {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.device_name {
+            w.field("deviceName", v);
+        }
+        if let Some(v) = &self.ebs {
+            w.field("ebs", v);
+        }
+        if let Some(v) = &self.no_device {
+            w.field("noDevice", v);
+        }
+        if let Some(v) = &self.virtual_name {
+            w.field("virtualName", v);
+        }
+    }
+}
+
 /// The `BlockPublicAccessStates` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BlockPublicAccessStates {
@@ -1030,6 +1196,107 @@ impl Encode for BlockPublicAccessStates {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.internet_gateway_block_mode {
             w.field("internetGatewayBlockMode", v);
+        }
+    }
+}
+
+/// The `CapacityReservationSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapacityReservationSpecification {
+    /// `CapacityReservationPreference`: `CapacityReservationPreference` in requests, `<CapacityReservationPreference>` in responses.
+    pub capacity_reservation_preference: Option<String>,
+    /// `CapacityReservationTarget`: `CapacityReservationTarget` in requests, `<CapacityReservationTarget>` in responses.
+    pub capacity_reservation_target: Option<CapacityReservationTarget>,
+}
+
+impl Decode for CapacityReservationSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CapacityReservationPreference" => {
+                    out.capacity_reservation_preference = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["capacity-reservations-only", "open", "none"],
+                    )?);
+                }
+                "CapacityReservationTarget" => {
+                    out.capacity_reservation_target = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CapacityReservationSpecificationResponse` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapacityReservationSpecificationResponse {
+    /// `CapacityReservationPreference`: `CapacityReservationPreference` in requests, `<capacityReservationPreference>` in responses.
+    pub capacity_reservation_preference: Option<String>,
+    /// `CapacityReservationTarget`: `CapacityReservationTarget` in requests, `<capacityReservationTarget>` in responses.
+    pub capacity_reservation_target: Option<CapacityReservationTargetResponse>,
+}
+
+impl Encode for CapacityReservationSpecificationResponse {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.capacity_reservation_preference {
+            w.field("capacityReservationPreference", v);
+        }
+        if let Some(v) = &self.capacity_reservation_target {
+            w.field("capacityReservationTarget", v);
+        }
+    }
+}
+
+/// The `CapacityReservationTarget` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapacityReservationTarget {
+    /// `CapacityReservationId`: `CapacityReservationId` in requests, `<CapacityReservationId>` in responses.
+    pub capacity_reservation_id: Option<String>,
+    /// `CapacityReservationResourceGroupArn`: `CapacityReservationResourceGroupArn` in requests, `<CapacityReservationResourceGroupArn>` in responses.
+    pub capacity_reservation_resource_group_arn: Option<String>,
+}
+
+impl Decode for CapacityReservationTarget {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CapacityReservationId" => {
+                    out.capacity_reservation_id = Some(Decode::decode(child, &here)?);
+                }
+                "CapacityReservationResourceGroupArn" => {
+                    out.capacity_reservation_resource_group_arn =
+                        Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CapacityReservationTargetResponse` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapacityReservationTargetResponse {
+    /// `CapacityReservationId`: `CapacityReservationId` in requests, `<capacityReservationId>` in responses.
+    pub capacity_reservation_id: Option<String>,
+    /// `CapacityReservationResourceGroupArn`: `CapacityReservationResourceGroupArn` in requests, `<capacityReservationResourceGroupArn>` in responses.
+    pub capacity_reservation_resource_group_arn: Option<String>,
+}
+
+impl Encode for CapacityReservationTargetResponse {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.capacity_reservation_id {
+            w.field("capacityReservationId", v);
+        }
+        if let Some(v) = &self.capacity_reservation_resource_group_arn {
+            w.field("capacityReservationResourceGroupArn", v);
         }
     }
 }
@@ -1084,6 +1351,107 @@ impl Decode for ConnectionTrackingSpecificationRequest {
                 }
                 "UdpTimeout" => {
                     out.udp_timeout = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `ConnectionTrackingSpecificationResponse` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConnectionTrackingSpecificationResponse {
+    /// `TcpEstablishedTimeout`: `TcpEstablishedTimeout` in requests, `<tcpEstablishedTimeout>` in responses.
+    pub tcp_established_timeout: Option<i32>,
+    /// `UdpStreamTimeout`: `UdpStreamTimeout` in requests, `<udpStreamTimeout>` in responses.
+    pub udp_stream_timeout: Option<i32>,
+    /// `UdpTimeout`: `UdpTimeout` in requests, `<udpTimeout>` in responses.
+    pub udp_timeout: Option<i32>,
+}
+
+impl Encode for ConnectionTrackingSpecificationResponse {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.tcp_established_timeout {
+            w.field("tcpEstablishedTimeout", v);
+        }
+        if let Some(v) = &self.udp_stream_timeout {
+            w.field("udpStreamTimeout", v);
+        }
+        if let Some(v) = &self.udp_timeout {
+            w.field("udpTimeout", v);
+        }
+    }
+}
+
+/// The `CpuOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuOptions {
+    /// `AmdSevSnp`: `AmdSevSnp` in requests, `<amdSevSnp>` in responses.
+    pub amd_sev_snp: Option<String>,
+    /// `CoreCount`: `CoreCount` in requests, `<coreCount>` in responses.
+    pub core_count: Option<i32>,
+    /// `NestedVirtualization`: `NestedVirtualization` in requests, `<nestedVirtualization>` in responses.
+    pub nested_virtualization: Option<String>,
+    /// `ThreadsPerCore`: `ThreadsPerCore` in requests, `<threadsPerCore>` in responses.
+    pub threads_per_core: Option<i32>,
+}
+
+impl Encode for CpuOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.amd_sev_snp {
+            w.field("amdSevSnp", v);
+        }
+        if let Some(v) = &self.core_count {
+            w.field("coreCount", v);
+        }
+        if let Some(v) = &self.nested_virtualization {
+            w.field("nestedVirtualization", v);
+        }
+        if let Some(v) = &self.threads_per_core {
+            w.field("threadsPerCore", v);
+        }
+    }
+}
+
+/// The `CpuOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CpuOptionsRequest {
+    /// `AmdSevSnp`: `AmdSevSnp` in requests, `<AmdSevSnp>` in responses.
+    pub amd_sev_snp: Option<String>,
+    /// `CoreCount`: `CoreCount` in requests, `<CoreCount>` in responses.
+    pub core_count: Option<i32>,
+    /// `NestedVirtualization`: `NestedVirtualization` in requests, `<NestedVirtualization>` in responses.
+    pub nested_virtualization: Option<String>,
+    /// `ThreadsPerCore`: `ThreadsPerCore` in requests, `<ThreadsPerCore>` in responses.
+    pub threads_per_core: Option<i32>,
+}
+
+impl Decode for CpuOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AmdSevSnp" => {
+                    out.amd_sev_snp = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enabled", "disabled"],
+                    )?);
+                }
+                "CoreCount" => {
+                    out.core_count = Some(Decode::decode(child, &here)?);
+                }
+                "NestedVirtualization" => {
+                    out.nested_virtualization = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enabled", "disabled"],
+                    )?);
+                }
+                "ThreadsPerCore" => {
+                    out.threads_per_core = Some(Decode::decode(child, &here)?);
                 }
                 _ => return Err(crate::decode::unknown(&here)),
             }
@@ -2123,6 +2491,34 @@ impl Encode for CreateVpcResult {
     }
 }
 
+/// The `CreditSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreditSpecificationRequest {
+    /// `CpuCredits`: `CpuCredits` in requests, `<CpuCredits>` in responses.
+    pub cpu_credits: String,
+}
+
+impl Decode for CreditSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_cpu_credits = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CpuCredits" => {
+                    out.cpu_credits = Decode::decode(child, &here)?;
+                    seen_cpu_credits = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_cpu_credits {
+            return Err(crate::decode::missing(&path.child("CpuCredits")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `DefaultConnectionTrackingConfiguration` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -2781,6 +3177,226 @@ impl Encode for DescribeDhcpOptionsResult {
     }
 }
 
+/// The `DescribeImagesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeImagesRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `ExecutableUsers`: `ExecutableBy` in requests, `<ExecutableBy>` in responses.
+    pub executable_users: Option<Vec<String>>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `ImageIds`: `ImageId` in requests, `<ImageId>` in responses.
+    pub image_ids: Option<Vec<String>>,
+    /// `IncludeDeprecated`: `IncludeDeprecated` in requests, `<IncludeDeprecated>` in responses.
+    pub include_deprecated: Option<bool>,
+    /// `IncludeDisabled`: `IncludeDisabled` in requests, `<IncludeDisabled>` in responses.
+    pub include_disabled: Option<bool>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `Owners`: `Owner` in requests, `<Owner>` in responses.
+    pub owners: Option<Vec<String>>,
+}
+
+impl Decode for DescribeImagesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "ExecutableBy" => {
+                    out.executable_users = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "ImageId" => {
+                    out.image_ids = Some(Decode::decode(child, &here)?);
+                }
+                "IncludeDeprecated" => {
+                    out.include_deprecated = Some(Decode::decode(child, &here)?);
+                }
+                "IncludeDisabled" => {
+                    out.include_disabled = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "Owner" => {
+                    out.owners = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeImagesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeImagesResult {
+    /// `Images`: `ImagesSet` in requests, `<imagesSet>` in responses.
+    pub images: Option<Vec<Image>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeImagesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.images {
+            w.list("imagesSet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+    }
+}
+
+/// The `DescribeInstanceAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeInstanceAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<attribute>` in responses.
+    pub attribute: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: String,
+}
+
+impl Decode for DescribeInstanceAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_attribute = false;
+        let mut seen_instance_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute = crate::decode::enum_value(
+                        child,
+                        &here,
+                        &[
+                            "instanceType",
+                            "kernel",
+                            "ramdisk",
+                            "userData",
+                            "disableApiTermination",
+                            "instanceInitiatedShutdownBehavior",
+                            "rootDeviceName",
+                            "blockDeviceMapping",
+                            "productCodes",
+                            "sourceDestCheck",
+                            "groupSet",
+                            "ebsOptimized",
+                            "sriovNetSupport",
+                            "enaSupport",
+                            "enclaveOptions",
+                            "disableApiStop",
+                        ],
+                    )?;
+                    seen_attribute = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_attribute {
+            return Err(crate::decode::missing(&path.child("Attribute")));
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeInstanceStatusRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeInstanceStatusRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `IncludeAllInstances`: `IncludeAllInstances` in requests, `<includeAllInstances>` in responses.
+    pub include_all_instances: Option<bool>,
+    /// `IncludeManagedResources`: `IncludeManagedResources` in requests, `<IncludeManagedResources>` in responses.
+    pub include_managed_resources: Option<bool>,
+    /// `InstanceIds`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_ids: Option<Vec<String>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeInstanceStatusRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "IncludeAllInstances" => {
+                    out.include_all_instances = Some(Decode::decode(child, &here)?);
+                }
+                "IncludeManagedResources" => {
+                    out.include_managed_resources = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_ids = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeInstanceStatusResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeInstanceStatusResult {
+    /// `InstanceStatuses`: `InstanceStatusSet` in requests, `<instanceStatusSet>` in responses.
+    pub instance_statuses: Option<Vec<InstanceStatus>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeInstanceStatusResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_statuses {
+            w.list("instanceStatusSet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+    }
+}
+
 /// The `DescribeInstanceTypeOfferingsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DescribeInstanceTypeOfferingsRequest {
@@ -2917,6 +3533,74 @@ impl Encode for DescribeInstanceTypesResult {
         }
         if let Some(v) = &self.next_token {
             w.field("nextToken", v);
+        }
+    }
+}
+
+/// The `DescribeInstancesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeInstancesRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `IncludeManagedResources`: `IncludeManagedResources` in requests, `<IncludeManagedResources>` in responses.
+    pub include_managed_resources: Option<bool>,
+    /// `InstanceIds`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_ids: Option<Vec<String>>,
+    /// `MaxResults`: `MaxResults` in requests, `<maxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeInstancesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "IncludeManagedResources" => {
+                    out.include_managed_resources = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_ids = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeInstancesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeInstancesResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `Reservations`: `ReservationSet` in requests, `<reservationSet>` in responses.
+    pub reservations: Option<Vec<Reservation>>,
+}
+
+impl Encode for DescribeInstancesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.reservations {
+            w.list("reservationSet", "item", v);
         }
     }
 }
@@ -3879,6 +4563,44 @@ impl Decode for DetachInternetGatewayRequest {
     }
 }
 
+/// The `DetachNetworkInterfaceRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DetachNetworkInterfaceRequest {
+    /// `AttachmentId`: `AttachmentId` in requests, `<attachmentId>` in responses.
+    pub attachment_id: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Force`: `Force` in requests, `<force>` in responses.
+    pub force: Option<bool>,
+}
+
+impl Decode for DetachNetworkInterfaceRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_attachment_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AttachmentId" => {
+                    out.attachment_id = Decode::decode(child, &here)?;
+                    seen_attachment_id = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Force" => {
+                    out.force = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_attachment_id {
+            return Err(crate::decode::missing(&path.child("AttachmentId")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `DhcpConfiguration` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DhcpConfiguration {
@@ -4077,6 +4799,137 @@ impl Encode for DiskInfo {
     }
 }
 
+/// The `EbsBlockDevice` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EbsBlockDevice {
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<AvailabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    pub delete_on_termination: Option<bool>,
+    /// `EbsCardIndex`: `EbsCardIndex` in requests, `<EbsCardIndex>` in responses.
+    pub ebs_card_index: Option<i32>,
+    /// `Encrypted`: `Encrypted` in requests, `<encrypted>` in responses.
+    pub encrypted: Option<bool>,
+    /// `Iops`: `Iops` in requests, `<iops>` in responses.
+    pub iops: Option<i32>,
+    /// `KmsKeyId`: `KmsKeyId` in requests, `<kmsKeyId>` in responses.
+    pub kms_key_id: Option<String>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<outpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<snapshotId>` in responses.
+    pub snapshot_id: Option<String>,
+    /// `Throughput`: `Throughput` in requests, `<throughput>` in responses.
+    pub throughput: Option<i32>,
+    /// `VolumeInitializationRate`: `VolumeInitializationRate` in requests, `<VolumeInitializationRate>` in responses.
+    pub volume_initialization_rate: Option<i32>,
+    /// `VolumeSize`: `VolumeSize` in requests, `<volumeSize>` in responses.
+    pub volume_size: Option<i32>,
+    /// `VolumeType`: `VolumeType` in requests, `<volumeType>` in responses.
+    pub volume_type: Option<String>,
+}
+
+impl Decode for EbsBlockDevice {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AvailabilityZone" => {
+                    out.availability_zone = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZoneId" => {
+                    out.availability_zone_id = Some(Decode::decode(child, &here)?);
+                }
+                "DeleteOnTermination" => {
+                    out.delete_on_termination = Some(Decode::decode(child, &here)?);
+                }
+                "EbsCardIndex" => {
+                    out.ebs_card_index = Some(Decode::decode(child, &here)?);
+                }
+                "Encrypted" => {
+                    out.encrypted = Some(Decode::decode(child, &here)?);
+                }
+                "Iops" => {
+                    out.iops = Some(Decode::decode(child, &here)?);
+                }
+                "KmsKeyId" => {
+                    out.kms_key_id = Some(Decode::decode(child, &here)?);
+                }
+                "OutpostArn" => {
+                    out.outpost_arn = Some(Decode::decode(child, &here)?);
+                }
+                "SnapshotId" => {
+                    out.snapshot_id = Some(Decode::decode(child, &here)?);
+                }
+                "Throughput" => {
+                    out.throughput = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeInitializationRate" => {
+                    out.volume_initialization_rate = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeSize" => {
+                    out.volume_size = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeType" => {
+                    out.volume_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["standard", "io1", "io2", "gp2", "sc1", "st1", "gp3"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for EbsBlockDevice {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            w.field("AvailabilityZoneId", v);
+        }
+        if let Some(v) = &self.delete_on_termination {
+            w.field("deleteOnTermination", v);
+        }
+        if let Some(v) = &self.ebs_card_index {
+            w.field("EbsCardIndex", v);
+        }
+        if let Some(v) = &self.encrypted {
+            w.field("encrypted", v);
+        }
+        if let Some(v) = &self.iops {
+            w.field("iops", v);
+        }
+        if let Some(v) = &self.kms_key_id {
+            w.field("kmsKeyId", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            w.field("outpostArn", v);
+        }
+        if let Some(v) = &self.snapshot_id {
+            w.field("snapshotId", v);
+        }
+        if let Some(v) = &self.throughput {
+            w.field("throughput", v);
+        }
+        if let Some(v) = &self.volume_initialization_rate {
+            w.field("VolumeInitializationRate", v);
+        }
+        if let Some(v) = &self.volume_size {
+            w.field("volumeSize", v);
+        }
+        if let Some(v) = &self.volume_type {
+            w.field("volumeType", v);
+        }
+    }
+}
+
 /// The `EbsCardInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -4189,6 +5042,84 @@ impl Encode for EbsInfo {
     }
 }
 
+/// The `EbsInstanceBlockDevice` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EbsInstanceBlockDevice {
+    /// `AssociatedResource`: `AssociatedResource` in requests, `<associatedResource>` in responses.
+    pub associated_resource: Option<String>,
+    /// `AttachTime`: `AttachTime` in requests, `<attachTime>` in responses.
+    pub attach_time: Option<DateTime>,
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    pub delete_on_termination: Option<bool>,
+    /// `EbsCardIndex`: `EbsCardIndex` in requests, `<ebsCardIndex>` in responses.
+    pub ebs_card_index: Option<i32>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    pub operator: Option<OperatorResponse>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+    /// `VolumeId`: `VolumeId` in requests, `<volumeId>` in responses.
+    pub volume_id: Option<String>,
+    /// `VolumeOwnerId`: `VolumeOwnerId` in requests, `<volumeOwnerId>` in responses.
+    pub volume_owner_id: Option<String>,
+}
+
+impl Encode for EbsInstanceBlockDevice {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.associated_resource {
+            w.field("associatedResource", v);
+        }
+        if let Some(v) = &self.attach_time {
+            w.field("attachTime", v);
+        }
+        if let Some(v) = &self.delete_on_termination {
+            w.field("deleteOnTermination", v);
+        }
+        if let Some(v) = &self.ebs_card_index {
+            w.field("ebsCardIndex", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+        if let Some(v) = &self.volume_id {
+            w.field("volumeId", v);
+        }
+        if let Some(v) = &self.volume_owner_id {
+            w.field("volumeOwnerId", v);
+        }
+    }
+}
+
+/// The `EbsInstanceBlockDeviceSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EbsInstanceBlockDeviceSpecification {
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    pub delete_on_termination: Option<bool>,
+    /// `VolumeId`: `VolumeId` in requests, `<volumeId>` in responses.
+    pub volume_id: Option<String>,
+}
+
+impl Decode for EbsInstanceBlockDeviceSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DeleteOnTermination" => {
+                    out.delete_on_termination = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeId" => {
+                    out.volume_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `EbsOptimizedInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -4236,6 +5167,51 @@ impl Encode for EbsOptimizedInfo {
     }
 }
 
+/// The `EbsStatusDetails` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EbsStatusDetails {
+    /// `ImpairedSince`: `ImpairedSince` in requests, `<impairedSince>` in responses.
+    pub impaired_since: Option<DateTime>,
+    /// `Name`: `Name` in requests, `<name>` in responses.
+    pub name: Option<String>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for EbsStatusDetails {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.impaired_since {
+            w.field("impairedSince", v);
+        }
+        if let Some(v) = &self.name {
+            w.field("name", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+    }
+}
+
+/// The `EbsStatusSummary` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EbsStatusSummary {
+    /// `Details`: `Details` in requests, `<details>` in responses.
+    pub details: Option<Vec<EbsStatusDetails>>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for EbsStatusSummary {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.details {
+            w.list("details", "item", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+    }
+}
+
 /// The `EfaInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -4253,6 +5229,127 @@ impl Encode for EfaInfo {
     }
 }
 
+/// The `ElasticGpuAssociation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ElasticGpuAssociation {
+    /// `ElasticGpuAssociationId`: `ElasticGpuAssociationId` in requests, `<elasticGpuAssociationId>` in responses.
+    pub elastic_gpu_association_id: Option<String>,
+    /// `ElasticGpuAssociationState`: `ElasticGpuAssociationState` in requests, `<elasticGpuAssociationState>` in responses.
+    pub elastic_gpu_association_state: Option<String>,
+    /// `ElasticGpuAssociationTime`: `ElasticGpuAssociationTime` in requests, `<elasticGpuAssociationTime>` in responses.
+    pub elastic_gpu_association_time: Option<String>,
+    /// `ElasticGpuId`: `ElasticGpuId` in requests, `<elasticGpuId>` in responses.
+    pub elastic_gpu_id: Option<String>,
+}
+
+impl Encode for ElasticGpuAssociation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.elastic_gpu_association_id {
+            w.field("elasticGpuAssociationId", v);
+        }
+        if let Some(v) = &self.elastic_gpu_association_state {
+            w.field("elasticGpuAssociationState", v);
+        }
+        if let Some(v) = &self.elastic_gpu_association_time {
+            w.field("elasticGpuAssociationTime", v);
+        }
+        if let Some(v) = &self.elastic_gpu_id {
+            w.field("elasticGpuId", v);
+        }
+    }
+}
+
+/// The `ElasticGpuSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ElasticGpuSpecification {
+    /// `Type`: `Type` in requests, `<Type>` in responses.
+    pub r#type: String,
+}
+
+impl Decode for ElasticGpuSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_type = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Type" => {
+                    out.r#type = Decode::decode(child, &here)?;
+                    seen_type = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_type {
+            return Err(crate::decode::missing(&path.child("Type")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ElasticInferenceAccelerator` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ElasticInferenceAccelerator {
+    /// `Count`: `Count` in requests, `<Count>` in responses.
+    pub count: Option<i32>,
+    /// `Type`: `Type` in requests, `<Type>` in responses.
+    pub r#type: String,
+}
+
+impl Decode for ElasticInferenceAccelerator {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_type = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Count" => {
+                    out.count = Some(Decode::decode(child, &here)?);
+                }
+                "Type" => {
+                    out.r#type = Decode::decode(child, &here)?;
+                    seen_type = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_type {
+            return Err(crate::decode::missing(&path.child("Type")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ElasticInferenceAcceleratorAssociation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ElasticInferenceAcceleratorAssociation {
+    /// `ElasticInferenceAcceleratorArn`: `ElasticInferenceAcceleratorArn` in requests, `<elasticInferenceAcceleratorArn>` in responses.
+    pub elastic_inference_accelerator_arn: Option<String>,
+    /// `ElasticInferenceAcceleratorAssociationId`: `ElasticInferenceAcceleratorAssociationId` in requests, `<elasticInferenceAcceleratorAssociationId>` in responses.
+    pub elastic_inference_accelerator_association_id: Option<String>,
+    /// `ElasticInferenceAcceleratorAssociationState`: `ElasticInferenceAcceleratorAssociationState` in requests, `<elasticInferenceAcceleratorAssociationState>` in responses.
+    pub elastic_inference_accelerator_association_state: Option<String>,
+    /// `ElasticInferenceAcceleratorAssociationTime`: `ElasticInferenceAcceleratorAssociationTime` in requests, `<elasticInferenceAcceleratorAssociationTime>` in responses.
+    pub elastic_inference_accelerator_association_time: Option<DateTime>,
+}
+
+impl Encode for ElasticInferenceAcceleratorAssociation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.elastic_inference_accelerator_arn {
+            w.field("elasticInferenceAcceleratorArn", v);
+        }
+        if let Some(v) = &self.elastic_inference_accelerator_association_id {
+            w.field("elasticInferenceAcceleratorAssociationId", v);
+        }
+        if let Some(v) = &self.elastic_inference_accelerator_association_state {
+            w.field("elasticInferenceAcceleratorAssociationState", v);
+        }
+        if let Some(v) = &self.elastic_inference_accelerator_association_time {
+            w.field("elasticInferenceAcceleratorAssociationTime", v);
+        }
+    }
+}
+
 /// The `EnaSrdSpecification` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnaSrdSpecification {
@@ -4263,6 +5360,34 @@ pub struct EnaSrdSpecification {
 }
 
 impl Decode for EnaSrdSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "EnaSrdEnabled" => {
+                    out.ena_srd_enabled = Some(Decode::decode(child, &here)?);
+                }
+                "EnaSrdUdpSpecification" => {
+                    out.ena_srd_udp_specification = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `EnaSrdSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnaSrdSpecificationRequest {
+    /// `EnaSrdEnabled`: `EnaSrdEnabled` in requests, `<EnaSrdEnabled>` in responses.
+    pub ena_srd_enabled: Option<bool>,
+    /// `EnaSrdUdpSpecification`: `EnaSrdUdpSpecification` in requests, `<EnaSrdUdpSpecification>` in responses.
+    pub ena_srd_udp_specification: Option<EnaSrdUdpSpecificationRequest>,
+}
+
+impl Decode for EnaSrdSpecificationRequest {
     fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
         let mut out = Self::default();
         for (key, child) in &node.children {
@@ -4296,6 +5421,67 @@ impl Decode for EnaSrdUdpSpecification {
             match key.as_str() {
                 "EnaSrdUdpEnabled" => {
                     out.ena_srd_udp_enabled = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `EnaSrdUdpSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnaSrdUdpSpecificationRequest {
+    /// `EnaSrdUdpEnabled`: `EnaSrdUdpEnabled` in requests, `<EnaSrdUdpEnabled>` in responses.
+    pub ena_srd_udp_enabled: Option<bool>,
+}
+
+impl Decode for EnaSrdUdpSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "EnaSrdUdpEnabled" => {
+                    out.ena_srd_udp_enabled = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `EnclaveOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnclaveOptions {
+    /// `Enabled`: `Enabled` in requests, `<enabled>` in responses.
+    pub enabled: Option<bool>,
+}
+
+impl Encode for EnclaveOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.enabled {
+            w.field("enabled", v);
+        }
+    }
+}
+
+/// The `EnclaveOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnclaveOptionsRequest {
+    /// `Enabled`: `Enabled` in requests, `<Enabled>` in responses.
+    pub enabled: Option<bool>,
+}
+
+impl Decode for EnclaveOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Enabled" => {
+                    out.enabled = Some(Decode::decode(child, &here)?);
                 }
                 _ => return Err(crate::decode::unknown(&here)),
             }
@@ -4593,6 +5779,92 @@ impl Encode for GroupIdentifier {
     }
 }
 
+/// The `HibernationOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HibernationOptions {
+    /// `Configured`: `Configured` in requests, `<configured>` in responses.
+    pub configured: Option<bool>,
+}
+
+impl Encode for HibernationOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.configured {
+            w.field("configured", v);
+        }
+    }
+}
+
+/// The `HibernationOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HibernationOptionsRequest {
+    /// `Configured`: `Configured` in requests, `<Configured>` in responses.
+    pub configured: Option<bool>,
+}
+
+impl Decode for HibernationOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Configured" => {
+                    out.configured = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `IamInstanceProfile` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IamInstanceProfile {
+    /// `Arn`: `Arn` in requests, `<arn>` in responses.
+    pub arn: Option<String>,
+    /// `Id`: `Id` in requests, `<id>` in responses.
+    pub id: Option<String>,
+}
+
+impl Encode for IamInstanceProfile {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.arn {
+            w.field("arn", v);
+        }
+        if let Some(v) = &self.id {
+            w.field("id", v);
+        }
+    }
+}
+
+/// The `IamInstanceProfileSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IamInstanceProfileSpecification {
+    /// `Arn`: `Arn` in requests, `<arn>` in responses.
+    pub arn: Option<String>,
+    /// `Name`: `Name` in requests, `<name>` in responses.
+    pub name: Option<String>,
+}
+
+impl Decode for IamInstanceProfileSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Arn" => {
+                    out.arn = Some(Decode::decode(child, &here)?);
+                }
+                "Name" => {
+                    out.name = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `IcmpTypeCode` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IcmpTypeCode {
@@ -4609,6 +5881,201 @@ impl Encode for IcmpTypeCode {
         }
         if let Some(v) = &self.r#type {
             w.field("type", v);
+        }
+    }
+}
+
+/// The `Image` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Image {
+    /// `Architecture`: `Architecture` in requests, `<architecture>` in responses.
+    pub architecture: Option<String>,
+    /// `BlockDeviceMappings`: `BlockDeviceMapping` in requests, `<blockDeviceMapping>` in responses.
+    pub block_device_mappings: Option<Vec<BlockDeviceMapping>>,
+    /// `BootMode`: `BootMode` in requests, `<bootMode>` in responses.
+    pub boot_mode: Option<String>,
+    /// `CreationDate`: `CreationDate` in requests, `<creationDate>` in responses.
+    pub creation_date: Option<String>,
+    /// `DeprecationTime`: `DeprecationTime` in requests, `<deprecationTime>` in responses.
+    pub deprecation_time: Option<String>,
+    /// `DeregistrationProtection`: `DeregistrationProtection` in requests, `<deregistrationProtection>` in responses.
+    pub deregistration_protection: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `EnaSupport`: `EnaSupport` in requests, `<enaSupport>` in responses.
+    pub ena_support: Option<bool>,
+    /// `FreeTierEligible`: `FreeTierEligible` in requests, `<freeTierEligible>` in responses.
+    pub free_tier_eligible: Option<bool>,
+    /// `Hypervisor`: `Hypervisor` in requests, `<hypervisor>` in responses.
+    pub hypervisor: Option<String>,
+    /// `ImageAllowed`: `ImageAllowed` in requests, `<imageAllowed>` in responses.
+    pub image_allowed: Option<bool>,
+    /// `ImageId`: `ImageId` in requests, `<imageId>` in responses.
+    pub image_id: Option<String>,
+    /// `ImageLocation`: `ImageLocation` in requests, `<imageLocation>` in responses.
+    pub image_location: Option<String>,
+    /// `ImageOwnerAlias`: `ImageOwnerAlias` in requests, `<imageOwnerAlias>` in responses.
+    pub image_owner_alias: Option<String>,
+    /// `ImageType`: `ImageType` in requests, `<imageType>` in responses.
+    pub image_type: Option<String>,
+    /// `ImdsSupport`: `ImdsSupport` in requests, `<imdsSupport>` in responses.
+    pub imds_support: Option<String>,
+    /// `KernelId`: `KernelId` in requests, `<kernelId>` in responses.
+    pub kernel_id: Option<String>,
+    /// `LastLaunchedTime`: `LastLaunchedTime` in requests, `<lastLaunchedTime>` in responses.
+    pub last_launched_time: Option<String>,
+    /// `Name`: `Name` in requests, `<name>` in responses.
+    pub name: Option<String>,
+    /// `OwnerId`: `ImageOwnerId` in requests, `<imageOwnerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `Platform`: `Platform` in requests, `<platform>` in responses.
+    pub platform: Option<String>,
+    /// `PlatformDetails`: `PlatformDetails` in requests, `<platformDetails>` in responses.
+    pub platform_details: Option<String>,
+    /// `ProductCodes`: `ProductCodes` in requests, `<productCodes>` in responses.
+    pub product_codes: Option<Vec<ProductCode>>,
+    /// `Public`: `IsPublic` in requests, `<isPublic>` in responses.
+    pub public: Option<bool>,
+    /// `RamdiskId`: `RamdiskId` in requests, `<ramdiskId>` in responses.
+    pub ramdisk_id: Option<String>,
+    /// `RootDeviceName`: `RootDeviceName` in requests, `<rootDeviceName>` in responses.
+    pub root_device_name: Option<String>,
+    /// `RootDeviceType`: `RootDeviceType` in requests, `<rootDeviceType>` in responses.
+    pub root_device_type: Option<String>,
+    /// `SourceImageId`: `SourceImageId` in requests, `<sourceImageId>` in responses.
+    pub source_image_id: Option<String>,
+    /// `SourceImageRegion`: `SourceImageRegion` in requests, `<sourceImageRegion>` in responses.
+    pub source_image_region: Option<String>,
+    /// `SourceInstanceId`: `SourceInstanceId` in requests, `<sourceInstanceId>` in responses.
+    pub source_instance_id: Option<String>,
+    /// `SriovNetSupport`: `SriovNetSupport` in requests, `<sriovNetSupport>` in responses.
+    pub sriov_net_support: Option<String>,
+    /// `State`: `ImageState` in requests, `<imageState>` in responses.
+    pub state: Option<String>,
+    /// `StateReason`: `StateReason` in requests, `<stateReason>` in responses.
+    pub state_reason: Option<StateReason>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `TpmSupport`: `TpmSupport` in requests, `<tpmSupport>` in responses.
+    pub tpm_support: Option<String>,
+    /// `UsageOperation`: `UsageOperation` in requests, `<usageOperation>` in responses.
+    pub usage_operation: Option<String>,
+    /// `VirtualizationType`: `VirtualizationType` in requests, `<virtualizationType>` in responses.
+    pub virtualization_type: Option<String>,
+}
+
+impl Encode for Image {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.architecture {
+            w.field("architecture", v);
+        }
+        if let Some(v) = &self.block_device_mappings {
+            w.list("blockDeviceMapping", "item", v);
+        }
+        if let Some(v) = &self.boot_mode {
+            w.field("bootMode", v);
+        }
+        if let Some(v) = &self.creation_date {
+            w.field("creationDate", v);
+        }
+        if let Some(v) = &self.deprecation_time {
+            w.field("deprecationTime", v);
+        }
+        if let Some(v) = &self.deregistration_protection {
+            w.field("deregistrationProtection", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.ena_support {
+            w.field("enaSupport", v);
+        }
+        if let Some(v) = &self.free_tier_eligible {
+            w.field("freeTierEligible", v);
+        }
+        if let Some(v) = &self.hypervisor {
+            w.field("hypervisor", v);
+        }
+        if let Some(v) = &self.image_allowed {
+            w.field("imageAllowed", v);
+        }
+        if let Some(v) = &self.image_id {
+            w.field("imageId", v);
+        }
+        if let Some(v) = &self.image_location {
+            w.field("imageLocation", v);
+        }
+        if let Some(v) = &self.image_owner_alias {
+            w.field("imageOwnerAlias", v);
+        }
+        if let Some(v) = &self.image_type {
+            w.field("imageType", v);
+        }
+        if let Some(v) = &self.imds_support {
+            w.field("imdsSupport", v);
+        }
+        if let Some(v) = &self.kernel_id {
+            w.field("kernelId", v);
+        }
+        if let Some(v) = &self.last_launched_time {
+            w.field("lastLaunchedTime", v);
+        }
+        if let Some(v) = &self.name {
+            w.field("name", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("imageOwnerId", v);
+        }
+        if let Some(v) = &self.platform {
+            w.field("platform", v);
+        }
+        if let Some(v) = &self.platform_details {
+            w.field("platformDetails", v);
+        }
+        if let Some(v) = &self.product_codes {
+            w.list("productCodes", "item", v);
+        }
+        if let Some(v) = &self.public {
+            w.field("isPublic", v);
+        }
+        if let Some(v) = &self.ramdisk_id {
+            w.field("ramdiskId", v);
+        }
+        if let Some(v) = &self.root_device_name {
+            w.field("rootDeviceName", v);
+        }
+        if let Some(v) = &self.root_device_type {
+            w.field("rootDeviceType", v);
+        }
+        if let Some(v) = &self.source_image_id {
+            w.field("sourceImageId", v);
+        }
+        if let Some(v) = &self.source_image_region {
+            w.field("sourceImageRegion", v);
+        }
+        if let Some(v) = &self.source_instance_id {
+            w.field("sourceInstanceId", v);
+        }
+        if let Some(v) = &self.sriov_net_support {
+            w.field("sriovNetSupport", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("imageState", v);
+        }
+        if let Some(v) = &self.state_reason {
+            w.field("stateReason", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.tpm_support {
+            w.field("tpmSupport", v);
+        }
+        if let Some(v) = &self.usage_operation {
+            w.field("usageOperation", v);
+        }
+        if let Some(v) = &self.virtualization_type {
+            w.field("virtualizationType", v);
         }
     }
 }
@@ -4766,6 +6233,525 @@ impl Encode for InferenceDeviceMemoryInfo {
     }
 }
 
+/// The `Instance` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Instance {
+    /// `AmiLaunchIndex`: `AmiLaunchIndex` in requests, `<amiLaunchIndex>` in responses.
+    pub ami_launch_index: Option<i32>,
+    /// `Architecture`: `Architecture` in requests, `<architecture>` in responses.
+    pub architecture: Option<String>,
+    /// `BlockDeviceMappings`: `BlockDeviceMapping` in requests, `<blockDeviceMapping>` in responses.
+    pub block_device_mappings: Option<Vec<InstanceBlockDeviceMapping>>,
+    /// `BootMode`: `BootMode` in requests, `<bootMode>` in responses.
+    pub boot_mode: Option<String>,
+    /// `CapacityBlockId`: `CapacityBlockId` in requests, `<capacityBlockId>` in responses.
+    pub capacity_block_id: Option<String>,
+    /// `CapacityReservationId`: `CapacityReservationId` in requests, `<capacityReservationId>` in responses.
+    pub capacity_reservation_id: Option<String>,
+    /// `CapacityReservationSpecification`: `CapacityReservationSpecification` in requests, `<capacityReservationSpecification>` in responses.
+    pub capacity_reservation_specification: Option<CapacityReservationSpecificationResponse>,
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `CpuOptions`: `CpuOptions` in requests, `<cpuOptions>` in responses.
+    pub cpu_options: Option<CpuOptions>,
+    /// `CurrentInstanceBootMode`: `CurrentInstanceBootMode` in requests, `<currentInstanceBootMode>` in responses.
+    pub current_instance_boot_mode: Option<String>,
+    /// `EbsOptimized`: `EbsOptimized` in requests, `<ebsOptimized>` in responses.
+    pub ebs_optimized: Option<bool>,
+    /// `ElasticGpuAssociations`: `ElasticGpuAssociationSet` in requests, `<elasticGpuAssociationSet>` in responses.
+    pub elastic_gpu_associations: Option<Vec<ElasticGpuAssociation>>,
+    /// `ElasticInferenceAcceleratorAssociations`: `ElasticInferenceAcceleratorAssociationSet` in requests, `<elasticInferenceAcceleratorAssociationSet>` in responses.
+    pub elastic_inference_accelerator_associations:
+        Option<Vec<ElasticInferenceAcceleratorAssociation>>,
+    /// `EnaSupport`: `EnaSupport` in requests, `<enaSupport>` in responses.
+    pub ena_support: Option<bool>,
+    /// `EnclaveOptions`: `EnclaveOptions` in requests, `<enclaveOptions>` in responses.
+    pub enclave_options: Option<EnclaveOptions>,
+    /// `HibernationOptions`: `HibernationOptions` in requests, `<hibernationOptions>` in responses.
+    pub hibernation_options: Option<HibernationOptions>,
+    /// `Hypervisor`: `Hypervisor` in requests, `<hypervisor>` in responses.
+    pub hypervisor: Option<String>,
+    /// `IamInstanceProfile`: `IamInstanceProfile` in requests, `<iamInstanceProfile>` in responses.
+    pub iam_instance_profile: Option<IamInstanceProfile>,
+    /// `ImageId`: `ImageId` in requests, `<imageId>` in responses.
+    pub image_id: Option<String>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `InstanceLifecycle`: `InstanceLifecycle` in requests, `<instanceLifecycle>` in responses.
+    pub instance_lifecycle: Option<String>,
+    /// `InstanceType`: `InstanceType` in requests, `<instanceType>` in responses.
+    pub instance_type: Option<String>,
+    /// `Ipv6Address`: `Ipv6Address` in requests, `<ipv6Address>` in responses.
+    pub ipv6_address: Option<String>,
+    /// `KernelId`: `KernelId` in requests, `<kernelId>` in responses.
+    pub kernel_id: Option<String>,
+    /// `KeyName`: `KeyName` in requests, `<keyName>` in responses.
+    pub key_name: Option<String>,
+    /// `LaunchTime`: `LaunchTime` in requests, `<launchTime>` in responses.
+    pub launch_time: Option<DateTime>,
+    /// `Licenses`: `LicenseSet` in requests, `<licenseSet>` in responses.
+    pub licenses: Option<Vec<LicenseConfiguration>>,
+    /// `MaintenanceOptions`: `MaintenanceOptions` in requests, `<maintenanceOptions>` in responses.
+    pub maintenance_options: Option<InstanceMaintenanceOptions>,
+    /// `MetadataOptions`: `MetadataOptions` in requests, `<metadataOptions>` in responses.
+    pub metadata_options: Option<InstanceMetadataOptionsResponse>,
+    /// `Monitoring`: `Monitoring` in requests, `<monitoring>` in responses.
+    pub monitoring: Option<Monitoring>,
+    /// `NetworkInterfaces`: `NetworkInterfaceSet` in requests, `<networkInterfaceSet>` in responses.
+    pub network_interfaces: Option<Vec<InstanceNetworkInterface>>,
+    /// `NetworkPerformanceOptions`: `NetworkPerformanceOptions` in requests, `<networkPerformanceOptions>` in responses.
+    pub network_performance_options: Option<InstanceNetworkPerformanceOptions>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    pub operator: Option<OperatorResponse>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<outpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `Placement`: `Placement` in requests, `<placement>` in responses.
+    pub placement: Option<Placement>,
+    /// `Platform`: `Platform` in requests, `<platform>` in responses.
+    pub platform: Option<String>,
+    /// `PlatformDetails`: `PlatformDetails` in requests, `<platformDetails>` in responses.
+    pub platform_details: Option<String>,
+    /// `PrivateDnsName`: `PrivateDnsName` in requests, `<privateDnsName>` in responses.
+    pub private_dns_name: Option<String>,
+    /// `PrivateDnsNameOptions`: `PrivateDnsNameOptions` in requests, `<privateDnsNameOptions>` in responses.
+    pub private_dns_name_options: Option<PrivateDnsNameOptionsResponse>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+    /// `ProductCodes`: `ProductCodes` in requests, `<productCodes>` in responses.
+    pub product_codes: Option<Vec<ProductCode>>,
+    /// `PublicDnsName`: `DnsName` in requests, `<dnsName>` in responses.
+    pub public_dns_name: Option<String>,
+    /// `PublicIpAddress`: `IpAddress` in requests, `<ipAddress>` in responses.
+    pub public_ip_address: Option<String>,
+    /// `RamdiskId`: `RamdiskId` in requests, `<ramdiskId>` in responses.
+    pub ramdisk_id: Option<String>,
+    /// `RootDeviceName`: `RootDeviceName` in requests, `<rootDeviceName>` in responses.
+    pub root_device_name: Option<String>,
+    /// `RootDeviceType`: `RootDeviceType` in requests, `<rootDeviceType>` in responses.
+    pub root_device_type: Option<String>,
+    /// `SecondaryInterfaces`: `SecondaryInterfaceSet` in requests, `<secondaryInterfaceSet>` in responses.
+    pub secondary_interfaces: Option<Vec<InstanceSecondaryInterface>>,
+    /// `SecurityGroups`: `GroupSet` in requests, `<groupSet>` in responses.
+    pub security_groups: Option<Vec<GroupIdentifier>>,
+    /// `SourceDestCheck`: `SourceDestCheck` in requests, `<sourceDestCheck>` in responses.
+    pub source_dest_check: Option<bool>,
+    /// `SpotInstanceRequestId`: `SpotInstanceRequestId` in requests, `<spotInstanceRequestId>` in responses.
+    pub spot_instance_request_id: Option<String>,
+    /// `SriovNetSupport`: `SriovNetSupport` in requests, `<sriovNetSupport>` in responses.
+    pub sriov_net_support: Option<String>,
+    /// `State`: `InstanceState` in requests, `<instanceState>` in responses.
+    pub state: Option<InstanceState>,
+    /// `StateReason`: `StateReason` in requests, `<stateReason>` in responses.
+    pub state_reason: Option<StateReason>,
+    /// `StateTransitionReason`: `Reason` in requests, `<reason>` in responses.
+    pub state_transition_reason: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `TpmSupport`: `TpmSupport` in requests, `<tpmSupport>` in responses.
+    pub tpm_support: Option<String>,
+    /// `UsageOperation`: `UsageOperation` in requests, `<usageOperation>` in responses.
+    pub usage_operation: Option<String>,
+    /// `UsageOperationUpdateTime`: `UsageOperationUpdateTime` in requests, `<usageOperationUpdateTime>` in responses.
+    pub usage_operation_update_time: Option<DateTime>,
+    /// `VirtualizationType`: `VirtualizationType` in requests, `<virtualizationType>` in responses.
+    pub virtualization_type: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for Instance {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ami_launch_index {
+            w.field("amiLaunchIndex", v);
+        }
+        if let Some(v) = &self.architecture {
+            w.field("architecture", v);
+        }
+        if let Some(v) = &self.block_device_mappings {
+            w.list("blockDeviceMapping", "item", v);
+        }
+        if let Some(v) = &self.boot_mode {
+            w.field("bootMode", v);
+        }
+        if let Some(v) = &self.capacity_block_id {
+            w.field("capacityBlockId", v);
+        }
+        if let Some(v) = &self.capacity_reservation_id {
+            w.field("capacityReservationId", v);
+        }
+        if let Some(v) = &self.capacity_reservation_specification {
+            w.field("capacityReservationSpecification", v);
+        }
+        if let Some(v) = &self.client_token {
+            w.field("clientToken", v);
+        }
+        if let Some(v) = &self.cpu_options {
+            w.field("cpuOptions", v);
+        }
+        if let Some(v) = &self.current_instance_boot_mode {
+            w.field("currentInstanceBootMode", v);
+        }
+        if let Some(v) = &self.ebs_optimized {
+            w.field("ebsOptimized", v);
+        }
+        if let Some(v) = &self.elastic_gpu_associations {
+            w.list("elasticGpuAssociationSet", "item", v);
+        }
+        if let Some(v) = &self.elastic_inference_accelerator_associations {
+            w.list("elasticInferenceAcceleratorAssociationSet", "item", v);
+        }
+        if let Some(v) = &self.ena_support {
+            w.field("enaSupport", v);
+        }
+        if let Some(v) = &self.enclave_options {
+            w.field("enclaveOptions", v);
+        }
+        if let Some(v) = &self.hibernation_options {
+            w.field("hibernationOptions", v);
+        }
+        if let Some(v) = &self.hypervisor {
+            w.field("hypervisor", v);
+        }
+        if let Some(v) = &self.iam_instance_profile {
+            w.field("iamInstanceProfile", v);
+        }
+        if let Some(v) = &self.image_id {
+            w.field("imageId", v);
+        }
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.instance_lifecycle {
+            w.field("instanceLifecycle", v);
+        }
+        if let Some(v) = &self.instance_type {
+            w.field("instanceType", v);
+        }
+        if let Some(v) = &self.ipv6_address {
+            w.field("ipv6Address", v);
+        }
+        if let Some(v) = &self.kernel_id {
+            w.field("kernelId", v);
+        }
+        if let Some(v) = &self.key_name {
+            w.field("keyName", v);
+        }
+        if let Some(v) = &self.launch_time {
+            w.field("launchTime", v);
+        }
+        if let Some(v) = &self.licenses {
+            w.list("licenseSet", "item", v);
+        }
+        if let Some(v) = &self.maintenance_options {
+            w.field("maintenanceOptions", v);
+        }
+        if let Some(v) = &self.metadata_options {
+            w.field("metadataOptions", v);
+        }
+        if let Some(v) = &self.monitoring {
+            w.field("monitoring", v);
+        }
+        if let Some(v) = &self.network_interfaces {
+            w.list("networkInterfaceSet", "item", v);
+        }
+        if let Some(v) = &self.network_performance_options {
+            w.field("networkPerformanceOptions", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            w.field("outpostArn", v);
+        }
+        if let Some(v) = &self.placement {
+            w.field("placement", v);
+        }
+        if let Some(v) = &self.platform {
+            w.field("platform", v);
+        }
+        if let Some(v) = &self.platform_details {
+            w.field("platformDetails", v);
+        }
+        if let Some(v) = &self.private_dns_name {
+            w.field("privateDnsName", v);
+        }
+        if let Some(v) = &self.private_dns_name_options {
+            w.field("privateDnsNameOptions", v);
+        }
+        if let Some(v) = &self.private_ip_address {
+            w.field("privateIpAddress", v);
+        }
+        if let Some(v) = &self.product_codes {
+            w.list("productCodes", "item", v);
+        }
+        if let Some(v) = &self.public_dns_name {
+            w.field("dnsName", v);
+        }
+        if let Some(v) = &self.public_ip_address {
+            w.field("ipAddress", v);
+        }
+        if let Some(v) = &self.ramdisk_id {
+            w.field("ramdiskId", v);
+        }
+        if let Some(v) = &self.root_device_name {
+            w.field("rootDeviceName", v);
+        }
+        if let Some(v) = &self.root_device_type {
+            w.field("rootDeviceType", v);
+        }
+        if let Some(v) = &self.secondary_interfaces {
+            w.list("secondaryInterfaceSet", "item", v);
+        }
+        if let Some(v) = &self.security_groups {
+            w.list("groupSet", "item", v);
+        }
+        if let Some(v) = &self.source_dest_check {
+            w.field("sourceDestCheck", v);
+        }
+        if let Some(v) = &self.spot_instance_request_id {
+            w.field("spotInstanceRequestId", v);
+        }
+        if let Some(v) = &self.sriov_net_support {
+            w.field("sriovNetSupport", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("instanceState", v);
+        }
+        if let Some(v) = &self.state_reason {
+            w.field("stateReason", v);
+        }
+        if let Some(v) = &self.state_transition_reason {
+            w.field("reason", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.tpm_support {
+            w.field("tpmSupport", v);
+        }
+        if let Some(v) = &self.usage_operation {
+            w.field("usageOperation", v);
+        }
+        if let Some(v) = &self.usage_operation_update_time {
+            w.field("usageOperationUpdateTime", v);
+        }
+        if let Some(v) = &self.virtualization_type {
+            w.field("virtualizationType", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `InstanceAttachmentEnaSrdSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceAttachmentEnaSrdSpecification {
+    /// `EnaSrdEnabled`: `EnaSrdEnabled` in requests, `<enaSrdEnabled>` in responses.
+    pub ena_srd_enabled: Option<bool>,
+    /// `EnaSrdUdpSpecification`: `EnaSrdUdpSpecification` in requests, `<enaSrdUdpSpecification>` in responses.
+    pub ena_srd_udp_specification: Option<InstanceAttachmentEnaSrdUdpSpecification>,
+}
+
+impl Encode for InstanceAttachmentEnaSrdSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ena_srd_enabled {
+            w.field("enaSrdEnabled", v);
+        }
+        if let Some(v) = &self.ena_srd_udp_specification {
+            w.field("enaSrdUdpSpecification", v);
+        }
+    }
+}
+
+/// The `InstanceAttachmentEnaSrdUdpSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceAttachmentEnaSrdUdpSpecification {
+    /// `EnaSrdUdpEnabled`: `EnaSrdUdpEnabled` in requests, `<enaSrdUdpEnabled>` in responses.
+    pub ena_srd_udp_enabled: Option<bool>,
+}
+
+impl Encode for InstanceAttachmentEnaSrdUdpSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ena_srd_udp_enabled {
+            w.field("enaSrdUdpEnabled", v);
+        }
+    }
+}
+
+/// The `InstanceAttribute` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceAttribute {
+    /// `BlockDeviceMappings`: `BlockDeviceMapping` in requests, `<blockDeviceMapping>` in responses.
+    pub block_device_mappings: Option<Vec<InstanceBlockDeviceMapping>>,
+    /// `DisableApiStop`: `DisableApiStop` in requests, `<disableApiStop>` in responses.
+    pub disable_api_stop: Option<AttributeBooleanValue>,
+    /// `DisableApiTermination`: `DisableApiTermination` in requests, `<disableApiTermination>` in responses.
+    pub disable_api_termination: Option<AttributeBooleanValue>,
+    /// `EbsOptimized`: `EbsOptimized` in requests, `<ebsOptimized>` in responses.
+    pub ebs_optimized: Option<AttributeBooleanValue>,
+    /// `EnaSupport`: `EnaSupport` in requests, `<enaSupport>` in responses.
+    pub ena_support: Option<AttributeBooleanValue>,
+    /// `EnclaveOptions`: `EnclaveOptions` in requests, `<enclaveOptions>` in responses.
+    pub enclave_options: Option<EnclaveOptions>,
+    /// `Groups`: `GroupSet` in requests, `<groupSet>` in responses.
+    pub groups: Option<Vec<GroupIdentifier>>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `InstanceInitiatedShutdownBehavior`: `InstanceInitiatedShutdownBehavior` in requests, `<instanceInitiatedShutdownBehavior>` in responses.
+    pub instance_initiated_shutdown_behavior: Option<AttributeValue>,
+    /// `InstanceType`: `InstanceType` in requests, `<instanceType>` in responses.
+    pub instance_type: Option<AttributeValue>,
+    /// `KernelId`: `Kernel` in requests, `<kernel>` in responses.
+    pub kernel_id: Option<AttributeValue>,
+    /// `ProductCodes`: `ProductCodes` in requests, `<productCodes>` in responses.
+    pub product_codes: Option<Vec<ProductCode>>,
+    /// `RamdiskId`: `Ramdisk` in requests, `<ramdisk>` in responses.
+    pub ramdisk_id: Option<AttributeValue>,
+    /// `RootDeviceName`: `RootDeviceName` in requests, `<rootDeviceName>` in responses.
+    pub root_device_name: Option<AttributeValue>,
+    /// `SourceDestCheck`: `SourceDestCheck` in requests, `<sourceDestCheck>` in responses.
+    pub source_dest_check: Option<AttributeBooleanValue>,
+    /// `SriovNetSupport`: `SriovNetSupport` in requests, `<sriovNetSupport>` in responses.
+    pub sriov_net_support: Option<AttributeValue>,
+    /// `UserData`: `UserData` in requests, `<userData>` in responses.
+    pub user_data: Option<AttributeValue>,
+}
+
+impl Encode for InstanceAttribute {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.block_device_mappings {
+            w.list("blockDeviceMapping", "item", v);
+        }
+        if let Some(v) = &self.disable_api_stop {
+            w.field("disableApiStop", v);
+        }
+        if let Some(v) = &self.disable_api_termination {
+            w.field("disableApiTermination", v);
+        }
+        if let Some(v) = &self.ebs_optimized {
+            w.field("ebsOptimized", v);
+        }
+        if let Some(v) = &self.ena_support {
+            w.field("enaSupport", v);
+        }
+        if let Some(v) = &self.enclave_options {
+            w.field("enclaveOptions", v);
+        }
+        if let Some(v) = &self.groups {
+            w.list("groupSet", "item", v);
+        }
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.instance_initiated_shutdown_behavior {
+            w.field("instanceInitiatedShutdownBehavior", v);
+        }
+        if let Some(v) = &self.instance_type {
+            w.field("instanceType", v);
+        }
+        if let Some(v) = &self.kernel_id {
+            w.field("kernel", v);
+        }
+        if let Some(v) = &self.product_codes {
+            w.list("productCodes", "item", v);
+        }
+        if let Some(v) = &self.ramdisk_id {
+            w.field("ramdisk", v);
+        }
+        if let Some(v) = &self.root_device_name {
+            w.field("rootDeviceName", v);
+        }
+        if let Some(v) = &self.source_dest_check {
+            w.field("sourceDestCheck", v);
+        }
+        if let Some(v) = &self.sriov_net_support {
+            w.field("sriovNetSupport", v);
+        }
+        if let Some(v) = &self.user_data {
+            w.field("userData", v);
+        }
+    }
+}
+
+/// The `InstanceBlockDeviceMapping` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceBlockDeviceMapping {
+    /// `DeviceName`: `DeviceName` in requests, `<deviceName>` in responses.
+    pub device_name: Option<String>,
+    /// `Ebs`: `Ebs` in requests, `<ebs>` in responses.
+    pub ebs: Option<EbsInstanceBlockDevice>,
+}
+
+impl Encode for InstanceBlockDeviceMapping {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.device_name {
+            w.field("deviceName", v);
+        }
+        if let Some(v) = &self.ebs {
+            w.field("ebs", v);
+        }
+    }
+}
+
+/// The `InstanceBlockDeviceMappingSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceBlockDeviceMappingSpecification {
+    /// `DeviceName`: `DeviceName` in requests, `<deviceName>` in responses.
+    pub device_name: Option<String>,
+    /// `Ebs`: `Ebs` in requests, `<ebs>` in responses.
+    pub ebs: Option<EbsInstanceBlockDeviceSpecification>,
+    /// `NoDevice`: `NoDevice` in requests, `<noDevice>` in responses.
+    pub no_device: Option<String>,
+    /// `VirtualName`: `VirtualName` in requests, `<virtualName>` in responses.
+    pub virtual_name: Option<String>,
+}
+
+impl Decode for InstanceBlockDeviceMappingSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DeviceName" => {
+                    out.device_name = Some(Decode::decode(child, &here)?);
+                }
+                "Ebs" => {
+                    out.ebs = Some(Decode::decode(child, &here)?);
+                }
+                "NoDevice" => {
+                    out.no_device = Some(Decode::decode(child, &here)?);
+                }
+                "VirtualName" => {
+                    out.virtual_name = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `InstanceIpv4Prefix` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceIpv4Prefix {
+    /// `Ipv4Prefix`: `Ipv4Prefix` in requests, `<ipv4Prefix>` in responses.
+    pub ipv4_prefix: Option<String>,
+}
+
+impl Encode for InstanceIpv4Prefix {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ipv4_prefix {
+            w.field("ipv4Prefix", v);
+        }
+    }
+}
+
 /// The `InstanceIpv6Address` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InstanceIpv6Address {
@@ -4791,6 +6777,1001 @@ impl Decode for InstanceIpv6Address {
             }
         }
         Ok(out)
+    }
+}
+
+impl Encode for InstanceIpv6Address {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ipv6_address {
+            w.field("ipv6Address", v);
+        }
+        if let Some(v) = &self.is_primary_ipv6 {
+            w.field("isPrimaryIpv6", v);
+        }
+    }
+}
+
+/// The `InstanceIpv6Prefix` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceIpv6Prefix {
+    /// `Ipv6Prefix`: `Ipv6Prefix` in requests, `<ipv6Prefix>` in responses.
+    pub ipv6_prefix: Option<String>,
+}
+
+impl Encode for InstanceIpv6Prefix {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ipv6_prefix {
+            w.field("ipv6Prefix", v);
+        }
+    }
+}
+
+/// The `InstanceMaintenanceOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceMaintenanceOptions {
+    /// `AutoRecovery`: `AutoRecovery` in requests, `<autoRecovery>` in responses.
+    pub auto_recovery: Option<String>,
+    /// `RebootMigration`: `RebootMigration` in requests, `<rebootMigration>` in responses.
+    pub reboot_migration: Option<String>,
+}
+
+impl Encode for InstanceMaintenanceOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.auto_recovery {
+            w.field("autoRecovery", v);
+        }
+        if let Some(v) = &self.reboot_migration {
+            w.field("rebootMigration", v);
+        }
+    }
+}
+
+/// The `InstanceMaintenanceOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceMaintenanceOptionsRequest {
+    /// `AutoRecovery`: `AutoRecovery` in requests, `<AutoRecovery>` in responses.
+    pub auto_recovery: Option<String>,
+}
+
+impl Decode for InstanceMaintenanceOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AutoRecovery" => {
+                    out.auto_recovery = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["disabled", "default"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `InstanceMarketOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceMarketOptionsRequest {
+    /// `MarketType`: `MarketType` in requests, `<MarketType>` in responses.
+    pub market_type: Option<String>,
+    /// `SpotOptions`: `SpotOptions` in requests, `<SpotOptions>` in responses.
+    pub spot_options: Option<SpotMarketOptions>,
+}
+
+impl Decode for InstanceMarketOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "MarketType" => {
+                    out.market_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &[
+                            "spot",
+                            "capacity-block",
+                            "interruptible-capacity-reservation",
+                        ],
+                    )?);
+                }
+                "SpotOptions" => {
+                    out.spot_options = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `InstanceMetadataOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceMetadataOptionsRequest {
+    /// `HttpEndpoint`: `HttpEndpoint` in requests, `<HttpEndpoint>` in responses.
+    pub http_endpoint: Option<String>,
+    /// `HttpProtocolIpv6`: `HttpProtocolIpv6` in requests, `<HttpProtocolIpv6>` in responses.
+    pub http_protocol_ipv6: Option<String>,
+    /// `HttpPutResponseHopLimit`: `HttpPutResponseHopLimit` in requests, `<HttpPutResponseHopLimit>` in responses.
+    pub http_put_response_hop_limit: Option<i32>,
+    /// `HttpTokens`: `HttpTokens` in requests, `<HttpTokens>` in responses.
+    pub http_tokens: Option<String>,
+    /// `InstanceMetadataTags`: `InstanceMetadataTags` in requests, `<InstanceMetadataTags>` in responses.
+    pub instance_metadata_tags: Option<String>,
+}
+
+impl Decode for InstanceMetadataOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "HttpEndpoint" => {
+                    out.http_endpoint = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["disabled", "enabled"],
+                    )?);
+                }
+                "HttpProtocolIpv6" => {
+                    out.http_protocol_ipv6 = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["disabled", "enabled"],
+                    )?);
+                }
+                "HttpPutResponseHopLimit" => {
+                    out.http_put_response_hop_limit = Some(Decode::decode(child, &here)?);
+                }
+                "HttpTokens" => {
+                    out.http_tokens = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["optional", "required"],
+                    )?);
+                }
+                "InstanceMetadataTags" => {
+                    out.instance_metadata_tags = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["disabled", "enabled"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `InstanceMetadataOptionsResponse` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceMetadataOptionsResponse {
+    /// `HttpEndpoint`: `HttpEndpoint` in requests, `<httpEndpoint>` in responses.
+    pub http_endpoint: Option<String>,
+    /// `HttpProtocolIpv6`: `HttpProtocolIpv6` in requests, `<httpProtocolIpv6>` in responses.
+    pub http_protocol_ipv6: Option<String>,
+    /// `HttpPutResponseHopLimit`: `HttpPutResponseHopLimit` in requests, `<httpPutResponseHopLimit>` in responses.
+    pub http_put_response_hop_limit: Option<i32>,
+    /// `HttpTokens`: `HttpTokens` in requests, `<httpTokens>` in responses.
+    pub http_tokens: Option<String>,
+    /// `InstanceMetadataTags`: `InstanceMetadataTags` in requests, `<instanceMetadataTags>` in responses.
+    pub instance_metadata_tags: Option<String>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+}
+
+impl Encode for InstanceMetadataOptionsResponse {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.http_endpoint {
+            w.field("httpEndpoint", v);
+        }
+        if let Some(v) = &self.http_protocol_ipv6 {
+            w.field("httpProtocolIpv6", v);
+        }
+        if let Some(v) = &self.http_put_response_hop_limit {
+            w.field("httpPutResponseHopLimit", v);
+        }
+        if let Some(v) = &self.http_tokens {
+            w.field("httpTokens", v);
+        }
+        if let Some(v) = &self.instance_metadata_tags {
+            w.field("instanceMetadataTags", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+    }
+}
+
+/// The `InstanceNetworkInterface` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceNetworkInterface {
+    /// `Association`: `Association` in requests, `<association>` in responses.
+    pub association: Option<InstanceNetworkInterfaceAssociation>,
+    /// `Attachment`: `Attachment` in requests, `<attachment>` in responses.
+    pub attachment: Option<InstanceNetworkInterfaceAttachment>,
+    /// `ConnectionTrackingConfiguration`: `ConnectionTrackingConfiguration` in requests, `<connectionTrackingConfiguration>` in responses.
+    pub connection_tracking_configuration: Option<ConnectionTrackingSpecificationResponse>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `Groups`: `GroupSet` in requests, `<groupSet>` in responses.
+    pub groups: Option<Vec<GroupIdentifier>>,
+    /// `InterfaceType`: `InterfaceType` in requests, `<interfaceType>` in responses.
+    pub interface_type: Option<String>,
+    /// `Ipv4Prefixes`: `Ipv4PrefixSet` in requests, `<ipv4PrefixSet>` in responses.
+    pub ipv4_prefixes: Option<Vec<InstanceIpv4Prefix>>,
+    /// `Ipv6Addresses`: `Ipv6AddressesSet` in requests, `<ipv6AddressesSet>` in responses.
+    pub ipv6_addresses: Option<Vec<InstanceIpv6Address>>,
+    /// `Ipv6Prefixes`: `Ipv6PrefixSet` in requests, `<ipv6PrefixSet>` in responses.
+    pub ipv6_prefixes: Option<Vec<InstanceIpv6Prefix>>,
+    /// `MacAddress`: `MacAddress` in requests, `<macAddress>` in responses.
+    pub mac_address: Option<String>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    pub operator: Option<OperatorResponse>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `PrivateDnsName`: `PrivateDnsName` in requests, `<privateDnsName>` in responses.
+    pub private_dns_name: Option<String>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+    /// `PrivateIpAddresses`: `PrivateIpAddressesSet` in requests, `<privateIpAddressesSet>` in responses.
+    pub private_ip_addresses: Option<Vec<InstancePrivateIpAddress>>,
+    /// `SourceDestCheck`: `SourceDestCheck` in requests, `<sourceDestCheck>` in responses.
+    pub source_dest_check: Option<bool>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for InstanceNetworkInterface {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.association {
+            w.field("association", v);
+        }
+        if let Some(v) = &self.attachment {
+            w.field("attachment", v);
+        }
+        if let Some(v) = &self.connection_tracking_configuration {
+            w.field("connectionTrackingConfiguration", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.groups {
+            w.list("groupSet", "item", v);
+        }
+        if let Some(v) = &self.interface_type {
+            w.field("interfaceType", v);
+        }
+        if let Some(v) = &self.ipv4_prefixes {
+            w.list("ipv4PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.ipv6_addresses {
+            w.list("ipv6AddressesSet", "item", v);
+        }
+        if let Some(v) = &self.ipv6_prefixes {
+            w.list("ipv6PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.mac_address {
+            w.field("macAddress", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.private_dns_name {
+            w.field("privateDnsName", v);
+        }
+        if let Some(v) = &self.private_ip_address {
+            w.field("privateIpAddress", v);
+        }
+        if let Some(v) = &self.private_ip_addresses {
+            w.list("privateIpAddressesSet", "item", v);
+        }
+        if let Some(v) = &self.source_dest_check {
+            w.field("sourceDestCheck", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `InstanceNetworkInterfaceAssociation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceNetworkInterfaceAssociation {
+    /// `CarrierIp`: `CarrierIp` in requests, `<carrierIp>` in responses.
+    pub carrier_ip: Option<String>,
+    /// `CustomerOwnedIp`: `CustomerOwnedIp` in requests, `<customerOwnedIp>` in responses.
+    pub customer_owned_ip: Option<String>,
+    /// `IpOwnerId`: `IpOwnerId` in requests, `<ipOwnerId>` in responses.
+    pub ip_owner_id: Option<String>,
+    /// `PublicDnsName`: `PublicDnsName` in requests, `<publicDnsName>` in responses.
+    pub public_dns_name: Option<String>,
+    /// `PublicIp`: `PublicIp` in requests, `<publicIp>` in responses.
+    pub public_ip: Option<String>,
+}
+
+impl Encode for InstanceNetworkInterfaceAssociation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.carrier_ip {
+            w.field("carrierIp", v);
+        }
+        if let Some(v) = &self.customer_owned_ip {
+            w.field("customerOwnedIp", v);
+        }
+        if let Some(v) = &self.ip_owner_id {
+            w.field("ipOwnerId", v);
+        }
+        if let Some(v) = &self.public_dns_name {
+            w.field("publicDnsName", v);
+        }
+        if let Some(v) = &self.public_ip {
+            w.field("publicIp", v);
+        }
+    }
+}
+
+/// The `InstanceNetworkInterfaceAttachment` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceNetworkInterfaceAttachment {
+    /// `AttachTime`: `AttachTime` in requests, `<attachTime>` in responses.
+    pub attach_time: Option<DateTime>,
+    /// `AttachmentId`: `AttachmentId` in requests, `<attachmentId>` in responses.
+    pub attachment_id: Option<String>,
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    pub delete_on_termination: Option<bool>,
+    /// `DeviceIndex`: `DeviceIndex` in requests, `<deviceIndex>` in responses.
+    pub device_index: Option<i32>,
+    /// `EnaQueueCount`: `EnaQueueCount` in requests, `<enaQueueCount>` in responses.
+    pub ena_queue_count: Option<i32>,
+    /// `EnaSrdSpecification`: `EnaSrdSpecification` in requests, `<enaSrdSpecification>` in responses.
+    pub ena_srd_specification: Option<InstanceAttachmentEnaSrdSpecification>,
+    /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<networkCardIndex>` in responses.
+    pub network_card_index: Option<i32>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for InstanceNetworkInterfaceAttachment {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.attach_time {
+            w.field("attachTime", v);
+        }
+        if let Some(v) = &self.attachment_id {
+            w.field("attachmentId", v);
+        }
+        if let Some(v) = &self.delete_on_termination {
+            w.field("deleteOnTermination", v);
+        }
+        if let Some(v) = &self.device_index {
+            w.field("deviceIndex", v);
+        }
+        if let Some(v) = &self.ena_queue_count {
+            w.field("enaQueueCount", v);
+        }
+        if let Some(v) = &self.ena_srd_specification {
+            w.field("enaSrdSpecification", v);
+        }
+        if let Some(v) = &self.network_card_index {
+            w.field("networkCardIndex", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+    }
+}
+
+/// The `InstanceNetworkInterfaceSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceNetworkInterfaceSpecification {
+    /// `AssociateCarrierIpAddress`: `AssociateCarrierIpAddress` in requests, `<AssociateCarrierIpAddress>` in responses.
+    pub associate_carrier_ip_address: Option<bool>,
+    /// `AssociatePublicIpAddress`: `AssociatePublicIpAddress` in requests, `<associatePublicIpAddress>` in responses.
+    pub associate_public_ip_address: Option<bool>,
+    /// `ConnectionTrackingSpecification`: `ConnectionTrackingSpecification` in requests, `<ConnectionTrackingSpecification>` in responses.
+    pub connection_tracking_specification: Option<ConnectionTrackingSpecificationRequest>,
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    pub delete_on_termination: Option<bool>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `DeviceIndex`: `DeviceIndex` in requests, `<deviceIndex>` in responses.
+    pub device_index: Option<i32>,
+    /// `EnaQueueCount`: `EnaQueueCount` in requests, `<EnaQueueCount>` in responses.
+    pub ena_queue_count: Option<i32>,
+    /// `EnaSrdSpecification`: `EnaSrdSpecification` in requests, `<EnaSrdSpecification>` in responses.
+    pub ena_srd_specification: Option<EnaSrdSpecificationRequest>,
+    /// `Groups`: `SecurityGroupId` in requests, `<SecurityGroupId>` in responses.
+    pub groups: Option<Vec<String>>,
+    /// `InterfaceType`: `InterfaceType` in requests, `<InterfaceType>` in responses.
+    pub interface_type: Option<String>,
+    /// `Ipv4PrefixCount`: `Ipv4PrefixCount` in requests, `<Ipv4PrefixCount>` in responses.
+    pub ipv4_prefix_count: Option<i32>,
+    /// `Ipv4Prefixes`: `Ipv4Prefix` in requests, `<Ipv4Prefix>` in responses.
+    pub ipv4_prefixes: Option<Vec<Ipv4PrefixSpecificationRequest>>,
+    /// `Ipv6AddressCount`: `Ipv6AddressCount` in requests, `<ipv6AddressCount>` in responses.
+    pub ipv6_address_count: Option<i32>,
+    /// `Ipv6Addresses`: `Ipv6Addresses` in requests, `<ipv6AddressesSet>` in responses.
+    pub ipv6_addresses: Option<Vec<InstanceIpv6Address>>,
+    /// `Ipv6PrefixCount`: `Ipv6PrefixCount` in requests, `<Ipv6PrefixCount>` in responses.
+    pub ipv6_prefix_count: Option<i32>,
+    /// `Ipv6Prefixes`: `Ipv6Prefix` in requests, `<Ipv6Prefix>` in responses.
+    pub ipv6_prefixes: Option<Vec<Ipv6PrefixSpecificationRequest>>,
+    /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<NetworkCardIndex>` in responses.
+    pub network_card_index: Option<i32>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `PrimaryIpv6`: `PrimaryIpv6` in requests, `<PrimaryIpv6>` in responses.
+    pub primary_ipv6: Option<bool>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+    /// `PrivateIpAddresses`: `PrivateIpAddresses` in requests, `<privateIpAddressesSet>` in responses.
+    pub private_ip_addresses: Option<Vec<PrivateIpAddressSpecification>>,
+    /// `SecondaryPrivateIpAddressCount`: `SecondaryPrivateIpAddressCount` in requests, `<secondaryPrivateIpAddressCount>` in responses.
+    pub secondary_private_ip_address_count: Option<i32>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+}
+
+impl Decode for InstanceNetworkInterfaceSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AssociateCarrierIpAddress" => {
+                    out.associate_carrier_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "AssociatePublicIpAddress" => {
+                    out.associate_public_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "ConnectionTrackingSpecification" => {
+                    out.connection_tracking_specification = Some(Decode::decode(child, &here)?);
+                }
+                "DeleteOnTermination" => {
+                    out.delete_on_termination = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DeviceIndex" => {
+                    out.device_index = Some(Decode::decode(child, &here)?);
+                }
+                "EnaQueueCount" => {
+                    out.ena_queue_count = Some(Decode::decode(child, &here)?);
+                }
+                "EnaSrdSpecification" => {
+                    out.ena_srd_specification = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroupId" => {
+                    out.groups = Some(Decode::decode(child, &here)?);
+                }
+                "InterfaceType" => {
+                    out.interface_type = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4PrefixCount" => {
+                    out.ipv4_prefix_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4Prefix" => {
+                    out.ipv4_prefixes = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6AddressCount" => {
+                    out.ipv6_address_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Addresses" => {
+                    out.ipv6_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6PrefixCount" => {
+                    out.ipv6_prefix_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Prefix" => {
+                    out.ipv6_prefixes = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkCardIndex" => {
+                    out.network_card_index = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Some(Decode::decode(child, &here)?);
+                }
+                "PrimaryIpv6" => {
+                    out.primary_ipv6 = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddress" => {
+                    out.private_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddresses" => {
+                    out.private_ip_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "SecondaryPrivateIpAddressCount" => {
+                    out.secondary_private_ip_address_count = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetId" => {
+                    out.subnet_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `InstanceNetworkPerformanceOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceNetworkPerformanceOptions {
+    /// `BandwidthWeighting`: `BandwidthWeighting` in requests, `<bandwidthWeighting>` in responses.
+    pub bandwidth_weighting: Option<String>,
+}
+
+impl Encode for InstanceNetworkPerformanceOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.bandwidth_weighting {
+            w.field("bandwidthWeighting", v);
+        }
+    }
+}
+
+/// The `InstanceNetworkPerformanceOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceNetworkPerformanceOptionsRequest {
+    /// `BandwidthWeighting`: `BandwidthWeighting` in requests, `<BandwidthWeighting>` in responses.
+    pub bandwidth_weighting: Option<String>,
+}
+
+impl Decode for InstanceNetworkPerformanceOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "BandwidthWeighting" => {
+                    out.bandwidth_weighting = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["default", "vpc-1", "ebs-1"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `InstancePrivateIpAddress` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstancePrivateIpAddress {
+    /// `Association`: `Association` in requests, `<association>` in responses.
+    pub association: Option<InstanceNetworkInterfaceAssociation>,
+    /// `Primary`: `Primary` in requests, `<primary>` in responses.
+    pub primary: Option<bool>,
+    /// `PrivateDnsName`: `PrivateDnsName` in requests, `<privateDnsName>` in responses.
+    pub private_dns_name: Option<String>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+}
+
+impl Encode for InstancePrivateIpAddress {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.association {
+            w.field("association", v);
+        }
+        if let Some(v) = &self.primary {
+            w.field("primary", v);
+        }
+        if let Some(v) = &self.private_dns_name {
+            w.field("privateDnsName", v);
+        }
+        if let Some(v) = &self.private_ip_address {
+            w.field("privateIpAddress", v);
+        }
+    }
+}
+
+/// The `InstanceSecondaryInterface` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceSecondaryInterface {
+    /// `Attachment`: `Attachment` in requests, `<attachment>` in responses.
+    pub attachment: Option<InstanceSecondaryInterfaceAttachment>,
+    /// `InterfaceType`: `InterfaceType` in requests, `<interfaceType>` in responses.
+    pub interface_type: Option<String>,
+    /// `MacAddress`: `MacAddress` in requests, `<macAddress>` in responses.
+    pub mac_address: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `PrivateIpAddresses`: `PrivateIpAddressSet` in requests, `<privateIpAddressSet>` in responses.
+    pub private_ip_addresses: Option<Vec<InstanceSecondaryInterfacePrivateIpAddress>>,
+    /// `SecondaryInterfaceId`: `SecondaryInterfaceId` in requests, `<secondaryInterfaceId>` in responses.
+    pub secondary_interface_id: Option<String>,
+    /// `SecondaryNetworkId`: `SecondaryNetworkId` in requests, `<secondaryNetworkId>` in responses.
+    pub secondary_network_id: Option<String>,
+    /// `SecondarySubnetId`: `SecondarySubnetId` in requests, `<secondarySubnetId>` in responses.
+    pub secondary_subnet_id: Option<String>,
+    /// `SourceDestCheck`: `SourceDestCheck` in requests, `<sourceDestCheck>` in responses.
+    pub source_dest_check: Option<bool>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for InstanceSecondaryInterface {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.attachment {
+            w.field("attachment", v);
+        }
+        if let Some(v) = &self.interface_type {
+            w.field("interfaceType", v);
+        }
+        if let Some(v) = &self.mac_address {
+            w.field("macAddress", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.private_ip_addresses {
+            w.list("privateIpAddressSet", "item", v);
+        }
+        if let Some(v) = &self.secondary_interface_id {
+            w.field("secondaryInterfaceId", v);
+        }
+        if let Some(v) = &self.secondary_network_id {
+            w.field("secondaryNetworkId", v);
+        }
+        if let Some(v) = &self.secondary_subnet_id {
+            w.field("secondarySubnetId", v);
+        }
+        if let Some(v) = &self.source_dest_check {
+            w.field("sourceDestCheck", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+    }
+}
+
+/// The `InstanceSecondaryInterfaceAttachment` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceSecondaryInterfaceAttachment {
+    /// `AttachTime`: `AttachTime` in requests, `<attachTime>` in responses.
+    pub attach_time: Option<DateTime>,
+    /// `AttachmentId`: `AttachmentId` in requests, `<attachmentId>` in responses.
+    pub attachment_id: Option<String>,
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    pub delete_on_termination: Option<bool>,
+    /// `DeviceIndex`: `DeviceIndex` in requests, `<deviceIndex>` in responses.
+    pub device_index: Option<i32>,
+    /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<networkCardIndex>` in responses.
+    pub network_card_index: Option<i32>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for InstanceSecondaryInterfaceAttachment {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.attach_time {
+            w.field("attachTime", v);
+        }
+        if let Some(v) = &self.attachment_id {
+            w.field("attachmentId", v);
+        }
+        if let Some(v) = &self.delete_on_termination {
+            w.field("deleteOnTermination", v);
+        }
+        if let Some(v) = &self.device_index {
+            w.field("deviceIndex", v);
+        }
+        if let Some(v) = &self.network_card_index {
+            w.field("networkCardIndex", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+    }
+}
+
+/// The `InstanceSecondaryInterfacePrivateIpAddress` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceSecondaryInterfacePrivateIpAddress {
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+}
+
+impl Encode for InstanceSecondaryInterfacePrivateIpAddress {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.private_ip_address {
+            w.field("privateIpAddress", v);
+        }
+    }
+}
+
+/// The `InstanceSecondaryInterfacePrivateIpAddressRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceSecondaryInterfacePrivateIpAddressRequest {
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<PrivateIpAddress>` in responses.
+    pub private_ip_address: String,
+}
+
+impl Decode for InstanceSecondaryInterfacePrivateIpAddressRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_private_ip_address = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "PrivateIpAddress" => {
+                    out.private_ip_address = Decode::decode(child, &here)?;
+                    seen_private_ip_address = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_private_ip_address {
+            return Err(crate::decode::missing(&path.child("PrivateIpAddress")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `InstanceSecondaryInterfaceSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceSecondaryInterfaceSpecificationRequest {
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<DeleteOnTermination>` in responses.
+    pub delete_on_termination: Option<bool>,
+    /// `DeviceIndex`: `DeviceIndex` in requests, `<DeviceIndex>` in responses.
+    pub device_index: Option<i32>,
+    /// `InterfaceType`: `InterfaceType` in requests, `<InterfaceType>` in responses.
+    pub interface_type: Option<String>,
+    /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<NetworkCardIndex>` in responses.
+    pub network_card_index: Option<i32>,
+    /// `PrivateIpAddressCount`: `PrivateIpAddressCount` in requests, `<PrivateIpAddressCount>` in responses.
+    pub private_ip_address_count: Option<i32>,
+    /// `PrivateIpAddresses`: `PrivateIpAddress` in requests, `<PrivateIpAddress>` in responses.
+    pub private_ip_addresses: Option<Vec<InstanceSecondaryInterfacePrivateIpAddressRequest>>,
+    /// `SecondarySubnetId`: `SecondarySubnetId` in requests, `<SecondarySubnetId>` in responses.
+    pub secondary_subnet_id: Option<String>,
+}
+
+impl Decode for InstanceSecondaryInterfaceSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DeleteOnTermination" => {
+                    out.delete_on_termination = Some(Decode::decode(child, &here)?);
+                }
+                "DeviceIndex" => {
+                    out.device_index = Some(Decode::decode(child, &here)?);
+                }
+                "InterfaceType" => {
+                    out.interface_type =
+                        Some(crate::decode::enum_value(child, &here, &["secondary"])?);
+                }
+                "NetworkCardIndex" => {
+                    out.network_card_index = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddressCount" => {
+                    out.private_ip_address_count = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddress" => {
+                    out.private_ip_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "SecondarySubnetId" => {
+                    out.secondary_subnet_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `InstanceState` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceState {
+    /// `Code`: `Code` in requests, `<code>` in responses.
+    pub code: Option<i32>,
+    /// `Name`: `Name` in requests, `<name>` in responses.
+    pub name: Option<String>,
+}
+
+impl Encode for InstanceState {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.code {
+            w.field("code", v);
+        }
+        if let Some(v) = &self.name {
+            w.field("name", v);
+        }
+    }
+}
+
+/// The `InstanceStateChange` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceStateChange {
+    /// `CurrentState`: `CurrentState` in requests, `<currentState>` in responses.
+    pub current_state: Option<InstanceState>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `PreviousState`: `PreviousState` in requests, `<previousState>` in responses.
+    pub previous_state: Option<InstanceState>,
+}
+
+impl Encode for InstanceStateChange {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.current_state {
+            w.field("currentState", v);
+        }
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.previous_state {
+            w.field("previousState", v);
+        }
+    }
+}
+
+/// The `InstanceStatus` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceStatus {
+    /// `AttachedEbsStatus`: `AttachedEbsStatus` in requests, `<attachedEbsStatus>` in responses.
+    pub attached_ebs_status: Option<EbsStatusSummary>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<availabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `Events`: `EventsSet` in requests, `<eventsSet>` in responses.
+    pub events: Option<Vec<InstanceStatusEvent>>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `InstanceState`: `InstanceState` in requests, `<instanceState>` in responses.
+    pub instance_state: Option<InstanceState>,
+    /// `InstanceStatus`: `InstanceStatus` in requests, `<instanceStatus>` in responses.
+    pub instance_status: Option<InstanceStatusSummary>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    pub operator: Option<OperatorResponse>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<outpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `SystemStatus`: `SystemStatus` in requests, `<systemStatus>` in responses.
+    pub system_status: Option<InstanceStatusSummary>,
+}
+
+impl Encode for InstanceStatus {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.attached_ebs_status {
+            w.field("attachedEbsStatus", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            w.field("availabilityZoneId", v);
+        }
+        if let Some(v) = &self.events {
+            w.list("eventsSet", "item", v);
+        }
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.instance_state {
+            w.field("instanceState", v);
+        }
+        if let Some(v) = &self.instance_status {
+            w.field("instanceStatus", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            w.field("outpostArn", v);
+        }
+        if let Some(v) = &self.system_status {
+            w.field("systemStatus", v);
+        }
+    }
+}
+
+/// The `InstanceStatusDetails` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceStatusDetails {
+    /// `ImpairedSince`: `ImpairedSince` in requests, `<impairedSince>` in responses.
+    pub impaired_since: Option<DateTime>,
+    /// `Name`: `Name` in requests, `<name>` in responses.
+    pub name: Option<String>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for InstanceStatusDetails {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.impaired_since {
+            w.field("impairedSince", v);
+        }
+        if let Some(v) = &self.name {
+            w.field("name", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+    }
+}
+
+/// The `InstanceStatusEvent` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceStatusEvent {
+    /// `Code`: `Code` in requests, `<code>` in responses.
+    pub code: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `InstanceEventId`: `InstanceEventId` in requests, `<instanceEventId>` in responses.
+    pub instance_event_id: Option<String>,
+    /// `NotAfter`: `NotAfter` in requests, `<notAfter>` in responses.
+    pub not_after: Option<DateTime>,
+    /// `NotBefore`: `NotBefore` in requests, `<notBefore>` in responses.
+    pub not_before: Option<DateTime>,
+    /// `NotBeforeDeadline`: `NotBeforeDeadline` in requests, `<notBeforeDeadline>` in responses.
+    pub not_before_deadline: Option<DateTime>,
+}
+
+impl Encode for InstanceStatusEvent {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.code {
+            w.field("code", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.instance_event_id {
+            w.field("instanceEventId", v);
+        }
+        if let Some(v) = &self.not_after {
+            w.field("notAfter", v);
+        }
+        if let Some(v) = &self.not_before {
+            w.field("notBefore", v);
+        }
+        if let Some(v) = &self.not_before_deadline {
+            w.field("notBeforeDeadline", v);
+        }
+    }
+}
+
+/// The `InstanceStatusSummary` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceStatusSummary {
+    /// `Details`: `Details` in requests, `<details>` in responses.
+    pub details: Option<Vec<InstanceStatusDetails>>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for InstanceStatusSummary {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.details {
+            w.list("details", "item", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
     }
 }
 
@@ -5420,6 +8401,77 @@ impl Encode for KeyPairInfo {
     }
 }
 
+/// The `LaunchTemplateSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LaunchTemplateSpecification {
+    /// `LaunchTemplateId`: `LaunchTemplateId` in requests, `<LaunchTemplateId>` in responses.
+    pub launch_template_id: Option<String>,
+    /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<LaunchTemplateName>` in responses.
+    pub launch_template_name: Option<String>,
+    /// `Version`: `Version` in requests, `<Version>` in responses.
+    pub version: Option<String>,
+}
+
+impl Decode for LaunchTemplateSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "LaunchTemplateId" => {
+                    out.launch_template_id = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateName" => {
+                    out.launch_template_name = Some(Decode::decode(child, &here)?);
+                }
+                "Version" => {
+                    out.version = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LicenseConfiguration` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LicenseConfiguration {
+    /// `LicenseConfigurationArn`: `LicenseConfigurationArn` in requests, `<licenseConfigurationArn>` in responses.
+    pub license_configuration_arn: Option<String>,
+}
+
+impl Encode for LicenseConfiguration {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.license_configuration_arn {
+            w.field("licenseConfigurationArn", v);
+        }
+    }
+}
+
+/// The `LicenseConfigurationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LicenseConfigurationRequest {
+    /// `LicenseConfigurationArn`: `LicenseConfigurationArn` in requests, `<LicenseConfigurationArn>` in responses.
+    pub license_configuration_arn: Option<String>,
+}
+
+impl Decode for LicenseConfigurationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "LicenseConfigurationArn" => {
+                    out.license_configuration_arn = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `MediaAcceleratorInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -5509,6 +8561,135 @@ impl Encode for MemoryInfo {
         if let Some(v) = &self.size_in_mi_b {
             w.field("sizeInMiB", v);
         }
+    }
+}
+
+/// The `ModifyInstanceAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyInstanceAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<attribute>` in responses.
+    pub attribute: Option<String>,
+    /// `BlockDeviceMappings`: `BlockDeviceMapping` in requests, `<blockDeviceMapping>` in responses.
+    pub block_device_mappings: Option<Vec<InstanceBlockDeviceMappingSpecification>>,
+    /// `DisableApiStop`: `DisableApiStop` in requests, `<DisableApiStop>` in responses.
+    pub disable_api_stop: Option<AttributeBooleanValue>,
+    /// `DisableApiTermination`: `DisableApiTermination` in requests, `<disableApiTermination>` in responses.
+    pub disable_api_termination: Option<AttributeBooleanValue>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EbsOptimized`: `EbsOptimized` in requests, `<ebsOptimized>` in responses.
+    pub ebs_optimized: Option<AttributeBooleanValue>,
+    /// `EnaSupport`: `EnaSupport` in requests, `<enaSupport>` in responses.
+    pub ena_support: Option<AttributeBooleanValue>,
+    /// `Groups`: `GroupId` in requests, `<GroupId>` in responses.
+    pub groups: Option<Vec<String>>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: String,
+    /// `InstanceInitiatedShutdownBehavior`: `InstanceInitiatedShutdownBehavior` in requests, `<instanceInitiatedShutdownBehavior>` in responses.
+    pub instance_initiated_shutdown_behavior: Option<AttributeValue>,
+    /// `InstanceType`: `InstanceType` in requests, `<instanceType>` in responses.
+    pub instance_type: Option<AttributeValue>,
+    /// `Kernel`: `Kernel` in requests, `<kernel>` in responses.
+    pub kernel: Option<AttributeValue>,
+    /// `Ramdisk`: `Ramdisk` in requests, `<ramdisk>` in responses.
+    pub ramdisk: Option<AttributeValue>,
+    /// `SourceDestCheck`: `SourceDestCheck` in requests, `<SourceDestCheck>` in responses.
+    pub source_dest_check: Option<AttributeBooleanValue>,
+    /// `SriovNetSupport`: `SriovNetSupport` in requests, `<sriovNetSupport>` in responses.
+    pub sriov_net_support: Option<AttributeValue>,
+    /// `UserData`: `UserData` in requests, `<userData>` in responses.
+    pub user_data: Option<BlobAttributeValue>,
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Decode for ModifyInstanceAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &[
+                            "instanceType",
+                            "kernel",
+                            "ramdisk",
+                            "userData",
+                            "disableApiTermination",
+                            "instanceInitiatedShutdownBehavior",
+                            "rootDeviceName",
+                            "blockDeviceMapping",
+                            "productCodes",
+                            "sourceDestCheck",
+                            "groupSet",
+                            "ebsOptimized",
+                            "sriovNetSupport",
+                            "enaSupport",
+                            "enclaveOptions",
+                            "disableApiStop",
+                        ],
+                    )?);
+                }
+                "BlockDeviceMapping" => {
+                    out.block_device_mappings = Some(Decode::decode(child, &here)?);
+                }
+                "DisableApiStop" => {
+                    out.disable_api_stop = Some(Decode::decode(child, &here)?);
+                }
+                "DisableApiTermination" => {
+                    out.disable_api_termination = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EbsOptimized" => {
+                    out.ebs_optimized = Some(Decode::decode(child, &here)?);
+                }
+                "EnaSupport" => {
+                    out.ena_support = Some(Decode::decode(child, &here)?);
+                }
+                "GroupId" => {
+                    out.groups = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                "InstanceInitiatedShutdownBehavior" => {
+                    out.instance_initiated_shutdown_behavior = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceType" => {
+                    out.instance_type = Some(Decode::decode(child, &here)?);
+                }
+                "Kernel" => {
+                    out.kernel = Some(Decode::decode(child, &here)?);
+                }
+                "Ramdisk" => {
+                    out.ramdisk = Some(Decode::decode(child, &here)?);
+                }
+                "SourceDestCheck" => {
+                    out.source_dest_check = Some(Decode::decode(child, &here)?);
+                }
+                "SriovNetSupport" => {
+                    out.sriov_net_support = Some(Decode::decode(child, &here)?);
+                }
+                "UserData" => {
+                    out.user_data = Some(Decode::decode(child, &here)?);
+                }
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
     }
 }
 
@@ -5714,6 +8895,21 @@ impl Decode for ModifyVpcAttributeRequest {
             return Err(crate::decode::missing(&path.child("VpcId")));
         }
         Ok(out)
+    }
+}
+
+/// The `Monitoring` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Monitoring {
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+}
+
+impl Encode for Monitoring {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
     }
 }
 
@@ -6758,6 +9954,113 @@ impl Encode for OperatorResponse {
     }
 }
 
+/// The `Placement` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Placement {
+    /// `Affinity`: `Affinity` in requests, `<affinity>` in responses.
+    pub affinity: Option<String>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<availabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<groupName>` in responses.
+    pub group_name: Option<String>,
+    /// `HostId`: `HostId` in requests, `<hostId>` in responses.
+    pub host_id: Option<String>,
+    /// `HostResourceGroupArn`: `HostResourceGroupArn` in requests, `<hostResourceGroupArn>` in responses.
+    pub host_resource_group_arn: Option<String>,
+    /// `PartitionNumber`: `PartitionNumber` in requests, `<partitionNumber>` in responses.
+    pub partition_number: Option<i32>,
+    /// `SpreadDomain`: `SpreadDomain` in requests, `<spreadDomain>` in responses.
+    pub spread_domain: Option<String>,
+    /// `Tenancy`: `Tenancy` in requests, `<tenancy>` in responses.
+    pub tenancy: Option<String>,
+}
+
+impl Decode for Placement {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Affinity" => {
+                    out.affinity = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZone" => {
+                    out.availability_zone = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZoneId" => {
+                    out.availability_zone_id = Some(Decode::decode(child, &here)?);
+                }
+                "GroupId" => {
+                    out.group_id = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_name = Some(Decode::decode(child, &here)?);
+                }
+                "HostId" => {
+                    out.host_id = Some(Decode::decode(child, &here)?);
+                }
+                "HostResourceGroupArn" => {
+                    out.host_resource_group_arn = Some(Decode::decode(child, &here)?);
+                }
+                "PartitionNumber" => {
+                    out.partition_number = Some(Decode::decode(child, &here)?);
+                }
+                "SpreadDomain" => {
+                    out.spread_domain = Some(Decode::decode(child, &here)?);
+                }
+                "Tenancy" => {
+                    out.tenancy = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["default", "dedicated", "host"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for Placement {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.affinity {
+            w.field("affinity", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            w.field("availabilityZoneId", v);
+        }
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.group_name {
+            w.field("groupName", v);
+        }
+        if let Some(v) = &self.host_id {
+            w.field("hostId", v);
+        }
+        if let Some(v) = &self.host_resource_group_arn {
+            w.field("hostResourceGroupArn", v);
+        }
+        if let Some(v) = &self.partition_number {
+            w.field("partitionNumber", v);
+        }
+        if let Some(v) = &self.spread_domain {
+            w.field("spreadDomain", v);
+        }
+        if let Some(v) = &self.tenancy {
+            w.field("tenancy", v);
+        }
+    }
+}
+
 /// The `PlacementGroupInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -6859,6 +10162,68 @@ impl Encode for PrivateDnsNameOptionsOnLaunch {
     }
 }
 
+/// The `PrivateDnsNameOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrivateDnsNameOptionsRequest {
+    /// `EnableResourceNameDnsAAAARecord`: `EnableResourceNameDnsAAAARecord` in requests, `<EnableResourceNameDnsAAAARecord>` in responses.
+    pub enable_resource_name_dns_aaaa_record: Option<bool>,
+    /// `EnableResourceNameDnsARecord`: `EnableResourceNameDnsARecord` in requests, `<EnableResourceNameDnsARecord>` in responses.
+    pub enable_resource_name_dns_a_record: Option<bool>,
+    /// `HostnameType`: `HostnameType` in requests, `<HostnameType>` in responses.
+    pub hostname_type: Option<String>,
+}
+
+impl Decode for PrivateDnsNameOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "EnableResourceNameDnsAAAARecord" => {
+                    out.enable_resource_name_dns_aaaa_record = Some(Decode::decode(child, &here)?);
+                }
+                "EnableResourceNameDnsARecord" => {
+                    out.enable_resource_name_dns_a_record = Some(Decode::decode(child, &here)?);
+                }
+                "HostnameType" => {
+                    out.hostname_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["ip-name", "resource-name"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `PrivateDnsNameOptionsResponse` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrivateDnsNameOptionsResponse {
+    /// `EnableResourceNameDnsAAAARecord`: `EnableResourceNameDnsAAAARecord` in requests, `<enableResourceNameDnsAAAARecord>` in responses.
+    pub enable_resource_name_dns_aaaa_record: Option<bool>,
+    /// `EnableResourceNameDnsARecord`: `EnableResourceNameDnsARecord` in requests, `<enableResourceNameDnsARecord>` in responses.
+    pub enable_resource_name_dns_a_record: Option<bool>,
+    /// `HostnameType`: `HostnameType` in requests, `<hostnameType>` in responses.
+    pub hostname_type: Option<String>,
+}
+
+impl Encode for PrivateDnsNameOptionsResponse {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.enable_resource_name_dns_aaaa_record {
+            w.field("enableResourceNameDnsAAAARecord", v);
+        }
+        if let Some(v) = &self.enable_resource_name_dns_a_record {
+            w.field("enableResourceNameDnsARecord", v);
+        }
+        if let Some(v) = &self.hostname_type {
+            w.field("hostnameType", v);
+        }
+    }
+}
+
 /// The `PrivateIpAddressSpecification` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PrivateIpAddressSpecification {
@@ -6918,6 +10283,26 @@ impl Encode for ProcessorInfo {
         }
         if let Some(v) = &self.sustained_clock_speed_in_ghz {
             w.field("sustainedClockSpeedInGhz", v);
+        }
+    }
+}
+
+/// The `ProductCode` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProductCode {
+    /// `ProductCodeId`: `ProductCode` in requests, `<productCode>` in responses.
+    pub product_code_id: Option<String>,
+    /// `ProductCodeType`: `Type` in requests, `<type>` in responses.
+    pub product_code_type: Option<String>,
+}
+
+impl Encode for ProductCode {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.product_code_id {
+            w.field("productCode", v);
+        }
+        if let Some(v) = &self.product_code_type {
+            w.field("type", v);
         }
     }
 }
@@ -6999,6 +10384,39 @@ impl Encode for PublicIpDnsNameOptions {
         if let Some(v) = &self.public_ipv6_dns_name {
             w.field("publicIpv6DnsName", v);
         }
+    }
+}
+
+/// The `RebootInstancesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RebootInstancesRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceIds`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_ids: Vec<String>,
+}
+
+impl Decode for RebootInstancesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_ids = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_ids = Decode::decode(child, &here)?;
+                    seen_instance_ids = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_ids {
+            return Err(crate::decode::missing(&path.child("InstanceId.1")));
+        }
+        Ok(out)
     }
 }
 
@@ -7293,6 +10711,105 @@ impl Encode for ReplaceRouteTableAssociationResult {
         if let Some(v) = &self.new_association_id {
             w.field("newAssociationId", v);
         }
+    }
+}
+
+/// The `Reservation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reservation {
+    /// `Groups`: `GroupSet` in requests, `<groupSet>` in responses.
+    pub groups: Option<Vec<GroupIdentifier>>,
+    /// `Instances`: `InstancesSet` in requests, `<instancesSet>` in responses.
+    pub instances: Option<Vec<Instance>>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `RequesterId`: `RequesterId` in requests, `<requesterId>` in responses.
+    pub requester_id: Option<String>,
+    /// `ReservationId`: `ReservationId` in requests, `<reservationId>` in responses.
+    pub reservation_id: Option<String>,
+}
+
+impl Encode for Reservation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.groups {
+            w.list("groupSet", "item", v);
+        }
+        if let Some(v) = &self.instances {
+            w.list("instancesSet", "item", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.requester_id {
+            w.field("requesterId", v);
+        }
+        if let Some(v) = &self.reservation_id {
+            w.field("reservationId", v);
+        }
+    }
+}
+
+/// The `ResetInstanceAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResetInstanceAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<attribute>` in responses.
+    pub attribute: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: String,
+}
+
+impl Decode for ResetInstanceAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_attribute = false;
+        let mut seen_instance_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute = crate::decode::enum_value(
+                        child,
+                        &here,
+                        &[
+                            "instanceType",
+                            "kernel",
+                            "ramdisk",
+                            "userData",
+                            "disableApiTermination",
+                            "instanceInitiatedShutdownBehavior",
+                            "rootDeviceName",
+                            "blockDeviceMapping",
+                            "productCodes",
+                            "sourceDestCheck",
+                            "groupSet",
+                            "ebsOptimized",
+                            "sriovNetSupport",
+                            "enaSupport",
+                            "enclaveOptions",
+                            "disableApiStop",
+                        ],
+                    )?;
+                    seen_attribute = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_attribute {
+            return Err(crate::decode::missing(&path.child("Attribute")));
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
     }
 }
 
@@ -7767,6 +11284,286 @@ impl Encode for RouteTableAssociationState {
     }
 }
 
+/// The `RunInstancesMonitoringEnabled` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunInstancesMonitoringEnabled {
+    /// `Enabled`: `Enabled` in requests, `<enabled>` in responses.
+    pub enabled: bool,
+}
+
+impl Decode for RunInstancesMonitoringEnabled {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_enabled = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Enabled" => {
+                    out.enabled = Decode::decode(child, &here)?;
+                    seen_enabled = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_enabled {
+            return Err(crate::decode::missing(&path.child("Enabled")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `RunInstancesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunInstancesRequest {
+    /// `AdditionalInfo`: `AdditionalInfo` in requests, `<additionalInfo>` in responses.
+    pub additional_info: Option<String>,
+    /// `BlockDeviceMappings`: `BlockDeviceMapping` in requests, `<BlockDeviceMapping>` in responses.
+    pub block_device_mappings: Option<Vec<BlockDeviceMapping>>,
+    /// `CapacityReservationSpecification`: `CapacityReservationSpecification` in requests, `<CapacityReservationSpecification>` in responses.
+    pub capacity_reservation_specification: Option<CapacityReservationSpecification>,
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `CpuOptions`: `CpuOptions` in requests, `<CpuOptions>` in responses.
+    pub cpu_options: Option<CpuOptionsRequest>,
+    /// `CreditSpecification`: `CreditSpecification` in requests, `<CreditSpecification>` in responses.
+    pub credit_specification: Option<CreditSpecificationRequest>,
+    /// `DisableApiStop`: `DisableApiStop` in requests, `<DisableApiStop>` in responses.
+    pub disable_api_stop: Option<bool>,
+    /// `DisableApiTermination`: `DisableApiTermination` in requests, `<disableApiTermination>` in responses.
+    pub disable_api_termination: Option<bool>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EbsOptimized`: `EbsOptimized` in requests, `<ebsOptimized>` in responses.
+    pub ebs_optimized: Option<bool>,
+    /// `ElasticGpuSpecification`: `ElasticGpuSpecification` in requests, `<ElasticGpuSpecification>` in responses.
+    pub elastic_gpu_specification: Option<Vec<ElasticGpuSpecification>>,
+    /// `ElasticInferenceAccelerators`: `ElasticInferenceAccelerator` in requests, `<ElasticInferenceAccelerator>` in responses.
+    pub elastic_inference_accelerators: Option<Vec<ElasticInferenceAccelerator>>,
+    /// `EnablePrimaryIpv6`: `EnablePrimaryIpv6` in requests, `<EnablePrimaryIpv6>` in responses.
+    pub enable_primary_ipv6: Option<bool>,
+    /// `EnclaveOptions`: `EnclaveOptions` in requests, `<EnclaveOptions>` in responses.
+    pub enclave_options: Option<EnclaveOptionsRequest>,
+    /// `HibernationOptions`: `HibernationOptions` in requests, `<HibernationOptions>` in responses.
+    pub hibernation_options: Option<HibernationOptionsRequest>,
+    /// `IamInstanceProfile`: `IamInstanceProfile` in requests, `<iamInstanceProfile>` in responses.
+    pub iam_instance_profile: Option<IamInstanceProfileSpecification>,
+    /// `ImageId`: `ImageId` in requests, `<ImageId>` in responses.
+    pub image_id: Option<String>,
+    /// `InstanceInitiatedShutdownBehavior`: `InstanceInitiatedShutdownBehavior` in requests, `<instanceInitiatedShutdownBehavior>` in responses.
+    pub instance_initiated_shutdown_behavior: Option<String>,
+    /// `InstanceMarketOptions`: `InstanceMarketOptions` in requests, `<InstanceMarketOptions>` in responses.
+    pub instance_market_options: Option<InstanceMarketOptionsRequest>,
+    /// `InstanceType`: `InstanceType` in requests, `<InstanceType>` in responses.
+    pub instance_type: Option<String>,
+    /// `Ipv6AddressCount`: `Ipv6AddressCount` in requests, `<Ipv6AddressCount>` in responses.
+    pub ipv6_address_count: Option<i32>,
+    /// `Ipv6Addresses`: `Ipv6Address` in requests, `<Ipv6Address>` in responses.
+    pub ipv6_addresses: Option<Vec<InstanceIpv6Address>>,
+    /// `KernelId`: `KernelId` in requests, `<KernelId>` in responses.
+    pub kernel_id: Option<String>,
+    /// `KeyName`: `KeyName` in requests, `<KeyName>` in responses.
+    pub key_name: Option<String>,
+    /// `LaunchTemplate`: `LaunchTemplate` in requests, `<LaunchTemplate>` in responses.
+    pub launch_template: Option<LaunchTemplateSpecification>,
+    /// `LicenseSpecifications`: `LicenseSpecification` in requests, `<LicenseSpecification>` in responses.
+    pub license_specifications: Option<Vec<LicenseConfigurationRequest>>,
+    /// `MaintenanceOptions`: `MaintenanceOptions` in requests, `<MaintenanceOptions>` in responses.
+    pub maintenance_options: Option<InstanceMaintenanceOptionsRequest>,
+    /// `MaxCount`: `MaxCount` in requests, `<MaxCount>` in responses.
+    pub max_count: i32,
+    /// `MetadataOptions`: `MetadataOptions` in requests, `<MetadataOptions>` in responses.
+    pub metadata_options: Option<InstanceMetadataOptionsRequest>,
+    /// `MinCount`: `MinCount` in requests, `<MinCount>` in responses.
+    pub min_count: i32,
+    /// `Monitoring`: `Monitoring` in requests, `<Monitoring>` in responses.
+    pub monitoring: Option<RunInstancesMonitoringEnabled>,
+    /// `NetworkInterfaces`: `NetworkInterface` in requests, `<networkInterface>` in responses.
+    pub network_interfaces: Option<Vec<InstanceNetworkInterfaceSpecification>>,
+    /// `NetworkPerformanceOptions`: `NetworkPerformanceOptions` in requests, `<NetworkPerformanceOptions>` in responses.
+    pub network_performance_options: Option<InstanceNetworkPerformanceOptionsRequest>,
+    /// `Operator`: `Operator` in requests, `<Operator>` in responses.
+    pub operator: Option<OperatorRequest>,
+    /// `Placement`: `Placement` in requests, `<Placement>` in responses.
+    pub placement: Option<Placement>,
+    /// `PrivateDnsNameOptions`: `PrivateDnsNameOptions` in requests, `<PrivateDnsNameOptions>` in responses.
+    pub private_dns_name_options: Option<PrivateDnsNameOptionsRequest>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    pub private_ip_address: Option<String>,
+    /// `RamdiskId`: `RamdiskId` in requests, `<RamdiskId>` in responses.
+    pub ramdisk_id: Option<String>,
+    /// `SecondaryInterfaces`: `SecondaryInterface` in requests, `<SecondaryInterface>` in responses.
+    pub secondary_interfaces: Option<Vec<InstanceSecondaryInterfaceSpecificationRequest>>,
+    /// `SecurityGroupIds`: `SecurityGroupId` in requests, `<SecurityGroupId>` in responses.
+    pub security_group_ids: Option<Vec<String>>,
+    /// `SecurityGroups`: `SecurityGroup` in requests, `<SecurityGroup>` in responses.
+    pub security_groups: Option<Vec<String>>,
+    /// `SubnetId`: `SubnetId` in requests, `<SubnetId>` in responses.
+    pub subnet_id: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `UserData`: `UserData` in requests, `<UserData>` in responses.
+    pub user_data: Option<String>,
+}
+
+impl Decode for RunInstancesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_max_count = false;
+        let mut seen_min_count = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AdditionalInfo" => {
+                    out.additional_info = Some(Decode::decode(child, &here)?);
+                }
+                "BlockDeviceMapping" => {
+                    out.block_device_mappings = Some(Decode::decode(child, &here)?);
+                }
+                "CapacityReservationSpecification" => {
+                    out.capacity_reservation_specification = Some(Decode::decode(child, &here)?);
+                }
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "CpuOptions" => {
+                    out.cpu_options = Some(Decode::decode(child, &here)?);
+                }
+                "CreditSpecification" => {
+                    out.credit_specification = Some(Decode::decode(child, &here)?);
+                }
+                "DisableApiStop" => {
+                    out.disable_api_stop = Some(Decode::decode(child, &here)?);
+                }
+                "DisableApiTermination" => {
+                    out.disable_api_termination = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EbsOptimized" => {
+                    out.ebs_optimized = Some(Decode::decode(child, &here)?);
+                }
+                "ElasticGpuSpecification" => {
+                    out.elastic_gpu_specification = Some(Decode::decode(child, &here)?);
+                }
+                "ElasticInferenceAccelerator" => {
+                    out.elastic_inference_accelerators = Some(Decode::decode(child, &here)?);
+                }
+                "EnablePrimaryIpv6" => {
+                    out.enable_primary_ipv6 = Some(Decode::decode(child, &here)?);
+                }
+                "EnclaveOptions" => {
+                    out.enclave_options = Some(Decode::decode(child, &here)?);
+                }
+                "HibernationOptions" => {
+                    out.hibernation_options = Some(Decode::decode(child, &here)?);
+                }
+                "IamInstanceProfile" => {
+                    out.iam_instance_profile = Some(Decode::decode(child, &here)?);
+                }
+                "ImageId" => {
+                    out.image_id = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceInitiatedShutdownBehavior" => {
+                    out.instance_initiated_shutdown_behavior = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["stop", "terminate"],
+                    )?);
+                }
+                "InstanceMarketOptions" => {
+                    out.instance_market_options = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceType" => {
+                    out.instance_type = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6AddressCount" => {
+                    out.ipv6_address_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Address" => {
+                    out.ipv6_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "KernelId" => {
+                    out.kernel_id = Some(Decode::decode(child, &here)?);
+                }
+                "KeyName" => {
+                    out.key_name = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplate" => {
+                    out.launch_template = Some(Decode::decode(child, &here)?);
+                }
+                "LicenseSpecification" => {
+                    out.license_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "MaintenanceOptions" => {
+                    out.maintenance_options = Some(Decode::decode(child, &here)?);
+                }
+                "MaxCount" => {
+                    out.max_count = Decode::decode(child, &here)?;
+                    seen_max_count = true;
+                }
+                "MetadataOptions" => {
+                    out.metadata_options = Some(Decode::decode(child, &here)?);
+                }
+                "MinCount" => {
+                    out.min_count = Decode::decode(child, &here)?;
+                    seen_min_count = true;
+                }
+                "Monitoring" => {
+                    out.monitoring = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterface" => {
+                    out.network_interfaces = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkPerformanceOptions" => {
+                    out.network_performance_options = Some(Decode::decode(child, &here)?);
+                }
+                "Operator" => {
+                    out.operator = Some(Decode::decode(child, &here)?);
+                }
+                "Placement" => {
+                    out.placement = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateDnsNameOptions" => {
+                    out.private_dns_name_options = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddress" => {
+                    out.private_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "RamdiskId" => {
+                    out.ramdisk_id = Some(Decode::decode(child, &here)?);
+                }
+                "SecondaryInterface" => {
+                    out.secondary_interfaces = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroupId" => {
+                    out.security_group_ids = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroup" => {
+                    out.security_groups = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetId" => {
+                    out.subnet_id = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "UserData" => {
+                    out.user_data = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_max_count {
+            return Err(crate::decode::missing(&path.child("MaxCount")));
+        }
+        if !seen_min_count {
+            return Err(crate::decode::missing(&path.child("MinCount")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `SecurityGroup` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SecurityGroup {
@@ -7898,6 +11695,193 @@ impl Encode for SecurityGroupRule {
         }
         if let Some(v) = &self.to_port {
             w.field("toPort", v);
+        }
+    }
+}
+
+/// The `SpotMarketOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpotMarketOptions {
+    /// `BlockDurationMinutes`: `BlockDurationMinutes` in requests, `<BlockDurationMinutes>` in responses.
+    pub block_duration_minutes: Option<i32>,
+    /// `InstanceInterruptionBehavior`: `InstanceInterruptionBehavior` in requests, `<InstanceInterruptionBehavior>` in responses.
+    pub instance_interruption_behavior: Option<String>,
+    /// `MaxPrice`: `MaxPrice` in requests, `<MaxPrice>` in responses.
+    pub max_price: Option<String>,
+    /// `SpotInstanceType`: `SpotInstanceType` in requests, `<SpotInstanceType>` in responses.
+    pub spot_instance_type: Option<String>,
+    /// `ValidUntil`: `ValidUntil` in requests, `<ValidUntil>` in responses.
+    pub valid_until: Option<DateTime>,
+}
+
+impl Decode for SpotMarketOptions {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "BlockDurationMinutes" => {
+                    out.block_duration_minutes = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceInterruptionBehavior" => {
+                    out.instance_interruption_behavior = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["hibernate", "stop", "terminate"],
+                    )?);
+                }
+                "MaxPrice" => {
+                    out.max_price = Some(Decode::decode(child, &here)?);
+                }
+                "SpotInstanceType" => {
+                    out.spot_instance_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["one-time", "persistent"],
+                    )?);
+                }
+                "ValidUntil" => {
+                    out.valid_until = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `StartInstancesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartInstancesRequest {
+    /// `AdditionalInfo`: `AdditionalInfo` in requests, `<additionalInfo>` in responses.
+    pub additional_info: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceIds`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_ids: Vec<String>,
+}
+
+impl Decode for StartInstancesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_ids = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AdditionalInfo" => {
+                    out.additional_info = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_ids = Decode::decode(child, &here)?;
+                    seen_instance_ids = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_ids {
+            return Err(crate::decode::missing(&path.child("InstanceId.1")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `StartInstancesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartInstancesResult {
+    /// `StartingInstances`: `InstancesSet` in requests, `<instancesSet>` in responses.
+    pub starting_instances: Option<Vec<InstanceStateChange>>,
+}
+
+impl Encode for StartInstancesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.starting_instances {
+            w.list("instancesSet", "item", v);
+        }
+    }
+}
+
+/// The `StateReason` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateReason {
+    /// `Code`: `Code` in requests, `<code>` in responses.
+    pub code: Option<String>,
+    /// `Message`: `Message` in requests, `<message>` in responses.
+    pub message: Option<String>,
+}
+
+impl Encode for StateReason {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.code {
+            w.field("code", v);
+        }
+        if let Some(v) = &self.message {
+            w.field("message", v);
+        }
+    }
+}
+
+/// The `StopInstancesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StopInstancesRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Force`: `Force` in requests, `<force>` in responses.
+    pub force: Option<bool>,
+    /// `Hibernate`: `Hibernate` in requests, `<Hibernate>` in responses.
+    pub hibernate: Option<bool>,
+    /// `InstanceIds`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_ids: Vec<String>,
+    /// `SkipOsShutdown`: `SkipOsShutdown` in requests, `<SkipOsShutdown>` in responses.
+    pub skip_os_shutdown: Option<bool>,
+}
+
+impl Decode for StopInstancesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_ids = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Force" => {
+                    out.force = Some(Decode::decode(child, &here)?);
+                }
+                "Hibernate" => {
+                    out.hibernate = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_ids = Decode::decode(child, &here)?;
+                    seen_instance_ids = true;
+                }
+                "SkipOsShutdown" => {
+                    out.skip_os_shutdown = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_ids {
+            return Err(crate::decode::missing(&path.child("InstanceId.1")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `StopInstancesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StopInstancesResult {
+    /// `StoppingInstances`: `InstancesSet` in requests, `<instancesSet>` in responses.
+    pub stopping_instances: Option<Vec<InstanceStateChange>>,
+}
+
+impl Encode for StopInstancesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.stopping_instances {
+            w.list("instancesSet", "item", v);
         }
     }
 }
@@ -8334,6 +12318,64 @@ impl Decode for TagSpecification {
             }
         }
         Ok(out)
+    }
+}
+
+/// The `TerminateInstancesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TerminateInstancesRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Force`: `Force` in requests, `<Force>` in responses.
+    pub force: Option<bool>,
+    /// `InstanceIds`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_ids: Vec<String>,
+    /// `SkipOsShutdown`: `SkipOsShutdown` in requests, `<SkipOsShutdown>` in responses.
+    pub skip_os_shutdown: Option<bool>,
+}
+
+impl Decode for TerminateInstancesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_ids = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Force" => {
+                    out.force = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_ids = Decode::decode(child, &here)?;
+                    seen_instance_ids = true;
+                }
+                "SkipOsShutdown" => {
+                    out.skip_os_shutdown = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_ids {
+            return Err(crate::decode::missing(&path.child("InstanceId.1")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `TerminateInstancesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TerminateInstancesResult {
+    /// `TerminatingInstances`: `InstancesSet` in requests, `<instancesSet>` in responses.
+    pub terminating_instances: Option<Vec<InstanceStateChange>>,
+}
+
+impl Encode for TerminateInstancesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.terminating_instances {
+            w.list("instancesSet", "item", v);
+        }
     }
 }
 

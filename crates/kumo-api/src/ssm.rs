@@ -1,0 +1,91 @@
+//! The SSM calls tools use to find AMIs: `GetParameter` and `GetParameters` on the public
+//! `/aws/service/…` parameters. SSM speaks JSON (awsJson1.1), selected by `X-Amz-Target`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use kumo_control::Kumo;
+use serde_json::{json, Value};
+
+fn reply(status: StatusCode, rid: &str, body: Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.1"),
+    );
+    if let Ok(v) = HeaderValue::from_str(rid) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    r
+}
+
+fn error(rid: &str, code: &str, message: Option<String>) -> Response {
+    let mut body = json!({ "__type": code });
+    if let Some(m) = message {
+        body["message"] = json!(m);
+    }
+    reply(StatusCode::BAD_REQUEST, rid, body)
+}
+
+fn parameter(region: &str, name: &str, value: &str) -> Value {
+    json!({
+        "Name": name,
+        "Type": "String",
+        "Value": value,
+        "Version": 1,
+        "LastModifiedDate": 1_733_011_200.0,
+        // Public parameters have no account in their ARN.
+        "ARN": format!("arn:aws:ssm:{region}::parameter{name}"),
+        "DataType": "aws:ec2:image",
+    })
+}
+
+pub fn handle(kumo: &Kumo, target: &str, region: &str, body: &[u8], rid: &str) -> Response {
+    let Ok(input) = serde_json::from_slice::<Value>(body) else {
+        return error(
+            rid,
+            "SerializationException",
+            Some("The request body is not valid JSON.".into()),
+        );
+    };
+    match target.strip_prefix("AmazonSSM.") {
+        Some("GetParameter") => {
+            let Some(name) = input.get("Name").and_then(Value::as_str) else {
+                return error(rid, "ValidationException", Some("1 validation error detected: Value null at 'name' failed to satisfy constraint: Member must not be null".into()));
+            };
+            match kumo.ssm_parameter(region, name) {
+                Some((n, v)) => reply(
+                    StatusCode::OK,
+                    rid,
+                    json!({ "Parameter": parameter(region, &n, &v) }),
+                ),
+                None => error(rid, "ParameterNotFound", None),
+            }
+        }
+        Some("GetParameters") => {
+            let names: Vec<&str> = input
+                .get("Names")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let mut found = Vec::new();
+            let mut invalid = Vec::new();
+            for n in names {
+                match kumo.ssm_parameter(region, n) {
+                    Some((n, v)) => found.push(parameter(region, &n, &v)),
+                    None => invalid.push(json!(n)),
+                }
+            }
+            reply(
+                StatusCode::OK,
+                rid,
+                json!({ "Parameters": found, "InvalidParameters": invalid }),
+            )
+        }
+        _ => error(
+            rid,
+            "InvalidAction",
+            Some(format!("Kumo does not serve {target}.")),
+        ),
+    }
+}

@@ -1,0 +1,769 @@
+//! What callers do to instances: start, stop, reboot, terminate; attributes; status; network
+//! interface attachments.
+
+use crate::addresses;
+use crate::enis;
+use crate::error::{rule, Fail};
+use crate::instance_records::*;
+use crate::instances::{self, load, visible};
+use crate::net_records::*;
+use crate::paging;
+use crate::regions::filters;
+use crate::tags::new_id;
+use crate::{scope, Kumo};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
+use kumo_model::filter::{Filterable, Filters};
+use kumo_model::lifecycle::{apply, Action, Outcome, Refusal, State};
+use kumo_store::{Query, Read, Scope, Tx};
+
+fn reason_text(now_ms: i64) -> String {
+    let t = DateTime(now_ms).to_iso8601();
+    format!("User initiated ({} {} GMT)", &t[..10], &t[11..19])
+}
+
+fn state_of(s: State) -> InstanceState {
+    InstanceState {
+        code: Some(s.code()),
+        name: Some(s.name().into()),
+    }
+}
+
+/// The refusal of an action, as AWS words it.
+fn refused(r: &InstanceRecord, action: Action, why: Refusal) -> Ec2Error {
+    match why {
+        Refusal::InstanceStoreCannotStop => Ec2Error::new(
+            "UnsupportedOperation",
+            format!(
+                "The instance '{}' does not have an 'ebs' root device type and cannot be stopped.",
+                r.id
+            ),
+        ),
+        Refusal::IncorrectState => Ec2Error::new(
+            "IncorrectInstanceState",
+            match action {
+                Action::Stop if r.state() == State::Pending => {
+                    format!("Instance '{}' cannot be stopped as it has never reached the 'running' state.", r.id)
+                }
+                Action::Stop => format!(
+                    "This instance '{}' is not in a state from which it can be stopped.",
+                    r.id
+                ),
+                Action::Start => format!(
+                    "The instance '{}' is not in a state from which it can be started.",
+                    r.id
+                ),
+                Action::Reboot => format!(
+                    "The instance '{}' is not in a state from which it can be rebooted.",
+                    r.id
+                ),
+                Action::Terminate => format!(
+                    "The instance '{}' is not in a state from which it can be terminated.",
+                    r.id
+                ),
+            },
+        ),
+    }
+}
+
+/// Releases what an instance holds while stopped or gone: its launch public address.
+fn drop_public_ip(tx: &Tx, r: &mut InstanceRecord) -> Result<(), Fail> {
+    if let Some(ip) = r.public_ip.take() {
+        addresses::release_public_ip(tx, &ip)?;
+    }
+    Ok(())
+}
+
+/// Applies one lifecycle action to every named instance, all or nothing.
+fn act(
+    k: &Kumo,
+    ctx: &RequestContext,
+    ids: &[String],
+    action: Action,
+    force: bool,
+) -> Result<Vec<InstanceStateChange>, Ec2Error> {
+    let s = scope(ctx);
+    let now = k.now_ms();
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let recs = load(k, tx, s, ids)?;
+            let mut plans = Vec::with_capacity(recs.len());
+            for r in recs {
+                let before = r.state();
+                match action {
+                    Action::Terminate if r.disable_api_termination && before != State::Terminated => {
+                        return Err(Fail(Ec2Error::new(
+                            "OperationNotPermitted",
+                            format!("The instance '{}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.", r.id),
+                        )));
+                    }
+                    Action::Stop if r.disable_api_stop && !force && before == State::Running => {
+                        return Err(Fail(Ec2Error::new(
+                            "OperationNotPermitted",
+                            format!("The instance '{}' may not be stopped. Modify its 'disableApiStop' instance attribute and try again.", r.id),
+                        )));
+                    }
+                    _ => {}
+                }
+                let outcome = apply(before, action, r.ebs_backed()).map_err(|why| Fail(refused(&r, action, why)))?;
+                plans.push((r, before, outcome));
+            }
+            let mut changes = Vec::with_capacity(plans.len());
+            for (mut r, before, outcome) in plans {
+                if let Outcome::MoveTo(next) = outcome {
+                    r.state = next.name().into();
+                    r.since_ms = now;
+                    match next {
+                        State::Stopping => {
+                            r.transition_reason = reason_text(now);
+                            r.state_reason = Some(("Client.UserInitiatedShutdown".into(), "Client.UserInitiatedShutdown: User initiated shutdown".into()));
+                            drop_public_ip(tx, &mut r)?;
+                        }
+                        State::Pending => {
+                            r.transition_reason = String::new();
+                            r.state_reason = None;
+                            if r.auto_public_ip {
+                                r.public_ip = Some(addresses::take_public_ip(tx, s, &r.id)?);
+                            }
+                        }
+                        State::ShuttingDown => {
+                            r.transition_reason = reason_text(now);
+                            r.state_reason = Some(("Client.UserInitiatedShutdown".into(), "Client.UserInitiatedShutdown: User initiated shutdown".into()));
+                            drop_public_ip(tx, &mut r)?;
+                            release_interfaces(k, tx, s, &r)?;
+                        }
+                        State::Running | State::Stopped | State::Terminated => {}
+                    }
+                    tx.update(s, &r)?;
+                }
+                let current = r.state();
+                changes.push(InstanceStateChange {
+                    instance_id: Some(r.id.clone()),
+                    previous_state: Some(state_of(before)),
+                    current_state: Some(state_of(current)),
+                });
+            }
+            Ok(changes)
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+/// At termination: interfaces marked DeleteOnTermination go, with their addresses; the
+/// others are detached.
+fn release_interfaces(k: &Kumo, tx: &Tx, s: Scope, r: &InstanceRecord) -> Result<(), Fail> {
+    for id in &r.enis {
+        let Some(mut e) = tx.get::<EniRecord>(s, id)? else {
+            continue;
+        };
+        if e.attachment.as_ref().is_none_or(|a| a.instance_id != r.id) {
+            continue;
+        }
+        let delete = e
+            .attachment
+            .as_ref()
+            .is_some_and(|a| a.delete_on_termination);
+        for mut a in addresses::by_interface(tx, s)? {
+            if a.association.as_ref().is_some_and(|x| x.eni_id == e.id) {
+                a.association = None;
+                tx.update(s, &a)?;
+            }
+        }
+        if delete {
+            tx.release_owner(s, &e.id)?;
+            tx.delete::<EniRecord>(s, &e.id)?;
+            k.net.forget(s, &e.subnet_id);
+        } else {
+            e.attachment = None;
+            tx.update(s, &e)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn start(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: StartInstancesRequest,
+) -> Result<StartInstancesResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let changes = act(k, ctx, &input.instance_ids, Action::Start, false)?;
+    Ok(StartInstancesResult {
+        starting_instances: Some(changes),
+    })
+}
+
+pub fn stop(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: StopInstancesRequest,
+) -> Result<StopInstancesResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    if input.hibernate == Some(true) {
+        let s = scope(ctx);
+        let recs = k
+            .store
+            .read(|v| load(k, v, s, &input.instance_ids))
+            .map_err(|f| f.0)?;
+        if let Some(r) = recs.iter().find(|r| !r.hibernation) {
+            return Err(Ec2Error::new(
+                "UnsupportedHibernationConfiguration",
+                format!("The instance '{}' was not launched with hibernation enabled. Stop it without hibernation.", r.id),
+            ));
+        }
+    }
+    let changes = act(
+        k,
+        ctx,
+        &input.instance_ids,
+        Action::Stop,
+        input.force.unwrap_or(false),
+    )?;
+    Ok(StopInstancesResult {
+        stopping_instances: Some(changes),
+    })
+}
+
+pub fn reboot(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: RebootInstancesRequest,
+) -> Result<(), Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    act(k, ctx, &input.instance_ids, Action::Reboot, false).map(|_| ())
+}
+
+pub fn terminate(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: TerminateInstancesRequest,
+) -> Result<TerminateInstancesResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let changes = act(k, ctx, &input.instance_ids, Action::Terminate, false)?;
+    Ok(TerminateInstancesResult {
+        terminating_instances: Some(changes),
+    })
+}
+
+fn not_stopped(id: &str) -> Fail {
+    Fail(Ec2Error::new(
+        "IncorrectInstanceState",
+        format!("The instance '{id}' is not in the 'stopped' state."),
+    ))
+}
+
+fn bool_attr(v: Option<bool>) -> Option<AttributeBooleanValue> {
+    v.map(|value| AttributeBooleanValue { value: Some(value) })
+}
+
+pub fn modify_attribute(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: ModifyInstanceAttributeRequest,
+) -> Result<(), Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    // The attribute comes either named (`Attribute` + `Value`) or as its own parameter.
+    let named = |a: &str| input.attribute.as_deref() == Some(a);
+    let value = input.value.clone();
+    let instance_type = input
+        .instance_type
+        .as_ref()
+        .and_then(|v| v.value.clone())
+        .or_else(|| value.clone().filter(|_| named("instanceType")));
+    let user_data = input
+        .user_data
+        .as_ref()
+        .map(|b| b.value.clone().unwrap_or_default())
+        .or_else(|| {
+            value
+                .clone()
+                .filter(|_| named("userData"))
+                .map(|v| kumo_ec2_wire::Blob(v.into_bytes()))
+        });
+    let parse_bool = |a: &str| {
+        value
+            .as_deref()
+            .filter(|_| named(a))
+            .map(|v| v.eq_ignore_ascii_case("true"))
+    };
+    let termination = input
+        .disable_api_termination
+        .as_ref()
+        .and_then(|v| v.value)
+        .or_else(|| parse_bool("disableApiTermination"));
+    let stop = input
+        .disable_api_stop
+        .as_ref()
+        .and_then(|v| v.value)
+        .or_else(|| parse_bool("disableApiStop"));
+    let ebs = input
+        .ebs_optimized
+        .as_ref()
+        .and_then(|v| v.value)
+        .or_else(|| parse_bool("ebsOptimized"));
+    let sdc = input
+        .source_dest_check
+        .as_ref()
+        .and_then(|v| v.value)
+        .or_else(|| parse_bool("sourceDestCheck"));
+    let behavior = input
+        .instance_initiated_shutdown_behavior
+        .as_ref()
+        .and_then(|v| v.value.clone())
+        .or_else(|| {
+            value
+                .clone()
+                .filter(|_| named("instanceInitiatedShutdownBehavior"))
+        });
+    let groups = input.groups.clone();
+    let given = [
+        instance_type.is_some(),
+        user_data.is_some(),
+        termination.is_some(),
+        stop.is_some(),
+        ebs.is_some(),
+        sdc.is_some(),
+        behavior.is_some(),
+        groups.is_some(),
+        input.block_device_mappings.is_some(),
+    ];
+    match given.iter().filter(|g| **g).count() {
+        1 => {}
+        0 => {
+            return Err(Ec2Error::new(
+                "MissingParameter",
+                "The request must contain the parameter attribute",
+            ))
+        }
+        _ => {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "Fields for multiple attribute types specified",
+            ))
+        }
+    }
+    if input.block_device_mappings.is_some() {
+        return Err(Ec2Error::new(
+            "InvalidInstanceAttributeValue",
+            "No device is attached to this instance yet: Kumo does not serve EBS volumes before its volumes issue.",
+        ));
+    }
+    if let Some(b) = &behavior {
+        if b != "stop" && b != "terminate" {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({b}) for parameter instanceInitiatedShutdownBehavior is invalid."
+            )));
+        }
+    }
+    let s = scope(ctx);
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let mut r = load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
+            let stopped = r.state() == State::Stopped;
+            if let Some(t) = &instance_type {
+                if !stopped {
+                    return Err(not_stopped(&r.id));
+                }
+                let img = instances::find_image(s.region, &r.image_id)?;
+                let info = instances::check_type_for_image(t, img)?;
+                let (max_enis, max_ips) = instances::limits(info);
+                let enis: Vec<EniRecord> = tx.list(s, &Query { ids: Some(&r.enis.iter().map(String::as_str).collect::<Vec<_>>()), ..Query::default() })?;
+                if enis.len() > max_enis || enis.iter().any(|e| instances::slots(e) > max_ips) {
+                    return Err(Fail(Ec2Error::invalid_value(format!(
+                        "The instance '{}' has more network interfaces or addresses than the instance type '{t}' supports.",
+                        r.id
+                    ))));
+                }
+                r.instance_type = t.clone();
+            }
+            if let Some(u) = &user_data {
+                if !stopped {
+                    return Err(not_stopped(&r.id));
+                }
+                use base64::Engine;
+                // The CLI sends the text base64-encoded once more; store what the API carries.
+                r.user_data = (!u.0.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(&u.0));
+            }
+            if let Some(v) = termination {
+                r.disable_api_termination = v;
+            }
+            if let Some(v) = stop {
+                r.disable_api_stop = v;
+            }
+            if let Some(v) = ebs {
+                r.ebs_optimized = v;
+            }
+            if let Some(b) = &behavior {
+                r.shutdown_behavior = b.clone();
+            }
+            if sdc.is_some() || groups.is_some() {
+                let primary = r.enis.first().cloned().ok_or(Fail(Ec2Error::internal()))?;
+                let mut e = enis::get_eni(tx, s, &primary)?;
+                if let Some(v) = sdc {
+                    e.source_dest_check = v;
+                }
+                if let Some(g) = &groups {
+                    let vpc = crate::vpcs::get_vpc(tx, s, &e.vpc_id)?;
+                    e.groups = enis::resolve_groups(tx, s, &vpc, Some(g))?;
+                }
+                tx.update(s, &e)?;
+            }
+            tx.update(s, &r)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn describe_attribute(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DescribeInstanceAttributeRequest,
+) -> Result<InstanceAttribute, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let s = scope(ctx);
+    let (r, primary, names) = k
+        .store
+        .read(|v| {
+            let r = load(k, v, s, std::slice::from_ref(&input.instance_id))?.remove(0);
+            let primary = match r.enis.first() {
+                Some(id) => v.get::<EniRecord>(s, id)?,
+                None => None,
+            };
+            Ok::<_, Fail>((r, primary, enis::group_names(v, s)?))
+        })
+        .map_err(|f| f.0)?;
+    let sv = |v: String| Some(AttributeValue { value: Some(v) });
+    let mut out = InstanceAttribute {
+        instance_id: Some(r.id.clone()),
+        ..InstanceAttribute::default()
+    };
+    match input.attribute.as_str() {
+        "instanceType" => out.instance_type = sv(r.instance_type),
+        "userData" => out.user_data = Some(AttributeValue { value: r.user_data }),
+        "disableApiTermination" => {
+            out.disable_api_termination = bool_attr(Some(r.disable_api_termination))
+        }
+        "disableApiStop" => out.disable_api_stop = bool_attr(Some(r.disable_api_stop)),
+        "instanceInitiatedShutdownBehavior" => {
+            out.instance_initiated_shutdown_behavior = sv(r.shutdown_behavior)
+        }
+        "rootDeviceName" => out.root_device_name = sv(r.root_device_name),
+        "blockDeviceMapping" => out.block_device_mappings = Some(Vec::new()),
+        "productCodes" => out.product_codes = Some(Vec::new()),
+        "sourceDestCheck" => {
+            out.source_dest_check = bool_attr(primary.as_ref().map(|e| e.source_dest_check))
+        }
+        "groupSet" => {
+            out.groups = Some(
+                primary
+                    .map(|e| {
+                        e.groups
+                            .iter()
+                            .map(|g| GroupIdentifier {
+                                group_id: Some(g.clone()),
+                                group_name: names.get(g).cloned(),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            )
+        }
+        "ebsOptimized" => out.ebs_optimized = bool_attr(Some(r.ebs_optimized)),
+        "enaSupport" => out.ena_support = bool_attr(Some(r.ena_support)),
+        "sriovNetSupport" => out.sriov_net_support = sv("simple".into()),
+        "kernel" => out.kernel_id = Some(AttributeValue { value: None }),
+        "ramdisk" => out.ramdisk_id = Some(AttributeValue { value: None }),
+        "enclaveOptions" => {
+            out.enclave_options = Some(EnclaveOptions {
+                enabled: Some(false),
+            })
+        }
+        other => {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({other}) for parameter attribute is invalid."
+            )))
+        }
+    }
+    Ok(out)
+}
+
+pub fn reset_attribute(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: ResetInstanceAttributeRequest,
+) -> Result<(), Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let s = scope(ctx);
+    match input.attribute.as_str() {
+        "sourceDestCheck" => k
+            .store
+            .write(!ctx.dry_run, |tx| {
+                let r = load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
+                if let Some(id) = r.enis.first() {
+                    let mut e = enis::get_eni(tx, s, id)?;
+                    e.source_dest_check = true;
+                    tx.update(s, &e)?;
+                }
+                Ok(())
+            })
+            .map_err(|f: Fail| f.0),
+        // Kumo's images carry no separate kernel or RAM disk: resetting them changes nothing.
+        "kernel" | "ramdisk" => k
+            .store
+            .read(|v| load(k, v, s, std::slice::from_ref(&input.instance_id)).map(|_| ()))
+            .map_err(|f| f.0),
+        other => Err(Ec2Error::invalid_value(format!(
+            "Value ({other}) for parameter attribute is invalid. Only kernel, ramdisk and sourceDestCheck can be reset."
+        ))),
+    }
+}
+
+struct StatusView<'a>(&'a InstanceRecord, &'a str);
+
+impl Filterable for StatusView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let st = self.0.state();
+        match name {
+            "availability-zone" => out(&self.0.zone),
+            "instance-state-name" => out(st.name()),
+            "instance-state-code" => out(&st.code().to_string()),
+            "instance-status.status" | "system-status.status" => out(self.1),
+            "instance-status.reachability" | "system-status.reachability" => {
+                out(if self.1 == "ok" { "passed" } else { self.1 })
+            }
+            _ => {}
+        }
+    }
+}
+
+pub fn describe_status(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DescribeInstanceStatusRequest,
+) -> Result<DescribeInstanceStatusResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let allowed = &[
+        "availability-zone",
+        "event.code",
+        "event.description",
+        "event.instance-event-id",
+        "event.not-after",
+        "event.not-before",
+        "event.not-before-deadline",
+        "instance-state-code",
+        "instance-state-name",
+        "instance-status.reachability",
+        "instance-status.status",
+        "operator.managed",
+        "operator.principal",
+        "system-status.reachability",
+        "system-status.status",
+        "attached-ebs-status.status",
+    ];
+    let fs = Filters::compile(&filters(input.filters), allowed, false).map_err(rule)?;
+    let limit = paging::max_results(input.max_results, 5, 1000)?;
+    let after = paging::cursor("DescribeInstanceStatus", input.next_token.as_deref())?;
+    let ids = input.instance_ids.unwrap_or_default();
+    if !ids.is_empty() && input.max_results.is_some() {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The parameter instancesSet cannot be used with the parameter maxResults",
+        ));
+    }
+    let s = scope(ctx);
+    let now = k.now_ms();
+    let all_states = input.include_all_instances.unwrap_or(false);
+    let recs: Vec<InstanceRecord> = k
+        .store
+        .read(|v| {
+            if ids.is_empty() {
+                let mut all: Vec<InstanceRecord> = v.list(s, &Query::default())?;
+                all.retain(|r| visible(r, now));
+                for r in all.iter_mut() {
+                    r.settle(now, k.options.transition_ms);
+                }
+                Ok(all)
+            } else {
+                load(k, v, s, &ids)
+            }
+        })
+        .map_err(|f| f.0)?;
+    let statuses: Vec<InstanceStatus> = recs
+        .iter()
+        .filter(|r| all_states || r.state() == State::Running)
+        .filter(|r| after.as_deref().is_none_or(|a| r.id.as_str() > a))
+        .filter_map(|r| {
+            let st = r.state();
+            // Checks start once the instance runs, and pass after the status delay.
+            let check = if st != State::Running {
+                "not-applicable"
+            } else if now < r.since_ms + k.options.transition_ms + k.options.status_ms {
+                "initializing"
+            } else {
+                "ok"
+            };
+            if !fs.matches(&StatusView(r, check)) {
+                return None;
+            }
+            let summary = |name: &str| InstanceStatusSummary {
+                status: Some(check.into()),
+                details: (check != "not-applicable").then(|| {
+                    vec![InstanceStatusDetails {
+                        name: Some(name.into()),
+                        status: Some(
+                            if check == "ok" {
+                                "passed"
+                            } else {
+                                "initializing"
+                            }
+                            .into(),
+                        ),
+                        impaired_since: None,
+                    }]
+                }),
+            };
+            Some(InstanceStatus {
+                instance_id: Some(r.id.clone()),
+                availability_zone: Some(r.zone.clone()),
+                availability_zone_id: Some(r.zone_id.clone()),
+                instance_state: Some(state_of(st)),
+                instance_status: Some(summary("reachability")),
+                system_status: Some(summary("reachability")),
+                events: Some(Vec::new()),
+                ..InstanceStatus::default()
+            })
+        })
+        .collect();
+    let mut statuses = statuses;
+    statuses.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    let (page, next) = match limit {
+        Some(l) => paging::page(statuses, l, "DescribeInstanceStatus", |x| {
+            x.instance_id.clone().unwrap_or_default()
+        }),
+        None => (statuses, None),
+    };
+    Ok(DescribeInstanceStatusResult {
+        instance_statuses: Some(page),
+        next_token: next,
+    })
+}
+
+pub fn attach_interface(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: AttachNetworkInterfaceRequest,
+) -> Result<AttachNetworkInterfaceResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let s = scope(ctx);
+    let now = k.now_ms();
+    let id = k
+        .store
+        .write(!ctx.dry_run, |tx| {
+            let mut r = load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
+            if !matches!(r.state(), State::Running | State::Stopped) {
+                return Err(Fail(Ec2Error::new(
+                    "IncorrectInstanceState",
+                    format!("The instance '{}' is not in a valid state for this operation.", r.id),
+                )));
+            }
+            let mut eni = enis::get_eni(tx, s, &input.network_interface_id)?;
+            if eni.attachment.is_some() {
+                return Err(Fail(Ec2Error::new("InvalidNetworkInterface.InUse", format!("Interface: [{}] in use.", eni.id))));
+            }
+            if eni.zone != r.zone {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidParameterCombination",
+                    "You may not attach a network interface to an instance if they are not in the same availability zone",
+                )));
+            }
+            if eni.vpc_id != r.vpc_id {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "The network interface '{}' and the instance '{}' must be in the same VPC.",
+                    eni.id, r.id
+                ))));
+            }
+            let attached: Vec<EniRecord> = tx.list(s, &Query { ids: Some(&r.enis.iter().map(String::as_str).collect::<Vec<_>>()), ..Query::default() })?;
+            let attached: Vec<&EniRecord> = attached.iter().filter(|e| e.attachment.as_ref().is_some_and(|a| a.instance_id == r.id)).collect();
+            if attached.iter().any(|e| e.attachment.as_ref().is_some_and(|a| a.device_index == input.device_index)) {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "Instance '{}' already has an interface attached at device index '{}'.",
+                    r.id, input.device_index
+                ))));
+            }
+            let img = instances::find_image(s.region, &r.image_id)?;
+            let info = instances::check_type_for_image(&r.instance_type, img)?;
+            let (max_enis, max_ips) = instances::limits(info);
+            if attached.len() + 1 > max_enis {
+                return Err(Fail(Ec2Error::new(
+                    "AttachmentLimitExceeded",
+                    format!("Interface count {} exceeds the limit for {}", attached.len() + 1, r.instance_type),
+                )));
+            }
+            if instances::slots(&eni) > max_ips {
+                return Err(Fail(instances::address_limit()));
+            }
+            let aid = new_id("eni-attach");
+            eni.attachment = Some(EniAttachment {
+                id: aid.clone(),
+                instance_id: r.id.clone(),
+                device_index: input.device_index,
+                status: "attached".into(),
+                delete_on_termination: false,
+                attach_time_ms: now,
+            });
+            tx.update(s, &eni)?;
+            r.enis.retain(|x| x != &eni.id);
+            r.enis.push(eni.id.clone());
+            tx.update(s, &r)?;
+            Ok(aid)
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(AttachNetworkInterfaceResult {
+        attachment_id: Some(id),
+        network_card_index: Some(0),
+    })
+}
+
+pub fn detach_interface(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DetachNetworkInterfaceRequest,
+) -> Result<(), Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let s = scope(ctx);
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let all: Vec<EniRecord> = tx.list(s, &Query::default())?;
+            let Some(mut eni) = all.into_iter().find(|e| {
+                e.attachment
+                    .as_ref()
+                    .is_some_and(|a| a.id == input.attachment_id)
+            }) else {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidAttachmentID.NotFound",
+                    format!(
+                        "The network interface attachment ID '{}' does not exist",
+                        input.attachment_id
+                    ),
+                )));
+            };
+            if eni.attachment.as_ref().is_some_and(|a| a.device_index == 0) {
+                return Err(Fail(Ec2Error::new(
+                    "OperationNotPermitted",
+                    "The network interface at device index 0 cannot be detached.",
+                )));
+            }
+            if eni.requester_managed {
+                return Err(Fail(Ec2Error::new(
+                    "OperationNotPermitted",
+                    format!(
+                        "You are not allowed to manage '{}' attachments.",
+                        eni.interface_type
+                    ),
+                )));
+            }
+            eni.attachment = None;
+            tx.update(s, &eni)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
+}

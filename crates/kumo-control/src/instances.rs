@@ -1,0 +1,1508 @@
+//! RunInstances and DescribeInstances.
+
+use crate::addresses;
+use crate::describe::{self, Push};
+use crate::enis::{self, NewEni, Want};
+use crate::error::{rule, Fail};
+use crate::idempotency;
+use crate::instance_records::*;
+use crate::net_records::*;
+use crate::network;
+use crate::regions::filters;
+use crate::tags::{self, new_id, Tagged};
+use crate::{scope, Kumo};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
+use kumo_model::cidr::parse_addr;
+use kumo_model::filter::{Filterable, Filters};
+use kumo_model::images::{self, PublicImage};
+use kumo_model::ipam::SubnetIps;
+use kumo_model::lifecycle::State;
+use kumo_store::{Query, Read, Scope, Tx};
+use std::collections::HashMap;
+
+pub fn not_found(ids: &[&str]) -> Ec2Error {
+    if ids.len() == 1 {
+        Ec2Error::new(
+            "InvalidInstanceID.NotFound",
+            format!("The instance ID '{}' does not exist", ids[0]),
+        )
+    } else {
+        Ec2Error::new(
+            "InvalidInstanceID.NotFound",
+            format!("The instance IDs '{}' do not exist", ids.join(", ")),
+        )
+    }
+}
+
+pub fn check_id(id: &str) -> Result<(), Ec2Error> {
+    if kumo_model::ids::resource_type(id) != Some("instance") {
+        return Err(Ec2Error::new(
+            "InvalidInstanceID.Malformed",
+            format!("Invalid id: \"{id}\" (expecting \"i-...\")"),
+        ));
+    }
+    Ok(())
+}
+
+/// Loads instances by id (all must exist), settled to `now`.
+pub fn load<V: Read>(
+    k: &Kumo,
+    v: &V,
+    s: Scope,
+    ids: &[String],
+) -> Result<Vec<InstanceRecord>, Fail> {
+    for id in ids {
+        check_id(id)?;
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let found: Vec<InstanceRecord> = v.list(
+        s,
+        &Query {
+            ids: Some(&refs),
+            ..Query::default()
+        },
+    )?;
+    let now = k.now_ms();
+    let missing: Vec<&str> = refs
+        .iter()
+        .copied()
+        .filter(|i| !found.iter().any(|r| r.id == *i && visible(r, now)))
+        .collect();
+    if !missing.is_empty() {
+        return Err(Fail(not_found(&missing)));
+    }
+    // In request order, duplicates folded.
+    let mut out: Vec<InstanceRecord> = Vec::new();
+    for id in ids {
+        if out.iter().any(|r| &r.id == id) {
+            continue;
+        }
+        if let Some(mut r) = found.iter().find(|r| &r.id == id).cloned() {
+            r.settle(now, k.options.transition_ms);
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Terminated instances vanish an hour after they terminate.
+pub fn visible(r: &InstanceRecord, now_ms: i64) -> bool {
+    !(r.state == "terminated" && now_ms > r.since_ms + TERMINATED_VISIBLE_MS)
+}
+
+/// The image an id names: a public one of the catalog.
+pub fn find_image(region: &str, id: &str) -> Result<&'static PublicImage, Ec2Error> {
+    if kumo_model::ids::resource_type(id) != Some("image") {
+        return Err(Ec2Error::new(
+            "InvalidAMIID.Malformed",
+            format!("Invalid id: \"{id}\" (expecting \"ami-...\")"),
+        ));
+    }
+    images::by_id(region, id).ok_or_else(|| {
+        Ec2Error::new(
+            "InvalidAMIID.NotFound",
+            format!("The image id '[{id}]' does not exist"),
+        )
+    })
+}
+
+/// Checks that an instance type exists and suits an image.
+pub fn check_type_for_image(
+    t: &str,
+    img: &PublicImage,
+) -> Result<&'static InstanceTypeInfo, Ec2Error> {
+    let info = crate::instance_types::find(t)
+        .ok_or_else(|| Ec2Error::invalid_value(format!("Invalid value '{t}' for InstanceType.")))?;
+    let archs = info
+        .processor_info
+        .as_ref()
+        .and_then(|p| p.supported_architectures.clone())
+        .unwrap_or_default();
+    if !archs.iter().any(|a| a == img.architecture) {
+        return Err(Ec2Error::invalid_value(format!(
+            "The architecture '{}' of the specified instance type does not match the architecture '{}' of the specified AMI. Specify an instance type and an AMI that have matching architectures, and try again. You can use 'describe-instance-types' or 'describe-images' to discover the architecture of the instance type or AMI.",
+            archs.join(", "),
+            img.architecture
+        )));
+    }
+    let ena_required = info
+        .network_info
+        .as_ref()
+        .and_then(|n| n.ena_support.as_deref())
+        == Some("required");
+    if ena_required && !img.ena_support {
+        return Err(Ec2Error::invalid_value(format!(
+            "Enhanced networking with the Elastic Network Adapter (ENA) is required for the '{t}' instance type. Ensure that you are using an AMI that is enabled for ENA."
+        )));
+    }
+    if img.root_device_type == "instance-store" && info.instance_storage_supported != Some(true) {
+        return Err(Ec2Error::invalid_value(format!(
+            "The instance type '{t}' does not support instance store. An instance-store-backed AMI needs an instance type with instance store volumes."
+        )));
+    }
+    Ok(info)
+}
+
+/// The per-type limits: (interfaces per instance, IPv4 addresses per interface).
+pub fn limits(info: &InstanceTypeInfo) -> (usize, usize) {
+    let n = info.network_info.as_ref();
+    (
+        n.and_then(|n| n.maximum_network_interfaces)
+            .unwrap_or(1)
+            .max(1) as usize,
+        n.and_then(|n| n.ipv4_addresses_per_interface)
+            .unwrap_or(1)
+            .max(1) as usize,
+    )
+}
+
+/// Addresses counted against the per-interface limit: each IP, and each /28 prefix as one.
+pub fn slots(e: &EniRecord) -> usize {
+    e.addresses.len() + e.prefixes.len()
+}
+
+pub fn address_limit() -> Ec2Error {
+    Ec2Error::new(
+        "PrivateIpAddressLimitExceeded",
+        "Number of private addresses will exceed limit.",
+    )
+}
+
+/// What RunInstances was asked, resolved.
+struct Launch<'a> {
+    input: &'a RunInstancesRequest,
+    image: &'static PublicImage,
+    image_id: String,
+    info: &'static InstanceTypeInfo,
+    instance_type: String,
+    user_data: Option<String>,
+    specs: Vec<InstanceNetworkInterfaceSpecification>,
+}
+
+fn network_specs(
+    input: &RunInstancesRequest,
+) -> Result<Vec<InstanceNetworkInterfaceSpecification>, Ec2Error> {
+    let given = input.network_interfaces.clone().unwrap_or_default();
+    if given.is_empty() {
+        return Ok(vec![InstanceNetworkInterfaceSpecification {
+            device_index: Some(0),
+            subnet_id: input.subnet_id.clone(),
+            private_ip_address: input.private_ip_address.clone(),
+            groups: input.security_group_ids.clone(),
+            ..InstanceNetworkInterfaceSpecification::default()
+        }]);
+    }
+    if input.subnet_id.is_some() {
+        return Err(Ec2Error::new("InvalidParameterCombination", "Network interfaces and an instance-level subnet ID may not be specified on the same request"));
+    }
+    if input.private_ip_address.is_some() {
+        return Err(Ec2Error::new("InvalidParameterCombination", "Network interfaces and an instance-level private IP address may not be specified on the same request"));
+    }
+    if input.security_group_ids.is_some() || input.security_groups.is_some() {
+        return Err(Ec2Error::new("InvalidParameterCombination", "Network interfaces and an instance-level security groups may not be specified on the same request"));
+    }
+    let mut specs = given;
+    specs.sort_by_key(|s| s.device_index.unwrap_or(0));
+    if specs.first().and_then(|s| s.device_index).unwrap_or(0) != 0 {
+        return Err(Ec2Error::invalid_value(
+            "The network interface at device index 0 must be specified.",
+        ));
+    }
+    for w in specs.windows(2) {
+        if w[0].device_index == w[1].device_index {
+            return Err(Ec2Error::invalid_value(format!("Each network interface requires a unique device index. Device index {} is used twice.", w[0].device_index.unwrap_or(0))));
+        }
+    }
+    if specs
+        .iter()
+        .skip(1)
+        .any(|s| s.associate_public_ip_address == Some(true))
+    {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The associatePublicIPAddress parameter can only be specified for the network interface with DeviceIndex 0.",
+        ));
+    }
+    if specs.len() > 1 && specs[0].associate_public_ip_address == Some(true) {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The associatePublicIPAddress parameter cannot be specified when launching with multiple network interfaces.",
+        ));
+    }
+    if specs[0].network_interface_id.is_some() && specs[0].associate_public_ip_address.is_some() {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The associatePublicIPAddress parameter cannot be specified for a network interface with an ID.",
+        ));
+    }
+    Ok(specs)
+}
+
+fn want_of(spec: &InstanceNetworkInterfaceSpecification) -> Result<Want, Ec2Error> {
+    let mut want = Want {
+        secondary_count: spec.secondary_private_ip_address_count.unwrap_or(0).max(0) as u32,
+        prefix_count: spec.ipv4_prefix_count.unwrap_or(0).max(0) as u32,
+        ..Want::default()
+    };
+    let bad_ip = |a: &str| {
+        Ec2Error::invalid_value(format!(
+            "Invalid value '{a}' for IP address. The address is not a valid IPv4 address."
+        ))
+    };
+    if let Some(p) = &spec.private_ip_address {
+        want.primary = Some(parse_addr(p).ok_or_else(|| bad_ip(p))?);
+    }
+    for a in spec.private_ip_addresses.iter().flatten() {
+        let Some(text) = &a.private_ip_address else {
+            continue;
+        };
+        let x = parse_addr(text).ok_or_else(|| bad_ip(text))?;
+        if a.primary == Some(true) {
+            want.primary = Some(x);
+        } else if want.primary != Some(x) {
+            want.secondary.push(x);
+        }
+    }
+    for p in spec.ipv4_prefixes.iter().flatten() {
+        let text = p.ipv4_prefix.clone().unwrap_or_default();
+        want.prefixes.push(
+            kumo_model::cidr::Cidr::parse(&text)
+                .map_err(|_| Ec2Error::invalid_value(format!("Invalid IPv4 prefix {text}.")))?,
+        );
+    }
+    Ok(want)
+}
+
+/// The subnet a launch goes to: the one named, an existing interface's, or the default subnet
+/// of the requested (or first) zone.
+fn launch_subnet(tx: &Tx, s: Scope, l: &Launch) -> Result<SubnetRecord, Fail> {
+    let primary = &l.specs[0];
+    if let Some(id) = &primary.network_interface_id {
+        let eni = enis::get_eni(tx, s, id)?;
+        return crate::subnets::get_subnet(tx, s, &eni.subnet_id);
+    }
+    if let Some(id) = &primary.subnet_id {
+        return crate::subnets::get_subnet(tx, s, id);
+    }
+    let Some(vpc) = network::default_vpc(tx, s)? else {
+        return Err(Fail(Ec2Error::new("VPCIdNotSpecified", "No default VPC for this user. GroupName is only supported for EC2-Classic and default VPC.")));
+    };
+    let subnets: Vec<SubnetRecord> = tx.list(
+        s,
+        &Query {
+            vpcs: Some(&[vpc.as_str()]),
+            ..Query::default()
+        },
+    )?;
+    let zone = l
+        .input
+        .placement
+        .as_ref()
+        .and_then(|p| p.availability_zone.clone());
+    let mut defaults: Vec<SubnetRecord> =
+        subnets.into_iter().filter(|sn| sn.default_for_az).collect();
+    defaults.sort_by(|a, b| a.zone.cmp(&b.zone));
+    match zone {
+        Some(z) => defaults.into_iter().find(|sn| sn.zone == z).ok_or_else(|| {
+            Fail(Ec2Error::invalid_value(format!(
+                "Invalid availability zone: [{z}]"
+            )))
+        }),
+        None => defaults.into_iter().next().ok_or_else(|| {
+            Fail(Ec2Error::new(
+                "MissingInput",
+                "No subnets found for the default VPC. Please specify a subnet.",
+            ))
+        }),
+    }
+}
+
+/// Security groups for the primary interface: ids in the subnet's VPC, or names (which only
+/// work in a default VPC).
+fn launch_groups(
+    tx: &Tx,
+    s: Scope,
+    l: &Launch,
+    vpc: &VpcRecord,
+    spec: &InstanceNetworkInterfaceSpecification,
+) -> Result<Vec<String>, Fail> {
+    if let Some(names) = &l.input.security_groups {
+        if !vpc.is_default {
+            return Err(Fail(Ec2Error::new(
+                "InvalidParameterCombination",
+                "The parameter groupName cannot be used with the parameter subnet",
+            )));
+        }
+        let mut ids = Vec::new();
+        for n in names {
+            let g = tx
+                .get_by_name::<SecurityGroupRecord>(s, &format!("{}/{}", vpc.id, n.to_lowercase()))?
+                .ok_or_else(|| {
+                    Fail(Ec2Error::new(
+                        "InvalidGroup.NotFound",
+                        format!(
+                            "The security group '{n}' does not exist in VPC '{}'",
+                            vpc.id
+                        ),
+                    ))
+                })?;
+            ids.push(g.id);
+        }
+        return Ok(ids);
+    }
+    let groups = spec.groups.clone().unwrap_or_default();
+    if groups.is_empty() {
+        return Ok(vec![vpc.default_security_group_id.clone()]);
+    }
+    for g in &groups {
+        match tx.get::<SecurityGroupRecord>(s, g)? {
+            Some(sg) if sg.vpc_id == vpc.id => {}
+            Some(_) => {
+                let subnet = spec.subnet_id.clone().unwrap_or_default();
+                return Err(Fail(Ec2Error::new(
+                    "InvalidParameter",
+                    format!("Security group {g} and subnet {subnet} belong to different networks."),
+                )));
+            }
+            None => {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidGroup.NotFound",
+                    format!(
+                        "The security group '{g}' does not exist in VPC '{}'",
+                        vpc.id
+                    ),
+                )))
+            }
+        }
+    }
+    Ok(groups)
+}
+
+pub fn run(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: RunInstancesRequest,
+) -> Result<Reservation, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    if input.max_count < 1 {
+        return Err(Ec2Error::invalid_value(
+            "Maximum instance count must be greater than zero",
+        ));
+    }
+    if input.min_count < 1 {
+        return Err(Ec2Error::invalid_value(
+            "Minimum instance count must be greater than zero",
+        ));
+    }
+    if input.max_count < input.min_count {
+        return Err(Ec2Error::invalid_value(
+            "Minimum instance count cannot be greater than maximum instance count",
+        ));
+    }
+    let image_id = input.image_id.clone().ok_or_else(|| {
+        Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter ImageId",
+        )
+    })?;
+    let image = find_image(&ctx.region, &image_id)?;
+    let instance_type = input
+        .instance_type
+        .clone()
+        .unwrap_or_else(|| "m1.small".into());
+    let info = check_type_for_image(&instance_type, image)?;
+    let user_data = match &input.user_data {
+        None => None,
+        Some(u) => {
+            use base64::Engine;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(u.trim())
+                .map_err(|_| Ec2Error::invalid_value("Invalid BASE64 encoding of user data."))?;
+            if raw.len() > 16 * 1024 {
+                return Err(Ec2Error::invalid_value(
+                    "User data is limited to 16384 bytes",
+                ));
+            }
+            Some(u.trim().to_string())
+        }
+    };
+    let specs = network_specs(&input)?;
+    if image.root_device_type == "instance-store"
+        && input.instance_initiated_shutdown_behavior.is_some()
+    {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The attribute instanceInitiatedShutdownBehavior can only be used for elastic images.",
+        ));
+    }
+    if input.max_count > 1
+        && specs.iter().any(|sp| {
+            sp.network_interface_id.is_some()
+                || sp.private_ip_address.is_some()
+                || sp.private_ip_addresses.is_some()
+        })
+    {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "Network interfaces or private IP addresses can be specified only when launching one instance.",
+        ));
+    }
+    let (max_enis, _) = limits(info);
+    if specs.len() > max_enis {
+        return Err(Ec2Error::new(
+            "AttachmentLimitExceeded",
+            format!(
+                "Interface count {} exceeds the limit for {instance_type}",
+                specs.len()
+            ),
+        ));
+    }
+    let tag_list = tags::from_launch_specifications(input.tag_specifications.clone())?;
+    idempotency::check_token(input.client_token.as_deref())?;
+    let digest = idempotency::digest(&input);
+    let l = Launch {
+        input: &input,
+        image,
+        image_id,
+        info,
+        instance_type,
+        user_data,
+        specs,
+    };
+    let s = scope(ctx);
+    let now = k.now_ms();
+    let (recs, _) = k
+        .store
+        .write_then(
+            !ctx.dry_run,
+            |tx| {
+                if let Some(rid) = idempotency::earlier(
+                    tx,
+                    s,
+                    "RunInstances",
+                    input.client_token.as_deref(),
+                    &digest,
+                )? {
+                    let all: Vec<InstanceRecord> = tx.list(s, &Query::default())?;
+                    let mine: Vec<InstanceRecord> = all
+                        .into_iter()
+                        .filter(|r| r.reservation_id == rid)
+                        .collect();
+                    return Ok((mine, Vec::new()));
+                }
+                launch(k, tx, s, ctx, &l, &tag_list, now, &digest)
+            },
+            |(_, allocators)| {
+                for (subnet, a) in allocators {
+                    k.net.commit(s, subnet, a);
+                }
+            },
+        )
+        .map_err(|f| f.0)?;
+    k.store
+        .read(|v| {
+            let tagged = tags::attach(v, s, recs)?;
+            reservation(k, v, ctx, &tagged, true)
+        })
+        .map_err(|f| f.0)
+        .map(|mut r| r.pop().unwrap_or_default())
+}
+
+/// A launch's instances, and the subnet allocators to commit with them.
+type Launched = (Vec<InstanceRecord>, Vec<(String, SubnetIps)>);
+
+/// Creates the instances of one launch inside a transaction.
+#[allow(clippy::too_many_arguments)]
+fn launch(
+    k: &Kumo,
+    tx: &Tx,
+    s: Scope,
+    ctx: &RequestContext,
+    l: &Launch,
+    tag_list: &tags::LaunchTags,
+    now: i64,
+    digest: &str,
+) -> Result<Launched, Fail> {
+    let input = l.input;
+    let subnet = launch_subnet(tx, s, l)?;
+    if let Some(z) = input
+        .placement
+        .as_ref()
+        .and_then(|p| p.availability_zone.as_deref())
+    {
+        if z != subnet.zone {
+            return Err(Fail(Ec2Error::invalid_value(format!(
+                "Value ({z}) for parameter availabilityZone is invalid. Subnet '{}' is in the availability zone {}",
+                subnet.id, subnet.zone
+            ))));
+        }
+    }
+    if let Some(offers) = kumo_model::catalog::offerings(s.region) {
+        let here = offers
+            .iter()
+            .find(|(z, _)| *z == subnet.zone)
+            .map(|(_, t)| t.contains(&l.instance_type.as_str()));
+        if here == Some(false) {
+            let elsewhere: Vec<&str> = offers
+                .iter()
+                .filter(|(_, t)| t.contains(&l.instance_type.as_str()))
+                .map(|(z, _)| *z)
+                .collect();
+            return Err(Fail(Ec2Error::new(
+                "Unsupported",
+                format!(
+                    "Your requested instance type ({}) is not supported in your requested Availability Zone ({}). Please retry your request by not specifying an Availability Zone or choosing {}.",
+                    l.instance_type,
+                    subnet.zone,
+                    elsewhere.join(", ")
+                ),
+            )));
+        }
+    }
+    if let Some(key) = &input.key_name {
+        if tx
+            .get_by_name::<crate::key_pairs::KeyPairRecord>(s, key)?
+            .is_none()
+        {
+            return Err(Fail(Ec2Error::new(
+                "InvalidKeyPair.NotFound",
+                format!("The key pair '{key}' does not exist"),
+            )));
+        }
+    }
+    // Capacity: instances that hold a slot in the zone (anything not terminated).
+    let in_zone: Vec<InstanceRecord> = tx.list(s, &Query::default())?;
+    let used = in_zone
+        .iter()
+        .filter(|r| r.zone == subnet.zone && r.state != "terminated" && r.state != "shutting-down")
+        .count();
+    let free = k.options.zone_capacity.saturating_sub(used);
+    let count = (input.max_count as usize).min(free);
+    if count < input.min_count as usize {
+        return Err(Fail(Ec2Error::new(
+            "InsufficientInstanceCapacity",
+            format!(
+                "We currently do not have sufficient {} capacity in the Availability Zone you requested ({}). Our system will be working on provisioning additional capacity. You can currently get {} capacity by not specifying an Availability Zone in your request or choosing another Availability Zone.",
+                l.instance_type, subnet.zone, l.instance_type
+            ),
+        )));
+    }
+    let vpc = crate::vpcs::get_vpc(tx, s, &subnet.vpc_id)?;
+    let (_, max_ips) = limits(l.info);
+    let reservation_id = new_id("r");
+    let mut allocators: HashMap<String, SubnetIps> = HashMap::new();
+    let mut out = Vec::with_capacity(count);
+    for index in 0..count {
+        let id = new_id("i");
+        let mut eni_ids = Vec::new();
+        let mut public = false;
+        for spec in &l.specs {
+            let device = spec.device_index.unwrap_or(0);
+            let mut eni = if let Some(existing) = &spec.network_interface_id {
+                let e = enis::get_eni(tx, s, existing)?;
+                if e.attachment.is_some() {
+                    return Err(Fail(Ec2Error::new(
+                        "InvalidNetworkInterface.InUse",
+                        format!("Interface: [{}] in use.", e.id),
+                    )));
+                }
+                if e.zone != subnet.zone {
+                    return Err(Fail(Ec2Error::invalid_value(format!(
+                        "The network interface '{}' is not in availability zone {}.",
+                        e.id, subnet.zone
+                    ))));
+                }
+                e
+            } else {
+                let sn = match &spec.subnet_id {
+                    Some(sid) if device != 0 => crate::subnets::get_subnet(tx, s, sid)?,
+                    _ => subnet.clone(),
+                };
+                if sn.zone != subnet.zone {
+                    return Err(Fail(Ec2Error::invalid_value(format!(
+                        "The subnet '{}' is not in availability zone {}.",
+                        sn.id, subnet.zone
+                    ))));
+                }
+                let groups = if device == 0 {
+                    launch_groups(tx, s, l, &vpc, spec)?
+                } else {
+                    enis::resolve_groups(tx, s, &vpc, spec.groups.as_ref())?
+                };
+                let want = want_of(spec).map_err(Fail)?;
+                if 1 + want.secondary.len()
+                    + want.secondary_count as usize
+                    + want.prefixes.len()
+                    + want.prefix_count as usize
+                    > max_ips
+                {
+                    return Err(Fail(address_limit()));
+                }
+                let mut a_spec = NewEni {
+                    description: spec.description.clone().unwrap_or_default(),
+                    interface_type: spec
+                        .interface_type
+                        .clone()
+                        .unwrap_or_else(|| "interface".into()),
+                    groups,
+                    requester_id: None,
+                };
+                a_spec.requester_id = None;
+                if let Some(cached) = allocators.remove(&sn.id) {
+                    k.net.commit(s, &sn.id, &cached);
+                }
+                let (e, a) = enis::new_eni(tx, &k.net, s, &sn, &want, a_spec)?;
+                // Keep the allocator current for the next interface of this launch.
+                k.net.commit(s, &sn.id, &a);
+                allocators.insert(sn.id.clone(), a);
+                tags::put_all(
+                    tx,
+                    s,
+                    &e.id,
+                    "network-interface",
+                    &tag_list.network_interface,
+                )?;
+                if device == 0 {
+                    public = spec
+                        .associate_public_ip_address
+                        .unwrap_or(sn.map_public_ip_on_launch);
+                }
+                e
+            };
+            if slots(&eni) > max_ips {
+                return Err(Fail(address_limit()));
+            }
+            eni.attachment = Some(EniAttachment {
+                id: new_id("eni-attach"),
+                instance_id: id.clone(),
+                device_index: device,
+                status: "attached".into(),
+                delete_on_termination: spec
+                    .delete_on_termination
+                    .unwrap_or(spec.network_interface_id.is_none()),
+                attach_time_ms: now,
+            });
+            tx.update(s, &eni)?;
+            eni_ids.push(eni.id);
+        }
+        let public_ip = if public {
+            Some(addresses::take_public_ip(tx, s, &id)?)
+        } else {
+            None
+        };
+        let md = input.metadata_options.clone().unwrap_or_default();
+        let rec = InstanceRecord {
+            id,
+            reservation_id: reservation_id.clone(),
+            image_id: l.image_id.clone(),
+            instance_type: l.instance_type.clone(),
+            architecture: l.image.architecture.to_string(),
+            key_name: input.key_name.clone(),
+            launch_ms: now,
+            launch_index: index as i32,
+            state: State::Pending.name().into(),
+            since_ms: now,
+            transition_reason: String::new(),
+            state_reason: Some(("pending".into(), "pending".into())),
+            zone: subnet.zone.clone(),
+            zone_id: subnet.zone_id.clone(),
+            subnet_id: subnet.id.clone(),
+            vpc_id: subnet.vpc_id.clone(),
+            enis: eni_ids,
+            public_ip,
+            auto_public_ip: public,
+            user_data: l.user_data.clone(),
+            disable_api_termination: input.disable_api_termination.unwrap_or(false),
+            disable_api_stop: input.disable_api_stop.unwrap_or(false),
+            shutdown_behavior: input
+                .instance_initiated_shutdown_behavior
+                .clone()
+                .unwrap_or_else(|| "stop".into()),
+            monitoring: input.monitoring.as_ref().is_some_and(|m| m.enabled),
+            ebs_optimized: input.ebs_optimized.unwrap_or(false),
+            tenancy: input
+                .placement
+                .as_ref()
+                .and_then(|p| p.tenancy.clone())
+                .unwrap_or_else(|| vpc.instance_tenancy.clone()),
+            root_device_name: l.image.root_device_name.to_string(),
+            root_device_type: l.image.root_device_type.to_string(),
+            ena_support: l.image.ena_support,
+            boot_mode: l.image.boot_mode.to_string(),
+            credit_specification: input
+                .credit_specification
+                .as_ref()
+                .map(|c| c.cpu_credits.clone()),
+            http_tokens: md.http_tokens.unwrap_or_else(|| "optional".into()),
+            http_endpoint: md.http_endpoint.unwrap_or_else(|| "enabled".into()),
+            http_hop_limit: md.http_put_response_hop_limit.unwrap_or(1),
+            instance_metadata_tags: md
+                .instance_metadata_tags
+                .unwrap_or_else(|| "disabled".into()),
+            hibernation: input
+                .hibernation_options
+                .as_ref()
+                .and_then(|h| h.configured)
+                .unwrap_or(false),
+            iam_instance_profile: input
+                .iam_instance_profile
+                .as_ref()
+                .and_then(|p| p.arn.clone().or_else(|| p.name.clone())),
+            capacity_reservation_preference: input
+                .capacity_reservation_specification
+                .as_ref()
+                .and_then(|c| c.capacity_reservation_preference.clone())
+                .unwrap_or_else(|| "open".into()),
+            client_token: input.client_token.clone(),
+        };
+        tx.insert(s, &rec)?;
+        tags::put_all(tx, s, &rec.id, "instance", &tag_list.instance)?;
+        out.push(rec);
+    }
+    idempotency::remember(
+        tx,
+        s,
+        "RunInstances",
+        input.client_token.as_deref(),
+        digest,
+        &reservation_id,
+    )?;
+    let _ = ctx;
+    Ok((out, allocators.into_iter().collect()))
+}
+
+/// Everything an instance's output needs besides its record.
+pub struct Context {
+    pub enis: HashMap<String, EniRecord>,
+    pub names: HashMap<String, String>,
+    pub eips: Vec<AddressRecord>,
+}
+
+pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Context, Fail> {
+    let ids: Vec<&str> = recs
+        .iter()
+        .flat_map(|r| r.enis.iter().map(String::as_str))
+        .collect();
+    let mut enis = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let found: Vec<EniRecord> = v.list(
+            s,
+            &Query {
+                ids: Some(chunk),
+                ..Query::default()
+            },
+        )?;
+        for e in found {
+            enis.insert(e.id.clone(), e);
+        }
+    }
+    Ok(Context {
+        enis,
+        names: enis::group_names(v, s)?,
+        eips: addresses::by_interface(v, s)?,
+    })
+}
+
+impl Context {
+    /// The interfaces of an instance still attached to it, primary first.
+    pub fn enis_of<'a>(
+        &'a self,
+        r: &'a InstanceRecord,
+    ) -> impl Iterator<Item = &'a EniRecord> + 'a {
+        r.enis
+            .iter()
+            .filter_map(|id| self.enis.get(id))
+            .filter(move |e| e.attachment.as_ref().is_some_and(|a| a.instance_id == r.id))
+    }
+
+    /// The public address: an Elastic IP on the primary address, else the launch one.
+    pub fn public_ip(&self, r: &InstanceRecord) -> Option<String> {
+        let primary = self.enis_of(r).next()?;
+        let addr = primary.addresses.iter().find(|a| a.primary)?;
+        self.eips
+            .iter()
+            .find(|a| {
+                a.association
+                    .as_ref()
+                    .is_some_and(|x| x.eni_id == primary.id && x.private_ip == addr.addr)
+            })
+            .map(|a| a.public_ip.clone())
+            .or_else(|| r.public_ip.clone())
+    }
+}
+
+fn public_dns(region: &str, ip: &str) -> String {
+    let d = ip.replace('.', "-");
+    if region == "us-east-1" {
+        format!("ec2-{d}.compute-1.amazonaws.com")
+    } else {
+        format!("ec2-{d}.{region}.compute.amazonaws.com")
+    }
+}
+
+/// The state reason of instances that the null driver "runs": the API holds them, no host does.
+pub const NULL_DRIVER: &str = "Kumo.NullDriver";
+
+pub fn wire(
+    ctx: &RequestContext,
+    t: &Tagged<InstanceRecord>,
+    c: &Context,
+    launching: bool,
+) -> Instance {
+    let r = &t.item;
+    let state = if launching { State::Pending } else { r.state() };
+    let enis: Vec<&EniRecord> = c.enis_of(r).collect();
+    let primary = enis.first();
+    let private_ip = primary
+        .and_then(|e| e.addresses.iter().find(|a| a.primary))
+        .map(|a| a.addr.clone());
+    let public_ip = if state == State::Running || state == State::Pending {
+        c.public_ip(r)
+    } else {
+        None
+    };
+    let groups: Vec<GroupIdentifier> = primary
+        .map(|e| {
+            e.groups
+                .iter()
+                .map(|g| GroupIdentifier {
+                    group_id: Some(g.clone()),
+                    group_name: c.names.get(g).cloned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let live = state != State::Terminated;
+    Instance {
+        instance_id: Some(r.id.clone()),
+        image_id: Some(r.image_id.clone()),
+        instance_type: Some(r.instance_type.clone()),
+        architecture: Some(r.architecture.clone()),
+        state: Some(InstanceState {
+            code: Some(state.code()),
+            name: Some(state.name().into()),
+        }),
+        state_transition_reason: Some(r.transition_reason.clone()),
+        state_reason: match (&r.state_reason, state) {
+            (Some((code, message)), _) => Some(StateReason { code: Some(code.clone()), message: Some(message.clone()) }),
+            // Kumo runs no guest yet: say so where AWS would say nothing.
+            (None, State::Running) => Some(StateReason {
+                code: Some(NULL_DRIVER.into()),
+                message: Some(format!("{NULL_DRIVER}: the null compute driver runs this instance nowhere; no guest is booted")),
+            }),
+            (None, _) => None,
+        },
+        key_name: r.key_name.clone(),
+        launch_time: Some(DateTime(r.launch_ms)),
+        ami_launch_index: Some(r.launch_index),
+        placement: Some(Placement {
+            availability_zone: Some(r.zone.clone()),
+            availability_zone_id: Some(r.zone_id.clone()),
+            tenancy: Some(r.tenancy.clone()),
+            group_name: Some(String::new()),
+            ..Placement::default()
+        }),
+        subnet_id: live.then(|| r.subnet_id.clone()),
+        vpc_id: live.then(|| r.vpc_id.clone()),
+        private_ip_address: if live { private_ip.clone() } else { None },
+        private_dns_name: Some(if live {
+            private_ip
+                .as_deref()
+                .map(|p| network::private_dns_name(&ctx.region, p))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        }),
+        public_ip_address: public_ip.clone(),
+        public_dns_name: Some(
+            public_ip
+                .as_deref()
+                .map(|p| public_dns(&ctx.region, p))
+                .unwrap_or_default(),
+        ),
+        security_groups: Some(groups),
+        source_dest_check: primary.map(|e| e.source_dest_check),
+        monitoring: Some(Monitoring {
+            state: Some(if r.monitoring { "enabled" } else { "disabled" }.into()),
+        }),
+        ebs_optimized: Some(r.ebs_optimized),
+        ena_support: Some(r.ena_support),
+        hypervisor: Some("xen".into()),
+        virtualization_type: Some("hvm".into()),
+        root_device_name: Some(r.root_device_name.clone()),
+        root_device_type: Some(r.root_device_type.clone()),
+        boot_mode: Some(r.boot_mode.clone()),
+        platform_details: Some("Linux/UNIX".into()),
+        usage_operation: Some("RunInstances".into()),
+        client_token: r.client_token.clone().or(Some(String::new())),
+        product_codes: Some(Vec::new()),
+        block_device_mappings: Some(Vec::new()),
+        iam_instance_profile: r.iam_instance_profile.as_ref().map(|p| IamInstanceProfile {
+            arn: Some(p.clone()),
+            id: Some(String::new()),
+        }),
+        capacity_reservation_specification: Some(CapacityReservationSpecificationResponse {
+            capacity_reservation_preference: Some(r.capacity_reservation_preference.clone()),
+            capacity_reservation_target: None,
+        }),
+        hibernation_options: Some(HibernationOptions {
+            configured: Some(r.hibernation),
+        }),
+        metadata_options: Some(InstanceMetadataOptionsResponse {
+            state: Some("applied".into()),
+            http_tokens: Some(r.http_tokens.clone()),
+            http_put_response_hop_limit: Some(r.http_hop_limit),
+            http_endpoint: Some(r.http_endpoint.clone()),
+            http_protocol_ipv6: Some("disabled".into()),
+            instance_metadata_tags: Some(r.instance_metadata_tags.clone()),
+        }),
+        enclave_options: Some(EnclaveOptions {
+            enabled: Some(false),
+        }),
+        maintenance_options: Some(InstanceMaintenanceOptions {
+            auto_recovery: Some("default".into()),
+            ..InstanceMaintenanceOptions::default()
+        }),
+        cpu_options: crate::instance_types::find(&r.instance_type)
+            .and_then(|i| i.v_cpu_info.as_ref())
+            .map(|v| CpuOptions {
+                core_count: v.default_cores,
+                threads_per_core: v.default_threads_per_core,
+                ..CpuOptions::default()
+            }),
+        network_interfaces: Some(
+            enis.iter()
+                .map(|e| {
+                    let a = e.attachment.as_ref();
+                    let assoc = |ip: &str| {
+                        c.eips
+                            .iter()
+                            .find(|x| {
+                                x.association
+                                    .as_ref()
+                                    .is_some_and(|y| y.eni_id == e.id && y.private_ip == ip)
+                            })
+                            .map(|x| InstanceNetworkInterfaceAssociation {
+                                public_ip: Some(x.public_ip.clone()),
+                                public_dns_name: Some(public_dns(&ctx.region, &x.public_ip)),
+                                ip_owner_id: Some(ctx.account_id.clone()),
+                                ..InstanceNetworkInterfaceAssociation::default()
+                            })
+                            .or_else(|| {
+                                (a.is_some_and(|a| a.device_index == 0)
+                                    && e.addresses.first().is_some_and(|p| p.addr == ip))
+                                .then(|| r.public_ip.clone())
+                                .flatten()
+                                .map(|p| InstanceNetworkInterfaceAssociation {
+                                    public_dns_name: Some(public_dns(&ctx.region, &p)),
+                                    public_ip: Some(p),
+                                    ip_owner_id: Some("amazon".into()),
+                                    ..InstanceNetworkInterfaceAssociation::default()
+                                })
+                            })
+                    };
+                    InstanceNetworkInterface {
+                        network_interface_id: Some(e.id.clone()),
+                        subnet_id: Some(e.subnet_id.clone()),
+                        vpc_id: Some(e.vpc_id.clone()),
+                        description: Some(e.description.clone()),
+                        owner_id: Some(ctx.account_id.clone()),
+                        status: Some("in-use".into()),
+                        mac_address: Some(e.mac.clone()),
+                        private_ip_address: e.addresses.first().map(|p| p.addr.clone()),
+                        private_dns_name: e
+                            .addresses
+                            .first()
+                            .map(|p| network::private_dns_name(&ctx.region, &p.addr)),
+                        source_dest_check: Some(e.source_dest_check),
+                        interface_type: Some(e.interface_type.clone()),
+                        groups: Some(
+                            e.groups
+                                .iter()
+                                .map(|g| GroupIdentifier {
+                                    group_id: Some(g.clone()),
+                                    group_name: c.names.get(g).cloned(),
+                                })
+                                .collect(),
+                        ),
+                        association: e.addresses.first().and_then(|p| assoc(&p.addr)),
+                        attachment: a.map(|a| InstanceNetworkInterfaceAttachment {
+                            attachment_id: Some(a.id.clone()),
+                            device_index: Some(a.device_index),
+                            network_card_index: Some(0),
+                            status: Some(a.status.clone()),
+                            attach_time: Some(DateTime(a.attach_time_ms)),
+                            delete_on_termination: Some(a.delete_on_termination),
+                            ..InstanceNetworkInterfaceAttachment::default()
+                        }),
+                        private_ip_addresses: Some(
+                            e.addresses
+                                .iter()
+                                .map(|p| InstancePrivateIpAddress {
+                                    primary: Some(p.primary),
+                                    private_ip_address: Some(p.addr.clone()),
+                                    private_dns_name: Some(network::private_dns_name(
+                                        &ctx.region,
+                                        &p.addr,
+                                    )),
+                                    association: assoc(&p.addr),
+                                })
+                                .collect(),
+                        ),
+                        ipv4_prefixes: (!e.prefixes.is_empty()).then(|| {
+                            e.prefixes
+                                .iter()
+                                .map(|p| InstanceIpv4Prefix {
+                                    ipv4_prefix: Some(p.clone()),
+                                })
+                                .collect()
+                        }),
+                        ipv6_addresses: Some(Vec::new()),
+                        ..InstanceNetworkInterface::default()
+                    }
+                })
+                .collect(),
+        ),
+        tags: Some(tags::wire(&t.tags)),
+        ..Instance::default()
+    }
+}
+
+/// Groups instances into their reservations, in order of first appearance.
+pub fn reservation<V: Read>(
+    k: &Kumo,
+    v: &V,
+    ctx: &RequestContext,
+    items: &[Tagged<InstanceRecord>],
+    launching: bool,
+) -> Result<Vec<Reservation>, Fail> {
+    let _ = k;
+    let recs: Vec<&InstanceRecord> = items.iter().map(|t| &t.item).collect();
+    let c = context(v, scope(ctx), &recs)?;
+    let mut out: Vec<Reservation> = Vec::new();
+    for t in items {
+        let inst = wire(ctx, t, &c, launching);
+        let groups = inst.security_groups.clone().unwrap_or_default();
+        match out
+            .iter_mut()
+            .find(|r| r.reservation_id.as_deref() == Some(t.item.reservation_id.as_str()))
+        {
+            Some(r) => r.instances.get_or_insert_with(Vec::new).push(inst),
+            None => out.push(Reservation {
+                reservation_id: Some(t.item.reservation_id.clone()),
+                owner_id: Some(ctx.account_id.clone()),
+                groups: Some(if launching { groups } else { Vec::new() }),
+                instances: Some(vec![inst]),
+                requester_id: None,
+            }),
+        }
+    }
+    Ok(out)
+}
+
+struct InstanceView<'a, V: Read> {
+    t: &'a Tagged<InstanceRecord>,
+    v: &'a V,
+    s: Scope<'a>,
+    ctx: &'a RequestContext,
+    names: &'a HashMap<String, String>,
+    eips: &'a [AddressRecord],
+}
+
+impl<V: Read> InstanceView<'_, V> {
+    fn enis(&self) -> Vec<EniRecord> {
+        let ids: Vec<&str> = self.t.item.enis.iter().map(String::as_str).collect();
+        let found: Vec<EniRecord> = self
+            .v
+            .list(
+                self.s,
+                &Query {
+                    ids: Some(&ids),
+                    ..Query::default()
+                },
+            )
+            .unwrap_or_default();
+        found
+            .into_iter()
+            .filter(|e| {
+                e.attachment
+                    .as_ref()
+                    .is_some_and(|a| a.instance_id == self.t.item.id)
+            })
+            .collect()
+    }
+}
+
+fn tf(b: bool) -> &'static str {
+    if b {
+        "true"
+    } else {
+        "false"
+    }
+}
+
+impl<V: Read> Filterable for InstanceView<'_, V> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let r = &self.t.item;
+        let st = r.state();
+        match name {
+            "instance-id" => out(&r.id),
+            "instance-type" => out(&r.instance_type),
+            "image-id" => out(&r.image_id),
+            "key-name" => r.key_name.iter().for_each(|k| out(k)),
+            "instance-state-name" => out(st.name()),
+            "instance-state-code" => out(&st.code().to_string()),
+            "availability-zone" => out(&r.zone),
+            "vpc-id" if st != State::Terminated => out(&r.vpc_id),
+            "subnet-id" if st != State::Terminated => out(&r.subnet_id),
+            "reservation-id" => out(&r.reservation_id),
+            "architecture" => out(&r.architecture),
+            "root-device-type" => out(&r.root_device_type),
+            "root-device-name" => out(&r.root_device_name),
+            "tenancy" => out(&r.tenancy),
+            "monitoring-state" => out(if r.monitoring { "enabled" } else { "disabled" }),
+            "owner-id" => out(&self.ctx.account_id),
+            "client-token" => r.client_token.iter().for_each(|c| out(c)),
+            "hypervisor" => out("xen"),
+            "virtualization-type" => out("hvm"),
+            "platform-details" => out("Linux/UNIX"),
+            "ami-launch-index" => out(&r.launch_index.to_string()),
+            "launch-time" => out(&DateTime(r.launch_ms).to_iso8601()),
+            "ebs-optimized" => out(tf(r.ebs_optimized)),
+            "ena-support" => out(tf(r.ena_support)),
+            "boot-mode" => out(&r.boot_mode),
+            "metadata-options.http-tokens" => out(&r.http_tokens),
+            "metadata-options.http-endpoint" => out(&r.http_endpoint),
+            "metadata-options.http-put-response-hop-limit" => out(&r.http_hop_limit.to_string()),
+            "metadata-options.instance-metadata-tags" => out(&r.instance_metadata_tags),
+            "hibernation-options.configured" => out(tf(r.hibernation)),
+            "iam-instance-profile.arn" => r.iam_instance_profile.iter().for_each(|p| out(p)),
+            "state-reason-code" => r.state_reason.iter().for_each(|(c, _)| out(c)),
+            "state-reason-message" => r.state_reason.iter().for_each(|(_, m)| out(m)),
+            "reason" => out(&r.transition_reason),
+            "capacity-reservation-specification.capacity-reservation-preference" => {
+                out(&r.capacity_reservation_preference)
+            }
+            "private-ip-address"
+            | "private-dns-name"
+            | "ip-address"
+            | "dns-name"
+            | "instance.group-id"
+            | "instance.group-name"
+            | "group-id"
+            | "group-name"
+            | "source-dest-check" => {
+                if st == State::Terminated {
+                    return;
+                }
+                let enis = self.enis();
+                let Some(p) = enis
+                    .iter()
+                    .find(|e| e.attachment.as_ref().is_some_and(|a| a.device_index == 0))
+                else {
+                    return;
+                };
+                let primary = p
+                    .addresses
+                    .iter()
+                    .find(|a| a.primary)
+                    .map(|a| a.addr.clone())
+                    .unwrap_or_default();
+                match name {
+                    "private-ip-address" => out(&primary),
+                    "private-dns-name" => {
+                        out(&network::private_dns_name(&self.ctx.region, &primary))
+                    }
+                    "ip-address" | "dns-name" => {
+                        let eip = self
+                            .eips
+                            .iter()
+                            .find(|a| {
+                                a.association
+                                    .as_ref()
+                                    .is_some_and(|x| x.eni_id == p.id && x.private_ip == primary)
+                            })
+                            .map(|a| a.public_ip.clone());
+                        if let Some(ip) = eip
+                            .or_else(|| r.public_ip.clone())
+                            .filter(|_| st == State::Running || st == State::Pending)
+                        {
+                            out(&if name == "ip-address" {
+                                ip.clone()
+                            } else {
+                                public_dns(&self.ctx.region, &ip)
+                            });
+                        }
+                    }
+                    "source-dest-check" => out(tf(p.source_dest_check)),
+                    "instance.group-name" | "group-name" => p
+                        .groups
+                        .iter()
+                        .filter_map(|g| self.names.get(g))
+                        .for_each(|n| out(n)),
+                    _ => p.groups.iter().for_each(|g| out(g)),
+                }
+            }
+            n if n.starts_with("network-interface.") => {
+                let field = &n["network-interface.".len()..];
+                for e in self.enis() {
+                    let a = e.attachment.as_ref();
+                    match field {
+                        "network-interface-id" => out(&e.id),
+                        "subnet-id" => out(&e.subnet_id),
+                        "vpc-id" => out(&e.vpc_id),
+                        "availability-zone" => out(&e.zone),
+                        "description" => out(&e.description),
+                        "mac-address" => out(&e.mac),
+                        "owner-id" => out(&self.ctx.account_id),
+                        "status" => out("in-use"),
+                        "source-dest-check" => out(tf(e.source_dest_check)),
+                        "interface-type" => out(&e.interface_type),
+                        "requester-managed" => out(tf(e.requester_managed)),
+                        "group-id" => e.groups.iter().for_each(|g| out(g)),
+                        "group-name" => e
+                            .groups
+                            .iter()
+                            .filter_map(|g| self.names.get(g))
+                            .for_each(|g| out(g)),
+                        "addresses.private-ip-address" | "private-ip-address" => {
+                            e.addresses.iter().for_each(|x| out(&x.addr))
+                        }
+                        "addresses.primary" => e.addresses.iter().for_each(|x| out(tf(x.primary))),
+                        "private-dns-name" => e.addresses.first().iter().for_each(|x| {
+                            out(&network::private_dns_name(&self.ctx.region, &x.addr))
+                        }),
+                        "attachment.attachment-id" => a.iter().for_each(|a| out(&a.id)),
+                        "attachment.device-index" => {
+                            a.iter().for_each(|a| out(&a.device_index.to_string()))
+                        }
+                        "attachment.status" => a.iter().for_each(|a| out(&a.status)),
+                        "attachment.delete-on-termination" => {
+                            a.iter().for_each(|a| out(tf(a.delete_on_termination)))
+                        }
+                        "attachment.attach-time" => a
+                            .iter()
+                            .for_each(|a| out(&DateTime(a.attach_time_ms).to_iso8601())),
+                        "attachment.instance-owner-id" => out(&self.ctx.account_id),
+                        "ipv4-prefixes.ipv4-prefix" => e.prefixes.iter().for_each(|p| out(p)),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.t.tags
+    }
+}
+
+const INSTANCE_FILTERS: &[&str] = &[
+    "affinity",
+    "ami-launch-index",
+    "architecture",
+    "availability-zone",
+    "block-device-mapping.attach-time",
+    "block-device-mapping.delete-on-termination",
+    "block-device-mapping.device-name",
+    "block-device-mapping.status",
+    "block-device-mapping.volume-id",
+    "boot-mode",
+    "capacity-reservation-id",
+    "capacity-reservation-specification.capacity-reservation-preference",
+    "client-token",
+    "current-instance-boot-mode",
+    "dns-name",
+    "ebs-optimized",
+    "ena-support",
+    "group-id",
+    "group-name",
+    "hibernation-options.configured",
+    "host-id",
+    "hypervisor",
+    "iam-instance-profile.arn",
+    "iam-instance-profile.id",
+    "image-id",
+    "instance-id",
+    "instance-lifecycle",
+    "instance-state-code",
+    "instance-state-name",
+    "instance-type",
+    "instance.group-id",
+    "instance.group-name",
+    "ip-address",
+    "ipv6-address",
+    "kernel-id",
+    "key-name",
+    "launch-index",
+    "launch-time",
+    "maintenance-options.auto-recovery",
+    "metadata-options.http-endpoint",
+    "metadata-options.http-protocol-ipv4",
+    "metadata-options.http-protocol-ipv6",
+    "metadata-options.http-put-response-hop-limit",
+    "metadata-options.http-tokens",
+    "metadata-options.instance-metadata-tags",
+    "metadata-options.state",
+    "monitoring-state",
+    "network-interface.addresses.association.allocation-id",
+    "network-interface.addresses.association.association-id",
+    "network-interface.addresses.association.carrier-ip",
+    "network-interface.addresses.association.customer-owned-ip",
+    "network-interface.addresses.association.ip-owner-id",
+    "network-interface.addresses.association.public-dns-name",
+    "network-interface.addresses.association.public-ip",
+    "network-interface.addresses.primary",
+    "network-interface.addresses.private-dns-name",
+    "network-interface.addresses.private-ip-address",
+    "network-interface.association.allocation-id",
+    "network-interface.association.association-id",
+    "network-interface.association.carrier-ip",
+    "network-interface.association.customer-owned-ip",
+    "network-interface.association.ip-owner-id",
+    "network-interface.association.public-dns-name",
+    "network-interface.association.public-ip",
+    "network-interface.attachment.attach-time",
+    "network-interface.attachment.attachment-id",
+    "network-interface.attachment.delete-on-termination",
+    "network-interface.attachment.device-index",
+    "network-interface.attachment.instance-id",
+    "network-interface.attachment.instance-owner-id",
+    "network-interface.attachment.network-card-index",
+    "network-interface.attachment.status",
+    "network-interface.availability-zone",
+    "network-interface.deny-all-igw-traffic",
+    "network-interface.description",
+    "network-interface.group-id",
+    "network-interface.group-name",
+    "network-interface.ipv4-prefixes.ipv4-prefix",
+    "network-interface.ipv6-address",
+    "network-interface.ipv6-addresses.ipv6-address",
+    "network-interface.ipv6-addresses.is-primary-ipv6",
+    "network-interface.ipv6-native",
+    "network-interface.ipv6-prefixes.ipv6-prefix",
+    "network-interface.mac-address",
+    "network-interface.network-interface-id",
+    "network-interface.outpost-arn",
+    "network-interface.owner-id",
+    "network-interface.private-dns-name",
+    "network-interface.private-ip-address",
+    "network-interface.public-dns-name",
+    "network-interface.requester-id",
+    "network-interface.requester-managed",
+    "network-interface.status",
+    "network-interface.source-dest-check",
+    "network-interface.subnet-id",
+    "network-interface.tag-key",
+    "network-interface.tag-value",
+    "network-interface.vpc-id",
+    "outpost-arn",
+    "owner-id",
+    "placement-group-name",
+    "placement-partition-number",
+    "platform",
+    "platform-details",
+    "private-dns-name",
+    "private-dns-name-options.enable-resource-name-dns-a-record",
+    "private-dns-name-options.enable-resource-name-dns-aaaa-record",
+    "private-dns-name-options.hostname-type",
+    "private-ip-address",
+    "product-code",
+    "product-code.type",
+    "ramdisk-id",
+    "reason",
+    "requester-id",
+    "reservation-id",
+    "root-device-name",
+    "root-device-type",
+    "source-dest-check",
+    "spot-instance-request-id",
+    "state-reason-code",
+    "state-reason-message",
+    "subnet-id",
+    "tenancy",
+    "tpm-support",
+    "usage-operation",
+    "usage-operation-update-time",
+    "virtualization-type",
+    "vpc-id",
+];
+
+pub fn describe(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DescribeInstancesRequest,
+) -> Result<DescribeInstancesResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let fs = Filters::compile(&filters(input.filters), INSTANCE_FILTERS, true).map_err(rule)?;
+    let ids = input.instance_ids.unwrap_or_default();
+    if !ids.is_empty() && input.max_results.is_some() {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The parameter instancesSet cannot be used with the parameter maxResults",
+        ));
+    }
+    for id in &ids {
+        check_id(id)?;
+    }
+    let s = scope(ctx);
+    let now = k.now_ms();
+    let delay = k.options.transition_ms;
+    let not_found_one = |id: &str| not_found(&[id]);
+    k.store
+        .read(|v| {
+            if !ids.is_empty() {
+                load(k, v, s, &ids)?;
+            }
+            let names = enis::group_names(v, s)?;
+            let eips = addresses::by_interface(v, s)?;
+            let req = describe::Request {
+                op: "DescribeInstances",
+                ids: &[],
+                not_found: &not_found_one,
+                push: Push {
+                    ids: describe::both(
+                        (!ids.is_empty()).then(|| ids.iter().map(String::as_str).collect()),
+                        fs.exact("instance-id"),
+                    ),
+                    vpcs: fs.exact("vpc-id"),
+                    subnets: fs.exact("subnet-id"),
+                    tag: fs.exact_tag(),
+                },
+                max_results: input.max_results,
+                bounds: (5, 1000),
+                next_token: input.next_token.as_deref(),
+            };
+            let (page, next) = describe::run(v, s, &req, |t: &Tagged<InstanceRecord>| {
+                if !visible(&t.item, now) {
+                    return false;
+                }
+                let mut settled = Tagged {
+                    item: t.item.clone(),
+                    tags: t.tags.clone(),
+                };
+                settled.item.settle(now, delay);
+                fs.matches(&InstanceView {
+                    t: &settled,
+                    v,
+                    s,
+                    ctx,
+                    names: &names,
+                    eips: &eips,
+                })
+            })?;
+            let page: Vec<Tagged<InstanceRecord>> = page
+                .into_iter()
+                .map(|mut t| {
+                    t.item.settle(now, delay);
+                    t
+                })
+                .collect();
+            Ok(DescribeInstancesResult {
+                reservations: Some(reservation(k, v, ctx, &page, false)?),
+                next_token: next,
+            })
+        })
+        .map_err(|f: Fail| f.0)
+}
