@@ -790,6 +790,24 @@ pub fn assign(
             !ctx.dry_run,
             |tx| {
                 let mut eni = get_eni(tx, s, &input.network_interface_id)?;
+                // An attached interface holds at most its instance type's addresses; each /28
+                // prefix counts as one.
+                if let Some(a) = &eni.attachment {
+                    if let Some(r) =
+                        tx.get::<crate::instance_records::InstanceRecord>(s, &a.instance_id)?
+                    {
+                        if let Some(info) = crate::instance_types::find(&r.instance_type) {
+                            let (_, max_ips) = crate::instances::limits(info);
+                            let adding = want.secondary.len()
+                                + want.secondary_count as usize
+                                + want.prefixes.len()
+                                + want.prefix_count as usize;
+                            if crate::instances::slots(&eni) + adding > max_ips {
+                                return Err(Fail(crate::instances::address_limit()));
+                            }
+                        }
+                    }
+                }
                 let subnet = get_subnet(tx, s, &eni.subnet_id)?;
                 let mut ips = net.allocator(tx, s, &subnet)?;
                 // With AllowReassignment, a requested address held by another interface of the

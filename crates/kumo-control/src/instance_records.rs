@@ -87,6 +87,10 @@ impl InstanceRecord {
             }
             self.since_ms += delay_ms;
             self.state = next.name().to_string();
+            if next == State::Running {
+                // A running instance has no state reason.
+                self.state_reason = None;
+            }
             changed = true;
         }
         changed
