@@ -10,7 +10,7 @@ dir=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 
 start=$(date +%s%N)
-"$bin" serve --listen 127.0.0.1:$port --data-dir "$dir" 2>"$dir/log" &
+"$bin" serve --listen 127.0.0.1:$port --data-dir "$dir" --zone-capacity 100000 2>"$dir/log" &
 pid=$!
 until curl -sf "http://127.0.0.1:$port/_kumo/health" >/dev/null; do sleep 0.002; done
 ready=$(( ($(date +%s%N) - start) / 1000000 ))
@@ -19,5 +19,5 @@ grep -o 'ready_ms=[0-9]*' "$dir/log" | sed 's/^/  as logged by kumo: /' || true
 sleep 1
 echo "idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
 
-"$bin" bench --target 127.0.0.1:$port "$@"
+"$bin" bench --target 127.0.0.1:$port --server-pid $pid "$@"
 echo "RSS after the run: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"

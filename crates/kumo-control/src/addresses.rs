@@ -13,9 +13,15 @@ use kumo_model::cidr::{addr_to_string, Cidr};
 use kumo_model::filter::{Filterable, Filters};
 use kumo_store::{Query, Read, Scope, Store, StoreError, Tx};
 
-/// The addresses Elastic and public IPs come from: the three documentation ranges (RFC 5737),
-/// which never route on the internet. They exist only inside Kumo.
-const PUBLIC_POOL: &[&str] = &["198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24"];
+/// The addresses Elastic and public IPs come from, in address order: the three documentation
+/// ranges (RFC 5737) and the benchmarking range (RFC 2544), none of which routes on the
+/// internet. They exist only inside Kumo: about 132,000 addresses.
+const PUBLIC_POOL: &[&str] = &[
+    "192.0.2.0/24",
+    "198.18.0.0/15",
+    "198.51.100.0/24",
+    "203.0.113.0/24",
+];
 /// AWS's default quota of Elastic IPs per region.
 const MAX_ADDRESSES: usize = 5;
 /// The store pool that holds public addresses for every account and region.
@@ -36,27 +42,42 @@ pub fn get_address<V: Read>(v: &V, s: Scope, id: &str) -> Result<AddressRecord, 
     v.get(s, id)?.ok_or_else(|| Fail(alloc_not_found(id)))
 }
 
-/// Takes a free public address for (scope, owner).
+/// Every usable address of the pool, in order (network and broadcast addresses skipped).
+fn pool_ranges() -> impl Iterator<Item = (u32, u32)> {
+    PUBLIC_POOL
+        .iter()
+        .filter_map(|r| Cidr::parse(r).ok())
+        .map(|c| (c.base() + 1, c.last() - 1))
+}
+
+/// Takes a free public address for (scope, owner): the one after the highest held, else the
+/// first gap from the start.
 fn take_public(tx: &Tx, s: Scope, owner: &str) -> Result<String, Fail> {
+    let tag = format!("{}/{}/{owner}", s.account, s.region);
+    let try_claim = |a: u32| -> Result<bool, Fail> {
+        match tx.claim_addrs(GLOBAL, POOL, &tag, &[a]) {
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e.into()),
+            Ok(()) => Ok(true),
+        }
+    };
+    let next = tx.max_addr(GLOBAL, POOL)?.map(|m| m + 1);
+    if let Some(n) = next {
+        for (lo, hi) in pool_ranges() {
+            let a = n.max(lo);
+            if a <= hi && try_claim(a)? {
+                return Ok(addr_to_string(a));
+            }
+        }
+    }
     let held: std::collections::HashSet<u32> = tx
         .pool_addrs(GLOBAL, POOL)?
         .into_iter()
         .map(|(a, _)| a)
         .collect();
-    for range in PUBLIC_POOL {
-        let Ok(c) = Cidr::parse(range) else { continue };
-        // Skip the network and broadcast addresses of each range.
-        for a in c.base() + 1..c.last() {
-            if !held.contains(&a) {
-                match tx.claim_addrs(
-                    GLOBAL,
-                    POOL,
-                    &format!("{}/{}/{owner}", s.account, s.region),
-                    &[a],
-                ) {
-                    Err(StoreError::Conflict) => continue,
-                    other => other?,
-                }
+    for (lo, hi) in pool_ranges() {
+        for a in lo..=hi {
+            if !held.contains(&a) && try_claim(a)? {
                 return Ok(addr_to_string(a));
             }
         }

@@ -201,6 +201,8 @@ pub struct NewEni {
     pub groups: Vec<String>,
     /// Set for interfaces a service manages (a NAT gateway's): they are requester-managed.
     pub requester_id: Option<String>,
+    /// Set when the interface is born attached (an instance's, at launch).
+    pub attachment: Option<EniAttachment>,
 }
 
 /// Makes an interface in `subnet` with the addresses `want` asks for, held in the store; returns
@@ -214,7 +216,21 @@ pub fn new_eni(
     spec: NewEni,
 ) -> Result<(EniRecord, SubnetIps), Fail> {
     let mut ips = net.allocator(tx, s, subnet)?;
-    let (primary, secondary, prefixes) = allocate(&mut ips, want, true)?;
+    let eni = new_eni_with(tx, s, subnet, want, spec, &mut ips)?;
+    Ok((eni, ips))
+}
+
+/// Like [`new_eni`], taking addresses from an allocator the caller holds (a launch of several
+/// instances keeps one per subnet until it commits).
+pub fn new_eni_with(
+    tx: &Tx,
+    s: Scope,
+    subnet: &SubnetRecord,
+    want: &Want,
+    spec: NewEni,
+    ips: &mut SubnetIps,
+) -> Result<EniRecord, Fail> {
+    let (primary, secondary, prefixes) = allocate(ips, want, true)?;
     let primary = primary.ok_or(Fail(Ec2Error::internal()))?;
     let id = new_id("eni");
     let mut addrs = vec![primary];
@@ -242,10 +258,10 @@ pub fn new_eni(
         interface_type: spec.interface_type,
         requester_managed: spec.requester_id.is_some(),
         requester_id: spec.requester_id,
-        attachment: None,
+        attachment: spec.attachment,
     };
     tx.insert(s, &rec)?;
-    Ok((rec, ips))
+    Ok(rec)
 }
 
 pub fn create(
@@ -334,6 +350,7 @@ pub fn create(
                     interface_type: interface_type.clone(),
                     groups,
                     requester_id: None,
+                    attachment: None,
                 };
                 let (rec, ips) = new_eni(tx, net, s, &subnet, &want, spec)?;
                 tags::put_all(tx, s, &rec.id, "network-interface", &tag_list)?;

@@ -572,11 +572,12 @@ fn launch(
         }
     }
     // Capacity: instances that hold a slot in the zone (anything not terminated).
-    let in_zone: Vec<InstanceRecord> = tx.list(s, &Query::default())?;
-    let used = in_zone
-        .iter()
-        .filter(|r| r.zone == subnet.zone && r.state != "terminated" && r.state != "shutting-down")
-        .count();
+    let used = tx.count_in_zone(
+        s,
+        "instance",
+        &subnet.zone,
+        &["terminated", "shutting-down"],
+    )? as usize;
     let free = k.options.zone_capacity.saturating_sub(used);
     let count = (input.max_count as usize).min(free);
     if count < input.min_count as usize {
@@ -639,7 +640,15 @@ fn launch(
                 {
                     return Err(Fail(address_limit()));
                 }
-                let mut a_spec = NewEni {
+                let attachment = EniAttachment {
+                    id: new_id("eni-attach"),
+                    instance_id: id.clone(),
+                    device_index: device,
+                    status: "attached".into(),
+                    delete_on_termination: spec.delete_on_termination.unwrap_or(true),
+                    attach_time_ms: now,
+                };
+                let a_spec = NewEni {
                     description: spec.description.clone().unwrap_or_default(),
                     interface_type: spec
                         .interface_type
@@ -647,15 +656,15 @@ fn launch(
                         .unwrap_or_else(|| "interface".into()),
                     groups,
                     requester_id: None,
+                    attachment: Some(attachment),
                 };
-                a_spec.requester_id = None;
-                if let Some(cached) = allocators.remove(&sn.id) {
-                    k.net.commit(s, &sn.id, &cached);
-                }
-                let (e, a) = enis::new_eni(tx, &k.net, s, &sn, &want, a_spec)?;
-                // Keep the allocator current for the next interface of this launch.
-                k.net.commit(s, &sn.id, &a);
-                allocators.insert(sn.id.clone(), a);
+                let ips = match allocators.entry(sn.id.clone()) {
+                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(k.net.allocator(tx, s, &sn)?)
+                    }
+                };
+                let e = enis::new_eni_with(tx, s, &sn, &want, a_spec, ips)?;
                 tags::put_all(
                     tx,
                     s,
@@ -673,17 +682,18 @@ fn launch(
             if slots(&eni) > max_ips {
                 return Err(Fail(address_limit()));
             }
-            eni.attachment = Some(EniAttachment {
-                id: new_id("eni-attach"),
-                instance_id: id.clone(),
-                device_index: device,
-                status: "attached".into(),
-                delete_on_termination: spec
-                    .delete_on_termination
-                    .unwrap_or(spec.network_interface_id.is_none()),
-                attach_time_ms: now,
-            });
-            tx.update(s, &eni)?;
+            if eni.attachment.is_none() {
+                // An existing interface given to the launch.
+                eni.attachment = Some(EniAttachment {
+                    id: new_id("eni-attach"),
+                    instance_id: id.clone(),
+                    device_index: device,
+                    status: "attached".into(),
+                    delete_on_termination: spec.delete_on_termination.unwrap_or(false),
+                    attach_time_ms: now,
+                });
+                tx.update(s, &eni)?;
+            }
             eni_ids.push(eni.id);
         }
         let public_ip = if public {

@@ -114,6 +114,7 @@ pub fn create(
                         interface_type: "nat_gateway".into(),
                         groups: Vec::new(),
                         requester_id: Some("amazon".into()),
+                        attachment: None,
                     };
                     match enis::new_eni(tx, net, s, &subnet, &want, spec) {
                         Ok((eni, allocator)) => {

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
 /// The schema version this build writes (`PRAGMA user_version`).
-/// Version 2 added the `ips` table.
-const SCHEMA_VERSION: i64 = 2;
+/// Version 2 added the `ips` table; version 3 made the zone index cover the state.
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS rows (
@@ -20,7 +20,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS rows_name ON rows (account, region, kind, name
 CREATE INDEX IF NOT EXISTS rows_state ON rows (account, region, kind, state) WHERE state IS NOT NULL;
 CREATE INDEX IF NOT EXISTS rows_vpc ON rows (account, region, kind, vpc) WHERE vpc IS NOT NULL;
 CREATE INDEX IF NOT EXISTS rows_subnet ON rows (account, region, kind, subnet) WHERE subnet IS NOT NULL;
-CREATE INDEX IF NOT EXISTS rows_zone ON rows (account, region, kind, zone) WHERE zone IS NOT NULL;
+DROP INDEX IF EXISTS rows_zone;
+CREATE INDEX IF NOT EXISTS rows_zone_state ON rows (account, region, kind, zone, state) WHERE zone IS NOT NULL;
 CREATE TABLE IF NOT EXISTS tags (
     account TEXT NOT NULL, region TEXT NOT NULL, resource_id TEXT NOT NULL, key TEXT NOT NULL,
     value TEXT NOT NULL, resource_type TEXT NOT NULL,
@@ -58,6 +59,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn configure(conn: &Connection) -> Result<(), StoreError> {
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Up to 8 MiB of pages per connection, taken only as the data grows.
+    conn.pragma_update(None, "cache_size", -8192)?;
     conn.pragma_update(None, "foreign_keys", true)?;
     Ok(())
 }
@@ -277,10 +280,13 @@ pub trait Read {
             args.extend(subnets.iter().copied());
         }
         if let Some((key, values)) = q.tag {
+            // Driven from the tag index: the rows carrying the tag, not every row checked.
             sql.push_str(&format!(
-                " AND EXISTS (SELECT 1 FROM tags t WHERE t.account=r.account AND t.region=r.region AND t.resource_id=r.id AND t.key=? AND t.value IN ({}))",
+                " AND r.id IN (SELECT t.resource_id FROM tags t INDEXED BY tags_key WHERE t.account=? AND t.region=? AND t.key=? AND t.value IN ({}))",
                 placeholders(values.len())
             ));
+            args.push(scope.account);
+            args.push(scope.region);
             args.push(key);
             args.extend(values.iter().copied());
         }
@@ -386,6 +392,36 @@ pub trait Read {
             Ok((r.get::<_, i64>(0)? as u32, r.get(1)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many rows of a kind sit in a zone, not counting those in the given states.
+    fn count_in_zone(
+        &self,
+        scope: Scope,
+        kind: &str,
+        zone: &str,
+        except_states: &[&str],
+    ) -> Result<u64, StoreError> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM rows INDEXED BY rows_zone_state WHERE account=? AND region=? AND kind=? AND zone=? AND (state IS NULL OR state NOT IN ({}))",
+            if except_states.is_empty() { "''".to_string() } else { placeholders(except_states.len()) }
+        );
+        let mut args: Vec<&str> = vec![scope.account, scope.region, kind, zone];
+        args.extend(except_states.iter().copied());
+        let n: i64 = self
+            .conn()
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(args), |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+    /// The highest address held in a pool.
+    fn max_addr(&self, scope: Scope, pool: &str) -> Result<Option<u32>, StoreError> {
+        let v: Option<i64> = self
+            .conn()
+            .prepare_cached("SELECT MAX(addr) FROM ips WHERE account=?1 AND region=?2 AND pool=?3")?
+            .query_row(params![scope.account, scope.region, pool], |r| r.get(0))?;
+        Ok(v.map(|a| a as u32))
     }
 
     /// The owners of an address in any pool.

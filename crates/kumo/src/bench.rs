@@ -31,6 +31,20 @@ pub struct BenchArgs {
     /// Network interfaces to create before `enis`.
     #[arg(long, default_value_t = 10_000)]
     enis: usize,
+    /// Instances to launch (100 per RunInstances call) before `instances`.
+    #[arg(long, default_value_t = 10_000)]
+    instances: usize,
+    /// The server's process id, to report its memory per instance.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+fn rss_kib(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 const AUTH: &str = "AWS4-HMAC-SHA256 Credential=000000000000/20260101/us-east-1/ec2/aws4_request, SignedHeaders=host, Signature=0";
@@ -234,10 +248,100 @@ async fn seed_enis(target: SocketAddr, n: usize) -> std::io::Result<(Vec<String>
     Ok((ids, addrs))
 }
 
+/// Launches `n` instances, 100 per call, into /20 subnets of a new VPC spread over three
+/// zones; returns (instance ids, RunInstances latencies in microseconds).
+async fn seed_instances(
+    target: SocketAddr,
+    n: usize,
+    pid: Option<u32>,
+) -> std::io::Result<(Vec<String>, Vec<u64>)> {
+    let mut conn = TcpStream::connect(target).await?;
+    let mut buf = Vec::new();
+    roundtrip(&mut conn, &request("POST", "/_kumo/reset", ""), &mut buf).await?;
+    let ssm = format!(
+        "POST / HTTP/1.1\r\nHost: bench\r\nAuthorization: {}\r\nX-Amz-Target: AmazonSSM.GetParameter\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\n\r\n{}",
+        AUTH.replace("/ec2/", "/ssm/"),
+        80,
+        r#"{"Name":"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}"#
+    );
+    // Content-Length above is the JSON's length: keep them in step.
+    let json =
+        r#"{"Name":"/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"}"#;
+    let ssm = ssm.replace(
+        "Content-Length: 80",
+        &format!("Content-Length: {}", json.len()),
+    );
+    roundtrip(&mut conn, ssm.as_bytes(), &mut buf).await?;
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let ami = text
+        .split("\"Value\":\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .unwrap_or("")
+        .to_string();
+    let vpc = call(
+        &mut conn,
+        "Action=CreateVpc&Version=2016-11-15&CidrBlock=10.0.0.0%2F16",
+        &mut buf,
+    )
+    .await?;
+    let vpc = first(&vpc, "vpcId").ok_or_else(|| std::io::Error::other("no vpc id"))?;
+    let mut subnets = Vec::new();
+    for (i, zone) in ["us-east-1a", "us-east-1b", "us-east-1c"]
+        .iter()
+        .enumerate()
+    {
+        let body = format!("Action=CreateSubnet&Version=2016-11-15&VpcId={vpc}&CidrBlock=10.0.{}.0%2F18&AvailabilityZone={zone}", i * 64);
+        let sn = call(&mut conn, &body, &mut buf).await?;
+        subnets.push(first(&sn, "subnetId").ok_or_else(|| std::io::Error::other("no subnet id"))?);
+    }
+    let before = rss_kib(pid);
+    let mut ids = Vec::with_capacity(n);
+    let mut lat = Vec::new();
+    let t = Instant::now();
+    let mut batch = 0;
+    while ids.len() < n {
+        let count = (n - ids.len()).min(100);
+        let body = format!(
+            "Action=RunInstances&Version=2016-11-15&ImageId={ami}&InstanceType=t3.micro&MinCount={count}&MaxCount={count}&SubnetId={}&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=batch&TagSpecification.1.Tag.1.Value=b{batch}",
+            subnets[batch % subnets.len()]
+        );
+        let s = Instant::now();
+        let out = call(&mut conn, &body, &mut buf).await?;
+        lat.push(s.elapsed().as_micros() as u64);
+        let text = String::from_utf8_lossy(&out);
+        ids.extend(
+            text.split("<instanceId>")
+                .skip(1)
+                .filter_map(|p| p.split('<').next())
+                .map(str::to_string),
+        );
+        batch += 1;
+    }
+    println!(
+        "launched {} instances in {:.1} s",
+        ids.len(),
+        t.elapsed().as_secs_f64()
+    );
+    if let (Some(b), Some(a)) = (before, rss_kib(pid)) {
+        println!(
+            "server memory: {b} KiB before, {a} KiB after: {:.2} KiB per instance (with its interface)",
+            a.saturating_sub(b) as f64 / ids.len().max(1) as f64
+        );
+    }
+    lat.sort_unstable();
+    Ok((ids, lat))
+}
+
 async fn run_all(args: BenchArgs) -> std::io::Result<()> {
     let base = request("GET", "/_kumo/health", "");
     let scenarios: Vec<&str> = match args.scenario.as_str() {
-        "all" => vec!["describe-regions", "describe-key-pairs", "enis"],
+        "all" => vec![
+            "describe-regions",
+            "describe-key-pairs",
+            "enis",
+            "instances",
+        ],
         s => vec![s],
     };
     for s in scenarios {
@@ -276,6 +380,52 @@ async fn run_all(args: BenchArgs) -> std::io::Result<()> {
                     vec![
                         "assign-private-ip-addresses",
                         "describe-network-interfaces (by address)",
+                    ],
+                )
+            }
+            "instances" => {
+                let (ids, lat) =
+                    seed_instances(args.target, args.instances, args.server_pid).await?;
+                let p =
+                    |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize] as f64 / 1000.0;
+                println!(
+                    "run-instances (100 per call, {} calls): p50 {:.3} ms  p90 {:.3} ms  max {:.3} ms",
+                    lat.len(),
+                    p(0.5),
+                    p(0.9),
+                    p(1.0)
+                );
+                let mut conn = TcpStream::connect(args.target).await?;
+                let mut buf = Vec::new();
+                let tagged = &ids[ids.len() / 2];
+                call(&mut conn, &format!("Action=CreateTags&Version=2016-11-15&ResourceId.1={tagged}&Tag.1.Key=unique&Tag.1.Value=needle"), &mut buf).await?;
+                let step = (ids.len() / 1000).max(1);
+                let by_id: Vec<Vec<u8>> = ids
+                    .iter()
+                    .step_by(step)
+                    .map(|id| {
+                        request(
+                            "POST",
+                            "/",
+                            &format!(
+                                "Action=DescribeInstances&Version=2016-11-15&InstanceId.1={id}"
+                            ),
+                        )
+                    })
+                    .collect();
+                let by_tag = vec![request("POST", "/", "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag%3Aunique&Filter.1.Value.1=needle")];
+                let page = vec![request(
+                    "POST",
+                    "/",
+                    "Action=DescribeInstances&Version=2016-11-15&MaxResults=100",
+                )];
+                (
+                    vec![by_id, by_tag, page],
+                    1,
+                    vec![
+                        "describe-instances (by id)",
+                        "describe-instances (by one tag)",
+                        "describe-instances (page of 100)",
                     ],
                 )
             }

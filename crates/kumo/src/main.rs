@@ -65,6 +65,16 @@ struct ServeArgs {
     /// The region of unsigned requests.
     #[arg(long, env = "KUMO_DEFAULT_REGION", default_value = "us-east-1")]
     default_region: String,
+    /// How long each transitional instance state (pending, stopping, shutting-down) lasts, in
+    /// milliseconds. 0: done before a client's next call.
+    #[arg(long, env = "KUMO_TRANSITION_MS", default_value_t = 0)]
+    transition_ms: i64,
+    /// How long instance status checks stay `initializing`, in milliseconds.
+    #[arg(long, env = "KUMO_STATUS_MS", default_value_t = 0)]
+    status_ms: i64,
+    /// How many instances each availability zone holds.
+    #[arg(long, env = "KUMO_ZONE_CAPACITY", default_value_t = 10_000)]
+    zone_capacity: usize,
     /// Log format.
     #[arg(long, env = "KUMO_LOG_FORMAT", default_value = "text")]
     log_format: String,
@@ -131,7 +141,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let state = Arc::new(AppState {
-        kumo: Kumo::new(store),
+        kumo: Kumo::with_options(
+            store,
+            kumo_control::Options {
+                transition_ms: args.transition_ms.max(0),
+                status_ms: args.status_ms.max(0),
+                zone_capacity: args.zone_capacity,
+            },
+        ),
         auth,
         default_account: args.default_account,
         default_region: args.default_region,
