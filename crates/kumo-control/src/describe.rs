@@ -32,6 +32,19 @@ pub struct Push<'a> {
     pub tag: Option<(&'a str, Vec<&'a str>)>,
 }
 
+impl<'a> Push<'a> {
+    /// The usual push-down of a Describe call: exact values of its id filter, of its VPC
+    /// filter when it has one, and of the first `tag:K` filter.
+    pub fn filters(fs: &'a kumo_model::filter::Filters, id: &str, vpc: Option<&str>) -> Push<'a> {
+        Push {
+            ids: fs.exact(id),
+            vpcs: vpc.and_then(|v| fs.exact(v)),
+            subnets: None,
+            tag: fs.exact_tag(),
+        }
+    }
+}
+
 /// Intersects two optional id sets.
 pub fn both<'a>(a: Option<Vec<&'a str>>, b: Option<Vec<&'a str>>) -> Option<Vec<&'a str>> {
     match (a, b) {

@@ -214,12 +214,7 @@ pub fn describe_igws(
         op: "DescribeInternetGateways",
         ids: &ids,
         not_found: &igw_not_found,
-        push: Push {
-            ids: fs.exact("internet-gateway-id"),
-            vpcs: fs.exact("attachment.vpc-id"),
-            tag: fs.exact_tag(),
-            ..Push::default()
-        },
+        push: Push::filters(&fs, "internet-gateway-id", Some("attachment.vpc-id")),
         max_results: input.max_results,
         bounds: (5, 1000),
         next_token: input.next_token.as_deref(),
@@ -403,12 +398,7 @@ pub fn describe_route_tables(
         op: "DescribeRouteTables",
         ids: &ids,
         not_found: &rtb_not_found,
-        push: Push {
-            ids: fs.exact("route-table-id"),
-            vpcs: fs.exact("vpc-id"),
-            tag: fs.exact_tag(),
-            ..Push::default()
-        },
+        push: Push::filters(&fs, "route-table-id", Some("vpc-id")),
         max_results: input.max_results,
         bounds: (5, 100),
         next_token: input.next_token.as_deref(),
@@ -534,12 +524,7 @@ pub fn describe_network_acls(
         op: "DescribeNetworkAcls",
         ids: &ids,
         not_found: &acl_not_found,
-        push: Push {
-            ids: fs.exact("network-acl-id"),
-            vpcs: fs.exact("vpc-id"),
-            tag: fs.exact_tag(),
-            ..Push::default()
-        },
+        push: Push::filters(&fs, "network-acl-id", Some("vpc-id")),
         max_results: input.max_results,
         bounds: (5, 1000),
         next_token: input.next_token.as_deref(),
@@ -607,11 +592,7 @@ pub fn describe_dhcp_options(
         op: "DescribeDhcpOptions",
         ids: &ids,
         not_found: &dopt_not_found,
-        push: Push {
-            ids: fs.exact("dhcp-options-id"),
-            tag: fs.exact_tag(),
-            ..Push::default()
-        },
+        push: Push::filters(&fs, "dhcp-options-id", None),
         max_results: input.max_results,
         bounds: (5, 1000),
         next_token: input.next_token.as_deref(),

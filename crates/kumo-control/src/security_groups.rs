@@ -304,32 +304,36 @@ fn describe_rule(r: &SgRule) -> String {
     }
 }
 
-/// The rule's permissions in the request's flat legacy form (`CidrIp`, `FromPort`, …).
-fn legacy(input: &AuthorizeSecurityGroupIngressRequest) -> Vec<IpPermission> {
-    if input.ip_protocol.is_none()
-        && input.cidr_ip.is_none()
-        && input.source_security_group_name.is_none()
-    {
-        return Vec::new();
+/// A rule given in the requests' flat legacy form (`IpProtocol`, `FromPort`, `ToPort`,
+/// `CidrIp`, `SourceSecurityGroupName`), if one is.
+fn flat_permission(
+    protocol: Option<&String>,
+    from: Option<i32>,
+    to: Option<i32>,
+    cidr: Option<&String>,
+    source_group: Option<&String>,
+) -> Option<IpPermission> {
+    if protocol.is_none() && cidr.is_none() && source_group.is_none() {
+        return None;
     }
-    vec![IpPermission {
-        ip_protocol: input.ip_protocol.clone().or(Some("-1".into())),
-        from_port: input.from_port,
-        to_port: input.to_port,
-        ip_ranges: input.cidr_ip.clone().map(|c| {
+    Some(IpPermission {
+        ip_protocol: protocol.cloned().or(Some("-1".into())),
+        from_port: from,
+        to_port: to,
+        ip_ranges: cidr.map(|c| {
             vec![IpRange {
-                cidr_ip: Some(c),
+                cidr_ip: Some(c.clone()),
                 description: None,
             }]
         }),
-        user_id_group_pairs: input.source_security_group_name.clone().map(|n| {
+        user_id_group_pairs: source_group.map(|n| {
             vec![UserIdGroupPair {
-                group_name: Some(n),
+                group_name: Some(n.clone()),
                 ..UserIdGroupPair::default()
             }]
         }),
         ..IpPermission::default()
-    }]
+    })
 }
 
 /// Resolves peers named by group name (default VPC) to ids and checks referenced groups.
@@ -433,7 +437,13 @@ pub fn authorize_ingress(
 ) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
     net.ensure_default(store, ctx)?;
     let mut perms = input.ip_permissions.clone().unwrap_or_default();
-    perms.extend(legacy(&input));
+    perms.extend(flat_permission(
+        input.ip_protocol.as_ref(),
+        input.from_port,
+        input.to_port,
+        input.cidr_ip.as_ref(),
+        input.source_security_group_name.as_ref(),
+    ));
     let rules = authorize(
         store,
         ctx,
@@ -456,20 +466,13 @@ pub fn authorize_egress(
 ) -> Result<AuthorizeSecurityGroupEgressResult, Ec2Error> {
     net.ensure_default(store, ctx)?;
     let mut perms = input.ip_permissions.clone().unwrap_or_default();
-    if input.ip_protocol.is_some() || input.cidr_ip.is_some() {
-        perms.push(IpPermission {
-            ip_protocol: input.ip_protocol.clone().or(Some("-1".into())),
-            from_port: input.from_port,
-            to_port: input.to_port,
-            ip_ranges: input.cidr_ip.clone().map(|c| {
-                vec![IpRange {
-                    cidr_ip: Some(c),
-                    description: None,
-                }]
-            }),
-            ..IpPermission::default()
-        });
-    }
+    perms.extend(flat_permission(
+        input.ip_protocol.as_ref(),
+        input.from_port,
+        input.to_port,
+        input.cidr_ip.as_ref(),
+        None,
+    ));
     let rules = authorize(store, ctx, Some(&input.group_id), None, perms, true)?;
     Ok(AuthorizeSecurityGroupEgressResult {
         r#return: Some(true),
@@ -564,19 +567,13 @@ pub fn revoke_ingress(
 ) -> Result<RevokeSecurityGroupIngressResult, Ec2Error> {
     net.ensure_default(store, ctx)?;
     let mut perms = input.ip_permissions.clone().unwrap_or_default();
-    if input.ip_protocol.is_some()
-        || input.cidr_ip.is_some()
-        || input.source_security_group_name.is_some()
-    {
-        perms.extend(legacy(&AuthorizeSecurityGroupIngressRequest {
-            cidr_ip: input.cidr_ip.clone(),
-            from_port: input.from_port,
-            to_port: input.to_port,
-            ip_protocol: input.ip_protocol.clone(),
-            source_security_group_name: input.source_security_group_name.clone(),
-            ..AuthorizeSecurityGroupIngressRequest::default()
-        }));
-    }
+    perms.extend(flat_permission(
+        input.ip_protocol.as_ref(),
+        input.from_port,
+        input.to_port,
+        input.cidr_ip.as_ref(),
+        input.source_security_group_name.as_ref(),
+    ));
     let (unknown, revoked) = revoke(
         store,
         ctx,
@@ -601,20 +598,13 @@ pub fn revoke_egress(
 ) -> Result<RevokeSecurityGroupEgressResult, Ec2Error> {
     net.ensure_default(store, ctx)?;
     let mut perms = input.ip_permissions.clone().unwrap_or_default();
-    if input.ip_protocol.is_some() || input.cidr_ip.is_some() {
-        perms.push(IpPermission {
-            ip_protocol: input.ip_protocol.clone().or(Some("-1".into())),
-            from_port: input.from_port,
-            to_port: input.to_port,
-            ip_ranges: input.cidr_ip.clone().map(|c| {
-                vec![IpRange {
-                    cidr_ip: Some(c),
-                    description: None,
-                }]
-            }),
-            ..IpPermission::default()
-        });
-    }
+    perms.extend(flat_permission(
+        input.ip_protocol.as_ref(),
+        input.from_port,
+        input.to_port,
+        input.cidr_ip.as_ref(),
+        None,
+    ));
     let (unknown, revoked) = revoke(
         store,
         ctx,
@@ -815,12 +805,7 @@ pub fn describe_groups(
                 op: "DescribeSecurityGroups",
                 ids: &ids,
                 not_found: &not_found,
-                push: Push {
-                    ids: fs.exact("group-id"),
-                    vpcs: fs.exact("vpc-id"),
-                    tag: fs.exact_tag(),
-                    ..Push::default()
-                },
+                push: Push::filters(&fs, "group-id", Some("vpc-id")),
                 max_results: input.max_results,
                 bounds: (5, 1000),
                 next_token: input.next_token.as_deref(),

@@ -375,12 +375,7 @@ pub fn describe_subnets(
         op: "DescribeSubnets",
         ids: &ids,
         not_found: &not_found,
-        push: Push {
-            ids: fs.exact("subnet-id"),
-            vpcs: fs.exact("vpc-id"),
-            tag: fs.exact_tag(),
-            ..Push::default()
-        },
+        push: Push::filters(&fs, "subnet-id", Some("vpc-id")),
         max_results: input.max_results,
         bounds: (5, 1000),
         next_token: input.next_token.as_deref(),

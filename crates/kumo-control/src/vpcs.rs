@@ -272,11 +272,7 @@ pub fn describe_vpcs(
         op: "DescribeVpcs",
         ids: &ids,
         not_found: &not_found,
-        push: Push {
-            ids: fs.exact("vpc-id"),
-            tag: fs.exact_tag(),
-            ..Push::default()
-        },
+        push: Push::filters(&fs, "vpc-id", None),
         max_results: input.max_results,
         bounds: (5, 1000),
         next_token: input.next_token.as_deref(),
