@@ -37,6 +37,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_kumo/health", get(health))
         .route("/_kumo/reset", post(reset))
         .route("/moto-api/reset", post(reset))
+        .route("/_kumo/admin/{op}", post(admin))
         .with_state(state)
 }
 
@@ -56,6 +57,87 @@ async fn reset(State(state): State<Arc<AppState>>) -> Response {
         )
             .into_response(),
         _ => (StatusCode::INTERNAL_SERVER_ERROR, "reset failed").into_response(),
+    }
+}
+
+/// `kumo admin …`: operator actions, as JSON. Open-auth servers only (they listen on
+/// loopback); a strict server refuses them.
+async fn admin(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(op): axum::extract::Path<String>,
+    body: Bytes,
+) -> Response {
+    let json = |status: StatusCode, v: serde_json::Value| {
+        ([(header::CONTENT_TYPE, "application/json")], v.to_string())
+            .into_response()
+            .tap_status(status)
+    };
+    if !matches!(state.auth, AuthMode::Open) {
+        return json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({"code": "AuthFailure", "message": "Admin calls are served only by open-auth (loopback) servers."}),
+        );
+    }
+    let input: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+    let text = |k: &str| {
+        input
+            .get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    let num = |k: &str| input.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
+    let account = input
+        .get("account")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| state.default_account.clone());
+    let region = input
+        .get("region")
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| state.default_region.clone());
+    let (instance, code, in_seconds, seconds) = (
+        text("instance"),
+        text("code"),
+        num("in_seconds"),
+        num("seconds"),
+    );
+    let s = state.clone();
+    let result = tokio::task::spawn_blocking(move || match op.as_str() {
+        "credits" => s.kumo.admin_credits(&account, &region, &instance),
+        "schedule-event" => s
+            .kumo
+            .admin_schedule_event(&account, &region, &instance, &code, in_seconds),
+        "guest-shutdown" => s.kumo.admin_guest_shutdown(&account, &region, &instance),
+        "advance-clock" => s.kumo.admin_advance_clock(seconds),
+        other => Err(Ec2Error::new(
+            "InvalidAction",
+            format!("Unknown admin call {other}"),
+        )),
+    })
+    .await;
+    match result {
+        Ok(Ok(v)) => json(StatusCode::OK, v),
+        Ok(Err(e)) => json(
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"code": e.code(), "message": e.message()}),
+        ),
+        Err(_) => json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            serde_json::json!({"code": "InternalError"}),
+        ),
+    }
+}
+
+trait TapStatus {
+    fn tap_status(self, status: StatusCode) -> Self;
+}
+
+impl TapStatus for Response {
+    fn tap_status(mut self, status: StatusCode) -> Self {
+        *self.status_mut() = status;
+        self
     }
 }
 

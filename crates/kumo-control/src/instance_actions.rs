@@ -113,24 +113,25 @@ fn act(
                 if let Outcome::MoveTo(next) = outcome {
                     r.state = next.name().into();
                     r.since_ms = now;
+                    r.run_credits(now);
                     match next {
-                        State::Stopping => {
+                        State::Stopping | State::ShuttingDown => {
                             r.transition_reason = reason_text(now);
                             r.state_reason = Some(("Client.UserInitiatedShutdown".into(), "Client.UserInitiatedShutdown: User initiated shutdown".into()));
-                            drop_public_ip(tx, &mut r)?;
+                            leave(k, tx, s, &mut r, next)?;
                         }
                         State::Pending => {
                             r.transition_reason = String::new();
                             r.state_reason = None;
+                            // A stop and start moves the instance to a healthy host: stop
+                            // events are cleared. (A reboot keeps the host and its events.)
+                            r.events.retain(|e| !e.stops());
+                            if let Some(old) = r.public_ip.take() {
+                                addresses::release_public_ip(tx, &old)?;
+                            }
                             if r.auto_public_ip {
                                 r.public_ip = Some(addresses::take_public_ip(tx, s, &r.id)?);
                             }
-                        }
-                        State::ShuttingDown => {
-                            r.transition_reason = reason_text(now);
-                            r.state_reason = Some(("Client.UserInitiatedShutdown".into(), "Client.UserInitiatedShutdown: User initiated shutdown".into()));
-                            drop_public_ip(tx, &mut r)?;
-                            release_interfaces(k, tx, s, &r)?;
                         }
                         State::Running | State::Stopped | State::Terminated => {}
                     }
@@ -146,6 +147,19 @@ fn act(
             Ok(changes)
         })
         .map_err(|f: Fail| f.0)
+}
+
+/// What an instance gives up when it stops or shuts down: its launch public address; T2
+/// credits (lost at every stop); at termination, its interfaces.
+pub fn leave(k: &Kumo, tx: &Tx, s: Scope, r: &mut InstanceRecord, next: State) -> Result<(), Fail> {
+    drop_public_ip(tx, r)?;
+    if kumo_model::credits::burst(&r.instance_type).is_some_and(|b| b.family == "t2") {
+        r.credit_balance = 0.0;
+    }
+    if next == State::ShuttingDown {
+        release_interfaces(k, tx, s, r)?;
+    }
+    Ok(())
 }
 
 /// At termination: interfaces marked DeleteOnTermination go, with their addresses; the
@@ -577,7 +591,7 @@ pub fn describe_status(
         .read(|v| {
             if ids.is_empty() {
                 let mut all: Vec<InstanceRecord> = v.list(s, &Query::default())?;
-                all.retain(|r| visible(r, now));
+                all.retain(|r| visible(r, now, k.options.transition_ms));
                 for r in all.iter_mut() {
                     r.settle(now, k.options.transition_ms);
                 }
@@ -628,7 +642,19 @@ pub fn describe_status(
                 instance_state: Some(state_of(st)),
                 instance_status: Some(summary("reachability")),
                 system_status: Some(summary("reachability")),
-                events: Some(Vec::new()),
+                events: Some(
+                    r.events
+                        .iter()
+                        .map(|e| InstanceStatusEvent {
+                            instance_event_id: Some(e.id.clone()),
+                            code: Some(e.code.clone()),
+                            description: Some(e.description.clone()),
+                            not_before: Some(DateTime(e.not_before_ms)),
+                            not_before_deadline: Some(DateTime(e.deadline_ms)),
+                            not_after: None,
+                        })
+                        .collect(),
+                ),
                 ..InstanceStatus::default()
             })
         })

@@ -53,6 +53,36 @@ pub struct InstanceRecord {
     pub iam_instance_profile: Option<String>,
     pub capacity_reservation_preference: String,
     pub client_token: Option<String>,
+    /// CPU credits of a burstable instance, as of `credits_at_ms`.
+    #[serde(default)]
+    pub credit_balance: f64,
+    #[serde(default)]
+    pub credit_surplus: f64,
+    #[serde(default)]
+    pub credits_at_ms: i64,
+    /// Events scheduled by the operator (`kumo admin schedule-event`).
+    #[serde(default)]
+    pub events: Vec<ScheduledEvent>,
+}
+
+/// A scheduled maintenance event.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduledEvent {
+    pub id: String,
+    /// `instance-stop`, `instance-retirement`, `system-reboot`, `instance-reboot` or
+    /// `system-maintenance`.
+    pub code: String,
+    pub description: String,
+    pub not_before_ms: i64,
+    pub deadline_ms: i64,
+}
+
+impl ScheduledEvent {
+    /// Events that end with the instance stopped, unless a stop and start moves it first.
+    pub fn stops(&self) -> bool {
+        matches!(self.code.as_str(), "instance-stop" | "instance-retirement")
+    }
 }
 
 impl Record for InstanceRecord {
@@ -77,9 +107,42 @@ impl InstanceRecord {
         State::parse(&self.state).unwrap_or(State::Terminated)
     }
 
-    /// Applies the transitions that time has completed by `now` (each takes `delay_ms`).
-    /// Returns whether anything changed.
+    /// Applies what time has done by `now`: transitions (each takes `delay_ms`), scheduled
+    /// stop events whose time has come, and the credit ledger. Returns whether anything
+    /// changed.
     pub fn settle(&mut self, now_ms: i64, delay_ms: i64) -> bool {
+        let mut changed = self.settle_transitions(now_ms, delay_ms);
+        // A stop event whose time has come stops a running instance, as AWS does.
+        if let Some(e) = self
+            .events
+            .iter()
+            .find(|e| e.stops() && now_ms >= e.not_before_ms)
+            .cloned()
+        {
+            if self.state() == State::Running && e.not_before_ms >= self.since_ms {
+                self.run_credits(e.not_before_ms);
+                self.state = State::Stopping.name().into();
+                self.since_ms = e.not_before_ms;
+                self.transition_reason = "Scheduled stop".into();
+                self.state_reason = Some((
+                    "Server.ScheduledStop".into(),
+                    "Server.ScheduledStop: Stopped due to scheduled retirement".into(),
+                ));
+                self.settle_transitions(now_ms, delay_ms);
+            }
+            self.events.retain(|x| x.id != e.id);
+            changed = true;
+        }
+        // Reboot and maintenance events complete at their time; the instance stays put.
+        let before = self.events.len();
+        self.events
+            .retain(|e| e.stops() || now_ms < e.not_before_ms);
+        changed |= self.events.len() != before;
+        changed |= self.run_credits(now_ms);
+        changed
+    }
+
+    fn settle_transitions(&mut self, now_ms: i64, delay_ms: i64) -> bool {
         let mut changed = false;
         while let Some(next) = self.state().settles_to() {
             if now_ms < self.since_ms + delay_ms {
@@ -88,8 +151,9 @@ impl InstanceRecord {
             self.since_ms += delay_ms;
             self.state = next.name().to_string();
             if next == State::Running {
-                // A running instance has no state reason.
+                // A running instance has no state reason, and starts earning credits now.
                 self.state_reason = None;
+                self.credits_at_ms = self.since_ms;
             }
             changed = true;
         }
@@ -98,6 +162,36 @@ impl InstanceRecord {
 
     pub fn ebs_backed(&self) -> bool {
         self.root_device_type == "ebs"
+    }
+
+    /// Runs the credit ledger to `now` while the instance runs. The null driver reports an
+    /// idle guest, so a running instance earns at its baseline rate.
+    pub fn run_credits(&mut self, now_ms: i64) -> bool {
+        let (Some(b), Some(mode)) = (
+            kumo_model::credits::burst(&self.instance_type),
+            self.credit_specification.clone(),
+        ) else {
+            return false;
+        };
+        if now_ms <= self.credits_at_ms || self.state() != State::Running {
+            return false;
+        }
+        {
+            let mut l = kumo_model::credits::Ledger {
+                balance: self.credit_balance,
+                surplus: self.credit_surplus,
+            };
+            l.run(
+                &b,
+                &mode,
+                (now_ms - self.credits_at_ms) as f64 / 60_000.0,
+                0.0,
+            );
+            self.credit_balance = l.balance;
+            self.credit_surplus = l.surplus;
+        }
+        self.credits_at_ms = now_ms;
+        true
     }
 }
 

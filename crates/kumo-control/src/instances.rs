@@ -67,7 +67,11 @@ pub fn load<V: Read>(
     let missing: Vec<&str> = refs
         .iter()
         .copied()
-        .filter(|i| !found.iter().any(|r| r.id == *i && visible(r, now)))
+        .filter(|i| {
+            !found
+                .iter()
+                .any(|r| r.id == *i && visible(r, now, k.options.transition_ms))
+        })
         .collect();
     if !missing.is_empty() {
         return Err(Fail(not_found(&missing)));
@@ -86,9 +90,15 @@ pub fn load<V: Read>(
     Ok(out)
 }
 
-/// Terminated instances vanish an hour after they terminate.
-pub fn visible(r: &InstanceRecord, now_ms: i64) -> bool {
-    !(r.state == "terminated" && now_ms > r.since_ms + TERMINATED_VISIBLE_MS)
+/// Terminated instances vanish an hour after they terminate (a shutting-down instance
+/// terminates `delay_ms` after it began).
+pub fn visible(r: &InstanceRecord, now_ms: i64, delay_ms: i64) -> bool {
+    let terminated_at = match r.state.as_str() {
+        "terminated" => r.since_ms,
+        "shutting-down" => r.since_ms + delay_ms,
+        _ => return true,
+    };
+    now_ms <= terminated_at + TERMINATED_VISIBLE_MS
 }
 
 /// The image an id names: a public one of the catalog.
@@ -701,6 +711,15 @@ fn launch(
         } else {
             None
         };
+        let credit = crate::credits::for_launch(
+            tx,
+            s,
+            &l.instance_type,
+            input
+                .credit_specification
+                .as_ref()
+                .map(|c| c.cpu_credits.as_str()),
+        )?;
         let md = input.metadata_options.clone().unwrap_or_default();
         let rec = InstanceRecord {
             id,
@@ -740,10 +759,7 @@ fn launch(
             root_device_type: l.image.root_device_type.to_string(),
             ena_support: l.image.ena_support,
             boot_mode: l.image.boot_mode.to_string(),
-            credit_specification: input
-                .credit_specification
-                .as_ref()
-                .map(|c| c.cpu_credits.clone()),
+            credit_specification: credit.as_ref().map(|(m, _)| m.clone()),
             http_tokens: md.http_tokens.unwrap_or_else(|| "optional".into()),
             http_endpoint: md.http_endpoint.unwrap_or_else(|| "enabled".into()),
             http_hop_limit: md.http_put_response_hop_limit.unwrap_or(1),
@@ -765,6 +781,10 @@ fn launch(
                 .and_then(|c| c.capacity_reservation_preference.clone())
                 .unwrap_or_else(|| "open".into()),
             client_token: input.client_token.clone(),
+            credit_balance: credit.as_ref().map(|(_, c)| *c).unwrap_or(0.0),
+            credit_surplus: 0.0,
+            credits_at_ms: now,
+            events: Vec::new(),
         };
         tx.insert(s, &rec)?;
         tags::put_all(tx, s, &rec.id, "instance", &tag_list.instance)?;
@@ -1485,7 +1505,7 @@ pub fn describe(
                 next_token: input.next_token.as_deref(),
             };
             let (page, next) = describe::run(v, s, &req, |t: &Tagged<InstanceRecord>| {
-                if !visible(&t.item, now) {
+                if !visible(&t.item, now, delay) {
                     return false;
                 }
                 let mut settled = Tagged {

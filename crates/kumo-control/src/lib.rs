@@ -3,6 +3,8 @@
 //! [`Ec2Error`]s out.
 
 mod addresses;
+mod admin;
+mod credits;
 mod describe;
 mod enis;
 mod error;
@@ -37,6 +39,8 @@ pub struct Kumo {
     store: Store,
     net: network::NetState,
     options: Options,
+    /// How far the test clock has been moved forward, in milliseconds.
+    clock_offset: std::sync::atomic::AtomicI64,
 }
 
 /// How the control plane behaves where AWS leaves room: timing and capacity.
@@ -50,6 +54,8 @@ pub struct Options {
     /// How many instances each availability zone holds; beyond it launches answer
     /// `InsufficientInstanceCapacity`.
     pub zone_capacity: usize,
+    /// Whether `kumo admin advance-clock` may move this server's clock forward (tests).
+    pub test_clock: bool,
 }
 
 impl Default for Options {
@@ -58,6 +64,7 @@ impl Default for Options {
             transition_ms: 0,
             status_ms: 0,
             zone_capacity: 10_000,
+            test_clock: false,
         }
     }
 }
@@ -72,12 +79,51 @@ impl Kumo {
             store,
             net: network::NetState::default(),
             options,
+            clock_offset: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
     /// Now, in milliseconds since the epoch: the clock that drives time-based transitions.
     pub fn now_ms(&self) -> i64 {
         kumo_ec2_wire::DateTime::now().0
+            + self.clock_offset.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// `kumo admin credits`: an instance's CPU credit ledger.
+    pub fn admin_credits(
+        &self,
+        account: &str,
+        region: &str,
+        instance: &str,
+    ) -> Result<serde_json::Value, Ec2Error> {
+        credits::ledger(self, account, region, instance)
+    }
+
+    /// `kumo admin schedule-event`.
+    pub fn admin_schedule_event(
+        &self,
+        account: &str,
+        region: &str,
+        instance: &str,
+        code: &str,
+        in_secs: i64,
+    ) -> Result<serde_json::Value, Ec2Error> {
+        admin::schedule_event(self, account, region, instance, code, in_secs)
+    }
+
+    /// `kumo admin guest-shutdown`: the guest powers itself off.
+    pub fn admin_guest_shutdown(
+        &self,
+        account: &str,
+        region: &str,
+        instance: &str,
+    ) -> Result<serde_json::Value, Ec2Error> {
+        admin::guest_shutdown(self, account, region, instance)
+    }
+
+    /// `kumo admin advance-clock`.
+    pub fn admin_advance_clock(&self, secs: i64) -> Result<serde_json::Value, Ec2Error> {
+        admin::advance_clock(self, secs)
     }
 
     /// The image id an SSM public parameter names in `region`, if any.
@@ -725,5 +771,37 @@ impl Ec2 for Kumo {
         input: DescribeImagesRequest,
     ) -> Result<DescribeImagesResult, Ec2Error> {
         images::describe(ctx, input)
+    }
+
+    fn get_default_credit_specification(
+        &self,
+        ctx: &RequestContext,
+        input: GetDefaultCreditSpecificationRequest,
+    ) -> Result<GetDefaultCreditSpecificationResult, Ec2Error> {
+        credits::get_default(self, ctx, input)
+    }
+
+    fn modify_default_credit_specification(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyDefaultCreditSpecificationRequest,
+    ) -> Result<ModifyDefaultCreditSpecificationResult, Ec2Error> {
+        credits::modify_default(self, ctx, input)
+    }
+
+    fn modify_instance_credit_specification(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyInstanceCreditSpecificationRequest,
+    ) -> Result<ModifyInstanceCreditSpecificationResult, Ec2Error> {
+        credits::modify_instances(self, ctx, input)
+    }
+
+    fn describe_instance_credit_specifications(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeInstanceCreditSpecificationsRequest,
+    ) -> Result<DescribeInstanceCreditSpecificationsResult, Ec2Error> {
+        credits::describe_instances(self, ctx, input)
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod cidr;
+pub mod credits;
 pub mod filter;
 pub mod ids;
 pub mod images;

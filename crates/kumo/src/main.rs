@@ -1,5 +1,6 @@
 //! `kumo`: an EC2 region in one binary.
 
+mod admin;
 mod bench;
 mod ec2client;
 mod unused_ips;
@@ -35,6 +36,9 @@ enum Command {
     /// Show a subnet's used, reserved and free addresses and its free /28 blocks (works against
     /// Kumo or AWS, with the AWS CLI's credential, profile, region and endpoint settings).
     DescribeUnusedIps(unused_ips::Args),
+    /// Operator actions on a running server: credits, scheduled events, guest power-off, the
+    /// test clock.
+    Admin(admin::Args),
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -72,6 +76,9 @@ struct ServeArgs {
     /// How long instance status checks stay `initializing`, in milliseconds.
     #[arg(long, env = "KUMO_STATUS_MS", default_value_t = 0)]
     status_ms: i64,
+    /// Let `kumo admin advance-clock` move this server's clock forward (for tests).
+    #[arg(long, env = "KUMO_TEST_CLOCK")]
+    test_clock: bool,
     /// How many instances each availability zone holds.
     #[arg(long, env = "KUMO_ZONE_CAPACITY", default_value_t = 10_000)]
     zone_capacity: usize,
@@ -86,6 +93,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Bench(args) => bench::run(args),
         Command::DescribeUnusedIps(args) => unused_ips::run(args),
+        Command::Admin(args) => admin::run(args),
     }
 }
 
@@ -147,6 +155,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                 transition_ms: args.transition_ms.max(0),
                 status_ms: args.status_ms.max(0),
                 zone_capacity: args.zone_capacity,
+                test_clock: args.test_clock,
             },
         ),
         auth,

@@ -49,6 +49,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeDhcpOptions",
     "DescribeImages",
     "DescribeInstanceAttribute",
+    "DescribeInstanceCreditSpecifications",
     "DescribeInstanceStatus",
     "DescribeInstanceTypeOfferings",
     "DescribeInstanceTypes",
@@ -72,9 +73,12 @@ pub const OPERATIONS: &[&str] = &[
     "DisassociateAddress",
     "DisassociateRouteTable",
     "DisassociateVpcCidrBlock",
+    "GetDefaultCreditSpecification",
     "GetSubnetCidrReservations",
     "ImportKeyPair",
+    "ModifyDefaultCreditSpecification",
     "ModifyInstanceAttribute",
+    "ModifyInstanceCreditSpecification",
     "ModifyNetworkInterfaceAttribute",
     "ModifySubnetAttribute",
     "ModifyVpcAttribute",
@@ -425,6 +429,17 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeInstanceAttribute"))
     }
+    /// `DescribeInstanceCreditSpecifications`.
+    fn describe_instance_credit_specifications(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeInstanceCreditSpecificationsRequest,
+    ) -> Result<DescribeInstanceCreditSpecificationsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented(
+            "DescribeInstanceCreditSpecifications",
+        ))
+    }
     /// `DescribeInstanceStatus`.
     fn describe_instance_status(
         &self,
@@ -634,6 +649,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DisassociateVpcCidrBlock"))
     }
+    /// `GetDefaultCreditSpecification`.
+    fn get_default_credit_specification(
+        &self,
+        ctx: &RequestContext,
+        input: GetDefaultCreditSpecificationRequest,
+    ) -> Result<GetDefaultCreditSpecificationResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("GetDefaultCreditSpecification"))
+    }
     /// `GetSubnetCidrReservations`.
     fn get_subnet_cidr_reservations(
         &self,
@@ -652,6 +676,17 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ImportKeyPair"))
     }
+    /// `ModifyDefaultCreditSpecification`.
+    fn modify_default_credit_specification(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyDefaultCreditSpecificationRequest,
+    ) -> Result<ModifyDefaultCreditSpecificationResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented(
+            "ModifyDefaultCreditSpecification",
+        ))
+    }
     /// `ModifyInstanceAttribute`.
     fn modify_instance_attribute(
         &self,
@@ -660,6 +695,17 @@ pub trait Ec2: Send + Sync {
     ) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyInstanceAttribute"))
+    }
+    /// `ModifyInstanceCreditSpecification`.
+    fn modify_instance_credit_specification(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyInstanceCreditSpecificationRequest,
+    ) -> Result<ModifyInstanceCreditSpecificationResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented(
+            "ModifyInstanceCreditSpecification",
+        ))
     }
     /// `ModifyNetworkInterfaceAttribute`.
     fn modify_network_interface_attribute(
@@ -1037,6 +1083,12 @@ pub fn dispatch(
             let output = svc.describe_instance_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceAttributeResponse", &output)
         }
+        "DescribeInstanceCreditSpecifications" => {
+            let input = DescribeInstanceCreditSpecificationsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_instance_credit_specifications(ctx, input)?;
+            crate::encode::response(ctx, "DescribeInstanceCreditSpecificationsResponse", &output)
+        }
         "DescribeInstanceStatus" => {
             let input = DescribeInstanceStatusRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1174,6 +1226,12 @@ pub fn dispatch(
             let output = svc.disassociate_vpc_cidr_block(ctx, input)?;
             crate::encode::response(ctx, "DisassociateVpcCidrBlockResponse", &output)
         }
+        "GetDefaultCreditSpecification" => {
+            let input = GetDefaultCreditSpecificationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.get_default_credit_specification(ctx, input)?;
+            crate::encode::response(ctx, "GetDefaultCreditSpecificationResponse", &output)
+        }
         "GetSubnetCidrReservations" => {
             let input = GetSubnetCidrReservationsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1186,11 +1244,23 @@ pub fn dispatch(
             let output = svc.import_key_pair(ctx, input)?;
             crate::encode::response(ctx, "ImportKeyPairResponse", &output)
         }
+        "ModifyDefaultCreditSpecification" => {
+            let input = ModifyDefaultCreditSpecificationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.modify_default_credit_specification(ctx, input)?;
+            crate::encode::response(ctx, "ModifyDefaultCreditSpecificationResponse", &output)
+        }
         "ModifyInstanceAttribute" => {
             let input = ModifyInstanceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             svc.modify_instance_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyInstanceAttributeResponse")
+        }
+        "ModifyInstanceCreditSpecification" => {
+            let input = ModifyInstanceCreditSpecificationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.modify_instance_credit_specification(ctx, input)?;
+            crate::encode::response(ctx, "ModifyInstanceCreditSpecificationResponse", &output)
         }
         "ModifyNetworkInterfaceAttribute" => {
             let input = ModifyNetworkInterfaceAttributeRequest::decode(params, &Path::ROOT)?;

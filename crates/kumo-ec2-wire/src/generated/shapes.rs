@@ -3324,6 +3324,69 @@ impl Decode for DescribeInstanceAttributeRequest {
     }
 }
 
+/// The `DescribeInstanceCreditSpecificationsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeInstanceCreditSpecificationsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `InstanceIds`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_ids: Option<Vec<String>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeInstanceCreditSpecificationsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_ids = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeInstanceCreditSpecificationsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeInstanceCreditSpecificationsResult {
+    /// `InstanceCreditSpecifications`: `InstanceCreditSpecificationSet` in requests, `<instanceCreditSpecificationSet>` in responses.
+    pub instance_credit_specifications: Option<Vec<InstanceCreditSpecification>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeInstanceCreditSpecificationsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_credit_specifications {
+            w.list("instanceCreditSpecificationSet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+    }
+}
+
 /// The `DescribeInstanceStatusRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DescribeInstanceStatusRequest {
@@ -5593,6 +5656,55 @@ impl Encode for FpgaInfo {
     }
 }
 
+/// The `GetDefaultCreditSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetDefaultCreditSpecificationRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceFamily`: `InstanceFamily` in requests, `<InstanceFamily>` in responses.
+    pub instance_family: String,
+}
+
+impl Decode for GetDefaultCreditSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_family = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceFamily" => {
+                    out.instance_family =
+                        crate::decode::enum_value(child, &here, &["t2", "t3", "t3a", "t4g"])?;
+                    seen_instance_family = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_family {
+            return Err(crate::decode::missing(&path.child("InstanceFamily")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `GetDefaultCreditSpecificationResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetDefaultCreditSpecificationResult {
+    /// `InstanceFamilyCreditSpecification`: `InstanceFamilyCreditSpecification` in requests, `<instanceFamilyCreditSpecification>` in responses.
+    pub instance_family_credit_specification: Option<InstanceFamilyCreditSpecification>,
+}
+
+impl Encode for GetDefaultCreditSpecificationResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_family_credit_specification {
+            w.field("instanceFamilyCreditSpecification", v);
+        }
+    }
+}
+
 /// The `GetSubnetCidrReservationsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GetSubnetCidrReservationsRequest {
@@ -6734,6 +6846,79 @@ impl Decode for InstanceBlockDeviceMappingSpecification {
             }
         }
         Ok(out)
+    }
+}
+
+/// The `InstanceCreditSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceCreditSpecification {
+    /// `CpuCredits`: `CpuCredits` in requests, `<cpuCredits>` in responses.
+    pub cpu_credits: Option<String>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+}
+
+impl Encode for InstanceCreditSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cpu_credits {
+            w.field("cpuCredits", v);
+        }
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+    }
+}
+
+/// The `InstanceCreditSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceCreditSpecificationRequest {
+    /// `CpuCredits`: `CpuCredits` in requests, `<CpuCredits>` in responses.
+    pub cpu_credits: Option<String>,
+    /// `InstanceId`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_id: String,
+}
+
+impl Decode for InstanceCreditSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CpuCredits" => {
+                    out.cpu_credits = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `InstanceFamilyCreditSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceFamilyCreditSpecification {
+    /// `CpuCredits`: `CpuCredits` in requests, `<cpuCredits>` in responses.
+    pub cpu_credits: Option<String>,
+    /// `InstanceFamily`: `InstanceFamily` in requests, `<instanceFamily>` in responses.
+    pub instance_family: Option<String>,
+}
+
+impl Encode for InstanceFamilyCreditSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cpu_credits {
+            w.field("cpuCredits", v);
+        }
+        if let Some(v) = &self.instance_family {
+            w.field("instanceFamily", v);
+        }
     }
 }
 
@@ -8564,6 +8749,65 @@ impl Encode for MemoryInfo {
     }
 }
 
+/// The `ModifyDefaultCreditSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyDefaultCreditSpecificationRequest {
+    /// `CpuCredits`: `CpuCredits` in requests, `<CpuCredits>` in responses.
+    pub cpu_credits: String,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceFamily`: `InstanceFamily` in requests, `<InstanceFamily>` in responses.
+    pub instance_family: String,
+}
+
+impl Decode for ModifyDefaultCreditSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_cpu_credits = false;
+        let mut seen_instance_family = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CpuCredits" => {
+                    out.cpu_credits = Decode::decode(child, &here)?;
+                    seen_cpu_credits = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceFamily" => {
+                    out.instance_family =
+                        crate::decode::enum_value(child, &here, &["t2", "t3", "t3a", "t4g"])?;
+                    seen_instance_family = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_cpu_credits {
+            return Err(crate::decode::missing(&path.child("CpuCredits")));
+        }
+        if !seen_instance_family {
+            return Err(crate::decode::missing(&path.child("InstanceFamily")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyDefaultCreditSpecificationResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyDefaultCreditSpecificationResult {
+    /// `InstanceFamilyCreditSpecification`: `InstanceFamilyCreditSpecification` in requests, `<instanceFamilyCreditSpecification>` in responses.
+    pub instance_family_credit_specification: Option<InstanceFamilyCreditSpecification>,
+}
+
+impl Encode for ModifyDefaultCreditSpecificationResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_family_credit_specification {
+            w.field("instanceFamilyCreditSpecification", v);
+        }
+    }
+}
+
 /// The `ModifyInstanceAttributeRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModifyInstanceAttributeRequest {
@@ -8690,6 +8934,68 @@ impl Decode for ModifyInstanceAttributeRequest {
             return Err(crate::decode::missing(&path.child("InstanceId")));
         }
         Ok(out)
+    }
+}
+
+/// The `ModifyInstanceCreditSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyInstanceCreditSpecificationRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceCreditSpecifications`: `InstanceCreditSpecification` in requests, `<InstanceCreditSpecification>` in responses.
+    pub instance_credit_specifications: Vec<InstanceCreditSpecificationRequest>,
+}
+
+impl Decode for ModifyInstanceCreditSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_credit_specifications = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceCreditSpecification" => {
+                    out.instance_credit_specifications = Decode::decode(child, &here)?;
+                    seen_instance_credit_specifications = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_credit_specifications {
+            return Err(crate::decode::missing(
+                &path.child("InstanceCreditSpecification.1"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyInstanceCreditSpecificationResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyInstanceCreditSpecificationResult {
+    /// `SuccessfulInstanceCreditSpecifications`: `SuccessfulInstanceCreditSpecificationSet` in requests, `<successfulInstanceCreditSpecificationSet>` in responses.
+    pub successful_instance_credit_specifications:
+        Option<Vec<SuccessfulInstanceCreditSpecificationItem>>,
+    /// `UnsuccessfulInstanceCreditSpecifications`: `UnsuccessfulInstanceCreditSpecificationSet` in requests, `<unsuccessfulInstanceCreditSpecificationSet>` in responses.
+    pub unsuccessful_instance_credit_specifications:
+        Option<Vec<UnsuccessfulInstanceCreditSpecificationItem>>,
+}
+
+impl Encode for ModifyInstanceCreditSpecificationResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.successful_instance_credit_specifications {
+            w.list("successfulInstanceCreditSpecificationSet", "item", v);
+        }
+        if let Some(v) = &self.unsuccessful_instance_credit_specifications {
+            w.list("unsuccessfulInstanceCreditSpecificationSet", "item", v);
+        }
     }
 }
 
@@ -12111,6 +12417,21 @@ impl Encode for SubnetIpv6CidrBlockAssociation {
     }
 }
 
+/// The `SuccessfulInstanceCreditSpecificationItem` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SuccessfulInstanceCreditSpecificationItem {
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+}
+
+impl Encode for SuccessfulInstanceCreditSpecificationItem {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+    }
+}
+
 /// The `Tag` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tag {
@@ -12414,6 +12735,46 @@ impl Decode for UnassignPrivateIpAddressesRequest {
             return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
         }
         Ok(out)
+    }
+}
+
+/// The `UnsuccessfulInstanceCreditSpecificationItem` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnsuccessfulInstanceCreditSpecificationItem {
+    /// `Error`: `Error` in requests, `<error>` in responses.
+    pub error: Option<UnsuccessfulInstanceCreditSpecificationItemError>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+}
+
+impl Encode for UnsuccessfulInstanceCreditSpecificationItem {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.error {
+            w.field("error", v);
+        }
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+    }
+}
+
+/// The `UnsuccessfulInstanceCreditSpecificationItemError` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnsuccessfulInstanceCreditSpecificationItemError {
+    /// `Code`: `Code` in requests, `<code>` in responses.
+    pub code: Option<String>,
+    /// `Message`: `Message` in requests, `<message>` in responses.
+    pub message: Option<String>,
+}
+
+impl Encode for UnsuccessfulInstanceCreditSpecificationItemError {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.code {
+            w.field("code", v);
+        }
+        if let Some(v) = &self.message {
+            w.field("message", v);
+        }
     }
 }
 

@@ -1,0 +1,114 @@
+//! `kumo admin …`: operator actions on a running (open-auth, loopback) server.
+
+use clap::Subcommand;
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Admin,
+    /// The server.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:4566")]
+    endpoint_url: String,
+    /// The region of the instance (else AWS_REGION, AWS_DEFAULT_REGION, us-east-1).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// The account of the instance (else a 12-digit AWS_ACCESS_KEY_ID, else 000000000000).
+    #[arg(long, global = true)]
+    account: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Show an instance's CPU credit ledger.
+    Credits { instance: String },
+    /// Schedule an event (instance-stop, instance-retirement, system-reboot, instance-reboot,
+    /// system-maintenance) some seconds from now.
+    ScheduleEvent {
+        instance: String,
+        #[arg(long)]
+        code: String,
+        #[arg(long = "in", default_value_t = 3600)]
+        in_seconds: i64,
+    },
+    /// Power the guest off from inside, as `shutdown -h now` would.
+    GuestShutdown { instance: String },
+    /// Move a `--test-clock` server's clock forward.
+    AdvanceClock { seconds: i64 },
+}
+
+fn post(endpoint: &str, op: &str, body: &Value) -> Result<(u16, Value), String> {
+    let rest = endpoint
+        .strip_prefix("http://")
+        .ok_or("the admin endpoint must be http://")?;
+    let host = rest.split('/').next().unwrap_or(rest);
+    let mut conn =
+        TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    let text = body.to_string();
+    let req = format!(
+        "POST /_kumo/admin/{op} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    conn.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("truncated response")?;
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((
+        status,
+        serde_json::from_str(body.trim()).unwrap_or(Value::Null),
+    ))
+}
+
+pub fn run(args: Args) -> ExitCode {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let region = args
+        .region
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
+    let account = args
+        .account
+        .or_else(|| {
+            env("AWS_ACCESS_KEY_ID")
+                .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .unwrap_or_else(|| "000000000000".into());
+    let (op, mut body) = match args.command {
+        Admin::Credits { instance } => ("credits", json!({ "instance": instance })),
+        Admin::ScheduleEvent {
+            instance,
+            code,
+            in_seconds,
+        } => (
+            "schedule-event",
+            json!({ "instance": instance, "code": code, "in_seconds": in_seconds }),
+        ),
+        Admin::GuestShutdown { instance } => ("guest-shutdown", json!({ "instance": instance })),
+        Admin::AdvanceClock { seconds } => ("advance-clock", json!({ "seconds": seconds })),
+    };
+    body["account"] = json!(account);
+    body["region"] = json!(region);
+    match post(&args.endpoint_url, op, &body) {
+        Ok((200, v)) => {
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Ok((_, v)) => {
+            eprintln!(
+                "kumo admin {op}: {} {}",
+                v.get("code").and_then(Value::as_str).unwrap_or("error"),
+                v.get("message").and_then(Value::as_str).unwrap_or("")
+            );
+            ExitCode::from(255)
+        }
+        Err(e) => {
+            eprintln!("kumo admin {op}: {e}");
+            ExitCode::from(255)
+        }
+    }
+}
