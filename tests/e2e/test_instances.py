@@ -322,3 +322,37 @@ def test_client_token_on_run_instances(ec2, ami):
     with pytest.raises(ClientError) as e:
         run(ec2, ami, ClientToken="launch-1", InstanceType="t3.small")
     assert error_code(e) == "IdempotentParameterMismatch"
+
+
+def test_hibernate_and_force_stop(ec2, ami):
+    plain = run(ec2, ami)["Instances"][0]["InstanceId"]
+    with pytest.raises(ClientError) as e:
+        ec2.stop_instances(InstanceIds=[plain], Hibernate=True)
+    assert error_code(e) == "UnsupportedHibernationConfiguration"
+    sleepy = run(ec2, ami, HibernationOptions={"Configured": True})["Instances"][0]["InstanceId"]
+    ec2.stop_instances(InstanceIds=[sleepy], Hibernate=True)
+    d = describe(ec2, sleepy)
+    assert (d["State"]["Name"], d["StateReason"]["Code"]) == ("stopped", "Client.UserInitiatedHibernate")
+    assert d["HibernationOptions"]["Configured"] is True
+    # Force does not get round stop protection; without it, a forced stop stops.
+    ec2.modify_instance_attribute(InstanceId=plain, DisableApiStop={"Value": True})
+    with pytest.raises(ClientError) as e:
+        ec2.stop_instances(InstanceIds=[plain], Force=True)
+    assert error_code(e) == "OperationNotPermitted"
+    ec2.modify_instance_attribute(InstanceId=plain, DisableApiStop={"Value": False})
+    out = ec2.stop_instances(InstanceIds=[plain], Force=True)["StoppingInstances"][0]
+    assert out["CurrentState"]["Name"] == "stopping"
+    assert describe(ec2, plain)["State"]["Name"] == "stopped"
+
+
+def test_settings_kumo_cannot_honour_are_refused_by_name(ec2, ami):
+    for extra in (
+        {"BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 20}}]},
+        {"LaunchTemplate": {"LaunchTemplateName": "web"}},
+        {"InstanceMarketOptions": {"MarketType": "spot"}},
+    ):
+        with pytest.raises(ClientError) as e:
+            run(ec2, ami, **extra)
+        assert error_code(e) == "Unsupported", extra
+        assert e.value.response["Error"]["Message"].startswith("Kumo does not support the RunInstances setting")
+    assert ec2.describe_instances()["Reservations"] == []

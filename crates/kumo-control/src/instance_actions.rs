@@ -75,12 +75,14 @@ fn drop_public_ip(tx: &Tx, r: &mut InstanceRecord) -> Result<(), Fail> {
 }
 
 /// Applies one lifecycle action to every named instance, all or nothing.
+/// `hibernate` marks a stop as a hibernation (the state reason says so). `Force` needs no
+/// handling of its own: no guest ever hangs the null driver's stop.
 fn act(
     k: &Kumo,
     ctx: &RequestContext,
     ids: &[String],
     action: Action,
-    force: bool,
+    hibernate: bool,
 ) -> Result<Vec<InstanceStateChange>, Ec2Error> {
     let s = scope(ctx);
     let now = k.now_ms();
@@ -97,7 +99,7 @@ fn act(
                             format!("The instance '{}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.", r.id),
                         )));
                     }
-                    Action::Stop if r.disable_api_stop && !force && before == State::Running => {
+                    Action::Stop if r.disable_api_stop && before == State::Running => {
                         return Err(Fail(Ec2Error::new(
                             "OperationNotPermitted",
                             format!("The instance '{}' may not be stopped. Modify its 'disableApiStop' instance attribute and try again.", r.id),
@@ -117,7 +119,11 @@ fn act(
                     match next {
                         State::Stopping | State::ShuttingDown => {
                             r.transition_reason = reason_text(now);
-                            r.state_reason = Some(("Client.UserInitiatedShutdown".into(), "Client.UserInitiatedShutdown: User initiated shutdown".into()));
+                            r.state_reason = Some(if hibernate && next == State::Stopping {
+                                ("Client.UserInitiatedHibernate".into(), "Client.UserInitiatedHibernate: User initiated hibernate".into())
+                            } else {
+                                ("Client.UserInitiatedShutdown".into(), "Client.UserInitiatedShutdown: User initiated shutdown".into())
+                            });
                             leave(k, tx, s, &mut r, next)?;
                         }
                         State::Pending => {
@@ -230,7 +236,7 @@ pub fn stop(
         ctx,
         &input.instance_ids,
         Action::Stop,
-        input.force.unwrap_or(false),
+        input.hibernate.unwrap_or(false),
     )?;
     Ok(StopInstancesResult {
         stopping_instances: Some(changes),

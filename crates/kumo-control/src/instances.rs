@@ -389,6 +389,59 @@ fn launch_groups(
     Ok(groups)
 }
 
+/// Launch settings Kumo cannot honour yet. Ignoring them would launch something other than
+/// what was asked, so they are refused by name.
+fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result<(), Ec2Error> {
+    let refused: &[(&str, bool)] = &[
+        (
+            "BlockDeviceMappings (EBS volumes arrive with Kumo's volumes issue)",
+            input
+                .block_device_mappings
+                .as_ref()
+                .is_some_and(|b| !b.is_empty()),
+        ),
+        ("LaunchTemplate", input.launch_template.is_some()),
+        (
+            "InstanceMarketOptions (spot)",
+            input.instance_market_options.is_some(),
+        ),
+        ("KernelId", input.kernel_id.is_some()),
+        ("RamdiskId", input.ramdisk_id.is_some()),
+        (
+            "Ipv6AddressCount and Ipv6Addresses (IPv6)",
+            input.ipv6_address_count.is_some_and(|n| n > 0)
+                || input.ipv6_addresses.as_ref().is_some_and(|a| !a.is_empty()),
+        ),
+        (
+            "ElasticGpuSpecification",
+            input.elastic_gpu_specification.is_some(),
+        ),
+        (
+            "ElasticInferenceAccelerators",
+            input.elastic_inference_accelerators.is_some(),
+        ),
+        (
+            "LicenseSpecifications",
+            input.license_specifications.is_some(),
+        ),
+        ("CpuOptions", input.cpu_options.is_some()),
+        (
+            "EnclaveOptions",
+            input
+                .enclave_options
+                .as_ref()
+                .is_some_and(|e| e.enabled == Some(true)),
+        ),
+    ];
+    match refused.iter().find(|(_, given)| *given) {
+        Some((name, _)) => Err(Ec2Error::new(
+            "Unsupported",
+            format!("Kumo does not support the RunInstances setting {name} yet."),
+        )),
+        None => Ok(()),
+    }
+}
+
 pub fn run(
     k: &Kumo,
     ctx: &RequestContext,
@@ -410,6 +463,7 @@ pub fn run(
             "Minimum instance count cannot be greater than maximum instance count",
         ));
     }
+    unsupported_launch_settings(&input)?;
     let image_id = input.image_id.clone().ok_or_else(|| {
         Ec2Error::new(
             "MissingParameter",
