@@ -83,6 +83,7 @@ pub fn guest_shutdown(
 ) -> Result<Value, Ec2Error> {
     let s = Scope { account, region };
     let now = k.now_ms();
+    let mut gone = Vec::new();
     let state = k
         .store
         .write(true, |tx| {
@@ -106,11 +107,12 @@ pub fn guest_shutdown(
                 "Client.InstanceInitiatedShutdown".into(),
                 "Client.InstanceInitiatedShutdown: Instance initiated shutdown".into(),
             ));
-            crate::instance_actions::leave(k, tx, s, &mut r, next)?;
+            crate::instance_actions::leave(k, tx, s, &mut r, next, &mut gone)?;
             tx.update(s, &r)?;
             Ok(next)
         })
         .map_err(|f: Fail| f.0)?;
+    crate::volumes::delete_files(k, &gone);
     Ok(json!({ "instance_id": instance, "state": state.name() }))
 }
 

@@ -86,7 +86,9 @@ fn act(
 ) -> Result<Vec<InstanceStateChange>, Ec2Error> {
     let s = scope(ctx);
     let now = k.now_ms();
-    k.store
+    let mut gone: Vec<String> = Vec::new();
+    let result = k
+        .store
         .write(!ctx.dry_run, |tx| {
             let recs = load(k, tx, s, ids)?;
             let mut plans = Vec::with_capacity(recs.len());
@@ -124,7 +126,7 @@ fn act(
                             } else {
                                 ("Client.UserInitiatedShutdown".into(), "Client.UserInitiatedShutdown: User initiated shutdown".into())
                             });
-                            leave(k, tx, s, &mut r, next)?;
+                            leave(k, tx, s, &mut r, next, &mut gone)?;
                         }
                         State::Pending => {
                             r.transition_reason = String::new();
@@ -152,18 +154,31 @@ fn act(
             }
             Ok(changes)
         })
-        .map_err(|f: Fail| f.0)
+        .map_err(|f: Fail| f.0);
+    if result.is_ok() && !ctx.dry_run {
+        crate::volumes::delete_files(k, &gone);
+    }
+    result
 }
 
 /// What an instance gives up when it stops or shuts down: its launch public address; T2
 /// credits (lost at every stop); at termination, its interfaces.
-pub fn leave(k: &Kumo, tx: &Tx, s: Scope, r: &mut InstanceRecord, next: State) -> Result<(), Fail> {
+pub fn leave(
+    k: &Kumo,
+    tx: &Tx,
+    s: Scope,
+    r: &mut InstanceRecord,
+    next: State,
+    gone: &mut Vec<String>,
+) -> Result<(), Fail> {
     drop_public_ip(tx, r)?;
     if kumo_model::credits::burst(&r.instance_type).is_some_and(|b| b.family == "t2") {
         r.credit_balance = 0.0;
     }
     if next == State::ShuttingDown {
         release_interfaces(k, tx, s, r)?;
+        // Volume files go once the transaction has committed.
+        gone.extend(crate::volumes::release_for(tx, s, r)?);
     }
     Ok(())
 }

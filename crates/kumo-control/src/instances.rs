@@ -859,6 +859,7 @@ fn launch(
 /// Everything an instance's output needs besides its record.
 pub struct Context {
     pub enis: HashMap<String, EniRecord>,
+    pub volumes: Vec<crate::volumes::VolumeRecord>,
     pub names: HashMap<String, String>,
     pub eips: Vec<AddressRecord>,
 }
@@ -881,8 +882,14 @@ pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Con
             enis.insert(e.id.clone(), e);
         }
     }
+    let volumes: Vec<crate::volumes::VolumeRecord> = v.list(s, &Query::default())?;
+    let volumes = volumes
+        .into_iter()
+        .filter(|x| !x.attachments.is_empty())
+        .collect();
     Ok(Context {
         enis,
+        volumes,
         names: enis::group_names(v, s)?,
         eips: addresses::by_interface(v, s)?,
     })
@@ -1021,7 +1028,7 @@ pub fn wire(
         usage_operation: Some("RunInstances".into()),
         client_token: r.client_token.clone().or(Some(String::new())),
         product_codes: Some(Vec::new()),
-        block_device_mappings: Some(Vec::new()),
+        block_device_mappings: Some(crate::volumes::mappings(&c.volumes, &r.id)),
         iam_instance_profile: r.iam_instance_profile.as_ref().map(|p| IamInstanceProfile {
             arn: Some(p.clone()),
             id: Some(String::new()),

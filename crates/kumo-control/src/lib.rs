@@ -26,6 +26,7 @@ mod routes;
 mod security_groups;
 mod subnets;
 mod tags;
+mod volumes;
 mod vpcs;
 
 use kumo_ec2_wire::shapes::*;
@@ -37,6 +38,8 @@ pub use error::Fail;
 /// The control plane. One per process; shared by every request.
 pub struct Kumo {
     store: Store,
+    /// Volume files.
+    blocks: kumo_blockstore::BlockStore,
     net: network::NetState,
     options: Options,
     /// How far the test clock has been moved forward, in milliseconds.
@@ -70,13 +73,18 @@ impl Default for Options {
 }
 
 impl Kumo {
-    pub fn new(store: Store) -> Kumo {
-        Kumo::with_options(store, Options::default())
+    pub fn new(store: Store, blocks: kumo_blockstore::BlockStore) -> Kumo {
+        Kumo::with_options(store, blocks, Options::default())
     }
 
-    pub fn with_options(store: Store, options: Options) -> Kumo {
+    pub fn with_options(
+        store: Store,
+        blocks: kumo_blockstore::BlockStore,
+        options: Options,
+    ) -> Kumo {
         Kumo {
             store,
+            blocks,
             net: network::NetState::default(),
             options,
             clock_offset: std::sync::atomic::AtomicI64::new(0),
@@ -135,6 +143,10 @@ impl Kumo {
     pub fn reset(&self) -> Result<(), Ec2Error> {
         self.store.reset().map_err(|e| Fail::from(e).0)?;
         self.net.clear();
+        if let Err(e) = self.blocks.clear() {
+            tracing::error!(error = %e, "cannot delete volume files at reset");
+            return Err(Ec2Error::internal());
+        }
         Ok(())
     }
 
@@ -803,5 +815,106 @@ impl Ec2 for Kumo {
         input: DescribeInstanceCreditSpecificationsRequest,
     ) -> Result<DescribeInstanceCreditSpecificationsResult, Ec2Error> {
         credits::describe_instances(self, ctx, input)
+    }
+
+    fn create_volume(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVolumeRequest,
+    ) -> Result<Volume, Ec2Error> {
+        volumes::create(self, ctx, input)
+    }
+
+    fn delete_volume(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteVolumeRequest,
+    ) -> Result<(), Ec2Error> {
+        volumes::delete(self, ctx, input)
+    }
+
+    fn describe_volumes(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVolumesRequest,
+    ) -> Result<DescribeVolumesResult, Ec2Error> {
+        volumes::describe(self, ctx, input)
+    }
+
+    fn attach_volume(
+        &self,
+        ctx: &RequestContext,
+        input: AttachVolumeRequest,
+    ) -> Result<VolumeAttachment, Ec2Error> {
+        volumes::attach(self, ctx, input)
+    }
+
+    fn detach_volume(
+        &self,
+        ctx: &RequestContext,
+        input: DetachVolumeRequest,
+    ) -> Result<VolumeAttachment, Ec2Error> {
+        volumes::detach(self, ctx, input)
+    }
+
+    fn modify_volume(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyVolumeRequest,
+    ) -> Result<ModifyVolumeResult, Ec2Error> {
+        volumes::modify(self, ctx, input)
+    }
+
+    fn describe_volumes_modifications(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVolumesModificationsRequest,
+    ) -> Result<DescribeVolumesModificationsResult, Ec2Error> {
+        volumes::describe_modifications(self, ctx, input)
+    }
+
+    fn enable_ebs_encryption_by_default(
+        &self,
+        ctx: &RequestContext,
+        input: EnableEbsEncryptionByDefaultRequest,
+    ) -> Result<EnableEbsEncryptionByDefaultResult, Ec2Error> {
+        let _ = input;
+        Ok(EnableEbsEncryptionByDefaultResult {
+            ebs_encryption_by_default: Some(volumes::set_encryption_default(self, ctx, true)?),
+        })
+    }
+
+    fn disable_ebs_encryption_by_default(
+        &self,
+        ctx: &RequestContext,
+        input: DisableEbsEncryptionByDefaultRequest,
+    ) -> Result<DisableEbsEncryptionByDefaultResult, Ec2Error> {
+        let _ = input;
+        Ok(DisableEbsEncryptionByDefaultResult {
+            ebs_encryption_by_default: Some(volumes::set_encryption_default(self, ctx, false)?),
+        })
+    }
+
+    fn get_ebs_encryption_by_default(
+        &self,
+        ctx: &RequestContext,
+        input: GetEbsEncryptionByDefaultRequest,
+    ) -> Result<GetEbsEncryptionByDefaultResult, Ec2Error> {
+        let _ = input;
+        Ok(GetEbsEncryptionByDefaultResult {
+            ebs_encryption_by_default: Some(volumes::encryption_default(self, ctx)?),
+            sse_type: None,
+        })
+    }
+
+    fn get_ebs_default_kms_key_id(
+        &self,
+        ctx: &RequestContext,
+        input: GetEbsDefaultKmsKeyIdRequest,
+    ) -> Result<GetEbsDefaultKmsKeyIdResult, Ec2Error> {
+        let _ = (ctx, input);
+        Ok(GetEbsDefaultKmsKeyIdResult {
+            kms_key_id: Some(volumes::DEFAULT_KMS_KEY.into()),
+        })
     }
 }

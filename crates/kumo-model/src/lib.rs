@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod cidr;
 pub mod credits;
+pub mod ebs;
 pub mod filter;
 pub mod ids;
 pub mod images;

@@ -148,9 +148,17 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let blocks = match kumo_blockstore::BlockStore::open(&args.data_dir) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the volume directory");
+            return ExitCode::FAILURE;
+        }
+    };
     let state = Arc::new(AppState {
         kumo: Kumo::with_options(
             store,
+            blocks,
             kumo_control::Options {
                 transition_ms: args.transition_ms.max(0),
                 status_ms: args.status_ms.max(0),

@@ -18,6 +18,7 @@ pub const OPERATIONS: &[&str] = &[
     "AssociateVpcCidrBlock",
     "AttachInternetGateway",
     "AttachNetworkInterface",
+    "AttachVolume",
     "AuthorizeSecurityGroupEgress",
     "AuthorizeSecurityGroupIngress",
     "CreateDefaultSubnet",
@@ -32,6 +33,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateSubnet",
     "CreateSubnetCidrReservation",
     "CreateTags",
+    "CreateVolume",
     "CreateVpc",
     "DeleteInternetGateway",
     "DeleteKeyPair",
@@ -43,6 +45,7 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteSubnet",
     "DeleteSubnetCidrReservation",
     "DeleteTags",
+    "DeleteVolume",
     "DeleteVpc",
     "DescribeAddresses",
     "DescribeAvailabilityZones",
@@ -66,14 +69,21 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeSecurityGroups",
     "DescribeSubnets",
     "DescribeTags",
+    "DescribeVolumes",
+    "DescribeVolumesModifications",
     "DescribeVpcAttribute",
     "DescribeVpcs",
     "DetachInternetGateway",
     "DetachNetworkInterface",
+    "DetachVolume",
+    "DisableEbsEncryptionByDefault",
     "DisassociateAddress",
     "DisassociateRouteTable",
     "DisassociateVpcCidrBlock",
+    "EnableEbsEncryptionByDefault",
     "GetDefaultCreditSpecification",
+    "GetEbsDefaultKmsKeyId",
+    "GetEbsEncryptionByDefault",
     "GetSubnetCidrReservations",
     "ImportKeyPair",
     "ModifyDefaultCreditSpecification",
@@ -81,6 +91,7 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyInstanceCreditSpecification",
     "ModifyNetworkInterfaceAttribute",
     "ModifySubnetAttribute",
+    "ModifyVolume",
     "ModifyVpcAttribute",
     "RebootInstances",
     "ReleaseAddress",
@@ -161,6 +172,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<AttachNetworkInterfaceResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("AttachNetworkInterface"))
+    }
+    /// `AttachVolume`.
+    fn attach_volume(
+        &self,
+        ctx: &RequestContext,
+        input: AttachVolumeRequest,
+    ) -> Result<VolumeAttachment, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AttachVolume"))
     }
     /// `AuthorizeSecurityGroupEgress`.
     fn authorize_security_group_egress(
@@ -284,6 +304,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateTags"))
     }
+    /// `CreateVolume`.
+    fn create_volume(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVolumeRequest,
+    ) -> Result<Volume, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateVolume"))
+    }
     /// `CreateVpc`.
     fn create_vpc(
         &self,
@@ -378,6 +407,15 @@ pub trait Ec2: Send + Sync {
     fn delete_tags(&self, ctx: &RequestContext, input: DeleteTagsRequest) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteTags"))
+    }
+    /// `DeleteVolume`.
+    fn delete_volume(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteVolumeRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteVolume"))
     }
     /// `DeleteVpc`.
     fn delete_vpc(&self, ctx: &RequestContext, input: DeleteVpcRequest) -> Result<(), Ec2Error> {
@@ -586,6 +624,24 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeTags"))
     }
+    /// `DescribeVolumes`.
+    fn describe_volumes(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVolumesRequest,
+    ) -> Result<DescribeVolumesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeVolumes"))
+    }
+    /// `DescribeVolumesModifications`.
+    fn describe_volumes_modifications(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVolumesModificationsRequest,
+    ) -> Result<DescribeVolumesModificationsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeVolumesModifications"))
+    }
     /// `DescribeVpcAttribute`.
     fn describe_vpc_attribute(
         &self,
@@ -622,6 +678,24 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DetachNetworkInterface"))
     }
+    /// `DetachVolume`.
+    fn detach_volume(
+        &self,
+        ctx: &RequestContext,
+        input: DetachVolumeRequest,
+    ) -> Result<VolumeAttachment, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DetachVolume"))
+    }
+    /// `DisableEbsEncryptionByDefault`.
+    fn disable_ebs_encryption_by_default(
+        &self,
+        ctx: &RequestContext,
+        input: DisableEbsEncryptionByDefaultRequest,
+    ) -> Result<DisableEbsEncryptionByDefaultResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DisableEbsEncryptionByDefault"))
+    }
     /// `DisassociateAddress`.
     fn disassociate_address(
         &self,
@@ -649,6 +723,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DisassociateVpcCidrBlock"))
     }
+    /// `EnableEbsEncryptionByDefault`.
+    fn enable_ebs_encryption_by_default(
+        &self,
+        ctx: &RequestContext,
+        input: EnableEbsEncryptionByDefaultRequest,
+    ) -> Result<EnableEbsEncryptionByDefaultResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("EnableEbsEncryptionByDefault"))
+    }
     /// `GetDefaultCreditSpecification`.
     fn get_default_credit_specification(
         &self,
@@ -657,6 +740,24 @@ pub trait Ec2: Send + Sync {
     ) -> Result<GetDefaultCreditSpecificationResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("GetDefaultCreditSpecification"))
+    }
+    /// `GetEbsDefaultKmsKeyId`.
+    fn get_ebs_default_kms_key_id(
+        &self,
+        ctx: &RequestContext,
+        input: GetEbsDefaultKmsKeyIdRequest,
+    ) -> Result<GetEbsDefaultKmsKeyIdResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("GetEbsDefaultKmsKeyId"))
+    }
+    /// `GetEbsEncryptionByDefault`.
+    fn get_ebs_encryption_by_default(
+        &self,
+        ctx: &RequestContext,
+        input: GetEbsEncryptionByDefaultRequest,
+    ) -> Result<GetEbsEncryptionByDefaultResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("GetEbsEncryptionByDefault"))
     }
     /// `GetSubnetCidrReservations`.
     fn get_subnet_cidr_reservations(
@@ -724,6 +825,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifySubnetAttribute"))
+    }
+    /// `ModifyVolume`.
+    fn modify_volume(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyVolumeRequest,
+    ) -> Result<ModifyVolumeResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyVolume"))
     }
     /// `ModifyVpcAttribute`.
     fn modify_vpc_attribute(
@@ -894,6 +1004,12 @@ pub fn dispatch(
             let output = svc.attach_network_interface(ctx, input)?;
             crate::encode::response(ctx, "AttachNetworkInterfaceResponse", &output)
         }
+        "AttachVolume" => {
+            let input = AttachVolumeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.attach_volume(ctx, input)?;
+            crate::encode::response(ctx, "AttachVolumeResponse", &output)
+        }
         "AuthorizeSecurityGroupEgress" => {
             let input = AuthorizeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -981,6 +1097,13 @@ pub fn dispatch(
             svc.create_tags(ctx, input)?;
             crate::encode::response_return(ctx, "CreateTagsResponse")
         }
+        "CreateVolume" => {
+            let input = CreateVolumeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            let output = svc.create_volume(ctx, input)?;
+            crate::encode::response(ctx, "CreateVolumeResponse", &output)
+        }
         "CreateVpc" => {
             let input = CreateVpcRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1046,6 +1169,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             svc.delete_tags(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteTagsResponse")
+        }
+        "DeleteVolume" => {
+            let input = DeleteVolumeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.delete_volume(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteVolumeResponse")
         }
         "DeleteVpc" => {
             let input = DeleteVpcRequest::decode(params, &Path::ROOT)?;
@@ -1185,6 +1314,18 @@ pub fn dispatch(
             let output = svc.describe_tags(ctx, input)?;
             crate::encode::response(ctx, "DescribeTagsResponse", &output)
         }
+        "DescribeVolumes" => {
+            let input = DescribeVolumesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_volumes(ctx, input)?;
+            crate::encode::response(ctx, "DescribeVolumesResponse", &output)
+        }
+        "DescribeVolumesModifications" => {
+            let input = DescribeVolumesModificationsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_volumes_modifications(ctx, input)?;
+            crate::encode::response(ctx, "DescribeVolumesModificationsResponse", &output)
+        }
         "DescribeVpcAttribute" => {
             let input = DescribeVpcAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1209,6 +1350,18 @@ pub fn dispatch(
             svc.detach_network_interface(ctx, input)?;
             crate::encode::response_return(ctx, "DetachNetworkInterfaceResponse")
         }
+        "DetachVolume" => {
+            let input = DetachVolumeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.detach_volume(ctx, input)?;
+            crate::encode::response(ctx, "DetachVolumeResponse", &output)
+        }
+        "DisableEbsEncryptionByDefault" => {
+            let input = DisableEbsEncryptionByDefaultRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.disable_ebs_encryption_by_default(ctx, input)?;
+            crate::encode::response(ctx, "DisableEbsEncryptionByDefaultResponse", &output)
+        }
         "DisassociateAddress" => {
             let input = DisassociateAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1226,11 +1379,29 @@ pub fn dispatch(
             let output = svc.disassociate_vpc_cidr_block(ctx, input)?;
             crate::encode::response(ctx, "DisassociateVpcCidrBlockResponse", &output)
         }
+        "EnableEbsEncryptionByDefault" => {
+            let input = EnableEbsEncryptionByDefaultRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.enable_ebs_encryption_by_default(ctx, input)?;
+            crate::encode::response(ctx, "EnableEbsEncryptionByDefaultResponse", &output)
+        }
         "GetDefaultCreditSpecification" => {
             let input = GetDefaultCreditSpecificationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.get_default_credit_specification(ctx, input)?;
             crate::encode::response(ctx, "GetDefaultCreditSpecificationResponse", &output)
+        }
+        "GetEbsDefaultKmsKeyId" => {
+            let input = GetEbsDefaultKmsKeyIdRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.get_ebs_default_kms_key_id(ctx, input)?;
+            crate::encode::response(ctx, "GetEbsDefaultKmsKeyIdResponse", &output)
+        }
+        "GetEbsEncryptionByDefault" => {
+            let input = GetEbsEncryptionByDefaultRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.get_ebs_encryption_by_default(ctx, input)?;
+            crate::encode::response(ctx, "GetEbsEncryptionByDefaultResponse", &output)
         }
         "GetSubnetCidrReservations" => {
             let input = GetSubnetCidrReservationsRequest::decode(params, &Path::ROOT)?;
@@ -1272,6 +1443,12 @@ pub fn dispatch(
             let input = ModifySubnetAttributeRequest::decode(params, &Path::ROOT)?;
             svc.modify_subnet_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifySubnetAttributeResponse")
+        }
+        "ModifyVolume" => {
+            let input = ModifyVolumeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.modify_volume(ctx, input)?;
+            crate::encode::response(ctx, "ModifyVolumeResponse", &output)
         }
         "ModifyVpcAttribute" => {
             let input = ModifyVpcAttributeRequest::decode(params, &Path::ROOT)?;

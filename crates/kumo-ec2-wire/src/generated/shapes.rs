@@ -666,6 +666,64 @@ impl Encode for AttachNetworkInterfaceResult {
     }
 }
 
+/// The `AttachVolumeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttachVolumeRequest {
+    /// `Device`: `Device` in requests, `<Device>` in responses.
+    pub device: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EbsCardIndex`: `EbsCardIndex` in requests, `<EbsCardIndex>` in responses.
+    pub ebs_card_index: Option<i32>,
+    /// `InstanceId`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_id: String,
+    /// `VolumeId`: `VolumeId` in requests, `<VolumeId>` in responses.
+    pub volume_id: String,
+}
+
+impl Decode for AttachVolumeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_device = false;
+        let mut seen_instance_id = false;
+        let mut seen_volume_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Device" => {
+                    out.device = Decode::decode(child, &here)?;
+                    seen_device = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EbsCardIndex" => {
+                    out.ebs_card_index = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                "VolumeId" => {
+                    out.volume_id = Decode::decode(child, &here)?;
+                    seen_volume_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_device {
+            return Err(crate::decode::missing(&path.child("Device")));
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        if !seen_volume_id {
+            return Err(crate::decode::missing(&path.child("VolumeId")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `AttachmentEnaSrdSpecification` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AttachmentEnaSrdSpecification {
@@ -2389,6 +2447,108 @@ impl Decode for CreateTagsRequest {
     }
 }
 
+/// The `CreateVolumeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVolumeRequest {
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<AvailabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<AvailabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Encrypted`: `Encrypted` in requests, `<encrypted>` in responses.
+    pub encrypted: Option<bool>,
+    /// `Iops`: `Iops` in requests, `<Iops>` in responses.
+    pub iops: Option<i32>,
+    /// `KmsKeyId`: `KmsKeyId` in requests, `<KmsKeyId>` in responses.
+    pub kms_key_id: Option<String>,
+    /// `MultiAttachEnabled`: `MultiAttachEnabled` in requests, `<MultiAttachEnabled>` in responses.
+    pub multi_attach_enabled: Option<bool>,
+    /// `Operator`: `Operator` in requests, `<Operator>` in responses.
+    pub operator: Option<OperatorRequest>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<OutpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `Size`: `Size` in requests, `<Size>` in responses.
+    pub size: Option<i32>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<SnapshotId>` in responses.
+    pub snapshot_id: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `Throughput`: `Throughput` in requests, `<Throughput>` in responses.
+    pub throughput: Option<i32>,
+    /// `VolumeInitializationRate`: `VolumeInitializationRate` in requests, `<VolumeInitializationRate>` in responses.
+    pub volume_initialization_rate: Option<i32>,
+    /// `VolumeType`: `VolumeType` in requests, `<VolumeType>` in responses.
+    pub volume_type: Option<String>,
+}
+
+impl Decode for CreateVolumeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AvailabilityZone" => {
+                    out.availability_zone = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZoneId" => {
+                    out.availability_zone_id = Some(Decode::decode(child, &here)?);
+                }
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Encrypted" => {
+                    out.encrypted = Some(Decode::decode(child, &here)?);
+                }
+                "Iops" => {
+                    out.iops = Some(Decode::decode(child, &here)?);
+                }
+                "KmsKeyId" => {
+                    out.kms_key_id = Some(Decode::decode(child, &here)?);
+                }
+                "MultiAttachEnabled" => {
+                    out.multi_attach_enabled = Some(Decode::decode(child, &here)?);
+                }
+                "Operator" => {
+                    out.operator = Some(Decode::decode(child, &here)?);
+                }
+                "OutpostArn" => {
+                    out.outpost_arn = Some(Decode::decode(child, &here)?);
+                }
+                "Size" => {
+                    out.size = Some(Decode::decode(child, &here)?);
+                }
+                "SnapshotId" => {
+                    out.snapshot_id = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "Throughput" => {
+                    out.throughput = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeInitializationRate" => {
+                    out.volume_initialization_rate = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeType" => {
+                    out.volume_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["standard", "io1", "io2", "gp2", "sc1", "st1", "gp3"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `CreateVpcRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateVpcRequest {
@@ -2965,6 +3125,39 @@ impl Decode for DeleteTagsRequest {
         }
         if !seen_resources {
             return Err(crate::decode::missing(&path.child("ResourceId.1")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteVolumeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteVolumeRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VolumeId`: `VolumeId` in requests, `<VolumeId>` in responses.
+    pub volume_id: String,
+}
+
+impl Decode for DeleteVolumeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_volume_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeId" => {
+                    out.volume_id = Decode::decode(child, &here)?;
+                    seen_volume_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_volume_id {
+            return Err(crate::decode::missing(&path.child("VolumeId")));
         }
         Ok(out)
     }
@@ -4439,6 +4632,137 @@ impl Encode for DescribeTagsResult {
     }
 }
 
+/// The `DescribeVolumesModificationsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVolumesModificationsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `VolumeIds`: `VolumeId` in requests, `<VolumeId>` in responses.
+    pub volume_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeVolumesModificationsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeId" => {
+                    out.volume_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeVolumesModificationsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVolumesModificationsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `VolumesModifications`: `VolumeModificationSet` in requests, `<volumeModificationSet>` in responses.
+    pub volumes_modifications: Option<Vec<VolumeModification>>,
+}
+
+impl Encode for DescribeVolumesModificationsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.volumes_modifications {
+            w.list("volumeModificationSet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeVolumesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVolumesRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `IncludeManagedResources`: `IncludeManagedResources` in requests, `<IncludeManagedResources>` in responses.
+    pub include_managed_resources: Option<bool>,
+    /// `MaxResults`: `MaxResults` in requests, `<maxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `VolumeIds`: `VolumeId` in requests, `<VolumeId>` in responses.
+    pub volume_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeVolumesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "IncludeManagedResources" => {
+                    out.include_managed_resources = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeId" => {
+                    out.volume_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeVolumesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVolumesResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `Volumes`: `VolumeSet` in requests, `<volumeSet>` in responses.
+    pub volumes: Option<Vec<Volume>>,
+}
+
+impl Encode for DescribeVolumesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.volumes {
+            w.list("volumeSet", "item", v);
+        }
+    }
+}
+
 /// The `DescribeVpcAttributeRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DescribeVpcAttributeRequest {
@@ -4664,6 +4988,54 @@ impl Decode for DetachNetworkInterfaceRequest {
     }
 }
 
+/// The `DetachVolumeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DetachVolumeRequest {
+    /// `Device`: `Device` in requests, `<Device>` in responses.
+    pub device: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Force`: `Force` in requests, `<Force>` in responses.
+    pub force: Option<bool>,
+    /// `InstanceId`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `VolumeId`: `VolumeId` in requests, `<VolumeId>` in responses.
+    pub volume_id: String,
+}
+
+impl Decode for DetachVolumeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_volume_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Device" => {
+                    out.device = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Force" => {
+                    out.force = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeId" => {
+                    out.volume_id = Decode::decode(child, &here)?;
+                    seen_volume_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_volume_id {
+            return Err(crate::decode::missing(&path.child("VolumeId")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `DhcpConfiguration` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DhcpConfiguration {
@@ -4710,6 +5082,44 @@ impl Encode for DhcpOptions {
         }
         if let Some(v) = &self.tags {
             w.list("tagSet", "item", v);
+        }
+    }
+}
+
+/// The `DisableEbsEncryptionByDefaultRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisableEbsEncryptionByDefaultRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+}
+
+impl Decode for DisableEbsEncryptionByDefaultRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DisableEbsEncryptionByDefaultResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisableEbsEncryptionByDefaultResult {
+    /// `EbsEncryptionByDefault`: `EbsEncryptionByDefault` in requests, `<ebsEncryptionByDefault>` in responses.
+    pub ebs_encryption_by_default: Option<bool>,
+}
+
+impl Encode for DisableEbsEncryptionByDefaultResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ebs_encryption_by_default {
+            w.field("ebsEncryptionByDefault", v);
         }
     }
 }
@@ -5515,6 +5925,44 @@ impl Decode for EnaSrdUdpSpecificationRequest {
     }
 }
 
+/// The `EnableEbsEncryptionByDefaultRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnableEbsEncryptionByDefaultRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+}
+
+impl Decode for EnableEbsEncryptionByDefaultRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `EnableEbsEncryptionByDefaultResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnableEbsEncryptionByDefaultResult {
+    /// `EbsEncryptionByDefault`: `EbsEncryptionByDefault` in requests, `<ebsEncryptionByDefault>` in responses.
+    pub ebs_encryption_by_default: Option<bool>,
+}
+
+impl Encode for EnableEbsEncryptionByDefaultResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ebs_encryption_by_default {
+            w.field("ebsEncryptionByDefault", v);
+        }
+    }
+}
+
 /// The `EnclaveOptions` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnclaveOptions {
@@ -5701,6 +6149,87 @@ impl Encode for GetDefaultCreditSpecificationResult {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.instance_family_credit_specification {
             w.field("instanceFamilyCreditSpecification", v);
+        }
+    }
+}
+
+/// The `GetEbsDefaultKmsKeyIdRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetEbsDefaultKmsKeyIdRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+}
+
+impl Decode for GetEbsDefaultKmsKeyIdRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `GetEbsDefaultKmsKeyIdResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetEbsDefaultKmsKeyIdResult {
+    /// `KmsKeyId`: `KmsKeyId` in requests, `<kmsKeyId>` in responses.
+    pub kms_key_id: Option<String>,
+}
+
+impl Encode for GetEbsDefaultKmsKeyIdResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.kms_key_id {
+            w.field("kmsKeyId", v);
+        }
+    }
+}
+
+/// The `GetEbsEncryptionByDefaultRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetEbsEncryptionByDefaultRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+}
+
+impl Decode for GetEbsEncryptionByDefaultRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `GetEbsEncryptionByDefaultResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetEbsEncryptionByDefaultResult {
+    /// `EbsEncryptionByDefault`: `EbsEncryptionByDefault` in requests, `<ebsEncryptionByDefault>` in responses.
+    pub ebs_encryption_by_default: Option<bool>,
+    /// `SseType`: `SseType` in requests, `<sseType>` in responses.
+    pub sse_type: Option<String>,
+}
+
+impl Encode for GetEbsEncryptionByDefaultResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ebs_encryption_by_default {
+            w.field("ebsEncryptionByDefault", v);
+        }
+        if let Some(v) = &self.sse_type {
+            w.field("sseType", v);
         }
     }
 }
@@ -9158,6 +9687,83 @@ impl Decode for ModifySubnetAttributeRequest {
             return Err(crate::decode::missing(&path.child("SubnetId")));
         }
         Ok(out)
+    }
+}
+
+/// The `ModifyVolumeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyVolumeRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Iops`: `Iops` in requests, `<Iops>` in responses.
+    pub iops: Option<i32>,
+    /// `MultiAttachEnabled`: `MultiAttachEnabled` in requests, `<MultiAttachEnabled>` in responses.
+    pub multi_attach_enabled: Option<bool>,
+    /// `Size`: `Size` in requests, `<Size>` in responses.
+    pub size: Option<i32>,
+    /// `Throughput`: `Throughput` in requests, `<Throughput>` in responses.
+    pub throughput: Option<i32>,
+    /// `VolumeId`: `VolumeId` in requests, `<VolumeId>` in responses.
+    pub volume_id: String,
+    /// `VolumeType`: `VolumeType` in requests, `<VolumeType>` in responses.
+    pub volume_type: Option<String>,
+}
+
+impl Decode for ModifyVolumeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_volume_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Iops" => {
+                    out.iops = Some(Decode::decode(child, &here)?);
+                }
+                "MultiAttachEnabled" => {
+                    out.multi_attach_enabled = Some(Decode::decode(child, &here)?);
+                }
+                "Size" => {
+                    out.size = Some(Decode::decode(child, &here)?);
+                }
+                "Throughput" => {
+                    out.throughput = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeId" => {
+                    out.volume_id = Decode::decode(child, &here)?;
+                    seen_volume_id = true;
+                }
+                "VolumeType" => {
+                    out.volume_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["standard", "io1", "io2", "gp2", "sc1", "st1", "gp3"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_volume_id {
+            return Err(crate::decode::missing(&path.child("VolumeId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyVolumeResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyVolumeResult {
+    /// `VolumeModification`: `VolumeModification` in requests, `<volumeModification>` in responses.
+    pub volume_modification: Option<VolumeModification>,
+}
+
+impl Encode for ModifyVolumeResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.volume_modification {
+            w.field("volumeModification", v);
+        }
     }
 }
 
@@ -12894,6 +13500,271 @@ impl Encode for VCpuInfo {
         }
         if let Some(v) = &self.valid_threads_per_core {
             w.list("validThreadsPerCore", "item", v);
+        }
+    }
+}
+
+/// The `Volume` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Volume {
+    /// `Attachments`: `AttachmentSet` in requests, `<attachmentSet>` in responses.
+    pub attachments: Option<Vec<VolumeAttachment>>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<availabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `CreateTime`: `CreateTime` in requests, `<createTime>` in responses.
+    pub create_time: Option<DateTime>,
+    /// `Encrypted`: `Encrypted` in requests, `<encrypted>` in responses.
+    pub encrypted: Option<bool>,
+    /// `FastRestored`: `FastRestored` in requests, `<fastRestored>` in responses.
+    pub fast_restored: Option<bool>,
+    /// `Iops`: `Iops` in requests, `<iops>` in responses.
+    pub iops: Option<i32>,
+    /// `KmsKeyId`: `KmsKeyId` in requests, `<kmsKeyId>` in responses.
+    pub kms_key_id: Option<String>,
+    /// `MultiAttachEnabled`: `MultiAttachEnabled` in requests, `<multiAttachEnabled>` in responses.
+    pub multi_attach_enabled: Option<bool>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    pub operator: Option<OperatorResponse>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<outpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `Size`: `Size` in requests, `<size>` in responses.
+    pub size: Option<i32>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<snapshotId>` in responses.
+    pub snapshot_id: Option<String>,
+    /// `SourceVolumeId`: `SourceVolumeId` in requests, `<sourceVolumeId>` in responses.
+    pub source_volume_id: Option<String>,
+    /// `SseType`: `SseType` in requests, `<sseType>` in responses.
+    pub sse_type: Option<String>,
+    /// `State`: `Status` in requests, `<status>` in responses.
+    pub state: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `Throughput`: `Throughput` in requests, `<throughput>` in responses.
+    pub throughput: Option<i32>,
+    /// `VolumeId`: `VolumeId` in requests, `<volumeId>` in responses.
+    pub volume_id: Option<String>,
+    /// `VolumeInitializationRate`: `VolumeInitializationRate` in requests, `<volumeInitializationRate>` in responses.
+    pub volume_initialization_rate: Option<i32>,
+    /// `VolumeType`: `VolumeType` in requests, `<volumeType>` in responses.
+    pub volume_type: Option<String>,
+}
+
+impl Encode for Volume {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.attachments {
+            w.list("attachmentSet", "item", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            w.field("availabilityZoneId", v);
+        }
+        if let Some(v) = &self.create_time {
+            w.field("createTime", v);
+        }
+        if let Some(v) = &self.encrypted {
+            w.field("encrypted", v);
+        }
+        if let Some(v) = &self.fast_restored {
+            w.field("fastRestored", v);
+        }
+        if let Some(v) = &self.iops {
+            w.field("iops", v);
+        }
+        if let Some(v) = &self.kms_key_id {
+            w.field("kmsKeyId", v);
+        }
+        if let Some(v) = &self.multi_attach_enabled {
+            w.field("multiAttachEnabled", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            w.field("outpostArn", v);
+        }
+        if let Some(v) = &self.size {
+            w.field("size", v);
+        }
+        if let Some(v) = &self.snapshot_id {
+            w.field("snapshotId", v);
+        }
+        if let Some(v) = &self.source_volume_id {
+            w.field("sourceVolumeId", v);
+        }
+        if let Some(v) = &self.sse_type {
+            w.field("sseType", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("status", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.throughput {
+            w.field("throughput", v);
+        }
+        if let Some(v) = &self.volume_id {
+            w.field("volumeId", v);
+        }
+        if let Some(v) = &self.volume_initialization_rate {
+            w.field("volumeInitializationRate", v);
+        }
+        if let Some(v) = &self.volume_type {
+            w.field("volumeType", v);
+        }
+    }
+}
+
+/// The `VolumeAttachment` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeAttachment {
+    /// `AssociatedResource`: `AssociatedResource` in requests, `<associatedResource>` in responses.
+    pub associated_resource: Option<String>,
+    /// `AttachTime`: `AttachTime` in requests, `<attachTime>` in responses.
+    pub attach_time: Option<DateTime>,
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    pub delete_on_termination: Option<bool>,
+    /// `Device`: `Device` in requests, `<device>` in responses.
+    pub device: Option<String>,
+    /// `EbsCardIndex`: `EbsCardIndex` in requests, `<ebsCardIndex>` in responses.
+    pub ebs_card_index: Option<i32>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `InstanceOwningService`: `InstanceOwningService` in requests, `<instanceOwningService>` in responses.
+    pub instance_owning_service: Option<String>,
+    /// `State`: `Status` in requests, `<status>` in responses.
+    pub state: Option<String>,
+    /// `VolumeId`: `VolumeId` in requests, `<volumeId>` in responses.
+    pub volume_id: Option<String>,
+}
+
+impl Encode for VolumeAttachment {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.associated_resource {
+            w.field("associatedResource", v);
+        }
+        if let Some(v) = &self.attach_time {
+            w.field("attachTime", v);
+        }
+        if let Some(v) = &self.delete_on_termination {
+            w.field("deleteOnTermination", v);
+        }
+        if let Some(v) = &self.device {
+            w.field("device", v);
+        }
+        if let Some(v) = &self.ebs_card_index {
+            w.field("ebsCardIndex", v);
+        }
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.instance_owning_service {
+            w.field("instanceOwningService", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("status", v);
+        }
+        if let Some(v) = &self.volume_id {
+            w.field("volumeId", v);
+        }
+    }
+}
+
+/// The `VolumeModification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeModification {
+    /// `EndTime`: `EndTime` in requests, `<endTime>` in responses.
+    pub end_time: Option<DateTime>,
+    /// `ModificationState`: `ModificationState` in requests, `<modificationState>` in responses.
+    pub modification_state: Option<String>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    pub operator: Option<OperatorResponse>,
+    /// `OriginalIops`: `OriginalIops` in requests, `<originalIops>` in responses.
+    pub original_iops: Option<i32>,
+    /// `OriginalMultiAttachEnabled`: `OriginalMultiAttachEnabled` in requests, `<originalMultiAttachEnabled>` in responses.
+    pub original_multi_attach_enabled: Option<bool>,
+    /// `OriginalSize`: `OriginalSize` in requests, `<originalSize>` in responses.
+    pub original_size: Option<i32>,
+    /// `OriginalThroughput`: `OriginalThroughput` in requests, `<originalThroughput>` in responses.
+    pub original_throughput: Option<i32>,
+    /// `OriginalVolumeType`: `OriginalVolumeType` in requests, `<originalVolumeType>` in responses.
+    pub original_volume_type: Option<String>,
+    /// `Progress`: `Progress` in requests, `<progress>` in responses.
+    pub progress: Option<i64>,
+    /// `StartTime`: `StartTime` in requests, `<startTime>` in responses.
+    pub start_time: Option<DateTime>,
+    /// `StatusMessage`: `StatusMessage` in requests, `<statusMessage>` in responses.
+    pub status_message: Option<String>,
+    /// `TargetIops`: `TargetIops` in requests, `<targetIops>` in responses.
+    pub target_iops: Option<i32>,
+    /// `TargetMultiAttachEnabled`: `TargetMultiAttachEnabled` in requests, `<targetMultiAttachEnabled>` in responses.
+    pub target_multi_attach_enabled: Option<bool>,
+    /// `TargetSize`: `TargetSize` in requests, `<targetSize>` in responses.
+    pub target_size: Option<i32>,
+    /// `TargetThroughput`: `TargetThroughput` in requests, `<targetThroughput>` in responses.
+    pub target_throughput: Option<i32>,
+    /// `TargetVolumeType`: `TargetVolumeType` in requests, `<targetVolumeType>` in responses.
+    pub target_volume_type: Option<String>,
+    /// `VolumeId`: `VolumeId` in requests, `<volumeId>` in responses.
+    pub volume_id: Option<String>,
+}
+
+impl Encode for VolumeModification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.end_time {
+            w.field("endTime", v);
+        }
+        if let Some(v) = &self.modification_state {
+            w.field("modificationState", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.original_iops {
+            w.field("originalIops", v);
+        }
+        if let Some(v) = &self.original_multi_attach_enabled {
+            w.field("originalMultiAttachEnabled", v);
+        }
+        if let Some(v) = &self.original_size {
+            w.field("originalSize", v);
+        }
+        if let Some(v) = &self.original_throughput {
+            w.field("originalThroughput", v);
+        }
+        if let Some(v) = &self.original_volume_type {
+            w.field("originalVolumeType", v);
+        }
+        if let Some(v) = &self.progress {
+            w.field("progress", v);
+        }
+        if let Some(v) = &self.start_time {
+            w.field("startTime", v);
+        }
+        if let Some(v) = &self.status_message {
+            w.field("statusMessage", v);
+        }
+        if let Some(v) = &self.target_iops {
+            w.field("targetIops", v);
+        }
+        if let Some(v) = &self.target_multi_attach_enabled {
+            w.field("targetMultiAttachEnabled", v);
+        }
+        if let Some(v) = &self.target_size {
+            w.field("targetSize", v);
+        }
+        if let Some(v) = &self.target_throughput {
+            w.field("targetThroughput", v);
+        }
+        if let Some(v) = &self.target_volume_type {
+            w.field("targetVolumeType", v);
+        }
+        if let Some(v) = &self.volume_id {
+            w.field("volumeId", v);
         }
     }
 }

@@ -1,0 +1,794 @@
+//! EBS volumes: real qcow2 files (`kumo-blockstore`) with AWS's types, limits, attachments and
+//! modifications.
+
+use crate::describe::{self, Push};
+use crate::error::{rule, Fail};
+use crate::idempotency;
+use crate::instance_records::InstanceRecord;
+use crate::regions::filters;
+use crate::tags::{self, new_id, Tagged};
+use crate::{scope, Kumo};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
+use kumo_model::ebs;
+use kumo_model::filter::{Filterable, Filters};
+use kumo_model::lifecycle::State;
+use kumo_store::{Index, Query, Read, Record, Scope, Tx};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VolAttachment {
+    pub instance_id: String,
+    pub device: String,
+    /// `attaching`, `attached` or `detaching`, settling after the transition delay.
+    pub state: String,
+    pub since_ms: i64,
+    pub attach_ms: i64,
+    pub delete_on_termination: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Modification {
+    pub start_ms: i64,
+    pub original: (String, i32, Option<i32>, Option<i32>, bool),
+    pub target: (String, i32, Option<i32>, Option<i32>, bool),
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeRecord {
+    pub id: String,
+    pub size: i32,
+    pub volume_type: String,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
+    pub zone: String,
+    pub zone_id: String,
+    pub encrypted: bool,
+    pub kms_key_id: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub multi_attach: bool,
+    pub create_ms: i64,
+    pub attachments: Vec<VolAttachment>,
+    pub modifications: Vec<Modification>,
+}
+
+impl Record for VolumeRecord {
+    const KIND: &'static str = "volume";
+    const VERSION: u32 = 1;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn index(&self) -> Index {
+        Index {
+            zone: Some(self.zone.clone()),
+            ..Index::default()
+        }
+    }
+}
+
+/// Account-wide EBS settings of a region.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EbsSettings {
+    pub id: String,
+    pub encryption_by_default: bool,
+}
+
+impl Record for EbsSettings {
+    const KIND: &'static str = "ebs-settings";
+    const VERSION: u32 = 1;
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+const DEFAULT_KEY: &str = "alias/aws/ebs";
+
+pub fn not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidVolume.NotFound",
+        format!("The volume '{id}' does not exist."),
+    )
+}
+
+fn get_volume<V: Read>(v: &V, s: Scope, id: &str) -> Result<VolumeRecord, Fail> {
+    if kumo_model::ids::resource_type(id) != Some("volume") {
+        return Err(Fail(Ec2Error::new(
+            "InvalidVolumeID.Malformed",
+            format!("Invalid id: \"{id}\" (expecting \"vol-...\")"),
+        )));
+    }
+    v.get(s, id)?.ok_or_else(|| Fail(not_found(id)))
+}
+
+impl VolumeRecord {
+    /// Settles attachments and modifications against the clock.
+    pub fn settle(&mut self, now: i64, delay: i64) {
+        for a in self.attachments.iter_mut() {
+            if a.state == "attaching" && now >= a.since_ms + delay {
+                a.state = "attached".into();
+            }
+        }
+        self.attachments
+            .retain(|a| !(a.state == "detaching" && now >= a.since_ms + delay));
+    }
+
+    pub fn state(&self, now: i64, delay: i64) -> &'static str {
+        if now < self.create_ms + delay {
+            "creating"
+        } else if self.attachments.is_empty() {
+            "available"
+        } else {
+            "in-use"
+        }
+    }
+}
+
+fn modification_state(m: &Modification, now: i64, delay: i64) -> (&'static str, i64) {
+    let t = now - m.start_ms;
+    if t < delay {
+        ("modifying", 0)
+    } else if t < 2 * delay {
+        ("optimizing", 50)
+    } else {
+        ("completed", 100)
+    }
+}
+
+fn wire(k: &Kumo, t: &Tagged<VolumeRecord>) -> Volume {
+    let v = &t.item;
+    let (now, delay) = (k.now_ms(), k.options.transition_ms);
+    Volume {
+        volume_id: Some(v.id.clone()),
+        size: Some(v.size),
+        volume_type: Some(v.volume_type.clone()),
+        iops: v.iops,
+        throughput: v.throughput,
+        availability_zone: Some(v.zone.clone()),
+        availability_zone_id: Some(v.zone_id.clone()),
+        encrypted: Some(v.encrypted),
+        kms_key_id: v.kms_key_id.clone(),
+        snapshot_id: Some(v.snapshot_id.clone().unwrap_or_default()),
+        multi_attach_enabled: Some(v.multi_attach),
+        create_time: Some(DateTime(v.create_ms)),
+        state: Some(v.state(now, delay).into()),
+        attachments: Some(v.attachments.iter().map(|a| attachment(&v.id, a)).collect()),
+        tags: Some(tags::wire(&t.tags)),
+        ..Volume::default()
+    }
+}
+
+fn attachment(volume: &str, a: &VolAttachment) -> VolumeAttachment {
+    VolumeAttachment {
+        volume_id: Some(volume.to_string()),
+        instance_id: Some(a.instance_id.clone()),
+        device: Some(a.device.clone()),
+        state: Some(a.state.clone()),
+        attach_time: Some(DateTime(a.attach_ms)),
+        delete_on_termination: Some(a.delete_on_termination),
+        ..VolumeAttachment::default()
+    }
+}
+
+pub fn create(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: CreateVolumeRequest,
+) -> Result<Volume, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let zones = kumo_model::regions::get(&ctx.region)
+        .map(|r| r.zones.as_slice())
+        .unwrap_or(&[]);
+    let zone = match (&input.availability_zone, &input.availability_zone_id) {
+        (None, None) => {
+            return Err(Ec2Error::new(
+                "MissingParameter",
+                "The request must contain the parameter zone",
+            ))
+        }
+        (Some(z), _) => zones.iter().find(|x| x.name == z.as_str()).ok_or_else(|| {
+            Ec2Error::new(
+                "InvalidZone.NotFound",
+                format!("The zone '{z}' does not exist."),
+            )
+        })?,
+        (None, Some(z)) => zones.iter().find(|x| x.id == z.as_str()).ok_or_else(|| {
+            Ec2Error::new(
+                "InvalidZone.NotFound",
+                format!("The zone '{z}' does not exist."),
+            )
+        })?,
+    };
+    if input.snapshot_id.is_some() {
+        return Err(Ec2Error::new(
+            "InvalidSnapshot.NotFound",
+            "Snapshot does not exist",
+        ));
+    }
+    let size = input.size.ok_or_else(|| {
+        Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter size/snapshot",
+        )
+    })?;
+    let vtype = input.volume_type.clone().unwrap_or_else(|| "gp2".into());
+    let (iops, throughput) =
+        ebs::configure(&vtype, size, input.iops, input.throughput).map_err(rule)?;
+    let multi = input.multi_attach_enabled.unwrap_or(false);
+    if multi && !ebs::multi_attach_allowed(&vtype) {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            format!("The parameter multi-attach-enabled is not supported for {vtype} volumes."),
+        ));
+    }
+    let tag_list = tags::from_specifications(input.tag_specifications.clone(), "volume")?;
+    idempotency::check_token(input.client_token.as_deref())?;
+    let digest = idempotency::digest(&input);
+    let s = scope(ctx);
+    let now = k.now_ms();
+    let id = new_id("vol");
+    // The file first: a record never points at a volume that does not exist.
+    if !ctx.dry_run {
+        k.blocks.create(&id, size as u64).map_err(|e| {
+            tracing::error!(error = %e, "cannot create a volume file");
+            Ec2Error::internal()
+        })?;
+    }
+    let result = k.store.write(!ctx.dry_run, |tx| {
+        if let Some(earlier) = idempotency::earlier(
+            tx,
+            s,
+            "CreateVolume",
+            input.client_token.as_deref(),
+            &digest,
+        )? {
+            let item = get_volume(tx, s, &earlier)?;
+            return Ok(Tagged {
+                tags: tx.tags_of(s, &item.id)?,
+                item,
+            });
+        }
+        let settings: EbsSettings = tx.get(s, "settings")?.unwrap_or_default();
+        let encrypted =
+            input.encrypted.unwrap_or(settings.encryption_by_default) || input.kms_key_id.is_some();
+        let rec = VolumeRecord {
+            id: id.clone(),
+            size,
+            volume_type: vtype.clone(),
+            iops,
+            throughput,
+            zone: zone.name.to_string(),
+            zone_id: zone.id.to_string(),
+            encrypted,
+            kms_key_id: encrypted.then(|| {
+                input.kms_key_id.clone().unwrap_or_else(|| {
+                    format!("arn:aws:kms:{}:{}:{DEFAULT_KEY}", s.region, s.account)
+                })
+            }),
+            snapshot_id: None,
+            multi_attach: multi,
+            create_ms: now,
+            attachments: Vec::new(),
+            modifications: Vec::new(),
+        };
+        tx.insert(s, &rec)?;
+        tags::put_all(tx, s, &rec.id, "volume", &tag_list)?;
+        idempotency::remember(
+            tx,
+            s,
+            "CreateVolume",
+            input.client_token.as_deref(),
+            &digest,
+            &rec.id,
+        )?;
+        Ok::<_, Fail>(Tagged {
+            item: rec,
+            tags: tags::wire_pairs(&tag_list),
+        })
+    });
+    let t = match result {
+        Ok(t) => t,
+        Err(f) => {
+            let _ = k.blocks.delete(&id);
+            return Err(f.0);
+        }
+    };
+    if t.item.id != id {
+        // An idempotent retry: the file made for this call is not needed.
+        let _ = k.blocks.delete(&id);
+    }
+    let mut out = wire(k, &t);
+    out.state = Some("creating".into());
+    Ok(out)
+}
+
+pub fn delete(k: &Kumo, ctx: &RequestContext, input: DeleteVolumeRequest) -> Result<(), Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let s = scope(ctx);
+    let (now, delay) = (k.now_ms(), k.options.transition_ms);
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let mut v = get_volume(tx, s, &input.volume_id)?;
+            v.settle(now, delay);
+            if let Some(a) = v.attachments.first() {
+                return Err(Fail(Ec2Error::new(
+                    "VolumeInUse",
+                    format!("Volume {} is currently attached to {}", v.id, a.instance_id),
+                )));
+            }
+            tx.delete::<VolumeRecord>(s, &v.id)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)?;
+    if !ctx.dry_run {
+        if let Err(e) = k.blocks.delete(&input.volume_id) {
+            tracing::error!(error = %e, volume = %input.volume_id, "cannot delete a volume file");
+        }
+    }
+    Ok(())
+}
+
+struct VolumeView<'a>(&'a Tagged<VolumeRecord>, &'a str);
+
+impl Filterable for VolumeView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let v = &self.0.item;
+        let tf = |b: bool| if b { "true" } else { "false" };
+        match name {
+            "volume-id" => out(&v.id),
+            "volume-type" => out(&v.volume_type),
+            "size" => out(&v.size.to_string()),
+            "availability-zone" => out(&v.zone),
+            "encrypted" => out(tf(v.encrypted)),
+            "multi-attach-enabled" => out(tf(v.multi_attach)),
+            "fast-restored" => out("false"),
+            "snapshot-id" => out(v.snapshot_id.as_deref().unwrap_or("")),
+            "status" => out(self.1),
+            "create-time" => out(&DateTime(v.create_ms).to_iso8601()),
+            "attachment.instance-id" => v.attachments.iter().for_each(|a| out(&a.instance_id)),
+            "attachment.device" => v.attachments.iter().for_each(|a| out(&a.device)),
+            "attachment.status" => v.attachments.iter().for_each(|a| out(&a.state)),
+            "attachment.delete-on-termination" => v
+                .attachments
+                .iter()
+                .for_each(|a| out(tf(a.delete_on_termination))),
+            "attachment.attach-time" => v
+                .attachments
+                .iter()
+                .for_each(|a| out(&DateTime(a.attach_ms).to_iso8601())),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.0.tags
+    }
+}
+
+const VOLUME_FILTERS: &[&str] = &[
+    "attachment.attach-time",
+    "attachment.delete-on-termination",
+    "attachment.device",
+    "attachment.instance-id",
+    "attachment.status",
+    "availability-zone",
+    "create-time",
+    "encrypted",
+    "fast-restored",
+    "multi-attach-enabled",
+    "size",
+    "snapshot-id",
+    "status",
+    "volume-id",
+    "volume-type",
+];
+
+pub fn describe(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DescribeVolumesRequest,
+) -> Result<DescribeVolumesResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let fs = Filters::compile(&filters(input.filters), VOLUME_FILTERS, true).map_err(rule)?;
+    let ids = input.volume_ids.unwrap_or_default();
+    let (now, delay) = (k.now_ms(), k.options.transition_ms);
+    let req = describe::Request {
+        op: "DescribeVolumes",
+        ids: &ids,
+        not_found: &not_found,
+        push: Push::filters(&fs, "volume-id", None),
+        max_results: input.max_results,
+        bounds: (5, 1000),
+        next_token: input.next_token.as_deref(),
+    };
+    let (page, next) = describe::read(&k.store, scope(ctx), &req, |t: &Tagged<VolumeRecord>| {
+        let mut c = Tagged {
+            item: t.item.clone(),
+            tags: t.tags.clone(),
+        };
+        c.item.settle(now, delay);
+        let st = c.item.state(now, delay);
+        fs.matches(&VolumeView(&c, st))
+    })?;
+    Ok(DescribeVolumesResult {
+        volumes: Some(
+            page.into_iter()
+                .map(|mut t| {
+                    t.item.settle(now, delay);
+                    wire(k, &t)
+                })
+                .collect(),
+        ),
+        next_token: next,
+    })
+}
+
+/// Volumes attached to an instance (for its block device mappings and its termination).
+pub fn attached_to<V: Read>(v: &V, s: Scope, instance: &str) -> Result<Vec<VolumeRecord>, Fail> {
+    let all: Vec<VolumeRecord> = v.list(s, &Query::default())?;
+    Ok(all
+        .into_iter()
+        .filter(|x| x.attachments.iter().any(|a| a.instance_id == instance))
+        .collect())
+}
+
+pub fn attach(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: AttachVolumeRequest,
+) -> Result<VolumeAttachment, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let s = scope(ctx);
+    let (now, delay) = (k.now_ms(), k.options.transition_ms);
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let mut v = get_volume(tx, s, &input.volume_id)?;
+            v.settle(now, delay);
+            let r = crate::instances::load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
+            if !ebs::valid_device(&input.device) {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "Value ({d}) for parameter device is invalid. {d} is not a valid EBS device name.",
+                    d = input.device
+                ))));
+            }
+            if v.state(now, delay) == "creating" || (!v.attachments.is_empty() && !v.multi_attach) {
+                if v.attachments.iter().any(|a| a.instance_id != r.id) {
+                    return Err(Fail(Ec2Error::new("VolumeInUse", format!("{} is already attached to an instance", v.id))));
+                }
+                return Err(Fail(Ec2Error::new("IncorrectState", format!("{} is not 'available'.", v.id))));
+            }
+            if !matches!(r.state(), State::Running | State::Stopped) {
+                return Err(Fail(Ec2Error::new("IncorrectState", format!("Instance '{}' is not 'running'.", r.id))));
+            }
+            if v.zone != r.zone {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidVolume.ZoneMismatch",
+                    format!("The volume '{}' is not in the same availability zone as instance '{}'", v.id, r.id),
+                )));
+            }
+            if v.multi_attach && v.attachments.len() >= 16 {
+                return Err(Fail(Ec2Error::new("AttachmentLimitExceeded", format!("Volume {} is attached to the maximum of 16 instances.", v.id))));
+            }
+            let norm = |d: &str| d.trim_start_matches("/dev/").to_string();
+            let mine = attached_to(tx, s, &r.id)?;
+            let used = mine.iter().flat_map(|x| x.attachments.iter()).filter(|a| a.instance_id == r.id).any(|a| norm(&a.device) == norm(&input.device));
+            if used || norm(&r.root_device_name) == norm(&input.device) {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "Invalid value '{d}' for unixDevice. Attachment point {d} is already in use",
+                    d = input.device
+                ))));
+            }
+            let a = VolAttachment {
+                instance_id: r.id.clone(),
+                device: input.device.clone(),
+                state: "attaching".into(),
+                since_ms: now,
+                attach_ms: now,
+                // A later attachment is kept at termination unless told otherwise.
+                delete_on_termination: false,
+            };
+            v.attachments.push(a.clone());
+            tx.update(s, &v)?;
+            Ok(attachment(&v.id, &a))
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn detach(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DetachVolumeRequest,
+) -> Result<VolumeAttachment, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let s = scope(ctx);
+    let (now, delay) = (k.now_ms(), k.options.transition_ms);
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let mut v = get_volume(tx, s, &input.volume_id)?;
+            v.settle(now, delay);
+            let pick = v.attachments.iter_mut().find(|a| {
+                a.state != "detaching"
+                    && input
+                        .instance_id
+                        .as_ref()
+                        .is_none_or(|i| &a.instance_id == i)
+                    && input.device.as_ref().is_none_or(|d| &a.device == d)
+            });
+            let Some(a) = pick else {
+                return Err(Fail(Ec2Error::new(
+                    "IncorrectState",
+                    format!("Volume '{}' is in the 'available' state.", v.id),
+                )));
+            };
+            a.state = "detaching".into();
+            a.since_ms = now;
+            let out = attachment(&v.id, a);
+            tx.update(s, &v)?;
+            Ok(out)
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+/// At an instance's termination: volumes marked DeleteOnTermination go, the rest detach.
+/// Returns the ids of the deleted volumes (their files go after the commit).
+pub fn release_for(tx: &Tx, s: Scope, r: &InstanceRecord) -> Result<Vec<String>, Fail> {
+    let mut gone = Vec::new();
+    for mut v in attached_to(tx, s, &r.id)? {
+        let delete = v
+            .attachments
+            .iter()
+            .any(|a| a.instance_id == r.id && a.delete_on_termination)
+            && v.attachments.len() == 1;
+        if delete {
+            tx.delete::<VolumeRecord>(s, &v.id)?;
+            gone.push(v.id);
+        } else {
+            v.attachments.retain(|a| a.instance_id != r.id);
+            tx.update(s, &v)?;
+        }
+    }
+    Ok(gone)
+}
+
+/// The block device mappings an instance shows.
+pub fn mappings(vols: &[VolumeRecord], instance: &str) -> Vec<InstanceBlockDeviceMapping> {
+    vols.iter()
+        .flat_map(|v| {
+            v.attachments
+                .iter()
+                .filter(|a| a.instance_id == instance)
+                .map(move |a| (v, a))
+        })
+        .map(|(v, a)| InstanceBlockDeviceMapping {
+            device_name: Some(a.device.clone()),
+            ebs: Some(EbsInstanceBlockDevice {
+                volume_id: Some(v.id.clone()),
+                status: Some(a.state.clone()),
+                attach_time: Some(DateTime(a.attach_ms)),
+                delete_on_termination: Some(a.delete_on_termination),
+                ..EbsInstanceBlockDevice::default()
+            }),
+        })
+        .collect()
+}
+
+/// Modifications per rolling 24 hours, per volume (the model's current rule).
+const MAX_MODIFICATIONS_PER_DAY: usize = 4;
+
+fn wire_modification(id: &str, m: &Modification, now: i64, delay: i64) -> VolumeModification {
+    let (state, progress) = modification_state(m, now, delay);
+    VolumeModification {
+        volume_id: Some(id.to_string()),
+        modification_state: Some(state.into()),
+        progress: Some(progress),
+        start_time: Some(DateTime(m.start_ms)),
+        end_time: (state == "completed").then(|| DateTime(m.start_ms + 2 * delay)),
+        original_volume_type: Some(m.original.0.clone()),
+        original_size: Some(m.original.1),
+        original_iops: m.original.2,
+        original_throughput: m.original.3,
+        original_multi_attach_enabled: Some(m.original.4),
+        target_volume_type: Some(m.target.0.clone()),
+        target_size: Some(m.target.1),
+        target_iops: m.target.2,
+        target_throughput: m.target.3,
+        target_multi_attach_enabled: Some(m.target.4),
+        ..VolumeModification::default()
+    }
+}
+
+pub fn modify(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: ModifyVolumeRequest,
+) -> Result<ModifyVolumeResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let s = scope(ctx);
+    let (now, delay) = (k.now_ms(), k.options.transition_ms);
+    let (m, grow) = k
+        .store
+        .write(!ctx.dry_run, |tx| {
+            let mut v = get_volume(tx, s, &input.volume_id)?;
+            if let Some(last) = v.modifications.last() {
+                if modification_state(last, now, delay).0 != "completed" {
+                    return Err(Fail(Ec2Error::new(
+                        "IncorrectModificationState",
+                        format!("Volume {} is already being modified.", v.id),
+                    )));
+                }
+            }
+            if v.modifications.iter().filter(|m| now - m.start_ms < 86_400_000).count() >= MAX_MODIFICATIONS_PER_DAY {
+                return Err(Fail(Ec2Error::new(
+                    "VolumeModificationRateExceeded",
+                    format!("You've reached the maximum modification rate per volume limit. Volume {} can be modified at most {MAX_MODIFICATIONS_PER_DAY} times in 24 hours.", v.id),
+                )));
+            }
+            let size = input.size.unwrap_or(v.size);
+            if size < v.size {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "New size cannot be smaller than existing size of {} GiB for volume {}.",
+                    v.size, v.id
+                ))));
+            }
+            let vtype = input.volume_type.clone().unwrap_or_else(|| v.volume_type.clone());
+            let type_changed = vtype != v.volume_type;
+            // Unchanged IOPS and throughput carry over only where the new type takes them.
+            let iops = input.iops.or(if type_changed { None } else { v.iops.filter(|_| vtype != "gp2") });
+            let throughput = input.throughput.or(if type_changed { None } else { v.throughput });
+            let (iops, throughput) = ebs::configure(&vtype, size, iops, throughput).map_err(|e| Fail(rule(e)))?;
+            let multi = input.multi_attach_enabled.unwrap_or(v.multi_attach);
+            if multi && !ebs::multi_attach_allowed(&vtype) {
+                return Err(Fail(Ec2Error::new("InvalidParameterCombination", format!("The parameter multi-attach-enabled is not supported for {vtype} volumes."))));
+            }
+            let m = Modification {
+                start_ms: now,
+                original: (v.volume_type.clone(), v.size, v.iops, v.throughput, v.multi_attach),
+                target: (vtype.clone(), size, iops, throughput, multi),
+            };
+            let grow = (size > v.size).then_some(size);
+            v.size = size;
+            v.volume_type = vtype;
+            v.iops = iops;
+            v.throughput = throughput;
+            v.multi_attach = multi;
+            v.modifications.push(m.clone());
+            tx.update(s, &v)?;
+            Ok((m, grow))
+        })
+        .map_err(|f: Fail| f.0)?;
+    if let (Some(size), false) = (grow, ctx.dry_run) {
+        // The file really grows: `block_resize` once the volume is attached to a guest.
+        if let Err(e) = k.blocks.grow(&input.volume_id, size as u64) {
+            tracing::error!(error = %e, volume = %input.volume_id, "cannot grow a volume file");
+            return Err(Ec2Error::internal());
+        }
+    }
+    // ModifyVolume answers as the modification starts; it moves on by the next call.
+    let mut out = wire_modification(&input.volume_id, &m, now, delay);
+    out.modification_state = Some("modifying".into());
+    out.progress = Some(0);
+    out.end_time = None;
+    Ok(ModifyVolumeResult {
+        volume_modification: Some(out),
+    })
+}
+
+pub fn describe_modifications(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DescribeVolumesModificationsRequest,
+) -> Result<DescribeVolumesModificationsResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let allowed = &[
+        "modification-state",
+        "original-iops",
+        "original-size",
+        "original-volume-type",
+        "original-multi-attach-enabled",
+        "start-time",
+        "target-iops",
+        "target-size",
+        "target-volume-type",
+        "target-multi-attach-enabled",
+        "volume-id",
+        "original-throughput",
+        "target-throughput",
+    ];
+    let fs = Filters::compile(&filters(input.filters), allowed, false).map_err(rule)?;
+    let s = scope(ctx);
+    let (now, delay) = (k.now_ms(), k.options.transition_ms);
+    let ids = input.volume_ids.unwrap_or_default();
+    let vols: Vec<VolumeRecord> = k
+        .store
+        .read(|v| {
+            if ids.is_empty() {
+                v.list(s, &Query::default()).map_err(Fail::from)
+            } else {
+                ids.iter().map(|i| get_volume(v, s, i)).collect()
+            }
+        })
+        .map_err(|f| f.0)?;
+    if let Some(v) = vols
+        .iter()
+        .find(|v| !ids.is_empty() && v.modifications.is_empty())
+    {
+        return Err(Ec2Error::new(
+            "InvalidVolumeModification.NotFound",
+            format!("Modification for volume '{}' does not exist.", v.id),
+        ));
+    }
+    struct ModView<'a>(&'a VolumeModification);
+    impl Filterable for ModView<'_> {
+        fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+            let m = self.0;
+            let v = match name {
+                "modification-state" => m.modification_state.clone(),
+                "volume-id" => m.volume_id.clone(),
+                "target-size" => m.target_size.map(|x| x.to_string()),
+                "original-size" => m.original_size.map(|x| x.to_string()),
+                "target-volume-type" => m.target_volume_type.clone(),
+                "original-volume-type" => m.original_volume_type.clone(),
+                "target-iops" => m.target_iops.map(|x| x.to_string()),
+                "original-iops" => m.original_iops.map(|x| x.to_string()),
+                _ => None,
+            };
+            if let Some(v) = v {
+                out(&v)
+            }
+        }
+    }
+    let out: Vec<VolumeModification> = vols
+        .iter()
+        .filter_map(|v| {
+            v.modifications
+                .last()
+                .map(|m| wire_modification(&v.id, m, now, delay))
+        })
+        .filter(|m| fs.matches(&ModView(m)))
+        .collect();
+    Ok(DescribeVolumesModificationsResult {
+        volumes_modifications: Some(out),
+        next_token: None,
+    })
+}
+
+fn settings<V: Read>(v: &V, s: Scope) -> Result<EbsSettings, Fail> {
+    Ok(v.get(s, "settings")?.unwrap_or(EbsSettings {
+        id: "settings".into(),
+        encryption_by_default: false,
+    }))
+}
+
+pub fn set_encryption_default(k: &Kumo, ctx: &RequestContext, on: bool) -> Result<bool, Ec2Error> {
+    let s = scope(ctx);
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let mut cur = settings(tx, s)?;
+            cur.encryption_by_default = on;
+            if !tx.update(s, &cur)? {
+                tx.insert(s, &cur)?;
+            }
+            Ok(on)
+        })
+        .map_err(|f: Fail| f.0)
+}
+
+pub fn encryption_default(k: &Kumo, ctx: &RequestContext) -> Result<bool, Ec2Error> {
+    k.store
+        .read(|v| settings(v, scope(ctx)))
+        .map(|x| x.encryption_by_default)
+        .map_err(|f| f.0)
+}
+
+pub const DEFAULT_KMS_KEY: &str = DEFAULT_KEY;
+
+/// Deletes the files of volumes whose records a committed transaction removed.
+pub fn delete_files(k: &Kumo, ids: &[String]) {
+    for id in ids {
+        if let Err(e) = k.blocks.delete(id) {
+            tracing::error!(error = %e, volume = %id, "cannot delete a volume file");
+        }
+    }
+}
