@@ -19,5 +19,5 @@ grep -o 'ready_ms=[0-9]*' "$dir/log" | sed 's/^/  as logged by kumo: /' || true
 sleep 1
 echo "idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
 
-"$bin" bench --target 127.0.0.1:$port --server-pid $pid "$@"
+"$bin" bench --target 127.0.0.1:$port --server-pid $pid --data-dir "$dir" "$@"
 echo "RSS after the run: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"

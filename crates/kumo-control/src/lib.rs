@@ -24,6 +24,7 @@ mod paging;
 mod regions;
 mod routes;
 mod security_groups;
+mod snapshots;
 mod subnets;
 mod tags;
 mod volumes;
@@ -916,5 +917,29 @@ impl Ec2 for Kumo {
         Ok(GetEbsDefaultKmsKeyIdResult {
             kms_key_id: Some(volumes::DEFAULT_KMS_KEY.into()),
         })
+    }
+
+    fn create_snapshot(
+        &self,
+        ctx: &RequestContext,
+        input: CreateSnapshotRequest,
+    ) -> Result<Snapshot, Ec2Error> {
+        snapshots::create(self, ctx, input)
+    }
+
+    fn delete_snapshot(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteSnapshotRequest,
+    ) -> Result<(), Ec2Error> {
+        snapshots::delete(self, ctx, input)
+    }
+
+    fn describe_snapshots(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeSnapshotsRequest,
+    ) -> Result<DescribeSnapshotsResult, Ec2Error> {
+        snapshots::describe(self, ctx, input)
     }
 }

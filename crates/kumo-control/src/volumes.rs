@@ -53,6 +53,9 @@ pub struct VolumeRecord {
     pub create_ms: i64,
     pub attachments: Vec<VolAttachment>,
     pub modifications: Vec<Modification>,
+    /// The snapshot layer the volume's file sits on, if any.
+    #[serde(default)]
+    pub backing: Option<String>,
 }
 
 impl Record for VolumeRecord {
@@ -94,7 +97,7 @@ pub fn not_found(id: &str) -> Ec2Error {
     )
 }
 
-fn get_volume<V: Read>(v: &V, s: Scope, id: &str) -> Result<VolumeRecord, Fail> {
+pub fn get_volume<V: Read>(v: &V, s: Scope, id: &str) -> Result<VolumeRecord, Fail> {
     if kumo_model::ids::resource_type(id) != Some("volume") {
         return Err(Fail(Ec2Error::new(
             "InvalidVolumeID.Malformed",
@@ -202,18 +205,40 @@ pub fn create(
             )
         })?,
     };
-    if input.snapshot_id.is_some() {
-        return Err(Ec2Error::new(
-            "InvalidSnapshot.NotFound",
-            "Snapshot does not exist",
-        ));
-    }
-    let size = input.size.ok_or_else(|| {
-        Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter size/snapshot",
-        )
-    })?;
+    let s = scope(ctx);
+    // A volume from a snapshot holds the snapshot's bytes and is at least as large.
+    let restore = match &input.snapshot_id {
+        None => None,
+        Some(snap_id) => {
+            let snap = k
+                .store
+                .read(|v| {
+                    v.get::<crate::snapshots::SnapshotRecord>(s, snap_id)
+                        .map_err(Fail::from)
+                })
+                .map_err(|f| f.0)?
+                .ok_or_else(|| {
+                    Ec2Error::new("InvalidSnapshot.NotFound", "Snapshot does not exist")
+                })?;
+            let size = input.size.unwrap_or(snap.volume_size);
+            if size < snap.volume_size {
+                return Err(Ec2Error::invalid_value(format!(
+                    "Volume of size {size}GB is smaller than  snapshot '{}', expect size >= {}GB",
+                    snap.id, snap.volume_size
+                )));
+            }
+            Some((snap, size))
+        }
+    };
+    let size = match &restore {
+        Some((_, size)) => *size,
+        None => input.size.ok_or_else(|| {
+            Ec2Error::new(
+                "MissingParameter",
+                "The request must contain the parameter size/snapshot",
+            )
+        })?,
+    };
     let vtype = input.volume_type.clone().unwrap_or_else(|| "gp2".into());
     let (iops, throughput) =
         ebs::configure(&vtype, size, input.iops, input.throughput).map_err(rule)?;
@@ -227,12 +252,15 @@ pub fn create(
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "volume")?;
     idempotency::check_token(input.client_token.as_deref())?;
     let digest = idempotency::digest(&input);
-    let s = scope(ctx);
     let now = k.now_ms();
     let id = new_id("vol");
     // The file first: a record never points at a volume that does not exist.
     if !ctx.dry_run {
-        k.blocks.create(&id, size as u64).map_err(|e| {
+        let made = match &restore {
+            Some((snap, _)) => k.blocks.restore(&id, &snap.id, size as u64),
+            None => k.blocks.create(&id, size as u64),
+        };
+        made.map_err(|e| {
             tracing::error!(error = %e, "cannot create a volume file");
             Ec2Error::internal()
         })?;
@@ -252,8 +280,10 @@ pub fn create(
             });
         }
         let settings: EbsSettings = tx.get(s, "settings")?.unwrap_or_default();
-        let encrypted =
-            input.encrypted.unwrap_or(settings.encryption_by_default) || input.kms_key_id.is_some();
+        let from_encrypted = restore.as_ref().is_some_and(|(snap, _)| snap.encrypted);
+        let encrypted = input.encrypted.unwrap_or(settings.encryption_by_default)
+            || input.kms_key_id.is_some()
+            || from_encrypted;
         let rec = VolumeRecord {
             id: id.clone(),
             size,
@@ -268,11 +298,12 @@ pub fn create(
                     format!("arn:aws:kms:{}:{}:{DEFAULT_KEY}", s.region, s.account)
                 })
             }),
-            snapshot_id: None,
+            snapshot_id: restore.as_ref().map(|(snap, _)| snap.id.clone()),
             multi_attach: multi,
             create_ms: now,
             attachments: Vec::new(),
             modifications: Vec::new(),
+            backing: restore.as_ref().map(|(snap, _)| snap.id.clone()),
         };
         tx.insert(s, &rec)?;
         tags::put_all(tx, s, &rec.id, "volume", &tag_list)?;

@@ -30,6 +30,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateRoute",
     "CreateRouteTable",
     "CreateSecurityGroup",
+    "CreateSnapshot",
     "CreateSubnet",
     "CreateSubnetCidrReservation",
     "CreateTags",
@@ -42,6 +43,7 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteRoute",
     "DeleteRouteTable",
     "DeleteSecurityGroup",
+    "DeleteSnapshot",
     "DeleteSubnet",
     "DeleteSubnetCidrReservation",
     "DeleteTags",
@@ -67,6 +69,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeRouteTables",
     "DescribeSecurityGroupRules",
     "DescribeSecurityGroups",
+    "DescribeSnapshots",
     "DescribeSubnets",
     "DescribeTags",
     "DescribeVolumes",
@@ -281,6 +284,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateSecurityGroup"))
     }
+    /// `CreateSnapshot`.
+    fn create_snapshot(
+        &self,
+        ctx: &RequestContext,
+        input: CreateSnapshotRequest,
+    ) -> Result<Snapshot, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateSnapshot"))
+    }
     /// `CreateSubnet`.
     fn create_subnet(
         &self,
@@ -384,6 +396,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DeleteSecurityGroupResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteSecurityGroup"))
+    }
+    /// `DeleteSnapshot`.
+    fn delete_snapshot(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteSnapshotRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteSnapshot"))
     }
     /// `DeleteSubnet`.
     fn delete_subnet(
@@ -605,6 +626,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeSecurityGroupsResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeSecurityGroups"))
+    }
+    /// `DescribeSnapshots`.
+    fn describe_snapshots(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeSnapshotsRequest,
+    ) -> Result<DescribeSnapshotsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeSnapshots"))
     }
     /// `DescribeSubnets`.
     fn describe_subnets(
@@ -1079,6 +1109,12 @@ pub fn dispatch(
             let output = svc.create_security_group(ctx, input)?;
             crate::encode::response(ctx, "CreateSecurityGroupResponse", &output)
         }
+        "CreateSnapshot" => {
+            let input = CreateSnapshotRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.create_snapshot(ctx, input)?;
+            crate::encode::response(ctx, "CreateSnapshotResponse", &output)
+        }
         "CreateSubnet" => {
             let input = CreateSubnetRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1151,6 +1187,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.delete_security_group(ctx, input)?;
             crate::encode::response(ctx, "DeleteSecurityGroupResponse", &output)
+        }
+        "DeleteSnapshot" => {
+            let input = DeleteSnapshotRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.delete_snapshot(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteSnapshotResponse")
         }
         "DeleteSubnet" => {
             let input = DeleteSubnetRequest::decode(params, &Path::ROOT)?;
@@ -1301,6 +1343,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.describe_security_groups(ctx, input)?;
             crate::encode::response(ctx, "DescribeSecurityGroupsResponse", &output)
+        }
+        "DescribeSnapshots" => {
+            let input = DescribeSnapshotsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_snapshots(ctx, input)?;
+            crate::encode::response(ctx, "DescribeSnapshotsResponse", &output)
         }
         "DescribeSubnets" => {
             let input = DescribeSubnetsRequest::decode(params, &Path::ROOT)?;

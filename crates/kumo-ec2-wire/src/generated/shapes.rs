@@ -2222,6 +2222,63 @@ impl Encode for CreateSecurityGroupResult {
     }
 }
 
+/// The `CreateSnapshotRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateSnapshotRequest {
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Location`: `Location` in requests, `<Location>` in responses.
+    pub location: Option<String>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<OutpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `VolumeId`: `VolumeId` in requests, `<VolumeId>` in responses.
+    pub volume_id: String,
+}
+
+impl Decode for CreateSnapshotRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_volume_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Location" => {
+                    out.location = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["regional", "local"],
+                    )?);
+                }
+                "OutpostArn" => {
+                    out.outpost_arn = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeId" => {
+                    out.volume_id = Decode::decode(child, &here)?;
+                    seen_volume_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_volume_id {
+            return Err(crate::decode::missing(&path.child("VolumeId")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `CreateSubnetCidrReservationRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateSubnetCidrReservationRequest {
@@ -3006,6 +3063,39 @@ impl Encode for DeleteSecurityGroupResult {
         if let Some(v) = &self.r#return {
             w.field("return", v);
         }
+    }
+}
+
+/// The `DeleteSnapshotRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteSnapshotRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<SnapshotId>` in responses.
+    pub snapshot_id: String,
+}
+
+impl Decode for DeleteSnapshotRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_snapshot_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "SnapshotId" => {
+                    out.snapshot_id = Decode::decode(child, &here)?;
+                    seen_snapshot_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_snapshot_id {
+            return Err(crate::decode::missing(&path.child("SnapshotId")));
+        }
+        Ok(out)
     }
 }
 
@@ -4507,6 +4597,79 @@ impl Encode for DescribeSecurityGroupsResult {
         }
         if let Some(v) = &self.security_groups {
             w.list("securityGroupInfo", "item", v);
+        }
+    }
+}
+
+/// The `DescribeSnapshotsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeSnapshotsRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `OwnerIds`: `Owner` in requests, `<Owner>` in responses.
+    pub owner_ids: Option<Vec<String>>,
+    /// `RestorableByUserIds`: `RestorableBy` in requests, `<RestorableBy>` in responses.
+    pub restorable_by_user_ids: Option<Vec<String>>,
+    /// `SnapshotIds`: `SnapshotId` in requests, `<SnapshotId>` in responses.
+    pub snapshot_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeSnapshotsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "Owner" => {
+                    out.owner_ids = Some(Decode::decode(child, &here)?);
+                }
+                "RestorableBy" => {
+                    out.restorable_by_user_ids = Some(Decode::decode(child, &here)?);
+                }
+                "SnapshotId" => {
+                    out.snapshot_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeSnapshotsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeSnapshotsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `Snapshots`: `SnapshotSet` in requests, `<snapshotSet>` in responses.
+    pub snapshots: Option<Vec<Snapshot>>,
+}
+
+impl Encode for DescribeSnapshotsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.snapshots {
+            w.list("snapshotSet", "item", v);
         }
     }
 }
@@ -12607,6 +12770,131 @@ impl Encode for SecurityGroupRule {
         }
         if let Some(v) = &self.to_port {
             w.field("toPort", v);
+        }
+    }
+}
+
+/// The `Snapshot` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `CompletionDurationMinutes`: `CompletionDurationMinutes` in requests, `<completionDurationMinutes>` in responses.
+    pub completion_duration_minutes: Option<i32>,
+    /// `CompletionTime`: `CompletionTime` in requests, `<completionTime>` in responses.
+    pub completion_time: Option<DateTime>,
+    /// `DataEncryptionKeyId`: `DataEncryptionKeyId` in requests, `<dataEncryptionKeyId>` in responses.
+    pub data_encryption_key_id: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `Encrypted`: `Encrypted` in requests, `<encrypted>` in responses.
+    pub encrypted: Option<bool>,
+    /// `FullSnapshotSizeInBytes`: `FullSnapshotSizeInBytes` in requests, `<fullSnapshotSizeInBytes>` in responses.
+    pub full_snapshot_size_in_bytes: Option<i64>,
+    /// `KmsKeyId`: `KmsKeyId` in requests, `<kmsKeyId>` in responses.
+    pub kms_key_id: Option<String>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<outpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `OwnerAlias`: `OwnerAlias` in requests, `<ownerAlias>` in responses.
+    pub owner_alias: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `Progress`: `Progress` in requests, `<progress>` in responses.
+    pub progress: Option<String>,
+    /// `RestoreExpiryTime`: `RestoreExpiryTime` in requests, `<restoreExpiryTime>` in responses.
+    pub restore_expiry_time: Option<DateTime>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<snapshotId>` in responses.
+    pub snapshot_id: Option<String>,
+    /// `SseType`: `SseType` in requests, `<sseType>` in responses.
+    pub sse_type: Option<String>,
+    /// `StartTime`: `StartTime` in requests, `<startTime>` in responses.
+    pub start_time: Option<DateTime>,
+    /// `State`: `Status` in requests, `<status>` in responses.
+    pub state: Option<String>,
+    /// `StateMessage`: `StatusMessage` in requests, `<statusMessage>` in responses.
+    pub state_message: Option<String>,
+    /// `StorageTier`: `StorageTier` in requests, `<storageTier>` in responses.
+    pub storage_tier: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `TransferType`: `TransferType` in requests, `<transferType>` in responses.
+    pub transfer_type: Option<String>,
+    /// `VolumeId`: `VolumeId` in requests, `<volumeId>` in responses.
+    pub volume_id: Option<String>,
+    /// `VolumeSize`: `VolumeSize` in requests, `<volumeSize>` in responses.
+    pub volume_size: Option<i32>,
+}
+
+impl Encode for Snapshot {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.completion_duration_minutes {
+            w.field("completionDurationMinutes", v);
+        }
+        if let Some(v) = &self.completion_time {
+            w.field("completionTime", v);
+        }
+        if let Some(v) = &self.data_encryption_key_id {
+            w.field("dataEncryptionKeyId", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.encrypted {
+            w.field("encrypted", v);
+        }
+        if let Some(v) = &self.full_snapshot_size_in_bytes {
+            w.field("fullSnapshotSizeInBytes", v);
+        }
+        if let Some(v) = &self.kms_key_id {
+            w.field("kmsKeyId", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            w.field("outpostArn", v);
+        }
+        if let Some(v) = &self.owner_alias {
+            w.field("ownerAlias", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.progress {
+            w.field("progress", v);
+        }
+        if let Some(v) = &self.restore_expiry_time {
+            w.field("restoreExpiryTime", v);
+        }
+        if let Some(v) = &self.snapshot_id {
+            w.field("snapshotId", v);
+        }
+        if let Some(v) = &self.sse_type {
+            w.field("sseType", v);
+        }
+        if let Some(v) = &self.start_time {
+            w.field("startTime", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("status", v);
+        }
+        if let Some(v) = &self.state_message {
+            w.field("statusMessage", v);
+        }
+        if let Some(v) = &self.storage_tier {
+            w.field("storageTier", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.transfer_type {
+            w.field("transferType", v);
+        }
+        if let Some(v) = &self.volume_id {
+            w.field("volumeId", v);
+        }
+        if let Some(v) = &self.volume_size {
+            w.field("volumeSize", v);
         }
     }
 }

@@ -1,0 +1,255 @@
+//! EBS snapshots: each is a frozen qcow2 layer holding what its volume wrote since the
+//! previous snapshot, so a snapshot costs as much as the data changed. Restoring stacks a new
+//! volume on the layer; deleting a snapshot in the middle of a chain moves its children onto
+//! its parent first, so every later snapshot and volume keeps its bytes.
+
+use crate::describe::{self, Push};
+use crate::error::{rule, Fail};
+use crate::regions::filters;
+use crate::tags::{self, new_id, Tagged};
+use crate::volumes::{get_volume, VolumeRecord};
+use crate::{scope, Kumo};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
+use kumo_model::filter::{Filterable, Filters};
+use kumo_store::{Index, Query, Read, Record};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotRecord {
+    pub id: String,
+    pub volume_id: String,
+    pub volume_size: i32,
+    pub description: String,
+    pub start_ms: i64,
+    pub encrypted: bool,
+    pub kms_key_id: Option<String>,
+    /// The older snapshot layer this one sits on.
+    pub parent: Option<String>,
+}
+
+impl Record for SnapshotRecord {
+    const KIND: &'static str = "snapshot";
+    const VERSION: u32 = 1;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn index(&self) -> Index {
+        Index::default()
+    }
+}
+
+pub fn not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidSnapshot.NotFound",
+        format!("The snapshot '{id}' does not exist."),
+    )
+}
+
+fn state(k: &Kumo, s: &SnapshotRecord) -> (&'static str, &'static str) {
+    if k.now_ms() < s.start_ms + k.options.transition_ms {
+        ("pending", "0%")
+    } else {
+        ("completed", "100%")
+    }
+}
+
+fn wire(k: &Kumo, ctx: &RequestContext, t: &Tagged<SnapshotRecord>) -> Snapshot {
+    let x = &t.item;
+    let (st, progress) = state(k, x);
+    Snapshot {
+        snapshot_id: Some(x.id.clone()),
+        volume_id: Some(x.volume_id.clone()),
+        volume_size: Some(x.volume_size),
+        description: Some(x.description.clone()),
+        start_time: Some(DateTime(x.start_ms)),
+        state: Some(st.into()),
+        progress: Some(progress.into()),
+        owner_id: Some(ctx.account_id.clone()),
+        encrypted: Some(x.encrypted),
+        kms_key_id: x.kms_key_id.clone(),
+        storage_tier: Some("standard".into()),
+        tags: Some(tags::wire(&t.tags)),
+        ..Snapshot::default()
+    }
+}
+
+pub fn create(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: CreateSnapshotRequest,
+) -> Result<Snapshot, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let tag_list = tags::from_specifications(input.tag_specifications.clone(), "snapshot")?;
+    let s = scope(ctx);
+    let now = k.now_ms();
+    let id = new_id("snap");
+    let rec = k
+        .store
+        .write(!ctx.dry_run, |tx| {
+            let mut v = get_volume(tx, s, &input.volume_id)?;
+            let rec = SnapshotRecord {
+                id: id.clone(),
+                volume_id: v.id.clone(),
+                volume_size: v.size,
+                description: input.description.clone().unwrap_or_default(),
+                start_ms: now,
+                encrypted: v.encrypted,
+                kms_key_id: v.kms_key_id.clone(),
+                parent: v.backing.clone(),
+            };
+            v.backing = Some(id.clone());
+            tx.insert(s, &rec)?;
+            tx.update(s, &v)?;
+            tags::put_all(tx, s, &rec.id, "snapshot", &tag_list)?;
+            if !ctx.dry_run {
+                // Last, so nothing after it can fail: freeze the volume's top layer.
+                k.blocks.snapshot(&v.id, &id).map_err(|e| {
+                    tracing::error!(error = %e, volume = %v.id, "cannot snapshot a volume file");
+                    Fail(Ec2Error::internal())
+                })?;
+            }
+            Ok(rec)
+        })
+        .map_err(|f: Fail| f.0)?;
+    let mut out = wire(
+        k,
+        ctx,
+        &Tagged {
+            item: rec,
+            tags: tags::wire_pairs(&tag_list),
+        },
+    );
+    // CreateSnapshot answers as the snapshot starts.
+    out.state = Some("pending".into());
+    out.progress = Some(String::new());
+    Ok(out)
+}
+
+pub fn delete(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DeleteSnapshotRequest,
+) -> Result<(), Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let s = scope(ctx);
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let snap: SnapshotRecord = tx
+                .get(s, &input.snapshot_id)?
+                .ok_or_else(|| Fail(not_found(&input.snapshot_id)))?;
+            // Children move onto this snapshot's parent, keeping their bytes.
+            let snaps: Vec<SnapshotRecord> = tx.list(s, &Query::default())?;
+            let vols: Vec<VolumeRecord> = tx.list(s, &Query::default())?;
+            let mut moves: Vec<String> = Vec::new();
+            for mut child in snaps
+                .into_iter()
+                .filter(|c| c.parent.as_deref() == Some(snap.id.as_str()))
+            {
+                child.parent = snap.parent.clone();
+                tx.update(s, &child)?;
+                moves.push(child.id);
+            }
+            for mut child in vols
+                .into_iter()
+                .filter(|c| c.backing.as_deref() == Some(snap.id.as_str()))
+            {
+                child.backing = snap.parent.clone();
+                tx.update(s, &child)?;
+                moves.push(child.id);
+            }
+            tx.delete::<SnapshotRecord>(s, &snap.id)?;
+            if !ctx.dry_run {
+                for m in &moves {
+                    k.blocks.rebase(m, snap.parent.as_deref()).map_err(|e| {
+                        tracing::error!(error = %e, layer = %m, "cannot rebase a layer");
+                        Fail(Ec2Error::internal())
+                    })?;
+                }
+            }
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)?;
+    if !ctx.dry_run {
+        if let Err(e) = k.blocks.delete(&input.snapshot_id) {
+            tracing::error!(error = %e, snapshot = %input.snapshot_id, "cannot delete a snapshot file");
+        }
+    }
+    Ok(())
+}
+
+struct SnapView<'a>(
+    &'a Tagged<SnapshotRecord>,
+    &'a str,
+    &'static str,
+    &'static str,
+);
+
+impl Filterable for SnapView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let x = &self.0.item;
+        match name {
+            "snapshot-id" => out(&x.id),
+            "volume-id" => out(&x.volume_id),
+            "volume-size" => out(&x.volume_size.to_string()),
+            "description" => out(&x.description),
+            "encrypted" => out(if x.encrypted { "true" } else { "false" }),
+            "owner-id" => out(self.1),
+            "status" => out(self.2),
+            "progress" => out(self.3),
+            "start-time" => out(&DateTime(x.start_ms).to_iso8601()),
+            "storage-tier" => out("standard"),
+            _ => {}
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.0.tags
+    }
+}
+
+const SNAPSHOT_FILTERS: &[&str] = &[
+    "description",
+    "encrypted",
+    "owner-alias",
+    "owner-id",
+    "progress",
+    "snapshot-id",
+    "start-time",
+    "status",
+    "storage-tier",
+    "transfer-type",
+    "volume-id",
+    "volume-size",
+];
+
+pub fn describe(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DescribeSnapshotsRequest,
+) -> Result<DescribeSnapshotsResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let fs = Filters::compile(&filters(input.filters), SNAPSHOT_FILTERS, true).map_err(rule)?;
+    let ids = input.snapshot_ids.unwrap_or_default();
+    // Kumo holds only the caller's own snapshots: owners other than self (or the caller's
+    // account) have none to show.
+    let owners = input.owner_ids.unwrap_or_default();
+    let mine = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == ctx.account_id);
+    let req = describe::Request {
+        op: "DescribeSnapshots",
+        ids: &ids,
+        not_found: &not_found,
+        push: Push::filters(&fs, "snapshot-id", None),
+        max_results: input.max_results,
+        bounds: (5, 1000),
+        next_token: input.next_token.as_deref(),
+    };
+    let (page, next) = describe::read(&k.store, scope(ctx), &req, |t: &Tagged<SnapshotRecord>| {
+        let (st, progress) = state(k, &t.item);
+        mine && fs.matches(&SnapView(t, &ctx.account_id, st, progress))
+    })?;
+    Ok(DescribeSnapshotsResult {
+        snapshots: Some(page.iter().map(|t| wire(k, ctx, t)).collect()),
+        next_token: next,
+    })
+}

@@ -1,0 +1,88 @@
+"""Snapshots with real bytes: incremental layers, restores that read exactly the snapshot's
+bytes, and deletion of a snapshot in the middle of a chain."""
+
+import os
+import subprocess
+
+import pytest
+from botocore.exceptions import ClientError
+
+from conftest import error_code
+
+
+def path(kumo, layer):
+    return os.path.join(kumo.data_dir, "volumes", f"{layer}.qcow2")
+
+
+def write(kumo, vol, pattern, offset_mib, length="1M"):
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -P {pattern} {offset_mib}M {length}", path(kumo, vol)], check=True, capture_output=True)
+
+
+def reads(kumo, vol, pattern, offset_mib):
+    p = subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"read -P {pattern} {offset_mib}M 1M", path(kumo, vol)], capture_output=True, text=True)
+    return p.returncode == 0 and "Pattern verification failed" not in p.stdout
+
+
+def same(kumo, a, b):
+    return subprocess.run(["qemu-img", "compare", "-q", "-f", "qcow2", "-F", "qcow2", path(kumo, a), path(kumo, b)]).returncode == 0
+
+
+def test_snapshot_restore_and_middle_deletion(kumo, ec2):
+    vol = ec2.create_volume(AvailabilityZone="eu-west-1a", Size=1, VolumeType="gp3")["VolumeId"]
+    write(kumo, vol, 0x11, 0, "10M")
+    s1 = ec2.create_snapshot(VolumeId=vol, Description="first")
+    assert s1["State"] == "pending" and s1["VolumeSize"] == 1
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[s1["SnapshotId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 5})
+    write(kumo, vol, 0x22, 20)
+    s2 = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    write(kumo, vol, 0x33, 40)
+    # Incremental: the second snapshot's layer holds about the one MiB written since the first.
+    assert os.path.getsize(path(kumo, s2)) < 3 << 20
+    assert os.path.getsize(path(kumo, s1["SnapshotId"])) > 10 << 20
+    r1 = ec2.create_volume(AvailabilityZone="eu-west-1b", SnapshotId=s1["SnapshotId"])
+    assert (r1["Size"], r1["SnapshotId"]) == (1, s1["SnapshotId"])
+    r2 = ec2.create_volume(AvailabilityZone="eu-west-1a", SnapshotId=s2, Size=3)["VolumeId"]
+    assert reads(kumo, r1["VolumeId"], 0x11, 0) and reads(kumo, r1["VolumeId"], 0, 20)
+    assert reads(kumo, r2, 0x11, 0) and reads(kumo, r2, 0x22, 20) and reads(kumo, r2, 0, 40)
+    assert same(kumo, r1["VolumeId"], s1["SnapshotId"])
+    with pytest.raises(ClientError) as e:
+        ec2.create_volume(AvailabilityZone="eu-west-1a", SnapshotId=s2, Size=0)
+    assert error_code(e) == "InvalidParameterValue"
+    # Delete the middle snapshot: the later volume, the restore and the live volume keep every byte.
+    ec2.delete_snapshot(SnapshotId=s2)
+    assert not os.path.exists(path(kumo, s2))
+    assert reads(kumo, r2, 0x11, 0) and reads(kumo, r2, 0x22, 20)
+    assert reads(kumo, vol, 0x11, 0) and reads(kumo, vol, 0x22, 20) and reads(kumo, vol, 0x33, 40)
+    # A later snapshot still restores after the older one goes.
+    s3 = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    ec2.delete_snapshot(SnapshotId=s1["SnapshotId"])
+    r3 = ec2.create_volume(AvailabilityZone="eu-west-1a", SnapshotId=s3)["VolumeId"]
+    assert reads(kumo, r3, 0x11, 0) and reads(kumo, r3, 0x22, 20) and reads(kumo, r3, 0x33, 40)
+    # Deleting the source volume leaves its snapshots restorable.
+    ec2.delete_volume(VolumeId=vol)
+    r4 = ec2.create_volume(AvailabilityZone="eu-west-1a", SnapshotId=s3)["VolumeId"]
+    assert same(kumo, r3, r4)
+
+
+def test_describe_and_errors(ec2):
+    vol = ec2.create_volume(AvailabilityZone="eu-west-1a", Size=2, Encrypted=True)["VolumeId"]
+    snap = ec2.create_snapshot(VolumeId=vol, Description="nightly",
+                               TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "k", "Value": "v"}]}])["SnapshotId"]
+    got = ec2.describe_snapshots(OwnerIds=["self"], Filters=[{"Name": "volume-id", "Values": [vol]}])["Snapshots"]
+    assert [(s["SnapshotId"], s["Description"], s["Encrypted"], s["State"], s["Progress"]) for s in got] == [(snap, "nightly", True, "completed", "100%")]
+    assert ec2.describe_snapshots(Filters=[{"Name": "tag:k", "Values": ["v"]}])["Snapshots"][0]["SnapshotId"] == snap
+    assert ec2.describe_snapshots(OwnerIds=["amazon"])["Snapshots"] == []
+    restored = ec2.create_volume(AvailabilityZone="eu-west-1a", SnapshotId=snap)
+    assert restored["Encrypted"] is True and restored["Size"] == 2
+    with pytest.raises(ClientError) as e:
+        ec2.describe_snapshots(SnapshotIds=["snap-0123456789abcdef0"])
+    assert (error_code(e), e.value.response["Error"]["Message"]) == ("InvalidSnapshot.NotFound", "The snapshot 'snap-0123456789abcdef0' does not exist.")
+    with pytest.raises(ClientError) as e:
+        ec2.create_volume(AvailabilityZone="eu-west-1a", SnapshotId="snap-0123456789abcdef0")
+    assert (error_code(e), e.value.response["Error"]["Message"]) == ("InvalidSnapshot.NotFound", "Snapshot does not exist")
+    with pytest.raises(ClientError) as e:
+        ec2.create_snapshot(VolumeId="vol-0123456789abcdef0")
+    assert error_code(e) == "InvalidVolume.NotFound"
+    with pytest.raises(ClientError) as e:
+        ec2.delete_snapshot(SnapshotId="snap-0123456789abcdef0")
+    assert error_code(e) == "InvalidSnapshot.NotFound"
