@@ -1,40 +1,81 @@
 //! DescribeImages over the built-in public catalog, and the SSM public parameters that name
 //! its images.
 
+use crate::amis;
 use crate::error::rule;
+use crate::instances::{image_malformed, image_not_found};
 use crate::paging;
 use crate::regions::filters;
+use crate::tags::Tagged;
+use crate::Kumo;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::filter::{Filterable, Filters};
 use kumo_model::images::{self, PublicImage};
 
-struct ImageView<'a>(&'a PublicImage, &'a str);
+/// A wire image seen by the filter engine, catalog or own alike.
+struct ImageView<'a>(&'a Image, &'a [(String, String)]);
+
+fn flag(b: Option<bool>) -> &'static str {
+    if b == Some(true) {
+        "true"
+    } else {
+        "false"
+    }
+}
 
 impl Filterable for ImageView<'_> {
     fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
         let i = self.0;
+        let mut opt = |v: &Option<String>| {
+            if let Some(v) = v {
+                out(v)
+            }
+        };
         match name {
-            "architecture" => out(i.architecture),
-            "name" => out(i.name),
-            "description" => out(i.description),
-            "image-id" => out(self.1),
-            "owner-id" => out(i.owner_id),
-            "owner-alias" if !i.owner_alias.is_empty() => out(i.owner_alias),
-            "state" => out("available"),
-            "is-public" => out("true"),
-            "image-type" => out("machine"),
-            "root-device-type" => out(i.root_device_type),
-            "root-device-name" => out(i.root_device_name),
-            "virtualization-type" => out("hvm"),
-            "hypervisor" => out("xen"),
-            "ena-support" => out(if i.ena_support { "true" } else { "false" }),
-            "platform-details" => out("Linux/UNIX"),
-            "usage-operation" => out("RunInstances"),
-            "creation-date" => out(i.creation_date),
-            "boot-mode" => out(i.boot_mode),
-            _ => {}
+            "architecture" => opt(&i.architecture),
+            "name" => opt(&i.name),
+            "description" => opt(&i.description),
+            "image-id" => opt(&i.image_id),
+            "owner-id" => opt(&i.owner_id),
+            "owner-alias" => opt(&i.image_owner_alias),
+            "state" => opt(&i.state),
+            "image-type" => opt(&i.image_type),
+            "root-device-type" => opt(&i.root_device_type),
+            "root-device-name" => opt(&i.root_device_name),
+            "virtualization-type" => opt(&i.virtualization_type),
+            "hypervisor" => opt(&i.hypervisor),
+            "platform-details" => opt(&i.platform_details),
+            "usage-operation" => opt(&i.usage_operation),
+            "creation-date" => opt(&i.creation_date),
+            "boot-mode" => opt(&i.boot_mode),
+            "sriov-net-support" => opt(&i.sriov_net_support),
+            "manifest-location" => opt(&i.image_location),
+            "is-public" => out(flag(i.public)),
+            "ena-support" => out(flag(i.ena_support)),
+            _ => {
+                let Some(field) = name.strip_prefix("block-device-mapping.") else {
+                    return;
+                };
+                for m in i.block_device_mappings.iter().flatten() {
+                    let e = m.ebs.as_ref();
+                    match field {
+                        "device-name" => opt(&m.device_name),
+                        "snapshot-id" => opt(&e.and_then(|e| e.snapshot_id.clone())),
+                        "volume-type" => opt(&e.and_then(|e| e.volume_type.clone())),
+                        "volume-size" => opt(&e.and_then(|e| e.volume_size).map(|n| n.to_string())),
+                        "delete-on-termination" => {
+                            opt(&e.map(|e| flag(e.delete_on_termination).to_string()))
+                        }
+                        "encrypted" => opt(&e.map(|e| flag(e.encrypted).to_string())),
+                        _ => {}
+                    }
+                }
+            }
         }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        self.1
     }
 }
 
@@ -117,6 +158,7 @@ fn wire(region: &str, i: &PublicImage) -> Image {
 }
 
 pub fn describe(
+    k: &Kumo,
     ctx: &RequestContext,
     input: DescribeImagesRequest,
 ) -> Result<DescribeImagesResult, Ec2Error> {
@@ -125,26 +167,47 @@ pub fn describe(
     let after = paging::cursor("DescribeImages", input.next_token.as_deref())?;
     let ids = input.image_ids.unwrap_or_default();
     for id in &ids {
-        crate::instances::find_image(&ctx.region, id)?;
+        if kumo_model::ids::resource_type(id) != Some("image") {
+            return Err(image_malformed(id));
+        }
     }
     let owners = input.owners.unwrap_or_default();
-    let owned_by = |i: &PublicImage| {
-        owners.is_empty()
+    // Only the caller's own images are executable by the caller beyond the public ones.
+    let users = input.executable_users.unwrap_or_default();
+    let own: Vec<Tagged<amis::ImageRecord>> = amis::listed(k, ctx)?;
+    let mut all: Vec<(Image, Vec<(String, String)>)> = Vec::new();
+    for i in images::CATALOG {
+        let owned = owners.is_empty()
             || owners
                 .iter()
-                .any(|o| o == i.owner_id || (!i.owner_alias.is_empty() && o == i.owner_alias))
-    };
-    let mut out: Vec<Image> = images::CATALOG
-        .iter()
-        .filter(|i| owned_by(i))
-        .filter(|i| ids.is_empty() || ids.contains(&images::image_id(&ctx.region, i.name)))
-        .filter(|i| fs.matches(&ImageView(i, &images::image_id(&ctx.region, i.name))))
-        .map(|i| wire(&ctx.region, i))
-        .filter(|i| {
+                .any(|o| o == i.owner_id || (!i.owner_alias.is_empty() && o == i.owner_alias));
+        if owned && (users.is_empty() || users.iter().any(|u| u == "all")) {
+            all.push((wire(&ctx.region, i), Vec::new()));
+        }
+    }
+    let mine = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == ctx.account_id);
+    let runnable = users.is_empty() || users.iter().any(|u| u == "self" || *u == ctx.account_id);
+    if mine && runnable {
+        all.extend(own.iter().map(|t| (amis::wire(ctx, t), t.tags.clone())));
+    }
+    if let Some(missing) = ids.iter().find(|id| {
+        !all.iter()
+            .any(|(i, _)| i.image_id.as_deref() == Some(id.as_str()))
+            && !own.iter().any(|t| t.item.id == **id)
+            && images::by_id(&ctx.region, id).is_none()
+    }) {
+        return Err(image_not_found(missing));
+    }
+    let mut out: Vec<Image> = all
+        .into_iter()
+        .filter(|(i, _)| ids.is_empty() || ids.iter().any(|x| i.image_id.as_ref() == Some(x)))
+        .filter(|(i, t)| fs.matches(&ImageView(i, t)))
+        .filter(|(i, _)| {
             after
                 .as_deref()
                 .is_none_or(|a| i.image_id.as_deref().unwrap_or("") > a)
         })
+        .map(|(i, _)| i)
         .collect();
     out.sort_by(|a, b| a.image_id.cmp(&b.image_id));
     let (page, next) = match limit {

@@ -398,8 +398,8 @@ pub fn modify_attribute(
                 if !stopped {
                     return Err(not_stopped(&r.id));
                 }
-                let img = instances::find_image(s.region, &r.image_id)?;
-                let info = instances::check_type_for_image(t, img)?;
+                let img = instances::ImageTraits::of_instance(&r);
+                let info = instances::check_type_for_image(t, &img)?;
                 let (max_enis, max_ips) = instances::limits(info);
                 let enis: Vec<EniRecord> = tx.list(s, &Query { ids: Some(&r.enis.iter().map(String::as_str).collect::<Vec<_>>()), ..Query::default() })?;
                 if enis.len() > max_enis || enis.iter().any(|e| instances::slots(e) > max_ips) {
@@ -736,8 +736,8 @@ pub fn attach_interface(
                     r.id, input.device_index
                 ))));
             }
-            let img = instances::find_image(s.region, &r.image_id)?;
-            let info = instances::check_type_for_image(&r.instance_type, img)?;
+            let img = instances::ImageTraits::of_instance(&r);
+            let info = instances::check_type_for_image(&r.instance_type, &img)?;
             let (max_enis, max_ips) = instances::limits(info);
             if attached.len() + 1 > max_enis {
                 return Err(Fail(Ec2Error::new(

@@ -101,26 +101,69 @@ pub fn visible(r: &InstanceRecord, now_ms: i64, delay_ms: i64) -> bool {
     now_ms <= terminated_at + TERMINATED_VISIBLE_MS
 }
 
-/// The image an id names: a public one of the catalog.
-pub fn find_image(region: &str, id: &str) -> Result<&'static PublicImage, Ec2Error> {
-    if kumo_model::ids::resource_type(id) != Some("image") {
-        return Err(Ec2Error::new(
-            "InvalidAMIID.Malformed",
-            format!("Invalid id: \"{id}\" (expecting \"ami-...\")"),
-        ));
+/// What launching needs to know of an image, whichever kind it is.
+#[derive(Debug, Clone)]
+pub struct ImageTraits {
+    pub architecture: String,
+    pub root_device_name: String,
+    pub root_device_type: String,
+    pub ena_support: bool,
+    pub boot_mode: String,
+}
+
+impl ImageTraits {
+    fn public(i: &PublicImage) -> Self {
+        ImageTraits {
+            architecture: i.architecture.into(),
+            root_device_name: i.root_device_name.into(),
+            root_device_type: i.root_device_type.into(),
+            ena_support: i.ena_support,
+            boot_mode: i.boot_mode.into(),
+        }
     }
-    images::by_id(region, id).ok_or_else(|| {
-        Ec2Error::new(
-            "InvalidAMIID.NotFound",
-            format!("The image id '[{id}]' does not exist"),
-        )
-    })
+
+    /// An instance keeps what it was launched with, even after its image is deregistered.
+    pub fn of_instance(r: &InstanceRecord) -> Self {
+        ImageTraits {
+            architecture: r.architecture.clone(),
+            root_device_name: r.root_device_name.clone(),
+            root_device_type: r.root_device_type.clone(),
+            ena_support: r.ena_support,
+            boot_mode: r.boot_mode.clone(),
+        }
+    }
+}
+
+pub fn image_malformed(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidAMIID.Malformed",
+        format!("Invalid id: \"{id}\" (expecting \"ami-...\")"),
+    )
+}
+
+pub fn image_not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidAMIID.NotFound",
+        format!("The image id '[{id}]' does not exist"),
+    )
+}
+
+/// The image an id names: a public one of the catalog or one the caller registered.
+pub fn find_image(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<ImageTraits, Ec2Error> {
+    if kumo_model::ids::resource_type(id) != Some("image") {
+        return Err(image_malformed(id));
+    }
+    if let Some(p) = images::by_id(&ctx.region, id) {
+        return Ok(ImageTraits::public(p));
+    }
+    let own = crate::amis::get(k, ctx, id)?;
+    Ok(own.traits())
 }
 
 /// Checks that an instance type exists and suits an image.
 pub fn check_type_for_image(
     t: &str,
-    img: &PublicImage,
+    img: &ImageTraits,
 ) -> Result<&'static InstanceTypeInfo, Ec2Error> {
     let info = crate::instance_types::find(t)
         .ok_or_else(|| Ec2Error::invalid_value(format!("Invalid value '{t}' for InstanceType.")))?;
@@ -129,7 +172,7 @@ pub fn check_type_for_image(
         .as_ref()
         .and_then(|p| p.supported_architectures.clone())
         .unwrap_or_default();
-    if !archs.iter().any(|a| a == img.architecture) {
+    if !archs.contains(&img.architecture) {
         return Err(Ec2Error::invalid_value(format!(
             "The architecture '{}' of the specified instance type does not match the architecture '{}' of the specified AMI. Specify an instance type and an AMI that have matching architectures, and try again. You can use 'describe-instance-types' or 'describe-images' to discover the architecture of the instance type or AMI.",
             archs.join(", "),
@@ -182,7 +225,7 @@ pub fn address_limit() -> Ec2Error {
 /// What RunInstances was asked, resolved.
 struct Launch<'a> {
     input: &'a RunInstancesRequest,
-    image: &'static PublicImage,
+    image: ImageTraits,
     image_id: String,
     info: &'static InstanceTypeInfo,
     instance_type: String,
@@ -394,7 +437,7 @@ fn launch_groups(
 fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result<(), Ec2Error> {
     let refused: &[(&str, bool)] = &[
         (
-            "BlockDeviceMappings (EBS volumes arrive with Kumo's volumes issue)",
+            "BlockDeviceMappings (Kumo does not yet create volumes at launch)",
             input
                 .block_device_mappings
                 .as_ref()
@@ -470,12 +513,12 @@ pub fn run(
             "The request must contain the parameter ImageId",
         )
     })?;
-    let image = find_image(&ctx.region, &image_id)?;
+    let image = find_image(k, ctx, &image_id)?;
     let instance_type = input
         .instance_type
         .clone()
         .unwrap_or_else(|| "m1.small".into());
-    let info = check_type_for_image(&instance_type, image)?;
+    let info = check_type_for_image(&instance_type, &image)?;
     let user_data = match &input.user_data {
         None => None,
         Some(u) => {
@@ -780,7 +823,7 @@ fn launch(
             reservation_id: reservation_id.clone(),
             image_id: l.image_id.clone(),
             instance_type: l.instance_type.clone(),
-            architecture: l.image.architecture.to_string(),
+            architecture: l.image.architecture.clone(),
             key_name: input.key_name.clone(),
             launch_ms: now,
             launch_index: index as i32,
@@ -809,10 +852,10 @@ fn launch(
                 .as_ref()
                 .and_then(|p| p.tenancy.clone())
                 .unwrap_or_else(|| vpc.instance_tenancy.clone()),
-            root_device_name: l.image.root_device_name.to_string(),
-            root_device_type: l.image.root_device_type.to_string(),
+            root_device_name: l.image.root_device_name.clone(),
+            root_device_type: l.image.root_device_type.clone(),
             ena_support: l.image.ena_support,
-            boot_mode: l.image.boot_mode.to_string(),
+            boot_mode: l.image.boot_mode.clone(),
             credit_specification: credit.as_ref().map(|(m, _)| m.clone()),
             http_tokens: md.http_tokens.unwrap_or_else(|| "optional".into()),
             http_endpoint: md.http_endpoint.unwrap_or_else(|| "enabled".into()),

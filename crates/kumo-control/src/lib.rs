@@ -4,6 +4,7 @@
 
 mod addresses;
 mod admin;
+mod amis;
 mod credits;
 mod describe;
 mod enis;
@@ -783,7 +784,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeImagesRequest,
     ) -> Result<DescribeImagesResult, Ec2Error> {
-        images::describe(ctx, input)
+        images::describe(self, ctx, input)
     }
 
     fn get_default_credit_specification(
@@ -941,5 +942,21 @@ impl Ec2 for Kumo {
         input: DescribeSnapshotsRequest,
     ) -> Result<DescribeSnapshotsResult, Ec2Error> {
         snapshots::describe(self, ctx, input)
+    }
+
+    fn register_image(
+        &self,
+        ctx: &RequestContext,
+        input: RegisterImageRequest,
+    ) -> Result<RegisterImageResult, Ec2Error> {
+        amis::register(self, ctx, input)
+    }
+
+    fn deregister_image(
+        &self,
+        ctx: &RequestContext,
+        input: DeregisterImageRequest,
+    ) -> Result<DeregisterImageResult, Ec2Error> {
+        amis::deregister(self, ctx, input)
     }
 }

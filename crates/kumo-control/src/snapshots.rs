@@ -12,7 +12,7 @@ use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
 use kumo_model::filter::{Filterable, Filters};
-use kumo_store::{Index, Query, Read, Record};
+use kumo_store::{Index, Query, Read, Record, Scope, Tx};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -134,49 +134,70 @@ pub fn delete(
 ) -> Result<(), Ec2Error> {
     k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
+    let id = &input.snapshot_id;
     k.store
         .write(!ctx.dry_run, |tx| {
-            let snap: SnapshotRecord = tx
-                .get(s, &input.snapshot_id)?
-                .ok_or_else(|| Fail(not_found(&input.snapshot_id)))?;
-            // Children move onto this snapshot's parent, keeping their bytes.
-            let snaps: Vec<SnapshotRecord> = tx.list(s, &Query::default())?;
-            let vols: Vec<VolumeRecord> = tx.list(s, &Query::default())?;
-            let mut moves: Vec<String> = Vec::new();
-            for mut child in snaps
-                .into_iter()
-                .filter(|c| c.parent.as_deref() == Some(snap.id.as_str()))
-            {
-                child.parent = snap.parent.clone();
-                tx.update(s, &child)?;
-                moves.push(child.id);
+            if let Some(ami) = crate::amis::user_of(tx, s, id)? {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidSnapshot.InUse",
+                    format!("The snapshot {id} is currently in use by {ami}"),
+                )));
             }
-            for mut child in vols
-                .into_iter()
-                .filter(|c| c.backing.as_deref() == Some(snap.id.as_str()))
-            {
-                child.backing = snap.parent.clone();
-                tx.update(s, &child)?;
-                moves.push(child.id);
+            if remove(k, tx, s, id, !ctx.dry_run)? {
+                Ok(())
+            } else {
+                Err(Fail(not_found(id)))
             }
-            tx.delete::<SnapshotRecord>(s, &snap.id)?;
-            if !ctx.dry_run {
-                for m in &moves {
-                    k.blocks.rebase(m, snap.parent.as_deref()).map_err(|e| {
-                        tracing::error!(error = %e, layer = %m, "cannot rebase a layer");
-                        Fail(Ec2Error::internal())
-                    })?;
-                }
-            }
-            Ok(())
         })
         .map_err(|f: Fail| f.0)?;
     if !ctx.dry_run {
-        if let Err(e) = k.blocks.delete(&input.snapshot_id) {
-            tracing::error!(error = %e, snapshot = %input.snapshot_id, "cannot delete a snapshot file");
-        }
+        delete_file(k, id);
     }
     Ok(())
+}
+
+/// Drops a snapshot's record inside a write, moving its children (later snapshots and
+/// restored volumes) onto its parent, files included when `real`. False when there is none.
+pub fn remove(k: &Kumo, tx: &Tx, s: Scope, id: &str, real: bool) -> Result<bool, Fail> {
+    let Some(snap) = tx.get::<SnapshotRecord>(s, id)? else {
+        return Ok(false);
+    };
+    let snaps: Vec<SnapshotRecord> = tx.list(s, &Query::default())?;
+    let vols: Vec<VolumeRecord> = tx.list(s, &Query::default())?;
+    let mut moves: Vec<String> = Vec::new();
+    for mut child in snaps
+        .into_iter()
+        .filter(|c| c.parent.as_deref() == Some(snap.id.as_str()))
+    {
+        child.parent = snap.parent.clone();
+        tx.update(s, &child)?;
+        moves.push(child.id);
+    }
+    for mut child in vols
+        .into_iter()
+        .filter(|c| c.backing.as_deref() == Some(snap.id.as_str()))
+    {
+        child.backing = snap.parent.clone();
+        tx.update(s, &child)?;
+        moves.push(child.id);
+    }
+    tx.delete::<SnapshotRecord>(s, &snap.id)?;
+    if real {
+        for m in &moves {
+            k.blocks.rebase(m, snap.parent.as_deref()).map_err(|e| {
+                tracing::error!(error = %e, layer = %m, "cannot rebase a layer");
+                Fail(Ec2Error::internal())
+            })?;
+        }
+    }
+    Ok(true)
+}
+
+/// Removes a deleted snapshot's file once its write has committed.
+pub fn delete_file(k: &Kumo, id: &str) {
+    if let Err(e) = k.blocks.delete(id) {
+        tracing::error!(error = %e, snapshot = %id, "cannot delete a snapshot file");
+    }
 }
 
 struct SnapView<'a>(

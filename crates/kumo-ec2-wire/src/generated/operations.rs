@@ -49,6 +49,7 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteTags",
     "DeleteVolume",
     "DeleteVpc",
+    "DeregisterImage",
     "DescribeAddresses",
     "DescribeAvailabilityZones",
     "DescribeDhcpOptions",
@@ -97,6 +98,7 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyVolume",
     "ModifyVpcAttribute",
     "RebootInstances",
+    "RegisterImage",
     "ReleaseAddress",
     "ReplaceRoute",
     "ReplaceRouteTableAssociation",
@@ -442,6 +444,15 @@ pub trait Ec2: Send + Sync {
     fn delete_vpc(&self, ctx: &RequestContext, input: DeleteVpcRequest) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteVpc"))
+    }
+    /// `DeregisterImage`.
+    fn deregister_image(
+        &self,
+        ctx: &RequestContext,
+        input: DeregisterImageRequest,
+    ) -> Result<DeregisterImageResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeregisterImage"))
     }
     /// `DescribeAddresses`.
     fn describe_addresses(
@@ -883,6 +894,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("RebootInstances"))
     }
+    /// `RegisterImage`.
+    fn register_image(
+        &self,
+        ctx: &RequestContext,
+        input: RegisterImageRequest,
+    ) -> Result<RegisterImageResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("RegisterImage"))
+    }
     /// `ReleaseAddress`.
     fn release_address(
         &self,
@@ -1224,6 +1244,12 @@ pub fn dispatch(
             svc.delete_vpc(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteVpcResponse")
         }
+        "DeregisterImage" => {
+            let input = DeregisterImageRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.deregister_image(ctx, input)?;
+            crate::encode::response(ctx, "DeregisterImageResponse", &output)
+        }
         "DescribeAddresses" => {
             let input = DescribeAddressesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1508,6 +1534,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             svc.reboot_instances(ctx, input)?;
             crate::encode::response_return(ctx, "RebootInstancesResponse")
+        }
+        "RegisterImage" => {
+            let input = RegisterImageRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.register_image(ctx, input)?;
+            crate::encode::response(ctx, "RegisterImageResponse", &output)
         }
         "ReleaseAddress" => {
             let input = ReleaseAddressRequest::decode(params, &Path::ROOT)?;

@@ -3099,6 +3099,26 @@ impl Decode for DeleteSnapshotRequest {
     }
 }
 
+/// The `DeleteSnapshotReturnCode` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteSnapshotReturnCode {
+    /// `ReturnCode`: `ReturnCode` in requests, `<returnCode>` in responses.
+    pub return_code: Option<String>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<snapshotId>` in responses.
+    pub snapshot_id: Option<String>,
+}
+
+impl Encode for DeleteSnapshotReturnCode {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.return_code {
+            w.field("returnCode", v);
+        }
+        if let Some(v) = &self.snapshot_id {
+            w.field("snapshotId", v);
+        }
+    }
+}
+
 /// The `DeleteSubnetCidrReservationRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeleteSubnetCidrReservationRequest {
@@ -3283,6 +3303,64 @@ impl Decode for DeleteVpcRequest {
             return Err(crate::decode::missing(&path.child("VpcId")));
         }
         Ok(out)
+    }
+}
+
+/// The `DeregisterImageRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeregisterImageRequest {
+    /// `DeleteAssociatedSnapshots`: `DeleteAssociatedSnapshots` in requests, `<DeleteAssociatedSnapshots>` in responses.
+    pub delete_associated_snapshots: Option<bool>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `ImageId`: `ImageId` in requests, `<ImageId>` in responses.
+    pub image_id: String,
+}
+
+impl Decode for DeregisterImageRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_image_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DeleteAssociatedSnapshots" => {
+                    out.delete_associated_snapshots = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "ImageId" => {
+                    out.image_id = Decode::decode(child, &here)?;
+                    seen_image_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_image_id {
+            return Err(crate::decode::missing(&path.child("ImageId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeregisterImageResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeregisterImageResult {
+    /// `DeleteSnapshotResults`: `DeleteSnapshotResultSet` in requests, `<deleteSnapshotResultSet>` in responses.
+    pub delete_snapshot_results: Option<Vec<DeleteSnapshotReturnCode>>,
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+}
+
+impl Encode for DeregisterImageResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.delete_snapshot_results {
+            w.list("deleteSnapshotResultSet", "item", v);
+        }
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
     }
 }
 
@@ -11571,6 +11649,142 @@ impl Encode for RegionGeography {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.name {
             w.field("name", v);
+        }
+    }
+}
+
+/// The `RegisterImageRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RegisterImageRequest {
+    /// `Architecture`: `Architecture` in requests, `<architecture>` in responses.
+    pub architecture: Option<String>,
+    /// `BillingProducts`: `BillingProduct` in requests, `<BillingProduct>` in responses.
+    pub billing_products: Option<Vec<String>>,
+    /// `BlockDeviceMappings`: `BlockDeviceMapping` in requests, `<BlockDeviceMapping>` in responses.
+    pub block_device_mappings: Option<Vec<BlockDeviceMapping>>,
+    /// `BootMode`: `BootMode` in requests, `<BootMode>` in responses.
+    pub boot_mode: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EnaSupport`: `EnaSupport` in requests, `<enaSupport>` in responses.
+    pub ena_support: Option<bool>,
+    /// `ImageLocation`: `ImageLocation` in requests, `<ImageLocation>` in responses.
+    pub image_location: Option<String>,
+    /// `ImdsSupport`: `ImdsSupport` in requests, `<ImdsSupport>` in responses.
+    pub imds_support: Option<String>,
+    /// `KernelId`: `KernelId` in requests, `<kernelId>` in responses.
+    pub kernel_id: Option<String>,
+    /// `Name`: `Name` in requests, `<name>` in responses.
+    pub name: String,
+    /// `RamdiskId`: `RamdiskId` in requests, `<ramdiskId>` in responses.
+    pub ramdisk_id: Option<String>,
+    /// `RootDeviceName`: `RootDeviceName` in requests, `<rootDeviceName>` in responses.
+    pub root_device_name: Option<String>,
+    /// `SriovNetSupport`: `SriovNetSupport` in requests, `<sriovNetSupport>` in responses.
+    pub sriov_net_support: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `TpmSupport`: `TpmSupport` in requests, `<TpmSupport>` in responses.
+    pub tpm_support: Option<String>,
+    /// `UefiData`: `UefiData` in requests, `<UefiData>` in responses.
+    pub uefi_data: Option<String>,
+    /// `VirtualizationType`: `VirtualizationType` in requests, `<virtualizationType>` in responses.
+    pub virtualization_type: Option<String>,
+}
+
+impl Decode for RegisterImageRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_name = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Architecture" => {
+                    out.architecture = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["i386", "x86_64", "arm64", "x86_64_mac", "arm64_mac"],
+                    )?);
+                }
+                "BillingProduct" => {
+                    out.billing_products = Some(Decode::decode(child, &here)?);
+                }
+                "BlockDeviceMapping" => {
+                    out.block_device_mappings = Some(Decode::decode(child, &here)?);
+                }
+                "BootMode" => {
+                    out.boot_mode = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["legacy-bios", "uefi", "uefi-preferred"],
+                    )?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EnaSupport" => {
+                    out.ena_support = Some(Decode::decode(child, &here)?);
+                }
+                "ImageLocation" => {
+                    out.image_location = Some(Decode::decode(child, &here)?);
+                }
+                "ImdsSupport" => {
+                    out.imds_support = Some(crate::decode::enum_value(child, &here, &["v2.0"])?);
+                }
+                "KernelId" => {
+                    out.kernel_id = Some(Decode::decode(child, &here)?);
+                }
+                "Name" => {
+                    out.name = Decode::decode(child, &here)?;
+                    seen_name = true;
+                }
+                "RamdiskId" => {
+                    out.ramdisk_id = Some(Decode::decode(child, &here)?);
+                }
+                "RootDeviceName" => {
+                    out.root_device_name = Some(Decode::decode(child, &here)?);
+                }
+                "SriovNetSupport" => {
+                    out.sriov_net_support = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "TpmSupport" => {
+                    out.tpm_support = Some(crate::decode::enum_value(child, &here, &["v2.0"])?);
+                }
+                "UefiData" => {
+                    out.uefi_data = Some(Decode::decode(child, &here)?);
+                }
+                "VirtualizationType" => {
+                    out.virtualization_type = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_name {
+            return Err(crate::decode::missing(&path.child("Name")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `RegisterImageResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RegisterImageResult {
+    /// `ImageId`: `ImageId` in requests, `<imageId>` in responses.
+    pub image_id: Option<String>,
+}
+
+impl Encode for RegisterImageResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.image_id {
+            w.field("imageId", v);
         }
     }
 }

@@ -1,0 +1,437 @@
+//! The caller's own AMIs: RegisterImage from EBS snapshots, DeregisterImage (optionally with
+//! the snapshots no other image uses), and the records DescribeImages lists beside the public
+//! catalog. An image holds its snapshots: DeleteSnapshot refuses one that an image uses.
+
+use crate::error::Fail;
+use crate::instances::{image_malformed, image_not_found, ImageTraits};
+use crate::snapshots::SnapshotRecord;
+use crate::tags::{self, new_id, Tagged};
+use crate::{scope, Kumo};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
+use kumo_model::ebs;
+use kumo_store::{Index, Query, Read, Record, Scope};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRecord {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub architecture: String,
+    pub root_device_name: String,
+    pub virtualization_type: String,
+    pub ena_support: bool,
+    pub sriov_net_support: Option<String>,
+    pub boot_mode: Option<String>,
+    pub imds_support: Option<String>,
+    pub tpm_support: Option<String>,
+    pub create_ms: i64,
+    pub mappings: Vec<MappingRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingRecord {
+    pub device_name: String,
+    /// `ephemeralN` for an instance-store mapping.
+    pub virtual_name: Option<String>,
+    pub no_device: bool,
+    pub ebs: Option<EbsRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EbsRecord {
+    pub snapshot_id: Option<String>,
+    pub volume_size: i32,
+    pub volume_type: String,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
+    pub delete_on_termination: bool,
+    pub encrypted: bool,
+}
+
+impl Record for ImageRecord {
+    const KIND: &'static str = "image";
+    const VERSION: u32 = 1;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn index(&self) -> Index {
+        Index::default()
+    }
+}
+
+impl ImageRecord {
+    pub fn traits(&self) -> ImageTraits {
+        ImageTraits {
+            architecture: self.architecture.clone(),
+            root_device_name: self.root_device_name.clone(),
+            root_device_type: "ebs".into(),
+            ena_support: self.ena_support,
+            boot_mode: self.boot_mode.clone().unwrap_or_else(|| {
+                if self.architecture == "arm64" {
+                    "uefi".into()
+                } else {
+                    "legacy-bios".into()
+                }
+            }),
+        }
+    }
+
+    pub fn snapshots(&self) -> impl Iterator<Item = &str> {
+        self.mappings
+            .iter()
+            .filter_map(|m| m.ebs.as_ref()?.snapshot_id.as_deref())
+    }
+}
+
+/// The caller's image with this id.
+pub fn get(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<ImageRecord, Ec2Error> {
+    k.store
+        .read(|v| {
+            v.get::<ImageRecord>(scope(ctx), id)?
+                .ok_or_else(|| Fail(image_not_found(id)))
+        })
+        .map_err(|f| f.0)
+}
+
+/// The image of this scope that uses a snapshot, if any.
+pub fn user_of<V: Read>(v: &V, s: Scope, snapshot: &str) -> Result<Option<String>, Fail> {
+    let all: Vec<ImageRecord> = v.list(s, &Query::default())?;
+    Ok(all
+        .into_iter()
+        .find(|i| i.snapshots().any(|x| x == snapshot))
+        .map(|i| i.id))
+}
+
+fn valid_name(n: &str) -> bool {
+    (3..=128).contains(&n.chars().count())
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c))
+}
+
+fn bad_mapping(msg: impl Into<String>) -> Ec2Error {
+    Ec2Error::new("InvalidBlockDeviceMapping", msg)
+}
+
+fn one_of(what: &str, v: &str, allowed: &[&str]) -> Result<(), Ec2Error> {
+    if allowed.contains(&v) {
+        Ok(())
+    } else {
+        Err(Ec2Error::invalid_value(format!(
+            "Value ({v}) for parameter {what} is invalid. Valid values: {}",
+            allowed.join(", ")
+        )))
+    }
+}
+
+/// Checks a request's block device mappings against the snapshots they name.
+fn mappings<V: Read>(
+    v: &V,
+    s: Scope,
+    given: Vec<BlockDeviceMapping>,
+) -> Result<Vec<MappingRecord>, Fail> {
+    let mut out: Vec<MappingRecord> = Vec::new();
+    for m in given {
+        let Some(device) = m.device_name.clone().filter(|d| !d.is_empty()) else {
+            return Err(Fail(bad_mapping("Missing device name")));
+        };
+        if !ebs::valid_device(&device) && !device.starts_with("/dev/sd") {
+            return Err(Fail(bad_mapping(format!("Invalid device name {device}"))));
+        }
+        if out.iter().any(|o| o.device_name == device) {
+            return Err(Fail(bad_mapping(format!(
+                "The device '{device}' is used in more than one block-device mapping"
+            ))));
+        }
+        let ebs_rec = match m.ebs {
+            None => None,
+            Some(e) => {
+                let snap: Option<SnapshotRecord> = match &e.snapshot_id {
+                    None => None,
+                    Some(id) => Some(
+                        v.get(s, id)?
+                            .ok_or_else(|| Fail(crate::snapshots::not_found(id)))?,
+                    ),
+                };
+                if snap.is_some() && e.encrypted.is_some() {
+                    return Err(Fail(Ec2Error::new(
+                        "InvalidParameterCombination",
+                        "The parameter Encrypted cannot be specified with a SnapshotId: the volume takes the snapshot's encryption.",
+                    )));
+                }
+                let size = match (e.volume_size, &snap) {
+                    (Some(n), Some(sn)) if n < sn.volume_size => {
+                        return Err(Fail(bad_mapping(format!(
+                            "Volume of size {n}GB is smaller than snapshot '{}', expect size >= {}GB",
+                            sn.id, sn.volume_size
+                        ))))
+                    }
+                    (Some(n), _) => n,
+                    (None, Some(sn)) => sn.volume_size,
+                    (None, None) => {
+                        return Err(Fail(bad_mapping(format!(
+                            "Either snapshot ID or volume size must be provided for: {device}"
+                        ))))
+                    }
+                };
+                let vt = e.volume_type.clone().unwrap_or_else(|| "gp2".into());
+                let (iops, throughput) = ebs::configure(&vt, size, e.iops, e.throughput)
+                    .map_err(|(code, msg)| Fail(Ec2Error::new(code, msg)))?;
+                Some(EbsRecord {
+                    snapshot_id: snap.as_ref().map(|x| x.id.clone()),
+                    volume_size: size,
+                    volume_type: vt,
+                    iops,
+                    throughput,
+                    delete_on_termination: e.delete_on_termination.unwrap_or(true),
+                    encrypted: snap
+                        .map(|x| x.encrypted)
+                        .unwrap_or(e.encrypted == Some(true)),
+                })
+            }
+        };
+        out.push(MappingRecord {
+            device_name: device,
+            virtual_name: m.virtual_name,
+            no_device: m.no_device.is_some(),
+            ebs: ebs_rec,
+        });
+    }
+    Ok(out)
+}
+
+pub fn register(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: RegisterImageRequest,
+) -> Result<RegisterImageResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    if !valid_name(&input.name) {
+        return Err(Ec2Error::new(
+            "InvalidAMIName.Malformed",
+            "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '[', ']', ' ', '.', '/', '-', ''', '@' and '_'",
+        ));
+    }
+    if input.image_location.is_some() {
+        return Err(Ec2Error::new(
+            "Unsupported",
+            "Kumo has no S3: instance-store-backed AMIs (ImageLocation) cannot be registered. Register an EBS-backed AMI from a snapshot.",
+        ));
+    }
+    if input.billing_products.is_some() {
+        return Err(Ec2Error::new(
+            "AuthFailure",
+            "This account is not authorized to specify billing product codes.",
+        ));
+    }
+    let architecture = input.architecture.clone().unwrap_or_else(|| "i386".into());
+    one_of(
+        "architecture",
+        &architecture,
+        &["i386", "x86_64", "arm64", "x86_64_mac", "arm64_mac"],
+    )?;
+    let virtualization = input
+        .virtualization_type
+        .clone()
+        .unwrap_or_else(|| "paravirtual".into());
+    one_of(
+        "virtualizationType",
+        &virtualization,
+        &["hvm", "paravirtual"],
+    )?;
+    if let Some(b) = &input.boot_mode {
+        one_of("bootMode", b, &["legacy-bios", "uefi", "uefi-preferred"])?;
+    }
+    if let Some(m) = &input.imds_support {
+        one_of("imdsSupport", m, &["v2.0"])?;
+    }
+    if let Some(t) = &input.tpm_support {
+        one_of("tpmSupport", t, &["v2.0"])?;
+    }
+    if let Some(sr) = &input.sriov_net_support {
+        one_of("sriovNetSupport", sr, &["simple"])?;
+    }
+    if virtualization == "paravirtual"
+        && (input.ena_support == Some(true) || input.sriov_net_support.is_some())
+    {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "Enhanced networking (EnaSupport, SriovNetSupport) is supported only for HVM AMIs.",
+        ));
+    }
+    let Some(root) = input.root_device_name.clone() else {
+        return Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter RootDeviceName",
+        ));
+    };
+    let tag_list = tags::from_specifications(input.tag_specifications.clone(), "image")?;
+    let s = scope(ctx);
+    let id = new_id("ami");
+    let now = k.now_ms();
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let maps = mappings(
+                tx,
+                s,
+                input.block_device_mappings.clone().unwrap_or_default(),
+            )?;
+            if !maps.iter().any(|m| {
+                m.device_name == root && m.ebs.as_ref().is_some_and(|e| e.snapshot_id.is_some())
+            }) {
+                return Err(Fail(bad_mapping(format!(
+                    "The root device {root} must have a block device mapping with an EBS snapshot."
+                ))));
+            }
+            let all: Vec<ImageRecord> = tx.list(s, &Query::default())?;
+            if let Some(dup) = all.iter().find(|i| i.name == input.name) {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidAMIName.Duplicate",
+                    format!(
+                        "AMI name {} is already in use by AMI {}",
+                        input.name, dup.id
+                    ),
+                )));
+            }
+            let rec = ImageRecord {
+                id: id.clone(),
+                name: input.name.clone(),
+                description: input.description.clone(),
+                architecture: architecture.clone(),
+                root_device_name: root.clone(),
+                virtualization_type: virtualization.clone(),
+                ena_support: input.ena_support == Some(true),
+                sriov_net_support: input.sriov_net_support.clone(),
+                boot_mode: input.boot_mode.clone(),
+                imds_support: input.imds_support.clone(),
+                tpm_support: input.tpm_support.clone(),
+                create_ms: now,
+                mappings: maps,
+            };
+            tx.insert(s, &rec)?;
+            tags::put_all(tx, s, &rec.id, "image", &tag_list)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(RegisterImageResult { image_id: Some(id) })
+}
+
+pub fn deregister(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DeregisterImageRequest,
+) -> Result<DeregisterImageResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let id = &input.image_id;
+    if kumo_model::ids::resource_type(id) != Some("image") {
+        return Err(image_malformed(id));
+    }
+    if kumo_model::images::by_id(&ctx.region, id).is_some() {
+        return Err(Ec2Error::new(
+            "AuthFailure",
+            format!("Not authorized for image:{id}"),
+        ));
+    }
+    let s = scope(ctx);
+    let drop_snaps = input.delete_associated_snapshots == Some(true);
+    let (results, gone) = k
+        .store
+        .write(!ctx.dry_run, |tx| {
+            let img: ImageRecord = tx.get(s, id)?.ok_or_else(|| Fail(image_not_found(id)))?;
+            tx.delete::<ImageRecord>(s, id)?;
+            let mut results = Vec::new();
+            let mut gone = Vec::new();
+            if drop_snaps {
+                for snap in img.snapshots() {
+                    let code = if user_of(tx, s, snap)?.is_some() {
+                        "skipped"
+                    } else if crate::snapshots::remove(k, tx, s, snap, !ctx.dry_run)? {
+                        gone.push(snap.to_string());
+                        "success"
+                    } else {
+                        "client-error"
+                    };
+                    results.push(DeleteSnapshotReturnCode {
+                        snapshot_id: Some(snap.to_string()),
+                        return_code: Some(code.into()),
+                    });
+                }
+            }
+            Ok((results, gone))
+        })
+        .map_err(|f: Fail| f.0)?;
+    if !ctx.dry_run {
+        for snap in &gone {
+            crate::snapshots::delete_file(k, snap);
+        }
+    }
+    Ok(DeregisterImageResult {
+        r#return: Some(true),
+        delete_snapshot_results: drop_snaps.then_some(results),
+    })
+}
+
+/// The caller's images, wire-shaped with their tags.
+pub fn listed(k: &Kumo, ctx: &RequestContext) -> Result<Vec<Tagged<ImageRecord>>, Ec2Error> {
+    k.store
+        .read(|v| {
+            let s = scope(ctx);
+            let all: Vec<ImageRecord> = v.list(s, &Query::default())?;
+            tags::attach(v, s, all)
+        })
+        .map_err(|f| f.0)
+}
+
+pub fn wire(ctx: &RequestContext, t: &Tagged<ImageRecord>) -> Image {
+    let i = &t.item;
+    Image {
+        image_id: Some(i.id.clone()),
+        name: Some(i.name.clone()),
+        description: i.description.clone(),
+        owner_id: Some(ctx.account_id.clone()),
+        architecture: Some(i.architecture.clone()),
+        image_location: Some(format!("{}/{}", ctx.account_id, i.name)),
+        state: Some("available".into()),
+        public: Some(false),
+        image_type: Some("machine".into()),
+        root_device_name: Some(i.root_device_name.clone()),
+        root_device_type: Some("ebs".into()),
+        virtualization_type: Some(i.virtualization_type.clone()),
+        hypervisor: Some("xen".into()),
+        ena_support: Some(i.ena_support),
+        sriov_net_support: i.sriov_net_support.clone(),
+        boot_mode: i.boot_mode.clone(),
+        imds_support: i.imds_support.clone(),
+        tpm_support: i.tpm_support.clone(),
+        creation_date: Some(DateTime(i.create_ms).to_iso8601()),
+        platform_details: Some("Linux/UNIX".into()),
+        usage_operation: Some("RunInstances".into()),
+        block_device_mappings: Some(
+            i.mappings
+                .iter()
+                .map(|m| BlockDeviceMapping {
+                    device_name: Some(m.device_name.clone()),
+                    virtual_name: m.virtual_name.clone(),
+                    no_device: m.no_device.then(String::new),
+                    ebs: m.ebs.as_ref().map(|e| EbsBlockDevice {
+                        snapshot_id: e.snapshot_id.clone(),
+                        volume_size: Some(e.volume_size),
+                        volume_type: Some(e.volume_type.clone()),
+                        iops: e.iops,
+                        throughput: e.throughput,
+                        delete_on_termination: Some(e.delete_on_termination),
+                        encrypted: Some(e.encrypted),
+                        ..EbsBlockDevice::default()
+                    }),
+                })
+                .collect(),
+        ),
+        product_codes: Some(Vec::new()),
+        tags: Some(tags::wire(&t.tags)),
+        ..Image::default()
+    }
+}
