@@ -86,3 +86,61 @@ def test_describe_and_errors(ec2):
     with pytest.raises(ClientError) as e:
         ec2.delete_snapshot(SnapshotId="snap-0123456789abcdef0")
     assert error_code(e) == "InvalidSnapshot.NotFound"
+
+
+def test_copy_within_and_across_regions(kumo, ec2):
+    from conftest import make_client
+
+    vol = ec2.create_volume(AvailabilityZone="eu-west-1a", Size=1, VolumeType="gp3")["VolumeId"]
+    write(kumo, vol, 0x44, 0, "4M")
+    src = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    # Within the region: a free layer on the source, reading exactly its bytes.
+    out = ec2.copy_snapshot(SourceRegion="eu-west-1", SourceSnapshotId=src, TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "k", "Value": "v"}]}])
+    local = out["SnapshotId"]
+    assert out["Tags"] == [{"Key": "k", "Value": "v"}]
+    snap = ec2.describe_snapshots(SnapshotIds=[local])["Snapshots"][0]
+    assert snap["Description"] == f"[Copied {src} from eu-west-1]" and snap["VolumeSize"] == 1 and snap["Encrypted"] is False
+    assert os.path.getsize(path(kumo, local)) < 1 << 20
+    assert same(kumo, local, src)
+    # Deleting the source keeps the copy's bytes.
+    ec2.delete_snapshot(SnapshotId=src)
+    r = ec2.create_volume(AvailabilityZone="eu-west-1b", SnapshotId=local)["VolumeId"]
+    assert reads(kumo, r, 0x44, 0) and reads(kumo, r, 0x44, 3)
+    # Across regions, encrypted on request: a standalone layer in the other region.
+    us = make_client(kumo.endpoint, region="us-west-2")
+    far = us.copy_snapshot(SourceRegion="eu-west-1", SourceSnapshotId=local, Encrypted=True, Description="dr copy")["SnapshotId"]
+    far_snap = us.describe_snapshots(SnapshotIds=[far])["Snapshots"][0]
+    assert far_snap["Encrypted"] is True and far_snap["KmsKeyId"].startswith("arn:aws:kms:us-west-2:")
+    assert far_snap["Description"] == "dr copy"
+    with pytest.raises(ClientError) as e:
+        ec2.describe_snapshots(SnapshotIds=[far])
+    assert error_code(e) == "InvalidSnapshot.NotFound"
+    ec2.delete_snapshot(SnapshotId=local)
+    rv = us.create_volume(AvailabilityZone="us-west-2a", SnapshotId=far)
+    assert rv["Encrypted"] is True
+    assert reads(kumo, rv["VolumeId"], 0x44, 0)
+
+
+def test_copy_errors(ec2):
+    vol = ec2.create_volume(AvailabilityZone="eu-west-1a", Size=1)["VolumeId"]
+    src = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    cases = [
+        (dict(SourceRegion="eu-west-1", SourceSnapshotId="snap-0123456789abcdef0"), "InvalidSnapshot.NotFound"),
+        (dict(SourceRegion="us-east-1", SourceSnapshotId=src), "InvalidSnapshot.NotFound"),
+        (dict(SourceRegion="mars-north-1", SourceSnapshotId=src), "InvalidParameterValue"),
+        (dict(SourceRegion="eu-west-1", SourceSnapshotId=src, KmsKeyId="alias/mine"), "InvalidParameterDependency"),
+        (dict(SourceRegion="eu-west-1", SourceSnapshotId=src, DryRun=True), "DryRunOperation"),
+    ]
+    for kw, code in cases:
+        with pytest.raises(ClientError) as e:
+            ec2.copy_snapshot(**kw)
+        assert error_code(e) == code, kw
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]] == [src]
+
+
+def test_cli_copy_snapshot(cli):
+    vol = cli("ec2", "create-volume", "--availability-zone", "eu-west-1a", "--size", "1")["VolumeId"]
+    src = cli("ec2", "create-snapshot", "--volume-id", vol)["SnapshotId"]
+    copy = cli("ec2", "copy-snapshot", "--source-region", "eu-west-1", "--source-snapshot-id", src, "--encrypted", "--kms-key-id", "alias/backup")["SnapshotId"]
+    snap = cli("ec2", "describe-snapshots", "--snapshot-ids", copy)["Snapshots"][0]
+    assert (snap["Encrypted"], snap["KmsKeyId"]) == (True, "alias/backup")

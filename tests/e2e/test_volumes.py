@@ -147,3 +147,26 @@ def test_encryption_by_default(ec2):
     assert v["Encrypted"] is True and v["KmsKeyId"].endswith("alias/aws/ebs")
     ec2.disable_ebs_encryption_by_default()
     assert ec2.get_ebs_encryption_by_default()["EbsEncryptionByDefault"] is False
+
+
+def test_describe_volume_status(ec2, cli):
+    gp3 = ec2.create_volume(AvailabilityZone="eu-west-1a", Size=1, VolumeType="gp3")["VolumeId"]
+    io2 = ec2.create_volume(AvailabilityZone="eu-west-1b", Size=4, VolumeType="io2", Iops=1000)["VolumeId"]
+    st = {s["VolumeId"]: s for s in ec2.describe_volume_status()["VolumeStatuses"]}
+    assert set(st) == {gp3, io2}
+    assert st[gp3]["VolumeStatus"] == {"Status": "ok", "Details": [{"Name": "io-enabled", "Status": "passed"}, {"Name": "io-performance", "Status": "not-applicable"}]}
+    assert st[io2]["VolumeStatus"]["Details"][1] == {"Name": "io-performance", "Status": "normal"}
+    assert st[io2]["AvailabilityZone"] == "eu-west-1b" and st[io2]["Events"] == [] and st[io2]["Actions"] == []
+    only = ec2.describe_volume_status(Filters=[{"Name": "availability-zone", "Values": ["eu-west-1b"]}])["VolumeStatuses"]
+    assert [s["VolumeId"] for s in only] == [io2]
+    normal = ec2.describe_volume_status(Filters=[{"Name": "volume-status.details-status", "Values": ["normal"]}])["VolumeStatuses"]
+    assert [s["VolumeId"] for s in normal] == [io2]
+    page = ec2.describe_volume_status(MaxResults=5)
+    assert len(page["VolumeStatuses"]) == 2 and "NextToken" not in page
+    with pytest.raises(ClientError) as e:
+        ec2.describe_volume_status(VolumeIds=["vol-0123456789abcdef0"])
+    assert error_code(e) == "InvalidVolume.NotFound"
+    with pytest.raises(ClientError) as e:
+        ec2.describe_volume_status(Filters=[{"Name": "bogus", "Values": ["x"]}])
+    assert error_code(e) == "InvalidParameterValue"
+    assert [s["VolumeId"] for s in cli("ec2", "describe-volume-status", "--volume-ids", gp3)["VolumeStatuses"]] == [gp3]

@@ -386,8 +386,14 @@ pub fn listed(k: &Kumo, ctx: &RequestContext) -> Result<Vec<Tagged<ImageRecord>>
         .map_err(|f| f.0)
 }
 
-pub fn wire(ctx: &RequestContext, t: &Tagged<ImageRecord>) -> Image {
+/// An image is `pending` for the transition delay after it is registered, then `available`.
+pub fn wire(k: &Kumo, ctx: &RequestContext, t: &Tagged<ImageRecord>) -> Image {
     let i = &t.item;
+    let state = if k.now_ms() < i.create_ms + k.options.transition_ms {
+        "pending"
+    } else {
+        "available"
+    };
     Image {
         image_id: Some(i.id.clone()),
         name: Some(i.name.clone()),
@@ -395,7 +401,7 @@ pub fn wire(ctx: &RequestContext, t: &Tagged<ImageRecord>) -> Image {
         owner_id: Some(ctx.account_id.clone()),
         architecture: Some(i.architecture.clone()),
         image_location: Some(format!("{}/{}", ctx.account_id, i.name)),
-        state: Some("available".into()),
+        state: Some(state.into()),
         public: Some(false),
         image_type: Some("machine".into()),
         root_device_name: Some(i.root_device_name.clone()),

@@ -188,7 +188,7 @@ pub fn describe(
     let mine = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == ctx.account_id);
     let runnable = users.is_empty() || users.iter().any(|u| u == "self" || *u == ctx.account_id);
     if mine && runnable {
-        all.extend(own.iter().map(|t| (amis::wire(ctx, t), t.tags.clone())));
+        all.extend(own.iter().map(|t| (amis::wire(k, ctx, t), t.tags.clone())));
     }
     if let Some(missing) = ids.iter().find(|id| {
         !all.iter()

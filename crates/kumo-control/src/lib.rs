@@ -944,6 +944,22 @@ impl Ec2 for Kumo {
         snapshots::describe(self, ctx, input)
     }
 
+    fn copy_snapshot(
+        &self,
+        ctx: &RequestContext,
+        input: CopySnapshotRequest,
+    ) -> Result<CopySnapshotResult, Ec2Error> {
+        snapshots::copy(self, ctx, input)
+    }
+
+    fn describe_volume_status(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVolumeStatusRequest,
+    ) -> Result<DescribeVolumeStatusResult, Ec2Error> {
+        volumes::describe_status(self, ctx, input)
+    }
+
     fn register_image(
         &self,
         ctx: &RequestContext,

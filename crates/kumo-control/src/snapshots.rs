@@ -274,3 +274,118 @@ pub fn describe(
         next_token: next,
     })
 }
+
+/// CopySnapshot. Within a region the copy is a new frozen layer stacked on the source (it costs
+/// nothing and reads exactly the source's bytes; deleting the source later merges into it).
+/// Across regions the copy is a full, standalone layer, as AWS's first cross-region copy is.
+pub fn copy(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: CopySnapshotRequest,
+) -> Result<CopySnapshotResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let src_region = input.source_region.clone();
+    if kumo_model::regions::get(&src_region).is_none() {
+        return Err(Ec2Error::invalid_value(format!(
+            "Value ({src_region}) for parameter sourceRegion is invalid."
+        )));
+    }
+    if input.destination_outpost_arn.is_some() || input.destination_availability_zone.is_some() {
+        return Err(Ec2Error::new(
+            "Unsupported",
+            "Kumo has no Outposts or Local Zones to copy a snapshot to.",
+        ));
+    }
+    if input.kms_key_id.is_some() && input.encrypted != Some(true) {
+        return Err(Ec2Error::new(
+            "InvalidParameterDependency",
+            "The parameter KmsKeyId requires the parameter Encrypted to be set.",
+        ));
+    }
+    if let Some(m) = input.completion_duration_minutes {
+        if !(15..=2880).contains(&m) || m % 15 != 0 {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({m}) for parameter completionDurationMinutes is invalid. It must be a multiple of 15 between 15 and 2880."
+            )));
+        }
+    }
+    let tag_list = tags::from_specifications(input.tag_specifications.clone(), "snapshot")?;
+    let dst = scope(ctx);
+    let src = kumo_store::Scope {
+        account: &ctx.account_id,
+        region: &src_region,
+    };
+    let same_region = src_region == ctx.region;
+    let src_id = input.source_snapshot_id.clone();
+    let source: SnapshotRecord = k
+        .store
+        .read(|v| v.get(src, &src_id).map_err(Fail::from))
+        .map_err(|f| f.0)?
+        .ok_or_else(|| not_found(&src_id))?;
+    let id = new_id("snap");
+    // The file first, so a record never names a layer that does not exist.
+    if !ctx.dry_run {
+        let made = k
+            .blocks
+            .restore(&id, &source.id, source.volume_size as u64)
+            .and_then(|()| {
+                if same_region {
+                    Ok(())
+                } else {
+                    k.blocks.rebase(&id, None)
+                }
+            });
+        if let Err(e) = made {
+            tracing::error!(error = %e, snapshot = %source.id, "cannot copy a snapshot layer");
+            let _ = k.blocks.delete(&id);
+            return Err(Ec2Error::internal());
+        }
+    }
+    let now = k.now_ms();
+    let written = k.store.write(!ctx.dry_run, |tx| {
+        // The source may have gone while its layer was copied.
+        if tx.get::<SnapshotRecord>(src, &source.id)?.is_none() {
+            return Err(Fail(not_found(&source.id)));
+        }
+        let by_default = crate::volumes::settings(tx, dst)?.encryption_by_default;
+        let encrypted = source.encrypted || input.encrypted == Some(true) || by_default;
+        let kms_key_id = match (&input.kms_key_id, &source.kms_key_id) {
+            _ if !encrypted => None,
+            (Some(key), _) => Some(key.clone()),
+            (None, Some(key)) if same_region => Some(key.clone()),
+            _ => Some(format!(
+                "arn:aws:kms:{}:{}:{}",
+                dst.region,
+                dst.account,
+                crate::volumes::DEFAULT_KMS_KEY
+            )),
+        };
+        let rec = SnapshotRecord {
+            id: id.clone(),
+            // AWS gives copies an arbitrary source volume id.
+            volume_id: "vol-ffffffff".into(),
+            volume_size: source.volume_size,
+            description: input
+                .description
+                .clone()
+                .unwrap_or_else(|| format!("[Copied {} from {}]", source.id, src_region)),
+            start_ms: now,
+            encrypted,
+            kms_key_id,
+            parent: same_region.then(|| source.id.clone()),
+        };
+        tx.insert(dst, &rec)?;
+        tags::put_all(tx, dst, &rec.id, "snapshot", &tag_list)?;
+        Ok(())
+    });
+    if let Err(Fail(e)) = written {
+        if !ctx.dry_run {
+            let _ = k.blocks.delete(&id);
+        }
+        return Err(e);
+    }
+    Ok(CopySnapshotResult {
+        snapshot_id: Some(id),
+        tags: (!tag_list.is_empty()).then_some(tag_list),
+    })
+}

@@ -785,7 +785,7 @@ pub fn describe_modifications(
     })
 }
 
-fn settings<V: Read>(v: &V, s: Scope) -> Result<EbsSettings, Fail> {
+pub fn settings<V: Read>(v: &V, s: Scope) -> Result<EbsSettings, Fail> {
     Ok(v.get(s, "settings")?.unwrap_or(EbsSettings {
         id: "settings".into(),
         encryption_by_default: false,
@@ -822,4 +822,121 @@ pub fn delete_files(k: &Kumo, ids: &[String]) {
             tracing::error!(error = %e, volume = %id, "cannot delete a volume file");
         }
     }
+}
+
+/// A volume's status checks: I/O is enabled on every Kumo volume (nothing impairs a local
+/// file), and I/O performance is a check only Provisioned IOPS volumes have.
+fn volume_status(v: &VolumeRecord, st: &str) -> (&'static str, &'static str, &'static str) {
+    let perf = if matches!(v.volume_type.as_str(), "io1" | "io2") {
+        "normal"
+    } else {
+        "not-applicable"
+    };
+    if st == "creating" {
+        ("insufficient-data", "insufficient-data", perf)
+    } else {
+        ("ok", "passed", perf)
+    }
+}
+
+struct StatusView<'a>(&'a VolumeRecord, (&'static str, &'static str, &'static str));
+
+impl Filterable for StatusView<'_> {
+    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+        let (status, io, perf) = self.1;
+        match name {
+            "availability-zone" => out(&self.0.zone),
+            "volume-status.status" => out(status),
+            "volume-status.details-name" => {
+                out("io-enabled");
+                out("io-performance");
+            }
+            "volume-status.details-status" => {
+                out(io);
+                out(perf);
+            }
+            _ => {}
+        }
+    }
+}
+
+const STATUS_FILTERS: &[&str] = &[
+    "action.code",
+    "action.description",
+    "action.event-id",
+    "availability-zone",
+    "event.description",
+    "event.event-id",
+    "event.event-type",
+    "event.not-after",
+    "event.not-before",
+    "volume-status.details-name",
+    "volume-status.details-status",
+    "volume-status.status",
+];
+
+pub fn describe_status(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DescribeVolumeStatusRequest,
+) -> Result<DescribeVolumeStatusResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let fs = Filters::compile(&filters(input.filters), STATUS_FILTERS, false).map_err(rule)?;
+    let ids = input.volume_ids.unwrap_or_default();
+    let (now, delay) = (k.now_ms(), k.options.transition_ms);
+    let req = describe::Request {
+        op: "DescribeVolumeStatus",
+        ids: &ids,
+        not_found: &not_found,
+        push: Push::default(),
+        max_results: input.max_results,
+        bounds: (5, 1000),
+        next_token: input.next_token.as_deref(),
+    };
+    let (page, next) = describe::read(&k.store, scope(ctx), &req, |t: &Tagged<VolumeRecord>| {
+        let st = t.item.state(now, delay);
+        fs.matches(&StatusView(&t.item, volume_status(&t.item, st)))
+    })?;
+    let items = page
+        .into_iter()
+        .map(|mut t| {
+            t.item.settle(now, delay);
+            let v = &t.item;
+            let (status, io, perf) = volume_status(v, v.state(now, delay));
+            VolumeStatusItem {
+                volume_id: Some(v.id.clone()),
+                availability_zone: Some(v.zone.clone()),
+                availability_zone_id: Some(v.zone_id.clone()),
+                volume_status: Some(VolumeStatusInfo {
+                    status: Some(status.into()),
+                    details: Some(vec![
+                        VolumeStatusDetails {
+                            name: Some("io-enabled".into()),
+                            status: Some(io.into()),
+                        },
+                        VolumeStatusDetails {
+                            name: Some("io-performance".into()),
+                            status: Some(perf.into()),
+                        },
+                    ]),
+                }),
+                attachment_statuses: Some(
+                    v.attachments
+                        .iter()
+                        .map(|a| VolumeStatusAttachmentStatus {
+                            instance_id: Some(a.instance_id.clone()),
+                            io_performance: Some(perf.into()),
+                        })
+                        .collect(),
+                ),
+                actions: Some(Vec::new()),
+                events: Some(Vec::new()),
+                ..VolumeStatusItem::default()
+            }
+        })
+        .collect();
+    Ok(DescribeVolumeStatusResult {
+        volume_statuses: Some(items),
+        next_token: next,
+    })
 }

@@ -21,6 +21,7 @@ pub const OPERATIONS: &[&str] = &[
     "AttachVolume",
     "AuthorizeSecurityGroupEgress",
     "AuthorizeSecurityGroupIngress",
+    "CopySnapshot",
     "CreateDefaultSubnet",
     "CreateDefaultVpc",
     "CreateInternetGateway",
@@ -73,6 +74,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeSnapshots",
     "DescribeSubnets",
     "DescribeTags",
+    "DescribeVolumeStatus",
     "DescribeVolumes",
     "DescribeVolumesModifications",
     "DescribeVpcAttribute",
@@ -204,6 +206,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("AuthorizeSecurityGroupIngress"))
+    }
+    /// `CopySnapshot`.
+    fn copy_snapshot(
+        &self,
+        ctx: &RequestContext,
+        input: CopySnapshotRequest,
+    ) -> Result<CopySnapshotResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CopySnapshot"))
     }
     /// `CreateDefaultSubnet`.
     fn create_default_subnet(
@@ -665,6 +676,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeTags"))
     }
+    /// `DescribeVolumeStatus`.
+    fn describe_volume_status(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVolumeStatusRequest,
+    ) -> Result<DescribeVolumeStatusResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeVolumeStatus"))
+    }
     /// `DescribeVolumes`.
     fn describe_volumes(
         &self,
@@ -1072,6 +1092,12 @@ pub fn dispatch(
             let output = svc.authorize_security_group_ingress(ctx, input)?;
             crate::encode::response(ctx, "AuthorizeSecurityGroupIngressResponse", &output)
         }
+        "CopySnapshot" => {
+            let input = CopySnapshotRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.copy_snapshot(ctx, input)?;
+            crate::encode::response(ctx, "CopySnapshotResponse", &output)
+        }
         "CreateDefaultSubnet" => {
             let input = CreateDefaultSubnetRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1387,6 +1413,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.describe_tags(ctx, input)?;
             crate::encode::response(ctx, "DescribeTagsResponse", &output)
+        }
+        "DescribeVolumeStatus" => {
+            let input = DescribeVolumeStatusRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_volume_status(ctx, input)?;
+            crate::encode::response(ctx, "DescribeVolumeStatusResponse", &output)
         }
         "DescribeVolumes" => {
             let input = DescribeVolumesRequest::decode(params, &Path::ROOT)?;

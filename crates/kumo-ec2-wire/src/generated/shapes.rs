@@ -1442,6 +1442,114 @@ impl Encode for ConnectionTrackingSpecificationResponse {
     }
 }
 
+/// The `CopySnapshotRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CopySnapshotRequest {
+    /// `CompletionDurationMinutes`: `CompletionDurationMinutes` in requests, `<CompletionDurationMinutes>` in responses.
+    pub completion_duration_minutes: Option<i32>,
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+    /// `DestinationAvailabilityZone`: `DestinationAvailabilityZone` in requests, `<DestinationAvailabilityZone>` in responses.
+    pub destination_availability_zone: Option<String>,
+    /// `DestinationOutpostArn`: `DestinationOutpostArn` in requests, `<DestinationOutpostArn>` in responses.
+    pub destination_outpost_arn: Option<String>,
+    /// `DestinationRegion`: `DestinationRegion` in requests, `<destinationRegion>` in responses.
+    pub destination_region: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Encrypted`: `Encrypted` in requests, `<encrypted>` in responses.
+    pub encrypted: Option<bool>,
+    /// `KmsKeyId`: `KmsKeyId` in requests, `<kmsKeyId>` in responses.
+    pub kms_key_id: Option<String>,
+    /// `PresignedUrl`: `PresignedUrl` in requests, `<presignedUrl>` in responses.
+    pub presigned_url: Option<String>,
+    /// `SourceRegion`: `SourceRegion` in requests, `<SourceRegion>` in responses.
+    pub source_region: String,
+    /// `SourceSnapshotId`: `SourceSnapshotId` in requests, `<SourceSnapshotId>` in responses.
+    pub source_snapshot_id: String,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CopySnapshotRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_source_region = false;
+        let mut seen_source_snapshot_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CompletionDurationMinutes" => {
+                    out.completion_duration_minutes = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationAvailabilityZone" => {
+                    out.destination_availability_zone = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationOutpostArn" => {
+                    out.destination_outpost_arn = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationRegion" => {
+                    out.destination_region = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Encrypted" => {
+                    out.encrypted = Some(Decode::decode(child, &here)?);
+                }
+                "KmsKeyId" => {
+                    out.kms_key_id = Some(Decode::decode(child, &here)?);
+                }
+                "PresignedUrl" => {
+                    out.presigned_url = Some(Decode::decode(child, &here)?);
+                }
+                "SourceRegion" => {
+                    out.source_region = Decode::decode(child, &here)?;
+                    seen_source_region = true;
+                }
+                "SourceSnapshotId" => {
+                    out.source_snapshot_id = Decode::decode(child, &here)?;
+                    seen_source_snapshot_id = true;
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_source_region {
+            return Err(crate::decode::missing(&path.child("SourceRegion")));
+        }
+        if !seen_source_snapshot_id {
+            return Err(crate::decode::missing(&path.child("SourceSnapshotId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CopySnapshotResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CopySnapshotResult {
+    /// `SnapshotId`: `SnapshotId` in requests, `<snapshotId>` in responses.
+    pub snapshot_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Encode for CopySnapshotResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.snapshot_id {
+            w.field("snapshotId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+    }
+}
+
 /// The `CpuOptions` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CpuOptions {
@@ -4873,6 +4981,74 @@ impl Encode for DescribeTagsResult {
     }
 }
 
+/// The `DescribeVolumeStatusRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVolumeStatusRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `IncludeManagedResources`: `IncludeManagedResources` in requests, `<IncludeManagedResources>` in responses.
+    pub include_managed_resources: Option<bool>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `VolumeIds`: `VolumeId` in requests, `<VolumeId>` in responses.
+    pub volume_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeVolumeStatusRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "IncludeManagedResources" => {
+                    out.include_managed_resources = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeId" => {
+                    out.volume_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeVolumeStatusResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVolumeStatusResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `VolumeStatuses`: `VolumeStatusSet` in requests, `<volumeStatusSet>` in responses.
+    pub volume_statuses: Option<Vec<VolumeStatusItem>>,
+}
+
+impl Encode for DescribeVolumeStatusResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.volume_statuses {
+            w.list("volumeStatusSet", "item", v);
+        }
+    }
+}
+
 /// The `DescribeVolumesModificationsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DescribeVolumesModificationsRequest {
@@ -7111,6 +7287,31 @@ impl Encode for InferenceDeviceMemoryInfo {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.size_in_mi_b {
             w.field("sizeInMiB", v);
+        }
+    }
+}
+
+/// The `InitializationStatusDetails` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InitializationStatusDetails {
+    /// `EstimatedTimeToCompleteInSeconds`: `EstimatedTimeToCompleteInSeconds` in requests, `<estimatedTimeToCompleteInSeconds>` in responses.
+    pub estimated_time_to_complete_in_seconds: Option<i64>,
+    /// `InitializationType`: `InitializationType` in requests, `<initializationType>` in responses.
+    pub initialization_type: Option<String>,
+    /// `Progress`: `Progress` in requests, `<progress>` in responses.
+    pub progress: Option<i64>,
+}
+
+impl Encode for InitializationStatusDetails {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.estimated_time_to_complete_in_seconds {
+            w.field("estimatedTimeToCompleteInSeconds", v);
+        }
+        if let Some(v) = &self.initialization_type {
+            w.field("initializationType", v);
+        }
+        if let Some(v) = &self.progress {
+            w.field("progress", v);
         }
     }
 }
@@ -14267,6 +14468,196 @@ impl Encode for VolumeModification {
         }
         if let Some(v) = &self.volume_id {
             w.field("volumeId", v);
+        }
+    }
+}
+
+/// The `VolumeStatusAction` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeStatusAction {
+    /// `Code`: `Code` in requests, `<code>` in responses.
+    pub code: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `EventId`: `EventId` in requests, `<eventId>` in responses.
+    pub event_id: Option<String>,
+    /// `EventType`: `EventType` in requests, `<eventType>` in responses.
+    pub event_type: Option<String>,
+}
+
+impl Encode for VolumeStatusAction {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.code {
+            w.field("code", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.event_id {
+            w.field("eventId", v);
+        }
+        if let Some(v) = &self.event_type {
+            w.field("eventType", v);
+        }
+    }
+}
+
+/// The `VolumeStatusAttachmentStatus` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeStatusAttachmentStatus {
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `IoPerformance`: `IoPerformance` in requests, `<ioPerformance>` in responses.
+    pub io_performance: Option<String>,
+}
+
+impl Encode for VolumeStatusAttachmentStatus {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.io_performance {
+            w.field("ioPerformance", v);
+        }
+    }
+}
+
+/// The `VolumeStatusDetails` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeStatusDetails {
+    /// `Name`: `Name` in requests, `<name>` in responses.
+    pub name: Option<String>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for VolumeStatusDetails {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.name {
+            w.field("name", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+    }
+}
+
+/// The `VolumeStatusEvent` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeStatusEvent {
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `EventId`: `EventId` in requests, `<eventId>` in responses.
+    pub event_id: Option<String>,
+    /// `EventType`: `EventType` in requests, `<eventType>` in responses.
+    pub event_type: Option<String>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `NotAfter`: `NotAfter` in requests, `<notAfter>` in responses.
+    pub not_after: Option<DateTime>,
+    /// `NotBefore`: `NotBefore` in requests, `<notBefore>` in responses.
+    pub not_before: Option<DateTime>,
+}
+
+impl Encode for VolumeStatusEvent {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.event_id {
+            w.field("eventId", v);
+        }
+        if let Some(v) = &self.event_type {
+            w.field("eventType", v);
+        }
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.not_after {
+            w.field("notAfter", v);
+        }
+        if let Some(v) = &self.not_before {
+            w.field("notBefore", v);
+        }
+    }
+}
+
+/// The `VolumeStatusInfo` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeStatusInfo {
+    /// `Details`: `Details` in requests, `<details>` in responses.
+    pub details: Option<Vec<VolumeStatusDetails>>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+}
+
+impl Encode for VolumeStatusInfo {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.details {
+            w.list("details", "item", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+    }
+}
+
+/// The `VolumeStatusItem` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeStatusItem {
+    /// `Actions`: `ActionsSet` in requests, `<actionsSet>` in responses.
+    pub actions: Option<Vec<VolumeStatusAction>>,
+    /// `AttachmentStatuses`: `AttachmentStatuses` in requests, `<attachmentStatuses>` in responses.
+    pub attachment_statuses: Option<Vec<VolumeStatusAttachmentStatus>>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<availabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `Events`: `EventsSet` in requests, `<eventsSet>` in responses.
+    pub events: Option<Vec<VolumeStatusEvent>>,
+    /// `InitializationStatusDetails`: `InitializationStatusDetails` in requests, `<initializationStatusDetails>` in responses.
+    pub initialization_status_details: Option<InitializationStatusDetails>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    pub operator: Option<OperatorResponse>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<outpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `VolumeId`: `VolumeId` in requests, `<volumeId>` in responses.
+    pub volume_id: Option<String>,
+    /// `VolumeStatus`: `VolumeStatus` in requests, `<volumeStatus>` in responses.
+    pub volume_status: Option<VolumeStatusInfo>,
+}
+
+impl Encode for VolumeStatusItem {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.actions {
+            w.list("actionsSet", "item", v);
+        }
+        if let Some(v) = &self.attachment_statuses {
+            w.list("attachmentStatuses", "item", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            w.field("availabilityZoneId", v);
+        }
+        if let Some(v) = &self.events {
+            w.list("eventsSet", "item", v);
+        }
+        if let Some(v) = &self.initialization_status_details {
+            w.field("initializationStatusDetails", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            w.field("outpostArn", v);
+        }
+        if let Some(v) = &self.volume_id {
+            w.field("volumeId", v);
+        }
+        if let Some(v) = &self.volume_status {
+            w.field("volumeStatus", v);
         }
     }
 }
