@@ -144,3 +144,45 @@ def test_cli_copy_snapshot(cli):
     copy = cli("ec2", "copy-snapshot", "--source-region", "eu-west-1", "--source-snapshot-id", src, "--encrypted", "--kms-key-id", "alias/backup")["SnapshotId"]
     snap = cli("ec2", "describe-snapshots", "--snapshot-ids", copy)["Snapshots"][0]
     assert (snap["Encrypted"], snap["KmsKeyId"]) == (True, "alias/backup")
+
+
+def test_create_snapshots_of_an_instance(kumo, ec2):
+    ami = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": ["al2023-ami-2023*-x86_64"]}])["Images"][0]["ImageId"]
+    inst = ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1, Placement={"AvailabilityZone": "eu-west-1a"})["Instances"][0]["InstanceId"]
+    a = ec2.create_volume(AvailabilityZone="eu-west-1a", Size=1, TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "app", "Value": "db"}]}])["VolumeId"]
+    b = ec2.create_volume(AvailabilityZone="eu-west-1a", Size=2)["VolumeId"]
+    loose = ec2.create_volume(AvailabilityZone="eu-west-1a", Size=1)["VolumeId"]
+    ec2.attach_volume(VolumeId=a, InstanceId=inst, Device="/dev/sdf")
+    ec2.attach_volume(VolumeId=b, InstanceId=inst, Device="/dev/sdg")
+    write(kumo, a, 0x55, 0)
+    write(kumo, b, 0x66, 1)
+    out = ec2.create_snapshots(
+        InstanceSpecification={"InstanceId": inst},
+        Description="nightly",
+        CopyTagsFromSource="volume",
+        TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "set", "Value": "1"}]}],
+    )["Snapshots"]
+    by_vol = {s["VolumeId"]: s for s in out}
+    assert set(by_vol) == {a, b}
+    assert by_vol[a]["Tags"] == [{"Key": "set", "Value": "1"}, {"Key": "app", "Value": "db"}]
+    assert by_vol[b]["VolumeSize"] == 2 and by_vol[b]["Description"] == "nightly" and by_vol[b]["AvailabilityZone"] == "eu-west-1a"
+    # Writes after the point are not in the snapshots.
+    write(kumo, a, 0x77, 0)
+    ra = ec2.create_volume(AvailabilityZone="eu-west-1a", SnapshotId=by_vol[a]["SnapshotId"])["VolumeId"]
+    rb = ec2.create_volume(AvailabilityZone="eu-west-1a", SnapshotId=by_vol[b]["SnapshotId"])["VolumeId"]
+    assert reads(kumo, ra, 0x55, 0) and reads(kumo, rb, 0x66, 1)
+    assert reads(kumo, a, 0x77, 0)
+    assert loose not in {s["VolumeId"] for s in ec2.describe_snapshots()["Snapshots"]}
+    # Excluding a data volume; the boot volume flag is accepted.
+    only = ec2.create_snapshots(InstanceSpecification={"InstanceId": inst, "ExcludeBootVolume": True, "ExcludeDataVolumeIds": [a]})["Snapshots"]
+    assert [s["VolumeId"] for s in only] == [b]
+    with pytest.raises(ClientError) as e:
+        ec2.create_snapshots(InstanceSpecification={"InstanceId": "i-0123456789abcdef0"})
+    assert error_code(e) == "InvalidInstanceID.NotFound"
+    with pytest.raises(ClientError) as e:
+        ec2.create_snapshots(InstanceSpecification={"InstanceId": inst, "ExcludeDataVolumeIds": ["vol-0123456789abcdef0"]})
+    assert error_code(e) == "InvalidVolume.NotFound"
+    with pytest.raises(ClientError) as e:
+        ec2.create_snapshots(InstanceSpecification={"InstanceId": inst}, DryRun=True)
+    assert error_code(e) == "DryRunOperation"
+    assert len(ec2.describe_snapshots()["Snapshots"]) == 3

@@ -34,6 +34,7 @@ pub const ALLOW: &[&str] = &[
     "CreateRouteTable",
     "CreateSecurityGroup",
     "CreateSnapshot",
+    "CreateSnapshots",
     "CreateSubnet",
     "CreateSubnetCidrReservation",
     "CreateTags",

@@ -944,6 +944,14 @@ impl Ec2 for Kumo {
         snapshots::describe(self, ctx, input)
     }
 
+    fn create_snapshots(
+        &self,
+        ctx: &RequestContext,
+        input: CreateSnapshotsRequest,
+    ) -> Result<CreateSnapshotsResult, Ec2Error> {
+        snapshots::create_many(self, ctx, input)
+    }
+
     fn copy_snapshot(
         &self,
         ctx: &RequestContext,

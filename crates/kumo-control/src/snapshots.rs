@@ -389,3 +389,109 @@ pub fn copy(
         tags: (!tag_list.is_empty()).then_some(tag_list),
     })
 }
+
+/// CreateSnapshots: every EBS volume attached to an instance, frozen in one transaction so the
+/// set shares one crash-consistent point.
+pub fn create_many(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: CreateSnapshotsRequest,
+) -> Result<CreateSnapshotsResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    if input.outpost_arn.is_some() || input.location.as_deref().is_some_and(|l| l != "regional") {
+        return Err(Ec2Error::new(
+            "Unsupported",
+            "Kumo has no Outposts or Local Zones: snapshots are regional.",
+        ));
+    }
+    if let Some(c) = &input.copy_tags_from_source {
+        if c != "volume" {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({c}) for parameter copyTagsFromSource is invalid. Valid values: volume"
+            )));
+        }
+    }
+    let tag_list = tags::from_specifications(input.tag_specifications.clone(), "snapshot")?;
+    let spec = &input.instance_specification;
+    let exclude_boot = spec.exclude_boot_volume == Some(true);
+    let excluded = spec.exclude_data_volume_ids.clone().unwrap_or_default();
+    let s = scope(ctx);
+    let now = k.now_ms();
+    let delay = k.options.transition_ms;
+    let made = k
+        .store
+        .write(!ctx.dry_run, |tx| {
+            let r = crate::instances::load(k, tx, s, std::slice::from_ref(&spec.instance_id))?
+                .remove(0);
+            for id in &excluded {
+                get_volume(tx, s, id)?;
+            }
+            let vols: Vec<VolumeRecord> = tx.list(s, &Query::default())?;
+            let mut out = Vec::new();
+            for mut v in vols {
+                v.settle(now, delay);
+                let Some(a) = v.attachments.iter().find(|a| a.instance_id == r.id) else {
+                    continue;
+                };
+                let boot = a.device == r.root_device_name;
+                if (boot && exclude_boot) || (!boot && excluded.contains(&v.id)) {
+                    continue;
+                }
+                let mut pairs = tags::wire_pairs(&tag_list);
+                if input.copy_tags_from_source.is_some() {
+                    for (key, val) in tx.tags_of(s, &v.id)? {
+                        if !key.starts_with("aws:") && !pairs.iter().any(|(k2, _)| *k2 == key) {
+                            pairs.push((key, val));
+                        }
+                    }
+                }
+                let rec = SnapshotRecord {
+                    id: new_id("snap"),
+                    volume_id: v.id.clone(),
+                    volume_size: v.size,
+                    description: input.description.clone().unwrap_or_default(),
+                    start_ms: now,
+                    encrypted: v.encrypted,
+                    kms_key_id: v.kms_key_id.clone(),
+                    parent: v.backing.clone(),
+                };
+                v.backing = Some(rec.id.clone());
+                tx.insert(s, &rec)?;
+                tx.update(s, &v)?;
+                let wire_tags = tags::wire(&pairs);
+                tags::put_all(tx, s, &rec.id, "snapshot", &wire_tags)?;
+                out.push((rec, v.zone.clone(), pairs));
+            }
+            if !ctx.dry_run {
+                // Last, so nothing after it can fail: freeze every top layer.
+                for (rec, _, _) in &out {
+                    k.blocks.snapshot(&rec.volume_id, &rec.id).map_err(|e| {
+                        tracing::error!(error = %e, volume = %rec.volume_id, "cannot snapshot a volume file");
+                        Fail(Ec2Error::internal())
+                    })?;
+                }
+            }
+            Ok(out)
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(CreateSnapshotsResult {
+        snapshots: Some(
+            made.into_iter()
+                .map(|(rec, zone, pairs)| SnapshotInfo {
+                    snapshot_id: Some(rec.id),
+                    volume_id: Some(rec.volume_id),
+                    volume_size: Some(rec.volume_size),
+                    description: Some(rec.description),
+                    encrypted: Some(rec.encrypted),
+                    owner_id: Some(ctx.account_id.clone()),
+                    start_time: Some(DateTime(rec.start_ms)),
+                    state: Some("pending".into()),
+                    progress: Some(String::new()),
+                    availability_zone: Some(zone),
+                    tags: Some(tags::wire(&pairs)),
+                    ..SnapshotInfo::default()
+                })
+                .collect(),
+        ),
+    })
+}

@@ -32,6 +32,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateRouteTable",
     "CreateSecurityGroup",
     "CreateSnapshot",
+    "CreateSnapshots",
     "CreateSubnet",
     "CreateSubnetCidrReservation",
     "CreateTags",
@@ -305,6 +306,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<Snapshot, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateSnapshot"))
+    }
+    /// `CreateSnapshots`.
+    fn create_snapshots(
+        &self,
+        ctx: &RequestContext,
+        input: CreateSnapshotsRequest,
+    ) -> Result<CreateSnapshotsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateSnapshots"))
     }
     /// `CreateSubnet`.
     fn create_subnet(
@@ -1160,6 +1170,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.create_snapshot(ctx, input)?;
             crate::encode::response(ctx, "CreateSnapshotResponse", &output)
+        }
+        "CreateSnapshots" => {
+            let input = CreateSnapshotsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.create_snapshots(ctx, input)?;
+            crate::encode::response(ctx, "CreateSnapshotsResponse", &output)
         }
         "CreateSubnet" => {
             let input = CreateSubnetRequest::decode(params, &Path::ROOT)?;

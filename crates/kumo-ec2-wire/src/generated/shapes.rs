@@ -2387,6 +2387,84 @@ impl Decode for CreateSnapshotRequest {
     }
 }
 
+/// The `CreateSnapshotsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateSnapshotsRequest {
+    /// `CopyTagsFromSource`: `CopyTagsFromSource` in requests, `<CopyTagsFromSource>` in responses.
+    pub copy_tags_from_source: Option<String>,
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceSpecification`: `InstanceSpecification` in requests, `<InstanceSpecification>` in responses.
+    pub instance_specification: InstanceSpecification,
+    /// `Location`: `Location` in requests, `<Location>` in responses.
+    pub location: Option<String>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<OutpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CreateSnapshotsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_specification = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CopyTagsFromSource" => {
+                    out.copy_tags_from_source =
+                        Some(crate::decode::enum_value(child, &here, &["volume"])?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceSpecification" => {
+                    out.instance_specification = Decode::decode(child, &here)?;
+                    seen_instance_specification = true;
+                }
+                "Location" => {
+                    out.location = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["regional", "local"],
+                    )?);
+                }
+                "OutpostArn" => {
+                    out.outpost_arn = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_specification {
+            return Err(crate::decode::missing(&path.child("InstanceSpecification")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateSnapshotsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateSnapshotsResult {
+    /// `Snapshots`: `SnapshotSet` in requests, `<snapshotSet>` in responses.
+    pub snapshots: Option<Vec<SnapshotInfo>>,
+}
+
+impl Encode for CreateSnapshotsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.snapshots {
+            w.list("snapshotSet", "item", v);
+        }
+    }
+}
+
 /// The `CreateSubnetCidrReservationRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateSubnetCidrReservationRequest {
@@ -8741,6 +8819,44 @@ impl Decode for InstanceSecondaryInterfaceSpecificationRequest {
     }
 }
 
+/// The `InstanceSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceSpecification {
+    /// `ExcludeBootVolume`: `ExcludeBootVolume` in requests, `<ExcludeBootVolume>` in responses.
+    pub exclude_boot_volume: Option<bool>,
+    /// `ExcludeDataVolumeIds`: `ExcludeDataVolumeId` in requests, `<ExcludeDataVolumeId>` in responses.
+    pub exclude_data_volume_ids: Option<Vec<String>>,
+    /// `InstanceId`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_id: String,
+}
+
+impl Decode for InstanceSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ExcludeBootVolume" => {
+                    out.exclude_boot_volume = Some(Decode::decode(child, &here)?);
+                }
+                "ExcludeDataVolumeId" => {
+                    out.exclude_data_volume_ids = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `InstanceState` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InstanceState {
@@ -13304,6 +13420,81 @@ impl Encode for Snapshot {
         }
         if let Some(v) = &self.transfer_type {
             w.field("transferType", v);
+        }
+        if let Some(v) = &self.volume_id {
+            w.field("volumeId", v);
+        }
+        if let Some(v) = &self.volume_size {
+            w.field("volumeSize", v);
+        }
+    }
+}
+
+/// The `SnapshotInfo` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnapshotInfo {
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `Encrypted`: `Encrypted` in requests, `<encrypted>` in responses.
+    pub encrypted: Option<bool>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<outpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `Progress`: `Progress` in requests, `<progress>` in responses.
+    pub progress: Option<String>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<snapshotId>` in responses.
+    pub snapshot_id: Option<String>,
+    /// `SseType`: `SseType` in requests, `<sseType>` in responses.
+    pub sse_type: Option<String>,
+    /// `StartTime`: `StartTime` in requests, `<startTime>` in responses.
+    pub start_time: Option<DateTime>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `VolumeId`: `VolumeId` in requests, `<volumeId>` in responses.
+    pub volume_id: Option<String>,
+    /// `VolumeSize`: `VolumeSize` in requests, `<volumeSize>` in responses.
+    pub volume_size: Option<i32>,
+}
+
+impl Encode for SnapshotInfo {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.encrypted {
+            w.field("encrypted", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            w.field("outpostArn", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.progress {
+            w.field("progress", v);
+        }
+        if let Some(v) = &self.snapshot_id {
+            w.field("snapshotId", v);
+        }
+        if let Some(v) = &self.sse_type {
+            w.field("sseType", v);
+        }
+        if let Some(v) = &self.start_time {
+            w.field("startTime", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
         }
         if let Some(v) = &self.volume_id {
             w.field("volumeId", v);
