@@ -347,7 +347,6 @@ def test_hibernate_and_force_stop(ec2, ami):
 
 def test_settings_kumo_cannot_honour_are_refused_by_name(ec2, ami):
     for extra in (
-        {"BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 20}}]},
         {"LaunchTemplate": {"LaunchTemplateName": "web"}},
         {"InstanceMarketOptions": {"MarketType": "spot"}},
     ):

@@ -163,7 +163,8 @@ def test_create_snapshots_of_an_instance(kumo, ec2):
         TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "set", "Value": "1"}]}],
     )["Snapshots"]
     by_vol = {s["VolumeId"]: s for s in out}
-    assert set(by_vol) == {a, b}
+    root = ec2.describe_instances(InstanceIds=[inst])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    assert set(by_vol) == {a, b, root}
     assert by_vol[a]["Tags"] == [{"Key": "set", "Value": "1"}, {"Key": "app", "Value": "db"}]
     assert by_vol[b]["VolumeSize"] == 2 and by_vol[b]["Description"] == "nightly" and by_vol[b]["AvailabilityZone"] == "eu-west-1a"
     # Writes after the point are not in the snapshots.
@@ -173,7 +174,7 @@ def test_create_snapshots_of_an_instance(kumo, ec2):
     assert reads(kumo, ra, 0x55, 0) and reads(kumo, rb, 0x66, 1)
     assert reads(kumo, a, 0x77, 0)
     assert loose not in {s["VolumeId"] for s in ec2.describe_snapshots()["Snapshots"]}
-    # Excluding a data volume; the boot volume flag is accepted.
+    # Excluding the boot volume and a data volume.
     only = ec2.create_snapshots(InstanceSpecification={"InstanceId": inst, "ExcludeBootVolume": True, "ExcludeDataVolumeIds": [a]})["Snapshots"]
     assert [s["VolumeId"] for s in only] == [b]
     with pytest.raises(ClientError) as e:
@@ -185,4 +186,4 @@ def test_create_snapshots_of_an_instance(kumo, ec2):
     with pytest.raises(ClientError) as e:
         ec2.create_snapshots(InstanceSpecification={"InstanceId": inst}, DryRun=True)
     assert error_code(e) == "DryRunOperation"
-    assert len(ec2.describe_snapshots()["Snapshots"]) == 3
+    assert len(ec2.describe_snapshots()["Snapshots"]) == 4

@@ -84,7 +84,7 @@ def test_attach_detach_rules(ec2):
     v = ec2.describe_volumes(VolumeIds=[here])["Volumes"][0]
     assert v["State"] == "in-use" and v["Attachments"][0]["State"] == "attached"
     bdm = ec2.describe_instances(InstanceIds=[inst])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"]
-    assert [(b["DeviceName"], b["Ebs"]["VolumeId"]) for b in bdm] == [("/dev/sdf", here)]
+    assert [b["DeviceName"] for b in bdm] == ["/dev/xvda", "/dev/sdf"] and bdm[1]["Ebs"]["VolumeId"] == here
     other = ec2.create_volume(AvailabilityZone="eu-west-1a", Size=1)["VolumeId"]
     with pytest.raises(ClientError) as e:
         ec2.attach_volume(VolumeId=other, InstanceId=inst, Device="/dev/sdf")

@@ -67,6 +67,7 @@ impl Record for ImageRecord {
 impl ImageRecord {
     pub fn traits(&self) -> ImageTraits {
         ImageTraits {
+            mappings: self.mappings.clone(),
             architecture: self.architecture.clone(),
             root_device_name: self.root_device_name.clone(),
             root_device_type: "ebs".into(),

@@ -376,12 +376,28 @@ pub fn modify_attribute(
             ))
         }
     }
-    if input.block_device_mappings.is_some() {
-        return Err(Ec2Error::new(
-            "InvalidInstanceAttributeValue",
-            "No device is attached to this instance yet: Kumo does not serve EBS volumes before its volumes issue.",
-        ));
-    }
+    let device_flags: Vec<(String, bool)> = match &input.block_device_mappings {
+        None => Vec::new(),
+        Some(list) => {
+            let mut out = Vec::new();
+            for m in list {
+                let device = m.device_name.clone().unwrap_or_default();
+                let flag = m.ebs.as_ref().and_then(|e| e.delete_on_termination);
+                match flag {
+                    Some(f) if m.no_device.is_none() && m.virtual_name.is_none() => {
+                        out.push((device, f))
+                    }
+                    _ => {
+                        return Err(Ec2Error::new(
+                            "InvalidInstanceAttributeValue",
+                            format!("Only DeleteOnTermination of an attached EBS volume can be changed; the mapping for '{device}' asks for something else."),
+                        ))
+                    }
+                }
+            }
+            out
+        }
+    };
     if let Some(b) = &behavior {
         if b != "stop" && b != "terminate" {
             return Err(Ec2Error::invalid_value(format!(
@@ -430,6 +446,27 @@ pub fn modify_attribute(
             if let Some(b) = &behavior {
                 r.shutdown_behavior = b.clone();
             }
+            for (device, flag) in &device_flags {
+                let norm = |d: &str| d.trim_start_matches("/dev/").to_string();
+                let mut found = false;
+                for mut v in crate::volumes::attached_to(tx, s, &r.id)? {
+                    let mut changed = false;
+                    for a in v.attachments.iter_mut().filter(|a| a.instance_id == r.id && norm(&a.device) == norm(device)) {
+                        a.delete_on_termination = *flag;
+                        changed = true;
+                    }
+                    if changed {
+                        tx.update(s, &v)?;
+                        found = true;
+                    }
+                }
+                if !found {
+                    return Err(Fail(Ec2Error::new(
+                        "InvalidInstanceAttributeValue",
+                        format!("No device is currently mapped at {device}"),
+                    )));
+                }
+            }
             if sdc.is_some() || groups.is_some() {
                 let primary = r.enis.first().cloned().ok_or(Fail(Ec2Error::internal()))?;
                 let mut e = enis::get_eni(tx, s, &primary)?;
@@ -455,7 +492,7 @@ pub fn describe_attribute(
 ) -> Result<InstanceAttribute, Ec2Error> {
     k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
-    let (r, primary, names) = k
+    let (r, primary, names, vols) = k
         .store
         .read(|v| {
             let r = load(k, v, s, std::slice::from_ref(&input.instance_id))?.remove(0);
@@ -463,7 +500,14 @@ pub fn describe_attribute(
                 Some(id) => v.get::<EniRecord>(s, id)?,
                 None => None,
             };
-            Ok::<_, Fail>((r, primary, enis::group_names(v, s)?))
+            let vols: Vec<crate::volumes::VolumeRecord> = v.list(
+                s,
+                &Query {
+                    ids: Some(&r.volumes.iter().map(String::as_str).collect::<Vec<_>>()),
+                    ..Query::default()
+                },
+            )?;
+            Ok::<_, Fail>((r, primary, enis::group_names(v, s)?, vols))
         })
         .map_err(|f| f.0)?;
     let sv = |v: String| Some(AttributeValue { value: Some(v) });
@@ -482,7 +526,9 @@ pub fn describe_attribute(
             out.instance_initiated_shutdown_behavior = sv(r.shutdown_behavior)
         }
         "rootDeviceName" => out.root_device_name = sv(r.root_device_name),
-        "blockDeviceMapping" => out.block_device_mappings = Some(Vec::new()),
+        "blockDeviceMapping" => {
+            out.block_device_mappings = Some(crate::volumes::mappings(&vols, &r.id))
+        }
         "productCodes" => out.product_codes = Some(Vec::new()),
         "sourceDestCheck" => {
             out.source_dest_check = bool_attr(primary.as_ref().map(|e| e.source_dest_check))

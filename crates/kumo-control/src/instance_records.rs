@@ -42,6 +42,10 @@ pub struct InstanceRecord {
     pub tenancy: String,
     pub root_device_name: String,
     pub root_device_type: String,
+    /// Volumes attached to the instance at some point (the volumes' attachments are the truth;
+    /// this is the index DescribeInstances reads them through).
+    #[serde(default)]
+    pub volumes: Vec<String>,
     pub ena_support: bool,
     pub boot_mode: String,
     pub credit_specification: Option<String>,

@@ -109,11 +109,28 @@ pub struct ImageTraits {
     pub root_device_type: String,
     pub ena_support: bool,
     pub boot_mode: String,
+    /// The volumes the image launches with.
+    pub mappings: Vec<crate::amis::MappingRecord>,
 }
 
 impl ImageTraits {
     fn public(i: &PublicImage) -> Self {
+        let root = images::root_volume(i).map(|(size, vt)| crate::amis::MappingRecord {
+            device_name: i.root_device_name.into(),
+            virtual_name: None,
+            no_device: false,
+            ebs: Some(crate::amis::EbsRecord {
+                snapshot_id: None,
+                volume_size: size,
+                volume_type: vt.into(),
+                iops: None,
+                throughput: None,
+                delete_on_termination: true,
+                encrypted: false,
+            }),
+        });
         ImageTraits {
+            mappings: root.into_iter().collect(),
             architecture: i.architecture.into(),
             root_device_name: i.root_device_name.into(),
             root_device_type: i.root_device_type.into(),
@@ -125,6 +142,7 @@ impl ImageTraits {
     /// An instance keeps what it was launched with, even after its image is deregistered.
     pub fn of_instance(r: &InstanceRecord) -> Self {
         ImageTraits {
+            mappings: Vec::new(),
             architecture: r.architecture.clone(),
             root_device_name: r.root_device_name.clone(),
             root_device_type: r.root_device_type.clone(),
@@ -231,6 +249,7 @@ struct Launch<'a> {
     instance_type: String,
     user_data: Option<String>,
     specs: Vec<InstanceNetworkInterfaceSpecification>,
+    volumes: Vec<crate::launch_volumes::Planned>,
 }
 
 fn network_specs(
@@ -436,13 +455,6 @@ fn launch_groups(
 /// what was asked, so they are refused by name.
 fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result<(), Ec2Error> {
     let refused: &[(&str, bool)] = &[
-        (
-            "BlockDeviceMappings (Kumo does not yet create volumes at launch)",
-            input
-                .block_device_mappings
-                .as_ref()
-                .is_some_and(|b| !b.is_empty()),
-        ),
         ("LaunchTemplate", input.launch_template.is_some()),
         (
             "InstanceMarketOptions (spot)",
@@ -568,6 +580,18 @@ pub fn run(
     let tag_list = tags::from_launch_specifications(input.tag_specifications.clone())?;
     idempotency::check_token(input.client_token.as_deref())?;
     let digest = idempotency::digest(&input);
+    let s = scope(ctx);
+    let volumes = k
+        .store
+        .read(|v| {
+            crate::launch_volumes::plan(
+                v,
+                s,
+                &image,
+                input.block_device_mappings.as_deref().unwrap_or(&[]),
+            )
+        })
+        .map_err(|f| f.0)?;
     let l = Launch {
         input: &input,
         image,
@@ -576,10 +600,11 @@ pub fn run(
         instance_type,
         user_data,
         specs,
+        volumes,
     };
-    let s = scope(ctx);
     let now = k.now_ms();
-    let (recs, _) = k
+    let mut made: Vec<String> = Vec::new();
+    let launched = k
         .store
         .write_then(
             !ctx.dry_run,
@@ -598,7 +623,7 @@ pub fn run(
                         .collect();
                     return Ok((mine, Vec::new()));
                 }
-                launch(k, tx, s, ctx, &l, &tag_list, now, &digest)
+                launch(k, tx, s, ctx, &l, &tag_list, now, &digest, &mut made)
             },
             |(_, allocators)| {
                 for (subnet, a) in allocators {
@@ -606,7 +631,15 @@ pub fn run(
                 }
             },
         )
-        .map_err(|f| f.0)?;
+        .map_err(|f| f.0);
+    let (recs, _) = match launched {
+        Ok(x) => x,
+        Err(e) => {
+            // Nothing of a failed launch stays: its volume files go too.
+            crate::volumes::delete_files(k, &made);
+            return Err(e);
+        }
+    };
     k.store
         .read(|v| {
             let tagged = tags::attach(v, s, recs)?;
@@ -630,6 +663,7 @@ fn launch(
     tag_list: &tags::LaunchTags,
     now: i64,
     digest: &str,
+    made: &mut Vec<String>,
 ) -> Result<Launched, Fail> {
     let input = l.input;
     let subnet = launch_subnet(tx, s, l)?;
@@ -818,7 +852,19 @@ fn launch(
                 .map(|c| c.cpu_credits.as_str()),
         )?;
         let md = input.metadata_options.clone().unwrap_or_default();
+        let volumes = crate::launch_volumes::create(
+            k,
+            tx,
+            s,
+            &id,
+            (&subnet.zone, &subnet.zone_id),
+            &l.volumes,
+            now,
+            !ctx.dry_run,
+            made,
+        )?;
         let rec = InstanceRecord {
+            volumes,
             id,
             reservation_id: reservation_id.clone(),
             image_id: l.image_id.clone(),
@@ -885,6 +931,9 @@ fn launch(
         };
         tx.insert(s, &rec)?;
         tags::put_all(tx, s, &rec.id, "instance", &tag_list.instance)?;
+        for vol in &rec.volumes {
+            tags::put_all(tx, s, vol, "volume", &tag_list.volume)?;
+        }
         out.push(rec);
     }
     idempotency::remember(
@@ -925,11 +974,22 @@ pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Con
             enis.insert(e.id.clone(), e);
         }
     }
-    let volumes: Vec<crate::volumes::VolumeRecord> = v.list(s, &Query::default())?;
-    let volumes = volumes
-        .into_iter()
-        .filter(|x| !x.attachments.is_empty())
+    // Through each instance's list of volumes: no scan of the region's volumes.
+    let vol_ids: Vec<&str> = recs
+        .iter()
+        .flat_map(|r| r.volumes.iter().map(String::as_str))
         .collect();
+    let mut volumes: Vec<crate::volumes::VolumeRecord> = Vec::new();
+    for chunk in vol_ids.chunks(500) {
+        let found: Vec<crate::volumes::VolumeRecord> = v.list(
+            s,
+            &Query {
+                ids: Some(chunk),
+                ..Query::default()
+            },
+        )?;
+        volumes.extend(found.into_iter().filter(|x| !x.attachments.is_empty()));
+    }
     Ok(Context {
         enis,
         volumes,

@@ -18,6 +18,7 @@ mod instance_types;
 mod instances;
 mod key_pairs;
 mod keygen;
+mod launch_volumes;
 mod nat;
 mod net_records;
 mod network;

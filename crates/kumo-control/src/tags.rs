@@ -112,7 +112,7 @@ pub fn from_specifications(
 pub struct LaunchTags {
     pub instance: Vec<Tag>,
     pub network_interface: Vec<Tag>,
-    /// Root and other volumes arrive with Kumo's volumes; their tags are checked now.
+    /// Tags of the volumes the launch makes.
     pub volume: Vec<Tag>,
 }
 

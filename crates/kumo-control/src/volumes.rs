@@ -522,6 +522,11 @@ pub fn attach(
             };
             v.attachments.push(a.clone());
             tx.update(s, &v)?;
+            if !r.volumes.contains(&v.id) {
+                let mut r = r;
+                r.volumes.push(v.id.clone());
+                tx.update(s, &r)?;
+            }
             Ok(attachment(&v.id, &a))
         })
         .map_err(|f: Fail| f.0)
@@ -553,6 +558,17 @@ pub fn detach(
                     format!("Volume '{}' is in the 'available' state.", v.id),
                 )));
             };
+            let r =
+                crate::instances::load(k, tx, s, std::slice::from_ref(&a.instance_id))?.remove(0);
+            if a.device == r.root_device_name && r.state() != State::Stopped {
+                return Err(Fail(Ec2Error::new(
+                    "IncorrectState",
+                    format!(
+                        "Unable to detach root volume '{}' from instance '{}'",
+                        v.id, r.id
+                    ),
+                )));
+            }
             a.state = "detaching".into();
             a.since_ms = now;
             let out = attachment(&v.id, a);
@@ -585,13 +601,19 @@ pub fn release_for(tx: &Tx, s: Scope, r: &InstanceRecord) -> Result<Vec<String>,
 
 /// The block device mappings an instance shows.
 pub fn mappings(vols: &[VolumeRecord], instance: &str) -> Vec<InstanceBlockDeviceMapping> {
-    vols.iter()
+    let mut found: Vec<(&VolumeRecord, &VolAttachment)> = vols
+        .iter()
         .flat_map(|v| {
             v.attachments
                 .iter()
                 .filter(|a| a.instance_id == instance)
                 .map(move |a| (v, a))
         })
+        .collect();
+    // In attachment order: the launch's volumes (root first) before later ones.
+    found.sort_by(|x, y| (x.1.attach_ms, &x.1.device).cmp(&(y.1.attach_ms, &y.1.device)));
+    found
+        .into_iter()
         .map(|(v, a)| InstanceBlockDeviceMapping {
             device_name: Some(a.device.clone()),
             ebs: Some(EbsInstanceBlockDevice {

@@ -156,9 +156,32 @@ pub fn by_parameter(name: &str) -> Option<&'static PublicImage> {
     CATALOG.iter().find(|i| i.ssm_parameters.contains(&name))
 }
 
+/// The root volume an EBS-backed catalog image launches with: (size in GiB, volume type).
+/// Sizes are the images' published 8 GiB; the type is the one the image's name declares
+/// (`gp3` for Amazon Linux 2023 and `hvm-ssd-gp3` Ubuntu images), gp2 otherwise.
+pub fn root_volume(i: &PublicImage) -> Option<(i32, &'static str)> {
+    if i.root_device_type != "ebs" {
+        return None;
+    }
+    let gp3 = i.name.starts_with("al2023") || i.name.contains("gp3");
+    Some((8, if gp3 { "gp3" } else { "gp2" }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn root_volumes_follow_the_image() {
+        let by = |n: &str| CATALOG.iter().find(|i| i.name.starts_with(n)).unwrap();
+        assert_eq!(root_volume(by("al2023")), Some((8, "gp3")));
+        assert_eq!(root_volume(by("amzn2-ami-hvm")), Some((8, "gp2")));
+        assert_eq!(
+            root_volume(by("ubuntu/images/hvm-ssd-gp3")),
+            Some((8, "gp3"))
+        );
+        assert_eq!(root_volume(by("amzn-ami-minimal")), None);
+    }
 
     #[test]
     fn ids_are_stable_and_regional() {
