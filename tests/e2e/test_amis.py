@@ -149,3 +149,45 @@ def test_cli_register_and_deregister(cli):
     assert code == "InvalidSnapshot.InUse"
     assert cli("ec2", "deregister-image", "--image-id", ami)["Return"] is True
     assert cli("ec2", "describe-images", "--owners", "self")["Images"] == []
+
+
+def test_create_image_from_an_instance(kumo, ec2):
+    import os
+    import subprocess
+
+    def f(v):
+        return os.path.join(kumo.data_dir, "volumes", f"{v}.qcow2")
+
+    base = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": ["al2023-ami-2023*-x86_64"]}])["Images"][0]["ImageId"]
+    iid = ec2.run_instances(ImageId=base, InstanceType="t3.micro", MinCount=1, MaxCount=1, Placement={"AvailabilityZone": "eu-west-1a"},
+                            BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 1}}])["Instances"][0]["InstanceId"]
+    inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    root = next(b["Ebs"]["VolumeId"] for b in inst["BlockDeviceMappings"] if b["DeviceName"] == "/dev/xvda")
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x3c 0 1M", f(root)], check=True, capture_output=True)
+    ami = ec2.create_image(InstanceId=iid, Name="baked", NoReboot=True,
+                           BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "NoDevice": ""}],
+                           TagSpecifications=[{"ResourceType": "image", "Tags": [{"Key": "k", "Value": "i"}]},
+                                              {"ResourceType": "snapshot", "Tags": [{"Key": "k", "Value": "s"}]}])["ImageId"]
+    img = ec2.describe_images(ImageIds=[ami])["Images"][0]
+    assert (img["RootDeviceName"], img["Architecture"], img["EnaSupport"]) == ("/dev/xvda", "x86_64", True)
+    [m] = img["BlockDeviceMappings"]
+    snap = m["Ebs"]["SnapshotId"]
+    assert (m["DeviceName"], m["Ebs"]["VolumeSize"], m["Ebs"]["VolumeType"]) == ("/dev/xvda", 8, "gp3")
+    s = ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]
+    assert s["Description"] == f"Created by CreateImage({iid}) for {ami}" and s["VolumeId"] == root
+    assert s["Tags"] == [{"Key": "k", "Value": "s"}] and img["Tags"] == [{"Key": "k", "Value": "i"}]
+    # The image launches with the bytes the instance's root volume held.
+    child = ec2.run_instances(ImageId=ami, InstanceType="t3.small", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    croot = ec2.describe_instances(InstanceIds=[child])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    check = subprocess.run(["qemu-io", "-r", "-f", "qcow2", "-c", "read -P 0x3c 0 1M", f(croot)], capture_output=True, text=True)
+    assert check.returncode == 0 and "Pattern verification failed" not in check.stdout
+    with pytest.raises(ClientError) as e:
+        ec2.create_image(InstanceId=iid, Name="baked")
+    assert error_code(e) == "InvalidAMIName.Duplicate"
+    ec2.terminate_instances(InstanceIds=[iid])
+    with pytest.raises(ClientError) as e:
+        ec2.create_image(InstanceId=iid, Name="too-late")
+    assert error_code(e) == "IncorrectInstanceState"
+    with pytest.raises(ClientError) as e:
+        ec2.create_image(InstanceId="i-0123456789abcdef0", Name="nobody")
+    assert error_code(e) == "InvalidInstanceID.NotFound"

@@ -26,6 +26,7 @@ pub const ALLOW: &[&str] = &[
     "CopySnapshot",
     "CreateDefaultSubnet",
     "CreateDefaultVpc",
+    "CreateImage",
     "CreateInternetGateway",
     "CreateKeyPair",
     "CreateNatGateway",

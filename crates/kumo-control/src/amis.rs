@@ -442,3 +442,172 @@ pub fn wire(k: &Kumo, ctx: &RequestContext, t: &Tagged<ImageRecord>) -> Image {
         ..Image::default()
     }
 }
+
+/// CreateImage: snapshots every EBS volume attached to an instance (less the request's
+/// `NoDevice` mappings) in one transaction, and registers an image of them. Under the null
+/// driver no guest writes to the volumes, so the snapshots are consistent with or without
+/// `NoReboot`; with a real driver the reboot comes with the compute work.
+pub fn create_from_instance(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: CreateImageRequest,
+) -> Result<CreateImageResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    if !valid_name(&input.name) {
+        return Err(Ec2Error::new(
+            "InvalidAMIName.Malformed",
+            "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '[', ']', ' ', '.', '/', '-', ''', '@' and '_'",
+        ));
+    }
+    if input
+        .snapshot_location
+        .as_deref()
+        .is_some_and(|l| l != "regional")
+    {
+        return Err(Ec2Error::new(
+            "Unsupported",
+            "Kumo has no Outposts or Local Zones: image snapshots are regional.",
+        ));
+    }
+    let split = |rt: &str| {
+        let specs: Vec<TagSpecification> = input
+            .tag_specifications
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t.resource_type.as_deref() == Some(rt))
+            .collect();
+        tags::from_specifications(Some(specs), rt)
+    };
+    if let Some(bad) = input
+        .tag_specifications
+        .iter()
+        .flatten()
+        .find(|t| !matches!(t.resource_type.as_deref(), Some("image") | Some("snapshot")))
+    {
+        return Err(Ec2Error::invalid_value(format!(
+            "'{}' is not a valid taggable resource type for this operation.",
+            bad.resource_type.clone().unwrap_or_default()
+        )));
+    }
+    let (image_tags, snap_tags) = (split("image")?, split("snapshot")?);
+    let mut skip: Vec<String> = Vec::new();
+    for m in input.block_device_mappings.iter().flatten() {
+        match (&m.device_name, m.no_device.is_some()) {
+            (Some(d), true) => skip.push(d.trim_start_matches("/dev/").to_string()),
+            _ => {
+                return Err(Ec2Error::new(
+                    "Unsupported",
+                    "Kumo's CreateImage takes NoDevice mappings only (to leave a volume out of the image).",
+                ))
+            }
+        }
+    }
+    let s = scope(ctx);
+    let now = k.now_ms();
+    let delay = k.options.transition_ms;
+    let id = new_id("ami");
+    let frozen = k
+        .store
+        .write(!ctx.dry_run, |tx| {
+            let r = crate::instances::load(k, tx, s, std::slice::from_ref(&input.instance_id))?
+                .remove(0);
+            use kumo_model::lifecycle::State;
+            if !matches!(r.state(), State::Running | State::Stopped) {
+                return Err(Fail(Ec2Error::new(
+                    "IncorrectInstanceState",
+                    format!("Instance '{}' is not in a state from which it can be imaged.", r.id),
+                )));
+            }
+            if r.root_device_type != "ebs" {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidParameterValue",
+                    format!("Instance '{}' is instance-store backed: CreateImage needs an EBS-backed instance.", r.id),
+                )));
+            }
+            let all: Vec<ImageRecord> = tx.list(s, &Query::default())?;
+            if let Some(dup) = all.iter().find(|i| i.name == input.name) {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidAMIName.Duplicate",
+                    format!("AMI name {} is already in use by AMI {}", input.name, dup.id),
+                )));
+            }
+            let mut maps = Vec::new();
+            let mut frozen = Vec::new();
+            for mut v in crate::volumes::attached_to(tx, s, &r.id)? {
+                v.settle(now, delay);
+                let Some(a) = v.attachments.iter().find(|a| a.instance_id == r.id).cloned() else {
+                    continue;
+                };
+                if skip.contains(&a.device.trim_start_matches("/dev/").to_string()) {
+                    continue;
+                }
+                let snap = SnapshotRecord {
+                    id: new_id("snap"),
+                    volume_id: v.id.clone(),
+                    volume_size: v.size,
+                    description: format!("Created by CreateImage({}) for {id}", r.id),
+                    start_ms: now,
+                    encrypted: v.encrypted,
+                    kms_key_id: v.kms_key_id.clone(),
+                    parent: v.backing.clone(),
+                };
+                v.backing = Some(snap.id.clone());
+                tx.insert(s, &snap)?;
+                tx.update(s, &v)?;
+                tags::put_all(tx, s, &snap.id, "snapshot", &snap_tags)?;
+                maps.push(MappingRecord {
+                    device_name: a.device.clone(),
+                    virtual_name: None,
+                    no_device: false,
+                    ebs: Some(EbsRecord {
+                        snapshot_id: Some(snap.id.clone()),
+                        volume_size: v.size,
+                        volume_type: v.volume_type.clone(),
+                        iops: v.iops,
+                        throughput: v.throughput,
+                        delete_on_termination: a.delete_on_termination,
+                        encrypted: v.encrypted,
+                    }),
+                });
+                frozen.push((v.id.clone(), snap.id));
+            }
+            if !maps.iter().any(|m| m.device_name == r.root_device_name) {
+                return Err(Fail(bad_mapping(format!(
+                    "The instance '{}' has no volume at its root device {}: an image needs one.",
+                    r.id, r.root_device_name
+                ))));
+            }
+            maps.sort_by(|a, b| (a.device_name != r.root_device_name, &a.device_name).cmp(&(b.device_name != r.root_device_name, &b.device_name)));
+            let rec = ImageRecord {
+                id: id.clone(),
+                name: input.name.clone(),
+                description: input.description.clone(),
+                architecture: r.architecture.clone(),
+                root_device_name: r.root_device_name.clone(),
+                virtualization_type: "hvm".into(),
+                ena_support: r.ena_support,
+                sriov_net_support: Some("simple".into()),
+                boot_mode: Some(r.boot_mode.clone()),
+                imds_support: (r.http_tokens == "required").then(|| "v2.0".into()),
+                tpm_support: None,
+                create_ms: now,
+                mappings: maps,
+            };
+            tx.insert(s, &rec)?;
+            tags::put_all(tx, s, &rec.id, "image", &image_tags)?;
+            if !ctx.dry_run {
+                // Last, so nothing after it can fail: freeze every volume's top layer.
+                for (vol, snap) in &frozen {
+                    k.blocks.snapshot(vol, snap).map_err(|e| {
+                        tracing::error!(error = %e, volume = %vol, "cannot snapshot a volume file");
+                        Fail(Ec2Error::internal())
+                    })?;
+                }
+            }
+            Ok(frozen.len())
+        })
+        .map_err(|f: Fail| f.0)?;
+    tracing::info!(image = %id, snapshots = frozen, "image created from instance");
+    Ok(CreateImageResult { image_id: Some(id) })
+}

@@ -969,6 +969,14 @@ impl Ec2 for Kumo {
         volumes::describe_status(self, ctx, input)
     }
 
+    fn create_image(
+        &self,
+        ctx: &RequestContext,
+        input: CreateImageRequest,
+    ) -> Result<CreateImageResult, Ec2Error> {
+        amis::create_from_instance(self, ctx, input)
+    }
+
     fn register_image(
         &self,
         ctx: &RequestContext,

@@ -24,6 +24,7 @@ pub const OPERATIONS: &[&str] = &[
     "CopySnapshot",
     "CreateDefaultSubnet",
     "CreateDefaultVpc",
+    "CreateImage",
     "CreateInternetGateway",
     "CreateKeyPair",
     "CreateNatGateway",
@@ -234,6 +235,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<CreateDefaultVpcResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateDefaultVpc"))
+    }
+    /// `CreateImage`.
+    fn create_image(
+        &self,
+        ctx: &RequestContext,
+        input: CreateImageRequest,
+    ) -> Result<CreateImageResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateImage"))
     }
     /// `CreateInternetGateway`.
     fn create_internet_gateway(
@@ -1119,6 +1129,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.create_default_vpc(ctx, input)?;
             crate::encode::response(ctx, "CreateDefaultVpcResponse", &output)
+        }
+        "CreateImage" => {
+            let input = CreateImageRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.create_image(ctx, input)?;
+            crate::encode::response(ctx, "CreateImageResponse", &output)
         }
         "CreateInternetGateway" => {
             let input = CreateInternetGatewayRequest::decode(params, &Path::ROOT)?;

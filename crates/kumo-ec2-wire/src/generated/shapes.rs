@@ -1717,6 +1717,93 @@ impl Encode for CreateDefaultVpcResult {
     }
 }
 
+/// The `CreateImageRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateImageRequest {
+    /// `BlockDeviceMappings`: `BlockDeviceMapping` in requests, `<blockDeviceMapping>` in responses.
+    pub block_device_mappings: Option<Vec<BlockDeviceMapping>>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: String,
+    /// `Name`: `Name` in requests, `<name>` in responses.
+    pub name: String,
+    /// `NoReboot`: `NoReboot` in requests, `<noReboot>` in responses.
+    pub no_reboot: Option<bool>,
+    /// `SnapshotLocation`: `SnapshotLocation` in requests, `<SnapshotLocation>` in responses.
+    pub snapshot_location: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CreateImageRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_id = false;
+        let mut seen_name = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "BlockDeviceMapping" => {
+                    out.block_device_mappings = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                "Name" => {
+                    out.name = Decode::decode(child, &here)?;
+                    seen_name = true;
+                }
+                "NoReboot" => {
+                    out.no_reboot = Some(Decode::decode(child, &here)?);
+                }
+                "SnapshotLocation" => {
+                    out.snapshot_location = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["regional", "local"],
+                    )?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        if !seen_name {
+            return Err(crate::decode::missing(&path.child("Name")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateImageResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateImageResult {
+    /// `ImageId`: `ImageId` in requests, `<imageId>` in responses.
+    pub image_id: Option<String>,
+}
+
+impl Encode for CreateImageResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.image_id {
+            w.field("imageId", v);
+        }
+    }
+}
+
 /// The `CreateInternetGatewayRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateInternetGatewayRequest {
