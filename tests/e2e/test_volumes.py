@@ -170,3 +170,23 @@ def test_describe_volume_status(ec2, cli):
         ec2.describe_volume_status(Filters=[{"Name": "bogus", "Values": ["x"]}])
     assert error_code(e) == "InvalidParameterValue"
     assert [s["VolumeId"] for s in cli("ec2", "describe-volume-status", "--volume-ids", gp3)["VolumeStatuses"]] == [gp3]
+
+
+def test_volume_attributes(ec2, cli):
+    vol = ec2.create_volume(AvailabilityZone="eu-west-1a", Size=1)["VolumeId"]
+    got = ec2.describe_volume_attribute(VolumeId=vol, Attribute="autoEnableIO")
+    assert (got["VolumeId"], got["AutoEnableIO"]) == (vol, {"Value": False})
+    ec2.modify_volume_attribute(VolumeId=vol, AutoEnableIO={"Value": True})
+    assert ec2.describe_volume_attribute(VolumeId=vol, Attribute="autoEnableIO")["AutoEnableIO"] == {"Value": True}
+    assert ec2.describe_volume_attribute(VolumeId=vol, Attribute="productCodes")["ProductCodes"] == []
+    with pytest.raises(ClientError) as e:
+        ec2.describe_volume_attribute(VolumeId=vol, Attribute="size")
+    assert error_code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        ec2.modify_volume_attribute(VolumeId=vol)
+    assert error_code(e) == "MissingParameter"
+    with pytest.raises(ClientError) as e:
+        ec2.modify_volume_attribute(VolumeId="vol-0123456789abcdef0", AutoEnableIO={"Value": True})
+    assert error_code(e) == "InvalidVolume.NotFound"
+    cli("ec2", "modify-volume-attribute", "--volume-id", vol, "--no-auto-enable-io")
+    assert cli("ec2", "describe-volume-attribute", "--volume-id", vol, "--attribute", "autoEnableIO")["AutoEnableIO"] == {"Value": False}

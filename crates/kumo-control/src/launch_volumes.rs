@@ -268,6 +268,7 @@ pub fn create(
             }],
             modifications: Vec::new(),
             backing: p.snapshot.clone(),
+            auto_enable_io: false,
         };
         tx.insert(s, &rec)?;
         ids.push(id);

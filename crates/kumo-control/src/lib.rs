@@ -969,6 +969,22 @@ impl Ec2 for Kumo {
         volumes::describe_status(self, ctx, input)
     }
 
+    fn describe_volume_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVolumeAttributeRequest,
+    ) -> Result<DescribeVolumeAttributeResult, Ec2Error> {
+        volumes::describe_attribute(self, ctx, input)
+    }
+
+    fn modify_volume_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyVolumeAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        volumes::modify_attribute(self, ctx, input)
+    }
+
     fn create_image(
         &self,
         ctx: &RequestContext,

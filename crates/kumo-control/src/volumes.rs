@@ -56,6 +56,9 @@ pub struct VolumeRecord {
     /// The snapshot layer the volume's file sits on, if any.
     #[serde(default)]
     pub backing: Option<String>,
+    /// Whether I/O resumes by itself after a data-consistency event (ModifyVolumeAttribute).
+    #[serde(default)]
+    pub auto_enable_io: bool,
 }
 
 impl Record for VolumeRecord {
@@ -304,6 +307,7 @@ pub fn create(
             attachments: Vec::new(),
             modifications: Vec::new(),
             backing: restore.as_ref().map(|(snap, _)| snap.id.clone()),
+            auto_enable_io: false,
         };
         tx.insert(s, &rec)?;
         tags::put_all(tx, s, &rec.id, "volume", &tag_list)?;
@@ -961,4 +965,58 @@ pub fn describe_status(
         volume_statuses: Some(items),
         next_token: next,
     })
+}
+
+pub fn describe_attribute(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: DescribeVolumeAttributeRequest,
+) -> Result<DescribeVolumeAttributeResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let v = k
+        .store
+        .read(|r| get_volume(r, scope(ctx), &input.volume_id))
+        .map_err(|f| f.0)?;
+    let mut out = DescribeVolumeAttributeResult {
+        volume_id: Some(v.id.clone()),
+        ..DescribeVolumeAttributeResult::default()
+    };
+    match input.attribute.as_str() {
+        "autoEnableIO" => {
+            out.auto_enable_io = Some(AttributeBooleanValue {
+                value: Some(v.auto_enable_io),
+            })
+        }
+        // Kumo volumes carry no AWS Marketplace product codes.
+        "productCodes" => out.product_codes = Some(Vec::new()),
+        other => {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({other}) for parameter attribute is invalid. Valid values: autoEnableIO, productCodes"
+            )))
+        }
+    }
+    Ok(out)
+}
+
+pub fn modify_attribute(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: ModifyVolumeAttributeRequest,
+) -> Result<(), Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    let Some(on) = input.auto_enable_io.as_ref().and_then(|a| a.value) else {
+        return Err(Ec2Error::new(
+            "MissingParameter",
+            "The request must contain the parameter autoEnableIO",
+        ));
+    };
+    let s = scope(ctx);
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let mut v = get_volume(tx, s, &input.volume_id)?;
+            v.auto_enable_io = on;
+            tx.update(s, &v)?;
+            Ok(())
+        })
+        .map_err(|f: Fail| f.0)
 }

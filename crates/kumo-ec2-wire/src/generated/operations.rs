@@ -76,6 +76,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeSnapshots",
     "DescribeSubnets",
     "DescribeTags",
+    "DescribeVolumeAttribute",
     "DescribeVolumeStatus",
     "DescribeVolumes",
     "DescribeVolumesModifications",
@@ -100,6 +101,7 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyNetworkInterfaceAttribute",
     "ModifySubnetAttribute",
     "ModifyVolume",
+    "ModifyVolumeAttribute",
     "ModifyVpcAttribute",
     "RebootInstances",
     "RegisterImage",
@@ -696,6 +698,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeTags"))
     }
+    /// `DescribeVolumeAttribute`.
+    fn describe_volume_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVolumeAttributeRequest,
+    ) -> Result<DescribeVolumeAttributeResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeVolumeAttribute"))
+    }
     /// `DescribeVolumeStatus`.
     fn describe_volume_status(
         &self,
@@ -915,6 +926,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<ModifyVolumeResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyVolume"))
+    }
+    /// `ModifyVolumeAttribute`.
+    fn modify_volume_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyVolumeAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyVolumeAttribute"))
     }
     /// `ModifyVpcAttribute`.
     fn modify_vpc_attribute(
@@ -1446,6 +1466,12 @@ pub fn dispatch(
             let output = svc.describe_tags(ctx, input)?;
             crate::encode::response(ctx, "DescribeTagsResponse", &output)
         }
+        "DescribeVolumeAttribute" => {
+            let input = DescribeVolumeAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_volume_attribute(ctx, input)?;
+            crate::encode::response(ctx, "DescribeVolumeAttributeResponse", &output)
+        }
         "DescribeVolumeStatus" => {
             let input = DescribeVolumeStatusRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1587,6 +1613,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.modify_volume(ctx, input)?;
             crate::encode::response(ctx, "ModifyVolumeResponse", &output)
+        }
+        "ModifyVolumeAttribute" => {
+            let input = ModifyVolumeAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.modify_volume_attribute(ctx, input)?;
+            crate::encode::response_return(ctx, "ModifyVolumeAttributeResponse")
         }
         "ModifyVpcAttribute" => {
             let input = ModifyVpcAttributeRequest::decode(params, &Path::ROOT)?;

@@ -5146,6 +5146,75 @@ impl Encode for DescribeTagsResult {
     }
 }
 
+/// The `DescribeVolumeAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVolumeAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<Attribute>` in responses.
+    pub attribute: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VolumeId`: `VolumeId` in requests, `<VolumeId>` in responses.
+    pub volume_id: String,
+}
+
+impl Decode for DescribeVolumeAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_attribute = false;
+        let mut seen_volume_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute =
+                        crate::decode::enum_value(child, &here, &["autoEnableIO", "productCodes"])?;
+                    seen_attribute = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeId" => {
+                    out.volume_id = Decode::decode(child, &here)?;
+                    seen_volume_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_attribute {
+            return Err(crate::decode::missing(&path.child("Attribute")));
+        }
+        if !seen_volume_id {
+            return Err(crate::decode::missing(&path.child("VolumeId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeVolumeAttributeResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVolumeAttributeResult {
+    /// `AutoEnableIO`: `AutoEnableIO` in requests, `<autoEnableIO>` in responses.
+    pub auto_enable_io: Option<AttributeBooleanValue>,
+    /// `ProductCodes`: `ProductCodes` in requests, `<productCodes>` in responses.
+    pub product_codes: Option<Vec<ProductCode>>,
+    /// `VolumeId`: `VolumeId` in requests, `<volumeId>` in responses.
+    pub volume_id: Option<String>,
+}
+
+impl Encode for DescribeVolumeAttributeResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.auto_enable_io {
+            w.field("autoEnableIO", v);
+        }
+        if let Some(v) = &self.product_codes {
+            w.list("productCodes", "item", v);
+        }
+        if let Some(v) = &self.volume_id {
+            w.field("volumeId", v);
+        }
+    }
+}
+
 /// The `DescribeVolumeStatusRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DescribeVolumeStatusRequest {
@@ -10330,6 +10399,44 @@ impl Decode for ModifySubnetAttributeRequest {
         }
         if !seen_subnet_id {
             return Err(crate::decode::missing(&path.child("SubnetId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyVolumeAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyVolumeAttributeRequest {
+    /// `AutoEnableIO`: `AutoEnableIO` in requests, `<AutoEnableIO>` in responses.
+    pub auto_enable_io: Option<AttributeBooleanValue>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VolumeId`: `VolumeId` in requests, `<VolumeId>` in responses.
+    pub volume_id: String,
+}
+
+impl Decode for ModifyVolumeAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_volume_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AutoEnableIO" => {
+                    out.auto_enable_io = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeId" => {
+                    out.volume_id = Decode::decode(child, &here)?;
+                    seen_volume_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_volume_id {
+            return Err(crate::decode::missing(&path.child("VolumeId")));
         }
         Ok(out)
     }
