@@ -57,20 +57,7 @@ impl BlockStore {
 
     /// Creates an empty volume of `size_gib` (sparse: it takes space only as it is written).
     pub fn create(&self, volume_id: &str, size_gib: u64) -> Result<(), BlockError> {
-        let path = self.path(volume_id);
-        let size = format!("{}", size_gib * GIB);
-        qemu_img(
-            "create",
-            &[
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                &path.to_string_lossy(),
-                &size,
-            ],
-        )?;
-        Ok(())
+        create_qcow2(&self.path(volume_id), size_gib)
     }
 
     /// Creates an empty volume like [`create`](Self::create), by copying the non-zero blocks of
@@ -104,17 +91,7 @@ impl BlockStore {
         let templates = self.dir.join("templates");
         std::fs::create_dir_all(&templates)?;
         let tmp = templates.join(format!("blank-{size_gib}-{}.qcow2", std::process::id()));
-        qemu_img(
-            "create",
-            &[
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                &tmp.to_string_lossy(),
-                &(size_gib * GIB).to_string(),
-            ],
-        )?;
+        create_qcow2(&tmp, size_gib)?;
         let bytes = std::fs::read(&tmp);
         let _ = std::fs::remove_file(&tmp);
         let bytes = bytes?;
@@ -288,6 +265,22 @@ impl BlockStore {
         }
         Ok(())
     }
+}
+
+/// `qemu-img create` of an empty qcow2 image.
+fn create_qcow2(path: &Path, size_gib: u64) -> Result<(), BlockError> {
+    qemu_img(
+        "create",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            &path.to_string_lossy(),
+            &(size_gib * GIB).to_string(),
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -108,10 +108,31 @@ pub fn user_of<V: Read>(v: &V, s: Scope, snapshot: &str) -> Result<Option<String
         .map(|i| i.id))
 }
 
-fn valid_name(n: &str) -> bool {
-    (3..=128).contains(&n.chars().count())
+/// AMI names: 3 to 128 of letters, digits and `()[] ./-'@_`.
+fn check_name(n: &str) -> Result<(), Ec2Error> {
+    let ok = (3..=128).contains(&n.chars().count())
         && n.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Ec2Error::new(
+            "InvalidAMIName.Malformed",
+            "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '[', ']', ' ', '.', '/', '-', ''', '@' and '_'",
+        ))
+    }
+}
+
+/// An account's AMI names are unique within a region.
+fn check_unique<V: Read>(v: &V, s: Scope, name: &str) -> Result<(), Fail> {
+    let all: Vec<ImageRecord> = v.list(s, &Query::default())?;
+    match all.iter().find(|i| i.name == name) {
+        Some(dup) => Err(Fail(Ec2Error::new(
+            "InvalidAMIName.Duplicate",
+            format!("AMI name {name} is already in use by AMI {}", dup.id),
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn bad_mapping(msg: impl Into<String>) -> Ec2Error {
@@ -211,12 +232,7 @@ pub fn register(
     input: RegisterImageRequest,
 ) -> Result<RegisterImageResult, Ec2Error> {
     k.net.ensure_default(&k.store, ctx)?;
-    if !valid_name(&input.name) {
-        return Err(Ec2Error::new(
-            "InvalidAMIName.Malformed",
-            "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '[', ']', ' ', '.', '/', '-', ''', '@' and '_'",
-        ));
-    }
+    check_name(&input.name)?;
     if input.image_location.is_some() {
         return Err(Ec2Error::new(
             "Unsupported",
@@ -288,16 +304,7 @@ pub fn register(
                     "The root device {root} must have a block device mapping with an EBS snapshot."
                 ))));
             }
-            let all: Vec<ImageRecord> = tx.list(s, &Query::default())?;
-            if let Some(dup) = all.iter().find(|i| i.name == input.name) {
-                return Err(Fail(Ec2Error::new(
-                    "InvalidAMIName.Duplicate",
-                    format!(
-                        "AMI name {} is already in use by AMI {}",
-                        input.name, dup.id
-                    ),
-                )));
-            }
+            check_unique(tx, s, &input.name)?;
             let rec = ImageRecord {
                 id: id.clone(),
                 name: input.name.clone(),
@@ -453,12 +460,7 @@ pub fn create_from_instance(
     input: CreateImageRequest,
 ) -> Result<CreateImageResult, Ec2Error> {
     k.net.ensure_default(&k.store, ctx)?;
-    if !valid_name(&input.name) {
-        return Err(Ec2Error::new(
-            "InvalidAMIName.Malformed",
-            "AMI names must be between 3 and 128 characters long, and may contain letters, numbers, '(', ')', '[', ']', ' ', '.', '/', '-', ''', '@' and '_'",
-        ));
-    }
+    check_name(&input.name)?;
     if input
         .snapshot_location
         .as_deref()
@@ -525,13 +527,7 @@ pub fn create_from_instance(
                     format!("Instance '{}' is instance-store backed: CreateImage needs an EBS-backed instance.", r.id),
                 )));
             }
-            let all: Vec<ImageRecord> = tx.list(s, &Query::default())?;
-            if let Some(dup) = all.iter().find(|i| i.name == input.name) {
-                return Err(Fail(Ec2Error::new(
-                    "InvalidAMIName.Duplicate",
-                    format!("AMI name {} is already in use by AMI {}", input.name, dup.id),
-                )));
-            }
+            check_unique(tx, s, &input.name)?;
             let mut maps = Vec::new();
             let mut frozen = Vec::new();
             for mut v in crate::volumes::attached_to(tx, s, &r.id)? {
