@@ -161,10 +161,7 @@ fn find(tx: &Tx, s: Scope, id: Option<&str>, public: Option<&str>) -> Result<Add
                 format!("Address '{ip}' not found."),
             ))
         }),
-        (None, None) => Err(Fail(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter AllocationId",
-        ))),
+        (None, None) => Err(Fail(Ec2Error::missing_parameter("AllocationId"))),
     }
 }
 
@@ -253,9 +250,8 @@ pub fn associate(
                 .as_ref()
                 .or(input.network_interface_id.as_ref())
             else {
-                return Err(Fail(Ec2Error::new(
-                    "MissingParameter",
-                    "The request must contain the parameter instanceId or networkInterfaceId",
+                return Err(Fail(Ec2Error::missing_parameter(
+                    "instanceId or networkInterfaceId",
                 )));
             };
             let eni = crate::enis::get_eni(tx, s, eni_id)?;
@@ -321,12 +317,7 @@ pub fn disassociate(
                     .into_iter()
                     .find(|r| r.association.as_ref().is_some_and(|x| &x.id == a)),
                 (None, Some(ip)) => Some(find(tx, s, None, Some(ip))?),
-                (None, None) => {
-                    return Err(Fail(Ec2Error::new(
-                        "MissingParameter",
-                        "The request must contain the parameter AssociationId",
-                    )))
-                }
+                (None, None) => return Err(Fail(Ec2Error::missing_parameter("AssociationId"))),
             };
             // Disassociating what is not associated succeeds: the call is idempotent.
             if let Some(mut r) = found {

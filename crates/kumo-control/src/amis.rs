@@ -4,6 +4,7 @@
 
 use crate::error::Fail;
 use crate::instances::{image_malformed, image_not_found, ImageTraits};
+use crate::launch_volumes::{bad_mapping, mapped_snapshot, new_volume_size};
 use crate::snapshots::SnapshotRecord;
 use crate::tags::{self, new_id, Tagged};
 use crate::{scope, Kumo};
@@ -135,10 +136,6 @@ fn check_unique<V: Read>(v: &V, s: Scope, name: &str) -> Result<(), Fail> {
     }
 }
 
-fn bad_mapping(msg: impl Into<String>) -> Ec2Error {
-    Ec2Error::new("InvalidBlockDeviceMapping", msg)
-}
-
 fn one_of(what: &str, v: &str, allowed: &[&str]) -> Result<(), Ec2Error> {
     if allowed.contains(&v) {
         Ok(())
@@ -172,34 +169,18 @@ fn mappings<V: Read>(
         let ebs_rec = match m.ebs {
             None => None,
             Some(e) => {
-                let snap: Option<SnapshotRecord> = match &e.snapshot_id {
-                    None => None,
-                    Some(id) => Some(
-                        v.get(s, id)?
-                            .ok_or_else(|| Fail(crate::snapshots::not_found(id)))?,
-                    ),
-                };
+                let snap: Option<SnapshotRecord> = e
+                    .snapshot_id
+                    .as_deref()
+                    .map(|id| mapped_snapshot(v, s, id))
+                    .transpose()?;
                 if snap.is_some() && e.encrypted.is_some() {
                     return Err(Fail(Ec2Error::new(
                         "InvalidParameterCombination",
                         "The parameter Encrypted cannot be specified with a SnapshotId: the volume takes the snapshot's encryption.",
                     )));
                 }
-                let size = match (e.volume_size, &snap) {
-                    (Some(n), Some(sn)) if n < sn.volume_size => {
-                        return Err(Fail(bad_mapping(format!(
-                            "Volume of size {n}GB is smaller than snapshot '{}', expect size >= {}GB",
-                            sn.id, sn.volume_size
-                        ))))
-                    }
-                    (Some(n), _) => n,
-                    (None, Some(sn)) => sn.volume_size,
-                    (None, None) => {
-                        return Err(Fail(bad_mapping(format!(
-                            "Either snapshot ID or volume size must be provided for: {device}"
-                        ))))
-                    }
-                };
+                let size = new_volume_size(&device, snap.as_ref(), e.volume_size)?;
                 let vt = e.volume_type.clone().unwrap_or_else(|| "gp2".into());
                 let (iops, throughput) = ebs::configure(&vt, size, e.iops, e.throughput)
                     .map_err(|(code, msg)| Fail(Ec2Error::new(code, msg)))?;
@@ -281,10 +262,7 @@ pub fn register(
         ));
     }
     let Some(root) = input.root_device_name.clone() else {
-        return Err(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter RootDeviceName",
-        ));
+        return Err(Ec2Error::missing_parameter("RootDeviceName"));
     };
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "image")?;
     let s = scope(ctx);
@@ -538,19 +516,8 @@ pub fn create_from_instance(
                 if skip.contains(&a.device.trim_start_matches("/dev/").to_string()) {
                     continue;
                 }
-                let snap = SnapshotRecord {
-                    id: new_id("snap"),
-                    volume_id: v.id.clone(),
-                    volume_size: v.size,
-                    description: format!("Created by CreateImage({}) for {id}", r.id),
-                    start_ms: now,
-                    encrypted: v.encrypted,
-                    kms_key_id: v.kms_key_id.clone(),
-                    parent: v.backing.clone(),
-                };
-                v.backing = Some(snap.id.clone());
-                tx.insert(s, &snap)?;
-                tx.update(s, &v)?;
+                let description = format!("Created by CreateImage({}) for {id}", r.id);
+                let snap = crate::snapshots::record(tx, s, &mut v, new_id("snap"), description, now)?;
                 tags::put_all(tx, s, &snap.id, "snapshot", &snap_tags)?;
                 maps.push(MappingRecord {
                     device_name: a.device.clone(),
@@ -566,7 +533,7 @@ pub fn create_from_instance(
                         encrypted: v.encrypted,
                     }),
                 });
-                frozen.push((v.id.clone(), snap.id));
+                frozen.push(snap);
             }
             if !maps.iter().any(|m| m.device_name == r.root_device_name) {
                 return Err(Fail(bad_mapping(format!(
@@ -592,15 +559,7 @@ pub fn create_from_instance(
             };
             tx.insert(s, &rec)?;
             tags::put_all(tx, s, &rec.id, "image", &image_tags)?;
-            if !ctx.dry_run {
-                // Last, so nothing after it can fail: freeze every volume's top layer.
-                for (vol, snap) in &frozen {
-                    k.blocks.snapshot(vol, snap).map_err(|e| {
-                        tracing::error!(error = %e, volume = %vol, "cannot snapshot a volume file");
-                        Fail(Ec2Error::internal())
-                    })?;
-                }
-            }
+            crate::snapshots::freeze_files(k, !ctx.dry_run, &frozen)?;
             Ok(frozen.len())
         })
         .map_err(|f: Fail| f.0)?;

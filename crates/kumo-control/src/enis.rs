@@ -795,9 +795,8 @@ pub fn assign(
         && want.prefixes.is_empty()
         && want.prefix_count == 0
     {
-        return Err(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter PrivateIpAddress, SecondaryPrivateIpAddressCount, Ipv4Prefix or Ipv4PrefixCount",
+        return Err(Ec2Error::missing_parameter(
+            "PrivateIpAddress, SecondaryPrivateIpAddressCount, Ipv4Prefix or Ipv4PrefixCount",
         ));
     }
     let reassign = input.allow_reassignment.unwrap_or(false);
@@ -897,9 +896,8 @@ pub fn unassign(
     let addrs = input.private_ip_addresses.clone().unwrap_or_default();
     let prefixes = input.ipv4_prefixes.clone().unwrap_or_default();
     if addrs.is_empty() && prefixes.is_empty() {
-        return Err(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter PrivateIpAddress or Ipv4Prefix",
+        return Err(Ec2Error::missing_parameter(
+            "PrivateIpAddress or Ipv4Prefix",
         ));
     }
     let s = scope(ctx);
@@ -976,12 +974,7 @@ pub fn modify_attribute(
     ];
     match given.iter().filter(|g| **g).count() {
         1 => {}
-        0 => {
-            return Err(Ec2Error::new(
-                "MissingParameter",
-                "The request must contain the parameter attribute",
-            ))
-        }
+        0 => return Err(Ec2Error::missing_parameter("attribute")),
         _ => {
             return Err(Ec2Error::new(
                 "InvalidParameterCombination",
@@ -1070,12 +1063,7 @@ pub fn describe_attribute(
         }
         Some("attachment") => out.attachment = full.attachment,
         Some("associatePublicIpAddress") => out.associate_public_ip_address = Some(false),
-        _ => {
-            return Err(Ec2Error::new(
-                "MissingParameter",
-                "The request must contain the parameter attribute",
-            ))
-        }
+        _ => return Err(Ec2Error::missing_parameter("attribute")),
     }
     if ctx.dry_run {
         return Err(Ec2Error::dry_run());

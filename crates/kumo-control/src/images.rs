@@ -174,7 +174,14 @@ pub fn describe(
     let owners = input.owners.unwrap_or_default();
     // Only the caller's own images are executable by the caller beyond the public ones.
     let users = input.executable_users.unwrap_or_default();
-    let own: Vec<Tagged<amis::ImageRecord>> = amis::listed(k, ctx)?;
+    let mine = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == ctx.account_id);
+    let runnable = users.is_empty() || users.iter().any(|u| u == "self" || *u == ctx.account_id);
+    // Own images are read only when they can be listed, or named ids must be checked.
+    let own: Vec<Tagged<amis::ImageRecord>> = if (mine && runnable) || !ids.is_empty() {
+        amis::listed(k, ctx)?
+    } else {
+        Vec::new()
+    };
     let mut all: Vec<(Image, Vec<(String, String)>)> = Vec::new();
     for i in images::CATALOG {
         let owned = owners.is_empty()
@@ -185,16 +192,11 @@ pub fn describe(
             all.push((wire(&ctx.region, i), Vec::new()));
         }
     }
-    let mine = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == ctx.account_id);
-    let runnable = users.is_empty() || users.iter().any(|u| u == "self" || *u == ctx.account_id);
     if mine && runnable {
         all.extend(own.iter().map(|t| (amis::wire(k, ctx, t), t.tags.clone())));
     }
     if let Some(missing) = ids.iter().find(|id| {
-        !all.iter()
-            .any(|(i, _)| i.image_id.as_deref() == Some(id.as_str()))
-            && !own.iter().any(|t| t.item.id == **id)
-            && images::by_id(&ctx.region, id).is_none()
+        images::by_id(&ctx.region, id).is_none() && !own.iter().any(|t| t.item.id == **id)
     }) {
         return Err(image_not_found(missing));
     }

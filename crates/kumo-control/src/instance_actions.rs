@@ -363,12 +363,7 @@ pub fn modify_attribute(
     ];
     match given.iter().filter(|g| **g).count() {
         1 => {}
-        0 => {
-            return Err(Ec2Error::new(
-                "MissingParameter",
-                "The request must contain the parameter attribute",
-            ))
-        }
+        0 => return Err(Ec2Error::missing_parameter("attribute")),
         _ => {
             return Err(Ec2Error::new(
                 "InvalidParameterCombination",

@@ -519,12 +519,10 @@ pub fn run(
         ));
     }
     unsupported_launch_settings(&input)?;
-    let image_id = input.image_id.clone().ok_or_else(|| {
-        Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter ImageId",
-        )
-    })?;
+    let image_id = input
+        .image_id
+        .clone()
+        .ok_or_else(|| Ec2Error::missing_parameter("ImageId"))?;
     let image = find_image(k, ctx, &image_id)?;
     let instance_type = input
         .instance_type

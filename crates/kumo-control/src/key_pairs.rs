@@ -270,10 +270,7 @@ pub fn delete(
     input: DeleteKeyPairRequest,
 ) -> Result<DeleteKeyPairResult, Ec2Error> {
     if input.key_name.is_none() && input.key_pair_id.is_none() {
-        return Err(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter KeyName or KeyPairId",
-        ));
+        return Err(Ec2Error::missing_parameter("KeyName or KeyPairId"));
     }
     let deleted = store
         .write(!ctx.dry_run, |tx| {

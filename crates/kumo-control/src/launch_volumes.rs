@@ -6,7 +6,7 @@ use crate::error::Fail;
 use crate::instances::ImageTraits;
 use crate::snapshots::SnapshotRecord;
 use crate::tags::new_id;
-use crate::volumes::{VolAttachment, VolumeRecord, DEFAULT_KMS_KEY};
+use crate::volumes::{default_kms_arn, VolAttachment, VolumeRecord};
 use crate::Kumo;
 use kumo_ec2_wire::shapes::BlockDeviceMapping;
 use kumo_ec2_wire::Ec2Error;
@@ -29,8 +29,34 @@ pub struct Planned {
     pub kms_key_id: Option<String>,
 }
 
-fn bad(msg: impl Into<String>) -> Ec2Error {
+pub fn bad_mapping(msg: impl Into<String>) -> Ec2Error {
     Ec2Error::new("InvalidBlockDeviceMapping", msg)
+}
+
+/// The snapshot a block device mapping names.
+pub fn mapped_snapshot<V: Read>(v: &V, s: Scope, id: &str) -> Result<SnapshotRecord, Fail> {
+    v.get(s, id)?
+        .ok_or_else(|| Fail(crate::snapshots::not_found(id)))
+}
+
+/// The size of a new mapped volume: the size asked (at least the snapshot's), else the
+/// snapshot's; one of the two must be given.
+pub fn new_volume_size(
+    device: &str,
+    snap: Option<&SnapshotRecord>,
+    asked: Option<i32>,
+) -> Result<i32, Fail> {
+    match (asked, snap) {
+        (Some(n), Some(sn)) if n < sn.volume_size => Err(Fail(bad_mapping(format!(
+            "Volume of size {n}GB is smaller than snapshot '{}', expect size >= {}GB",
+            sn.id, sn.volume_size
+        )))),
+        (Some(n), _) => Ok(n),
+        (None, Some(sn)) => Ok(sn.volume_size),
+        (None, None) => Err(Fail(bad_mapping(format!(
+            "Either snapshot ID or volume size must be provided for: {device}"
+        )))),
+    }
 }
 
 fn norm(d: &str) -> &str {
@@ -44,10 +70,7 @@ pub fn plan<V: Read>(
     image: &ImageTraits,
     request: &[BlockDeviceMapping],
 ) -> Result<Vec<Planned>, Fail> {
-    let snapshot = |id: &str| -> Result<SnapshotRecord, Fail> {
-        v.get(s, id)?
-            .ok_or_else(|| Fail(crate::snapshots::not_found(id)))
-    };
+    let snapshot = |id: &str| mapped_snapshot(v, s, id);
     // The image's mappings first, each with the least size it accepts.
     let mut out: Vec<(Planned, i32)> = Vec::new();
     for m in &image.mappings {
@@ -77,10 +100,10 @@ pub fn plan<V: Read>(
     let mut seen: Vec<String> = Vec::new();
     for m in request {
         let Some(device) = m.device_name.clone().filter(|d| !d.is_empty()) else {
-            return Err(Fail(bad("Missing device name")));
+            return Err(Fail(bad_mapping("Missing device name")));
         };
         if seen.iter().any(|d| norm(d) == norm(&device)) {
-            return Err(Fail(bad(format!(
+            return Err(Fail(bad_mapping(format!(
                 "The device '{device}' is used in more than one block-device mapping"
             ))));
         }
@@ -90,7 +113,7 @@ pub fn plan<V: Read>(
             .position(|(p, _)| norm(&p.device) == norm(&device));
         if m.no_device.is_some() {
             if norm(&device) == norm(&image.root_device_name) {
-                return Err(Fail(bad(format!(
+                return Err(Fail(bad_mapping(format!(
                     "The device {device} is the root device: it cannot be suppressed."
                 ))));
             }
@@ -106,12 +129,12 @@ pub fn plan<V: Read>(
             )));
         }
         let Some(e) = &m.ebs else {
-            return Err(Fail(bad(format!(
+            return Err(Fail(bad_mapping(format!(
                 "Either snapshot ID or volume size must be provided for: {device}"
             ))));
         };
         if !ebs::valid_device(&device) && !device.starts_with("/dev/sd") {
-            return Err(Fail(bad(format!("Invalid device name {device}"))));
+            return Err(Fail(bad_mapping(format!("Invalid device name {device}"))));
         }
         let (mut p, min) = match (at, &e.snapshot_id) {
             // Changing one of the image's volumes.
@@ -122,15 +145,7 @@ pub fn plan<V: Read>(
                     out.remove(i);
                 }
                 let snap = snap_id.as_deref().map(snapshot).transpose()?;
-                let size = match (&snap, e.volume_size) {
-                    (Some(sn), _) => sn.volume_size,
-                    (None, Some(n)) => n,
-                    (None, None) => {
-                        return Err(Fail(bad(format!(
-                            "Either snapshot ID or volume size must be provided for: {device}"
-                        ))))
-                    }
-                };
+                let size = new_volume_size(&device, snap.as_ref(), e.volume_size)?;
                 (
                     Planned {
                         device: device.clone(),
@@ -149,7 +164,7 @@ pub fn plan<V: Read>(
         };
         if let Some(n) = e.volume_size {
             if n < min {
-                return Err(Fail(bad(match &p.snapshot {
+                return Err(Fail(bad_mapping(match &p.snapshot {
                     Some(id) => format!(
                         "Volume of size {n}GB is smaller than snapshot '{id}', expect size >= {min}GB"
                     ),
@@ -176,7 +191,7 @@ pub fn plan<V: Read>(
             p.delete_on_termination = d;
         }
         if e.encrypted == Some(false) && p.encrypted {
-            return Err(Fail(bad(format!(
+            return Err(Fail(bad_mapping(format!(
                 "The volume at {device} comes from an encrypted snapshot and cannot be unencrypted."
             ))));
         }
@@ -249,11 +264,8 @@ pub fn create(
             zone: zone.0.to_string(),
             zone_id: zone.1.to_string(),
             encrypted,
-            kms_key_id: encrypted.then(|| {
-                p.kms_key_id.clone().unwrap_or_else(|| {
-                    format!("arn:aws:kms:{}:{}:{DEFAULT_KMS_KEY}", s.region, s.account)
-                })
-            }),
+            kms_key_id: encrypted
+                .then(|| p.kms_key_id.clone().unwrap_or_else(|| default_kms_arn(s))),
             snapshot_id: p.snapshot.clone(),
             multi_attach: false,
             create_ms: now,

@@ -39,20 +39,14 @@ pub fn create(
     let digest = idempotency::digest(&input);
     let token = input.client_token.as_deref();
     let Some(subnet_id) = input.subnet_id.clone() else {
-        return Err(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter SubnetId",
-        ));
+        return Err(Ec2Error::missing_parameter("SubnetId"));
     };
     let connectivity = input
         .connectivity_type
         .clone()
         .unwrap_or_else(|| "public".into());
     if connectivity == "public" && input.allocation_id.is_none() {
-        return Err(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter AllocationId",
-        ));
+        return Err(Ec2Error::missing_parameter("AllocationId"));
     }
     if connectivity == "private" && input.allocation_id.is_some() {
         return Err(Ec2Error::new(

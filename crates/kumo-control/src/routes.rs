@@ -117,10 +117,9 @@ fn target(
     if others {
         return Err(Ec2Error::new("Unsupported", "Kumo supports routes to internet gateways, NAT gateways, network interfaces and instances."));
     }
-    given
-        .first()
-        .map(|g| g.to_string())
-        .ok_or_else(|| Ec2Error::new("MissingParameter", "The request must contain the parameter gatewayId, natGatewayId, networkInterfaceId or instanceId"))
+    given.first().map(|g| g.to_string()).ok_or_else(|| {
+        Ec2Error::missing_parameter("gatewayId, natGatewayId, networkInterfaceId or instanceId")
+    })
 }
 
 /// Checks that a route target exists and lives in the table's VPC.
@@ -169,7 +168,7 @@ fn check_target(tx: &Tx, s: Scope, rtb: &RouteTableRecord, target: &str) -> Resu
 
 fn destination(d: Option<&str>) -> Result<Cidr, Ec2Error> {
     let d = d.ok_or_else(|| {
-        Ec2Error::new("MissingParameter", "The request must contain the parameter destinationCidrBlock or destinationIpv6CidrBlock")
+        Ec2Error::missing_parameter("destinationCidrBlock or destinationIpv6CidrBlock")
     })?;
     parse_cidr(d).map_err(|_| Ec2Error::invalid_value(format!("Value ({d}) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block.")))
 }
@@ -312,10 +311,7 @@ pub fn associate(
 ) -> Result<AssociateRouteTableResult, Ec2Error> {
     net.ensure_default(store, ctx)?;
     let Some(subnet_id) = input.subnet_id.clone() else {
-        return Err(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter subnetId or gatewayId",
-        ));
+        return Err(Ec2Error::missing_parameter("subnetId or gatewayId"));
     };
     let s = scope(ctx);
     let id = store

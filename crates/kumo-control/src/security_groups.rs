@@ -35,10 +35,7 @@ fn find<V: Read>(
         return v.get(s, id)?.ok_or_else(|| Fail(not_found(id)));
     }
     let Some(name) = name else {
-        return Err(Fail(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter groupName or groupId",
-        )));
+        return Err(Fail(Ec2Error::missing_parameter("groupName or groupId")));
     };
     let Some(vpc) = network::default_vpc(v, s)? else {
         return Err(Fail(Ec2Error::new(
@@ -385,10 +382,7 @@ fn authorize(
     egress: bool,
 ) -> Result<Vec<SecurityGroupRule>, Ec2Error> {
     if perms.is_empty() {
-        return Err(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter ipPermissions",
-        ));
+        return Err(Ec2Error::missing_parameter("ipPermissions"));
     }
     let s = scope(ctx);
     let (gid, added) = store
@@ -492,9 +486,8 @@ fn revoke(
     egress: bool,
 ) -> Result<(Vec<IpPermission>, Vec<RevokedSecurityGroupRule>), Ec2Error> {
     if perms.is_empty() && rule_ids.is_empty() {
-        return Err(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter ipPermissions or securityGroupRuleIds",
+        return Err(Ec2Error::missing_parameter(
+            "ipPermissions or securityGroupRuleIds",
         ));
     }
     let s = scope(ctx);

@@ -47,6 +47,47 @@ pub fn not_found(id: &str) -> Ec2Error {
     )
 }
 
+/// Records a snapshot of a volume inside a write: the snapshot takes over the volume's top
+/// layer and the volume moves onto it. The files follow with [`freeze_files`], last.
+pub fn record(
+    tx: &Tx,
+    s: Scope,
+    v: &mut VolumeRecord,
+    id: String,
+    description: String,
+    now: i64,
+) -> Result<SnapshotRecord, Fail> {
+    let rec = SnapshotRecord {
+        id,
+        volume_id: v.id.clone(),
+        volume_size: v.size,
+        description,
+        start_ms: now,
+        encrypted: v.encrypted,
+        kms_key_id: v.kms_key_id.clone(),
+        parent: v.backing.clone(),
+    };
+    v.backing = Some(rec.id.clone());
+    tx.insert(s, &rec)?;
+    tx.update(s, v)?;
+    Ok(rec)
+}
+
+/// Freezes the top layer of each recorded snapshot's volume (when `real`). Called last in the
+/// write, so nothing after it can fail.
+pub fn freeze_files(k: &Kumo, real: bool, recs: &[SnapshotRecord]) -> Result<(), Fail> {
+    if !real {
+        return Ok(());
+    }
+    for rec in recs {
+        k.blocks.snapshot(&rec.volume_id, &rec.id).map_err(|e| {
+            tracing::error!(error = %e, volume = %rec.volume_id, "cannot snapshot a volume file");
+            Fail(Ec2Error::internal())
+        })?;
+    }
+    Ok(())
+}
+
 fn state(k: &Kumo, s: &SnapshotRecord) -> (&'static str, &'static str) {
     if k.now_ms() < s.start_ms + k.options.transition_ms {
         ("pending", "0%")
@@ -89,27 +130,10 @@ pub fn create(
         .store
         .write(!ctx.dry_run, |tx| {
             let mut v = get_volume(tx, s, &input.volume_id)?;
-            let rec = SnapshotRecord {
-                id: id.clone(),
-                volume_id: v.id.clone(),
-                volume_size: v.size,
-                description: input.description.clone().unwrap_or_default(),
-                start_ms: now,
-                encrypted: v.encrypted,
-                kms_key_id: v.kms_key_id.clone(),
-                parent: v.backing.clone(),
-            };
-            v.backing = Some(id.clone());
-            tx.insert(s, &rec)?;
-            tx.update(s, &v)?;
+            let description = input.description.clone().unwrap_or_default();
+            let rec = record(tx, s, &mut v, id.clone(), description, now)?;
             tags::put_all(tx, s, &rec.id, "snapshot", &tag_list)?;
-            if !ctx.dry_run {
-                // Last, so nothing after it can fail: freeze the volume's top layer.
-                k.blocks.snapshot(&v.id, &id).map_err(|e| {
-                    tracing::error!(error = %e, volume = %v.id, "cannot snapshot a volume file");
-                    Fail(Ec2Error::internal())
-                })?;
-            }
+            freeze_files(k, !ctx.dry_run, std::slice::from_ref(&rec))?;
             Ok(rec)
         })
         .map_err(|f: Fail| f.0)?;
@@ -353,12 +377,7 @@ pub fn copy(
             _ if !encrypted => None,
             (Some(key), _) => Some(key.clone()),
             (None, Some(key)) if same_region => Some(key.clone()),
-            _ => Some(format!(
-                "arn:aws:kms:{}:{}:{}",
-                dst.region,
-                dst.account,
-                crate::volumes::DEFAULT_KMS_KEY
-            )),
+            _ => Some(crate::volumes::default_kms_arn(dst)),
         };
         let rec = SnapshotRecord {
             id: id.clone(),
@@ -445,32 +464,14 @@ pub fn create_many(
                         }
                     }
                 }
-                let rec = SnapshotRecord {
-                    id: new_id("snap"),
-                    volume_id: v.id.clone(),
-                    volume_size: v.size,
-                    description: input.description.clone().unwrap_or_default(),
-                    start_ms: now,
-                    encrypted: v.encrypted,
-                    kms_key_id: v.kms_key_id.clone(),
-                    parent: v.backing.clone(),
-                };
-                v.backing = Some(rec.id.clone());
-                tx.insert(s, &rec)?;
-                tx.update(s, &v)?;
+                let description = input.description.clone().unwrap_or_default();
+                let rec = record(tx, s, &mut v, new_id("snap"), description, now)?;
                 let wire_tags = tags::wire(&pairs);
                 tags::put_all(tx, s, &rec.id, "snapshot", &wire_tags)?;
                 out.push((rec, v.zone.clone(), pairs));
             }
-            if !ctx.dry_run {
-                // Last, so nothing after it can fail: freeze every top layer.
-                for (rec, _, _) in &out {
-                    k.blocks.snapshot(&rec.volume_id, &rec.id).map_err(|e| {
-                        tracing::error!(error = %e, volume = %rec.volume_id, "cannot snapshot a volume file");
-                        Fail(Ec2Error::internal())
-                    })?;
-                }
-            }
+            let recs: Vec<SnapshotRecord> = out.iter().map(|(r, _, _)| r.clone()).collect();
+            freeze_files(k, !ctx.dry_run, &recs)?;
             Ok(out)
         })
         .map_err(|f: Fail| f.0)?;

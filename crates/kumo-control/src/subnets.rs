@@ -77,12 +77,9 @@ pub fn create_subnet(
     input: CreateSubnetRequest,
 ) -> Result<CreateSubnetResult, Ec2Error> {
     net.ensure_default(store, ctx)?;
-    let text = input.cidr_block.ok_or_else(|| {
-        Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter cidrBlock",
-        )
-    })?;
+    let text = input
+        .cidr_block
+        .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))?;
     let cidr = parse_cidr(&text)?;
     let zone = match network::resolve_zone(
         &ctx.region,
@@ -161,12 +158,7 @@ pub fn create_default_subnet(
         input.availability_zone.as_deref(),
         input.availability_zone_id.as_deref(),
     )?
-    .ok_or_else(|| {
-        Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter availabilityZone",
-        )
-    })?;
+    .ok_or_else(|| Ec2Error::missing_parameter("availabilityZone"))?;
     let rec = store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);
@@ -427,12 +419,7 @@ pub fn modify_subnet_attribute(
     ];
     match given.iter().filter(|g| **g).count() {
         1 => {}
-        0 => {
-            return Err(Ec2Error::new(
-                "MissingParameter",
-                "The request must contain the parameter attribute",
-            ))
-        }
+        0 => return Err(Ec2Error::missing_parameter("attribute")),
         _ => {
             return Err(Ec2Error::new(
                 "InvalidParameterCombination",

@@ -93,6 +93,12 @@ impl Record for EbsSettings {
 
 const DEFAULT_KEY: &str = "alias/aws/ebs";
 
+/// The ARN of the account's default EBS key in a region, which encrypted volumes and snapshots
+/// get when no key is named.
+pub fn default_kms_arn(s: Scope) -> String {
+    format!("arn:aws:kms:{}:{}:{DEFAULT_KEY}", s.region, s.account)
+}
+
 pub fn not_found(id: &str) -> Ec2Error {
     Ec2Error::new(
         "InvalidVolume.NotFound",
@@ -189,12 +195,7 @@ pub fn create(
         .map(|r| r.zones.as_slice())
         .unwrap_or(&[]);
     let zone = match (&input.availability_zone, &input.availability_zone_id) {
-        (None, None) => {
-            return Err(Ec2Error::new(
-                "MissingParameter",
-                "The request must contain the parameter zone",
-            ))
-        }
+        (None, None) => return Err(Ec2Error::missing_parameter("zone")),
         (Some(z), _) => zones.iter().find(|x| x.name == z.as_str()).ok_or_else(|| {
             Ec2Error::new(
                 "InvalidZone.NotFound",
@@ -235,12 +236,9 @@ pub fn create(
     };
     let size = match &restore {
         Some((_, size)) => *size,
-        None => input.size.ok_or_else(|| {
-            Ec2Error::new(
-                "MissingParameter",
-                "The request must contain the parameter size/snapshot",
-            )
-        })?,
+        None => input
+            .size
+            .ok_or_else(|| Ec2Error::missing_parameter("size/snapshot"))?,
     };
     let vtype = input.volume_type.clone().unwrap_or_else(|| "gp2".into());
     let (iops, throughput) =
@@ -297,9 +295,10 @@ pub fn create(
             zone_id: zone.id.to_string(),
             encrypted,
             kms_key_id: encrypted.then(|| {
-                input.kms_key_id.clone().unwrap_or_else(|| {
-                    format!("arn:aws:kms:{}:{}:{DEFAULT_KEY}", s.region, s.account)
-                })
+                input
+                    .kms_key_id
+                    .clone()
+                    .unwrap_or_else(|| default_kms_arn(s))
             }),
             snapshot_id: restore.as_ref().map(|(snap, _)| snap.id.clone()),
             multi_attach: multi,
@@ -1005,10 +1004,7 @@ pub fn modify_attribute(
 ) -> Result<(), Ec2Error> {
     k.net.ensure_default(&k.store, ctx)?;
     let Some(on) = input.auto_enable_io.as_ref().and_then(|a| a.value) else {
-        return Err(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter autoEnableIO",
-        ));
+        return Err(Ec2Error::missing_parameter("autoEnableIO"));
     };
     let s = scope(ctx);
     k.store

@@ -63,12 +63,9 @@ pub fn create_vpc(
     input: CreateVpcRequest,
 ) -> Result<CreateVpcResult, Ec2Error> {
     net.ensure_default(store, ctx)?;
-    let cidr_text = input.cidr_block.ok_or_else(|| {
-        Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter cidrBlock",
-        )
-    })?;
+    let cidr_text = input
+        .cidr_block
+        .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))?;
     let cidr = parse_cidr(&cidr_text)?;
     vpc_range(cidr)?;
     let tenancy = input.instance_tenancy.unwrap_or_else(|| "default".into());
@@ -289,10 +286,7 @@ pub fn describe_vpcs(
 fn one_attribute(names: &[(&str, bool)]) -> Result<(), Ec2Error> {
     let given: Vec<&str> = names.iter().filter(|(_, g)| *g).map(|(n, _)| *n).collect();
     match given.len() {
-        0 => Err(Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter attribute",
-        )),
+        0 => Err(Ec2Error::missing_parameter("attribute")),
         1 => Ok(()),
         _ => Err(Ec2Error::new(
             "InvalidParameterCombination",
@@ -381,12 +375,9 @@ pub fn associate_vpc_cidr_block(
     input: AssociateVpcCidrBlockRequest,
 ) -> Result<AssociateVpcCidrBlockResult, Ec2Error> {
     net.ensure_default(store, ctx)?;
-    let text = input.cidr_block.ok_or_else(|| {
-        Ec2Error::new(
-            "MissingParameter",
-            "The request must contain the parameter cidrBlock",
-        )
-    })?;
+    let text = input
+        .cidr_block
+        .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))?;
     let cidr = parse_cidr(&text)?;
     vpc_range(cidr)?;
     let assoc = store

@@ -45,10 +45,7 @@ pub trait Decode: Sized {
 }
 
 pub fn missing(path: &Path) -> Ec2Error {
-    Ec2Error::new(
-        "MissingParameter",
-        format!("The request must contain the parameter {path}"),
-    )
+    Ec2Error::missing_parameter(&path.to_string())
 }
 
 pub fn unknown(path: &Path) -> Ec2Error {

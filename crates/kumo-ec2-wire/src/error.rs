@@ -84,6 +84,14 @@ impl Ec2Error {
     pub fn invalid_value(message: impl Into<String>) -> Self {
         Ec2Error::new("InvalidParameterValue", message)
     }
+
+    /// A required parameter is absent (`name` as AWS spells it in the message).
+    pub fn missing_parameter(name: &str) -> Self {
+        Ec2Error::new(
+            "MissingParameter",
+            format!("The request must contain the parameter {name}"),
+        )
+    }
 }
 
 impl fmt::Display for Ec2Error {
