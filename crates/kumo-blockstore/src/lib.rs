@@ -19,11 +19,15 @@ pub enum BlockError {
 #[derive(Debug, Clone)]
 pub struct BlockStore {
     dir: PathBuf,
-    /// Blank images by size in GiB: their length and non-zero 4 KiB blocks.
-    blanks: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, Blank>>>,
+    /// New-image templates by (backing layer, size in bytes): their length and non-zero
+    /// 4 KiB blocks.
+    templates: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<TemplateKey, Template>>>,
 }
 
-type Blank = std::sync::Arc<(u64, Vec<(u64, Vec<u8>)>)>;
+type TemplateKey = (Option<String>, u64);
+type Template = std::sync::Arc<(u64, Vec<(u64, Vec<u8>)>)>;
+
+static TEMPLATE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 const GIB: u64 = 1 << 30;
 
@@ -47,7 +51,7 @@ impl BlockStore {
         std::fs::create_dir_all(&dir)?;
         Ok(BlockStore {
             dir,
-            blanks: Default::default(),
+            templates: Default::default(),
         })
     }
 
@@ -64,35 +68,57 @@ impl BlockStore {
     /// a blank image of the same size made once (tens of microseconds, where `qemu-img create`
     /// costs milliseconds: it matters when a launch makes a root volume per instance).
     pub fn create_blank(&self, volume_id: &str, size_gib: u64) -> Result<(), BlockError> {
-        let blank = self.blank(size_gib)?;
+        self.from_template(&self.path(volume_id), None, size_gib * GIB)
+    }
+
+    /// Writes a new qcow2 file at `path`: empty, or an empty overlay on `backing` (a layer's
+    /// id), `size` bytes large. It copies the non-zero blocks of a template image that
+    /// `qemu-img create` made once for that backing and size. A qcow2 header names its
+    /// backing file but holds nothing read from it, so the copy is the same file `qemu-img`
+    /// would have made.
+    fn from_template(
+        &self,
+        path: &Path,
+        backing: Option<&str>,
+        size: u64,
+    ) -> Result<(), BlockError> {
+        let t = self.template(backing, size)?;
         // Sparse: only the template's non-zero blocks are written, the rest left as holes.
         use std::os::unix::fs::FileExt;
         let out = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .open(self.path(volume_id))?;
-        for (offset, block) in &blank.1 {
-            out.write_all_at(block, *offset)?;
+            .open(path)?;
+        let written =
+            t.1.iter()
+                .try_for_each(|(offset, block)| out.write_all_at(block, *offset));
+        if let Err(e) = written.and_then(|_| out.set_len(t.0)) {
+            let _ = std::fs::remove_file(path);
+            return Err(e.into());
         }
-        out.set_len(blank.0)?;
         Ok(())
     }
 
-    /// The blank image of a size, made once with `qemu-img` and kept in memory.
-    fn blank(&self, size_gib: u64) -> Result<Blank, BlockError> {
-        if let Some(b) = self
-            .blanks
+    /// The template for a backing layer and size, made with `qemu-img` on first use and kept
+    /// in memory.
+    fn template(&self, backing: Option<&str>, size: u64) -> Result<Template, BlockError> {
+        let key = (backing.map(str::to_string), size);
+        if let Some(t) = self
+            .templates
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&size_gib)
+            .get(&key)
         {
-            return Ok(b.clone());
+            return Ok(t.clone());
         }
-        let templates = self.dir.join("templates");
-        std::fs::create_dir_all(&templates)?;
-        let tmp = templates.join(format!("blank-{size_gib}-{}.qcow2", std::process::id()));
-        create_qcow2(&tmp, size_gib)?;
-        let bytes = std::fs::read(&tmp);
+        // Made beside the volumes, so that the relative backing name resolves as it will for
+        // the copies.
+        let n = TEMPLATE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!(".template-{}-{n}.qcow2", std::process::id()));
+        let made = overlay_qcow2(&tmp, backing, size);
+        let bytes = made.and_then(|_| Ok(std::fs::read(&tmp)?));
         let _ = std::fs::remove_file(&tmp);
         let bytes = bytes?;
         let blocks = bytes
@@ -101,12 +127,14 @@ impl BlockStore {
             .filter(|(_, c)| c.iter().any(|b| *b != 0))
             .map(|(i, c)| ((i * 4096) as u64, c.to_vec()))
             .collect();
-        let b: Blank = std::sync::Arc::new((bytes.len() as u64, blocks));
-        self.blanks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(size_gib, b.clone());
-        Ok(b)
+        let t: Template = std::sync::Arc::new((bytes.len() as u64, blocks));
+        let mut all = self.templates.lock().unwrap_or_else(|e| e.into_inner());
+        // A few KiB each; a bound keeps a long-lived server from collecting them forever.
+        if all.len() >= 256 {
+            all.clear();
+        }
+        all.insert(key, t.clone());
+        Ok(t)
     }
 
     /// Grows a volume to `size_gib`.
@@ -154,26 +182,17 @@ impl BlockStore {
     /// Freezes a volume's top layer as snapshot `snapshot_id` and gives the volume a fresh,
     /// empty overlay on it. Costs as much as a rename and a small file: the frozen layer holds
     /// only what was written since the volume's previous snapshot.
-    pub fn snapshot(&self, volume_id: &str, snapshot_id: &str) -> Result<(), BlockError> {
+    /// `size_gib` is the volume's size, which its new overlay keeps.
+    pub fn snapshot(
+        &self,
+        volume_id: &str,
+        snapshot_id: &str,
+        size_gib: u64,
+    ) -> Result<(), BlockError> {
         let vol = self.path(volume_id);
         let snap = self.path(snapshot_id);
         std::fs::rename(&vol, &snap)?;
-        let size = self.size_bytes(snapshot_id)?;
-        let made = qemu_img(
-            "create",
-            &[
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-b",
-                &format!("{snapshot_id}.qcow2"),
-                "-F",
-                "qcow2",
-                &vol.to_string_lossy(),
-                &size.to_string(),
-            ],
-        );
+        let made = self.from_template(&vol, Some(snapshot_id), size_gib * GIB);
         if let Err(e) = made {
             // Put the volume back as it was.
             std::fs::rename(&snap, &vol)?;
@@ -190,22 +209,7 @@ impl BlockStore {
         snapshot_id: &str,
         size_gib: u64,
     ) -> Result<(), BlockError> {
-        qemu_img(
-            "create",
-            &[
-                "create",
-                "-q",
-                "-f",
-                "qcow2",
-                "-b",
-                &format!("{snapshot_id}.qcow2"),
-                "-F",
-                "qcow2",
-                &self.path(volume_id).to_string_lossy(),
-                &(size_gib * GIB).to_string(),
-            ],
-        )?;
-        Ok(())
+        self.from_template(&self.path(volume_id), Some(snapshot_id), size_gib * GIB)
     }
 
     /// Moves a layer (a volume's or a snapshot's) off its backing layer onto `new_backing`
@@ -269,17 +273,21 @@ impl BlockStore {
 
 /// `qemu-img create` of an empty qcow2 image.
 fn create_qcow2(path: &Path, size_gib: u64) -> Result<(), BlockError> {
-    qemu_img(
-        "create",
-        &[
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            &path.to_string_lossy(),
-            &(size_gib * GIB).to_string(),
-        ],
-    )?;
+    overlay_qcow2(path, None, size_gib * GIB)
+}
+
+/// `qemu-img create` of a qcow2 image of `size` bytes: empty, or an empty overlay on the
+/// layer `backing`, named relative to the image's directory.
+fn overlay_qcow2(path: &Path, backing: Option<&str>, size: u64) -> Result<(), BlockError> {
+    let backing = backing.map(|b| format!("{b}.qcow2"));
+    let path = path.to_string_lossy();
+    let size = size.to_string();
+    let mut args = vec!["create", "-q", "-f", "qcow2"];
+    if let Some(b) = &backing {
+        args.extend(["-b", b.as_str(), "-F", "qcow2"]);
+    }
+    args.extend([path.as_ref(), size.as_str()]);
+    qemu_img("create", &args)?;
     Ok(())
 }
 
@@ -336,14 +344,20 @@ mod tests {
         let b = BlockStore::open(&dir).unwrap();
         b.create("vol-1", 1).unwrap();
         write(&b, "vol-1", 1, 0);
-        b.snapshot("vol-1", "snap-1").unwrap();
+        b.snapshot("vol-1", "snap-1", 1).unwrap();
         write(&b, "vol-1", 2, 1);
-        b.snapshot("vol-1", "snap-2").unwrap();
+        b.snapshot("vol-1", "snap-2", 1).unwrap();
         write(&b, "vol-1", 3, 2);
         // Incremental: the second layer holds about one MiB, not the first's data again.
         assert!(std::fs::metadata(b.path("snap-2")).unwrap().len() < 3 << 20);
         b.restore("vol-2", "snap-1", 1).unwrap();
         assert!(reads(&b, "vol-2", 1, 0) && reads(&b, "vol-2", 0, 1));
+        // A second restore of the same snapshot comes from the same template, and is a file
+        // of its own: writes to one don't show in the other.
+        b.restore("vol-2b", "snap-1", 1).unwrap();
+        write(&b, "vol-2b", 7, 0);
+        assert!(reads(&b, "vol-2b", 7, 0) && reads(&b, "vol-2", 1, 0));
+        b.delete("vol-2b").unwrap();
         b.restore("vol-3", "snap-2", 2).unwrap();
         assert!(reads(&b, "vol-3", 1, 0) && reads(&b, "vol-3", 2, 1));
         assert_eq!(b.size_bytes("vol-3").unwrap(), 2 * GIB);

@@ -87,6 +87,9 @@ pub fn run<R: Record, V: Read>(
     let want = limit.map(|l| l + 1).unwrap_or(usize::MAX);
     let mut out: Vec<Tagged<R>> = Vec::new();
     let mut after = cursor;
+    // The first batch is just what a page needs, for when every row matches; later
+    // batches grow as the filters turn rows away.
+    let mut batch = want.clamp(1, BATCH);
     loop {
         let q = Query {
             ids: ids.as_deref(),
@@ -94,7 +97,7 @@ pub fn run<R: Record, V: Read>(
             subnets: req.push.subnets.as_deref(),
             tag: req.push.tag.as_ref().map(|(k, vals)| (*k, vals.as_slice())),
             after: after.as_deref(),
-            limit: Some(BATCH),
+            limit: Some(batch),
             ..Query::default()
         };
         let rows: Vec<R> = v.list(s, &q)?;
@@ -108,10 +111,11 @@ pub fn run<R: Record, V: Read>(
                 }
             }
         }
-        if out.len() >= want || n < BATCH {
+        if out.len() >= want || n < batch {
             break;
         }
         after = last;
+        batch = (batch * 2).min(BATCH);
     }
     Ok(match limit {
         Some(l) => paging::page(out, l, req.op, |t| t.item.id().to_string()),

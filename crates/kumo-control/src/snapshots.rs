@@ -80,7 +80,9 @@ pub fn freeze_files(k: &Kumo, real: bool, recs: &[SnapshotRecord]) -> Result<(),
         return Ok(());
     }
     for rec in recs {
-        k.blocks.snapshot(&rec.volume_id, &rec.id).map_err(|e| {
+        k.blocks
+            .snapshot(&rec.volume_id, &rec.id, rec.volume_size as u64)
+            .map_err(|e| {
             tracing::error!(error = %e, volume = %rec.volume_id, "cannot snapshot a volume file");
             Fail(Ec2Error::internal())
         })?;

@@ -13,10 +13,14 @@ use kumo_store::{Read, Record, Scope, Store, StoreError, TagQuery, TagRow, Tx};
 
 /// A fresh resource id with the given prefix.
 pub fn new_id(prefix: &str) -> String {
-    let mut b = [0u8; 16];
+    let mut b = [0u8; 8];
     // The OS random source does not fail on Linux; a zero id would still be unique-checked.
     let _ = openssl::rand::rand_bytes(&mut b);
-    ids::format_id(prefix, u128::from_le_bytes(b))
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    ids::format_timed_id(prefix, now, u64::from_le_bytes(b))
 }
 
 /// A resource with its tags, for filtering and output.

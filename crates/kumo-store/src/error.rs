@@ -16,6 +16,9 @@ pub enum StoreError {
     },
     #[error("the database failed")]
     Db(#[source] rusqlite::Error),
+    /// The store's background thread could not start.
+    #[error("cannot start the store's checkpoint thread")]
+    Thread(#[source] std::io::Error),
 }
 
 impl From<rusqlite::Error> for StoreError {

@@ -49,6 +49,31 @@ pub struct Store {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     path: Option<std::path::PathBuf>,
+    /// Wakes the checkpoint thread after a commit; it ends when this is dropped.
+    checkpoints: Option<std::sync::mpsc::SyncSender<()>>,
+}
+
+/// Starts the thread that copies committed WAL pages into the database file, off the
+/// request path. A commit only wakes it; bursts of commits share one checkpoint.
+fn checkpointer(path: &Path) -> Result<std::sync::mpsc::SyncSender<()>, StoreError> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    let (wake, woken) = std::sync::mpsc::sync_channel::<()>(1);
+    std::thread::Builder::new()
+        .name("kumo-checkpoint".into())
+        .spawn(move || {
+            while woken.recv().is_ok() {
+                // PASSIVE never blocks writers or readers; what it can't copy now, a later
+                // round copies.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the writer will checkpoint instead");
+                }
+                // Let commits gather before the next round.
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        })
+        .map_err(StoreError::Thread)?;
+    Ok(wake)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -75,11 +100,19 @@ impl Store {
         // FULL: a commit is on disk before the client hears of it, so an acknowledged write
         // survives a crash of the process and of the machine.
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Checkpoints run on a thread of their own (see `checkpointer`), so a commit costs
+        // its WAL write and fsync only. The writer checkpoints itself only if that thread
+        // falls 64 MiB behind.
+        conn.pragma_update(None, "wal_autocheckpoint", 16384)?;
+        // A WAL that grew in a burst is cut back to this size once it is checkpointed.
+        conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         Self::migrate(&conn)?;
+        let checkpoints = checkpointer(&path)?;
         Ok(Store {
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             path: Some(path),
+            checkpoints: Some(checkpoints),
         })
     }
 
@@ -92,6 +125,7 @@ impl Store {
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             path: None,
+            checkpoints: None,
         })
     }
 
@@ -167,6 +201,10 @@ impl Store {
         let out = f(&tx)?;
         if commit {
             tx.tx.commit().map_err(StoreError::from)?;
+            if let Some(wake) = &self.checkpoints {
+                // Full means a checkpoint is already due.
+                let _ = wake.try_send(());
+            }
             committed(&out);
         }
         Ok(out)
