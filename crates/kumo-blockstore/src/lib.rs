@@ -68,7 +68,7 @@ impl BlockStore {
     /// a blank image of the same size made once (tens of microseconds, where `qemu-img create`
     /// costs milliseconds: it matters when a launch makes a root volume per instance).
     pub fn create_blank(&self, volume_id: &str, size_gib: u64) -> Result<(), BlockError> {
-        self.from_template(&self.path(volume_id), None, size_gib * GIB)
+        self.copy_template(&self.path(volume_id), None, size_gib * GIB)
     }
 
     /// Writes a new qcow2 file at `path`: empty, or an empty overlay on `backing` (a layer's
@@ -76,7 +76,7 @@ impl BlockStore {
     /// `qemu-img create` made once for that backing and size. A qcow2 header names its
     /// backing file but holds nothing read from it, so the copy is the same file `qemu-img`
     /// would have made.
-    fn from_template(
+    fn copy_template(
         &self,
         path: &Path,
         backing: Option<&str>,
@@ -192,7 +192,7 @@ impl BlockStore {
         let vol = self.path(volume_id);
         let snap = self.path(snapshot_id);
         std::fs::rename(&vol, &snap)?;
-        let made = self.from_template(&vol, Some(snapshot_id), size_gib * GIB);
+        let made = self.copy_template(&vol, Some(snapshot_id), size_gib * GIB);
         if let Err(e) = made {
             // Put the volume back as it was.
             std::fs::rename(&snap, &vol)?;
@@ -209,7 +209,23 @@ impl BlockStore {
         snapshot_id: &str,
         size_gib: u64,
     ) -> Result<(), BlockError> {
-        self.from_template(&self.path(volume_id), Some(snapshot_id), size_gib * GIB)
+        self.copy_template(&self.path(volume_id), Some(snapshot_id), size_gib * GIB)
+    }
+
+    /// A new volume holding a snapshot's bytes in a standalone file, sharing no layer with
+    /// the snapshot: for a snapshot of another account, which its owner may delete at any time.
+    pub fn restore_standalone(
+        &self,
+        volume_id: &str,
+        snapshot_id: &str,
+        size_gib: u64,
+    ) -> Result<(), BlockError> {
+        self.restore(volume_id, snapshot_id, size_gib)?;
+        if let Err(e) = self.rebase(volume_id, None) {
+            let _ = self.delete(volume_id);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// Moves a layer (a volume's or a snapshot's) off its backing layer onto `new_backing`

@@ -30,6 +30,9 @@ pub struct ImageRecord {
     pub tpm_support: Option<String>,
     pub create_ms: i64,
     pub mappings: Vec<MappingRecord>,
+    /// Who else may launch it.
+    #[serde(default)]
+    pub launch: crate::sharing::Permissions,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +76,7 @@ impl ImageRecord {
             root_device_name: self.root_device_name.clone(),
             root_device_type: "ebs".into(),
             ena_support: self.ena_support,
+            owner: None,
             boot_mode: self.boot_mode.clone().unwrap_or_else(|| {
                 if self.architecture == "arm64" {
                     "uefi".into()
@@ -90,11 +94,12 @@ impl ImageRecord {
     }
 }
 
-/// The caller's image with this id.
-pub fn get(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<ImageRecord, Ec2Error> {
+/// An image the caller may launch, with its owner: the caller's own, or another account's
+/// shared with the caller or public.
+pub fn usable(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<(String, ImageRecord), Ec2Error> {
     k.store
         .read(|v| {
-            v.get::<ImageRecord>(scope(ctx), id)?
+            crate::sharing::owner_of::<ImageRecord, _>(v, scope(ctx), id)?
                 .ok_or_else(|| Fail(image_not_found(id)))
         })
         .map_err(|f| f.0)
@@ -297,6 +302,7 @@ pub fn register(
                 tpm_support: input.tpm_support.clone(),
                 create_ms: now,
                 mappings: maps,
+                launch: Default::default(),
             };
             tx.insert(s, &rec)?;
             tags::put_all(tx, s, &rec.id, "image", &tag_list)?;
@@ -327,8 +333,9 @@ pub fn deregister(
     let (results, gone) = k
         .store
         .write(!ctx.dry_run, |tx| {
-            let img: ImageRecord = tx.get(s, id)?.ok_or_else(|| Fail(image_not_found(id)))?;
+            let img = crate::ami_sharing::owned(tx, s, id)?;
             tx.delete::<ImageRecord>(s, id)?;
+            crate::sharing::regrant(tx, s, id, &img.launch, &Default::default())?;
             let mut results = Vec::new();
             let mut gone = Vec::new();
             if drop_snaps {
@@ -361,19 +368,37 @@ pub fn deregister(
     })
 }
 
-/// The caller's images, wire-shaped with their tags.
-pub fn listed(k: &Kumo, ctx: &RequestContext) -> Result<Vec<Tagged<ImageRecord>>, Ec2Error> {
+/// Images the caller may see: its own, with their tags; and other accounts' images shared
+/// with it or public, with their owners (and no tags: tags stay with their account).
+#[allow(clippy::type_complexity)]
+pub fn listed(
+    k: &Kumo,
+    ctx: &RequestContext,
+) -> Result<(Vec<Tagged<ImageRecord>>, Vec<(String, Tagged<ImageRecord>)>), Ec2Error> {
     k.store
         .read(|v| {
             let s = scope(ctx);
             let all: Vec<ImageRecord> = v.list(s, &Query::default())?;
-            tags::attach(v, s, all)
+            let own = tags::attach(v, s, all)?;
+            let shared = crate::sharing::shared_with::<ImageRecord, _>(v, s, "ami", true, true)?
+                .into_iter()
+                .map(|(owner, item)| {
+                    (
+                        owner,
+                        Tagged {
+                            item,
+                            tags: Vec::new(),
+                        },
+                    )
+                })
+                .collect();
+            Ok((own, shared))
         })
-        .map_err(|f| f.0)
+        .map_err(|f: Fail| f.0)
 }
 
 /// An image is `pending` for the transition delay after it is registered, then `available`.
-pub fn wire(k: &Kumo, ctx: &RequestContext, t: &Tagged<ImageRecord>) -> Image {
+pub fn wire(k: &Kumo, owner: &str, t: &Tagged<ImageRecord>) -> Image {
     let i = &t.item;
     let state = if k.now_ms() < i.create_ms + k.options.transition_ms {
         "pending"
@@ -384,11 +409,11 @@ pub fn wire(k: &Kumo, ctx: &RequestContext, t: &Tagged<ImageRecord>) -> Image {
         image_id: Some(i.id.clone()),
         name: Some(i.name.clone()),
         description: i.description.clone(),
-        owner_id: Some(ctx.account_id.clone()),
+        owner_id: Some(owner.to_string()),
         architecture: Some(i.architecture.clone()),
-        image_location: Some(format!("{}/{}", ctx.account_id, i.name)),
+        image_location: Some(format!("{owner}/{}", i.name)),
         state: Some(state.into()),
-        public: Some(false),
+        public: Some(i.launch.public),
         image_type: Some("machine".into()),
         root_device_name: Some(i.root_device_name.clone()),
         root_device_type: Some("ebs".into()),
@@ -556,6 +581,7 @@ pub fn create_from_instance(
                 tpm_support: None,
                 create_ms: now,
                 mappings: maps,
+                launch: Default::default(),
             };
             tx.insert(s, &rec)?;
             tags::put_all(tx, s, &rec.id, "image", &image_tags)?;
@@ -565,4 +591,293 @@ pub fn create_from_instance(
         .map_err(|f: Fail| f.0)?;
     tracing::info!(image = %id, snapshots = frozen, "image created from instance");
     Ok(CreateImageResult { image_id: Some(id) })
+}
+
+/// `1566308778174` as AWS writes it in copied snapshots' descriptions: `1,566,308,778,174`.
+fn with_commas(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// CopyImage: a new image of the caller's in this region, with a new snapshot for each of
+/// the source's. The source is the caller's own image, a catalog image, or an image shared
+/// with the caller whose snapshots the caller may read, in any region. A copy within the
+/// caller's own region and account stacks each new snapshot on its source layer (free);
+/// anything else is a standalone copy of the bytes.
+pub fn copy(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: CopyImageRequest,
+) -> Result<CopyImageResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    check_name(&input.name)?;
+    let src_region = input.source_region.clone();
+    if kumo_model::regions::get(&src_region).is_none() {
+        return Err(Ec2Error::invalid_value(format!(
+            "Value ({src_region}) for parameter sourceRegion is invalid."
+        )));
+    }
+    if input.destination_outpost_arn.is_some()
+        || input.destination_availability_zone.is_some()
+        || input.destination_availability_zone_id.is_some()
+    {
+        return Err(Ec2Error::new(
+            "Unsupported",
+            "Kumo has no Outposts or Local Zones to copy an image to.",
+        ));
+    }
+    if input.kms_key_id.is_some() && input.encrypted != Some(true) {
+        return Err(Ec2Error::new(
+            "InvalidParameterDependency",
+            "The parameter KmsKeyId requires the parameter Encrypted to be set.",
+        ));
+    }
+    if let Some(m) = input.snapshot_copy_completion_duration_minutes {
+        if !(15..=2880).contains(&m) || m % 15 != 0 {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({m}) for parameter snapshotCopyCompletionDurationMinutes is invalid. It must be a multiple of 15 between 15 and 2880."
+            )));
+        }
+    }
+    if let Some(bad) = input
+        .tag_specifications
+        .iter()
+        .flatten()
+        .find(|t| !matches!(t.resource_type.as_deref(), Some("image") | Some("snapshot")))
+    {
+        return Err(Ec2Error::invalid_value(format!(
+            "'{}' is not a valid taggable resource type for this operation.",
+            bad.resource_type.clone().unwrap_or_default()
+        )));
+    }
+    let split = |rt: &str| {
+        let specs: Vec<TagSpecification> = input
+            .tag_specifications
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|t| t.resource_type.as_deref() == Some(rt))
+            .collect();
+        tags::from_specifications(Some(specs), rt)
+    };
+    let (mut image_tags, snap_tags) = (split("image")?, split("snapshot")?);
+    crate::idempotency::check_token(input.client_token.as_deref())?;
+    let digest = crate::idempotency::digest(&input);
+    let src_id = input.source_image_id.clone();
+    if kumo_model::ids::resource_type(&src_id) != Some("image") {
+        return Err(image_malformed(&src_id));
+    }
+    let dst = scope(ctx);
+    let src = Scope {
+        account: &ctx.account_id,
+        region: &src_region,
+    };
+    let now = k.now_ms();
+    let id = new_id("ami");
+    // The source image, its owner, and its snapshots as (mapping index, snapshot, size).
+    struct Source {
+        image: ImageRecord,
+        owner: String,
+        snaps: Vec<(usize, Option<SnapshotRecord>, i32)>,
+        tags: Vec<(String, String)>,
+    }
+    let source: Source = k
+        .store
+        .read(|v| {
+            if let Some(p) = kumo_model::images::by_id(&src_region, &src_id) {
+                // A catalog image: its root volume is blank, copied as a blank snapshot.
+                let t = crate::instances::ImageTraits::public(p);
+                let image = ImageRecord {
+                    id: src_id.clone(),
+                    name: p.name.into(),
+                    description: Some(p.description.into()),
+                    architecture: t.architecture.clone(),
+                    root_device_name: t.root_device_name.clone(),
+                    virtualization_type: "hvm".into(),
+                    ena_support: t.ena_support,
+                    sriov_net_support: Some("simple".into()),
+                    boot_mode: Some(t.boot_mode.clone()),
+                    imds_support: None,
+                    tpm_support: None,
+                    create_ms: now,
+                    mappings: t.mappings.clone(),
+                    launch: Default::default(),
+                };
+                let snaps = image
+                    .mappings
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, m)| Some((i, None, m.ebs.as_ref()?.volume_size)))
+                    .collect();
+                return Ok(Source {
+                    image,
+                    owner: p.owner_id.into(),
+                    snaps,
+                    tags: Vec::new(),
+                });
+            }
+            let (owner, image) = crate::sharing::owner_of::<ImageRecord, _>(v, src, &src_id)?
+                .ok_or_else(|| Fail(image_not_found(&src_id)))?;
+            let at = Scope {
+                account: &owner,
+                region: &src_region,
+            };
+            let mut snaps = Vec::new();
+            for (i, m) in image.mappings.iter().enumerate() {
+                let Some(e) = &m.ebs else { continue };
+                let Some(sid) = &e.snapshot_id else { continue };
+                let snap: SnapshotRecord = v
+                    .get(at, sid)?
+                    .ok_or_else(|| Fail(crate::snapshots::not_found(sid)))?;
+                // Another account's image copies only with read access to its storage.
+                if owner != ctx.account_id && !snap.create_volume.allows(&ctx.account_id) {
+                    return Err(Fail(Ec2Error::new(
+                        "InvalidRequest",
+                        "You do not have permission to access the storage of this ami",
+                    )));
+                }
+                let size = snap.volume_size;
+                snaps.push((i, Some(snap), size));
+            }
+            let tags = if owner == ctx.account_id {
+                v.tags_of(at, &image.id)?
+            } else {
+                Vec::new()
+            };
+            Ok(Source {
+                image,
+                owner,
+                snaps,
+                tags,
+            })
+        })
+        .map_err(|f: Fail| f.0)?;
+    if input.copy_image_tags == Some(true) {
+        let mut copied: Vec<Tag> = source
+            .tags
+            .iter()
+            .filter(|(key, _)| !image_tags.iter().any(|t| t.key.as_deref() == Some(key)))
+            .map(|(key, value)| Tag {
+                key: Some(key.clone()),
+                value: Some(value.clone()),
+            })
+            .collect();
+        copied.append(&mut image_tags);
+        image_tags = copied;
+    }
+    let stacked = src_region == ctx.region && source.owner == ctx.account_id;
+    // The new snapshots' files first, so a record never names a layer that does not exist.
+    let new_snaps: Vec<String> = source.snaps.iter().map(|_| new_id("snap")).collect();
+    if !ctx.dry_run {
+        let mut made: Vec<&str> = Vec::new();
+        for ((_, snap, size), new) in source.snaps.iter().zip(&new_snaps) {
+            let r = match snap {
+                None => k.blocks.create_blank(new, *size as u64),
+                Some(x) => k.blocks.restore(new, &x.id, *size as u64).and_then(|()| {
+                    if stacked {
+                        Ok(())
+                    } else {
+                        k.blocks.rebase(new, None)
+                    }
+                }),
+            };
+            if let Err(e) = r {
+                tracing::error!(error = %e, image = %src_id, "cannot copy an image's snapshot");
+                let _ = k.blocks.delete(new);
+                for m in &made {
+                    let _ = k.blocks.delete(m);
+                }
+                return Err(Ec2Error::internal());
+            }
+            made.push(new);
+        }
+    }
+    let written = k.store.write(!ctx.dry_run, |tx| {
+        if let Some(earlier) =
+            crate::idempotency::earlier(tx, dst, "CopyImage", input.client_token.as_deref(), &digest)?
+        {
+            return Ok(Some(earlier));
+        }
+        check_unique(tx, dst, &input.name)?;
+        let by_default = crate::volumes::settings(tx, dst)?.encryption_by_default;
+        let at = Scope { account: &source.owner, region: &src_region };
+        let mut mappings = source.image.mappings.clone();
+        for ((i, snap, size), new) in source.snaps.iter().zip(&new_snaps) {
+            if let Some(x) = snap {
+                // The source may have gone while its layer was copied.
+                if tx.get::<SnapshotRecord>(at, &x.id)?.is_none() {
+                    return Err(Fail(crate::snapshots::not_found(&x.id)));
+                }
+            }
+            let was_encrypted = snap.as_ref().is_some_and(|x| x.encrypted);
+            let encrypted = was_encrypted || input.encrypted == Some(true) || by_default;
+            let kms_key_id = match (&input.kms_key_id, snap.as_ref().and_then(|x| x.kms_key_id.clone())) {
+                _ if !encrypted => None,
+                (Some(key), _) => Some(key.clone()),
+                (None, Some(key)) if stacked => Some(key),
+                _ => Some(crate::volumes::default_kms_arn(dst)),
+            };
+            let rec = SnapshotRecord {
+                id: new.clone(),
+                volume_id: "vol-ffffffff".into(),
+                volume_size: *size,
+                description: format!(
+                    "Copied for DestinationAmi {id} from SourceAmi {src_id} for SourceSnapshot {}. Task created on {}.",
+                    snap.as_ref().map(|x| x.id.as_str()).unwrap_or("snap-ffffffff"),
+                    with_commas(now)
+                ),
+                start_ms: now,
+                encrypted,
+                kms_key_id,
+                parent: if stacked { snap.as_ref().map(|x| x.id.clone()) } else { None },
+                create_volume: Default::default(),
+            };
+            tx.insert(dst, &rec)?;
+            tags::put_all(tx, dst, &rec.id, "snapshot", &snap_tags)?;
+            if let Some(e) = mappings[*i].ebs.as_mut() {
+                e.snapshot_id = Some(new.clone());
+                e.encrypted = encrypted;
+            }
+        }
+        let rec = ImageRecord {
+            id: id.clone(),
+            name: input.name.clone(),
+            description: input.description.clone(),
+            create_ms: now,
+            mappings,
+            launch: Default::default(),
+            ..source.image.clone()
+        };
+        tx.insert(dst, &rec)?;
+        tags::put_all(tx, dst, &rec.id, "image", &image_tags)?;
+        crate::idempotency::remember(tx, dst, "CopyImage", input.client_token.as_deref(), &digest, &id)?;
+        Ok(None)
+    });
+    let undo = |k: &Kumo| {
+        if !ctx.dry_run {
+            for s in &new_snaps {
+                let _ = k.blocks.delete(s);
+            }
+        }
+    };
+    match written {
+        Ok(Some(earlier)) => {
+            undo(k);
+            Ok(CopyImageResult {
+                image_id: Some(earlier),
+            })
+        }
+        Ok(None) => Ok(CopyImageResult { image_id: Some(id) }),
+        Err(Fail(e)) => {
+            undo(k);
+            Err(e)
+        }
+    }
 }

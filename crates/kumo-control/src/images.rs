@@ -6,7 +6,6 @@ use crate::error::rule;
 use crate::instances::{image_malformed, image_not_found};
 use crate::paging;
 use crate::regions::filters;
-use crate::tags::Tagged;
 use crate::Kumo;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
@@ -172,31 +171,62 @@ pub fn describe(
         }
     }
     let owners = input.owners.unwrap_or_default();
-    // Only the caller's own images are executable by the caller beyond the public ones.
     let users = input.executable_users.unwrap_or_default();
-    let mine = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == ctx.account_id);
-    let runnable = users.is_empty() || users.iter().any(|u| u == "self" || *u == ctx.account_id);
-    // Own images are read only when they can be listed, or named ids must be checked.
-    let own: Vec<Tagged<amis::ImageRecord>> = if (mine && runnable) || !ids.is_empty() {
-        amis::listed(k, ctx)?
-    } else {
-        Vec::new()
+    for o in &owners {
+        let known = matches!(
+            o.as_str(),
+            "self" | "amazon" | "aws-marketplace" | "aws-backup-vault"
+        ) || crate::sharing::is_account_id(o);
+        if !known {
+            return Err(Ec2Error::new(
+                "InvalidUserID.Malformed",
+                format!("User ID '{o}' is invalid"),
+            ));
+        }
+    }
+    let me = ctx.account_id.as_str();
+    // Owners: any of them (self, an alias, an account id) owns the image.
+    let owned_by = |owner: &str, alias: &str| {
+        owners.is_empty()
+            || owners.iter().any(|o| {
+                o == owner || (o == "self" && owner == me) || (!alias.is_empty() && o == alias)
+            })
     };
+    // ExecutableUsers: `all` is public images; `self` (or the caller's id) images shared
+    // with the caller; another account's id, the caller's images shared with that account.
+    let runnable_by = |owner: &str, p: &crate::sharing::Permissions| {
+        users.is_empty()
+            || users.iter().any(|u| match u.as_str() {
+                "all" => p.public,
+                "self" => owner != me && p.users.iter().any(|x| x == me),
+                x if x == me => owner != me && p.users.iter().any(|y| y == me),
+                x => owner == me && p.users.iter().any(|y| y == x),
+            })
+    };
+    let (own, shared) = amis::listed(k, ctx)?;
     let mut all: Vec<(Image, Vec<(String, String)>)> = Vec::new();
+    let everyone = crate::sharing::Permissions {
+        users: Vec::new(),
+        public: true,
+    };
     for i in images::CATALOG {
-        let owned = owners.is_empty()
-            || owners
-                .iter()
-                .any(|o| o == i.owner_id || (!i.owner_alias.is_empty() && o == i.owner_alias));
-        if owned && (users.is_empty() || users.iter().any(|u| u == "all")) {
+        if owned_by(i.owner_id, i.owner_alias) && runnable_by(i.owner_id, &everyone) {
             all.push((wire(&ctx.region, i), Vec::new()));
         }
     }
-    if mine && runnable {
-        all.extend(own.iter().map(|t| (amis::wire(k, ctx, t), t.tags.clone())));
+    for (owner, t) in own
+        .iter()
+        .map(|t| (me, t))
+        .chain(shared.iter().map(|(o, t)| (o.as_str(), t)))
+    {
+        if owned_by(owner, "") && runnable_by(owner, &t.item.launch) {
+            all.push((amis::wire(k, owner, t), t.tags.clone()));
+        }
     }
     if let Some(missing) = ids.iter().find(|id| {
-        images::by_id(&ctx.region, id).is_none() && !own.iter().any(|t| t.item.id == **id)
+        images::by_id(&ctx.region, id).is_none()
+            && !own.iter().any(|t| t.item.id == **id)
+            && !shared.iter().any(|(_, t)| t.item.id == **id)
     }) {
         return Err(image_not_found(missing));
     }

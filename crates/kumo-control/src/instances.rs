@@ -111,10 +111,12 @@ pub struct ImageTraits {
     pub boot_mode: String,
     /// The volumes the image launches with.
     pub mappings: Vec<crate::amis::MappingRecord>,
+    /// The account holding the mappings' snapshots, when not the caller's (a shared image).
+    pub owner: Option<String>,
 }
 
 impl ImageTraits {
-    fn public(i: &PublicImage) -> Self {
+    pub fn public(i: &PublicImage) -> Self {
         let root = images::root_volume(i).map(|(size, vt)| crate::amis::MappingRecord {
             device_name: i.root_device_name.into(),
             virtual_name: None,
@@ -136,6 +138,7 @@ impl ImageTraits {
             root_device_type: i.root_device_type.into(),
             ena_support: i.ena_support,
             boot_mode: i.boot_mode.into(),
+            owner: None,
         }
     }
 
@@ -148,6 +151,7 @@ impl ImageTraits {
             root_device_type: r.root_device_type.clone(),
             ena_support: r.ena_support,
             boot_mode: r.boot_mode.clone(),
+            owner: None,
         }
     }
 }
@@ -166,7 +170,8 @@ pub fn image_not_found(id: &str) -> Ec2Error {
     )
 }
 
-/// The image an id names: a public one of the catalog or one the caller registered.
+/// The image an id names that the caller may launch: a public one of the catalog, one the
+/// caller registered, or one another account shared with the caller or made public.
 pub fn find_image(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<ImageTraits, Ec2Error> {
     if kumo_model::ids::resource_type(id) != Some("image") {
         return Err(image_malformed(id));
@@ -174,8 +179,10 @@ pub fn find_image(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<ImageTrait
     if let Some(p) = images::by_id(&ctx.region, id) {
         return Ok(ImageTraits::public(p));
     }
-    let own = crate::amis::get(k, ctx, id)?;
-    Ok(own.traits())
+    let (owner, image) = crate::amis::usable(k, ctx, id)?;
+    let mut traits = image.traits();
+    traits.owner = (owner != ctx.account_id).then_some(owner);
+    Ok(traits)
 }
 
 /// Checks that an instance type exists and suits an image.

@@ -19,6 +19,8 @@ pub struct Planned {
     pub device: String,
     /// The snapshot the volume restores, if any.
     pub snapshot: Option<String>,
+    /// The account owning that snapshot, when not the caller (a shared image or snapshot).
+    pub snapshot_owner: Option<String>,
     pub size: i32,
     pub volume_type: String,
     pub iops: Option<i32>,
@@ -37,6 +39,18 @@ pub fn bad_mapping(msg: impl Into<String>) -> Ec2Error {
 pub fn mapped_snapshot<V: Read>(v: &V, s: Scope, id: &str) -> Result<SnapshotRecord, Fail> {
     v.get(s, id)?
         .ok_or_else(|| Fail(crate::snapshots::not_found(id)))
+}
+
+/// A snapshot the caller may create volumes from, with its owner when that is another
+/// account.
+pub fn usable_snapshot<V: Read>(
+    v: &V,
+    s: Scope,
+    id: &str,
+) -> Result<(Option<String>, SnapshotRecord), Fail> {
+    let (owner, snap) = crate::sharing::owner_of::<SnapshotRecord, _>(v, s, id)?
+        .ok_or_else(|| Fail(crate::snapshots::not_found(id)))?;
+    Ok(((owner != s.account).then_some(owner), snap))
 }
 
 /// The size of a new mapped volume: the size asked (at least the snapshot's), else the
@@ -70,7 +84,11 @@ pub fn plan<V: Read>(
     image: &ImageTraits,
     request: &[BlockDeviceMapping],
 ) -> Result<Vec<Planned>, Fail> {
-    let snapshot = |id: &str| mapped_snapshot(v, s, id);
+    // The image's snapshots are its owner's.
+    let image_scope = Scope {
+        account: image.owner.as_deref().unwrap_or(s.account),
+        region: s.region,
+    };
     // The image's mappings first, each with the least size it accepts.
     let mut out: Vec<(Planned, i32)> = Vec::new();
     for m in &image.mappings {
@@ -79,13 +97,14 @@ pub fn plan<V: Read>(
             continue;
         }
         let min = match &e.snapshot_id {
-            Some(id) => snapshot(id)?.volume_size,
+            Some(id) => mapped_snapshot(v, image_scope, id)?.volume_size,
             None => e.volume_size,
         };
         out.push((
             Planned {
                 device: m.device_name.clone(),
                 snapshot: e.snapshot_id.clone(),
+                snapshot_owner: e.snapshot_id.as_ref().and(image.owner.clone()),
                 size: e.volume_size,
                 volume_type: e.volume_type.clone(),
                 iops: e.iops,
@@ -144,12 +163,20 @@ pub fn plan<V: Read>(
                 if let Some(i) = at {
                     out.remove(i);
                 }
-                let snap = snap_id.as_deref().map(snapshot).transpose()?;
+                let found = snap_id
+                    .as_deref()
+                    .map(|id| usable_snapshot(v, s, id))
+                    .transpose()?;
+                let (snap_owner, snap) = match found {
+                    Some((o, x)) => (o, Some(x)),
+                    None => (None, None),
+                };
                 let size = new_volume_size(&device, snap.as_ref(), e.volume_size)?;
                 (
                     Planned {
                         device: device.clone(),
                         snapshot: snap.as_ref().map(|x| x.id.clone()),
+                        snapshot_owner: snap_owner,
                         size,
                         volume_type: "gp2".into(),
                         iops: None,
@@ -236,15 +263,22 @@ pub fn create(
     let by_default = crate::volumes::settings(tx, s)?.encryption_by_default;
     let mut ids = Vec::with_capacity(plan.len());
     for p in plan {
+        let owner = Scope {
+            account: p.snapshot_owner.as_deref().unwrap_or(s.account),
+            region: s.region,
+        };
         if let Some(snap) = &p.snapshot {
             // The snapshot may have gone since the launch was planned.
-            if tx.get::<SnapshotRecord>(s, snap)?.is_none() {
+            if tx.get::<SnapshotRecord>(owner, snap)?.is_none() {
                 return Err(Fail(crate::snapshots::not_found(snap)));
             }
         }
         let id = new_id("vol");
         if real {
             let file = match &p.snapshot {
+                Some(snap) if p.snapshot_owner.is_some() => {
+                    k.blocks.restore_standalone(&id, snap, p.size as u64)
+                }
                 Some(snap) => k.blocks.restore(&id, snap, p.size as u64),
                 None => k.blocks.create_blank(&id, p.size as u64),
             };
@@ -279,7 +313,8 @@ pub fn create(
                 delete_on_termination: p.delete_on_termination,
             }],
             modifications: Vec::new(),
-            backing: p.snapshot.clone(),
+            // Another account's snapshot is copied, not stacked on: its owner may delete it.
+            backing: p.snapshot.clone().filter(|_| p.snapshot_owner.is_none()),
             auto_enable_io: false,
         };
         tx.insert(s, &rec)?;

@@ -4,6 +4,7 @@
 
 mod addresses;
 mod admin;
+mod ami_sharing;
 mod amis;
 mod credits;
 mod describe;
@@ -26,6 +27,8 @@ mod paging;
 mod regions;
 mod routes;
 mod security_groups;
+mod sharing;
+mod snapshot_sharing;
 mod snapshots;
 mod subnets;
 mod tags;
@@ -1007,5 +1010,85 @@ impl Ec2 for Kumo {
         input: DeregisterImageRequest,
     ) -> Result<DeregisterImageResult, Ec2Error> {
         amis::deregister(self, ctx, input)
+    }
+
+    fn copy_image(
+        &self,
+        ctx: &RequestContext,
+        input: CopyImageRequest,
+    ) -> Result<CopyImageResult, Ec2Error> {
+        amis::copy(self, ctx, input)
+    }
+
+    fn modify_image_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyImageAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        ami_sharing::modify(self, ctx, input)
+    }
+
+    fn describe_image_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeImageAttributeRequest,
+    ) -> Result<ImageAttribute, Ec2Error> {
+        ami_sharing::describe(self, ctx, input)
+    }
+
+    fn reset_image_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ResetImageAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        ami_sharing::reset(self, ctx, input)
+    }
+
+    fn enable_image_block_public_access(
+        &self,
+        ctx: &RequestContext,
+        input: EnableImageBlockPublicAccessRequest,
+    ) -> Result<EnableImageBlockPublicAccessResult, Ec2Error> {
+        ami_sharing::enable_block_public(self, ctx, input)
+    }
+
+    fn disable_image_block_public_access(
+        &self,
+        ctx: &RequestContext,
+        _input: DisableImageBlockPublicAccessRequest,
+    ) -> Result<DisableImageBlockPublicAccessResult, Ec2Error> {
+        ami_sharing::disable_block_public(self, ctx)
+    }
+
+    fn get_image_block_public_access_state(
+        &self,
+        ctx: &RequestContext,
+        _input: GetImageBlockPublicAccessStateRequest,
+    ) -> Result<GetImageBlockPublicAccessStateResult, Ec2Error> {
+        ami_sharing::get_block_public(self, ctx)
+    }
+
+    fn modify_snapshot_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifySnapshotAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        snapshot_sharing::modify(self, ctx, input)
+    }
+
+    fn describe_snapshot_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeSnapshotAttributeRequest,
+    ) -> Result<DescribeSnapshotAttributeResult, Ec2Error> {
+        snapshot_sharing::describe(self, ctx, input)
+    }
+
+    fn reset_snapshot_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ResetSnapshotAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        snapshot_sharing::reset(self, ctx, input)
     }
 }

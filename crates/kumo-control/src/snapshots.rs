@@ -27,6 +27,9 @@ pub struct SnapshotRecord {
     pub kms_key_id: Option<String>,
     /// The older snapshot layer this one sits on.
     pub parent: Option<String>,
+    /// Who else may create volumes from it.
+    #[serde(default)]
+    pub create_volume: crate::sharing::Permissions,
 }
 
 impl Record for SnapshotRecord {
@@ -66,6 +69,7 @@ pub fn record(
         encrypted: v.encrypted,
         kms_key_id: v.kms_key_id.clone(),
         parent: v.backing.clone(),
+        create_volume: Default::default(),
     };
     v.backing = Some(rec.id.clone());
     tx.insert(s, &rec)?;
@@ -98,7 +102,7 @@ fn state(k: &Kumo, s: &SnapshotRecord) -> (&'static str, &'static str) {
     }
 }
 
-fn wire(k: &Kumo, ctx: &RequestContext, t: &Tagged<SnapshotRecord>) -> Snapshot {
+fn wire(k: &Kumo, owner: &str, t: &Tagged<SnapshotRecord>) -> Snapshot {
     let x = &t.item;
     let (st, progress) = state(k, x);
     Snapshot {
@@ -109,7 +113,7 @@ fn wire(k: &Kumo, ctx: &RequestContext, t: &Tagged<SnapshotRecord>) -> Snapshot 
         start_time: Some(DateTime(x.start_ms)),
         state: Some(st.into()),
         progress: Some(progress.into()),
-        owner_id: Some(ctx.account_id.clone()),
+        owner_id: Some(owner.to_string()),
         encrypted: Some(x.encrypted),
         kms_key_id: x.kms_key_id.clone(),
         storage_tier: Some("standard".into()),
@@ -141,7 +145,7 @@ pub fn create(
         .map_err(|f: Fail| f.0)?;
     let mut out = wire(
         k,
-        ctx,
+        &ctx.account_id,
         &Tagged {
             item: rec,
             tags: tags::wire_pairs(&tag_list),
@@ -208,6 +212,7 @@ pub fn remove(k: &Kumo, tx: &Tx, s: Scope, id: &str, real: bool) -> Result<bool,
         moves.push(child.id);
     }
     tx.delete::<SnapshotRecord>(s, &snap.id)?;
+    crate::sharing::regrant(tx, s, &snap.id, &snap.create_volume, &Default::default())?;
     if real {
         for m in &moves {
             k.blocks.rebase(m, snap.parent.as_deref()).map_err(|e| {
@@ -278,25 +283,108 @@ pub fn describe(
     k.net.ensure_default(&k.store, ctx)?;
     let fs = Filters::compile(&filters(input.filters), SNAPSHOT_FILTERS, true).map_err(rule)?;
     let ids = input.snapshot_ids.unwrap_or_default();
-    // Kumo holds only the caller's own snapshots: owners other than self (or the caller's
-    // account) have none to show.
     let owners = input.owner_ids.unwrap_or_default();
-    let mine = owners.is_empty() || owners.iter().any(|o| o == "self" || *o == ctx.account_id);
-    let req = describe::Request {
-        op: "DescribeSnapshots",
-        ids: &ids,
-        not_found: &not_found,
-        push: Push::filters(&fs, "snapshot-id", None),
-        max_results: input.max_results,
-        bounds: (5, 1000),
-        next_token: input.next_token.as_deref(),
+    let restorable = input.restorable_by_user_ids.unwrap_or_default();
+    for o in &owners {
+        if !(o == "self" || o == "amazon" || crate::sharing::is_account_id(o)) {
+            return Err(Ec2Error::new(
+                "InvalidUserID.Malformed",
+                format!("User ID '{o}' is invalid"),
+            ));
+        }
+    }
+    let me = ctx.account_id.as_str();
+    // OwnerIds: self or an account id owns the snapshot (Kumo has no Amazon snapshots).
+    let owned_by = |owner: &str| {
+        owners.is_empty()
+            || owners
+                .iter()
+                .any(|o| o == owner || (o == "self" && owner == me))
     };
-    let (page, next) = describe::read(&k.store, scope(ctx), &req, |t: &Tagged<SnapshotRecord>| {
+    // RestorableByUserIds: `all` is public snapshots; `self` (or the caller's id), those the
+    // caller owns or was given; another account's id, the caller's snapshots shared with it.
+    let restorable_by = |owner: &str, p: &crate::sharing::Permissions| {
+        restorable.is_empty()
+            || restorable.iter().any(|u| match u.as_str() {
+                "all" => p.public,
+                "self" => owner == me || p.users.iter().any(|x| x == me),
+                x if x == me => owner == me || p.users.iter().any(|y| y == me),
+                x => owner == me && p.users.iter().any(|y| y == x),
+            })
+    };
+    let s = scope(ctx);
+    let shared: Vec<(String, SnapshotRecord)> = k
+        .store
+        .read(|v| crate::sharing::shared_with::<SnapshotRecord, _>(v, s, "snap", true, true))
+        .map_err(|f| f.0)?;
+    let shared: Vec<(String, Tagged<SnapshotRecord>)> = shared
+        .into_iter()
+        .filter(|(o, x)| owned_by(o) && restorable_by(o, &x.create_volume))
+        .map(|(o, item)| {
+            (
+                o,
+                Tagged {
+                    item,
+                    tags: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    let matches = |owner: &str, t: &Tagged<SnapshotRecord>| {
         let (st, progress) = state(k, &t.item);
-        mine && fs.matches(&SnapView(t, &ctx.account_id, st, progress))
-    })?;
+        owned_by(owner)
+            && restorable_by(owner, &t.item.create_volume)
+            && fs.matches(&SnapView(t, owner, st, progress))
+    };
+    if shared.is_empty() {
+        // Only the caller's own snapshots can show: the store pages them.
+        let req = describe::Request {
+            op: "DescribeSnapshots",
+            ids: &ids,
+            not_found: &not_found,
+            push: Push::filters(&fs, "snapshot-id", None),
+            max_results: input.max_results,
+            bounds: (5, 1000),
+            next_token: input.next_token.as_deref(),
+        };
+        let (page, next) = describe::read(&k.store, s, &req, |t: &Tagged<SnapshotRecord>| {
+            matches(me, t)
+        })?;
+        return Ok(DescribeSnapshotsResult {
+            snapshots: Some(page.iter().map(|t| wire(k, me, t)).collect()),
+            next_token: next,
+        });
+    }
+    // Other accounts' snapshots too: merge them with the caller's, in id order.
+    let limit = crate::paging::max_results(input.max_results, 5, 1000)?;
+    let after = crate::paging::cursor("DescribeSnapshots", input.next_token.as_deref())?;
+    let own: Vec<Tagged<SnapshotRecord>> = k
+        .store
+        .read(|v| {
+            let all: Vec<SnapshotRecord> = v.list(s, &Query::default())?;
+            tags::attach(v, s, all)
+        })
+        .map_err(|f| f.0)?;
+    if let Some(missing) = ids.iter().find(|id| {
+        !own.iter().any(|t| t.item.id == **id) && !shared.iter().any(|(_, t)| t.item.id == **id)
+    }) {
+        return Err(not_found(missing));
+    }
+    let mut all: Vec<(String, Tagged<SnapshotRecord>)> = own
+        .into_iter()
+        .map(|t| (me.to_string(), t))
+        .chain(shared)
+        .filter(|(_, t)| ids.is_empty() || ids.contains(&t.item.id))
+        .filter(|(_, t)| after.as_deref().is_none_or(|a| t.item.id.as_str() > a))
+        .filter(|(o, t)| matches(o, t))
+        .collect();
+    all.sort_by(|a, b| a.1.item.id.cmp(&b.1.item.id));
+    let (page, next) = match limit {
+        Some(l) => crate::paging::page(all, l, "DescribeSnapshots", |(_, t)| t.item.id.clone()),
+        None => (all, None),
+    };
     Ok(DescribeSnapshotsResult {
-        snapshots: Some(page.iter().map(|t| wire(k, ctx, t)).collect()),
+        snapshots: Some(page.iter().map(|(o, t)| wire(k, o, t)).collect()),
         next_token: next,
     })
 }
@@ -343,11 +431,17 @@ pub fn copy(
     };
     let same_region = src_region == ctx.region;
     let src_id = input.source_snapshot_id.clone();
-    let source: SnapshotRecord = k
+    // The caller's own snapshot, or one another account shared with it. A copy of another
+    // account's snapshot is standalone, as a cross-region copy is: its owner may delete it.
+    let (src_owner, source) = k
         .store
-        .read(|v| v.get(src, &src_id).map_err(Fail::from))
-        .map_err(|f| f.0)?
-        .ok_or_else(|| not_found(&src_id))?;
+        .read(|v| crate::launch_volumes::usable_snapshot(v, src, &src_id))
+        .map_err(|f| f.0)?;
+    let src_scope = kumo_store::Scope {
+        account: src_owner.as_deref().unwrap_or(&ctx.account_id),
+        region: &src_region,
+    };
+    let stacked = same_region && src_owner.is_none();
     let id = new_id("snap");
     // The file first, so a record never names a layer that does not exist.
     if !ctx.dry_run {
@@ -355,7 +449,7 @@ pub fn copy(
             .blocks
             .restore(&id, &source.id, source.volume_size as u64)
             .and_then(|()| {
-                if same_region {
+                if stacked {
                     Ok(())
                 } else {
                     k.blocks.rebase(&id, None)
@@ -370,7 +464,7 @@ pub fn copy(
     let now = k.now_ms();
     let written = k.store.write(!ctx.dry_run, |tx| {
         // The source may have gone while its layer was copied.
-        if tx.get::<SnapshotRecord>(src, &source.id)?.is_none() {
+        if tx.get::<SnapshotRecord>(src_scope, &source.id)?.is_none() {
             return Err(Fail(not_found(&source.id)));
         }
         let by_default = crate::volumes::settings(tx, dst)?.encryption_by_default;
@@ -378,7 +472,7 @@ pub fn copy(
         let kms_key_id = match (&input.kms_key_id, &source.kms_key_id) {
             _ if !encrypted => None,
             (Some(key), _) => Some(key.clone()),
-            (None, Some(key)) if same_region => Some(key.clone()),
+            (None, Some(key)) if stacked => Some(key.clone()),
             _ => Some(crate::volumes::default_kms_arn(dst)),
         };
         let rec = SnapshotRecord {
@@ -393,7 +487,8 @@ pub fn copy(
             start_ms: now,
             encrypted,
             kms_key_id,
-            parent: same_region.then(|| source.id.clone()),
+            parent: stacked.then(|| source.id.clone()),
+            create_volume: Default::default(),
         };
         tx.insert(dst, &rec)?;
         tags::put_all(tx, dst, &rec.id, "snapshot", &tag_list)?;

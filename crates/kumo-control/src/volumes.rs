@@ -214,15 +214,16 @@ pub fn create(
     let restore = match &input.snapshot_id {
         None => None,
         Some(snap_id) => {
-            let snap = k
+            // The caller's own snapshot, or one another account shared with it.
+            let (owner, snap) = k
                 .store
-                .read(|v| {
-                    v.get::<crate::snapshots::SnapshotRecord>(s, snap_id)
-                        .map_err(Fail::from)
-                })
-                .map_err(|f| f.0)?
-                .ok_or_else(|| {
-                    Ec2Error::new("InvalidSnapshot.NotFound", "Snapshot does not exist")
+                .read(|v| crate::launch_volumes::usable_snapshot(v, s, snap_id))
+                .map_err(|f| {
+                    if f.0.code() == "InvalidSnapshot.NotFound" {
+                        Ec2Error::new("InvalidSnapshot.NotFound", "Snapshot does not exist")
+                    } else {
+                        f.0
+                    }
                 })?;
             let size = input.size.unwrap_or(snap.volume_size);
             if size < snap.volume_size {
@@ -231,11 +232,11 @@ pub fn create(
                     snap.id, snap.volume_size
                 )));
             }
-            Some((snap, size))
+            Some((snap, size, owner))
         }
     };
     let size = match &restore {
-        Some((_, size)) => *size,
+        Some((_, size, _)) => *size,
         None => input
             .size
             .ok_or_else(|| Ec2Error::missing_parameter("size/snapshot"))?,
@@ -258,7 +259,9 @@ pub fn create(
     // The file first: a record never points at a volume that does not exist.
     if !ctx.dry_run {
         let made = match &restore {
-            Some((snap, _)) => k.blocks.restore(&id, &snap.id, size as u64),
+            // Another account's snapshot is copied, not stacked on: its owner may delete it.
+            Some((snap, _, Some(_))) => k.blocks.restore_standalone(&id, &snap.id, size as u64),
+            Some((snap, _, None)) => k.blocks.restore(&id, &snap.id, size as u64),
             None => k.blocks.create(&id, size as u64),
         };
         made.map_err(|e| {
@@ -280,8 +283,24 @@ pub fn create(
                 item,
             });
         }
+        if let Some((snap, _, owner)) = &restore {
+            // The snapshot may have gone while its layer was restored.
+            let at = kumo_store::Scope {
+                account: owner.as_deref().unwrap_or(s.account),
+                region: s.region,
+            };
+            if tx
+                .get::<crate::snapshots::SnapshotRecord>(at, &snap.id)?
+                .is_none()
+            {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidSnapshot.NotFound",
+                    "Snapshot does not exist",
+                )));
+            }
+        }
         let settings: EbsSettings = tx.get(s, "settings")?.unwrap_or_default();
-        let from_encrypted = restore.as_ref().is_some_and(|(snap, _)| snap.encrypted);
+        let from_encrypted = restore.as_ref().is_some_and(|(snap, _, _)| snap.encrypted);
         let encrypted = input.encrypted.unwrap_or(settings.encryption_by_default)
             || input.kms_key_id.is_some()
             || from_encrypted;
@@ -300,12 +319,15 @@ pub fn create(
                     .clone()
                     .unwrap_or_else(|| default_kms_arn(s))
             }),
-            snapshot_id: restore.as_ref().map(|(snap, _)| snap.id.clone()),
+            snapshot_id: restore.as_ref().map(|(snap, _, _)| snap.id.clone()),
             multi_attach: multi,
             create_ms: now,
             attachments: Vec::new(),
             modifications: Vec::new(),
-            backing: restore.as_ref().map(|(snap, _)| snap.id.clone()),
+            backing: restore
+                .as_ref()
+                .filter(|(_, _, owner)| owner.is_none())
+                .map(|(snap, _, _)| snap.id.clone()),
             auto_enable_io: false,
         };
         tx.insert(s, &rec)?;

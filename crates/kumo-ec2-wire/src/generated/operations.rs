@@ -21,6 +21,7 @@ pub const OPERATIONS: &[&str] = &[
     "AttachVolume",
     "AuthorizeSecurityGroupEgress",
     "AuthorizeSecurityGroupIngress",
+    "CopyImage",
     "CopySnapshot",
     "CreateDefaultSubnet",
     "CreateDefaultVpc",
@@ -56,6 +57,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeAddresses",
     "DescribeAvailabilityZones",
     "DescribeDhcpOptions",
+    "DescribeImageAttribute",
     "DescribeImages",
     "DescribeInstanceAttribute",
     "DescribeInstanceCreditSpecifications",
@@ -73,6 +75,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeRouteTables",
     "DescribeSecurityGroupRules",
     "DescribeSecurityGroups",
+    "DescribeSnapshotAttribute",
     "DescribeSnapshots",
     "DescribeSubnets",
     "DescribeTags",
@@ -86,19 +89,24 @@ pub const OPERATIONS: &[&str] = &[
     "DetachNetworkInterface",
     "DetachVolume",
     "DisableEbsEncryptionByDefault",
+    "DisableImageBlockPublicAccess",
     "DisassociateAddress",
     "DisassociateRouteTable",
     "DisassociateVpcCidrBlock",
     "EnableEbsEncryptionByDefault",
+    "EnableImageBlockPublicAccess",
     "GetDefaultCreditSpecification",
     "GetEbsDefaultKmsKeyId",
     "GetEbsEncryptionByDefault",
+    "GetImageBlockPublicAccessState",
     "GetSubnetCidrReservations",
     "ImportKeyPair",
     "ModifyDefaultCreditSpecification",
+    "ModifyImageAttribute",
     "ModifyInstanceAttribute",
     "ModifyInstanceCreditSpecification",
     "ModifyNetworkInterfaceAttribute",
+    "ModifySnapshotAttribute",
     "ModifySubnetAttribute",
     "ModifyVolume",
     "ModifyVolumeAttribute",
@@ -108,7 +116,9 @@ pub const OPERATIONS: &[&str] = &[
     "ReleaseAddress",
     "ReplaceRoute",
     "ReplaceRouteTableAssociation",
+    "ResetImageAttribute",
     "ResetInstanceAttribute",
+    "ResetSnapshotAttribute",
     "RevokeSecurityGroupEgress",
     "RevokeSecurityGroupIngress",
     "RunInstances",
@@ -210,6 +220,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("AuthorizeSecurityGroupIngress"))
+    }
+    /// `CopyImage`.
+    fn copy_image(
+        &self,
+        ctx: &RequestContext,
+        input: CopyImageRequest,
+    ) -> Result<CopyImageResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CopyImage"))
     }
     /// `CopySnapshot`.
     fn copy_snapshot(
@@ -514,6 +533,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeDhcpOptions"))
     }
+    /// `DescribeImageAttribute`.
+    fn describe_image_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeImageAttributeRequest,
+    ) -> Result<ImageAttribute, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeImageAttribute"))
+    }
     /// `DescribeImages`.
     fn describe_images(
         &self,
@@ -671,6 +699,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeSecurityGroups"))
     }
+    /// `DescribeSnapshotAttribute`.
+    fn describe_snapshot_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeSnapshotAttributeRequest,
+    ) -> Result<DescribeSnapshotAttributeResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeSnapshotAttribute"))
+    }
     /// `DescribeSnapshots`.
     fn describe_snapshots(
         &self,
@@ -788,6 +825,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DisableEbsEncryptionByDefault"))
     }
+    /// `DisableImageBlockPublicAccess`.
+    fn disable_image_block_public_access(
+        &self,
+        ctx: &RequestContext,
+        input: DisableImageBlockPublicAccessRequest,
+    ) -> Result<DisableImageBlockPublicAccessResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DisableImageBlockPublicAccess"))
+    }
     /// `DisassociateAddress`.
     fn disassociate_address(
         &self,
@@ -824,6 +870,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("EnableEbsEncryptionByDefault"))
     }
+    /// `EnableImageBlockPublicAccess`.
+    fn enable_image_block_public_access(
+        &self,
+        ctx: &RequestContext,
+        input: EnableImageBlockPublicAccessRequest,
+    ) -> Result<EnableImageBlockPublicAccessResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("EnableImageBlockPublicAccess"))
+    }
     /// `GetDefaultCreditSpecification`.
     fn get_default_credit_specification(
         &self,
@@ -850,6 +905,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<GetEbsEncryptionByDefaultResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("GetEbsEncryptionByDefault"))
+    }
+    /// `GetImageBlockPublicAccessState`.
+    fn get_image_block_public_access_state(
+        &self,
+        ctx: &RequestContext,
+        input: GetImageBlockPublicAccessStateRequest,
+    ) -> Result<GetImageBlockPublicAccessStateResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("GetImageBlockPublicAccessState"))
     }
     /// `GetSubnetCidrReservations`.
     fn get_subnet_cidr_reservations(
@@ -880,6 +944,15 @@ pub trait Ec2: Send + Sync {
             "ModifyDefaultCreditSpecification",
         ))
     }
+    /// `ModifyImageAttribute`.
+    fn modify_image_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyImageAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyImageAttribute"))
+    }
     /// `ModifyInstanceAttribute`.
     fn modify_instance_attribute(
         &self,
@@ -908,6 +981,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyNetworkInterfaceAttribute"))
+    }
+    /// `ModifySnapshotAttribute`.
+    fn modify_snapshot_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ModifySnapshotAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifySnapshotAttribute"))
     }
     /// `ModifySubnetAttribute`.
     fn modify_subnet_attribute(
@@ -990,6 +1072,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ReplaceRouteTableAssociation"))
     }
+    /// `ResetImageAttribute`.
+    fn reset_image_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ResetImageAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ResetImageAttribute"))
+    }
     /// `ResetInstanceAttribute`.
     fn reset_instance_attribute(
         &self,
@@ -998,6 +1089,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ResetInstanceAttribute"))
+    }
+    /// `ResetSnapshotAttribute`.
+    fn reset_snapshot_attribute(
+        &self,
+        ctx: &RequestContext,
+        input: ResetSnapshotAttributeRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ResetSnapshotAttribute"))
     }
     /// `RevokeSecurityGroupEgress`.
     fn revoke_security_group_egress(
@@ -1131,6 +1231,13 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.authorize_security_group_ingress(ctx, input)?;
             crate::encode::response(ctx, "AuthorizeSecurityGroupIngressResponse", &output)
+        }
+        "CopyImage" => {
+            let input = CopyImageRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            let output = svc.copy_image(ctx, input)?;
+            crate::encode::response(ctx, "CopyImageResponse", &output)
         }
         "CopySnapshot" => {
             let input = CopySnapshotRequest::decode(params, &Path::ROOT)?;
@@ -1346,6 +1453,12 @@ pub fn dispatch(
             let output = svc.describe_dhcp_options(ctx, input)?;
             crate::encode::response(ctx, "DescribeDhcpOptionsResponse", &output)
         }
+        "DescribeImageAttribute" => {
+            let input = DescribeImageAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_image_attribute(ctx, input)?;
+            crate::encode::response(ctx, "DescribeImageAttributeResponse", &output)
+        }
         "DescribeImages" => {
             let input = DescribeImagesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1448,6 +1561,12 @@ pub fn dispatch(
             let output = svc.describe_security_groups(ctx, input)?;
             crate::encode::response(ctx, "DescribeSecurityGroupsResponse", &output)
         }
+        "DescribeSnapshotAttribute" => {
+            let input = DescribeSnapshotAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.describe_snapshot_attribute(ctx, input)?;
+            crate::encode::response(ctx, "DescribeSnapshotAttributeResponse", &output)
+        }
         "DescribeSnapshots" => {
             let input = DescribeSnapshotsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1526,6 +1645,12 @@ pub fn dispatch(
             let output = svc.disable_ebs_encryption_by_default(ctx, input)?;
             crate::encode::response(ctx, "DisableEbsEncryptionByDefaultResponse", &output)
         }
+        "DisableImageBlockPublicAccess" => {
+            let input = DisableImageBlockPublicAccessRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.disable_image_block_public_access(ctx, input)?;
+            crate::encode::response(ctx, "DisableImageBlockPublicAccessResponse", &output)
+        }
         "DisassociateAddress" => {
             let input = DisassociateAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1549,6 +1674,12 @@ pub fn dispatch(
             let output = svc.enable_ebs_encryption_by_default(ctx, input)?;
             crate::encode::response(ctx, "EnableEbsEncryptionByDefaultResponse", &output)
         }
+        "EnableImageBlockPublicAccess" => {
+            let input = EnableImageBlockPublicAccessRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.enable_image_block_public_access(ctx, input)?;
+            crate::encode::response(ctx, "EnableImageBlockPublicAccessResponse", &output)
+        }
         "GetDefaultCreditSpecification" => {
             let input = GetDefaultCreditSpecificationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1566,6 +1697,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.get_ebs_encryption_by_default(ctx, input)?;
             crate::encode::response(ctx, "GetEbsEncryptionByDefaultResponse", &output)
+        }
+        "GetImageBlockPublicAccessState" => {
+            let input = GetImageBlockPublicAccessStateRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.get_image_block_public_access_state(ctx, input)?;
+            crate::encode::response(ctx, "GetImageBlockPublicAccessStateResponse", &output)
         }
         "GetSubnetCidrReservations" => {
             let input = GetSubnetCidrReservationsRequest::decode(params, &Path::ROOT)?;
@@ -1585,6 +1722,12 @@ pub fn dispatch(
             let output = svc.modify_default_credit_specification(ctx, input)?;
             crate::encode::response(ctx, "ModifyDefaultCreditSpecificationResponse", &output)
         }
+        "ModifyImageAttribute" => {
+            let input = ModifyImageAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.modify_image_attribute(ctx, input)?;
+            crate::encode::response_return(ctx, "ModifyImageAttributeResponse")
+        }
         "ModifyInstanceAttribute" => {
             let input = ModifyInstanceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1602,6 +1745,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             svc.modify_network_interface_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyNetworkInterfaceAttributeResponse")
+        }
+        "ModifySnapshotAttribute" => {
+            let input = ModifySnapshotAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.modify_snapshot_attribute(ctx, input)?;
+            crate::encode::response_return(ctx, "ModifySnapshotAttributeResponse")
         }
         "ModifySubnetAttribute" => {
             let input = ModifySubnetAttributeRequest::decode(params, &Path::ROOT)?;
@@ -1655,11 +1804,23 @@ pub fn dispatch(
             let output = svc.replace_route_table_association(ctx, input)?;
             crate::encode::response(ctx, "ReplaceRouteTableAssociationResponse", &output)
         }
+        "ResetImageAttribute" => {
+            let input = ResetImageAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.reset_image_attribute(ctx, input)?;
+            crate::encode::response_return(ctx, "ResetImageAttributeResponse")
+        }
         "ResetInstanceAttribute" => {
             let input = ResetInstanceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             svc.reset_instance_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ResetInstanceAttributeResponse")
+        }
+        "ResetSnapshotAttribute" => {
+            let input = ResetSnapshotAttributeRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.reset_snapshot_attribute(ctx, input)?;
+            crate::encode::response_return(ctx, "ResetSnapshotAttributeResponse")
         }
         "RevokeSecurityGroupEgress" => {
             let input = RevokeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;

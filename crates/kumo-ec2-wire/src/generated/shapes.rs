@@ -1442,6 +1442,125 @@ impl Encode for ConnectionTrackingSpecificationResponse {
     }
 }
 
+/// The `CopyImageRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CopyImageRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `CopyImageTags`: `CopyImageTags` in requests, `<CopyImageTags>` in responses.
+    pub copy_image_tags: Option<bool>,
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+    /// `DestinationAvailabilityZone`: `DestinationAvailabilityZone` in requests, `<DestinationAvailabilityZone>` in responses.
+    pub destination_availability_zone: Option<String>,
+    /// `DestinationAvailabilityZoneId`: `DestinationAvailabilityZoneId` in requests, `<DestinationAvailabilityZoneId>` in responses.
+    pub destination_availability_zone_id: Option<String>,
+    /// `DestinationOutpostArn`: `DestinationOutpostArn` in requests, `<DestinationOutpostArn>` in responses.
+    pub destination_outpost_arn: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Encrypted`: `Encrypted` in requests, `<encrypted>` in responses.
+    pub encrypted: Option<bool>,
+    /// `KmsKeyId`: `KmsKeyId` in requests, `<kmsKeyId>` in responses.
+    pub kms_key_id: Option<String>,
+    /// `Name`: `Name` in requests, `<Name>` in responses.
+    pub name: String,
+    /// `SnapshotCopyCompletionDurationMinutes`: `SnapshotCopyCompletionDurationMinutes` in requests, `<SnapshotCopyCompletionDurationMinutes>` in responses.
+    pub snapshot_copy_completion_duration_minutes: Option<i64>,
+    /// `SourceImageId`: `SourceImageId` in requests, `<SourceImageId>` in responses.
+    pub source_image_id: String,
+    /// `SourceRegion`: `SourceRegion` in requests, `<SourceRegion>` in responses.
+    pub source_region: String,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CopyImageRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_name = false;
+        let mut seen_source_image_id = false;
+        let mut seen_source_region = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "CopyImageTags" => {
+                    out.copy_image_tags = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationAvailabilityZone" => {
+                    out.destination_availability_zone = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationAvailabilityZoneId" => {
+                    out.destination_availability_zone_id = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationOutpostArn" => {
+                    out.destination_outpost_arn = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Encrypted" => {
+                    out.encrypted = Some(Decode::decode(child, &here)?);
+                }
+                "KmsKeyId" => {
+                    out.kms_key_id = Some(Decode::decode(child, &here)?);
+                }
+                "Name" => {
+                    out.name = Decode::decode(child, &here)?;
+                    seen_name = true;
+                }
+                "SnapshotCopyCompletionDurationMinutes" => {
+                    out.snapshot_copy_completion_duration_minutes =
+                        Some(Decode::decode(child, &here)?);
+                }
+                "SourceImageId" => {
+                    out.source_image_id = Decode::decode(child, &here)?;
+                    seen_source_image_id = true;
+                }
+                "SourceRegion" => {
+                    out.source_region = Decode::decode(child, &here)?;
+                    seen_source_region = true;
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_name {
+            return Err(crate::decode::missing(&path.child("Name")));
+        }
+        if !seen_source_image_id {
+            return Err(crate::decode::missing(&path.child("SourceImageId")));
+        }
+        if !seen_source_region {
+            return Err(crate::decode::missing(&path.child("SourceRegion")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CopyImageResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CopyImageResult {
+    /// `ImageId`: `ImageId` in requests, `<imageId>` in responses.
+    pub image_id: Option<String>,
+}
+
+impl Encode for CopyImageResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.image_id {
+            w.field("imageId", v);
+        }
+    }
+}
+
 /// The `CopySnapshotRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CopySnapshotRequest {
@@ -2777,6 +2896,73 @@ impl Decode for CreateTagsRequest {
     }
 }
 
+/// The `CreateVolumePermission` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVolumePermission {
+    /// `Group`: `Group` in requests, `<group>` in responses.
+    pub group: Option<String>,
+    /// `UserId`: `UserId` in requests, `<userId>` in responses.
+    pub user_id: Option<String>,
+}
+
+impl Decode for CreateVolumePermission {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Group" => {
+                    out.group = Some(crate::decode::enum_value(child, &here, &["all"])?);
+                }
+                "UserId" => {
+                    out.user_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for CreateVolumePermission {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.group {
+            w.field("group", v);
+        }
+        if let Some(v) = &self.user_id {
+            w.field("userId", v);
+        }
+    }
+}
+
+/// The `CreateVolumePermissionModifications` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVolumePermissionModifications {
+    /// `Add`: `Add` in requests, `<Add>` in responses.
+    pub add: Option<Vec<CreateVolumePermission>>,
+    /// `Remove`: `Remove` in requests, `<Remove>` in responses.
+    pub remove: Option<Vec<CreateVolumePermission>>,
+}
+
+impl Decode for CreateVolumePermissionModifications {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Add" => {
+                    out.add = Some(Decode::decode(child, &here)?);
+                }
+                "Remove" => {
+                    out.remove = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `CreateVolumeRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateVolumeRequest {
@@ -3808,6 +3994,67 @@ impl Encode for DescribeDhcpOptionsResult {
         if let Some(v) = &self.next_token {
             w.field("nextToken", v);
         }
+    }
+}
+
+/// The `DescribeImageAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeImageAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<Attribute>` in responses.
+    pub attribute: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `ImageId`: `ImageId` in requests, `<ImageId>` in responses.
+    pub image_id: String,
+}
+
+impl Decode for DescribeImageAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_attribute = false;
+        let mut seen_image_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute = crate::decode::enum_value(
+                        child,
+                        &here,
+                        &[
+                            "description",
+                            "kernel",
+                            "ramdisk",
+                            "launchPermission",
+                            "productCodes",
+                            "blockDeviceMapping",
+                            "sriovNetSupport",
+                            "bootMode",
+                            "tpmSupport",
+                            "uefiData",
+                            "lastLaunchedTime",
+                            "imdsSupport",
+                            "deregistrationProtection",
+                        ],
+                    )?;
+                    seen_attribute = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "ImageId" => {
+                    out.image_id = Decode::decode(child, &here)?;
+                    seen_image_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_attribute {
+            return Err(crate::decode::missing(&path.child("Attribute")));
+        }
+        if !seen_image_id {
+            return Err(crate::decode::missing(&path.child("ImageId")));
+        }
+        Ok(out)
     }
 }
 
@@ -4952,6 +5199,78 @@ impl Encode for DescribeSecurityGroupsResult {
     }
 }
 
+/// The `DescribeSnapshotAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeSnapshotAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<Attribute>` in responses.
+    pub attribute: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<SnapshotId>` in responses.
+    pub snapshot_id: String,
+}
+
+impl Decode for DescribeSnapshotAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_attribute = false;
+        let mut seen_snapshot_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute = crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["productCodes", "createVolumePermission"],
+                    )?;
+                    seen_attribute = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "SnapshotId" => {
+                    out.snapshot_id = Decode::decode(child, &here)?;
+                    seen_snapshot_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_attribute {
+            return Err(crate::decode::missing(&path.child("Attribute")));
+        }
+        if !seen_snapshot_id {
+            return Err(crate::decode::missing(&path.child("SnapshotId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeSnapshotAttributeResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeSnapshotAttributeResult {
+    /// `CreateVolumePermissions`: `CreateVolumePermission` in requests, `<createVolumePermission>` in responses.
+    pub create_volume_permissions: Option<Vec<CreateVolumePermission>>,
+    /// `ProductCodes`: `ProductCodes` in requests, `<productCodes>` in responses.
+    pub product_codes: Option<Vec<ProductCode>>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<snapshotId>` in responses.
+    pub snapshot_id: Option<String>,
+}
+
+impl Encode for DescribeSnapshotAttributeResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.create_volume_permissions {
+            w.list("createVolumePermission", "item", v);
+        }
+        if let Some(v) = &self.product_codes {
+            w.list("productCodes", "item", v);
+        }
+        if let Some(v) = &self.snapshot_id {
+            w.field("snapshotId", v);
+        }
+    }
+}
+
 /// The `DescribeSnapshotsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DescribeSnapshotsRequest {
@@ -5771,6 +6090,44 @@ impl Encode for DisableEbsEncryptionByDefaultResult {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.ebs_encryption_by_default {
             w.field("ebsEncryptionByDefault", v);
+        }
+    }
+}
+
+/// The `DisableImageBlockPublicAccessRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisableImageBlockPublicAccessRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+}
+
+impl Decode for DisableImageBlockPublicAccessRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DisableImageBlockPublicAccessResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisableImageBlockPublicAccessResult {
+    /// `ImageBlockPublicAccessState`: `ImageBlockPublicAccessState` in requests, `<imageBlockPublicAccessState>` in responses.
+    pub image_block_public_access_state: Option<String>,
+}
+
+impl Encode for DisableImageBlockPublicAccessResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.image_block_public_access_state {
+            w.field("imageBlockPublicAccessState", v);
         }
     }
 }
@@ -6614,6 +6971,57 @@ impl Encode for EnableEbsEncryptionByDefaultResult {
     }
 }
 
+/// The `EnableImageBlockPublicAccessRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnableImageBlockPublicAccessRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `ImageBlockPublicAccessState`: `ImageBlockPublicAccessState` in requests, `<ImageBlockPublicAccessState>` in responses.
+    pub image_block_public_access_state: String,
+}
+
+impl Decode for EnableImageBlockPublicAccessRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_image_block_public_access_state = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "ImageBlockPublicAccessState" => {
+                    out.image_block_public_access_state =
+                        crate::decode::enum_value(child, &here, &["block-new-sharing"])?;
+                    seen_image_block_public_access_state = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_image_block_public_access_state {
+            return Err(crate::decode::missing(
+                &path.child("ImageBlockPublicAccessState"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `EnableImageBlockPublicAccessResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnableImageBlockPublicAccessResult {
+    /// `ImageBlockPublicAccessState`: `ImageBlockPublicAccessState` in requests, `<imageBlockPublicAccessState>` in responses.
+    pub image_block_public_access_state: Option<String>,
+}
+
+impl Encode for EnableImageBlockPublicAccessResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.image_block_public_access_state {
+            w.field("imageBlockPublicAccessState", v);
+        }
+    }
+}
+
 /// The `EnclaveOptions` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnclaveOptions {
@@ -6881,6 +7289,49 @@ impl Encode for GetEbsEncryptionByDefaultResult {
         }
         if let Some(v) = &self.sse_type {
             w.field("sseType", v);
+        }
+    }
+}
+
+/// The `GetImageBlockPublicAccessStateRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetImageBlockPublicAccessStateRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+}
+
+impl Decode for GetImageBlockPublicAccessStateRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `GetImageBlockPublicAccessStateResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetImageBlockPublicAccessStateResult {
+    /// `ImageBlockPublicAccessState`: `ImageBlockPublicAccessState` in requests, `<imageBlockPublicAccessState>` in responses.
+    pub image_block_public_access_state: Option<String>,
+    /// `ManagedBy`: `ManagedBy` in requests, `<managedBy>` in responses.
+    pub managed_by: Option<String>,
+}
+
+impl Encode for GetImageBlockPublicAccessStateResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.image_block_public_access_state {
+            w.field("imageBlockPublicAccessState", v);
+        }
+        if let Some(v) = &self.managed_by {
+            w.field("managedBy", v);
         }
     }
 }
@@ -7368,6 +7819,86 @@ impl Encode for Image {
         }
         if let Some(v) = &self.virtualization_type {
             w.field("virtualizationType", v);
+        }
+    }
+}
+
+/// The `ImageAttribute` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageAttribute {
+    /// `BlockDeviceMappings`: `BlockDeviceMapping` in requests, `<blockDeviceMapping>` in responses.
+    pub block_device_mappings: Option<Vec<BlockDeviceMapping>>,
+    /// `BootMode`: `BootMode` in requests, `<bootMode>` in responses.
+    pub boot_mode: Option<AttributeValue>,
+    /// `DeregistrationProtection`: `DeregistrationProtection` in requests, `<deregistrationProtection>` in responses.
+    pub deregistration_protection: Option<AttributeValue>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<AttributeValue>,
+    /// `ImageId`: `ImageId` in requests, `<imageId>` in responses.
+    pub image_id: Option<String>,
+    /// `ImdsSupport`: `ImdsSupport` in requests, `<imdsSupport>` in responses.
+    pub imds_support: Option<AttributeValue>,
+    /// `KernelId`: `Kernel` in requests, `<kernel>` in responses.
+    pub kernel_id: Option<AttributeValue>,
+    /// `LastLaunchedTime`: `LastLaunchedTime` in requests, `<lastLaunchedTime>` in responses.
+    pub last_launched_time: Option<AttributeValue>,
+    /// `LaunchPermissions`: `LaunchPermission` in requests, `<launchPermission>` in responses.
+    pub launch_permissions: Option<Vec<LaunchPermission>>,
+    /// `ProductCodes`: `ProductCodes` in requests, `<productCodes>` in responses.
+    pub product_codes: Option<Vec<ProductCode>>,
+    /// `RamdiskId`: `Ramdisk` in requests, `<ramdisk>` in responses.
+    pub ramdisk_id: Option<AttributeValue>,
+    /// `SriovNetSupport`: `SriovNetSupport` in requests, `<sriovNetSupport>` in responses.
+    pub sriov_net_support: Option<AttributeValue>,
+    /// `TpmSupport`: `TpmSupport` in requests, `<tpmSupport>` in responses.
+    pub tpm_support: Option<AttributeValue>,
+    /// `UefiData`: `UefiData` in requests, `<uefiData>` in responses.
+    pub uefi_data: Option<AttributeValue>,
+}
+
+impl Encode for ImageAttribute {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.block_device_mappings {
+            w.list("blockDeviceMapping", "item", v);
+        }
+        if let Some(v) = &self.boot_mode {
+            w.field("bootMode", v);
+        }
+        if let Some(v) = &self.deregistration_protection {
+            w.field("deregistrationProtection", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.image_id {
+            w.field("imageId", v);
+        }
+        if let Some(v) = &self.imds_support {
+            w.field("imdsSupport", v);
+        }
+        if let Some(v) = &self.kernel_id {
+            w.field("kernel", v);
+        }
+        if let Some(v) = &self.last_launched_time {
+            w.field("lastLaunchedTime", v);
+        }
+        if let Some(v) = &self.launch_permissions {
+            w.list("launchPermission", "item", v);
+        }
+        if let Some(v) = &self.product_codes {
+            w.list("productCodes", "item", v);
+        }
+        if let Some(v) = &self.ramdisk_id {
+            w.field("ramdisk", v);
+        }
+        if let Some(v) = &self.sriov_net_support {
+            w.field("sriovNetSupport", v);
+        }
+        if let Some(v) = &self.tpm_support {
+            w.field("tpmSupport", v);
+        }
+        if let Some(v) = &self.uefi_data {
+            w.field("uefiData", v);
         }
     }
 }
@@ -9829,6 +10360,89 @@ impl Encode for KeyPairInfo {
     }
 }
 
+/// The `LaunchPermission` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LaunchPermission {
+    /// `Group`: `Group` in requests, `<group>` in responses.
+    pub group: Option<String>,
+    /// `OrganizationArn`: `OrganizationArn` in requests, `<organizationArn>` in responses.
+    pub organization_arn: Option<String>,
+    /// `OrganizationalUnitArn`: `OrganizationalUnitArn` in requests, `<organizationalUnitArn>` in responses.
+    pub organizational_unit_arn: Option<String>,
+    /// `UserId`: `UserId` in requests, `<userId>` in responses.
+    pub user_id: Option<String>,
+}
+
+impl Decode for LaunchPermission {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Group" => {
+                    out.group = Some(crate::decode::enum_value(child, &here, &["all"])?);
+                }
+                "OrganizationArn" => {
+                    out.organization_arn = Some(Decode::decode(child, &here)?);
+                }
+                "OrganizationalUnitArn" => {
+                    out.organizational_unit_arn = Some(Decode::decode(child, &here)?);
+                }
+                "UserId" => {
+                    out.user_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Encode for LaunchPermission {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.group {
+            w.field("group", v);
+        }
+        if let Some(v) = &self.organization_arn {
+            w.field("organizationArn", v);
+        }
+        if let Some(v) = &self.organizational_unit_arn {
+            w.field("organizationalUnitArn", v);
+        }
+        if let Some(v) = &self.user_id {
+            w.field("userId", v);
+        }
+    }
+}
+
+/// The `LaunchPermissionModifications` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LaunchPermissionModifications {
+    /// `Add`: `Add` in requests, `<Add>` in responses.
+    pub add: Option<Vec<LaunchPermission>>,
+    /// `Remove`: `Remove` in requests, `<Remove>` in responses.
+    pub remove: Option<Vec<LaunchPermission>>,
+}
+
+impl Decode for LaunchPermissionModifications {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Add" => {
+                    out.add = Some(Decode::decode(child, &here)?);
+                }
+                "Remove" => {
+                    out.remove = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `LaunchTemplateSpecification` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LaunchTemplateSpecification {
@@ -10048,6 +10662,95 @@ impl Encode for ModifyDefaultCreditSpecificationResult {
         if let Some(v) = &self.instance_family_credit_specification {
             w.field("instanceFamilyCreditSpecification", v);
         }
+    }
+}
+
+/// The `ModifyImageAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyImageAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<Attribute>` in responses.
+    pub attribute: Option<String>,
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<AttributeValue>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `ImageId`: `ImageId` in requests, `<ImageId>` in responses.
+    pub image_id: String,
+    /// `ImdsSupport`: `ImdsSupport` in requests, `<ImdsSupport>` in responses.
+    pub imds_support: Option<AttributeValue>,
+    /// `LaunchPermission`: `LaunchPermission` in requests, `<LaunchPermission>` in responses.
+    pub launch_permission: Option<LaunchPermissionModifications>,
+    /// `OperationType`: `OperationType` in requests, `<OperationType>` in responses.
+    pub operation_type: Option<String>,
+    /// `OrganizationArns`: `OrganizationArn` in requests, `<OrganizationArn>` in responses.
+    pub organization_arns: Option<Vec<String>>,
+    /// `OrganizationalUnitArns`: `OrganizationalUnitArn` in requests, `<OrganizationalUnitArn>` in responses.
+    pub organizational_unit_arns: Option<Vec<String>>,
+    /// `ProductCodes`: `ProductCode` in requests, `<ProductCode>` in responses.
+    pub product_codes: Option<Vec<String>>,
+    /// `UserGroups`: `UserGroup` in requests, `<UserGroup>` in responses.
+    pub user_groups: Option<Vec<String>>,
+    /// `UserIds`: `UserId` in requests, `<UserId>` in responses.
+    pub user_ids: Option<Vec<String>>,
+    /// `Value`: `Value` in requests, `<Value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Decode for ModifyImageAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_image_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "ImageId" => {
+                    out.image_id = Decode::decode(child, &here)?;
+                    seen_image_id = true;
+                }
+                "ImdsSupport" => {
+                    out.imds_support = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchPermission" => {
+                    out.launch_permission = Some(Decode::decode(child, &here)?);
+                }
+                "OperationType" => {
+                    out.operation_type =
+                        Some(crate::decode::enum_value(child, &here, &["add", "remove"])?);
+                }
+                "OrganizationArn" => {
+                    out.organization_arns = Some(Decode::decode(child, &here)?);
+                }
+                "OrganizationalUnitArn" => {
+                    out.organizational_unit_arns = Some(Decode::decode(child, &here)?);
+                }
+                "ProductCode" => {
+                    out.product_codes = Some(Decode::decode(child, &here)?);
+                }
+                "UserGroup" => {
+                    out.user_groups = Some(Decode::decode(child, &here)?);
+                }
+                "UserId" => {
+                    out.user_ids = Some(Decode::decode(child, &here)?);
+                }
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_image_id {
+            return Err(crate::decode::missing(&path.child("ImageId")));
+        }
+        Ok(out)
     }
 }
 
@@ -10315,6 +11018,69 @@ impl Decode for ModifyNetworkInterfaceAttributeRequest {
         }
         if !seen_network_interface_id {
             return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifySnapshotAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifySnapshotAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<Attribute>` in responses.
+    pub attribute: Option<String>,
+    /// `CreateVolumePermission`: `CreateVolumePermission` in requests, `<CreateVolumePermission>` in responses.
+    pub create_volume_permission: Option<CreateVolumePermissionModifications>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `GroupNames`: `UserGroup` in requests, `<UserGroup>` in responses.
+    pub group_names: Option<Vec<String>>,
+    /// `OperationType`: `OperationType` in requests, `<OperationType>` in responses.
+    pub operation_type: Option<String>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<SnapshotId>` in responses.
+    pub snapshot_id: String,
+    /// `UserIds`: `UserId` in requests, `<UserId>` in responses.
+    pub user_ids: Option<Vec<String>>,
+}
+
+impl Decode for ModifySnapshotAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_snapshot_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["productCodes", "createVolumePermission"],
+                    )?);
+                }
+                "CreateVolumePermission" => {
+                    out.create_volume_permission = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "UserGroup" => {
+                    out.group_names = Some(Decode::decode(child, &here)?);
+                }
+                "OperationType" => {
+                    out.operation_type =
+                        Some(crate::decode::enum_value(child, &here, &["add", "remove"])?);
+                }
+                "SnapshotId" => {
+                    out.snapshot_id = Decode::decode(child, &here)?;
+                    seen_snapshot_id = true;
+                }
+                "UserId" => {
+                    out.user_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_snapshot_id {
+            return Err(crate::decode::missing(&path.child("SnapshotId")));
         }
         Ok(out)
     }
@@ -12549,6 +13315,49 @@ impl Encode for Reservation {
     }
 }
 
+/// The `ResetImageAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResetImageAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<Attribute>` in responses.
+    pub attribute: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `ImageId`: `ImageId` in requests, `<ImageId>` in responses.
+    pub image_id: String,
+}
+
+impl Decode for ResetImageAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_attribute = false;
+        let mut seen_image_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute = crate::decode::enum_value(child, &here, &["launchPermission"])?;
+                    seen_attribute = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "ImageId" => {
+                    out.image_id = Decode::decode(child, &here)?;
+                    seen_image_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_attribute {
+            return Err(crate::decode::missing(&path.child("Attribute")));
+        }
+        if !seen_image_id {
+            return Err(crate::decode::missing(&path.child("ImageId")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `ResetInstanceAttributeRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ResetInstanceAttributeRequest {
@@ -12608,6 +13417,53 @@ impl Decode for ResetInstanceAttributeRequest {
         }
         if !seen_instance_id {
             return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ResetSnapshotAttributeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResetSnapshotAttributeRequest {
+    /// `Attribute`: `Attribute` in requests, `<Attribute>` in responses.
+    pub attribute: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<SnapshotId>` in responses.
+    pub snapshot_id: String,
+}
+
+impl Decode for ResetSnapshotAttributeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_attribute = false;
+        let mut seen_snapshot_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Attribute" => {
+                    out.attribute = crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["productCodes", "createVolumePermission"],
+                    )?;
+                    seen_attribute = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "SnapshotId" => {
+                    out.snapshot_id = Decode::decode(child, &here)?;
+                    seen_snapshot_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_attribute {
+            return Err(crate::decode::missing(&path.child("Attribute")));
+        }
+        if !seen_snapshot_id {
+            return Err(crate::decode::missing(&path.child("SnapshotId")));
         }
         Ok(out)
     }
