@@ -33,6 +33,9 @@ class Kumo:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="kumo-e2e-")
         self.extra_args = list(extra_args)
+        # Instances run nowhere unless a test asks for a real driver (test_compute_ns.py).
+        if "--driver" not in self.extra_args:
+            self.extra_args += ["--driver", "null"]
         self.proc = None
         self.log_path = os.path.join(self.data_dir, "serve.log")
 

@@ -97,6 +97,7 @@ pub const ALLOW: &[&str] = &[
     "DisassociateVpcCidrBlock",
     "EnableEbsEncryptionByDefault",
     "EnableImageBlockPublicAccess",
+    "GetConsoleOutput",
     "GetDefaultCreditSpecification",
     "GetEbsDefaultKmsKeyId",
     "GetEbsEncryptionByDefault",

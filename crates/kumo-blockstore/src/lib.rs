@@ -268,7 +268,17 @@ impl BlockStore {
         Ok(out.status.success())
     }
 
+    /// A root volume's files as the `ns` compute driver keeps them: the writable layer of
+    /// the instance's root file system, beside the volume's qcow2 file.
+    pub fn root_data(&self, volume_id: &str) -> PathBuf {
+        self.dir.join(format!("{volume_id}.root"))
+    }
+
     pub fn delete(&self, volume_id: &str) -> Result<(), BlockError> {
+        match std::fs::remove_dir_all(self.root_data(volume_id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+            _ => {}
+        }
         match std::fs::remove_file(self.path(volume_id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
@@ -281,6 +291,8 @@ impl BlockStore {
             let p = entry?.path();
             if p.extension().is_some_and(|e| e == "qcow2") {
                 std::fs::remove_file(p)?;
+            } else if p.extension().is_some_and(|e| e == "root") {
+                std::fs::remove_dir_all(p)?;
             }
         }
         Ok(())

@@ -75,14 +75,15 @@ fn drop_public_ip(tx: &Tx, r: &mut InstanceRecord) -> Result<(), Fail> {
 }
 
 /// Applies one lifecycle action to every named instance, all or nothing.
-/// `hibernate` marks a stop as a hibernation (the state reason says so). `Force` needs no
-/// handling of its own: no guest ever hangs the null driver's stop.
+/// `hibernate` marks a stop as a hibernation (the state reason says so); `force` stops the
+/// guest without waiting for it to shut down.
 fn act(
     k: &Kumo,
     ctx: &RequestContext,
     ids: &[String],
     action: Action,
     hibernate: bool,
+    force: bool,
 ) -> Result<Vec<InstanceStateChange>, Ec2Error> {
     let s = scope(ctx);
     let now = k.now_ms();
@@ -155,7 +156,19 @@ fn act(
             Ok(changes)
         })
         .map_err(|f: Fail| f.0);
-    if result.is_ok() && !ctx.dry_run {
+    if let (Ok(changes), false) = (&result, ctx.dry_run) {
+        let moved: Vec<(String, State, State)> = changes
+            .iter()
+            .filter_map(|c| {
+                let name = |s: &Option<InstanceState>| s.as_ref().and_then(|x| x.name.clone());
+                Some((
+                    c.instance_id.clone()?,
+                    State::parse(&name(&c.previous_state)?)?,
+                    State::parse(&name(&c.current_state)?)?,
+                ))
+            })
+            .collect();
+        crate::compute::after(k, ctx, &moved, action == Action::Reboot, force);
         crate::volumes::delete_files(k, &gone);
     }
     result
@@ -221,7 +234,7 @@ pub fn start(
     input: StartInstancesRequest,
 ) -> Result<StartInstancesResult, Ec2Error> {
     k.net.ensure_default(&k.store, ctx)?;
-    let changes = act(k, ctx, &input.instance_ids, Action::Start, false)?;
+    let changes = act(k, ctx, &input.instance_ids, Action::Start, false, false)?;
     Ok(StartInstancesResult {
         starting_instances: Some(changes),
     })
@@ -252,6 +265,7 @@ pub fn stop(
         &input.instance_ids,
         Action::Stop,
         input.hibernate.unwrap_or(false),
+        input.force.unwrap_or(false),
     )?;
     Ok(StopInstancesResult {
         stopping_instances: Some(changes),
@@ -264,7 +278,7 @@ pub fn reboot(
     input: RebootInstancesRequest,
 ) -> Result<(), Ec2Error> {
     k.net.ensure_default(&k.store, ctx)?;
-    act(k, ctx, &input.instance_ids, Action::Reboot, false).map(|_| ())
+    act(k, ctx, &input.instance_ids, Action::Reboot, false, false).map(|_| ())
 }
 
 pub fn terminate(
@@ -273,7 +287,7 @@ pub fn terminate(
     input: TerminateInstancesRequest,
 ) -> Result<TerminateInstancesResult, Ec2Error> {
     k.net.ensure_default(&k.store, ctx)?;
-    let changes = act(k, ctx, &input.instance_ids, Action::Terminate, false)?;
+    let changes = act(k, ctx, &input.instance_ids, Action::Terminate, false, false)?;
     Ok(TerminateInstancesResult {
         terminating_instances: Some(changes),
     })

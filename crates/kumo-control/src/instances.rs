@@ -645,6 +645,10 @@ pub fn run(
             return Err(e);
         }
     };
+    if !ctx.dry_run {
+        let ids: Vec<String> = recs.iter().map(|r| r.id.clone()).collect();
+        crate::compute::boot(k, ctx, &ids);
+    }
     k.store
         .read(|v| {
             let tagged = tags::attach(v, s, recs)?;
@@ -958,6 +962,8 @@ pub struct Context {
     pub enis: HashMap<String, EniRecord>,
     pub volumes: Vec<crate::volumes::VolumeRecord>,
     pub names: HashMap<String, String>,
+    /// Whether no compute driver runs instances (their state reason then says so).
+    pub null_driver: bool,
     pub eips: Vec<AddressRecord>,
 }
 
@@ -1000,6 +1006,7 @@ pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Con
         volumes,
         names: enis::group_names(v, s)?,
         eips: addresses::by_interface(v, s)?,
+        null_driver: true,
     })
 }
 
@@ -1086,7 +1093,7 @@ pub fn wire(
         state_reason: match (&r.state_reason, state) {
             (Some((code, message)), _) => Some(StateReason { code: Some(code.clone()), message: Some(message.clone()) }),
             // Kumo runs no guest yet: say so where AWS would say nothing.
-            (None, State::Running) => Some(StateReason {
+            (None, State::Running) if c.null_driver => Some(StateReason {
                 code: Some(NULL_DRIVER.into()),
                 message: Some(format!("{NULL_DRIVER}: the null compute driver runs this instance nowhere; no guest is booted")),
             }),
@@ -1276,9 +1283,9 @@ pub fn reservation<V: Read>(
     items: &[Tagged<InstanceRecord>],
     launching: bool,
 ) -> Result<Vec<Reservation>, Fail> {
-    let _ = k;
     let recs: Vec<&InstanceRecord> = items.iter().map(|t| &t.item).collect();
-    let c = context(v, scope(ctx), &recs)?;
+    let mut c = context(v, scope(ctx), &recs)?;
+    c.null_driver = k.compute.is_none();
     let mut out: Vec<Reservation> = Vec::new();
     for t in items {
         let inst = wire(ctx, t, &c, launching);

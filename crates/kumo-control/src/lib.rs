@@ -6,6 +6,7 @@ mod addresses;
 mod admin;
 mod ami_sharing;
 mod amis;
+mod compute;
 mod credits;
 mod describe;
 mod enis;
@@ -39,6 +40,7 @@ use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2, Ec2Error, RequestContext};
 use kumo_store::{Scope, Store};
 
+pub use compute::Compute;
 pub use error::Fail;
 
 /// The control plane. One per process; shared by every request.
@@ -50,6 +52,8 @@ pub struct Kumo {
     options: Options,
     /// How far the test clock has been moved forward, in milliseconds.
     clock_offset: std::sync::atomic::AtomicI64,
+    /// Where instances really run; `None` is the null driver.
+    compute: Option<Compute>,
 }
 
 /// How the control plane behaves where AWS leaves room: timing and capacity.
@@ -94,6 +98,25 @@ impl Kumo {
             net: network::NetState::default(),
             options,
             clock_offset: std::sync::atomic::AtomicI64::new(0),
+            compute: None,
+        }
+    }
+
+    /// Runs instances on a real driver instead of the null one.
+    pub fn with_compute(mut self, compute: Compute) -> Kumo {
+        self.compute = Some(compute);
+        self
+    }
+
+    /// The compute driver's name.
+    pub fn driver_name(&self) -> &'static str {
+        self.compute.as_ref().map_or("null", |c| c.driver.name())
+    }
+
+    /// Stops every instance the driver runs (server shutdown).
+    pub fn shutdown(&self) {
+        if let Some(c) = &self.compute {
+            c.driver.shutdown_all();
         }
     }
 
@@ -147,6 +170,7 @@ impl Kumo {
 
     /// Deletes all state of every account (`POST /_kumo/reset`).
     pub fn reset(&self) -> Result<(), Ec2Error> {
+        self.shutdown();
         self.store.reset().map_err(|e| Fail::from(e).0)?;
         self.net.clear();
         if let Err(e) = self.blocks.clear() {
@@ -1010,6 +1034,14 @@ impl Ec2 for Kumo {
         input: DeregisterImageRequest,
     ) -> Result<DeregisterImageResult, Ec2Error> {
         amis::deregister(self, ctx, input)
+    }
+
+    fn get_console_output(
+        &self,
+        ctx: &RequestContext,
+        input: GetConsoleOutputRequest,
+    ) -> Result<GetConsoleOutputResult, Ec2Error> {
+        compute::console_output(self, ctx, input)
     }
 
     fn copy_image(

@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod ec2client;
+mod image;
 mod unused_ips;
 mod xml;
 
@@ -39,6 +40,30 @@ enum Command {
     /// Operator actions on a running server: credits, scheduled events, guest power-off, the
     /// test clock.
     Admin(admin::Args),
+    /// Base images for the compute drivers: `kumo image build`.
+    Image(image::Args),
+    /// (internal) The process that holds an `ns` instance's namespaces.
+    #[command(name = "__ns-helper", hide = true)]
+    NsHelper {
+        image_root: PathBuf,
+        data: PathBuf,
+        mountpoint: PathBuf,
+        console: PathBuf,
+        hostname: String,
+    },
+    /// (internal) PID 1 of an `ns` instance, before it becomes the image's init.
+    #[command(name = "__ns-init", hide = true)]
+    NsInit { root: PathBuf, hostname: String },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Debug)]
+enum DriverChoice {
+    /// `ns` where the host allows it and the base image is built, else `null`.
+    Auto,
+    /// Namespaces, overlayfs and cgroups: real instances, in about a second.
+    Ns,
+    /// API state only: instances run nowhere.
+    Null,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
@@ -85,6 +110,12 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "KUMO_LOG_FORMAT", default_value = "text")]
     log_format: String,
+    /// Where instances run.
+    #[arg(long, env = "KUMO_DRIVER", value_enum, default_value = "auto")]
+    driver: DriverChoice,
+    /// Where `kumo image build` keeps base images.
+    #[arg(long, env = "KUMO_IMAGES", default_value = image::DEFAULT_DIR)]
+    images: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -94,6 +125,59 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::DescribeUnusedIps(args) => unused_ips::run(args),
         Command::Admin(args) => admin::run(args),
+        Command::Image(args) => image::run(args),
+        Command::NsHelper {
+            image_root,
+            data,
+            mountpoint,
+            console,
+            hostname,
+        } => code(kumo_compute::guest::helper(
+            &image_root,
+            &data,
+            &mountpoint,
+            &console,
+            &hostname,
+        )),
+        Command::NsInit { root, hostname } => code(kumo_compute::guest::init(&root, &hostname)),
+    }
+}
+
+fn code(c: i32) -> ExitCode {
+    ExitCode::from(c.clamp(0, 255) as u8)
+}
+
+/// The compute driver to run, or why none but `null` can.
+fn choose_driver(
+    args: &ServeArgs,
+    rt: &tokio::runtime::Runtime,
+) -> Result<Option<kumo_control::Compute>, String> {
+    if args.driver == DriverChoice::Null {
+        return Ok(None);
+    }
+    let why_not = kumo_compute::ns::unavailable().or_else(|| {
+        image::base_root(&args.images).is_none().then(|| {
+            format!(
+                "no base image in {} (run `kumo image build`)",
+                args.images.display()
+            )
+        })
+    });
+    match (why_not, args.driver) {
+        (Some(why), DriverChoice::Ns) => Err(format!("the ns driver cannot run here: {why}")),
+        (Some(why), _) => {
+            tracing::warn!(reason = %why, "the ns driver cannot run here; using the null driver");
+            Ok(None)
+        }
+        (None, _) => {
+            let root = image::base_root(&args.images).unwrap_or_default();
+            let d = kumo_compute::ns::NsDriver::new(&args.data_dir, rt.handle().clone())
+                .map_err(|e| format!("the ns driver failed to start: {e}"))?;
+            Ok(Some(kumo_control::Compute {
+                driver: Arc::new(d),
+                image_root: root,
+            }))
+        }
     }
 }
 
@@ -155,21 +239,6 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let state = Arc::new(AppState {
-        kumo: Kumo::with_options(
-            store,
-            blocks,
-            kumo_control::Options {
-                transition_ms: args.transition_ms.max(0),
-                status_ms: args.status_ms.max(0),
-                zone_capacity: args.zone_capacity,
-                test_clock: args.test_clock,
-            },
-        ),
-        auth,
-        default_account: args.default_account,
-        default_region: args.default_region,
-    });
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -180,6 +249,34 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let compute = match choose_driver(&args, &rt) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the compute driver");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = Arc::new(AppState {
+        kumo: {
+            let k = Kumo::with_options(
+                store,
+                blocks,
+                kumo_control::Options {
+                    transition_ms: args.transition_ms.max(0),
+                    status_ms: args.status_ms.max(0),
+                    zone_capacity: args.zone_capacity,
+                    test_clock: args.test_clock,
+                },
+            );
+            match compute {
+                Some(c) => k.with_compute(c),
+                None => k,
+            }
+        },
+        auth,
+        default_account: args.default_account,
+        default_region: args.default_region,
+    });
     rt.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(args.listen).await {
             Ok(l) => l,
@@ -195,16 +292,23 @@ fn serve(args: ServeArgs) -> ExitCode {
             ready_ms = started.elapsed().as_millis() as u64,
             "kumo is ready"
         );
-        tracing::warn!(
-            driver = "null",
-            "compute driver: null. Instances are API state only and run nowhere; DescribeInstances says so in their StateReason (Kumo.NullDriver)"
-        );
+        match state.kumo.driver_name() {
+            "null" => tracing::warn!(
+                driver = "null",
+                "compute driver: null. Instances are API state only and run nowhere; DescribeInstances says so in their StateReason (Kumo.NullDriver)"
+            ),
+            d => tracing::info!(driver = d, "compute driver: {d}. Instances boot for real"),
+        }
+        let kumo_state = state.clone();
         // The instance-type catalog is parsed off the request path.
         tokio::task::spawn_blocking(Kumo::warm_up);
         let app = kumo_api::router(state);
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await;
+        // Instances do not outlive the server: stopped now, they boot again at start.
+        let k = kumo_state.clone();
+        let _ = tokio::task::spawn_blocking(move || k.kumo.shutdown()).await;
         match result {
             Ok(()) => {
                 tracing::info!("kumo stopped");

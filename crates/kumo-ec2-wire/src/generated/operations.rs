@@ -95,6 +95,7 @@ pub const OPERATIONS: &[&str] = &[
     "DisassociateVpcCidrBlock",
     "EnableEbsEncryptionByDefault",
     "EnableImageBlockPublicAccess",
+    "GetConsoleOutput",
     "GetDefaultCreditSpecification",
     "GetEbsDefaultKmsKeyId",
     "GetEbsEncryptionByDefault",
@@ -878,6 +879,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<EnableImageBlockPublicAccessResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("EnableImageBlockPublicAccess"))
+    }
+    /// `GetConsoleOutput`.
+    fn get_console_output(
+        &self,
+        ctx: &RequestContext,
+        input: GetConsoleOutputRequest,
+    ) -> Result<GetConsoleOutputResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("GetConsoleOutput"))
     }
     /// `GetDefaultCreditSpecification`.
     fn get_default_credit_specification(
@@ -1679,6 +1689,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.enable_image_block_public_access(ctx, input)?;
             crate::encode::response(ctx, "EnableImageBlockPublicAccessResponse", &output)
+        }
+        "GetConsoleOutput" => {
+            let input = GetConsoleOutputRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.get_console_output(ctx, input)?;
+            crate::encode::response(ctx, "GetConsoleOutputResponse", &output)
         }
         "GetDefaultCreditSpecification" => {
             let input = GetDefaultCreditSpecificationRequest::decode(params, &Path::ROOT)?;

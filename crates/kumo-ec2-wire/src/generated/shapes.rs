@@ -7163,6 +7163,69 @@ impl Encode for FpgaInfo {
     }
 }
 
+/// The `GetConsoleOutputRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetConsoleOutputRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceId`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_id: String,
+    /// `Latest`: `Latest` in requests, `<Latest>` in responses.
+    pub latest: Option<bool>,
+}
+
+impl Decode for GetConsoleOutputRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                "Latest" => {
+                    out.latest = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `GetConsoleOutputResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetConsoleOutputResult {
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `Output`: `Output` in requests, `<output>` in responses.
+    pub output: Option<String>,
+    /// `Timestamp`: `Timestamp` in requests, `<timestamp>` in responses.
+    pub timestamp: Option<DateTime>,
+}
+
+impl Encode for GetConsoleOutputResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.output {
+            w.field("output", v);
+        }
+        if let Some(v) = &self.timestamp {
+            w.field("timestamp", v);
+        }
+    }
+}
+
 /// The `GetDefaultCreditSpecificationRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GetDefaultCreditSpecificationRequest {

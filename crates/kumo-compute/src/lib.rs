@@ -1,0 +1,111 @@
+//! Compute drivers: where instances really run. Knows nothing of EC2's API; the control plane
+//! tells a driver what to run (an [`InstanceSpec`]) and the driver reports what it really did.
+//!
+//! - `ns` ([`ns::NsDriver`]): each instance is a set of Linux namespaces (mount, pid, net, uts,
+//!   ipc) whose root is an overlay on the image's root file system, with a veth into its
+//!   subnet's bridge inside its VPC's network namespace, and cgroups for its type's limits.
+//! - the `null` driver is the absence of one: the control plane keeps instances as API state.
+
+pub mod guest;
+pub mod imds;
+mod net;
+pub mod ns;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComputeError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("`{command}` failed: {stderr}")]
+    Command { command: String, stderr: String },
+    #[error("{0}")]
+    Guest(String),
+    #[error("no instance {0} runs here")]
+    Unknown(String),
+}
+
+impl ComputeError {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
+        ComputeError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
+/// An instance's network: its primary interface in its subnet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NetSpec {
+    pub vpc_id: String,
+    pub vpc_cidr: String,
+    pub subnet_id: String,
+    /// The subnet's CIDR, e.g. `10.0.1.0/24`; its first host address is the gateway.
+    pub subnet_cidr: String,
+    pub mac: String,
+    pub private_ip: String,
+    pub secondary_ips: Vec<String>,
+    /// Delegated prefixes (`10.0.1.16/28`), routed to the instance.
+    pub prefixes: Vec<String>,
+}
+
+/// Instance metadata, as the IMDS serves it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Metadata {
+    /// `meta-data/…` paths (without the prefix) and their values; directory listings are
+    /// derived from the paths.
+    pub meta: BTreeMap<String, String>,
+    /// `dynamic/…` paths and values.
+    pub dynamic: BTreeMap<String, String>,
+    pub user_data: Option<Vec<u8>>,
+    /// `optional` or `required` (IMDSv2 only).
+    pub http_tokens: String,
+    /// `enabled` or `disabled`.
+    pub http_endpoint: String,
+    /// The IP TTL of token responses.
+    pub hop_limit: u32,
+}
+
+/// What to run: everything a driver needs, decided by the control plane.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    pub id: String,
+    /// The image's root file system (read-only lower layer).
+    pub image_root: PathBuf,
+    /// Where the root volume's data lives (the writable layer); it survives stop and start.
+    pub root_data: PathBuf,
+    pub hostname: String,
+    /// The user the launch key is installed for.
+    pub default_user: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub net: NetSpec,
+    pub metadata: Metadata,
+}
+
+/// What a driver can do. Every call reports what really happened.
+pub trait Driver: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Boots an instance (first launch, or a start after a stop).
+    fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError>;
+    /// Shuts an instance down cleanly (forcefully with `force`, or when the guest does not
+    /// stop in time), and waits until it is down. Its root data stays.
+    fn stop(&self, id: &str, force: bool) -> Result<(), ComputeError>;
+    /// Restarts the guest in place.
+    fn reboot(&self, id: &str) -> Result<(), ComputeError>;
+    /// Stops the instance if it runs and releases everything it held on the host.
+    fn destroy(&self, id: &str) -> Result<(), ComputeError>;
+    /// The guest's console output so far.
+    fn console(&self, id: &str) -> Option<Vec<u8>>;
+    fn is_running(&self, id: &str) -> bool;
+    /// Replaces an instance's metadata (an address or a group changed).
+    fn update_metadata(&self, id: &str, metadata: Metadata);
+    /// Stops every instance and removes every host resource (server shutdown, reset).
+    fn shutdown_all(&self);
+}

@@ -1,0 +1,71 @@
+//! Network plumbing with iproute2: a network namespace per VPC holding a bridge per subnet
+//! (with the subnet's gateway address, as the VPC router has), a veth from the host into each
+//! VPC namespace with a route for the VPC's CIDR, and a veth per instance interface.
+//!
+//! Nothing here routes beyond the VPC namespaces: they have no default route, so no instance
+//! traffic can leave the machine.
+
+use crate::ComputeError;
+use std::process::Command;
+
+pub fn ip(args: &[&str]) -> Result<String, ComputeError> {
+    run("ip", args)
+}
+
+pub fn run(cmd: &str, args: &[&str]) -> Result<String, ComputeError> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| ComputeError::io(format!("cannot run {cmd}"), e))?;
+    if !out.status.success() {
+        return Err(ComputeError::Command {
+            command: format!("{cmd} {}", args.join(" ")),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Like [`ip`], for clean-up: a failure is logged, not returned.
+pub fn ip_quiet(args: &[&str]) {
+    if let Err(e) = ip(args) {
+        tracing::debug!(error = %e, "network clean-up step failed");
+    }
+}
+
+/// An IPv4 CIDR split into (network address, prefix length).
+pub fn parse_cidr(cidr: &str) -> Option<(u32, u8)> {
+    let (a, l) = cidr.split_once('/')?;
+    let addr: std::net::Ipv4Addr = a.parse().ok()?;
+    let len: u8 = l.parse().ok()?;
+    (len <= 32).then_some((u32::from(addr), len))
+}
+
+pub fn addr(n: u32) -> String {
+    std::net::Ipv4Addr::from(n).to_string()
+}
+
+/// The subnet's gateway: its first host address (AWS's VPC router, `.1`).
+pub fn gateway(subnet_cidr: &str) -> Option<String> {
+    let (net, _) = parse_cidr(subnet_cidr)?;
+    Some(addr(net + 1))
+}
+
+/// The last 8 hex digits of a resource id: short names for interfaces (at most 15 bytes).
+pub fn short(id: &str) -> &str {
+    let hex = id.rsplit('-').next().unwrap_or(id);
+    &hex[hex.len().saturating_sub(8)..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gateways_and_names() {
+        assert_eq!(gateway("10.0.1.0/24").as_deref(), Some("10.0.1.1"));
+        assert_eq!(gateway("172.31.32.0/20").as_deref(), Some("172.31.32.1"));
+        assert_eq!(parse_cidr("10.0.0.0/33"), None);
+        assert_eq!(short("subnet-0123456789abcdef0"), "9abcdef0");
+    }
+}

@@ -1,0 +1,623 @@
+//! The `ns` driver: instances as Linux namespaces.
+//!
+//! Per VPC, a network namespace `<p>v<vpc>` with a bridge per subnet holding the subnet's
+//! gateway address, the metadata service on 169.254.169.254, and a veth to the host with a
+//! host route for the VPC's CIDR. Per instance, a helper process (see [`crate::guest`]) whose
+//! namespaces hold the guest; its network namespace is named `<p>i<instance>` and gets a veth
+//! into the subnet's bridge carrying the interface's MAC and addresses; cgroups (v1) cap its
+//! CPU, memory and processes. `<p>` is `k` and two hex digits of the data directory, so two
+//! servers on one machine keep apart.
+
+use crate::imds::Imds;
+use crate::net::{self, ip, ip_quiet, short};
+use crate::{ComputeError, Driver, InstanceSpec, Metadata};
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const CGROUP: &str = "/sys/fs/cgroup";
+const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
+
+struct Vpc {
+    ns: String,
+    /// The host's end of the link into the namespace.
+    host_if: String,
+    imds: Arc<Imds>,
+    /// The metadata listener's task: its socket keeps the namespace alive until aborted.
+    imds_task: tokio::task::JoinHandle<()>,
+    subnets: Vec<String>,
+}
+
+impl Vpc {
+    fn remove(self) {
+        self.imds_task.abort();
+        ip_quiet(&["link", "delete", &self.host_if]);
+        ip_quiet(&["netns", "delete", &self.ns]);
+    }
+}
+
+struct Running {
+    spec: InstanceSpec,
+    helper: Child,
+    /// Kept open: closing it would not stop the helper, but keeps the protocol simple.
+    _stdin: ChildStdin,
+    init_pid: i32,
+    netns: String,
+    ip: IpAddr,
+}
+
+#[derive(Default)]
+struct State {
+    vpcs: HashMap<String, Vpc>,
+    instances: HashMap<String, Running>,
+    links: u32,
+}
+
+pub struct NsDriver {
+    prefix: String,
+    dir: PathBuf,
+    exe: PathBuf,
+    rt: tokio::runtime::Handle,
+    state: Mutex<State>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Why `ns` cannot run on this host, if it cannot: it needs root, overlayfs, network
+/// namespaces and iproute2.
+pub fn unavailable() -> Option<String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Some("not running as root".into());
+    }
+    let fs = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !fs.contains("overlay") {
+        return Some("the kernel has no overlayfs".into());
+    }
+    if Command::new("ip").arg("-V").output().is_err() {
+        return Some("iproute2 (`ip`) is not installed".into());
+    }
+    None
+}
+
+impl NsDriver {
+    /// A driver keeping its instances' run files under `data_dir/instances`.
+    pub fn new(data_dir: &Path, rt: tokio::runtime::Handle) -> Result<NsDriver, ComputeError> {
+        let dir = data_dir.join("instances");
+        std::fs::create_dir_all(&dir).map_err(|e| ComputeError::io("instance directory", e))?;
+        let canon = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let hash = canon
+            .to_string_lossy()
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+        let exe = std::env::current_exe().map_err(|e| ComputeError::io("own executable", e))?;
+        let d = NsDriver {
+            prefix: format!("k{:02x}", hash & 0xff),
+            dir,
+            exe,
+            rt,
+            state: Mutex::new(State::default()),
+        };
+        d.sweep();
+        Ok(d)
+    }
+
+    /// Removes what an earlier server with this data directory left behind.
+    fn sweep(&self) {
+        if let Ok(list) = ip(&["netns", "list"]) {
+            for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+                if name.starts_with(&self.prefix) && name.len() > self.prefix.len() {
+                    ip_quiet(&["netns", "delete", name]);
+                }
+            }
+        }
+        let host_links = format!("{}h", self.prefix);
+        if let Ok(list) = ip(&["-o", "link", "show"]) {
+            for l in list.lines() {
+                let name = l
+                    .split(": ")
+                    .nth(1)
+                    .and_then(|n| n.split('@').next())
+                    .unwrap_or("");
+                if name.starts_with(&host_links) {
+                    ip_quiet(&["link", "delete", name]);
+                }
+            }
+        }
+        for c in CONTROLLERS {
+            let base = Path::new(CGROUP)
+                .join(c)
+                .join(format!("kumo-{}", self.prefix));
+            if let Ok(entries) = std::fs::read_dir(&base) {
+                for e in entries.flatten() {
+                    kill_cgroup(&e.path());
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+        }
+    }
+
+    fn vpc_ns(&self, vpc: &str) -> String {
+        format!("{}v{}", self.prefix, short(vpc))
+    }
+
+    fn ensure_vpc(
+        &self,
+        st: &mut State,
+        vpc_id: &str,
+        cidr: &str,
+    ) -> Result<Arc<Imds>, ComputeError> {
+        if let Some(v) = st.vpcs.get(vpc_id) {
+            return Ok(v.imds.clone());
+        }
+        let ns = self.vpc_ns(vpc_id);
+        ip_quiet(&["netns", "delete", &ns]);
+        ip(&["netns", "add", &ns])?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        ip(&["-n", &ns, "addr", "add", "169.254.169.254/32", "dev", "lo"])?;
+        net::run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ],
+        )?;
+        // The host's way in: a /30 from 100.127.0.0/16 per VPC, and a route for its CIDR.
+        let n = st.links;
+        st.links += 1;
+        let base = u32::from(std::net::Ipv4Addr::new(100, 127, 0, 0)) + n * 4;
+        let (host_if, vpc_if) = (
+            format!("{}h{}", self.prefix, short(vpc_id)),
+            format!("{}x{}", self.prefix, short(vpc_id)),
+        );
+        ip_quiet(&["link", "delete", &host_if]);
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &vpc_if, "netns", &ns,
+        ])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", net::addr(base + 1)),
+            "dev",
+            &host_if,
+        ])?;
+        ip(&["link", "set", &host_if, "up"])?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{}/30", net::addr(base + 2)),
+            "dev",
+            &vpc_if,
+        ])?;
+        ip(&["-n", &ns, "link", "set", &vpc_if, "up"])?;
+        if let Err(e) = ip(&[
+            "route",
+            "add",
+            cidr,
+            "via",
+            &net::addr(base + 2),
+            "dev",
+            &host_if,
+        ]) {
+            tracing::warn!(vpc = vpc_id, cidr, error = %e, "the host cannot route to this VPC (its CIDR overlaps another's): its instances are not reachable from the host");
+        }
+        let imds = Arc::new(Imds::default());
+        let listener = bind_in(&ns, "169.254.169.254:80")?;
+        let imds_task = {
+            let _enter = self.rt.enter();
+            let l = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| ComputeError::io("IMDS listener", e))?;
+            self.rt.spawn(imds.clone().serve(l))
+        };
+        tracing::info!(vpc = vpc_id, netns = %ns, "VPC network namespace ready");
+        st.vpcs.insert(
+            vpc_id.to_string(),
+            Vpc {
+                ns,
+                host_if,
+                imds: imds.clone(),
+                imds_task,
+                subnets: Vec::new(),
+            },
+        );
+        Ok(imds)
+    }
+
+    fn ensure_subnet(
+        &self,
+        st: &mut State,
+        vpc_id: &str,
+        subnet_id: &str,
+        cidr: &str,
+    ) -> Result<String, ComputeError> {
+        let vpc = st
+            .vpcs
+            .get_mut(vpc_id)
+            .ok_or_else(|| ComputeError::Guest(format!("VPC {vpc_id} has no namespace")))?;
+        let br = format!("{}b{}", self.prefix, short(subnet_id));
+        if vpc.subnets.iter().any(|s| s == subnet_id) {
+            return Ok(br);
+        }
+        let (_, len) =
+            net::parse_cidr(cidr).ok_or_else(|| ComputeError::Guest(format!("bad CIDR {cidr}")))?;
+        let gw = net::gateway(cidr).unwrap_or_default();
+        ip(&["-n", &vpc.ns, "link", "add", &br, "type", "bridge"])?;
+        ip(&[
+            "-n",
+            &vpc.ns,
+            "addr",
+            "add",
+            &format!("{gw}/{len}"),
+            "dev",
+            &br,
+        ])?;
+        ip(&["-n", &vpc.ns, "link", "set", &br, "up"])?;
+        vpc.subnets.push(subnet_id.to_string());
+        Ok(br)
+    }
+
+    fn cgroup(&self, id: &str, c: &str) -> PathBuf {
+        Path::new(CGROUP)
+            .join(c)
+            .join(format!("kumo-{}", self.prefix))
+            .join(id)
+    }
+
+    /// Caps an instance at its type: vCPUs as a CFS quota, memory, and processes.
+    fn limit(&self, spec: &InstanceSpec, pid: u32) -> Result<(), ComputeError> {
+        let write = |p: PathBuf, v: String| {
+            std::fs::write(&p, v).map_err(|e| ComputeError::io(format!("write {}", p.display()), e))
+        };
+        for c in CONTROLLERS {
+            let dir = self.cgroup(&spec.id, c);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| ComputeError::io(format!("cgroup {}", dir.display()), e))?;
+        }
+        write(
+            self.cgroup(&spec.id, "cpu").join("cpu.cfs_period_us"),
+            "100000".into(),
+        )?;
+        write(
+            self.cgroup(&spec.id, "cpu").join("cpu.cfs_quota_us"),
+            (u64::from(spec.vcpus.max(1)) * 100_000).to_string(),
+        )?;
+        write(
+            self.cgroup(&spec.id, "memory")
+                .join("memory.limit_in_bytes"),
+            (spec.memory_mib.max(64) << 20).to_string(),
+        )?;
+        write(
+            self.cgroup(&spec.id, "pids").join("pids.max"),
+            (1024 * spec.vcpus.max(1)).to_string(),
+        )?;
+        for c in CONTROLLERS {
+            write(
+                self.cgroup(&spec.id, c).join("cgroup.procs"),
+                pid.to_string(),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn boot(&self, st: &mut State, spec: &InstanceSpec) -> Result<Running, ComputeError> {
+        let n = &spec.net;
+        let imds = self.ensure_vpc(st, &n.vpc_id, &n.vpc_cidr)?;
+        let br = self.ensure_subnet(st, &n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
+        let vpc_ns = st.vpcs[&n.vpc_id].ns.clone();
+        let run = self.dir.join(&spec.id);
+        std::fs::create_dir_all(&run).map_err(|e| ComputeError::io("instance directory", e))?;
+        // What the guest's init reads besides the metadata.
+        let etc = spec.root_data.join("upper/etc/kumo");
+        std::fs::create_dir_all(&etc).map_err(|e| ComputeError::io("guest configuration", e))?;
+        std::fs::write(
+            etc.join("instance.env"),
+            format!("DEFAULT_USER={}\n", spec.default_user),
+        )
+        .map_err(|e| ComputeError::io("guest configuration", e))?;
+        let console = run.join("console.log");
+        let mut helper = Command::new(&self.exe)
+            .arg("__ns-helper")
+            .arg(&spec.image_root)
+            .arg(&spec.root_data)
+            .arg(run.join("root"))
+            .arg(&console)
+            .arg(&spec.hostname)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| ComputeError::io("start the instance helper", e))?;
+        let pid = helper.id();
+        let stdin = helper.stdin.take();
+        let stdout = helper.stdout.take();
+        let setup = (|| {
+            let mut stdin =
+                stdin.ok_or_else(|| ComputeError::Guest("helper has no stdin".into()))?;
+            let mut lines = BufReader::new(
+                stdout.ok_or_else(|| ComputeError::Guest("helper has no stdout".into()))?,
+            );
+            expect(&mut lines, "ready")?;
+            self.limit(spec, pid)?;
+            let ins = format!("{}i{}", self.prefix, short(&spec.id));
+            ip_quiet(&["netns", "delete", &ins]);
+            ip(&["netns", "attach", &ins, &pid.to_string()])?;
+            let host_side = format!("{}e{}", self.prefix, short(&spec.id));
+            ip(&[
+                "-n", &vpc_ns, "link", "add", &host_side, "type", "veth", "peer", "name", "eth0",
+                "netns", &ins,
+            ])?;
+            ip(&[
+                "-n", &vpc_ns, "link", "set", &host_side, "master", &br, "up",
+            ])?;
+            let (_, len) = net::parse_cidr(&n.subnet_cidr)
+                .ok_or_else(|| ComputeError::Guest("bad subnet CIDR".into()))?;
+            ip(&["-n", &ins, "link", "set", "lo", "up"])?;
+            ip(&["-n", &ins, "link", "set", "eth0", "address", &n.mac])?;
+            ip(&[
+                "-n",
+                &ins,
+                "addr",
+                "add",
+                &format!("{}/{len}", n.private_ip),
+                "dev",
+                "eth0",
+            ])?;
+            for s in &n.secondary_ips {
+                ip(&[
+                    "-n",
+                    &ins,
+                    "addr",
+                    "add",
+                    &format!("{s}/{len}"),
+                    "dev",
+                    "eth0",
+                ])?;
+            }
+            ip(&["-n", &ins, "link", "set", "eth0", "up"])?;
+            ip(&[
+                "-n",
+                &ins,
+                "route",
+                "add",
+                "default",
+                "via",
+                &net::gateway(&n.subnet_cidr).unwrap_or_default(),
+            ])?;
+            for p in &n.prefixes {
+                ip(&[
+                    "-n",
+                    &vpc_ns,
+                    "route",
+                    "add",
+                    p,
+                    "via",
+                    &n.private_ip,
+                    "dev",
+                    &br,
+                ])?;
+            }
+            let addr: IpAddr = n
+                .private_ip
+                .parse()
+                .map_err(|_| ComputeError::Guest(format!("bad address {}", n.private_ip)))?;
+            imds.set(addr, spec.metadata.clone());
+            writeln!(stdin, "go").map_err(|e| ComputeError::io("start the guest", e))?;
+            let line = read_line(&mut lines)?;
+            let init_pid: i32 = line
+                .strip_prefix("pid ")
+                .and_then(|p| p.trim().parse().ok())
+                .ok_or_else(|| ComputeError::Guest(format!("the helper said {line:?}")))?;
+            Ok((stdin, init_pid, ins, addr))
+        })();
+        match setup {
+            Ok((stdin, init_pid, netns, addr)) => Ok(Running {
+                spec: spec.clone(),
+                helper,
+                _stdin: stdin,
+                init_pid,
+                netns,
+                ip: addr,
+            }),
+            Err(e) => {
+                let _ = helper.kill();
+                let _ = helper.wait();
+                self.release(
+                    st,
+                    &spec.id,
+                    &spec.net.vpc_id,
+                    None,
+                    &format!("{}i{}", self.prefix, short(&spec.id)),
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// Frees what a stopped instance held on the host (its root data stays).
+    fn release(&self, st: &mut State, id: &str, vpc: &str, ip_addr: Option<IpAddr>, netns: &str) {
+        ip_quiet(&["netns", "delete", netns]);
+        for c in CONTROLLERS {
+            let dir = self.cgroup(id, c);
+            kill_cgroup(&dir);
+            let _ = std::fs::remove_dir(&dir);
+        }
+        if let (Some(a), Some(v)) = (ip_addr, st.vpcs.get(vpc)) {
+            v.imds.remove(&a);
+        }
+    }
+
+    fn halt(
+        &self,
+        st: &mut State,
+        id: &str,
+        force: bool,
+    ) -> Result<Option<InstanceSpec>, ComputeError> {
+        let Some(mut r) = st.instances.remove(id) else {
+            return Ok(None);
+        };
+        let pid = nix::unistd::Pid::from_raw(r.init_pid);
+        if !force {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(if force { 0 } else { 10 });
+        loop {
+            if let Ok(Some(_)) = r.helper.try_wait() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                kill_cgroup(&self.cgroup(id, "pids"));
+                let _ = r.helper.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.release(st, id, &r.spec.net.vpc_id, Some(r.ip), &r.netns);
+        Ok(Some(r.spec))
+    }
+}
+
+/// Sends SIGKILL to every process of a cgroup.
+fn kill_cgroup(dir: &Path) {
+    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+        for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn read_line(r: &mut BufReader<ChildStdout>) -> Result<String, ComputeError> {
+    let mut line = String::new();
+    r.read_line(&mut line)
+        .map_err(|e| ComputeError::io("read from the helper", e))?;
+    if line.is_empty() {
+        return Err(ComputeError::Guest(
+            "the instance helper exited early".into(),
+        ));
+    }
+    Ok(line.trim().to_string())
+}
+
+fn expect(r: &mut BufReader<ChildStdout>, want: &str) -> Result<(), ComputeError> {
+    let line = read_line(r)?;
+    if line == want {
+        Ok(())
+    } else {
+        Err(ComputeError::Guest(format!(
+            "the helper said {line:?}, not {want}"
+        )))
+    }
+}
+
+/// Binds a TCP listener inside a named network namespace (from a thread of its own, since
+/// entering a namespace changes only the calling thread).
+fn bind_in(ns: &str, addr: &str) -> Result<std::net::TcpListener, ComputeError> {
+    let path = format!("/run/netns/{ns}");
+    let addr = addr.to_string();
+    let joined = std::thread::spawn(move || -> std::io::Result<std::net::TcpListener> {
+        let f = std::fs::File::open(&path)?;
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)?;
+        let l = std::net::TcpListener::bind(&addr)?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    })
+    .join();
+    match joined {
+        Ok(r) => r.map_err(|e| ComputeError::io("bind the metadata service", e)),
+        Err(_) => Err(ComputeError::Guest("the namespace thread panicked".into())),
+    }
+}
+
+impl Driver for NsDriver {
+    fn name(&self) -> &'static str {
+        "ns"
+    }
+
+    fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError> {
+        let mut st = lock(&self.state);
+        if st.instances.contains_key(&spec.id) {
+            return Ok(());
+        }
+        let r = self.boot(&mut st, spec)?;
+        tracing::info!(instance = %spec.id, pid = r.init_pid, address = %spec.net.private_ip, "instance started");
+        st.instances.insert(spec.id.clone(), r);
+        Ok(())
+    }
+
+    fn stop(&self, id: &str, force: bool) -> Result<(), ComputeError> {
+        let mut st = lock(&self.state);
+        if self.halt(&mut st, id, force)?.is_some() {
+            tracing::info!(instance = id, force, "instance stopped");
+        }
+        Ok(())
+    }
+
+    fn reboot(&self, id: &str) -> Result<(), ComputeError> {
+        let mut st = lock(&self.state);
+        let Some(spec) = self.halt(&mut st, id, false)? else {
+            return Err(ComputeError::Unknown(id.to_string()));
+        };
+        let r = self.boot(&mut st, &spec)?;
+        st.instances.insert(spec.id.clone(), r);
+        tracing::info!(instance = id, "instance rebooted");
+        Ok(())
+    }
+
+    fn destroy(&self, id: &str) -> Result<(), ComputeError> {
+        let mut st = lock(&self.state);
+        self.halt(&mut st, id, true)?;
+        let _ = std::fs::remove_dir_all(self.dir.join(id));
+        Ok(())
+    }
+
+    fn console(&self, id: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.dir.join(id).join("console.log")).ok()
+    }
+
+    fn is_running(&self, id: &str) -> bool {
+        let mut st = lock(&self.state);
+        match st.instances.get_mut(id) {
+            Some(r) => matches!(r.helper.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    fn update_metadata(&self, id: &str, metadata: Metadata) {
+        let mut st = lock(&self.state);
+        let Some(r) = st.instances.get_mut(id) else {
+            return;
+        };
+        r.spec.metadata = metadata.clone();
+        let (vpc, addr) = (r.spec.net.vpc_id.clone(), r.ip);
+        if let Some(v) = st.vpcs.get(&vpc) {
+            v.imds.set(addr, metadata);
+        }
+    }
+
+    fn shutdown_all(&self) {
+        let mut st = lock(&self.state);
+        let ids: Vec<String> = st.instances.keys().cloned().collect();
+        for id in ids {
+            let _ = self.halt(&mut st, &id, false);
+        }
+        for (_, v) in st.vpcs.drain() {
+            v.remove();
+        }
+        self.sweep();
+    }
+}

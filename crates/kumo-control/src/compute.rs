@@ -1,0 +1,375 @@
+//! The control plane's side of a compute driver: what to run for an instance (its
+//! [`InstanceSpec`]: image root, root volume data, type limits, interface, metadata), and the
+//! calls to the driver after each lifecycle change has committed.
+//!
+//! Without a driver (the `null` driver) none of this runs and instances are API state only.
+
+use crate::error::Fail;
+use crate::instance_records::InstanceRecord;
+use crate::instances::Context;
+use crate::key_pairs::KeyPairRecord;
+use crate::net_records::{SubnetRecord, VpcRecord};
+use crate::Kumo;
+use kumo_compute::{Driver, InstanceSpec, Metadata, NetSpec};
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_model::lifecycle::State;
+use kumo_store::{Read, Scope};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// A driver and the base image it boots.
+pub struct Compute {
+    pub driver: Arc<dyn Driver>,
+    /// The root file system of the base image (`kumo image build`).
+    pub image_root: PathBuf,
+}
+
+/// The login user of an image, as its distribution names it.
+fn default_user(image_name: &str) -> &'static str {
+    let n = image_name.to_ascii_lowercase();
+    if n.contains("ubuntu") {
+        "ubuntu"
+    } else if n.contains("debian") {
+        "admin"
+    } else {
+        "ec2-user"
+    }
+}
+
+fn image_name(k: &Kumo, s: Scope, image_id: &str) -> String {
+    if let Some(p) = kumo_model::images::by_id(s.region, image_id) {
+        return p.name.to_string();
+    }
+    k.store
+        .read(|v| {
+            Ok::<_, Fail>(
+                crate::sharing::owner_of::<crate::amis::ImageRecord, _>(v, s, image_id)?
+                    .map(|(_, i)| i.name),
+            )
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default()
+}
+
+/// The IMDS tree of an instance.
+fn metadata<V: Read>(
+    v: &V,
+    s: Scope,
+    ctx: &RequestContext,
+    r: &InstanceRecord,
+    c: &Context,
+) -> Result<(Metadata, NetSpec), Fail> {
+    let eni = c
+        .enis_of(r)
+        .find(|e| e.attachment.as_ref().is_some_and(|a| a.device_index == 0))
+        .ok_or_else(|| Fail(Ec2Error::internal()))?;
+    let subnet: SubnetRecord = v
+        .get(s, &eni.subnet_id)?
+        .ok_or_else(|| Fail(Ec2Error::internal()))?;
+    let vpc: VpcRecord = v
+        .get(s, &eni.vpc_id)?
+        .ok_or_else(|| Fail(Ec2Error::internal()))?;
+    let primary = eni
+        .addresses
+        .iter()
+        .find(|a| a.primary)
+        .map(|a| a.addr.clone())
+        .unwrap_or_default();
+    let secondary: Vec<String> = eni
+        .addresses
+        .iter()
+        .filter(|a| !a.primary)
+        .map(|a| a.addr.clone())
+        .collect();
+    let host = crate::network::private_dns_name(s.region, &primary);
+    let public = c.public_ip(r);
+    let mut m = std::collections::BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        m.insert(k.to_string(), v);
+    };
+    put("ami-id", r.image_id.clone());
+    put("ami-launch-index", r.launch_index.to_string());
+    put("ami-manifest-path", "(unknown)".into());
+    put(
+        "block-device-mapping/ami",
+        r.root_device_name.trim_start_matches("/dev/").into(),
+    );
+    put("block-device-mapping/root", r.root_device_name.clone());
+    put("hostname", host.clone());
+    put("local-hostname", host.clone());
+    put("instance-action", "none".into());
+    put("instance-id", r.id.clone());
+    put("instance-life-cycle", "on-demand".into());
+    put("instance-type", r.instance_type.clone());
+    put("local-ipv4", primary.clone());
+    put("mac", eni.mac.clone());
+    put("placement/availability-zone", r.zone.clone());
+    put("placement/availability-zone-id", r.zone_id.clone());
+    put("placement/region", s.region.into());
+    put("reservation-id", r.reservation_id.clone());
+    put("security-groups", c_group_names(c, &eni.groups).join("\n"));
+    put("services/domain", "amazonaws.com".into());
+    put("services/partition", "aws".into());
+    put("events/maintenance/scheduled", "[]".into());
+    if let Some(p) = &public {
+        put("public-ipv4", p.clone());
+        put(
+            "public-hostname",
+            format!("ec2-{}.compute-1.amazonaws.com", p.replace('.', "-")),
+        );
+    }
+    if let Some(name) = &r.key_name {
+        if let Some(key) = v.get_by_name::<KeyPairRecord>(s, name)? {
+            put("public-keys/", format!("0={name}"));
+            put(
+                "public-keys/0/openssh-key",
+                key.public_key.trim().to_string(),
+            );
+        }
+    }
+    let mac = format!("network/interfaces/macs/{}", eni.mac);
+    put(&format!("{mac}/device-number"), "0".into());
+    put(&format!("{mac}/interface-id"), eni.id.clone());
+    put(&format!("{mac}/local-hostname"), host.clone());
+    put(
+        &format!("{mac}/local-ipv4s"),
+        std::iter::once(primary.clone())
+            .chain(secondary.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    put(&format!("{mac}/mac"), eni.mac.clone());
+    put(&format!("{mac}/owner-id"), ctx.account_id.clone());
+    put(&format!("{mac}/security-group-ids"), eni.groups.join("\n"));
+    put(
+        &format!("{mac}/security-groups"),
+        c_group_names(c, &eni.groups).join("\n"),
+    );
+    put(&format!("{mac}/subnet-id"), subnet.id.clone());
+    put(
+        &format!("{mac}/subnet-ipv4-cidr-block"),
+        subnet.cidr.clone(),
+    );
+    put(&format!("{mac}/vpc-id"), vpc.id.clone());
+    let vpc_cidr = vpc
+        .cidrs
+        .first()
+        .map(|c| c.cidr.clone())
+        .unwrap_or_default();
+    put(&format!("{mac}/vpc-ipv4-cidr-block"), vpc_cidr.clone());
+    put(
+        &format!("{mac}/vpc-ipv4-cidr-blocks"),
+        vpc.cidrs
+            .iter()
+            .map(|c| c.cidr.clone())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    if !eni.prefixes.is_empty() {
+        put(&format!("{mac}/ipv4-prefix"), eni.prefixes.join("\n"));
+    }
+    if let Some(p) = &public {
+        put(&format!("{mac}/public-ipv4s"), p.clone());
+    }
+    let identity = serde_json::json!({
+        "accountId": ctx.account_id,
+        "architecture": r.architecture,
+        "availabilityZone": r.zone,
+        "billingProducts": null,
+        "devpayProductCodes": null,
+        "marketplaceProductCodes": null,
+        "imageId": r.image_id,
+        "instanceId": r.id,
+        "instanceType": r.instance_type,
+        "kernelId": null,
+        "pendingTime": kumo_ec2_wire::DateTime(r.launch_ms).to_iso8601(),
+        "privateIp": primary,
+        "ramdiskId": null,
+        "region": s.region,
+        "version": "2017-09-30",
+    });
+    let mut dynamic = std::collections::BTreeMap::new();
+    dynamic.insert(
+        "instance-identity/document".to_string(),
+        serde_json::to_string_pretty(&identity).unwrap_or_default(),
+    );
+    let user_data = r.user_data.as_ref().and_then(|u| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(u).ok()
+    });
+    let md = Metadata {
+        meta: m,
+        dynamic,
+        user_data,
+        http_tokens: r.http_tokens.clone(),
+        http_endpoint: r.http_endpoint.clone(),
+        hop_limit: r.http_hop_limit.max(1) as u32,
+    };
+    let net = NetSpec {
+        vpc_id: vpc.id.clone(),
+        vpc_cidr,
+        subnet_id: subnet.id.clone(),
+        subnet_cidr: subnet.cidr.clone(),
+        mac: eni.mac.clone(),
+        private_ip: primary,
+        secondary_ips: secondary,
+        prefixes: eni.prefixes.clone(),
+    };
+    Ok((md, net))
+}
+
+fn c_group_names(c: &Context, ids: &[String]) -> Vec<String> {
+    ids.iter()
+        .map(|g| c.names.get(g).cloned().unwrap_or_else(|| g.clone()))
+        .collect()
+}
+
+/// Where an instance's root volume keeps its data under `ns`: beside the volume's file.
+fn root_data(k: &Kumo, r: &InstanceRecord, c: &Context) -> PathBuf {
+    let root = c
+        .volumes
+        .iter()
+        .find(|v| {
+            v.attachments
+                .iter()
+                .any(|a| a.instance_id == r.id && a.device == r.root_device_name)
+        })
+        .map(|v| v.id.clone())
+        .unwrap_or_else(|| r.id.clone());
+    k.blocks.root_data(&root)
+}
+
+/// The spec of an instance, read in one snapshot.
+fn spec(k: &Kumo, cm: &Compute, ctx: &RequestContext, id: &str) -> Result<InstanceSpec, Fail> {
+    let s = crate::scope(ctx);
+    let name = {
+        let r: InstanceRecord = k
+            .store
+            .read(|v| Ok::<_, Fail>(v.get(s, id)?))?
+            .ok_or_else(|| Fail(Ec2Error::internal()))?;
+        image_name(k, s, &r.image_id)
+    };
+    k.store.read(|v| {
+        let r: InstanceRecord = v.get(s, id)?.ok_or_else(|| Fail(Ec2Error::internal()))?;
+        let c = crate::instances::context(v, s, &[&r])?;
+        let (md, net) = metadata(v, s, ctx, &r, &c)?;
+        let info = crate::instance_types::find(&r.instance_type);
+        let vcpus = info
+            .and_then(|i| i.v_cpu_info.as_ref()?.default_v_cpus)
+            .unwrap_or(1)
+            .max(1) as u32;
+        let memory = info
+            .and_then(|i| i.memory_info.as_ref()?.size_in_mi_b)
+            .unwrap_or(512)
+            .max(64) as u64;
+        Ok(InstanceSpec {
+            id: r.id.clone(),
+            image_root: cm.image_root.clone(),
+            root_data: root_data(k, &r, &c),
+            hostname: md.meta.get("local-hostname").cloned().unwrap_or_default(),
+            default_user: default_user(&name).into(),
+            vcpus,
+            memory_mib: memory,
+            net,
+            metadata: md,
+        })
+    })
+}
+
+/// Boots instances that just launched or started. One that cannot boot is terminated, with
+/// AWS's internal-error reason, rather than left pretending to run.
+pub fn boot(k: &Kumo, ctx: &RequestContext, ids: &[String]) {
+    let Some(cm) = &k.compute else { return };
+    for id in ids {
+        let started = spec(k, cm, ctx, id)
+            .map_err(|f| f.0.to_string())
+            .and_then(|sp| cm.driver.start(&sp).map_err(|e| e.to_string()));
+        if let Err(e) = started {
+            tracing::error!(instance = %id, error = %e, "instance failed to boot; terminating it");
+            fail_launch(k, ctx, id);
+        }
+    }
+}
+
+fn fail_launch(k: &Kumo, ctx: &RequestContext, id: &str) {
+    let s = crate::scope(ctx);
+    let now = k.now_ms();
+    let mut gone = Vec::new();
+    let r = k.store.write(true, |tx| {
+        let Some(mut r) = tx.get::<InstanceRecord>(s, id)? else {
+            return Ok(());
+        };
+        crate::instance_actions::leave(k, tx, s, &mut r, State::ShuttingDown, &mut gone)?;
+        r.state = State::Terminated.name().into();
+        r.since_ms = now;
+        r.state_reason = Some((
+            "Server.InternalError".into(),
+            "Server.InternalError: Internal error on launch".into(),
+        ));
+        tx.update(s, &r)?;
+        Ok::<_, Fail>(())
+    });
+    if r.is_ok() {
+        crate::volumes::delete_files(k, &gone);
+    }
+}
+
+/// Tells the driver about lifecycle changes that committed: `(instance, from, to)`.
+pub fn after(
+    k: &Kumo,
+    ctx: &RequestContext,
+    changes: &[(String, State, State)],
+    reboot: bool,
+    force: bool,
+) {
+    let Some(cm) = &k.compute else { return };
+    let mut starts = Vec::new();
+    for (id, before, after) in changes {
+        let result = match after {
+            _ if reboot => cm.driver.reboot(id),
+            State::Stopping | State::Stopped if *before != *after => cm.driver.stop(id, force),
+            State::ShuttingDown | State::Terminated if *before != *after => cm.driver.destroy(id),
+            State::Pending | State::Running
+                if matches!(before, State::Stopped | State::Stopping) =>
+            {
+                starts.push(id.clone());
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::error!(instance = %id, error = %e, "the driver failed a lifecycle change");
+        }
+    }
+    boot(k, ctx, &starts);
+}
+
+/// GetConsoleOutput: what the guest wrote to its console, the last 64 KiB of it as AWS
+/// keeps. Under the null driver no guest writes anything, and the output is absent.
+pub fn console_output(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: kumo_ec2_wire::shapes::GetConsoleOutputRequest,
+) -> Result<kumo_ec2_wire::shapes::GetConsoleOutputResult, Ec2Error> {
+    let s = crate::scope(ctx);
+    let r = k
+        .store
+        .read(|v| crate::instances::load(k, v, s, std::slice::from_ref(&input.instance_id)))
+        .map_err(|f| f.0)?
+        .remove(0);
+    let output = k
+        .compute
+        .as_ref()
+        .and_then(|c| c.driver.console(&r.id))
+        .map(|bytes| {
+            use base64::Engine;
+            let tail = &bytes[bytes.len().saturating_sub(64 * 1024)..];
+            base64::engine::general_purpose::STANDARD.encode(tail)
+        });
+    Ok(kumo_ec2_wire::shapes::GetConsoleOutputResult {
+        instance_id: Some(r.id.clone()),
+        output,
+        timestamp: Some(kumo_ec2_wire::DateTime(k.now_ms())),
+    })
+}

@@ -1,0 +1,271 @@
+//! `kumo image build`: the base image the public AMIs boot, made from Debian's packages with
+//! debootstrap (minbase, openssh-server and the tools the EC2 docs use), plus Kumo's guest init.
+//! Built once and cached: a finished image carries a stamp naming its recipe, and a build with
+//! the same recipe is a no-op.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+/// Changing anything in the recipe below changes this, so cached images are rebuilt.
+pub const RECIPE: &str = "debian-12-minbase-v1";
+const SUITE: &str = "bookworm";
+const MIRROR: &str = "http://deb.debian.org/debian";
+const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,e2fsprogs,xfsprogs,sudo,procps,less";
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Sub,
+}
+
+#[derive(clap::Subcommand)]
+enum Sub {
+    /// Build (or find cached) the base image.
+    Build {
+        /// Where images are kept.
+        #[arg(long, env = "KUMO_IMAGES", default_value = DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+}
+
+pub const DEFAULT_DIR: &str = "/var/cache/kumo/images";
+
+/// The root file system of the built base image, if it is built.
+pub fn base_root(dir: &Path) -> Option<PathBuf> {
+    let d = dir.join(RECIPE);
+    let stamp = std::fs::read_to_string(d.join("READY")).ok()?;
+    (stamp.trim() == RECIPE).then(|| d.join("rootfs"))
+}
+
+pub fn run(args: Args) -> ExitCode {
+    match args.command {
+        Sub::Build { dir } => match build(&dir) {
+            Ok(root) => {
+                println!("{}", root.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kumo image build: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn build(dir: &Path) -> Result<PathBuf, String> {
+    if let Some(root) = base_root(dir) {
+        eprintln!("image {RECIPE}: cached at {}", root.display());
+        return Ok(root);
+    }
+    let d = dir.join(RECIPE);
+    let tmp = d.join("rootfs.tmp");
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    if Command::new("debootstrap")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Err("debootstrap is not installed (apt-get install debootstrap)".into());
+    }
+    eprintln!("image {RECIPE}: debootstrap {SUITE} from {MIRROR}");
+    let mut child = Command::new("debootstrap")
+        .args(["--variant=minbase", &format!("--include={PACKAGES}"), SUITE])
+        .arg(&tmp)
+        .arg(MIRROR)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|e| format!("debootstrap: {e}"))?;
+    let mut bar = Progress::new();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            bar.line(&line);
+        }
+    }
+    bar.done();
+    let status = child.wait().map_err(|e| format!("debootstrap: {e}"))?;
+    if !status.success() {
+        return Err(format!(
+            "debootstrap failed ({status}); see {}/debootstrap/debootstrap.log",
+            tmp.display()
+        ));
+    }
+    finish(&tmp).map_err(|e| format!("finishing the image: {e}"))?;
+    let root = d.join("rootfs");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::rename(&tmp, &root).map_err(|e| format!("{}: {e}", root.display()))?;
+    std::fs::write(d.join("READY"), format!("{RECIPE}\n")).map_err(|e| format!("stamp: {e}"))?;
+    eprintln!("image {RECIPE}: built at {}", root.display());
+    Ok(root)
+}
+
+/// Kumo's files in the image, and what must not be shared between instances removed.
+fn finish(root: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let init = root.join("sbin/kumo-init");
+    std::fs::write(&init, INIT)?;
+    std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::create_dir_all(root.join("etc/kumo"))?;
+    std::fs::create_dir_all(root.join("var/lib/kumo"))?;
+    // Each instance makes its own host keys at first boot.
+    for e in std::fs::read_dir(root.join("etc/ssh"))?.flatten() {
+        if e.file_name().to_string_lossy().starts_with("ssh_host_") {
+            std::fs::remove_file(e.path())?;
+        }
+    }
+    let _ = std::fs::write(root.join("etc/machine-id"), "");
+    for cache in ["var/cache/apt/archives", "var/lib/apt/lists"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(cache)) {
+            for e in entries.flatten() {
+                if e.path().is_file() {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
+    std::fs::write(root.join("etc/hostname"), "localhost\n")?;
+    Ok(())
+}
+
+/// A progress bar over debootstrap's `I:` lines: its phases in order, and the package it is on.
+struct Progress {
+    tty: bool,
+    phase: usize,
+    last: String,
+}
+
+const PHASES: [&str; 6] = [
+    "Retrieving",
+    "Validating",
+    "Extracting",
+    "Installing",
+    "Unpacking",
+    "Configuring",
+];
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            phase: 0,
+            last: String::new(),
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        let Some(msg) = line.strip_prefix("I: ") else {
+            return;
+        };
+        if let Some(i) = PHASES.iter().position(|p| msg.starts_with(p)) {
+            self.phase = self.phase.max(i + 1);
+        }
+        let filled = self.phase * 30 / PHASES.len();
+        let bar = format!(
+            "[{}{}] {:>3}% {}",
+            "#".repeat(filled),
+            "-".repeat(30 - filled),
+            self.phase * 100 / PHASES.len(),
+            msg.chars().take(50).collect::<String>()
+        );
+        let mut err = std::io::stderr();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{bar}");
+        } else if PHASES
+            .get(self.phase.saturating_sub(1))
+            .is_some_and(|p| !self.last.starts_with(p))
+        {
+            let _ = writeln!(err, "{bar}");
+        }
+        self.last = msg.to_string();
+        let _ = err.flush();
+    }
+
+    fn done(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}
+
+/// The guest's init for the `ns` driver, PID 1 in the instance. The driver has already put the
+/// interface's addresses on eth0 and a default route via the subnet's gateway.
+const INIT: &str = r#"#!/bin/sh
+# Kumo's guest init (PID 1): metadata, launch key, user data once per instance, sshd.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+log() { echo "[kumo-init] $*"; }
+halt_all() {
+    log "stopping: sending SIGTERM to all processes"
+    kill -TERM -1 2>/dev/null
+    sleep 0.3
+    kill -KILL -1 2>/dev/null
+    log "halted"
+    exit 0
+}
+trap halt_all TERM INT
+log "booting $(hostname), kernel $(uname -r)"
+mkdir -p /run/sshd /run/lock /var/lib/kumo /tmp && chmod 1777 /tmp
+[ -f /etc/kumo/instance.env ] && . /etc/kumo/instance.env
+IMDS=http://169.254.169.254
+TOKEN=""
+i=0
+while [ $i -lt 100 ]; do
+    TOKEN=$(curl -sf -m 2 -X PUT "$IMDS/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 21600") && break
+    i=$((i + 1))
+    sleep 0.1
+done
+md() { curl -sf -m 5 -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/latest/$1"; }
+IID=$(md meta-data/instance-id)
+log "instance $IID, address $(md meta-data/local-ipv4)"
+
+USER_NAME=${DEFAULT_USER:-admin}
+if ! id "$USER_NAME" >/dev/null 2>&1; then
+    useradd -m -s /bin/bash "$USER_NAME"
+    log "created user $USER_NAME"
+fi
+echo "$USER_NAME ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/90-kumo-users
+chmod 440 /etc/sudoers.d/90-kumo-users
+HOME_DIR=$(getent passwd "$USER_NAME" | cut -d: -f6)
+KEY=$(md meta-data/public-keys/0/openssh-key)
+if [ -n "$KEY" ]; then
+    mkdir -p "$HOME_DIR/.ssh"
+    touch "$HOME_DIR/.ssh/authorized_keys"
+    grep -qxF "$KEY" "$HOME_DIR/.ssh/authorized_keys" || echo "$KEY" >> "$HOME_DIR/.ssh/authorized_keys"
+    chown -R "$USER_NAME:" "$HOME_DIR/.ssh"
+    chmod 700 "$HOME_DIR/.ssh"
+    chmod 600 "$HOME_DIR/.ssh/authorized_keys"
+    log "installed the launch key for $USER_NAME"
+fi
+
+ssh-keygen -A >/dev/null 2>&1
+echo "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
+for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$k"; done
+echo "-----END SSH HOST KEY FINGERPRINTS-----"
+
+DONE="/var/lib/kumo/user-data.$IID.done"
+if [ -n "$IID" ] && [ ! -e "$DONE" ]; then
+    UD=/var/lib/kumo/user-data
+    if md user-data > "$UD" 2>/dev/null && [ -s "$UD" ]; then
+        case "$(head -c 2 "$UD")" in
+            '#!')
+                chmod 700 "$UD"
+                log "running user data"
+                "$UD"
+                log "user data exited with status $?"
+                ;;
+            *)
+                log "user data is not a script (#!); Kumo's ns init runs scripts only"
+                ;;
+        esac
+    fi
+    touch "$DONE"
+fi
+
+/usr/sbin/sshd -D -e &
+log "ready: sshd started"
+while :; do
+    sleep 3600 &
+    wait $!
+done
+"#;

@@ -1,0 +1,166 @@
+"""Real instances under the `ns` driver: they boot from the base image (`kumo image build`),
+take their address on the subnet, serve the metadata service, install the launch key, run
+their user data once, answer SSH with a real `ssh` client, keep their root data across a
+stop and start, and are held to their type's limits by cgroups."""
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import Cli, Kumo, make_client
+
+SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"]
+
+
+@pytest.fixture(scope="module")
+def ns_kumo():
+    k = Kumo(extra_args=["--driver", "ns"]).start()
+    yield k
+    k.stop()
+    shutil.rmtree(k.data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def ec2(ns_kumo):
+    ns_kumo.reset()
+    return make_client(ns_kumo.endpoint)
+
+
+@pytest.fixture
+def key(ec2, tmp_path):
+    pem = ec2.create_key_pair(KeyName="ns-key", KeyType="ed25519")["KeyMaterial"]
+    path = tmp_path / "ns-key.pem"
+    path.write_text(pem)
+    path.chmod(0o600)
+    return str(path)
+
+
+def ami(ns_kumo):
+    ssm = make_client(ns_kumo.endpoint, service="ssm")
+    return ssm.get_parameter(Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
+
+
+def ssh(key, ip, command, user="ec2-user", timeout=30):
+    """Runs a command over SSH, retrying until the guest's sshd answers."""
+    deadline = time.time() + timeout
+    while True:
+        p = subprocess.run(["ssh", "-i", key, *SSH_OPTS, f"{user}@{ip}", command], capture_output=True, text=True, timeout=30)
+        if p.returncode != 255 or time.time() > deadline:
+            return p
+        time.sleep(0.3)
+
+
+def launch(ec2, ns_kumo, **kw):
+    args = dict(ImageId=ami(ns_kumo), InstanceType="t3.micro", MinCount=1, MaxCount=1)
+    args.update(kw)
+    inst = ec2.run_instances(**args)["Instances"][0]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[inst["InstanceId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    return inst
+
+
+def test_boot_metadata_key_user_data_and_ssh(ns_kumo, ec2, key):
+    script = "#!/bin/sh\necho \"ran for $(curl -s http://169.254.169.254/latest/meta-data/instance-id)\" >> /var/lib/ud-ran\n"
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", UserData=script)
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    described = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    # A real driver runs it: no null-driver state reason.
+    assert described["State"]["Name"] == "running" and "StateReason" not in described
+    p = ssh(key, ip, "id -un; hostname; cat /var/lib/ud-ran; "
+                     "T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); "
+                     "for k in instance-id local-ipv4 mac instance-type ami-id placement/availability-zone public-keys/; do "
+                     "curl -s -H \"X-aws-ec2-metadata-token: $T\" http://169.254.169.254/latest/meta-data/$k; echo; done; "
+                     "curl -s http://169.254.169.254/latest/dynamic/instance-identity/document")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "ec2-user"
+    assert lines[1] == described["PrivateDnsName"]
+    assert lines[2] == f"ran for {iid}"
+    mac = described["NetworkInterfaces"][0]["MacAddress"]
+    assert lines[3:10] == [iid, ip, mac, "t3.micro", inst["ImageId"], inst["Placement"]["AvailabilityZone"], "0=ns-key"]
+    assert f'"instanceId" : "{iid}"' in p.stdout or f'"instanceId": "{iid}"' in p.stdout
+    # The interface's addresses are the guest's own.
+    p = ssh(key, ip, "ip -4 -o addr show eth0; cat /sys/class/net/eth0/address")
+    assert f"inet {ip}/" in p.stdout and mac in p.stdout
+    # The console shows the boot: host key fingerprints, the user data, sshd. (boto3 decodes
+    # the base64 the API sends.)
+    out = ec2.get_console_output(InstanceId=iid)["Output"]
+    assert "BEGIN SSH HOST KEY FINGERPRINTS" in out and "running user data" in out and "sshd started" in out
+    # Another key is refused.
+    other = make_key(ec2)
+    assert ssh(other, ip, "true", timeout=0).returncode == 255
+
+
+def make_key(ec2):
+    pem = ec2.create_key_pair(KeyName="other-key")["KeyMaterial"]
+    fd, path = tempfile.mkstemp()
+    os.write(fd, pem.encode())
+    os.close(fd)
+    os.chmod(path, 0o600)
+    return path
+
+
+def test_stop_start_keeps_root_data_and_user_data_runs_once(ns_kumo, ec2, key):
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", UserData="#!/bin/sh\necho once >> /var/lib/ud-count\n")
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    assert ssh(key, ip, "echo kept > /home/ec2-user/note").returncode == 0
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    # Stopped for real: nothing answers.
+    assert ssh(key, ip, "true", timeout=0).returncode == 255
+    ec2.start_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    p = ssh(key, ip, "cat /home/ec2-user/note; wc -l < /var/lib/ud-count")
+    assert p.stdout.split() == ["kept", "1"], p.stdout + p.stderr
+    # A reboot keeps the data too.
+    ec2.reboot_instances(InstanceIds=[iid])
+    assert ssh(key, ip, "cat /home/ec2-user/note").stdout.strip() == "kept"
+    # Termination removes the instance and its root volume's data.
+    root = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [iid]}])["Volumes"][0]["VolumeId"]
+    ec2.terminate_instances(InstanceIds=[iid])
+    assert ssh(key, ip, "true", timeout=0).returncode == 255
+    assert not os.path.exists(os.path.join(ns_kumo.data_dir, "volumes", f"{root}.root"))
+
+
+def test_imds_v2_required_and_disabled(ns_kumo, ec2, key):
+    v2 = launch(ec2, ns_kumo, KeyName="ns-key", MetadataOptions={"HttpTokens": "required"})
+    p = ssh(key, v2["PrivateIpAddress"],
+            "curl -s -o /dev/null -w '%{http_code}\\n' http://169.254.169.254/latest/meta-data/instance-id; "
+            "T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); "
+            "curl -s -w '\\n' -H \"X-aws-ec2-metadata-token: $T\" http://169.254.169.254/latest/meta-data/instance-id; "
+            "curl -s -o /dev/null -w '%{http_code}\\n' -H 'X-aws-ec2-metadata-token: forged' http://169.254.169.254/latest/meta-data/instance-id; "
+            "curl -s -o /dev/null -w '%{http_code}\\n' -X PUT http://169.254.169.254/latest/api/token")
+    assert p.stdout.split() == ["401", v2["InstanceId"], "401", "400"], p.stdout + p.stderr
+
+
+def test_instances_share_their_subnet_and_cgroups_hold_the_type(ns_kumo, ec2, key):
+    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    a = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet, InstanceType="t3.small")
+    b = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet, InstanceType="t3.micro")
+    assert a["PrivateIpAddress"].startswith("10.77.1.")
+    # a reaches b's sshd across the subnet's bridge.
+    p = ssh(key, a["PrivateIpAddress"], f"timeout 3 bash -c 'exec 3<>/dev/tcp/{b['PrivateIpAddress']}/22; head -c 7 <&3'")
+    assert p.stdout == "SSH-2.0", p.stdout + p.stderr
+    # The type's memory (t3.small: 2 GiB) and vCPUs (2) are the cgroup's limits.
+    mem = glob.glob(f"/sys/fs/cgroup/memory/kumo-*/{a['InstanceId']}/memory.limit_in_bytes")
+    cpu = glob.glob(f"/sys/fs/cgroup/cpu/kumo-*/{a['InstanceId']}/cpu.cfs_quota_us")
+    assert open(mem[0]).read().strip() == str(2048 << 20)
+    assert open(cpu[0]).read().strip() == "200000"
+    # The guest's processes are in it.
+    procs = open(os.path.dirname(mem[0]) + "/cgroup.procs").read().split()
+    assert len(procs) >= 2
+
+
+def test_cli_run_and_ssh(ns_kumo, ec2, key):
+    cli = Cli(ns_kumo.endpoint)
+    out = cli("ec2", "run-instances", "--image-id", ami(ns_kumo), "--instance-type", "t3.micro", "--key-name", "ns-key")
+    iid = out["Instances"][0]["InstanceId"]
+    cli("ec2", "wait", "instance-running", "--instance-ids", iid)
+    ip = cli("ec2", "describe-instances", "--instance-ids", iid)["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
+    p = ssh(key, ip, "sudo -n id -u")
+    assert p.stdout.strip() == "0", p.stderr
