@@ -164,3 +164,60 @@ def test_cli_run_and_ssh(ns_kumo, ec2, key):
     ip = cli("ec2", "describe-instances", "--instance-ids", iid)["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
     p = ssh(key, ip, "sudo -n id -u")
     assert p.stdout.strip() == "0", p.stderr
+
+
+def state_of(ec2, iid):
+    return ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+
+
+def wait_state(ec2, iid, want, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        st = state_of(ec2, iid)
+        if st["State"]["Name"] == want:
+            return st
+        time.sleep(0.3)
+    raise AssertionError(f"{iid} never became {want}: {state_of(ec2, iid)['State']}")
+
+
+def test_guest_power_off_and_reboot_follow_shutdown_behaviour(ns_kumo, ec2, key):
+    inst = launch(ec2, ns_kumo, KeyName="ns-key")
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    # `sudo reboot` in the guest: it boots again and stays running. (Once sshd answers, the
+    # command is sent once: a retry would reboot it twice.)
+    assert ssh(key, ip, "echo before > /home/ec2-user/r").returncode == 0
+    ssh(key, ip, "sudo reboot", timeout=0)
+    time.sleep(1)
+    p = ssh(key, ip, "cat /home/ec2-user/r")
+    assert p.stdout.strip() == "before", p.stderr
+    assert state_of(ec2, iid)["State"]["Name"] == "running"
+    assert ec2.get_console_output(InstanceId=iid)["Output"].count("reboot requested in the guest") == 1
+    # `sudo poweroff`: InstanceInitiatedShutdownBehavior stop (the default) stops it.
+    assert ssh(key, ip, "true").returncode == 0
+    ssh(key, ip, "sudo poweroff", timeout=0)
+    st = wait_state(ec2, iid, "stopped")
+    assert st["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
+    ec2.start_instances(InstanceIds=[iid])
+    assert ssh(key, ip, "cat /home/ec2-user/r").stdout.strip() == "before"
+    # With behaviour terminate, `shutdown -h now` terminates it.
+    t = launch(ec2, ns_kumo, KeyName="ns-key", InstanceInitiatedShutdownBehavior="terminate")
+    assert ssh(key, t["PrivateIpAddress"], "true").returncode == 0
+    ssh(key, t["PrivateIpAddress"], "sudo shutdown -h now", timeout=0)
+    wait_state(ec2, t["InstanceId"], "terminated")
+
+
+def test_running_instances_boot_again_after_a_server_restart(ns_kumo, ec2, key):
+    up = launch(ec2, ns_kumo, KeyName="ns-key")
+    down = launch(ec2, ns_kumo, KeyName="ns-key")
+    assert ssh(key, up["PrivateIpAddress"], "echo survived > /home/ec2-user/s").returncode == 0
+    ec2.stop_instances(InstanceIds=[down["InstanceId"]])
+    wait_state(ec2, down["InstanceId"], "stopped")
+    ns_kumo.stop()
+    # The server stopped its guests with it.
+    assert ssh(key, up["PrivateIpAddress"], "true", timeout=0).returncode == 255
+    ns_kumo.start()
+    p = ssh(key, up["PrivateIpAddress"], "cat /home/ec2-user/s")
+    assert p.stdout.strip() == "survived", p.stderr
+    # The stopped one stays stopped.
+    assert state_of(ec2, down["InstanceId"])["State"]["Name"] == "stopped"
+    assert ssh(key, down["PrivateIpAddress"], "true", timeout=0).returncode == 255

@@ -89,6 +89,14 @@ pub struct InstanceSpec {
     pub metadata: Metadata,
 }
 
+/// A guest that stopped on its own: it powered off (`poweroff`, `shutdown -h`), or asked for a
+/// reboot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestEvent {
+    pub id: String,
+    pub reboot: bool,
+}
+
 /// What a driver can do. Every call reports what really happened.
 pub trait Driver: Send + Sync {
     fn name(&self) -> &'static str;
@@ -108,4 +116,8 @@ pub trait Driver: Send + Sync {
     fn update_metadata(&self, id: &str, metadata: Metadata);
     /// Stops every instance and removes every host resource (server shutdown, reset).
     fn shutdown_all(&self);
+    /// The stream of guests that stopped on their own; taken once, by the control plane.
+    fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>>;
+    /// Releases what a guest that stopped on its own held on the host (its root data stays).
+    fn reap(&self, id: &str);
 }

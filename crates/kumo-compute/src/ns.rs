@@ -10,7 +10,7 @@
 
 use crate::imds::Imds;
 use crate::net::{self, ip, ip_quiet, short};
-use crate::{ComputeError, Driver, InstanceSpec, Metadata};
+use crate::{ComputeError, Driver, GuestEvent, InstanceSpec, Metadata};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
@@ -48,6 +48,8 @@ struct Running {
     init_pid: i32,
     netns: String,
     ip: IpAddr,
+    /// Set once the guest was seen to exit on its own (and reported).
+    exited: bool,
 }
 
 #[derive(Default)]
@@ -62,7 +64,36 @@ pub struct NsDriver {
     dir: PathBuf,
     exe: PathBuf,
     rt: tokio::runtime::Handle,
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
+    events: Mutex<Option<std::sync::mpsc::Receiver<GuestEvent>>>,
+}
+
+/// The exit status of a guest's init that asks for a reboot (`reboot` in the guest).
+const REBOOT_STATUS: i32 = 100;
+
+/// Watches for guests that exit without the server asking, twice a second.
+fn watch(state: std::sync::Weak<Mutex<State>>, tx: std::sync::mpsc::Sender<GuestEvent>) {
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let Some(state) = state.upgrade() else { return };
+        let mut st = lock(&state);
+        for (id, r) in st.instances.iter_mut().filter(|(_, r)| !r.exited) {
+            if let Ok(Some(status)) = r.helper.try_wait() {
+                r.exited = true;
+                let reboot = status.code() == Some(REBOOT_STATUS);
+                tracing::info!(instance = %id, reboot, "the guest stopped on its own");
+                if tx
+                    .send(GuestEvent {
+                        id: id.clone(),
+                        reboot,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -96,12 +127,20 @@ impl NsDriver {
             .bytes()
             .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
         let exe = std::env::current_exe().map_err(|e| ComputeError::io("own executable", e))?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let weak = Arc::downgrade(&state);
+        std::thread::Builder::new()
+            .name("kumo-ns-watch".into())
+            .spawn(move || watch(weak, tx))
+            .map_err(|e| ComputeError::io("start the guest watcher", e))?;
         let d = NsDriver {
             prefix: format!("k{:02x}", hash & 0xff),
             dir,
             exe,
             rt,
-            state: Mutex::new(State::default()),
+            state,
+            events: Mutex::new(Some(rx)),
         };
         d.sweep();
         Ok(d)
@@ -428,6 +467,7 @@ impl NsDriver {
                 init_pid,
                 netns,
                 ip: addr,
+                exited: false,
             }),
             Err(e) => {
                 let _ = helper.kill();
@@ -607,6 +647,15 @@ impl Driver for NsDriver {
         if let Some(v) = st.vpcs.get(&vpc) {
             v.imds.set(addr, metadata);
         }
+    }
+
+    fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>> {
+        lock(&self.events).take()
+    }
+
+    fn reap(&self, id: &str) {
+        let mut st = lock(&self.state);
+        let _ = self.halt(&mut st, id, true);
     }
 
     fn shutdown_all(&self) {

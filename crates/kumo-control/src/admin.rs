@@ -112,6 +112,19 @@ pub fn guest_shutdown(
             Ok(next)
         })
         .map_err(|f: Fail| f.0)?;
+    // The guest is down (it powered off, or is told to now).
+    let ctx = kumo_ec2_wire::RequestContext {
+        account_id: account.to_string(),
+        region: region.to_string(),
+        ..Default::default()
+    };
+    crate::compute::after(
+        k,
+        &ctx,
+        &[(instance.to_string(), State::Running, state)],
+        false,
+        true,
+    );
     crate::volumes::delete_files(k, &gone);
     Ok(json!({ "instance_id": instance, "state": state.name() }))
 }

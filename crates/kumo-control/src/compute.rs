@@ -22,6 +22,18 @@ pub struct Compute {
     pub driver: Arc<dyn Driver>,
     /// The root file system of the base image (`kumo image build`).
     pub image_root: PathBuf,
+    /// The account and region of each instance booted, to act on what its guest does.
+    owners: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
+}
+
+impl Compute {
+    pub fn new(driver: Arc<dyn Driver>, image_root: PathBuf) -> Compute {
+        Compute {
+            driver,
+            image_root,
+            owners: Default::default(),
+        }
+    }
 }
 
 /// The login user of an image, as its distribution names it.
@@ -282,6 +294,10 @@ fn spec(k: &Kumo, cm: &Compute, ctx: &RequestContext, id: &str) -> Result<Instan
 pub fn boot(k: &Kumo, ctx: &RequestContext, ids: &[String]) {
     let Some(cm) = &k.compute else { return };
     for id in ids {
+        cm.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.clone(), (ctx.account_id.clone(), ctx.region.clone()));
         let started = spec(k, cm, ctx, id)
             .map_err(|f| f.0.to_string())
             .and_then(|sp| cm.driver.start(&sp).map_err(|e| e.to_string()));
@@ -372,4 +388,62 @@ pub fn console_output(
         output,
         timestamp: Some(kumo_ec2_wire::DateTime(k.now_ms())),
     })
+}
+
+/// At start: boots again every instance the store says runs (the server stopped them when it
+/// stopped, or it crashed and its sweep removed them). Stopped instances stay stopped.
+pub fn recover(k: &Kumo) {
+    if k.compute.is_none() {
+        return;
+    }
+    let found = match k.store.scan_states("instance", &["pending", "running"]) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot list the instances to restart");
+            return;
+        }
+    };
+    for (account, region, id) in found {
+        let ctx = RequestContext {
+            account_id: account,
+            region,
+            ..RequestContext::default()
+        };
+        tracing::info!(instance = %id, "restarting an instance that was running");
+        boot(k, &ctx, std::slice::from_ref(&id));
+    }
+}
+
+/// A guest stopped on its own. A reboot boots it again; a power-off is an instance-initiated
+/// shutdown, which stops or terminates the instance as its `InstanceInitiatedShutdownBehavior`
+/// says.
+pub fn guest_event(k: &Kumo, ev: kumo_compute::GuestEvent) {
+    let Some(cm) = &k.compute else { return };
+    cm.driver.reap(&ev.id);
+    let owner = cm
+        .owners
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&ev.id)
+        .cloned();
+    let Some((account, region)) = owner else {
+        return;
+    };
+    let ctx = RequestContext {
+        account_id: account.clone(),
+        region: region.clone(),
+        ..RequestContext::default()
+    };
+    if ev.reboot {
+        boot(k, &ctx, std::slice::from_ref(&ev.id));
+        return;
+    }
+    match crate::admin::guest_shutdown(k, &account, &region, &ev.id) {
+        Ok(v) => {
+            tracing::info!(instance = %ev.id, state = %v["state"], "instance-initiated shutdown")
+        }
+        Err(e) => {
+            tracing::warn!(instance = %ev.id, error = %e, "cannot record the guest's power-off")
+        }
+    }
 }

@@ -113,6 +113,21 @@ impl Kumo {
         self.compute.as_ref().map_or("null", |c| c.driver.name())
     }
 
+    /// Acts on a guest that stopped on its own (see [`kumo_compute::Driver::events`]).
+    pub fn guest_event(&self, ev: kumo_compute::GuestEvent) {
+        compute::guest_event(self, ev);
+    }
+
+    /// The driver's stream of guests that stopped on their own, once.
+    pub fn guest_events(&self) -> Option<std::sync::mpsc::Receiver<kumo_compute::GuestEvent>> {
+        self.compute.as_ref()?.driver.events()
+    }
+
+    /// Boots again the instances that were running when the server last stopped.
+    pub fn recover(&self) {
+        compute::recover(self);
+    }
+
     /// Stops every instance the driver runs (server shutdown).
     pub fn shutdown(&self) {
         if let Some(c) = &self.compute {

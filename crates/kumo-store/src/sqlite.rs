@@ -210,6 +210,28 @@ impl Store {
         Ok(out)
     }
 
+    /// `(account, region, id)` of every row of a kind in one of `states`, across all scopes:
+    /// for work at start-up (booting the instances that were running), never for requests.
+    pub fn scan_states(
+        &self,
+        kind: &str,
+        states: &[&str],
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let conn = lock(&self.writer);
+        let sql = format!(
+            "SELECT account, region, id FROM rows WHERE kind=? AND state IN ({}) ORDER BY account, region, id",
+            placeholders(states.len())
+        );
+        let mut args: Vec<&str> = vec![kind];
+        args.extend(states.iter().copied());
+        let mut stmt = conn.prepare(&sql)?;
+        let rows = stmt.query_map(params_from_iter(args), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(StoreError::from)
+    }
+
     /// Deletes every resource of every account.
     pub fn reset(&self) -> Result<(), StoreError> {
         let conn = lock(&self.writer);

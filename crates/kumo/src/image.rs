@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v1";
+pub const RECIPE: &str = "debian-12-minbase-v3";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,e2fsprogs,xfsprogs,sudo,procps,less";
@@ -107,6 +107,12 @@ fn finish(root: &Path) -> std::io::Result<()> {
     let init = root.join("sbin/kumo-init");
     std::fs::write(&init, INIT)?;
     std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755))?;
+    // The guest's power commands ask Kumo's init (PID 1) to power off or reboot.
+    for cmd in ["poweroff", "halt", "shutdown", "reboot"] {
+        let p = root.join("usr/local/sbin").join(cmd);
+        std::fs::write(&p, POWER)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+    }
     std::fs::create_dir_all(root.join("etc/kumo"))?;
     std::fs::create_dir_all(root.join("var/lib/kumo"))?;
     // Each instance makes its own host keys at first boot.
@@ -189,6 +195,17 @@ impl Progress {
     }
 }
 
+/// `poweroff`, `halt`, `shutdown` and `reboot` in the guest.
+const POWER: &str = r#"#!/bin/sh
+# Kumo: ask the instance's init to power off, or to reboot.
+sig=USR1
+[ "$(basename "$0")" = reboot ] && sig=USR2
+for a in "$@"; do
+    case "$a" in -r|--reboot) sig=USR2 ;; esac
+done
+exec kill -"$sig" 1
+"#;
+
 /// The guest's init for the `ns` driver, PID 1 in the instance. The driver has already put the
 /// interface's addresses on eth0 and a default route via the subnet's gateway.
 const INIT: &str = r#"#!/bin/sh
@@ -201,9 +218,13 @@ halt_all() {
     sleep 0.3
     kill -KILL -1 2>/dev/null
     log "halted"
-    exit 0
+    exit "$1"
 }
-trap halt_all TERM INT
+# SIGTERM: the server stops the instance. SIGUSR1 / SIGUSR2: the guest itself ran
+# poweroff / reboot (see /usr/local/sbin); exit status 100 asks for a reboot.
+trap 'halt_all 0' TERM INT
+trap 'log "power off requested in the guest"; halt_all 0' USR1
+trap 'log "reboot requested in the guest"; halt_all 100' USR2
 log "booting $(hostname), kernel $(uname -r)"
 mkdir -p /run/sshd /run/lock /var/lib/kumo /tmp && chmod 1777 /tmp
 [ -f /etc/kumo/instance.env ] && . /etc/kumo/instance.env
@@ -217,7 +238,15 @@ while [ $i -lt 100 ]; do
 done
 md() { curl -sf -m 5 -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/latest/$1"; }
 IID=$(md meta-data/instance-id)
-log "instance $IID, address $(md meta-data/local-ipv4)"
+LOCAL_IP=$(md meta-data/local-ipv4)
+log "instance $IID, address $LOCAL_IP"
+# The host name resolves locally (sudo looks it up), and DNS goes to the VPC's resolver
+# address (its base + 2), answering at once when nothing serves there.
+H=$(hostname)
+grep -q " $H" /etc/hosts 2>/dev/null || echo "$LOCAL_IP $H ${H%%.*}" >> /etc/hosts
+if [ -n "$DNS" ]; then
+    printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$DNS" > /etc/resolv.conf
+fi
 
 USER_NAME=${DEFAULT_USER:-admin}
 if ! id "$USER_NAME" >/dev/null 2>&1; then

@@ -173,10 +173,7 @@ fn choose_driver(
             let root = image::base_root(&args.images).unwrap_or_default();
             let d = kumo_compute::ns::NsDriver::new(&args.data_dir, rt.handle().clone())
                 .map_err(|e| format!("the ns driver failed to start: {e}"))?;
-            Ok(Some(kumo_control::Compute {
-                driver: Arc::new(d),
-                image_root: root,
-            }))
+            Ok(Some(kumo_control::Compute::new(Arc::new(d), root)))
         }
     }
 }
@@ -302,6 +299,18 @@ fn serve(args: ServeArgs) -> ExitCode {
         let kumo_state = state.clone();
         // The instance-type catalog is parsed off the request path.
         tokio::task::spawn_blocking(Kumo::warm_up);
+        // Instances that were running boot again.
+        let k = kumo_state.clone();
+        tokio::task::spawn_blocking(move || k.kumo.recover());
+        // Guests that power off or reboot themselves.
+        if let Some(events) = kumo_state.kumo.guest_events() {
+            let k = kumo_state.clone();
+            std::thread::spawn(move || {
+                for ev in events {
+                    k.kumo.guest_event(ev);
+                }
+            });
+        }
         let app = kumo_api::router(state);
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
