@@ -25,10 +25,24 @@ def ns_kumo():
     shutil.rmtree(k.data_dir, ignore_errors=True)
 
 
+def allow_ssh(ec2, vpc_id=None):
+    """Opens port 22 in a VPC's default security group, as one does on AWS to log in."""
+    filters = [{"Name": "group-name", "Values": ["default"]}]
+    if vpc_id:
+        filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+    else:
+        filters.append({"Name": "vpc-id", "Values": [ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]]})
+    sg = ec2.describe_security_groups(Filters=filters)["SecurityGroups"][0]["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    return sg
+
+
 @pytest.fixture
 def ec2(ns_kumo):
     ns_kumo.reset()
-    return make_client(ns_kumo.endpoint)
+    c = make_client(ns_kumo.endpoint)
+    allow_ssh(c)
+    return c
 
 
 @pytest.fixture
@@ -140,6 +154,7 @@ def test_imds_v2_required_and_disabled(ns_kumo, ec2, key):
 def test_instances_share_their_subnet_and_cgroups_hold_the_type(ns_kumo, ec2, key):
     vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    allow_ssh(ec2, vpc)
     a = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet, InstanceType="t3.small")
     b = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet, InstanceType="t3.micro")
     assert a["PrivateIpAddress"].startswith("10.77.1.")
@@ -221,3 +236,44 @@ def test_running_instances_boot_again_after_a_server_restart(ns_kumo, ec2, key):
     # The stopped one stays stopped.
     assert state_of(ec2, down["InstanceId"])["State"]["Name"] == "stopped"
     assert ssh(key, down["PrivateIpAddress"], "true", timeout=0).returncode == 255
+
+
+def can_reach(key, src_ip, dst_ip, port):
+    p = ssh(key, src_ip, f"timeout 2 bash -c 'exec 3<>/dev/tcp/{dst_ip}/{port}; head -c 7 <&3' 2>/dev/null; true")
+    return p.stdout == "SSH-2.0"
+
+
+def test_security_groups_are_live_stateful_firewalls(ns_kumo, ec2, key):
+    vpc = ec2.create_vpc(CidrBlock="10.78.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.78.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    def group(name):
+        return ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc)["GroupId"]
+    admin, server, client, closed = group("admin"), group("server"), group("client"), group("closed")
+    ec2.authorize_security_group_ingress(GroupId=admin, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    a = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet, SecurityGroupIds=[admin, client])
+    b = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet, SecurityGroupIds=[admin, server])
+    c = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet, SecurityGroupIds=[closed])
+    a_ip, b_ip = a["PrivateIpAddress"], b["PrivateIpAddress"]
+    # A second sshd on 2222 in b: a service no rule opens yet.
+    assert ssh(key, b_ip, "sudo /usr/sbin/sshd -p 2222").returncode == 0
+    assert can_reach(key, a_ip, b_ip, 22)
+    assert not can_reach(key, a_ip, b_ip, 2222)
+    # Ingress from members of another group: a (in client) may now connect; live, no restart.
+    ec2.authorize_security_group_ingress(GroupId=server, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 2222, "ToPort": 2222, "UserIdGroupPairs": [{"GroupId": client}]}])
+    assert can_reach(key, a_ip, b_ip, 2222)
+    # Egress: without its groups' allow-all egress rules a can't open connections.
+    for g in (admin, client):
+        ec2.revoke_security_group_egress(GroupId=g, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    assert not can_reach(key, a_ip, b_ip, 2222)
+    # Stateful: replies to the host's SSH still flow, though a has no egress rule.
+    assert ssh(key, a_ip, "echo still").stdout.strip() == "still"
+    ec2.authorize_security_group_egress(GroupId=client, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 2222, "ToPort": 2222, "IpRanges": [{"CidrIp": "10.78.0.0/16"}]}])
+    assert can_reach(key, a_ip, b_ip, 2222)
+    # Revoking the ingress closes it again.
+    ec2.revoke_security_group_ingress(GroupId=server, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 2222, "ToPort": 2222, "UserIdGroupPairs": [{"GroupId": client}]}])
+    assert not can_reach(key, a_ip, b_ip, 2222)
+    # A group with no ingress rules admits nothing, not even the host's SSH.
+    assert ssh(key, c["PrivateIpAddress"], "true", timeout=0).returncode == 255
+    # Changing an instance's groups takes effect at once.
+    ec2.modify_instance_attribute(InstanceId=c["InstanceId"], Groups=[closed, admin])
+    assert ssh(key, c["PrivateIpAddress"], "echo open").stdout.strip() == "open"

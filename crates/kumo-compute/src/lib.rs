@@ -6,6 +6,7 @@
 //!   subnet's bridge inside its VPC's network namespace, and cgroups for its type's limits.
 //! - the `null` driver is the absence of one: the control plane keeps instances as API state.
 
+pub mod firewall;
 pub mod guest;
 pub mod imds;
 mod net;
@@ -120,4 +121,6 @@ pub trait Driver: Send + Sync {
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>>;
     /// Releases what a guest that stopped on its own held on the host (its root data stays).
     fn reap(&self, id: &str);
+    /// Replaces a VPC's security-group rules, at once and atomically.
+    fn set_firewall(&self, vpc_id: &str, fw: &firewall::Firewall) -> Result<(), ComputeError>;
 }

@@ -113,6 +113,9 @@ pub fn unavailable() -> Option<String> {
     if Command::new("ip").arg("-V").output().is_err() {
         return Some("iproute2 (`ip`) is not installed".into());
     }
+    if Command::new("nft").arg("--version").output().is_err() {
+        return Some("nftables (`nft`), which enforces security groups, is not installed".into());
+    }
     None
 }
 
@@ -199,6 +202,8 @@ impl NsDriver {
         ip(&["netns", "add", &ns])?;
         ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         ip(&["-n", &ns, "addr", "add", "169.254.169.254/32", "dev", "lo"])?;
+        // No rules yet: nothing is forwarded until the security groups arrive.
+        apply_rules(&ns, &crate::firewall::Firewall::default())?;
         net::run(
             "ip",
             &[
@@ -273,37 +278,35 @@ impl NsDriver {
         Ok(imds)
     }
 
+    /// A subnet in its VPC's namespace: its gateway address (the VPC router's `.1`) on the
+    /// namespace's loopback, so each instance's link answers for it.
     fn ensure_subnet(
         &self,
         st: &mut State,
         vpc_id: &str,
         subnet_id: &str,
         cidr: &str,
-    ) -> Result<String, ComputeError> {
+    ) -> Result<(), ComputeError> {
         let vpc = st
             .vpcs
             .get_mut(vpc_id)
             .ok_or_else(|| ComputeError::Guest(format!("VPC {vpc_id} has no namespace")))?;
-        let br = format!("{}b{}", self.prefix, short(subnet_id));
         if vpc.subnets.iter().any(|s| s == subnet_id) {
-            return Ok(br);
+            return Ok(());
         }
-        let (_, len) =
-            net::parse_cidr(cidr).ok_or_else(|| ComputeError::Guest(format!("bad CIDR {cidr}")))?;
-        let gw = net::gateway(cidr).unwrap_or_default();
-        ip(&["-n", &vpc.ns, "link", "add", &br, "type", "bridge"])?;
+        let gw =
+            net::gateway(cidr).ok_or_else(|| ComputeError::Guest(format!("bad CIDR {cidr}")))?;
         ip(&[
             "-n",
             &vpc.ns,
             "addr",
             "add",
-            &format!("{gw}/{len}"),
+            &format!("{gw}/32"),
             "dev",
-            &br,
+            "lo",
         ])?;
-        ip(&["-n", &vpc.ns, "link", "set", &br, "up"])?;
         vpc.subnets.push(subnet_id.to_string());
-        Ok(br)
+        Ok(())
     }
 
     fn cgroup(&self, id: &str, c: &str) -> PathBuf {
@@ -352,7 +355,7 @@ impl NsDriver {
     fn boot(&self, st: &mut State, spec: &InstanceSpec) -> Result<Running, ComputeError> {
         let n = &spec.net;
         let imds = self.ensure_vpc(st, &n.vpc_id, &n.vpc_cidr)?;
-        let br = self.ensure_subnet(st, &n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
+        self.ensure_subnet(st, &n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
         let vpc_ns = st.vpcs[&n.vpc_id].ns.clone();
         let run = self.dir.join(&spec.id);
         std::fs::create_dir_all(&run).map_err(|e| ComputeError::io("instance directory", e))?;
@@ -396,9 +399,22 @@ impl NsDriver {
                 "-n", &vpc_ns, "link", "add", &host_side, "type", "veth", "peer", "name", "eth0",
                 "netns", &ins,
             ])?;
-            ip(&[
-                "-n", &vpc_ns, "link", "set", &host_side, "master", &br, "up",
-            ])?;
+            // Routed, not bridged: the VPC side answers ARP for every other address (proxy
+            // ARP) and routes each of the instance's addresses to its link, so all traffic
+            // between instances crosses the VPC namespace's forward path, where the security
+            // groups' rules sit.
+            net::run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &vpc_ns,
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv4.conf.{host_side}.proxy_arp=1"),
+                ],
+            )?;
+            ip(&["-n", &vpc_ns, "link", "set", &host_side, "up"])?;
             let (_, len) = net::parse_cidr(&n.subnet_cidr)
                 .ok_or_else(|| ComputeError::Guest("bad subnet CIDR".into()))?;
             ip(&["-n", &ins, "link", "set", "lo", "up"])?;
@@ -433,18 +449,19 @@ impl NsDriver {
                 "via",
                 &net::gateway(&n.subnet_cidr).unwrap_or_default(),
             ])?;
-            for p in &n.prefixes {
+            for a in std::iter::once(&n.private_ip).chain(&n.secondary_ips) {
                 ip(&[
                     "-n",
                     &vpc_ns,
                     "route",
-                    "add",
-                    p,
-                    "via",
-                    &n.private_ip,
+                    "replace",
+                    &format!("{a}/32"),
                     "dev",
-                    &br,
+                    &host_side,
                 ])?;
+            }
+            for p in &n.prefixes {
+                ip(&["-n", &vpc_ns, "route", "replace", p, "dev", &host_side])?;
             }
             let addr: IpAddr = n
                 .private_ip
@@ -526,6 +543,36 @@ impl NsDriver {
         self.release(st, id, &r.spec.net.vpc_id, Some(r.ip), &r.netns);
         Ok(Some(r.spec))
     }
+}
+
+/// The host's links into the VPC namespaces.
+const HOST_NET: &str = "100.127.0.0/16";
+
+/// Installs a VPC's security-group rules in its namespace, replacing the last ones at once.
+fn apply_rules(ns: &str, fw: &crate::firewall::Firewall) -> Result<(), ComputeError> {
+    let script = crate::firewall::script(fw, HOST_NET);
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ComputeError::io("run nft", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| ComputeError::io("write the rules to nft", e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| ComputeError::io("run nft", e))?;
+    if !out.status.success() {
+        return Err(ComputeError::Command {
+            command: format!("nft -f (in {ns})"),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Sends SIGKILL to every process of a cgroup.
@@ -651,6 +698,22 @@ impl Driver for NsDriver {
 
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>> {
         lock(&self.events).take()
+    }
+
+    fn set_firewall(
+        &self,
+        vpc_id: &str,
+        fw: &crate::firewall::Firewall,
+    ) -> Result<(), ComputeError> {
+        let ns = {
+            let st = lock(&self.state);
+            match st.vpcs.get(vpc_id) {
+                Some(v) => v.ns.clone(),
+                // No instance ever ran in this VPC: nothing to guard.
+                None => return Ok(()),
+            }
+        };
+        apply_rules(&ns, fw)
     }
 
     fn reap(&self, id: &str) {

@@ -306,6 +306,9 @@ pub fn boot(k: &Kumo, ctx: &RequestContext, ids: &[String]) {
             fail_launch(k, ctx, id);
         }
     }
+    if !ids.is_empty() {
+        refresh_scope(k, ctx);
+    }
 }
 
 fn fail_launch(k: &Kumo, ctx: &RequestContext, id: &str) {
@@ -359,6 +362,9 @@ pub fn after(
         }
     }
     boot(k, ctx, &starts);
+    if !changes.is_empty() {
+        refresh_scope(k, ctx);
+    }
 }
 
 /// GetConsoleOutput: what the guest wrote to its console, the last 64 KiB of it as AWS
@@ -445,5 +451,93 @@ pub fn guest_event(k: &Kumo, ev: kumo_compute::GuestEvent) {
         Err(e) => {
             tracing::warn!(instance = %ev.id, error = %e, "cannot record the guest's power-off")
         }
+    }
+}
+
+/// The security-group rules of one VPC, for the interfaces of the instances the driver runs.
+fn firewall<V: Read>(
+    k: &Kumo,
+    cm: &Compute,
+    v: &V,
+    s: Scope,
+    vpc_id: &str,
+) -> Result<kumo_compute::firewall::Firewall, Fail> {
+    use crate::net_records::{EniRecord, SecurityGroupRecord};
+    use kumo_compute::firewall::{Firewall, Interface, Rule};
+    let vpcs = [vpc_id];
+    let q = kumo_store::Query {
+        vpcs: Some(&vpcs),
+        ..kumo_store::Query::default()
+    };
+    let enis: Vec<EniRecord> = v.list(s, &q)?;
+    let groups: Vec<SecurityGroupRecord> = v.list(s, &q)?;
+    let addrs_of =
+        |e: &EniRecord| -> Vec<String> { e.addresses.iter().map(|a| a.addr.clone()).collect() };
+    // A group's members: the private addresses of every interface in it.
+    let members = |g: &str| -> Vec<String> {
+        enis.iter()
+            .filter(|e| e.groups.iter().any(|x| x == g))
+            .flat_map(addrs_of)
+            .collect()
+    };
+    let rules = |rs: &[crate::net_records::SgRule]| -> Vec<Rule> {
+        rs.iter()
+            .map(|r| Rule {
+                protocol: r.protocol.clone(),
+                from_port: r.from_port,
+                to_port: r.to_port,
+                peers: match (&r.cidr, &r.group_id) {
+                    (Some(c), _) => vec![c.clone()],
+                    (None, Some(g)) => members(g),
+                    (None, None) => Vec::new(),
+                },
+            })
+            .collect()
+    };
+    let _ = k;
+    let mut fw = Firewall::default();
+    for e in &enis {
+        let Some(a) = &e.attachment else { continue };
+        if !cm.driver.is_running(&a.instance_id) {
+            continue;
+        }
+        let mut iface = Interface {
+            addrs: addrs_of(e)
+                .into_iter()
+                .chain(e.prefixes.iter().cloned())
+                .collect(),
+            ..Interface::default()
+        };
+        for g in groups.iter().filter(|g| e.groups.contains(&g.id)) {
+            iface.ingress.extend(rules(&g.ingress));
+            iface.egress.extend(rules(&g.egress));
+        }
+        fw.interfaces.push(iface);
+    }
+    Ok(fw)
+}
+
+/// Applies the security groups of every VPC of the caller's account and region to the
+/// driver: after a rule, an interface's groups or an instance's state changed.
+pub fn refresh_scope(k: &Kumo, ctx: &RequestContext) {
+    let Some(cm) = &k.compute else { return };
+    let s = crate::scope(ctx);
+    let built = k.store.read(|v| {
+        let vpcs: Vec<VpcRecord> = v.list(s, &kumo_store::Query::default())?;
+        let mut out = Vec::new();
+        for vpc in vpcs {
+            out.push((vpc.id.clone(), firewall(k, cm, v, s, &vpc.id)?));
+        }
+        Ok::<_, Fail>(out)
+    });
+    match built {
+        Ok(all) => {
+            for (vpc, fw) in all {
+                if let Err(e) = cm.driver.set_firewall(&vpc, &fw) {
+                    tracing::error!(vpc = %vpc, error = %e, "cannot apply the security groups");
+                }
+            }
+        }
+        Err(f) => tracing::error!(error = %f.0, "cannot read the security groups"),
     }
 }

@@ -450,7 +450,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ModifyNetworkInterfaceAttributeRequest,
     ) -> Result<(), Ec2Error> {
-        enis::modify_attribute(&self.store, &self.net, ctx, input)
+        let out = enis::modify_attribute(&self.store, &self.net, ctx, input);
+        if out.is_ok() && !ctx.dry_run {
+            compute::refresh_scope(self, ctx);
+        }
+        out
     }
 
     fn describe_network_interface_attribute(
@@ -498,7 +502,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AuthorizeSecurityGroupIngressRequest,
     ) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
-        security_groups::authorize_ingress(&self.store, &self.net, ctx, input)
+        let out = security_groups::authorize_ingress(&self.store, &self.net, ctx, input);
+        if out.is_ok() && !ctx.dry_run {
+            compute::refresh_scope(self, ctx);
+        }
+        out
     }
 
     fn authorize_security_group_egress(
@@ -506,7 +514,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AuthorizeSecurityGroupEgressRequest,
     ) -> Result<AuthorizeSecurityGroupEgressResult, Ec2Error> {
-        security_groups::authorize_egress(&self.store, &self.net, ctx, input)
+        let out = security_groups::authorize_egress(&self.store, &self.net, ctx, input);
+        if out.is_ok() && !ctx.dry_run {
+            compute::refresh_scope(self, ctx);
+        }
+        out
     }
 
     fn revoke_security_group_ingress(
@@ -514,7 +526,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: RevokeSecurityGroupIngressRequest,
     ) -> Result<RevokeSecurityGroupIngressResult, Ec2Error> {
-        security_groups::revoke_ingress(&self.store, &self.net, ctx, input)
+        let out = security_groups::revoke_ingress(&self.store, &self.net, ctx, input);
+        if out.is_ok() && !ctx.dry_run {
+            compute::refresh_scope(self, ctx);
+        }
+        out
     }
 
     fn revoke_security_group_egress(
@@ -522,7 +538,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: RevokeSecurityGroupEgressRequest,
     ) -> Result<RevokeSecurityGroupEgressResult, Ec2Error> {
-        security_groups::revoke_egress(&self.store, &self.net, ctx, input)
+        let out = security_groups::revoke_egress(&self.store, &self.net, ctx, input);
+        if out.is_ok() && !ctx.dry_run {
+            compute::refresh_scope(self, ctx);
+        }
+        out
     }
 
     fn create_internet_gateway(
@@ -787,7 +807,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ModifyInstanceAttributeRequest,
     ) -> Result<(), Ec2Error> {
-        instance_actions::modify_attribute(self, ctx, input)
+        let out = instance_actions::modify_attribute(self, ctx, input);
+        if out.is_ok() && !ctx.dry_run {
+            compute::refresh_scope(self, ctx);
+        }
+        out
     }
 
     fn describe_instance_attribute(
