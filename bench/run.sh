@@ -10,7 +10,7 @@ dir=$(mktemp -d)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$dir"' EXIT
 
 start=$(date +%s%N)
-"$bin" serve --listen 127.0.0.1:$port --data-dir "$dir" --zone-capacity 100000 2>"$dir/log" &
+"$bin" serve --listen 127.0.0.1:$port --data-dir "$dir" --zone-capacity 100000 --driver null 2>"$dir/log" &
 pid=$!
 until curl -sf "http://127.0.0.1:$port/_kumo/health" >/dev/null; do sleep 0.002; done
 ready=$(( ($(date +%s%N) - start) / 1000000 ))
