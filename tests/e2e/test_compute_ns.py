@@ -277,3 +277,18 @@ def test_security_groups_are_live_stateful_firewalls(ns_kumo, ec2, key):
     # Changing an instance's groups takes effect at once.
     ec2.modify_instance_attribute(InstanceId=c["InstanceId"], Groups=[closed, admin])
     assert ssh(key, c["PrivateIpAddress"], "echo open").stdout.strip() == "open"
+
+
+def test_public_and_elastic_ips_reach_the_instance(ns_kumo, ec2, key):
+    # Default subnets give a public address at launch.
+    inst = launch(ec2, ns_kumo, KeyName="ns-key")
+    public = state_of(ec2, inst["InstanceId"])["PublicIpAddress"]
+    p = ssh(key, public, "curl -s http://169.254.169.254/latest/meta-data/public-ipv4; echo; hostname -I")
+    assert p.stdout.split()[0] == public, p.stdout + p.stderr
+    # The guest only has its private address; the public one is translated on the way in.
+    assert p.stdout.split()[1] == inst["PrivateIpAddress"]
+    eip = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=inst["InstanceId"])
+    assert ssh(key, eip["PublicIp"], "echo via-eip").stdout.strip() == "via-eip"
+    ec2.disassociate_address(AssociationId=ec2.describe_addresses(AllocationIds=[eip["AllocationId"]])["Addresses"][0]["AssociationId"])
+    assert ssh(key, eip["PublicIp"], "true", timeout=0).returncode == 255

@@ -111,7 +111,7 @@ def test_elastic_ips(ec2, net):
     alloc = ec2.allocate_address(Domain="vpc")
     assert alloc["AllocationId"].startswith("eipalloc-") and alloc["Domain"] == "vpc"
     pub = alloc["PublicIp"]
-    assert any(ipaddress.ip_address(pub) in ipaddress.ip_network(n) for n in ("198.51.100.0/24", "203.0.113.0/24", "192.0.2.0/24"))
+    assert any(ipaddress.ip_address(pub) in ipaddress.ip_network(n) for n in ("198.51.100.0/24", "203.0.113.0/24", "198.18.0.0/15"))
     with pytest.raises(ClientError) as e:
         ec2.associate_address(AllocationId=alloc["AllocationId"], NetworkInterfaceId=eid)
     assert error_code(e) == "Gateway.NotAttached"

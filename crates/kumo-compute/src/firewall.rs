@@ -30,6 +30,9 @@ pub struct Interface {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Firewall {
     pub interfaces: Vec<Interface>,
+    /// Public and Elastic IPs: (public, private). Traffic to a public address is translated
+    /// to its private one (then the security groups apply), and replies back.
+    pub public: Vec<(String, String)>,
 }
 
 fn set(items: &[String]) -> String {
@@ -101,6 +104,14 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
     out.push_str("  }\n");
     out.push_str(&chains);
     out.push_str("}\n");
+    out.push_str("table ip kumo_nat {}\nflush table ip kumo_nat\ntable ip kumo_nat {\n");
+    out.push_str(
+        "  chain prerouting {\n    type nat hook prerouting priority -100; policy accept;\n",
+    );
+    for (public, private) in &fw.public {
+        out.push_str(&format!("    ip daddr {public} dnat to {private}\n"));
+    }
+    out.push_str("  }\n}\n");
     out
 }
 
@@ -131,6 +142,7 @@ mod tests {
                 ],
                 egress: vec![rule("-1", None, None, &["0.0.0.0/0"])],
             }],
+            public: vec![("198.51.100.7".into(), "10.0.1.5".into())],
         };
         let s = script(&fw, "100.127.0.0/16");
         assert!(s.contains("ip saddr { 10.0.1.5, 10.0.1.16/28 } jump out_0"));
@@ -142,6 +154,7 @@ mod tests {
         assert_eq!(s.matches("drop\n").count(), 3, "{s}");
         assert!(s.starts_with("table inet kumo {}\nflush table inet kumo\n"));
         assert!(s.contains("policy drop;") && s.contains("ip daddr 100.127.0.0/16 accept"));
+        assert!(s.contains("ip daddr 198.51.100.7 dnat to 10.0.1.5"));
     }
 
     #[test]

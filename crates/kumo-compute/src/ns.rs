@@ -24,6 +24,10 @@ const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
 
 struct Vpc {
     ns: String,
+    /// The address of the namespace's end of the host link (the host's gateway into it).
+    gateway: String,
+    /// Public addresses the host routes into this namespace.
+    public: Vec<String>,
     /// The host's end of the link into the namespace.
     host_if: String,
     imds: Arc<Imds>,
@@ -35,6 +39,9 @@ struct Vpc {
 impl Vpc {
     fn remove(self) {
         self.imds_task.abort();
+        for p in &self.public {
+            ip_quiet(&["route", "delete", &format!("{p}/32")]);
+        }
         ip_quiet(&["link", "delete", &self.host_if]);
         ip_quiet(&["netns", "delete", &self.ns]);
     }
@@ -269,6 +276,8 @@ impl NsDriver {
             vpc_id.to_string(),
             Vpc {
                 ns,
+                gateway: net::addr(base + 2),
+                public: Vec::new(),
                 host_if,
                 imds: imds.clone(),
                 imds_task,
@@ -705,15 +714,30 @@ impl Driver for NsDriver {
         vpc_id: &str,
         fw: &crate::firewall::Firewall,
     ) -> Result<(), ComputeError> {
-        let ns = {
-            let st = lock(&self.state);
-            match st.vpcs.get(vpc_id) {
-                Some(v) => v.ns.clone(),
-                // No instance ever ran in this VPC: nothing to guard.
-                None => return Ok(()),
-            }
+        let mut st = lock(&self.state);
+        let Some(v) = st.vpcs.get_mut(vpc_id) else {
+            // No instance ever ran in this VPC: nothing to guard.
+            return Ok(());
         };
-        apply_rules(&ns, fw)
+        apply_rules(&v.ns, fw)?;
+        // The host reaches the public addresses through the VPC that holds them.
+        let want: Vec<String> = fw.public.iter().map(|(p, _)| p.clone()).collect();
+        for gone in v.public.iter().filter(|p| !want.contains(p)) {
+            ip_quiet(&["route", "delete", &format!("{gone}/32")]);
+        }
+        for p in &want {
+            ip(&[
+                "route",
+                "replace",
+                &format!("{p}/32"),
+                "via",
+                &v.gateway,
+                "dev",
+                &v.host_if,
+            ])?;
+        }
+        v.public = want;
+        Ok(())
     }
 
     fn reap(&self, id: &str) {

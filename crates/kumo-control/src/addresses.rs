@@ -13,15 +13,12 @@ use kumo_model::cidr::{addr_to_string, Cidr};
 use kumo_model::filter::{Filterable, Filters};
 use kumo_store::{Query, Read, Scope, Store, StoreError, Tx};
 
-/// The addresses Elastic and public IPs come from, in address order: the three documentation
-/// ranges (RFC 5737) and the benchmarking range (RFC 2544), none of which routes on the
-/// internet. They exist only inside Kumo: about 132,000 addresses.
-const PUBLIC_POOL: &[&str] = &[
-    "192.0.2.0/24",
-    "198.18.0.0/15",
-    "198.51.100.0/24",
-    "203.0.113.0/24",
-];
+/// The addresses Elastic and public IPs come from: two documentation ranges (RFC 5737) and
+/// the benchmarking range (RFC 2544), none of which routes on the internet. They exist only
+/// inside Kumo: about 131,000 addresses. The first documentation range, 192.0.2.0/24, is left
+/// out: sandboxes number their own interfaces from it (this project's machines do), and the
+/// `ns` driver routes public addresses from the host into the VPCs.
+const PUBLIC_POOL: &[&str] = &["198.51.100.0/24", "203.0.113.0/24", "198.18.0.0/15"];
 /// AWS's default quota of Elastic IPs per region.
 const MAX_ADDRESSES: usize = 5;
 /// The store pool that holds public addresses for every account and region.

@@ -496,6 +496,15 @@ fn firewall<V: Read>(
     };
     let _ = k;
     let mut fw = Firewall::default();
+    // Elastic IPs on the VPC's interfaces, and launch public IPs of running instances.
+    let eips = crate::addresses::by_interface(v, s)?;
+    for a in &eips {
+        if let Some(x) = &a.association {
+            if enis.iter().any(|e| e.id == x.eni_id) {
+                fw.public.push((a.public_ip.clone(), x.private_ip.clone()));
+            }
+        }
+    }
     for e in &enis {
         let Some(a) = &e.attachment else { continue };
         if !cm.driver.is_running(&a.instance_id) {
@@ -513,6 +522,20 @@ fn firewall<V: Read>(
             iface.egress.extend(rules(&g.egress));
         }
         fw.interfaces.push(iface);
+        let primary = e
+            .addresses
+            .iter()
+            .find(|x| x.primary)
+            .map(|x| x.addr.clone());
+        let launch_ip = v
+            .get::<InstanceRecord>(s, &a.instance_id)?
+            .and_then(|r| r.public_ip);
+        if let (Some(p), Some(priv_ip), 0) = (launch_ip, primary, a.device_index) {
+            // An Elastic IP on the primary address replaces the launch one.
+            if !fw.public.iter().any(|(_, x)| *x == priv_ip) {
+                fw.public.push((p, priv_ip));
+            }
+        }
     }
     Ok(fw)
 }

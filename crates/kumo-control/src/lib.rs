@@ -695,7 +695,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AssociateAddressRequest,
     ) -> Result<AssociateAddressResult, Ec2Error> {
-        addresses::associate(&self.store, &self.net, ctx, input)
+        let out = addresses::associate(&self.store, &self.net, ctx, input);
+        if out.is_ok() && !ctx.dry_run {
+            compute::refresh_scope(self, ctx);
+        }
+        out
     }
 
     fn disassociate_address(
@@ -703,7 +707,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DisassociateAddressRequest,
     ) -> Result<(), Ec2Error> {
-        addresses::disassociate(&self.store, &self.net, ctx, input)
+        let out = addresses::disassociate(&self.store, &self.net, ctx, input);
+        if out.is_ok() && !ctx.dry_run {
+            compute::refresh_scope(self, ctx);
+        }
+        out
     }
 
     fn release_address(
@@ -711,7 +719,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ReleaseAddressRequest,
     ) -> Result<(), Ec2Error> {
-        addresses::release(&self.store, &self.net, ctx, input)
+        let out = addresses::release(&self.store, &self.net, ctx, input);
+        if out.is_ok() && !ctx.dry_run {
+            compute::refresh_scope(self, ctx);
+        }
+        out
     }
 
     fn describe_addresses(
