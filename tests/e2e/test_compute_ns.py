@@ -292,3 +292,47 @@ def test_public_and_elastic_ips_reach_the_instance(ns_kumo, ec2, key):
     assert ssh(key, eip["PublicIp"], "echo via-eip").stdout.strip() == "via-eip"
     ec2.disassociate_address(AssociationId=ec2.describe_addresses(AllocationIds=[eip["AllocationId"]])["Addresses"][0]["AssociationId"])
     assert ssh(key, eip["PublicIp"], "true", timeout=0).returncode == 255
+
+
+def test_cloud_config_user_data(ns_kumo, ec2, key, tmp_path):
+    # A second key for a user that cloud-config creates.
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "dev")], check=True)
+    dev_pub = (tmp_path / "dev.pub").read_text().strip()
+    doc = f"""#cloud-config
+write_files:
+  - path: /etc/app/app.conf
+    content: |
+      port=8080
+      greeting='hello'
+    permissions: '0640'
+  - path: /home/dev/notes.txt
+    content: owned by dev
+    owner: dev:dev
+    defer: true
+users:
+  - default
+  - name: dev
+    groups: [adm]
+    sudo: ALL=(ALL) NOPASSWD:ALL
+    ssh_authorized_keys:
+      - {dev_pub}
+runcmd:
+  - echo "runcmd saw $(cat /etc/app/app.conf | head -1)" > /var/lib/runcmd.out
+  - [touch, /var/lib/argv form]
+packages: [nginx]
+"""
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", UserData=doc)
+    ip = inst["PrivateIpAddress"]
+    # (write_files writes content as given: this one has no final newline.)
+    p = ssh(str(tmp_path / "dev"), ip, "id -un; id -Gn; sudo -n id -u; cat /home/dev/notes.txt; echo; stat -c '%U %a' /home/dev/notes.txt /etc/app/app.conf; sudo cat /etc/app/app.conf; cat /var/lib/runcmd.out; ls '/var/lib/argv form'", user="dev")
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "dev" and "adm" in lines[1].split() and lines[2] == "0"
+    assert lines[3] == "owned by dev"
+    assert lines[4:6] == ["dev 644", "root 640"]
+    assert lines[6:8] == ["port=8080", "greeting='hello'"]
+    assert lines[8] == "runcmd saw port=8080"
+    # The launch key still works for the default user, and unsupported keys are logged.
+    assert ssh(key, ip, "id -un").stdout.strip() == "ec2-user"
+    out = ec2.get_console_output(InstanceId=inst["InstanceId"])["Output"]
+    assert "cloud-config: packages is not supported" in out

@@ -376,6 +376,20 @@ impl NsDriver {
             format!("DEFAULT_USER={}\n", spec.default_user),
         )
         .map_err(|e| ComputeError::io("guest configuration", e))?;
+        // `#cloud-config` user data, as the shell script the init runs for it.
+        let cc = spec.root_data.join("upper/var/lib/kumo");
+        if let Some(ud) = spec.metadata.user_data.as_deref() {
+            if ud.starts_with(b"#cloud-config") {
+                let script = crate::cloudconfig::to_script(&String::from_utf8_lossy(ud))
+                    .unwrap_or_else(|e| {
+                        format!("#!/bin/sh\necho '[kumo-init] {}'\n", e.replace('\'', ""))
+                    });
+                std::fs::create_dir_all(&cc)
+                    .map_err(|e| ComputeError::io("guest configuration", e))?;
+                std::fs::write(cc.join("cloud-config.sh"), script)
+                    .map_err(|e| ComputeError::io("guest configuration", e))?;
+            }
+        }
         let console = run.join("console.log");
         let mut helper = Command::new(&self.exe)
             .arg("__ns-helper")

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v3";
+pub const RECIPE: &str = "debian-12-minbase-v4";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,e2fsprogs,xfsprogs,sudo,procps,less";
@@ -283,8 +283,17 @@ if [ -n "$IID" ] && [ ! -e "$DONE" ]; then
                 "$UD"
                 log "user data exited with status $?"
                 ;;
+            '#c')
+                if head -1 "$UD" | grep -q '^#cloud-config' && [ -f /var/lib/kumo/cloud-config.sh ]; then
+                    log "running #cloud-config (write_files, users, runcmd)"
+                    sh /var/lib/kumo/cloud-config.sh
+                    log "cloud-config exited with status $?"
+                else
+                    log "user data is neither a script (#!) nor #cloud-config; not run"
+                fi
+                ;;
             *)
-                log "user data is not a script (#!); Kumo's ns init runs scripts only"
+                log "user data is neither a script (#!) nor #cloud-config; not run"
                 ;;
         esac
     fi
