@@ -4,6 +4,7 @@ their user data once, answer SSH with a real `ssh` client, keep their root data 
 stop and start, and are held to their type's limits by cgroups."""
 
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import Cli, Kumo, make_client
+from conftest import KUMO_BIN, Cli, Kumo, make_client
 
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"]
 
@@ -336,3 +337,30 @@ packages: [nginx]
     assert ssh(key, ip, "id -un").stdout.strip() == "ec2-user"
     out = ec2.get_console_output(InstanceId=inst["InstanceId"])["Output"]
     assert "cloud-config: packages is not supported" in out
+
+
+def cores_used(iid, seconds=3.0):
+    """The CPU an instance's processes used, in cores, over a few seconds (its cgroup)."""
+    path = glob.glob(f"/sys/fs/cgroup/cpuacct/kumo-*/{iid}/cpuacct.usage")[0]
+    a, t = int(open(path).read()), time.time()
+    time.sleep(seconds)
+    return (int(open(path).read()) - a) / 1e9 / (time.time() - t)
+
+
+def test_a_standard_t3_out_of_credits_runs_at_its_baseline(ns_kumo, ec2, key):
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="t3.micro", CreditSpecification={"CpuCredits": "standard"})
+    iid = inst["InstanceId"]
+    # A t3 starts with no credits; a busy loop spends them faster than the baseline earns.
+    assert ssh(key, inst["PrivateIpAddress"], "nohup sh -c 'while :; do :; done' >/dev/null 2>&1 &").returncode == 0
+    time.sleep(3)
+    held = cores_used(iid)
+    # t3.micro: 2 vCPUs at a 10 % baseline each, 0.2 of a core; CPUUtilization (of its two
+    # vCPUs) about 10 %.
+    assert 0.1 < held < 0.3, held
+    ledger = json.loads(subprocess.run([KUMO_BIN, "admin", "--endpoint-url", ns_kumo.endpoint, "--region", "eu-west-1", "credits", iid], capture_output=True, text=True, check=True).stdout)
+    assert ledger["throttled_to_baseline"] is True and ledger["balance"] < 0.5
+    assert 10 < ledger["cpu_usage_percent"] < 30
+    # Unlimited mode lifts the cap: the loop gets a whole core.
+    ec2.modify_instance_credit_specification(InstanceCreditSpecifications=[{"InstanceId": iid, "CpuCredits": "unlimited"}])
+    time.sleep(2)
+    assert cores_used(iid) > 0.6

@@ -122,6 +122,11 @@ pub trait Driver: Send + Sync {
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>>;
     /// Releases what a guest that stopped on its own held on the host (its root data stays).
     fn reap(&self, id: &str);
+    /// CPU time the instance has used since it booted, in nanoseconds.
+    fn cpu_usage_ns(&self, id: &str) -> Option<u64>;
+    /// Caps the instance's CPU at `cores` (a fraction of one core: a burstable instance held
+    /// at its baseline), or lifts the cap back to its vCPUs with `None`.
+    fn set_cpu_cap(&self, id: &str, cores: Option<f64>) -> Result<(), ComputeError>;
     /// Replaces a VPC's security-group rules, at once and atomically.
     fn set_firewall(&self, vpc_id: &str, fw: &firewall::Firewall) -> Result<(), ComputeError>;
 }

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CGROUP: &str = "/sys/fs/cgroup";
-const CONTROLLERS: [&str; 3] = ["cpu", "memory", "pids"];
+const CONTROLLERS: [&str; 4] = ["cpu", "cpuacct", "memory", "pids"];
 
 struct Vpc {
     ns: String,
@@ -752,6 +752,31 @@ impl Driver for NsDriver {
         }
         v.public = want;
         Ok(())
+    }
+
+    fn cpu_usage_ns(&self, id: &str) -> Option<u64> {
+        std::fs::read_to_string(self.cgroup(id, "cpuacct").join("cpuacct.usage"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    fn set_cpu_cap(&self, id: &str, cores: Option<f64>) -> Result<(), ComputeError> {
+        let vcpus = {
+            let st = lock(&self.state);
+            match st.instances.get(id) {
+                Some(r) => r.spec.vcpus.max(1),
+                None => return Err(ComputeError::Unknown(id.to_string())),
+            }
+        };
+        let quota = match cores {
+            Some(c) => ((c * 100_000.0) as u64).max(1000),
+            None => u64::from(vcpus) * 100_000,
+        };
+        let p = self.cgroup(id, "cpu").join("cpu.cfs_quota_us");
+        std::fs::write(&p, quota.to_string())
+            .map_err(|e| ComputeError::io(format!("write {}", p.display()), e))
     }
 
     fn reap(&self, id: &str) {

@@ -24,6 +24,8 @@ pub struct Compute {
     pub image_root: PathBuf,
     /// The account and region of each instance booted, to act on what its guest does.
     owners: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
+    /// Each burstable instance's last CPU reading (ns used, when) and whether it is capped.
+    cpu: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant, bool)>>,
 }
 
 impl Compute {
@@ -32,6 +34,7 @@ impl Compute {
             driver,
             image_root,
             owners: Default::default(),
+            cpu: Default::default(),
         }
     }
 }
@@ -563,4 +566,119 @@ pub fn refresh_scope(k: &Kumo, ctx: &RequestContext) {
         }
         Err(f) => tracing::error!(error = %f.0, "cannot read the security groups"),
     }
+}
+
+/// One round of the CPU credit ledgers of the burstable instances the driver runs: spending
+/// follows the CPU time the guest really used since the last round, earning the baseline; a
+/// standard-mode instance whose balance reaches zero is capped at its baseline, and gets its
+/// full vCPUs back once it has credits again (or runs unlimited).
+pub fn credits_tick(k: &Kumo) {
+    let Some(cm) = &k.compute else { return };
+    let owners: Vec<(String, (String, String))> = cm
+        .owners
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(a, b)| (a.clone(), b.clone()))
+        .collect();
+    for (id, (account, region)) in owners {
+        if !cm.driver.is_running(&id) {
+            cm.cpu.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+            continue;
+        }
+        let Some(used) = cm.driver.cpu_usage_ns(&id) else {
+            continue;
+        };
+        let at = std::time::Instant::now();
+        let last = cm
+            .cpu
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .copied();
+        let capped = last.is_some_and(|l| l.2);
+        let Some((prev_used, prev_at, _)) = last else {
+            cm.cpu
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, (used, at, false));
+            continue;
+        };
+        let elapsed = at.duration_since(prev_at).as_secs_f64();
+        if elapsed <= 0.0 {
+            continue;
+        }
+        // Percent of one vCPU (a busy core is 100).
+        let usage_pct = used.saturating_sub(prev_used) as f64 / 1e9 / elapsed * 100.0;
+        let s = Scope {
+            account: &account,
+            region: &region,
+        };
+        let now = k.now_ms();
+        let throttle = k.store.write(true, |tx| {
+            let Some(mut r) = tx.get::<InstanceRecord>(s, &id)? else {
+                return Ok(None);
+            };
+            let (Some(b), Some(mode)) = (
+                kumo_model::credits::burst(&r.instance_type),
+                r.credit_specification.clone(),
+            ) else {
+                return Ok(None);
+            };
+            // Earnings at the baseline up to now (and any state change time has made)...
+            r.settle(now, k.options.transition_ms);
+            if r.state() != State::Running {
+                tx.update(s, &r)?;
+                return Ok(None);
+            }
+            // ... then what the guest really used since the last round.
+            let mut l = kumo_model::credits::Ledger {
+                balance: r.credit_balance,
+                surplus: r.credit_surplus,
+            };
+            l.spend(&mode, elapsed / 60.0, usage_pct);
+            r.credit_balance = l.balance;
+            r.credit_surplus = l.surplus;
+            r.cpu_usage_pct = usage_pct;
+            tx.update(s, &r)?;
+            // Held at the baseline (the vCPUs' baseline share, as a fraction of one core) once
+            // the balance is spent; let go once a whole credit is banked again, so that an
+            // instance earning exactly what it spends stays at its baseline instead of
+            // flapping between rounds.
+            let hold = mode == "standard"
+                && if capped {
+                    l.balance < 1.0
+                } else {
+                    l.throttled(&mode)
+                };
+            Ok::<_, Fail>(Some(hold.then(|| b.baseline_pct / 100.0 * b.vcpus as f64)))
+        });
+        let cap = match throttle {
+            Ok(Some(cap)) => cap,
+            Ok(None) => None,
+            Err(f) => {
+                tracing::warn!(instance = %id, error = %f.0, "cannot run the credit ledger");
+                continue;
+            }
+        };
+        if cap.is_some() != capped {
+            match cm.driver.set_cpu_cap(&id, cap) {
+                Ok(()) => {
+                    tracing::info!(instance = %id, cap = ?cap, "CPU credits: {}", if cap.is_some() { "out of credits, held at the baseline" } else { "credits again, full CPU" })
+                }
+                Err(e) => tracing::warn!(instance = %id, error = %e, "cannot cap the CPU"),
+            }
+        }
+        cm.cpu
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, (used, at, cap.is_some()));
+    }
+}
+
+/// Whether the driver holds an instance at its baseline (out of CPU credits).
+pub fn capped(k: &Kumo, id: &str) -> Option<bool> {
+    let cm = k.compute.as_ref()?;
+    let cpu = cm.cpu.lock().unwrap_or_else(|p| p.into_inner());
+    Some(cpu.get(id).is_some_and(|c| c.2))
 }

@@ -290,8 +290,11 @@ pub fn ledger(
         "max_balance": b.max_balance(),
         "baseline_percent_per_vcpu": b.baseline_pct,
         "vcpus": b.vcpus,
-        "cpu_usage_percent": 0.0,
-        "usage_source": "null driver: no guest runs, so usage is 0 %",
-        "throttled_to_baseline": l.throttled(&mode),
+        "cpu_usage_percent": (r.cpu_usage_pct * 10.0).round() / 10.0,
+        "usage_source": match k.driver_name() {
+            "null" => "null driver: no guest runs, so usage is 0 %".to_string(),
+            d => format!("{d} driver: the guest's cgroup CPU time over the last second"),
+        },
+        "throttled_to_baseline": crate::compute::capped(k, &r.id).unwrap_or(l.throttled(&mode)),
     }))
 }

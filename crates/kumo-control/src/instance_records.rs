@@ -64,6 +64,10 @@ pub struct InstanceRecord {
     pub credit_surplus: f64,
     #[serde(default)]
     pub credits_at_ms: i64,
+    /// CPU use over the last ledger round, in percent of one vCPU, as the driver measured it
+    /// (the null driver runs no guest: 0).
+    #[serde(default)]
+    pub cpu_usage_pct: f64,
     /// Events scheduled by the operator (`kumo admin schedule-event`).
     #[serde(default)]
     pub events: Vec<ScheduledEvent>,

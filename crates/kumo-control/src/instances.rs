@@ -936,6 +936,7 @@ fn launch(
             credit_balance: credit.as_ref().map(|(_, c)| *c).unwrap_or(0.0),
             credit_surplus: 0.0,
             credits_at_ms: now,
+            cpu_usage_pct: 0.0,
             events: Vec::new(),
         };
         tx.insert(s, &rec)?;

@@ -123,6 +123,11 @@ impl Kumo {
         self.compute.as_ref()?.driver.events()
     }
 
+    /// One round of the CPU credit ledgers of the instances the driver runs.
+    pub fn credits_tick(&self) {
+        compute::credits_tick(self);
+    }
+
     /// Boots again the instances that were running when the server last stopped.
     pub fn recover(&self) {
         compute::recover(self);

@@ -107,6 +107,21 @@ impl Ledger {
         self.balance = balance.min(b.max_balance());
     }
 
+    /// Spends what a guest used over `minutes` at `usage_pct` (100 % per vCPU), without
+    /// earning: for a driver that measures use after the baseline earnings were run.
+    pub fn spend(&mut self, mode: &str, minutes: f64, usage_pct: f64) {
+        let spent = usage_pct.max(0.0) / 100.0 * minutes.max(0.0);
+        let balance = self.balance - spent;
+        if balance < 0.0 {
+            if mode == "unlimited" {
+                self.surplus += -balance;
+            }
+            self.balance = 0.0;
+        } else {
+            self.balance = balance;
+        }
+    }
+
     /// Whether a standard-mode instance is held at its baseline.
     pub fn throttled(&self, mode: &str) -> bool {
         mode == "standard" && self.balance <= 0.0
@@ -130,6 +145,29 @@ mod tests {
         assert!(burst("m5.large").is_none());
         assert_eq!(default_mode("t2"), "standard");
         assert_eq!(default_mode("t4g"), "unlimited");
+    }
+
+    #[test]
+    fn measured_use_is_spent() {
+        let mut l = Ledger {
+            balance: 1.0,
+            surplus: 0.0,
+        };
+        l.spend("standard", 2.0, 100.0);
+        assert_eq!(
+            l,
+            Ledger {
+                balance: 0.0,
+                surplus: 0.0
+            }
+        );
+        assert!(l.throttled("standard") && !l.throttled("unlimited"));
+        let mut u = Ledger {
+            balance: 0.5,
+            surplus: 0.0,
+        };
+        u.spend("unlimited", 1.0, 150.0);
+        assert!((u.surplus - 1.0).abs() < 1e-9 && u.balance == 0.0);
     }
 
     #[test]

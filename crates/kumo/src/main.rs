@@ -302,6 +302,14 @@ fn serve(args: ServeArgs) -> ExitCode {
         // Instances that were running boot again.
         let k = kumo_state.clone();
         tokio::task::spawn_blocking(move || k.kumo.recover());
+        // CPU credits follow the guests' real CPU use, every second.
+        if state.kumo.driver_name() != "null" {
+            let k = kumo_state.clone();
+            std::thread::spawn(move || loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+                k.kumo.credits_tick();
+            });
+        }
         // Guests that power off or reboot themselves.
         if let Some(events) = kumo_state.kumo.guest_events() {
             let k = kumo_state.clone();
