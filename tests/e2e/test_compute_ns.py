@@ -364,3 +364,55 @@ def test_a_standard_t3_out_of_credits_runs_at_its_baseline(ns_kumo, ec2, key):
     ec2.modify_instance_credit_specification(InstanceCreditSpecifications=[{"InstanceId": iid, "CpuCredits": "unlimited"}])
     time.sleep(2)
     assert cores_used(iid) > 0.6
+
+
+def attachment_state(ec2, vol):
+    a = ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["Attachments"]
+    return a[0]["State"] if a else None
+
+
+def test_volumes_attach_live_grow_snapshot_and_detach(ns_kumo, ec2, key):
+    inst = launch(ec2, ns_kumo, KeyName="ns-key")
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    zone = inst["Placement"]["AvailabilityZone"]
+    data = ec2.create_volume(AvailabilityZone=zone, Size=1, VolumeType="gp3")["VolumeId"]
+    raw = ec2.create_volume(AvailabilityZone=zone, Size=1, VolumeType="gp3")["VolumeId"]
+    ec2.attach_volume(VolumeId=data, InstanceId=iid, Device="/dev/sdf")
+    ec2.attach_volume(VolumeId=raw, InstanceId=iid, Device="/dev/sdg")
+    # A Nitro type sees NVMe devices, linked from the names they were attached as.
+    p = ssh(key, ip, "readlink /dev/sdf /dev/sdg; sudo blockdev --getsize64 /dev/nvme1n1")
+    assert p.stdout.split() == ["nvme1n1", "nvme2n1", str(1 << 30)], p.stdout + p.stderr
+    # A file system on it, mounted.
+    p = ssh(key, ip, "sudo mkfs.xfs -q /dev/sdf && sudo mkdir -p /data && sudo mount /dev/sdf /data && echo kept | sudo tee /data/f >/dev/null && df -B1M --output=size /data | tail -1")
+    assert p.returncode == 0, p.stderr
+    before = int(p.stdout.split()[-1])
+    # Detaching a mounted volume leaves it busy, still in the guest.
+    ec2.detach_volume(VolumeId=data)
+    assert attachment_state(ec2, data) == "busy"
+    assert ssh(key, ip, "cat /data/f").stdout.strip() == "kept"
+    # The seed's growth procedure: modify the volume, then grow the file system online.
+    ec2.modify_volume(VolumeId=data, Size=2)
+    p = ssh(key, ip, "sudo blockdev --getsize64 /dev/nvme1n1; sudo xfs_growfs -d /data >/dev/null && df -B1M --output=size /data | tail -1")
+    size, after = p.stdout.split()
+    assert int(size) == 2 << 30 and int(after) > before + 900, p.stdout + p.stderr
+    # Snapshot a live volume: the snapshot holds what was written before, not after.
+    assert ssh(key, ip, "head -c 1048576 /dev/zero | tr '\\000' 'Z' | sudo dd of=/dev/sdg bs=1M oflag=direct status=none").returncode == 0
+    snap = ec2.create_snapshot(VolumeId=raw)["SnapshotId"]
+    assert ssh(key, ip, "head -c 1048576 /dev/zero | tr '\\000' 'Y' | sudo dd of=/dev/sdg bs=1M oflag=direct status=none; sudo head -c 4 /dev/sdg").stdout == "YYYY"
+    restored = ec2.create_volume(AvailabilityZone=zone, SnapshotId=snap)["VolumeId"]
+    path = os.path.join(ns_kumo.data_dir, "volumes", f"{restored}.qcow2")
+    check = subprocess.run(["qemu-io", "-r", "-f", "qcow2", "-c", "read -P 0x5a 0 1M", path], capture_output=True, text=True)
+    assert check.returncode == 0 and "Pattern verification failed" not in check.stdout, check.stdout
+    # Unmounted, the detach completes and the device leaves the guest.
+    assert ssh(key, ip, "sudo umount /data").returncode == 0
+    ec2.detach_volume(VolumeId=data)
+    assert attachment_state(ec2, data) is None
+    assert ssh(key, ip, "test -e /dev/nvme1n1 || echo gone").stdout.strip() == "gone"
+    # A forced detach does not wait for the guest.
+    assert ssh(key, ip, "sudo mkfs.xfs -q -f /dev/sdg && sudo mount /dev/sdg /mnt").returncode == 0
+    ec2.detach_volume(VolumeId=raw, Force=True)
+    assert attachment_state(ec2, raw) is None
+    # Attached again later, it comes back with its data, at the lowest free NVMe name.
+    ec2.attach_volume(VolumeId=data, InstanceId=iid, Device="/dev/sdh")
+    p = ssh(key, ip, "readlink /dev/sdh; sudo mount /dev/sdh /data && cat /data/f")
+    assert p.stdout.split() == ["nvme1n1", "kept"], p.stdout + p.stderr

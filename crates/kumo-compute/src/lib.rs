@@ -74,6 +74,19 @@ pub struct Metadata {
     pub hop_limit: u32,
 }
 
+/// A data volume to attach to a running guest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VolumeSpec {
+    pub volume_id: String,
+    /// The volume's qcow2 file.
+    pub file: PathBuf,
+    /// The device node the guest sees: `/dev/nvme1n1` on Nitro types, `/dev/xvdf` on Xen ones.
+    pub device: String,
+    /// The name the attachment was made with (`/dev/sdf`), linked to the device as Amazon
+    /// Linux's udev rules link it; None when it is the device itself.
+    pub alias: Option<String>,
+}
+
 /// What to run: everything a driver needs, decided by the control plane.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstanceSpec {
@@ -89,6 +102,8 @@ pub struct InstanceSpec {
     pub memory_mib: u64,
     pub net: NetSpec,
     pub metadata: Metadata,
+    /// Data volumes attached at boot.
+    pub volumes: Vec<VolumeSpec>,
 }
 
 /// A guest that stopped on its own: it powered off (`poweroff`, `shutdown -h`), or asked for a
@@ -122,6 +137,20 @@ pub trait Driver: Send + Sync {
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>>;
     /// Releases what a guest that stopped on its own held on the host (its root data stays).
     fn reap(&self, id: &str);
+    /// Attaches a data volume to a running guest: its device node appears in the guest.
+    fn attach_volume(&self, id: &str, v: &VolumeSpec) -> Result<(), ComputeError>;
+    /// Whether the guest has the volume mounted (a detach then waits, as AWS's does, unless
+    /// forced).
+    fn volume_busy(&self, id: &str, volume_id: &str) -> bool;
+    /// Detaches a data volume from a running guest.
+    fn detach_volume(&self, id: &str, volume_id: &str) -> Result<(), ComputeError>;
+    /// Grows an attached volume to `bytes`; the guest's device grows with it. False when the
+    /// volume is attached to no running guest here.
+    fn grow_volume(&self, volume_id: &str, bytes: u64) -> Result<bool, ComputeError>;
+    /// A live volume's file was just frozen as a snapshot and a new, empty overlay put in its
+    /// place: the guest's writes move to the overlay from now on. False when the volume is
+    /// attached to no running guest here.
+    fn volume_snapshotted(&self, volume_id: &str) -> Result<bool, ComputeError>;
     /// CPU time the instance has used since it booted, in nanoseconds.
     fn cpu_usage_ns(&self, id: &str) -> Option<u64>;
     /// Caps the instance's CPU at `cores` (a fraction of one core: a burstable instance held

@@ -10,7 +10,7 @@
 
 use crate::imds::Imds;
 use crate::net::{self, ip, ip_quiet, short};
-use crate::{ComputeError, Driver, GuestEvent, InstanceSpec, Metadata};
+use crate::{ComputeError, Driver, GuestEvent, InstanceSpec, Metadata, VolumeSpec};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
@@ -57,6 +57,201 @@ struct Running {
     ip: IpAddr,
     /// Set once the guest was seen to exit on its own (and reported).
     exited: bool,
+    /// Data volumes attached live, by volume id.
+    volumes: HashMap<String, LiveVolume>,
+}
+
+/// A volume in a guest: qemu-storage-daemon exports the qcow2 file as a raw FUSE file, a loop
+/// device sits on that, and the loop device's node is in the guest's `/dev`.
+struct LiveVolume {
+    spec: VolumeSpec,
+    /// The block node the export reads and writes: the newest overlay.
+    top: String,
+    /// How many overlays were added (for node names).
+    overlays: u32,
+    daemon: Child,
+    qmp: PathBuf,
+    raw: PathBuf,
+    loop_dev: String,
+}
+
+impl LiveVolume {
+    fn start(run: &Path, init_pid: i32, v: &VolumeSpec) -> Result<LiveVolume, ComputeError> {
+        let dir = run.join("volumes");
+        std::fs::create_dir_all(&dir).map_err(|e| ComputeError::io("volume directory", e))?;
+        let raw = dir.join(format!("{}.raw", v.volume_id));
+        let qmp = dir.join(format!("{}.qmp", v.volume_id));
+        std::fs::File::create(&raw).map_err(|e| ComputeError::io("FUSE mount point", e))?;
+        let _ = std::fs::remove_file(&qmp);
+        let mut daemon = Command::new("qemu-storage-daemon")
+            .arg("--blockdev")
+            .arg(format!(
+                "driver=file,node-name=file0,filename={}",
+                v.file.display()
+            ))
+            .arg("--blockdev")
+            .arg("driver=qcow2,node-name=disk,file=file0")
+            .arg("--export")
+            .arg(format!(
+                "type=fuse,id=exp0,node-name=disk,mountpoint={},writable=on",
+                raw.display()
+            ))
+            .arg("--chardev")
+            .arg(format!(
+                "socket,id=qmp0,path={},server=on,wait=off",
+                qmp.display()
+            ))
+            .arg("--monitor")
+            .arg("chardev=qmp0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| ComputeError::io("start qemu-storage-daemon", e))?;
+        // The export is up once the mount point is a FUSE file of the volume's size.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let fused = std::fs::metadata(&raw)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false);
+            if fused && qmp.exists() {
+                break;
+            }
+            if let Ok(Some(st)) = daemon.try_wait() {
+                return Err(ComputeError::Guest(format!(
+                    "qemu-storage-daemon exited ({st}) for {}",
+                    v.volume_id
+                )));
+            }
+            if Instant::now() > deadline {
+                let _ = daemon.kill();
+                let _ = daemon.wait();
+                return Err(ComputeError::Guest(format!(
+                    "qemu-storage-daemon did not export {}",
+                    v.volume_id
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let loop_dev = match net::run("losetup", &["--find", "--show", &raw.to_string_lossy()]) {
+            Ok(d) => d.trim().to_string(),
+            Err(e) => {
+                let _ = daemon.kill();
+                let _ = daemon.wait();
+                let _ = std::fs::remove_file(&raw);
+                return Err(e);
+            }
+        };
+        let mut lv = LiveVolume {
+            spec: v.clone(),
+            top: "disk".into(),
+            overlays: 0,
+            daemon,
+            qmp,
+            raw,
+            loop_dev,
+        };
+        if let Err(e) = lv.show(init_pid) {
+            lv.stop();
+            return Err(e);
+        }
+        Ok(lv)
+    }
+
+    /// Puts the device node (and the attachment's name, as a link) in the guest's /dev.
+    fn show(&self, init_pid: i32) -> Result<(), ComputeError> {
+        use std::os::unix::fs::MetadataExt;
+        let rdev = std::fs::metadata(&self.loop_dev)
+            .map_err(|e| ComputeError::io("loop device", e))?
+            .rdev();
+        let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+        let root = PathBuf::from(format!("/proc/{init_pid}/root"));
+        let node = root.join(self.spec.device.trim_start_matches('/'));
+        let _ = std::fs::remove_file(&node);
+        nix::sys::stat::mknod(
+            &node,
+            nix::sys::stat::SFlag::S_IFBLK,
+            nix::sys::stat::Mode::from_bits_truncate(0o660),
+            nix::sys::stat::makedev(major, minor),
+        )
+        .map_err(|e| ComputeError::io(format!("device node {}", self.spec.device), e.into()))?;
+        if let Some(alias) = &self.spec.alias {
+            let link = root.join(alias.trim_start_matches('/'));
+            let _ = std::fs::remove_file(&link);
+            let target = self.spec.device.trim_start_matches("/dev/");
+            std::os::unix::fs::symlink(target, &link)
+                .map_err(|e| ComputeError::io(format!("device link {alias}"), e))?;
+        }
+        Ok(())
+    }
+
+    fn hide(&self, init_pid: i32) {
+        let root = PathBuf::from(format!("/proc/{init_pid}/root"));
+        let _ = std::fs::remove_file(root.join(self.spec.device.trim_start_matches('/')));
+        if let Some(alias) = &self.spec.alias {
+            let _ = std::fs::remove_file(root.join(alias.trim_start_matches('/')));
+        }
+    }
+
+    fn stop(&mut self) {
+        let _ = net::run("losetup", &["-d", &self.loop_dev]);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.daemon.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.daemon.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        let _ = std::fs::remove_file(&self.raw);
+        let _ = std::fs::remove_file(&self.qmp);
+    }
+
+    /// Sends QMP commands to the daemon, one after the other; fails on the first error.
+    fn qmp(&self, commands: &[String]) -> Result<(), ComputeError> {
+        use std::io::Read;
+        let mut sock = std::os::unix::net::UnixStream::connect(&self.qmp)
+            .map_err(|e| ComputeError::io("QMP socket", e))?;
+        sock.set_read_timeout(Some(Duration::from_secs(10))).ok();
+        let mut reader = BufReader::new(
+            sock.try_clone()
+                .map_err(|e| ComputeError::io("QMP socket", e))?,
+        );
+        let mut line = String::new();
+        reader
+            .read_line(&mut line)
+            .map_err(|e| ComputeError::io("QMP greeting", e))?;
+        let all = std::iter::once(r#"{"execute":"qmp_capabilities"}"#.to_string())
+            .chain(commands.iter().cloned());
+        for c in all {
+            sock.write_all(c.as_bytes())
+                .and_then(|_| sock.write_all(b"\n"))
+                .map_err(|e| ComputeError::io("QMP", e))?;
+            loop {
+                line.clear();
+                if reader
+                    .read_line(&mut line)
+                    .map_err(|e| ComputeError::io("QMP", e))?
+                    == 0
+                {
+                    return Err(ComputeError::Guest("QMP closed".into()));
+                }
+                if line.contains("\"return\"") {
+                    break;
+                }
+                if line.contains("\"error\"") {
+                    return Err(ComputeError::Guest(format!("QMP: {}", line.trim())));
+                }
+            }
+        }
+        let _ = reader.read(&mut [0u8; 0]);
+        Ok(())
+    }
 }
 
 #[derive(Default)]
@@ -508,6 +703,7 @@ impl NsDriver {
                 netns,
                 ip: addr,
                 exited: false,
+                volumes: HashMap::new(),
             }),
             Err(e) => {
                 let _ = helper.kill();
@@ -563,9 +759,29 @@ impl NsDriver {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        for (_, mut lv) in r.volumes.drain() {
+            lv.stop();
+        }
         self.release(st, id, &r.spec.net.vpc_id, Some(r.ip), &r.netns);
         Ok(Some(r.spec))
     }
+}
+
+/// A volume with its guest device decided: an empty device (a Nitro type's) becomes the
+/// lowest free `/dev/nvmeNn1` from 1 (the root volume is `nvme0n1`).
+fn with_device(v: &VolumeSpec, live: &HashMap<String, LiveVolume>) -> VolumeSpec {
+    let mut v = v.clone();
+    if v.device.is_empty() {
+        let n = (1..)
+            .find(|n| {
+                !live
+                    .values()
+                    .any(|l| l.spec.device == format!("/dev/nvme{n}n1"))
+            })
+            .unwrap_or(1);
+        v.device = format!("/dev/nvme{n}n1");
+    }
+    v
 }
 
 /// The host's links into the VPC namespaces.
@@ -663,8 +879,20 @@ impl Driver for NsDriver {
         if st.instances.contains_key(&spec.id) {
             return Ok(());
         }
-        let r = self.boot(&mut st, spec)?;
+        let mut r = self.boot(&mut st, spec)?;
         tracing::info!(instance = %spec.id, pid = r.init_pid, address = %spec.net.private_ip, "instance started");
+        let run = self.dir.join(&spec.id);
+        for v in &spec.volumes {
+            let v = &with_device(v, &r.volumes);
+            match LiveVolume::start(&run, r.init_pid, v) {
+                Ok(lv) => {
+                    r.volumes.insert(v.volume_id.clone(), lv);
+                }
+                Err(e) => {
+                    tracing::error!(instance = %spec.id, volume = %v.volume_id, error = %e, "cannot attach a volume at boot")
+                }
+            }
+        }
         st.instances.insert(spec.id.clone(), r);
         Ok(())
     }
@@ -752,6 +980,102 @@ impl Driver for NsDriver {
         }
         v.public = want;
         Ok(())
+    }
+
+    fn attach_volume(&self, id: &str, v: &VolumeSpec) -> Result<(), ComputeError> {
+        let mut st = lock(&self.state);
+        let r = st
+            .instances
+            .get_mut(id)
+            .ok_or_else(|| ComputeError::Unknown(id.to_string()))?;
+        if r.volumes.contains_key(&v.volume_id) {
+            return Ok(());
+        }
+        let v = &with_device(v, &r.volumes);
+        let lv = LiveVolume::start(&self.dir.join(id), r.init_pid, v)?;
+        r.spec.volumes.retain(|x| x.volume_id != v.volume_id);
+        r.spec.volumes.push(v.clone());
+        r.volumes.insert(v.volume_id.clone(), lv);
+        tracing::info!(instance = id, volume = %v.volume_id, device = %v.device, "volume attached");
+        Ok(())
+    }
+
+    fn volume_busy(&self, id: &str, volume_id: &str) -> bool {
+        let st = lock(&self.state);
+        let Some(r) = st.instances.get(id) else {
+            return false;
+        };
+        let Some(lv) = r.volumes.get(volume_id) else {
+            return false;
+        };
+        // Mounted in the guest: its mount table names the device (or the loop device).
+        let mounts =
+            std::fs::read_to_string(format!("/proc/{}/mounts", r.init_pid)).unwrap_or_default();
+        mounts.lines().any(|l| {
+            let dev = l.split_whitespace().next().unwrap_or("");
+            dev == lv.spec.device || lv.spec.alias.as_deref() == Some(dev) || dev == lv.loop_dev
+        })
+    }
+
+    fn detach_volume(&self, id: &str, volume_id: &str) -> Result<(), ComputeError> {
+        let mut st = lock(&self.state);
+        let Some(r) = st.instances.get_mut(id) else {
+            return Ok(());
+        };
+        r.spec.volumes.retain(|x| x.volume_id != volume_id);
+        let pid = r.init_pid;
+        if let Some(mut lv) = r.volumes.remove(volume_id) {
+            lv.hide(pid);
+            lv.stop();
+            tracing::info!(instance = id, volume = volume_id, "volume detached");
+        }
+        Ok(())
+    }
+
+    fn grow_volume(&self, volume_id: &str, bytes: u64) -> Result<bool, ComputeError> {
+        let st = lock(&self.state);
+        let Some(lv) = st.instances.values().find_map(|r| r.volumes.get(volume_id)) else {
+            return Ok(false);
+        };
+        lv.qmp(&[format!(
+            r#"{{"execute":"block_resize","arguments":{{"node-name":"{}","size":{bytes}}}}}"#,
+            lv.top
+        )])?;
+        // The loop device learns its file's new size.
+        net::run("losetup", &["--set-capacity", &lv.loop_dev])?;
+        Ok(true)
+    }
+
+    fn volume_snapshotted(&self, volume_id: &str) -> Result<bool, ComputeError> {
+        let mut st = lock(&self.state);
+        let Some(lv) = st
+            .instances
+            .values_mut()
+            .find_map(|r| r.volumes.get_mut(volume_id))
+        else {
+            return Ok(false);
+        };
+        // The daemon still holds the old file (now the snapshot) open: open the new overlay
+        // without a backing and put it on top, so reads fall through to the snapshot and
+        // writes land in the overlay; the export follows the top.
+        let n = lv.overlays + 1;
+        let (file, node) = (format!("ovl{n}-file"), format!("ovl{n}"));
+        lv.qmp(&[
+            format!(
+                r#"{{"execute":"blockdev-add","arguments":{{"driver":"file","node-name":"{file}","filename":"{}"}}}}"#,
+                lv.spec.file.display()
+            ),
+            format!(
+                r#"{{"execute":"blockdev-add","arguments":{{"driver":"qcow2","node-name":"{node}","file":"{file}","backing":null}}}}"#
+            ),
+            format!(
+                r#"{{"execute":"blockdev-snapshot","arguments":{{"node":"{}","overlay":"{node}"}}}}"#,
+                lv.top
+            ),
+        ])?;
+        lv.overlays = n;
+        lv.top = node;
+        Ok(true)
     }
 
     fn cpu_usage_ns(&self, id: &str) -> Option<u64> {

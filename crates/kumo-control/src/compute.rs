@@ -278,7 +278,20 @@ fn spec(k: &Kumo, cm: &Compute, ctx: &RequestContext, id: &str) -> Result<Instan
             .and_then(|i| i.memory_info.as_ref()?.size_in_mi_b)
             .unwrap_or(512)
             .max(64) as u64;
+        let volumes = c
+            .volumes
+            .iter()
+            .filter_map(|vol| {
+                let a = vol.attachments.iter().find(|a| {
+                    a.instance_id == r.id
+                        && a.device != r.root_device_name
+                        && a.state != "detaching"
+                })?;
+                Some(volume_spec(k, &r, &vol.id, &a.device))
+            })
+            .collect();
         Ok(InstanceSpec {
+            volumes,
             id: r.id.clone(),
             image_root: cm.image_root.clone(),
             root_data: root_data(k, &r, &c),
@@ -681,4 +694,106 @@ pub fn capped(k: &Kumo, id: &str) -> Option<bool> {
     let cm = k.compute.as_ref()?;
     let cpu = cm.cpu.lock().unwrap_or_else(|p| p.into_inner());
     Some(cpu.get(id).is_some_and(|c| c.2))
+}
+
+/// The device a data volume gets in an instance: on Nitro types an NVMe name the driver picks
+/// (empty here), with the attachment's name as a link; on Xen types `xvdX` for `sdX`.
+fn volume_spec(
+    k: &Kumo,
+    r: &InstanceRecord,
+    volume_id: &str,
+    attached_as: &str,
+) -> kumo_compute::VolumeSpec {
+    let nitro = crate::instance_types::find(&r.instance_type)
+        .and_then(|i| i.hypervisor.as_deref())
+        .is_none_or(|h| h == "nitro");
+    let name = attached_as.trim_start_matches("/dev/");
+    let xen = format!(
+        "/dev/xvd{}",
+        name.trim_start_matches("sd").trim_start_matches("xvd")
+    );
+    let (device, alias) = if nitro {
+        (String::new(), Some(format!("/dev/{name}")))
+    } else {
+        let alias = (format!("/dev/{name}") != xen).then(|| format!("/dev/{name}"));
+        (xen, alias)
+    };
+    kumo_compute::VolumeSpec {
+        volume_id: volume_id.to_string(),
+        file: k.blocks.path(volume_id),
+        device,
+        alias,
+    }
+}
+
+/// After AttachVolume committed: the volume appears in the running guest. If it cannot, the
+/// attachment is taken back and the call fails, rather than reporting a volume the guest
+/// does not have.
+pub fn attach_live(
+    k: &Kumo,
+    ctx: &RequestContext,
+    volume_id: &str,
+    instance: &str,
+) -> Result<(), Ec2Error> {
+    let Some(cm) = &k.compute else { return Ok(()) };
+    if !cm.driver.is_running(instance) {
+        return Ok(());
+    }
+    let s = crate::scope(ctx);
+    let found = k.store.read(|v| {
+        let r: Option<InstanceRecord> = v.get(s, instance)?;
+        let vol: Option<crate::volumes::VolumeRecord> = v.get(s, volume_id)?;
+        Ok::<_, Fail>(r.zip(vol))
+    });
+    let Ok(Some((r, vol))) = found else {
+        return Ok(());
+    };
+    let Some(a) = vol.attachments.iter().find(|a| a.instance_id == instance) else {
+        return Ok(());
+    };
+    let spec = volume_spec(k, &r, volume_id, &a.device);
+    if let Err(e) = cm.driver.attach_volume(instance, &spec) {
+        tracing::error!(instance, volume = volume_id, error = %e, "cannot attach the volume to the guest; undoing the attachment");
+        let _ = k.store.write(true, |tx| {
+            if let Some(mut v) = tx.get::<crate::volumes::VolumeRecord>(s, volume_id)? {
+                v.attachments.retain(|a| a.instance_id != instance);
+                tx.update(s, &v)?;
+            }
+            Ok::<_, Fail>(())
+        });
+        return Err(Ec2Error::internal());
+    }
+    Ok(())
+}
+
+pub fn volume_busy(k: &Kumo, instance: &str, volume_id: &str) -> bool {
+    k.compute
+        .as_ref()
+        .is_some_and(|cm| cm.driver.volume_busy(instance, volume_id))
+}
+
+pub fn detach_live(k: &Kumo, instance: &str, volume_id: &str) {
+    let Some(cm) = &k.compute else { return };
+    if let Err(e) = cm.driver.detach_volume(instance, volume_id) {
+        tracing::error!(instance, volume = volume_id, error = %e, "cannot detach the volume from the guest");
+    }
+}
+
+/// Grows a volume attached to a running guest; false when none has it.
+pub fn grow_live(k: &Kumo, volume_id: &str, size_gib: u64) -> Result<bool, String> {
+    let Some(cm) = &k.compute else {
+        return Ok(false);
+    };
+    cm.driver
+        .grow_volume(volume_id, size_gib << 30)
+        .map_err(|e| e.to_string())
+}
+
+/// After a live volume's file was frozen as a snapshot: the guest writes to the new overlay.
+pub fn snapshot_live(k: &Kumo, volume_id: &str) -> Result<(), String> {
+    let Some(cm) = &k.compute else { return Ok(()) };
+    cm.driver
+        .volume_snapshotted(volume_id)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

@@ -86,6 +86,8 @@ pub fn freeze_files(k: &Kumo, real: bool, recs: &[SnapshotRecord]) -> Result<(),
     for rec in recs {
         k.blocks
             .snapshot(&rec.volume_id, &rec.id, rec.volume_size as u64)
+            .map_err(|e| e.to_string())
+            .and_then(|()| crate::compute::snapshot_live(k, &rec.volume_id))
             .map_err(|e| {
             tracing::error!(error = %e, volume = %rec.volume_id, "cannot snapshot a volume file");
             Fail(Ec2Error::internal())

@@ -555,6 +555,12 @@ pub fn attach(
             Ok(attachment(&v.id, &a))
         })
         .map_err(|f: Fail| f.0)
+        .and_then(|out| {
+            if !ctx.dry_run {
+                crate::compute::attach_live(k, ctx, &input.volume_id, &input.instance_id)?;
+            }
+            Ok(out)
+        })
 }
 
 pub fn detach(
@@ -565,7 +571,9 @@ pub fn detach(
     k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
-    k.store
+    let force = input.force == Some(true);
+    let detached = k
+        .store
         .write(!ctx.dry_run, |tx| {
             let mut v = get_volume(tx, s, &input.volume_id)?;
             v.settle(now, delay);
@@ -594,13 +602,23 @@ pub fn detach(
                     ),
                 )));
             }
-            a.state = "detaching".into();
+            // A volume the guest has mounted stays attached, `busy`, until it is unmounted
+            // and detached again, or the detach is forced (as on AWS).
+            let busy = !force && crate::compute::volume_busy(k, &a.instance_id, &v.id);
+            a.state = if busy { "busy" } else { "detaching" }.into();
             a.since_ms = now;
-            let out = attachment(&v.id, a);
+            let mut out = attachment(&v.id, a);
+            let instance = a.instance_id.clone();
             tx.update(s, &v)?;
-            Ok(out)
+            out.state = Some("detaching".into());
+            Ok((out, instance, busy))
         })
-        .map_err(|f: Fail| f.0)
+        .map_err(|f: Fail| f.0)?;
+    let (out, instance, busy) = detached;
+    if !ctx.dry_run && !busy {
+        crate::compute::detach_live(k, &instance, &input.volume_id);
+    }
+    Ok(out)
 }
 
 /// At an instance's termination: volumes marked DeleteOnTermination go, the rest detach.
@@ -737,10 +755,18 @@ pub fn modify(
         })
         .map_err(|f: Fail| f.0)?;
     if let (Some(size), false) = (grow, ctx.dry_run) {
-        // The file really grows: `block_resize` once the volume is attached to a guest.
-        if let Err(e) = k.blocks.grow(&input.volume_id, size as u64) {
-            tracing::error!(error = %e, volume = %input.volume_id, "cannot grow a volume file");
+        // The file really grows: through the guest's storage daemon (`block_resize`, and the
+        // guest's device grows) when the volume is attached live, else with qemu-img.
+        let live = crate::compute::grow_live(k, &input.volume_id, size as u64);
+        if let Err(e) = live {
+            tracing::error!(error = %e, volume = %input.volume_id, "cannot grow a live volume");
             return Err(Ec2Error::internal());
+        }
+        if live == Ok(false) {
+            if let Err(e) = k.blocks.grow(&input.volume_id, size as u64) {
+                tracing::error!(error = %e, volume = %input.volume_id, "cannot grow a volume file");
+                return Err(Ec2Error::internal());
+            }
         }
     }
     // ModifyVolume answers as the modification starts; it moves on by the next call.
