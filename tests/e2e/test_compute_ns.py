@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-from conftest import KUMO_BIN, Cli, Kumo, make_client
+from botocore.exceptions import ClientError
+
+from conftest import KUMO_BIN, Cli, Kumo, error_code, make_client
 
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"]
 
@@ -416,3 +418,34 @@ def test_volumes_attach_live_grow_snapshot_and_detach(ns_kumo, ec2, key):
     ec2.attach_volume(VolumeId=data, InstanceId=iid, Device="/dev/sdh")
     p = ssh(key, ip, "readlink /dev/sdh; sudo mount /dev/sdh /data && cat /data/f")
     assert p.stdout.split() == ["nvme1n1", "kept"], p.stdout + p.stderr
+
+
+def test_run_command_without_ssh(ns_kumo, ec2):
+    # No key pair and no port 22: only the agent can reach this instance.
+    inst = launch(ec2, ns_kumo)
+    iid = inst["InstanceId"]
+    ssm = make_client(ns_kumo.endpoint, service="ssm")
+    sent = ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunShellScript", Parameters={"commands": ["id -u", "hostname", "echo oops >&2", "exit 3"]})["Command"]
+    assert sent["Status"] == "Pending" and sent["InstanceIds"] == [iid]
+    deadline = time.time() + 30
+    while True:
+        inv = ssm.get_command_invocation(CommandId=sent["CommandId"], InstanceId=iid)
+        if inv["Status"] in ("Success", "Failed") or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    assert inv["Status"] == "Failed" and inv["ResponseCode"] == 3
+    assert inv["StandardOutputContent"].split() == ["0", state_of(ec2, iid)["PrivateDnsName"]]
+    assert inv["StandardErrorContent"].strip() == "oops"
+    # The CLI form prints the output and exits with the command's status.
+    p = subprocess.run([KUMO_BIN, "ssm", "--endpoint-url", ns_kumo.endpoint, "--region", "eu-west-1", "send-command", iid, "--", "cat", "/etc/os-release"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "Debian" in p.stdout, p.stderr
+    # AWS's errors.
+    with pytest.raises(ClientError) as e:
+        ssm.send_command(InstanceIds=["i-0123456789abcdef0"], DocumentName="AWS-RunShellScript", Parameters={"commands": ["true"]})
+    assert error_code(e) == "InvalidInstanceId"
+    with pytest.raises(ClientError) as e:
+        ssm.get_command_invocation(CommandId=sent["CommandId"], InstanceId="i-0123456789abcdef0")
+    assert error_code(e) == "InvocationDoesNotExist"
+    with pytest.raises(ClientError) as e:
+        ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunPowerShellScript", Parameters={"commands": ["true"]})
+    assert error_code(e) == "InvalidDocument"

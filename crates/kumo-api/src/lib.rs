@@ -201,7 +201,14 @@ async fn api(
     if let Some(target) = headers.get("x-amz-target").and_then(|v| v.to_str().ok()) {
         if caller.service.as_deref().is_none_or(|s| s == "ssm") && target.starts_with("AmazonSSM.")
         {
-            return ssm::handle(&state.kumo, target, &caller.region, &body, &rid);
+            return ssm::handle(
+                &state.kumo,
+                target,
+                &caller.account,
+                &caller.region,
+                &body,
+                &rid,
+            );
         }
     }
     let service = caller.service.clone().unwrap_or_else(|| {

@@ -1,5 +1,6 @@
 //! The SSM calls tools use to find AMIs: `GetParameter` and `GetParameters` on the public
-//! `/aws/service/…` parameters. SSM speaks JSON (awsJson1.1), selected by `X-Amz-Target`.
+//! `/aws/service/…` parameters; and Run Command: `SendCommand` (`AWS-RunShellScript`) and
+//! `GetCommandInvocation`, served by the guests' agents under a real compute driver. SSM speaks JSON (awsJson1.1), selected by `X-Amz-Target`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -40,7 +41,14 @@ fn parameter(region: &str, name: &str, value: &str) -> Value {
     })
 }
 
-pub fn handle(kumo: &Kumo, target: &str, region: &str, body: &[u8], rid: &str) -> Response {
+pub fn handle(
+    kumo: &Kumo,
+    target: &str,
+    account: &str,
+    region: &str,
+    body: &[u8],
+    rid: &str,
+) -> Response {
     let Ok(input) = serde_json::from_slice::<Value>(body) else {
         return error(
             rid,
@@ -82,6 +90,14 @@ pub fn handle(kumo: &Kumo, target: &str, region: &str, body: &[u8], rid: &str) -
                 json!({ "Parameters": found, "InvalidParameters": invalid }),
             )
         }
+        Some("SendCommand") => match kumo.ssm_send_command(account, region, &input) {
+            Ok(v) => reply(StatusCode::OK, rid, v),
+            Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
+        },
+        Some("GetCommandInvocation") => match kumo.ssm_command_invocation(account, &input) {
+            Ok(v) => reply(StatusCode::OK, rid, v),
+            Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
+        },
         _ => error(
             rid,
             "InvalidAction",

@@ -12,11 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// What one VPC's listener serves: metadata by instance address, and issued tokens.
+/// What one VPC's listener serves: metadata by instance address, and issued tokens. Beside
+/// the metadata it carries Kumo's run-command channel (`/kumo/ssm/…`): the guest's agent
+/// takes queued commands and hands back their output, without SSH or a key pair.
 #[derive(Default)]
 pub struct Imds {
     by_ip: Mutex<HashMap<IpAddr, Arc<Metadata>>>,
     tokens: Mutex<HashMap<String, (IpAddr, Instant)>>,
+    commands: Mutex<HashMap<IpAddr, std::collections::VecDeque<(String, String)>>>,
+    results: Mutex<HashMap<String, crate::CommandResult>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -35,6 +39,59 @@ impl Imds {
 
     pub fn is_empty(&self) -> bool {
         lock(&self.by_ip).is_empty()
+    }
+
+    /// Queues a shell script for the agent of the instance at `ip`.
+    pub fn queue(&self, ip: IpAddr, command_id: &str, script: &str) {
+        lock(&self.results).insert(command_id.to_string(), crate::CommandResult::default());
+        lock(&self.commands)
+            .entry(ip)
+            .or_default()
+            .push_back((command_id.to_string(), script.to_string()));
+    }
+
+    pub fn result(&self, command_id: &str) -> Option<crate::CommandResult> {
+        lock(&self.results).get(command_id).cloned()
+    }
+
+    /// The agent's side: the next command, and its output and exit status.
+    fn agent(&self, method: &str, path: &str, body: &[u8], peer: IpAddr) -> Response {
+        let rest = path.trim_start_matches("/kumo/ssm/");
+        if rest == "next" {
+            let next = lock(&self.commands)
+                .get_mut(&peer)
+                .and_then(|q| q.pop_front());
+            return match next {
+                Some((id, script)) => {
+                    if let Some(r) = lock(&self.results).get_mut(&id) {
+                        r.status = "InProgress".into();
+                    }
+                    Response::ok(format!("{id}\n{script}").into_bytes())
+                }
+                None => Response::status(404, "Not Found"),
+            };
+        }
+        let Some((what, id)) = rest.split_once('/') else {
+            return Response::status(404, "Not Found");
+        };
+        if method != "PUT" {
+            return Response::status(405, "Method Not Allowed");
+        }
+        let mut results = lock(&self.results);
+        let Some(r) = results.get_mut(id) else {
+            return Response::status(404, "Not Found");
+        };
+        let text = String::from_utf8_lossy(body).into_owned();
+        match what {
+            "out" => r.stdout = text,
+            "err" => r.stderr = text,
+            "exit" => {
+                r.code = text.trim().parse().unwrap_or(-1);
+                r.status = if r.code == 0 { "Success" } else { "Failed" }.into();
+            }
+            _ => return Response::status(404, "Not Found"),
+        }
+        Response::ok(Vec::new())
     }
 
     /// Serves connections until the listener fails.
@@ -99,10 +156,16 @@ impl Imds {
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
+            let body: Vec<u8> = buf[head_end + 4..head_end + 4 + body_len].to_vec();
             buf.drain(..head_end + 4 + body_len);
             let close =
                 header(&headers, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
-            let resp = self.answer(&method, &path, &headers, peer);
+            let agent = path.starts_with("/kumo/ssm/") && lock(&self.by_ip).contains_key(&peer);
+            let resp = if agent {
+                self.agent(&method, &path, &body, peer)
+            } else {
+                self.answer(&method, &path, &headers, peer)
+            };
             if let Some(ttl) = resp.ttl {
                 stream.set_ttl(ttl)?;
             }

@@ -106,6 +106,27 @@ pub struct InstanceSpec {
     pub volumes: Vec<VolumeSpec>,
 }
 
+/// A command run by the guest's agent: `Pending` until the agent takes it, `InProgress`, then
+/// `Success` or `Failed` with its exit status and output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandResult {
+    pub status: String,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Default for CommandResult {
+    fn default() -> Self {
+        CommandResult {
+            status: "Pending".into(),
+            code: -1,
+            stdout: String::new(),
+            stderr: String::new(),
+        }
+    }
+}
+
 /// A guest that stopped on its own: it powered off (`poweroff`, `shutdown -h`), or asked for a
 /// reboot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,6 +172,10 @@ pub trait Driver: Send + Sync {
     /// place: the guest's writes move to the overlay from now on. False when the volume is
     /// attached to no running guest here.
     fn volume_snapshotted(&self, volume_id: &str) -> Result<bool, ComputeError>;
+    /// Queues a shell script for the guest's agent (Kumo's run-command channel).
+    fn send_command(&self, id: &str, command_id: &str, script: &str) -> Result<(), ComputeError>;
+    /// Where a command stands.
+    fn command_result(&self, id: &str, command_id: &str) -> Option<CommandResult>;
     /// CPU time the instance has used since it booted, in nanoseconds.
     fn cpu_usage_ns(&self, id: &str) -> Option<u64>;
     /// Caps the instance's CPU at `cores` (a fraction of one core: a burstable instance held

@@ -1078,6 +1078,30 @@ impl Driver for NsDriver {
         Ok(true)
     }
 
+    fn send_command(&self, id: &str, command_id: &str, script: &str) -> Result<(), ComputeError> {
+        let st = lock(&self.state);
+        let r = st
+            .instances
+            .get(id)
+            .ok_or_else(|| ComputeError::Unknown(id.to_string()))?;
+        let v = st
+            .vpcs
+            .get(&r.spec.net.vpc_id)
+            .ok_or_else(|| ComputeError::Unknown(id.to_string()))?;
+        v.imds.queue(r.ip, command_id, script);
+        Ok(())
+    }
+
+    fn command_result(&self, id: &str, command_id: &str) -> Option<crate::CommandResult> {
+        let st = lock(&self.state);
+        // The instance may have stopped since; its VPC's listener still has the result.
+        let vpc = st.instances.get(id).map(|r| r.spec.net.vpc_id.clone());
+        match vpc {
+            Some(v) => st.vpcs.get(&v)?.imds.result(command_id),
+            None => st.vpcs.values().find_map(|v| v.imds.result(command_id)),
+        }
+    }
+
     fn cpu_usage_ns(&self, id: &str) -> Option<u64> {
         std::fs::read_to_string(self.cgroup(id, "cpuacct").join("cpuacct.usage"))
             .ok()?

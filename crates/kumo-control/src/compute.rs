@@ -24,6 +24,8 @@ pub struct Compute {
     pub image_root: PathBuf,
     /// The account and region of each instance booted, to act on what its guest does.
     owners: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
+    /// Commands sent to guests' agents (SSM SendCommand), by command id.
+    commands: std::sync::Mutex<std::collections::HashMap<String, SentCommand>>,
     /// Each burstable instance's last CPU reading (ns used, when) and whether it is capped.
     cpu: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant, bool)>>,
 }
@@ -34,6 +36,7 @@ impl Compute {
             driver,
             image_root,
             owners: Default::default(),
+            commands: Default::default(),
             cpu: Default::default(),
         }
     }
@@ -796,4 +799,187 @@ pub fn snapshot_live(k: &Kumo, volume_id: &str) -> Result<(), String> {
         .volume_snapshotted(volume_id)
         .map(|_| ())
         .map_err(|e| e.to_string())
+}
+
+/// A command sent with SSM SendCommand.
+#[derive(Debug, Clone)]
+pub struct SentCommand {
+    account: String,
+    instances: Vec<String>,
+    commands: Vec<String>,
+    comment: String,
+    requested_ms: i64,
+}
+
+fn command_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = openssl::rand::rand_bytes(&mut b);
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// SSM SendCommand with `AWS-RunShellScript`: the commands run as root in each instance by
+/// its agent. Errors are (code, message) as SSM's JSON protocol names them.
+pub fn send_command(
+    k: &Kumo,
+    account: &str,
+    region: &str,
+    input: &serde_json::Value,
+) -> Result<serde_json::Value, (String, String)> {
+    let bad = |c: &str, m: String| (c.to_string(), m);
+    let doc = input["DocumentName"].as_str().unwrap_or("");
+    if doc.is_empty() {
+        return Err(bad("ValidationException", "1 validation error detected: Value null at 'documentName' failed to satisfy constraint: Member must not be null".into()));
+    }
+    if doc != "AWS-RunShellScript" {
+        return Err(bad(
+            "InvalidDocument",
+            format!("Document {doc} does not exist in your account. Kumo runs AWS-RunShellScript."),
+        ));
+    }
+    let commands: Vec<String> = match &input["Parameters"]["commands"] {
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|c| c.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if commands.is_empty() {
+        return Err(bad(
+            "InvalidParameters",
+            "Parameter \"commands\" is required by AWS-RunShellScript.".into(),
+        ));
+    }
+    let ids: Vec<String> = input["InstanceIds"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if ids.is_empty() {
+        return Err(bad(
+            "ValidationException",
+            "Specify InstanceIds or Targets.".into(),
+        ));
+    }
+    let s = Scope { account, region };
+    // Only instances whose agent is online (running under a real driver) take commands.
+    let offline: Vec<&String> = ids
+        .iter()
+        .filter(|id| {
+            let mine = k
+                .store
+                .read(|v| Ok::<_, Fail>(v.get::<InstanceRecord>(s, id)?.is_some()))
+                .unwrap_or(false);
+            !mine || !k.compute.as_ref().is_some_and(|c| c.driver.is_running(id))
+        })
+        .collect();
+    if !offline.is_empty() {
+        let list: Vec<&str> = offline.iter().map(|x| x.as_str()).collect();
+        return Err(bad(
+            "InvalidInstanceId",
+            format!(
+                "Instances [[{}]] not in a valid state for account {account}",
+                list.join(", ")
+            ),
+        ));
+    }
+    let Some(cm) = &k.compute else {
+        return Err(bad(
+            "InvalidInstanceId",
+            "no agent runs under the null driver".into(),
+        ));
+    };
+    let id = command_id();
+    let script = commands.join("\n") + "\n";
+    for i in &ids {
+        cm.driver
+            .send_command(i, &id, &script)
+            .map_err(|e| bad("InternalServerError", e.to_string()))?;
+    }
+    let now = k.now_ms();
+    let comment = input["Comment"].as_str().unwrap_or("").to_string();
+    cm.commands
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(
+            id.clone(),
+            SentCommand {
+                account: account.to_string(),
+                instances: ids.clone(),
+                commands: commands.clone(),
+                comment: comment.clone(),
+                requested_ms: now,
+            },
+        );
+    Ok(serde_json::json!({ "Command": {
+        "CommandId": id,
+        "DocumentName": doc,
+        "DocumentVersion": "$DEFAULT",
+        "Comment": comment,
+        "Parameters": { "commands": commands },
+        "InstanceIds": ids,
+        "Targets": [],
+        "RequestedDateTime": now as f64 / 1000.0,
+        "Status": "Pending",
+        "StatusDetails": "Pending",
+        "TargetCount": ids.len(),
+        "CompletedCount": 0,
+        "ErrorCount": 0,
+        "DeliveryTimedOutCount": 0,
+        "MaxConcurrency": "50",
+        "MaxErrors": "0",
+        "TimeoutSeconds": 3600,
+    }}))
+}
+
+/// SSM GetCommandInvocation.
+pub fn command_invocation(
+    k: &Kumo,
+    account: &str,
+    input: &serde_json::Value,
+) -> Result<serde_json::Value, (String, String)> {
+    let id = input["CommandId"].as_str().unwrap_or("");
+    let instance = input["InstanceId"].as_str().unwrap_or("");
+    let missing = || ("InvocationDoesNotExist".to_string(), String::new());
+    let cm = k.compute.as_ref().ok_or_else(missing)?;
+    let sent = cm
+        .commands
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(id)
+        .cloned()
+        .filter(|c| c.account == account && c.instances.iter().any(|i| i == instance))
+        .ok_or_else(missing)?;
+    let r = cm.driver.command_result(instance, id).unwrap_or_default();
+    Ok(serde_json::json!({
+        "CommandId": id,
+        "InstanceId": instance,
+        "Comment": sent.comment,
+        "DocumentName": "AWS-RunShellScript",
+        "DocumentVersion": "$DEFAULT",
+        "PluginName": "aws:runShellScript",
+        "ResponseCode": r.code,
+        "ExecutionStartDateTime": "",
+        "ExecutionElapsedTime": "",
+        "ExecutionEndDateTime": "",
+        "Status": r.status,
+        "StatusDetails": r.status,
+        "StandardOutputContent": r.stdout,
+        "StandardOutputUrl": "",
+        "StandardErrorContent": r.stderr,
+        "StandardErrorUrl": "",
+        "CloudWatchOutputConfig": { "CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": false },
+        "RequestedCommands": sent.commands,
+        "RequestedDateTime": sent.requested_ms as f64 / 1000.0,
+    }))
 }

@@ -123,6 +123,25 @@ impl Kumo {
         self.compute.as_ref()?.driver.events()
     }
 
+    /// SSM SendCommand (AWS-RunShellScript) to instances' agents.
+    pub fn ssm_send_command(
+        &self,
+        account: &str,
+        region: &str,
+        input: &serde_json::Value,
+    ) -> Result<serde_json::Value, (String, String)> {
+        compute::send_command(self, account, region, input)
+    }
+
+    /// SSM GetCommandInvocation.
+    pub fn ssm_command_invocation(
+        &self,
+        account: &str,
+        input: &serde_json::Value,
+    ) -> Result<serde_json::Value, (String, String)> {
+        compute::command_invocation(self, account, input)
+    }
+
     /// One round of the CPU credit ledgers of the instances the driver runs.
     pub fn credits_tick(&self) {
         compute::credits_tick(self);

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v4";
+pub const RECIPE: &str = "debian-12-minbase-v5";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,e2fsprogs,xfsprogs,sudo,procps,less";
@@ -302,6 +302,25 @@ fi
 
 /usr/sbin/sshd -D -e &
 log "ready: sshd started"
+
+# The run-command agent (`kumo ssm send-command`, SSM SendCommand): takes queued commands
+# from Kumo's channel beside the metadata service and hands back their output.
+ssm_agent() {
+    while :; do
+        if curl -sf -m 5 -o /run/kumo-ssm.cmd "$IMDS/kumo/ssm/next" 2>/dev/null; then
+            ID=$(head -1 /run/kumo-ssm.cmd)
+            tail -n +2 /run/kumo-ssm.cmd > /run/kumo-ssm.sh
+            (cd /root && sh /run/kumo-ssm.sh > /run/kumo-ssm.out 2> /run/kumo-ssm.err)
+            CODE=$?
+            curl -sf -m 5 -X PUT --data-binary @/run/kumo-ssm.out "$IMDS/kumo/ssm/out/$ID" >/dev/null
+            curl -sf -m 5 -X PUT --data-binary @/run/kumo-ssm.err "$IMDS/kumo/ssm/err/$ID" >/dev/null
+            curl -sf -m 5 -X PUT --data-binary "$CODE" "$IMDS/kumo/ssm/exit/$ID" >/dev/null
+        else
+            sleep 0.5
+        fi
+    done
+}
+ssm_agent &
 while :; do
     sleep 3600 &
     wait $!

@@ -4,6 +4,7 @@ mod admin;
 mod bench;
 mod ec2client;
 mod image;
+mod ssm;
 mod unused_ips;
 mod xml;
 
@@ -42,6 +43,9 @@ enum Command {
     Admin(admin::Args),
     /// Base images for the compute drivers: `kumo image build`.
     Image(image::Args),
+    /// Run a command in an instance through its agent, without SSH: `kumo ssm send-command
+    /// i-… -- uname -a`.
+    Ssm(ssm::Args),
     /// (internal) The process that holds an `ns` instance's namespaces.
     #[command(name = "__ns-helper", hide = true)]
     NsHelper {
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Command::DescribeUnusedIps(args) => unused_ips::run(args),
         Command::Admin(args) => admin::run(args),
         Command::Image(args) => image::run(args),
+        Command::Ssm(args) => ssm::run(args),
         Command::NsHelper {
             image_root,
             data,
