@@ -449,3 +449,19 @@ def test_run_command_without_ssh(ns_kumo, ec2):
     with pytest.raises(ClientError) as e:
         ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunPowerShellScript", Parameters={"commands": ["true"]})
     assert error_code(e) == "InvalidDocument"
+
+
+def test_an_image_of_an_instance_carries_its_root_file_system(ns_kumo, ec2, key):
+    inst = launch(ec2, ns_kumo, KeyName="ns-key")
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    assert ssh(key, ip, "echo golden | sudo tee /etc/golden >/dev/null && sudo mkdir -p /opt/app && echo v1 | sudo tee /opt/app/version >/dev/null").returncode == 0
+    ami = ec2.create_image(InstanceId=iid, Name="golden-from-ns")["ImageId"]
+    # CreateImage rebooted the guest: it is back, with its data.
+    assert ssh(key, ip, "cat /etc/golden").stdout.strip() == "golden"
+    console = ec2.get_console_output(InstanceId=iid)["Output"]
+    assert console.count("[kumo-init] halted") == 1 and console.count("ready: sshd started") == 2
+    # A changed file after the image is not in it.
+    ssh(key, ip, "echo v2 | sudo tee /opt/app/version >/dev/null")
+    child = launch(ec2, ns_kumo, KeyName="ns-key", ImageId=ami)
+    p = ssh(key, child["PrivateIpAddress"], "cat /etc/golden /opt/app/version; curl -s http://169.254.169.254/latest/meta-data/ami-id")
+    assert p.stdout.split() == ["golden", "v1", ami], p.stdout + p.stderr

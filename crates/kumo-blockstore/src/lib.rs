@@ -198,6 +198,33 @@ impl BlockStore {
             std::fs::rename(&snap, &vol)?;
             return Err(e);
         }
+        // A root volume's file-system layer (see `root_data`) is frozen with it.
+        if let Err(e) = self.copy_root_data(volume_id, snapshot_id) {
+            let _ = std::fs::remove_file(&vol);
+            std::fs::rename(&snap, &vol)?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Copies a layer's root data directory, if it has one, to another layer: owners, modes,
+    /// links, xattrs and overlayfs whiteouts kept (`cp -a`).
+    fn copy_root_data(&self, from: &str, to: &str) -> Result<(), BlockError> {
+        let src = self.root_data(from);
+        if !src.is_dir() {
+            return Ok(());
+        }
+        let dst = self.root_data(to);
+        let _ = std::fs::remove_dir_all(&dst);
+        let out = Command::new("cp").arg("-a").arg(&src).arg(&dst).output()?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&dst);
+            return Err(BlockError::Io(std::io::Error::other(format!(
+                "cp -a {}: {}",
+                src.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))));
+        }
         Ok(())
     }
 
@@ -209,7 +236,12 @@ impl BlockStore {
         snapshot_id: &str,
         size_gib: u64,
     ) -> Result<(), BlockError> {
-        self.copy_template(&self.path(volume_id), Some(snapshot_id), size_gib * GIB)
+        self.copy_template(&self.path(volume_id), Some(snapshot_id), size_gib * GIB)?;
+        if let Err(e) = self.copy_root_data(snapshot_id, volume_id) {
+            let _ = self.delete(volume_id);
+            return Err(e);
+        }
+        Ok(())
     }
 
     /// A new volume holding a snapshot's bytes in a standalone file, sharing no layer with
@@ -386,6 +418,19 @@ mod tests {
         write(&b, "vol-2b", 7, 0);
         assert!(reads(&b, "vol-2b", 7, 0) && reads(&b, "vol-2", 1, 0));
         b.delete("vol-2b").unwrap();
+        // A root volume's file-system layer goes with its snapshots and restores.
+        std::fs::create_dir_all(b.root_data("vol-3r").join("upper/etc")).unwrap();
+        std::fs::write(b.root_data("vol-3r").join("upper/etc/marker"), "m").unwrap();
+        b.create("vol-3r", 1).unwrap();
+        b.snapshot("vol-3r", "snap-3r", 1).unwrap();
+        std::fs::write(b.root_data("vol-3r").join("upper/etc/marker"), "later").unwrap();
+        b.restore("vol-4r", "snap-3r", 1).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(b.root_data("vol-4r").join("upper/etc/marker")).unwrap(),
+            "m"
+        );
+        b.delete("vol-4r").unwrap();
+        assert!(!b.root_data("vol-4r").exists());
         b.restore("vol-3", "snap-2", 2).unwrap();
         assert!(reads(&b, "vol-3", 1, 0) && reads(&b, "vol-3", 2, 1));
         assert_eq!(b.size_bytes("vol-3").unwrap(), 2 * GIB);

@@ -454,9 +454,9 @@ pub fn wire(k: &Kumo, owner: &str, t: &Tagged<ImageRecord>) -> Image {
 }
 
 /// CreateImage: snapshots every EBS volume attached to an instance (less the request's
-/// `NoDevice` mappings) in one transaction, and registers an image of them. Under the null
-/// driver no guest writes to the volumes, so the snapshots are consistent with or without
-/// `NoReboot`; with a real driver the reboot comes with the compute work.
+/// `NoDevice` mappings) in one transaction, and registers an image of them. Under a real
+/// driver the guest is shut down for it and booted again unless `NoReboot`; under the null
+/// driver no guest writes to the volumes, so the snapshots are consistent either way.
 pub fn create_from_instance(
     k: &Kumo,
     ctx: &RequestContext,
@@ -512,6 +512,11 @@ pub fn create_from_instance(
     let now = k.now_ms();
     let delay = k.options.transition_ms;
     let id = new_id("ami");
+    // Without NoReboot the guest is shut down cleanly first, so its file systems are
+    // consistent in the image, and boots again after (AWS's reboot).
+    let reboot = input.no_reboot != Some(true)
+        && !ctx.dry_run
+        && crate::compute::halt_for_image(k, &input.instance_id);
     let frozen = k
         .store
         .write(!ctx.dry_run, |tx| {
@@ -588,7 +593,11 @@ pub fn create_from_instance(
             crate::snapshots::freeze_files(k, !ctx.dry_run, &frozen)?;
             Ok(frozen.len())
         })
-        .map_err(|f: Fail| f.0)?;
+        .map_err(|f: Fail| f.0);
+    if reboot {
+        crate::compute::boot(k, ctx, std::slice::from_ref(&input.instance_id));
+    }
+    let frozen = frozen?;
     tracing::info!(image = %id, snapshots = frozen, "image created from instance");
     Ok(CreateImageResult { image_id: Some(id) })
 }

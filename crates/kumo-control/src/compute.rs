@@ -983,3 +983,18 @@ pub fn command_invocation(
         "RequestedDateTime": sent.requested_ms as f64 / 1000.0,
     }))
 }
+
+/// Shuts a running guest down cleanly for CreateImage; true when it did (and must boot again).
+pub fn halt_for_image(k: &Kumo, instance: &str) -> bool {
+    let Some(cm) = &k.compute else { return false };
+    if !cm.driver.is_running(instance) {
+        return false;
+    }
+    match cm.driver.stop(instance, false) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(instance, error = %e, "cannot shut the guest down for its image");
+            false
+        }
+    }
+}
