@@ -148,3 +148,20 @@ def test_cli_run_instances_with_mappings(cli, ec2):
     iid = out["Instances"][0]["InstanceId"]
     vols = cli("ec2", "describe-volumes", "--filters", f"Name=attachment.instance-id,Values={iid}")["Volumes"]
     assert [(v["Size"], v["VolumeType"], v["Iops"]) for v in vols] == [(12, "gp2", 100)]
+
+
+def test_no_volume_file_outlives_a_failed_or_smaller_launch(kumo, ec2):
+    import glob
+
+    def files():
+        return sorted(os.path.basename(p) for p in glob.glob(os.path.join(kumo.data_dir, "volumes", "*.qcow2")))
+
+    # A launch that fails in its transaction (after the root volumes' files were started).
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(ImageId=al2023(ec2), InstanceType="t3.micro", KeyName="no-such-key", MinCount=3, MaxCount=3)
+    assert error_code(e) == "InvalidKeyPair.NotFound"
+    assert files() == []
+    # A launch of 3: exactly their three root volumes, each a file.
+    out = ec2.run_instances(ImageId=al2023(ec2), InstanceType="t3.micro", MinCount=1, MaxCount=3)["Instances"]
+    vols = sorted(v["VolumeId"] for v in ec2.describe_volumes()["Volumes"])
+    assert len(out) == 3 and files() == [f"{v}.qcow2" for v in vols]

@@ -609,34 +609,91 @@ pub fn run(
     };
     let now = k.now_ms();
     let mut made: Vec<String> = Vec::new();
-    let launched = k
-        .store
-        .write_then(
-            !ctx.dry_run,
-            |tx| {
-                if let Some(rid) = idempotency::earlier(
-                    tx,
-                    s,
-                    "RunInstances",
-                    input.client_token.as_deref(),
-                    &digest,
-                )? {
-                    let all: Vec<InstanceRecord> = tx.list(s, &Query::default())?;
-                    let mine: Vec<InstanceRecord> = all
-                        .into_iter()
-                        .filter(|r| r.reservation_id == rid)
+    // The files of the launch's blank volumes are made on a thread of their own while the
+    // transaction runs (making a file costs the kernel an inode; a 100-instance launch makes
+    // 100), and the transaction waits for them before it commits. Made for MaxCount
+    // instances; those a smaller launch does not use are removed after.
+    let blanks: Vec<(String, u64)> = if ctx.dry_run {
+        Vec::new()
+    } else {
+        (0..input.max_count)
+            .flat_map(|_| {
+                l.volumes
+                    .iter()
+                    .filter(|p| p.snapshot.is_none())
+                    .map(|p| (new_id("vol"), p.size as u64))
+            })
+            .collect()
+    };
+    let mut used: Vec<String> = Vec::new();
+    let launched = std::thread::scope(|sc| {
+        let maker = (!blanks.is_empty()).then(|| {
+            sc.spawn(|| {
+                blanks
+                    .iter()
+                    .try_for_each(|(id, size)| k.blocks.create_blank(id, *size))
+                    .map_err(|e| e.to_string())
+            })
+        });
+        k.store
+            .write_then(
+                !ctx.dry_run,
+                |tx| {
+                    let files =
+                        |m: Option<std::thread::ScopedJoinHandle<'_, Result<(), String>>>| match m
+                            .map(|h| h.join())
+                        {
+                            None | Some(Ok(Ok(()))) => Ok(()),
+                            Some(Ok(Err(e))) => {
+                                tracing::error!(error = %e, "cannot create launch volume files");
+                                Err(Fail(Ec2Error::internal()))
+                            }
+                            Some(Err(_)) => Err(Fail(Ec2Error::internal())),
+                        };
+                    if let Some(rid) = idempotency::earlier(
+                        tx,
+                        s,
+                        "RunInstances",
+                        input.client_token.as_deref(),
+                        &digest,
+                    )? {
+                        files(maker)?;
+                        let all: Vec<InstanceRecord> = tx.list(s, &Query::default())?;
+                        let mine: Vec<InstanceRecord> = all
+                            .into_iter()
+                            .filter(|r| r.reservation_id == rid)
+                            .collect();
+                        return Ok((mine, Vec::new()));
+                    }
+                    let mut pre = blanks.iter().map(|(id, _)| id.clone());
+                    let out = launch(
+                        k, tx, s, ctx, &l, &tag_list, now, &digest, &mut made, &mut pre,
+                    );
+                    // The files are there before anything names them.
+                    files(maker)?;
+                    let out = out?;
+                    used = out
+                        .0
+                        .iter()
+                        .flat_map(|r| r.volumes.iter().cloned())
                         .collect();
-                    return Ok((mine, Vec::new()));
-                }
-                launch(k, tx, s, ctx, &l, &tag_list, now, &digest, &mut made)
-            },
-            |(_, allocators)| {
-                for (subnet, a) in allocators {
-                    k.net.commit(s, subnet, a);
-                }
-            },
-        )
-        .map_err(|f| f.0);
+                    Ok(out)
+                },
+                |(_, allocators)| {
+                    for (subnet, a) in allocators {
+                        k.net.commit(s, subnet, a);
+                    }
+                },
+            )
+            .map_err(|f: Fail| f.0)
+    });
+    // Blank files nobody uses: all of them if the launch failed, else the extras.
+    let spare: Vec<String> = blanks
+        .iter()
+        .map(|(id, _)| id.clone())
+        .filter(|id| launched.is_err() || !used.contains(id))
+        .collect();
+    crate::volumes::delete_files(k, &spare);
     let (recs, _) = match launched {
         Ok(x) => x,
         Err(e) => {
@@ -673,6 +730,7 @@ fn launch(
     now: i64,
     digest: &str,
     made: &mut Vec<String>,
+    pre: &mut dyn Iterator<Item = String>,
 ) -> Result<Launched, Fail> {
     let input = l.input;
     let subnet = launch_subnet(tx, s, l)?;
@@ -871,6 +929,7 @@ fn launch(
             now,
             !ctx.dry_run,
             made,
+            pre,
         )?;
         let rec = InstanceRecord {
             volumes,

@@ -259,6 +259,7 @@ pub fn create(
     now: i64,
     real: bool,
     made: &mut Vec<String>,
+    pre: &mut dyn Iterator<Item = String>,
 ) -> Result<Vec<String>, Fail> {
     let by_default = crate::volumes::settings(tx, s)?.encryption_by_default;
     let mut ids = Vec::with_capacity(plan.len());
@@ -273,8 +274,14 @@ pub fn create(
                 return Err(Fail(crate::snapshots::not_found(snap)));
             }
         }
-        let id = new_id("vol");
-        if real {
+        // A blank volume's file may already be made (`pre`); others are made here.
+        let premade = if p.snapshot.is_none() {
+            pre.next()
+        } else {
+            None
+        };
+        let id = premade.clone().unwrap_or_else(|| new_id("vol"));
+        if real && premade.is_none() {
             let file = match &p.snapshot {
                 Some(snap) if p.snapshot_owner.is_some() => {
                     k.blocks.restore_standalone(&id, snap, p.size as u64)
