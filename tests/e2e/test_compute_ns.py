@@ -293,6 +293,9 @@ def test_public_and_elastic_ips_reach_the_instance(ns_kumo, ec2, key):
     eip = ec2.allocate_address(Domain="vpc")
     ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=inst["InstanceId"])
     assert ssh(key, eip["PublicIp"], "echo via-eip").stdout.strip() == "via-eip"
+    # The metadata service tells the guest its new public address.
+    p = ssh(key, eip["PublicIp"], "curl -s http://169.254.169.254/latest/meta-data/public-ipv4")
+    assert p.stdout.strip() == eip["PublicIp"]
     ec2.disassociate_address(AssociationId=ec2.describe_addresses(AllocationIds=[eip["AllocationId"]])["Addresses"][0]["AssociationId"])
     assert ssh(key, eip["PublicIp"], "true", timeout=0).returncode == 255
 

@@ -582,6 +582,26 @@ pub fn refresh_scope(k: &Kumo, ctx: &RequestContext) {
         }
         Err(f) => tracing::error!(error = %f.0, "cannot read the security groups"),
     }
+    // The metadata follows too: public-ipv4 after an Elastic IP moved, security groups.
+    let running: Vec<String> = cm
+        .owners
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(_, (a, r))| *a == ctx.account_id && *r == ctx.region)
+        .map(|(id, _)| id.clone())
+        .filter(|id| cm.driver.is_running(id))
+        .collect();
+    for id in running {
+        let md = k.store.read(|v| {
+            let r: InstanceRecord = v.get(s, &id)?.ok_or_else(|| Fail(Ec2Error::internal()))?;
+            let c = crate::instances::context(v, s, &[&r])?;
+            Ok::<_, Fail>(metadata(v, s, ctx, &r, &c)?.0)
+        });
+        if let Ok(md) = md {
+            cm.driver.update_metadata(&id, md);
+        }
+    }
 }
 
 /// One round of the CPU credit ledgers of the burstable instances the driver runs: spending

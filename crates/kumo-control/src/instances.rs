@@ -639,17 +639,16 @@ pub fn run(
             .write_then(
                 !ctx.dry_run,
                 |tx| {
-                    let files =
-                        |m: Option<std::thread::ScopedJoinHandle<'_, Result<(), String>>>| match m
-                            .map(|h| h.join())
-                        {
-                            None | Some(Ok(Ok(()))) => Ok(()),
-                            Some(Ok(Err(e))) => {
-                                tracing::error!(error = %e, "cannot create launch volume files");
-                                Err(Fail(Ec2Error::internal()))
-                            }
-                            Some(Err(_)) => Err(Fail(Ec2Error::internal())),
-                        };
+                    let files = |m: Option<
+                        std::thread::ScopedJoinHandle<'_, Result<(), String>>,
+                    >| match m.map(|h| h.join()) {
+                        None | Some(Ok(Ok(()))) => Ok(()),
+                        Some(Ok(Err(e))) => {
+                            tracing::error!(error = %e, "cannot create launch volume files");
+                            Err(Fail(Ec2Error::internal()))
+                        }
+                        Some(Err(_)) => Err(Fail(Ec2Error::internal())),
+                    };
                     if let Some(rid) = idempotency::earlier(
                         tx,
                         s,
