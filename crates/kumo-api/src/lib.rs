@@ -145,17 +145,7 @@ impl TapStatus for Response {
 fn request_id() -> String {
     let mut b = [0u8; 16];
     let _ = openssl::rand::rand_bytes(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    kumo_model::ids::format_uuid(b)
 }
 
 fn xml(status: StatusCode, request_id: &str, body: Vec<u8>) -> Response {

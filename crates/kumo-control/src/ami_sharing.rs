@@ -132,33 +132,11 @@ fn launch_changes(input: &ModifyImageAttributeRequest) -> Result<Vec<Change>, Ec
     if input.organization_arns.is_some() || input.organizational_unit_arns.is_some() {
         return Err(no_organizations());
     }
-    let listed = input.user_ids.is_some() || input.user_groups.is_some();
-    if listed {
-        let add = match input.operation_type.as_deref() {
-            Some("add") => true,
-            Some("remove") => false,
-            Some(other) => {
-                return Err(Ec2Error::invalid_value(format!(
-                    "Value ({other}) for parameter operationType is invalid."
-                )))
-            }
-            None => return Err(Ec2Error::missing_parameter("operationType")),
-        };
-        for u in input.user_ids.iter().flatten() {
-            out.push(Change {
-                add,
-                user: Some(u.clone()),
-                group: None,
-            });
-        }
-        for g in input.user_groups.iter().flatten() {
-            out.push(Change {
-                add,
-                user: None,
-                group: Some(g.clone()),
-            });
-        }
-    }
+    out.extend(sharing::listed(
+        input.operation_type.as_deref(),
+        input.user_ids.as_deref(),
+        input.user_groups.as_deref(),
+    )?);
     Ok(out)
 }
 
@@ -167,15 +145,6 @@ fn no_organizations() -> Ec2Error {
         "UnsupportedOperation",
         "Kumo has no AWS Organizations: share an image with account ids or the group all.",
     )
-}
-
-fn bad_item(kind: &'static str) -> impl Fn(&str) -> Ec2Error {
-    move |v| {
-        Ec2Error::new(
-            "InvalidAMIAttributeItemValue",
-            format!("Invalid attribute item value \"{v}\" for {kind} item type."),
-        )
-    }
 }
 
 /// The snapshots of an image, as their owner holds them.
@@ -288,8 +257,12 @@ pub fn modify(
         .write(!ctx.dry_run, |tx| {
             let mut image = owned(tx, s, id)?;
             let before = image.launch.clone();
-            let after =
-                sharing::apply(&before, &changes, bad_item("userId"), bad_item("UserGroup"))?;
+            let after = sharing::apply(
+                &before,
+                &changes,
+                sharing::bad_item("userId"),
+                sharing::bad_item("UserGroup"),
+            )?;
             check_sharing(tx, s, &image, &before, &after)?;
             sharing::regrant(tx, s, id, &before, &after)?;
             image.launch = after;

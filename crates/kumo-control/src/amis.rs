@@ -114,6 +114,33 @@ pub fn user_of<V: Read>(v: &V, s: Scope, snapshot: &str) -> Result<Option<String
         .map(|i| i.id))
 }
 
+/// The tags of a request that makes an image and its snapshots (`image` and `snapshot` tag
+/// specifications; any other resource type is refused).
+fn image_and_snapshot_tags(
+    specs: Option<&[TagSpecification]>,
+) -> Result<(Vec<Tag>, Vec<Tag>), Ec2Error> {
+    if let Some(bad) = specs
+        .into_iter()
+        .flatten()
+        .find(|t| !matches!(t.resource_type.as_deref(), Some("image") | Some("snapshot")))
+    {
+        return Err(Ec2Error::invalid_value(format!(
+            "'{}' is not a valid taggable resource type for this operation.",
+            bad.resource_type.clone().unwrap_or_default()
+        )));
+    }
+    let split = |rt: &str| {
+        let of: Vec<TagSpecification> = specs
+            .into_iter()
+            .flatten()
+            .filter(|t| t.resource_type.as_deref() == Some(rt))
+            .cloned()
+            .collect();
+        tags::from_specifications(Some(of), rt)
+    };
+    Ok((split("image")?, split("snapshot")?))
+}
+
 /// AMI names: 3 to 128 of letters, digits and `()[] ./-'@_`.
 fn check_name(n: &str) -> Result<(), Ec2Error> {
     let ok = (3..=128).contains(&n.chars().count())
@@ -474,28 +501,7 @@ pub fn create_from_instance(
             "Kumo has no Outposts or Local Zones: image snapshots are regional.",
         ));
     }
-    let split = |rt: &str| {
-        let specs: Vec<TagSpecification> = input
-            .tag_specifications
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|t| t.resource_type.as_deref() == Some(rt))
-            .collect();
-        tags::from_specifications(Some(specs), rt)
-    };
-    if let Some(bad) = input
-        .tag_specifications
-        .iter()
-        .flatten()
-        .find(|t| !matches!(t.resource_type.as_deref(), Some("image") | Some("snapshot")))
-    {
-        return Err(Ec2Error::invalid_value(format!(
-            "'{}' is not a valid taggable resource type for this operation.",
-            bad.resource_type.clone().unwrap_or_default()
-        )));
-    }
-    let (image_tags, snap_tags) = (split("image")?, split("snapshot")?);
+    let (image_tags, snap_tags) = image_and_snapshot_tags(input.tag_specifications.as_deref())?;
     let mut skip: Vec<String> = Vec::new();
     for m in input.block_device_mappings.iter().flatten() {
         match (&m.device_name, m.no_device.is_some()) {
@@ -655,28 +661,7 @@ pub fn copy(
             )));
         }
     }
-    if let Some(bad) = input
-        .tag_specifications
-        .iter()
-        .flatten()
-        .find(|t| !matches!(t.resource_type.as_deref(), Some("image") | Some("snapshot")))
-    {
-        return Err(Ec2Error::invalid_value(format!(
-            "'{}' is not a valid taggable resource type for this operation.",
-            bad.resource_type.clone().unwrap_or_default()
-        )));
-    }
-    let split = |rt: &str| {
-        let specs: Vec<TagSpecification> = input
-            .tag_specifications
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|t| t.resource_type.as_deref() == Some(rt))
-            .collect();
-        tags::from_specifications(Some(specs), rt)
-    };
-    let (mut image_tags, snap_tags) = (split("image")?, split("snapshot")?);
+    let (mut image_tags, snap_tags) = image_and_snapshot_tags(input.tag_specifications.as_deref())?;
     crate::idempotency::check_token(input.client_token.as_deref())?;
     let digest = crate::idempotency::digest(&input);
     let src_id = input.source_image_id.clone();

@@ -62,6 +62,55 @@ pub struct Change {
     pub group: Option<String>,
 }
 
+/// The changes of the list form of a Modify…Attribute call: `OperationType` with account ids
+/// and groups.
+pub fn listed(
+    operation_type: Option<&str>,
+    users: Option<&[String]>,
+    groups: Option<&[String]>,
+) -> Result<Vec<Change>, Ec2Error> {
+    if users.is_none() && groups.is_none() {
+        return Ok(Vec::new());
+    }
+    let add = match operation_type {
+        Some("add") => true,
+        Some("remove") => false,
+        Some(other) => {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({other}) for parameter operationType is invalid."
+            )))
+        }
+        None => return Err(Ec2Error::missing_parameter("operationType")),
+    };
+    let mut out: Vec<Change> = Vec::new();
+    for u in users.into_iter().flatten() {
+        out.push(Change {
+            add,
+            user: Some(u.clone()),
+            group: None,
+        });
+    }
+    for g in groups.into_iter().flatten() {
+        out.push(Change {
+            add,
+            user: None,
+            group: Some(g.clone()),
+        });
+    }
+    Ok(out)
+}
+
+/// AWS's answer to a permission item that is not an account id (`userId`) or `all`
+/// (`UserGroup`).
+pub fn bad_item(kind: &'static str) -> impl Fn(&str) -> Ec2Error {
+    move |v| {
+        Ec2Error::new(
+            "InvalidAMIAttributeItemValue",
+            format!("Invalid attribute item value \"{v}\" for {kind} item type."),
+        )
+    }
+}
+
 /// Applies changes, additions first and then removals,
 /// and checks each item; `bad_user` and `bad_group` make the error for an invalid one.
 pub fn apply(

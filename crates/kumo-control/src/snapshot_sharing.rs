@@ -29,42 +29,12 @@ fn changes(input: &ModifySnapshotAttributeRequest) -> Result<Vec<Change>, Ec2Err
             }
         }
     }
-    if input.user_ids.is_some() || input.group_names.is_some() {
-        let add = match input.operation_type.as_deref() {
-            Some("add") => true,
-            Some("remove") => false,
-            Some(other) => {
-                return Err(Ec2Error::invalid_value(format!(
-                    "Value ({other}) for parameter operationType is invalid."
-                )))
-            }
-            None => return Err(Ec2Error::missing_parameter("operationType")),
-        };
-        for u in input.user_ids.iter().flatten() {
-            out.push(Change {
-                add,
-                user: Some(u.clone()),
-                group: None,
-            });
-        }
-        for g in input.group_names.iter().flatten() {
-            out.push(Change {
-                add,
-                user: None,
-                group: Some(g.clone()),
-            });
-        }
-    }
+    out.extend(sharing::listed(
+        input.operation_type.as_deref(),
+        input.user_ids.as_deref(),
+        input.group_names.as_deref(),
+    )?);
     Ok(out)
-}
-
-fn bad_item(kind: &'static str) -> impl Fn(&str) -> Ec2Error {
-    move |v| {
-        Ec2Error::new(
-            "InvalidAMIAttributeItemValue",
-            format!("Invalid attribute item value \"{v}\" for {kind} item type."),
-        )
-    }
 }
 
 pub fn modify(
@@ -96,8 +66,12 @@ pub fn modify(
         .write(!ctx.dry_run, |tx| {
             let mut snap = owned(tx, s, id)?;
             let before = snap.create_volume.clone();
-            let after =
-                sharing::apply(&before, &changes, bad_item("userId"), bad_item("UserGroup"))?;
+            let after = sharing::apply(
+                &before,
+                &changes,
+                sharing::bad_item("userId"),
+                sharing::bad_item("UserGroup"),
+            )?;
             if snap.encrypted && after.public && !before.public {
                 return Err(Fail(Ec2Error::new(
                     "OperationNotPermitted",

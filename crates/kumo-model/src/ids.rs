@@ -11,6 +11,21 @@ pub fn format_timed_id(prefix: &str, now_ms: u64, random: u64) -> String {
     format!("{prefix}-0{slot:06x}{:010x}", random & 0xff_ffff_ffff)
 }
 
+/// A version-4 UUID in its usual form from 16 random bytes (request ids, SSM command ids).
+pub fn format_uuid(mut b: [u8; 16]) -> String {
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 /// The resource types Kumo knows, with their id prefix and the `resource-type` name that
 /// DescribeTags shows.
 pub const RESOURCE_TYPES: &[(&str, &str)] = &[
@@ -73,6 +88,12 @@ mod tests {
         assert_eq!(c, "vol-00000020000000abc");
         // The slot wraps after 2^24 steps instead of growing past 17 digits.
         assert_eq!(format_timed_id("i", 4 << 24, 1).len(), 2 + 17);
+    }
+
+    #[test]
+    fn uuids_are_version_4() {
+        let u = format_uuid([0xff; 16]);
+        assert_eq!(u, "ffffffff-ffff-4fff-bfff-ffffffffffff");
     }
 
     #[test]

@@ -2,8 +2,6 @@
 
 use clap::Subcommand;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
@@ -41,27 +39,12 @@ enum Admin {
 }
 
 fn post(endpoint: &str, op: &str, body: &Value) -> Result<(u16, Value), String> {
-    let rest = endpoint
-        .strip_prefix("http://")
-        .ok_or("the admin endpoint must be http://")?;
-    let host = rest.split('/').next().unwrap_or(rest);
-    let mut conn =
-        TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
-    let text = body.to_string();
-    let req = format!(
-        "POST /_kumo/admin/{op} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    conn.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let raw = String::from_utf8_lossy(&raw);
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or("truncated response")?;
-    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok((
-        status,
-        serde_json::from_str(body.trim()).unwrap_or(Value::Null),
-    ))
+    crate::http::post_json(
+        endpoint,
+        &format!("/_kumo/admin/{op}"),
+        &[("Content-Type", "application/json".into())],
+        body,
+    )
 }
 
 pub fn run(args: Args) -> ExitCode {

@@ -3,6 +3,7 @@
 mod admin;
 mod bench;
 mod ec2client;
+mod http;
 mod image;
 mod ssm;
 mod unused_ips;

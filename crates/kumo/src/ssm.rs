@@ -3,8 +3,6 @@
 //! pair. Prints the command's output and exits with its status.
 
 use serde_json::{json, Value};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -45,29 +43,28 @@ fn call(
     target: &str,
     body: &Value,
 ) -> Result<(u16, Value), String> {
-    let host = endpoint
-        .strip_prefix("http://")
-        .ok_or("the endpoint must be http://")?
-        .split('/')
-        .next()
-        .unwrap_or("");
-    let mut conn =
-        TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
-    let text = body.to_string();
-    let req = format!(
-        "POST / HTTP/1.1\r\nHost: {host}\r\nX-Amz-Target: AmazonSSM.{target}\r\nContent-Type: application/x-amz-json-1.1\r\nAuthorization: AWS4-HMAC-SHA256 Credential={account}/20260101/{region}/ssm/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        text.len()
-    );
-    conn.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).map_err(|e| e.to_string())?;
-    let raw = String::from_utf8_lossy(&raw);
-    let (head, body) = raw.split_once("\r\n\r\n").ok_or("truncated response")?;
-    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
-    Ok((
-        status,
-        serde_json::from_str(body.trim()).unwrap_or(Value::Null),
-    ))
+    crate::http::post_json(
+        endpoint,
+        "/",
+        &[
+            ("X-Amz-Target", format!("AmazonSSM.{target}")),
+            ("Content-Type", "application/x-amz-json-1.1".into()),
+            (
+                "Authorization",
+                format!("AWS4-HMAC-SHA256 Credential={account}/20260101/{region}/ssm/aws4_request, SignedHeaders=host, Signature=0"),
+            ),
+        ],
+        body,
+    )
+}
+
+/// An SSM error answer as one line.
+fn ssm_error(v: &Value) -> String {
+    format!(
+        "{}: {}",
+        v["__type"].as_str().unwrap_or("error"),
+        v["message"].as_str().unwrap_or("")
+    )
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -102,13 +99,7 @@ pub fn run(args: Args) -> ExitCode {
     );
     let id = match sent {
         Ok((200, v)) => v["Command"]["CommandId"].as_str().unwrap_or("").to_string(),
-        Ok((_, v)) => {
-            return fail(format!(
-                "{}: {}",
-                v["__type"].as_str().unwrap_or("error"),
-                v["message"].as_str().unwrap_or("")
-            ))
-        }
+        Ok((_, v)) => return fail(ssm_error(&v)),
         Err(e) => return fail(e),
     };
     let deadline = Instant::now() + Duration::from_secs(timeout);
@@ -127,13 +118,7 @@ pub fn run(args: Args) -> ExitCode {
                 return ExitCode::from(code.clamp(0, 255) as u8);
             }
             Ok((200, _)) => {}
-            Ok((_, v)) => {
-                return fail(format!(
-                    "{}: {}",
-                    v["__type"].as_str().unwrap_or("error"),
-                    v["message"].as_str().unwrap_or("")
-                ))
-            }
+            Ok((_, v)) => return fail(ssm_error(&v)),
             Err(e) => return fail(e),
         }
         if Instant::now() > deadline {

@@ -1,0 +1,42 @@
+//! A JSON POST over plain HTTP to a Kumo on loopback, for the operator commands (`kumo admin`,
+//! `kumo ssm`).
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+/// POSTs `body` to `path` with extra headers; returns the status and the JSON answer.
+pub fn post_json(
+    endpoint: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &Value,
+) -> Result<(u16, Value), String> {
+    let host = endpoint
+        .strip_prefix("http://")
+        .ok_or("the endpoint must be http://")?
+        .split('/')
+        .next()
+        .unwrap_or("");
+    let mut conn =
+        TcpStream::connect(host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
+    let text = body.to_string();
+    let mut req = format!("POST {path} HTTP/1.1\r\nHost: {host}\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    ));
+    conn.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+    let raw = String::from_utf8_lossy(&raw);
+    let (head, body) = raw.split_once("\r\n\r\n").ok_or("truncated response")?;
+    let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok((
+        status,
+        serde_json::from_str(body.trim()).unwrap_or(Value::Null),
+    ))
+}
