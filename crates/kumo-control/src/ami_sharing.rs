@@ -257,12 +257,7 @@ pub fn modify(
         .write(!ctx.dry_run, |tx| {
             let mut image = owned(tx, s, id)?;
             let before = image.launch.clone();
-            let after = sharing::apply(
-                &before,
-                &changes,
-                sharing::bad_item("userId"),
-                sharing::bad_item("UserGroup"),
-            )?;
+            let after = sharing::apply(&before, &changes)?;
             check_sharing(tx, s, &image, &before, &after)?;
             sharing::regrant(tx, s, id, &before, &after)?;
             image.launch = after;

@@ -834,15 +834,7 @@ pub struct SentCommand {
 fn command_id() -> String {
     let mut b = [0u8; 16];
     let _ = openssl::rand::rand_bytes(&mut b);
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    kumo_model::ids::format_uuid(b)
 }
 
 /// SSM SendCommand with `AWS-RunShellScript`: the commands run as root in each instance by

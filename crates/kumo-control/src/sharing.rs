@@ -111,14 +111,10 @@ pub fn bad_item(kind: &'static str) -> impl Fn(&str) -> Ec2Error {
     }
 }
 
-/// Applies changes, additions first and then removals,
-/// and checks each item; `bad_user` and `bad_group` make the error for an invalid one.
-pub fn apply(
-    p: &Permissions,
-    changes: &[Change],
-    bad_user: impl Fn(&str) -> Ec2Error,
-    bad_group: impl Fn(&str) -> Ec2Error,
-) -> Result<Permissions, Ec2Error> {
+/// Applies changes, additions first and then removals, and checks each item: an account id
+/// of twelve digits, or the group `all`.
+pub fn apply(p: &Permissions, changes: &[Change]) -> Result<Permissions, Ec2Error> {
+    let (bad_user, bad_group) = (bad_item("userId"), bad_item("UserGroup"));
     let mut out = p.clone();
     for c in changes
         .iter()
@@ -254,10 +250,6 @@ mod tests {
         }
     }
 
-    fn bad(s: &str) -> Ec2Error {
-        Ec2Error::new("Bad", s.to_string())
-    }
-
     #[test]
     fn adds_removes_and_checks() {
         let p = Permissions::default();
@@ -269,8 +261,6 @@ mod tests {
                 change(true, Some("111111111111"), None),
                 change(true, None, Some("all")),
             ],
-            bad,
-            bad,
         )
         .unwrap();
         assert_eq!(p.users, vec!["111111111111", "222222222222"]);
@@ -281,14 +271,12 @@ mod tests {
                 change(false, Some("111111111111"), None),
                 change(false, None, Some("all")),
             ],
-            bad,
-            bad,
         )
         .unwrap();
         assert_eq!(p.users, vec!["222222222222"]);
         assert!(!p.public && !p.allows("999999999999") && p.allows("222222222222"));
-        assert!(apply(&p, &[change(true, Some("123"), None)], bad, bad).is_err());
-        assert!(apply(&p, &[change(true, None, Some("everyone"))], bad, bad).is_err());
+        assert!(apply(&p, &[change(true, Some("123"), None)]).is_err());
+        assert!(apply(&p, &[change(true, None, Some("everyone"))]).is_err());
     }
 
     #[test]
@@ -299,8 +287,6 @@ mod tests {
                 change(false, Some("111111111111"), None),
                 change(true, Some("111111111111"), None),
             ],
-            bad,
-            bad,
         )
         .unwrap();
         assert!(p.users.is_empty());

@@ -66,12 +66,7 @@ pub fn modify(
         .write(!ctx.dry_run, |tx| {
             let mut snap = owned(tx, s, id)?;
             let before = snap.create_volume.clone();
-            let after = sharing::apply(
-                &before,
-                &changes,
-                sharing::bad_item("userId"),
-                sharing::bad_item("UserGroup"),
-            )?;
+            let after = sharing::apply(&before, &changes)?;
             if snap.encrypted && after.public && !before.public {
                 return Err(Fail(Ec2Error::new(
                     "OperationNotPermitted",

@@ -48,19 +48,7 @@ fn post(endpoint: &str, op: &str, body: &Value) -> Result<(u16, Value), String> 
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let region = args
-        .region
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| "us-east-1".into());
-    let account = args
-        .account
-        .or_else(|| {
-            env("AWS_ACCESS_KEY_ID")
-                .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .unwrap_or_else(|| "000000000000".into());
+    let (region, account) = crate::http::region_and_account(args.region, args.account);
     let (op, mut body) = match args.command {
         Admin::Credits { instance } => ("credits", json!({ "instance": instance })),
         Admin::ScheduleEvent {

@@ -40,3 +40,20 @@ pub fn post_json(
         serde_json::from_str(body.trim()).unwrap_or(Value::Null),
     ))
 }
+
+/// The region and account an operator command acts in: the flags, else the AWS CLI's
+/// environment (a 12-digit access key is its own account, as Kumo's open auth reads it).
+pub fn region_and_account(region: Option<String>, account: Option<String>) -> (String, String) {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let region = region
+        .or_else(|| env("AWS_REGION"))
+        .or_else(|| env("AWS_DEFAULT_REGION"))
+        .unwrap_or_else(|| "us-east-1".into());
+    let account = account
+        .or_else(|| {
+            env("AWS_ACCESS_KEY_ID")
+                .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .unwrap_or_else(|| "000000000000".into());
+    (region, account)
+}

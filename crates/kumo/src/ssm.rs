@@ -68,19 +68,7 @@ fn ssm_error(v: &Value) -> String {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let region = args
-        .region
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| "us-east-1".into());
-    let account = args
-        .account
-        .or_else(|| {
-            env("AWS_ACCESS_KEY_ID")
-                .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .unwrap_or_else(|| "000000000000".into());
+    let (region, account) = crate::http::region_and_account(args.region, args.account);
     let Sub::SendCommand {
         instance,
         timeout,
