@@ -468,3 +468,49 @@ def test_an_image_of_an_instance_carries_its_root_file_system(ns_kumo, ec2, key)
     child = launch(ec2, ns_kumo, KeyName="ns-key", ImageId=ami)
     p = ssh(key, child["PrivateIpAddress"], "cat /etc/golden /opt/app/version; curl -s http://169.254.169.254/latest/meta-data/ami-id")
     assert p.stdout.split() == ["golden", "v1", ami], p.stdout + p.stderr
+
+
+def test_the_seed_walkthrough(ns_kumo, ec2, key):
+    """The seed's procedures end to end: a type change seen inside, a volume moved between
+    instances, a snapshot restored onto a new instance with the same checksum, and port 22
+    opened and closed by a security-group rule."""
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="t3.micro")
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    assert ssh(key, ip, "nproc").stdout.strip() == "2"
+    # Stop, change the type, start: the new vCPU count is what the guest sees.
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ec2.modify_instance_attribute(InstanceId=iid, InstanceType={"Value": "t2.micro"})
+    ec2.start_instances(InstanceIds=[iid])
+    assert ssh(key, ip, "nproc").stdout.strip() == "1"
+    # A volume: file system, data, detach, attach to another instance, read.
+    other = launch(ec2, ns_kumo, KeyName="ns-key")
+    zone = inst["Placement"]["AvailabilityZone"]
+    vol = ec2.create_volume(AvailabilityZone=zone, Size=1, VolumeType="gp3")["VolumeId"]
+    ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
+    # t2 is a Xen type: the guest sees /dev/xvdf.
+    p = ssh(key, ip, "sudo mkfs.xfs -q /dev/xvdf && sudo mount /dev/xvdf /mnt && sudo dd if=/dev/urandom of=/mnt/blob bs=1M count=8 status=none && sudo sha256sum /mnt/blob && sudo umount /mnt")
+    assert p.returncode == 0, p.stderr
+    digest = p.stdout.split()[0]
+    ec2.detach_volume(VolumeId=vol)
+    ec2.attach_volume(VolumeId=vol, InstanceId=other["InstanceId"], Device="/dev/sdf")
+    p = ssh(key, other["PrivateIpAddress"], "sudo mount /dev/sdf /mnt && sudo sha256sum /mnt/blob")
+    assert p.stdout.split()[0] == digest, p.stdout + p.stderr
+    # Snapshot (the volume is mounted; `sync` first, as the EC2 docs advise for a consistent
+    # snapshot), restore onto a new instance, compare checksums.
+    assert ssh(key, other["PrivateIpAddress"], "sync").returncode == 0
+    snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    third = launch(ec2, ns_kumo, KeyName="ns-key")
+    restored = ec2.create_volume(AvailabilityZone=zone, SnapshotId=snap)["VolumeId"]
+    ec2.attach_volume(VolumeId=restored, InstanceId=third["InstanceId"], Device="/dev/sdg")
+    # (nouuid: under ns every guest shares the host's kernel, which already has this XFS
+    # mounted for the other instance.)
+    p = ssh(key, third["PrivateIpAddress"], "sudo mount -o ro,norecovery,nouuid /dev/sdg /mnt && sudo sha256sum /mnt/blob")
+    assert p.stdout.split()[0] == digest, p.stdout + p.stderr
+    # Port 22 closes when its rule is revoked, and opens again.
+    sg = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]}, {"Name": "vpc-id", "Values": [inst["VpcId"]]}])["SecurityGroups"][0]["GroupId"]
+    ssh22 = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=ssh22)
+    assert ssh(key, ip, "true", timeout=0).returncode == 255
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=ssh22)
+    assert ssh(key, ip, "echo open").stdout.strip() == "open"

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const CGROUP: &str = "/sys/fs/cgroup";
-const CONTROLLERS: [&str; 4] = ["cpu", "cpuacct", "memory", "pids"];
+const CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "cpuset", "memory", "pids"];
 
 struct Vpc {
     ns: String,
@@ -183,6 +183,15 @@ impl LiveVolume {
                 .map_err(|e| ComputeError::io(format!("device link {alias}"), e))?;
         }
         Ok(())
+    }
+
+    /// Pushes the loop device's and the FUSE file's cached writes to the storage daemon.
+    fn flush(&self) -> Result<(), ComputeError> {
+        net::run("blockdev", &["--flushbufs", &self.loop_dev])?;
+        std::fs::File::open(&self.raw)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| ComputeError::io("flush the volume", e))?;
+        self.qmp(&[])
     }
 
     fn hide(&self, init_pid: i32) {
@@ -530,6 +539,24 @@ impl NsDriver {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| ComputeError::io(format!("cgroup {}", dir.display()), e))?;
         }
+        // The guest sees its vCPUs (as many as the host has): `nproc` answers the type's
+        // count. A cpuset needs its CPUs and memory nodes before it takes a process, and so
+        // does the directory above it.
+        let host = Path::new(CGROUP).join("cpuset");
+        let host_cpus =
+            cpu_list(&std::fs::read_to_string(host.join("cpuset.cpus")).unwrap_or_default());
+        let mems = std::fs::read_to_string(host.join("cpuset.mems")).unwrap_or_else(|_| "0".into());
+        let parent = self.cgroup(&spec.id, "cpuset");
+        if let Some(p) = parent.parent() {
+            write(p.join("cpuset.cpus"), join_cpus(&host_cpus))?;
+            write(p.join("cpuset.mems"), mems.trim().to_string())?;
+        }
+        let n = (spec.vcpus.max(1) as usize).min(host_cpus.len().max(1));
+        write(
+            parent.join("cpuset.cpus"),
+            join_cpus(&host_cpus[..n.min(host_cpus.len())]),
+        )?;
+        write(parent.join("cpuset.mems"), mems.trim().to_string())?;
         write(
             self.cgroup(&spec.id, "cpu").join("cpu.cfs_period_us"),
             "100000".into(),
@@ -814,6 +841,29 @@ fn apply_rules(ns: &str, fw: &crate::firewall::Firewall) -> Result<(), ComputeEr
     Ok(())
 }
 
+/// The CPUs of a cpuset list such as `0-3,6`.
+fn cpu_list(s: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
+                    out.extend(a..=b);
+                }
+            }
+            None => out.extend(part.parse::<u32>().ok()),
+        }
+    }
+    out
+}
+
+fn join_cpus(cpus: &[u32]) -> String {
+    cpus.iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Sends SIGKILL to every process of a cgroup.
 fn kill_cgroup(dir: &Path) {
     if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
@@ -1055,6 +1105,9 @@ impl Driver for NsDriver {
         else {
             return Ok(false);
         };
+        // What the guest wrote but the loop device or the FUSE file still caches goes to the
+        // daemon first, so it lands in the frozen layer (the daemon still writes there).
+        lv.flush()?;
         // The daemon still holds the old file (now the snapshot) open: open the new overlay
         // without a backing and put it on top, so reads fall through to the snapshot and
         // writes land in the overlay; the export follows the top.
@@ -1142,5 +1195,18 @@ impl Driver for NsDriver {
             v.remove();
         }
         self.sweep();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_lists() {
+        assert_eq!(cpu_list("0-3,6\n"), vec![0, 1, 2, 3, 6]);
+        assert_eq!(cpu_list("1"), vec![1]);
+        assert_eq!(join_cpus(&cpu_list("0-1")), "0,1");
+        assert!(cpu_list("").is_empty());
     }
 }

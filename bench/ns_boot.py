@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Boot benchmark for the `ns` driver: RunInstances to SSH-ready, instances started per
+second, and memory per idle instance, against a fresh release `kumo serve --driver ns`.
+
+Usage: bench/ns_boot.py [--instances N] [--burst M]   (after `cargo build --release -p kumo`,
+`kumo image build`, and `scripts/test` once for the Python clients in .venv; run as root).
+
+Each figure is printed next to a baseline measured in the same run: the RunInstances call's
+own latency (the API's share of a boot), so boots can be compared as ratios on a noisy
+machine."""
+
+import argparse
+import glob
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+import boto3  # noqa: E402
+import botocore.config  # noqa: E402
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def ssh_ready(ip, deadline):
+    """Waits until the instance's sshd sends its banner; returns when it did, or None."""
+    while time.time() < deadline:
+        try:
+            with socket.create_connection((ip, 22), timeout=0.5) as c:
+                c.settimeout(1)
+                if c.recv(7) == b"SSH-2.0":
+                    return time.time()
+        except OSError:
+            time.sleep(0.01)
+    return None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--instances", type=int, default=10, help="sequential launches to time")
+    ap.add_argument("--burst", type=int, default=20, help="instances in one RunInstances call")
+    args = ap.parse_args()
+    binary = os.path.join(ROOT, "target", "release", "kumo")
+    data = tempfile.mkdtemp(prefix="kumo-ns-bench-")
+    port = free_port()
+    log = open(os.path.join(data, "serve.log"), "ab")
+    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data, "--driver", "ns"], stdout=log, stderr=log)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        for _ in range(500):
+            try:
+                urllib.request.urlopen(endpoint + "/_kumo/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.02)
+        cfg = botocore.config.Config(retries={"max_attempts": 1})
+        ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test", config=cfg)
+        ssm = boto3.client("ssm", endpoint_url=endpoint, region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test", config=cfg)
+        ami = ssm.get_parameter(Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
+        ec2.create_key_pair(KeyName="bench")
+        vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+        sg = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]}, {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"][0]["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+
+        api, ready = [], []
+        for _ in range(args.instances):
+            t = time.time()
+            inst = ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1, KeyName="bench")["Instances"][0]
+            api.append(time.time() - t)
+            done = ssh_ready(inst["PrivateIpAddress"], t + 60)
+            if done is None:
+                raise SystemExit(f"{inst['InstanceId']} never answered SSH")
+            ready.append(done - t)
+        p50_api, p50_ready = statistics.median(api), statistics.median(ready)
+        print(f"baseline RunInstances call (1 instance): p50 {p50_api * 1000:.0f} ms  max {max(api) * 1000:.0f} ms  ({len(api)} launches)")
+        print(f"RunInstances to SSH-ready (ns, 1 instance): p50 {p50_ready * 1000:.0f} ms  max {max(ready) * 1000:.0f} ms  (target <= 1000 ms)")
+        print(f"ratio SSH-ready/baseline: p50 {p50_ready / p50_api:.2f}")
+
+        t = time.time()
+        burst = ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=args.burst, MaxCount=args.burst, KeyName="bench")["Instances"]
+        api_burst = time.time() - t
+        for i in burst:
+            if ssh_ready(i["PrivateIpAddress"], t + 120) is None:
+                raise SystemExit(f"{i['InstanceId']} never answered SSH")
+        took = time.time() - t
+        print(f"{args.burst} instances in one call: API {api_burst * 1000:.0f} ms, all SSH-ready in {took:.2f} s: {args.burst / took:.1f} instances started per second")
+
+        time.sleep(3)
+        total = 0
+        n = 0
+        for f in glob.glob(f"/sys/fs/cgroup/memory/kumo-{driver_prefix(data)}/i-*/memory.usage_in_bytes"):
+            total += int(open(f).read())
+            n += 1
+        if n:
+            print(f"memory per idle instance (cgroup memory.usage_in_bytes, page cache included): {total / n / 2**20:.1f} MiB over {n} instances")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def driver_prefix(data_dir):
+    """The `ns` driver's name prefix for a data directory (see NsDriver::new)."""
+    h = 0
+    for b in os.path.realpath(data_dir).encode():
+        h = (h * 31 + b) & 0xFFFFFFFF
+    return f"k{h & 0xff:02x}"
+
+
+if __name__ == "__main__":
+    main()
