@@ -164,6 +164,15 @@ def test_instances_share_their_subnet_and_cgroups_hold_the_type(ns_kumo, ec2, ke
     # a reaches b's sshd across the subnet's bridge.
     p = ssh(key, a["PrivateIpAddress"], f"timeout 3 bash -c 'exec 3<>/dev/tcp/{b['PrivateIpAddress']}/22; head -c 7 <&3'")
     assert p.stdout == "SSH-2.0", p.stdout + p.stderr
+    # The VPC's resolver (base + 2) knows the instances' private DNS names, and refuses the
+    # rest at once (nothing leaves the machine).
+    b_name = state_of(ec2, b["InstanceId"])["PrivateDnsName"]
+    p = ssh(key, a["PrivateIpAddress"], f"grep nameserver /etc/resolv.conf; getent hosts {b_name}; hostname -f; start=$(date +%s); getent hosts example.com || echo unresolved $(( $(date +%s) - start ))")
+    lines = p.stdout.splitlines()
+    assert lines[0] == "nameserver 10.77.0.2"
+    assert lines[1].split() == [b["PrivateIpAddress"], b_name]
+    assert lines[2] == state_of(ec2, a["InstanceId"])["PrivateDnsName"]
+    assert lines[3].split()[0] == "unresolved" and int(lines[3].split()[1]) <= 1, p.stdout
     # The type's memory (t3.small: 2 GiB) and vCPUs (2) are the cgroup's limits.
     mem = glob.glob(f"/sys/fs/cgroup/memory/kumo-*/{a['InstanceId']}/memory.limit_in_bytes")
     cpu = glob.glob(f"/sys/fs/cgroup/cpu/kumo-*/{a['InstanceId']}/cpu.cfs_quota_us")

@@ -7,6 +7,7 @@
 //! - the `null` driver is the absence of one: the control plane keeps instances as API state.
 
 pub mod cloudconfig;
+pub mod dns;
 pub mod firewall;
 pub mod guest;
 pub mod imds;

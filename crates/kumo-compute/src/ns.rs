@@ -33,12 +33,16 @@ struct Vpc {
     imds: Arc<Imds>,
     /// The metadata listener's task: its socket keeps the namespace alive until aborted.
     imds_task: tokio::task::JoinHandle<()>,
+    /// The DNS resolver's task (likewise), and the public addresses it knows.
+    dns_task: tokio::task::JoinHandle<()>,
+    dns_public: Arc<Mutex<Vec<(String, String)>>>,
     subnets: Vec<String>,
 }
 
 impl Vpc {
     fn remove(self) {
         self.imds_task.abort();
+        self.dns_task.abort();
         for p in &self.public {
             ip_quiet(&["route", "delete", &format!("{p}/32")]);
         }
@@ -475,6 +479,36 @@ impl NsDriver {
                 .map_err(|e| ComputeError::io("IMDS listener", e))?;
             self.rt.spawn(imds.clone().serve(l))
         };
+        // The VPC's resolver at its base + 2.
+        let dns_addr = net::parse_cidr(cidr)
+            .map(|(b, _)| net::addr(b + 2))
+            .unwrap_or_default();
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{dns_addr}/32"),
+            "dev",
+            "lo",
+        ])?;
+        let dns_public: Arc<Mutex<Vec<(String, String)>>> = Default::default();
+        let udp = bind_udp_in(&ns, &format!("{dns_addr}:53"))?;
+        let dns_task = {
+            let _enter = self.rt.enter();
+            let sock = tokio::net::UdpSocket::from_std(udp)
+                .map_err(|e| ComputeError::io("DNS socket", e))?;
+            let public = dns_public.clone();
+            self.rt.spawn(async move {
+                let mut buf = [0u8; 512];
+                while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+                    let known = lock(&public).clone();
+                    if let Some(reply) = crate::dns::answer(&buf[..n], &known) {
+                        let _ = sock.send_to(&reply, peer).await;
+                    }
+                }
+            })
+        };
         tracing::info!(vpc = vpc_id, netns = %ns, "VPC network namespace ready");
         st.vpcs.insert(
             vpc_id.to_string(),
@@ -485,6 +519,8 @@ impl NsDriver {
                 host_if,
                 imds: imds.clone(),
                 imds_task,
+                dns_task,
+                dns_public,
                 subnets: Vec::new(),
             },
         );
@@ -593,9 +629,13 @@ impl NsDriver {
         // What the guest's init reads besides the metadata.
         let etc = spec.root_data.join("upper/etc/kumo");
         std::fs::create_dir_all(&etc).map_err(|e| ComputeError::io("guest configuration", e))?;
+        // The VPC's DNS address: its base plus two, as AWS places it.
+        let dns = net::parse_cidr(&n.vpc_cidr)
+            .map(|(base, _)| net::addr(base + 2))
+            .unwrap_or_default();
         std::fs::write(
             etc.join("instance.env"),
-            format!("DEFAULT_USER={}\n", spec.default_user),
+            format!("DEFAULT_USER={}\nDNS={dns}\n", spec.default_user),
         )
         .map_err(|e| ComputeError::io("guest configuration", e))?;
         // `#cloud-config` user data, as the shell script the init runs for it.
@@ -919,6 +959,25 @@ fn bind_in(ns: &str, addr: &str) -> Result<std::net::TcpListener, ComputeError> 
     }
 }
 
+/// Binds a UDP socket inside a named network namespace (see [`bind_in`]).
+fn bind_udp_in(ns: &str, addr: &str) -> Result<std::net::UdpSocket, ComputeError> {
+    let path = format!("/run/netns/{ns}");
+    let addr = addr.to_string();
+    let joined = std::thread::spawn(move || -> std::io::Result<std::net::UdpSocket> {
+        let f = std::fs::File::open(&path)?;
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(std::io::Error::from)?;
+        let s = std::net::UdpSocket::bind(&addr)?;
+        s.set_nonblocking(true)?;
+        Ok(s)
+    })
+    .join();
+    match joined {
+        Ok(r) => r.map_err(|e| ComputeError::io("bind the VPC resolver", e)),
+        Err(_) => Err(ComputeError::Guest("the namespace thread panicked".into())),
+    }
+}
+
 impl Driver for NsDriver {
     fn name(&self) -> &'static str {
         "ns"
@@ -1029,6 +1088,7 @@ impl Driver for NsDriver {
             ])?;
         }
         v.public = want;
+        *lock(&v.dns_public) = fw.public.clone();
         Ok(())
     }
 

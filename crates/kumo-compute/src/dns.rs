@@ -1,0 +1,139 @@
+//! The VPC's DNS resolver at its base address plus two (AWS's Route 53 Resolver address), one
+//! per VPC namespace. It answers what a VPC resolves without the internet: the private DNS
+//! names of instances (`ip-10-0-1-5.eu-west-1.compute.internal`, `ip-….ec2.internal`) and
+//! their public ones (`ec2-198-51-100-7.compute-1.amazonaws.com`, to the private address, as
+//! inside a VPC). Anything else is refused at once, so the guest's lookups fail fast instead
+//! of timing out.
+
+use std::net::Ipv4Addr;
+
+/// The address a name stands for, if it is an EC2 host name.
+pub fn resolve(name: &str, public: &[(String, String)]) -> Option<Ipv4Addr> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let host = name.split('.').next()?;
+    if let Some(ip) = host.strip_prefix("ip-") {
+        let internal = name.ends_with(".compute.internal") || name.ends_with(".ec2.internal");
+        return internal
+            .then(|| ip.replace('-', ".").parse().ok())
+            .flatten();
+    }
+    if let Some(ip) = host.strip_prefix("ec2-") {
+        if name.ends_with(".amazonaws.com") {
+            let dotted = ip.replace('-', ".");
+            // Inside the VPC a public name resolves to the private address.
+            let private = public
+                .iter()
+                .find(|(p, _)| *p == dotted)
+                .map(|(_, q)| q.clone());
+            return private.unwrap_or(dotted).parse().ok();
+        }
+    }
+    None
+}
+
+/// The answer to one DNS query packet, or None for what is not a query.
+pub fn answer(query: &[u8], public: &[(String, String)]) -> Option<Vec<u8>> {
+    if query.len() < 12 || query[2] & 0x80 != 0 {
+        return None;
+    }
+    let qdcount = u16::from_be_bytes([query[4], query[5]]);
+    // Read the first question's name.
+    let mut i = 12;
+    let mut labels: Vec<String> = Vec::new();
+    loop {
+        let len = *query.get(i)? as usize;
+        if len == 0 {
+            i += 1;
+            break;
+        }
+        if len & 0xc0 != 0 {
+            return None;
+        }
+        labels.push(String::from_utf8_lossy(query.get(i + 1..i + 1 + len)?).into_owned());
+        i += 1 + len;
+    }
+    let qtype = u16::from_be_bytes([*query.get(i)?, *query.get(i + 1)?]);
+    let qclass = u16::from_be_bytes([*query.get(i + 2)?, *query.get(i + 3)?]);
+    let question_end = i + 4;
+    let name = labels.join(".");
+    let found = resolve(&name, public);
+    let mut out = Vec::with_capacity(question_end + 16);
+    out.extend_from_slice(&query[..2]);
+    // QR, the query's opcode and RD, RA; rcode: 0 answer, 3 NXDOMAIN (our names), 5 refused.
+    let rcode = match (&found, qdcount) {
+        (_, 0) => 1,
+        (Some(_), _) => 0,
+        (None, _) if name.ends_with("compute.internal") || name.ends_with("ec2.internal") => 3,
+        (None, _) => 5,
+    };
+    out.push(0x80 | (query[2] & 0x79) | 0x04);
+    out.push(0x80 | rcode);
+    out.extend_from_slice(&[0, 1]);
+    let answers: u16 = if found.is_some() && qtype == 1 && qclass == 1 {
+        1
+    } else {
+        0
+    };
+    out.extend_from_slice(&answers.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(&query[12..question_end]);
+    if let (Some(ip), 1) = (found, answers) {
+        // A pointer to the question's name, type A, class IN, TTL 60, 4 bytes.
+        out.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
+        out.extend_from_slice(&ip.octets());
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &str, qtype: u16) -> Vec<u8> {
+        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in name.split('.') {
+            q.push(l.len() as u8);
+            q.extend_from_slice(l.as_bytes());
+        }
+        q.push(0);
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&[0, 1]);
+        q
+    }
+
+    #[test]
+    fn names() {
+        let public = vec![("198.51.100.7".to_string(), "10.0.1.5".to_string())];
+        assert_eq!(
+            resolve("ip-10-0-1-5.eu-west-1.compute.internal", &public),
+            Some(Ipv4Addr::new(10, 0, 1, 5))
+        );
+        assert_eq!(
+            resolve("IP-172-31-0-4.ec2.internal.", &public),
+            Some(Ipv4Addr::new(172, 31, 0, 4))
+        );
+        assert_eq!(
+            resolve("ec2-198-51-100-7.compute-1.amazonaws.com", &public),
+            Some(Ipv4Addr::new(10, 0, 1, 5))
+        );
+        assert_eq!(resolve("example.com", &public), None);
+        assert_eq!(resolve("ip-nope.eu-west-1.compute.internal", &public), None);
+    }
+
+    #[test]
+    fn packets() {
+        let a = answer(&query("ip-10-0-1-5.eu-west-1.compute.internal", 1), &[]).unwrap();
+        assert_eq!(&a[..2], &[0x12, 0x34]);
+        assert_eq!(a[3] & 0x0f, 0);
+        assert_eq!(u16::from_be_bytes([a[6], a[7]]), 1);
+        assert_eq!(&a[a.len() - 4..], &[10, 0, 1, 5]);
+        // AAAA for a known name: no answer, no error.
+        let v6 = answer(&query("ip-10-0-1-5.eu-west-1.compute.internal", 28), &[]).unwrap();
+        assert_eq!((v6[3] & 0x0f, u16::from_be_bytes([v6[6], v6[7]])), (0, 0));
+        let refused = answer(&query("example.com", 1), &[]).unwrap();
+        assert_eq!(refused[3] & 0x0f, 5);
+        let nx = answer(&query("ip-x.eu-west-1.compute.internal", 1), &[]).unwrap();
+        assert_eq!(nx[3] & 0x0f, 3);
+        assert!(answer(&[0; 5], &[]).is_none());
+    }
+}
