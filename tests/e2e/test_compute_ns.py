@@ -523,3 +523,18 @@ def test_the_seed_walkthrough(ns_kumo, ec2, key):
     assert ssh(key, ip, "true", timeout=0).returncode == 255
     ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=ssh22)
     assert ssh(key, ip, "echo open").stdout.strip() == "open"
+
+
+def test_instances_terminated_while_booting_do_not_run_on(ns_kumo, ec2, key):
+    # RunInstances answers before the guests boot; terminating them at once must leave no
+    # guest behind, whichever of the boot and the termination comes first.
+    out = ec2.run_instances(ImageId=ami(ns_kumo), InstanceType="t3.micro", MinCount=4, MaxCount=4, KeyName="ns-key")["Instances"]
+    ids = [i["InstanceId"] for i in out]
+    assert all(i["State"]["Name"] == "pending" for i in out)
+    ec2.terminate_instances(InstanceIds=ids)
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    time.sleep(2)
+    left = [i for i in ids if glob.glob(f"/sys/fs/cgroup/pids/kumo-*/{i}/cgroup.procs") and open(glob.glob(f"/sys/fs/cgroup/pids/kumo-*/{i}/cgroup.procs")[0]).read().strip()]
+    assert left == []
+    for i in out:
+        assert ssh(key, i["PrivateIpAddress"], "true", timeout=0).returncode == 255

@@ -17,6 +17,9 @@ use kumo_store::{Read, Scope};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Instances to boot: (account, region, instance ids).
+pub type BootOrder = (String, String, Vec<String>);
+
 /// A driver and the base image it boots.
 pub struct Compute {
     pub driver: Arc<dyn Driver>,
@@ -24,6 +27,10 @@ pub struct Compute {
     pub image_root: PathBuf,
     /// The account and region of each instance booted, to act on what its guest does.
     owners: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
+    /// Launches whose guests are to boot: (account, region, instance ids), taken by the
+    /// server's boot thread (see [`Kumo::boot_queue`]).
+    boots: std::sync::Mutex<Option<std::sync::mpsc::Sender<BootOrder>>>,
+    boot_queue: std::sync::Mutex<Option<std::sync::mpsc::Receiver<BootOrder>>>,
     /// Commands sent to guests' agents (SSM SendCommand), by command id.
     commands: std::sync::Mutex<std::collections::HashMap<String, SentCommand>>,
     /// Each burstable instance's last CPU reading (ns used, when) and whether it is capped.
@@ -32,7 +39,10 @@ pub struct Compute {
 
 impl Compute {
     pub fn new(driver: Arc<dyn Driver>, image_root: PathBuf) -> Compute {
+        let (tx, rx) = std::sync::mpsc::channel();
         Compute {
+            boots: std::sync::Mutex::new(Some(tx)),
+            boot_queue: std::sync::Mutex::new(Some(rx)),
             driver,
             image_root,
             owners: Default::default(),
@@ -436,6 +446,7 @@ pub fn recover(k: &Kumo) {
         };
         tracing::info!(instance = %id, "restarting an instance that was running");
         boot(k, &ctx, std::slice::from_ref(&id));
+        boot_launched(k, &ctx.account_id, &ctx.region, std::slice::from_ref(&id));
     }
 }
 
@@ -1007,6 +1018,77 @@ pub fn halt_for_image(k: &Kumo, instance: &str) -> bool {
         Err(e) => {
             tracing::error!(instance, error = %e, "cannot shut the guest down for its image");
             false
+        }
+    }
+}
+
+/// Hands a launch's instances to the boot thread; boots them here if there is none.
+pub fn queue_boot(k: &Kumo, ctx: &RequestContext, ids: Vec<String>) {
+    let Some(cm) = &k.compute else { return };
+    let sent = cm
+        .boots
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|tx| {
+            tx.send((ctx.account_id.clone(), ctx.region.clone(), ids.clone()))
+                .is_ok()
+        });
+    if sent != Some(true) {
+        boot_launched(k, &ctx.account_id, &ctx.region, &ids);
+    }
+}
+
+/// The boot thread's queue, taken once.
+pub fn boot_queue(k: &Kumo) -> Option<std::sync::mpsc::Receiver<(String, String, Vec<String>)>> {
+    k.compute
+        .as_ref()?
+        .boot_queue
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+}
+
+/// Boots launched instances that still wait for it, and marks each `running` from the moment
+/// its guest started. One terminated meanwhile is not booted (or is destroyed at once if the
+/// termination raced the boot).
+pub fn boot_launched(k: &Kumo, account: &str, region: &str, ids: &[String]) {
+    let Some(cm) = &k.compute else { return };
+    let ctx = RequestContext {
+        account_id: account.to_string(),
+        region: region.to_string(),
+        ..RequestContext::default()
+    };
+    let s = crate::scope(&ctx);
+    let waiting = |id: &str| {
+        k.store
+            .read(|v| Ok::<_, Fail>(v.get::<InstanceRecord>(s, id)?))
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.awaiting_boot && r.state() == State::Pending)
+    };
+    let todo: Vec<String> = ids.iter().filter(|id| waiting(id)).cloned().collect();
+    boot(k, &ctx, &todo);
+    for id in &todo {
+        if !cm.driver.is_running(id) {
+            continue;
+        }
+        let now = k.now_ms();
+        let still = k.store.write(true, |tx| {
+            let Some(mut r) = tx.get::<InstanceRecord>(s, id)? else {
+                return Ok(false);
+            };
+            if r.state() != State::Pending || !r.awaiting_boot {
+                return Ok(false);
+            }
+            r.awaiting_boot = false;
+            r.since_ms = now;
+            tx.update(s, &r)?;
+            Ok::<_, Fail>(true)
+        });
+        if !matches!(still, Ok(true)) {
+            // Terminated (or stopped) while it booted: it does not run on.
+            let _ = cm.driver.destroy(id);
         }
     }
 }

@@ -68,6 +68,10 @@ pub struct InstanceRecord {
     /// (the null driver runs no guest: 0).
     #[serde(default)]
     pub cpu_usage_pct: f64,
+    /// Launched under a real driver and not booted yet: it stays `pending` until its guest
+    /// has started, however long that takes.
+    #[serde(default)]
+    pub awaiting_boot: bool,
     /// Events scheduled by the operator (`kumo admin schedule-event`).
     #[serde(default)]
     pub events: Vec<ScheduledEvent>,
@@ -153,7 +157,7 @@ impl InstanceRecord {
     fn settle_transitions(&mut self, now_ms: i64, delay_ms: i64) -> bool {
         let mut changed = false;
         while let Some(next) = self.state().settles_to() {
-            if now_ms < self.since_ms + delay_ms {
+            if now_ms < self.since_ms + delay_ms || (self.awaiting_boot && next == State::Running) {
                 break;
             }
             self.since_ms += delay_ms;

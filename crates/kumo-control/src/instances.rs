@@ -702,8 +702,10 @@ pub fn run(
         }
     };
     if !ctx.dry_run {
+        // The guests boot after the answer, as on AWS: the instances are `pending` until
+        // theirs has started.
         let ids: Vec<String> = recs.iter().map(|r| r.id.clone()).collect();
-        crate::compute::boot(k, ctx, &ids);
+        crate::compute::queue_boot(k, ctx, ids);
     }
     k.store
         .read(|v| {
@@ -995,6 +997,7 @@ fn launch(
             credit_surplus: 0.0,
             credits_at_ms: now,
             cpu_usage_pct: 0.0,
+            awaiting_boot: k.compute.is_some() && !ctx.dry_run,
             events: Vec::new(),
         };
         tx.insert(s, &rec)?;

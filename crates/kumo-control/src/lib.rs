@@ -118,6 +118,16 @@ impl Kumo {
         compute::guest_event(self, ev);
     }
 
+    /// The launches whose guests are to boot, once: the server boots them on a thread.
+    pub fn boot_queue(&self) -> Option<std::sync::mpsc::Receiver<(String, String, Vec<String>)>> {
+        compute::boot_queue(self)
+    }
+
+    /// Boots a queued launch's instances.
+    pub fn boot_launched(&self, account: &str, region: &str, ids: &[String]) {
+        compute::boot_launched(self, account, region, ids);
+    }
+
     /// The driver's stream of guests that stopped on their own, once.
     pub fn guest_events(&self) -> Option<std::sync::mpsc::Receiver<kumo_compute::GuestEvent>> {
         self.compute.as_ref()?.driver.events()

@@ -316,6 +316,15 @@ fn serve(args: ServeArgs) -> ExitCode {
                 k.kumo.credits_tick();
             });
         }
+        // Launched instances boot after RunInstances answered.
+        if let Some(queue) = kumo_state.kumo.boot_queue() {
+            let k = kumo_state.clone();
+            std::thread::spawn(move || {
+                for (account, region, ids) in queue {
+                    k.kumo.boot_launched(&account, &region, &ids);
+                }
+            });
+        }
         // Guests that power off or reboot themselves.
         if let Some(events) = kumo_state.kumo.guest_events() {
             let k = kumo_state.clone();
