@@ -4,7 +4,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kumo_control::Kumo;
+use kumo_control::{Invocation, Kumo, SentCommand};
 use serde_json::{json, Value};
 
 fn reply(status: StatusCode, rid: &str, body: Value) -> Response {
@@ -90,18 +90,93 @@ pub fn handle(
                 json!({ "Parameters": found, "InvalidParameters": invalid }),
             )
         }
-        Some("SendCommand") => match kumo.ssm_send_command(account, region, &input) {
-            Ok(v) => reply(StatusCode::OK, rid, v),
-            Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
-        },
-        Some("GetCommandInvocation") => match kumo.ssm_command_invocation(account, &input) {
-            Ok(v) => reply(StatusCode::OK, rid, v),
-            Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
-        },
+        Some("SendCommand") => {
+            let strings = |v: &Value| -> Vec<String> {
+                v.as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let sent = kumo.ssm_send_command(
+                account,
+                region,
+                input["DocumentName"].as_str().unwrap_or(""),
+                strings(&input["InstanceIds"]),
+                strings(&input["Parameters"]["commands"]),
+                input["Comment"].as_str().unwrap_or("").to_string(),
+            );
+            match sent {
+                Ok(c) => reply(StatusCode::OK, rid, json!({ "Command": command(&c) })),
+                Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
+            }
+        }
+        Some("GetCommandInvocation") => {
+            let inv = kumo.ssm_command_invocation(
+                account,
+                input["CommandId"].as_str().unwrap_or(""),
+                input["InstanceId"].as_str().unwrap_or(""),
+            );
+            match inv {
+                Ok(i) => reply(StatusCode::OK, rid, invocation(&i)),
+                Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
+            }
+        }
         _ => error(
             rid,
             "InvalidAction",
             Some(format!("Kumo does not serve {target}.")),
         ),
     }
+}
+
+/// A sent command as SendCommand answers it.
+fn command(c: &SentCommand) -> Value {
+    json!({
+        "CommandId": c.id,
+        "DocumentName": "AWS-RunShellScript",
+        "DocumentVersion": "$DEFAULT",
+        "Comment": c.comment,
+        "Parameters": { "commands": c.commands },
+        "InstanceIds": c.instances,
+        "Targets": [],
+        "RequestedDateTime": c.requested_ms as f64 / 1000.0,
+        "Status": "Pending",
+        "StatusDetails": "Pending",
+        "TargetCount": c.instances.len(),
+        "CompletedCount": 0,
+        "ErrorCount": 0,
+        "DeliveryTimedOutCount": 0,
+        "MaxConcurrency": "50",
+        "MaxErrors": "0",
+        "TimeoutSeconds": 3600,
+    })
+}
+
+/// One instance's run of a command, as GetCommandInvocation answers it.
+fn invocation(i: &Invocation) -> Value {
+    let r = &i.result;
+    json!({
+        "CommandId": i.command.id,
+        "InstanceId": i.instance,
+        "Comment": i.command.comment,
+        "DocumentName": "AWS-RunShellScript",
+        "DocumentVersion": "$DEFAULT",
+        "PluginName": "aws:runShellScript",
+        "ResponseCode": r.code,
+        "ExecutionStartDateTime": "",
+        "ExecutionElapsedTime": "",
+        "ExecutionEndDateTime": "",
+        "Status": r.status,
+        "StatusDetails": r.status,
+        "StandardOutputContent": r.stdout,
+        "StandardOutputUrl": "",
+        "StandardErrorContent": r.stderr,
+        "StandardErrorUrl": "",
+        "CloudWatchOutputConfig": { "CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": false },
+        "RequestedCommands": i.command.commands,
+        "RequestedDateTime": i.command.requested_ms as f64 / 1000.0,
+    })
 }

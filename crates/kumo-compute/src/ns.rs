@@ -939,43 +939,45 @@ fn expect(r: &mut BufReader<ChildStdout>, want: &str) -> Result<(), ComputeError
     }
 }
 
-/// Binds a TCP listener inside a named network namespace (from a thread of its own, since
-/// entering a namespace changes only the calling thread).
-fn bind_in(ns: &str, addr: &str) -> Result<std::net::TcpListener, ComputeError> {
+/// Runs `f` on a thread that has entered a named network namespace (entering one changes
+/// only the calling thread): sockets made there stay in that namespace.
+fn in_netns<T: Send + 'static>(
+    ns: &str,
+    what: &str,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, ComputeError> {
     let path = format!("/run/netns/{ns}");
-    let addr = addr.to_string();
-    let joined = std::thread::spawn(move || -> std::io::Result<std::net::TcpListener> {
-        let f = std::fs::File::open(&path)?;
-        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+    let joined = std::thread::spawn(move || -> std::io::Result<T> {
+        let file = std::fs::File::open(&path)?;
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
             .map_err(std::io::Error::from)?;
-        let l = std::net::TcpListener::bind(&addr)?;
-        l.set_nonblocking(true)?;
-        Ok(l)
+        f()
     })
     .join();
     match joined {
-        Ok(r) => r.map_err(|e| ComputeError::io("bind the metadata service", e)),
+        Ok(r) => r.map_err(|e| ComputeError::io(what, e)),
         Err(_) => Err(ComputeError::Guest("the namespace thread panicked".into())),
     }
 }
 
-/// Binds a UDP socket inside a named network namespace (see [`bind_in`]).
-fn bind_udp_in(ns: &str, addr: &str) -> Result<std::net::UdpSocket, ComputeError> {
-    let path = format!("/run/netns/{ns}");
+/// A TCP listener inside a named network namespace.
+fn bind_in(ns: &str, addr: &str) -> Result<std::net::TcpListener, ComputeError> {
     let addr = addr.to_string();
-    let joined = std::thread::spawn(move || -> std::io::Result<std::net::UdpSocket> {
-        let f = std::fs::File::open(&path)?;
-        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(std::io::Error::from)?;
-        let s = std::net::UdpSocket::bind(&addr)?;
-        s.set_nonblocking(true)?;
-        Ok(s)
+    in_netns(ns, "bind the metadata service", move || {
+        let l = std::net::TcpListener::bind(&addr)?;
+        l.set_nonblocking(true)?;
+        Ok(l)
     })
-    .join();
-    match joined {
-        Ok(r) => r.map_err(|e| ComputeError::io("bind the VPC resolver", e)),
-        Err(_) => Err(ComputeError::Guest("the namespace thread panicked".into())),
-    }
+}
+
+/// A UDP socket inside a named network namespace.
+fn bind_udp_in(ns: &str, addr: &str) -> Result<std::net::UdpSocket, ComputeError> {
+    let addr = addr.to_string();
+    in_netns(ns, "bind the VPC resolver", move || {
+        let u = std::net::UdpSocket::bind(&addr)?;
+        u.set_nonblocking(true)?;
+        Ok(u)
+    })
 }
 
 impl Driver for NsDriver {

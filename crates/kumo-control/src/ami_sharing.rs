@@ -71,8 +71,9 @@ fn set_block_public(k: &Kumo, ctx: &RequestContext, blocked: bool) -> Result<Str
         .write(!ctx.dry_run, |tx| {
             let mut st = settings(tx, s)?;
             st.block_public = blocked;
-            tx.delete::<ImageSettings>(s, SETTINGS)?;
-            tx.insert(s, &st)?;
+            if !tx.update(s, &st)? {
+                tx.insert(s, &st)?;
+            }
             Ok(())
         })
         .map_err(|f: Fail| f.0)?;

@@ -64,20 +64,15 @@ fn default_user(image_name: &str) -> &'static str {
     }
 }
 
-fn image_name(k: &Kumo, s: Scope, image_id: &str) -> String {
+fn image_name<V: Read>(v: &V, s: Scope, image_id: &str) -> Result<String, Fail> {
     if let Some(p) = kumo_model::images::by_id(s.region, image_id) {
-        return p.name.to_string();
+        return Ok(p.name.to_string());
     }
-    k.store
-        .read(|v| {
-            Ok::<_, Fail>(
-                crate::sharing::owner_of::<crate::amis::ImageRecord, _>(v, s, image_id)?
-                    .map(|(_, i)| i.name),
-            )
-        })
-        .ok()
-        .flatten()
-        .unwrap_or_default()
+    Ok(
+        crate::sharing::owner_of::<crate::amis::ImageRecord, _>(v, s, image_id)?
+            .map(|(_, i)| i.name)
+            .unwrap_or_default(),
+    )
 }
 
 /// The IMDS tree of an instance.
@@ -142,10 +137,7 @@ fn metadata<V: Read>(
     put("events/maintenance/scheduled", "[]".into());
     if let Some(p) = &public {
         put("public-ipv4", p.clone());
-        put(
-            "public-hostname",
-            format!("ec2-{}.compute-1.amazonaws.com", p.replace('.', "-")),
-        );
+        put("public-hostname", crate::instances::public_dns(s.region, p));
     }
     if let Some(name) = &r.key_name {
         if let Some(key) = v.get_by_name::<KeyPairRecord>(s, name)? {
@@ -271,15 +263,9 @@ fn root_data(k: &Kumo, r: &InstanceRecord, c: &Context) -> PathBuf {
 /// The spec of an instance, read in one snapshot.
 fn spec(k: &Kumo, cm: &Compute, ctx: &RequestContext, id: &str) -> Result<InstanceSpec, Fail> {
     let s = crate::scope(ctx);
-    let name = {
-        let r: InstanceRecord = k
-            .store
-            .read(|v| Ok::<_, Fail>(v.get(s, id)?))?
-            .ok_or_else(|| Fail(Ec2Error::internal()))?;
-        image_name(k, s, &r.image_id)
-    };
     k.store.read(|v| {
         let r: InstanceRecord = v.get(s, id)?.ok_or_else(|| Fail(Ec2Error::internal()))?;
+        let name = image_name(v, s, &r.image_id)?;
         let c = crate::instances::context(v, s, &[&r])?;
         let (md, net) = metadata(v, s, ctx, &r, &c)?;
         let info = crate::instance_types::find(&r.instance_type);
@@ -390,9 +376,13 @@ pub fn after(
             tracing::error!(instance = %id, error = %e, "the driver failed a lifecycle change");
         }
     }
-    boot(k, ctx, &starts);
-    if !changes.is_empty() {
-        refresh_scope(k, ctx);
+    // Booting refreshes the security groups of the scope; without a boot, refresh here.
+    if starts.is_empty() {
+        if !changes.is_empty() {
+            refresh_scope(k, ctx);
+        }
+    } else {
+        boot(k, ctx, &starts);
     }
 }
 
@@ -445,8 +435,19 @@ pub fn recover(k: &Kumo) {
             ..RequestContext::default()
         };
         tracing::info!(instance = %id, "restarting an instance that was running");
-        boot(k, &ctx, std::slice::from_ref(&id));
-        boot_launched(k, &ctx.account_id, &ctx.region, std::slice::from_ref(&id));
+        let s = crate::scope(&ctx);
+        let launched = k
+            .store
+            .read(|v| Ok::<_, Fail>(v.get::<InstanceRecord>(s, &id)?))
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.awaiting_boot);
+        if launched {
+            // Never booted yet: it becomes running once it has.
+            boot_launched(k, &ctx.account_id, &ctx.region, std::slice::from_ref(&id));
+        } else {
+            boot(k, &ctx, std::slice::from_ref(&id));
+        }
     }
 }
 
@@ -835,12 +836,24 @@ pub fn snapshot_live(k: &Kumo, volume_id: &str) -> Result<(), String> {
 /// A command sent with SSM SendCommand.
 #[derive(Debug, Clone)]
 pub struct SentCommand {
-    account: String,
-    instances: Vec<String>,
-    commands: Vec<String>,
-    comment: String,
-    requested_ms: i64,
+    pub id: String,
+    pub account: String,
+    pub instances: Vec<String>,
+    pub commands: Vec<String>,
+    pub comment: String,
+    pub requested_ms: i64,
 }
+
+/// One instance's run of a sent command.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub command: SentCommand,
+    pub instance: String,
+    pub result: kumo_compute::CommandResult,
+}
+
+/// SSM's answer to a bad Run Command call: its error code and message.
+pub type SsmError = (String, String);
 
 fn command_id() -> String {
     let mut b = [0u8; 16];
@@ -849,46 +862,35 @@ fn command_id() -> String {
 }
 
 /// SSM SendCommand with `AWS-RunShellScript`: the commands run as root in each instance by
-/// its agent. Errors are (code, message) as SSM's JSON protocol names them.
+/// its agent.
 pub fn send_command(
     k: &Kumo,
     account: &str,
     region: &str,
-    input: &serde_json::Value,
-) -> Result<serde_json::Value, (String, String)> {
+    document: &str,
+    instance_ids: Vec<String>,
+    commands: Vec<String>,
+    comment: String,
+) -> Result<SentCommand, SsmError> {
     let bad = |c: &str, m: String| (c.to_string(), m);
-    let doc = input["DocumentName"].as_str().unwrap_or("");
-    if doc.is_empty() {
+    if document.is_empty() {
         return Err(bad("ValidationException", "1 validation error detected: Value null at 'documentName' failed to satisfy constraint: Member must not be null".into()));
     }
-    if doc != "AWS-RunShellScript" {
+    if document != "AWS-RunShellScript" {
         return Err(bad(
             "InvalidDocument",
-            format!("Document {doc} does not exist in your account. Kumo runs AWS-RunShellScript."),
+            format!(
+                "Document {document} does not exist in your account. Kumo runs AWS-RunShellScript."
+            ),
         ));
     }
-    let commands: Vec<String> = match &input["Parameters"]["commands"] {
-        serde_json::Value::Array(a) => a
-            .iter()
-            .filter_map(|c| c.as_str().map(str::to_string))
-            .collect(),
-        _ => Vec::new(),
-    };
     if commands.is_empty() {
         return Err(bad(
             "InvalidParameters",
             "Parameter \"commands\" is required by AWS-RunShellScript.".into(),
         ));
     }
-    let ids: Vec<String> = input["InstanceIds"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|i| i.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    if ids.is_empty() {
+    if instance_ids.is_empty() {
         return Err(bad(
             "ValidationException",
             "Specify InstanceIds or Targets.".into(),
@@ -896,7 +898,7 @@ pub fn send_command(
     }
     let s = Scope { account, region };
     // Only instances whose agent is online (running under a real driver) take commands.
-    let offline: Vec<&String> = ids
+    let offline: Vec<&str> = instance_ids
         .iter()
         .filter(|id| {
             let mine = k
@@ -905,14 +907,14 @@ pub fn send_command(
                 .unwrap_or(false);
             !mine || !k.compute.as_ref().is_some_and(|c| c.driver.is_running(id))
         })
+        .map(String::as_str)
         .collect();
     if !offline.is_empty() {
-        let list: Vec<&str> = offline.iter().map(|x| x.as_str()).collect();
         return Err(bad(
             "InvalidInstanceId",
             format!(
                 "Instances [[{}]] not in a valid state for account {account}",
-                list.join(", ")
+                offline.join(", ")
             ),
         ));
     }
@@ -924,87 +926,52 @@ pub fn send_command(
     };
     let id = command_id();
     let script = commands.join("\n") + "\n";
-    for i in &ids {
+    for i in &instance_ids {
         cm.driver
             .send_command(i, &id, &script)
             .map_err(|e| bad("InternalServerError", e.to_string()))?;
     }
-    let now = k.now_ms();
-    let comment = input["Comment"].as_str().unwrap_or("").to_string();
+    let sent = SentCommand {
+        id: id.clone(),
+        account: account.to_string(),
+        instances: instance_ids,
+        commands,
+        comment,
+        requested_ms: k.now_ms(),
+    };
     cm.commands
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .insert(
-            id.clone(),
-            SentCommand {
-                account: account.to_string(),
-                instances: ids.clone(),
-                commands: commands.clone(),
-                comment: comment.clone(),
-                requested_ms: now,
-            },
-        );
-    Ok(serde_json::json!({ "Command": {
-        "CommandId": id,
-        "DocumentName": doc,
-        "DocumentVersion": "$DEFAULT",
-        "Comment": comment,
-        "Parameters": { "commands": commands },
-        "InstanceIds": ids,
-        "Targets": [],
-        "RequestedDateTime": now as f64 / 1000.0,
-        "Status": "Pending",
-        "StatusDetails": "Pending",
-        "TargetCount": ids.len(),
-        "CompletedCount": 0,
-        "ErrorCount": 0,
-        "DeliveryTimedOutCount": 0,
-        "MaxConcurrency": "50",
-        "MaxErrors": "0",
-        "TimeoutSeconds": 3600,
-    }}))
+        .insert(id, sent.clone());
+    Ok(sent)
 }
 
 /// SSM GetCommandInvocation.
 pub fn command_invocation(
     k: &Kumo,
     account: &str,
-    input: &serde_json::Value,
-) -> Result<serde_json::Value, (String, String)> {
-    let id = input["CommandId"].as_str().unwrap_or("");
-    let instance = input["InstanceId"].as_str().unwrap_or("");
+    command_id: &str,
+    instance: &str,
+) -> Result<Invocation, SsmError> {
     let missing = || ("InvocationDoesNotExist".to_string(), String::new());
     let cm = k.compute.as_ref().ok_or_else(missing)?;
-    let sent = cm
+    let command = cm
         .commands
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .get(id)
+        .get(command_id)
         .cloned()
         .filter(|c| c.account == account && c.instances.iter().any(|i| i == instance))
         .ok_or_else(missing)?;
-    let r = cm.driver.command_result(instance, id).unwrap_or_default();
-    Ok(serde_json::json!({
-        "CommandId": id,
-        "InstanceId": instance,
-        "Comment": sent.comment,
-        "DocumentName": "AWS-RunShellScript",
-        "DocumentVersion": "$DEFAULT",
-        "PluginName": "aws:runShellScript",
-        "ResponseCode": r.code,
-        "ExecutionStartDateTime": "",
-        "ExecutionElapsedTime": "",
-        "ExecutionEndDateTime": "",
-        "Status": r.status,
-        "StatusDetails": r.status,
-        "StandardOutputContent": r.stdout,
-        "StandardOutputUrl": "",
-        "StandardErrorContent": r.stderr,
-        "StandardErrorUrl": "",
-        "CloudWatchOutputConfig": { "CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": false },
-        "RequestedCommands": sent.commands,
-        "RequestedDateTime": sent.requested_ms as f64 / 1000.0,
-    }))
+    let result = cm
+        .driver
+        .command_result(instance, command_id)
+        .unwrap_or_default();
+    Ok(Invocation {
+        command,
+        instance: instance.to_string(),
+        result,
+    })
 }
 
 /// Shuts a running guest down cleanly for CreateImage; true when it did (and must boot again).

@@ -1100,7 +1100,7 @@ impl Context {
     }
 }
 
-fn public_dns(region: &str, ip: &str) -> String {
+pub fn public_dns(region: &str, ip: &str) -> String {
     let d = ip.replace('.', "-");
     if region == "us-east-1" {
         format!("ec2-{d}.compute-1.amazonaws.com")

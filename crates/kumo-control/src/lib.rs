@@ -40,7 +40,7 @@ use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2, Ec2Error, RequestContext};
 use kumo_store::{Scope, Store};
 
-pub use compute::Compute;
+pub use compute::{Compute, Invocation, SentCommand};
 pub use error::Fail;
 
 /// The control plane. One per process; shared by every request.
@@ -138,18 +138,30 @@ impl Kumo {
         &self,
         account: &str,
         region: &str,
-        input: &serde_json::Value,
-    ) -> Result<serde_json::Value, (String, String)> {
-        compute::send_command(self, account, region, input)
+        document: &str,
+        instance_ids: Vec<String>,
+        commands: Vec<String>,
+        comment: String,
+    ) -> Result<compute::SentCommand, compute::SsmError> {
+        compute::send_command(
+            self,
+            account,
+            region,
+            document,
+            instance_ids,
+            commands,
+            comment,
+        )
     }
 
     /// SSM GetCommandInvocation.
     pub fn ssm_command_invocation(
         &self,
         account: &str,
-        input: &serde_json::Value,
-    ) -> Result<serde_json::Value, (String, String)> {
-        compute::command_invocation(self, account, input)
+        command_id: &str,
+        instance: &str,
+    ) -> Result<compute::Invocation, compute::SsmError> {
+        compute::command_invocation(self, account, command_id, instance)
     }
 
     /// One round of the CPU credit ledgers of the instances the driver runs.
