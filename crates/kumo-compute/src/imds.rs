@@ -163,6 +163,14 @@ impl Imds {
             let agent = path.starts_with("/kumo/ssm/") && lock(&self.by_ip).contains_key(&peer);
             let resp = if agent {
                 self.agent(&method, &path, &body, peer)
+            } else if let Some(name) = path.strip_prefix("/kumo/guest/") {
+                let file = lock(&self.by_ip)
+                    .get(&peer)
+                    .and_then(|md| md.guest.get(name).cloned());
+                match file {
+                    Some(f) => Response::ok(f.into_bytes()),
+                    None => Response::status(404, "Not Found"),
+                }
             } else {
                 self.answer(&method, &path, &headers, peer)
             };

@@ -7,12 +7,14 @@
 //! - the `null` driver is the absence of one: the control plane keeps instances as API state.
 
 pub mod cloudconfig;
+pub mod dhcp;
 pub mod dns;
 pub mod firewall;
 pub mod guest;
 pub mod imds;
 mod net;
 pub mod ns;
+pub mod vm;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -73,6 +75,11 @@ pub struct Metadata {
     pub http_endpoint: String,
     /// The IP TTL of token responses.
     pub hop_limit: u32,
+    /// Kumo's own files for the guest's init, served at `/kumo/guest/<name>` beside the
+    /// metadata (whatever the endpoint and token settings): `instance.env`,
+    /// `cloud-config.sh`, and `dev/<serial>`, the EC2 names of a disk's attachment.
+    #[serde(default)]
+    pub guest: BTreeMap<String, String>,
 }
 
 /// A data volume to attach to a running guest.
@@ -105,6 +112,12 @@ pub struct InstanceSpec {
     pub metadata: Metadata,
     /// Data volumes attached at boot.
     pub volumes: Vec<VolumeSpec>,
+    /// The root volume, as the guest names it (`/dev/nvme0n1`, or `/dev/xvda` on Xen types),
+    /// and its size. The `vm` driver keeps its disk in `root_data`, not in `file`.
+    #[serde(default)]
+    pub root: Option<VolumeSpec>,
+    #[serde(default)]
+    pub root_size_gib: u64,
 }
 
 /// A command run by the guest's agent: `Pending` until the agent takes it, `InProgress`, then
@@ -139,6 +152,11 @@ pub struct GuestEvent {
 /// What a driver can do. Every call reports what really happened.
 pub trait Driver: Send + Sync {
     fn name(&self) -> &'static str;
+    /// How this driver falls short of real hardware on this host, if it does (a `vm` driver
+    /// without KVM): `(code, message)` for the instances' state reason.
+    fn degraded(&self) -> Option<(String, String)> {
+        None
+    }
     /// Boots an instance (first launch, or a start after a stop).
     fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError>;
     /// Shuts an instance down cleanly (forcefully with `force`, or when the guest does not

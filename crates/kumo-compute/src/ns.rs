@@ -7,9 +7,15 @@
 //! into the subnet's bridge carrying the interface's MAC and addresses; cgroups (v1) cap its
 //! CPU, memory and processes. `<p>` is `k` and two hex digits of the data directory, so two
 //! servers on one machine keep apart.
+//!
+//! The same driver runs `vm` guests (see [`crate::vm`]): everything around the guest is shared,
+//! and the guest is a QEMU process with a tap in the VPC's namespace instead of a helper with
+//! a veth.
 
+use crate::dhcp::{Lease, Leases};
 use crate::imds::Imds;
 use crate::net::{self, ip, ip_quiet, short};
+use crate::vm::{self, VmConfig};
 use crate::{ComputeError, Driver, GuestEvent, InstanceSpec, Metadata, VolumeSpec};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
@@ -36,6 +42,9 @@ struct Vpc {
     /// The DNS resolver's task (likewise), and the public addresses it knows.
     dns_task: tokio::task::JoinHandle<()>,
     dns_public: Arc<Mutex<Vec<(String, String)>>>,
+    /// The subnets' DHCP server (likewise), and its leases.
+    dhcp: Arc<Leases>,
+    dhcp_task: tokio::task::JoinHandle<()>,
     subnets: Vec<String>,
 }
 
@@ -43,6 +52,7 @@ impl Vpc {
     fn remove(self) {
         self.imds_task.abort();
         self.dns_task.abort();
+        self.dhcp_task.abort();
         for p in &self.public {
             ip_quiet(&["route", "delete", &format!("{p}/32")]);
         }
@@ -53,10 +63,14 @@ impl Vpc {
 
 struct Running {
     spec: InstanceSpec,
+    /// The `ns` helper, or the `vm` guest's QEMU.
     helper: Child,
     /// Kept open: closing it would not stop the helper, but keeps the protocol simple.
-    _stdin: ChildStdin,
+    _stdin: Option<ChildStdin>,
+    /// The guest's init (`ns`), or QEMU (`vm`).
     init_pid: i32,
+    /// A `vm` guest's monitor, tap and hot-plugged disks.
+    vm: Option<VmGuest>,
     netns: String,
     ip: IpAddr,
     /// Set once the guest was seen to exit on its own (and reported).
@@ -267,6 +281,13 @@ impl LiveVolume {
     }
 }
 
+struct VmGuest {
+    qmp: PathBuf,
+    tap: String,
+    /// Data volumes by id: their spec and root port.
+    disks: HashMap<String, (VolumeSpec, u32)>,
+}
+
 #[derive(Default)]
 struct State {
     vpcs: HashMap<String, Vpc>,
@@ -281,6 +302,8 @@ pub struct NsDriver {
     rt: tokio::runtime::Handle,
     state: Arc<Mutex<State>>,
     events: Mutex<Option<std::sync::mpsc::Receiver<GuestEvent>>>,
+    /// Set when this driver runs `vm` guests.
+    vm: Option<VmConfig>,
 }
 
 /// The exit status of a guest's init that asks for a reboot (`reboot` in the guest).
@@ -359,9 +382,28 @@ impl NsDriver {
             rt,
             state,
             events: Mutex::new(Some(rx)),
+            vm: None,
         };
         d.sweep();
         Ok(d)
+    }
+
+    /// A driver running `vm` guests (QEMU) on the image in `image_dir`.
+    pub fn new_vm(
+        data_dir: &Path,
+        rt: tokio::runtime::Handle,
+        image_dir: &Path,
+    ) -> Result<NsDriver, ComputeError> {
+        let mut d = NsDriver::new(data_dir, rt)?;
+        let cfg = VmConfig::new(image_dir);
+        tracing::info!(accel = %cfg.accel, "vm driver: QEMU guests under {}", cfg.accel);
+        d.vm = Some(cfg);
+        Ok(d)
+    }
+
+    /// `kvm` or `tcg` for a `vm` driver.
+    pub fn accel(&self) -> Option<&str> {
+        self.vm.as_ref().map(|v| v.accel.as_str())
     }
 
     /// Removes what an earlier server with this data directory left behind.
@@ -509,6 +551,23 @@ impl NsDriver {
                 }
             })
         };
+        // The subnets' DHCP server.
+        let dhcp = Arc::new(Leases::default());
+        let udp = bind_udp_in(&ns, "0.0.0.0:67")?;
+        let dhcp_task = {
+            let _enter = self.rt.enter();
+            let sock = tokio::net::UdpSocket::from_std(udp)
+                .map_err(|e| ComputeError::io("DHCP socket", e))?;
+            let leases = dhcp.clone();
+            self.rt.spawn(async move {
+                let mut buf = [0u8; 1500];
+                while let Ok((n, _)) = sock.recv_from(&mut buf).await {
+                    if let Some((reply, to)) = leases.reply(&buf[..n]) {
+                        let _ = sock.send_to(&reply, (to, 68)).await;
+                    }
+                }
+            })
+        };
         tracing::info!(vpc = vpc_id, netns = %ns, "VPC network namespace ready");
         st.vpcs.insert(
             vpc_id.to_string(),
@@ -521,6 +580,8 @@ impl NsDriver {
                 imds_task,
                 dns_task,
                 dns_public,
+                dhcp,
+                dhcp_task,
                 subnets: Vec::new(),
             },
         );
@@ -604,7 +665,14 @@ impl NsDriver {
         write(
             self.cgroup(&spec.id, "memory")
                 .join("memory.limit_in_bytes"),
-            (spec.memory_mib.max(64) << 20).to_string(),
+            ((spec.memory_mib.max(64)
+                + if self.vm.is_some() {
+                    vm::OVERHEAD_MIB
+                } else {
+                    0
+                })
+                << 20)
+                .to_string(),
         )?;
         write(
             self.cgroup(&spec.id, "pids").join("pids.max"),
@@ -620,6 +688,9 @@ impl NsDriver {
     }
 
     fn boot(&self, st: &mut State, spec: &InstanceSpec) -> Result<Running, ComputeError> {
+        if let Some(cfg) = &self.vm {
+            return self.boot_vm(cfg, st, spec);
+        }
         let n = &spec.net;
         let imds = self.ensure_vpc(st, &n.vpc_id, &n.vpc_cidr)?;
         self.ensure_subnet(st, &n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
@@ -629,28 +700,13 @@ impl NsDriver {
         // What the guest's init reads besides the metadata.
         let etc = spec.root_data.join("upper/etc/kumo");
         std::fs::create_dir_all(&etc).map_err(|e| ComputeError::io("guest configuration", e))?;
-        // The VPC's DNS address: its base plus two, as AWS places it.
-        let dns = net::parse_cidr(&n.vpc_cidr)
-            .map(|(base, _)| net::addr(base + 2))
-            .unwrap_or_default();
-        std::fs::write(
-            etc.join("instance.env"),
-            format!("DEFAULT_USER={}\nDNS={dns}\n", spec.default_user),
-        )
-        .map_err(|e| ComputeError::io("guest configuration", e))?;
-        // `#cloud-config` user data, as the shell script the init runs for it.
-        let cc = spec.root_data.join("upper/var/lib/kumo");
-        if let Some(ud) = spec.metadata.user_data.as_deref() {
-            if ud.starts_with(b"#cloud-config") {
-                let script = crate::cloudconfig::to_script(&String::from_utf8_lossy(ud))
-                    .unwrap_or_else(|e| {
-                        format!("#!/bin/sh\necho '[kumo-init] {}'\n", e.replace('\'', ""))
-                    });
-                std::fs::create_dir_all(&cc)
-                    .map_err(|e| ComputeError::io("guest configuration", e))?;
-                std::fs::write(cc.join("cloud-config.sh"), script)
-                    .map_err(|e| ComputeError::io("guest configuration", e))?;
-            }
+        std::fs::write(etc.join("instance.env"), guest_env(spec))
+            .map_err(|e| ComputeError::io("guest configuration", e))?;
+        if let Some(script) = cloud_config_script(spec) {
+            let cc = spec.root_data.join("upper/var/lib/kumo");
+            std::fs::create_dir_all(&cc).map_err(|e| ComputeError::io("guest configuration", e))?;
+            std::fs::write(cc.join("cloud-config.sh"), script)
+                .map_err(|e| ComputeError::io("guest configuration", e))?;
         }
         let console = run.join("console.log");
         let mut helper = Command::new(&self.exe)
@@ -752,7 +808,7 @@ impl NsDriver {
                 .private_ip
                 .parse()
                 .map_err(|_| ComputeError::Guest(format!("bad address {}", n.private_ip)))?;
-            imds.set(addr, spec.metadata.clone());
+            imds.set(addr, with_guest_files(spec, &spec.metadata, &[]));
             writeln!(stdin, "go").map_err(|e| ComputeError::io("start the guest", e))?;
             let line = read_line(&mut lines)?;
             let init_pid: i32 = line
@@ -765,8 +821,9 @@ impl NsDriver {
             Ok((stdin, init_pid, netns, addr)) => Ok(Running {
                 spec: spec.clone(),
                 helper,
-                _stdin: stdin,
+                _stdin: Some(stdin),
                 init_pid,
+                vm: None,
                 netns,
                 ip: addr,
                 exited: false,
@@ -787,9 +844,187 @@ impl NsDriver {
         }
     }
 
+    /// Boots a `vm` guest: its root disk, a tap in the VPC's namespace routed like an `ns`
+    /// guest's veth, its DHCP lease, and QEMU (inside the namespace, so it opens the tap there)
+    /// in the instance's cgroups.
+    fn boot_vm(
+        &self,
+        cfg: &VmConfig,
+        st: &mut State,
+        spec: &InstanceSpec,
+    ) -> Result<Running, ComputeError> {
+        let n = &spec.net;
+        let imds = self.ensure_vpc(st, &n.vpc_id, &n.vpc_cidr)?;
+        self.ensure_subnet(st, &n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
+        let (vpc_ns, leases) = {
+            let v = &st.vpcs[&n.vpc_id];
+            (v.ns.clone(), v.dhcp.clone())
+        };
+        let run = self.dir.join(&spec.id);
+        std::fs::create_dir_all(&run).map_err(|e| ComputeError::io("instance directory", e))?;
+        let disk = vm::ensure_disk(cfg, spec)?;
+        let bad = |what: &str| ComputeError::Guest(format!("bad {what} in the instance's network"));
+        let gw = net::gateway(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
+        let (_, len) = net::parse_cidr(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
+        let ip4: std::net::Ipv4Addr = n.private_ip.parse().map_err(|_| bad("address"))?;
+        let dns = net::parse_cidr(&n.vpc_cidr)
+            .map(|(b, _)| std::net::Ipv4Addr::from(b + 2))
+            .ok_or_else(|| bad("VPC CIDR"))?;
+        let tap = format!("{}t{}", self.prefix, short(&spec.id));
+        let plumb = || -> Result<(), ComputeError> {
+            ip_quiet(&["-n", &vpc_ns, "link", "delete", &tap]);
+            ip(&["-n", &vpc_ns, "tuntap", "add", "dev", &tap, "mode", "tap"])?;
+            net::run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &vpc_ns,
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv4.conf.{tap}.proxy_arp=1"),
+                ],
+            )?;
+            ip(&["-n", &vpc_ns, "link", "set", &tap, "up"])?;
+            for a in std::iter::once(&n.private_ip).chain(&n.secondary_ips) {
+                ip(&[
+                    "-n",
+                    &vpc_ns,
+                    "route",
+                    "replace",
+                    &format!("{a}/32"),
+                    "dev",
+                    &tap,
+                    "src",
+                    &gw,
+                ])?;
+            }
+            for p in &n.prefixes {
+                ip(&["-n", &vpc_ns, "route", "replace", p, "dev", &tap])?;
+            }
+            // The DHCP server's unicast replies reach a guest that has no address yet.
+            ip(&[
+                "-n",
+                &vpc_ns,
+                "neigh",
+                "replace",
+                &n.private_ip,
+                "lladdr",
+                &n.mac,
+                "dev",
+                &tap,
+                "nud",
+                "permanent",
+            ])?;
+            Ok(())
+        };
+        let undo = |e: ComputeError| {
+            ip_quiet(&["-n", &vpc_ns, "link", "delete", &tap]);
+            e
+        };
+        plumb().map_err(undo)?;
+        let (host, domain) = spec
+            .hostname
+            .split_once('.')
+            .unwrap_or((spec.hostname.as_str(), ""));
+        leases.set(
+            &n.mac,
+            Lease {
+                ip: ip4,
+                prefix_len: len,
+                router: gw.parse().map_err(|_| bad("gateway"))?,
+                dns,
+                hostname: host.to_string(),
+                domain: domain.to_string(),
+            },
+        );
+        let mut disks: HashMap<String, (VolumeSpec, u32)> = HashMap::new();
+        for v in &spec.volumes {
+            let v = with_device(v, disks.values().map(|(d, _)| d));
+            let port = (1..=vm::PORTS)
+                .find(|p| !disks.values().any(|(_, q)| q == p))
+                .ok_or_else(|| ComputeError::Guest("no free slot for a volume".into()))?;
+            disks.insert(v.volume_id.clone(), (v, port));
+        }
+        let boot_disks: Vec<(String, PathBuf, u32)> = disks
+            .values()
+            .map(|(v, p)| (v.volume_id.clone(), v.file.clone(), *p))
+            .collect();
+        let specs: Vec<VolumeSpec> = disks.values().map(|(v, _)| v.clone()).collect();
+        imds.set(
+            IpAddr::V4(ip4),
+            with_guest_files(spec, &spec.metadata, &specs),
+        );
+        let qmp = run.join("qmp.sock");
+        let _ = std::fs::remove_file(&qmp);
+        let log = std::fs::File::create(run.join("qemu.log"))
+            .map_err(|e| ComputeError::io("QEMU log", e))?;
+        let log2 = log
+            .try_clone()
+            .map_err(|e| ComputeError::io("QEMU log", e))?;
+        let args = vm::args(cfg, spec, &run, &disk, &tap, &boot_disks);
+        let spawned = Command::new("ip")
+            .args(["netns", "exec", &vpc_ns, "qemu-system-x86_64"])
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn();
+        let mut child = match spawned {
+            Ok(c) => c,
+            Err(e) => {
+                leases.remove(&n.mac);
+                imds.remove(&IpAddr::V4(ip4));
+                return Err(undo(ComputeError::io("start QEMU", e)));
+            }
+        };
+        let pid = child.id();
+        let started = self.limit(spec, pid).and_then(|_| {
+            // QEMU is up once its monitor answers.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = std::fs::read_to_string(run.join("qemu.log")).unwrap_or_default();
+                    return Err(ComputeError::Guest(format!(
+                        "QEMU exited ({status}): {}",
+                        log.trim()
+                    )));
+                }
+                if qmp.exists() && vm::qmp(&qmp, &[]).is_ok() {
+                    return Ok(());
+                }
+                if Instant::now() > deadline {
+                    return Err(ComputeError::Guest("QEMU's monitor did not answer".into()));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        if let Err(e) = started {
+            let _ = child.kill();
+            let _ = child.wait();
+            leases.remove(&n.mac);
+            self.release(st, &spec.id, &n.vpc_id, Some(IpAddr::V4(ip4)), "");
+            return Err(undo(e));
+        }
+        tracing::info!(instance = %spec.id, accel = %cfg.accel, tap = %tap, "QEMU guest started");
+        Ok(Running {
+            spec: spec.clone(),
+            helper: child,
+            _stdin: None,
+            init_pid: pid as i32,
+            vm: Some(VmGuest { qmp, tap, disks }),
+            netns: String::new(),
+            ip: IpAddr::V4(ip4),
+            exited: false,
+            volumes: HashMap::new(),
+        })
+    }
+
     /// Frees what a stopped instance held on the host (its root data stays).
     fn release(&self, st: &mut State, id: &str, vpc: &str, ip_addr: Option<IpAddr>, netns: &str) {
-        ip_quiet(&["netns", "delete", netns]);
+        if !netns.is_empty() {
+            ip_quiet(&["netns", "delete", netns]);
+        }
         for c in CONTROLLERS {
             let dir = self.cgroup(id, c);
             kill_cgroup(&dir);
@@ -811,9 +1046,25 @@ impl NsDriver {
         };
         let pid = nix::unistd::Pid::from_raw(r.init_pid);
         if !force {
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+            match &r.vm {
+                // The ACPI power button: the guest shuts down and QEMU exits.
+                Some(g) => {
+                    if let Err(e) = vm::qmp(&g.qmp, &[r#"{"execute":"system_powerdown"}"#.into()]) {
+                        tracing::warn!(instance = id, error = %e, "cannot press the guest's power button");
+                    }
+                }
+                None => {
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                }
+            }
         }
-        let deadline = Instant::now() + Duration::from_secs(if force { 0 } else { 10 });
+        // A virtual machine under emulation takes longer to shut down.
+        let grace = match (force, &r.vm) {
+            (true, _) => 0,
+            (false, Some(_)) => 120,
+            (false, None) => 10,
+        };
+        let deadline = Instant::now() + Duration::from_secs(grace);
         loop {
             if let Ok(Some(_)) = r.helper.try_wait() {
                 break;
@@ -829,6 +1080,12 @@ impl NsDriver {
         for (_, mut lv) in r.volumes.drain() {
             lv.stop();
         }
+        if let Some(g) = &r.vm {
+            if let Some(v) = st.vpcs.get(&r.spec.net.vpc_id) {
+                ip_quiet(&["-n", &v.ns, "link", "delete", &g.tap]);
+                v.dhcp.remove(&r.spec.net.mac);
+            }
+        }
         self.release(st, id, &r.spec.net.vpc_id, Some(r.ip), &r.netns);
         Ok(Some(r.spec))
     }
@@ -836,23 +1093,117 @@ impl NsDriver {
 
 /// A volume with its guest device decided: an empty device (a Nitro type's) becomes the
 /// lowest free `/dev/nvmeNn1` from 1 (the root volume is `nvme0n1`).
-fn with_device(v: &VolumeSpec, live: &HashMap<String, LiveVolume>) -> VolumeSpec {
+fn with_device<'a>(v: &VolumeSpec, used: impl Iterator<Item = &'a VolumeSpec>) -> VolumeSpec {
+    let used: Vec<&str> = used.map(|u| u.device.as_str()).collect();
     let mut v = v.clone();
     if v.device.is_empty() {
         let n = (1..)
-            .find(|n| {
-                !live
-                    .values()
-                    .any(|l| l.spec.device == format!("/dev/nvme{n}n1"))
-            })
+            .find(|n| !used.contains(&format!("/dev/nvme{n}n1").as_str()))
             .unwrap_or(1);
         v.device = format!("/dev/nvme{n}n1");
     }
     v
 }
 
+/// A `vm` guest's data disks.
+fn guest_disks(r: &Running) -> Vec<VolumeSpec> {
+    r.vm.as_ref()
+        .map(|g| g.disks.values().map(|(v, _)| v.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Whether a `vm` guest has a volume mounted, asked through its agent: it answers within a
+/// few seconds, and a guest that does not answer is taken to be using it (a forced detach
+/// still works), as a volume must not be pulled from under a file system.
+fn vm_busy(imds: &Imds, ip: IpAddr, volume_id: &str) -> bool {
+    let serial = vm::serial(volume_id);
+    let id = format!("kumo-busy-{}", now_tag());
+    let script = format!(
+        "d=$(readlink -f /dev/disk/by-id/virtio-{serial}) || exit 1\n\
+         for m in $(awk '{{print $1}}' /proc/mounts /proc/swaps); do\n\
+         case \"$(readlink -f \"$m\" 2>/dev/null)\" in \"$d\"|\"$d\"[0-9]*|\"$d\"p[0-9]*) exit 0 ;; esac\n\
+         done\nexit 1\n"
+    );
+    imds.queue(ip, &id, &script);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match imds.result(&id) {
+            Some(r) if r.status == "Success" || r.status == "Failed" => return r.code == 0,
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    tracing::warn!(
+        volume = volume_id,
+        "the guest's agent did not say whether the volume is mounted; it stays busy until forced"
+    );
+    true
+}
+
+/// A tag unique within this process for names made at run time.
+fn now_tag() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The node a `vm` guest's disk reads and writes now (its newest overlay).
+fn current_top(qmp: &Path, volume_id: &str) -> Result<String, ComputeError> {
+    let out = vm::qmp_returns(qmp, &[r#"{"execute":"query-block"}"#.into()])?;
+    let v: serde_json::Value = serde_json::from_str(out.first().map(|s| s.as_str()).unwrap_or(""))
+        .map_err(|e| ComputeError::Guest(format!("QMP query-block: {e}")))?;
+    let want = vm::device_id(volume_id);
+    v["return"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| {
+            d["qdev"]
+                .as_str()
+                .is_some_and(|q| q == want || q.ends_with(&format!("/{want}/virtio-backend")))
+        })
+        .and_then(|d| d["inserted"]["node-name"].as_str().map(String::from))
+        .ok_or_else(|| ComputeError::Guest(format!("QEMU has no disk for {volume_id}")))
+}
+
 /// The host's links into the VPC namespaces.
 const HOST_NET: &str = "100.127.0.0/16";
+
+/// What the guest's init reads besides the metadata: the default user and the VPC's resolver
+/// (its base plus two, as AWS places it).
+fn guest_env(spec: &InstanceSpec) -> String {
+    let dns = net::parse_cidr(&spec.net.vpc_cidr)
+        .map(|(base, _)| net::addr(base + 2))
+        .unwrap_or_default();
+    format!("DEFAULT_USER={}\nDNS={dns}\n", spec.default_user)
+}
+
+/// `#cloud-config` user data, as the shell script the init runs for it.
+fn cloud_config_script(spec: &InstanceSpec) -> Option<String> {
+    let ud = spec.metadata.user_data.as_deref()?;
+    ud.starts_with(b"#cloud-config").then(|| {
+        crate::cloudconfig::to_script(&String::from_utf8_lossy(ud))
+            .unwrap_or_else(|e| format!("#!/bin/sh\necho '[kumo-init] {}'\n", e.replace('\'', "")))
+    })
+}
+
+/// The metadata with Kumo's files for the guest (see [`crate::Metadata::guest`]): the init's
+/// settings, the cloud-config script, and each disk's EC2 names by serial.
+fn with_guest_files(spec: &InstanceSpec, md: &Metadata, disks: &[VolumeSpec]) -> Metadata {
+    let mut md = md.clone();
+    md.guest.insert("instance.env".into(), guest_env(spec));
+    if let Some(script) = cloud_config_script(spec) {
+        md.guest.insert("cloud-config.sh".into(), script);
+    }
+    for v in spec.root.iter().chain(disks) {
+        let names: Vec<&str> = std::iter::once(&v.device)
+            .chain(v.alias.as_ref())
+            .map(|d| d.trim_start_matches("/dev/"))
+            .collect();
+        md.guest
+            .insert(format!("dev/{}", vm::serial(&v.volume_id)), names.join(" "));
+    }
+    md
+}
 
 /// Installs a VPC's security-group rules in its namespace, replacing the last ones at once.
 fn apply_rules(ns: &str, fw: &crate::firewall::Firewall) -> Result<(), ComputeError> {
@@ -981,8 +1332,21 @@ fn bind_udp_in(ns: &str, addr: &str) -> Result<std::net::UdpSocket, ComputeError
 }
 
 impl Driver for NsDriver {
+    fn degraded(&self) -> Option<(String, String)> {
+        (self.accel() == Some("tcg")).then(|| {
+            (
+                "Kumo.SoftwareEmulation".to_string(),
+                "Kumo.SoftwareEmulation: this host has no usable KVM, so the vm driver runs the instance under QEMU's TCG software emulation, many times slower than hardware".to_string(),
+            )
+        })
+    }
+
     fn name(&self) -> &'static str {
-        "ns"
+        if self.vm.is_some() {
+            "vm"
+        } else {
+            "ns"
+        }
     }
 
     fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError> {
@@ -993,8 +1357,9 @@ impl Driver for NsDriver {
         let mut r = self.boot(&mut st, spec)?;
         tracing::info!(instance = %spec.id, pid = r.init_pid, address = %spec.net.private_ip, "instance started");
         let run = self.dir.join(&spec.id);
-        for v in &spec.volumes {
-            let v = &with_device(v, &r.volumes);
+        // A `vm` guest's volumes are on QEMU's command line.
+        for v in spec.volumes.iter().filter(|_| r.vm.is_none()) {
+            let v = &with_device(v, r.volumes.values().map(|l| &l.spec));
             match LiveVolume::start(&run, r.init_pid, v) {
                 Ok(lv) => {
                     r.volumes.insert(v.volume_id.clone(), lv);
@@ -1052,9 +1417,11 @@ impl Driver for NsDriver {
             return;
         };
         r.spec.metadata = metadata.clone();
+        let disks = guest_disks(r);
+        let md = with_guest_files(&r.spec, &metadata, &disks);
         let (vpc, addr) = (r.spec.net.vpc_id.clone(), r.ip);
         if let Some(v) = st.vpcs.get(&vpc) {
-            v.imds.set(addr, metadata);
+            v.imds.set(addr, md);
         }
     }
 
@@ -1095,7 +1462,8 @@ impl Driver for NsDriver {
     }
 
     fn attach_volume(&self, id: &str, v: &VolumeSpec) -> Result<(), ComputeError> {
-        let mut st = lock(&self.state);
+        let mut guard = lock(&self.state);
+        let st = &mut *guard;
         let r = st
             .instances
             .get_mut(id)
@@ -1103,7 +1471,37 @@ impl Driver for NsDriver {
         if r.volumes.contains_key(&v.volume_id) {
             return Ok(());
         }
-        let v = &with_device(v, &r.volumes);
+        if let Some(g) = &mut r.vm {
+            if g.disks.contains_key(&v.volume_id) {
+                return Ok(());
+            }
+            let v = with_device(v, g.disks.values().map(|(d, _)| d));
+            let port = (1..=vm::PORTS)
+                .find(|p| !g.disks.values().any(|(_, q)| q == p))
+                .ok_or_else(|| ComputeError::Guest("no free slot for another volume".into()))?;
+            // The guest learns the disk's EC2 names before it appears.
+            g.disks.insert(v.volume_id.clone(), (v.clone(), port));
+            let md = with_guest_files(&r.spec, &r.spec.metadata, &guest_disks(r));
+            if let Some(x) = st.vpcs.get(&r.spec.net.vpc_id) {
+                x.imds.set(r.ip, md);
+            }
+            let g =
+                r.vm.as_mut()
+                    .ok_or_else(|| ComputeError::Unknown(id.to_string()))?;
+            if let Err(e) = vm::qmp(&g.qmp, &vm::plug(&v.volume_id, &v.file, port)) {
+                g.disks.remove(&v.volume_id);
+                let _ = vm::qmp(
+                    &g.qmp,
+                    &[serde_json::json!({"execute": "blockdev-del", "arguments": {"node-name": vm::node(&v.volume_id)}}).to_string()],
+                );
+                return Err(e);
+            }
+            r.spec.volumes.retain(|x| x.volume_id != v.volume_id);
+            r.spec.volumes.push(v.clone());
+            tracing::info!(instance = id, volume = %v.volume_id, device = %v.device, port, "volume hot-plugged");
+            return Ok(());
+        }
+        let v = &with_device(v, r.volumes.values().map(|l| &l.spec));
         let lv = LiveVolume::start(&self.dir.join(id), r.init_pid, v)?;
         r.spec.volumes.retain(|x| x.volume_id != v.volume_id);
         r.spec.volumes.push(v.clone());
@@ -1117,6 +1515,18 @@ impl Driver for NsDriver {
         let Some(r) = st.instances.get(id) else {
             return false;
         };
+        if let Some(g) = &r.vm {
+            if !g.disks.contains_key(volume_id) {
+                return false;
+            }
+            let Some(v) = st.vpcs.get(&r.spec.net.vpc_id) else {
+                return false;
+            };
+            // The guest's answer is awaited without holding up the other instances.
+            let (imds, ip) = (v.imds.clone(), r.ip);
+            drop(st);
+            return vm_busy(&imds, ip, volume_id);
+        }
         let Some(lv) = r.volumes.get(volume_id) else {
             return false;
         };
@@ -1135,6 +1545,21 @@ impl Driver for NsDriver {
             return Ok(());
         };
         r.spec.volumes.retain(|x| x.volume_id != volume_id);
+        if let Some(g) = &mut r.vm {
+            if g.disks.contains_key(volume_id) {
+                // The guest takes seconds to release the device: wait without holding up the
+                // other instances.
+                let qmp = g.qmp.clone();
+                drop(st);
+                vm::unplug(&qmp, volume_id)?;
+                let mut st = lock(&self.state);
+                if let Some(g) = st.instances.get_mut(id).and_then(|r| r.vm.as_mut()) {
+                    g.disks.remove(volume_id);
+                }
+                tracing::info!(instance = id, volume = volume_id, "volume unplugged");
+            }
+            return Ok(());
+        }
         let pid = r.init_pid;
         if let Some(mut lv) = r.volumes.remove(volume_id) {
             lv.hide(pid);
@@ -1146,6 +1571,27 @@ impl Driver for NsDriver {
 
     fn grow_volume(&self, volume_id: &str, bytes: u64) -> Result<bool, ComputeError> {
         let st = lock(&self.state);
+        // A `vm` guest's root or data disk: virtio tells the guest its new size.
+        for r in st.instances.values() {
+            let Some(g) = &r.vm else { continue };
+            let node = if r
+                .spec
+                .root
+                .as_ref()
+                .is_some_and(|x| x.volume_id == volume_id)
+            {
+                "root".to_string()
+            } else if g.disks.contains_key(volume_id) {
+                vm::node(volume_id)
+            } else {
+                continue;
+            };
+            vm::qmp(
+                &g.qmp,
+                &[serde_json::json!({"execute": "block_resize", "arguments": {"node-name": node, "size": bytes}}).to_string()],
+            )?;
+            return Ok(true);
+        }
         let Some(lv) = st.instances.values().find_map(|r| r.volumes.get(volume_id)) else {
             return Ok(false);
         };
@@ -1160,6 +1606,26 @@ impl Driver for NsDriver {
 
     fn volume_snapshotted(&self, volume_id: &str) -> Result<bool, ComputeError> {
         let mut st = lock(&self.state);
+        // A `vm` guest's data disk: QEMU flushes the frozen layer and moves to the overlay.
+        for r in st.instances.values() {
+            let Some(g) = &r.vm else { continue };
+            let Some((v, _)) = g.disks.get(volume_id) else {
+                continue;
+            };
+            let node = vm::node(volume_id);
+            let top = format!("{node}-{}", now_tag());
+            vm::qmp(
+                &g.qmp,
+                &[
+                    serde_json::json!({"execute": "blockdev-add", "arguments": {
+                        "driver": "qcow2", "node-name": top, "backing": null,
+                        "file": {"driver": "file", "filename": v.file.to_string_lossy()}}})
+                    .to_string(),
+                    serde_json::json!({"execute": "blockdev-snapshot", "arguments": {"node": current_top(&g.qmp, volume_id)?, "overlay": top}}).to_string(),
+                ],
+            )?;
+            return Ok(true);
+        }
         let Some(lv) = st
             .instances
             .values_mut()

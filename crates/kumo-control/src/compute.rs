@@ -9,6 +9,7 @@ use crate::instance_records::InstanceRecord;
 use crate::instances::Context;
 use crate::key_pairs::KeyPairRecord;
 use crate::net_records::{SubnetRecord, VpcRecord};
+use crate::volumes::VolumeRecord;
 use crate::Kumo;
 use kumo_compute::{Driver, InstanceSpec, Metadata, NetSpec};
 use kumo_ec2_wire::{Ec2Error, RequestContext};
@@ -225,6 +226,7 @@ fn metadata<V: Read>(
         http_tokens: r.http_tokens.clone(),
         http_endpoint: r.http_endpoint.clone(),
         hop_limit: r.http_hop_limit.max(1) as u32,
+        guest: Default::default(),
     };
     let net = NetSpec {
         vpc_id: vpc.id.clone(),
@@ -245,16 +247,19 @@ fn c_group_names(c: &Context, ids: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Where an instance's root volume keeps its data under `ns`: beside the volume's file.
+/// An instance's root volume, if it has one attached.
+fn root_volume<'a>(r: &InstanceRecord, c: &'a Context) -> Option<&'a VolumeRecord> {
+    c.volumes.iter().find(|v| {
+        v.attachments
+            .iter()
+            .any(|a| a.instance_id == r.id && a.device == r.root_device_name)
+    })
+}
+
+/// Where an instance's root volume keeps its data under `ns` (the overlay's upper layer) and
+/// `vm` (its disk): beside the volume's file.
 fn root_data(k: &Kumo, r: &InstanceRecord, c: &Context) -> PathBuf {
-    let root = c
-        .volumes
-        .iter()
-        .find(|v| {
-            v.attachments
-                .iter()
-                .any(|a| a.instance_id == r.id && a.device == r.root_device_name)
-        })
+    let root = root_volume(r, c)
         .map(|v| v.id.clone())
         .unwrap_or_else(|| r.id.clone());
     k.blocks.root_data(&root)
@@ -289,7 +294,17 @@ fn spec(k: &Kumo, cm: &Compute, ctx: &RequestContext, id: &str) -> Result<Instan
                 Some(volume_spec(k, &r, &vol.id, &a.device))
             })
             .collect();
+        let root_vol = root_volume(&r, &c);
+        let root = root_vol.map(|v| {
+            let mut spec = volume_spec(k, &r, &v.id, &r.root_device_name);
+            if spec.device.is_empty() {
+                spec.device = "/dev/nvme0n1".into();
+            }
+            spec
+        });
         Ok(InstanceSpec {
+            root,
+            root_size_gib: root_vol.map(|v| v.size as u64).unwrap_or(0),
             volumes,
             id: r.id.clone(),
             image_root: cm.image_root.clone(),

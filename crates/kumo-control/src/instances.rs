@@ -1026,6 +1026,8 @@ pub struct Context {
     pub names: HashMap<String, String>,
     /// Whether no compute driver runs instances (their state reason then says so).
     pub null_driver: bool,
+    /// How the compute driver falls short on this host (state reason code and message).
+    pub degraded: Option<(String, String)>,
     pub eips: Vec<AddressRecord>,
 }
 
@@ -1069,6 +1071,7 @@ pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Con
         names: enis::group_names(v, s)?,
         eips: addresses::by_interface(v, s)?,
         null_driver: true,
+        degraded: None,
     })
 }
 
@@ -1158,6 +1161,10 @@ pub fn wire(
             (None, State::Running) if c.null_driver => Some(StateReason {
                 code: Some(NULL_DRIVER.into()),
                 message: Some(format!("{NULL_DRIVER}: the null compute driver runs this instance nowhere; no guest is booted")),
+            }),
+            (None, State::Running) => c.degraded.as_ref().map(|(code, message)| StateReason {
+                code: Some(code.clone()),
+                message: Some(message.clone()),
             }),
             (None, _) => None,
         },
@@ -1348,6 +1355,7 @@ pub fn reservation<V: Read>(
     let recs: Vec<&InstanceRecord> = items.iter().map(|t| &t.item).collect();
     let mut c = context(v, scope(ctx), &recs)?;
     c.null_driver = k.compute.is_none();
+    c.degraded = k.compute.as_ref().and_then(|cm| cm.driver.degraded());
     let mut out: Vec<Reservation> = Vec::new();
     for t in items {
         let inst = wire(ctx, t, &c, launching);

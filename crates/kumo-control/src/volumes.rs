@@ -572,19 +572,42 @@ pub fn detach(
     let s = scope(ctx);
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
     let force = input.force == Some(true);
+    let picks = |a: &VolAttachment| {
+        a.state != "detaching"
+            && input
+                .instance_id
+                .as_ref()
+                .is_none_or(|i| &a.instance_id == i)
+            && input.device.as_ref().is_none_or(|d| &a.device == d)
+    };
+    // Whether the guest has it mounted is asked before the write: a guest may take seconds
+    // to answer, and the store's writer must not wait on it.
+    let asked = if force || ctx.dry_run {
+        None
+    } else {
+        k.store
+            .read(|r| {
+                let v = get_volume(r, s, &input.volume_id)?;
+                Ok::<_, Fail>(
+                    v.attachments
+                        .iter()
+                        .find(|a| picks(a))
+                        .map(|a| a.instance_id.clone()),
+                )
+            })
+            .ok()
+            .flatten()
+            .map(|i| {
+                let busy = crate::compute::volume_busy(k, &i, &input.volume_id);
+                (i, busy)
+            })
+    };
     let detached = k
         .store
         .write(!ctx.dry_run, |tx| {
             let mut v = get_volume(tx, s, &input.volume_id)?;
             v.settle(now, delay);
-            let pick = v.attachments.iter_mut().find(|a| {
-                a.state != "detaching"
-                    && input
-                        .instance_id
-                        .as_ref()
-                        .is_none_or(|i| &a.instance_id == i)
-                    && input.device.as_ref().is_none_or(|d| &a.device == d)
-            });
+            let pick = v.attachments.iter_mut().find(|a| picks(a));
             let Some(a) = pick else {
                 return Err(Fail(Ec2Error::new(
                     "IncorrectState",
@@ -604,7 +627,11 @@ pub fn detach(
             }
             // A volume the guest has mounted stays attached, `busy`, until it is unmounted
             // and detached again, or the detach is forced (as on AWS).
-            let busy = !force && crate::compute::volume_busy(k, &a.instance_id, &v.id);
+            let busy = !force
+                && match &asked {
+                    Some((i, busy)) if *i == a.instance_id => *busy,
+                    _ => crate::compute::volume_busy(k, &a.instance_id, &v.id),
+                };
             a.state = if busy { "busy" } else { "detaching" }.into();
             a.since_ms = now;
             let mut out = attachment(&v.id, a);

@@ -2,16 +2,25 @@
 //! debootstrap (minbase, openssh-server and the tools the EC2 docs use), plus Kumo's guest init.
 //! Built once and cached: a finished image carries a stamp naming its recipe, and a build with
 //! the same recipe is a no-op.
+//!
+//! One build makes both drivers' artifacts from the same tree:
+//! - `rootfs/`, the root file system the `ns` driver overlays;
+//! - `vmlinuz` and `initrd.img` (Debian's cloud kernel) and `disk.raw`, an 8 GiB disk with an
+//!   MBR partition table and one ext4 partition holding the same tree, for the `vm` driver.
 
 use std::io::{BufRead, BufReader, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v5";
+pub const RECIPE: &str = "debian-12-minbase-v6";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
-const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,e2fsprogs,xfsprogs,sudo,procps,less";
+const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,linux-image-cloud-amd64,udev,busybox";
+/// The size of the base image's disk: the base AMIs' root volume size.
+pub const DISK_GIB: u64 = 8;
+/// The partition's first sector (1 MiB in, as Debian's and Amazon's cloud images have it).
+const PART_START: u64 = 2048;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -31,7 +40,8 @@ enum Sub {
 
 pub const DEFAULT_DIR: &str = "/var/cache/kumo/images";
 
-/// The root file system of the built base image, if it is built.
+/// The root file system of the built base image, if it is built. The `vm` driver's artifacts
+/// (`vmlinuz`, `initrd.img`, `disk.raw`) sit beside it.
 pub fn base_root(dir: &Path) -> Option<PathBuf> {
     let d = dir.join(RECIPE);
     let stamp = std::fs::read_to_string(d.join("READY")).ok()?;
@@ -93,6 +103,8 @@ fn build(dir: &Path) -> Result<PathBuf, String> {
         ));
     }
     finish(&tmp).map_err(|e| format!("finishing the image: {e}"))?;
+    eprintln!("image {RECIPE}: kernel, initramfs and disk for the vm driver");
+    vm_artifacts(&tmp, &d)?;
     let root = d.join("rootfs");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::rename(&tmp, &root).map_err(|e| format!("{}: {e}", root.display()))?;
@@ -115,6 +127,16 @@ fn finish(root: &Path) -> std::io::Result<()> {
     }
     std::fs::create_dir_all(root.join("etc/kumo"))?;
     std::fs::create_dir_all(root.join("var/lib/kumo"))?;
+    // Under `vm`: the DHCP client's event script, and AWS's device names for the disks.
+    for (path, text) in [
+        ("etc/kumo/dhcp-event", DHCP_EVENT),
+        ("usr/local/sbin/kumo-devname", DEVNAME),
+    ] {
+        let p = root.join(path);
+        std::fs::write(&p, text)?;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+    }
+    std::fs::write(root.join("etc/udev/rules.d/90-kumo-ebs.rules"), UDEV_RULES)?;
     // Each instance makes its own host keys at first boot.
     for e in std::fs::read_dir(root.join("etc/ssh"))?.flatten() {
         if e.file_name().to_string_lossy().starts_with("ssh_host_") {
@@ -133,6 +155,77 @@ fn finish(root: &Path) -> std::io::Result<()> {
     }
     std::fs::write(root.join("etc/hostname"), "localhost\n")?;
     Ok(())
+}
+
+/// Copies the kernel and initramfs out of the tree and makes `disk.raw` from it: an MBR with
+/// one Linux partition from sector 2048 to the end, holding an ext4 file system (label
+/// `kumo-root`) that `mke2fs -d` fills from the tree, so nothing is mounted to build it.
+fn vm_artifacts(root: &Path, d: &Path) -> Result<(), String> {
+    let boot = root.join("boot");
+    let newest = |prefix: &str| -> Result<PathBuf, String> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&boot)
+            .map_err(|e| format!("{}: {e}", boot.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+            })
+            .collect();
+        found.sort();
+        found
+            .pop()
+            .ok_or_else(|| format!("no {prefix}* in {}", boot.display()))
+    };
+    for (src, name) in [
+        (newest("vmlinuz-")?, "vmlinuz"),
+        (newest("initrd.img-")?, "initrd.img"),
+    ] {
+        std::fs::copy(&src, d.join(name)).map_err(|e| format!("{}: {e}", src.display()))?;
+    }
+    let disk = d.join("disk.raw");
+    let tmp = d.join("disk.raw.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let bytes = DISK_GIB << 30;
+    let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    f.set_len(bytes)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let fs_kib = (bytes - PART_START * 512) / 1024;
+    let out = Command::new("mke2fs")
+        .args(["-q", "-F", "-t", "ext4", "-L", "kumo-root", "-d"])
+        .arg(root)
+        .arg("-E")
+        .arg(format!("offset={}", PART_START * 512))
+        .arg(&tmp)
+        .arg(format!("{fs_kib}k"))
+        .output()
+        .map_err(|e| format!("mke2fs: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "mke2fs failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    use std::os::unix::fs::FileExt;
+    f.write_all_at(&mbr(bytes), 0)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &disk).map_err(|e| format!("{}: {e}", disk.display()))
+}
+
+/// A master boot record with one Linux partition (type 0x83) from [`PART_START`] to the end
+/// of a disk of `bytes`.
+fn mbr(bytes: u64) -> [u8; 512] {
+    let mut m = [0u8; 512];
+    let sectors = (bytes / 512).min(u64::from(u32::MAX));
+    m[440..444].copy_from_slice(b"KUMO");
+    // Status, CHS start (unused: LBA only), type, CHS end, first LBA, sector count.
+    m[446..454].copy_from_slice(&[0x00, 0xfe, 0xff, 0xff, 0x83, 0xfe, 0xff, 0xff]);
+    m[454..458].copy_from_slice(&(PART_START as u32).to_le_bytes());
+    m[458..462].copy_from_slice(&((sectors - PART_START) as u32).to_le_bytes());
+    m[510] = 0x55;
+    m[511] = 0xaa;
+    m
 }
 
 /// A progress bar over debootstrap's `I:` lines: its phases in order, and the package it is on.
@@ -206,17 +299,78 @@ done
 exec kill -"$sig" 1
 "#;
 
-/// The guest's init for the `ns` driver, PID 1 in the instance. The driver has already put the
-/// interface's addresses on eth0 and a default route via the subnet's gateway.
+/// busybox udhcpc's event script (`vm`): the lease's address, mask and router on the
+/// interface, and the VPC's resolver in resolv.conf.
+const DHCP_EVENT: &str = r#"#!/bin/sh
+# Kumo: udhcpc's events. $interface, $ip, $mask, $router, $dns come from the lease.
+case "$1" in
+    deconfig)
+        ip -4 addr flush dev "$interface"
+        ip link set "$interface" up
+        ;;
+    bound|renew)
+        ip addr replace "$ip/$mask" dev "$interface"
+        for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+        if [ -n "$dns" ]; then
+            : > /etc/resolv.conf
+            for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+            echo "options timeout:1 attempts:1" >> /etc/resolv.conf
+        fi
+        echo "[kumo-init] DHCP: $ip/$mask via ${router%% *} on $interface (lease ${lease}s)"
+        ;;
+esac
+exit 0
+"#;
+
+/// udev's rule for virtio disks whose serial is an EBS volume id (`vm`): each gets the names
+/// its attachment has on EC2 (`nvme1n1` and `sdf`, or `xvdf`) as links, partitions too.
+const UDEV_RULES: &str = r#"# Kumo: EC2's device names for EBS volumes (virtio disks whose serial is the volume id).
+SUBSYSTEM=="block", KERNEL=="vd*", ENV{DEVTYPE}=="disk", ATTRS{serial}=="vol*", PROGRAM="/usr/local/sbin/kumo-devname %s{serial}", SYMLINK+="%c"
+SUBSYSTEM=="block", KERNEL=="vd*", ENV{DEVTYPE}=="partition", ATTRS{serial}=="vol*", PROGRAM="/usr/local/sbin/kumo-devname %s{serial} %n", SYMLINK+="%c"
+"#;
+
+/// The names of a volume's attachment, from Kumo's channel beside the metadata service;
+/// with a partition number, the partition's names (`nvme1n1p1`, `xvdf1`).
+const DEVNAME: &str = r#"#!/bin/sh
+names=$(curl -sf -m 3 "http://169.254.169.254/kumo/guest/dev/$1") || exit 1
+out=""
+for n in $names; do
+    if [ -n "$2" ]; then
+        case "$n" in nvme*) n="${n}p$2" ;; *) n="$n$2" ;; esac
+    fi
+    out="$out $n"
+done
+[ -n "$out" ] || exit 1
+echo $out
+"#;
+
+/// The guest's init, PID 1 in the instance, the same for both drivers.
+/// - Under `ns` the driver has already put the interface's addresses on eth0 and a default
+///   route via the subnet's gateway, and mounted /proc, /sys and /dev.
+/// - Under `vm` (`kumo.vm` on the kernel's command line) it starts udev, takes the address
+///   from the subnet's DHCP server, adds the secondary addresses the metadata lists, grows
+///   the root partition to its volume (as cloud-init's growpart does), and powers the machine
+///   off on the ACPI power button.
 const INIT: &str = r#"#!/bin/sh
-# Kumo's guest init (PID 1): metadata, launch key, user data once per instance, sshd.
+# Kumo's guest init (PID 1): network, metadata, launch key, user data once per instance, sshd.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 log() { echo "[kumo-init] $*"; }
+[ -e /proc/self ] || mount -t proc proc /proc
+VM=""
+grep -qw kumo.vm /proc/cmdline 2>/dev/null && VM=1
 halt_all() {
     log "stopping: sending SIGTERM to all processes"
     kill -TERM -1 2>/dev/null
     sleep 0.3
     kill -KILL -1 2>/dev/null
+    if [ -n "$VM" ]; then
+        sync
+        mount -o remount,ro / 2>/dev/null
+        sync
+        log "halted"
+        if [ "$1" = 100 ]; then echo b > /proc/sysrq-trigger; else echo o > /proc/sysrq-trigger; fi
+        sleep 60
+    fi
     log "halted"
     exit "$1"
 }
@@ -226,9 +380,35 @@ trap 'halt_all 0' TERM INT
 trap 'log "power off requested in the guest"; halt_all 0' USR1
 trap 'log "reboot requested in the guest"; halt_all 100' USR2
 log "booting $(hostname), kernel $(uname -r)"
+IMDS=http://169.254.169.254
+if [ -n "$VM" ]; then
+    mountpoint -q /sys || mount -t sysfs sysfs /sys
+    mountpoint -q /dev || mount -t devtmpfs devtmpfs /dev
+    mkdir -p /dev/pts /dev/shm
+    mountpoint -q /dev/pts || mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+    mountpoint -q /dev/shm || mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+    mountpoint -q /run || mount -t tmpfs -o mode=755 tmpfs /run
+    mount -o remount,rw /
+    log "starting udev"
+    /lib/systemd/systemd-udevd --daemon
+    udevadm trigger --action=add --type=subsystems
+    udevadm trigger --action=add --type=devices
+    udevadm settle --timeout=60
+    ip link set lo up
+    ip link set eth0 up
+    log "DHCP on eth0"
+    busybox udhcpc -i eth0 -s /etc/kumo/dhcp-event -t 60 -T 1 -A 1 -n 2>&1 || log "no DHCP lease"
+    # The ACPI power button (a clean stop from the host) stops the instance as SIGTERM does.
+    for e in /sys/class/input/event*; do
+        if [ "$(cat "$e/device/name" 2>/dev/null)" = "Power Button" ]; then
+            (dd if="/dev/input/${e##*/}" bs=24 count=1 >/dev/null 2>&1 && kill -TERM 1) &
+        fi
+    done
+    curl -sf -m 5 -o /etc/kumo/instance.env "$IMDS/kumo/guest/instance.env"
+    curl -sf -m 5 -o /var/lib/kumo/cloud-config.sh "$IMDS/kumo/guest/cloud-config.sh" || rm -f /var/lib/kumo/cloud-config.sh
+fi
 mkdir -p /run/sshd /run/lock /var/lib/kumo /tmp && chmod 1777 /tmp
 [ -f /etc/kumo/instance.env ] && . /etc/kumo/instance.env
-IMDS=http://169.254.169.254
 TOKEN=""
 i=0
 while [ $i -lt 100 ]; do
@@ -240,6 +420,25 @@ md() { curl -sf -m 5 -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/latest/$1"; }
 IID=$(md meta-data/instance-id)
 LOCAL_IP=$(md meta-data/local-ipv4)
 log "instance $IID, address $LOCAL_IP"
+if [ -n "$VM" ]; then
+    hostname "$(md meta-data/local-hostname)"
+    # Secondary addresses and the disks' EC2 names, as Amazon Linux's ec2-net-utils and
+    # udev rules set them up from the metadata.
+    MAC=$(md meta-data/mac)
+    LEN=$(md "meta-data/network/interfaces/macs/$MAC/subnet-ipv4-cidr-block" | cut -d/ -f2)
+    for a in $(md "meta-data/network/interfaces/macs/$MAC/local-ipv4s" | tail -n +2); do
+        ip addr add "$a/$LEN" dev eth0 && log "secondary address $a"
+    done
+    udevadm trigger --action=change --subsystem-match=block
+    udevadm settle --timeout=30
+    ROOT=$(findmnt -no SOURCE /)
+    DISK=/dev/$(lsblk -no PKNAME "$ROOT" 2>/dev/null | head -1)
+    PART=$(cat "/sys/class/block/${ROOT##*/}/partition" 2>/dev/null)
+    if [ -n "$PART" ] && growpart "$DISK" "$PART" >/dev/null 2>&1; then
+        resize2fs "$ROOT" >/dev/null 2>&1
+        log "grew $ROOT to its volume"
+    fi
+fi
 # The host name resolves locally (sudo looks it up), and DNS goes to the VPC's resolver
 # address (its base + 2), answering at once when nothing serves there.
 H=$(hostname)

@@ -67,6 +67,9 @@ enum DriverChoice {
     Auto,
     /// Namespaces, overlayfs and cgroups: real instances, in about a second.
     Ns,
+    /// QEMU virtual machines (KVM where a probe boot shows it works, else TCG): each instance
+    /// boots its own kernel. Never chosen by `auto`: under TCG a boot takes tens of seconds.
+    Vm,
     /// API state only: instances run nowhere.
     Null,
 }
@@ -169,6 +172,17 @@ fn choose_driver(
             )
         })
     });
+    if args.driver == DriverChoice::Vm {
+        let image_dir = args.images.join(image::RECIPE);
+        let why_not = why_not.or_else(|| kumo_compute::vm::unavailable(&image_dir));
+        if let Some(why) = why_not {
+            return Err(format!("the vm driver cannot run here: {why}"));
+        }
+        let root = image::base_root(&args.images).unwrap_or_default();
+        let d = kumo_compute::ns::NsDriver::new_vm(&args.data_dir, rt.handle().clone(), &image_dir)
+            .map_err(|e| format!("the vm driver failed to start: {e}"))?;
+        return Ok(Some(kumo_control::Compute::new(Arc::new(d), root)));
+    }
     match (why_not, args.driver) {
         (Some(why), DriverChoice::Ns) => Err(format!("the ns driver cannot run here: {why}")),
         (Some(why), _) => {

@@ -1,0 +1,444 @@
+//! The `vm` driver's guests: QEMU virtual machines, driven over QMP. It shares everything
+//! around the guest with `ns` (see [`crate::ns`]): the VPC namespaces, the metadata service,
+//! DNS, security groups and cgroups. What differs:
+//! - the guest is `qemu-system-x86_64` (q35, KVM where a probe boot shows it works, TCG
+//!   otherwise), started inside its VPC's namespace so that its tap is there;
+//! - the guest boots the image's own kernel and initramfs, and its root is a virtio disk: a
+//!   qcow2 overlay (`disk.qcow2` in the root volume's data directory) on the image's
+//!   `disk.raw`;
+//! - the guest takes its address from the subnet's DHCP server ([`crate::dhcp`]);
+//! - volumes are virtio disks hot-plugged over QMP onto PCIe root ports, with the volume id
+//!   as serial; the guest's udev rules give them their EC2 names;
+//! - a clean stop is the ACPI power button.
+//!
+//! Why virtio and not NVMe for Nitro types: QEMU's NVMe device cannot be resized while it
+//! runs (its node refuses `block_resize`), and EBS growth must show in a running guest.
+
+use crate::{ComputeError, InstanceSpec};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Hot-plug slots: PCIe root ports made at boot, one volume each.
+pub const PORTS: u32 = 16;
+
+/// Memory QEMU needs besides the guest's (the translation cache under TCG, devices).
+pub const OVERHEAD_MIB: u64 = 384;
+
+/// The image's artifacts and how to run them.
+#[derive(Debug, Clone)]
+pub struct VmConfig {
+    /// `kvm` or `tcg`.
+    pub accel: String,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// The base disk every root disk starts from.
+    pub disk: PathBuf,
+}
+
+/// Why `vm` cannot run here, if it cannot: QEMU or the image's artifacts are missing.
+pub fn unavailable(image_dir: &Path) -> Option<String> {
+    if Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some(
+            "QEMU (`qemu-system-x86_64`, Debian's qemu-system-x86) is not installed".into(),
+        );
+    }
+    for f in ["vmlinuz", "initrd.img", "disk.raw"] {
+        if !image_dir.join(f).exists() {
+            return Some(format!(
+                "the image has no {f} (rebuild it with `kumo image build`)"
+            ));
+        }
+    }
+    None
+}
+
+impl VmConfig {
+    /// The configuration for the image in `image_dir`, with KVM only where a probe boot
+    /// shows it runs a Linux guest: a device node alone proves nothing (a nested, software
+    /// `/dev/kvm` hangs real guests).
+    pub fn new(image_dir: &Path) -> VmConfig {
+        let kernel = image_dir.join("vmlinuz");
+        let initrd = image_dir.join("initrd.img");
+        let accel = match kvm_probe(&kernel) {
+            Ok(()) => "kvm".to_string(),
+            Err(why) => {
+                tracing::warn!(reason = %why, "KVM is not usable here: the vm driver runs its guests under TCG (software emulation), tens of times slower");
+                "tcg".to_string()
+            }
+        };
+        VmConfig {
+            accel,
+            kernel,
+            initrd,
+            disk: image_dir.join("disk.raw"),
+        }
+    }
+}
+
+/// Boots the image's kernel under KVM with no root: a working KVM reaches the kernel's
+/// "no root" panic (and QEMU exits, `-no-reboot`) within seconds.
+fn kvm_probe(kernel: &Path) -> Result<(), String> {
+    if std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_err()
+    {
+        return Err("/dev/kvm cannot be opened".into());
+    }
+    let mut child = Command::new("qemu-system-x86_64")
+        .args([
+            "-machine",
+            "q35,accel=kvm",
+            "-cpu",
+            "host",
+            "-m",
+            "256",
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+            "-serial",
+            "stdio",
+            "-append",
+            "console=ttyS0 panic=-1 root=/dev/kumo-probe",
+            "-kernel",
+        ])
+        .arg(kernel)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start QEMU: {e}"))?;
+    let out = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut seen = String::new();
+        if let Some(out) = out {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line.contains("Kernel panic") || line.contains("VFS:") {
+                    seen = line;
+                    break;
+                }
+            }
+        }
+        seen
+    });
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline && reader.is_finished().then_some(()).is_none() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let seen = reader.join().unwrap_or_default();
+    if seen.is_empty() {
+        Err("a probe boot under KVM did not reach the kernel's root mount in 8 s".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// The instance's root disk, made on its first boot from the image's disk, and grown to its
+/// volume's size when the volume grew while it was stopped.
+pub fn ensure_disk(cfg: &VmConfig, spec: &InstanceSpec) -> Result<PathBuf, ComputeError> {
+    std::fs::create_dir_all(&spec.root_data)
+        .map_err(|e| ComputeError::io("root volume directory", e))?;
+    let disk = spec.root_data.join("disk.qcow2");
+    let size = spec.root_size_gib.max(1) << 30;
+    if !disk.exists() {
+        if spec.root_data.join("upper").exists() {
+            tracing::warn!(instance = %spec.id, "this root volume's data was written under the ns driver; the vm driver starts it from the image's disk");
+        }
+        let tmp = spec.root_data.join("disk.qcow2.tmp");
+        crate::net::run(
+            "qemu-img",
+            &[
+                "create",
+                "-q",
+                "-f",
+                "qcow2",
+                "-F",
+                "raw",
+                "-b",
+                &cfg.disk.to_string_lossy(),
+                &tmp.to_string_lossy(),
+                &size.to_string(),
+            ],
+        )?;
+        std::fs::rename(&tmp, &disk).map_err(|e| ComputeError::io("root disk", e))?;
+    } else if virtual_size(&disk)? < size {
+        crate::net::run(
+            "qemu-img",
+            &["resize", "-q", &disk.to_string_lossy(), &size.to_string()],
+        )?;
+    }
+    Ok(disk)
+}
+
+/// A qcow2 file's virtual size, from its header (bytes 24..32, big-endian).
+fn virtual_size(path: &Path) -> Result<u64, ComputeError> {
+    use std::io::Read;
+    let mut h = [0u8; 32];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut h))
+        .map_err(|e| ComputeError::io(format!("read {}", path.display()), e))?;
+    if &h[..4] != b"QFI\xfb" {
+        return Err(ComputeError::Guest(format!(
+            "{} is not a qcow2 file",
+            path.display()
+        )));
+    }
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h[24..32]);
+    Ok(u64::from_be_bytes(b))
+}
+
+/// A volume's serial in the guest: its id without the dash, as EBS's NVMe serials are.
+pub fn serial(volume_id: &str) -> String {
+    volume_id.replace('-', "")
+}
+
+/// A disk's block node and device ids in QEMU.
+pub fn node(volume_id: &str) -> String {
+    format!("d{}", serial(volume_id))
+}
+
+pub fn device_id(volume_id: &str) -> String {
+    format!("v{}", serial(volume_id))
+}
+
+/// QEMU's command line (after `qemu-system-x86_64`) for an instance.
+pub fn args(
+    cfg: &VmConfig,
+    spec: &InstanceSpec,
+    run: &Path,
+    disk: &Path,
+    tap: &str,
+    disks: &[(String, PathBuf, u32)],
+) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
+    let accel_opts = if cfg.accel == "tcg" {
+        "tcg,tb-size=256".to_string()
+    } else {
+        "kvm".to_string()
+    };
+    let cpu = if cfg.accel == "kvm" { "host" } else { "max" };
+    let smp = spec.vcpus.max(1).to_string();
+    let mem = spec.memory_mib.max(256).to_string();
+    push(&[
+        "-name",
+        &spec.id,
+        "-machine",
+        "q35",
+        "-accel",
+        &accel_opts,
+        "-cpu",
+        cpu,
+        "-smp",
+        &smp,
+        "-m",
+        &mem,
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+    ]);
+    let kernel = cfg.kernel.to_string_lossy().to_string();
+    let initrd = cfg.initrd.to_string_lossy().to_string();
+    push(&[
+        "-kernel",
+        &kernel,
+        "-initrd",
+        &initrd,
+        "-append",
+        "console=ttyS0 root=/dev/vda1 rw init=/sbin/kumo-init net.ifnames=0 panic=-1 kumo.vm",
+    ]);
+    let console = format!("file,id=con,path={}", run.join("console.log").display());
+    let qmp = format!("unix:{},server=on,wait=off", run.join("qmp.sock").display());
+    push(&["-chardev", &console, "-serial", "chardev:con", "-qmp", &qmp]);
+    let root_id = spec
+        .root
+        .as_ref()
+        .map(|r| r.volume_id.clone())
+        .unwrap_or_else(|| spec.id.clone());
+    let root_file = format!("driver=file,node-name=rootfile,filename={}", disk.display());
+    let root_dev = format!(
+        "virtio-blk-pci,drive=root,serial={},bus=pcie.0,addr=0x3",
+        serial(&root_id)
+    );
+    push(&[
+        "-blockdev",
+        &root_file,
+        "-blockdev",
+        "driver=qcow2,node-name=root,file=rootfile",
+        "-device",
+        &root_dev,
+    ]);
+    let netdev = format!("tap,id=net0,ifname={tap},script=no,downscript=no");
+    let nic = format!(
+        "virtio-net-pci,netdev=net0,mac={},bus=pcie.0,addr=0x2",
+        spec.net.mac
+    );
+    push(&["-netdev", &netdev, "-device", &nic]);
+    for p in 1..=PORTS {
+        let port = format!("pcie-root-port,id=rp{p},chassis={p},bus=pcie.0");
+        push(&["-device", &port]);
+    }
+    for (volume_id, file, port) in disks {
+        let (file_opt, dev) = disk_args(volume_id, file, *port);
+        push(&["-blockdev", &file_opt, "-device", &dev]);
+    }
+    a
+}
+
+/// The `-blockdev` and `-device` of a data volume on root port `port`.
+fn disk_args(volume_id: &str, file: &Path, port: u32) -> (String, String) {
+    (
+        format!(
+            "driver=qcow2,node-name={},file.driver=file,file.filename={}",
+            node(volume_id),
+            file.display()
+        ),
+        format!(
+            "virtio-blk-pci,id={},drive={},serial={},bus=rp{port}",
+            device_id(volume_id),
+            node(volume_id),
+            serial(volume_id)
+        ),
+    )
+}
+
+/// The QMP commands that hot-plug a volume onto root port `port`.
+pub fn plug(volume_id: &str, file: &Path, port: u32) -> Vec<String> {
+    let add = serde_json::json!({
+        "execute": "blockdev-add",
+        "arguments": {
+            "driver": "qcow2",
+            "node-name": node(volume_id),
+            "file": {"driver": "file", "filename": file.to_string_lossy()},
+        }
+    });
+    let dev = serde_json::json!({
+        "execute": "device_add",
+        "arguments": {
+            "driver": "virtio-blk-pci",
+            "id": device_id(volume_id),
+            "drive": node(volume_id),
+            "serial": serial(volume_id),
+            "bus": format!("rp{port}"),
+        }
+    });
+    vec![add.to_string(), dev.to_string()]
+}
+
+/// Sends QMP commands to a monitor socket, one after the other; fails on the first error.
+pub fn qmp(socket: &Path, commands: &[String]) -> Result<(), ComputeError> {
+    qmp_returns(socket, commands).map(|_| ())
+}
+
+/// Like [`qmp`], returning each command's `return` line.
+pub fn qmp_returns(socket: &Path, commands: &[String]) -> Result<Vec<String>, ComputeError> {
+    let mut sock = std::os::unix::net::UnixStream::connect(socket)
+        .map_err(|e| ComputeError::io("QMP socket", e))?;
+    sock.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut reader = BufReader::new(
+        sock.try_clone()
+            .map_err(|e| ComputeError::io("QMP socket", e))?,
+    );
+    let mut line = String::new();
+    reader
+        .read_line(&mut line)
+        .map_err(|e| ComputeError::io("QMP greeting", e))?;
+    let all = std::iter::once(r#"{"execute":"qmp_capabilities"}"#.to_string())
+        .chain(commands.iter().cloned());
+    let mut out = Vec::new();
+    for c in all {
+        sock.write_all(c.as_bytes())
+            .and_then(|_| sock.write_all(b"\n"))
+            .map_err(|e| ComputeError::io("QMP", e))?;
+        loop {
+            line.clear();
+            if reader
+                .read_line(&mut line)
+                .map_err(|e| ComputeError::io("QMP", e))?
+                == 0
+            {
+                return Err(ComputeError::Guest("QMP closed".into()));
+            }
+            if line.contains("\"return\"") {
+                out.push(line.trim().to_string());
+                break;
+            }
+            if line.contains("\"error\"") {
+                return Err(ComputeError::Guest(format!("QMP: {}", line.trim())));
+            }
+        }
+    }
+    out.remove(0);
+    Ok(out)
+}
+
+/// Unplugs a volume: the guest releases the device (PCIe hot-unplug takes it a few seconds),
+/// then its block node goes.
+pub fn unplug(socket: &Path, volume_id: &str) -> Result<(), ComputeError> {
+    let id = device_id(volume_id);
+    qmp(
+        socket,
+        &[serde_json::json!({"execute": "device_del", "arguments": {"id": id}}).to_string()],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let probe = serde_json::json!({
+        "execute": "qom-get",
+        "arguments": {"path": format!("/machine/peripheral/{id}"), "property": "type"}
+    })
+    .to_string();
+    while qmp(socket, std::slice::from_ref(&probe)).is_ok() {
+        if Instant::now() > deadline {
+            return Err(ComputeError::Guest(format!(
+                "the guest did not release {volume_id} within a minute"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    qmp(
+        socket,
+        &[serde_json::json!({"execute": "blockdev-del", "arguments": {"node-name": node(volume_id)}}).to_string()],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_volume_id() {
+        assert_eq!(serial("vol-0123456789abcdef0"), "vol0123456789abcdef0");
+        assert_eq!(serial("vol-0123456789abcdef0").len(), 20);
+        assert_eq!(node("vol-01"), "dvol01");
+        let cmds = plug("vol-01", Path::new("/v/vol-01.qcow2"), 3);
+        assert!(cmds[1].contains("\"bus\":\"rp3\""));
+        assert!(cmds[0].contains("/v/vol-01.qcow2"));
+    }
+
+    #[test]
+    fn qcow2_sizes_come_from_the_header() {
+        let dir = std::env::temp_dir().join(format!("kumo-vm-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("h.qcow2");
+        let mut h = vec![0u8; 32];
+        h[..4].copy_from_slice(b"QFI\xfb");
+        h[24..32].copy_from_slice(&(8u64 << 30).to_be_bytes());
+        std::fs::write(&f, &h).unwrap();
+        assert_eq!(virtual_size(&f).unwrap(), 8 << 30);
+        std::fs::write(&f, b"not a qcow2 file at all, really not").unwrap();
+        assert!(virtual_size(&f).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

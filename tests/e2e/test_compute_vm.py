@@ -1,0 +1,162 @@
+"""Real instances under the `vm` driver: QEMU virtual machines booting the base image's own
+kernel and initramfs from a virtio root disk (KVM where a probe boot shows it works, TCG on
+these machines). They take their address from the subnet's DHCP server, serve the metadata,
+install the launch key, run user data, answer SSH, grow their root partition online with
+growpart and resize2fs, hot-plug volumes under their EC2 names, and stop on the ACPI power
+button. The main suite runs on `ns`; these few tests cover what only a VM has."""
+
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import Kumo, make_client
+from test_compute_ns import SSH_OPTS, allow_ssh
+
+# A boot under TCG takes tens of seconds; SSH answers once sshd runs.
+BOOT_TIMEOUT = 300
+
+
+def qemu_available():
+    return shutil.which("qemu-system-x86_64") is not None
+
+
+pytestmark = pytest.mark.skipif(not qemu_available(), reason="qemu-system-x86_64 is not installed (.ci/run installs it)")
+
+
+@pytest.fixture(scope="module")
+def vm_kumo():
+    k = Kumo(extra_args=["--driver", "vm"]).start()
+    yield k
+    k.stop()
+    shutil.rmtree(k.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ec2(vm_kumo):
+    c = make_client(vm_kumo.endpoint)
+    allow_ssh(c)
+    return c
+
+
+@pytest.fixture(scope="module")
+def key(ec2, tmp_path_factory):
+    pem = ec2.create_key_pair(KeyName="vm-key", KeyType="ed25519")["KeyMaterial"]
+    path = tmp_path_factory.mktemp("vm") / "vm-key.pem"
+    path.write_text(pem)
+    path.chmod(0o600)
+    return str(path)
+
+
+def ssh(key, ip, command, timeout=BOOT_TIMEOUT):
+    deadline = time.time() + timeout
+    while True:
+        p = subprocess.run(["ssh", "-i", key, *SSH_OPTS, f"ec2-user@{ip}", command], capture_output=True, text=True, timeout=120)
+        if p.returncode != 255 or time.time() > deadline:
+            return p
+        time.sleep(1)
+
+
+def wait_for(check, timeout=60, what="condition"):
+    deadline = time.time() + timeout
+    while True:
+        v = check()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def instance(ec2, key, vm_kumo):
+    ssm = make_client(vm_kumo.endpoint, service="ssm")
+    image = ssm.get_parameter(Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
+    user_data = "#!/bin/sh\necho vm-user-data-ran > /var/tmp/marker\n"
+    t0 = time.time()
+    inst = ec2.run_instances(ImageId=image, InstanceType="t3.micro", MinCount=1, MaxCount=1, KeyName="vm-key", UserData=user_data)["Instances"][0]
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    p = ssh(key, ip, "true")
+    assert p.returncode == 0, p.stderr
+    print(f"vm: RunInstances to SSH-ready in {time.time() - t0:.1f} s")
+    return iid, ip
+
+
+def test_vm_boots_its_own_kernel_with_dhcp_imds_key_and_user_data(ec2, key, instance):
+    iid, ip = instance
+    p = ssh(key, ip, "cat /var/tmp/marker; uname -r; nproc; ip -4 -o addr show dev eth0; cat /proc/cmdline")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0] == "vm-user-data-ran"
+    # The image's own kernel (Debian's cloud kernel), not the host's.
+    assert lines[1].endswith("-cloud-amd64")
+    assert lines[1] != subprocess.run(["uname", "-r"], capture_output=True, text=True).stdout.strip()
+    assert lines[2] == "2"  # t3.micro: 2 vCPUs (-smp)
+    assert f"inet {ip}/" in lines[3]
+    assert "kumo.vm" in lines[4]
+    # The address came from the subnet's DHCP server.
+    console = ec2.get_console_output(InstanceId=iid, Latest=True).get("Output", "")
+    assert f"DHCP: {ip}/" in console
+    # IMDSv2 from inside, across the tap into the VPC's namespace.
+    p = ssh(key, ip, "T=$(curl -sf -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); "
+                     "curl -sf -H \"X-aws-ec2-metadata-token: $T\" http://169.254.169.254/latest/meta-data/instance-id")
+    assert p.stdout.strip() == iid
+    # DescribeInstances says the guest runs under software emulation when there is no KVM.
+    d = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    if "Kumo.SoftwareEmulation" in str(d.get("StateReason")):
+        assert d["State"]["Name"] == "running"
+
+
+def test_vm_root_volume_grows_online_with_growpart_and_resize2fs(ec2, key, instance):
+    iid, ip = instance
+    root = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    p = ssh(key, ip, "readlink -f /dev/nvme0n1; readlink -f /dev/nvme0n1p1; lsblk -bdno SIZE /dev/nvme0n1; df -B1 --output=size / | tail -1")
+    assert p.returncode == 0, p.stderr
+    disk, part, size, fs = p.stdout.split()
+    assert (disk, part) == ("/dev/vda", "/dev/vda1")
+    assert int(size) == 8 << 30
+    assert int(fs) < 8 << 30
+    ec2.modify_volume(VolumeId=root, Size=10)
+    # The guest sees the new size at once (virtio's capacity change), as on EC2.
+    wait_for(lambda: ssh(key, ip, "lsblk -bdno SIZE /dev/nvme0n1").stdout.strip() == str(10 << 30), what="the disk to grow in the guest")
+    p = ssh(key, ip, "sudo growpart /dev/nvme0n1 1 && sudo resize2fs /dev/nvme0n1p1 && df -B1 --output=size / | tail -1")
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "CHANGED" in p.stdout
+    assert int(p.stdout.split()[-1]) > int(9.5 * (1 << 30))
+
+
+def test_vm_volume_hotplug_busy_detach_and_clean_stop_start(ec2, key, instance):
+    iid, ip = instance
+    zone = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["Placement"]["AvailabilityZone"]
+    vol = ec2.create_volume(Size=1, AvailabilityZone=zone, VolumeType="gp3")["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
+    # Hot-plugged: the guest names it as EC2 does (nvme1n1 on Nitro types, linked from sdf),
+    # with the volume id as its serial.
+    wait_for(lambda: ssh(key, ip, "test -b /dev/nvme1n1 && test -L /dev/sdf").returncode == 0, what="the volume in the guest")
+    p = ssh(key, ip, "lsblk -dno SERIAL $(readlink -f /dev/nvme1n1); sudo mkfs.ext4 -q /dev/nvme1n1 && sudo mkdir -p /data && sudo mount /dev/sdf /data && echo hello | sudo tee /data/f >/dev/null && sync && cat /data/f")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [vol.replace("-", ""), "hello"]
+    # Mounted: the detach stays busy, as on EC2, until the file system is unmounted and the
+    # volume detached again.
+    ec2.detach_volume(VolumeId=vol)
+    att = ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["Attachments"]
+    assert att and att[0]["State"] == "busy"
+    assert ssh(key, ip, "sudo umount /data").returncode == 0
+    ec2.detach_volume(VolumeId=vol)
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+    wait_for(lambda: ssh(key, ip, "test -e /dev/nvme1n1 || echo gone").stdout.strip() == "gone", what="the device to leave the guest")
+    size_before = ssh(key, ip, "lsblk -bdno SIZE /dev/nvme0n1").stdout.strip()
+    # A clean stop presses the ACPI power button; the guest's init shuts down.
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 2, "MaxAttempts": 90})
+    console = ec2.get_console_output(InstanceId=iid).get("Output", "")
+    assert "stopping: sending SIGTERM" in console
+    ec2.start_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    # The root disk kept its data and its size across the stop.
+    p = ssh(key, ip, "cat /var/tmp/marker; lsblk -bdno SIZE /dev/nvme0n1")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["vm-user-data-ran", size_before]
