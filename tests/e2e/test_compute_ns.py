@@ -107,6 +107,11 @@ def test_boot_metadata_key_user_data_and_ssh(ns_kumo, ec2, key):
     # the base64 the API sends.)
     out = ec2.get_console_output(InstanceId=iid)["Output"]
     assert "BEGIN SSH HOST KEY FINGERPRINTS" in out and "running user data" in out and "sshd started" in out
+    # The primary address came from the subnet's DHCP server (router .1, the VPC's resolver),
+    # before the metadata was read.
+    assert f"DHCP: {ip}/20 via 172.31.0.1 on eth0" in out
+    assert out.index("DHCP:") < out.index(f"instance {iid}")
+    assert "nameserver 172.31.0.2" in ssh(key, ip, "cat /etc/resolv.conf").stdout
     # Another key is refused.
     other = make_key(ec2)
     assert ssh(other, ip, "true", timeout=0).returncode == 255
@@ -152,6 +157,52 @@ def test_imds_v2_required_and_disabled(ns_kumo, ec2, key):
             "curl -s -o /dev/null -w '%{http_code}\\n' -H 'X-aws-ec2-metadata-token: forged' http://169.254.169.254/latest/meta-data/instance-id; "
             "curl -s -o /dev/null -w '%{http_code}\\n' -X PUT http://169.254.169.254/latest/api/token")
     assert p.stdout.split() == ["401", v2["InstanceId"], "401", "400"], p.stdout + p.stderr
+
+
+def test_the_token_response_stops_at_the_hop_limit(ns_kumo, ec2, key):
+    """A real extra hop: a network namespace inside the guest, routed and masqueraded through
+    it as a container bridge is. With the default hop limit (1) the token response dies in
+    the guest's forward path; with 2 it reaches the inner namespace."""
+    inst = launch(ec2, ns_kumo, KeyName="ns-key")
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    setup = ("set -e; sudo ip netns add inner; "
+             "sudo ip link add hop0 type veth peer name hop1 netns inner; "
+             "sudo ip addr add 10.99.0.1/30 dev hop0; sudo ip link set hop0 up; "
+             "sudo ip -n inner addr add 10.99.0.2/30 dev hop1; sudo ip -n inner link set hop1 up; "
+             "sudo ip -n inner route add default via 10.99.0.1; "
+             "sudo sysctl -qw net.ipv4.ip_forward=1; "
+             "sudo nft add table ip hop; "
+             "sudo nft 'add chain ip hop post { type nat hook postrouting priority 100; }'; "
+             "sudo nft add rule ip hop post oifname eth0 masquerade")
+    p = ssh(key, ip, setup)
+    assert p.returncode == 0, p.stdout + p.stderr
+    token = ("sudo ip netns exec inner curl -s -m 3 -X PUT http://169.254.169.254/latest/api/token "
+             "-H 'X-aws-ec2-metadata-token-ttl-seconds: 60'; echo \" exit=$?\"")
+    # The request gets through (the handshake is not limited); the answer does not.
+    p = ssh(key, ip, token)
+    assert p.stdout.strip() == "exit=28", p.stdout + p.stderr
+    # From the guest itself, one hop, it does.
+    p = ssh(key, ip, "curl -s -m 3 -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'")
+    assert len(p.stdout.strip()) >= 32
+    ec2.modify_instance_metadata_options(InstanceId=iid, HttpPutResponseHopLimit=2)
+    p = ssh(key, ip, token)
+    out = p.stdout.split()
+    assert out[-1] == "exit=0" and len(out[0]) >= 32, p.stdout + p.stderr
+
+
+def test_secondary_addresses_come_from_the_metadata(ns_kumo, ec2, key):
+    subnet = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"][0]["SubnetId"]
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="t3.medium",
+                  NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "SecondaryPrivateIpAddressCount": 2}])
+    eni = inst["NetworkInterfaces"][0]
+    secondary = [a["PrivateIpAddress"] for a in eni["PrivateIpAddresses"] if not a["Primary"]]
+    assert len(secondary) == 2
+    p = ssh(key, inst["PrivateIpAddress"], "ip -4 -o addr show dev eth0")
+    for a in secondary:
+        assert f"inet {a}/" in p.stdout, p.stdout
+    # Each is the instance's own: the host reaches its sshd on every one.
+    for a in secondary:
+        assert ssh(key, a, "hostname -I").returncode == 0
 
 
 def test_instances_share_their_subnet_and_cgroups_hold_the_type(ns_kumo, ec2, key):

@@ -355,3 +355,35 @@ def test_settings_kumo_cannot_honour_are_refused_by_name(ec2, ami):
         assert error_code(e) == "Unsupported", extra
         assert e.value.response["Error"]["Message"].startswith("Kumo does not support the RunInstances setting")
     assert ec2.describe_instances()["Reservations"] == []
+
+
+def test_modify_instance_metadata_options(ec2, ami):
+    iid = run(ec2, ami)["Instances"][0]["InstanceId"]
+    out = ec2.modify_instance_metadata_options(InstanceId=iid, HttpTokens="required", HttpPutResponseHopLimit=2)
+    assert out["InstanceId"] == iid
+    opts = out["InstanceMetadataOptions"]
+    assert (opts["State"], opts["HttpTokens"], opts["HttpPutResponseHopLimit"], opts["HttpEndpoint"]) == ("pending", "required", 2, "enabled")
+    d = describe(ec2, iid)["MetadataOptions"]
+    assert (d["State"], d["HttpTokens"], d["HttpPutResponseHopLimit"]) == ("applied", "required", 2)
+    # A setting not given keeps its value.
+    ec2.modify_instance_metadata_options(InstanceId=iid, HttpEndpoint="disabled")
+    d = describe(ec2, iid)["MetadataOptions"]
+    assert (d["HttpTokens"], d["HttpPutResponseHopLimit"], d["HttpEndpoint"]) == ("required", 2, "disabled")
+    assert ec2.describe_instances(Filters=[{"Name": "metadata-options.http-put-response-hop-limit", "Values": ["2"]}])["Reservations"]
+    for bad in (0, 65):
+        with pytest.raises(ClientError) as e:
+            ec2.modify_instance_metadata_options(InstanceId=iid, HttpPutResponseHopLimit=bad)
+        assert error_code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        run(ec2, ami, MetadataOptions={"HttpPutResponseHopLimit": 65})
+    assert error_code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        ec2.modify_instance_metadata_options(InstanceId=iid, HttpTokens="sometimes")
+    assert error_code(e) == "InvalidParameterValue"
+    with pytest.raises(ClientError) as e:
+        ec2.modify_instance_metadata_options(InstanceId="i-0123456789abcdef0", HttpTokens="optional")
+    assert error_code(e) == "InvalidInstanceID.NotFound"
+    with pytest.raises(ClientError) as e:
+        ec2.modify_instance_metadata_options(InstanceId=iid, HttpTokens="optional", DryRun=True)
+    assert error_code(e) == "DryRunOperation"
+    assert describe(ec2, iid)["MetadataOptions"]["HttpTokens"] == "required"

@@ -108,6 +108,7 @@ pub const ALLOW: &[&str] = &[
     "ModifyImageAttribute",
     "ModifyInstanceAttribute",
     "ModifyInstanceCreditSpecification",
+    "ModifyInstanceMetadataOptions",
     "ModifyNetworkInterfaceAttribute",
     "ModifySnapshotAttribute",
     "ModifySubnetAttribute",

@@ -694,7 +694,10 @@ impl NsDriver {
         let n = &spec.net;
         let imds = self.ensure_vpc(st, &n.vpc_id, &n.vpc_cidr)?;
         self.ensure_subnet(st, &n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
-        let vpc_ns = st.vpcs[&n.vpc_id].ns.clone();
+        let (vpc_ns, leases) = {
+            let v = &st.vpcs[&n.vpc_id];
+            (v.ns.clone(), v.dhcp.clone())
+        };
         let run = self.dir.join(&spec.id);
         std::fs::create_dir_all(&run).map_err(|e| ComputeError::io("instance directory", e))?;
         // What the guest's init reads besides the metadata.
@@ -756,54 +759,12 @@ impl NsDriver {
                 ],
             )?;
             ip(&["-n", &vpc_ns, "link", "set", &host_side, "up"])?;
-            let (_, len) = net::parse_cidr(&n.subnet_cidr)
-                .ok_or_else(|| ComputeError::Guest("bad subnet CIDR".into()))?;
             ip(&["-n", &ins, "link", "set", "lo", "up"])?;
+            // The interface has its MAC; its addresses come from the subnet's DHCP server
+            // (the primary) and the metadata (the secondaries), as the guest's init asks.
             ip(&["-n", &ins, "link", "set", "eth0", "address", &n.mac])?;
-            ip(&[
-                "-n",
-                &ins,
-                "addr",
-                "add",
-                &format!("{}/{len}", n.private_ip),
-                "dev",
-                "eth0",
-            ])?;
-            for s in &n.secondary_ips {
-                ip(&[
-                    "-n",
-                    &ins,
-                    "addr",
-                    "add",
-                    &format!("{s}/{len}"),
-                    "dev",
-                    "eth0",
-                ])?;
-            }
-            ip(&["-n", &ins, "link", "set", "eth0", "up"])?;
-            ip(&[
-                "-n",
-                &ins,
-                "route",
-                "add",
-                "default",
-                "via",
-                &net::gateway(&n.subnet_cidr).unwrap_or_default(),
-            ])?;
-            for a in std::iter::once(&n.private_ip).chain(&n.secondary_ips) {
-                ip(&[
-                    "-n",
-                    &vpc_ns,
-                    "route",
-                    "replace",
-                    &format!("{a}/32"),
-                    "dev",
-                    &host_side,
-                ])?;
-            }
-            for p in &n.prefixes {
-                ip(&["-n", &vpc_ns, "route", "replace", p, "dev", &host_side])?;
-            }
+            route_guest(&vpc_ns, &host_side, n)?;
+            leases.set(&n.mac, lease_for(spec)?);
             let addr: IpAddr = n
                 .private_ip
                 .parse()
@@ -863,13 +824,9 @@ impl NsDriver {
         let run = self.dir.join(&spec.id);
         std::fs::create_dir_all(&run).map_err(|e| ComputeError::io("instance directory", e))?;
         let disk = vm::ensure_disk(cfg, spec)?;
-        let bad = |what: &str| ComputeError::Guest(format!("bad {what} in the instance's network"));
-        let gw = net::gateway(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
-        let (_, len) = net::parse_cidr(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
-        let ip4: std::net::Ipv4Addr = n.private_ip.parse().map_err(|_| bad("address"))?;
-        let dns = net::parse_cidr(&n.vpc_cidr)
-            .map(|(b, _)| std::net::Ipv4Addr::from(b + 2))
-            .ok_or_else(|| bad("VPC CIDR"))?;
+        let ip4: std::net::Ipv4Addr = n.private_ip.parse().map_err(|_| {
+            ComputeError::Guest(format!("bad address {} for the instance", n.private_ip))
+        })?;
         let tap = format!("{}t{}", self.prefix, short(&spec.id));
         let plumb = || -> Result<(), ComputeError> {
             ip_quiet(&["-n", &vpc_ns, "link", "delete", &tap]);
@@ -886,58 +843,14 @@ impl NsDriver {
                 ],
             )?;
             ip(&["-n", &vpc_ns, "link", "set", &tap, "up"])?;
-            for a in std::iter::once(&n.private_ip).chain(&n.secondary_ips) {
-                ip(&[
-                    "-n",
-                    &vpc_ns,
-                    "route",
-                    "replace",
-                    &format!("{a}/32"),
-                    "dev",
-                    &tap,
-                    "src",
-                    &gw,
-                ])?;
-            }
-            for p in &n.prefixes {
-                ip(&["-n", &vpc_ns, "route", "replace", p, "dev", &tap])?;
-            }
-            // The DHCP server's unicast replies reach a guest that has no address yet.
-            ip(&[
-                "-n",
-                &vpc_ns,
-                "neigh",
-                "replace",
-                &n.private_ip,
-                "lladdr",
-                &n.mac,
-                "dev",
-                &tap,
-                "nud",
-                "permanent",
-            ])?;
-            Ok(())
+            route_guest(&vpc_ns, &tap, n)
         };
         let undo = |e: ComputeError| {
             ip_quiet(&["-n", &vpc_ns, "link", "delete", &tap]);
             e
         };
         plumb().map_err(undo)?;
-        let (host, domain) = spec
-            .hostname
-            .split_once('.')
-            .unwrap_or((spec.hostname.as_str(), ""));
-        leases.set(
-            &n.mac,
-            Lease {
-                ip: ip4,
-                prefix_len: len,
-                router: gw.parse().map_err(|_| bad("gateway"))?,
-                dns,
-                hostname: host.to_string(),
-                domain: domain.to_string(),
-            },
-        );
+        leases.set(&n.mac, lease_for(spec).map_err(undo)?);
         let mut disks: HashMap<String, (VolumeSpec, u32)> = HashMap::new();
         for v in &spec.volumes {
             let v = with_device(v, disks.values().map(|(d, _)| d));
@@ -1080,10 +993,10 @@ impl NsDriver {
         for (_, mut lv) in r.volumes.drain() {
             lv.stop();
         }
-        if let Some(g) = &r.vm {
-            if let Some(v) = st.vpcs.get(&r.spec.net.vpc_id) {
+        if let Some(v) = st.vpcs.get(&r.spec.net.vpc_id) {
+            v.dhcp.remove(&r.spec.net.mac);
+            if let Some(g) = &r.vm {
                 ip_quiet(&["-n", &v.ns, "link", "delete", &g.tap]);
-                v.dhcp.remove(&r.spec.net.mac);
             }
         }
         self.release(st, id, &r.spec.net.vpc_id, Some(r.ip), &r.netns);
@@ -1103,6 +1016,67 @@ fn with_device<'a>(v: &VolumeSpec, used: impl Iterator<Item = &'a VolumeSpec>) -
         v.device = format!("/dev/nvme{n}n1");
     }
     v
+}
+
+/// Routes an interface's addresses and prefixes from the VPC's namespace to the guest's link
+/// (a veth or a tap), answering from the subnet's gateway, with a permanent neighbour entry
+/// so that the DHCP server's unicast replies reach a guest that has no address yet.
+fn route_guest(vpc_ns: &str, link: &str, n: &crate::NetSpec) -> Result<(), ComputeError> {
+    let gw = net::gateway(&n.subnet_cidr)
+        .ok_or_else(|| ComputeError::Guest(format!("bad subnet CIDR {}", n.subnet_cidr)))?;
+    for a in std::iter::once(&n.private_ip).chain(&n.secondary_ips) {
+        ip(&[
+            "-n",
+            vpc_ns,
+            "route",
+            "replace",
+            &format!("{a}/32"),
+            "dev",
+            link,
+            "src",
+            &gw,
+        ])?;
+    }
+    for p in &n.prefixes {
+        ip(&["-n", vpc_ns, "route", "replace", p, "dev", link])?;
+    }
+    ip(&[
+        "-n",
+        vpc_ns,
+        "neigh",
+        "replace",
+        &n.private_ip,
+        "lladdr",
+        &n.mac,
+        "dev",
+        link,
+        "nud",
+        "permanent",
+    ])?;
+    Ok(())
+}
+
+/// What the subnet's DHCP server gives an instance's interface.
+fn lease_for(spec: &InstanceSpec) -> Result<Lease, ComputeError> {
+    let n = &spec.net;
+    let bad = |what: &str| ComputeError::Guest(format!("bad {what} in the instance's network"));
+    let gw = net::gateway(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
+    let (_, len) = net::parse_cidr(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
+    let dns = net::parse_cidr(&n.vpc_cidr)
+        .map(|(b, _)| std::net::Ipv4Addr::from(b + 2))
+        .ok_or_else(|| bad("VPC CIDR"))?;
+    let (host, domain) = spec
+        .hostname
+        .split_once('.')
+        .unwrap_or((spec.hostname.as_str(), ""));
+    Ok(Lease {
+        ip: n.private_ip.parse().map_err(|_| bad("address"))?,
+        prefix_len: len,
+        router: gw.parse().map_err(|_| bad("gateway"))?,
+        dns,
+        hostname: host.to_string(),
+        domain: domain.to_string(),
+    })
 }
 
 /// A `vm` guest's data disks.

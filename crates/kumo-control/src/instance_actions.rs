@@ -494,6 +494,56 @@ pub fn modify_attribute(
         .map_err(|f: Fail| f.0)
 }
 
+/// ModifyInstanceMetadataOptions: the metadata service's settings of a running or stopped
+/// instance; a setting not given keeps its value. The answer says `pending`, as AWS's does,
+/// and DescribeInstances `applied` once the metadata service has it (at once here).
+pub fn modify_metadata_options(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: ModifyInstanceMetadataOptionsRequest,
+) -> Result<ModifyInstanceMetadataOptionsResult, Ec2Error> {
+    k.net.ensure_default(&k.store, ctx)?;
+    instances::check_hop_limit(input.http_put_response_hop_limit)?;
+    if input.http_protocol_ipv6.as_deref() == Some("enabled") {
+        return Err(Ec2Error::new(
+            "UnsupportedOperation",
+            "Kumo's instance metadata service has no IPv6 endpoint (its VPCs are IPv4 only).",
+        ));
+    }
+    let s = scope(ctx);
+    let r = k
+        .store
+        .write(!ctx.dry_run, |tx| {
+            let mut r = load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
+            if let Some(v) = &input.http_tokens {
+                r.http_tokens = v.clone();
+            }
+            if let Some(v) = &input.http_endpoint {
+                r.http_endpoint = v.clone();
+            }
+            if let Some(v) = input.http_put_response_hop_limit {
+                r.http_hop_limit = v;
+            }
+            if let Some(v) = &input.instance_metadata_tags {
+                r.instance_metadata_tags = v.clone();
+            }
+            tx.update(s, &r)?;
+            Ok(r)
+        })
+        .map_err(|f: Fail| f.0)?;
+    Ok(ModifyInstanceMetadataOptionsResult {
+        instance_id: Some(r.id.clone()),
+        instance_metadata_options: Some(InstanceMetadataOptionsResponse {
+            state: Some("pending".into()),
+            http_tokens: Some(r.http_tokens.clone()),
+            http_put_response_hop_limit: Some(r.http_hop_limit),
+            http_endpoint: Some(r.http_endpoint.clone()),
+            http_protocol_ipv6: Some("disabled".into()),
+            instance_metadata_tags: Some(r.instance_metadata_tags.clone()),
+        }),
+    })
+}
+
 pub fn describe_attribute(
     k: &Kumo,
     ctx: &RequestContext,

@@ -526,6 +526,9 @@ pub fn run(
         ));
     }
     unsupported_launch_settings(&input)?;
+    if let Some(md) = &input.metadata_options {
+        check_hop_limit(md.http_put_response_hop_limit)?;
+    }
     let image_id = input
         .image_id
         .clone()
@@ -1109,6 +1112,16 @@ pub fn public_dns(region: &str, ip: &str) -> String {
         format!("ec2-{d}.compute-1.amazonaws.com")
     } else {
         format!("ec2-{d}.{region}.compute.amazonaws.com")
+    }
+}
+
+/// The metadata's PUT response hop limit: 1 to 64, as the API documents it.
+pub fn check_hop_limit(limit: Option<i32>) -> Result<(), Ec2Error> {
+    match limit {
+        Some(n) if !(1..=64).contains(&n) => Err(Ec2Error::invalid_value(format!(
+            "Value ({n}) for parameter HttpPutResponseHopLimit is invalid. Valid values are integers from 1 to 64."
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -928,6 +928,18 @@ impl Ec2 for Kumo {
         credits::modify_default(self, ctx, input)
     }
 
+    fn modify_instance_metadata_options(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyInstanceMetadataOptionsRequest,
+    ) -> Result<ModifyInstanceMetadataOptionsResult, Ec2Error> {
+        let out = instance_actions::modify_metadata_options(self, ctx, input);
+        if out.is_ok() && !ctx.dry_run {
+            compute::refresh_scope(self, ctx);
+        }
+        out
+    }
+
     fn modify_instance_credit_specification(
         &self,
         ctx: &RequestContext,

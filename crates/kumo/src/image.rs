@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v6";
+pub const RECIPE: &str = "debian-12-minbase-v8";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
-const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,linux-image-cloud-amd64,udev,busybox";
+const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
 /// The size of the base image's disk: the base AMIs' root volume size.
 pub const DISK_GIB: u64 = 8;
 /// The partition's first sector (1 MiB in, as Debian's and Amazon's cloud images have it).
@@ -344,13 +344,14 @@ done
 echo $out
 "#;
 
-/// The guest's init, PID 1 in the instance, the same for both drivers.
-/// - Under `ns` the driver has already put the interface's addresses on eth0 and a default
-///   route via the subnet's gateway, and mounted /proc, /sys and /dev.
-/// - Under `vm` (`kumo.vm` on the kernel's command line) it starts udev, takes the address
-///   from the subnet's DHCP server, adds the secondary addresses the metadata lists, grows
-///   the root partition to its volume (as cloud-init's growpart does), and powers the machine
-///   off on the ACPI power button.
+/// The guest's init, PID 1 in the instance, the same for both drivers. In order: the network
+/// (the primary address from the subnet's DHCP server, the secondary ones the metadata
+/// lists), the metadata, the launch key, the user data once per instance id, sshd.
+/// - Under `ns` the driver has given eth0 its MAC and mounted /proc, /sys and /dev.
+/// - Under `vm` (`kumo.vm` on the kernel's command line) it mounts those and starts udev
+///   first, and after the metadata it names the disks as EC2 does, grows the root partition
+///   to its volume (as cloud-init's growpart does), and powers the machine off on the ACPI
+///   power button.
 const INIT: &str = r#"#!/bin/sh
 # Kumo's guest init (PID 1): network, metadata, launch key, user data once per instance, sshd.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -394,16 +395,19 @@ if [ -n "$VM" ]; then
     udevadm trigger --action=add --type=subsystems
     udevadm trigger --action=add --type=devices
     udevadm settle --timeout=60
-    ip link set lo up
-    ip link set eth0 up
-    log "DHCP on eth0"
-    busybox udhcpc -i eth0 -s /etc/kumo/dhcp-event -t 60 -T 1 -A 1 -n 2>&1 || log "no DHCP lease"
     # The ACPI power button (a clean stop from the host) stops the instance as SIGTERM does.
     for e in /sys/class/input/event*; do
         if [ "$(cat "$e/device/name" 2>/dev/null)" = "Power Button" ]; then
             (dd if="/dev/input/${e##*/}" bs=24 count=1 >/dev/null 2>&1 && kill -TERM 1) &
         fi
     done
+fi
+# The primary address from the subnet's DHCP server (by the interface's MAC), as on EC2.
+ip link set lo up
+ip link set eth0 up
+log "DHCP on eth0"
+busybox udhcpc -i eth0 -s /etc/kumo/dhcp-event -t 60 -T 1 -A 1 -n 2>&1 || log "no DHCP lease"
+if [ -n "$VM" ]; then
     curl -sf -m 5 -o /etc/kumo/instance.env "$IMDS/kumo/guest/instance.env"
     curl -sf -m 5 -o /var/lib/kumo/cloud-config.sh "$IMDS/kumo/guest/cloud-config.sh" || rm -f /var/lib/kumo/cloud-config.sh
 fi
@@ -420,15 +424,15 @@ md() { curl -sf -m 5 -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/latest/$1"; }
 IID=$(md meta-data/instance-id)
 LOCAL_IP=$(md meta-data/local-ipv4)
 log "instance $IID, address $LOCAL_IP"
+# Secondary addresses, as Amazon Linux's ec2-net-utils adds them from the metadata.
+MAC=$(md meta-data/mac)
+LEN=$(md "meta-data/network/interfaces/macs/$MAC/subnet-ipv4-cidr-block" | cut -d/ -f2)
+for a in $(md "meta-data/network/interfaces/macs/$MAC/local-ipv4s" | tail -n +2); do
+    ip addr add "$a/$LEN" dev eth0 && log "secondary address $a"
+done
 if [ -n "$VM" ]; then
     hostname "$(md meta-data/local-hostname)"
-    # Secondary addresses and the disks' EC2 names, as Amazon Linux's ec2-net-utils and
-    # udev rules set them up from the metadata.
-    MAC=$(md meta-data/mac)
-    LEN=$(md "meta-data/network/interfaces/macs/$MAC/subnet-ipv4-cidr-block" | cut -d/ -f2)
-    for a in $(md "meta-data/network/interfaces/macs/$MAC/local-ipv4s" | tail -n +2); do
-        ip addr add "$a/$LEN" dev eth0 && log "secondary address $a"
-    done
+    # The disks' EC2 names (udev asks the metadata's side channel for them).
     udevadm trigger --action=change --subsystem-match=block
     udevadm settle --timeout=30
     ROOT=$(findmnt -no SOURCE /)

@@ -106,6 +106,7 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyImageAttribute",
     "ModifyInstanceAttribute",
     "ModifyInstanceCreditSpecification",
+    "ModifyInstanceMetadataOptions",
     "ModifyNetworkInterfaceAttribute",
     "ModifySnapshotAttribute",
     "ModifySubnetAttribute",
@@ -983,6 +984,15 @@ pub trait Ec2: Send + Sync {
             "ModifyInstanceCreditSpecification",
         ))
     }
+    /// `ModifyInstanceMetadataOptions`.
+    fn modify_instance_metadata_options(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyInstanceMetadataOptionsRequest,
+    ) -> Result<ModifyInstanceMetadataOptionsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyInstanceMetadataOptions"))
+    }
     /// `ModifyNetworkInterfaceAttribute`.
     fn modify_network_interface_attribute(
         &self,
@@ -1755,6 +1765,12 @@ pub fn dispatch(
             ctx.dry_run = input.dry_run.unwrap_or(false);
             let output = svc.modify_instance_credit_specification(ctx, input)?;
             crate::encode::response(ctx, "ModifyInstanceCreditSpecificationResponse", &output)
+        }
+        "ModifyInstanceMetadataOptions" => {
+            let input = ModifyInstanceMetadataOptionsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            let output = svc.modify_instance_metadata_options(ctx, input)?;
+            crate::encode::response(ctx, "ModifyInstanceMetadataOptionsResponse", &output)
         }
         "ModifyNetworkInterfaceAttribute" => {
             let input = ModifyNetworkInterfaceAttributeRequest::decode(params, &Path::ROOT)?;

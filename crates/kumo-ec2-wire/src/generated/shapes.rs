@@ -11008,6 +11008,100 @@ impl Encode for ModifyInstanceCreditSpecificationResult {
     }
 }
 
+/// The `ModifyInstanceMetadataOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyInstanceMetadataOptionsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `HttpEndpoint`: `HttpEndpoint` in requests, `<HttpEndpoint>` in responses.
+    pub http_endpoint: Option<String>,
+    /// `HttpProtocolIpv6`: `HttpProtocolIpv6` in requests, `<HttpProtocolIpv6>` in responses.
+    pub http_protocol_ipv6: Option<String>,
+    /// `HttpPutResponseHopLimit`: `HttpPutResponseHopLimit` in requests, `<HttpPutResponseHopLimit>` in responses.
+    pub http_put_response_hop_limit: Option<i32>,
+    /// `HttpTokens`: `HttpTokens` in requests, `<HttpTokens>` in responses.
+    pub http_tokens: Option<String>,
+    /// `InstanceId`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_id: String,
+    /// `InstanceMetadataTags`: `InstanceMetadataTags` in requests, `<InstanceMetadataTags>` in responses.
+    pub instance_metadata_tags: Option<String>,
+}
+
+impl Decode for ModifyInstanceMetadataOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "HttpEndpoint" => {
+                    out.http_endpoint = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["disabled", "enabled"],
+                    )?);
+                }
+                "HttpProtocolIpv6" => {
+                    out.http_protocol_ipv6 = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["disabled", "enabled"],
+                    )?);
+                }
+                "HttpPutResponseHopLimit" => {
+                    out.http_put_response_hop_limit = Some(Decode::decode(child, &here)?);
+                }
+                "HttpTokens" => {
+                    out.http_tokens = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["optional", "required"],
+                    )?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                "InstanceMetadataTags" => {
+                    out.instance_metadata_tags = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["disabled", "enabled"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyInstanceMetadataOptionsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyInstanceMetadataOptionsResult {
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `InstanceMetadataOptions`: `InstanceMetadataOptions` in requests, `<instanceMetadataOptions>` in responses.
+    pub instance_metadata_options: Option<InstanceMetadataOptionsResponse>,
+}
+
+impl Encode for ModifyInstanceMetadataOptionsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.instance_metadata_options {
+            w.field("instanceMetadataOptions", v);
+        }
+    }
+}
+
 /// The `ModifyNetworkInterfaceAttributeRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModifyNetworkInterfaceAttributeRequest {
