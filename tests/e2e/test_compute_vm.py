@@ -84,7 +84,7 @@ def instance(ec2, key, vm_kumo):
     return iid, ip
 
 
-def test_vm_boots_its_own_kernel_with_dhcp_imds_key_and_user_data(ec2, key, instance):
+def test_vm_boots_its_own_kernel_with_dhcp_imds_key_and_user_data(ec2, key, instance, vm_kumo):
     iid, ip = instance
     p = ssh(key, ip, "cat /var/tmp/marker; uname -r; nproc; ip -4 -o addr show dev eth0; cat /proc/cmdline")
     assert p.returncode == 0, p.stderr
@@ -105,8 +105,22 @@ def test_vm_boots_its_own_kernel_with_dhcp_imds_key_and_user_data(ec2, key, inst
     assert p.stdout.strip() == iid
     # DescribeInstances says the guest runs under software emulation when there is no KVM.
     d = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
-    if "Kumo.SoftwareEmulation" in str(d.get("StateReason")):
-        assert d["State"]["Name"] == "running"
+    kvm = "kvm" in open(f"/proc/{qemu_pid(iid)}/cmdline").read().split("\0")
+    if not kvm:
+        assert d["StateReason"]["Code"] == "Kumo.SoftwareEmulation"
+    # Run Command reaches the VM's agent without SSH.
+    ssm = make_client(vm_kumo.endpoint, service="ssm")
+    sent = ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunShellScript", Parameters={"commands": ["uname -r"]})["Command"]
+    inv = wait_for(lambda: (lambda i: i if i["Status"] in ("Success", "Failed") else None)(
+        ssm.get_command_invocation(CommandId=sent["CommandId"], InstanceId=iid)), what="the command")
+    assert inv["Status"] == "Success" and inv["StandardOutputContent"].strip() == lines[1]
+
+
+def qemu_pid(iid):
+    """The QEMU process running an instance (named after it with -name)."""
+    out = subprocess.run(["pgrep", "-f", f"qemu-system-x86_64 -name {iid}"], capture_output=True, text=True).stdout.split()
+    assert out, f"no QEMU runs {iid}"
+    return int(out[0])
 
 
 def test_vm_root_volume_grows_online_with_growpart_and_resize2fs(ec2, key, instance):
@@ -139,6 +153,19 @@ def test_vm_volume_hotplug_busy_detach_and_clean_stop_start(ec2, key, instance):
     p = ssh(key, ip, "lsblk -dno SERIAL $(readlink -f /dev/nvme1n1); sudo mkfs.ext4 -q /dev/nvme1n1 && sudo mkdir -p /data && sudo mount /dev/sdf /data && echo hello | sudo tee /data/f >/dev/null && sync && cat /data/f")
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == [vol.replace("-", ""), "hello"]
+    # A snapshot of the mounted volume: QEMU moves the disk onto a new overlay and the guest
+    # writes on; a volume restored from the snapshot holds the bytes of that moment.
+    snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    assert ssh(key, ip, "echo later | sudo tee /data/f >/dev/null && sync && cat /data/f").stdout.strip() == "later"
+    ec2.get_waiter("snapshot_completed").wait(SnapshotIds=[snap], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    copy = ec2.create_volume(SnapshotId=snap, AvailabilityZone=zone)["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[copy], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ec2.attach_volume(VolumeId=copy, InstanceId=iid, Device="/dev/sdg")
+    wait_for(lambda: ssh(key, ip, "test -b /dev/nvme2n1 && test -L /dev/sdg").returncode == 0, what="the restored volume in the guest")
+    p = ssh(key, ip, "sudo mkdir -p /old && sudo mount -o ro /dev/sdg /old && cat /old/f && sudo umount /old")
+    assert p.stdout.strip() == "hello", p.stdout + p.stderr
+    ec2.detach_volume(VolumeId=copy)
+    ec2.get_waiter("volume_available").wait(VolumeIds=[copy], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
     # Mounted: the detach stays busy, as on EC2, until the file system is unmounted and the
     # volume detached again.
     ec2.detach_volume(VolumeId=vol)
