@@ -241,43 +241,7 @@ impl LiveVolume {
 
     /// Sends QMP commands to the daemon, one after the other; fails on the first error.
     fn qmp(&self, commands: &[String]) -> Result<(), ComputeError> {
-        use std::io::Read;
-        let mut sock = std::os::unix::net::UnixStream::connect(&self.qmp)
-            .map_err(|e| ComputeError::io("QMP socket", e))?;
-        sock.set_read_timeout(Some(Duration::from_secs(10))).ok();
-        let mut reader = BufReader::new(
-            sock.try_clone()
-                .map_err(|e| ComputeError::io("QMP socket", e))?,
-        );
-        let mut line = String::new();
-        reader
-            .read_line(&mut line)
-            .map_err(|e| ComputeError::io("QMP greeting", e))?;
-        let all = std::iter::once(r#"{"execute":"qmp_capabilities"}"#.to_string())
-            .chain(commands.iter().cloned());
-        for c in all {
-            sock.write_all(c.as_bytes())
-                .and_then(|_| sock.write_all(b"\n"))
-                .map_err(|e| ComputeError::io("QMP", e))?;
-            loop {
-                line.clear();
-                if reader
-                    .read_line(&mut line)
-                    .map_err(|e| ComputeError::io("QMP", e))?
-                    == 0
-                {
-                    return Err(ComputeError::Guest("QMP closed".into()));
-                }
-                if line.contains("\"return\"") {
-                    break;
-                }
-                if line.contains("\"error\"") {
-                    return Err(ComputeError::Guest(format!("QMP: {}", line.trim())));
-                }
-            }
-        }
-        let _ = reader.read(&mut [0u8; 0]);
-        Ok(())
+        vm::qmp(&self.qmp, commands)
     }
 }
 
@@ -687,19 +651,29 @@ impl NsDriver {
         Ok(())
     }
 
+    /// What every boot needs first: the VPC's namespace and subnet, and the instance's run
+    /// directory. Returns the VPC's metadata service, namespace and DHCP leases, and the
+    /// directory.
+    fn prepare(
+        &self,
+        st: &mut State,
+        spec: &InstanceSpec,
+    ) -> Result<(Arc<Imds>, String, Arc<Leases>, PathBuf), ComputeError> {
+        let n = &spec.net;
+        let imds = self.ensure_vpc(st, &n.vpc_id, &n.vpc_cidr)?;
+        self.ensure_subnet(st, &n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
+        let v = &st.vpcs[&n.vpc_id];
+        let run = self.dir.join(&spec.id);
+        std::fs::create_dir_all(&run).map_err(|e| ComputeError::io("instance directory", e))?;
+        Ok((imds, v.ns.clone(), v.dhcp.clone(), run))
+    }
+
     fn boot(&self, st: &mut State, spec: &InstanceSpec) -> Result<Running, ComputeError> {
         if let Some(cfg) = &self.vm {
             return self.boot_vm(cfg, st, spec);
         }
         let n = &spec.net;
-        let imds = self.ensure_vpc(st, &n.vpc_id, &n.vpc_cidr)?;
-        self.ensure_subnet(st, &n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
-        let (vpc_ns, leases) = {
-            let v = &st.vpcs[&n.vpc_id];
-            (v.ns.clone(), v.dhcp.clone())
-        };
-        let run = self.dir.join(&spec.id);
-        std::fs::create_dir_all(&run).map_err(|e| ComputeError::io("instance directory", e))?;
+        let (imds, vpc_ns, leases, run) = self.prepare(st, spec)?;
         // What the guest's init reads besides the metadata.
         let etc = spec.root_data.join("upper/etc/kumo");
         std::fs::create_dir_all(&etc).map_err(|e| ComputeError::io("guest configuration", e))?;
@@ -815,14 +789,7 @@ impl NsDriver {
         spec: &InstanceSpec,
     ) -> Result<Running, ComputeError> {
         let n = &spec.net;
-        let imds = self.ensure_vpc(st, &n.vpc_id, &n.vpc_cidr)?;
-        self.ensure_subnet(st, &n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
-        let (vpc_ns, leases) = {
-            let v = &st.vpcs[&n.vpc_id];
-            (v.ns.clone(), v.dhcp.clone())
-        };
-        let run = self.dir.join(&spec.id);
-        std::fs::create_dir_all(&run).map_err(|e| ComputeError::io("instance directory", e))?;
+        let (imds, vpc_ns, leases, run) = self.prepare(st, spec)?;
         let disk = vm::ensure_disk(cfg, spec)?;
         let ip4: std::net::Ipv4Addr = n.private_ip.parse().map_err(|_| {
             ComputeError::Guest(format!("bad address {} for the instance", n.private_ip))
@@ -1573,7 +1540,14 @@ impl Driver for NsDriver {
             r#"{{"execute":"block_resize","arguments":{{"node-name":"{}","size":{bytes}}}}}"#,
             lv.top
         )])?;
-        // The loop device learns its file's new size.
+        // The kernel caches the FUSE file's size for a second: wait until a stat shows the new
+        // one, then the loop device learns it.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while std::fs::metadata(&lv.raw).map(|m| m.len()).unwrap_or(0) < bytes
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         net::run("losetup", &["--set-capacity", &lv.loop_dev])?;
         Ok(true)
     }

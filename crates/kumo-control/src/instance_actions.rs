@@ -533,14 +533,7 @@ pub fn modify_metadata_options(
         .map_err(|f: Fail| f.0)?;
     Ok(ModifyInstanceMetadataOptionsResult {
         instance_id: Some(r.id.clone()),
-        instance_metadata_options: Some(InstanceMetadataOptionsResponse {
-            state: Some("pending".into()),
-            http_tokens: Some(r.http_tokens.clone()),
-            http_put_response_hop_limit: Some(r.http_hop_limit),
-            http_endpoint: Some(r.http_endpoint.clone()),
-            http_protocol_ipv6: Some("disabled".into()),
-            instance_metadata_tags: Some(r.instance_metadata_tags.clone()),
-        }),
+        instance_metadata_options: Some(instances::metadata_options(&r, "pending")),
     })
 }
 

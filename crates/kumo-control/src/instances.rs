@@ -1115,6 +1115,19 @@ pub fn public_dns(region: &str, ip: &str) -> String {
     }
 }
 
+/// An instance's metadata options as the API shows them, in `state` (`applied`, or `pending`
+/// in ModifyInstanceMetadataOptions' answer).
+pub fn metadata_options(r: &InstanceRecord, state: &str) -> InstanceMetadataOptionsResponse {
+    InstanceMetadataOptionsResponse {
+        state: Some(state.into()),
+        http_tokens: Some(r.http_tokens.clone()),
+        http_put_response_hop_limit: Some(r.http_hop_limit),
+        http_endpoint: Some(r.http_endpoint.clone()),
+        http_protocol_ipv6: Some("disabled".into()),
+        instance_metadata_tags: Some(r.instance_metadata_tags.clone()),
+    }
+}
+
 /// The metadata's PUT response hop limit: 1 to 64, as the API documents it.
 pub fn check_hop_limit(limit: Option<i32>) -> Result<(), Ec2Error> {
     match limit {
@@ -1237,14 +1250,7 @@ pub fn wire(
         hibernation_options: Some(HibernationOptions {
             configured: Some(r.hibernation),
         }),
-        metadata_options: Some(InstanceMetadataOptionsResponse {
-            state: Some("applied".into()),
-            http_tokens: Some(r.http_tokens.clone()),
-            http_put_response_hop_limit: Some(r.http_hop_limit),
-            http_endpoint: Some(r.http_endpoint.clone()),
-            http_protocol_ipv6: Some("disabled".into()),
-            instance_metadata_tags: Some(r.instance_metadata_tags.clone()),
-        }),
+        metadata_options: Some(metadata_options(r, "applied")),
         enclave_options: Some(EnclaveOptions {
             enabled: Some(false),
         }),
