@@ -499,39 +499,19 @@ impl NsDriver {
             "lo",
         ])?;
         let dns_public: Arc<Mutex<Vec<(String, String)>>> = Default::default();
-        let udp = bind_udp_in(&ns, &format!("{dns_addr}:53"))?;
-        let dns_task = {
-            let _enter = self.rt.enter();
-            let sock = tokio::net::UdpSocket::from_std(udp)
-                .map_err(|e| ComputeError::io("DNS socket", e))?;
-            let public = dns_public.clone();
-            self.rt.spawn(async move {
-                let mut buf = [0u8; 512];
-                while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
-                    let known = lock(&public).clone();
-                    if let Some(reply) = crate::dns::answer(&buf[..n], &known) {
-                        let _ = sock.send_to(&reply, peer).await;
-                    }
-                }
-            })
-        };
+        let public = dns_public.clone();
+        let dns_task = self.serve_udp(&ns, &format!("{dns_addr}:53"), move |q, peer| {
+            let known = lock(&public).clone();
+            crate::dns::answer(q, &known).map(|r| (r, peer))
+        })?;
         // The subnets' DHCP server.
         let dhcp = Arc::new(Leases::default());
-        let udp = bind_udp_in(&ns, "0.0.0.0:67")?;
-        let dhcp_task = {
-            let _enter = self.rt.enter();
-            let sock = tokio::net::UdpSocket::from_std(udp)
-                .map_err(|e| ComputeError::io("DHCP socket", e))?;
-            let leases = dhcp.clone();
-            self.rt.spawn(async move {
-                let mut buf = [0u8; 1500];
-                while let Ok((n, _)) = sock.recv_from(&mut buf).await {
-                    if let Some((reply, to)) = leases.reply(&buf[..n]) {
-                        let _ = sock.send_to(&reply, (to, 68)).await;
-                    }
-                }
-            })
-        };
+        let leases = dhcp.clone();
+        let dhcp_task = self.serve_udp(&ns, "0.0.0.0:67", move |q, _| {
+            leases
+                .reply(q)
+                .map(|(r, to)| (r, std::net::SocketAddr::from((to, 68))))
+        })?;
         tracing::info!(vpc = vpc_id, netns = %ns, "VPC network namespace ready");
         st.vpcs.insert(
             vpc_id.to_string(),
@@ -550,6 +530,31 @@ impl NsDriver {
             },
         );
         Ok(imds)
+    }
+
+    /// Answers UDP datagrams on `addr` inside a VPC's namespace: `answer` gives each one's
+    /// reply and where it goes, or nothing. The task's socket keeps the namespace alive until
+    /// it is aborted.
+    fn serve_udp(
+        &self,
+        ns: &str,
+        addr: &str,
+        answer: impl Fn(&[u8], std::net::SocketAddr) -> Option<(Vec<u8>, std::net::SocketAddr)>
+            + Send
+            + 'static,
+    ) -> Result<tokio::task::JoinHandle<()>, ComputeError> {
+        let udp = bind_udp_in(ns, addr)?;
+        let _enter = self.rt.enter();
+        let sock = tokio::net::UdpSocket::from_std(udp)
+            .map_err(|e| ComputeError::io(format!("UDP socket on {addr}"), e))?;
+        Ok(self.rt.spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+                if let Some((reply, to)) = answer(&buf[..n], peer) {
+                    let _ = sock.send_to(&reply, to).await;
+                }
+            }
+        }))
     }
 
     /// A subnet in its VPC's namespace: its gateway address (the VPC router's `.1`) on the
@@ -1265,7 +1270,7 @@ fn bind_in(ns: &str, addr: &str) -> Result<std::net::TcpListener, ComputeError> 
 /// A UDP socket inside a named network namespace.
 fn bind_udp_in(ns: &str, addr: &str) -> Result<std::net::UdpSocket, ComputeError> {
     let addr = addr.to_string();
-    in_netns(ns, "bind the VPC resolver", move || {
+    in_netns(ns, "bind a UDP socket in a VPC namespace", move || {
         let u = std::net::UdpSocket::bind(&addr)?;
         u.set_nonblocking(true)?;
         Ok(u)
