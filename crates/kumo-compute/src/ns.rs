@@ -722,22 +722,6 @@ impl NsDriver {
                 "-n", &vpc_ns, "link", "add", &host_side, "type", "veth", "peer", "name", "eth0",
                 "netns", &ins,
             ])?;
-            // Routed, not bridged: the VPC side answers ARP for every other address (proxy
-            // ARP) and routes each of the instance's addresses to its link, so all traffic
-            // between instances crosses the VPC namespace's forward path, where the security
-            // groups' rules sit.
-            net::run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &vpc_ns,
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv4.conf.{host_side}.proxy_arp=1"),
-                ],
-            )?;
-            ip(&["-n", &vpc_ns, "link", "set", &host_side, "up"])?;
             ip(&["-n", &ins, "link", "set", "lo", "up"])?;
             // The interface has its MAC; its addresses come from the subnet's DHCP server
             // (the primary) and the metadata (the secondaries), as the guest's init asks.
@@ -803,18 +787,6 @@ impl NsDriver {
         let plumb = || -> Result<(), ComputeError> {
             ip_quiet(&["-n", &vpc_ns, "link", "delete", &tap]);
             ip(&["-n", &vpc_ns, "tuntap", "add", "dev", &tap, "mode", "tap"])?;
-            net::run(
-                "ip",
-                &[
-                    "netns",
-                    "exec",
-                    &vpc_ns,
-                    "sysctl",
-                    "-qw",
-                    &format!("net.ipv4.conf.{tap}.proxy_arp=1"),
-                ],
-            )?;
-            ip(&["-n", &vpc_ns, "link", "set", &tap, "up"])?;
             route_guest(&vpc_ns, &tap, n)
         };
         let undo = |e: ComputeError| {
@@ -990,12 +962,27 @@ fn with_device<'a>(v: &VolumeSpec, used: impl Iterator<Item = &'a VolumeSpec>) -
     v
 }
 
-/// Routes an interface's addresses and prefixes from the VPC's namespace to the guest's link
-/// (a veth or a tap), answering from the subnet's gateway, with a permanent neighbour entry
-/// so that the DHCP server's unicast replies reach a guest that has no address yet.
+/// Makes the VPC's end of a guest's link (a veth or a tap) a routed one. Routed, not bridged:
+/// the VPC side answers ARP for every other address (proxy ARP) and routes each of the
+/// interface's addresses and prefixes to the link, answering from the subnet's gateway, so all
+/// traffic between instances crosses the VPC namespace's forward path, where the security
+/// groups' rules sit. A permanent neighbour entry lets the DHCP server's unicast replies reach
+/// a guest that has no address yet.
 fn route_guest(vpc_ns: &str, link: &str, n: &crate::NetSpec) -> Result<(), ComputeError> {
     let gw = net::gateway(&n.subnet_cidr)
         .ok_or_else(|| ComputeError::Guest(format!("bad subnet CIDR {}", n.subnet_cidr)))?;
+    net::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            vpc_ns,
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.conf.{link}.proxy_arp=1"),
+        ],
+    )?;
+    ip(&["-n", vpc_ns, "link", "set", link, "up"])?;
     for a in std::iter::once(&n.private_ip).chain(&n.secondary_ips) {
         ip(&[
             "-n",
