@@ -205,6 +205,31 @@ def test_secondary_addresses_come_from_the_metadata(ns_kumo, ec2, key):
         assert ssh(key, a, "hostname -I").returncode == 0
 
 
+def test_instance_store_survives_a_reboot_not_a_stop(ns_kumo, ec2, key):
+    """A c5d.large's 50 GB NVMe instance store: the next NVMe device after the root, blank at
+    each start, kept across a reboot, gone after a stop; EBS volumes come after it."""
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="c5d.large")
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    mark = "echo instance-store-data | sudo dd of=/dev/nvme1n1 conv=fsync status=none"
+    read = "sudo head -c 19 /dev/nvme1n1 | tr -d '\\000'; echo; sudo blockdev --getsize64 /dev/nvme1n1"
+    assert ssh(key, ip, mark).returncode == 0
+    p = ssh(key, ip, read)
+    assert p.stdout.split() == ["instance-store-data", str(50 * 10**9)], p.stdout + p.stderr
+    vol = ec2.create_volume(AvailabilityZone=inst["Placement"]["AvailabilityZone"], Size=1)["VolumeId"]
+    ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
+    assert ssh(key, ip, "readlink /dev/sdf").stdout.strip() == "nvme2n1"
+    ec2.reboot_instances(InstanceIds=[iid])
+    time.sleep(1)
+    p = ssh(key, ip, read + "; readlink /dev/sdf")
+    assert p.stdout.split() == ["instance-store-data", str(50 * 10**9), "nvme2n1"], p.stdout + p.stderr
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ec2.start_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    p = ssh(key, ip, read)
+    assert p.stdout.split() == [str(50 * 10**9)], p.stdout + p.stderr
+
+
 def test_instances_share_their_subnet_and_cgroups_hold_the_type(ns_kumo, ec2, key):
     vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]

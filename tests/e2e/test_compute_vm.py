@@ -187,3 +187,24 @@ def test_vm_volume_hotplug_busy_detach_and_clean_stop_start(ec2, key, instance):
     p = ssh(key, ip, "cat /var/tmp/marker; lsblk -bdno SIZE /dev/nvme0n1")
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["vm-user-data-ran", size_before]
+
+
+def test_vm_instance_store_is_blank_after_a_stop(ec2, key, vm_kumo):
+    """A c5d.large's instance store is a virtio disk with EC2's serial (`AWS…`) and name
+    (`/dev/nvme1n1`); what is written there is gone after a stop and start."""
+    ssm = make_client(vm_kumo.endpoint, service="ssm")
+    image = ssm.get_parameter(Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
+    inst = ec2.run_instances(ImageId=image, InstanceType="c5d.large", MinCount=1, MaxCount=1, KeyName="vm-key")["Instances"][0]
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    read = "sudo head -c 19 /dev/nvme1n1 | tr -d '\\000'; echo; lsblk -bdno SIZE,SERIAL $(readlink -f /dev/nvme1n1)"
+    p = ssh(key, ip, "echo instance-store-data | sudo dd of=/dev/nvme1n1 conv=fsync status=none && " + read)
+    assert p.returncode == 0, p.stderr
+    data, size, serial = p.stdout.split()
+    assert (data, int(size)) == ("instance-store-data", 50 * 10**9) and serial.startswith("AWS")
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 2, "MaxAttempts": 90})
+    ec2.start_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    p = ssh(key, ip, read)
+    assert p.stdout.split() == [size, serial], p.stdout + p.stderr
+    ec2.terminate_instances(InstanceIds=[iid])

@@ -118,6 +118,10 @@ pub struct InstanceSpec {
     pub root: Option<VolumeSpec>,
     #[serde(default)]
     pub root_size_gib: u64,
+    /// The type's instance store disks (their size in GB, 10^9 bytes, as the type lists it),
+    /// NVMe on Nitro types: blank at each start, kept across a reboot, gone at a stop.
+    #[serde(default)]
+    pub instance_store: Vec<u64>,
 }
 
 /// A command run by the guest's agent: `Pending` until the agent takes it, `InProgress`, then

@@ -77,6 +77,10 @@ struct Running {
     exited: bool,
     /// Data volumes attached live, by volume id.
     volumes: HashMap<String, LiveVolume>,
+    /// Instance store disks (`ns`: with their loop devices).
+    ephemeral: Vec<(VolumeSpec, String)>,
+    /// The guest exited asking for a reboot (its instance store stays).
+    reboot_exit: bool,
 }
 
 /// A volume in a guest: qemu-storage-daemon exports the qcow2 file as a raw FUSE file, a loop
@@ -176,31 +180,8 @@ impl LiveVolume {
         Ok(lv)
     }
 
-    /// Puts the device node (and the attachment's name, as a link) in the guest's /dev.
     fn show(&self, init_pid: i32) -> Result<(), ComputeError> {
-        use std::os::unix::fs::MetadataExt;
-        let rdev = std::fs::metadata(&self.loop_dev)
-            .map_err(|e| ComputeError::io("loop device", e))?
-            .rdev();
-        let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
-        let root = PathBuf::from(format!("/proc/{init_pid}/root"));
-        let node = root.join(self.spec.device.trim_start_matches('/'));
-        let _ = std::fs::remove_file(&node);
-        nix::sys::stat::mknod(
-            &node,
-            nix::sys::stat::SFlag::S_IFBLK,
-            nix::sys::stat::Mode::from_bits_truncate(0o660),
-            nix::sys::stat::makedev(major, minor),
-        )
-        .map_err(|e| ComputeError::io(format!("device node {}", self.spec.device), e.into()))?;
-        if let Some(alias) = &self.spec.alias {
-            let link = root.join(alias.trim_start_matches('/'));
-            let _ = std::fs::remove_file(&link);
-            let target = self.spec.device.trim_start_matches("/dev/");
-            std::os::unix::fs::symlink(target, &link)
-                .map_err(|e| ComputeError::io(format!("device link {alias}"), e))?;
-        }
-        Ok(())
+        show_device(init_pid, &self.loop_dev, &self.spec)
     }
 
     /// Pushes the loop device's and the FUSE file's cached writes to the storage daemon.
@@ -245,6 +226,63 @@ impl LiveVolume {
     }
 }
 
+/// Puts a block device's node in the guest's /dev under the name the spec gives it (and the
+/// attachment's name, as a link).
+fn show_device(init_pid: i32, dev: &str, spec: &VolumeSpec) -> Result<(), ComputeError> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = std::fs::metadata(dev)
+        .map_err(|e| ComputeError::io("loop device", e))?
+        .rdev();
+    let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+    let root = PathBuf::from(format!("/proc/{init_pid}/root"));
+    let node = root.join(spec.device.trim_start_matches('/'));
+    let _ = std::fs::remove_file(&node);
+    nix::sys::stat::mknod(
+        &node,
+        nix::sys::stat::SFlag::S_IFBLK,
+        nix::sys::stat::Mode::from_bits_truncate(0o660),
+        nix::sys::stat::makedev(major, minor),
+    )
+    .map_err(|e| ComputeError::io(format!("device node {}", spec.device), e.into()))?;
+    if let Some(alias) = &spec.alias {
+        let link = root.join(alias.trim_start_matches('/'));
+        let _ = std::fs::remove_file(&link);
+        let target = spec.device.trim_start_matches("/dev/");
+        std::os::unix::fs::symlink(target, &link)
+            .map_err(|e| ComputeError::io(format!("device link {alias}"), e))?;
+    }
+    Ok(())
+}
+
+/// The instance's instance store disks: sparse files in its run directory, made blank when
+/// missing (at a start after a stop), named after the root (`/dev/nvme1n1`…) and serialed as
+/// EC2's instance store NVMe disks are (`AWS…`).
+fn instance_store(run: &Path, spec: &InstanceSpec) -> Result<Vec<VolumeSpec>, ComputeError> {
+    let dir = run.join("ephemeral");
+    if spec.instance_store.is_empty() {
+        return Ok(Vec::new());
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| ComputeError::io("instance store", e))?;
+    let hex: String = short(&spec.id).to_uppercase();
+    let mut out = Vec::new();
+    for (i, gb) in spec.instance_store.iter().enumerate() {
+        let file = dir.join(format!("{i}.img"));
+        if !file.exists() {
+            let f =
+                std::fs::File::create(&file).map_err(|e| ComputeError::io("instance store", e))?;
+            f.set_len(gb * 1_000_000_000)
+                .map_err(|e| ComputeError::io("instance store", e))?;
+        }
+        out.push(VolumeSpec {
+            volume_id: format!("AWS{hex:0>8}{i:09X}"),
+            file,
+            device: format!("/dev/nvme{}n1", i + 1),
+            alias: None,
+        });
+    }
+    Ok(out)
+}
+
 struct VmGuest {
     qmp: PathBuf,
     tap: String,
@@ -283,6 +321,7 @@ fn watch(state: std::sync::Weak<Mutex<State>>, tx: std::sync::mpsc::Sender<Guest
             if let Ok(Some(status)) = r.helper.try_wait() {
                 r.exited = true;
                 let reboot = status.code() == Some(REBOOT_STATUS);
+                r.reboot_exit = reboot;
                 tracing::info!(instance = %id, reboot, "the guest stopped on its own");
                 if tx
                     .send(GuestEvent {
@@ -752,6 +791,8 @@ impl NsDriver {
                 ip: addr,
                 exited: false,
                 volumes: HashMap::new(),
+                ephemeral: Vec::new(),
+                reboot_exit: false,
             }),
             Err(e) => {
                 let _ = helper.kill();
@@ -795,10 +836,17 @@ impl NsDriver {
         };
         plumb().map_err(undo)?;
         leases.set(&n.mac, lease_for(spec).map_err(undo)?);
+        // Instance store disks take the last root ports, volumes the first ones.
+        let store = instance_store(&run, spec).map_err(undo)?;
+        let store_disks: Vec<(String, PathBuf, u32)> = store
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (d.volume_id.clone(), d.file.clone(), vm::PORTS - i as u32))
+            .collect();
         let mut disks: HashMap<String, (VolumeSpec, u32)> = HashMap::new();
         for v in &spec.volumes {
-            let v = with_device(v, disks.values().map(|(d, _)| d));
-            let port = (1..=vm::PORTS)
+            let v = with_device(v, disks.values().map(|(d, _)| d).chain(&store));
+            let port = (1..=vm::PORTS - store.len() as u32)
                 .find(|p| !disks.values().any(|(_, q)| q == p))
                 .ok_or_else(|| ComputeError::Guest("no free slot for a volume".into()))?;
             disks.insert(v.volume_id.clone(), (v, port));
@@ -807,7 +855,11 @@ impl NsDriver {
             .values()
             .map(|(v, p)| (v.volume_id.clone(), v.file.clone(), *p))
             .collect();
-        let specs: Vec<VolumeSpec> = disks.values().map(|(v, _)| v.clone()).collect();
+        let specs: Vec<VolumeSpec> = disks
+            .values()
+            .map(|(v, _)| v.clone())
+            .chain(store.iter().cloned())
+            .collect();
         imds.set(
             IpAddr::V4(ip4),
             with_guest_files(spec, &spec.metadata, &specs),
@@ -819,7 +871,7 @@ impl NsDriver {
         let log2 = log
             .try_clone()
             .map_err(|e| ComputeError::io("QEMU log", e))?;
-        let args = vm::args(cfg, spec, &run, &disk, &tap, &boot_disks);
+        let args = vm::args(cfg, spec, &run, &disk, &tap, &boot_disks, &store_disks);
         let spawned = Command::new("ip")
             .args(["netns", "exec", &vpc_ns, "qemu-system-x86_64"])
             .args(&args)
@@ -874,7 +926,68 @@ impl NsDriver {
             ip: IpAddr::V4(ip4),
             exited: false,
             volumes: HashMap::new(),
+            ephemeral: store.into_iter().map(|v| (v, String::new())).collect(),
+            reboot_exit: false,
         })
+    }
+
+    /// The devices an `ns` guest gets at each boot: its instance store disks (loop devices on
+    /// their files), then its attached volumes. A `vm` guest has them on QEMU's command line.
+    fn devices_at_boot(&self, r: &mut Running) {
+        if r.vm.is_some() {
+            return;
+        }
+        // The init stage mounts the guest's /dev before it executes the image's init: device
+        // nodes made earlier would be hidden under that mount.
+        let exe = PathBuf::from(format!("/proc/{}/exe", r.init_pid));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while std::fs::read_link(&exe).is_ok_and(|p| p == self.exe) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let run = self.dir.join(&r.spec.id);
+        match instance_store(&run, &r.spec) {
+            Ok(disks) => {
+                for d in disks {
+                    let shown =
+                        net::run("losetup", &["--find", "--show", &d.file.to_string_lossy()])
+                            .map(|out| out.trim().to_string())
+                            .and_then(|dev| {
+                                show_device(r.init_pid, &dev, &d)
+                                    .map(|_| dev.clone())
+                                    .inspect_err(|_| {
+                                        let _ = net::run("losetup", &["-d", &dev]);
+                                    })
+                            });
+                    match shown {
+                        Ok(dev) => r.ephemeral.push((d, dev)),
+                        Err(e) => {
+                            tracing::error!(instance = %r.spec.id, error = %e, "cannot give the guest its instance store")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(instance = %r.spec.id, error = %e, "cannot make the instance store")
+            }
+        }
+        let volumes = r.spec.volumes.clone();
+        for v in &volumes {
+            let v = &with_device(
+                v,
+                r.volumes
+                    .values()
+                    .map(|l| &l.spec)
+                    .chain(r.ephemeral.iter().map(|(d, _)| d)),
+            );
+            match LiveVolume::start(&run, r.init_pid, v) {
+                Ok(lv) => {
+                    r.volumes.insert(v.volume_id.clone(), lv);
+                }
+                Err(e) => {
+                    tracing::error!(instance = %r.spec.id, volume = %v.volume_id, error = %e, "cannot attach a volume at boot")
+                }
+            }
+        }
     }
 
     /// Frees what a stopped instance held on the host (its root data stays).
@@ -936,6 +1049,9 @@ impl NsDriver {
         }
         for (_, mut lv) in r.volumes.drain() {
             lv.stop();
+        }
+        for (_, dev) in r.ephemeral.drain(..) {
+            let _ = net::run("losetup", &["-d", &dev]);
         }
         if let Some(v) = st.vpcs.get(&r.spec.net.vpc_id) {
             v.dhcp.remove(&r.spec.net.mac);
@@ -1038,10 +1154,16 @@ fn lease_for(spec: &InstanceSpec) -> Result<Lease, ComputeError> {
     })
 }
 
-/// A `vm` guest's data disks.
+/// A guest's data and instance store disks (`vm`; an `ns` guest's are its own device nodes).
 fn guest_disks(r: &Running) -> Vec<VolumeSpec> {
     r.vm.as_ref()
-        .map(|g| g.disks.values().map(|(v, _)| v.clone()).collect())
+        .map(|g| {
+            g.disks
+                .values()
+                .map(|(v, _)| v.clone())
+                .chain(r.ephemeral.iter().map(|(d, _)| d.clone()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -1289,19 +1411,7 @@ impl Driver for NsDriver {
         }
         let mut r = self.boot(&mut st, spec)?;
         tracing::info!(instance = %spec.id, pid = r.init_pid, address = %spec.net.private_ip, "instance started");
-        let run = self.dir.join(&spec.id);
-        // A `vm` guest's volumes are on QEMU's command line.
-        for v in spec.volumes.iter().filter(|_| r.vm.is_none()) {
-            let v = &with_device(v, r.volumes.values().map(|l| &l.spec));
-            match LiveVolume::start(&run, r.init_pid, v) {
-                Ok(lv) => {
-                    r.volumes.insert(v.volume_id.clone(), lv);
-                }
-                Err(e) => {
-                    tracing::error!(instance = %spec.id, volume = %v.volume_id, error = %e, "cannot attach a volume at boot")
-                }
-            }
-        }
+        self.devices_at_boot(&mut r);
         st.instances.insert(spec.id.clone(), r);
         Ok(())
     }
@@ -1311,6 +1421,8 @@ impl Driver for NsDriver {
         if self.halt(&mut st, id, force)?.is_some() {
             tracing::info!(instance = id, force, "instance stopped");
         }
+        // Instance store data does not survive a stop.
+        let _ = std::fs::remove_dir_all(self.dir.join(id).join("ephemeral"));
         Ok(())
     }
 
@@ -1319,7 +1431,8 @@ impl Driver for NsDriver {
         let Some(spec) = self.halt(&mut st, id, false)? else {
             return Err(ComputeError::Unknown(id.to_string()));
         };
-        let r = self.boot(&mut st, &spec)?;
+        let mut r = self.boot(&mut st, &spec)?;
+        self.devices_at_boot(&mut r);
         st.instances.insert(spec.id.clone(), r);
         tracing::info!(instance = id, "instance rebooted");
         Ok(())
@@ -1408,8 +1521,14 @@ impl Driver for NsDriver {
             if g.disks.contains_key(&v.volume_id) {
                 return Ok(());
             }
-            let v = with_device(v, g.disks.values().map(|(d, _)| d));
-            let port = (1..=vm::PORTS)
+            let v = with_device(
+                v,
+                g.disks
+                    .values()
+                    .map(|(d, _)| d)
+                    .chain(r.ephemeral.iter().map(|(d, _)| d)),
+            );
+            let port = (1..=vm::PORTS - r.ephemeral.len() as u32)
                 .find(|p| !g.disks.values().any(|(_, q)| q == p))
                 .ok_or_else(|| ComputeError::Guest("no free slot for another volume".into()))?;
             // The guest learns the disk's EC2 names before it appears.
@@ -1434,7 +1553,13 @@ impl Driver for NsDriver {
             tracing::info!(instance = id, volume = %v.volume_id, device = %v.device, port, "volume hot-plugged");
             return Ok(());
         }
-        let v = &with_device(v, r.volumes.values().map(|l| &l.spec));
+        let v = &with_device(
+            v,
+            r.volumes
+                .values()
+                .map(|l| &l.spec)
+                .chain(r.ephemeral.iter().map(|(d, _)| d)),
+        );
         let lv = LiveVolume::start(&self.dir.join(id), r.init_pid, v)?;
         r.spec.volumes.retain(|x| x.volume_id != v.volume_id);
         r.spec.volumes.push(v.clone());
@@ -1650,7 +1775,11 @@ impl Driver for NsDriver {
 
     fn reap(&self, id: &str) {
         let mut st = lock(&self.state);
+        let reboot = st.instances.get(id).is_some_and(|r| r.reboot_exit);
         let _ = self.halt(&mut st, id, true);
+        if !reboot {
+            let _ = std::fs::remove_dir_all(self.dir.join(id).join("ephemeral"));
+        }
     }
 
     fn shutdown_all(&self) {

@@ -221,6 +221,7 @@ pub fn args(
     disk: &Path,
     tap: &str,
     disks: &[(String, PathBuf, u32)],
+    store: &[(String, PathBuf, u32)],
 ) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| a.extend(items.iter().map(|s| s.to_string()));
@@ -293,6 +294,15 @@ pub fn args(
     }
     for (volume_id, file, port) in disks {
         let (file_opt, dev) = disk_args(volume_id, file, *port);
+        push(&["-blockdev", &file_opt, "-device", &dev]);
+    }
+    // Instance store: raw sparse files, their serial EC2's (`AWS…`).
+    for (serial_no, file, port) in store {
+        let file_opt = format!(
+            "driver=raw,node-name=s{serial_no},file.driver=file,file.filename={}",
+            file.display()
+        );
+        let dev = format!("virtio-blk-pci,drive=s{serial_no},serial={serial_no},bus=rp{port}");
         push(&["-blockdev", &file_opt, "-device", &dev]);
     }
     a

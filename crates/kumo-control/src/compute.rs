@@ -295,6 +295,20 @@ fn spec(k: &Kumo, cm: &Compute, ctx: &RequestContext, id: &str) -> Result<Instan
             })
             .collect();
         let root_vol = root_volume(&r, &c);
+        // Nitro types show their instance store as NVMe disks (Xen types need ephemeral
+        // mappings, which Kumo refuses at launch).
+        let instance_store = info
+            .filter(|i| i.hypervisor.as_deref().is_none_or(|h| h == "nitro"))
+            .and_then(|i| i.instance_storage_info.as_ref()?.disks.as_ref())
+            .into_iter()
+            .flatten()
+            .flat_map(|d| {
+                std::iter::repeat_n(
+                    d.size_in_gb.unwrap_or(0).max(1) as u64,
+                    d.count.unwrap_or(0).max(0) as usize,
+                )
+            })
+            .collect();
         let root = root_vol.map(|v| {
             let mut spec = volume_spec(k, &r, &v.id, &r.root_device_name);
             if spec.device.is_empty() {
@@ -303,6 +317,7 @@ fn spec(k: &Kumo, cm: &Compute, ctx: &RequestContext, id: &str) -> Result<Instan
             spec
         });
         Ok(InstanceSpec {
+            instance_store,
             root,
             root_size_gib: root_vol.map(|v| v.size as u64).unwrap_or(0),
             volumes,

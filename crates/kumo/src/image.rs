@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v8";
+pub const RECIPE: &str = "debian-12-minbase-v9";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -327,6 +327,9 @@ exit 0
 const UDEV_RULES: &str = r#"# Kumo: EC2's device names for EBS volumes (virtio disks whose serial is the volume id).
 SUBSYSTEM=="block", KERNEL=="vd*", ENV{DEVTYPE}=="disk", ATTRS{serial}=="vol*", PROGRAM="/usr/local/sbin/kumo-devname %s{serial}", SYMLINK+="%c"
 SUBSYSTEM=="block", KERNEL=="vd*", ENV{DEVTYPE}=="partition", ATTRS{serial}=="vol*", PROGRAM="/usr/local/sbin/kumo-devname %s{serial} %n", SYMLINK+="%c"
+# Instance store disks (serial AWS…).
+SUBSYSTEM=="block", KERNEL=="vd*", ENV{DEVTYPE}=="disk", ATTRS{serial}=="AWS*", PROGRAM="/usr/local/sbin/kumo-devname %s{serial}", SYMLINK+="%c"
+SUBSYSTEM=="block", KERNEL=="vd*", ENV{DEVTYPE}=="partition", ATTRS{serial}=="AWS*", PROGRAM="/usr/local/sbin/kumo-devname %s{serial} %n", SYMLINK+="%c"
 "#;
 
 /// The names of a volume's attachment, from Kumo's channel beside the metadata service;
