@@ -208,3 +208,20 @@ def test_vm_instance_store_is_blank_after_a_stop(ec2, key, vm_kumo):
     p = ssh(key, ip, read)
     assert p.stdout.split() == [size, serial], p.stdout + p.stderr
     ec2.terminate_instances(InstanceIds=[iid])
+
+
+def test_vm_image_of_a_running_instance_carries_its_disk(ec2, key, instance):
+    """CreateImage without a reboot: the guest is paused (its disks flushed) while its root
+    disk is copied, then runs on; an instance launched from the image has its files."""
+    iid, ip = instance
+    assert ssh(key, ip, "echo from-the-image | sudo tee /etc/kumo-image-marker >/dev/null && sync").returncode == 0
+    image = ec2.create_image(InstanceId=iid, Name="vm-image", NoReboot=True)["ImageId"]
+    ec2.get_waiter("image_available").wait(ImageIds=[image], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    # The source runs on (it was resumed after the copy).
+    assert ssh(key, ip, "cat /etc/kumo-image-marker", timeout=30).stdout.strip() == "from-the-image"
+    new = ec2.run_instances(ImageId=image, InstanceType="t3.micro", MinCount=1, MaxCount=1, KeyName="vm-key")["Instances"][0]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[new["InstanceId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    p = ssh(key, new["PrivateIpAddress"], "cat /etc/kumo-image-marker; hostname")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[0] == "from-the-image"
+    ec2.terminate_instances(InstanceIds=[new["InstanceId"]])

@@ -195,6 +195,12 @@ pub trait Driver: Send + Sync {
     /// place: the guest's writes move to the overlay from now on. False when the volume is
     /// attached to no running guest here.
     fn volume_snapshotted(&self, volume_id: &str) -> Result<bool, ComputeError>;
+    /// Pauses (or resumes) the guest whose root disk is this volume's, when the driver keeps
+    /// that disk as a file the snapshot copies (`vm`): paused, its writes are flushed and none
+    /// land during the copy. False when no guest here has it.
+    fn hold_root(&self, _volume_id: &str, _pause: bool) -> Result<bool, ComputeError> {
+        Ok(false)
+    }
     /// Queues a shell script for the guest's agent (Kumo's run-command channel).
     fn send_command(&self, id: &str, command_id: &str, script: &str) -> Result<(), ComputeError>;
     /// Where a command stands.

@@ -1669,6 +1669,23 @@ impl Driver for NsDriver {
         Ok(true)
     }
 
+    fn hold_root(&self, volume_id: &str, pause: bool) -> Result<bool, ComputeError> {
+        let st = lock(&self.state);
+        let Some(g) = st.instances.values().find_map(|r| {
+            r.spec
+                .root
+                .as_ref()
+                .filter(|x| x.volume_id == volume_id)
+                .and(r.vm.as_ref())
+        }) else {
+            return Ok(false);
+        };
+        // QEMU's `stop` drains and flushes every disk before it returns.
+        let cmd = if pause { "stop" } else { "cont" };
+        vm::qmp(&g.qmp, &[format!(r#"{{"execute":"{cmd}"}}"#)])?;
+        Ok(true)
+    }
+
     fn volume_snapshotted(&self, volume_id: &str) -> Result<bool, ComputeError> {
         let mut st = lock(&self.state);
         // A `vm` guest's data disk: QEMU flushes the frozen layer and moves to the overlay.

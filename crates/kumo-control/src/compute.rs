@@ -854,6 +854,19 @@ pub fn grow_live(k: &Kumo, volume_id: &str, size_gib: u64) -> Result<bool, Strin
         .map_err(|e| e.to_string())
 }
 
+/// Pauses or resumes the guest whose root disk is this volume's file (see
+/// [`kumo_compute::Driver::hold_root`]); true when one was.
+pub fn hold_root(k: &Kumo, volume_id: &str, pause: bool) -> bool {
+    let Some(cm) = &k.compute else { return false };
+    match cm.driver.hold_root(volume_id, pause) {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(volume = volume_id, pause, error = %e, "cannot pause or resume the guest around a snapshot");
+            false
+        }
+    }
+}
+
 /// After a live volume's file was frozen as a snapshot: the guest writes to the new overlay.
 pub fn snapshot_live(k: &Kumo, volume_id: &str) -> Result<(), String> {
     let Some(cm) = &k.compute else { return Ok(()) };

@@ -83,17 +83,30 @@ pub fn freeze_files(k: &Kumo, real: bool, recs: &[SnapshotRecord]) -> Result<(),
     if !real {
         return Ok(());
     }
+    // Guests whose root disk is a file the snapshot copies are paused around the copies, so
+    // that all of them are of one moment.
+    let held: Vec<&str> = recs
+        .iter()
+        .map(|r| r.volume_id.as_str())
+        .filter(|v| crate::compute::hold_root(k, v, true))
+        .collect();
+    let mut out = Ok(());
     for rec in recs {
-        k.blocks
+        let done = k
+            .blocks
             .snapshot(&rec.volume_id, &rec.id, rec.volume_size as u64)
             .map_err(|e| e.to_string())
-            .and_then(|()| crate::compute::snapshot_live(k, &rec.volume_id))
-            .map_err(|e| {
+            .and_then(|()| crate::compute::snapshot_live(k, &rec.volume_id));
+        if let Err(e) = done {
             tracing::error!(error = %e, volume = %rec.volume_id, "cannot snapshot a volume file");
-            Fail(Ec2Error::internal())
-        })?;
+            out = Err(Fail(Ec2Error::internal()));
+            break;
+        }
     }
-    Ok(())
+    for v in held {
+        crate::compute::hold_root(k, v, false);
+    }
+    out
 }
 
 fn state(k: &Kumo, s: &SnapshotRecord) -> (&'static str, &'static str) {
