@@ -317,14 +317,18 @@ impl BlockStore {
         }
     }
 
-    /// Deletes every volume file (reset).
+    /// Deletes every volume file (reset). A file already gone is no error.
     pub fn clear(&self) -> Result<(), BlockError> {
+        let gone = |r: std::io::Result<()>| match r {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
         for entry in std::fs::read_dir(&self.dir)? {
             let p = entry?.path();
             if p.extension().is_some_and(|e| e == "qcow2") {
-                std::fs::remove_file(p)?;
+                gone(std::fs::remove_file(p))?;
             } else if p.extension().is_some_and(|e| e == "root") {
-                std::fs::remove_dir_all(p)?;
+                gone(std::fs::remove_dir_all(p))?;
             }
         }
         Ok(())

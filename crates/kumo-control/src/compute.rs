@@ -503,6 +503,17 @@ pub fn guest_event(k: &Kumo, ev: kumo_compute::GuestEvent) {
     };
     if ev.reboot {
         boot(k, &ctx, std::slice::from_ref(&ev.id));
+        // Terminated, or the whole state reset, while it booted again: it does not run on.
+        let s = crate::scope(&ctx);
+        let live = k
+            .store
+            .read(|v| Ok::<_, Fail>(v.get::<InstanceRecord>(s, &ev.id)?))
+            .ok()
+            .flatten()
+            .is_some_and(|r| r.state() == State::Running || r.state() == State::Pending);
+        if !live {
+            let _ = cm.driver.destroy(&ev.id);
+        }
         return;
     }
     match crate::admin::guest_shutdown(k, &account, &region, &ev.id) {

@@ -233,6 +233,10 @@ impl Kumo {
     pub fn reset(&self) -> Result<(), Ec2Error> {
         self.shutdown();
         self.store.reset().map_err(|e| Fail::from(e).0)?;
+        // A guest that rebooted itself may have been booting again meanwhile (the guest-event
+        // thread): with the store empty nothing boots any more, so a second sweep leaves no
+        // guest writing into the files about to go.
+        self.shutdown();
         self.net.clear();
         if let Err(e) = self.blocks.clear() {
             tracing::error!(error = %e, "cannot delete volume files at reset");
