@@ -102,7 +102,7 @@ def main():
             if ssh_ready(i["PrivateIpAddress"], t + 2 * wait) is None:
                 raise SystemExit(f"{i['InstanceId']} never answered SSH")
         took = time.time() - t
-        print(f"{args.burst} instances in one call: API {api_burst * 1000:.0f} ms, all SSH-ready in {took:.2f} s: {args.burst / took:.1f} instances started per second")
+        print(f"{args.burst} instances in one call: API {api_burst * 1000:.0f} ms, all SSH-ready in {took:.2f} s: {args.burst / took:.2f} instances started per second")
 
         time.sleep(3)
         total = 0
