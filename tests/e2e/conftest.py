@@ -77,12 +77,17 @@ class Kumo:
             assert r.status == 200
 
 
-@pytest.fixture(scope="session")
-def kumo():
-    k = Kumo().start()
+def serving(*extra_args):
+    """A server for a fixture's lifetime (`yield from serving(...)`), removed with its data."""
+    k = Kumo(extra_args=list(extra_args)).start()
     yield k
     k.stop()
     shutil.rmtree(k.data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kumo():
+    yield from serving()
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ stop and start, and are held to their type's limits by cgroups."""
 import glob
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -15,17 +14,14 @@ import pytest
 
 from botocore.exceptions import ClientError
 
-from conftest import KUMO_BIN, Cli, Kumo, error_code, make_client
+from conftest import KUMO_BIN, Cli, error_code, make_client, serving
 
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "ConnectTimeout=3", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"]
 
 
 @pytest.fixture(scope="module")
 def ns_kumo():
-    k = Kumo(extra_args=["--driver", "ns"]).start()
-    yield k
-    k.stop()
-    shutil.rmtree(k.data_dir, ignore_errors=True)
+    yield from serving("--driver", "ns")
 
 
 def allow_ssh(ec2, vpc_id=None):

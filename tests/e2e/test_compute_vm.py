@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import Kumo, make_client
+from conftest import make_client, serving
 from test_compute_ns import SSH_OPTS, allow_ssh
 
 # A boot under TCG takes tens of seconds; SSH answers once sshd runs.
@@ -27,10 +27,7 @@ pytestmark = pytest.mark.skipif(not qemu_available(), reason="qemu-system-x86_64
 
 @pytest.fixture(scope="module")
 def vm_kumo():
-    k = Kumo(extra_args=["--driver", "vm"]).start()
-    yield k
-    k.stop()
-    shutil.rmtree(k.data_dir, ignore_errors=True)
+    yield from serving("--driver", "vm")
 
 
 @pytest.fixture(scope="module")
