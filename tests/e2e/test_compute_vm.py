@@ -188,7 +188,8 @@ def test_vm_volume_hotplug_busy_detach_and_clean_stop_start(ec2, key, instance):
 
 def test_vm_instance_store_is_blank_after_a_stop(ec2, key, vm_kumo):
     """A c5d.large's instance store is a virtio disk with EC2's serial (`AWS…`) and name
-    (`/dev/nvme1n1`); what is written there is gone after a stop and start."""
+    (`/dev/nvme1n1`); what is written there is gone after the guest powers itself off and
+    the instance starts again."""
     ssm = make_client(vm_kumo.endpoint, service="ssm")
     image = ssm.get_parameter(Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
     inst = ec2.run_instances(ImageId=image, InstanceType="c5d.large", MinCount=1, MaxCount=1, KeyName="vm-key")["Instances"][0]
@@ -198,8 +199,12 @@ def test_vm_instance_store_is_blank_after_a_stop(ec2, key, vm_kumo):
     assert p.returncode == 0, p.stderr
     data, size, serial = p.stdout.split()
     assert (data, int(size)) == ("instance-store-data", 50 * 10**9) and serial.startswith("AWS")
-    ec2.stop_instances(InstanceIds=[iid])
+    # `sudo poweroff` in the guest: the VM powers off, QEMU exits, and the instance stops
+    # (its shutdown behaviour is stop), losing its instance store.
+    ssh(key, ip, "sudo poweroff", timeout=0)
     ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 2, "MaxAttempts": 90})
+    st = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert st["StateReason"]["Code"] == "Client.InstanceInitiatedShutdown"
     ec2.start_instances(InstanceIds=[iid])
     ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     p = ssh(key, ip, read)
