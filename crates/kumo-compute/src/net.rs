@@ -51,6 +51,12 @@ pub fn gateway(subnet_cidr: &str) -> Option<String> {
     Some(addr(net + 1))
 }
 
+/// The VPC's resolver: its base address plus two, as AWS places it.
+pub fn vpc_dns(vpc_cidr: &str) -> Option<std::net::Ipv4Addr> {
+    let (base, _) = parse_cidr(vpc_cidr)?;
+    Some(std::net::Ipv4Addr::from(base + 2))
+}
+
 /// The last 8 hex digits of a resource id: short names for interfaces (at most 15 bytes).
 pub fn short(id: &str) -> &str {
     let hex = id.rsplit('-').next().unwrap_or(id);
@@ -66,6 +72,10 @@ mod tests {
         assert_eq!(gateway("10.0.1.0/24").as_deref(), Some("10.0.1.1"));
         assert_eq!(gateway("172.31.32.0/20").as_deref(), Some("172.31.32.1"));
         assert_eq!(parse_cidr("10.0.0.0/33"), None);
+        assert_eq!(
+            vpc_dns("10.7.0.0/16").map(|a| a.to_string()).as_deref(),
+            Some("10.7.0.2")
+        );
         assert_eq!(short("subnet-0123456789abcdef0"), "9abcdef0");
     }
 }

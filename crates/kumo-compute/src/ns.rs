@@ -17,7 +17,7 @@ use crate::imds::Imds;
 use crate::net::{self, ip, ip_quiet, short};
 use crate::vm::{self, VmConfig};
 use crate::{ComputeError, Driver, GuestEvent, InstanceSpec, Metadata, VolumeSpec};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -81,6 +81,8 @@ struct Running {
     ephemeral: Vec<(VolumeSpec, String)>,
     /// The guest exited asking for a reboot (its instance store stays).
     reboot_exit: bool,
+    /// Kumo's files for the guest, served beside its metadata.
+    guest: BTreeMap<String, String>,
 }
 
 /// A volume in a guest: qemu-storage-daemon exports the qcow2 file as a raw FUSE file, a loop
@@ -524,10 +526,8 @@ impl NsDriver {
                 .map_err(|e| ComputeError::io("IMDS listener", e))?;
             self.rt.spawn(imds.clone().serve(l))
         };
-        // The VPC's resolver at its base + 2.
-        let dns_addr = net::parse_cidr(cidr)
-            .map(|(b, _)| net::addr(b + 2))
-            .unwrap_or_default();
+        let dns_addr = net::vpc_dns(cidr)
+            .ok_or_else(|| ComputeError::Guest(format!("bad VPC CIDR {cidr}")))?;
         ip(&[
             "-n",
             &ns,
@@ -718,16 +718,19 @@ impl NsDriver {
         }
         let n = &spec.net;
         let (imds, vpc_ns, leases, run) = self.prepare(st, spec)?;
-        // What the guest's init reads besides the metadata.
-        let etc = spec.root_data.join("upper/etc/kumo");
-        std::fs::create_dir_all(&etc).map_err(|e| ComputeError::io("guest configuration", e))?;
-        std::fs::write(etc.join("instance.env"), guest_env(spec))
-            .map_err(|e| ComputeError::io("guest configuration", e))?;
-        if let Some(script) = cloud_config_script(spec) {
-            let cc = spec.root_data.join("upper/var/lib/kumo");
-            std::fs::create_dir_all(&cc).map_err(|e| ComputeError::io("guest configuration", e))?;
-            std::fs::write(cc.join("cloud-config.sh"), script)
-                .map_err(|e| ComputeError::io("guest configuration", e))?;
+        // What the guest's init reads besides the metadata: under `ns` its files are in
+        // the root's upper layer before it starts (a `vm` guest fetches them).
+        let guest = guest_files(spec, &[]);
+        for (name, dir) in [
+            ("instance.env", "etc/kumo"),
+            ("cloud-config.sh", "var/lib/kumo"),
+        ] {
+            if let Some(text) = guest.get(name) {
+                let dir = spec.root_data.join("upper").join(dir);
+                std::fs::create_dir_all(&dir)
+                    .and_then(|_| std::fs::write(dir.join(name), text))
+                    .map_err(|e| ComputeError::io("guest configuration", e))?;
+            }
         }
         let console = run.join("console.log");
         let mut helper = Command::new(&self.exe)
@@ -771,7 +774,13 @@ impl NsDriver {
                 .private_ip
                 .parse()
                 .map_err(|_| ComputeError::Guest(format!("bad address {}", n.private_ip)))?;
-            imds.set(addr, with_guest_files(spec, &spec.metadata, &[]));
+            imds.set(
+                addr,
+                Metadata {
+                    guest: guest.clone(),
+                    ..spec.metadata.clone()
+                },
+            );
             writeln!(stdin, "go").map_err(|e| ComputeError::io("start the guest", e))?;
             let line = read_line(&mut lines)?;
             let init_pid: i32 = line
@@ -793,6 +802,7 @@ impl NsDriver {
                 volumes: HashMap::new(),
                 ephemeral: Vec::new(),
                 reboot_exit: false,
+                guest,
             }),
             Err(e) => {
                 let _ = helper.kill();
@@ -860,9 +870,13 @@ impl NsDriver {
             .map(|(v, _)| v.clone())
             .chain(store.iter().cloned())
             .collect();
+        let guest = guest_files(spec, &specs);
         imds.set(
             IpAddr::V4(ip4),
-            with_guest_files(spec, &spec.metadata, &specs),
+            Metadata {
+                guest: guest.clone(),
+                ..spec.metadata.clone()
+            },
         );
         let qmp = run.join("qmp.sock");
         let _ = std::fs::remove_file(&qmp);
@@ -928,6 +942,7 @@ impl NsDriver {
             volumes: HashMap::new(),
             ephemeral: store.into_iter().map(|v| (v, String::new())).collect(),
             reboot_exit: false,
+            guest,
         })
     }
 
@@ -1137,9 +1152,7 @@ fn lease_for(spec: &InstanceSpec) -> Result<Lease, ComputeError> {
     let bad = |what: &str| ComputeError::Guest(format!("bad {what} in the instance's network"));
     let gw = net::gateway(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
     let (_, len) = net::parse_cidr(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
-    let dns = net::parse_cidr(&n.vpc_cidr)
-        .map(|(b, _)| std::net::Ipv4Addr::from(b + 2))
-        .ok_or_else(|| bad("VPC CIDR"))?;
+    let dns = net::vpc_dns(&n.vpc_cidr).ok_or_else(|| bad("VPC CIDR"))?;
     let (host, domain) = spec
         .hostname
         .split_once('.')
@@ -1154,25 +1167,12 @@ fn lease_for(spec: &InstanceSpec) -> Result<Lease, ComputeError> {
     })
 }
 
-/// A guest's data and instance store disks (`vm`; an `ns` guest's are its own device nodes).
-fn guest_disks(r: &Running) -> Vec<VolumeSpec> {
-    r.vm.as_ref()
-        .map(|g| {
-            g.disks
-                .values()
-                .map(|(v, _)| v.clone())
-                .chain(r.ephemeral.iter().map(|(d, _)| d.clone()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Whether a `vm` guest has a volume mounted, asked through its agent: it answers within a
 /// few seconds, and a guest that does not answer is taken to be using it (a forced detach
 /// still works), as a volume must not be pulled from under a file system.
 fn vm_busy(imds: &Imds, ip: IpAddr, volume_id: &str) -> bool {
     let serial = vm::serial(volume_id);
-    let id = format!("kumo-busy-{}", now_tag());
+    let id = format!("kumo-busy-{}", unique_tag());
     let script = format!(
         "d=$(readlink -f /dev/disk/by-id/virtio-{serial}) || exit 1\n\
          for m in $(awk '{{print $1}}' /proc/mounts /proc/swaps); do\n\
@@ -1195,7 +1195,7 @@ fn vm_busy(imds: &Imds, ip: IpAddr, volume_id: &str) -> bool {
 }
 
 /// A tag unique within this process for names made at run time.
-fn now_tag() -> String {
+fn unique_tag() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
     format!("{}", N.fetch_add(1, Ordering::Relaxed))
@@ -1223,41 +1223,46 @@ fn current_top(qmp: &Path, volume_id: &str) -> Result<String, ComputeError> {
 /// The host's links into the VPC namespaces.
 const HOST_NET: &str = "100.127.0.0/16";
 
-/// What the guest's init reads besides the metadata: the default user and the VPC's resolver
-/// (its base plus two, as AWS places it).
-fn guest_env(spec: &InstanceSpec) -> String {
-    let dns = net::parse_cidr(&spec.net.vpc_cidr)
-        .map(|(base, _)| net::addr(base + 2))
+/// Kumo's files for the guest (see [`crate::Metadata::guest`]), made once per boot: the
+/// init's settings (the default user and the VPC's resolver), the script for `#cloud-config`
+/// user data, and each disk's EC2 names by serial.
+fn guest_files(spec: &InstanceSpec, disks: &[VolumeSpec]) -> BTreeMap<String, String> {
+    let dns = net::vpc_dns(&spec.net.vpc_cidr)
+        .map(|a| a.to_string())
         .unwrap_or_default();
-    format!("DEFAULT_USER={}\nDNS={dns}\n", spec.default_user)
+    let mut files = BTreeMap::new();
+    files.insert(
+        "instance.env".to_string(),
+        format!("DEFAULT_USER={}\nDNS={dns}\n", spec.default_user),
+    );
+    if let Some(ud) = spec.metadata.user_data.as_deref() {
+        if ud.starts_with(b"#cloud-config") {
+            let script = crate::cloudconfig::to_script(&String::from_utf8_lossy(ud))
+                .unwrap_or_else(|e| {
+                    format!("#!/bin/sh\necho '[kumo-init] {}'\n", e.replace('\'', ""))
+                });
+            files.insert("cloud-config.sh".to_string(), script);
+        }
+    }
+    files.extend(spec.root.iter().chain(disks).map(dev_entry));
+    files
 }
 
-/// `#cloud-config` user data, as the shell script the init runs for it.
-fn cloud_config_script(spec: &InstanceSpec) -> Option<String> {
-    let ud = spec.metadata.user_data.as_deref()?;
-    ud.starts_with(b"#cloud-config").then(|| {
-        crate::cloudconfig::to_script(&String::from_utf8_lossy(ud))
-            .unwrap_or_else(|e| format!("#!/bin/sh\necho '[kumo-init] {}'\n", e.replace('\'', "")))
-    })
+/// A disk's entry among the guest files: `dev/<serial>` → its names (`nvme1n1 sdf`).
+fn dev_entry(v: &VolumeSpec) -> (String, String) {
+    let names: Vec<&str> = std::iter::once(&v.device)
+        .chain(v.alias.as_ref())
+        .map(|d| d.trim_start_matches("/dev/"))
+        .collect();
+    (format!("dev/{}", vm::serial(&v.volume_id)), names.join(" "))
 }
 
-/// The metadata with Kumo's files for the guest (see [`crate::Metadata::guest`]): the init's
-/// settings, the cloud-config script, and each disk's EC2 names by serial.
-fn with_guest_files(spec: &InstanceSpec, md: &Metadata, disks: &[VolumeSpec]) -> Metadata {
-    let mut md = md.clone();
-    md.guest.insert("instance.env".into(), guest_env(spec));
-    if let Some(script) = cloud_config_script(spec) {
-        md.guest.insert("cloud-config.sh".into(), script);
+/// What an instance's metadata service serves: its metadata and its guest files.
+fn published(r: &Running) -> Metadata {
+    Metadata {
+        guest: r.guest.clone(),
+        ..r.spec.metadata.clone()
     }
-    for v in spec.root.iter().chain(disks) {
-        let names: Vec<&str> = std::iter::once(&v.device)
-            .chain(v.alias.as_ref())
-            .map(|d| d.trim_start_matches("/dev/"))
-            .collect();
-        md.guest
-            .insert(format!("dev/{}", vm::serial(&v.volume_id)), names.join(" "));
-    }
-    md
 }
 
 /// Installs a VPC's security-group rules in its namespace, replacing the last ones at once.
@@ -1462,10 +1467,8 @@ impl Driver for NsDriver {
         let Some(r) = st.instances.get_mut(id) else {
             return;
         };
-        r.spec.metadata = metadata.clone();
-        let disks = guest_disks(r);
-        let md = with_guest_files(&r.spec, &metadata, &disks);
-        let (vpc, addr) = (r.spec.net.vpc_id.clone(), r.ip);
+        r.spec.metadata = metadata;
+        let (vpc, addr, md) = (r.spec.net.vpc_id.clone(), r.ip, published(r));
         if let Some(v) = st.vpcs.get(&vpc) {
             v.imds.set(addr, md);
         }
@@ -1533,9 +1536,10 @@ impl Driver for NsDriver {
                 .ok_or_else(|| ComputeError::Guest("no free slot for another volume".into()))?;
             // The guest learns the disk's EC2 names before it appears.
             g.disks.insert(v.volume_id.clone(), (v.clone(), port));
-            let md = with_guest_files(&r.spec, &r.spec.metadata, &guest_disks(r));
+            let (key, names) = dev_entry(&v);
+            r.guest.insert(key, names);
             if let Some(x) = st.vpcs.get(&r.spec.net.vpc_id) {
-                x.imds.set(r.ip, md);
+                x.imds.set(r.ip, published(r));
             }
             let g =
                 r.vm.as_mut()
@@ -1695,7 +1699,7 @@ impl Driver for NsDriver {
                 continue;
             };
             let node = vm::node(volume_id);
-            let top = format!("{node}-{}", now_tag());
+            let top = format!("{node}-{}", unique_tag());
             vm::qmp(
                 &g.qmp,
                 &[

@@ -131,7 +131,7 @@ fn kvm_probe(kernel: &Path) -> Result<(), String> {
         seen
     });
     let deadline = Instant::now() + Duration::from_secs(8);
-    while Instant::now() < deadline && reader.is_finished().then_some(()).is_none() {
+    while Instant::now() < deadline && !reader.is_finished() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();

@@ -8,15 +8,8 @@ use std::process::ExitCode;
 pub struct Args {
     #[command(subcommand)]
     command: Admin,
-    /// The server.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:4566")]
-    endpoint_url: String,
-    /// The region of the instance (else AWS_REGION, AWS_DEFAULT_REGION, us-east-1).
-    #[arg(long, global = true)]
-    region: Option<String>,
-    /// The account of the instance (else a 12-digit AWS_ACCESS_KEY_ID, else 000000000000).
-    #[arg(long, global = true)]
-    account: Option<String>,
+    #[command(flatten)]
+    target: crate::http::Target,
 }
 
 #[derive(Subcommand)]
@@ -48,7 +41,7 @@ fn post(endpoint: &str, op: &str, body: &Value) -> Result<(u16, Value), String> 
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (region, account) = crate::http::region_and_account(args.region, args.account);
+    let (region, account) = args.target.region_and_account();
     let (op, mut body) = match args.command {
         Admin::Credits { instance } => ("credits", json!({ "instance": instance })),
         Admin::ScheduleEvent {
@@ -64,7 +57,7 @@ pub fn run(args: Args) -> ExitCode {
     };
     body["account"] = json!(account);
     body["region"] = json!(region);
-    match post(&args.endpoint_url, op, &body) {
+    match post(&args.target.endpoint_url, op, &body) {
         Ok((200, v)) => {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             ExitCode::SUCCESS

@@ -41,19 +41,40 @@ pub fn post_json(
     ))
 }
 
-/// The region and account an operator command acts in: the flags, else the AWS CLI's
-/// environment (a 12-digit access key is its own account, as Kumo's open auth reads it).
-pub fn region_and_account(region: Option<String>, account: Option<String>) -> (String, String) {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let region = region
-        .or_else(|| env("AWS_REGION"))
-        .or_else(|| env("AWS_DEFAULT_REGION"))
-        .unwrap_or_else(|| "us-east-1".into());
-    let account = account
-        .or_else(|| {
-            env("AWS_ACCESS_KEY_ID")
-                .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
-        })
-        .unwrap_or_else(|| "000000000000".into());
-    (region, account)
+/// Where an operator command (`kumo admin`, `kumo ssm`) acts: the server, and the instance's
+/// region and account.
+#[derive(clap::Args)]
+pub struct Target {
+    /// The server.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:4566")]
+    pub endpoint_url: String,
+    /// The instance's region (else AWS_REGION, AWS_DEFAULT_REGION, us-east-1).
+    #[arg(long, global = true)]
+    region: Option<String>,
+    /// The instance's account (else a 12-digit AWS_ACCESS_KEY_ID, else 000000000000).
+    #[arg(long, global = true)]
+    account: Option<String>,
+}
+
+impl Target {
+    /// The region and account: the flags, else the AWS CLI's environment (a 12-digit access
+    /// key is its own account, as Kumo's open auth reads it).
+    pub fn region_and_account(&self) -> (String, String) {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let region = self
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| "us-east-1".into());
+        let account = self
+            .account
+            .clone()
+            .or_else(|| {
+                env("AWS_ACCESS_KEY_ID")
+                    .filter(|k| k.len() == 12 && k.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .unwrap_or_else(|| "000000000000".into());
+        (region, account)
+    }
 }

@@ -10,15 +10,8 @@ use std::time::{Duration, Instant};
 pub struct Args {
     #[command(subcommand)]
     command: Sub,
-    /// The server.
-    #[arg(long, global = true, default_value = "http://127.0.0.1:4566")]
-    endpoint_url: String,
-    /// The instance's region (else AWS_REGION, AWS_DEFAULT_REGION, us-east-1).
-    #[arg(long, global = true)]
-    region: Option<String>,
-    /// The instance's account (else a 12-digit AWS_ACCESS_KEY_ID, else 000000000000).
-    #[arg(long, global = true)]
-    account: Option<String>,
+    #[command(flatten)]
+    target: crate::http::Target,
 }
 
 #[derive(clap::Subcommand)]
@@ -68,7 +61,7 @@ fn ssm_error(v: &Value) -> String {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (region, account) = crate::http::region_and_account(args.region, args.account);
+    let (region, account) = args.target.region_and_account();
     let Sub::SendCommand {
         instance,
         timeout,
@@ -79,7 +72,7 @@ pub fn run(args: Args) -> ExitCode {
         ExitCode::FAILURE
     };
     let sent = call(
-        &args.endpoint_url,
+        &args.target.endpoint_url,
         &account,
         &region,
         "SendCommand",
@@ -93,7 +86,7 @@ pub fn run(args: Args) -> ExitCode {
     let deadline = Instant::now() + Duration::from_secs(timeout);
     loop {
         match call(
-            &args.endpoint_url,
+            &args.target.endpoint_url,
             &account,
             &region,
             "GetCommandInvocation",
