@@ -143,6 +143,16 @@ impl<T: Decode> Decode for Vec<T> {
         let mut items: Vec<(u32, &String, &Node)> = Vec::with_capacity(node.children.len());
         for (k, child) in &node.children {
             match k.parse::<u32>() {
+                Ok(i) if i > crate::query::MAX_LIST_INDEX => {
+                    return Err(Ec2Error::new(
+                        "InvalidQueryParameter",
+                        format!(
+                            "The AWS query string is malformed or does not adhere to AWS standards: the index of {} is more than {}.",
+                            path.child(k),
+                            crate::query::MAX_LIST_INDEX
+                        ),
+                    ))
+                }
                 Ok(i) if i >= 1 && !k.starts_with('0') => items.push((i, k, child)),
                 _ => return Err(unknown(&path.child(k))),
             }
@@ -199,6 +209,17 @@ mod tests {
         let n = node("L.2=b&L.1=a&L.10=c");
         let v = Vec::<String>::decode(n.get("L").unwrap(), &Path::ROOT.child("L")).unwrap();
         assert_eq!(v, ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn list_indexes_are_capped() {
+        let n = node("L.10000=a&L.10001=b");
+        let e = Vec::<String>::decode(n.get("L").unwrap(), &Path::ROOT.child("L")).unwrap_err();
+        assert_eq!(e.code(), "InvalidQueryParameter");
+        assert!(e.message().contains("L.10001"), "{}", e.message());
+        let n = node("L.10000=a&L.1=b");
+        let v = Vec::<String>::decode(n.get("L").unwrap(), &Path::ROOT.child("L")).unwrap();
+        assert_eq!(v, ["b", "a"]);
     }
 
     #[test]
