@@ -42,6 +42,8 @@ use kumo_store::{Scope, Store};
 
 pub use compute::{Compute, Invocation, SentCommand};
 pub use error::Fail;
+/// Installs the data directory's key for tamper-evident pagination tokens.
+pub use paging::install_key as install_paging_key;
 
 /// The control plane. One per process; shared by every request.
 pub struct Kumo {

@@ -1,9 +1,85 @@
 //! Pagination as EC2 does it: `MaxResults` bounded per operation, counted in items, and an
 //! opaque `NextToken` that only this operation accepts.
+//!
+//! A token is tamper-evident: it carries an HMAC-SHA256 (truncated to 128 bits) of its
+//! operation and cursor under a key kept in the data directory, so a token a client edited, or
+//! one made by another server, answers `InvalidParameterValue` instead of a page from
+//! somewhere else.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use kumo_ec2_wire::Ec2Error;
+use openssl::hash::MessageDigest;
+use openssl::pkey::PKey;
+use openssl::sign::Signer;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The bytes of the MAC a token ends with.
+const MAC_LEN: usize = 16;
+
+/// The process's token key: installed from the data directory at start, else random (an
+/// in-process control plane without a directory).
+static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+fn key() -> &'static [u8; 32] {
+    KEY.get_or_init(|| {
+        let mut k = [0u8; 32];
+        let _ = openssl::rand::rand_bytes(&mut k);
+        k
+    })
+}
+
+/// Reads the token key of `dir` (`paging.key`, owner-only), making it on first use, and
+/// installs it for this process. A server restarted on the same data directory accepts the
+/// tokens it handed out before.
+pub fn install_key(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join("paging.key");
+    let mut k = [0u8; 32];
+    match std::fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => k.copy_from_slice(&bytes),
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} is not a 32-byte key", path.display()),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            openssl::rand::rand_bytes(&mut k).map_err(std::io::Error::other)?;
+            let tmp = dir.join("paging.key.tmp");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(&k)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        Err(e) => return Err(e),
+    }
+    // A second install in one process (tests) keeps the first key.
+    let _ = KEY.set(k);
+    Ok(())
+}
+
+fn mac(payload: &[u8]) -> [u8; MAC_LEN] {
+    let mut out = [0u8; MAC_LEN];
+    let signed = PKey::hmac(key())
+        .and_then(|k| {
+            let mut s = Signer::new(MessageDigest::sha256(), &k)?;
+            s.update(payload)?;
+            s.sign_to_vec()
+        })
+        .unwrap_or_default();
+    if signed.len() >= MAC_LEN {
+        out.copy_from_slice(&signed[..MAC_LEN]);
+    }
+    out
+}
 
 /// Checks `MaxResults` against the operation's documented range.
 pub fn max_results(value: Option<i32>, min: i32, max: i32) -> Result<Option<usize>, Ec2Error> {
@@ -21,11 +97,14 @@ pub fn max_results(value: Option<i32>, min: i32, max: i32) -> Result<Option<usiz
 
 /// A token carrying `cursor` (the last item of the page) for `op`.
 pub fn token(op: &str, cursor: &str) -> String {
-    URL_SAFE_NO_PAD.encode(format!("kumo1\n{op}\n{cursor}"))
+    let mut bytes = format!("{op}\n{cursor}").into_bytes();
+    let m = mac(&bytes);
+    bytes.extend_from_slice(&m);
+    URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// The cursor inside a token; a token from elsewhere (another operation, another server,
-/// garbage) is refused.
+/// The cursor inside a token; a token from elsewhere (another operation, another server, an
+/// edited one, garbage) is refused.
 pub fn cursor(op: &str, token: Option<&str>) -> Result<Option<String>, Ec2Error> {
     let Some(t) = token else { return Ok(None) };
     let bad = || {
@@ -34,10 +113,16 @@ pub fn cursor(op: &str, token: Option<&str>) -> Result<Option<String>, Ec2Error>
         ))
     };
     let raw = URL_SAFE_NO_PAD.decode(t).map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let mut parts = text.splitn(3, '\n');
-    match (parts.next(), parts.next(), parts.next()) {
-        (Some("kumo1"), Some(o), Some(c)) if o == op && !c.is_empty() => Ok(Some(c.to_string())),
+    if raw.len() <= MAC_LEN {
+        return Err(bad());
+    }
+    let (payload, m) = raw.split_at(raw.len() - MAC_LEN);
+    if !openssl::memcmp::eq(&mac(payload), m) {
+        return Err(bad());
+    }
+    let text = std::str::from_utf8(payload).map_err(|_| bad())?;
+    match text.split_once('\n') {
+        Some((o, c)) if o == op && !c.is_empty() => Ok(Some(c.to_string())),
         _ => Err(bad()),
     }
 }
@@ -76,6 +161,17 @@ mod tests {
             "InvalidParameterValue"
         );
         assert!(cursor("DescribeTags", Some("garbage!")).is_err());
+        // A token edited by a client: any changed byte breaks the MAC.
+        let mut raw = URL_SAFE_NO_PAD.decode(&t).unwrap();
+        raw[0] ^= 1;
+        let edited = URL_SAFE_NO_PAD.encode(&raw);
+        assert_eq!(
+            cursor("DescribeTags", Some(&edited)).unwrap_err().code(),
+            "InvalidParameterValue"
+        );
+        // A token forged without the key, in the format the MAC protects.
+        let forged = URL_SAFE_NO_PAD.encode(format!("DescribeTags\nkey-9{}", "0".repeat(16)));
+        assert!(cursor("DescribeTags", Some(&forged)).is_err());
         assert!(cursor("DescribeTags", Some("")).is_err());
     }
 

@@ -242,6 +242,10 @@ fn serve(args: ServeArgs) -> ExitCode {
         tracing::error!(error = %e, dir = %args.data_dir.display(), "cannot create the data directory");
         return ExitCode::FAILURE;
     }
+    if let Err(e) = kumo_control::install_paging_key(&args.data_dir) {
+        tracing::error!(error = %e, dir = %args.data_dir.display(), "cannot read or make the pagination token key");
+        return ExitCode::FAILURE;
+    }
     let store = match Store::open(&args.data_dir) {
         Ok(s) => s,
         Err(e) => {
