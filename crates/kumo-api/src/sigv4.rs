@@ -1,9 +1,10 @@
-//! AWS Signature Version 4 for query-protocol requests (path `/`): the canonical request, the
-//! signing key and the signature. The server verifies with it; Kumo's own client signs with it.
+//! AWS Signature Version 4: the canonical request, the signing key and the signature. The
+//! server verifies with it; Kumo's own clients (`kumo describe-unused-ips`, `kumo admin`, `kumo
+//! ssm`) sign with [`authorize`].
 
 use openssl::hash::{hash, MessageDigest};
 use openssl::pkey::PKey;
-use openssl::sign::Signer;
+use openssl::sign::Signer as HmacSigner;
 
 /// The credential scope of a signature.
 pub struct Scope<'a> {
@@ -25,7 +26,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 fn hmac(key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
     let k = PKey::hmac(key).ok()?;
-    let mut s = Signer::new(MessageDigest::sha256(), &k).ok()?;
+    let mut s = HmacSigner::new(MessageDigest::sha256(), &k).ok()?;
     s.update(data).ok()?;
     s.sign_to_vec().ok()
 }
@@ -82,10 +83,23 @@ pub fn canonical_query(q: &str) -> String {
         .join("&")
 }
 
-/// The canonical request for path `/`. `headers` are the signed ones: lower-case names, in
-/// the order of the `SignedHeaders` list (sorted), values as sent.
+/// The canonical URI of a path: each segment URI-encoded once, as SigV4 wants it for every
+/// service but S3.
+pub fn canonical_path(path: &str) -> String {
+    if path.is_empty() {
+        return "/".into();
+    }
+    path.split('/')
+        .map(|seg| uri_encode(&percent_decode(seg)))
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// The canonical request. `headers` are the signed ones: lower-case names, in the order of
+/// the `SignedHeaders` list (sorted), values as sent.
 pub fn canonical_request(
     method: &str,
+    path: &str,
     canonical_query: &str,
     headers: &[(String, String)],
     payload_sha256: &str,
@@ -97,7 +111,8 @@ pub fn canonical_request(
     }
     let signed: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
     format!(
-        "{method}\n/\n{canonical_query}\n{canonical_headers}\n{}\n{payload_sha256}",
+        "{method}\n{}\n{canonical_query}\n{canonical_headers}\n{}\n{payload_sha256}",
+        canonical_path(path),
         signed.join(";")
     )
 }
@@ -122,4 +137,105 @@ pub fn sign(
     let k_service = hmac(&k_region, scope.service.as_bytes())?;
     let k_signing = hmac(&k_service, b"aws4_request")?;
     Some(hex(&hmac(&k_signing, to_sign.as_bytes())?))
+}
+
+/// Who signs a client request, and for which region and service.
+pub struct Signer<'a> {
+    pub access_key: &'a str,
+    pub secret: &'a str,
+    /// The session token of temporary credentials, sent as `X-Amz-Security-Token`.
+    pub token: Option<&'a str>,
+    pub region: &'a str,
+    pub service: &'a str,
+}
+
+/// `YYYYMMDDTHHMMSSZ` for a time in milliseconds since the epoch.
+pub fn amz_date(ms: i64) -> String {
+    let iso = kumo_ec2_wire::DateTime(ms).to_iso8601();
+    // 2026-11-27T01:02:03.000Z → 20261127T010203Z
+    format!("{}Z", iso[..19].replace(['-', ':'], ""))
+}
+
+/// A request a client is about to send.
+pub struct Outgoing<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: &'a str,
+    pub host: &'a str,
+    /// Headers besides `host`, each signed.
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+}
+
+/// The headers that sign `req` at `now_ms` (`x-amz-date`, the session token,
+/// `authorization`), to send beside its own.
+pub fn authorize(signer: &Signer, req: &Outgoing, now_ms: i64) -> Vec<(String, String)> {
+    let Outgoing {
+        method,
+        path,
+        query,
+        host,
+        headers,
+        body,
+    } = *req;
+    let date_time = amz_date(now_ms);
+    let mut signed: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+        .collect();
+    signed.push(("host".into(), host.into()));
+    signed.push(("x-amz-date".into(), date_time.clone()));
+    if let Some(t) = signer.token {
+        signed.push(("x-amz-security-token".into(), t.into()));
+    }
+    signed.sort();
+    let canonical = canonical_request(
+        method,
+        path,
+        &canonical_query(query),
+        &signed,
+        &sha256_hex(body),
+    );
+    let scope = Scope {
+        date: &date_time[..8],
+        region: signer.region,
+        service: signer.service,
+    };
+    let signature = sign(signer.secret, &scope, &date_time, &canonical).unwrap_or_default();
+    let names: Vec<&str> = signed.iter().map(|(n, _)| n.as_str()).collect();
+    let mut out: Vec<(String, String)> = signed
+        .iter()
+        .filter(|(n, _)| n != "host" && !headers.iter().any(|(h, _)| h.eq_ignore_ascii_case(n)))
+        .cloned()
+        .collect();
+    out.push((
+        "authorization".into(),
+        format!(
+            "AWS4-HMAC-SHA256 Credential={}/{}/{}/{}/aws4_request, SignedHeaders={}, Signature={signature}",
+            signer.access_key,
+            &date_time[..8],
+            signer.region,
+            signer.service,
+            names.join(";")
+        ),
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_paths() {
+        assert_eq!(canonical_path(""), "/");
+        assert_eq!(canonical_path("/"), "/");
+        assert_eq!(canonical_path("/_kumo/reset"), "/_kumo/reset");
+        assert_eq!(canonical_path("/a b/c%2Fd"), "/a%20b/c%2Fd");
+    }
+
+    #[test]
+    fn amz_dates() {
+        assert_eq!(amz_date(1_440_938_160_000), "20150830T123600Z");
+    }
 }

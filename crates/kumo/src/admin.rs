@@ -1,4 +1,5 @@
-//! `kumo admin …`: operator actions on a running (open-auth, loopback) server.
+//! `kumo admin …`: operator actions on a running server (any open-auth one; a strict one
+//! started with `--enable-admin`, signed with the AWS CLI's environment credentials).
 
 use clap::Subcommand;
 use serde_json::{json, Value};
@@ -31,15 +32,6 @@ enum Admin {
     AdvanceClock { seconds: i64 },
 }
 
-fn post(endpoint: &str, op: &str, body: &Value) -> Result<(u16, Value), String> {
-    crate::http::post_json(
-        endpoint,
-        &format!("/_kumo/admin/{op}"),
-        &[("Content-Type", "application/json".into())],
-        body,
-    )
-}
-
 pub fn run(args: Args) -> ExitCode {
     let (region, account) = args.target.region_and_account();
     let (op, mut body) = match args.command {
@@ -57,7 +49,13 @@ pub fn run(args: Args) -> ExitCode {
     };
     body["account"] = json!(account);
     body["region"] = json!(region);
-    match post(&args.target.endpoint_url, op, &body) {
+    let sent = args.target.post_json(
+        "ec2",
+        &format!("/_kumo/admin/{op}"),
+        &[("content-type", "application/json")],
+        &body,
+    );
+    match sent {
         Ok((200, v)) => {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             ExitCode::SUCCESS

@@ -22,7 +22,8 @@ pub struct BenchArgs {
     seconds: f64,
     /// What to measure: `describe-regions`, `describe-key-pairs` (seeds `--keys` key pairs
     /// first), `enis` (seeds `--enis` interfaces in one /16 subnet, then measures
-    /// AssignPrivateIpAddresses and a filtered DescribeNetworkInterfaces), or `all`.
+    /// AssignPrivateIpAddresses and a filtered DescribeNetworkInterfaces), `big-bodies`
+    /// (2 MB bodies of 100,000 distinct keys, alone and beside DescribeRegions), or `all`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Key pairs to create before `describe-key-pairs`.
@@ -131,6 +132,29 @@ async fn load(
     seconds: f64,
     reqs: Vec<Vec<u8>>,
 ) -> std::io::Result<Stats> {
+    load_expecting(target, connections, seconds, reqs, 200).await
+}
+
+/// `load`, counting as errors the answers whose status is not `expect`.
+async fn load_expecting(
+    target: SocketAddr,
+    connections: usize,
+    seconds: f64,
+    reqs: Vec<Vec<u8>>,
+    expect: u16,
+) -> std::io::Result<Stats> {
+    load_paced(target, connections, seconds, reqs, expect, None).await
+}
+
+/// `load_expecting`, each connection starting a request at most once per `every` when given.
+async fn load_paced(
+    target: SocketAddr,
+    connections: usize,
+    seconds: f64,
+    reqs: Vec<Vec<u8>>,
+    expect: u16,
+    every: Option<Duration>,
+) -> std::io::Result<Stats> {
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -149,8 +173,11 @@ async fn load(
                 let t = Instant::now();
                 let status = roundtrip(&mut conn, req, &mut buf).await?;
                 lat.push(t.elapsed().as_micros() as u64);
-                if status != 200 {
+                if status != expect {
                     errors += 1;
+                }
+                if let Some(every) = every {
+                    tokio::time::sleep_until((t + every).into()).await;
                 }
             }
             Ok::<_, std::io::Error>((lat, errors))
@@ -386,6 +413,7 @@ async fn run_all(args: BenchArgs) -> std::io::Result<()> {
     let scenarios: Vec<&str> = match args.scenario.as_str() {
         "all" if args.data_dir.is_some() => vec![
             "describe-regions",
+            "big-bodies",
             "describe-key-pairs",
             "enis",
             "instances",
@@ -393,6 +421,7 @@ async fn run_all(args: BenchArgs) -> std::io::Result<()> {
         ],
         "all" => vec![
             "describe-regions",
+            "big-bodies",
             "describe-key-pairs",
             "enis",
             "instances",
@@ -437,6 +466,10 @@ async fn run_all(args: BenchArgs) -> std::io::Result<()> {
                         "describe-network-interfaces (by address)",
                     ],
                 )
+            }
+            "big-bodies" => {
+                big_bodies(&args).await?;
+                continue;
             }
             "snapshots" => {
                 let dir = args
@@ -520,6 +553,73 @@ async fn run_all(args: BenchArgs) -> std::io::Result<()> {
                     r.errors
                 )));
             }
+        }
+    }
+    Ok(())
+}
+
+/// A body of `keys` distinct keys at one level (about 2 MB for 100,000): the shape that cost
+/// 72 s of CPU when each key was looked up among its siblings one by one.
+fn big_body(keys: usize) -> String {
+    let mut body = String::from("Action=DescribeRegions&Version=2016-11-15");
+    for i in 0..keys {
+        body.push_str(&format!("&RegionName{i:06}=x"));
+    }
+    body
+}
+
+/// The big bodies answered alone (their latency), then DescribeRegions on `--connections`
+/// connections without big bodies, beside two connections each sending ten big bodies a
+/// second (an attack that stalled the server for 100 s with two requests), and beside two
+/// connections sending them as fast as they are answered (which shares out the CPU).
+async fn big_bodies(args: &BenchArgs) -> std::io::Result<()> {
+    let body = big_body(100_000);
+    let big = vec![request("POST", "/", &body)];
+    // At the cap of 10,000 parameters the whole tree is built, then refused as unknown.
+    let at_cap = vec![request("POST", "/", &big_body(9_998))];
+    let regions = vec![request(
+        "POST",
+        "/",
+        "Action=DescribeRegions&Version=2016-11-15",
+    )];
+    println!(
+        "-- big-bodies: {} bytes, 100,000 distinct keys; {:.1} s each",
+        body.len(),
+        args.seconds
+    );
+    // Refused as more parameters than a request may carry: 400 InvalidQueryParameter.
+    let alone = load_expecting(args.target, 1, args.seconds, big.clone(), 400).await?;
+    alone.print("big body, alone (1 conn)");
+    let capped = load_expecting(args.target, 1, args.seconds, at_cap, 400).await?;
+    capped.print("10,000 keys, decoded (1 conn)");
+    let quiet = load(args.target, args.connections, args.seconds, regions.clone()).await?;
+    quiet.print("describe-regions, quiet");
+    let mut checked = vec![("big body", alone.errors), ("10,000 keys", capped.errors)];
+    for (label, every) in [
+        ("10/s on 2 conns", Some(Duration::from_millis(100))),
+        ("flood on 2 conns", None),
+    ] {
+        let (busy, beside) = tokio::join!(
+            load(args.target, args.connections, args.seconds, regions.clone()),
+            load_paced(args.target, 2, args.seconds, big.clone(), 400, every)
+        );
+        let (busy, beside) = (busy?, beside?);
+        busy.print(&format!("describe-regions, big {label}"));
+        beside.print(&format!("big bodies, {label}"));
+        println!(
+            "ratio describe-regions with big bodies ({label}) / quiet: throughput {:.2}, p50 latency {:.2}, p99 latency {:.2}",
+            busy.rate() / quiet.rate().max(1e-9),
+            busy.pct(0.5) / quiet.pct(0.5).max(1e-9),
+            busy.pct(0.99) / quiet.pct(0.99).max(1e-9)
+        );
+        checked.push(("describe-regions", busy.errors));
+        checked.push(("big body beside", beside.errors));
+    }
+    for (name, errors) in checked {
+        if errors > 0 {
+            return Err(std::io::Error::other(format!(
+                "{name}: {errors} requests answered otherwise than expected"
+            )));
         }
     }
     Ok(())

@@ -173,38 +173,32 @@ impl Client {
             body.append_pair(k, v);
         }
         let body = body.finish();
-        let now = kumo_ec2_wire::DateTime::now().to_iso8601();
-        // 2026-11-27T01:02:03.000Z → 20261127T010203Z
-        let amz_date = format!("{}Z", now[..19].replace(['-', ':'], ""));
-        let date = &amz_date[..8];
         let content_type = "application/x-www-form-urlencoded; charset=utf-8";
-        let mut signed = vec![
-            ("content-type".to_string(), content_type.to_string()),
-            ("host".to_string(), self.host_header()),
-            ("x-amz-date".to_string(), amz_date.clone()),
-        ];
-        if let Some(t) = &self.token {
-            signed.push(("x-amz-security-token".to_string(), t.clone()));
-        }
-        let canonical =
-            sigv4::canonical_request("POST", "", &signed, &sigv4::sha256_hex(body.as_bytes()));
-        let scope = sigv4::Scope {
-            date,
+        let signer = sigv4::Signer {
+            access_key: &self.access_key,
+            secret: &self.secret,
+            token: self.token.as_deref(),
             region: &self.region,
             service: "ec2",
         };
-        let sig = sigv4::sign(&self.secret, &scope, &amz_date, &canonical).unwrap_or_default();
-        let names: Vec<&str> = signed.iter().map(|(n, _)| n.as_str()).collect();
-        let mut req = "POST / HTTP/1.1\r\n".to_string();
-        for (n, v) in &signed {
+        let host = self.host_header();
+        let auth = sigv4::authorize(
+            &signer,
+            &sigv4::Outgoing {
+                method: "POST",
+                path: "/",
+                query: "",
+                host: &host,
+                headers: &[("content-type", content_type)],
+                body: body.as_bytes(),
+            },
+            kumo_ec2_wire::DateTime::now().0,
+        );
+        let mut req =
+            format!("POST / HTTP/1.1\r\nhost: {host}\r\ncontent-type: {content_type}\r\n");
+        for (n, v) in &auth {
             req.push_str(&format!("{n}: {v}\r\n"));
         }
-        req.push_str(&format!(
-            "authorization: AWS4-HMAC-SHA256 Credential={}/{date}/{}/ec2/aws4_request, SignedHeaders={}, Signature={sig}\r\n",
-            self.access_key,
-            self.region,
-            names.join(";")
-        ));
         req.push_str(&format!(
             "content-length: {}\r\nconnection: close\r\nuser-agent: kumo\r\n\r\n{body}",
             body.len()

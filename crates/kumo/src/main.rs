@@ -124,6 +124,23 @@ struct ServeArgs {
     /// Where `kumo image build` keeps base images.
     #[arg(long, env = "KUMO_IMAGES", default_value = image::DEFAULT_DIR)]
     images: PathBuf,
+    /// Under strict auth, serve `/_kumo/reset` and `/moto-api/reset` to signed requests
+    /// (always served on an open-auth server).
+    #[arg(long, env = "KUMO_ENABLE_RESET")]
+    enable_reset: bool,
+    /// Under strict auth, serve `/_kumo/admin/*` (`kumo admin`) to signed requests.
+    #[arg(long, env = "KUMO_ENABLE_ADMIN")]
+    enable_admin: bool,
+    /// Seconds a connection may wait for a request's headers, idle keep-alive included.
+    #[arg(long, env = "KUMO_IDLE_TIMEOUT", default_value_t = 30)]
+    idle_timeout: u64,
+    /// Seconds a request body may pause between two pieces; the whole body must also arrive
+    /// at 64 KiB/s or faster after that allowance.
+    #[arg(long, env = "KUMO_BODY_TIMEOUT", default_value_t = 10)]
+    body_timeout: u64,
+    /// The most connections served at once (default: the open-file limit less a tenth).
+    #[arg(long, env = "KUMO_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -297,9 +314,22 @@ fn serve(args: ServeArgs) -> ExitCode {
         auth,
         default_account: args.default_account,
         default_region: args.default_region,
+        enable_reset: args.enable_reset,
+        enable_admin: args.enable_admin,
     });
+    let nofile = kumo_api::server::raise_nofile();
+    let server_config = kumo_api::server::Config {
+        idle_timeout: std::time::Duration::from_secs(args.idle_timeout.max(1)),
+        max_connections: args
+            .max_connections
+            .unwrap_or_else(|| kumo_api::server::Config::default_max_connections(nofile)),
+    };
+    let timing = kumo_api::BodyTiming {
+        stall: std::time::Duration::from_secs(args.body_timeout.max(1)),
+        ..kumo_api::BodyTiming::default()
+    };
     rt.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        let listener = match kumo_api::server::listen(args.listen) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(error = %e, listen = %args.listen, "cannot listen");
@@ -311,6 +341,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             data_dir = %args.data_dir.display(),
             auth = if mode == Auth::Open { "open" } else { "strict" },
             ready_ms = started.elapsed().as_millis() as u64,
+            max_connections = server_config.max_connections,
+            open_files = nofile,
             "kumo is ready"
         );
         match state.kumo.driver_name() {
@@ -353,9 +385,8 @@ fn serve(args: ServeArgs) -> ExitCode {
             });
         }
         let app = kumo_api::router(state);
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown())
-            .await;
+        let result =
+            kumo_api::server::serve(listener, app, server_config, timing, shutdown()).await;
         // Instances do not outlive the server: stopped now, they boot again at start.
         let k = kumo_state.clone();
         let _ = tokio::task::spawn_blocking(move || k.kumo.shutdown()).await;

@@ -28,24 +28,15 @@ enum Sub {
     },
 }
 
-/// One SSM JSON call (open auth: the credential names the account and region).
-fn call(
-    endpoint: &str,
-    account: &str,
-    region: &str,
-    target: &str,
-    body: &Value,
-) -> Result<(u16, Value), String> {
-    crate::http::post_json(
-        endpoint,
+/// One SSM JSON call, signed for `ssm`.
+fn call(target: &crate::http::Target, name: &str, body: &Value) -> Result<(u16, Value), String> {
+    let t = format!("AmazonSSM.{name}");
+    target.post_json(
+        "ssm",
         "/",
         &[
-            ("X-Amz-Target", format!("AmazonSSM.{target}")),
-            ("Content-Type", "application/x-amz-json-1.1".into()),
-            (
-                "Authorization",
-                format!("AWS4-HMAC-SHA256 Credential={account}/20260101/{region}/ssm/aws4_request, SignedHeaders=host, Signature=0"),
-            ),
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", t.as_str()),
         ],
         body,
     )
@@ -55,13 +46,15 @@ fn call(
 fn ssm_error(v: &Value) -> String {
     format!(
         "{}: {}",
-        v["__type"].as_str().unwrap_or("error"),
+        v["__type"]
+            .as_str()
+            .or_else(|| v["code"].as_str())
+            .unwrap_or("error"),
         v["message"].as_str().unwrap_or("")
     )
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (region, account) = args.target.region_and_account();
     let Sub::SendCommand {
         instance,
         timeout,
@@ -72,9 +65,7 @@ pub fn run(args: Args) -> ExitCode {
         ExitCode::FAILURE
     };
     let sent = call(
-        &args.target.endpoint_url,
-        &account,
-        &region,
+        &args.target,
         "SendCommand",
         &json!({ "InstanceIds": [instance], "DocumentName": "AWS-RunShellScript", "Parameters": { "commands": [command.join(" ")] } }),
     );
@@ -86,9 +77,7 @@ pub fn run(args: Args) -> ExitCode {
     let deadline = Instant::now() + Duration::from_secs(timeout);
     loop {
         match call(
-            &args.target.endpoint_url,
-            &account,
-            &region,
+            &args.target,
             "GetCommandInvocation",
             &json!({ "CommandId": id, "InstanceId": instance }),
         ) {

@@ -1,0 +1,277 @@
+//! The API endpoint (`/`): authenticates a request, decodes it, routes it on its credential
+//! scope's service (EC2, STS, SSM) and its `Action` or `X-Amz-Target`, and answers on AWS's
+//! wire.
+//!
+//! No work whose cost grows with the request or the store runs on the runtime's threads,
+//! which serve every other connection: a request of more than [`INLINE_BYTES`] is
+//! authenticated (its body hashed), decoded and answered on the blocking pool, and so is every
+//! operation but the few whose cost is fixed ([`INLINE_ACTIONS`]).
+
+use crate::auth;
+use crate::wire::{ec2_error, request_id, xml};
+use crate::{ssm, sts, AppState};
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
+use kumo_ec2_wire::query::Node;
+use kumo_ec2_wire::{dispatch, Ec2Error, RequestContext};
+use std::sync::Arc;
+
+/// Requests larger than this (query and body) are handled wholly on the blocking pool.
+pub const INLINE_BYTES: usize = 16 * 1024;
+
+/// Operations answered on the runtime's thread: their cost does not depend on what is stored.
+const INLINE_ACTIONS: &[&str] = &[
+    "DescribeRegions",
+    "DescribeAvailabilityZones",
+    "GetEbsEncryptionByDefault",
+    "GetEbsDefaultKmsKeyId",
+];
+
+/// The query parameters of SigV4's presigned form, which are not the operation's input.
+const PRESIGN_PARAMS: &[&str] = &[
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+];
+
+/// A request as it arrived.
+pub struct Raw {
+    pub method: Method,
+    pub path: String,
+    pub headers: HeaderMap,
+    pub query: String,
+    pub body: Bytes,
+}
+
+impl Raw {
+    pub fn auth(&self) -> auth::Request<'_> {
+        auth::Request {
+            method: &self.method,
+            path: &self.path,
+            headers: &self.headers,
+            query: &self.query,
+            body: &self.body,
+        }
+    }
+}
+
+/// A request authenticated, decoded and routed: what remains is to answer it.
+enum Prepared {
+    Ec2 {
+        ctx: RequestContext,
+        action: String,
+        params: Node,
+    },
+    Sts {
+        action: String,
+        account: String,
+        rid: String,
+    },
+    Ssm {
+        target: String,
+        account: String,
+        region: String,
+        body: Bytes,
+        rid: String,
+    },
+}
+
+impl Prepared {
+    fn inline(&self) -> bool {
+        match self {
+            Prepared::Ec2 { action, .. } => INLINE_ACTIONS.contains(&action.as_str()),
+            Prepared::Sts { .. } => true,
+            Prepared::Ssm { .. } => false,
+        }
+    }
+}
+
+/// `GET /` and `POST /`.
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match crate::body::read(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let raw = Raw {
+        method,
+        path: uri.path().to_string(),
+        headers,
+        query: uri.query().unwrap_or("").to_string(),
+        body,
+    };
+    if raw.body.len() + raw.query.len() > INLINE_BYTES {
+        return blocking(state, move |s| match prepare(s, &raw) {
+            Ok(p) => execute(s, p),
+            Err(r) => r.response(),
+        })
+        .await;
+    }
+    let prepared = match prepare(&state, &raw) {
+        Ok(p) => p,
+        Err(r) => return r.response(),
+    };
+    if prepared.inline() {
+        // A bug must cost one request an InternalError, never the connection.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(&state, prepared)))
+            .unwrap_or_else(|_| {
+                tracing::error!("handler panicked");
+                internal()
+            })
+    } else {
+        blocking(state, move |s| execute(s, prepared)).await
+    }
+}
+
+fn internal() -> Response {
+    ec2_error(&Ec2Error::internal(), &request_id())
+}
+
+/// Runs `f` on the blocking pool.
+pub async fn blocking(
+    state: Arc<AppState>,
+    f: impl FnOnce(&AppState) -> Response + Send + 'static,
+) -> Response {
+    match tokio::task::spawn_blocking(move || f(&state)).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "handler panicked");
+            internal()
+        }
+    }
+}
+
+/// A request refused before it reached its service: the error and the request's id.
+struct Refused(Ec2Error, String);
+
+impl Refused {
+    fn response(self) -> Response {
+        ec2_error(&self.0, &self.1)
+    }
+}
+
+/// Authentication first, so an unsigned or forged request costs no decoding; then the
+/// parameters, then the route.
+fn prepare(state: &AppState, raw: &Raw) -> Result<Prepared, Refused> {
+    let rid = request_id();
+    let caller = match auth::authenticate(state, &raw.auth(), state.kumo.now_ms()) {
+        Ok(c) => c,
+        Err(e) => return Err(Refused(e, rid)),
+    };
+    if let Some(target) = raw
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+    {
+        if caller.service.as_deref().is_none_or(|s| s == "ssm") && target.starts_with("AmazonSSM.")
+        {
+            return Ok(Prepared::Ssm {
+                target: target.to_string(),
+                account: caller.account,
+                region: caller.region,
+                body: raw.body.clone(),
+                rid,
+            });
+        }
+    }
+    let input: &[u8] = if raw.method == Method::GET {
+        raw.query.as_bytes()
+    } else {
+        &raw.body
+    };
+    let mut params = match Node::parse(input) {
+        Ok(p) => p,
+        Err(e) => return Err(Refused(e, rid)),
+    };
+    for p in PRESIGN_PARAMS {
+        params.take(p);
+    }
+    let action = params.take("Action");
+    let service = caller.service.clone().unwrap_or_else(|| {
+        if action.as_deref() == Some("GetCallerIdentity") {
+            "sts".into()
+        } else {
+            "ec2".into()
+        }
+    });
+    let Some(action) = action else {
+        return Err(Refused(
+            Ec2Error::new(
+                "MissingAction",
+                "The request must contain the parameter Action",
+            ),
+            rid,
+        ));
+    };
+    params.take("Version");
+    match service.as_str() {
+        "sts" => Ok(Prepared::Sts {
+            action,
+            account: caller.account,
+            rid,
+        }),
+        "ec2" => Ok(Prepared::Ec2 {
+            ctx: RequestContext {
+                account_id: caller.account,
+                region: caller.region,
+                request_id: rid,
+                dry_run: false,
+                client_token: None,
+            },
+            action,
+            params,
+        }),
+        other => Err(Refused(
+            Ec2Error::new(
+                "InvalidAction",
+                format!("Kumo does not serve the {other} service."),
+            ),
+            rid,
+        )),
+    }
+}
+
+fn execute(state: &AppState, prepared: Prepared) -> Response {
+    match prepared {
+        Prepared::Sts {
+            action,
+            account,
+            rid,
+        } => sts::handle(&action, &account, &rid),
+        Prepared::Ssm {
+            target,
+            account,
+            region,
+            body,
+            rid,
+        } => ssm::handle(&state.kumo, &target, &account, &region, &body, &rid),
+        Prepared::Ec2 {
+            mut ctx,
+            action,
+            params,
+        } => {
+            tracing::debug!(action = %action, account = %ctx.account_id, region = %ctx.region, request_id = %ctx.request_id, "request");
+            let rid = ctx.request_id.clone();
+            match dispatch(&state.kumo, &mut ctx, &action, &params) {
+                Ok(body) => xml(StatusCode::OK, &rid, body),
+                Err(e) => {
+                    if e.code() == "InternalError" {
+                        tracing::error!(action = %action, request_id = %rid, "internal error");
+                    }
+                    ec2_error(&e, &rid)
+                }
+            }
+        }
+    }
+}
