@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import KUMO_BIN, error_code
+from conftest import KUMO_BIN, error_code, free_port
 
 
 def unused_ips(kumo, subnet_id, *extra, key="test", secret="test"):
@@ -67,3 +67,26 @@ def test_errors_like_the_cli(kumo):
     p = unused_ips(kumo, "subnet-0123456789abcdef0")
     assert p.returncode == 255
     assert "An error occurred (InvalidSubnetID.NotFound)" in p.stderr
+
+
+def test_the_sdk_endpoint_variables(kumo, ec2):
+    """`AWS_ENDPOINT_URL_EC2` over `AWS_ENDPOINT_URL`, and `--endpoint-url` over both, as the AWS
+    CLI resolves them. A dead endpoint (a closed loopback port) stands for the one not chosen."""
+    sid = ec2.describe_subnets()["Subnets"][0]["SubnetId"]
+    dead = f"http://127.0.0.1:{free_port()}"
+    base = dict(os.environ, AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="eu-west-1",
+                AWS_CONFIG_FILE="/nonexistent", AWS_SHARED_CREDENTIALS_FILE="/nonexistent")
+    for k in ["AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_EC2", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"]:
+        base.pop(k, None)
+
+    def run(env, *flags):
+        return subprocess.run([KUMO_BIN, "describe-unused-ips", sid, "--output", "json", *flags],
+                              env=dict(base, **env), capture_output=True, text=True, timeout=60)
+
+    ok = run({"AWS_ENDPOINT_URL": kumo.endpoint})
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["counts"]["aws_reserved"] == 5
+    assert run({"AWS_ENDPOINT_URL": dead, "AWS_ENDPOINT_URL_EC2": kumo.endpoint}).returncode == 0
+    refused = run({"AWS_ENDPOINT_URL": kumo.endpoint, "AWS_ENDPOINT_URL_EC2": dead})
+    assert refused.returncode != 0 and "cannot connect" in refused.stderr, refused.stderr
+    assert run({"AWS_ENDPOINT_URL_EC2": dead}, "--endpoint-url", kumo.endpoint).returncode == 0

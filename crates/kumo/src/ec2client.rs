@@ -73,6 +73,30 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
+/// The endpoint as the AWS CLI and SDKs choose it: `--endpoint-url`, else (unless
+/// `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS` is true) the service's `AWS_ENDPOINT_URL_EC2` over the
+/// global `AWS_ENDPOINT_URL` over the profile's `endpoint_url`, else AWS's regional endpoint.
+fn endpoint_url(
+    flag: Option<&str>,
+    env: impl Fn(&str) -> Option<String>,
+    profile: Option<&str>,
+    region: &str,
+) -> String {
+    if let Some(e) = flag {
+        return e.to_string();
+    }
+    let ignore =
+        env("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let configured = (!ignore)
+        .then(|| {
+            env("AWS_ENDPOINT_URL_EC2")
+                .or_else(|| env("AWS_ENDPOINT_URL"))
+                .or_else(|| profile.map(str::to_string))
+        })
+        .flatten();
+    configured.unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"))
+}
+
 impl Client {
     pub fn new(args: &ClientArgs) -> Result<Client, String> {
         let profile = args
@@ -120,13 +144,12 @@ impl Client {
             .or_else(|| env("AWS_DEFAULT_REGION"))
             .or_else(|| config_section.get("region").cloned())
             .ok_or("no region: use --region, AWS_REGION or the profile's region")?;
-        let endpoint = args
-            .endpoint_url
-            .clone()
-            .or_else(|| env("AWS_ENDPOINT_URL_EC2"))
-            .or_else(|| env("AWS_ENDPOINT_URL"))
-            .or_else(|| config_section.get("endpoint_url").cloned())
-            .unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"));
+        let endpoint = endpoint_url(
+            args.endpoint_url.as_deref(),
+            env,
+            config_section.get("endpoint_url").map(String::as_str),
+            &region,
+        );
         let (scheme, rest) = endpoint
             .split_once("://")
             .ok_or_else(|| format!("bad endpoint URL {endpoint}"))?;
@@ -313,7 +336,52 @@ fn parse_http(raw: &[u8]) -> Result<(u16, String), String> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_http;
+    use super::{endpoint_url, parse_http};
+
+    #[test]
+    fn endpoint_precedence() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let both = vars(&[
+            ("AWS_ENDPOINT_URL", "http://global"),
+            ("AWS_ENDPOINT_URL_EC2", "http://ec2"),
+        ]);
+        assert_eq!(
+            endpoint_url(None, both, Some("http://profile"), "r"),
+            "http://ec2"
+        );
+        assert_eq!(
+            endpoint_url(Some("http://flag"), both, None, "r"),
+            "http://flag"
+        );
+        let global = vars(&[("AWS_ENDPOINT_URL", "http://global")]);
+        assert_eq!(
+            endpoint_url(None, global, Some("http://profile"), "r"),
+            "http://global"
+        );
+        assert_eq!(
+            endpoint_url(None, vars(&[]), Some("http://profile"), "r"),
+            "http://profile"
+        );
+        let ignored = vars(&[
+            ("AWS_ENDPOINT_URL_EC2", "http://ec2"),
+            ("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true"),
+        ]);
+        assert_eq!(
+            endpoint_url(None, ignored, Some("http://profile"), "eu-west-1"),
+            "https://ec2.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            endpoint_url(Some("http://flag"), ignored, None, "r"),
+            "http://flag"
+        );
+    }
 
     #[test]
     fn http_bodies() {
