@@ -65,13 +65,14 @@ def test_ppk_format(cli, tmp, key_type):
     key = cli("ec2", "create-key-pair", "--key-name", "p", "--key-type", key_type, "--key-format", "ppk")
     alg = "ssh-rsa" if key_type == "rsa" else "ssh-ed25519"
     assert key["KeyMaterial"].startswith(f"PuTTY-User-Key-File-2: {alg}\nEncryption: none\n")
-    if shutil.which("puttygen"):
-        ppk = tmp / "p.ppk"
-        ppk.write_text(key["KeyMaterial"])
-        # puttygen checks the file's MAC; the public key it derives is the stored one.
-        out = sh(f"puttygen {ppk} -O public-openssh")
-        described = cli("ec2", "describe-key-pairs", "--key-names", "p", "--include-public-key")["KeyPairs"][0]
-        assert out.split()[:2] == described["PublicKey"].split()[:2]
+    # puttygen is one of the tools scripts/test installs.
+    assert shutil.which("puttygen"), "puttygen (putty-tools) is missing: run scripts/test, which installs it"
+    ppk = tmp / "p.ppk"
+    ppk.write_text(key["KeyMaterial"])
+    # puttygen checks the file's MAC; the public key it derives is the stored one.
+    out = sh(f"puttygen {ppk} -O public-openssh")
+    described = cli("ec2", "describe-key-pairs", "--key-names", "p", "--include-public-key")["KeyPairs"][0]
+    assert out.split()[:2] == described["PublicKey"].split()[:2]
 
 
 def test_imported_rsa_fingerprint_is_md5_of_spki(cli, tmp):
