@@ -21,11 +21,59 @@ use std::sync::Arc;
 /// Instances to boot: (account, region, instance ids).
 pub type BootOrder = (String, String, Vec<String>);
 
+/// Whether the base image is there to boot: built before the server started, or being built
+/// at first start (`kumo serve` on a host without one). Until it is ready, launched and
+/// started instances wait, `pending`, in the boot queue.
+#[derive(Default)]
+pub struct ImageGate {
+    state: std::sync::Mutex<Option<Result<(), String>>>,
+    changed: std::sync::Condvar,
+}
+
+impl ImageGate {
+    /// A gate for an image that is already built.
+    pub fn ready() -> Arc<ImageGate> {
+        let g = ImageGate::default();
+        *g.lock() = Some(Ok(()));
+        Arc::new(g)
+    }
+
+    /// A gate for an image still being built.
+    pub fn building() -> Arc<ImageGate> {
+        Arc::new(ImageGate::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Result<(), String>>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The build's outcome: instances waiting for it boot (or, after a failure, fail to).
+    pub fn finish(&self, outcome: Result<(), String>) {
+        *self.lock() = Some(outcome);
+        self.changed.notify_all();
+    }
+
+    /// Whether the image is built.
+    pub fn is_ready(&self) -> bool {
+        matches!(*self.lock(), Some(Ok(())))
+    }
+
+    /// Waits until the build has finished, however it ended.
+    pub fn wait(&self) {
+        let mut g = self.lock();
+        while g.is_none() {
+            g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
 /// A driver and the base image it boots.
 pub struct Compute {
     pub driver: Arc<dyn Driver>,
     /// The root file system of the base image (`kumo image build`).
     pub image_root: PathBuf,
+    /// Whether that image is built yet.
+    pub image: Arc<ImageGate>,
     /// The account and region of each instance booted, to act on what its guest does.
     owners: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
     /// Launches whose guests are to boot: (account, region, instance ids), taken by the
@@ -39,13 +87,24 @@ pub struct Compute {
 }
 
 impl Compute {
+    /// A driver whose base image is built.
     pub fn new(driver: Arc<dyn Driver>, image_root: PathBuf) -> Compute {
+        Compute::with_image(driver, image_root, ImageGate::ready())
+    }
+
+    /// A driver whose base image becomes ready when `image` says so.
+    pub fn with_image(
+        driver: Arc<dyn Driver>,
+        image_root: PathBuf,
+        image: Arc<ImageGate>,
+    ) -> Compute {
         let (tx, rx) = std::sync::mpsc::channel();
         Compute {
             boots: std::sync::Mutex::new(Some(tx)),
             boot_queue: std::sync::Mutex::new(Some(rx)),
             driver,
             image_root,
+            image,
             owners: Default::default(),
             commands: Default::default(),
             cpu: Default::default(),
@@ -411,6 +470,10 @@ pub fn after(
         if !changes.is_empty() {
             refresh_scope(k, ctx);
         }
+    } else if !cm.image.is_ready() {
+        // Recorded as awaiting their boot (see `instance_actions`): they stay pending in the
+        // queue until the base image is built.
+        queue_boot(k, ctx, starts);
     } else {
         boot(k, ctx, &starts);
     }
@@ -448,9 +511,8 @@ pub fn console_output(
 /// At start: boots again every instance the store says runs (the server stopped them when it
 /// stopped, or it crashed and its sweep removed them). Stopped instances stay stopped.
 pub fn recover(k: &Kumo) {
-    if k.compute.is_none() {
-        return;
-    }
+    let Some(cm) = &k.compute else { return };
+    cm.image.wait();
     let found = match k.store.scan_states("instance", &["pending", "running"]) {
         Ok(f) => f,
         Err(e) => {
@@ -464,7 +526,6 @@ pub fn recover(k: &Kumo) {
             region,
             ..RequestContext::default()
         };
-        tracing::info!(instance = %id, "restarting an instance that was running");
         let s = crate::scope(&ctx);
         let launched = k
             .store
@@ -473,9 +534,11 @@ pub fn recover(k: &Kumo) {
             .flatten()
             .is_some_and(|r| r.awaiting_boot);
         if launched {
+            tracing::info!(instance = %id, "booting an instance that was waiting for its boot");
             // Never booted yet: it becomes running once it has.
             boot_launched(k, &ctx.account_id, &ctx.region, std::slice::from_ref(&id));
         } else {
+            tracing::info!(instance = %id, "restarting an instance that was running");
             boot(k, &ctx, std::slice::from_ref(&id));
         }
     }
@@ -1075,6 +1138,7 @@ pub fn boot_queue(k: &Kumo) -> Option<std::sync::mpsc::Receiver<(String, String,
 /// termination raced the boot).
 pub fn boot_launched(k: &Kumo, account: &str, region: &str, ids: &[String]) {
     let Some(cm) = &k.compute else { return };
+    cm.image.wait();
     let ctx = RequestContext {
         account_id: account.to_string(),
         region: region.to_string(),

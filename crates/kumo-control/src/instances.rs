@@ -1027,8 +1027,8 @@ pub struct Context {
     pub enis: HashMap<String, EniRecord>,
     pub volumes: Vec<crate::volumes::VolumeRecord>,
     pub names: HashMap<String, String>,
-    /// Whether no compute driver runs instances (their state reason then says so).
-    pub null_driver: bool,
+    /// Why no compute driver runs instances, when none does (their state reason then says so).
+    pub null_driver: Option<String>,
     /// How the compute driver falls short on this host (state reason code and message).
     pub degraded: Option<(String, String)>,
     pub eips: Vec<AddressRecord>,
@@ -1073,7 +1073,7 @@ pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Con
         volumes,
         names: enis::group_names(v, s)?,
         eips: addresses::by_interface(v, s)?,
-        null_driver: true,
+        null_driver: Some(String::new()),
         degraded: None,
     })
 }
@@ -1184,9 +1184,12 @@ pub fn wire(
         state_reason: match (&r.state_reason, state) {
             (Some((code, message)), _) => Some(StateReason { code: Some(code.clone()), message: Some(message.clone()) }),
             // Kumo runs no guest yet: say so where AWS would say nothing.
-            (None, State::Running) if c.null_driver => Some(StateReason {
+            (None, State::Running) if c.null_driver.is_some() => Some(StateReason {
                 code: Some(NULL_DRIVER.into()),
-                message: Some(format!("{NULL_DRIVER}: the null compute driver runs this instance nowhere; no guest is booted")),
+                message: Some(format!(
+                    "{NULL_DRIVER}: the null compute driver runs this instance nowhere; no guest is booted{}",
+                    c.null_driver.as_deref().filter(|w| !w.is_empty()).map(|w| format!(" ({w})")).unwrap_or_default()
+                )),
             }),
             (None, State::Running) => c.degraded.as_ref().map(|(code, message)| StateReason {
                 code: Some(code.clone()),
@@ -1373,7 +1376,10 @@ pub fn reservation<V: Read>(
 ) -> Result<Vec<Reservation>, Fail> {
     let recs: Vec<&InstanceRecord> = items.iter().map(|t| &t.item).collect();
     let mut c = context(v, scope(ctx), &recs)?;
-    c.null_driver = k.compute.is_none();
+    c.null_driver = k
+        .compute
+        .is_none()
+        .then(|| k.options.null_reason.clone().unwrap_or_default());
     c.degraded = k.compute.as_ref().and_then(|cm| cm.driver.degraded());
     let mut out: Vec<Reservation> = Vec::new();
     for t in items {

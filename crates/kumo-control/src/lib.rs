@@ -40,7 +40,7 @@ use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2, Ec2Error, RequestContext};
 use kumo_store::{Scope, Store};
 
-pub use compute::{Compute, Invocation, SentCommand};
+pub use compute::{Compute, ImageGate, Invocation, SentCommand};
 pub use error::Fail;
 /// Installs the data directory's key for tamper-evident pagination tokens.
 pub use paging::install_key as install_paging_key;
@@ -71,6 +71,9 @@ pub struct Options {
     pub zone_capacity: usize,
     /// Whether `kumo admin advance-clock` may move this server's clock forward (tests).
     pub test_clock: bool,
+    /// Why instances run nowhere, when the server fell back to the null driver: said in each
+    /// running instance's state reason.
+    pub null_reason: Option<String>,
 }
 
 impl Default for Options {
@@ -80,6 +83,7 @@ impl Default for Options {
             status_ms: 0,
             zone_capacity: 10_000,
             test_clock: false,
+            null_reason: None,
         }
     }
 }

@@ -50,7 +50,7 @@ pub fn base_root(dir: &Path) -> Option<PathBuf> {
 
 pub fn run(args: Args) -> ExitCode {
     match args.command {
-        Sub::Build { dir } => match build(&dir) {
+        Sub::Build { dir } => match build(&dir, &Report::Terminal) {
             Ok(root) => {
                 println!("{}", root.display());
                 ExitCode::SUCCESS
@@ -63,23 +63,59 @@ pub fn run(args: Args) -> ExitCode {
     }
 }
 
-fn build(dir: &Path) -> Result<PathBuf, String> {
+/// Whether this host has what `build` needs.
+pub fn can_build() -> bool {
+    Command::new("debootstrap")
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+/// Where a build's progress goes: the terminal (`kumo image build`, a bar redrawn in place on
+/// a TTY) or the server's log (`kumo serve` building at first start, a line per phase).
+pub enum Report {
+    Terminal,
+    Log,
+}
+
+impl Report {
+    fn say(&self, msg: &str) {
+        match self {
+            Report::Terminal => eprintln!("{msg}"),
+            Report::Log => tracing::info!(target: "kumo::image", "{msg}"),
+        }
+    }
+}
+
+/// Builds the base image in `dir` (or finds it built); returns its root file system.
+pub fn build(dir: &Path, report: &Report) -> Result<PathBuf, String> {
     if let Some(root) = base_root(dir) {
-        eprintln!("image {RECIPE}: cached at {}", root.display());
+        report.say(&format!("image {RECIPE}: cached at {}", root.display()));
         return Ok(root);
     }
     let d = dir.join(RECIPE);
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    // One build at a time per recipe (`kumo serve` building at first start, `kumo image build`
+    // beside it): the second waits, then finds the first's image.
+    let lock =
+        std::fs::File::create(d.join("build.lock")).map_err(|e| format!("{}: {e}", d.display()))?;
+    let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| format!("locking {}: {e}", d.display()))?;
+    if let Some(root) = base_root(dir) {
+        report.say(&format!(
+            "image {RECIPE}: built meanwhile at {}",
+            root.display()
+        ));
+        return Ok(root);
+    }
     let tmp = d.join("rootfs.tmp");
     let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
-    if Command::new("debootstrap")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
+    if !can_build() {
         return Err("debootstrap is not installed (apt-get install debootstrap)".into());
     }
-    eprintln!("image {RECIPE}: debootstrap {SUITE} from {MIRROR}");
+    report.say(&format!(
+        "image {RECIPE}: debootstrap {SUITE} from {MIRROR}"
+    ));
     let mut child = Command::new("debootstrap")
         .args(["--variant=minbase", &format!("--include={PACKAGES}"), SUITE])
         .arg(&tmp)
@@ -88,7 +124,7 @@ fn build(dir: &Path) -> Result<PathBuf, String> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("debootstrap: {e}"))?;
-    let mut bar = Progress::new();
+    let mut bar = Progress::new(report);
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             bar.line(&line);
@@ -103,13 +139,15 @@ fn build(dir: &Path) -> Result<PathBuf, String> {
         ));
     }
     finish(&tmp).map_err(|e| format!("finishing the image: {e}"))?;
-    eprintln!("image {RECIPE}: kernel, initramfs and disk for the vm driver");
+    report.say(&format!(
+        "image {RECIPE}: kernel, initramfs and disk for the vm driver"
+    ));
     vm_artifacts(&tmp, &d)?;
     let root = d.join("rootfs");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::rename(&tmp, &root).map_err(|e| format!("{}: {e}", root.display()))?;
     std::fs::write(d.join("READY"), format!("{RECIPE}\n")).map_err(|e| format!("stamp: {e}"))?;
-    eprintln!("image {RECIPE}: built at {}", root.display());
+    report.say(&format!("image {RECIPE}: built at {}", root.display()));
     Ok(root)
 }
 
@@ -229,10 +267,12 @@ fn mbr(bytes: u64) -> [u8; 512] {
 }
 
 /// A progress bar over debootstrap's `I:` lines: its phases in order, and the package it is on.
-struct Progress {
+struct Progress<'r> {
+    report: &'r Report,
     tty: bool,
     phase: usize,
-    last: String,
+    /// The phase last reported on a line of its own (not on a TTY).
+    said: usize,
 }
 
 const PHASES: [&str; 6] = [
@@ -244,12 +284,13 @@ const PHASES: [&str; 6] = [
     "Configuring",
 ];
 
-impl Progress {
-    fn new() -> Self {
+impl<'r> Progress<'r> {
+    fn new(report: &'r Report) -> Self {
         Progress {
-            tty: std::io::stderr().is_terminal(),
+            report,
+            tty: matches!(report, Report::Terminal) && std::io::stderr().is_terminal(),
             phase: 0,
-            last: String::new(),
+            said: 0,
         }
     }
 
@@ -268,17 +309,14 @@ impl Progress {
             self.phase * 100 / PHASES.len(),
             msg.chars().take(50).collect::<String>()
         );
-        let mut err = std::io::stderr();
         if self.tty {
+            let mut err = std::io::stderr();
             let _ = write!(err, "\r\x1b[2K{bar}");
-        } else if PHASES
-            .get(self.phase.saturating_sub(1))
-            .is_some_and(|p| !self.last.starts_with(p))
-        {
-            let _ = writeln!(err, "{bar}");
+            let _ = err.flush();
+        } else if self.phase != self.said {
+            self.said = self.phase;
+            self.report.say(&bar);
         }
-        self.last = msg.to_string();
-        let _ = err.flush();
     }
 
     fn done(&self) {

@@ -173,45 +173,108 @@ fn code(c: i32) -> ExitCode {
     ExitCode::from(c.clamp(0, 255) as u8)
 }
 
-/// The compute driver to run, or why none but `null` can.
-fn choose_driver(
-    args: &ServeArgs,
-    rt: &tokio::runtime::Runtime,
-) -> Result<Option<kumo_control::Compute>, String> {
+/// The driver chosen at start.
+struct Chosen {
+    /// The driver, unless instances run nowhere.
+    compute: Option<kumo_control::Compute>,
+    /// Why the null driver runs where a real one was wanted (`--driver auto`).
+    null_reason: Option<String>,
+    /// The base image to build in the background before anything boots.
+    build: Option<Arc<kumo_control::ImageGate>>,
+}
+
+/// The compute driver to run, or why none but `null` can. A host that can run `ns` but has no
+/// base image gets one built at first start, in the background ([`build_image`]).
+fn choose_driver(args: &ServeArgs, rt: &tokio::runtime::Runtime) -> Result<Chosen, String> {
+    let null = |why: Option<String>| Chosen {
+        compute: None,
+        null_reason: why,
+        build: None,
+    };
     if args.driver == DriverChoice::Null {
-        return Ok(None);
+        return Ok(null(None));
+    }
+    let built = image::base_root(&args.images);
+    if args.driver == DriverChoice::Vm {
+        let image_dir = args.images.join(image::RECIPE);
+        let why_not = kumo_compute::ns::unavailable()
+            .or_else(|| {
+                built.is_none().then(|| {
+                    format!(
+                        "no base image in {} (run `kumo image build`)",
+                        args.images.display()
+                    )
+                })
+            })
+            .or_else(|| kumo_compute::vm::unavailable(&image_dir));
+        if let Some(why) = why_not {
+            return Err(format!("the vm driver cannot run here: {why}"));
+        }
+        let d = kumo_compute::ns::NsDriver::new_vm(&args.data_dir, rt.handle().clone(), &image_dir)
+            .map_err(|e| format!("the vm driver failed to start: {e}"))?;
+        return Ok(Chosen {
+            compute: Some(kumo_control::Compute::new(
+                Arc::new(d),
+                built.unwrap_or_default(),
+            )),
+            null_reason: None,
+            build: None,
+        });
     }
     let why_not = kumo_compute::ns::unavailable().or_else(|| {
-        image::base_root(&args.images).is_none().then(|| {
+        (built.is_none() && !image::can_build()).then(|| {
             format!(
-                "no base image in {} (run `kumo image build`)",
+                "there is no base image in {} and debootstrap, which builds it, is not installed (apt-get install debootstrap debian-archive-keyring)",
                 args.images.display()
             )
         })
     });
-    if args.driver == DriverChoice::Vm {
-        let image_dir = args.images.join(image::RECIPE);
-        let why_not = why_not.or_else(|| kumo_compute::vm::unavailable(&image_dir));
-        if let Some(why) = why_not {
-            return Err(format!("the vm driver cannot run here: {why}"));
-        }
-        let root = image::base_root(&args.images).unwrap_or_default();
-        let d = kumo_compute::ns::NsDriver::new_vm(&args.data_dir, rt.handle().clone(), &image_dir)
-            .map_err(|e| format!("the vm driver failed to start: {e}"))?;
-        return Ok(Some(kumo_control::Compute::new(Arc::new(d), root)));
-    }
     match (why_not, args.driver) {
         (Some(why), DriverChoice::Ns) => Err(format!("the ns driver cannot run here: {why}")),
-        (Some(why), _) => {
-            tracing::warn!(reason = %why, "the ns driver cannot run here; using the null driver");
-            Ok(None)
-        }
+        (Some(why), _) => Ok(null(Some(format!("the ns driver cannot run here: {why}")))),
         (None, _) => {
-            let root = image::base_root(&args.images).unwrap_or_default();
+            let gate = match built {
+                Some(_) => kumo_control::ImageGate::ready(),
+                None => kumo_control::ImageGate::building(),
+            };
             let d = kumo_compute::ns::NsDriver::new(&args.data_dir, rt.handle().clone())
                 .map_err(|e| format!("the ns driver failed to start: {e}"))?;
-            Ok(Some(kumo_control::Compute::new(Arc::new(d), root)))
+            let root = args.images.join(image::RECIPE).join("rootfs");
+            Ok(Chosen {
+                compute: Some(kumo_control::Compute::with_image(
+                    Arc::new(d),
+                    root,
+                    gate.clone(),
+                )),
+                null_reason: None,
+                build: (!gate.is_ready()).then_some(gate),
+            })
         }
+    }
+}
+
+/// Builds the base image on a thread of its own, its progress in the log; instances launched
+/// or started meanwhile stay pending and boot once it is ready.
+fn build_image(dir: PathBuf, gate: Arc<kumo_control::ImageGate>) {
+    tracing::info!(
+        dir = %dir.display(),
+        "no base image yet: building it in the background (debootstrap, about a minute); instances stay pending until it is ready"
+    );
+    let spawned = std::thread::Builder::new()
+        .name("kumo-image-build".into())
+        .spawn({
+            let gate = gate.clone();
+            move || {
+                let outcome = image::build(&dir, &image::Report::Log).map(|_| ());
+                match &outcome {
+                    Ok(()) => tracing::info!("the base image is ready: waiting instances boot now"),
+                    Err(e) => tracing::error!(error = %e, "the base image could not be built; instances cannot boot until it is (`kumo image build`)"),
+                }
+                gate.finish(outcome);
+            }
+        });
+    if let Err(e) = spawned {
+        gate.finish(Err(format!("cannot start the image build: {e}")));
     }
 }
 
@@ -287,7 +350,11 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let compute = match choose_driver(&args, &rt) {
+    let Chosen {
+        compute,
+        null_reason,
+        build,
+    } = match choose_driver(&args, &rt) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "cannot start the compute driver");
@@ -304,6 +371,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                     status_ms: args.status_ms.max(0),
                     zone_capacity: args.zone_capacity,
                     test_clock: args.test_clock,
+                    null_reason: null_reason.clone(),
                 },
             );
             match compute {
@@ -345,19 +413,24 @@ fn serve(args: ServeArgs) -> ExitCode {
             open_files = nofile,
             "kumo is ready"
         );
-        match state.kumo.driver_name() {
-            "null" => tracing::warn!(
+        match (state.kumo.driver_name(), &null_reason) {
+            ("null", Some(why)) => tracing::warn!(
+                driver = "null",
+                reason = %why,
+                "compute driver: null, because {why}. Instances are API state only and run nowhere; DescribeInstances says so in their StateReason (Kumo.NullDriver)"
+            ),
+            ("null", None) => tracing::warn!(
                 driver = "null",
                 "compute driver: null. Instances are API state only and run nowhere; DescribeInstances says so in their StateReason (Kumo.NullDriver)"
             ),
-            d => tracing::info!(driver = d, "compute driver: {d}. Instances boot for real"),
+            (d, _) => tracing::info!(driver = d, "compute driver: {d}. Instances boot for real"),
+        }
+        if let Some(gate) = build {
+            build_image(args.images.clone(), gate);
         }
         let kumo_state = state.clone();
         // The instance-type catalog is parsed off the request path.
         tokio::task::spawn_blocking(Kumo::warm_up);
-        // Instances that were running boot again.
-        let k = kumo_state.clone();
-        tokio::task::spawn_blocking(move || k.kumo.recover());
         // CPU credits follow the guests' real CPU use, every second.
         if state.kumo.driver_name() != "null" {
             let k = kumo_state.clone();
@@ -366,15 +439,17 @@ fn serve(args: ServeArgs) -> ExitCode {
                 k.kumo.credits_tick();
             });
         }
-        // Launched instances boot after RunInstances answered.
-        if let Some(queue) = kumo_state.kumo.boot_queue() {
-            let k = kumo_state.clone();
-            std::thread::spawn(move || {
-                for (account, region, ids) in queue {
-                    k.kumo.boot_launched(&account, &region, &ids);
-                }
-            });
-        }
+        // One boot thread: first the instances that were running (or waited for their boot)
+        // when the server last stopped, then launches and starts as they are queued. In that
+        // order, an instance queued while the base image was built boots once, not twice.
+        let queue = kumo_state.kumo.boot_queue();
+        let k = kumo_state.clone();
+        std::thread::spawn(move || {
+            k.kumo.recover();
+            for (account, region, ids) in queue.into_iter().flatten() {
+                k.kumo.boot_launched(&account, &region, &ids);
+            }
+        });
         // Guests that power off or reboot themselves.
         if let Some(events) = kumo_state.kumo.guest_events() {
             let k = kumo_state.clone();
