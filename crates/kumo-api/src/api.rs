@@ -10,9 +10,9 @@
 use crate::auth;
 use crate::wire::{ec2_error, request_id, xml};
 use crate::{ssm, sts, AppState};
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use kumo_ec2_wire::query::Node;
 use kumo_ec2_wire::{dispatch, Ec2Error, RequestContext};
@@ -47,6 +47,23 @@ pub struct Raw {
     pub headers: HeaderMap,
     pub query: String,
     pub body: Bytes,
+}
+
+/// Every endpoint reads its request whole, within the body bounds (see [`crate::body`]).
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Raw {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, _: &S) -> Result<Raw, Response> {
+        let (parts, body) = req.into_parts();
+        let body = crate::body::read(body).await?;
+        Ok(Raw {
+            method: parts.method,
+            path: parts.uri.path().to_string(),
+            headers: parts.headers,
+            query: parts.uri.query().unwrap_or("").to_string(),
+            body,
+        })
+    }
 }
 
 impl Raw {
@@ -93,24 +110,7 @@ impl Prepared {
 }
 
 /// `GET /` and `POST /`.
-pub async fn handle(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let body = match crate::body::read(body).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let raw = Raw {
-        method,
-        path: uri.path().to_string(),
-        headers,
-        query: uri.query().unwrap_or("").to_string(),
-        body,
-    };
+pub async fn handle(State(state): State<Arc<AppState>>, raw: Raw) -> Response {
     if raw.body.len() + raw.query.len() > INLINE_BYTES {
         return blocking(state, move |s| match prepare(s, &raw) {
             Ok(p) => execute(s, p),

@@ -449,17 +449,22 @@ mod tests {
         (headers, sig)
     }
 
+    /// A `GET /` with these headers and no body.
+    fn get(headers: &HeaderMap) -> Request<'_> {
+        Request {
+            method: &Method::GET,
+            path: "/",
+            headers,
+            query: "",
+            body: b"",
+        }
+    }
+
     #[test]
     fn aws_test_suite_vector() {
         // The "get-vanilla" case of AWS's SigV4 test suite.
         let (headers, sig) = vanilla();
-        let req = Request {
-            method: &Method::GET,
-            path: "/",
-            headers: &headers,
-            query: "",
-            body: b"",
-        };
+        let req = get(&headers);
         let k = key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
         let got = expected_signature(&sig, &k, &req, "20150830T123600Z").unwrap();
         assert_eq!(got, sig.signature);
@@ -493,13 +498,7 @@ mod tests {
         ] {
             let (mut headers, sig) = vanilla();
             headers.insert("x-amz-content-sha256", claim.parse().unwrap());
-            let req = Request {
-                method: &Method::GET,
-                path: "/",
-                headers: &headers,
-                query: "",
-                body: b"",
-            };
+            let req = get(&headers);
             let got = expected_signature(&sig, &k, &req, "20150830T123600Z");
             assert_eq!(got.is_some(), accepted, "{claim}");
         }
@@ -508,13 +507,7 @@ mod tests {
     #[test]
     fn session_tokens() {
         let (headers, mut sig) = vanilla();
-        let req = Request {
-            method: &Method::GET,
-            path: "/",
-            headers: &headers,
-            query: "",
-            body: b"",
-        };
+        let req = get(&headers);
         let at = amz_date_ms("20150830T123600Z").unwrap();
         let mut k = key("wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY");
         sig.token = Some("tok".into());

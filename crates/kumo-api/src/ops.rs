@@ -9,9 +9,8 @@
 use crate::api::{blocking, Raw};
 use crate::wire::{ec2_error, request_id};
 use crate::{auth, AppState, AuthMode};
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kumo_ec2_wire::Ec2Error;
 use std::sync::Arc;
@@ -39,22 +38,6 @@ fn authorize(
     auth::authenticate(state, &raw.auth(), state.kumo.now_ms()).map(Some)
 }
 
-async fn read_raw(
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Raw, Response> {
-    let body = crate::body::read(body).await?;
-    Ok(Raw {
-        method,
-        path: uri.path().to_string(),
-        headers,
-        query: uri.query().unwrap_or("").to_string(),
-        body,
-    })
-}
-
 fn json(status: StatusCode, v: serde_json::Value) -> Response {
     let mut r = ([(header::CONTENT_TYPE, "application/json")], v.to_string()).into_response();
     *r.status_mut() = status;
@@ -62,17 +45,7 @@ fn json(status: StatusCode, v: serde_json::Value) -> Response {
 }
 
 /// Deletes all state.
-pub async fn reset(
-    State(state): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let raw = match read_raw(method, uri, headers, body).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+pub async fn reset(State(state): State<Arc<AppState>>, raw: Raw) -> Response {
     if let Err(e) = authorize(&state, state.enable_reset, "--enable-reset", &raw) {
         return ec2_error(&e, &request_id());
     }
@@ -90,15 +63,8 @@ pub async fn reset(
 pub async fn admin(
     State(state): State<Arc<AppState>>,
     Path(op): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
+    raw: Raw,
 ) -> Response {
-    let raw = match read_raw(method, uri, headers, body).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
     let caller = match authorize(&state, state.enable_admin, "--enable-admin", &raw) {
         Ok(c) => c,
         Err(e) => return ec2_error(&e, &request_id()),
