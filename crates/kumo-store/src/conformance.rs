@@ -50,6 +50,7 @@ fn thing(id: &str, name: &str) -> Thing {
 }
 
 fn all(store: &Store) {
+    committed_hooks(store);
     crud(store);
     names_are_unique(store);
     rollback_changes_nothing(store);
@@ -275,6 +276,33 @@ fn addresses_are_unique_per_pool(store: &Store) {
         .is_empty());
 }
 
+/// `committed` runs after a commit only, never after a rollback or a refused body.
+fn committed_hooks(store: &Store) {
+    let ran = std::cell::Cell::new(0);
+    let r: Result<(), StoreError> = store.write_then(
+        true,
+        |tx| tx.insert(A, &thing("hook-1", "hook-one")),
+        |_| ran.set(ran.get() + 1),
+    );
+    r.unwrap();
+    let r: Result<(), StoreError> = store.write_then(
+        false,
+        |tx| tx.insert(A, &thing("hook-2", "hook-two")),
+        |_| ran.set(ran.get() + 10),
+    );
+    r.unwrap();
+    let r: Result<(), StoreError> = store.write_then(
+        true,
+        |tx| tx.insert(A, &thing("hook-3", "hook-one")),
+        |_| ran.set(ran.get() + 100),
+    );
+    assert!(matches!(r, Err(StoreError::Conflict)));
+    assert_eq!(ran.get(), 1);
+    let found: Vec<Thing> = store.read(|v| v.list(A, &Query::default())).unwrap();
+    assert!(found.iter().any(|t| t.id == "hook-1"));
+    assert!(!found.iter().any(|t| t.id == "hook-2" || t.id == "hook-3"));
+}
+
 #[test]
 fn sqlite_memory() {
     all(&Store::memory().unwrap());
@@ -287,5 +315,13 @@ fn sqlite_file() {
     all(&Store::open(&dir).unwrap());
     // Reopening finds the schema in place.
     drop(Store::open(&dir).unwrap());
+    // A database from a newer build is refused, not written over.
+    let conn = rusqlite::Connection::open(dir.join("kumo.db")).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    assert!(matches!(
+        Store::open(&dir),
+        Err(StoreError::NewerSchema { found: 99, .. })
+    ));
     std::fs::remove_dir_all(&dir).unwrap();
 }

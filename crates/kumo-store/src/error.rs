@@ -14,8 +14,16 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// The engine failed; its own error is the source (for the log, never for the wire).
     #[error("the database failed")]
-    Db(#[source] rusqlite::Error),
+    Db(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A transaction's body did not run to its end (it panicked, or the engine never called
+    /// it).
+    #[error("the transaction did not run to its end")]
+    Unfinished,
+    /// The database was written by a newer build.
+    #[error("the database has schema version {found}, newer than this build's {supported}")]
+    NewerSchema { found: i64, supported: i64 },
     /// The store's background thread could not start.
     #[error("cannot start the store's checkpoint thread")]
     Thread(#[source] std::io::Error),
@@ -29,7 +37,7 @@ impl From<rusqlite::Error> for StoreError {
             {
                 StoreError::Conflict
             }
-            _ => StoreError::Db(e),
+            _ => StoreError::Db(Box::new(e)),
         }
     }
 }

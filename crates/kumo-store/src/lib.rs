@@ -3,17 +3,24 @@
 //! invariants (unique names, unique tags) so they hold across concurrent requests.
 //!
 //! Nothing here knows EC2's rules: the control plane decides what a row means.
+//!
+//! The API is a facade ([`Store`], [`View`], [`Tx`], [`Read`]) over a private backend trait
+//! (`backend`), in the manner of Garage's `db` crate: an engine implements the object-safe
+//! operations once, and no engine's types (no rusqlite) are visible above this crate. The
+//! conformance suite is written against the facade and runs for each backend.
 
+mod backend;
 mod error;
 mod record;
 mod sqlite;
+mod store;
 
 #[cfg(test)]
 mod conformance;
 
 pub use error::StoreError;
 pub use record::{Index, Record};
-pub use sqlite::{Read, Store, Tx, View};
+pub use store::{Read, Store, Tx, View};
 
 /// Resources are owned by an account in a region; one scope never sees another's rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

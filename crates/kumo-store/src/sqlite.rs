@@ -1,7 +1,10 @@
-//! The SQLite backend: WAL mode, one writer connection, a small pool of readers.
+//! The SQLite backend: WAL mode, one writer connection, a small pool of readers. No rusqlite
+//! type leaves this module: it implements [`Backend`] and the operations behind it.
 
-use crate::{Index, Query, Record, Row, Scope, StoreError, TagQuery, TagRow};
+use crate::backend::{Backend, Body, ReadOps, WriteOps};
+use crate::{Index, Query, Row, Scope, StoreError, TagQuery, TagRow};
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -44,8 +47,8 @@ CREATE TABLE IF NOT EXISTS idempotency (
 
 const ROW_COLUMNS: &str = "id, name, state, vpc, subnet, zone, version, doc";
 
-/// The store. Cheap to share behind an `Arc`.
-pub struct Store {
+/// The embedded engine.
+pub(crate) struct Sqlite {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     path: Option<std::path::PathBuf>,
@@ -90,9 +93,9 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl Store {
+impl Sqlite {
     /// Opens (creating if needed) the database `kumo.db` in `dir`.
-    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+    pub(crate) fn open(dir: &Path) -> Result<Sqlite, StoreError> {
         let path = dir.join("kumo.db");
         let conn = Connection::open(&path)?;
         configure(&conn)?;
@@ -108,7 +111,7 @@ impl Store {
         conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
         Self::migrate(&conn)?;
         let checkpoints = checkpointer(&path)?;
-        Ok(Store {
+        Ok(Sqlite {
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             path: Some(path),
@@ -116,12 +119,12 @@ impl Store {
         })
     }
 
-    /// A private in-memory store (tests). Reads share the writer's connection.
-    pub fn memory() -> Result<Store, StoreError> {
+    /// A private in-memory database. Reads share the writer's connection.
+    pub(crate) fn memory() -> Result<Sqlite, StoreError> {
         let conn = Connection::open_in_memory()?;
         configure(&conn)?;
         Self::migrate(&conn)?;
-        Ok(Store {
+        Ok(Sqlite {
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
             path: None,
@@ -132,38 +135,38 @@ impl Store {
     fn migrate(conn: &Connection) -> Result<(), StoreError> {
         let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if v > SCHEMA_VERSION {
-            return Err(StoreError::Db(rusqlite::Error::InvalidParameterName(
-                format!(
-                    "the database has schema version {v}, newer than this build's {SCHEMA_VERSION}"
-                ),
-            )));
+            return Err(StoreError::NewerSchema {
+                found: v,
+                supported: SCHEMA_VERSION,
+            });
         }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(())
     }
+}
 
-    /// Runs `f` against a consistent snapshot.
-    pub fn read<T, E: From<StoreError>>(
+impl Backend for Sqlite {
+    fn read(
         &self,
-        f: impl FnOnce(&View) -> Result<T, E>,
-    ) -> Result<T, E> {
+        f: &mut dyn FnMut(&dyn ReadOps) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let Some(path) = &self.path else {
             let conn = lock(&self.writer);
-            return f(&View { conn: &conn });
+            return f(&Conn(&conn));
         };
         let pooled = lock(&self.readers).pop();
         let conn = match pooled {
             Some(c) => c,
             None => {
-                let c = Connection::open(path).map_err(StoreError::from)?;
+                let c = Connection::open(path)?;
                 configure(&c)?;
                 c
             }
         };
         let out = {
-            let tx = conn.unchecked_transaction().map_err(StoreError::from)?;
-            let out = f(&View { conn: &tx });
+            let tx = conn.unchecked_transaction()?;
+            let out = f(&Conn(&tx));
             drop(tx);
             out
         };
@@ -174,45 +177,24 @@ impl Store {
         out
     }
 
-    /// Runs `f` in one write transaction: it commits when `f` succeeds and `commit` is true,
-    /// and rolls back otherwise (a DryRun checks everything and changes nothing).
-    pub fn write<T, E: From<StoreError>>(
-        &self,
-        commit: bool,
-        f: impl FnOnce(&Tx) -> Result<T, E>,
-    ) -> Result<T, E> {
-        self.write_then(commit, f, |_| {})
-    }
-
-    /// Like [`Store::write`], and runs `committed` after a successful commit while this
-    /// process still holds the write lock: in-memory state derived from the store (caches) is
-    /// updated before any other write can read it.
-    pub fn write_then<T, E: From<StoreError>>(
-        &self,
-        commit: bool,
-        f: impl FnOnce(&Tx) -> Result<T, E>,
-        committed: impl FnOnce(&T),
-    ) -> Result<T, E> {
+    fn write(&self, f: &mut Body, committed: &mut dyn FnMut()) -> Result<(), StoreError> {
         let mut conn = lock(&self.writer);
-        let tx = conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let tx = Tx { tx };
-        let out = f(&tx)?;
-        if commit {
-            tx.tx.commit().map_err(StoreError::from)?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = SqliteTx { tx };
+        if f(&tx)? {
+            tx.tx.commit()?;
             if let Some(wake) = &self.checkpoints {
                 // Full means a checkpoint is already due.
                 let _ = wake.try_send(());
             }
-            committed(&out);
+            committed();
         }
-        Ok(out)
+        Ok(())
     }
 
     /// `(account, region, id)` of every row of a kind in one of `states`, across all scopes:
     /// for work at start-up (booting the instances that were running), never for requests.
-    pub fn scan_states(
+    fn scan_states(
         &self,
         kind: &str,
         states: &[&str],
@@ -233,7 +215,7 @@ impl Store {
     }
 
     /// Deletes every resource of every account.
-    pub fn reset(&self) -> Result<(), StoreError> {
+    fn reset(&self) -> Result<(), StoreError> {
         let conn = lock(&self.writer);
         conn.execute_batch(
             "DELETE FROM rows; DELETE FROM tags; DELETE FROM ips; DELETE FROM idempotency;",
@@ -242,13 +224,11 @@ impl Store {
     }
 }
 
-/// A read-only view.
-pub struct View<'c> {
-    conn: &'c Connection,
-}
+/// Reads on a connection (a snapshot or a transaction).
+struct Conn<'c>(&'c Connection);
 
 /// A write transaction.
-pub struct Tx<'c> {
+struct SqliteTx<'c> {
     tx: Transaction<'c>,
 }
 
@@ -278,17 +258,13 @@ fn placeholders(n: usize) -> String {
     s
 }
 
-/// Reads, shared by views and transactions.
-pub trait Read {
-    #[doc(hidden)]
-    fn conn(&self) -> &Connection;
-
+impl ReadOps for Conn<'_> {
     fn get_row(&self, scope: Scope, kind: &str, id: &str) -> Result<Option<Row>, StoreError> {
         let sql = format!(
             "SELECT {ROW_COLUMNS} FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4"
         );
         Ok(self
-            .conn()
+            .0
             .prepare_cached(&sql)?
             .query_row(params![scope.account, scope.region, kind, id], row_from)
             .optional()?)
@@ -304,7 +280,7 @@ pub trait Read {
             "SELECT {ROW_COLUMNS} FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND name=?4"
         );
         Ok(self
-            .conn()
+            .0
             .prepare_cached(&sql)?
             .query_row(params![scope.account, scope.region, kind, name], row_from)
             .optional()?)
@@ -361,31 +337,9 @@ pub trait Read {
             sql.push_str(" LIMIT ?");
             args.push(&limit);
         }
-        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut stmt = self.0.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(args), row_from)?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// A typed read by id.
-    fn get<R: Record>(&self, scope: Scope, id: &str) -> Result<Option<R>, StoreError> {
-        self.get_row(scope, R::KIND, id)?
-            .map(|r| R::from_row(&r))
-            .transpose()
-    }
-
-    /// A typed read by unique name.
-    fn get_by_name<R: Record>(&self, scope: Scope, name: &str) -> Result<Option<R>, StoreError> {
-        self.get_row_by_name(scope, R::KIND, name)?
-            .map(|r| R::from_row(&r))
-            .transpose()
-    }
-
-    /// A typed list.
-    fn list<R: Record>(&self, scope: Scope, q: &Query) -> Result<Vec<R>, StoreError> {
-        self.list_rows(scope, R::KIND, q)?
-            .iter()
-            .map(R::from_row)
-            .collect()
     }
 
     /// The tags of one resource, in key order.
@@ -394,7 +348,7 @@ pub trait Read {
         scope: Scope,
         resource_id: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.0.prepare_cached(
             "SELECT key, value FROM tags WHERE account=?1 AND region=?2 AND resource_id=?3 ORDER BY key",
         )?;
         let rows = stmt.query_map(params![scope.account, scope.region, resource_id], |r| {
@@ -431,7 +385,7 @@ pub trait Read {
             sql.push_str(" LIMIT ?");
             args.push(&limit);
         }
-        let mut stmt = self.conn().prepare_cached(&sql)?;
+        let mut stmt = self.0.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(args), |r| {
             Ok(TagRow {
                 resource_id: r.get(0)?,
@@ -445,7 +399,7 @@ pub trait Read {
 
     /// Every address held in a pool, with its owner, in address order.
     fn pool_addrs(&self, scope: Scope, pool: &str) -> Result<Vec<(u32, String)>, StoreError> {
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.0.prepare_cached(
             "SELECT addr, owner FROM ips WHERE account=?1 AND region=?2 AND pool=?3 ORDER BY addr",
         )?;
         let rows = stmt.query_map(params![scope.account, scope.region, pool], |r| {
@@ -469,7 +423,7 @@ pub trait Read {
         let mut args: Vec<&str> = vec![scope.account, scope.region, kind, zone];
         args.extend(except_states.iter().copied());
         let n: i64 = self
-            .conn()
+            .0
             .prepare_cached(&sql)?
             .query_row(params_from_iter(args), |r| r.get(0))?;
         Ok(n as u64)
@@ -478,7 +432,7 @@ pub trait Read {
     /// The highest address held in a pool.
     fn max_addr(&self, scope: Scope, pool: &str) -> Result<Option<u32>, StoreError> {
         let v: Option<i64> = self
-            .conn()
+            .0
             .prepare_cached("SELECT MAX(addr) FROM ips WHERE account=?1 AND region=?2 AND pool=?3")?
             .query_row(params![scope.account, scope.region, pool], |r| r.get(0))?;
         Ok(v.map(|a| a as u32))
@@ -486,7 +440,7 @@ pub trait Read {
 
     /// The owners of an address in any pool.
     fn addr_owners(&self, scope: Scope, addr: u32) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.conn().prepare_cached(
+        let mut stmt = self.0.prepare_cached(
             "SELECT owner FROM ips INDEXED BY ips_addr WHERE account=?1 AND region=?2 AND addr=?3",
         )?;
         let rows = stmt.query_map(params![scope.account, scope.region, addr as i64], |r| {
@@ -496,11 +450,8 @@ pub trait Read {
     }
 
     /// How many addresses each pool of the scope holds.
-    fn pool_counts(
-        &self,
-        scope: Scope,
-    ) -> Result<std::collections::HashMap<String, u64>, StoreError> {
-        let mut stmt = self.conn().prepare_cached(
+    fn pool_counts(&self, scope: Scope) -> Result<HashMap<String, u64>, StoreError> {
+        let mut stmt = self.0.prepare_cached(
             "SELECT pool, COUNT(*) FROM ips WHERE account=?1 AND region=?2 GROUP BY pool",
         )?;
         let rows = stmt.query_map(params![scope.account, scope.region], |r| {
@@ -517,7 +468,7 @@ pub trait Read {
         addr: u32,
     ) -> Result<Option<String>, StoreError> {
         Ok(self
-            .conn()
+            .0
             .prepare_cached(
                 "SELECT owner FROM ips WHERE account=?1 AND region=?2 AND pool=?3 AND addr=?4",
             )?
@@ -536,7 +487,7 @@ pub trait Read {
         token: &str,
     ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         Ok(self
-            .conn()
+            .0
             .prepare_cached("SELECT digest, response FROM idempotency WHERE account=?1 AND region=?2 AND operation=?3 AND token=?4")?
             .query_row(params![scope.account, scope.region, operation, token], |r| {
                 Ok((r.get(0)?, r.get(1)?))
@@ -545,21 +496,39 @@ pub trait Read {
     }
 }
 
-impl Read for View<'_> {
-    fn conn(&self) -> &Connection {
-        self.conn
-    }
+/// A transaction reads what it has written.
+macro_rules! delegate_reads {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
+        impl ReadOps for SqliteTx<'_> {
+            $(fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
+                Conn(&self.tx).$name($($arg),*)
+            })*
+        }
+    };
 }
 
-impl Read for Tx<'_> {
-    fn conn(&self) -> &Connection {
-        &self.tx
-    }
+delegate_reads! {
+    get_row(scope: Scope, kind: &str, id: &str) -> Option<Row>;
+    get_row_by_name(scope: Scope, kind: &str, name: &str) -> Option<Row>;
+    list_rows(scope: Scope, kind: &str, q: &Query) -> Vec<Row>;
+    tags_of(scope: Scope, resource_id: &str) -> Vec<(String, String)>;
+    list_tags(scope: Scope, q: &TagQuery) -> Vec<TagRow>;
+    pool_addrs(scope: Scope, pool: &str) -> Vec<(u32, String)>;
+    count_in_zone(scope: Scope, kind: &str, zone: &str, except_states: &[&str]) -> u64;
+    max_addr(scope: Scope, pool: &str) -> Option<u32>;
+    addr_owners(scope: Scope, addr: u32) -> Vec<String>;
+    pool_counts(scope: Scope) -> HashMap<String, u64>;
+    addr_owner(scope: Scope, pool: &str, addr: u32) -> Option<String>;
+    idempotent(scope: Scope, operation: &str, token: &str) -> Option<(String, Vec<u8>)>;
 }
 
-impl Tx<'_> {
+impl WriteOps for SqliteTx<'_> {
+    fn reads(&self) -> &dyn ReadOps {
+        self
+    }
+
     /// Inserts a new row; [`StoreError::Conflict`] when the id or the unique name is taken.
-    pub fn insert_row(&self, scope: Scope, kind: &str, row: &Row) -> Result<(), StoreError> {
+    fn insert_row(&self, scope: Scope, kind: &str, row: &Row) -> Result<(), StoreError> {
         self.tx
             .prepare_cached(
                 "INSERT INTO rows (account, region, kind, id, name, state, vpc, subnet, zone, version, doc)
@@ -582,7 +551,7 @@ impl Tx<'_> {
     }
 
     /// Replaces an existing row; returns whether it existed.
-    pub fn update_row(&self, scope: Scope, kind: &str, row: &Row) -> Result<bool, StoreError> {
+    fn update_row(&self, scope: Scope, kind: &str, row: &Row) -> Result<bool, StoreError> {
         let n = self
             .tx
             .prepare_cached(
@@ -606,7 +575,7 @@ impl Tx<'_> {
     }
 
     /// Deletes a row and its tags; returns whether it existed.
-    pub fn delete_row(&self, scope: Scope, kind: &str, id: &str) -> Result<bool, StoreError> {
+    fn delete_row(&self, scope: Scope, kind: &str, id: &str) -> Result<bool, StoreError> {
         let n = self
             .tx
             .prepare_cached(
@@ -619,20 +588,8 @@ impl Tx<'_> {
         Ok(n == 1)
     }
 
-    pub fn insert<R: Record>(&self, scope: Scope, r: &R) -> Result<(), StoreError> {
-        self.insert_row(scope, R::KIND, &r.to_row())
-    }
-
-    pub fn update<R: Record>(&self, scope: Scope, r: &R) -> Result<bool, StoreError> {
-        self.update_row(scope, R::KIND, &r.to_row())
-    }
-
-    pub fn delete<R: Record>(&self, scope: Scope, id: &str) -> Result<bool, StoreError> {
-        self.delete_row(scope, R::KIND, id)
-    }
-
     /// Sets (adds or overwrites) one tag.
-    pub fn put_tag(
+    fn put_tag(
         &self,
         scope: Scope,
         resource_id: &str,
@@ -651,7 +608,7 @@ impl Tx<'_> {
 
     /// Removes one tag; with `value`, only when the tag has that value. Returns whether a tag
     /// went.
-    pub fn delete_tag(
+    fn delete_tag(
         &self,
         scope: Scope,
         resource_id: &str,
@@ -673,7 +630,7 @@ impl Tx<'_> {
 
     /// Holds addresses of a pool (a subnet) for `owner`. The primary key makes every address
     /// unique in its pool: a taken one answers [`StoreError::Conflict`], whatever raced it.
-    pub fn claim_addrs(
+    fn claim_addrs(
         &self,
         scope: Scope,
         pool: &str,
@@ -690,7 +647,7 @@ impl Tx<'_> {
     }
 
     /// Gives addresses back to their pool.
-    pub fn release_addrs(&self, scope: Scope, pool: &str, addrs: &[u32]) -> Result<(), StoreError> {
+    fn release_addrs(&self, scope: Scope, pool: &str, addrs: &[u32]) -> Result<(), StoreError> {
         let mut stmt = self.tx.prepare_cached(
             "DELETE FROM ips WHERE account=?1 AND region=?2 AND pool=?3 AND addr=?4",
         )?;
@@ -701,7 +658,7 @@ impl Tx<'_> {
     }
 
     /// Gives back every address `owner` holds, in any pool.
-    pub fn release_owner(&self, scope: Scope, owner: &str) -> Result<usize, StoreError> {
+    fn release_owner(&self, scope: Scope, owner: &str) -> Result<usize, StoreError> {
         Ok(self
             .tx
             .prepare_cached("DELETE FROM ips WHERE account=?1 AND region=?2 AND owner=?3")?
@@ -709,7 +666,7 @@ impl Tx<'_> {
     }
 
     /// Moves addresses to a new owner (reassignment).
-    pub fn move_addrs(
+    fn move_addrs(
         &self,
         scope: Scope,
         pool: &str,
@@ -726,7 +683,7 @@ impl Tx<'_> {
     }
 
     /// Stores an idempotent response with the mutation it belongs to.
-    pub fn put_idempotent(
+    fn put_idempotent(
         &self,
         scope: Scope,
         operation: &str,
