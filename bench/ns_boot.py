@@ -36,10 +36,12 @@ def free_port():
 
 
 def ssh_ready(ip, deadline):
-    """Waits until the instance's sshd sends its banner; returns when it did, or None."""
+    """Waits until the instance's sshd sends its banner; returns when it did, or None. A SYN
+    sent before the guest has its address is dropped, not refused, so each attempt gives up
+    after 50 ms and tries again (a 0.5 s attempt rounded every boot up to half a second)."""
     while time.time() < deadline:
         try:
-            with socket.create_connection((ip, 22), timeout=0.5) as c:
+            with socket.create_connection((ip, 22), timeout=0.05) as c:
                 c.settimeout(1)
                 if c.recv(7) == b"SSH-2.0":
                     return time.time()
@@ -80,6 +82,16 @@ def main():
         sg = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]}, {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"][0]["GroupId"]
         ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
 
+        if not vm:
+            # The server makes SSH host keys ahead of boots in its idle time (a pool of 32 sets
+            # beside the images): let it, so that what is measured is a boot, not a key.
+            pool = os.path.join(os.environ.get("KUMO_IMAGES", "/var/cache/kumo/images"), "hostkeys")
+            want = min(32, args.instances + args.burst)
+            t = time.time()
+            while len(glob.glob(os.path.join(pool, "set-*"))) < want and time.time() - t < 300:
+                time.sleep(1)
+            print(f"host-key pool: {len(glob.glob(os.path.join(pool, 'set-*')))} sets ready after {time.time() - t:.0f} s")
+
         api, ready = [], []
         for _ in range(args.instances):
             t = time.time()
@@ -91,7 +103,7 @@ def main():
             ready.append(done - t)
         p50_api, p50_ready = statistics.median(api), statistics.median(ready)
         print(f"baseline RunInstances call (1 instance): p50 {p50_api * 1000:.0f} ms  max {max(api) * 1000:.0f} ms  ({len(api)} launches)")
-        target = "" if vm else "  (target <= 1000 ms)"
+        target = "" if vm else "  (target <= 400 ms)"
         print(f"RunInstances to SSH-ready ({args.driver}, 1 instance): p50 {p50_ready * 1000:.0f} ms  max {max(ready) * 1000:.0f} ms{target}")
         print(f"ratio SSH-ready/baseline: p50 {p50_ready / p50_api:.2f}")
 

@@ -610,3 +610,43 @@ def test_instances_terminated_while_booting_do_not_run_on(ns_kumo, ec2, key):
     assert left == []
     for i in out:
         assert ssh(key, i["PrivateIpAddress"], "true", timeout=0).returncode == 255
+
+
+def keyscan(ip, kind="ed25519"):
+    """The host key a guest's sshd offers, as `ssh-keygen -lf` fingerprints it."""
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        p = subprocess.run(["ssh-keyscan", "-T", "2", "-t", kind, ip], capture_output=True, text=True)
+        if p.stdout.strip():
+            fp = subprocess.run(["ssh-keygen", "-lf", "-"], input=p.stdout, capture_output=True, text=True)
+            return fp.stdout.split()[1]
+        time.sleep(0.3)
+    raise AssertionError(f"no {kind} host key from {ip}")
+
+
+def test_host_keys_are_each_instances_own_and_on_the_console(ns_kumo, ec2, key):
+    """Host keys come from a pool the server fills ahead of boots: every instance still has keys
+    of its own, and its console shows the fingerprints of the keys its sshd offers."""
+    a, b = launch(ec2, ns_kumo, KeyName="ns-key"), launch(ec2, ns_kumo, KeyName="ns-key")
+    fa, fb = keyscan(a["PrivateIpAddress"]), keyscan(b["PrivateIpAddress"])
+    assert fa != fb
+    out = ec2.get_console_output(InstanceId=a["InstanceId"])["Output"]
+    block = out.split("-----BEGIN SSH HOST KEY FINGERPRINTS-----")[1].split("-----END SSH HOST KEY FINGERPRINTS-----")[0]
+    assert fa in block and "(ED25519)" in block and "(RSA)" in block, block
+    # A stop and start keeps them, as a root volume keeps /etc/ssh.
+    ec2.stop_instances(InstanceIds=[a["InstanceId"]])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[a["InstanceId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    ec2.start_instances(InstanceIds=[a["InstanceId"]])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[a["InstanceId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    assert keyscan(a["PrivateIpAddress"]) == fa
+
+
+def test_with_the_metadata_endpoint_disabled_the_launch_key_never_arrives(ns_kumo, ec2, key):
+    """As on EC2: the guest learns its key from the metadata, so with the endpoint disabled it
+    has none, and a login with the launch key is refused."""
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", MetadataOptions={"HttpEndpoint": "disabled"})
+    keyscan(inst["PrivateIpAddress"])  # sshd runs
+    p = ssh(key, inst["PrivateIpAddress"], "true", timeout=5)
+    assert p.returncode == 255 and "Permission denied" in p.stderr, p.stderr
+    out = ec2.get_console_output(InstanceId=inst["InstanceId"])["Output"]
+    assert "installed the launch key" not in out

@@ -2,6 +2,7 @@
 base image builds one at first start, in the background, while RunInstances already works; a
 host that cannot run `ns` says why, once in the log and in every running instance's state."""
 
+import glob
 import os
 import re
 import shutil
@@ -46,7 +47,7 @@ def test_the_base_image_is_built_at_first_start_while_instances_wait():
         assert re.search(r"kumo::image: \[#+-*\] +\d+% ", log), log[-2000:]
         assert "the base image is ready" in log
         assert log.count("instance started") == 1, "booted once"
-        assert os.path.exists(os.path.join(images, "debian-12-minbase-v9", "READY"))
+        assert glob.glob(os.path.join(images, "*", "READY")), "the image is stamped ready"
         # The guest really boots on the image it waited for.
         deadline = time.time() + 60
         out = ""

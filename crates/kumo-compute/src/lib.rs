@@ -11,6 +11,7 @@ pub mod dhcp;
 pub mod dns;
 pub mod firewall;
 pub mod guest;
+pub mod hostkeys;
 pub mod imds;
 mod net;
 pub mod ns;

@@ -61,8 +61,19 @@ impl Vpc {
     }
 }
 
+/// What a guest holds of its VPC, taken under the driver's lock when it boots, so that
+/// nothing later (its shutdown, its cleanup) needs the lock to find it.
+#[derive(Clone)]
+struct GuestNet {
+    imds: Arc<Imds>,
+    leases: Arc<Leases>,
+    vpc_ns: String,
+    run: PathBuf,
+}
+
 struct Running {
     spec: InstanceSpec,
+    net: GuestNet,
     /// The `ns` helper, or the `vm` guest's QEMU.
     helper: Child,
     /// Kept open: closing it would not stop the helper, but keeps the protocol simple.
@@ -292,10 +303,19 @@ struct VmGuest {
     disks: HashMap<String, (VolumeSpec, u32)>,
 }
 
+/// A guest's place: `None` once it has been taken out to shut down.
+type Slot = Arc<Mutex<Option<Running>>>;
+
+/// The driver's shared state. Its lock is held only to read or change these maps: never
+/// across a boot, a shutdown's grace period or a guest's reply.
 #[derive(Default)]
 struct State {
     vpcs: HashMap<String, Vpc>,
-    instances: HashMap<String, Running>,
+    /// Each guest behind a lock of its own: an operation on one never waits for another.
+    instances: HashMap<String, Slot>,
+    /// Instances whose guest is booting now (a second start waits its turn in the control
+    /// plane; here it is a no-op).
+    booting: std::collections::HashSet<String>,
     links: u32,
 }
 
@@ -308,6 +328,8 @@ pub struct NsDriver {
     events: Mutex<Option<std::sync::mpsc::Receiver<GuestEvent>>>,
     /// Set when this driver runs `vm` guests.
     vm: Option<VmConfig>,
+    /// SSH host keys made ahead of boots, when a pool is set up.
+    host_keys: Option<Arc<crate::hostkeys::HostKeys>>,
 }
 
 /// The exit status of a guest's init that asks for a reboot (`reboot` in the guest).
@@ -318,20 +340,24 @@ fn watch(state: std::sync::Weak<Mutex<State>>, tx: std::sync::mpsc::Sender<Guest
     loop {
         std::thread::sleep(Duration::from_millis(500));
         let Some(state) = state.upgrade() else { return };
-        let mut st = lock(&state);
-        for (id, r) in st.instances.iter_mut().filter(|(_, r)| !r.exited) {
+        let slots: Vec<(String, Slot)> = lock(&state)
+            .instances
+            .iter()
+            .map(|(id, g)| (id.clone(), g.clone()))
+            .collect();
+        drop(state);
+        for (id, slot) in slots {
+            // A guest busy with an operation is looked at next round.
+            let Ok(mut g) = slot.try_lock() else { continue };
+            let Some(r) = g.as_mut().filter(|r| !r.exited) else {
+                continue;
+            };
             if let Ok(Some(status)) = r.helper.try_wait() {
                 r.exited = true;
                 let reboot = status.code() == Some(REBOOT_STATUS);
                 r.reboot_exit = reboot;
                 tracing::info!(instance = %id, reboot, "the guest stopped on its own");
-                if tx
-                    .send(GuestEvent {
-                        id: id.clone(),
-                        reboot,
-                    })
-                    .is_err()
-                {
+                if tx.send(GuestEvent { id, reboot }).is_err() {
                     return;
                 }
             }
@@ -388,9 +414,19 @@ impl NsDriver {
             state,
             events: Mutex::new(Some(rx)),
             vm: None,
+            host_keys: None,
         };
         d.sweep();
         Ok(d)
+    }
+
+    /// Takes `ns` guests' SSH host keys from a pool in `dir` (kept at 32 sets), so that no
+    /// boot waits for its RSA key.
+    pub fn with_host_keys(mut self, dir: &Path) -> Result<NsDriver, ComputeError> {
+        let pool = crate::hostkeys::HostKeys::start(dir, 32)
+            .map_err(|e| ComputeError::io("start the host-key pool", e))?;
+        self.host_keys = Some(pool);
+        Ok(self)
     }
 
     /// A driver running `vm` guests (QEMU) on the image in `image_dir`.
@@ -698,38 +734,62 @@ impl NsDriver {
     /// What every boot needs first: the VPC's namespace and subnet, and the instance's run
     /// directory. Returns the VPC's metadata service, namespace and DHCP leases, and the
     /// directory.
-    fn prepare(
-        &self,
-        st: &mut State,
-        spec: &InstanceSpec,
-    ) -> Result<(Arc<Imds>, String, Arc<Leases>, PathBuf), ComputeError> {
+    fn prepare(&self, st: &mut State, spec: &InstanceSpec) -> Result<GuestNet, ComputeError> {
         let n = &spec.net;
         let imds = self.ensure_vpc(st, &n.vpc_id, &n.vpc_cidr)?;
         self.ensure_subnet(st, &n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
         let v = &st.vpcs[&n.vpc_id];
         let run = self.dir.join(&spec.id);
         std::fs::create_dir_all(&run).map_err(|e| ComputeError::io("instance directory", e))?;
-        Ok((imds, v.ns.clone(), v.dhcp.clone(), run))
+        Ok(GuestNet {
+            imds,
+            leases: v.dhcp.clone(),
+            vpc_ns: v.ns.clone(),
+            run,
+        })
     }
 
-    fn boot(&self, st: &mut State, spec: &InstanceSpec) -> Result<Running, ComputeError> {
+    /// Boots a guest on its prepared network, without the driver's lock.
+    fn boot(&self, net: GuestNet, spec: &InstanceSpec) -> Result<Running, ComputeError> {
         if let Some(cfg) = &self.vm {
-            return self.boot_vm(cfg, st, spec);
+            return self.boot_vm(cfg, net, spec);
         }
         let n = &spec.net;
-        let (imds, vpc_ns, leases, run) = self.prepare(st, spec)?;
+        let GuestNet {
+            imds,
+            leases,
+            vpc_ns,
+            run,
+        } = net.clone();
         // What the guest's init reads besides the metadata: under `ns` its files are in
         // the root's upper layer before it starts (a `vm` guest fetches them).
         let guest = guest_files(spec, &[]);
         for (name, dir) in [
             ("instance.env", "etc/kumo"),
+            ("launch-key", "etc/kumo"),
             ("cloud-config.sh", "var/lib/kumo"),
         ] {
-            if let Some(text) = guest.get(name) {
-                let dir = spec.root_data.join("upper").join(dir);
-                std::fs::create_dir_all(&dir)
+            let dir = spec.root_data.join("upper").join(dir);
+            match guest.get(name) {
+                Some(text) => std::fs::create_dir_all(&dir)
                     .and_then(|_| std::fs::write(dir.join(name), text))
-                    .map_err(|e| ComputeError::io("guest configuration", e))?;
+                    .map_err(|e| ComputeError::io("guest configuration", e))?,
+                // Not this boot's (a key the metadata no longer serves): not left behind.
+                None => {
+                    let _ = std::fs::remove_file(dir.join(name));
+                }
+            }
+        }
+        if let Some(pool) = &self.host_keys {
+            let etc_ssh = spec.root_data.join("upper/etc/ssh");
+            match pool.install(&etc_ssh) {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::debug!(instance = %spec.id, "the host-key pool is empty; the guest makes its own keys")
+                }
+                Err(e) => {
+                    tracing::warn!(instance = %spec.id, error = %e, "cannot install pooled host keys; the guest makes its own")
+                }
             }
         }
         let console = run.join("console.log");
@@ -792,6 +852,7 @@ impl NsDriver {
         match setup {
             Ok((stdin, init_pid, netns, addr)) => Ok(Running {
                 spec: spec.clone(),
+                net,
                 helper,
                 _stdin: Some(stdin),
                 init_pid,
@@ -808,9 +869,7 @@ impl NsDriver {
                 let _ = helper.kill();
                 let _ = helper.wait();
                 self.release(
-                    st,
                     &spec.id,
-                    &spec.net.vpc_id,
                     None,
                     &format!("{}i{}", self.prefix, short(&spec.id)),
                 );
@@ -825,11 +884,16 @@ impl NsDriver {
     fn boot_vm(
         &self,
         cfg: &VmConfig,
-        st: &mut State,
+        net: GuestNet,
         spec: &InstanceSpec,
     ) -> Result<Running, ComputeError> {
         let n = &spec.net;
-        let (imds, vpc_ns, leases, run) = self.prepare(st, spec)?;
+        let GuestNet {
+            imds,
+            leases,
+            vpc_ns,
+            run,
+        } = net.clone();
         let disk = vm::ensure_disk(cfg, spec)?;
         let ip4: std::net::Ipv4Addr = n.private_ip.parse().map_err(|_| {
             ComputeError::Guest(format!("bad address {} for the instance", n.private_ip))
@@ -926,12 +990,13 @@ impl NsDriver {
             let _ = child.kill();
             let _ = child.wait();
             leases.remove(&n.mac);
-            self.release(st, &spec.id, &n.vpc_id, Some(IpAddr::V4(ip4)), "");
+            self.release(&spec.id, Some((&imds, IpAddr::V4(ip4))), "");
             return Err(undo(e));
         }
         tracing::info!(instance = %spec.id, accel = %cfg.accel, tap = %tap, "QEMU guest started");
         Ok(Running {
             spec: spec.clone(),
+            net,
             helper: child,
             _stdin: None,
             init_pid: pid as i32,
@@ -1006,7 +1071,7 @@ impl NsDriver {
     }
 
     /// Frees what a stopped instance held on the host (its root data stays).
-    fn release(&self, st: &mut State, id: &str, vpc: &str, ip_addr: Option<IpAddr>, netns: &str) {
+    fn release(&self, id: &str, metadata: Option<(&Imds, IpAddr)>, netns: &str) {
         if !netns.is_empty() {
             ip_quiet(&["netns", "delete", netns]);
         }
@@ -1015,20 +1080,32 @@ impl NsDriver {
             kill_cgroup(&dir);
             let _ = std::fs::remove_dir(&dir);
         }
-        if let (Some(a), Some(v)) = (ip_addr, st.vpcs.get(vpc)) {
-            v.imds.remove(&a);
+        if let Some((imds, a)) = metadata {
+            imds.remove(&a);
         }
     }
 
-    fn halt(
-        &self,
-        st: &mut State,
-        id: &str,
-        force: bool,
-    ) -> Result<Option<InstanceSpec>, ComputeError> {
-        let Some(mut r) = st.instances.remove(id) else {
-            return Ok(None);
-        };
+    /// Takes an instance's guest out of the map, under the lock only for that.
+    fn take(&self, id: &str) -> Option<Running> {
+        let slot = lock(&self.state).instances.remove(id)?;
+        let r = lock(&slot).take();
+        r
+    }
+
+    /// A guest's slot, found under the map's lock, which is then released.
+    fn slot(&self, id: &str) -> Option<Slot> {
+        lock(&self.state).instances.get(id).cloned()
+    }
+
+    /// Every guest's slot.
+    fn slots(&self) -> Vec<Slot> {
+        lock(&self.state).instances.values().cloned().collect()
+    }
+
+    /// Shuts a guest down (its grace period, without the driver's lock) and frees what it held.
+    fn halt(&self, mut r: Running, force: bool) -> InstanceSpec {
+        let id = r.spec.id.clone();
+        let id = id.as_str();
         let pid = nix::unistd::Pid::from_raw(r.init_pid);
         if !force {
             match &r.vm {
@@ -1068,15 +1145,127 @@ impl NsDriver {
         for (_, dev) in r.ephemeral.drain(..) {
             let _ = net::run("losetup", &["-d", &dev]);
         }
-        if let Some(v) = st.vpcs.get(&r.spec.net.vpc_id) {
-            v.dhcp.remove(&r.spec.net.mac);
-            if let Some(g) = &r.vm {
-                ip_quiet(&["-n", &v.ns, "link", "delete", &g.tap]);
-            }
+        r.net.leases.remove(&r.spec.net.mac);
+        if let Some(g) = &r.vm {
+            ip_quiet(&["-n", &r.net.vpc_ns, "link", "delete", &g.tap]);
         }
-        self.release(st, id, &r.spec.net.vpc_id, Some(r.ip), &r.netns);
-        Ok(Some(r.spec))
+        self.release(id, Some((&r.net.imds, r.ip)), &r.netns);
+        r.spec
     }
+
+    /// Boots `spec`'s guest: the VPC's network under the lock, the guest itself without it,
+    /// then the guest into the map.
+    fn launch(&self, spec: &InstanceSpec) -> Result<(), ComputeError> {
+        let net = {
+            let mut st = lock(&self.state);
+            if st.instances.contains_key(&spec.id) || !st.booting.insert(spec.id.clone()) {
+                return Ok(());
+            }
+            match self.prepare(&mut st, spec) {
+                Ok(net) => net,
+                Err(e) => {
+                    st.booting.remove(&spec.id);
+                    return Err(e);
+                }
+            }
+        };
+        let booted = self.boot(net, spec).map(|mut r| {
+            self.devices_at_boot(&mut r);
+            r
+        });
+        let mut st = lock(&self.state);
+        st.booting.remove(&spec.id);
+        let r = booted?;
+        tracing::info!(instance = %spec.id, pid = r.init_pid, address = %spec.net.private_ip, "instance started");
+        st.instances
+            .insert(spec.id.clone(), Arc::new(Mutex::new(Some(r))));
+        Ok(())
+    }
+}
+
+/// Grows a `vm` guest's disk when `volume_id` is its root or one of its data disks (virtio
+/// tells the guest its new size); `None` when the guest has no such disk.
+fn grow_vm_disk(r: &Running, volume_id: &str, bytes: u64) -> Option<Result<(), ComputeError>> {
+    let g = r.vm.as_ref()?;
+    let node = if r
+        .spec
+        .root
+        .as_ref()
+        .is_some_and(|x| x.volume_id == volume_id)
+    {
+        "root".to_string()
+    } else if g.disks.contains_key(volume_id) {
+        vm::node(volume_id)
+    } else {
+        return None;
+    };
+    Some(vm::qmp(
+        &g.qmp,
+        &[serde_json::json!({"execute": "block_resize", "arguments": {"node-name": node, "size": bytes}}).to_string()],
+    ))
+}
+
+/// Grows a live `ns` volume: the daemon's node, then the loop device.
+fn grow_live(lv: &LiveVolume, bytes: u64) -> Result<(), ComputeError> {
+    lv.qmp(&[format!(
+        r#"{{"execute":"block_resize","arguments":{{"node-name":"{}","size":{bytes}}}}}"#,
+        lv.top
+    )])?;
+    // The kernel caches the FUSE file's size for a second: wait until a stat shows the new
+    // one, then the loop device learns it.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while std::fs::metadata(&lv.raw).map(|m| m.len()).unwrap_or(0) < bytes
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    net::run("losetup", &["--set-capacity", &lv.loop_dev])?;
+    Ok(())
+}
+
+/// A `vm` guest's data disk was frozen as a snapshot: QEMU flushes the frozen layer and moves
+/// to the new overlay.
+fn snapshot_vm_disk(qmp: &Path, volume_id: &str, v: &VolumeSpec) -> Result<(), ComputeError> {
+    let node = vm::node(volume_id);
+    let top = format!("{node}-{}", unique_tag());
+    vm::qmp(
+        qmp,
+        &[
+            serde_json::json!({"execute": "blockdev-add", "arguments": {
+                "driver": "qcow2", "node-name": top, "backing": null,
+                "file": {"driver": "file", "filename": v.file.to_string_lossy()}}})
+            .to_string(),
+            serde_json::json!({"execute": "blockdev-snapshot", "arguments": {"node": current_top(qmp, volume_id)?, "overlay": top}}).to_string(),
+        ],
+    )
+}
+
+/// A live `ns` volume's file was frozen as a snapshot: its daemon moves onto the new overlay.
+fn snapshot_live(lv: &mut LiveVolume) -> Result<(), ComputeError> {
+    // What the guest wrote but the loop device or the FUSE file still caches goes to the
+    // daemon first, so it lands in the frozen layer (the daemon still writes there).
+    lv.flush()?;
+    // The daemon still holds the old file (now the snapshot) open: open the new overlay
+    // without a backing and put it on top, so reads fall through to the snapshot and
+    // writes land in the overlay; the export follows the top.
+    let n = lv.overlays + 1;
+    let (file, node) = (format!("ovl{n}-file"), format!("ovl{n}"));
+    lv.qmp(&[
+        format!(
+            r#"{{"execute":"blockdev-add","arguments":{{"driver":"file","node-name":"{file}","filename":"{}"}}}}"#,
+            lv.spec.file.display()
+        ),
+        format!(
+            r#"{{"execute":"blockdev-add","arguments":{{"driver":"qcow2","node-name":"{node}","file":"{file}","backing":null}}}}"#
+        ),
+        format!(
+            r#"{{"execute":"blockdev-snapshot","arguments":{{"node":"{}","overlay":"{node}"}}}}"#,
+            lv.top
+        ),
+    ])?;
+    lv.overlays = n;
+    lv.top = node;
+    Ok(())
 }
 
 /// A volume with its guest device decided: an empty device (a Nitro type's) becomes the
@@ -1231,10 +1420,45 @@ fn guest_files(spec: &InstanceSpec, disks: &[VolumeSpec]) -> BTreeMap<String, St
         .map(|a| a.to_string())
         .unwrap_or_default();
     let mut files = BTreeMap::new();
-    files.insert(
-        "instance.env".to_string(),
-        format!("DEFAULT_USER={}\nDNS={dns}\n", spec.default_user),
-    );
+    let mut env = format!("DEFAULT_USER={}\nDNS={dns}\n", spec.default_user);
+    // What the guest would read from the metadata at boot, when it can read it at all: the
+    // init then asks the metadata service nothing it already has here.
+    if spec.metadata.http_endpoint != "disabled" {
+        let m = &spec.metadata.meta;
+        let get = |k: &str| m.get(k).map(String::as_str).unwrap_or("");
+        let mac = get("mac");
+        let nic = |k: &str| get(&format!("network/interfaces/macs/{mac}/{k}")).to_string();
+        let len = nic("subnet-ipv4-cidr-block")
+            .split('/')
+            .nth(1)
+            .unwrap_or("")
+            .to_string();
+        let secondary: Vec<String> = nic("local-ipv4s")
+            .lines()
+            .skip(1)
+            .map(str::to_string)
+            .collect();
+        // Kumo's own values (ids, addresses), quoted for the shell all the same.
+        let q = |v: &str| format!("'{}'", v.replace('\'', ""));
+        env.push_str(&format!(
+            "HOST_MD=1\nIID={}\nLOCAL_IP={}\nMAC={}\nCIDR_LEN={}\nSECONDARY={}\nUSER_DATA={}\n",
+            q(get("instance-id")),
+            q(get("local-ipv4")),
+            q(mac),
+            q(&len),
+            q(&secondary.join(" ")),
+            u8::from(
+                spec.metadata
+                    .user_data
+                    .as_ref()
+                    .is_some_and(|u| !u.is_empty())
+            )
+        ));
+        if let Some(key) = m.get("public-keys/0/openssh-key") {
+            files.insert("launch-key".to_string(), key.clone());
+        }
+    }
+    files.insert("instance.env".to_string(), env);
     if let Some(ud) = spec.metadata.user_data.as_deref() {
         if ud.starts_with(b"#cloud-config") {
             let script = crate::cloudconfig::to_script(&String::from_utf8_lossy(ud))
@@ -1410,20 +1634,12 @@ impl Driver for NsDriver {
     }
 
     fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError> {
-        let mut st = lock(&self.state);
-        if st.instances.contains_key(&spec.id) {
-            return Ok(());
-        }
-        let mut r = self.boot(&mut st, spec)?;
-        tracing::info!(instance = %spec.id, pid = r.init_pid, address = %spec.net.private_ip, "instance started");
-        self.devices_at_boot(&mut r);
-        st.instances.insert(spec.id.clone(), r);
-        Ok(())
+        self.launch(spec)
     }
 
     fn stop(&self, id: &str, force: bool) -> Result<(), ComputeError> {
-        let mut st = lock(&self.state);
-        if self.halt(&mut st, id, force)?.is_some() {
+        if let Some(r) = self.take(id) {
+            self.halt(r, force);
             tracing::info!(instance = id, force, "instance stopped");
         }
         // Instance store data does not survive a stop.
@@ -1432,20 +1648,19 @@ impl Driver for NsDriver {
     }
 
     fn reboot(&self, id: &str) -> Result<(), ComputeError> {
-        let mut st = lock(&self.state);
-        let Some(spec) = self.halt(&mut st, id, false)? else {
+        let Some(r) = self.take(id) else {
             return Err(ComputeError::Unknown(id.to_string()));
         };
-        let mut r = self.boot(&mut st, &spec)?;
-        self.devices_at_boot(&mut r);
-        st.instances.insert(spec.id.clone(), r);
+        let spec = self.halt(r, false);
+        self.launch(&spec)?;
         tracing::info!(instance = id, "instance rebooted");
         Ok(())
     }
 
     fn destroy(&self, id: &str) -> Result<(), ComputeError> {
-        let mut st = lock(&self.state);
-        self.halt(&mut st, id, true)?;
+        if let Some(r) = self.take(id) {
+            self.halt(r, true);
+        }
         let _ = std::fs::remove_dir_all(self.dir.join(id));
         Ok(())
     }
@@ -1455,23 +1670,20 @@ impl Driver for NsDriver {
     }
 
     fn is_running(&self, id: &str) -> bool {
-        let mut st = lock(&self.state);
-        match st.instances.get_mut(id) {
-            Some(r) => matches!(r.helper.try_wait(), Ok(None)),
-            None => false,
-        }
+        let Some(slot) = self.slot(id) else {
+            return false;
+        };
+        let mut g = lock(&slot);
+        g.as_mut()
+            .is_some_and(|r| matches!(r.helper.try_wait(), Ok(None)))
     }
 
     fn update_metadata(&self, id: &str, metadata: Metadata) {
-        let mut st = lock(&self.state);
-        let Some(r) = st.instances.get_mut(id) else {
-            return;
-        };
+        let Some(slot) = self.slot(id) else { return };
+        let mut g = lock(&slot);
+        let Some(r) = g.as_mut() else { return };
         r.spec.metadata = metadata;
-        let (vpc, addr, md) = (r.spec.net.vpc_id.clone(), r.ip, published(r));
-        if let Some(v) = st.vpcs.get(&vpc) {
-            v.imds.set(addr, md);
-        }
+        r.net.imds.set(r.ip, published(r));
     }
 
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>> {
@@ -1511,12 +1723,10 @@ impl Driver for NsDriver {
     }
 
     fn attach_volume(&self, id: &str, v: &VolumeSpec) -> Result<(), ComputeError> {
-        let mut guard = lock(&self.state);
-        let st = &mut *guard;
-        let r = st
-            .instances
-            .get_mut(id)
-            .ok_or_else(|| ComputeError::Unknown(id.to_string()))?;
+        let unknown = || ComputeError::Unknown(id.to_string());
+        let slot = self.slot(id).ok_or_else(unknown)?;
+        let mut g = lock(&slot);
+        let r = g.as_mut().ok_or_else(unknown)?;
         if r.volumes.contains_key(&v.volume_id) {
             return Ok(());
         }
@@ -1538,9 +1748,7 @@ impl Driver for NsDriver {
             g.disks.insert(v.volume_id.clone(), (v.clone(), port));
             let (key, names) = dev_entry(&v);
             r.guest.insert(key, names);
-            if let Some(x) = st.vpcs.get(&r.spec.net.vpc_id) {
-                x.imds.set(r.ip, published(r));
-            }
+            r.net.imds.set(r.ip, published(r));
             let g =
                 r.vm.as_mut()
                     .ok_or_else(|| ComputeError::Unknown(id.to_string()))?;
@@ -1573,20 +1781,20 @@ impl Driver for NsDriver {
     }
 
     fn volume_busy(&self, id: &str, volume_id: &str) -> bool {
-        let st = lock(&self.state);
-        let Some(r) = st.instances.get(id) else {
+        let Some(slot) = self.slot(id) else {
+            return false;
+        };
+        let guard = lock(&slot);
+        let Some(r) = guard.as_ref() else {
             return false;
         };
         if let Some(g) = &r.vm {
             if !g.disks.contains_key(volume_id) {
                 return false;
             }
-            let Some(v) = st.vpcs.get(&r.spec.net.vpc_id) else {
-                return false;
-            };
-            // The guest's answer is awaited without holding up the other instances.
-            let (imds, ip) = (v.imds.clone(), r.ip);
-            drop(st);
+            // The guest's answer is awaited without holding its lock.
+            let (imds, ip) = (r.net.imds.clone(), r.ip);
+            drop(guard);
             return vm_busy(&imds, ip, volume_id);
         }
         let Some(lv) = r.volumes.get(volume_id) else {
@@ -1602,20 +1810,21 @@ impl Driver for NsDriver {
     }
 
     fn detach_volume(&self, id: &str, volume_id: &str) -> Result<(), ComputeError> {
-        let mut st = lock(&self.state);
-        let Some(r) = st.instances.get_mut(id) else {
+        let Some(slot) = self.slot(id) else {
+            return Ok(());
+        };
+        let mut guard = lock(&slot);
+        let Some(r) = guard.as_mut() else {
             return Ok(());
         };
         r.spec.volumes.retain(|x| x.volume_id != volume_id);
         if let Some(g) = &mut r.vm {
             if g.disks.contains_key(volume_id) {
-                // The guest takes seconds to release the device: wait without holding up the
-                // other instances.
+                // The guest takes seconds to release the device: wait without its lock.
                 let qmp = g.qmp.clone();
-                drop(st);
+                drop(guard);
                 vm::unplug(&qmp, volume_id)?;
-                let mut st = lock(&self.state);
-                if let Some(g) = st.instances.get_mut(id).and_then(|r| r.vm.as_mut()) {
+                if let Some(g) = lock(&slot).as_mut().and_then(|r| r.vm.as_mut()) {
                     g.disks.remove(volume_id);
                 }
                 tracing::info!(instance = id, volume = volume_id, "volume unplugged");
@@ -1632,140 +1841,83 @@ impl Driver for NsDriver {
     }
 
     fn grow_volume(&self, volume_id: &str, bytes: u64) -> Result<bool, ComputeError> {
-        let st = lock(&self.state);
-        // A `vm` guest's root or data disk: virtio tells the guest its new size.
-        for r in st.instances.values() {
-            let Some(g) = &r.vm else { continue };
-            let node = if r
-                .spec
-                .root
-                .as_ref()
-                .is_some_and(|x| x.volume_id == volume_id)
-            {
-                "root".to_string()
-            } else if g.disks.contains_key(volume_id) {
-                vm::node(volume_id)
-            } else {
+        for slot in self.slots() {
+            let guard = lock(&slot);
+            let Some(r) = guard.as_ref() else { continue };
+            if r.vm.is_some() {
+                if let Some(grown) = grow_vm_disk(r, volume_id, bytes) {
+                    return grown.map(|_| true);
+                }
+                continue;
+            }
+            let Some(lv) = r.volumes.get(volume_id) else {
                 continue;
             };
-            vm::qmp(
-                &g.qmp,
-                &[serde_json::json!({"execute": "block_resize", "arguments": {"node-name": node, "size": bytes}}).to_string()],
-            )?;
-            return Ok(true);
+            return grow_live(lv, bytes).map(|_| true);
         }
-        let Some(lv) = st.instances.values().find_map(|r| r.volumes.get(volume_id)) else {
-            return Ok(false);
-        };
-        lv.qmp(&[format!(
-            r#"{{"execute":"block_resize","arguments":{{"node-name":"{}","size":{bytes}}}}}"#,
-            lv.top
-        )])?;
-        // The kernel caches the FUSE file's size for a second: wait until a stat shows the new
-        // one, then the loop device learns it.
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while std::fs::metadata(&lv.raw).map(|m| m.len()).unwrap_or(0) < bytes
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        net::run("losetup", &["--set-capacity", &lv.loop_dev])?;
-        Ok(true)
+        Ok(false)
     }
 
     fn hold_root(&self, volume_id: &str, pause: bool) -> Result<bool, ComputeError> {
-        let st = lock(&self.state);
-        let Some(g) = st.instances.values().find_map(|r| {
-            r.spec
+        for slot in self.slots() {
+            let guard = lock(&slot);
+            let Some(r) = guard.as_ref() else { continue };
+            let Some(g) = r
+                .spec
                 .root
                 .as_ref()
                 .filter(|x| x.volume_id == volume_id)
                 .and(r.vm.as_ref())
-        }) else {
-            return Ok(false);
-        };
-        // QEMU's `stop` drains and flushes every disk before it returns.
-        let cmd = if pause { "stop" } else { "cont" };
-        vm::qmp(&g.qmp, &[format!(r#"{{"execute":"{cmd}"}}"#)])?;
-        Ok(true)
+            else {
+                continue;
+            };
+            // QEMU's `stop` drains and flushes every disk before it returns.
+            let cmd = if pause { "stop" } else { "cont" };
+            vm::qmp(&g.qmp, &[format!(r#"{{"execute":"{cmd}"}}"#)])?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     fn volume_snapshotted(&self, volume_id: &str) -> Result<bool, ComputeError> {
-        let mut st = lock(&self.state);
-        // A `vm` guest's data disk: QEMU flushes the frozen layer and moves to the overlay.
-        for r in st.instances.values() {
-            let Some(g) = &r.vm else { continue };
-            let Some((v, _)) = g.disks.get(volume_id) else {
+        for slot in self.slots() {
+            let mut guard = lock(&slot);
+            let Some(r) = guard.as_mut() else { continue };
+            if let Some(g) = &r.vm {
+                if let Some((v, _)) = g.disks.get(volume_id) {
+                    snapshot_vm_disk(&g.qmp, volume_id, v)?;
+                    return Ok(true);
+                }
                 continue;
-            };
-            let node = vm::node(volume_id);
-            let top = format!("{node}-{}", unique_tag());
-            vm::qmp(
-                &g.qmp,
-                &[
-                    serde_json::json!({"execute": "blockdev-add", "arguments": {
-                        "driver": "qcow2", "node-name": top, "backing": null,
-                        "file": {"driver": "file", "filename": v.file.to_string_lossy()}}})
-                    .to_string(),
-                    serde_json::json!({"execute": "blockdev-snapshot", "arguments": {"node": current_top(&g.qmp, volume_id)?, "overlay": top}}).to_string(),
-                ],
-            )?;
-            return Ok(true);
+            }
+            if let Some(lv) = r.volumes.get_mut(volume_id) {
+                snapshot_live(lv)?;
+                return Ok(true);
+            }
         }
-        let Some(lv) = st
-            .instances
-            .values_mut()
-            .find_map(|r| r.volumes.get_mut(volume_id))
-        else {
-            return Ok(false);
-        };
-        // What the guest wrote but the loop device or the FUSE file still caches goes to the
-        // daemon first, so it lands in the frozen layer (the daemon still writes there).
-        lv.flush()?;
-        // The daemon still holds the old file (now the snapshot) open: open the new overlay
-        // without a backing and put it on top, so reads fall through to the snapshot and
-        // writes land in the overlay; the export follows the top.
-        let n = lv.overlays + 1;
-        let (file, node) = (format!("ovl{n}-file"), format!("ovl{n}"));
-        lv.qmp(&[
-            format!(
-                r#"{{"execute":"blockdev-add","arguments":{{"driver":"file","node-name":"{file}","filename":"{}"}}}}"#,
-                lv.spec.file.display()
-            ),
-            format!(
-                r#"{{"execute":"blockdev-add","arguments":{{"driver":"qcow2","node-name":"{node}","file":"{file}","backing":null}}}}"#
-            ),
-            format!(
-                r#"{{"execute":"blockdev-snapshot","arguments":{{"node":"{}","overlay":"{node}"}}}}"#,
-                lv.top
-            ),
-        ])?;
-        lv.overlays = n;
-        lv.top = node;
-        Ok(true)
+        Ok(false)
     }
 
     fn send_command(&self, id: &str, command_id: &str, script: &str) -> Result<(), ComputeError> {
-        let st = lock(&self.state);
-        let r = st
-            .instances
-            .get(id)
-            .ok_or_else(|| ComputeError::Unknown(id.to_string()))?;
-        let v = st
-            .vpcs
-            .get(&r.spec.net.vpc_id)
-            .ok_or_else(|| ComputeError::Unknown(id.to_string()))?;
-        v.imds.queue(r.ip, command_id, script);
+        let unknown = || ComputeError::Unknown(id.to_string());
+        let slot = self.slot(id).ok_or_else(unknown)?;
+        let guard = lock(&slot);
+        let r = guard.as_ref().ok_or_else(unknown)?;
+        r.net.imds.queue(r.ip, command_id, script);
         Ok(())
     }
 
     fn command_result(&self, id: &str, command_id: &str) -> Option<crate::CommandResult> {
-        let st = lock(&self.state);
-        // The instance may have stopped since; its VPC's listener still has the result.
-        let vpc = st.instances.get(id).map(|r| r.spec.net.vpc_id.clone());
-        match vpc {
-            Some(v) => st.vpcs.get(&v)?.imds.result(command_id),
-            None => st.vpcs.values().find_map(|v| v.imds.result(command_id)),
+        let imds = self
+            .slot(id)
+            .and_then(|slot| lock(&slot).as_ref().map(|r| r.net.imds.clone()));
+        match imds {
+            Some(imds) => imds.result(command_id),
+            // The instance may have stopped since; its VPC's listener still has the result.
+            None => lock(&self.state)
+                .vpcs
+                .values()
+                .find_map(|v| v.imds.result(command_id)),
         }
     }
 
@@ -1778,13 +1930,10 @@ impl Driver for NsDriver {
     }
 
     fn set_cpu_cap(&self, id: &str, cores: Option<f64>) -> Result<(), ComputeError> {
-        let vcpus = {
-            let st = lock(&self.state);
-            match st.instances.get(id) {
-                Some(r) => r.spec.vcpus.max(1),
-                None => return Err(ComputeError::Unknown(id.to_string())),
-            }
-        };
+        let vcpus = self
+            .slot(id)
+            .and_then(|slot| lock(&slot).as_ref().map(|r| r.spec.vcpus.max(1)))
+            .ok_or_else(|| ComputeError::Unknown(id.to_string()))?;
         let quota = match cores {
             Some(c) => ((c * 100_000.0) as u64).max(1000),
             None => u64::from(vcpus) * 100_000,
@@ -1795,21 +1944,28 @@ impl Driver for NsDriver {
     }
 
     fn reap(&self, id: &str) {
-        let mut st = lock(&self.state);
-        let reboot = st.instances.get(id).is_some_and(|r| r.reboot_exit);
-        let _ = self.halt(&mut st, id, true);
+        let Some(r) = self.take(id) else { return };
+        let reboot = r.reboot_exit;
+        self.halt(r, true);
         if !reboot {
             let _ = std::fs::remove_dir_all(self.dir.join(id).join("ephemeral"));
         }
     }
 
     fn shutdown_all(&self) {
-        let mut st = lock(&self.state);
-        let ids: Vec<String> = st.instances.keys().cloned().collect();
-        for id in ids {
-            let _ = self.halt(&mut st, &id, false);
-        }
-        for (_, v) in st.vpcs.drain() {
+        let slots: Vec<Slot> = lock(&self.state)
+            .instances
+            .drain()
+            .map(|(_, g)| g)
+            .collect();
+        let guests: Vec<Running> = slots.iter().filter_map(|g| lock(g).take()).collect();
+        // Every guest gets its grace period at once, not one after another.
+        std::thread::scope(|s| {
+            for r in guests {
+                s.spawn(move || self.halt(r, false));
+            }
+        });
+        for (_, v) in lock(&self.state).vpcs.drain() {
             v.remove();
         }
         self.sweep();

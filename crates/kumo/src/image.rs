@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v9";
+pub const RECIPE: &str = "debian-12-minbase-v10";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -451,27 +451,50 @@ busybox udhcpc -i eth0 -s /etc/kumo/dhcp-event -t 60 -T 1 -A 1 -n 2>&1 || log "n
 if [ -n "$VM" ]; then
     curl -sf -m 5 -o /etc/kumo/instance.env "$IMDS/kumo/guest/instance.env"
     curl -sf -m 5 -o /var/lib/kumo/cloud-config.sh "$IMDS/kumo/guest/cloud-config.sh" || rm -f /var/lib/kumo/cloud-config.sh
+    curl -sf -m 5 -o /etc/kumo/launch-key "$IMDS/kumo/guest/launch-key" || rm -f /etc/kumo/launch-key
 fi
 mkdir -p /run/sshd /run/lock /var/lib/kumo /tmp && chmod 1777 /tmp
 [ -f /etc/kumo/instance.env ] && . /etc/kumo/instance.env
+# The metadata, through IMDSv2, fetched only when needed: where the host already wrote what
+# the metadata says at this boot (HOST_MD=1 in instance.env, only when the metadata endpoint
+# is enabled), the init reads that instead of asking for each value.
 TOKEN=""
-i=0
-while [ $i -lt 100 ]; do
-    TOKEN=$(curl -sf -m 2 -X PUT "$IMDS/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 21600") && break
-    i=$((i + 1))
-    sleep 0.1
-done
+TRIED=""
+token() {
+    # Asked for once: a disabled endpoint answers every later call at once, without a token.
+    [ -n "$TRIED" ] && return 0
+    TRIED=1
+    i=0
+    while [ $i -lt 100 ]; do
+        CODE=$(curl -s -m 2 -o /run/kumo-token -w '%{http_code}' -X PUT "$IMDS/latest/api/token" -H "X-aws-ec2-metadata-token-ttl-seconds: 21600")
+        case "$CODE" in
+            200) TOKEN=$(cat /run/kumo-token); rm -f /run/kumo-token; return 0 ;;
+            # The endpoint is disabled (HttpEndpoint=disabled): no retry will change that.
+            403) log "the instance metadata service is disabled" >&2; return 1 ;;
+        esac
+        i=$((i + 1))
+        sleep 0.1
+    done
+    return 1
+}
+# `token` runs in the init's own shell (never inside `$(…)`, where what it learns is lost),
+# before the first `md` of each step that needs one.
 md() { curl -sf -m 5 -H "X-aws-ec2-metadata-token: $TOKEN" "$IMDS/latest/$1"; }
-IID=$(md meta-data/instance-id)
-LOCAL_IP=$(md meta-data/local-ipv4)
+if [ "$HOST_MD" != 1 ]; then
+    token
+    IID=$(md meta-data/instance-id)
+    LOCAL_IP=$(md meta-data/local-ipv4)
+    MAC=$(md meta-data/mac)
+    CIDR_LEN=$(md "meta-data/network/interfaces/macs/$MAC/subnet-ipv4-cidr-block" | cut -d/ -f2)
+    SECONDARY=$(md "meta-data/network/interfaces/macs/$MAC/local-ipv4s" | tail -n +2)
+fi
 log "instance $IID, address $LOCAL_IP"
 # Secondary addresses, as Amazon Linux's ec2-net-utils adds them from the metadata.
-MAC=$(md meta-data/mac)
-LEN=$(md "meta-data/network/interfaces/macs/$MAC/subnet-ipv4-cidr-block" | cut -d/ -f2)
-for a in $(md "meta-data/network/interfaces/macs/$MAC/local-ipv4s" | tail -n +2); do
-    ip addr add "$a/$LEN" dev eth0 && log "secondary address $a"
+for a in $SECONDARY; do
+    ip addr add "$a/$CIDR_LEN" dev eth0 && log "secondary address $a"
 done
 if [ -n "$VM" ]; then
+    token
     hostname "$(md meta-data/local-hostname)"
     # The disks' EC2 names (udev asks the metadata's side channel for them).
     udevadm trigger --action=change --subsystem-match=block
@@ -500,7 +523,12 @@ fi
 echo "$USER_NAME ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/90-kumo-users
 chmod 440 /etc/sudoers.d/90-kumo-users
 HOME_DIR=$(getent passwd "$USER_NAME" | cut -d: -f6)
-KEY=$(md meta-data/public-keys/0/openssh-key)
+if [ "$HOST_MD" = 1 ]; then
+    KEY=$(cat /etc/kumo/launch-key 2>/dev/null)
+else
+    token
+    KEY=$(md meta-data/public-keys/0/openssh-key)
+fi
 if [ -n "$KEY" ]; then
     mkdir -p "$HOME_DIR/.ssh"
     touch "$HOME_DIR/.ssh/authorized_keys"
@@ -513,13 +541,21 @@ fi
 
 ssh-keygen -A >/dev/null 2>&1
 echo "-----BEGIN SSH HOST KEY FINGERPRINTS-----"
-for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$k"; done
+# Host keys from the host's pool come with their fingerprints.
+if [ -s /etc/ssh/kumo-fingerprints ]; then
+    cat /etc/ssh/kumo-fingerprints
+else
+    for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$k"; done
+fi
 echo "-----END SSH HOST KEY FINGERPRINTS-----"
 
 DONE="/var/lib/kumo/user-data.$IID.done"
 if [ -n "$IID" ] && [ ! -e "$DONE" ]; then
     UD=/var/lib/kumo/user-data
-    if md user-data > "$UD" 2>/dev/null && [ -s "$UD" ]; then
+    [ "$HOST_MD" = 1 ] && [ "$USER_DATA" != 1 ] || token
+    if [ "$HOST_MD" = 1 ] && [ "$USER_DATA" != 1 ]; then
+        : > "$UD"
+    elif md user-data > "$UD" 2>/dev/null && [ -s "$UD" ]; then
         case "$(head -c 2 "$UD")" in
             '#!')
                 chmod 700 "$UD"

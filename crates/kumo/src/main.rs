@@ -238,6 +238,7 @@ fn choose_driver(args: &ServeArgs, rt: &tokio::runtime::Runtime) -> Result<Chose
                 None => kumo_control::ImageGate::building(),
             };
             let d = kumo_compute::ns::NsDriver::new(&args.data_dir, rt.handle().clone())
+                .and_then(|d| d.with_host_keys(&args.images.join("hostkeys")))
                 .map_err(|e| format!("the ns driver failed to start: {e}"))?;
             let root = args.images.join(image::RECIPE).join("rootfs");
             Ok(Chosen {
