@@ -262,7 +262,7 @@ pub fn create(
             // Another account's snapshot is copied, not stacked on: its owner may delete it.
             Some((snap, _, Some(_))) => k.blocks.restore_standalone(&id, &snap.id, size as u64),
             Some((snap, _, None)) => k.blocks.restore(&id, &snap.id, size as u64),
-            None => k.blocks.create(&id, size as u64),
+            None => k.blocks.create_blank(&id, size as u64),
         };
         made.map_err(|e| {
             tracing::error!(error = %e, "cannot create a volume file");

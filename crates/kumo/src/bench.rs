@@ -23,7 +23,8 @@ pub struct BenchArgs {
     /// What to measure: `describe-regions`, `describe-key-pairs` (seeds `--keys` key pairs
     /// first), `enis` (seeds `--enis` interfaces in one /16 subnet, then measures
     /// AssignPrivateIpAddresses and a filtered DescribeNetworkInterfaces), `big-bodies`
-    /// (2 MB bodies of 100,000 distinct keys, alone and beside DescribeRegions), or `all`.
+    /// (2 MB bodies of 100,000 distinct keys, alone and beside DescribeRegions),
+    /// `create-volume`, or `all`.
     #[arg(long, default_value = "all")]
     scenario: String,
     /// Key pairs to create before `describe-key-pairs`.
@@ -414,6 +415,7 @@ async fn run_all(args: BenchArgs) -> std::io::Result<()> {
         "all" if args.data_dir.is_some() => vec![
             "describe-regions",
             "big-bodies",
+            "create-volume",
             "describe-key-pairs",
             "enis",
             "instances",
@@ -422,6 +424,7 @@ async fn run_all(args: BenchArgs) -> std::io::Result<()> {
         "all" => vec![
             "describe-regions",
             "big-bodies",
+            "create-volume",
             "describe-key-pairs",
             "enis",
             "instances",
@@ -471,6 +474,15 @@ async fn run_all(args: BenchArgs) -> std::io::Result<()> {
                 big_bodies(&args).await?;
                 continue;
             }
+            "create-volume" => (
+                vec![vec![request(
+                    "POST",
+                    "/",
+                    "Action=CreateVolume&Version=2016-11-15&AvailabilityZone=us-east-1a&Size=8&VolumeType=gp3",
+                )]],
+                1,
+                vec!["create-volume (8 GiB gp3)"],
+            ),
             "snapshots" => {
                 let dir = args
                     .data_dir
