@@ -237,7 +237,7 @@ pub fn associate(
                     crate::instances::check_id(i)?;
                     let r = tx
                         .get::<crate::instance_records::InstanceRecord>(s, i)?
-                        .filter(|r| r.state != "terminated")
+                        .filter(|r| r.state != kumo_model::lifecycle::State::Terminated)
                         .ok_or_else(|| Fail(crate::instances::not_found(&[i.as_str()])))?;
                     r.enis.first().cloned()
                 }

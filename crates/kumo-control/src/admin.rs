@@ -100,7 +100,7 @@ pub fn guest_shutdown(
             } else {
                 State::Stopping
             };
-            r.state = next.name().into();
+            r.state = next;
             r.since_ms = now;
             r.transition_reason = "Instance initiated shutdown".into();
             r.state_reason = Some((

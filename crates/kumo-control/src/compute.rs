@@ -440,7 +440,7 @@ fn fail_launch(k: &Kumo, ctx: &RequestContext, id: &str) {
             return Ok(());
         };
         crate::instance_actions::leave(k, tx, s, &mut r, State::ShuttingDown, &mut gone)?;
-        r.state = State::Terminated.name().into();
+        r.state = State::Terminated;
         r.since_ms = now;
         r.state_reason = Some((
             "Server.InternalError".into(),

@@ -167,7 +167,9 @@ pub fn modify_instances(
                         continue;
                     }
                 };
-                if r.credit_specification.is_none() || r.state == "terminated" {
+                if r.credit_specification.is_none()
+                    || r.state == kumo_model::lifecycle::State::Terminated
+                {
                     failed.push(fail(
                         "InvalidInstanceID",
                         format!(
@@ -232,7 +234,7 @@ pub fn describe_instances(
         .iter()
         .filter(|r| {
             visible(r, now, k.options.transition_ms)
-                && r.state != "terminated"
+                && r.state != kumo_model::lifecycle::State::Terminated
                 && r.credit_specification.is_some()
         })
         .filter(|r| after.as_deref().is_none_or(|a| r.id.as_str() > a))
@@ -282,7 +284,7 @@ pub fn ledger(
     Ok(serde_json::json!({
         "instance_id": r.id,
         "instance_type": r.instance_type,
-        "state": r.state,
+        "state": r.state.name(),
         "cpu_credits": mode,
         "balance": (r.credit_balance * 1000.0).round() / 1000.0,
         "surplus": (r.credit_surplus * 1000.0).round() / 1000.0,

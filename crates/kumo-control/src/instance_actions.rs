@@ -116,7 +116,7 @@ fn act(
             let mut changes = Vec::with_capacity(plans.len());
             for (mut r, before, outcome) in plans {
                 if let Outcome::MoveTo(next) = outcome {
-                    r.state = next.name().into();
+                    r.state = next;
                     r.since_ms = now;
                     r.run_credits(now);
                     match next {

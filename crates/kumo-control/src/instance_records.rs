@@ -18,7 +18,7 @@ pub struct InstanceRecord {
     pub launch_ms: i64,
     pub launch_index: i32,
     /// The stored state; a transitional state settles after `since_ms` + the driver's delay.
-    pub state: String,
+    pub state: State,
     pub since_ms: i64,
     pub transition_reason: String,
     pub state_reason: Option<(String, String)>,
@@ -105,7 +105,7 @@ impl Record for InstanceRecord {
     }
     fn index(&self) -> Index {
         Index {
-            state: Some(self.state.clone()),
+            state: Some(self.state.name().to_string()),
             vpc: Some(self.vpc_id.clone()),
             subnet: Some(self.subnet_id.clone()),
             zone: Some(self.zone.clone()),
@@ -116,7 +116,7 @@ impl Record for InstanceRecord {
 
 impl InstanceRecord {
     pub fn state(&self) -> State {
-        State::parse(&self.state).unwrap_or(State::Terminated)
+        self.state
     }
 
     /// Applies what time has done by `now`: transitions (each takes `delay_ms`), scheduled
@@ -133,7 +133,7 @@ impl InstanceRecord {
         {
             if self.state() == State::Running && e.not_before_ms >= self.since_ms {
                 self.run_credits(e.not_before_ms);
-                self.state = State::Stopping.name().into();
+                self.state = State::Stopping;
                 self.since_ms = e.not_before_ms;
                 self.transition_reason = "Scheduled stop".into();
                 self.state_reason = Some((
@@ -161,7 +161,7 @@ impl InstanceRecord {
                 break;
             }
             self.since_ms += delay_ms;
-            self.state = next.name().to_string();
+            self.state = next;
             if next == State::Running {
                 // A running instance has no state reason, and starts earning credits now.
                 self.state_reason = None;

@@ -93,10 +93,10 @@ pub fn load<V: Read>(
 /// Terminated instances vanish an hour after they terminate (a shutting-down instance
 /// terminates `delay_ms` after it began).
 pub fn visible(r: &InstanceRecord, now_ms: i64, delay_ms: i64) -> bool {
-    let terminated_at = match r.state.as_str() {
-        "terminated" => r.since_ms,
-        "shutting-down" => r.since_ms + delay_ms,
-        _ => return true,
+    let terminated_at = match r.state {
+        State::Terminated => r.since_ms,
+        State::ShuttingDown => r.since_ms + delay_ms,
+        State::Pending | State::Running | State::Stopping | State::Stopped => return true,
     };
     now_ms <= terminated_at + TERMINATED_VISIBLE_MS
 }
@@ -945,7 +945,7 @@ fn launch(
             key_name: input.key_name.clone(),
             launch_ms: now,
             launch_index: index as i32,
-            state: State::Pending.name().into(),
+            state: State::Pending,
             since_ms: now,
             transition_reason: String::new(),
             state_reason: Some(("pending".into(), "pending".into())),

@@ -2,8 +2,10 @@
 //! it leads to, and which transitions then happen over time. Every match is exhaustive, so a
 //! new state or action cannot be forgotten anywhere.
 
-/// An instance's state, with AWS's codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// An instance's state, with AWS's codes. Stored as AWS's name (`shutting-down`), so a stored
+/// state that is none of these fails to decode instead of passing for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum State {
     Pending,
     Running,
@@ -111,6 +113,24 @@ pub fn apply(state: State, action: Action, ebs_backed: bool) -> Result<Outcome, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_are_stored_by_their_aws_names_and_nothing_else() {
+        for st in [
+            State::Pending,
+            State::Running,
+            State::ShuttingDown,
+            State::Terminated,
+            State::Stopping,
+            State::Stopped,
+        ] {
+            let text = serde_json::to_string(&st).unwrap();
+            assert_eq!(text, format!("\"{}\"", st.name()));
+            assert_eq!(serde_json::from_str::<State>(&text).unwrap(), st);
+        }
+        // Unknown text once became Terminated silently; now it is an unreadable record.
+        assert!(serde_json::from_str::<State>("\"hibernated\"").is_err());
+    }
     use proptest::prelude::*;
 
     #[test]
