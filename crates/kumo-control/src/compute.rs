@@ -348,7 +348,7 @@ fn spec(k: &Kumo, cm: &Compute, ctx: &RequestContext, id: &str) -> Result<Instan
                 let a = vol.attachments.iter().find(|a| {
                     a.instance_id == r.id
                         && a.device != r.root_device_name
-                        && a.state != "detaching"
+                        && a.state != crate::volumes::AttachState::Detaching
                 })?;
                 Some(volume_spec(k, &r, &vol.id, &a.device))
             })

@@ -314,7 +314,7 @@ pub fn create(
                 instance_id: instance.to_string(),
                 device: p.device.clone(),
                 // Volumes made at launch are attached when the instance is.
-                state: "attached".into(),
+                state: crate::volumes::AttachState::Attached,
                 since_ms: now,
                 attach_ms: now,
                 delete_on_termination: p.delete_on_termination,

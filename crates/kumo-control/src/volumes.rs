@@ -16,13 +16,38 @@ use kumo_model::lifecycle::State;
 use kumo_store::{Index, Query, Read, Record, Scope, Tx};
 use serde::{Deserialize, Serialize};
 
+/// Where an attachment stands. Stored by AWS's names (the strings of version 1), so an
+/// unknown one fails to decode.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AttachState {
+    /// Settles to `Attached` after the transition delay.
+    Attaching,
+    Attached,
+    /// Removed after the transition delay.
+    Detaching,
+    /// A detach that the guest refused because it has the volume mounted: the attachment
+    /// stays, `busy`, until an unmounted or forced detach.
+    Busy,
+}
+
+impl AttachState {
+    pub fn name(self) -> &'static str {
+        match self {
+            AttachState::Attaching => "attaching",
+            AttachState::Attached => "attached",
+            AttachState::Detaching => "detaching",
+            AttachState::Busy => "busy",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct VolAttachment {
     pub instance_id: String,
     pub device: String,
-    /// `attaching`, `attached` or `detaching`, settling after the transition delay.
-    pub state: String,
+    pub state: AttachState,
     pub since_ms: i64,
     pub attach_ms: i64,
     pub delete_on_termination: bool,
@@ -120,12 +145,12 @@ impl VolumeRecord {
     /// Settles attachments and modifications against the clock.
     pub fn settle(&mut self, now: i64, delay: i64) {
         for a in self.attachments.iter_mut() {
-            if a.state == "attaching" && now >= a.since_ms + delay {
-                a.state = "attached".into();
+            if a.state == AttachState::Attaching && now >= a.since_ms + delay {
+                a.state = AttachState::Attached;
             }
         }
         self.attachments
-            .retain(|a| !(a.state == "detaching" && now >= a.since_ms + delay));
+            .retain(|a| !(a.state == AttachState::Detaching && now >= a.since_ms + delay));
     }
 
     pub fn state(&self, now: i64, delay: i64) -> &'static str {
@@ -178,7 +203,7 @@ fn attachment(volume: &str, a: &VolAttachment) -> VolumeAttachment {
         volume_id: Some(volume.to_string()),
         instance_id: Some(a.instance_id.clone()),
         device: Some(a.device.clone()),
-        state: Some(a.state.clone()),
+        state: Some(a.state.name().into()),
         attach_time: Some(DateTime(a.attach_ms)),
         delete_on_termination: Some(a.delete_on_termination),
         ..VolumeAttachment::default()
@@ -406,7 +431,7 @@ impl Filterable for VolumeView<'_> {
             "create-time" => out(&DateTime(v.create_ms).to_iso8601()),
             "attachment.instance-id" => v.attachments.iter().for_each(|a| out(&a.instance_id)),
             "attachment.device" => v.attachments.iter().for_each(|a| out(&a.device)),
-            "attachment.status" => v.attachments.iter().for_each(|a| out(&a.state)),
+            "attachment.status" => v.attachments.iter().for_each(|a| out(a.state.name())),
             "attachment.delete-on-termination" => v
                 .attachments
                 .iter()
@@ -539,7 +564,7 @@ pub fn attach(
             let a = VolAttachment {
                 instance_id: r.id.clone(),
                 device: input.device.clone(),
-                state: "attaching".into(),
+                state: AttachState::Attaching,
                 since_ms: now,
                 attach_ms: now,
                 // A later attachment is kept at termination unless told otherwise.
@@ -573,7 +598,7 @@ pub fn detach(
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
     let force = input.force == Some(true);
     let picks = |a: &VolAttachment| {
-        a.state != "detaching"
+        a.state != AttachState::Detaching
             && input
                 .instance_id
                 .as_ref()
@@ -632,7 +657,11 @@ pub fn detach(
                     Some((i, busy)) if *i == a.instance_id => *busy,
                     _ => crate::compute::volume_busy(k, &a.instance_id, &v.id),
                 };
-            a.state = if busy { "busy" } else { "detaching" }.into();
+            a.state = if busy {
+                AttachState::Busy
+            } else {
+                AttachState::Detaching
+            };
             a.since_ms = now;
             let mut out = attachment(&v.id, a);
             let instance = a.instance_id.clone();
@@ -688,7 +717,7 @@ pub fn mappings(vols: &[VolumeRecord], instance: &str) -> Vec<InstanceBlockDevic
             device_name: Some(a.device.clone()),
             ebs: Some(EbsInstanceBlockDevice {
                 volume_id: Some(v.id.clone()),
-                status: Some(a.state.clone()),
+                status: Some(a.state.name().into()),
                 attach_time: Some(DateTime(a.attach_ms)),
                 delete_on_termination: Some(a.delete_on_termination),
                 ..EbsInstanceBlockDevice::default()
