@@ -7,7 +7,7 @@ use crate::instances::load;
 use crate::tags::new_id;
 use crate::Kumo;
 use kumo_ec2_wire::{DateTime, Ec2Error};
-use kumo_model::lifecycle::State;
+use kumo_model::lifecycle::{self, State};
 use kumo_store::Scope;
 use serde_json::{json, Value};
 
@@ -88,18 +88,21 @@ pub fn guest_shutdown(
         .store
         .write(true, |tx| {
             let mut r = load(k, tx, s, &[instance.to_string()])?.remove(0);
-            if r.state() != State::Running {
-                return Err(Fail(Ec2Error::new(
-                    "IncorrectInstanceState",
-                    format!("The instance '{instance}' is not running."),
-                )));
-            }
-            r.run_credits(now);
-            let next = if r.shutdown_behavior == "terminate" || !r.ebs_backed() {
-                State::ShuttingDown
-            } else {
-                State::Stopping
+            let terminate = r.shutdown_behavior == "terminate";
+            let next = match lifecycle::apply(
+                r.state(),
+                lifecycle::Action::GuestShutdown { terminate },
+                r.ebs_backed(),
+            ) {
+                Ok(lifecycle::Outcome::MoveTo(next)) => next,
+                Ok(lifecycle::Outcome::NoChange) | Err(_) => {
+                    return Err(Fail(Ec2Error::new(
+                        "IncorrectInstanceState",
+                        format!("The instance '{instance}' is not running."),
+                    )))
+                }
             };
+            r.run_credits(now);
             r.state = next;
             r.since_ms = now;
             r.transition_reason = "Instance initiated shutdown".into();

@@ -13,7 +13,7 @@ use crate::volumes::VolumeRecord;
 use crate::Kumo;
 use kumo_compute::{Driver, InstanceSpec, Metadata, NetSpec};
 use kumo_ec2_wire::{Ec2Error, RequestContext};
-use kumo_model::lifecycle::State;
+use kumo_model::lifecycle::{self, Action, Outcome, State};
 use kumo_store::{Read, Scope};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -439,8 +439,13 @@ fn fail_launch(k: &Kumo, ctx: &RequestContext, id: &str) {
         let Some(mut r) = tx.get::<InstanceRecord>(s, id)? else {
             return Ok(());
         };
+        let Ok(Outcome::MoveTo(next)) = lifecycle::apply(r.state(), Action::LaunchFailed, true)
+        else {
+            // Stopped or terminated meanwhile: nothing left to fail.
+            return Ok(());
+        };
         crate::instance_actions::leave(k, tx, s, &mut r, State::ShuttingDown, &mut gone)?;
-        r.state = State::Terminated;
+        r.state = next;
         r.since_ms = now;
         r.state_reason = Some((
             "Server.InternalError".into(),

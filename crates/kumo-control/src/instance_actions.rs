@@ -61,6 +61,11 @@ fn refused(r: &InstanceRecord, action: Action, why: Refusal) -> Ec2Error {
                     "The instance '{}' is not in a state from which it can be terminated.",
                     r.id
                 ),
+                // What the guest or the host does, not a caller: worded as the admin call's
+                // refusal (`kumo admin guest-shutdown`) is.
+                Action::GuestShutdown { .. } | Action::ScheduledStop | Action::LaunchFailed => {
+                    format!("The instance '{}' is not running.", r.id)
+                }
             },
         ),
     }
@@ -88,6 +93,8 @@ fn act(
     let s = scope(ctx);
     let now = k.now_ms();
     let mut gone: Vec<String> = Vec::new();
+    // (instance, from, to) of every instance the action reached, for the driver.
+    let mut moved: Vec<(String, State, State)> = Vec::new();
     let result = k
         .store
         .write(!ctx.dry_run, |tx| {
@@ -150,6 +157,7 @@ fn act(
                     tx.update(s, &r)?;
                 }
                 let current = r.state();
+                moved.push((r.id.clone(), before, current));
                 changes.push(InstanceStateChange {
                     instance_id: Some(r.id.clone()),
                     previous_state: Some(state_of(before)),
@@ -159,18 +167,7 @@ fn act(
             Ok(changes)
         })
         .map_err(|f: Fail| f.0);
-    if let (Ok(changes), false) = (&result, ctx.dry_run) {
-        let moved: Vec<(String, State, State)> = changes
-            .iter()
-            .filter_map(|c| {
-                let name = |s: &Option<InstanceState>| s.as_ref().and_then(|x| x.name.clone());
-                Some((
-                    c.instance_id.clone()?,
-                    State::parse(&name(&c.previous_state)?)?,
-                    State::parse(&name(&c.current_state)?)?,
-                ))
-            })
-            .collect();
+    if let (Ok(_), false) = (&result, ctx.dry_run) {
         crate::compute::after(k, ctx, &moved, action == Action::Reboot, force);
         crate::volumes::delete_files(k, &gone);
     }

@@ -131,9 +131,16 @@ impl InstanceRecord {
             .find(|e| e.stops() && now_ms >= e.not_before_ms)
             .cloned()
         {
-            if self.state() == State::Running && e.not_before_ms >= self.since_ms {
+            let stops = kumo_model::lifecycle::apply(
+                self.state,
+                kumo_model::lifecycle::Action::ScheduledStop,
+                self.ebs_backed(),
+            );
+            if let (Ok(kumo_model::lifecycle::Outcome::MoveTo(next)), true) =
+                (stops, e.not_before_ms >= self.since_ms)
+            {
                 self.run_credits(e.not_before_ms);
-                self.state = State::Stopping;
+                self.state = next;
                 self.since_ms = e.not_before_ms;
                 self.transition_reason = "Scheduled stop".into();
                 self.state_reason = Some((

@@ -69,6 +69,16 @@ pub enum Action {
     Stop,
     Reboot,
     Terminate,
+    /// The guest powered itself off (`shutdown -h` inside): it stops, or terminates when its
+    /// `InstanceInitiatedShutdownBehavior` says `terminate` (or it has no EBS root to keep).
+    GuestShutdown {
+        terminate: bool,
+    },
+    /// A scheduled `instance-stop` or `instance-retirement` event's time came.
+    ScheduledStop,
+    /// The guest could not be booted: the launch ends in `terminated`, as AWS's
+    /// `Server.InternalError` launches do.
+    LaunchFailed,
 }
 
 /// What an allowed action does.
@@ -107,6 +117,24 @@ pub fn apply(state: State, action: Action, ebs_backed: bool) -> Result<Outcome, 
         (Reboot, Stopping | Stopped | ShuttingDown) => Err(Refusal::IncorrectState),
         (Terminate, Pending | Running | Stopping | Stopped) => Ok(Outcome::MoveTo(ShuttingDown)),
         (Terminate, ShuttingDown | Terminated) => Ok(Outcome::NoChange),
+        (GuestShutdown { terminate }, Running) => {
+            Ok(Outcome::MoveTo(if terminate || !ebs_backed {
+                ShuttingDown
+            } else {
+                Stopping
+            }))
+        }
+        (GuestShutdown { .. }, Pending | Stopping | Stopped | ShuttingDown | Terminated) => {
+            Err(Refusal::IncorrectState)
+        }
+        // An instance-store-backed instance stops too for now; terminating it at retirement,
+        // as AWS does, is the scheduled-events work of issue 14.
+        (ScheduledStop, Running) => Ok(Outcome::MoveTo(Stopping)),
+        (ScheduledStop, Pending | Stopping | Stopped | ShuttingDown | Terminated) => {
+            Ok(Outcome::NoChange)
+        }
+        (LaunchFailed, Pending | Running) => Ok(Outcome::MoveTo(Terminated)),
+        (LaunchFailed, Stopping | Stopped | ShuttingDown | Terminated) => Ok(Outcome::NoChange),
     }
 }
 
@@ -132,6 +160,39 @@ mod tests {
         assert!(serde_json::from_str::<State>("\"hibernated\"").is_err());
     }
     use proptest::prelude::*;
+
+    #[test]
+    fn what_the_system_does() {
+        use Outcome::MoveTo;
+        let off = |terminate, ebs| apply(State::Running, Action::GuestShutdown { terminate }, ebs);
+        assert_eq!(off(false, true), Ok(MoveTo(State::Stopping)));
+        assert_eq!(off(true, true), Ok(MoveTo(State::ShuttingDown)));
+        assert_eq!(off(false, false), Ok(MoveTo(State::ShuttingDown)));
+        assert_eq!(
+            apply(
+                State::Stopped,
+                Action::GuestShutdown { terminate: false },
+                true
+            ),
+            Err(Refusal::IncorrectState)
+        );
+        assert_eq!(
+            apply(State::Running, Action::ScheduledStop, true),
+            Ok(MoveTo(State::Stopping))
+        );
+        assert_eq!(
+            apply(State::Stopped, Action::ScheduledStop, true),
+            Ok(Outcome::NoChange)
+        );
+        assert_eq!(
+            apply(State::Pending, Action::LaunchFailed, true),
+            Ok(MoveTo(State::Terminated))
+        );
+        assert_eq!(
+            apply(State::Terminated, Action::LaunchFailed, true),
+            Ok(Outcome::NoChange)
+        );
+    }
 
     #[test]
     fn aws_rules() {
