@@ -190,3 +190,22 @@ def test_volume_attributes(ec2, cli):
     assert error_code(e) == "InvalidVolume.NotFound"
     cli("ec2", "modify-volume-attribute", "--volume-id", vol, "--no-auto-enable-io")
     assert cli("ec2", "describe-volume-attribute", "--volume-id", vol, "--attribute", "autoEnableIO")["AutoEnableIO"] == {"Value": False}
+
+
+def test_a_modification_whose_growth_fails_is_failed_and_changes_nothing(kumo, ec2):
+    """The modification is recorded as an intent, then its effect made; when the file cannot
+    grow, the modification says `failed` and the volume keeps its size and type, as a failed
+    EBS modification leaves it. Never an InternalError with the new size already recorded."""
+    vid = ec2.create_volume(AvailabilityZone="eu-west-1a", Size=1, VolumeType="gp2")["VolumeId"]
+    os.remove(volume_file(kumo, vid))  # the host lost the file: no growth can be made
+    m = ec2.modify_volume(VolumeId=vid, Size=5, VolumeType="gp3")["VolumeModification"]
+    assert (m["ModificationState"], m["OriginalSize"], m["TargetSize"]) == ("failed", 1, 5)
+    assert m["StatusMessage"]
+    v = ec2.describe_volumes(VolumeIds=[vid])["Volumes"][0]
+    assert (v["Size"], v["VolumeType"]) == (1, "gp2")
+    mods = ec2.describe_volumes_modifications(VolumeIds=[vid])["VolumesModifications"]
+    assert [x["ModificationState"] for x in mods] == ["failed"]
+    # A failed modification does not block the next one.
+    with pytest.raises(ClientError) as e:
+        ec2.modify_volume(VolumeId=vid, Size=0)
+    assert error_code(e) == "InvalidParameterValue"

@@ -946,7 +946,7 @@ pub fn grow_live(k: &Kumo, volume_id: &str, size_gib: u64) -> Result<bool, Strin
     };
     cm.driver
         .grow_volume(volume_id, size_gib << 30)
-        .map_err(|e| e.to_string())
+        .map_err(|e| crate::error::chain(&e))
 }
 
 /// Pauses or resumes the guest whose root disk is this volume's file (see

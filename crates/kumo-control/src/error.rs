@@ -16,7 +16,7 @@ impl From<Ec2Error> for Fail {
 
 impl From<StoreError> for Fail {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "store failure");
+        tracing::error!(error = %chain(&e), "store failure");
         Fail(Ec2Error::internal())
     }
 }
@@ -24,4 +24,30 @@ impl From<StoreError> for Fail {
 /// Turns a (code, message) rule violation from `kumo-model` into a wire error.
 pub fn rule((code, message): (&'static str, String)) -> Ec2Error {
     Ec2Error::new(code, message)
+}
+
+/// An error with its causes, for the log: `cannot grow: volume file I/O failed: No space left
+/// on device`. Causes are logged once, where an error becomes `InternalError`.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod chain_tests {
+    #[test]
+    fn causes_are_kept() {
+        let io = std::io::Error::other("No space left on device");
+        let e = kumo_blockstore::BlockError::Io(io);
+        assert_eq!(
+            super::chain(&e),
+            "volume file I/O failed: No space left on device"
+        );
+    }
 }

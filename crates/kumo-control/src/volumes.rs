@@ -59,6 +59,10 @@ pub struct Modification {
     pub start_ms: i64,
     pub original: (String, i32, Option<i32>, Option<i32>, bool),
     pub target: (String, i32, Option<i32>, Option<i32>, bool),
+    /// Why the modification failed, when its effect on the volume's file could not be made;
+    /// the volume then keeps its original configuration, as a failed EBS modification does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -165,6 +169,9 @@ impl VolumeRecord {
 }
 
 fn modification_state(m: &Modification, now: i64, delay: i64) -> (&'static str, i64) {
+    if m.failed.is_some() {
+        return ("failed", 0);
+    }
     let t = now - m.start_ms;
     if t < delay {
         ("modifying", 0)
@@ -747,6 +754,7 @@ fn wire_modification(id: &str, m: &Modification, now: i64, delay: i64) -> Volume
         target_iops: m.target.2,
         target_throughput: m.target.3,
         target_multi_attach_enabled: Some(m.target.4),
+        status_message: m.failed.clone(),
         ..VolumeModification::default()
     }
 }
@@ -764,7 +772,8 @@ pub fn modify(
         .write(!ctx.dry_run, |tx| {
             let mut v = get_volume(tx, s, &input.volume_id)?;
             if let Some(last) = v.modifications.last() {
-                if modification_state(last, now, delay).0 != "completed" {
+                // A modification ends completed or failed; until then no other may start.
+                if !matches!(modification_state(last, now, delay).0, "completed" | "failed") {
                     return Err(Fail(Ec2Error::new(
                         "IncorrectModificationState",
                         format!("Volume {} is already being modified.", v.id),
@@ -798,6 +807,7 @@ pub fn modify(
                 start_ms: now,
                 original: (v.volume_type.clone(), v.size, v.iops, v.throughput, v.multi_attach),
                 target: (vtype.clone(), size, iops, throughput, multi),
+                failed: None,
             };
             let grow = (size > v.size).then_some(size);
             v.size = size;
@@ -812,17 +822,23 @@ pub fn modify(
         .map_err(|f: Fail| f.0)?;
     if let (Some(size), false) = (grow, ctx.dry_run) {
         // The file really grows: through the guest's storage daemon (`block_resize`, and the
-        // guest's device grows) when the volume is attached live, else with qemu-img.
-        let live = crate::compute::grow_live(k, &input.volume_id, size as u64);
-        if let Err(e) = live {
-            tracing::error!(error = %e, volume = %input.volume_id, "cannot grow a live volume");
-            return Err(Ec2Error::internal());
-        }
-        if live == Ok(false) {
-            if let Err(e) = k.blocks.grow(&input.volume_id, size as u64) {
-                tracing::error!(error = %e, volume = %input.volume_id, "cannot grow a volume file");
-                return Err(Ec2Error::internal());
-            }
+        // guest's device grows) when the volume is attached live, else with qemu-img. The
+        // commit above recorded the modification as an intent; if its effect cannot be made,
+        // the modification is recorded as failed and the volume keeps its configuration.
+        let grown = match crate::compute::grow_live(k, &input.volume_id, size as u64) {
+            Ok(true) => Ok(()),
+            Ok(false) => k
+                .blocks
+                .grow(&input.volume_id, size as u64)
+                .map_err(|e| crate::error::chain(&e)),
+            Err(e) => Err(e),
+        };
+        if let Err(cause) = grown {
+            tracing::error!(volume = %input.volume_id, error = %cause, "cannot grow a volume; its modification failed");
+            let failed = fail_modification(k, s, &input.volume_id, m.start_ms)?;
+            return Ok(ModifyVolumeResult {
+                volume_modification: Some(wire_modification(&input.volume_id, &failed, now, delay)),
+            });
         }
     }
     // ModifyVolume answers as the modification starts; it moves on by the next call.
@@ -833,6 +849,33 @@ pub fn modify(
     Ok(ModifyVolumeResult {
         volume_modification: Some(out),
     })
+}
+
+/// Records a modification's failure and puts the volume back as it was before it.
+fn fail_modification(
+    k: &Kumo,
+    s: kumo_store::Scope,
+    volume_id: &str,
+    start_ms: i64,
+) -> Result<Modification, Ec2Error> {
+    k.store
+        .write(true, |tx| {
+            let mut v = get_volume(tx, s, volume_id)?;
+            let Some(m) = v
+                .modifications
+                .iter_mut()
+                .rev()
+                .find(|m| m.start_ms == start_ms)
+            else {
+                return Err(Fail(Ec2Error::internal()));
+            };
+            m.failed = Some("The volume's size could not be changed on its host.".into());
+            let m = m.clone();
+            (v.volume_type, v.size, v.iops, v.throughput, v.multi_attach) = m.original.clone();
+            tx.update(s, &v)?;
+            Ok(m)
+        })
+        .map_err(|f: Fail| f.0)
 }
 
 pub fn describe_modifications(
