@@ -696,15 +696,27 @@ fn firewall<V: Read>(
     Ok(fw)
 }
 
-/// Applies the security groups of every VPC of the caller's account and region to the
-/// driver: after a rule, an interface's groups or an instance's state changed.
+/// Re-renders every VPC's security groups in the scope and follows them in the metadata
+/// of its running instances: for changes whose reach is the whole scope (an instance's boot,
+/// an Elastic IP moving). A change to one group re-renders only its VPC ([`refresh_vpcs`]).
 pub fn refresh_scope(k: &Kumo, ctx: &RequestContext) {
+    refresh(k, ctx, None);
+}
+
+/// Re-renders the security groups of these VPCs only, and the metadata of their running
+/// instances.
+pub fn refresh_vpcs(k: &Kumo, ctx: &RequestContext, vpcs: &[String]) {
+    refresh(k, ctx, Some(vpcs));
+}
+
+fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
     let Some(cm) = &k.compute else { return };
     let s = crate::scope(ctx);
+    let touched = |vpc: &str| only.is_none_or(|o| o.iter().any(|v| v == vpc));
     let built = k.store.read(|v| {
         let vpcs: Vec<VpcRecord> = v.list(s, &kumo_store::Query::default())?;
         let mut out = Vec::new();
-        for vpc in vpcs {
+        for vpc in vpcs.into_iter().filter(|x| touched(&x.id)) {
             out.push((vpc.id.clone(), firewall(k, cm, v, s, &vpc.id)?));
         }
         Ok::<_, Fail>(out)
@@ -713,7 +725,7 @@ pub fn refresh_scope(k: &Kumo, ctx: &RequestContext) {
         Ok(all) => {
             for (vpc, fw) in all {
                 if let Err(e) = cm.driver.set_firewall(&vpc, &fw) {
-                    tracing::error!(vpc = %vpc, error = %e, "cannot apply the security groups");
+                    tracing::error!(vpc = %vpc, error = %crate::error::chain(&e), "cannot apply the security groups");
                 }
             }
         }
@@ -732,10 +744,13 @@ pub fn refresh_scope(k: &Kumo, ctx: &RequestContext) {
     for id in running {
         let md = k.store.read(|v| {
             let r: InstanceRecord = v.get(s, &id)?.ok_or_else(|| Fail(Ec2Error::internal()))?;
+            if !touched(&r.vpc_id) {
+                return Ok(None);
+            }
             let c = crate::instances::context(v, s, &[&r])?;
-            Ok::<_, Fail>(metadata(v, s, ctx, &r, &c)?.0)
+            Ok::<_, Fail>(Some(metadata(v, s, ctx, &r, &c)?.0))
         });
-        if let Ok(md) = md {
+        if let Ok(Some(md)) = md {
             cm.driver.update_metadata(&id, md);
         }
     }

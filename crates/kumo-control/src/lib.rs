@@ -187,6 +187,18 @@ impl Kumo {
         }
     }
 
+    /// After a change to one security group's rules: its VPC's firewall and its instances'
+    /// metadata follow, and no other VPC is re-rendered.
+    fn sync_group(&self, ctx: &RequestContext, id: Option<&str>, name: Option<&str>) {
+        if self.compute.is_none() {
+            return;
+        }
+        match security_groups::vpc_of(&self.store, ctx, id, name) {
+            Some(vpc) => compute::refresh_vpcs(self, ctx, &[vpc]),
+            None => compute::refresh_scope(self, ctx),
+        }
+    }
+
     /// Now, in milliseconds since the epoch: the clock that drives time-based transitions.
     pub fn now_ms(&self) -> i64 {
         kumo_ec2_wire::DateTime::now().0
@@ -558,9 +570,10 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AuthorizeSecurityGroupIngressRequest,
     ) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
+        let (id, name) = (input.group_id.clone(), input.group_name.clone());
         let out = security_groups::authorize_ingress(&self.store, &self.net, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            compute::refresh_scope(self, ctx);
+            self.sync_group(ctx, id.as_deref(), name.as_deref());
         }
         out
     }
@@ -570,9 +583,10 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AuthorizeSecurityGroupEgressRequest,
     ) -> Result<AuthorizeSecurityGroupEgressResult, Ec2Error> {
+        let (id, name) = (Some(input.group_id.clone()), None::<String>);
         let out = security_groups::authorize_egress(&self.store, &self.net, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            compute::refresh_scope(self, ctx);
+            self.sync_group(ctx, id.as_deref(), name.as_deref());
         }
         out
     }
@@ -582,9 +596,10 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: RevokeSecurityGroupIngressRequest,
     ) -> Result<RevokeSecurityGroupIngressResult, Ec2Error> {
+        let (id, name) = (input.group_id.clone(), input.group_name.clone());
         let out = security_groups::revoke_ingress(&self.store, &self.net, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            compute::refresh_scope(self, ctx);
+            self.sync_group(ctx, id.as_deref(), name.as_deref());
         }
         out
     }
@@ -594,9 +609,10 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: RevokeSecurityGroupEgressRequest,
     ) -> Result<RevokeSecurityGroupEgressResult, Ec2Error> {
+        let (id, name) = (Some(input.group_id.clone()), None::<String>);
         let out = security_groups::revoke_egress(&self.store, &self.net, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            compute::refresh_scope(self, ctx);
+            self.sync_group(ctx, id.as_deref(), name.as_deref());
         }
         out
     }

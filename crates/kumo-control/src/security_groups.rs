@@ -25,6 +25,17 @@ fn not_found(id: &str) -> Ec2Error {
 }
 
 /// A group named by id, or by name in the default VPC.
+/// The VPC of a group named by id, or by name in the default VPC (None when there is none).
+pub fn vpc_of(
+    store: &Store,
+    ctx: &RequestContext,
+    id: Option<&str>,
+    name: Option<&str>,
+) -> Option<String> {
+    let s = scope(ctx);
+    store.read(|v| find(v, s, id, name).map(|g| g.vpc_id)).ok()
+}
+
 fn find<V: Read>(
     v: &V,
     s: Scope,
