@@ -4,9 +4,11 @@
 //!
 //! 1. the **helper** unshares the mount, pid, uts, ipc and network namespaces, tells the
 //!    server it is ready (the server then plugs the instance's interface into the new network
-//!    namespace), mounts the root overlay, starts the init stage, and lives as long as it;
-//! 2. the **init stage** is PID 1 of the new pid namespace: it mounts `/proc`, `/sys`, `/dev`
-//!    and `/dev/pts`, names the host, pivots into the overlay and executes the image's init
+//!    namespace), mounts the root overlay and the guest's `/dev`, tells the server (which
+//!    then puts the guest's disks in that `/dev`, as a machine has its disks when it powers
+//!    on), starts the init stage, and lives as long as it;
+//! 2. the **init stage** is PID 1 of the new pid namespace: it mounts `/proc` and `/sys`,
+//!    names the host, pivots into the overlay and executes the image's init
 //!    (`/sbin/kumo-init`), which brings up the metadata, key, user data and sshd.
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -23,7 +25,8 @@ fn fail(what: &str, e: impl std::fmt::Display) -> i32 {
 
 /// The helper (stage 1). Arguments: the image's root, the root data directory (holding
 /// `upper` and `work`), the mount point for the overlay, the console log, the host name.
-/// Protocol on stdout/stdin: prints `ready`, waits for `go`, prints `pid N` (init's pid).
+/// Protocol on stdout/stdin: prints `ready`, waits for `go`, prints `mounted`, waits for
+/// `boot`, prints `pid N` (init's pid).
 /// Exits with init's exit status.
 pub fn helper(
     image_root: &Path,
@@ -44,8 +47,7 @@ pub fn helper(
     if writeln!(out, "ready").and_then(|_| out.flush()).is_err() {
         return 1;
     }
-    let mut line = String::new();
-    if std::io::stdin().lock().read_line(&mut line).is_err() || line.trim() != "go" {
+    if !heard("go") {
         return fail("start", "the server did not say go");
     }
     // Nothing mounted from here on shows outside.
@@ -80,6 +82,15 @@ pub fn helper(
         Some(opts.as_str()),
     ) {
         return fail("mount the root overlay", e);
+    }
+    if let Err(e) = mount_dev(mountpoint) {
+        return fail("mount the guest's /dev", e);
+    }
+    if writeln!(out, "mounted").and_then(|_| out.flush()).is_err() {
+        return 1;
+    }
+    if !heard("boot") {
+        return fail("start", "the server did not say boot");
     }
     let log = match std::fs::OpenOptions::new()
         .create(true)
@@ -119,6 +130,12 @@ pub fn helper(
     }
 }
 
+/// Reads one line from the server: whether it was `word`.
+fn heard(word: &str) -> bool {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).is_ok() && line.trim() == word
+}
+
 fn mount_at(
     src: &str,
     target: &Path,
@@ -149,17 +166,10 @@ pub fn init(root: &Path, hostname: &str) -> i32 {
     fail("exec /sbin/kumo-init", e)
 }
 
-fn prepare(root: &Path, hostname: &str) -> Result<(), String> {
-    nix::unistd::sethostname(hostname).map_err(|e| format!("hostname: {e}"))?;
+/// The guest's `/dev` under its root: a tmpfs with the host's harmless character devices
+/// bound in, its own devpts and a `/dev/shm`. Block devices are the server's to add.
+fn mount_dev(root: &Path) -> Result<(), String> {
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    mount_at("proc", &root.join("proc"), "proc", nosuid, None)?;
-    mount_at(
-        "sysfs",
-        &root.join("sys"),
-        "sysfs",
-        nosuid | MsFlags::MS_RDONLY,
-        None,
-    )?;
     mount_at(
         "tmpfs",
         &root.join("dev"),
@@ -195,6 +205,20 @@ fn prepare(root: &Path, hostname: &str) -> Result<(), String> {
         "tmpfs",
         nosuid,
         Some("mode=1777"),
+    )?;
+    Ok(())
+}
+
+fn prepare(root: &Path, hostname: &str) -> Result<(), String> {
+    nix::unistd::sethostname(hostname).map_err(|e| format!("hostname: {e}"))?;
+    let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount_at("proc", &root.join("proc"), "proc", nosuid, None)?;
+    mount_at(
+        "sysfs",
+        &root.join("sys"),
+        "sysfs",
+        nosuid | MsFlags::MS_RDONLY,
+        None,
     )?;
     mount_at(
         "tmpfs",

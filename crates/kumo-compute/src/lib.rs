@@ -6,6 +6,7 @@
 //!   subnet's bridge inside its VPC's network namespace, and cgroups for its type's limits.
 //! - the `null` driver is the absence of one: the control plane keeps instances as API state.
 
+pub mod claims;
 pub mod cloudconfig;
 pub mod dhcp;
 pub mod dns;

@@ -96,6 +96,25 @@ struct Running {
     guest: BTreeMap<String, String>,
 }
 
+/// The disks an `ns` guest has from its boot: instance store loop devices and volumes.
+#[derive(Default)]
+struct BootDevices {
+    ephemeral: Vec<(VolumeSpec, String)>,
+    volumes: HashMap<String, LiveVolume>,
+}
+
+impl BootDevices {
+    /// Gives them back when the boot failed after they were made.
+    fn release(self) {
+        for (_, mut lv) in self.volumes {
+            lv.stop();
+        }
+        for (_, dev) in self.ephemeral {
+            let _ = net::run("losetup", &["-d", &dev]);
+        }
+    }
+}
+
 /// A volume in a guest: qemu-storage-daemon exports the qcow2 file as a raw FUSE file, a loop
 /// device sits on that, and the loop device's node is in the guest's `/dev`.
 struct LiveVolume {
@@ -111,7 +130,9 @@ struct LiveVolume {
 }
 
 impl LiveVolume {
-    fn start(run: &Path, init_pid: i32, v: &VolumeSpec) -> Result<LiveVolume, ComputeError> {
+    /// Starts a volume's export and shows its device under `root` (the guest's `/`, seen
+    /// from the host: [`guest_root`]).
+    fn start(run: &Path, root: &Path, v: &VolumeSpec) -> Result<LiveVolume, ComputeError> {
         let dir = run.join("volumes");
         std::fs::create_dir_all(&dir).map_err(|e| ComputeError::io("volume directory", e))?;
         let raw = dir.join(format!("{}.raw", v.volume_id));
@@ -186,15 +207,15 @@ impl LiveVolume {
             raw,
             loop_dev,
         };
-        if let Err(e) = lv.show(init_pid) {
+        if let Err(e) = lv.show(root) {
             lv.stop();
             return Err(e);
         }
         Ok(lv)
     }
 
-    fn show(&self, init_pid: i32) -> Result<(), ComputeError> {
-        show_device(init_pid, &self.loop_dev, &self.spec)
+    fn show(&self, root: &Path) -> Result<(), ComputeError> {
+        show_device(root, &self.loop_dev, &self.spec)
     }
 
     /// Pushes the loop device's and the FUSE file's cached writes to the storage daemon.
@@ -206,8 +227,7 @@ impl LiveVolume {
         self.qmp(&[])
     }
 
-    fn hide(&self, init_pid: i32) {
-        let root = PathBuf::from(format!("/proc/{init_pid}/root"));
+    fn hide(&self, root: &Path) {
         let _ = std::fs::remove_file(root.join(self.spec.device.trim_start_matches('/')));
         if let Some(alias) = &self.spec.alias {
             let _ = std::fs::remove_file(root.join(alias.trim_start_matches('/')));
@@ -239,15 +259,20 @@ impl LiveVolume {
     }
 }
 
-/// Puts a block device's node in the guest's /dev under the name the spec gives it (and the
-/// attachment's name, as a link).
-fn show_device(init_pid: i32, dev: &str, spec: &VolumeSpec) -> Result<(), ComputeError> {
+/// A running guest's `/` as the host sees it: through its init's root, in the guest's mount
+/// namespace.
+fn guest_root(init_pid: i32) -> PathBuf {
+    PathBuf::from(format!("/proc/{init_pid}/root"))
+}
+
+/// Puts a block device's node in the guest's /dev (under `root`, the guest's `/` seen from the
+/// host) under the name the spec gives it (and the attachment's name, as a link).
+fn show_device(root: &Path, dev: &str, spec: &VolumeSpec) -> Result<(), ComputeError> {
     use std::os::unix::fs::MetadataExt;
     let rdev = std::fs::metadata(dev)
         .map_err(|e| ComputeError::io("loop device", e))?
         .rdev();
     let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
-    let root = PathBuf::from(format!("/proc/{init_pid}/root"));
     let node = root.join(spec.device.trim_start_matches('/'));
     let _ = std::fs::remove_file(&node);
     nix::sys::stat::mknod(
@@ -416,7 +441,7 @@ impl NsDriver {
             vm: None,
             host_keys: None,
         };
-        d.sweep();
+        d.sweep_and_claim();
         Ok(d)
     }
 
@@ -447,38 +472,36 @@ impl NsDriver {
         self.vm.as_ref().map(|v| v.accel.as_str())
     }
 
-    /// Removes what an earlier server with this data directory left behind.
-    fn sweep(&self) {
-        if let Ok(list) = ip(&["netns", "list"]) {
-            for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
-                if name.starts_with(&self.prefix) && name.len() > self.prefix.len() {
-                    ip_quiet(&["netns", "delete", name]);
-                }
+    /// Removes what an earlier server with this data directory left behind, and what every
+    /// server that died without cleaning up left (see [`crate::claims`]), then claims the
+    /// prefix for this one.
+    fn sweep_and_claim(&self) {
+        let claims = crate::claims::Claims::new(Path::new(crate::claims::DIR));
+        for dead in claims.dead() {
+            if dead != self.prefix {
+                tracing::warn!(prefix = %dead, "a server that was killed left namespaces, links and cgroups behind: removing them");
+                sweep(&dead);
             }
+            claims.forget(&dead);
         }
-        let host_links = format!("{}h", self.prefix);
-        if let Ok(list) = ip(&["-o", "link", "show"]) {
-            for l in list.lines() {
-                let name = l
-                    .split(": ")
-                    .nth(1)
-                    .and_then(|n| n.split('@').next())
-                    .unwrap_or("");
-                if name.starts_with(&host_links) {
-                    ip_quiet(&["link", "delete", name]);
-                }
-            }
+        if let Some(other) = claims.owner(&self.prefix).filter(|o| o.alive()) {
+            tracing::warn!(pid = other.pid, prefix = %self.prefix, "another server claims this data directory's network names");
         }
-        for c in CONTROLLERS {
-            let base = Path::new(CGROUP)
-                .join(c)
-                .join(format!("kumo-{}", self.prefix));
-            if let Ok(entries) = std::fs::read_dir(&base) {
-                for e in entries.flatten() {
-                    kill_cgroup(&e.path());
-                    let _ = std::fs::remove_dir(e.path());
+        sweep(&self.prefix);
+        match crate::claims::Owner::me() {
+            Some(me) => {
+                if let Err(e) = claims.claim(&self.prefix, me) {
+                    tracing::warn!(error = %e, dir = crate::claims::DIR, "cannot record this server's network names; a later server cannot sweep them if this one is killed");
                 }
             }
+            None => tracing::warn!("cannot read this process's start time"),
+        }
+    }
+
+    /// Drops this server's claim once it swept its own names at shutdown.
+    fn unclaim(&self) {
+        if let Some(me) = crate::claims::Owner::me() {
+            crate::claims::Claims::new(Path::new(crate::claims::DIR)).release(&self.prefix, me);
         }
     }
 
@@ -842,15 +865,31 @@ impl NsDriver {
                 },
             );
             writeln!(stdin, "go").map_err(|e| ComputeError::io("start the guest", e))?;
-            let line = read_line(&mut lines)?;
-            let init_pid: i32 = line
-                .strip_prefix("pid ")
-                .and_then(|p| p.trim().parse().ok())
-                .ok_or_else(|| ComputeError::Guest(format!("the helper said {line:?}")))?;
-            Ok((stdin, init_pid, ins, addr))
+            // The helper has mounted the root and its /dev: the disks go in before init runs.
+            expect(&mut lines, "mounted")?;
+            let mountpoint = std::path::absolute(run.join("root"))
+                .map_err(|e| ComputeError::io("the guest's root", e))?;
+            let root =
+                guest_root(pid as i32).join(mountpoint.strip_prefix("/").unwrap_or(&mountpoint));
+            let devices = self.devices_at_boot(spec, &root);
+            let started = writeln!(stdin, "boot")
+                .map_err(|e| ComputeError::io("start the guest", e))
+                .and_then(|_| read_line(&mut lines))
+                .and_then(|line| {
+                    line.strip_prefix("pid ")
+                        .and_then(|p| p.trim().parse::<i32>().ok())
+                        .ok_or_else(|| ComputeError::Guest(format!("the helper said {line:?}")))
+                });
+            match started {
+                Ok(init_pid) => Ok((stdin, init_pid, ins, addr, devices)),
+                Err(e) => {
+                    devices.release();
+                    Err(e)
+                }
+            }
         })();
         match setup {
-            Ok((stdin, init_pid, netns, addr)) => Ok(Running {
+            Ok((stdin, init_pid, netns, addr, devices)) => Ok(Running {
                 spec: spec.clone(),
                 net,
                 helper,
@@ -860,8 +899,8 @@ impl NsDriver {
                 netns,
                 ip: addr,
                 exited: false,
-                volumes: HashMap::new(),
-                ephemeral: Vec::new(),
+                volumes: devices.volumes,
+                ephemeral: devices.ephemeral,
                 reboot_exit: false,
                 guest,
             }),
@@ -1013,61 +1052,57 @@ impl NsDriver {
 
     /// The devices an `ns` guest gets at each boot: its instance store disks (loop devices on
     /// their files), then its attached volumes. A `vm` guest has them on QEMU's command line.
-    fn devices_at_boot(&self, r: &mut Running) {
-        if r.vm.is_some() {
-            return;
-        }
-        // The init stage mounts the guest's /dev before it executes the image's init: device
-        // nodes made earlier would be hidden under that mount.
-        let exe = PathBuf::from(format!("/proc/{}/exe", r.init_pid));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while std::fs::read_link(&exe).is_ok_and(|p| p == self.exe) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let run = self.dir.join(&r.spec.id);
-        match instance_store(&run, &r.spec) {
+    ///
+    /// They are in place before the guest's init runs, as a machine's disks are there when
+    /// it powers on: the helper has mounted the guest's `/dev` (under `root`, the guest's `/`
+    /// seen from the host) and waits for them. A device that cannot be given is logged and
+    /// left out; the guest boots without it.
+    fn devices_at_boot(&self, spec: &InstanceSpec, root: &Path) -> BootDevices {
+        let mut out = BootDevices::default();
+        let run = self.dir.join(&spec.id);
+        match instance_store(&run, spec) {
             Ok(disks) => {
                 for d in disks {
                     let shown =
                         net::run("losetup", &["--find", "--show", &d.file.to_string_lossy()])
                             .map(|out| out.trim().to_string())
                             .and_then(|dev| {
-                                show_device(r.init_pid, &dev, &d)
+                                show_device(root, &dev, &d)
                                     .map(|_| dev.clone())
                                     .inspect_err(|_| {
                                         let _ = net::run("losetup", &["-d", &dev]);
                                     })
                             });
                     match shown {
-                        Ok(dev) => r.ephemeral.push((d, dev)),
+                        Ok(dev) => out.ephemeral.push((d, dev)),
                         Err(e) => {
-                            tracing::error!(instance = %r.spec.id, error = %e, "cannot give the guest its instance store")
+                            tracing::error!(instance = %spec.id, error = %e, "cannot give the guest its instance store")
                         }
                     }
                 }
             }
             Err(e) => {
-                tracing::error!(instance = %r.spec.id, error = %e, "cannot make the instance store")
+                tracing::error!(instance = %spec.id, error = %e, "cannot make the instance store")
             }
         }
-        let volumes = r.spec.volumes.clone();
-        for v in &volumes {
+        for v in &spec.volumes {
             let v = &with_device(
                 v,
-                r.volumes
+                out.volumes
                     .values()
                     .map(|l| &l.spec)
-                    .chain(r.ephemeral.iter().map(|(d, _)| d)),
+                    .chain(out.ephemeral.iter().map(|(d, _)| d)),
             );
-            match LiveVolume::start(&run, r.init_pid, v) {
+            match LiveVolume::start(&run, root, v) {
                 Ok(lv) => {
-                    r.volumes.insert(v.volume_id.clone(), lv);
+                    out.volumes.insert(v.volume_id.clone(), lv);
                 }
                 Err(e) => {
-                    tracing::error!(instance = %r.spec.id, volume = %v.volume_id, error = %e, "cannot attach a volume at boot")
+                    tracing::error!(instance = %spec.id, volume = %v.volume_id, error = %e, "cannot attach a volume at boot")
                 }
             }
         }
+        out
     }
 
     /// Frees what a stopped instance held on the host (its root data stays).
@@ -1169,10 +1204,7 @@ impl NsDriver {
                 }
             }
         };
-        let booted = self.boot(net, spec).map(|mut r| {
-            self.devices_at_boot(&mut r);
-            r
-        });
+        let booted = self.boot(net, spec);
         let mut st = lock(&self.state);
         st.booting.remove(&spec.id);
         let r = booted?;
@@ -1266,6 +1298,41 @@ fn snapshot_live(lv: &mut LiveVolume) -> Result<(), ComputeError> {
     lv.overlays = n;
     lv.top = node;
     Ok(())
+}
+
+/// Removes every network namespace, host link (with its routes) and cgroup named with
+/// `prefix`.
+fn sweep(prefix: &str) {
+    if let Ok(list) = ip(&["netns", "list"]) {
+        for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+            if name.starts_with(prefix) && name.len() > prefix.len() {
+                ip_quiet(&["netns", "delete", name]);
+            }
+        }
+    }
+    let host_links = format!("{prefix}h");
+    if let Ok(list) = ip(&["-o", "link", "show"]) {
+        for l in list.lines() {
+            let name = l
+                .split(": ")
+                .nth(1)
+                .and_then(|n| n.split('@').next())
+                .unwrap_or("");
+            if name.starts_with(&host_links) {
+                ip_quiet(&["link", "delete", name]);
+            }
+        }
+    }
+    for c in CONTROLLERS {
+        let base = Path::new(CGROUP).join(c).join(format!("kumo-{prefix}"));
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for e in entries.flatten().filter(|e| e.path().is_dir()) {
+                kill_cgroup(&e.path());
+                let _ = std::fs::remove_dir(e.path());
+            }
+        }
+        let _ = std::fs::remove_dir(&base);
+    }
 }
 
 /// A volume with its guest device decided: an empty device (a Nitro type's) becomes the
@@ -1772,7 +1839,7 @@ impl Driver for NsDriver {
                 .map(|l| &l.spec)
                 .chain(r.ephemeral.iter().map(|(d, _)| d)),
         );
-        let lv = LiveVolume::start(&self.dir.join(id), r.init_pid, v)?;
+        let lv = LiveVolume::start(&self.dir.join(id), &guest_root(r.init_pid), v)?;
         r.spec.volumes.retain(|x| x.volume_id != v.volume_id);
         r.spec.volumes.push(v.clone());
         r.volumes.insert(v.volume_id.clone(), lv);
@@ -1833,7 +1900,7 @@ impl Driver for NsDriver {
         }
         let pid = r.init_pid;
         if let Some(mut lv) = r.volumes.remove(volume_id) {
-            lv.hide(pid);
+            lv.hide(&guest_root(pid));
             lv.stop();
             tracing::info!(instance = id, volume = volume_id, "volume detached");
         }
@@ -1968,7 +2035,8 @@ impl Driver for NsDriver {
         for (_, v) in lock(&self.state).vpcs.drain() {
             v.remove();
         }
-        self.sweep();
+        sweep(&self.prefix);
+        self.unclaim();
     }
 }
 
