@@ -5,6 +5,7 @@
 //! Without a driver (the `null` driver) none of this runs and instances are API state only.
 
 use crate::error::Fail;
+use crate::firewall_sync::Reach;
 use crate::instance_records::InstanceRecord;
 use crate::instances::Context;
 use crate::key_pairs::KeyPairRecord;
@@ -424,7 +425,7 @@ pub fn boot(k: &Kumo, ctx: &RequestContext, ids: &[String]) {
         });
     }
     if !ids.is_empty() {
-        refresh_scope(k, ctx);
+        k.sync_firewall(ctx, reach_of_instances(k, ctx, ids));
     }
 }
 
@@ -489,7 +490,8 @@ pub fn after(
     // Booting refreshes the security groups of the scope; without a boot, refresh here.
     if starts.is_empty() {
         if !changes.is_empty() {
-            refresh_scope(k, ctx);
+            let ids: Vec<String> = changes.iter().map(|(id, _, _)| id.clone()).collect();
+            k.sync_firewall(ctx, reach_of_instances(k, ctx, &ids));
         }
     } else if !cm.image.is_ready() {
         // Recorded as awaiting their boot (see `instance_actions`): they stay pending in the
@@ -696,20 +698,37 @@ fn firewall<V: Read>(
     Ok(fw)
 }
 
-/// Re-renders every VPC's security groups in the scope and follows them in the metadata
-/// of its running instances: for changes whose reach is the whole scope (an instance's boot,
-/// an Elastic IP moving). A change to one group re-renders only its VPC ([`refresh_vpcs`]).
-pub fn refresh_scope(k: &Kumo, ctx: &RequestContext) {
-    refresh(k, ctx, None);
+/// The VPCs of these instances, for [`Kumo::sync_firewall`] (the scope when one cannot be
+/// read: better a render too many than a firewall left behind).
+pub fn reach_of_instances(k: &Kumo, ctx: &RequestContext, ids: &[String]) -> Reach {
+    let s = crate::scope(ctx);
+    let vpcs = k.store.read(|v| {
+        let mut out = std::collections::BTreeSet::new();
+        for id in ids {
+            if let Some(r) = v.get::<InstanceRecord>(s, id)? {
+                out.insert(r.vpc_id);
+            }
+        }
+        Ok::<_, Fail>(out)
+    });
+    vpcs.map(Reach::Vpcs).unwrap_or(Reach::Scope)
 }
 
-/// Re-renders the security groups of these VPCs only, and the metadata of their running
-/// instances.
-pub fn refresh_vpcs(k: &Kumo, ctx: &RequestContext, vpcs: &[String]) {
-    refresh(k, ctx, Some(vpcs));
+/// The VPC of a network interface, as [`reach_of_instances`].
+pub fn reach_of_eni(k: &Kumo, ctx: &RequestContext, id: &str) -> Reach {
+    let s = crate::scope(ctx);
+    k.store
+        .read(|v| Ok::<_, Fail>(v.get::<crate::net_records::EniRecord>(s, id)?))
+        .ok()
+        .flatten()
+        .map(|e| Reach::Vpcs([e.vpc_id].into()))
+        .unwrap_or(Reach::Scope)
 }
 
-fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
+/// Re-renders the security groups of the scope's VPCs (`only` these, when given) and follows
+/// them in the metadata of their running instances. Called by the firewall worker, or inline
+/// when none runs ([`Kumo::sync_firewall`]).
+pub fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
     let Some(cm) = &k.compute else { return };
     let s = crate::scope(ctx);
     let touched = |vpc: &str| only.is_none_or(|o| o.iter().any(|v| v == vpc));

@@ -6,11 +6,13 @@ mod addresses;
 mod admin;
 mod ami_sharing;
 mod amis;
+pub mod background;
 mod compute;
 mod credits;
 mod describe;
 mod enis;
 mod error;
+mod firewall_sync;
 mod gateways;
 mod idempotency;
 mod images;
@@ -42,6 +44,7 @@ use kumo_store::{Scope, Store};
 
 pub use compute::{Compute, ImageGate, Invocation, SentCommand};
 pub use error::Fail;
+use firewall_sync::Reach;
 /// Installs the data directory's key for tamper-evident pagination tokens.
 pub use paging::install_key as install_paging_key;
 
@@ -56,6 +59,8 @@ pub struct Kumo {
     clock_offset: std::sync::atomic::AtomicI64,
     /// Where instances really run; `None` is the null driver.
     compute: Option<Compute>,
+    /// The VPCs whose firewall a change touched, for the worker that re-renders them.
+    firewall: firewall_sync::FirewallSync,
 }
 
 /// How the control plane behaves where AWS leaves room: timing and capacity.
@@ -105,6 +110,7 @@ impl Kumo {
             options,
             clock_offset: std::sync::atomic::AtomicI64::new(0),
             compute: None,
+            firewall: firewall_sync::FirewallSync::default(),
         }
     }
 
@@ -193,9 +199,49 @@ impl Kumo {
         if self.compute.is_none() {
             return;
         }
-        match security_groups::vpc_of(&self.store, ctx, id, name) {
-            Some(vpc) => compute::refresh_vpcs(self, ctx, &[vpc]),
-            None => compute::refresh_scope(self, ctx),
+        let reach = match security_groups::vpc_of(&self.store, ctx, id, name) {
+            Some(vpc) => Reach::Vpcs([vpc].into()),
+            None => Reach::Scope,
+        };
+        self.sync_firewall(ctx, reach);
+    }
+
+    /// A change reached these VPCs' firewalls (and their instances' metadata): they are
+    /// re-rendered, by the worker when one runs ([`Kumo::firewall_worker`]), before this
+    /// returns.
+    pub(crate) fn sync_firewall(&self, ctx: &RequestContext, reach: Reach) {
+        if self.compute.is_none() || reach == Reach::Vpcs(Default::default()) {
+            return;
+        }
+        let scope = (ctx.account_id.clone(), ctx.region.clone());
+        match self.firewall.mark(scope, reach.clone()) {
+            Some(ticket) => {
+                if !self
+                    .firewall
+                    .wait(ticket, std::time::Duration::from_secs(30))
+                {
+                    tracing::warn!(account = %ctx.account_id, region = %ctx.region, "the firewall worker is behind: answering before the change reached the firewall");
+                }
+            }
+            None => compute::refresh(self, ctx, reach.only().as_deref()),
+        }
+    }
+
+    /// The firewall worker: re-renders the VPCs that changes marked, merging the marks that
+    /// arrive while it renders. Runs until the process ends.
+    pub fn firewall_worker(&self) {
+        self.firewall.worker_started();
+        loop {
+            let round = self.firewall.take();
+            for ((account, region), reach) in &round.work {
+                let ctx = RequestContext {
+                    account_id: account.clone(),
+                    region: region.clone(),
+                    ..RequestContext::default()
+                };
+                compute::refresh(self, &ctx, reach.only().as_deref());
+            }
+            self.firewall.done(round.upto);
         }
     }
 
@@ -518,9 +564,10 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ModifyNetworkInterfaceAttributeRequest,
     ) -> Result<(), Ec2Error> {
+        let eni = input.network_interface_id.clone();
         let out = enis::modify_attribute(&self.store, &self.net, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            compute::refresh_scope(self, ctx);
+            self.sync_firewall(ctx, compute::reach_of_eni(self, ctx, &eni));
         }
         out
     }
@@ -769,7 +816,8 @@ impl Ec2 for Kumo {
     ) -> Result<AssociateAddressResult, Ec2Error> {
         let out = addresses::associate(&self.store, &self.net, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            compute::refresh_scope(self, ctx);
+            // An Elastic IP may move between VPCs: every VPC of the scope may change.
+            self.sync_firewall(ctx, Reach::Scope);
         }
         out
     }
@@ -781,7 +829,8 @@ impl Ec2 for Kumo {
     ) -> Result<(), Ec2Error> {
         let out = addresses::disassociate(&self.store, &self.net, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            compute::refresh_scope(self, ctx);
+            // An Elastic IP may move between VPCs: every VPC of the scope may change.
+            self.sync_firewall(ctx, Reach::Scope);
         }
         out
     }
@@ -793,7 +842,8 @@ impl Ec2 for Kumo {
     ) -> Result<(), Ec2Error> {
         let out = addresses::release(&self.store, &self.net, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            compute::refresh_scope(self, ctx);
+            // An Elastic IP may move between VPCs: every VPC of the scope may change.
+            self.sync_firewall(ctx, Reach::Scope);
         }
         out
     }
@@ -891,9 +941,10 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ModifyInstanceAttributeRequest,
     ) -> Result<(), Ec2Error> {
+        let id = input.instance_id.clone();
         let out = instance_actions::modify_attribute(self, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            compute::refresh_scope(self, ctx);
+            self.sync_firewall(ctx, compute::reach_of_instances(self, ctx, &[id]));
         }
         out
     }
@@ -959,9 +1010,10 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ModifyInstanceMetadataOptionsRequest,
     ) -> Result<ModifyInstanceMetadataOptionsResult, Ec2Error> {
+        let id = input.instance_id.clone();
         let out = instance_actions::modify_metadata_options(self, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            compute::refresh_scope(self, ctx);
+            self.sync_firewall(ctx, compute::reach_of_instances(self, ctx, &[id]));
         }
         out
     }

@@ -279,6 +279,16 @@ fn build_image(dir: PathBuf, gate: Arc<kumo_control::ImageGate>) {
     }
 }
 
+/// The server's control plane as the background workers hold it.
+#[derive(Clone)]
+struct Background(Arc<kumo_api::AppState>);
+
+impl AsRef<kumo_control::Kumo> for Background {
+    fn as_ref(&self) -> &kumo_control::Kumo {
+        &self.0.kumo
+    }
+}
+
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KUMO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -432,33 +442,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         let kumo_state = state.clone();
         // The instance-type catalog is parsed off the request path.
         tokio::task::spawn_blocking(Kumo::warm_up);
-        // CPU credits follow the guests' real CPU use, every second.
-        if state.kumo.driver_name() != "null" {
-            let k = kumo_state.clone();
-            std::thread::spawn(move || loop {
-                std::thread::sleep(std::time::Duration::from_secs(1));
-                k.kumo.credits_tick();
-            });
-        }
-        // One boot thread: first the instances that were running (or waited for their boot)
-        // when the server last stopped, then launches and starts as they are queued. In that
-        // order, an instance queued while the base image was built boots once, not twice.
-        let queue = kumo_state.kumo.boot_queue();
-        let k = kumo_state.clone();
-        std::thread::spawn(move || {
-            k.kumo.recover();
-            for (account, region, ids) in queue.into_iter().flatten() {
-                k.kumo.boot_launched(&account, &region, &ids);
-            }
-        });
-        // Guests that power off or reboot themselves.
-        if let Some(events) = kumo_state.kumo.guest_events() {
-            let k = kumo_state.clone();
-            std::thread::spawn(move || {
-                for ev in events {
-                    k.kumo.guest_event(ev);
-                }
-            });
+        if let Err(e) = kumo_control::background::start(Background(kumo_state.clone())) {
+            tracing::error!(error = %e, "cannot start the background workers");
+            return ExitCode::FAILURE;
         }
         let app = kumo_api::router(state);
         let result =
