@@ -1,6 +1,7 @@
-//! Network plumbing with iproute2: a network namespace per VPC holding a bridge per subnet
-//! (with the subnet's gateway address, as the VPC router has), a veth from the host into each
-//! VPC namespace with a route for the VPC's CIDR, and a veth per instance interface.
+//! Network plumbing with iproute2: a network namespace per VPC that routes between its
+//! subnets (each subnet's gateway address in it, as the VPC router has), a veth from the host
+//! into each VPC namespace with a route for the VPC's CIDR, and a routed veth (or tap) per
+//! instance interface. There is no bridge: see `ns::route_guest`.
 //!
 //! Nothing here routes beyond the VPC namespaces: they have no default route, so no instance
 //! traffic can leave the machine.

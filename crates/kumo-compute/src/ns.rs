@@ -1,12 +1,16 @@
 //! The `ns` driver: instances as Linux namespaces.
 //!
-//! Per VPC, a network namespace `<p>v<vpc>` with a bridge per subnet holding the subnet's
-//! gateway address, the metadata service on 169.254.169.254, and a veth to the host with a
-//! host route for the VPC's CIDR. Per instance, a helper process (see [`crate::guest`]) whose
-//! namespaces hold the guest; its network namespace is named `<p>i<instance>` and gets a veth
-//! into the subnet's bridge carrying the interface's MAC and addresses; cgroups (v1) cap its
-//! CPU, memory and processes. `<p>` is `k` and two hex digits of the data directory, so two
-//! servers on one machine keep apart.
+//! Per VPC, a network namespace `<p>v<vpc>` that routes between its subnets (each subnet's
+//! gateway address on its loopback, as the VPC router has), runs the metadata service on
+//! 169.254.169.254 and the subnets' DHCP and DNS, holds the security groups' nftables rules
+//! on its forward path, and has a veth to the host with a host route for the VPC's CIDR. Per
+//! instance, a helper process (see [`crate::guest`]) whose namespaces hold the guest; its
+//! network namespace is named `<p>i<instance>` and gets a veth whose VPC end is routed, not
+//! bridged (proxy ARP and a /32 route per address: [`route_guest`]), so all traffic between
+//! instances crosses the firewall. cgroups (v1) cap its CPU, memory and processes. `<p>` is
+//! `k` and two hex digits of the data directory, so two servers on one machine keep apart,
+//! and each server claims its prefix ([`crate::claims`]) so that what a killed one left is
+//! swept by the next.
 //!
 //! The same driver runs `vm` guests (see [`crate::vm`]): everything around the guest is shared,
 //! and the guest is a QEMU process with a tap in the VPC's namespace instead of a helper with
