@@ -2,8 +2,8 @@
 //! private address, disassociate, release.
 
 use crate::error::{rule, Fail};
-use crate::net_records::*;
 use crate::network::NetState;
+use crate::records::net::*;
 use crate::regions::filters;
 use crate::scope;
 use crate::tags::{self, new_id, Tagged};
@@ -234,11 +234,11 @@ pub fn associate(
             // An instance means its primary interface.
             let from_instance = match &input.instance_id {
                 Some(i) => {
-                    crate::instances::check_id(i)?;
+                    crate::repo::instance::check_id(i)?;
                     let r = tx
-                        .get::<crate::instance_records::InstanceRecord>(s, i)?
+                        .get::<crate::records::instance::InstanceRecord>(s, i)?
                         .filter(|r| r.state != kumo_model::lifecycle::State::Terminated)
-                        .ok_or_else(|| Fail(crate::instances::not_found(&[i.as_str()])))?;
+                        .ok_or_else(|| Fail(crate::repo::instance::not_found(&[i.as_str()])))?;
                     r.enis.first().cloned()
                 }
                 None => None,
@@ -251,7 +251,7 @@ pub fn associate(
                     "instanceId or networkInterfaceId",
                 )));
             };
-            let eni = crate::enis::get_eni(tx, s, eni_id)?;
+            let eni = crate::repo::eni::get_eni(tx, s, eni_id)?;
             let private_ip = match &input.private_ip_address {
                 Some(p) if eni.addresses.iter().any(|a| &a.addr == p) => p.clone(),
                 Some(p) => {
@@ -473,13 +473,4 @@ pub fn describe(
     Ok(DescribeAddressesResult {
         addresses: Some(out),
     })
-}
-
-/// Associations by (interface, private IP), for DescribeNetworkInterfaces.
-pub fn by_interface<V: Read>(v: &V, s: Scope) -> Result<Vec<AddressRecord>, Fail> {
-    let all: Vec<AddressRecord> = v.list(s, &Query::default())?;
-    Ok(all
-        .into_iter()
-        .filter(|a| a.association.is_some())
-        .collect())
 }

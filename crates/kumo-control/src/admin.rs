@@ -2,8 +2,8 @@
 //! a test clock. Reached through `kumo admin …`, never through the EC2 API.
 
 use crate::error::Fail;
-use crate::instance_records::ScheduledEvent;
-use crate::instances::load;
+use crate::records::instance::ScheduledEvent;
+use crate::repo::instance::load;
 use crate::tags::new_id;
 use crate::Kumo;
 use kumo_ec2_wire::{DateTime, Ec2Error};

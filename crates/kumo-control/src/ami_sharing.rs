@@ -1,11 +1,12 @@
 //! Image attributes and sharing: ModifyImageAttribute (launch permissions, description, IMDS
 //! support), DescribeImageAttribute, ResetImageAttribute, and block public access for AMIs.
 
-use crate::amis::ImageRecord;
 use crate::error::Fail;
-use crate::instances::{image_malformed, image_not_found};
+use crate::records::image::ImageRecord;
+use crate::records::snapshot::SnapshotRecord;
+use crate::repo::instance::image_malformed;
+use crate::repo::instance::image_not_found;
 use crate::sharing::{self, Change, Permissions};
-use crate::snapshots::SnapshotRecord;
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
@@ -189,7 +190,7 @@ fn check_sharing(
         }
     }
     let added = after.users.iter().any(|u| !before.users.contains(u));
-    let default_key = crate::volumes::default_kms_arn(s);
+    let default_key = crate::repo::volume::default_kms_arn(s);
     if added
         && snaps
             .iter()

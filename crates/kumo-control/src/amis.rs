@@ -3,70 +3,18 @@
 //! catalog. An image holds its snapshots: DeleteSnapshot refuses one that an image uses.
 
 use crate::error::Fail;
-use crate::instances::{image_malformed, image_not_found, ImageTraits};
+use crate::instances::ImageTraits;
 use crate::launch_volumes::{bad_mapping, mapped_snapshot, new_volume_size};
-use crate::snapshots::SnapshotRecord;
+use crate::records::image::{EbsRecord, ImageRecord, MappingRecord};
+use crate::records::snapshot::SnapshotRecord;
+use crate::repo::instance::image_malformed;
+use crate::repo::instance::image_not_found;
 use crate::tags::{self, new_id, Tagged};
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
 use kumo_model::ebs;
-use kumo_store::{Index, Query, Read, Record, Scope};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ImageRecord {
-    pub id: String,
-    pub name: String,
-    pub description: Option<String>,
-    pub architecture: String,
-    pub root_device_name: String,
-    pub virtualization_type: String,
-    pub ena_support: bool,
-    pub sriov_net_support: Option<String>,
-    pub boot_mode: Option<String>,
-    pub imds_support: Option<String>,
-    pub tpm_support: Option<String>,
-    pub create_ms: i64,
-    pub mappings: Vec<MappingRecord>,
-    /// Who else may launch it.
-    #[serde(default)]
-    pub launch: crate::sharing::Permissions,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MappingRecord {
-    pub device_name: String,
-    /// `ephemeralN` for an instance-store mapping.
-    pub virtual_name: Option<String>,
-    pub no_device: bool,
-    pub ebs: Option<EbsRecord>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EbsRecord {
-    pub snapshot_id: Option<String>,
-    pub volume_size: i32,
-    pub volume_type: String,
-    pub iops: Option<i32>,
-    pub throughput: Option<i32>,
-    pub delete_on_termination: bool,
-    pub encrypted: bool,
-}
-
-impl Record for ImageRecord {
-    const KIND: &'static str = "image";
-    const VERSION: u32 = 1;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn index(&self) -> Index {
-        Index::default()
-    }
-}
+use kumo_store::{Query, Read, Scope};
 
 impl ImageRecord {
     pub fn traits(&self) -> ImageTraits {
@@ -85,12 +33,6 @@ impl ImageRecord {
                 }
             }),
         }
-    }
-
-    pub fn snapshots(&self) -> impl Iterator<Item = &str> {
-        self.mappings
-            .iter()
-            .filter_map(|m| m.ebs.as_ref()?.snapshot_id.as_deref())
     }
 }
 
@@ -526,7 +468,7 @@ pub fn create_from_instance(
     let frozen = k
         .store
         .write(!ctx.dry_run, |tx| {
-            let r = crate::instances::load(k, tx, s, std::slice::from_ref(&input.instance_id))?
+            let r = crate::repo::instance::load(k, tx, s, std::slice::from_ref(&input.instance_id))?
                 .remove(0);
             use kumo_model::lifecycle::State;
             if !matches!(r.state(), State::Running | State::Stopped) {
@@ -544,7 +486,7 @@ pub fn create_from_instance(
             check_unique(tx, s, &input.name)?;
             let mut maps = Vec::new();
             let mut frozen = Vec::new();
-            for mut v in crate::volumes::attached_to(tx, s, &r.id)? {
+            for mut v in crate::repo::volume::attached_to(tx, s, &r.id)? {
                 v.settle(now, delay);
                 let Some(a) = v.attachments.iter().find(|a| a.instance_id == r.id).cloned() else {
                     continue;
@@ -729,7 +671,7 @@ pub fn copy(
                 let Some(sid) = &e.snapshot_id else { continue };
                 let snap: SnapshotRecord = v
                     .get(at, sid)?
-                    .ok_or_else(|| Fail(crate::snapshots::not_found(sid)))?;
+                    .ok_or_else(|| Fail(crate::repo::snapshot::not_found(sid)))?;
                 // Another account's image copies only with read access to its storage.
                 if owner != ctx.account_id && !snap.create_volume.allows(&ctx.account_id) {
                     return Err(Fail(Ec2Error::new(
@@ -800,14 +742,14 @@ pub fn copy(
             return Ok(Some(earlier));
         }
         check_unique(tx, dst, &input.name)?;
-        let by_default = crate::volumes::settings(tx, dst)?.encryption_by_default;
+        let by_default = crate::repo::volume::settings(tx, dst)?.encryption_by_default;
         let at = Scope { account: &source.owner, region: &src_region };
         let mut mappings = source.image.mappings.clone();
         for ((i, snap, size), new) in source.snaps.iter().zip(&new_snaps) {
             if let Some(x) = snap {
                 // The source may have gone while its layer was copied.
                 if tx.get::<SnapshotRecord>(at, &x.id)?.is_none() {
-                    return Err(Fail(crate::snapshots::not_found(&x.id)));
+                    return Err(Fail(crate::repo::snapshot::not_found(&x.id)));
                 }
             }
             let was_encrypted = snap.as_ref().is_some_and(|x| x.encrypted);
@@ -816,7 +758,7 @@ pub fn copy(
                 _ if !encrypted => None,
                 (Some(key), _) => Some(key.clone()),
                 (None, Some(key)) if stacked => Some(key),
-                _ => Some(crate::volumes::default_kms_arn(dst)),
+                _ => Some(crate::repo::volume::default_kms_arn(dst)),
             };
             let rec = SnapshotRecord {
                 id: new.clone(),

@@ -6,11 +6,11 @@
 
 use crate::error::Fail;
 use crate::firewall_sync::Reach;
-use crate::instance_records::InstanceRecord;
 use crate::instances::Context;
 use crate::key_pairs::KeyPairRecord;
-use crate::net_records::{SubnetRecord, VpcRecord};
-use crate::volumes::VolumeRecord;
+use crate::records::instance::InstanceRecord;
+use crate::records::net::{SubnetRecord, VpcRecord};
+use crate::records::volume::VolumeRecord;
 use crate::Kumo;
 use kumo_compute::{Driver, InstanceSpec, Metadata, NetSpec};
 use kumo_ec2_wire::{Ec2Error, RequestContext};
@@ -130,7 +130,7 @@ fn image_name<V: Read>(v: &V, s: Scope, image_id: &str) -> Result<String, Fail> 
         return Ok(p.name.to_string());
     }
     Ok(
-        crate::sharing::owner_of::<crate::amis::ImageRecord, _>(v, s, image_id)?
+        crate::sharing::owner_of::<crate::records::image::ImageRecord, _>(v, s, image_id)?
             .map(|(_, i)| i.name)
             .unwrap_or_default(),
     )
@@ -198,7 +198,10 @@ fn metadata<V: Read>(
     put("events/maintenance/scheduled", "[]".into());
     if let Some(p) = &public {
         put("public-ipv4", p.clone());
-        put("public-hostname", crate::instances::public_dns(s.region, p));
+        put(
+            "public-hostname",
+            crate::repo::instance::public_dns(s.region, p),
+        );
     }
     if let Some(name) = &r.key_name {
         if let Some(key) = v.get_by_name::<KeyPairRecord>(s, name)? {
@@ -349,7 +352,7 @@ fn spec(k: &Kumo, cm: &Compute, ctx: &RequestContext, id: &str) -> Result<Instan
                 let a = vol.attachments.iter().find(|a| {
                     a.instance_id == r.id
                         && a.device != r.root_device_name
-                        && a.state != crate::volumes::AttachState::Detaching
+                        && a.state != crate::records::volume::AttachState::Detaching
                 })?;
                 Some(volume_spec(k, &r, &vol.id, &a.device))
             })
@@ -512,7 +515,7 @@ pub fn console_output(
     let s = crate::scope(ctx);
     let r = k
         .store
-        .read(|v| crate::instances::load(k, v, s, std::slice::from_ref(&input.instance_id)))
+        .read(|v| crate::repo::instance::load(k, v, s, std::slice::from_ref(&input.instance_id)))
         .map_err(|f| f.0)?
         .remove(0);
     let output = k
@@ -620,7 +623,7 @@ fn firewall<V: Read>(
     s: Scope,
     vpc_id: &str,
 ) -> Result<kumo_compute::firewall::Firewall, Fail> {
-    use crate::net_records::{EniRecord, SecurityGroupRecord};
+    use crate::records::net::{EniRecord, SecurityGroupRecord};
     use kumo_compute::firewall::{Firewall, Interface, Rule};
     let vpcs = [vpc_id];
     let q = kumo_store::Query {
@@ -638,7 +641,7 @@ fn firewall<V: Read>(
             .flat_map(addrs_of)
             .collect()
     };
-    let rules = |rs: &[crate::net_records::SgRule]| -> Vec<Rule> {
+    let rules = |rs: &[crate::records::net::SgRule]| -> Vec<Rule> {
         rs.iter()
             .map(|r| Rule {
                 protocol: r.protocol.clone(),
@@ -655,7 +658,7 @@ fn firewall<V: Read>(
     let _ = k;
     let mut fw = Firewall::default();
     // Elastic IPs on the VPC's interfaces, and launch public IPs of running instances.
-    let eips = crate::addresses::by_interface(v, s)?;
+    let eips = crate::repo::address::by_interface(v, s)?;
     for a in &eips {
         if let Some(x) = &a.association {
             if enis.iter().any(|e| e.id == x.eni_id) {
@@ -718,7 +721,7 @@ pub fn reach_of_instances(k: &Kumo, ctx: &RequestContext, ids: &[String]) -> Rea
 pub fn reach_of_eni(k: &Kumo, ctx: &RequestContext, id: &str) -> Reach {
     let s = crate::scope(ctx);
     k.store
-        .read(|v| Ok::<_, Fail>(v.get::<crate::net_records::EniRecord>(s, id)?))
+        .read(|v| Ok::<_, Fail>(v.get::<crate::records::net::EniRecord>(s, id)?))
         .ok()
         .flatten()
         .map(|e| Reach::Vpcs([e.vpc_id].into()))
@@ -936,7 +939,7 @@ pub fn attach_live(
     let s = crate::scope(ctx);
     let found = k.store.read(|v| {
         let r: Option<InstanceRecord> = v.get(s, instance)?;
-        let vol: Option<crate::volumes::VolumeRecord> = v.get(s, volume_id)?;
+        let vol: Option<crate::records::volume::VolumeRecord> = v.get(s, volume_id)?;
         Ok::<_, Fail>(r.zip(vol))
     });
     let Ok(Some((r, vol))) = found else {
@@ -949,7 +952,7 @@ pub fn attach_live(
     if let Err(e) = cm.driver.attach_volume(instance, &spec) {
         tracing::error!(instance, volume = volume_id, error = %e, "cannot attach the volume to the guest; undoing the attachment");
         let _ = k.store.write(true, |tx| {
-            if let Some(mut v) = tx.get::<crate::volumes::VolumeRecord>(s, volume_id)? {
+            if let Some(mut v) = tx.get::<crate::records::volume::VolumeRecord>(s, volume_id)? {
                 v.attachments.retain(|a| a.instance_id != instance);
                 tx.update(s, &v)?;
             }

@@ -2,10 +2,11 @@
 //! the ledger an operator can read (`kumo admin credits`).
 
 use crate::error::{rule, Fail};
-use crate::instance_records::InstanceRecord;
-use crate::instances::{load, visible};
 use crate::paging;
+use crate::records::instance::InstanceRecord;
 use crate::regions::filters;
+use crate::repo::instance::load;
+use crate::repo::instance::visible;
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};

@@ -4,9 +4,10 @@
 use crate::describe::{self, Push};
 use crate::error::{rule, Fail};
 use crate::idempotency;
-use crate::net_records::*;
 use crate::network::{self, NetState};
+use crate::records::net::*;
 use crate::regions::filters;
+use crate::repo::eni::{get_eni, group_names, not_found};
 use crate::scope;
 use crate::subnets::get_subnet;
 use crate::tags::{self, new_id, Tagged};
@@ -15,19 +16,8 @@ use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
 use kumo_model::cidr::{addr_to_string, parse_addr, Cidr};
 use kumo_model::filter::{Filterable, Filters};
 use kumo_model::ipam::{AllocError, SubnetIps};
-use kumo_store::{Query, Read, Scope, Store, StoreError, Tx};
+use kumo_store::{Read, Scope, Store, StoreError, Tx};
 use std::collections::HashMap;
-
-pub fn not_found(id: &str) -> Ec2Error {
-    Ec2Error::new(
-        "InvalidNetworkInterfaceID.NotFound",
-        format!("The networkInterface ID '{id}' does not exist"),
-    )
-}
-
-pub fn get_eni<V: Read>(v: &V, s: Scope, id: &str) -> Result<EniRecord, Fail> {
-    v.get(s, id)?.ok_or_else(|| Fail(not_found(id)))
-}
 
 /// The wire error for an allocation the subnet refused.
 fn alloc_error(e: AllocError, what: &str) -> Ec2Error {
@@ -414,12 +404,6 @@ pub fn delete(
     Ok(())
 }
 
-/// Group id → name for the scope.
-pub fn group_names<V: Read>(v: &V, s: Scope) -> Result<HashMap<String, String>, Fail> {
-    let groups: Vec<SecurityGroupRecord> = v.list(s, &Query::default())?;
-    Ok(groups.into_iter().map(|g| (g.id, g.name)).collect())
-}
-
 fn status(e: &EniRecord) -> &'static str {
     if e.attachment.is_some() {
         "in-use"
@@ -542,7 +526,7 @@ struct EniView<'a> {
 }
 
 impl EniView<'_> {
-    fn eips(&self) -> impl Iterator<Item = (&AddressRecord, &crate::net_records::EipAssociation)> {
+    fn eips(&self) -> impl Iterator<Item = (&AddressRecord, &crate::records::net::EipAssociation)> {
         let id = &self.t.item.id;
         self.eips.iter().filter_map(move |a| {
             a.association
@@ -728,7 +712,7 @@ pub fn describe(
                 next_token: input.next_token.as_deref(),
             };
             let names = group_names(v, s)?;
-            let eips = crate::addresses::by_interface(v, s)?;
+            let eips = crate::repo::address::by_interface(v, s)?;
             let (page, next) = describe::run(v, s, &req, |t: &Tagged<EniRecord>| {
                 fs.matches(&EniView {
                     t,
@@ -810,16 +794,16 @@ pub fn assign(
                 // prefix counts as one.
                 if let Some(a) = &eni.attachment {
                     if let Some(r) =
-                        tx.get::<crate::instance_records::InstanceRecord>(s, &a.instance_id)?
+                        tx.get::<crate::records::instance::InstanceRecord>(s, &a.instance_id)?
                     {
                         if let Some(info) = crate::instance_types::find(&r.instance_type) {
-                            let (_, max_ips) = crate::instances::limits(info);
+                            let (_, max_ips) = crate::repo::instance::limits(info);
                             let adding = want.secondary.len()
                                 + want.secondary_count as usize
                                 + want.prefixes.len()
                                 + want.prefix_count as usize;
-                            if crate::instances::slots(&eni) + adding > max_ips {
-                                return Err(Fail(crate::instances::address_limit()));
+                            if crate::repo::instance::slots(&eni) + adding > max_ips {
+                                return Err(Fail(crate::repo::instance::address_limit()));
                             }
                         }
                     }

@@ -2,8 +2,8 @@
 
 use crate::describe::{self, Push};
 use crate::error::{rule, Fail};
-use crate::net_records::*;
 use crate::network::NetState;
+use crate::records::net::*;
 use crate::regions::filters;
 use crate::scope;
 use crate::tags::{self, new_id, Tagged};

@@ -3,9 +3,10 @@
 
 use crate::amis;
 use crate::error::rule;
-use crate::instances::{image_malformed, image_not_found};
 use crate::paging;
 use crate::regions::filters;
+use crate::repo::instance::image_malformed;
+use crate::repo::instance::image_not_found;
 use crate::Kumo;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};

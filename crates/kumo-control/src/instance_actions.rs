@@ -4,11 +4,13 @@
 use crate::addresses;
 use crate::enis;
 use crate::error::{rule, Fail};
-use crate::instance_records::*;
-use crate::instances::{self, load, visible};
-use crate::net_records::*;
+use crate::instances::{self};
 use crate::paging;
+use crate::records::instance::*;
+use crate::records::net::*;
 use crate::regions::filters;
+use crate::repo::instance::load;
+use crate::repo::instance::visible;
 use crate::tags::new_id;
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
@@ -210,7 +212,7 @@ fn release_interfaces(k: &Kumo, tx: &Tx, s: Scope, r: &InstanceRecord) -> Result
             .attachment
             .as_ref()
             .is_some_and(|a| a.delete_on_termination);
-        for mut a in addresses::by_interface(tx, s)? {
+        for mut a in crate::repo::address::by_interface(tx, s)? {
             if a.association.as_ref().is_some_and(|x| x.eni_id == e.id) {
                 a.association = None;
                 tx.update(s, &a)?;
@@ -425,9 +427,9 @@ pub fn modify_attribute(
                 }
                 let img = instances::ImageTraits::of_instance(&r);
                 let info = instances::check_type_for_image(t, &img)?;
-                let (max_enis, max_ips) = instances::limits(info);
+                let (max_enis, max_ips) = crate::repo::instance::limits(info);
                 let enis: Vec<EniRecord> = tx.list(s, &Query { ids: Some(&r.enis.iter().map(String::as_str).collect::<Vec<_>>()), ..Query::default() })?;
-                if enis.len() > max_enis || enis.iter().any(|e| instances::slots(e) > max_ips) {
+                if enis.len() > max_enis || enis.iter().any(|e| crate::repo::instance::slots(e) > max_ips) {
                     return Err(Fail(Ec2Error::invalid_value(format!(
                         "The instance '{}' has more network interfaces or addresses than the instance type '{t}' supports.",
                         r.id
@@ -458,7 +460,7 @@ pub fn modify_attribute(
             for (device, flag) in &device_flags {
                 let norm = |d: &str| d.trim_start_matches("/dev/").to_string();
                 let mut found = false;
-                for mut v in crate::volumes::attached_to(tx, s, &r.id)? {
+                for mut v in crate::repo::volume::attached_to(tx, s, &r.id)? {
                     let mut changed = false;
                     for a in v.attachments.iter_mut().filter(|a| a.instance_id == r.id && norm(&a.device) == norm(device)) {
                         a.delete_on_termination = *flag;
@@ -478,7 +480,7 @@ pub fn modify_attribute(
             }
             if sdc.is_some() || groups.is_some() {
                 let primary = r.enis.first().cloned().ok_or(Fail(Ec2Error::internal()))?;
-                let mut e = enis::get_eni(tx, s, &primary)?;
+                let mut e = crate::repo::eni::get_eni(tx, s, &primary)?;
                 if let Some(v) = sdc {
                     e.source_dest_check = v;
                 }
@@ -552,14 +554,14 @@ pub fn describe_attribute(
                 Some(id) => v.get::<EniRecord>(s, id)?,
                 None => None,
             };
-            let vols: Vec<crate::volumes::VolumeRecord> = v.list(
+            let vols: Vec<crate::records::volume::VolumeRecord> = v.list(
                 s,
                 &Query {
                     ids: Some(&r.volumes.iter().map(String::as_str).collect::<Vec<_>>()),
                     ..Query::default()
                 },
             )?;
-            Ok::<_, Fail>((r, primary, enis::group_names(v, s)?, vols))
+            Ok::<_, Fail>((r, primary, crate::repo::eni::group_names(v, s)?, vols))
         })
         .map_err(|f| f.0)?;
     let sv = |v: String| Some(AttributeValue { value: Some(v) });
@@ -632,7 +634,7 @@ pub fn reset_attribute(
             .write(!ctx.dry_run, |tx| {
                 let r = load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
                 if let Some(id) = r.enis.first() {
-                    let mut e = enis::get_eni(tx, s, id)?;
+                    let mut e = crate::repo::eni::get_eni(tx, s, id)?;
                     e.source_dest_check = true;
                     tx.update(s, &e)?;
                 }
@@ -810,7 +812,7 @@ pub fn attach_interface(
                     format!("The instance '{}' is not in a valid state for this operation.", r.id),
                 )));
             }
-            let mut eni = enis::get_eni(tx, s, &input.network_interface_id)?;
+            let mut eni = crate::repo::eni::get_eni(tx, s, &input.network_interface_id)?;
             if eni.attachment.is_some() {
                 return Err(Fail(Ec2Error::new("InvalidNetworkInterface.InUse", format!("Interface: [{}] in use.", eni.id))));
             }
@@ -836,15 +838,15 @@ pub fn attach_interface(
             }
             let img = instances::ImageTraits::of_instance(&r);
             let info = instances::check_type_for_image(&r.instance_type, &img)?;
-            let (max_enis, max_ips) = instances::limits(info);
+            let (max_enis, max_ips) = crate::repo::instance::limits(info);
             if attached.len() + 1 > max_enis {
                 return Err(Fail(Ec2Error::new(
                     "AttachmentLimitExceeded",
                     format!("Interface count {} exceeds the limit for {}", attached.len() + 1, r.instance_type),
                 )));
             }
-            if instances::slots(&eni) > max_ips {
-                return Err(Fail(instances::address_limit()));
+            if crate::repo::instance::slots(&eni) > max_ips {
+                return Err(Fail(crate::repo::instance::address_limit()));
             }
             let aid = new_id("eni-attach");
             eni.attachment = Some(EniAttachment {

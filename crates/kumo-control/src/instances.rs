@@ -5,10 +5,13 @@ use crate::describe::{self, Push};
 use crate::enis::{self, NewEni, Want};
 use crate::error::{rule, Fail};
 use crate::idempotency;
-use crate::instance_records::*;
-use crate::net_records::*;
 use crate::network;
+use crate::records::instance::*;
+use crate::records::net::*;
 use crate::regions::filters;
+use crate::repo::instance::{
+    address_limit, check_id, image_malformed, limits, load, not_found, public_dns, slots, visible,
+};
 use crate::tags::{self, new_id, Tagged};
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
@@ -21,86 +24,6 @@ use kumo_model::lifecycle::State;
 use kumo_store::{Query, Read, Scope, Tx};
 use std::collections::HashMap;
 
-pub fn not_found(ids: &[&str]) -> Ec2Error {
-    if ids.len() == 1 {
-        Ec2Error::new(
-            "InvalidInstanceID.NotFound",
-            format!("The instance ID '{}' does not exist", ids[0]),
-        )
-    } else {
-        Ec2Error::new(
-            "InvalidInstanceID.NotFound",
-            format!("The instance IDs '{}' do not exist", ids.join(", ")),
-        )
-    }
-}
-
-pub fn check_id(id: &str) -> Result<(), Ec2Error> {
-    if kumo_model::ids::resource_type(id) != Some("instance") {
-        return Err(Ec2Error::new(
-            "InvalidInstanceID.Malformed",
-            format!("Invalid id: \"{id}\" (expecting \"i-...\")"),
-        ));
-    }
-    Ok(())
-}
-
-/// Loads instances by id (all must exist), settled to `now`.
-pub fn load<V: Read>(
-    k: &Kumo,
-    v: &V,
-    s: Scope,
-    ids: &[String],
-) -> Result<Vec<InstanceRecord>, Fail> {
-    for id in ids {
-        check_id(id)?;
-    }
-    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-    let found: Vec<InstanceRecord> = v.list(
-        s,
-        &Query {
-            ids: Some(&refs),
-            ..Query::default()
-        },
-    )?;
-    let now = k.now_ms();
-    let missing: Vec<&str> = refs
-        .iter()
-        .copied()
-        .filter(|i| {
-            !found
-                .iter()
-                .any(|r| r.id == *i && visible(r, now, k.options.transition_ms))
-        })
-        .collect();
-    if !missing.is_empty() {
-        return Err(Fail(not_found(&missing)));
-    }
-    // In request order, duplicates folded.
-    let mut out: Vec<InstanceRecord> = Vec::new();
-    for id in ids {
-        if out.iter().any(|r| &r.id == id) {
-            continue;
-        }
-        if let Some(mut r) = found.iter().find(|r| &r.id == id).cloned() {
-            r.settle(now, k.options.transition_ms);
-            out.push(r);
-        }
-    }
-    Ok(out)
-}
-
-/// Terminated instances vanish an hour after they terminate (a shutting-down instance
-/// terminates `delay_ms` after it began).
-pub fn visible(r: &InstanceRecord, now_ms: i64, delay_ms: i64) -> bool {
-    let terminated_at = match r.state {
-        State::Terminated => r.since_ms,
-        State::ShuttingDown => r.since_ms + delay_ms,
-        State::Pending | State::Running | State::Stopping | State::Stopped => return true,
-    };
-    now_ms <= terminated_at + TERMINATED_VISIBLE_MS
-}
-
 /// What launching needs to know of an image, whichever kind it is.
 #[derive(Debug, Clone)]
 pub struct ImageTraits {
@@ -110,18 +33,18 @@ pub struct ImageTraits {
     pub ena_support: bool,
     pub boot_mode: String,
     /// The volumes the image launches with.
-    pub mappings: Vec<crate::amis::MappingRecord>,
+    pub mappings: Vec<crate::records::image::MappingRecord>,
     /// The account holding the mappings' snapshots, when not the caller's (a shared image).
     pub owner: Option<String>,
 }
 
 impl ImageTraits {
     pub fn public(i: &PublicImage) -> Self {
-        let root = images::root_volume(i).map(|(size, vt)| crate::amis::MappingRecord {
+        let root = images::root_volume(i).map(|(size, vt)| crate::records::image::MappingRecord {
             device_name: i.root_device_name.into(),
             virtual_name: None,
             no_device: false,
-            ebs: Some(crate::amis::EbsRecord {
+            ebs: Some(crate::records::image::EbsRecord {
                 snapshot_id: None,
                 volume_size: size,
                 volume_type: vt.into(),
@@ -154,20 +77,6 @@ impl ImageTraits {
             owner: None,
         }
     }
-}
-
-pub fn image_malformed(id: &str) -> Ec2Error {
-    Ec2Error::new(
-        "InvalidAMIID.Malformed",
-        format!("Invalid id: \"{id}\" (expecting \"ami-...\")"),
-    )
-}
-
-pub fn image_not_found(id: &str) -> Ec2Error {
-    Ec2Error::new(
-        "InvalidAMIID.NotFound",
-        format!("The image id '[{id}]' does not exist"),
-    )
 }
 
 /// The image an id names that the caller may launch: a public one of the catalog, one the
@@ -220,31 +129,6 @@ pub fn check_type_for_image(
         )));
     }
     Ok(info)
-}
-
-/// The per-type limits: (interfaces per instance, IPv4 addresses per interface).
-pub fn limits(info: &InstanceTypeInfo) -> (usize, usize) {
-    let n = info.network_info.as_ref();
-    (
-        n.and_then(|n| n.maximum_network_interfaces)
-            .unwrap_or(1)
-            .max(1) as usize,
-        n.and_then(|n| n.ipv4_addresses_per_interface)
-            .unwrap_or(1)
-            .max(1) as usize,
-    )
-}
-
-/// Addresses counted against the per-interface limit: each IP, and each /28 prefix as one.
-pub fn slots(e: &EniRecord) -> usize {
-    e.addresses.len() + e.prefixes.len()
-}
-
-pub fn address_limit() -> Ec2Error {
-    Ec2Error::new(
-        "PrivateIpAddressLimitExceeded",
-        "Number of private addresses will exceed limit.",
-    )
 }
 
 /// What RunInstances was asked, resolved.
@@ -358,7 +242,7 @@ fn want_of(spec: &InstanceNetworkInterfaceSpecification) -> Result<Want, Ec2Erro
 fn launch_subnet(tx: &Tx, s: Scope, l: &Launch) -> Result<SubnetRecord, Fail> {
     let primary = &l.specs[0];
     if let Some(id) = &primary.network_interface_id {
-        let eni = enis::get_eni(tx, s, id)?;
+        let eni = crate::repo::eni::get_eni(tx, s, id)?;
         return crate::subnets::get_subnet(tx, s, &eni.subnet_id);
     }
     if let Some(id) = &primary.subnet_id {
@@ -813,7 +697,7 @@ fn launch(
         for spec in &l.specs {
             let device = spec.device_index.unwrap_or(0);
             let mut eni = if let Some(existing) = &spec.network_interface_id {
-                let e = enis::get_eni(tx, s, existing)?;
+                let e = crate::repo::eni::get_eni(tx, s, existing)?;
                 if e.attachment.is_some() {
                     return Err(Fail(Ec2Error::new(
                         "InvalidNetworkInterface.InUse",
@@ -1025,7 +909,7 @@ fn launch(
 /// Everything an instance's output needs besides its record.
 pub struct Context {
     pub enis: HashMap<String, EniRecord>,
-    pub volumes: Vec<crate::volumes::VolumeRecord>,
+    pub volumes: Vec<crate::records::volume::VolumeRecord>,
     pub names: HashMap<String, String>,
     /// Why no compute driver runs instances, when none does (their state reason then says so).
     pub null_driver: Option<String>,
@@ -1057,9 +941,9 @@ pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Con
         .iter()
         .flat_map(|r| r.volumes.iter().map(String::as_str))
         .collect();
-    let mut volumes: Vec<crate::volumes::VolumeRecord> = Vec::new();
+    let mut volumes: Vec<crate::records::volume::VolumeRecord> = Vec::new();
     for chunk in vol_ids.chunks(500) {
-        let found: Vec<crate::volumes::VolumeRecord> = v.list(
+        let found: Vec<crate::records::volume::VolumeRecord> = v.list(
             s,
             &Query {
                 ids: Some(chunk),
@@ -1071,8 +955,8 @@ pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Con
     Ok(Context {
         enis,
         volumes,
-        names: enis::group_names(v, s)?,
-        eips: addresses::by_interface(v, s)?,
+        names: crate::repo::eni::group_names(v, s)?,
+        eips: crate::repo::address::by_interface(v, s)?,
         null_driver: Some(String::new()),
         degraded: None,
     })
@@ -1103,15 +987,6 @@ impl Context {
             })
             .map(|a| a.public_ip.clone())
             .or_else(|| r.public_ip.clone())
-    }
-}
-
-pub fn public_dns(region: &str, ip: &str) -> String {
-    let d = ip.replace('.', "-");
-    if region == "us-east-1" {
-        format!("ec2-{d}.compute-1.amazonaws.com")
-    } else {
-        format!("ec2-{d}.{region}.compute.amazonaws.com")
     }
 }
 
@@ -1756,8 +1631,8 @@ pub fn describe(
             if !ids.is_empty() {
                 load(k, v, s, &ids)?;
             }
-            let names = enis::group_names(v, s)?;
-            let eips = addresses::by_interface(v, s)?;
+            let names = crate::repo::eni::group_names(v, s)?;
+            let eips = crate::repo::address::by_interface(v, s)?;
             let req = describe::Request {
                 op: "DescribeInstances",
                 ids: &[],

@@ -4,9 +4,10 @@
 
 use crate::error::Fail;
 use crate::instances::ImageTraits;
-use crate::snapshots::SnapshotRecord;
+use crate::records::snapshot::SnapshotRecord;
+use crate::records::volume::{VolAttachment, VolumeRecord};
+use crate::repo::volume::default_kms_arn;
 use crate::tags::new_id;
-use crate::volumes::{default_kms_arn, VolAttachment, VolumeRecord};
 use crate::Kumo;
 use kumo_ec2_wire::shapes::BlockDeviceMapping;
 use kumo_ec2_wire::Ec2Error;
@@ -38,7 +39,7 @@ pub fn bad_mapping(msg: impl Into<String>) -> Ec2Error {
 /// The snapshot a block device mapping names.
 pub fn mapped_snapshot<V: Read>(v: &V, s: Scope, id: &str) -> Result<SnapshotRecord, Fail> {
     v.get(s, id)?
-        .ok_or_else(|| Fail(crate::snapshots::not_found(id)))
+        .ok_or_else(|| Fail(crate::repo::snapshot::not_found(id)))
 }
 
 /// A snapshot the caller may create volumes from, with its owner when that is another
@@ -49,7 +50,7 @@ pub fn usable_snapshot<V: Read>(
     id: &str,
 ) -> Result<(Option<String>, SnapshotRecord), Fail> {
     let (owner, snap) = crate::sharing::owner_of::<SnapshotRecord, _>(v, s, id)?
-        .ok_or_else(|| Fail(crate::snapshots::not_found(id)))?;
+        .ok_or_else(|| Fail(crate::repo::snapshot::not_found(id)))?;
     Ok(((owner != s.account).then_some(owner), snap))
 }
 
@@ -261,7 +262,7 @@ pub fn create(
     made: &mut Vec<String>,
     pre: &mut dyn Iterator<Item = String>,
 ) -> Result<Vec<String>, Fail> {
-    let by_default = crate::volumes::settings(tx, s)?.encryption_by_default;
+    let by_default = crate::repo::volume::settings(tx, s)?.encryption_by_default;
     let mut ids = Vec::with_capacity(plan.len());
     for p in plan {
         let owner = Scope {
@@ -271,7 +272,7 @@ pub fn create(
         if let Some(snap) = &p.snapshot {
             // The snapshot may have gone since the launch was planned.
             if tx.get::<SnapshotRecord>(owner, snap)?.is_none() {
-                return Err(Fail(crate::snapshots::not_found(snap)));
+                return Err(Fail(crate::repo::snapshot::not_found(snap)));
             }
         }
         // A blank volume's file may already be made (`pre`); others are made here.
@@ -314,7 +315,7 @@ pub fn create(
                 instance_id: instance.to_string(),
                 device: p.device.clone(),
                 // Volumes made at launch are attached when the instance is.
-                state: crate::volumes::AttachState::Attached,
+                state: crate::records::volume::AttachState::Attached,
                 since_ms: now,
                 attach_ms: now,
                 delete_on_termination: p.delete_on_termination,

@@ -2,7 +2,7 @@
 //! parts every VPC is born with, and the cache of subnet allocators.
 
 use crate::error::Fail;
-use crate::net_records::*;
+use crate::records::net::*;
 use crate::scope;
 use crate::tags::new_id;
 use kumo_ec2_wire::{Ec2Error, RequestContext};

@@ -2,8 +2,8 @@
 
 use crate::error::Fail;
 use crate::idempotency;
-use crate::net_records::*;
 use crate::network::NetState;
+use crate::records::net::*;
 use crate::scope;
 use crate::tags::{self, new_id};
 use crate::vpcs::{get_vpc, parse_cidr};
@@ -148,7 +148,7 @@ fn check_target(tx: &Tx, s: Scope, rtb: &RouteTableRecord, target: &str) -> Resu
             return Err(different());
         }
     } else if target.starts_with("eni-") {
-        let eni = crate::enis::get_eni(tx, s, target)?;
+        let eni = crate::repo::eni::get_eni(tx, s, target)?;
         if eni.vpc_id != rtb.vpc_id {
             return Err(different());
         }

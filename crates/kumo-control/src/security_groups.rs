@@ -2,9 +2,9 @@
 
 use crate::describe::{self, Push};
 use crate::error::{rule, Fail};
-use crate::net_records::*;
 use crate::network::{self, NetState};
 use crate::paging;
+use crate::records::net::*;
 use crate::regions::filters;
 use crate::scope;
 use crate::tags::{self, new_id, Tagged};
@@ -804,7 +804,7 @@ pub fn describe_groups(
             for name in input.group_names.iter().flatten() {
                 ids.push(find(v, s, None, Some(name))?.id);
             }
-            let names = crate::enis::group_names(v, s)?;
+            let names = crate::repo::eni::group_names(v, s)?;
             let req = describe::Request {
                 op: "DescribeSecurityGroups",
                 ids: &ids,

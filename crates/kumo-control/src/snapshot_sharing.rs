@@ -2,8 +2,9 @@
 //! ResetSnapshotAttribute.
 
 use crate::error::Fail;
+use crate::records::snapshot::SnapshotRecord;
+use crate::repo::snapshot::not_found;
 use crate::sharing::{self, Change, Permissions};
-use crate::snapshots::{not_found, SnapshotRecord};
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
@@ -73,7 +74,7 @@ pub fn modify(
                     "Encrypted snapshots cannot be shared publicly",
                 )));
             }
-            let default_key = crate::volumes::default_kms_arn(s);
+            let default_key = crate::repo::volume::default_kms_arn(s);
             if snap.encrypted
                 && snap.kms_key_id.as_deref() == Some(default_key.as_str())
                 && after.users.iter().any(|u| !before.users.contains(u))

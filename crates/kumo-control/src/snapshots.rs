@@ -5,50 +5,17 @@
 
 use crate::describe::{self, Push};
 use crate::error::{rule, Fail};
+use crate::records::snapshot::SnapshotRecord;
+use crate::records::volume::VolumeRecord;
 use crate::regions::filters;
+use crate::repo::snapshot::not_found;
+use crate::repo::volume::get_volume;
 use crate::tags::{self, new_id, Tagged};
-use crate::volumes::{get_volume, VolumeRecord};
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
 use kumo_model::filter::{Filterable, Filters};
-use kumo_store::{Index, Query, Read, Record, Scope, Tx};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnapshotRecord {
-    pub id: String,
-    pub volume_id: String,
-    pub volume_size: i32,
-    pub description: String,
-    pub start_ms: i64,
-    pub encrypted: bool,
-    pub kms_key_id: Option<String>,
-    /// The older snapshot layer this one sits on.
-    pub parent: Option<String>,
-    /// Who else may create volumes from it.
-    #[serde(default)]
-    pub create_volume: crate::sharing::Permissions,
-}
-
-impl Record for SnapshotRecord {
-    const KIND: &'static str = "snapshot";
-    const VERSION: u32 = 1;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn index(&self) -> Index {
-        Index::default()
-    }
-}
-
-pub fn not_found(id: &str) -> Ec2Error {
-    Ec2Error::new(
-        "InvalidSnapshot.NotFound",
-        format!("The snapshot '{id}' does not exist."),
-    )
-}
+use kumo_store::{Query, Read, Scope, Tx};
 
 /// Records a snapshot of a volume inside a write: the snapshot takes over the volume's top
 /// layer and the volume moves onto it. The files follow with [`freeze_files`], last.
@@ -482,13 +449,13 @@ pub fn copy(
         if tx.get::<SnapshotRecord>(src_scope, &source.id)?.is_none() {
             return Err(Fail(not_found(&source.id)));
         }
-        let by_default = crate::volumes::settings(tx, dst)?.encryption_by_default;
+        let by_default = crate::repo::volume::settings(tx, dst)?.encryption_by_default;
         let encrypted = source.encrypted || input.encrypted == Some(true) || by_default;
         let kms_key_id = match (&input.kms_key_id, &source.kms_key_id) {
             _ if !encrypted => None,
             (Some(key), _) => Some(key.clone()),
             (None, Some(key)) if stacked => Some(key.clone()),
-            _ => Some(crate::volumes::default_kms_arn(dst)),
+            _ => Some(crate::repo::volume::default_kms_arn(dst)),
         };
         let rec = SnapshotRecord {
             id: id.clone(),
@@ -552,7 +519,7 @@ pub fn create_many(
     let made = k
         .store
         .write(!ctx.dry_run, |tx| {
-            let r = crate::instances::load(k, tx, s, std::slice::from_ref(&spec.instance_id))?
+            let r = crate::repo::instance::load(k, tx, s, std::slice::from_ref(&spec.instance_id))?
                 .remove(0);
             for id in &excluded {
                 get_volume(tx, s, id)?;

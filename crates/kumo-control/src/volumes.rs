@@ -4,8 +4,10 @@
 use crate::describe::{self, Push};
 use crate::error::{rule, Fail};
 use crate::idempotency;
-use crate::instance_records::InstanceRecord;
+use crate::records::instance::InstanceRecord;
+use crate::records::volume::{AttachState, EbsSettings, Modification, VolAttachment, VolumeRecord};
 use crate::regions::filters;
+use crate::repo::volume::{attached_to, default_kms_arn, get_volume, not_found, settings};
 use crate::tags::{self, new_id, Tagged};
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
@@ -13,160 +15,7 @@ use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
 use kumo_model::ebs;
 use kumo_model::filter::{Filterable, Filters};
 use kumo_model::lifecycle::State;
-use kumo_store::{Index, Query, Read, Record, Scope, Tx};
-use serde::{Deserialize, Serialize};
-
-/// Where an attachment stands. Stored by AWS's names (the strings of version 1), so an
-/// unknown one fails to decode.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum AttachState {
-    /// Settles to `Attached` after the transition delay.
-    Attaching,
-    Attached,
-    /// Removed after the transition delay.
-    Detaching,
-    /// A detach that the guest refused because it has the volume mounted: the attachment
-    /// stays, `busy`, until an unmounted or forced detach.
-    Busy,
-}
-
-impl AttachState {
-    pub fn name(self) -> &'static str {
-        match self {
-            AttachState::Attaching => "attaching",
-            AttachState::Attached => "attached",
-            AttachState::Detaching => "detaching",
-            AttachState::Busy => "busy",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct VolAttachment {
-    pub instance_id: String,
-    pub device: String,
-    pub state: AttachState,
-    pub since_ms: i64,
-    pub attach_ms: i64,
-    pub delete_on_termination: bool,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Modification {
-    pub start_ms: i64,
-    pub original: (String, i32, Option<i32>, Option<i32>, bool),
-    pub target: (String, i32, Option<i32>, Option<i32>, bool),
-    /// Why the modification failed, when its effect on the volume's file could not be made;
-    /// the volume then keeps its original configuration, as a failed EBS modification does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failed: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VolumeRecord {
-    pub id: String,
-    pub size: i32,
-    pub volume_type: String,
-    pub iops: Option<i32>,
-    pub throughput: Option<i32>,
-    pub zone: String,
-    pub zone_id: String,
-    pub encrypted: bool,
-    pub kms_key_id: Option<String>,
-    pub snapshot_id: Option<String>,
-    pub multi_attach: bool,
-    pub create_ms: i64,
-    pub attachments: Vec<VolAttachment>,
-    pub modifications: Vec<Modification>,
-    /// The snapshot layer the volume's file sits on, if any.
-    #[serde(default)]
-    pub backing: Option<String>,
-    /// Whether I/O resumes by itself after a data-consistency event (ModifyVolumeAttribute).
-    #[serde(default)]
-    pub auto_enable_io: bool,
-}
-
-impl Record for VolumeRecord {
-    const KIND: &'static str = "volume";
-    const VERSION: u32 = 1;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn index(&self) -> Index {
-        Index {
-            zone: Some(self.zone.clone()),
-            ..Index::default()
-        }
-    }
-}
-
-/// Account-wide EBS settings of a region.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct EbsSettings {
-    pub id: String,
-    pub encryption_by_default: bool,
-}
-
-impl Record for EbsSettings {
-    const KIND: &'static str = "ebs-settings";
-    const VERSION: u32 = 1;
-    fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-const DEFAULT_KEY: &str = "alias/aws/ebs";
-
-/// The ARN of the account's default EBS key in a region, which encrypted volumes and snapshots
-/// get when no key is named.
-pub fn default_kms_arn(s: Scope) -> String {
-    format!("arn:aws:kms:{}:{}:{DEFAULT_KEY}", s.region, s.account)
-}
-
-pub fn not_found(id: &str) -> Ec2Error {
-    Ec2Error::new(
-        "InvalidVolume.NotFound",
-        format!("The volume '{id}' does not exist."),
-    )
-}
-
-pub fn get_volume<V: Read>(v: &V, s: Scope, id: &str) -> Result<VolumeRecord, Fail> {
-    if kumo_model::ids::resource_type(id) != Some("volume") {
-        return Err(Fail(Ec2Error::new(
-            "InvalidVolumeID.Malformed",
-            format!("Invalid id: \"{id}\" (expecting \"vol-...\")"),
-        )));
-    }
-    v.get(s, id)?.ok_or_else(|| Fail(not_found(id)))
-}
-
-impl VolumeRecord {
-    /// Settles attachments and modifications against the clock.
-    pub fn settle(&mut self, now: i64, delay: i64) {
-        for a in self.attachments.iter_mut() {
-            if a.state == AttachState::Attaching && now >= a.since_ms + delay {
-                a.state = AttachState::Attached;
-            }
-        }
-        self.attachments
-            .retain(|a| !(a.state == AttachState::Detaching && now >= a.since_ms + delay));
-    }
-
-    pub fn state(&self, now: i64, delay: i64) -> &'static str {
-        if now < self.create_ms + delay {
-            "creating"
-        } else if self.attachments.is_empty() {
-            "available"
-        } else {
-            "in-use"
-        }
-    }
-}
+use kumo_store::{Query, Read, Scope, Tx};
 
 fn modification_state(m: &Modification, now: i64, delay: i64) -> (&'static str, i64) {
     if m.failed.is_some() {
@@ -322,7 +171,7 @@ pub fn create(
                 region: s.region,
             };
             if tx
-                .get::<crate::snapshots::SnapshotRecord>(at, &snap.id)?
+                .get::<crate::records::snapshot::SnapshotRecord>(at, &snap.id)?
                 .is_none()
             {
                 return Err(Fail(Ec2Error::new(
@@ -513,15 +362,6 @@ pub fn describe(
     })
 }
 
-/// Volumes attached to an instance (for its block device mappings and its termination).
-pub fn attached_to<V: Read>(v: &V, s: Scope, instance: &str) -> Result<Vec<VolumeRecord>, Fail> {
-    let all: Vec<VolumeRecord> = v.list(s, &Query::default())?;
-    Ok(all
-        .into_iter()
-        .filter(|x| x.attachments.iter().any(|a| a.instance_id == instance))
-        .collect())
-}
-
 pub fn attach(
     k: &Kumo,
     ctx: &RequestContext,
@@ -534,7 +374,7 @@ pub fn attach(
         .write(!ctx.dry_run, |tx| {
             let mut v = get_volume(tx, s, &input.volume_id)?;
             v.settle(now, delay);
-            let r = crate::instances::load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
+            let r = crate::repo::instance::load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
             if !ebs::valid_device(&input.device) {
                 return Err(Fail(Ec2Error::invalid_value(format!(
                     "Value ({d}) for parameter device is invalid. {d} is not a valid EBS device name.",
@@ -646,8 +486,8 @@ pub fn detach(
                     format!("Volume '{}' is in the 'available' state.", v.id),
                 )));
             };
-            let r =
-                crate::instances::load(k, tx, s, std::slice::from_ref(&a.instance_id))?.remove(0);
+            let r = crate::repo::instance::load(k, tx, s, std::slice::from_ref(&a.instance_id))?
+                .remove(0);
             if a.device == r.root_device_name && r.state() != State::Stopped {
                 return Err(Fail(Ec2Error::new(
                     "IncorrectState",
@@ -957,13 +797,6 @@ pub fn describe_modifications(
     })
 }
 
-pub fn settings<V: Read>(v: &V, s: Scope) -> Result<EbsSettings, Fail> {
-    Ok(v.get(s, "settings")?.unwrap_or(EbsSettings {
-        id: "settings".into(),
-        encryption_by_default: false,
-    }))
-}
-
 pub fn set_encryption_default(k: &Kumo, ctx: &RequestContext, on: bool) -> Result<bool, Ec2Error> {
     let s = scope(ctx);
     k.store
@@ -985,7 +818,7 @@ pub fn encryption_default(k: &Kumo, ctx: &RequestContext) -> Result<bool, Ec2Err
         .map_err(|f| f.0)
 }
 
-pub const DEFAULT_KMS_KEY: &str = DEFAULT_KEY;
+pub const DEFAULT_KMS_KEY: &str = crate::repo::volume::DEFAULT_KEY;
 
 /// Deletes the files of volumes whose records a committed transaction removed.
 pub fn delete_files(k: &Kumo, ids: &[String]) {

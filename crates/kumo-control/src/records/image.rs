@@ -1,0 +1,67 @@
+//! An own image's stored document: its traits, its block-device mappings, who may launch it.
+
+use super::permissions::Permissions;
+use kumo_store::{Index, Record};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageRecord {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub architecture: String,
+    pub root_device_name: String,
+    pub virtualization_type: String,
+    pub ena_support: bool,
+    pub sriov_net_support: Option<String>,
+    pub boot_mode: Option<String>,
+    pub imds_support: Option<String>,
+    pub tpm_support: Option<String>,
+    pub create_ms: i64,
+    pub mappings: Vec<MappingRecord>,
+    /// Who else may launch it.
+    #[serde(default)]
+    pub launch: Permissions,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MappingRecord {
+    pub device_name: String,
+    /// `ephemeralN` for an instance-store mapping.
+    pub virtual_name: Option<String>,
+    pub no_device: bool,
+    pub ebs: Option<EbsRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EbsRecord {
+    pub snapshot_id: Option<String>,
+    pub volume_size: i32,
+    pub volume_type: String,
+    pub iops: Option<i32>,
+    pub throughput: Option<i32>,
+    pub delete_on_termination: bool,
+    pub encrypted: bool,
+}
+
+impl Record for ImageRecord {
+    const KIND: &'static str = "image";
+    const VERSION: u32 = 1;
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn index(&self) -> Index {
+        Index::default()
+    }
+}
+
+impl ImageRecord {
+    pub fn snapshots(&self) -> impl Iterator<Item = &str> {
+        self.mappings
+            .iter()
+            .filter_map(|m| m.ebs.as_ref()?.snapshot_id.as_deref())
+    }
+}

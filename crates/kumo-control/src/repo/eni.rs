@@ -1,0 +1,24 @@
+//! Network interface lookups.
+
+use crate::error::Fail;
+use crate::records::net::{EniRecord, SecurityGroupRecord};
+use kumo_ec2_wire::Ec2Error;
+use kumo_store::{Query, Read, Scope};
+use std::collections::HashMap;
+
+pub fn not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidNetworkInterfaceID.NotFound",
+        format!("The networkInterface ID '{id}' does not exist"),
+    )
+}
+
+pub fn get_eni<V: Read>(v: &V, s: Scope, id: &str) -> Result<EniRecord, Fail> {
+    v.get(s, id)?.ok_or_else(|| Fail(not_found(id)))
+}
+
+/// Group id → name for the scope.
+pub fn group_names<V: Read>(v: &V, s: Scope) -> Result<HashMap<String, String>, Fail> {
+    let groups: Vec<SecurityGroupRecord> = v.list(s, &Query::default())?;
+    Ok(groups.into_iter().map(|g| (g.id, g.name)).collect())
+}

@@ -1,0 +1,139 @@
+//! Instance lookups: ids checked, records loaded as the caller may see them, the errors
+//! AWS answers for them, and the per-type interface and address limits.
+
+use crate::error::Fail;
+use crate::records::instance::{InstanceRecord, TERMINATED_VISIBLE_MS};
+use crate::records::net::EniRecord;
+use crate::Kumo;
+use kumo_ec2_wire::shapes::InstanceTypeInfo;
+use kumo_ec2_wire::Ec2Error;
+use kumo_model::lifecycle::State;
+use kumo_store::{Query, Read, Scope};
+
+pub fn not_found(ids: &[&str]) -> Ec2Error {
+    if ids.len() == 1 {
+        Ec2Error::new(
+            "InvalidInstanceID.NotFound",
+            format!("The instance ID '{}' does not exist", ids[0]),
+        )
+    } else {
+        Ec2Error::new(
+            "InvalidInstanceID.NotFound",
+            format!("The instance IDs '{}' do not exist", ids.join(", ")),
+        )
+    }
+}
+
+pub fn check_id(id: &str) -> Result<(), Ec2Error> {
+    if kumo_model::ids::resource_type(id) != Some("instance") {
+        return Err(Ec2Error::new(
+            "InvalidInstanceID.Malformed",
+            format!("Invalid id: \"{id}\" (expecting \"i-...\")"),
+        ));
+    }
+    Ok(())
+}
+
+/// Loads instances by id (all must exist), settled to `now`.
+pub fn load<V: Read>(
+    k: &Kumo,
+    v: &V,
+    s: Scope,
+    ids: &[String],
+) -> Result<Vec<InstanceRecord>, Fail> {
+    for id in ids {
+        check_id(id)?;
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let found: Vec<InstanceRecord> = v.list(
+        s,
+        &Query {
+            ids: Some(&refs),
+            ..Query::default()
+        },
+    )?;
+    let now = k.now_ms();
+    let missing: Vec<&str> = refs
+        .iter()
+        .copied()
+        .filter(|i| {
+            !found
+                .iter()
+                .any(|r| r.id == *i && visible(r, now, k.options.transition_ms))
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(Fail(not_found(&missing)));
+    }
+    // In request order, duplicates folded.
+    let mut out: Vec<InstanceRecord> = Vec::new();
+    for id in ids {
+        if out.iter().any(|r| &r.id == id) {
+            continue;
+        }
+        if let Some(mut r) = found.iter().find(|r| &r.id == id).cloned() {
+            r.settle(now, k.options.transition_ms);
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Terminated instances vanish an hour after they terminate (a shutting-down instance
+/// terminates `delay_ms` after it began).
+pub fn visible(r: &InstanceRecord, now_ms: i64, delay_ms: i64) -> bool {
+    let terminated_at = match r.state {
+        State::Terminated => r.since_ms,
+        State::ShuttingDown => r.since_ms + delay_ms,
+        State::Pending | State::Running | State::Stopping | State::Stopped => return true,
+    };
+    now_ms <= terminated_at + TERMINATED_VISIBLE_MS
+}
+
+pub fn image_malformed(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidAMIID.Malformed",
+        format!("Invalid id: \"{id}\" (expecting \"ami-...\")"),
+    )
+}
+
+pub fn image_not_found(id: &str) -> Ec2Error {
+    Ec2Error::new(
+        "InvalidAMIID.NotFound",
+        format!("The image id '[{id}]' does not exist"),
+    )
+}
+
+/// The per-type limits: (interfaces per instance, IPv4 addresses per interface).
+pub fn limits(info: &InstanceTypeInfo) -> (usize, usize) {
+    let n = info.network_info.as_ref();
+    (
+        n.and_then(|n| n.maximum_network_interfaces)
+            .unwrap_or(1)
+            .max(1) as usize,
+        n.and_then(|n| n.ipv4_addresses_per_interface)
+            .unwrap_or(1)
+            .max(1) as usize,
+    )
+}
+
+/// Addresses counted against the per-interface limit: each IP, and each /28 prefix as one.
+pub fn slots(e: &EniRecord) -> usize {
+    e.addresses.len() + e.prefixes.len()
+}
+
+pub fn address_limit() -> Ec2Error {
+    Ec2Error::new(
+        "PrivateIpAddressLimitExceeded",
+        "Number of private addresses will exceed limit.",
+    )
+}
+
+pub fn public_dns(region: &str, ip: &str) -> String {
+    let d = ip.replace('.', "-");
+    if region == "us-east-1" {
+        format!("ec2-{d}.compute-1.amazonaws.com")
+    } else {
+        format!("ec2-{d}.{region}.compute.amazonaws.com")
+    }
+}
