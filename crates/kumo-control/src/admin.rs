@@ -7,7 +7,7 @@ use crate::repo::instance::load;
 use crate::tags::new_id;
 use crate::Kumo;
 use kumo_ec2_wire::{DateTime, Ec2Error};
-use kumo_model::lifecycle::{self, State};
+use kumo_model::lifecycle::State;
 use kumo_store::Scope;
 use serde_json::{json, Value};
 
@@ -71,65 +71,6 @@ pub fn schedule_event(
         "code": event.code,
         "not_before": DateTime(at).to_iso8601(),
     }))
-}
-
-/// The guest powers itself off: the instance stops or terminates as its
-/// `InstanceInitiatedShutdownBehavior` says.
-pub fn guest_shutdown(
-    k: &Kumo,
-    account: &str,
-    region: &str,
-    instance: &str,
-) -> Result<Value, Ec2Error> {
-    let s = Scope { account, region };
-    let now = k.now_ms();
-    let mut gone = Vec::new();
-    let state = k
-        .store
-        .write(true, |tx| {
-            let mut r = load(k, tx, s, &[instance.to_string()])?.remove(0);
-            let terminate = r.shutdown_behavior == "terminate";
-            let next = match lifecycle::apply(
-                r.state(),
-                lifecycle::Action::GuestShutdown { terminate },
-                r.ebs_backed(),
-            ) {
-                Ok(lifecycle::Outcome::MoveTo(next)) => next,
-                Ok(lifecycle::Outcome::NoChange) | Err(_) => {
-                    return Err(Fail(Ec2Error::new(
-                        "IncorrectInstanceState",
-                        format!("The instance '{instance}' is not running."),
-                    )))
-                }
-            };
-            r.run_credits(now);
-            r.state = next;
-            r.since_ms = now;
-            r.transition_reason = "Instance initiated shutdown".into();
-            r.state_reason = Some((
-                "Client.InstanceInitiatedShutdown".into(),
-                "Client.InstanceInitiatedShutdown: Instance initiated shutdown".into(),
-            ));
-            crate::instance_actions::leave(k, tx, s, &mut r, next, &mut gone)?;
-            tx.update(s, &r)?;
-            Ok(next)
-        })
-        .map_err(|f: Fail| f.0)?;
-    // The guest is down (it powered off, or is told to now).
-    let ctx = kumo_ec2_wire::RequestContext {
-        account_id: account.to_string(),
-        region: region.to_string(),
-        ..Default::default()
-    };
-    crate::compute::after(
-        k,
-        &ctx,
-        &[(instance.to_string(), State::Running, state)],
-        false,
-        true,
-    );
-    crate::volumes::delete_files(k, &gone);
-    Ok(json!({ "instance_id": instance, "state": state.name() }))
 }
 
 /// Moves the test clock forward (servers started with `--test-clock` only).

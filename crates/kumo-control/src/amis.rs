@@ -3,12 +3,15 @@
 //! catalog. An image holds its snapshots: DeleteSnapshot refuses one that an image uses.
 
 use crate::error::Fail;
-use crate::instances::ImageTraits;
-use crate::launch_volumes::{bad_mapping, mapped_snapshot, new_volume_size};
+use crate::records::image::ImageTraits;
 use crate::records::image::{EbsRecord, ImageRecord, MappingRecord};
 use crate::records::snapshot::SnapshotRecord;
+use crate::repo::image::user_of;
 use crate::repo::instance::image_malformed;
 use crate::repo::instance::image_not_found;
+use crate::repo::snapshot::bad_mapping;
+use crate::repo::snapshot::mapped_snapshot;
+use crate::repo::snapshot::new_volume_size;
 use crate::tags::{self, new_id, Tagged};
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
@@ -34,26 +37,6 @@ impl ImageRecord {
             }),
         }
     }
-}
-
-/// An image the caller may launch, with its owner: the caller's own, or another account's
-/// shared with the caller or public.
-pub fn usable(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<(String, ImageRecord), Ec2Error> {
-    k.store
-        .read(|v| {
-            crate::sharing::owner_of::<ImageRecord, _>(v, scope(ctx), id)?
-                .ok_or_else(|| Fail(image_not_found(id)))
-        })
-        .map_err(|f| f.0)
-}
-
-/// The image of this scope that uses a snapshot, if any.
-pub fn user_of<V: Read>(v: &V, s: Scope, snapshot: &str) -> Result<Option<String>, Fail> {
-    let all: Vec<ImageRecord> = v.list(s, &Query::default())?;
-    Ok(all
-        .into_iter()
-        .find(|i| i.snapshots().any(|x| x == snapshot))
-        .map(|i| i.id))
 }
 
 /// The tags of a request that makes an image and its snapshots (`image` and `snapshot` tag
@@ -328,7 +311,7 @@ pub fn deregister(
         .map_err(|f: Fail| f.0)?;
     if !ctx.dry_run {
         for snap in &gone {
-            crate::snapshots::delete_file(k, snap);
+            crate::host::delete_file(k, snap);
         }
     }
     Ok(DeregisterImageResult {
@@ -464,7 +447,7 @@ pub fn create_from_instance(
     // consistent in the image, and boots again after (AWS's reboot).
     let reboot = input.no_reboot != Some(true)
         && !ctx.dry_run
-        && crate::compute::halt_for_image(k, &input.instance_id);
+        && crate::host::halt_for_image(k, &input.instance_id);
     let frozen = k
         .store
         .write(!ctx.dry_run, |tx| {
@@ -538,7 +521,7 @@ pub fn create_from_instance(
             };
             tx.insert(s, &rec)?;
             tags::put_all(tx, s, &rec.id, "image", &image_tags)?;
-            crate::snapshots::freeze_files(k, !ctx.dry_run, &frozen)?;
+            crate::host::freeze_files(k, !ctx.dry_run, &frozen)?;
             Ok(frozen.len())
         })
         .map_err(|f: Fail| f.0);
@@ -629,7 +612,7 @@ pub fn copy(
         .read(|v| {
             if let Some(p) = kumo_model::images::by_id(&src_region, &src_id) {
                 // A catalog image: its root volume is blank, copied as a blank snapshot.
-                let t = crate::instances::ImageTraits::public(p);
+                let t = crate::records::image::ImageTraits::public(p);
                 let image = ImageRecord {
                     id: src_id.clone(),
                     name: p.name.into(),

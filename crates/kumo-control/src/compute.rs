@@ -6,112 +6,18 @@
 
 use crate::error::Fail;
 use crate::firewall_sync::Reach;
-use crate::instances::Context;
+use crate::host::{volume_spec, Compute, Invocation, SentCommand};
 use crate::key_pairs::KeyPairRecord;
 use crate::records::instance::InstanceRecord;
 use crate::records::net::{SubnetRecord, VpcRecord};
 use crate::records::volume::VolumeRecord;
+use crate::repo::instance::Context;
 use crate::Kumo;
-use kumo_compute::{Driver, InstanceSpec, Metadata, NetSpec};
+use kumo_compute::{InstanceSpec, Metadata, NetSpec};
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::lifecycle::{self, Action, Outcome, State};
 use kumo_store::{Read, Scope};
 use std::path::PathBuf;
-use std::sync::Arc;
-
-/// Instances to boot: (account, region, instance ids).
-pub type BootOrder = (String, String, Vec<String>);
-
-/// Whether the base image is there to boot: built before the server started, or being built
-/// at first start (`kumo serve` on a host without one). Until it is ready, launched and
-/// started instances wait, `pending`, in the boot queue.
-#[derive(Default)]
-pub struct ImageGate {
-    state: std::sync::Mutex<Option<Result<(), String>>>,
-    changed: std::sync::Condvar,
-}
-
-impl ImageGate {
-    /// A gate for an image that is already built.
-    pub fn ready() -> Arc<ImageGate> {
-        let g = ImageGate::default();
-        *g.lock() = Some(Ok(()));
-        Arc::new(g)
-    }
-
-    /// A gate for an image still being built.
-    pub fn building() -> Arc<ImageGate> {
-        Arc::new(ImageGate::default())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Result<(), String>>> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The build's outcome: instances waiting for it boot (or, after a failure, fail to).
-    pub fn finish(&self, outcome: Result<(), String>) {
-        *self.lock() = Some(outcome);
-        self.changed.notify_all();
-    }
-
-    /// Whether the image is built.
-    pub fn is_ready(&self) -> bool {
-        matches!(*self.lock(), Some(Ok(())))
-    }
-
-    /// Waits until the build has finished, however it ended.
-    pub fn wait(&self) {
-        let mut g = self.lock();
-        while g.is_none() {
-            g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-}
-
-/// A driver and the base image it boots.
-pub struct Compute {
-    pub driver: Arc<dyn Driver>,
-    /// The root file system of the base image (`kumo image build`).
-    pub image_root: PathBuf,
-    /// Whether that image is built yet.
-    pub image: Arc<ImageGate>,
-    /// The account and region of each instance booted, to act on what its guest does.
-    owners: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
-    /// Launches whose guests are to boot: (account, region, instance ids), taken by the
-    /// server's boot thread (see [`Kumo::boot_queue`]).
-    boots: std::sync::Mutex<Option<std::sync::mpsc::Sender<BootOrder>>>,
-    boot_queue: std::sync::Mutex<Option<std::sync::mpsc::Receiver<BootOrder>>>,
-    /// Commands sent to guests' agents (SSM SendCommand), by command id.
-    commands: std::sync::Mutex<std::collections::HashMap<String, SentCommand>>,
-    /// Each burstable instance's last CPU reading (ns used, when) and whether it is capped.
-    cpu: std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant, bool)>>,
-}
-
-impl Compute {
-    /// A driver whose base image is built.
-    pub fn new(driver: Arc<dyn Driver>, image_root: PathBuf) -> Compute {
-        Compute::with_image(driver, image_root, ImageGate::ready())
-    }
-
-    /// A driver whose base image becomes ready when `image` says so.
-    pub fn with_image(
-        driver: Arc<dyn Driver>,
-        image_root: PathBuf,
-        image: Arc<ImageGate>,
-    ) -> Compute {
-        let (tx, rx) = std::sync::mpsc::channel();
-        Compute {
-            boots: std::sync::Mutex::new(Some(tx)),
-            boot_queue: std::sync::Mutex::new(Some(rx)),
-            driver,
-            image_root,
-            image,
-            owners: Default::default(),
-            commands: Default::default(),
-            cpu: Default::default(),
-        }
-    }
-}
 
 /// The login user of an image, as its distribution names it.
 fn default_user(image_name: &str) -> &'static str {
@@ -334,7 +240,7 @@ fn spec(k: &Kumo, cm: &Compute, ctx: &RequestContext, id: &str) -> Result<Instan
     k.store.read(|v| {
         let r: InstanceRecord = v.get(s, id)?.ok_or_else(|| Fail(Ec2Error::internal()))?;
         let name = image_name(v, s, &r.image_id)?;
-        let c = crate::instances::context(v, s, &[&r])?;
+        let c = crate::repo::instance::context(v, s, &[&r])?;
         let (md, net) = metadata(v, s, ctx, &r, &c)?;
         let info = crate::instance_types::find(&r.instance_type);
         let vcpus = info
@@ -448,7 +354,7 @@ fn fail_launch(k: &Kumo, ctx: &RequestContext, id: &str) {
             // Stopped or terminated meanwhile: nothing left to fail.
             return Ok(());
         };
-        crate::instance_actions::leave(k, tx, s, &mut r, State::ShuttingDown, &mut gone)?;
+        crate::flows::lifecycle::leave(k, tx, s, &mut r, State::ShuttingDown, &mut gone)?;
         r.state = next;
         r.since_ms = now;
         r.state_reason = Some((
@@ -459,7 +365,7 @@ fn fail_launch(k: &Kumo, ctx: &RequestContext, id: &str) {
         Ok::<_, Fail>(())
     });
     if r.is_ok() {
-        crate::volumes::delete_files(k, &gone);
+        crate::host::delete_files(k, &gone);
     }
 }
 
@@ -605,7 +511,7 @@ pub fn guest_event(k: &Kumo, ev: kumo_compute::GuestEvent) {
         }
         return;
     }
-    match crate::admin::guest_shutdown(k, &account, &region, &ev.id) {
+    match crate::compute::guest_shutdown(k, &account, &region, &ev.id) {
         Ok(v) => {
             tracing::info!(instance = %ev.id, state = %v["state"], "instance-initiated shutdown")
         }
@@ -769,7 +675,7 @@ pub fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
             if !touched(&r.vpc_id) {
                 return Ok(None);
             }
-            let c = crate::instances::context(v, s, &[&r])?;
+            let c = crate::repo::instance::context(v, s, &[&r])?;
             Ok::<_, Fail>(Some(metadata(v, s, ctx, &r, &c)?.0))
         });
         if let Ok(Some(md)) = md {
@@ -884,147 +790,6 @@ pub fn credits_tick(k: &Kumo) {
             .unwrap_or_else(|p| p.into_inner())
             .insert(id, (used, at, cap.is_some()));
     }
-}
-
-/// Whether the driver holds an instance at its baseline (out of CPU credits).
-pub fn capped(k: &Kumo, id: &str) -> Option<bool> {
-    let cm = k.compute.as_ref()?;
-    let cpu = cm.cpu.lock().unwrap_or_else(|p| p.into_inner());
-    Some(cpu.get(id).is_some_and(|c| c.2))
-}
-
-/// The device a data volume gets in an instance: on Nitro types an NVMe name the driver picks
-/// (empty here), with the attachment's name as a link; on Xen types `xvdX` for `sdX`.
-fn volume_spec(
-    k: &Kumo,
-    r: &InstanceRecord,
-    volume_id: &str,
-    attached_as: &str,
-) -> kumo_compute::VolumeSpec {
-    let nitro = crate::instance_types::find(&r.instance_type)
-        .and_then(|i| i.hypervisor.as_deref())
-        .is_none_or(|h| h == "nitro");
-    let name = attached_as.trim_start_matches("/dev/");
-    let xen = format!(
-        "/dev/xvd{}",
-        name.trim_start_matches("sd").trim_start_matches("xvd")
-    );
-    let (device, alias) = if nitro {
-        (String::new(), Some(format!("/dev/{name}")))
-    } else {
-        let alias = (format!("/dev/{name}") != xen).then(|| format!("/dev/{name}"));
-        (xen, alias)
-    };
-    kumo_compute::VolumeSpec {
-        volume_id: volume_id.to_string(),
-        file: k.blocks.path(volume_id),
-        device,
-        alias,
-    }
-}
-
-/// After AttachVolume committed: the volume appears in the running guest. If it cannot, the
-/// attachment is taken back and the call fails, rather than reporting a volume the guest
-/// does not have.
-pub fn attach_live(
-    k: &Kumo,
-    ctx: &RequestContext,
-    volume_id: &str,
-    instance: &str,
-) -> Result<(), Ec2Error> {
-    let Some(cm) = &k.compute else { return Ok(()) };
-    if !cm.driver.is_running(instance) {
-        return Ok(());
-    }
-    let s = crate::scope(ctx);
-    let found = k.store.read(|v| {
-        let r: Option<InstanceRecord> = v.get(s, instance)?;
-        let vol: Option<crate::records::volume::VolumeRecord> = v.get(s, volume_id)?;
-        Ok::<_, Fail>(r.zip(vol))
-    });
-    let Ok(Some((r, vol))) = found else {
-        return Ok(());
-    };
-    let Some(a) = vol.attachments.iter().find(|a| a.instance_id == instance) else {
-        return Ok(());
-    };
-    let spec = volume_spec(k, &r, volume_id, &a.device);
-    if let Err(e) = cm.driver.attach_volume(instance, &spec) {
-        tracing::error!(instance, volume = volume_id, error = %e, "cannot attach the volume to the guest; undoing the attachment");
-        let _ = k.store.write(true, |tx| {
-            if let Some(mut v) = tx.get::<crate::records::volume::VolumeRecord>(s, volume_id)? {
-                v.attachments.retain(|a| a.instance_id != instance);
-                tx.update(s, &v)?;
-            }
-            Ok::<_, Fail>(())
-        });
-        return Err(Ec2Error::internal());
-    }
-    Ok(())
-}
-
-pub fn volume_busy(k: &Kumo, instance: &str, volume_id: &str) -> bool {
-    k.compute
-        .as_ref()
-        .is_some_and(|cm| cm.driver.volume_busy(instance, volume_id))
-}
-
-pub fn detach_live(k: &Kumo, instance: &str, volume_id: &str) {
-    let Some(cm) = &k.compute else { return };
-    if let Err(e) = cm.driver.detach_volume(instance, volume_id) {
-        tracing::error!(instance, volume = volume_id, error = %e, "cannot detach the volume from the guest");
-    }
-}
-
-/// Grows a volume attached to a running guest; false when none has it.
-pub fn grow_live(k: &Kumo, volume_id: &str, size_gib: u64) -> Result<bool, String> {
-    let Some(cm) = &k.compute else {
-        return Ok(false);
-    };
-    cm.driver
-        .grow_volume(volume_id, size_gib << 30)
-        .map_err(|e| crate::error::chain(&e))
-}
-
-/// Pauses or resumes the guest whose root disk is this volume's file (see
-/// [`kumo_compute::Driver::hold_root`]); true when one was.
-pub fn hold_root(k: &Kumo, volume_id: &str, pause: bool) -> bool {
-    let Some(cm) = &k.compute else { return false };
-    match cm.driver.hold_root(volume_id, pause) {
-        Ok(held) => held,
-        Err(e) => {
-            tracing::warn!(volume = volume_id, pause, error = %e, "cannot pause or resume the guest around a snapshot");
-            false
-        }
-    }
-}
-
-/// After a live volume's file was frozen as a snapshot: the guest writes to the new overlay.
-pub fn snapshot_live(k: &Kumo, volume_id: &str) -> Result<(), String> {
-    let Some(cm) = &k.compute else { return Ok(()) };
-    cm.driver
-        .volume_snapshotted(volume_id)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-}
-
-/// A command sent with SSM SendCommand.
-#[derive(Debug, Clone)]
-pub struct SentCommand {
-    pub id: String,
-    pub account: String,
-    pub instances: Vec<String>,
-    pub commands: Vec<String>,
-    pub comment: String,
-    pub requested_ms: i64,
-}
-
-/// One instance's run of a sent command.
-#[derive(Debug, Clone)]
-pub struct Invocation {
-    pub command: SentCommand,
-    pub instance: String,
-    pub result: kumo_compute::CommandResult,
 }
 
 /// SSM's answer to a bad Run Command call: its error code and message.
@@ -1149,21 +914,6 @@ pub fn command_invocation(
     })
 }
 
-/// Shuts a running guest down cleanly for CreateImage; true when it did (and must boot again).
-pub fn halt_for_image(k: &Kumo, instance: &str) -> bool {
-    let Some(cm) = &k.compute else { return false };
-    if !cm.driver.is_running(instance) {
-        return false;
-    }
-    match cm.driver.stop(instance, false) {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(instance, error = %e, "cannot shut the guest down for its image");
-            false
-        }
-    }
-}
-
 /// Hands a launch's instances to the boot thread; boots them here if there is none.
 pub fn queue_boot(k: &Kumo, ctx: &RequestContext, ids: Vec<String>) {
     let Some(cm) = &k.compute else { return };
@@ -1234,4 +984,63 @@ pub fn boot_launched(k: &Kumo, account: &str, region: &str, ids: &[String]) {
             let _ = cm.driver.destroy(id);
         }
     }
+}
+
+/// The guest powers itself off: the instance stops or terminates as its
+/// `InstanceInitiatedShutdownBehavior` says.
+pub fn guest_shutdown(
+    k: &Kumo,
+    account: &str,
+    region: &str,
+    instance: &str,
+) -> Result<serde_json::Value, Ec2Error> {
+    let s = Scope { account, region };
+    let now = k.now_ms();
+    let mut gone = Vec::new();
+    let state = k
+        .store
+        .write(true, |tx| {
+            let mut r = crate::repo::instance::load(k, tx, s, &[instance.to_string()])?.remove(0);
+            let terminate = r.shutdown_behavior == "terminate";
+            let next = match lifecycle::apply(
+                r.state(),
+                lifecycle::Action::GuestShutdown { terminate },
+                r.ebs_backed(),
+            ) {
+                Ok(lifecycle::Outcome::MoveTo(next)) => next,
+                Ok(lifecycle::Outcome::NoChange) | Err(_) => {
+                    return Err(Fail(Ec2Error::new(
+                        "IncorrectInstanceState",
+                        format!("The instance '{instance}' is not running."),
+                    )))
+                }
+            };
+            r.run_credits(now);
+            r.state = next;
+            r.since_ms = now;
+            r.transition_reason = "Instance initiated shutdown".into();
+            r.state_reason = Some((
+                "Client.InstanceInitiatedShutdown".into(),
+                "Client.InstanceInitiatedShutdown: Instance initiated shutdown".into(),
+            ));
+            crate::flows::lifecycle::leave(k, tx, s, &mut r, next, &mut gone)?;
+            tx.update(s, &r)?;
+            Ok(next)
+        })
+        .map_err(|f: Fail| f.0)?;
+    // The guest is down (it powered off, or is told to now).
+    let ctx = kumo_ec2_wire::RequestContext {
+        account_id: account.to_string(),
+        region: region.to_string(),
+        ..Default::default()
+    };
+    after(
+        k,
+        &ctx,
+        &[(instance.to_string(), State::Running, state)],
+        false,
+        true,
+    );
+    crate::host::delete_files(k, &gone);
+    Ok(serde_json::json!({ "instance_id": instance, "state": state.name() }))
 }

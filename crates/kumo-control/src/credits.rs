@@ -298,6 +298,6 @@ pub fn ledger(
             "null" => "null driver: no guest runs, so usage is 0 %".to_string(),
             d => format!("{d} driver: the guest's cgroup CPU time over the last second"),
         },
-        "throttled_to_baseline": crate::compute::capped(k, &r.id).unwrap_or(l.throttled(&mode)),
+        "throttled_to_baseline": crate::host::capped(k, &r.id).unwrap_or(l.throttled(&mode)),
     }))
 }

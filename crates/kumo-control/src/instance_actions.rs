@@ -4,6 +4,7 @@
 use crate::addresses;
 use crate::enis;
 use crate::error::{rule, Fail};
+use crate::flows::lifecycle::leave;
 use crate::instances::{self};
 use crate::paging;
 use crate::records::instance::*;
@@ -17,7 +18,7 @@ use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
 use kumo_model::filter::{Filterable, Filters};
 use kumo_model::lifecycle::{apply, Action, Outcome, Refusal, State};
-use kumo_store::{Query, Read, Scope, Tx};
+use kumo_store::{Query, Read};
 
 fn reason_text(now_ms: i64) -> String {
     let t = DateTime(now_ms).to_iso8601();
@@ -71,14 +72,6 @@ fn refused(r: &InstanceRecord, action: Action, why: Refusal) -> Ec2Error {
             },
         ),
     }
-}
-
-/// Releases what an instance holds while stopped or gone: its launch public address.
-fn drop_public_ip(tx: &Tx, r: &mut InstanceRecord) -> Result<(), Fail> {
-    if let Some(ip) = r.public_ip.take() {
-        addresses::release_public_ip(tx, &ip)?;
-    }
-    Ok(())
 }
 
 /// Applies one lifecycle action to every named instance, all or nothing.
@@ -171,63 +164,9 @@ fn act(
         .map_err(|f: Fail| f.0);
     if let (Ok(_), false) = (&result, ctx.dry_run) {
         crate::compute::after(k, ctx, &moved, action == Action::Reboot, force);
-        crate::volumes::delete_files(k, &gone);
+        crate::host::delete_files(k, &gone);
     }
     result
-}
-
-/// What an instance gives up when it stops or shuts down: its launch public address; T2
-/// credits (lost at every stop); at termination, its interfaces.
-pub fn leave(
-    k: &Kumo,
-    tx: &Tx,
-    s: Scope,
-    r: &mut InstanceRecord,
-    next: State,
-    gone: &mut Vec<String>,
-) -> Result<(), Fail> {
-    drop_public_ip(tx, r)?;
-    if kumo_model::credits::burst(&r.instance_type).is_some_and(|b| b.family == "t2") {
-        r.credit_balance = 0.0;
-    }
-    if next == State::ShuttingDown {
-        release_interfaces(k, tx, s, r)?;
-        // Volume files go once the transaction has committed.
-        gone.extend(crate::volumes::release_for(tx, s, r)?);
-    }
-    Ok(())
-}
-
-/// At termination: interfaces marked DeleteOnTermination go, with their addresses; the
-/// others are detached.
-fn release_interfaces(k: &Kumo, tx: &Tx, s: Scope, r: &InstanceRecord) -> Result<(), Fail> {
-    for id in &r.enis {
-        let Some(mut e) = tx.get::<EniRecord>(s, id)? else {
-            continue;
-        };
-        if e.attachment.as_ref().is_none_or(|a| a.instance_id != r.id) {
-            continue;
-        }
-        let delete = e
-            .attachment
-            .as_ref()
-            .is_some_and(|a| a.delete_on_termination);
-        for mut a in crate::repo::address::by_interface(tx, s)? {
-            if a.association.as_ref().is_some_and(|x| x.eni_id == e.id) {
-                a.association = None;
-                tx.update(s, &a)?;
-            }
-        }
-        if delete {
-            tx.release_owner(s, &e.id)?;
-            tx.delete::<EniRecord>(s, &e.id)?;
-            k.net.forget(s, &e.subnet_id);
-        } else {
-            e.attachment = None;
-            tx.update(s, &e)?;
-        }
-    }
-    Ok(())
 }
 
 pub fn start(
@@ -425,7 +364,7 @@ pub fn modify_attribute(
                 if !stopped {
                     return Err(not_stopped(&r.id));
                 }
-                let img = instances::ImageTraits::of_instance(&r);
+                let img = crate::records::image::ImageTraits::of_instance(&r);
                 let info = instances::check_type_for_image(t, &img)?;
                 let (max_enis, max_ips) = crate::repo::instance::limits(info);
                 let enis: Vec<EniRecord> = tx.list(s, &Query { ids: Some(&r.enis.iter().map(String::as_str).collect::<Vec<_>>()), ..Query::default() })?;
@@ -836,7 +775,7 @@ pub fn attach_interface(
                     r.id, input.device_index
                 ))));
             }
-            let img = instances::ImageTraits::of_instance(&r);
+            let img = crate::records::image::ImageTraits::of_instance(&r);
             let info = instances::check_type_for_image(&r.instance_type, &img)?;
             let (max_enis, max_ips) = crate::repo::instance::limits(info);
             if attached.len() + 1 > max_enis {

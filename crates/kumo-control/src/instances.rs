@@ -6,12 +6,14 @@ use crate::enis::{self, NewEni, Want};
 use crate::error::{rule, Fail};
 use crate::idempotency;
 use crate::network;
+use crate::records::image::ImageTraits;
 use crate::records::instance::*;
 use crate::records::net::*;
 use crate::regions::filters;
 use crate::repo::instance::{
     address_limit, check_id, image_malformed, limits, load, not_found, public_dns, slots, visible,
 };
+use crate::repo::instance::{context, Context};
 use crate::tags::{self, new_id, Tagged};
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
@@ -23,20 +25,6 @@ use kumo_model::ipam::SubnetIps;
 use kumo_model::lifecycle::State;
 use kumo_store::{Query, Read, Scope, Tx};
 use std::collections::HashMap;
-
-/// What launching needs to know of an image, whichever kind it is.
-#[derive(Debug, Clone)]
-pub struct ImageTraits {
-    pub architecture: String,
-    pub root_device_name: String,
-    pub root_device_type: String,
-    pub ena_support: bool,
-    pub boot_mode: String,
-    /// The volumes the image launches with.
-    pub mappings: Vec<crate::records::image::MappingRecord>,
-    /// The account holding the mappings' snapshots, when not the caller's (a shared image).
-    pub owner: Option<String>,
-}
 
 impl ImageTraits {
     pub fn public(i: &PublicImage) -> Self {
@@ -88,7 +76,7 @@ pub fn find_image(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<ImageTrait
     if let Some(p) = images::by_id(&ctx.region, id) {
         return Ok(ImageTraits::public(p));
     }
-    let (owner, image) = crate::amis::usable(k, ctx, id)?;
+    let (owner, image) = crate::repo::image::usable(k, ctx, id)?;
     let mut traits = image.traits();
     traits.owner = (owner != ctx.account_id).then_some(owner);
     Ok(traits)
@@ -579,12 +567,12 @@ pub fn run(
         .map(|(id, _)| id.clone())
         .filter(|id| launched.is_err() || !used.contains(id))
         .collect();
-    crate::volumes::delete_files(k, &spare);
+    crate::host::delete_files(k, &spare);
     let (recs, _) = match launched {
         Ok(x) => x,
         Err(e) => {
             // Nothing of a failed launch stays: its volume files go too.
-            crate::volumes::delete_files(k, &made);
+            crate::host::delete_files(k, &made);
             return Err(e);
         }
     };
@@ -904,90 +892,6 @@ fn launch(
     )?;
     let _ = ctx;
     Ok((out, allocators.into_iter().collect()))
-}
-
-/// Everything an instance's output needs besides its record.
-pub struct Context {
-    pub enis: HashMap<String, EniRecord>,
-    pub volumes: Vec<crate::records::volume::VolumeRecord>,
-    pub names: HashMap<String, String>,
-    /// Why no compute driver runs instances, when none does (their state reason then says so).
-    pub null_driver: Option<String>,
-    /// How the compute driver falls short on this host (state reason code and message).
-    pub degraded: Option<(String, String)>,
-    pub eips: Vec<AddressRecord>,
-}
-
-pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Context, Fail> {
-    let ids: Vec<&str> = recs
-        .iter()
-        .flat_map(|r| r.enis.iter().map(String::as_str))
-        .collect();
-    let mut enis = HashMap::new();
-    for chunk in ids.chunks(500) {
-        let found: Vec<EniRecord> = v.list(
-            s,
-            &Query {
-                ids: Some(chunk),
-                ..Query::default()
-            },
-        )?;
-        for e in found {
-            enis.insert(e.id.clone(), e);
-        }
-    }
-    // Through each instance's list of volumes: no scan of the region's volumes.
-    let vol_ids: Vec<&str> = recs
-        .iter()
-        .flat_map(|r| r.volumes.iter().map(String::as_str))
-        .collect();
-    let mut volumes: Vec<crate::records::volume::VolumeRecord> = Vec::new();
-    for chunk in vol_ids.chunks(500) {
-        let found: Vec<crate::records::volume::VolumeRecord> = v.list(
-            s,
-            &Query {
-                ids: Some(chunk),
-                ..Query::default()
-            },
-        )?;
-        volumes.extend(found.into_iter().filter(|x| !x.attachments.is_empty()));
-    }
-    Ok(Context {
-        enis,
-        volumes,
-        names: crate::repo::eni::group_names(v, s)?,
-        eips: crate::repo::address::by_interface(v, s)?,
-        null_driver: Some(String::new()),
-        degraded: None,
-    })
-}
-
-impl Context {
-    /// The interfaces of an instance still attached to it, primary first.
-    pub fn enis_of<'a>(
-        &'a self,
-        r: &'a InstanceRecord,
-    ) -> impl Iterator<Item = &'a EniRecord> + 'a {
-        r.enis
-            .iter()
-            .filter_map(|id| self.enis.get(id))
-            .filter(move |e| e.attachment.as_ref().is_some_and(|a| a.instance_id == r.id))
-    }
-
-    /// The public address: an Elastic IP on the primary address, else the launch one.
-    pub fn public_ip(&self, r: &InstanceRecord) -> Option<String> {
-        let primary = self.enis_of(r).next()?;
-        let addr = primary.addresses.iter().find(|a| a.primary)?;
-        self.eips
-            .iter()
-            .find(|a| {
-                a.association
-                    .as_ref()
-                    .is_some_and(|x| x.eni_id == primary.id && x.private_ip == addr.addr)
-            })
-            .map(|a| a.public_ip.clone())
-            .or_else(|| r.public_ip.clone())
-    }
 }
 
 /// An instance's metadata options as the API shows them, in `state` (`applied`, or `pending`

@@ -13,7 +13,9 @@ mod describe;
 mod enis;
 mod error;
 mod firewall_sync;
+mod flows;
 mod gateways;
+mod host;
 mod idempotency;
 mod images;
 mod instance_actions;
@@ -42,9 +44,9 @@ use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2, Ec2Error, RequestContext};
 use kumo_store::{Scope, Store};
 
-pub use compute::{Compute, ImageGate, Invocation, SentCommand};
 pub use error::Fail;
 use firewall_sync::Reach;
+pub use host::{Compute, ImageGate, Invocation, SentCommand};
 /// Installs the data directory's key for tamper-evident pagination tokens.
 pub use paging::install_key as install_paging_key;
 
@@ -154,7 +156,7 @@ impl Kumo {
         instance_ids: Vec<String>,
         commands: Vec<String>,
         comment: String,
-    ) -> Result<compute::SentCommand, compute::SsmError> {
+    ) -> Result<crate::host::SentCommand, compute::SsmError> {
         compute::send_command(
             self,
             account,
@@ -172,7 +174,7 @@ impl Kumo {
         account: &str,
         command_id: &str,
         instance: &str,
-    ) -> Result<compute::Invocation, compute::SsmError> {
+    ) -> Result<crate::host::Invocation, compute::SsmError> {
         compute::command_invocation(self, account, command_id, instance)
     }
 
@@ -280,7 +282,7 @@ impl Kumo {
         region: &str,
         instance: &str,
     ) -> Result<serde_json::Value, Ec2Error> {
-        admin::guest_shutdown(self, account, region, instance)
+        compute::guest_shutdown(self, account, region, instance)
     }
 
     /// `kumo admin advance-clock`.

@@ -5,6 +5,7 @@
 
 use crate::describe::{self, Push};
 use crate::error::{rule, Fail};
+use crate::host::{delete_file, freeze_files};
 use crate::records::snapshot::SnapshotRecord;
 use crate::records::volume::VolumeRecord;
 use crate::regions::filters;
@@ -42,38 +43,6 @@ pub fn record(
     tx.insert(s, &rec)?;
     tx.update(s, v)?;
     Ok(rec)
-}
-
-/// Freezes the top layer of each recorded snapshot's volume (when `real`). Called last in the
-/// write, so nothing after it can fail.
-pub fn freeze_files(k: &Kumo, real: bool, recs: &[SnapshotRecord]) -> Result<(), Fail> {
-    if !real {
-        return Ok(());
-    }
-    // Guests whose root disk is a file the snapshot copies are paused around the copies, so
-    // that all of them are of one moment.
-    let held: Vec<&str> = recs
-        .iter()
-        .map(|r| r.volume_id.as_str())
-        .filter(|v| crate::compute::hold_root(k, v, true))
-        .collect();
-    let mut out = Ok(());
-    for rec in recs {
-        let done = k
-            .blocks
-            .snapshot(&rec.volume_id, &rec.id, rec.volume_size as u64)
-            .map_err(|e| e.to_string())
-            .and_then(|()| crate::compute::snapshot_live(k, &rec.volume_id));
-        if let Err(e) = done {
-            tracing::error!(error = %e, volume = %rec.volume_id, "cannot snapshot a volume file");
-            out = Err(Fail(Ec2Error::internal()));
-            break;
-        }
-    }
-    for v in held {
-        crate::compute::hold_root(k, v, false);
-    }
-    out
 }
 
 fn state(k: &Kumo, s: &SnapshotRecord) -> (&'static str, &'static str) {
@@ -149,7 +118,7 @@ pub fn delete(
     let id = &input.snapshot_id;
     k.store
         .write(!ctx.dry_run, |tx| {
-            if let Some(ami) = crate::amis::user_of(tx, s, id)? {
+            if let Some(ami) = crate::repo::image::user_of(tx, s, id)? {
                 return Err(Fail(Ec2Error::new(
                     "InvalidSnapshot.InUse",
                     format!("The snapshot {id} is currently in use by {ami}"),
@@ -204,13 +173,6 @@ pub fn remove(k: &Kumo, tx: &Tx, s: Scope, id: &str, real: bool) -> Result<bool,
         }
     }
     Ok(true)
-}
-
-/// Removes a deleted snapshot's file once its write has committed.
-pub fn delete_file(k: &Kumo, id: &str) {
-    if let Err(e) = k.blocks.delete(id) {
-        tracing::error!(error = %e, snapshot = %id, "cannot delete a snapshot file");
-    }
 }
 
 struct SnapView<'a>(
@@ -417,7 +379,7 @@ pub fn copy(
     // account's snapshot is standalone, as a cross-region copy is: its owner may delete it.
     let (src_owner, source) = k
         .store
-        .read(|v| crate::launch_volumes::usable_snapshot(v, src, &src_id))
+        .read(|v| crate::repo::snapshot::usable_snapshot(v, src, &src_id))
         .map_err(|f| f.0)?;
     let src_scope = kumo_store::Scope {
         account: src_owner.as_deref().unwrap_or(&ctx.account_id),

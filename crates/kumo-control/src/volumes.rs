@@ -98,7 +98,7 @@ pub fn create(
             // The caller's own snapshot, or one another account shared with it.
             let (owner, snap) = k
                 .store
-                .read(|v| crate::launch_volumes::usable_snapshot(v, s, snap_id))
+                .read(|v| crate::repo::snapshot::usable_snapshot(v, s, snap_id))
                 .map_err(|f| {
                     if f.0.code() == "InvalidSnapshot.NotFound" {
                         Ec2Error::new("InvalidSnapshot.NotFound", "Snapshot does not exist")
@@ -429,7 +429,7 @@ pub fn attach(
         .map_err(|f: Fail| f.0)
         .and_then(|out| {
             if !ctx.dry_run {
-                crate::compute::attach_live(k, ctx, &input.volume_id, &input.instance_id)?;
+                crate::host::attach_live(k, ctx, &input.volume_id, &input.instance_id)?;
             }
             Ok(out)
         })
@@ -470,7 +470,7 @@ pub fn detach(
             .ok()
             .flatten()
             .map(|i| {
-                let busy = crate::compute::volume_busy(k, &i, &input.volume_id);
+                let busy = crate::host::volume_busy(k, &i, &input.volume_id);
                 (i, busy)
             })
     };
@@ -502,7 +502,7 @@ pub fn detach(
             let busy = !force
                 && match &asked {
                     Some((i, busy)) if *i == a.instance_id => *busy,
-                    _ => crate::compute::volume_busy(k, &a.instance_id, &v.id),
+                    _ => crate::host::volume_busy(k, &a.instance_id, &v.id),
                 };
             a.state = if busy {
                 AttachState::Busy
@@ -519,7 +519,7 @@ pub fn detach(
         .map_err(|f: Fail| f.0)?;
     let (out, instance, busy) = detached;
     if !ctx.dry_run && !busy {
-        crate::compute::detach_live(k, &instance, &input.volume_id);
+        crate::host::detach_live(k, &instance, &input.volume_id);
     }
     Ok(out)
 }
@@ -665,7 +665,7 @@ pub fn modify(
         // guest's device grows) when the volume is attached live, else with qemu-img. The
         // commit above recorded the modification as an intent; if its effect cannot be made,
         // the modification is recorded as failed and the volume keeps its configuration.
-        let grown = match crate::compute::grow_live(k, &input.volume_id, size as u64) {
+        let grown = match crate::host::grow_live(k, &input.volume_id, size as u64) {
             Ok(true) => Ok(()),
             Ok(false) => k
                 .blocks
@@ -819,15 +819,6 @@ pub fn encryption_default(k: &Kumo, ctx: &RequestContext) -> Result<bool, Ec2Err
 }
 
 pub const DEFAULT_KMS_KEY: &str = crate::repo::volume::DEFAULT_KEY;
-
-/// Deletes the files of volumes whose records a committed transaction removed.
-pub fn delete_files(k: &Kumo, ids: &[String]) {
-    for id in ids {
-        if let Err(e) = k.blocks.delete(id) {
-            tracing::error!(error = %e, volume = %id, "cannot delete a volume file");
-        }
-    }
-}
 
 /// A volume's status checks: I/O is enabled on every Kumo volume (nothing impairs a local
 /// file), and I/O performance is a check only Provisioned IOPS volumes have.

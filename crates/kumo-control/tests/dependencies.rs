@@ -2,26 +2,14 @@
 //! `verify_dependencies.rs`): every `crate::…` path a module names is an edge.
 //!
 //! - `records::*` (the stored documents) use only each other;
-//! - `repo::*` (lookups) use only the records, each other and `error`;
-//! - the modules that still import each other in a cycle are exactly those listed in
-//!   [`KNOWN_CYCLE`]: a module that joins a cycle fails the test, and so does one that left
-//!   it while still listed, so the list only ever shrinks.
+//! - `repo::*` (lookups) use only the records, each other, `error` and `sharing` (who may
+//!   use a shared image or snapshot);
+//! - `host` (the port to the driver and to files) sits in no cycle;
+//! - no module imports one that imports it back, however indirectly: the layers (records,
+//!   lookups, the host port, families, flows) only point down.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-
-/// The families that still import each other (issue 12 breaks this cycle up step by step).
-const KNOWN_CYCLE: &[&str] = &[
-    "admin",
-    "amis",
-    "compute",
-    "credits",
-    "instance_actions",
-    "instances",
-    "launch_volumes",
-    "snapshots",
-    "volumes",
-];
 
 /// Module path → the modules it names.
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
@@ -155,10 +143,16 @@ fn cyclic(g: &BTreeMap<String, BTreeSet<String>>) -> BTreeSet<String> {
 #[test]
 fn records_use_only_records() {
     let g = graph();
-    assert!(g.keys().any(|m| m == "records::instance"), "the graph reads the records");
+    assert!(
+        g.keys().any(|m| m == "records::instance"),
+        "the graph reads the records"
+    );
     for (m, deps) in g.iter().filter(|(m, _)| m.starts_with("records")) {
         let bad: Vec<&String> = deps.iter().filter(|d| !d.starts_with("records")).collect();
-        assert!(bad.is_empty(), "{m} imports {bad:?}: records use only records");
+        assert!(
+            bad.is_empty(),
+            "{m} imports {bad:?}: records use only records"
+        );
     }
 }
 
@@ -168,26 +162,45 @@ fn lookups_use_only_records_and_errors() {
     for (m, deps) in g.iter().filter(|(m, _)| m.starts_with("repo")) {
         let bad: Vec<&String> = deps
             .iter()
-            .filter(|d| !(d.starts_with("records") || d.starts_with("repo") || *d == "error"))
+            .filter(|d| {
+                !(d.starts_with("records")
+                    || d.starts_with("repo")
+                    || *d == "error"
+                    || *d == "sharing")
+            })
             .collect();
-        assert!(bad.is_empty(), "{m} imports {bad:?}: lookups use only records and errors");
+        assert!(
+            bad.is_empty(),
+            "{m} imports {bad:?}: lookups use only records and errors"
+        );
     }
 }
 
 #[test]
-fn the_import_cycle_only_shrinks() {
+fn the_host_port_uses_no_family() {
+    let g = graph();
+    let bad: Vec<&String> = g["host"]
+        .iter()
+        .filter(|d| {
+            !(d.starts_with("records")
+                || d.starts_with("repo")
+                || *d == "error"
+                || *d == "instance_types")
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "host imports {bad:?}: the port uses records and lookups only"
+    );
+}
+
+#[test]
+fn no_module_imports_one_that_imports_it_back() {
     let g = graph();
     let found = cyclic(&g);
-    let known: BTreeSet<String> = KNOWN_CYCLE.iter().map(|s| s.to_string()).collect();
-    let joined: Vec<&String> = found.difference(&known).collect();
     assert!(
-        joined.is_empty(),
-        "{joined:?} now import(s) a family that imports them back: move the shared part down (records, repo)"
-    );
-    let left: Vec<&String> = known.difference(&found).collect();
-    assert!(
-        left.is_empty(),
-        "{left:?} left the cycle: take them off KNOWN_CYCLE so they stay out"
+        found.is_empty(),
+        "{found:?} import each other: move the shared part down (records, repo, host) or the workflow up (flows)"
     );
 }
 

@@ -65,3 +65,17 @@ impl ImageRecord {
             .filter_map(|m| m.ebs.as_ref()?.snapshot_id.as_deref())
     }
 }
+
+/// What launching needs to know of an image, whichever kind it is.
+#[derive(Debug, Clone)]
+pub struct ImageTraits {
+    pub architecture: String,
+    pub root_device_name: String,
+    pub root_device_type: String,
+    pub ena_support: bool,
+    pub boot_mode: String,
+    /// The volumes the image launches with.
+    pub mappings: Vec<crate::records::image::MappingRecord>,
+    /// The account holding the mappings' snapshots, when not the caller's (a shared image).
+    pub owner: Option<String>,
+}

@@ -3,12 +3,13 @@
 
 use crate::error::Fail;
 use crate::records::instance::{InstanceRecord, TERMINATED_VISIBLE_MS};
-use crate::records::net::EniRecord;
+use crate::records::net::{AddressRecord, EniRecord};
 use crate::Kumo;
 use kumo_ec2_wire::shapes::InstanceTypeInfo;
 use kumo_ec2_wire::Ec2Error;
 use kumo_model::lifecycle::State;
 use kumo_store::{Query, Read, Scope};
+use std::collections::HashMap;
 
 pub fn not_found(ids: &[&str]) -> Ec2Error {
     if ids.len() == 1 {
@@ -135,5 +136,89 @@ pub fn public_dns(region: &str, ip: &str) -> String {
         format!("ec2-{d}.compute-1.amazonaws.com")
     } else {
         format!("ec2-{d}.{region}.compute.amazonaws.com")
+    }
+}
+
+/// Everything an instance's output needs besides its record.
+pub struct Context {
+    pub enis: HashMap<String, EniRecord>,
+    pub volumes: Vec<crate::records::volume::VolumeRecord>,
+    pub names: HashMap<String, String>,
+    /// Why no compute driver runs instances, when none does (their state reason then says so).
+    pub null_driver: Option<String>,
+    /// How the compute driver falls short on this host (state reason code and message).
+    pub degraded: Option<(String, String)>,
+    pub eips: Vec<AddressRecord>,
+}
+
+pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Context, Fail> {
+    let ids: Vec<&str> = recs
+        .iter()
+        .flat_map(|r| r.enis.iter().map(String::as_str))
+        .collect();
+    let mut enis = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let found: Vec<EniRecord> = v.list(
+            s,
+            &Query {
+                ids: Some(chunk),
+                ..Query::default()
+            },
+        )?;
+        for e in found {
+            enis.insert(e.id.clone(), e);
+        }
+    }
+    // Through each instance's list of volumes: no scan of the region's volumes.
+    let vol_ids: Vec<&str> = recs
+        .iter()
+        .flat_map(|r| r.volumes.iter().map(String::as_str))
+        .collect();
+    let mut volumes: Vec<crate::records::volume::VolumeRecord> = Vec::new();
+    for chunk in vol_ids.chunks(500) {
+        let found: Vec<crate::records::volume::VolumeRecord> = v.list(
+            s,
+            &Query {
+                ids: Some(chunk),
+                ..Query::default()
+            },
+        )?;
+        volumes.extend(found.into_iter().filter(|x| !x.attachments.is_empty()));
+    }
+    Ok(Context {
+        enis,
+        volumes,
+        names: crate::repo::eni::group_names(v, s)?,
+        eips: crate::repo::address::by_interface(v, s)?,
+        null_driver: Some(String::new()),
+        degraded: None,
+    })
+}
+
+impl Context {
+    /// The interfaces of an instance still attached to it, primary first.
+    pub fn enis_of<'a>(
+        &'a self,
+        r: &'a InstanceRecord,
+    ) -> impl Iterator<Item = &'a EniRecord> + 'a {
+        r.enis
+            .iter()
+            .filter_map(|id| self.enis.get(id))
+            .filter(move |e| e.attachment.as_ref().is_some_and(|a| a.instance_id == r.id))
+    }
+
+    /// The public address: an Elastic IP on the primary address, else the launch one.
+    pub fn public_ip(&self, r: &InstanceRecord) -> Option<String> {
+        let primary = self.enis_of(r).next()?;
+        let addr = primary.addresses.iter().find(|a| a.primary)?;
+        self.eips
+            .iter()
+            .find(|a| {
+                a.association
+                    .as_ref()
+                    .is_some_and(|x| x.eni_id == primary.id && x.private_ip == addr.addr)
+            })
+            .map(|a| a.public_ip.clone())
+            .or_else(|| r.public_ip.clone())
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod address;
 pub mod eni;
+pub mod image;
 pub mod instance;
 pub mod snapshot;
 pub mod volume;

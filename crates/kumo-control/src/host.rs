@@ -1,0 +1,314 @@
+//! The port to the compute driver and to volume files: it performs effects and never
+//! decides a state. What the control plane holds of its driver ([`Compute`]: the driver,
+//! the base image's gate, the boot queue, the guests' owners, sent commands, CPU readings),
+//! and the calls that reach a running guest (attach, detach, grow, snapshot, halt) or a
+//! volume's file (delete). Without a driver (the null driver) each is a no-op.
+
+use crate::error::Fail;
+use crate::records::instance::InstanceRecord;
+use crate::records::snapshot::SnapshotRecord;
+use crate::Kumo;
+use kumo_compute::Driver;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_store::Read;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Instances to boot: (account, region, instance ids).
+pub type BootOrder = (String, String, Vec<String>);
+
+/// Whether the base image is there to boot: built before the server started, or being built
+/// at first start (`kumo serve` on a host without one). Until it is ready, launched and
+/// started instances wait, `pending`, in the boot queue.
+#[derive(Default)]
+pub struct ImageGate {
+    state: std::sync::Mutex<Option<Result<(), String>>>,
+    changed: std::sync::Condvar,
+}
+
+impl ImageGate {
+    /// A gate for an image that is already built.
+    pub fn ready() -> Arc<ImageGate> {
+        let g = ImageGate::default();
+        *g.lock() = Some(Ok(()));
+        Arc::new(g)
+    }
+
+    /// A gate for an image still being built.
+    pub fn building() -> Arc<ImageGate> {
+        Arc::new(ImageGate::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Result<(), String>>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The build's outcome: instances waiting for it boot (or, after a failure, fail to).
+    pub fn finish(&self, outcome: Result<(), String>) {
+        *self.lock() = Some(outcome);
+        self.changed.notify_all();
+    }
+
+    /// Whether the image is built.
+    pub fn is_ready(&self) -> bool {
+        matches!(*self.lock(), Some(Ok(())))
+    }
+
+    /// Waits until the build has finished, however it ended.
+    pub fn wait(&self) {
+        let mut g = self.lock();
+        while g.is_none() {
+            g = self.changed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+/// A driver and the base image it boots.
+pub struct Compute {
+    pub driver: Arc<dyn Driver>,
+    /// The root file system of the base image (`kumo image build`).
+    pub image_root: PathBuf,
+    /// Whether that image is built yet.
+    pub image: Arc<ImageGate>,
+    /// The account and region of each instance booted, to act on what its guest does.
+    pub(crate) owners: std::sync::Mutex<std::collections::HashMap<String, (String, String)>>,
+    /// Launches whose guests are to boot: (account, region, instance ids), taken by the
+    /// server's boot thread (see [`Kumo::boot_queue`]).
+    pub(crate) boots: std::sync::Mutex<Option<std::sync::mpsc::Sender<BootOrder>>>,
+    pub(crate) boot_queue: std::sync::Mutex<Option<std::sync::mpsc::Receiver<BootOrder>>>,
+    /// Commands sent to guests' agents (SSM SendCommand), by command id.
+    pub(crate) commands: std::sync::Mutex<std::collections::HashMap<String, SentCommand>>,
+    /// Each burstable instance's last CPU reading (ns used, when) and whether it is capped.
+    pub(crate) cpu:
+        std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant, bool)>>,
+}
+
+impl Compute {
+    /// A driver whose base image is built.
+    pub fn new(driver: Arc<dyn Driver>, image_root: PathBuf) -> Compute {
+        Compute::with_image(driver, image_root, ImageGate::ready())
+    }
+
+    /// A driver whose base image becomes ready when `image` says so.
+    pub fn with_image(
+        driver: Arc<dyn Driver>,
+        image_root: PathBuf,
+        image: Arc<ImageGate>,
+    ) -> Compute {
+        let (tx, rx) = std::sync::mpsc::channel();
+        Compute {
+            boots: std::sync::Mutex::new(Some(tx)),
+            boot_queue: std::sync::Mutex::new(Some(rx)),
+            driver,
+            image_root,
+            image,
+            owners: Default::default(),
+            commands: Default::default(),
+            cpu: Default::default(),
+        }
+    }
+}
+
+/// The device a data volume gets in an instance: on Nitro types an NVMe name the driver picks
+/// (empty here), with the attachment's name as a link; on Xen types `xvdX` for `sdX`.
+pub(crate) fn volume_spec(
+    k: &Kumo,
+    r: &InstanceRecord,
+    volume_id: &str,
+    attached_as: &str,
+) -> kumo_compute::VolumeSpec {
+    let nitro = crate::instance_types::find(&r.instance_type)
+        .and_then(|i| i.hypervisor.as_deref())
+        .is_none_or(|h| h == "nitro");
+    let name = attached_as.trim_start_matches("/dev/");
+    let xen = format!(
+        "/dev/xvd{}",
+        name.trim_start_matches("sd").trim_start_matches("xvd")
+    );
+    let (device, alias) = if nitro {
+        (String::new(), Some(format!("/dev/{name}")))
+    } else {
+        let alias = (format!("/dev/{name}") != xen).then(|| format!("/dev/{name}"));
+        (xen, alias)
+    };
+    kumo_compute::VolumeSpec {
+        volume_id: volume_id.to_string(),
+        file: k.blocks.path(volume_id),
+        device,
+        alias,
+    }
+}
+
+/// After AttachVolume committed: the volume appears in the running guest. If it cannot, the
+/// attachment is taken back and the call fails, rather than reporting a volume the guest
+/// does not have.
+pub fn attach_live(
+    k: &Kumo,
+    ctx: &RequestContext,
+    volume_id: &str,
+    instance: &str,
+) -> Result<(), Ec2Error> {
+    let Some(cm) = &k.compute else { return Ok(()) };
+    if !cm.driver.is_running(instance) {
+        return Ok(());
+    }
+    let s = crate::scope(ctx);
+    let found = k.store.read(|v| {
+        let r: Option<InstanceRecord> = v.get(s, instance)?;
+        let vol: Option<crate::records::volume::VolumeRecord> = v.get(s, volume_id)?;
+        Ok::<_, Fail>(r.zip(vol))
+    });
+    let Ok(Some((r, vol))) = found else {
+        return Ok(());
+    };
+    let Some(a) = vol.attachments.iter().find(|a| a.instance_id == instance) else {
+        return Ok(());
+    };
+    let spec = volume_spec(k, &r, volume_id, &a.device);
+    if let Err(e) = cm.driver.attach_volume(instance, &spec) {
+        tracing::error!(instance, volume = volume_id, error = %e, "cannot attach the volume to the guest; undoing the attachment");
+        let _ = k.store.write(true, |tx| {
+            if let Some(mut v) = tx.get::<crate::records::volume::VolumeRecord>(s, volume_id)? {
+                v.attachments.retain(|a| a.instance_id != instance);
+                tx.update(s, &v)?;
+            }
+            Ok::<_, Fail>(())
+        });
+        return Err(Ec2Error::internal());
+    }
+    Ok(())
+}
+
+pub fn volume_busy(k: &Kumo, instance: &str, volume_id: &str) -> bool {
+    k.compute
+        .as_ref()
+        .is_some_and(|cm| cm.driver.volume_busy(instance, volume_id))
+}
+
+pub fn detach_live(k: &Kumo, instance: &str, volume_id: &str) {
+    let Some(cm) = &k.compute else { return };
+    if let Err(e) = cm.driver.detach_volume(instance, volume_id) {
+        tracing::error!(instance, volume = volume_id, error = %e, "cannot detach the volume from the guest");
+    }
+}
+
+/// Grows a volume attached to a running guest; false when none has it.
+pub fn grow_live(k: &Kumo, volume_id: &str, size_gib: u64) -> Result<bool, String> {
+    let Some(cm) = &k.compute else {
+        return Ok(false);
+    };
+    cm.driver
+        .grow_volume(volume_id, size_gib << 30)
+        .map_err(|e| crate::error::chain(&e))
+}
+
+/// Pauses or resumes the guest whose root disk is this volume's file (see
+/// [`kumo_compute::Driver::hold_root`]); true when one was.
+pub fn hold_root(k: &Kumo, volume_id: &str, pause: bool) -> bool {
+    let Some(cm) = &k.compute else { return false };
+    match cm.driver.hold_root(volume_id, pause) {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(volume = volume_id, pause, error = %e, "cannot pause or resume the guest around a snapshot");
+            false
+        }
+    }
+}
+
+/// After a live volume's file was frozen as a snapshot: the guest writes to the new overlay.
+pub fn snapshot_live(k: &Kumo, volume_id: &str) -> Result<(), String> {
+    let Some(cm) = &k.compute else { return Ok(()) };
+    cm.driver
+        .volume_snapshotted(volume_id)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Shuts a running guest down cleanly for CreateImage; true when it did (and must boot again).
+pub fn halt_for_image(k: &Kumo, instance: &str) -> bool {
+    let Some(cm) = &k.compute else { return false };
+    if !cm.driver.is_running(instance) {
+        return false;
+    }
+    match cm.driver.stop(instance, false) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(instance, error = %e, "cannot shut the guest down for its image");
+            false
+        }
+    }
+}
+
+/// Whether the driver holds an instance at its baseline (out of CPU credits).
+pub fn capped(k: &Kumo, id: &str) -> Option<bool> {
+    let cm = k.compute.as_ref()?;
+    let cpu = cm.cpu.lock().unwrap_or_else(|p| p.into_inner());
+    Some(cpu.get(id).is_some_and(|c| c.2))
+}
+
+/// A command sent with SSM SendCommand.
+#[derive(Debug, Clone)]
+pub struct SentCommand {
+    pub id: String,
+    pub account: String,
+    pub instances: Vec<String>,
+    pub commands: Vec<String>,
+    pub comment: String,
+    pub requested_ms: i64,
+}
+
+/// One instance's run of a sent command.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub command: SentCommand,
+    pub instance: String,
+    pub result: kumo_compute::CommandResult,
+}
+
+/// Deletes the files of volumes whose records a committed transaction removed.
+pub fn delete_files(k: &Kumo, ids: &[String]) {
+    for id in ids {
+        if let Err(e) = k.blocks.delete(id) {
+            tracing::error!(error = %e, volume = %id, "cannot delete a volume file");
+        }
+    }
+}
+
+/// Removes a deleted snapshot's file once its write has committed.
+pub fn delete_file(k: &Kumo, id: &str) {
+    if let Err(e) = k.blocks.delete(id) {
+        tracing::error!(error = %e, snapshot = %id, "cannot delete a snapshot file");
+    }
+}
+
+/// Freezes the top layer of each recorded snapshot's volume (when `real`). Called last in the
+/// write, so nothing after it can fail.
+pub fn freeze_files(k: &Kumo, real: bool, recs: &[SnapshotRecord]) -> Result<(), Fail> {
+    if !real {
+        return Ok(());
+    }
+    // Guests whose root disk is a file the snapshot copies are paused around the copies, so
+    // that all of them are of one moment.
+    let held: Vec<&str> = recs
+        .iter()
+        .map(|r| r.volume_id.as_str())
+        .filter(|v| crate::host::hold_root(k, v, true))
+        .collect();
+    let mut out = Ok(());
+    for rec in recs {
+        let done = k
+            .blocks
+            .snapshot(&rec.volume_id, &rec.id, rec.volume_size as u64)
+            .map_err(|e| e.to_string())
+            .and_then(|()| crate::host::snapshot_live(k, &rec.volume_id));
+        if let Err(e) = done {
+            tracing::error!(error = %e, volume = %rec.volume_id, "cannot snapshot a volume file");
+            out = Err(Fail(Ec2Error::internal()));
+            break;
+        }
+    }
+    for v in held {
+        crate::host::hold_root(k, v, false);
+    }
+    out
+}
