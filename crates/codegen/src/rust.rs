@@ -400,6 +400,11 @@ fn operations(plan: &Plan, allow: &[&str]) -> Result<String, String> {
     );
     o.push_str("/// implementation overrides exactly what it serves.\n");
     o.push_str("pub trait Ec2: Send + Sync {\n");
+    o.push_str(
+        "    /// Runs once per request, after its input decoded and before its operation: what\n",
+    );
+    o.push_str("    /// every operation of the caller's account and region needs first.\n");
+    o.push_str("    fn prepare(&self, ctx: &RequestContext) -> Result<(), Ec2Error> {\n        let _ = ctx;\n        Ok(())\n    }\n");
     for op in allow {
         let def = &plan.model.operations[*op];
         let input = def
@@ -459,6 +464,7 @@ fn operations(plan: &Plan, allow: &[&str]) -> Result<String, String> {
                 .unwrap();
             }
         }
+        o.push_str("            svc.prepare(ctx)?;\n");
         let call = format!("svc.{}(ctx, input)?", snake(op));
         if def.output.is_some() {
             writeln!(o, "            let output = {call};").unwrap();

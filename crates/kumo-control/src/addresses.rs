@@ -2,7 +2,6 @@
 //! private address, disassociate, release.
 
 use crate::error::{rule, Fail};
-use crate::network::NetState;
 use crate::records::net::*;
 use crate::regions::filters;
 use crate::scope;
@@ -99,11 +98,9 @@ pub fn release_public_ip(tx: &Tx, ip: &str) -> Result<(), Fail> {
 
 pub fn allocate(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: AllocateAddressRequest,
 ) -> Result<AllocateAddressResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     if input.address.is_some()
         || input.customer_owned_ipv4_pool.is_some()
         || input.ipam_pool_id.is_some()
@@ -217,11 +214,9 @@ pub fn associate_in(
 
 pub fn associate(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: AssociateAddressRequest,
 ) -> Result<AssociateAddressResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     let id = store
         .write(!ctx.dry_run, |tx| {
@@ -300,11 +295,9 @@ pub fn associate(
 
 pub fn disassociate(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DisassociateAddressRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {
@@ -337,11 +330,9 @@ pub fn disassociate(
 
 pub fn release(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: ReleaseAddressRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     if input.allocation_id.is_none() && input.public_ip.is_some() {
         return Err(Ec2Error::invalid_value(
             "You must specify an allocation id when releasing a VPC elastic IP address",
@@ -395,11 +386,9 @@ impl Filterable for AddressView<'_> {
 
 pub fn describe(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeAddressesRequest,
 ) -> Result<DescribeAddressesResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let allowed = &[
         "allocation-id",
         "association-id",

@@ -169,7 +169,6 @@ pub fn register(
     ctx: &RequestContext,
     input: RegisterImageRequest,
 ) -> Result<RegisterImageResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     check_name(&input.name)?;
     if input.image_location.is_some() {
         return Err(Ec2Error::new(
@@ -269,7 +268,6 @@ pub fn deregister(
     ctx: &RequestContext,
     input: DeregisterImageRequest,
 ) -> Result<DeregisterImageResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let id = &input.image_id;
     if kumo_model::ids::resource_type(id) != Some("image") {
         return Err(image_malformed(id));
@@ -414,7 +412,6 @@ pub fn create_from_instance(
     ctx: &RequestContext,
     input: CreateImageRequest,
 ) -> Result<CreateImageResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     check_name(&input.name)?;
     if input
         .snapshot_location
@@ -556,7 +553,6 @@ pub fn copy(
     ctx: &RequestContext,
     input: CopyImageRequest,
 ) -> Result<CopyImageResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     check_name(&input.name)?;
     let src_region = input.source_region.clone();
     if kumo_model::regions::get(&src_region).is_none() {

@@ -136,7 +136,6 @@ pub fn modify_instances(
     ctx: &RequestContext,
     input: ModifyInstanceCreditSpecificationRequest,
 ) -> Result<ModifyInstanceCreditSpecificationResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
     let now = k.now_ms();
     let (ok, failed) = k
@@ -211,7 +210,6 @@ pub fn describe_instances(
     ctx: &RequestContext,
     input: DescribeInstanceCreditSpecificationsRequest,
 ) -> Result<DescribeInstanceCreditSpecificationsResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let fs = Filters::compile(&filters(input.filters), &["instance-id"], false).map_err(rule)?;
     let limit = paging::max_results(input.max_results, 5, 1000)?;
     let after = paging::cursor(

@@ -260,7 +260,6 @@ pub fn create(
     ctx: &RequestContext,
     input: CreateNetworkInterfaceRequest,
 ) -> Result<CreateNetworkInterfaceResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let listed = input.private_ip_addresses.clone().unwrap_or_default();
     combination(
         !listed.is_empty(),
@@ -373,7 +372,6 @@ pub fn delete(
     ctx: &RequestContext,
     input: DeleteNetworkInterfaceRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     store
         .write_then(
@@ -659,11 +657,9 @@ const ENI_FILTERS: &[&str] = &[
 
 pub fn describe(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeNetworkInterfacesRequest,
 ) -> Result<DescribeNetworkInterfacesResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let fs = Filters::compile(&filters(input.filters), ENI_FILTERS, true).map_err(rule)?;
     let ids = input.network_interface_ids.unwrap_or_default();
     if !ids.is_empty() && input.max_results.is_some() {
@@ -741,7 +737,6 @@ pub fn assign(
     ctx: &RequestContext,
     input: AssignPrivateIpAddressesRequest,
 ) -> Result<AssignPrivateIpAddressesResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let listed = input.private_ip_addresses.clone().unwrap_or_default();
     let prefixes_listed = input.ipv4_prefixes.clone().unwrap_or_default();
     combination(
@@ -876,7 +871,6 @@ pub fn unassign(
     ctx: &RequestContext,
     input: UnassignPrivateIpAddressesRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let addrs = input.private_ip_addresses.clone().unwrap_or_default();
     let prefixes = input.ipv4_prefixes.clone().unwrap_or_default();
     if addrs.is_empty() && prefixes.is_empty() {
@@ -940,11 +934,9 @@ pub fn unassign(
 
 pub fn modify_attribute(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: ModifyNetworkInterfaceAttributeRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let description = input
         .description
         .as_ref()
@@ -1006,11 +998,9 @@ pub fn modify_attribute(
 
 pub fn describe_attribute(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeNetworkInterfaceAttributeRequest,
 ) -> Result<DescribeNetworkInterfaceAttributeResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     let (eni, names) = store
         .read(|v| {

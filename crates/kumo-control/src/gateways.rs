@@ -2,7 +2,6 @@
 
 use crate::describe::{self, Push};
 use crate::error::{rule, Fail};
-use crate::network::NetState;
 use crate::records::net::*;
 use crate::regions::filters;
 use crate::scope;
@@ -44,11 +43,9 @@ fn wire_igw(ctx: &RequestContext, t: &Tagged<InternetGatewayRecord>) -> Internet
 
 pub fn create_igw(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: CreateInternetGatewayRequest,
 ) -> Result<CreateInternetGatewayResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let tag_list = tags::from_specifications(input.tag_specifications, "internet-gateway")?;
     let s = scope(ctx);
     let rec = store
@@ -75,11 +72,9 @@ pub fn create_igw(
 
 pub fn delete_igw(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DeleteInternetGatewayRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {
@@ -101,11 +96,9 @@ pub fn delete_igw(
 
 pub fn attach_igw(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: AttachInternetGatewayRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {
@@ -139,11 +132,9 @@ pub fn attach_igw(
 
 pub fn detach_igw(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DetachInternetGatewayRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {
@@ -193,11 +184,9 @@ impl Filterable for IgwView<'_> {
 
 pub fn describe_igws(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeInternetGatewaysRequest,
 ) -> Result<DescribeInternetGatewaysResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let fs = Filters::compile(
         &filters(input.filters),
         &[
@@ -387,11 +376,9 @@ const RTB_FILTERS: &[&str] = &[
 
 pub fn describe_route_tables(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeRouteTablesRequest,
 ) -> Result<DescribeRouteTablesResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let fs = Filters::compile(&filters(input.filters), RTB_FILTERS, true).map_err(rule)?;
     let ids = input.route_table_ids.unwrap_or_default();
     let req = describe::Request {
@@ -494,11 +481,9 @@ impl Filterable for AclView<'_> {
 
 pub fn describe_network_acls(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeNetworkAclsRequest,
 ) -> Result<DescribeNetworkAclsResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let allowed = &[
         "association.association-id",
         "association.network-acl-id",
@@ -576,11 +561,9 @@ impl Filterable for DoptView<'_> {
 
 pub fn describe_dhcp_options(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeDhcpOptionsRequest,
 ) -> Result<DescribeDhcpOptionsResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let fs = Filters::compile(
         &filters(input.filters),
         &["dhcp-options-id", "key", "value", "owner-id"],

@@ -174,7 +174,6 @@ pub fn start(
     ctx: &RequestContext,
     input: StartInstancesRequest,
 ) -> Result<StartInstancesResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let changes = act(k, ctx, &input.instance_ids, Action::Start, false, false)?;
     Ok(StartInstancesResult {
         starting_instances: Some(changes),
@@ -186,7 +185,6 @@ pub fn stop(
     ctx: &RequestContext,
     input: StopInstancesRequest,
 ) -> Result<StopInstancesResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     if input.hibernate == Some(true) {
         let s = scope(ctx);
         let recs = k
@@ -218,7 +216,6 @@ pub fn reboot(
     ctx: &RequestContext,
     input: RebootInstancesRequest,
 ) -> Result<(), Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     act(k, ctx, &input.instance_ids, Action::Reboot, false, false).map(|_| ())
 }
 
@@ -227,7 +224,6 @@ pub fn terminate(
     ctx: &RequestContext,
     input: TerminateInstancesRequest,
 ) -> Result<TerminateInstancesResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let changes = act(k, ctx, &input.instance_ids, Action::Terminate, false, false)?;
     Ok(TerminateInstancesResult {
         terminating_instances: Some(changes),
@@ -250,7 +246,6 @@ pub fn modify_attribute(
     ctx: &RequestContext,
     input: ModifyInstanceAttributeRequest,
 ) -> Result<(), Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     // The attribute comes either named (`Attribute` + `Value`) or as its own parameter.
     let named = |a: &str| input.attribute.as_deref() == Some(a);
     let value = input.value.clone();
@@ -443,7 +438,6 @@ pub fn modify_metadata_options(
     ctx: &RequestContext,
     input: ModifyInstanceMetadataOptionsRequest,
 ) -> Result<ModifyInstanceMetadataOptionsResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     instances::check_hop_limit(input.http_put_response_hop_limit)?;
     if input.http_protocol_ipv6.as_deref() == Some("enabled") {
         return Err(Ec2Error::new(
@@ -483,7 +477,6 @@ pub fn describe_attribute(
     ctx: &RequestContext,
     input: DescribeInstanceAttributeRequest,
 ) -> Result<InstanceAttribute, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
     let (r, primary, names, vols) = k
         .store
@@ -565,7 +558,6 @@ pub fn reset_attribute(
     ctx: &RequestContext,
     input: ResetInstanceAttributeRequest,
 ) -> Result<(), Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
     match input.attribute.as_str() {
         "sourceDestCheck" => k
@@ -614,7 +606,6 @@ pub fn describe_status(
     ctx: &RequestContext,
     input: DescribeInstanceStatusRequest,
 ) -> Result<DescribeInstanceStatusResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let allowed = &[
         "availability-zone",
         "event.code",
@@ -738,7 +729,6 @@ pub fn attach_interface(
     ctx: &RequestContext,
     input: AttachNetworkInterfaceRequest,
 ) -> Result<AttachNetworkInterfaceResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
     let now = k.now_ms();
     let id = k
@@ -814,7 +804,6 @@ pub fn detach_interface(
     ctx: &RequestContext,
     input: DetachNetworkInterfaceRequest,
 ) -> Result<(), Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
     k.store
         .write(!ctx.dry_run, |tx| {

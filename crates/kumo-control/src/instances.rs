@@ -381,7 +381,6 @@ pub fn run(
     ctx: &RequestContext,
     input: RunInstancesRequest,
 ) -> Result<Reservation, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     if input.max_count < 1 {
         return Err(Ec2Error::invalid_value(
             "Maximum instance count must be greater than zero",
@@ -1514,7 +1513,6 @@ pub fn describe(
     ctx: &RequestContext,
     input: DescribeInstancesRequest,
 ) -> Result<DescribeInstancesResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let fs = Filters::compile(&filters(input.filters), INSTANCE_FILTERS, true).map_err(rule)?;
     let ids = input.instance_ids.unwrap_or_default();
     if !ids.is_empty() && input.max_results.is_some() {

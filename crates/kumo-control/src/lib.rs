@@ -325,6 +325,12 @@ fn scope(ctx: &RequestContext) -> Scope<'_> {
 }
 
 impl Ec2 for Kumo {
+    /// Every account has its default VPC in every region from its first request on, as on
+    /// AWS: made here, once per request, not by each operation.
+    fn prepare(&self, ctx: &RequestContext) -> Result<(), Ec2Error> {
+        self.net.ensure_default(&self.store, ctx)
+    }
+
     fn describe_regions(
         &self,
         ctx: &RequestContext,
@@ -410,11 +416,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: CreateVpcRequest,
     ) -> Result<CreateVpcResult, Ec2Error> {
-        vpcs::create_vpc(&self.store, &self.net, ctx, input)
+        vpcs::create_vpc(&self.store, ctx, input)
     }
 
     fn delete_vpc(&self, ctx: &RequestContext, input: DeleteVpcRequest) -> Result<(), Ec2Error> {
-        vpcs::delete_vpc(&self.store, &self.net, ctx, input)
+        vpcs::delete_vpc(&self.store, ctx, input)
     }
 
     fn describe_vpcs(
@@ -422,7 +428,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeVpcsRequest,
     ) -> Result<DescribeVpcsResult, Ec2Error> {
-        vpcs::describe_vpcs(&self.store, &self.net, ctx, input)
+        vpcs::describe_vpcs(&self.store, ctx, input)
     }
 
     fn modify_vpc_attribute(
@@ -430,7 +436,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ModifyVpcAttributeRequest,
     ) -> Result<(), Ec2Error> {
-        vpcs::modify_vpc_attribute(&self.store, &self.net, ctx, input)
+        vpcs::modify_vpc_attribute(&self.store, ctx, input)
     }
 
     fn describe_vpc_attribute(
@@ -438,7 +444,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeVpcAttributeRequest,
     ) -> Result<DescribeVpcAttributeResult, Ec2Error> {
-        vpcs::describe_vpc_attribute(&self.store, &self.net, ctx, input)
+        vpcs::describe_vpc_attribute(&self.store, ctx, input)
     }
 
     fn associate_vpc_cidr_block(
@@ -446,7 +452,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AssociateVpcCidrBlockRequest,
     ) -> Result<AssociateVpcCidrBlockResult, Ec2Error> {
-        vpcs::associate_vpc_cidr_block(&self.store, &self.net, ctx, input)
+        vpcs::associate_vpc_cidr_block(&self.store, ctx, input)
     }
 
     fn disassociate_vpc_cidr_block(
@@ -454,7 +460,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DisassociateVpcCidrBlockRequest,
     ) -> Result<DisassociateVpcCidrBlockResult, Ec2Error> {
-        vpcs::disassociate_vpc_cidr_block(&self.store, &self.net, ctx, input)
+        vpcs::disassociate_vpc_cidr_block(&self.store, ctx, input)
     }
 
     fn create_subnet(
@@ -462,7 +468,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: CreateSubnetRequest,
     ) -> Result<CreateSubnetResult, Ec2Error> {
-        subnets::create_subnet(&self.store, &self.net, ctx, input)
+        subnets::create_subnet(&self.store, ctx, input)
     }
 
     fn create_default_subnet(
@@ -470,7 +476,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: CreateDefaultSubnetRequest,
     ) -> Result<CreateDefaultSubnetResult, Ec2Error> {
-        subnets::create_default_subnet(&self.store, &self.net, ctx, input)
+        subnets::create_default_subnet(&self.store, ctx, input)
     }
 
     fn delete_subnet(
@@ -486,7 +492,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeSubnetsRequest,
     ) -> Result<DescribeSubnetsResult, Ec2Error> {
-        subnets::describe_subnets(&self.store, &self.net, ctx, input)
+        subnets::describe_subnets(&self.store, ctx, input)
     }
 
     fn modify_subnet_attribute(
@@ -494,7 +500,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ModifySubnetAttributeRequest,
     ) -> Result<(), Ec2Error> {
-        subnets::modify_subnet_attribute(&self.store, &self.net, ctx, input)
+        subnets::modify_subnet_attribute(&self.store, ctx, input)
     }
 
     fn create_subnet_cidr_reservation(
@@ -510,7 +516,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: GetSubnetCidrReservationsRequest,
     ) -> Result<GetSubnetCidrReservationsResult, Ec2Error> {
-        subnets::get_reservations(&self.store, &self.net, ctx, input)
+        subnets::get_reservations(&self.store, ctx, input)
     }
 
     fn delete_subnet_cidr_reservation(
@@ -542,7 +548,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeNetworkInterfacesRequest,
     ) -> Result<DescribeNetworkInterfacesResult, Ec2Error> {
-        enis::describe(&self.store, &self.net, ctx, input)
+        enis::describe(&self.store, ctx, input)
     }
 
     fn assign_private_ip_addresses(
@@ -567,7 +573,7 @@ impl Ec2 for Kumo {
         input: ModifyNetworkInterfaceAttributeRequest,
     ) -> Result<(), Ec2Error> {
         let eni = input.network_interface_id.clone();
-        let out = enis::modify_attribute(&self.store, &self.net, ctx, input);
+        let out = enis::modify_attribute(&self.store, ctx, input);
         if out.is_ok() && !ctx.dry_run {
             self.sync_firewall(ctx, compute::reach_of_eni(self, ctx, &eni));
         }
@@ -579,7 +585,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeNetworkInterfaceAttributeRequest,
     ) -> Result<DescribeNetworkInterfaceAttributeResult, Ec2Error> {
-        enis::describe_attribute(&self.store, &self.net, ctx, input)
+        enis::describe_attribute(&self.store, ctx, input)
     }
 
     fn create_security_group(
@@ -587,7 +593,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: CreateSecurityGroupRequest,
     ) -> Result<CreateSecurityGroupResult, Ec2Error> {
-        security_groups::create(&self.store, &self.net, ctx, input)
+        security_groups::create(&self.store, ctx, input)
     }
 
     fn delete_security_group(
@@ -595,7 +601,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DeleteSecurityGroupRequest,
     ) -> Result<DeleteSecurityGroupResult, Ec2Error> {
-        security_groups::delete(&self.store, &self.net, ctx, input)
+        security_groups::delete(&self.store, ctx, input)
     }
 
     fn describe_security_groups(
@@ -603,7 +609,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeSecurityGroupsRequest,
     ) -> Result<DescribeSecurityGroupsResult, Ec2Error> {
-        security_groups::describe_groups(&self.store, &self.net, ctx, input)
+        security_groups::describe_groups(&self.store, ctx, input)
     }
 
     fn describe_security_group_rules(
@@ -611,7 +617,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeSecurityGroupRulesRequest,
     ) -> Result<DescribeSecurityGroupRulesResult, Ec2Error> {
-        security_groups::describe_rules(&self.store, &self.net, ctx, input)
+        security_groups::describe_rules(&self.store, ctx, input)
     }
 
     fn authorize_security_group_ingress(
@@ -620,7 +626,7 @@ impl Ec2 for Kumo {
         input: AuthorizeSecurityGroupIngressRequest,
     ) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
         let (id, name) = (input.group_id.clone(), input.group_name.clone());
-        let out = security_groups::authorize_ingress(&self.store, &self.net, ctx, input);
+        let out = security_groups::authorize_ingress(&self.store, ctx, input);
         if out.is_ok() && !ctx.dry_run {
             self.sync_group(ctx, id.as_deref(), name.as_deref());
         }
@@ -633,7 +639,7 @@ impl Ec2 for Kumo {
         input: AuthorizeSecurityGroupEgressRequest,
     ) -> Result<AuthorizeSecurityGroupEgressResult, Ec2Error> {
         let (id, name) = (Some(input.group_id.clone()), None::<String>);
-        let out = security_groups::authorize_egress(&self.store, &self.net, ctx, input);
+        let out = security_groups::authorize_egress(&self.store, ctx, input);
         if out.is_ok() && !ctx.dry_run {
             self.sync_group(ctx, id.as_deref(), name.as_deref());
         }
@@ -646,7 +652,7 @@ impl Ec2 for Kumo {
         input: RevokeSecurityGroupIngressRequest,
     ) -> Result<RevokeSecurityGroupIngressResult, Ec2Error> {
         let (id, name) = (input.group_id.clone(), input.group_name.clone());
-        let out = security_groups::revoke_ingress(&self.store, &self.net, ctx, input);
+        let out = security_groups::revoke_ingress(&self.store, ctx, input);
         if out.is_ok() && !ctx.dry_run {
             self.sync_group(ctx, id.as_deref(), name.as_deref());
         }
@@ -659,7 +665,7 @@ impl Ec2 for Kumo {
         input: RevokeSecurityGroupEgressRequest,
     ) -> Result<RevokeSecurityGroupEgressResult, Ec2Error> {
         let (id, name) = (Some(input.group_id.clone()), None::<String>);
-        let out = security_groups::revoke_egress(&self.store, &self.net, ctx, input);
+        let out = security_groups::revoke_egress(&self.store, ctx, input);
         if out.is_ok() && !ctx.dry_run {
             self.sync_group(ctx, id.as_deref(), name.as_deref());
         }
@@ -671,7 +677,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: CreateInternetGatewayRequest,
     ) -> Result<CreateInternetGatewayResult, Ec2Error> {
-        gateways::create_igw(&self.store, &self.net, ctx, input)
+        gateways::create_igw(&self.store, ctx, input)
     }
 
     fn delete_internet_gateway(
@@ -679,7 +685,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DeleteInternetGatewayRequest,
     ) -> Result<(), Ec2Error> {
-        gateways::delete_igw(&self.store, &self.net, ctx, input)
+        gateways::delete_igw(&self.store, ctx, input)
     }
 
     fn attach_internet_gateway(
@@ -687,7 +693,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AttachInternetGatewayRequest,
     ) -> Result<(), Ec2Error> {
-        gateways::attach_igw(&self.store, &self.net, ctx, input)
+        gateways::attach_igw(&self.store, ctx, input)
     }
 
     fn detach_internet_gateway(
@@ -695,7 +701,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DetachInternetGatewayRequest,
     ) -> Result<(), Ec2Error> {
-        gateways::detach_igw(&self.store, &self.net, ctx, input)
+        gateways::detach_igw(&self.store, ctx, input)
     }
 
     fn describe_internet_gateways(
@@ -703,7 +709,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeInternetGatewaysRequest,
     ) -> Result<DescribeInternetGatewaysResult, Ec2Error> {
-        gateways::describe_igws(&self.store, &self.net, ctx, input)
+        gateways::describe_igws(&self.store, ctx, input)
     }
 
     fn describe_route_tables(
@@ -711,7 +717,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeRouteTablesRequest,
     ) -> Result<DescribeRouteTablesResult, Ec2Error> {
-        gateways::describe_route_tables(&self.store, &self.net, ctx, input)
+        gateways::describe_route_tables(&self.store, ctx, input)
     }
 
     fn describe_network_acls(
@@ -719,7 +725,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeNetworkAclsRequest,
     ) -> Result<DescribeNetworkAclsResult, Ec2Error> {
-        gateways::describe_network_acls(&self.store, &self.net, ctx, input)
+        gateways::describe_network_acls(&self.store, ctx, input)
     }
 
     fn describe_dhcp_options(
@@ -727,7 +733,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeDhcpOptionsRequest,
     ) -> Result<DescribeDhcpOptionsResult, Ec2Error> {
-        gateways::describe_dhcp_options(&self.store, &self.net, ctx, input)
+        gateways::describe_dhcp_options(&self.store, ctx, input)
     }
 
     fn create_default_vpc(
@@ -736,7 +742,7 @@ impl Ec2 for Kumo {
         input: CreateDefaultVpcRequest,
     ) -> Result<CreateDefaultVpcResult, Ec2Error> {
         let _ = input;
-        vpcs::create_default_vpc(&self.store, &self.net, ctx)
+        vpcs::create_default_vpc(&self.store, ctx)
     }
 
     fn create_route_table(
@@ -744,7 +750,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: CreateRouteTableRequest,
     ) -> Result<CreateRouteTableResult, Ec2Error> {
-        routes::create_route_table(&self.store, &self.net, ctx, input)
+        routes::create_route_table(&self.store, ctx, input)
     }
 
     fn delete_route_table(
@@ -752,7 +758,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DeleteRouteTableRequest,
     ) -> Result<(), Ec2Error> {
-        routes::delete_route_table(&self.store, &self.net, ctx, input)
+        routes::delete_route_table(&self.store, ctx, input)
     }
 
     fn create_route(
@@ -760,7 +766,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: CreateRouteRequest,
     ) -> Result<CreateRouteResult, Ec2Error> {
-        routes::create_route(&self.store, &self.net, ctx, input)
+        routes::create_route(&self.store, ctx, input)
     }
 
     fn replace_route(
@@ -768,7 +774,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ReplaceRouteRequest,
     ) -> Result<(), Ec2Error> {
-        routes::replace_route(&self.store, &self.net, ctx, input)
+        routes::replace_route(&self.store, ctx, input)
     }
 
     fn delete_route(
@@ -776,7 +782,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DeleteRouteRequest,
     ) -> Result<(), Ec2Error> {
-        routes::delete_route(&self.store, &self.net, ctx, input)
+        routes::delete_route(&self.store, ctx, input)
     }
 
     fn associate_route_table(
@@ -784,7 +790,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AssociateRouteTableRequest,
     ) -> Result<AssociateRouteTableResult, Ec2Error> {
-        routes::associate(&self.store, &self.net, ctx, input)
+        routes::associate(&self.store, ctx, input)
     }
 
     fn disassociate_route_table(
@@ -792,7 +798,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DisassociateRouteTableRequest,
     ) -> Result<(), Ec2Error> {
-        routes::disassociate(&self.store, &self.net, ctx, input)
+        routes::disassociate(&self.store, ctx, input)
     }
 
     fn replace_route_table_association(
@@ -800,7 +806,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ReplaceRouteTableAssociationRequest,
     ) -> Result<ReplaceRouteTableAssociationResult, Ec2Error> {
-        routes::replace_association(&self.store, &self.net, ctx, input)
+        routes::replace_association(&self.store, ctx, input)
     }
 
     fn allocate_address(
@@ -808,7 +814,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AllocateAddressRequest,
     ) -> Result<AllocateAddressResult, Ec2Error> {
-        addresses::allocate(&self.store, &self.net, ctx, input)
+        addresses::allocate(&self.store, ctx, input)
     }
 
     fn associate_address(
@@ -816,7 +822,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AssociateAddressRequest,
     ) -> Result<AssociateAddressResult, Ec2Error> {
-        let out = addresses::associate(&self.store, &self.net, ctx, input);
+        let out = addresses::associate(&self.store, ctx, input);
         if out.is_ok() && !ctx.dry_run {
             // An Elastic IP may move between VPCs: every VPC of the scope may change.
             self.sync_firewall(ctx, Reach::Scope);
@@ -829,7 +835,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DisassociateAddressRequest,
     ) -> Result<(), Ec2Error> {
-        let out = addresses::disassociate(&self.store, &self.net, ctx, input);
+        let out = addresses::disassociate(&self.store, ctx, input);
         if out.is_ok() && !ctx.dry_run {
             // An Elastic IP may move between VPCs: every VPC of the scope may change.
             self.sync_firewall(ctx, Reach::Scope);
@@ -842,7 +848,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ReleaseAddressRequest,
     ) -> Result<(), Ec2Error> {
-        let out = addresses::release(&self.store, &self.net, ctx, input);
+        let out = addresses::release(&self.store, ctx, input);
         if out.is_ok() && !ctx.dry_run {
             // An Elastic IP may move between VPCs: every VPC of the scope may change.
             self.sync_firewall(ctx, Reach::Scope);
@@ -855,7 +861,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeAddressesRequest,
     ) -> Result<DescribeAddressesResult, Ec2Error> {
-        addresses::describe(&self.store, &self.net, ctx, input)
+        addresses::describe(&self.store, ctx, input)
     }
 
     fn create_nat_gateway(
@@ -879,7 +885,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DescribeNatGatewaysRequest,
     ) -> Result<DescribeNatGatewaysResult, Ec2Error> {
-        nat::describe(&self.store, &self.net, ctx, input)
+        nat::describe(&self.store, ctx, input)
     }
 
     fn run_instances(

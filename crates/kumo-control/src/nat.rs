@@ -34,7 +34,6 @@ pub fn create(
     ctx: &RequestContext,
     input: CreateNatGatewayRequest,
 ) -> Result<CreateNatGatewayResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     idempotency::check_token(input.client_token.as_deref())?;
     let digest = idempotency::digest(&input);
     let token = input.client_token.as_deref();
@@ -158,7 +157,6 @@ pub fn delete(
     ctx: &RequestContext,
     input: DeleteNatGatewayRequest,
 ) -> Result<DeleteNatGatewayResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {
@@ -249,11 +247,9 @@ impl Filterable for NatView<'_> {
 
 pub fn describe(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeNatGatewaysRequest,
 ) -> Result<DescribeNatGatewaysResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let fs = Filters::compile(
         &filters(input.filter),
         &["nat-gateway-id", "state", "subnet-id", "vpc-id"],

@@ -2,7 +2,6 @@
 
 use crate::error::Fail;
 use crate::idempotency;
-use crate::network::NetState;
 use crate::records::net::*;
 use crate::scope;
 use crate::tags::{self, new_id};
@@ -32,11 +31,9 @@ fn dependencies(id: &str) -> Fail {
 
 pub fn create_route_table(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: CreateRouteTableRequest,
 ) -> Result<CreateRouteTableResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     idempotency::check_token(input.client_token.as_deref())?;
     let digest = idempotency::digest(&input);
     let token = input.client_token.as_deref();
@@ -81,11 +78,9 @@ pub fn create_route_table(
 
 pub fn delete_route_table(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DeleteRouteTableRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {
@@ -175,11 +170,9 @@ fn destination(d: Option<&str>) -> Result<Cidr, Ec2Error> {
 
 pub fn create_route(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: CreateRouteRequest,
 ) -> Result<CreateRouteResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let dest = destination(input.destination_cidr_block.as_deref())?;
     let others = input.vpc_peering_connection_id.is_some()
         || input.transit_gateway_id.is_some()
@@ -228,11 +221,9 @@ fn missing_route(dest: &Cidr, rtb: &str) -> Fail {
 
 pub fn replace_route(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: ReplaceRouteRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let dest = destination(input.destination_cidr_block.as_deref())?;
     let target = if input.local_target == Some(true) {
         "local".to_string()
@@ -268,11 +259,9 @@ pub fn replace_route(
 
 pub fn delete_route(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DeleteRouteRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let dest = destination(input.destination_cidr_block.as_deref())?;
     let s = scope(ctx);
     store
@@ -305,11 +294,9 @@ fn associated() -> Option<RouteTableAssociationState> {
 
 pub fn associate(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: AssociateRouteTableRequest,
 ) -> Result<AssociateRouteTableResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let Some(subnet_id) = input.subnet_id.clone() else {
         return Err(Ec2Error::missing_parameter("subnetId or gatewayId"));
     };
@@ -363,11 +350,9 @@ fn by_association(tx: &Tx, s: Scope, id: &str) -> Result<RouteTableRecord, Fail>
 
 pub fn disassociate(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DisassociateRouteTableRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {
@@ -387,11 +372,9 @@ pub fn disassociate(
 
 pub fn replace_association(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: ReplaceRouteTableAssociationRequest,
 ) -> Result<ReplaceRouteTableAssociationResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     let id = store
         .write(!ctx.dry_run, |tx| {

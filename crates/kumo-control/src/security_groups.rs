@@ -2,7 +2,7 @@
 
 use crate::describe::{self, Push};
 use crate::error::{rule, Fail};
-use crate::network::{self, NetState};
+use crate::network;
 use crate::paging;
 use crate::records::net::*;
 use crate::regions::filters;
@@ -75,11 +75,9 @@ fn check_text(what: &str, v: &str) -> Result<(), Ec2Error> {
 
 pub fn create(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: CreateSecurityGroupRequest,
 ) -> Result<CreateSecurityGroupResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     check_text("GroupName", &input.group_name)?;
     check_text("GroupDescription", &input.description)?;
     if input.group_name.to_lowercase().starts_with("sg-") {
@@ -141,11 +139,9 @@ fn arn(ctx: &RequestContext, id: &str) -> String {
 
 pub fn delete(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DeleteSecurityGroupRequest,
 ) -> Result<DeleteSecurityGroupResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     let id = store
         .write(!ctx.dry_run, |tx| {
@@ -436,11 +432,9 @@ fn authorize(
 
 pub fn authorize_ingress(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: AuthorizeSecurityGroupIngressRequest,
 ) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let mut perms = input.ip_permissions.clone().unwrap_or_default();
     perms.extend(flat_permission(
         input.ip_protocol.as_ref(),
@@ -465,11 +459,9 @@ pub fn authorize_ingress(
 
 pub fn authorize_egress(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: AuthorizeSecurityGroupEgressRequest,
 ) -> Result<AuthorizeSecurityGroupEgressResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let mut perms = input.ip_permissions.clone().unwrap_or_default();
     perms.extend(flat_permission(
         input.ip_protocol.as_ref(),
@@ -565,11 +557,9 @@ fn revoke(
 
 pub fn revoke_ingress(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: RevokeSecurityGroupIngressRequest,
 ) -> Result<RevokeSecurityGroupIngressResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let mut perms = input.ip_permissions.clone().unwrap_or_default();
     perms.extend(flat_permission(
         input.ip_protocol.as_ref(),
@@ -596,11 +586,9 @@ pub fn revoke_ingress(
 
 pub fn revoke_egress(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: RevokeSecurityGroupEgressRequest,
 ) -> Result<RevokeSecurityGroupEgressResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let mut perms = input.ip_permissions.clone().unwrap_or_default();
     perms.extend(flat_permission(
         input.ip_protocol.as_ref(),
@@ -791,11 +779,9 @@ const GROUP_FILTERS: &[&str] = &[
 
 pub fn describe_groups(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeSecurityGroupsRequest,
 ) -> Result<DescribeSecurityGroupsResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let fs = Filters::compile(&filters(input.filters), GROUP_FILTERS, true).map_err(rule)?;
     let s = scope(ctx);
     let mut ids = input.group_ids.unwrap_or_default();
@@ -853,11 +839,9 @@ impl Filterable for RuleView<'_> {
 
 pub fn describe_rules(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeSecurityGroupRulesRequest,
 ) -> Result<DescribeSecurityGroupRulesResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let fs = Filters::compile(
         &filters(input.filters),
         &["group-id", "security-group-rule-id"],

@@ -78,7 +78,6 @@ pub fn create(
     ctx: &RequestContext,
     input: CreateSnapshotRequest,
 ) -> Result<Snapshot, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "snapshot")?;
     let s = scope(ctx);
     let now = k.now_ms();
@@ -113,7 +112,6 @@ pub fn delete(
     ctx: &RequestContext,
     input: DeleteSnapshotRequest,
 ) -> Result<(), Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
     let id = &input.snapshot_id;
     k.store
@@ -224,7 +222,6 @@ pub fn describe(
     ctx: &RequestContext,
     input: DescribeSnapshotsRequest,
 ) -> Result<DescribeSnapshotsResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let fs = Filters::compile(&filters(input.filters), SNAPSHOT_FILTERS, true).map_err(rule)?;
     let ids = input.snapshot_ids.unwrap_or_default();
     let owners = input.owner_ids.unwrap_or_default();
@@ -341,7 +338,6 @@ pub fn copy(
     ctx: &RequestContext,
     input: CopySnapshotRequest,
 ) -> Result<CopySnapshotResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let src_region = input.source_region.clone();
     if kumo_model::regions::get(&src_region).is_none() {
         return Err(Ec2Error::invalid_value(format!(
@@ -457,7 +453,6 @@ pub fn create_many(
     ctx: &RequestContext,
     input: CreateSnapshotsRequest,
 ) -> Result<CreateSnapshotsResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     if input.outpost_arn.is_some() || input.location.as_deref().is_some_and(|l| l != "regional") {
         return Err(Ec2Error::new(
             "Unsupported",

@@ -72,11 +72,9 @@ pub fn wire_subnet(ctx: &RequestContext, t: &Tagged<SubnetRecord>, available_ips
 
 pub fn create_subnet(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: CreateSubnetRequest,
 ) -> Result<CreateSubnetResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let text = input
         .cidr_block
         .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))?;
@@ -148,11 +146,9 @@ pub fn create_subnet(
 
 pub fn create_default_subnet(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: CreateDefaultSubnetRequest,
 ) -> Result<CreateDefaultSubnetResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let zone = network::resolve_zone(
         &ctx.region,
         input.availability_zone.as_deref(),
@@ -222,7 +218,6 @@ pub fn delete_subnet(
     ctx: &RequestContext,
     input: DeleteSubnetRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {
@@ -355,11 +350,9 @@ const SUBNET_FILTERS: &[&str] = &[
 
 pub fn describe_subnets(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeSubnetsRequest,
 ) -> Result<DescribeSubnetsResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let fs = Filters::compile(&filters(input.filters), SUBNET_FILTERS, true).map_err(rule)?;
     let ids = input.subnet_ids.unwrap_or_default();
     let s = scope(ctx);
@@ -397,11 +390,9 @@ pub fn describe_subnets(
 
 pub fn modify_subnet_attribute(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: ModifySubnetAttributeRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let b = |v: &Option<AttributeBooleanValue>| v.as_ref().and_then(|x| x.value);
     let map_public = b(&input.map_public_ip_on_launch);
     let ipv6 = b(&input.assign_ipv6_address_on_creation);
@@ -487,7 +478,6 @@ pub fn create_reservation(
     ctx: &RequestContext,
     input: CreateSubnetCidrReservationRequest,
 ) -> Result<CreateSubnetCidrReservationResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let cidr = parse_cidr(&input.cidr)?;
     let tag_list = tags::from_specifications(input.tag_specifications, "subnet-cidr-reservation")?;
     let s = scope(ctx);
@@ -559,11 +549,9 @@ impl Filterable for ReservationView<'_> {
 
 pub fn get_reservations(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: GetSubnetCidrReservationsRequest,
 ) -> Result<GetSubnetCidrReservationsResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let fs = Filters::compile(
         &filters(input.filters),
         &["reservationType", "subnet-id", "owner-id"],
@@ -608,7 +596,6 @@ pub fn delete_reservation(
     ctx: &RequestContext,
     input: DeleteSubnetCidrReservationRequest,
 ) -> Result<DeleteSubnetCidrReservationResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let s = scope(ctx);
     let rec = store
         .write(!ctx.dry_run, |tx| {

@@ -71,7 +71,6 @@ pub fn create(
     ctx: &RequestContext,
     input: CreateVolumeRequest,
 ) -> Result<Volume, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let zones = kumo_model::regions::get(&ctx.region)
         .map(|r| r.zones.as_slice())
         .unwrap_or(&[]);
@@ -243,7 +242,6 @@ pub fn create(
 }
 
 pub fn delete(k: &Kumo, ctx: &RequestContext, input: DeleteVolumeRequest) -> Result<(), Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
     k.store
@@ -327,7 +325,6 @@ pub fn describe(
     ctx: &RequestContext,
     input: DescribeVolumesRequest,
 ) -> Result<DescribeVolumesResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let fs = Filters::compile(&filters(input.filters), VOLUME_FILTERS, true).map_err(rule)?;
     let ids = input.volume_ids.unwrap_or_default();
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
@@ -367,7 +364,6 @@ pub fn attach(
     ctx: &RequestContext,
     input: AttachVolumeRequest,
 ) -> Result<VolumeAttachment, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
     k.store
@@ -440,7 +436,6 @@ pub fn detach(
     ctx: &RequestContext,
     input: DetachVolumeRequest,
 ) -> Result<VolumeAttachment, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
     let force = input.force == Some(true);
@@ -604,7 +599,6 @@ pub fn modify(
     ctx: &RequestContext,
     input: ModifyVolumeRequest,
 ) -> Result<ModifyVolumeResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let s = scope(ctx);
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
     let (m, grow) = k
@@ -723,7 +717,6 @@ pub fn describe_modifications(
     ctx: &RequestContext,
     input: DescribeVolumesModificationsRequest,
 ) -> Result<DescribeVolumesModificationsResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let allowed = &[
         "modification-state",
         "original-iops",
@@ -876,7 +869,6 @@ pub fn describe_status(
     ctx: &RequestContext,
     input: DescribeVolumeStatusRequest,
 ) -> Result<DescribeVolumeStatusResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let fs = Filters::compile(&filters(input.filters), STATUS_FILTERS, false).map_err(rule)?;
     let ids = input.volume_ids.unwrap_or_default();
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
@@ -942,7 +934,6 @@ pub fn describe_attribute(
     ctx: &RequestContext,
     input: DescribeVolumeAttributeRequest,
 ) -> Result<DescribeVolumeAttributeResult, Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let v = k
         .store
         .read(|r| get_volume(r, scope(ctx), &input.volume_id))
@@ -973,7 +964,6 @@ pub fn modify_attribute(
     ctx: &RequestContext,
     input: ModifyVolumeAttributeRequest,
 ) -> Result<(), Ec2Error> {
-    k.net.ensure_default(&k.store, ctx)?;
     let Some(on) = input.auto_enable_io.as_ref().and_then(|a| a.value) else {
         return Err(Ec2Error::missing_parameter("autoEnableIO"));
     };

@@ -2,7 +2,7 @@
 
 use crate::describe::{self, Push};
 use crate::error::{rule, Fail};
-use crate::network::{self, NetState};
+use crate::network;
 use crate::records::net::*;
 use crate::regions::filters;
 use crate::scope;
@@ -58,11 +58,9 @@ fn vpc_range(c: Cidr) -> Result<(), Ec2Error> {
 
 pub fn create_vpc(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: CreateVpcRequest,
 ) -> Result<CreateVpcResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let cidr_text = input
         .cidr_block
         .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))?;
@@ -97,10 +95,8 @@ pub fn create_vpc(
 
 pub fn create_default_vpc(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
 ) -> Result<CreateDefaultVpcResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let rec = store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);
@@ -150,11 +146,9 @@ fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord) -> Result<bool, Fail> {
 
 pub fn delete_vpc(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DeleteVpcRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);
@@ -258,11 +252,9 @@ const VPC_FILTERS: &[&str] = &[
 
 pub fn describe_vpcs(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeVpcsRequest,
 ) -> Result<DescribeVpcsResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let fs = Filters::compile(&filters(input.filters), VPC_FILTERS, true).map_err(rule)?;
     let ids = input.vpc_ids.unwrap_or_default();
     let req = describe::Request {
@@ -300,11 +292,9 @@ fn one_attribute(names: &[(&str, bool)]) -> Result<(), Ec2Error> {
 
 pub fn modify_vpc_attribute(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: ModifyVpcAttributeRequest,
 ) -> Result<(), Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let hostnames = input.enable_dns_hostnames.and_then(|v| v.value);
     let support = input.enable_dns_support.and_then(|v| v.value);
     let metrics = input
@@ -341,11 +331,9 @@ pub fn modify_vpc_attribute(
 
 pub fn describe_vpc_attribute(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DescribeVpcAttributeRequest,
 ) -> Result<DescribeVpcAttributeResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let vpc = store
         .read(|v| get_vpc(v, scope(ctx), &input.vpc_id))
         .map_err(|f| f.0)?;
@@ -370,11 +358,9 @@ const MAX_VPC_CIDRS: usize = 5;
 
 pub fn associate_vpc_cidr_block(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: AssociateVpcCidrBlockRequest,
 ) -> Result<AssociateVpcCidrBlockResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let text = input
         .cidr_block
         .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))?;
@@ -421,11 +407,9 @@ pub fn associate_vpc_cidr_block(
 
 pub fn disassociate_vpc_cidr_block(
     store: &Store,
-    net: &NetState,
     ctx: &RequestContext,
     input: DisassociateVpcCidrBlockRequest,
 ) -> Result<DisassociateVpcCidrBlockResult, Ec2Error> {
-    net.ensure_default(store, ctx)?;
     let (vpc_id, gone) = store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);

@@ -133,6 +133,12 @@ pub const OPERATIONS: &[&str] = &[
 /// EC2 as Kumo serves it. Every method defaults to a `NotImplemented` error, so an
 /// implementation overrides exactly what it serves.
 pub trait Ec2: Send + Sync {
+    /// Runs once per request, after its input decoded and before its operation: what
+    /// every operation of the caller's account and region needs first.
+    fn prepare(&self, ctx: &RequestContext) -> Result<(), Ec2Error> {
+        let _ = ctx;
+        Ok(())
+    }
     /// `AllocateAddress`.
     fn allocate_address(
         &self,
@@ -1197,58 +1203,68 @@ pub fn dispatch(
         "AllocateAddress" => {
             let input = AllocateAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.allocate_address(ctx, input)?;
             crate::encode::response(ctx, "AllocateAddressResponse", &output)
         }
         "AssignPrivateIpAddresses" => {
             let input = AssignPrivateIpAddressesRequest::decode(params, &Path::ROOT)?;
+            svc.prepare(ctx)?;
             let output = svc.assign_private_ip_addresses(ctx, input)?;
             crate::encode::response(ctx, "AssignPrivateIpAddressesResponse", &output)
         }
         "AssociateAddress" => {
             let input = AssociateAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.associate_address(ctx, input)?;
             crate::encode::response(ctx, "AssociateAddressResponse", &output)
         }
         "AssociateRouteTable" => {
             let input = AssociateRouteTableRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.associate_route_table(ctx, input)?;
             crate::encode::response(ctx, "AssociateRouteTableResponse", &output)
         }
         "AssociateVpcCidrBlock" => {
             let input = AssociateVpcCidrBlockRequest::decode(params, &Path::ROOT)?;
+            svc.prepare(ctx)?;
             let output = svc.associate_vpc_cidr_block(ctx, input)?;
             crate::encode::response(ctx, "AssociateVpcCidrBlockResponse", &output)
         }
         "AttachInternetGateway" => {
             let input = AttachInternetGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.attach_internet_gateway(ctx, input)?;
             crate::encode::response_return(ctx, "AttachInternetGatewayResponse")
         }
         "AttachNetworkInterface" => {
             let input = AttachNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.attach_network_interface(ctx, input)?;
             crate::encode::response(ctx, "AttachNetworkInterfaceResponse", &output)
         }
         "AttachVolume" => {
             let input = AttachVolumeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.attach_volume(ctx, input)?;
             crate::encode::response(ctx, "AttachVolumeResponse", &output)
         }
         "AuthorizeSecurityGroupEgress" => {
             let input = AuthorizeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.authorize_security_group_egress(ctx, input)?;
             crate::encode::response(ctx, "AuthorizeSecurityGroupEgressResponse", &output)
         }
         "AuthorizeSecurityGroupIngress" => {
             let input = AuthorizeSecurityGroupIngressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.authorize_security_group_ingress(ctx, input)?;
             crate::encode::response(ctx, "AuthorizeSecurityGroupIngressResponse", &output)
         }
@@ -1256,42 +1272,49 @@ pub fn dispatch(
             let input = CopyImageRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.prepare(ctx)?;
             let output = svc.copy_image(ctx, input)?;
             crate::encode::response(ctx, "CopyImageResponse", &output)
         }
         "CopySnapshot" => {
             let input = CopySnapshotRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.copy_snapshot(ctx, input)?;
             crate::encode::response(ctx, "CopySnapshotResponse", &output)
         }
         "CreateDefaultSubnet" => {
             let input = CreateDefaultSubnetRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_default_subnet(ctx, input)?;
             crate::encode::response(ctx, "CreateDefaultSubnetResponse", &output)
         }
         "CreateDefaultVpc" => {
             let input = CreateDefaultVpcRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_default_vpc(ctx, input)?;
             crate::encode::response(ctx, "CreateDefaultVpcResponse", &output)
         }
         "CreateImage" => {
             let input = CreateImageRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_image(ctx, input)?;
             crate::encode::response(ctx, "CreateImageResponse", &output)
         }
         "CreateInternetGateway" => {
             let input = CreateInternetGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_internet_gateway(ctx, input)?;
             crate::encode::response(ctx, "CreateInternetGatewayResponse", &output)
         }
         "CreateKeyPair" => {
             let input = CreateKeyPairRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_key_pair(ctx, input)?;
             crate::encode::response(ctx, "CreateKeyPairResponse", &output)
         }
@@ -1299,6 +1322,7 @@ pub fn dispatch(
             let input = CreateNatGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.prepare(ctx)?;
             let output = svc.create_nat_gateway(ctx, input)?;
             crate::encode::response(ctx, "CreateNatGatewayResponse", &output)
         }
@@ -1306,12 +1330,14 @@ pub fn dispatch(
             let input = CreateNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.prepare(ctx)?;
             let output = svc.create_network_interface(ctx, input)?;
             crate::encode::response(ctx, "CreateNetworkInterfaceResponse", &output)
         }
         "CreateRoute" => {
             let input = CreateRouteRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_route(ctx, input)?;
             crate::encode::response(ctx, "CreateRouteResponse", &output)
         }
@@ -1319,42 +1345,49 @@ pub fn dispatch(
             let input = CreateRouteTableRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.prepare(ctx)?;
             let output = svc.create_route_table(ctx, input)?;
             crate::encode::response(ctx, "CreateRouteTableResponse", &output)
         }
         "CreateSecurityGroup" => {
             let input = CreateSecurityGroupRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_security_group(ctx, input)?;
             crate::encode::response(ctx, "CreateSecurityGroupResponse", &output)
         }
         "CreateSnapshot" => {
             let input = CreateSnapshotRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_snapshot(ctx, input)?;
             crate::encode::response(ctx, "CreateSnapshotResponse", &output)
         }
         "CreateSnapshots" => {
             let input = CreateSnapshotsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_snapshots(ctx, input)?;
             crate::encode::response(ctx, "CreateSnapshotsResponse", &output)
         }
         "CreateSubnet" => {
             let input = CreateSubnetRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_subnet(ctx, input)?;
             crate::encode::response(ctx, "CreateSubnetResponse", &output)
         }
         "CreateSubnetCidrReservation" => {
             let input = CreateSubnetCidrReservationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_subnet_cidr_reservation(ctx, input)?;
             crate::encode::response(ctx, "CreateSubnetCidrReservationResponse", &output)
         }
         "CreateTags" => {
             let input = CreateTagsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.create_tags(ctx, input)?;
             crate::encode::response_return(ctx, "CreateTagsResponse")
         }
@@ -1362,507 +1395,592 @@ pub fn dispatch(
             let input = CreateVolumeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.prepare(ctx)?;
             let output = svc.create_volume(ctx, input)?;
             crate::encode::response(ctx, "CreateVolumeResponse", &output)
         }
         "CreateVpc" => {
             let input = CreateVpcRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.create_vpc(ctx, input)?;
             crate::encode::response(ctx, "CreateVpcResponse", &output)
         }
         "DeleteInternetGateway" => {
             let input = DeleteInternetGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.delete_internet_gateway(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteInternetGatewayResponse")
         }
         "DeleteKeyPair" => {
             let input = DeleteKeyPairRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.delete_key_pair(ctx, input)?;
             crate::encode::response(ctx, "DeleteKeyPairResponse", &output)
         }
         "DeleteNatGateway" => {
             let input = DeleteNatGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.delete_nat_gateway(ctx, input)?;
             crate::encode::response(ctx, "DeleteNatGatewayResponse", &output)
         }
         "DeleteNetworkInterface" => {
             let input = DeleteNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.delete_network_interface(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteNetworkInterfaceResponse")
         }
         "DeleteRoute" => {
             let input = DeleteRouteRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.delete_route(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteRouteResponse")
         }
         "DeleteRouteTable" => {
             let input = DeleteRouteTableRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.delete_route_table(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteRouteTableResponse")
         }
         "DeleteSecurityGroup" => {
             let input = DeleteSecurityGroupRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.delete_security_group(ctx, input)?;
             crate::encode::response(ctx, "DeleteSecurityGroupResponse", &output)
         }
         "DeleteSnapshot" => {
             let input = DeleteSnapshotRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.delete_snapshot(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteSnapshotResponse")
         }
         "DeleteSubnet" => {
             let input = DeleteSubnetRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.delete_subnet(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteSubnetResponse")
         }
         "DeleteSubnetCidrReservation" => {
             let input = DeleteSubnetCidrReservationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.delete_subnet_cidr_reservation(ctx, input)?;
             crate::encode::response(ctx, "DeleteSubnetCidrReservationResponse", &output)
         }
         "DeleteTags" => {
             let input = DeleteTagsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.delete_tags(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteTagsResponse")
         }
         "DeleteVolume" => {
             let input = DeleteVolumeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.delete_volume(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteVolumeResponse")
         }
         "DeleteVpc" => {
             let input = DeleteVpcRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.delete_vpc(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteVpcResponse")
         }
         "DeregisterImage" => {
             let input = DeregisterImageRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.deregister_image(ctx, input)?;
             crate::encode::response(ctx, "DeregisterImageResponse", &output)
         }
         "DescribeAddresses" => {
             let input = DescribeAddressesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_addresses(ctx, input)?;
             crate::encode::response(ctx, "DescribeAddressesResponse", &output)
         }
         "DescribeAvailabilityZones" => {
             let input = DescribeAvailabilityZonesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_availability_zones(ctx, input)?;
             crate::encode::response(ctx, "DescribeAvailabilityZonesResponse", &output)
         }
         "DescribeDhcpOptions" => {
             let input = DescribeDhcpOptionsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_dhcp_options(ctx, input)?;
             crate::encode::response(ctx, "DescribeDhcpOptionsResponse", &output)
         }
         "DescribeImageAttribute" => {
             let input = DescribeImageAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_image_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeImageAttributeResponse", &output)
         }
         "DescribeImages" => {
             let input = DescribeImagesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_images(ctx, input)?;
             crate::encode::response(ctx, "DescribeImagesResponse", &output)
         }
         "DescribeInstanceAttribute" => {
             let input = DescribeInstanceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_instance_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceAttributeResponse", &output)
         }
         "DescribeInstanceCreditSpecifications" => {
             let input = DescribeInstanceCreditSpecificationsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_instance_credit_specifications(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceCreditSpecificationsResponse", &output)
         }
         "DescribeInstanceStatus" => {
             let input = DescribeInstanceStatusRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_instance_status(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceStatusResponse", &output)
         }
         "DescribeInstanceTypeOfferings" => {
             let input = DescribeInstanceTypeOfferingsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_instance_type_offerings(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceTypeOfferingsResponse", &output)
         }
         "DescribeInstanceTypes" => {
             let input = DescribeInstanceTypesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_instance_types(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceTypesResponse", &output)
         }
         "DescribeInstances" => {
             let input = DescribeInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_instances(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstancesResponse", &output)
         }
         "DescribeInternetGateways" => {
             let input = DescribeInternetGatewaysRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_internet_gateways(ctx, input)?;
             crate::encode::response(ctx, "DescribeInternetGatewaysResponse", &output)
         }
         "DescribeKeyPairs" => {
             let input = DescribeKeyPairsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_key_pairs(ctx, input)?;
             crate::encode::response(ctx, "DescribeKeyPairsResponse", &output)
         }
         "DescribeNatGateways" => {
             let input = DescribeNatGatewaysRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_nat_gateways(ctx, input)?;
             crate::encode::response(ctx, "DescribeNatGatewaysResponse", &output)
         }
         "DescribeNetworkAcls" => {
             let input = DescribeNetworkAclsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_network_acls(ctx, input)?;
             crate::encode::response(ctx, "DescribeNetworkAclsResponse", &output)
         }
         "DescribeNetworkInterfaceAttribute" => {
             let input = DescribeNetworkInterfaceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_network_interface_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeNetworkInterfaceAttributeResponse", &output)
         }
         "DescribeNetworkInterfaces" => {
             let input = DescribeNetworkInterfacesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_network_interfaces(ctx, input)?;
             crate::encode::response(ctx, "DescribeNetworkInterfacesResponse", &output)
         }
         "DescribeRegions" => {
             let input = DescribeRegionsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_regions(ctx, input)?;
             crate::encode::response(ctx, "DescribeRegionsResponse", &output)
         }
         "DescribeRouteTables" => {
             let input = DescribeRouteTablesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_route_tables(ctx, input)?;
             crate::encode::response(ctx, "DescribeRouteTablesResponse", &output)
         }
         "DescribeSecurityGroupRules" => {
             let input = DescribeSecurityGroupRulesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_security_group_rules(ctx, input)?;
             crate::encode::response(ctx, "DescribeSecurityGroupRulesResponse", &output)
         }
         "DescribeSecurityGroups" => {
             let input = DescribeSecurityGroupsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_security_groups(ctx, input)?;
             crate::encode::response(ctx, "DescribeSecurityGroupsResponse", &output)
         }
         "DescribeSnapshotAttribute" => {
             let input = DescribeSnapshotAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_snapshot_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeSnapshotAttributeResponse", &output)
         }
         "DescribeSnapshots" => {
             let input = DescribeSnapshotsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_snapshots(ctx, input)?;
             crate::encode::response(ctx, "DescribeSnapshotsResponse", &output)
         }
         "DescribeSubnets" => {
             let input = DescribeSubnetsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_subnets(ctx, input)?;
             crate::encode::response(ctx, "DescribeSubnetsResponse", &output)
         }
         "DescribeTags" => {
             let input = DescribeTagsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_tags(ctx, input)?;
             crate::encode::response(ctx, "DescribeTagsResponse", &output)
         }
         "DescribeVolumeAttribute" => {
             let input = DescribeVolumeAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_volume_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeVolumeAttributeResponse", &output)
         }
         "DescribeVolumeStatus" => {
             let input = DescribeVolumeStatusRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_volume_status(ctx, input)?;
             crate::encode::response(ctx, "DescribeVolumeStatusResponse", &output)
         }
         "DescribeVolumes" => {
             let input = DescribeVolumesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_volumes(ctx, input)?;
             crate::encode::response(ctx, "DescribeVolumesResponse", &output)
         }
         "DescribeVolumesModifications" => {
             let input = DescribeVolumesModificationsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_volumes_modifications(ctx, input)?;
             crate::encode::response(ctx, "DescribeVolumesModificationsResponse", &output)
         }
         "DescribeVpcAttribute" => {
             let input = DescribeVpcAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_vpc_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeVpcAttributeResponse", &output)
         }
         "DescribeVpcs" => {
             let input = DescribeVpcsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.describe_vpcs(ctx, input)?;
             crate::encode::response(ctx, "DescribeVpcsResponse", &output)
         }
         "DetachInternetGateway" => {
             let input = DetachInternetGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.detach_internet_gateway(ctx, input)?;
             crate::encode::response_return(ctx, "DetachInternetGatewayResponse")
         }
         "DetachNetworkInterface" => {
             let input = DetachNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.detach_network_interface(ctx, input)?;
             crate::encode::response_return(ctx, "DetachNetworkInterfaceResponse")
         }
         "DetachVolume" => {
             let input = DetachVolumeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.detach_volume(ctx, input)?;
             crate::encode::response(ctx, "DetachVolumeResponse", &output)
         }
         "DisableEbsEncryptionByDefault" => {
             let input = DisableEbsEncryptionByDefaultRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.disable_ebs_encryption_by_default(ctx, input)?;
             crate::encode::response(ctx, "DisableEbsEncryptionByDefaultResponse", &output)
         }
         "DisableImageBlockPublicAccess" => {
             let input = DisableImageBlockPublicAccessRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.disable_image_block_public_access(ctx, input)?;
             crate::encode::response(ctx, "DisableImageBlockPublicAccessResponse", &output)
         }
         "DisassociateAddress" => {
             let input = DisassociateAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.disassociate_address(ctx, input)?;
             crate::encode::response_return(ctx, "DisassociateAddressResponse")
         }
         "DisassociateRouteTable" => {
             let input = DisassociateRouteTableRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.disassociate_route_table(ctx, input)?;
             crate::encode::response_return(ctx, "DisassociateRouteTableResponse")
         }
         "DisassociateVpcCidrBlock" => {
             let input = DisassociateVpcCidrBlockRequest::decode(params, &Path::ROOT)?;
+            svc.prepare(ctx)?;
             let output = svc.disassociate_vpc_cidr_block(ctx, input)?;
             crate::encode::response(ctx, "DisassociateVpcCidrBlockResponse", &output)
         }
         "EnableEbsEncryptionByDefault" => {
             let input = EnableEbsEncryptionByDefaultRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.enable_ebs_encryption_by_default(ctx, input)?;
             crate::encode::response(ctx, "EnableEbsEncryptionByDefaultResponse", &output)
         }
         "EnableImageBlockPublicAccess" => {
             let input = EnableImageBlockPublicAccessRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.enable_image_block_public_access(ctx, input)?;
             crate::encode::response(ctx, "EnableImageBlockPublicAccessResponse", &output)
         }
         "GetConsoleOutput" => {
             let input = GetConsoleOutputRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.get_console_output(ctx, input)?;
             crate::encode::response(ctx, "GetConsoleOutputResponse", &output)
         }
         "GetDefaultCreditSpecification" => {
             let input = GetDefaultCreditSpecificationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.get_default_credit_specification(ctx, input)?;
             crate::encode::response(ctx, "GetDefaultCreditSpecificationResponse", &output)
         }
         "GetEbsDefaultKmsKeyId" => {
             let input = GetEbsDefaultKmsKeyIdRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.get_ebs_default_kms_key_id(ctx, input)?;
             crate::encode::response(ctx, "GetEbsDefaultKmsKeyIdResponse", &output)
         }
         "GetEbsEncryptionByDefault" => {
             let input = GetEbsEncryptionByDefaultRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.get_ebs_encryption_by_default(ctx, input)?;
             crate::encode::response(ctx, "GetEbsEncryptionByDefaultResponse", &output)
         }
         "GetImageBlockPublicAccessState" => {
             let input = GetImageBlockPublicAccessStateRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.get_image_block_public_access_state(ctx, input)?;
             crate::encode::response(ctx, "GetImageBlockPublicAccessStateResponse", &output)
         }
         "GetSubnetCidrReservations" => {
             let input = GetSubnetCidrReservationsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.get_subnet_cidr_reservations(ctx, input)?;
             crate::encode::response(ctx, "GetSubnetCidrReservationsResponse", &output)
         }
         "ImportKeyPair" => {
             let input = ImportKeyPairRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.import_key_pair(ctx, input)?;
             crate::encode::response(ctx, "ImportKeyPairResponse", &output)
         }
         "ModifyDefaultCreditSpecification" => {
             let input = ModifyDefaultCreditSpecificationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.modify_default_credit_specification(ctx, input)?;
             crate::encode::response(ctx, "ModifyDefaultCreditSpecificationResponse", &output)
         }
         "ModifyImageAttribute" => {
             let input = ModifyImageAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.modify_image_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyImageAttributeResponse")
         }
         "ModifyInstanceAttribute" => {
             let input = ModifyInstanceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.modify_instance_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyInstanceAttributeResponse")
         }
         "ModifyInstanceCreditSpecification" => {
             let input = ModifyInstanceCreditSpecificationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.modify_instance_credit_specification(ctx, input)?;
             crate::encode::response(ctx, "ModifyInstanceCreditSpecificationResponse", &output)
         }
         "ModifyInstanceMetadataOptions" => {
             let input = ModifyInstanceMetadataOptionsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.modify_instance_metadata_options(ctx, input)?;
             crate::encode::response(ctx, "ModifyInstanceMetadataOptionsResponse", &output)
         }
         "ModifyNetworkInterfaceAttribute" => {
             let input = ModifyNetworkInterfaceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.modify_network_interface_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyNetworkInterfaceAttributeResponse")
         }
         "ModifySnapshotAttribute" => {
             let input = ModifySnapshotAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.modify_snapshot_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifySnapshotAttributeResponse")
         }
         "ModifySubnetAttribute" => {
             let input = ModifySubnetAttributeRequest::decode(params, &Path::ROOT)?;
+            svc.prepare(ctx)?;
             svc.modify_subnet_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifySubnetAttributeResponse")
         }
         "ModifyVolume" => {
             let input = ModifyVolumeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.modify_volume(ctx, input)?;
             crate::encode::response(ctx, "ModifyVolumeResponse", &output)
         }
         "ModifyVolumeAttribute" => {
             let input = ModifyVolumeAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.modify_volume_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyVolumeAttributeResponse")
         }
         "ModifyVpcAttribute" => {
             let input = ModifyVpcAttributeRequest::decode(params, &Path::ROOT)?;
+            svc.prepare(ctx)?;
             svc.modify_vpc_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyVpcAttributeResponse")
         }
         "RebootInstances" => {
             let input = RebootInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.reboot_instances(ctx, input)?;
             crate::encode::response_return(ctx, "RebootInstancesResponse")
         }
         "RegisterImage" => {
             let input = RegisterImageRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.register_image(ctx, input)?;
             crate::encode::response(ctx, "RegisterImageResponse", &output)
         }
         "ReleaseAddress" => {
             let input = ReleaseAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.release_address(ctx, input)?;
             crate::encode::response_return(ctx, "ReleaseAddressResponse")
         }
         "ReplaceRoute" => {
             let input = ReplaceRouteRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.replace_route(ctx, input)?;
             crate::encode::response_return(ctx, "ReplaceRouteResponse")
         }
         "ReplaceRouteTableAssociation" => {
             let input = ReplaceRouteTableAssociationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.replace_route_table_association(ctx, input)?;
             crate::encode::response(ctx, "ReplaceRouteTableAssociationResponse", &output)
         }
         "ResetImageAttribute" => {
             let input = ResetImageAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.reset_image_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ResetImageAttributeResponse")
         }
         "ResetInstanceAttribute" => {
             let input = ResetInstanceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.reset_instance_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ResetInstanceAttributeResponse")
         }
         "ResetSnapshotAttribute" => {
             let input = ResetSnapshotAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             svc.reset_snapshot_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ResetSnapshotAttributeResponse")
         }
         "RevokeSecurityGroupEgress" => {
             let input = RevokeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.revoke_security_group_egress(ctx, input)?;
             crate::encode::response(ctx, "RevokeSecurityGroupEgressResponse", &output)
         }
         "RevokeSecurityGroupIngress" => {
             let input = RevokeSecurityGroupIngressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.revoke_security_group_ingress(ctx, input)?;
             crate::encode::response(ctx, "RevokeSecurityGroupIngressResponse", &output)
         }
@@ -1870,29 +1988,34 @@ pub fn dispatch(
             let input = RunInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.prepare(ctx)?;
             let output = svc.run_instances(ctx, input)?;
             crate::encode::response(ctx, "RunInstancesResponse", &output)
         }
         "StartInstances" => {
             let input = StartInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.start_instances(ctx, input)?;
             crate::encode::response(ctx, "StartInstancesResponse", &output)
         }
         "StopInstances" => {
             let input = StopInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.stop_instances(ctx, input)?;
             crate::encode::response(ctx, "StopInstancesResponse", &output)
         }
         "TerminateInstances" => {
             let input = TerminateInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
             let output = svc.terminate_instances(ctx, input)?;
             crate::encode::response(ctx, "TerminateInstancesResponse", &output)
         }
         "UnassignPrivateIpAddresses" => {
             let input = UnassignPrivateIpAddressesRequest::decode(params, &Path::ROOT)?;
+            svc.prepare(ctx)?;
             svc.unassign_private_ip_addresses(ctx, input)?;
             crate::encode::response_return(ctx, "UnassignPrivateIpAddressesResponse")
         }
