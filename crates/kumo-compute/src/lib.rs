@@ -12,10 +12,12 @@ pub mod dhcp;
 pub mod dns;
 pub mod firewall;
 pub mod guest;
+mod host;
 pub mod hostkeys;
 pub mod imds;
 mod net;
 pub mod ns;
+mod storage;
 pub mod vm;
 
 use serde::{Deserialize, Serialize};

@@ -17,8 +17,15 @@
 //! a veth.
 
 use crate::dhcp::{Lease, Leases};
+use crate::host::{
+    apply_rules, bind_in, bind_udp_in, cpu_list, join_cpus, kill_cgroup, sweep, CGROUP, CONTROLLERS,
+};
 use crate::imds::Imds;
 use crate::net::{self, ip, ip_quiet, short};
+use crate::storage::{
+    grow_live, guest_root, instance_store, show_device, snapshot_live, with_device, BootDevices,
+    LiveVolume,
+};
 use crate::vm::{self, VmConfig};
 use crate::{ComputeError, Driver, GuestEvent, InstanceSpec, Metadata, VolumeSpec};
 use std::collections::{BTreeMap, HashMap};
@@ -28,9 +35,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-const CGROUP: &str = "/sys/fs/cgroup";
-const CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "cpuset", "memory", "pids"];
 
 struct Vpc {
     ns: String,
@@ -98,231 +102,6 @@ struct Running {
     reboot_exit: bool,
     /// Kumo's files for the guest, served beside its metadata.
     guest: BTreeMap<String, String>,
-}
-
-/// The disks an `ns` guest has from its boot: instance store loop devices and volumes.
-#[derive(Default)]
-struct BootDevices {
-    ephemeral: Vec<(VolumeSpec, String)>,
-    volumes: HashMap<String, LiveVolume>,
-}
-
-impl BootDevices {
-    /// Gives them back when the boot failed after they were made.
-    fn release(self) {
-        for (_, mut lv) in self.volumes {
-            lv.stop();
-        }
-        for (_, dev) in self.ephemeral {
-            let _ = net::run("losetup", &["-d", &dev]);
-        }
-    }
-}
-
-/// A volume in a guest: qemu-storage-daemon exports the qcow2 file as a raw FUSE file, a loop
-/// device sits on that, and the loop device's node is in the guest's `/dev`.
-struct LiveVolume {
-    spec: VolumeSpec,
-    /// The block node the export reads and writes: the newest overlay.
-    top: String,
-    /// How many overlays were added (for node names).
-    overlays: u32,
-    daemon: Child,
-    qmp: PathBuf,
-    raw: PathBuf,
-    loop_dev: String,
-}
-
-impl LiveVolume {
-    /// Starts a volume's export and shows its device under `root` (the guest's `/`, seen
-    /// from the host: [`guest_root`]).
-    fn start(run: &Path, root: &Path, v: &VolumeSpec) -> Result<LiveVolume, ComputeError> {
-        let dir = run.join("volumes");
-        std::fs::create_dir_all(&dir).map_err(|e| ComputeError::io("volume directory", e))?;
-        let raw = dir.join(format!("{}.raw", v.volume_id));
-        let qmp = dir.join(format!("{}.qmp", v.volume_id));
-        std::fs::File::create(&raw).map_err(|e| ComputeError::io("FUSE mount point", e))?;
-        let _ = std::fs::remove_file(&qmp);
-        let mut daemon = Command::new("qemu-storage-daemon")
-            .arg("--blockdev")
-            .arg(format!(
-                "driver=file,node-name=file0,filename={}",
-                v.file.display()
-            ))
-            .arg("--blockdev")
-            .arg("driver=qcow2,node-name=disk,file=file0")
-            .arg("--export")
-            .arg(format!(
-                "type=fuse,id=exp0,node-name=disk,mountpoint={},writable=on",
-                raw.display()
-            ))
-            .arg("--chardev")
-            .arg(format!(
-                "socket,id=qmp0,path={},server=on,wait=off",
-                qmp.display()
-            ))
-            .arg("--monitor")
-            .arg("chardev=qmp0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| ComputeError::io("start qemu-storage-daemon", e))?;
-        // The export is up once the mount point is a FUSE file of the volume's size.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let fused = std::fs::metadata(&raw)
-                .map(|m| m.len() > 0)
-                .unwrap_or(false);
-            if fused && qmp.exists() {
-                break;
-            }
-            if let Ok(Some(st)) = daemon.try_wait() {
-                return Err(ComputeError::Guest(format!(
-                    "qemu-storage-daemon exited ({st}) for {}",
-                    v.volume_id
-                )));
-            }
-            if Instant::now() > deadline {
-                let _ = daemon.kill();
-                let _ = daemon.wait();
-                return Err(ComputeError::Guest(format!(
-                    "qemu-storage-daemon did not export {}",
-                    v.volume_id
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let loop_dev = match net::run("losetup", &["--find", "--show", &raw.to_string_lossy()]) {
-            Ok(d) => d.trim().to_string(),
-            Err(e) => {
-                let _ = daemon.kill();
-                let _ = daemon.wait();
-                let _ = std::fs::remove_file(&raw);
-                return Err(e);
-            }
-        };
-        let mut lv = LiveVolume {
-            spec: v.clone(),
-            top: "disk".into(),
-            overlays: 0,
-            daemon,
-            qmp,
-            raw,
-            loop_dev,
-        };
-        if let Err(e) = lv.show(root) {
-            lv.stop();
-            return Err(e);
-        }
-        Ok(lv)
-    }
-
-    fn show(&self, root: &Path) -> Result<(), ComputeError> {
-        show_device(root, &self.loop_dev, &self.spec)
-    }
-
-    /// Pushes the loop device's and the FUSE file's cached writes to the storage daemon.
-    fn flush(&self) -> Result<(), ComputeError> {
-        net::run("blockdev", &["--flushbufs", &self.loop_dev])?;
-        std::fs::File::open(&self.raw)
-            .and_then(|f| f.sync_all())
-            .map_err(|e| ComputeError::io("flush the volume", e))?;
-        self.qmp(&[])
-    }
-
-    fn hide(&self, root: &Path) {
-        let _ = std::fs::remove_file(root.join(self.spec.device.trim_start_matches('/')));
-        if let Some(alias) = &self.spec.alias {
-            let _ = std::fs::remove_file(root.join(alias.trim_start_matches('/')));
-        }
-    }
-
-    fn stop(&mut self) {
-        let _ = net::run("losetup", &["-d", &self.loop_dev]);
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.daemon.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.daemon.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        let _ = std::fs::remove_file(&self.raw);
-        let _ = std::fs::remove_file(&self.qmp);
-    }
-
-    /// Sends QMP commands to the daemon, one after the other; fails on the first error.
-    fn qmp(&self, commands: &[String]) -> Result<(), ComputeError> {
-        vm::qmp(&self.qmp, commands)
-    }
-}
-
-/// A running guest's `/` as the host sees it: through its init's root, in the guest's mount
-/// namespace.
-fn guest_root(init_pid: i32) -> PathBuf {
-    PathBuf::from(format!("/proc/{init_pid}/root"))
-}
-
-/// Puts a block device's node in the guest's /dev (under `root`, the guest's `/` seen from the
-/// host) under the name the spec gives it (and the attachment's name, as a link).
-fn show_device(root: &Path, dev: &str, spec: &VolumeSpec) -> Result<(), ComputeError> {
-    use std::os::unix::fs::MetadataExt;
-    let rdev = std::fs::metadata(dev)
-        .map_err(|e| ComputeError::io("loop device", e))?
-        .rdev();
-    let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
-    let node = root.join(spec.device.trim_start_matches('/'));
-    let _ = std::fs::remove_file(&node);
-    nix::sys::stat::mknod(
-        &node,
-        nix::sys::stat::SFlag::S_IFBLK,
-        nix::sys::stat::Mode::from_bits_truncate(0o660),
-        nix::sys::stat::makedev(major, minor),
-    )
-    .map_err(|e| ComputeError::io(format!("device node {}", spec.device), e.into()))?;
-    if let Some(alias) = &spec.alias {
-        let link = root.join(alias.trim_start_matches('/'));
-        let _ = std::fs::remove_file(&link);
-        let target = spec.device.trim_start_matches("/dev/");
-        std::os::unix::fs::symlink(target, &link)
-            .map_err(|e| ComputeError::io(format!("device link {alias}"), e))?;
-    }
-    Ok(())
-}
-
-/// The instance's instance store disks: sparse files in its run directory, made blank when
-/// missing (at a start after a stop), named after the root (`/dev/nvme1n1`…) and serialed as
-/// EC2's instance store NVMe disks are (`AWS…`).
-fn instance_store(run: &Path, spec: &InstanceSpec) -> Result<Vec<VolumeSpec>, ComputeError> {
-    let dir = run.join("ephemeral");
-    if spec.instance_store.is_empty() {
-        return Ok(Vec::new());
-    }
-    std::fs::create_dir_all(&dir).map_err(|e| ComputeError::io("instance store", e))?;
-    let hex: String = short(&spec.id).to_uppercase();
-    let mut out = Vec::new();
-    for (i, gb) in spec.instance_store.iter().enumerate() {
-        let file = dir.join(format!("{i}.img"));
-        if !file.exists() {
-            let f =
-                std::fs::File::create(&file).map_err(|e| ComputeError::io("instance store", e))?;
-            f.set_len(gb * 1_000_000_000)
-                .map_err(|e| ComputeError::io("instance store", e))?;
-        }
-        out.push(VolumeSpec {
-            volume_id: format!("AWS{hex:0>8}{i:09X}"),
-            file,
-            device: format!("/dev/nvme{}n1", i + 1),
-            alias: None,
-        });
-    }
-    Ok(out)
 }
 
 struct VmGuest {
@@ -1241,24 +1020,6 @@ fn grow_vm_disk(r: &Running, volume_id: &str, bytes: u64) -> Option<Result<(), C
     ))
 }
 
-/// Grows a live `ns` volume: the daemon's node, then the loop device.
-fn grow_live(lv: &LiveVolume, bytes: u64) -> Result<(), ComputeError> {
-    lv.qmp(&[format!(
-        r#"{{"execute":"block_resize","arguments":{{"node-name":"{}","size":{bytes}}}}}"#,
-        lv.top
-    )])?;
-    // The kernel caches the FUSE file's size for a second: wait until a stat shows the new
-    // one, then the loop device learns it.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while std::fs::metadata(&lv.raw).map(|m| m.len()).unwrap_or(0) < bytes
-        && Instant::now() < deadline
-    {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    net::run("losetup", &["--set-capacity", &lv.loop_dev])?;
-    Ok(())
-}
-
 /// A `vm` guest's data disk was frozen as a snapshot: QEMU flushes the frozen layer and moves
 /// to the new overlay.
 fn snapshot_vm_disk(qmp: &Path, volume_id: &str, v: &VolumeSpec) -> Result<(), ComputeError> {
@@ -1274,83 +1035,6 @@ fn snapshot_vm_disk(qmp: &Path, volume_id: &str, v: &VolumeSpec) -> Result<(), C
             serde_json::json!({"execute": "blockdev-snapshot", "arguments": {"node": current_top(qmp, volume_id)?, "overlay": top}}).to_string(),
         ],
     )
-}
-
-/// A live `ns` volume's file was frozen as a snapshot: its daemon moves onto the new overlay.
-fn snapshot_live(lv: &mut LiveVolume) -> Result<(), ComputeError> {
-    // What the guest wrote but the loop device or the FUSE file still caches goes to the
-    // daemon first, so it lands in the frozen layer (the daemon still writes there).
-    lv.flush()?;
-    // The daemon still holds the old file (now the snapshot) open: open the new overlay
-    // without a backing and put it on top, so reads fall through to the snapshot and
-    // writes land in the overlay; the export follows the top.
-    let n = lv.overlays + 1;
-    let (file, node) = (format!("ovl{n}-file"), format!("ovl{n}"));
-    lv.qmp(&[
-        format!(
-            r#"{{"execute":"blockdev-add","arguments":{{"driver":"file","node-name":"{file}","filename":"{}"}}}}"#,
-            lv.spec.file.display()
-        ),
-        format!(
-            r#"{{"execute":"blockdev-add","arguments":{{"driver":"qcow2","node-name":"{node}","file":"{file}","backing":null}}}}"#
-        ),
-        format!(
-            r#"{{"execute":"blockdev-snapshot","arguments":{{"node":"{}","overlay":"{node}"}}}}"#,
-            lv.top
-        ),
-    ])?;
-    lv.overlays = n;
-    lv.top = node;
-    Ok(())
-}
-
-/// Removes every network namespace, host link (with its routes) and cgroup named with
-/// `prefix`.
-fn sweep(prefix: &str) {
-    if let Ok(list) = ip(&["netns", "list"]) {
-        for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
-            if name.starts_with(prefix) && name.len() > prefix.len() {
-                ip_quiet(&["netns", "delete", name]);
-            }
-        }
-    }
-    let host_links = format!("{prefix}h");
-    if let Ok(list) = ip(&["-o", "link", "show"]) {
-        for l in list.lines() {
-            let name = l
-                .split(": ")
-                .nth(1)
-                .and_then(|n| n.split('@').next())
-                .unwrap_or("");
-            if name.starts_with(&host_links) {
-                ip_quiet(&["link", "delete", name]);
-            }
-        }
-    }
-    for c in CONTROLLERS {
-        let base = Path::new(CGROUP).join(c).join(format!("kumo-{prefix}"));
-        if let Ok(entries) = std::fs::read_dir(&base) {
-            for e in entries.flatten().filter(|e| e.path().is_dir()) {
-                kill_cgroup(&e.path());
-                let _ = std::fs::remove_dir(e.path());
-            }
-        }
-        let _ = std::fs::remove_dir(&base);
-    }
-}
-
-/// A volume with its guest device decided: an empty device (a Nitro type's) becomes the
-/// lowest free `/dev/nvmeNn1` from 1 (the root volume is `nvme0n1`).
-fn with_device<'a>(v: &VolumeSpec, used: impl Iterator<Item = &'a VolumeSpec>) -> VolumeSpec {
-    let used: Vec<&str> = used.map(|u| u.device.as_str()).collect();
-    let mut v = v.clone();
-    if v.device.is_empty() {
-        let n = (1..)
-            .find(|n| !used.contains(&format!("/dev/nvme{n}n1").as_str()))
-            .unwrap_or(1);
-        v.device = format!("/dev/nvme{n}n1");
-    }
-    v
 }
 
 /// Makes the VPC's end of a guest's link (a veth or a tap) a routed one. Routed, not bridged:
@@ -1481,7 +1165,7 @@ fn current_top(qmp: &Path, volume_id: &str) -> Result<String, ComputeError> {
 }
 
 /// The host's links into the VPC namespaces.
-const HOST_NET: &str = "100.127.0.0/16";
+pub(crate) const HOST_NET: &str = "100.127.0.0/16";
 
 /// Kumo's files for the guest (see [`crate::Metadata::guest`]), made once per boot: the
 /// init's settings (the default user and the VPC's resolver), the script for `#cloud-config`
@@ -1560,68 +1244,6 @@ fn published(r: &Running) -> Metadata {
     }
 }
 
-/// Installs a VPC's security-group rules in its namespace, replacing the last ones at once.
-fn apply_rules(ns: &str, fw: &crate::firewall::Firewall) -> Result<(), ComputeError> {
-    let script = crate::firewall::script(fw, HOST_NET);
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| ComputeError::io("run nft", e))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(script.as_bytes())
-            .map_err(|e| ComputeError::io("write the rules to nft", e))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(|e| ComputeError::io("run nft", e))?;
-    if !out.status.success() {
-        return Err(ComputeError::Command {
-            command: format!("nft -f (in {ns})"),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
-}
-
-/// The CPUs of a cpuset list such as `0-3,6`.
-fn cpu_list(s: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
-                    out.extend(a..=b);
-                }
-            }
-            None => out.extend(part.parse::<u32>().ok()),
-        }
-    }
-    out
-}
-
-fn join_cpus(cpus: &[u32]) -> String {
-    cpus.iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Sends SIGKILL to every process of a cgroup.
-fn kill_cgroup(dir: &Path) {
-    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-        for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(p),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
 fn read_line(r: &mut BufReader<ChildStdout>) -> Result<String, ComputeError> {
     let mut line = String::new();
     r.read_line(&mut line)
@@ -1643,47 +1265,6 @@ fn expect(r: &mut BufReader<ChildStdout>, want: &str) -> Result<(), ComputeError
             "the helper said {line:?}, not {want}"
         )))
     }
-}
-
-/// Runs `f` on a thread that has entered a named network namespace (entering one changes
-/// only the calling thread): sockets made there stay in that namespace.
-fn in_netns<T: Send + 'static>(
-    ns: &str,
-    what: &str,
-    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> Result<T, ComputeError> {
-    let path = format!("/run/netns/{ns}");
-    let joined = std::thread::spawn(move || -> std::io::Result<T> {
-        let file = std::fs::File::open(&path)?;
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(std::io::Error::from)?;
-        f()
-    })
-    .join();
-    match joined {
-        Ok(r) => r.map_err(|e| ComputeError::io(what, e)),
-        Err(_) => Err(ComputeError::Guest("the namespace thread panicked".into())),
-    }
-}
-
-/// A TCP listener inside a named network namespace.
-fn bind_in(ns: &str, addr: &str) -> Result<std::net::TcpListener, ComputeError> {
-    let addr = addr.to_string();
-    in_netns(ns, "bind the metadata service", move || {
-        let l = std::net::TcpListener::bind(&addr)?;
-        l.set_nonblocking(true)?;
-        Ok(l)
-    })
-}
-
-/// A UDP socket inside a named network namespace.
-fn bind_udp_in(ns: &str, addr: &str) -> Result<std::net::UdpSocket, ComputeError> {
-    let addr = addr.to_string();
-    in_netns(ns, "bind a UDP socket in a VPC namespace", move || {
-        let u = std::net::UdpSocket::bind(&addr)?;
-        u.set_nonblocking(true)?;
-        Ok(u)
-    })
 }
 
 impl Driver for NsDriver {

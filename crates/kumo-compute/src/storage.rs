@@ -1,0 +1,307 @@
+//! The disks of an `ns` guest: volumes exported by `qemu-storage-daemon` (a qcow2 file as a
+//! raw FUSE file, a loop device on it, its node in the guest's `/dev`), grown and
+//! snapshotted live over QMP, and the instance store (sparse files on loop devices, blank at
+//! each start).
+
+use crate::net::{self, short};
+use crate::vm;
+use crate::{ComputeError, InstanceSpec, VolumeSpec};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The disks an `ns` guest has from its boot: instance store loop devices and volumes.
+#[derive(Default)]
+pub(crate) struct BootDevices {
+    pub(crate) ephemeral: Vec<(VolumeSpec, String)>,
+    pub(crate) volumes: HashMap<String, LiveVolume>,
+}
+
+impl BootDevices {
+    /// Gives them back when the boot failed after they were made.
+    pub(crate) fn release(self) {
+        for (_, mut lv) in self.volumes {
+            lv.stop();
+        }
+        for (_, dev) in self.ephemeral {
+            let _ = net::run("losetup", &["-d", &dev]);
+        }
+    }
+}
+
+/// A volume in a guest: qemu-storage-daemon exports the qcow2 file as a raw FUSE file, a loop
+/// device sits on that, and the loop device's node is in the guest's `/dev`.
+pub(crate) struct LiveVolume {
+    pub(crate) spec: VolumeSpec,
+    /// The block node the export reads and writes: the newest overlay.
+    pub(crate) top: String,
+    /// How many overlays were added (for node names).
+    pub(crate) overlays: u32,
+    pub(crate) daemon: Child,
+    pub(crate) qmp: PathBuf,
+    pub(crate) raw: PathBuf,
+    pub(crate) loop_dev: String,
+}
+
+impl LiveVolume {
+    /// Starts a volume's export and shows its device under `root` (the guest's `/`, seen
+    /// from the host: [`guest_root`]).
+    pub(crate) fn start(
+        run: &Path,
+        root: &Path,
+        v: &VolumeSpec,
+    ) -> Result<LiveVolume, ComputeError> {
+        let dir = run.join("volumes");
+        std::fs::create_dir_all(&dir).map_err(|e| ComputeError::io("volume directory", e))?;
+        let raw = dir.join(format!("{}.raw", v.volume_id));
+        let qmp = dir.join(format!("{}.qmp", v.volume_id));
+        std::fs::File::create(&raw).map_err(|e| ComputeError::io("FUSE mount point", e))?;
+        let _ = std::fs::remove_file(&qmp);
+        let mut daemon = Command::new("qemu-storage-daemon")
+            .arg("--blockdev")
+            .arg(format!(
+                "driver=file,node-name=file0,filename={}",
+                v.file.display()
+            ))
+            .arg("--blockdev")
+            .arg("driver=qcow2,node-name=disk,file=file0")
+            .arg("--export")
+            .arg(format!(
+                "type=fuse,id=exp0,node-name=disk,mountpoint={},writable=on",
+                raw.display()
+            ))
+            .arg("--chardev")
+            .arg(format!(
+                "socket,id=qmp0,path={},server=on,wait=off",
+                qmp.display()
+            ))
+            .arg("--monitor")
+            .arg("chardev=qmp0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| ComputeError::io("start qemu-storage-daemon", e))?;
+        // The export is up once the mount point is a FUSE file of the volume's size.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let fused = std::fs::metadata(&raw)
+                .map(|m| m.len() > 0)
+                .unwrap_or(false);
+            if fused && qmp.exists() {
+                break;
+            }
+            if let Ok(Some(st)) = daemon.try_wait() {
+                return Err(ComputeError::Guest(format!(
+                    "qemu-storage-daemon exited ({st}) for {}",
+                    v.volume_id
+                )));
+            }
+            if Instant::now() > deadline {
+                let _ = daemon.kill();
+                let _ = daemon.wait();
+                return Err(ComputeError::Guest(format!(
+                    "qemu-storage-daemon did not export {}",
+                    v.volume_id
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let loop_dev = match net::run("losetup", &["--find", "--show", &raw.to_string_lossy()]) {
+            Ok(d) => d.trim().to_string(),
+            Err(e) => {
+                let _ = daemon.kill();
+                let _ = daemon.wait();
+                let _ = std::fs::remove_file(&raw);
+                return Err(e);
+            }
+        };
+        let mut lv = LiveVolume {
+            spec: v.clone(),
+            top: "disk".into(),
+            overlays: 0,
+            daemon,
+            qmp,
+            raw,
+            loop_dev,
+        };
+        if let Err(e) = lv.show(root) {
+            lv.stop();
+            return Err(e);
+        }
+        Ok(lv)
+    }
+
+    pub(crate) fn show(&self, root: &Path) -> Result<(), ComputeError> {
+        show_device(root, &self.loop_dev, &self.spec)
+    }
+
+    /// Pushes the loop device's and the FUSE file's cached writes to the storage daemon.
+    pub(crate) fn flush(&self) -> Result<(), ComputeError> {
+        net::run("blockdev", &["--flushbufs", &self.loop_dev])?;
+        std::fs::File::open(&self.raw)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| ComputeError::io("flush the volume", e))?;
+        self.qmp(&[])
+    }
+
+    pub(crate) fn hide(&self, root: &Path) {
+        let _ = std::fs::remove_file(root.join(self.spec.device.trim_start_matches('/')));
+        if let Some(alias) = &self.spec.alias {
+            let _ = std::fs::remove_file(root.join(alias.trim_start_matches('/')));
+        }
+    }
+
+    pub(crate) fn stop(&mut self) {
+        let _ = net::run("losetup", &["-d", &self.loop_dev]);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.daemon.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.daemon.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+        let _ = std::fs::remove_file(&self.raw);
+        let _ = std::fs::remove_file(&self.qmp);
+    }
+
+    /// Sends QMP commands to the daemon, one after the other; fails on the first error.
+    pub(crate) fn qmp(&self, commands: &[String]) -> Result<(), ComputeError> {
+        vm::qmp(&self.qmp, commands)
+    }
+}
+
+/// A running guest's `/` as the host sees it: through its init's root, in the guest's mount
+/// namespace.
+pub(crate) fn guest_root(init_pid: i32) -> PathBuf {
+    PathBuf::from(format!("/proc/{init_pid}/root"))
+}
+
+/// Puts a block device's node in the guest's /dev (under `root`, the guest's `/` seen from the
+/// host) under the name the spec gives it (and the attachment's name, as a link).
+pub(crate) fn show_device(root: &Path, dev: &str, spec: &VolumeSpec) -> Result<(), ComputeError> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = std::fs::metadata(dev)
+        .map_err(|e| ComputeError::io("loop device", e))?
+        .rdev();
+    let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
+    let node = root.join(spec.device.trim_start_matches('/'));
+    let _ = std::fs::remove_file(&node);
+    nix::sys::stat::mknod(
+        &node,
+        nix::sys::stat::SFlag::S_IFBLK,
+        nix::sys::stat::Mode::from_bits_truncate(0o660),
+        nix::sys::stat::makedev(major, minor),
+    )
+    .map_err(|e| ComputeError::io(format!("device node {}", spec.device), e.into()))?;
+    if let Some(alias) = &spec.alias {
+        let link = root.join(alias.trim_start_matches('/'));
+        let _ = std::fs::remove_file(&link);
+        let target = spec.device.trim_start_matches("/dev/");
+        std::os::unix::fs::symlink(target, &link)
+            .map_err(|e| ComputeError::io(format!("device link {alias}"), e))?;
+    }
+    Ok(())
+}
+
+/// The instance's instance store disks: sparse files in its run directory, made blank when
+/// missing (at a start after a stop), named after the root (`/dev/nvme1n1`…) and serialed as
+/// EC2's instance store NVMe disks are (`AWS…`).
+pub(crate) fn instance_store(
+    run: &Path,
+    spec: &InstanceSpec,
+) -> Result<Vec<VolumeSpec>, ComputeError> {
+    let dir = run.join("ephemeral");
+    if spec.instance_store.is_empty() {
+        return Ok(Vec::new());
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| ComputeError::io("instance store", e))?;
+    let hex: String = short(&spec.id).to_uppercase();
+    let mut out = Vec::new();
+    for (i, gb) in spec.instance_store.iter().enumerate() {
+        let file = dir.join(format!("{i}.img"));
+        if !file.exists() {
+            let f =
+                std::fs::File::create(&file).map_err(|e| ComputeError::io("instance store", e))?;
+            f.set_len(gb * 1_000_000_000)
+                .map_err(|e| ComputeError::io("instance store", e))?;
+        }
+        out.push(VolumeSpec {
+            volume_id: format!("AWS{hex:0>8}{i:09X}"),
+            file,
+            device: format!("/dev/nvme{}n1", i + 1),
+            alias: None,
+        });
+    }
+    Ok(out)
+}
+
+/// Grows a live `ns` volume: the daemon's node, then the loop device.
+pub(crate) fn grow_live(lv: &LiveVolume, bytes: u64) -> Result<(), ComputeError> {
+    lv.qmp(&[format!(
+        r#"{{"execute":"block_resize","arguments":{{"node-name":"{}","size":{bytes}}}}}"#,
+        lv.top
+    )])?;
+    // The kernel caches the FUSE file's size for a second: wait until a stat shows the new
+    // one, then the loop device learns it.
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while std::fs::metadata(&lv.raw).map(|m| m.len()).unwrap_or(0) < bytes
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    net::run("losetup", &["--set-capacity", &lv.loop_dev])?;
+    Ok(())
+}
+
+/// A live `ns` volume's file was frozen as a snapshot: its daemon moves onto the new overlay.
+pub(crate) fn snapshot_live(lv: &mut LiveVolume) -> Result<(), ComputeError> {
+    // What the guest wrote but the loop device or the FUSE file still caches goes to the
+    // daemon first, so it lands in the frozen layer (the daemon still writes there).
+    lv.flush()?;
+    // The daemon still holds the old file (now the snapshot) open: open the new overlay
+    // without a backing and put it on top, so reads fall through to the snapshot and
+    // writes land in the overlay; the export follows the top.
+    let n = lv.overlays + 1;
+    let (file, node) = (format!("ovl{n}-file"), format!("ovl{n}"));
+    lv.qmp(&[
+        format!(
+            r#"{{"execute":"blockdev-add","arguments":{{"driver":"file","node-name":"{file}","filename":"{}"}}}}"#,
+            lv.spec.file.display()
+        ),
+        format!(
+            r#"{{"execute":"blockdev-add","arguments":{{"driver":"qcow2","node-name":"{node}","file":"{file}","backing":null}}}}"#
+        ),
+        format!(
+            r#"{{"execute":"blockdev-snapshot","arguments":{{"node":"{}","overlay":"{node}"}}}}"#,
+            lv.top
+        ),
+    ])?;
+    lv.overlays = n;
+    lv.top = node;
+    Ok(())
+}
+
+/// A volume with its guest device decided: an empty device (a Nitro type's) becomes the
+/// lowest free `/dev/nvmeNn1` from 1 (the root volume is `nvme0n1`).
+pub(crate) fn with_device<'a>(
+    v: &VolumeSpec,
+    used: impl Iterator<Item = &'a VolumeSpec>,
+) -> VolumeSpec {
+    let used: Vec<&str> = used.map(|u| u.device.as_str()).collect();
+    let mut v = v.clone();
+    if v.device.is_empty() {
+        let n = (1..)
+            .find(|n| !used.contains(&format!("/dev/nvme{n}n1").as_str()))
+            .unwrap_or(1);
+        v.device = format!("/dev/nvme{n}n1");
+    }
+    v
+}
