@@ -381,25 +381,7 @@ pub fn run(
     ctx: &RequestContext,
     input: RunInstancesRequest,
 ) -> Result<Reservation, Ec2Error> {
-    if input.max_count < 1 {
-        return Err(Ec2Error::invalid_value(
-            "Maximum instance count must be greater than zero",
-        ));
-    }
-    if input.min_count < 1 {
-        return Err(Ec2Error::invalid_value(
-            "Minimum instance count must be greater than zero",
-        ));
-    }
-    if input.max_count < input.min_count {
-        return Err(Ec2Error::invalid_value(
-            "Minimum instance count cannot be greater than maximum instance count",
-        ));
-    }
-    unsupported_launch_settings(&input)?;
-    if let Some(md) = &input.metadata_options {
-        check_hop_limit(md.http_put_response_hop_limit)?;
-    }
+    check_counts(&input)?;
     let image_id = input
         .image_id
         .clone()
@@ -410,52 +392,9 @@ pub fn run(
         .clone()
         .unwrap_or_else(|| "m1.small".into());
     let info = check_type_for_image(&instance_type, &image)?;
-    let user_data = match &input.user_data {
-        None => None,
-        Some(u) => {
-            use base64::Engine;
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(u.trim())
-                .map_err(|_| Ec2Error::invalid_value("Invalid BASE64 encoding of user data."))?;
-            if raw.len() > 16 * 1024 {
-                return Err(Ec2Error::invalid_value(
-                    "User data is limited to 16384 bytes",
-                ));
-            }
-            Some(u.trim().to_string())
-        }
-    };
+    let user_data = user_data(&input)?;
     let specs = network_specs(&input)?;
-    if image.root_device_type == "instance-store"
-        && input.instance_initiated_shutdown_behavior.is_some()
-    {
-        return Err(Ec2Error::new(
-            "InvalidParameterCombination",
-            "The attribute instanceInitiatedShutdownBehavior can only be used for elastic images.",
-        ));
-    }
-    if input.max_count > 1
-        && specs.iter().any(|sp| {
-            sp.network_interface_id.is_some()
-                || sp.private_ip_address.is_some()
-                || sp.private_ip_addresses.is_some()
-        })
-    {
-        return Err(Ec2Error::new(
-            "InvalidParameterCombination",
-            "Network interfaces or private IP addresses can be specified only when launching one instance.",
-        ));
-    }
-    let (max_enis, _) = limits(info);
-    if specs.len() > max_enis {
-        return Err(Ec2Error::new(
-            "AttachmentLimitExceeded",
-            format!(
-                "Interface count {} exceeds the limit for {instance_type}",
-                specs.len()
-            ),
-        ));
-    }
+    check_interfaces(&input, &image, info, &instance_type, &specs)?;
     let tag_list = tags::from_launch_specifications(input.tag_specifications.clone())?;
     idempotency::check_token(input.client_token.as_deref())?;
     let digest = idempotency::digest(&input);
@@ -590,6 +529,90 @@ pub fn run(
         .map(|mut r| r.pop().unwrap_or_default())
 }
 
+/// MinCount and MaxCount, the settings Kumo does not take, and the metadata hop limit.
+fn check_counts(input: &RunInstancesRequest) -> Result<(), Ec2Error> {
+    if input.max_count < 1 {
+        return Err(Ec2Error::invalid_value(
+            "Maximum instance count must be greater than zero",
+        ));
+    }
+    if input.min_count < 1 {
+        return Err(Ec2Error::invalid_value(
+            "Minimum instance count must be greater than zero",
+        ));
+    }
+    if input.max_count < input.min_count {
+        return Err(Ec2Error::invalid_value(
+            "Minimum instance count cannot be greater than maximum instance count",
+        ));
+    }
+    unsupported_launch_settings(input)?;
+    if let Some(md) = &input.metadata_options {
+        check_hop_limit(md.http_put_response_hop_limit)?;
+    }
+    Ok(())
+}
+
+/// The user data, checked: base64, at most 16 KB decoded.
+fn user_data(input: &RunInstancesRequest) -> Result<Option<String>, Ec2Error> {
+    Ok(match &input.user_data {
+        None => None,
+        Some(u) => {
+            use base64::Engine;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(u.trim())
+                .map_err(|_| Ec2Error::invalid_value("Invalid BASE64 encoding of user data."))?;
+            if raw.len() > 16 * 1024 {
+                return Err(Ec2Error::invalid_value(
+                    "User data is limited to 16384 bytes",
+                ));
+            }
+            Some(u.trim().to_string())
+        }
+    })
+}
+
+/// What the image and the type allow of the launch's interfaces and shutdown behaviour.
+fn check_interfaces(
+    input: &RunInstancesRequest,
+    image: &ImageTraits,
+    info: &InstanceTypeInfo,
+    instance_type: &str,
+    specs: &[InstanceNetworkInterfaceSpecification],
+) -> Result<(), Ec2Error> {
+    if image.root_device_type == "instance-store"
+        && input.instance_initiated_shutdown_behavior.is_some()
+    {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The attribute instanceInitiatedShutdownBehavior can only be used for elastic images.",
+        ));
+    }
+    if input.max_count > 1
+        && specs.iter().any(|sp| {
+            sp.network_interface_id.is_some()
+                || sp.private_ip_address.is_some()
+                || sp.private_ip_addresses.is_some()
+        })
+    {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "Network interfaces or private IP addresses can be specified only when launching one instance.",
+        ));
+    }
+    let (max_enis, _) = limits(info);
+    if specs.len() > max_enis {
+        return Err(Ec2Error::new(
+            "AttachmentLimitExceeded",
+            format!(
+                "Interface count {} exceeds the limit for {instance_type}",
+                specs.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A launch's instances, and the subnet allocators to commit with them.
 type Launched = (Vec<InstanceRecord>, Vec<(String, SubnetIps)>);
 
@@ -609,6 +632,94 @@ fn launch(
 ) -> Result<Launched, Fail> {
     let input = l.input;
     let subnet = launch_subnet(tx, s, l)?;
+    check_zone(s, l, &subnet)?;
+    check_key(tx, s, input)?;
+    let count = capacity(k, tx, s, l, &subnet)?;
+    let vpc = crate::vpcs::get_vpc(tx, s, &subnet.vpc_id)?;
+    let mut site = Site {
+        subnet: &subnet,
+        vpc: &vpc,
+        max_ips: limits(l.info).1,
+        allocators: HashMap::new(),
+    };
+    let reservation_id = new_id("r");
+    let mut out = Vec::with_capacity(count);
+    for index in 0..count {
+        let id = new_id("i");
+        let mut public = false;
+        let mut eni_ids = Vec::new();
+        for spec in &l.specs {
+            eni_ids.push(interface(
+                k,
+                tx,
+                s,
+                l,
+                &mut site,
+                spec,
+                &id,
+                now,
+                tag_list,
+                &mut public,
+            )?);
+        }
+        let public_ip = if public {
+            Some(addresses::take_public_ip(tx, s, &id)?)
+        } else {
+            None
+        };
+        let credit = crate::credits::for_launch(
+            tx,
+            s,
+            &l.instance_type,
+            input
+                .credit_specification
+                .as_ref()
+                .map(|c| c.cpu_credits.as_str()),
+        )?;
+        let volumes = crate::launch_volumes::create(
+            k,
+            tx,
+            s,
+            &id,
+            (&subnet.zone, &subnet.zone_id),
+            &l.volumes,
+            now,
+            !ctx.dry_run,
+            made,
+            pre,
+        )?;
+        let parts = Parts {
+            id,
+            reservation_id: reservation_id.clone(),
+            index,
+            eni_ids,
+            volumes,
+            public_ip,
+            public,
+            credit,
+        };
+        let rec = new_record(k, ctx, l, &site, parts, now);
+        tx.insert(s, &rec)?;
+        tags::put_all(tx, s, &rec.id, "instance", &tag_list.instance)?;
+        for vol in &rec.volumes {
+            tags::put_all(tx, s, vol, "volume", &tag_list.volume)?;
+        }
+        out.push(rec);
+    }
+    idempotency::remember(
+        tx,
+        s,
+        "RunInstances",
+        input.client_token.as_deref(),
+        digest,
+        &reservation_id,
+    )?;
+    Ok((out, site.allocators.into_iter().collect()))
+}
+
+/// Checks that the launch's zone is its subnet's, and that the type is offered there.
+fn check_zone(s: Scope, l: &Launch, subnet: &SubnetRecord) -> Result<(), Fail> {
+    let input = l.input;
     if let Some(z) = input
         .placement
         .as_ref()
@@ -643,6 +754,11 @@ fn launch(
             )));
         }
     }
+    Ok(())
+}
+
+/// The launch's key pair exists.
+fn check_key(tx: &Tx, s: Scope, input: &RunInstancesRequest) -> Result<(), Fail> {
     if let Some(key) = &input.key_name {
         if tx
             .get_by_name::<crate::key_pairs::KeyPairRecord>(s, key)?
@@ -654,6 +770,13 @@ fn launch(
             )));
         }
     }
+    Ok(())
+}
+
+/// How many instances the zone takes of the launch: MaxCount, or as many as it has room for
+/// if that is at least MinCount.
+fn capacity(k: &Kumo, tx: &Tx, s: Scope, l: &Launch, subnet: &SubnetRecord) -> Result<usize, Fail> {
+    let input = l.input;
     // Capacity: instances that hold a slot in the zone (anything not terminated).
     let used = tx.count_in_zone(
         s,
@@ -672,225 +795,232 @@ fn launch(
             ),
         )));
     }
-    let vpc = crate::vpcs::get_vpc(tx, s, &subnet.vpc_id)?;
-    let (_, max_ips) = limits(l.info);
-    let reservation_id = new_id("r");
-    let mut allocators: HashMap<String, SubnetIps> = HashMap::new();
-    let mut out = Vec::with_capacity(count);
-    for index in 0..count {
-        let id = new_id("i");
-        let mut eni_ids = Vec::new();
-        let mut public = false;
-        for spec in &l.specs {
-            let device = spec.device_index.unwrap_or(0);
-            let mut eni = if let Some(existing) = &spec.network_interface_id {
-                let e = crate::repo::eni::get_eni(tx, s, existing)?;
-                if e.attachment.is_some() {
-                    return Err(Fail(Ec2Error::new(
-                        "InvalidNetworkInterface.InUse",
-                        format!("Interface: [{}] in use.", e.id),
-                    )));
-                }
-                if e.zone != subnet.zone {
-                    return Err(Fail(Ec2Error::invalid_value(format!(
-                        "The network interface '{}' is not in availability zone {}.",
-                        e.id, subnet.zone
-                    ))));
-                }
-                e
-            } else {
-                let sn = match &spec.subnet_id {
-                    Some(sid) if device != 0 => crate::subnets::get_subnet(tx, s, sid)?,
-                    _ => subnet.clone(),
-                };
-                if sn.zone != subnet.zone {
-                    return Err(Fail(Ec2Error::invalid_value(format!(
-                        "The subnet '{}' is not in availability zone {}.",
-                        sn.id, subnet.zone
-                    ))));
-                }
-                let groups = if device == 0 {
-                    launch_groups(tx, s, l, &vpc, spec)?
-                } else {
-                    enis::resolve_groups(tx, s, &vpc, spec.groups.as_ref())?
-                };
-                let want = want_of(spec).map_err(Fail)?;
-                if 1 + want.secondary.len()
-                    + want.secondary_count as usize
-                    + want.prefixes.len()
-                    + want.prefix_count as usize
-                    > max_ips
-                {
-                    return Err(Fail(address_limit()));
-                }
-                let attachment = EniAttachment {
-                    id: new_id("eni-attach"),
-                    instance_id: id.clone(),
-                    device_index: device,
-                    status: "attached".into(),
-                    delete_on_termination: spec.delete_on_termination.unwrap_or(true),
-                    attach_time_ms: now,
-                };
-                let a_spec = NewEni {
-                    description: spec.description.clone().unwrap_or_default(),
-                    interface_type: spec
-                        .interface_type
-                        .clone()
-                        .unwrap_or_else(|| "interface".into()),
-                    groups,
-                    requester_id: None,
-                    attachment: Some(attachment),
-                };
-                let ips = match allocators.entry(sn.id.clone()) {
-                    std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(v) => {
-                        v.insert(k.net.allocator(tx, s, &sn)?)
-                    }
-                };
-                let e = enis::new_eni_with(tx, s, &sn, &want, a_spec, ips)?;
-                tags::put_all(
-                    tx,
-                    s,
-                    &e.id,
-                    "network-interface",
-                    &tag_list.network_interface,
-                )?;
-                if device == 0 {
-                    public = spec
-                        .associate_public_ip_address
-                        .unwrap_or(sn.map_public_ip_on_launch);
-                }
-                e
-            };
-            if slots(&eni) > max_ips {
-                return Err(Fail(address_limit()));
-            }
-            if eni.attachment.is_none() {
-                // An existing interface given to the launch.
-                eni.attachment = Some(EniAttachment {
-                    id: new_id("eni-attach"),
-                    instance_id: id.clone(),
-                    device_index: device,
-                    status: "attached".into(),
-                    delete_on_termination: spec.delete_on_termination.unwrap_or(false),
-                    attach_time_ms: now,
-                });
-                tx.update(s, &eni)?;
-            }
-            eni_ids.push(eni.id);
+    Ok(count)
+}
+
+/// Where a launch's instances go: its subnet and VPC, the address allocators it uses, and
+/// the per-interface address limit of its type.
+struct Site<'a> {
+    subnet: &'a SubnetRecord,
+    vpc: &'a VpcRecord,
+    max_ips: usize,
+    allocators: HashMap<String, SubnetIps>,
+}
+
+/// One network interface of instance `id`: made (or an existing one attached) per `spec`;
+/// `public` is set for the primary interface when it gets a public address.
+#[allow(clippy::too_many_arguments)]
+fn interface(
+    k: &Kumo,
+    tx: &Tx,
+    s: Scope,
+    l: &Launch,
+    site: &mut Site,
+    spec: &InstanceNetworkInterfaceSpecification,
+    id: &str,
+    now: i64,
+    tag_list: &tags::LaunchTags,
+    public: &mut bool,
+) -> Result<String, Fail> {
+    let (subnet, vpc, max_ips) = (site.subnet, site.vpc, site.max_ips);
+    let allocators = &mut site.allocators;
+    let device = spec.device_index.unwrap_or(0);
+    let mut eni = if let Some(existing) = &spec.network_interface_id {
+        let e = crate::repo::eni::get_eni(tx, s, existing)?;
+        if e.attachment.is_some() {
+            return Err(Fail(Ec2Error::new(
+                "InvalidNetworkInterface.InUse",
+                format!("Interface: [{}] in use.", e.id),
+            )));
         }
-        let public_ip = if public {
-            Some(addresses::take_public_ip(tx, s, &id)?)
+        if e.zone != subnet.zone {
+            return Err(Fail(Ec2Error::invalid_value(format!(
+                "The network interface '{}' is not in availability zone {}.",
+                e.id, subnet.zone
+            ))));
+        }
+        e
+    } else {
+        let sn = match &spec.subnet_id {
+            Some(sid) if device != 0 => crate::subnets::get_subnet(tx, s, sid)?,
+            _ => subnet.clone(),
+        };
+        if sn.zone != subnet.zone {
+            return Err(Fail(Ec2Error::invalid_value(format!(
+                "The subnet '{}' is not in availability zone {}.",
+                sn.id, subnet.zone
+            ))));
+        }
+        let groups = if device == 0 {
+            launch_groups(tx, s, l, vpc, spec)?
         } else {
-            None
+            enis::resolve_groups(tx, s, vpc, spec.groups.as_ref())?
         };
-        let credit = crate::credits::for_launch(
-            tx,
-            s,
-            &l.instance_type,
-            input
-                .credit_specification
-                .as_ref()
-                .map(|c| c.cpu_credits.as_str()),
-        )?;
-        let md = input.metadata_options.clone().unwrap_or_default();
-        let volumes = crate::launch_volumes::create(
-            k,
-            tx,
-            s,
-            &id,
-            (&subnet.zone, &subnet.zone_id),
-            &l.volumes,
-            now,
-            !ctx.dry_run,
-            made,
-            pre,
-        )?;
-        let rec = InstanceRecord {
-            volumes,
-            id,
-            reservation_id: reservation_id.clone(),
-            image_id: l.image_id.clone(),
-            instance_type: l.instance_type.clone(),
-            architecture: l.image.architecture.clone(),
-            key_name: input.key_name.clone(),
-            launch_ms: now,
-            launch_index: index as i32,
-            state: State::Pending,
-            since_ms: now,
-            transition_reason: String::new(),
-            state_reason: Some(("pending".into(), "pending".into())),
-            zone: subnet.zone.clone(),
-            zone_id: subnet.zone_id.clone(),
-            subnet_id: subnet.id.clone(),
-            vpc_id: subnet.vpc_id.clone(),
-            enis: eni_ids,
-            public_ip,
-            auto_public_ip: public,
-            user_data: l.user_data.clone(),
-            disable_api_termination: input.disable_api_termination.unwrap_or(false),
-            disable_api_stop: input.disable_api_stop.unwrap_or(false),
-            shutdown_behavior: input
-                .instance_initiated_shutdown_behavior
-                .clone()
-                .unwrap_or_else(|| "stop".into()),
-            monitoring: input.monitoring.as_ref().is_some_and(|m| m.enabled),
-            ebs_optimized: input.ebs_optimized.unwrap_or(false),
-            tenancy: input
-                .placement
-                .as_ref()
-                .and_then(|p| p.tenancy.clone())
-                .unwrap_or_else(|| vpc.instance_tenancy.clone()),
-            root_device_name: l.image.root_device_name.clone(),
-            root_device_type: l.image.root_device_type.clone(),
-            ena_support: l.image.ena_support,
-            boot_mode: l.image.boot_mode.clone(),
-            credit_specification: credit.as_ref().map(|(m, _)| m.clone()),
-            http_tokens: md.http_tokens.unwrap_or_else(|| "optional".into()),
-            http_endpoint: md.http_endpoint.unwrap_or_else(|| "enabled".into()),
-            http_hop_limit: md.http_put_response_hop_limit.unwrap_or(1),
-            instance_metadata_tags: md
-                .instance_metadata_tags
-                .unwrap_or_else(|| "disabled".into()),
-            hibernation: input
-                .hibernation_options
-                .as_ref()
-                .and_then(|h| h.configured)
-                .unwrap_or(false),
-            iam_instance_profile: input
-                .iam_instance_profile
-                .as_ref()
-                .and_then(|p| p.arn.clone().or_else(|| p.name.clone())),
-            capacity_reservation_preference: input
-                .capacity_reservation_specification
-                .as_ref()
-                .and_then(|c| c.capacity_reservation_preference.clone())
-                .unwrap_or_else(|| "open".into()),
-            client_token: input.client_token.clone(),
-            credit_balance: credit.as_ref().map(|(_, c)| *c).unwrap_or(0.0),
-            credit_surplus: 0.0,
-            credits_at_ms: now,
-            cpu_usage_pct: 0.0,
-            awaiting_boot: k.compute.is_some() && !ctx.dry_run,
-            events: Vec::new(),
-        };
-        tx.insert(s, &rec)?;
-        tags::put_all(tx, s, &rec.id, "instance", &tag_list.instance)?;
-        for vol in &rec.volumes {
-            tags::put_all(tx, s, vol, "volume", &tag_list.volume)?;
+        let want = want_of(spec).map_err(Fail)?;
+        if 1 + want.secondary.len()
+            + want.secondary_count as usize
+            + want.prefixes.len()
+            + want.prefix_count as usize
+            > max_ips
+        {
+            return Err(Fail(address_limit()));
         }
-        out.push(rec);
+        let attachment = EniAttachment {
+            id: new_id("eni-attach"),
+            instance_id: id.to_string(),
+            device_index: device,
+            status: "attached".into(),
+            delete_on_termination: spec.delete_on_termination.unwrap_or(true),
+            attach_time_ms: now,
+        };
+        let a_spec = NewEni {
+            description: spec.description.clone().unwrap_or_default(),
+            interface_type: spec
+                .interface_type
+                .clone()
+                .unwrap_or_else(|| "interface".into()),
+            groups,
+            requester_id: None,
+            attachment: Some(attachment),
+        };
+        let ips = match allocators.entry(sn.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => v.insert(k.net.allocator(tx, s, &sn)?),
+        };
+        let e = enis::new_eni_with(tx, s, &sn, &want, a_spec, ips)?;
+        tags::put_all(
+            tx,
+            s,
+            &e.id,
+            "network-interface",
+            &tag_list.network_interface,
+        )?;
+        if device == 0 {
+            *public = spec
+                .associate_public_ip_address
+                .unwrap_or(sn.map_public_ip_on_launch);
+        }
+        e
+    };
+    if slots(&eni) > max_ips {
+        return Err(Fail(address_limit()));
     }
-    idempotency::remember(
-        tx,
-        s,
-        "RunInstances",
-        input.client_token.as_deref(),
-        digest,
-        &reservation_id,
-    )?;
-    let _ = ctx;
-    Ok((out, allocators.into_iter().collect()))
+    if eni.attachment.is_none() {
+        // An existing interface given to the launch.
+        eni.attachment = Some(EniAttachment {
+            id: new_id("eni-attach"),
+            instance_id: id.to_string(),
+            device_index: device,
+            status: "attached".into(),
+            delete_on_termination: spec.delete_on_termination.unwrap_or(false),
+            attach_time_ms: now,
+        });
+        tx.update(s, &eni)?;
+    }
+    Ok(eni.id)
+}
+
+/// What a launched instance's record is made of besides the launch itself.
+struct Parts {
+    id: String,
+    reservation_id: String,
+    index: usize,
+    eni_ids: Vec<String>,
+    volumes: Vec<String>,
+    public_ip: Option<String>,
+    public: bool,
+    credit: Option<(String, f64)>,
+}
+
+/// A launched instance's record, `pending`.
+fn new_record(
+    k: &Kumo,
+    ctx: &RequestContext,
+    l: &Launch,
+    site: &Site,
+    p: Parts,
+    now: i64,
+) -> InstanceRecord {
+    let (input, subnet, vpc) = (l.input, site.subnet, site.vpc);
+    let md = input.metadata_options.clone().unwrap_or_default();
+    let Parts {
+        id,
+        reservation_id,
+        index,
+        eni_ids,
+        volumes,
+        public_ip,
+        public,
+        credit,
+    } = p;
+    InstanceRecord {
+        volumes,
+        id,
+        reservation_id,
+        image_id: l.image_id.clone(),
+        instance_type: l.instance_type.clone(),
+        architecture: l.image.architecture.clone(),
+        key_name: input.key_name.clone(),
+        launch_ms: now,
+        launch_index: index as i32,
+        state: State::Pending,
+        since_ms: now,
+        transition_reason: String::new(),
+        state_reason: Some(("pending".into(), "pending".into())),
+        zone: subnet.zone.clone(),
+        zone_id: subnet.zone_id.clone(),
+        subnet_id: subnet.id.clone(),
+        vpc_id: subnet.vpc_id.clone(),
+        enis: eni_ids,
+        public_ip,
+        auto_public_ip: public,
+        user_data: l.user_data.clone(),
+        disable_api_termination: input.disable_api_termination.unwrap_or(false),
+        disable_api_stop: input.disable_api_stop.unwrap_or(false),
+        shutdown_behavior: input
+            .instance_initiated_shutdown_behavior
+            .clone()
+            .unwrap_or_else(|| "stop".into()),
+        monitoring: input.monitoring.as_ref().is_some_and(|m| m.enabled),
+        ebs_optimized: input.ebs_optimized.unwrap_or(false),
+        tenancy: input
+            .placement
+            .as_ref()
+            .and_then(|p| p.tenancy.clone())
+            .unwrap_or_else(|| vpc.instance_tenancy.clone()),
+        root_device_name: l.image.root_device_name.clone(),
+        root_device_type: l.image.root_device_type.clone(),
+        ena_support: l.image.ena_support,
+        boot_mode: l.image.boot_mode.clone(),
+        credit_specification: credit.as_ref().map(|(m, _)| m.clone()),
+        http_tokens: md.http_tokens.unwrap_or_else(|| "optional".into()),
+        http_endpoint: md.http_endpoint.unwrap_or_else(|| "enabled".into()),
+        http_hop_limit: md.http_put_response_hop_limit.unwrap_or(1),
+        instance_metadata_tags: md
+            .instance_metadata_tags
+            .unwrap_or_else(|| "disabled".into()),
+        hibernation: input
+            .hibernation_options
+            .as_ref()
+            .and_then(|h| h.configured)
+            .unwrap_or(false),
+        iam_instance_profile: input
+            .iam_instance_profile
+            .as_ref()
+            .and_then(|p| p.arn.clone().or_else(|| p.name.clone())),
+        capacity_reservation_preference: input
+            .capacity_reservation_specification
+            .as_ref()
+            .and_then(|c| c.capacity_reservation_preference.clone())
+            .unwrap_or_else(|| "open".into()),
+        client_token: input.client_token.clone(),
+        credit_balance: credit.as_ref().map(|(_, c)| *c).unwrap_or(0.0),
+        credit_surplus: 0.0,
+        credits_at_ms: now,
+        cpu_usage_pct: 0.0,
+        awaiting_boot: k.compute.is_some() && !ctx.dry_run,
+        events: Vec::new(),
+    }
 }
 
 /// An instance's metadata options as the API shows them, in `state` (`applied`, or `pending`
