@@ -192,14 +192,21 @@ pub fn detach_live(k: &Kumo, instance: &str, volume_id: &str) {
     }
 }
 
+/// Why an effect on a volume's file or a guest's disk could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum EffectError {
+    #[error("the volume file")]
+    File(#[from] kumo_blockstore::BlockError),
+    #[error("the guest")]
+    Guest(#[from] kumo_compute::ComputeError),
+}
+
 /// Grows a volume attached to a running guest; false when none has it.
-pub fn grow_live(k: &Kumo, volume_id: &str, size_gib: u64) -> Result<bool, String> {
+pub fn grow_live(k: &Kumo, volume_id: &str, size_gib: u64) -> Result<bool, EffectError> {
     let Some(cm) = &k.compute else {
         return Ok(false);
     };
-    cm.driver
-        .grow_volume(volume_id, size_gib << 30)
-        .map_err(|e| crate::error::chain(&e))
+    Ok(cm.driver.grow_volume(volume_id, size_gib << 30)?)
 }
 
 /// Pauses or resumes the guest whose root disk is this volume's file (see
@@ -216,12 +223,10 @@ pub fn hold_root(k: &Kumo, volume_id: &str, pause: bool) -> bool {
 }
 
 /// After a live volume's file was frozen as a snapshot: the guest writes to the new overlay.
-pub fn snapshot_live(k: &Kumo, volume_id: &str) -> Result<(), String> {
+pub fn snapshot_live(k: &Kumo, volume_id: &str) -> Result<(), EffectError> {
     let Some(cm) = &k.compute else { return Ok(()) };
-    cm.driver
-        .volume_snapshotted(volume_id)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    cm.driver.volume_snapshotted(volume_id)?;
+    Ok(())
 }
 
 /// Shuts a running guest down cleanly for CreateImage; true when it did (and must boot again).
@@ -299,10 +304,10 @@ pub fn freeze_files(k: &Kumo, real: bool, recs: &[SnapshotRecord]) -> Result<(),
         let done = k
             .blocks
             .snapshot(&rec.volume_id, &rec.id, rec.volume_size as u64)
-            .map_err(|e| e.to_string())
-            .and_then(|()| crate::host::snapshot_live(k, &rec.volume_id));
+            .map_err(EffectError::from)
+            .and_then(|()| snapshot_live(k, &rec.volume_id));
         if let Err(e) = done {
-            tracing::error!(error = %e, volume = %rec.volume_id, "cannot snapshot a volume file");
+            tracing::error!(error = %crate::error::chain(&e), volume = %rec.volume_id, "cannot snapshot a volume file");
             out = Err(Fail(Ec2Error::internal()));
             break;
         }

@@ -664,11 +664,11 @@ pub fn modify(
             Ok(false) => k
                 .blocks
                 .grow(&input.volume_id, size as u64)
-                .map_err(|e| crate::error::chain(&e)),
+                .map_err(crate::host::EffectError::from),
             Err(e) => Err(e),
         };
         if let Err(cause) = grown {
-            tracing::error!(volume = %input.volume_id, error = %cause, "cannot grow a volume; its modification failed");
+            tracing::error!(volume = %input.volume_id, error = %crate::error::chain(&cause), "cannot grow a volume; its modification failed");
             let failed = fail_modification(k, s, &input.volume_id, m.start_ms)?;
             return Ok(ModifyVolumeResult {
                 volume_modification: Some(wire_modification(&input.volume_id, &failed, now, delay)),
