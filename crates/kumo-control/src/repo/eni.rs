@@ -22,3 +22,26 @@ pub fn group_names<V: Read>(v: &V, s: Scope) -> Result<HashMap<String, String>, 
     let groups: Vec<SecurityGroupRecord> = v.list(s, &Query::default())?;
     Ok(groups.into_iter().map(|g| (g.id, g.name)).collect())
 }
+
+/// Group id → name for these groups only: an indexed read, whatever the scope holds.
+pub fn names_of<'a, V: Read>(
+    v: &V,
+    s: Scope,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<HashMap<String, String>, Fail> {
+    let mut ids: Vec<&str> = ids.collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut out = HashMap::new();
+    for chunk in ids.chunks(500) {
+        let groups: Vec<SecurityGroupRecord> = v.list(
+            s,
+            &Query {
+                ids: Some(chunk),
+                ..Query::default()
+            },
+        )?;
+        out.extend(groups.into_iter().map(|g| (g.id, g.name)));
+    }
+    Ok(out)
+}

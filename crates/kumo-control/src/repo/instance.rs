@@ -185,10 +185,16 @@ pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Con
         )?;
         volumes.extend(found.into_iter().filter(|x| !x.attachments.is_empty()));
     }
+    let names = crate::repo::eni::names_of(
+        v,
+        s,
+        enis.values()
+            .flat_map(|e| e.groups.iter().map(String::as_str)),
+    )?;
     Ok(Context {
         enis,
         volumes,
-        names: crate::repo::eni::group_names(v, s)?,
+        names,
         eips: crate::repo::address::by_interface(v, s)?,
         null_driver: Some(String::new()),
         degraded: None,
