@@ -81,8 +81,7 @@ impl Claims {
         self.dir.join(format!("{prefix}.owner"))
     }
 
-    /// Claims `prefix` for `owner`, replacing any earlier claim (its process is gone, or it
-    /// would be this server's data directory's other server, which the caller refused).
+    /// Claims `prefix` for `owner`, replacing any earlier claim.
     pub fn claim(&self, prefix: &str, owner: Owner) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let tmp = self.dir.join(format!(".{prefix}.{}", owner.pid));

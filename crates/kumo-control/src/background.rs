@@ -37,8 +37,6 @@ where
             std::thread::sleep(std::time::Duration::from_secs(1));
             k.credits_tick();
         })?;
-        // Marks made before the thread runs still wait for it: it is started here.
-        k.as_ref().firewall.worker_started();
         spawn("kumo-firewall", k, |k| k.firewall_worker())?;
     }
     Ok(())

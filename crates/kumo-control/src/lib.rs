@@ -212,7 +212,7 @@ impl Kumo {
     /// re-rendered, by the worker when one runs ([`Kumo::firewall_worker`]), before this
     /// returns.
     pub(crate) fn sync_firewall(&self, ctx: &RequestContext, reach: Reach) {
-        if self.compute.is_none() || reach == Reach::Vpcs(Default::default()) {
+        if self.compute.is_none() || matches!(&reach, Reach::Vpcs(v) if v.is_empty()) {
             return;
         }
         let scope = (ctx.account_id.clone(), ctx.region.clone());
