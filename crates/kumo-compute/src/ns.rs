@@ -23,8 +23,8 @@ use crate::host::{
 use crate::imds::Imds;
 use crate::net::{self, ip, ip_quiet, short};
 use crate::storage::{
-    grow_live, guest_root, instance_store, show_device, snapshot_live, with_device, BootDevices,
-    LiveVolume,
+    attach_loop, grow_live, guest_root, instance_store, show_device, snapshot_live, with_device,
+    BootDevices, LiveVolume,
 };
 use crate::vm::{self, VmConfig};
 use crate::{ComputeError, Driver, GuestEvent, InstanceSpec, Metadata, VolumeSpec};
@@ -846,16 +846,13 @@ impl NsDriver {
         match instance_store(&run, spec) {
             Ok(disks) => {
                 for d in disks {
-                    let shown =
-                        net::run("losetup", &["--find", "--show", &d.file.to_string_lossy()])
-                            .map(|out| out.trim().to_string())
-                            .and_then(|dev| {
-                                show_device(root, &dev, &d)
-                                    .map(|_| dev.clone())
-                                    .inspect_err(|_| {
-                                        let _ = net::run("losetup", &["-d", &dev]);
-                                    })
-                            });
+                    let shown = attach_loop(&d.file).and_then(|dev| {
+                        show_device(root, &dev, &d)
+                            .map(|_| dev.clone())
+                            .inspect_err(|_| {
+                                let _ = net::run("losetup", &["-d", &dev]);
+                            })
+                    });
                     match shown {
                         Ok(dev) => out.ephemeral.push((d, dev)),
                         Err(e) => {

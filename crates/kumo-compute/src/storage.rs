@@ -108,8 +108,8 @@ impl LiveVolume {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let loop_dev = match net::run("losetup", &["--find", "--show", &raw.to_string_lossy()]) {
-            Ok(d) => d.trim().to_string(),
+        let loop_dev = match attach_loop(&raw) {
+            Ok(d) => d,
             Err(e) => {
                 let _ = daemon.kill();
                 let _ = daemon.wait();
@@ -304,4 +304,23 @@ pub(crate) fn with_device<'a>(
         v.device = format!("/dev/nvme{n}n1");
     }
     v
+}
+
+/// Puts a loop device on `file`; its name (`/dev/loopN`). The free device the kernel names
+/// can be one still being released by an earlier detach (a volume just detached, a forced
+/// detach whose device the guest still has mounted), and binding it then fails with EBUSY:
+/// a few more tries take the next free one.
+pub(crate) fn attach_loop(file: &Path) -> Result<String, ComputeError> {
+    let mut tries = 0;
+    loop {
+        match net::run("losetup", &["--find", "--show", &file.to_string_lossy()]) {
+            Ok(out) => return Ok(out.trim().to_string()),
+            Err(e) if tries >= 4 => return Err(e),
+            Err(e) => {
+                tries += 1;
+                tracing::debug!(file = %file.display(), error = %e, "loop device busy; trying the next free one");
+                std::thread::sleep(Duration::from_millis(50 * tries));
+            }
+        }
+    }
 }
