@@ -2,27 +2,32 @@
 //! tells a driver what to run (an [`InstanceSpec`]) and the driver reports what it really did.
 //!
 //! - `ns` ([`ns::NsDriver`]): each instance is a set of Linux namespaces (mount, pid, net, uts,
-//!   ipc) whose root is an overlay on the image's root file system, with a veth into its
-//!   subnet's bridge inside its VPC's network namespace, and cgroups for its type's limits.
-//! - the `null` driver is the absence of one: the control plane keeps instances as API state.
+//!   ipc) whose root is an overlay on the image's root file system, with a routed veth into
+//!   its VPC's network namespace, and cgroups for its type's limits.
+//! - `vm` ([`vm::VmDriver`]): each instance is a QEMU virtual machine with a tap in its VPC's
+//!   namespace.
+//! - `null` ([`null::NullDriver`]): no guests; the control plane keeps instances as API state.
+//!
+//! The modules: `host` (namespaces, links, nftables, cgroups: the only code that runs `ip`
+//! or `nft` or touches `/sys/fs/cgroup`), `services` (what a VPC serves its guests: metadata,
+//! DHCP, DNS, the firewall's rules, guest files, host keys), `storage` (live volumes, the
+//! instance store, QMP), `fleet` (what `ns` and `vm` share: the guests' map, their boots and
+//! watcher), and the three drivers, which never use each other.
 
-pub mod claims;
-pub mod cloudconfig;
-pub mod dhcp;
-pub mod dns;
-pub mod firewall;
-pub mod guest;
-mod host;
-pub mod hostkeys;
-pub mod imds;
-mod net;
+mod fleet;
+pub mod host;
 pub mod ns;
+pub mod null;
+pub mod services;
 mod storage;
 pub mod vm;
+
+pub use services::firewall;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ComputeError {
@@ -157,7 +162,8 @@ pub struct GuestEvent {
     pub reboot: bool,
 }
 
-/// What a driver can do. Every call reports what really happened.
+/// A driver: the port the control plane boots guests through. Every call reports what
+/// really happened.
 pub trait Driver: Send + Sync {
     fn name(&self) -> &'static str;
     /// How this driver falls short of real hardware on this host, if it does (a `vm` driver
@@ -165,55 +171,89 @@ pub trait Driver: Send + Sync {
     fn degraded(&self) -> Option<(String, String)> {
         None
     }
-    /// Boots an instance (first launch, or a start after a stop).
+    /// Whether guests really run here (false for the null driver: instances are API state).
+    fn runs_guests(&self) -> bool {
+        true
+    }
+    /// Boots an instance (first launch, or a start after a stop); an instance already
+    /// running or booting is left as it is.
     fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError>;
-    /// Shuts an instance down cleanly (forcefully with `force`, or when the guest does not
-    /// stop in time), and waits until it is down. Its root data stays.
-    fn stop(&self, id: &str, force: bool) -> Result<(), ComputeError>;
-    /// Restarts the guest in place.
-    fn reboot(&self, id: &str) -> Result<(), ComputeError>;
-    /// Stops the instance if it runs and releases everything it held on the host.
+    /// The instance's guest, while it runs.
+    fn guest(&self, id: &str) -> Option<Arc<dyn Guest>>;
+    /// Every running guest.
+    fn guests(&self) -> Vec<Arc<dyn Guest>>;
+    /// Stops the instance if it runs and releases everything it held on the host, its
+    /// console log and instance store included (a terminated instance's).
     fn destroy(&self, id: &str) -> Result<(), ComputeError>;
-    /// The guest's console output so far.
+    /// The guest's console output so far (kept after it stopped).
     fn console(&self, id: &str) -> Option<Vec<u8>>;
-    fn is_running(&self, id: &str) -> bool;
-    /// Replaces an instance's metadata (an address or a group changed).
-    fn update_metadata(&self, id: &str, metadata: Metadata);
-    /// Stops every instance and removes every host resource (server shutdown, reset).
-    fn shutdown_all(&self);
+    /// Where a command sent to an instance's agent stands (kept after the guest stopped).
+    fn command_result(&self, id: &str, command_id: &str) -> Option<CommandResult>;
+    /// Replaces a VPC's security-group rules, at once and atomically.
+    fn set_firewall(&self, vpc_id: &str, fw: &firewall::Firewall) -> Result<(), ComputeError>;
     /// The stream of guests that stopped on their own; taken once, by the control plane.
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>>;
-    /// Releases what a guest that stopped on its own held on the host (its root data stays).
-    fn reap(&self, id: &str);
-    /// Attaches a data volume to a running guest: its device node appears in the guest.
-    fn attach_volume(&self, id: &str, v: &VolumeSpec) -> Result<(), ComputeError>;
+    /// Stops every instance and removes every host resource (server shutdown, reset).
+    fn shutdown_all(&self);
+}
+
+/// One running guest, behind a lock of its own: an operation on one never waits for
+/// another, and none holds a lock across a boot, a shutdown's grace period or the guest's
+/// reply.
+pub trait Guest: Send + Sync {
+    fn id(&self) -> &str;
+    /// Whether its process is alive (false once it stopped, on its own or not).
+    fn is_running(&self) -> bool;
+    /// Shuts it down cleanly (forcefully with `force`, or when it does not stop in time) and
+    /// waits until it is down. Its root data stays; its instance store goes.
+    fn stop(&self, force: bool) -> Result<(), ComputeError>;
+    /// Restarts it in place (its instance store stays).
+    fn reboot(&self) -> Result<(), ComputeError>;
+    /// Releases what it held on the host after it stopped on its own (its root data stays,
+    /// and its instance store too when it asked for a reboot).
+    fn reap(&self);
+    /// Replaces its metadata (an address or a group changed).
+    fn set_metadata(&self, metadata: Metadata);
+    /// Attaches a data volume: its device node appears in the guest.
+    fn attach_volume(&self, v: &VolumeSpec) -> Result<(), ComputeError>;
     /// Whether the guest has the volume mounted (a detach then waits, as AWS's does, unless
     /// forced).
-    fn volume_busy(&self, id: &str, volume_id: &str) -> bool;
-    /// Detaches a data volume from a running guest.
-    fn detach_volume(&self, id: &str, volume_id: &str) -> Result<(), ComputeError>;
+    fn volume_busy(&self, volume_id: &str) -> bool;
+    /// Detaches a data volume.
+    fn detach_volume(&self, volume_id: &str) -> Result<(), ComputeError>;
     /// Grows an attached volume to `bytes`; the guest's device grows with it. False when the
-    /// volume is attached to no running guest here.
+    /// guest has no such volume.
     fn grow_volume(&self, volume_id: &str, bytes: u64) -> Result<bool, ComputeError>;
-    /// A live volume's file was just frozen as a snapshot and a new, empty overlay put in its
-    /// place: the guest's writes move to the overlay from now on. False when the volume is
-    /// attached to no running guest here.
+    /// The volume's file was just frozen as a snapshot and a new, empty overlay put in its
+    /// place: the guest's writes move to the overlay from now on. False when the guest has no
+    /// such volume.
     fn volume_snapshotted(&self, volume_id: &str) -> Result<bool, ComputeError>;
-    /// Pauses (or resumes) the guest whose root disk is this volume's, when the driver keeps
-    /// that disk as a file the snapshot copies (`vm`): paused, its writes are flushed and none
-    /// land during the copy. False when no guest here has it.
+    /// Pauses (or resumes) the guest when its root disk is this volume's and a file the
+    /// snapshot copies (`vm`): paused, its writes are flushed and none land during the copy.
+    /// False when its root is not that volume's file.
     fn hold_root(&self, _volume_id: &str, _pause: bool) -> Result<bool, ComputeError> {
         Ok(false)
     }
     /// Queues a shell script for the guest's agent (Kumo's run-command channel).
-    fn send_command(&self, id: &str, command_id: &str, script: &str) -> Result<(), ComputeError>;
-    /// Where a command stands.
-    fn command_result(&self, id: &str, command_id: &str) -> Option<CommandResult>;
-    /// CPU time the instance has used since it booted, in nanoseconds.
-    fn cpu_usage_ns(&self, id: &str) -> Option<u64>;
-    /// Caps the instance's CPU at `cores` (a fraction of one core: a burstable instance held
-    /// at its baseline), or lifts the cap back to its vCPUs with `None`.
-    fn set_cpu_cap(&self, id: &str, cores: Option<f64>) -> Result<(), ComputeError>;
-    /// Replaces a VPC's security-group rules, at once and atomically.
-    fn set_firewall(&self, vpc_id: &str, fw: &firewall::Firewall) -> Result<(), ComputeError>;
+    fn send_command(&self, command_id: &str, script: &str) -> Result<(), ComputeError>;
+    /// CPU time it has used since it booted, in nanoseconds.
+    fn cpu_usage_ns(&self) -> Option<u64>;
+    /// Caps its CPU at `cores` (a fraction of one core: a burstable instance held at its
+    /// baseline), or lifts the cap back to its vCPUs with `None`.
+    fn set_cpu_cap(&self, cores: Option<f64>) -> Result<(), ComputeError>;
+}
+
+impl dyn Driver {
+    /// Whether the instance's guest runs here.
+    pub fn is_running(&self, id: &str) -> bool {
+        self.guest(id).is_some_and(|g| g.is_running())
+    }
+
+    /// Stops the instance's guest if it runs here.
+    pub fn stop(&self, id: &str, force: bool) -> Result<(), ComputeError> {
+        match self.guest(id) {
+            Some(g) => g.stop(force),
+            None => Ok(()),
+        }
+    }
 }

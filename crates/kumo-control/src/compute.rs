@@ -306,7 +306,11 @@ fn spec(k: &Kumo, cm: &Compute, ctx: &RequestContext, id: &str) -> Result<Instan
 /// Boots instances that just launched or started. One that cannot boot is terminated, with
 /// AWS's internal-error reason, rather than left pretending to run.
 pub fn boot(k: &Kumo, ctx: &RequestContext, ids: &[String]) {
-    let Some(cm) = &k.compute else { return };
+    let cm = &k.compute;
+    // The null driver's instances have no guest to boot: their state is the API's alone.
+    if !cm.driver.runs_guests() {
+        return;
+    }
     let one = |id: &String| {
         cm.owners
             .lock()
@@ -377,11 +381,11 @@ pub fn after(
     reboot: bool,
     force: bool,
 ) {
-    let Some(cm) = &k.compute else { return };
+    let cm = &k.compute;
     let mut starts = Vec::new();
     for (id, before, after) in changes {
         let result = match after {
-            _ if reboot => cm.driver.reboot(id),
+            _ if reboot => cm.driver.guest(id).map_or(Ok(()), |g| g.reboot()),
             State::Stopping | State::Stopped if *before != *after => cm.driver.stop(id, force),
             State::ShuttingDown | State::Terminated if *before != *after => cm.driver.destroy(id),
             State::Pending | State::Running
@@ -424,15 +428,11 @@ pub fn console_output(
         .read(|v| crate::repo::instance::load(k, v, s, std::slice::from_ref(&input.instance_id)))
         .map_err(|f| f.0)?
         .remove(0);
-    let output = k
-        .compute
-        .as_ref()
-        .and_then(|c| c.driver.console(&r.id))
-        .map(|bytes| {
-            use base64::Engine;
-            let tail = &bytes[bytes.len().saturating_sub(64 * 1024)..];
-            base64::engine::general_purpose::STANDARD.encode(tail)
-        });
+    let output = k.compute.driver.console(&r.id).map(|bytes| {
+        use base64::Engine;
+        let tail = &bytes[bytes.len().saturating_sub(64 * 1024)..];
+        base64::engine::general_purpose::STANDARD.encode(tail)
+    });
     Ok(kumo_ec2_wire::shapes::GetConsoleOutputResult {
         instance_id: Some(r.id.clone()),
         output,
@@ -443,7 +443,10 @@ pub fn console_output(
 /// At start: boots again every instance the store says runs (the server stopped them when it
 /// stopped, or it crashed and its sweep removed them). Stopped instances stay stopped.
 pub fn recover(k: &Kumo) {
-    let Some(cm) = &k.compute else { return };
+    let cm = &k.compute;
+    if !cm.driver.runs_guests() {
+        return;
+    }
     cm.image.wait();
     let found = match k.store.scan_states("instance", &["pending", "running"]) {
         Ok(f) => f,
@@ -480,8 +483,10 @@ pub fn recover(k: &Kumo) {
 /// shutdown, which stops or terminates the instance as its `InstanceInitiatedShutdownBehavior`
 /// says.
 pub fn guest_event(k: &Kumo, ev: kumo_compute::GuestEvent) {
-    let Some(cm) = &k.compute else { return };
-    cm.driver.reap(&ev.id);
+    let cm = &k.compute;
+    if let Some(g) = cm.driver.guest(&ev.id) {
+        g.reap();
+    }
     let owner = cm
         .owners
         .lock()
@@ -638,7 +643,7 @@ pub fn reach_of_eni(k: &Kumo, ctx: &RequestContext, id: &str) -> Reach {
 /// them in the metadata of their running instances. Called by the firewall worker, or inline
 /// when none runs ([`Kumo::sync_firewall`]).
 pub fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
-    let Some(cm) = &k.compute else { return };
+    let cm = &k.compute;
     let s = crate::scope(ctx);
     let touched = |vpc: &str| only.is_none_or(|o| o.iter().any(|v| v == vpc));
     let built = k.store.read(|v| {
@@ -679,7 +684,9 @@ pub fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
             Ok::<_, Fail>(Some(metadata(v, s, ctx, &r, &c)?.0))
         });
         if let Ok(Some(md)) = md {
-            cm.driver.update_metadata(&id, md);
+            if let Some(g) = cm.driver.guest(&id) {
+                g.set_metadata(md);
+            }
         }
     }
 }
@@ -689,7 +696,7 @@ pub fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
 /// standard-mode instance whose balance reaches zero is capped at its baseline, and gets its
 /// full vCPUs back once it has credits again (or runs unlimited).
 pub fn credits_tick(k: &Kumo) {
-    let Some(cm) = &k.compute else { return };
+    let cm = &k.compute;
     let owners: Vec<(String, (String, String))> = cm
         .owners
         .lock()
@@ -702,7 +709,7 @@ pub fn credits_tick(k: &Kumo) {
             cm.cpu.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             continue;
         }
-        let Some(used) = cm.driver.cpu_usage_ns(&id) else {
+        let Some(used) = cm.driver.guest(&id).and_then(|g| g.cpu_usage_ns()) else {
             continue;
         };
         let at = std::time::Instant::now();
@@ -778,7 +785,12 @@ pub fn credits_tick(k: &Kumo) {
             }
         };
         if cap.is_some() != capped {
-            match cm.driver.set_cpu_cap(&id, cap) {
+            let capping = cm
+                .driver
+                .guest(&id)
+                .ok_or_else(|| kumo_compute::ComputeError::Unknown(id.clone()))
+                .and_then(|g| g.set_cpu_cap(cap));
+            match capping {
                 Ok(()) => {
                     tracing::info!(instance = %id, cap = ?cap, "CPU credits: {}", if cap.is_some() { "out of credits, held at the baseline" } else { "credits again, full CPU" })
                 }
@@ -845,7 +857,7 @@ pub fn send_command(
                 .store
                 .read(|v| Ok::<_, Fail>(v.get::<InstanceRecord>(s, id)?.is_some()))
                 .unwrap_or(false);
-            !mine || !k.compute.as_ref().is_some_and(|c| c.driver.is_running(id))
+            !mine || !k.compute.driver.is_running(id)
         })
         .map(String::as_str)
         .collect();
@@ -858,17 +870,14 @@ pub fn send_command(
             ),
         ));
     }
-    let Some(cm) = &k.compute else {
-        return Err(bad(
-            "InvalidInstanceId",
-            "no agent runs under the null driver".into(),
-        ));
-    };
+    let cm = &k.compute;
     let id = command_id();
     let script = commands.join("\n") + "\n";
     for i in &instance_ids {
         cm.driver
-            .send_command(i, &id, &script)
+            .guest(i)
+            .ok_or_else(|| kumo_compute::ComputeError::Unknown(i.clone()))
+            .and_then(|g| g.send_command(&id, &script))
             .map_err(|e| bad("InternalServerError", e.to_string()))?;
     }
     let sent = SentCommand {
@@ -894,7 +903,7 @@ pub fn command_invocation(
     instance: &str,
 ) -> Result<Invocation, SsmError> {
     let missing = || ("InvocationDoesNotExist".to_string(), String::new());
-    let cm = k.compute.as_ref().ok_or_else(missing)?;
+    let cm = &k.compute;
     let command = cm
         .commands
         .lock()
@@ -916,7 +925,7 @@ pub fn command_invocation(
 
 /// Hands a launch's instances to the boot thread; boots them here if there is none.
 pub fn queue_boot(k: &Kumo, ctx: &RequestContext, ids: Vec<String>) {
-    let Some(cm) = &k.compute else { return };
+    let cm = &k.compute;
     let sent = cm
         .boots
         .lock()
@@ -934,7 +943,6 @@ pub fn queue_boot(k: &Kumo, ctx: &RequestContext, ids: Vec<String>) {
 /// The boot thread's queue, taken once.
 pub fn boot_queue(k: &Kumo) -> Option<std::sync::mpsc::Receiver<(String, String, Vec<String>)>> {
     k.compute
-        .as_ref()?
         .boot_queue
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -945,7 +953,7 @@ pub fn boot_queue(k: &Kumo) -> Option<std::sync::mpsc::Receiver<(String, String,
 /// its guest started. One terminated meanwhile is not booted (or is destroyed at once if the
 /// termination raced the boot).
 pub fn boot_launched(k: &Kumo, account: &str, region: &str, ids: &[String]) {
-    let Some(cm) = &k.compute else { return };
+    let cm = &k.compute;
     cm.image.wait();
     let ctx = RequestContext {
         account_id: account.to_string(),

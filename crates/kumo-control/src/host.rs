@@ -2,7 +2,7 @@
 //! decides a state. What the control plane holds of its driver ([`Compute`]: the driver,
 //! the base image's gate, the boot queue, the guests' owners, sent commands, CPU readings),
 //! and the calls that reach a running guest (attach, detach, grow, snapshot, halt) or a
-//! volume's file (delete). Without a driver (the null driver) each is a no-op.
+//! volume's file (delete). Under the null driver no guest is found, and each is a no-op.
 
 use crate::error::Fail;
 use crate::records::instance::InstanceRecord;
@@ -84,6 +84,11 @@ pub struct Compute {
 }
 
 impl Compute {
+    /// The null driver: no guests, instances are API state.
+    pub fn null() -> Compute {
+        Compute::new(Arc::new(kumo_compute::null::NullDriver), PathBuf::new())
+    }
+
     /// A driver whose base image is built.
     pub fn new(driver: Arc<dyn Driver>, image_root: PathBuf) -> Compute {
         Compute::with_image(driver, image_root, ImageGate::ready())
@@ -148,10 +153,9 @@ pub fn attach_live(
     volume_id: &str,
     instance: &str,
 ) -> Result<(), Ec2Error> {
-    let Some(cm) = &k.compute else { return Ok(()) };
-    if !cm.driver.is_running(instance) {
+    let Some(guest) = k.compute.driver.guest(instance).filter(|g| g.is_running()) else {
         return Ok(());
-    }
+    };
     let s = crate::scope(ctx);
     let found = k.store.read(|v| {
         let r: Option<InstanceRecord> = v.get(s, instance)?;
@@ -165,7 +169,7 @@ pub fn attach_live(
         return Ok(());
     };
     let spec = volume_spec(k, &r, volume_id, &a.device);
-    if let Err(e) = cm.driver.attach_volume(instance, &spec) {
+    if let Err(e) = guest.attach_volume(&spec) {
         tracing::error!(instance, volume = volume_id, error = %e, "cannot attach the volume to the guest; undoing the attachment");
         let _ = k.store.write(true, |tx| {
             if let Some(mut v) = tx.get::<crate::records::volume::VolumeRecord>(s, volume_id)? {
@@ -181,13 +185,16 @@ pub fn attach_live(
 
 pub fn volume_busy(k: &Kumo, instance: &str, volume_id: &str) -> bool {
     k.compute
-        .as_ref()
-        .is_some_and(|cm| cm.driver.volume_busy(instance, volume_id))
+        .driver
+        .guest(instance)
+        .is_some_and(|g| g.volume_busy(volume_id))
 }
 
 pub fn detach_live(k: &Kumo, instance: &str, volume_id: &str) {
-    let Some(cm) = &k.compute else { return };
-    if let Err(e) = cm.driver.detach_volume(instance, volume_id) {
+    let Some(guest) = k.compute.driver.guest(instance) else {
+        return;
+    };
+    if let Err(e) = guest.detach_volume(volume_id) {
         tracing::error!(instance, volume = volume_id, error = %e, "cannot detach the volume from the guest");
     }
 }
@@ -203,39 +210,46 @@ pub enum EffectError {
 
 /// Grows a volume attached to a running guest; false when none has it.
 pub fn grow_live(k: &Kumo, volume_id: &str, size_gib: u64) -> Result<bool, EffectError> {
-    let Some(cm) = &k.compute else {
-        return Ok(false);
-    };
-    Ok(cm.driver.grow_volume(volume_id, size_gib << 30)?)
+    for g in k.compute.driver.guests() {
+        if g.grow_volume(volume_id, size_gib << 30)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Pauses or resumes the guest whose root disk is this volume's file (see
-/// [`kumo_compute::Driver::hold_root`]); true when one was.
+/// [`kumo_compute::Guest::hold_root`]); true when one was.
 pub fn hold_root(k: &Kumo, volume_id: &str, pause: bool) -> bool {
-    let Some(cm) = &k.compute else { return false };
-    match cm.driver.hold_root(volume_id, pause) {
-        Ok(held) => held,
-        Err(e) => {
-            tracing::warn!(volume = volume_id, pause, error = %e, "cannot pause or resume the guest around a snapshot");
-            false
+    for g in k.compute.driver.guests() {
+        match g.hold_root(volume_id, pause) {
+            Ok(false) => continue,
+            Ok(true) => return true,
+            Err(e) => {
+                tracing::warn!(volume = volume_id, pause, error = %e, "cannot pause or resume the guest around a snapshot");
+                return false;
+            }
         }
     }
+    false
 }
 
 /// After a live volume's file was frozen as a snapshot: the guest writes to the new overlay.
 pub fn snapshot_live(k: &Kumo, volume_id: &str) -> Result<(), EffectError> {
-    let Some(cm) = &k.compute else { return Ok(()) };
-    cm.driver.volume_snapshotted(volume_id)?;
+    for g in k.compute.driver.guests() {
+        if g.volume_snapshotted(volume_id)? {
+            break;
+        }
+    }
     Ok(())
 }
 
 /// Shuts a running guest down cleanly for CreateImage; true when it did (and must boot again).
 pub fn halt_for_image(k: &Kumo, instance: &str) -> bool {
-    let Some(cm) = &k.compute else { return false };
-    if !cm.driver.is_running(instance) {
+    let Some(guest) = k.compute.driver.guest(instance).filter(|g| g.is_running()) else {
         return false;
-    }
-    match cm.driver.stop(instance, false) {
+    };
+    match guest.stop(false) {
         Ok(()) => true,
         Err(e) => {
             tracing::error!(instance, error = %e, "cannot shut the guest down for its image");
@@ -246,7 +260,10 @@ pub fn halt_for_image(k: &Kumo, instance: &str) -> bool {
 
 /// Whether the driver holds an instance at its baseline (out of CPU credits).
 pub fn capped(k: &Kumo, id: &str) -> Option<bool> {
-    let cm = k.compute.as_ref()?;
+    let cm = &k.compute;
+    if !cm.driver.runs_guests() {
+        return None;
+    }
     let cpu = cm.cpu.lock().unwrap_or_else(|p| p.into_inner());
     Some(cpu.get(id).is_some_and(|c| c.2))
 }

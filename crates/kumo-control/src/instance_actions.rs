@@ -136,7 +136,7 @@ fn act(
                             r.state_reason = None;
                             // While the base image is still being built, the guest boots from
                             // the queue once it is; the instance stays pending till then.
-                            r.awaiting_boot = k.compute.as_ref().is_some_and(|c| !c.image.is_ready());
+                            r.awaiting_boot = !k.compute.image.is_ready();
                             // A stop and start moves the instance to a healthy host: stop
                             // events are cleared. (A reboot keeps the host and its events.)
                             r.events.retain(|e| !e.stops());

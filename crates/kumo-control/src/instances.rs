@@ -1018,7 +1018,7 @@ fn new_record(
         credit_surplus: 0.0,
         credits_at_ms: now,
         cpu_usage_pct: 0.0,
-        awaiting_boot: k.compute.is_some() && !ctx.dry_run,
+        awaiting_boot: k.compute.driver.runs_guests() && !ctx.dry_run,
         events: Vec::new(),
     }
 }
@@ -1284,11 +1284,8 @@ pub fn reservation<V: Read>(
 ) -> Result<Vec<Reservation>, Fail> {
     let recs: Vec<&InstanceRecord> = items.iter().map(|t| &t.item).collect();
     let mut c = context(v, scope(ctx), &recs)?;
-    c.null_driver = k
-        .compute
-        .is_none()
-        .then(|| k.options.null_reason.clone().unwrap_or_default());
-    c.degraded = k.compute.as_ref().and_then(|cm| cm.driver.degraded());
+    c.null_driver = (!k.compute.driver.runs_guests()).then(|| k.options.null_reason.clone().unwrap_or_default());
+    c.degraded = k.compute.driver.degraded();
     let mut out: Vec<Reservation> = Vec::new();
     for t in items {
         let inst = wire(ctx, t, &c, launching);

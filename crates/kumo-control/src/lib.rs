@@ -60,7 +60,7 @@ pub struct Kumo {
     /// How far the test clock has been moved forward, in milliseconds.
     clock_offset: std::sync::atomic::AtomicI64,
     /// Where instances really run; `None` is the null driver.
-    compute: Option<Compute>,
+    compute: Compute,
     /// The VPCs whose firewall a change touched, for the worker that re-renders them.
     firewall: firewall_sync::FirewallSync,
 }
@@ -111,20 +111,20 @@ impl Kumo {
             net: network::NetState::default(),
             options,
             clock_offset: std::sync::atomic::AtomicI64::new(0),
-            compute: None,
+            compute: Compute::null(),
             firewall: firewall_sync::FirewallSync::default(),
         }
     }
 
     /// Runs instances on a real driver instead of the null one.
     pub fn with_compute(mut self, compute: Compute) -> Kumo {
-        self.compute = Some(compute);
+        self.compute = compute;
         self
     }
 
     /// The compute driver's name.
     pub fn driver_name(&self) -> &'static str {
-        self.compute.as_ref().map_or("null", |c| c.driver.name())
+        self.compute.driver.name()
     }
 
     /// Acts on a guest that stopped on its own (see [`kumo_compute::Driver::events`]).
@@ -144,7 +144,7 @@ impl Kumo {
 
     /// The driver's stream of guests that stopped on their own, once.
     pub fn guest_events(&self) -> Option<std::sync::mpsc::Receiver<kumo_compute::GuestEvent>> {
-        self.compute.as_ref()?.driver.events()
+        self.compute.driver.events()
     }
 
     /// SSM SendCommand (AWS-RunShellScript) to instances' agents.
@@ -190,15 +190,13 @@ impl Kumo {
 
     /// Stops every instance the driver runs (server shutdown).
     pub fn shutdown(&self) {
-        if let Some(c) = &self.compute {
-            c.driver.shutdown_all();
-        }
+        self.compute.driver.shutdown_all();
     }
 
     /// After a change to one security group's rules: its VPC's firewall and its instances'
     /// metadata follow, and no other VPC is re-rendered.
     fn sync_group(&self, ctx: &RequestContext, id: Option<&str>, name: Option<&str>) {
-        if self.compute.is_none() {
+        if !self.compute.driver.runs_guests() {
             return;
         }
         let reach = match security_groups::vpc_of(&self.store, ctx, id, name) {
@@ -212,7 +210,7 @@ impl Kumo {
     /// re-rendered, by the worker when one runs ([`Kumo::firewall_worker`]), before this
     /// returns.
     pub(crate) fn sync_firewall(&self, ctx: &RequestContext, reach: Reach) {
-        if self.compute.is_none() || matches!(&reach, Reach::Vpcs(v) if v.is_empty()) {
+        if !self.compute.driver.runs_guests() || matches!(&reach, Reach::Vpcs(v) if v.is_empty()) {
             return;
         }
         let scope = (ctx.account_id.clone(), ctx.region.clone());

@@ -158,14 +158,16 @@ fn main() -> ExitCode {
             mountpoint,
             console,
             hostname,
-        } => code(kumo_compute::guest::helper(
+        } => code(kumo_compute::ns::helper::helper(
             &image_root,
             &data,
             &mountpoint,
             &console,
             &hostname,
         )),
-        Command::NsInit { root, hostname } => code(kumo_compute::guest::init(&root, &hostname)),
+        Command::NsInit { root, hostname } => {
+            code(kumo_compute::ns::helper::init(&root, &hostname))
+        }
     }
 }
 
@@ -210,7 +212,7 @@ fn choose_driver(args: &ServeArgs, rt: &tokio::runtime::Runtime) -> Result<Chose
         if let Some(why) = why_not {
             return Err(format!("the vm driver cannot run here: {why}"));
         }
-        let d = kumo_compute::ns::NsDriver::new_vm(&args.data_dir, rt.handle().clone(), &image_dir)
+        let d = kumo_compute::vm::VmDriver::new(&args.data_dir, rt.handle().clone(), &image_dir)
             .map_err(|e| format!("the vm driver failed to start: {e}"))?;
         return Ok(Chosen {
             compute: Some(kumo_control::Compute::new(

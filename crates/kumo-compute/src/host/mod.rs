@@ -1,15 +1,20 @@
-//! What the drivers do to the host itself: cgroups (v1), the nftables rules of a VPC's
-//! namespace, sockets bound inside a namespace, and sweeping what a server left behind.
+//! What the drivers do to the host itself, and the only code that runs `ip` or `nft` or
+//! touches `/sys/fs/cgroup`: cgroups (v1, [`cgroups`]), the VPC namespaces and the guests'
+//! links ([`vpc`]), the nftables rules of a VPC's namespace, sockets bound inside a
+//! namespace, the claims on network names ([`claims`]), and sweeping what a server left
+//! behind.
 
-use crate::net::{ip, ip_quiet};
+pub(crate) mod cgroups;
+pub mod claims;
+pub(crate) mod net;
+pub(crate) mod vpc;
+
 use crate::ComputeError;
+use cgroups::{kill_cgroup, CGROUP, CONTROLLERS};
+use net::{ip, ip_quiet};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-
-pub(crate) const CGROUP: &str = "/sys/fs/cgroup";
-
-pub(crate) const CONTROLLERS: [&str; 5] = ["cpu", "cpuacct", "cpuset", "memory", "pids"];
 
 /// Removes every network namespace, host link (with its routes) and cgroup named with
 /// `prefix`.
@@ -47,8 +52,11 @@ pub(crate) fn sweep(prefix: &str) {
 }
 
 /// Installs a VPC's security-group rules in its namespace, replacing the last ones at once.
-pub(crate) fn apply_rules(ns: &str, fw: &crate::firewall::Firewall) -> Result<(), ComputeError> {
-    let script = crate::firewall::script(fw, crate::ns::HOST_NET);
+pub(crate) fn apply_rules(
+    ns: &str,
+    fw: &crate::services::firewall::Firewall,
+) -> Result<(), ComputeError> {
+    let script = crate::services::firewall::script(fw, vpc::HOST_NET);
     let mut child = Command::new("ip")
         .args(["netns", "exec", ns, "nft", "-f", "-"])
         .stdin(Stdio::piped())
@@ -71,41 +79,6 @@ pub(crate) fn apply_rules(ns: &str, fw: &crate::firewall::Firewall) -> Result<()
         });
     }
     Ok(())
-}
-
-/// The CPUs of a cpuset list such as `0-3,6`.
-pub(crate) fn cpu_list(s: &str) -> Vec<u32> {
-    let mut out = Vec::new();
-    for part in s.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                if let (Ok(a), Ok(b)) = (a.parse::<u32>(), b.parse::<u32>()) {
-                    out.extend(a..=b);
-                }
-            }
-            None => out.extend(part.parse::<u32>().ok()),
-        }
-    }
-    out
-}
-
-pub(crate) fn join_cpus(cpus: &[u32]) -> String {
-    cpus.iter()
-        .map(|c| c.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Sends SIGKILL to every process of a cgroup.
-pub(crate) fn kill_cgroup(dir: &Path) {
-    if let Ok(procs) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-        for p in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(p),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
 }
 
 /// Runs `f` on a thread that has entered a named network namespace (entering one changes

@@ -3,8 +3,9 @@
 //! snapshotted live over QMP, and the instance store (sparse files on loop devices, blank at
 //! each start).
 
-use crate::net::{self, short};
-use crate::vm;
+pub(crate) mod qmp;
+
+use crate::host::net::{self, short};
 use crate::{ComputeError, InstanceSpec, VolumeSpec};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -174,7 +175,7 @@ impl LiveVolume {
 
     /// Sends QMP commands to the daemon, one after the other; fails on the first error.
     pub(crate) fn qmp(&self, commands: &[String]) -> Result<(), ComputeError> {
-        vm::qmp(&self.qmp, commands)
+        qmp::qmp(&self.qmp, commands)
     }
 }
 

@@ -1,12 +1,12 @@
 //! The `vm` driver's guests: QEMU virtual machines, driven over QMP. It shares everything
-//! around the guest with `ns` (see [`crate::ns`]): the VPC namespaces, the metadata service,
+//! around the guest with `ns` (see [`crate::fleet`] and [`crate::host`]): the VPC namespaces, the metadata service,
 //! DNS, security groups and cgroups. What differs:
 //! - the guest is `qemu-system-x86_64` (q35, KVM where a probe boot shows it works, TCG
 //!   otherwise), started inside its VPC's namespace so that its tap is there;
 //! - the guest boots the image's own kernel and initramfs, and its root is a virtio disk: a
 //!   qcow2 overlay (`disk.qcow2` in the root volume's data directory) on the image's
 //!   `disk.raw`;
-//! - the guest takes its address from the subnet's DHCP server ([`crate::dhcp`]);
+//! - the guest takes its address from the subnet's DHCP server ([`crate::services::dhcp`]);
 //! - volumes are virtio disks hot-plugged over QMP onto PCIe root ports, with the volume id
 //!   as serial; the guest's udev rules give them their EC2 names;
 //! - a clean stop is the ACPI power button.
@@ -14,8 +14,9 @@
 //! Why virtio and not NVMe for Nitro types: QEMU's NVMe device cannot be resized while it
 //! runs (its node refuses `block_resize`), and EBS growth must show in a running guest.
 
+use crate::storage::qmp::{device_id, node, qmp, serial};
 use crate::{ComputeError, InstanceSpec};
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -156,7 +157,7 @@ pub fn ensure_disk(cfg: &VmConfig, spec: &InstanceSpec) -> Result<PathBuf, Compu
             tracing::warn!(instance = %spec.id, "this root volume's data was written under the ns driver; the vm driver starts it from the image's disk");
         }
         let tmp = spec.root_data.join("disk.qcow2.tmp");
-        crate::net::run(
+        crate::host::net::run(
             "qemu-img",
             &[
                 "create",
@@ -173,7 +174,7 @@ pub fn ensure_disk(cfg: &VmConfig, spec: &InstanceSpec) -> Result<PathBuf, Compu
         )?;
         std::fs::rename(&tmp, &disk).map_err(|e| ComputeError::io("root disk", e))?;
     } else if virtual_size(&disk)? < size {
-        crate::net::run(
+        crate::host::net::run(
             "qemu-img",
             &["resize", "-q", &disk.to_string_lossy(), &size.to_string()],
         )?;
@@ -197,20 +198,6 @@ fn virtual_size(path: &Path) -> Result<u64, ComputeError> {
     let mut b = [0u8; 8];
     b.copy_from_slice(&h[24..32]);
     Ok(u64::from_be_bytes(b))
-}
-
-/// A volume's serial in the guest: its id without the dash, as EBS's NVMe serials are.
-pub fn serial(volume_id: &str) -> String {
-    volume_id.replace('-', "")
-}
-
-/// A disk's block node and device ids in QEMU.
-pub fn node(volume_id: &str) -> String {
-    format!("d{}", serial(volume_id))
-}
-
-pub fn device_id(volume_id: &str) -> String {
-    format!("v{}", serial(volume_id))
 }
 
 /// QEMU's command line (after `qemu-system-x86_64`) for an instance.
@@ -346,53 +333,6 @@ pub fn plug(volume_id: &str, file: &Path, port: u32) -> Vec<String> {
         }
     });
     vec![add.to_string(), dev.to_string()]
-}
-
-/// Sends QMP commands to a monitor socket, one after the other; fails on the first error.
-pub fn qmp(socket: &Path, commands: &[String]) -> Result<(), ComputeError> {
-    qmp_returns(socket, commands).map(|_| ())
-}
-
-/// Like [`qmp`], returning each command's `return` line.
-pub fn qmp_returns(socket: &Path, commands: &[String]) -> Result<Vec<String>, ComputeError> {
-    let mut sock = std::os::unix::net::UnixStream::connect(socket)
-        .map_err(|e| ComputeError::io("QMP socket", e))?;
-    sock.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut reader = BufReader::new(
-        sock.try_clone()
-            .map_err(|e| ComputeError::io("QMP socket", e))?,
-    );
-    let mut line = String::new();
-    reader
-        .read_line(&mut line)
-        .map_err(|e| ComputeError::io("QMP greeting", e))?;
-    let all = std::iter::once(r#"{"execute":"qmp_capabilities"}"#.to_string())
-        .chain(commands.iter().cloned());
-    let mut out = Vec::new();
-    for c in all {
-        sock.write_all(c.as_bytes())
-            .and_then(|_| sock.write_all(b"\n"))
-            .map_err(|e| ComputeError::io("QMP", e))?;
-        loop {
-            line.clear();
-            if reader
-                .read_line(&mut line)
-                .map_err(|e| ComputeError::io("QMP", e))?
-                == 0
-            {
-                return Err(ComputeError::Guest("QMP closed".into()));
-            }
-            if line.contains("\"return\"") {
-                out.push(line.trim().to_string());
-                break;
-            }
-            if line.contains("\"error\"") {
-                return Err(ComputeError::Guest(format!("QMP: {}", line.trim())));
-            }
-        }
-    }
-    out.remove(0);
-    Ok(out)
 }
 
 /// Unplugs a volume: the guest releases the device (PCIe hot-unplug takes it a few seconds),

@@ -1,0 +1,616 @@
+//! What the `ns` and `vm` drivers share: the host they run on (VPC namespaces, cgroups, run
+//! directories, the claim on their network names), the map of guests, their boots, and the
+//! watcher of guests that stop on their own. A driver is a [`Fleet`] of one [`Kind`] of guest;
+//! each guest is a [`Machine`] behind a lock of its own.
+
+use crate::host::cgroups::Cgroups;
+use crate::host::vpc::{GuestNet, Vpcs};
+use crate::host::{net::ip_quiet, sweep};
+use crate::services::imds::Imds;
+use crate::{ComputeError, Driver, Guest, GuestEvent, InstanceSpec, Metadata};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+/// The exit status of a guest's init that asks for a reboot (`reboot` in the guest).
+pub(crate) const REBOOT_STATUS: i32 = 100;
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The host a driver runs its guests on.
+pub(crate) struct Host {
+    /// `k` and two hex digits of the data directory, so two servers on one machine keep apart.
+    pub(crate) prefix: String,
+    /// The instances' run directories (`<data>/instances/<id>`).
+    pub(crate) dir: PathBuf,
+    pub(crate) vpcs: Mutex<Vpcs>,
+    pub(crate) cgroups: Cgroups,
+}
+
+impl Host {
+    /// The host under `data_dir`, after sweeping what dead servers left (see
+    /// [`crate::host::claims`]) and claiming this one's names.
+    pub(crate) fn new(data_dir: &Path, rt: tokio::runtime::Handle) -> Result<Host, ComputeError> {
+        let dir = data_dir.join("instances");
+        std::fs::create_dir_all(&dir).map_err(|e| ComputeError::io("instance directory", e))?;
+        let canon = std::fs::canonicalize(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
+        let hash = canon
+            .to_string_lossy()
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+        let prefix = format!("k{:02x}", hash & 0xff);
+        let host = Host {
+            vpcs: Mutex::new(Vpcs::new(&prefix, rt)),
+            cgroups: Cgroups {
+                prefix: prefix.clone(),
+            },
+            prefix,
+            dir,
+        };
+        host.sweep_and_claim();
+        Ok(host)
+    }
+
+    pub(crate) fn run_dir(&self, id: &str) -> PathBuf {
+        self.dir.join(id)
+    }
+
+    /// Removes what an earlier server with this data directory left behind, and what every
+    /// server that died without cleaning up left, then claims the prefix for this one.
+    fn sweep_and_claim(&self) {
+        use crate::host::claims::{Claims, Owner, DIR};
+        let claims = Claims::new(Path::new(DIR));
+        for dead in claims.dead() {
+            if dead != self.prefix {
+                tracing::warn!(prefix = %dead, "a server that was killed left namespaces, links and cgroups behind: removing them");
+                sweep(&dead);
+            }
+            claims.forget(&dead);
+        }
+        if let Some(other) = claims.owner(&self.prefix).filter(|o| o.alive()) {
+            tracing::warn!(pid = other.pid, prefix = %self.prefix, "another server claims this data directory's network names");
+        }
+        sweep(&self.prefix);
+        match Owner::me() {
+            Some(me) => {
+                if let Err(e) = claims.claim(&self.prefix, me) {
+                    tracing::warn!(error = %e, dir = DIR, "cannot record this server's network names; a later server cannot sweep them if this one is killed");
+                }
+            }
+            None => tracing::warn!("cannot read this process's start time"),
+        }
+    }
+
+    /// Removes every VPC and everything named with the prefix, and drops the claim.
+    fn clear(&self) {
+        lock(&self.vpcs).remove_all();
+        sweep(&self.prefix);
+        if let Some(me) = crate::host::claims::Owner::me() {
+            crate::host::claims::Claims::new(Path::new(crate::host::claims::DIR))
+                .release(&self.prefix, me);
+        }
+    }
+
+    /// What a boot needs first: the VPC's network (under the VPCs' lock) and the run
+    /// directory.
+    fn prepare(&self, spec: &InstanceSpec) -> Result<GuestNet, ComputeError> {
+        let run = self.run_dir(&spec.id);
+        std::fs::create_dir_all(&run).map_err(|e| ComputeError::io("instance directory", e))?;
+        lock(&self.vpcs).prepare(spec, run)
+    }
+
+    /// Frees what a stopped instance held on the host (its root data stays): its namespace,
+    /// its cgroups and its metadata.
+    pub(crate) fn release(&self, id: &str, metadata: Option<(&Imds, IpAddr)>, netns: &str) {
+        if !netns.is_empty() {
+            ip_quiet(&["netns", "delete", netns]);
+        }
+        self.cgroups.release(id);
+        if let Some((imds, a)) = metadata {
+            imds.remove(&a);
+        }
+    }
+}
+
+/// What every running guest has, whatever its kind.
+pub(crate) struct Proc {
+    pub(crate) spec: InstanceSpec,
+    pub(crate) net: GuestNet,
+    /// The `ns` helper, or the `vm` guest's QEMU.
+    pub(crate) child: Child,
+    /// The guest's init (`ns`), or QEMU (`vm`).
+    pub(crate) pid: i32,
+    pub(crate) ip: IpAddr,
+    /// The guest's own network namespace (`ns`; empty under `vm`).
+    pub(crate) netns: String,
+    /// Set once the guest was seen to exit on its own (and reported).
+    pub(crate) exited: bool,
+    /// The guest exited asking for a reboot (its instance store stays).
+    pub(crate) reboot_exit: bool,
+    /// Kumo's files for the guest, served beside its metadata.
+    pub(crate) files: BTreeMap<String, String>,
+}
+
+impl Proc {
+    /// What its metadata service serves: its metadata and its guest files.
+    pub(crate) fn published(&self) -> Metadata {
+        Metadata {
+            guest: self.files.clone(),
+            ..self.spec.metadata.clone()
+        }
+    }
+
+    /// Serves its metadata again (after a change to it or to its files).
+    pub(crate) fn publish(&self) {
+        self.net.imds.set(self.ip, self.published());
+    }
+}
+
+/// A kind of guest: how one boots, is powered off and cleaned up, and handles its disks.
+pub(crate) trait Kind: Send + Sync + Sized + 'static {
+    /// A running guest of this kind.
+    type Up: Send + 'static;
+    const NAME: &'static str;
+    /// How long a clean shutdown may take before the guest is killed.
+    const GRACE: Duration;
+    fn degraded(&self) -> Option<(String, String)> {
+        None
+    }
+    /// Boots a guest on its prepared network.
+    fn boot(
+        &self,
+        host: &Host,
+        net: GuestNet,
+        spec: &InstanceSpec,
+    ) -> Result<Self::Up, ComputeError>;
+    fn proc(up: &Self::Up) -> &Proc;
+    fn proc_mut(up: &mut Self::Up) -> &mut Proc;
+    /// Asks the guest to shut down (it then has [`Kind::GRACE`]).
+    fn power_off(up: &Self::Up);
+    /// Gives back its disks and links once it is down.
+    fn cleanup(up: &mut Self::Up);
+    fn attach(m: &Machine<Self>, v: &crate::VolumeSpec) -> Result<(), ComputeError>;
+    fn busy(m: &Machine<Self>, volume_id: &str) -> bool;
+    fn detach(m: &Machine<Self>, volume_id: &str) -> Result<(), ComputeError>;
+    /// Grows a disk; `None` when the guest has no such disk.
+    fn grow(up: &Self::Up, volume_id: &str, bytes: u64) -> Option<Result<(), ComputeError>>;
+    /// Moves a disk onto its new overlay; `None` when the guest has no such disk.
+    fn snapshotted(up: &mut Self::Up, volume_id: &str) -> Option<Result<(), ComputeError>>;
+    /// Pauses or resumes the guest around a copy of its root disk; `None` when its root is
+    /// not that volume's file.
+    fn hold_root(
+        _up: &Self::Up,
+        _volume_id: &str,
+        _pause: bool,
+    ) -> Option<Result<(), ComputeError>> {
+        None
+    }
+}
+
+/// Where a guest stands.
+pub(crate) enum Slot<U> {
+    Up(U),
+    /// Booting, rebooting or shutting down: taken out, so no lock is held meanwhile.
+    Busy,
+    Down,
+}
+
+/// One guest: its kind's running state behind its own lock.
+pub(crate) struct Machine<K: Kind> {
+    pub(crate) id: String,
+    pub(crate) host: Arc<Host>,
+    pub(crate) kind: Arc<K>,
+    pub(crate) slot: Mutex<Slot<K::Up>>,
+    /// Set once the instance is destroyed (terminated): a boot still under way then
+    /// releases everything, its run directory too.
+    pub(crate) destroyed: std::sync::atomic::AtomicBool,
+}
+
+impl<K: Kind> Machine<K> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Slot<K::Up>> {
+        lock(&self.slot)
+    }
+
+    /// Runs `f` on the running guest, under its lock.
+    pub(crate) fn with_up<T>(&self, f: impl FnOnce(&mut K::Up) -> T) -> Option<T> {
+        match &mut *self.lock() {
+            Slot::Up(up) => Some(f(up)),
+            _ => None,
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        matches!(*self.lock(), Slot::Down)
+    }
+
+    /// Takes the running guest out (leaving it busy), if it runs.
+    fn take(&self, only_exited: bool) -> Option<K::Up> {
+        let mut g = self.lock();
+        match &*g {
+            Slot::Up(up) if !only_exited || K::proc(up).exited => {}
+            _ => return None,
+        }
+        match std::mem::replace(&mut *g, Slot::Busy) {
+            Slot::Up(up) => Some(up),
+            _ => None,
+        }
+    }
+
+    fn set(&self, s: Slot<K::Up>) {
+        *self.lock() = s;
+    }
+
+    fn boot(&self, spec: &InstanceSpec) -> Result<(), ComputeError> {
+        let booted = self
+            .host
+            .prepare(spec)
+            .and_then(|net| self.kind.boot(&self.host, net, spec));
+        match booted {
+            Ok(up) => {
+                let mut g = self.lock();
+                if matches!(*g, Slot::Down) {
+                    // Stopped or terminated while it booted: it does not run on.
+                    drop(g);
+                    tracing::info!(instance = %spec.id, "the instance was stopped or terminated while it booted");
+                    self.halt(up, true);
+                    self.remove_instance_store();
+                    if self.destroyed.load(std::sync::atomic::Ordering::SeqCst) {
+                        let _ = std::fs::remove_dir_all(self.host.run_dir(&self.id));
+                    }
+                    return Ok(());
+                }
+                tracing::info!(instance = %spec.id, pid = K::proc(&up).pid, address = %spec.net.private_ip, "instance started");
+                *g = Slot::Up(up);
+                Ok(())
+            }
+            Err(e) => {
+                self.set(Slot::Down);
+                Err(e)
+            }
+        }
+    }
+
+    /// Shuts a taken guest down (its grace period, without any lock) and frees what it held.
+    fn halt(&self, mut up: K::Up, force: bool) -> InstanceSpec {
+        if !force {
+            K::power_off(&up);
+        }
+        let grace = if force { Duration::ZERO } else { K::GRACE };
+        let deadline = Instant::now() + grace;
+        let p = K::proc_mut(&mut up);
+        loop {
+            if let Ok(Some(_)) = p.child.try_wait() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p.pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                self.host.cgroups.kill(&self.id);
+                let _ = p.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        K::cleanup(&mut up);
+        let p = K::proc_mut(&mut up);
+        p.net.leases.remove(&p.spec.net.mac);
+        self.host
+            .release(&self.id, Some((&p.net.imds, p.ip)), &p.netns);
+        p.spec.clone()
+    }
+
+    fn remove_instance_store(&self) {
+        let _ = std::fs::remove_dir_all(self.host.run_dir(&self.id).join("ephemeral"));
+    }
+
+    /// Whether the guest exited on its own since the last look: `Some(reboot)` once.
+    fn exited(&self) -> Option<bool> {
+        // A guest busy with an operation is looked at next round.
+        let mut g = self.slot.try_lock().ok()?;
+        let Slot::Up(up) = &mut *g else { return None };
+        let p = K::proc_mut(up);
+        if p.exited {
+            return None;
+        }
+        let status = p.child.try_wait().ok()??;
+        p.exited = true;
+        p.reboot_exit = status.code() == Some(REBOOT_STATUS);
+        Some(p.reboot_exit)
+    }
+}
+
+impl<K: Kind> Guest for Machine<K> {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn is_running(&self) -> bool {
+        self.with_up(|up| matches!(K::proc_mut(up).child.try_wait(), Ok(None)))
+            .unwrap_or(false)
+    }
+
+    fn stop(&self, force: bool) -> Result<(), ComputeError> {
+        if let Some(up) = self.take(false) {
+            self.halt(up, force);
+            tracing::info!(instance = %self.id, force, "instance stopped");
+        }
+        self.set(Slot::Down);
+        // Instance store data does not survive a stop.
+        self.remove_instance_store();
+        Ok(())
+    }
+
+    fn reboot(&self) -> Result<(), ComputeError> {
+        let up = self
+            .take(false)
+            .ok_or_else(|| ComputeError::Unknown(self.id.clone()))?;
+        let spec = self.halt(up, false);
+        self.boot(&spec)?;
+        tracing::info!(instance = %self.id, "instance rebooted");
+        Ok(())
+    }
+
+    fn reap(&self) {
+        let Some(up) = self.take(true) else { return };
+        let reboot = K::proc(&up).reboot_exit;
+        self.halt(up, true);
+        self.set(Slot::Down);
+        if !reboot {
+            self.remove_instance_store();
+        }
+    }
+
+    fn set_metadata(&self, metadata: Metadata) {
+        self.with_up(|up| {
+            let p = K::proc_mut(up);
+            p.spec.metadata = metadata;
+            p.publish();
+        });
+    }
+
+    fn attach_volume(&self, v: &crate::VolumeSpec) -> Result<(), ComputeError> {
+        K::attach(self, v)
+    }
+
+    fn volume_busy(&self, volume_id: &str) -> bool {
+        K::busy(self, volume_id)
+    }
+
+    fn detach_volume(&self, volume_id: &str) -> Result<(), ComputeError> {
+        K::detach(self, volume_id)
+    }
+
+    fn grow_volume(&self, volume_id: &str, bytes: u64) -> Result<bool, ComputeError> {
+        match self.with_up(|up| K::grow(up, volume_id, bytes)).flatten() {
+            Some(r) => r.map(|_| true),
+            None => Ok(false),
+        }
+    }
+
+    fn volume_snapshotted(&self, volume_id: &str) -> Result<bool, ComputeError> {
+        match self.with_up(|up| K::snapshotted(up, volume_id)).flatten() {
+            Some(r) => r.map(|_| true),
+            None => Ok(false),
+        }
+    }
+
+    fn hold_root(&self, volume_id: &str, pause: bool) -> Result<bool, ComputeError> {
+        match self
+            .with_up(|up| K::hold_root(up, volume_id, pause))
+            .flatten()
+        {
+            Some(r) => r.map(|_| true),
+            None => Ok(false),
+        }
+    }
+
+    fn send_command(&self, command_id: &str, script: &str) -> Result<(), ComputeError> {
+        self.with_up(|up| {
+            let p = K::proc(up);
+            p.net.imds.queue(p.ip, command_id, script);
+        })
+        .ok_or_else(|| ComputeError::Unknown(self.id.clone()))
+    }
+
+    fn cpu_usage_ns(&self) -> Option<u64> {
+        self.host.cgroups.usage_ns(&self.id)
+    }
+
+    fn set_cpu_cap(&self, cores: Option<f64>) -> Result<(), ComputeError> {
+        let vcpus = self
+            .with_up(|up| K::proc(up).spec.vcpus.max(1))
+            .ok_or_else(|| ComputeError::Unknown(self.id.clone()))?;
+        let quota = match cores {
+            Some(c) => ((c * 100_000.0) as u64).max(1000),
+            None => u64::from(vcpus) * 100_000,
+        };
+        self.host.cgroups.set_quota(&self.id, quota)
+    }
+}
+
+/// The guests by instance id. Its lock is held only to read or change the map: never across
+/// a boot, a shutdown's grace period or a guest's reply.
+type Registry<K> = Mutex<HashMap<String, Arc<Machine<K>>>>;
+
+/// A driver: guests of one kind on one host. The kinds are this crate's own (`ns`, `vm`), so
+/// the bound is private on purpose.
+#[allow(private_bounds)]
+pub struct Fleet<K: Kind> {
+    pub(crate) host: Arc<Host>,
+    pub(crate) kind: Arc<K>,
+    guests: Arc<Registry<K>>,
+    events: Mutex<Option<std::sync::mpsc::Receiver<GuestEvent>>>,
+}
+
+#[allow(private_bounds)]
+impl<K: Kind> Fleet<K> {
+    /// A driver of `kind` guests keeping their run files under `data_dir/instances`, with a
+    /// thread that watches for guests stopping on their own.
+    pub(crate) fn start(
+        data_dir: &Path,
+        rt: tokio::runtime::Handle,
+        kind: K,
+    ) -> Result<Fleet<K>, ComputeError> {
+        let host = Arc::new(Host::new(data_dir, rt)?);
+        let guests: Arc<Registry<K>> = Default::default();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let weak = Arc::downgrade(&guests);
+        std::thread::Builder::new()
+            .name(format!("kumo-{}-watch", K::NAME))
+            .spawn(move || watch(weak, tx))
+            .map_err(|e| ComputeError::io("start the guest watcher", e))?;
+        Ok(Fleet {
+            host,
+            kind: Arc::new(kind),
+            guests,
+            events: Mutex::new(Some(rx)),
+        })
+    }
+
+    fn machine(&self, id: &str) -> Option<Arc<Machine<K>>> {
+        let mut map = lock(&self.guests);
+        let m = map.get(id)?.clone();
+        if m.is_down() {
+            map.remove(id);
+            return None;
+        }
+        Some(m)
+    }
+}
+
+/// Watches for guests that exit without the server asking, twice a second.
+fn watch<K: Kind>(guests: Weak<Registry<K>>, tx: std::sync::mpsc::Sender<GuestEvent>) {
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let Some(guests) = guests.upgrade() else {
+            return;
+        };
+        let all: Vec<Arc<Machine<K>>> = lock(&guests).values().cloned().collect();
+        drop(guests);
+        for m in all {
+            if let Some(reboot) = m.exited() {
+                tracing::info!(instance = %m.id, reboot, "the guest stopped on its own");
+                if tx
+                    .send(GuestEvent {
+                        id: m.id.clone(),
+                        reboot,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl<K: Kind> Driver for Fleet<K> {
+    fn name(&self) -> &'static str {
+        K::NAME
+    }
+
+    fn degraded(&self) -> Option<(String, String)> {
+        self.kind.degraded()
+    }
+
+    fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError> {
+        let m = {
+            let mut map = lock(&self.guests);
+            if map.get(&spec.id).is_some_and(|m| !m.is_down()) {
+                // Running or booting: a second start is a no-op.
+                return Ok(());
+            }
+            let m = Arc::new(Machine {
+                id: spec.id.clone(),
+                host: self.host.clone(),
+                kind: self.kind.clone(),
+                slot: Mutex::new(Slot::Busy),
+                destroyed: Default::default(),
+            });
+            map.insert(spec.id.clone(), m.clone());
+            m
+        };
+        let booted = m.boot(spec);
+        if booted.is_err() {
+            let mut map = lock(&self.guests);
+            if map.get(&spec.id).is_some_and(|x| Arc::ptr_eq(x, &m)) {
+                map.remove(&spec.id);
+            }
+        }
+        booted
+    }
+
+    fn guest(&self, id: &str) -> Option<Arc<dyn Guest>> {
+        self.machine(id).map(|m| m as Arc<dyn Guest>)
+    }
+
+    fn guests(&self) -> Vec<Arc<dyn Guest>> {
+        let mut map = lock(&self.guests);
+        map.retain(|_, m| !m.is_down());
+        map.values().map(|m| m.clone() as Arc<dyn Guest>).collect()
+    }
+
+    fn destroy(&self, id: &str) -> Result<(), ComputeError> {
+        if let Some(m) = self.machine(id) {
+            m.destroyed.store(true, std::sync::atomic::Ordering::SeqCst);
+            if let Some(up) = m.take(false) {
+                m.halt(up, true);
+            }
+            m.set(Slot::Down);
+        }
+        lock(&self.guests).remove(id);
+        let _ = std::fs::remove_dir_all(self.host.run_dir(id));
+        Ok(())
+    }
+
+    fn console(&self, id: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.host.run_dir(id).join("console.log")).ok()
+    }
+
+    fn command_result(&self, id: &str, command_id: &str) -> Option<crate::CommandResult> {
+        let imds = self
+            .machine(id)
+            .and_then(|m| m.with_up(|up| K::proc(up).net.imds.clone()));
+        match imds {
+            Some(imds) => imds.result(command_id),
+            // The instance may have stopped since; its VPC's listener still has the result.
+            None => lock(&self.host.vpcs).command_result(command_id),
+        }
+    }
+
+    fn set_firewall(
+        &self,
+        vpc_id: &str,
+        fw: &crate::services::firewall::Firewall,
+    ) -> Result<(), ComputeError> {
+        lock(&self.host.vpcs).set_firewall(vpc_id, fw)
+    }
+
+    fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>> {
+        lock(&self.events).take()
+    }
+
+    fn shutdown_all(&self) {
+        let all: Vec<Arc<Machine<K>>> = lock(&self.guests).drain().map(|(_, m)| m).collect();
+        // Every guest gets its grace period at once, not one after another; the instance
+        // store stays, as across a host's restart.
+        std::thread::scope(|s| {
+            for m in &all {
+                s.spawn(move || {
+                    if let Some(up) = m.take(false) {
+                        m.halt(up, false);
+                    }
+                    m.set(Slot::Down);
+                });
+            }
+        });
+        self.host.clear();
+    }
+}

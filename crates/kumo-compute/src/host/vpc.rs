@@ -1,0 +1,397 @@
+//! The VPCs on this host: per VPC, a network namespace `<p>v<vpc>` that routes between its
+//! subnets (each subnet's gateway address on its loopback, as the VPC router has), serves the
+//! metadata on 169.254.169.254 and the subnets' DHCP and DNS, holds the security groups'
+//! nftables rules on its forward path, and has a veth to the host with a host route for the
+//! VPC's CIDR. A guest's link (an `ns` veth or a `vm` tap) is routed into it, not bridged
+//! ([`route_guest`]), so all traffic between instances crosses the firewall.
+
+use super::net::{self, ip, ip_quiet, short};
+use super::{apply_rules, bind_in, bind_udp_in};
+use crate::services::dhcp::{Lease, Leases};
+use crate::services::firewall::Firewall;
+use crate::services::imds::Imds;
+use crate::{ComputeError, InstanceSpec};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The host's links into the VPC namespaces.
+pub(crate) const HOST_NET: &str = "100.127.0.0/16";
+
+struct Vpc {
+    ns: String,
+    /// The address of the namespace's end of the host link (the host's gateway into it).
+    gateway: String,
+    /// Public addresses the host routes into this namespace.
+    public: Vec<String>,
+    /// The host's end of the link into the namespace.
+    host_if: String,
+    imds: Arc<Imds>,
+    /// The metadata listener's task: its socket keeps the namespace alive until aborted.
+    imds_task: tokio::task::JoinHandle<()>,
+    /// The DNS resolver's task (likewise), and the public addresses it knows.
+    dns_task: tokio::task::JoinHandle<()>,
+    dns_public: Arc<Mutex<Vec<(String, String)>>>,
+    /// The subnets' DHCP server (likewise), and its leases.
+    dhcp: Arc<Leases>,
+    dhcp_task: tokio::task::JoinHandle<()>,
+    subnets: Vec<String>,
+}
+
+impl Vpc {
+    fn remove(self) {
+        self.imds_task.abort();
+        self.dns_task.abort();
+        self.dhcp_task.abort();
+        for p in &self.public {
+            ip_quiet(&["route", "delete", &format!("{p}/32")]);
+        }
+        ip_quiet(&["link", "delete", &self.host_if]);
+        ip_quiet(&["netns", "delete", &self.ns]);
+    }
+}
+
+/// What a guest holds of its VPC, taken under the VPCs' lock when it boots, so that
+/// nothing later (its shutdown, its cleanup) needs the lock to find it.
+#[derive(Clone)]
+pub(crate) struct GuestNet {
+    pub(crate) imds: Arc<Imds>,
+    pub(crate) leases: Arc<Leases>,
+    pub(crate) vpc_ns: String,
+    pub(crate) run: PathBuf,
+}
+
+/// The VPCs that have (or had) guests here, by id. Behind the host's lock, held only while
+/// a VPC or subnet is set up or its rules change.
+pub(crate) struct Vpcs {
+    prefix: String,
+    rt: tokio::runtime::Handle,
+    map: HashMap<String, Vpc>,
+    links: u32,
+}
+
+impl Vpcs {
+    pub(crate) fn new(prefix: &str, rt: tokio::runtime::Handle) -> Vpcs {
+        Vpcs {
+            prefix: prefix.to_string(),
+            rt,
+            map: HashMap::new(),
+            links: 0,
+        }
+    }
+
+    /// What a boot needs first: the VPC's namespace and the subnet in it. Returns what the
+    /// guest holds of them, with its run directory.
+    pub(crate) fn prepare(
+        &mut self,
+        spec: &InstanceSpec,
+        run: PathBuf,
+    ) -> Result<GuestNet, ComputeError> {
+        let n = &spec.net;
+        let imds = self.ensure_vpc(&n.vpc_id, &n.vpc_cidr)?;
+        self.ensure_subnet(&n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
+        let v = &self.map[&n.vpc_id];
+        Ok(GuestNet {
+            imds,
+            leases: v.dhcp.clone(),
+            vpc_ns: v.ns.clone(),
+            run,
+        })
+    }
+
+    /// A command's result, from whichever VPC's metadata service ran it.
+    pub(crate) fn command_result(&self, command_id: &str) -> Option<crate::CommandResult> {
+        self.map.values().find_map(|v| v.imds.result(command_id))
+    }
+
+    /// Removes every VPC's namespace, link and routes.
+    pub(crate) fn remove_all(&mut self) {
+        for (_, v) in self.map.drain() {
+            v.remove();
+        }
+    }
+
+    fn vpc_ns(&self, vpc: &str) -> String {
+        format!("{}v{}", self.prefix, short(vpc))
+    }
+
+    fn ensure_vpc(&mut self, vpc_id: &str, cidr: &str) -> Result<Arc<Imds>, ComputeError> {
+        if let Some(v) = self.map.get(vpc_id) {
+            return Ok(v.imds.clone());
+        }
+        let ns = self.vpc_ns(vpc_id);
+        ip_quiet(&["netns", "delete", &ns]);
+        ip(&["netns", "add", &ns])?;
+        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+        ip(&["-n", &ns, "addr", "add", "169.254.169.254/32", "dev", "lo"])?;
+        // No rules yet: nothing is forwarded until the security groups arrive.
+        apply_rules(&ns, &Firewall::default())?;
+        net::run(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ],
+        )?;
+        // The host's way in: a /30 from 100.127.0.0/16 per VPC, and a route for its CIDR.
+        let n = self.links;
+        self.links += 1;
+        let base = u32::from(std::net::Ipv4Addr::new(100, 127, 0, 0)) + n * 4;
+        let (host_if, vpc_if) = (
+            format!("{}h{}", self.prefix, short(vpc_id)),
+            format!("{}x{}", self.prefix, short(vpc_id)),
+        );
+        ip_quiet(&["link", "delete", &host_if]);
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", &vpc_if, "netns", &ns,
+        ])?;
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/30", net::addr(base + 1)),
+            "dev",
+            &host_if,
+        ])?;
+        ip(&["link", "set", &host_if, "up"])?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{}/30", net::addr(base + 2)),
+            "dev",
+            &vpc_if,
+        ])?;
+        ip(&["-n", &ns, "link", "set", &vpc_if, "up"])?;
+        if let Err(e) = ip(&[
+            "route",
+            "add",
+            cidr,
+            "via",
+            &net::addr(base + 2),
+            "dev",
+            &host_if,
+        ]) {
+            tracing::warn!(vpc = vpc_id, cidr, error = %e, "the host cannot route to this VPC (its CIDR overlaps another's): its instances are not reachable from the host");
+        }
+        let imds = Arc::new(Imds::default());
+        let listener = bind_in(&ns, "169.254.169.254:80")?;
+        let imds_task = {
+            let _enter = self.rt.enter();
+            let l = tokio::net::TcpListener::from_std(listener)
+                .map_err(|e| ComputeError::io("IMDS listener", e))?;
+            self.rt.spawn(imds.clone().serve(l))
+        };
+        let dns_addr = net::vpc_dns(cidr)
+            .ok_or_else(|| ComputeError::Guest(format!("bad VPC CIDR {cidr}")))?;
+        ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{dns_addr}/32"),
+            "dev",
+            "lo",
+        ])?;
+        let dns_public: Arc<Mutex<Vec<(String, String)>>> = Default::default();
+        let public = dns_public.clone();
+        let dns_task = self.serve_udp(&ns, &format!("{dns_addr}:53"), move |q, peer| {
+            let known = lock(&public).clone();
+            crate::services::dns::answer(q, &known).map(|r| (r, peer))
+        })?;
+        // The subnets' DHCP server.
+        let dhcp = Arc::new(Leases::default());
+        let leases = dhcp.clone();
+        let dhcp_task = self.serve_udp(&ns, "0.0.0.0:67", move |q, _| {
+            leases
+                .reply(q)
+                .map(|(r, to)| (r, std::net::SocketAddr::from((to, 68))))
+        })?;
+        tracing::info!(vpc = vpc_id, netns = %ns, "VPC network namespace ready");
+        self.map.insert(
+            vpc_id.to_string(),
+            Vpc {
+                ns,
+                gateway: net::addr(base + 2),
+                public: Vec::new(),
+                host_if,
+                imds: imds.clone(),
+                imds_task,
+                dns_task,
+                dns_public,
+                dhcp,
+                dhcp_task,
+                subnets: Vec::new(),
+            },
+        );
+        Ok(imds)
+    }
+
+    /// Answers UDP datagrams on `addr` inside a VPC's namespace: `answer` gives each one's
+    /// reply and where it goes, or nothing. The task's socket keeps the namespace alive until
+    /// it is aborted.
+    fn serve_udp(
+        &self,
+        ns: &str,
+        addr: &str,
+        answer: impl Fn(&[u8], std::net::SocketAddr) -> Option<(Vec<u8>, std::net::SocketAddr)>
+            + Send
+            + 'static,
+    ) -> Result<tokio::task::JoinHandle<()>, ComputeError> {
+        let udp = bind_udp_in(ns, addr)?;
+        let _enter = self.rt.enter();
+        let sock = tokio::net::UdpSocket::from_std(udp)
+            .map_err(|e| ComputeError::io(format!("UDP socket on {addr}"), e))?;
+        Ok(self.rt.spawn(async move {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, peer)) = sock.recv_from(&mut buf).await {
+                if let Some((reply, to)) = answer(&buf[..n], peer) {
+                    let _ = sock.send_to(&reply, to).await;
+                }
+            }
+        }))
+    }
+
+    /// A subnet in its VPC's namespace: its gateway address (the VPC router's `.1`) on the
+    /// namespace's loopback, so each instance's link answers for it.
+    fn ensure_subnet(
+        &mut self,
+        vpc_id: &str,
+        subnet_id: &str,
+        cidr: &str,
+    ) -> Result<(), ComputeError> {
+        let vpc = self
+            .map
+            .get_mut(vpc_id)
+            .ok_or_else(|| ComputeError::Guest(format!("VPC {vpc_id} has no namespace")))?;
+        if vpc.subnets.iter().any(|s| s == subnet_id) {
+            return Ok(());
+        }
+        let gw =
+            net::gateway(cidr).ok_or_else(|| ComputeError::Guest(format!("bad CIDR {cidr}")))?;
+        ip(&[
+            "-n",
+            &vpc.ns,
+            "addr",
+            "add",
+            &format!("{gw}/32"),
+            "dev",
+            "lo",
+        ])?;
+        vpc.subnets.push(subnet_id.to_string());
+        Ok(())
+    }
+
+    pub(crate) fn set_firewall(&mut self, vpc_id: &str, fw: &Firewall) -> Result<(), ComputeError> {
+        let Some(v) = self.map.get_mut(vpc_id) else {
+            // No instance ever ran in this VPC: nothing to guard.
+            return Ok(());
+        };
+        apply_rules(&v.ns, fw)?;
+        // The host reaches the public addresses through the VPC that holds them.
+        let want: Vec<String> = fw.public.iter().map(|(p, _)| p.clone()).collect();
+        for gone in v.public.iter().filter(|p| !want.contains(p)) {
+            ip_quiet(&["route", "delete", &format!("{gone}/32")]);
+        }
+        for p in &want {
+            ip(&[
+                "route",
+                "replace",
+                &format!("{p}/32"),
+                "via",
+                &v.gateway,
+                "dev",
+                &v.host_if,
+            ])?;
+        }
+        v.public = want;
+        *lock(&v.dns_public) = fw.public.clone();
+        Ok(())
+    }
+}
+
+/// Makes the VPC's end of a guest's link (a veth or a tap) a routed one. Routed, not bridged:
+/// the VPC side answers ARP for every other address (proxy ARP) and routes each of the
+/// interface's addresses and prefixes to the link, answering from the subnet's gateway, so all
+/// traffic between instances crosses the VPC namespace's forward path, where the security
+/// groups' rules sit. A permanent neighbour entry lets the DHCP server's unicast replies reach
+/// a guest that has no address yet.
+pub(crate) fn route_guest(
+    vpc_ns: &str,
+    link: &str,
+    n: &crate::NetSpec,
+) -> Result<(), ComputeError> {
+    let gw = net::gateway(&n.subnet_cidr)
+        .ok_or_else(|| ComputeError::Guest(format!("bad subnet CIDR {}", n.subnet_cidr)))?;
+    net::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            vpc_ns,
+            "sysctl",
+            "-qw",
+            &format!("net.ipv4.conf.{link}.proxy_arp=1"),
+        ],
+    )?;
+    ip(&["-n", vpc_ns, "link", "set", link, "up"])?;
+    for a in std::iter::once(&n.private_ip).chain(&n.secondary_ips) {
+        ip(&[
+            "-n",
+            vpc_ns,
+            "route",
+            "replace",
+            &format!("{a}/32"),
+            "dev",
+            link,
+            "src",
+            &gw,
+        ])?;
+    }
+    for p in &n.prefixes {
+        ip(&["-n", vpc_ns, "route", "replace", p, "dev", link])?;
+    }
+    ip(&[
+        "-n",
+        vpc_ns,
+        "neigh",
+        "replace",
+        &n.private_ip,
+        "lladdr",
+        &n.mac,
+        "dev",
+        link,
+        "nud",
+        "permanent",
+    ])?;
+    Ok(())
+}
+
+/// What the subnet's DHCP server gives an instance's interface.
+pub(crate) fn lease_for(spec: &InstanceSpec) -> Result<Lease, ComputeError> {
+    let n = &spec.net;
+    let bad = |what: &str| ComputeError::Guest(format!("bad {what} in the instance's network"));
+    let gw = net::gateway(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
+    let (_, len) = net::parse_cidr(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
+    let dns = net::vpc_dns(&n.vpc_cidr).ok_or_else(|| bad("VPC CIDR"))?;
+    let (host, domain) = spec
+        .hostname
+        .split_once('.')
+        .unwrap_or((spec.hostname.as_str(), ""));
+    Ok(Lease {
+        ip: n.private_ip.parse().map_err(|_| bad("address"))?,
+        prefix_len: len,
+        router: gw.parse().map_err(|_| bad("gateway"))?,
+        dns,
+        hostname: host.to_string(),
+        domain: domain.to_string(),
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

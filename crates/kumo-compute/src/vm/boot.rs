@@ -1,0 +1,173 @@
+//! A `vm` guest's boot: its root disk, a tap in the VPC's namespace routed like an `ns`
+//! guest's veth, its DHCP lease and metadata, and QEMU (inside the namespace, so it opens the
+//! tap there) in the instance's cgroups.
+
+use super::qemu::{self, VmConfig};
+use super::VmUp;
+use crate::fleet::{Host, Proc};
+use crate::host::net::{ip, ip_quiet, short};
+use crate::host::vpc::{lease_for, route_guest, GuestNet};
+use crate::services::guest_files::guest_files;
+use crate::storage::qmp::qmp;
+use crate::storage::{instance_store, with_device};
+use crate::{ComputeError, InstanceSpec, Metadata, VolumeSpec};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A boot's disks: data volumes by id with their root port; the instance store's.
+type Disks = (HashMap<String, (VolumeSpec, u32)>, Vec<VolumeSpec>);
+
+pub(super) fn boot(
+    cfg: &VmConfig,
+    host: &Host,
+    net: GuestNet,
+    spec: &InstanceSpec,
+) -> Result<VmUp, ComputeError> {
+    let n = &spec.net;
+    let disk = qemu::ensure_disk(cfg, spec)?;
+    let ip4: std::net::Ipv4Addr = n.private_ip.parse().map_err(|_| {
+        ComputeError::Guest(format!("bad address {} for the instance", n.private_ip))
+    })?;
+    let tap = format!("{}t{}", host.prefix, short(&spec.id));
+    let vpc_ns = net.vpc_ns.clone();
+    let undo = |e: ComputeError| {
+        ip_quiet(&["-n", &vpc_ns, "link", "delete", &tap]);
+        e
+    };
+    ip_quiet(&["-n", &vpc_ns, "link", "delete", &tap]);
+    ip(&["-n", &vpc_ns, "tuntap", "add", "dev", &tap, "mode", "tap"])
+        .and_then(|_| route_guest(&vpc_ns, &tap, n))
+        .map_err(undo)?;
+    net.leases.set(&n.mac, lease_for(spec).map_err(undo)?);
+    let (disks, store) = plan_disks(&net.run, spec).map_err(undo)?;
+    let specs: Vec<VolumeSpec> = disks
+        .values()
+        .map(|(v, _)| v.clone())
+        .chain(store.iter().cloned())
+        .collect();
+    let files = guest_files(spec, &specs);
+    let addr = IpAddr::V4(ip4);
+    net.imds.set(
+        addr,
+        Metadata {
+            guest: files.clone(),
+            ..spec.metadata.clone()
+        },
+    );
+    let forget = |e: ComputeError| {
+        net.leases.remove(&n.mac);
+        undo(e)
+    };
+    let monitor = net.run.join("qmp.sock");
+    let child = spawn(cfg, spec, &net, &disk, &tap, &disks, &store, &monitor).map_err(|e| {
+        net.imds.remove(&addr);
+        forget(e)
+    })?;
+    let pid = child.id();
+    let mut child = child;
+    if let Err(e) = host
+        .cgroups
+        .limit(spec, pid, qemu::OVERHEAD_MIB)
+        .and_then(|_| wait_for_monitor(&mut child, &net.run, &monitor))
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+        host.release(&spec.id, Some((&net.imds, addr)), "");
+        return Err(forget(e));
+    }
+    tracing::info!(instance = %spec.id, accel = %cfg.accel, tap = %tap, "QEMU guest started");
+    Ok(VmUp {
+        proc: Proc {
+            spec: spec.clone(),
+            net,
+            child,
+            pid: pid as i32,
+            ip: addr,
+            netns: String::new(),
+            exited: false,
+            reboot_exit: false,
+            files,
+        },
+        qmp: monitor,
+        tap,
+        disks,
+        ephemeral: store,
+    })
+}
+
+/// The boot's disks: instance store disks take the last root ports, volumes the first ones.
+fn plan_disks(run: &Path, spec: &InstanceSpec) -> Result<Disks, ComputeError> {
+    let store = instance_store(run, spec)?;
+    let mut disks: HashMap<String, (VolumeSpec, u32)> = HashMap::new();
+    for v in &spec.volumes {
+        let v = with_device(v, disks.values().map(|(d, _)| d).chain(&store));
+        let port = (1..=qemu::PORTS - store.len() as u32)
+            .find(|p| !disks.values().any(|(_, q)| q == p))
+            .ok_or_else(|| ComputeError::Guest("no free slot for a volume".into()))?;
+        disks.insert(v.volume_id.clone(), (v, port));
+    }
+    Ok((disks, store))
+}
+
+/// Starts QEMU in the VPC's namespace, its output in `qemu.log`.
+#[allow(clippy::too_many_arguments)]
+fn spawn(
+    cfg: &VmConfig,
+    spec: &InstanceSpec,
+    net: &GuestNet,
+    disk: &Path,
+    tap: &str,
+    disks: &HashMap<String, (VolumeSpec, u32)>,
+    store: &[VolumeSpec],
+    monitor: &Path,
+) -> Result<Child, ComputeError> {
+    let run = &net.run;
+    let boot_disks: Vec<(String, PathBuf, u32)> = disks
+        .values()
+        .map(|(v, p)| (v.volume_id.clone(), v.file.clone(), *p))
+        .collect();
+    let store_disks: Vec<(String, PathBuf, u32)> = store
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.volume_id.clone(), d.file.clone(), qemu::PORTS - i as u32))
+        .collect();
+    let _ = std::fs::remove_file(monitor);
+    let log =
+        std::fs::File::create(run.join("qemu.log")).map_err(|e| ComputeError::io("QEMU log", e))?;
+    let log2 = log
+        .try_clone()
+        .map_err(|e| ComputeError::io("QEMU log", e))?;
+    let args = qemu::args(cfg, spec, run, disk, tap, &boot_disks, &store_disks);
+    Command::new("ip")
+        .args(["netns", "exec", &net.vpc_ns, "qemu-system-x86_64"])
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log2)
+        .spawn()
+        .map_err(|e| ComputeError::io("start QEMU", e))
+}
+
+/// QEMU is up once its monitor answers.
+fn wait_for_monitor(child: &mut Child, run: &Path, monitor: &Path) -> Result<(), ComputeError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(run.join("qemu.log")).unwrap_or_default();
+            return Err(ComputeError::Guest(format!(
+                "QEMU exited ({status}): {}",
+                log.trim()
+            )));
+        }
+        if monitor.exists() && qmp(monitor, &[]).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(ComputeError::Guest("QEMU's monitor did not answer".into()));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,268 @@
+//! The `vm` driver: instances as QEMU virtual machines (see [`qemu`]), with everything around
+//! the guest shared with `ns` through [`crate::fleet`]: the VPC namespaces, the metadata
+//! service, DHCP, DNS, security groups and cgroups. Its volumes are virtio disks hot-plugged
+//! over QMP; a clean stop is the ACPI power button.
+
+mod boot;
+mod qemu;
+
+pub use qemu::{unavailable, VmConfig};
+
+use crate::fleet::{Fleet, Kind, Machine, Proc, Slot};
+use crate::host::vpc::GuestNet;
+use crate::services::guest_files::dev_entry;
+use crate::services::imds::Imds;
+use crate::storage::qmp::{device_id, node, qmp, qmp_returns, serial};
+use crate::storage::with_device;
+use crate::{ComputeError, InstanceSpec, VolumeSpec};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// The `vm` driver.
+pub type VmDriver = Fleet<Vm>;
+
+/// Guests as QEMU virtual machines on one image.
+pub struct Vm {
+    cfg: VmConfig,
+}
+
+/// A running `vm` guest.
+pub struct VmUp {
+    proc: Proc,
+    /// Its monitor.
+    qmp: PathBuf,
+    /// Its tap in the VPC's namespace.
+    tap: String,
+    /// Data volumes by id: their spec and root port.
+    disks: HashMap<String, (VolumeSpec, u32)>,
+    /// Instance store disks (on the last root ports).
+    ephemeral: Vec<VolumeSpec>,
+}
+
+impl Fleet<Vm> {
+    /// A driver running QEMU guests on the image in `image_dir`, keeping their run files
+    /// under `data_dir/instances`.
+    pub fn new(
+        data_dir: &Path,
+        rt: tokio::runtime::Handle,
+        image_dir: &Path,
+    ) -> Result<VmDriver, ComputeError> {
+        let cfg = VmConfig::new(image_dir);
+        tracing::info!(accel = %cfg.accel, "vm driver: QEMU guests under {}", cfg.accel);
+        Fleet::start(data_dir, rt, Vm { cfg })
+    }
+
+    /// `kvm` or `tcg`.
+    pub fn accel(&self) -> &str {
+        &self.kind.cfg.accel
+    }
+}
+
+impl Kind for Vm {
+    type Up = VmUp;
+    const NAME: &'static str = "vm";
+    // A virtual machine under emulation takes longer to shut down.
+    const GRACE: Duration = Duration::from_secs(120);
+
+    fn degraded(&self) -> Option<(String, String)> {
+        (self.cfg.accel == "tcg").then(|| {
+            (
+                "Kumo.SoftwareEmulation".to_string(),
+                "Kumo.SoftwareEmulation: this host has no usable KVM, so the vm driver runs the instance under QEMU's TCG software emulation, many times slower than hardware".to_string(),
+            )
+        })
+    }
+
+    fn boot(
+        &self,
+        host: &crate::fleet::Host,
+        net: GuestNet,
+        spec: &InstanceSpec,
+    ) -> Result<VmUp, ComputeError> {
+        boot::boot(&self.cfg, host, net, spec)
+    }
+
+    fn proc(up: &VmUp) -> &Proc {
+        &up.proc
+    }
+
+    fn proc_mut(up: &mut VmUp) -> &mut Proc {
+        &mut up.proc
+    }
+
+    fn power_off(up: &VmUp) {
+        // The ACPI power button: the guest shuts down and QEMU exits.
+        if let Err(e) = qmp(&up.qmp, &[r#"{"execute":"system_powerdown"}"#.into()]) {
+            tracing::warn!(instance = %up.proc.spec.id, error = %e, "cannot press the guest's power button");
+        }
+    }
+
+    fn cleanup(up: &mut VmUp) {
+        crate::host::net::ip_quiet(&["-n", &up.proc.net.vpc_ns, "link", "delete", &up.tap]);
+    }
+
+    fn attach(m: &Machine<Vm>, v: &VolumeSpec) -> Result<(), ComputeError> {
+        let mut g = m.lock();
+        let Slot::Up(up) = &mut *g else {
+            return Err(ComputeError::Unknown(m.id.clone()));
+        };
+        if up.disks.contains_key(&v.volume_id) {
+            return Ok(());
+        }
+        let v = with_device(v, up.disks.values().map(|(d, _)| d).chain(&up.ephemeral));
+        let port = (1..=qemu::PORTS - up.ephemeral.len() as u32)
+            .find(|p| !up.disks.values().any(|(_, q)| q == p))
+            .ok_or_else(|| ComputeError::Guest("no free slot for another volume".into()))?;
+        // The guest learns the disk's EC2 names before it appears.
+        up.disks.insert(v.volume_id.clone(), (v.clone(), port));
+        let (key, names) = dev_entry(&v);
+        up.proc.files.insert(key, names);
+        up.proc.publish();
+        if let Err(e) = qmp(&up.qmp, &qemu::plug(&v.volume_id, &v.file, port)) {
+            up.disks.remove(&v.volume_id);
+            let _ = qmp(
+                &up.qmp,
+                &[serde_json::json!({"execute": "blockdev-del", "arguments": {"node-name": node(&v.volume_id)}}).to_string()],
+            );
+            return Err(e);
+        }
+        up.proc.spec.volumes.retain(|x| x.volume_id != v.volume_id);
+        up.proc.spec.volumes.push(v.clone());
+        tracing::info!(instance = %m.id, volume = %v.volume_id, device = %v.device, port, "volume hot-plugged");
+        Ok(())
+    }
+
+    fn busy(m: &Machine<Vm>, volume_id: &str) -> bool {
+        // The guest's answer is awaited without holding its lock.
+        let asked = m.with_up(|up| {
+            up.disks
+                .contains_key(volume_id)
+                .then(|| (up.proc.net.imds.clone(), up.proc.ip))
+        });
+        match asked.flatten() {
+            Some((imds, ip)) => mounted(&imds, ip, volume_id),
+            None => false,
+        }
+    }
+
+    fn detach(m: &Machine<Vm>, volume_id: &str) -> Result<(), ComputeError> {
+        let monitor = m.with_up(|up| {
+            up.proc.spec.volumes.retain(|x| x.volume_id != volume_id);
+            up.disks.contains_key(volume_id).then(|| up.qmp.clone())
+        });
+        let Some(monitor) = monitor.flatten() else {
+            return Ok(());
+        };
+        // The guest takes seconds to release the device: wait without its lock.
+        qemu::unplug(&monitor, volume_id)?;
+        m.with_up(|up| up.disks.remove(volume_id));
+        tracing::info!(instance = %m.id, volume = volume_id, "volume unplugged");
+        Ok(())
+    }
+
+    /// Grows its root or one of its data disks (virtio tells the guest its new size).
+    fn grow(up: &VmUp, volume_id: &str, bytes: u64) -> Option<Result<(), ComputeError>> {
+        let node = if is_root(up, volume_id) {
+            "root".to_string()
+        } else if up.disks.contains_key(volume_id) {
+            node(volume_id)
+        } else {
+            return None;
+        };
+        Some(qmp(
+            &up.qmp,
+            &[serde_json::json!({"execute": "block_resize", "arguments": {"node-name": node, "size": bytes}}).to_string()],
+        ))
+    }
+
+    /// A data disk was frozen as a snapshot: QEMU flushes the frozen layer and moves to the
+    /// new overlay.
+    fn snapshotted(up: &mut VmUp, volume_id: &str) -> Option<Result<(), ComputeError>> {
+        let (v, _) = up.disks.get(volume_id)?;
+        let top = format!("{}-{}", node(volume_id), unique_tag());
+        Some(current_top(&up.qmp, volume_id).and_then(|current| {
+            qmp(
+                &up.qmp,
+                &[
+                    serde_json::json!({"execute": "blockdev-add", "arguments": {
+                        "driver": "qcow2", "node-name": top, "backing": null,
+                        "file": {"driver": "file", "filename": v.file.to_string_lossy()}}})
+                    .to_string(),
+                    serde_json::json!({"execute": "blockdev-snapshot", "arguments": {"node": current, "overlay": top}}).to_string(),
+                ],
+            )
+        }))
+    }
+
+    fn hold_root(up: &VmUp, volume_id: &str, pause: bool) -> Option<Result<(), ComputeError>> {
+        if !is_root(up, volume_id) {
+            return None;
+        }
+        // QEMU's `stop` drains and flushes every disk before it returns.
+        let cmd = if pause { "stop" } else { "cont" };
+        Some(qmp(&up.qmp, &[format!(r#"{{"execute":"{cmd}"}}"#)]))
+    }
+}
+
+fn is_root(up: &VmUp, volume_id: &str) -> bool {
+    up.proc
+        .spec
+        .root
+        .as_ref()
+        .is_some_and(|x| x.volume_id == volume_id)
+}
+
+/// Whether the guest has a volume mounted, asked through its agent: it answers within a few
+/// seconds, and a guest that does not answer is taken to be using it (a forced detach still
+/// works), as a volume must not be pulled from under a file system.
+fn mounted(imds: &Imds, ip: IpAddr, volume_id: &str) -> bool {
+    let serial = serial(volume_id);
+    let id = format!("kumo-busy-{}", unique_tag());
+    let script = format!(
+        "d=$(readlink -f /dev/disk/by-id/virtio-{serial}) || exit 1\n\
+         for m in $(awk '{{print $1}}' /proc/mounts /proc/swaps); do\n\
+         case \"$(readlink -f \"$m\" 2>/dev/null)\" in \"$d\"|\"$d\"[0-9]*|\"$d\"p[0-9]*) exit 0 ;; esac\n\
+         done\nexit 1\n"
+    );
+    imds.queue(ip, &id, &script);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match imds.result(&id) {
+            Some(r) if r.status == "Success" || r.status == "Failed" => return r.code == 0,
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+    tracing::warn!(
+        volume = volume_id,
+        "the guest's agent did not say whether the volume is mounted; it stays busy until forced"
+    );
+    true
+}
+
+/// A tag unique within this process for names made at run time.
+fn unique_tag() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The node a guest's disk reads and writes now (its newest overlay).
+fn current_top(monitor: &Path, volume_id: &str) -> Result<String, ComputeError> {
+    let out = qmp_returns(monitor, &[r#"{"execute":"query-block"}"#.into()])?;
+    let v: serde_json::Value = serde_json::from_str(out.first().map(|s| s.as_str()).unwrap_or(""))
+        .map_err(|e| ComputeError::Guest(format!("QMP query-block: {e}")))?;
+    let want = device_id(volume_id);
+    v["return"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|d| {
+            d["qdev"]
+                .as_str()
+                .is_some_and(|q| q == want || q.ends_with(&format!("/{want}/virtio-backend")))
+        })
+        .and_then(|d| d["inserted"]["node-name"].as_str().map(String::from))
+        .ok_or_else(|| ComputeError::Guest(format!("QEMU has no disk for {volume_id}")))
+}
