@@ -1,0 +1,136 @@
+//! RunInstances and DescribeInstances: the images an instance may launch from and its
+//! metadata options here; the launch in [`run`] (its checks and its transaction) and
+//! [`parts`] (each instance's zone, key, capacity, interfaces and record); the wire form in
+//! [`wire`]; the filters in [`describe`].
+
+mod describe;
+mod parts;
+mod run;
+mod wire;
+
+pub use describe::describe;
+pub use run::run;
+
+use crate::records::image::ImageTraits;
+use crate::records::instance::*;
+use crate::repo::instance::image_malformed;
+use crate::Kumo;
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_model::images::{self, PublicImage};
+
+impl ImageTraits {
+    pub fn public(i: &PublicImage) -> Self {
+        let root = images::root_volume(i).map(|(size, vt)| crate::records::image::MappingRecord {
+            device_name: i.root_device_name.into(),
+            virtual_name: None,
+            no_device: false,
+            ebs: Some(crate::records::image::EbsRecord {
+                snapshot_id: None,
+                volume_size: size,
+                volume_type: vt.into(),
+                iops: None,
+                throughput: None,
+                delete_on_termination: true,
+                encrypted: false,
+            }),
+        });
+        ImageTraits {
+            mappings: root.into_iter().collect(),
+            architecture: i.architecture.into(),
+            root_device_name: i.root_device_name.into(),
+            root_device_type: i.root_device_type.into(),
+            ena_support: i.ena_support,
+            boot_mode: i.boot_mode.into(),
+            owner: None,
+        }
+    }
+
+    /// An instance keeps what it was launched with, even after its image is deregistered.
+    pub fn of_instance(r: &InstanceRecord) -> Self {
+        ImageTraits {
+            mappings: Vec::new(),
+            architecture: r.architecture.clone(),
+            root_device_name: r.root_device_name.clone(),
+            root_device_type: r.root_device_type.clone(),
+            ena_support: r.ena_support,
+            boot_mode: r.boot_mode.clone(),
+            owner: None,
+        }
+    }
+}
+
+/// The image an id names that the caller may launch: a public one of the catalog, one the
+/// caller registered, or one another account shared with the caller or made public.
+pub fn find_image(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<ImageTraits, Ec2Error> {
+    if kumo_model::ids::resource_type(id) != Some("image") {
+        return Err(image_malformed(id));
+    }
+    if let Some(p) = images::by_id(&ctx.region, id) {
+        return Ok(ImageTraits::public(p));
+    }
+    let (owner, image) = crate::repo::image::usable(k, ctx, id)?;
+    let mut traits = image.traits();
+    traits.owner = (owner != ctx.account_id).then_some(owner);
+    Ok(traits)
+}
+
+/// Checks that an instance type exists and suits an image.
+pub fn check_type_for_image(
+    t: &str,
+    img: &ImageTraits,
+) -> Result<&'static InstanceTypeInfo, Ec2Error> {
+    let info = crate::instance_types::find(t)
+        .ok_or_else(|| Ec2Error::invalid_value(format!("Invalid value '{t}' for InstanceType.")))?;
+    let archs = info
+        .processor_info
+        .as_ref()
+        .and_then(|p| p.supported_architectures.clone())
+        .unwrap_or_default();
+    if !archs.contains(&img.architecture) {
+        return Err(Ec2Error::invalid_value(format!(
+            "The architecture '{}' of the specified instance type does not match the architecture '{}' of the specified AMI. Specify an instance type and an AMI that have matching architectures, and try again. You can use 'describe-instance-types' or 'describe-images' to discover the architecture of the instance type or AMI.",
+            archs.join(", "),
+            img.architecture
+        )));
+    }
+    let ena_required = info
+        .network_info
+        .as_ref()
+        .and_then(|n| n.ena_support.as_deref())
+        == Some("required");
+    if ena_required && !img.ena_support {
+        return Err(Ec2Error::invalid_value(format!(
+            "Enhanced networking with the Elastic Network Adapter (ENA) is required for the '{t}' instance type. Ensure that you are using an AMI that is enabled for ENA."
+        )));
+    }
+    if img.root_device_type == "instance-store" && info.instance_storage_supported != Some(true) {
+        return Err(Ec2Error::invalid_value(format!(
+            "The instance type '{t}' does not support instance store. An instance-store-backed AMI needs an instance type with instance store volumes."
+        )));
+    }
+    Ok(info)
+}
+
+/// An instance's metadata options as the API shows them, in `state` (`applied`, or `pending`
+/// in ModifyInstanceMetadataOptions' answer).
+pub fn metadata_options(r: &InstanceRecord, state: &str) -> InstanceMetadataOptionsResponse {
+    InstanceMetadataOptionsResponse {
+        state: Some(state.into()),
+        http_tokens: Some(r.http_tokens.clone()),
+        http_put_response_hop_limit: Some(r.http_hop_limit),
+        http_endpoint: Some(r.http_endpoint.clone()),
+        http_protocol_ipv6: Some("disabled".into()),
+        instance_metadata_tags: Some(r.instance_metadata_tags.clone()),
+    }
+}
+
+/// The metadata's PUT response hop limit: 1 to 64, as the API documents it.
+pub fn check_hop_limit(limit: Option<i32>) -> Result<(), Ec2Error> {
+    match limit {
+        Some(n) if !(1..=64).contains(&n) => Err(Ec2Error::invalid_value(format!(
+            "Value ({n}) for parameter HttpPutResponseHopLimit is invalid. Valid values are integers from 1 to 64."
+        ))),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,510 @@
+//! RunInstances: its checks in AWS's order, and the launch's transaction.
+
+use super::parts::{capacity, check_key, check_zone, interface, new_record, Launch, Parts, Site};
+use super::wire::reservation;
+use super::{check_hop_limit, check_type_for_image, find_image};
+use crate::addresses;
+use crate::error::Fail;
+use crate::idempotency;
+use crate::network;
+use crate::records::image::ImageTraits;
+use crate::records::instance::*;
+use crate::records::net::*;
+use crate::repo::instance::limits;
+use crate::tags::{self, new_id};
+use crate::{scope, Kumo};
+use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_model::ipam::SubnetIps;
+use kumo_store::{Query, Read, Scope, Tx};
+use std::collections::HashMap;
+
+pub(super) fn network_specs(
+    input: &RunInstancesRequest,
+) -> Result<Vec<InstanceNetworkInterfaceSpecification>, Ec2Error> {
+    let given = input.network_interfaces.clone().unwrap_or_default();
+    if given.is_empty() {
+        return Ok(vec![InstanceNetworkInterfaceSpecification {
+            device_index: Some(0),
+            subnet_id: input.subnet_id.clone(),
+            private_ip_address: input.private_ip_address.clone(),
+            groups: input.security_group_ids.clone(),
+            ..InstanceNetworkInterfaceSpecification::default()
+        }]);
+    }
+    if input.subnet_id.is_some() {
+        return Err(Ec2Error::new("InvalidParameterCombination", "Network interfaces and an instance-level subnet ID may not be specified on the same request"));
+    }
+    if input.private_ip_address.is_some() {
+        return Err(Ec2Error::new("InvalidParameterCombination", "Network interfaces and an instance-level private IP address may not be specified on the same request"));
+    }
+    if input.security_group_ids.is_some() || input.security_groups.is_some() {
+        return Err(Ec2Error::new("InvalidParameterCombination", "Network interfaces and an instance-level security groups may not be specified on the same request"));
+    }
+    let mut specs = given;
+    specs.sort_by_key(|s| s.device_index.unwrap_or(0));
+    if specs.first().and_then(|s| s.device_index).unwrap_or(0) != 0 {
+        return Err(Ec2Error::invalid_value(
+            "The network interface at device index 0 must be specified.",
+        ));
+    }
+    for w in specs.windows(2) {
+        if w[0].device_index == w[1].device_index {
+            return Err(Ec2Error::invalid_value(format!("Each network interface requires a unique device index. Device index {} is used twice.", w[0].device_index.unwrap_or(0))));
+        }
+    }
+    if specs
+        .iter()
+        .skip(1)
+        .any(|s| s.associate_public_ip_address == Some(true))
+    {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The associatePublicIPAddress parameter can only be specified for the network interface with DeviceIndex 0.",
+        ));
+    }
+    if specs.len() > 1 && specs[0].associate_public_ip_address == Some(true) {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The associatePublicIPAddress parameter cannot be specified when launching with multiple network interfaces.",
+        ));
+    }
+    if specs[0].network_interface_id.is_some() && specs[0].associate_public_ip_address.is_some() {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The associatePublicIPAddress parameter cannot be specified for a network interface with an ID.",
+        ));
+    }
+    Ok(specs)
+}
+
+/// The subnet a launch goes to: the one named, an existing interface's, or the default subnet
+/// of the requested (or first) zone.
+pub(super) fn launch_subnet(tx: &Tx, s: Scope, l: &Launch) -> Result<SubnetRecord, Fail> {
+    let primary = &l.specs[0];
+    if let Some(id) = &primary.network_interface_id {
+        let eni = crate::repo::eni::get_eni(tx, s, id)?;
+        return crate::subnets::get_subnet(tx, s, &eni.subnet_id);
+    }
+    if let Some(id) = &primary.subnet_id {
+        return crate::subnets::get_subnet(tx, s, id);
+    }
+    let Some(vpc) = network::default_vpc(tx, s)? else {
+        return Err(Fail(Ec2Error::new("VPCIdNotSpecified", "No default VPC for this user. GroupName is only supported for EC2-Classic and default VPC.")));
+    };
+    let subnets: Vec<SubnetRecord> = tx.list(
+        s,
+        &Query {
+            vpcs: Some(&[vpc.as_str()]),
+            ..Query::default()
+        },
+    )?;
+    let zone = l
+        .input
+        .placement
+        .as_ref()
+        .and_then(|p| p.availability_zone.clone());
+    let mut defaults: Vec<SubnetRecord> =
+        subnets.into_iter().filter(|sn| sn.default_for_az).collect();
+    defaults.sort_by(|a, b| a.zone.cmp(&b.zone));
+    match zone {
+        Some(z) => defaults.into_iter().find(|sn| sn.zone == z).ok_or_else(|| {
+            Fail(Ec2Error::invalid_value(format!(
+                "Invalid availability zone: [{z}]"
+            )))
+        }),
+        None => defaults.into_iter().next().ok_or_else(|| {
+            Fail(Ec2Error::new(
+                "MissingInput",
+                "No subnets found for the default VPC. Please specify a subnet.",
+            ))
+        }),
+    }
+}
+
+/// Launch settings Kumo cannot honour yet. Ignoring them would launch something other than
+/// what was asked, so they are refused by name.
+pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result<(), Ec2Error> {
+    let refused: &[(&str, bool)] = &[
+        ("LaunchTemplate", input.launch_template.is_some()),
+        (
+            "InstanceMarketOptions (spot)",
+            input.instance_market_options.is_some(),
+        ),
+        ("KernelId", input.kernel_id.is_some()),
+        ("RamdiskId", input.ramdisk_id.is_some()),
+        (
+            "Ipv6AddressCount and Ipv6Addresses (IPv6)",
+            input.ipv6_address_count.is_some_and(|n| n > 0)
+                || input.ipv6_addresses.as_ref().is_some_and(|a| !a.is_empty()),
+        ),
+        (
+            "ElasticGpuSpecification",
+            input.elastic_gpu_specification.is_some(),
+        ),
+        (
+            "ElasticInferenceAccelerators",
+            input.elastic_inference_accelerators.is_some(),
+        ),
+        (
+            "LicenseSpecifications",
+            input.license_specifications.is_some(),
+        ),
+        ("CpuOptions", input.cpu_options.is_some()),
+        (
+            "EnclaveOptions",
+            input
+                .enclave_options
+                .as_ref()
+                .is_some_and(|e| e.enabled == Some(true)),
+        ),
+    ];
+    match refused.iter().find(|(_, given)| *given) {
+        Some((name, _)) => Err(Ec2Error::new(
+            "Unsupported",
+            format!("Kumo does not support the RunInstances setting {name} yet."),
+        )),
+        None => Ok(()),
+    }
+}
+
+pub fn run(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: RunInstancesRequest,
+) -> Result<Reservation, Ec2Error> {
+    check_counts(&input)?;
+    let image_id = input
+        .image_id
+        .clone()
+        .ok_or_else(|| Ec2Error::missing_parameter("ImageId"))?;
+    let image = find_image(k, ctx, &image_id)?;
+    let instance_type = input
+        .instance_type
+        .clone()
+        .unwrap_or_else(|| "m1.small".into());
+    let info = check_type_for_image(&instance_type, &image)?;
+    let user_data = user_data(&input)?;
+    let specs = network_specs(&input)?;
+    check_interfaces(&input, &image, info, &instance_type, &specs)?;
+    let tag_list = tags::from_launch_specifications(input.tag_specifications.clone())?;
+    idempotency::check_token(input.client_token.as_deref())?;
+    let digest = idempotency::digest(&input);
+    let s = scope(ctx);
+    let volumes = k
+        .store
+        .read(|v| {
+            crate::launch_volumes::plan(
+                v,
+                s,
+                &image,
+                input.block_device_mappings.as_deref().unwrap_or(&[]),
+            )
+        })
+        .map_err(|f| f.0)?;
+    let l = Launch {
+        input: &input,
+        image,
+        image_id,
+        info,
+        instance_type,
+        user_data,
+        specs,
+        volumes,
+    };
+    let now = k.now_ms();
+    let mut made: Vec<String> = Vec::new();
+    // The files of the launch's blank volumes are made on a thread of their own while the
+    // transaction runs (making a file costs the kernel an inode; a 100-instance launch makes
+    // 100), and the transaction waits for them before it commits. Made for MaxCount
+    // instances; those a smaller launch does not use are removed after.
+    let blanks: Vec<(String, u64)> = if ctx.dry_run {
+        Vec::new()
+    } else {
+        (0..input.max_count)
+            .flat_map(|_| {
+                l.volumes
+                    .iter()
+                    .filter(|p| p.snapshot.is_none())
+                    .map(|p| (new_id("vol"), p.size as u64))
+            })
+            .collect()
+    };
+    let mut used: Vec<String> = Vec::new();
+    let launched = std::thread::scope(|sc| {
+        let maker = (!blanks.is_empty()).then(|| {
+            sc.spawn(|| {
+                blanks
+                    .iter()
+                    .try_for_each(|(id, size)| k.blocks.create_blank(id, *size))
+                    .map_err(|e| e.to_string())
+            })
+        });
+        k.store
+            .write_then(
+                !ctx.dry_run,
+                |tx| {
+                    let files = |m: Option<
+                        std::thread::ScopedJoinHandle<'_, Result<(), String>>,
+                    >| match m.map(|h| h.join()) {
+                        None | Some(Ok(Ok(()))) => Ok(()),
+                        Some(Ok(Err(e))) => {
+                            tracing::error!(error = %e, "cannot create launch volume files");
+                            Err(Fail(Ec2Error::internal()))
+                        }
+                        Some(Err(_)) => Err(Fail(Ec2Error::internal())),
+                    };
+                    if let Some(rid) = idempotency::earlier(
+                        tx,
+                        s,
+                        "RunInstances",
+                        input.client_token.as_deref(),
+                        &digest,
+                    )? {
+                        files(maker)?;
+                        let all: Vec<InstanceRecord> = tx.list(s, &Query::default())?;
+                        let mine: Vec<InstanceRecord> = all
+                            .into_iter()
+                            .filter(|r| r.reservation_id == rid)
+                            .collect();
+                        return Ok((mine, Vec::new()));
+                    }
+                    let mut pre = blanks.iter().map(|(id, _)| id.clone());
+                    let out = launch(
+                        k, tx, s, ctx, &l, &tag_list, now, &digest, &mut made, &mut pre,
+                    );
+                    // The files are there before anything names them.
+                    files(maker)?;
+                    let out = out?;
+                    used = out
+                        .0
+                        .iter()
+                        .flat_map(|r| r.volumes.iter().cloned())
+                        .collect();
+                    Ok(out)
+                },
+                |(_, allocators)| {
+                    for (subnet, a) in allocators {
+                        k.net.commit(s, subnet, a);
+                    }
+                },
+            )
+            .map_err(|f: Fail| f.0)
+    });
+    // Blank files nobody uses: all of them if the launch failed, else the extras.
+    let spare: Vec<String> = blanks
+        .iter()
+        .map(|(id, _)| id.clone())
+        .filter(|id| launched.is_err() || !used.contains(id))
+        .collect();
+    crate::host::delete_files(k, &spare);
+    let (recs, _) = match launched {
+        Ok(x) => x,
+        Err(e) => {
+            // Nothing of a failed launch stays: its volume files go too.
+            crate::host::delete_files(k, &made);
+            return Err(e);
+        }
+    };
+    if !ctx.dry_run {
+        // The guests boot after the answer, as on AWS: the instances are `pending` until
+        // theirs has started.
+        let ids: Vec<String> = recs.iter().map(|r| r.id.clone()).collect();
+        crate::compute::queue_boot(k, ctx, ids);
+    }
+    k.store
+        .read(|v| {
+            let tagged = tags::attach(v, s, recs)?;
+            reservation(k, v, ctx, &tagged, true)
+        })
+        .map_err(|f| f.0)
+        .map(|mut r| r.pop().unwrap_or_default())
+}
+
+/// MinCount and MaxCount, the settings Kumo does not take, and the metadata hop limit.
+pub(super) fn check_counts(input: &RunInstancesRequest) -> Result<(), Ec2Error> {
+    if input.max_count < 1 {
+        return Err(Ec2Error::invalid_value(
+            "Maximum instance count must be greater than zero",
+        ));
+    }
+    if input.min_count < 1 {
+        return Err(Ec2Error::invalid_value(
+            "Minimum instance count must be greater than zero",
+        ));
+    }
+    if input.max_count < input.min_count {
+        return Err(Ec2Error::invalid_value(
+            "Minimum instance count cannot be greater than maximum instance count",
+        ));
+    }
+    unsupported_launch_settings(input)?;
+    if let Some(md) = &input.metadata_options {
+        check_hop_limit(md.http_put_response_hop_limit)?;
+    }
+    Ok(())
+}
+
+/// The user data, checked: base64, at most 16 KB decoded.
+pub(super) fn user_data(input: &RunInstancesRequest) -> Result<Option<String>, Ec2Error> {
+    Ok(match &input.user_data {
+        None => None,
+        Some(u) => {
+            use base64::Engine;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(u.trim())
+                .map_err(|_| Ec2Error::invalid_value("Invalid BASE64 encoding of user data."))?;
+            if raw.len() > 16 * 1024 {
+                return Err(Ec2Error::invalid_value(
+                    "User data is limited to 16384 bytes",
+                ));
+            }
+            Some(u.trim().to_string())
+        }
+    })
+}
+
+/// What the image and the type allow of the launch's interfaces and shutdown behaviour.
+pub(super) fn check_interfaces(
+    input: &RunInstancesRequest,
+    image: &ImageTraits,
+    info: &InstanceTypeInfo,
+    instance_type: &str,
+    specs: &[InstanceNetworkInterfaceSpecification],
+) -> Result<(), Ec2Error> {
+    if image.root_device_type == "instance-store"
+        && input.instance_initiated_shutdown_behavior.is_some()
+    {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The attribute instanceInitiatedShutdownBehavior can only be used for elastic images.",
+        ));
+    }
+    if input.max_count > 1
+        && specs.iter().any(|sp| {
+            sp.network_interface_id.is_some()
+                || sp.private_ip_address.is_some()
+                || sp.private_ip_addresses.is_some()
+        })
+    {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "Network interfaces or private IP addresses can be specified only when launching one instance.",
+        ));
+    }
+    let (max_enis, _) = limits(info);
+    if specs.len() > max_enis {
+        return Err(Ec2Error::new(
+            "AttachmentLimitExceeded",
+            format!(
+                "Interface count {} exceeds the limit for {instance_type}",
+                specs.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A launch's instances, and the subnet allocators to commit with them.
+pub(super) type Launched = (Vec<InstanceRecord>, Vec<(String, SubnetIps)>);
+
+/// Creates the instances of one launch inside a transaction.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn launch(
+    k: &Kumo,
+    tx: &Tx,
+    s: Scope,
+    ctx: &RequestContext,
+    l: &Launch,
+    tag_list: &tags::LaunchTags,
+    now: i64,
+    digest: &str,
+    made: &mut Vec<String>,
+    pre: &mut dyn Iterator<Item = String>,
+) -> Result<Launched, Fail> {
+    let input = l.input;
+    let subnet = launch_subnet(tx, s, l)?;
+    check_zone(s, l, &subnet)?;
+    check_key(tx, s, input)?;
+    let count = capacity(k, tx, s, l, &subnet)?;
+    let vpc = crate::vpcs::get_vpc(tx, s, &subnet.vpc_id)?;
+    let mut site = Site {
+        subnet: &subnet,
+        vpc: &vpc,
+        max_ips: limits(l.info).1,
+        allocators: HashMap::new(),
+    };
+    let reservation_id = new_id("r");
+    let mut out = Vec::with_capacity(count);
+    for index in 0..count {
+        let id = new_id("i");
+        let mut public = false;
+        let mut eni_ids = Vec::new();
+        for spec in &l.specs {
+            eni_ids.push(interface(
+                k,
+                tx,
+                s,
+                l,
+                &mut site,
+                spec,
+                &id,
+                now,
+                tag_list,
+                &mut public,
+            )?);
+        }
+        let public_ip = if public {
+            Some(addresses::take_public_ip(tx, s, &id)?)
+        } else {
+            None
+        };
+        let credit = crate::credits::for_launch(
+            tx,
+            s,
+            &l.instance_type,
+            input
+                .credit_specification
+                .as_ref()
+                .map(|c| c.cpu_credits.as_str()),
+        )?;
+        let volumes = crate::launch_volumes::create(
+            k,
+            tx,
+            s,
+            &id,
+            (&subnet.zone, &subnet.zone_id),
+            &l.volumes,
+            now,
+            !ctx.dry_run,
+            made,
+            pre,
+        )?;
+        let parts = Parts {
+            id,
+            reservation_id: reservation_id.clone(),
+            index,
+            eni_ids,
+            volumes,
+            public_ip,
+            public,
+            credit,
+        };
+        let rec = new_record(k, ctx, l, &site, parts, now);
+        tx.insert(s, &rec)?;
+        tags::put_all(tx, s, &rec.id, "instance", &tag_list.instance)?;
+        for vol in &rec.volumes {
+            tags::put_all(tx, s, vol, "volume", &tag_list.volume)?;
+        }
+        out.push(rec);
+    }
+    idempotency::remember(
+        tx,
+        s,
+        "RunInstances",
+        input.client_token.as_deref(),
+        digest,
+        &reservation_id,
+    )?;
+    Ok((out, site.allocators.into_iter().collect()))
+}
