@@ -18,7 +18,7 @@ use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
 use kumo_model::filter::{Filterable, Filters};
 use kumo_model::lifecycle::{apply, Action, Outcome, Refusal, State};
-use kumo_store::{Query, Read};
+use kumo_store::{Query, Read, Scope, Tx};
 
 fn reason_text(now_ms: i64) -> String {
     let t = DateTime(now_ms).to_iso8601();
@@ -241,193 +241,221 @@ fn bool_attr(v: Option<bool>) -> Option<AttributeBooleanValue> {
     v.map(|value| AttributeBooleanValue { value: Some(value) })
 }
 
-pub fn modify_attribute(
-    k: &Kumo,
-    ctx: &RequestContext,
-    input: ModifyInstanceAttributeRequest,
-) -> Result<(), Ec2Error> {
-    // The attribute comes either named (`Attribute` + `Value`) or as its own parameter.
+/// The one attribute a ModifyInstanceAttribute call changes.
+enum Change {
+    InstanceType(String),
+    UserData(kumo_ec2_wire::Blob),
+    DisableApiTermination(bool),
+    DisableApiStop(bool),
+    EbsOptimized(bool),
+    SourceDestCheck(bool),
+    ShutdownBehavior(String),
+    Groups(Vec<String>),
+    /// `DeleteOnTermination` of attached volumes, by device.
+    DeleteOnTermination(Vec<(String, bool)>),
+}
+
+/// The change asked for: the attribute comes either named (`Attribute` + `Value`) or as its
+/// own parameter, and exactly one is given.
+fn requested(input: &ModifyInstanceAttributeRequest) -> Result<Change, Ec2Error> {
     let named = |a: &str| input.attribute.as_deref() == Some(a);
-    let value = input.value.clone();
+    let text = |a: &str| input.value.clone().filter(|_| named(a));
+    let flag = |own: &Option<AttributeBooleanValue>, a: &str| {
+        own.as_ref()
+            .and_then(|v| v.value)
+            .or_else(|| text(a).map(|v| v.eq_ignore_ascii_case("true")))
+    };
+    let mut given: Vec<Change> = Vec::new();
     let instance_type = input
         .instance_type
         .as_ref()
         .and_then(|v| v.value.clone())
-        .or_else(|| value.clone().filter(|_| named("instanceType")));
+        .or_else(|| text("instanceType"));
+    given.extend(instance_type.map(Change::InstanceType));
     let user_data = input
         .user_data
         .as_ref()
         .map(|b| b.value.clone().unwrap_or_default())
-        .or_else(|| {
-            value
-                .clone()
-                .filter(|_| named("userData"))
-                .map(|v| kumo_ec2_wire::Blob(v.into_bytes()))
-        });
-    let parse_bool = |a: &str| {
-        value
-            .as_deref()
-            .filter(|_| named(a))
-            .map(|v| v.eq_ignore_ascii_case("true"))
-    };
-    let termination = input
-        .disable_api_termination
-        .as_ref()
-        .and_then(|v| v.value)
-        .or_else(|| parse_bool("disableApiTermination"));
-    let stop = input
-        .disable_api_stop
-        .as_ref()
-        .and_then(|v| v.value)
-        .or_else(|| parse_bool("disableApiStop"));
-    let ebs = input
-        .ebs_optimized
-        .as_ref()
-        .and_then(|v| v.value)
-        .or_else(|| parse_bool("ebsOptimized"));
-    let sdc = input
-        .source_dest_check
-        .as_ref()
-        .and_then(|v| v.value)
-        .or_else(|| parse_bool("sourceDestCheck"));
+        .or_else(|| text("userData").map(|v| kumo_ec2_wire::Blob(v.into_bytes())));
+    given.extend(user_data.map(Change::UserData));
+    given.extend(
+        flag(&input.disable_api_termination, "disableApiTermination")
+            .map(Change::DisableApiTermination),
+    );
+    given.extend(flag(&input.disable_api_stop, "disableApiStop").map(Change::DisableApiStop));
+    given.extend(flag(&input.ebs_optimized, "ebsOptimized").map(Change::EbsOptimized));
+    given.extend(flag(&input.source_dest_check, "sourceDestCheck").map(Change::SourceDestCheck));
     let behavior = input
         .instance_initiated_shutdown_behavior
         .as_ref()
         .and_then(|v| v.value.clone())
-        .or_else(|| {
-            value
-                .clone()
-                .filter(|_| named("instanceInitiatedShutdownBehavior"))
-        });
-    let groups = input.groups.clone();
-    let given = [
-        instance_type.is_some(),
-        user_data.is_some(),
-        termination.is_some(),
-        stop.is_some(),
-        ebs.is_some(),
-        sdc.is_some(),
-        behavior.is_some(),
-        groups.is_some(),
-        input.block_device_mappings.is_some(),
-    ];
-    match given.iter().filter(|g| **g).count() {
-        1 => {}
-        0 => return Err(Ec2Error::missing_parameter("attribute")),
-        _ => {
-            return Err(Ec2Error::new(
-                "InvalidParameterCombination",
-                "Fields for multiple attribute types specified",
-            ))
+        .or_else(|| text("instanceInitiatedShutdownBehavior"));
+    given.extend(behavior.map(Change::ShutdownBehavior));
+    given.extend(input.groups.clone().map(Change::Groups));
+    if let Some(list) = &input.block_device_mappings {
+        given.push(Change::DeleteOnTermination(Vec::new()));
+        if given.len() == 1 {
+            given = vec![Change::DeleteOnTermination(device_flags(list)?)];
         }
     }
-    let device_flags: Vec<(String, bool)> = match &input.block_device_mappings {
-        None => Vec::new(),
-        Some(list) => {
-            let mut out = Vec::new();
-            for m in list {
-                let device = m.device_name.clone().unwrap_or_default();
-                let flag = m.ebs.as_ref().and_then(|e| e.delete_on_termination);
-                match flag {
-                    Some(f) if m.no_device.is_none() && m.virtual_name.is_none() => {
-                        out.push((device, f))
-                    }
-                    _ => {
-                        return Err(Ec2Error::new(
-                            "InvalidInstanceAttributeValue",
-                            format!("Only DeleteOnTermination of an attached EBS volume can be changed; the mapping for '{device}' asks for something else."),
-                        ))
-                    }
-                }
-            }
-            out
-        }
-    };
-    if let Some(b) = &behavior {
+    if given.len() > 1 {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "Fields for multiple attribute types specified",
+        ));
+    }
+    let change = given
+        .pop()
+        .ok_or_else(|| Ec2Error::missing_parameter("attribute"))?;
+    if let Change::ShutdownBehavior(b) = &change {
         if b != "stop" && b != "terminate" {
             return Err(Ec2Error::invalid_value(format!(
                 "Value ({b}) for parameter instanceInitiatedShutdownBehavior is invalid."
             )));
         }
     }
+    Ok(change)
+}
+
+/// The block device mappings of a ModifyInstanceAttribute: only `DeleteOnTermination` of an
+/// attached EBS volume can change.
+fn device_flags(
+    list: &[InstanceBlockDeviceMappingSpecification],
+) -> Result<Vec<(String, bool)>, Ec2Error> {
+    let mut out = Vec::new();
+    for m in list {
+        let device = m.device_name.clone().unwrap_or_default();
+        let flag = m.ebs.as_ref().and_then(|e| e.delete_on_termination);
+        match flag {
+            Some(f) if m.no_device.is_none() && m.virtual_name.is_none() => out.push((device, f)),
+            _ => {
+                return Err(Ec2Error::new(
+                    "InvalidInstanceAttributeValue",
+                    format!("Only DeleteOnTermination of an attached EBS volume can be changed; the mapping for '{device}' asks for something else."),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub fn modify_attribute(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: ModifyInstanceAttributeRequest,
+) -> Result<(), Ec2Error> {
+    let change = requested(&input)?;
     let s = scope(ctx);
     k.store
         .write(!ctx.dry_run, |tx| {
             let mut r = load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
-            let stopped = r.state() == State::Stopped;
-            if let Some(t) = &instance_type {
-                if !stopped {
-                    return Err(not_stopped(&r.id));
-                }
-                let img = crate::records::image::ImageTraits::of_instance(&r);
-                let info = instances::check_type_for_image(t, &img)?;
-                let (max_enis, max_ips) = crate::repo::instance::limits(info);
-                let enis: Vec<EniRecord> = tx.list(s, &Query { ids: Some(&r.enis.iter().map(String::as_str).collect::<Vec<_>>()), ..Query::default() })?;
-                if enis.len() > max_enis || enis.iter().any(|e| crate::repo::instance::slots(e) > max_ips) {
-                    return Err(Fail(Ec2Error::invalid_value(format!(
-                        "The instance '{}' has more network interfaces or addresses than the instance type '{t}' supports.",
-                        r.id
-                    ))));
-                }
-                r.instance_type = t.clone();
-            }
-            if let Some(u) = &user_data {
-                if !stopped {
-                    return Err(not_stopped(&r.id));
-                }
-                use base64::Engine;
-                // The CLI sends the text base64-encoded once more; store what the API carries.
-                r.user_data = (!u.0.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(&u.0));
-            }
-            if let Some(v) = termination {
-                r.disable_api_termination = v;
-            }
-            if let Some(v) = stop {
-                r.disable_api_stop = v;
-            }
-            if let Some(v) = ebs {
-                r.ebs_optimized = v;
-            }
-            if let Some(b) = &behavior {
-                r.shutdown_behavior = b.clone();
-            }
-            for (device, flag) in &device_flags {
-                let norm = |d: &str| d.trim_start_matches("/dev/").to_string();
-                let mut found = false;
-                for mut v in crate::repo::volume::attached_to(tx, s, &r.id)? {
-                    let mut changed = false;
-                    for a in v.attachments.iter_mut().filter(|a| a.instance_id == r.id && norm(&a.device) == norm(device)) {
-                        a.delete_on_termination = *flag;
-                        changed = true;
-                    }
-                    if changed {
-                        tx.update(s, &v)?;
-                        found = true;
-                    }
-                }
-                if !found {
-                    return Err(Fail(Ec2Error::new(
-                        "InvalidInstanceAttributeValue",
-                        format!("No device is currently mapped at {device}"),
-                    )));
-                }
-            }
-            if sdc.is_some() || groups.is_some() {
-                let primary = r.enis.first().cloned().ok_or(Fail(Ec2Error::internal()))?;
-                let mut e = crate::repo::eni::get_eni(tx, s, &primary)?;
-                if let Some(v) = sdc {
-                    e.source_dest_check = v;
-                }
-                if let Some(g) = &groups {
-                    let vpc = crate::vpcs::get_vpc(tx, s, &e.vpc_id)?;
-                    e.groups = enis::resolve_groups(tx, s, &vpc, Some(g))?;
-                }
-                tx.update(s, &e)?;
-            }
+            apply_change(tx, s, &mut r, &change)?;
             tx.update(s, &r)?;
             Ok(())
         })
         .map_err(|f: Fail| f.0)
+}
+
+/// Makes the change to the instance (and to its volumes' attachments or its primary
+/// interface, which the transaction writes).
+fn apply_change(tx: &Tx, s: Scope, r: &mut InstanceRecord, change: &Change) -> Result<(), Fail> {
+    let stopped = r.state() == State::Stopped;
+    match change {
+        Change::InstanceType(t) => {
+            if !stopped {
+                return Err(not_stopped(&r.id));
+            }
+            let img = crate::records::image::ImageTraits::of_instance(r);
+            let info = instances::check_type_for_image(t, &img)?;
+            let (max_enis, max_ips) = crate::repo::instance::limits(info);
+            let ids: Vec<&str> = r.enis.iter().map(String::as_str).collect();
+            let enis: Vec<EniRecord> = tx.list(
+                s,
+                &Query {
+                    ids: Some(&ids),
+                    ..Query::default()
+                },
+            )?;
+            if enis.len() > max_enis
+                || enis
+                    .iter()
+                    .any(|e| crate::repo::instance::slots(e) > max_ips)
+            {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "The instance '{}' has more network interfaces or addresses than the instance type '{t}' supports.",
+                    r.id
+                ))));
+            }
+            r.instance_type = t.clone();
+        }
+        Change::UserData(u) => {
+            if !stopped {
+                return Err(not_stopped(&r.id));
+            }
+            use base64::Engine;
+            // The CLI sends the text base64-encoded once more; store what the API carries.
+            r.user_data =
+                (!u.0.is_empty()).then(|| base64::engine::general_purpose::STANDARD.encode(&u.0));
+        }
+        Change::DisableApiTermination(v) => r.disable_api_termination = *v,
+        Change::DisableApiStop(v) => r.disable_api_stop = *v,
+        Change::EbsOptimized(v) => r.ebs_optimized = *v,
+        Change::ShutdownBehavior(b) => r.shutdown_behavior = b.clone(),
+        Change::DeleteOnTermination(flags) => {
+            for (device, flag) in flags {
+                set_delete_on_termination(tx, s, r, device, *flag)?;
+            }
+        }
+        Change::SourceDestCheck(_) | Change::Groups(_) => {
+            let primary = r.enis.first().cloned().ok_or(Fail(Ec2Error::internal()))?;
+            let mut e = crate::repo::eni::get_eni(tx, s, &primary)?;
+            match change {
+                Change::SourceDestCheck(v) => e.source_dest_check = *v,
+                Change::Groups(g) => {
+                    let vpc = crate::vpcs::get_vpc(tx, s, &e.vpc_id)?;
+                    e.groups = enis::resolve_groups(tx, s, &vpc, Some(g))?;
+                }
+                _ => {}
+            }
+            tx.update(s, &e)?;
+        }
+    }
+    Ok(())
+}
+
+/// `DeleteOnTermination` of the volume attached at `device`.
+fn set_delete_on_termination(
+    tx: &Tx,
+    s: Scope,
+    r: &InstanceRecord,
+    device: &str,
+    flag: bool,
+) -> Result<(), Fail> {
+    let norm = |d: &str| d.trim_start_matches("/dev/").to_string();
+    let mut found = false;
+    for mut v in crate::repo::volume::attached_to(tx, s, &r.id)? {
+        let mut changed = false;
+        for a in v
+            .attachments
+            .iter_mut()
+            .filter(|a| a.instance_id == r.id && norm(&a.device) == norm(device))
+        {
+            a.delete_on_termination = flag;
+            changed = true;
+        }
+        if changed {
+            tx.update(s, &v)?;
+            found = true;
+        }
+    }
+    if found {
+        Ok(())
+    } else {
+        Err(Fail(Ec2Error::new(
+            "InvalidInstanceAttributeValue",
+            format!("No device is currently mapped at {device}"),
+        )))
+    }
 }
 
 /// ModifyInstanceMetadataOptions: the metadata service's settings of a running or stopped
