@@ -12,6 +12,11 @@
 //! never rendered. Without a worker (a control plane driven in-process, with no background
 //! started), [`FirewallSync::mark`] answers `None` and the caller renders inline, as before.
 
+use crate::error::Fail;
+use crate::records::instance::InstanceRecord;
+use crate::Kumo;
+use kumo_ec2_wire::RequestContext;
+use kumo_store::Read;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -135,6 +140,33 @@ impl FirewallSync {
         drop(g);
         self.applied.notify_all();
     }
+}
+
+/// The VPCs of these instances, for [`Kumo::sync_firewall`] (the scope when one cannot be
+/// read: better a render too many than a firewall left behind).
+pub fn reach_of_instances(k: &Kumo, ctx: &RequestContext, ids: &[String]) -> Reach {
+    let s = crate::scope(ctx);
+    let vpcs = k.store.read(|v| {
+        let mut out = std::collections::BTreeSet::new();
+        for id in ids {
+            if let Some(r) = v.get::<InstanceRecord>(s, id)? {
+                out.insert(r.vpc_id);
+            }
+        }
+        Ok::<_, Fail>(out)
+    });
+    vpcs.map(Reach::Vpcs).unwrap_or(Reach::Scope)
+}
+
+/// The VPC of a network interface, as [`reach_of_instances`].
+pub fn reach_of_eni(k: &Kumo, ctx: &RequestContext, id: &str) -> Reach {
+    let s = crate::scope(ctx);
+    k.store
+        .read(|v| Ok::<_, Fail>(v.get::<crate::records::net::EniRecord>(s, id)?))
+        .ok()
+        .flatten()
+        .map(|e| Reach::Vpcs([e.vpc_id].into()))
+        .unwrap_or(Reach::Scope)
 }
 
 #[cfg(test)]

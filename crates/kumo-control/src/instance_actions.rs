@@ -163,7 +163,7 @@ fn act(
         })
         .map_err(|f: Fail| f.0);
     if let (Ok(_), false) = (&result, ctx.dry_run) {
-        crate::compute::after(k, ctx, &moved, action == Action::Reboot, force);
+        crate::flows::boot::after(k, ctx, &moved, action == Action::Reboot, force);
         crate::host::delete_files(k, &gone);
     }
     result

@@ -7,7 +7,7 @@ mod admin;
 mod ami_sharing;
 mod amis;
 pub mod background;
-mod compute;
+mod console;
 mod credits;
 mod describe;
 mod enis;
@@ -129,17 +129,17 @@ impl Kumo {
 
     /// Acts on a guest that stopped on its own (see [`kumo_compute::Driver::events`]).
     pub fn guest_event(&self, ev: kumo_compute::GuestEvent) {
-        compute::guest_event(self, ev);
+        flows::guest_events::guest_event(self, ev);
     }
 
     /// The launches whose guests are to boot, once: the server boots them on a thread.
     pub fn boot_queue(&self) -> Option<std::sync::mpsc::Receiver<(String, String, Vec<String>)>> {
-        compute::boot_queue(self)
+        flows::boot::boot_queue(self)
     }
 
     /// Boots a queued launch's instances.
     pub fn boot_launched(&self, account: &str, region: &str, ids: &[String]) {
-        compute::boot_launched(self, account, region, ids);
+        flows::boot::boot_launched(self, account, region, ids);
     }
 
     /// The driver's stream of guests that stopped on their own, once.
@@ -156,8 +156,8 @@ impl Kumo {
         instance_ids: Vec<String>,
         commands: Vec<String>,
         comment: String,
-    ) -> Result<crate::host::SentCommand, compute::SsmError> {
-        compute::send_command(
+    ) -> Result<crate::host::SentCommand, flows::ssm::SsmError> {
+        flows::ssm::send_command(
             self,
             account,
             region,
@@ -174,18 +174,18 @@ impl Kumo {
         account: &str,
         command_id: &str,
         instance: &str,
-    ) -> Result<crate::host::Invocation, compute::SsmError> {
-        compute::command_invocation(self, account, command_id, instance)
+    ) -> Result<crate::host::Invocation, flows::ssm::SsmError> {
+        flows::ssm::command_invocation(self, account, command_id, instance)
     }
 
     /// One round of the CPU credit ledgers of the instances the driver runs.
     pub fn credits_tick(&self) {
-        compute::credits_tick(self);
+        flows::credits::credits_tick(self);
     }
 
     /// Boots again the instances that were running when the server last stopped.
     pub fn recover(&self) {
-        compute::recover(self);
+        flows::boot::recover(self);
     }
 
     /// Stops every instance the driver runs (server shutdown).
@@ -223,7 +223,7 @@ impl Kumo {
                     tracing::warn!(account = %ctx.account_id, region = %ctx.region, "the firewall worker is behind: answering before the change reached the firewall");
                 }
             }
-            None => compute::refresh(self, ctx, reach.only().as_deref()),
+            None => host::firewall::refresh(self, ctx, reach.only().as_deref()),
         }
     }
 
@@ -239,7 +239,7 @@ impl Kumo {
                     region: region.clone(),
                     ..RequestContext::default()
                 };
-                compute::refresh(self, &ctx, reach.only().as_deref());
+                host::firewall::refresh(self, &ctx, reach.only().as_deref());
             }
             self.firewall.done(round.upto);
         }
@@ -280,7 +280,7 @@ impl Kumo {
         region: &str,
         instance: &str,
     ) -> Result<serde_json::Value, Ec2Error> {
-        compute::guest_shutdown(self, account, region, instance)
+        flows::guest_events::guest_shutdown(self, account, region, instance)
     }
 
     /// `kumo admin advance-clock`.
@@ -573,7 +573,7 @@ impl Ec2 for Kumo {
         let eni = input.network_interface_id.clone();
         let out = enis::modify_attribute(&self.store, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            self.sync_firewall(ctx, compute::reach_of_eni(self, ctx, &eni));
+            self.sync_firewall(ctx, firewall_sync::reach_of_eni(self, ctx, &eni));
         }
         out
     }
@@ -950,7 +950,7 @@ impl Ec2 for Kumo {
         let id = input.instance_id.clone();
         let out = instance_actions::modify_attribute(self, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            self.sync_firewall(ctx, compute::reach_of_instances(self, ctx, &[id]));
+            self.sync_firewall(ctx, firewall_sync::reach_of_instances(self, ctx, &[id]));
         }
         out
     }
@@ -1019,7 +1019,7 @@ impl Ec2 for Kumo {
         let id = input.instance_id.clone();
         let out = instance_actions::modify_metadata_options(self, ctx, input);
         if out.is_ok() && !ctx.dry_run {
-            self.sync_firewall(ctx, compute::reach_of_instances(self, ctx, &[id]));
+            self.sync_firewall(ctx, firewall_sync::reach_of_instances(self, ctx, &[id]));
         }
         out
     }
@@ -1234,7 +1234,7 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: GetConsoleOutputRequest,
     ) -> Result<GetConsoleOutputResult, Ec2Error> {
-        compute::console_output(self, ctx, input)
+        console::console_output(self, ctx, input)
     }
 
     fn copy_image(

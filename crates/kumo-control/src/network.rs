@@ -3,6 +3,7 @@
 
 use crate::error::Fail;
 use crate::records::net::*;
+pub use crate::repo::instance::private_dns_name;
 use crate::scope;
 use crate::tags::new_id;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
@@ -302,16 +303,6 @@ pub fn new_mac() -> String {
         .map(|x| format!("{x:02x}"))
         .collect::<Vec<_>>()
         .join(":")
-}
-
-/// `ip-10-0-1-5.eu-west-1.compute.internal` (`ec2.internal` in us-east-1).
-pub fn private_dns_name(region: &str, addr: &str) -> String {
-    let host = format!("ip-{}", addr.replace('.', "-"));
-    if region == "us-east-1" {
-        format!("{host}.ec2.internal")
-    } else {
-        format!("{host}.{region}.compute.internal")
-    }
 }
 
 /// Resolves a zone given by name or id in the caller's region.

@@ -526,7 +526,7 @@ pub fn create_from_instance(
         })
         .map_err(|f: Fail| f.0);
     if reboot {
-        crate::compute::boot(k, ctx, std::slice::from_ref(&input.instance_id));
+        crate::flows::boot::boot(k, ctx, std::slice::from_ref(&input.instance_id));
     }
     let frozen = frozen?;
     tracing::info!(image = %id, snapshots = frozen, "image created from instance");

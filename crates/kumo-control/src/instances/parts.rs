@@ -61,7 +61,7 @@ pub(super) fn check_zone(s: Scope, l: &Launch, subnet: &SubnetRecord) -> Result<
 pub(super) fn check_key(tx: &Tx, s: Scope, input: &RunInstancesRequest) -> Result<(), Fail> {
     if let Some(key) = &input.key_name {
         if tx
-            .get_by_name::<crate::key_pairs::KeyPairRecord>(s, key)?
+            .get_by_name::<crate::records::key_pair::KeyPairRecord>(s, key)?
             .is_none()
         {
             return Err(Fail(Ec2Error::new(

@@ -310,7 +310,7 @@ pub fn run(
         // The guests boot after the answer, as on AWS: the instances are `pending` until
         // theirs has started.
         let ids: Vec<String> = recs.iter().map(|r| r.id.clone()).collect();
-        crate::compute::queue_boot(k, ctx, ids);
+        crate::flows::boot::queue_boot(k, ctx, ids);
     }
     k.store
         .read(|v| {

@@ -8,6 +8,7 @@
 
 pub mod image;
 pub mod instance;
+pub mod key_pair;
 pub mod net;
 pub mod permissions;
 pub mod snapshot;

@@ -130,6 +130,16 @@ pub fn address_limit() -> Ec2Error {
     )
 }
 
+/// `ip-10-0-1-5.eu-west-1.compute.internal` (`ec2.internal` in us-east-1).
+pub fn private_dns_name(region: &str, addr: &str) -> String {
+    let host = format!("ip-{}", addr.replace('.', "-"));
+    if region == "us-east-1" {
+        format!("{host}.ec2.internal")
+    } else {
+        format!("{host}.{region}.compute.internal")
+    }
+}
+
 pub fn public_dns(region: &str, ip: &str) -> String {
     let d = ip.replace('.', "-");
     if region == "us-east-1" {

@@ -4,6 +4,9 @@
 //! and the calls that reach a running guest (attach, detach, grow, snapshot, halt) or a
 //! volume's file (delete). Under the null driver no guest is found, and each is a no-op.
 
+pub mod firewall;
+pub mod spec;
+
 use crate::error::Fail;
 use crate::records::instance::InstanceRecord;
 use crate::records::snapshot::SnapshotRecord;

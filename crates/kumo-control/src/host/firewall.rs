@@ -1,0 +1,150 @@
+//! The firewall projection: a VPC's security groups, interfaces and public addresses as a
+//! [`kumo_compute::firewall::Firewall`], applied by the driver, with the running instances'
+//! metadata following.
+
+use super::spec::metadata;
+use crate::error::Fail;
+use crate::host::Compute;
+use crate::records::instance::InstanceRecord;
+use crate::records::net::VpcRecord;
+use crate::Kumo;
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_store::{Read, Scope};
+
+/// The security-group rules of one VPC, for the interfaces of the instances the driver runs.
+pub(crate) fn firewall<V: Read>(
+    k: &Kumo,
+    cm: &Compute,
+    v: &V,
+    s: Scope,
+    vpc_id: &str,
+) -> Result<kumo_compute::firewall::Firewall, Fail> {
+    use crate::records::net::{EniRecord, SecurityGroupRecord};
+    use kumo_compute::firewall::{Firewall, Interface, Rule};
+    let vpcs = [vpc_id];
+    let q = kumo_store::Query {
+        vpcs: Some(&vpcs),
+        ..kumo_store::Query::default()
+    };
+    let enis: Vec<EniRecord> = v.list(s, &q)?;
+    let groups: Vec<SecurityGroupRecord> = v.list(s, &q)?;
+    let addrs_of =
+        |e: &EniRecord| -> Vec<String> { e.addresses.iter().map(|a| a.addr.clone()).collect() };
+    // A group's members: the private addresses of every interface in it.
+    let members = |g: &str| -> Vec<String> {
+        enis.iter()
+            .filter(|e| e.groups.iter().any(|x| x == g))
+            .flat_map(addrs_of)
+            .collect()
+    };
+    let rules = |rs: &[crate::records::net::SgRule]| -> Vec<Rule> {
+        rs.iter()
+            .map(|r| Rule {
+                protocol: r.protocol.clone(),
+                from_port: r.from_port,
+                to_port: r.to_port,
+                peers: match (&r.cidr, &r.group_id) {
+                    (Some(c), _) => vec![c.clone()],
+                    (None, Some(g)) => members(g),
+                    (None, None) => Vec::new(),
+                },
+            })
+            .collect()
+    };
+    let _ = k;
+    let mut fw = Firewall::default();
+    // Elastic IPs on the VPC's interfaces, and launch public IPs of running instances.
+    let eips = crate::repo::address::by_interface(v, s)?;
+    for a in &eips {
+        if let Some(x) = &a.association {
+            if enis.iter().any(|e| e.id == x.eni_id) {
+                fw.public.push((a.public_ip.clone(), x.private_ip.clone()));
+            }
+        }
+    }
+    for e in &enis {
+        let Some(a) = &e.attachment else { continue };
+        if !cm.driver.is_running(&a.instance_id) {
+            continue;
+        }
+        let mut iface = Interface {
+            addrs: addrs_of(e)
+                .into_iter()
+                .chain(e.prefixes.iter().cloned())
+                .collect(),
+            ..Interface::default()
+        };
+        for g in groups.iter().filter(|g| e.groups.contains(&g.id)) {
+            iface.ingress.extend(rules(&g.ingress));
+            iface.egress.extend(rules(&g.egress));
+        }
+        fw.interfaces.push(iface);
+        let primary = e
+            .addresses
+            .iter()
+            .find(|x| x.primary)
+            .map(|x| x.addr.clone());
+        let launch_ip = v
+            .get::<InstanceRecord>(s, &a.instance_id)?
+            .and_then(|r| r.public_ip);
+        if let (Some(p), Some(priv_ip), 0) = (launch_ip, primary, a.device_index) {
+            // An Elastic IP on the primary address replaces the launch one.
+            if !fw.public.iter().any(|(_, x)| *x == priv_ip) {
+                fw.public.push((p, priv_ip));
+            }
+        }
+    }
+    Ok(fw)
+}
+
+/// Re-renders the security groups of the scope's VPCs (`only` these, when given) and follows
+/// them in the metadata of their running instances. Called by the firewall worker, or inline
+/// when none runs ([`Kumo::sync_firewall`]).
+pub fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
+    let cm = &k.compute;
+    let s = crate::scope(ctx);
+    let touched = |vpc: &str| only.is_none_or(|o| o.iter().any(|v| v == vpc));
+    let built = k.store.read(|v| {
+        let vpcs: Vec<VpcRecord> = v.list(s, &kumo_store::Query::default())?;
+        let mut out = Vec::new();
+        for vpc in vpcs.into_iter().filter(|x| touched(&x.id)) {
+            out.push((vpc.id.clone(), firewall(k, cm, v, s, &vpc.id)?));
+        }
+        Ok::<_, Fail>(out)
+    });
+    match built {
+        Ok(all) => {
+            for (vpc, fw) in all {
+                if let Err(e) = cm.driver.set_firewall(&vpc, &fw) {
+                    tracing::error!(vpc = %vpc, error = %crate::error::chain(&e), "cannot apply the security groups");
+                }
+            }
+        }
+        Err(f) => tracing::error!(error = %f.0, "cannot read the security groups"),
+    }
+    // The metadata follows too: public-ipv4 after an Elastic IP moved, security groups.
+    let running: Vec<String> = cm
+        .owners
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .filter(|(_, (a, r))| *a == ctx.account_id && *r == ctx.region)
+        .map(|(id, _)| id.clone())
+        .filter(|id| cm.driver.is_running(id))
+        .collect();
+    for id in running {
+        let md = k.store.read(|v| {
+            let r: InstanceRecord = v.get(s, &id)?.ok_or_else(|| Fail(Ec2Error::internal()))?;
+            if !touched(&r.vpc_id) {
+                return Ok(None);
+            }
+            let c = crate::repo::instance::context(v, s, &[&r])?;
+            Ok::<_, Fail>(Some(metadata(v, s, ctx, &r, &c)?.0))
+        });
+        if let Ok(Some(md)) = md {
+            if let Some(g) = cm.driver.guest(&id) {
+                g.set_metadata(md);
+            }
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! What a guest is to run: its [`InstanceSpec`] (image root, root volume data, type limits,
+//! interface, volumes) and its metadata tree, as the instance metadata service serves it.
+
+use crate::error::Fail;
+use crate::host::{volume_spec, Compute};
+use crate::records::instance::InstanceRecord;
+use crate::records::key_pair::KeyPairRecord;
+use crate::records::net::{SubnetRecord, VpcRecord};
+use crate::records::volume::VolumeRecord;
+use crate::repo::instance::Context;
+use crate::Kumo;
+use kumo_compute::{InstanceSpec, Metadata, NetSpec};
+use kumo_ec2_wire::{Ec2Error, RequestContext};
+use kumo_store::{Read, Scope};
+use std::path::PathBuf;
+
+/// The login user of an image, as its distribution names it.
+pub(crate) fn default_user(image_name: &str) -> &'static str {
+    let n = image_name.to_ascii_lowercase();
+    if n.contains("ubuntu") {
+        "ubuntu"
+    } else if n.contains("debian") {
+        "admin"
+    } else {
+        "ec2-user"
+    }
+}
+
+pub(crate) fn image_name<V: Read>(v: &V, s: Scope, image_id: &str) -> Result<String, Fail> {
+    if let Some(p) = kumo_model::images::by_id(s.region, image_id) {
+        return Ok(p.name.to_string());
+    }
+    Ok(
+        crate::sharing::owner_of::<crate::records::image::ImageRecord, _>(v, s, image_id)?
+            .map(|(_, i)| i.name)
+            .unwrap_or_default(),
+    )
+}
+
+/// The IMDS tree of an instance.
+pub(crate) fn metadata<V: Read>(
+    v: &V,
+    s: Scope,
+    ctx: &RequestContext,
+    r: &InstanceRecord,
+    c: &Context,
+) -> Result<(Metadata, NetSpec), Fail> {
+    let eni = c
+        .enis_of(r)
+        .find(|e| e.attachment.as_ref().is_some_and(|a| a.device_index == 0))
+        .ok_or_else(|| Fail(Ec2Error::internal()))?;
+    let subnet: SubnetRecord = v
+        .get(s, &eni.subnet_id)?
+        .ok_or_else(|| Fail(Ec2Error::internal()))?;
+    let vpc: VpcRecord = v
+        .get(s, &eni.vpc_id)?
+        .ok_or_else(|| Fail(Ec2Error::internal()))?;
+    let primary = eni
+        .addresses
+        .iter()
+        .find(|a| a.primary)
+        .map(|a| a.addr.clone())
+        .unwrap_or_default();
+    let secondary: Vec<String> = eni
+        .addresses
+        .iter()
+        .filter(|a| !a.primary)
+        .map(|a| a.addr.clone())
+        .collect();
+    let host = crate::repo::instance::private_dns_name(s.region, &primary);
+    let public = c.public_ip(r);
+    let mut m = std::collections::BTreeMap::new();
+    let mut put = |k: &str, v: String| {
+        m.insert(k.to_string(), v);
+    };
+    put("ami-id", r.image_id.clone());
+    put("ami-launch-index", r.launch_index.to_string());
+    put("ami-manifest-path", "(unknown)".into());
+    put(
+        "block-device-mapping/ami",
+        r.root_device_name.trim_start_matches("/dev/").into(),
+    );
+    put("block-device-mapping/root", r.root_device_name.clone());
+    put("hostname", host.clone());
+    put("local-hostname", host.clone());
+    put("instance-action", "none".into());
+    put("instance-id", r.id.clone());
+    put("instance-life-cycle", "on-demand".into());
+    put("instance-type", r.instance_type.clone());
+    put("local-ipv4", primary.clone());
+    put("mac", eni.mac.clone());
+    put("placement/availability-zone", r.zone.clone());
+    put("placement/availability-zone-id", r.zone_id.clone());
+    put("placement/region", s.region.into());
+    put("reservation-id", r.reservation_id.clone());
+    put("security-groups", c_group_names(c, &eni.groups).join("\n"));
+    put("services/domain", "amazonaws.com".into());
+    put("services/partition", "aws".into());
+    put("events/maintenance/scheduled", "[]".into());
+    if let Some(p) = &public {
+        put("public-ipv4", p.clone());
+        put(
+            "public-hostname",
+            crate::repo::instance::public_dns(s.region, p),
+        );
+    }
+    if let Some(name) = &r.key_name {
+        if let Some(key) = v.get_by_name::<KeyPairRecord>(s, name)? {
+            put("public-keys/", format!("0={name}"));
+            put(
+                "public-keys/0/openssh-key",
+                key.public_key.trim().to_string(),
+            );
+        }
+    }
+    let mac = format!("network/interfaces/macs/{}", eni.mac);
+    put(&format!("{mac}/device-number"), "0".into());
+    put(&format!("{mac}/interface-id"), eni.id.clone());
+    put(&format!("{mac}/local-hostname"), host.clone());
+    put(
+        &format!("{mac}/local-ipv4s"),
+        std::iter::once(primary.clone())
+            .chain(secondary.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    put(&format!("{mac}/mac"), eni.mac.clone());
+    put(&format!("{mac}/owner-id"), ctx.account_id.clone());
+    put(&format!("{mac}/security-group-ids"), eni.groups.join("\n"));
+    put(
+        &format!("{mac}/security-groups"),
+        c_group_names(c, &eni.groups).join("\n"),
+    );
+    put(&format!("{mac}/subnet-id"), subnet.id.clone());
+    put(
+        &format!("{mac}/subnet-ipv4-cidr-block"),
+        subnet.cidr.clone(),
+    );
+    put(&format!("{mac}/vpc-id"), vpc.id.clone());
+    let vpc_cidr = vpc
+        .cidrs
+        .first()
+        .map(|c| c.cidr.clone())
+        .unwrap_or_default();
+    put(&format!("{mac}/vpc-ipv4-cidr-block"), vpc_cidr.clone());
+    put(
+        &format!("{mac}/vpc-ipv4-cidr-blocks"),
+        vpc.cidrs
+            .iter()
+            .map(|c| c.cidr.clone())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    if !eni.prefixes.is_empty() {
+        put(&format!("{mac}/ipv4-prefix"), eni.prefixes.join("\n"));
+    }
+    if let Some(p) = &public {
+        put(&format!("{mac}/public-ipv4s"), p.clone());
+    }
+    let identity = serde_json::json!({
+        "accountId": ctx.account_id,
+        "architecture": r.architecture,
+        "availabilityZone": r.zone,
+        "billingProducts": null,
+        "devpayProductCodes": null,
+        "marketplaceProductCodes": null,
+        "imageId": r.image_id,
+        "instanceId": r.id,
+        "instanceType": r.instance_type,
+        "kernelId": null,
+        "pendingTime": kumo_ec2_wire::DateTime(r.launch_ms).to_iso8601(),
+        "privateIp": primary,
+        "ramdiskId": null,
+        "region": s.region,
+        "version": "2017-09-30",
+    });
+    let mut dynamic = std::collections::BTreeMap::new();
+    dynamic.insert(
+        "instance-identity/document".to_string(),
+        serde_json::to_string_pretty(&identity).unwrap_or_default(),
+    );
+    let user_data = r.user_data.as_ref().and_then(|u| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(u).ok()
+    });
+    let md = Metadata {
+        meta: m,
+        dynamic,
+        user_data,
+        http_tokens: r.http_tokens.clone(),
+        http_endpoint: r.http_endpoint.clone(),
+        hop_limit: r.http_hop_limit.max(1) as u32,
+        guest: Default::default(),
+    };
+    let net = NetSpec {
+        vpc_id: vpc.id.clone(),
+        vpc_cidr,
+        subnet_id: subnet.id.clone(),
+        subnet_cidr: subnet.cidr.clone(),
+        mac: eni.mac.clone(),
+        private_ip: primary,
+        secondary_ips: secondary,
+        prefixes: eni.prefixes.clone(),
+    };
+    Ok((md, net))
+}
+
+pub(crate) fn c_group_names(c: &Context, ids: &[String]) -> Vec<String> {
+    ids.iter()
+        .map(|g| c.names.get(g).cloned().unwrap_or_else(|| g.clone()))
+        .collect()
+}
+
+/// An instance's root volume, if it has one attached.
+pub(crate) fn root_volume<'a>(r: &InstanceRecord, c: &'a Context) -> Option<&'a VolumeRecord> {
+    c.volumes.iter().find(|v| {
+        v.attachments
+            .iter()
+            .any(|a| a.instance_id == r.id && a.device == r.root_device_name)
+    })
+}
+
+/// Where an instance's root volume keeps its data under `ns` (the overlay's upper layer) and
+/// `vm` (its disk): beside the volume's file.
+pub(crate) fn root_data(k: &Kumo, r: &InstanceRecord, c: &Context) -> PathBuf {
+    let root = root_volume(r, c)
+        .map(|v| v.id.clone())
+        .unwrap_or_else(|| r.id.clone());
+    k.blocks.root_data(&root)
+}
+
+/// The spec of an instance, read in one snapshot.
+pub(crate) fn spec(
+    k: &Kumo,
+    cm: &Compute,
+    ctx: &RequestContext,
+    id: &str,
+) -> Result<InstanceSpec, Fail> {
+    let s = crate::scope(ctx);
+    k.store.read(|v| {
+        let r: InstanceRecord = v.get(s, id)?.ok_or_else(|| Fail(Ec2Error::internal()))?;
+        let name = image_name(v, s, &r.image_id)?;
+        let c = crate::repo::instance::context(v, s, &[&r])?;
+        let (md, net) = metadata(v, s, ctx, &r, &c)?;
+        let info = crate::instance_types::find(&r.instance_type);
+        let vcpus = info
+            .and_then(|i| i.v_cpu_info.as_ref()?.default_v_cpus)
+            .unwrap_or(1)
+            .max(1) as u32;
+        let memory = info
+            .and_then(|i| i.memory_info.as_ref()?.size_in_mi_b)
+            .unwrap_or(512)
+            .max(64) as u64;
+        let volumes = c
+            .volumes
+            .iter()
+            .filter_map(|vol| {
+                let a = vol.attachments.iter().find(|a| {
+                    a.instance_id == r.id
+                        && a.device != r.root_device_name
+                        && a.state != crate::records::volume::AttachState::Detaching
+                })?;
+                Some(volume_spec(k, &r, &vol.id, &a.device))
+            })
+            .collect();
+        let root_vol = root_volume(&r, &c);
+        // Nitro types show their instance store as NVMe disks (Xen types need ephemeral
+        // mappings, which Kumo refuses at launch).
+        let instance_store = info
+            .filter(|i| i.hypervisor.as_deref().is_none_or(|h| h == "nitro"))
+            .and_then(|i| i.instance_storage_info.as_ref()?.disks.as_ref())
+            .into_iter()
+            .flatten()
+            .flat_map(|d| {
+                std::iter::repeat_n(
+                    d.size_in_gb.unwrap_or(0).max(1) as u64,
+                    d.count.unwrap_or(0).max(0) as usize,
+                )
+            })
+            .collect();
+        let root = root_vol.map(|v| {
+            let mut spec = volume_spec(k, &r, &v.id, &r.root_device_name);
+            if spec.device.is_empty() {
+                spec.device = "/dev/nvme0n1".into();
+            }
+            spec
+        });
+        Ok(InstanceSpec {
+            instance_store,
+            root,
+            root_size_gib: root_vol.map(|v| v.size as u64).unwrap_or(0),
+            volumes,
+            id: r.id.clone(),
+            image_root: cm.image_root.clone(),
+            root_data: root_data(k, &r, &c),
+            hostname: md.meta.get("local-hostname").cloned().unwrap_or_default(),
+            default_user: default_user(&name).into(),
+            vcpus,
+            memory_mib: memory,
+            net,
+            metadata: md,
+        })
+    })
+}
