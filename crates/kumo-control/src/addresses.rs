@@ -1,11 +1,12 @@
 //! Elastic IP addresses: allocate from Kumo's public pool, associate with an interface's
 //! private address, disassociate, release.
 
-use crate::error::{rule, Fail};
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
+use crate::core::ids::new_id;
 use crate::records::net::*;
-use crate::regions::filters;
 use crate::scope;
-use crate::tags::{self, new_id, Tagged};
+use crate::tags::{self, Tagged};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::cidr::{addr_to_string, Cidr};

@@ -1,10 +1,10 @@
 //! The operator's side: scheduled events, a guest powering itself off, the credit ledger, and
 //! a test clock. Reached through `kumo admin …`, never through the EC2 API.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
+use crate::core::ids::new_id;
 use crate::records::instance::ScheduledEvent;
 use crate::repo::instance::load;
-use crate::tags::new_id;
 use crate::Kumo;
 use kumo_ec2_wire::{DateTime, Ec2Error};
 use kumo_model::lifecycle::State;

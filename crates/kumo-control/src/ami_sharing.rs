@@ -1,7 +1,7 @@
 //! Image attributes and sharing: ModifyImageAttribute (launch permissions, description, IMDS
 //! support), DescribeImageAttribute, ResetImageAttribute, and block public access for AMIs.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::image::ImageRecord;
 use crate::records::snapshot::SnapshotRecord;
 use crate::repo::instance::image_malformed;

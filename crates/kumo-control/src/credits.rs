@@ -1,10 +1,10 @@
 //! T-family CPU credit settings: per-account defaults per family, per-instance modes, and
 //! the ledger an operator can read (`kumo admin credits`).
 
-use crate::error::{rule, Fail};
-use crate::paging;
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
+use crate::core::paging;
 use crate::records::instance::InstanceRecord;
-use crate::regions::filters;
 use crate::repo::instance::load;
 use crate::repo::instance::visible;
 use crate::{scope, Kumo};

@@ -1,16 +1,17 @@
 //! Network interfaces and their private addresses: primary and secondary IPs, /28 prefixes,
 //! allocated by `kumo_model::ipam` and held unique per subnet by the store.
 
-use crate::describe::{self, Push};
-use crate::error::{rule, Fail};
-use crate::idempotency;
+use crate::core::describe::{self, Push};
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
+use crate::core::idempotency;
+use crate::core::ids::new_id;
 use crate::network::{self, NetState};
 use crate::records::net::*;
-use crate::regions::filters;
 use crate::repo::eni::{get_eni, group_names, not_found};
 use crate::scope;
 use crate::subnets::get_subnet;
-use crate::tags::{self, new_id, Tagged};
+use crate::tags::{self, Tagged};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
 use kumo_model::cidr::{addr_to_string, parse_addr, Cidr};

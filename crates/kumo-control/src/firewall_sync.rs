@@ -12,7 +12,7 @@
 //! never rendered. Without a worker (a control plane driven in-process, with no background
 //! started), [`FirewallSync::mark`] answers `None` and the caller renders inline, as before.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::instance::InstanceRecord;
 use crate::Kumo;
 use kumo_ec2_wire::RequestContext;

@@ -1,11 +1,12 @@
 //! Internet gateways, and the read side of route tables, network ACLs and DHCP options.
 
-use crate::describe::{self, Push};
-use crate::error::{rule, Fail};
+use crate::core::describe::{self, Push};
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
+use crate::core::ids::new_id;
 use crate::records::net::*;
-use crate::regions::filters;
 use crate::scope;
-use crate::tags::{self, new_id, Tagged};
+use crate::tags::{self, Tagged};
 use crate::vpcs::get_vpc;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};

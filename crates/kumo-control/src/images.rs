@@ -2,9 +2,9 @@
 //! its images.
 
 use crate::amis;
-use crate::error::rule;
-use crate::paging;
-use crate::regions::filters;
+use crate::core::error::rule;
+use crate::core::filters::filters;
+use crate::core::paging;
 use crate::repo::instance::image_malformed;
 use crate::repo::instance::image_not_found;
 use crate::Kumo;

@@ -2,17 +2,17 @@
 //! interface attachments.
 
 use crate::addresses;
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
+use crate::core::ids::new_id;
+use crate::core::paging;
 use crate::enis;
-use crate::error::{rule, Fail};
 use crate::flows::lifecycle::leave;
 use crate::instances::{self};
-use crate::paging;
 use crate::records::instance::*;
 use crate::records::net::*;
-use crate::regions::filters;
 use crate::repo::instance::load;
 use crate::repo::instance::visible;
-use crate::tags::new_id;
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};

@@ -1,9 +1,9 @@
 //! DescribeInstanceTypes and DescribeInstanceTypeOfferings, answered from the catalog in
 //! `kumo-model`.
 
-use crate::error::rule;
-use crate::paging;
-use crate::regions::filters;
+use crate::core::error::rule;
+use crate::core::filters::filters;
+use crate::core::paging;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::catalog;

@@ -1,8 +1,8 @@
 //! Key pairs: CreateKeyPair, ImportKeyPair, DescribeKeyPairs, DeleteKeyPair.
 
-use crate::error::{rule, Fail};
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
 use crate::keygen;
-use crate::regions::filters;
 use crate::scope;
 use crate::tags::{self, Tagged};
 use kumo_ec2_wire::shapes::*;
@@ -88,7 +88,7 @@ pub fn create(
     }
     .map_err(crypto_failed)?;
     let rec = KeyPairRecord {
-        id: crate::tags::new_id("key"),
+        id: crate::core::ids::new_id("key"),
         name,
         key_type,
         fingerprint: generated.fingerprint,
@@ -119,7 +119,7 @@ pub fn import(
         )
     })?;
     let rec = KeyPairRecord {
-        id: crate::tags::new_id("key"),
+        id: crate::core::ids::new_id("key"),
         name,
         key_type: key.key_type.to_string(),
         fingerprint: key.fingerprint,

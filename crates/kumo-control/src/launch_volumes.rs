@@ -2,13 +2,13 @@
 //! the request's (size, type, IOPS, DeleteOnTermination, encryption, NoDevice, new volumes),
 //! each made a real volume attached to the instance.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
+use crate::core::ids::new_id;
 use crate::records::image::ImageTraits;
 use crate::records::snapshot::SnapshotRecord;
 use crate::records::volume::{VolAttachment, VolumeRecord};
 use crate::repo::snapshot::{bad_mapping, mapped_snapshot, new_volume_size, usable_snapshot};
 use crate::repo::volume::default_kms_arn;
-use crate::tags::new_id;
 use crate::Kumo;
 use kumo_ec2_wire::shapes::BlockDeviceMapping;
 use kumo_ec2_wire::Ec2Error;

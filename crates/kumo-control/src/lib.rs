@@ -8,15 +8,13 @@ mod ami_sharing;
 mod amis;
 pub mod background;
 mod console;
+mod core;
 mod credits;
-mod describe;
 mod enis;
-mod error;
 mod firewall_sync;
 mod flows;
 mod gateways;
 mod host;
-mod idempotency;
 mod images;
 mod instance_actions;
 mod instance_types;
@@ -26,7 +24,6 @@ mod keygen;
 mod launch_volumes;
 mod nat;
 mod network;
-mod paging;
 mod records;
 mod regions;
 mod repo;
@@ -44,11 +41,11 @@ use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2, Ec2Error, RequestContext};
 use kumo_store::{Scope, Store};
 
-pub use error::Fail;
+pub use crate::core::error::Fail;
+/// Installs the data directory's key for tamper-evident pagination tokens.
+pub use crate::core::paging::install_key as install_paging_key;
 use firewall_sync::Reach;
 pub use host::{Compute, ImageGate, Invocation, SentCommand};
-/// Installs the data directory's key for tamper-evident pagination tokens.
-pub use paging::install_key as install_paging_key;
 
 /// The control plane. One per process; shared by every request.
 pub struct Kumo {

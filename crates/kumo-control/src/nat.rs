@@ -3,15 +3,16 @@
 //! address already in use, a full subnet) leave it `failed` with AWS's failure code and
 //! message, as AWS does, rather than failing the call.
 
-use crate::describe::{self, Push};
+use crate::core::describe::{self, Push};
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
+use crate::core::idempotency;
+use crate::core::ids::new_id;
 use crate::enis::{self, NewEni, Want};
-use crate::error::{rule, Fail};
-use crate::idempotency;
 use crate::network::NetState;
 use crate::records::net::*;
-use crate::regions::filters;
 use crate::scope;
-use crate::tags::{self, new_id, Tagged};
+use crate::tags::{self, Tagged};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
 use kumo_model::filter::{Filterable, Filters};

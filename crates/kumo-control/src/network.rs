@@ -1,11 +1,11 @@
 //! What the VPC family shares: the default network each (account, region) starts with, the
 //! parts every VPC is born with, and the cache of subnet allocators.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
+use crate::core::ids::new_id;
 use crate::records::net::*;
 pub use crate::repo::instance::private_dns_name;
 use crate::scope;
-use crate::tags::new_id;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::cidr::Cidr;
 use kumo_model::ipam::{Reservation, SubnetIps};

@@ -1,22 +1,11 @@
 //! DescribeRegions and DescribeAvailabilityZones.
 
-use crate::error::rule;
+use crate::core::error::rule;
+use crate::core::filters::filters;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
-use kumo_model::filter::{Filter as ModelFilter, Filterable, Filters};
+use kumo_model::filter::{Filterable, Filters};
 use kumo_model::regions::{self, Region, Zone};
-
-/// Converts the wire's filters for the model's engine.
-pub fn filters(input: Option<Vec<Filter>>) -> Vec<ModelFilter> {
-    input
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| ModelFilter {
-            name: f.name.unwrap_or_default(),
-            values: f.values.unwrap_or_default(),
-        })
-        .collect()
-}
 
 struct RegionView<'a>(&'a Region);
 

@@ -1,10 +1,11 @@
 //! Route tables: create and delete, routes, and subnet associations.
 
-use crate::error::Fail;
-use crate::idempotency;
+use crate::core::error::Fail;
+use crate::core::idempotency;
+use crate::core::ids::new_id;
 use crate::records::net::*;
 use crate::scope;
-use crate::tags::{self, new_id};
+use crate::tags;
 use crate::vpcs::{get_vpc, parse_cidr};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};

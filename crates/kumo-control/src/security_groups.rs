@@ -1,13 +1,14 @@
 //! Security groups and their rules.
 
-use crate::describe::{self, Push};
-use crate::error::{rule, Fail};
+use crate::core::describe::{self, Push};
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
+use crate::core::ids::new_id;
+use crate::core::paging;
 use crate::network;
-use crate::paging;
 use crate::records::net::*;
-use crate::regions::filters;
 use crate::scope;
-use crate::tags::{self, new_id, Tagged};
+use crate::tags::{self, Tagged};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::filter::{Filterable, Filters};

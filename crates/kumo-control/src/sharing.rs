@@ -6,7 +6,7 @@
 //! Finding what an account may use is then two indexed reads: its own grants and the public
 //! ones, with no scan across accounts.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use kumo_ec2_wire::Ec2Error;
 use kumo_store::{Index, Query, Read, Record, Scope, Tx};
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! Snapshot create-volume permissions: ModifySnapshotAttribute, DescribeSnapshotAttribute and
 //! ResetSnapshotAttribute.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::snapshot::SnapshotRecord;
 use crate::repo::snapshot::not_found;
 use crate::sharing::{self, Change, Permissions};

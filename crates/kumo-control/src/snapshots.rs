@@ -3,15 +3,16 @@
 //! volume on the layer; deleting a snapshot in the middle of a chain moves its children onto
 //! its parent first, so every later snapshot and volume keeps its bytes.
 
-use crate::describe::{self, Push};
-use crate::error::{rule, Fail};
+use crate::core::describe::{self, Push};
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
+use crate::core::ids::new_id;
 use crate::host::{delete_file, freeze_files};
 use crate::records::snapshot::SnapshotRecord;
 use crate::records::volume::VolumeRecord;
-use crate::regions::filters;
 use crate::repo::snapshot::not_found;
 use crate::repo::volume::get_volume;
-use crate::tags::{self, new_id, Tagged};
+use crate::tags::{self, Tagged};
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
@@ -297,8 +298,8 @@ pub fn describe(
         });
     }
     // Other accounts' snapshots too: merge them with the caller's, in id order.
-    let limit = crate::paging::max_results(input.max_results, 5, 1000)?;
-    let after = crate::paging::cursor("DescribeSnapshots", input.next_token.as_deref())?;
+    let limit = crate::core::paging::max_results(input.max_results, 5, 1000)?;
+    let after = crate::core::paging::cursor("DescribeSnapshots", input.next_token.as_deref())?;
     let own: Vec<Tagged<SnapshotRecord>> = k
         .store
         .read(|v| {
@@ -321,7 +322,9 @@ pub fn describe(
         .collect();
     all.sort_by(|a, b| a.1.item.id.cmp(&b.1.item.id));
     let (page, next) = match limit {
-        Some(l) => crate::paging::page(all, l, "DescribeSnapshots", |(_, t)| t.item.id.clone()),
+        Some(l) => {
+            crate::core::paging::page(all, l, "DescribeSnapshots", |(_, t)| t.item.id.clone())
+        }
         None => (all, None),
     };
     Ok(DescribeSnapshotsResult {

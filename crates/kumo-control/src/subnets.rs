@@ -1,12 +1,13 @@
 //! Subnets and subnet CIDR reservations.
 
-use crate::describe::{self, Push};
-use crate::error::{rule, Fail};
+use crate::core::describe::{self, Push};
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
+use crate::core::ids::new_id;
 use crate::network::{self, NetState};
 use crate::records::net::*;
-use crate::regions::filters;
 use crate::scope;
-use crate::tags::{self, new_id, Tagged};
+use crate::tags::{self, Tagged};
 use crate::vpcs::{get_vpc, parse_cidr};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};

@@ -1,59 +1,17 @@
 //! Tags for every resource type: CreateTags, DeleteTags, DescribeTags, and
 //! `TagSpecifications` at creation.
 
-use crate::error::{rule, Fail};
-use crate::paging;
-use crate::regions::filters;
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
+use crate::core::paging;
 use crate::scope;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::filter::{Filterable, Filters};
 use kumo_model::{ids, tags as rules};
-use kumo_store::{Read, Record, Scope, Store, StoreError, TagQuery, TagRow, Tx};
+use kumo_store::{Read, Scope, Store, StoreError, TagQuery, TagRow, Tx};
 
-/// A fresh resource id with the given prefix.
-pub fn new_id(prefix: &str) -> String {
-    let mut b = [0u8; 8];
-    // The OS random source does not fail on Linux; a zero id would still be unique-checked.
-    let _ = openssl::rand::rand_bytes(&mut b);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    ids::format_timed_id(prefix, now, u64::from_le_bytes(b))
-}
-
-/// A resource with its tags, for filtering and output.
-pub struct Tagged<T> {
-    pub item: T,
-    pub tags: Vec<(String, String)>,
-}
-
-/// Loads the tags of each row, in one query per thousand rows.
-pub fn attach<T: Record, V: Read>(v: &V, s: Scope, rows: Vec<T>) -> Result<Vec<Tagged<T>>, Fail> {
-    let mut by_id: std::collections::HashMap<String, Vec<(String, String)>> =
-        std::collections::HashMap::new();
-    for chunk in rows.chunks(1000) {
-        let ids: Vec<&str> = chunk.iter().map(|r| r.id()).collect();
-        let q = TagQuery {
-            resource_ids: Some(&ids),
-            ..TagQuery::default()
-        };
-        for t in v.list_tags(s, &q)? {
-            by_id
-                .entry(t.resource_id)
-                .or_default()
-                .push((t.key, t.value));
-        }
-    }
-    Ok(rows
-        .into_iter()
-        .map(|item| {
-            let tags = by_id.remove(item.id()).unwrap_or_default();
-            Tagged { item, tags }
-        })
-        .collect())
-}
+pub use crate::core::tagged::{attach, Tagged};
 
 pub fn wire(tags: &[(String, String)]) -> Vec<Tag> {
     tags.iter()

@@ -1,14 +1,15 @@
 //! EBS volumes: real qcow2 files (`kumo-blockstore`) with AWS's types, limits, attachments and
 //! modifications.
 
-use crate::describe::{self, Push};
-use crate::error::{rule, Fail};
-use crate::idempotency;
+use crate::core::describe::{self, Push};
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
+use crate::core::idempotency;
+use crate::core::ids::new_id;
 use crate::records::instance::InstanceRecord;
 use crate::records::volume::{AttachState, EbsSettings, Modification, VolAttachment, VolumeRecord};
-use crate::regions::filters;
 use crate::repo::volume::{attached_to, default_kms_arn, get_volume, not_found, settings};
-use crate::tags::{self, new_id, Tagged};
+use crate::tags::{self, Tagged};
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
@@ -668,7 +669,7 @@ pub fn modify(
             Err(e) => Err(e),
         };
         if let Err(cause) = grown {
-            tracing::error!(volume = %input.volume_id, error = %crate::error::chain(&cause), "cannot grow a volume; its modification failed");
+            tracing::error!(volume = %input.volume_id, error = %crate::core::error::chain(&cause), "cannot grow a volume; its modification failed");
             let failed = fail_modification(k, s, &input.volume_id, m.start_ms)?;
             return Ok(ModifyVolumeResult {
                 volume_modification: Some(wire_modification(&input.volume_id, &failed, now, delay)),

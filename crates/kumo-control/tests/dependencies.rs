@@ -1,10 +1,13 @@
 //! The control plane's layering, read from its own source (in the spirit of Firecracker's
 //! `verify_dependencies.rs`): every `crate::…` path a module names is an edge.
 //!
+//! - `core::*` (the control error, ids, filters, describe, paging, idempotency) uses only
+//!   itself;
 //! - `records::*` (the stored documents) use only each other;
-//! - `repo::*` (lookups) use only the records, each other, `error` and `sharing` (who may
+//! - `repo::*` (lookups) use only the records, each other, the core and `sharing` (who may
 //!   use a shared image or snapshot);
-//! - `host` (the port to the driver and to files) sits in no cycle;
+//! - `host::*` (the port to the driver and to files) uses only records, lookups, the core,
+//!   `sharing` and the instance types;
 //! - no module imports one that imports it back, however indirectly: the layers (records,
 //!   lookups, the host port, families, flows) only point down.
 
@@ -165,13 +168,29 @@ fn lookups_use_only_records_and_errors() {
             .filter(|d| {
                 !(d.starts_with("records")
                     || d.starts_with("repo")
-                    || *d == "error"
+                    || *d == "core"
                     || *d == "sharing")
             })
             .collect();
         assert!(
             bad.is_empty(),
-            "{m} imports {bad:?}: lookups use only records and errors"
+            "{m} imports {bad:?}: lookups use only records, lookups and the core"
+        );
+    }
+}
+
+#[test]
+fn the_core_uses_only_itself() {
+    let g = graph();
+    assert!(
+        g.keys().any(|m| m == "core::describe"),
+        "the graph reads the core"
+    );
+    for (m, deps) in g.iter().filter(|(m, _)| m.starts_with("core")) {
+        let bad: Vec<&String> = deps.iter().filter(|d| !d.starts_with("core")).collect();
+        assert!(
+            bad.is_empty(),
+            "{m} imports {bad:?}: the core uses only itself"
         );
     }
 }
@@ -190,7 +209,7 @@ fn the_host_port_uses_no_family() {
                 !(d.starts_with("records")
                     || d.starts_with("repo")
                     || d.starts_with("host")
-                    || *d == "error"
+                    || *d == "core"
                     || *d == "sharing"
                     || *d == "instance_types")
             })

@@ -2,11 +2,12 @@
 //! the source's.
 
 use super::{check_name, check_unique, image_and_snapshot_tags, with_commas};
-use crate::error::Fail;
+use crate::core::error::Fail;
+use crate::core::ids::new_id;
 use crate::records::image::ImageRecord;
 use crate::records::snapshot::SnapshotRecord;
 use crate::repo::instance::{image_malformed, image_not_found};
-use crate::tags::{self, new_id};
+use crate::tags;
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
@@ -32,8 +33,8 @@ pub fn copy(
 ) -> Result<CopyImageResult, Ec2Error> {
     check_request(&input)?;
     let (mut image_tags, snap_tags) = image_and_snapshot_tags(input.tag_specifications.as_deref())?;
-    crate::idempotency::check_token(input.client_token.as_deref())?;
-    let digest = crate::idempotency::digest(&input);
+    crate::core::idempotency::check_token(input.client_token.as_deref())?;
+    let digest = crate::core::idempotency::digest(&input);
     let src_id = input.source_image_id.clone();
     if kumo_model::ids::resource_type(&src_id) != Some("image") {
         return Err(image_malformed(&src_id));
@@ -61,7 +62,9 @@ pub fn copy(
     let dst = scope(ctx);
     let written = k.store.write(!ctx.dry_run, |tx| {
         let token = input.client_token.as_deref();
-        if let Some(earlier) = crate::idempotency::earlier(tx, dst, "CopyImage", token, &digest)? {
+        if let Some(earlier) =
+            crate::core::idempotency::earlier(tx, dst, "CopyImage", token, &digest)?
+        {
             return Ok(Some(earlier));
         }
         check_unique(tx, dst, &input.name)?;
@@ -106,7 +109,7 @@ pub fn copy(
         };
         tx.insert(dst, &rec)?;
         tags::put_all(tx, dst, &rec.id, "image", &image_tags)?;
-        crate::idempotency::remember(tx, dst, "CopyImage", token, &digest, &id)?;
+        crate::core::idempotency::remember(tx, dst, "CopyImage", token, &digest, &id)?;
         Ok(None)
     });
     let undo = || {

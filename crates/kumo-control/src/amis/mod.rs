@@ -6,7 +6,8 @@ mod copy;
 
 pub use copy::copy;
 
-use crate::error::Fail;
+use crate::core::error::Fail;
+use crate::core::ids::new_id;
 use crate::records::image::ImageTraits;
 use crate::records::image::{EbsRecord, ImageRecord, MappingRecord};
 use crate::records::snapshot::SnapshotRecord;
@@ -15,7 +16,7 @@ use crate::repo::instance::image_malformed;
 use crate::repo::snapshot::bad_mapping;
 use crate::repo::snapshot::mapped_snapshot;
 use crate::repo::snapshot::new_volume_size;
-use crate::tags::{self, new_id, Tagged};
+use crate::tags::{self, Tagged};
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};

@@ -2,7 +2,7 @@
 //! launch's or a start's boot (eight guests at a time), and what the driver does after each
 //! lifecycle change has committed. Under the null driver nothing boots.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::firewall_sync::reach_of_instances;
 use crate::host::spec::spec;
 use crate::records::instance::InstanceRecord;

@@ -1,6 +1,6 @@
 //! The CPU credit ledgers of burstable instances, from the CPU time their guests really use.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::instance::InstanceRecord;
 use crate::Kumo;
 use kumo_model::lifecycle::State;

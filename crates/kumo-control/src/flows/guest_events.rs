@@ -2,7 +2,7 @@
 //! instance-initiated shutdown, through the lifecycle.
 
 use super::boot::{after, boot};
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::instance::InstanceRecord;
 use crate::Kumo;
 use kumo_ec2_wire::{Ec2Error, RequestContext};

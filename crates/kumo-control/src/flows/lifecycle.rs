@@ -2,7 +2,7 @@
 //! the state change (an API action, the guest's own shutdown, a failed launch), after
 //! `lifecycle::apply` decided the next state.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::instance::InstanceRecord;
 use crate::records::net::EniRecord;
 use crate::Kumo;

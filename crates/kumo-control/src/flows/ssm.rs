@@ -1,7 +1,7 @@
 //! SSM Run Command (AWS-RunShellScript) through the guests' agents: SendCommand and
 //! GetCommandInvocation.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::host::{Invocation, SentCommand};
 use crate::records::instance::InstanceRecord;
 use crate::Kumo;

@@ -3,7 +3,7 @@
 //! metadata following.
 
 use super::spec::metadata;
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::host::Compute;
 use crate::records::instance::InstanceRecord;
 use crate::records::net::VpcRecord;
@@ -116,7 +116,7 @@ pub fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
         Ok(all) => {
             for (vpc, fw) in all {
                 if let Err(e) = cm.driver.set_firewall(&vpc, &fw) {
-                    tracing::error!(vpc = %vpc, error = %crate::error::chain(&e), "cannot apply the security groups");
+                    tracing::error!(vpc = %vpc, error = %crate::core::error::chain(&e), "cannot apply the security groups");
                 }
             }
         }

@@ -7,7 +7,7 @@
 pub mod firewall;
 pub mod spec;
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::instance::InstanceRecord;
 use crate::records::snapshot::SnapshotRecord;
 use crate::Kumo;
@@ -327,7 +327,7 @@ pub fn freeze_files(k: &Kumo, real: bool, recs: &[SnapshotRecord]) -> Result<(),
             .map_err(EffectError::from)
             .and_then(|()| snapshot_live(k, &rec.volume_id));
         if let Err(e) = done {
-            tracing::error!(error = %crate::error::chain(&e), volume = %rec.volume_id, "cannot snapshot a volume file");
+            tracing::error!(error = %crate::core::error::chain(&e), volume = %rec.volume_id, "cannot snapshot a volume file");
             out = Err(Fail(Ec2Error::internal()));
             break;
         }

@@ -1,7 +1,7 @@
 //! What a guest is to run: its [`InstanceSpec`] (image root, root volume data, type limits,
 //! interface, volumes) and its metadata tree, as the instance metadata service serves it.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::host::{volume_spec, Compute};
 use crate::records::instance::InstanceRecord;
 use crate::records::key_pair::KeyPairRecord;

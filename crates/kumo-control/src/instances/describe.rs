@@ -1,12 +1,12 @@
 //! DescribeInstances: its filters and paging.
 
 use super::wire::reservation;
-use crate::describe::{self, Push};
-use crate::error::{rule, Fail};
+use crate::core::describe::{self, Push};
+use crate::core::error::{rule, Fail};
+use crate::core::filters::filters;
 use crate::network;
 use crate::records::instance::*;
 use crate::records::net::*;
-use crate::regions::filters;
 use crate::repo::instance::{check_id, load, not_found, public_dns, visible};
 use crate::tags::Tagged;
 use crate::{scope, Kumo};

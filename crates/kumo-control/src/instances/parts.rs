@@ -1,13 +1,14 @@
 //! The parts of each launched instance: its zone, key pair, capacity, interfaces and record.
 
+use crate::core::error::Fail;
+use crate::core::ids::new_id;
 use crate::enis::Want;
 use crate::enis::{self, NewEni};
-use crate::error::Fail;
 use crate::records::image::ImageTraits;
 use crate::records::instance::*;
 use crate::records::net::*;
 use crate::repo::instance::{address_limit, slots};
-use crate::tags::{self, new_id};
+use crate::tags;
 use crate::Kumo;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};

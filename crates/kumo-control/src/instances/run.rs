@@ -4,14 +4,15 @@ use super::parts::{capacity, check_key, check_zone, interface, new_record, Launc
 use super::wire::reservation;
 use super::{check_hop_limit, check_type_for_image, find_image};
 use crate::addresses;
-use crate::error::Fail;
-use crate::idempotency;
+use crate::core::error::Fail;
+use crate::core::idempotency;
+use crate::core::ids::new_id;
 use crate::network;
 use crate::records::image::ImageTraits;
 use crate::records::instance::*;
 use crate::records::net::*;
 use crate::repo::instance::limits;
-use crate::tags::{self, new_id};
+use crate::tags;
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};

@@ -1,7 +1,7 @@
 //! An instance and its reservation as DescribeInstances and RunInstances answer them.
 
 use super::metadata_options;
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::network;
 use crate::records::instance::*;
 use crate::records::net::*;

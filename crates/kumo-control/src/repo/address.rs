@@ -1,6 +1,6 @@
 //! Elastic IP lookups.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::net::AddressRecord;
 use kumo_store::{Query, Read, Scope};
 

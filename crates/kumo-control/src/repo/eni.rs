@@ -1,6 +1,6 @@
 //! Network interface lookups.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::net::{EniRecord, SecurityGroupRecord};
 use kumo_ec2_wire::Ec2Error;
 use kumo_store::{Query, Read, Scope};

@@ -1,6 +1,6 @@
 //! Image lookups: an image the caller may launch, and the image that holds a snapshot.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::image::ImageRecord;
 use crate::repo::instance::image_not_found;
 use crate::{scope, Kumo};

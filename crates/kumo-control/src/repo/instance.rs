@@ -1,7 +1,7 @@
 //! Instance lookups: ids checked, records loaded as the caller may see them, the errors
 //! AWS answers for them, and the per-type interface and address limits.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::instance::{InstanceRecord, TERMINATED_VISIBLE_MS};
 use crate::records::net::{AddressRecord, EniRecord};
 use crate::Kumo;

@@ -1,6 +1,6 @@
 //! Snapshot lookups.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::snapshot::SnapshotRecord;
 use kumo_ec2_wire::Ec2Error;
 use kumo_store::{Read, Scope};

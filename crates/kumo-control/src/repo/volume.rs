@@ -1,6 +1,6 @@
 //! Volume lookups and the region's EBS settings.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use crate::records::volume::{EbsSettings, VolumeRecord};
 use kumo_ec2_wire::Ec2Error;
 use kumo_store::{Query, Read, Scope};

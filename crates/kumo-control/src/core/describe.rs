@@ -2,9 +2,9 @@
 //! pages with an opaque token. Index-friendly restrictions are pushed down to the store; the
 //! rest is checked in memory.
 
-use crate::error::Fail;
-use crate::paging;
-use crate::tags::{self, Tagged};
+use crate::core::error::Fail;
+use crate::core::paging;
+use crate::core::tagged::{self as tags, Tagged};
 use kumo_ec2_wire::Ec2Error;
 use kumo_store::{Query, Read, Record, Scope, Store};
 

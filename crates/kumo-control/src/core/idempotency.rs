@@ -3,7 +3,7 @@
 //! parameters answers `IdempotentParameterMismatch`. The token is stored in the same
 //! transaction as the resource it created, so a retry after a crash is still idempotent.
 
-use crate::error::Fail;
+use crate::core::error::Fail;
 use kumo_ec2_wire::Ec2Error;
 use kumo_store::{Read, Scope, Tx};
 use openssl::hash::{hash, MessageDigest};
