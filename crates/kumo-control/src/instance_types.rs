@@ -48,193 +48,257 @@ struct TypeView<'a>(&'a InstanceTypeInfo);
 impl Filterable for TypeView<'_> {
     fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
         let t = self.0;
-        let mut s = |v: Option<&str>| {
-            if let Some(v) = v {
-                out(v)
-            }
-        };
-        let num = |v: Option<String>| v;
-        let ebs = t.ebs_info.as_ref();
-        let opt = ebs.and_then(|e| e.ebs_optimized_info.as_ref());
-        let net = t.network_info.as_ref();
-        let store = t.instance_storage_info.as_ref();
-        let vcpu = t.v_cpu_info.as_ref();
-        let cpu = t.processor_info.as_ref();
-        let list = |v: Option<&Vec<String>>, out: &mut dyn FnMut(Option<&str>)| {
-            for x in v.into_iter().flatten() {
-                out(Some(x));
-            }
-        };
-        match name {
-            "auto-recovery-supported" => s(b(t.auto_recovery_supported)),
-            "bare-metal" => s(b(t.bare_metal)),
-            "burstable-performance-supported" => s(b(t.burstable_performance_supported)),
-            "current-generation" => s(b(t.current_generation)),
-            "dedicated-hosts-supported" => s(b(t.dedicated_hosts_supported)),
-            "free-tier-eligible" => s(b(t.free_tier_eligible)),
-            "hibernation-supported" => s(b(t.hibernation_supported)),
-            "instance-storage-supported" => s(b(t.instance_storage_supported)),
-            "hypervisor" => s(t.hypervisor.as_deref()),
-            "instance-type" => s(t.instance_type.as_deref()),
-            "nitro-enclaves-support" => s(t.nitro_enclaves_support.as_deref()),
-            "nitro-tpm-support" => s(t.nitro_tpm_support.as_deref()),
-            "reboot-migration-support" => s(t.reboot_migration_support.as_deref()),
-            "nitro-tpm-info.supported-versions" => list(
-                t.nitro_tpm_info
-                    .as_ref()
-                    .and_then(|n| n.supported_versions.as_ref()),
-                &mut s,
-            ),
-            "supported-boot-mode" => list(t.supported_boot_modes.as_ref(), &mut s),
-            "supported-root-device-type" => list(t.supported_root_device_types.as_ref(), &mut s),
-            "supported-usage-class" => list(t.supported_usage_classes.as_ref(), &mut s),
-            "supported-virtualization-type" => {
-                list(t.supported_virtualization_types.as_ref(), &mut s)
-            }
-            "memory-info.size-in-mib" => s(num(t
-                .memory_info
-                .as_ref()
-                .and_then(|m| m.size_in_mi_b)
-                .map(|v| v.to_string()))
-            .as_deref()),
-            "processor-info.supported-architecture" => {
-                list(cpu.and_then(|c| c.supported_architectures.as_ref()), &mut s)
-            }
-            "processor-info.supported-features" => {
-                list(cpu.and_then(|c| c.supported_features.as_ref()), &mut s)
-            }
-            "processor-info.sustained-clock-speed-in-ghz" => s(cpu
-                .and_then(|c| c.sustained_clock_speed_in_ghz)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "vcpu-info.default-vcpus" => s(vcpu
-                .and_then(|v| v.default_v_cpus)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "vcpu-info.default-cores" => s(vcpu
-                .and_then(|v| v.default_cores)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "vcpu-info.default-threads-per-core" => s(vcpu
-                .and_then(|v| v.default_threads_per_core)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "vcpu-info.valid-cores" => {
-                for c in vcpu
-                    .and_then(|v| v.valid_cores.as_ref())
-                    .into_iter()
-                    .flatten()
-                {
-                    s(Some(&c.to_string()));
-                }
-            }
-            "vcpu-info.valid-threads-per-core" => {
-                for c in vcpu
-                    .and_then(|v| v.valid_threads_per_core.as_ref())
-                    .into_iter()
-                    .flatten()
-                {
-                    s(Some(&c.to_string()));
-                }
-            }
-            "ebs-info.attachment-limit-type" => {
-                s(ebs.and_then(|e| e.attachment_limit_type.as_deref()))
-            }
-            "ebs-info.maximum-ebs-attachments" => s(ebs
-                .and_then(|e| e.maximum_ebs_attachments)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "ebs-info.ebs-optimized-support" => {
-                s(ebs.and_then(|e| e.ebs_optimized_support.as_deref()))
-            }
-            "ebs-info.encryption-support" => s(ebs.and_then(|e| e.encryption_support.as_deref())),
-            "ebs-info.nvme-support" => s(ebs.and_then(|e| e.nvme_support.as_deref())),
-            "ebs-info.ebs-optimized-info.baseline-bandwidth-in-mbps" => s(opt
-                .and_then(|o| o.baseline_bandwidth_in_mbps)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "ebs-info.ebs-optimized-info.baseline-iops" => s(opt
-                .and_then(|o| o.baseline_iops)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "ebs-info.ebs-optimized-info.baseline-throughput-in-mbps" => s(opt
-                .and_then(|o| o.baseline_throughput_in_m_bps)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "ebs-info.ebs-optimized-info.maximum-bandwidth-in-mbps" => s(opt
-                .and_then(|o| o.maximum_bandwidth_in_mbps)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "ebs-info.ebs-optimized-info.maximum-iops" => s(opt
-                .and_then(|o| o.maximum_iops)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "ebs-info.ebs-optimized-info.maximum-throughput-in-mbps" => s(opt
-                .and_then(|o| o.maximum_throughput_in_m_bps)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "instance-storage-info.total-size-in-gb" => s(store
-                .and_then(|i| i.total_size_in_gb)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "instance-storage-info.nvme-support" => {
-                s(store.and_then(|i| i.nvme_support.as_deref()))
-            }
-            "instance-storage-info.encryption-support" => {
-                s(store.and_then(|i| i.encryption_support.as_deref()))
-            }
-            "instance-storage-info.disk.count"
-            | "instance-storage-info.disk.size-in-gb"
-            | "instance-storage-info.disk.type" => {
-                for d in store.and_then(|i| i.disks.as_ref()).into_iter().flatten() {
-                    let v = match name {
-                        "instance-storage-info.disk.count" => d.count.map(|v| v.to_string()),
-                        "instance-storage-info.disk.size-in-gb" => {
-                            d.size_in_gb.map(|v| v.to_string())
-                        }
-                        _ => d.r#type.clone(),
-                    };
-                    s(v.as_deref());
-                }
-            }
-            "network-info.efa-supported" => s(b(net.and_then(|n| n.efa_supported))),
-            "network-info.ena-support" => s(net.and_then(|n| n.ena_support.as_deref())),
-            "network-info.encryption-in-transit-supported" => {
-                s(b(net.and_then(|n| n.encryption_in_transit_supported)))
-            }
-            "network-info.ipv6-supported" => s(b(net.and_then(|n| n.ipv6_supported))),
-            "network-info.flexible-ena-queues-support" => {
-                s(net.and_then(|n| n.flexible_ena_queues_support.as_deref()))
-            }
-            "network-info.ipv4-addresses-per-interface" => s(net
-                .and_then(|n| n.ipv4_addresses_per_interface)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "network-info.ipv6-addresses-per-interface" => s(net
-                .and_then(|n| n.ipv6_addresses_per_interface)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "network-info.maximum-network-cards" => s(net
-                .and_then(|n| n.maximum_network_cards)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "network-info.maximum-network-interfaces" => s(net
-                .and_then(|n| n.maximum_network_interfaces)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "network-info.network-performance" => {
-                s(net.and_then(|n| n.network_performance.as_deref()))
-            }
-            "network-info.efa-info.maximum-efa-interfaces" => s(net
-                .and_then(|n| n.efa_info.as_ref())
-                .and_then(|e| e.maximum_efa_interfaces)
-                .map(|v| v.to_string())
-                .as_deref()),
-            "network-info.bandwidth-weightings" => {
-                list(net.and_then(|n| n.bandwidth_weightings.as_ref()), &mut s)
-            }
-            _ => {}
+        if name.starts_with("ebs-info.") {
+            ebs_field(t, name, out)
+        } else if name.starts_with("network-info.") {
+            network_field(t, name, out)
+        } else if name.starts_with("instance-storage-info.") {
+            storage_field(t, name, out)
+        } else if name.starts_with("vcpu-info.")
+            || name.starts_with("processor-info.")
+            || name.starts_with("memory-info.")
+        {
+            cpu_field(t, name, out)
+        } else {
+            type_field(t, name, out)
         }
+    }
+}
+
+/// The type's own filters.
+fn type_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
+    let mut s = |v: Option<&str>| {
+        if let Some(v) = v {
+            out(v)
+        }
+    };
+    let list = |v: Option<&Vec<String>>, out: &mut dyn FnMut(Option<&str>)| {
+        for x in v.into_iter().flatten() {
+            out(Some(x));
+        }
+    };
+    match name {
+        "auto-recovery-supported" => s(b(t.auto_recovery_supported)),
+        "bare-metal" => s(b(t.bare_metal)),
+        "burstable-performance-supported" => s(b(t.burstable_performance_supported)),
+        "current-generation" => s(b(t.current_generation)),
+        "dedicated-hosts-supported" => s(b(t.dedicated_hosts_supported)),
+        "free-tier-eligible" => s(b(t.free_tier_eligible)),
+        "hibernation-supported" => s(b(t.hibernation_supported)),
+        "instance-storage-supported" => s(b(t.instance_storage_supported)),
+        "hypervisor" => s(t.hypervisor.as_deref()),
+        "instance-type" => s(t.instance_type.as_deref()),
+        "nitro-enclaves-support" => s(t.nitro_enclaves_support.as_deref()),
+        "nitro-tpm-support" => s(t.nitro_tpm_support.as_deref()),
+        "reboot-migration-support" => s(t.reboot_migration_support.as_deref()),
+        "nitro-tpm-info.supported-versions" => list(
+            t.nitro_tpm_info
+                .as_ref()
+                .and_then(|n| n.supported_versions.as_ref()),
+            &mut s,
+        ),
+        "supported-boot-mode" => list(t.supported_boot_modes.as_ref(), &mut s),
+        "supported-root-device-type" => list(t.supported_root_device_types.as_ref(), &mut s),
+        "supported-usage-class" => list(t.supported_usage_classes.as_ref(), &mut s),
+        "supported-virtualization-type" => list(t.supported_virtualization_types.as_ref(), &mut s),
+        _ => {}
+    }
+}
+
+/// `vcpu-info.*`, `processor-info.*` and `memory-info.*`.
+fn cpu_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
+    let mut s = |v: Option<&str>| {
+        if let Some(v) = v {
+            out(v)
+        }
+    };
+    let list = |v: Option<&Vec<String>>, out: &mut dyn FnMut(Option<&str>)| {
+        for x in v.into_iter().flatten() {
+            out(Some(x));
+        }
+    };
+    let num = |v: Option<String>| v;
+    let vcpu = t.v_cpu_info.as_ref();
+    let cpu = t.processor_info.as_ref();
+    match name {
+        "memory-info.size-in-mib" => s(num(t
+            .memory_info
+            .as_ref()
+            .and_then(|m| m.size_in_mi_b)
+            .map(|v| v.to_string()))
+        .as_deref()),
+        "processor-info.supported-architecture" => {
+            list(cpu.and_then(|c| c.supported_architectures.as_ref()), &mut s)
+        }
+        "processor-info.supported-features" => {
+            list(cpu.and_then(|c| c.supported_features.as_ref()), &mut s)
+        }
+        "processor-info.sustained-clock-speed-in-ghz" => s(cpu
+            .and_then(|c| c.sustained_clock_speed_in_ghz)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "vcpu-info.default-vcpus" => s(vcpu
+            .and_then(|v| v.default_v_cpus)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "vcpu-info.default-cores" => s(vcpu
+            .and_then(|v| v.default_cores)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "vcpu-info.default-threads-per-core" => s(vcpu
+            .and_then(|v| v.default_threads_per_core)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "vcpu-info.valid-cores" => {
+            for c in vcpu
+                .and_then(|v| v.valid_cores.as_ref())
+                .into_iter()
+                .flatten()
+            {
+                s(Some(&c.to_string()));
+            }
+        }
+        "vcpu-info.valid-threads-per-core" => {
+            for c in vcpu
+                .and_then(|v| v.valid_threads_per_core.as_ref())
+                .into_iter()
+                .flatten()
+            {
+                s(Some(&c.to_string()));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `ebs-info.*`.
+fn ebs_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
+    let mut s = |v: Option<&str>| {
+        if let Some(v) = v {
+            out(v)
+        }
+    };
+    let ebs = t.ebs_info.as_ref();
+    let opt = ebs.and_then(|e| e.ebs_optimized_info.as_ref());
+    match name {
+        "ebs-info.attachment-limit-type" => s(ebs.and_then(|e| e.attachment_limit_type.as_deref())),
+        "ebs-info.maximum-ebs-attachments" => s(ebs
+            .and_then(|e| e.maximum_ebs_attachments)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "ebs-info.ebs-optimized-support" => s(ebs.and_then(|e| e.ebs_optimized_support.as_deref())),
+        "ebs-info.encryption-support" => s(ebs.and_then(|e| e.encryption_support.as_deref())),
+        "ebs-info.nvme-support" => s(ebs.and_then(|e| e.nvme_support.as_deref())),
+        "ebs-info.ebs-optimized-info.baseline-bandwidth-in-mbps" => s(opt
+            .and_then(|o| o.baseline_bandwidth_in_mbps)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "ebs-info.ebs-optimized-info.baseline-iops" => s(opt
+            .and_then(|o| o.baseline_iops)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "ebs-info.ebs-optimized-info.baseline-throughput-in-mbps" => s(opt
+            .and_then(|o| o.baseline_throughput_in_m_bps)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "ebs-info.ebs-optimized-info.maximum-bandwidth-in-mbps" => s(opt
+            .and_then(|o| o.maximum_bandwidth_in_mbps)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "ebs-info.ebs-optimized-info.maximum-iops" => s(opt
+            .and_then(|o| o.maximum_iops)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "ebs-info.ebs-optimized-info.maximum-throughput-in-mbps" => s(opt
+            .and_then(|o| o.maximum_throughput_in_m_bps)
+            .map(|v| v.to_string())
+            .as_deref()),
+        _ => {}
+    }
+}
+
+/// `instance-storage-info.*`.
+fn storage_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
+    let mut s = |v: Option<&str>| {
+        if let Some(v) = v {
+            out(v)
+        }
+    };
+    let store = t.instance_storage_info.as_ref();
+    match name {
+        "instance-storage-info.total-size-in-gb" => s(store
+            .and_then(|i| i.total_size_in_gb)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "instance-storage-info.nvme-support" => s(store.and_then(|i| i.nvme_support.as_deref())),
+        "instance-storage-info.encryption-support" => {
+            s(store.and_then(|i| i.encryption_support.as_deref()))
+        }
+        "instance-storage-info.disk.count"
+        | "instance-storage-info.disk.size-in-gb"
+        | "instance-storage-info.disk.type" => {
+            for d in store.and_then(|i| i.disks.as_ref()).into_iter().flatten() {
+                let v = match name {
+                    "instance-storage-info.disk.count" => d.count.map(|v| v.to_string()),
+                    "instance-storage-info.disk.size-in-gb" => d.size_in_gb.map(|v| v.to_string()),
+                    _ => d.r#type.clone(),
+                };
+                s(v.as_deref());
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `network-info.*`.
+fn network_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
+    let mut s = |v: Option<&str>| {
+        if let Some(v) = v {
+            out(v)
+        }
+    };
+    let list = |v: Option<&Vec<String>>, out: &mut dyn FnMut(Option<&str>)| {
+        for x in v.into_iter().flatten() {
+            out(Some(x));
+        }
+    };
+    let net = t.network_info.as_ref();
+    match name {
+        "network-info.efa-supported" => s(b(net.and_then(|n| n.efa_supported))),
+        "network-info.ena-support" => s(net.and_then(|n| n.ena_support.as_deref())),
+        "network-info.encryption-in-transit-supported" => {
+            s(b(net.and_then(|n| n.encryption_in_transit_supported)))
+        }
+        "network-info.ipv6-supported" => s(b(net.and_then(|n| n.ipv6_supported))),
+        "network-info.flexible-ena-queues-support" => {
+            s(net.and_then(|n| n.flexible_ena_queues_support.as_deref()))
+        }
+        "network-info.ipv4-addresses-per-interface" => s(net
+            .and_then(|n| n.ipv4_addresses_per_interface)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "network-info.ipv6-addresses-per-interface" => s(net
+            .and_then(|n| n.ipv6_addresses_per_interface)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "network-info.maximum-network-cards" => s(net
+            .and_then(|n| n.maximum_network_cards)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "network-info.maximum-network-interfaces" => s(net
+            .and_then(|n| n.maximum_network_interfaces)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "network-info.network-performance" => s(net.and_then(|n| n.network_performance.as_deref())),
+        "network-info.efa-info.maximum-efa-interfaces" => s(net
+            .and_then(|n| n.efa_info.as_ref())
+            .and_then(|e| e.maximum_efa_interfaces)
+            .map(|v| v.to_string())
+            .as_deref()),
+        "network-info.bandwidth-weightings" => {
+            list(net.and_then(|n| n.bandwidth_weightings.as_ref()), &mut s)
+        }
+        _ => {}
     }
 }
 
