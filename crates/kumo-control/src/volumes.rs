@@ -67,57 +67,95 @@ fn attachment(volume: &str, a: &VolAttachment) -> VolumeAttachment {
     }
 }
 
+/// The zone a CreateVolume names, by name or by id.
+fn zone_of(
+    ctx: &RequestContext,
+    input: &CreateVolumeRequest,
+) -> Result<&'static kumo_model::regions::Zone, Ec2Error> {
+    let zones = kumo_model::regions::get(&ctx.region)
+        .map(|r| r.zones.as_slice())
+        .unwrap_or(&[]);
+    let missing = |z: &str| {
+        Ec2Error::new(
+            "InvalidZone.NotFound",
+            format!("The zone '{z}' does not exist."),
+        )
+    };
+    match (&input.availability_zone, &input.availability_zone_id) {
+        (None, None) => Err(Ec2Error::missing_parameter("zone")),
+        (Some(z), _) => zones
+            .iter()
+            .find(|x| x.name == z.as_str())
+            .ok_or_else(|| missing(z)),
+        (None, Some(z)) => zones
+            .iter()
+            .find(|x| x.id == z.as_str())
+            .ok_or_else(|| missing(z)),
+    }
+}
+
+/// A volume made from a snapshot: the snapshot, the volume's size, and the snapshot's owner
+/// when another account shared it.
+struct Restore {
+    snap: crate::records::snapshot::SnapshotRecord,
+    size: i32,
+    owner: Option<String>,
+}
+
+/// The snapshot a CreateVolume restores, if any: the caller's own or one shared with it; the
+/// volume holds its bytes and is at least as large.
+fn restore_of(
+    k: &Kumo,
+    s: Scope,
+    input: &CreateVolumeRequest,
+) -> Result<Option<Restore>, Ec2Error> {
+    let Some(snap_id) = &input.snapshot_id else {
+        return Ok(None);
+    };
+    let (owner, snap) = k
+        .store
+        .read(|v| crate::repo::snapshot::usable_snapshot(v, s, snap_id))
+        .map_err(|f| {
+            if f.0.code() == "InvalidSnapshot.NotFound" {
+                Ec2Error::new("InvalidSnapshot.NotFound", "Snapshot does not exist")
+            } else {
+                f.0
+            }
+        })?;
+    let size = input.size.unwrap_or(snap.volume_size);
+    if size < snap.volume_size {
+        return Err(Ec2Error::invalid_value(format!(
+            "Volume of size {size}GB is smaller than  snapshot '{}', expect size >= {}GB",
+            snap.id, snap.volume_size
+        )));
+    }
+    Ok(Some(Restore { snap, size, owner }))
+}
+
+/// The volume's file, made before its record so a record never points at a volume that does
+/// not exist. Another account's snapshot is copied, not stacked on: its owner may delete it.
+fn make_file(k: &Kumo, id: &str, restore: Option<&Restore>, size: i32) -> Result<(), Ec2Error> {
+    let made = match restore {
+        Some(r) if r.owner.is_some() => k.blocks.restore_standalone(id, &r.snap.id, size as u64),
+        Some(r) => k.blocks.restore(id, &r.snap.id, size as u64),
+        None => k.blocks.create_blank(id, size as u64),
+    };
+    made.map_err(|e| {
+        tracing::error!(error = %e, "cannot create a volume file");
+        Ec2Error::internal()
+    })
+}
+
 pub fn create(
     k: &Kumo,
     ctx: &RequestContext,
     input: CreateVolumeRequest,
 ) -> Result<Volume, Ec2Error> {
-    let zones = kumo_model::regions::get(&ctx.region)
-        .map(|r| r.zones.as_slice())
-        .unwrap_or(&[]);
-    let zone = match (&input.availability_zone, &input.availability_zone_id) {
-        (None, None) => return Err(Ec2Error::missing_parameter("zone")),
-        (Some(z), _) => zones.iter().find(|x| x.name == z.as_str()).ok_or_else(|| {
-            Ec2Error::new(
-                "InvalidZone.NotFound",
-                format!("The zone '{z}' does not exist."),
-            )
-        })?,
-        (None, Some(z)) => zones.iter().find(|x| x.id == z.as_str()).ok_or_else(|| {
-            Ec2Error::new(
-                "InvalidZone.NotFound",
-                format!("The zone '{z}' does not exist."),
-            )
-        })?,
-    };
+    let zone = zone_of(ctx, &input)?;
     let s = scope(ctx);
-    // A volume from a snapshot holds the snapshot's bytes and is at least as large.
-    let restore = match &input.snapshot_id {
-        None => None,
-        Some(snap_id) => {
-            // The caller's own snapshot, or one another account shared with it.
-            let (owner, snap) = k
-                .store
-                .read(|v| crate::repo::snapshot::usable_snapshot(v, s, snap_id))
-                .map_err(|f| {
-                    if f.0.code() == "InvalidSnapshot.NotFound" {
-                        Ec2Error::new("InvalidSnapshot.NotFound", "Snapshot does not exist")
-                    } else {
-                        f.0
-                    }
-                })?;
-            let size = input.size.unwrap_or(snap.volume_size);
-            if size < snap.volume_size {
-                return Err(Ec2Error::invalid_value(format!(
-                    "Volume of size {size}GB is smaller than  snapshot '{}', expect size >= {}GB",
-                    snap.id, snap.volume_size
-                )));
-            }
-            Some((snap, size, owner))
-        }
-    };
+    let restore = restore_of(k, s, &input)?;
     let size = match &restore {
-        Some((_, size, _)) => *size,
+        Some(r) => r.size,
         None => input
             .size
             .ok_or_else(|| Ec2Error::missing_parameter("size/snapshot"))?,
@@ -137,41 +175,26 @@ pub fn create(
     let digest = idempotency::digest(&input);
     let now = k.now_ms();
     let id = new_id("vol");
-    // The file first: a record never points at a volume that does not exist.
     if !ctx.dry_run {
-        let made = match &restore {
-            // Another account's snapshot is copied, not stacked on: its owner may delete it.
-            Some((snap, _, Some(_))) => k.blocks.restore_standalone(&id, &snap.id, size as u64),
-            Some((snap, _, None)) => k.blocks.restore(&id, &snap.id, size as u64),
-            None => k.blocks.create_blank(&id, size as u64),
-        };
-        made.map_err(|e| {
-            tracing::error!(error = %e, "cannot create a volume file");
-            Ec2Error::internal()
-        })?;
+        make_file(k, &id, restore.as_ref(), size)?;
     }
+    let token = input.client_token.as_deref();
     let result = k.store.write(!ctx.dry_run, |tx| {
-        if let Some(earlier) = idempotency::earlier(
-            tx,
-            s,
-            "CreateVolume",
-            input.client_token.as_deref(),
-            &digest,
-        )? {
+        if let Some(earlier) = idempotency::earlier(tx, s, "CreateVolume", token, &digest)? {
             let item = get_volume(tx, s, &earlier)?;
             return Ok(Tagged {
                 tags: tx.tags_of(s, &item.id)?,
                 item,
             });
         }
-        if let Some((snap, _, owner)) = &restore {
+        if let Some(r) = &restore {
             // The snapshot may have gone while its layer was restored.
             let at = kumo_store::Scope {
-                account: owner.as_deref().unwrap_or(s.account),
+                account: r.owner.as_deref().unwrap_or(s.account),
                 region: s.region,
             };
             if tx
-                .get::<crate::records::snapshot::SnapshotRecord>(at, &snap.id)?
+                .get::<crate::records::snapshot::SnapshotRecord>(at, &r.snap.id)?
                 .is_none()
             {
                 return Err(Fail(Ec2Error::new(
@@ -181,7 +204,7 @@ pub fn create(
             }
         }
         let settings: EbsSettings = tx.get(s, "settings")?.unwrap_or_default();
-        let from_encrypted = restore.as_ref().is_some_and(|(snap, _, _)| snap.encrypted);
+        let from_encrypted = restore.as_ref().is_some_and(|r| r.snap.encrypted);
         let encrypted = input.encrypted.unwrap_or(settings.encryption_by_default)
             || input.kms_key_id.is_some()
             || from_encrypted;
@@ -200,27 +223,20 @@ pub fn create(
                     .clone()
                     .unwrap_or_else(|| default_kms_arn(s))
             }),
-            snapshot_id: restore.as_ref().map(|(snap, _, _)| snap.id.clone()),
+            snapshot_id: restore.as_ref().map(|r| r.snap.id.clone()),
             multi_attach: multi,
             create_ms: now,
             attachments: Vec::new(),
             modifications: Vec::new(),
             backing: restore
                 .as_ref()
-                .filter(|(_, _, owner)| owner.is_none())
-                .map(|(snap, _, _)| snap.id.clone()),
+                .filter(|r| r.owner.is_none())
+                .map(|r| r.snap.id.clone()),
             auto_enable_io: false,
         };
         tx.insert(s, &rec)?;
         tags::put_all(tx, s, &rec.id, "volume", &tag_list)?;
-        idempotency::remember(
-            tx,
-            s,
-            "CreateVolume",
-            input.client_token.as_deref(),
-            &digest,
-            &rec.id,
-        )?;
+        idempotency::remember(tx, s, "CreateVolume", token, &digest, &rec.id)?;
         Ok::<_, Fail>(Tagged {
             item: rec,
             tags: tags::wire_pairs(&tag_list),
