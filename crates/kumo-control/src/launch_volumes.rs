@@ -10,7 +10,7 @@ use crate::records::volume::{VolAttachment, VolumeRecord};
 use crate::repo::snapshot::{bad_mapping, mapped_snapshot, new_volume_size, usable_snapshot};
 use crate::repo::volume::default_kms_arn;
 use crate::Kumo;
-use kumo_ec2_wire::shapes::BlockDeviceMapping;
+use kumo_ec2_wire::shapes::{BlockDeviceMapping, EbsBlockDevice};
 use kumo_ec2_wire::Ec2Error;
 use kumo_model::ebs;
 use kumo_store::{Read, Scope, Tx};
@@ -44,38 +44,7 @@ pub fn plan<V: Read>(
     image: &ImageTraits,
     request: &[BlockDeviceMapping],
 ) -> Result<Vec<Planned>, Fail> {
-    // The image's snapshots are its owner's.
-    let image_scope = Scope {
-        account: image.owner.as_deref().unwrap_or(s.account),
-        region: s.region,
-    };
-    // The image's mappings first, each with the least size it accepts.
-    let mut out: Vec<(Planned, i32)> = Vec::new();
-    for m in &image.mappings {
-        let Some(e) = &m.ebs else { continue };
-        if m.no_device {
-            continue;
-        }
-        let min = match &e.snapshot_id {
-            Some(id) => mapped_snapshot(v, image_scope, id)?.volume_size,
-            None => e.volume_size,
-        };
-        out.push((
-            Planned {
-                device: m.device_name.clone(),
-                snapshot: e.snapshot_id.clone(),
-                snapshot_owner: e.snapshot_id.as_ref().and(image.owner.clone()),
-                size: e.volume_size,
-                volume_type: e.volume_type.clone(),
-                iops: e.iops,
-                throughput: e.throughput,
-                delete_on_termination: e.delete_on_termination,
-                encrypted: e.encrypted,
-                kms_key_id: None,
-            },
-            min,
-        ));
-    }
+    let mut out = image_volumes(v, s, image)?;
     let mut seen: Vec<String> = Vec::new();
     for m in request {
         let Some(device) = m.device_name.clone().filter(|d| !d.is_empty()) else {
@@ -115,7 +84,7 @@ pub fn plan<V: Read>(
         if !ebs::valid_device(&device) && !device.starts_with("/dev/sd") {
             return Err(Fail(bad_mapping(format!("Invalid device name {device}"))));
         }
-        let (mut p, min) = match (at, &e.snapshot_id) {
+        let (p, min) = match (at, &e.snapshot_id) {
             // Changing one of the image's volumes.
             (Some(i), None) => out.remove(i),
             // A new volume, or one of the image's devices given another snapshot.
@@ -123,78 +92,10 @@ pub fn plan<V: Read>(
                 if let Some(i) = at {
                     out.remove(i);
                 }
-                let found = snap_id
-                    .as_deref()
-                    .map(|id| usable_snapshot(v, s, id))
-                    .transpose()?;
-                let (snap_owner, snap) = match found {
-                    Some((o, x)) => (o, Some(x)),
-                    None => (None, None),
-                };
-                let size = new_volume_size(&device, snap.as_ref(), e.volume_size)?;
-                (
-                    Planned {
-                        device: device.clone(),
-                        snapshot: snap.as_ref().map(|x| x.id.clone()),
-                        snapshot_owner: snap_owner,
-                        size,
-                        volume_type: "gp2".into(),
-                        iops: None,
-                        throughput: None,
-                        delete_on_termination: true,
-                        encrypted: snap.as_ref().is_some_and(|x| x.encrypted),
-                        kms_key_id: snap.as_ref().and_then(|x| x.kms_key_id.clone()),
-                    },
-                    size,
-                )
+                new_volume(v, s, &device, snap_id.as_deref(), e.volume_size)?
             }
         };
-        if let Some(n) = e.volume_size {
-            if n < min {
-                return Err(Fail(bad_mapping(match &p.snapshot {
-                    Some(id) => format!(
-                        "Volume of size {n}GB is smaller than snapshot '{id}', expect size >= {min}GB"
-                    ),
-                    None => format!(
-                        "Volume of size {n}GB is smaller than the image's volume at {device}, expect size >= {min}GB"
-                    ),
-                })));
-            }
-            p.size = n;
-        }
-        if let Some(t) = &e.volume_type {
-            p.volume_type = t.clone();
-            // A new type drops the old one's performance settings.
-            p.iops = None;
-            p.throughput = None;
-        }
-        if e.iops.is_some() {
-            p.iops = e.iops;
-        }
-        if e.throughput.is_some() {
-            p.throughput = e.throughput;
-        }
-        if let Some(d) = e.delete_on_termination {
-            p.delete_on_termination = d;
-        }
-        if e.encrypted == Some(false) && p.encrypted {
-            return Err(Fail(bad_mapping(format!(
-                "The volume at {device} comes from an encrypted snapshot and cannot be unencrypted."
-            ))));
-        }
-        if e.encrypted == Some(true) {
-            p.encrypted = true;
-        }
-        if e.kms_key_id.is_some() {
-            if !p.encrypted {
-                return Err(Fail(Ec2Error::new(
-                    "InvalidParameterDependency",
-                    "The parameter KmsKeyId requires the parameter Encrypted to be set.",
-                )));
-            }
-            p.kms_key_id = e.kms_key_id.clone();
-        }
-        out.push((p, min));
+        out.push((with_request(p, min, e, &device)?, min));
     }
     let mut planned: Vec<Planned> = out.into_iter().map(|(p, _)| p).collect();
     for p in planned.iter_mut() {
@@ -204,6 +105,133 @@ pub fn plan<V: Read>(
         p.throughput = throughput;
     }
     Ok(planned)
+}
+
+/// The image's mappings, each with the least size it accepts (its snapshot's). The image's
+/// snapshots are its owner's.
+fn image_volumes<V: Read>(
+    v: &V,
+    s: Scope,
+    image: &ImageTraits,
+) -> Result<Vec<(Planned, i32)>, Fail> {
+    let image_scope = Scope {
+        account: image.owner.as_deref().unwrap_or(s.account),
+        region: s.region,
+    };
+    let mut out = Vec::new();
+    for m in &image.mappings {
+        let Some(e) = &m.ebs else { continue };
+        if m.no_device {
+            continue;
+        }
+        let min = match &e.snapshot_id {
+            Some(id) => mapped_snapshot(v, image_scope, id)?.volume_size,
+            None => e.volume_size,
+        };
+        out.push((
+            Planned {
+                device: m.device_name.clone(),
+                snapshot: e.snapshot_id.clone(),
+                snapshot_owner: e.snapshot_id.as_ref().and(image.owner.clone()),
+                size: e.volume_size,
+                volume_type: e.volume_type.clone(),
+                iops: e.iops,
+                throughput: e.throughput,
+                delete_on_termination: e.delete_on_termination,
+                encrypted: e.encrypted,
+                kms_key_id: None,
+            },
+            min,
+        ));
+    }
+    Ok(out)
+}
+
+/// A volume the request adds (blank, or from a snapshot the caller may use), with its size.
+fn new_volume<V: Read>(
+    v: &V,
+    s: Scope,
+    device: &str,
+    snap_id: Option<&str>,
+    asked: Option<i32>,
+) -> Result<(Planned, i32), Fail> {
+    let found = snap_id.map(|id| usable_snapshot(v, s, id)).transpose()?;
+    let (snap_owner, snap) = match found {
+        Some((o, x)) => (o, Some(x)),
+        None => (None, None),
+    };
+    let size = new_volume_size(device, snap.as_ref(), asked)?;
+    Ok((
+        Planned {
+            device: device.to_string(),
+            snapshot: snap.as_ref().map(|x| x.id.clone()),
+            snapshot_owner: snap_owner,
+            size,
+            volume_type: "gp2".into(),
+            iops: None,
+            throughput: None,
+            delete_on_termination: true,
+            encrypted: snap.as_ref().is_some_and(|x| x.encrypted),
+            kms_key_id: snap.as_ref().and_then(|x| x.kms_key_id.clone()),
+        },
+        size,
+    ))
+}
+
+/// A planned volume with what the request's mapping sets: its size (no less than `min`),
+/// type, performance, deletion and encryption.
+fn with_request(
+    mut p: Planned,
+    min: i32,
+    e: &EbsBlockDevice,
+    device: &str,
+) -> Result<Planned, Fail> {
+    if let Some(n) = e.volume_size {
+        if n < min {
+            return Err(Fail(bad_mapping(match &p.snapshot {
+                Some(id) => format!(
+                    "Volume of size {n}GB is smaller than snapshot '{id}', expect size >= {min}GB"
+                ),
+                None => format!(
+                    "Volume of size {n}GB is smaller than the image's volume at {device}, expect size >= {min}GB"
+                ),
+            })));
+        }
+        p.size = n;
+    }
+    if let Some(t) = &e.volume_type {
+        p.volume_type = t.clone();
+        // A new type drops the old one's performance settings.
+        p.iops = None;
+        p.throughput = None;
+    }
+    if e.iops.is_some() {
+        p.iops = e.iops;
+    }
+    if e.throughput.is_some() {
+        p.throughput = e.throughput;
+    }
+    if let Some(d) = e.delete_on_termination {
+        p.delete_on_termination = d;
+    }
+    if e.encrypted == Some(false) && p.encrypted {
+        return Err(Fail(bad_mapping(format!(
+            "The volume at {device} comes from an encrypted snapshot and cannot be unencrypted."
+        ))));
+    }
+    if e.encrypted == Some(true) {
+        p.encrypted = true;
+    }
+    if e.kms_key_id.is_some() {
+        if !p.encrypted {
+            return Err(Fail(Ec2Error::new(
+                "InvalidParameterDependency",
+                "The parameter KmsKeyId requires the parameter Encrypted to be set.",
+            )));
+        }
+        p.kms_key_id = e.kms_key_id.clone();
+    }
+    Ok(p)
 }
 
 /// Makes one instance's planned volumes, attached. `made` collects the files created, so a
