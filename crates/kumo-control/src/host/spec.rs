@@ -5,13 +5,14 @@ use crate::core::error::Fail;
 use crate::host::{volume_spec, Compute};
 use crate::records::instance::InstanceRecord;
 use crate::records::key_pair::KeyPairRecord;
-use crate::records::net::{SubnetRecord, VpcRecord};
+use crate::records::net::{EniRecord, SubnetRecord, VpcRecord};
 use crate::records::volume::VolumeRecord;
 use crate::repo::instance::Context;
 use crate::Kumo;
 use kumo_compute::{InstanceSpec, Metadata, NetSpec};
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_store::{Read, Scope};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// The login user of an image, as its distribution names it.
@@ -45,6 +46,63 @@ pub(crate) fn metadata<V: Read>(
     r: &InstanceRecord,
     c: &Context,
 ) -> Result<(Metadata, NetSpec), Fail> {
+    let i = primary_interface(v, s, r, c)?;
+    let mut m = BTreeMap::new();
+    instance_meta(v, s, r, c, &i, &mut m)?;
+    interface_meta(ctx, c, &i, &mut m);
+    let user_data = r.user_data.as_ref().and_then(|u| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(u).ok()
+    });
+    let md = Metadata {
+        meta: m,
+        dynamic: identity(ctx, s, r, &i.primary),
+        user_data,
+        http_tokens: r.http_tokens.clone(),
+        http_endpoint: r.http_endpoint.clone(),
+        hop_limit: r.http_hop_limit.max(1) as u32,
+        guest: Default::default(),
+    };
+    let net = NetSpec {
+        vpc_id: i.vpc.id.clone(),
+        vpc_cidr: i.vpc_cidr(),
+        subnet_id: i.subnet.id.clone(),
+        subnet_cidr: i.subnet.cidr.clone(),
+        mac: i.eni.mac.clone(),
+        private_ip: i.primary,
+        secondary_ips: i.secondary,
+        prefixes: i.eni.prefixes.clone(),
+    };
+    Ok((md, net))
+}
+
+/// The instance's primary interface, with its subnet, VPC, addresses and names.
+struct Iface<'a> {
+    eni: &'a EniRecord,
+    subnet: SubnetRecord,
+    vpc: VpcRecord,
+    primary: String,
+    secondary: Vec<String>,
+    host: String,
+    public: Option<String>,
+}
+
+impl Iface<'_> {
+    fn vpc_cidr(&self) -> String {
+        self.vpc
+            .cidrs
+            .first()
+            .map(|c| c.cidr.clone())
+            .unwrap_or_default()
+    }
+}
+
+fn primary_interface<'a, V: Read>(
+    v: &V,
+    s: Scope,
+    r: &'a InstanceRecord,
+    c: &'a Context,
+) -> Result<Iface<'a>, Fail> {
     let eni = c
         .enis_of(r)
         .find(|e| e.attachment.as_ref().is_some_and(|a| a.device_index == 0))
@@ -67,9 +125,27 @@ pub(crate) fn metadata<V: Read>(
         .filter(|a| !a.primary)
         .map(|a| a.addr.clone())
         .collect();
-    let host = crate::repo::instance::private_dns_name(s.region, &primary);
-    let public = c.public_ip(r);
-    let mut m = std::collections::BTreeMap::new();
+    Ok(Iface {
+        host: crate::repo::instance::private_dns_name(s.region, &primary),
+        public: c.public_ip(r),
+        eni,
+        subnet,
+        vpc,
+        primary,
+        secondary,
+    })
+}
+
+/// `meta-data/…` of the instance itself: its image, type, names, placement, groups, public
+/// address and launch key.
+fn instance_meta<V: Read>(
+    v: &V,
+    s: Scope,
+    r: &InstanceRecord,
+    c: &Context,
+    i: &Iface,
+    m: &mut BTreeMap<String, String>,
+) -> Result<(), Fail> {
     let mut put = |k: &str, v: String| {
         m.insert(k.to_string(), v);
     };
@@ -81,23 +157,26 @@ pub(crate) fn metadata<V: Read>(
         r.root_device_name.trim_start_matches("/dev/").into(),
     );
     put("block-device-mapping/root", r.root_device_name.clone());
-    put("hostname", host.clone());
-    put("local-hostname", host.clone());
+    put("hostname", i.host.clone());
+    put("local-hostname", i.host.clone());
     put("instance-action", "none".into());
     put("instance-id", r.id.clone());
     put("instance-life-cycle", "on-demand".into());
     put("instance-type", r.instance_type.clone());
-    put("local-ipv4", primary.clone());
-    put("mac", eni.mac.clone());
+    put("local-ipv4", i.primary.clone());
+    put("mac", i.eni.mac.clone());
     put("placement/availability-zone", r.zone.clone());
     put("placement/availability-zone-id", r.zone_id.clone());
     put("placement/region", s.region.into());
     put("reservation-id", r.reservation_id.clone());
-    put("security-groups", c_group_names(c, &eni.groups).join("\n"));
+    put(
+        "security-groups",
+        c_group_names(c, &i.eni.groups).join("\n"),
+    );
     put("services/domain", "amazonaws.com".into());
     put("services/partition", "aws".into());
     put("events/maintenance/scheduled", "[]".into());
-    if let Some(p) = &public {
+    if let Some(p) = &i.public {
         put("public-ipv4", p.clone());
         put(
             "public-hostname",
@@ -113,50 +192,60 @@ pub(crate) fn metadata<V: Read>(
             );
         }
     }
-    let mac = format!("network/interfaces/macs/{}", eni.mac);
-    put(&format!("{mac}/device-number"), "0".into());
-    put(&format!("{mac}/interface-id"), eni.id.clone());
-    put(&format!("{mac}/local-hostname"), host.clone());
+    Ok(())
+}
+
+/// `meta-data/network/interfaces/macs/<mac>/…` of the primary interface.
+fn interface_meta(ctx: &RequestContext, c: &Context, i: &Iface, m: &mut BTreeMap<String, String>) {
+    let mac = format!("network/interfaces/macs/{}", i.eni.mac);
+    let mut put = |k: &str, v: String| {
+        m.insert(format!("{mac}/{k}"), v);
+    };
+    put("device-number", "0".into());
+    put("interface-id", i.eni.id.clone());
+    put("local-hostname", i.host.clone());
     put(
-        &format!("{mac}/local-ipv4s"),
-        std::iter::once(primary.clone())
-            .chain(secondary.iter().cloned())
+        "local-ipv4s",
+        std::iter::once(i.primary.clone())
+            .chain(i.secondary.iter().cloned())
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    put(&format!("{mac}/mac"), eni.mac.clone());
-    put(&format!("{mac}/owner-id"), ctx.account_id.clone());
-    put(&format!("{mac}/security-group-ids"), eni.groups.join("\n"));
+    put("mac", i.eni.mac.clone());
+    put("owner-id", ctx.account_id.clone());
+    put("security-group-ids", i.eni.groups.join("\n"));
     put(
-        &format!("{mac}/security-groups"),
-        c_group_names(c, &eni.groups).join("\n"),
+        "security-groups",
+        c_group_names(c, &i.eni.groups).join("\n"),
     );
-    put(&format!("{mac}/subnet-id"), subnet.id.clone());
+    put("subnet-id", i.subnet.id.clone());
+    put("subnet-ipv4-cidr-block", i.subnet.cidr.clone());
+    put("vpc-id", i.vpc.id.clone());
+    put("vpc-ipv4-cidr-block", i.vpc_cidr());
     put(
-        &format!("{mac}/subnet-ipv4-cidr-block"),
-        subnet.cidr.clone(),
-    );
-    put(&format!("{mac}/vpc-id"), vpc.id.clone());
-    let vpc_cidr = vpc
-        .cidrs
-        .first()
-        .map(|c| c.cidr.clone())
-        .unwrap_or_default();
-    put(&format!("{mac}/vpc-ipv4-cidr-block"), vpc_cidr.clone());
-    put(
-        &format!("{mac}/vpc-ipv4-cidr-blocks"),
-        vpc.cidrs
+        "vpc-ipv4-cidr-blocks",
+        i.vpc
+            .cidrs
             .iter()
             .map(|c| c.cidr.clone())
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    if !eni.prefixes.is_empty() {
-        put(&format!("{mac}/ipv4-prefix"), eni.prefixes.join("\n"));
+    if !i.eni.prefixes.is_empty() {
+        put("ipv4-prefix", i.eni.prefixes.join("\n"));
     }
-    if let Some(p) = &public {
-        put(&format!("{mac}/public-ipv4s"), p.clone());
+    if let Some(p) = &i.public {
+        put("public-ipv4s", p.clone());
     }
+}
+
+/// `dynamic/instance-identity/document`.
+fn identity(
+    ctx: &RequestContext,
+    s: Scope,
+    r: &InstanceRecord,
+    primary: &str,
+) -> BTreeMap<String, String> {
     let identity = serde_json::json!({
         "accountId": ctx.account_id,
         "architecture": r.architecture,
@@ -174,35 +263,12 @@ pub(crate) fn metadata<V: Read>(
         "region": s.region,
         "version": "2017-09-30",
     });
-    let mut dynamic = std::collections::BTreeMap::new();
+    let mut dynamic = BTreeMap::new();
     dynamic.insert(
         "instance-identity/document".to_string(),
         serde_json::to_string_pretty(&identity).unwrap_or_default(),
     );
-    let user_data = r.user_data.as_ref().and_then(|u| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD.decode(u).ok()
-    });
-    let md = Metadata {
-        meta: m,
-        dynamic,
-        user_data,
-        http_tokens: r.http_tokens.clone(),
-        http_endpoint: r.http_endpoint.clone(),
-        hop_limit: r.http_hop_limit.max(1) as u32,
-        guest: Default::default(),
-    };
-    let net = NetSpec {
-        vpc_id: vpc.id.clone(),
-        vpc_cidr,
-        subnet_id: subnet.id.clone(),
-        subnet_cidr: subnet.cidr.clone(),
-        mac: eni.mac.clone(),
-        private_ip: primary,
-        secondary_ips: secondary,
-        prefixes: eni.prefixes.clone(),
-    };
-    Ok((md, net))
+    dynamic
 }
 
 pub(crate) fn c_group_names(c: &Context, ids: &[String]) -> Vec<String> {
