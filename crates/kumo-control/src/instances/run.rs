@@ -169,12 +169,14 @@ pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result
     }
 }
 
-pub fn run(
+/// What RunInstances was asked, checked in AWS's order and resolved: the image, the type,
+/// the user data, the interfaces, the tags, the idempotency token and the volumes.
+fn resolve<'a>(
     k: &Kumo,
     ctx: &RequestContext,
-    input: RunInstancesRequest,
-) -> Result<Reservation, Ec2Error> {
-    check_counts(&input)?;
+    input: &'a RunInstancesRequest,
+) -> Result<(Launch<'a>, crate::tags::LaunchTags, String), Ec2Error> {
+    check_counts(input)?;
     let image_id = input
         .image_id
         .clone()
@@ -185,12 +187,12 @@ pub fn run(
         .clone()
         .unwrap_or_else(|| "m1.small".into());
     let info = check_type_for_image(&instance_type, &image)?;
-    let user_data = user_data(&input)?;
-    let specs = network_specs(&input)?;
-    check_interfaces(&input, &image, info, &instance_type, &specs)?;
+    let user_data = user_data(input)?;
+    let specs = network_specs(input)?;
+    check_interfaces(input, &image, info, &instance_type, &specs)?;
     let tag_list = tags::from_launch_specifications(input.tag_specifications.clone())?;
     idempotency::check_token(input.client_token.as_deref())?;
-    let digest = idempotency::digest(&input);
+    let digest = idempotency::digest(input);
     let s = scope(ctx);
     let volumes = k
         .store
@@ -204,7 +206,7 @@ pub fn run(
         })
         .map_err(|f| f.0)?;
     let l = Launch {
-        input: &input,
+        input,
         image,
         image_id,
         info,
@@ -213,6 +215,16 @@ pub fn run(
         specs,
         volumes,
     };
+    Ok((l, tag_list, digest))
+}
+
+pub fn run(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: RunInstancesRequest,
+) -> Result<Reservation, Ec2Error> {
+    let (l, tag_list, digest) = resolve(k, ctx, &input)?;
+    let s = scope(ctx);
     let now = k.now_ms();
     let mut made: Vec<String> = Vec::new();
     // The files of the launch's blank volumes are made on a thread of their own while the
