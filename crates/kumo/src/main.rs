@@ -315,43 +315,11 @@ fn serve(args: ServeArgs) -> ExitCode {
         tracing::error!(listen = %args.listen, "refusing to listen beyond loopback without strict auth (--auth strict --credentials FILE)");
         return ExitCode::FAILURE;
     }
-    let auth = match mode {
-        Auth::Open => AuthMode::Open,
-        Auth::Strict => {
-            let Some(path) = &args.credentials else {
-                tracing::error!("strict auth needs --credentials FILE");
-                return ExitCode::FAILURE;
-            };
-            match Credentials::load(path, &args.default_account) {
-                Ok(c) => AuthMode::Strict(c),
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot load credentials");
-                    return ExitCode::FAILURE;
-                }
-            }
-        }
-    };
-    if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
-        tracing::error!(error = %e, dir = %args.data_dir.display(), "cannot create the data directory");
+    let Some(auth) = auth_of(&args, mode) else {
         return ExitCode::FAILURE;
-    }
-    if let Err(e) = kumo_control::install_paging_key(&args.data_dir) {
-        tracing::error!(error = %e, dir = %args.data_dir.display(), "cannot read or make the pagination token key");
-        return ExitCode::FAILURE;
-    }
-    let store = match Store::open(&args.data_dir) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "cannot open the store");
-            return ExitCode::FAILURE;
-        }
     };
-    let blocks = match kumo_blockstore::BlockStore::open(&args.data_dir) {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot open the volume directory");
-            return ExitCode::FAILURE;
-        }
+    let Some((store, blocks)) = open_data(&args) else {
+        return ExitCode::FAILURE;
     };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -426,18 +394,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             open_files = nofile,
             "kumo is ready"
         );
-        match (state.kumo.driver_name(), &null_reason) {
-            ("null", Some(why)) => tracing::warn!(
-                driver = "null",
-                reason = %why,
-                "compute driver: null, because {why}. Instances are API state only and run nowhere; DescribeInstances says so in their StateReason (Kumo.NullDriver)"
-            ),
-            ("null", None) => tracing::warn!(
-                driver = "null",
-                "compute driver: null. Instances are API state only and run nowhere; DescribeInstances says so in their StateReason (Kumo.NullDriver)"
-            ),
-            (d, _) => tracing::info!(driver = d, "compute driver: {d}. Instances boot for real"),
-        }
+        say_driver(state.kumo.driver_name(), null_reason.as_deref());
         if let Some(gate) = build {
             build_image(args.images.clone(), gate);
         }
@@ -465,6 +422,71 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// The server's authentication: open, or strict with the credentials file. A problem is
+/// logged, and there is none.
+fn auth_of(args: &ServeArgs, mode: Auth) -> Option<AuthMode> {
+    match mode {
+        Auth::Open => Some(AuthMode::Open),
+        Auth::Strict => {
+            let Some(path) = &args.credentials else {
+                tracing::error!("strict auth needs --credentials FILE");
+                return None;
+            };
+            match Credentials::load(path, &args.default_account) {
+                Ok(c) => Some(AuthMode::Strict(c)),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot load credentials");
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// The data directory's store and volumes (and the pagination key). A problem is logged,
+/// and there are none.
+fn open_data(args: &ServeArgs) -> Option<(Store, kumo_blockstore::BlockStore)> {
+    if let Err(e) = std::fs::create_dir_all(&args.data_dir) {
+        tracing::error!(error = %e, dir = %args.data_dir.display(), "cannot create the data directory");
+        return None;
+    }
+    if let Err(e) = kumo_control::install_paging_key(&args.data_dir) {
+        tracing::error!(error = %e, dir = %args.data_dir.display(), "cannot read or make the pagination token key");
+        return None;
+    }
+    let store = match Store::open(&args.data_dir) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "cannot open the store");
+            return None;
+        }
+    };
+    let blocks = match kumo_blockstore::BlockStore::open(&args.data_dir) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot open the volume directory");
+            return None;
+        }
+    };
+    Some((store, blocks))
+}
+
+/// Says which compute driver runs, and why it is the null one when it is.
+fn say_driver(driver: &str, null_reason: Option<&str>) {
+    match (driver, null_reason) {
+        ("null", Some(why)) => tracing::warn!(
+            driver = "null",
+            reason = %why,
+            "compute driver: null, because {why}. Instances are API state only and run nowhere; DescribeInstances says so in their StateReason (Kumo.NullDriver)"
+        ),
+        ("null", None) => tracing::warn!(
+            driver = "null",
+            "compute driver: null. Instances are API state only and run nowhere; DescribeInstances says so in their StateReason (Kumo.NullDriver)"
+        ),
+        (d, _) => tracing::info!(driver = d, "compute driver: {d}. Instances boot for real"),
+    }
 }
 
 async fn shutdown() {
