@@ -432,7 +432,7 @@ async fn run_all(args: BenchArgs) -> std::io::Result<()> {
         s => vec![s],
     };
     for s in scenarios {
-        let (reqs, conns, names): (Vec<Vec<Vec<u8>>>, usize, Vec<&str>) = match s {
+        let (reqs, conns, names): Plan<'_> = match s {
             "describe-regions" => (
                 vec![vec![request(
                     "POST",
@@ -448,28 +448,7 @@ async fn run_all(args: BenchArgs) -> std::io::Result<()> {
                 let body = format!("Action=DescribeKeyPairs&Version=2016-11-15&Filter.1.Name=key-name&Filter.1.Value.1={one}");
                 (vec![vec![request("POST", "/", &body)]], 1, vec![s])
             }
-            "enis" => {
-                let (ids, addrs) = seed_enis(args.target, args.enis).await?;
-                let step = (ids.len() / 1000).max(1);
-                let assign: Vec<Vec<u8>> = ids
-                    .iter()
-                    .step_by(step)
-                    .map(|id| request("POST", "/", &format!("Action=AssignPrivateIpAddresses&Version=2016-11-15&NetworkInterfaceId={id}&SecondaryPrivateIpAddressCount=1")))
-                    .collect();
-                let describe: Vec<Vec<u8>> = addrs
-                    .iter()
-                    .step_by(step)
-                    .map(|a| request("POST", "/", &format!("Action=DescribeNetworkInterfaces&Version=2016-11-15&Filter.1.Name=addresses.private-ip-address&Filter.1.Value.1={a}")))
-                    .collect();
-                (
-                    vec![assign, describe],
-                    1,
-                    vec![
-                        "assign-private-ip-addresses",
-                        "describe-network-interfaces (by address)",
-                    ],
-                )
-            }
+            "enis" => enis_plan(&args).await?,
             "big-bodies" => {
                 big_bodies(&args).await?;
                 continue;
@@ -489,85 +468,132 @@ async fn run_all(args: BenchArgs) -> std::io::Result<()> {
                     .clone()
                     .ok_or_else(|| std::io::Error::other("snapshots needs --data-dir"))?;
                 let lat = snapshot_run(args.target, &dir, 20).await?;
-                let p =
-                    |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize] as f64 / 1000.0;
-                println!(
-                    "create-snapshot (1 GiB gp3 volume, 10 MiB changed before each, {} snapshots): p50 {:.3} ms  p90 {:.3} ms  max {:.3} ms",
-                    lat.len(),
-                    p(0.5),
-                    p(0.9),
-                    p(1.0)
+                print_latencies(
+                    &format!("create-snapshot (1 GiB gp3 volume, 10 MiB changed before each, {} snapshots)", lat.len()),
+                    &lat,
                 );
                 continue;
             }
-            "instances" => {
-                let (ids, lat) =
-                    seed_instances(args.target, args.instances, args.server_pid).await?;
-                let p =
-                    |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize] as f64 / 1000.0;
-                println!(
-                    "run-instances (100 per call, {} calls): p50 {:.3} ms  p90 {:.3} ms  max {:.3} ms",
-                    lat.len(),
-                    p(0.5),
-                    p(0.9),
-                    p(1.0)
-                );
-                let mut conn = TcpStream::connect(args.target).await?;
-                let mut buf = Vec::new();
-                let tagged = &ids[ids.len() / 2];
-                call(&mut conn, &format!("Action=CreateTags&Version=2016-11-15&ResourceId.1={tagged}&Tag.1.Key=unique&Tag.1.Value=needle"), &mut buf).await?;
-                let step = (ids.len() / 1000).max(1);
-                let by_id: Vec<Vec<u8>> = ids
-                    .iter()
-                    .step_by(step)
-                    .map(|id| {
-                        request(
-                            "POST",
-                            "/",
-                            &format!(
-                                "Action=DescribeInstances&Version=2016-11-15&InstanceId.1={id}"
-                            ),
-                        )
-                    })
-                    .collect();
-                let by_tag = vec![request("POST", "/", "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag%3Aunique&Filter.1.Value.1=needle")];
-                let page = vec![request(
-                    "POST",
-                    "/",
-                    "Action=DescribeInstances&Version=2016-11-15&MaxResults=100",
-                )];
-                (
-                    vec![by_id, by_tag, page],
-                    1,
-                    vec![
-                        "describe-instances (by id)",
-                        "describe-instances (by one tag)",
-                        "describe-instances (page of 100)",
-                    ],
-                )
-            }
+            "instances" => instances_plan(&args).await?,
             other => return Err(std::io::Error::other(format!("unknown scenario {other}"))),
         };
-        println!("-- {s}: {conns} connection(s), {:.1} s each", args.seconds);
-        let b = load(args.target, conns, args.seconds, vec![base.clone()]).await?;
-        b.print("baseline GET /_kumo/health");
-        for (req, name) in reqs.into_iter().zip(names) {
-            let r = load(args.target, conns, args.seconds, req).await?;
-            r.print(name);
-            println!(
-                "ratio {name}/baseline: throughput {:.2}, p50 latency {:.2}",
-                r.rate() / b.rate().max(1e-9),
-                r.pct(0.5) / b.pct(0.5).max(1e-9)
-            );
-            if r.errors > 0 {
-                return Err(std::io::Error::other(format!(
-                    "{name}: {} requests failed",
-                    r.errors
-                )));
-            }
+        measure(&args, s, &base, reqs, conns, &names).await?;
+    }
+    Ok(())
+}
+
+/// A scenario's requests (a list per measured kind), its connections, and each kind's name.
+type Plan<'a> = (Vec<Vec<Vec<u8>>>, usize, Vec<&'a str>);
+
+/// Measures each kind of a scenario's requests beside the baseline, in the same run, and
+/// prints their ratios.
+async fn measure(
+    args: &BenchArgs,
+    scenario: &str,
+    base: &[u8],
+    reqs: Vec<Vec<Vec<u8>>>,
+    conns: usize,
+    names: &[&str],
+) -> std::io::Result<()> {
+    println!(
+        "-- {scenario}: {conns} connection(s), {:.1} s each",
+        args.seconds
+    );
+    let b = load(args.target, conns, args.seconds, vec![base.to_vec()]).await?;
+    b.print("baseline GET /_kumo/health");
+    for (req, name) in reqs.into_iter().zip(names) {
+        let r = load(args.target, conns, args.seconds, req).await?;
+        r.print(name);
+        println!(
+            "ratio {name}/baseline: throughput {:.2}, p50 latency {:.2}",
+            r.rate() / b.rate().max(1e-9),
+            r.pct(0.5) / b.pct(0.5).max(1e-9)
+        );
+        if r.errors > 0 {
+            return Err(std::io::Error::other(format!(
+                "{name}: {} requests failed",
+                r.errors
+            )));
         }
     }
     Ok(())
+}
+
+/// Prints a sorted list of latencies (microseconds) as p50, p90 and max in milliseconds.
+fn print_latencies(label: &str, lat: &[u64]) {
+    let p = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize] as f64 / 1000.0;
+    println!(
+        "{label}: p50 {:.3} ms  p90 {:.3} ms  max {:.3} ms",
+        p(0.5),
+        p(0.9),
+        p(1.0)
+    );
+}
+
+/// AssignPrivateIpAddresses and DescribeNetworkInterfaces by address, among `args.enis`
+/// interfaces.
+async fn enis_plan(args: &BenchArgs) -> std::io::Result<Plan<'static>> {
+    let (ids, addrs) = seed_enis(args.target, args.enis).await?;
+    let step = (ids.len() / 1000).max(1);
+    let assign: Vec<Vec<u8>> = ids
+        .iter()
+        .step_by(step)
+        .map(|id| request("POST", "/", &format!("Action=AssignPrivateIpAddresses&Version=2016-11-15&NetworkInterfaceId={id}&SecondaryPrivateIpAddressCount=1")))
+        .collect();
+    let describe: Vec<Vec<u8>> = addrs
+        .iter()
+        .step_by(step)
+        .map(|a| request("POST", "/", &format!("Action=DescribeNetworkInterfaces&Version=2016-11-15&Filter.1.Name=addresses.private-ip-address&Filter.1.Value.1={a}")))
+        .collect();
+    Ok((
+        vec![assign, describe],
+        1,
+        vec![
+            "assign-private-ip-addresses",
+            "describe-network-interfaces (by address)",
+        ],
+    ))
+}
+
+/// RunInstances of 100 (timed as they seed), then DescribeInstances by id, by one tag and a
+/// page of 100.
+async fn instances_plan(args: &BenchArgs) -> std::io::Result<Plan<'static>> {
+    let (ids, lat) = seed_instances(args.target, args.instances, args.server_pid).await?;
+    print_latencies(
+        &format!("run-instances (100 per call, {} calls)", lat.len()),
+        &lat,
+    );
+    let mut conn = TcpStream::connect(args.target).await?;
+    let mut buf = Vec::new();
+    let tagged = &ids[ids.len() / 2];
+    call(&mut conn, &format!("Action=CreateTags&Version=2016-11-15&ResourceId.1={tagged}&Tag.1.Key=unique&Tag.1.Value=needle"), &mut buf).await?;
+    let step = (ids.len() / 1000).max(1);
+    let by_id: Vec<Vec<u8>> = ids
+        .iter()
+        .step_by(step)
+        .map(|id| {
+            request(
+                "POST",
+                "/",
+                &format!("Action=DescribeInstances&Version=2016-11-15&InstanceId.1={id}"),
+            )
+        })
+        .collect();
+    let by_tag = vec![request("POST", "/", "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag%3Aunique&Filter.1.Value.1=needle")];
+    let page = vec![request(
+        "POST",
+        "/",
+        "Action=DescribeInstances&Version=2016-11-15&MaxResults=100",
+    )];
+    Ok((
+        vec![by_id, by_tag, page],
+        1,
+        vec![
+            "describe-instances (by id)",
+            "describe-instances (by one tag)",
+            "describe-instances (page of 100)",
+        ],
+    ))
 }
 
 /// A body of `keys` distinct keys at one level (about 2 MB for 100,000): the shape that cost
