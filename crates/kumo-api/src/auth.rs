@@ -45,6 +45,22 @@ struct Key {
 /// Known access keys by id.
 pub struct Credentials(HashMap<String, Key>);
 
+/// Why a credentials file cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: expected `ACCESS_KEY_ID SECRET [ACCOUNT_ID] [SESSION_TOKEN]`", path.display())]
+    Line {
+        path: std::path::PathBuf,
+        line: usize,
+    },
+}
+
 fn is_account(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -54,21 +70,20 @@ impl Credentials {
     /// [SESSION_TOKEN]` per line; `#` starts a comment. A third field of 12 digits is the
     /// account, any other third field the session token. Without an account, the key's
     /// account rule applies.
-    pub fn load(path: &Path, default_account: &str) -> Result<Credentials, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    pub fn load(path: &Path, default_account: &str) -> Result<Credentials, CredentialsError> {
+        let text = std::fs::read_to_string(path).map_err(|source| CredentialsError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut map = HashMap::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.split('#').next().unwrap_or("").trim();
             if line.is_empty() {
                 continue;
             }
-            let bad = || {
-                format!(
-                    "{}:{}: expected `ACCESS_KEY_ID SECRET [ACCOUNT_ID] [SESSION_TOKEN]`",
-                    path.display(),
-                    n + 1
-                )
+            let bad = || CredentialsError::Line {
+                path: path.to_path_buf(),
+                line: n + 1,
             };
             let parts: Vec<&str> = line.split_whitespace().collect();
             let (account, token) = match parts.as_slice() {
@@ -532,7 +547,9 @@ mod tests {
         )
         .unwrap();
         let e = Credentials::load(&d, "000000000000").err().unwrap();
-        assert!(e.ends_with(":5: expected `ACCESS_KEY_ID SECRET [ACCOUNT_ID] [SESSION_TOKEN]`"));
+        assert!(e
+            .to_string()
+            .ends_with(":5: expected `ACCESS_KEY_ID SECRET [ACCOUNT_ID] [SESSION_TOKEN]`"));
         std::fs::write(
             &d,
             "A s\nB s 111122223333\nC s tok-c\nD s 111122223333 tok-d\n",

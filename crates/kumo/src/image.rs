@@ -87,20 +87,45 @@ impl Report {
     }
 }
 
+/// Why the base image could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0} is not installed (apt-get install {0})")]
+    Missing(&'static str),
+    #[error("{command} failed: {detail}")]
+    Failed {
+        command: &'static str,
+        detail: String,
+    },
+    #[error("the image has no {0}")]
+    NoKernel(String),
+}
+
+/// An I/O failure while doing `what`.
+fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ImageError {
+    let what = what.to_string();
+    move |source| ImageError::Io { what, source }
+}
+
 /// Builds the base image in `dir` (or finds it built); returns its root file system.
-pub fn build(dir: &Path, report: &Report) -> Result<PathBuf, String> {
+pub fn build(dir: &Path, report: &Report) -> Result<PathBuf, ImageError> {
     if let Some(root) = base_root(dir) {
         report.say(&format!("image {RECIPE}: cached at {}", root.display()));
         return Ok(root);
     }
     let d = dir.join(RECIPE);
-    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    std::fs::create_dir_all(&d).map_err(io(d.display()))?;
     // One build at a time per recipe (`kumo serve` building at first start, `kumo image build`
     // beside it): the second waits, then finds the first's image.
-    let lock =
-        std::fs::File::create(d.join("build.lock")).map_err(|e| format!("{}: {e}", d.display()))?;
+    let lock = std::fs::File::create(d.join("build.lock")).map_err(io(d.display()))?;
     let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| format!("locking {}: {e}", d.display()))?;
+        .map_err(|(_, e)| io(format!("locking {}", d.display()))(e.into()))?;
     if let Some(root) = base_root(dir) {
         report.say(&format!(
             "image {RECIPE}: built meanwhile at {}",
@@ -111,7 +136,7 @@ pub fn build(dir: &Path, report: &Report) -> Result<PathBuf, String> {
     let tmp = d.join("rootfs.tmp");
     let _ = std::fs::remove_dir_all(&tmp);
     if !can_build() {
-        return Err("debootstrap is not installed (apt-get install debootstrap)".into());
+        return Err(ImageError::Missing("debootstrap"));
     }
     report.say(&format!(
         "image {RECIPE}: debootstrap {SUITE} from {MIRROR}"
@@ -123,7 +148,7 @@ pub fn build(dir: &Path, report: &Report) -> Result<PathBuf, String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .map_err(|e| format!("debootstrap: {e}"))?;
+        .map_err(io("debootstrap"))?;
     let mut bar = Progress::new(report);
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -131,22 +156,25 @@ pub fn build(dir: &Path, report: &Report) -> Result<PathBuf, String> {
         }
     }
     bar.done();
-    let status = child.wait().map_err(|e| format!("debootstrap: {e}"))?;
+    let status = child.wait().map_err(io("debootstrap"))?;
     if !status.success() {
-        return Err(format!(
-            "debootstrap failed ({status}); see {}/debootstrap/debootstrap.log",
-            tmp.display()
-        ));
+        return Err(ImageError::Failed {
+            command: "debootstrap",
+            detail: format!(
+                "{status}; see {}/debootstrap/debootstrap.log",
+                tmp.display()
+            ),
+        });
     }
-    finish(&tmp).map_err(|e| format!("finishing the image: {e}"))?;
+    finish(&tmp).map_err(io("finishing the image"))?;
     report.say(&format!(
         "image {RECIPE}: kernel, initramfs and disk for the vm driver"
     ));
     vm_artifacts(&tmp, &d)?;
     let root = d.join("rootfs");
     let _ = std::fs::remove_dir_all(&root);
-    std::fs::rename(&tmp, &root).map_err(|e| format!("{}: {e}", root.display()))?;
-    std::fs::write(d.join("READY"), format!("{RECIPE}\n")).map_err(|e| format!("stamp: {e}"))?;
+    std::fs::rename(&tmp, &root).map_err(io(root.display()))?;
+    std::fs::write(d.join("READY"), format!("{RECIPE}\n")).map_err(io("stamp"))?;
     report.say(&format!("image {RECIPE}: built at {}", root.display()));
     Ok(root)
 }
@@ -198,11 +226,11 @@ fn finish(root: &Path) -> std::io::Result<()> {
 /// Copies the kernel and initramfs out of the tree and makes `disk.raw` from it: an MBR with
 /// one Linux partition from sector 2048 to the end, holding an ext4 file system (label
 /// `kumo-root`) that `mke2fs -d` fills from the tree, so nothing is mounted to build it.
-fn vm_artifacts(root: &Path, d: &Path) -> Result<(), String> {
+fn vm_artifacts(root: &Path, d: &Path) -> Result<(), ImageError> {
     let boot = root.join("boot");
-    let newest = |prefix: &str| -> Result<PathBuf, String> {
+    let newest = |prefix: &str| -> Result<PathBuf, ImageError> {
         let mut found: Vec<PathBuf> = std::fs::read_dir(&boot)
-            .map_err(|e| format!("{}: {e}", boot.display()))?
+            .map_err(io(boot.display()))?
             .flatten()
             .map(|e| e.path())
             .filter(|p| {
@@ -213,21 +241,20 @@ fn vm_artifacts(root: &Path, d: &Path) -> Result<(), String> {
         found.sort();
         found
             .pop()
-            .ok_or_else(|| format!("no {prefix}* in {}", boot.display()))
+            .ok_or_else(|| ImageError::NoKernel(format!("{prefix}* in {}", boot.display())))
     };
     for (src, name) in [
         (newest("vmlinuz-")?, "vmlinuz"),
         (newest("initrd.img-")?, "initrd.img"),
     ] {
-        std::fs::copy(&src, d.join(name)).map_err(|e| format!("{}: {e}", src.display()))?;
+        std::fs::copy(&src, d.join(name)).map_err(io(src.display()))?;
     }
     let disk = d.join("disk.raw");
     let tmp = d.join("disk.raw.tmp");
     let _ = std::fs::remove_file(&tmp);
     let bytes = DISK_GIB << 30;
-    let f = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    f.set_len(bytes)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    let f = std::fs::File::create(&tmp).map_err(io(tmp.display()))?;
+    f.set_len(bytes).map_err(io(tmp.display()))?;
     let fs_kib = (bytes - PART_START * 512) / 1024;
     let out = Command::new("mke2fs")
         .args(["-q", "-F", "-t", "ext4", "-L", "kumo-root", "-d"])
@@ -237,18 +264,18 @@ fn vm_artifacts(root: &Path, d: &Path) -> Result<(), String> {
         .arg(&tmp)
         .arg(format!("{fs_kib}k"))
         .output()
-        .map_err(|e| format!("mke2fs: {e}"))?;
+        .map_err(io("mke2fs"))?;
     if !out.status.success() {
-        return Err(format!(
-            "mke2fs failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(ImageError::Failed {
+            command: "mke2fs",
+            detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     use std::os::unix::fs::FileExt;
     f.write_all_at(&mbr(bytes), 0)
         .and_then(|_| f.sync_all())
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &disk).map_err(|e| format!("{}: {e}", disk.display()))
+        .map_err(io(tmp.display()))?;
+    std::fs::rename(&tmp, &disk).map_err(io(disk.display()))
 }
 
 /// A master boot record with one Linux partition (type 0x83) from [`PART_START`] to the end

@@ -268,16 +268,22 @@ fn build_image(dir: PathBuf, gate: Arc<kumo_control::ImageGate>) {
         .spawn({
             let gate = gate.clone();
             move || {
-                let outcome = image::build(&dir, &image::Report::Log).map(|_| ());
-                match &outcome {
-                    Ok(()) => tracing::info!("the base image is ready: waiting instances boot now"),
-                    Err(e) => tracing::error!(error = %e, "the base image could not be built; instances cannot boot until it is (`kumo image build`)"),
-                }
-                gate.finish(outcome);
+                let built = match image::build(&dir, &image::Report::Log) {
+                    Ok(_) => {
+                        tracing::info!("the base image is ready: waiting instances boot now");
+                        true
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, cause = ?std::error::Error::source(&e), "the base image could not be built; instances cannot boot until it is (`kumo image build`)");
+                        false
+                    }
+                };
+                gate.finish(built);
             }
         });
     if let Err(e) = spawned {
-        gate.finish(Err(format!("cannot start the image build: {e}")));
+        tracing::error!(error = %e, "cannot start the image build");
+        gate.finish(false);
     }
 }
 

@@ -154,15 +154,23 @@ fn user(out: &mut String, u: &Yaml) {
     ));
 }
 
+/// Why a `#cloud-config` document cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CloudConfigError {
+    #[error("cloud-config is not valid YAML: {0}")]
+    Yaml(#[from] yaml_rust2::ScanError),
+    #[error("cloud-config is not a mapping")]
+    NotAMapping,
+}
+
 /// The script for a `#cloud-config` document, or why it cannot be read.
-pub fn to_script(doc: &str) -> Result<String, String> {
-    let docs = YamlLoader::load_from_str(doc)
-        .map_err(|e| format!("cloud-config is not valid YAML: {e}"))?;
+pub fn to_script(doc: &str) -> Result<String, CloudConfigError> {
+    let docs = YamlLoader::load_from_str(doc)?;
     let Some(c) = docs.first() else {
         return Ok(String::new());
     };
     let Some(top) = c.as_hash() else {
-        return Err("cloud-config is not a mapping".into());
+        return Err(CloudConfigError::NotAMapping);
     };
     let mut out = String::from("#!/bin/sh\n# Kumo: this instance's #cloud-config, as shell.\nlog() { echo \"[kumo-init] $*\"; }\n");
     for k in top.keys().filter_map(Yaml::as_str) {

@@ -56,7 +56,10 @@ pub(crate) fn guest_files(spec: &InstanceSpec, disks: &[VolumeSpec]) -> BTreeMap
         if ud.starts_with(b"#cloud-config") {
             let script = crate::services::cloudconfig::to_script(&String::from_utf8_lossy(ud))
                 .unwrap_or_else(|e| {
-                    format!("#!/bin/sh\necho '[kumo-init] {}'\n", e.replace('\'', ""))
+                    format!(
+                        "#!/bin/sh\necho '[kumo-init] {}'\n",
+                        e.to_string().replace('\'', "")
+                    )
                 });
             files.insert("cloud-config.sh".to_string(), script);
         }

@@ -25,7 +25,8 @@ pub type BootOrder = (String, String, Vec<String>);
 /// started instances wait, `pending`, in the boot queue.
 #[derive(Default)]
 pub struct ImageGate {
-    state: std::sync::Mutex<Option<Result<(), String>>>,
+    /// Unknown while it builds, then whether it was built.
+    state: std::sync::Mutex<Option<bool>>,
     changed: std::sync::Condvar,
 }
 
@@ -33,7 +34,7 @@ impl ImageGate {
     /// A gate for an image that is already built.
     pub fn ready() -> Arc<ImageGate> {
         let g = ImageGate::default();
-        *g.lock() = Some(Ok(()));
+        *g.lock() = Some(true);
         Arc::new(g)
     }
 
@@ -42,19 +43,20 @@ impl ImageGate {
         Arc::new(ImageGate::default())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Result<(), String>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<bool>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The build's outcome: instances waiting for it boot (or, after a failure, fail to).
-    pub fn finish(&self, outcome: Result<(), String>) {
-        *self.lock() = Some(outcome);
+    /// The build's outcome (the server logs why it failed): instances waiting for it boot
+    /// (or, after a failure, fail to).
+    pub fn finish(&self, built: bool) {
+        *self.lock() = Some(built);
         self.changed.notify_all();
     }
 
     /// Whether the image is built.
     pub fn is_ready(&self) -> bool {
-        matches!(*self.lock(), Some(Ok(())))
+        matches!(*self.lock(), Some(true))
     }
 
     /// Waits until the build has finished, however it ended.

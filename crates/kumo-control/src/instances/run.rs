@@ -250,7 +250,6 @@ pub fn run(
                 blanks
                     .iter()
                     .try_for_each(|(id, size)| k.blocks.create_blank(id, *size))
-                    .map_err(|e| e.to_string())
             })
         });
         k.store
@@ -258,11 +257,11 @@ pub fn run(
                 !ctx.dry_run,
                 |tx| {
                     let files = |m: Option<
-                        std::thread::ScopedJoinHandle<'_, Result<(), String>>,
+                        std::thread::ScopedJoinHandle<'_, Result<(), kumo_blockstore::BlockError>>,
                     >| match m.map(|h| h.join()) {
                         None | Some(Ok(Ok(()))) => Ok(()),
                         Some(Ok(Err(e))) => {
-                            tracing::error!(error = %e, "cannot create launch volume files");
+                            tracing::error!(error = %crate::core::error::chain(&e), "cannot create launch volume files");
                             Err(Fail(Ec2Error::internal()))
                         }
                         Some(Err(_)) => Err(Fail(Ec2Error::internal())),
