@@ -97,8 +97,25 @@ fn endpoint_url(
     configured.unwrap_or_else(|| format!("https://ec2.{region}.amazonaws.com"))
 }
 
+/// Why the client has no configuration to call with.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or configure profile '{0}'"
+    )]
+    NoCredentials(String),
+    #[error("no region: use --region, AWS_REGION or the profile's region")]
+    NoRegion,
+    #[error("bad endpoint URL {0}")]
+    Endpoint(String),
+    #[error("bad port in {0}")]
+    Port(String),
+    #[error("unsupported scheme in {0}")]
+    Scheme(String),
+}
+
 impl Client {
-    pub fn new(args: &ClientArgs) -> Result<Client, String> {
+    pub fn new(args: &ClientArgs) -> Result<Client, ConfigError> {
         let profile = args
             .profile
             .clone()
@@ -119,31 +136,29 @@ impl Client {
             .cloned()
             .unwrap_or_default();
         let cred_section = creds.get(&profile).cloned().unwrap_or_default();
-        let (access_key, secret, token) = match (
-            env("AWS_ACCESS_KEY_ID"),
-            env("AWS_SECRET_ACCESS_KEY"),
-        ) {
-            (Some(k), Some(s)) if args.profile.is_none() => (k, s, env("AWS_SESSION_TOKEN")),
-            _ => {
-                let get = |k: &str| {
-                    cred_section
-                        .get(k)
-                        .or_else(|| config_section.get(k))
-                        .cloned()
-                };
-                match (get("aws_access_key_id"), get("aws_secret_access_key")) {
-                    (Some(k), Some(s)) => (k, s, get("aws_session_token")),
-                    _ => return Err(format!("no credentials: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or configure profile '{profile}'")),
+        let (access_key, secret, token) =
+            match (env("AWS_ACCESS_KEY_ID"), env("AWS_SECRET_ACCESS_KEY")) {
+                (Some(k), Some(s)) if args.profile.is_none() => (k, s, env("AWS_SESSION_TOKEN")),
+                _ => {
+                    let get = |k: &str| {
+                        cred_section
+                            .get(k)
+                            .or_else(|| config_section.get(k))
+                            .cloned()
+                    };
+                    match (get("aws_access_key_id"), get("aws_secret_access_key")) {
+                        (Some(k), Some(s)) => (k, s, get("aws_session_token")),
+                        _ => return Err(ConfigError::NoCredentials(profile)),
+                    }
                 }
-            }
-        };
+            };
         let region = args
             .region
             .clone()
             .or_else(|| env("AWS_REGION"))
             .or_else(|| env("AWS_DEFAULT_REGION"))
             .or_else(|| config_section.get("region").cloned())
-            .ok_or("no region: use --region, AWS_REGION or the profile's region")?;
+            .ok_or(ConfigError::NoRegion)?;
         let endpoint = endpoint_url(
             args.endpoint_url.as_deref(),
             env,
@@ -152,12 +167,12 @@ impl Client {
         );
         let (scheme, rest) = endpoint
             .split_once("://")
-            .ok_or_else(|| format!("bad endpoint URL {endpoint}"))?;
+            .ok_or_else(|| ConfigError::Endpoint(endpoint.clone()))?;
         let hostport = rest.split('/').next().unwrap_or(rest);
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
-                p.parse().map_err(|_| format!("bad port in {endpoint}"))?,
+                p.parse().map_err(|_| ConfigError::Port(endpoint.clone()))?,
             ),
             None => (
                 hostport.to_string(),
@@ -165,7 +180,7 @@ impl Client {
             ),
         };
         if scheme != "http" && scheme != "https" {
-            return Err(format!("unsupported scheme in {endpoint}"));
+            return Err(ConfigError::Scheme(endpoint.clone()));
         }
         Ok(Client {
             scheme: scheme.into(),

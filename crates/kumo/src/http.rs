@@ -71,11 +71,11 @@ impl Target {
         path: &str,
         headers: &[(&str, &str)],
         body: &Value,
-    ) -> Result<(u16, Value), String> {
+    ) -> Result<(u16, Value), HttpError> {
         let host = self
             .endpoint_url
             .strip_prefix("http://")
-            .ok_or("the endpoint must be http://")?
+            .ok_or(HttpError::NotHttp)?
             .split('/')
             .next()
             .unwrap_or("")
@@ -113,16 +113,34 @@ impl Target {
             "content-length: {}\r\nconnection: close\r\n\r\n{text}",
             text.len()
         ));
-        let mut conn =
-            TcpStream::connect(&host).map_err(|e| format!("cannot connect to {host}: {e}"))?;
-        conn.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
+        let io = |source| HttpError::Io {
+            host: host.clone(),
+            source,
+        };
+        let mut conn = TcpStream::connect(&host).map_err(io)?;
+        conn.write_all(req.as_bytes()).map_err(io)?;
         let mut raw = Vec::new();
-        conn.read_to_end(&mut raw).map_err(|e| e.to_string())?;
+        conn.read_to_end(&mut raw).map_err(io)?;
         let raw = String::from_utf8_lossy(&raw);
-        let (head, body) = raw.split_once("\r\n\r\n").ok_or("truncated response")?;
+        let (head, body) = raw.split_once("\r\n\r\n").ok_or(HttpError::Truncated)?;
         let status = head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
         Ok((status, answer(body)))
     }
+}
+
+/// Why a call to the server got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("the endpoint must be http://")]
+    NotHttp,
+    #[error("{host}: {source}")]
+    Io {
+        host: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("truncated response")]
+    Truncated,
 }
 
 /// A response body as JSON: JSON as it is, EC2's XML error envelope as its code and message.

@@ -29,7 +29,11 @@ enum Sub {
 }
 
 /// One SSM JSON call, signed for `ssm`.
-fn call(target: &crate::http::Target, name: &str, body: &Value) -> Result<(u16, Value), String> {
+fn call(
+    target: &crate::http::Target,
+    name: &str,
+    body: &Value,
+) -> Result<(u16, Value), crate::http::HttpError> {
     let t = format!("AmazonSSM.{name}");
     target.post_json(
         "ssm",
@@ -72,7 +76,7 @@ pub fn run(args: Args) -> ExitCode {
     let id = match sent {
         Ok((200, v)) => v["Command"]["CommandId"].as_str().unwrap_or("").to_string(),
         Ok((_, v)) => return fail(ssm_error(&v)),
-        Err(e) => return fail(e),
+        Err(e) => return fail(e.to_string()),
     };
     let deadline = Instant::now() + Duration::from_secs(timeout);
     loop {
@@ -89,7 +93,7 @@ pub fn run(args: Args) -> ExitCode {
             }
             Ok((200, _)) => {}
             Ok((_, v)) => return fail(ssm_error(&v)),
-            Err(e) => return fail(e),
+            Err(e) => return fail(e.to_string()),
         }
         if Instant::now() > deadline {
             return fail(format!("command {id} did not finish in {timeout} s"));

@@ -62,8 +62,14 @@ fn unescape(s: &str) -> String {
     out
 }
 
+/// Why a document is not XML Kumo can read.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct XmlError(&'static str);
+
 /// Parses a document into its root element.
-pub fn parse(doc: &str) -> Result<El, String> {
+pub fn parse(doc: &str) -> Result<El, XmlError> {
+    let bad = XmlError;
     let mut stack: Vec<El> = vec![El::default()];
     let mut rest = doc;
     while !rest.is_empty() {
@@ -80,17 +86,17 @@ pub fn parse(doc: &str) -> Result<El, String> {
         }
         rest = &rest[lt..];
         if let Some(r) = rest.strip_prefix("<?") {
-            rest = &r[r.find("?>").ok_or("unterminated declaration")? + 2..];
+            rest = &r[r.find("?>").ok_or(bad("unterminated declaration"))? + 2..];
         } else if let Some(r) = rest.strip_prefix("<!--") {
-            rest = &r[r.find("-->").ok_or("unterminated comment")? + 3..];
+            rest = &r[r.find("-->").ok_or(bad("unterminated comment"))? + 3..];
         } else if let Some(r) = rest.strip_prefix("</") {
-            let gt = r.find('>').ok_or("unterminated end tag")?;
-            let done = stack.pop().ok_or("unbalanced end tag")?;
-            let parent = stack.last_mut().ok_or("unbalanced end tag")?;
+            let gt = r.find('>').ok_or(bad("unterminated end tag"))?;
+            let done = stack.pop().ok_or(bad("unbalanced end tag"))?;
+            let parent = stack.last_mut().ok_or(bad("unbalanced end tag"))?;
             parent.children.push(done);
             rest = &r[gt + 1..];
         } else {
-            let gt = rest.find('>').ok_or("unterminated tag")?;
+            let gt = rest.find('>').ok_or(bad("unterminated tag"))?;
             let tag = &rest[1..gt];
             let self_closing = tag.ends_with('/');
             let tag = tag.trim_end_matches('/');
@@ -101,20 +107,18 @@ pub fn parse(doc: &str) -> Result<El, String> {
                 ..El::default()
             };
             if self_closing {
-                stack.last_mut().ok_or("no parent")?.children.push(el);
+                stack.last_mut().ok_or(bad("no parent"))?.children.push(el);
             } else {
                 stack.push(el);
             }
             rest = &rest[gt + 1..];
         }
     }
-    let mut top = stack.pop().ok_or("empty document")?;
+    let mut top = stack.pop().ok_or(bad("empty document"))?;
     if !stack.is_empty() {
-        return Err("unclosed element".into());
+        return Err(bad("unclosed element"));
     }
-    top.children
-        .pop()
-        .ok_or_else(|| "no root element".to_string())
+    top.children.pop().ok_or(bad("no root element"))
 }
 
 #[cfg(test)]
