@@ -45,6 +45,23 @@ fn b(v: Option<bool>) -> Option<&'static str> {
 
 struct TypeView<'a>(&'a InstanceTypeInfo);
 
+/// Where a filter's values go: one, if there is one, or each of a list.
+struct Out<'a>(&'a mut dyn FnMut(&str));
+
+impl Out<'_> {
+    fn s(&mut self, v: Option<&str>) {
+        if let Some(v) = v {
+            (self.0)(v)
+        }
+    }
+
+    fn list(&mut self, v: Option<&Vec<String>>) {
+        for x in v.into_iter().flatten() {
+            (self.0)(x)
+        }
+    }
+}
+
 impl Filterable for TypeView<'_> {
     fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
         let t = self.0;
@@ -67,85 +84,65 @@ impl Filterable for TypeView<'_> {
 
 /// The type's own filters.
 fn type_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
-    let mut s = |v: Option<&str>| {
-        if let Some(v) = v {
-            out(v)
-        }
-    };
-    let list = |v: Option<&Vec<String>>, out: &mut dyn FnMut(Option<&str>)| {
-        for x in v.into_iter().flatten() {
-            out(Some(x));
-        }
-    };
+    let mut o = Out(out);
     match name {
-        "auto-recovery-supported" => s(b(t.auto_recovery_supported)),
-        "bare-metal" => s(b(t.bare_metal)),
-        "burstable-performance-supported" => s(b(t.burstable_performance_supported)),
-        "current-generation" => s(b(t.current_generation)),
-        "dedicated-hosts-supported" => s(b(t.dedicated_hosts_supported)),
-        "free-tier-eligible" => s(b(t.free_tier_eligible)),
-        "hibernation-supported" => s(b(t.hibernation_supported)),
-        "instance-storage-supported" => s(b(t.instance_storage_supported)),
-        "hypervisor" => s(t.hypervisor.as_deref()),
-        "instance-type" => s(t.instance_type.as_deref()),
-        "nitro-enclaves-support" => s(t.nitro_enclaves_support.as_deref()),
-        "nitro-tpm-support" => s(t.nitro_tpm_support.as_deref()),
-        "reboot-migration-support" => s(t.reboot_migration_support.as_deref()),
-        "nitro-tpm-info.supported-versions" => list(
+        "auto-recovery-supported" => o.s(b(t.auto_recovery_supported)),
+        "bare-metal" => o.s(b(t.bare_metal)),
+        "burstable-performance-supported" => o.s(b(t.burstable_performance_supported)),
+        "current-generation" => o.s(b(t.current_generation)),
+        "dedicated-hosts-supported" => o.s(b(t.dedicated_hosts_supported)),
+        "free-tier-eligible" => o.s(b(t.free_tier_eligible)),
+        "hibernation-supported" => o.s(b(t.hibernation_supported)),
+        "instance-storage-supported" => o.s(b(t.instance_storage_supported)),
+        "hypervisor" => o.s(t.hypervisor.as_deref()),
+        "instance-type" => o.s(t.instance_type.as_deref()),
+        "nitro-enclaves-support" => o.s(t.nitro_enclaves_support.as_deref()),
+        "nitro-tpm-support" => o.s(t.nitro_tpm_support.as_deref()),
+        "reboot-migration-support" => o.s(t.reboot_migration_support.as_deref()),
+        "nitro-tpm-info.supported-versions" => o.list(
             t.nitro_tpm_info
                 .as_ref()
                 .and_then(|n| n.supported_versions.as_ref()),
-            &mut s,
         ),
-        "supported-boot-mode" => list(t.supported_boot_modes.as_ref(), &mut s),
-        "supported-root-device-type" => list(t.supported_root_device_types.as_ref(), &mut s),
-        "supported-usage-class" => list(t.supported_usage_classes.as_ref(), &mut s),
-        "supported-virtualization-type" => list(t.supported_virtualization_types.as_ref(), &mut s),
+        "supported-boot-mode" => o.list(t.supported_boot_modes.as_ref()),
+        "supported-root-device-type" => o.list(t.supported_root_device_types.as_ref()),
+        "supported-usage-class" => o.list(t.supported_usage_classes.as_ref()),
+        "supported-virtualization-type" => o.list(t.supported_virtualization_types.as_ref()),
         _ => {}
     }
 }
 
 /// `vcpu-info.*`, `processor-info.*` and `memory-info.*`.
 fn cpu_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
-    let mut s = |v: Option<&str>| {
-        if let Some(v) = v {
-            out(v)
-        }
-    };
-    let list = |v: Option<&Vec<String>>, out: &mut dyn FnMut(Option<&str>)| {
-        for x in v.into_iter().flatten() {
-            out(Some(x));
-        }
-    };
-    let num = |v: Option<String>| v;
+    let mut o = Out(out);
     let vcpu = t.v_cpu_info.as_ref();
     let cpu = t.processor_info.as_ref();
     match name {
-        "memory-info.size-in-mib" => s(num(t
+        "memory-info.size-in-mib" => o.s((t
             .memory_info
             .as_ref()
             .and_then(|m| m.size_in_mi_b)
             .map(|v| v.to_string()))
         .as_deref()),
         "processor-info.supported-architecture" => {
-            list(cpu.and_then(|c| c.supported_architectures.as_ref()), &mut s)
+            o.list(cpu.and_then(|c| c.supported_architectures.as_ref()))
         }
         "processor-info.supported-features" => {
-            list(cpu.and_then(|c| c.supported_features.as_ref()), &mut s)
+            o.list(cpu.and_then(|c| c.supported_features.as_ref()))
         }
-        "processor-info.sustained-clock-speed-in-ghz" => s(cpu
+        "processor-info.sustained-clock-speed-in-ghz" => o.s(cpu
             .and_then(|c| c.sustained_clock_speed_in_ghz)
             .map(|v| v.to_string())
             .as_deref()),
-        "vcpu-info.default-vcpus" => s(vcpu
+        "vcpu-info.default-vcpus" => o.s(vcpu
             .and_then(|v| v.default_v_cpus)
             .map(|v| v.to_string())
             .as_deref()),
-        "vcpu-info.default-cores" => s(vcpu
+        "vcpu-info.default-cores" => o.s(vcpu
             .and_then(|v| v.default_cores)
             .map(|v| v.to_string())
             .as_deref()),
-        "vcpu-info.default-threads-per-core" => s(vcpu
+        "vcpu-info.default-threads-per-core" => o.s(vcpu
             .and_then(|v| v.default_threads_per_core)
             .map(|v| v.to_string())
             .as_deref()),
@@ -155,7 +152,7 @@ fn cpu_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
                 .into_iter()
                 .flatten()
             {
-                s(Some(&c.to_string()));
+                o.s(Some(&c.to_string()));
             }
         }
         "vcpu-info.valid-threads-per-core" => {
@@ -164,7 +161,7 @@ fn cpu_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
                 .into_iter()
                 .flatten()
             {
-                s(Some(&c.to_string()));
+                o.s(Some(&c.to_string()));
             }
         }
         _ => {}
@@ -173,43 +170,43 @@ fn cpu_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
 
 /// `ebs-info.*`.
 fn ebs_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
-    let mut s = |v: Option<&str>| {
-        if let Some(v) = v {
-            out(v)
-        }
-    };
+    let mut o = Out(out);
     let ebs = t.ebs_info.as_ref();
     let opt = ebs.and_then(|e| e.ebs_optimized_info.as_ref());
     match name {
-        "ebs-info.attachment-limit-type" => s(ebs.and_then(|e| e.attachment_limit_type.as_deref())),
-        "ebs-info.maximum-ebs-attachments" => s(ebs
+        "ebs-info.attachment-limit-type" => {
+            o.s(ebs.and_then(|e| e.attachment_limit_type.as_deref()))
+        }
+        "ebs-info.maximum-ebs-attachments" => o.s(ebs
             .and_then(|e| e.maximum_ebs_attachments)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-support" => s(ebs.and_then(|e| e.ebs_optimized_support.as_deref())),
-        "ebs-info.encryption-support" => s(ebs.and_then(|e| e.encryption_support.as_deref())),
-        "ebs-info.nvme-support" => s(ebs.and_then(|e| e.nvme_support.as_deref())),
-        "ebs-info.ebs-optimized-info.baseline-bandwidth-in-mbps" => s(opt
+        "ebs-info.ebs-optimized-support" => {
+            o.s(ebs.and_then(|e| e.ebs_optimized_support.as_deref()))
+        }
+        "ebs-info.encryption-support" => o.s(ebs.and_then(|e| e.encryption_support.as_deref())),
+        "ebs-info.nvme-support" => o.s(ebs.and_then(|e| e.nvme_support.as_deref())),
+        "ebs-info.ebs-optimized-info.baseline-bandwidth-in-mbps" => o.s(opt
             .and_then(|o| o.baseline_bandwidth_in_mbps)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-info.baseline-iops" => s(opt
+        "ebs-info.ebs-optimized-info.baseline-iops" => o.s(opt
             .and_then(|o| o.baseline_iops)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-info.baseline-throughput-in-mbps" => s(opt
+        "ebs-info.ebs-optimized-info.baseline-throughput-in-mbps" => o.s(opt
             .and_then(|o| o.baseline_throughput_in_m_bps)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-info.maximum-bandwidth-in-mbps" => s(opt
+        "ebs-info.ebs-optimized-info.maximum-bandwidth-in-mbps" => o.s(opt
             .and_then(|o| o.maximum_bandwidth_in_mbps)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-info.maximum-iops" => s(opt
+        "ebs-info.ebs-optimized-info.maximum-iops" => o.s(opt
             .and_then(|o| o.maximum_iops)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-info.maximum-throughput-in-mbps" => s(opt
+        "ebs-info.ebs-optimized-info.maximum-throughput-in-mbps" => o.s(opt
             .and_then(|o| o.maximum_throughput_in_m_bps)
             .map(|v| v.to_string())
             .as_deref()),
@@ -219,20 +216,16 @@ fn ebs_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
 
 /// `instance-storage-info.*`.
 fn storage_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
-    let mut s = |v: Option<&str>| {
-        if let Some(v) = v {
-            out(v)
-        }
-    };
+    let mut o = Out(out);
     let store = t.instance_storage_info.as_ref();
     match name {
-        "instance-storage-info.total-size-in-gb" => s(store
+        "instance-storage-info.total-size-in-gb" => o.s(store
             .and_then(|i| i.total_size_in_gb)
             .map(|v| v.to_string())
             .as_deref()),
-        "instance-storage-info.nvme-support" => s(store.and_then(|i| i.nvme_support.as_deref())),
+        "instance-storage-info.nvme-support" => o.s(store.and_then(|i| i.nvme_support.as_deref())),
         "instance-storage-info.encryption-support" => {
-            s(store.and_then(|i| i.encryption_support.as_deref()))
+            o.s(store.and_then(|i| i.encryption_support.as_deref()))
         }
         "instance-storage-info.disk.count"
         | "instance-storage-info.disk.size-in-gb"
@@ -243,7 +236,7 @@ fn storage_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
                     "instance-storage-info.disk.size-in-gb" => d.size_in_gb.map(|v| v.to_string()),
                     _ => d.r#type.clone(),
                 };
-                s(v.as_deref());
+                o.s(v.as_deref());
             }
         }
         _ => {}
@@ -252,51 +245,44 @@ fn storage_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
 
 /// `network-info.*`.
 fn network_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
-    let mut s = |v: Option<&str>| {
-        if let Some(v) = v {
-            out(v)
-        }
-    };
-    let list = |v: Option<&Vec<String>>, out: &mut dyn FnMut(Option<&str>)| {
-        for x in v.into_iter().flatten() {
-            out(Some(x));
-        }
-    };
+    let mut o = Out(out);
     let net = t.network_info.as_ref();
     match name {
-        "network-info.efa-supported" => s(b(net.and_then(|n| n.efa_supported))),
-        "network-info.ena-support" => s(net.and_then(|n| n.ena_support.as_deref())),
+        "network-info.efa-supported" => o.s(b(net.and_then(|n| n.efa_supported))),
+        "network-info.ena-support" => o.s(net.and_then(|n| n.ena_support.as_deref())),
         "network-info.encryption-in-transit-supported" => {
-            s(b(net.and_then(|n| n.encryption_in_transit_supported)))
+            o.s(b(net.and_then(|n| n.encryption_in_transit_supported)))
         }
-        "network-info.ipv6-supported" => s(b(net.and_then(|n| n.ipv6_supported))),
+        "network-info.ipv6-supported" => o.s(b(net.and_then(|n| n.ipv6_supported))),
         "network-info.flexible-ena-queues-support" => {
-            s(net.and_then(|n| n.flexible_ena_queues_support.as_deref()))
+            o.s(net.and_then(|n| n.flexible_ena_queues_support.as_deref()))
         }
-        "network-info.ipv4-addresses-per-interface" => s(net
+        "network-info.ipv4-addresses-per-interface" => o.s(net
             .and_then(|n| n.ipv4_addresses_per_interface)
             .map(|v| v.to_string())
             .as_deref()),
-        "network-info.ipv6-addresses-per-interface" => s(net
+        "network-info.ipv6-addresses-per-interface" => o.s(net
             .and_then(|n| n.ipv6_addresses_per_interface)
             .map(|v| v.to_string())
             .as_deref()),
-        "network-info.maximum-network-cards" => s(net
+        "network-info.maximum-network-cards" => o.s(net
             .and_then(|n| n.maximum_network_cards)
             .map(|v| v.to_string())
             .as_deref()),
-        "network-info.maximum-network-interfaces" => s(net
+        "network-info.maximum-network-interfaces" => o.s(net
             .and_then(|n| n.maximum_network_interfaces)
             .map(|v| v.to_string())
             .as_deref()),
-        "network-info.network-performance" => s(net.and_then(|n| n.network_performance.as_deref())),
-        "network-info.efa-info.maximum-efa-interfaces" => s(net
+        "network-info.network-performance" => {
+            o.s(net.and_then(|n| n.network_performance.as_deref()))
+        }
+        "network-info.efa-info.maximum-efa-interfaces" => o.s(net
             .and_then(|n| n.efa_info.as_ref())
             .and_then(|e| e.maximum_efa_interfaces)
             .map(|v| v.to_string())
             .as_deref()),
         "network-info.bandwidth-weightings" => {
-            list(net.and_then(|n| n.bandwidth_weightings.as_ref()), &mut s)
+            o.list(net.and_then(|n| n.bandwidth_weightings.as_ref()))
         }
         _ => {}
     }
