@@ -3,13 +3,16 @@
 per second, and memory per idle instance, against a fresh release `kumo serve --driver ns`
 (or `--driver vm`: QEMU, under TCG where KVM does not work, so fewer and slower boots).
 
-Usage: bench/ns_boot.py [--driver ns|vm] [--instances N] [--burst M]
+Usage: bench/ns_boot.py [--driver ns|vm] [--instances N] [--burst M] [--vpcs K]
 (after `cargo build --release -p kumo`,
 `kumo image build`, and `scripts/test` once for the Python clients in .venv; run as root).
 
 Each figure is printed next to a baseline measured in the same run: the RunInstances call's
 own latency (the API's share of a boot), so boots can be compared as ratios on a noisy
-machine."""
+machine. Under `ns` it also times the firewall sync: a security-group change in a VPC with
+running instances, before and after K more VPCs with running instances exist (incremental:
+the ratio stays near 1), against an Elastic IP association, which re-renders every VPC of
+the account and region, and DescribeSecurityGroups as the API's floor."""
 
 import argparse
 import glob
@@ -55,6 +58,7 @@ def main():
     ap.add_argument("--driver", choices=["ns", "vm"], default="ns")
     ap.add_argument("--instances", type=int, help="sequential launches to time (ns 10, vm 3)")
     ap.add_argument("--burst", type=int, help="instances in one RunInstances call (ns 20, vm 3)")
+    ap.add_argument("--vpcs", type=int, default=8, help="VPCs with a running instance added before the second firewall timing (ns)")
     args = ap.parse_args()
     vm = args.driver == "vm"
     args.instances = args.instances or (3 if vm else 10)
@@ -116,6 +120,9 @@ def main():
         took = time.time() - t
         print(f"{args.burst} instances in one call: API {api_burst * 1000:.0f} ms, all SSH-ready in {took:.2f} s: {args.burst / took:.2f} instances started per second")
 
+        if not vm:
+            firewall_sync(ec2, ami, sg, burst[0]["InstanceId"], args.vpcs, wait)
+
         time.sleep(3)
         total = 0
         n = 0
@@ -132,6 +139,53 @@ def main():
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def timed(f, n=15):
+    """The median seconds of `n` calls of f."""
+    out = []
+    for _ in range(n):
+        t = time.time()
+        f()
+        out.append(time.time() - t)
+    return statistics.median(out)
+
+
+def firewall_sync(ec2, ami, sg, instance, vpcs, wait):
+    """A rule change answers once the firewall has it: its cost is the re-render of the VPCs
+    it reaches. Timed in the default VPC (with the launches' instances running) alone, then
+    with `vpcs` more VPCs that each run an instance."""
+    rule = [{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]
+
+    def change():
+        ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=rule)
+        ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=rule)
+
+    alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+
+    def move_eip():
+        a = ec2.associate_address(AllocationId=alloc, InstanceId=instance)["AssociationId"]
+        ec2.disassociate_address(AssociationId=a)
+
+    def describe():
+        ec2.describe_security_groups(GroupIds=[sg])
+        ec2.describe_security_groups(GroupIds=[sg])
+
+    base = timed(describe)
+    one = timed(change)
+    eip_one = timed(move_eip)
+    launched = []
+    for n in range(vpcs):
+        v = ec2.create_vpc(CidrBlock=f"10.{100 + n}.0.0/16")["Vpc"]["VpcId"]
+        sub = ec2.create_subnet(VpcId=v, CidrBlock=f"10.{100 + n}.1.0/24")["Subnet"]["SubnetId"]
+        launched.append(ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1, SubnetId=sub)["Instances"][0]["InstanceId"])
+    ec2.get_waiter("instance_running").wait(InstanceIds=launched, WaiterConfig={"Delay": 1, "MaxAttempts": wait})
+    many = timed(change)
+    eip_many = timed(move_eip)
+    print(f"baseline DescribeSecurityGroups x2: p50 {base * 1000:.1f} ms")
+    print(f"security-group change (authorize + revoke), 1 VPC running: p50 {one * 1000:.1f} ms; with {vpcs} more VPCs running: p50 {many * 1000:.1f} ms")
+    print(f"ratio change/baseline: {one / base:.2f} with 1 VPC, {many / base:.2f} with {vpcs + 1}; ratio {vpcs + 1} VPCs/1 VPC: {many / one:.2f} (incremental: near 1)")
+    print(f"Elastic IP associate + disassociate (re-renders every VPC of the region): p50 {eip_one * 1000:.1f} ms with 1 VPC, {eip_many * 1000:.1f} ms with {vpcs + 1}; ratio {eip_many / eip_one:.2f}")
 
 
 def driver_prefix(data_dir):
