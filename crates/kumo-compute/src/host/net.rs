@@ -27,6 +27,52 @@ pub fn run(cmd: &str, args: &[&str]) -> Result<String, ComputeError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs many `ip` commands (one per line, without the `ip`) in one process (`ip -batch`):
+/// with `force`, it goes on past a failing line.
+pub fn ip_batch(lines: &[String], force: bool) -> Result<(), ComputeError> {
+    let args: &[&str] = if force {
+        &["-force", "-batch", "-"]
+    } else {
+        &["-batch", "-"]
+    };
+    batch(args, lines)
+}
+
+/// Like [`ip_batch`] (stopping at the first failure), inside a named network namespace.
+pub fn ip_batch_in(netns: &str, lines: &[String]) -> Result<(), ComputeError> {
+    batch(&["-n", netns, "-batch", "-"], lines)
+}
+
+fn batch(args: &[&str], lines: &[String]) -> Result<(), ComputeError> {
+    use std::io::Write;
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let mut child = Command::new("ip")
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| ComputeError::io("cannot run ip", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let script = lines.join("\n") + "\n";
+        stdin
+            .write_all(script.as_bytes())
+            .map_err(|e| ComputeError::io("ip -batch", e))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| ComputeError::io("ip -batch", e))?;
+    if !out.status.success() {
+        return Err(ComputeError::Command {
+            command: format!("ip {}: {}", args.join(" "), lines.join("; ")),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
 /// Like [`ip`], for clean-up: a failure is logged, not returned.
 pub fn ip_quiet(args: &[&str]) {
     if let Err(e) = ip(args) {

@@ -5,7 +5,7 @@
 //! VPC's CIDR. A guest's link (an `ns` veth or a `vm` tap) is routed into it, not bridged
 //! ([`route_guest`]), so all traffic between instances crosses the firewall.
 
-use super::net::{self, ip, ip_quiet, short};
+use super::net::{self, ip, ip_batch, ip_quiet, short};
 use super::{apply_rules, bind_in, bind_udp_in};
 use crate::services::dhcp::{Lease, Leases};
 use crate::services::firewall::Firewall;
@@ -292,22 +292,25 @@ impl Vpcs {
             return Ok(());
         };
         apply_rules(&v.ns, fw)?;
-        // The host reaches the public addresses through the VPC that holds them.
+        // The host reaches the public addresses through the VPC that holds them. Only what
+        // changed is routed anew, in one `ip` process: a render that moved no address (a
+        // rule change) spawns none.
         let want: Vec<String> = fw.public.iter().map(|(p, _)| p.clone()).collect();
-        for gone in v.public.iter().filter(|p| !want.contains(p)) {
-            ip_quiet(&["route", "delete", &format!("{gone}/32")]);
+        let gone: Vec<String> = v
+            .public
+            .iter()
+            .filter(|p| !want.contains(p))
+            .map(|p| format!("route delete {p}/32 dev {}", v.host_if))
+            .collect();
+        if let Err(e) = ip_batch(&gone, true) {
+            tracing::debug!(error = %e, "a public address's old route was already gone");
         }
-        for p in &want {
-            ip(&[
-                "route",
-                "replace",
-                &format!("{p}/32"),
-                "via",
-                &v.gateway,
-                "dev",
-                &v.host_if,
-            ])?;
-        }
+        let new: Vec<String> = want
+            .iter()
+            .filter(|p| !v.public.contains(p))
+            .map(|p| format!("route replace {p}/32 via {} dev {}", v.gateway, v.host_if))
+            .collect();
+        ip_batch(&new, false)?;
         v.public = want;
         *lock(&v.dns_public) = fw.public.clone();
         Ok(())
@@ -327,48 +330,25 @@ pub(crate) fn route_guest(
 ) -> Result<(), ComputeError> {
     let gw = net::gateway(&n.subnet_cidr)
         .ok_or_else(|| ComputeError::Guest(format!("bad subnet CIDR {}", n.subnet_cidr)))?;
-    net::run(
-        "ip",
-        &[
-            "netns",
-            "exec",
-            vpc_ns,
-            "sysctl",
-            "-qw",
-            &format!("net.ipv4.conf.{link}.proxy_arp=1"),
-        ],
-    )?;
-    ip(&["-n", vpc_ns, "link", "set", link, "up"])?;
+    // Proxy ARP, written from a thread inside the namespace (its /proc/sys/net is the
+    // namespace's), then the link's routes in one `ip` process: a boot spawns one process for
+    // this, not one per address.
+    let knob = format!("/proc/sys/net/ipv4/conf/{link}/proxy_arp");
+    super::in_netns(vpc_ns, "turn on proxy ARP", move || {
+        std::fs::write(&knob, "1")
+    })?;
+    let mut lines = vec![format!("link set {link} up")];
     for a in std::iter::once(&n.private_ip).chain(&n.secondary_ips) {
-        ip(&[
-            "-n",
-            vpc_ns,
-            "route",
-            "replace",
-            &format!("{a}/32"),
-            "dev",
-            link,
-            "src",
-            &gw,
-        ])?;
+        lines.push(format!("route replace {a}/32 dev {link} src {gw}"));
     }
     for p in &n.prefixes {
-        ip(&["-n", vpc_ns, "route", "replace", p, "dev", link])?;
+        lines.push(format!("route replace {p} dev {link}"));
     }
-    ip(&[
-        "-n",
-        vpc_ns,
-        "neigh",
-        "replace",
-        &n.private_ip,
-        "lladdr",
-        &n.mac,
-        "dev",
-        link,
-        "nud",
-        "permanent",
-    ])?;
-    Ok(())
+    lines.push(format!(
+        "neigh replace {} lladdr {} dev {link} nud permanent",
+        n.private_ip, n.mac
+    ));
+    net::ip_batch_in(vpc_ns, &lines)
 }
 
 /// What the subnet's DHCP server gives an instance's interface.

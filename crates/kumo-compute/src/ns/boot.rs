@@ -159,10 +159,15 @@ fn drive(
         "netns",
         netns,
     ])?;
-    ip(&["-n", netns, "link", "set", "lo", "up"])?;
     // The interface has its MAC; its addresses come from the subnet's DHCP server (the
     // primary) and the metadata (the secondaries), as the guest's init asks.
-    ip(&["-n", netns, "link", "set", "eth0", "address", &n.mac])?;
+    crate::host::net::ip_batch_in(
+        netns,
+        &[
+            "link set lo up".to_string(),
+            format!("link set eth0 address {}", n.mac),
+        ],
+    )?;
     route_guest(&net.vpc_ns, &host_side, n)?;
     net.leases.set(&n.mac, lease_for(spec)?);
     let addr: IpAddr = n
