@@ -206,6 +206,9 @@ pub(crate) struct Machine<K: Kind> {
     pub(crate) host: Arc<Host>,
     pub(crate) kind: Arc<K>,
     pub(crate) slot: Mutex<Slot<K::Up>>,
+    /// Whether the slot is `Down`, readable without its lock: the driver's map is filtered
+    /// by it and must not wait for a guest busy with an operation.
+    down: std::sync::atomic::AtomicBool,
     /// Set once the instance is destroyed (terminated): a boot still under way then
     /// releases everything, its run directory too.
     pub(crate) destroyed: std::sync::atomic::AtomicBool,
@@ -225,7 +228,7 @@ impl<K: Kind> Machine<K> {
     }
 
     fn is_down(&self) -> bool {
-        matches!(*self.lock(), Slot::Down)
+        self.down.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Takes the running guest out (leaving it busy), if it runs.
@@ -242,7 +245,10 @@ impl<K: Kind> Machine<K> {
     }
 
     fn set(&self, s: Slot<K::Up>) {
-        *self.lock() = s;
+        let mut g = self.lock();
+        self.down
+            .store(matches!(s, Slot::Down), std::sync::atomic::Ordering::SeqCst);
+        *g = s;
     }
 
     fn boot(&self, spec: &InstanceSpec) -> Result<(), ComputeError> {
@@ -532,6 +538,7 @@ impl<K: Kind> Driver for Fleet<K> {
                 host: self.host.clone(),
                 kind: self.kind.clone(),
                 slot: Mutex::new(Slot::Busy),
+                down: Default::default(),
                 destroyed: Default::default(),
             });
             map.insert(spec.id.clone(), m.clone());
