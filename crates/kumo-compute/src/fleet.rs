@@ -227,6 +227,15 @@ impl<K: Kind> Machine<K> {
         }
     }
 
+    /// Like [`Machine::with_up`], for an operation that fails on a guest that does not run.
+    pub(crate) fn up<T>(
+        &self,
+        f: impl FnOnce(&mut K::Up) -> Result<T, ComputeError>,
+    ) -> Result<T, ComputeError> {
+        self.with_up(f)
+            .unwrap_or_else(|| Err(ComputeError::Unknown(self.id.clone())))
+    }
+
     fn is_down(&self) -> bool {
         self.down.load(std::sync::atomic::Ordering::SeqCst)
     }
@@ -418,11 +427,11 @@ impl<K: Kind> Guest for Machine<K> {
     }
 
     fn send_command(&self, command_id: &str, script: &str) -> Result<(), ComputeError> {
-        self.with_up(|up| {
+        self.up(|up| {
             let p = K::proc(up);
             p.net.imds.queue(p.ip, command_id, script);
+            Ok(())
         })
-        .ok_or_else(|| ComputeError::Unknown(self.id.clone()))
     }
 
     fn cpu_usage_ns(&self) -> Option<u64> {
@@ -430,9 +439,7 @@ impl<K: Kind> Guest for Machine<K> {
     }
 
     fn set_cpu_cap(&self, cores: Option<f64>) -> Result<(), ComputeError> {
-        let vcpus = self
-            .with_up(|up| K::proc(up).spec.vcpus.max(1))
-            .ok_or_else(|| ComputeError::Unknown(self.id.clone()))?;
+        let vcpus = self.up(|up| Ok(K::proc(up).spec.vcpus.max(1)))?;
         let quota = match cores {
             Some(c) => ((c * 100_000.0) as u64).max(1000),
             None => u64::from(vcpus) * 100_000,

@@ -10,7 +10,7 @@
 mod boot;
 pub mod helper;
 
-use crate::fleet::{Fleet, Kind, Machine, Proc, Slot};
+use crate::fleet::{Fleet, Kind, Machine, Proc};
 use crate::host::net;
 use crate::host::vpc::GuestNet;
 use crate::services::hostkeys::HostKeys;
@@ -126,27 +126,25 @@ impl Kind for Ns {
     }
 
     fn attach(m: &Machine<Ns>, v: &VolumeSpec) -> Result<(), ComputeError> {
-        let mut g = m.lock();
-        let Slot::Up(up) = &mut *g else {
-            return Err(ComputeError::Unknown(m.id.clone()));
-        };
-        if up.volumes.contains_key(&v.volume_id) {
-            return Ok(());
-        }
-        let v = &with_device(
-            v,
-            up.volumes
-                .values()
-                .map(|l| &l.spec)
-                .chain(up.ephemeral.iter().map(|(d, _)| d)),
-        );
-        let lv = LiveVolume::start(&m.host.run_dir(&m.id), &guest_root(up.proc.pid), v)?;
-        let p = &mut up.proc;
-        p.spec.volumes.retain(|x| x.volume_id != v.volume_id);
-        p.spec.volumes.push(v.clone());
-        up.volumes.insert(v.volume_id.clone(), lv);
-        tracing::info!(instance = %m.id, volume = %v.volume_id, device = %v.device, "volume attached");
-        Ok(())
+        m.up(|up| {
+            if up.volumes.contains_key(&v.volume_id) {
+                return Ok(());
+            }
+            let v = &with_device(
+                v,
+                up.volumes
+                    .values()
+                    .map(|l| &l.spec)
+                    .chain(up.ephemeral.iter().map(|(d, _)| d)),
+            );
+            let lv = LiveVolume::start(&m.host.run_dir(&m.id), &guest_root(up.proc.pid), v)?;
+            let p = &mut up.proc;
+            p.spec.volumes.retain(|x| x.volume_id != v.volume_id);
+            p.spec.volumes.push(v.clone());
+            up.volumes.insert(v.volume_id.clone(), lv);
+            tracing::info!(instance = %m.id, volume = %v.volume_id, device = %v.device, "volume attached");
+            Ok(())
+        })
     }
 
     fn busy(m: &Machine<Ns>, volume_id: &str) -> bool {

@@ -8,7 +8,7 @@ mod qemu;
 
 pub use qemu::{unavailable, VmConfig};
 
-use crate::fleet::{Fleet, Kind, Machine, Proc, Slot};
+use crate::fleet::{Fleet, Kind, Machine, Proc};
 use crate::host::vpc::GuestNet;
 use crate::services::guest_files::dev_entry;
 use crate::services::imds::Imds;
@@ -104,34 +104,32 @@ impl Kind for Vm {
     }
 
     fn attach(m: &Machine<Vm>, v: &VolumeSpec) -> Result<(), ComputeError> {
-        let mut g = m.lock();
-        let Slot::Up(up) = &mut *g else {
-            return Err(ComputeError::Unknown(m.id.clone()));
-        };
-        if up.disks.contains_key(&v.volume_id) {
-            return Ok(());
-        }
-        let v = with_device(v, up.disks.values().map(|(d, _)| d).chain(&up.ephemeral));
-        let port = (1..=qemu::PORTS - up.ephemeral.len() as u32)
-            .find(|p| !up.disks.values().any(|(_, q)| q == p))
-            .ok_or_else(|| ComputeError::Guest("no free slot for another volume".into()))?;
-        // The guest learns the disk's EC2 names before it appears.
-        up.disks.insert(v.volume_id.clone(), (v.clone(), port));
-        let (key, names) = dev_entry(&v);
-        up.proc.files.insert(key, names);
-        up.proc.publish();
-        if let Err(e) = qmp(&up.qmp, &qemu::plug(&v.volume_id, &v.file, port)) {
-            up.disks.remove(&v.volume_id);
-            let _ = qmp(
-                &up.qmp,
-                &[serde_json::json!({"execute": "blockdev-del", "arguments": {"node-name": node(&v.volume_id)}}).to_string()],
-            );
-            return Err(e);
-        }
-        up.proc.spec.volumes.retain(|x| x.volume_id != v.volume_id);
-        up.proc.spec.volumes.push(v.clone());
-        tracing::info!(instance = %m.id, volume = %v.volume_id, device = %v.device, port, "volume hot-plugged");
-        Ok(())
+        m.up(|up| {
+            if up.disks.contains_key(&v.volume_id) {
+                return Ok(());
+            }
+            let v = with_device(v, up.disks.values().map(|(d, _)| d).chain(&up.ephemeral));
+            let port = (1..=qemu::PORTS - up.ephemeral.len() as u32)
+                .find(|p| !up.disks.values().any(|(_, q)| q == p))
+                .ok_or_else(|| ComputeError::Guest("no free slot for another volume".into()))?;
+            // The guest learns the disk's EC2 names before it appears.
+            up.disks.insert(v.volume_id.clone(), (v.clone(), port));
+            let (key, names) = dev_entry(&v);
+            up.proc.files.insert(key, names);
+            up.proc.publish();
+            if let Err(e) = qmp(&up.qmp, &qemu::plug(&v.volume_id, &v.file, port)) {
+                up.disks.remove(&v.volume_id);
+                let _ = qmp(
+                    &up.qmp,
+                    &[serde_json::json!({"execute": "blockdev-del", "arguments": {"node-name": node(&v.volume_id)}}).to_string()],
+                );
+                return Err(e);
+            }
+            up.proc.spec.volumes.retain(|x| x.volume_id != v.volume_id);
+            up.proc.spec.volumes.push(v.clone());
+            tracing::info!(instance = %m.id, volume = %v.volume_id, device = %v.device, port, "volume hot-plugged");
+            Ok(())
+        })
     }
 
     fn busy(m: &Machine<Vm>, volume_id: &str) -> bool {
