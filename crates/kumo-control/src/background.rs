@@ -17,7 +17,7 @@ pub fn start<H>(k: H) -> std::io::Result<()>
 where
     H: AsRef<Kumo> + Clone + Send + 'static,
 {
-    let real = k.as_ref().driver_name() != "null";
+    let real = k.as_ref().compute.driver.runs_guests();
     let queue = k.as_ref().boot_queue();
     spawn("kumo-boot", k.clone(), move |k| {
         k.recover();

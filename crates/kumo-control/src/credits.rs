@@ -292,9 +292,13 @@ pub fn ledger(
         "baseline_percent_per_vcpu": b.baseline_pct,
         "vcpus": b.vcpus,
         "cpu_usage_percent": (r.cpu_usage_pct * 10.0).round() / 10.0,
-        "usage_source": match k.driver_name() {
-            "null" => "null driver: no guest runs, so usage is 0 %".to_string(),
-            d => format!("{d} driver: the guest's cgroup CPU time over the last second"),
+        "usage_source": if k.compute.driver.runs_guests() {
+            format!(
+                "{} driver: the guest's cgroup CPU time over the last second",
+                k.driver_name()
+            )
+        } else {
+            "null driver: no guest runs, so usage is 0 %".to_string()
         },
         "throttled_to_baseline": crate::host::capped(k, &r.id).unwrap_or(l.throttled(&mode)),
     }))
