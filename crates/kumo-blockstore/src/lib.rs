@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use thiserror::Error;
+
+mod pool;
 
 #[derive(Debug, Error)]
 pub enum BlockError {
@@ -16,16 +19,31 @@ pub enum BlockError {
 }
 
 /// Where volume files live: `<data dir>/volumes/<volume id>.qcow2`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BlockStore {
     dir: PathBuf,
-    /// New-image templates by (backing layer, size in bytes): their length and non-zero
-    /// 4 KiB blocks.
-    templates: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<TemplateKey, Template>>>,
+    templates: Arc<Templates>,
+    /// Empty images made ahead of need (see [`pool`]).
+    pool: Arc<pool::Pool>,
 }
 
-type TemplateKey = (Option<String>, u64);
-type Template = std::sync::Arc<(u64, Vec<(u64, Vec<u8>)>)>;
+impl std::fmt::Debug for BlockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockStore")
+            .field("dir", &self.dir)
+            .finish()
+    }
+}
+
+/// New-image templates by (backing layer, size in bytes): their length and non-zero 4 KiB
+/// blocks, made with `qemu-img` on first use and kept in memory.
+struct Templates {
+    dir: PathBuf,
+    made: std::sync::Mutex<std::collections::HashMap<TemplateKey, Template>>,
+}
+
+type TemplateKey = pool::Kind;
+type Template = Arc<(u64, Vec<(u64, Vec<u8>)>)>;
 
 static TEMPLATE_SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -49,9 +67,22 @@ impl BlockStore {
     pub fn open(data_dir: &Path) -> Result<BlockStore, BlockError> {
         let dir = data_dir.join("volumes");
         std::fs::create_dir_all(&dir)?;
+        let templates = Arc::new(Templates {
+            dir: dir.clone(),
+            made: Default::default(),
+        });
+        let t = templates.clone();
+        let make: pool::Maker = Arc::new(move |path, kind| {
+            let tpl = t
+                .get(kind.0.as_deref(), kind.1)
+                .map_err(std::io::Error::other)?;
+            write_copy(&tpl, path).map_err(std::io::Error::other)
+        });
+        let pool = pool::Pool::open(dir.join(".pool"), make)?;
         Ok(BlockStore {
             dir,
-            templates: Default::default(),
+            templates,
+            pool,
         })
     }
 
@@ -68,7 +99,16 @@ impl BlockStore {
     /// a blank image of the same size made once (tens of microseconds, where `qemu-img create`
     /// costs milliseconds: it matters when a launch makes a root volume per instance).
     pub fn create_blank(&self, volume_id: &str, size_gib: u64) -> Result<(), BlockError> {
-        self.copy_template(&self.path(volume_id), None, size_gib * GIB)
+        self.new_image(&self.path(volume_id), None, size_gib * GIB)
+    }
+
+    /// A new empty image, from the pool when one is ready there, else copied from the
+    /// template now. Either way the file holds the same bytes.
+    fn new_image(&self, path: &Path, backing: Option<&str>, size: u64) -> Result<(), BlockError> {
+        if self.pool.take(&(backing.map(str::to_string), size), path) {
+            return Ok(());
+        }
+        self.copy_template(path, backing, size)
     }
 
     /// Writes a new qcow2 file at `path`: empty, or an empty overlay on `backing` (a layer's
@@ -82,59 +122,7 @@ impl BlockStore {
         backing: Option<&str>,
         size: u64,
     ) -> Result<(), BlockError> {
-        let t = self.template(backing, size)?;
-        // Sparse: only the template's non-zero blocks are written, the rest left as holes.
-        use std::os::unix::fs::FileExt;
-        let out = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
-        let written =
-            t.1.iter()
-                .try_for_each(|(offset, block)| out.write_all_at(block, *offset));
-        if let Err(e) = written.and_then(|_| out.set_len(t.0)) {
-            let _ = std::fs::remove_file(path);
-            return Err(e.into());
-        }
-        Ok(())
-    }
-
-    /// The template for a backing layer and size, made with `qemu-img` on first use and kept
-    /// in memory.
-    fn template(&self, backing: Option<&str>, size: u64) -> Result<Template, BlockError> {
-        let key = (backing.map(str::to_string), size);
-        if let Some(t) = self
-            .templates
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return Ok(t.clone());
-        }
-        // Made beside the volumes, so that the relative backing name resolves as it will for
-        // the copies.
-        let n = TEMPLATE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = self
-            .dir
-            .join(format!(".template-{}-{n}.qcow2", std::process::id()));
-        let made = overlay_qcow2(&tmp, backing, size);
-        let bytes = made.and_then(|_| Ok(std::fs::read(&tmp)?));
-        let _ = std::fs::remove_file(&tmp);
-        let bytes = bytes?;
-        let blocks = bytes
-            .chunks(4096)
-            .enumerate()
-            .filter(|(_, c)| c.iter().any(|b| *b != 0))
-            .map(|(i, c)| ((i * 4096) as u64, c.to_vec()))
-            .collect();
-        let t: Template = std::sync::Arc::new((bytes.len() as u64, blocks));
-        let mut all = self.templates.lock().unwrap_or_else(|e| e.into_inner());
-        // A few KiB each; a bound keeps a long-lived server from collecting them forever.
-        if all.len() >= 256 {
-            all.clear();
-        }
-        all.insert(key, t.clone());
-        Ok(t)
+        write_copy(&self.templates.get(backing, size)?, path)
     }
 
     /// Grows a volume to `size_gib`.
@@ -236,7 +224,7 @@ impl BlockStore {
         snapshot_id: &str,
         size_gib: u64,
     ) -> Result<(), BlockError> {
-        self.copy_template(&self.path(volume_id), Some(snapshot_id), size_gib * GIB)?;
+        self.new_image(&self.path(volume_id), Some(snapshot_id), size_gib * GIB)?;
         if let Err(e) = self.copy_root_data(snapshot_id, volume_id) {
             let _ = self.delete(volume_id);
             return Err(e);
@@ -307,6 +295,8 @@ impl BlockStore {
     }
 
     pub fn delete(&self, volume_id: &str) -> Result<(), BlockError> {
+        // Pooled images stacked on this layer would name a file that is gone.
+        self.pool.forget_layer(volume_id);
         match std::fs::remove_dir_all(self.root_data(volume_id)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
             _ => {}
@@ -319,6 +309,7 @@ impl BlockStore {
 
     /// Deletes every volume file (reset). A file already gone is no error.
     pub fn clear(&self) -> Result<(), BlockError> {
+        self.pool.clear();
         let gone = |r: std::io::Result<()>| match r {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -332,6 +323,65 @@ impl BlockStore {
             }
         }
         Ok(())
+    }
+}
+
+/// Writes a template's copy at `path`, which must not exist yet. A qcow2 header names its
+/// backing file but holds nothing read from it, so the copy is the same file `qemu-img`
+/// would have made.
+fn write_copy(t: &Template, path: &Path) -> Result<(), BlockError> {
+    // Sparse: only the template's non-zero blocks are written, the rest left as holes.
+    use std::os::unix::fs::FileExt;
+    let out = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let written =
+        t.1.iter()
+            .try_for_each(|(offset, block)| out.write_all_at(block, *offset));
+    if let Err(e) = written.and_then(|_| out.set_len(t.0)) {
+        let _ = std::fs::remove_file(path);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+impl Templates {
+    /// The template for a backing layer and size.
+    fn get(&self, backing: Option<&str>, size: u64) -> Result<Template, BlockError> {
+        let key = (backing.map(str::to_string), size);
+        if let Some(t) = self
+            .made
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return Ok(t.clone());
+        }
+        // Made beside the volumes, so that the relative backing name resolves as it will for
+        // the copies.
+        let n = TEMPLATE_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!(".template-{}-{n}.qcow2", std::process::id()));
+        let made = overlay_qcow2(&tmp, backing, size);
+        let bytes = made.and_then(|_| Ok(std::fs::read(&tmp)?));
+        let _ = std::fs::remove_file(&tmp);
+        let bytes = bytes?;
+        let blocks = bytes
+            .chunks(4096)
+            .enumerate()
+            .filter(|(_, c)| c.iter().any(|b| *b != 0))
+            .map(|(i, c)| ((i * 4096) as u64, c.to_vec()))
+            .collect();
+        let t: Template = Arc::new((bytes.len() as u64, blocks));
+        let mut all = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        // A few KiB each; a bound keeps a long-lived server from collecting them forever.
+        if all.len() >= 256 {
+            all.clear();
+        }
+        all.insert(key, t.clone());
+        Ok(t)
     }
 }
 
@@ -400,6 +450,52 @@ mod tests {
             .unwrap();
         out.status.success()
             && !String::from_utf8_lossy(&out.stdout).contains("Pattern verification failed")
+    }
+
+    #[test]
+    fn pooled_images_are_real_and_their_own() {
+        let dir = std::env::temp_dir().join(format!("kumo-blockstore-pool-{}", std::process::id()));
+        let b = BlockStore::open(&dir).unwrap();
+        b.create("vol-1", 1).unwrap();
+        write(&b, "vol-1", 5, 0);
+        b.snapshot("vol-1", "snap-1", 1).unwrap();
+        // The first restore makes its file; the pool then keeps some for that snapshot.
+        b.restore("vol-2", "snap-1", 2).unwrap();
+        let kind = (Some("snap-1".to_string()), 2 * GIB);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while b.pool.ready(&kind) == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pool never filled"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        // Renamed out of the pool: vol-3 is one of the files that were ready there.
+        use std::os::unix::fs::MetadataExt;
+        let pooled: Vec<u64> = std::fs::read_dir(dir.join("volumes/.pool"))
+            .unwrap()
+            .flatten()
+            .flat_map(|batch| std::fs::read_dir(batch.path()).unwrap().flatten())
+            .map(|f| f.metadata().unwrap().ino())
+            .collect();
+        b.restore("vol-3", "snap-1", 2).unwrap();
+        let ino = std::fs::metadata(b.path("vol-3")).unwrap().ino();
+        assert!(pooled.contains(&ino), "vol-3 came from the pool");
+        // A pooled overlay reads its snapshot, has its size, and keeps its writes to itself.
+        assert!(reads(&b, "vol-3", 5, 0));
+        assert_eq!(b.size_bytes("vol-3").unwrap(), 2 * GIB);
+        write(&b, "vol-3", 6, 0);
+        assert!(reads(&b, "vol-3", 6, 0) && reads(&b, "vol-2", 5, 0));
+        // Its header is the one a direct copy gets.
+        let direct = dir.join("direct.qcow2");
+        b.copy_template(&direct, Some("snap-1"), 2 * GIB).unwrap();
+        let head = |p: &Path| std::fs::read(p).unwrap()[..512].to_vec();
+        assert_eq!(head(&b.path("vol-2")), head(&direct));
+        // Deleting the snapshot's layer takes the pooled files stacked on it.
+        b.delete("snap-1").unwrap();
+        assert_eq!(b.pool.ready(&kind), 0);
+        drop(b);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
