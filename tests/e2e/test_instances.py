@@ -387,3 +387,31 @@ def test_modify_instance_metadata_options(ec2, ami):
         ec2.modify_instance_metadata_options(InstanceId=iid, HttpTokens="optional", DryRun=True)
     assert error_code(e) == "DryRunOperation"
     assert describe(ec2, iid)["MetadataOptions"]["HttpTokens"] == "required"
+
+
+def test_run_instances_answers_what_describe_reads(ec2, ami):
+    # RunInstances builds its answer from the records it committed; DescribeInstances reads
+    # them back. Apart from the state, which moves on, the two must be the same.
+    out = run(
+        ec2,
+        ami,
+        MinCount=3,
+        MaxCount=3,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "z", "Value": "1"}, {"Key": "a", "Value": "2"}, {"Key": "m", "Value": ""}]}],
+        BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 2, "VolumeType": "gp3"}}],
+    )
+    ids = [i["InstanceId"] for i in out["Instances"]]
+    read = {
+        i["InstanceId"]: i
+        for r in ec2.describe_instances(InstanceIds=ids)["Reservations"]
+        for i in r["Instances"]
+    }
+    moving = ("State", "StateReason", "StateTransitionReason")
+    for launched in out["Instances"]:
+        described = read[launched["InstanceId"]]
+        assert len(launched["BlockDeviceMappings"]) == 2 and len(launched["NetworkInterfaces"]) == 1
+        assert sorted(t["Key"] for t in launched["Tags"]) == ["a", "m", "z"]
+        for k in moving:
+            launched.pop(k, None)
+            described.pop(k, None)
+        assert launched == described

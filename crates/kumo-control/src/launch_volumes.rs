@@ -234,7 +234,8 @@ fn with_request(
     Ok(p)
 }
 
-/// Makes one instance's planned volumes, attached. `made` collects the files created, so a
+/// Makes one instance's planned volumes, attached (encrypted when the plan says so or
+/// `by_default`, the account's EBS encryption by default). `made` collects the files created, so a
 /// launch that fails later can remove them; files are made only when `real`.
 #[allow(clippy::too_many_arguments)]
 pub fn create(
@@ -245,11 +246,11 @@ pub fn create(
     zone: (&str, &str),
     plan: &[Planned],
     now: i64,
+    by_default: bool,
     real: bool,
     made: &mut Vec<String>,
     pre: &mut dyn Iterator<Item = String>,
-) -> Result<Vec<String>, Fail> {
-    let by_default = crate::repo::volume::settings(tx, s)?.encryption_by_default;
+) -> Result<Vec<VolumeRecord>, Fail> {
     let mut ids = Vec::with_capacity(plan.len());
     for p in plan {
         let owner = Scope {
@@ -313,7 +314,7 @@ pub fn create(
             auto_enable_io: false,
         };
         tx.insert(s, &rec)?;
-        ids.push(id);
+        ids.push(rec);
     }
     Ok(ids)
 }

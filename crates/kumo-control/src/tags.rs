@@ -121,6 +121,19 @@ pub fn put_all(
     Ok(())
 }
 
+/// The tags `put_all` leaves on a resource that had none, as the store reads them back:
+/// by key, a repeated key keeping its last value.
+pub fn as_stored(tags: &[Tag]) -> Vec<(String, String)> {
+    let mut by_key = std::collections::BTreeMap::new();
+    for t in tags {
+        by_key.insert(
+            t.key.clone().unwrap_or_default(),
+            t.value.clone().unwrap_or_default(),
+        );
+    }
+    by_key.into_iter().collect()
+}
+
 /// Per resource type: the error AWS answers for a well-formed id that does not exist.
 const NOT_FOUND: &[(&str, &str, &str)] = &[
     (

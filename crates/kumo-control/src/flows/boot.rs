@@ -193,6 +193,10 @@ pub fn boot_queue(k: &Kumo) -> Option<std::sync::mpsc::Receiver<(String, String,
 /// termination raced the boot).
 pub fn boot_launched(k: &Kumo, account: &str, region: &str, ids: &[String]) {
     let cm = &k.compute;
+    // Nothing boots under the null driver: its instances never wait for a boot.
+    if !cm.driver.runs_guests() {
+        return;
+    }
     cm.image.wait();
     let ctx = RequestContext {
         account_id: account.to_string(),
@@ -200,14 +204,22 @@ pub fn boot_launched(k: &Kumo, account: &str, region: &str, ids: &[String]) {
         ..RequestContext::default()
     };
     let s = crate::scope(&ctx);
-    let waiting = |id: &str| {
-        k.store
-            .read(|v| Ok::<_, Fail>(v.get::<InstanceRecord>(s, id)?))
-            .ok()
-            .flatten()
-            .is_some_and(|r| r.awaiting_boot && r.state() == State::Pending)
-    };
-    let todo: Vec<String> = ids.iter().filter(|id| waiting(id)).cloned().collect();
+    // One read for the whole launch.
+    let todo: Vec<String> = k
+        .store
+        .read(|v| {
+            let mut todo = Vec::new();
+            for id in ids {
+                let waits = v
+                    .get::<InstanceRecord>(s, id)?
+                    .is_some_and(|r| r.awaiting_boot && r.state() == State::Pending);
+                if waits {
+                    todo.push(id.clone());
+                }
+            }
+            Ok::<_, Fail>(todo)
+        })
+        .unwrap_or_default();
     boot(k, &ctx, &todo);
     for id in &todo {
         if !cm.driver.is_running(id) {

@@ -114,8 +114,8 @@ pub(super) struct Site<'a> {
     pub(super) allocators: HashMap<String, SubnetIps>,
 }
 
-/// One network interface of instance `id`: made (or an existing one attached) per `spec`;
-/// `public` is set for the primary interface when it gets a public address.
+/// One network interface of instance `id`, as committed: made (or an existing one attached)
+/// per `spec`; `public` is set for the primary interface when it gets a public address.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn interface(
     k: &Kumo,
@@ -128,7 +128,7 @@ pub(super) fn interface(
     now: i64,
     tag_list: &tags::LaunchTags,
     public: &mut bool,
-) -> Result<String, Fail> {
+) -> Result<EniRecord, Fail> {
     let (subnet, vpc, max_ips) = (site.subnet, site.vpc, site.max_ips);
     let allocators = &mut site.allocators;
     let device = spec.device_index.unwrap_or(0);
@@ -224,7 +224,7 @@ pub(super) fn interface(
         });
         tx.update(s, &eni)?;
     }
-    Ok(eni.id)
+    Ok(eni)
 }
 
 /// What a launched instance's record is made of besides the launch itself.

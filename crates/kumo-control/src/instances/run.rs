@@ -1,16 +1,18 @@
 //! RunInstances: its checks in AWS's order, and the launch's transaction.
 
 use super::parts::{capacity, check_key, check_zone, interface, new_record, Launch, Parts, Site};
-use super::wire::reservation;
+use super::wire::{reservation, reservation_with};
 use super::{check_hop_limit, check_type_for_image, find_image};
 use crate::addresses;
 use crate::core::error::Fail;
 use crate::core::idempotency;
 use crate::core::ids::new_id;
+use crate::core::tagged::Tagged;
 use crate::network;
 use crate::records::image::ImageTraits;
 use crate::records::instance::*;
 use crate::records::net::*;
+use crate::records::volume::VolumeRecord;
 use crate::repo::instance::limits;
 use crate::tags;
 use crate::{scope, Kumo};
@@ -279,7 +281,13 @@ pub fn run(
                             .into_iter()
                             .filter(|r| r.reservation_id == rid)
                             .collect();
-                        return Ok((mine, Vec::new()));
+                        return Ok(Launched {
+                            instances: mine,
+                            enis: Vec::new(),
+                            volumes: Vec::new(),
+                            allocators: Vec::new(),
+                            complete: false,
+                        });
                     }
                     let mut pre = blanks.iter().map(|(id, _)| id.clone());
                     let out = launch(
@@ -289,14 +297,14 @@ pub fn run(
                     files(maker)?;
                     let out = out?;
                     used = out
-                        .0
+                        .instances
                         .iter()
                         .flat_map(|r| r.volumes.iter().cloned())
                         .collect();
                     Ok(out)
                 },
-                |(_, allocators)| {
-                    for (subnet, a) in allocators {
+                |out| {
+                    for (subnet, a) in &out.allocators {
                         k.net.commit(s, subnet, a);
                     }
                 },
@@ -310,7 +318,7 @@ pub fn run(
         .filter(|id| launched.is_err() || !used.contains(id))
         .collect();
     crate::host::delete_files(k, &spare);
-    let (recs, _) = match launched {
+    let launched = match launched {
         Ok(x) => x,
         Err(e) => {
             // Nothing of a failed launch stays: its volume files go too.
@@ -321,13 +329,27 @@ pub fn run(
     if !ctx.dry_run {
         // The guests boot after the answer, as on AWS: the instances are `pending` until
         // theirs has started.
-        let ids: Vec<String> = recs.iter().map(|r| r.id.clone()).collect();
+        let ids: Vec<String> = launched.instances.iter().map(|r| r.id.clone()).collect();
         crate::flows::boot::queue_boot(k, ctx, ids);
     }
     k.store
         .read(|v| {
-            let tagged = tags::attach(v, s, recs)?;
-            reservation(k, v, ctx, &tagged, true)
+            if !launched.complete {
+                let tagged = tags::attach(v, s, launched.instances)?;
+                return reservation(k, v, ctx, &tagged, true);
+            }
+            // The answer is made from what the launch committed: no need to read it back.
+            let tags = tags::as_stored(&tag_list.instance);
+            let tagged: Vec<Tagged<InstanceRecord>> = launched
+                .instances
+                .into_iter()
+                .map(|item| Tagged {
+                    item,
+                    tags: tags.clone(),
+                })
+                .collect();
+            let c = crate::repo::instance::context_of(v, s, launched.enis, launched.volumes)?;
+            reservation_with(k, ctx, &tagged, c, true)
         })
         .map_err(|f| f.0)
         .map(|mut r| r.pop().unwrap_or_default())
@@ -418,7 +440,18 @@ pub(super) fn check_interfaces(
 }
 
 /// A launch's instances, and the subnet allocators to commit with them.
-pub(super) type Launched = (Vec<InstanceRecord>, Vec<(String, SubnetIps)>);
+/// What a launch committed: its instances with the interfaces and volumes made or attached
+/// for them, and the address allocators it used.
+pub(super) struct Launched {
+    pub(super) instances: Vec<InstanceRecord>,
+    pub(super) enis: Vec<EniRecord>,
+    pub(super) volumes: Vec<VolumeRecord>,
+    pub(super) allocators: Vec<(String, SubnetIps)>,
+    /// Whether the answer can be made from the records above: false for a replay of an
+    /// earlier launch (its token seen before), and when the launch attached an interface
+    /// that existed before it (which may hold an Elastic IP).
+    pub(super) complete: bool,
+}
 
 /// Creates the instances of one launch inside a transaction.
 #[allow(clippy::too_many_arguments)]
@@ -447,13 +480,25 @@ pub(super) fn launch(
         allocators: HashMap::new(),
     };
     let reservation_id = new_id("r");
+    // The same for every instance of the launch: read once.
+    let credit = crate::credits::for_launch(
+        tx,
+        s,
+        &l.instance_type,
+        input
+            .credit_specification
+            .as_ref()
+            .map(|c| c.cpu_credits.as_str()),
+    )?;
+    let by_default = crate::repo::volume::settings(tx, s)?.encryption_by_default;
     let mut out = Vec::with_capacity(count);
+    let (mut enis, mut volumes) = (Vec::new(), Vec::new());
     for index in 0..count {
         let id = new_id("i");
         let mut public = false;
         let mut eni_ids = Vec::new();
         for spec in &l.specs {
-            eni_ids.push(interface(
+            let eni = interface(
                 k,
                 tx,
                 s,
@@ -464,23 +509,17 @@ pub(super) fn launch(
                 now,
                 tag_list,
                 &mut public,
-            )?);
+            )?;
+            eni_ids.push(eni.id.clone());
+            enis.push(eni);
         }
         let public_ip = if public {
             Some(addresses::take_public_ip(tx, s, &id)?)
         } else {
             None
         };
-        let credit = crate::credits::for_launch(
-            tx,
-            s,
-            &l.instance_type,
-            input
-                .credit_specification
-                .as_ref()
-                .map(|c| c.cpu_credits.as_str()),
-        )?;
-        let volumes = crate::launch_volumes::create(
+        let credit = credit.clone();
+        let vols = crate::launch_volumes::create(
             k,
             tx,
             s,
@@ -488,6 +527,7 @@ pub(super) fn launch(
             (&subnet.zone, &subnet.zone_id),
             &l.volumes,
             now,
+            by_default,
             !ctx.dry_run,
             made,
             pre,
@@ -497,7 +537,7 @@ pub(super) fn launch(
             reservation_id: reservation_id.clone(),
             index,
             eni_ids,
-            volumes,
+            volumes: vols.iter().map(|v| v.id.clone()).collect(),
             public_ip,
             public,
             credit,
@@ -509,6 +549,7 @@ pub(super) fn launch(
             tags::put_all(tx, s, vol, "volume", &tag_list.volume)?;
         }
         out.push(rec);
+        volumes.extend(vols);
     }
     idempotency::remember(
         tx,
@@ -518,5 +559,11 @@ pub(super) fn launch(
         digest,
         &reservation_id,
     )?;
-    Ok((out, site.allocators.into_iter().collect()))
+    Ok(Launched {
+        instances: out,
+        enis,
+        volumes,
+        allocators: site.allocators.into_iter().collect(),
+        complete: l.specs.iter().all(|x| x.network_interface_id.is_none()),
+    })
 }

@@ -134,7 +134,18 @@ pub fn reservation<V: Read>(
     launching: bool,
 ) -> Result<Vec<Reservation>, Fail> {
     let recs: Vec<&InstanceRecord> = items.iter().map(|t| &t.item).collect();
-    let mut c = context(v, scope(ctx), &recs)?;
+    let c = context(v, scope(ctx), &recs)?;
+    reservation_with(k, ctx, items, c, launching)
+}
+
+/// Reservations of instances whose interfaces, volumes and addresses are in `c`.
+pub fn reservation_with(
+    k: &Kumo,
+    ctx: &RequestContext,
+    items: &[Tagged<InstanceRecord>],
+    mut c: Context,
+    launching: bool,
+) -> Result<Vec<Reservation>, Fail> {
     c.null_driver = (!k.compute.driver.runs_guests())
         .then(|| k.options.null_reason.clone().unwrap_or_default());
     c.degraded = k.compute.driver.degraded();

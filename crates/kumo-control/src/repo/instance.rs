@@ -195,6 +195,30 @@ pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Con
         )?;
         volumes.extend(found.into_iter().filter(|x| !x.attachments.is_empty()));
     }
+    let eips = crate::repo::address::by_interface(v, s)?;
+    with_names(v, s, enis, volumes, eips)
+}
+
+/// The context of instances that have just launched, from the interfaces and volumes the
+/// launch made: only their security groups' names are read. None of the interfaces can
+/// hold an Elastic IP yet (the launch made them all).
+pub fn context_of<V: Read>(
+    v: &V,
+    s: Scope,
+    enis: Vec<EniRecord>,
+    volumes: Vec<crate::records::volume::VolumeRecord>,
+) -> Result<Context, Fail> {
+    let enis = enis.into_iter().map(|e| (e.id.clone(), e)).collect();
+    with_names(v, s, enis, volumes, Vec::new())
+}
+
+fn with_names<V: Read>(
+    v: &V,
+    s: Scope,
+    enis: HashMap<String, EniRecord>,
+    volumes: Vec<crate::records::volume::VolumeRecord>,
+    eips: Vec<AddressRecord>,
+) -> Result<Context, Fail> {
     let names = crate::repo::eni::names_of(
         v,
         s,
@@ -205,7 +229,7 @@ pub fn context<V: Read>(v: &V, s: Scope, recs: &[&InstanceRecord]) -> Result<Con
         enis,
         volumes,
         names,
-        eips: crate::repo::address::by_interface(v, s)?,
+        eips,
         null_driver: Some(String::new()),
         degraded: None,
     })
