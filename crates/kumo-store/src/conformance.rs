@@ -325,3 +325,73 @@ fn sqlite_file() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The `rows` table as versions 1 to 3 made it, and one document in it.
+const VERSION_3_ROWS: &str = "
+CREATE TABLE rows (
+    account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+    name TEXT, state TEXT, vpc TEXT, subnet TEXT, zone TEXT,
+    version INTEGER NOT NULL, doc BLOB NOT NULL,
+    PRIMARY KEY (account, region, kind, id)
+) WITHOUT ROWID;
+CREATE UNIQUE INDEX rows_name ON rows (account, region, kind, name) WHERE name IS NOT NULL;
+INSERT INTO rows VALUES ('111111111111', 'us-east-1', 'thing', 'old-1', 'old-name', NULL, NULL, NULL, NULL, 1, CAST('{\"id\":\"old-1\",\"label\":\"old-name\"}' AS BLOB));
+PRAGMA user_version = 3;
+";
+
+#[test]
+fn sqlite_upgrades_a_version_3_file() {
+    let dir = std::env::temp_dir().join(format!("kumo-store-v3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conn = rusqlite::Connection::open(dir.join("kumo.db")).unwrap();
+    conn.execute_batch(VERSION_3_ROWS).unwrap();
+    drop(conn);
+    let store = Store::open(&dir).unwrap();
+    // The document is still there, found by id and by name, and still upgraded on read.
+    let s = Scope {
+        account: "111111111111",
+        region: "us-east-1",
+    };
+    let got: Option<Thing> = store.read(|v| v.get(s, "old-1")).unwrap();
+    assert_eq!(got, Some(thing("old-1", "old-name")));
+    let by_name: Option<Thing> = store.read(|v| v.get_by_name(s, "old-name")).unwrap();
+    assert_eq!(by_name.map(|t| t.id), Some("old-1".to_string()));
+    // Its name is still unique.
+    let dup: Result<(), StoreError> =
+        store.write(true, |tx| tx.insert(s, &thing("new-1", "old-name")));
+    assert!(matches!(dup, Err(StoreError::Conflict)));
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.join("kumo.db")).unwrap();
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'rows'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 4);
+    // Every index is back, on the new table.
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'rows' AND name LIKE 'rows_%' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        indexes,
+        [
+            "rows_name",
+            "rows_state",
+            "rows_subnet",
+            "rows_vpc",
+            "rows_zone_state"
+        ]
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
