@@ -4,7 +4,7 @@ per second, and memory per idle instance, against a fresh release `kumo serve --
 (or `--driver vm`: QEMU, under TCG where KVM does not work, so fewer and slower boots).
 
 Usage: bench/ns_boot.py [--driver ns|vm] [--instances N] [--burst M] [--vpcs K]
-(after `cargo build --release -p kumo`,
+(after `cargo build --release -p kumo`, or with KUMO_BENCH_BIN naming another build,
 `kumo image build`, and `scripts/test` once for the Python clients in .venv; run as root).
 
 Each figure is printed next to a baseline measured in the same run: the RunInstances call's
@@ -64,7 +64,8 @@ def main():
     args.instances = args.instances or (3 if vm else 10)
     args.burst = args.burst or (3 if vm else 20)
     wait = 600 if vm else 60
-    binary = os.path.join(ROOT, "target", "release", "kumo")
+    # KUMO_BENCH_BIN: another build to measure (an older commit's, for an A/B in one session).
+    binary = os.environ.get("KUMO_BENCH_BIN") or os.path.join(ROOT, "target", "release", "kumo")
     data = tempfile.mkdtemp(prefix="kumo-ns-bench-")
     port = free_port()
     log = open(os.path.join(data, "serve.log"), "ab")

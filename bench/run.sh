@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Start-to-ready, idle RSS and request benchmarks against a fresh release `kumo serve`.
-# Usage: bench/run.sh [extra `kumo bench` args]. Needs `cargo build --release -p kumo` first.
+# Usage: bench/run.sh [extra `kumo bench` args]. Needs `cargo build --release -p kumo` first;
+# KUMO_BENCH_BIN names another build to serve (an older commit's, for an A/B in one session).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=target/release/kumo
+bin=${KUMO_BENCH_BIN:-target/release/kumo}
 [ -x "$bin" ] || { echo "build first: cargo build --release -p kumo" >&2; exit 1; }
 port=${KUMO_BENCH_PORT:-4577}
 dir=$(mktemp -d)
@@ -19,5 +20,5 @@ grep -o 'ready_ms=[0-9]*' "$dir/log" | sed 's/^/  as logged by kumo: /' || true
 sleep 1
 echo "idle RSS: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
 
-"$bin" bench --target 127.0.0.1:$port --server-pid $pid --data-dir "$dir" "$@"
+target/release/kumo bench --target 127.0.0.1:$port --server-pid $pid --data-dir "$dir" "$@"
 echo "RSS after the run: $(awk '/VmRSS/ {print $2, $3}' /proc/$pid/status)"
