@@ -462,14 +462,7 @@ mod tests {
         // The first restore makes its file; the pool then keeps some for that snapshot.
         b.restore("vol-2", "snap-1", 2).unwrap();
         let kind = (Some("snap-1".to_string()), 2 * GIB);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while b.pool.ready(&kind) == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the pool never filled"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
+        b.pool.wait_ready(&kind, 1);
         // Renamed out of the pool: vol-3 is one of the files that were ready there.
         use std::os::unix::fs::MetadataExt;
         let pooled: Vec<u64> = std::fs::read_dir(dir.join("volumes/.pool"))

@@ -196,6 +196,20 @@ impl Pool {
         self.lock().kinds.get(kind).map_or(0, |s| s.files.len())
     }
 
+    /// Waits (a generous bound, not a timing assertion) until `kind` has `n` files ready
+    /// (tests).
+    #[cfg(test)]
+    pub(crate) fn wait_ready(&self, kind: &Kind, n: usize) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.ready(kind) < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pool never filled"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
     fn start_filler(self: &Arc<Self>, st: &mut State) {
         if st.filling {
             return;
@@ -334,25 +348,13 @@ mod tests {
         (dir, p)
     }
 
-    /// Waits (a generous bound, not a timing assertion) until `kind` has `n` files ready.
-    fn until_ready(p: &Pool, kind: &Kind, n: usize) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while p.ready(kind) < n {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the pool never filled"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-    }
-
     #[test]
     fn a_miss_starts_a_stock_that_takes_then_serve() {
         let (dir, p) = pool("miss");
         let kind: Kind = (Some("snap-1".into()), 8 << 30);
         assert!(!p.take(&kind, &dir.join("vol-1.qcow2")));
         assert!(!dir.join("vol-1.qcow2").exists());
-        until_ready(&p, &kind, FIRST_STOCK);
+        p.wait_ready(&kind, FIRST_STOCK);
         assert!(p.take(&kind, &dir.join("vol-2.qcow2")));
         // The file is the maker's, for this kind.
         assert_eq!(
@@ -371,7 +373,7 @@ mod tests {
         let (dir, p) = pool("noreplace");
         let kind: Kind = (None, 1 << 30);
         p.take(&kind, &dir.join("x"));
-        until_ready(&p, &kind, 1);
+        p.wait_ready(&kind, 1);
         std::fs::write(dir.join("vol-1.qcow2"), "mine").unwrap();
         assert!(!p.take(&kind, &dir.join("vol-1.qcow2")));
         assert_eq!(
@@ -393,7 +395,7 @@ mod tests {
             // Drain whatever is ready, then miss once.
             while p.take(&kind, &dir.join(format!("v{n}-{}", p.ready(&kind)))) {}
             wanted = p.lock().kinds[&kind].want;
-            until_ready(&p, &kind, wanted);
+            p.wait_ready(&kind, wanted);
         }
         assert_eq!(p.lock().kinds[&kind].want, MAX_STOCK);
         assert_eq!(p.ready(&kind), MAX_STOCK);
@@ -407,8 +409,8 @@ mod tests {
         let blank: Kind = (None, 1 << 30);
         p.take(&on_snap, &dir.join("a"));
         p.take(&blank, &dir.join("b"));
-        until_ready(&p, &on_snap, FIRST_STOCK);
-        until_ready(&p, &blank, FIRST_STOCK);
+        p.wait_ready(&on_snap, FIRST_STOCK);
+        p.wait_ready(&blank, FIRST_STOCK);
         let files = |d: &Path| walk(d).len();
         assert_eq!(files(&dir.join(".pool")), 2 * FIRST_STOCK);
         p.forget_layer("snap-9");

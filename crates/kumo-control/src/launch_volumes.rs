@@ -235,8 +235,8 @@ fn with_request(
 }
 
 /// Makes one instance's planned volumes, attached (encrypted when the plan says so or
-/// `by_default`, the account's EBS encryption by default). `made` collects the files created, so a
-/// launch that fails later can remove them; files are made only when `real`.
+/// `by_default`, the account's EBS encryption by default). `made` collects the files
+/// created, so a launch that fails later can remove them; files are made only when `real`.
 #[allow(clippy::too_many_arguments)]
 pub fn create(
     k: &Kumo,
@@ -251,7 +251,7 @@ pub fn create(
     made: &mut Vec<String>,
     pre: &mut dyn Iterator<Item = String>,
 ) -> Result<Vec<VolumeRecord>, Fail> {
-    let mut ids = Vec::with_capacity(plan.len());
+    let mut vols = Vec::with_capacity(plan.len());
     for p in plan {
         let owner = Scope {
             account: p.snapshot_owner.as_deref().unwrap_or(s.account),
@@ -314,7 +314,7 @@ pub fn create(
             auto_enable_io: false,
         };
         tx.insert(s, &rec)?;
-        ids.push(rec);
+        vols.push(rec);
     }
-    Ok(ids)
+    Ok(vols)
 }

@@ -124,13 +124,7 @@ pub fn put_all(
 /// The tags `put_all` leaves on a resource that had none, as the store reads them back:
 /// by key, a repeated key keeping its last value.
 pub fn as_stored(tags: &[Tag]) -> Vec<(String, String)> {
-    let mut by_key = std::collections::BTreeMap::new();
-    for t in tags {
-        by_key.insert(
-            t.key.clone().unwrap_or_default(),
-            t.value.clone().unwrap_or_default(),
-        );
-    }
+    let by_key: std::collections::BTreeMap<String, String> = wire_pairs(tags).into_iter().collect();
     by_key.into_iter().collect()
 }
 

@@ -439,7 +439,6 @@ pub(super) fn check_interfaces(
     Ok(())
 }
 
-/// A launch's instances, and the subnet allocators to commit with them.
 /// What a launch committed: its instances with the interfaces and volumes made or attached
 /// for them, and the address allocators it used.
 pub(super) struct Launched {
@@ -518,7 +517,6 @@ pub(super) fn launch(
         } else {
             None
         };
-        let credit = credit.clone();
         let vols = crate::launch_volumes::create(
             k,
             tx,
@@ -540,7 +538,7 @@ pub(super) fn launch(
             volumes: vols.iter().map(|v| v.id.clone()).collect(),
             public_ip,
             public,
-            credit,
+            credit: credit.clone(),
         };
         let rec = new_record(k, ctx, l, &site, parts, now);
         tx.insert(s, &rec)?;
