@@ -4,6 +4,7 @@
 //! wire crate small enough to compile quickly on two cores. The output is committed; CI runs
 //! `cargo run -p codegen -- --check` and fails when the committed files drift from the model.
 
+mod error;
 mod model;
 mod rust;
 

@@ -1,5 +1,6 @@
 //! The parts of a botocore `service-2.json` model that the generator reads.
 
+use crate::error::CodegenError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -49,18 +50,25 @@ pub struct Shape {
 }
 
 impl Model {
-    pub fn load(path: &Path) -> Result<Model, String> {
-        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Model, CodegenError> {
+        let read = |source| CodegenError::Read {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = std::fs::File::open(path).map_err(read)?;
         let mut text = String::new();
         flate2::read::GzDecoder::new(file)
             .read_to_string(&mut text)
-            .map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+            .map_err(read)?;
+        serde_json::from_str(&text).map_err(|source| CodegenError::Parse {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
-    pub fn shape(&self, name: &str) -> Result<&Shape, String> {
+    pub fn shape(&self, name: &str) -> Result<&Shape, CodegenError> {
         self.shapes
             .get(name)
-            .ok_or_else(|| format!("the model has no shape {name}"))
+            .ok_or_else(|| CodegenError::model(format!("the model has no shape {name}")))
     }
 }

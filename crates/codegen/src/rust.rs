@@ -1,6 +1,7 @@
 //! Writes Rust for the allow-listed operations: one type per reachable shape, a query decoder
 //! and an XML encoder per type, the `Ec2` trait and its dispatcher.
 
+use crate::error::CodegenError;
 use crate::model::{Model, Shape, ShapeRef};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -29,7 +30,7 @@ pub fn generate(
     allow: &[&str],
     deserialize_roots: &[&str],
     open_enums: &[&str],
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, CodegenError> {
     let mut plan = Plan {
         model,
         structs: BTreeSet::new(),
@@ -42,7 +43,7 @@ pub fn generate(
         let o = model
             .operations
             .get(*op)
-            .ok_or_else(|| format!("the model has no operation {op}"))?;
+            .ok_or_else(|| CodegenError::model(format!("the model has no operation {op}")))?;
         if let Some(i) = &o.input {
             let mut set = BTreeSet::new();
             reach(model, &i.shape, &mut set)?;
@@ -69,7 +70,7 @@ pub fn generate(
 }
 
 /// Collects the structures reachable from `name`.
-fn reach(model: &Model, name: &str, out: &mut BTreeSet<String>) -> Result<(), String> {
+fn reach(model: &Model, name: &str, out: &mut BTreeSet<String>) -> Result<(), CodegenError> {
     let s = model.shape(name)?;
     match s.kind.as_str() {
         "structure" if out.insert(name.to_string()) => {
@@ -81,7 +82,7 @@ fn reach(model: &Model, name: &str, out: &mut BTreeSet<String>) -> Result<(), St
             let m = s
                 .member
                 .as_ref()
-                .ok_or(format!("list {name} has no member"))?;
+                .ok_or_else(|| CodegenError::model(format!("list {name} has no member")))?;
             reach(model, &m.shape, out)?;
         }
         _ => {}
@@ -89,26 +90,36 @@ fn reach(model: &Model, name: &str, out: &mut BTreeSet<String>) -> Result<(), St
     Ok(())
 }
 
-fn rustfmt(src: &str) -> Result<String, String> {
+fn rustfmt(src: &str) -> Result<String, CodegenError> {
     let mut child = Command::new("rustfmt")
         .args(["--edition", "2021", "--emit", "stdout"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot run rustfmt: {e}"))?;
+        .map_err(|source| CodegenError::Rustfmt {
+            step: "cannot run rustfmt",
+            source,
+        })?;
+    let feed = |source| CodegenError::Rustfmt {
+        step: "cannot feed rustfmt",
+        source,
+    };
     child
         .stdin
         .take()
-        .ok_or("rustfmt has no stdin")?
+        .ok_or_else(|| feed(std::io::Error::other("no stdin")))?
         .write_all(src.as_bytes())
-        .map_err(|e| format!("cannot feed rustfmt: {e}"))?;
+        .map_err(feed)?;
     let out = child
         .wait_with_output()
-        .map_err(|e| format!("rustfmt failed: {e}"))?;
+        .map_err(|source| CodegenError::Rustfmt {
+            step: "rustfmt failed",
+            source,
+        })?;
     if !out.status.success() {
-        return Err("rustfmt rejected the generated code".into());
+        return Err(CodegenError::Rejected);
     }
-    String::from_utf8(out.stdout).map_err(|e| e.to_string())
+    String::from_utf8(out.stdout).map_err(|_| CodegenError::Rejected)
 }
 
 /// `VCpuInfo` → `v_cpu_info`, with raw identifiers for keywords.
@@ -170,7 +181,7 @@ fn xml_name(member: &str, r: &ShapeRef) -> String {
 }
 
 impl Plan<'_> {
-    fn rust_type(&self, shape: &str) -> Result<String, String> {
+    fn rust_type(&self, shape: &str) -> Result<String, CodegenError> {
         let s = self.model.shape(shape)?;
         Ok(match s.kind.as_str() {
             "string" => "String".into(),
@@ -182,15 +193,22 @@ impl Plan<'_> {
             "blob" => "Blob".into(),
             "structure" => shape.to_string(),
             "list" => {
-                let m = s.member.as_ref().ok_or("list without member")?;
+                let m = s
+                    .member
+                    .as_ref()
+                    .ok_or_else(|| CodegenError::model("list without member"))?;
                 format!("Vec<{}>", self.rust_type(&m.shape)?)
             }
-            other => return Err(format!("shape {shape} has unsupported type {other}")),
+            other => {
+                return Err(CodegenError::model(format!(
+                    "shape {shape} has unsupported type {other}"
+                )))
+            }
         })
     }
 
     /// The allowed values of an enum shape the decoder checks, if it checks them.
-    fn checked_enum(&self, shape: &str) -> Result<Option<&Vec<String>>, String> {
+    fn checked_enum(&self, shape: &str) -> Result<Option<&Vec<String>>, CodegenError> {
         if self.open_enums.contains(shape) {
             return Ok(None);
         }
@@ -198,7 +216,7 @@ impl Plan<'_> {
     }
 }
 
-fn shapes(plan: &Plan) -> Result<String, String> {
+fn shapes(plan: &Plan) -> Result<String, CodegenError> {
     let mut o = String::new();
     o.push_str(HEADER);
     o.push_str("#![allow(clippy::all)]\n");
@@ -217,7 +235,12 @@ fn shapes(plan: &Plan) -> Result<String, String> {
     Ok(o)
 }
 
-fn write_struct(plan: &Plan, o: &mut String, name: &str, shape: &Shape) -> Result<(), String> {
+fn write_struct(
+    plan: &Plan,
+    o: &mut String,
+    name: &str,
+    shape: &Shape,
+) -> Result<(), CodegenError> {
     let de = plan.deserialize.contains(name);
     writeln!(o, "/// The `{name}` shape of the EC2 model.").unwrap();
     if de {
@@ -251,7 +274,12 @@ fn write_struct(plan: &Plan, o: &mut String, name: &str, shape: &Shape) -> Resul
     Ok(())
 }
 
-fn write_decode(plan: &Plan, o: &mut String, name: &str, shape: &Shape) -> Result<(), String> {
+fn write_decode(
+    plan: &Plan,
+    o: &mut String,
+    name: &str,
+    shape: &Shape,
+) -> Result<(), CodegenError> {
     writeln!(o, "impl Decode for {name} {{").unwrap();
     o.push_str("    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {\n");
     if shape.members.is_empty() {
@@ -291,7 +319,10 @@ fn write_decode(plan: &Plan, o: &mut String, name: &str, shape: &Shape) -> Resul
                     .join(", ")
             ),
             ("list", _) => {
-                let item = target.member.as_ref().ok_or("list without member")?;
+                let item = target
+                    .member
+                    .as_ref()
+                    .ok_or_else(|| CodegenError::model("list without member"))?;
                 match plan.checked_enum(&item.shape)? {
                     Some(values) if plan.model.shape(&item.shape)?.kind == "string" => format!(
                         "crate::decode::enum_list(child, &here, &[{}])?",
@@ -340,7 +371,12 @@ fn write_decode(plan: &Plan, o: &mut String, name: &str, shape: &Shape) -> Resul
     Ok(())
 }
 
-fn write_encode(plan: &Plan, o: &mut String, name: &str, shape: &Shape) -> Result<(), String> {
+fn write_encode(
+    plan: &Plan,
+    o: &mut String,
+    name: &str,
+    shape: &Shape,
+) -> Result<(), CodegenError> {
     writeln!(o, "impl Encode for {name} {{").unwrap();
     o.push_str("    fn encode(&self, w: &mut XmlWriter) {\n");
     if shape.members.is_empty() {
@@ -351,7 +387,10 @@ fn write_encode(plan: &Plan, o: &mut String, name: &str, shape: &Shape) -> Resul
         let tag = xml_name(m, r);
         let target = plan.model.shape(&r.shape)?;
         let call = if target.kind == "list" {
-            let item = target.member.as_ref().ok_or("list without member")?;
+            let item = target
+                .member
+                .as_ref()
+                .ok_or_else(|| CodegenError::model("list without member"))?;
             let item_name = item
                 .location_name
                 .clone()
@@ -370,7 +409,7 @@ fn write_encode(plan: &Plan, o: &mut String, name: &str, shape: &Shape) -> Resul
     Ok(())
 }
 
-fn operations(plan: &Plan, allow: &[&str]) -> Result<String, String> {
+fn operations(plan: &Plan, allow: &[&str]) -> Result<String, CodegenError> {
     let mut o = String::new();
     o.push_str(HEADER);
     o.push_str("use crate::decode::{Decode, Path};\nuse crate::error::Ec2Error;\n");
@@ -411,7 +450,7 @@ fn operations(plan: &Plan, allow: &[&str]) -> Result<String, String> {
             .input
             .as_ref()
             .map(|i| i.shape.clone())
-            .ok_or(format!("{op} has no input"))?;
+            .ok_or_else(|| CodegenError::model(format!("{op} has no input")))?;
         let output = def
             .output
             .as_ref()
@@ -441,7 +480,11 @@ fn operations(plan: &Plan, allow: &[&str]) -> Result<String, String> {
     o.push_str("    match action {\n");
     for op in allow {
         let def = &plan.model.operations[*op];
-        let input = &def.input.as_ref().ok_or("no input")?.shape;
+        let input = &def
+            .input
+            .as_ref()
+            .ok_or_else(|| CodegenError::model("no input"))?
+            .shape;
         let ishape = plan.model.shape(input)?;
         writeln!(o, "        {op:?} => {{").unwrap();
         writeln!(

@@ -241,14 +241,13 @@ impl Client {
             "content-length: {}\r\nconnection: close\r\nuser-agent: kumo\r\n\r\n{body}",
             body.len()
         ));
-        let raw = self.send(req.as_bytes()).map_err(|e| ApiError {
-            code: "RequestError".into(),
-            message: e,
-        })?;
-        let (status, text) = parse_http(&raw).map_err(|e| ApiError {
-            code: "RequestError".into(),
-            message: e,
-        })?;
+        let (status, text) = self
+            .send(req.as_bytes())
+            .and_then(|raw| parse_http(&raw))
+            .map_err(|e| ApiError {
+                code: "RequestError".into(),
+                message: e.to_string(),
+            })?;
         let root = xml::parse(&text).map_err(|e| ApiError {
             code: "ResponseError".into(),
             message: format!("unreadable response: {e}"),
@@ -269,26 +268,26 @@ impl Client {
         Ok(root)
     }
 
-    fn send(&self, req: &[u8]) -> Result<Vec<u8>, String> {
+    fn send(&self, req: &[u8]) -> Result<Vec<u8>, Transport> {
         let stream = TcpStream::connect((self.host.as_str(), self.port))
-            .map_err(|e| format!("cannot connect to {}:{}: {e}", self.host, self.port))?;
+            .map_err(|e| Transport::Connect(format!("{}:{}", self.host, self.port), e))?;
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
-            .map_err(|e| e.to_string())?;
+            .map_err(Transport::Io)?;
         let mut out = Vec::new();
         if self.scheme == "https" {
             let connector = openssl::ssl::SslConnector::builder(openssl::ssl::SslMethod::tls())
-                .map_err(|e| e.to_string())?
+                .map_err(|e| Transport::Tls(self.host.clone(), e.to_string()))?
                 .build();
             let mut tls = connector
                 .connect(&self.host, stream)
-                .map_err(|e| format!("TLS with {} failed: {e}", self.host))?;
-            tls.write_all(req).map_err(|e| e.to_string())?;
-            tls.read_to_end(&mut out).map_err(|e| e.to_string())?;
+                .map_err(|e| Transport::Tls(self.host.clone(), e.to_string()))?;
+            tls.write_all(req).map_err(Transport::Io)?;
+            tls.read_to_end(&mut out).map_err(Transport::Io)?;
         } else {
             let mut s = stream;
-            s.write_all(req).map_err(|e| e.to_string())?;
-            s.read_to_end(&mut out).map_err(|e| e.to_string())?;
+            s.write_all(req).map_err(Transport::Io)?;
+            s.read_to_end(&mut out).map_err(Transport::Io)?;
         }
         Ok(out)
     }
@@ -316,17 +315,30 @@ impl Client {
     }
 }
 
+/// Why a request got no HTTP answer to read.
+#[derive(Debug, thiserror::Error)]
+enum Transport {
+    #[error("cannot connect to {0}: {1}")]
+    Connect(String, #[source] std::io::Error),
+    #[error("TLS with {0} failed: {1}")]
+    Tls(String, String),
+    #[error("{0}")]
+    Io(#[source] std::io::Error),
+    #[error("{0}")]
+    Malformed(&'static str),
+}
+
 /// Splits an HTTP/1.1 response into status and body (content-length or chunked).
-fn parse_http(raw: &[u8]) -> Result<(u16, String), String> {
+fn parse_http(raw: &[u8]) -> Result<(u16, String), Transport> {
     let end = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .ok_or("truncated HTTP response")?;
+        .ok_or(Transport::Malformed("truncated HTTP response"))?;
     let head = String::from_utf8_lossy(&raw[..end]).to_string();
     let status: u16 = head
         .get(9..12)
         .and_then(|s| s.parse().ok())
-        .ok_or("bad HTTP status line")?;
+        .ok_or(Transport::Malformed("bad HTTP status line"))?;
     let mut body = raw[end + 4..].to_vec();
     if head
         .to_ascii_lowercase()
@@ -336,7 +348,7 @@ fn parse_http(raw: &[u8]) -> Result<(u16, String), String> {
         let mut rest = &body[..];
         while let Some(nl) = rest.windows(2).position(|w| w == b"\r\n") {
             let size = usize::from_str_radix(String::from_utf8_lossy(&rest[..nl]).trim(), 16)
-                .map_err(|_| "bad chunk size")?;
+                .map_err(|_| Transport::Malformed("bad chunk size"))?;
             rest = &rest[nl + 2..];
             if size == 0 || rest.len() < size {
                 break;

@@ -185,9 +185,18 @@ struct Chosen {
     build: Option<Arc<kumo_control::ImageGate>>,
 }
 
+/// Why the driver asked for cannot run.
+#[derive(Debug, thiserror::Error)]
+enum NoDriver {
+    #[error("the {0} driver cannot run here: {1}")]
+    Unavailable(&'static str, String),
+    #[error("the {0} driver failed to start")]
+    Failed(&'static str, #[source] kumo_compute::ComputeError),
+}
+
 /// The compute driver to run, or why none but `null` can. A host that can run `ns` but has no
 /// base image gets one built at first start, in the background ([`build_image`]).
-fn choose_driver(args: &ServeArgs, rt: &tokio::runtime::Runtime) -> Result<Chosen, String> {
+fn choose_driver(args: &ServeArgs, rt: &tokio::runtime::Runtime) -> Result<Chosen, NoDriver> {
     let null = |why: Option<String>| Chosen {
         compute: None,
         null_reason: why,
@@ -210,10 +219,10 @@ fn choose_driver(args: &ServeArgs, rt: &tokio::runtime::Runtime) -> Result<Chose
             })
             .or_else(|| kumo_compute::vm::unavailable(&image_dir));
         if let Some(why) = why_not {
-            return Err(format!("the vm driver cannot run here: {why}"));
+            return Err(NoDriver::Unavailable("vm", why));
         }
         let d = kumo_compute::vm::VmDriver::new(&args.data_dir, rt.handle().clone(), &image_dir)
-            .map_err(|e| format!("the vm driver failed to start: {e}"))?;
+            .map_err(|e| NoDriver::Failed("vm", e))?;
         return Ok(Chosen {
             compute: Some(kumo_control::Compute::new(
                 Arc::new(d),
@@ -232,7 +241,7 @@ fn choose_driver(args: &ServeArgs, rt: &tokio::runtime::Runtime) -> Result<Chose
         })
     });
     match (why_not, args.driver) {
-        (Some(why), DriverChoice::Ns) => Err(format!("the ns driver cannot run here: {why}")),
+        (Some(why), DriverChoice::Ns) => Err(NoDriver::Unavailable("ns", why)),
         (Some(why), _) => Ok(null(Some(format!("the ns driver cannot run here: {why}")))),
         (None, _) => {
             let gate = match built {
@@ -241,7 +250,7 @@ fn choose_driver(args: &ServeArgs, rt: &tokio::runtime::Runtime) -> Result<Chose
             };
             let d = kumo_compute::ns::NsDriver::new(&args.data_dir, rt.handle().clone())
                 .and_then(|d| d.with_host_keys(&args.images.join("hostkeys")))
-                .map_err(|e| format!("the ns driver failed to start: {e}"))?;
+                .map_err(|e| NoDriver::Failed("ns", e))?;
             let root = args.images.join(image::RECIPE).join("rootfs");
             Ok(Chosen {
                 compute: Some(kumo_control::Compute::with_image(
@@ -344,7 +353,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     } = match choose_driver(&args, &rt) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "cannot start the compute driver");
+            let cause = std::error::Error::source(&e).map(|c| c.to_string());
+            tracing::error!(error = %e, cause, "cannot start the compute driver");
             return ExitCode::FAILURE;
         }
     };

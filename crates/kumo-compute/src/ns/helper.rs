@@ -23,6 +23,29 @@ fn fail(what: &str, e: impl std::fmt::Display) -> i32 {
     1
 }
 
+/// A step of preparing the guest's root that failed, with the system's error.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}")]
+struct StepFailed {
+    step: String,
+    #[source]
+    cause: std::io::Error,
+}
+
+impl StepFailed {
+    fn new(step: impl Into<String>, cause: impl Into<std::io::Error>) -> StepFailed {
+        StepFailed {
+            step: step.into(),
+            cause: cause.into(),
+        }
+    }
+}
+
+/// The step and its cause on one line, for the console log.
+fn chain(e: &StepFailed) -> String {
+    format!("{}: {}", e.step, e.cause)
+}
+
 /// The helper (stage 1). Arguments: the image's root, the root data directory (holding
 /// `upper` and `work`), the mount point for the overlay, the console log, the host name.
 /// Protocol on stdout/stdin: prints `ready`, waits for `go`, prints `mounted`, waits for
@@ -84,7 +107,7 @@ pub fn helper(
         return fail("mount the root overlay", e);
     }
     if let Err(e) = mount_dev(mountpoint) {
-        return fail("mount the guest's /dev", e);
+        return fail("mount the guest's /dev", chain(&e));
     }
     if writeln!(out, "mounted").and_then(|_| out.flush()).is_err() {
         return 1;
@@ -142,17 +165,18 @@ fn mount_at(
     fstype: &str,
     flags: MsFlags,
     data: Option<&str>,
-) -> Result<(), String> {
-    std::fs::create_dir_all(target).map_err(|e| format!("{}: {e}", target.display()))?;
+) -> Result<(), StepFailed> {
+    std::fs::create_dir_all(target)
+        .map_err(|e| StepFailed::new(target.display().to_string(), e))?;
     mount(Some(src), target, Some(fstype), flags, data)
-        .map_err(|e| format!("mount {fstype} on {}: {e}", target.display()))
+        .map_err(|e| StepFailed::new(format!("mount {fstype} on {}", target.display()), e))
 }
 
 /// The init stage (stage 2): PID 1 of the instance. Never returns on success.
 pub fn init(root: &Path, hostname: &str) -> i32 {
     match prepare(root, hostname) {
         Ok(()) => {}
-        Err(e) => return fail("prepare the root", e),
+        Err(e) => return fail("prepare the root", chain(&e)),
     }
     let e = Command::new("/sbin/kumo-init")
         .env_clear()
@@ -168,7 +192,7 @@ pub fn init(root: &Path, hostname: &str) -> i32 {
 
 /// The guest's `/dev` under its root: a tmpfs with the host's harmless character devices
 /// bound in, its own devpts and a `/dev/shm`. Block devices are the server's to add.
-fn mount_dev(root: &Path) -> Result<(), String> {
+fn mount_dev(root: &Path) -> Result<(), StepFailed> {
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_at(
         "tmpfs",
@@ -179,7 +203,8 @@ fn mount_dev(root: &Path) -> Result<(), String> {
     )?;
     for d in ["null", "zero", "full", "random", "urandom", "tty"] {
         let target = root.join("dev").join(d);
-        std::fs::File::create(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+        std::fs::File::create(&target)
+            .map_err(|e| StepFailed::new(target.display().to_string(), e))?;
         let src = format!("/dev/{d}");
         mount(
             Some(src.as_str()),
@@ -188,7 +213,7 @@ fn mount_dev(root: &Path) -> Result<(), String> {
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(|e| format!("bind {src}: {e}"))?;
+        .map_err(|e| StepFailed::new(format!("bind {src}"), e))?;
     }
     mount_at(
         "devpts",
@@ -198,7 +223,7 @@ fn mount_dev(root: &Path) -> Result<(), String> {
         Some("newinstance,ptmxmode=0666,mode=620"),
     )?;
     std::os::unix::fs::symlink("pts/ptmx", root.join("dev/ptmx"))
-        .map_err(|e| format!("ptmx: {e}"))?;
+        .map_err(|e| StepFailed::new("ptmx", e))?;
     mount_at(
         "tmpfs",
         &root.join("dev/shm"),
@@ -209,8 +234,8 @@ fn mount_dev(root: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn prepare(root: &Path, hostname: &str) -> Result<(), String> {
-    nix::unistd::sethostname(hostname).map_err(|e| format!("hostname: {e}"))?;
+fn prepare(root: &Path, hostname: &str) -> Result<(), StepFailed> {
+    nix::unistd::sethostname(hostname).map_err(|e| StepFailed::new("hostname", e))?;
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount_at("proc", &root.join("proc"), "proc", nosuid, None)?;
     mount_at(
@@ -227,11 +252,12 @@ fn prepare(root: &Path, hostname: &str) -> Result<(), String> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=755"),
     )?;
-    std::env::set_current_dir(root).map_err(|e| format!("chdir: {e}"))?;
-    std::fs::create_dir_all(".kumo-old").map_err(|e| format!("old root: {e}"))?;
-    nix::unistd::pivot_root(".", ".kumo-old").map_err(|e| format!("pivot_root: {e}"))?;
-    std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
-    umount2("/.kumo-old", MntFlags::MNT_DETACH).map_err(|e| format!("detach the old root: {e}"))?;
+    std::env::set_current_dir(root).map_err(|e| StepFailed::new("chdir", e))?;
+    std::fs::create_dir_all(".kumo-old").map_err(|e| StepFailed::new("old root", e))?;
+    nix::unistd::pivot_root(".", ".kumo-old").map_err(|e| StepFailed::new("pivot_root", e))?;
+    std::env::set_current_dir("/").map_err(|e| StepFailed::new("chdir /", e))?;
+    umount2("/.kumo-old", MntFlags::MNT_DETACH)
+        .map_err(|e| StepFailed::new("detach the old root", e))?;
     let _ = std::fs::remove_dir("/.kumo-old");
     Ok(())
 }

@@ -69,7 +69,8 @@ impl VmConfig {
         let accel = match kvm_probe(&kernel) {
             Ok(()) => "kvm".to_string(),
             Err(why) => {
-                tracing::warn!(reason = %why, "KVM is not usable here: the vm driver runs its guests under TCG (software emulation), tens of times slower");
+                let cause = std::error::Error::source(&why).map(|c| c.to_string());
+                tracing::warn!(reason = %why, cause, "KVM is not usable here: the vm driver runs its guests under TCG (software emulation), tens of times slower");
                 "tcg".to_string()
             }
         };
@@ -82,17 +83,25 @@ impl VmConfig {
     }
 }
 
+/// Why KVM is not used.
+#[derive(Debug, thiserror::Error)]
+enum NoKvm {
+    #[error("/dev/kvm cannot be opened")]
+    NoDevice(#[source] std::io::Error),
+    #[error("cannot start QEMU")]
+    NoQemu(#[source] std::io::Error),
+    #[error("a probe boot under KVM did not reach the kernel's root mount in 8 s")]
+    Hangs,
+}
+
 /// Boots the image's kernel under KVM with no root: a working KVM reaches the kernel's
 /// "no root" panic (and QEMU exits, `-no-reboot`) within seconds.
-fn kvm_probe(kernel: &Path) -> Result<(), String> {
-    if std::fs::OpenOptions::new()
+fn kvm_probe(kernel: &Path) -> Result<(), NoKvm> {
+    std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/kvm")
-        .is_err()
-    {
-        return Err("/dev/kvm cannot be opened".into());
-    }
+        .map_err(NoKvm::NoDevice)?;
     let mut child = Command::new("qemu-system-x86_64")
         .args([
             "-machine",
@@ -117,7 +126,7 @@ fn kvm_probe(kernel: &Path) -> Result<(), String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .map_err(|e| format!("cannot start QEMU: {e}"))?;
+        .map_err(NoKvm::NoQemu)?;
     let out = child.stdout.take();
     let reader = std::thread::spawn(move || {
         let mut seen = String::new();
@@ -139,7 +148,7 @@ fn kvm_probe(kernel: &Path) -> Result<(), String> {
     let _ = child.wait();
     let seen = reader.join().unwrap_or_default();
     if seen.is_empty() {
-        Err("a probe boot under KVM did not reach the kernel's root mount in 8 s".into())
+        Err(NoKvm::Hangs)
     } else {
         Ok(())
     }
