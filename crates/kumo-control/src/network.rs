@@ -296,8 +296,7 @@ pub fn default_vpc<V: Read>(v: &V, s: Scope) -> Result<Option<String>, Fail> {
 
 /// A random locally administered MAC address, as ENIs get.
 pub fn new_mac() -> String {
-    let mut b = [0u8; 6];
-    let _ = openssl::rand::rand_bytes(&mut b);
+    let mut b = crate::core::ids::name_bytes::<6>();
     b[0] = (b[0] & 0xfc) | 0x02;
     b.iter()
         .map(|x| format!("{x:02x}"))
