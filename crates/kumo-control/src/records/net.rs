@@ -129,18 +129,11 @@ pub struct EniRecord {
     pub requester_id: Option<String>,
     pub attachment: Option<EniAttachment>,
 }
+// Only the columns a query looks at: an interface is found by its VPC and subnet. Each
+// column set is one more index entry per row, and a launch writes one row per interface.
 record!(EniRecord, "network-interface", |s| Index {
-    state: Some(
-        if s.attachment.is_some() {
-            "in-use"
-        } else {
-            "available"
-        }
-        .into()
-    ),
     vpc: Some(s.vpc_id.clone()),
     subnet: Some(s.subnet_id.clone()),
-    zone: Some(s.zone.clone()),
     ..Index::default()
 });
 

@@ -1,7 +1,7 @@
 //! A volume's stored document: its configuration, attachments (with their state) and
 //! modifications, and the region's EBS settings.
 
-use kumo_store::{Index, Record};
+use kumo_store::Record;
 use serde::{Deserialize, Serialize};
 
 /// Where an attachment stands. Stored by AWS's names (the strings of version 1), so an
@@ -84,12 +84,7 @@ impl Record for VolumeRecord {
     fn id(&self) -> &str {
         &self.id
     }
-    fn index(&self) -> Index {
-        Index {
-            zone: Some(self.zone.clone()),
-            ..Index::default()
-        }
-    }
+    // No index column: no query finds volumes by one, and a launch writes a row per volume.
 }
 
 /// Account-wide EBS settings of a region.
