@@ -160,3 +160,32 @@ def test_describe_paging(ec2):
     assert [len(p["Vpcs"]) for p in pages] == [5, 3]
     ids = [v["VpcId"] for p in pages for v in p["Vpcs"]]
     assert len(set(ids)) == 8
+
+
+def test_filter_aliases_clients_send(ec2):
+    # Ansible's ec2_vpc_net looks a VPC up by `cidr-block`; Terraform's default-VPC lookups
+    # send `isDefault` and aws_default_subnet sends `availabilityZone`. AWS takes each as an
+    # alias of the documented name.
+    vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+    for name in ["cidr", "cidr-block", "cidrBlock"]:
+        got = ec2.describe_vpcs(Filters=[{"Name": name, "Values": ["10.7.0.0/16"]}])["Vpcs"]
+        assert [v["VpcId"] for v in got] == [vpc], name
+        assert ec2.describe_vpcs(Filters=[{"Name": name, "Values": ["10.8.0.0/16"]}])["Vpcs"] == []
+    default = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    assert [v["IsDefault"] for v in default] == [True]
+    others = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["false"]}])["Vpcs"]
+    assert [v["VpcId"] for v in others] == [vpc]
+    dopt = default[0]["DhcpOptionsId"]
+    got = ec2.describe_vpcs(Filters=[{"Name": "dhcp-options-id", "Values": [dopt]}])["Vpcs"]
+    assert default[0]["VpcId"] in [v["VpcId"] for v in got]
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][1]
+    for name, value in [("availabilityZone", zone["ZoneName"]), ("availabilityZoneId", zone["ZoneId"])]:
+        got = ec2.describe_subnets(Filters=[{"Name": name, "Values": [value]}, {"Name": "defaultForAz", "Values": ["true"]}])["Subnets"]
+        assert [s["AvailabilityZone"] for s in got] == [zone["ZoneName"]], name
+    sub = got[0]
+    got = ec2.describe_subnets(Filters=[{"Name": "subnet-arn", "Values": [sub["SubnetArn"]]}])["Subnets"]
+    assert [s["SubnetId"] for s in got] == [sub["SubnetId"]]
+    with pytest.raises(ClientError) as e:
+        ec2.describe_vpcs(Filters=[{"Name": "cidr-blocks", "Values": ["10.7.0.0/16"]}])
+    assert error_code(e) == "InvalidParameterValue"
+    assert e.value.response["Error"]["Message"] == "The filter 'cidr-blocks' is invalid"

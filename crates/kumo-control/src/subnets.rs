@@ -276,6 +276,7 @@ pub fn delete_subnet(
 struct SubnetView<'a> {
     t: &'a Tagged<SubnetRecord>,
     owner: &'a str,
+    region: &'a str,
     available: String,
 }
 
@@ -291,8 +292,10 @@ impl Filterable for SubnetView<'_> {
     fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
         let sn = &self.t.item;
         match name {
-            "availability-zone" => out(&sn.zone),
-            "availability-zone-id" => out(&sn.zone_id),
+            // The camel-case names are AWS's aliases (Terraform's aws_default_subnet sends
+            // `availabilityZone`).
+            "availability-zone" | "availabilityZone" => out(&sn.zone),
+            "availability-zone-id" | "availabilityZoneId" => out(&sn.zone_id),
             "available-ip-address-count" => out(&self.available),
             "cidr-block" | "cidr" | "cidrBlock" => out(&sn.cidr),
             "default-for-az" | "defaultForAz" => out(tf(sn.default_for_az)),
@@ -309,7 +312,10 @@ impl Filterable for SubnetView<'_> {
                 out(tf(sn.resource_name_dns_aaaa_record))
             }
             "state" => out("available"),
-            "subnet-arn" => {}
+            "subnet-arn" => out(&format!(
+                "arn:aws:ec2:{}:{}:subnet/{}",
+                self.region, self.owner, sn.id
+            )),
             "subnet-id" => out(&sn.id),
             "vpc-id" => out(&sn.vpc_id),
             _ => {}
@@ -322,7 +328,9 @@ impl Filterable for SubnetView<'_> {
 
 const SUBNET_FILTERS: &[&str] = &[
     "availability-zone",
+    "availabilityZone",
     "availability-zone-id",
+    "availabilityZoneId",
     "available-ip-address-count",
     "cidr-block",
     "cidr",
@@ -373,6 +381,7 @@ pub fn describe_subnets(
                 fs.matches(&SubnetView {
                     t,
                     owner: &ctx.account_id,
+                    region: &ctx.region,
                     available: available(&t.item, &counts).to_string(),
                 })
             })?;

@@ -212,7 +212,9 @@ impl Filterable for VpcView<'_> {
     fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
         let v = &self.0.item;
         match name {
-            "cidr" => {
+            // AWS also takes `cidr-block` and `cidrBlock` (Ansible's ec2_vpc_net sends the
+            // first), and `isDefault` (Terraform's default-VPC lookups).
+            "cidr" | "cidr-block" | "cidrBlock" => {
                 if let Some(c) = v.cidrs.first() {
                     out(&c.cidr)
                 }
@@ -223,7 +225,7 @@ impl Filterable for VpcView<'_> {
             }
             "cidr-block-association.state" => v.cidrs.iter().for_each(|_| out("associated")),
             "dhcp-options-id" => out(&v.dhcp_options_id),
-            "is-default" => out(if v.is_default { "true" } else { "false" }),
+            "is-default" | "isDefault" => out(if v.is_default { "true" } else { "false" }),
             "owner-id" => out(self.1),
             "state" => out("available"),
             "vpc-id" => out(&v.id),
@@ -237,6 +239,8 @@ impl Filterable for VpcView<'_> {
 
 const VPC_FILTERS: &[&str] = &[
     "cidr",
+    "cidr-block",
+    "cidrBlock",
     "cidr-block-association.cidr-block",
     "cidr-block-association.association-id",
     "cidr-block-association.state",
@@ -246,6 +250,7 @@ const VPC_FILTERS: &[&str] = &[
     "ipv6-cidr-block-association.association-id",
     "ipv6-cidr-block-association.state",
     "is-default",
+    "isDefault",
     "owner-id",
     "state",
     "vpc-id",
