@@ -415,3 +415,15 @@ def test_run_instances_answers_what_describe_reads(ec2, ami):
             launched.pop(k, None)
             described.pop(k, None)
         assert launched == described
+
+
+def test_empty_placement_names_are_unset(ec2, ami):
+    # Terraform's aws_instance with no availability_zone sends `Placement.AvailabilityZone=`
+    # and `Placement.GroupName=`; AWS launches into the default subnet's first zone.
+    first = sorted(z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"])[0]
+    inst = run(ec2, ami, Placement={"AvailabilityZone": "", "GroupName": ""})["Instances"][0]
+    assert inst["Placement"]["AvailabilityZone"] == first
+    assert describe(ec2, inst["InstanceId"])["Placement"]["AvailabilityZone"] == first
+    with pytest.raises(ClientError) as e:
+        run(ec2, ami, Placement={"AvailabilityZone": "eu-west-1z"})
+    assert error_code(e) == "InvalidParameterValue"

@@ -220,11 +220,34 @@ fn resolve<'a>(
     Ok((l, tag_list, digest))
 }
 
+/// Placement members sent empty, as Terraform's aws_instance sends `Placement.AvailabilityZone=`
+/// when no zone is configured: AWS takes an empty placement name as not given.
+fn placement_blanks_unset(mut input: RunInstancesRequest) -> RunInstancesRequest {
+    if let Some(p) = input.placement.as_mut() {
+        for f in [
+            &mut p.availability_zone,
+            &mut p.availability_zone_id,
+            &mut p.group_name,
+            &mut p.group_id,
+            &mut p.host_id,
+            &mut p.host_resource_group_arn,
+            &mut p.affinity,
+            &mut p.spread_domain,
+        ] {
+            if f.as_deref() == Some("") {
+                *f = None;
+            }
+        }
+    }
+    input
+}
+
 pub fn run(
     k: &Kumo,
     ctx: &RequestContext,
     input: RunInstancesRequest,
 ) -> Result<Reservation, Ec2Error> {
+    let input = placement_blanks_unset(input);
     let (l, tag_list, digest) = resolve(k, ctx, &input)?;
     let s = scope(ctx);
     let now = k.now_ms();
