@@ -136,3 +136,59 @@ def test_cli_legacy_parameters(cli):
     cli("ec2", "revoke-security-group-ingress", "--group-id", gid, "--protocol", "tcp", "--port", "22", "--cidr", "203.0.113.0/24")
     assert cli("ec2", "describe-security-groups", "--group-ids", gid)["SecurityGroups"][0]["IpPermissions"] == []
     cli("ec2", "delete-security-group", "--group-name", "ssh-only")
+
+
+def ssh6(cidr="::/0"):
+    return [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": cidr}]}]
+
+
+def test_ipv6_ranges_are_stored_returned_and_revoked(ec2, vpc):
+    gid = ec2.create_security_group(GroupName="six", Description="v6", VpcId=vpc)["GroupId"]
+    out = ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+         "IpRanges": [{"CidrIp": "10.0.0.0/8"}],
+         "Ipv6Ranges": [{"CidrIpv6": "2001:db8::/32", "Description": "lab"}]}])
+    assert sorted((r.get("CidrIpv4", ""), r.get("CidrIpv6", "")) for r in out["SecurityGroupRules"]) == [
+        ("", "2001:db8::/32"), ("10.0.0.0/8", "")]
+    g = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]
+    perm = g["IpPermissions"][0]
+    assert perm["Ipv6Ranges"] == [{"CidrIpv6": "2001:db8::/32", "Description": "lab"}]
+    assert perm["IpRanges"] == [{"CidrIp": "10.0.0.0/8"}]
+    found = ec2.describe_security_groups(Filters=[{"Name": "ip-permission.ipv6-cidr", "Values": ["2001:db8::/32"]}])["SecurityGroups"]
+    assert [x["GroupId"] for x in found] == [gid]
+    with pytest.raises(ClientError) as e:
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=ssh6("2001:db8::/32"))
+    assert error_code(e) == "InvalidPermission.Duplicate"
+    with pytest.raises(ClientError) as e:
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=ssh6("2001:db8::/129"))
+    assert error_code(e) == "InvalidParameterValue"
+    ec2.revoke_security_group_ingress(GroupId=gid, IpPermissions=ssh6("2001:db8::/32"))
+    g = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]
+    assert g["IpPermissions"][0]["Ipv6Ranges"] == []
+
+
+def test_revoking_the_absent_ipv6_egress_rule_is_not_found(ec2, vpc):
+    # What Terraform's aws_security_group does on create: it revokes the `::/0` egress rule
+    # AWS adds in IPv6 VPCs, and takes InvalidPermission.NotFound as "not there".
+    gid = ec2.create_security_group(GroupName="tf", Description="tf", VpcId=vpc)["GroupId"]
+    with pytest.raises(ClientError) as e:
+        ec2.revoke_security_group_egress(GroupId=gid, IpPermissions=[
+            {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+    assert error_code(e) == "InvalidPermission.NotFound"
+    g = ec2.describe_security_groups(GroupIds=[gid])["SecurityGroups"][0]
+    assert [r["CidrIp"] for p in g["IpPermissionsEgress"] for r in p["IpRanges"]] == ["0.0.0.0/0"]
+    ec2.authorize_security_group_egress(GroupId=gid, IpPermissions=[
+        {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+    ec2.revoke_security_group_egress(GroupId=gid, IpPermissions=[
+        {"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+
+
+def test_ipv6_rules_have_their_own_limit(ec2, vpc):
+    gid = ec2.create_security_group(GroupName="lim6", Description="lim6", VpcId=vpc)["GroupId"]
+    v4 = [{"CidrIp": f"10.{i}.0.0/16"} for i in range(60)]
+    v6 = [{"CidrIpv6": f"2001:db8:{i:x}::/48"} for i in range(60)]
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": v4, "Ipv6Ranges": v6}])
+    with pytest.raises(ClientError) as e:
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=ssh6())
+    assert error_code(e) == "RulesPerSecurityGroupLimitExceeded"

@@ -240,6 +240,7 @@ pub fn new_vpc(
             from_port: None,
             to_port: None,
             cidr: None,
+            cidr_ipv6: None,
             group_id: None, // filled below: the group itself
             description: None,
         }],
@@ -283,6 +284,7 @@ pub fn all_traffic_egress() -> SgRule {
         from_port: None,
         to_port: None,
         cidr: Some("0.0.0.0/0".into()),
+        cidr_ipv6: None,
         group_id: None,
         description: None,
     }

@@ -235,12 +235,10 @@ fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
                 Some(p.to_port.unwrap_or(-1)),
             ),
         };
-        if p.ipv6_ranges.as_ref().is_some_and(|r| !r.is_empty())
-            || p.prefix_list_ids.as_ref().is_some_and(|r| !r.is_empty())
-        {
+        if p.prefix_list_ids.as_ref().is_some_and(|r| !r.is_empty()) {
             return Err(Ec2Error::new(
                 "Unsupported",
-                "Kumo does not support IPv6 ranges or prefix lists in security group rules yet.",
+                "Kumo does not support prefix lists in security group rules yet.",
             ));
         }
         let base = SgRule {
@@ -249,6 +247,7 @@ fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
             from_port: from,
             to_port: to,
             cidr: None,
+            cidr_ipv6: None,
             group_id: None,
             description: None,
         };
@@ -266,6 +265,17 @@ fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
                 ..base.clone()
             });
         }
+        for r in p.ipv6_ranges.iter().flatten() {
+            let given = r.cidr_ipv6.as_deref().unwrap_or("");
+            let cidr = ipv6_cidr(given).ok_or_else(|| {
+                Ec2Error::invalid_value(format!("CIDR block {given} is malformed"))
+            })?;
+            out.push(SgRule {
+                cidr_ipv6: Some(cidr),
+                description: r.description.clone(),
+                ..base.clone()
+            });
+        }
         for g in p.user_id_group_pairs.iter().flatten() {
             out.push(SgRule {
                 group_id: g.group_id.clone(),
@@ -277,12 +287,35 @@ fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
     Ok(out)
 }
 
+/// An IPv6 CIDR block in its canonical form (`2001:db8::/32`), its host bits cleared.
+fn ipv6_cidr(text: &str) -> Option<String> {
+    let (addr, len) = text.split_once('/')?;
+    let len: u32 = len.parse().ok().filter(|l| *l <= 128)?;
+    let addr: std::net::Ipv6Addr = addr.parse().ok()?;
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    let net = std::net::Ipv6Addr::from(u128::from(addr) & mask);
+    Some(format!("{net}/{len}"))
+}
+
 fn same(a: &SgRule, b: &SgRule) -> bool {
     a.protocol == b.protocol
         && a.from_port == b.from_port
         && a.to_port == b.to_port
         && a.cidr == b.cidr
+        && a.cidr_ipv6 == b.cidr_ipv6
         && a.group_id == b.group_id
+}
+
+/// How many rules of a list count against AWS's per-direction limit, for IPv4 and for IPv6:
+/// the limit applies to each separately, and a rule naming a group counts in both.
+fn rule_counts<'a>(rules: impl Iterator<Item = &'a SgRule>) -> (usize, usize) {
+    rules.fold((0, 0), |(v4, v6), r| {
+        let both = r.group_id.is_some();
+        (
+            v4 + usize::from(r.cidr.is_some() || both),
+            v6 + usize::from(r.cidr_ipv6.is_some() || both),
+        )
+    })
 }
 
 /// AWS's wording of a rule in `InvalidPermission.Duplicate`.
@@ -290,6 +323,7 @@ fn describe_rule(r: &SgRule) -> String {
     let peer = r
         .cidr
         .clone()
+        .or_else(|| r.cidr_ipv6.clone())
         .or_else(|| r.group_id.clone())
         .unwrap_or_default();
     match r.protocol.as_str() {
@@ -370,6 +404,7 @@ fn wire_rule(ctx: &RequestContext, group: &str, egress: bool, r: &SgRule) -> Sec
         from_port: Some(r.from_port.unwrap_or(-1)),
         to_port: Some(r.to_port.unwrap_or(-1)),
         cidr_ipv4: r.cidr.clone(),
+        cidr_ipv6: r.cidr_ipv6.clone(),
         referenced_group_info: r.group_id.as_ref().map(|g| ReferencedSecurityGroup {
             group_id: Some(g.clone()),
             user_id: Some(ctx.account_id.clone()),
@@ -411,7 +446,8 @@ fn authorize(
                     )));
                 }
             }
-            if list.len() + new.len() > MAX_RULES {
+            let (v4, v6) = rule_counts(list.iter().chain(new.iter()));
+            if v4.max(v6) > MAX_RULES {
                 return Err(Fail(Ec2Error::new(
                     "RulesPerSecurityGroupLimitExceeded",
                     "The maximum number of rules per security group has been reached.",
@@ -546,6 +582,7 @@ fn revoke(
                     from_port: Some(r.from_port.unwrap_or(-1)),
                     to_port: Some(r.to_port.unwrap_or(-1)),
                     cidr_ipv4: r.cidr.clone(),
+                    cidr_ipv6: r.cidr_ipv6.clone(),
                     referenced_group_id: r.group_id.clone(),
                     description: r.description.clone(),
                     ..RevokedSecurityGroupRule::default()
@@ -637,7 +674,15 @@ fn rule_permission(r: &SgRule) -> IpPermission {
                 })
                 .collect(),
         ),
-        ipv6_ranges: Some(Vec::new()),
+        ipv6_ranges: Some(
+            r.cidr_ipv6
+                .iter()
+                .map(|c| Ipv6Range {
+                    cidr_ipv6: Some(c.clone()),
+                    description: r.description.clone(),
+                })
+                .collect(),
+        ),
         prefix_list_ids: Some(Vec::new()),
     }
 }
@@ -669,6 +714,12 @@ fn permissions(ctx: &RequestContext, rules: &[SgRule]) -> Vec<IpPermission> {
         if let Some(c) = &r.cidr {
             p.ip_ranges.get_or_insert_with(Vec::new).push(IpRange {
                 cidr_ip: Some(c.clone()),
+                description: r.description.clone(),
+            });
+        }
+        if let Some(c) = &r.cidr_ipv6 {
+            p.ipv6_ranges.get_or_insert_with(Vec::new).push(Ipv6Range {
+                cidr_ipv6: Some(c.clone()),
                 description: r.description.clone(),
             });
         }
@@ -723,6 +774,10 @@ impl Filterable for GroupView<'_> {
             "ip-permission.cidr" => rules
                 .iter()
                 .filter_map(|r| r.cidr.as_deref())
+                .for_each(&mut *out),
+            "ip-permission.ipv6-cidr" => rules
+                .iter()
+                .filter_map(|r| r.cidr_ipv6.as_deref())
                 .for_each(&mut *out),
             "ip-permission.from-port" => rules
                 .iter()
@@ -914,4 +969,45 @@ pub fn describe_rules(
         security_group_rules: Some(page),
         next_token: next,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_blocks_are_canonical_with_host_bits_cleared() {
+        assert_eq!(ipv6_cidr("::/0").as_deref(), Some("::/0"));
+        assert_eq!(
+            ipv6_cidr("2001:DB8:0:0::1/32").as_deref(),
+            Some("2001:db8::/32")
+        );
+        assert_eq!(
+            ipv6_cidr("2001:db8::1/128").as_deref(),
+            Some("2001:db8::1/128")
+        );
+        for bad in ["2001:db8::/129", "2001:db8::", "10.0.0.0/8", "::/x", ""] {
+            assert_eq!(ipv6_cidr(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn group_rules_count_against_both_families() {
+        let rule = |cidr: Option<&str>, v6: Option<&str>, group: Option<&str>| SgRule {
+            id: String::new(),
+            protocol: "-1".into(),
+            from_port: None,
+            to_port: None,
+            cidr: cidr.map(Into::into),
+            cidr_ipv6: v6.map(Into::into),
+            group_id: group.map(Into::into),
+            description: None,
+        };
+        let rules = [
+            rule(Some("10.0.0.0/8"), None, None),
+            rule(None, Some("::/0"), None),
+            rule(None, None, Some("sg-1")),
+        ];
+        assert_eq!(rule_counts(rules.iter()), (2, 2));
+    }
 }

@@ -146,6 +146,10 @@ pub struct SgRule {
     pub from_port: Option<i32>,
     pub to_port: Option<i32>,
     pub cidr: Option<String>,
+    /// An IPv6 peer. Stored and returned as AWS does; not yet enforced, as guests have no
+    /// IPv6 address (a rule with only this peer projects no firewall entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cidr_ipv6: Option<String>,
     pub group_id: Option<String>,
     pub description: Option<String>,
 }
