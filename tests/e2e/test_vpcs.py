@@ -49,9 +49,12 @@ def test_create_and_delete_vpc(cli):
     vpc = cli("ec2", "create-vpc", "--cidr-block", "10.0.0.0/16", "--tag-specifications", "ResourceType=vpc,Tags=[{Key=Name,Value=main}]")["Vpc"]
     assert vpc["CidrBlock"] == "10.0.0.0/16" and vpc["IsDefault"] is False
     assert vpc["Tags"] == [{"Key": "Name", "Value": "main"}]
+    # AWS's CreateVpc answer always carries the (here empty) IPv6 set; DescribeVpcs omits it.
+    assert vpc["Ipv6CidrBlockAssociationSet"] == []
     vid = vpc["VpcId"]
     got = cli("ec2", "describe-vpcs", "--filters", "Name=tag:Name,Values=main")["Vpcs"]
     assert [v["VpcId"] for v in got] == [vid]
+    assert "Ipv6CidrBlockAssociationSet" not in got[0]
     # Every VPC is born with a main route table, a default security group and a network ACL.
     assert len(cli("ec2", "describe-route-tables", "--filters", f"Name=vpc-id,Values={vid}")["RouteTables"]) == 1
     assert len(cli("ec2", "describe-security-groups", "--filters", f"Name=vpc-id,Values={vid}")["SecurityGroups"]) == 1

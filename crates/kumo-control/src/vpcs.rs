@@ -91,6 +91,9 @@ pub fn create_vpc(
     v.tags = Some(tag_list);
     // A new VPC is reported `pending` by CreateVpc, then `available`.
     v.state = Some("pending".into());
+    // CreateVpc lists the VPC's IPv6 blocks, none here, as an empty set; DescribeVpcs
+    // leaves the member out for a VPC without IPv6.
+    v.ipv6_cidr_block_association_set = Some(Vec::new());
     Ok(CreateVpcResult { vpc: Some(v) })
 }
 
