@@ -209,3 +209,14 @@ def test_a_modification_whose_growth_fails_is_failed_and_changes_nothing(kumo, e
     with pytest.raises(ClientError) as e:
         ec2.modify_volume(VolumeId=vid, Size=0)
     assert error_code(e) == "InvalidParameterValue"
+
+
+def test_create_volume_checks_required_members_before_the_zone(ec2):
+    # AWS answers the missing size first, even for a zone that does not exist.
+    with pytest.raises(ClientError) as e:
+        ec2.create_volume(AvailabilityZone="eu-west-1z")
+    assert error_code(e) == "MissingParameter"
+    assert e.value.response["Error"]["Message"] == "The request must contain the parameter size/snapshot"
+    with pytest.raises(ClientError) as e:
+        ec2.create_volume(AvailabilityZone="eu-west-1z", Size=1)
+    assert error_code(e) == "InvalidZone.NotFound"

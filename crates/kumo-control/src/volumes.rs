@@ -151,6 +151,11 @@ pub fn create(
     ctx: &RequestContext,
     input: CreateVolumeRequest,
 ) -> Result<Volume, Ec2Error> {
+    // AWS checks the required members before it looks anything up: no size and no snapshot
+    // is MissingParameter even when the zone does not exist.
+    if input.size.is_none() && input.snapshot_id.is_none() {
+        return Err(Ec2Error::missing_parameter("size/snapshot"));
+    }
     let zone = zone_of(ctx, &input)?;
     let s = scope(ctx);
     let restore = restore_of(k, s, &input)?;
