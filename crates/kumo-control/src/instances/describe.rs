@@ -50,6 +50,24 @@ impl<V: Read> InstanceView<'_, V> {
     }
 }
 
+impl<V: Read> InstanceView<'_, V> {
+    /// The instance's block devices as DescribeInstances shows them.
+    fn mappings(&self) -> Vec<InstanceBlockDeviceMapping> {
+        let ids: Vec<&str> = self.t.item.volumes.iter().map(String::as_str).collect();
+        let vols: Vec<crate::records::volume::VolumeRecord> = self
+            .v
+            .list(
+                self.s,
+                &Query {
+                    ids: Some(&ids),
+                    ..Query::default()
+                },
+            )
+            .unwrap_or_default();
+        crate::volumes::mappings(&vols, &self.t.item.id)
+    }
+}
+
 fn tf(b: bool) -> &'static str {
     if b {
         "true"
@@ -159,6 +177,50 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                         .for_each(|n| out(n)),
                     _ => p.groups.iter().for_each(|g| out(g)),
                 }
+            }
+            n if n.starts_with("block-device-mapping.") => {
+                for m in self.mappings() {
+                    let ebs = m.ebs.unwrap_or_default();
+                    match &n["block-device-mapping.".len()..] {
+                        "device-name" => m.device_name.iter().for_each(|d| out(d)),
+                        "volume-id" => ebs.volume_id.iter().for_each(|d| out(d)),
+                        "status" => ebs.status.iter().for_each(|d| out(d)),
+                        "delete-on-termination" => {
+                            ebs.delete_on_termination.iter().for_each(|d| out(tf(*d)))
+                        }
+                        "attach-time" => ebs.attach_time.iter().for_each(|t| out(&t.to_iso8601())),
+                        _ => {}
+                    }
+                }
+            }
+            "metadata-options.state" => out("applied"),
+            "maintenance-options.auto-recovery" => out("default"),
+            "network-interface.association.public-ip"
+            | "network-interface.addresses.association.public-ip" => {
+                // The primary address's public IP per interface, or every address's: an
+                // Elastic IP while associated, the launch's public IP while the instance runs.
+                let every = name.contains(".addresses.");
+                let live = st == State::Running || st == State::Pending;
+                for e in self.enis() {
+                    let first = e.attachment.as_ref().is_some_and(|a| a.device_index == 0);
+                    for a in e.addresses.iter().filter(|a| every || a.primary) {
+                        let eip = self.eips.iter().find(|x| {
+                            x.association
+                                .as_ref()
+                                .is_some_and(|y| y.eni_id == e.id && y.private_ip == a.addr)
+                        });
+                        let launch = r
+                            .public_ip
+                            .as_deref()
+                            .filter(|_| first && a.primary && live);
+                        if let Some(ip) = eip.map(|x| x.public_ip.as_str()).or(launch) {
+                            out(ip)
+                        }
+                    }
+                }
+            }
+            "network-interface.attachment.instance-id" => {
+                self.enis().iter().for_each(|_| out(&r.id))
             }
             n if n.starts_with("network-interface.") => {
                 let field = &n["network-interface.".len()..];
