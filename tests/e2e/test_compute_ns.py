@@ -650,3 +650,12 @@ def test_with_the_metadata_endpoint_disabled_the_launch_key_never_arrives(ns_kum
     assert p.returncode == 255 and "Permission denied" in p.stderr, p.stderr
     out = ec2.get_console_output(InstanceId=inst["InstanceId"])["Output"]
     assert "installed the launch key" not in out
+
+
+def test_cpu_options_reach_the_guest(ns_kumo, ec2, key):
+    # m5.large has 1 core and 2 threads per core by default; CpuOptions can turn the second
+    # thread off, and the guest then sees one vCPU.
+    one = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="m5.large", CpuOptions={"CoreCount": 1, "ThreadsPerCore": 1})
+    two = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="m5.large")
+    assert ssh(key, one["PrivateIpAddress"], "nproc").stdout.strip() == "1"
+    assert ssh(key, two["PrivateIpAddress"], "nproc").stdout.strip() == "2"

@@ -427,3 +427,59 @@ def test_empty_placement_names_are_unset(ec2, ami):
     with pytest.raises(ClientError) as e:
         run(ec2, ami, Placement={"AvailabilityZone": "eu-west-1z"})
     assert error_code(e) == "InvalidParameterValue"
+
+
+def test_block_device_address_and_option_filters_match(ec2, ami):
+    # Each of these filter names used to be accepted and then match nothing.
+    inst = run(ec2, ami, BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 2, "DeleteOnTermination": False}}])["Instances"][0]
+    iid = inst["InstanceId"]
+    other = run(ec2, ami)["Instances"][0]["InstanceId"]
+    got = describe(ec2, iid)
+    extra = next(m for m in got["BlockDeviceMappings"] if m["DeviceName"] == "/dev/sdf")
+    public = got["PublicIpAddress"]
+
+    def found(name, value):
+        res = ec2.describe_instances(Filters=[{"Name": name, "Values": [value]}])["Reservations"]
+        return sorted(i["InstanceId"] for r in res for i in r["Instances"])
+
+    assert found("block-device-mapping.volume-id", extra["Ebs"]["VolumeId"]) == [iid]
+    assert found("block-device-mapping.volume-id", "vol-0123456789abcdef0") == []
+    assert found("block-device-mapping.device-name", "/dev/sdf") == [iid]
+    assert found("block-device-mapping.delete-on-termination", "false") == [iid]
+    assert found("block-device-mapping.status", extra["Ebs"]["Status"]) == sorted([iid, other])
+    assert found("block-device-mapping.status", "detached") == []
+    assert found("network-interface.association.public-ip", public) == [iid]
+    assert found("network-interface.addresses.association.public-ip", public) == [iid]
+    assert found("network-interface.association.public-ip", "203.0.113.254") == []
+    assert found("network-interface.attachment.instance-id", iid) == [iid]
+    assert found("metadata-options.state", "applied") == sorted([iid, other])
+    assert found("metadata-options.state", "pending") == []
+    assert found("maintenance-options.auto-recovery", "default") == sorted([iid, other])
+    assert found("maintenance-options.auto-recovery", "disabled") == []
+
+
+def test_cpu_options_are_checked_recorded_and_returned(ec2, ami):
+    info = ec2.describe_instance_types(InstanceTypes=["m5.large"])["InstanceTypes"][0]["VCpuInfo"]
+    assert (info["ValidCores"], info["ValidThreadsPerCore"]) == ([1], [1, 2])
+    inst = run(ec2, ami, InstanceType="m5.large", CpuOptions={"CoreCount": 1, "ThreadsPerCore": 1})["Instances"][0]
+    assert inst["CpuOptions"] == {"CoreCount": 1, "ThreadsPerCore": 1}
+    assert describe(ec2, inst["InstanceId"])["CpuOptions"] == {"CoreCount": 1, "ThreadsPerCore": 1}
+    plain = run(ec2, ami, InstanceType="m5.large")["Instances"][0]
+    assert plain["CpuOptions"] == {"CoreCount": 1, "ThreadsPerCore": 2}
+    for bad, code in (
+        ({"CoreCount": 2, "ThreadsPerCore": 1}, "InvalidParameterValue"),
+        ({"CoreCount": 1, "ThreadsPerCore": 3}, "InvalidParameterValue"),
+        ({"CoreCount": 1}, "MissingParameter"),
+    ):
+        with pytest.raises(ClientError) as e:
+            run(ec2, ami, InstanceType="m5.large", CpuOptions=bad)
+        assert error_code(e) == code, bad
+    with pytest.raises(ClientError) as e:
+        run(ec2, ami, InstanceType="m5.large", CpuOptions={"CoreCount": 1})
+    assert e.value.response["Error"]["Message"] == "When specifying CpuOptions you must specify both CoreCount and ThreadsPerCore."
+    # A type change takes the new type's defaults.
+    iid = inst["InstanceId"]
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ec2.modify_instance_attribute(InstanceId=iid, InstanceType={"Value": "m5.xlarge"})
+    assert describe(ec2, iid)["CpuOptions"] == {"CoreCount": 2, "ThreadsPerCore": 2}

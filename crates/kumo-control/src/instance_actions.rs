@@ -387,6 +387,9 @@ fn apply_change(tx: &Tx, s: Scope, r: &mut InstanceRecord, change: &Change) -> R
                 ))));
             }
             r.instance_type = t.clone();
+            // CPU options chosen at launch were checked against the old type: the instance
+            // takes the new type's default cores and threads.
+            r.cpu = None;
         }
         Change::UserData(u) => {
             if !stopped {

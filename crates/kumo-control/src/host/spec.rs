@@ -309,8 +309,11 @@ pub(crate) fn spec(
         let c = crate::repo::instance::context(v, s, &[&r])?;
         let (md, net) = metadata(v, s, ctx, &r, &c)?;
         let info = crate::instance_types::find(&r.instance_type);
-        let vcpus = info
-            .and_then(|i| i.v_cpu_info.as_ref()?.default_v_cpus)
+        // The launch's CpuOptions, else the type's default vCPUs.
+        let vcpus = r
+            .cpu
+            .map(|(cores, threads)| cores * threads)
+            .or_else(|| info.and_then(|i| i.v_cpu_info.as_ref()?.default_v_cpus))
             .unwrap_or(1)
             .max(1) as u32;
         let memory = info

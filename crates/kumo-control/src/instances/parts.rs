@@ -327,6 +327,7 @@ pub(super) fn new_record(
         cpu_usage_pct: 0.0,
         awaiting_boot: k.compute.driver.runs_guests() && !ctx.dry_run,
         events: Vec::new(),
+        cpu: l.cpu,
     }
 }
 
@@ -340,6 +341,8 @@ pub(super) struct Launch<'a> {
     pub(super) user_data: Option<String>,
     pub(super) specs: Vec<InstanceNetworkInterfaceSpecification>,
     pub(super) volumes: Vec<crate::launch_volumes::Planned>,
+    /// (cores, threads per core) when `CpuOptions` chose them.
+    pub(super) cpu: Option<(i32, i32)>,
 }
 
 pub(super) fn want_of(spec: &InstanceNetworkInterfaceSpecification) -> Result<Want, Ec2Error> {

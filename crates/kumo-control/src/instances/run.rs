@@ -153,7 +153,20 @@ pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result
             "LicenseSpecifications",
             input.license_specifications.is_some(),
         ),
-        ("CpuOptions", input.cpu_options.is_some()),
+        (
+            "CpuOptions.AmdSevSnp",
+            input
+                .cpu_options
+                .as_ref()
+                .is_some_and(|c| c.amd_sev_snp.as_deref() == Some("enabled")),
+        ),
+        (
+            "CpuOptions.NestedVirtualization",
+            input
+                .cpu_options
+                .as_ref()
+                .is_some_and(|c| c.nested_virtualization.as_deref() == Some("enabled")),
+        ),
         (
             "EnclaveOptions",
             input
@@ -189,6 +202,7 @@ fn resolve<'a>(
         .clone()
         .unwrap_or_else(|| "m1.small".into());
     let info = check_type_for_image(&instance_type, &image)?;
+    let cpu = cpu_options(input, info, &instance_type)?;
     let user_data = user_data(input)?;
     let specs = network_specs(input)?;
     check_interfaces(input, &image, info, &instance_type, &specs)?;
@@ -216,6 +230,7 @@ fn resolve<'a>(
         user_data,
         specs,
         volumes,
+        cpu,
     };
     Ok((l, tag_list, digest))
 }
@@ -400,6 +415,51 @@ pub(super) fn check_counts(input: &RunInstancesRequest) -> Result<(), Ec2Error> 
         check_hop_limit(md.http_put_response_hop_limit)?;
     }
     Ok(())
+}
+
+/// The launch's `CpuOptions`, checked against the type's valid cores and threads per core
+/// (DescribeInstanceTypes lists them): both members or neither, as AWS requires.
+pub(super) fn cpu_options(
+    input: &RunInstancesRequest,
+    info: &InstanceTypeInfo,
+    instance_type: &str,
+) -> Result<Option<(i32, i32)>, Ec2Error> {
+    let Some(c) = &input.cpu_options else {
+        return Ok(None);
+    };
+    let (cores, threads) =
+        match (c.core_count, c.threads_per_core) {
+            (None, None) => return Ok(None),
+            (Some(cores), Some(threads)) => (cores, threads),
+            _ => return Err(Ec2Error::new(
+                "MissingParameter",
+                "When specifying CpuOptions you must specify both CoreCount and ThreadsPerCore.",
+            )),
+        };
+    let v = info.v_cpu_info.as_ref();
+    let valid_cores = v.and_then(|v| v.valid_cores.as_deref()).unwrap_or(&[]);
+    let valid_threads = v
+        .and_then(|v| v.valid_threads_per_core.as_deref())
+        .unwrap_or(&[]);
+    if valid_cores.is_empty() || valid_threads.is_empty() {
+        return Err(Ec2Error::invalid_value(format!(
+            "The instance type {instance_type} does not support specifying CPU options."
+        )));
+    }
+    let list = |xs: &[i32]| xs.iter().map(i32::to_string).collect::<Vec<_>>().join(", ");
+    if !valid_cores.contains(&cores) {
+        return Err(Ec2Error::invalid_value(format!(
+            "Invalid value '{cores}' for CoreCount. The valid core counts for {instance_type} are {}.",
+            list(valid_cores)
+        )));
+    }
+    if !valid_threads.contains(&threads) {
+        return Err(Ec2Error::invalid_value(format!(
+            "Invalid value '{threads}' for ThreadsPerCore. The valid threads per core for {instance_type} are {}.",
+            list(valid_threads)
+        )));
+    }
+    Ok(Some((cores, threads)))
 }
 
 /// The user data, checked: base64, at most 16 KB decoded.

@@ -115,8 +115,8 @@ pub fn wire(
         cpu_options: crate::instance_types::find(&r.instance_type)
             .and_then(|i| i.v_cpu_info.as_ref())
             .map(|v| CpuOptions {
-                core_count: v.default_cores,
-                threads_per_core: v.default_threads_per_core,
+                core_count: r.cpu.map(|c| c.0).or(v.default_cores),
+                threads_per_core: r.cpu.map(|c| c.1).or(v.default_threads_per_core),
                 ..CpuOptions::default()
             }),
         network_interfaces: Some(enis.iter().map(|e| interface(ctx, r, e, c)).collect()),

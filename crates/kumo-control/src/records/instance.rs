@@ -75,6 +75,10 @@ pub struct InstanceRecord {
     /// Events scheduled by the operator (`kumo admin schedule-event`).
     #[serde(default)]
     pub events: Vec<ScheduledEvent>,
+    /// (cores, threads per core) from the launch's `CpuOptions`; the type's defaults when
+    /// absent. The guest gets cores × threads vCPUs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<(i32, i32)>,
 }
 
 /// A scheduled maintenance event.
