@@ -27,10 +27,11 @@ struct InstanceView<'a, V: Read> {
 }
 
 impl<V: Read> InstanceView<'_, V> {
-    fn enis(&self) -> Vec<EniRecord> {
-        let ids: Vec<&str> = self.t.item.enis.iter().map(String::as_str).collect();
-        let found: Vec<EniRecord> = self
-            .v
+    /// The records of one kind with these ids (a filter reads nothing it cannot show: a
+    /// failed read matches no value).
+    fn by_ids<R: kumo_store::Record>(&self, ids: &[String]) -> Vec<R> {
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        self.v
             .list(
                 self.s,
                 &Query {
@@ -38,8 +39,11 @@ impl<V: Read> InstanceView<'_, V> {
                     ..Query::default()
                 },
             )
-            .unwrap_or_default();
-        found
+            .unwrap_or_default()
+    }
+
+    fn enis(&self) -> Vec<EniRecord> {
+        self.by_ids::<EniRecord>(&self.t.item.enis)
             .into_iter()
             .filter(|e| {
                 e.attachment
@@ -48,22 +52,10 @@ impl<V: Read> InstanceView<'_, V> {
             })
             .collect()
     }
-}
 
-impl<V: Read> InstanceView<'_, V> {
     /// The instance's block devices as DescribeInstances shows them.
     fn mappings(&self) -> Vec<InstanceBlockDeviceMapping> {
-        let ids: Vec<&str> = self.t.item.volumes.iter().map(String::as_str).collect();
-        let vols: Vec<crate::records::volume::VolumeRecord> = self
-            .v
-            .list(
-                self.s,
-                &Query {
-                    ids: Some(&ids),
-                    ..Query::default()
-                },
-            )
-            .unwrap_or_default();
+        let vols: Vec<crate::records::volume::VolumeRecord> = self.by_ids(&self.t.item.volumes);
         crate::volumes::mappings(&vols, &self.t.item.id)
     }
 }
