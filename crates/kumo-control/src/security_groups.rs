@@ -267,7 +267,7 @@ fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
         }
         for r in p.ipv6_ranges.iter().flatten() {
             let given = r.cidr_ipv6.as_deref().unwrap_or("");
-            let cidr = ipv6_cidr(given).ok_or_else(|| {
+            let cidr = kumo_model::cidr::canonical_ipv6(given).ok_or_else(|| {
                 Ec2Error::invalid_value(format!("CIDR block {given} is malformed"))
             })?;
             out.push(SgRule {
@@ -285,16 +285,6 @@ fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
         }
     }
     Ok(out)
-}
-
-/// An IPv6 CIDR block in its canonical form (`2001:db8::/32`), its host bits cleared.
-fn ipv6_cidr(text: &str) -> Option<String> {
-    let (addr, len) = text.split_once('/')?;
-    let len: u32 = len.parse().ok().filter(|l| *l <= 128)?;
-    let addr: std::net::Ipv6Addr = addr.parse().ok()?;
-    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
-    let net = std::net::Ipv6Addr::from(u128::from(addr) & mask);
-    Some(format!("{net}/{len}"))
 }
 
 fn same(a: &SgRule, b: &SgRule) -> bool {
@@ -974,22 +964,6 @@ pub fn describe_rules(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipv6_blocks_are_canonical_with_host_bits_cleared() {
-        assert_eq!(ipv6_cidr("::/0").as_deref(), Some("::/0"));
-        assert_eq!(
-            ipv6_cidr("2001:DB8:0:0::1/32").as_deref(),
-            Some("2001:db8::/32")
-        );
-        assert_eq!(
-            ipv6_cidr("2001:db8::1/128").as_deref(),
-            Some("2001:db8::1/128")
-        );
-        for bad in ["2001:db8::/129", "2001:db8::", "10.0.0.0/8", "::/x", ""] {
-            assert_eq!(ipv6_cidr(bad), None, "{bad}");
-        }
-    }
 
     #[test]
     fn group_rules_count_against_both_families() {

@@ -114,9 +114,36 @@ pub fn is_restricted(c: Cidr) -> bool {
         .any(|&(b, l)| Cidr { base: b, len: l }.overlaps(c))
 }
 
+/// An IPv6 CIDR block in its canonical form (`2001:db8::/32`), its host bits cleared; `None`
+/// when the text is not an IPv6 address with a prefix length of 0 to 128.
+pub fn canonical_ipv6(text: &str) -> Option<String> {
+    let (addr, len) = text.split_once('/')?;
+    let len: u32 = len.parse().ok().filter(|l| *l <= 128)?;
+    let addr: std::net::Ipv6Addr = addr.parse().ok()?;
+    let mask = u128::MAX.checked_shl(128 - len).unwrap_or(0);
+    let net = std::net::Ipv6Addr::from(u128::from(addr) & mask);
+    Some(format!("{net}/{len}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_blocks_are_canonical_with_host_bits_cleared() {
+        assert_eq!(canonical_ipv6("::/0").as_deref(), Some("::/0"));
+        assert_eq!(
+            canonical_ipv6("2001:DB8:0:0::1/32").as_deref(),
+            Some("2001:db8::/32")
+        );
+        assert_eq!(
+            canonical_ipv6("2001:db8::1/128").as_deref(),
+            Some("2001:db8::1/128")
+        );
+        for bad in ["2001:db8::/129", "2001:db8::", "10.0.0.0/8", "::/x", ""] {
+            assert_eq!(canonical_ipv6(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn parses_and_checks_alignment() {
