@@ -1,6 +1,6 @@
 //! DescribeInstances: its filters and paging.
 
-use super::wire::reservation;
+use super::wire::{association, reservation};
 use crate::core::describe::{self, Push};
 use crate::core::error::{rule, Fail};
 use crate::core::filters::filters;
@@ -189,25 +189,15 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
             "maintenance-options.auto-recovery" => out("default"),
             "network-interface.association.public-ip"
             | "network-interface.addresses.association.public-ip" => {
-                // The primary address's public IP per interface, or every address's: an
-                // Elastic IP while associated, the launch's public IP while the instance runs.
+                // The public IP of each interface's primary address, or of every address, as
+                // the answer's `association` shows it.
                 let every = name.contains(".addresses.");
-                let live = st == State::Running || st == State::Pending;
                 for e in self.enis() {
-                    let first = e.attachment.as_ref().is_some_and(|a| a.device_index == 0);
-                    for a in e.addresses.iter().filter(|a| every || a.primary) {
-                        let eip = self.eips.iter().find(|x| {
-                            x.association
-                                .as_ref()
-                                .is_some_and(|y| y.eni_id == e.id && y.private_ip == a.addr)
-                        });
-                        let launch = r
-                            .public_ip
-                            .as_deref()
-                            .filter(|_| first && a.primary && live);
-                        if let Some(ip) = eip.map(|x| x.public_ip.as_str()).or(launch) {
-                            out(ip)
-                        }
+                    for a in e.addresses.iter().take(if every { usize::MAX } else { 1 }) {
+                        association(self.ctx, r, &e, self.eips, &a.addr)
+                            .and_then(|x| x.public_ip)
+                            .iter()
+                            .for_each(|ip| out(ip));
                     }
                 }
             }

@@ -214,12 +214,11 @@ pub(super) fn association(
     ctx: &RequestContext,
     r: &InstanceRecord,
     e: &EniRecord,
-    c: &Context,
+    eips: &[AddressRecord],
     ip: &str,
 ) -> Option<InstanceNetworkInterfaceAssociation> {
     let a = e.attachment.as_ref();
-    c.eips
-        .iter()
+    eips.iter()
         .find(|x| {
             x.association
                 .as_ref()
@@ -252,7 +251,7 @@ pub(super) fn interface(
     e: &EniRecord,
     c: &Context,
 ) -> InstanceNetworkInterface {
-    let assoc = |ip: &str| association(ctx, r, e, c, ip);
+    let assoc = |ip: &str| association(ctx, r, e, &c.eips, ip);
     InstanceNetworkInterface {
         network_interface_id: Some(e.id.clone()),
         subnet_id: Some(e.subnet_id.clone()),
