@@ -39,14 +39,16 @@ fn available(sn: &SubnetRecord, counts: &HashMap<String, u64>) -> i32 {
     size.saturating_sub(5).saturating_sub(used) as i32
 }
 
+/// The subnet's ARN, as the answer and the `subnet-arn` filter show it.
+fn arn(region: &str, account: &str, id: &str) -> String {
+    format!("arn:aws:ec2:{region}:{account}:subnet/{id}")
+}
+
 pub fn wire_subnet(ctx: &RequestContext, t: &Tagged<SubnetRecord>, available_ips: i32) -> Subnet {
     let sn = &t.item;
     Subnet {
         subnet_id: Some(sn.id.clone()),
-        subnet_arn: Some(format!(
-            "arn:aws:ec2:{}:{}:subnet/{}",
-            ctx.region, ctx.account_id, sn.id
-        )),
+        subnet_arn: Some(arn(&ctx.region, &ctx.account_id, &sn.id)),
         vpc_id: Some(sn.vpc_id.clone()),
         cidr_block: Some(sn.cidr.clone()),
         availability_zone: Some(sn.zone.clone()),
@@ -312,10 +314,7 @@ impl Filterable for SubnetView<'_> {
                 out(tf(sn.resource_name_dns_aaaa_record))
             }
             "state" => out("available"),
-            "subnet-arn" => out(&format!(
-                "arn:aws:ec2:{}:{}:subnet/{}",
-                self.region, self.owner, sn.id
-            )),
+            "subnet-arn" => out(&arn(self.region, self.owner, &sn.id)),
             "subnet-id" => out(&sn.id),
             "vpc-id" => out(&sn.vpc_id),
             _ => {}
