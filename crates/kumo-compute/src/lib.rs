@@ -29,6 +29,19 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// An error with its causes, for the log: `mount proc on /x/proc: Permission denied`. Causes
+/// are logged once, where an error ends a step or becomes `InternalError`.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ComputeError {
     #[error("{what}: {source}")]

@@ -353,8 +353,7 @@ fn serve(args: ServeArgs) -> ExitCode {
     } = match choose_driver(&args, &rt) {
         Ok(c) => c,
         Err(e) => {
-            let cause = std::error::Error::source(&e).map(|c| c.to_string());
-            tracing::error!(error = %e, cause, "cannot start the compute driver");
+            tracing::error!(error = %kumo_compute::error_chain(&e), "cannot start the compute driver");
             return ExitCode::FAILURE;
         }
     };

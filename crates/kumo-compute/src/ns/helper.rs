@@ -41,11 +41,6 @@ impl StepFailed {
     }
 }
 
-/// The step and its cause on one line, for the console log.
-fn chain(e: &StepFailed) -> String {
-    format!("{}: {}", e.step, e.cause)
-}
-
 /// The helper (stage 1). Arguments: the image's root, the root data directory (holding
 /// `upper` and `work`), the mount point for the overlay, the console log, the host name.
 /// Protocol on stdout/stdin: prints `ready`, waits for `go`, prints `mounted`, waits for
@@ -107,7 +102,7 @@ pub fn helper(
         return fail("mount the root overlay", e);
     }
     if let Err(e) = mount_dev(mountpoint) {
-        return fail("mount the guest's /dev", chain(&e));
+        return fail("mount the guest's /dev", crate::error_chain(&e));
     }
     if writeln!(out, "mounted").and_then(|_| out.flush()).is_err() {
         return 1;
@@ -176,7 +171,7 @@ fn mount_at(
 pub fn init(root: &Path, hostname: &str) -> i32 {
     match prepare(root, hostname) {
         Ok(()) => {}
-        Err(e) => return fail("prepare the root", chain(&e)),
+        Err(e) => return fail("prepare the root", crate::error_chain(&e)),
     }
     let e = Command::new("/sbin/kumo-init")
         .env_clear()

@@ -69,8 +69,7 @@ impl VmConfig {
         let accel = match kvm_probe(&kernel) {
             Ok(()) => "kvm".to_string(),
             Err(why) => {
-                let cause = std::error::Error::source(&why).map(|c| c.to_string());
-                tracing::warn!(reason = %why, cause, "KVM is not usable here: the vm driver runs its guests under TCG (software emulation), tens of times slower");
+                tracing::warn!(reason = %crate::error_chain(&why), "KVM is not usable here: the vm driver runs its guests under TCG (software emulation), tens of times slower");
                 "tcg".to_string()
             }
         };

@@ -26,18 +26,9 @@ pub fn rule((code, message): (&'static str, String)) -> Ec2Error {
     Ec2Error::new(code, message)
 }
 
-/// An error with its causes, for the log: `cannot grow: volume file I/O failed: No space left
-/// on device`. Causes are logged once, where an error becomes `InternalError`.
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
-}
+/// An error with its causes, for the log (`cannot grow: volume file I/O failed: No space left
+/// on device`): the one formatter, shared with the driver crate.
+pub use kumo_compute::error_chain as chain;
 
 #[cfg(test)]
 mod chain_tests {
