@@ -3,15 +3,19 @@
 
 use crate::backend::{Backend, Body, ReadOps, WriteOps};
 use crate::{Index, Query, Row, Scope, StoreError, TagQuery, TagRow};
+use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 
 /// The schema version this build writes (`PRAGMA user_version`).
 /// Version 2 added the `ips` table; version 3 made the zone index cover the state; version
-/// 4 made `rows` a rowid table (see [`ROWS_TABLE`]).
-const SCHEMA_VERSION: i64 = 4;
+/// 4 made `rows` a rowid table (see [`ROWS_TABLE`]); version 5 keys every table by an
+/// integer space instead of its (account, region, kind) text, and keeps the zone counts in
+/// a table of their own (see [`SCHEMA`]).
+const SCHEMA_VERSION: i64 = 5;
 
 /// The documents. A rowid table with the key as its primary-key index, not a `WITHOUT
 /// ROWID` table: documents run to a kilobyte and more, and a `WITHOUT ROWID` b-tree keyed
@@ -21,40 +25,120 @@ const SCHEMA_VERSION: i64 = 4;
 /// about a third as many pages.
 const ROWS_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS rows (
-    account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL,
+    space INTEGER NOT NULL, id TEXT NOT NULL,
     name TEXT, state TEXT, vpc TEXT, subnet TEXT, zone TEXT,
     version INTEGER NOT NULL, doc BLOB NOT NULL,
-    PRIMARY KEY (account, region, kind, id)
+    PRIMARY KEY (space, id)
 );
 ";
 
 /// Everything but the `rows` table, whose indexes come after it is in place.
+///
+/// A space is one (account, region, kind) — kind `''` for the scope's own tags, addresses
+/// and idempotency tokens — numbered once in `spaces`. Every key starts with that small
+/// integer instead of three texts that are the same for every row of a scope: an index
+/// entry is a third the size, a key comparison stops at its first column, and a launch of
+/// 100 instances writes about 30 % fewer b-tree bytes.
+///
+/// `zone_counts` holds how many rows of each space sit in each zone and state, kept by
+/// triggers in the transaction that changes a row, so a capacity check reads a handful of
+/// counters instead of counting the zone's rows.
 const SCHEMA: &str = "
-CREATE UNIQUE INDEX IF NOT EXISTS rows_name ON rows (account, region, kind, name) WHERE name IS NOT NULL;
-CREATE INDEX IF NOT EXISTS rows_state ON rows (account, region, kind, state) WHERE state IS NOT NULL;
-CREATE INDEX IF NOT EXISTS rows_vpc ON rows (account, region, kind, vpc) WHERE vpc IS NOT NULL;
-CREATE INDEX IF NOT EXISTS rows_subnet ON rows (account, region, kind, subnet) WHERE subnet IS NOT NULL;
-DROP INDEX IF EXISTS rows_zone;
-CREATE INDEX IF NOT EXISTS rows_zone_state ON rows (account, region, kind, zone, state) WHERE zone IS NOT NULL;
+CREATE TABLE IF NOT EXISTS spaces (
+    n INTEGER PRIMARY KEY, account TEXT NOT NULL, region TEXT NOT NULL, kind TEXT NOT NULL,
+    UNIQUE (account, region, kind)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS rows_name ON rows (space, name) WHERE name IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rows_state ON rows (space, state) WHERE state IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rows_vpc ON rows (space, vpc) WHERE vpc IS NOT NULL;
+CREATE INDEX IF NOT EXISTS rows_subnet ON rows (space, subnet) WHERE subnet IS NOT NULL;
+CREATE TABLE IF NOT EXISTS zone_counts (
+    space INTEGER NOT NULL, zone TEXT NOT NULL, state TEXT NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (space, zone, state)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS rows_zone_insert AFTER INSERT ON rows WHEN new.zone IS NOT NULL
+BEGIN
+    INSERT INTO zone_counts (space, zone, state, n)
+        VALUES (new.space, new.zone, coalesce(new.state, ''), 1)
+        ON CONFLICT (space, zone, state) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER IF NOT EXISTS rows_zone_delete AFTER DELETE ON rows WHEN old.zone IS NOT NULL
+BEGIN
+    UPDATE zone_counts SET n = n - 1
+        WHERE space = old.space AND zone = old.zone AND state = coalesce(old.state, '');
+END;
+CREATE TRIGGER IF NOT EXISTS rows_zone_update AFTER UPDATE OF zone, state ON rows
+    WHEN old.zone IS NOT new.zone OR old.state IS NOT new.state
+BEGIN
+    UPDATE zone_counts SET n = n - 1
+        WHERE old.zone IS NOT NULL AND space = old.space AND zone = old.zone
+          AND state = coalesce(old.state, '');
+    INSERT INTO zone_counts (space, zone, state, n)
+        SELECT new.space, new.zone, coalesce(new.state, ''), 1 WHERE new.zone IS NOT NULL
+        ON CONFLICT (space, zone, state) DO UPDATE SET n = n + 1;
+END;
 CREATE TABLE IF NOT EXISTS tags (
-    account TEXT NOT NULL, region TEXT NOT NULL, resource_id TEXT NOT NULL, key TEXT NOT NULL,
+    space INTEGER NOT NULL, resource_id TEXT NOT NULL, key TEXT NOT NULL,
     value TEXT NOT NULL, resource_type TEXT NOT NULL,
-    PRIMARY KEY (account, region, resource_id, key)
+    PRIMARY KEY (space, resource_id, key)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS tags_key ON tags (account, region, key, value);
+CREATE INDEX IF NOT EXISTS tags_key ON tags (space, key, value);
 CREATE TABLE IF NOT EXISTS ips (
-    account TEXT NOT NULL, region TEXT NOT NULL, pool TEXT NOT NULL, addr INTEGER NOT NULL,
-    owner TEXT NOT NULL,
-    PRIMARY KEY (account, region, pool, addr)
+    space INTEGER NOT NULL, pool TEXT NOT NULL, addr INTEGER NOT NULL, owner TEXT NOT NULL,
+    PRIMARY KEY (space, pool, addr)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS ips_owner ON ips (account, region, owner);
-CREATE INDEX IF NOT EXISTS ips_addr ON ips (account, region, addr);
+CREATE INDEX IF NOT EXISTS ips_owner ON ips (space, owner);
+CREATE INDEX IF NOT EXISTS ips_addr ON ips (space, addr);
 CREATE TABLE IF NOT EXISTS idempotency (
-    account TEXT NOT NULL, region TEXT NOT NULL, operation TEXT NOT NULL, token TEXT NOT NULL,
+    space INTEGER NOT NULL, operation TEXT NOT NULL, token TEXT NOT NULL,
     digest TEXT NOT NULL, response BLOB NOT NULL,
-    PRIMARY KEY (account, region, operation, token)
+    PRIMARY KEY (space, operation, token)
 ) WITHOUT ROWID;
 ";
+
+/// Versions 1 to 4 keyed every table by (account, region[, kind]) text. Their indexes are
+/// dropped (the new ones take the same names), each table there is renamed aside, the new
+/// schema made, and each old table's data copied over through `spaces`; the triggers count
+/// the zones as the rows arrive.
+const DROP_V4_INDEXES: &str = "
+DROP INDEX IF EXISTS rows_name; DROP INDEX IF EXISTS rows_state; DROP INDEX IF EXISTS rows_vpc;
+DROP INDEX IF EXISTS rows_subnet; DROP INDEX IF EXISTS rows_zone;
+DROP INDEX IF EXISTS rows_zone_state; DROP INDEX IF EXISTS tags_key;
+DROP INDEX IF EXISTS ips_owner; DROP INDEX IF EXISTS ips_addr;
+";
+
+/// Each table of versions 1 to 4 (`ips` came with version 2), with how its rows reach the
+/// new one from `old_<table>`.
+const COPY_V4: [(&str, &str); 4] = [
+    (
+        "rows",
+        "INSERT OR IGNORE INTO spaces (account, region, kind) SELECT DISTINCT account, region, kind FROM old_rows;
+         INSERT INTO rows (space, id, name, state, vpc, subnet, zone, version, doc)
+            SELECT s.n, o.id, o.name, o.state, o.vpc, o.subnet, o.zone, o.version, o.doc
+            FROM old_rows o JOIN spaces s ON s.account = o.account AND s.region = o.region AND s.kind = o.kind;",
+    ),
+    (
+        "tags",
+        "INSERT OR IGNORE INTO spaces (account, region, kind) SELECT DISTINCT account, region, '' FROM old_tags;
+         INSERT INTO tags (space, resource_id, key, value, resource_type)
+            SELECT s.n, o.resource_id, o.key, o.value, o.resource_type
+            FROM old_tags o JOIN spaces s ON s.account = o.account AND s.region = o.region AND s.kind = '';",
+    ),
+    (
+        "ips",
+        "INSERT OR IGNORE INTO spaces (account, region, kind) SELECT DISTINCT account, region, '' FROM old_ips;
+         INSERT INTO ips (space, pool, addr, owner)
+            SELECT s.n, o.pool, o.addr, o.owner
+            FROM old_ips o JOIN spaces s ON s.account = o.account AND s.region = o.region AND s.kind = '';",
+    ),
+    (
+        "idempotency",
+        "INSERT OR IGNORE INTO spaces (account, region, kind) SELECT DISTINCT account, region, '' FROM old_idempotency;
+         INSERT INTO idempotency (space, operation, token, digest, response)
+            SELECT s.n, o.operation, o.token, o.digest, o.response
+            FROM old_idempotency o JOIN spaces s ON s.account = o.account AND s.region = o.region AND s.kind = '';",
+    ),
+];
 
 const ROW_COLUMNS: &str = "id, name, state, vpc, subnet, zone, version, doc";
 
@@ -65,6 +149,40 @@ pub(crate) struct Sqlite {
     path: Option<std::path::PathBuf>,
     /// Wakes the checkpoint thread after a commit; it ends when this is dropped.
     checkpoints: Option<std::sync::mpsc::SyncSender<()>>,
+    spaces: Spaces,
+}
+
+/// The committed rows of `spaces`, as far as they have been asked for. A space's number
+/// never changes once committed, so every connection may share them.
+#[derive(Default)]
+struct Spaces(RwLock<HashMap<String, i64>>);
+
+/// The key of a space in [`Spaces`].
+fn space_key(scope: Scope, kind: &str) -> String {
+    let mut k = String::with_capacity(scope.account.len() + scope.region.len() + kind.len() + 2);
+    k.push_str(scope.account);
+    k.push('\u{1f}');
+    k.push_str(scope.region);
+    k.push('\u{1f}');
+    k.push_str(kind);
+    k
+}
+
+impl Spaces {
+    fn get(&self, key: &str) -> Option<i64> {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(key)
+            .copied()
+    }
+
+    fn put(&self, key: String, n: i64) {
+        self.0
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, n);
+    }
 }
 
 /// Starts the thread that copies committed WAL pages into the database file, off the
@@ -104,6 +222,15 @@ fn configure(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
+fn has_table(conn: &Connection, name: &str) -> Result<bool, StoreError> {
+    let n: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
 impl Sqlite {
     /// Opens (creating if needed) the database `kumo.db` in `dir`.
     pub(crate) fn open(dir: &Path) -> Result<Sqlite, StoreError> {
@@ -127,6 +254,7 @@ impl Sqlite {
             readers: Mutex::new(Vec::new()),
             path: Some(path),
             checkpoints: Some(checkpoints),
+            spaces: Spaces::default(),
         })
     }
 
@@ -140,6 +268,7 @@ impl Sqlite {
             readers: Mutex::new(Vec::new()),
             path: None,
             checkpoints: None,
+            spaces: Spaces::default(),
         })
     }
 
@@ -152,20 +281,27 @@ impl Sqlite {
             });
         }
         let tx = conn.unchecked_transaction()?;
-        if (1..4).contains(&v) {
-            // Versions 1 to 3 kept `rows` as a `WITHOUT ROWID` table: copy it into the
-            // rowid table. Its indexes go with the old table and are made anew below.
-            tx.execute_batch("ALTER TABLE rows RENAME TO rows_v3;")?;
+        if (1..SCHEMA_VERSION).contains(&v) {
+            // Versions 1 to 4: the same columns under text keys (1 to 3 with `rows` as a
+            // `WITHOUT ROWID` table). Set aside, made anew, copied over.
+            tx.execute_batch(DROP_V4_INDEXES)?;
+            let mut present = Vec::new();
+            for (table, copy) in COPY_V4 {
+                if has_table(&tx, table)? {
+                    tx.execute_batch(&format!("ALTER TABLE {table} RENAME TO old_{table};"))?;
+                    present.push((table, copy));
+                }
+            }
             tx.execute_batch(ROWS_TABLE)?;
-            tx.execute_batch(
-                "INSERT INTO rows (account, region, kind, id, name, state, vpc, subnet, zone, version, doc)
-                 SELECT account, region, kind, id, name, state, vpc, subnet, zone, version, doc FROM rows_v3;
-                 DROP TABLE rows_v3;",
-            )?;
+            tx.execute_batch(SCHEMA)?;
+            for (table, copy) in present {
+                tx.execute_batch(copy)?;
+                tx.execute_batch(&format!("DROP TABLE old_{table};"))?;
+            }
         } else {
             tx.execute_batch(ROWS_TABLE)?;
+            tx.execute_batch(SCHEMA)?;
         }
-        tx.execute_batch(SCHEMA)?;
         tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         tx.commit()?;
         Ok(())
@@ -179,7 +315,7 @@ impl Backend for Sqlite {
     ) -> Result<(), StoreError> {
         let Some(path) = &self.path else {
             let conn = lock(&self.writer);
-            return f(&Conn(&conn));
+            return f(&Conn::new(&conn, &self.spaces));
         };
         let pooled = lock(&self.readers).pop();
         let conn = match pooled {
@@ -192,7 +328,7 @@ impl Backend for Sqlite {
         };
         let out = {
             let tx = conn.unchecked_transaction()?;
-            let out = f(&Conn(&tx));
+            let out = f(&Conn::new(&tx, &self.spaces));
             drop(tx);
             out
         };
@@ -206,9 +342,18 @@ impl Backend for Sqlite {
     fn write(&self, f: &mut Body, committed: &mut dyn FnMut()) -> Result<(), StoreError> {
         let mut conn = lock(&self.writer);
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let tx = SqliteTx { tx };
+        let tx = SqliteTx {
+            tx,
+            spaces: &self.spaces,
+            made: RefCell::new(Vec::new()),
+        };
         if f(&tx)? {
+            let made = tx.made.take();
             tx.tx.commit()?;
+            // Spaces this transaction numbered are shared only now that they exist.
+            for (key, n) in made {
+                self.spaces.put(key, n);
+            }
             if let Some(wake) = &self.checkpoints {
                 // Full means a checkpoint is already due.
                 let _ = wake.try_send(());
@@ -227,7 +372,8 @@ impl Backend for Sqlite {
     ) -> Result<Vec<(String, String, String)>, StoreError> {
         let conn = lock(&self.writer);
         let sql = format!(
-            "SELECT account, region, id FROM rows WHERE kind=? AND state IN ({}) ORDER BY account, region, id",
+            "SELECT s.account, s.region, r.id FROM rows r JOIN spaces s ON s.n = r.space
+             WHERE s.kind = ? AND r.state IN ({}) ORDER BY s.account, s.region, r.id",
             placeholders(states.len())
         );
         let mut args: Vec<&str> = vec![kind];
@@ -240,22 +386,91 @@ impl Backend for Sqlite {
             .map_err(StoreError::from)
     }
 
-    /// Deletes every resource of every account.
+    /// Deletes every resource of every account. The spaces stay: they are only numbers.
     fn reset(&self) -> Result<(), StoreError> {
         let conn = lock(&self.writer);
         conn.execute_batch(
-            "DELETE FROM rows; DELETE FROM tags; DELETE FROM ips; DELETE FROM idempotency;",
+            "DELETE FROM rows; DELETE FROM zone_counts; DELETE FROM tags; DELETE FROM ips;
+             DELETE FROM idempotency;",
         )?;
         Ok(())
     }
 }
 
 /// Reads on a connection (a snapshot or a transaction).
-struct Conn<'c>(&'c Connection);
+struct Conn<'c> {
+    conn: &'c Connection,
+    spaces: &'c Spaces,
+    /// The spaces a write transaction has numbered and not yet committed.
+    made: Option<&'c RefCell<Vec<(String, i64)>>>,
+}
+
+impl<'c> Conn<'c> {
+    fn new(conn: &'c Connection, spaces: &'c Spaces) -> Conn<'c> {
+        Conn {
+            conn,
+            spaces,
+            made: None,
+        }
+    }
+
+    /// The number of a space, if it has one: nothing was ever stored in a space without.
+    fn space(&self, scope: Scope, kind: &str) -> Result<Option<i64>, StoreError> {
+        let key = space_key(scope, kind);
+        if let Some(n) = self.spaces.get(&key) {
+            return Ok(Some(n));
+        }
+        if let Some(made) = self.made {
+            if let Some((_, n)) = made.borrow().iter().find(|(k, _)| *k == key) {
+                return Ok(Some(*n));
+            }
+        }
+        let n: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT n FROM spaces WHERE account=?1 AND region=?2 AND kind=?3")?
+            .query_row(params![scope.account, scope.region, kind], |r| r.get(0))
+            .optional()?;
+        // Not made by this transaction (that was looked at above), so committed.
+        if let Some(n) = n {
+            self.spaces.put(key, n);
+        }
+        Ok(n)
+    }
+}
 
 /// A write transaction.
 struct SqliteTx<'c> {
     tx: Transaction<'c>,
+    spaces: &'c Spaces,
+    made: RefCell<Vec<(String, i64)>>,
+}
+
+impl SqliteTx<'_> {
+    fn conn(&self) -> Conn<'_> {
+        Conn {
+            conn: &self.tx,
+            spaces: self.spaces,
+            made: Some(&self.made),
+        }
+    }
+
+    /// The number of a space, numbered now if it has none yet.
+    fn space_made(&self, scope: Scope, kind: &str) -> Result<i64, StoreError> {
+        if let Some(n) = self.conn().space(scope, kind)? {
+            return Ok(n);
+        }
+        self.tx
+            .prepare_cached("INSERT INTO spaces (account, region, kind) VALUES (?1, ?2, ?3)")?
+            .execute(params![scope.account, scope.region, kind])?;
+        let n = self.tx.last_insert_rowid();
+        self.made.borrow_mut().push((space_key(scope, kind), n));
+        Ok(n)
+    }
+
+    /// The scope's own space: tags, addresses and idempotency tokens.
+    fn scope_made(&self, scope: Scope) -> Result<i64, StoreError> {
+        self.space_made(scope, "")
+    }
 }
 
 fn row_from(r: &rusqlite::Row) -> rusqlite::Result<Row> {
@@ -284,15 +499,24 @@ fn placeholders(n: usize) -> String {
     s
 }
 
+/// Answers `$empty` from a read whose space has no number: nothing was ever stored there.
+macro_rules! space_or {
+    ($self:ident, $scope:expr, $kind:expr, $empty:expr) => {
+        match $self.space($scope, $kind)? {
+            Some(n) => n,
+            None => return Ok($empty),
+        }
+    };
+}
+
 impl ReadOps for Conn<'_> {
     fn get_row(&self, scope: Scope, kind: &str, id: &str) -> Result<Option<Row>, StoreError> {
-        let sql = format!(
-            "SELECT {ROW_COLUMNS} FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4"
-        );
+        let space = space_or!(self, scope, kind, None);
+        let sql = format!("SELECT {ROW_COLUMNS} FROM rows WHERE space=?1 AND id=?2");
         Ok(self
-            .0
+            .conn
             .prepare_cached(&sql)?
-            .query_row(params![scope.account, scope.region, kind, id], row_from)
+            .query_row(params![space, id], row_from)
             .optional()?)
     }
 
@@ -302,68 +526,73 @@ impl ReadOps for Conn<'_> {
         kind: &str,
         name: &str,
     ) -> Result<Option<Row>, StoreError> {
-        let sql = format!(
-            "SELECT {ROW_COLUMNS} FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND name=?4"
-        );
+        let space = space_or!(self, scope, kind, None);
+        let sql = format!("SELECT {ROW_COLUMNS} FROM rows WHERE space=?1 AND name=?2");
         Ok(self
-            .0
+            .conn
             .prepare_cached(&sql)?
-            .query_row(params![scope.account, scope.region, kind, name], row_from)
+            .query_row(params![space, name], row_from)
             .optional()?)
     }
 
     fn list_rows(&self, scope: Scope, kind: &str, q: &Query) -> Result<Vec<Row>, StoreError> {
+        let space = space_or!(self, scope, kind, Vec::new());
         let mut sql = format!(
-            "SELECT {} FROM rows r WHERE r.account=? AND r.region=? AND r.kind=?",
+            "SELECT {} FROM rows r WHERE r.space=?",
             ROW_COLUMNS
                 .split(", ")
                 .map(|c| format!("r.{c}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut args: Vec<&str> = vec![scope.account, scope.region, kind];
+        let mut args: Vec<Value> = vec![Value::Integer(space)];
+        let text = |xs: &[&str]| {
+            xs.iter()
+                .map(|x| Value::Text(x.to_string()))
+                .collect::<Vec<_>>()
+        };
         if let Some(ids) = q.ids {
             sql.push_str(&format!(" AND r.id IN ({})", placeholders(ids.len())));
-            args.extend(ids.iter().copied());
+            args.extend(text(ids));
         }
         if let Some(names) = q.names {
             sql.push_str(&format!(" AND r.name IN ({})", placeholders(names.len())));
-            args.extend(names.iter().copied());
+            args.extend(text(names));
         }
         if let Some(vpcs) = q.vpcs {
             sql.push_str(&format!(" AND r.vpc IN ({})", placeholders(vpcs.len())));
-            args.extend(vpcs.iter().copied());
+            args.extend(text(vpcs));
         }
         if let Some(subnets) = q.subnets {
             sql.push_str(&format!(
                 " AND r.subnet IN ({})",
                 placeholders(subnets.len())
             ));
-            args.extend(subnets.iter().copied());
+            args.extend(text(subnets));
         }
         if let Some((key, values)) = q.tag {
+            let Some(tags) = self.space(scope, "")? else {
+                return Ok(Vec::new());
+            };
             // Driven from the tag index: the rows carrying the tag, not every row checked.
             sql.push_str(&format!(
-                " AND r.id IN (SELECT t.resource_id FROM tags t INDEXED BY tags_key WHERE t.account=? AND t.region=? AND t.key=? AND t.value IN ({}))",
+                " AND r.id IN (SELECT t.resource_id FROM tags t INDEXED BY tags_key WHERE t.space=? AND t.key=? AND t.value IN ({}))",
                 placeholders(values.len())
             ));
-            args.push(scope.account);
-            args.push(scope.region);
-            args.push(key);
-            args.extend(values.iter().copied());
+            args.push(Value::Integer(tags));
+            args.push(Value::Text(key.to_string()));
+            args.extend(text(values));
         }
         if let Some(after) = q.after {
             sql.push_str(" AND r.id > ?");
-            args.push(after);
+            args.push(Value::Text(after.to_string()));
         }
         sql.push_str(" ORDER BY r.id");
-        let limit;
         if let Some(l) = q.limit {
-            limit = l.to_string();
             sql.push_str(" LIMIT ?");
-            args.push(&limit);
+            args.push(Value::Integer(i64::try_from(l).unwrap_or(i64::MAX)));
         }
-        let mut stmt = self.0.prepare_cached(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(args), row_from)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -374,44 +603,46 @@ impl ReadOps for Conn<'_> {
         scope: Scope,
         resource_id: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        let mut stmt = self.0.prepare_cached(
-            "SELECT key, value FROM tags WHERE account=?1 AND region=?2 AND resource_id=?3 ORDER BY key",
+        let space = space_or!(self, scope, "", Vec::new());
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT key, value FROM tags WHERE space=?1 AND resource_id=?2 ORDER BY key",
         )?;
-        let rows = stmt.query_map(params![scope.account, scope.region, resource_id], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        let rows = stmt.query_map(params![space, resource_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Tags matching a DescribeTags query, ordered by (resource id, key).
     fn list_tags(&self, scope: Scope, q: &TagQuery) -> Result<Vec<TagRow>, StoreError> {
-        let mut sql = String::from(
-            "SELECT resource_id, resource_type, key, value FROM tags WHERE account=? AND region=?",
-        );
-        let mut args: Vec<&str> = vec![scope.account, scope.region];
+        let space = space_or!(self, scope, "", Vec::new());
+        let mut sql =
+            String::from("SELECT resource_id, resource_type, key, value FROM tags WHERE space=?");
+        let mut args: Vec<Value> = vec![Value::Integer(space)];
+        let text = |xs: &[&str]| {
+            xs.iter()
+                .map(|x| Value::Text(x.to_string()))
+                .collect::<Vec<_>>()
+        };
         if let Some(ids) = q.resource_ids {
             sql.push_str(&format!(
                 " AND resource_id IN ({})",
                 placeholders(ids.len())
             ));
-            args.extend(ids.iter().copied());
+            args.extend(text(ids));
         }
         if let Some(keys) = q.keys {
             sql.push_str(&format!(" AND key IN ({})", placeholders(keys.len())));
-            args.extend(keys.iter().copied());
+            args.extend(text(keys));
         }
         if let Some((id, key)) = q.after {
             sql.push_str(" AND (resource_id > ? OR (resource_id = ? AND key > ?))");
-            args.extend([id, id, key]);
+            args.extend(text(&[id, id, key]));
         }
         sql.push_str(" ORDER BY resource_id, key");
-        let limit;
         if let Some(l) = q.limit {
-            limit = l.to_string();
             sql.push_str(" LIMIT ?");
-            args.push(&limit);
+            args.push(Value::Integer(i64::try_from(l).unwrap_or(i64::MAX)));
         }
-        let mut stmt = self.0.prepare_cached(&sql)?;
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(params_from_iter(args), |r| {
             Ok(TagRow {
                 resource_id: r.get(0)?,
@@ -425,16 +656,18 @@ impl ReadOps for Conn<'_> {
 
     /// Every address held in a pool, with its owner, in address order.
     fn pool_addrs(&self, scope: Scope, pool: &str) -> Result<Vec<(u32, String)>, StoreError> {
-        let mut stmt = self.0.prepare_cached(
-            "SELECT addr, owner FROM ips WHERE account=?1 AND region=?2 AND pool=?3 ORDER BY addr",
+        let space = space_or!(self, scope, "", Vec::new());
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT addr, owner FROM ips WHERE space=?1 AND pool=?2 ORDER BY addr",
         )?;
-        let rows = stmt.query_map(params![scope.account, scope.region, pool], |r| {
+        let rows = stmt.query_map(params![space, pool], |r| {
             Ok((r.get::<_, i64>(0)? as u32, r.get(1)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// How many rows of a kind sit in a zone, not counting those in the given states.
+    /// How many rows of a kind sit in a zone, not counting those in the given states: a sum
+    /// over the zone's counters, one per state, whatever the number of rows.
     fn count_in_zone(
         &self,
         scope: Scope,
@@ -442,45 +675,51 @@ impl ReadOps for Conn<'_> {
         zone: &str,
         except_states: &[&str],
     ) -> Result<u64, StoreError> {
-        let sql = format!(
-            "SELECT COUNT(*) FROM rows INDEXED BY rows_zone_state WHERE account=? AND region=? AND kind=? AND zone=? AND (state IS NULL OR state NOT IN ({}))",
-            if except_states.is_empty() { "''".to_string() } else { placeholders(except_states.len()) }
-        );
-        let mut args: Vec<&str> = vec![scope.account, scope.region, kind, zone];
-        args.extend(except_states.iter().copied());
-        let n: i64 = self
-            .0
-            .prepare_cached(&sql)?
-            .query_row(params_from_iter(args), |r| r.get(0))?;
-        Ok(n as u64)
+        let space = space_or!(self, scope, kind, 0);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT state, n FROM zone_counts WHERE space=?1 AND zone=?2")?;
+        let rows = stmt.query_map(params![space, zone], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })?;
+        let mut total = 0u64;
+        for row in rows {
+            let (state, n) = row?;
+            // A row with no state is counted under ''.
+            if !except_states.contains(&state.as_str()) || state.is_empty() {
+                total += n.max(0) as u64;
+            }
+        }
+        Ok(total)
     }
 
     /// The highest address held in a pool.
     fn max_addr(&self, scope: Scope, pool: &str) -> Result<Option<u32>, StoreError> {
+        let space = space_or!(self, scope, "", None);
         let v: Option<i64> = self
-            .0
-            .prepare_cached("SELECT MAX(addr) FROM ips WHERE account=?1 AND region=?2 AND pool=?3")?
-            .query_row(params![scope.account, scope.region, pool], |r| r.get(0))?;
+            .conn
+            .prepare_cached("SELECT MAX(addr) FROM ips WHERE space=?1 AND pool=?2")?
+            .query_row(params![space, pool], |r| r.get(0))?;
         Ok(v.map(|a| a as u32))
     }
 
     /// The owners of an address in any pool.
     fn addr_owners(&self, scope: Scope, addr: u32) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self.0.prepare_cached(
-            "SELECT owner FROM ips INDEXED BY ips_addr WHERE account=?1 AND region=?2 AND addr=?3",
+        let space = space_or!(self, scope, "", Vec::new());
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT owner FROM ips INDEXED BY ips_addr WHERE space=?1 AND addr=?2",
         )?;
-        let rows = stmt.query_map(params![scope.account, scope.region, addr as i64], |r| {
-            r.get(0)
-        })?;
+        let rows = stmt.query_map(params![space, addr as i64], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// How many addresses each pool of the scope holds.
     fn pool_counts(&self, scope: Scope) -> Result<HashMap<String, u64>, StoreError> {
-        let mut stmt = self.0.prepare_cached(
-            "SELECT pool, COUNT(*) FROM ips WHERE account=?1 AND region=?2 GROUP BY pool",
-        )?;
-        let rows = stmt.query_map(params![scope.account, scope.region], |r| {
+        let space = space_or!(self, scope, "", HashMap::new());
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT pool, COUNT(*) FROM ips WHERE space=?1 GROUP BY pool")?;
+        let rows = stmt.query_map(params![space], |r| {
             Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -493,15 +732,11 @@ impl ReadOps for Conn<'_> {
         pool: &str,
         addr: u32,
     ) -> Result<Option<String>, StoreError> {
+        let space = space_or!(self, scope, "", None);
         Ok(self
-            .0
-            .prepare_cached(
-                "SELECT owner FROM ips WHERE account=?1 AND region=?2 AND pool=?3 AND addr=?4",
-            )?
-            .query_row(
-                params![scope.account, scope.region, pool, addr as i64],
-                |r| r.get(0),
-            )
+            .conn
+            .prepare_cached("SELECT owner FROM ips WHERE space=?1 AND pool=?2 AND addr=?3")?
+            .query_row(params![space, pool, addr as i64], |r| r.get(0))
             .optional()?)
     }
 
@@ -512,12 +747,13 @@ impl ReadOps for Conn<'_> {
         operation: &str,
         token: &str,
     ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let space = space_or!(self, scope, "", None);
         Ok(self
-            .0
-            .prepare_cached("SELECT digest, response FROM idempotency WHERE account=?1 AND region=?2 AND operation=?3 AND token=?4")?
-            .query_row(params![scope.account, scope.region, operation, token], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .conn
+            .prepare_cached(
+                "SELECT digest, response FROM idempotency WHERE space=?1 AND operation=?2 AND token=?3",
+            )?
+            .query_row(params![space, operation, token], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 }
@@ -527,7 +763,7 @@ macro_rules! delegate_reads {
     ($($name:ident($($arg:ident: $ty:ty),*) -> $out:ty;)*) => {
         impl ReadOps for SqliteTx<'_> {
             $(fn $name(&self, $($arg: $ty),*) -> Result<$out, StoreError> {
-                Conn(&self.tx).$name($($arg),*)
+                self.conn().$name($($arg),*)
             })*
         }
     };
@@ -555,15 +791,14 @@ impl WriteOps for SqliteTx<'_> {
 
     /// Inserts a new row; [`StoreError::Conflict`] when the id or the unique name is taken.
     fn insert_row(&self, scope: Scope, kind: &str, row: &Row) -> Result<(), StoreError> {
+        let space = self.space_made(scope, kind)?;
         self.tx
             .prepare_cached(
-                "INSERT INTO rows (account, region, kind, id, name, state, vpc, subnet, zone, version, doc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                "INSERT INTO rows (space, id, name, state, vpc, subnet, zone, version, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
             .execute(params![
-                scope.account,
-                scope.region,
-                kind,
+                space,
                 row.id,
                 row.index.name,
                 row.index.state,
@@ -578,16 +813,17 @@ impl WriteOps for SqliteTx<'_> {
 
     /// Replaces an existing row; returns whether it existed.
     fn update_row(&self, scope: Scope, kind: &str, row: &Row) -> Result<bool, StoreError> {
+        let Some(space) = self.conn().space(scope, kind)? else {
+            return Ok(false);
+        };
         let n = self
             .tx
             .prepare_cached(
-                "UPDATE rows SET name=?5, state=?6, vpc=?7, subnet=?8, zone=?9, version=?10, doc=?11
-                 WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
+                "UPDATE rows SET name=?3, state=?4, vpc=?5, subnet=?6, zone=?7, version=?8, doc=?9
+                 WHERE space=?1 AND id=?2",
             )?
             .execute(params![
-                scope.account,
-                scope.region,
-                kind,
+                space,
                 row.id,
                 row.index.name,
                 row.index.state,
@@ -602,15 +838,18 @@ impl WriteOps for SqliteTx<'_> {
 
     /// Deletes a row and its tags; returns whether it existed.
     fn delete_row(&self, scope: Scope, kind: &str, id: &str) -> Result<bool, StoreError> {
+        let Some(space) = self.conn().space(scope, kind)? else {
+            return Ok(false);
+        };
         let n = self
             .tx
-            .prepare_cached(
-                "DELETE FROM rows WHERE account=?1 AND region=?2 AND kind=?3 AND id=?4",
-            )?
-            .execute(params![scope.account, scope.region, kind, id])?;
-        self.tx
-            .prepare_cached("DELETE FROM tags WHERE account=?1 AND region=?2 AND resource_id=?3")?
-            .execute(params![scope.account, scope.region, id])?;
+            .prepare_cached("DELETE FROM rows WHERE space=?1 AND id=?2")?
+            .execute(params![space, id])?;
+        if let Some(tags) = self.conn().space(scope, "")? {
+            self.tx
+                .prepare_cached("DELETE FROM tags WHERE space=?1 AND resource_id=?2")?
+                .execute(params![tags, id])?;
+        }
         Ok(n == 1)
     }
 
@@ -623,12 +862,13 @@ impl WriteOps for SqliteTx<'_> {
         key: &str,
         value: &str,
     ) -> Result<(), StoreError> {
+        let space = self.scope_made(scope)?;
         self.tx
             .prepare_cached(
-                "INSERT INTO tags (account, region, resource_id, key, value, resource_type) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (account, region, resource_id, key) DO UPDATE SET value = excluded.value",
+                "INSERT INTO tags (space, resource_id, key, value, resource_type) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (space, resource_id, key) DO UPDATE SET value = excluded.value",
             )?
-            .execute(params![scope.account, scope.region, resource_id, key, value, resource_type])?;
+            .execute(params![space, resource_id, key, value, resource_type])?;
         Ok(())
     }
 
@@ -641,15 +881,20 @@ impl WriteOps for SqliteTx<'_> {
         key: &str,
         value: Option<&str>,
     ) -> Result<bool, StoreError> {
+        let Some(space) = self.conn().space(scope, "")? else {
+            return Ok(false);
+        };
         let n = match value {
             Some(v) => self
                 .tx
-                .prepare_cached("DELETE FROM tags WHERE account=?1 AND region=?2 AND resource_id=?3 AND key=?4 AND value=?5")?
-                .execute(params![scope.account, scope.region, resource_id, key, v])?,
+                .prepare_cached(
+                    "DELETE FROM tags WHERE space=?1 AND resource_id=?2 AND key=?3 AND value=?4",
+                )?
+                .execute(params![space, resource_id, key, v])?,
             None => self
                 .tx
-                .prepare_cached("DELETE FROM tags WHERE account=?1 AND region=?2 AND resource_id=?3 AND key=?4")?
-                .execute(params![scope.account, scope.region, resource_id, key])?,
+                .prepare_cached("DELETE FROM tags WHERE space=?1 AND resource_id=?2 AND key=?3")?
+                .execute(params![space, resource_id, key])?,
         };
         Ok(n > 0)
     }
@@ -663,32 +908,39 @@ impl WriteOps for SqliteTx<'_> {
         owner: &str,
         addrs: &[u32],
     ) -> Result<(), StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO ips (account, region, pool, addr, owner) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
+        let space = self.scope_made(scope)?;
+        let mut stmt = self
+            .tx
+            .prepare_cached("INSERT INTO ips (space, pool, addr, owner) VALUES (?1, ?2, ?3, ?4)")?;
         for a in addrs {
-            stmt.execute(params![scope.account, scope.region, pool, *a as i64, owner])?;
+            stmt.execute(params![space, pool, *a as i64, owner])?;
         }
         Ok(())
     }
 
     /// Gives addresses back to their pool.
     fn release_addrs(&self, scope: Scope, pool: &str, addrs: &[u32]) -> Result<(), StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "DELETE FROM ips WHERE account=?1 AND region=?2 AND pool=?3 AND addr=?4",
-        )?;
+        let Some(space) = self.conn().space(scope, "")? else {
+            return Ok(());
+        };
+        let mut stmt = self
+            .tx
+            .prepare_cached("DELETE FROM ips WHERE space=?1 AND pool=?2 AND addr=?3")?;
         for a in addrs {
-            stmt.execute(params![scope.account, scope.region, pool, *a as i64])?;
+            stmt.execute(params![space, pool, *a as i64])?;
         }
         Ok(())
     }
 
     /// Gives back every address `owner` holds, in any pool.
     fn release_owner(&self, scope: Scope, owner: &str) -> Result<usize, StoreError> {
+        let Some(space) = self.conn().space(scope, "")? else {
+            return Ok(0);
+        };
         Ok(self
             .tx
-            .prepare_cached("DELETE FROM ips WHERE account=?1 AND region=?2 AND owner=?3")?
-            .execute(params![scope.account, scope.region, owner])?)
+            .prepare_cached("DELETE FROM ips WHERE space=?1 AND owner=?2")?
+            .execute(params![space, owner])?)
     }
 
     /// Moves addresses to a new owner (reassignment).
@@ -699,11 +951,14 @@ impl WriteOps for SqliteTx<'_> {
         owner: &str,
         addrs: &[u32],
     ) -> Result<(), StoreError> {
-        let mut stmt = self.tx.prepare_cached(
-            "UPDATE ips SET owner=?5 WHERE account=?1 AND region=?2 AND pool=?3 AND addr=?4",
-        )?;
+        let Some(space) = self.conn().space(scope, "")? else {
+            return Ok(());
+        };
+        let mut stmt = self
+            .tx
+            .prepare_cached("UPDATE ips SET owner=?4 WHERE space=?1 AND pool=?2 AND addr=?3")?;
         for a in addrs {
-            stmt.execute(params![scope.account, scope.region, pool, *a as i64, owner])?;
+            stmt.execute(params![space, pool, *a as i64, owner])?;
         }
         Ok(())
     }
@@ -717,9 +972,12 @@ impl WriteOps for SqliteTx<'_> {
         digest: &str,
         response: &[u8],
     ) -> Result<(), StoreError> {
+        let space = self.scope_made(scope)?;
         self.tx
-            .prepare_cached("INSERT INTO idempotency (account, region, operation, token, digest, response) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
-            .execute(params![scope.account, scope.region, operation, token, digest, response])?;
+            .prepare_cached(
+                "INSERT INTO idempotency (space, operation, token, digest, response) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![space, operation, token, digest, response])?;
         Ok(())
     }
 }
