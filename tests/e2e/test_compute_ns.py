@@ -255,6 +255,43 @@ def test_instances_share_their_subnet_and_cgroups_hold_the_type(ns_kumo, ec2, ke
     assert len(procs) >= 2
 
 
+def test_resource_names_reach_the_guest_and_the_resolver(ns_kumo, ec2, key):
+    vpc = ec2.create_vpc(CidrBlock="10.79.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.79.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    allow_ssh(ec2, vpc)
+    a = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet,
+               PrivateDnsNameOptions={"HostnameType": "resource-name", "EnableResourceNameDnsARecord": True})
+    b = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet)
+    a_name = f"{a['InstanceId']}.eu-west-1.compute.internal"
+    b_rbn = f"{b['InstanceId']}.eu-west-1.compute.internal"
+    b_ip_name = state_of(ec2, b["InstanceId"])["PrivateDnsName"]
+    assert state_of(ec2, a["InstanceId"])["PrivateDnsName"] == a_name
+    # The guest's host name and the metadata's are the resource name.
+    p = ssh(key, a["PrivateIpAddress"], "hostname; curl -s http://169.254.169.254/latest/meta-data/local-hostname; echo; "
+            "curl -s http://169.254.169.254/latest/meta-data/hostname; echo")
+    assert p.stdout.splitlines() == [a_name, a_name, a_name], p.stdout + p.stderr
+    # From b, the VPC resolver answers a's resource name (its A record asked for) and a's IP
+    # name, but not b's own resource name.
+    a_ip_name = "ip-" + a["PrivateIpAddress"].replace(".", "-") + ".eu-west-1.compute.internal"
+    p = ssh(key, b["PrivateIpAddress"], f"hostname; getent hosts {a_name}; getent hosts {a_ip_name}; "
+            f"getent hosts {b_rbn} || echo none")
+    assert [line.split() for line in p.stdout.splitlines()] == [
+        [b_ip_name],
+        [a["PrivateIpAddress"], a_name],
+        [a["PrivateIpAddress"], a_ip_name],
+        ["none"],
+    ], p.stdout + p.stderr
+    # b asks for its resource name's A record while it runs: the resolver follows.
+    ec2.modify_private_dns_name_options(InstanceId=b["InstanceId"], EnableResourceNameDnsARecord=True)
+    deadline = time.time() + 10
+    while True:
+        p = ssh(key, a["PrivateIpAddress"], f"getent hosts {b_rbn} || echo none")
+        if p.stdout.split() == [b["PrivateIpAddress"], b_rbn] or time.time() > deadline:
+            break
+        time.sleep(0.3)
+    assert p.stdout.split() == [b["PrivateIpAddress"], b_rbn], p.stdout + p.stderr
+
+
 def test_cli_run_and_ssh(ns_kumo, ec2, key):
     cli = Cli(ns_kumo.endpoint)
     out = cli("ec2", "run-instances", "--image-id", ami(ns_kumo), "--instance-type", "t3.micro", "--key-name", "ns-key")

@@ -111,6 +111,7 @@ pub const ALLOW: &[&str] = &[
     "ModifyInstanceCreditSpecification",
     "ModifyInstanceMetadataOptions",
     "ModifyNetworkInterfaceAttribute",
+    "ModifyPrivateDnsNameOptions",
     "ModifySnapshotAttribute",
     "ModifySubnetAttribute",
     "ModifyVolume",

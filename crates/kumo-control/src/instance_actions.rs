@@ -503,6 +503,39 @@ pub fn modify_metadata_options(
     })
 }
 
+/// ModifyPrivateDnsNameOptions: the host name type changes only while the instance is
+/// stopped (its guest takes the new name at its next boot); the resource name's A and AAAA
+/// records may change at any time, and the VPC resolver follows at once. Returns the
+/// instance's VPC, whose resolver needs the change.
+pub fn modify_private_dns_names(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: ModifyPrivateDnsNameOptionsRequest,
+) -> Result<String, Ec2Error> {
+    let s = scope(ctx);
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let mut r = load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
+            if let Some(t) = &input.private_dns_hostname_type {
+                if r.state != State::Stopped {
+                    return Err(Fail(Ec2Error::invalid_value(
+                        "Cannot modify hostname-type for running instances",
+                    )));
+                }
+                r.dns_names.resource_name = t == "resource-name";
+            }
+            if let Some(v) = input.enable_resource_name_dns_a_record {
+                r.dns_names.a_record = v;
+            }
+            if let Some(v) = input.enable_resource_name_dns_aaaa_record {
+                r.dns_names.aaaa_record = v;
+            }
+            tx.update(s, &r)?;
+            Ok(r.vpc_id)
+        })
+        .map_err(|f: Fail| f.0)
+}
+
 pub fn describe_attribute(
     k: &Kumo,
     ctx: &RequestContext,

@@ -1021,6 +1021,21 @@ impl Ec2 for Kumo {
         out
     }
 
+    fn modify_private_dns_name_options(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyPrivateDnsNameOptionsRequest,
+    ) -> Result<ModifyPrivateDnsNameOptionsResult, Ec2Error> {
+        let vpc = instance_actions::modify_private_dns_names(self, ctx, input)?;
+        if !ctx.dry_run {
+            // The resolver answers the resource name by the new setting.
+            self.sync_firewall(ctx, firewall_sync::Reach::Vpcs([vpc].into()));
+        }
+        Ok(ModifyPrivateDnsNameOptionsResult {
+            r#return: Some(true),
+        })
+    }
+
     fn modify_instance_credit_specification(
         &self,
         ctx: &RequestContext,

@@ -436,10 +436,7 @@ pub fn modify_subnet_attribute(
             }
             if let Some(v) = ipv6 {
                 if v {
-                    return Err(Fail(Ec2Error::invalid_value(format!(
-                        "Invalid value 'true' for assignIpv6AddressOnCreation. Cannot set assignIpv6AddressOnCreation to true unless the subnet ({}) has an IPv6 CIDR block associated with it.",
-                        sn.id
-                    ))));
+                    return Err(Fail(needs_ipv6("assign-ipv6-address-on-creation", &sn.id)));
                 }
                 sn.assign_ipv6_on_creation = v;
             }
@@ -450,6 +447,12 @@ pub fn modify_subnet_attribute(
                 sn.resource_name_dns_a_record = v;
             }
             if let Some(v) = aaaa_rec {
+                if v {
+                    return Err(Fail(needs_ipv6(
+                        "enable-resource-name-dns-aaaa-record-on-launch",
+                        &sn.id,
+                    )));
+                }
                 sn.resource_name_dns_aaaa_record = v;
             }
             if let Some(h) = &hostname {
@@ -459,6 +462,14 @@ pub fn modify_subnet_attribute(
             Ok(())
         })
         .map_err(|f: Fail| f.0)
+}
+
+/// AWS's refusal of an IPv6 setting on a subnet without an IPv6 CIDR block (Kumo's subnets
+/// have none yet).
+fn needs_ipv6(attribute: &str, subnet: &str) -> Ec2Error {
+    Ec2Error::invalid_value(format!(
+        "Invalid value 'true' for {attribute}. Cannot set {attribute} to true unless the subnet ({subnet}) has an IPv6 CIDR block associated with it."
+    ))
 }
 
 fn reservation_not_found(id: &str) -> Ec2Error {

@@ -29,9 +29,10 @@ struct Vpc {
     imds: Arc<Imds>,
     /// The metadata listener's task: its socket keeps the namespace alive until aborted.
     imds_task: tokio::task::JoinHandle<()>,
-    /// The DNS resolver's task (likewise), and the public addresses it knows.
+    /// The DNS resolver's task (likewise), and the public addresses and resource names it
+    /// knows.
     dns_task: tokio::task::JoinHandle<()>,
-    dns_public: Arc<Mutex<Vec<(String, String)>>>,
+    dns_known: Arc<Mutex<crate::services::dns::Known>>,
     /// The subnets' DHCP server (likewise), and its leases.
     dhcp: Arc<Leases>,
     dhcp_task: tokio::task::JoinHandle<()>,
@@ -197,11 +198,10 @@ impl Vpcs {
             "dev",
             "lo",
         ])?;
-        let dns_public: Arc<Mutex<Vec<(String, String)>>> = Default::default();
-        let public = dns_public.clone();
+        let dns_known: Arc<Mutex<crate::services::dns::Known>> = Default::default();
+        let known = dns_known.clone();
         let dns_task = self.serve_udp(&ns, &format!("{dns_addr}:53"), move |q, peer| {
-            let known = lock(&public).clone();
-            crate::services::dns::answer(q, &known).map(|r| (r, peer))
+            crate::services::dns::answer(q, &lock(&known)).map(|r| (r, peer))
         })?;
         // The subnets' DHCP server.
         let dhcp = Arc::new(Leases::default());
@@ -222,7 +222,7 @@ impl Vpcs {
                 imds: imds.clone(),
                 imds_task,
                 dns_task,
-                dns_public,
+                dns_known,
                 dhcp,
                 dhcp_task,
                 subnets: Vec::new(),
@@ -312,7 +312,10 @@ impl Vpcs {
             .collect();
         ip_batch(&new, false)?;
         v.public = want;
-        *lock(&v.dns_public) = fw.public.clone();
+        *lock(&v.dns_known) = crate::services::dns::Known {
+            public: fw.public.clone(),
+            names: fw.names.clone(),
+        };
         Ok(())
     }
 }

@@ -1,22 +1,41 @@
 //! The VPC's DNS resolver at its base address plus two (AWS's Route 53 Resolver address), one
 //! per VPC namespace. It answers what a VPC resolves without the internet: the private DNS
-//! names of instances (`ip-10-0-1-5.eu-west-1.compute.internal`, `ip-….ec2.internal`) and
-//! their public ones (`ec2-198-51-100-7.compute-1.amazonaws.com`, to the private address, as
-//! inside a VPC). Anything else is refused at once, so the guest's lookups fail fast instead
-//! of timing out.
+//! names of instances (`ip-10-0-1-5.eu-west-1.compute.internal`, `ip-….ec2.internal`), the
+//! resource names of those that ask for their A record (`i-0123….eu-west-1.compute.internal`)
+//! and their public names (`ec2-198-51-100-7.compute-1.amazonaws.com`, to the private
+//! address, as inside a VPC). Anything else is refused at once, so the guest's lookups fail
+//! fast instead of timing out.
 
 use std::net::Ipv4Addr;
 
+/// What a VPC's resolver knows beyond the IP names, which stand for themselves.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Known {
+    /// (public address, private address).
+    pub public: Vec<(String, String)>,
+    /// (instance id, primary private address) of the instances whose resource name has an
+    /// A record.
+    pub names: Vec<(String, String)>,
+}
+
 /// The address a name stands for, if it is an EC2 host name.
-pub fn resolve(name: &str, public: &[(String, String)]) -> Option<Ipv4Addr> {
+pub fn resolve(name: &str, known: &Known) -> Option<Ipv4Addr> {
     let name = name.trim_end_matches('.').to_ascii_lowercase();
     let host = name.split('.').next()?;
+    let internal = name.ends_with(".compute.internal") || name.ends_with(".ec2.internal");
     if let Some(ip) = host.strip_prefix("ip-") {
-        let internal = name.ends_with(".compute.internal") || name.ends_with(".ec2.internal");
         return internal
             .then(|| ip.replace('-', ".").parse().ok())
             .flatten();
     }
+    if host.starts_with("i-") && internal {
+        return known
+            .names
+            .iter()
+            .find(|(id, _)| id == host)
+            .and_then(|(_, addr)| addr.parse().ok());
+    }
+    let public = &known.public;
     if let Some(ip) = host.strip_prefix("ec2-") {
         if name.ends_with(".amazonaws.com") {
             let dotted = ip.replace('-', ".");
@@ -32,7 +51,7 @@ pub fn resolve(name: &str, public: &[(String, String)]) -> Option<Ipv4Addr> {
 }
 
 /// The answer to one DNS query packet, or None for what is not a query.
-pub fn answer(query: &[u8], public: &[(String, String)]) -> Option<Vec<u8>> {
+pub fn answer(query: &[u8], known: &Known) -> Option<Vec<u8>> {
     if query.len() < 12 || query[2] & 0x80 != 0 {
         return None;
     }
@@ -56,7 +75,7 @@ pub fn answer(query: &[u8], public: &[(String, String)]) -> Option<Vec<u8>> {
     let qclass = u16::from_be_bytes([*query.get(i + 2)?, *query.get(i + 3)?]);
     let question_end = i + 4;
     let name = labels.join(".");
-    let found = resolve(&name, public);
+    let found = resolve(&name, known);
     let mut out = Vec::with_capacity(question_end + 16);
     out.extend_from_slice(&query[..2]);
     // QR, the query's opcode and RD, RA; rcode: 0 answer, 3 NXDOMAIN (our names), 5 refused.
@@ -103,7 +122,10 @@ mod tests {
 
     #[test]
     fn names() {
-        let public = vec![("198.51.100.7".to_string(), "10.0.1.5".to_string())];
+        let public = Known {
+            public: vec![("198.51.100.7".to_string(), "10.0.1.5".to_string())],
+            names: vec![("i-0123456789abcdef0".to_string(), "10.0.1.6".to_string())],
+        };
         assert_eq!(
             resolve("ip-10-0-1-5.eu-west-1.compute.internal", &public),
             Some(Ipv4Addr::new(10, 0, 1, 5))
@@ -118,22 +140,49 @@ mod tests {
         );
         assert_eq!(resolve("example.com", &public), None);
         assert_eq!(resolve("ip-nope.eu-west-1.compute.internal", &public), None);
+        // A resource name resolves when its instance asked for the A record, in either
+        // internal domain, and no other does.
+        assert_eq!(
+            resolve("i-0123456789abcdef0.eu-west-1.compute.internal", &public),
+            Some(Ipv4Addr::new(10, 0, 1, 6))
+        );
+        assert_eq!(
+            resolve("I-0123456789ABCDEF0.ec2.internal.", &public),
+            Some(Ipv4Addr::new(10, 0, 1, 6))
+        );
+        assert_eq!(
+            resolve("i-0000000000000000a.eu-west-1.compute.internal", &public),
+            None
+        );
+        assert_eq!(resolve("i-0123456789abcdef0.example.com", &public), None);
     }
 
     #[test]
     fn packets() {
-        let a = answer(&query("ip-10-0-1-5.eu-west-1.compute.internal", 1), &[]).unwrap();
+        let a = answer(
+            &query("ip-10-0-1-5.eu-west-1.compute.internal", 1),
+            &Known::default(),
+        )
+        .unwrap();
         assert_eq!(&a[..2], &[0x12, 0x34]);
         assert_eq!(a[3] & 0x0f, 0);
         assert_eq!(u16::from_be_bytes([a[6], a[7]]), 1);
         assert_eq!(&a[a.len() - 4..], &[10, 0, 1, 5]);
         // AAAA for a known name: no answer, no error.
-        let v6 = answer(&query("ip-10-0-1-5.eu-west-1.compute.internal", 28), &[]).unwrap();
+        let v6 = answer(
+            &query("ip-10-0-1-5.eu-west-1.compute.internal", 28),
+            &Known::default(),
+        )
+        .unwrap();
         assert_eq!((v6[3] & 0x0f, u16::from_be_bytes([v6[6], v6[7]])), (0, 0));
-        let refused = answer(&query("example.com", 1), &[]).unwrap();
+        let refused = answer(&query("example.com", 1), &Known::default()).unwrap();
         assert_eq!(refused[3] & 0x0f, 5);
-        let nx = answer(&query("ip-x.eu-west-1.compute.internal", 1), &[]).unwrap();
+        let nx = answer(
+            &query("ip-x.eu-west-1.compute.internal", 1),
+            &Known::default(),
+        )
+        .unwrap();
         assert_eq!(nx[3] & 0x0f, 3);
-        assert!(answer(&[0; 5], &[]).is_none());
+        assert!(answer(&[0; 5], &Known::default()).is_none());
     }
 }

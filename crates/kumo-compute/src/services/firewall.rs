@@ -33,6 +33,9 @@ pub struct Firewall {
     /// Public and Elastic IPs: (public, private). Traffic to a public address is translated
     /// to its private one (then the security groups apply), and replies back.
     pub public: Vec<(String, String)>,
+    /// Instances whose resource name (`i-….<region>.compute.internal`) the VPC resolver
+    /// answers: (instance id, primary private address).
+    pub names: Vec<(String, String)>,
 }
 
 fn set(items: &[String]) -> String {
@@ -143,6 +146,7 @@ mod tests {
                 egress: vec![rule("-1", None, None, &["0.0.0.0/0"])],
             }],
             public: vec![("198.51.100.7".into(), "10.0.1.5".into())],
+            names: Vec::new(),
         };
         let s = script(&fw, "100.127.0.0/16");
         assert!(s.contains("ip saddr { 10.0.1.5, 10.0.1.16/28 } jump out_0"));

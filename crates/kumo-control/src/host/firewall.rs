@@ -84,9 +84,15 @@ pub(crate) fn firewall<V: Read>(
             .iter()
             .find(|x| x.primary)
             .map(|x| x.addr.clone());
-        let launch_ip = v
-            .get::<InstanceRecord>(s, &a.instance_id)?
-            .and_then(|r| r.public_ip);
+        let instance = v.get::<InstanceRecord>(s, &a.instance_id)?;
+        if let (Some(r), Some(priv_ip), 0) = (&instance, &primary, a.device_index) {
+            // The resolver answers the resource name only when the instance asks for its A
+            // record (the IP name always resolves).
+            if r.dns_names.a_record {
+                fw.names.push((r.id.clone(), priv_ip.clone()));
+            }
+        }
+        let launch_ip = instance.and_then(|r| r.public_ip);
         if let (Some(p), Some(priv_ip), 0) = (launch_ip, primary, a.device_index) {
             // An Elastic IP on the primary address replaces the launch one.
             if !fw.public.iter().any(|(_, x)| *x == priv_ip) {

@@ -126,7 +126,9 @@ fn primary_interface<'a, V: Read>(
         .map(|a| a.addr.clone())
         .collect();
     Ok(Iface {
-        host: crate::repo::instance::private_dns_name(s.region, &primary),
+        // The guest's host name and IMDS `hostname`/`local-hostname`: the resource name under
+        // the resource-name host name type.
+        host: crate::repo::instance::instance_dns_name(s.region, r, &primary),
         public: c.public_ip(r),
         eni,
         subnet,

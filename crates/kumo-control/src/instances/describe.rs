@@ -137,9 +137,11 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                     .unwrap_or_default();
                 match name {
                     "private-ip-address" => out(&primary),
-                    "private-dns-name" => {
-                        out(&network::private_dns_name(&self.ctx.region, &primary))
-                    }
+                    "private-dns-name" => out(&crate::repo::instance::instance_dns_name(
+                        &self.ctx.region,
+                        r,
+                        &primary,
+                    )),
                     "ip-address" | "dns-name" => {
                         let eip = self
                             .eips
@@ -186,6 +188,13 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                 }
             }
             "metadata-options.state" => out("applied"),
+            "private-dns-name-options.hostname-type" => out(r.dns_names.hostname_type()),
+            "private-dns-name-options.enable-resource-name-dns-a-record" => {
+                out(tf(r.dns_names.a_record))
+            }
+            "private-dns-name-options.enable-resource-name-dns-aaaa-record" => {
+                out(tf(r.dns_names.aaaa_record))
+            }
             "maintenance-options.auto-recovery" => out("default"),
             "network-interface.association.public-ip"
             | "network-interface.addresses.association.public-ip" => {

@@ -240,6 +240,28 @@ pub(super) struct Parts {
 }
 
 /// A launched instance's record, `pending`.
+/// The launch's host name options: each member given, else the subnet's on-launch setting.
+/// They apply only to an interface the launch makes; with an existing one attached, the
+/// subnet's settings hold (AWS: "Applies only if creating a network interface").
+fn dns_names(l: &Launch, subnet: &SubnetRecord) -> DnsNames {
+    let given = l
+        .input
+        .private_dns_name_options
+        .as_ref()
+        .filter(|_| l.specs[0].network_interface_id.is_none());
+    let get = |f: fn(&PrivateDnsNameOptionsRequest) -> Option<bool>| given.and_then(f);
+    DnsNames {
+        resource_name: given
+            .and_then(|o| o.hostname_type.as_deref())
+            .unwrap_or(&subnet.hostname_type)
+            == "resource-name",
+        a_record: get(|o| o.enable_resource_name_dns_a_record)
+            .unwrap_or(subnet.resource_name_dns_a_record),
+        aaaa_record: get(|o| o.enable_resource_name_dns_aaaa_record)
+            .unwrap_or(subnet.resource_name_dns_aaaa_record),
+    }
+}
+
 pub(super) fn new_record(
     k: &Kumo,
     ctx: &RequestContext,
@@ -328,6 +350,7 @@ pub(super) fn new_record(
         awaiting_boot: k.compute.driver.runs_guests() && !ctx.dry_run,
         events: Vec::new(),
         cpu: l.cpu,
+        dns_names: dns_names(l, subnet),
     }
 }
 

@@ -64,7 +64,7 @@ pub fn wire(
         private_dns_name: Some(if live {
             private_ip
                 .as_deref()
-                .map(|p| network::private_dns_name(&ctx.region, p))
+                .map(|p| crate::repo::instance::instance_dns_name(&ctx.region, r, p))
                 .unwrap_or_default()
         } else {
             String::new()
@@ -105,6 +105,11 @@ pub fn wire(
             configured: Some(r.hibernation),
         }),
         metadata_options: Some(metadata_options(r, "applied")),
+        private_dns_name_options: Some(PrivateDnsNameOptionsResponse {
+            hostname_type: Some(r.dns_names.hostname_type().into()),
+            enable_resource_name_dns_a_record: Some(r.dns_names.a_record),
+            enable_resource_name_dns_aaaa_record: Some(r.dns_names.aaaa_record),
+        }),
         enclave_options: Some(EnclaveOptions {
             enabled: Some(false),
         }),

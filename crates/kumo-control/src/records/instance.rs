@@ -79,6 +79,31 @@ pub struct InstanceRecord {
     /// absent. The guest gets cores × threads vCPUs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cpu: Option<(i32, i32)>,
+    /// The host name options (`PrivateDnsNameOptions`). Records from before they were kept
+    /// read as AWS's defaults: ip-name, no resource-name records.
+    #[serde(default)]
+    pub dns_names: DnsNames,
+}
+
+/// Which name is an instance's private DNS name and its guest's host name (the resource
+/// name `i-….<region>.compute.internal`, or the IP name), and whether the VPC resolver
+/// answers the resource name with an A and an AAAA record. The IP name always resolves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsNames {
+    pub resource_name: bool,
+    pub a_record: bool,
+    pub aaaa_record: bool,
+}
+
+impl DnsNames {
+    /// AWS's name of the host name type.
+    pub fn hostname_type(&self) -> &'static str {
+        if self.resource_name {
+            "resource-name"
+        } else {
+            "ip-name"
+        }
+    }
 }
 
 /// A scheduled maintenance event.

@@ -132,7 +132,26 @@ pub fn address_limit() -> Ec2Error {
 
 /// `ip-10-0-1-5.eu-west-1.compute.internal` (`ec2.internal` in us-east-1).
 pub fn private_dns_name(region: &str, addr: &str) -> String {
-    let host = format!("ip-{}", addr.replace('.', "-"));
+    internal_name(region, &format!("ip-{}", addr.replace('.', "-")))
+}
+
+/// The resource name of an instance: `i-0123456789abcdef0.eu-west-1.compute.internal`
+/// (`ec2.internal` in us-east-1).
+pub fn resource_dns_name(region: &str, instance_id: &str) -> String {
+    internal_name(region, instance_id)
+}
+
+/// An instance's private DNS name (and its guest's host name): its resource name under the
+/// resource-name host name type, else the IP name of its primary address.
+pub fn instance_dns_name(region: &str, r: &InstanceRecord, primary: &str) -> String {
+    if r.dns_names.resource_name {
+        resource_dns_name(region, &r.id)
+    } else {
+        private_dns_name(region, primary)
+    }
+}
+
+fn internal_name(region: &str, host: &str) -> String {
     if region == "us-east-1" {
         format!("{host}.ec2.internal")
     } else {

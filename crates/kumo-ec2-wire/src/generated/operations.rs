@@ -108,6 +108,7 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyInstanceCreditSpecification",
     "ModifyInstanceMetadataOptions",
     "ModifyNetworkInterfaceAttribute",
+    "ModifyPrivateDnsNameOptions",
     "ModifySnapshotAttribute",
     "ModifySubnetAttribute",
     "ModifyVolume",
@@ -1008,6 +1009,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyNetworkInterfaceAttribute"))
     }
+    /// `ModifyPrivateDnsNameOptions`.
+    fn modify_private_dns_name_options(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyPrivateDnsNameOptionsRequest,
+    ) -> Result<ModifyPrivateDnsNameOptionsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyPrivateDnsNameOptions"))
+    }
     /// `ModifySnapshotAttribute`.
     fn modify_snapshot_attribute(
         &self,
@@ -1880,6 +1890,13 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             svc.modify_network_interface_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyNetworkInterfaceAttributeResponse")
+        }
+        "ModifyPrivateDnsNameOptions" => {
+            let input = ModifyPrivateDnsNameOptionsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
+            let output = svc.modify_private_dns_name_options(ctx, input)?;
+            crate::encode::response(ctx, "ModifyPrivateDnsNameOptionsResponse", &output)
         }
         "ModifySnapshotAttribute" => {
             let input = ModifySnapshotAttributeRequest::decode(params, &Path::ROOT)?;

@@ -11180,6 +11180,73 @@ impl Decode for ModifyNetworkInterfaceAttributeRequest {
     }
 }
 
+/// The `ModifyPrivateDnsNameOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyPrivateDnsNameOptionsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EnableResourceNameDnsAAAARecord`: `EnableResourceNameDnsAAAARecord` in requests, `<EnableResourceNameDnsAAAARecord>` in responses.
+    pub enable_resource_name_dns_aaaa_record: Option<bool>,
+    /// `EnableResourceNameDnsARecord`: `EnableResourceNameDnsARecord` in requests, `<EnableResourceNameDnsARecord>` in responses.
+    pub enable_resource_name_dns_a_record: Option<bool>,
+    /// `InstanceId`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_id: String,
+    /// `PrivateDnsHostnameType`: `PrivateDnsHostnameType` in requests, `<PrivateDnsHostnameType>` in responses.
+    pub private_dns_hostname_type: Option<String>,
+}
+
+impl Decode for ModifyPrivateDnsNameOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EnableResourceNameDnsAAAARecord" => {
+                    out.enable_resource_name_dns_aaaa_record = Some(Decode::decode(child, &here)?);
+                }
+                "EnableResourceNameDnsARecord" => {
+                    out.enable_resource_name_dns_a_record = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                "PrivateDnsHostnameType" => {
+                    out.private_dns_hostname_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["ip-name", "resource-name"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyPrivateDnsNameOptionsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyPrivateDnsNameOptionsResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+}
+
+impl Encode for ModifyPrivateDnsNameOptionsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
+    }
+}
+
 /// The `ModifySnapshotAttributeRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModifySnapshotAttributeRequest {
