@@ -191,3 +191,16 @@ def test_create_image_from_an_instance(kumo, ec2):
     with pytest.raises(ClientError) as e:
         ec2.create_image(InstanceId="i-0123456789abcdef0", Name="nobody")
     assert error_code(e) == "InvalidInstanceID.NotFound"
+
+
+def test_an_image_with_a_gp2_root_launches(ec2):
+    # The mapping shows the IOPS gp2 gives its size; the launch's volume derives its own.
+    ami = register(ec2, snapshot(ec2, size=2), name="gp2-1",
+                   BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snapshot(ec2, size=2), "VolumeType": "gp2"}}])
+    mapping = ec2.describe_images(ImageIds=[ami])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]
+    assert (mapping["VolumeType"], mapping["Iops"]) == ("gp2", 100)
+    inst = ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                             BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 50}}])["Instances"][0]
+    vol = inst["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    v = ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]
+    assert (v["VolumeType"], v["Size"], v["Iops"]) == ("gp2", 50, 150)

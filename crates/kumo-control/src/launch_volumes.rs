@@ -135,7 +135,11 @@ fn image_volumes<V: Read>(
                 snapshot_owner: e.snapshot_id.as_ref().and(image.owner.clone()),
                 size: e.volume_size,
                 volume_type: e.volume_type.clone(),
-                iops: e.iops,
+                // A gp2 mapping records the IOPS its size gives, which are not a setting
+                // to pass on: the launch's volume derives its own from its size.
+                iops: e
+                    .iops
+                    .filter(|_| kumo_model::ebs::provisions_iops(&e.volume_type)),
                 throughput: e.throughput,
                 delete_on_termination: e.delete_on_termination,
                 encrypted: e.encrypted,

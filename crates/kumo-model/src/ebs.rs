@@ -13,6 +13,12 @@ struct Limits {
     iops_required: bool,
 }
 
+/// Whether a volume type takes provisioned IOPS (gp3, io1, io2). gp2's IOPS follow from its
+/// size, and st1, sc1 and standard have none to set.
+pub fn provisions_iops(t: &str) -> bool {
+    limits(t).is_some_and(|l| l.iops.is_some())
+}
+
 fn limits(t: &str) -> Option<Limits> {
     Some(match t {
         "gp2" => Limits {
