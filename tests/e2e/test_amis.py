@@ -193,6 +193,25 @@ def test_create_image_from_an_instance(kumo, ec2):
     assert error_code(e) == "InvalidInstanceID.NotFound"
 
 
+def test_a_paravirtual_image_runs_only_on_types_that_list_it(ec2):
+    # RegisterImage's default virtualization type is paravirtual, as on AWS.
+    snap = snapshot(ec2)
+    ami = ec2.register_image(Name="pv-1", Architecture="x86_64", RootDeviceName="/dev/xvda",
+                             BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snap}}])["ImageId"]
+    assert ec2.describe_images(ImageIds=[ami])["Images"][0]["VirtualizationType"] == "paravirtual"
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1)
+    assert error_code(e) == "InvalidParameterCombination"
+    assert e.value.response["Error"]["Message"].startswith("Virtualization type 'hvm' is required for instances of type 't3.micro'.")
+    # m1.small lists paravirtual; a stopped instance cannot move to a type that does not.
+    iid = ec2.run_instances(ImageId=ami, InstanceType="m1.small", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 10})
+    with pytest.raises(ClientError) as e:
+        ec2.modify_instance_attribute(InstanceId=iid, InstanceType={"Value": "t3.micro"})
+    assert error_code(e) == "InvalidParameterCombination"
+
+
 def test_an_image_with_a_gp2_root_launches(ec2):
     # The mapping shows the IOPS gp2 gives its size; the launch's volume derives its own.
     ami = register(ec2, snapshot(ec2, size=2), name="gp2-1",

@@ -19,12 +19,12 @@ pub fn not_authorized(id: &str) -> Ec2Error {
 
 /// The caller's own image, to read or change its attributes. A catalog image or another
 /// account's image answers `AuthFailure`; an image the caller cannot see, `NotFound`.
-pub fn owned<V: Read>(v: &V, s: Scope, id: &str) -> Result<ImageRecord, Fail> {
+pub fn owned<V: Read>(v: &V, s: Scope, id: &str, moto: bool) -> Result<ImageRecord, Fail> {
+    if kumo_model::images::by_id(s.region, id, moto).is_some() {
+        return Err(Fail(not_authorized(id)));
+    }
     if kumo_model::ids::resource_type(id) != Some("image") {
         return Err(Fail(image_malformed(id)));
-    }
-    if kumo_model::images::by_id(s.region, id).is_some() {
-        return Err(Fail(not_authorized(id)));
     }
     match sharing::owner_of::<ImageRecord, _>(v, s, id)? {
         Some((owner, image)) if owner == s.account => Ok(image),
@@ -257,7 +257,7 @@ pub fn modify(
     let id = &input.image_id;
     k.store
         .write(!ctx.dry_run, |tx| {
-            let mut image = owned(tx, s, id)?;
+            let mut image = owned(tx, s, id, k.options.moto_compat)?;
             let before = image.launch.clone();
             let after = sharing::apply(&before, &changes)?;
             check_sharing(tx, s, &image, &before, &after)?;
@@ -301,7 +301,7 @@ pub fn describe(
     let s = scope(ctx);
     let image = k
         .store
-        .read(|v| owned(v, s, &input.image_id))
+        .read(|v| owned(v, s, &input.image_id, k.options.moto_compat))
         .map_err(|f| f.0)?;
     let value = |v: Option<String>| Some(AttributeValue { value: v });
     let mut out = ImageAttribute {
@@ -349,7 +349,7 @@ pub fn reset(
     let s = scope(ctx);
     k.store
         .write(!ctx.dry_run, |tx| {
-            let mut image = owned(tx, s, &input.image_id)?;
+            let mut image = owned(tx, s, &input.image_id, k.options.moto_compat)?;
             sharing::regrant(tx, s, &image.id, &image.launch, &Permissions::default())?;
             image.launch = Permissions::default();
             tx.update(s, &image)?;

@@ -34,6 +34,7 @@ impl Filterable for ImageView<'_> {
         };
         match name {
             "architecture" => opt(&i.architecture),
+            "platform" => opt(&i.platform),
             "name" => opt(&i.name),
             "description" => opt(&i.description),
             "image-id" => opt(&i.image_id),
@@ -121,35 +122,46 @@ const IMAGE_FILTERS: &[&str] = &[
 ];
 
 fn wire(region: &str, i: &PublicImage) -> Image {
+    let windows = i.platform == "windows";
     Image {
-        image_id: Some(images::image_id(region, i.name)),
+        image_id: Some(images::id_of(region, i)),
         name: Some(i.name.into()),
         description: Some(i.description.into()),
         owner_id: Some(i.owner_id.into()),
         image_owner_alias: (!i.owner_alias.is_empty()).then(|| i.owner_alias.into()),
         architecture: Some(i.architecture.into()),
-        image_location: Some(format!(
-            "{}/{}",
-            if i.owner_alias.is_empty() {
-                i.owner_id
-            } else {
-                i.owner_alias
-            },
-            i.name
-        )),
+        image_location: Some(i.location.map(str::to_string).unwrap_or_else(|| {
+            format!(
+                "{}/{}",
+                if i.owner_alias.is_empty() {
+                    i.owner_id
+                } else {
+                    i.owner_alias
+                },
+                i.name
+            )
+        })),
+        platform: windows.then(|| "windows".into()),
         state: Some("available".into()),
         public: Some(true),
         image_type: Some("machine".into()),
         root_device_name: Some(i.root_device_name.into()),
         root_device_type: Some(i.root_device_type.into()),
-        virtualization_type: Some("hvm".into()),
+        virtualization_type: Some(i.virtualization_type.into()),
         hypervisor: Some("xen".into()),
         ena_support: Some(i.ena_support),
         sriov_net_support: Some("simple".into()),
         boot_mode: Some(i.boot_mode.into()),
         creation_date: Some(i.creation_date.into()),
-        platform_details: Some("Linux/UNIX".into()),
-        usage_operation: Some("RunInstances".into()),
+        platform_details: Some(if windows { "Windows" } else { "Linux/UNIX" }.into()),
+        usage_operation: Some(
+            if windows {
+                "RunInstances:0002"
+            } else {
+                "RunInstances"
+            }
+            .into(),
+        ),
         block_device_mappings: Some(Vec::new()),
         product_codes: Some(Vec::new()),
         tags: Some(Vec::new()),
@@ -166,8 +178,10 @@ pub fn describe(
     let limit = paging::max_results(input.max_results, 5, 1000)?;
     let after = paging::cursor("DescribeImages", input.next_token.as_deref())?;
     let ids = input.image_ids.unwrap_or_default();
+    let moto = k.options.moto_compat;
     for id in &ids {
-        if kumo_model::ids::resource_type(id) != Some("image") {
+        let catalog = images::by_id(&ctx.region, id, moto).is_some();
+        if !catalog && kumo_model::ids::resource_type(id) != Some("image") {
             return Err(image_malformed(id));
         }
     }
@@ -210,7 +224,7 @@ pub fn describe(
         users: Vec::new(),
         public: true,
     };
-    for i in images::CATALOG {
+    for i in images::catalog(moto) {
         if owned_by(i.owner_id, i.owner_alias) && runnable_by(i.owner_id, &everyone) {
             all.push((wire(&ctx.region, i), Vec::new()));
         }
@@ -225,7 +239,7 @@ pub fn describe(
         }
     }
     if let Some(missing) = ids.iter().find(|id| {
-        images::by_id(&ctx.region, id).is_none()
+        images::by_id(&ctx.region, id, moto).is_none()
             && !own.iter().any(|t| t.item.id == **id)
             && !shared.iter().any(|(_, t)| t.item.id == **id)
     }) {
@@ -257,5 +271,5 @@ pub fn describe(
 
 /// An SSM public parameter naming a catalog image: (name, value = image id).
 pub fn ssm_parameter(region: &str, name: &str) -> Option<(String, String)> {
-    images::by_parameter(name).map(|i| (name.to_string(), images::image_id(region, i.name)))
+    images::by_parameter(name).map(|i| (name.to_string(), images::id_of(region, i)))
 }

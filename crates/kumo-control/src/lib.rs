@@ -78,6 +78,9 @@ pub struct Options {
     /// Why instances run nowhere, when the server fell back to the null driver: said in each
     /// running instance's state reason.
     pub null_reason: Option<String>,
+    /// `kumo serve --moto-compat`: moto's public AMI catalog, with moto's ids, in every
+    /// region.
+    pub moto_compat: bool,
 }
 
 impl Default for Options {
@@ -88,6 +91,7 @@ impl Default for Options {
             zone_capacity: 10_000,
             test_clock: false,
             null_reason: None,
+            moto_compat: false,
         }
     }
 }

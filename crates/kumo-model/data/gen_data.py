@@ -282,8 +282,15 @@ def main():
     ]
     write(outdir, "offerings.tsv", header + off_lines)
 
+    # ---- moto's public AMI catalog (for `kumo serve --moto-compat`), as moto ships it
+    amis = load_gz_json(os.path.join(MOTO_DIR, "ec2", "resources", "amis.json.gz"))
+    with open(os.path.join(outdir, "moto_amis.json"), "w", encoding="utf-8") as f:
+        json.dump(amis, f, indent=1)
+        f.write("\n")
+
     # ---- summary
     print(f"moto {MOTO_VERSION} at {MOTO_DIR}")
+    print(f"moto AMIs: {len(amis)}")
     print(f"botocore {BOTOCORE_VERSION} at {BOTOCORE_DIR}")
     print(f"regions: {len(regions)} ({sum(r in DEFAULT_ENABLED_REGIONS for r in regions)} default, "
           f"{sum(r not in DEFAULT_ENABLED_REGIONS for r in regions)} opt-in)")

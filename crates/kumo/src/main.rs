@@ -96,9 +96,15 @@ struct ServeArgs {
     /// Credentials for strict auth: `ACCESS_KEY_ID SECRET [ACCOUNT_ID]` per line.
     #[arg(long, env = "KUMO_CREDENTIALS")]
     credentials: Option<PathBuf>,
-    /// The account of access keys that are not 12 digits.
-    #[arg(long, env = "KUMO_DEFAULT_ACCOUNT", default_value = "000000000000")]
-    default_account: String,
+    /// The account of access keys that are not 12 digits [default: 000000000000, or
+    /// 123456789012 with --moto-compat].
+    #[arg(long, env = "KUMO_DEFAULT_ACCOUNT")]
+    default_account: Option<String>,
+    /// For test suites written against moto's server mode: the default account is moto's
+    /// 123456789012, and moto's public AMI catalog (moto's ids, in every region) is there
+    /// beside Kumo's. Everything else stays AWS's behaviour.
+    #[arg(long, env = "KUMO_MOTO_COMPAT")]
+    moto_compat: bool,
     /// The region of unsigned requests.
     #[arg(long, env = "KUMO_DEFAULT_REGION", default_value = "us-east-1")]
     default_region: String,
@@ -368,6 +374,7 @@ fn serve(args: ServeArgs) -> ExitCode {
                     zone_capacity: args.zone_capacity,
                     test_clock: args.test_clock,
                     null_reason: null_reason.clone(),
+                    moto_compat: args.moto_compat,
                 },
             );
             match compute {
@@ -376,7 +383,7 @@ fn serve(args: ServeArgs) -> ExitCode {
             }
         },
         auth,
-        default_account: args.default_account,
+        default_account: args.default_account(),
         default_region: args.default_region,
         enable_reset: args.enable_reset,
         enable_admin: args.enable_admin,
@@ -439,6 +446,17 @@ fn serve(args: ServeArgs) -> ExitCode {
     })
 }
 
+impl ServeArgs {
+    /// The account of keys that name none: as given, else moto's under --moto-compat.
+    fn default_account(&self) -> String {
+        match (&self.default_account, self.moto_compat) {
+            (Some(a), _) => a.clone(),
+            (None, true) => "123456789012".into(),
+            (None, false) => "000000000000".into(),
+        }
+    }
+}
+
 /// The server's authentication: open, or strict with the credentials file. A problem is
 /// logged, and there is none.
 fn auth_of(args: &ServeArgs, mode: Auth) -> Option<AuthMode> {
@@ -449,7 +467,7 @@ fn auth_of(args: &ServeArgs, mode: Auth) -> Option<AuthMode> {
                 tracing::error!("strict auth needs --credentials FILE");
                 return None;
             };
-            match Credentials::load(path, &args.default_account) {
+            match Credentials::load(path, &args.default_account()) {
                 Ok(c) => Some(AuthMode::Strict(c)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot load credentials");

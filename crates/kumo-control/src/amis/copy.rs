@@ -36,10 +36,11 @@ pub fn copy(
     crate::core::idempotency::check_token(input.client_token.as_deref())?;
     let digest = crate::core::idempotency::digest(&input);
     let src_id = input.source_image_id.clone();
-    if kumo_model::ids::resource_type(&src_id) != Some("image") {
+    let src_region = input.source_region.as_str();
+    let catalog = kumo_model::images::by_id(src_region, &src_id, k.options.moto_compat);
+    if catalog.is_none() && kumo_model::ids::resource_type(&src_id) != Some("image") {
         return Err(image_malformed(&src_id));
     }
-    let src_region = input.source_region.as_str();
     let now = k.now_ms();
     let id = new_id("ami");
     let src = Scope {
@@ -48,7 +49,7 @@ pub fn copy(
     };
     let source = k
         .store
-        .read(|v| read_source(v, ctx, src, &src_id, now))
+        .read(|v| read_source(v, ctx, src, &src_id, now, k.options.moto_compat))
         .map_err(|f: Fail| f.0)?;
     if input.copy_image_tags == Some(true) {
         image_tags = with_source_tags(&source.tags, image_tags);
@@ -176,8 +177,9 @@ fn read_source<V: Read>(
     src: Scope,
     src_id: &str,
     now: i64,
+    moto: bool,
 ) -> Result<Source, Fail> {
-    if let Some(p) = kumo_model::images::by_id(src.region, src_id) {
+    if let Some(p) = kumo_model::images::by_id(src.region, src_id, moto) {
         let t = crate::records::image::ImageTraits::public(p);
         let image = ImageRecord {
             id: src_id.to_string(),
@@ -185,7 +187,7 @@ fn read_source<V: Read>(
             description: Some(p.description.into()),
             architecture: t.architecture.clone(),
             root_device_name: t.root_device_name.clone(),
-            virtualization_type: "hvm".into(),
+            virtualization_type: t.virtualization_type.clone(),
             ena_support: t.ena_support,
             sriov_net_support: Some("simple".into()),
             boot_mode: Some(t.boot_mode.clone()),

@@ -28,6 +28,7 @@ impl ImageRecord {
         ImageTraits {
             mappings: self.mappings.clone(),
             architecture: self.architecture.clone(),
+            virtualization_type: self.virtualization_type.clone(),
             root_device_name: self.root_device_name.clone(),
             root_device_type: "ebs".into(),
             ena_support: self.ena_support,
@@ -273,21 +274,21 @@ pub fn deregister(
     input: DeregisterImageRequest,
 ) -> Result<DeregisterImageResult, Ec2Error> {
     let id = &input.image_id;
-    if kumo_model::ids::resource_type(id) != Some("image") {
-        return Err(image_malformed(id));
-    }
-    if kumo_model::images::by_id(&ctx.region, id).is_some() {
+    if kumo_model::images::by_id(&ctx.region, id, k.options.moto_compat).is_some() {
         return Err(Ec2Error::new(
             "AuthFailure",
             format!("Not authorized for image:{id}"),
         ));
+    }
+    if kumo_model::ids::resource_type(id) != Some("image") {
+        return Err(image_malformed(id));
     }
     let s = scope(ctx);
     let drop_snaps = input.delete_associated_snapshots == Some(true);
     let (results, gone) = k
         .store
         .write(!ctx.dry_run, |tx| {
-            let img = crate::ami_sharing::owned(tx, s, id)?;
+            let img = crate::ami_sharing::owned(tx, s, id, k.options.moto_compat)?;
             tx.delete::<ImageRecord>(s, id)?;
             crate::sharing::regrant(tx, s, id, &img.launch, &Default::default())?;
             let mut results = Vec::new();

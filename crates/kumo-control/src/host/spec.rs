@@ -28,7 +28,8 @@ pub(crate) fn default_user(image_name: &str) -> &'static str {
 }
 
 pub(crate) fn image_name<V: Read>(v: &V, s: Scope, image_id: &str) -> Result<String, Fail> {
-    if let Some(p) = kumo_model::images::by_id(s.region, image_id) {
+    // Any catalog: the instance launched, and moto's ids never look like Kumo's.
+    if let Some(p) = kumo_model::images::by_id(s.region, image_id, true) {
         return Ok(p.name.to_string());
     }
     Ok(

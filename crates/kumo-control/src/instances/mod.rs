@@ -38,6 +38,7 @@ impl ImageTraits {
         ImageTraits {
             mappings: root.into_iter().collect(),
             architecture: i.architecture.into(),
+            virtualization_type: i.virtualization_type.into(),
             root_device_name: i.root_device_name.into(),
             root_device_type: i.root_device_type.into(),
             ena_support: i.ena_support,
@@ -51,6 +52,7 @@ impl ImageTraits {
         ImageTraits {
             mappings: Vec::new(),
             architecture: r.architecture.clone(),
+            virtualization_type: if r.paravirtual { "paravirtual" } else { "hvm" }.into(),
             root_device_name: r.root_device_name.clone(),
             root_device_type: r.root_device_type.clone(),
             ena_support: r.ena_support,
@@ -63,11 +65,12 @@ impl ImageTraits {
 /// The image an id names that the caller may launch: a public one of the catalog, one the
 /// caller registered, or one another account shared with the caller or made public.
 pub fn find_image(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<ImageTraits, Ec2Error> {
+    // First the catalog: moto's ids (`ami-ekswin`) are not all of AWS's form.
+    if let Some(p) = images::by_id(&ctx.region, id, k.options.moto_compat) {
+        return Ok(ImageTraits::public(p));
+    }
     if kumo_model::ids::resource_type(id) != Some("image") {
         return Err(image_malformed(id));
-    }
-    if let Some(p) = images::by_id(&ctx.region, id) {
-        return Ok(ImageTraits::public(p));
     }
     let (owner, image) = crate::repo::image::usable(k, ctx, id)?;
     let mut traits = image.traits();
@@ -93,6 +96,19 @@ pub fn check_type_for_image(
             archs.join(", "),
             img.architecture
         )));
+    }
+    // A paravirtual image runs only on the old types that list it.
+    let virtualization = info
+        .supported_virtualization_types
+        .as_deref()
+        .unwrap_or_default();
+    if !virtualization.is_empty() && !virtualization.contains(&img.virtualization_type) {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            format!(
+                "Virtualization type 'hvm' is required for instances of type '{t}'. Ensure that you are using an AMI with virtualization type 'hvm'. For more information, see http://docs.aws.amazon.com/AWSEC2/latest/UserGuide/virtualization_types.html"
+            ),
+        ));
     }
     let ena_required = info
         .network_info

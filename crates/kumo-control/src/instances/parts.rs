@@ -351,6 +351,7 @@ pub(super) fn new_record(
         events: Vec::new(),
         cpu: l.cpu,
         dns_names: dns_names(l, subnet),
+        paravirtual: l.image.virtualization_type == "paravirtual",
     }
 }
 

@@ -70,6 +70,8 @@ impl ImageRecord {
 #[derive(Debug, Clone)]
 pub struct ImageTraits {
     pub architecture: String,
+    /// `hvm` or `paravirtual`.
+    pub virtualization_type: String,
     pub root_device_name: String,
     pub root_device_type: String,
     pub ena_support: bool,

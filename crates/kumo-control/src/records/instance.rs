@@ -83,6 +83,9 @@ pub struct InstanceRecord {
     /// read as AWS's defaults: ip-name, no resource-name records.
     #[serde(default)]
     pub dns_names: DnsNames,
+    /// Launched from a paravirtual image: it keeps to the types that run one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paravirtual: bool,
 }
 
 /// Which name is an instance's private DNS name and its guest's host name (the resource
