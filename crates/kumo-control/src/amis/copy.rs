@@ -106,6 +106,8 @@ pub fn copy(
             create_ms: now,
             mappings,
             launch: Default::default(),
+            source_instance_id: None,
+            source_image: Some((src_id.clone(), src_region.to_string())),
             ..source.image.clone()
         };
         tx.insert(dst, &rec)?;
@@ -196,6 +198,8 @@ fn read_source<V: Read>(
             create_ms: now,
             mappings: t.mappings.clone(),
             launch: Default::default(),
+            source_instance_id: None,
+            source_image: None,
         };
         let snaps = image
             .mappings

@@ -259,6 +259,8 @@ pub fn register(
                 create_ms: now,
                 mappings: maps,
                 launch: Default::default(),
+                source_instance_id: None,
+                source_image: None,
             };
             tx.insert(s, &rec)?;
             tags::put_all(tx, s, &rec.id, "image", &tag_list)?;
@@ -380,6 +382,9 @@ pub fn wire(k: &Kumo, owner: &str, t: &Tagged<ImageRecord>) -> Image {
         imds_support: i.imds_support.clone(),
         tpm_support: i.tpm_support.clone(),
         creation_date: Some(DateTime(i.create_ms).to_iso8601()),
+        source_instance_id: i.source_instance_id.clone(),
+        source_image_id: i.source_image.as_ref().map(|(id, _)| id.clone()),
+        source_image_region: i.source_image.as_ref().map(|(_, r)| r.clone()),
         platform_details: Some("Linux/UNIX".into()),
         usage_operation: Some("RunInstances".into()),
         block_device_mappings: Some(
@@ -511,7 +516,7 @@ pub fn create_from_instance(
                 description: input.description.clone(),
                 architecture: r.architecture.clone(),
                 root_device_name: r.root_device_name.clone(),
-                virtualization_type: "hvm".into(),
+                virtualization_type: crate::instances::virtualization_type(&r).into(),
                 ena_support: r.ena_support,
                 sriov_net_support: Some("simple".into()),
                 boot_mode: Some(r.boot_mode.clone()),
@@ -520,6 +525,8 @@ pub fn create_from_instance(
                 create_ms: now,
                 mappings: maps,
                 launch: Default::default(),
+                source_instance_id: Some(r.id.clone()),
+                source_image: None,
             };
             tx.insert(s, &rec)?;
             tags::put_all(tx, s, &rec.id, "image", &image_tags)?;

@@ -141,6 +141,31 @@ pub fn metadata_options(r: &InstanceRecord, state: &str) -> InstanceMetadataOpti
     }
 }
 
+/// `hvm`, or `paravirtual` for an instance launched from a paravirtual image.
+pub fn virtualization_type(r: &InstanceRecord) -> &'static str {
+    if r.paravirtual {
+        "paravirtual"
+    } else {
+        "hvm"
+    }
+}
+
+/// The boot mode the instance boots with: the image's, where it names one, and for a
+/// `uefi-preferred` image UEFI where the type supports it, else legacy BIOS.
+pub fn current_boot_mode(r: &InstanceRecord) -> &str {
+    if r.boot_mode != "uefi-preferred" {
+        return &r.boot_mode;
+    }
+    let uefi = crate::instance_types::find(&r.instance_type)
+        .and_then(|t| t.supported_boot_modes.as_ref())
+        .is_some_and(|m| m.iter().any(|b| b == "uefi"));
+    if uefi {
+        "uefi"
+    } else {
+        "legacy-bios"
+    }
+}
+
 /// The metadata's PUT response hop limit: 1 to 64, as the API documents it.
 pub fn check_hop_limit(limit: Option<i32>) -> Result<(), Ec2Error> {
     match limit {

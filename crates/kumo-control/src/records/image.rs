@@ -23,6 +23,12 @@ pub struct ImageRecord {
     /// Who else may launch it.
     #[serde(default)]
     pub launch: Permissions,
+    /// The instance CreateImage made it from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_instance_id: Option<String>,
+    /// The image and region CopyImage copied it from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_image: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
