@@ -557,6 +557,12 @@ impl Filterable for EniView<'_> {
                 self.eips().for_each(|_| out(self.owner))
             }
             "association.allocation-id" => self.eips().for_each(|(a, _)| out(&a.id)),
+            "association.public-dns-name" => self.eips().for_each(|(a, _)| {
+                out(&crate::repo::instance::public_dns(
+                    self.region,
+                    &a.public_ip,
+                ))
+            }),
             "association.association-id" => self.eips().for_each(|(_, x)| out(&x.id)),
             "addresses.primary" => e.addresses.iter().for_each(|a| out(tf(a.primary))),
             "private-ip-address" => e
@@ -643,8 +649,6 @@ const ENI_FILTERS: &[&str] = &[
     "interface-type",
     "mac-address",
     "network-interface-id",
-    "operator.managed",
-    "operator.principal",
     "owner-id",
     "private-dns-name",
     "private-ip-address",

@@ -292,6 +292,14 @@ pub fn wire_rtb<V: Read>(
         if e.gateway_id.starts_with("nat-") {
             route.nat_gateway_id = target;
         } else if e.gateway_id.starts_with("eni-") {
+            // A route to an instance's interface names the instance too, as AWS shows it.
+            if let Some(a) = v
+                .get::<EniRecord>(s, &e.gateway_id)?
+                .and_then(|x| x.attachment)
+            {
+                route.instance_id = Some(a.instance_id);
+                route.instance_owner_id = Some(ctx.account_id.clone());
+            }
             route.network_interface_id = target;
         } else if e.gateway_id.starts_with("i-") {
             route.instance_id = target;
@@ -311,45 +319,61 @@ pub fn wire_rtb<V: Read>(
     })
 }
 
-struct RtbView<'a>(&'a Tagged<RouteTableRecord>, &'a str);
+/// A route table as the filters see it: its answer, so a filter matches what is shown (a
+/// route's target by its kind, a blackhole's state).
+struct RtbView<'a>(&'a RouteTable, &'a [(String, String)]);
 
 impl Filterable for RtbView<'_> {
     fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
-        let r = &self.0.item;
+        let t = self.0;
+        let mut opt = |v: &Option<String>| v.iter().for_each(|v| out(v));
+        let assocs = t.associations.as_deref().unwrap_or_default();
+        let routes = t.routes.as_deref().unwrap_or_default();
         match name {
-            "association.main" => {
-                if r.main {
-                    out("true")
-                }
-                if !r.associations.is_empty() {
-                    out("false")
-                }
-            }
-            "association.route-table-association-id" => {
-                r.main_association_id
-                    .iter()
-                    .map(String::as_str)
-                    .for_each(&mut *out);
-                r.associations.iter().for_each(|a| out(&a.id));
-            }
-            "association.route-table-id" if r.main || !r.associations.is_empty() => out(&r.id),
-            "association.subnet-id" => r
-                .associations
+            "owner-id" => opt(&t.owner_id),
+            "route-table-id" => opt(&t.route_table_id),
+            "vpc-id" => opt(&t.vpc_id),
+            "association.main" => assocs.iter().for_each(|a| {
+                opt(&Some(
+                    if a.main == Some(true) {
+                        "true"
+                    } else {
+                        "false"
+                    }
+                    .into(),
+                ))
+            }),
+            "association.route-table-association-id" => assocs
                 .iter()
-                .filter_map(|a| a.subnet_id.as_deref())
-                .for_each(&mut *out),
-            "owner-id" => out(self.1),
-            "route-table-id" => out(&r.id),
-            "route.destination-cidr-block" => r.routes.iter().for_each(|e| out(&e.destination)),
-            "route.gateway-id" => r.routes.iter().for_each(|e| out(&e.gateway_id)),
-            "route.origin" => r.routes.iter().for_each(|e| out(&e.origin)),
-            "route.state" => r.routes.iter().for_each(|_| out("active")),
-            "vpc-id" => out(&r.vpc_id),
-            _ => {}
+                .for_each(|a| opt(&a.route_table_association_id)),
+            "association.route-table-id" => assocs.iter().for_each(|a| opt(&a.route_table_id)),
+            "association.subnet-id" => assocs.iter().for_each(|a| opt(&a.subnet_id)),
+            "association.gateway-id" => assocs.iter().for_each(|a| opt(&a.gateway_id)),
+            _ => {
+                let Some(field) = name.strip_prefix("route.") else {
+                    return;
+                };
+                for r in routes {
+                    opt(match field {
+                        "destination-cidr-block" => &r.destination_cidr_block,
+                        "destination-ipv6-cidr-block" => &r.destination_ipv6_cidr_block,
+                        "destination-prefix-list-id" => &r.destination_prefix_list_id,
+                        "egress-only-internet-gateway-id" => &r.egress_only_internet_gateway_id,
+                        "gateway-id" => &r.gateway_id,
+                        "instance-id" => &r.instance_id,
+                        "nat-gateway-id" => &r.nat_gateway_id,
+                        "transit-gateway-id" => &r.transit_gateway_id,
+                        "vpc-peering-connection-id" => &r.vpc_peering_connection_id,
+                        "origin" => &r.origin,
+                        "state" => &r.state,
+                        _ => &None,
+                    });
+                }
+            }
         }
     }
     fn tags(&self) -> &[(String, String)] {
-        &self.0.tags
+        self.1
     }
 }
 
@@ -395,7 +419,8 @@ pub fn describe_route_tables(
         .read(|v| {
             let (page, next) =
                 describe::run(v, scope(ctx), &req, |t: &Tagged<RouteTableRecord>| {
-                    fs.matches(&RtbView(t, &ctx.account_id))
+                    // A table that cannot be shown matches nothing.
+                    wire_rtb(v, ctx, t).is_ok_and(|w| fs.matches(&RtbView(&w, &t.tags)))
                 })?;
             let tables = page
                 .iter()
@@ -462,21 +487,69 @@ fn wire_acl(
     }
 }
 
-struct AclView<'a>(&'a Tagged<NetworkAclRecord>, &'a str);
+/// A network ACL as the filters see it: its answer, so a filter matches what is shown.
+struct AclView<'a>(&'a NetworkAcl, &'a [(String, String)]);
 
 impl Filterable for AclView<'_> {
     fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
-        let a = &self.0.item;
+        let a = self.0;
+        let mut opt = |v: Option<String>| v.iter().for_each(|v| out(v));
+        let tf = |b: Option<bool>| Some(if b == Some(true) { "true" } else { "false" }.to_string());
+        let assocs = a.associations.as_deref().unwrap_or_default();
+        let entries = a.entries.as_deref().unwrap_or_default();
         match name {
-            "default" => out(if a.is_default { "true" } else { "false" }),
-            "network-acl-id" => out(&a.id),
-            "owner-id" => out(self.1),
-            "vpc-id" => out(&a.vpc_id),
-            _ => {}
+            "default" => opt(tf(a.is_default)),
+            "network-acl-id" => opt(a.network_acl_id.clone()),
+            "owner-id" => opt(a.owner_id.clone()),
+            "vpc-id" => opt(a.vpc_id.clone()),
+            "association.association-id" => assocs
+                .iter()
+                .for_each(|x| opt(x.network_acl_association_id.clone())),
+            "association.network-acl-id" => {
+                assocs.iter().for_each(|x| opt(x.network_acl_id.clone()))
+            }
+            "association.subnet-id" => assocs.iter().for_each(|x| opt(x.subnet_id.clone())),
+            _ => {
+                let Some(field) = name.strip_prefix("entry.") else {
+                    return;
+                };
+                for e in entries {
+                    let value = match field {
+                        "cidr" => e.cidr_block.clone(),
+                        "ipv6-cidr" => e.ipv6_cidr_block.clone(),
+                        "egress" => tf(e.egress),
+                        "protocol" => e.protocol.clone(),
+                        "rule-action" => e.rule_action.clone(),
+                        "rule-number" => e.rule_number.map(|n| n.to_string()),
+                        "icmp.code" => e
+                            .icmp_type_code
+                            .as_ref()
+                            .and_then(|i| i.code)
+                            .map(|n| n.to_string()),
+                        "icmp.type" => e
+                            .icmp_type_code
+                            .as_ref()
+                            .and_then(|i| i.r#type)
+                            .map(|n| n.to_string()),
+                        "port-range.from" => e
+                            .port_range
+                            .as_ref()
+                            .and_then(|p| p.from)
+                            .map(|n| n.to_string()),
+                        "port-range.to" => e
+                            .port_range
+                            .as_ref()
+                            .and_then(|p| p.to)
+                            .map(|n| n.to_string()),
+                        _ => None,
+                    };
+                    opt(value);
+                }
+            }
         }
     }
     fn tags(&self) -> &[(String, String)] {
-        &self.0.tags
+        self.1
     }
 }
 
@@ -491,6 +564,7 @@ pub fn describe_network_acls(
         "association.subnet-id",
         "default",
         "entry.cidr",
+        "entry.egress",
         "entry.icmp.code",
         "entry.icmp.type",
         "entry.ipv6-cidr",
@@ -517,10 +591,10 @@ pub fn describe_network_acls(
     };
     let (page, next, subnets) = store
         .read(|v| {
-            let (page, next) = describe::run(v, s, &req, |t: &Tagged<NetworkAclRecord>| {
-                fs.matches(&AclView(t, &ctx.account_id))
-            })?;
             let subnets: Vec<SubnetRecord> = v.list(s, &Query::default())?;
+            let (page, next) = describe::run(v, s, &req, |t: &Tagged<NetworkAclRecord>| {
+                fs.matches(&AclView(&wire_acl(ctx, t, &subnets), &t.tags))
+            })?;
             Ok::<_, Fail>((page, next, subnets))
         })
         .map_err(|f| f.0)?;

@@ -654,12 +654,27 @@ impl Filterable for StatusView<'_> {
         let st = self.0.state();
         match name {
             "availability-zone" => out(&self.0.zone),
+            "availability-zone-id" => out(&self.0.zone_id),
             "instance-state-name" => out(st.name()),
             "instance-state-code" => out(&st.code().to_string()),
             "instance-status.status" | "system-status.status" => out(self.1),
             "instance-status.reachability" | "system-status.reachability" => {
                 out(if self.1 == "ok" { "passed" } else { self.1 })
             }
+            // The scheduled events, as the answer's `eventsSet` shows them.
+            "event.code" => self.0.events.iter().for_each(|e| out(&e.code)),
+            "event.description" => self.0.events.iter().for_each(|e| out(&e.description)),
+            "event.instance-event-id" => self.0.events.iter().for_each(|e| out(&e.id)),
+            "event.not-before" => self
+                .0
+                .events
+                .iter()
+                .for_each(|e| out(&DateTime(e.not_before_ms).to_iso8601())),
+            "event.not-before-deadline" => self
+                .0
+                .events
+                .iter()
+                .for_each(|e| out(&DateTime(e.deadline_ms).to_iso8601())),
             _ => {}
         }
     }
@@ -682,11 +697,9 @@ pub fn describe_status(
         "instance-state-name",
         "instance-status.reachability",
         "instance-status.status",
-        "operator.managed",
-        "operator.principal",
         "system-status.reachability",
         "system-status.status",
-        "attached-ebs-status.status",
+        "availability-zone-id",
     ];
     let fs = Filters::compile(&filters(input.filters), allowed, false).map_err(rule)?;
     let limit = paging::max_results(input.max_results, 5, 1000)?;

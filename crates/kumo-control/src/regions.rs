@@ -83,7 +83,6 @@ impl Filterable for ZoneView<'_> {
 }
 
 const ZONE_FILTERS: &[&str] = &[
-    "group-long-name",
     "group-name",
     "message",
     "opt-in-status",

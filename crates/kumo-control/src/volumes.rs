@@ -299,6 +299,7 @@ impl Filterable for VolumeView<'_> {
             "volume-type" => out(&v.volume_type),
             "size" => out(&v.size.to_string()),
             "availability-zone" => out(&v.zone),
+            "availability-zone-id" => out(&v.zone_id),
             "encrypted" => out(tf(v.encrypted)),
             "multi-attach-enabled" => out(tf(v.multi_attach)),
             "fast-restored" => out("false"),
@@ -325,6 +326,7 @@ impl Filterable for VolumeView<'_> {
 }
 
 const VOLUME_FILTERS: &[&str] = &[
+    "availability-zone-id",
     "attachment.attach-time",
     "attachment.delete-on-termination",
     "attachment.device",
@@ -790,6 +792,9 @@ pub fn describe_modifications(
                 "original-volume-type" => m.original_volume_type.clone(),
                 "target-iops" => m.target_iops.map(|x| x.to_string()),
                 "original-iops" => m.original_iops.map(|x| x.to_string()),
+                "target-throughput" => m.target_throughput.map(|x| x.to_string()),
+                "original-throughput" => m.original_throughput.map(|x| x.to_string()),
+                "start-time" => m.start_time.as_ref().map(|t| t.to_iso8601()),
                 _ => None,
             };
             if let Some(v) = v {

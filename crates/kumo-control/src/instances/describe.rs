@@ -80,6 +80,8 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
             "instance-state-name" => out(st.name()),
             "instance-state-code" => out(&st.code().to_string()),
             "availability-zone" => out(&r.zone),
+            "availability-zone-id" => out(&r.zone_id),
+            "enclave-options.enabled" => out("false"),
             "vpc-id" if st != State::Terminated => out(&r.vpc_id),
             "subnet-id" if st != State::Terminated => out(&r.subnet_id),
             "reservation-id" => out(&r.reservation_id),
@@ -91,7 +93,13 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
             "owner-id" => out(&self.ctx.account_id),
             "client-token" => r.client_token.iter().for_each(|c| out(c)),
             "hypervisor" => out("xen"),
-            "virtualization-type" => out("hvm"),
+            "virtualization-type" => out(super::virtualization_type(r)),
+            "current-instance-boot-mode" => out(super::current_boot_mode(r)),
+            "launch-index" => out(&r.launch_index.to_string()),
+            "usage-operation" => out("RunInstances"),
+            "usage-operation-update-time" => out(&DateTime(r.launch_ms).to_iso8601()),
+            "metadata-options.http-protocol-ipv4" => out(&r.http_endpoint),
+            "metadata-options.http-protocol-ipv6" => out("disabled"),
             "platform-details" => out("Linux/UNIX"),
             "ami-launch-index" => out(&r.launch_index.to_string()),
             "launch-time" => out(&DateTime(r.launch_ms).to_iso8601()),
@@ -196,17 +204,33 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                 out(tf(r.dns_names.aaaa_record))
             }
             "maintenance-options.auto-recovery" => out("default"),
-            "network-interface.association.public-ip"
-            | "network-interface.addresses.association.public-ip" => {
-                // The public IP of each interface's primary address, or of every address, as
-                // the answer's `association` shows it.
+            n if n.starts_with("network-interface.association.")
+                || n.starts_with("network-interface.addresses.association.")
+                || n == "network-interface.public-dns-name" =>
+            {
+                // Of each interface's primary address, or of every address, as the answer's
+                // `association` shows it; an Elastic IP's allocation and association ids too.
                 let every = name.contains(".addresses.");
+                let field = n.rsplit('.').next().unwrap_or_default();
                 for e in self.enis() {
                     for a in e.addresses.iter().take(if every { usize::MAX } else { 1 }) {
-                        association(self.ctx, r, &e, self.eips, &a.addr)
-                            .and_then(|x| x.public_ip)
-                            .iter()
-                            .for_each(|ip| out(ip));
+                        let eip = self.eips.iter().find(|x| {
+                            x.association
+                                .as_ref()
+                                .is_some_and(|y| y.eni_id == e.id && y.private_ip == a.addr)
+                        });
+                        let shown = association(self.ctx, r, &e, self.eips, &a.addr);
+                        let value = match field {
+                            "public-ip" => shown.and_then(|x| x.public_ip),
+                            "public-dns-name" => shown.and_then(|x| x.public_dns_name),
+                            "ip-owner-id" => shown.and_then(|x| x.ip_owner_id),
+                            "allocation-id" => eip.map(|x| x.id.clone()),
+                            "association-id" => eip
+                                .and_then(|x| x.association.as_ref())
+                                .map(|y| y.id.clone()),
+                            _ => None,
+                        };
+                        value.iter().for_each(|v| out(v));
                     }
                 }
             }
@@ -242,6 +266,15 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                         "private-dns-name" => e.addresses.first().iter().for_each(|x| {
                             out(&network::private_dns_name(&self.ctx.region, &x.addr))
                         }),
+                        "addresses.private-dns-name" => e.addresses.iter().for_each(|x| {
+                            out(&network::private_dns_name(&self.ctx.region, &x.addr))
+                        }),
+                        "tag-key" | "tag-value" => {
+                            let tags = self.v.tags_of(self.s, &e.id).unwrap_or_default();
+                            for (k, v) in &tags {
+                                out(if field == "tag-key" { k } else { v });
+                            }
+                        }
                         "attachment.attachment-id" => a.iter().for_each(|a| out(&a.id)),
                         "attachment.device-index" => {
                             a.iter().for_each(|a| out(&a.device_index.to_string()))
@@ -269,6 +302,8 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
 
 const INSTANCE_FILTERS: &[&str] = &[
     "affinity",
+    "availability-zone-id",
+    "enclave-options.enabled",
     "ami-launch-index",
     "architecture",
     "availability-zone",
