@@ -474,6 +474,19 @@ fn sqlite_file() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A store opened on a database an older build wrote (`sql` makes it): (its folder, the
+/// store).
+fn open_old(name: &str, sql: &str) -> (std::path::PathBuf, Store) {
+    let dir = std::env::temp_dir().join(format!("kumo-store-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let conn = rusqlite::Connection::open(dir.join("kumo.db")).unwrap();
+    conn.execute_batch(sql).unwrap();
+    drop(conn);
+    let store = Store::open(&dir).unwrap();
+    (dir, store)
+}
+
 /// The `rows` table as versions 1 to 3 made it, and one document in it.
 const VERSION_3_ROWS: &str = "
 CREATE TABLE rows (
@@ -489,13 +502,7 @@ PRAGMA user_version = 3;
 
 #[test]
 fn sqlite_upgrades_a_version_3_file() {
-    let dir = std::env::temp_dir().join(format!("kumo-store-v3-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let conn = rusqlite::Connection::open(dir.join("kumo.db")).unwrap();
-    conn.execute_batch(VERSION_3_ROWS).unwrap();
-    drop(conn);
-    let store = Store::open(&dir).unwrap();
+    let (dir, store) = open_old("v3", VERSION_3_ROWS);
     // The document is still there, found by id and by name, and still upgraded on read.
     let s = Scope {
         account: "111111111111",
@@ -581,13 +588,7 @@ PRAGMA user_version = 4;
 
 #[test]
 fn sqlite_upgrades_a_version_4_file() {
-    let dir = std::env::temp_dir().join(format!("kumo-store-v4-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let conn = rusqlite::Connection::open(dir.join("kumo.db")).unwrap();
-    conn.execute_batch(VERSION_4).unwrap();
-    drop(conn);
-    let store = Store::open(&dir).unwrap();
+    let (dir, store) = open_old("v4", VERSION_4);
     // Every kind of row is there, in its own scope, and the zones are counted.
     let got: Option<Thing> = store.read(|v| v.get(A, "t-1")).unwrap();
     assert_eq!(got, Some(thing("t-1", "one")));
