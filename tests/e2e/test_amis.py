@@ -60,9 +60,10 @@ def test_register_describe_launch_deregister(ec2):
     with pytest.raises(ClientError) as e:
         ec2.describe_snapshots(SnapshotIds=[snap])
     assert error_code(e) == "InvalidSnapshot.NotFound"
-    with pytest.raises(ClientError) as e:
-        ec2.describe_images(ImageIds=[ami])
-    assert error_code(e) == "InvalidAMIID.NotFound"
+    # As AWS documents: while an instance launched from it lives, its id answers no image
+    # rather than an error (ec2_ami's `wait` polls for exactly that); it launches nothing.
+    assert ec2.describe_images(ImageIds=[ami])["Images"] == []
+    assert ami not in [i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]]
     with pytest.raises(ClientError) as e:
         ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1)
     assert error_code(e) == "InvalidAMIID.NotFound"
@@ -223,3 +224,28 @@ def test_an_image_with_a_gp2_root_launches(ec2):
     vol = inst["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
     v = ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]
     assert (v["VolumeType"], v["Size"], v["Iops"]) == ("gp2", 50, 150)
+
+
+@pytest.fixture(scope="module")
+def clocked():
+    from conftest import serving
+
+    yield from serving("--test-clock")
+
+
+def test_a_deregistered_id_answers_empty_then_not_found(clocked):
+    import subprocess
+
+    from conftest import KUMO_BIN, make_client
+
+    ec2 = make_client(clocked.endpoint)
+    ami = register(ec2, snapshot(ec2), name="short-lived")
+    ec2.deregister_image(ImageId=ami)
+    assert ec2.describe_images(ImageIds=[ami])["Images"] == []
+    # No instance was launched from it: an hour on, the id is unknown.
+    p = subprocess.run([KUMO_BIN, "admin", "advance-clock", "3601", "--endpoint-url", clocked.endpoint,
+                        "--region", "eu-west-1"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    with pytest.raises(ClientError) as e:
+        ec2.describe_images(ImageIds=[ami])
+    assert error_code(e) == "InvalidAMIID.NotFound"

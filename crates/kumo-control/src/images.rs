@@ -239,12 +239,15 @@ pub fn describe(
             all.push((amis::wire(k, owner, t), t.tags.clone()));
         }
     }
-    if let Some(missing) = ids.iter().find(|id| {
+    let unknown = ids.iter().filter(|id| {
         images::by_id(&ctx.region, id, moto).is_none()
             && !own.iter().any(|t| t.item.id == **id)
             && !shared.iter().any(|(_, t)| t.item.id == **id)
-    }) {
-        return Err(image_not_found(missing));
+    });
+    for missing in unknown {
+        if !recently_deregistered(k, ctx, missing)? {
+            return Err(image_not_found(missing));
+        }
     }
     let mut out: Vec<Image> = all
         .into_iter()
@@ -268,6 +271,30 @@ pub fn describe(
         images: Some(page),
         next_token: next,
     })
+}
+
+/// Whether the caller deregistered this image lately: an instance launched from it still
+/// lives, or it went less than an hour ago (see `records::image::DeregisteredImage`).
+fn recently_deregistered(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<bool, Ec2Error> {
+    use crate::records::image::DeregisteredImage;
+    use crate::records::instance::{InstanceRecord, TERMINATED_VISIBLE_MS};
+    use kumo_store::Read;
+    let s = crate::scope(ctx);
+    let now = k.now_ms();
+    k.store
+        .read(|v| {
+            let Some(gone) = v.get::<DeregisteredImage>(s, id)? else {
+                return Ok(false);
+            };
+            if now - gone.at_ms < TERMINATED_VISIBLE_MS {
+                return Ok(true);
+            }
+            let instances: Vec<InstanceRecord> = v.list(s, &kumo_store::Query::default())?;
+            Ok(instances
+                .iter()
+                .any(|r| r.image_id == id && r.state() != kumo_model::lifecycle::State::Terminated))
+        })
+        .map_err(|f: crate::core::error::Fail| f.0)
 }
 
 /// An SSM public parameter naming a catalog image: (name, value = image id).

@@ -292,6 +292,13 @@ pub fn deregister(
         .write(!ctx.dry_run, |tx| {
             let img = crate::ami_sharing::owned(tx, s, id, k.options.moto_compat)?;
             tx.delete::<ImageRecord>(s, id)?;
+            tx.insert(
+                s,
+                &crate::records::image::DeregisteredImage {
+                    id: id.clone(),
+                    at_ms: k.now_ms(),
+                },
+            )?;
             crate::sharing::regrant(tx, s, id, &img.launch, &Default::default())?;
             let mut results = Vec::new();
             let mut gone = Vec::new();

@@ -53,6 +53,26 @@ pub struct EbsRecord {
     pub encrypted: bool,
 }
 
+/// An image the account deregistered. AWS: "Recently deregistered images appear in the
+/// returned results for a short interval and then return empty results. After all instances
+/// that reference a deregistered AMI are terminated, specifying the ID of the image will
+/// eventually return an error": DescribeImages by its id answers no image, not
+/// `InvalidAMIID.NotFound`, while an instance launched from it lives and for an hour after.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeregisteredImage {
+    pub id: String,
+    pub at_ms: i64,
+}
+
+impl Record for DeregisteredImage {
+    const KIND: &'static str = "deregistered-image";
+    const VERSION: u32 = 1;
+    fn id(&self) -> &str {
+        &self.id
+    }
+}
+
 impl Record for ImageRecord {
     const KIND: &'static str = "image";
     const VERSION: u32 = 1;
