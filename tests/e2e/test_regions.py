@@ -57,6 +57,9 @@ def test_zones_follow_the_credential_scope_region(kumo):
     assert z["ZoneType"] == "availability-zone"
     assert z["ZoneId"].startswith("euw1-az")
     assert z["OptInStatus"] == "opt-in-not-required"
+    # The zone group, short and long, as AWS names it.
+    assert (z["GroupName"], z["GroupLongName"]) == ("eu-west-1-zg-1", "Europe (Ireland) 1")
+    assert {(x["GroupName"], x["GroupLongName"]) for x in us} == {("us-west-2-zg-1", "US West (Oregon) 1")}
 
 
 def test_zone_filters_and_names(ec2):
@@ -69,6 +72,8 @@ def test_zone_filters_and_names(ec2):
     assert [z["ZoneName"] for z in f] == ["eu-west-1c"]
     none = ec2.describe_availability_zones(Filters=[{"Name": "state", "Values": ["impaired"]}])["AvailabilityZones"]
     assert none == []
+    long = ec2.describe_availability_zones(Filters=[{"Name": "group-long-name", "Values": ["Europe (Ireland) 1"]}])["AvailabilityZones"]
+    assert len(long) == 3
 
 
 def test_unknown_zone(ec2):

@@ -70,6 +70,7 @@ impl Filterable for ZoneView<'_> {
     fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
         match name {
             "group-name" => out(&self.group),
+            "group-long-name" => out(&self.region.group_long_name()),
             "opt-in-status" => out("opt-in-not-required"),
             "region-name" => out(self.region.name),
             "state" => out("available"),
@@ -83,6 +84,7 @@ impl Filterable for ZoneView<'_> {
 }
 
 const ZONE_FILTERS: &[&str] = &[
+    "group-long-name",
     "group-name",
     "message",
     "opt-in-status",
@@ -139,6 +141,7 @@ pub fn describe_availability_zones(
                     region_name: Some(region.name.to_string()),
                     opt_in_status: Some("opt-in-not-required".into()),
                     group_name: Some(view.group.clone()),
+                    group_long_name: Some(region.group_long_name()),
                     network_border_group: Some(region.name.to_string()),
                     zone_type: Some("availability-zone".into()),
                     messages: Some(Vec::new()),

@@ -93,6 +93,14 @@ def commercial_regions():
     return regions
 
 
+def region_descriptions():
+    """Each region's name as AWS writes it (`US East (N. Virginia)`), from endpoints.json."""
+    with open(ENDPOINTS_JSON, encoding="utf-8") as f:
+        endpoints = json.load(f)
+    part = next(p for p in endpoints["partitions"] if p["partition"] == "aws")
+    return {r: v.get("description", "") for r, v in part["regions"].items()}
+
+
 # --------------------------------------------------------------------------- zones
 def moto_explicit_zones():
     """Parse RegionsAndZonesBackend.zones = {...} from moto's source with ast."""
@@ -194,11 +202,13 @@ def main():
 
     # ---- regions
     regions = commercial_regions()
-    lines = [f"# region\topt_in_status  -- AWS commercial ('aws' partition) EC2 regions from "
-             f"botocore {BOTOCORE_VERSION} endpoints.json; opt-in per AWS docs (launched after "
-             f"2019-03-20 => not-opted-in). {len(regions)} regions. {src}"]
+    described = region_descriptions()
+    lines = [f"# region\topt_in_status\tdescription  -- AWS commercial ('aws' partition) EC2 regions "
+             f"from botocore {BOTOCORE_VERSION} endpoints.json (with its descriptions); opt-in per AWS "
+             f"docs (launched after 2019-03-20 => not-opted-in). {len(regions)} regions. {src}"]
     for r in regions:
-        lines.append(f"{r}\t{'opt-in-not-required' if r in DEFAULT_ENABLED_REGIONS else 'not-opted-in'}")
+        opt_in = 'opt-in-not-required' if r in DEFAULT_ENABLED_REGIONS else 'not-opted-in'
+        lines.append(f"{r}\t{opt_in}\t{described.get(r, '')}")
     write(outdir, "regions.tsv", lines)
 
     # ---- zones

@@ -11,6 +11,8 @@ pub struct Region {
     pub name: &'static str,
     /// `opt-in-not-required` for regions every account has, `not-opted-in` for opt-in regions.
     pub opt_in_status: &'static str,
+    /// The region's name as AWS writes it: `US East (N. Virginia)`.
+    pub description: &'static str,
     pub zones: Vec<Zone>,
 }
 
@@ -29,6 +31,13 @@ impl Region {
     pub fn enabled_by_default(&self) -> bool {
         self.opt_in_status == "opt-in-not-required"
     }
+
+    /// The long name of the region's zone group, as DescribeAvailabilityZones answers it:
+    /// the region's description and the group's number (`US East (N. Virginia) 1` for
+    /// `us-east-1-zg-1`).
+    pub fn group_long_name(&self) -> String {
+        format!("{} 1", self.description)
+    }
 }
 
 fn rows(tsv: &'static str) -> impl Iterator<Item = Vec<&'static str>> {
@@ -46,6 +55,7 @@ pub fn all() -> &'static [Region] {
             .map(|r| Region {
                 name: r[0],
                 opt_in_status: r[1],
+                description: r.get(2).copied().unwrap_or_default(),
                 zones: Vec::new(),
             })
             .collect();
@@ -77,6 +87,15 @@ mod tests {
         assert_eq!(r.zones[0].name, "eu-west-1a");
         assert!(r.zones.iter().all(|z| z.name.starts_with("eu-west-1")));
         assert!(!get("af-south-1").unwrap().enabled_by_default());
+        assert_eq!(
+            get("us-east-1").unwrap().group_long_name(),
+            "US East (N. Virginia) 1"
+        );
+        assert_eq!(
+            get("ap-southeast-2").unwrap().group_long_name(),
+            "Asia Pacific (Sydney) 1"
+        );
+        assert!(all().iter().all(|r| !r.description.is_empty()));
         assert!(all().len() >= 30);
         assert!(
             all().iter().all(|r| !r.zones.is_empty()),
