@@ -58,6 +58,13 @@ def test_launches_from_motos_images(moto):
         assert inst["ImageId"] == image
     res = ec2.describe_instances(Filters=[{"Name": "image-id", "Values": [WINDOWS_2008]}])["Reservations"]
     assert len(res) == 1
+    # An instance of a Windows image is a Windows instance, as AWS bills and shows it.
+    win = res[0]["Instances"][0]
+    assert (win["Platform"], win["PlatformDetails"], win["UsageOperation"]) == ("windows", "Windows", "RunInstances:0002")
+    by_platform = ec2.describe_instances(Filters=[{"Name": "platform", "Values": ["windows"]}])["Reservations"]
+    assert [i["InstanceId"] for r in by_platform for i in r["Instances"]] == [win["InstanceId"]]
+    linux = ec2.describe_instances(Filters=[{"Name": "image-id", "Values": [EKS_LINUX]}])["Reservations"][0]["Instances"][0]
+    assert "Platform" not in linux and linux["PlatformDetails"] == "Linux/UNIX"
     # moto's default type, m1.small, runs the paravirtual image; a type that runs only HVM
     # images refuses it, as AWS does.
     ec2.run_instances(ImageId=PARAVIRTUAL, InstanceType="m1.small", MinCount=1, MaxCount=1)

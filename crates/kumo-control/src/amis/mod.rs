@@ -28,6 +28,7 @@ impl ImageRecord {
         ImageTraits {
             mappings: self.mappings.clone(),
             architecture: self.architecture.clone(),
+            platform: String::new(),
             virtualization_type: self.virtualization_type.clone(),
             root_device_name: self.root_device_name.clone(),
             root_device_type: "ebs".into(),

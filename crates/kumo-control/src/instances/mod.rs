@@ -38,6 +38,7 @@ impl ImageTraits {
         ImageTraits {
             mappings: root.into_iter().collect(),
             architecture: i.architecture.into(),
+            platform: i.platform.into(),
             virtualization_type: i.virtualization_type.into(),
             root_device_name: i.root_device_name.into(),
             root_device_type: i.root_device_type.into(),
@@ -52,6 +53,7 @@ impl ImageTraits {
         ImageTraits {
             mappings: Vec::new(),
             architecture: r.architecture.clone(),
+            platform: if r.windows { "windows" } else { "" }.into(),
             virtualization_type: if r.paravirtual { "paravirtual" } else { "hvm" }.into(),
             root_device_name: r.root_device_name.clone(),
             root_device_type: r.root_device_type.clone(),
@@ -138,6 +140,16 @@ pub fn metadata_options(r: &InstanceRecord, state: &str) -> InstanceMetadataOpti
         http_endpoint: Some(r.http_endpoint.clone()),
         http_protocol_ipv6: Some("disabled".into()),
         instance_metadata_tags: Some(r.instance_metadata_tags.clone()),
+    }
+}
+
+/// The platform details and usage operation AWS bills an instance under: Windows for one
+/// launched from a Windows image.
+pub fn platform_details(r: &InstanceRecord) -> (&'static str, &'static str) {
+    if r.windows {
+        ("Windows", "RunInstances:0002")
+    } else {
+        ("Linux/UNIX", "RunInstances")
     }
 }
 

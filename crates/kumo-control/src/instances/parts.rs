@@ -352,6 +352,7 @@ pub(super) fn new_record(
         cpu: l.cpu,
         dns_names: dns_names(l, subnet),
         paravirtual: l.image.virtualization_type == "paravirtual",
+        windows: l.image.platform == "windows",
     }
 }
 

@@ -96,6 +96,8 @@ impl ImageRecord {
 #[derive(Debug, Clone)]
 pub struct ImageTraits {
     pub architecture: String,
+    /// `windows` for a Windows image (moto's catalog has them), empty otherwise.
+    pub platform: String,
     /// `hvm` or `paravirtual`.
     pub virtualization_type: String,
     pub root_device_name: String,

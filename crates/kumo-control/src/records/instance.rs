@@ -86,6 +86,10 @@ pub struct InstanceRecord {
     /// Launched from a paravirtual image: it keeps to the types that run one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub paravirtual: bool,
+    /// Launched from a Windows image: its platform is `windows` (the guest still boots the
+    /// Linux base image of its architecture).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub windows: bool,
 }
 
 /// Which name is an instance's private DNS name and its guest's host name (the resource
