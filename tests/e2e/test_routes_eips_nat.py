@@ -202,3 +202,27 @@ def test_nat_gateway_failures_are_states(ec2, net):
     assert (again["State"], again["FailureCode"]) == ("failed", "Resource.AlreadyAssociated")
     private = ec2.create_nat_gateway(SubnetId=net["subnet"], ConnectivityType="private")["NatGateway"]
     assert private["ConnectivityType"] == "private" and private["State"] == "pending"
+
+
+def test_an_addresss_instance_follows_its_interface(ec2, net):
+    # Associated while the interface is free, then the interface is attached and detached:
+    # the address is on whatever instance the interface is on now, in the answer and the
+    # instance-id filter alike.
+    subnet = net["subnet"]
+    ec2.attach_internet_gateway(InternetGatewayId=net["igw"], VpcId=net["vpc"])
+    ami = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": ["al2023-ami-2023*-x86_64"]}])["Images"][0]["ImageId"]
+    iid = ec2.run_instances(ImageId=ami, InstanceType="t3.small", MinCount=1, MaxCount=1, SubnetId=subnet)["Instances"][0]["InstanceId"]
+    eni = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    alloc = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    ec2.associate_address(AllocationId=alloc, NetworkInterfaceId=eni)
+
+    def on():
+        a = ec2.describe_addresses(AllocationIds=[alloc])["Addresses"][0]
+        by_filter = ec2.describe_addresses(Filters=[{"Name": "instance-id", "Values": [iid]}])["Addresses"]
+        return a.get("InstanceId"), [x["AllocationId"] for x in by_filter]
+
+    assert on() == (None, [])
+    att = ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=iid, DeviceIndex=1)["AttachmentId"]
+    assert on() == (iid, [alloc])
+    ec2.detach_network_interface(AttachmentId=att)
+    assert on() == (None, [])

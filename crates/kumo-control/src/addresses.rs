@@ -358,7 +358,16 @@ pub fn release(
         .map_err(|f: Fail| f.0)
 }
 
-struct AddressView<'a>(&'a Tagged<AddressRecord>, &'a str, &'a str);
+/// The instance an address is on: the one its interface is attached to now (the interface
+/// may have been attached or detached since the address was associated).
+fn instance_of<'e>(assoc: Option<&EipAssociation>, enis: &'e [EniRecord]) -> Option<&'e str> {
+    let eni = enis
+        .iter()
+        .find(|e| Some(&e.id) == assoc.map(|x| &x.eni_id))?;
+    eni.attachment.as_ref().map(|a| a.instance_id.as_str())
+}
+
+struct AddressView<'a>(&'a Tagged<AddressRecord>, &'a str, &'a str, &'a [EniRecord]);
 
 impl Filterable for AddressView<'_> {
     fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
@@ -367,10 +376,7 @@ impl Filterable for AddressView<'_> {
         match name {
             "allocation-id" => out(&a.id),
             "association-id" => assoc.iter().for_each(|x| out(&x.id)),
-            "instance-id" => assoc
-                .and_then(|x| x.instance_id.as_deref())
-                .iter()
-                .for_each(|i| out(i)),
+            "instance-id" => instance_of(assoc, self.3).iter().for_each(|i| out(i)),
             "network-border-group" => out(self.2),
             "network-interface-id" => assoc.iter().for_each(|x| out(&x.eni_id)),
             "network-interface-owner-id" => assoc.iter().for_each(|_| out(self.1)),
@@ -437,7 +443,7 @@ pub fn describe(
                 .as_ref()
                 .is_none_or(|ips| ips.contains(&a.item.public_ip))
         })
-        .filter(|a| fs.matches(&AddressView(a, &ctx.account_id, &ctx.region)))
+        .filter(|a| fs.matches(&AddressView(a, &ctx.account_id, &ctx.region, &enis)))
         .map(|t| {
             let a = &t.item;
             let assoc = a.association.as_ref();
@@ -451,7 +457,7 @@ pub fn describe(
                 network_interface_id: assoc.map(|x| x.eni_id.clone()),
                 network_interface_owner_id: assoc.map(|_| ctx.account_id.clone()),
                 private_ip_address: assoc.map(|x| x.private_ip.clone()),
-                instance_id: assoc.and_then(|x| x.instance_id.clone()),
+                instance_id: instance_of(assoc, &enis).map(str::to_string),
                 subnet_id: assoc
                     .and_then(|x| enis.iter().find(|e| e.id == x.eni_id))
                     .map(|e| e.subnet_id.clone()),
