@@ -249,3 +249,13 @@ def test_a_deregistered_id_answers_empty_then_not_found(clocked):
     with pytest.raises(ClientError) as e:
         ec2.describe_images(ImageIds=[ami])
     assert error_code(e) == "InvalidAMIID.NotFound"
+
+
+def test_an_empty_image_location_is_not_given(ec2, ec2_raw):
+    # Terraform's aws_ami always sends `ImageLocation=`; a real manifest still needs S3.
+    snap = snapshot(ec2)
+    ami = register(ec2_raw, snap, name="no-location", ImageLocation="")
+    assert ec2.describe_images(ImageIds=[ami])["Images"][0]["RootDeviceType"] == "ebs"
+    with pytest.raises(ClientError) as e:
+        register(ec2_raw, snap, name="with-location", ImageLocation="my-bucket/image.manifest.xml")
+    assert error_code(e) == "Unsupported"

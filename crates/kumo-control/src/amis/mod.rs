@@ -176,7 +176,12 @@ pub fn register(
     input: RegisterImageRequest,
 ) -> Result<RegisterImageResult, Ec2Error> {
     check_name(&input.name)?;
-    if input.image_location.is_some() {
+    // Terraform's aws_ami always sends `ImageLocation=`: empty is not given.
+    if input
+        .image_location
+        .as_deref()
+        .is_some_and(|l| !l.is_empty())
+    {
         return Err(Ec2Error::new(
             "Unsupported",
             "Kumo has no S3: instance-store-backed AMIs (ImageLocation) cannot be registered. Register an EBS-backed AMI from a snapshot.",
