@@ -2,12 +2,15 @@
 applies, plans again with no change (every attribute reads back as written), and destroys
 to nothing. Skipped where Terraform or the provider mirror is absent."""
 
+import json
 import os
 import shutil
 import subprocess
 import tempfile
 
 import pytest
+
+from conftest import make_client
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "terraform")
 TERRAFORM = shutil.which("terraform")
@@ -47,6 +50,7 @@ provider "aws" {{
   endpoints {{
     ec2 = "{endpoint}"
     sts = "{endpoint}"
+    ssm = "{endpoint}"
   }}
 }}
 """
@@ -74,11 +78,15 @@ class Workspace:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def apply_plan_destroy(kumo, config):
+def apply_plan_destroy(kumo, config, check=None):
+    """`check`, if given, is called after the apply with the configuration's outputs."""
     ws = Workspace(kumo.endpoint, config)
     try:
         ws.run("init", "-input=false")
         ws.run("apply", "-auto-approve", "-input=false")
+        if check is not None:
+            outputs = json.loads(ws.run("output", "-json").stdout)
+            check({k: v["value"] for k, v in outputs.items()})
         # -detailed-exitcode: 0 is no change, 2 is a diff.
         plan = ws.run("plan", "-detailed-exitcode", "-input=false", ok=(0, 2))
         assert plan.returncode == 0, f"the second plan has changes:\n{plan.stdout[-6000:]}"
@@ -102,4 +110,103 @@ def test_instance_with_volumes_user_data_metadata_and_elastic_ip(kumo, ec2):
     assert set(states) <= {"terminated"}
     assert ec2.describe_addresses()["Addresses"] == []
     assert ec2.describe_key_pairs()["KeyPairs"] == []
+    assert [v for v in ec2.describe_volumes()["Volumes"] if v["State"] != "deleted"] == []
+
+
+def test_network_interfaces_secondary_ips_attachment_and_elastic_ip(kumo, ec2):
+    def check(out):
+        counted, listed = (ec2.describe_network_interfaces(NetworkInterfaceIds=[out[k]])["NetworkInterfaces"][0]
+                           for k in ("counted_id", "listed_id"))
+        for eni, name, device in ((counted, "tf-eni-counted", 0), (listed, "tf-eni-listed", 1)):
+            assert eni["Status"] == "in-use"
+            assert eni["Description"] == name.replace("tf-eni-", "tf ")
+            assert {"Key": "Name", "Value": name} in eni["TagSet"]
+            assert [g["GroupName"] for g in eni["Groups"]] == ["tf-eni"]
+            assert eni["Attachment"]["InstanceId"] == out["instance_id"]
+            assert eni["Attachment"]["DeviceIndex"] == device
+            assert eni["Attachment"]["Status"] == "attached"
+            assert [a["Primary"] for a in eni["PrivateIpAddresses"]].count(True) == 1
+        # private_ips_count = 2: a primary and two secondary addresses.
+        assert len(counted["PrivateIpAddresses"]) == 3
+        assert {a["PrivateIpAddress"] for a in listed["PrivateIpAddresses"]} == {"10.30.1.10", "10.30.1.11", "10.30.1.12"}
+        # The Elastic IP is on the counted interface's primary address, and on no other.
+        primary = counted["PrivateIpAddress"]
+        addr = ec2.describe_addresses(AllocationIds=[out["eip_allocation_id"]])["Addresses"][0]
+        assert addr["NetworkInterfaceId"] == counted["NetworkInterfaceId"]
+        assert addr["PrivateIpAddress"] == primary
+        assert addr["InstanceId"] == out["instance_id"]
+        on = {a["PrivateIpAddress"]: a.get("Association", {}).get("PublicIp") for a in counted["PrivateIpAddresses"]}
+        assert on == {ip: (addr["PublicIp"] if ip == primary else None) for ip in on}
+        inst = ec2.describe_instances(InstanceIds=[out["instance_id"]])["Reservations"][0]["Instances"][0]
+        assert inst["InstanceType"] == "t3.small"
+        assert inst["PrivateIpAddress"] == primary
+        assert inst["PublicIpAddress"] == addr["PublicIp"]
+        assert sorted((n["Attachment"]["DeviceIndex"], n["NetworkInterfaceId"]) for n in inst["NetworkInterfaces"]) == [
+            (0, out["counted_id"]), (1, out["listed_id"])]
+
+    apply_plan_destroy(kumo, "eni.tf", check)
+    assert ec2.describe_network_interfaces(Filters=[{"Name": "tag:Name", "Values": ["tf-eni-*"]}])["NetworkInterfaces"] == []
+    assert ec2.describe_addresses()["Addresses"] == []
+    assert ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["tf-eni"]}])["Vpcs"] == []
+
+
+def test_nat_gateway_with_private_route_table(kumo, ec2):
+    def check(out):
+        nat = ec2.describe_nat_gateways(NatGatewayIds=[out["nat_gateway_id"]])["NatGateways"][0]
+        assert nat["State"] == "available"
+        assert nat["ConnectivityType"] == "public"
+        public = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": ["tf-nat-public"]}])["Subnets"][0]
+        assert nat["SubnetId"] == public["SubnetId"]
+        addr = ec2.describe_addresses(AllocationIds=[out["eip_allocation_id"]])["Addresses"][0]
+        [nat_addr] = nat["NatGatewayAddresses"]
+        assert nat_addr["AllocationId"] == out["eip_allocation_id"]
+        assert nat_addr["PublicIp"] == addr["PublicIp"]
+        assert addr["NetworkInterfaceId"] == nat_addr["NetworkInterfaceId"]
+        rt = ec2.describe_route_tables(RouteTableIds=[out["private_route_table_id"]])["RouteTables"][0]
+        default = [r for r in rt["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        assert [(r.get("NatGatewayId"), r["State"]) for r in default] == [(out["nat_gateway_id"], "active")]
+        assert [a["SubnetId"] for a in rt["Associations"]] == [out["private_subnet_id"]]
+
+    apply_plan_destroy(kumo, "nat.tf", check)
+    nats = ec2.describe_nat_gateways(Filters=[{"Name": "tag:Name", "Values": ["tf-nat"]}])["NatGateways"]
+    assert {n["State"] for n in nats} <= {"deleted"}
+    assert ec2.describe_addresses()["Addresses"] == []
+    assert ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["tf-nat"]}])["Vpcs"] == []
+
+
+def test_amis_from_an_instance_and_from_a_snapshot(kumo, ec2):
+    ssm = make_client(kumo.endpoint, service="ssm")
+    param = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+    latest = ssm.get_parameter(Name=param)["Parameter"]["Value"]
+
+    def check(out):
+        assert out["ami_id"] == latest
+        vol = ec2.describe_volumes(VolumeIds=[out["volume_id"]])["Volumes"][0]
+        assert vol["State"] == "in-use"
+        assert [(a["InstanceId"], a["Device"], a["State"]) for a in vol["Attachments"]] == [
+            (out["instance_id"], "/dev/sdh", "attached")]
+        snap = ec2.describe_snapshots(SnapshotIds=[out["snapshot_id"]])["Snapshots"][0]
+        assert (snap["VolumeId"], snap["State"], snap["VolumeSize"], snap["Description"]) == (
+            out["volume_id"], "completed", 4, "tf data snapshot")
+        copy, registered = (ec2.describe_images(ImageIds=[out[k]])["Images"][0]
+                            for k in ("copy_ami_id", "registered_ami_id"))
+        # CreateImage snapshots every EBS volume of the instance: the root and the attached one.
+        assert (copy["Name"], copy["Description"], copy["State"]) == (
+            "tf-img-from-instance", "made from the source instance", "available")
+        copy_devices = {m["DeviceName"]: m["Ebs"] for m in copy["BlockDeviceMappings"] if "Ebs" in m}
+        assert set(copy_devices) == {"/dev/xvda", "/dev/sdh"}
+        assert copy_devices["/dev/sdh"]["VolumeSize"] == 4
+        assert all(e["SnapshotId"].startswith("snap-") for e in copy_devices.values())
+        assert (registered["Name"], registered["State"], registered["RootDeviceType"]) == (
+            "tf-img-registered", "available", "ebs")
+        assert (registered["VirtualizationType"], registered["EnaSupport"], registered["Architecture"]) == (
+            "hvm", True, "x86_64")
+        assert registered["RootDeviceName"] == "/dev/xvda"
+        [root] = registered["BlockDeviceMappings"]
+        assert (root["DeviceName"], root["Ebs"]["SnapshotId"], root["Ebs"]["VolumeType"]) == (
+            "/dev/xvda", out["snapshot_id"], "gp3")
+
+    apply_plan_destroy(kumo, "image.tf", check)
+    assert ec2.describe_images(Owners=["self"])["Images"] == []
+    assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
     assert [v for v in ec2.describe_volumes()["Volumes"] if v["State"] != "deleted"] == []
