@@ -239,7 +239,6 @@ pub(super) struct Parts {
     pub(super) credit: Option<(String, f64)>,
 }
 
-/// A launched instance's record, `pending`.
 /// The launch's host name options: each member given, else the subnet's on-launch setting.
 /// They apply only to an interface the launch makes; with an existing one attached, the
 /// subnet's settings hold (AWS: "Applies only if creating a network interface").
@@ -262,6 +261,7 @@ fn dns_names(l: &Launch, subnet: &SubnetRecord) -> DnsNames {
     }
 }
 
+/// A launched instance's record, `pending`.
 pub(super) fn new_record(
     k: &Kumo,
     ctx: &RequestContext,
