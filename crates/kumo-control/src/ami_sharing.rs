@@ -4,7 +4,6 @@
 use crate::core::error::Fail;
 use crate::records::image::ImageRecord;
 use crate::records::snapshot::SnapshotRecord;
-use crate::repo::instance::image_malformed;
 use crate::repo::instance::image_not_found;
 use crate::sharing::{self, Change, Permissions};
 use crate::{scope, Kumo};
@@ -20,11 +19,11 @@ pub fn not_authorized(id: &str) -> Ec2Error {
 /// The caller's own image, to read or change its attributes. A catalog image or another
 /// account's image answers `AuthFailure`; an image the caller cannot see, `NotFound`.
 pub fn owned<V: Read>(v: &V, s: Scope, id: &str, moto: bool) -> Result<ImageRecord, Fail> {
-    if kumo_model::images::by_id(s.region, id, moto).is_some() {
+    if crate::repo::image::catalog_image(s.region, id, moto)
+        .map_err(Fail)?
+        .is_some()
+    {
         return Err(Fail(not_authorized(id)));
-    }
-    if kumo_model::ids::resource_type(id) != Some("image") {
-        return Err(Fail(image_malformed(id)));
     }
     match sharing::owner_of::<ImageRecord, _>(v, s, id)? {
         Some((owner, image)) if owner == s.account => Ok(image),

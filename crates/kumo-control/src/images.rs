@@ -5,7 +5,6 @@ use crate::amis;
 use crate::core::error::rule;
 use crate::core::filters::filters;
 use crate::core::paging;
-use crate::repo::instance::image_malformed;
 use crate::repo::instance::image_not_found;
 use crate::Kumo;
 use kumo_ec2_wire::shapes::*;
@@ -181,10 +180,7 @@ pub fn describe(
     let ids = input.image_ids.unwrap_or_default();
     let moto = k.options.moto_compat;
     for id in &ids {
-        let catalog = images::by_id(&ctx.region, id, moto).is_some();
-        if !catalog && kumo_model::ids::resource_type(id) != Some("image") {
-            return Err(image_malformed(id));
-        }
+        crate::repo::image::catalog_image(&ctx.region, id, moto)?;
     }
     let owners = input.owners.unwrap_or_default();
     let users = input.executable_users.unwrap_or_default();

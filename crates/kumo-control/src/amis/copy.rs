@@ -6,7 +6,7 @@ use crate::core::error::Fail;
 use crate::core::ids::new_id;
 use crate::records::image::ImageRecord;
 use crate::records::snapshot::SnapshotRecord;
-use crate::repo::instance::{image_malformed, image_not_found};
+use crate::repo::instance::image_not_found;
 use crate::tags;
 use crate::{scope, Kumo};
 use kumo_ec2_wire::shapes::*;
@@ -37,10 +37,7 @@ pub fn copy(
     let digest = crate::core::idempotency::digest(&input);
     let src_id = input.source_image_id.clone();
     let src_region = input.source_region.as_str();
-    let catalog = kumo_model::images::by_id(src_region, &src_id, k.options.moto_compat);
-    if catalog.is_none() && kumo_model::ids::resource_type(&src_id) != Some("image") {
-        return Err(image_malformed(&src_id));
-    }
+    let catalog = crate::repo::image::catalog_image(src_region, &src_id, k.options.moto_compat)?;
     let now = k.now_ms();
     let id = new_id("ami");
     let src = Scope {
@@ -49,7 +46,7 @@ pub fn copy(
     };
     let source = k
         .store
-        .read(|v| read_source(v, ctx, src, &src_id, now, k.options.moto_compat))
+        .read(|v| read_source(v, ctx, src, &src_id, now, catalog))
         .map_err(|f: Fail| f.0)?;
     if input.copy_image_tags == Some(true) {
         image_tags = with_source_tags(&source.tags, image_tags);
@@ -179,9 +176,9 @@ fn read_source<V: Read>(
     src: Scope,
     src_id: &str,
     now: i64,
-    moto: bool,
+    catalog: Option<&kumo_model::images::PublicImage>,
 ) -> Result<Source, Fail> {
-    if let Some(p) = kumo_model::images::by_id(src.region, src_id, moto) {
+    if let Some(p) = catalog {
         let t = crate::records::image::ImageTraits::public(p);
         let image = ImageRecord {
             id: src_id.to_string(),

@@ -12,7 +12,6 @@ use crate::records::image::ImageTraits;
 use crate::records::image::{EbsRecord, ImageRecord, MappingRecord};
 use crate::records::snapshot::SnapshotRecord;
 use crate::repo::image::user_of;
-use crate::repo::instance::image_malformed;
 use crate::repo::snapshot::bad_mapping;
 use crate::repo::snapshot::mapped_snapshot;
 use crate::repo::snapshot::new_volume_size;
@@ -282,15 +281,6 @@ pub fn deregister(
     input: DeregisterImageRequest,
 ) -> Result<DeregisterImageResult, Ec2Error> {
     let id = &input.image_id;
-    if kumo_model::images::by_id(&ctx.region, id, k.options.moto_compat).is_some() {
-        return Err(Ec2Error::new(
-            "AuthFailure",
-            format!("Not authorized for image:{id}"),
-        ));
-    }
-    if kumo_model::ids::resource_type(id) != Some("image") {
-        return Err(image_malformed(id));
-    }
     let s = scope(ctx);
     let drop_snaps = input.delete_associated_snapshots == Some(true);
     let (results, gone) = k

@@ -13,7 +13,6 @@ pub use run::run;
 
 use crate::records::image::ImageTraits;
 use crate::records::instance::*;
-use crate::repo::instance::image_malformed;
 use crate::Kumo;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
@@ -67,12 +66,8 @@ impl ImageTraits {
 /// The image an id names that the caller may launch: a public one of the catalog, one the
 /// caller registered, or one another account shared with the caller or made public.
 pub fn find_image(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<ImageTraits, Ec2Error> {
-    // First the catalog: moto's ids (`ami-ekswin`) are not all of AWS's form.
-    if let Some(p) = images::by_id(&ctx.region, id, k.options.moto_compat) {
+    if let Some(p) = crate::repo::image::catalog_image(&ctx.region, id, k.options.moto_compat)? {
         return Ok(ImageTraits::public(p));
-    }
-    if kumo_model::ids::resource_type(id) != Some("image") {
-        return Err(image_malformed(id));
     }
     let (owner, image) = crate::repo::image::usable(k, ctx, id)?;
     let mut traits = image.traits();

@@ -2,10 +2,27 @@
 
 use crate::core::error::Fail;
 use crate::records::image::ImageRecord;
-use crate::repo::instance::image_not_found;
+use crate::repo::instance::{image_malformed, image_not_found};
 use crate::{scope, Kumo};
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_store::{Query, Read, Scope};
+
+/// The catalog image an id names. The catalog is looked up before the id's form is checked,
+/// since moto's ids (under `--moto-compat`: `ami-ekswin`) are not all of AWS's form; any
+/// other id must be, else `InvalidAMIID.Malformed`.
+pub fn catalog_image(
+    region: &str,
+    id: &str,
+    moto: bool,
+) -> Result<Option<&'static kumo_model::images::PublicImage>, Ec2Error> {
+    if let Some(p) = kumo_model::images::by_id(region, id, moto) {
+        return Ok(Some(p));
+    }
+    if kumo_model::ids::resource_type(id) != Some("image") {
+        return Err(image_malformed(id));
+    }
+    Ok(None)
+}
 
 /// An image the caller may launch, with its owner: the caller's own, or another account's
 /// shared with the caller or public.
