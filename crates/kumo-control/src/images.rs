@@ -123,6 +123,7 @@ const IMAGE_FILTERS: &[&str] = &[
 
 fn wire(region: &str, i: &PublicImage) -> Image {
     let windows = i.platform == "windows";
+    let (details, usage) = images::billing(i.platform);
     Image {
         image_id: Some(images::id_of(region, i)),
         name: Some(i.name.into()),
@@ -153,15 +154,8 @@ fn wire(region: &str, i: &PublicImage) -> Image {
         sriov_net_support: Some("simple".into()),
         boot_mode: Some(i.boot_mode.into()),
         creation_date: Some(i.creation_date.into()),
-        platform_details: Some(if windows { "Windows" } else { "Linux/UNIX" }.into()),
-        usage_operation: Some(
-            if windows {
-                "RunInstances:0002"
-            } else {
-                "RunInstances"
-            }
-            .into(),
-        ),
+        platform_details: Some(details.into()),
+        usage_operation: Some(usage.into()),
         block_device_mappings: Some(Vec::new()),
         product_codes: Some(Vec::new()),
         tags: Some(Vec::new()),

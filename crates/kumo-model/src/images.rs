@@ -189,6 +189,16 @@ pub fn image_id(region: &str, name: &str) -> String {
     format!("ami-{}", &hex[..17])
 }
 
+/// What AWS bills a platform under, as images and instances show it: (platform details,
+/// usage operation). `windows`, or empty for Linux.
+pub fn billing(platform: &str) -> (&'static str, &'static str) {
+    if platform == "windows" {
+        ("Windows", "RunInstances:0002")
+    } else {
+        ("Linux/UNIX", "RunInstances")
+    }
+}
+
 /// The id of a public image in a region.
 pub fn id_of(region: &str, i: &PublicImage) -> String {
     match i.fixed_id {

@@ -52,8 +52,8 @@ impl ImageTraits {
         ImageTraits {
             mappings: Vec::new(),
             architecture: r.architecture.clone(),
-            platform: if r.windows { "windows" } else { "" }.into(),
-            virtualization_type: if r.paravirtual { "paravirtual" } else { "hvm" }.into(),
+            platform: platform(r).into(),
+            virtualization_type: virtualization_type(r).into(),
             root_device_name: r.root_device_name.clone(),
             root_device_type: r.root_device_type.clone(),
             ena_support: r.ena_support,
@@ -138,14 +138,18 @@ pub fn metadata_options(r: &InstanceRecord, state: &str) -> InstanceMetadataOpti
     }
 }
 
-/// The platform details and usage operation AWS bills an instance under: Windows for one
-/// launched from a Windows image.
-pub fn platform_details(r: &InstanceRecord) -> (&'static str, &'static str) {
+/// `windows` for an instance launched from a Windows image, empty otherwise.
+pub fn platform(r: &InstanceRecord) -> &'static str {
     if r.windows {
-        ("Windows", "RunInstances:0002")
+        "windows"
     } else {
-        ("Linux/UNIX", "RunInstances")
+        ""
     }
+}
+
+/// The platform details and usage operation AWS bills an instance under.
+pub fn platform_details(r: &InstanceRecord) -> (&'static str, &'static str) {
+    images::billing(platform(r))
 }
 
 /// `hvm`, or `paravirtual` for an instance launched from a paravirtual image.
