@@ -1,6 +1,6 @@
 //! DescribeInstances: its filters and paging.
 
-use super::wire::{association, reservation};
+use super::wire::{association, eip_on, reservation};
 use crate::core::describe::{self, Push};
 use crate::core::error::{rule, Fail};
 use crate::core::filters::filters;
@@ -215,11 +215,7 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                 let field = n.rsplit('.').next().unwrap_or_default();
                 for e in self.enis() {
                     for a in e.addresses.iter().take(if every { usize::MAX } else { 1 }) {
-                        let eip = self.eips.iter().find(|x| {
-                            x.association
-                                .as_ref()
-                                .is_some_and(|y| y.eni_id == e.id && y.private_ip == a.addr)
-                        });
+                        let eip = eip_on(self.eips, &e, &a.addr);
                         let shown = association(self.ctx, r, &e, self.eips, &a.addr);
                         let value = match field {
                             "public-ip" => shown.and_then(|x| x.public_ip),

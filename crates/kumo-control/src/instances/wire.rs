@@ -216,6 +216,19 @@ pub(super) fn group_ids(groups: &[String], c: &Context) -> Vec<GroupIdentifier> 
         .collect()
 }
 
+/// The Elastic IP on one of an interface's private addresses.
+pub(super) fn eip_on<'a>(
+    eips: &'a [AddressRecord],
+    e: &EniRecord,
+    ip: &str,
+) -> Option<&'a AddressRecord> {
+    eips.iter().find(|x| {
+        x.association
+            .as_ref()
+            .is_some_and(|y| y.eni_id == e.id && y.private_ip == ip)
+    })
+}
+
 /// The public address of one of an interface's private addresses: its Elastic IP's, else the
 /// launch's public IP for the primary interface's primary address.
 pub(super) fn association(
@@ -226,12 +239,7 @@ pub(super) fn association(
     ip: &str,
 ) -> Option<InstanceNetworkInterfaceAssociation> {
     let a = e.attachment.as_ref();
-    eips.iter()
-        .find(|x| {
-            x.association
-                .as_ref()
-                .is_some_and(|y| y.eni_id == e.id && y.private_ip == ip)
-        })
+    eip_on(eips, e, ip)
         .map(|x| InstanceNetworkInterfaceAssociation {
             public_ip: Some(x.public_ip.clone()),
             public_dns_name: Some(public_dns(&ctx.region, &x.public_ip)),
