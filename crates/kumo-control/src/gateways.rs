@@ -419,8 +419,10 @@ pub fn describe_route_tables(
         .read(|v| {
             let (page, next) =
                 describe::run(v, scope(ctx), &req, |t: &Tagged<RouteTableRecord>| {
-                    // A table that cannot be shown matches nothing.
-                    wire_rtb(v, ctx, t).is_ok_and(|w| fs.matches(&RtbView(&w, &t.tags)))
+                    // Filters read the answer (a table that cannot be shown matches nothing);
+                    // without any, no answer is made here, only for the page.
+                    fs.is_empty()
+                        || wire_rtb(v, ctx, t).is_ok_and(|w| fs.matches(&RtbView(&w, &t.tags)))
                 })?;
             let tables = page
                 .iter()
@@ -593,7 +595,7 @@ pub fn describe_network_acls(
         .read(|v| {
             let subnets: Vec<SubnetRecord> = v.list(s, &Query::default())?;
             let (page, next) = describe::run(v, s, &req, |t: &Tagged<NetworkAclRecord>| {
-                fs.matches(&AclView(&wire_acl(ctx, t, &subnets), &t.tags))
+                fs.is_empty() || fs.matches(&AclView(&wire_acl(ctx, t, &subnets), &t.tags))
             })?;
             Ok::<_, Fail>((page, next, subnets))
         })
