@@ -497,6 +497,7 @@ impl Filterable for AclView<'_> {
         let a = self.0;
         let mut opt = |v: Option<String>| v.iter().for_each(|v| out(v));
         let tf = |b: Option<bool>| Some(if b == Some(true) { "true" } else { "false" }.to_string());
+        let num = |n: Option<i32>| n.map(|n| n.to_string());
         let assocs = a.associations.as_deref().unwrap_or_default();
         let entries = a.entries.as_deref().unwrap_or_default();
         match name {
@@ -522,27 +523,11 @@ impl Filterable for AclView<'_> {
                         "egress" => tf(e.egress),
                         "protocol" => e.protocol.clone(),
                         "rule-action" => e.rule_action.clone(),
-                        "rule-number" => e.rule_number.map(|n| n.to_string()),
-                        "icmp.code" => e
-                            .icmp_type_code
-                            .as_ref()
-                            .and_then(|i| i.code)
-                            .map(|n| n.to_string()),
-                        "icmp.type" => e
-                            .icmp_type_code
-                            .as_ref()
-                            .and_then(|i| i.r#type)
-                            .map(|n| n.to_string()),
-                        "port-range.from" => e
-                            .port_range
-                            .as_ref()
-                            .and_then(|p| p.from)
-                            .map(|n| n.to_string()),
-                        "port-range.to" => e
-                            .port_range
-                            .as_ref()
-                            .and_then(|p| p.to)
-                            .map(|n| n.to_string()),
+                        "rule-number" => num(e.rule_number),
+                        "icmp.code" => num(e.icmp_type_code.as_ref().and_then(|i| i.code)),
+                        "icmp.type" => num(e.icmp_type_code.as_ref().and_then(|i| i.r#type)),
+                        "port-range.from" => num(e.port_range.as_ref().and_then(|p| p.from)),
+                        "port-range.to" => num(e.port_range.as_ref().and_then(|p| p.to)),
                         _ => None,
                     };
                     opt(value);
