@@ -5,6 +5,7 @@
 //! `cargo run -p codegen -- --check` and fails when the committed files drift from the model.
 
 mod error;
+mod filters;
 mod model;
 mod rust;
 
@@ -143,6 +144,44 @@ pub const DESERIALIZE_ROOTS: &[&str] = &["InstanceTypeInfo"];
 /// pinned model does not.
 pub const OPEN_ENUMS: &[&str] = &["InstanceType"];
 
+/// Filter names AWS accepts besides the one its reference lists, which clients send:
+/// (operation, name, the documented name it stands for). Ansible's `ec2_vpc_net` sends
+/// `cidr-block` and `isDefault`, Terraform's default subnet `availabilityZone`, and the
+/// camel-case forms are the ones older SDK examples use.
+pub const FILTER_ALIASES: &[(&str, &str, &str)] = &[
+    ("DescribeVpcs", "cidr-block", "cidr"),
+    ("DescribeVpcs", "cidrBlock", "cidr"),
+    ("DescribeVpcs", "isDefault", "is-default"),
+    ("DescribeSubnets", "cidr", "cidr-block"),
+    ("DescribeSubnets", "cidrBlock", "cidr-block"),
+    ("DescribeSubnets", "availabilityZone", "availability-zone"),
+    (
+        "DescribeSubnets",
+        "availabilityZoneId",
+        "availability-zone-id",
+    ),
+    ("DescribeSubnets", "defaultForAz", "default-for-az"),
+    ("DescribeInstances", "ami-launch-index", "launch-index"),
+    ("DescribeInstances", "group-id", "instance.group-id"),
+    ("DescribeInstances", "group-name", "instance.group-name"),
+    (
+        "DescribeNetworkInterfaces",
+        "ipv4-prefix",
+        "ipv4-prefix.ipv4-prefix",
+    ),
+];
+
+/// Filter names the EC2 API reference lists but the pinned model's documentation leaves out:
+/// (operation, name).
+pub const FILTER_EXTRA: &[(&str, &str)] = &[
+    ("DescribeAddresses", "domain"),
+    ("DescribeKeyPairs", "key-type"),
+    ("DescribeNetworkInterfaces", "group-name"),
+    ("DescribeNetworkInterfaces", "ipv4-prefix.ipv4-prefix"),
+    ("DescribeVolumesModifications", "original-throughput"),
+    ("DescribeVolumesModifications", "target-throughput"),
+];
+
 const MODEL: &str = "model/ec2-2016-11-15.service-2.json.gz";
 const OUT: &str = "../kumo-ec2-wire/src/generated";
 
@@ -156,13 +195,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let files = match rust::generate(&model, ALLOW, DESERIALIZE_ROOTS, OPEN_ENUMS) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("codegen: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let files =
+        match rust::generate(&model, ALLOW, DESERIALIZE_ROOTS, OPEN_ENUMS).and_then(|mut files| {
+            let f = filters::generate(&model, ALLOW, FILTER_ALIASES, FILTER_EXTRA)?;
+            files.insert("filters.rs".to_string(), rust::rustfmt(&f)?);
+            Ok(files)
+        }) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("codegen: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let out = root.join(OUT);
     let mut drift = Vec::new();
     for (name, text) in &files {

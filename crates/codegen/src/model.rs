@@ -34,6 +34,7 @@ pub struct ShapeRef {
     pub query_name: Option<String>,
     #[serde(default)]
     pub idempotency_token: bool,
+    pub documentation: Option<String>,
 }
 
 #[derive(Deserialize)]

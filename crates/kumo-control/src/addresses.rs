@@ -1,16 +1,17 @@
 //! Elastic IP addresses: allocate from Kumo's public pool, associate with an interface's
 //! private address, disassociate, release.
 
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::core::ids::new_id;
 use crate::records::net::*;
 use crate::scope;
 use crate::tags::{self, Tagged};
+use kumo_ec2_wire::filters::DescribeAddresses as F;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::cidr::{addr_to_string, Cidr};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_store::{Query, Read, Scope, Store, StoreError, Tx};
 
 /// The addresses Elastic and public IPs come from: two documentation ranges (RFC 5737) and
@@ -369,21 +370,20 @@ fn instance_of<'e>(assoc: Option<&EipAssociation>, enis: &'e [EniRecord]) -> Opt
 
 struct AddressView<'a>(&'a Tagged<AddressRecord>, &'a str, &'a str, &'a [EniRecord]);
 
-impl Filterable for AddressView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<F> for AddressView<'_> {
+    fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
         let a = &self.0.item;
         let assoc = a.association.as_ref();
-        match name {
-            "allocation-id" => out(&a.id),
-            "association-id" => assoc.iter().for_each(|x| out(&x.id)),
-            "instance-id" => instance_of(assoc, self.3).iter().for_each(|i| out(i)),
-            "network-border-group" => out(self.2),
-            "network-interface-id" => assoc.iter().for_each(|x| out(&x.eni_id)),
-            "network-interface-owner-id" => assoc.iter().for_each(|_| out(self.1)),
-            "private-ip-address" => assoc.iter().for_each(|x| out(&x.private_ip)),
-            "public-ip" => out(&a.public_ip),
-            "domain" => out("vpc"),
-            _ => {}
+        match f {
+            F::AllocationId => out(&a.id),
+            F::AssociationId => assoc.iter().for_each(|x| out(&x.id)),
+            F::InstanceId => instance_of(assoc, self.3).iter().for_each(|i| out(i)),
+            F::NetworkBorderGroup => out(self.2),
+            F::NetworkInterfaceId => assoc.iter().for_each(|x| out(&x.eni_id)),
+            F::NetworkInterfaceOwnerId => assoc.iter().for_each(|_| out(self.1)),
+            F::PrivateIpAddress => assoc.iter().for_each(|x| out(&x.private_ip)),
+            F::PublicIp => out(&a.public_ip),
+            F::Domain => out("vpc"),
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -396,18 +396,7 @@ pub fn describe(
     ctx: &RequestContext,
     input: DescribeAddressesRequest,
 ) -> Result<DescribeAddressesResult, Ec2Error> {
-    let allowed = &[
-        "allocation-id",
-        "association-id",
-        "instance-id",
-        "network-border-group",
-        "network-interface-id",
-        "network-interface-owner-id",
-        "private-ip-address",
-        "public-ip",
-        "domain",
-    ];
-    let fs = Filters::compile(&filters(input.filters), allowed, true).map_err(rule)?;
+    let fs = filters::compile::<F>(input.filters, &[])?;
     let s = scope(ctx);
     let (all, enis) = store
         .read(|v| {

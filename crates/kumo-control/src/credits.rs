@@ -1,17 +1,18 @@
 //! T-family CPU credit settings: per-account defaults per family, per-instance modes, and
 //! the ledger an operator can read (`kumo admin credits`).
 
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::core::paging;
 use crate::records::instance::InstanceRecord;
 use crate::repo::instance::load;
 use crate::repo::instance::visible;
 use crate::{scope, Kumo};
+use kumo_ec2_wire::filters::DescribeInstanceCreditSpecifications as F;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::credits::{self, burst};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_store::{Index, Query, Read, Record, Scope, Tx};
 use serde::{Deserialize, Serialize};
 
@@ -197,10 +198,10 @@ pub fn modify_instances(
 
 struct CreditView<'a>(&'a InstanceRecord);
 
-impl Filterable for CreditView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
-        if name == "instance-id" {
-            out(&self.0.id)
+impl Filterable<F> for CreditView<'_> {
+    fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
+        match f {
+            F::InstanceId => out(&self.0.id),
         }
     }
 }
@@ -210,7 +211,7 @@ pub fn describe_instances(
     ctx: &RequestContext,
     input: DescribeInstanceCreditSpecificationsRequest,
 ) -> Result<DescribeInstanceCreditSpecificationsResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), &["instance-id"], false).map_err(rule)?;
+    let fs = filters::compile::<F>(input.filters, &[])?;
     let limit = paging::max_results(input.max_results, 5, 1000)?;
     let after = paging::cursor(
         "DescribeInstanceCreditSpecifications",

@@ -2,8 +2,8 @@
 //! allocated by `kumo_model::ipam` and held unique per subnet by the store.
 
 use crate::core::describe::{self, Push};
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::core::idempotency;
 use crate::core::ids::new_id;
 use crate::network::{self, NetState};
@@ -12,10 +12,11 @@ use crate::repo::eni::{get_eni, group_names, not_found};
 use crate::scope;
 use crate::subnets::get_subnet;
 use crate::tags::{self, Tagged};
+use kumo_ec2_wire::filters::DescribeNetworkInterfaces as F;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
 use kumo_model::cidr::{addr_to_string, parse_addr, Cidr};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_model::ipam::{AllocError, SubnetIps};
 use kumo_store::{Read, Scope, Store, StoreError, Tx};
 use std::collections::HashMap;
@@ -544,76 +545,77 @@ fn tf(b: bool) -> &'static str {
     }
 }
 
-impl Filterable for EniView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<F> for EniView<'_> {
+    fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
         let e = &self.t.item;
         let att = e.attachment.as_ref();
-        match name {
-            "addresses.private-ip-address" => e.addresses.iter().for_each(|a| out(&a.addr)),
-            "addresses.association.public-ip" | "association.public-ip" => {
+        match f {
+            F::AddressesPrivateIpAddress => e.addresses.iter().for_each(|a| out(&a.addr)),
+            F::AddressesAssociationPublicIp | F::AssociationPublicIp => {
                 self.eips().for_each(|(a, _)| out(&a.public_ip))
             }
-            "addresses.association.owner-id" | "association.ip-owner-id" => {
+            F::AddressesAssociationOwnerId | F::AssociationIpOwnerId => {
                 self.eips().for_each(|_| out(self.owner))
             }
-            "association.allocation-id" => self.eips().for_each(|(a, _)| out(&a.id)),
-            "association.public-dns-name" => self.eips().for_each(|(a, _)| {
+            F::AssociationAllocationId => self.eips().for_each(|(a, _)| out(&a.id)),
+            F::AssociationPublicDnsName => self.eips().for_each(|(a, _)| {
                 out(&crate::repo::instance::public_dns(
                     self.region,
                     &a.public_ip,
                 ))
             }),
-            "association.association-id" => self.eips().for_each(|(_, x)| out(&x.id)),
-            "addresses.primary" => e.addresses.iter().for_each(|a| out(tf(a.primary))),
-            "private-ip-address" => e
+            F::AssociationAssociationId => self.eips().for_each(|(_, x)| out(&x.id)),
+            F::AddressesPrimary => e.addresses.iter().for_each(|a| out(tf(a.primary))),
+            F::PrivateIpAddress => e
                 .addresses
                 .iter()
                 .filter(|a| a.primary)
                 .for_each(|a| out(&a.addr)),
-            "private-dns-name" => e
+            F::PrivateDnsName => e
                 .addresses
                 .iter()
                 .filter(|a| a.primary)
                 .for_each(|a| out(&network::private_dns_name(self.region, &a.addr))),
-            "ipv4-prefix.ipv4-prefix" | "ipv4-prefix" => {
-                e.prefixes.iter().map(String::as_str).for_each(&mut *out)
-            }
-            "attachment.attachment-id" => att.iter().for_each(|a| out(&a.id)),
-            "attachment.instance-id" => att.iter().for_each(|a| out(&a.instance_id)),
-            "attachment.instance-owner-id" => att.iter().for_each(|_| out(self.owner)),
-            "attachment.device-index" => att.iter().for_each(|a| out(&a.device_index.to_string())),
-            "attachment.status" => att.iter().for_each(|a| out(&a.status)),
-            "attachment.delete-on-termination" => {
+            F::Ipv4PrefixIpv4Prefix => e.prefixes.iter().map(String::as_str).for_each(&mut *out),
+            F::AttachmentAttachmentId => att.iter().for_each(|a| out(&a.id)),
+            F::AttachmentInstanceId => att.iter().for_each(|a| out(&a.instance_id)),
+            F::AttachmentInstanceOwnerId => att.iter().for_each(|_| out(self.owner)),
+            F::AttachmentDeviceIndex => att.iter().for_each(|a| out(&a.device_index.to_string())),
+            F::AttachmentStatus => att.iter().for_each(|a| out(&a.status)),
+            F::AttachmentDeleteOnTermination => {
                 att.iter().for_each(|a| out(tf(a.delete_on_termination)))
             }
-            "attachment.attach-time" => att
+            F::AttachmentAttachTime => att
                 .iter()
                 .for_each(|a| out(&DateTime(a.attach_time_ms).to_iso8601())),
-            "availability-zone" => out(&e.zone),
-            "availability-zone-id" => out(&e.zone_id),
-            "description" => out(&e.description),
-            "group-id" => e.groups.iter().map(String::as_str).for_each(&mut *out),
-            "group-name" => e
+            F::AvailabilityZone => out(&e.zone),
+            F::AvailabilityZoneId => out(&e.zone_id),
+            F::Description => out(&e.description),
+            F::GroupId => e.groups.iter().map(String::as_str).for_each(&mut *out),
+            F::GroupName => e
                 .groups
                 .iter()
                 .filter_map(|g| self.names.get(g))
                 .map(String::as_str)
                 .for_each(&mut *out),
-            "interface-type" => out(&e.interface_type),
-            "mac-address" => out(&e.mac),
-            "network-interface-id" => out(&e.id),
-            "owner-id" => out(self.owner),
-            "requester-id" => e
+            F::InterfaceType => out(&e.interface_type),
+            F::MacAddress => out(&e.mac),
+            F::NetworkInterfaceId => out(&e.id),
+            F::OwnerId => out(self.owner),
+            F::RequesterId => e
                 .requester_id
                 .iter()
                 .map(String::as_str)
                 .for_each(&mut *out),
-            "requester-managed" => out(tf(e.requester_managed)),
-            "source-dest-check" => out(tf(e.source_dest_check)),
-            "status" => out(status(e)),
-            "subnet-id" => out(&e.subnet_id),
-            "vpc-id" => out(&e.vpc_id),
-            _ => {}
+            F::RequesterManaged => out(tf(e.requester_managed)),
+            F::SourceDestCheck => out(tf(e.source_dest_check)),
+            F::Status => out(status(e)),
+            F::SubnetId => out(&e.subnet_id),
+            F::VpcId => out(&e.vpc_id),
+            // Interfaces have no IPv6 addresses yet.
+            F::Ipv6AddressesIpv6Address => {}
+            // Refused when compiling.
+            F::OperatorManaged | F::OperatorPrincipal => {}
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -621,51 +623,12 @@ impl Filterable for EniView<'_> {
     }
 }
 
-const ENI_FILTERS: &[&str] = &[
-    "association.allocation-id",
-    "association.association-id",
-    "addresses.association.owner-id",
-    "addresses.association.public-ip",
-    "addresses.primary",
-    "addresses.private-ip-address",
-    "association.ip-owner-id",
-    "association.public-ip",
-    "association.public-dns-name",
-    "attachment.attach-time",
-    "attachment.attachment-id",
-    "attachment.delete-on-termination",
-    "attachment.device-index",
-    "attachment.instance-id",
-    "attachment.instance-owner-id",
-    "attachment.status",
-    "availability-zone",
-    "availability-zone-id",
-    "description",
-    "group-id",
-    "group-name",
-    "ipv4-prefix.ipv4-prefix",
-    "ipv4-prefix",
-    "ipv6-addresses.ipv6-address",
-    "interface-type",
-    "mac-address",
-    "network-interface-id",
-    "owner-id",
-    "private-dns-name",
-    "private-ip-address",
-    "requester-id",
-    "requester-managed",
-    "source-dest-check",
-    "status",
-    "subnet-id",
-    "vpc-id",
-];
-
 pub fn describe(
     store: &Store,
     ctx: &RequestContext,
     input: DescribeNetworkInterfacesRequest,
 ) -> Result<DescribeNetworkInterfacesResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), ENI_FILTERS, true).map_err(rule)?;
+    let fs = filters::compile::<F>(input.filters, &[F::OperatorManaged, F::OperatorPrincipal])?;
     let ids = input.network_interface_ids.unwrap_or_default();
     if !ids.is_empty() && input.max_results.is_some() {
         return Err(Ec2Error::new(
@@ -678,8 +641,8 @@ pub fn describe(
         .read(|v| {
             // An exact address filter is answered from the address index.
             let by_addr = match describe::both(
-                fs.exact("addresses.private-ip-address"),
-                fs.exact("private-ip-address"),
+                fs.exact(F::AddressesPrivateIpAddress),
+                fs.exact(F::PrivateIpAddress),
             ) {
                 Some(addrs) => {
                     let mut owners: Vec<String> = Vec::new();
@@ -693,7 +656,7 @@ pub fn describe(
                 None => None,
             };
             let push_ids = describe::both(
-                fs.exact("network-interface-id"),
+                fs.exact(F::NetworkInterfaceId),
                 by_addr
                     .as_ref()
                     .map(|o| o.iter().map(String::as_str).collect()),
@@ -704,8 +667,8 @@ pub fn describe(
                 not_found: &not_found,
                 push: Push {
                     ids: push_ids,
-                    vpcs: fs.exact("vpc-id"),
-                    subnets: fs.exact("subnet-id"),
+                    vpcs: fs.exact(F::VpcId),
+                    subnets: fs.exact(F::SubnetId),
                     tag: fs.exact_tag(),
                 },
                 max_results: input.max_results,

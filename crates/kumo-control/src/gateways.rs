@@ -1,16 +1,21 @@
 //! Internet gateways, and the read side of route tables, network ACLs and DHCP options.
 
 use crate::core::describe::{self, Push};
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::core::ids::new_id;
 use crate::records::net::*;
 use crate::scope;
 use crate::tags::{self, Tagged};
 use crate::vpcs::get_vpc;
+use kumo_ec2_wire::filters::{
+    DescribeDhcpOptions as DoptF, DescribeInternetGateways as IgwF, DescribeNetworkAcls as AclF,
+    DescribeRouteTables as RtbF,
+};
 use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::FilterName;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_store::{Query, Read, Scope, Store};
 
 fn igw_not_found(id: &str) -> Ec2Error {
@@ -167,15 +172,14 @@ pub fn detach_igw(
 
 struct IgwView<'a>(&'a Tagged<InternetGatewayRecord>, &'a str);
 
-impl Filterable for IgwView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<IgwF> for IgwView<'_> {
+    fn field(&self, f: IgwF, out: &mut dyn FnMut(&str)) {
         let g = &self.0.item;
-        match name {
-            "attachment.state" => g.vpc_id.iter().for_each(|_| out("available")),
-            "attachment.vpc-id" => g.vpc_id.iter().map(String::as_str).for_each(&mut *out),
-            "internet-gateway-id" => out(&g.id),
-            "owner-id" => out(self.1),
-            _ => {}
+        match f {
+            IgwF::AttachmentState => g.vpc_id.iter().for_each(|_| out("available")),
+            IgwF::AttachmentVpcId => g.vpc_id.iter().map(String::as_str).for_each(&mut *out),
+            IgwF::InternetGatewayId => out(&g.id),
+            IgwF::OwnerId => out(self.1),
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -188,23 +192,13 @@ pub fn describe_igws(
     ctx: &RequestContext,
     input: DescribeInternetGatewaysRequest,
 ) -> Result<DescribeInternetGatewaysResult, Ec2Error> {
-    let fs = Filters::compile(
-        &filters(input.filters),
-        &[
-            "attachment.state",
-            "attachment.vpc-id",
-            "internet-gateway-id",
-            "owner-id",
-        ],
-        true,
-    )
-    .map_err(rule)?;
+    let fs = filters::compile::<IgwF>(input.filters, &[])?;
     let ids = input.internet_gateway_ids.unwrap_or_default();
     let req = describe::Request {
         op: "DescribeInternetGateways",
         ids: &ids,
         not_found: &igw_not_found,
-        push: Push::filters(&fs, "internet-gateway-id", Some("attachment.vpc-id")),
+        push: Push::filters(&fs, IgwF::InternetGatewayId, Some(IgwF::AttachmentVpcId)),
         max_results: input.max_results,
         bounds: (5, 1000),
         next_token: input.next_token.as_deref(),
@@ -323,17 +317,18 @@ pub fn wire_rtb<V: Read>(
 /// route's target by its kind, a blackhole's state).
 struct RtbView<'a>(&'a RouteTable, &'a [(String, String)]);
 
-impl Filterable for RtbView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<RtbF> for RtbView<'_> {
+    fn field(&self, f: RtbF, out: &mut dyn FnMut(&str)) {
+        let name = f.name();
         let t = self.0;
         let mut opt = |v: &Option<String>| v.iter().for_each(|v| out(v));
         let assocs = t.associations.as_deref().unwrap_or_default();
         let routes = t.routes.as_deref().unwrap_or_default();
-        match name {
-            "owner-id" => opt(&t.owner_id),
-            "route-table-id" => opt(&t.route_table_id),
-            "vpc-id" => opt(&t.vpc_id),
-            "association.main" => assocs.iter().for_each(|a| {
+        match f {
+            RtbF::OwnerId => opt(&t.owner_id),
+            RtbF::RouteTableId => opt(&t.route_table_id),
+            RtbF::VpcId => opt(&t.vpc_id),
+            RtbF::AssociationMain => assocs.iter().for_each(|a| {
                 opt(&Some(
                     if a.main == Some(true) {
                         "true"
@@ -343,13 +338,23 @@ impl Filterable for RtbView<'_> {
                     .into(),
                 ))
             }),
-            "association.route-table-association-id" => assocs
+            RtbF::AssociationRouteTableAssociationId => assocs
                 .iter()
                 .for_each(|a| opt(&a.route_table_association_id)),
-            "association.route-table-id" => assocs.iter().for_each(|a| opt(&a.route_table_id)),
-            "association.subnet-id" => assocs.iter().for_each(|a| opt(&a.subnet_id)),
-            "association.gateway-id" => assocs.iter().for_each(|a| opt(&a.gateway_id)),
-            _ => {
+            RtbF::AssociationRouteTableId => assocs.iter().for_each(|a| opt(&a.route_table_id)),
+            RtbF::AssociationSubnetId => assocs.iter().for_each(|a| opt(&a.subnet_id)),
+            RtbF::AssociationGatewayId => assocs.iter().for_each(|a| opt(&a.gateway_id)),
+            RtbF::RouteDestinationCidrBlock
+            | RtbF::RouteDestinationIpv6CidrBlock
+            | RtbF::RouteDestinationPrefixListId
+            | RtbF::RouteEgressOnlyInternetGatewayId
+            | RtbF::RouteGatewayId
+            | RtbF::RouteInstanceId
+            | RtbF::RouteNatGatewayId
+            | RtbF::RouteOrigin
+            | RtbF::RouteState
+            | RtbF::RouteTransitGatewayId
+            | RtbF::RouteVpcPeeringConnectionId => {
                 let Some(field) = name.strip_prefix("route.") else {
                     return;
                 };
@@ -377,40 +382,18 @@ impl Filterable for RtbView<'_> {
     }
 }
 
-const RTB_FILTERS: &[&str] = &[
-    "association.gateway-id",
-    "association.route-table-association-id",
-    "association.route-table-id",
-    "association.subnet-id",
-    "association.main",
-    "owner-id",
-    "route-table-id",
-    "route.destination-cidr-block",
-    "route.destination-ipv6-cidr-block",
-    "route.destination-prefix-list-id",
-    "route.egress-only-internet-gateway-id",
-    "route.gateway-id",
-    "route.instance-id",
-    "route.nat-gateway-id",
-    "route.transit-gateway-id",
-    "route.origin",
-    "route.state",
-    "route.vpc-peering-connection-id",
-    "vpc-id",
-];
-
 pub fn describe_route_tables(
     store: &Store,
     ctx: &RequestContext,
     input: DescribeRouteTablesRequest,
 ) -> Result<DescribeRouteTablesResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), RTB_FILTERS, true).map_err(rule)?;
+    let fs = filters::compile::<RtbF>(input.filters, &[])?;
     let ids = input.route_table_ids.unwrap_or_default();
     let req = describe::Request {
         op: "DescribeRouteTables",
         ids: &ids,
         not_found: &rtb_not_found,
-        push: Push::filters(&fs, "route-table-id", Some("vpc-id")),
+        push: Push::filters(&fs, RtbF::RouteTableId, Some(RtbF::VpcId)),
         max_results: input.max_results,
         bounds: (5, 100),
         next_token: input.next_token.as_deref(),
@@ -492,27 +475,37 @@ fn wire_acl(
 /// A network ACL as the filters see it: its answer, so a filter matches what is shown.
 struct AclView<'a>(&'a NetworkAcl, &'a [(String, String)]);
 
-impl Filterable for AclView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<AclF> for AclView<'_> {
+    fn field(&self, f: AclF, out: &mut dyn FnMut(&str)) {
+        let name = f.name();
         let a = self.0;
         let mut opt = |v: Option<String>| v.iter().for_each(|v| out(v));
         let tf = |b: Option<bool>| Some(if b == Some(true) { "true" } else { "false" }.to_string());
         let num = |n: Option<i32>| n.map(|n| n.to_string());
         let assocs = a.associations.as_deref().unwrap_or_default();
         let entries = a.entries.as_deref().unwrap_or_default();
-        match name {
-            "default" => opt(tf(a.is_default)),
-            "network-acl-id" => opt(a.network_acl_id.clone()),
-            "owner-id" => opt(a.owner_id.clone()),
-            "vpc-id" => opt(a.vpc_id.clone()),
-            "association.association-id" => assocs
+        match f {
+            AclF::Default => opt(tf(a.is_default)),
+            AclF::NetworkAclId => opt(a.network_acl_id.clone()),
+            AclF::OwnerId => opt(a.owner_id.clone()),
+            AclF::VpcId => opt(a.vpc_id.clone()),
+            AclF::AssociationAssociationId => assocs
                 .iter()
                 .for_each(|x| opt(x.network_acl_association_id.clone())),
-            "association.network-acl-id" => {
+            AclF::AssociationNetworkAclId => {
                 assocs.iter().for_each(|x| opt(x.network_acl_id.clone()))
             }
-            "association.subnet-id" => assocs.iter().for_each(|x| opt(x.subnet_id.clone())),
-            _ => {
+            AclF::AssociationSubnetId => assocs.iter().for_each(|x| opt(x.subnet_id.clone())),
+            AclF::EntryCidr
+            | AclF::EntryEgress
+            | AclF::EntryIcmpCode
+            | AclF::EntryIcmpType
+            | AclF::EntryIpv6Cidr
+            | AclF::EntryPortRangeFrom
+            | AclF::EntryPortRangeTo
+            | AclF::EntryProtocol
+            | AclF::EntryRuleAction
+            | AclF::EntryRuleNumber => {
                 let Some(field) = name.strip_prefix("entry.") else {
                     return;
                 };
@@ -545,33 +538,14 @@ pub fn describe_network_acls(
     ctx: &RequestContext,
     input: DescribeNetworkAclsRequest,
 ) -> Result<DescribeNetworkAclsResult, Ec2Error> {
-    let allowed = &[
-        "association.association-id",
-        "association.network-acl-id",
-        "association.subnet-id",
-        "default",
-        "entry.cidr",
-        "entry.egress",
-        "entry.icmp.code",
-        "entry.icmp.type",
-        "entry.ipv6-cidr",
-        "entry.port-range.from",
-        "entry.port-range.to",
-        "entry.protocol",
-        "entry.rule-action",
-        "entry.rule-number",
-        "network-acl-id",
-        "owner-id",
-        "vpc-id",
-    ];
-    let fs = Filters::compile(&filters(input.filters), allowed, true).map_err(rule)?;
+    let fs = filters::compile::<AclF>(input.filters, &[])?;
     let ids = input.network_acl_ids.unwrap_or_default();
     let s = scope(ctx);
     let req = describe::Request {
         op: "DescribeNetworkAcls",
         ids: &ids,
         not_found: &acl_not_found,
-        push: Push::filters(&fs, "network-acl-id", Some("vpc-id")),
+        push: Push::filters(&fs, AclF::NetworkAclId, Some(AclF::VpcId)),
         max_results: input.max_results,
         bounds: (5, 1000),
         next_token: input.next_token.as_deref(),
@@ -600,20 +574,19 @@ fn dopt_not_found(id: &str) -> Ec2Error {
 
 struct DoptView<'a>(&'a Tagged<DhcpOptionsRecord>, &'a str);
 
-impl Filterable for DoptView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<DoptF> for DoptView<'_> {
+    fn field(&self, f: DoptF, out: &mut dyn FnMut(&str)) {
         let d = &self.0.item;
-        match name {
-            "dhcp-options-id" => out(&d.id),
-            "key" => d.options.iter().for_each(|(k, _)| out(k)),
-            "value" => d
+        match f {
+            DoptF::DhcpOptionsId => out(&d.id),
+            DoptF::Key => d.options.iter().for_each(|(k, _)| out(k)),
+            DoptF::Value => d
                 .options
                 .iter()
                 .flat_map(|(_, v)| v.iter())
                 .map(String::as_str)
                 .for_each(&mut *out),
-            "owner-id" => out(self.1),
-            _ => {}
+            DoptF::OwnerId => out(self.1),
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -626,18 +599,13 @@ pub fn describe_dhcp_options(
     ctx: &RequestContext,
     input: DescribeDhcpOptionsRequest,
 ) -> Result<DescribeDhcpOptionsResult, Ec2Error> {
-    let fs = Filters::compile(
-        &filters(input.filters),
-        &["dhcp-options-id", "key", "value", "owner-id"],
-        true,
-    )
-    .map_err(rule)?;
+    let fs = filters::compile::<DoptF>(input.filters, &[])?;
     let ids = input.dhcp_options_ids.unwrap_or_default();
     let req = describe::Request {
         op: "DescribeDhcpOptions",
         ids: &ids,
         not_found: &dopt_not_found,
-        push: Push::filters(&fs, "dhcp-options-id", None),
+        push: Push::filters(&fs, DoptF::DhcpOptionsId, None),
         max_results: input.max_results,
         bounds: (5, 1000),
         next_token: input.next_token.as_deref(),

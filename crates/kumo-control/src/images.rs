@@ -2,14 +2,15 @@
 //! its images.
 
 use crate::amis;
-use crate::core::error::rule;
-use crate::core::filters::filters;
+use crate::core::filters;
 use crate::core::paging;
 use crate::repo::instance::image_not_found;
 use crate::Kumo;
+use kumo_ec2_wire::filters::DescribeImages as F;
 use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::FilterName;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_model::images::{self, PublicImage};
 
 /// A wire image seen by the filter engine, catalog or own alike.
@@ -23,43 +24,44 @@ fn flag(b: Option<bool>) -> &'static str {
     }
 }
 
-impl Filterable for ImageView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<F> for ImageView<'_> {
+    fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
+        let name = f.name();
         let i = self.0;
         let mut opt = |v: &Option<String>| {
             if let Some(v) = v {
                 out(v)
             }
         };
-        match name {
-            "architecture" => opt(&i.architecture),
-            "platform" => opt(&i.platform),
-            "name" => opt(&i.name),
-            "description" => opt(&i.description),
-            "image-id" => opt(&i.image_id),
-            "owner-id" => opt(&i.owner_id),
-            "owner-alias" => opt(&i.image_owner_alias),
-            "state" => opt(&i.state),
-            "image-type" => opt(&i.image_type),
-            "root-device-type" => opt(&i.root_device_type),
-            "root-device-name" => opt(&i.root_device_name),
-            "virtualization-type" => opt(&i.virtualization_type),
-            "hypervisor" => opt(&i.hypervisor),
-            "platform-details" => opt(&i.platform_details),
-            "usage-operation" => opt(&i.usage_operation),
-            "creation-date" => opt(&i.creation_date),
-            "boot-mode" => opt(&i.boot_mode),
-            "sriov-net-support" => opt(&i.sriov_net_support),
-            "manifest-location" => opt(&i.image_location),
-            "source-instance-id" => opt(&i.source_instance_id),
-            "source-image-id" => opt(&i.source_image_id),
-            "source-image-region" => opt(&i.source_image_region),
-            "is-public" => out(flag(i.public)),
-            "ena-support" => out(flag(i.ena_support)),
-            _ => {
-                let Some(field) = name.strip_prefix("block-device-mapping.") else {
-                    return;
-                };
+        match f {
+            F::Architecture => opt(&i.architecture),
+            F::Platform => opt(&i.platform),
+            F::Name => opt(&i.name),
+            F::Description => opt(&i.description),
+            F::ImageId => opt(&i.image_id),
+            F::OwnerId => opt(&i.owner_id),
+            F::OwnerAlias => opt(&i.image_owner_alias),
+            F::State => opt(&i.state),
+            F::ImageType => opt(&i.image_type),
+            F::RootDeviceType => opt(&i.root_device_type),
+            F::RootDeviceName => opt(&i.root_device_name),
+            F::VirtualizationType => opt(&i.virtualization_type),
+            F::Hypervisor => opt(&i.hypervisor),
+            F::CreationDate => opt(&i.creation_date),
+            F::SriovNetSupport => opt(&i.sriov_net_support),
+            F::ManifestLocation => opt(&i.image_location),
+            F::SourceInstanceId => opt(&i.source_instance_id),
+            F::SourceImageId => opt(&i.source_image_id),
+            F::SourceImageRegion => opt(&i.source_image_region),
+            F::IsPublic => out(flag(i.public)),
+            F::EnaSupport => out(flag(i.ena_support)),
+            F::BlockDeviceMappingDeleteOnTermination
+            | F::BlockDeviceMappingDeviceName
+            | F::BlockDeviceMappingEncrypted
+            | F::BlockDeviceMappingSnapshotId
+            | F::BlockDeviceMappingVolumeSize
+            | F::BlockDeviceMappingVolumeType => {
+                let field = &name["block-device-mapping.".len()..];
                 for m in i.block_device_mappings.iter().flatten() {
                     let e = m.ebs.as_ref();
                     match field {
@@ -75,51 +77,22 @@ impl Filterable for ImageView<'_> {
                     }
                 }
             }
+            // The answer has none of these: no kernel or ramdisk images, no product codes, and
+            // a state reason only for a failed image.
+            F::KernelId
+            | F::ProductCode
+            | F::ProductCodeType
+            | F::RamdiskId
+            | F::StateReasonCode
+            | F::StateReasonMessage => {}
+            // Refused when compiling: no free tier, no allowed-images settings.
+            F::FreeTierEligible | F::ImageAllowed => {}
         }
     }
     fn tags(&self) -> &[(String, String)] {
         self.1
     }
 }
-
-const IMAGE_FILTERS: &[&str] = &[
-    "architecture",
-    "block-device-mapping.delete-on-termination",
-    "block-device-mapping.device-name",
-    "block-device-mapping.snapshot-id",
-    "block-device-mapping.volume-size",
-    "block-device-mapping.volume-type",
-    "block-device-mapping.encrypted",
-    "creation-date",
-    "description",
-    "ena-support",
-    "hypervisor",
-    "image-id",
-    "image-type",
-    "is-public",
-    "kernel-id",
-    "manifest-location",
-    "name",
-    "owner-alias",
-    "owner-id",
-    "platform",
-    "platform-details",
-    "product-code",
-    "product-code.type",
-    "ramdisk-id",
-    "root-device-name",
-    "root-device-type",
-    "source-image-id",
-    "source-image-region",
-    "source-instance-id",
-    "state",
-    "state-reason-code",
-    "state-reason-message",
-    "sriov-net-support",
-    "usage-operation",
-    "virtualization-type",
-    "boot-mode",
-];
 
 fn wire(region: &str, i: &PublicImage) -> Image {
     let windows = i.platform == "windows";
@@ -168,7 +141,7 @@ pub fn describe(
     ctx: &RequestContext,
     input: DescribeImagesRequest,
 ) -> Result<DescribeImagesResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), IMAGE_FILTERS, true).map_err(rule)?;
+    let fs = filters::compile::<F>(input.filters, &[F::FreeTierEligible, F::ImageAllowed])?;
     let limit = paging::max_results(input.max_results, 5, 1000)?;
     let after = paging::cursor("DescribeImages", input.next_token.as_deref())?;
     let ids = input.image_ids.unwrap_or_default();

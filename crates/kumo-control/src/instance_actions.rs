@@ -2,8 +2,8 @@
 //! interface attachments.
 
 use crate::addresses;
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::core::ids::new_id;
 use crate::core::paging;
 use crate::enis;
@@ -14,9 +14,10 @@ use crate::records::net::*;
 use crate::repo::instance::load;
 use crate::repo::instance::visible;
 use crate::{scope, Kumo};
+use kumo_ec2_wire::filters::DescribeInstanceStatus as F;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_model::lifecycle::{apply, Action, Outcome, Refusal, State};
 use kumo_store::{Query, Read, Scope, Tx};
 
@@ -649,33 +650,36 @@ pub fn reset_attribute(
 
 struct StatusView<'a>(&'a InstanceRecord, &'a str);
 
-impl Filterable for StatusView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<F> for StatusView<'_> {
+    fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
         let st = self.0.state();
-        match name {
-            "availability-zone" => out(&self.0.zone),
-            "availability-zone-id" => out(&self.0.zone_id),
-            "instance-state-name" => out(st.name()),
-            "instance-state-code" => out(&st.code().to_string()),
-            "instance-status.status" | "system-status.status" => out(self.1),
-            "instance-status.reachability" | "system-status.reachability" => {
+        match f {
+            F::AvailabilityZone => out(&self.0.zone),
+            F::AvailabilityZoneId => out(&self.0.zone_id),
+            F::InstanceStateName => out(st.name()),
+            F::InstanceStateCode => out(&st.code().to_string()),
+            F::InstanceStatusStatus | F::SystemStatusStatus => out(self.1),
+            F::InstanceStatusReachability | F::SystemStatusReachability => {
                 out(if self.1 == "ok" { "passed" } else { self.1 })
             }
             // The scheduled events, as the answer's `eventsSet` shows them.
-            "event.code" => self.0.events.iter().for_each(|e| out(&e.code)),
-            "event.description" => self.0.events.iter().for_each(|e| out(&e.description)),
-            "event.instance-event-id" => self.0.events.iter().for_each(|e| out(&e.id)),
-            "event.not-before" => self
+            F::EventCode => self.0.events.iter().for_each(|e| out(&e.code)),
+            F::EventDescription => self.0.events.iter().for_each(|e| out(&e.description)),
+            F::EventInstanceEventId => self.0.events.iter().for_each(|e| out(&e.id)),
+            F::EventNotBefore => self
                 .0
                 .events
                 .iter()
                 .for_each(|e| out(&DateTime(e.not_before_ms).to_iso8601())),
-            "event.not-before-deadline" => self
+            F::EventNotBeforeDeadline => self
                 .0
                 .events
                 .iter()
                 .for_each(|e| out(&DateTime(e.deadline_ms).to_iso8601())),
-            _ => {}
+            // Kumo's events have a deadline, not a window: the answer has no `notAfter`.
+            F::EventNotAfter => {}
+            // Refused when compiling.
+            F::AttachedEbsStatusStatus | F::OperatorManaged | F::OperatorPrincipal => {}
         }
     }
 }
@@ -685,23 +689,14 @@ pub fn describe_status(
     ctx: &RequestContext,
     input: DescribeInstanceStatusRequest,
 ) -> Result<DescribeInstanceStatusResult, Ec2Error> {
-    let allowed = &[
-        "availability-zone",
-        "event.code",
-        "event.description",
-        "event.instance-event-id",
-        "event.not-after",
-        "event.not-before",
-        "event.not-before-deadline",
-        "instance-state-code",
-        "instance-state-name",
-        "instance-status.reachability",
-        "instance-status.status",
-        "system-status.reachability",
-        "system-status.status",
-        "availability-zone-id",
-    ];
-    let fs = Filters::compile(&filters(input.filters), allowed, false).map_err(rule)?;
+    let fs = filters::compile::<F>(
+        input.filters,
+        &[
+            F::AttachedEbsStatusStatus,
+            F::OperatorManaged,
+            F::OperatorPrincipal,
+        ],
+    )?;
     let limit = paging::max_results(input.max_results, 5, 1000)?;
     let after = paging::cursor("DescribeInstanceStatus", input.next_token.as_deref())?;
     let ids = input.instance_ids.unwrap_or_default();

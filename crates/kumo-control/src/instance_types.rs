@@ -1,13 +1,15 @@
 //! DescribeInstanceTypes and DescribeInstanceTypeOfferings, answered from the catalog in
 //! `kumo-model`.
 
-use crate::core::error::rule;
-use crate::core::filters::filters;
+use crate::core::filters;
 use crate::core::paging;
+use kumo_ec2_wire::filters::{
+    DescribeInstanceTypeOfferings as OfferF, DescribeInstanceTypes as TypeF,
+};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::catalog;
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use std::sync::OnceLock;
 
 /// The catalog, parsed once into the wire's own `InstanceTypeInfo`, sorted by name.
@@ -62,91 +64,135 @@ impl Out<'_> {
     }
 }
 
-impl Filterable for TypeView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<TypeF> for TypeView<'_> {
+    fn field(&self, f: TypeF, out: &mut dyn FnMut(&str)) {
         let t = self.0;
-        if name.starts_with("ebs-info.") {
-            ebs_field(t, name, out)
-        } else if name.starts_with("network-info.") {
-            network_field(t, name, out)
-        } else if name.starts_with("instance-storage-info.") {
-            storage_field(t, name, out)
-        } else if name.starts_with("vcpu-info.")
-            || name.starts_with("processor-info.")
-            || name.starts_with("memory-info.")
-        {
-            cpu_field(t, name, out)
-        } else {
-            type_field(t, name, out)
+        match f {
+            TypeF::EbsInfoAttachmentLimitType
+            | TypeF::EbsInfoEbsOptimizedInfoBaselineBandwidthInMbps
+            | TypeF::EbsInfoEbsOptimizedInfoBaselineIops
+            | TypeF::EbsInfoEbsOptimizedInfoBaselineThroughputInMbps
+            | TypeF::EbsInfoEbsOptimizedInfoMaximumBandwidthInMbps
+            | TypeF::EbsInfoEbsOptimizedInfoMaximumIops
+            | TypeF::EbsInfoEbsOptimizedInfoMaximumThroughputInMbps
+            | TypeF::EbsInfoEbsOptimizedSupport
+            | TypeF::EbsInfoEncryptionSupport
+            | TypeF::EbsInfoMaximumEbsAttachments
+            | TypeF::EbsInfoNvmeSupport => ebs_field(t, f, out),
+            TypeF::NetworkInfoBandwidthWeightings
+            | TypeF::NetworkInfoEfaInfoMaximumEfaInterfaces
+            | TypeF::NetworkInfoEfaSupported
+            | TypeF::NetworkInfoEnaSupport
+            | TypeF::NetworkInfoEncryptionInTransitSupported
+            | TypeF::NetworkInfoFlexibleEnaQueuesSupport
+            | TypeF::NetworkInfoIpv4AddressesPerInterface
+            | TypeF::NetworkInfoIpv6AddressesPerInterface
+            | TypeF::NetworkInfoIpv6Supported
+            | TypeF::NetworkInfoMaximumNetworkCards
+            | TypeF::NetworkInfoMaximumNetworkInterfaces
+            | TypeF::NetworkInfoNetworkPerformance => network_field(t, f, out),
+            TypeF::InstanceStorageInfoDiskCount
+            | TypeF::InstanceStorageInfoDiskSizeInGb
+            | TypeF::InstanceStorageInfoDiskType
+            | TypeF::InstanceStorageInfoEncryptionSupport
+            | TypeF::InstanceStorageInfoNvmeSupport
+            | TypeF::InstanceStorageInfoTotalSizeInGb => storage_field(t, f, out),
+            TypeF::MemoryInfoSizeInMib
+            | TypeF::ProcessorInfoSupportedArchitecture
+            | TypeF::ProcessorInfoSupportedFeatures
+            | TypeF::ProcessorInfoSustainedClockSpeedInGhz
+            | TypeF::VcpuInfoDefaultCores
+            | TypeF::VcpuInfoDefaultThreadsPerCore
+            | TypeF::VcpuInfoDefaultVcpus
+            | TypeF::VcpuInfoValidCores
+            | TypeF::VcpuInfoValidThreadsPerCore => cpu_field(t, f, out),
+            TypeF::AutoRecoverySupported
+            | TypeF::BareMetal
+            | TypeF::BurstablePerformanceSupported
+            | TypeF::CurrentGeneration
+            | TypeF::DedicatedHostsSupported
+            | TypeF::FreeTierEligible
+            | TypeF::HibernationSupported
+            | TypeF::Hypervisor
+            | TypeF::InstanceStorageSupported
+            | TypeF::InstanceType
+            | TypeF::NitroEnclavesSupport
+            | TypeF::NitroTpmInfoSupportedVersions
+            | TypeF::NitroTpmSupport
+            | TypeF::RebootMigrationSupport
+            | TypeF::SupportedBootMode
+            | TypeF::SupportedRootDeviceType
+            | TypeF::SupportedUsageClass
+            | TypeF::SupportedVirtualizationType => type_field(t, f, out),
         }
     }
 }
 
 /// The type's own filters.
-fn type_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
+fn type_field(t: &InstanceTypeInfo, f: TypeF, out: &mut dyn FnMut(&str)) {
     let mut o = Out(out);
-    match name {
-        "auto-recovery-supported" => o.s(b(t.auto_recovery_supported)),
-        "bare-metal" => o.s(b(t.bare_metal)),
-        "burstable-performance-supported" => o.s(b(t.burstable_performance_supported)),
-        "current-generation" => o.s(b(t.current_generation)),
-        "dedicated-hosts-supported" => o.s(b(t.dedicated_hosts_supported)),
-        "free-tier-eligible" => o.s(b(t.free_tier_eligible)),
-        "hibernation-supported" => o.s(b(t.hibernation_supported)),
-        "instance-storage-supported" => o.s(b(t.instance_storage_supported)),
-        "hypervisor" => o.s(t.hypervisor.as_deref()),
-        "instance-type" => o.s(t.instance_type.as_deref()),
-        "nitro-enclaves-support" => o.s(t.nitro_enclaves_support.as_deref()),
-        "nitro-tpm-support" => o.s(t.nitro_tpm_support.as_deref()),
-        "reboot-migration-support" => o.s(t.reboot_migration_support.as_deref()),
-        "nitro-tpm-info.supported-versions" => o.list(
+    match f {
+        TypeF::AutoRecoverySupported => o.s(b(t.auto_recovery_supported)),
+        TypeF::BareMetal => o.s(b(t.bare_metal)),
+        TypeF::BurstablePerformanceSupported => o.s(b(t.burstable_performance_supported)),
+        TypeF::CurrentGeneration => o.s(b(t.current_generation)),
+        TypeF::DedicatedHostsSupported => o.s(b(t.dedicated_hosts_supported)),
+        TypeF::FreeTierEligible => o.s(b(t.free_tier_eligible)),
+        TypeF::HibernationSupported => o.s(b(t.hibernation_supported)),
+        TypeF::InstanceStorageSupported => o.s(b(t.instance_storage_supported)),
+        TypeF::Hypervisor => o.s(t.hypervisor.as_deref()),
+        TypeF::InstanceType => o.s(t.instance_type.as_deref()),
+        TypeF::NitroEnclavesSupport => o.s(t.nitro_enclaves_support.as_deref()),
+        TypeF::NitroTpmSupport => o.s(t.nitro_tpm_support.as_deref()),
+        TypeF::RebootMigrationSupport => o.s(t.reboot_migration_support.as_deref()),
+        TypeF::NitroTpmInfoSupportedVersions => o.list(
             t.nitro_tpm_info
                 .as_ref()
                 .and_then(|n| n.supported_versions.as_ref()),
         ),
-        "supported-boot-mode" => o.list(t.supported_boot_modes.as_ref()),
-        "supported-root-device-type" => o.list(t.supported_root_device_types.as_ref()),
-        "supported-usage-class" => o.list(t.supported_usage_classes.as_ref()),
-        "supported-virtualization-type" => o.list(t.supported_virtualization_types.as_ref()),
+        TypeF::SupportedBootMode => o.list(t.supported_boot_modes.as_ref()),
+        TypeF::SupportedRootDeviceType => o.list(t.supported_root_device_types.as_ref()),
+        TypeF::SupportedUsageClass => o.list(t.supported_usage_classes.as_ref()),
+        TypeF::SupportedVirtualizationType => o.list(t.supported_virtualization_types.as_ref()),
         _ => {}
     }
 }
 
 /// `vcpu-info.*`, `processor-info.*` and `memory-info.*`.
-fn cpu_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
+fn cpu_field(t: &InstanceTypeInfo, f: TypeF, out: &mut dyn FnMut(&str)) {
     let mut o = Out(out);
     let vcpu = t.v_cpu_info.as_ref();
     let cpu = t.processor_info.as_ref();
-    match name {
-        "memory-info.size-in-mib" => o.s((t
+    match f {
+        TypeF::MemoryInfoSizeInMib => o.s((t
             .memory_info
             .as_ref()
             .and_then(|m| m.size_in_mi_b)
             .map(|v| v.to_string()))
         .as_deref()),
-        "processor-info.supported-architecture" => {
+        TypeF::ProcessorInfoSupportedArchitecture => {
             o.list(cpu.and_then(|c| c.supported_architectures.as_ref()))
         }
-        "processor-info.supported-features" => {
+        TypeF::ProcessorInfoSupportedFeatures => {
             o.list(cpu.and_then(|c| c.supported_features.as_ref()))
         }
-        "processor-info.sustained-clock-speed-in-ghz" => o.s(cpu
+        TypeF::ProcessorInfoSustainedClockSpeedInGhz => o.s(cpu
             .and_then(|c| c.sustained_clock_speed_in_ghz)
             .map(|v| v.to_string())
             .as_deref()),
-        "vcpu-info.default-vcpus" => o.s(vcpu
+        TypeF::VcpuInfoDefaultVcpus => o.s(vcpu
             .and_then(|v| v.default_v_cpus)
             .map(|v| v.to_string())
             .as_deref()),
-        "vcpu-info.default-cores" => o.s(vcpu
+        TypeF::VcpuInfoDefaultCores => o.s(vcpu
             .and_then(|v| v.default_cores)
             .map(|v| v.to_string())
             .as_deref()),
-        "vcpu-info.default-threads-per-core" => o.s(vcpu
+        TypeF::VcpuInfoDefaultThreadsPerCore => o.s(vcpu
             .and_then(|v| v.default_threads_per_core)
             .map(|v| v.to_string())
             .as_deref()),
-        "vcpu-info.valid-cores" => {
+        TypeF::VcpuInfoValidCores => {
             for c in vcpu
                 .and_then(|v| v.valid_cores.as_ref())
                 .into_iter()
@@ -155,7 +201,7 @@ fn cpu_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
                 o.s(Some(&c.to_string()));
             }
         }
-        "vcpu-info.valid-threads-per-core" => {
+        TypeF::VcpuInfoValidThreadsPerCore => {
             for c in vcpu
                 .and_then(|v| v.valid_threads_per_core.as_ref())
                 .into_iter()
@@ -169,44 +215,44 @@ fn cpu_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
 }
 
 /// `ebs-info.*`.
-fn ebs_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
+fn ebs_field(t: &InstanceTypeInfo, f: TypeF, out: &mut dyn FnMut(&str)) {
     let mut o = Out(out);
     let ebs = t.ebs_info.as_ref();
     let opt = ebs.and_then(|e| e.ebs_optimized_info.as_ref());
-    match name {
-        "ebs-info.attachment-limit-type" => {
+    match f {
+        TypeF::EbsInfoAttachmentLimitType => {
             o.s(ebs.and_then(|e| e.attachment_limit_type.as_deref()))
         }
-        "ebs-info.maximum-ebs-attachments" => o.s(ebs
+        TypeF::EbsInfoMaximumEbsAttachments => o.s(ebs
             .and_then(|e| e.maximum_ebs_attachments)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-support" => {
+        TypeF::EbsInfoEbsOptimizedSupport => {
             o.s(ebs.and_then(|e| e.ebs_optimized_support.as_deref()))
         }
-        "ebs-info.encryption-support" => o.s(ebs.and_then(|e| e.encryption_support.as_deref())),
-        "ebs-info.nvme-support" => o.s(ebs.and_then(|e| e.nvme_support.as_deref())),
-        "ebs-info.ebs-optimized-info.baseline-bandwidth-in-mbps" => o.s(opt
+        TypeF::EbsInfoEncryptionSupport => o.s(ebs.and_then(|e| e.encryption_support.as_deref())),
+        TypeF::EbsInfoNvmeSupport => o.s(ebs.and_then(|e| e.nvme_support.as_deref())),
+        TypeF::EbsInfoEbsOptimizedInfoBaselineBandwidthInMbps => o.s(opt
             .and_then(|o| o.baseline_bandwidth_in_mbps)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-info.baseline-iops" => o.s(opt
+        TypeF::EbsInfoEbsOptimizedInfoBaselineIops => o.s(opt
             .and_then(|o| o.baseline_iops)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-info.baseline-throughput-in-mbps" => o.s(opt
+        TypeF::EbsInfoEbsOptimizedInfoBaselineThroughputInMbps => o.s(opt
             .and_then(|o| o.baseline_throughput_in_m_bps)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-info.maximum-bandwidth-in-mbps" => o.s(opt
+        TypeF::EbsInfoEbsOptimizedInfoMaximumBandwidthInMbps => o.s(opt
             .and_then(|o| o.maximum_bandwidth_in_mbps)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-info.maximum-iops" => o.s(opt
+        TypeF::EbsInfoEbsOptimizedInfoMaximumIops => o.s(opt
             .and_then(|o| o.maximum_iops)
             .map(|v| v.to_string())
             .as_deref()),
-        "ebs-info.ebs-optimized-info.maximum-throughput-in-mbps" => o.s(opt
+        TypeF::EbsInfoEbsOptimizedInfoMaximumThroughputInMbps => o.s(opt
             .and_then(|o| o.maximum_throughput_in_m_bps)
             .map(|v| v.to_string())
             .as_deref()),
@@ -215,25 +261,25 @@ fn ebs_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
 }
 
 /// `instance-storage-info.*`.
-fn storage_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
+fn storage_field(t: &InstanceTypeInfo, f: TypeF, out: &mut dyn FnMut(&str)) {
     let mut o = Out(out);
     let store = t.instance_storage_info.as_ref();
-    match name {
-        "instance-storage-info.total-size-in-gb" => o.s(store
+    match f {
+        TypeF::InstanceStorageInfoTotalSizeInGb => o.s(store
             .and_then(|i| i.total_size_in_gb)
             .map(|v| v.to_string())
             .as_deref()),
-        "instance-storage-info.nvme-support" => o.s(store.and_then(|i| i.nvme_support.as_deref())),
-        "instance-storage-info.encryption-support" => {
+        TypeF::InstanceStorageInfoNvmeSupport => o.s(store.and_then(|i| i.nvme_support.as_deref())),
+        TypeF::InstanceStorageInfoEncryptionSupport => {
             o.s(store.and_then(|i| i.encryption_support.as_deref()))
         }
-        "instance-storage-info.disk.count"
-        | "instance-storage-info.disk.size-in-gb"
-        | "instance-storage-info.disk.type" => {
+        TypeF::InstanceStorageInfoDiskCount
+        | TypeF::InstanceStorageInfoDiskSizeInGb
+        | TypeF::InstanceStorageInfoDiskType => {
             for d in store.and_then(|i| i.disks.as_ref()).into_iter().flatten() {
-                let v = match name {
-                    "instance-storage-info.disk.count" => d.count.map(|v| v.to_string()),
-                    "instance-storage-info.disk.size-in-gb" => d.size_in_gb.map(|v| v.to_string()),
+                let v = match f {
+                    TypeF::InstanceStorageInfoDiskCount => d.count.map(|v| v.to_string()),
+                    TypeF::InstanceStorageInfoDiskSizeInGb => d.size_in_gb.map(|v| v.to_string()),
                     _ => d.r#type.clone(),
                 };
                 o.s(v.as_deref());
@@ -244,108 +290,49 @@ fn storage_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
 }
 
 /// `network-info.*`.
-fn network_field(t: &InstanceTypeInfo, name: &str, out: &mut dyn FnMut(&str)) {
+fn network_field(t: &InstanceTypeInfo, f: TypeF, out: &mut dyn FnMut(&str)) {
     let mut o = Out(out);
     let net = t.network_info.as_ref();
-    match name {
-        "network-info.efa-supported" => o.s(b(net.and_then(|n| n.efa_supported))),
-        "network-info.ena-support" => o.s(net.and_then(|n| n.ena_support.as_deref())),
-        "network-info.encryption-in-transit-supported" => {
+    match f {
+        TypeF::NetworkInfoEfaSupported => o.s(b(net.and_then(|n| n.efa_supported))),
+        TypeF::NetworkInfoEnaSupport => o.s(net.and_then(|n| n.ena_support.as_deref())),
+        TypeF::NetworkInfoEncryptionInTransitSupported => {
             o.s(b(net.and_then(|n| n.encryption_in_transit_supported)))
         }
-        "network-info.ipv6-supported" => o.s(b(net.and_then(|n| n.ipv6_supported))),
-        "network-info.flexible-ena-queues-support" => {
+        TypeF::NetworkInfoIpv6Supported => o.s(b(net.and_then(|n| n.ipv6_supported))),
+        TypeF::NetworkInfoFlexibleEnaQueuesSupport => {
             o.s(net.and_then(|n| n.flexible_ena_queues_support.as_deref()))
         }
-        "network-info.ipv4-addresses-per-interface" => o.s(net
+        TypeF::NetworkInfoIpv4AddressesPerInterface => o.s(net
             .and_then(|n| n.ipv4_addresses_per_interface)
             .map(|v| v.to_string())
             .as_deref()),
-        "network-info.ipv6-addresses-per-interface" => o.s(net
+        TypeF::NetworkInfoIpv6AddressesPerInterface => o.s(net
             .and_then(|n| n.ipv6_addresses_per_interface)
             .map(|v| v.to_string())
             .as_deref()),
-        "network-info.maximum-network-cards" => o.s(net
+        TypeF::NetworkInfoMaximumNetworkCards => o.s(net
             .and_then(|n| n.maximum_network_cards)
             .map(|v| v.to_string())
             .as_deref()),
-        "network-info.maximum-network-interfaces" => o.s(net
+        TypeF::NetworkInfoMaximumNetworkInterfaces => o.s(net
             .and_then(|n| n.maximum_network_interfaces)
             .map(|v| v.to_string())
             .as_deref()),
-        "network-info.network-performance" => {
+        TypeF::NetworkInfoNetworkPerformance => {
             o.s(net.and_then(|n| n.network_performance.as_deref()))
         }
-        "network-info.efa-info.maximum-efa-interfaces" => o.s(net
+        TypeF::NetworkInfoEfaInfoMaximumEfaInterfaces => o.s(net
             .and_then(|n| n.efa_info.as_ref())
             .and_then(|e| e.maximum_efa_interfaces)
             .map(|v| v.to_string())
             .as_deref()),
-        "network-info.bandwidth-weightings" => {
+        TypeF::NetworkInfoBandwidthWeightings => {
             o.list(net.and_then(|n| n.bandwidth_weightings.as_ref()))
         }
         _ => {}
     }
 }
-
-const TYPE_FILTERS: &[&str] = &[
-    "auto-recovery-supported",
-    "bare-metal",
-    "burstable-performance-supported",
-    "current-generation",
-    "dedicated-hosts-supported",
-    "ebs-info.attachment-limit-type",
-    "ebs-info.maximum-ebs-attachments",
-    "ebs-info.ebs-optimized-info.baseline-bandwidth-in-mbps",
-    "ebs-info.ebs-optimized-info.baseline-iops",
-    "ebs-info.ebs-optimized-info.baseline-throughput-in-mbps",
-    "ebs-info.ebs-optimized-info.maximum-bandwidth-in-mbps",
-    "ebs-info.ebs-optimized-info.maximum-iops",
-    "ebs-info.ebs-optimized-info.maximum-throughput-in-mbps",
-    "ebs-info.ebs-optimized-support",
-    "ebs-info.encryption-support",
-    "ebs-info.nvme-support",
-    "free-tier-eligible",
-    "hibernation-supported",
-    "hypervisor",
-    "instance-storage-info.disk.count",
-    "instance-storage-info.disk.size-in-gb",
-    "instance-storage-info.disk.type",
-    "instance-storage-info.encryption-support",
-    "instance-storage-info.nvme-support",
-    "instance-storage-info.total-size-in-gb",
-    "instance-storage-supported",
-    "instance-type",
-    "memory-info.size-in-mib",
-    "network-info.bandwidth-weightings",
-    "network-info.efa-info.maximum-efa-interfaces",
-    "network-info.efa-supported",
-    "network-info.ena-support",
-    "network-info.flexible-ena-queues-support",
-    "network-info.encryption-in-transit-supported",
-    "network-info.ipv4-addresses-per-interface",
-    "network-info.ipv6-addresses-per-interface",
-    "network-info.ipv6-supported",
-    "network-info.maximum-network-cards",
-    "network-info.maximum-network-interfaces",
-    "network-info.network-performance",
-    "nitro-enclaves-support",
-    "nitro-tpm-support",
-    "nitro-tpm-info.supported-versions",
-    "processor-info.supported-architecture",
-    "processor-info.sustained-clock-speed-in-ghz",
-    "processor-info.supported-features",
-    "reboot-migration-support",
-    "supported-boot-mode",
-    "supported-root-device-type",
-    "supported-usage-class",
-    "supported-virtualization-type",
-    "vcpu-info.default-cores",
-    "vcpu-info.default-threads-per-core",
-    "vcpu-info.default-vcpus",
-    "vcpu-info.valid-cores",
-    "vcpu-info.valid-threads-per-core",
-];
 
 const TYPES_OP: &str = "DescribeInstanceTypes";
 
@@ -353,7 +340,7 @@ pub fn describe_instance_types(
     ctx: &RequestContext,
     input: DescribeInstanceTypesRequest,
 ) -> Result<DescribeInstanceTypesResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), TYPE_FILTERS, false).map_err(rule)?;
+    let fs = filters::compile::<TypeF>(input.filters, &[])?;
     let limit = paging::max_results(input.max_results, 5, 100)?.unwrap_or(100);
     let after = paging::cursor(TYPES_OP, input.next_token.as_deref())?;
     let names = input.instance_types.unwrap_or_default();
@@ -400,12 +387,11 @@ pub fn describe_instance_types(
 
 struct OfferingView<'a>(&'a InstanceTypeOffering);
 
-impl Filterable for OfferingView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
-        let v = match name {
-            "instance-type" => self.0.instance_type.as_deref(),
-            "location" => self.0.location.as_deref(),
-            _ => None,
+impl Filterable<OfferF> for OfferingView<'_> {
+    fn field(&self, f: OfferF, out: &mut dyn FnMut(&str)) {
+        let v = match f {
+            OfferF::InstanceType => self.0.instance_type.as_deref(),
+            OfferF::Location => self.0.location.as_deref(),
         };
         if let Some(v) = v {
             out(v)
@@ -419,12 +405,7 @@ pub fn describe_offerings(
     ctx: &RequestContext,
     input: DescribeInstanceTypeOfferingsRequest,
 ) -> Result<DescribeInstanceTypeOfferingsResult, Ec2Error> {
-    let fs = Filters::compile(
-        &filters(input.filters),
-        &["instance-type", "location"],
-        false,
-    )
-    .map_err(rule)?;
+    let fs = filters::compile::<OfferF>(input.filters, &[])?;
     let limit = paging::max_results(input.max_results, 5, 1000)?.unwrap_or(1000);
     let after = paging::cursor(OFFERINGS_OP, input.next_token.as_deref())?;
     let location_type = input.location_type.unwrap_or_else(|| "region".into());

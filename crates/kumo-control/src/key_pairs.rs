@@ -1,13 +1,15 @@
 //! Key pairs: CreateKeyPair, ImportKeyPair, DescribeKeyPairs, DeleteKeyPair.
 
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::keygen;
 use crate::scope;
 use crate::tags::{self, Tagged};
+use kumo_ec2_wire::filters::DescribeKeyPairs as F;
 use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::FilterName;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_store::{Query, Read, Store, StoreError};
 
 pub use crate::records::key_pair::KeyPairRecord;
@@ -137,15 +139,15 @@ pub fn import(
 
 struct View<'a>(&'a Tagged<KeyPairRecord>);
 
-impl Filterable for View<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<F> for View<'_> {
+    fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
+        let _name = f.name();
         let k = &self.0.item;
-        match name {
-            "key-pair-id" => out(&k.id),
-            "key-name" => out(&k.name),
-            "fingerprint" => out(&k.fingerprint),
-            "key-type" => out(&k.key_type),
-            _ => {}
+        match f {
+            F::KeyPairId => out(&k.id),
+            F::KeyName => out(&k.name),
+            F::Fingerprint => out(&k.fingerprint),
+            F::KeyType => out(&k.key_type),
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -166,12 +168,7 @@ pub fn describe(
     ctx: &RequestContext,
     input: DescribeKeyPairsRequest,
 ) -> Result<DescribeKeyPairsResult, Ec2Error> {
-    let fs = Filters::compile(
-        &filters(input.filters),
-        &["key-pair-id", "key-name", "fingerprint", "key-type"],
-        true,
-    )
-    .map_err(rule)?;
+    let fs = filters::compile::<F>(input.filters, &[])?;
     let names = input.key_names.unwrap_or_default();
     let ids = input.key_pair_ids.unwrap_or_default();
     let asked_names =
@@ -203,8 +200,8 @@ pub fn describe(
                     )));
                 }
             }
-            let q_names = restrict(asked_names.clone(), fs.exact("key-name"));
-            let q_ids = restrict(asked_ids.clone(), fs.exact("key-pair-id"));
+            let q_names = restrict(asked_names.clone(), fs.exact(F::KeyName));
+            let q_ids = restrict(asked_ids.clone(), fs.exact(F::KeyPairId));
             let tag = fs.exact_tag();
             let rows: Vec<KeyPairRecord> = v.list(
                 s,

@@ -4,8 +4,8 @@
 //! message, as AWS does, rather than failing the call.
 
 use crate::core::describe::{self, Push};
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::core::idempotency;
 use crate::core::ids::new_id;
 use crate::enis::{self, NewEni, Want};
@@ -13,9 +13,10 @@ use crate::network::NetState;
 use crate::records::net::*;
 use crate::scope;
 use crate::tags::{self, Tagged};
+use kumo_ec2_wire::filters::DescribeNatGateways as F;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_store::{Query, Read, Scope, Store};
 
 pub fn not_found(id: &str) -> Ec2Error {
@@ -230,15 +231,14 @@ fn wire(t: &Tagged<NatGatewayRecord>) -> NatGateway {
 
 struct NatView<'a>(&'a Tagged<NatGatewayRecord>);
 
-impl Filterable for NatView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<F> for NatView<'_> {
+    fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
         let n = &self.0.item;
-        match name {
-            "nat-gateway-id" => out(&n.id),
-            "state" => out(&n.state),
-            "subnet-id" => out(&n.subnet_id),
-            "vpc-id" => out(&n.vpc_id),
-            _ => {}
+        match f {
+            F::NatGatewayId => out(&n.id),
+            F::State => out(&n.state),
+            F::SubnetId => out(&n.subnet_id),
+            F::VpcId => out(&n.vpc_id),
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -251,21 +251,16 @@ pub fn describe(
     ctx: &RequestContext,
     input: DescribeNatGatewaysRequest,
 ) -> Result<DescribeNatGatewaysResult, Ec2Error> {
-    let fs = Filters::compile(
-        &filters(input.filter),
-        &["nat-gateway-id", "state", "subnet-id", "vpc-id"],
-        true,
-    )
-    .map_err(rule)?;
+    let fs = filters::compile::<F>(input.filter, &[])?;
     let ids = input.nat_gateway_ids.unwrap_or_default();
     let req = describe::Request {
         op: "DescribeNatGateways",
         ids: &ids,
         not_found: &not_found,
         push: Push {
-            ids: fs.exact("nat-gateway-id"),
-            vpcs: fs.exact("vpc-id"),
-            subnets: fs.exact("subnet-id"),
+            ids: fs.exact(F::NatGatewayId),
+            vpcs: fs.exact(F::VpcId),
+            subnets: fs.exact(F::SubnetId),
             tag: fs.exact_tag(),
         },
         max_results: input.max_results,

@@ -1,21 +1,22 @@
 //! DescribeRegions and DescribeAvailabilityZones.
 
-use crate::core::error::rule;
-use crate::core::filters::filters;
+use crate::core::filters;
+use kumo_ec2_wire::filters::{DescribeAvailabilityZones as ZoneF, DescribeRegions as RegionF};
 use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::FilterName;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_model::regions::{self, Region, Zone};
 
 struct RegionView<'a>(&'a Region);
 
-impl Filterable for RegionView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
-        match name {
-            "endpoint" => out(&self.0.endpoint()),
-            "opt-in-status" => out(self.0.opt_in_status),
-            "region-name" => out(self.0.name),
-            _ => {}
+impl Filterable<RegionF> for RegionView<'_> {
+    fn field(&self, f: RegionF, out: &mut dyn FnMut(&str)) {
+        let _name = f.name();
+        match f {
+            RegionF::Endpoint => out(&self.0.endpoint()),
+            RegionF::OptInStatus => out(self.0.opt_in_status),
+            RegionF::RegionName => out(self.0.name),
         }
     }
 }
@@ -24,12 +25,7 @@ pub fn describe_regions(
     _ctx: &RequestContext,
     input: DescribeRegionsRequest,
 ) -> Result<DescribeRegionsResult, Ec2Error> {
-    let fs = Filters::compile(
-        &filters(input.filters),
-        &["endpoint", "opt-in-status", "region-name"],
-        false,
-    )
-    .map_err(rule)?;
+    let fs = filters::compile::<RegionF>(input.filters, &[])?;
     let names = input.region_names.unwrap_or_default();
     for n in &names {
         if regions::get(n).is_none() {
@@ -66,42 +62,31 @@ struct ZoneView<'a> {
     group: String,
 }
 
-impl Filterable for ZoneView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
-        match name {
-            "group-name" => out(&self.group),
-            "group-long-name" => out(&self.region.group_long_name()),
-            "opt-in-status" => out("opt-in-not-required"),
-            "region-name" => out(self.region.name),
-            "state" => out("available"),
-            "zone-id" => out(self.zone.id),
-            "zone-name" => out(self.zone.name),
-            "zone-type" => out("availability-zone"),
+impl Filterable<ZoneF> for ZoneView<'_> {
+    fn field(&self, f: ZoneF, out: &mut dyn FnMut(&str)) {
+        let _name = f.name();
+        match f {
+            ZoneF::GroupName => out(&self.group),
+            ZoneF::GroupLongName => out(&self.region.group_long_name()),
+            ZoneF::OptInStatus => out("opt-in-not-required"),
+            ZoneF::RegionName => out(self.region.name),
+            ZoneF::State => out("available"),
+            ZoneF::ZoneId => out(self.zone.id),
+            ZoneF::ZoneName => out(self.zone.name),
+            ZoneF::ZoneType => out("availability-zone"),
             // Standard zones have no messages and no parent zone.
-            _ => {}
+            // Availability Zones have no parent zone (only Local and Wavelength Zones do) and
+            // no message.
+            ZoneF::Message | ZoneF::ParentZoneId | ZoneF::ParentZoneName => {}
         }
     }
 }
-
-const ZONE_FILTERS: &[&str] = &[
-    "group-long-name",
-    "group-name",
-    "message",
-    "opt-in-status",
-    "parent-zone-id",
-    "parent-zone-name",
-    "region-name",
-    "state",
-    "zone-id",
-    "zone-name",
-    "zone-type",
-];
 
 pub fn describe_availability_zones(
     ctx: &RequestContext,
     input: DescribeAvailabilityZonesRequest,
 ) -> Result<DescribeAvailabilityZonesResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), ZONE_FILTERS, false).map_err(rule)?;
+    let fs = filters::compile::<ZoneF>(input.filters, &[])?;
     let region = regions::get(&ctx.region);
     let zones: &[Zone] = region.map(|r| r.zones.as_slice()).unwrap_or(&[]);
     let names = input.zone_names.unwrap_or_default();

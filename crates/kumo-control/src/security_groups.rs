@@ -1,17 +1,21 @@
 //! Security groups and their rules.
 
 use crate::core::describe::{self, Push};
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::core::ids::new_id;
 use crate::core::paging;
 use crate::network;
 use crate::records::net::*;
 use crate::scope;
 use crate::tags::{self, Tagged};
+use kumo_ec2_wire::filters::{
+    DescribeSecurityGroupRules as RuleF, DescribeSecurityGroups as GroupF,
+};
 use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::FilterName;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_store::{Query, Read, Scope, Store, StoreError, Tx};
 use std::collections::HashMap;
 
@@ -748,48 +752,53 @@ struct GroupView<'a> {
     names: &'a HashMap<String, String>,
 }
 
-impl Filterable for GroupView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<GroupF> for GroupView<'_> {
+    fn field(&self, f: GroupF, out: &mut dyn FnMut(&str)) {
+        use GroupF as G;
         let g = &self.t.item;
-        let (rules, field) = match name.strip_prefix("egress.") {
-            Some(rest) => (&g.egress, rest),
-            None => (&g.ingress, name),
+        let rules = if f.name().starts_with("egress.") {
+            &g.egress
+        } else {
+            &g.ingress
         };
-        match field {
-            "description" => out(&g.description),
-            "group-id" => out(&g.id),
-            "group-name" => out(&g.name),
-            "owner-id" => out(self.owner),
-            "vpc-id" => out(&g.vpc_id),
-            "ip-permission.cidr" => rules
+        match f {
+            G::Description => out(&g.description),
+            G::GroupId => out(&g.id),
+            G::GroupName => out(&g.name),
+            G::OwnerId => out(self.owner),
+            G::VpcId => out(&g.vpc_id),
+            G::IpPermissionCidr | G::EgressIpPermissionCidr => rules
                 .iter()
                 .filter_map(|r| r.cidr.as_deref())
                 .for_each(&mut *out),
-            "ip-permission.ipv6-cidr" => rules
+            G::IpPermissionIpv6Cidr | G::EgressIpPermissionIpv6Cidr => rules
                 .iter()
                 .filter_map(|r| r.cidr_ipv6.as_deref())
                 .for_each(&mut *out),
-            "ip-permission.from-port" => rules
+            G::IpPermissionFromPort | G::EgressIpPermissionFromPort => rules
                 .iter()
                 .for_each(|r| out(&r.from_port.unwrap_or(-1).to_string())),
-            "ip-permission.to-port" => rules
+            G::IpPermissionToPort | G::EgressIpPermissionToPort => rules
                 .iter()
                 .for_each(|r| out(&r.to_port.unwrap_or(-1).to_string())),
-            "ip-permission.protocol" => rules.iter().for_each(|r| out(&r.protocol)),
-            "ip-permission.group-id" => rules
+            G::IpPermissionProtocol | G::EgressIpPermissionProtocol => {
+                rules.iter().for_each(|r| out(&r.protocol))
+            }
+            G::IpPermissionGroupId | G::EgressIpPermissionGroupId => rules
                 .iter()
                 .filter_map(|r| r.group_id.as_deref())
                 .for_each(&mut *out),
-            "ip-permission.group-name" => rules
+            G::IpPermissionGroupName | G::EgressIpPermissionGroupName => rules
                 .iter()
                 .filter_map(|r| r.group_id.as_ref().and_then(|g| self.names.get(g)))
                 .map(String::as_str)
                 .for_each(&mut *out),
-            "ip-permission.user-id" => rules
+            G::IpPermissionUserId | G::EgressIpPermissionUserId => rules
                 .iter()
                 .filter(|r| r.group_id.is_some())
                 .for_each(|_| out(self.owner)),
-            _ => {}
+            // No rule references a prefix list: `PrefixListIds` are refused.
+            G::IpPermissionPrefixListId | G::EgressIpPermissionPrefixListId => {}
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -797,38 +806,12 @@ impl Filterable for GroupView<'_> {
     }
 }
 
-const GROUP_FILTERS: &[&str] = &[
-    "description",
-    "egress.ip-permission.cidr",
-    "egress.ip-permission.from-port",
-    "egress.ip-permission.group-id",
-    "egress.ip-permission.group-name",
-    "egress.ip-permission.ipv6-cidr",
-    "egress.ip-permission.prefix-list-id",
-    "egress.ip-permission.protocol",
-    "egress.ip-permission.to-port",
-    "egress.ip-permission.user-id",
-    "group-id",
-    "group-name",
-    "ip-permission.cidr",
-    "ip-permission.from-port",
-    "ip-permission.group-id",
-    "ip-permission.group-name",
-    "ip-permission.ipv6-cidr",
-    "ip-permission.prefix-list-id",
-    "ip-permission.protocol",
-    "ip-permission.to-port",
-    "ip-permission.user-id",
-    "owner-id",
-    "vpc-id",
-];
-
 pub fn describe_groups(
     store: &Store,
     ctx: &RequestContext,
     input: DescribeSecurityGroupsRequest,
 ) -> Result<DescribeSecurityGroupsResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), GROUP_FILTERS, true).map_err(rule)?;
+    let fs = filters::compile::<GroupF>(input.filters, &[])?;
     let s = scope(ctx);
     let mut ids = input.group_ids.unwrap_or_default();
     let (page, next) = store
@@ -841,7 +824,7 @@ pub fn describe_groups(
                 op: "DescribeSecurityGroups",
                 ids: &ids,
                 not_found: &not_found,
-                push: Push::filters(&fs, "group-id", Some("vpc-id")),
+                push: Push::filters(&fs, GroupF::GroupId, Some(GroupF::VpcId)),
                 max_results: input.max_results,
                 bounds: (5, 1000),
                 next_token: input.next_token.as_deref(),
@@ -863,22 +846,21 @@ pub fn describe_groups(
 
 struct RuleView<'a>(&'a SecurityGroupRule);
 
-impl Filterable for RuleView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
-        match name {
-            "group-id" => self
+impl Filterable<RuleF> for RuleView<'_> {
+    fn field(&self, f: RuleF, out: &mut dyn FnMut(&str)) {
+        match f {
+            RuleF::GroupId => self
                 .0
                 .group_id
                 .iter()
                 .map(String::as_str)
                 .for_each(&mut *out),
-            "security-group-rule-id" => self
+            RuleF::SecurityGroupRuleId => self
                 .0
                 .security_group_rule_id
                 .iter()
                 .map(String::as_str)
                 .for_each(&mut *out),
-            _ => {}
         }
     }
 }
@@ -888,18 +870,13 @@ pub fn describe_rules(
     ctx: &RequestContext,
     input: DescribeSecurityGroupRulesRequest,
 ) -> Result<DescribeSecurityGroupRulesResult, Ec2Error> {
-    let fs = Filters::compile(
-        &filters(input.filters),
-        &["group-id", "security-group-rule-id"],
-        true,
-    )
-    .map_err(rule)?;
+    let fs = filters::compile::<RuleF>(input.filters, &[])?;
     let limit = paging::max_results(input.max_results, 5, 1000)?;
     let after = paging::cursor("DescribeSecurityGroupRules", input.next_token.as_deref())?;
     let s = scope(ctx);
     let groups: Vec<SecurityGroupRecord> = store
         .read(|v| {
-            let ids = fs.exact("group-id");
+            let ids = fs.exact(RuleF::GroupId);
             v.list(
                 s,
                 &Query {

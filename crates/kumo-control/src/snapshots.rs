@@ -4,8 +4,8 @@
 //! its parent first, so every later snapshot and volume keeps its bytes.
 
 use crate::core::describe::{self, Push};
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::core::ids::new_id;
 use crate::host::{delete_file, freeze_files};
 use crate::records::snapshot::SnapshotRecord;
@@ -14,9 +14,10 @@ use crate::repo::snapshot::not_found;
 use crate::repo::volume::get_volume;
 use crate::tags::{self, Tagged};
 use crate::{scope, Kumo};
+use kumo_ec2_wire::filters::DescribeSnapshots as F;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_store::{Query, Read, Scope, Tx};
 
 /// Records a snapshot of a volume inside a write: the snapshot takes over the volume's top
@@ -181,21 +182,23 @@ struct SnapView<'a>(
     &'static str,
 );
 
-impl Filterable for SnapView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<F> for SnapView<'_> {
+    fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
         let x = &self.0.item;
-        match name {
-            "snapshot-id" => out(&x.id),
-            "volume-id" => out(&x.volume_id),
-            "volume-size" => out(&x.volume_size.to_string()),
-            "description" => out(&x.description),
-            "encrypted" => out(if x.encrypted { "true" } else { "false" }),
-            "owner-id" => out(self.1),
-            "status" => out(self.2),
-            "progress" => out(self.3),
-            "start-time" => out(&DateTime(x.start_ms).to_iso8601()),
-            "storage-tier" => out("standard"),
-            _ => {}
+        match f {
+            F::SnapshotId => out(&x.id),
+            F::VolumeId => out(&x.volume_id),
+            F::VolumeSize => out(&x.volume_size.to_string()),
+            F::Description => out(&x.description),
+            F::Encrypted => out(if x.encrypted { "true" } else { "false" }),
+            F::OwnerId => out(self.1),
+            F::Status => out(self.2),
+            F::Progress => out(self.3),
+            F::StartTime => out(&DateTime(x.start_ms).to_iso8601()),
+            F::StorageTier => out("standard"),
+            // An account's own snapshots have no owner alias, and none was copied with a
+            // completion duration (time-based copy).
+            F::OwnerAlias | F::TransferType => {}
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -203,27 +206,12 @@ impl Filterable for SnapView<'_> {
     }
 }
 
-const SNAPSHOT_FILTERS: &[&str] = &[
-    "description",
-    "encrypted",
-    "owner-alias",
-    "owner-id",
-    "progress",
-    "snapshot-id",
-    "start-time",
-    "status",
-    "storage-tier",
-    "transfer-type",
-    "volume-id",
-    "volume-size",
-];
-
 pub fn describe(
     k: &Kumo,
     ctx: &RequestContext,
     input: DescribeSnapshotsRequest,
 ) -> Result<DescribeSnapshotsResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), SNAPSHOT_FILTERS, true).map_err(rule)?;
+    let fs = filters::compile::<F>(input.filters, &[])?;
     let ids = input.snapshot_ids.unwrap_or_default();
     let owners = input.owner_ids.unwrap_or_default();
     let restorable = input.restorable_by_user_ids.unwrap_or_default();
@@ -284,7 +272,7 @@ pub fn describe(
             op: "DescribeSnapshots",
             ids: &ids,
             not_found: &not_found,
-            push: Push::filters(&fs, "snapshot-id", None),
+            push: Push::filters(&fs, F::SnapshotId, None),
             max_results: input.max_results,
             bounds: (5, 1000),
             next_token: input.next_token.as_deref(),

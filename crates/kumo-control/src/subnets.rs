@@ -1,18 +1,19 @@
 //! Subnets and subnet CIDR reservations.
 
 use crate::core::describe::{self, Push};
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::core::ids::new_id;
 use crate::network::{self, NetState};
 use crate::records::net::*;
 use crate::scope;
 use crate::tags::{self, Tagged};
 use crate::vpcs::{get_vpc, parse_cidr};
+use kumo_ec2_wire::filters::{DescribeSubnets as SubnetF, GetSubnetCidrReservations as ResF};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::cidr::Cidr;
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_model::regions;
 use kumo_store::{Query, Read, Scope, Store};
 use std::collections::HashMap;
@@ -290,34 +291,40 @@ fn tf(b: bool) -> &'static str {
     }
 }
 
-impl Filterable for SubnetView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<SubnetF> for SubnetView<'_> {
+    fn field(&self, f: SubnetF, out: &mut dyn FnMut(&str)) {
         let sn = &self.t.item;
-        match name {
+        match f {
             // The camel-case names are AWS's aliases (Terraform's aws_default_subnet sends
             // `availabilityZone`).
-            "availability-zone" | "availabilityZone" => out(&sn.zone),
-            "availability-zone-id" | "availabilityZoneId" => out(&sn.zone_id),
-            "available-ip-address-count" => out(&self.available),
-            "cidr-block" | "cidr" | "cidrBlock" => out(&sn.cidr),
-            "default-for-az" | "defaultForAz" => out(tf(sn.default_for_az)),
-            "enable-dns64" => out(tf(sn.enable_dns64)),
-            "ipv6-native" => out("false"),
-            "map-customer-owned-ip-on-launch" => out("false"),
-            "map-public-ip-on-launch" => out(tf(sn.map_public_ip_on_launch)),
-            "owner-id" => out(self.owner),
-            "private-dns-name-options-on-launch.hostname-type" => out(&sn.hostname_type),
-            "private-dns-name-options-on-launch.enable-resource-name-dns-a-record" => {
+            SubnetF::AvailabilityZone => out(&sn.zone),
+            SubnetF::AvailabilityZoneId => out(&sn.zone_id),
+            SubnetF::AvailableIpAddressCount => out(&self.available),
+            SubnetF::CidrBlock => out(&sn.cidr),
+            SubnetF::DefaultForAz => out(tf(sn.default_for_az)),
+            SubnetF::EnableDns64 => out(tf(sn.enable_dns64)),
+            SubnetF::Ipv6Native => out("false"),
+            SubnetF::MapCustomerOwnedIpOnLaunch => out("false"),
+            SubnetF::MapPublicIpOnLaunch => out(tf(sn.map_public_ip_on_launch)),
+            SubnetF::OwnerId => out(self.owner),
+            SubnetF::PrivateDnsNameOptionsOnLaunchHostnameType => out(&sn.hostname_type),
+            SubnetF::PrivateDnsNameOptionsOnLaunchEnableResourceNameDnsARecord => {
                 out(tf(sn.resource_name_dns_a_record))
             }
-            "private-dns-name-options-on-launch.enable-resource-name-dns-aaaa-record" => {
+            SubnetF::PrivateDnsNameOptionsOnLaunchEnableResourceNameDnsAaaaRecord => {
                 out(tf(sn.resource_name_dns_aaaa_record))
             }
-            "state" => out("available"),
-            "subnet-arn" => out(&arn(self.region, self.owner, &sn.id)),
-            "subnet-id" => out(&sn.id),
-            "vpc-id" => out(&sn.vpc_id),
-            _ => {}
+            SubnetF::State => out("available"),
+            SubnetF::SubnetArn => out(&arn(self.region, self.owner, &sn.id)),
+            SubnetF::SubnetId => out(&sn.id),
+            SubnetF::VpcId => out(&sn.vpc_id),
+            // No subnet is on an Outpost, and subnets have no IPv6 yet.
+            SubnetF::CustomerOwnedIpv4Pool
+            | SubnetF::EnableLniAtDeviceIndex
+            | SubnetF::Ipv6CidrBlockAssociationAssociationId
+            | SubnetF::Ipv6CidrBlockAssociationIpv6CidrBlock
+            | SubnetF::Ipv6CidrBlockAssociationState
+            | SubnetF::OutpostArn => {}
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -325,50 +332,19 @@ impl Filterable for SubnetView<'_> {
     }
 }
 
-const SUBNET_FILTERS: &[&str] = &[
-    "availability-zone",
-    "availabilityZone",
-    "availability-zone-id",
-    "availabilityZoneId",
-    "available-ip-address-count",
-    "cidr-block",
-    "cidr",
-    "cidrBlock",
-    "customer-owned-ipv4-pool",
-    "default-for-az",
-    "defaultForAz",
-    "enable-dns64",
-    "enable-lni-at-device-index",
-    "ipv6-cidr-block-association.ipv6-cidr-block",
-    "ipv6-cidr-block-association.association-id",
-    "ipv6-cidr-block-association.state",
-    "ipv6-native",
-    "map-customer-owned-ip-on-launch",
-    "map-public-ip-on-launch",
-    "outpost-arn",
-    "owner-id",
-    "private-dns-name-options-on-launch.hostname-type",
-    "private-dns-name-options-on-launch.enable-resource-name-dns-a-record",
-    "private-dns-name-options-on-launch.enable-resource-name-dns-aaaa-record",
-    "state",
-    "subnet-arn",
-    "subnet-id",
-    "vpc-id",
-];
-
 pub fn describe_subnets(
     store: &Store,
     ctx: &RequestContext,
     input: DescribeSubnetsRequest,
 ) -> Result<DescribeSubnetsResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), SUBNET_FILTERS, true).map_err(rule)?;
+    let fs = filters::compile::<SubnetF>(input.filters, &[])?;
     let ids = input.subnet_ids.unwrap_or_default();
     let s = scope(ctx);
     let req = describe::Request {
         op: "DescribeSubnets",
         ids: &ids,
         not_found: &not_found,
-        push: Push::filters(&fs, "subnet-id", Some("vpc-id")),
+        push: Push::filters(&fs, SubnetF::SubnetId, Some(SubnetF::VpcId)),
         max_results: input.max_results,
         bounds: (5, 1000),
         next_token: input.next_token.as_deref(),
@@ -550,16 +526,14 @@ pub fn create_reservation(
     })
 }
 
-struct ReservationView<'a>(&'a Tagged<ReservationRecord>, &'a str);
+struct ReservationView<'a>(&'a Tagged<ReservationRecord>);
 
-impl Filterable for ReservationView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<ResF> for ReservationView<'_> {
+    fn field(&self, f: ResF, out: &mut dyn FnMut(&str)) {
         let r = &self.0.item;
-        match name {
-            "reservationType" => out(&r.kind),
-            "subnet-id" => out(&r.subnet_id),
-            "owner-id" => out(self.1),
-            _ => {}
+        match f {
+            ResF::ReservationType => out(&r.kind),
+            ResF::SubnetId => out(&r.subnet_id),
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -572,12 +546,7 @@ pub fn get_reservations(
     ctx: &RequestContext,
     input: GetSubnetCidrReservationsRequest,
 ) -> Result<GetSubnetCidrReservationsResult, Ec2Error> {
-    let fs = Filters::compile(
-        &filters(input.filters),
-        &["reservationType", "subnet-id", "owner-id"],
-        true,
-    )
-    .map_err(rule)?;
+    let fs = filters::compile::<ResF>(input.filters, &[])?;
     let s = scope(ctx);
     store
         .read(|v| get_subnet(v, s, &input.subnet_id))
@@ -596,7 +565,7 @@ pub fn get_reservations(
         next_token: input.next_token.as_deref(),
     };
     let (page, next) = describe::read(store, s, &req, |t: &Tagged<ReservationRecord>| {
-        fs.matches(&ReservationView(t, &ctx.account_id))
+        fs.matches(&ReservationView(t))
     })?;
     if ctx.dry_run {
         return Err(Ec2Error::dry_run());

@@ -2,12 +2,13 @@
 //! `TagSpecifications` at creation.
 
 use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::filters;
 use crate::core::paging;
 use crate::scope;
+use kumo_ec2_wire::filters::DescribeTags as F;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_model::{ids, tags as rules};
 use kumo_store::{Read, Scope, Store, StoreError, TagQuery, TagRow, Tx};
 
@@ -301,14 +302,13 @@ struct TagView {
     pair: [(String, String); 1],
 }
 
-impl Filterable for TagView {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
-        match name {
-            "key" => out(&self.row.key),
-            "value" => out(&self.row.value),
-            "resource-id" => out(&self.row.resource_id),
-            "resource-type" => out(&self.row.resource_type),
-            _ => {}
+impl Filterable<F> for TagView {
+    fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
+        match f {
+            F::Key => out(&self.row.key),
+            F::Value => out(&self.row.value),
+            F::ResourceId => out(&self.row.resource_id),
+            F::ResourceType => out(&self.row.resource_type),
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -323,12 +323,7 @@ pub fn describe_tags(
     ctx: &RequestContext,
     input: DescribeTagsRequest,
 ) -> Result<DescribeTagsResult, Ec2Error> {
-    let fs = Filters::compile(
-        &filters(input.filters),
-        &["key", "value", "resource-id", "resource-type"],
-        true,
-    )
-    .map_err(rule)?;
+    let fs = filters::compile::<F>(input.filters, &[])?;
     let limit = paging::max_results(input.max_results, 5, 1000)?;
     let cursor = paging::cursor(DESCRIBE_TAGS, input.next_token.as_deref())?;
     let after = match &cursor {
@@ -339,8 +334,8 @@ pub fn describe_tags(
         })?),
         None => None,
     };
-    let ids = fs.exact("resource-id");
-    let keys = fs.exact("key");
+    let ids = fs.exact(F::ResourceId);
+    let keys = fs.exact(F::Key);
     let rows = store
         .read(|v| {
             v.list_tags(

@@ -3,7 +3,7 @@
 
 use crate::core::describe::{self, Push};
 use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::filters;
 use crate::core::idempotency;
 use crate::core::ids::new_id;
 use crate::records::instance::InstanceRecord;
@@ -11,10 +11,14 @@ use crate::records::volume::{AttachState, EbsSettings, Modification, VolAttachme
 use crate::repo::volume::{attached_to, default_kms_arn, get_volume, not_found, settings};
 use crate::tags::{self, Tagged};
 use crate::{scope, Kumo};
+use kumo_ec2_wire::filters::{
+    DescribeVolumeStatus as StatusF, DescribeVolumes as VolF, DescribeVolumesModifications as ModF,
+};
 use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::FilterName;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
 use kumo_model::ebs;
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_model::lifecycle::State;
 use kumo_store::{Query, Read, Scope, Tx};
 
@@ -290,34 +294,36 @@ pub fn delete(k: &Kumo, ctx: &RequestContext, input: DeleteVolumeRequest) -> Res
 
 struct VolumeView<'a>(&'a Tagged<VolumeRecord>, &'a str);
 
-impl Filterable for VolumeView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<VolF> for VolumeView<'_> {
+    fn field(&self, f: VolF, out: &mut dyn FnMut(&str)) {
+        let _name = f.name();
         let v = &self.0.item;
         let tf = |b: bool| if b { "true" } else { "false" };
-        match name {
-            "volume-id" => out(&v.id),
-            "volume-type" => out(&v.volume_type),
-            "size" => out(&v.size.to_string()),
-            "availability-zone" => out(&v.zone),
-            "availability-zone-id" => out(&v.zone_id),
-            "encrypted" => out(tf(v.encrypted)),
-            "multi-attach-enabled" => out(tf(v.multi_attach)),
-            "fast-restored" => out("false"),
-            "snapshot-id" => out(v.snapshot_id.as_deref().unwrap_or("")),
-            "status" => out(self.1),
-            "create-time" => out(&DateTime(v.create_ms).to_iso8601()),
-            "attachment.instance-id" => v.attachments.iter().for_each(|a| out(&a.instance_id)),
-            "attachment.device" => v.attachments.iter().for_each(|a| out(&a.device)),
-            "attachment.status" => v.attachments.iter().for_each(|a| out(a.state.name())),
-            "attachment.delete-on-termination" => v
+        match f {
+            VolF::VolumeId => out(&v.id),
+            VolF::VolumeType => out(&v.volume_type),
+            VolF::Size => out(&v.size.to_string()),
+            VolF::AvailabilityZone => out(&v.zone),
+            VolF::AvailabilityZoneId => out(&v.zone_id),
+            VolF::Encrypted => out(tf(v.encrypted)),
+            VolF::MultiAttachEnabled => out(tf(v.multi_attach)),
+            VolF::FastRestored => out("false"),
+            VolF::SnapshotId => out(v.snapshot_id.as_deref().unwrap_or("")),
+            VolF::Status => out(self.1),
+            VolF::CreateTime => out(&DateTime(v.create_ms).to_iso8601()),
+            VolF::AttachmentInstanceId => v.attachments.iter().for_each(|a| out(&a.instance_id)),
+            VolF::AttachmentDevice => v.attachments.iter().for_each(|a| out(&a.device)),
+            VolF::AttachmentStatus => v.attachments.iter().for_each(|a| out(a.state.name())),
+            VolF::AttachmentDeleteOnTermination => v
                 .attachments
                 .iter()
                 .for_each(|a| out(tf(a.delete_on_termination))),
-            "attachment.attach-time" => v
+            VolF::AttachmentAttachTime => v
                 .attachments
                 .iter()
                 .for_each(|a| out(&DateTime(a.attach_ms).to_iso8601())),
-            _ => {}
+            // Refused when compiling.
+            VolF::OperatorManaged | VolF::OperatorPrincipal => {}
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -325,38 +331,22 @@ impl Filterable for VolumeView<'_> {
     }
 }
 
-const VOLUME_FILTERS: &[&str] = &[
-    "availability-zone-id",
-    "attachment.attach-time",
-    "attachment.delete-on-termination",
-    "attachment.device",
-    "attachment.instance-id",
-    "attachment.status",
-    "availability-zone",
-    "create-time",
-    "encrypted",
-    "fast-restored",
-    "multi-attach-enabled",
-    "size",
-    "snapshot-id",
-    "status",
-    "volume-id",
-    "volume-type",
-];
-
 pub fn describe(
     k: &Kumo,
     ctx: &RequestContext,
     input: DescribeVolumesRequest,
 ) -> Result<DescribeVolumesResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), VOLUME_FILTERS, true).map_err(rule)?;
+    let fs = filters::compile::<VolF>(
+        input.filters,
+        &[VolF::OperatorManaged, VolF::OperatorPrincipal],
+    )?;
     let ids = input.volume_ids.unwrap_or_default();
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
     let req = describe::Request {
         op: "DescribeVolumes",
         ids: &ids,
         not_found: &not_found,
-        push: Push::filters(&fs, "volume-id", None),
+        push: Push::filters(&fs, VolF::VolumeId, None),
         max_results: input.max_results,
         bounds: (5, 1000),
         next_token: input.next_token.as_deref(),
@@ -741,20 +731,13 @@ pub fn describe_modifications(
     ctx: &RequestContext,
     input: DescribeVolumesModificationsRequest,
 ) -> Result<DescribeVolumesModificationsResult, Ec2Error> {
-    let allowed = &[
-        "modification-state",
-        "original-iops",
-        "original-size",
-        "original-volume-type",
-        "start-time",
-        "target-iops",
-        "target-size",
-        "target-volume-type",
-        "volume-id",
-        "original-throughput",
-        "target-throughput",
-    ];
-    let fs = Filters::compile(&filters(input.filters), allowed, false).map_err(rule)?;
+    let fs = filters::compile::<ModF>(
+        input.filters,
+        &[
+            ModF::OriginalMultiAttachEnabled,
+            ModF::TargetMultiAttachEnabled,
+        ],
+    )?;
     let s = scope(ctx);
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
     let ids = input.volume_ids.unwrap_or_default();
@@ -778,22 +761,23 @@ pub fn describe_modifications(
         ));
     }
     struct ModView<'a>(&'a VolumeModification);
-    impl Filterable for ModView<'_> {
-        fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+    impl Filterable<ModF> for ModView<'_> {
+        fn field(&self, f: ModF, out: &mut dyn FnMut(&str)) {
             let m = self.0;
-            let v = match name {
-                "modification-state" => m.modification_state.clone(),
-                "volume-id" => m.volume_id.clone(),
-                "target-size" => m.target_size.map(|x| x.to_string()),
-                "original-size" => m.original_size.map(|x| x.to_string()),
-                "target-volume-type" => m.target_volume_type.clone(),
-                "original-volume-type" => m.original_volume_type.clone(),
-                "target-iops" => m.target_iops.map(|x| x.to_string()),
-                "original-iops" => m.original_iops.map(|x| x.to_string()),
-                "target-throughput" => m.target_throughput.map(|x| x.to_string()),
-                "original-throughput" => m.original_throughput.map(|x| x.to_string()),
-                "start-time" => m.start_time.as_ref().map(|t| t.to_iso8601()),
-                _ => None,
+            let v = match f {
+                ModF::ModificationState => m.modification_state.clone(),
+                ModF::VolumeId => m.volume_id.clone(),
+                ModF::TargetSize => m.target_size.map(|x| x.to_string()),
+                ModF::OriginalSize => m.original_size.map(|x| x.to_string()),
+                ModF::TargetVolumeType => m.target_volume_type.clone(),
+                ModF::OriginalVolumeType => m.original_volume_type.clone(),
+                ModF::TargetIops => m.target_iops.map(|x| x.to_string()),
+                ModF::OriginalIops => m.original_iops.map(|x| x.to_string()),
+                ModF::TargetThroughput => m.target_throughput.map(|x| x.to_string()),
+                ModF::OriginalThroughput => m.original_throughput.map(|x| x.to_string()),
+                ModF::StartTime => m.start_time.as_ref().map(|t| t.to_iso8601()),
+                // Refused when compiling: the model's kebab-case pair, with nothing behind it.
+                ModF::OriginalMultiAttachEnabled | ModF::TargetMultiAttachEnabled => None,
             };
             if let Some(v) = v {
                 out(&v)
@@ -855,46 +839,40 @@ fn volume_status(v: &VolumeRecord, st: &str) -> (&'static str, &'static str, &'s
 
 struct StatusView<'a>(&'a VolumeRecord, (&'static str, &'static str, &'static str));
 
-impl Filterable for StatusView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<StatusF> for StatusView<'_> {
+    fn field(&self, f: StatusF, out: &mut dyn FnMut(&str)) {
         let (status, io, perf) = self.1;
-        match name {
-            "availability-zone" => out(&self.0.zone),
-            "volume-status.status" => out(status),
-            "volume-status.details-name" => {
+        match f {
+            StatusF::AvailabilityZone => out(&self.0.zone),
+            StatusF::VolumeStatusStatus => out(status),
+            StatusF::VolumeStatusDetailsName => {
                 out("io-enabled");
                 out("io-performance");
             }
-            "volume-status.details-status" => {
+            StatusF::VolumeStatusDetailsStatus => {
                 out(io);
                 out(perf);
             }
-            _ => {}
+            // No volume has a scheduled event or a pending action: the answer's `eventsSet`
+            // and `actionsSet` are empty.
+            StatusF::ActionCode
+            | StatusF::ActionDescription
+            | StatusF::ActionEventId
+            | StatusF::EventDescription
+            | StatusF::EventEventId
+            | StatusF::EventEventType
+            | StatusF::EventNotAfter
+            | StatusF::EventNotBefore => {}
         }
     }
 }
-
-const STATUS_FILTERS: &[&str] = &[
-    "action.code",
-    "action.description",
-    "action.event-id",
-    "availability-zone",
-    "event.description",
-    "event.event-id",
-    "event.event-type",
-    "event.not-after",
-    "event.not-before",
-    "volume-status.details-name",
-    "volume-status.details-status",
-    "volume-status.status",
-];
 
 pub fn describe_status(
     k: &Kumo,
     ctx: &RequestContext,
     input: DescribeVolumeStatusRequest,
 ) -> Result<DescribeVolumeStatusResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), STATUS_FILTERS, false).map_err(rule)?;
+    let fs = filters::compile::<StatusF>(input.filters, &[])?;
     let ids = input.volume_ids.unwrap_or_default();
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
     let req = describe::Request {

@@ -1,17 +1,18 @@
 //! VPCs: create, delete, describe, attributes, secondary CIDR blocks, the default VPC.
 
 use crate::core::describe::{self, Push};
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::core::ids::new_id;
 use crate::network;
 use crate::records::net::*;
 use crate::scope;
 use crate::tags::{self, Tagged};
+use kumo_ec2_wire::filters::DescribeVpcs as F;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::cidr::{is_restricted, Cidr, CidrError};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_store::{Query, Read, Scope, Store, Tx};
 
 pub fn not_found(id: &str) -> Ec2Error {
@@ -211,28 +212,32 @@ pub fn wire_vpc(ctx: &RequestContext, t: &Tagged<VpcRecord>) -> Vpc {
 
 struct VpcView<'a>(&'a Tagged<VpcRecord>, &'a str);
 
-impl Filterable for VpcView<'_> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+impl Filterable<F> for VpcView<'_> {
+    fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
         let v = &self.0.item;
-        match name {
+        match f {
             // AWS also takes `cidr-block` and `cidrBlock` (Ansible's ec2_vpc_net sends the
             // first), and `isDefault` (Terraform's default-VPC lookups).
-            "cidr" | "cidr-block" | "cidrBlock" => {
+            F::Cidr => {
                 if let Some(c) = v.cidrs.first() {
                     out(&c.cidr)
                 }
             }
-            "cidr-block-association.cidr-block" => v.cidrs.iter().for_each(|c| out(&c.cidr)),
-            "cidr-block-association.association-id" => {
+            F::CidrBlockAssociationCidrBlock => v.cidrs.iter().for_each(|c| out(&c.cidr)),
+            F::CidrBlockAssociationAssociationId => {
                 v.cidrs.iter().for_each(|c| out(&c.association_id))
             }
-            "cidr-block-association.state" => v.cidrs.iter().for_each(|_| out("associated")),
-            "dhcp-options-id" => out(&v.dhcp_options_id),
-            "is-default" | "isDefault" => out(if v.is_default { "true" } else { "false" }),
-            "owner-id" => out(self.1),
-            "state" => out("available"),
-            "vpc-id" => out(&v.id),
-            _ => {}
+            F::CidrBlockAssociationState => v.cidrs.iter().for_each(|_| out("associated")),
+            F::DhcpOptionsId => out(&v.dhcp_options_id),
+            F::IsDefault => out(if v.is_default { "true" } else { "false" }),
+            F::OwnerId => out(self.1),
+            F::State => out("available"),
+            F::VpcId => out(&v.id),
+            // VPCs have no IPv6 yet.
+            F::Ipv6CidrBlockAssociationAssociationId
+            | F::Ipv6CidrBlockAssociationIpv6CidrBlock
+            | F::Ipv6CidrBlockAssociationIpv6Pool
+            | F::Ipv6CidrBlockAssociationState => {}
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -240,37 +245,18 @@ impl Filterable for VpcView<'_> {
     }
 }
 
-const VPC_FILTERS: &[&str] = &[
-    "cidr",
-    "cidr-block",
-    "cidrBlock",
-    "cidr-block-association.cidr-block",
-    "cidr-block-association.association-id",
-    "cidr-block-association.state",
-    "dhcp-options-id",
-    "ipv6-cidr-block-association.ipv6-cidr-block",
-    "ipv6-cidr-block-association.ipv6-pool",
-    "ipv6-cidr-block-association.association-id",
-    "ipv6-cidr-block-association.state",
-    "is-default",
-    "isDefault",
-    "owner-id",
-    "state",
-    "vpc-id",
-];
-
 pub fn describe_vpcs(
     store: &Store,
     ctx: &RequestContext,
     input: DescribeVpcsRequest,
 ) -> Result<DescribeVpcsResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), VPC_FILTERS, true).map_err(rule)?;
+    let fs = filters::compile::<F>(input.filters, &[])?;
     let ids = input.vpc_ids.unwrap_or_default();
     let req = describe::Request {
         op: "DescribeVpcs",
         ids: &ids,
         not_found: &not_found,
-        push: Push::filters(&fs, "vpc-id", None),
+        push: Push::filters(&fs, F::VpcId, None),
         max_results: input.max_results,
         bounds: (5, 1000),
         next_token: input.next_token.as_deref(),

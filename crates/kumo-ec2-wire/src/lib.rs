@@ -13,7 +13,7 @@ pub mod types;
 
 pub use error::Ec2Error;
 pub use generated::operations::{dispatch, Ec2, API_VERSION, OPERATIONS, XML_NAMESPACE};
-pub use generated::shapes;
+pub use generated::{filters, shapes};
 pub use types::{Blob, DateTime};
 
 /// Who is calling, where, and how: what every operation needs besides its input.
@@ -30,4 +30,17 @@ pub struct RequestContext {
     pub dry_run: bool,
     /// The caller's idempotency token, for the operations that take one.
     pub client_token: Option<String>,
+}
+
+/// One Describe operation's filter names, as [`filters`] generates them from the model: each
+/// documented name (and the aliases AWS accepts) parses to one value.
+pub trait FilterName: Copy + Eq + std::fmt::Debug + 'static {
+    /// The operation documents `tag:<key>`, `tag-key` or `tag-value`: its resources have tags.
+    const TAGS: bool;
+    /// Every name, once.
+    const ALL: &'static [Self];
+    /// The name a request gives, or one of its aliases.
+    fn parse(name: &str) -> Option<Self>;
+    /// The name as the reference writes it.
+    fn name(self) -> &'static str;
 }

@@ -17,11 +17,11 @@ pub type FilterError = (&'static str, String);
 /// The longest filter value AWS accepts.
 pub const MAX_VALUE_CHARS: usize = 255;
 
-/// What a resource exposes to the engine.
-pub trait Filterable {
-    /// Calls `out` with each value of the named field. `name` is one of the names the caller
-    /// allowed when compiling.
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str));
+/// What a resource exposes to the engine, for the field names `F` (one operation's filter
+/// names: an enum, so that a resource's `field` can match every name without a wildcard).
+pub trait Filterable<F> {
+    /// Calls `out` with each value of the field. `f` is one the caller accepted when compiling.
+    fn field(&self, f: F, out: &mut dyn FnMut(&str));
     /// The resource's tags, as (key, value).
     fn tags(&self) -> &[(String, String)] {
         &[]
@@ -42,31 +42,31 @@ enum Tok {
 }
 
 #[derive(Debug, Clone)]
-enum Target {
-    Field(String),
+enum Target<F> {
+    Field(F),
     Tag(String),
     TagKey,
     TagValue,
 }
 
-/// A compiled set of filters.
-#[derive(Debug, Clone, Default)]
-pub struct Filters {
-    items: Vec<(Target, Vec<Pattern>)>,
+/// A compiled set of filters over the field names `F`.
+#[derive(Debug, Clone)]
+pub struct Filters<F> {
+    items: Vec<(Target<F>, Vec<Pattern>)>,
 }
 
-impl Filters {
-    /// Compiles `filters`, accepting the field names in `allowed`; `tags` says whether the
+impl<F: Copy + PartialEq> Filters<F> {
+    /// Compiles `filters`, accepting the field names `accept` knows; `tags` says whether the
     /// resource has tags (and so `tag:K`, `tag-key`, `tag-value`).
     pub fn compile(
         filters: &[Filter],
-        allowed: &[&str],
+        accept: impl Fn(&str) -> Option<F>,
         tags: bool,
-    ) -> Result<Filters, FilterError> {
+    ) -> Result<Filters<F>, FilterError> {
         let mut items = Vec::with_capacity(filters.len());
         for f in filters {
-            let target = if allowed.contains(&f.name.as_str()) {
-                Target::Field(f.name.clone())
+            let target = if let Some(field) = accept(&f.name) {
+                Target::Field(field)
             } else if tags && f.name == "tag-key" {
                 Target::TagKey
             } else if tags && f.name == "tag-value" {
@@ -100,7 +100,7 @@ impl Filters {
         self.items.is_empty()
     }
 
-    pub fn matches(&self, r: &dyn Filterable) -> bool {
+    pub fn matches(&self, r: &dyn Filterable<F>) -> bool {
         self.items.iter().all(|(target, patterns)| {
             let mut hit = false;
             let mut test = |v: &str| {
@@ -109,7 +109,7 @@ impl Filters {
                 }
             };
             match target {
-                Target::Field(name) => r.field(name, &mut test),
+                Target::Field(field) => r.field(*field, &mut test),
                 Target::TagKey => r.tags().iter().for_each(|(k, _)| test(k)),
                 Target::TagValue => r.tags().iter().for_each(|(_, v)| test(v)),
                 Target::Tag(key) => r
@@ -125,10 +125,10 @@ impl Filters {
     /// The values of field `name` when every value of every such filter is exact (no
     /// wildcard): an index can then answer it. `None` when the field is not filtered on or a
     /// value is a pattern.
-    pub fn exact(&self, name: &str) -> Option<Vec<&str>> {
+    pub fn exact(&self, field: F) -> Option<Vec<&str>> {
         let mut found: Option<Vec<&str>> = None;
         for (target, patterns) in &self.items {
-            if matches!(target, Target::Field(n) if n == name) {
+            if matches!(target, Target::Field(n) if *n == field) {
                 let vals: Option<Vec<&str>> = patterns
                     .iter()
                     .map(|p| match p {
@@ -237,11 +237,20 @@ mod tests {
         tags: Vec<(String, String)>,
     }
 
-    impl Filterable for Key {
-        fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
-            if name == "key-name" {
-                out(&self.name)
-            }
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    struct KeyName;
+
+    fn key_name(n: &str) -> Option<KeyName> {
+        (n == "key-name").then_some(KeyName)
+    }
+
+    fn none(_: &str) -> Option<KeyName> {
+        None
+    }
+
+    impl Filterable<KeyName> for Key {
+        fn field(&self, KeyName: KeyName, out: &mut dyn FnMut(&str)) {
+            out(&self.name)
         }
         fn tags(&self) -> &[(String, String)] {
             &self.tags
@@ -281,7 +290,7 @@ mod tests {
     fn and_of_or() {
         let fs = Filters::compile(
             &[f("key-name", &["a*", "zz"]), f("tag:env", &["dev"])],
-            &["key-name"],
+            key_name,
             true,
         )
         .unwrap();
@@ -295,7 +304,7 @@ mod tests {
     fn tag_key_and_value() {
         let fs = Filters::compile(
             &[f("tag-key", &["env"]), f("tag-value", &["d*"])],
-            &[],
+            none,
             true,
         )
         .unwrap();
@@ -305,7 +314,7 @@ mod tests {
 
     #[test]
     fn unknown_filter_is_invalid() {
-        let e = Filters::compile(&[f("public-ip", &["1"])], &["key-name"], true).unwrap_err();
+        let e = Filters::compile(&[f("public-ip", &["1"])], key_name, true).unwrap_err();
         assert_eq!(
             e,
             (
@@ -313,27 +322,27 @@ mod tests {
                 "The filter 'public-ip' is invalid".to_string()
             )
         );
-        assert!(Filters::compile(&[f("tag:x", &["1"])], &[], false).is_err());
+        assert!(Filters::compile(&[f("tag:x", &["1"])], none, false).is_err());
     }
 
     #[test]
     fn exact_values_for_indexes() {
         let fs = Filters::compile(
             &[f("key-name", &["a", "b"]), f("tag:env", &["dev"])],
-            &["key-name"],
+            key_name,
             true,
         )
         .unwrap();
-        assert_eq!(fs.exact("key-name"), Some(vec!["a", "b"]));
+        assert_eq!(fs.exact(KeyName), Some(vec!["a", "b"]));
         assert_eq!(fs.exact_tag(), Some(("env", vec!["dev"])));
-        let fs = Filters::compile(&[f("key-name", &["a*"])], &["key-name"], true).unwrap();
-        assert_eq!(fs.exact("key-name"), None);
+        let fs = Filters::compile(&[f("key-name", &["a*"])], key_name, true).unwrap();
+        assert_eq!(fs.exact(KeyName), None);
     }
 
     #[test]
     fn long_values_are_refused() {
         let long = "x".repeat(256);
-        let e = Filters::compile(&[f("key-name", &[&long])], &["key-name"], false).unwrap_err();
+        let e = Filters::compile(&[f("key-name", &[&long])], key_name, false).unwrap_err();
         assert_eq!(e.0, "FilterLimitExceeded");
     }
 }

@@ -35,7 +35,11 @@ pub struct Push<'a> {
 impl<'a> Push<'a> {
     /// The usual push-down of a Describe call: exact values of its id filter, of its VPC
     /// filter when it has one, and of the first `tag:K` filter.
-    pub fn filters(fs: &'a kumo_model::filter::Filters, id: &str, vpc: Option<&str>) -> Push<'a> {
+    pub fn filters<F: Copy + PartialEq>(
+        fs: &'a kumo_model::filter::Filters<F>,
+        id: F,
+        vpc: Option<F>,
+    ) -> Push<'a> {
         Push {
             ids: fs.exact(id),
             vpcs: vpc.and_then(|v| fs.exact(v)),

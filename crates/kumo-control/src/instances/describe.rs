@@ -2,17 +2,19 @@
 
 use super::wire::{association, eip_on, reservation};
 use crate::core::describe::{self, Push};
-use crate::core::error::{rule, Fail};
-use crate::core::filters::filters;
+use crate::core::error::Fail;
+use crate::core::filters;
 use crate::network;
 use crate::records::instance::*;
 use crate::records::net::*;
 use crate::repo::instance::{check_id, load, not_found, public_dns, visible};
 use crate::tags::Tagged;
 use crate::{scope, Kumo};
+use kumo_ec2_wire::filters::DescribeInstances as F;
 use kumo_ec2_wire::shapes::*;
+use kumo_ec2_wire::FilterName;
 use kumo_ec2_wire::{DateTime, Ec2Error, RequestContext};
-use kumo_model::filter::{Filterable, Filters};
+use kumo_model::filter::Filterable;
 use kumo_model::lifecycle::State;
 use kumo_store::{Query, Read, Scope};
 use std::collections::HashMap;
@@ -68,66 +70,84 @@ fn tf(b: bool) -> &'static str {
     }
 }
 
-impl<V: Read> Filterable for InstanceView<'_, V> {
-    fn field(&self, name: &str, out: &mut dyn FnMut(&str)) {
+/// The names the reference lists that Kumo answers AWS's invalid-filter error for: Kumo has
+/// nothing behind them (Outposts operators, capacity reservation targets, bandwidth weighting).
+const REFUSED: &[F] = &[
+    F::CapacityReservationSpecificationCapacityReservationTargetCapacityReservationId,
+    F::CapacityReservationSpecificationCapacityReservationTargetCapacityReservationResourceGroupArn,
+    F::NetworkInterfaceOperatorManaged,
+    F::NetworkInterfaceOperatorPrincipal,
+    F::NetworkPerformanceOptionsBandwidthWeighting,
+    F::OperatorManaged,
+    F::OperatorPrincipal,
+];
+
+impl<V: Read> Filterable<F> for InstanceView<'_, V> {
+    fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
+        let name = f.name();
+        let n = name;
         let r = &self.t.item;
         let st = r.state();
-        match name {
-            "instance-id" => out(&r.id),
-            "instance-type" => out(&r.instance_type),
-            "image-id" => out(&r.image_id),
-            "key-name" => r.key_name.iter().for_each(|k| out(k)),
-            "instance-state-name" => out(st.name()),
-            "instance-state-code" => out(&st.code().to_string()),
-            "availability-zone" => out(&r.zone),
-            "availability-zone-id" => out(&r.zone_id),
-            "enclave-options.enabled" => out("false"),
-            "vpc-id" if st != State::Terminated => out(&r.vpc_id),
-            "subnet-id" if st != State::Terminated => out(&r.subnet_id),
-            "reservation-id" => out(&r.reservation_id),
-            "architecture" => out(&r.architecture),
-            "root-device-type" => out(&r.root_device_type),
-            "root-device-name" => out(&r.root_device_name),
-            "tenancy" => out(&r.tenancy),
-            "monitoring-state" => out(if r.monitoring { "enabled" } else { "disabled" }),
-            "owner-id" => out(&self.ctx.account_id),
-            "client-token" => r.client_token.iter().for_each(|c| out(c)),
-            "hypervisor" => out("xen"),
-            "virtualization-type" => out(super::virtualization_type(r)),
-            "current-instance-boot-mode" => out(super::current_boot_mode(r)),
-            "launch-index" => out(&r.launch_index.to_string()),
-            "usage-operation" => out(super::platform_details(r).1),
-            "usage-operation-update-time" => out(&DateTime(r.launch_ms).to_iso8601()),
-            "metadata-options.http-protocol-ipv4" => out(&r.http_endpoint),
-            "metadata-options.http-protocol-ipv6" => out("disabled"),
-            "platform-details" => out(super::platform_details(r).0),
-            "platform" if r.windows => out("windows"),
-            "ami-launch-index" => out(&r.launch_index.to_string()),
-            "launch-time" => out(&DateTime(r.launch_ms).to_iso8601()),
-            "ebs-optimized" => out(tf(r.ebs_optimized)),
-            "ena-support" => out(tf(r.ena_support)),
-            "boot-mode" => out(&r.boot_mode),
-            "metadata-options.http-tokens" => out(&r.http_tokens),
-            "metadata-options.http-endpoint" => out(&r.http_endpoint),
-            "metadata-options.http-put-response-hop-limit" => out(&r.http_hop_limit.to_string()),
-            "metadata-options.instance-metadata-tags" => out(&r.instance_metadata_tags),
-            "hibernation-options.configured" => out(tf(r.hibernation)),
-            "iam-instance-profile.arn" => r.iam_instance_profile.iter().for_each(|p| out(p)),
-            "state-reason-code" => r.state_reason.iter().for_each(|(c, _)| out(c)),
-            "state-reason-message" => r.state_reason.iter().for_each(|(_, m)| out(m)),
-            "reason" => out(&r.transition_reason),
-            "capacity-reservation-specification.capacity-reservation-preference" => {
+        match f {
+            F::InstanceId => out(&r.id),
+            F::InstanceType => out(&r.instance_type),
+            F::ImageId => out(&r.image_id),
+            F::KeyName => r.key_name.iter().for_each(|k| out(k)),
+            F::InstanceStateName => out(st.name()),
+            F::InstanceStateCode => out(&st.code().to_string()),
+            F::AvailabilityZone => out(&r.zone),
+            F::AvailabilityZoneId => out(&r.zone_id),
+            F::EnclaveOptionsEnabled => out("false"),
+            // A terminated instance has left its subnet.
+            F::VpcId | F::SubnetId if st == State::Terminated => {}
+            F::VpcId => out(&r.vpc_id),
+            F::SubnetId => out(&r.subnet_id),
+            F::ReservationId => out(&r.reservation_id),
+            F::Architecture => out(&r.architecture),
+            F::RootDeviceType => out(&r.root_device_type),
+            F::RootDeviceName => out(&r.root_device_name),
+            F::Tenancy => out(&r.tenancy),
+            F::MonitoringState => out(if r.monitoring { "enabled" } else { "disabled" }),
+            F::OwnerId => out(&self.ctx.account_id),
+            F::ClientToken => r.client_token.iter().for_each(|c| out(c)),
+            F::Hypervisor => out("xen"),
+            F::VirtualizationType => out(super::virtualization_type(r)),
+            F::CurrentInstanceBootMode => out(super::current_boot_mode(r)),
+            F::LaunchIndex => out(&r.launch_index.to_string()),
+            F::UsageOperation => out(super::platform_details(r).1),
+            F::UsageOperationUpdateTime => out(&DateTime(r.launch_ms).to_iso8601()),
+            F::MetadataOptionsHttpProtocolIpv4 => out(&r.http_endpoint),
+            F::MetadataOptionsHttpProtocolIpv6 => out("disabled"),
+            F::PlatformDetails => out(super::platform_details(r).0),
+            // AWS leaves `platform` out for Linux.
+            F::Platform => {
+                if r.windows {
+                    out("windows")
+                }
+            }
+            F::LaunchTime => out(&DateTime(r.launch_ms).to_iso8601()),
+            F::EbsOptimized => out(tf(r.ebs_optimized)),
+            F::EnaSupport => out(tf(r.ena_support)),
+            F::BootMode => out(&r.boot_mode),
+            F::MetadataOptionsHttpTokens => out(&r.http_tokens),
+            F::MetadataOptionsHttpEndpoint => out(&r.http_endpoint),
+            F::MetadataOptionsHttpPutResponseHopLimit => out(&r.http_hop_limit.to_string()),
+            F::MetadataOptionsInstanceMetadataTags => out(&r.instance_metadata_tags),
+            F::HibernationOptionsConfigured => out(tf(r.hibernation)),
+            F::IamInstanceProfileArn => r.iam_instance_profile.iter().for_each(|p| out(p)),
+            F::StateReasonCode => r.state_reason.iter().for_each(|(c, _)| out(c)),
+            F::StateReasonMessage => r.state_reason.iter().for_each(|(_, m)| out(m)),
+            F::Reason => out(&r.transition_reason),
+            F::CapacityReservationSpecificationCapacityReservationPreference => {
                 out(&r.capacity_reservation_preference)
             }
-            "private-ip-address"
-            | "private-dns-name"
-            | "ip-address"
-            | "dns-name"
-            | "instance.group-id"
-            | "instance.group-name"
-            | "group-id"
-            | "group-name"
-            | "source-dest-check" => {
+            F::PrivateIpAddress
+            | F::PrivateDnsName
+            | F::IpAddress
+            | F::DnsName
+            | F::InstanceGroupId
+            | F::InstanceGroupName
+            | F::SourceDestCheck => {
                 if st == State::Terminated {
                     return;
                 }
@@ -144,14 +164,14 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                     .find(|a| a.primary)
                     .map(|a| a.addr.clone())
                     .unwrap_or_default();
-                match name {
-                    "private-ip-address" => out(&primary),
-                    "private-dns-name" => out(&crate::repo::instance::instance_dns_name(
+                match f {
+                    F::PrivateIpAddress => out(&primary),
+                    F::PrivateDnsName => out(&crate::repo::instance::instance_dns_name(
                         &self.ctx.region,
                         r,
                         &primary,
                     )),
-                    "ip-address" | "dns-name" => {
+                    F::IpAddress | F::DnsName => {
                         let eip = self
                             .eips
                             .iter()
@@ -172,8 +192,8 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                             });
                         }
                     }
-                    "source-dest-check" => out(tf(p.source_dest_check)),
-                    "instance.group-name" | "group-name" => p
+                    F::SourceDestCheck => out(tf(p.source_dest_check)),
+                    F::InstanceGroupName => p
                         .groups
                         .iter()
                         .filter_map(|g| self.names.get(g))
@@ -181,7 +201,7 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                     _ => p.groups.iter().for_each(|g| out(g)),
                 }
             }
-            n if n.starts_with("block-device-mapping.") => {
+            F::BlockDeviceMappingAttachTime | F::BlockDeviceMappingDeleteOnTermination | F::BlockDeviceMappingDeviceName | F::BlockDeviceMappingStatus | F::BlockDeviceMappingVolumeId => {
                 for m in self.mappings() {
                     let ebs = m.ebs.unwrap_or_default();
                     match &n["block-device-mapping.".len()..] {
@@ -196,18 +216,16 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                     }
                 }
             }
-            "metadata-options.state" => out("applied"),
-            "private-dns-name-options.hostname-type" => out(r.dns_names.hostname_type()),
-            "private-dns-name-options.enable-resource-name-dns-a-record" => {
+            F::MetadataOptionsState => out("applied"),
+            F::PrivateDnsNameOptionsHostnameType => out(r.dns_names.hostname_type()),
+            F::PrivateDnsNameOptionsEnableResourceNameDnsARecord => {
                 out(tf(r.dns_names.a_record))
             }
-            "private-dns-name-options.enable-resource-name-dns-aaaa-record" => {
+            F::PrivateDnsNameOptionsEnableResourceNameDnsAaaaRecord => {
                 out(tf(r.dns_names.aaaa_record))
             }
-            "maintenance-options.auto-recovery" => out("default"),
-            n if n.starts_with("network-interface.association.")
-                || n.starts_with("network-interface.addresses.association.")
-                || n == "network-interface.public-dns-name" =>
+            F::MaintenanceOptionsAutoRecovery => out("default"),
+            F::NetworkInterfaceAddressesAssociationAllocationId | F::NetworkInterfaceAddressesAssociationAssociationId | F::NetworkInterfaceAddressesAssociationCarrierIp | F::NetworkInterfaceAddressesAssociationCustomerOwnedIp | F::NetworkInterfaceAddressesAssociationIpOwnerId | F::NetworkInterfaceAddressesAssociationPublicDnsName | F::NetworkInterfaceAddressesAssociationPublicIp | F::NetworkInterfaceAssociationAllocationId | F::NetworkInterfaceAssociationAssociationId | F::NetworkInterfaceAssociationCarrierIp | F::NetworkInterfaceAssociationCustomerOwnedIp | F::NetworkInterfaceAssociationIpOwnerId | F::NetworkInterfaceAssociationPublicDnsName | F::NetworkInterfaceAssociationPublicIp | F::NetworkInterfacePublicDnsName =>
             {
                 // Of each interface's primary address, or of every address, as the answer's
                 // `association` shows it; an Elastic IP's allocation and association ids too.
@@ -231,10 +249,10 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                     }
                 }
             }
-            "network-interface.attachment.instance-id" => {
+            F::NetworkInterfaceAttachmentInstanceId => {
                 self.enis().iter().for_each(|_| out(&r.id))
             }
-            n if n.starts_with("network-interface.") => {
+            F::NetworkInterfaceAddressesPrimary | F::NetworkInterfaceAddressesPrivateDnsName | F::NetworkInterfaceAddressesPrivateIpAddress | F::NetworkInterfaceAttachmentAttachTime | F::NetworkInterfaceAttachmentAttachmentId | F::NetworkInterfaceAttachmentDeleteOnTermination | F::NetworkInterfaceAttachmentDeviceIndex | F::NetworkInterfaceAttachmentInstanceOwnerId | F::NetworkInterfaceAttachmentNetworkCardIndex | F::NetworkInterfaceAttachmentStatus | F::NetworkInterfaceAvailabilityZone | F::NetworkInterfaceDenyAllIgwTraffic | F::NetworkInterfaceDescription | F::NetworkInterfaceGroupId | F::NetworkInterfaceGroupName | F::NetworkInterfaceIpv4PrefixesIpv4Prefix | F::NetworkInterfaceIpv6Address | F::NetworkInterfaceIpv6AddressesIpv6Address | F::NetworkInterfaceIpv6AddressesIsPrimaryIpv6 | F::NetworkInterfaceIpv6Native | F::NetworkInterfaceIpv6PrefixesIpv6Prefix | F::NetworkInterfaceMacAddress | F::NetworkInterfaceNetworkInterfaceId | F::NetworkInterfaceOutpostArn | F::NetworkInterfaceOwnerId | F::NetworkInterfacePrivateDnsName | F::NetworkInterfacePrivateIpAddress | F::NetworkInterfaceRequesterId | F::NetworkInterfaceRequesterManaged | F::NetworkInterfaceSourceDestCheck | F::NetworkInterfaceStatus | F::NetworkInterfaceSubnetId | F::NetworkInterfaceTagKey | F::NetworkInterfaceTagValue | F::NetworkInterfaceVpcId => {
                 let field = &n["network-interface.".len()..];
                 for e in self.enis() {
                     let a = e.attachment.as_ref();
@@ -289,7 +307,33 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
                     }
                 }
             }
-            _ => {}
+            // Refused when compiling: see `REFUSED`.
+            F::CapacityReservationSpecificationCapacityReservationTargetCapacityReservationId
+            | F::CapacityReservationSpecificationCapacityReservationTargetCapacityReservationResourceGroupArn
+            | F::NetworkInterfaceOperatorManaged
+            | F::NetworkInterfaceOperatorPrincipal
+            | F::NetworkPerformanceOptionsBandwidthWeighting
+            | F::OperatorManaged
+            | F::OperatorPrincipal => {}
+            // Never set on a Kumo instance, as on an AWS instance without them: dedicated
+            // hosts, capacity reservations, instance profiles' ids, Spot and placement groups,
+            // IPv6, paravirtual kernels, product codes, Outposts, NitroTPM, requester-managed.
+            F::Affinity
+            | F::CapacityReservationId
+            | F::HostId
+            | F::IamInstanceProfileId
+            | F::InstanceLifecycle
+            | F::Ipv6Address
+            | F::KernelId
+            | F::OutpostArn
+            | F::PlacementGroupName
+            | F::PlacementPartitionNumber
+            | F::ProductCode
+            | F::ProductCodeType
+            | F::RamdiskId
+            | F::RequesterId
+            | F::SpotInstanceRequestId
+            | F::TpmSupport => {}
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -297,145 +341,12 @@ impl<V: Read> Filterable for InstanceView<'_, V> {
     }
 }
 
-const INSTANCE_FILTERS: &[&str] = &[
-    "affinity",
-    "availability-zone-id",
-    "enclave-options.enabled",
-    "ami-launch-index",
-    "architecture",
-    "availability-zone",
-    "block-device-mapping.attach-time",
-    "block-device-mapping.delete-on-termination",
-    "block-device-mapping.device-name",
-    "block-device-mapping.status",
-    "block-device-mapping.volume-id",
-    "boot-mode",
-    "capacity-reservation-id",
-    "capacity-reservation-specification.capacity-reservation-preference",
-    "client-token",
-    "current-instance-boot-mode",
-    "dns-name",
-    "ebs-optimized",
-    "ena-support",
-    "group-id",
-    "group-name",
-    "hibernation-options.configured",
-    "host-id",
-    "hypervisor",
-    "iam-instance-profile.arn",
-    "iam-instance-profile.id",
-    "image-id",
-    "instance-id",
-    "instance-lifecycle",
-    "instance-state-code",
-    "instance-state-name",
-    "instance-type",
-    "instance.group-id",
-    "instance.group-name",
-    "ip-address",
-    "ipv6-address",
-    "kernel-id",
-    "key-name",
-    "launch-index",
-    "launch-time",
-    "maintenance-options.auto-recovery",
-    "metadata-options.http-endpoint",
-    "metadata-options.http-protocol-ipv4",
-    "metadata-options.http-protocol-ipv6",
-    "metadata-options.http-put-response-hop-limit",
-    "metadata-options.http-tokens",
-    "metadata-options.instance-metadata-tags",
-    "metadata-options.state",
-    "monitoring-state",
-    "network-interface.addresses.association.allocation-id",
-    "network-interface.addresses.association.association-id",
-    "network-interface.addresses.association.carrier-ip",
-    "network-interface.addresses.association.customer-owned-ip",
-    "network-interface.addresses.association.ip-owner-id",
-    "network-interface.addresses.association.public-dns-name",
-    "network-interface.addresses.association.public-ip",
-    "network-interface.addresses.primary",
-    "network-interface.addresses.private-dns-name",
-    "network-interface.addresses.private-ip-address",
-    "network-interface.association.allocation-id",
-    "network-interface.association.association-id",
-    "network-interface.association.carrier-ip",
-    "network-interface.association.customer-owned-ip",
-    "network-interface.association.ip-owner-id",
-    "network-interface.association.public-dns-name",
-    "network-interface.association.public-ip",
-    "network-interface.attachment.attach-time",
-    "network-interface.attachment.attachment-id",
-    "network-interface.attachment.delete-on-termination",
-    "network-interface.attachment.device-index",
-    "network-interface.attachment.instance-id",
-    "network-interface.attachment.instance-owner-id",
-    "network-interface.attachment.network-card-index",
-    "network-interface.attachment.status",
-    "network-interface.availability-zone",
-    "network-interface.deny-all-igw-traffic",
-    "network-interface.description",
-    "network-interface.group-id",
-    "network-interface.group-name",
-    "network-interface.ipv4-prefixes.ipv4-prefix",
-    "network-interface.ipv6-address",
-    "network-interface.ipv6-addresses.ipv6-address",
-    "network-interface.ipv6-addresses.is-primary-ipv6",
-    "network-interface.ipv6-native",
-    "network-interface.ipv6-prefixes.ipv6-prefix",
-    "network-interface.mac-address",
-    "network-interface.network-interface-id",
-    "network-interface.outpost-arn",
-    "network-interface.owner-id",
-    "network-interface.private-dns-name",
-    "network-interface.private-ip-address",
-    "network-interface.public-dns-name",
-    "network-interface.requester-id",
-    "network-interface.requester-managed",
-    "network-interface.status",
-    "network-interface.source-dest-check",
-    "network-interface.subnet-id",
-    "network-interface.tag-key",
-    "network-interface.tag-value",
-    "network-interface.vpc-id",
-    "outpost-arn",
-    "owner-id",
-    "placement-group-name",
-    "placement-partition-number",
-    "platform",
-    "platform-details",
-    "private-dns-name",
-    "private-dns-name-options.enable-resource-name-dns-a-record",
-    "private-dns-name-options.enable-resource-name-dns-aaaa-record",
-    "private-dns-name-options.hostname-type",
-    "private-ip-address",
-    "product-code",
-    "product-code.type",
-    "ramdisk-id",
-    "reason",
-    "requester-id",
-    "reservation-id",
-    "root-device-name",
-    "root-device-type",
-    "source-dest-check",
-    "spot-instance-request-id",
-    "state-reason-code",
-    "state-reason-message",
-    "subnet-id",
-    "tenancy",
-    "tpm-support",
-    "usage-operation",
-    "usage-operation-update-time",
-    "virtualization-type",
-    "vpc-id",
-];
-
 pub fn describe(
     k: &Kumo,
     ctx: &RequestContext,
     input: DescribeInstancesRequest,
 ) -> Result<DescribeInstancesResult, Ec2Error> {
-    let fs = Filters::compile(&filters(input.filters), INSTANCE_FILTERS, true).map_err(rule)?;
+    let fs = filters::compile::<F>(input.filters, REFUSED)?;
     let ids = input.instance_ids.unwrap_or_default();
     if !ids.is_empty() && input.max_results.is_some() {
         return Err(Ec2Error::new(
@@ -464,10 +375,10 @@ pub fn describe(
                 push: Push {
                     ids: describe::both(
                         (!ids.is_empty()).then(|| ids.iter().map(String::as_str).collect()),
-                        fs.exact("instance-id"),
+                        fs.exact(F::InstanceId),
                     ),
-                    vpcs: fs.exact("vpc-id"),
-                    subnets: fs.exact("subnet-id"),
+                    vpcs: fs.exact(F::VpcId),
+                    subnets: fs.exact(F::SubnetId),
                     tag: fs.exact_tag(),
                 },
                 max_results: input.max_results,
