@@ -393,6 +393,18 @@ def test_security_groups_are_live_stateful_firewalls(ns_kumo, ec2, key):
     # Revoking the ingress closes it again.
     ec2.revoke_security_group_ingress(GroupId=server, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 2222, "ToPort": 2222, "UserIdGroupPairs": [{"GroupId": client}]}])
     assert not can_reach(key, a_ip, b_ip, 2222)
+    # Ingress from a prefix list: its entries are the peers, and a change to the list reaches
+    # the firewall at once.
+    pl = ec2.create_managed_prefix_list(PrefixListName="clients", MaxEntries=5, AddressFamily="IPv4",
+                                        Entries=[{"Cidr": f"{a_ip}/32"}])["PrefixList"]["PrefixListId"]
+    ec2.authorize_security_group_ingress(GroupId=server, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 2222, "ToPort": 2222, "PrefixListIds": [{"PrefixListId": pl}]}])
+    assert can_reach(key, a_ip, b_ip, 2222)
+    ec2.modify_managed_prefix_list(PrefixListId=pl, CurrentVersion=1, RemoveEntries=[{"Cidr": f"{a_ip}/32"}], AddEntries=[{"Cidr": "192.0.2.0/24"}])
+    assert not can_reach(key, a_ip, b_ip, 2222)
+    ec2.restore_managed_prefix_list_version(PrefixListId=pl, PreviousVersion=1, CurrentVersion=2)
+    assert can_reach(key, a_ip, b_ip, 2222)
+    ec2.revoke_security_group_ingress(GroupId=server, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 2222, "ToPort": 2222, "PrefixListIds": [{"PrefixListId": pl}]}])
+    assert not can_reach(key, a_ip, b_ip, 2222)
     # A group with no ingress rules admits nothing, not even the host's SSH.
     assert ssh(key, c["PrivateIpAddress"], "true", timeout=0).returncode == 255
     # Changing an instance's groups takes effect at once.

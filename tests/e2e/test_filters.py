@@ -108,9 +108,8 @@ CASES = {
     "DescribeSecurityGroups": ("describe_security_groups", "SecurityGroups", {}, {
         "ip-permission.ipv6-cidr": "no IPv6 rule",
         "egress.ip-permission.ipv6-cidr": "no IPv6 rule",
-        "ip-permission.prefix-list-id": "no prefix lists",
-        "egress.ip-permission.prefix-list-id": "no prefix lists",
     }),
+    "DescribeManagedPrefixLists": ("describe_managed_prefix_lists", "PrefixLists", {}, {}),
     "DescribeSecurityGroupRules": ("describe_security_group_rules", "SecurityGroupRules", {}, {}),
     "DescribeNetworkInterfaces": ("describe_network_interfaces", "NetworkInterfaces", {}, {
         "ipv6-addresses.ipv6-address": "no IPv6",
@@ -199,6 +198,11 @@ def build(endpoint):
     # Group references both ways, for the `*.group-id`, `*.group-name` and `*.user-id` names.
     ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "UserIdGroupPairs": [{"GroupId": sg}]}])
     ec2.authorize_security_group_egress(GroupId=sg, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": sg}]}])
+    # A prefix list referenced both ways, for `*.prefix-list-id`.
+    pl = ec2.create_managed_prefix_list(PrefixListName="office", MaxEntries=2, AddressFamily="IPv4",
+                                        Entries=[{"Cidr": "203.0.113.0/24"}])["PrefixList"]["PrefixListId"]
+    for authorize in (ec2.authorize_security_group_ingress, ec2.authorize_security_group_egress):
+        authorize(GroupId=sg, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 8443, "ToPort": 8443, "PrefixListIds": [{"PrefixListId": pl}]}])
     ec2.create_key_pair(KeyName="k")
     inst = ec2.run_instances(
         ImageId=ami, InstanceType="t3.small", MinCount=1, MaxCount=1, KeyName="k",
@@ -235,7 +239,7 @@ def build(endpoint):
     assert p.returncode == 0, p.stderr
     ec2.create_subnet_cidr_reservation(SubnetId=subnet, Cidr="10.60.1.128/28", ReservationType="prefix", Description="kept")
     # Everything carries a Name tag, for `tag:<key>`.
-    names = [vpc, subnet, igw, sg, rtb, private, eni, alloc, nat_eip]
+    names = [vpc, subnet, igw, sg, rtb, private, eni, alloc, nat_eip, pl]
     names += [r["NetworkAclId"] for r in ec2.describe_network_acls()["NetworkAcls"]]
     names += [r["DhcpOptionsId"] for r in ec2.describe_dhcp_options()["DhcpOptions"]]
     names += [r["NatGatewayId"] for r in ec2.describe_nat_gateways()["NatGateways"]]

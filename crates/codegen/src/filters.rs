@@ -67,6 +67,7 @@ fn plan(
     allow: &[&str],
     aliases: &[(&str, &str, &str)],
     extra: &[(&str, &str)],
+    tagged: &[&str],
 ) -> Result<Vec<Op>, CodegenError> {
     let mut ops = Vec::new();
     for op in allow {
@@ -83,7 +84,7 @@ fn plan(
         };
         let doc = member.documentation.as_deref().unwrap_or_default();
         let mut names: Vec<String> = documented(doc);
-        let tags = names.iter().any(|n| TAG_NAMES.contains(&n.as_str()));
+        let tags = tagged.contains(op) || names.iter().any(|n| TAG_NAMES.contains(&n.as_str()));
         names.retain(|n| !TAG_NAMES.contains(&n.as_str()));
         names.extend(
             extra
@@ -141,8 +142,9 @@ pub fn generate(
     allow: &[&str],
     aliases: &[(&str, &str, &str)],
     extra: &[(&str, &str)],
+    tagged: &[&str],
 ) -> Result<String, CodegenError> {
-    let ops = plan(model, allow, aliases, extra)?;
+    let ops = plan(model, allow, aliases, extra, tagged)?;
     let mut o = String::new();
     o.push_str(crate::rust::HEADER);
     o.push_str("//! Each Describe operation's filter names, from the model's documentation.\n\n");

@@ -32,6 +32,7 @@ pub const ALLOW: &[&str] = &[
     "CreateImage",
     "CreateInternetGateway",
     "CreateKeyPair",
+    "CreateManagedPrefixList",
     "CreateNatGateway",
     "CreateNetworkInterface",
     "CreateRoute",
@@ -46,6 +47,7 @@ pub const ALLOW: &[&str] = &[
     "CreateVpc",
     "DeleteInternetGateway",
     "DeleteKeyPair",
+    "DeleteManagedPrefixList",
     "DeleteNatGateway",
     "DeleteNetworkInterface",
     "DeleteRoute",
@@ -71,6 +73,7 @@ pub const ALLOW: &[&str] = &[
     "DescribeInstances",
     "DescribeInternetGateways",
     "DescribeKeyPairs",
+    "DescribeManagedPrefixLists",
     "DescribeNatGateways",
     "DescribeNetworkAcls",
     "DescribeNetworkInterfaceAttribute",
@@ -104,6 +107,8 @@ pub const ALLOW: &[&str] = &[
     "GetEbsDefaultKmsKeyId",
     "GetEbsEncryptionByDefault",
     "GetImageBlockPublicAccessState",
+    "GetManagedPrefixListAssociations",
+    "GetManagedPrefixListEntries",
     "GetSubnetCidrReservations",
     "ImportKeyPair",
     "ModifyDefaultCreditSpecification",
@@ -111,6 +116,7 @@ pub const ALLOW: &[&str] = &[
     "ModifyInstanceAttribute",
     "ModifyInstanceCreditSpecification",
     "ModifyInstanceMetadataOptions",
+    "ModifyManagedPrefixList",
     "ModifyNetworkInterfaceAttribute",
     "ModifyPrivateDnsNameOptions",
     "ModifySnapshotAttribute",
@@ -126,6 +132,7 @@ pub const ALLOW: &[&str] = &[
     "ResetImageAttribute",
     "ResetInstanceAttribute",
     "ResetSnapshotAttribute",
+    "RestoreManagedPrefixListVersion",
     "RevokeSecurityGroupEgress",
     "RevokeSecurityGroupIngress",
     "RunInstances",
@@ -182,6 +189,11 @@ pub const FILTER_EXTRA: &[(&str, &str)] = &[
     ("DescribeVolumesModifications", "target-throughput"),
 ];
 
+/// Operations whose reference leaves out the tag filters (`tag:<key>`, `tag-key`,
+/// `tag-value`) that AWS answers for them: Terraform's `aws_ec2_managed_prefix_lists` data
+/// source filters prefix lists by tag.
+pub const FILTER_TAGS: &[&str] = &["DescribeManagedPrefixLists"];
+
 const MODEL: &str = "model/ec2-2016-11-15.service-2.json.gz";
 const OUT: &str = "../kumo-ec2-wire/src/generated";
 
@@ -197,7 +209,7 @@ fn main() -> ExitCode {
     };
     let files =
         match rust::generate(&model, ALLOW, DESERIALIZE_ROOTS, OPEN_ENUMS).and_then(|mut files| {
-            let f = filters::generate(&model, ALLOW, FILTER_ALIASES, FILTER_EXTRA)?;
+            let f = filters::generate(&model, ALLOW, FILTER_ALIASES, FILTER_EXTRA, FILTER_TAGS)?;
             files.insert("filters.rs".to_string(), rust::rustfmt(&f)?);
             Ok(files)
         }) {

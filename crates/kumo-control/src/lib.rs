@@ -24,6 +24,7 @@ mod keygen;
 mod launch_volumes;
 mod nat;
 mod network;
+mod prefix_lists;
 mod records;
 mod regions;
 mod repo;
@@ -877,6 +878,78 @@ impl Ec2 for Kumo {
         input: DeleteNatGatewayRequest,
     ) -> Result<DeleteNatGatewayResult, Ec2Error> {
         nat::delete(&self.store, &self.net, ctx, input)
+    }
+
+    fn create_managed_prefix_list(
+        &self,
+        ctx: &RequestContext,
+        input: CreateManagedPrefixListRequest,
+    ) -> Result<CreateManagedPrefixListResult, Ec2Error> {
+        prefix_lists::create(self, ctx, input)
+    }
+
+    fn describe_managed_prefix_lists(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeManagedPrefixListsRequest,
+    ) -> Result<DescribeManagedPrefixListsResult, Ec2Error> {
+        prefix_lists::describe(self, ctx, input)
+    }
+
+    fn get_managed_prefix_list_entries(
+        &self,
+        ctx: &RequestContext,
+        input: GetManagedPrefixListEntriesRequest,
+    ) -> Result<GetManagedPrefixListEntriesResult, Ec2Error> {
+        prefix_lists::entries(self, ctx, input)
+    }
+
+    fn get_managed_prefix_list_associations(
+        &self,
+        ctx: &RequestContext,
+        input: GetManagedPrefixListAssociationsRequest,
+    ) -> Result<GetManagedPrefixListAssociationsResult, Ec2Error> {
+        prefix_lists::associations(self, ctx, input)
+    }
+
+    fn modify_managed_prefix_list(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyManagedPrefixListRequest,
+    ) -> Result<ModifyManagedPrefixListResult, Ec2Error> {
+        let id = input.prefix_list_id.clone();
+        let out = prefix_lists::modify(self, ctx, input)?;
+        if out.entries_changed && !ctx.dry_run {
+            let vpcs = prefix_lists::vpcs_referencing(self, ctx, &id);
+            self.sync_firewall(ctx, Reach::Vpcs(vpcs));
+        }
+        Ok(ModifyManagedPrefixListResult {
+            prefix_list: Some(out.answer),
+        })
+    }
+
+    fn restore_managed_prefix_list_version(
+        &self,
+        ctx: &RequestContext,
+        input: RestoreManagedPrefixListVersionRequest,
+    ) -> Result<RestoreManagedPrefixListVersionResult, Ec2Error> {
+        let id = input.prefix_list_id.clone();
+        let out = prefix_lists::restore(self, ctx, input)?;
+        if !ctx.dry_run {
+            let vpcs = prefix_lists::vpcs_referencing(self, ctx, &id);
+            self.sync_firewall(ctx, Reach::Vpcs(vpcs));
+        }
+        Ok(RestoreManagedPrefixListVersionResult {
+            prefix_list: Some(out),
+        })
+    }
+
+    fn delete_managed_prefix_list(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteManagedPrefixListRequest,
+    ) -> Result<DeleteManagedPrefixListResult, Ec2Error> {
+        prefix_lists::delete(self, ctx, input)
     }
 
     fn describe_nat_gateways(

@@ -242,6 +242,7 @@ pub fn new_vpc(
             cidr: None,
             cidr_ipv6: None,
             group_id: None, // filled below: the group itself
+            prefix_list_id: None,
             description: None,
         }],
         egress: vec![all_traffic_egress()],
@@ -286,6 +287,7 @@ pub fn all_traffic_egress() -> SgRule {
         cidr: Some("0.0.0.0/0".into()),
         cidr_ipv6: None,
         group_id: None,
+        prefix_list_id: None,
         description: None,
     }
 }

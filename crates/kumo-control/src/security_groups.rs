@@ -239,12 +239,6 @@ fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
                 Some(p.to_port.unwrap_or(-1)),
             ),
         };
-        if p.prefix_list_ids.as_ref().is_some_and(|r| !r.is_empty()) {
-            return Err(Ec2Error::new(
-                "Unsupported",
-                "Kumo does not support prefix lists in security group rules yet.",
-            ));
-        }
         let base = SgRule {
             id: String::new(),
             protocol: proto.clone(),
@@ -253,6 +247,7 @@ fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
             cidr: None,
             cidr_ipv6: None,
             group_id: None,
+            prefix_list_id: None,
             description: None,
         };
         for r in p.ip_ranges.iter().flatten() {
@@ -287,6 +282,13 @@ fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
                 ..base.clone()
             });
         }
+        for l in p.prefix_list_ids.iter().flatten() {
+            out.push(SgRule {
+                prefix_list_id: Some(l.prefix_list_id.clone().unwrap_or_default()),
+                description: l.description.clone(),
+                ..base.clone()
+            });
+        }
     }
     Ok(out)
 }
@@ -298,12 +300,71 @@ fn same(a: &SgRule, b: &SgRule) -> bool {
         && a.cidr == b.cidr
         && a.cidr_ipv6 == b.cidr_ipv6
         && a.group_id == b.group_id
+        && a.prefix_list_id == b.prefix_list_id
+}
+
+/// The prefix lists rules reference, by id: (address family, maximum entries). A rule that
+/// references a list weighs the list's maximum size against the rule limit of its family.
+type Weights = HashMap<String, (String, usize)>;
+
+/// The weights of the lists `rules` reference; a list that does not exist is AWS's error.
+fn weights<'a, V: Read>(
+    v: &V,
+    s: Scope,
+    rules: impl Iterator<Item = &'a SgRule>,
+) -> Result<Weights, Fail> {
+    let mut out = Weights::new();
+    for id in rules.filter_map(|r| r.prefix_list_id.as_deref()) {
+        if out.contains_key(id) {
+            continue;
+        }
+        let pl = crate::repo::prefix_list::get(v, s, id).map_err(|f| {
+            if f.0.code() == "InvalidPrefixListID.NotFound" {
+                Fail(Ec2Error::new(
+                    "InvalidPrefixListID.NotFound",
+                    format!("The prefix list ID '{id}' does not exist"),
+                ))
+            } else {
+                f
+            }
+        })?;
+        out.insert(id.to_string(), (pl.family, pl.max_entries.max(0) as usize));
+    }
+    Ok(out)
+}
+
+/// Whether group `g` passes the rule limit in either direction, with list `resize` (id, new
+/// maximum) at its new size: a prefix list cannot grow past a referencing group's limit.
+pub fn over_limit<V: Read>(
+    v: &V,
+    s: Scope,
+    g: &SecurityGroupRecord,
+    resize: Option<(&str, i32)>,
+) -> Result<bool, Fail> {
+    let mut w = weights(v, s, g.ingress.iter().chain(g.egress.iter()))?;
+    if let Some((id, max)) = resize {
+        if let Some(x) = w.get_mut(id) {
+            x.1 = max.max(0) as usize;
+        }
+    }
+    Ok([&g.ingress, &g.egress].iter().any(|rules| {
+        let (v4, v6) = rule_counts(rules.iter(), &w);
+        v4.max(v6) > MAX_RULES
+    }))
 }
 
 /// How many rules of a list count against AWS's per-direction limit, for IPv4 and for IPv6:
-/// the limit applies to each separately, and a rule naming a group counts in both.
-fn rule_counts<'a>(rules: impl Iterator<Item = &'a SgRule>) -> (usize, usize) {
+/// the limit applies to each separately, a rule naming a group counts in both, and one naming
+/// a prefix list counts the list's maximum size in its family.
+fn rule_counts<'a>(rules: impl Iterator<Item = &'a SgRule>, w: &Weights) -> (usize, usize) {
     rules.fold((0, 0), |(v4, v6), r| {
+        if let Some((family, max)) = r.prefix_list_id.as_ref().and_then(|id| w.get(id)) {
+            return if family == "IPv6" {
+                (v4, v6 + max)
+            } else {
+                (v4 + max, v6)
+            };
+        }
         let both = r.group_id.is_some();
         (
             v4 + usize::from(r.cidr.is_some() || both),
@@ -319,6 +380,7 @@ fn describe_rule(r: &SgRule) -> String {
         .clone()
         .or_else(|| r.cidr_ipv6.clone())
         .or_else(|| r.group_id.clone())
+        .or_else(|| r.prefix_list_id.clone())
         .unwrap_or_default();
     match r.protocol.as_str() {
         "-1" => format!("peer: {peer}, ALL, ALLOW"),
@@ -399,6 +461,7 @@ fn wire_rule(ctx: &RequestContext, group: &str, egress: bool, r: &SgRule) -> Sec
         to_port: Some(r.to_port.unwrap_or(-1)),
         cidr_ipv4: r.cidr.clone(),
         cidr_ipv6: r.cidr_ipv6.clone(),
+        prefix_list_id: r.prefix_list_id.clone(),
         referenced_group_info: r.group_id.as_ref().map(|g| ReferencedSecurityGroup {
             group_id: Some(g.clone()),
             user_id: Some(ctx.account_id.clone()),
@@ -406,7 +469,6 @@ fn wire_rule(ctx: &RequestContext, group: &str, egress: bool, r: &SgRule) -> Sec
         }),
         description: r.description.clone(),
         tags: Some(Vec::new()),
-        ..SecurityGroupRule::default()
     }
 }
 
@@ -440,7 +502,8 @@ fn authorize(
                     )));
                 }
             }
-            let (v4, v6) = rule_counts(list.iter().chain(new.iter()));
+            let w = weights(tx, s, list.iter().chain(new.iter()))?;
+            let (v4, v6) = rule_counts(list.iter().chain(new.iter()), &w);
             if v4.max(v6) > MAX_RULES {
                 return Err(Fail(Ec2Error::new(
                     "RulesPerSecurityGroupLimitExceeded",
@@ -578,8 +641,8 @@ fn revoke(
                     cidr_ipv4: r.cidr.clone(),
                     cidr_ipv6: r.cidr_ipv6.clone(),
                     referenced_group_id: r.group_id.clone(),
+                    prefix_list_id: r.prefix_list_id.clone(),
                     description: r.description.clone(),
-                    ..RevokedSecurityGroupRule::default()
                 })
                 .collect();
             Ok((unknown_perms, revoked))
@@ -677,7 +740,15 @@ fn rule_permission(r: &SgRule) -> IpPermission {
                 })
                 .collect(),
         ),
-        prefix_list_ids: Some(Vec::new()),
+        prefix_list_ids: Some(
+            r.prefix_list_id
+                .iter()
+                .map(|l| PrefixListId {
+                    prefix_list_id: Some(l.clone()),
+                    description: r.description.clone(),
+                })
+                .collect(),
+        ),
     }
 }
 
@@ -716,6 +787,14 @@ fn permissions(ctx: &RequestContext, rules: &[SgRule]) -> Vec<IpPermission> {
                 cidr_ipv6: Some(c.clone()),
                 description: r.description.clone(),
             });
+        }
+        if let Some(l) = &r.prefix_list_id {
+            p.prefix_list_ids
+                .get_or_insert_with(Vec::new)
+                .push(PrefixListId {
+                    prefix_list_id: Some(l.clone()),
+                    description: r.description.clone(),
+                });
         }
         if let Some(g) = &r.group_id {
             p.user_id_group_pairs
@@ -797,8 +876,10 @@ impl Filterable<GroupF> for GroupView<'_> {
                 .iter()
                 .filter(|r| r.group_id.is_some())
                 .for_each(|_| out(self.owner)),
-            // No rule references a prefix list: `PrefixListIds` are refused.
-            G::IpPermissionPrefixListId | G::EgressIpPermissionPrefixListId => {}
+            G::IpPermissionPrefixListId | G::EgressIpPermissionPrefixListId => rules
+                .iter()
+                .filter_map(|r| r.prefix_list_id.as_deref())
+                .for_each(&mut *out),
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -952,6 +1033,7 @@ mod tests {
             cidr: cidr.map(Into::into),
             cidr_ipv6: v6.map(Into::into),
             group_id: group.map(Into::into),
+            prefix_list_id: None,
             description: None,
         };
         let rules = [
@@ -959,6 +1041,18 @@ mod tests {
             rule(None, Some("::/0"), None),
             rule(None, None, Some("sg-1")),
         ];
-        assert_eq!(rule_counts(rules.iter()), (2, 2));
+        assert_eq!(rule_counts(rules.iter(), &Weights::new()), (2, 2));
+        // A prefix list weighs its maximum size, in its own family only.
+        let lists = |id: &str| SgRule {
+            prefix_list_id: Some(id.into()),
+            ..rule(None, None, None)
+        };
+        let w: Weights = [
+            ("pl-4".to_string(), ("IPv4".to_string(), 10)),
+            ("pl-6".to_string(), ("IPv6".to_string(), 7)),
+        ]
+        .into();
+        let rules = [lists("pl-4"), lists("pl-6"), rule(None, None, Some("sg-1"))];
+        assert_eq!(rule_counts(rules.iter(), &w), (11, 8));
     }
 }

@@ -202,6 +202,11 @@ const NOT_FOUND: &[(&str, &str, &str)] = &[
         "The networkAcl ID '{}' does not exist",
     ),
     (
+        "prefix-list",
+        "InvalidPrefixListID.NotFound",
+        "The prefix list ({}) does not exist.",
+    ),
+    (
         "dhcp-options",
         "InvalidDhcpOptionID.NotFound",
         "The dhcpOption ID '{}' does not exist",

@@ -45,6 +45,7 @@ pub const RESOURCE_TYPES: &[(&str, &str)] = &[
     ("acl", "network-acl"),
     ("dopt", "dhcp-options"),
     ("scr", "subnet-cidr-reservation"),
+    ("pl", "prefix-list"),
 ];
 
 /// The `resource-type` of an id, when the id is well formed: a known prefix, a dash, and 8 or

@@ -1,5 +1,5 @@
 # A VPC with a subnet, an internet gateway and a route to it, and security groups with
-# inline rules and with the standalone rule resources.
+# inline rules and with the standalone rule resources, and a prefix list that rules reference.
 resource "aws_vpc" "main" {
   cidr_block           = "10.20.0.0/16"
   enable_dns_hostnames = true
@@ -74,4 +74,39 @@ resource "aws_vpc_security_group_egress_rule" "v6" {
   security_group_id = aws_security_group.app.id
   cidr_ipv6         = "::/0"
   ip_protocol       = "-1"
+}
+
+resource "aws_ec2_managed_prefix_list" "office" {
+  name           = "office"
+  address_family = "IPv4"
+  max_entries    = 5
+  entry {
+    cidr        = "203.0.113.0/24"
+    description = "head office"
+  }
+  entry {
+    cidr = "198.51.100.0/24"
+  }
+  tags = {
+    Name = "tf-office"
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "from_office" {
+  security_group_id = aws_security_group.app.id
+  prefix_list_id    = aws_ec2_managed_prefix_list.office.id
+  from_port         = 22
+  to_port           = 22
+  ip_protocol       = "tcp"
+}
+
+resource "aws_security_group" "admin" {
+  name   = "admin"
+  vpc_id = aws_vpc.main.id
+  ingress {
+    from_port       = 3389
+    to_port         = 3389
+    protocol        = "tcp"
+    prefix_list_ids = [aws_ec2_managed_prefix_list.office.id]
+  }
 }

@@ -37,16 +37,33 @@ pub(crate) fn firewall<V: Read>(
             .flat_map(addrs_of)
             .collect()
     };
+    // The IPv4 entries of the prefix lists the groups reference (guests have no IPv6 yet).
+    let mut lists: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for id in groups
+        .iter()
+        .flat_map(|g| g.ingress.iter().chain(g.egress.iter()))
+        .filter_map(|r| r.prefix_list_id.as_deref())
+    {
+        if !lists.contains_key(id) {
+            let pl = v.get::<crate::records::net::PrefixListRecord>(s, id)?;
+            let v4 = pl
+                .filter(|p| p.family == "IPv4")
+                .map(|p| p.entries().iter().map(|e| e.cidr.clone()).collect())
+                .unwrap_or_default();
+            lists.insert(id.to_string(), v4);
+        }
+    }
     let rules = |rs: &[crate::records::net::SgRule]| -> Vec<Rule> {
         rs.iter()
             .map(|r| Rule {
                 protocol: r.protocol.clone(),
                 from_port: r.from_port,
                 to_port: r.to_port,
-                peers: match (&r.cidr, &r.group_id) {
-                    (Some(c), _) => vec![c.clone()],
-                    (None, Some(g)) => members(g),
-                    (None, None) => Vec::new(),
+                peers: match (&r.cidr, &r.group_id, &r.prefix_list_id) {
+                    (Some(c), _, _) => vec![c.clone()],
+                    (None, Some(g), _) => members(g),
+                    (None, None, Some(l)) => lists.get(l).cloned().unwrap_or_default(),
+                    (None, None, None) => Vec::new(),
                 },
             })
             .collect()

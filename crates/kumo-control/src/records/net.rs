@@ -151,6 +151,10 @@ pub struct SgRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr_ipv6: Option<String>,
     pub group_id: Option<String>,
+    /// A customer-managed prefix list: the rule admits each of its current entries (of the
+    /// list's address family), and weighs the list's `max_entries` against the rule limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_list_id: Option<String>,
     pub description: Option<String>,
 }
 
@@ -297,3 +301,55 @@ record!(NatGatewayRecord, "natgateway", |s| Index {
     subnet: Some(s.subnet_id.clone()),
     ..Index::default()
 });
+
+/// One entry of a managed prefix list.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixListEntry {
+    pub cidr: String,
+    pub description: Option<String>,
+}
+
+/// A customer-managed prefix list, with every version of its entries (a version is made by
+/// each change of the entries, as on AWS; renaming and resizing make none).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrefixListRecord {
+    pub id: String,
+    pub name: String,
+    /// `IPv4` or `IPv6`.
+    pub family: String,
+    pub max_entries: i32,
+    /// (version, entries), oldest first; the last is the current version.
+    pub versions: Vec<(i64, Vec<PrefixListEntry>)>,
+    /// The last change asked for: `create`, `modify`, `restore` or `delete`. It shows as
+    /// `<op>-in-progress` until the transition delay has passed, then `<op>-complete`, or
+    /// `<op>-failed` with `failure` as the state message.
+    pub op: String,
+    pub failure: Option<String>,
+    pub changed_ms: i64,
+}
+record!(PrefixListRecord, "prefix-list", |_s| Index::default());
+
+impl PrefixListRecord {
+    pub fn version(&self) -> i64 {
+        self.versions.last().map(|v| v.0).unwrap_or(1)
+    }
+
+    /// The current version's entries.
+    pub fn entries(&self) -> &[PrefixListEntry] {
+        self.versions.last().map(|v| v.1.as_slice()).unwrap_or(&[])
+    }
+
+    /// The state AWS shows at `now_ms`, with changes taking `delay_ms`.
+    pub fn state(&self, now_ms: i64, delay_ms: i64) -> String {
+        let outcome = if now_ms < self.changed_ms + delay_ms {
+            "in-progress"
+        } else if self.failure.is_some() {
+            "failed"
+        } else {
+            "complete"
+        };
+        format!("{}-{outcome}", self.op)
+    }
+}

@@ -6,5 +6,6 @@ pub mod address;
 pub mod eni;
 pub mod image;
 pub mod instance;
+pub mod prefix_list;
 pub mod snapshot;
 pub mod volume;

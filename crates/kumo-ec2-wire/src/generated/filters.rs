@@ -1511,6 +1511,37 @@ impl FilterName for DescribeKeyPairs {
     }
 }
 
+/// The filter names of `DescribeManagedPrefixLists`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeManagedPrefixLists {
+    /// `owner-id`
+    OwnerId,
+    /// `prefix-list-id`
+    PrefixListId,
+    /// `prefix-list-name`
+    PrefixListName,
+}
+
+impl FilterName for DescribeManagedPrefixLists {
+    const TAGS: bool = true;
+    const ALL: &'static [Self] = &[Self::OwnerId, Self::PrefixListId, Self::PrefixListName];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "owner-id" => Self::OwnerId,
+            "prefix-list-id" => Self::PrefixListId,
+            "prefix-list-name" => Self::PrefixListName,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::OwnerId => "owner-id",
+            Self::PrefixListId => "prefix-list-id",
+            Self::PrefixListName => "prefix-list-name",
+        }
+    }
+}
+
 /// The filter names of `DescribeNatGateways`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DescribeNatGateways {

@@ -28,6 +28,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateImage",
     "CreateInternetGateway",
     "CreateKeyPair",
+    "CreateManagedPrefixList",
     "CreateNatGateway",
     "CreateNetworkInterface",
     "CreateRoute",
@@ -42,6 +43,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateVpc",
     "DeleteInternetGateway",
     "DeleteKeyPair",
+    "DeleteManagedPrefixList",
     "DeleteNatGateway",
     "DeleteNetworkInterface",
     "DeleteRoute",
@@ -67,6 +69,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeInstances",
     "DescribeInternetGateways",
     "DescribeKeyPairs",
+    "DescribeManagedPrefixLists",
     "DescribeNatGateways",
     "DescribeNetworkAcls",
     "DescribeNetworkInterfaceAttribute",
@@ -100,6 +103,8 @@ pub const OPERATIONS: &[&str] = &[
     "GetEbsDefaultKmsKeyId",
     "GetEbsEncryptionByDefault",
     "GetImageBlockPublicAccessState",
+    "GetManagedPrefixListAssociations",
+    "GetManagedPrefixListEntries",
     "GetSubnetCidrReservations",
     "ImportKeyPair",
     "ModifyDefaultCreditSpecification",
@@ -107,6 +112,7 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyInstanceAttribute",
     "ModifyInstanceCreditSpecification",
     "ModifyInstanceMetadataOptions",
+    "ModifyManagedPrefixList",
     "ModifyNetworkInterfaceAttribute",
     "ModifyPrivateDnsNameOptions",
     "ModifySnapshotAttribute",
@@ -122,6 +128,7 @@ pub const OPERATIONS: &[&str] = &[
     "ResetImageAttribute",
     "ResetInstanceAttribute",
     "ResetSnapshotAttribute",
+    "RestoreManagedPrefixListVersion",
     "RevokeSecurityGroupEgress",
     "RevokeSecurityGroupIngress",
     "RunInstances",
@@ -293,6 +300,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateKeyPair"))
     }
+    /// `CreateManagedPrefixList`.
+    fn create_managed_prefix_list(
+        &self,
+        ctx: &RequestContext,
+        input: CreateManagedPrefixListRequest,
+    ) -> Result<CreateManagedPrefixListResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateManagedPrefixList"))
+    }
     /// `CreateNatGateway`.
     fn create_nat_gateway(
         &self,
@@ -414,6 +430,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DeleteKeyPairResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteKeyPair"))
+    }
+    /// `DeleteManagedPrefixList`.
+    fn delete_managed_prefix_list(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteManagedPrefixListRequest,
+    ) -> Result<DeleteManagedPrefixListResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteManagedPrefixList"))
     }
     /// `DeleteNatGateway`.
     fn delete_nat_gateway(
@@ -633,6 +658,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeKeyPairsResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeKeyPairs"))
+    }
+    /// `DescribeManagedPrefixLists`.
+    fn describe_managed_prefix_lists(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeManagedPrefixListsRequest,
+    ) -> Result<DescribeManagedPrefixListsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeManagedPrefixLists"))
     }
     /// `DescribeNatGateways`.
     fn describe_nat_gateways(
@@ -933,6 +967,26 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("GetImageBlockPublicAccessState"))
     }
+    /// `GetManagedPrefixListAssociations`.
+    fn get_managed_prefix_list_associations(
+        &self,
+        ctx: &RequestContext,
+        input: GetManagedPrefixListAssociationsRequest,
+    ) -> Result<GetManagedPrefixListAssociationsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented(
+            "GetManagedPrefixListAssociations",
+        ))
+    }
+    /// `GetManagedPrefixListEntries`.
+    fn get_managed_prefix_list_entries(
+        &self,
+        ctx: &RequestContext,
+        input: GetManagedPrefixListEntriesRequest,
+    ) -> Result<GetManagedPrefixListEntriesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("GetManagedPrefixListEntries"))
+    }
     /// `GetSubnetCidrReservations`.
     fn get_subnet_cidr_reservations(
         &self,
@@ -999,6 +1053,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<ModifyInstanceMetadataOptionsResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyInstanceMetadataOptions"))
+    }
+    /// `ModifyManagedPrefixList`.
+    fn modify_managed_prefix_list(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyManagedPrefixListRequest,
+    ) -> Result<ModifyManagedPrefixListResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyManagedPrefixList"))
     }
     /// `ModifyNetworkInterfaceAttribute`.
     fn modify_network_interface_attribute(
@@ -1134,6 +1197,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ResetSnapshotAttribute"))
+    }
+    /// `RestoreManagedPrefixListVersion`.
+    fn restore_managed_prefix_list_version(
+        &self,
+        ctx: &RequestContext,
+        input: RestoreManagedPrefixListVersionRequest,
+    ) -> Result<RestoreManagedPrefixListVersionResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("RestoreManagedPrefixListVersion"))
     }
     /// `RevokeSecurityGroupEgress`.
     fn revoke_security_group_egress(
@@ -1328,6 +1400,14 @@ pub fn dispatch(
             let output = svc.create_key_pair(ctx, input)?;
             crate::encode::response(ctx, "CreateKeyPairResponse", &output)
         }
+        "CreateManagedPrefixList" => {
+            let input = CreateManagedPrefixListRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            svc.prepare(ctx)?;
+            let output = svc.create_managed_prefix_list(ctx, input)?;
+            crate::encode::response(ctx, "CreateManagedPrefixListResponse", &output)
+        }
         "CreateNatGateway" => {
             let input = CreateNatGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1429,6 +1509,13 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.delete_key_pair(ctx, input)?;
             crate::encode::response(ctx, "DeleteKeyPairResponse", &output)
+        }
+        "DeleteManagedPrefixList" => {
+            let input = DeleteManagedPrefixListRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
+            let output = svc.delete_managed_prefix_list(ctx, input)?;
+            crate::encode::response(ctx, "DeleteManagedPrefixListResponse", &output)
         }
         "DeleteNatGateway" => {
             let input = DeleteNatGatewayRequest::decode(params, &Path::ROOT)?;
@@ -1604,6 +1691,13 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.describe_key_pairs(ctx, input)?;
             crate::encode::response(ctx, "DescribeKeyPairsResponse", &output)
+        }
+        "DescribeManagedPrefixLists" => {
+            let input = DescribeManagedPrefixListsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
+            let output = svc.describe_managed_prefix_lists(ctx, input)?;
+            crate::encode::response(ctx, "DescribeManagedPrefixListsResponse", &output)
         }
         "DescribeNatGateways" => {
             let input = DescribeNatGatewaysRequest::decode(params, &Path::ROOT)?;
@@ -1835,6 +1929,20 @@ pub fn dispatch(
             let output = svc.get_image_block_public_access_state(ctx, input)?;
             crate::encode::response(ctx, "GetImageBlockPublicAccessStateResponse", &output)
         }
+        "GetManagedPrefixListAssociations" => {
+            let input = GetManagedPrefixListAssociationsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
+            let output = svc.get_managed_prefix_list_associations(ctx, input)?;
+            crate::encode::response(ctx, "GetManagedPrefixListAssociationsResponse", &output)
+        }
+        "GetManagedPrefixListEntries" => {
+            let input = GetManagedPrefixListEntriesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
+            let output = svc.get_managed_prefix_list_entries(ctx, input)?;
+            crate::encode::response(ctx, "GetManagedPrefixListEntriesResponse", &output)
+        }
         "GetSubnetCidrReservations" => {
             let input = GetSubnetCidrReservationsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1883,6 +1991,13 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.modify_instance_metadata_options(ctx, input)?;
             crate::encode::response(ctx, "ModifyInstanceMetadataOptionsResponse", &output)
+        }
+        "ModifyManagedPrefixList" => {
+            let input = ModifyManagedPrefixListRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
+            let output = svc.modify_managed_prefix_list(ctx, input)?;
+            crate::encode::response(ctx, "ModifyManagedPrefixListResponse", &output)
         }
         "ModifyNetworkInterfaceAttribute" => {
             let input = ModifyNetworkInterfaceAttributeRequest::decode(params, &Path::ROOT)?;
@@ -1986,6 +2101,13 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             svc.reset_snapshot_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ResetSnapshotAttributeResponse")
+        }
+        "RestoreManagedPrefixListVersion" => {
+            let input = RestoreManagedPrefixListVersionRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.prepare(ctx)?;
+            let output = svc.restore_managed_prefix_list_version(ctx, input)?;
+            crate::encode::response(ctx, "RestoreManagedPrefixListVersionResponse", &output)
         }
         "RevokeSecurityGroupEgress" => {
             let input = RevokeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;

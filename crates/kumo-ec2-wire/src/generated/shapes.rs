@@ -6,6 +6,39 @@ use crate::error::Ec2Error;
 use crate::query::Node;
 use crate::types::{Blob, DateTime};
 
+/// The `AddPrefixListEntry` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AddPrefixListEntry {
+    /// `Cidr`: `Cidr` in requests, `<Cidr>` in responses.
+    pub cidr: String,
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+}
+
+impl Decode for AddPrefixListEntry {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_cidr = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Cidr" => {
+                    out.cidr = Decode::decode(child, &here)?;
+                    seen_cidr = true;
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_cidr {
+            return Err(crate::decode::missing(&path.child("Cidr")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `Address` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Address {
@@ -2019,6 +2052,89 @@ impl Decode for CreateKeyPairRequest {
     }
 }
 
+/// The `CreateManagedPrefixListRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateManagedPrefixListRequest {
+    /// `AddressFamily`: `AddressFamily` in requests, `<AddressFamily>` in responses.
+    pub address_family: String,
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Entries`: `Entry` in requests, `<Entry>` in responses.
+    pub entries: Option<Vec<AddPrefixListEntry>>,
+    /// `MaxEntries`: `MaxEntries` in requests, `<MaxEntries>` in responses.
+    pub max_entries: i32,
+    /// `PrefixListName`: `PrefixListName` in requests, `<PrefixListName>` in responses.
+    pub prefix_list_name: String,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CreateManagedPrefixListRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_address_family = false;
+        let mut seen_max_entries = false;
+        let mut seen_prefix_list_name = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AddressFamily" => {
+                    out.address_family = Decode::decode(child, &here)?;
+                    seen_address_family = true;
+                }
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Entry" => {
+                    out.entries = Some(Decode::decode(child, &here)?);
+                }
+                "MaxEntries" => {
+                    out.max_entries = Decode::decode(child, &here)?;
+                    seen_max_entries = true;
+                }
+                "PrefixListName" => {
+                    out.prefix_list_name = Decode::decode(child, &here)?;
+                    seen_prefix_list_name = true;
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_address_family {
+            return Err(crate::decode::missing(&path.child("AddressFamily")));
+        }
+        if !seen_max_entries {
+            return Err(crate::decode::missing(&path.child("MaxEntries")));
+        }
+        if !seen_prefix_list_name {
+            return Err(crate::decode::missing(&path.child("PrefixListName")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateManagedPrefixListResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateManagedPrefixListResult {
+    /// `PrefixList`: `PrefixList` in requests, `<prefixList>` in responses.
+    pub prefix_list: Option<ManagedPrefixList>,
+}
+
+impl Encode for CreateManagedPrefixListResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.prefix_list {
+            w.field("prefixList", v);
+        }
+    }
+}
+
 /// The `CreateNatGatewayRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateNatGatewayRequest {
@@ -3306,6 +3422,54 @@ impl Encode for DeleteKeyPairResult {
         }
         if let Some(v) = &self.r#return {
             w.field("return", v);
+        }
+    }
+}
+
+/// The `DeleteManagedPrefixListRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteManagedPrefixListRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `PrefixListId`: `PrefixListId` in requests, `<PrefixListId>` in responses.
+    pub prefix_list_id: String,
+}
+
+impl Decode for DeleteManagedPrefixListRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_prefix_list_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "PrefixListId" => {
+                    out.prefix_list_id = Decode::decode(child, &here)?;
+                    seen_prefix_list_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_prefix_list_id {
+            return Err(crate::decode::missing(&path.child("PrefixListId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteManagedPrefixListResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteManagedPrefixListResult {
+    /// `PrefixList`: `PrefixList` in requests, `<prefixList>` in responses.
+    pub prefix_list: Option<ManagedPrefixList>,
+}
+
+impl Encode for DeleteManagedPrefixListResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.prefix_list {
+            w.field("prefixList", v);
         }
     }
 }
@@ -4666,6 +4830,69 @@ impl Encode for DescribeKeyPairsResult {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.key_pairs {
             w.list("keySet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeManagedPrefixListsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeManagedPrefixListsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `PrefixListIds`: `PrefixListId` in requests, `<PrefixListId>` in responses.
+    pub prefix_list_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeManagedPrefixListsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "PrefixListId" => {
+                    out.prefix_list_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeManagedPrefixListsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeManagedPrefixListsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `PrefixLists`: `PrefixListSet` in requests, `<prefixListSet>` in responses.
+    pub prefix_lists: Option<Vec<ManagedPrefixList>>,
+}
+
+impl Encode for DescribeManagedPrefixListsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.prefix_lists {
+            w.list("prefixListSet", "item", v);
         }
     }
 }
@@ -7395,6 +7622,137 @@ impl Encode for GetImageBlockPublicAccessStateResult {
         }
         if let Some(v) = &self.managed_by {
             w.field("managedBy", v);
+        }
+    }
+}
+
+/// The `GetManagedPrefixListAssociationsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetManagedPrefixListAssociationsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `PrefixListId`: `PrefixListId` in requests, `<PrefixListId>` in responses.
+    pub prefix_list_id: String,
+}
+
+impl Decode for GetManagedPrefixListAssociationsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_prefix_list_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "PrefixListId" => {
+                    out.prefix_list_id = Decode::decode(child, &here)?;
+                    seen_prefix_list_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_prefix_list_id {
+            return Err(crate::decode::missing(&path.child("PrefixListId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `GetManagedPrefixListAssociationsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetManagedPrefixListAssociationsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `PrefixListAssociations`: `PrefixListAssociationSet` in requests, `<prefixListAssociationSet>` in responses.
+    pub prefix_list_associations: Option<Vec<PrefixListAssociation>>,
+}
+
+impl Encode for GetManagedPrefixListAssociationsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.prefix_list_associations {
+            w.list("prefixListAssociationSet", "item", v);
+        }
+    }
+}
+
+/// The `GetManagedPrefixListEntriesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetManagedPrefixListEntriesRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `PrefixListId`: `PrefixListId` in requests, `<PrefixListId>` in responses.
+    pub prefix_list_id: String,
+    /// `TargetVersion`: `TargetVersion` in requests, `<TargetVersion>` in responses.
+    pub target_version: Option<i64>,
+}
+
+impl Decode for GetManagedPrefixListEntriesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_prefix_list_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "PrefixListId" => {
+                    out.prefix_list_id = Decode::decode(child, &here)?;
+                    seen_prefix_list_id = true;
+                }
+                "TargetVersion" => {
+                    out.target_version = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_prefix_list_id {
+            return Err(crate::decode::missing(&path.child("PrefixListId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `GetManagedPrefixListEntriesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetManagedPrefixListEntriesResult {
+    /// `Entries`: `EntrySet` in requests, `<entrySet>` in responses.
+    pub entries: Option<Vec<PrefixListEntry>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for GetManagedPrefixListEntriesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.entries {
+            w.list("entrySet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
         }
     }
 }
@@ -10577,6 +10935,76 @@ impl Decode for LicenseConfigurationRequest {
     }
 }
 
+/// The `ManagedPrefixList` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ManagedPrefixList {
+    /// `AddressFamily`: `AddressFamily` in requests, `<addressFamily>` in responses.
+    pub address_family: Option<String>,
+    /// `IpamPrefixListResolverSyncEnabled`: `IpamPrefixListResolverSyncEnabled` in requests, `<ipamPrefixListResolverSyncEnabled>` in responses.
+    pub ipam_prefix_list_resolver_sync_enabled: Option<bool>,
+    /// `IpamPrefixListResolverTargetId`: `IpamPrefixListResolverTargetId` in requests, `<ipamPrefixListResolverTargetId>` in responses.
+    pub ipam_prefix_list_resolver_target_id: Option<String>,
+    /// `MaxEntries`: `MaxEntries` in requests, `<maxEntries>` in responses.
+    pub max_entries: Option<i32>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `PrefixListArn`: `PrefixListArn` in requests, `<prefixListArn>` in responses.
+    pub prefix_list_arn: Option<String>,
+    /// `PrefixListId`: `PrefixListId` in requests, `<prefixListId>` in responses.
+    pub prefix_list_id: Option<String>,
+    /// `PrefixListName`: `PrefixListName` in requests, `<prefixListName>` in responses.
+    pub prefix_list_name: Option<String>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `StateMessage`: `StateMessage` in requests, `<stateMessage>` in responses.
+    pub state_message: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `Version`: `Version` in requests, `<version>` in responses.
+    pub version: Option<i64>,
+}
+
+impl Encode for ManagedPrefixList {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.address_family {
+            w.field("addressFamily", v);
+        }
+        if let Some(v) = &self.ipam_prefix_list_resolver_sync_enabled {
+            w.field("ipamPrefixListResolverSyncEnabled", v);
+        }
+        if let Some(v) = &self.ipam_prefix_list_resolver_target_id {
+            w.field("ipamPrefixListResolverTargetId", v);
+        }
+        if let Some(v) = &self.max_entries {
+            w.field("maxEntries", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.prefix_list_arn {
+            w.field("prefixListArn", v);
+        }
+        if let Some(v) = &self.prefix_list_id {
+            w.field("prefixListId", v);
+        }
+        if let Some(v) = &self.prefix_list_name {
+            w.field("prefixListName", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.state_message {
+            w.field("stateMessage", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.version {
+            w.field("version", v);
+        }
+    }
+}
+
 /// The `MediaAcceleratorInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -11098,6 +11526,85 @@ impl Encode for ModifyInstanceMetadataOptionsResult {
         }
         if let Some(v) = &self.instance_metadata_options {
             w.field("instanceMetadataOptions", v);
+        }
+    }
+}
+
+/// The `ModifyManagedPrefixListRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyManagedPrefixListRequest {
+    /// `AddEntries`: `AddEntry` in requests, `<AddEntry>` in responses.
+    pub add_entries: Option<Vec<AddPrefixListEntry>>,
+    /// `CurrentVersion`: `CurrentVersion` in requests, `<CurrentVersion>` in responses.
+    pub current_version: Option<i64>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `IpamPrefixListResolverSyncEnabled`: `IpamPrefixListResolverSyncEnabled` in requests, `<IpamPrefixListResolverSyncEnabled>` in responses.
+    pub ipam_prefix_list_resolver_sync_enabled: Option<bool>,
+    /// `MaxEntries`: `MaxEntries` in requests, `<MaxEntries>` in responses.
+    pub max_entries: Option<i32>,
+    /// `PrefixListId`: `PrefixListId` in requests, `<PrefixListId>` in responses.
+    pub prefix_list_id: String,
+    /// `PrefixListName`: `PrefixListName` in requests, `<PrefixListName>` in responses.
+    pub prefix_list_name: Option<String>,
+    /// `RemoveEntries`: `RemoveEntry` in requests, `<RemoveEntry>` in responses.
+    pub remove_entries: Option<Vec<RemovePrefixListEntry>>,
+}
+
+impl Decode for ModifyManagedPrefixListRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_prefix_list_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AddEntry" => {
+                    out.add_entries = Some(Decode::decode(child, &here)?);
+                }
+                "CurrentVersion" => {
+                    out.current_version = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "IpamPrefixListResolverSyncEnabled" => {
+                    out.ipam_prefix_list_resolver_sync_enabled =
+                        Some(Decode::decode(child, &here)?);
+                }
+                "MaxEntries" => {
+                    out.max_entries = Some(Decode::decode(child, &here)?);
+                }
+                "PrefixListId" => {
+                    out.prefix_list_id = Decode::decode(child, &here)?;
+                    seen_prefix_list_id = true;
+                }
+                "PrefixListName" => {
+                    out.prefix_list_name = Some(Decode::decode(child, &here)?);
+                }
+                "RemoveEntry" => {
+                    out.remove_entries = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_prefix_list_id {
+            return Err(crate::decode::missing(&path.child("PrefixListId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyManagedPrefixListResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyManagedPrefixListResult {
+    /// `PrefixList`: `PrefixList` in requests, `<prefixList>` in responses.
+    pub prefix_list: Option<ManagedPrefixList>,
+}
+
+impl Encode for ModifyManagedPrefixListResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.prefix_list {
+            w.field("prefixList", v);
         }
     }
 }
@@ -12752,6 +13259,46 @@ impl Encode for PortRange {
     }
 }
 
+/// The `PrefixListAssociation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrefixListAssociation {
+    /// `ResourceId`: `ResourceId` in requests, `<resourceId>` in responses.
+    pub resource_id: Option<String>,
+    /// `ResourceOwner`: `ResourceOwner` in requests, `<resourceOwner>` in responses.
+    pub resource_owner: Option<String>,
+}
+
+impl Encode for PrefixListAssociation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.resource_id {
+            w.field("resourceId", v);
+        }
+        if let Some(v) = &self.resource_owner {
+            w.field("resourceOwner", v);
+        }
+    }
+}
+
+/// The `PrefixListEntry` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrefixListEntry {
+    /// `Cidr`: `Cidr` in requests, `<cidr>` in responses.
+    pub cidr: Option<String>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+}
+
+impl Encode for PrefixListEntry {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidr {
+            w.field("cidr", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+    }
+}
+
 /// The `PrefixListId` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PrefixListId {
@@ -13328,6 +13875,34 @@ impl Decode for ReleaseAddressRequest {
     }
 }
 
+/// The `RemovePrefixListEntry` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RemovePrefixListEntry {
+    /// `Cidr`: `Cidr` in requests, `<Cidr>` in responses.
+    pub cidr: String,
+}
+
+impl Decode for RemovePrefixListEntry {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_cidr = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Cidr" => {
+                    out.cidr = Decode::decode(child, &here)?;
+                    seen_cidr = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_cidr {
+            return Err(crate::decode::missing(&path.child("Cidr")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `ReplaceRouteRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReplaceRouteRequest {
@@ -13690,6 +14265,74 @@ impl Decode for ResetSnapshotAttributeRequest {
             return Err(crate::decode::missing(&path.child("SnapshotId")));
         }
         Ok(out)
+    }
+}
+
+/// The `RestoreManagedPrefixListVersionRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RestoreManagedPrefixListVersionRequest {
+    /// `CurrentVersion`: `CurrentVersion` in requests, `<CurrentVersion>` in responses.
+    pub current_version: i64,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `PrefixListId`: `PrefixListId` in requests, `<PrefixListId>` in responses.
+    pub prefix_list_id: String,
+    /// `PreviousVersion`: `PreviousVersion` in requests, `<PreviousVersion>` in responses.
+    pub previous_version: i64,
+}
+
+impl Decode for RestoreManagedPrefixListVersionRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_current_version = false;
+        let mut seen_prefix_list_id = false;
+        let mut seen_previous_version = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CurrentVersion" => {
+                    out.current_version = Decode::decode(child, &here)?;
+                    seen_current_version = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "PrefixListId" => {
+                    out.prefix_list_id = Decode::decode(child, &here)?;
+                    seen_prefix_list_id = true;
+                }
+                "PreviousVersion" => {
+                    out.previous_version = Decode::decode(child, &here)?;
+                    seen_previous_version = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_current_version {
+            return Err(crate::decode::missing(&path.child("CurrentVersion")));
+        }
+        if !seen_prefix_list_id {
+            return Err(crate::decode::missing(&path.child("PrefixListId")));
+        }
+        if !seen_previous_version {
+            return Err(crate::decode::missing(&path.child("PreviousVersion")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `RestoreManagedPrefixListVersionResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RestoreManagedPrefixListVersionResult {
+    /// `PrefixList`: `PrefixList` in requests, `<prefixList>` in responses.
+    pub prefix_list: Option<ManagedPrefixList>,
+}
+
+impl Encode for RestoreManagedPrefixListVersionResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.prefix_list {
+            w.field("prefixList", v);
+        }
     }
 }
 
