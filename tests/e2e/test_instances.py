@@ -349,6 +349,9 @@ def test_settings_kumo_cannot_honour_are_refused_by_name(ec2, ami):
     for extra in (
         {"LaunchTemplate": {"LaunchTemplateName": "web"}},
         {"InstanceMarketOptions": {"MarketType": "spot"}},
+        {"NetworkInterfaces": [{"DeviceIndex": 0, "Ipv6AddressCount": 1}]},
+        {"NetworkInterfaces": [{"DeviceIndex": 0, "InterfaceType": "efa"}]},
+        {"NetworkInterfaces": [{"DeviceIndex": 0, "ConnectionTrackingSpecification": {"UdpTimeout": 30}}]},
     ):
         with pytest.raises(ClientError) as e:
             run(ec2, ami, **extra)

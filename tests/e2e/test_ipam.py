@@ -254,3 +254,23 @@ def test_deleting_a_reservation_frees_its_addresses_for_automatic_use(ec2, vpc):
     ec2.delete_subnet_cidr_reservation(SubnetCidrReservationId=scr["SubnetCidrReservationId"])
     got = ec2.create_network_interface(SubnetId=sid)["NetworkInterface"]["PrivateIpAddress"]
     assert got in {"10.0.12.4", "10.0.12.5", "10.0.12.6", "10.0.12.7"}
+
+
+def test_interface_settings_kumo_cannot_honour_are_refused_by_name(ec2, vpc):
+    """IPv6, EFA and trunk interfaces and connection tracking are refused, not ignored: an
+    interface without them is not what was asked for."""
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.9.0/24")["Subnet"]["SubnetId"]
+    for extra in (
+        {"Ipv6AddressCount": 1},
+        {"Ipv6Addresses": [{"Ipv6Address": "2001:db8::1"}]},
+        {"Ipv6PrefixCount": 1},
+        {"EnablePrimaryIpv6": True},
+        {"InterfaceType": "efa"},
+        {"InterfaceType": "trunk"},
+        {"ConnectionTrackingSpecification": {"TcpEstablishedTimeout": 86400}},
+    ):
+        with pytest.raises(ClientError) as e:
+            ec2.create_network_interface(SubnetId=subnet, **extra)
+        assert error_code(e) == "Unsupported", extra
+        assert e.value.response["Error"]["Message"].startswith("Kumo does not support the CreateNetworkInterface setting"), extra
+    assert ec2.describe_network_interfaces(Filters=[{"Name": "subnet-id", "Values": [subnet]}])["NetworkInterfaces"] == []

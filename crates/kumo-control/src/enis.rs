@@ -262,6 +262,28 @@ pub fn create(
     ctx: &RequestContext,
     input: CreateNetworkInterfaceRequest,
 ) -> Result<CreateNetworkInterfaceResult, Ec2Error> {
+    crate::core::error::refuse_settings(
+        "CreateNetworkInterface",
+        &[
+            (
+                "IPv6 addresses and prefixes",
+                input.ipv6_address_count.is_some_and(|n| n > 0)
+                    || input.ipv6_addresses.as_ref().is_some_and(|a| !a.is_empty())
+                    || input.ipv6_prefix_count.is_some_and(|n| n > 0)
+                    || input.ipv6_prefixes.as_ref().is_some_and(|a| !a.is_empty())
+                    || input.enable_primary_ipv6 == Some(true),
+            ),
+            (
+                "ConnectionTrackingSpecification",
+                input.connection_tracking_specification.is_some(),
+            ),
+            (
+                "InterfaceType (EFA and trunking)",
+                input.interface_type.is_some(),
+            ),
+            ("Operator", input.operator.is_some()),
+        ],
+    )?;
     let listed = input.private_ip_addresses.clone().unwrap_or_default();
     combination(
         !listed.is_empty(),

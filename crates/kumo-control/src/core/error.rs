@@ -26,6 +26,18 @@ pub fn rule((code, message): (&'static str, String)) -> Ec2Error {
     Ec2Error::new(code, message)
 }
 
+/// Settings of a request that Kumo cannot honour yet: (name, given). Ignoring one would make
+/// something other than what was asked, so the first one given is refused by name.
+pub fn refuse_settings(op: &str, settings: &[(&str, bool)]) -> Result<(), Ec2Error> {
+    match settings.iter().find(|(_, given)| *given) {
+        Some((name, _)) => Err(Ec2Error::new(
+            "Unsupported",
+            format!("Kumo does not support the {op} setting {name} yet."),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// An error with its causes, for the log (`cannot grow: volume file I/O failed: No space left
 /// on device`): the one formatter, shared with the driver crate.
 pub use kumo_compute::error_chain as chain;

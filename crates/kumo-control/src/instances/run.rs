@@ -175,13 +175,47 @@ pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result
                 .is_some_and(|e| e.enabled == Some(true)),
         ),
     ];
-    match refused.iter().find(|(_, given)| *given) {
-        Some((name, _)) => Err(Ec2Error::new(
-            "Unsupported",
-            format!("Kumo does not support the RunInstances setting {name} yet."),
-        )),
-        None => Ok(()),
+    crate::core::error::refuse_settings("RunInstances", refused)?;
+    for ni in input.network_interfaces.iter().flatten() {
+        let ipv6 = ni.ipv6_address_count.is_some_and(|n| n > 0)
+            || ni.ipv6_addresses.as_ref().is_some_and(|a| !a.is_empty())
+            || ni.ipv6_prefix_count.is_some_and(|n| n > 0)
+            || ni.ipv6_prefixes.as_ref().is_some_and(|a| !a.is_empty())
+            || ni.primary_ipv6 == Some(true);
+        crate::core::error::refuse_settings(
+            "RunInstances",
+            &[
+                ("NetworkInterfaces IPv6 addresses and prefixes", ipv6),
+                (
+                    "NetworkInterfaces ConnectionTrackingSpecification",
+                    ni.connection_tracking_specification.is_some(),
+                ),
+                (
+                    "NetworkInterfaces InterfaceType (EFA)",
+                    ni.interface_type
+                        .as_deref()
+                        .is_some_and(|t| t != "interface"),
+                ),
+                (
+                    "NetworkInterfaces EnaSrdSpecification",
+                    ni.ena_srd_specification.is_some(),
+                ),
+                (
+                    "NetworkInterfaces EnaQueueCount",
+                    ni.ena_queue_count.is_some(),
+                ),
+                (
+                    "NetworkInterfaces NetworkCardIndex",
+                    ni.network_card_index.is_some_and(|n| n != 0),
+                ),
+                (
+                    "NetworkInterfaces AssociateCarrierIpAddress",
+                    ni.associate_carrier_ip_address == Some(true),
+                ),
+            ],
+        )?;
     }
+    Ok(())
 }
 
 /// What RunInstances was asked, checked in AWS's order and resolved: the image, the type,
