@@ -185,8 +185,8 @@ def world():
     yield from serving()
 
 
-def build(endpoint):
-    ec2 = make_client(endpoint)
+def build(endpoint, ec2=None):
+    ec2 = ec2 or make_client(endpoint)
     ssm = make_client(endpoint, service="ssm")
     ami = ssm.get_parameter(Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
     vpc = ec2.create_vpc(CidrBlock="10.60.0.0/16")["Vpc"]["VpcId"]

@@ -384,8 +384,14 @@ pub fn create(
         )
         .map_err(|f| f.0)?;
     let names = store.read(|v| group_names(v, s)).map_err(|f| f.0)?;
+    let mut out = wire_eni(ctx, &rec, &names, &[]);
+    // The answer names who asked for the interface, as AWS's does (its CLI examples show the
+    // caller's principal id; DescribeNetworkInterfaces shows it only for a service's
+    // interfaces). The caller's principal is what GetCallerIdentity reports as its UserId.
+    out.requester_id
+        .get_or_insert_with(|| ctx.account_id.clone());
     Ok(CreateNetworkInterfaceResult {
-        network_interface: Some(wire_eni(ctx, &rec, &names, &[])),
+        network_interface: Some(out),
         client_token: input.client_token,
     })
 }
