@@ -405,6 +405,15 @@ def test_security_groups_are_live_stateful_firewalls(ns_kumo, ec2, key):
     assert can_reach(key, a_ip, b_ip, 2222)
     ec2.revoke_security_group_ingress(GroupId=server, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 2222, "ToPort": 2222, "PrefixListIds": [{"PrefixListId": pl}]}])
     assert not can_reach(key, a_ip, b_ip, 2222)
+    # The other way, b to a: b's egress is checked before a's ingress, whichever instance's
+    # rules come first.
+    assert ssh(key, a_ip, "sudo /usr/sbin/sshd -p 2222").returncode == 0
+    ec2.authorize_security_group_ingress(GroupId=client, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 2222, "ToPort": 2222, "UserIdGroupPairs": [{"GroupId": server}]}])
+    assert can_reach(key, b_ip, a_ip, 2222)
+    ec2.revoke_security_group_egress(GroupId=server, IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    assert not can_reach(key, b_ip, a_ip, 2222)
+    ec2.authorize_security_group_egress(GroupId=server, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 2222, "ToPort": 2222, "UserIdGroupPairs": [{"GroupId": client}]}])
+    assert can_reach(key, b_ip, a_ip, 2222)
     # A group with no ingress rules admits nothing, not even the host's SSH.
     assert ssh(key, c["PrivateIpAddress"], "true", timeout=0).returncode == 255
     # Changing an instance's groups takes effect at once.

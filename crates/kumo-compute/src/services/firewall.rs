@@ -76,13 +76,16 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
         "ct state invalid drop".to_string(),
     ];
     let mut chains = String::new();
+    // Every sender's egress jump comes before any receiver's ingress jump: an ingress chain
+    // accepts, so a receiver met first would let a packet skip its sender's egress rules.
+    let mut ingress_jumps = Vec::new();
     for (i, f) in fw.interfaces.iter().enumerate() {
         if f.addrs.is_empty() {
             continue;
         }
         let addrs = set(&f.addrs);
         base.push(format!("ip saddr {addrs} jump out_{i}"));
-        base.push(format!("ip daddr {addrs} jump in_{i}"));
+        ingress_jumps.push(format!("ip daddr {addrs} jump in_{i}"));
         // Egress returns to the base chain (the receiver is checked next); ingress accepts.
         for (dir, rules, peer, verdict) in [
             ("out", &f.egress, "daddr", "return"),
@@ -98,6 +101,7 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
             chains.push_str("    drop\n  }\n");
         }
     }
+    base.extend(ingress_jumps);
     base.push(format!("ip daddr {host_net} accept"));
     let mut out = String::from("table inet kumo {}\nflush table inet kumo\ntable inet kumo {\n");
     out.push_str("  chain forward {\n    type filter hook forward priority 0; policy drop;\n");
@@ -159,6 +163,25 @@ mod tests {
         assert!(s.starts_with("table inet kumo {}\nflush table inet kumo\n"));
         assert!(s.contains("policy drop;") && s.contains("ip daddr 100.127.0.0/16 accept"));
         assert!(s.contains("ip daddr 198.51.100.7 dnat to 10.0.1.5"));
+    }
+
+    #[test]
+    fn every_egress_is_checked_before_any_ingress() {
+        let iface = |addr: &str| Interface {
+            addrs: vec![addr.into()],
+            ingress: vec![rule("-1", None, None, &["0.0.0.0/0"])],
+            egress: Vec::new(),
+        };
+        let fw = Firewall {
+            interfaces: vec![iface("10.0.1.5"), iface("10.0.1.6")],
+            ..Firewall::default()
+        };
+        let s = script(&fw, "100.127.0.0/16");
+        let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle}: {s}"));
+        // 10.0.1.6 sending to 10.0.1.5 meets its own egress (which drops) before 10.0.1.5's
+        // ingress (which accepts).
+        assert!(at("ip saddr { 10.0.1.6 } jump out_1") < at("ip daddr { 10.0.1.5 } jump in_0"));
+        assert!(at("ip saddr { 10.0.1.5 } jump out_0") < at("ip daddr { 10.0.1.6 } jump in_1"));
     }
 
     #[test]
