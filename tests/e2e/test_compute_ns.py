@@ -515,6 +515,35 @@ def attachment_state(ec2, vol):
     return a[0]["State"] if a else None
 
 
+def test_a_multi_attach_volume_is_one_disk_in_several_guests(ns_kumo, ec2, key):
+    """Issue 14: Multi-Attach io2 in two running guests at once is one volume: a write by one
+    (O_DIRECT, past its page cache) is read by the other, and each detaches on its own."""
+    a = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="t3.micro")
+    b = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="t3.micro", SubnetId=a["SubnetId"])
+    zone = a["Placement"]["AvailabilityZone"]
+    vol = ec2.create_volume(AvailabilityZone=zone, Size=4, VolumeType="io2", Iops=1000, MultiAttachEnabled=True)["VolumeId"]
+    ec2.attach_volume(VolumeId=vol, InstanceId=a["InstanceId"], Device="/dev/sdf")
+    ec2.attach_volume(VolumeId=vol, InstanceId=b["InstanceId"], Device="/dev/sdh")
+    got = ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["Attachments"]
+    assert sorted((x["InstanceId"], x["Device"], x["State"]) for x in got) == sorted(
+        [(a["InstanceId"], "/dev/sdf", "attached"), (b["InstanceId"], "/dev/sdh", "attached")])
+    write = "printf shared-%s {} | sudo dd of={} bs=4096 conv=sync oflag=direct status=none"
+    read = "sudo dd if={} bs=4096 count=1 iflag=direct status=none | tr -d '\\000'"
+    assert ssh(key, a["PrivateIpAddress"], write.format("by-a", "/dev/sdf")).returncode == 0
+    assert ssh(key, b["PrivateIpAddress"], read.format("/dev/sdh")).stdout == "shared-by-a"
+    assert ssh(key, b["PrivateIpAddress"], write.format("by-b", "/dev/sdh")).returncode == 0
+    assert ssh(key, a["PrivateIpAddress"], read.format("/dev/sdf")).stdout == "shared-by-b"
+    # One detaches; the other keeps the volume and its data.
+    ec2.detach_volume(VolumeId=vol, InstanceId=a["InstanceId"])
+    assert ssh(key, a["PrivateIpAddress"], "test -e /dev/sdf").returncode != 0
+    assert ssh(key, b["PrivateIpAddress"], read.format("/dev/sdh")).stdout == "shared-by-b"
+    ec2.detach_volume(VolumeId=vol, InstanceId=b["InstanceId"])
+    assert ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["State"] == "available"
+    # Attached again, it comes back with what was written.
+    ec2.attach_volume(VolumeId=vol, InstanceId=a["InstanceId"], Device="/dev/sdf")
+    assert ssh(key, a["PrivateIpAddress"], read.format("/dev/sdf")).stdout == "shared-by-b"
+
+
 def test_volumes_attach_live_grow_snapshot_and_detach(ns_kumo, ec2, key):
     inst = launch(ec2, ns_kumo, KeyName="ns-key")
     iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]

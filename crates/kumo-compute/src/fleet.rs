@@ -158,6 +158,8 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
     const NAME: &'static str;
     /// How long a clean shutdown may take before the guest is killed.
     const GRACE: Duration;
+    /// Whether several running guests can have one volume at once (Multi-Attach).
+    const SHARES_VOLUMES: bool;
     fn degraded(&self) -> Option<(String, String)> {
         None
     }
@@ -531,6 +533,10 @@ impl<K: Kind> Driver for Fleet<K> {
 
     fn degraded(&self) -> Option<(String, String)> {
         self.kind.degraded()
+    }
+
+    fn shares_volumes(&self) -> bool {
+        K::SHARES_VOLUMES
     }
 
     fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError> {

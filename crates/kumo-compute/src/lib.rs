@@ -188,6 +188,11 @@ pub trait Driver: Send + Sync {
     fn runs_guests(&self) -> bool {
         true
     }
+    /// Whether several running guests can have one volume at once (Multi-Attach): one export
+    /// of the volume that each of them attaches.
+    fn shares_volumes(&self) -> bool {
+        true
+    }
     /// Boots an instance (first launch, or a start after a stop); an instance already
     /// running or booting is left as it is.
     fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError>;

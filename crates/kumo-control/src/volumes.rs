@@ -409,6 +409,12 @@ pub fn attach(
             if v.multi_attach && v.attachments.len() >= 16 {
                 return Err(Fail(Ec2Error::new("AttachmentLimitExceeded", format!("Volume {} is attached to the maximum of 16 instances.", v.id))));
             }
+            if !v.attachments.is_empty() && !k.compute.driver.shares_volumes() {
+                return Err(Fail(Ec2Error::new(
+                    "Unsupported",
+                    format!("Kumo's {} driver cannot attach volume {} to a second instance (Multi-Attach) yet; the ns driver can.", k.compute.driver.name(), v.id),
+                )));
+            }
             let norm = |d: &str| d.trim_start_matches("/dev/").to_string();
             let mine = attached_to(tx, s, &r.id)?;
             let used = mine.iter().flat_map(|x| x.attachments.iter()).filter(|a| a.instance_id == r.id).any(|a| norm(&a.device) == norm(&input.device));

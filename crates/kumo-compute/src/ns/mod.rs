@@ -91,6 +91,7 @@ impl Kind for Ns {
     type Up = NsUp;
     const NAME: &'static str = "ns";
     const GRACE: Duration = Duration::from_secs(10);
+    const SHARES_VOLUMES: bool = true;
 
     fn boot(
         &self,
@@ -117,7 +118,7 @@ impl Kind for Ns {
     }
 
     fn cleanup(up: &mut NsUp) {
-        for (_, mut lv) in up.volumes.drain() {
+        for (_, lv) in up.volumes.drain() {
             lv.stop();
         }
         for (_, dev) in up.ephemeral.drain(..) {
@@ -157,7 +158,9 @@ impl Kind for Ns {
                 .unwrap_or_default();
             mounts.lines().any(|l| {
                 let dev = l.split_whitespace().next().unwrap_or("");
-                dev == lv.spec.device || lv.spec.alias.as_deref() == Some(dev) || dev == lv.loop_dev
+                dev == lv.spec.device
+                    || lv.spec.alias.as_deref() == Some(dev)
+                    || dev == lv.export.loop_dev
             })
         })
         .unwrap_or(false)
@@ -166,7 +169,7 @@ impl Kind for Ns {
     fn detach(m: &Machine<Ns>, volume_id: &str) -> Result<(), ComputeError> {
         m.with_up(|up| {
             up.proc.spec.volumes.retain(|x| x.volume_id != volume_id);
-            if let Some(mut lv) = up.volumes.remove(volume_id) {
+            if let Some(lv) = up.volumes.remove(volume_id) {
                 lv.hide(&guest_root(up.proc.pid));
                 lv.stop();
                 tracing::info!(instance = %m.id, volume = volume_id, "volume detached");
@@ -180,6 +183,6 @@ impl Kind for Ns {
     }
 
     fn snapshotted(up: &mut NsUp, volume_id: &str) -> Option<Result<(), ComputeError>> {
-        Some(snapshot_live(up.volumes.get_mut(volume_id)?))
+        Some(snapshot_live(up.volumes.get(volume_id)?))
     }
 }

@@ -10,6 +10,7 @@ use crate::{ComputeError, InstanceSpec, VolumeSpec};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 /// The disks an `ns` guest has from its boot: instance store loop devices and volumes.
@@ -22,7 +23,7 @@ pub(crate) struct BootDevices {
 impl BootDevices {
     /// Gives them back when the boot failed after they were made.
     pub(crate) fn release(self) {
-        for (_, mut lv) in self.volumes {
+        for (_, lv) in self.volumes {
             lv.stop();
         }
         for (_, dev) in self.ephemeral {
@@ -31,30 +32,44 @@ impl BootDevices {
     }
 }
 
-/// A volume in a guest: qemu-storage-daemon exports the qcow2 file as a raw FUSE file, a loop
-/// device sits on that, and the loop device's node is in the guest's `/dev`.
-pub(crate) struct LiveVolume {
-    pub(crate) spec: VolumeSpec,
-    /// The block node the export reads and writes: the newest overlay.
-    pub(crate) top: String,
-    /// How many overlays were added (for node names).
-    pub(crate) overlays: u32,
-    pub(crate) daemon: Child,
+/// One volume's export: `qemu-storage-daemon` serves the qcow2 file as a raw FUSE file, and a
+/// loop device sits on that. Every guest the volume is attached to (Multi-Attach) shares the
+/// one export, as EBS shares one volume, so all of them read what any of them writes (with
+/// `O_DIRECT`, past their own page caches); the last guest to let go stops it.
+pub(crate) struct Export {
+    daemon: Mutex<Child>,
     pub(crate) qmp: PathBuf,
     pub(crate) raw: PathBuf,
     pub(crate) loop_dev: String,
+    /// The block node the export reads and writes (the newest overlay), and how many overlays
+    /// were added (for node names).
+    layers: Mutex<(String, u32)>,
 }
 
-impl LiveVolume {
-    /// Starts a volume's export and shows its device under `root` (the guest's `/`, seen
-    /// from the host: [`guest_root`]).
-    pub(crate) fn start(
-        run: &Path,
-        root: &Path,
-        v: &VolumeSpec,
-    ) -> Result<LiveVolume, ComputeError> {
-        let dir = run.join("volumes");
-        std::fs::create_dir_all(&dir).map_err(|e| ComputeError::io("volume directory", e))?;
+/// The live exports, by volume file.
+static EXPORTS: Mutex<Option<HashMap<PathBuf, Weak<Export>>>> = Mutex::new(None);
+
+fn exports() -> std::sync::MutexGuard<'static, Option<HashMap<PathBuf, Weak<Export>>>> {
+    EXPORTS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Export {
+    /// The volume's export, started unless a guest already has it. `dir` holds the FUSE file
+    /// and the QMP socket, outside any one instance's directory.
+    fn get(dir: &Path, v: &VolumeSpec) -> Result<Arc<Export>, ComputeError> {
+        let mut all = exports();
+        let map = all.get_or_insert_with(HashMap::new);
+        if let Some(e) = map.get(&v.file).and_then(Weak::upgrade) {
+            return Ok(e);
+        }
+        let e = Arc::new(Export::start(dir, v)?);
+        map.retain(|_, w| w.strong_count() > 0);
+        map.insert(v.file.clone(), Arc::downgrade(&e));
+        Ok(e)
+    }
+
+    fn start(dir: &Path, v: &VolumeSpec) -> Result<Export, ComputeError> {
+        std::fs::create_dir_all(dir).map_err(|e| ComputeError::io("volume directory", e))?;
         let raw = dir.join(format!("{}.raw", v.volume_id));
         let qmp = dir.join(format!("{}.qmp", v.volume_id));
         std::fs::File::create(&raw).map_err(|e| ComputeError::io("FUSE mount point", e))?;
@@ -118,30 +133,90 @@ impl LiveVolume {
                 return Err(e);
             }
         };
-        let mut lv = LiveVolume {
-            spec: v.clone(),
-            top: "disk".into(),
-            overlays: 0,
-            daemon,
+        Ok(Export {
+            daemon: Mutex::new(daemon),
             qmp,
             raw,
             loop_dev,
-        };
-        if let Err(e) = lv.show(root) {
-            lv.stop();
-            return Err(e);
+            layers: Mutex::new(("disk".into(), 0)),
+        })
+    }
+
+    /// The block node the export serves now.
+    pub(crate) fn top(&self) -> String {
+        self.layers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Sends QMP commands to the daemon, one after the other; fails on the first error.
+    pub(crate) fn qmp(&self, commands: &[String]) -> Result<(), ComputeError> {
+        qmp::qmp(&self.qmp, commands)
+    }
+}
+
+impl Drop for Export {
+    /// The last guest let go: the loop device goes, then the daemon (SIGTERM, so it closes
+    /// the image cleanly). Runs under the registry's lock, so that a guest attaching the
+    /// volume meanwhile waits for the image to be free instead of failing on its lock.
+    fn drop(&mut self) {
+        let _registry = exports();
+        let _ = net::run("losetup", &["-d", &self.loop_dev]);
+        let daemon = self.daemon.get_mut().unwrap_or_else(|p| p.into_inner());
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(daemon.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = daemon.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        let _ = std::fs::remove_file(&self.raw);
+        let _ = std::fs::remove_file(&self.qmp);
+    }
+}
+
+/// A volume in one guest: the volume's shared [`Export`], with its loop device's node in the
+/// guest's `/dev` under the attachment's device name.
+pub(crate) struct LiveVolume {
+    pub(crate) spec: VolumeSpec,
+    pub(crate) export: Arc<Export>,
+}
+
+impl LiveVolume {
+    /// Shows a volume's export (started unless another guest already has it) under `root`
+    /// (the guest's `/`, seen from the host: [`guest_root`]). `run` is the instance's run
+    /// directory; the export lives beside the instances' directories, as it may outlive this
+    /// one's attachment.
+    pub(crate) fn start(
+        run: &Path,
+        root: &Path,
+        v: &VolumeSpec,
+    ) -> Result<LiveVolume, ComputeError> {
+        let dir = run.parent().unwrap_or(run).join("_volumes");
+        let lv = LiveVolume {
+            spec: v.clone(),
+            export: Export::get(&dir, v)?,
+        };
+        lv.show(root)?;
         Ok(lv)
     }
 
     pub(crate) fn show(&self, root: &Path) -> Result<(), ComputeError> {
-        show_device(root, &self.loop_dev, &self.spec)
+        show_device(root, &self.export.loop_dev, &self.spec)
     }
 
     /// Pushes the loop device's and the FUSE file's cached writes to the storage daemon.
     pub(crate) fn flush(&self) -> Result<(), ComputeError> {
-        net::run("blockdev", &["--flushbufs", &self.loop_dev])?;
-        std::fs::File::open(&self.raw)
+        net::run("blockdev", &["--flushbufs", &self.export.loop_dev])?;
+        std::fs::File::open(&self.export.raw)
             .and_then(|f| f.sync_all())
             .map_err(|e| ComputeError::io("flush the volume", e))?;
         self.qmp(&[])
@@ -154,28 +229,14 @@ impl LiveVolume {
         }
     }
 
-    pub(crate) fn stop(&mut self) {
-        let _ = net::run("losetup", &["-d", &self.loop_dev]);
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.daemon.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.daemon.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.daemon.kill();
-        let _ = self.daemon.wait();
-        let _ = std::fs::remove_file(&self.raw);
-        let _ = std::fs::remove_file(&self.qmp);
+    /// Lets go of the export; the last guest's stop ends it.
+    pub(crate) fn stop(self) {
+        drop(self);
     }
 
-    /// Sends QMP commands to the daemon, one after the other; fails on the first error.
+    /// Sends QMP commands to the volume's daemon.
     pub(crate) fn qmp(&self, commands: &[String]) -> Result<(), ComputeError> {
-        qmp::qmp(&self.qmp, commands)
+        self.export.qmp(commands)
     }
 }
 
@@ -248,29 +309,33 @@ pub(crate) fn instance_store(
 pub(crate) fn grow_live(lv: &LiveVolume, bytes: u64) -> Result<(), ComputeError> {
     lv.qmp(&[format!(
         r#"{{"execute":"block_resize","arguments":{{"node-name":"{}","size":{bytes}}}}}"#,
-        lv.top
+        lv.export.top()
     )])?;
     // The kernel caches the FUSE file's size for a second: wait until a stat shows the new
     // one, then the loop device learns it.
     let deadline = Instant::now() + Duration::from_secs(3);
-    while std::fs::metadata(&lv.raw).map(|m| m.len()).unwrap_or(0) < bytes
+    while std::fs::metadata(&lv.export.raw)
+        .map(|m| m.len())
+        .unwrap_or(0)
+        < bytes
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(50));
     }
-    net::run("losetup", &["--set-capacity", &lv.loop_dev])?;
+    net::run("losetup", &["--set-capacity", &lv.export.loop_dev])?;
     Ok(())
 }
 
 /// A live `ns` volume's file was frozen as a snapshot: its daemon moves onto the new overlay.
-pub(crate) fn snapshot_live(lv: &mut LiveVolume) -> Result<(), ComputeError> {
+pub(crate) fn snapshot_live(lv: &LiveVolume) -> Result<(), ComputeError> {
     // What the guest wrote but the loop device or the FUSE file still caches goes to the
     // daemon first, so it lands in the frozen layer (the daemon still writes there).
     lv.flush()?;
     // The daemon still holds the old file (now the snapshot) open: open the new overlay
     // without a backing and put it on top, so reads fall through to the snapshot and
     // writes land in the overlay; the export follows the top.
-    let n = lv.overlays + 1;
+    let mut layers = lv.export.layers.lock().unwrap_or_else(|p| p.into_inner());
+    let n = layers.1 + 1;
     let (file, node) = (format!("ovl{n}-file"), format!("ovl{n}"));
     lv.qmp(&[
         format!(
@@ -282,11 +347,10 @@ pub(crate) fn snapshot_live(lv: &mut LiveVolume) -> Result<(), ComputeError> {
         ),
         format!(
             r#"{{"execute":"blockdev-snapshot","arguments":{{"node":"{}","overlay":"{node}"}}}}"#,
-            lv.top
+            layers.0
         ),
     ])?;
-    lv.overlays = n;
-    lv.top = node;
+    *layers = (node, n);
     Ok(())
 }
 

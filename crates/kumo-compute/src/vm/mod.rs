@@ -65,6 +65,9 @@ impl Kind for Vm {
     const NAME: &'static str = "vm";
     // A virtual machine under emulation takes longer to shut down.
     const GRACE: Duration = Duration::from_secs(120);
+    /// QEMU opens each volume's qcow2 itself, under its image lock: a second guest cannot
+    /// open it (a shared NBD export is the way, not built yet).
+    const SHARES_VOLUMES: bool = false;
 
     fn degraded(&self) -> Option<(String, String)> {
         (self.cfg.accel == "tcg").then(|| {
