@@ -515,6 +515,47 @@ def attachment_state(ec2, vol):
     return a[0]["State"] if a else None
 
 
+def schedule(ns_kumo, iid, code, seconds):
+    p = subprocess.run([KUMO_BIN, "admin", "--endpoint-url", ns_kumo.endpoint, "--region", "eu-west-1",
+                        "schedule-event", iid, "--code", code, "--in", str(seconds)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+
+
+def test_scheduled_events_stop_and_reboot_the_guest(ns_kumo, ec2, key):
+    """Issue 14: at an event's time the guest itself is stopped or rebooted, not only its
+    record; DescribeInstanceStatus then lists the event as completed."""
+    inst = launch(ec2, ns_kumo, KeyName="ns-key")
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    # The guest's init (PID 1 of its namespace) is a new process after a reboot.
+    started = "cut -d' ' -f22 /proc/1/stat"
+    boot = ssh(key, ip, started).stdout.strip()
+    assert boot
+    schedule(ns_kumo, iid, "system-reboot", 2)
+    deadline = time.time() + 30
+    again = boot
+    while time.time() < deadline and again in (boot, ""):
+        time.sleep(1)
+        again = ssh(key, ip, started, timeout=5).stdout.strip()
+    assert again not in (boot, ""), "the guest was not rebooted"
+    st = ec2.describe_instance_status(InstanceIds=[iid])["InstanceStatuses"][0]
+    assert [(e["Code"], e["Description"].startswith("[Completed]")) for e in st["Events"]] == [("system-reboot", True)]
+    assert st["InstanceState"]["Name"] == "running"
+    # A stop event stops the guest at its time: no more SSH, the record stopped.
+    schedule(ns_kumo, iid, "instance-stop", 2)
+    wait_state(ec2, iid, "stopped", timeout=30)
+    d = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert d["StateReason"]["Code"] == "Server.ScheduledStop"
+    deadline = time.time() + 20
+    while time.time() < deadline and ssh(key, ip, "true", timeout=0).returncode != 255:
+        time.sleep(1)
+    assert ssh(key, ip, "true", timeout=0).returncode == 255, "the guest still answers after its scheduled stop"
+    # Started again, it runs on a healthy host: the stop event is gone.
+    ec2.start_instances(InstanceIds=[iid])
+    wait_state(ec2, iid, "running")
+    events = ec2.describe_instance_status(InstanceIds=[iid])["InstanceStatuses"][0]["Events"]
+    assert [e["Code"] for e in events] == ["system-reboot"]
+
+
 def test_a_multi_attach_volume_is_one_disk_in_several_guests(ns_kumo, ec2, key):
     """Issue 14: Multi-Attach io2 in two running guests at once is one volume: a write by one
     (O_DIRECT, past its page cache) is read by the other, and each detaches on its own."""

@@ -101,12 +101,17 @@ def test_scheduled_events(clocked, ec2c):
     d = ec2c.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
     assert d["State"]["Name"] == "stopped"
     assert d["StateReason"]["Code"] == "Server.ScheduledStop"
-    # Reboot events complete at their time.
+    # The start moved it to a healthy host: the completed retirement is gone with it.
     ec2c.start_instances(InstanceIds=[iid])
+    assert ec2c.describe_instance_status(InstanceIds=[iid])["InstanceStatuses"][0]["Events"] == []
+    # Reboot events complete at their time, and stay listed as completed for a week.
     admin(clocked, "schedule-event", iid, "--code", "system-reboot", "--in", "30")
     admin(clocked, "advance-clock", "31")
     st = ec2c.describe_instance_status(InstanceIds=[iid])["InstanceStatuses"][0]
-    assert st["Events"] == [] and st["InstanceState"]["Name"] == "running"
+    assert st["InstanceState"]["Name"] == "running"
+    assert [(e["Code"], e["Description"].startswith("[Completed] ")) for e in st["Events"]] == [("system-reboot", True)]
+    admin(clocked, "advance-clock", str(7 * 86400))
+    assert ec2c.describe_instance_status(InstanceIds=[iid])["InstanceStatuses"][0]["Events"] == []
     p = admin(clocked, "schedule-event", iid, "--code", "party", ok=False)
     assert p.returncode == 255
 

@@ -50,6 +50,8 @@ pub fn schedule_event(
         description: description.to_string(),
         not_before_ms: at,
         deadline_ms: at,
+        completed_ms: None,
+        acted: false,
     };
     k.store
         .write(true, |tx| {

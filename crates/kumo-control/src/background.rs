@@ -6,6 +6,7 @@
 //!   instance queued while the base image was built boots once, not twice.
 //! - **guest events**: guests that power off or reboot themselves.
 //! - **credits**: CPU credits follow the guests' real CPU use, every second.
+//! - **events**: scheduled events whose time came stop or reboot their guests, every second.
 //! - **firewall**: re-renders the VPCs that changes marked ([`crate::firewall_sync`]).
 //!
 //! With the null driver only the boot worker runs (it records launches as running).
@@ -36,6 +37,10 @@ where
         spawn("kumo-credits", k.clone(), |k| loop {
             std::thread::sleep(std::time::Duration::from_secs(1));
             k.credits_tick();
+        })?;
+        spawn("kumo-events", k.clone(), |k| loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            k.events_tick();
         })?;
         spawn("kumo-firewall", k, |k| k.firewall_worker())?;
     }

@@ -664,7 +664,11 @@ impl Filterable<F> for StatusView<'_> {
             }
             // The scheduled events, as the answer's `eventsSet` shows them.
             F::EventCode => self.0.events.iter().for_each(|e| out(&e.code)),
-            F::EventDescription => self.0.events.iter().for_each(|e| out(&e.description)),
+            F::EventDescription => self
+                .0
+                .events
+                .iter()
+                .for_each(|e| out(&e.shown_description())),
             F::EventInstanceEventId => self.0.events.iter().for_each(|e| out(&e.id)),
             F::EventNotBefore => self
                 .0
@@ -771,7 +775,7 @@ pub fn describe_status(
                         .map(|e| InstanceStatusEvent {
                             instance_event_id: Some(e.id.clone()),
                             code: Some(e.code.clone()),
-                            description: Some(e.description.clone()),
+                            description: Some(e.shown_description()),
                             not_before: Some(DateTime(e.not_before_ms)),
                             not_before_deadline: Some(DateTime(e.deadline_ms)),
                             not_after: None,

@@ -180,6 +180,12 @@ impl Kumo {
         flows::ssm::command_invocation(self, account, command_id, instance)
     }
 
+    /// One round of the scheduled events of the instances the driver runs: the guests of the
+    /// completed ones are stopped or rebooted.
+    pub fn events_tick(&self) {
+        flows::events::events_tick(self);
+    }
+
     /// One round of the CPU credit ledgers of the instances the driver runs.
     pub fn credits_tick(&self) {
         flows::credits::credits_tick(self);

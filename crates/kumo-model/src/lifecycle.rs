@@ -127,9 +127,13 @@ pub fn apply(state: State, action: Action, ebs_backed: bool) -> Result<Outcome, 
         (GuestShutdown { .. }, Pending | Stopping | Stopped | ShuttingDown | Terminated) => {
             Err(Refusal::IncorrectState)
         }
-        // An instance-store-backed instance stops too for now; terminating it at retirement,
-        // as AWS does, is the scheduled-events work of issue 14.
-        (ScheduledStop, Running) => Ok(Outcome::MoveTo(Stopping)),
+        // "Instance retirement: the instance is stopped if it is backed by Amazon EBS, or
+        // terminated if it is backed by instance store."
+        (ScheduledStop, Running) => Ok(Outcome::MoveTo(if ebs_backed {
+            Stopping
+        } else {
+            ShuttingDown
+        })),
         (ScheduledStop, Pending | Stopping | Stopped | ShuttingDown | Terminated) => {
             Ok(Outcome::NoChange)
         }

@@ -3,6 +3,7 @@
 
 pub mod boot;
 pub mod credits;
+pub mod events;
 pub mod guest_events;
 pub mod lifecycle;
 pub mod ssm;

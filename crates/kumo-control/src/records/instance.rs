@@ -124,12 +124,40 @@ pub struct ScheduledEvent {
     pub description: String,
     pub not_before_ms: i64,
     pub deadline_ms: i64,
+    /// When its time came: it stays listed as completed for [`COMPLETED_VISIBLE_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_ms: Option<i64>,
+    /// Whether the guest has been told (stopped, rebooted): a completed event is acted out
+    /// once, by the events worker, whichever read or write completed it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub acted: bool,
 }
 
+/// How long a completed event stays in DescribeInstanceStatus.
+pub const COMPLETED_VISIBLE_MS: i64 = 7 * 86_400_000;
+
 impl ScheduledEvent {
-    /// Events that end with the instance stopped, unless a stop and start moves it first.
+    /// Events that end with the instance stopped (or, instance-store-backed, terminated),
+    /// unless a stop and start moves it first.
     pub fn stops(&self) -> bool {
         matches!(self.code.as_str(), "instance-stop" | "instance-retirement")
+    }
+
+    /// The description DescribeInstanceStatus shows: AWS marks an event whose time has passed.
+    pub fn shown_description(&self) -> String {
+        match self.completed_ms {
+            Some(_) => format!("[Completed] {}", self.description),
+            None => self.description.clone(),
+        }
+    }
+
+    /// Events that end with the instance rebooted: `system-maintenance` too, as a reboot is
+    /// what a guest feels of its host's maintenance.
+    pub fn reboots(&self) -> bool {
+        matches!(
+            self.code.as_str(),
+            "instance-reboot" | "system-reboot" | "system-maintenance"
+        )
     }
 }
 
@@ -156,42 +184,52 @@ impl InstanceRecord {
     }
 
     /// Applies what time has done by `now`: transitions (each takes `delay_ms`), scheduled
-    /// stop events whose time has come, and the credit ledger. Returns whether anything
-    /// changed.
+    /// events whose time has come, and the credit ledger. Returns whether anything changed.
+    ///
+    /// An event whose time came is completed: a stop or retirement event stops a running
+    /// instance (terminates an instance-store-backed one at retirement), as AWS does; a
+    /// reboot event leaves the state as it is. The guest is told by the events worker
+    /// (the `events` flow), which acts out each completed event once.
     pub fn settle(&mut self, now_ms: i64, delay_ms: i64) -> bool {
         let mut changed = self.settle_transitions(now_ms, delay_ms);
-        // A stop event whose time has come stops a running instance, as AWS does.
-        if let Some(e) = self
+        let mut due: Vec<ScheduledEvent> = self
             .events
             .iter()
-            .find(|e| e.stops() && now_ms >= e.not_before_ms)
+            .filter(|e| e.completed_ms.is_none() && now_ms >= e.not_before_ms)
             .cloned()
-        {
-            let stops = kumo_model::lifecycle::apply(
-                self.state,
-                kumo_model::lifecycle::Action::ScheduledStop,
-                self.ebs_backed(),
-            );
-            if let (Ok(kumo_model::lifecycle::Outcome::MoveTo(next)), true) =
-                (stops, e.not_before_ms >= self.since_ms)
-            {
-                self.run_credits(e.not_before_ms);
-                self.state = next;
-                self.since_ms = e.not_before_ms;
-                self.transition_reason = "Scheduled stop".into();
-                self.state_reason = Some((
-                    "Server.ScheduledStop".into(),
-                    "Server.ScheduledStop: Stopped due to scheduled retirement".into(),
-                ));
-                self.settle_transitions(now_ms, delay_ms);
+            .collect();
+        due.sort_by_key(|e| e.not_before_ms);
+        for e in due {
+            if e.stops() {
+                let stops = kumo_model::lifecycle::apply(
+                    self.state,
+                    kumo_model::lifecycle::Action::ScheduledStop,
+                    self.ebs_backed(),
+                );
+                if let (Ok(kumo_model::lifecycle::Outcome::MoveTo(next)), true) =
+                    (stops, e.not_before_ms >= self.since_ms)
+                {
+                    self.run_credits(e.not_before_ms);
+                    self.state = next;
+                    self.since_ms = e.not_before_ms;
+                    self.transition_reason = "Scheduled stop".into();
+                    self.state_reason = Some((
+                        "Server.ScheduledStop".into(),
+                        "Server.ScheduledStop: Stopped due to scheduled retirement".into(),
+                    ));
+                    self.settle_transitions(now_ms, delay_ms);
+                }
             }
-            self.events.retain(|x| x.id != e.id);
+            if let Some(x) = self.events.iter_mut().find(|x| x.id == e.id) {
+                x.completed_ms = Some(e.not_before_ms);
+            }
             changed = true;
         }
-        // Reboot and maintenance events complete at their time; the instance stays put.
         let before = self.events.len();
-        self.events
-            .retain(|e| e.stops() || now_ms < e.not_before_ms);
+        self.events.retain(|e| {
+            e.completed_ms
+                .is_none_or(|c| now_ms < c + COMPLETED_VISIBLE_MS)
+        });
         changed |= self.events.len() != before;
         changed |= self.run_credits(now_ms);
         changed
