@@ -107,6 +107,24 @@ pub enum ImageError {
     NoKernel(String),
 }
 
+/// Detaches every mount at or below `dir`, deepest first.
+fn unmount_under(dir: &Path) {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let mut points: Vec<PathBuf> = mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        // /proc/mounts escapes spaces and the like as octal; the build's paths have none.
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        if let Err(e) = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH) {
+            eprintln!("kumo image build: cannot unmount {}: {e}", p.display());
+        }
+    }
+}
+
 /// An I/O failure while doing `what`.
 fn io(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> ImageError {
     let what = what.to_string();
@@ -134,6 +152,10 @@ pub fn build(dir: &Path, report: &Report) -> Result<PathBuf, ImageError> {
         return Ok(root);
     }
     let tmp = d.join("rootfs.tmp");
+    // A build killed midway (its server killed, say) can leave debootstrap's /proc mounted in
+    // its tree: without unmounting it first, the tree cannot be removed, and every later
+    // build would unpack over the leftovers and fail.
+    unmount_under(&tmp);
     let _ = std::fs::remove_dir_all(&tmp);
     if !can_build() {
         return Err(ImageError::Missing("debootstrap"));
