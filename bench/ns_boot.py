@@ -9,7 +9,8 @@ Usage: bench/ns_boot.py [--driver ns|vm] [--instances N] [--burst M] [--vpcs K]
 
 Each figure is printed next to a baseline measured in the same run: the RunInstances call's
 own latency (the API's share of a boot), so boots can be compared as ratios on a noisy
-machine. Under `ns` it also times the firewall sync: a security-group change in a VPC with
+machine. Under `ns` it also times a secondary address assigned to a running instance until it
+answers SSH (against the AssignPrivateIpAddresses call), and the firewall sync: a security-group change in a VPC with
 running instances, before and after K more VPCs with running instances exist (incremental:
 the ratio stays near 1), against an Elastic IP association, which re-renders every VPC of
 the account and region, and DescribeSecurityGroups as the API's floor."""
@@ -122,6 +123,7 @@ def main():
         print(f"{args.burst} instances in one call: API {api_burst * 1000:.0f} ms, all SSH-ready in {took:.2f} s: {args.burst / took:.2f} instances started per second")
 
         if not vm:
+            live_addresses(ec2, burst[0], wait)
             firewall_sync(ec2, ami, sg, burst[0]["InstanceId"], args.vpcs, wait)
 
         time.sleep(3)
@@ -150,6 +152,28 @@ def timed(f, n=15):
         f()
         out.append(time.time() - t)
     return statistics.median(out)
+
+
+def live_addresses(ec2, inst, wait, rounds=10):
+    """AssignPrivateIpAddresses on a running instance to the new address answering SSH from
+    the host (the guest adds it from its metadata; the VPC routes it), against the call's own
+    latency; then the unassigned address going away."""
+    eni = inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    api, live = [], []
+    for _ in range(rounds):
+        t = time.time()
+        out = ec2.assign_private_ip_addresses(NetworkInterfaceId=eni, SecondaryPrivateIpAddressCount=1)
+        api.append(time.time() - t)
+        ip = out["AssignedPrivateIpAddresses"][0]["PrivateIpAddress"]
+        done = ssh_ready(ip, t + wait)
+        if done is None:
+            raise SystemExit(f"{ip} never answered SSH")
+        live.append(done - t)
+        ec2.unassign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=[ip])
+    p50_api, p50_live = statistics.median(api), statistics.median(live)
+    print(f"baseline AssignPrivateIpAddresses call: p50 {p50_api * 1000:.0f} ms  ({rounds} calls)")
+    print(f"AssignPrivateIpAddresses to the address answering SSH: p50 {p50_live * 1000:.0f} ms  max {max(live) * 1000:.0f} ms  (target <= 2000 ms)")
+    print(f"ratio live/baseline: p50 {p50_live / p50_api:.1f}")
 
 
 def firewall_sync(ec2, ami, sg, instance, vpcs, wait):

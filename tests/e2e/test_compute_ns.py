@@ -201,6 +201,46 @@ def test_secondary_addresses_come_from_the_metadata(ns_kumo, ec2, key):
         assert ssh(key, a, "hostname -I").returncode == 0
 
 
+def until(check, timeout=5.0):
+    """Polls `check` until it holds or `timeout` seconds pass; its last answer."""
+    deadline = time.time() + timeout
+    while True:
+        ok = check()
+        if ok or time.time() > deadline:
+            return ok
+        time.sleep(0.2)
+
+
+def test_addresses_assigned_while_running_reach_the_guest(ns_kumo, ec2, key):
+    """Issue 14: secondary addresses and prefixes assigned or unassigned while the instance
+    runs reach its metadata, the VPC's routes and the guest within seconds, no restart."""
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="t3.medium")
+    ip, eni = inst["PrivateIpAddress"], inst["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    out = ec2.assign_private_ip_addresses(NetworkInterfaceId=eni, SecondaryPrivateIpAddressCount=1)
+    new = out["AssignedPrivateIpAddresses"][0]["PrivateIpAddress"]
+    # The host reaches the guest's sshd on it, once the guest has it and the VPC routes it.
+    assert until(lambda: ssh(key, new, "true", timeout=0).returncode == 0), "the new address does not answer"
+    assert f"inet {new}/" in ssh(key, ip, "ip -4 -o addr show dev eth0").stdout
+    imds = ("T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); "
+            "M=$(curl -s -H \"X-aws-ec2-metadata-token: $T\" http://169.254.169.254/latest/meta-data/mac); "
+            "curl -s -H \"X-aws-ec2-metadata-token: $T\" http://169.254.169.254/latest/meta-data/network/interfaces/macs/$M/local-ipv4s")
+    assert ssh(key, ip, imds).stdout.split() == [ip, new]
+    # Unassigned, it leaves the guest and the VPC's routes.
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=[new])
+    assert until(lambda: f"inet {new}/" not in ssh(key, ip, "ip -4 -o addr show dev eth0").stdout)
+    assert ssh(key, ip, imds).stdout.split() == [ip]
+    assert ssh(key, new, "true", timeout=0).returncode == 255
+    # A delegated /28 is routed at once; an address of it is usable once the guest adds it.
+    prefix = ec2.assign_private_ip_addresses(NetworkInterfaceId=eni, Ipv4PrefixCount=1)["AssignedIpv4Prefixes"][0]["Ipv4Prefix"]
+    base = prefix.split("/")[0].rsplit(".", 1)
+    mine = f"{base[0]}.{int(base[1]) + 3}"
+    assert ssh(key, ip, f"sudo ip addr add {mine}/32 dev eth0").returncode == 0
+    assert until(lambda: ssh(key, mine, "true", timeout=0).returncode == 0), "the prefix is not routed to the guest"
+    # The address agent leaves an address the user added alone.
+    time.sleep(2)
+    assert f"inet {mine}/" in ssh(key, ip, "ip -4 -o addr show dev eth0").stdout
+
+
 def test_instance_store_survives_a_reboot_not_a_stop(ns_kumo, ec2, key):
     """A c5d.large's 50 GB NVMe instance store: the next NVMe device after the root, blank at
     each start, kept across a reboot, gone after a stop; EBS volumes come after it."""

@@ -160,6 +160,8 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
     const GRACE: Duration;
     /// Whether several running guests can have one volume at once (Multi-Attach).
     const SHARES_VOLUMES: bool;
+    /// The VPC namespace's end of an instance's link (its veth or tap).
+    fn link(host: &Host, id: &str) -> String;
     fn degraded(&self) -> Option<(String, String)> {
         None
     }
@@ -390,6 +392,27 @@ impl<K: Kind> Guest for Machine<K> {
             p.spec.metadata = metadata;
             p.publish();
         });
+    }
+
+    fn set_addresses(
+        &self,
+        secondary_ips: Vec<String>,
+        prefixes: Vec<String>,
+    ) -> Result<(), ComputeError> {
+        let link = K::link(&self.host, &self.id);
+        self.up(|up| {
+            let p = K::proc_mut(up);
+            let n = &p.spec.net;
+            let lines = crate::host::vpc::reroute(&link, n, &secondary_ips, &prefixes)?;
+            if lines.is_empty() {
+                return Ok(());
+            }
+            crate::host::net::ip_batch_in(&p.net.vpc_ns, &lines)?;
+            p.spec.net.secondary_ips = secondary_ips;
+            p.spec.net.prefixes = prefixes;
+            tracing::info!(instance = %self.id, secondaries = ?p.spec.net.secondary_ips, prefixes = ?p.spec.net.prefixes, "addresses routed anew");
+            Ok(())
+        })
     }
 
     fn attach_volume(&self, v: &crate::VolumeSpec) -> Result<(), ComputeError> {

@@ -232,6 +232,14 @@ pub trait Guest: Send + Sync {
     fn reap(&self);
     /// Replaces its metadata (an address or a group changed).
     fn set_metadata(&self, metadata: Metadata);
+    /// Its primary interface's secondary addresses and delegated prefixes changed: the VPC
+    /// routes them to it (and stops routing the ones it gave up). The guest adds and removes
+    /// the addresses itself, from its metadata, as Amazon Linux's ec2-net-utils does.
+    fn set_addresses(
+        &self,
+        secondary_ips: Vec<String>,
+        prefixes: Vec<String>,
+    ) -> Result<(), ComputeError>;
     /// Attaches a data volume: its device node appears in the guest.
     fn attach_volume(&self, v: &VolumeSpec) -> Result<(), ComputeError>;
     /// Whether the guest has the volume mounted (a detach then waits, as AWS's does, unless

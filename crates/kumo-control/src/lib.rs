@@ -562,7 +562,13 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AssignPrivateIpAddressesRequest,
     ) -> Result<AssignPrivateIpAddressesResult, Ec2Error> {
-        enis::assign(&self.store, &self.net, ctx, input)
+        let eni = input.network_interface_id.clone();
+        let out = enis::assign(&self.store, &self.net, ctx, input)?;
+        if !ctx.dry_run {
+            // The running guest's metadata, routes and rules follow at once.
+            self.sync_firewall(ctx, firewall_sync::reach_of_eni(self, ctx, &eni));
+        }
+        Ok(out)
     }
 
     fn unassign_private_ip_addresses(
@@ -570,7 +576,12 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: UnassignPrivateIpAddressesRequest,
     ) -> Result<(), Ec2Error> {
-        enis::unassign(&self.store, &self.net, ctx, input)
+        let eni = input.network_interface_id.clone();
+        enis::unassign(&self.store, &self.net, ctx, input)?;
+        if !ctx.dry_run {
+            self.sync_firewall(ctx, firewall_sync::reach_of_eni(self, ctx, &eni));
+        }
+        Ok(())
     }
 
     fn modify_network_interface_attribute(

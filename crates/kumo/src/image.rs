@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v10";
+pub const RECIPE: &str = "debian-12-minbase-v11";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -538,9 +538,10 @@ if [ "$HOST_MD" != 1 ]; then
     SECONDARY=$(md "meta-data/network/interfaces/macs/$MAC/local-ipv4s" | tail -n +2)
 fi
 log "instance $IID, address $LOCAL_IP"
-# Secondary addresses, as Amazon Linux's ec2-net-utils adds them from the metadata.
+# Secondary addresses, as Amazon Linux's ec2-net-utils adds them from the metadata. The ones
+# added are remembered, so that the address agent (below) removes only those.
 for a in $SECONDARY; do
-    ip addr add "$a/$CIDR_LEN" dev eth0 && log "secondary address $a"
+    ip addr add "$a/$CIDR_LEN" dev eth0 && log "secondary address $a" && echo "$a" >> /run/kumo-secondaries
 done
 if [ -n "$VM" ]; then
     token
@@ -650,6 +651,35 @@ ssm_agent() {
     done
 }
 ssm_agent &
+
+# Secondary addresses assigned or unassigned while the instance runs, followed as Amazon
+# Linux's ec2-net-utils follows them: the metadata is asked every second and eth0 follows its
+# `local-ipv4s`. Only addresses added from the metadata are ever removed; an address the
+# user added by hand (one of a delegated prefix's, say) stays.
+address_agent() {
+    while :; do
+        sleep 1
+        if ! WANT=$(md "meta-data/network/interfaces/macs/$MAC/local-ipv4s"); then
+            # A token expires: ask for a new one, and stop when the endpoint is disabled.
+            TRIED=""
+            token || return 0
+            continue
+        fi
+        WANT=" $(echo $WANT | tr '\n' ' ') "
+        HAVE=" $(ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | tr '\n' ' ') "
+        for a in $WANT; do
+            case "$HAVE" in *" $a "*) continue ;; esac
+            ip addr add "$a/$CIDR_LEN" dev eth0 && log "secondary address $a" && echo "$a" >> /run/kumo-secondaries
+        done
+        for a in $(cat /run/kumo-secondaries 2>/dev/null); do
+            case "$WANT" in *" $a "*) continue ;; esac
+            ip addr del "$a/$CIDR_LEN" dev eth0 2>/dev/null && log "secondary address $a removed"
+            grep -vx "$a" /run/kumo-secondaries > /run/kumo-secondaries.new
+            mv /run/kumo-secondaries.new /run/kumo-secondaries
+        done
+    done
+}
+[ -n "$MAC" ] && address_agent &
 while :; do
     sleep 3600 &
     wait $!

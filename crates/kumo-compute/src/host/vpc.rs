@@ -354,6 +354,39 @@ pub(crate) fn route_guest(
     net::ip_batch_in(vpc_ns, &lines)
 }
 
+/// The `ip` lines that route a guest's link from its addresses `n` to the secondaries and
+/// prefixes given: the new ones to the link, the ones it gave up away.
+pub(crate) fn reroute(
+    link: &str,
+    n: &crate::NetSpec,
+    secondary_ips: &[String],
+    prefixes: &[String],
+) -> Result<Vec<String>, ComputeError> {
+    let gw = net::gateway(&n.subnet_cidr)
+        .ok_or_else(|| ComputeError::Guest(format!("bad subnet CIDR {}", n.subnet_cidr)))?;
+    let mut lines = Vec::new();
+    for a in n
+        .secondary_ips
+        .iter()
+        .filter(|a| !secondary_ips.contains(a))
+    {
+        lines.push(format!("route delete {a}/32 dev {link}"));
+    }
+    for p in n.prefixes.iter().filter(|p| !prefixes.contains(p)) {
+        lines.push(format!("route delete {p} dev {link}"));
+    }
+    for a in secondary_ips
+        .iter()
+        .filter(|a| !n.secondary_ips.contains(a))
+    {
+        lines.push(format!("route replace {a}/32 dev {link} src {gw}"));
+    }
+    for p in prefixes.iter().filter(|p| !n.prefixes.contains(p)) {
+        lines.push(format!("route replace {p} dev {link}"));
+    }
+    Ok(lines)
+}
+
 /// What the subnet's DHCP server gives an instance's interface.
 pub(crate) fn lease_for(spec: &InstanceSpec) -> Result<Lease, ComputeError> {
     let n = &spec.net;

@@ -144,7 +144,7 @@ fn drive(
     host.cgroups.limit(spec, pid, 0)?;
     ip_quiet(&["netns", "delete", netns]);
     ip(&["netns", "attach", netns, &pid.to_string()])?;
-    let host_side = format!("{}e{}", host.prefix, short(&spec.id));
+    let host_side = <super::Ns as crate::fleet::Kind>::link(host, &spec.id);
     ip(&[
         "-n",
         &net.vpc_ns,

@@ -93,6 +93,10 @@ impl Kind for Ns {
     const GRACE: Duration = Duration::from_secs(10);
     const SHARES_VOLUMES: bool = true;
 
+    fn link(host: &crate::fleet::Host, id: &str) -> String {
+        format!("{}e{}", host.prefix, crate::host::net::short(id))
+    }
+
     fn boot(
         &self,
         host: &crate::fleet::Host,

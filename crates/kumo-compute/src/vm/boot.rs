@@ -5,7 +5,7 @@
 use super::qemu::{self, VmConfig};
 use super::VmUp;
 use crate::fleet::{Host, Proc};
-use crate::host::net::{ip, ip_quiet, short};
+use crate::host::net::{ip, ip_quiet};
 use crate::host::vpc::{lease_for, route_guest, GuestNet};
 use crate::services::guest_files::guest_files;
 use crate::storage::qmp::qmp;
@@ -31,7 +31,7 @@ pub(super) fn boot(
     let ip4: std::net::Ipv4Addr = n.private_ip.parse().map_err(|_| {
         ComputeError::Guest(format!("bad address {} for the instance", n.private_ip))
     })?;
-    let tap = format!("{}t{}", host.prefix, short(&spec.id));
+    let tap = <super::Vm as crate::fleet::Kind>::link(host, &spec.id);
     let vpc_ns = net.vpc_ns.clone();
     let undo = |e: ComputeError| {
         ip_quiet(&["-n", &vpc_ns, "link", "delete", &tap]);

@@ -69,6 +69,10 @@ impl Kind for Vm {
     /// open it (a shared NBD export is the way, not built yet).
     const SHARES_VOLUMES: bool = false;
 
+    fn link(host: &crate::fleet::Host, id: &str) -> String {
+        format!("{}t{}", host.prefix, crate::host::net::short(id))
+    }
+
     fn degraded(&self) -> Option<(String, String)> {
         (self.cfg.accel == "tcg").then(|| {
             (

@@ -145,7 +145,8 @@ pub fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
         }
         Err(f) => tracing::error!(error = %f.0, "cannot read the security groups"),
     }
-    // The metadata follows too: public-ipv4 after an Elastic IP moved, security groups.
+    // The metadata follows too (public-ipv4 after an Elastic IP moved, security groups,
+    // local-ipv4s), and the VPC routes the primary interface's addresses as they are now.
     let running: Vec<String> = cm
         .owners
         .lock()
@@ -162,11 +163,14 @@ pub fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
                 return Ok(None);
             }
             let c = crate::repo::instance::context(v, s, &[&r])?;
-            Ok::<_, Fail>(Some(metadata(v, s, ctx, &r, &c)?.0))
+            Ok::<_, Fail>(Some(metadata(v, s, ctx, &r, &c)?))
         });
-        if let Ok(Some(md)) = md {
+        if let Ok(Some((md, net))) = md {
             if let Some(g) = cm.driver.guest(&id) {
                 g.set_metadata(md);
+                if let Err(e) = g.set_addresses(net.secondary_ips, net.prefixes) {
+                    tracing::error!(instance = %id, error = %crate::core::error::chain(&e), "cannot route the instance's addresses");
+                }
             }
         }
     }
