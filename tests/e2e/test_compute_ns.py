@@ -241,6 +241,42 @@ def test_addresses_assigned_while_running_reach_the_guest(ns_kumo, ec2, key):
     assert f"inet {mine}/" in ssh(key, ip, "ip -4 -o addr show dev eth0").stdout
 
 
+def test_a_second_interface_reaches_the_running_guest(ns_kumo, ec2, key):
+    """Issue 14: attach-network-interface --device-index 1 on a running instance gives the guest
+    an eth1 with the interface's MAC and addresses (replies leave by it), the metadata lists
+    both MACs, and a detach takes it away; attached while stopped, it is there at the start."""
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="t3.medium")
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    groups = [g["GroupId"] for g in inst["SecurityGroups"]]
+    eni = ec2.create_network_interface(SubnetId=inst["SubnetId"], Groups=groups, SecondaryPrivateIpAddressCount=1)["NetworkInterface"]
+    mac = eni["MacAddress"]
+    addrs = [a["PrivateIpAddress"] for a in eni["PrivateIpAddresses"]]
+    attachment = ec2.attach_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"], InstanceId=iid, DeviceIndex=1)["AttachmentId"]
+    for a in addrs:
+        assert until(lambda: ssh(key, a, "true", timeout=0).returncode == 0, 10), f"{a} does not answer"
+    p = ssh(key, ip, "cat /sys/class/net/eth1/address; ip -4 -o addr show dev eth1")
+    assert p.stdout.splitlines()[0] == mac, p.stdout
+    for a in addrs:
+        assert f"inet {a}/" in p.stdout, p.stdout
+    imds = ("T=$(curl -s -X PUT http://169.254.169.254/latest/api/token -H 'X-aws-ec2-metadata-token-ttl-seconds: 60'); "
+            "md() { curl -s -H \"X-aws-ec2-metadata-token: $T\" http://169.254.169.254/latest/meta-data/$1; echo; }; "
+            f"md network/interfaces/macs/; md network/interfaces/macs/{mac}/device-number")
+    out = ssh(key, ip, imds).stdout.split()
+    assert sorted(out[:2]) == sorted([inst["NetworkInterfaces"][0]["MacAddress"] + "/", mac + "/"]) and out[2] == "1", out
+    # Detached, it leaves the guest.
+    ec2.detach_network_interface(AttachmentId=attachment)
+    assert until(lambda: ssh(key, ip, "test -e /sys/class/net/eth1").returncode == 1, 10)
+    assert ssh(key, addrs[0], "true", timeout=0).returncode == 255
+    # Attached while the instance is stopped, it is there when the instance starts.
+    ec2.stop_instances(InstanceIds=[iid])
+    wait_state(ec2, iid, "stopped")
+    until(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[eni["NetworkInterfaceId"]])["NetworkInterfaces"][0]["Status"] == "available")
+    ec2.attach_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"], InstanceId=iid, DeviceIndex=1)
+    ec2.start_instances(InstanceIds=[iid])
+    wait_state(ec2, iid, "running")
+    assert until(lambda: ssh(key, addrs[0], "cat /sys/class/net/eth1/address", timeout=0).stdout.strip() == mac, 20)
+
+
 def test_instance_store_survives_a_reboot_not_a_stop(ns_kumo, ec2, key):
     """A c5d.large's 50 GB NVMe instance store: the next NVMe device after the root, blank at
     each start, kept across a reboot, gone after a stop; EBS volumes come after it."""

@@ -160,8 +160,18 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
     const GRACE: Duration;
     /// Whether several running guests can have one volume at once (Multi-Attach).
     const SHARES_VOLUMES: bool;
+    /// Whether a running guest can get another network interface.
+    const HOTPLUGS_INTERFACES: bool;
     /// The VPC namespace's end of an instance's link (its veth or tap).
     fn link(host: &Host, id: &str) -> String;
+    /// Plugs and unplugs the guest's interfaces besides the primary to match `nics`.
+    fn set_interfaces(
+        m: &Machine<Self>,
+        up: &mut Self::Up,
+        nics: &[crate::Nic],
+    ) -> Result<(), ComputeError>
+    where
+        Self: Sized;
     fn degraded(&self) -> Option<(String, String)> {
         None
     }
@@ -394,6 +404,17 @@ impl<K: Kind> Guest for Machine<K> {
         });
     }
 
+    fn set_interfaces(&self, nics: Vec<crate::Nic>) -> Result<(), ComputeError> {
+        self.up(|up| {
+            if K::proc_mut(up).spec.interfaces == nics {
+                return Ok(());
+            }
+            K::set_interfaces(self, up, &nics)?;
+            K::proc_mut(up).spec.interfaces = nics;
+            Ok(())
+        })
+    }
+
     fn set_addresses(
         &self,
         secondary_ips: Vec<String>,
@@ -560,6 +581,10 @@ impl<K: Kind> Driver for Fleet<K> {
 
     fn shares_volumes(&self) -> bool {
         K::SHARES_VOLUMES
+    }
+
+    fn hotplugs_interfaces(&self) -> bool {
+        K::HOTPLUGS_INTERFACES
     }
 
     fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError> {

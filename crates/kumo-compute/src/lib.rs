@@ -68,7 +68,7 @@ impl ComputeError {
 }
 
 /// An instance's network: its primary interface in its subnet.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NetSpec {
     pub vpc_id: String,
     pub vpc_cidr: String,
@@ -144,6 +144,16 @@ pub struct InstanceSpec {
     /// NVMe on Nitro types: blank at each start, kept across a reboot, gone at a stop.
     #[serde(default)]
     pub instance_store: Vec<u64>,
+    /// The interfaces attached besides the primary (`eth1`…), by device index.
+    #[serde(default)]
+    pub interfaces: Vec<Nic>,
+}
+
+/// An interface attached at a device index above 0: the guest sees it as `eth<index>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Nic {
+    pub device_index: u32,
+    pub net: NetSpec,
 }
 
 /// A command run by the guest's agent: `Pending` until the agent takes it, `InProgress`, then
@@ -193,6 +203,10 @@ pub trait Driver: Send + Sync {
     fn shares_volumes(&self) -> bool {
         true
     }
+    /// Whether a running guest can get another network interface (hot-plug).
+    fn hotplugs_interfaces(&self) -> bool {
+        true
+    }
     /// Boots an instance (first launch, or a start after a stop); an instance already
     /// running or booting is left as it is.
     fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError>;
@@ -240,6 +254,10 @@ pub trait Guest: Send + Sync {
         secondary_ips: Vec<String>,
         prefixes: Vec<String>,
     ) -> Result<(), ComputeError>;
+    /// The interfaces attached besides the primary changed: new ones appear in the guest (a
+    /// link named `eth<index>` with the interface's MAC), detached ones leave it, and the VPC
+    /// routes each one's addresses to it.
+    fn set_interfaces(&self, nics: Vec<Nic>) -> Result<(), ComputeError>;
     /// Attaches a data volume: its device node appears in the guest.
     fn attach_volume(&self, v: &VolumeSpec) -> Result<(), ComputeError>;
     /// Whether the guest has the volume mounted (a detach then waits, as AWS's does, unless

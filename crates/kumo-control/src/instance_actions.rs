@@ -853,6 +853,12 @@ pub fn attach_interface(
             if crate::repo::instance::slots(&eni) > max_ips {
                 return Err(Fail(crate::repo::instance::address_limit()));
             }
+            if r.state() == State::Running && !k.compute.driver.hotplugs_interfaces() {
+                return Err(Fail(Ec2Error::new(
+                    "Unsupported",
+                    format!("Kumo's {} driver cannot plug a network interface into a running instance yet; stop the instance first, or use the ns driver.", k.compute.driver.name()),
+                )));
+            }
             let aid = new_id("eni-attach");
             eni.attachment = Some(EniAttachment {
                 id: aid.clone(),
@@ -875,11 +881,12 @@ pub fn attach_interface(
     })
 }
 
+/// Detaches an interface; the VPC it is in, whose firewall and guests follow.
 pub fn detach_interface(
     k: &Kumo,
     ctx: &RequestContext,
     input: DetachNetworkInterfaceRequest,
-) -> Result<(), Ec2Error> {
+) -> Result<String, Ec2Error> {
     let s = scope(ctx);
     k.store
         .write(!ctx.dry_run, |tx| {
@@ -914,7 +921,7 @@ pub fn detach_interface(
             }
             eni.attachment = None;
             tx.update(s, &eni)?;
-            Ok(())
+            Ok(eni.vpc_id)
         })
         .map_err(|f: Fail| f.0)
 }

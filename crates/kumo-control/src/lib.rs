@@ -1067,7 +1067,13 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AttachNetworkInterfaceRequest,
     ) -> Result<AttachNetworkInterfaceResult, Ec2Error> {
-        instance_actions::attach_interface(self, ctx, input)
+        let eni = input.network_interface_id.clone();
+        let out = instance_actions::attach_interface(self, ctx, input)?;
+        if !ctx.dry_run {
+            // A running guest gets the interface now (its metadata, its link, its rules).
+            self.sync_firewall(ctx, firewall_sync::reach_of_eni(self, ctx, &eni));
+        }
+        Ok(out)
     }
 
     fn detach_network_interface(
@@ -1075,7 +1081,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DetachNetworkInterfaceRequest,
     ) -> Result<(), Ec2Error> {
-        instance_actions::detach_interface(self, ctx, input)
+        let vpc = instance_actions::detach_interface(self, ctx, input)?;
+        if !ctx.dry_run {
+            self.sync_firewall(ctx, Reach::Vpcs([vpc].into()));
+        }
+        Ok(())
     }
 
     fn describe_images(

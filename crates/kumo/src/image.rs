@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v11";
+pub const RECIPE: &str = "debian-12-minbase-v12";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -541,7 +541,7 @@ log "instance $IID, address $LOCAL_IP"
 # Secondary addresses, as Amazon Linux's ec2-net-utils adds them from the metadata. The ones
 # added are remembered, so that the address agent (below) removes only those.
 for a in $SECONDARY; do
-    ip addr add "$a/$CIDR_LEN" dev eth0 && log "secondary address $a" && echo "$a" >> /run/kumo-secondaries
+    ip addr add "$a/$CIDR_LEN" dev eth0 && log "secondary address $a" && echo "$a" >> /run/kumo-addrs-eth0
 done
 if [ -n "$VM" ]; then
     token
@@ -652,30 +652,72 @@ ssm_agent() {
 }
 ssm_agent &
 
-# Secondary addresses assigned or unassigned while the instance runs, followed as Amazon
-# Linux's ec2-net-utils follows them: the metadata is asked every second and eth0 follows its
-# `local-ipv4s`. Only addresses added from the metadata are ever removed; an address the
-# user added by hand (one of a delegated prefix's, say) stays.
+# Interfaces and addresses, followed while the instance runs as Amazon Linux's ec2-net-utils
+# follows them: every second the metadata is asked for each interface's `local-ipv4s`. eth0's
+# secondaries and every address of a plugged interface (eth1…) are added; the ones the
+# metadata no longer lists are removed, but only ones added from it (an address the user added
+# by hand, one of a delegated prefix's say, stays). A plugged interface gets its own routing
+# table, so replies leave by the interface their request came in on.
+sync_iface() {
+    dev=$1
+    mac=$(cat "/sys/class/net/$dev/address")
+    WANT=$(md "meta-data/network/interfaces/macs/$mac/local-ipv4s") || return 1
+    WANT=" $(echo $WANT | tr '\n' ' ') "
+    len=$CIDR_LEN
+    if [ "$dev" != eth0 ]; then
+        n=${dev#eth}
+        table=$((10000 + n))
+        if [ ! -f "/run/kumo-net-$dev" ]; then
+            cidr=$(md "meta-data/network/interfaces/macs/$mac/subnet-ipv4-cidr-block") || return 1
+            base=${cidr%/*}
+            echo "${cidr#*/} ${base%.*}.$(( ${base##*.} + 1 )) $cidr" > "/run/kumo-net-$dev"
+            ip link set "$dev" up
+            log "interface $dev ($mac) plugged"
+        fi
+        read len gw cidr < "/run/kumo-net-$dev"
+        ip route replace "$cidr" dev "$dev" table $table 2>/dev/null
+        ip route replace default via "$gw" dev "$dev" table $table 2>/dev/null
+    fi
+    HAVE=" $(ip -4 -o addr show dev "$dev" | awk '{print $4}' | cut -d/ -f1 | tr '\n' ' ') "
+    for a in $WANT; do
+        [ "$dev" = eth0 ] && [ "$a" = "$LOCAL_IP" ] && continue
+        case "$HAVE" in *" $a "*) continue ;; esac
+        ip addr add "$a/$len" dev "$dev" || continue
+        log "address $a on $dev"
+        echo "$a" >> "/run/kumo-addrs-$dev"
+        [ "$dev" != eth0 ] && ip rule add from "$a" lookup $table
+    done
+    for a in $(cat "/run/kumo-addrs-$dev" 2>/dev/null); do
+        case "$WANT" in *" $a "*) continue ;; esac
+        ip addr del "$a/$len" dev "$dev" 2>/dev/null && log "address $a removed from $dev"
+        [ "$dev" != eth0 ] && ip rule del from "$a" lookup $table 2>/dev/null
+        grep -vx "$a" "/run/kumo-addrs-$dev" > "/run/kumo-addrs-$dev.new"
+        mv "/run/kumo-addrs-$dev.new" "/run/kumo-addrs-$dev"
+    done
+    return 0
+}
 address_agent() {
     while :; do
         sleep 1
-        if ! WANT=$(md "meta-data/network/interfaces/macs/$MAC/local-ipv4s"); then
-            # A token expires: ask for a new one, and stop when the endpoint is disabled.
-            TRIED=""
-            token || return 0
-            continue
-        fi
-        WANT=" $(echo $WANT | tr '\n' ' ') "
-        HAVE=" $(ip -4 -o addr show dev eth0 | awk '{print $4}' | cut -d/ -f1 | tr '\n' ' ') "
-        for a in $WANT; do
-            case "$HAVE" in *" $a "*) continue ;; esac
-            ip addr add "$a/$CIDR_LEN" dev eth0 && log "secondary address $a" && echo "$a" >> /run/kumo-secondaries
+        for dev in $(ls /sys/class/net); do
+            case "$dev" in eth*) ;; *) continue ;; esac
+            if ! sync_iface "$dev"; then
+                # A token expires: ask for a new one, and stop when the endpoint is disabled.
+                TRIED=""
+                token || return 0
+                break
+            fi
         done
-        for a in $(cat /run/kumo-secondaries 2>/dev/null); do
-            case "$WANT" in *" $a "*) continue ;; esac
-            ip addr del "$a/$CIDR_LEN" dev eth0 2>/dev/null && log "secondary address $a removed"
-            grep -vx "$a" /run/kumo-secondaries > /run/kumo-secondaries.new
-            mv /run/kumo-secondaries.new /run/kumo-secondaries
+        # An unplugged interface's rules and notes go with it.
+        for f in /run/kumo-net-eth*; do
+            [ -e "$f" ] || continue
+            dev=${f#/run/kumo-net-}
+            [ -e "/sys/class/net/$dev" ] && continue
+            for a in $(cat "/run/kumo-addrs-$dev" 2>/dev/null); do
+                ip rule del from "$a" lookup $((10000 + ${dev#eth})) 2>/dev/null
+            done
+            rm -f "$f" "/run/kumo-addrs-$dev"
+            log "interface $dev unplugged"
         done
     done
 }

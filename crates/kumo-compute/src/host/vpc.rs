@@ -258,7 +258,7 @@ impl Vpcs {
 
     /// A subnet in its VPC's namespace: its gateway address (the VPC router's `.1`) on the
     /// namespace's loopback, so each instance's link answers for it.
-    fn ensure_subnet(
+    pub(crate) fn ensure_subnet(
         &mut self,
         vpc_id: &str,
         subnet_id: &str,

@@ -170,6 +170,9 @@ fn drive(
     )?;
     route_guest(&net.vpc_ns, &host_side, n)?;
     net.leases.set(&n.mac, lease_for(spec)?);
+    for nic in &spec.interfaces {
+        plug(host, &net.vpc_ns, netns, &spec.id, nic)?;
+    }
     let addr: IpAddr = n
         .private_ip
         .parse()
@@ -277,4 +280,58 @@ fn expect(r: &mut BufReader<ChildStdout>, want: &str) -> Result<(), ComputeError
             "the helper said {line:?}, not {want}"
         )))
     }
+}
+
+/// The VPC namespace's end of an instance's interface at `device_index` (1 and up).
+pub(crate) fn nic_link(host: &Host, id: &str, device_index: u32) -> String {
+    format!(
+        "{}n{}{device_index}",
+        host.prefix,
+        crate::host::net::short(id)
+    )
+}
+
+/// Plugs an interface into a guest: a veth whose guest end is `eth<index>` with the
+/// interface's MAC (the guest brings it up and takes its addresses from the metadata, as
+/// ec2-net-utils does), and whose VPC end routes the interface's addresses, in its own
+/// subnet of the VPC.
+pub(crate) fn plug(
+    host: &Host,
+    vpc_ns: &str,
+    netns: &str,
+    id: &str,
+    nic: &crate::Nic,
+) -> Result<(), ComputeError> {
+    let n = &nic.net;
+    host.vpcs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ensure_subnet(&n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
+    let link = nic_link(host, id, nic.device_index);
+    let guest_if = format!("eth{}", nic.device_index);
+    ip_quiet(&["-n", vpc_ns, "link", "delete", &link]);
+    ip(&[
+        "-n", vpc_ns, "link", "add", &link, "type", "veth", "peer", "name", &guest_if, "netns",
+        netns,
+    ])?;
+    crate::host::net::ip_batch_in(netns, &[format!("link set {guest_if} address {}", n.mac)])?;
+    route_guest(vpc_ns, &link, n)?;
+    tracing::info!(instance = id, interface = %guest_if, mac = %n.mac, address = %n.private_ip, "interface plugged");
+    Ok(())
+}
+
+/// Unplugs an interface: deleting the VPC end of its veth takes the guest's end with it.
+pub(crate) fn unplug(host: &Host, vpc_ns: &str, id: &str, nic: &crate::Nic) {
+    ip_quiet(&[
+        "-n",
+        vpc_ns,
+        "link",
+        "delete",
+        &nic_link(host, id, nic.device_index),
+    ]);
+    tracing::info!(
+        instance = id,
+        interface = nic.device_index,
+        "interface unplugged"
+    );
 }

@@ -92,9 +92,44 @@ impl Kind for Ns {
     const NAME: &'static str = "ns";
     const GRACE: Duration = Duration::from_secs(10);
     const SHARES_VOLUMES: bool = true;
+    const HOTPLUGS_INTERFACES: bool = true;
 
     fn link(host: &crate::fleet::Host, id: &str) -> String {
         format!("{}e{}", host.prefix, crate::host::net::short(id))
+    }
+
+    fn set_interfaces(
+        m: &Machine<Ns>,
+        up: &mut NsUp,
+        nics: &[crate::Nic],
+    ) -> Result<(), ComputeError> {
+        let p = &up.proc;
+        let same = |a: &crate::Nic, b: &crate::Nic| {
+            a.device_index == b.device_index && a.net.mac == b.net.mac
+        };
+        for old in &p.spec.interfaces {
+            if !nics.iter().any(|n| same(n, old)) {
+                boot::unplug(&m.host, &p.net.vpc_ns, &m.id, old);
+            }
+        }
+        for nic in nics {
+            match p.spec.interfaces.iter().find(|o| same(o, nic)) {
+                Some(old) => {
+                    let link = boot::nic_link(&m.host, &m.id, nic.device_index);
+                    let lines = crate::host::vpc::reroute(
+                        &link,
+                        &old.net,
+                        &nic.net.secondary_ips,
+                        &nic.net.prefixes,
+                    )?;
+                    if !lines.is_empty() {
+                        crate::host::net::ip_batch_in(&p.net.vpc_ns, &lines)?;
+                    }
+                }
+                None => boot::plug(&m.host, &p.net.vpc_ns, &p.netns, &m.id, nic)?,
+            }
+        }
+        Ok(())
     }
 
     fn boot(

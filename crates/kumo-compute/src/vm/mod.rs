@@ -68,9 +68,25 @@ impl Kind for Vm {
     /// QEMU opens each volume's qcow2 itself, under its image lock: a second guest cannot
     /// open it (a shared NBD export is the way, not built yet).
     const SHARES_VOLUMES: bool = false;
+    const HOTPLUGS_INTERFACES: bool = false;
 
     fn link(host: &crate::fleet::Host, id: &str) -> String {
         format!("{}t{}", host.prefix, crate::host::net::short(id))
+    }
+
+    /// QEMU's hot-plug of a virtio-net device (QMP `netdev_add`/`device_add`) is not built
+    /// yet: the control plane refuses to attach a second interface to a running `vm` guest.
+    fn set_interfaces(
+        _m: &Machine<Vm>,
+        _up: &mut VmUp,
+        nics: &[crate::Nic],
+    ) -> Result<(), ComputeError> {
+        if nics.is_empty() {
+            return Ok(());
+        }
+        Err(ComputeError::Guest(
+            "the vm driver cannot plug a second network interface into a guest yet".into(),
+        ))
     }
 
     fn degraded(&self) -> Option<(String, String)> {

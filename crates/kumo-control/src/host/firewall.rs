@@ -165,11 +165,14 @@ pub fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
             let c = crate::repo::instance::context(v, s, &[&r])?;
             Ok::<_, Fail>(Some(metadata(v, s, ctx, &r, &c)?))
         });
-        if let Ok(Some((md, net))) = md {
+        if let Ok(Some((md, net, nics))) = md {
             if let Some(g) = cm.driver.guest(&id) {
                 g.set_metadata(md);
                 if let Err(e) = g.set_addresses(net.secondary_ips, net.prefixes) {
                     tracing::error!(instance = %id, error = %crate::core::error::chain(&e), "cannot route the instance's addresses");
+                }
+                if let Err(e) = g.set_interfaces(nics) {
+                    tracing::error!(instance = %id, error = %crate::core::error::chain(&e), "cannot plug or unplug the instance's interfaces");
                 }
             }
         }

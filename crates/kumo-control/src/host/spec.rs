@@ -9,7 +9,7 @@ use crate::records::net::{EniRecord, SubnetRecord, VpcRecord};
 use crate::records::volume::VolumeRecord;
 use crate::repo::instance::Context;
 use crate::Kumo;
-use kumo_compute::{InstanceSpec, Metadata, NetSpec};
+use kumo_compute::{InstanceSpec, Metadata, NetSpec, Nic};
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_store::{Read, Scope};
 use std::collections::BTreeMap;
@@ -46,11 +46,15 @@ pub(crate) fn metadata<V: Read>(
     ctx: &RequestContext,
     r: &InstanceRecord,
     c: &Context,
-) -> Result<(Metadata, NetSpec), Fail> {
+) -> Result<(Metadata, NetSpec, Vec<Nic>), Fail> {
     let i = primary_interface(v, s, r, c)?;
+    let others = other_interfaces(v, s, r, c)?;
     let mut m = BTreeMap::new();
     instance_meta(v, s, r, c, &i, &mut m)?;
-    interface_meta(ctx, c, &i, &mut m);
+    interface_meta(ctx, c, &i, 0, &mut m);
+    for (index, o) in &others {
+        interface_meta(ctx, c, o, *index, &mut m);
+    }
     let user_data = r.user_data.as_ref().and_then(|u| {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.decode(u).ok()
@@ -64,17 +68,14 @@ pub(crate) fn metadata<V: Read>(
         hop_limit: r.http_hop_limit.max(1) as u32,
         guest: Default::default(),
     };
-    let net = NetSpec {
-        vpc_id: i.vpc.id.clone(),
-        vpc_cidr: i.vpc_cidr(),
-        subnet_id: i.subnet.id.clone(),
-        subnet_cidr: i.subnet.cidr.clone(),
-        mac: i.eni.mac.clone(),
-        private_ip: i.primary,
-        secondary_ips: i.secondary,
-        prefixes: i.eni.prefixes.clone(),
-    };
-    Ok((md, net))
+    let nics = others
+        .iter()
+        .map(|(index, o)| Nic {
+            device_index: *index,
+            net: o.net_spec(),
+        })
+        .collect();
+    Ok((md, i.net_spec(), nics))
 }
 
 /// The instance's primary interface, with its subnet, VPC, addresses and names.
@@ -89,6 +90,20 @@ struct Iface<'a> {
 }
 
 impl Iface<'_> {
+    /// What the VPC routes to the interface.
+    fn net_spec(&self) -> NetSpec {
+        NetSpec {
+            vpc_id: self.vpc.id.clone(),
+            vpc_cidr: self.vpc_cidr(),
+            subnet_id: self.subnet.id.clone(),
+            subnet_cidr: self.subnet.cidr.clone(),
+            mac: self.eni.mac.clone(),
+            private_ip: self.primary.clone(),
+            secondary_ips: self.secondary.clone(),
+            prefixes: self.eni.prefixes.clone(),
+        }
+    }
+
     fn vpc_cidr(&self) -> String {
         self.vpc
             .cidrs
@@ -108,6 +123,34 @@ fn primary_interface<'a, V: Read>(
         .enis_of(r)
         .find(|e| e.attachment.as_ref().is_some_and(|a| a.device_index == 0))
         .ok_or_else(|| Fail(Ec2Error::internal()))?;
+    interface(v, s, r, c, eni)
+}
+
+/// The instance's interfaces attached besides the primary, by device index.
+fn other_interfaces<'a, V: Read>(
+    v: &V,
+    s: Scope,
+    r: &'a InstanceRecord,
+    c: &'a Context,
+) -> Result<Vec<(u32, Iface<'a>)>, Fail> {
+    let mut out = Vec::new();
+    for eni in c.enis_of(r) {
+        let Some(a) = eni.attachment.as_ref().filter(|a| a.device_index > 0) else {
+            continue;
+        };
+        out.push((a.device_index.max(0) as u32, interface(v, s, r, c, eni)?));
+    }
+    out.sort_by_key(|(i, _)| *i);
+    Ok(out)
+}
+
+fn interface<'a, V: Read>(
+    v: &V,
+    s: Scope,
+    r: &'a InstanceRecord,
+    c: &'a Context,
+    eni: &'a EniRecord,
+) -> Result<Iface<'a>, Fail> {
     let subnet: SubnetRecord = v
         .get(s, &eni.subnet_id)?
         .ok_or_else(|| Fail(Ec2Error::internal()))?;
@@ -199,12 +242,18 @@ fn instance_meta<V: Read>(
 }
 
 /// `meta-data/network/interfaces/macs/<mac>/…` of the primary interface.
-fn interface_meta(ctx: &RequestContext, c: &Context, i: &Iface, m: &mut BTreeMap<String, String>) {
+fn interface_meta(
+    ctx: &RequestContext,
+    c: &Context,
+    i: &Iface,
+    device: u32,
+    m: &mut BTreeMap<String, String>,
+) {
     let mac = format!("network/interfaces/macs/{}", i.eni.mac);
     let mut put = |k: &str, v: String| {
         m.insert(format!("{mac}/{k}"), v);
     };
-    put("device-number", "0".into());
+    put("device-number", device.to_string());
     put("interface-id", i.eni.id.clone());
     put("local-hostname", i.host.clone());
     put(
@@ -310,7 +359,7 @@ pub(crate) fn spec(
         let r: InstanceRecord = v.get(s, id)?.ok_or_else(|| Fail(Ec2Error::internal()))?;
         let name = image_name(v, s, &r.image_id)?;
         let c = crate::repo::instance::context(v, s, &[&r])?;
-        let (md, net) = metadata(v, s, ctx, &r, &c)?;
+        let (md, net, interfaces) = metadata(v, s, ctx, &r, &c)?;
         let info = crate::instance_types::find(&r.instance_type);
         // The launch's CpuOptions, else the type's default vCPUs.
         let vcpus = r
@@ -371,6 +420,7 @@ pub(crate) fn spec(
             memory_mib: memory,
             net,
             metadata: md,
+            interfaces,
         })
     })
 }
