@@ -10,7 +10,9 @@ Usage: bench/ns_boot.py [--driver ns|vm] [--instances N] [--burst M] [--vpcs K]
 Each figure is printed next to a baseline measured in the same run: the RunInstances call's
 own latency (the API's share of a boot), so boots can be compared as ratios on a noisy
 machine. Under `ns` it also times a secondary address assigned to a running instance until it
-answers SSH (against the AssignPrivateIpAddresses call), and the firewall sync: a security-group change in a VPC with
+answers SSH (against the AssignPrivateIpAddresses call), a second interface attached until
+its address answers SSH on eth1 (against the AttachNetworkInterface call), and the firewall
+sync: a security-group change in a VPC with
 running instances, before and after K more VPCs with running instances exist (incremental:
 the ratio stays near 1), against an Elastic IP association, which re-renders every VPC of
 the account and region, and DescribeSecurityGroups as the API's floor."""
@@ -124,6 +126,7 @@ def main():
 
         if not vm:
             live_addresses(ec2, burst[0], wait)
+            hot_plug(ec2, burst[0], wait)
             firewall_sync(ec2, ami, sg, burst[0]["InstanceId"], args.vpcs, wait)
 
         time.sleep(3)
@@ -174,6 +177,30 @@ def live_addresses(ec2, inst, wait, rounds=10):
     print(f"baseline AssignPrivateIpAddresses call: p50 {p50_api * 1000:.0f} ms  ({rounds} calls)")
     print(f"AssignPrivateIpAddresses to the address answering SSH: p50 {p50_live * 1000:.0f} ms  max {max(live) * 1000:.0f} ms  (target <= 2000 ms)")
     print(f"ratio live/baseline: p50 {p50_live / p50_api:.1f}")
+
+
+def hot_plug(ec2, inst, wait, rounds=5):
+    """AttachNetworkInterface (device index 1) on a running instance to its address answering
+    SSH from the host: eth1 up in the guest with the interface's address and the VPC routing
+    it, against the call's own latency."""
+    groups = [g["GroupId"] for g in inst["SecurityGroups"]]
+    eni = ec2.create_network_interface(SubnetId=inst["SubnetId"], Groups=groups)["NetworkInterface"]
+    ip = eni["PrivateIpAddress"]
+    api, live = [], []
+    for _ in range(rounds):
+        t = time.time()
+        att = ec2.attach_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"], InstanceId=inst["InstanceId"], DeviceIndex=1)["AttachmentId"]
+        api.append(time.time() - t)
+        done = ssh_ready(ip, t + wait)
+        if done is None:
+            raise SystemExit(f"{ip} never answered SSH on eth1")
+        live.append(done - t)
+        ec2.detach_network_interface(AttachmentId=att)
+        time.sleep(1.5)  # the guest's agent forgets the unplugged eth1
+    p50_api, p50_live = statistics.median(api), statistics.median(live)
+    print(f"baseline AttachNetworkInterface call: p50 {p50_api * 1000:.0f} ms  ({rounds} calls)")
+    print(f"AttachNetworkInterface to eth1 answering SSH: p50 {p50_live * 1000:.0f} ms  max {max(live) * 1000:.0f} ms")
+    print(f"ratio eth1-up/baseline: p50 {p50_live / p50_api:.1f}")
 
 
 def firewall_sync(ec2, ami, sg, instance, vpcs, wait):
