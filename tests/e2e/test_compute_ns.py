@@ -727,6 +727,9 @@ def test_run_command_without_ssh(ns_kumo, ec2):
     # The CLI form prints the output and exits with the command's status.
     p = subprocess.run([KUMO_BIN, "ssm", "--endpoint-url", ns_kumo.endpoint, "--region", "eu-west-1", "send-command", iid, "--", "cat", "/etc/os-release"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "Debian" in p.stdout, p.stderr
+    # Its arguments reach the command as given, spaces, quotes and `;` included.
+    p = subprocess.run([KUMO_BIN, "ssm", "--endpoint-url", ns_kumo.endpoint, "--region", "eu-west-1", "send-command", iid, "--", "sh", "-c", 'echo "a  b"; exit 3'], capture_output=True, text=True, timeout=60)
+    assert (p.returncode, p.stdout) == (3, "a  b\n"), p.stderr
     # AWS's errors.
     with pytest.raises(ClientError) as e:
         ssm.send_command(InstanceIds=["i-0123456789abcdef0"], DocumentName="AWS-RunShellScript", Parameters={"commands": ["true"]})

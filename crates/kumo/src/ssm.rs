@@ -22,7 +22,8 @@ enum Sub {
         /// How long to wait for it, in seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
-        /// The command and its arguments, after `--`.
+        /// The command and its arguments, after `--`, each passed to it as given; or one
+        /// argument, a shell command line (`-- 'dmesg | tail'`).
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
@@ -58,6 +59,27 @@ fn ssm_error(v: &Value) -> String {
     )
 }
 
+/// The shell line that runs `argv` as given: one argument is already a command line; several
+/// are quoted so that each reaches the command intact (spaces, quotes and `;` included).
+fn command_line(argv: &[String]) -> String {
+    if let [line] = argv {
+        return line.clone();
+    }
+    argv.iter()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+            if plain {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn run(args: Args) -> ExitCode {
     let Sub::SendCommand {
         instance,
@@ -71,7 +93,7 @@ pub fn run(args: Args) -> ExitCode {
     let sent = call(
         &args.target,
         "SendCommand",
-        &json!({ "InstanceIds": [instance], "DocumentName": "AWS-RunShellScript", "Parameters": { "commands": [command.join(" ")] } }),
+        &json!({ "InstanceIds": [instance], "DocumentName": "AWS-RunShellScript", "Parameters": { "commands": [command_line(&command)] } }),
     );
     let id = match sent {
         Ok((200, v)) => v["Command"]["CommandId"].as_str().unwrap_or("").to_string(),
@@ -99,5 +121,24 @@ pub fn run(args: Args) -> ExitCode {
             return fail(format!("command {id} did not finish in {timeout} s"));
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_reaches_the_command_intact() {
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            command_line(&argv(&["sh", "-c", "echo \"a  b\"; exit 3"])),
+            r#"sh -c 'echo "a  b"; exit 3'"#
+        );
+        assert_eq!(
+            command_line(&argv(&["echo", "it's", ""])),
+            r"echo 'it'\''s' ''"
+        );
+        assert_eq!(command_line(&argv(&["dmesg | tail -1"])), "dmesg | tail -1");
     }
 }
