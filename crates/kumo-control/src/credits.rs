@@ -245,12 +245,9 @@ pub fn describe_instances(
         })
         .collect();
     items.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-    let (page, next) = match limit {
-        Some(l) => paging::page(items, l, "DescribeInstanceCreditSpecifications", |i| {
-            i.instance_id.clone().unwrap_or_default()
-        }),
-        None => (items, None),
-    };
+    let (page, next) = paging::page(items, limit, "DescribeInstanceCreditSpecifications", |i| {
+        i.instance_id.clone().unwrap_or_default()
+    });
     Ok(DescribeInstanceCreditSpecificationsResult {
         instance_credit_specifications: Some(page),
         next_token: next,

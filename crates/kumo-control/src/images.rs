@@ -224,12 +224,9 @@ pub fn describe(
         .map(|(i, _)| i)
         .collect();
     out.sort_by(|a, b| a.image_id.cmp(&b.image_id));
-    let (page, next) = match limit {
-        Some(l) => paging::page(out, l, "DescribeImages", |i| {
-            i.image_id.clone().unwrap_or_default()
-        }),
-        None => (out, None),
-    };
+    let (page, next) = paging::page(out, limit, "DescribeImages", |i| {
+        i.image_id.clone().unwrap_or_default()
+    });
     Ok(DescribeImagesResult {
         images: Some(page),
         next_token: next,

@@ -788,12 +788,9 @@ pub fn describe_status(
         .collect();
     let mut statuses = statuses;
     statuses.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
-    let (page, next) = match limit {
-        Some(l) => paging::page(statuses, l, "DescribeInstanceStatus", |x| {
-            x.instance_id.clone().unwrap_or_default()
-        }),
-        None => (statuses, None),
-    };
+    let (page, next) = paging::page(statuses, limit, "DescribeInstanceStatus", |x| {
+        x.instance_id.clone().unwrap_or_default()
+    });
     Ok(DescribeInstanceStatusResult {
         instance_statuses: Some(page),
         next_token: next,

@@ -376,7 +376,7 @@ pub fn describe_instance_types(
         .take(limit + 1)
         .cloned()
         .collect();
-    let (page, next) = paging::page(items, limit, TYPES_OP, |t| {
+    let (page, next) = paging::page(items, Some(limit), TYPES_OP, |t| {
         t.instance_type.clone().unwrap_or_default()
     });
     Ok(DescribeInstanceTypesResult {
@@ -457,7 +457,7 @@ pub fn describe_offerings(
         .filter(|o| fs.matches(&OfferingView(o)))
         .take(limit + 1)
         .collect();
-    let (page, next) = paging::page(items, limit, OFFERINGS_OP, |o| {
+    let (page, next) = paging::page(items, Some(limit), OFFERINGS_OP, |o| {
         cursor_key(
             o.location.as_deref().unwrap_or(""),
             o.instance_type.as_deref().unwrap_or(""),

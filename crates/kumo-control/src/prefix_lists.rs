@@ -307,10 +307,7 @@ pub fn entries(
         Some(c) => list.iter().skip_while(|e| e.cidr != *c).skip(1).collect(),
         None => list.iter().collect(),
     };
-    let (page, next) = match limit {
-        Some(l) => paging::page(rest, l, OP, |e| e.cidr.clone()),
-        None => (rest, None),
-    };
+    let (page, next) = paging::page(rest, limit, OP, |e| e.cidr.clone());
     Ok(GetManagedPrefixListEntriesResult {
         entries: Some(
             page.into_iter()
@@ -539,10 +536,7 @@ pub fn associations(
         .map_err(|f| f.0)?;
     groups.sort_by(|a, b| a.id.cmp(&b.id));
     groups.retain(|g| after.as_ref().is_none_or(|c| g.id > *c));
-    let (page, next) = match limit {
-        Some(l) => paging::page(groups, l, OP, |g| g.id.clone()),
-        None => (groups, None),
-    };
+    let (page, next) = paging::page(groups, limit, OP, |g| g.id.clone());
     Ok(GetManagedPrefixListAssociationsResult {
         prefix_list_associations: Some(
             page.into_iter()

@@ -1004,12 +1004,9 @@ pub fn describe_rules(
         })
         .filter(|r| fs.matches(&RuleView(r)))
         .collect();
-    let (page, next) = match limit {
-        Some(l) => paging::page(rules, l, "DescribeSecurityGroupRules", |r| {
-            r.security_group_rule_id.clone().unwrap_or_default()
-        }),
-        None => (rules, None),
-    };
+    let (page, next) = paging::page(rules, limit, "DescribeSecurityGroupRules", |r| {
+        r.security_group_rule_id.clone().unwrap_or_default()
+    });
     if ctx.dry_run {
         return Err(Ec2Error::dry_run());
     }

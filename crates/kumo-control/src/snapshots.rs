@@ -309,12 +309,8 @@ pub fn describe(
         .filter(|(o, t)| matches(o, t))
         .collect();
     all.sort_by(|a, b| a.1.item.id.cmp(&b.1.item.id));
-    let (page, next) = match limit {
-        Some(l) => {
-            crate::core::paging::page(all, l, "DescribeSnapshots", |(_, t)| t.item.id.clone())
-        }
-        None => (all, None),
-    };
+    let (page, next) =
+        crate::core::paging::page(all, limit, "DescribeSnapshots", |(_, t)| t.item.id.clone());
     Ok(DescribeSnapshotsResult {
         snapshots: Some(page.iter().map(|(o, t)| wire(k, o, t)).collect()),
         next_token: next,

@@ -363,12 +363,9 @@ pub fn describe_tags(
         })
         .filter(|t| fs.matches(t))
         .collect();
-    let (page, next) = match limit {
-        Some(l) => paging::page(matching, l, DESCRIBE_TAGS, |t| {
-            format!("{}\n{}", t.row.resource_id, t.row.key)
-        }),
-        None => (matching, None),
-    };
+    let (page, next) = paging::page(matching, limit, DESCRIBE_TAGS, |t| {
+        format!("{}\n{}", t.row.resource_id, t.row.key)
+    });
     Ok(DescribeTagsResult {
         tags: Some(
             page.into_iter()

@@ -121,10 +121,9 @@ pub fn run<R: Record, V: Read>(
         after = last;
         batch = (batch * 2).min(BATCH);
     }
-    Ok(match limit {
-        Some(l) => paging::page(out, l, req.op, |t| t.item.id().to_string()),
-        None => (out, None),
-    })
+    Ok(paging::page(out, limit, req.op, |t| {
+        t.item.id().to_string()
+    }))
 }
 
 /// Runs a Describe in a read snapshot of `store`.

@@ -127,17 +127,17 @@ pub fn cursor(op: &str, token: Option<&str>) -> Result<Option<String>, Ec2Error>
     }
 }
 
-/// Cuts `items` (already in cursor order and past the cursor) to one page, and makes the
-/// token for the next page when more remain.
+/// Cuts `items` (already in cursor order and past the cursor) to one page of `limit` items
+/// (all of them without a limit), and makes the token for the next page when more remain.
 pub fn page<T>(
     mut items: Vec<T>,
-    limit: usize,
+    limit: Option<usize>,
     op: &str,
     key: impl Fn(&T) -> String,
 ) -> (Vec<T>, Option<String>) {
-    if items.len() <= limit {
+    let Some(limit) = limit.filter(|l| items.len() > *l) else {
         return (items, None);
-    }
+    };
     items.truncate(limit);
     let next = items.last().map(|last| token(op, &key(last)));
     (items, next)
@@ -187,10 +187,13 @@ mod tests {
 
     #[test]
     fn pages() {
-        let (p, next) = page(vec![1, 2, 3], 2, "Op", |i| i.to_string());
+        let (p, next) = page(vec![1, 2, 3], Some(2), "Op", |i| i.to_string());
         assert_eq!(p, vec![1, 2]);
         assert_eq!(cursor("Op", next.as_deref()).unwrap().as_deref(), Some("2"));
-        let (_, next) = page(vec![1, 2], 2, "Op", |i| i.to_string());
+        let (_, next) = page(vec![1, 2], Some(2), "Op", |i| i.to_string());
         assert!(next.is_none());
+        // Without a limit, everything is one page.
+        let (p, next) = page(vec![1, 2, 3], None, "Op", |i| i.to_string());
+        assert_eq!((p, next), (vec![1, 2, 3], None));
     }
 }

@@ -12,14 +12,7 @@ use kumo_store::{Read, Scope};
 /// full vCPUs back once it has credits again (or runs unlimited).
 pub fn credits_tick(k: &Kumo) {
     let cm = &k.compute;
-    let owners: Vec<(String, (String, String))> = cm
-        .owners
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|(a, b)| (a.clone(), b.clone()))
-        .collect();
-    for (id, (account, region)) in owners {
+    for (id, (account, region)) in k.compute.owned() {
         if !cm.driver.is_running(&id) {
             cm.cpu.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
             continue;

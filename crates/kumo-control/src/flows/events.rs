@@ -12,15 +12,7 @@ use kumo_store::{Read, Scope};
 
 /// One round over the guests the driver runs.
 pub fn events_tick(k: &Kumo) {
-    let owners: Vec<(String, (String, String))> = k
-        .compute
-        .owners
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .iter()
-        .map(|(a, b)| (a.clone(), b.clone()))
-        .collect();
-    for (id, (account, region)) in owners {
+    for (id, (account, region)) in k.compute.owned() {
         if k.compute.driver.is_running(&id) {
             act(k, &id, &account, &region);
         }

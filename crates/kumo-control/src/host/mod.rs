@@ -89,6 +89,17 @@ pub struct Compute {
 }
 
 impl Compute {
+    /// The instances booted here, each with its (account, region): a snapshot, so that the
+    /// workers that go over them hold no lock while they act.
+    pub(crate) fn owned(&self) -> Vec<(String, (String, String))> {
+        self.owners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(a, b)| (a.clone(), b.clone()))
+            .collect()
+    }
+
     /// The null driver: no guests, instances are API state.
     pub fn null() -> Compute {
         Compute::new(Arc::new(kumo_compute::null::NullDriver), PathBuf::new())
