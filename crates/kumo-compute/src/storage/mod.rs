@@ -10,7 +10,7 @@ use crate::{ComputeError, InstanceSpec, VolumeSpec};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The disks an `ns` guest has from its boot: instance store loop devices and volumes.
@@ -46,26 +46,49 @@ pub(crate) struct Export {
     layers: Mutex<(String, u32)>,
 }
 
-/// The live exports, by volume file.
-static EXPORTS: Mutex<Option<HashMap<PathBuf, Weak<Export>>>> = Mutex::new(None);
+/// The live exports, by volume file, with how many guests hold each. A guest takes and gives
+/// back its hold under this lock, and the last one stops the export before the lock is let
+/// go: a guest attaching the volume meanwhile waits for the image to be free, and never
+/// finds an export half stopped.
+type Registry = HashMap<PathBuf, (Arc<Export>, usize)>;
+static EXPORTS: Mutex<Option<Registry>> = Mutex::new(None);
 
-fn exports() -> std::sync::MutexGuard<'static, Option<HashMap<PathBuf, Weak<Export>>>> {
+fn exports() -> std::sync::MutexGuard<'static, Option<Registry>> {
     EXPORTS.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Export {
-    /// The volume's export, started unless a guest already has it. `dir` holds the FUSE file
-    /// and the QMP socket, outside any one instance's directory.
-    fn get(dir: &Path, v: &VolumeSpec) -> Result<Arc<Export>, ComputeError> {
+    /// The volume's export, started unless a guest already has it, with one more hold on it.
+    /// `dir` holds the FUSE file and the QMP socket, outside any one instance's directory.
+    fn take(dir: &Path, v: &VolumeSpec) -> Result<Arc<Export>, ComputeError> {
         let mut all = exports();
         let map = all.get_or_insert_with(HashMap::new);
-        if let Some(e) = map.get(&v.file).and_then(Weak::upgrade) {
-            return Ok(e);
+        if let Some((e, holds)) = map.get_mut(&v.file) {
+            *holds += 1;
+            return Ok(e.clone());
         }
         let e = Arc::new(Export::start(dir, v)?);
-        map.retain(|_, w| w.strong_count() > 0);
-        map.insert(v.file.clone(), Arc::downgrade(&e));
+        map.insert(v.file.clone(), (e.clone(), 1));
         Ok(e)
+    }
+
+    /// Gives back one hold on the export of `file`; the last one stops it.
+    fn give_back(file: &Path) {
+        let mut all = exports();
+        let Some(map) = all.as_mut() else { return };
+        let last = match map.get_mut(file) {
+            Some((_, holds)) if *holds > 1 => {
+                *holds -= 1;
+                false
+            }
+            Some(_) => true,
+            None => false,
+        };
+        if last {
+            if let Some((e, _)) = map.remove(file) {
+                e.stop();
+            }
+        }
     }
 
     fn start(dir: &Path, v: &VolumeSpec) -> Result<Export, ComputeError> {
@@ -142,29 +165,18 @@ impl Export {
         })
     }
 
-    /// The block node the export serves now.
-    pub(crate) fn top(&self) -> String {
-        self.layers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .0
-            .clone()
-    }
-
     /// Sends QMP commands to the daemon, one after the other; fails on the first error.
     pub(crate) fn qmp(&self, commands: &[String]) -> Result<(), ComputeError> {
         qmp::qmp(&self.qmp, commands)
     }
 }
 
-impl Drop for Export {
+impl Export {
     /// The last guest let go: the loop device goes, then the daemon (SIGTERM, so it closes
-    /// the image cleanly). Runs under the registry's lock, so that a guest attaching the
-    /// volume meanwhile waits for the image to be free instead of failing on its lock.
-    fn drop(&mut self) {
-        let _registry = exports();
+    /// the image cleanly). Called under the registry's lock.
+    fn stop(&self) {
         let _ = net::run("losetup", &["-d", &self.loop_dev]);
-        let daemon = self.daemon.get_mut().unwrap_or_else(|p| p.into_inner());
+        let mut daemon = self.daemon.lock().unwrap_or_else(|p| p.into_inner());
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(daemon.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
@@ -203,7 +215,7 @@ impl LiveVolume {
         let dir = run.parent().unwrap_or(run).join("_volumes");
         let lv = LiveVolume {
             spec: v.clone(),
-            export: Export::get(&dir, v)?,
+            export: Export::take(&dir, v)?,
         };
         lv.show(root)?;
         Ok(lv)
@@ -237,6 +249,14 @@ impl LiveVolume {
     /// Sends QMP commands to the volume's daemon.
     pub(crate) fn qmp(&self, commands: &[String]) -> Result<(), ComputeError> {
         self.export.qmp(commands)
+    }
+}
+
+impl Drop for LiveVolume {
+    /// However a guest's volume goes (a stop, a detach, a boot that failed after it), its hold
+    /// on the export goes with it.
+    fn drop(&mut self) {
+        Export::give_back(&self.spec.file);
     }
 }
 
@@ -307,10 +327,15 @@ pub(crate) fn instance_store(
 
 /// Grows a live `ns` volume: the daemon's node, then the loop device.
 pub(crate) fn grow_live(lv: &LiveVolume, bytes: u64) -> Result<(), ComputeError> {
-    lv.qmp(&[format!(
-        r#"{{"execute":"block_resize","arguments":{{"node-name":"{}","size":{bytes}}}}}"#,
-        lv.export.top()
-    )])?;
+    {
+        // The node is read and resized under the layers' lock: a snapshot through another
+        // guest of a Multi-Attach volume cannot move the top meanwhile.
+        let layers = lv.export.layers.lock().unwrap_or_else(|p| p.into_inner());
+        lv.qmp(&[format!(
+            r#"{{"execute":"block_resize","arguments":{{"node-name":"{}","size":{bytes}}}}}"#,
+            layers.0
+        )])?;
+    }
     // The kernel caches the FUSE file's size for a second: wait until a stat shows the new
     // one, then the loop device learns it.
     let deadline = Instant::now() + Duration::from_secs(3);
