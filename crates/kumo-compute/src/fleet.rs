@@ -424,11 +424,10 @@ impl<K: Kind> Guest for Machine<K> {
         self.up(|up| {
             let p = K::proc_mut(up);
             let n = &p.spec.net;
-            let lines = crate::host::vpc::reroute(&link, n, &secondary_ips, &prefixes)?;
-            if lines.is_empty() {
+            if n.secondary_ips == secondary_ips && n.prefixes == prefixes {
                 return Ok(());
             }
-            crate::host::net::ip_batch_in(&p.net.vpc_ns, &lines)?;
+            crate::host::vpc::reroute(&p.net.vpc_ns, &link, n, &secondary_ips, &prefixes)?;
             p.spec.net.secondary_ips = secondary_ips;
             p.spec.net.prefixes = prefixes;
             tracing::info!(instance = %self.id, secondaries = ?p.spec.net.secondary_ips, prefixes = ?p.spec.net.prefixes, "addresses routed anew");

@@ -43,6 +43,14 @@ pub fn ip_batch_in(netns: &str, lines: &[String]) -> Result<(), ComputeError> {
     batch(&["-n", netns, "-batch", "-"], lines)
 }
 
+/// Removals inside a named network namespace, each tried whatever the others did: one already
+/// gone (an address moved to another instance's link meanwhile) is no failure.
+pub fn ip_batch_in_gone(netns: &str, lines: &[String]) {
+    if let Err(e) = batch(&["-n", netns, "-force", "-batch", "-"], lines) {
+        tracing::debug!(netns, error = %e, "some routes to remove were already gone");
+    }
+}
+
 fn batch(args: &[&str], lines: &[String]) -> Result<(), ComputeError> {
     use std::io::Write;
     if lines.is_empty() {

@@ -354,37 +354,41 @@ pub(crate) fn route_guest(
     net::ip_batch_in(vpc_ns, &lines)
 }
 
-/// The `ip` lines that route a guest's link from its addresses `n` to the secondaries and
-/// prefixes given: the new ones to the link, the ones it gave up away.
+/// Routes a guest's link in the VPC namespace `vpc_ns` from its addresses `n` to the
+/// secondaries and prefixes given: the ones it gave up away (a route already gone, because
+/// the address moved to another instance, is fine), then the new ones to the link.
 pub(crate) fn reroute(
+    vpc_ns: &str,
     link: &str,
     n: &crate::NetSpec,
     secondary_ips: &[String],
     prefixes: &[String],
-) -> Result<Vec<String>, ComputeError> {
+) -> Result<(), ComputeError> {
     let gw = net::gateway(&n.subnet_cidr)
         .ok_or_else(|| ComputeError::Guest(format!("bad subnet CIDR {}", n.subnet_cidr)))?;
-    let mut lines = Vec::new();
+    let mut gone = Vec::new();
     for a in n
         .secondary_ips
         .iter()
         .filter(|a| !secondary_ips.contains(a))
     {
-        lines.push(format!("route delete {a}/32 dev {link}"));
+        gone.push(format!("route delete {a}/32 dev {link}"));
     }
     for p in n.prefixes.iter().filter(|p| !prefixes.contains(p)) {
-        lines.push(format!("route delete {p} dev {link}"));
+        gone.push(format!("route delete {p} dev {link}"));
     }
+    net::ip_batch_in_gone(vpc_ns, &gone);
+    let mut new = Vec::new();
     for a in secondary_ips
         .iter()
         .filter(|a| !n.secondary_ips.contains(a))
     {
-        lines.push(format!("route replace {a}/32 dev {link} src {gw}"));
+        new.push(format!("route replace {a}/32 dev {link} src {gw}"));
     }
     for p in prefixes.iter().filter(|p| !n.prefixes.contains(p)) {
-        lines.push(format!("route replace {p} dev {link}"));
+        new.push(format!("route replace {p} dev {link}"));
     }
-    Ok(lines)
+    net::ip_batch_in(vpc_ns, &new)
 }
 
 /// What the subnet's DHCP server gives an instance's interface.

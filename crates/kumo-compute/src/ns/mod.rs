@@ -116,15 +116,13 @@ impl Kind for Ns {
             match p.spec.interfaces.iter().find(|o| same(o, nic)) {
                 Some(old) => {
                     let link = boot::nic_link(&m.host, &m.id, nic.device_index);
-                    let lines = crate::host::vpc::reroute(
+                    crate::host::vpc::reroute(
+                        &p.net.vpc_ns,
                         &link,
                         &old.net,
                         &nic.net.secondary_ips,
                         &nic.net.prefixes,
                     )?;
-                    if !lines.is_empty() {
-                        crate::host::net::ip_batch_in(&p.net.vpc_ns, &lines)?;
-                    }
                 }
                 None => boot::plug(&m.host, &p.net.vpc_ns, &p.netns, &m.id, nic)?,
             }
