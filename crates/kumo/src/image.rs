@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v12";
+pub const RECIPE: &str = "debian-12-minbase-v13";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -109,6 +109,9 @@ pub enum ImageError {
 
 /// Detaches every mount at or below `dir`, deepest first.
 fn unmount_under(dir: &Path) {
+    // /proc/mounts has absolute paths with symlinks resolved.
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let dir = dir.as_path();
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     let mut points: Vec<PathBuf> = mounts
         .lines()
@@ -667,14 +670,23 @@ sync_iface() {
     if [ "$dev" != eth0 ]; then
         n=${dev#eth}
         table=$((10000 + n))
-        if [ ! -f "/run/kumo-net-$dev" ]; then
+        # Set up once per interface plugged: an interface unplugged and another plugged at
+        # the same index within one pass has another MAC, and is set up anew.
+        known=""
+        [ -f "/run/kumo-net-$dev" ] && read known len gw cidr < "/run/kumo-net-$dev"
+        if [ "$known" != "$mac" ]; then
             cidr=$(md "meta-data/network/interfaces/macs/$mac/subnet-ipv4-cidr-block") || return 1
             base=${cidr%/*}
-            echo "${cidr#*/} ${base%.*}.$(( ${base##*.} + 1 )) $cidr" > "/run/kumo-net-$dev"
-            ip link set "$dev" up
+            len=${cidr#*/}
+            gw="${base%.*}.$(( ${base##*.} + 1 ))"
+            echo "$mac $len $gw $cidr" > "/run/kumo-net-$dev"
+            for a in $(cat "/run/kumo-addrs-$dev" 2>/dev/null); do
+                ip rule del from "$a" lookup $table 2>/dev/null
+            done
+            rm -f "/run/kumo-addrs-$dev"
             log "interface $dev ($mac) plugged"
         fi
-        read len gw cidr < "/run/kumo-net-$dev"
+        ip link set "$dev" up
         ip route replace "$cidr" dev "$dev" table $table 2>/dev/null
         ip route replace default via "$gw" dev "$dev" table $table 2>/dev/null
     fi
@@ -691,7 +703,7 @@ sync_iface() {
         case "$WANT" in *" $a "*) continue ;; esac
         ip addr del "$a/$len" dev "$dev" 2>/dev/null && log "address $a removed from $dev"
         [ "$dev" != eth0 ] && ip rule del from "$a" lookup $table 2>/dev/null
-        grep -vx "$a" "/run/kumo-addrs-$dev" > "/run/kumo-addrs-$dev.new"
+        grep -vxF "$a" "/run/kumo-addrs-$dev" > "/run/kumo-addrs-$dev.new"
         mv "/run/kumo-addrs-$dev.new" "/run/kumo-addrs-$dev"
     done
     return 0
@@ -702,9 +714,10 @@ address_agent() {
         for dev in $(ls /sys/class/net); do
             case "$dev" in eth*) ;; *) continue ;; esac
             if ! sync_iface "$dev"; then
-                # A token expires: ask for a new one, and stop when the endpoint is disabled.
+                # A token expires: ask for a new one; while the endpoint is disabled or does
+                # not answer, try again a little later.
                 TRIED=""
-                token || return 0
+                token || sleep 5
                 break
             fi
         done
