@@ -141,6 +141,11 @@ fn act(
                             // A stop and start moves the instance to a healthy host: stop
                             // events are cleared. (A reboot keeps the host and its events.)
                             r.events.retain(|e| !e.stops());
+                            // A completed reboot the stopped guest never felt is not felt at
+                            // the start either.
+                            for e in r.events.iter_mut().filter(|e| e.completed_ms.is_some()) {
+                                e.acted = true;
+                            }
                             if let Some(old) = r.public_ip.take() {
                                 addresses::release_public_ip(tx, &old)?;
                             }

@@ -47,7 +47,8 @@ fn act(k: &Kumo, id: &str, account: &str, region: &str) {
                 e.acted = true;
             }
         }
-        let stopped = todo.iter().any(|e| e.stops()) && r.state() != State::Running;
+        // What is left to act out took effect when it completed (see `settle`).
+        let stopped = todo.iter().any(|e| e.stops());
         if stopped {
             // What an instance gives up as it stops or shuts down, as for a caller's stop.
             let next = if r.ebs_backed() {

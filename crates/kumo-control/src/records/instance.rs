@@ -200,6 +200,9 @@ impl InstanceRecord {
             .collect();
         due.sort_by_key(|e| e.not_before_ms);
         for e in due {
+            // Whether the guest has anything to feel: a reboot of an instance that is not
+            // running, or a stop that changed nothing, is done with as it completes.
+            let mut felt = e.reboots() && self.state == State::Running;
             if e.stops() {
                 let stops = kumo_model::lifecycle::apply(
                     self.state,
@@ -218,10 +221,12 @@ impl InstanceRecord {
                         "Server.ScheduledStop: Stopped due to scheduled retirement".into(),
                     ));
                     self.settle_transitions(now_ms, delay_ms);
+                    felt = true;
                 }
             }
             if let Some(x) = self.events.iter_mut().find(|x| x.id == e.id) {
                 x.completed_ms = Some(e.not_before_ms);
+                x.acted = !felt;
             }
             changed = true;
         }
