@@ -807,6 +807,17 @@ pub fn attach_interface(
     ctx: &RequestContext,
     input: AttachNetworkInterfaceRequest,
 ) -> Result<AttachNetworkInterfaceResult, Ec2Error> {
+    crate::core::error::refuse_settings(
+        "AttachNetworkInterface",
+        &[
+            (
+                "NetworkCardIndex",
+                input.network_card_index.is_some_and(|n| n != 0),
+            ),
+            ("EnaSrdSpecification", input.ena_srd_specification.is_some()),
+            ("EnaQueueCount", input.ena_queue_count.is_some()),
+        ],
+    )?;
     let s = scope(ctx);
     let now = k.now_ms();
     let id = k
@@ -855,10 +866,10 @@ pub fn attach_interface(
             if crate::repo::instance::slots(&eni) > max_ips {
                 return Err(Fail(crate::repo::instance::address_limit()));
             }
-            if r.state() == State::Running && !k.compute.driver.hotplugs_interfaces() {
+            if !k.compute.driver.hotplugs_interfaces() {
                 return Err(Fail(Ec2Error::new(
                     "Unsupported",
-                    format!("Kumo's {} driver cannot plug a network interface into a running instance yet; stop the instance first, or use the ns driver.", k.compute.driver.name()),
+                    format!("Kumo's {} driver cannot give an instance a second network interface yet; the ns driver can.", k.compute.driver.name()),
                 )));
             }
             let aid = new_id("eni-attach");

@@ -333,6 +333,13 @@ pub fn modify(
     ctx: &RequestContext,
     input: ModifyManagedPrefixListRequest,
 ) -> Result<Modified, Ec2Error> {
+    crate::core::error::refuse_settings(
+        "ModifyManagedPrefixList",
+        &[(
+            "IpamPrefixListResolverSyncEnabled",
+            input.ipam_prefix_list_resolver_sync_enabled.is_some(),
+        )],
+    )?;
     let add = input.add_entries.clone().unwrap_or_default();
     let remove = input.remove_entries.clone().unwrap_or_default();
     let touches_entries = !add.is_empty() || !remove.is_empty();

@@ -75,7 +75,8 @@ impl Kind for Vm {
     }
 
     /// QEMU's hot-plug of a virtio-net device (QMP `netdev_add`/`device_add`) is not built
-    /// yet: the control plane refuses to attach a second interface to a running `vm` guest.
+    /// yet, nor are extra interfaces at boot: the control plane refuses a second interface
+    /// under `vm` (RunInstances and AttachNetworkInterface alike).
     fn set_interfaces(
         _m: &Machine<Vm>,
         _up: &mut VmUp,
