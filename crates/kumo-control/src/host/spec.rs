@@ -169,11 +169,29 @@ fn interface<'a, V: Read>(
         .filter(|a| !a.primary)
         .map(|a| a.addr.clone())
         .collect();
+    let is_primary = eni.attachment.as_ref().is_some_and(|a| a.device_index == 0);
     Ok(Iface {
         // The guest's host name and IMDS `hostname`/`local-hostname`: the resource name under
-        // the resource-name host name type.
-        host: crate::repo::instance::instance_dns_name(s.region, r, &primary),
-        public: c.public_ip(r),
+        // the resource-name host name type. Another interface has its own address's IP name.
+        host: if is_primary {
+            crate::repo::instance::instance_dns_name(s.region, r, &primary)
+        } else {
+            crate::repo::instance::private_dns_name(s.region, &primary)
+        },
+        // The instance's public address is its primary interface's; another interface has one
+        // only through an Elastic IP on its primary address.
+        public: if is_primary {
+            c.public_ip(r)
+        } else {
+            c.eips
+                .iter()
+                .find(|a| {
+                    a.association
+                        .as_ref()
+                        .is_some_and(|x| x.eni_id == eni.id && x.private_ip == primary)
+                })
+                .map(|a| a.public_ip.clone())
+        },
         eni,
         subnet,
         vpc,
@@ -241,7 +259,8 @@ fn instance_meta<V: Read>(
     Ok(())
 }
 
-/// `meta-data/network/interfaces/macs/<mac>/…` of the primary interface.
+/// `meta-data/network/interfaces/macs/<mac>/…` of one of the instance's interfaces, at its
+/// device index.
 fn interface_meta(
     ctx: &RequestContext,
     c: &Context,
