@@ -1,8 +1,9 @@
 //! Writes `filters.rs`: for each allow-listed operation that takes `Filter.N`, an enum of the
 //! filter names the model's documentation of that member lists (the EC2 API reference's list),
 //! plus the aliases AWS also accepts. Kumo's filter code matches on these enums without a
-//! wildcard arm, so a name the reference adds fails to compile until it is served or refused,
-//! and no name can be accepted and then match nothing.
+//! wildcard arm, so a name the reference adds fails to compile until it is served, refused, or
+//! written down as empty for a stated reason (a field AWS leaves out where Kumo has nothing
+//! behind it, such as an Outpost's); none is empty by omission.
 
 use crate::error::CodegenError;
 use crate::model::Model;
