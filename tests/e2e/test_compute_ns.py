@@ -730,6 +730,14 @@ def test_run_command_without_ssh(ns_kumo, ec2):
     # Its arguments reach the command as given, spaces, quotes and `;` included.
     p = subprocess.run([KUMO_BIN, "ssm", "--endpoint-url", ns_kumo.endpoint, "--region", "eu-west-1", "send-command", iid, "--", "sh", "-c", 'echo "a  b"; exit 3'], capture_output=True, text=True, timeout=60)
     assert (p.returncode, p.stdout) == (3, "a  b\n"), p.stderr
+    # The instance's agent is online, with the instance's address and name.
+    info = ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [iid]}])["InstanceInformationList"]
+    assert [(i["InstanceId"], i["PingStatus"], i["IPAddress"], i["PlatformType"]) for i in info] == [(iid, "Online", inst["PrivateIpAddress"], "Linux")]
+    assert info[0]["ComputerName"] == state_of(ec2, iid)["PrivateDnsName"]
+    assert iid in [i["InstanceId"] for i in ssm.describe_instance_information()["InstanceInformationList"]]
+    with pytest.raises(ClientError) as e:
+        ssm.describe_instance_information(Filters=[{"Key": "tag:Name", "Values": ["x"]}])
+    assert error_code(e) == "InvalidFilterKey"
     # AWS's errors.
     with pytest.raises(ClientError) as e:
         ssm.send_command(InstanceIds=["i-0123456789abcdef0"], DocumentName="AWS-RunShellScript", Parameters={"commands": ["true"]})

@@ -36,6 +36,12 @@ def test_ssm_and_images(kumo, ec2, ami):
     assert error_code(e) == "ParameterNotFound"
     many = ssm.get_parameters(Names=["/aws/service/debian/release/12/latest/amd64", "/nope"])
     assert len(many["Parameters"]) == 1 and many["InvalidParameters"] == ["/nope"]
+    # Under the null driver no guest runs, so no agent is online.
+    run(ec2, ami)
+    assert ssm.describe_instance_information()["InstanceInformationList"] == []
+    with pytest.raises(ClientError) as e:
+        ssm.describe_instance_information(MaxResults=51)
+    assert error_code(e) == "ValidationException"
     imgs = ec2.describe_images(Owners=["amazon"], Filters=[{"Name": "name", "Values": ["al2023-ami-2023*"]}, {"Name": "architecture", "Values": ["x86_64"]}])["Images"]
     assert [i["ImageId"] for i in imgs] == [ami]
     assert imgs[0]["ImageOwnerAlias"] == "amazon" and imgs[0]["OwnerId"] == "137112412989"

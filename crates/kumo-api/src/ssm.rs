@@ -1,6 +1,7 @@
 //! The SSM calls tools use to find AMIs: `GetParameter` and `GetParameters` on the public
 //! `/aws/service/…` parameters; and Run Command: `SendCommand` (`AWS-RunShellScript`) and
-//! `GetCommandInvocation`, served by the guests' agents under a real compute driver. SSM speaks JSON (awsJson1.1), selected by `X-Amz-Target`.
+//! `GetCommandInvocation`, served by the guests' agents under a real compute driver, and
+//! `DescribeInstanceInformation`, the instances whose agent answers. SSM speaks JSON (awsJson1.1), selected by `X-Amz-Target`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -124,12 +125,104 @@ pub fn handle(
                 Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
             }
         }
+        Some("DescribeInstanceInformation") => {
+            instance_information(kumo, &input, account, region, rid)
+        }
         _ => error(
             rid,
             "InvalidAction",
             Some(format!("Kumo does not serve {target}.")),
         ),
     }
+}
+
+/// DescribeInstanceInformation: the instances whose agent is online, filtered by instance id
+/// (`Filters` with key `InstanceIds`, or the older `InstanceInformationFilterList` with key
+/// `InstanceIds`), paged by `MaxResults` (5 to 50).
+fn instance_information(
+    kumo: &Kumo,
+    input: &Value,
+    account: &str,
+    region: &str,
+    rid: &str,
+) -> Response {
+    let mut wanted: Option<Vec<String>> = None;
+    let filters = input["Filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| (&f["Key"], &f["Values"]));
+    let old = input["InstanceInformationFilterList"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| (&f["key"], &f["valueSet"]));
+    for (key, values) in filters.chain(old) {
+        match key.as_str() {
+            Some("InstanceIds") => {
+                let ids: Vec<String> = values
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect();
+                wanted.get_or_insert_with(Vec::new).extend(ids);
+            }
+            other => {
+                return error(
+                    rid,
+                    "InvalidFilterKey",
+                    Some(format!(
+                        "Kumo filters instance information by InstanceIds only, not {}.",
+                        other.unwrap_or("")
+                    )),
+                );
+            }
+        }
+    }
+    let limit = match input.get("MaxResults").and_then(Value::as_i64) {
+        None => 50,
+        Some(n @ 5..=50) => n as usize,
+        Some(n) => {
+            return error(rid, "ValidationException", Some(format!("1 validation error detected: Value '{n}' at 'maxResults' failed to satisfy constraint: Member must have value between 5 and 50")));
+        }
+    };
+    let after = input["NextToken"].as_str().unwrap_or("");
+    let all: Vec<_> = kumo
+        .ssm_instance_information(account, region)
+        .into_iter()
+        .filter(|i| wanted.as_ref().is_none_or(|w| w.contains(&i.instance_id)))
+        .filter(|i| after.is_empty() || i.instance_id.as_str() > after)
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let page: Vec<Value> = all
+        .iter()
+        .take(limit)
+        .map(|i| {
+            json!({
+                "InstanceId": i.instance_id,
+                "PingStatus": "Online",
+                "LastPingDateTime": now,
+                "AgentVersion": env!("CARGO_PKG_VERSION"),
+                "IsLatestVersion": true,
+                // The guest Kumo boots, whatever the image's name says.
+                "PlatformType": "Linux",
+                "PlatformName": "Debian GNU/Linux",
+                "PlatformVersion": "12",
+                "ResourceType": "EC2Instance",
+                "IPAddress": i.ip,
+                "ComputerName": i.computer_name,
+            })
+        })
+        .collect();
+    let mut body = json!({ "InstanceInformationList": page });
+    if all.len() > limit {
+        body["NextToken"] = json!(all[limit - 1].instance_id);
+    }
+    reply(StatusCode::OK, rid, body)
 }
 
 /// A sent command as SendCommand answers it.

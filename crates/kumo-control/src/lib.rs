@@ -170,6 +170,15 @@ impl Kumo {
         )
     }
 
+    /// SSM DescribeInstanceInformation: the instances whose agent is online.
+    pub fn ssm_instance_information(
+        &self,
+        account: &str,
+        region: &str,
+    ) -> Vec<flows::ssm::AgentInfo> {
+        flows::ssm::instance_information(self, account, region)
+    }
+
     /// SSM GetCommandInvocation.
     pub fn ssm_command_invocation(
         &self,

@@ -1,5 +1,5 @@
-//! SSM Run Command (AWS-RunShellScript) through the guests' agents: SendCommand and
-//! GetCommandInvocation.
+//! SSM Run Command (AWS-RunShellScript) through the guests' agents: SendCommand,
+//! GetCommandInvocation, and DescribeInstanceInformation (the instances whose agent answers).
 
 use crate::core::error::Fail;
 use crate::host::{Invocation, SentCommand};
@@ -124,4 +124,48 @@ pub fn command_invocation(
         instance: instance.to_string(),
         result,
     })
+}
+
+/// An instance whose agent is online, as DescribeInstanceInformation shows it.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    pub instance_id: String,
+    pub ip: String,
+    pub computer_name: String,
+}
+
+/// The instances of the account and region whose agent is online: they run under a real
+/// driver, whose guests' init runs the agent. In instance id order.
+pub fn instance_information(k: &Kumo, account: &str, region: &str) -> Vec<AgentInfo> {
+    let s = Scope { account, region };
+    let mut out: Vec<AgentInfo> = k
+        .compute
+        .owned()
+        .into_iter()
+        .filter(|(id, (a, r))| a == account && r == region && k.compute.driver.is_running(id))
+        .filter_map(|(id, _)| {
+            let found = k.store.read(|v| {
+                let Some(r) = v.get::<InstanceRecord>(s, &id)? else {
+                    return Ok::<_, Fail>(None);
+                };
+                let c = crate::repo::instance::context(v, s, &[&r])?;
+                let ip = c
+                    .enis_of(&r)
+                    .find(|e| e.attachment.as_ref().is_some_and(|a| a.device_index == 0))
+                    .and_then(|e| e.addresses.iter().find(|a| a.primary))
+                    .map(|a| a.addr.clone())
+                    .unwrap_or_default();
+                let name = crate::repo::instance::instance_dns_name(region, &r, &ip);
+                Ok(Some((ip, name)))
+            });
+            let (ip, computer_name) = found.ok().flatten()?;
+            Some(AgentInfo {
+                instance_id: id,
+                ip,
+                computer_name,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.instance_id.cmp(&b.instance_id));
+    out
 }
