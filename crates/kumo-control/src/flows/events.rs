@@ -23,6 +23,17 @@ pub fn events_tick(k: &Kumo) {
 fn act(k: &Kumo, id: &str, account: &str, region: &str) {
     let s = Scope { account, region };
     let now = k.now_ms();
+    // Most rounds find nothing to do: a read finds that out without taking the store's
+    // writer, which the requests and the credits worker need.
+    let pending = k.store.read(|v| {
+        Ok::<_, Fail>(
+            v.get::<InstanceRecord>(s, id)?
+                .is_some_and(|r| r.events.iter().any(|e| e.pending(now))),
+        )
+    });
+    if !matches!(pending, Ok(true)) {
+        return;
+    }
     let mut gone = Vec::new();
     let taken = k.store.write(true, |tx| {
         let Some(mut r) = tx.get::<InstanceRecord>(s, id)? else {

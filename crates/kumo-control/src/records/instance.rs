@@ -143,6 +143,15 @@ impl ScheduledEvent {
         matches!(self.code.as_str(), "instance-stop" | "instance-retirement")
     }
 
+    /// Whether the events worker has something to do with it at `now_ms`: it is due to
+    /// complete, or completed and not acted out yet.
+    pub fn pending(&self, now_ms: i64) -> bool {
+        match self.completed_ms {
+            None => now_ms >= self.not_before_ms,
+            Some(_) => !self.acted,
+        }
+    }
+
     /// The description DescribeInstanceStatus shows: AWS marks an event whose time has passed.
     pub fn shown_description(&self) -> String {
         match self.completed_ms {
