@@ -183,14 +183,7 @@ fn interface<'a, V: Read>(
         public: if is_primary {
             c.public_ip(r)
         } else {
-            c.eips
-                .iter()
-                .find(|a| {
-                    a.association
-                        .as_ref()
-                        .is_some_and(|x| x.eni_id == eni.id && x.private_ip == primary)
-                })
-                .map(|a| a.public_ip.clone())
+            crate::repo::address::eip_on(&c.eips, eni, &primary).map(|a| a.public_ip.clone())
         },
         eni,
         subnet,

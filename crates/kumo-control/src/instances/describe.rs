@@ -1,12 +1,13 @@
 //! DescribeInstances: its filters and paging.
 
-use super::wire::{association, eip_on, reservation};
+use super::wire::{association, reservation};
 use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
 use crate::network;
 use crate::records::instance::*;
 use crate::records::net::*;
+use crate::repo::address::eip_on;
 use crate::repo::instance::{check_id, load, not_found, public_dns, visible};
 use crate::tags::Tagged;
 use crate::{scope, Kumo};

@@ -5,6 +5,7 @@ use crate::core::error::Fail;
 use crate::network;
 use crate::records::instance::*;
 use crate::records::net::*;
+use crate::repo::address::eip_on;
 use crate::repo::instance::public_dns;
 use crate::repo::instance::{context, Context};
 use crate::tags::{self, Tagged};
@@ -214,19 +215,6 @@ pub(super) fn group_ids(groups: &[String], c: &Context) -> Vec<GroupIdentifier> 
             group_name: c.names.get(g).cloned(),
         })
         .collect()
-}
-
-/// The Elastic IP on one of an interface's private addresses.
-pub(super) fn eip_on<'a>(
-    eips: &'a [AddressRecord],
-    e: &EniRecord,
-    ip: &str,
-) -> Option<&'a AddressRecord> {
-    eips.iter().find(|x| {
-        x.association
-            .as_ref()
-            .is_some_and(|y| y.eni_id == e.id && y.private_ip == ip)
-    })
 }
 
 /// The public address of one of an interface's private addresses: its Elastic IP's, else the

@@ -270,13 +270,7 @@ impl Context {
     pub fn public_ip(&self, r: &InstanceRecord) -> Option<String> {
         let primary = self.enis_of(r).next()?;
         let addr = primary.addresses.iter().find(|a| a.primary)?;
-        self.eips
-            .iter()
-            .find(|a| {
-                a.association
-                    .as_ref()
-                    .is_some_and(|x| x.eni_id == primary.id && x.private_ip == addr.addr)
-            })
+        crate::repo::address::eip_on(&self.eips, primary, &addr.addr)
             .map(|a| a.public_ip.clone())
             .or_else(|| r.public_ip.clone())
     }
