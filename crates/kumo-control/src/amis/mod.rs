@@ -416,6 +416,36 @@ pub fn wire(k: &Kumo, owner: &str, t: &Tagged<ImageRecord>) -> Image {
     }
 }
 
+/// The caller's instance that CreateImage images: running or stopped, and EBS-backed.
+fn imageable<V: kumo_store::Read>(
+    k: &Kumo,
+    v: &V,
+    s: kumo_store::Scope,
+    id: &str,
+) -> Result<crate::records::instance::InstanceRecord, Fail> {
+    let r = crate::repo::instance::load(k, v, s, &[id.to_string()])?.remove(0);
+    use kumo_model::lifecycle::State;
+    if !matches!(r.state(), State::Running | State::Stopped) {
+        return Err(Fail(Ec2Error::new(
+            "IncorrectInstanceState",
+            format!(
+                "Instance '{}' is not in a state from which it can be imaged.",
+                r.id
+            ),
+        )));
+    }
+    if r.root_device_type != "ebs" {
+        return Err(Fail(Ec2Error::new(
+            "InvalidParameterValue",
+            format!(
+                "Instance '{}' is instance-store backed: CreateImage needs an EBS-backed instance.",
+                r.id
+            ),
+        )));
+    }
+    Ok(r)
+}
+
 /// CreateImage: snapshots every EBS volume attached to an instance (less the request's
 /// `NoDevice` mappings) in one transaction, and registers an image of them. Under a real
 /// driver the guest is shut down for it and booted again unless `NoReboot`; under the null
@@ -453,6 +483,11 @@ pub fn create_from_instance(
     let now = k.now_ms();
     let delay = k.options.transition_ms;
     let id = new_id("ami");
+    // The instance is the caller's and can be imaged before its guest is touched: a guest is
+    // found by its id alone.
+    k.store
+        .read(|v| imageable(k, v, s, &input.instance_id).map(drop))
+        .map_err(|f| f.0)?;
     // Without NoReboot the guest is shut down cleanly first, so its file systems are
     // consistent in the image, and boots again after (AWS's reboot).
     let reboot = input.no_reboot != Some(true)
@@ -461,34 +496,26 @@ pub fn create_from_instance(
     let frozen = k
         .store
         .write(!ctx.dry_run, |tx| {
-            let r = crate::repo::instance::load(k, tx, s, std::slice::from_ref(&input.instance_id))?
-                .remove(0);
-            use kumo_model::lifecycle::State;
-            if !matches!(r.state(), State::Running | State::Stopped) {
-                return Err(Fail(Ec2Error::new(
-                    "IncorrectInstanceState",
-                    format!("Instance '{}' is not in a state from which it can be imaged.", r.id),
-                )));
-            }
-            if r.root_device_type != "ebs" {
-                return Err(Fail(Ec2Error::new(
-                    "InvalidParameterValue",
-                    format!("Instance '{}' is instance-store backed: CreateImage needs an EBS-backed instance.", r.id),
-                )));
-            }
+            let r = imageable(k, tx, s, &input.instance_id)?;
             check_unique(tx, s, &input.name)?;
             let mut maps = Vec::new();
             let mut frozen = Vec::new();
             for mut v in crate::repo::volume::attached_to(tx, s, &r.id)? {
                 v.settle(now, delay);
-                let Some(a) = v.attachments.iter().find(|a| a.instance_id == r.id).cloned() else {
+                let Some(a) = v
+                    .attachments
+                    .iter()
+                    .find(|a| a.instance_id == r.id)
+                    .cloned()
+                else {
                     continue;
                 };
                 if skip.contains(&a.device.trim_start_matches("/dev/").to_string()) {
                     continue;
                 }
                 let description = format!("Created by CreateImage({}) for {id}", r.id);
-                let snap = crate::snapshots::record(tx, s, &mut v, new_id("snap"), description, now)?;
+                let snap =
+                    crate::snapshots::record(tx, s, &mut v, new_id("snap"), description, now)?;
                 tags::put_all(tx, s, &snap.id, "snapshot", &snap_tags)?;
                 maps.push(MappingRecord {
                     device_name: a.device.clone(),
@@ -512,7 +539,10 @@ pub fn create_from_instance(
                     r.id, r.root_device_name
                 ))));
             }
-            maps.sort_by(|a, b| (a.device_name != r.root_device_name, &a.device_name).cmp(&(b.device_name != r.root_device_name, &b.device_name)));
+            maps.sort_by(|a, b| {
+                (a.device_name != r.root_device_name, &a.device_name)
+                    .cmp(&(b.device_name != r.root_device_name, &b.device_name))
+            });
             let rec = ImageRecord {
                 id: id.clone(),
                 name: input.name.clone(),
