@@ -6,6 +6,7 @@
 
 mod error;
 mod filters;
+mod ids;
 mod model;
 mod rust;
 
@@ -211,6 +212,10 @@ fn main() -> ExitCode {
         match rust::generate(&model, ALLOW, DESERIALIZE_ROOTS, OPEN_ENUMS).and_then(|mut files| {
             let f = filters::generate(&model, ALLOW, FILTER_ALIASES, FILTER_EXTRA, FILTER_TAGS)?;
             files.insert("filters.rs".to_string(), rust::rustfmt(&f)?);
+            files.insert(
+                "ids.rs".to_string(),
+                rust::rustfmt(&ids::generate(&model, ALLOW)?)?,
+            );
             Ok(files)
         }) {
             Ok(f) => f,

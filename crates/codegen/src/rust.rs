@@ -444,6 +444,14 @@ fn operations(plan: &Plan, allow: &[&str]) -> Result<String, CodegenError> {
     );
     o.push_str("    /// every operation of the caller's account and region needs first.\n");
     o.push_str("    fn prepare(&self, ctx: &RequestContext) -> Result<(), Ec2Error> {\n        let _ = ctx;\n        Ok(())\n    }\n");
+    o.push_str(
+        "    /// Runs once per request, after its input decoded and before `prepare`: the checks\n",
+    );
+    o.push_str(
+        "    /// that need nothing but the request (required members and their combinations,\n",
+    );
+    o.push_str("    /// value formats and ranges), so they answer before any lookup does.\n");
+    o.push_str("    fn check(&self, ctx: &RequestContext, request: Request<'_>) -> Result<(), Ec2Error> {\n        let _ = (ctx, request);\n        Ok(())\n    }\n");
     for op in allow {
         let def = &plan.model.operations[*op];
         let input = def
@@ -468,6 +476,18 @@ fn operations(plan: &Plan, allow: &[&str]) -> Result<String, CodegenError> {
             "        let _ = (ctx, input);\n        Err(Ec2Error::not_implemented({op:?}))\n    }}"
         )
         .unwrap();
+    }
+    o.push_str("}\n\n");
+
+    o.push_str("/// A served operation's decoded input, for [`Ec2::check`].\n");
+    o.push_str("#[derive(Debug, Clone, Copy)]\npub enum Request<'a> {\n");
+    for op in allow {
+        let input = &plan.model.operations[*op]
+            .input
+            .as_ref()
+            .ok_or_else(|| CodegenError::model("no input"))?
+            .shape;
+        writeln!(o, "    {op}(&'a {input}),").unwrap();
     }
     o.push_str("}\n\n");
 
@@ -507,6 +527,7 @@ fn operations(plan: &Plan, allow: &[&str]) -> Result<String, CodegenError> {
                 .unwrap();
             }
         }
+        writeln!(o, "            svc.check(ctx, Request::{op}(&input))?;").unwrap();
         o.push_str("            svc.prepare(ctx)?;\n");
         let call = format!("svc.{}(ctx, input)?", snake(op));
         if def.output.is_some() {

@@ -12,7 +12,8 @@ pub mod query;
 pub mod types;
 
 pub use error::Ec2Error;
-pub use generated::operations::{dispatch, Ec2, API_VERSION, OPERATIONS, XML_NAMESPACE};
+pub use generated::ids::{IdKind, Ids};
+pub use generated::operations::{dispatch, Ec2, Request, API_VERSION, OPERATIONS, XML_NAMESPACE};
 pub use generated::{filters, shapes};
 pub use types::{Blob, DateTime};
 

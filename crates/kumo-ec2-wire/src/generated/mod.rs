@@ -2,5 +2,6 @@
 //! deviation from the AWS model is a patch in the generator.
 
 pub mod filters;
+pub mod ids;
 pub mod operations;
 pub mod shapes;

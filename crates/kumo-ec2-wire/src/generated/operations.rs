@@ -147,6 +147,13 @@ pub trait Ec2: Send + Sync {
         let _ = ctx;
         Ok(())
     }
+    /// Runs once per request, after its input decoded and before `prepare`: the checks
+    /// that need nothing but the request (required members and their combinations,
+    /// value formats and ranges), so they answer before any lookup does.
+    fn check(&self, ctx: &RequestContext, request: Request<'_>) -> Result<(), Ec2Error> {
+        let _ = (ctx, request);
+        Ok(())
+    }
     /// `AllocateAddress`.
     fn allocate_address(
         &self,
@@ -1272,6 +1279,136 @@ pub trait Ec2: Send + Sync {
     }
 }
 
+/// A served operation's decoded input, for [`Ec2::check`].
+#[derive(Debug, Clone, Copy)]
+pub enum Request<'a> {
+    AllocateAddress(&'a AllocateAddressRequest),
+    AssignPrivateIpAddresses(&'a AssignPrivateIpAddressesRequest),
+    AssociateAddress(&'a AssociateAddressRequest),
+    AssociateRouteTable(&'a AssociateRouteTableRequest),
+    AssociateVpcCidrBlock(&'a AssociateVpcCidrBlockRequest),
+    AttachInternetGateway(&'a AttachInternetGatewayRequest),
+    AttachNetworkInterface(&'a AttachNetworkInterfaceRequest),
+    AttachVolume(&'a AttachVolumeRequest),
+    AuthorizeSecurityGroupEgress(&'a AuthorizeSecurityGroupEgressRequest),
+    AuthorizeSecurityGroupIngress(&'a AuthorizeSecurityGroupIngressRequest),
+    CopyImage(&'a CopyImageRequest),
+    CopySnapshot(&'a CopySnapshotRequest),
+    CreateDefaultSubnet(&'a CreateDefaultSubnetRequest),
+    CreateDefaultVpc(&'a CreateDefaultVpcRequest),
+    CreateImage(&'a CreateImageRequest),
+    CreateInternetGateway(&'a CreateInternetGatewayRequest),
+    CreateKeyPair(&'a CreateKeyPairRequest),
+    CreateManagedPrefixList(&'a CreateManagedPrefixListRequest),
+    CreateNatGateway(&'a CreateNatGatewayRequest),
+    CreateNetworkInterface(&'a CreateNetworkInterfaceRequest),
+    CreateRoute(&'a CreateRouteRequest),
+    CreateRouteTable(&'a CreateRouteTableRequest),
+    CreateSecurityGroup(&'a CreateSecurityGroupRequest),
+    CreateSnapshot(&'a CreateSnapshotRequest),
+    CreateSnapshots(&'a CreateSnapshotsRequest),
+    CreateSubnet(&'a CreateSubnetRequest),
+    CreateSubnetCidrReservation(&'a CreateSubnetCidrReservationRequest),
+    CreateTags(&'a CreateTagsRequest),
+    CreateVolume(&'a CreateVolumeRequest),
+    CreateVpc(&'a CreateVpcRequest),
+    DeleteInternetGateway(&'a DeleteInternetGatewayRequest),
+    DeleteKeyPair(&'a DeleteKeyPairRequest),
+    DeleteManagedPrefixList(&'a DeleteManagedPrefixListRequest),
+    DeleteNatGateway(&'a DeleteNatGatewayRequest),
+    DeleteNetworkInterface(&'a DeleteNetworkInterfaceRequest),
+    DeleteRoute(&'a DeleteRouteRequest),
+    DeleteRouteTable(&'a DeleteRouteTableRequest),
+    DeleteSecurityGroup(&'a DeleteSecurityGroupRequest),
+    DeleteSnapshot(&'a DeleteSnapshotRequest),
+    DeleteSubnet(&'a DeleteSubnetRequest),
+    DeleteSubnetCidrReservation(&'a DeleteSubnetCidrReservationRequest),
+    DeleteTags(&'a DeleteTagsRequest),
+    DeleteVolume(&'a DeleteVolumeRequest),
+    DeleteVpc(&'a DeleteVpcRequest),
+    DeregisterImage(&'a DeregisterImageRequest),
+    DescribeAddresses(&'a DescribeAddressesRequest),
+    DescribeAvailabilityZones(&'a DescribeAvailabilityZonesRequest),
+    DescribeDhcpOptions(&'a DescribeDhcpOptionsRequest),
+    DescribeImageAttribute(&'a DescribeImageAttributeRequest),
+    DescribeImages(&'a DescribeImagesRequest),
+    DescribeInstanceAttribute(&'a DescribeInstanceAttributeRequest),
+    DescribeInstanceCreditSpecifications(&'a DescribeInstanceCreditSpecificationsRequest),
+    DescribeInstanceStatus(&'a DescribeInstanceStatusRequest),
+    DescribeInstanceTypeOfferings(&'a DescribeInstanceTypeOfferingsRequest),
+    DescribeInstanceTypes(&'a DescribeInstanceTypesRequest),
+    DescribeInstances(&'a DescribeInstancesRequest),
+    DescribeInternetGateways(&'a DescribeInternetGatewaysRequest),
+    DescribeKeyPairs(&'a DescribeKeyPairsRequest),
+    DescribeManagedPrefixLists(&'a DescribeManagedPrefixListsRequest),
+    DescribeNatGateways(&'a DescribeNatGatewaysRequest),
+    DescribeNetworkAcls(&'a DescribeNetworkAclsRequest),
+    DescribeNetworkInterfaceAttribute(&'a DescribeNetworkInterfaceAttributeRequest),
+    DescribeNetworkInterfaces(&'a DescribeNetworkInterfacesRequest),
+    DescribeRegions(&'a DescribeRegionsRequest),
+    DescribeRouteTables(&'a DescribeRouteTablesRequest),
+    DescribeSecurityGroupRules(&'a DescribeSecurityGroupRulesRequest),
+    DescribeSecurityGroups(&'a DescribeSecurityGroupsRequest),
+    DescribeSnapshotAttribute(&'a DescribeSnapshotAttributeRequest),
+    DescribeSnapshots(&'a DescribeSnapshotsRequest),
+    DescribeSubnets(&'a DescribeSubnetsRequest),
+    DescribeTags(&'a DescribeTagsRequest),
+    DescribeVolumeAttribute(&'a DescribeVolumeAttributeRequest),
+    DescribeVolumeStatus(&'a DescribeVolumeStatusRequest),
+    DescribeVolumes(&'a DescribeVolumesRequest),
+    DescribeVolumesModifications(&'a DescribeVolumesModificationsRequest),
+    DescribeVpcAttribute(&'a DescribeVpcAttributeRequest),
+    DescribeVpcs(&'a DescribeVpcsRequest),
+    DetachInternetGateway(&'a DetachInternetGatewayRequest),
+    DetachNetworkInterface(&'a DetachNetworkInterfaceRequest),
+    DetachVolume(&'a DetachVolumeRequest),
+    DisableEbsEncryptionByDefault(&'a DisableEbsEncryptionByDefaultRequest),
+    DisableImageBlockPublicAccess(&'a DisableImageBlockPublicAccessRequest),
+    DisassociateAddress(&'a DisassociateAddressRequest),
+    DisassociateRouteTable(&'a DisassociateRouteTableRequest),
+    DisassociateVpcCidrBlock(&'a DisassociateVpcCidrBlockRequest),
+    EnableEbsEncryptionByDefault(&'a EnableEbsEncryptionByDefaultRequest),
+    EnableImageBlockPublicAccess(&'a EnableImageBlockPublicAccessRequest),
+    GetConsoleOutput(&'a GetConsoleOutputRequest),
+    GetDefaultCreditSpecification(&'a GetDefaultCreditSpecificationRequest),
+    GetEbsDefaultKmsKeyId(&'a GetEbsDefaultKmsKeyIdRequest),
+    GetEbsEncryptionByDefault(&'a GetEbsEncryptionByDefaultRequest),
+    GetImageBlockPublicAccessState(&'a GetImageBlockPublicAccessStateRequest),
+    GetManagedPrefixListAssociations(&'a GetManagedPrefixListAssociationsRequest),
+    GetManagedPrefixListEntries(&'a GetManagedPrefixListEntriesRequest),
+    GetSubnetCidrReservations(&'a GetSubnetCidrReservationsRequest),
+    ImportKeyPair(&'a ImportKeyPairRequest),
+    ModifyDefaultCreditSpecification(&'a ModifyDefaultCreditSpecificationRequest),
+    ModifyImageAttribute(&'a ModifyImageAttributeRequest),
+    ModifyInstanceAttribute(&'a ModifyInstanceAttributeRequest),
+    ModifyInstanceCreditSpecification(&'a ModifyInstanceCreditSpecificationRequest),
+    ModifyInstanceMetadataOptions(&'a ModifyInstanceMetadataOptionsRequest),
+    ModifyManagedPrefixList(&'a ModifyManagedPrefixListRequest),
+    ModifyNetworkInterfaceAttribute(&'a ModifyNetworkInterfaceAttributeRequest),
+    ModifyPrivateDnsNameOptions(&'a ModifyPrivateDnsNameOptionsRequest),
+    ModifySnapshotAttribute(&'a ModifySnapshotAttributeRequest),
+    ModifySubnetAttribute(&'a ModifySubnetAttributeRequest),
+    ModifyVolume(&'a ModifyVolumeRequest),
+    ModifyVolumeAttribute(&'a ModifyVolumeAttributeRequest),
+    ModifyVpcAttribute(&'a ModifyVpcAttributeRequest),
+    RebootInstances(&'a RebootInstancesRequest),
+    RegisterImage(&'a RegisterImageRequest),
+    ReleaseAddress(&'a ReleaseAddressRequest),
+    ReplaceRoute(&'a ReplaceRouteRequest),
+    ReplaceRouteTableAssociation(&'a ReplaceRouteTableAssociationRequest),
+    ResetImageAttribute(&'a ResetImageAttributeRequest),
+    ResetInstanceAttribute(&'a ResetInstanceAttributeRequest),
+    ResetSnapshotAttribute(&'a ResetSnapshotAttributeRequest),
+    RestoreManagedPrefixListVersion(&'a RestoreManagedPrefixListVersionRequest),
+    RevokeSecurityGroupEgress(&'a RevokeSecurityGroupEgressRequest),
+    RevokeSecurityGroupIngress(&'a RevokeSecurityGroupIngressRequest),
+    RunInstances(&'a RunInstancesRequest),
+    StartInstances(&'a StartInstancesRequest),
+    StopInstances(&'a StopInstancesRequest),
+    TerminateInstances(&'a TerminateInstancesRequest),
+    UnassignPrivateIpAddresses(&'a UnassignPrivateIpAddressesRequest),
+}
+
 /// Decodes `params` as the input of `action`, calls the service, and encodes the
 /// whole XML response. A DryRun call that would have succeeded answers
 /// `DryRunOperation` instead of its output.
@@ -1285,12 +1422,14 @@ pub fn dispatch(
         "AllocateAddress" => {
             let input = AllocateAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::AllocateAddress(&input))?;
             svc.prepare(ctx)?;
             let output = svc.allocate_address(ctx, input)?;
             crate::encode::response(ctx, "AllocateAddressResponse", &output)
         }
         "AssignPrivateIpAddresses" => {
             let input = AssignPrivateIpAddressesRequest::decode(params, &Path::ROOT)?;
+            svc.check(ctx, Request::AssignPrivateIpAddresses(&input))?;
             svc.prepare(ctx)?;
             let output = svc.assign_private_ip_addresses(ctx, input)?;
             crate::encode::response(ctx, "AssignPrivateIpAddressesResponse", &output)
@@ -1298,6 +1437,7 @@ pub fn dispatch(
         "AssociateAddress" => {
             let input = AssociateAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::AssociateAddress(&input))?;
             svc.prepare(ctx)?;
             let output = svc.associate_address(ctx, input)?;
             crate::encode::response(ctx, "AssociateAddressResponse", &output)
@@ -1305,12 +1445,14 @@ pub fn dispatch(
         "AssociateRouteTable" => {
             let input = AssociateRouteTableRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::AssociateRouteTable(&input))?;
             svc.prepare(ctx)?;
             let output = svc.associate_route_table(ctx, input)?;
             crate::encode::response(ctx, "AssociateRouteTableResponse", &output)
         }
         "AssociateVpcCidrBlock" => {
             let input = AssociateVpcCidrBlockRequest::decode(params, &Path::ROOT)?;
+            svc.check(ctx, Request::AssociateVpcCidrBlock(&input))?;
             svc.prepare(ctx)?;
             let output = svc.associate_vpc_cidr_block(ctx, input)?;
             crate::encode::response(ctx, "AssociateVpcCidrBlockResponse", &output)
@@ -1318,6 +1460,7 @@ pub fn dispatch(
         "AttachInternetGateway" => {
             let input = AttachInternetGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::AttachInternetGateway(&input))?;
             svc.prepare(ctx)?;
             svc.attach_internet_gateway(ctx, input)?;
             crate::encode::response_return(ctx, "AttachInternetGatewayResponse")
@@ -1325,6 +1468,7 @@ pub fn dispatch(
         "AttachNetworkInterface" => {
             let input = AttachNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::AttachNetworkInterface(&input))?;
             svc.prepare(ctx)?;
             let output = svc.attach_network_interface(ctx, input)?;
             crate::encode::response(ctx, "AttachNetworkInterfaceResponse", &output)
@@ -1332,6 +1476,7 @@ pub fn dispatch(
         "AttachVolume" => {
             let input = AttachVolumeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::AttachVolume(&input))?;
             svc.prepare(ctx)?;
             let output = svc.attach_volume(ctx, input)?;
             crate::encode::response(ctx, "AttachVolumeResponse", &output)
@@ -1339,6 +1484,7 @@ pub fn dispatch(
         "AuthorizeSecurityGroupEgress" => {
             let input = AuthorizeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::AuthorizeSecurityGroupEgress(&input))?;
             svc.prepare(ctx)?;
             let output = svc.authorize_security_group_egress(ctx, input)?;
             crate::encode::response(ctx, "AuthorizeSecurityGroupEgressResponse", &output)
@@ -1346,6 +1492,7 @@ pub fn dispatch(
         "AuthorizeSecurityGroupIngress" => {
             let input = AuthorizeSecurityGroupIngressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::AuthorizeSecurityGroupIngress(&input))?;
             svc.prepare(ctx)?;
             let output = svc.authorize_security_group_ingress(ctx, input)?;
             crate::encode::response(ctx, "AuthorizeSecurityGroupIngressResponse", &output)
@@ -1354,6 +1501,7 @@ pub fn dispatch(
             let input = CopyImageRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CopyImage(&input))?;
             svc.prepare(ctx)?;
             let output = svc.copy_image(ctx, input)?;
             crate::encode::response(ctx, "CopyImageResponse", &output)
@@ -1361,6 +1509,7 @@ pub fn dispatch(
         "CopySnapshot" => {
             let input = CopySnapshotRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CopySnapshot(&input))?;
             svc.prepare(ctx)?;
             let output = svc.copy_snapshot(ctx, input)?;
             crate::encode::response(ctx, "CopySnapshotResponse", &output)
@@ -1368,6 +1517,7 @@ pub fn dispatch(
         "CreateDefaultSubnet" => {
             let input = CreateDefaultSubnetRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateDefaultSubnet(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_default_subnet(ctx, input)?;
             crate::encode::response(ctx, "CreateDefaultSubnetResponse", &output)
@@ -1375,6 +1525,7 @@ pub fn dispatch(
         "CreateDefaultVpc" => {
             let input = CreateDefaultVpcRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateDefaultVpc(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_default_vpc(ctx, input)?;
             crate::encode::response(ctx, "CreateDefaultVpcResponse", &output)
@@ -1382,6 +1533,7 @@ pub fn dispatch(
         "CreateImage" => {
             let input = CreateImageRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateImage(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_image(ctx, input)?;
             crate::encode::response(ctx, "CreateImageResponse", &output)
@@ -1389,6 +1541,7 @@ pub fn dispatch(
         "CreateInternetGateway" => {
             let input = CreateInternetGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateInternetGateway(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_internet_gateway(ctx, input)?;
             crate::encode::response(ctx, "CreateInternetGatewayResponse", &output)
@@ -1396,6 +1549,7 @@ pub fn dispatch(
         "CreateKeyPair" => {
             let input = CreateKeyPairRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateKeyPair(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_key_pair(ctx, input)?;
             crate::encode::response(ctx, "CreateKeyPairResponse", &output)
@@ -1404,6 +1558,7 @@ pub fn dispatch(
             let input = CreateManagedPrefixListRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateManagedPrefixList(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_managed_prefix_list(ctx, input)?;
             crate::encode::response(ctx, "CreateManagedPrefixListResponse", &output)
@@ -1412,6 +1567,7 @@ pub fn dispatch(
             let input = CreateNatGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateNatGateway(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_nat_gateway(ctx, input)?;
             crate::encode::response(ctx, "CreateNatGatewayResponse", &output)
@@ -1420,6 +1576,7 @@ pub fn dispatch(
             let input = CreateNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateNetworkInterface(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_network_interface(ctx, input)?;
             crate::encode::response(ctx, "CreateNetworkInterfaceResponse", &output)
@@ -1427,6 +1584,7 @@ pub fn dispatch(
         "CreateRoute" => {
             let input = CreateRouteRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateRoute(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_route(ctx, input)?;
             crate::encode::response(ctx, "CreateRouteResponse", &output)
@@ -1435,6 +1593,7 @@ pub fn dispatch(
             let input = CreateRouteTableRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateRouteTable(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_route_table(ctx, input)?;
             crate::encode::response(ctx, "CreateRouteTableResponse", &output)
@@ -1442,6 +1601,7 @@ pub fn dispatch(
         "CreateSecurityGroup" => {
             let input = CreateSecurityGroupRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateSecurityGroup(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_security_group(ctx, input)?;
             crate::encode::response(ctx, "CreateSecurityGroupResponse", &output)
@@ -1449,6 +1609,7 @@ pub fn dispatch(
         "CreateSnapshot" => {
             let input = CreateSnapshotRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateSnapshot(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_snapshot(ctx, input)?;
             crate::encode::response(ctx, "CreateSnapshotResponse", &output)
@@ -1456,6 +1617,7 @@ pub fn dispatch(
         "CreateSnapshots" => {
             let input = CreateSnapshotsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateSnapshots(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_snapshots(ctx, input)?;
             crate::encode::response(ctx, "CreateSnapshotsResponse", &output)
@@ -1463,6 +1625,7 @@ pub fn dispatch(
         "CreateSubnet" => {
             let input = CreateSubnetRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateSubnet(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_subnet(ctx, input)?;
             crate::encode::response(ctx, "CreateSubnetResponse", &output)
@@ -1470,6 +1633,7 @@ pub fn dispatch(
         "CreateSubnetCidrReservation" => {
             let input = CreateSubnetCidrReservationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateSubnetCidrReservation(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_subnet_cidr_reservation(ctx, input)?;
             crate::encode::response(ctx, "CreateSubnetCidrReservationResponse", &output)
@@ -1477,6 +1641,7 @@ pub fn dispatch(
         "CreateTags" => {
             let input = CreateTagsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateTags(&input))?;
             svc.prepare(ctx)?;
             svc.create_tags(ctx, input)?;
             crate::encode::response_return(ctx, "CreateTagsResponse")
@@ -1485,6 +1650,7 @@ pub fn dispatch(
             let input = CreateVolumeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateVolume(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_volume(ctx, input)?;
             crate::encode::response(ctx, "CreateVolumeResponse", &output)
@@ -1492,6 +1658,7 @@ pub fn dispatch(
         "CreateVpc" => {
             let input = CreateVpcRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateVpc(&input))?;
             svc.prepare(ctx)?;
             let output = svc.create_vpc(ctx, input)?;
             crate::encode::response(ctx, "CreateVpcResponse", &output)
@@ -1499,6 +1666,7 @@ pub fn dispatch(
         "DeleteInternetGateway" => {
             let input = DeleteInternetGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteInternetGateway(&input))?;
             svc.prepare(ctx)?;
             svc.delete_internet_gateway(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteInternetGatewayResponse")
@@ -1506,6 +1674,7 @@ pub fn dispatch(
         "DeleteKeyPair" => {
             let input = DeleteKeyPairRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteKeyPair(&input))?;
             svc.prepare(ctx)?;
             let output = svc.delete_key_pair(ctx, input)?;
             crate::encode::response(ctx, "DeleteKeyPairResponse", &output)
@@ -1513,6 +1682,7 @@ pub fn dispatch(
         "DeleteManagedPrefixList" => {
             let input = DeleteManagedPrefixListRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteManagedPrefixList(&input))?;
             svc.prepare(ctx)?;
             let output = svc.delete_managed_prefix_list(ctx, input)?;
             crate::encode::response(ctx, "DeleteManagedPrefixListResponse", &output)
@@ -1520,6 +1690,7 @@ pub fn dispatch(
         "DeleteNatGateway" => {
             let input = DeleteNatGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteNatGateway(&input))?;
             svc.prepare(ctx)?;
             let output = svc.delete_nat_gateway(ctx, input)?;
             crate::encode::response(ctx, "DeleteNatGatewayResponse", &output)
@@ -1527,6 +1698,7 @@ pub fn dispatch(
         "DeleteNetworkInterface" => {
             let input = DeleteNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteNetworkInterface(&input))?;
             svc.prepare(ctx)?;
             svc.delete_network_interface(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteNetworkInterfaceResponse")
@@ -1534,6 +1706,7 @@ pub fn dispatch(
         "DeleteRoute" => {
             let input = DeleteRouteRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteRoute(&input))?;
             svc.prepare(ctx)?;
             svc.delete_route(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteRouteResponse")
@@ -1541,6 +1714,7 @@ pub fn dispatch(
         "DeleteRouteTable" => {
             let input = DeleteRouteTableRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteRouteTable(&input))?;
             svc.prepare(ctx)?;
             svc.delete_route_table(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteRouteTableResponse")
@@ -1548,6 +1722,7 @@ pub fn dispatch(
         "DeleteSecurityGroup" => {
             let input = DeleteSecurityGroupRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteSecurityGroup(&input))?;
             svc.prepare(ctx)?;
             let output = svc.delete_security_group(ctx, input)?;
             crate::encode::response(ctx, "DeleteSecurityGroupResponse", &output)
@@ -1555,6 +1730,7 @@ pub fn dispatch(
         "DeleteSnapshot" => {
             let input = DeleteSnapshotRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteSnapshot(&input))?;
             svc.prepare(ctx)?;
             svc.delete_snapshot(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteSnapshotResponse")
@@ -1562,6 +1738,7 @@ pub fn dispatch(
         "DeleteSubnet" => {
             let input = DeleteSubnetRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteSubnet(&input))?;
             svc.prepare(ctx)?;
             svc.delete_subnet(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteSubnetResponse")
@@ -1569,6 +1746,7 @@ pub fn dispatch(
         "DeleteSubnetCidrReservation" => {
             let input = DeleteSubnetCidrReservationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteSubnetCidrReservation(&input))?;
             svc.prepare(ctx)?;
             let output = svc.delete_subnet_cidr_reservation(ctx, input)?;
             crate::encode::response(ctx, "DeleteSubnetCidrReservationResponse", &output)
@@ -1576,6 +1754,7 @@ pub fn dispatch(
         "DeleteTags" => {
             let input = DeleteTagsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteTags(&input))?;
             svc.prepare(ctx)?;
             svc.delete_tags(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteTagsResponse")
@@ -1583,6 +1762,7 @@ pub fn dispatch(
         "DeleteVolume" => {
             let input = DeleteVolumeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteVolume(&input))?;
             svc.prepare(ctx)?;
             svc.delete_volume(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteVolumeResponse")
@@ -1590,6 +1770,7 @@ pub fn dispatch(
         "DeleteVpc" => {
             let input = DeleteVpcRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteVpc(&input))?;
             svc.prepare(ctx)?;
             svc.delete_vpc(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteVpcResponse")
@@ -1597,6 +1778,7 @@ pub fn dispatch(
         "DeregisterImage" => {
             let input = DeregisterImageRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeregisterImage(&input))?;
             svc.prepare(ctx)?;
             let output = svc.deregister_image(ctx, input)?;
             crate::encode::response(ctx, "DeregisterImageResponse", &output)
@@ -1604,6 +1786,7 @@ pub fn dispatch(
         "DescribeAddresses" => {
             let input = DescribeAddressesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeAddresses(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_addresses(ctx, input)?;
             crate::encode::response(ctx, "DescribeAddressesResponse", &output)
@@ -1611,6 +1794,7 @@ pub fn dispatch(
         "DescribeAvailabilityZones" => {
             let input = DescribeAvailabilityZonesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeAvailabilityZones(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_availability_zones(ctx, input)?;
             crate::encode::response(ctx, "DescribeAvailabilityZonesResponse", &output)
@@ -1618,6 +1802,7 @@ pub fn dispatch(
         "DescribeDhcpOptions" => {
             let input = DescribeDhcpOptionsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeDhcpOptions(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_dhcp_options(ctx, input)?;
             crate::encode::response(ctx, "DescribeDhcpOptionsResponse", &output)
@@ -1625,6 +1810,7 @@ pub fn dispatch(
         "DescribeImageAttribute" => {
             let input = DescribeImageAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeImageAttribute(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_image_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeImageAttributeResponse", &output)
@@ -1632,6 +1818,7 @@ pub fn dispatch(
         "DescribeImages" => {
             let input = DescribeImagesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeImages(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_images(ctx, input)?;
             crate::encode::response(ctx, "DescribeImagesResponse", &output)
@@ -1639,6 +1826,7 @@ pub fn dispatch(
         "DescribeInstanceAttribute" => {
             let input = DescribeInstanceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeInstanceAttribute(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_instance_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceAttributeResponse", &output)
@@ -1646,6 +1834,7 @@ pub fn dispatch(
         "DescribeInstanceCreditSpecifications" => {
             let input = DescribeInstanceCreditSpecificationsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeInstanceCreditSpecifications(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_instance_credit_specifications(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceCreditSpecificationsResponse", &output)
@@ -1653,6 +1842,7 @@ pub fn dispatch(
         "DescribeInstanceStatus" => {
             let input = DescribeInstanceStatusRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeInstanceStatus(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_instance_status(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceStatusResponse", &output)
@@ -1660,6 +1850,7 @@ pub fn dispatch(
         "DescribeInstanceTypeOfferings" => {
             let input = DescribeInstanceTypeOfferingsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeInstanceTypeOfferings(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_instance_type_offerings(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceTypeOfferingsResponse", &output)
@@ -1667,6 +1858,7 @@ pub fn dispatch(
         "DescribeInstanceTypes" => {
             let input = DescribeInstanceTypesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeInstanceTypes(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_instance_types(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstanceTypesResponse", &output)
@@ -1674,6 +1866,7 @@ pub fn dispatch(
         "DescribeInstances" => {
             let input = DescribeInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeInstances(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_instances(ctx, input)?;
             crate::encode::response(ctx, "DescribeInstancesResponse", &output)
@@ -1681,6 +1874,7 @@ pub fn dispatch(
         "DescribeInternetGateways" => {
             let input = DescribeInternetGatewaysRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeInternetGateways(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_internet_gateways(ctx, input)?;
             crate::encode::response(ctx, "DescribeInternetGatewaysResponse", &output)
@@ -1688,6 +1882,7 @@ pub fn dispatch(
         "DescribeKeyPairs" => {
             let input = DescribeKeyPairsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeKeyPairs(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_key_pairs(ctx, input)?;
             crate::encode::response(ctx, "DescribeKeyPairsResponse", &output)
@@ -1695,6 +1890,7 @@ pub fn dispatch(
         "DescribeManagedPrefixLists" => {
             let input = DescribeManagedPrefixListsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeManagedPrefixLists(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_managed_prefix_lists(ctx, input)?;
             crate::encode::response(ctx, "DescribeManagedPrefixListsResponse", &output)
@@ -1702,6 +1898,7 @@ pub fn dispatch(
         "DescribeNatGateways" => {
             let input = DescribeNatGatewaysRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeNatGateways(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_nat_gateways(ctx, input)?;
             crate::encode::response(ctx, "DescribeNatGatewaysResponse", &output)
@@ -1709,6 +1906,7 @@ pub fn dispatch(
         "DescribeNetworkAcls" => {
             let input = DescribeNetworkAclsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeNetworkAcls(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_network_acls(ctx, input)?;
             crate::encode::response(ctx, "DescribeNetworkAclsResponse", &output)
@@ -1716,6 +1914,7 @@ pub fn dispatch(
         "DescribeNetworkInterfaceAttribute" => {
             let input = DescribeNetworkInterfaceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeNetworkInterfaceAttribute(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_network_interface_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeNetworkInterfaceAttributeResponse", &output)
@@ -1723,6 +1922,7 @@ pub fn dispatch(
         "DescribeNetworkInterfaces" => {
             let input = DescribeNetworkInterfacesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeNetworkInterfaces(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_network_interfaces(ctx, input)?;
             crate::encode::response(ctx, "DescribeNetworkInterfacesResponse", &output)
@@ -1730,6 +1930,7 @@ pub fn dispatch(
         "DescribeRegions" => {
             let input = DescribeRegionsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeRegions(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_regions(ctx, input)?;
             crate::encode::response(ctx, "DescribeRegionsResponse", &output)
@@ -1737,6 +1938,7 @@ pub fn dispatch(
         "DescribeRouteTables" => {
             let input = DescribeRouteTablesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeRouteTables(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_route_tables(ctx, input)?;
             crate::encode::response(ctx, "DescribeRouteTablesResponse", &output)
@@ -1744,6 +1946,7 @@ pub fn dispatch(
         "DescribeSecurityGroupRules" => {
             let input = DescribeSecurityGroupRulesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeSecurityGroupRules(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_security_group_rules(ctx, input)?;
             crate::encode::response(ctx, "DescribeSecurityGroupRulesResponse", &output)
@@ -1751,6 +1954,7 @@ pub fn dispatch(
         "DescribeSecurityGroups" => {
             let input = DescribeSecurityGroupsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeSecurityGroups(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_security_groups(ctx, input)?;
             crate::encode::response(ctx, "DescribeSecurityGroupsResponse", &output)
@@ -1758,6 +1962,7 @@ pub fn dispatch(
         "DescribeSnapshotAttribute" => {
             let input = DescribeSnapshotAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeSnapshotAttribute(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_snapshot_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeSnapshotAttributeResponse", &output)
@@ -1765,6 +1970,7 @@ pub fn dispatch(
         "DescribeSnapshots" => {
             let input = DescribeSnapshotsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeSnapshots(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_snapshots(ctx, input)?;
             crate::encode::response(ctx, "DescribeSnapshotsResponse", &output)
@@ -1772,6 +1978,7 @@ pub fn dispatch(
         "DescribeSubnets" => {
             let input = DescribeSubnetsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeSubnets(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_subnets(ctx, input)?;
             crate::encode::response(ctx, "DescribeSubnetsResponse", &output)
@@ -1779,6 +1986,7 @@ pub fn dispatch(
         "DescribeTags" => {
             let input = DescribeTagsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeTags(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_tags(ctx, input)?;
             crate::encode::response(ctx, "DescribeTagsResponse", &output)
@@ -1786,6 +1994,7 @@ pub fn dispatch(
         "DescribeVolumeAttribute" => {
             let input = DescribeVolumeAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeVolumeAttribute(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_volume_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeVolumeAttributeResponse", &output)
@@ -1793,6 +2002,7 @@ pub fn dispatch(
         "DescribeVolumeStatus" => {
             let input = DescribeVolumeStatusRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeVolumeStatus(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_volume_status(ctx, input)?;
             crate::encode::response(ctx, "DescribeVolumeStatusResponse", &output)
@@ -1800,6 +2010,7 @@ pub fn dispatch(
         "DescribeVolumes" => {
             let input = DescribeVolumesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeVolumes(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_volumes(ctx, input)?;
             crate::encode::response(ctx, "DescribeVolumesResponse", &output)
@@ -1807,6 +2018,7 @@ pub fn dispatch(
         "DescribeVolumesModifications" => {
             let input = DescribeVolumesModificationsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeVolumesModifications(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_volumes_modifications(ctx, input)?;
             crate::encode::response(ctx, "DescribeVolumesModificationsResponse", &output)
@@ -1814,6 +2026,7 @@ pub fn dispatch(
         "DescribeVpcAttribute" => {
             let input = DescribeVpcAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeVpcAttribute(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_vpc_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeVpcAttributeResponse", &output)
@@ -1821,6 +2034,7 @@ pub fn dispatch(
         "DescribeVpcs" => {
             let input = DescribeVpcsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeVpcs(&input))?;
             svc.prepare(ctx)?;
             let output = svc.describe_vpcs(ctx, input)?;
             crate::encode::response(ctx, "DescribeVpcsResponse", &output)
@@ -1828,6 +2042,7 @@ pub fn dispatch(
         "DetachInternetGateway" => {
             let input = DetachInternetGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DetachInternetGateway(&input))?;
             svc.prepare(ctx)?;
             svc.detach_internet_gateway(ctx, input)?;
             crate::encode::response_return(ctx, "DetachInternetGatewayResponse")
@@ -1835,6 +2050,7 @@ pub fn dispatch(
         "DetachNetworkInterface" => {
             let input = DetachNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DetachNetworkInterface(&input))?;
             svc.prepare(ctx)?;
             svc.detach_network_interface(ctx, input)?;
             crate::encode::response_return(ctx, "DetachNetworkInterfaceResponse")
@@ -1842,6 +2058,7 @@ pub fn dispatch(
         "DetachVolume" => {
             let input = DetachVolumeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DetachVolume(&input))?;
             svc.prepare(ctx)?;
             let output = svc.detach_volume(ctx, input)?;
             crate::encode::response(ctx, "DetachVolumeResponse", &output)
@@ -1849,6 +2066,7 @@ pub fn dispatch(
         "DisableEbsEncryptionByDefault" => {
             let input = DisableEbsEncryptionByDefaultRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DisableEbsEncryptionByDefault(&input))?;
             svc.prepare(ctx)?;
             let output = svc.disable_ebs_encryption_by_default(ctx, input)?;
             crate::encode::response(ctx, "DisableEbsEncryptionByDefaultResponse", &output)
@@ -1856,6 +2074,7 @@ pub fn dispatch(
         "DisableImageBlockPublicAccess" => {
             let input = DisableImageBlockPublicAccessRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DisableImageBlockPublicAccess(&input))?;
             svc.prepare(ctx)?;
             let output = svc.disable_image_block_public_access(ctx, input)?;
             crate::encode::response(ctx, "DisableImageBlockPublicAccessResponse", &output)
@@ -1863,6 +2082,7 @@ pub fn dispatch(
         "DisassociateAddress" => {
             let input = DisassociateAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DisassociateAddress(&input))?;
             svc.prepare(ctx)?;
             svc.disassociate_address(ctx, input)?;
             crate::encode::response_return(ctx, "DisassociateAddressResponse")
@@ -1870,12 +2090,14 @@ pub fn dispatch(
         "DisassociateRouteTable" => {
             let input = DisassociateRouteTableRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DisassociateRouteTable(&input))?;
             svc.prepare(ctx)?;
             svc.disassociate_route_table(ctx, input)?;
             crate::encode::response_return(ctx, "DisassociateRouteTableResponse")
         }
         "DisassociateVpcCidrBlock" => {
             let input = DisassociateVpcCidrBlockRequest::decode(params, &Path::ROOT)?;
+            svc.check(ctx, Request::DisassociateVpcCidrBlock(&input))?;
             svc.prepare(ctx)?;
             let output = svc.disassociate_vpc_cidr_block(ctx, input)?;
             crate::encode::response(ctx, "DisassociateVpcCidrBlockResponse", &output)
@@ -1883,6 +2105,7 @@ pub fn dispatch(
         "EnableEbsEncryptionByDefault" => {
             let input = EnableEbsEncryptionByDefaultRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::EnableEbsEncryptionByDefault(&input))?;
             svc.prepare(ctx)?;
             let output = svc.enable_ebs_encryption_by_default(ctx, input)?;
             crate::encode::response(ctx, "EnableEbsEncryptionByDefaultResponse", &output)
@@ -1890,6 +2113,7 @@ pub fn dispatch(
         "EnableImageBlockPublicAccess" => {
             let input = EnableImageBlockPublicAccessRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::EnableImageBlockPublicAccess(&input))?;
             svc.prepare(ctx)?;
             let output = svc.enable_image_block_public_access(ctx, input)?;
             crate::encode::response(ctx, "EnableImageBlockPublicAccessResponse", &output)
@@ -1897,6 +2121,7 @@ pub fn dispatch(
         "GetConsoleOutput" => {
             let input = GetConsoleOutputRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::GetConsoleOutput(&input))?;
             svc.prepare(ctx)?;
             let output = svc.get_console_output(ctx, input)?;
             crate::encode::response(ctx, "GetConsoleOutputResponse", &output)
@@ -1904,6 +2129,7 @@ pub fn dispatch(
         "GetDefaultCreditSpecification" => {
             let input = GetDefaultCreditSpecificationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::GetDefaultCreditSpecification(&input))?;
             svc.prepare(ctx)?;
             let output = svc.get_default_credit_specification(ctx, input)?;
             crate::encode::response(ctx, "GetDefaultCreditSpecificationResponse", &output)
@@ -1911,6 +2137,7 @@ pub fn dispatch(
         "GetEbsDefaultKmsKeyId" => {
             let input = GetEbsDefaultKmsKeyIdRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::GetEbsDefaultKmsKeyId(&input))?;
             svc.prepare(ctx)?;
             let output = svc.get_ebs_default_kms_key_id(ctx, input)?;
             crate::encode::response(ctx, "GetEbsDefaultKmsKeyIdResponse", &output)
@@ -1918,6 +2145,7 @@ pub fn dispatch(
         "GetEbsEncryptionByDefault" => {
             let input = GetEbsEncryptionByDefaultRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::GetEbsEncryptionByDefault(&input))?;
             svc.prepare(ctx)?;
             let output = svc.get_ebs_encryption_by_default(ctx, input)?;
             crate::encode::response(ctx, "GetEbsEncryptionByDefaultResponse", &output)
@@ -1925,6 +2153,7 @@ pub fn dispatch(
         "GetImageBlockPublicAccessState" => {
             let input = GetImageBlockPublicAccessStateRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::GetImageBlockPublicAccessState(&input))?;
             svc.prepare(ctx)?;
             let output = svc.get_image_block_public_access_state(ctx, input)?;
             crate::encode::response(ctx, "GetImageBlockPublicAccessStateResponse", &output)
@@ -1932,6 +2161,7 @@ pub fn dispatch(
         "GetManagedPrefixListAssociations" => {
             let input = GetManagedPrefixListAssociationsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::GetManagedPrefixListAssociations(&input))?;
             svc.prepare(ctx)?;
             let output = svc.get_managed_prefix_list_associations(ctx, input)?;
             crate::encode::response(ctx, "GetManagedPrefixListAssociationsResponse", &output)
@@ -1939,6 +2169,7 @@ pub fn dispatch(
         "GetManagedPrefixListEntries" => {
             let input = GetManagedPrefixListEntriesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::GetManagedPrefixListEntries(&input))?;
             svc.prepare(ctx)?;
             let output = svc.get_managed_prefix_list_entries(ctx, input)?;
             crate::encode::response(ctx, "GetManagedPrefixListEntriesResponse", &output)
@@ -1946,6 +2177,7 @@ pub fn dispatch(
         "GetSubnetCidrReservations" => {
             let input = GetSubnetCidrReservationsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::GetSubnetCidrReservations(&input))?;
             svc.prepare(ctx)?;
             let output = svc.get_subnet_cidr_reservations(ctx, input)?;
             crate::encode::response(ctx, "GetSubnetCidrReservationsResponse", &output)
@@ -1953,6 +2185,7 @@ pub fn dispatch(
         "ImportKeyPair" => {
             let input = ImportKeyPairRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ImportKeyPair(&input))?;
             svc.prepare(ctx)?;
             let output = svc.import_key_pair(ctx, input)?;
             crate::encode::response(ctx, "ImportKeyPairResponse", &output)
@@ -1960,6 +2193,7 @@ pub fn dispatch(
         "ModifyDefaultCreditSpecification" => {
             let input = ModifyDefaultCreditSpecificationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyDefaultCreditSpecification(&input))?;
             svc.prepare(ctx)?;
             let output = svc.modify_default_credit_specification(ctx, input)?;
             crate::encode::response(ctx, "ModifyDefaultCreditSpecificationResponse", &output)
@@ -1967,6 +2201,7 @@ pub fn dispatch(
         "ModifyImageAttribute" => {
             let input = ModifyImageAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyImageAttribute(&input))?;
             svc.prepare(ctx)?;
             svc.modify_image_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyImageAttributeResponse")
@@ -1974,6 +2209,7 @@ pub fn dispatch(
         "ModifyInstanceAttribute" => {
             let input = ModifyInstanceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyInstanceAttribute(&input))?;
             svc.prepare(ctx)?;
             svc.modify_instance_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyInstanceAttributeResponse")
@@ -1981,6 +2217,7 @@ pub fn dispatch(
         "ModifyInstanceCreditSpecification" => {
             let input = ModifyInstanceCreditSpecificationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyInstanceCreditSpecification(&input))?;
             svc.prepare(ctx)?;
             let output = svc.modify_instance_credit_specification(ctx, input)?;
             crate::encode::response(ctx, "ModifyInstanceCreditSpecificationResponse", &output)
@@ -1988,6 +2225,7 @@ pub fn dispatch(
         "ModifyInstanceMetadataOptions" => {
             let input = ModifyInstanceMetadataOptionsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyInstanceMetadataOptions(&input))?;
             svc.prepare(ctx)?;
             let output = svc.modify_instance_metadata_options(ctx, input)?;
             crate::encode::response(ctx, "ModifyInstanceMetadataOptionsResponse", &output)
@@ -1995,6 +2233,7 @@ pub fn dispatch(
         "ModifyManagedPrefixList" => {
             let input = ModifyManagedPrefixListRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyManagedPrefixList(&input))?;
             svc.prepare(ctx)?;
             let output = svc.modify_managed_prefix_list(ctx, input)?;
             crate::encode::response(ctx, "ModifyManagedPrefixListResponse", &output)
@@ -2002,6 +2241,7 @@ pub fn dispatch(
         "ModifyNetworkInterfaceAttribute" => {
             let input = ModifyNetworkInterfaceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyNetworkInterfaceAttribute(&input))?;
             svc.prepare(ctx)?;
             svc.modify_network_interface_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyNetworkInterfaceAttributeResponse")
@@ -2009,6 +2249,7 @@ pub fn dispatch(
         "ModifyPrivateDnsNameOptions" => {
             let input = ModifyPrivateDnsNameOptionsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyPrivateDnsNameOptions(&input))?;
             svc.prepare(ctx)?;
             let output = svc.modify_private_dns_name_options(ctx, input)?;
             crate::encode::response(ctx, "ModifyPrivateDnsNameOptionsResponse", &output)
@@ -2016,12 +2257,14 @@ pub fn dispatch(
         "ModifySnapshotAttribute" => {
             let input = ModifySnapshotAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifySnapshotAttribute(&input))?;
             svc.prepare(ctx)?;
             svc.modify_snapshot_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifySnapshotAttributeResponse")
         }
         "ModifySubnetAttribute" => {
             let input = ModifySubnetAttributeRequest::decode(params, &Path::ROOT)?;
+            svc.check(ctx, Request::ModifySubnetAttribute(&input))?;
             svc.prepare(ctx)?;
             svc.modify_subnet_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifySubnetAttributeResponse")
@@ -2029,6 +2272,7 @@ pub fn dispatch(
         "ModifyVolume" => {
             let input = ModifyVolumeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyVolume(&input))?;
             svc.prepare(ctx)?;
             let output = svc.modify_volume(ctx, input)?;
             crate::encode::response(ctx, "ModifyVolumeResponse", &output)
@@ -2036,12 +2280,14 @@ pub fn dispatch(
         "ModifyVolumeAttribute" => {
             let input = ModifyVolumeAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyVolumeAttribute(&input))?;
             svc.prepare(ctx)?;
             svc.modify_volume_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyVolumeAttributeResponse")
         }
         "ModifyVpcAttribute" => {
             let input = ModifyVpcAttributeRequest::decode(params, &Path::ROOT)?;
+            svc.check(ctx, Request::ModifyVpcAttribute(&input))?;
             svc.prepare(ctx)?;
             svc.modify_vpc_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyVpcAttributeResponse")
@@ -2049,6 +2295,7 @@ pub fn dispatch(
         "RebootInstances" => {
             let input = RebootInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::RebootInstances(&input))?;
             svc.prepare(ctx)?;
             svc.reboot_instances(ctx, input)?;
             crate::encode::response_return(ctx, "RebootInstancesResponse")
@@ -2056,6 +2303,7 @@ pub fn dispatch(
         "RegisterImage" => {
             let input = RegisterImageRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::RegisterImage(&input))?;
             svc.prepare(ctx)?;
             let output = svc.register_image(ctx, input)?;
             crate::encode::response(ctx, "RegisterImageResponse", &output)
@@ -2063,6 +2311,7 @@ pub fn dispatch(
         "ReleaseAddress" => {
             let input = ReleaseAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ReleaseAddress(&input))?;
             svc.prepare(ctx)?;
             svc.release_address(ctx, input)?;
             crate::encode::response_return(ctx, "ReleaseAddressResponse")
@@ -2070,6 +2319,7 @@ pub fn dispatch(
         "ReplaceRoute" => {
             let input = ReplaceRouteRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ReplaceRoute(&input))?;
             svc.prepare(ctx)?;
             svc.replace_route(ctx, input)?;
             crate::encode::response_return(ctx, "ReplaceRouteResponse")
@@ -2077,6 +2327,7 @@ pub fn dispatch(
         "ReplaceRouteTableAssociation" => {
             let input = ReplaceRouteTableAssociationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ReplaceRouteTableAssociation(&input))?;
             svc.prepare(ctx)?;
             let output = svc.replace_route_table_association(ctx, input)?;
             crate::encode::response(ctx, "ReplaceRouteTableAssociationResponse", &output)
@@ -2084,6 +2335,7 @@ pub fn dispatch(
         "ResetImageAttribute" => {
             let input = ResetImageAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ResetImageAttribute(&input))?;
             svc.prepare(ctx)?;
             svc.reset_image_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ResetImageAttributeResponse")
@@ -2091,6 +2343,7 @@ pub fn dispatch(
         "ResetInstanceAttribute" => {
             let input = ResetInstanceAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ResetInstanceAttribute(&input))?;
             svc.prepare(ctx)?;
             svc.reset_instance_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ResetInstanceAttributeResponse")
@@ -2098,6 +2351,7 @@ pub fn dispatch(
         "ResetSnapshotAttribute" => {
             let input = ResetSnapshotAttributeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ResetSnapshotAttribute(&input))?;
             svc.prepare(ctx)?;
             svc.reset_snapshot_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ResetSnapshotAttributeResponse")
@@ -2105,6 +2359,7 @@ pub fn dispatch(
         "RestoreManagedPrefixListVersion" => {
             let input = RestoreManagedPrefixListVersionRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::RestoreManagedPrefixListVersion(&input))?;
             svc.prepare(ctx)?;
             let output = svc.restore_managed_prefix_list_version(ctx, input)?;
             crate::encode::response(ctx, "RestoreManagedPrefixListVersionResponse", &output)
@@ -2112,6 +2367,7 @@ pub fn dispatch(
         "RevokeSecurityGroupEgress" => {
             let input = RevokeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::RevokeSecurityGroupEgress(&input))?;
             svc.prepare(ctx)?;
             let output = svc.revoke_security_group_egress(ctx, input)?;
             crate::encode::response(ctx, "RevokeSecurityGroupEgressResponse", &output)
@@ -2119,6 +2375,7 @@ pub fn dispatch(
         "RevokeSecurityGroupIngress" => {
             let input = RevokeSecurityGroupIngressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::RevokeSecurityGroupIngress(&input))?;
             svc.prepare(ctx)?;
             let output = svc.revoke_security_group_ingress(ctx, input)?;
             crate::encode::response(ctx, "RevokeSecurityGroupIngressResponse", &output)
@@ -2127,6 +2384,7 @@ pub fn dispatch(
             let input = RunInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
             ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::RunInstances(&input))?;
             svc.prepare(ctx)?;
             let output = svc.run_instances(ctx, input)?;
             crate::encode::response(ctx, "RunInstancesResponse", &output)
@@ -2134,6 +2392,7 @@ pub fn dispatch(
         "StartInstances" => {
             let input = StartInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::StartInstances(&input))?;
             svc.prepare(ctx)?;
             let output = svc.start_instances(ctx, input)?;
             crate::encode::response(ctx, "StartInstancesResponse", &output)
@@ -2141,6 +2400,7 @@ pub fn dispatch(
         "StopInstances" => {
             let input = StopInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::StopInstances(&input))?;
             svc.prepare(ctx)?;
             let output = svc.stop_instances(ctx, input)?;
             crate::encode::response(ctx, "StopInstancesResponse", &output)
@@ -2148,12 +2408,14 @@ pub fn dispatch(
         "TerminateInstances" => {
             let input = TerminateInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::TerminateInstances(&input))?;
             svc.prepare(ctx)?;
             let output = svc.terminate_instances(ctx, input)?;
             crate::encode::response(ctx, "TerminateInstancesResponse", &output)
         }
         "UnassignPrivateIpAddresses" => {
             let input = UnassignPrivateIpAddressesRequest::decode(params, &Path::ROOT)?;
+            svc.check(ctx, Request::UnassignPrivateIpAddresses(&input))?;
             svc.prepare(ctx)?;
             svc.unassign_private_ip_addresses(ctx, input)?;
             crate::encode::response_return(ctx, "UnassignPrivateIpAddressesResponse")
