@@ -1,6 +1,7 @@
 //! Elastic IP addresses: allocate from Kumo's public pool, associate with an interface's
 //! private address, disassociate, release.
 
+use crate::core::checks::Checks;
 use crate::core::error::Fail;
 use crate::core::filters;
 use crate::core::ids::new_id;
@@ -214,6 +215,43 @@ pub fn associate_in(
     Ok(id)
 }
 
+/// The address a request names: by allocation id or by public IP, not both.
+fn address_named(id: Option<&String>, public: Option<&String>) -> Result<(), Ec2Error> {
+    match (id, public) {
+        (Some(_), Some(_)) => Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "You may specify public IP or allocation id, but not both in the same call",
+        )),
+        (None, None) => Err(Ec2Error::missing_parameter("AllocationId")),
+        _ => Ok(()),
+    }
+}
+
+/// AssociateAddress, before any lookup: the address by one name, and an instance or an
+/// interface (the instance id's form is `core::checks`'). The address, the instance, the
+/// interface, its private address and the VPC's gateway follow in the operation.
+impl Checks for AssociateAddressRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        address_named(self.allocation_id.as_ref(), self.public_ip.as_ref())?;
+        if self.instance_id.is_none() && self.network_interface_id.is_none() {
+            return Err(Ec2Error::missing_parameter(
+                "instanceId or networkInterfaceId",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// DisassociateAddress, before any lookup: an association id or a public IP.
+impl Checks for DisassociateAddressRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        if self.association_id.is_none() && self.public_ip.is_none() {
+            return Err(Ec2Error::missing_parameter("AssociationId"));
+        }
+        Ok(())
+    }
+}
+
 pub fn associate(
     store: &Store,
     ctx: &RequestContext,
@@ -231,7 +269,6 @@ pub fn associate(
             // An instance means its primary interface.
             let from_instance = match &input.instance_id {
                 Some(i) => {
-                    crate::repo::instance::check_id(i)?;
                     let r = tx
                         .get::<crate::records::instance::InstanceRecord>(s, i)?
                         .filter(|r| r.state != kumo_model::lifecycle::State::Terminated)

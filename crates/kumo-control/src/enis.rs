@@ -1,6 +1,7 @@
 //! Network interfaces and their private addresses: primary and secondary IPs, /28 prefixes,
 //! allocated by `kumo_model::ipam` and held unique per subnet by the store.
 
+use crate::core::checks::{self, Checks};
 use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
@@ -56,8 +57,12 @@ fn parse_ip(s: &str) -> Result<u32, Ec2Error> {
     })
 }
 
+/// A delegated IPv4 prefix: a CIDR of AWS's one size, /28.
 fn parse_prefix(s: &str) -> Result<Cidr, Ec2Error> {
-    Cidr::parse(s).map_err(|_| alloc_error(AllocError::BadPrefix, s))
+    Cidr::parse(s)
+        .ok()
+        .filter(|c| c.prefix_len() == 28)
+        .ok_or_else(|| alloc_error(AllocError::BadPrefix, s))
 }
 
 /// What to allocate on an interface.
@@ -658,12 +663,6 @@ pub fn describe(
 ) -> Result<DescribeNetworkInterfacesResult, Ec2Error> {
     let fs = filters::compile::<F>(input.filters, &[F::OperatorManaged, F::OperatorPrincipal])?;
     let ids = input.network_interface_ids.unwrap_or_default();
-    if !ids.is_empty() && input.max_results.is_some() {
-        return Err(Ec2Error::new(
-            "InvalidParameterCombination",
-            "The parameter NetworkInterfaceIds cannot be used with the parameter maxResults",
-        ));
-    }
     let s = scope(ctx);
     let (page, next, names, eips) = store
         .read(|v| {
@@ -727,6 +726,109 @@ pub fn describe(
     })
 }
 
+/// AssignPrivateIpAddresses, before any lookup: addresses or a count, prefixes or a count,
+/// never both of a pair, at least one; then each address's and prefix's form and the counts.
+/// The interface, its subnet, the addresses' owners and the type's address limit follow in
+/// the operation.
+impl Checks for AssignPrivateIpAddressesRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        let listed = self
+            .private_ip_addresses
+            .as_ref()
+            .is_some_and(|l| !l.is_empty());
+        let prefixes = self.ipv4_prefixes.as_ref().is_some_and(|l| !l.is_empty());
+        combination(
+            listed,
+            self.secondary_private_ip_address_count.is_some(),
+            "PrivateIpAddresses",
+            "SecondaryPrivateIpAddressCount",
+        )?;
+        combination(
+            prefixes,
+            self.ipv4_prefix_count.is_some(),
+            "Ipv4Prefixes",
+            "Ipv4PrefixCount",
+        )?;
+        if !listed
+            && !prefixes
+            && self.secondary_private_ip_address_count.is_none()
+            && self.ipv4_prefix_count.is_none()
+        {
+            return Err(Ec2Error::missing_parameter(
+                "PrivateIpAddress, SecondaryPrivateIpAddressCount, Ipv4Prefix or Ipv4PrefixCount",
+            ));
+        }
+        Ok(())
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        for a in self.private_ip_addresses.iter().flatten() {
+            parse_ip(a)?;
+        }
+        for p in self.ipv4_prefixes.iter().flatten() {
+            parse_prefix(p)?;
+        }
+        check_count(
+            "SecondaryPrivateIpAddressCount",
+            self.secondary_private_ip_address_count,
+        )?;
+        check_count("Ipv4PrefixCount", self.ipv4_prefix_count).map(drop)
+    }
+}
+
+/// UnassignPrivateIpAddresses, before any lookup: addresses or prefixes, each of its form.
+impl Checks for UnassignPrivateIpAddressesRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        let none = |l: &Option<Vec<String>>| l.as_ref().is_none_or(Vec::is_empty);
+        if none(&self.private_ip_addresses) && none(&self.ipv4_prefixes) {
+            return Err(Ec2Error::missing_parameter(
+                "PrivateIpAddress or Ipv4Prefix",
+            ));
+        }
+        Ok(())
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        for a in self.private_ip_addresses.iter().flatten() {
+            parse_ip(a)?;
+        }
+        for p in self.ipv4_prefixes.iter().flatten() {
+            parse_prefix(p)?;
+        }
+        Ok(())
+    }
+}
+
+/// DescribeNetworkInterfaces, before any lookup: ids or a page size, not both; the page.
+impl Checks for DescribeNetworkInterfacesRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        checks::ids_or_page(
+            self.network_interface_ids.as_ref(),
+            self.max_results,
+            "NetworkInterfaceIds",
+        )
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        checks::page(
+            "DescribeNetworkInterfaces",
+            self.max_results,
+            self.next_token.as_deref(),
+            (5, 1000),
+        )
+    }
+}
+
+/// DescribeNetworkInterfaceAttribute: an attribute (the decoder checks its value).
+impl Checks for DescribeNetworkInterfaceAttributeRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        self.attribute
+            .as_ref()
+            .map(drop)
+            .ok_or_else(|| Ec2Error::missing_parameter("attribute"))
+    }
+}
+
 pub fn assign(
     store: &Store,
     net: &NetState,
@@ -735,18 +837,6 @@ pub fn assign(
 ) -> Result<AssignPrivateIpAddressesResult, Ec2Error> {
     let listed = input.private_ip_addresses.clone().unwrap_or_default();
     let prefixes_listed = input.ipv4_prefixes.clone().unwrap_or_default();
-    combination(
-        !listed.is_empty(),
-        input.secondary_private_ip_address_count.is_some(),
-        "PrivateIpAddresses",
-        "SecondaryPrivateIpAddressCount",
-    )?;
-    combination(
-        !prefixes_listed.is_empty(),
-        input.ipv4_prefix_count.is_some(),
-        "Ipv4Prefixes",
-        "Ipv4PrefixCount",
-    )?;
     let want_secondary: Vec<u32> = listed
         .iter()
         .map(|a| parse_ip(a))
@@ -765,15 +855,6 @@ pub fn assign(
         prefixes: want_prefixes,
         prefix_count: check_count("Ipv4PrefixCount", input.ipv4_prefix_count)?,
     };
-    if want.secondary.is_empty()
-        && want.secondary_count == 0
-        && want.prefixes.is_empty()
-        && want.prefix_count == 0
-    {
-        return Err(Ec2Error::missing_parameter(
-            "PrivateIpAddress, SecondaryPrivateIpAddressCount, Ipv4Prefix or Ipv4PrefixCount",
-        ));
-    }
     let reassign = input.allow_reassignment.unwrap_or(false);
     let s = scope(ctx);
     let (secondary, prefixes, _, _) = store
@@ -781,24 +862,6 @@ pub fn assign(
             !ctx.dry_run,
             |tx| {
                 let mut eni = get_eni(tx, s, &input.network_interface_id)?;
-                // An attached interface holds at most its instance type's addresses; each /28
-                // prefix counts as one.
-                if let Some(a) = &eni.attachment {
-                    if let Some(r) =
-                        tx.get::<crate::records::instance::InstanceRecord>(s, &a.instance_id)?
-                    {
-                        if let Some(info) = crate::instance_types::find(&r.instance_type) {
-                            let (_, max_ips) = crate::repo::instance::limits(info);
-                            let adding = want.secondary.len()
-                                + want.secondary_count as usize
-                                + want.prefixes.len()
-                                + want.prefix_count as usize;
-                            if crate::repo::instance::slots(&eni) + adding > max_ips {
-                                return Err(Fail(crate::repo::instance::address_limit()));
-                            }
-                        }
-                    }
-                }
                 let subnet = get_subnet(tx, s, &eni.subnet_id)?;
                 let mut ips = net.allocator(tx, s, &subnet)?;
                 // With AllowReassignment, a requested address held by another interface of the
@@ -828,6 +891,25 @@ pub fn assign(
                     }
                 }
                 let (_, secondary, prefixes) = allocate(&mut ips, &want, false)?;
+                // The limit last, after the lookups and the addresses' state (`core::checks`):
+                // an attached interface holds at most its instance type's addresses; each /28
+                // prefix counts as one.
+                if let Some(a) = &eni.attachment {
+                    if let Some(r) =
+                        tx.get::<crate::records::instance::InstanceRecord>(s, &a.instance_id)?
+                    {
+                        if let Some(info) = crate::instance_types::find(&r.instance_type) {
+                            let (_, max_ips) = crate::repo::instance::limits(info);
+                            let adding = want.secondary.len()
+                                + want.secondary_count as usize
+                                + want.prefixes.len()
+                                + want.prefix_count as usize;
+                            if crate::repo::instance::slots(&eni) + adding > max_ips {
+                                return Err(Fail(crate::repo::instance::address_limit()));
+                            }
+                        }
+                    }
+                }
                 hold(tx, s, &subnet.id, &eni.id, &secondary, &prefixes)?;
                 eni.addresses.extend(secondary.iter().map(|a| EniAddress {
                     addr: addr_to_string(*a),
@@ -869,11 +951,6 @@ pub fn unassign(
 ) -> Result<(), Ec2Error> {
     let addrs = input.private_ip_addresses.clone().unwrap_or_default();
     let prefixes = input.ipv4_prefixes.clone().unwrap_or_default();
-    if addrs.is_empty() && prefixes.is_empty() {
-        return Err(Ec2Error::missing_parameter(
-            "PrivateIpAddress or Ipv4Prefix",
-        ));
-    }
     let s = scope(ctx);
     store
         .write_then(
@@ -1033,6 +1110,7 @@ pub fn describe_attribute(
         }
         Some("attachment") => out.attachment = full.attachment,
         Some("associatePublicIpAddress") => out.associate_public_ip_address = Some(false),
+        // The decoder takes only the model's values, and `Checks` wants one.
         _ => return Err(Ec2Error::missing_parameter("attribute")),
     }
     if ctx.dry_run {

@@ -1,5 +1,6 @@
 //! Internet gateways, and the read side of route tables, network ACLs and DHCP options.
 
+use crate::core::checks::{self, Checks};
 use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
@@ -530,6 +531,18 @@ impl Filterable<AclF> for AclView<'_> {
     }
     fn tags(&self) -> &[(String, String)] {
         self.1
+    }
+}
+
+/// DescribeNetworkAcls: its page before the lookups that precede its listing.
+impl Checks for DescribeNetworkAclsRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        checks::page(
+            "DescribeNetworkAcls",
+            self.max_results,
+            self.next_token.as_deref(),
+            (5, 1000),
+        )
     }
 }
 

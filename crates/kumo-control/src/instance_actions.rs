@@ -2,6 +2,7 @@
 //! interface attachments.
 
 use crate::addresses;
+use crate::core::checks::{self, Checks};
 use crate::core::error::Fail;
 use crate::core::filters;
 use crate::core::ids::new_id;
@@ -693,6 +694,13 @@ impl Filterable<F> for StatusView<'_> {
     }
 }
 
+/// DescribeInstanceStatus, before any lookup: ids or a page size, not both.
+impl Checks for DescribeInstanceStatusRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        checks::ids_or_page(self.instance_ids.as_ref(), self.max_results, "instancesSet")
+    }
+}
+
 pub fn describe_status(
     k: &Kumo,
     ctx: &RequestContext,
@@ -709,12 +717,6 @@ pub fn describe_status(
     let limit = paging::max_results(input.max_results, 5, 1000)?;
     let after = paging::cursor("DescribeInstanceStatus", input.next_token.as_deref())?;
     let ids = input.instance_ids.unwrap_or_default();
-    if !ids.is_empty() && input.max_results.is_some() {
-        return Err(Ec2Error::new(
-            "InvalidParameterCombination",
-            "The parameter instancesSet cannot be used with the parameter maxResults",
-        ));
-    }
     let s = scope(ctx);
     let now = k.now_ms();
     let all_states = input.include_all_instances.unwrap_or(false);

@@ -346,6 +346,16 @@ impl Ec2 for Kumo {
         self.net.ensure_default(&self.store, ctx)
     }
 
+    /// AWS's checks that need only the request, before anything is looked up
+    /// ([`core::checks`]).
+    fn check(
+        &self,
+        _ctx: &RequestContext,
+        request: kumo_ec2_wire::Request<'_>,
+    ) -> Result<(), Ec2Error> {
+        core::checks::statics(request)
+    }
+
     fn describe_regions(
         &self,
         ctx: &RequestContext,

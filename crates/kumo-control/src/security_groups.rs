@@ -1,5 +1,6 @@
 //! Security groups and their rules.
 
+use crate::core::checks::{self, Checks};
 use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
@@ -524,19 +525,102 @@ fn authorize(
         .collect())
 }
 
+/// A rule request's permissions: the list, and the one the flat members make.
+fn perms_given(list: &Option<Vec<IpPermission>>, flat: Option<IpPermission>) -> Vec<IpPermission> {
+    let mut perms = list.clone().unwrap_or_default();
+    perms.extend(flat);
+    perms
+}
+
+/// A rule request's pure checks. Phase 1: permissions (or, to revoke, rule ids), a group
+/// named by id or name, every peer named by id or name. Phase 2: each rule's protocol, ports
+/// and CIDRs. The group, the peers, the duplicates and the rule limit follow in the operation.
+fn rules_required(
+    perms: &[IpPermission],
+    rule_ids: Option<&[String]>,
+    group_named: bool,
+) -> Result<(), Ec2Error> {
+    match rule_ids {
+        None if perms.is_empty() => return Err(Ec2Error::missing_parameter("ipPermissions")),
+        Some(ids) if perms.is_empty() && ids.is_empty() => {
+            return Err(Ec2Error::missing_parameter(
+                "ipPermissions or securityGroupRuleIds",
+            ))
+        }
+        _ => {}
+    }
+    let peers = perms
+        .iter()
+        .flat_map(|p| p.user_id_group_pairs.iter().flatten());
+    if !group_named
+        || peers
+            .into_iter()
+            .any(|g| g.group_id.is_none() && g.group_name.is_none())
+    {
+        return Err(Ec2Error::missing_parameter("groupName or groupId"));
+    }
+    Ok(())
+}
+
+/// The four rule requests' pure checks: their permissions, flat members included.
+macro_rules! rule_checks {
+    ($t:ty, $source:ident, |$i:ident| rule_ids: $ids:expr, named: $named:expr) => {
+        impl Checks for $t {
+            fn required(&self) -> Result<(), Ec2Error> {
+                let $i = self;
+                let _ = $i;
+                rules_required(&rule_perms!(self, $source), $ids, $named)
+            }
+            fn formats(&self) -> Result<(), Ec2Error> {
+                expand(&rule_perms!(self, $source)).map(drop)
+            }
+        }
+    };
+}
+
+macro_rules! rule_perms {
+    ($i:expr, yes) => {
+        perms_given(
+            &$i.ip_permissions,
+            flat_permission(
+                $i.ip_protocol.as_ref(),
+                $i.from_port,
+                $i.to_port,
+                $i.cidr_ip.as_ref(),
+                $i.source_security_group_name.as_ref(),
+            ),
+        )
+    };
+    ($i:expr, no) => {
+        perms_given(
+            &$i.ip_permissions,
+            flat_permission(
+                $i.ip_protocol.as_ref(),
+                $i.from_port,
+                $i.to_port,
+                $i.cidr_ip.as_ref(),
+                None,
+            ),
+        )
+    };
+}
+
+rule_checks!(AuthorizeSecurityGroupIngressRequest, yes, |i| rule_ids: None,
+    named: i.group_id.is_some() || i.group_name.is_some());
+// Egress names its group by id: the model requires it.
+rule_checks!(AuthorizeSecurityGroupEgressRequest, no, |i| rule_ids: None, named: true);
+rule_checks!(RevokeSecurityGroupIngressRequest, yes,
+    |i| rule_ids: Some(i.security_group_rule_ids.as_deref().unwrap_or_default()),
+    named: i.group_id.is_some() || i.group_name.is_some());
+rule_checks!(RevokeSecurityGroupEgressRequest, no,
+    |i| rule_ids: Some(i.security_group_rule_ids.as_deref().unwrap_or_default()), named: true);
+
 pub fn authorize_ingress(
     store: &Store,
     ctx: &RequestContext,
     input: AuthorizeSecurityGroupIngressRequest,
 ) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
-    let mut perms = input.ip_permissions.clone().unwrap_or_default();
-    perms.extend(flat_permission(
-        input.ip_protocol.as_ref(),
-        input.from_port,
-        input.to_port,
-        input.cidr_ip.as_ref(),
-        input.source_security_group_name.as_ref(),
-    ));
+    let perms = rule_perms!(input, yes);
     let rules = authorize(
         store,
         ctx,
@@ -556,14 +640,7 @@ pub fn authorize_egress(
     ctx: &RequestContext,
     input: AuthorizeSecurityGroupEgressRequest,
 ) -> Result<AuthorizeSecurityGroupEgressResult, Ec2Error> {
-    let mut perms = input.ip_permissions.clone().unwrap_or_default();
-    perms.extend(flat_permission(
-        input.ip_protocol.as_ref(),
-        input.from_port,
-        input.to_port,
-        input.cidr_ip.as_ref(),
-        None,
-    ));
+    let perms = rule_perms!(input, no);
     let rules = authorize(store, ctx, Some(&input.group_id), None, perms, true)?;
     Ok(AuthorizeSecurityGroupEgressResult {
         r#return: Some(true),
@@ -655,14 +732,7 @@ pub fn revoke_ingress(
     ctx: &RequestContext,
     input: RevokeSecurityGroupIngressRequest,
 ) -> Result<RevokeSecurityGroupIngressResult, Ec2Error> {
-    let mut perms = input.ip_permissions.clone().unwrap_or_default();
-    perms.extend(flat_permission(
-        input.ip_protocol.as_ref(),
-        input.from_port,
-        input.to_port,
-        input.cidr_ip.as_ref(),
-        input.source_security_group_name.as_ref(),
-    ));
+    let perms = rule_perms!(input, yes);
     let (unknown, revoked) = revoke(
         store,
         ctx,
@@ -684,14 +754,7 @@ pub fn revoke_egress(
     ctx: &RequestContext,
     input: RevokeSecurityGroupEgressRequest,
 ) -> Result<RevokeSecurityGroupEgressResult, Ec2Error> {
-    let mut perms = input.ip_permissions.clone().unwrap_or_default();
-    perms.extend(flat_permission(
-        input.ip_protocol.as_ref(),
-        input.from_port,
-        input.to_port,
-        input.cidr_ip.as_ref(),
-        None,
-    ));
+    let perms = rule_perms!(input, no);
     let (unknown, revoked) = revoke(
         store,
         ctx,
@@ -884,6 +947,18 @@ impl Filterable<GroupF> for GroupView<'_> {
     }
     fn tags(&self) -> &[(String, String)] {
         &self.t.tags
+    }
+}
+
+/// DescribeSecurityGroups: its page before the lookups that precede its listing.
+impl Checks for DescribeSecurityGroupsRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        checks::page(
+            "DescribeSecurityGroups",
+            self.max_results,
+            self.next_token.as_deref(),
+            (5, 1000),
+        )
     }
 }
 

@@ -3,6 +3,7 @@
 //! volume on the layer; deleting a snapshot in the middle of a chain moves its children onto
 //! its parent first, so every later snapshot and volume keeps its bytes.
 
+use crate::core::checks::{self, Checks};
 use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
@@ -203,6 +204,18 @@ impl Filterable<F> for SnapView<'_> {
     }
     fn tags(&self) -> &[(String, String)] {
         &self.0.tags
+    }
+}
+
+/// DescribeSnapshots: its page before the lookups that precede its listing.
+impl Checks for DescribeSnapshotsRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        checks::page(
+            "DescribeSnapshots",
+            self.max_results,
+            self.next_token.as_deref(),
+            (5, 1000),
+        )
     }
 }
 

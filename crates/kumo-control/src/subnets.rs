@@ -1,5 +1,6 @@
 //! Subnets and subnet CIDR reservations.
 
+use crate::core::checks::{self, Checks};
 use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
@@ -71,6 +72,26 @@ pub fn wire_subnet(ctx: &RequestContext, t: &Tagged<SubnetRecord>, available_ips
         }),
         tags: Some(tags::wire(&t.tags)),
         ..Subnet::default()
+    }
+}
+
+/// CreateSubnet, before any lookup: a CIDR block, its form and a size from /16 to /28, the
+/// tags. The zone, the VPC (the block inside it), the siblings' blocks and the reservations
+/// follow in the operation.
+impl Checks for CreateSubnetRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        self.cidr_block
+            .as_ref()
+            .map(drop)
+            .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        let cidr = parse_cidr(self.cidr_block.as_deref().unwrap_or_default())?;
+        if !(16..=28).contains(&cidr.prefix_len()) {
+            return Err(range_error(&cidr.to_string()));
+        }
+        tags::from_specifications(self.tag_specifications.clone(), "subnet").map(drop)
     }
 }
 
@@ -332,6 +353,18 @@ impl Filterable<SubnetF> for SubnetView<'_> {
     }
 }
 
+/// DescribeSubnets: its page before the lookups that precede its listing.
+impl Checks for DescribeSubnetsRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        checks::page(
+            "DescribeSubnets",
+            self.max_results,
+            self.next_token.as_deref(),
+            (5, 1000),
+        )
+    }
+}
+
 pub fn describe_subnets(
     store: &Store,
     ctx: &RequestContext,
@@ -538,6 +571,18 @@ impl Filterable<ResF> for ReservationView<'_> {
     }
     fn tags(&self) -> &[(String, String)] {
         &self.0.tags
+    }
+}
+
+/// GetSubnetCidrReservations: its page before the subnet's lookup.
+impl Checks for GetSubnetCidrReservationsRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        checks::page(
+            "GetSubnetCidrReservations",
+            self.max_results,
+            self.next_token.as_deref(),
+            (5, 1000),
+        )
     }
 }
 

@@ -1,6 +1,7 @@
 //! EBS volumes: real qcow2 files (`kumo-blockstore`) with AWS's types, limits, attachments and
 //! modifications.
 
+use crate::core::checks::Checks;
 use crate::core::describe::{self, Push};
 use crate::core::error::{rule, Fail};
 use crate::core::filters;
@@ -85,16 +86,20 @@ fn zone_of(
             format!("The zone '{z}' does not exist."),
         )
     };
-    match (&input.availability_zone, &input.availability_zone_id) {
+    let given = |z: &Option<String>| z.clone().filter(|z| !z.is_empty());
+    match (
+        given(&input.availability_zone),
+        given(&input.availability_zone_id),
+    ) {
         (None, None) => Err(Ec2Error::missing_parameter("zone")),
         (Some(z), _) => zones
             .iter()
             .find(|x| x.name == z.as_str())
-            .ok_or_else(|| missing(z)),
+            .ok_or_else(|| missing(&z)),
         (None, Some(z)) => zones
             .iter()
             .find(|x| x.id == z.as_str())
-            .ok_or_else(|| missing(z)),
+            .ok_or_else(|| missing(&z)),
     }
 }
 
@@ -150,16 +155,43 @@ fn make_file(k: &Kumo, id: &str, restore: Option<&Restore>, size: i32) -> Result
     })
 }
 
+/// CreateVolume, before any lookup: size or snapshot, then a zone (an empty zone is no zone,
+/// as AWS answers `AvailabilityZone=`); then the type's size, IOPS and throughput rules where
+/// the size is given, Multi-Attach's types, the tags and the token. The zone, the snapshot
+/// (and the size it needs) follow in the operation.
+impl Checks for CreateVolumeRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        if self.size.is_none() && self.snapshot_id.is_none() {
+            return Err(Ec2Error::missing_parameter("size/snapshot"));
+        }
+        let blank = |z: &Option<String>| z.as_deref().is_none_or(str::is_empty);
+        if blank(&self.availability_zone) && blank(&self.availability_zone_id) {
+            return Err(Ec2Error::missing_parameter("zone"));
+        }
+        Ok(())
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        let vtype = self.volume_type.as_deref().unwrap_or("gp2");
+        if let Some(size) = self.size {
+            ebs::configure(vtype, size, self.iops, self.throughput).map_err(rule)?;
+        }
+        if self.multi_attach_enabled == Some(true) && !ebs::multi_attach_allowed(vtype) {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                format!("The parameter multi-attach-enabled is not supported for {vtype} volumes."),
+            ));
+        }
+        tags::from_specifications(self.tag_specifications.clone(), "volume")?;
+        idempotency::check_token(self.client_token.as_deref())
+    }
+}
+
 pub fn create(
     k: &Kumo,
     ctx: &RequestContext,
     input: CreateVolumeRequest,
 ) -> Result<Volume, Ec2Error> {
-    // AWS checks the required members before it looks anything up: no size and no snapshot
-    // is MissingParameter even when the zone does not exist.
-    if input.size.is_none() && input.snapshot_id.is_none() {
-        return Err(Ec2Error::missing_parameter("size/snapshot"));
-    }
     let zone = zone_of(ctx, &input)?;
     let s = scope(ctx);
     let restore = restore_of(k, s, &input)?;
@@ -173,14 +205,7 @@ pub fn create(
     let (iops, throughput) =
         ebs::configure(&vtype, size, input.iops, input.throughput).map_err(rule)?;
     let multi = input.multi_attach_enabled.unwrap_or(false);
-    if multi && !ebs::multi_attach_allowed(&vtype) {
-        return Err(Ec2Error::new(
-            "InvalidParameterCombination",
-            format!("The parameter multi-attach-enabled is not supported for {vtype} volumes."),
-        ));
-    }
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "volume")?;
-    idempotency::check_token(input.client_token.as_deref())?;
     let digest = idempotency::digest(&input);
     let now = k.now_ms();
     let id = new_id("vol");
@@ -373,6 +398,20 @@ pub fn describe(
     })
 }
 
+/// AttachVolume, before any lookup: the device's name. The volume, the instance, their
+/// states and zones, the device's use and the Multi-Attach limit follow in the operation.
+impl Checks for AttachVolumeRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        if !ebs::valid_device(&self.device) {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({d}) for parameter device is invalid. {d} is not a valid EBS device name.",
+                d = self.device
+            )));
+        }
+        Ok(())
+    }
+}
+
 pub fn attach(
     k: &Kumo,
     ctx: &RequestContext,
@@ -385,12 +424,6 @@ pub fn attach(
             let mut v = get_volume(tx, s, &input.volume_id)?;
             v.settle(now, delay);
             let r = crate::repo::instance::load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
-            if !ebs::valid_device(&input.device) {
-                return Err(Fail(Ec2Error::invalid_value(format!(
-                    "Value ({d}) for parameter device is invalid. {d} is not a valid EBS device name.",
-                    d = input.device
-                ))));
-            }
             if v.state(now, delay) == "creating" || (!v.attachments.is_empty() && !v.multi_attach) {
                 if v.attachments.iter().any(|a| a.instance_id != r.id) {
                     return Err(Fail(Ec2Error::new("VolumeInUse", format!("{} is already attached to an instance", v.id))));
@@ -406,15 +439,6 @@ pub fn attach(
                     format!("The volume '{}' is not in the same availability zone as instance '{}'", v.id, r.id),
                 )));
             }
-            if v.multi_attach && v.attachments.len() >= 16 {
-                return Err(Fail(Ec2Error::new("AttachmentLimitExceeded", format!("Volume {} is attached to the maximum of 16 instances.", v.id))));
-            }
-            if !v.attachments.is_empty() && !k.compute.driver.shares_volumes() {
-                return Err(Fail(Ec2Error::new(
-                    "Unsupported",
-                    format!("Kumo's {} driver cannot attach volume {} to a second instance (Multi-Attach) yet; the ns driver can.", k.compute.driver.name(), v.id),
-                )));
-            }
             let norm = |d: &str| d.trim_start_matches("/dev/").to_string();
             let mine = attached_to(tx, s, &r.id)?;
             let used = mine.iter().flat_map(|x| x.attachments.iter()).filter(|a| a.instance_id == r.id).any(|a| norm(&a.device) == norm(&input.device));
@@ -423,6 +447,16 @@ pub fn attach(
                     "Invalid value '{d}' for unixDevice. Attachment point {d} is already in use",
                     d = input.device
                 ))));
+            }
+            // The limit, after every lookup and state check.
+            if v.multi_attach && v.attachments.len() >= 16 {
+                return Err(Fail(Ec2Error::new("AttachmentLimitExceeded", format!("Volume {} is attached to the maximum of 16 instances.", v.id))));
+            }
+            if !v.attachments.is_empty() && !k.compute.driver.shares_volumes() {
+                return Err(Fail(Ec2Error::new(
+                    "Unsupported",
+                    format!("Kumo's {} driver cannot attach volume {} to a second instance (Multi-Attach) yet; the ns driver can.", k.compute.driver.name(), v.id),
+                )));
             }
             let a = VolAttachment {
                 instance_id: r.id.clone(),
@@ -634,12 +668,6 @@ pub fn modify(
                     )));
                 }
             }
-            if v.modifications.iter().filter(|m| now - m.start_ms < 86_400_000).count() >= MAX_MODIFICATIONS_PER_DAY {
-                return Err(Fail(Ec2Error::new(
-                    "VolumeModificationRateExceeded",
-                    format!("You've reached the maximum modification rate per volume limit. Volume {} can be modified at most {MAX_MODIFICATIONS_PER_DAY} times in 24 hours.", v.id),
-                )));
-            }
             let size = input.size.unwrap_or(v.size);
             if size < v.size {
                 return Err(Fail(Ec2Error::invalid_value(format!(
@@ -656,6 +684,13 @@ pub fn modify(
             let multi = input.multi_attach_enabled.unwrap_or(v.multi_attach);
             if multi && !ebs::multi_attach_allowed(&vtype) {
                 return Err(Fail(Ec2Error::new("InvalidParameterCombination", format!("The parameter multi-attach-enabled is not supported for {vtype} volumes."))));
+            }
+            // The limit, after every value and state check.
+            if v.modifications.iter().filter(|m| now - m.start_ms < 86_400_000).count() >= MAX_MODIFICATIONS_PER_DAY {
+                return Err(Fail(Ec2Error::new(
+                    "VolumeModificationRateExceeded",
+                    format!("You've reached the maximum modification rate per volume limit. Volume {} can be modified at most {MAX_MODIFICATIONS_PER_DAY} times in 24 hours.", v.id),
+                )));
             }
             let m = Modification {
                 start_ms: now,

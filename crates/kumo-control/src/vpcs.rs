@@ -365,16 +365,17 @@ pub fn associate_vpc_cidr_block(
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);
             let mut vpc = get_vpc(tx, s, &input.vpc_id)?;
-            if vpc.cidrs.len() >= MAX_VPC_CIDRS {
-                return Err(Fail(Ec2Error::new(
-                    "CidrLimitExceeded",
-                    format!("This network '{}' has met its maximum number of allowed CIDRs: {MAX_VPC_CIDRS}", vpc.id),
-                )));
-            }
             if let Some(o) = vpc.cidrs.iter().find(|c| Cidr::parse(&c.cidr).is_ok_and(|e| e.overlaps(cidr))) {
                 return Err(Fail(Ec2Error::new(
                     "InvalidVpc.Range",
                     format!("The CIDR '{cidr}' conflicts with the VPC's CIDR '{}'.", o.cidr),
+                )));
+            }
+            // The limit last, after the state checks (`core::checks`).
+            if vpc.cidrs.len() >= MAX_VPC_CIDRS {
+                return Err(Fail(Ec2Error::new(
+                    "CidrLimitExceeded",
+                    format!("This network '{}' has met its maximum number of allowed CIDRs: {MAX_VPC_CIDRS}", vpc.id),
                 )));
             }
             let a = VpcCidr { association_id: new_id("vpc-cidr-assoc"), cidr: cidr.to_string() };

@@ -48,26 +48,42 @@ pub const RESOURCE_TYPES: &[(&str, &str)] = &[
     ("pl", "prefix-list"),
 ];
 
-/// The `resource-type` of an id, when the id is well formed: a known prefix, a dash, and 8 or
-/// 17 lowercase hex digits (AWS's old and new id lengths).
+/// Whether `id` has AWS's form for `prefix`: the prefix, a dash, and 8 or 17 lowercase hex
+/// digits (AWS's old and new id lengths).
+pub fn has_form(prefix: &str, id: &str) -> bool {
+    id.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hex| {
+            (hex.len() == 8 || hex.len() == 17)
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+/// The `resource-type` of an id, when the id is well formed for a known prefix.
 pub fn resource_type(id: &str) -> Option<&'static str> {
-    let (prefix, hex) = id.split_once('-')?;
-    let well_formed = (hex.len() == 8 || hex.len() == 17)
-        && hex
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    if !well_formed {
-        return None;
-    }
+    let (prefix, _) = id.split_once('-')?;
     RESOURCE_TYPES
         .iter()
-        .find(|(p, _)| *p == prefix)
+        .find(|(p, _)| *p == prefix && has_form(p, id))
         .map(|(_, t)| *t)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forms_need_the_prefix_and_8_or_17_hex_digits() {
+        assert!(has_form("sg", "sg-12345678"));
+        assert!(has_form("eni-attach", "eni-attach-0123456789abcdef0"));
+        assert!(!has_form("sg", "sg-1234567"));
+        assert!(!has_form("sg", "sg-1234567G"));
+        assert!(!has_form("sg", "sgx-12345678"));
+        assert!(!has_form("sg", ""));
+        assert!(!has_form("eni", "eni-attach-0123456789abcdef0"));
+    }
 
     #[test]
     fn ids_have_17_hex_digits() {

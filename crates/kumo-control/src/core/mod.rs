@@ -3,6 +3,7 @@
 //! pushed down to the store's indexes, pages counted in items), page tokens, and idempotency
 //! tokens. It imports no other module of the crate but itself.
 
+pub mod checks;
 pub mod describe;
 pub mod error;
 pub mod filters;

@@ -1,6 +1,7 @@
 //! DescribeInstances: its filters and paging.
 
 use super::wire::{association, reservation};
+use crate::core::checks::{self, Checks};
 use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
@@ -8,7 +9,7 @@ use crate::network;
 use crate::records::instance::*;
 use crate::records::net::*;
 use crate::repo::address::eip_on;
-use crate::repo::instance::{check_id, load, not_found, public_dns, visible};
+use crate::repo::instance::{load, not_found, public_dns, visible};
 use crate::tags::Tagged;
 use crate::{scope, Kumo};
 use kumo_ec2_wire::filters::DescribeInstances as F;
@@ -342,6 +343,28 @@ impl<V: Read> Filterable<F> for InstanceView<'_, V> {
     }
 }
 
+/// DescribeInstances, before any lookup: ids or a page size, not both; no id sent empty (AWS
+/// answers `InstanceId.1=` as a missing id); the page. The filters are compiled first in the
+/// operation, then the instances are looked up.
+impl Checks for DescribeInstancesRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        checks::ids_or_page(self.instance_ids.as_ref(), self.max_results, "instancesSet")?;
+        if self.instance_ids.iter().flatten().any(String::is_empty) {
+            return Err(Ec2Error::missing_parameter("InstanceId"));
+        }
+        Ok(())
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        checks::page(
+            "DescribeInstances",
+            self.max_results,
+            self.next_token.as_deref(),
+            (5, 1000),
+        )
+    }
+}
+
 pub fn describe(
     k: &Kumo,
     ctx: &RequestContext,
@@ -349,15 +372,6 @@ pub fn describe(
 ) -> Result<DescribeInstancesResult, Ec2Error> {
     let fs = filters::compile::<F>(input.filters, REFUSED)?;
     let ids = input.instance_ids.unwrap_or_default();
-    if !ids.is_empty() && input.max_results.is_some() {
-        return Err(Ec2Error::new(
-            "InvalidParameterCombination",
-            "The parameter instancesSet cannot be used with the parameter maxResults",
-        ));
-    }
-    for id in &ids {
-        check_id(id)?;
-    }
     let s = scope(ctx);
     let now = k.now_ms();
     let delay = k.options.transition_ms;

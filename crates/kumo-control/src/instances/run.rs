@@ -4,6 +4,7 @@ use super::parts::{capacity, check_key, check_zone, interface, new_record, Launc
 use super::wire::{reservation, reservation_with};
 use super::{check_hop_limit, check_type_for_image, find_image};
 use crate::addresses;
+use crate::core::checks::Checks;
 use crate::core::error::Fail;
 use crate::core::idempotency;
 use crate::core::ids::new_id;
@@ -216,6 +217,55 @@ pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result
         )?;
     }
     Ok(())
+}
+
+/// RunInstances, before any lookup: an image; a security group id sent empty (AWS's answer to
+/// `SecurityGroupId.1=`); then the counts and the settings Kumo does not take, the key name
+/// sent empty, the type, the CPU options against the type, the user data, the interfaces'
+/// combinations, the tags and the token. The image and what it allows, the subnet, the
+/// groups, the key and the volumes' snapshots follow in the operation; the zone's capacity
+/// last.
+impl Checks for RunInstancesRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        if self.image_id.is_none() {
+            return Err(Ec2Error::missing_parameter("ImageId"));
+        }
+        let in_interfaces = self
+            .network_interfaces
+            .iter()
+            .flatten()
+            .flat_map(|n| n.groups.iter().flatten());
+        if self
+            .security_group_ids
+            .iter()
+            .flatten()
+            .chain(in_interfaces)
+            .any(String::is_empty)
+        {
+            return Err(Ec2Error::invalid_value(
+                "Value () for parameter groupId is invalid. The value cannot be empty",
+            ));
+        }
+        Ok(())
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        check_counts(self)?;
+        if self.key_name.as_deref() == Some("") {
+            return Err(Ec2Error::invalid_value(
+                "Invalid value '' for keyPairNames. It should not be blank",
+            ));
+        }
+        let instance_type = self.instance_type.as_deref().unwrap_or("m1.small");
+        let info = crate::instance_types::find(instance_type).ok_or_else(|| {
+            Ec2Error::invalid_value(format!("Invalid value '{instance_type}' for InstanceType."))
+        })?;
+        cpu_options(self, info, instance_type)?;
+        user_data(self)?;
+        network_specs(self)?;
+        tags::from_launch_specifications(self.tag_specifications.clone())?;
+        idempotency::check_token(self.client_token.as_deref())
+    }
 }
 
 /// What RunInstances was asked, checked in AWS's order and resolved: the image, the type,
