@@ -14,7 +14,8 @@ pub fn check_tag(key: &str, value: &str) -> Result<(), TagError> {
     if key.is_empty() {
         return Err((
             "InvalidParameterValue",
-            "Tag key must not be empty".to_string(),
+            "Value ( '' ) for parameter Tag key is invalid. Tag key cannot be null or empty."
+                .to_string(),
         ));
     }
     if key.chars().count() > MAX_KEY_CHARS {
