@@ -99,17 +99,36 @@ pub fn release_public_ip(tx: &Tx, ip: &str) -> Result<(), Fail> {
     Ok(())
 }
 
+/// AllocateAddress, before any lookup: the settings Kumo does not take, and the tags.
+impl Checks for AllocateAddressRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        if self.address.is_some()
+            || self.customer_owned_ipv4_pool.is_some()
+            || self.ipam_pool_id.is_some()
+        {
+            return Err(Ec2Error::new("Unsupported", "Kumo allocates Elastic IPs from its own pool only; Address, CustomerOwnedIpv4Pool and IpamPoolId are not supported."));
+        }
+        tags::from_specifications(self.tag_specifications.clone(), "elastic-ip").map(drop)
+    }
+}
+
+/// ReleaseAddress, before any lookup: an allocation id (a VPC address is released by it).
+impl Checks for ReleaseAddressRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        if self.allocation_id.is_none() && self.public_ip.is_some() {
+            return Err(Ec2Error::invalid_value(
+                "You must specify an allocation id when releasing a VPC elastic IP address",
+            ));
+        }
+        address_named(self.allocation_id.as_ref(), self.public_ip.as_ref())
+    }
+}
+
 pub fn allocate(
     store: &Store,
     ctx: &RequestContext,
     input: AllocateAddressRequest,
 ) -> Result<AllocateAddressResult, Ec2Error> {
-    if input.address.is_some()
-        || input.customer_owned_ipv4_pool.is_some()
-        || input.ipam_pool_id.is_some()
-    {
-        return Err(Ec2Error::new("Unsupported", "Kumo allocates Elastic IPs from its own pool only; Address, CustomerOwnedIpv4Pool and IpamPoolId are not supported."));
-    }
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "elastic-ip")?;
     let s = scope(ctx);
     let rec = store
@@ -372,11 +391,6 @@ pub fn release(
     ctx: &RequestContext,
     input: ReleaseAddressRequest,
 ) -> Result<(), Ec2Error> {
-    if input.allocation_id.is_none() && input.public_ip.is_some() {
-        return Err(Ec2Error::invalid_value(
-            "You must specify an allocation id when releasing a VPC elastic IP address",
-        ));
-    }
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {

@@ -1,6 +1,7 @@
 //! Image attributes and sharing: ModifyImageAttribute (launch permissions, description, IMDS
 //! support), DescribeImageAttribute, ResetImageAttribute, and block public access for AMIs.
 
+use crate::core::checks::Checks;
 use crate::core::error::Fail;
 use crate::records::image::ImageRecord;
 use crate::records::snapshot::SnapshotRecord;
@@ -203,11 +204,16 @@ fn check_sharing(
     Ok(())
 }
 
-pub fn modify(
-    k: &Kumo,
-    ctx: &RequestContext,
-    input: ModifyImageAttributeRequest,
-) -> Result<(), Ec2Error> {
+/// What a ModifyImageAttribute asks: the permission changes, a description, an IMDS setting.
+struct ImageChanges {
+    changes: Vec<Change>,
+    description: Option<String>,
+    imds: Option<String>,
+}
+
+/// Reads a ModifyImageAttribute, with its pure checks in order: the attribute, product
+/// codes, the permission changes, the IMDS value, something to change, each change's item.
+fn image_changes(input: &ModifyImageAttributeRequest) -> Result<ImageChanges, Ec2Error> {
     let attribute = input.attribute.as_deref();
     if let Some(a) = attribute {
         if !matches!(a, "description" | "launchPermission" | "imdsSupport") {
@@ -222,7 +228,7 @@ pub fn modify(
             "Product codes cannot be added to an image through ModifyImageAttribute.",
         ));
     }
-    let changes = launch_changes(&input)?;
+    let changes = launch_changes(input)?;
     let value_for = |name: &str| {
         (attribute == Some(name))
             .then(|| input.value.clone())
@@ -252,6 +258,32 @@ pub fn modify(
             None => Ec2Error::missing_parameter("attribute"),
         });
     }
+    sharing::apply(&Permissions::default(), &changes)?;
+    Ok(ImageChanges {
+        changes,
+        description,
+        imds,
+    })
+}
+
+/// ModifyImageAttribute, before any lookup: [`image_changes`]. The image (the caller's own)
+/// and what sharing it allows follow.
+impl Checks for ModifyImageAttributeRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        image_changes(self).map(drop)
+    }
+}
+
+pub fn modify(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: ModifyImageAttributeRequest,
+) -> Result<(), Ec2Error> {
+    let ImageChanges {
+        changes,
+        description,
+        imds,
+    } = image_changes(&input)?;
     let s = scope(ctx);
     let id = &input.image_id;
     k.store

@@ -1,6 +1,7 @@
 //! T-family CPU credit settings: per-account defaults per family, per-instance modes, and
 //! the ledger an operator can read (`kumo admin credits`).
 
+use crate::core::checks::Checks;
 use crate::core::error::Fail;
 use crate::core::filters;
 use crate::core::paging;
@@ -86,12 +87,26 @@ pub fn for_launch(
     Ok(Some((mode, opening)))
 }
 
+/// GetDefaultCreditSpecification, before any lookup: a burstable family.
+impl Checks for GetDefaultCreditSpecificationRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        check_family(&self.instance_family)
+    }
+}
+
+/// ModifyDefaultCreditSpecification, before any lookup: a burstable family and a mode.
+impl Checks for ModifyDefaultCreditSpecificationRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        check_family(&self.instance_family)?;
+        check_mode(&self.cpu_credits)
+    }
+}
+
 pub fn get_default(
     k: &Kumo,
     ctx: &RequestContext,
     input: GetDefaultCreditSpecificationRequest,
 ) -> Result<GetDefaultCreditSpecificationResult, Ec2Error> {
-    check_family(&input.instance_family)?;
     let mode = k
         .store
         .read(|v| default_for(v, scope(ctx), &input.instance_family))
@@ -109,8 +124,6 @@ pub fn modify_default(
     ctx: &RequestContext,
     input: ModifyDefaultCreditSpecificationRequest,
 ) -> Result<ModifyDefaultCreditSpecificationResult, Ec2Error> {
-    check_family(&input.instance_family)?;
-    check_mode(&input.cpu_credits)?;
     let s = scope(ctx);
     k.store
         .write(!ctx.dry_run, |tx| {

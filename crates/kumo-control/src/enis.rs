@@ -261,47 +261,9 @@ pub fn new_eni_with(
     Ok(rec)
 }
 
-pub fn create(
-    store: &Store,
-    net: &NetState,
-    ctx: &RequestContext,
-    input: CreateNetworkInterfaceRequest,
-) -> Result<CreateNetworkInterfaceResult, Ec2Error> {
-    crate::core::error::refuse_settings(
-        "CreateNetworkInterface",
-        &[
-            (
-                "IPv6 addresses and prefixes",
-                input.ipv6_address_count.is_some_and(|n| n > 0)
-                    || input.ipv6_addresses.as_ref().is_some_and(|a| !a.is_empty())
-                    || input.ipv6_prefix_count.is_some_and(|n| n > 0)
-                    || input.ipv6_prefixes.as_ref().is_some_and(|a| !a.is_empty())
-                    || input.enable_primary_ipv6 == Some(true),
-            ),
-            (
-                "ConnectionTrackingSpecification",
-                input.connection_tracking_specification.is_some(),
-            ),
-            (
-                "InterfaceType (EFA and trunking)",
-                input.interface_type.is_some(),
-            ),
-            ("Operator", input.operator.is_some()),
-        ],
-    )?;
-    let listed = input.private_ip_addresses.clone().unwrap_or_default();
-    combination(
-        !listed.is_empty(),
-        input.secondary_private_ip_address_count.is_some(),
-        "PrivateIpAddresses",
-        "SecondaryPrivateIpAddressCount",
-    )?;
-    combination(
-        input.ipv4_prefixes.is_some(),
-        input.ipv4_prefix_count.is_some(),
-        "Ipv4Prefixes",
-        "Ipv4PrefixCount",
-    )?;
+/// What a CreateNetworkInterface asks of addresses and prefixes, each of its form, with one
+/// primary address at most.
+fn create_want(input: &CreateNetworkInterfaceRequest) -> Result<Want, Ec2Error> {
     let mut want = Want {
         secondary_count: check_count(
             "SecondaryPrivateIpAddressCount",
@@ -313,7 +275,7 @@ pub fn create(
     if let Some(p) = &input.private_ip_address {
         want.primary = Some(parse_ip(p)?);
     }
-    for spec in &listed {
+    for spec in input.private_ip_addresses.iter().flatten() {
         let Some(a) = &spec.private_ip_address else {
             continue;
         };
@@ -334,6 +296,67 @@ pub fn create(
         want.prefixes
             .push(parse_prefix(p.ipv4_prefix.as_deref().unwrap_or(""))?);
     }
+    Ok(want)
+}
+
+/// CreateNetworkInterface, before any lookup. Phase 1: addresses or a count, prefixes or a
+/// count, never both of a pair. Phase 2: the settings Kumo does not take, the counts, each
+/// address and prefix (a /28), one primary at most, the tags and the token. The subnet, its
+/// VPC, the groups and the addresses' availability follow.
+impl Checks for CreateNetworkInterfaceRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        combination(
+            self.private_ip_addresses
+                .as_ref()
+                .is_some_and(|l| !l.is_empty()),
+            self.secondary_private_ip_address_count.is_some(),
+            "PrivateIpAddresses",
+            "SecondaryPrivateIpAddressCount",
+        )?;
+        combination(
+            self.ipv4_prefixes.is_some(),
+            self.ipv4_prefix_count.is_some(),
+            "Ipv4Prefixes",
+            "Ipv4PrefixCount",
+        )
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        crate::core::error::refuse_settings(
+            "CreateNetworkInterface",
+            &[
+                (
+                    "IPv6 addresses and prefixes",
+                    self.ipv6_address_count.is_some_and(|n| n > 0)
+                        || self.ipv6_addresses.as_ref().is_some_and(|a| !a.is_empty())
+                        || self.ipv6_prefix_count.is_some_and(|n| n > 0)
+                        || self.ipv6_prefixes.as_ref().is_some_and(|a| !a.is_empty())
+                        || self.enable_primary_ipv6 == Some(true),
+                ),
+                (
+                    "ConnectionTrackingSpecification",
+                    self.connection_tracking_specification.is_some(),
+                ),
+                (
+                    "InterfaceType (EFA and trunking)",
+                    self.interface_type.is_some(),
+                ),
+                ("Operator", self.operator.is_some()),
+            ],
+        )?;
+        create_want(self)?;
+        tags::from_specifications(self.tag_specifications.clone(), "network-interface")?;
+        idempotency::check_token(self.client_token.as_deref())
+    }
+}
+
+pub fn create(
+    store: &Store,
+    net: &NetState,
+    ctx: &RequestContext,
+    input: CreateNetworkInterfaceRequest,
+) -> Result<CreateNetworkInterfaceResult, Ec2Error> {
+    let want = create_want(&input)?;
     let interface_type = input
         .interface_type
         .clone()
@@ -342,7 +365,6 @@ pub fn create(
         tags::from_specifications(input.tag_specifications.clone(), "network-interface")?;
     let s = scope(ctx);
     let digest = idempotency::digest(&input);
-    idempotency::check_token(input.client_token.as_deref())?;
     let token = input.client_token.as_deref();
     let (rec, _) = store
         .write_then(
@@ -1005,6 +1027,29 @@ pub fn unassign(
     Ok(())
 }
 
+/// ModifyNetworkInterfaceAttribute, before any lookup: exactly one attribute.
+impl Checks for ModifyNetworkInterfaceAttributeRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        let given = [
+            self.description.is_some(),
+            self.source_dest_check
+                .as_ref()
+                .and_then(|v| v.value)
+                .is_some(),
+            self.groups.is_some(),
+            self.attachment.is_some(),
+        ];
+        match given.iter().filter(|g| **g).count() {
+            1 => Ok(()),
+            0 => Err(Ec2Error::missing_parameter("attribute")),
+            _ => Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "Fields for multiple attribute types specified",
+            )),
+        }
+    }
+}
+
 pub fn modify_attribute(
     store: &Store,
     ctx: &RequestContext,
@@ -1015,22 +1060,6 @@ pub fn modify_attribute(
         .as_ref()
         .map(|d| d.value.clone().unwrap_or_default());
     let sdc = input.source_dest_check.as_ref().and_then(|v| v.value);
-    let given = [
-        description.is_some(),
-        sdc.is_some(),
-        input.groups.is_some(),
-        input.attachment.is_some(),
-    ];
-    match given.iter().filter(|g| **g).count() {
-        1 => {}
-        0 => return Err(Ec2Error::missing_parameter("attribute")),
-        _ => {
-            return Err(Ec2Error::new(
-                "InvalidParameterCombination",
-                "Fields for multiple attribute types specified",
-            ))
-        }
-    }
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {

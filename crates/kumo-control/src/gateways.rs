@@ -48,6 +48,13 @@ fn wire_igw(ctx: &RequestContext, t: &Tagged<InternetGatewayRecord>) -> Internet
     }
 }
 
+/// CreateInternetGateway, before any lookup: the tags.
+impl Checks for CreateInternetGatewayRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        tags::from_specifications(self.tag_specifications.clone(), "internet-gateway").map(drop)
+    }
+}
+
 pub fn create_igw(
     store: &Store,
     ctx: &RequestContext,

@@ -346,6 +346,20 @@ fn device_flags(
     Ok(out)
 }
 
+/// ModifyInstanceAttribute, before any lookup: exactly one change, of its attribute's form,
+/// and a new instance type that exists. The instance, its state and what its image and
+/// interfaces allow of the change follow.
+impl Checks for ModifyInstanceAttributeRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        if let Change::InstanceType(t) = requested(self)? {
+            crate::instance_types::find(&t).ok_or_else(|| {
+                Ec2Error::invalid_value(format!("Invalid value '{t}' for InstanceType."))
+            })?;
+        }
+        Ok(())
+    }
+}
+
 pub fn modify_attribute(
     k: &Kumo,
     ctx: &RequestContext,
@@ -468,6 +482,39 @@ fn set_delete_on_termination(
     }
 }
 
+/// ModifyInstanceMetadataOptions, before any lookup: the hop limit, and no IPv6 endpoint.
+impl Checks for ModifyInstanceMetadataOptionsRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        instances::check_hop_limit(self.http_put_response_hop_limit)?;
+        if self.http_protocol_ipv6.as_deref() == Some("enabled") {
+            return Err(Ec2Error::new(
+                "UnsupportedOperation",
+                "Kumo's instance metadata service has no IPv6 endpoint (its VPCs are IPv4 only).",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// AttachNetworkInterface, before any lookup: the settings Kumo does not take. The
+/// instance, the interface, their zones and states, the device index and the type's
+/// interface limit follow.
+impl Checks for AttachNetworkInterfaceRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        crate::core::error::refuse_settings(
+            "AttachNetworkInterface",
+            &[
+                (
+                    "NetworkCardIndex",
+                    self.network_card_index.is_some_and(|n| n != 0),
+                ),
+                ("EnaSrdSpecification", self.ena_srd_specification.is_some()),
+                ("EnaQueueCount", self.ena_queue_count.is_some()),
+            ],
+        )
+    }
+}
+
 /// ModifyInstanceMetadataOptions: the metadata service's settings of a running or stopped
 /// instance; a setting not given keeps its value. The answer says `pending`, as AWS's does,
 /// and DescribeInstances `applied` once the metadata service has it (at once here).
@@ -476,13 +523,6 @@ pub fn modify_metadata_options(
     ctx: &RequestContext,
     input: ModifyInstanceMetadataOptionsRequest,
 ) -> Result<ModifyInstanceMetadataOptionsResult, Ec2Error> {
-    instances::check_hop_limit(input.http_put_response_hop_limit)?;
-    if input.http_protocol_ipv6.as_deref() == Some("enabled") {
-        return Err(Ec2Error::new(
-            "UnsupportedOperation",
-            "Kumo's instance metadata service has no IPv6 endpoint (its VPCs are IPv4 only).",
-        ));
-    }
     let s = scope(ctx);
     let r = k
         .store
@@ -809,17 +849,6 @@ pub fn attach_interface(
     ctx: &RequestContext,
     input: AttachNetworkInterfaceRequest,
 ) -> Result<AttachNetworkInterfaceResult, Ec2Error> {
-    crate::core::error::refuse_settings(
-        "AttachNetworkInterface",
-        &[
-            (
-                "NetworkCardIndex",
-                input.network_card_index.is_some_and(|n| n != 0),
-            ),
-            ("EnaSrdSpecification", input.ena_srd_specification.is_some()),
-            ("EnaQueueCount", input.ena_queue_count.is_some()),
-        ],
-    )?;
     let s = scope(ctx);
     let now = k.now_ms();
     let id = k

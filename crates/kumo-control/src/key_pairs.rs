@@ -1,5 +1,6 @@
 //! Key pairs: CreateKeyPair, ImportKeyPair, DescribeKeyPairs, DeleteKeyPair.
 
+use crate::core::checks::Checks;
 use crate::core::error::Fail;
 use crate::core::filters;
 use crate::keygen;
@@ -28,6 +29,37 @@ fn check_name(name: &str) -> Result<(), Ec2Error> {
         )));
     }
     Ok(())
+}
+
+/// CreateKeyPair and ImportKeyPair, before any lookup: a name (sent empty, AWS answers it as
+/// missing), of AWS's form, and the tags. The name's uniqueness follows.
+macro_rules! key_checks {
+    ($($t:ty),*) => {$(
+        impl Checks for $t {
+            fn required(&self) -> Result<(), Ec2Error> {
+                if self.key_name.is_empty() {
+                    return Err(Ec2Error::missing_parameter("KeyName"));
+                }
+                Ok(())
+            }
+
+            fn formats(&self) -> Result<(), Ec2Error> {
+                check_name(&self.key_name)?;
+                tags::from_specifications(self.tag_specifications.clone(), "key-pair").map(drop)
+            }
+        }
+    )*};
+}
+key_checks!(CreateKeyPairRequest, ImportKeyPairRequest);
+
+/// DeleteKeyPair, before any lookup: a name or an id.
+impl Checks for DeleteKeyPairRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        if self.key_name.is_none() && self.key_pair_id.is_none() {
+            return Err(Ec2Error::missing_parameter("KeyName or KeyPairId"));
+        }
+        Ok(())
+    }
 }
 
 fn crypto_failed(e: openssl::error::ErrorStack) -> Ec2Error {
@@ -239,9 +271,6 @@ pub fn delete(
     ctx: &RequestContext,
     input: DeleteKeyPairRequest,
 ) -> Result<DeleteKeyPairResult, Ec2Error> {
-    if input.key_name.is_none() && input.key_pair_id.is_none() {
-        return Err(Ec2Error::missing_parameter("KeyName or KeyPairId"));
-    }
     let deleted = store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);

@@ -3,6 +3,7 @@
 //! address already in use, a full subnet) leave it `failed` with AWS's failure code and
 //! message, as AWS does, rather than failing the call.
 
+use crate::core::checks::Checks;
 use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
@@ -30,31 +31,46 @@ fn get_nat<V: Read>(v: &V, s: Scope, id: &str) -> Result<NatGatewayRecord, Fail>
     v.get(s, id)?.ok_or_else(|| Fail(not_found(id)))
 }
 
+/// CreateNatGateway, before any lookup: a subnet, an Elastic IP for a public gateway and none
+/// for a private one; then the tags and the token. The subnet, the address and the gateway's
+/// addresses follow.
+impl Checks for CreateNatGatewayRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        if self.subnet_id.is_none() {
+            return Err(Ec2Error::missing_parameter("SubnetId"));
+        }
+        let private = self.connectivity_type.as_deref() == Some("private");
+        if !private && self.allocation_id.is_none() {
+            return Err(Ec2Error::missing_parameter("AllocationId"));
+        }
+        if private && self.allocation_id.is_some() {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "A private NAT gateway cannot have an Elastic IP address.",
+            ));
+        }
+        Ok(())
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        tags::from_specifications(self.tag_specifications.clone(), "natgateway")?;
+        idempotency::check_token(self.client_token.as_deref())
+    }
+}
+
 pub fn create(
     store: &Store,
     net: &NetState,
     ctx: &RequestContext,
     input: CreateNatGatewayRequest,
 ) -> Result<CreateNatGatewayResult, Ec2Error> {
-    idempotency::check_token(input.client_token.as_deref())?;
     let digest = idempotency::digest(&input);
     let token = input.client_token.as_deref();
-    let Some(subnet_id) = input.subnet_id.clone() else {
-        return Err(Ec2Error::missing_parameter("SubnetId"));
-    };
+    let subnet_id = input.subnet_id.clone().unwrap_or_default();
     let connectivity = input
         .connectivity_type
         .clone()
         .unwrap_or_else(|| "public".into());
-    if connectivity == "public" && input.allocation_id.is_none() {
-        return Err(Ec2Error::missing_parameter("AllocationId"));
-    }
-    if connectivity == "private" && input.allocation_id.is_some() {
-        return Err(Ec2Error::new(
-            "InvalidParameterCombination",
-            "A private NAT gateway cannot have an Elastic IP address.",
-        ));
-    }
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "natgateway")?;
     let s = scope(ctx);
     let (t, _) = store

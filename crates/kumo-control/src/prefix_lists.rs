@@ -13,6 +13,7 @@
 //! as AWS documents. The wording of the refusals no report quotes (an entry that exists or
 //! does not, too many entries, an unknown version) is Kumo's, in AWS's style.
 
+use crate::core::checks::Checks;
 use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
@@ -179,28 +180,38 @@ pub fn vpcs_referencing(k: &Kumo, ctx: &RequestContext, id: &str) -> BTreeSet<St
         .unwrap_or_default()
 }
 
+/// CreateManagedPrefixList, before any lookup: the token, the family, the size, at most 100
+/// entries, the name, each entry's CIDR in the family and none twice, no more entries than
+/// the size, and the tags.
+impl Checks for CreateManagedPrefixListRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        idempotency::check_token(self.client_token.as_deref())?;
+        let family = self.address_family.as_str();
+        if family != "IPv4" && family != "IPv6" {
+            return Err(invalid(format!(
+                "Value ({family}) for parameter addressFamily is invalid. Valid values are IPv4 and IPv6."
+            )));
+        }
+        check_size(self.max_entries)?;
+        let given = self.entries.as_deref().unwrap_or_default();
+        check_per_request(given.len())?;
+        check_name(&self.prefix_list_name)?;
+        if add_entries(family, given)?.len() > self.max_entries as usize {
+            return Err(too_many(self.max_entries));
+        }
+        tags::from_specifications(self.tag_specifications.clone(), "prefix-list").map(drop)
+    }
+}
+
 pub fn create(
     k: &Kumo,
     ctx: &RequestContext,
     input: CreateManagedPrefixListRequest,
 ) -> Result<CreateManagedPrefixListResult, Ec2Error> {
-    idempotency::check_token(input.client_token.as_deref())?;
     let digest = idempotency::digest(&input);
     let token = input.client_token.as_deref();
     let family = input.address_family.as_str();
-    if family != "IPv4" && family != "IPv6" {
-        return Err(invalid(format!(
-            "Value ({family}) for parameter addressFamily is invalid. Valid values are IPv4 and IPv6."
-        )));
-    }
-    check_size(input.max_entries)?;
-    let given = input.entries.as_deref().unwrap_or_default();
-    check_per_request(given.len())?;
-    check_name(&input.prefix_list_name)?;
-    let entries = add_entries(family, given)?;
-    if entries.len() > input.max_entries as usize {
-        return Err(too_many(input.max_entries));
-    }
+    let entries = add_entries(family, input.entries.as_deref().unwrap_or_default())?;
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "prefix-list")?;
     let s = scope(ctx);
     let now = k.now_ms();
@@ -328,35 +339,75 @@ pub struct Modified {
     pub entries_changed: bool,
 }
 
+/// An entry's CIDR in whichever family it is written: the list's own family is checked once
+/// the list is looked up.
+fn any_family(given: &str) -> Result<String, Ec2Error> {
+    entry_cidr("IPv4", given).or_else(|_| entry_cidr("IPv6", given))
+}
+
+/// ModifyManagedPrefixList, before any lookup: entries or a size, not both; the settings
+/// Kumo does not take; at most 100 entries each way; the size; the name; each entry's CIDR,
+/// none twice and none both added and removed. The list, its state, its version, its family
+/// and its entries follow, then its size limit.
+impl Checks for ModifyManagedPrefixListRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        let touches_entries = self.add_entries.as_ref().is_some_and(|l| !l.is_empty())
+            || self.remove_entries.as_ref().is_some_and(|l| !l.is_empty());
+        if self.max_entries.is_some() && touches_entries {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "You cannot modify the entries and the maximum entries for the prefix list in the same request.",
+            ));
+        }
+        Ok(())
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        crate::core::error::refuse_settings(
+            "ModifyManagedPrefixList",
+            &[(
+                "IpamPrefixListResolverSyncEnabled",
+                self.ipam_prefix_list_resolver_sync_enabled.is_some(),
+            )],
+        )?;
+        let add = self.add_entries.as_deref().unwrap_or_default();
+        let remove = self.remove_entries.as_deref().unwrap_or_default();
+        check_per_request(add.len())?;
+        check_per_request(remove.len())?;
+        if let Some(max) = self.max_entries {
+            check_size(max)?;
+        }
+        if let Some(name) = &self.prefix_list_name {
+            check_name(name)?;
+        }
+        let mut added: Vec<String> = Vec::with_capacity(add.len());
+        for e in add {
+            let cidr = any_family(&e.cidr)?;
+            if added.contains(&cidr) {
+                return Err(invalid(format!(
+                    "Request cannot contain duplicate Cidr {cidr}"
+                )));
+            }
+            added.push(cidr);
+        }
+        for r in remove {
+            let cidr = any_family(&r.cidr)?;
+            if added.contains(&cidr) {
+                return Err(invalid(format!("Request cannot contain Cidr {cidr} in both AddPrefixListEntries and RemovePrefixListEntries")));
+            }
+        }
+        Ok(())
+    }
+}
+
 pub fn modify(
     k: &Kumo,
     ctx: &RequestContext,
     input: ModifyManagedPrefixListRequest,
 ) -> Result<Modified, Ec2Error> {
-    crate::core::error::refuse_settings(
-        "ModifyManagedPrefixList",
-        &[(
-            "IpamPrefixListResolverSyncEnabled",
-            input.ipam_prefix_list_resolver_sync_enabled.is_some(),
-        )],
-    )?;
     let add = input.add_entries.clone().unwrap_or_default();
     let remove = input.remove_entries.clone().unwrap_or_default();
     let touches_entries = !add.is_empty() || !remove.is_empty();
-    if input.max_entries.is_some() && touches_entries {
-        return Err(Ec2Error::new(
-            "InvalidParameterCombination",
-            "You cannot modify the entries and the maximum entries for the prefix list in the same request.",
-        ));
-    }
-    check_per_request(add.len())?;
-    check_per_request(remove.len())?;
-    if let Some(max) = input.max_entries {
-        check_size(max)?;
-    }
-    if let Some(name) = &input.prefix_list_name {
-        check_name(name)?;
-    }
     let s = scope(ctx);
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
     k.store

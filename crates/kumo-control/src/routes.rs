@@ -1,5 +1,6 @@
 //! Route tables: create and delete, routes, and subnet associations.
 
+use crate::core::checks::Checks;
 use crate::core::error::Fail;
 use crate::core::idempotency;
 use crate::core::ids::new_id;
@@ -30,12 +31,29 @@ fn dependencies(id: &str) -> Fail {
     ))
 }
 
+/// CreateRouteTable, before any lookup: the token and the tags. The VPC follows.
+impl Checks for CreateRouteTableRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        idempotency::check_token(self.client_token.as_deref())?;
+        tags::from_specifications(self.tag_specifications.clone(), "route-table").map(drop)
+    }
+}
+
+/// AssociateRouteTable, before any lookup: a subnet.
+impl Checks for AssociateRouteTableRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        self.subnet_id
+            .as_ref()
+            .map(drop)
+            .ok_or_else(|| Ec2Error::missing_parameter("subnetId or gatewayId"))
+    }
+}
+
 pub fn create_route_table(
     store: &Store,
     ctx: &RequestContext,
     input: CreateRouteTableRequest,
 ) -> Result<CreateRouteTableResult, Ec2Error> {
-    idempotency::check_token(input.client_token.as_deref())?;
     let digest = idempotency::digest(&input);
     let token = input.client_token.as_deref();
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "route-table")?;
@@ -162,11 +180,77 @@ fn check_target(tx: &Tx, s: Scope, rtb: &RouteTableRecord, target: &str) -> Resu
     Ok(())
 }
 
+fn destination_given(d: Option<&str>) -> Result<&str, Ec2Error> {
+    d.ok_or_else(|| Ec2Error::missing_parameter("destinationCidrBlock or destinationIpv6CidrBlock"))
+}
+
 fn destination(d: Option<&str>) -> Result<Cidr, Ec2Error> {
-    let d = d.ok_or_else(|| {
-        Ec2Error::missing_parameter("destinationCidrBlock or destinationIpv6CidrBlock")
-    })?;
+    let d = destination_given(d)?;
     parse_cidr(d).map_err(|_| Ec2Error::invalid_value(format!("Value ({d}) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block.")))
+}
+
+/// CreateRoute, before any lookup: a destination and exactly one target of a kind Kumo
+/// routes to, then the destination's form. The table, the target in its VPC and the route's
+/// uniqueness follow.
+impl Checks for CreateRouteRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        destination_given(self.destination_cidr_block.as_deref())?;
+        let others = self.vpc_peering_connection_id.is_some()
+            || self.transit_gateway_id.is_some()
+            || self.egress_only_internet_gateway_id.is_some()
+            || self.vpc_endpoint_id.is_some()
+            || self.local_gateway_id.is_some()
+            || self.carrier_gateway_id.is_some();
+        target(
+            &self.gateway_id,
+            &self.nat_gateway_id,
+            &self.network_interface_id,
+            &self.instance_id,
+            others,
+        )
+        .map(drop)
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        destination(self.destination_cidr_block.as_deref()).map(drop)
+    }
+}
+
+/// ReplaceRoute, before any lookup: a destination and the local target or exactly one
+/// other, then the destination's form.
+impl Checks for ReplaceRouteRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        destination_given(self.destination_cidr_block.as_deref())?;
+        if self.local_target == Some(true) {
+            return Ok(());
+        }
+        let others = self.vpc_peering_connection_id.is_some()
+            || self.transit_gateway_id.is_some()
+            || self.egress_only_internet_gateway_id.is_some();
+        target(
+            &self.gateway_id,
+            &self.nat_gateway_id,
+            &self.network_interface_id,
+            &self.instance_id,
+            others,
+        )
+        .map(drop)
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        destination(self.destination_cidr_block.as_deref()).map(drop)
+    }
+}
+
+/// DeleteRoute, before any lookup: a destination of its form.
+impl Checks for DeleteRouteRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        destination_given(self.destination_cidr_block.as_deref()).map(drop)
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        destination(self.destination_cidr_block.as_deref()).map(drop)
+    }
 }
 
 pub fn create_route(
@@ -298,9 +382,7 @@ pub fn associate(
     ctx: &RequestContext,
     input: AssociateRouteTableRequest,
 ) -> Result<AssociateRouteTableResult, Ec2Error> {
-    let Some(subnet_id) = input.subnet_id.clone() else {
-        return Err(Ec2Error::missing_parameter("subnetId or gatewayId"));
-    };
+    let subnet_id = input.subnet_id.clone().unwrap_or_default();
     let s = scope(ctx);
     let id = store
         .write(!ctx.dry_run, |tx| {

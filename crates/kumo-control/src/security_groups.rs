@@ -79,19 +79,38 @@ fn check_text(what: &str, v: &str) -> Result<(), Ec2Error> {
     Ok(())
 }
 
+/// CreateSecurityGroup, before any lookup: a name and a description (sent empty, AWS answers
+/// them as missing), their characters, a name not of a group id's form, and the tags. The
+/// VPC and the name's uniqueness in it follow.
+impl Checks for CreateSecurityGroupRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        if self.group_name.is_empty() {
+            return Err(Ec2Error::missing_parameter("GroupName"));
+        }
+        if self.description.is_empty() {
+            return Err(Ec2Error::missing_parameter("GroupDescription"));
+        }
+        Ok(())
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        check_text("GroupName", &self.group_name)?;
+        check_text("GroupDescription", &self.description)?;
+        if self.group_name.to_lowercase().starts_with("sg-") {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({}) for parameter GroupName is invalid. Group names may not be in the format sg-*.",
+                self.group_name
+            )));
+        }
+        tags::from_specifications(self.tag_specifications.clone(), "security-group").map(drop)
+    }
+}
+
 pub fn create(
     store: &Store,
     ctx: &RequestContext,
     input: CreateSecurityGroupRequest,
 ) -> Result<CreateSecurityGroupResult, Ec2Error> {
-    check_text("GroupName", &input.group_name)?;
-    check_text("GroupDescription", &input.description)?;
-    if input.group_name.to_lowercase().starts_with("sg-") {
-        return Err(Ec2Error::invalid_value(format!(
-            "Value ({}) for parameter GroupName is invalid. Group names may not be in the format sg-*.",
-            input.group_name
-        )));
-    }
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "security-group")?;
     let s = scope(ctx);
     let rec = store

@@ -1,6 +1,7 @@
 //! Snapshot create-volume permissions: ModifySnapshotAttribute, DescribeSnapshotAttribute and
 //! ResetSnapshotAttribute.
 
+use crate::core::checks::Checks;
 use crate::core::error::Fail;
 use crate::records::snapshot::SnapshotRecord;
 use crate::repo::snapshot::not_found;
@@ -38,11 +39,21 @@ fn changes(input: &ModifySnapshotAttributeRequest) -> Result<Vec<Change>, Ec2Err
     Ok(out)
 }
 
-pub fn modify(
-    k: &Kumo,
-    ctx: &RequestContext,
-    input: ModifySnapshotAttributeRequest,
-) -> Result<(), Ec2Error> {
+/// ModifySnapshotAttribute, before any lookup: the attribute, the changes (something to
+/// change, each item an account id or `all`). The snapshot (the caller's own) and what
+/// sharing it allows follow.
+impl Checks for ModifySnapshotAttributeRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        attribute(self)?;
+        let changes = changes(self)?;
+        if changes.is_empty() {
+            return Err(Ec2Error::missing_parameter("createVolumePermission"));
+        }
+        sharing::apply(&Permissions::default(), &changes).map(drop)
+    }
+}
+
+fn attribute(input: &ModifySnapshotAttributeRequest) -> Result<(), Ec2Error> {
     match input.attribute.as_deref() {
         None | Some("createVolumePermission") => {}
         Some("productCodes") => {
@@ -57,10 +68,15 @@ pub fn modify(
             )))
         }
     }
+    Ok(())
+}
+
+pub fn modify(
+    k: &Kumo,
+    ctx: &RequestContext,
+    input: ModifySnapshotAttributeRequest,
+) -> Result<(), Ec2Error> {
     let changes = changes(&input)?;
-    if changes.is_empty() {
-        return Err(Ec2Error::missing_parameter("createVolumePermission"));
-    }
     let s = scope(ctx);
     let id = &input.snapshot_id;
     k.store
@@ -130,17 +146,24 @@ pub fn describe(
     Ok(out)
 }
 
+/// ResetSnapshotAttribute, before any lookup: the one attribute that resets.
+impl Checks for ResetSnapshotAttributeRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        if self.attribute != "createVolumePermission" {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({}) for parameter attribute is invalid. Only createVolumePermission can be reset.",
+                self.attribute
+            )));
+        }
+        Ok(())
+    }
+}
+
 pub fn reset(
     k: &Kumo,
     ctx: &RequestContext,
     input: ResetSnapshotAttributeRequest,
 ) -> Result<(), Ec2Error> {
-    if input.attribute != "createVolumePermission" {
-        return Err(Ec2Error::invalid_value(format!(
-            "Value ({}) for parameter attribute is invalid. Only createVolumePermission can be reset.",
-            input.attribute
-        )));
-    }
     let s = scope(ctx);
     k.store
         .write(!ctx.dry_run, |tx| {

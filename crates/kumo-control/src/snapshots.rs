@@ -76,6 +76,34 @@ fn wire(k: &Kumo, owner: &str, t: &Tagged<SnapshotRecord>) -> Snapshot {
     }
 }
 
+/// CreateSnapshot, before any lookup: the tags. The volume follows.
+impl Checks for CreateSnapshotRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        tags::from_specifications(self.tag_specifications.clone(), "snapshot").map(drop)
+    }
+}
+
+/// CreateSnapshots, before any lookup: regional snapshots, the tag source, the tags. The
+/// instance and its volumes follow.
+impl Checks for CreateSnapshotsRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        if self.outpost_arn.is_some() || self.location.as_deref().is_some_and(|l| l != "regional") {
+            return Err(Ec2Error::new(
+                "Unsupported",
+                "Kumo has no Outposts or Local Zones: snapshots are regional.",
+            ));
+        }
+        if let Some(c) = &self.copy_tags_from_source {
+            if c != "volume" {
+                return Err(Ec2Error::invalid_value(format!(
+                    "Value ({c}) for parameter copyTagsFromSource is invalid. Valid values: volume"
+                )));
+            }
+        }
+        tags::from_specifications(self.tag_specifications.clone(), "snapshot").map(drop)
+    }
+}
+
 pub fn create(
     k: &Kumo,
     ctx: &RequestContext,
@@ -330,6 +358,44 @@ pub fn describe(
     })
 }
 
+/// CopySnapshot, before any lookup: a key only with encryption; then the source region, the
+/// settings Kumo does not take, the copy's duration and the tags. The source snapshot (the
+/// caller's or shared with it) follows.
+impl Checks for CopySnapshotRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        if self.kms_key_id.is_some() && self.encrypted != Some(true) {
+            return Err(Ec2Error::new(
+                "InvalidParameterDependency",
+                "The parameter KmsKeyId requires the parameter Encrypted to be set.",
+            ));
+        }
+        Ok(())
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        let src_region = &self.source_region;
+        if kumo_model::regions::get(src_region).is_none() {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({src_region}) for parameter sourceRegion is invalid."
+            )));
+        }
+        if self.destination_outpost_arn.is_some() || self.destination_availability_zone.is_some() {
+            return Err(Ec2Error::new(
+                "Unsupported",
+                "Kumo has no Outposts or Local Zones to copy a snapshot to.",
+            ));
+        }
+        if let Some(m) = self.completion_duration_minutes {
+            if !(15..=2880).contains(&m) || m % 15 != 0 {
+                return Err(Ec2Error::invalid_value(format!(
+                    "Value ({m}) for parameter completionDurationMinutes is invalid. It must be a multiple of 15 between 15 and 2880."
+                )));
+            }
+        }
+        tags::from_specifications(self.tag_specifications.clone(), "snapshot").map(drop)
+    }
+}
+
 /// CopySnapshot. Within a region the copy is a new frozen layer stacked on the source (it costs
 /// nothing and reads exactly the source's bytes; deleting the source later merges into it).
 /// Across regions the copy is a full, standalone layer, as AWS's first cross-region copy is.
@@ -339,30 +405,6 @@ pub fn copy(
     input: CopySnapshotRequest,
 ) -> Result<CopySnapshotResult, Ec2Error> {
     let src_region = input.source_region.clone();
-    if kumo_model::regions::get(&src_region).is_none() {
-        return Err(Ec2Error::invalid_value(format!(
-            "Value ({src_region}) for parameter sourceRegion is invalid."
-        )));
-    }
-    if input.destination_outpost_arn.is_some() || input.destination_availability_zone.is_some() {
-        return Err(Ec2Error::new(
-            "Unsupported",
-            "Kumo has no Outposts or Local Zones to copy a snapshot to.",
-        ));
-    }
-    if input.kms_key_id.is_some() && input.encrypted != Some(true) {
-        return Err(Ec2Error::new(
-            "InvalidParameterDependency",
-            "The parameter KmsKeyId requires the parameter Encrypted to be set.",
-        ));
-    }
-    if let Some(m) = input.completion_duration_minutes {
-        if !(15..=2880).contains(&m) || m % 15 != 0 {
-            return Err(Ec2Error::invalid_value(format!(
-                "Value ({m}) for parameter completionDurationMinutes is invalid. It must be a multiple of 15 between 15 and 2880."
-            )));
-        }
-    }
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "snapshot")?;
     let dst = scope(ctx);
     let src = kumo_store::Scope {
@@ -453,19 +495,6 @@ pub fn create_many(
     ctx: &RequestContext,
     input: CreateSnapshotsRequest,
 ) -> Result<CreateSnapshotsResult, Ec2Error> {
-    if input.outpost_arn.is_some() || input.location.as_deref().is_some_and(|l| l != "regional") {
-        return Err(Ec2Error::new(
-            "Unsupported",
-            "Kumo has no Outposts or Local Zones: snapshots are regional.",
-        ));
-    }
-    if let Some(c) = &input.copy_tags_from_source {
-        if c != "volume" {
-            return Err(Ec2Error::invalid_value(format!(
-                "Value ({c}) for parameter copyTagsFromSource is invalid. Valid values: volume"
-            )));
-        }
-    }
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "snapshot")?;
     let spec = &input.instance_specification;
     let exclude_boot = spec.exclude_boot_volume == Some(true);

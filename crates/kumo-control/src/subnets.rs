@@ -406,6 +406,39 @@ pub fn describe_subnets(
     })
 }
 
+/// ModifySubnetAttribute, before any lookup: exactly one attribute.
+impl Checks for ModifySubnetAttributeRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        let b = |v: &Option<AttributeBooleanValue>| v.as_ref().and_then(|x| x.value).is_some();
+        let given = [
+            b(&self.map_public_ip_on_launch),
+            b(&self.assign_ipv6_address_on_creation),
+            b(&self.enable_dns64),
+            b(&self.enable_resource_name_dns_a_record_on_launch),
+            b(&self.enable_resource_name_dns_aaaa_record_on_launch),
+            self.private_dns_hostname_type_on_launch.is_some(),
+        ];
+        match given.iter().filter(|g| **g).count() {
+            1 => Ok(()),
+            0 => Err(Ec2Error::missing_parameter("attribute")),
+            _ => Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "You can only modify one attribute at a time.",
+            )),
+        }
+    }
+}
+
+/// CreateSubnetCidrReservation, before any lookup: the block's form and the tags. The subnet,
+/// the block inside it and its conflicts follow.
+impl Checks for CreateSubnetCidrReservationRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        parse_cidr(&self.cidr)?;
+        tags::from_specifications(self.tag_specifications.clone(), "subnet-cidr-reservation")
+            .map(drop)
+    }
+}
+
 pub fn modify_subnet_attribute(
     store: &Store,
     ctx: &RequestContext,
@@ -418,24 +451,6 @@ pub fn modify_subnet_attribute(
     let a_rec = b(&input.enable_resource_name_dns_a_record_on_launch);
     let aaaa_rec = b(&input.enable_resource_name_dns_aaaa_record_on_launch);
     let hostname = input.private_dns_hostname_type_on_launch.clone();
-    let given = [
-        map_public.is_some(),
-        ipv6.is_some(),
-        dns64.is_some(),
-        a_rec.is_some(),
-        aaaa_rec.is_some(),
-        hostname.is_some(),
-    ];
-    match given.iter().filter(|g| **g).count() {
-        1 => {}
-        0 => return Err(Ec2Error::missing_parameter("attribute")),
-        _ => {
-            return Err(Ec2Error::new(
-                "InvalidParameterCombination",
-                "You can only modify one attribute at a time.",
-            ))
-        }
-    }
     store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);

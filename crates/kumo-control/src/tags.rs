@@ -1,6 +1,7 @@
 //! Tags for every resource type: CreateTags, DeleteTags, DescribeTags, and
 //! `TagSpecifications` at creation.
 
+use crate::core::checks::Checks;
 use crate::core::error::{rule, Fail};
 use crate::core::filters;
 use crate::core::paging;
@@ -213,14 +214,15 @@ const NOT_FOUND: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// The resource type an id names, when it has a known resource's form, else AWS's `InvalidID`.
+fn id_type(id: &str) -> Result<&'static str, Ec2Error> {
+    ids::resource_type(id)
+        .ok_or_else(|| Ec2Error::new("InvalidID", format!("The ID '{id}' is not valid")))
+}
+
 /// Checks that each id names an existing resource of this scope, and returns its type.
 fn resolve<V: Read>(v: &V, s: Scope, id: &str) -> Result<&'static str, Fail> {
-    let Some(rt) = ids::resource_type(id) else {
-        return Err(Fail(Ec2Error::new(
-            "InvalidID",
-            format!("The ID '{id}' is not valid"),
-        )));
-    };
+    let rt = id_type(id)?;
     // Every stored kind is named after its resource type.
     if v.get_row(s, rt, id)?.is_none() {
         let (code, msg) = NOT_FOUND
@@ -242,18 +244,44 @@ fn check_resources(resources: &[String]) -> Result<(), Ec2Error> {
     Ok(())
 }
 
+/// CreateTags, before any lookup: at most 1000 resources, each of a taggable resource's form,
+/// and the tags' rules. Every resource's existence follows, then each one's tag limit.
+impl Checks for CreateTagsRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        check_resources(&self.resources)?;
+        for id in &self.resources {
+            id_type(id)?;
+        }
+        checked(self.tags.clone()).map(drop)
+    }
+}
+
+/// DeleteTags, before any lookup: at most 1000 resources, each of a taggable resource's form.
+impl Checks for DeleteTagsRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        check_resources(&self.resources)?;
+        self.resources
+            .iter()
+            .try_for_each(|id| id_type(id).map(drop))
+    }
+}
+
 pub fn create_tags(
     store: &Store,
     ctx: &RequestContext,
     input: CreateTagsRequest,
 ) -> Result<(), Ec2Error> {
-    check_resources(&input.resources)?;
     let tags = checked(input.tags)?;
     store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);
-            for id in &input.resources {
-                let rt = resolve(tx, s, id)?;
+            // Every resource exists before any limit is counted.
+            let kinds = input
+                .resources
+                .iter()
+                .map(|id| resolve(tx, s, id))
+                .collect::<Result<Vec<_>, Fail>>()?;
+            for (id, rt) in input.resources.iter().zip(kinds) {
                 put_all(tx, s, id, rt, &tags)?;
                 let count = tx
                     .tags_of(s, id)?
@@ -272,12 +300,13 @@ pub fn delete_tags(
     ctx: &RequestContext,
     input: DeleteTagsRequest,
 ) -> Result<(), Ec2Error> {
-    check_resources(&input.resources)?;
     store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);
             for id in &input.resources {
                 resolve(tx, s, id)?;
+            }
+            for id in &input.resources {
                 match &input.tags {
                     // No tags named: every user tag goes.
                     None => {

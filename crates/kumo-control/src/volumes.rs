@@ -1003,14 +1003,26 @@ pub fn describe_attribute(
     Ok(out)
 }
 
+/// ModifyVolumeAttribute, before any lookup: the one attribute, with its value.
+impl Checks for ModifyVolumeAttributeRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        match self.auto_enable_io.as_ref().and_then(|a| a.value) {
+            Some(_) => Ok(()),
+            None => Err(Ec2Error::missing_parameter("autoEnableIO")),
+        }
+    }
+}
+
 pub fn modify_attribute(
     k: &Kumo,
     ctx: &RequestContext,
     input: ModifyVolumeAttributeRequest,
 ) -> Result<(), Ec2Error> {
-    let Some(on) = input.auto_enable_io.as_ref().and_then(|a| a.value) else {
-        return Err(Ec2Error::missing_parameter("autoEnableIO"));
-    };
+    let on = input
+        .auto_enable_io
+        .as_ref()
+        .and_then(|a| a.value)
+        .unwrap_or_default();
     let s = scope(ctx);
     k.store
         .write(!ctx.dry_run, |tx| {

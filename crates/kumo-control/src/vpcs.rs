@@ -1,5 +1,6 @@
 //! VPCs: create, delete, describe, attributes, secondary CIDR blocks, the default VPC.
 
+use crate::core::checks::Checks;
 use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
@@ -58,16 +59,65 @@ fn vpc_range(c: Cidr) -> Result<(), Ec2Error> {
     Ok(())
 }
 
+/// A VPC's IPv4 block, sent or missing, then of its form and size.
+fn vpc_block(given: Option<&str>) -> Result<Cidr, Ec2Error> {
+    let text = given.ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))?;
+    let cidr = parse_cidr(text)?;
+    vpc_range(cidr)?;
+    Ok(cidr)
+}
+
+/// CreateVpc, before any lookup: a block of AWS's form and size, and the tags.
+impl Checks for CreateVpcRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        self.cidr_block
+            .as_ref()
+            .map(drop)
+            .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        vpc_block(self.cidr_block.as_deref())?;
+        tags::from_specifications(self.tag_specifications.clone(), "vpc").map(drop)
+    }
+}
+
+/// AssociateVpcCidrBlock, before any lookup: a block of AWS's form and size. The VPC, the
+/// block's conflicts with its others and the limit of five follow.
+impl Checks for AssociateVpcCidrBlockRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        self.cidr_block
+            .as_ref()
+            .map(drop)
+            .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        vpc_block(self.cidr_block.as_deref()).map(drop)
+    }
+}
+
+/// ModifyVpcAttribute, before any lookup: exactly one attribute.
+impl Checks for ModifyVpcAttributeRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        let set = |v: &Option<AttributeBooleanValue>| v.as_ref().and_then(|v| v.value).is_some();
+        one_attribute(&[
+            ("enableDnsHostnames", set(&self.enable_dns_hostnames)),
+            ("enableDnsSupport", set(&self.enable_dns_support)),
+            (
+                "enableNetworkAddressUsageMetrics",
+                set(&self.enable_network_address_usage_metrics),
+            ),
+        ])
+    }
+}
+
 pub fn create_vpc(
     store: &Store,
     ctx: &RequestContext,
     input: CreateVpcRequest,
 ) -> Result<CreateVpcResult, Ec2Error> {
-    let cidr_text = input
-        .cidr_block
-        .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))?;
-    let cidr = parse_cidr(&cidr_text)?;
-    vpc_range(cidr)?;
+    let cidr = vpc_block(input.cidr_block.as_deref())?;
     let tenancy = input.instance_tenancy.unwrap_or_else(|| "default".into());
     let tag_list = tags::from_specifications(input.tag_specifications, "vpc")?;
     let rec = store
@@ -295,11 +345,6 @@ pub fn modify_vpc_attribute(
     let metrics = input
         .enable_network_address_usage_metrics
         .and_then(|v| v.value);
-    one_attribute(&[
-        ("enableDnsHostnames", hostnames.is_some()),
-        ("enableDnsSupport", support.is_some()),
-        ("enableNetworkAddressUsageMetrics", metrics.is_some()),
-    ])?;
     store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);
@@ -356,11 +401,7 @@ pub fn associate_vpc_cidr_block(
     ctx: &RequestContext,
     input: AssociateVpcCidrBlockRequest,
 ) -> Result<AssociateVpcCidrBlockResult, Ec2Error> {
-    let text = input
-        .cidr_block
-        .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))?;
-    let cidr = parse_cidr(&text)?;
-    vpc_range(cidr)?;
+    let cidr = vpc_block(input.cidr_block.as_deref())?;
     let assoc = store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);

@@ -2,6 +2,7 @@
 //! the source's.
 
 use super::{check_name, check_unique, image_and_snapshot_tags, with_commas};
+use crate::core::checks::Checks;
 use crate::core::error::Fail;
 use crate::core::ids::new_id;
 use crate::records::image::ImageRecord;
@@ -31,9 +32,7 @@ pub fn copy(
     ctx: &RequestContext,
     input: CopyImageRequest,
 ) -> Result<CopyImageResult, Ec2Error> {
-    check_request(&input)?;
     let (mut image_tags, snap_tags) = image_and_snapshot_tags(input.tag_specifications.as_deref())?;
-    crate::core::idempotency::check_token(input.client_token.as_deref())?;
     let digest = crate::core::idempotency::digest(&input);
     let src_id = input.source_image_id.clone();
     let src_region = input.source_region.as_str();
@@ -134,7 +133,29 @@ pub fn copy(
     }
 }
 
-/// The request's own checks, in AWS's order, before anything is read.
+/// CopyImage, before any lookup: a key only with encryption; then the name, the source
+/// region, the settings Kumo does not take, the copy's duration, the tags and the token. The
+/// source image (the caller's, shared with it, or the catalog's) follows.
+impl Checks for CopyImageRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        if self.kms_key_id.is_some() && self.encrypted != Some(true) {
+            return Err(Ec2Error::new(
+                "InvalidParameterDependency",
+                "The parameter KmsKeyId requires the parameter Encrypted to be set.",
+            ));
+        }
+        Ok(())
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        check_request(self)?;
+        image_and_snapshot_tags(self.tag_specifications.as_deref())?;
+        crate::core::idempotency::check_token(self.client_token.as_deref())
+    }
+}
+
+/// The request's own formats: the name, the source region, the settings Kumo does not take,
+/// the copy's duration.
 fn check_request(input: &CopyImageRequest) -> Result<(), Ec2Error> {
     check_name(&input.name)?;
     let src_region = &input.source_region;
@@ -150,12 +171,6 @@ fn check_request(input: &CopyImageRequest) -> Result<(), Ec2Error> {
         return Err(Ec2Error::new(
             "Unsupported",
             "Kumo has no Outposts or Local Zones to copy an image to.",
-        ));
-    }
-    if input.kms_key_id.is_some() && input.encrypted != Some(true) {
-        return Err(Ec2Error::new(
-            "InvalidParameterDependency",
-            "The parameter KmsKeyId requires the parameter Encrypted to be set.",
         ));
     }
     if let Some(m) = input.snapshot_copy_completion_duration_minutes {

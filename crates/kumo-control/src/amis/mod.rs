@@ -6,6 +6,7 @@ mod copy;
 
 pub use copy::copy;
 
+use crate::core::checks::Checks;
 use crate::core::error::Fail;
 use crate::core::ids::new_id;
 use crate::records::image::ImageTraits;
@@ -169,67 +170,128 @@ fn mappings<V: Read>(
     Ok(out)
 }
 
+/// RegisterImage, before any lookup. Phase 1: a root device name, a device name on every
+/// mapping, no `Encrypted` beside a snapshot, enhanced networking only on HVM, and the root
+/// device mapped to a snapshot. Phase 2: the name, the settings Kumo does not take, the
+/// enums the model leaves open, each device name once and of its form, the sizes, IOPS and
+/// throughput given, and the tags. The snapshots (the caller may use them, and they set the
+/// volumes' sizes) and the name's uniqueness follow.
+impl Checks for RegisterImageRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        let Some(root) = &self.root_device_name else {
+            return Err(Ec2Error::missing_parameter("RootDeviceName"));
+        };
+        let given = self.block_device_mappings.as_deref().unwrap_or_default();
+        for m in given {
+            if m.device_name.as_deref().is_none_or(str::is_empty) {
+                return Err(bad_mapping("Missing device name"));
+            }
+            if m.ebs
+                .as_ref()
+                .is_some_and(|e| e.snapshot_id.is_some() && e.encrypted.is_some())
+            {
+                return Err(Ec2Error::new(
+                    "InvalidParameterCombination",
+                    "The parameter Encrypted cannot be specified with a SnapshotId: the volume takes the snapshot's encryption.",
+                ));
+            }
+        }
+        let virtualization = self.virtualization_type.as_deref().unwrap_or("paravirtual");
+        if virtualization == "paravirtual"
+            && (self.ena_support == Some(true) || self.sriov_net_support.is_some())
+        {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "Enhanced networking (EnaSupport, SriovNetSupport) is supported only for HVM AMIs.",
+            ));
+        }
+        if !given.iter().any(|m| {
+            m.device_name.as_ref() == Some(root)
+                && m.ebs.as_ref().is_some_and(|e| e.snapshot_id.is_some())
+        }) {
+            return Err(bad_mapping(format!(
+                "The root device {root} must have a block device mapping with an EBS snapshot."
+            )));
+        }
+        Ok(())
+    }
+
+    fn formats(&self) -> Result<(), Ec2Error> {
+        check_name(&self.name)?;
+        // Terraform's aws_ami always sends `ImageLocation=`: empty is not given.
+        if self
+            .image_location
+            .as_deref()
+            .is_some_and(|l| !l.is_empty())
+        {
+            return Err(Ec2Error::new(
+                "Unsupported",
+                "Kumo has no S3: instance-store-backed AMIs (ImageLocation) cannot be registered. Register an EBS-backed AMI from a snapshot.",
+            ));
+        }
+        if self.billing_products.is_some() {
+            return Err(Ec2Error::new(
+                "AuthFailure",
+                "This account is not authorized to specify billing product codes.",
+            ));
+        }
+        if let Some(a) = &self.architecture {
+            one_of(
+                "architecture",
+                a,
+                &["i386", "x86_64", "arm64", "x86_64_mac", "arm64_mac"],
+            )?;
+        }
+        if let Some(v) = &self.virtualization_type {
+            one_of("virtualizationType", v, &["hvm", "paravirtual"])?;
+        }
+        if let Some(b) = &self.boot_mode {
+            one_of("bootMode", b, &["legacy-bios", "uefi", "uefi-preferred"])?;
+        }
+        if let Some(m) = &self.imds_support {
+            one_of("imdsSupport", m, &["v2.0"])?;
+        }
+        if let Some(t) = &self.tpm_support {
+            one_of("tpmSupport", t, &["v2.0"])?;
+        }
+        if let Some(sr) = &self.sriov_net_support {
+            one_of("sriovNetSupport", sr, &["simple"])?;
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for m in self.block_device_mappings.iter().flatten() {
+            let device = m.device_name.as_deref().unwrap_or_default();
+            if !ebs::valid_device(device) && !device.starts_with("/dev/sd") {
+                return Err(bad_mapping(format!("Invalid device name {device}")));
+            }
+            if seen.contains(&device) {
+                return Err(bad_mapping(format!(
+                    "The device '{device}' is used in more than one block-device mapping"
+                )));
+            }
+            seen.push(device);
+            if let Some(e) = &m.ebs {
+                if let Some(size) = e.volume_size {
+                    let vt = e.volume_type.as_deref().unwrap_or("gp2");
+                    ebs::configure(vt, size, e.iops, e.throughput)
+                        .map_err(crate::core::error::rule)?;
+                }
+            }
+        }
+        tags::from_specifications(self.tag_specifications.clone(), "image").map(drop)
+    }
+}
+
 pub fn register(
     k: &Kumo,
     ctx: &RequestContext,
     input: RegisterImageRequest,
 ) -> Result<RegisterImageResult, Ec2Error> {
-    check_name(&input.name)?;
-    // Terraform's aws_ami always sends `ImageLocation=`: empty is not given.
-    if input
-        .image_location
-        .as_deref()
-        .is_some_and(|l| !l.is_empty())
-    {
-        return Err(Ec2Error::new(
-            "Unsupported",
-            "Kumo has no S3: instance-store-backed AMIs (ImageLocation) cannot be registered. Register an EBS-backed AMI from a snapshot.",
-        ));
-    }
-    if input.billing_products.is_some() {
-        return Err(Ec2Error::new(
-            "AuthFailure",
-            "This account is not authorized to specify billing product codes.",
-        ));
-    }
     let architecture = input.architecture.clone().unwrap_or_else(|| "i386".into());
-    one_of(
-        "architecture",
-        &architecture,
-        &["i386", "x86_64", "arm64", "x86_64_mac", "arm64_mac"],
-    )?;
     let virtualization = input
         .virtualization_type
         .clone()
         .unwrap_or_else(|| "paravirtual".into());
-    one_of(
-        "virtualizationType",
-        &virtualization,
-        &["hvm", "paravirtual"],
-    )?;
-    if let Some(b) = &input.boot_mode {
-        one_of("bootMode", b, &["legacy-bios", "uefi", "uefi-preferred"])?;
-    }
-    if let Some(m) = &input.imds_support {
-        one_of("imdsSupport", m, &["v2.0"])?;
-    }
-    if let Some(t) = &input.tpm_support {
-        one_of("tpmSupport", t, &["v2.0"])?;
-    }
-    if let Some(sr) = &input.sriov_net_support {
-        one_of("sriovNetSupport", sr, &["simple"])?;
-    }
-    if virtualization == "paravirtual"
-        && (input.ena_support == Some(true) || input.sriov_net_support.is_some())
-    {
-        return Err(Ec2Error::new(
-            "InvalidParameterCombination",
-            "Enhanced networking (EnaSupport, SriovNetSupport) is supported only for HVM AMIs.",
-        ));
-    }
-    let Some(root) = input.root_device_name.clone() else {
-        return Err(Ec2Error::missing_parameter("RootDeviceName"));
-    };
+    let root = input.root_device_name.clone().unwrap_or_default();
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "image")?;
     let s = scope(ctx);
     let id = new_id("ami");
@@ -416,6 +478,44 @@ pub fn wire(k: &Kumo, owner: &str, t: &Tagged<ImageRecord>) -> Image {
     }
 }
 
+/// The devices a CreateImage leaves out of the image: Kumo takes only NoDevice mappings.
+fn left_out(input: &CreateImageRequest) -> Result<Vec<String>, Ec2Error> {
+    let mut skip: Vec<String> = Vec::new();
+    for m in input.block_device_mappings.iter().flatten() {
+        match (&m.device_name, m.no_device.is_some()) {
+            (Some(d), true) => skip.push(d.trim_start_matches("/dev/").to_string()),
+            _ => {
+                return Err(Ec2Error::new(
+                    "Unsupported",
+                    "Kumo's CreateImage takes NoDevice mappings only (to leave a volume out of the image).",
+                ))
+            }
+        }
+    }
+    Ok(skip)
+}
+
+/// CreateImage, before any lookup: the name, regional snapshots, the tags and the mappings.
+/// The instance (the caller's, running or stopped, EBS-backed) and the name's uniqueness
+/// follow, and only then is its guest halted.
+impl Checks for CreateImageRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        check_name(&self.name)?;
+        if self
+            .snapshot_location
+            .as_deref()
+            .is_some_and(|l| l != "regional")
+        {
+            return Err(Ec2Error::new(
+                "Unsupported",
+                "Kumo has no Outposts or Local Zones: image snapshots are regional.",
+            ));
+        }
+        image_and_snapshot_tags(self.tag_specifications.as_deref())?;
+        left_out(self).map(drop)
+    }
+}
+
 /// The caller's instance that CreateImage images: running or stopped, and EBS-backed.
 fn imageable<V: kumo_store::Read>(
     k: &Kumo,
@@ -455,30 +555,8 @@ pub fn create_from_instance(
     ctx: &RequestContext,
     input: CreateImageRequest,
 ) -> Result<CreateImageResult, Ec2Error> {
-    check_name(&input.name)?;
-    if input
-        .snapshot_location
-        .as_deref()
-        .is_some_and(|l| l != "regional")
-    {
-        return Err(Ec2Error::new(
-            "Unsupported",
-            "Kumo has no Outposts or Local Zones: image snapshots are regional.",
-        ));
-    }
     let (image_tags, snap_tags) = image_and_snapshot_tags(input.tag_specifications.as_deref())?;
-    let mut skip: Vec<String> = Vec::new();
-    for m in input.block_device_mappings.iter().flatten() {
-        match (&m.device_name, m.no_device.is_some()) {
-            (Some(d), true) => skip.push(d.trim_start_matches("/dev/").to_string()),
-            _ => {
-                return Err(Ec2Error::new(
-                    "Unsupported",
-                    "Kumo's CreateImage takes NoDevice mappings only (to leave a volume out of the image).",
-                ))
-            }
-        }
-    }
+    let skip = left_out(&input)?;
     let s = scope(ctx);
     let now = k.now_ms();
     let delay = k.options.transition_ms;

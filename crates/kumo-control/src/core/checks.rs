@@ -18,7 +18,10 @@
 //! anything reads the store (even the account's first-request set-up), so no lookup can answer
 //! before a pure check. [`statics`] matches every served operation with no wildcard: an
 //! operation added to the served list does not compile until its checks are written down.
-//! Phases 3 and 4 stay in the operation, in that order.
+//! Phases 3 and 4 stay in the operation, in that order. Each implementation's doc names the
+//! operation's checks of every phase. An operation that needs a value a pure check computes
+//! (a parsed CIDR, the permissions a request lists) computes it again in its body, where it
+//! can no longer fail.
 
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, IdKind, Ids, Request};
@@ -277,47 +280,27 @@ pub fn ids_or_page(
     Ok(())
 }
 
-/// The operations whose checks are all the model's and the ids'.
+/// The operations with no pure checks of their own to run here. Beyond the decoder's and the
+/// ids', they have none, or they run them first in their body, before any lookup, on values
+/// they then use: a Describe's filters and page (`describe::run` checks the page before it
+/// reads), the names a Describe of the static catalog takes (regions, zones, instance types).
 macro_rules! plain {
     ($($t:ty),* $(,)?) => { $(impl Checks for $t {})* };
 }
 
 plain!(
-    AllocateAddressRequest,
-    AssociateRouteTableRequest,
-    AssociateVpcCidrBlockRequest,
     AttachInternetGatewayRequest,
-    AttachNetworkInterfaceRequest,
-    CopyImageRequest,
-    CopySnapshotRequest,
     CreateDefaultSubnetRequest,
     CreateDefaultVpcRequest,
-    CreateImageRequest,
-    CreateInternetGatewayRequest,
-    CreateKeyPairRequest,
-    CreateManagedPrefixListRequest,
-    CreateNatGatewayRequest,
-    CreateNetworkInterfaceRequest,
-    CreateRouteRequest,
-    CreateRouteTableRequest,
-    CreateSecurityGroupRequest,
-    CreateSnapshotRequest,
-    CreateSnapshotsRequest,
-    CreateSubnetCidrReservationRequest,
-    CreateTagsRequest,
-    CreateVpcRequest,
     DeleteInternetGatewayRequest,
-    DeleteKeyPairRequest,
     DeleteManagedPrefixListRequest,
     DeleteNatGatewayRequest,
     DeleteNetworkInterfaceRequest,
-    DeleteRouteRequest,
     DeleteRouteTableRequest,
     DeleteSecurityGroupRequest,
     DeleteSnapshotRequest,
     DeleteSubnetRequest,
     DeleteSubnetCidrReservationRequest,
-    DeleteTagsRequest,
     DeleteVolumeRequest,
     DeleteVpcRequest,
     DeregisterImageRequest,
@@ -355,34 +338,18 @@ plain!(
     EnableEbsEncryptionByDefaultRequest,
     EnableImageBlockPublicAccessRequest,
     GetConsoleOutputRequest,
-    GetDefaultCreditSpecificationRequest,
     GetEbsDefaultKmsKeyIdRequest,
     GetEbsEncryptionByDefaultRequest,
     GetImageBlockPublicAccessStateRequest,
     GetManagedPrefixListAssociationsRequest,
     GetManagedPrefixListEntriesRequest,
-    ImportKeyPairRequest,
-    ModifyDefaultCreditSpecificationRequest,
-    ModifyImageAttributeRequest,
-    ModifyInstanceAttributeRequest,
     ModifyInstanceCreditSpecificationRequest,
-    ModifyInstanceMetadataOptionsRequest,
-    ModifyManagedPrefixListRequest,
-    ModifyNetworkInterfaceAttributeRequest,
     ModifyPrivateDnsNameOptionsRequest,
-    ModifySnapshotAttributeRequest,
-    ModifySubnetAttributeRequest,
     ModifyVolumeRequest,
-    ModifyVolumeAttributeRequest,
-    ModifyVpcAttributeRequest,
     RebootInstancesRequest,
-    RegisterImageRequest,
-    ReleaseAddressRequest,
-    ReplaceRouteRequest,
     ReplaceRouteTableAssociationRequest,
     ResetImageAttributeRequest,
     ResetInstanceAttributeRequest,
-    ResetSnapshotAttributeRequest,
     RestoreManagedPrefixListVersionRequest,
     StartInstancesRequest,
     StopInstancesRequest,
