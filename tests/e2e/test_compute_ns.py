@@ -754,6 +754,13 @@ def test_an_image_of_an_instance_carries_its_root_file_system(ns_kumo, ec2, key)
     inst = launch(ec2, ns_kumo, KeyName="ns-key")
     iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
     assert ssh(key, ip, "echo golden | sudo tee /etc/golden >/dev/null && sudo mkdir -p /opt/app && echo v1 | sudo tee /opt/app/version >/dev/null").returncode == 0
+    # Another account cannot image it, nor halt its guest by trying: the one halt the console
+    # shows below is the owner's image.
+    stranger = make_client(ns_kumo.endpoint, key="333333333333")
+    with pytest.raises(ClientError) as e:
+        stranger.create_image(InstanceId=iid, Name="not-mine")
+    assert error_code(e) == "InvalidInstanceID.NotFound"
+    assert ssh(key, ip, "true").returncode == 0
     ami = ec2.create_image(InstanceId=iid, Name="golden-from-ns")["ImageId"]
     # CreateImage rebooted the guest: it is back, with its data.
     assert ssh(key, ip, "cat /etc/golden").stdout.strip() == "golden"
