@@ -748,6 +748,20 @@ pub fn describe(
     })
 }
 
+/// Each listed address and delegated prefix, of its form.
+fn addresses_and_prefixes(
+    addresses: &Option<Vec<String>>,
+    prefixes: &Option<Vec<String>>,
+) -> Result<(), Ec2Error> {
+    for a in addresses.iter().flatten() {
+        parse_ip(a)?;
+    }
+    for p in prefixes.iter().flatten() {
+        parse_prefix(p)?;
+    }
+    Ok(())
+}
+
 /// AssignPrivateIpAddresses, before any lookup: addresses or a count, prefixes or a count,
 /// never both of a pair, at least one; then each address's and prefix's form and the counts.
 /// The interface, its subnet, the addresses' owners and the type's address limit follow in
@@ -784,12 +798,7 @@ impl Checks for AssignPrivateIpAddressesRequest {
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {
-        for a in self.private_ip_addresses.iter().flatten() {
-            parse_ip(a)?;
-        }
-        for p in self.ipv4_prefixes.iter().flatten() {
-            parse_prefix(p)?;
-        }
+        addresses_and_prefixes(&self.private_ip_addresses, &self.ipv4_prefixes)?;
         check_count(
             "SecondaryPrivateIpAddressCount",
             self.secondary_private_ip_address_count,
@@ -811,13 +820,7 @@ impl Checks for UnassignPrivateIpAddressesRequest {
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {
-        for a in self.private_ip_addresses.iter().flatten() {
-            parse_ip(a)?;
-        }
-        for p in self.ipv4_prefixes.iter().flatten() {
-            parse_prefix(p)?;
-        }
-        Ok(())
+        addresses_and_prefixes(&self.private_ip_addresses, &self.ipv4_prefixes)
     }
 }
 
@@ -844,10 +847,7 @@ impl Checks for DescribeNetworkInterfacesRequest {
 /// DescribeNetworkInterfaceAttribute: an attribute (the decoder checks its value).
 impl Checks for DescribeNetworkInterfaceAttributeRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        self.attribute
-            .as_ref()
-            .map(drop)
-            .ok_or_else(|| Ec2Error::missing_parameter("attribute"))
+        checks::given(&self.attribute, "attribute")
     }
 }
 

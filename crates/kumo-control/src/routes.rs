@@ -1,6 +1,6 @@
 //! Route tables: create and delete, routes, and subnet associations.
 
-use crate::core::checks::Checks;
+use crate::core::checks::{self, Checks};
 use crate::core::error::Fail;
 use crate::core::idempotency;
 use crate::core::ids::new_id;
@@ -42,10 +42,7 @@ impl Checks for CreateRouteTableRequest {
 /// AssociateRouteTable, before any lookup: a subnet.
 impl Checks for AssociateRouteTableRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        self.subnet_id
-            .as_ref()
-            .map(drop)
-            .ok_or_else(|| Ec2Error::missing_parameter("subnetId or gatewayId"))
+        checks::given(&self.subnet_id, "subnetId or gatewayId")
     }
 }
 
@@ -189,12 +186,13 @@ fn destination(d: Option<&str>) -> Result<Cidr, Ec2Error> {
     parse_cidr(d).map_err(|_| Ec2Error::invalid_value(format!("Value ({d}) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block.")))
 }
 
-/// CreateRoute, before any lookup: a destination and exactly one target of a kind Kumo
-/// routes to, then the destination's form. The table, the target in its VPC and the route's
-/// uniqueness follow.
-impl Checks for CreateRouteRequest {
-    fn required(&self) -> Result<(), Ec2Error> {
-        destination_given(self.destination_cidr_block.as_deref())?;
+/// The one target a route request names, as [`target`] checks it.
+trait RouteTarget {
+    fn route_target(&self) -> Result<String, Ec2Error>;
+}
+
+impl RouteTarget for CreateRouteRequest {
+    fn route_target(&self) -> Result<String, Ec2Error> {
         let others = self.vpc_peering_connection_id.is_some()
             || self.transit_gateway_id.is_some()
             || self.egress_only_internet_gateway_id.is_some()
@@ -208,21 +206,13 @@ impl Checks for CreateRouteRequest {
             &self.instance_id,
             others,
         )
-        .map(drop)
-    }
-
-    fn formats(&self) -> Result<(), Ec2Error> {
-        destination(self.destination_cidr_block.as_deref()).map(drop)
     }
 }
 
-/// ReplaceRoute, before any lookup: a destination and the local target or exactly one
-/// other, then the destination's form.
-impl Checks for ReplaceRouteRequest {
-    fn required(&self) -> Result<(), Ec2Error> {
-        destination_given(self.destination_cidr_block.as_deref())?;
+impl RouteTarget for ReplaceRouteRequest {
+    fn route_target(&self) -> Result<String, Ec2Error> {
         if self.local_target == Some(true) {
-            return Ok(());
+            return Ok("local".into());
         }
         let others = self.vpc_peering_connection_id.is_some()
             || self.transit_gateway_id.is_some()
@@ -234,13 +224,27 @@ impl Checks for ReplaceRouteRequest {
             &self.instance_id,
             others,
         )
-        .map(drop)
-    }
-
-    fn formats(&self) -> Result<(), Ec2Error> {
-        destination(self.destination_cidr_block.as_deref()).map(drop)
     }
 }
+
+/// CreateRoute and ReplaceRoute, before any lookup: a destination and exactly one target of a
+/// kind Kumo routes to (ReplaceRoute: or the local target), then the destination's form. The
+/// table, the target in its VPC and the route (new, or there to replace) follow.
+macro_rules! route_checks {
+    ($($t:ty),*) => {$(
+        impl Checks for $t {
+            fn required(&self) -> Result<(), Ec2Error> {
+                destination_given(self.destination_cidr_block.as_deref())?;
+                self.route_target().map(drop)
+            }
+
+            fn formats(&self) -> Result<(), Ec2Error> {
+                destination(self.destination_cidr_block.as_deref()).map(drop)
+            }
+        }
+    )*};
+}
+route_checks!(CreateRouteRequest, ReplaceRouteRequest);
 
 /// DeleteRoute, before any lookup: a destination of its form.
 impl Checks for DeleteRouteRequest {
@@ -259,19 +263,7 @@ pub fn create_route(
     input: CreateRouteRequest,
 ) -> Result<CreateRouteResult, Ec2Error> {
     let dest = destination(input.destination_cidr_block.as_deref())?;
-    let others = input.vpc_peering_connection_id.is_some()
-        || input.transit_gateway_id.is_some()
-        || input.egress_only_internet_gateway_id.is_some()
-        || input.vpc_endpoint_id.is_some()
-        || input.local_gateway_id.is_some()
-        || input.carrier_gateway_id.is_some();
-    let target = target(
-        &input.gateway_id,
-        &input.nat_gateway_id,
-        &input.network_interface_id,
-        &input.instance_id,
-        others,
-    )?;
+    let target = input.route_target()?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {
@@ -310,20 +302,7 @@ pub fn replace_route(
     input: ReplaceRouteRequest,
 ) -> Result<(), Ec2Error> {
     let dest = destination(input.destination_cidr_block.as_deref())?;
-    let target = if input.local_target == Some(true) {
-        "local".to_string()
-    } else {
-        let others = input.vpc_peering_connection_id.is_some()
-            || input.transit_gateway_id.is_some()
-            || input.egress_only_internet_gateway_id.is_some();
-        target(
-            &input.gateway_id,
-            &input.nat_gateway_id,
-            &input.network_interface_id,
-            &input.instance_id,
-            others,
-        )?
-    };
+    let target = input.route_target()?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {

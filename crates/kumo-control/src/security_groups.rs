@@ -583,22 +583,24 @@ fn rules_required(
 
 /// The four rule requests' pure checks: their permissions, flat members included.
 macro_rules! rule_checks {
-    ($t:ty, $source:ident, |$i:ident| rule_ids: $ids:expr, named: $named:expr) => {
+    ($t:ty, |$i:ident| source: $source:expr, rule_ids: $ids:expr, named: $named:expr) => {
         impl Checks for $t {
             fn required(&self) -> Result<(), Ec2Error> {
                 let $i = self;
-                let _ = $i;
-                rules_required(&rule_perms!(self, $source), $ids, $named)
+                rules_required(&rule_perms!($i, $source), $ids, $named)
             }
             fn formats(&self) -> Result<(), Ec2Error> {
-                expand(&rule_perms!(self, $source)).map(drop)
+                let $i = self;
+                expand(&rule_perms!($i, $source)).map(drop)
             }
         }
     };
 }
 
+/// A rule request's permissions: its list, and the flat members' one (`source`: the flat
+/// source group's name, which only ingress takes).
 macro_rules! rule_perms {
-    ($i:expr, yes) => {
+    ($i:expr, $source:expr) => {
         perms_given(
             &$i.ip_permissions,
             flat_permission(
@@ -606,40 +608,30 @@ macro_rules! rule_perms {
                 $i.from_port,
                 $i.to_port,
                 $i.cidr_ip.as_ref(),
-                $i.source_security_group_name.as_ref(),
-            ),
-        )
-    };
-    ($i:expr, no) => {
-        perms_given(
-            &$i.ip_permissions,
-            flat_permission(
-                $i.ip_protocol.as_ref(),
-                $i.from_port,
-                $i.to_port,
-                $i.cidr_ip.as_ref(),
-                None,
+                $source,
             ),
         )
     };
 }
 
-rule_checks!(AuthorizeSecurityGroupIngressRequest, yes, |i| rule_ids: None,
+rule_checks!(AuthorizeSecurityGroupIngressRequest,
+    |i| source: i.source_security_group_name.as_ref(), rule_ids: None,
     named: i.group_id.is_some() || i.group_name.is_some());
 // Egress names its group by id: the model requires it.
-rule_checks!(AuthorizeSecurityGroupEgressRequest, no, |i| rule_ids: None, named: true);
-rule_checks!(RevokeSecurityGroupIngressRequest, yes,
-    |i| rule_ids: Some(i.security_group_rule_ids.as_deref().unwrap_or_default()),
+rule_checks!(AuthorizeSecurityGroupEgressRequest, |i| source: None, rule_ids: None, named: true);
+rule_checks!(RevokeSecurityGroupIngressRequest,
+    |i| source: i.source_security_group_name.as_ref(),
+    rule_ids: Some(i.security_group_rule_ids.as_deref().unwrap_or_default()),
     named: i.group_id.is_some() || i.group_name.is_some());
-rule_checks!(RevokeSecurityGroupEgressRequest, no,
-    |i| rule_ids: Some(i.security_group_rule_ids.as_deref().unwrap_or_default()), named: true);
+rule_checks!(RevokeSecurityGroupEgressRequest, |i| source: None,
+    rule_ids: Some(i.security_group_rule_ids.as_deref().unwrap_or_default()), named: true);
 
 pub fn authorize_ingress(
     store: &Store,
     ctx: &RequestContext,
     input: AuthorizeSecurityGroupIngressRequest,
 ) -> Result<AuthorizeSecurityGroupIngressResult, Ec2Error> {
-    let perms = rule_perms!(input, yes);
+    let perms = rule_perms!(input, input.source_security_group_name.as_ref());
     let rules = authorize(
         store,
         ctx,
@@ -659,7 +651,7 @@ pub fn authorize_egress(
     ctx: &RequestContext,
     input: AuthorizeSecurityGroupEgressRequest,
 ) -> Result<AuthorizeSecurityGroupEgressResult, Ec2Error> {
-    let perms = rule_perms!(input, no);
+    let perms = rule_perms!(input, None);
     let rules = authorize(store, ctx, Some(&input.group_id), None, perms, true)?;
     Ok(AuthorizeSecurityGroupEgressResult {
         r#return: Some(true),
@@ -751,7 +743,7 @@ pub fn revoke_ingress(
     ctx: &RequestContext,
     input: RevokeSecurityGroupIngressRequest,
 ) -> Result<RevokeSecurityGroupIngressResult, Ec2Error> {
-    let perms = rule_perms!(input, yes);
+    let perms = rule_perms!(input, input.source_security_group_name.as_ref());
     let (unknown, revoked) = revoke(
         store,
         ctx,
@@ -773,7 +765,7 @@ pub fn revoke_egress(
     ctx: &RequestContext,
     input: RevokeSecurityGroupEgressRequest,
 ) -> Result<RevokeSecurityGroupEgressResult, Ec2Error> {
-    let perms = rule_perms!(input, no);
+    let perms = rule_perms!(input, None);
     let (unknown, revoked) = revoke(
         store,
         ctx,

@@ -363,13 +363,7 @@ pub fn describe(
 /// caller's or shared with it) follows.
 impl Checks for CopySnapshotRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        if self.kms_key_id.is_some() && self.encrypted != Some(true) {
-            return Err(Ec2Error::new(
-                "InvalidParameterDependency",
-                "The parameter KmsKeyId requires the parameter Encrypted to be set.",
-            ));
-        }
-        Ok(())
+        checks::key_needs_encryption(&self.kms_key_id, self.encrypted)
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {

@@ -80,10 +80,7 @@ pub fn wire_subnet(ctx: &RequestContext, t: &Tagged<SubnetRecord>, available_ips
 /// follow in the operation.
 impl Checks for CreateSubnetRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        self.cidr_block
-            .as_ref()
-            .map(drop)
-            .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))
+        checks::given(&self.cidr_block, "cidrBlock")
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {

@@ -1,6 +1,6 @@
 //! VPCs: create, delete, describe, attributes, secondary CIDR blocks, the default VPC.
 
-use crate::core::checks::Checks;
+use crate::core::checks::{self, Checks};
 use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
@@ -70,10 +70,7 @@ fn vpc_block(given: Option<&str>) -> Result<Cidr, Ec2Error> {
 /// CreateVpc, before any lookup: a block of AWS's form and size, and the tags.
 impl Checks for CreateVpcRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        self.cidr_block
-            .as_ref()
-            .map(drop)
-            .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))
+        checks::given(&self.cidr_block, "cidrBlock")
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {
@@ -86,10 +83,7 @@ impl Checks for CreateVpcRequest {
 /// block's conflicts with its others and the limit of five follow.
 impl Checks for AssociateVpcCidrBlockRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        self.cidr_block
-            .as_ref()
-            .map(drop)
-            .ok_or_else(|| Ec2Error::missing_parameter("cidrBlock"))
+        checks::given(&self.cidr_block, "cidrBlock")
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {

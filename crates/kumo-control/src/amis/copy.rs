@@ -2,7 +2,7 @@
 //! the source's.
 
 use super::{check_name, check_unique, image_and_snapshot_tags, with_commas};
-use crate::core::checks::Checks;
+use crate::core::checks::{self, Checks};
 use crate::core::error::Fail;
 use crate::core::ids::new_id;
 use crate::records::image::ImageRecord;
@@ -138,13 +138,7 @@ pub fn copy(
 /// source image (the caller's, shared with it, or the catalog's) follows.
 impl Checks for CopyImageRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        if self.kms_key_id.is_some() && self.encrypted != Some(true) {
-            return Err(Ec2Error::new(
-                "InvalidParameterDependency",
-                "The parameter KmsKeyId requires the parameter Encrypted to be set.",
-            ));
-        }
-        Ok(())
+        checks::key_needs_encryption(&self.kms_key_id, self.encrypted)
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {

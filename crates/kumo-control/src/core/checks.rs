@@ -253,6 +253,26 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
     })
 }
 
+/// A member the model leaves optional but the operation needs: MissingParameter with AWS's
+/// name for it.
+pub fn given<T>(member: &Option<T>, name: &str) -> Result<(), Ec2Error> {
+    match member {
+        Some(_) => Ok(()),
+        None => Err(Ec2Error::missing_parameter(name)),
+    }
+}
+
+/// A KMS key given only with encryption, as CopySnapshot and CopyImage require.
+pub fn key_needs_encryption(key: &Option<String>, encrypted: Option<bool>) -> Result<(), Ec2Error> {
+    if key.is_some() && encrypted != Some(true) {
+        return Err(Ec2Error::new(
+            "InvalidParameterDependency",
+            "The parameter KmsKeyId requires the parameter Encrypted to be set.",
+        ));
+    }
+    Ok(())
+}
+
 /// A Describe's page, for one that looks something up before it pages: the size within the
 /// operation's bounds, the token one that Kumo made for the operation.
 pub fn page(
