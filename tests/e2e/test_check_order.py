@@ -148,6 +148,11 @@ CASES = [
     ("CreateImage", {"InstanceId": INST, "Name": "x"}, "InvalidAMIName.Malformed", None),
     ("ModifyInstanceAttribute", {"InstanceId": INST, "InstanceType": {"Value": "m9.gigantic"}}, "InvalidParameterValue", None),
     ("ModifyVpcAttribute", {"VpcId": "vpc-00000000"}, "MissingParameter", None),
+    ("ModifyInstanceAttribute", {"InstanceId": "instance-1"}, "MissingParameter", None),
+    ("ModifySnapshotAttribute", {"SnapshotId": "snapshot-1"}, "MissingParameter", None),
+    # What Kumo does not take is refused before what such a request lacks.
+    ("RunInstances", {"MinCount": 1, "MaxCount": 1, "LaunchTemplate": {"LaunchTemplateName": "web"}}, "Unsupported", None),
+    ("RegisterImage", {"Name": "from-s3", "ImageLocation": "bucket/image.manifest.xml"}, "Unsupported", None),
     ("ModifySubnetAttribute", {"SubnetId": "subnet-00000000"}, "MissingParameter", None),
 ]
 
@@ -220,3 +225,19 @@ def test_a_malformed_id_answers_before_any_lookup(kumo, op, member, kind, listed
         assert code in (MALFORMED[kind], "MissingParameter", "InvalidParameterCombination"), (op, member, e.value.response["Error"])
     else:
         assert code == "MissingParameter", (op, member, e.value.response["Error"])
+
+
+def test_a_malformed_id_in_a_credit_batch_fails_only_its_item(ec2, ec2_raw):
+    """ModifyInstanceCreditSpecification answers each instance on its own, a malformed id as
+    one unsuccessful item, as AWS's error enum for the batch lists it."""
+    out = ec2_raw.modify_instance_credit_specification(
+        InstanceCreditSpecifications=[{"InstanceId": "instance-1", "CpuCredits": "standard"}]
+    )
+    (item,) = out["UnsuccessfulInstanceCreditSpecifications"]
+    assert item["Error"]["Code"] == "InvalidInstanceID.Malformed", item
+
+
+def test_release_address_takes_the_allocation_id_beside_a_public_ip(ec2):
+    a = ec2.allocate_address(Domain="vpc")
+    ec2.release_address(AllocationId=a["AllocationId"], PublicIp=a["PublicIp"])
+    assert ec2.describe_addresses()["Addresses"] == []

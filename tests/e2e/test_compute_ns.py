@@ -6,6 +6,7 @@ stop and start, and are held to their type's limits by cgroups."""
 import glob
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -762,6 +763,10 @@ def test_an_image_of_an_instance_carries_its_root_file_system(ns_kumo, ec2, key)
     assert error_code(e) == "InvalidInstanceID.NotFound"
     assert ssh(key, ip, "true").returncode == 0
     ami = ec2.create_image(InstanceId=iid, Name="golden-from-ns")["ImageId"]
+    # A second image of the same name is refused before the guest is touched.
+    with pytest.raises(ClientError) as e:
+        ec2.create_image(InstanceId=iid, Name="golden-from-ns")
+    assert error_code(e) == "InvalidAMIName.Duplicate"
     # CreateImage rebooted the guest: it is back, with its data.
     assert ssh(key, ip, "cat /etc/golden").stdout.strip() == "golden"
     console = ec2.get_console_output(InstanceId=iid)["Output"]

@@ -112,15 +112,17 @@ impl Checks for AllocateAddressRequest {
     }
 }
 
-/// ReleaseAddress, before any lookup: an allocation id (a VPC address is released by it).
+/// ReleaseAddress, before any lookup: an allocation id (a VPC address is released by it; a
+/// public IP beside it is not looked at).
 impl Checks for ReleaseAddressRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        if self.allocation_id.is_none() && self.public_ip.is_some() {
-            return Err(Ec2Error::invalid_value(
+        match (&self.allocation_id, &self.public_ip) {
+            (Some(_), _) => Ok(()),
+            (None, Some(_)) => Err(Ec2Error::invalid_value(
                 "You must specify an allocation id when releasing a VPC elastic IP address",
-            ));
+            )),
+            (None, None) => Err(Ec2Error::missing_parameter("AllocationId")),
         }
-        address_named(self.allocation_id.as_ref(), self.public_ip.as_ref())
     }
 }
 

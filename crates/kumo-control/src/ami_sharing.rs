@@ -1,7 +1,7 @@
 //! Image attributes and sharing: ModifyImageAttribute (launch permissions, description, IMDS
 //! support), DescribeImageAttribute, ResetImageAttribute, and block public access for AMIs.
 
-use crate::core::checks::Checks;
+use crate::core::checks::{self, Checks};
 use crate::core::error::Fail;
 use crate::records::image::ImageRecord;
 use crate::records::snapshot::SnapshotRecord;
@@ -269,6 +269,10 @@ fn image_changes(input: &ModifyImageAttributeRequest) -> Result<ImageChanges, Ec
 /// ModifyImageAttribute, before any lookup: [`image_changes`]. The image (the caller's own)
 /// and what sharing it allows follow.
 impl Checks for ModifyImageAttributeRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        checks::phase_one(image_changes(self).map(drop))
+    }
+
     fn formats(&self) -> Result<(), Ec2Error> {
         image_changes(self).map(drop)
     }

@@ -350,6 +350,10 @@ fn device_flags(
 /// and a new instance type that exists. The instance, its state and what its image and
 /// interfaces allow of the change follow.
 impl Checks for ModifyInstanceAttributeRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        checks::phase_one(requested(self).map(drop))
+    }
+
     fn formats(&self) -> Result<(), Ec2Error> {
         if let Change::InstanceType(t) = requested(self)? {
             crate::instance_types::find(&t).ok_or_else(|| {

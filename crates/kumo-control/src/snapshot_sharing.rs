@@ -1,7 +1,7 @@
 //! Snapshot create-volume permissions: ModifySnapshotAttribute, DescribeSnapshotAttribute and
 //! ResetSnapshotAttribute.
 
-use crate::core::checks::Checks;
+use crate::core::checks::{self, Checks};
 use crate::core::error::Fail;
 use crate::records::snapshot::SnapshotRecord;
 use crate::repo::snapshot::not_found;
@@ -43,6 +43,10 @@ fn changes(input: &ModifySnapshotAttributeRequest) -> Result<Vec<Change>, Ec2Err
 /// change, each item an account id or `all`). The snapshot (the caller's own) and what
 /// sharing it allows follow.
 impl Checks for ModifySnapshotAttributeRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        checks::phase_one(self.formats())
+    }
+
     fn formats(&self) -> Result<(), Ec2Error> {
         attribute(self)?;
         let changes = changes(self)?;

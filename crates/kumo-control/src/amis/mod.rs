@@ -170,14 +170,33 @@ fn mappings<V: Read>(
     Ok(out)
 }
 
-/// RegisterImage, before any lookup. Phase 1: a root device name, a device name on every
-/// mapping, no `Encrypted` beside a snapshot, enhanced networking only on HVM, and the root
-/// device mapped to a snapshot. Phase 2: the name, the settings Kumo does not take, the
+/// RegisterImage, before any lookup. Phase 1: no S3 image and no billing products, a root
+/// device name, a device name on every mapping, no `Encrypted` beside a snapshot, enhanced
+/// networking only on HVM, and the root device mapped to a snapshot. Phase 2: the name, the
 /// enums the model leaves open, each device name once and of its form, the sizes, IOPS and
 /// throughput given, and the tags. The snapshots (the caller may use them, and they set the
 /// volumes' sizes) and the name's uniqueness follow.
 impl Checks for RegisterImageRequest {
     fn required(&self) -> Result<(), Ec2Error> {
+        // What Kumo does not take (S3 images), and product codes no account may set, are
+        // refused first: the mappings such a request lacks are not its problem.
+        // Terraform's aws_ami always sends `ImageLocation=`: empty is not given.
+        if self
+            .image_location
+            .as_deref()
+            .is_some_and(|l| !l.is_empty())
+        {
+            return Err(Ec2Error::new(
+                "Unsupported",
+                "Kumo has no S3: instance-store-backed AMIs (ImageLocation) cannot be registered. Register an EBS-backed AMI from a snapshot.",
+            ));
+        }
+        if self.billing_products.is_some() {
+            return Err(Ec2Error::new(
+                "AuthFailure",
+                "This account is not authorized to specify billing product codes.",
+            ));
+        }
         let Some(root) = &self.root_device_name else {
             return Err(Ec2Error::missing_parameter("RootDeviceName"));
         };
@@ -218,23 +237,6 @@ impl Checks for RegisterImageRequest {
 
     fn formats(&self) -> Result<(), Ec2Error> {
         check_name(&self.name)?;
-        // Terraform's aws_ami always sends `ImageLocation=`: empty is not given.
-        if self
-            .image_location
-            .as_deref()
-            .is_some_and(|l| !l.is_empty())
-        {
-            return Err(Ec2Error::new(
-                "Unsupported",
-                "Kumo has no S3: instance-store-backed AMIs (ImageLocation) cannot be registered. Register an EBS-backed AMI from a snapshot.",
-            ));
-        }
-        if self.billing_products.is_some() {
-            return Err(Ec2Error::new(
-                "AuthFailure",
-                "This account is not authorized to specify billing product codes.",
-            ));
-        }
         if let Some(a) = &self.architecture {
             one_of(
                 "architecture",
@@ -561,10 +563,13 @@ pub fn create_from_instance(
     let now = k.now_ms();
     let delay = k.options.transition_ms;
     let id = new_id("ami");
-    // The instance is the caller's and can be imaged before its guest is touched: a guest is
-    // found by its id alone.
+    // The instance is the caller's and can be imaged, and the name is free, before its guest
+    // is touched: a guest is found by its id alone, and a refused call must not reboot it.
     k.store
-        .read(|v| imageable(k, v, s, &input.instance_id).map(drop))
+        .read(|v| {
+            imageable(k, v, s, &input.instance_id)?;
+            check_unique(v, s, &input.name)
+        })
         .map_err(|f| f.0)?;
     // Without NoReboot the guest is shut down cleanly first, so its file systems are
     // consistent in the image, and boots again after (AWS's reboot).

@@ -45,6 +45,14 @@ fn run<T: Checks + Ids>(input: &T) -> Result<(), Ec2Error> {
     input.formats()
 }
 
+/// Phases 1 and 2 without the ids' forms, for an operation that answers a malformed id as
+/// one failed item of its batch, as AWS does (ModifyInstanceCreditSpecification's
+/// `UnsuccessfulInstanceCreditSpecificationSet`).
+fn run_itemized<T: Checks>(input: &T) -> Result<(), Ec2Error> {
+    input.required()?;
+    input.formats()
+}
+
 /// Phases 1 and 2 for one request.
 pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
     match request {
@@ -147,7 +155,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::ModifyDefaultCreditSpecification(i) => run(i),
         Request::ModifyImageAttribute(i) => run(i),
         Request::ModifyInstanceAttribute(i) => run(i),
-        Request::ModifyInstanceCreditSpecification(i) => run(i),
+        Request::ModifyInstanceCreditSpecification(i) => run_itemized(i),
         Request::ModifyInstanceMetadataOptions(i) => run(i),
         Request::ModifyManagedPrefixList(i) => run(i),
         Request::ModifyNetworkInterfaceAttribute(i) => run(i),
@@ -251,6 +259,23 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         | K::PlacementGroupId
         | K::TransitGatewayId => return None,
     })
+}
+
+/// Phase 1 of a check written as one function of both pure phases (an operation that reads
+/// its request in one pass): only its answers of phase 1 (a member missing, members that go
+/// only together or never together); its value errors wait for phase 2, after the ids.
+pub fn phase_one(checked: Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+    match checked {
+        Err(e)
+            if matches!(
+                e.code(),
+                "MissingParameter" | "InvalidParameterCombination" | "InvalidParameterDependency"
+            ) =>
+        {
+            Err(e)
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A member the model leaves optional but the operation needs: MissingParameter with AWS's

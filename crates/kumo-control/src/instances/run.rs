@@ -219,14 +219,17 @@ pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result
     Ok(())
 }
 
-/// RunInstances, before any lookup: an image; a security group id sent empty (AWS's answer to
-/// `SecurityGroupId.1=`); then the counts and the settings Kumo does not take, the key name
+/// RunInstances, before any lookup: the settings Kumo does not take, an image, a security
+/// group id sent empty (AWS's answer to `SecurityGroupId.1=`); then the counts, the key name
 /// sent empty, the type, the CPU options against the type, the user data, the interfaces'
 /// combinations, the tags and the token. The image and what it allows, the subnet, the
 /// groups, the key and the volumes' snapshots follow in the operation; the zone's capacity
 /// last.
 impl Checks for RunInstancesRequest {
     fn required(&self) -> Result<(), Ec2Error> {
+        // What Kumo does not take is refused first: a launch template without an image
+        // would otherwise hear that its image is missing.
+        unsupported_launch_settings(self)?;
         if self.image_id.is_none() {
             return Err(Ec2Error::missing_parameter("ImageId"));
         }
