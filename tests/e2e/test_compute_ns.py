@@ -684,6 +684,7 @@ def test_volumes_attach_live_grow_snapshot_and_detach(ns_kumo, ec2, key):
     # The seed's growth procedure: modify the volume, then grow the file system online.
     ec2.modify_volume(VolumeId=data, Size=2)
     p = ssh(key, ip, "sudo blockdev --getsize64 /dev/nvme1n1; sudo xfs_growfs -d /data >/dev/null && df -B1M --output=size /data | tail -1")
+    assert len(p.stdout.split()) == 2, p.stdout + p.stderr
     size, after = p.stdout.split()
     assert int(size) == 2 << 30 and int(after) > before + 900, p.stdout + p.stderr
     # Snapshot a live volume: the snapshot holds what was written before, not after.
@@ -707,6 +708,35 @@ def test_volumes_attach_live_grow_snapshot_and_detach(ns_kumo, ec2, key):
     ec2.attach_volume(VolumeId=data, InstanceId=iid, Device="/dev/sdh")
     p = ssh(key, ip, "readlink /dev/sdh; sudo mount /dev/sdh /data && cat /data/f")
     assert p.stdout.split() == ["nvme1n1", "kept"], p.stdout + p.stderr
+
+
+def measured_iops(key, ip, device, ops=400, skip=0, write=False):
+    """Reads (or writes) `ops` 4 KiB blocks of a device in the guest from block `skip` with
+    O_DIRECT (past its page cache), one at a time, and gives the operations per second dd
+    measured. Each read measurement reads blocks no earlier one read: the host may cache
+    what was read."""
+    io = f"if=/dev/zero of={device} seek={skip} oflag=direct" if write else f"if={device} of=/dev/null skip={skip} iflag=direct"
+    p = ssh(key, ip, f"sudo dd {io} bs=4k count={ops} 2>&1 | tail -1")
+    m = re.search(r"copied, ([0-9.]+) s", p.stdout)
+    assert m, p.stdout + p.stderr
+    return ops / float(m.group(1))
+
+
+def test_volumes_deliver_their_iops_and_modify_volume_changes_them_live(ns_kumo, ec2, key):
+    """An io1 volume provisioned at 100 IOPS delivers 100 (± 15 %) to the guest, reading and
+    writing, and a ModifyVolume to 400 IOPS changes it while the guest runs."""
+    inst = launch(ec2, ns_kumo, KeyName="ns-key")
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    zone = inst["Placement"]["AvailabilityZone"]
+    vol = ec2.create_volume(AvailabilityZone=zone, Size=8, VolumeType="io1", Iops=100)["VolumeId"]
+    ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
+    slow = measured_iops(key, ip, "/dev/sdf")
+    assert 85 <= slow <= 115, slow
+    written = measured_iops(key, ip, "/dev/sdf", ops=300, skip=5_000, write=True)
+    assert 85 <= written <= 115, written
+    ec2.modify_volume(VolumeId=vol, Iops=400)
+    fast = measured_iops(key, ip, "/dev/sdf", ops=1600, skip=10_000)
+    assert 340 <= fast <= 460, fast
 
 
 def test_run_command_without_ssh(ns_kumo, ec2):

@@ -193,6 +193,12 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
     fn detach(m: &Machine<Self>, volume_id: &str) -> Result<(), ComputeError>;
     /// Grows a disk; `None` when the guest has no such disk.
     fn grow(up: &Self::Up, volume_id: &str, bytes: u64) -> Option<Result<(), ComputeError>>;
+    /// Sets a disk's I/O limits; `None` when the guest has no such disk.
+    fn limit(
+        up: &Self::Up,
+        volume_id: &str,
+        limits: crate::IoLimits,
+    ) -> Option<Result<(), ComputeError>>;
     /// Moves a disk onto its new overlay; `None` when the guest has no such disk.
     fn snapshotted(up: &mut Self::Up, volume_id: &str) -> Option<Result<(), ComputeError>>;
     /// Pauses or resumes the guest around a copy of its root disk; `None` when its root is
@@ -449,6 +455,17 @@ impl<K: Kind> Guest for Machine<K> {
 
     fn grow_volume(&self, volume_id: &str, bytes: u64) -> Result<bool, ComputeError> {
         match self.with_up(|up| K::grow(up, volume_id, bytes)).flatten() {
+            Some(r) => r.map(|_| true),
+            None => Ok(false),
+        }
+    }
+
+    fn set_volume_limits(
+        &self,
+        volume_id: &str,
+        limits: crate::IoLimits,
+    ) -> Result<bool, ComputeError> {
+        match self.with_up(|up| K::limit(up, volume_id, limits)).flatten() {
             Some(r) => r.map(|_| true),
             None => Ok(false),
         }

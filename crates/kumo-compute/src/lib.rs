@@ -115,6 +115,47 @@ pub struct VolumeSpec {
     /// The name the attachment was made with (`/dev/sdf`), linked to the device as Amazon
     /// Linux's udev rules link it; None when it is the device itself.
     pub alias: Option<String>,
+    /// The I/O the volume delivers; all zero is unlimited (the instance store).
+    #[serde(default)]
+    pub limits: IoLimits,
+}
+
+/// A volume's I/O limits, as QEMU's throttle groups take them: sustained operations and bytes
+/// per second, each with an optional burst rate and the seconds a full bucket lasts at it;
+/// an operation counts up to `io_size` bytes. Zero is no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IoLimits {
+    pub iops: u64,
+    pub iops_max: u64,
+    pub iops_max_secs: u64,
+    pub bps: u64,
+    pub bps_max: u64,
+    pub bps_max_secs: u64,
+    pub io_size: u64,
+}
+
+impl IoLimits {
+    /// The limits as a QEMU `ThrottleLimits` object (a throttle group's `limits`).
+    pub fn qemu(&self) -> serde_json::Value {
+        let mut o = serde_json::Map::new();
+        let mut put = |k: &str, v: u64| {
+            if v > 0 {
+                o.insert(k.into(), v.into());
+            }
+        };
+        put("iops-total", self.iops);
+        if self.iops_max > self.iops {
+            put("iops-total-max", self.iops_max);
+            put("iops-total-max-length", self.iops_max_secs.max(1));
+        }
+        put("bps-total", self.bps);
+        if self.bps_max > self.bps {
+            put("bps-total-max", self.bps_max);
+            put("bps-total-max-length", self.bps_max_secs.max(1));
+        }
+        put("iops-size", self.io_size);
+        serde_json::Value::Object(o)
+    }
 }
 
 /// What to run: everything a driver needs, decided by the control plane.
@@ -268,6 +309,9 @@ pub trait Guest: Send + Sync {
     /// Grows an attached volume to `bytes`; the guest's device grows with it. False when the
     /// guest has no such volume.
     fn grow_volume(&self, volume_id: &str, bytes: u64) -> Result<bool, ComputeError>;
+    /// Sets an attached volume's I/O limits (a ModifyVolume of its type, IOPS or throughput);
+    /// the guest's I/O follows at once. False when the guest has no such volume.
+    fn set_volume_limits(&self, volume_id: &str, limits: IoLimits) -> Result<bool, ComputeError>;
     /// The volume's file was just frozen as a snapshot and a new, empty overlay put in its
     /// place: the guest's writes move to the overlay from now on. False when the guest has no
     /// such volume.

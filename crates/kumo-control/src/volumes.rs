@@ -655,7 +655,7 @@ pub fn modify(
 ) -> Result<ModifyVolumeResult, Ec2Error> {
     let s = scope(ctx);
     let (now, delay) = (k.now_ms(), k.options.transition_ms);
-    let (m, grow) = k
+    let (m, grow, modified) = k
         .store
         .write(!ctx.dry_run, |tx| {
             let mut v = get_volume(tx, s, &input.volume_id)?;
@@ -706,24 +706,14 @@ pub fn modify(
             v.multi_attach = multi;
             v.modifications.push(m.clone());
             tx.update(s, &v)?;
-            Ok((m, grow))
+            Ok((m, grow, v))
         })
         .map_err(|f: Fail| f.0)?;
-    if let (Some(size), false) = (grow, ctx.dry_run) {
-        // The file really grows: through the guest's storage daemon (`block_resize`, and the
-        // guest's device grows) when the volume is attached live, else with qemu-img. The
-        // commit above recorded the modification as an intent; if its effect cannot be made,
-        // the modification is recorded as failed and the volume keeps its configuration.
-        let grown = match crate::host::grow_live(k, &input.volume_id, size as u64) {
-            Ok(true) => Ok(()),
-            Ok(false) => k
-                .blocks
-                .grow(&input.volume_id, size as u64)
-                .map_err(crate::host::EffectError::from),
-            Err(e) => Err(e),
-        };
-        if let Err(cause) = grown {
-            tracing::error!(volume = %input.volume_id, error = %crate::core::error::chain(&cause), "cannot grow a volume; its modification failed");
+    if !ctx.dry_run {
+        // The commit above recorded the modification as an intent; if its effect cannot be
+        // made, the modification is recorded as failed and the volume keeps its configuration.
+        if let Err(cause) = modify_effects(k, &modified, grow) {
+            tracing::error!(volume = %input.volume_id, error = %crate::core::error::chain(&cause), "cannot make a volume's modification; it failed");
             let failed = fail_modification(k, s, &input.volume_id, m.start_ms)?;
             return Ok(ModifyVolumeResult {
                 volume_modification: Some(wire_modification(&input.volume_id, &failed, now, delay)),
@@ -738,6 +728,23 @@ pub fn modify(
     Ok(ModifyVolumeResult {
         volume_modification: Some(out),
     })
+}
+
+/// What a committed modification does outside the store. The file really grows: through the
+/// guest's storage daemon (`block_resize`, and the guest's device grows) when the volume is
+/// attached live, else with qemu-img. Then a running guest's I/O follows the new type, IOPS
+/// and throughput at once.
+fn modify_effects(
+    k: &Kumo,
+    v: &VolumeRecord,
+    grow: Option<i32>,
+) -> Result<(), crate::host::EffectError> {
+    if let Some(size) = grow {
+        if !crate::host::grow_live(k, &v.id, size as u64)? {
+            k.blocks.grow(&v.id, size as u64)?;
+        }
+    }
+    crate::host::limit_live(k, v).map(drop)
 }
 
 /// Records a modification's failure and puts the volume back as it was before it.

@@ -186,8 +186,130 @@ pub fn valid_device(d: &str) -> bool {
     }
 }
 
+const MIB: u64 = 1 << 20;
+const TIB_GIB: u64 = 1024;
+
+/// The performance a volume delivers, as AWS's EBS volume-type table gives it: a sustained
+/// rate of I/O operations and of bytes, and for the types that burst, a burst rate with the
+/// time a full bucket lasts at it. One operation counts up to `io_size` bytes (256 KiB on
+/// SSD types, 1 MiB on HDD types); a larger one counts as several, as EBS counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Performance {
+    pub iops: u64,
+    /// (burst IOPS, seconds a full bucket lasts at that rate).
+    pub iops_burst: Option<(u64, u64)>,
+    pub bytes_per_sec: u64,
+    /// (burst bytes per second, seconds a full bucket lasts at that rate).
+    pub bytes_burst: Option<(u64, u64)>,
+    pub io_size: u64,
+}
+
+/// gp2's I/O credit bucket: 5.4 million credits, full when the volume is made.
+pub const GP2_CREDITS: u64 = 5_400_000;
+
+/// What a volume of type `t`, `size` GiB, with the IOPS and throughput (MiB/s) its record
+/// holds (as [`configure`] settled them) delivers:
+/// - gp2: 3 IOPS per GiB (100 to 16,000), bursting to 3,000 on its credit bucket while the
+///   baseline is below that; 128 MiB/s up to 170 GiB, 250 MiB/s above;
+/// - gp3: the provisioned IOPS and throughput;
+/// - io1 and io2: the provisioned IOPS, and 256 KiB per operation of throughput up to
+///   1,000 MiB/s (io1) or 4,000 MiB/s (io2);
+/// - st1: 40 MiB/s per TiB, bursting to 250 MiB/s per TiB, at most 500 MiB/s and 500 IOPS;
+///   sc1: 12 MiB/s per TiB, bursting to 80 MiB/s per TiB, at most 250 MiB/s and 250 IOPS;
+///   each with a burst bucket of 1 TiB per TiB of size;
+/// - standard (magnetic): about 100 IOPS; Kumo holds it at 100 IOPS and 90 MiB/s.
+pub fn performance(t: &str, size: i32, iops: Option<i32>, throughput: Option<i32>) -> Performance {
+    let size = size.max(1) as u64;
+    let provisioned = iops.unwrap_or(0).max(0) as u64;
+    let ssd = |iops: u64, bytes_per_sec: u64, iops_burst| Performance {
+        iops,
+        iops_burst,
+        bytes_per_sec,
+        bytes_burst: None,
+        io_size: 256 * 1024,
+    };
+    let hdd = |per_tib: u64, burst_per_tib: u64, cap: u64, iops: u64| {
+        let base = (per_tib * size * MIB / TIB_GIB).min(cap * MIB);
+        let burst = (burst_per_tib * size * MIB / TIB_GIB).min(cap * MIB);
+        // The bucket holds 1 TiB per TiB of size (the volume's size in bytes); it lasts this
+        // long at the burst rate.
+        let bucket = size * 1024 * MIB;
+        Performance {
+            iops,
+            iops_burst: None,
+            bytes_per_sec: base,
+            bytes_burst: (burst > base).then(|| (burst, bucket / burst.max(1))),
+            io_size: MIB,
+        }
+    };
+    match t {
+        "gp2" => {
+            let base = (3 * size).clamp(100, 16_000);
+            let burst = (base < 3_000).then_some((3_000, GP2_CREDITS / 3_000));
+            let mibs = if size <= 170 { 128 } else { 250 };
+            ssd(base, mibs * MIB, burst)
+        }
+        "gp3" => ssd(
+            provisioned.max(3_000),
+            throughput.unwrap_or(125).max(125) as u64 * MIB,
+            None,
+        ),
+        "io1" => ssd(
+            provisioned,
+            (provisioned * 256 * 1024).min(1_000 * MIB),
+            None,
+        ),
+        "io2" => ssd(
+            provisioned,
+            (provisioned * 256 * 1024).min(4_000 * MIB),
+            None,
+        ),
+        "st1" => hdd(40, 250, 500, 500),
+        "sc1" => hdd(12, 80, 250, 250),
+        _ => ssd(100, 90 * MIB, None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn performance_follows_the_volume_type_table() {
+        // gp2: 3 IOPS per GiB from 100, a 5.4 million credit bucket at 3,000 IOPS.
+        let small = performance("gp2", 8, Some(100), None);
+        assert_eq!((small.iops, small.iops_burst), (100, Some((3_000, 1_800))));
+        assert_eq!(small.bytes_per_sec, 128 * MIB);
+        let big = performance("gp2", 2_000, Some(6_000), None);
+        assert_eq!(
+            (big.iops, big.iops_burst, big.bytes_per_sec),
+            (6_000, None, 250 * MIB)
+        );
+        assert_eq!(performance("gp2", 10_000, None, None).iops, 16_000);
+        // gp3 and io1/io2 as provisioned; io1's throughput is 256 KiB per operation.
+        let gp3 = performance("gp3", 100, Some(3_000), Some(125));
+        assert_eq!(
+            (gp3.iops, gp3.bytes_per_sec, gp3.io_size),
+            (3_000, 125 * MIB, 256 * 1024)
+        );
+        let io1 = performance("io1", 10, Some(100), None);
+        assert_eq!((io1.iops, io1.bytes_per_sec), (100, 25 * MIB));
+        assert_eq!(
+            performance("io1", 10_000, Some(64_000), None).bytes_per_sec,
+            1_000 * MIB
+        );
+        // st1: 40 MiB/s per TiB bursting to 250, a bucket of 1 TiB per TiB, 1 MiB operations.
+        let st1 = performance("st1", 2_048, None, None);
+        assert_eq!(st1.bytes_per_sec, 80 * MIB);
+        assert_eq!(st1.bytes_burst, Some((500 * MIB, 2 * 1024 * 1024 / 500)));
+        assert_eq!((st1.iops, st1.io_size), (500, MIB));
+        let sc1 = performance("sc1", 1_024, None, None);
+        assert_eq!(
+            (sc1.bytes_per_sec, sc1.bytes_burst.map(|b| b.0)),
+            (12 * MIB, Some(80 * MIB))
+        );
+        assert_eq!(performance("standard", 8, None, None).iops, 100);
+    }
+
     use super::*;
 
     #[test]

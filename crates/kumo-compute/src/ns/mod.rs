@@ -219,6 +219,14 @@ impl Kind for Ns {
         Some(grow_live(up.volumes.get(volume_id)?, bytes))
     }
 
+    fn limit(
+        up: &NsUp,
+        volume_id: &str,
+        limits: crate::IoLimits,
+    ) -> Option<Result<(), ComputeError>> {
+        Some(up.volumes.get(volume_id)?.export.set_limits(limits))
+    }
+
     fn snapshotted(up: &mut NsUp, volume_id: &str) -> Option<Result<(), ComputeError>> {
         Some(snapshot_live(up.volumes.get(volume_id)?))
     }

@@ -97,7 +97,17 @@ impl Export {
         let qmp = dir.join(format!("{}.qmp", v.volume_id));
         std::fs::File::create(&raw).map_err(|e| ComputeError::io("FUSE mount point", e))?;
         let _ = std::fs::remove_file(&qmp);
+        // The export reads and writes through a throttle filter on the volume's own group:
+        // the volume's IOPS and throughput hold for every guest it is attached to together,
+        // as EBS's do, and a ModifyVolume changes the group's limits live.
+        let group = serde_json::json!({
+            "qom-type": "throttle-group",
+            "id": THROTTLE_GROUP,
+            "limits": v.limits.qemu(),
+        });
         let mut daemon = Command::new("qemu-storage-daemon")
+            .arg("--object")
+            .arg(group.to_string())
             .arg("--blockdev")
             .arg(format!(
                 "driver=file,node-name=file0,filename={}",
@@ -105,9 +115,13 @@ impl Export {
             ))
             .arg("--blockdev")
             .arg("driver=qcow2,node-name=disk,file=file0")
+            .arg("--blockdev")
+            .arg(format!(
+                "driver=throttle,node-name={THROTTLE_NODE},throttle-group={THROTTLE_GROUP},file=disk"
+            ))
             .arg("--export")
             .arg(format!(
-                "type=fuse,id=exp0,node-name=disk,mountpoint={},writable=on",
+                "type=fuse,id=exp0,node-name={THROTTLE_NODE},mountpoint={},writable=on",
                 raw.display()
             ))
             .arg("--chardev")
@@ -147,6 +161,7 @@ impl Export {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        no_readahead(&raw);
         let loop_dev = match attach_loop(&raw) {
             Ok(d) => d,
             Err(e) => {
@@ -169,7 +184,45 @@ impl Export {
     pub(crate) fn qmp(&self, commands: &[String]) -> Result<(), ComputeError> {
         qmp::qmp(&self.qmp, commands)
     }
+
+    /// Changes the volume's I/O limits for every guest that has it.
+    pub(crate) fn set_limits(&self, limits: crate::IoLimits) -> Result<(), ComputeError> {
+        self.qmp(&[serde_json::json!({
+            "execute": "qom-set",
+            "arguments": {
+                "path": format!("/objects/{THROTTLE_GROUP}"),
+                "property": "limits",
+                "value": limits.qemu(),
+            },
+        })
+        .to_string()])
+    }
 }
+
+/// Turns the host's readahead off on an export's FUSE file: the loop device reads it through
+/// the host's page cache, and readahead would turn a guest's one 4 KiB read into a 128 KiB
+/// request, so the daemon's throttle would count fewer operations than the guest made. (A
+/// direct-I/O loop device would skip the cache altogether, but FUSE corrupts XFS under it.)
+/// Reads the host page cache still holds are not counted; writes always are.
+fn no_readahead(raw: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(dev) = std::fs::metadata(raw).map(|m| m.dev()) else {
+        return;
+    };
+    let bdi = format!(
+        "/sys/class/bdi/{}:{}/read_ahead_kb",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    );
+    if let Err(e) = std::fs::write(&bdi, "0") {
+        tracing::warn!(file = %raw.display(), error = %e, "cannot turn readahead off on a volume's export; its IOPS limit counts merged reads");
+    }
+}
+
+/// The throttle group of a volume's daemon, and the filter node the export sits on. Live
+/// snapshots put their overlays beneath the filter, so it stays the export's node.
+const THROTTLE_GROUP: &str = "iolimits";
+const THROTTLE_NODE: &str = "limited";
 
 impl Export {
     /// The last guest let go: the loop device goes, then the daemon (SIGTERM, so it closes
@@ -320,6 +373,7 @@ pub(crate) fn instance_store(
             file,
             device: format!("/dev/nvme{}n1", i + 1),
             alias: None,
+            limits: crate::IoLimits::default(),
         });
     }
     Ok(out)
@@ -328,12 +382,12 @@ pub(crate) fn instance_store(
 /// Grows a live `ns` volume: the daemon's node, then the loop device.
 pub(crate) fn grow_live(lv: &LiveVolume, bytes: u64) -> Result<(), ComputeError> {
     {
-        // The node is read and resized under the layers' lock: a snapshot through another
-        // guest of a Multi-Attach volume cannot move the top meanwhile.
-        let layers = lv.export.layers.lock().unwrap_or_else(|p| p.into_inner());
+        // The filter passes the resize to the newest overlay beneath it, under the layers'
+        // lock: a snapshot through another guest of a Multi-Attach volume cannot put a new
+        // overlay there meanwhile.
+        let _layers = lv.export.layers.lock().unwrap_or_else(|p| p.into_inner());
         lv.qmp(&[format!(
-            r#"{{"execute":"block_resize","arguments":{{"node-name":"{}","size":{bytes}}}}}"#,
-            layers.0
+            r#"{{"execute":"block_resize","arguments":{{"node-name":"{THROTTLE_NODE}","size":{bytes}}}}}"#
         )])?;
     }
     // The kernel caches the FUSE file's size for a second: wait until a stat shows the new

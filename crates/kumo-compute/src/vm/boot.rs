@@ -8,7 +8,7 @@ use crate::fleet::{Host, Proc};
 use crate::host::net::{ip, ip_quiet};
 use crate::host::vpc::{lease_for, route_guest, GuestNet};
 use crate::services::guest_files::guest_files;
-use crate::storage::qmp::qmp;
+use crate::storage::qmp::{device_id, qmp};
 use crate::storage::{instance_store, with_device};
 use crate::{ComputeError, InstanceSpec, Metadata, VolumeSpec};
 use std::collections::HashMap;
@@ -72,6 +72,7 @@ pub(super) fn boot(
         .cgroups
         .limit(spec, pid, qemu::OVERHEAD_MIB)
         .and_then(|_| wait_for_monitor(&mut child, &net.run, &monitor))
+        .and_then(|_| qmp(&monitor, &throttles(spec, &disks)))
     {
         let _ = child.kill();
         let _ = child.wait();
@@ -96,6 +97,18 @@ pub(super) fn boot(
         disks,
         ephemeral: store,
     })
+}
+
+/// The I/O limits of the boot's EBS disks, root and data.
+fn throttles(spec: &InstanceSpec, disks: &HashMap<String, (VolumeSpec, u32)>) -> Vec<String> {
+    let root = spec
+        .root
+        .iter()
+        .map(|r| qemu::throttle(qemu::ROOT_DEVICE, &r.limits));
+    let data = disks
+        .values()
+        .map(|(v, _)| qemu::throttle(&device_id(&v.volume_id), &v.limits));
+    root.chain(data).collect()
 }
 
 /// The boot's disks: instance store disks take the last root ports, volumes the first ones.

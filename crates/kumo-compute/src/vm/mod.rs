@@ -141,7 +141,9 @@ impl Kind for Vm {
             let (key, names) = dev_entry(&v);
             up.proc.files.insert(key, names);
             up.proc.publish();
-            if let Err(e) = qmp(&up.qmp, &qemu::plug(&v.volume_id, &v.file, port)) {
+            let mut plug = qemu::plug(&v.volume_id, &v.file, port);
+            plug.push(qemu::throttle(&device_id(&v.volume_id), &v.limits));
+            if let Err(e) = qmp(&up.qmp, &plug) {
                 up.disks.remove(&v.volume_id);
                 let _ = qmp(
                     &up.qmp,
@@ -197,6 +199,22 @@ impl Kind for Vm {
             &up.qmp,
             &[serde_json::json!({"execute": "block_resize", "arguments": {"node-name": node, "size": bytes}}).to_string()],
         ))
+    }
+
+    /// Sets its root's or a data disk's I/O limits.
+    fn limit(
+        up: &VmUp,
+        volume_id: &str,
+        limits: crate::IoLimits,
+    ) -> Option<Result<(), ComputeError>> {
+        let device = if is_root(up, volume_id) {
+            qemu::ROOT_DEVICE.to_string()
+        } else if up.disks.contains_key(volume_id) {
+            device_id(volume_id)
+        } else {
+            return None;
+        };
+        Some(qmp(&up.qmp, &[qemu::throttle(&device, &limits)]))
     }
 
     /// A data disk was frozen as a snapshot: QEMU flushes the frozen layer and moves to the

@@ -266,7 +266,7 @@ pub fn args(
         .unwrap_or_else(|| spec.id.clone());
     let root_file = format!("driver=file,node-name=rootfile,filename={}", disk.display());
     let root_dev = format!(
-        "virtio-blk-pci,drive=root,serial={},bus=pcie.0,addr=0x3",
+        "virtio-blk-pci,id={ROOT_DEVICE},drive=root,serial={},bus=pcie.0,addr=0x3",
         serial(&root_id)
     );
     push(&[
@@ -318,6 +318,32 @@ fn disk_args(volume_id: &str, file: &Path, port: u32) -> (String, String) {
             serial(volume_id)
         ),
     )
+}
+
+/// The root disk's device id.
+pub const ROOT_DEVICE: &str = "vroot";
+
+/// The QMP command that sets a disk's I/O limits (`device`: its device id). QEMU throttles
+/// the device's block backend, whatever node graph is beneath it, so live snapshots and
+/// resizes leave the limits in place.
+pub fn throttle(device: &str, l: &crate::IoLimits) -> String {
+    let mut args = serde_json::json!({
+        "id": format!("/machine/peripheral/{device}/virtio-backend"),
+        "iops": l.iops, "iops_rd": 0, "iops_wr": 0,
+        "bps": l.bps, "bps_rd": 0, "bps_wr": 0,
+    });
+    if l.iops_max > l.iops {
+        args["iops_max"] = l.iops_max.into();
+        args["iops_max_length"] = l.iops_max_secs.max(1).into();
+    }
+    if l.bps_max > l.bps {
+        args["bps_max"] = l.bps_max.into();
+        args["bps_max_length"] = l.bps_max_secs.max(1).into();
+    }
+    if l.io_size > 0 {
+        args["iops_size"] = l.io_size.into();
+    }
+    serde_json::json!({"execute": "block_set_io_throttle", "arguments": args}).to_string()
 }
 
 /// The QMP commands that hot-plug a volume onto root port `port`.
@@ -383,6 +409,42 @@ mod tests {
         let cmds = plug("vol-01", Path::new("/v/vol-01.qcow2"), 3);
         assert!(cmds[1].contains("\"bus\":\"rp3\""));
         assert!(cmds[0].contains("/v/vol-01.qcow2"));
+    }
+
+    #[test]
+    fn limits_become_qemu_throttles() {
+        // gp2's small-volume shape: a baseline with a burst bucket, 256 KiB operations.
+        let gp2 = crate::IoLimits {
+            iops: 100,
+            iops_max: 3000,
+            iops_max_secs: 1800,
+            bps: 128 << 20,
+            io_size: 256 << 10,
+            ..crate::IoLimits::default()
+        };
+        let group: serde_json::Value = gp2.qemu();
+        assert_eq!(
+            group,
+            serde_json::json!({"iops-total": 100, "iops-total-max": 3000,
+                "iops-total-max-length": 1800, "bps-total": 134217728, "iops-size": 262144})
+        );
+        let cmd: serde_json::Value = serde_json::from_str(&throttle("vroot", &gp2)).unwrap();
+        let a = &cmd["arguments"];
+        assert_eq!(a["id"], "/machine/peripheral/vroot/virtio-backend");
+        assert_eq!(
+            (a["iops"].as_u64(), a["iops_max"].as_u64()),
+            (Some(100), Some(3000))
+        );
+        // No burst: QEMU is not sent a burst length without a burst rate, which it refuses.
+        let io1 = crate::IoLimits {
+            iops: 100,
+            ..crate::IoLimits::default()
+        };
+        let cmd: serde_json::Value = serde_json::from_str(&throttle("vx", &io1)).unwrap();
+        assert!(cmd["arguments"].get("iops_max_length").is_none());
+        assert_eq!(io1.qemu(), serde_json::json!({"iops-total": 100}));
+        // No limits at all (the instance store): an empty group, which QEMU takes as none.
+        assert_eq!(crate::IoLimits::default().qemu(), serde_json::json!({}));
     }
 
     #[test]

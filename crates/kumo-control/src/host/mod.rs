@@ -135,7 +135,7 @@ impl Compute {
 pub(crate) fn volume_spec(
     k: &Kumo,
     r: &InstanceRecord,
-    volume_id: &str,
+    vol: &crate::records::volume::VolumeRecord,
     attached_as: &str,
 ) -> kumo_compute::VolumeSpec {
     let nitro = crate::instance_types::find(&r.instance_type)
@@ -153,11 +153,44 @@ pub(crate) fn volume_spec(
         (xen, alias)
     };
     kumo_compute::VolumeSpec {
-        volume_id: volume_id.to_string(),
-        file: k.blocks.path(volume_id),
+        volume_id: vol.id.clone(),
+        file: k.blocks.path(&vol.id),
         device,
         alias,
+        limits: io_limits(vol),
     }
+}
+
+/// The I/O a volume delivers ([`kumo_model::ebs::performance`]), as the driver's limits.
+pub(crate) fn io_limits(vol: &crate::records::volume::VolumeRecord) -> kumo_compute::IoLimits {
+    let p = kumo_model::ebs::performance(&vol.volume_type, vol.size, vol.iops, vol.throughput);
+    let (iops_max, iops_max_secs) = p.iops_burst.unwrap_or_default();
+    let (bps_max, bps_max_secs) = p.bytes_burst.unwrap_or_default();
+    kumo_compute::IoLimits {
+        iops: p.iops,
+        iops_max,
+        iops_max_secs,
+        bps: p.bytes_per_sec,
+        bps_max,
+        bps_max_secs,
+        io_size: p.io_size,
+    }
+}
+
+/// After a ModifyVolume committed: a running guest's volume takes its new limits at once.
+/// True when a guest had it.
+pub fn limit_live(
+    k: &Kumo,
+    vol: &crate::records::volume::VolumeRecord,
+) -> Result<bool, EffectError> {
+    let limits = io_limits(vol);
+    let mut any = false;
+    // A Multi-Attach volume's export is shared (ns) or each guest throttles its own disk
+    // (vm): every guest that has it is told.
+    for g in k.compute.driver.guests() {
+        any |= g.set_volume_limits(&vol.id, limits)?;
+    }
+    Ok(any)
 }
 
 /// After AttachVolume committed: the volume appears in the running guest. If it cannot, the
@@ -184,7 +217,7 @@ pub fn attach_live(
     let Some(a) = vol.attachments.iter().find(|a| a.instance_id == instance) else {
         return Ok(());
     };
-    let spec = volume_spec(k, &r, volume_id, &a.device);
+    let spec = volume_spec(k, &r, &vol, &a.device);
     if let Err(e) = guest.attach_volume(&spec) {
         tracing::error!(instance, volume = volume_id, error = %e, "cannot attach the volume to the guest; undoing the attachment");
         let _ = k.store.write(true, |tx| {

@@ -393,7 +393,7 @@ pub(crate) fn spec(
                         && a.device != r.root_device_name
                         && a.state != crate::records::volume::AttachState::Detaching
                 })?;
-                Some(volume_spec(k, &r, &vol.id, &a.device))
+                Some(volume_spec(k, &r, vol, &a.device))
             })
             .collect();
         let root_vol = root_volume(&r, &c);
@@ -412,7 +412,7 @@ pub(crate) fn spec(
             })
             .collect();
         let root = root_vol.map(|v| {
-            let mut spec = volume_spec(k, &r, &v.id, &r.root_device_name);
+            let mut spec = volume_spec(k, &r, v, &r.root_device_name);
             if spec.device.is_empty() {
                 spec.device = "/dev/nvme0n1".into();
             }
