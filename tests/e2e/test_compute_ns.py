@@ -779,6 +779,39 @@ def test_run_command_without_ssh(ns_kumo, ec2):
     with pytest.raises(ClientError) as e:
         ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunPowerShellScript", Parameters={"commands": ["true"]})
     assert error_code(e) == "InvalidDocument"
+    # The history: ListCommands, newest first, with each command's status over its instances;
+    # ListCommandInvocations with the plugin's output when asked for details.
+    listed = ssm.list_commands(InstanceId=iid)["Commands"]
+    assert [c["CommandId"] for c in listed][-1] == sent["CommandId"] and len(listed) == 3, listed
+    first = listed[-1]
+    assert (first["Status"], first["CompletedCount"], first["ErrorCount"]) == ("Failed", 1, 1)
+    assert [c["Status"] for c in ssm.list_commands(CommandId=sent["CommandId"])["Commands"]] == ["Failed"]
+    page = ssm.list_commands(MaxResults=2)
+    assert len(page["Commands"]) == 2 and page["NextToken"]
+    rest = ssm.list_commands(MaxResults=2, NextToken=page["NextToken"])
+    assert [c["CommandId"] for c in rest["Commands"]] == [sent["CommandId"]] and "NextToken" not in rest
+    (one,) = ssm.list_command_invocations(CommandId=sent["CommandId"], Details=True)["CommandInvocations"]
+    plugin = one["CommandPlugins"][0]
+    assert (one["InstanceId"], one["Status"], plugin["ResponseCode"]) == (iid, "Failed", 3)
+    assert "oops" in plugin["Output"]
+    with pytest.raises(ClientError) as e:
+        ssm.list_commands(CommandId="00000000-0000-4000-8000-000000000000")
+    assert error_code(e) == "InvalidCommandId"
+    with pytest.raises(ClientError) as e:
+        ssm.list_commands(NextToken="not-a-token")
+    assert error_code(e) == "InvalidNextToken"
+    # The history and the output outlive a restart of the server.
+    ns_kumo.stop()
+    ns_kumo.start()
+    ssm = make_client(ns_kumo.endpoint, service="ssm")
+    inv = ssm.get_command_invocation(CommandId=sent["CommandId"], InstanceId=iid)
+    assert (inv["Status"], inv["ResponseCode"], inv["StandardErrorContent"].strip()) == ("Failed", 3, "oops")
+    assert len(ssm.list_commands()["Commands"]) == 3
+    # The instance boots again with the server; the test ends once its agent is back online.
+    deadline = time.time() + 30
+    while not ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [iid]}])["InstanceInformationList"]:
+        assert time.time() < deadline, "the agent did not come back after the restart"
+        time.sleep(0.3)
 
 
 def test_an_image_of_an_instance_carries_its_root_file_system(ns_kumo, ec2, key):

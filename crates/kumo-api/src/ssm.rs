@@ -1,11 +1,13 @@
 //! The SSM calls tools use to find AMIs: `GetParameter` and `GetParameters` on the public
-//! `/aws/service/…` parameters; and Run Command: `SendCommand` (`AWS-RunShellScript`) and
-//! `GetCommandInvocation`, served by the guests' agents under a real compute driver, and
-//! `DescribeInstanceInformation`, the instances whose agent answers. SSM speaks JSON (awsJson1.1), selected by `X-Amz-Target`.
+//! `/aws/service/…` parameters; and Run Command: `SendCommand` (`AWS-RunShellScript`),
+//! `GetCommandInvocation`, `ListCommands` and `ListCommandInvocations` (commands and their
+//! output are stored, so they outlive a restart), served by the guests' agents under a real
+//! compute driver, and `DescribeInstanceInformation`, the instances whose agent answers. SSM
+//! speaks JSON (awsJson1.1), selected by `X-Amz-Target`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use kumo_control::{Invocation, Kumo, SentCommand};
+use kumo_control::{Invocation, Kumo, SentCommand, SsmListQuery};
 use serde_json::{json, Value};
 
 fn reply(status: StatusCode, rid: &str, body: Value) -> Response {
@@ -117,11 +119,42 @@ pub fn handle(
         Some("GetCommandInvocation") => {
             let inv = kumo.ssm_command_invocation(
                 account,
+                region,
                 input["CommandId"].as_str().unwrap_or(""),
                 input["InstanceId"].as_str().unwrap_or(""),
             );
             match inv {
                 Ok(i) => reply(StatusCode::OK, rid, invocation(&i)),
+                Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
+            }
+        }
+        Some("ListCommands") => {
+            match kumo.ssm_list_commands(account, region, &list_query(&input)) {
+                Ok((commands, next)) => {
+                    let mut body =
+                        json!({ "Commands": commands.iter().map(command).collect::<Vec<_>>() });
+                    if let Some(t) = next {
+                        body["NextToken"] = json!(t);
+                    }
+                    reply(StatusCode::OK, rid, body)
+                }
+                Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
+            }
+        }
+        Some("ListCommandInvocations") => {
+            let details = input["Details"].as_bool().unwrap_or(false);
+            match kumo.ssm_list_invocations(account, region, &list_query(&input)) {
+                Ok((invocations, next)) => {
+                    let list: Vec<Value> = invocations
+                        .iter()
+                        .map(|i| listed_invocation(i, details))
+                        .collect();
+                    let mut body = json!({ "CommandInvocations": list });
+                    if let Some(t) = next {
+                        body["NextToken"] = json!(t);
+                    }
+                    reply(StatusCode::OK, rid, body)
+                }
                 Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
             }
         }
@@ -225,7 +258,67 @@ fn instance_information(
     reply(StatusCode::OK, rid, body)
 }
 
-/// A sent command as SendCommand answers it.
+/// The command, instance, filters and page of a ListCommands or ListCommandInvocations call.
+fn list_query(input: &Value) -> SsmListQuery {
+    let text = |k: &str| input[k].as_str().map(str::to_string);
+    SsmListQuery {
+        command_id: text("CommandId"),
+        instance_id: text("InstanceId"),
+        filters: input["Filters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                (
+                    f["key"].as_str().unwrap_or("").to_string(),
+                    f["value"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect(),
+        max_results: input["MaxResults"].as_i64(),
+        next_token: text("NextToken"),
+    }
+}
+
+/// One instance's run as ListCommandInvocations lists it; with `Details`, its plugin's
+/// output.
+fn listed_invocation(i: &Invocation, details: bool) -> Value {
+    let r = &i.result;
+    let mut v = json!({
+        "CommandId": i.command.id,
+        "InstanceId": i.instance,
+        "InstanceName": "",
+        "Comment": i.command.comment,
+        "DocumentName": "AWS-RunShellScript",
+        "DocumentVersion": "$DEFAULT",
+        "RequestedDateTime": i.command.requested_ms as f64 / 1000.0,
+        "Status": r.status,
+        "StatusDetails": r.status,
+        "StandardOutputUrl": "",
+        "StandardErrorUrl": "",
+        "CommandPlugins": [],
+        "ServiceRole": "",
+        "NotificationConfig": { "NotificationArn": "", "NotificationEvents": [], "NotificationType": "" },
+        "CloudWatchOutputConfig": { "CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": false },
+    });
+    if details {
+        v["CommandPlugins"] = json!([{
+            "Name": "aws:runShellScript",
+            "Status": r.status,
+            "StatusDetails": r.status,
+            "ResponseCode": r.code,
+            "Output": format!("{}{}", r.stdout, r.stderr),
+            "StandardOutputUrl": "",
+            "StandardErrorUrl": "",
+            "OutputS3Region": "",
+            "OutputS3BucketName": "",
+            "OutputS3KeyPrefix": "",
+        }]);
+    }
+    v
+}
+
+/// A sent command as SendCommand and ListCommands show it.
 fn command(c: &SentCommand) -> Value {
     json!({
         "CommandId": c.id,
@@ -236,11 +329,11 @@ fn command(c: &SentCommand) -> Value {
         "InstanceIds": c.instances,
         "Targets": [],
         "RequestedDateTime": c.requested_ms as f64 / 1000.0,
-        "Status": "Pending",
-        "StatusDetails": "Pending",
+        "Status": c.status,
+        "StatusDetails": c.status,
         "TargetCount": c.instances.len(),
-        "CompletedCount": 0,
-        "ErrorCount": 0,
+        "CompletedCount": c.completed,
+        "ErrorCount": c.errors,
         "DeliveryTimedOutCount": 0,
         "MaxConcurrency": "50",
         "MaxErrors": "0",

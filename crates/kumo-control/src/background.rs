@@ -6,7 +6,8 @@
 //!   instance queued while the base image was built boots once, not twice.
 //! - **guest events**: guests that power off or reboot themselves.
 //! - **credits**: CPU credits follow the guests' real CPU use, every second.
-//! - **events**: scheduled events whose time came stop or reboot their guests, every second.
+//! - **events**: scheduled events whose time came stop or reboot their guests, and Run
+//!   Commands whose runs ended are stored, every second.
 //! - **firewall**: re-renders the VPCs that changes marked ([`crate::firewall_sync`]).
 //!
 //! With the null driver only the boot worker runs (it records launches as running).

@@ -46,6 +46,7 @@ pub use crate::core::error::Fail;
 /// Installs the data directory's key for tamper-evident pagination tokens.
 pub use crate::core::paging::install_key as install_paging_key;
 use firewall_sync::Reach;
+pub use flows::ssm::ListQuery as SsmListQuery;
 pub use host::{Compute, ImageGate, Invocation, SentCommand};
 
 /// The control plane. One per process; shared by every request.
@@ -183,16 +184,39 @@ impl Kumo {
     pub fn ssm_command_invocation(
         &self,
         account: &str,
+        region: &str,
         command_id: &str,
         instance: &str,
     ) -> Result<crate::host::Invocation, flows::ssm::SsmError> {
-        flows::ssm::command_invocation(self, account, command_id, instance)
+        flows::ssm::command_invocation(self, account, region, command_id, instance)
     }
 
-    /// One round of the scheduled events of the instances the driver runs: the guests of the
-    /// completed ones are stopped or rebooted.
+    /// SSM ListCommands.
+    pub fn ssm_list_commands(
+        &self,
+        account: &str,
+        region: &str,
+        q: &flows::ssm::ListQuery,
+    ) -> Result<(Vec<crate::host::SentCommand>, Option<String>), flows::ssm::SsmError> {
+        flows::ssm::list_commands(self, account, region, q)
+    }
+
+    /// SSM ListCommandInvocations.
+    pub fn ssm_list_invocations(
+        &self,
+        account: &str,
+        region: &str,
+        q: &flows::ssm::ListQuery,
+    ) -> Result<(Vec<crate::host::Invocation>, Option<String>), flows::ssm::SsmError> {
+        flows::ssm::list_invocations(self, account, region, q)
+    }
+
+    /// One round of the scheduled events of the instances the driver runs (the guests of the
+    /// completed ones are stopped or rebooted), and of the Run Commands whose runs ended
+    /// (their output is stored).
     pub fn events_tick(&self) {
         flows::events::events_tick(self);
+        flows::ssm::collect(self);
     }
 
     /// One round of the CPU credit ledgers of the instances the driver runs.

@@ -82,7 +82,9 @@ pub struct Compute {
     pub(crate) boots: std::sync::Mutex<Option<std::sync::mpsc::Sender<BootOrder>>>,
     pub(crate) boot_queue: std::sync::Mutex<Option<std::sync::mpsc::Receiver<BootOrder>>>,
     /// Commands sent to guests' agents (SSM SendCommand), by command id.
-    pub(crate) commands: std::sync::Mutex<std::collections::HashMap<String, SentCommand>>,
+    /// The Run Commands whose runs have not all ended, by (account, region, command id):
+    /// the events worker stores each run's end as its agent reports it.
+    pub(crate) pending_commands: std::sync::Mutex<Vec<(String, String, String)>>,
     /// Each burstable instance's last CPU reading (ns used, when) and whether it is capped.
     pub(crate) cpu:
         std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant, bool)>>,
@@ -124,7 +126,7 @@ impl Compute {
             image_root,
             image,
             owners: Default::default(),
-            commands: Default::default(),
+            pending_commands: Default::default(),
             cpu: Default::default(),
         }
     }
@@ -317,15 +319,19 @@ pub fn capped(k: &Kumo, id: &str) -> Option<bool> {
     Some(cpu.get(id).is_some_and(|c| c.2))
 }
 
-/// A command sent with SSM SendCommand.
+/// A command sent with SSM SendCommand, as SendCommand and ListCommands show it.
 #[derive(Debug, Clone)]
 pub struct SentCommand {
     pub id: String,
-    pub account: String,
     pub instances: Vec<String>,
     pub commands: Vec<String>,
     pub comment: String,
     pub requested_ms: i64,
+    /// Over its instances: `Pending`, `InProgress`, `Success`, `Failed` or `TimedOut`.
+    pub status: String,
+    /// How many instances' runs have ended, and how many of those did not succeed.
+    pub completed: usize,
+    pub errors: usize,
 }
 
 /// One instance's run of a sent command.

@@ -6,6 +6,7 @@
 //! attachments settling against the clock); they import nothing of the control plane but
 //! each other, which `tests/dependencies.rs` checks.
 
+pub mod command;
 pub mod image;
 pub mod instance;
 pub mod key_pair;
