@@ -1,7 +1,7 @@
 //! A Run Command (SSM SendCommand) and each instance's run of it, kept so that
 //! GetCommandInvocation, ListCommands and ListCommandInvocations answer after a restart.
 
-use kumo_store::{Index, Record};
+use kumo_store::Index;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -35,16 +35,7 @@ pub struct Finished {
     pub finished_ms: i64,
 }
 
-impl Record for CommandRecord {
-    const KIND: &'static str = "ssm-command";
-    const VERSION: u32 = 1;
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn index(&self) -> Index {
-        Index::default()
-    }
-}
+record!(CommandRecord, "ssm-command", |_c| Index::default());
 
 impl CommandRecord {
     /// Whether every instance's run has ended, or the command has timed out.

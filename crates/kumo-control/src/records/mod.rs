@@ -6,6 +6,23 @@
 //! attachments settling against the clock); they import nothing of the control plane but
 //! each other, which `tests/dependencies.rs` checks.
 
+/// A record's `Record` impl at version 1: its kind, its `id` field, and its index.
+macro_rules! record {
+    ($t:ty, $kind:literal, |$s:ident| $index:expr) => {
+        impl kumo_store::Record for $t {
+            const KIND: &'static str = $kind;
+            const VERSION: u32 = 1;
+            fn id(&self) -> &str {
+                &self.id
+            }
+            fn index(&self) -> kumo_store::Index {
+                let $s = self;
+                $index
+            }
+        }
+    };
+}
+
 pub mod command;
 pub mod image;
 pub mod instance;

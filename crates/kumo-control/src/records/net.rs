@@ -1,24 +1,8 @@
 //! The stored documents of the VPC family. Each is versioned from its first row (see
 //! `kumo_store::Record`).
 
-use kumo_store::{Index, Record};
+use kumo_store::Index;
 use serde::{Deserialize, Serialize};
-
-macro_rules! record {
-    ($t:ty, $kind:literal, |$s:ident| $index:expr) => {
-        impl Record for $t {
-            const KIND: &'static str = $kind;
-            const VERSION: u32 = 1;
-            fn id(&self) -> &str {
-                &self.id
-            }
-            fn index(&self) -> Index {
-                let $s = self;
-                $index
-            }
-        }
-    };
-}
 
 /// One IPv4 CIDR block of a VPC.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
