@@ -330,6 +330,19 @@ def test_instances_share_their_subnet_and_cgroups_hold_the_type(ns_kumo, ec2, ke
     # The guest's processes are in it.
     procs = open(os.path.dirname(mem[0]) + "/cgroup.procs").read().split()
     assert len(procs) >= 2
+    # And the guest sees them as its own machine (lxcfs): `free` shows the type's memory,
+    # not the host's.
+    p = ssh(key, a["PrivateIpAddress"], "grep MemTotal /proc/meminfo; free -m | awk '/^Mem:/ {print $2}'")
+    assert p.stdout.split()[:3] == ["MemTotal:", str(2048 << 10), "kB"], p.stdout + p.stderr
+    assert p.stdout.split()[3] == "2048", p.stdout
+
+
+def test_a_one_vcpu_guest_sees_one_cpu(ns_kumo, ec2, key):
+    """t2.micro has 1 vCPU and 1 GiB: its /proc/cpuinfo, /proc/stat, nproc and
+    /sys/devices/system/cpu say so, whatever the host has."""
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="t2.micro")
+    p = ssh(key, inst["PrivateIpAddress"], "grep -c ^processor /proc/cpuinfo; grep -c '^cpu[0-9]' /proc/stat; nproc; cat /sys/devices/system/cpu/online; grep MemTotal /proc/meminfo")
+    assert p.stdout.split() == ["1", "1", "1", "0", "MemTotal:", str(1024 << 10), "kB"], p.stdout + p.stderr
 
 
 def test_resource_names_reach_the_guest_and_the_resolver(ns_kumo, ec2, key):

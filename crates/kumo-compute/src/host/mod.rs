@@ -1,11 +1,12 @@
 //! What the drivers do to the host itself, and the only code that runs `ip` or `nft` or
 //! touches `/sys/fs/cgroup`: cgroups (v1, [`cgroups`]), the VPC namespaces and the guests'
 //! links ([`vpc`]), the nftables rules of a VPC's namespace, sockets bound inside a
-//! namespace, the claims on network names ([`claims`]), and sweeping what a server left
-//! behind.
+//! namespace, the claims on network names ([`claims`]), the guests' view of `/proc`
+//! ([`lxcfs`]), and sweeping what a server left behind.
 
 pub(crate) mod cgroups;
 pub mod claims;
+pub mod lxcfs;
 pub(crate) mod net;
 pub(crate) mod vpc;
 

@@ -17,6 +17,9 @@ use std::path::Path;
 use std::process::{ChildStdin, ChildStdout, Command, Stdio};
 
 /// Boots a guest on its prepared network.
+/// The environment variable that tells the init stage where lxcfs serves.
+pub(crate) const LXCFS_ENV: &str = "KUMO_LXCFS";
+
 pub(super) fn boot(
     ns: &Ns,
     host: &Host,
@@ -29,7 +32,13 @@ pub(super) fn boot(
     write_config(spec, &files)?;
     install_host_keys(ns, spec);
     let run = &net.run;
-    let mut helper = Command::new(&ns.exe)
+    let mut helper = Command::new(&ns.exe);
+    // The init stage binds lxcfs's files over the guest's /proc (`KUMO_LXCFS`).
+    match &ns.lxcfs {
+        Some(l) => helper.env(LXCFS_ENV, &l.dir),
+        None => helper.env_remove(LXCFS_ENV),
+    };
+    let mut helper = helper
         .arg("__ns-helper")
         .arg(&spec.image_root)
         .arg(&spec.root_data)

@@ -229,6 +229,32 @@ fn mount_dev(root: &Path) -> Result<(), StepFailed> {
     Ok(())
 }
 
+/// Binds lxcfs's `proc` files over the guest's `/proc` ones, and its CPU directory over the
+/// guest's `/sys/devices/system/cpu`: they answer as the guest's cgroups allow.
+fn bind_lxcfs(root: &Path, lxcfs: &Path) -> Result<(), StepFailed> {
+    let bind = |src: &Path, target: &Path| {
+        mount(
+            Some(src),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| StepFailed::new(format!("bind {}", src.display()), e))
+    };
+    for f in crate::host::lxcfs::PROC_FILES {
+        let src = lxcfs.join("proc").join(f);
+        if src.exists() {
+            bind(&src, &root.join("proc").join(f))?;
+        }
+    }
+    let cpu = lxcfs.join("sys/devices/system/cpu");
+    if cpu.is_dir() {
+        bind(&cpu, &root.join("sys/devices/system/cpu"))?;
+    }
+    Ok(())
+}
+
 fn prepare(root: &Path, hostname: &str) -> Result<(), StepFailed> {
     nix::unistd::sethostname(hostname).map_err(|e| StepFailed::new("hostname", e))?;
     let nosuid = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -247,6 +273,15 @@ fn prepare(root: &Path, hostname: &str) -> Result<(), StepFailed> {
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
         Some("mode=755"),
     )?;
+    if let Some(dir) = std::env::var_os(super::boot::LXCFS_ENV) {
+        // The guest's own view of memory, CPUs and uptime; without it, the host's.
+        if let Err(e) = bind_lxcfs(root, Path::new(&dir)) {
+            eprintln!(
+                "kumo ns: the guest sees the host's /proc: {}",
+                crate::error_chain(&e)
+            );
+        }
+    }
     std::env::set_current_dir(root).map_err(|e| StepFailed::new("chdir", e))?;
     std::fs::create_dir_all(".kumo-old").map_err(|e| StepFailed::new("old root", e))?;
     nix::unistd::pivot_root(".", ".kumo-old").map_err(|e| StepFailed::new("pivot_root", e))?;

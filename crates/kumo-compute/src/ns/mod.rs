@@ -31,6 +31,8 @@ pub struct Ns {
     exe: PathBuf,
     /// SSH host keys made ahead of boots, when a pool is set up.
     host_keys: OnceLock<Arc<HostKeys>>,
+    /// What the guests read for `/proc` and `/sys/devices/system/cpu`, when lxcfs runs.
+    lxcfs: Option<crate::host::lxcfs::Lxcfs>,
 }
 
 /// A running `ns` guest.
@@ -73,6 +75,7 @@ impl Fleet<Ns> {
             Ns {
                 exe,
                 host_keys: OnceLock::new(),
+                lxcfs: crate::host::lxcfs::Lxcfs::start(&data_dir.join("lxcfs")),
             },
         )
     }
