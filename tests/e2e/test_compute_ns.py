@@ -337,6 +337,18 @@ def test_instances_share_their_subnet_and_cgroups_hold_the_type(ns_kumo, ec2, ke
     assert p.stdout.split()[3] == "2048", p.stdout
 
 
+def test_an_arm64_instance_is_not_given_an_x86_64_guest(ns_kumo, ec2):
+    """This x86_64 host runs x86_64 guests only: an arm64 launch answers AWS's
+    InsufficientInstanceCapacity with the reason, instead of booting the wrong CPU."""
+    ssm = make_client(ns_kumo.endpoint, service="ssm")
+    arm = ssm.get_parameter(Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64")["Parameter"]["Value"]
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(ImageId=arm, InstanceType="t4g.micro", MinCount=1, MaxCount=1)
+    assert error_code(e) == "InsufficientInstanceCapacity"
+    assert "runs only x86_64 guests" in e.value.response["Error"]["Message"]
+    assert ec2.describe_instances(Filters=[{"Name": "instance-type", "Values": ["t4g.micro"]}])["Reservations"] == []
+
+
 def test_a_one_vcpu_guest_sees_one_cpu(ns_kumo, ec2, key):
     """t2.micro has 1 vCPU and 1 GiB: its /proc/cpuinfo, /proc/stat, nproc and
     /sys/devices/system/cpu say so, whatever the host has."""

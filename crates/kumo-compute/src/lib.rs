@@ -248,6 +248,13 @@ pub trait Driver: Send + Sync {
     fn hotplugs_interfaces(&self) -> bool {
         true
     }
+    /// Whether a guest of an image of this architecture (`x86_64`, `arm64`, …, as EC2 names
+    /// them) runs here. A driver runs its host's kind of CPU only: an `ns` guest shares the
+    /// host's kernel, and `vm` has no arm64 emulation yet. The null driver runs nothing, so
+    /// anything.
+    fn runs_architecture(&self, arch: &str) -> bool {
+        host_runs(arch)
+    }
     /// Boots an instance (first launch, or a start after a stop); an instance already
     /// running or booting is left as it is.
     fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError>;
@@ -268,6 +275,15 @@ pub trait Driver: Send + Sync {
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>>;
     /// Stops every instance and removes every host resource (server shutdown, reset).
     fn shutdown_all(&self);
+}
+
+/// Whether this host's CPU runs guests of `arch`.
+pub fn host_runs(arch: &str) -> bool {
+    match std::env::consts::ARCH {
+        "x86_64" => matches!(arch, "x86_64" | "i386" | "x86_64_mac"),
+        "aarch64" => matches!(arch, "arm64" | "arm64_mac"),
+        _ => false,
+    }
 }
 
 /// One running guest, behind a lock of its own: an operation on one never waits for

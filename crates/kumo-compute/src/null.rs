@@ -17,6 +17,10 @@ impl Driver for NullDriver {
         false
     }
 
+    fn runs_architecture(&self, _arch: &str) -> bool {
+        true
+    }
+
     fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError> {
         Err(ComputeError::Unknown(spec.id.clone()))
     }

@@ -106,6 +106,10 @@ fn act(
                             format!("The instance '{}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.", r.id),
                         )));
                     }
+                    Action::Start if before == State::Stopped => {
+                        let arch = crate::records::image::ImageTraits::of_instance(&r).architecture;
+                        instances::runnable_here(k, &r.instance_type, &arch)?;
+                    }
                     Action::Stop if r.disable_api_stop && before == State::Running => {
                         return Err(Fail(Ec2Error::new(
                             "OperationNotPermitted",

@@ -75,6 +75,24 @@ pub fn find_image(k: &Kumo, ctx: &RequestContext, id: &str) -> Result<ImageTrait
     Ok(traits)
 }
 
+/// Whether the driver can run a guest of the image's architecture here; else AWS's answer when
+/// a type cannot be placed, `InsufficientInstanceCapacity`, with the reason. Never is an
+/// arm64 instance given an x86_64 guest.
+pub fn runnable_here(k: &Kumo, instance_type: &str, arch: &str) -> Result<(), Ec2Error> {
+    let driver = &k.compute.driver;
+    if driver.runs_architecture(arch) {
+        return Ok(());
+    }
+    Err(Ec2Error::new(
+        "InsufficientInstanceCapacity",
+        format!(
+            "We currently do not have sufficient {instance_type} capacity. Kumo's {} driver runs only {} guests on this host, and {instance_type} runs {arch} ones.",
+            driver.name(),
+            std::env::consts::ARCH.replace("aarch64", "arm64"),
+        ),
+    ))
+}
+
 /// Checks that an instance type exists and suits an image.
 pub fn check_type_for_image(
     t: &str,

@@ -2,7 +2,7 @@
 
 use super::parts::{capacity, check_key, check_zone, interface, new_record, Launch, Parts, Site};
 use super::wire::{reservation, reservation_with};
-use super::{check_hop_limit, check_type_for_image, find_image};
+use super::{check_hop_limit, check_type_for_image, find_image, runnable_here};
 use crate::addresses;
 use crate::core::checks::Checks;
 use crate::core::error::Fail;
@@ -289,6 +289,7 @@ fn resolve<'a>(
         .clone()
         .unwrap_or_else(|| "m1.small".into());
     let info = check_type_for_image(&instance_type, &image)?;
+    runnable_here(k, &instance_type, &image.architecture)?;
     let cpu = cpu_options(input, info, &instance_type)?;
     let user_data = user_data(input)?;
     let specs = network_specs(input)?;
