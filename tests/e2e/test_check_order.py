@@ -149,6 +149,20 @@ CASES = [
     ("ModifyInstanceAttribute", {"InstanceId": INST, "InstanceType": {"Value": "m9.gigantic"}}, "InvalidParameterValue", None),
     ("ModifyVpcAttribute", {"VpcId": "vpc-00000000"}, "MissingParameter", None),
     ("ModifyInstanceAttribute", {"InstanceId": "instance-1"}, "MissingParameter", None),
+    # Ids the model types as plain strings (codegen's ID_MEMBERS) get the same rule.
+    (
+        "AuthorizeSecurityGroupIngress",
+        {"GroupId": SG, "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": "group-1"}]}]},
+        "InvalidGroupId.Malformed",
+        None,
+    ),
+    ("CopySnapshot", {"SourceSnapshotId": "snapshot-1", "SourceRegion": "eu-west-1"}, "InvalidSnapshotID.Malformed", None),
+    (
+        "RunInstances",
+        {"ImageId": AMI, "MinCount": 1, "MaxCount": 1, "NetworkInterfaces": [{"DeviceIndex": 0, "SubnetId": "subnet-x"}]},
+        "InvalidSubnetID.Malformed",
+        None,
+    ),
     ("ModifySnapshotAttribute", {"SnapshotId": "snapshot-1"}, "MissingParameter", None),
     # What Kumo does not take is refused before what such a request lacks.
     ("RunInstances", {"MinCount": 1, "MaxCount": 1, "LaunchTemplate": {"LaunchTemplateName": "web"}}, "Unsupported", None),

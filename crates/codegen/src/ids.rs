@@ -25,6 +25,8 @@ fn is_id(model: &Model, shape: &str) -> Result<bool, CodegenError> {
 /// What a shape holds of ids: the structures that hold any get a visitor.
 struct Walk<'m> {
     model: &'m Model,
+    /// (structure, member) → the id shape a plain-string member holds.
+    extra: BTreeMap<(String, String), String>,
     kinds: BTreeSet<String>,
     /// Structure → whether it holds an id anywhere beneath it.
     holds: BTreeMap<String, bool>,
@@ -55,9 +57,17 @@ impl Walk<'_> {
                 // A recursive shape is taken to hold none until its members say otherwise.
                 self.holds.insert(shape.to_string(), false);
                 let mut any = false;
-                let members: Vec<String> = s.members.values().map(|r| r.shape.clone()).collect();
-                for m in members {
-                    any |= self.holds(&m)?;
+                let members: Vec<(String, String)> = s
+                    .members
+                    .iter()
+                    .map(|(m, r)| (m.clone(), r.shape.clone()))
+                    .collect();
+                for (m, member_shape) in members {
+                    if let Some(kind) = self.extra.get(&(shape.to_string(), m)) {
+                        self.kinds.insert(kind.clone());
+                        any = true;
+                    }
+                    any |= self.holds(&member_shape)?;
                 }
                 self.holds.insert(shape.to_string(), any);
                 Ok(any)
@@ -85,9 +95,17 @@ impl Walk<'_> {
     }
 }
 
-pub fn generate(model: &Model, allow: &[&str]) -> Result<String, CodegenError> {
+pub fn generate(
+    model: &Model,
+    allow: &[&str],
+    id_members: &[(&str, &str, &str)],
+) -> Result<String, CodegenError> {
     let mut w = Walk {
         model,
+        extra: id_members
+            .iter()
+            .map(|(st, m, k)| ((st.to_string(), m.to_string()), k.to_string()))
+            .collect(),
         kinds: BTreeSet::new(),
         holds: BTreeMap::new(),
     };
@@ -131,7 +149,14 @@ pub fn generate(model: &Model, allow: &[&str]) -> Result<String, CodegenError> {
         for (m, r) in &shape.members {
             let field = snake(m);
             let required = shape.required.contains(m);
-            if let Some(stmt) = w.visit(&r.shape, "v")? {
+            let stmt = match w.extra.get(&(name.clone(), m.clone())) {
+                Some(kind) if model.shape(&r.shape)?.kind == "list" => {
+                    Some(format!("for x in v {{ f(IdKind::{kind}, x)?; }}"))
+                }
+                Some(kind) => Some(format!("f(IdKind::{kind}, v)?;")),
+                None => w.visit(&r.shape, "v")?,
+            };
+            if let Some(stmt) = stmt {
                 if required {
                     writeln!(o, "        {{ let v = &self.{field}; {stmt} }}").unwrap();
                 } else {

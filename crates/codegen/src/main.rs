@@ -195,6 +195,26 @@ pub const FILTER_EXTRA: &[(&str, &str)] = &[
 /// source filters prefix lists by tag.
 pub const FILTER_TAGS: &[&str] = &["DescribeManagedPrefixLists"];
 
+/// Members that hold a resource id but that the model types as a plain `String` (or a list of
+/// them): (structure, member, the id shape they hold). The id rule then checks their form as
+/// it checks every `VpcId`-typed member.
+pub const ID_MEMBERS: &[(&str, &str, &str)] = &[
+    ("UserIdGroupPair", "GroupId", "SecurityGroupId"),
+    ("UserIdGroupPair", "VpcId", "VpcId"),
+    ("PrefixListId", "PrefixListId", "PrefixListResourceId"),
+    (
+        "InstanceNetworkInterfaceSpecification",
+        "SubnetId",
+        "SubnetId",
+    ),
+    ("CopySnapshotRequest", "SourceSnapshotId", "SnapshotId"),
+    (
+        "DescribeManagedPrefixListsRequest",
+        "PrefixListIds",
+        "PrefixListResourceId",
+    ),
+];
+
 const MODEL: &str = "model/ec2-2016-11-15.service-2.json.gz";
 const OUT: &str = "../kumo-ec2-wire/src/generated";
 
@@ -214,7 +234,7 @@ fn main() -> ExitCode {
             files.insert("filters.rs".to_string(), rust::rustfmt(&f)?);
             files.insert(
                 "ids.rs".to_string(),
-                rust::rustfmt(&ids::generate(&model, ALLOW)?)?,
+                rust::rustfmt(&ids::generate(&model, ALLOW, ID_MEMBERS)?)?,
             );
             Ok(files)
         }) {

@@ -180,6 +180,11 @@ impl Ids for AuthorizeSecurityGroupEgressRequest {
             let v = &self.group_id;
             f(IdKind::SecurityGroupId, v)?;
         }
+        if let Some(v) = &self.ip_permissions {
+            for x in v {
+                x.ids(f)?;
+            }
+        }
         Ok(())
     }
 }
@@ -188,6 +193,11 @@ impl Ids for AuthorizeSecurityGroupIngressRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.group_id {
             f(IdKind::SecurityGroupId, v)?;
+        }
+        if let Some(v) = &self.ip_permissions {
+            for x in v {
+                x.ids(f)?;
+            }
         }
         Ok(())
     }
@@ -247,6 +257,10 @@ impl Ids for CopySnapshotRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.kms_key_id {
             f(IdKind::KmsKeyId, v)?;
+        }
+        {
+            let v = &self.source_snapshot_id;
+            f(IdKind::SnapshotId, v)?;
         }
         Ok(())
     }
@@ -778,7 +792,11 @@ impl Ids for DescribeKeyPairsRequest {
 
 impl Ids for DescribeManagedPrefixListsRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
-        let _ = f;
+        if let Some(v) = &self.prefix_list_ids {
+            for x in v {
+                f(IdKind::PrefixListResourceId, x)?;
+            }
+        }
         Ok(())
     }
 }
@@ -1181,6 +1199,9 @@ impl Ids for InstanceNetworkInterfaceSpecification {
         if let Some(v) = &self.network_interface_id {
             f(IdKind::NetworkInterfaceId, v)?;
         }
+        if let Some(v) = &self.subnet_id {
+            f(IdKind::SubnetId, v)?;
+        }
         Ok(())
     }
 }
@@ -1204,6 +1225,22 @@ impl Ids for InstanceSpecification {
         {
             let v = &self.instance_id;
             f(IdKind::InstanceIdWithVolumeResolver, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for IpPermission {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.prefix_list_ids {
+            for x in v {
+                x.ids(f)?;
+            }
+        }
+        if let Some(v) = &self.user_id_group_pairs {
+            for x in v {
+                x.ids(f)?;
+            }
         }
         Ok(())
     }
@@ -1394,6 +1431,15 @@ impl Ids for Placement {
     }
 }
 
+impl Ids for PrefixListId {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.prefix_list_id {
+            f(IdKind::PrefixListResourceId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for RebootInstancesRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -1535,6 +1581,11 @@ impl Ids for RevokeSecurityGroupEgressRequest {
             let v = &self.group_id;
             f(IdKind::SecurityGroupId, v)?;
         }
+        if let Some(v) = &self.ip_permissions {
+            for x in v {
+                x.ids(f)?;
+            }
+        }
         Ok(())
     }
 }
@@ -1543,6 +1594,11 @@ impl Ids for RevokeSecurityGroupIngressRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.group_id {
             f(IdKind::SecurityGroupId, v)?;
+        }
+        if let Some(v) = &self.ip_permissions {
+            for x in v {
+                x.ids(f)?;
+            }
         }
         Ok(())
     }
@@ -1636,6 +1692,18 @@ impl Ids for UnassignPrivateIpAddressesRequest {
         {
             let v = &self.network_interface_id;
             f(IdKind::NetworkInterfaceId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for UserIdGroupPair {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.group_id {
+            f(IdKind::SecurityGroupId, v)?;
+        }
+        if let Some(v) = &self.vpc_id {
+            f(IdKind::VpcId, v)?;
         }
         Ok(())
     }
