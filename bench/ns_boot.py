@@ -20,25 +20,18 @@ the account and region, and DescribeSecurityGroups as the API's floor."""
 import argparse
 import glob
 import os
-import shutil
 import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve import serving  # noqa: E402
 
 
 def ssh_ready(ip, deadline):
@@ -67,20 +60,8 @@ def main():
     args.instances = args.instances or (3 if vm else 10)
     args.burst = args.burst or (3 if vm else 20)
     wait = 600 if vm else 60
-    # KUMO_BENCH_BIN: another build to measure (an older commit's, for an A/B in one session).
-    binary = os.environ.get("KUMO_BENCH_BIN") or os.path.join(ROOT, "target", "release", "kumo")
-    data = tempfile.mkdtemp(prefix="kumo-ns-bench-")
-    port = free_port()
-    log = open(os.path.join(data, "serve.log"), "ab")
-    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data, "--driver", args.driver], stdout=log, stderr=log)
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        for _ in range(2000):
-            try:
-                urllib.request.urlopen(endpoint + "/_kumo/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.02)
+    # KUMO_BENCH_BIN names another build to measure (serve.py), for an A/B in one session.
+    with serving(args.driver, "kumo-ns-bench-") as (endpoint, data):
         cfg = botocore.config.Config(retries={"max_attempts": 1})
         ec2 = boto3.client("ec2", endpoint_url=endpoint, region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test", config=cfg)
         ssm = boto3.client("ssm", endpoint_url=endpoint, region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test", config=cfg)
@@ -138,13 +119,6 @@ def main():
         if n:
             what = "QEMU and its guest's touched memory" if vm else "page cache included"
             print(f"memory per idle instance (cgroup memory.usage_in_bytes, {what}): {total / n / 2**20:.1f} MiB over {n} instances")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 def timed(f, n=15):

@@ -15,25 +15,18 @@ was read); each figure is the dd's operations per second."""
 import argparse
 import os
 import re
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import boto3  # noqa: E402
 import botocore.config  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from serve import serving  # noqa: E402
+
 SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=5"]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ssh(key, ip, command, deadline):
@@ -48,19 +41,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ops", type=int, default=600, help="4 KiB operations per measurement at 100 IOPS (scaled up for faster volumes)")
     args = ap.parse_args()
-    binary = os.environ.get("KUMO_BENCH_BIN") or os.path.join(ROOT, "target", "release", "kumo")
-    data = tempfile.mkdtemp(prefix="kumo-iops-bench-")
-    port = free_port()
-    log = open(os.path.join(data, "serve.log"), "ab")
-    proc = subprocess.Popen([binary, "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data, "--driver", "ns"], stdout=log, stderr=log)
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        for _ in range(2000):
-            try:
-                urllib.request.urlopen(endpoint + "/_kumo/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.02)
+    with serving("ns", "kumo-iops-bench-") as (endpoint, data):
         cfg = botocore.config.Config(retries={"max_attempts": 1})
         client = lambda svc: boto3.client(svc, endpoint_url=endpoint, region_name="eu-west-1", aws_access_key_id="test", aws_secret_access_key="test", config=cfg)  # noqa: E731
         ec2, ssm = client("ec2"), client("ssm")
@@ -106,13 +87,6 @@ def main():
         row("gp2 10 GiB, burst (baseline 100)", 3000, "/dev/sdh", n * 30, 0)
         ec2.modify_volume(VolumeId=mod, Iops=400)
         row("io1 modified live 100 -> 400 IOPS", 400, "/dev/sdi", n * 4, 0)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":
