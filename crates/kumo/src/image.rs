@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v13";
+pub const RECIPE: &str = "debian-12-minbase-v14";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -601,6 +601,11 @@ else
     for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$k"; done
 fi
 echo "-----END SSH HOST KEY FINGERPRINTS-----"
+# The public keys too, as cloud-init prints them on EC2: a client can check the host key
+# against the console (`kumo ssh` does).
+echo "-----BEGIN SSH HOST KEY KEYS-----"
+cat /etc/ssh/ssh_host_*_key.pub
+echo "-----END SSH HOST KEY KEYS-----"
 
 DONE="/var/lib/kumo/user-data.$IID.done"
 if [ -n "$IID" ] && [ ! -e "$DONE" ]; then
