@@ -7,7 +7,7 @@ import shutil
 import subprocess
 
 from conftest import Kumo, make_client
-from test_compute_ns import allow_ssh, ami, launch, ssh
+from test_compute_ns import SSH_OPTS, allow_ssh, ami, launch, ssh
 
 
 def netns():
@@ -16,6 +16,12 @@ def netns():
 
 def routes_to(cidr):
     return subprocess.run(["ip", "route", "show", cidr], capture_output=True, text=True).stdout.strip()
+
+
+def kumo_rules():
+    """The host's rules that send what the host sends from a VPC link's address into that VPC."""
+    lines = subprocess.run(["ip", "rule"], capture_output=True, text=True).stdout.splitlines()
+    return [l for l in lines if 20000 <= int(l.split(":")[0]) < 20256]
 
 
 def boot_in(k, cidr, tmp_path, name):
@@ -39,15 +45,24 @@ def test_the_next_server_sweeps_what_a_killed_one_left(tmp_path):
     try:
         key, ip = boot_in(a, cidr, tmp_path, "a-key")
         assert ssh(key, ip, "true").returncode == 0
+        # A second VPC with the same CIDR: the host routes it into neither, and keeps a rule
+        # per VPC link for the way in by its own address.
+        boot_in(a, cidr, tmp_path, "a-key2")
+        assert routes_to(cidr).startswith("unreachable"), routes_to(cidr)
+        assert len(kumo_rules()) == 2, kumo_rules()
         a.kill9()
         left = netns() - before
         assert left, "a killed server leaves its namespaces"
-        assert routes_to(cidr), "and the host's route to its VPC"
-        # The guest outlived its server.
-        assert ssh(key, ip, "true", timeout=5).returncode == 0
+        assert routes_to(cidr), "and the host's route to its VPCs"
+        # The guest outlived its server: reached from its VPC link's own address (the first
+        # link's host end).
+        p = subprocess.run(["ssh", "-b", "100.127.0.1", "-i", key, *SSH_OPTS, f"ec2-user@{ip}", "true"], capture_output=True, text=True, timeout=30)
+        assert p.returncode == 0, p.stderr
 
         b = Kumo(extra_args=["--driver", "ns"]).start()
         assert not (left & netns()), "the next server removed the dead one's namespaces"
+        assert not routes_to(cidr), "and the unreachable route no link held"
+        assert not kumo_rules(), "and its rules"
         assert "killed left" in open(b.log_path).read()
         # The dead server's guest is gone with them, and the same CIDR works in the new one.
         key2, ip2 = boot_in(b, cidr, tmp_path, "b-key")
@@ -60,4 +75,5 @@ def test_the_next_server_sweeps_what_a_killed_one_left(tmp_path):
                 k.stop()
                 shutil.rmtree(k.data_dir, ignore_errors=True)
     assert not routes_to(cidr), "a clean stop leaves no route behind"
+    assert not kumo_rules(), "nor a rule"
     assert netns() <= before

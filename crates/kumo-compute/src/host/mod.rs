@@ -8,6 +8,7 @@ pub(crate) mod cgroups;
 pub mod claims;
 pub mod lxcfs;
 pub(crate) mod net;
+pub(crate) mod routes;
 pub(crate) mod vpc;
 
 use crate::ComputeError;
@@ -17,9 +18,30 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// Removes every network namespace, host link (with its routes) and cgroup named with
-/// `prefix`.
+/// Removes every network namespace, host link (with its routes), host rule and route
+/// ([`routes`]) and cgroup of the server named with `prefix`.
 pub(crate) fn sweep(prefix: &str) {
+    // Its rules, one `ip rule delete` each, and its unreachable routes, which no link holds.
+    let priority = routes::rule_priority(prefix).to_string();
+    for _ in 0..4096 {
+        if ip(&["rule", "delete", "priority", &priority]).is_err() {
+            break;
+        }
+    }
+    let metric = routes::metric(prefix).to_string();
+    if let Ok(list) = ip(&["route", "show", "table", "main"]) {
+        for l in list.lines() {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let mine = words.windows(2).any(|w| w[0] == "metric" && w[1] == metric);
+            let dst = match words.first() {
+                Some(&"unreachable") => words.get(1),
+                first => first,
+            };
+            if let (true, Some(dst)) = (mine, dst) {
+                ip_quiet(&["route", "delete", dst, "metric", &metric]);
+            }
+        }
+    }
     if let Ok(list) = ip(&["netns", "list"]) {
         for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
             if name.starts_with(prefix) && name.len() > prefix.len() {

@@ -1,17 +1,19 @@
 //! The VPCs on this host: per VPC, a network namespace `<p>v<vpc>` that routes between its
 //! subnets (each subnet's gateway address on its loopback, as the VPC router has), serves the
 //! metadata on 169.254.169.254 and the subnets' DHCP and DNS, holds the security groups'
-//! nftables rules on its forward path, and has a veth to the host with a host route for the
-//! VPC's CIDR. A guest's link (an `ns` veth or a `vm` tap) is routed into it, not bridged
+//! nftables rules on its forward path, and has a veth to the host through which the host
+//! routes the VPC's CIDRs ([`super::routes`]: by the main table where no other VPC here
+//! overlaps them, and always from the host end's own address). A guest's link (an `ns` veth or a `vm` tap) is routed into it, not bridged
 //! ([`route_guest`]), so all traffic between instances crosses the firewall.
 
 use super::net::{self, ip, ip_batch, ip_quiet, short};
+use super::routes::{self, Cidr, MainRoute};
 use super::{apply_rules, bind_in, bind_udp_in};
 use crate::services::dhcp::{Lease, Leases};
 use crate::services::firewall::Firewall;
 use crate::services::imds::Imds;
 use crate::{ComputeError, InstanceSpec};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +24,12 @@ struct Vpc {
     ns: String,
     /// The address of the namespace's end of the host link (the host's gateway into it).
     gateway: String,
+    /// The host link's number, and the address of its host end: what the host sends from
+    /// that address goes into this VPC ([`routes`]).
+    link: u32,
+    source: String,
+    /// The CIDRs the host routes into it: the VPC's, and its subnets' outside that one.
+    cidrs: Vec<Cidr>,
     /// Public addresses the host routes into this namespace.
     public: Vec<String>,
     /// The host's end of the link into the namespace.
@@ -40,15 +48,35 @@ struct Vpc {
 }
 
 impl Vpc {
-    fn remove(self) {
+    fn remove(self, prefix: &str) {
         self.imds_task.abort();
         self.dns_task.abort();
         self.dhcp_task.abort();
         for p in &self.public {
             ip_quiet(&["route", "delete", &format!("{p}/32")]);
         }
+        let (priority, table) = (
+            routes::rule_priority(prefix).to_string(),
+            routes::table(prefix, self.link).to_string(),
+        );
+        ip_quiet(&[
+            "rule",
+            "delete",
+            "priority",
+            &priority,
+            "from",
+            &self.source,
+            "lookup",
+            &table,
+        ]);
+        // The link takes its routes, in the main table and its own, with it.
         ip_quiet(&["link", "delete", &self.host_if]);
         ip_quiet(&["netns", "delete", &self.ns]);
+    }
+
+    /// The `via … dev …` of a route into it.
+    fn via(&self) -> String {
+        format!("via {} dev {}", self.gateway, self.host_if)
     }
 }
 
@@ -69,6 +97,8 @@ pub(crate) struct Vpcs {
     rt: tokio::runtime::Handle,
     map: HashMap<String, Vpc>,
     links: u32,
+    /// Kumo's routes in the host's main table, as last written.
+    main: BTreeMap<Cidr, MainRoute>,
 }
 
 impl Vpcs {
@@ -78,6 +108,7 @@ impl Vpcs {
             rt,
             map: HashMap::new(),
             links: 0,
+            main: BTreeMap::new(),
         }
     }
 
@@ -108,8 +139,64 @@ impl Vpcs {
     /// Removes every VPC's namespace, link and routes.
     pub(crate) fn remove_all(&mut self) {
         for (_, v) in self.map.drain() {
-            v.remove();
+            v.remove(&self.prefix);
         }
+        // The unreachable routes belong to no link.
+        self.sync_main();
+    }
+
+    /// The host's address on its link into a VPC that has had a guest here: what is sent
+    /// from it reaches that VPC's private addresses, whichever other VPC overlaps them.
+    pub(crate) fn source(&self, vpc_id: &str) -> Option<String> {
+        self.map.get(vpc_id).map(|v| v.source.clone())
+    }
+
+    /// Brings the host's main table to what the VPCs here call for ([`routes::main_routes`]).
+    fn sync_main(&mut self) {
+        let vpcs: Vec<(u32, Vec<Cidr>)> = self
+            .map
+            .values()
+            .map(|v| (v.link, v.cidrs.clone()))
+            .collect();
+        let want = routes::main_routes(&vpcs);
+        let via = |l: u32| self.map.values().find(|v| v.link == l).map(Vpc::via);
+        let lines = routes::main_table_lines(&self.main, &want, routes::metric(&self.prefix), via);
+        // Each line is tried: a deletion may find its route gone with its link.
+        if let Err(e) = ip_batch(&lines, true) {
+            tracing::warn!(error = %e, "a host route into a VPC could not be written");
+        }
+        for (c, r) in &want {
+            if *r == MainRoute::Unreachable && self.main.get(c) != Some(r) {
+                tracing::warn!(cidr = %routes::show(*c), "two VPCs on this host overlap here: the host routes this CIDR into neither (use `kumo ssh`, or bind to the VPC link's own address)");
+            }
+        }
+        self.main = want;
+    }
+
+    /// Routes one more CIDR of a VPC from the host: in its own table at once, in the main
+    /// table as [`routes::main_routes`] says.
+    fn add_cidr(&mut self, vpc_id: &str, cidr: Cidr) -> Result<(), ComputeError> {
+        let Some(v) = self.map.get_mut(vpc_id) else {
+            return Ok(());
+        };
+        if v.cidrs.iter().any(|&c| routes::overlap(c, cidr)) {
+            return Ok(());
+        }
+        v.cidrs.push(cidr);
+        let table = routes::table(&self.prefix, v.link).to_string();
+        ip(&[
+            "route",
+            "replace",
+            &routes::show(cidr),
+            "via",
+            &v.gateway,
+            "dev",
+            &v.host_if,
+            "table",
+            &table,
+        ])?;
+        self.sync_main();
+        Ok(())
     }
 
     fn vpc_ns(&self, vpc: &str) -> String {
@@ -168,17 +255,19 @@ impl Vpcs {
             &vpc_if,
         ])?;
         ip(&["-n", &ns, "link", "set", &vpc_if, "up"])?;
-        if let Err(e) = ip(&[
-            "route",
-            "add",
-            cidr,
-            "via",
-            &net::addr(base + 2),
-            "dev",
-            &host_if,
-        ]) {
-            tracing::warn!(vpc = vpc_id, cidr, error = %e, "the host cannot route to this VPC (its CIDR overlaps another's): its instances are not reachable from the host");
-        }
+        // What the host sends from its end's own address goes into this VPC, whatever the
+        // main table says ([`routes`]).
+        let source = net::addr(base + 1);
+        let (priority, table) = (
+            routes::rule_priority(&self.prefix).to_string(),
+            routes::table(&self.prefix, n).to_string(),
+        );
+        ip_quiet(&[
+            "rule", "delete", "priority", &priority, "from", &source, "lookup", &table,
+        ]);
+        ip(&[
+            "rule", "add", "priority", &priority, "from", &source, "lookup", &table,
+        ])?;
         let imds = Arc::new(Imds::default());
         let listener = bind_in(&ns, "169.254.169.254:80")?;
         let imds_task = {
@@ -212,11 +301,16 @@ impl Vpcs {
                 .map(|(r, to)| (r, std::net::SocketAddr::from((to, 68))))
         })?;
         tracing::info!(vpc = vpc_id, netns = %ns, "VPC network namespace ready");
+        let c = net::parse_cidr(cidr)
+            .ok_or_else(|| ComputeError::Guest(format!("bad VPC CIDR {cidr}")))?;
         self.map.insert(
             vpc_id.to_string(),
             Vpc {
                 ns,
                 gateway: net::addr(base + 2),
+                link: n,
+                source,
+                cidrs: Vec::new(),
                 public: Vec::new(),
                 host_if,
                 imds: imds.clone(),
@@ -228,6 +322,7 @@ impl Vpcs {
                 subnets: Vec::new(),
             },
         );
+        self.add_cidr(vpc_id, c)?;
         Ok(imds)
     }
 
@@ -283,7 +378,10 @@ impl Vpcs {
             "lo",
         ])?;
         vpc.subnets.push(subnet_id.to_string());
-        Ok(())
+        // A subnet of a secondary block is outside the VPC's own CIDR.
+        let c =
+            net::parse_cidr(cidr).ok_or_else(|| ComputeError::Guest(format!("bad CIDR {cidr}")))?;
+        self.add_cidr(vpc_id, c)
     }
 
     pub(crate) fn set_firewall(&mut self, vpc_id: &str, fw: &Firewall) -> Result<(), ComputeError> {
