@@ -974,3 +974,60 @@ def test_cpu_options_reach_the_guest(ns_kumo, ec2, key):
     two = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="m5.large")
     assert ssh(key, one["PrivateIpAddress"], "nproc").stdout.strip() == "1"
     assert ssh(key, two["PrivateIpAddress"], "nproc").stdout.strip() == "2"
+
+
+def kumo_ssh(ns_kumo, iid, key, *command, account=None):
+    args = [KUMO_BIN, "ssh", "--endpoint-url", ns_kumo.endpoint, "--region", "eu-west-1", iid, "-i", key]
+    if account:
+        args += ["--account", account]
+    return subprocess.run([*args, "--", *command], capture_output=True, text=True, timeout=60)
+
+
+def test_kumo_ssh_reaches_each_of_two_overlapping_default_vpcs(ns_kumo, ec2, key, tmp_path):
+    """Every account's default VPC is 172.31.0.0/16. With two of them on the host, a bare
+    private address is ambiguous: the host routes it into neither (never the wrong instance),
+    and `kumo ssh` reaches each instance by its id through its own VPC's link, checking the
+    host key the guest printed on its console."""
+    other = make_client(ns_kumo.endpoint, key="111111111111")
+    allow_ssh(other)
+    pem = tmp_path / "other.pem"
+    pem.write_text(other.create_key_pair(KeyName="other", KeyType="ed25519")["KeyMaterial"])
+    pem.chmod(0o600)
+
+    def private_launch(c, key_name):
+        subnet = c.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}, {"Name": "availability-zone", "Values": ["eu-west-1a"]}])["Subnets"][0]
+        base = subnet["CidrBlock"].split("/")[0].rsplit(".", 1)[0]
+        inst = launch(c, ns_kumo, KeyName=key_name, NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet["SubnetId"], "AssociatePublicIpAddress": False, "PrivateIpAddress": base + ".10"}])
+        assert "PublicIpAddress" not in state_of(c, inst["InstanceId"])
+        return inst
+
+    mine = private_launch(ec2, "ns-key")
+    theirs = private_launch(other, "other")
+    assert mine["PrivateIpAddress"] == theirs["PrivateIpAddress"]
+    ask = "curl -s http://169.254.169.254/latest/meta-data/instance-id"
+    deadline = time.time() + 30
+    while True:
+        p = kumo_ssh(ns_kumo, mine["InstanceId"], key, "sh", "-c", ask)
+        if p.returncode == 0 or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    assert p.stdout.strip() == mine["InstanceId"], p.stderr
+    p = kumo_ssh(ns_kumo, theirs["InstanceId"], str(pem), "sh", "-c", ask, account="111111111111")
+    assert p.stdout.strip() == theirs["InstanceId"], p.stderr
+    # The login user is the image's, and a command's arguments arrive as given.
+    p = kumo_ssh(ns_kumo, mine["InstanceId"], key, "printf", "%s|", "a  b", "c")
+    assert (p.returncode, p.stdout) == (0, "a  b|c|"), p.stderr
+    # A bare private address is unreachable from the host, not another account's instance.
+    p = subprocess.run(["ssh", "-i", key, *SSH_OPTS, f"ec2-user@{mine['PrivateIpAddress']}", "true"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 255 and "No route to host" in p.stderr, p.stderr
+    # Another account's instance is not found in this one.
+    p = kumo_ssh(ns_kumo, theirs["InstanceId"], key, "true")
+    assert p.returncode == 255 and "InvalidInstanceID.NotFound" in p.stderr, p.stderr
+    # The console carries the keys the check used, as cloud-init prints them on EC2.
+    console = ec2.get_console_output(InstanceId=mine["InstanceId"])["Output"]
+    assert "-----BEGIN SSH HOST KEY KEYS-----\necdsa-sha2-nistp256 " in console
+    # A stopped instance is said to be so.
+    ec2.stop_instances(InstanceIds=[mine["InstanceId"]])
+    wait_state(ec2, mine["InstanceId"], "stopped")
+    p = kumo_ssh(ns_kumo, mine["InstanceId"], key, "true")
+    assert p.returncode == 255 and "IncorrectInstanceState" in p.stderr, p.stderr

@@ -492,3 +492,15 @@ def test_cpu_options_are_checked_recorded_and_returned(ec2, ami):
     ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     ec2.modify_instance_attribute(InstanceId=iid, InstanceType={"Value": "m5.xlarge"})
     assert describe(ec2, iid)["CpuOptions"] == {"CoreCount": 2, "ThreadsPerCore": 2}
+
+
+def test_kumo_ssh_says_why_it_cannot_reach_a_null_driver_instance(kumo, ec2, ami):
+    import subprocess
+
+    from conftest import KUMO_BIN
+
+    iid = run(ec2, ami)["Instances"][0]["InstanceId"]
+    p = subprocess.run([KUMO_BIN, "ssh", "--endpoint-url", kumo.endpoint, "--region", "eu-west-1", iid, "--", "true"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 255 and "runs no guest" in p.stderr and "null" in p.stderr, p.stderr
+    p = subprocess.run([KUMO_BIN, "ssh", "--endpoint-url", kumo.endpoint, "--region", "eu-west-1", "i-0123456789abcdef0"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 255 and "InvalidInstanceID.NotFound" in p.stderr, p.stderr

@@ -130,6 +130,7 @@ fn admin_call(
             num("in_seconds"),
         ),
         "guest-shutdown" => s.kumo.admin_guest_shutdown(&account, &region, &instance),
+        "reach" => s.kumo.admin_reach(&account, &region, &instance),
         "advance-clock" => s.kumo.admin_advance_clock(num("seconds")),
         other => Err(Ec2Error::new(
             "InvalidAction",

@@ -677,6 +677,10 @@ impl<K: Kind> Driver for Fleet<K> {
         lock(&self.host.vpcs).set_firewall(vpc_id, fw)
     }
 
+    fn host_source(&self, vpc_id: &str) -> Option<String> {
+        lock(&self.host.vpcs).source(vpc_id)
+    }
+
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>> {
         lock(&self.events).take()
     }

@@ -271,6 +271,12 @@ pub trait Driver: Send + Sync {
     fn command_result(&self, id: &str, command_id: &str) -> Option<CommandResult>;
     /// Replaces a VPC's security-group rules, at once and atomically.
     fn set_firewall(&self, vpc_id: &str, fw: &firewall::Firewall) -> Result<(), ComputeError>;
+    /// The host's own address on its link into a VPC that has had a guest here: what the host
+    /// sends from it reaches that VPC's private addresses, even where another VPC here
+    /// overlaps them (`kumo ssh` binds to it). None where guests run nowhere.
+    fn host_source(&self, _vpc_id: &str) -> Option<String> {
+        None
+    }
     /// The stream of guests that stopped on their own; taken once, by the control plane.
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>>;
     /// Stops every instance and removes every host resource (server shutdown, reset).

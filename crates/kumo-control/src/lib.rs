@@ -324,6 +324,16 @@ impl Kumo {
         flows::guest_events::guest_shutdown(self, account, region, instance)
     }
 
+    /// `kumo ssh`: how the host reaches a running instance.
+    pub fn admin_reach(
+        &self,
+        account: &str,
+        region: &str,
+        instance: &str,
+    ) -> Result<serde_json::Value, Ec2Error> {
+        admin::reach(self, account, region, instance)
+    }
+
     /// `kumo admin advance-clock`.
     pub fn admin_advance_clock(&self, secs: i64) -> Result<serde_json::Value, Ec2Error> {
         admin::advance_clock(self, secs)

@@ -33,8 +33,7 @@ enum Admin {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let (region, account) = args.target.region_and_account();
-    let (op, mut body) = match args.command {
+    let (op, body) = match args.command {
         Admin::Credits { instance } => ("credits", json!({ "instance": instance })),
         Admin::ScheduleEvent {
             instance,
@@ -47,30 +46,37 @@ pub fn run(args: Args) -> ExitCode {
         Admin::GuestShutdown { instance } => ("guest-shutdown", json!({ "instance": instance })),
         Admin::AdvanceClock { seconds } => ("advance-clock", json!({ "seconds": seconds })),
     };
-    body["account"] = json!(account);
-    body["region"] = json!(region);
-    let sent = args.target.post_json(
-        "ec2",
-        &format!("/_kumo/admin/{op}"),
-        &[("content-type", "application/json")],
-        &body,
-    );
-    match sent {
-        Ok((200, v)) => {
+    match call(&args.target, op, &body) {
+        Ok(v) => {
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             ExitCode::SUCCESS
-        }
-        Ok((_, v)) => {
-            eprintln!(
-                "kumo admin {op}: {} {}",
-                v.get("code").and_then(Value::as_str).unwrap_or("error"),
-                v.get("message").and_then(Value::as_str).unwrap_or("")
-            );
-            ExitCode::from(255)
         }
         Err(e) => {
             eprintln!("kumo admin {op}: {e}");
             ExitCode::from(255)
         }
+    }
+}
+
+/// One admin call (`/_kumo/admin/<op>`) in the target's account and region: its JSON answer,
+/// or the error as one line.
+pub fn call(target: &crate::http::Target, op: &str, body: &Value) -> Result<Value, String> {
+    let (region, account) = target.region_and_account();
+    let mut body = body.clone();
+    body["account"] = json!(account);
+    body["region"] = json!(region);
+    match target.post_json(
+        "ec2",
+        &format!("/_kumo/admin/{op}"),
+        &[("content-type", "application/json")],
+        &body,
+    ) {
+        Ok((200, v)) => Ok(v),
+        Ok((_, v)) => Err(format!(
+            "{} {}",
+            v.get("code").and_then(Value::as_str).unwrap_or("error"),
+            v.get("message").and_then(Value::as_str).unwrap_or("")
+        )),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -15,11 +15,11 @@ pub struct Target {
     pub endpoint_url: String,
     /// The instance's region (else AWS_REGION, AWS_DEFAULT_REGION, us-east-1).
     #[arg(long, global = true)]
-    region: Option<String>,
+    pub region: Option<String>,
     /// The instance's account on an open-auth server (else a 12-digit AWS_ACCESS_KEY_ID, else
     /// 000000000000). A strict server takes the account of the signing key.
     #[arg(long, global = true)]
-    account: Option<String>,
+    pub account: Option<String>,
 }
 
 fn env(k: &str) -> Option<String> {

@@ -5,6 +5,7 @@ mod bench;
 mod ec2client;
 mod http;
 mod image;
+mod ssh;
 mod ssm;
 mod unused_ips;
 mod xml;
@@ -47,6 +48,10 @@ enum Command {
     /// Run a command in an instance through its agent, without SSH: `kumo ssm send-command
     /// i-… -- uname -a`.
     Ssm(ssm::Args),
+    /// Log in to an instance by its id from this host, wherever it is (its public address, or
+    /// its private one through its VPC's own link), checking its host key against the keys
+    /// on its console: `kumo ssh i-… -i key.pem [-- command]`.
+    Ssh(ssh::Args),
     /// (internal) The process that holds an `ns` instance's namespaces.
     #[command(name = "__ns-helper", hide = true)]
     NsHelper {
@@ -158,6 +163,7 @@ fn main() -> ExitCode {
         Command::Admin(args) => admin::run(args),
         Command::Image(args) => image::run(args),
         Command::Ssm(args) => ssm::run(args),
+        Command::Ssh(args) => ssh::run(args),
         Command::NsHelper {
             image_root,
             data,

@@ -61,7 +61,7 @@ fn ssm_error(v: &Value) -> String {
 
 /// The shell line that runs `argv` as given: one argument is already a command line; several
 /// are quoted so that each reaches the command intact (spaces, quotes and `;` included).
-fn command_line(argv: &[String]) -> String {
+pub fn command_line(argv: &[String]) -> String {
     if let [line] = argv {
         return line.clone();
     }
