@@ -192,12 +192,16 @@ pub struct ListQuery {
     pub next_token: Option<String>,
 }
 
-/// The account's commands in a region, newest first, that a query names.
-type Listed = (Vec<CommandRecord>, Option<usize>, usize);
-
-fn listed(k: &Kumo, s: Scope, op: &str, q: &ListQuery, max: i64) -> Result<Listed, SsmError> {
+/// A list call's page size (`MaxResults`, 1 to `max`) and where its page starts (its
+/// `NextToken`, Kumo's signed page token for the operation).
+pub(crate) fn paging(
+    op: &str,
+    max_results: Option<i64>,
+    next_token: Option<&str>,
+    max: i64,
+) -> Result<(Option<usize>, usize), SsmError> {
     let bad = |c: &str, m: String| (c.to_string(), m);
-    let limit = match q.max_results {
+    let limit = match max_results {
         None => None,
         Some(n) if (1..=max).contains(&n) => Some(n as usize),
         Some(n) => {
@@ -208,7 +212,7 @@ fn listed(k: &Kumo, s: Scope, op: &str, q: &ListQuery, max: i64) -> Result<Liste
         }
     };
     // A token is Kumo's signed page token for the operation, holding the next item's place.
-    let skip = match crate::core::paging::cursor(op, q.next_token.as_deref()) {
+    let skip = match crate::core::paging::cursor(op, next_token) {
         Ok(None) => 0,
         Ok(Some(c)) => c
             .parse::<usize>()
@@ -220,6 +224,15 @@ fn listed(k: &Kumo, s: Scope, op: &str, q: &ListQuery, max: i64) -> Result<Liste
             ))
         }
     };
+    Ok((limit, skip))
+}
+
+/// The account's commands in a region, newest first, that a query names.
+type Listed = (Vec<CommandRecord>, Option<usize>, usize);
+
+fn listed(k: &Kumo, s: Scope, op: &str, q: &ListQuery, max: i64) -> Result<Listed, SsmError> {
+    let bad = |c: &str, m: String| (c.to_string(), m);
+    let (limit, skip) = paging(op, q.max_results, q.next_token.as_deref(), max)?;
     let mut all: Vec<CommandRecord> = k
         .store
         .read(|v| {
@@ -269,7 +282,7 @@ fn listed(k: &Kumo, s: Scope, op: &str, q: &ListQuery, max: i64) -> Result<Liste
 }
 
 /// A page of `items` past `skip`, with the token of the next.
-fn page_of<T>(
+pub(crate) fn page_of<T>(
     op: &str,
     items: Vec<T>,
     limit: Option<usize>,
