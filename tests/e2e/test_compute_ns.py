@@ -1031,3 +1031,149 @@ def test_kumo_ssh_reaches_each_of_two_overlapping_default_vpcs(ns_kumo, ec2, key
     wait_state(ec2, mine["InstanceId"], "stopped")
     p = kumo_ssh(ns_kumo, mine["InstanceId"], key, "true")
     assert p.returncode == 255 and "IncorrectInstanceState" in p.stderr, p.stderr
+
+
+JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
+
+
+def wait_agent(ssm, iid, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [iid]}])["InstanceInformationList"]:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{iid}'s agent never came online")
+
+
+def js_session(session, *lines, rows=30, cols=100):
+    p = subprocess.run(["node", os.path.join(JS, "session.js"), session["StreamUrl"], session["TokenValue"], str(rows), str(cols), *lines], capture_output=True, text=True, timeout=60, cwd=JS)
+    assert p.returncode == 0, p.stderr
+    return json.loads(p.stdout)
+
+
+def run_in(ssm, iid, command):
+    """A shell command's output through Run Command."""
+    sent = ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunShellScript", Parameters={"commands": [command]})["Command"]
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        inv = ssm.get_command_invocation(CommandId=sent["CommandId"], InstanceId=iid)
+        if inv["Status"] in ("Success", "Failed"):
+            return inv["StandardOutputContent"]
+        time.sleep(0.3)
+    raise AssertionError("the command did not finish")
+
+
+def test_session_manager_gives_a_shell_on_a_pty(ns_kumo, ec2):
+    """StartSession, then the data channel as SSM's clients speak it (the ssm-session
+    library over a WebSocket): a shell as ssm-user on a PTY of the client's size, in
+    /usr/bin, with sudo; `exit` ends the session, which DescribeSessions then lists as
+    history."""
+    ssm = make_client(ns_kumo.endpoint, service="ssm")
+    iid = launch(ec2, ns_kumo)["InstanceId"]
+    wait_agent(ssm, iid)
+    s = ssm.start_session(Target=iid, Reason="checking the PTY")
+    assert re.fullmatch(r"root-[0-9a-f]{17}", s["SessionId"]), s["SessionId"]
+    assert s["StreamUrl"].startswith(ns_kumo.endpoint.replace("http://", "ws://") + "/v1/data-channel/" + s["SessionId"] + "?")
+    active = ssm.describe_sessions(State="Active")["Sessions"]
+    assert [(x["SessionId"], x["Target"], x["Status"], x["Reason"]) for x in active] == [(s["SessionId"], iid, "Connecting", "checking the PTY")]
+    out = js_session(s, "id -un; pwd; stty size; tty; sudo -n id -u; echo $((6 * 7))-done", "exit")
+    text = out["output"]
+    assert "ssm-user\r\n/usr/bin\r\n30 100\r\n/dev/pts/" in text, text
+    assert "\r\n0\r\n42-done" in text, text
+    assert out["closed"] and out["closedPayload"]["SessionId"] == s["SessionId"], out
+    assert ssm.describe_sessions(State="Active")["Sessions"] == []
+    history = ssm.describe_sessions(State="History", Filters=[{"key": "Target", "value": iid}])["Sessions"]
+    assert [(x["SessionId"], x["Status"], x["Owner"], x["DocumentName"]) for x in history] == [(s["SessionId"], "Terminated", "arn:aws:iam::000000000000:root", "SSM-SessionManagerRunShell")]
+    assert history[0]["EndDate"] >= history[0]["StartDate"]
+    # A used token cannot open the channel again; the session has ended.
+    again = js_session(s, "id")
+    assert "ssm-user" not in again["output"] and again["closed"], again
+
+
+def test_session_manager_refusals_and_terminate(ns_kumo, ec2):
+    ssm = make_client(ns_kumo.endpoint, service="ssm")
+    iid = launch(ec2, ns_kumo)["InstanceId"]
+    wait_agent(ssm, iid)
+    with pytest.raises(ClientError) as e:
+        ssm.start_session(Target="i-0123456789abcdef0")
+    assert error_code(e) == "TargetNotConnected"
+    assert e.value.response["Error"]["Message"] == "i-0123456789abcdef0 is not connected."
+    with pytest.raises(ClientError) as e:
+        ssm.start_session(Target=iid, DocumentName="AWS-StartPortForwardingSession")
+    assert error_code(e) == "InvalidDocument"
+    with pytest.raises(ClientError) as e:
+        make_client(ns_kumo.endpoint, service="ssm", validate=False).describe_sessions()
+    assert error_code(e) == "ValidationException"
+    # TerminateSession closes a live channel: the shell's long sleep does not keep it open.
+    s = ssm.start_session(Target=iid)
+    proc = subprocess.Popen(["node", os.path.join(JS, "session.js"), s["StreamUrl"], s["TokenValue"], "24", "80", "sleep 300"], stdout=subprocess.PIPE, text=True, cwd=JS)
+    until(lambda: ssm.describe_sessions(State="Active")["Sessions"][0]["Status"] == "Connected", timeout=10)
+    time.sleep(1)
+    assert ssm.terminate_session(SessionId=s["SessionId"])["SessionId"] == s["SessionId"]
+    out = json.loads(proc.communicate(timeout=20)[0])
+    assert out["closed"] and out["closedPayload"]["SessionId"] == s["SessionId"], out
+    # What the session ran ends with it, as at a dropped SSH connection.
+    assert until(lambda: "sleep 300" not in run_in(ssm, iid, "ps -eo args"), timeout=10), run_in(ssm, iid, "ps -eo args")
+    assert ssm.describe_sessions(State="History")["Sessions"][0]["Status"] == "Terminated"
+    with pytest.raises(ClientError) as e:
+        ssm.resume_session(SessionId=s["SessionId"])
+    assert error_code(e) == "DoesNotExistException"
+    # Idempotent, as SSM's is.
+    assert ssm.terminate_session(SessionId=s["SessionId"])["SessionId"] == s["SessionId"]
+    # The AWS CLI starts a session, finds no session-manager-plugin on this machine, and
+    # terminates the session again, as it does against AWS.
+    p = Cli(ns_kumo.endpoint).raw("ssm", "start-session", "--target", iid)
+    assert p.returncode != 0 and "SessionManagerPlugin is not found" in p.stderr, p.stderr
+    latest = ssm.describe_sessions(State="History")["Sessions"][0]
+    assert (latest["Target"], latest["Status"]) == (iid, "Terminated") and latest["SessionId"] != s["SessionId"]
+    with pytest.raises(ClientError) as e:
+        ssm.describe_sessions(State="History", MaxResults=201)
+    assert error_code(e) == "ValidationException"
+    page = ssm.describe_sessions(State="History", MaxResults=1)
+    assert len(page["Sessions"]) == 1 and page["NextToken"]
+    assert ssm.describe_sessions(State="History", MaxResults=1, NextToken=page["NextToken"])["Sessions"][0]["SessionId"] == s["SessionId"]
+    # A stopped instance's agent is not connected.
+    ec2.stop_instances(InstanceIds=[iid])
+    wait_state(ec2, iid, "stopped")
+    with pytest.raises(ClientError) as e:
+        ssm.start_session(Target=iid)
+    assert error_code(e) == "TargetNotConnected"
+
+
+def test_kumo_ssm_start_session_is_an_interactive_terminal(ns_kumo, ec2, tmp_path):
+    """`kumo ssm start-session` in a real terminal (tmux): the keys go to a shell on a PTY of
+    the terminal's size, Ctrl-C reaches the guest's foreground command, and `exit` ends the
+    session, as with AWS's plugin."""
+    ssm = make_client(ns_kumo.endpoint, service="ssm")
+    iid = launch(ec2, ns_kumo)["InstanceId"]
+    wait_agent(ssm, iid)
+    name = f"kumo-ssm-{os.getpid()}"
+    cmd = f"{KUMO_BIN} ssm start-session --endpoint-url {ns_kumo.endpoint} --region eu-west-1 {iid}; echo kumo-exit=$?; sleep 30"
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40", cmd], check=True)
+
+    def screen():
+        return subprocess.run(["tmux", "capture-pane", "-p", "-t", name, "-S", "-100"], capture_output=True, text=True).stdout
+
+    def keys(*k):
+        subprocess.run(["tmux", "send-keys", "-t", name, *k], check=True)
+
+    try:
+        assert until(lambda: screen().rstrip().endswith("$"), timeout=15), screen()
+        assert "Starting session with SessionId: root-" in screen()
+        keys("id -un; stty size; echo $((6 * 7))-done", "Enter")
+        assert until(lambda: "42-done\n" in screen(), timeout=10), screen()
+        assert "ssm-user\n40 120\n42-done" in screen(), screen()
+        # Ctrl-C goes to the guest's foreground command, not to the client.
+        keys("sleep 100; echo after-sleep", "Enter")
+        time.sleep(1)
+        keys("C-c")
+        assert until(lambda: screen().rstrip().endswith("^C\n$"), timeout=10), repr(screen())
+        keys("echo still-here", "Enter")
+        assert until(lambda: "\nstill-here\n$" in screen(), timeout=10), repr(screen())
+        assert "after-sleep\n" not in screen().split("echo after-sleep")[-1], screen()
+        keys("exit", "Enter")
+        assert until(lambda: "kumo-exit=0" in screen(), timeout=10), screen()
+        assert "Exiting session with sessionId: root-" in screen()
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+    assert ssm.describe_sessions(State="History")["Sessions"][0]["Status"] == "Terminated"

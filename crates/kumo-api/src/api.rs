@@ -95,6 +95,8 @@ enum Prepared {
         account: String,
         region: String,
         body: Bytes,
+        /// `ws://<the Host the client used>`: where Session Manager's data channel is.
+        stream_base: String,
         rid: String,
     },
 }
@@ -176,11 +178,19 @@ fn prepare(state: &AppState, raw: &Raw) -> Result<Prepared, Refused> {
     {
         if caller.service.as_deref().is_none_or(|s| s == "ssm") && target.starts_with("AmazonSSM.")
         {
+            // Session Manager's data channel is on this server, at the address the client
+            // used.
+            let host = raw
+                .headers
+                .get("host")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("127.0.0.1");
             return Ok(Prepared::Ssm {
                 target: target.to_string(),
                 account: caller.account,
                 region: caller.region,
                 body: raw.body.clone(),
+                stream_base: format!("ws://{host}"),
                 rid,
             });
         }
@@ -254,8 +264,19 @@ fn execute(state: &AppState, prepared: Prepared) -> Response {
             account,
             region,
             body,
+            stream_base,
             rid,
-        } => ssm::handle(&state.kumo, &target, &account, &region, &body, &rid),
+        } => ssm::handle(
+            &state.kumo,
+            &target,
+            &ssm::Caller {
+                account: &account,
+                region: &region,
+                stream_base: &stream_base,
+            },
+            &body,
+            &rid,
+        ),
         Prepared::Ec2 {
             mut ctx,
             action,

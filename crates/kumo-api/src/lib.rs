@@ -5,6 +5,7 @@
 mod api;
 mod auth;
 mod body;
+pub mod channel;
 mod ops;
 pub mod server;
 pub mod sigv4;
@@ -47,6 +48,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/_kumo/reset", post(ops::reset))
         .route("/moto-api/reset", post(ops::reset))
         .route("/_kumo/admin/{op}", post(ops::admin))
+        .route("/v1/data-channel/{id}", get(channel::open))
         .fallback(wire::not_found)
         .method_not_allowed_fallback(wire::method_not_allowed)
         .with_state(state)

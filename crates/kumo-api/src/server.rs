@@ -324,7 +324,10 @@ async fn connection(
             r
         }
     });
-    let conn = http.serve_connection(TokioIo::new(XmlErrors::new(stream)), service);
+    // With upgrades: Session Manager's data channel is a WebSocket on this connection.
+    let conn = http
+        .serve_connection(TokioIo::new(XmlErrors::new(stream)), service)
+        .with_upgrades();
     tokio::pin!(conn);
     let mut closing = false;
     loop {

@@ -2,8 +2,10 @@
 //! `/aws/service/…` parameters; and Run Command: `SendCommand` (`AWS-RunShellScript`),
 //! `GetCommandInvocation`, `ListCommands` and `ListCommandInvocations` (commands and their
 //! output are stored, so they outlive a restart), served by the guests' agents under a real
-//! compute driver, and `DescribeInstanceInformation`, the instances whose agent answers. SSM
-//! speaks JSON (awsJson1.1), selected by `X-Amz-Target`.
+//! compute driver, and `DescribeInstanceInformation`, the instances whose agent answers; and
+//! Session Manager: `StartSession`, `ResumeSession`, `TerminateSession`, `DescribeSessions`,
+//! whose data channel is [`crate::channel`]. SSM speaks JSON (awsJson1.1), selected by
+//! `X-Amz-Target`.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -44,14 +46,15 @@ fn parameter(region: &str, name: &str, value: &str) -> Value {
     })
 }
 
-pub fn handle(
-    kumo: &Kumo,
-    target: &str,
-    account: &str,
-    region: &str,
-    body: &[u8],
-    rid: &str,
-) -> Response {
+/// Who calls, and where this server's data channel is (`ws://host:port`).
+pub struct Caller<'a> {
+    pub account: &'a str,
+    pub region: &'a str,
+    pub stream_base: &'a str,
+}
+
+pub fn handle(kumo: &Kumo, target: &str, caller: &Caller, body: &[u8], rid: &str) -> Response {
+    let (account, region) = (caller.account, caller.region);
     let Ok(input) = serde_json::from_slice::<Value>(body) else {
         return error(
             rid,
@@ -161,6 +164,37 @@ pub fn handle(
         Some("DescribeInstanceInformation") => {
             instance_information(kumo, &input, account, region, rid)
         }
+        Some("StartSession") => {
+            let text = |k: &str| input[k].as_str();
+            let owner = format!("arn:aws:iam::{account}:root");
+            match kumo.ssm_start_session(
+                account,
+                region,
+                &owner,
+                text("Target"),
+                text("DocumentName"),
+                text("Reason"),
+                caller.stream_base,
+            ) {
+                Ok(o) => reply(StatusCode::OK, rid, opened(&o)),
+                Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
+            }
+        }
+        Some("ResumeSession") => {
+            let id = input["SessionId"].as_str().unwrap_or("");
+            match kumo.ssm_resume_session(account, region, id, caller.stream_base) {
+                Ok(o) => reply(StatusCode::OK, rid, opened(&o)),
+                Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
+            }
+        }
+        Some("TerminateSession") => {
+            let id = input["SessionId"].as_str().unwrap_or("");
+            match kumo.ssm_terminate_session(account, region, id) {
+                Ok(id) => reply(StatusCode::OK, rid, json!({ "SessionId": id })),
+                Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
+            }
+        }
+        Some("DescribeSessions") => describe_sessions(kumo, &input, account, region, rid),
         _ => error(
             rid,
             "InvalidAction",
@@ -365,4 +399,66 @@ fn invocation(i: &Invocation) -> Value {
         "RequestedCommands": i.command.commands,
         "RequestedDateTime": i.command.requested_ms as f64 / 1000.0,
     })
+}
+
+/// StartSession's and ResumeSession's answer.
+fn opened(o: &kumo_control::OpenedSession) -> Value {
+    json!({ "SessionId": o.session_id, "TokenValue": o.token, "StreamUrl": o.stream_url })
+}
+
+/// DescribeSessions: `State` (`Active` or `History`), `Filters` as `{key, value}` pairs,
+/// `MaxResults` (1 to 200), `NextToken`.
+fn describe_sessions(
+    kumo: &Kumo,
+    input: &Value,
+    account: &str,
+    region: &str,
+    rid: &str,
+) -> Response {
+    let q = kumo_control::SessionQuery {
+        state: input["State"].as_str().map(str::to_string),
+        filters: input["Filters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                (
+                    f["key"].as_str().unwrap_or("").to_string(),
+                    f["value"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect(),
+        max_results: input["MaxResults"].as_i64(),
+        next_token: input["NextToken"].as_str().map(str::to_string),
+    };
+    match kumo.ssm_describe_sessions(account, region, &q) {
+        Ok((sessions, next)) => {
+            let list: Vec<Value> = sessions
+                .iter()
+                .map(|s| {
+                    let mut v = json!({
+                        "SessionId": s.id,
+                        "Target": s.target,
+                        "Status": s.status,
+                        "StartDate": s.start_ms as f64 / 1000.0,
+                        "DocumentName": s.document,
+                        "Owner": s.owner,
+                    });
+                    if let Some(e) = s.end_ms {
+                        v["EndDate"] = json!(e as f64 / 1000.0);
+                    }
+                    if let Some(r) = &s.reason {
+                        v["Reason"] = json!(r);
+                    }
+                    v
+                })
+                .collect();
+            let mut body = json!({ "Sessions": list });
+            if let Some(t) = next {
+                body["NextToken"] = json!(t);
+            }
+            reply(StatusCode::OK, rid, body)
+        }
+        Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
+    }
 }

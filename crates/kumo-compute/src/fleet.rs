@@ -496,6 +496,18 @@ impl<K: Kind> Guest for Machine<K> {
         })
     }
 
+    fn open_session(
+        &self,
+        session_id: &str,
+        rows: u16,
+        cols: u16,
+    ) -> Result<crate::services::imds::SessionWait, ComputeError> {
+        self.up(|up| {
+            let p = K::proc(up);
+            Ok(p.net.imds.queue_session(p.ip, session_id, rows, cols))
+        })
+    }
+
     fn cpu_usage_ns(&self) -> Option<u64> {
         self.host.cgroups.usage_ns(&self.id)
     }

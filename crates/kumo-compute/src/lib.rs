@@ -346,6 +346,15 @@ pub trait Guest: Send + Sync {
     }
     /// Queues a shell script for the guest's agent (Kumo's run-command channel).
     fn send_command(&self, command_id: &str, script: &str) -> Result<(), ComputeError>;
+    /// Asks the guest's agent for a Session Manager session: a shell as `ssm-user` on a PTY
+    /// of `rows` × `cols`, whose bytes arrive (both ways) on the stream the receiver gives
+    /// once the agent has connected back.
+    fn open_session(
+        &self,
+        session_id: &str,
+        rows: u16,
+        cols: u16,
+    ) -> Result<services::imds::SessionWait, ComputeError>;
     /// CPU time it has used since it booted, in nanoseconds.
     fn cpu_usage_ns(&self) -> Option<u64>;
     /// Caps its CPU at `cores` (a fraction of one core: a burstable instance held at its

@@ -46,6 +46,7 @@ pub use crate::core::error::Fail;
 /// Installs the data directory's key for tamper-evident pagination tokens.
 pub use crate::core::paging::install_key as install_paging_key;
 use firewall_sync::Reach;
+pub use flows::session::{DescribeQuery as SessionQuery, Opened as OpenedSession, SessionView};
 pub use flows::ssm::ListQuery as SsmListQuery;
 pub use host::{Compute, ImageGate, Invocation, SentCommand};
 
@@ -62,6 +63,8 @@ pub struct Kumo {
     compute: Compute,
     /// The VPCs whose firewall a change touched, for the worker that re-renders them.
     firewall: firewall_sync::FirewallSync,
+    /// Session Manager sessions started in this process.
+    sessions: flows::session::Sessions,
 }
 
 /// How the control plane behaves where AWS leaves room: timing and capacity.
@@ -116,6 +119,7 @@ impl Kumo {
             clock_offset: std::sync::atomic::AtomicI64::new(0),
             compute: Compute::null(),
             firewall: firewall_sync::FirewallSync::default(),
+            sessions: Default::default(),
         }
     }
 
@@ -169,6 +173,70 @@ impl Kumo {
             commands,
             comment,
         )
+    }
+
+    /// SSM StartSession: a shell in an instance, through its agent; the data channel is at
+    /// `base` (`ws://host:port`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn ssm_start_session(
+        &self,
+        account: &str,
+        region: &str,
+        owner: &str,
+        target: Option<&str>,
+        document: Option<&str>,
+        reason: Option<&str>,
+        base: &str,
+    ) -> Result<flows::session::Opened, flows::ssm::SsmError> {
+        flows::session::start(self, account, region, owner, target, document, reason, base)
+    }
+
+    /// SSM ResumeSession.
+    pub fn ssm_resume_session(
+        &self,
+        account: &str,
+        region: &str,
+        id: &str,
+        base: &str,
+    ) -> Result<flows::session::Opened, flows::ssm::SsmError> {
+        flows::session::resume(self, account, region, id, base)
+    }
+
+    /// SSM TerminateSession.
+    pub fn ssm_terminate_session(
+        &self,
+        account: &str,
+        region: &str,
+        id: &str,
+    ) -> Result<String, flows::ssm::SsmError> {
+        flows::session::terminate(self, account, region, id)
+    }
+
+    /// SSM DescribeSessions.
+    pub fn ssm_describe_sessions(
+        &self,
+        account: &str,
+        region: &str,
+        q: &flows::session::DescribeQuery,
+    ) -> Result<(Vec<flows::session::SessionView>, Option<String>), flows::ssm::SsmError> {
+        flows::session::describe(self, account, region, q)
+    }
+
+    /// A session's data channel opens with its token: the guest's shell is asked for.
+    pub fn ssm_session_connect(
+        &self,
+        id: &str,
+        token: &str,
+        rows: u16,
+        cols: u16,
+        close: std::sync::Arc<dyn Fn() + Send + Sync>,
+    ) -> Result<kumo_compute::services::imds::SessionWait, flows::ssm::SsmError> {
+        flows::session::connect(self, id, token, rows, cols, close)
+    }
+
+    /// A session's data channel closed; the session ends as `status`.
+    pub fn ssm_session_closed(&self, id: &str, status: &str) {
+        flows::session::closed(self, id, status)
     }
 
     /// SSM DescribeInstanceInformation: the instances whose agent is online.
@@ -346,6 +414,7 @@ impl Kumo {
 
     /// Deletes all state of every account (`POST /_kumo/reset`).
     pub fn reset(&self) -> Result<(), Ec2Error> {
+        self.sessions.close_all();
         self.shutdown();
         self.store.reset().map_err(|e| Fail::from(e).0)?;
         // A guest that rebooted itself may have been booting again meanwhile (the guest-event

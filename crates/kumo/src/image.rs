@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v14";
+pub const RECIPE: &str = "debian-12-minbase-v15";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -218,10 +218,12 @@ fn finish(root: &Path) -> std::io::Result<()> {
     }
     std::fs::create_dir_all(root.join("etc/kumo"))?;
     std::fs::create_dir_all(root.join("var/lib/kumo"))?;
-    // Under `vm`: the DHCP client's event script, and AWS's device names for the disks.
+    // Under `vm`: the DHCP client's event script, and AWS's device names for the disks;
+    // under both, a Session Manager session.
     for (path, text) in [
         ("etc/kumo/dhcp-event", DHCP_EVENT),
         ("usr/local/sbin/kumo-devname", DEVNAME),
+        ("usr/local/sbin/kumo-session", SESSION),
     ] {
         let p = root.join(path);
         std::fs::write(&p, text)?;
@@ -437,6 +439,44 @@ done
 echo $out
 "#;
 
+/// One Session Manager session, as SSM Agent runs it: a shell as `ssm-user` (made at the first
+/// session, with sudo, as the agent makes it), started in `/usr/bin`, on a PTY of the client's
+/// size, its bytes carried over a connection back to Kumo's channel beside the metadata
+/// service (bash, for `/dev/tcp`).
+const SESSION: &str = r#"#!/bin/bash
+# kumo-session ID ROWS COLS
+id=$1 rows=$2 cols=$3
+if ! getent passwd ssm-user >/dev/null; then
+    useradd -m -s /bin/sh ssm-user
+    echo 'ssm-user ALL=(ALL) NOPASSWD:ALL' > /etc/sudoers.d/ssm-agent-users
+    chmod 440 /etc/sudoers.d/ssm-agent-users
+fi
+exec 3<>/dev/tcp/169.254.169.254/80 || exit 1
+printf 'POST /kumo/ssm/session/%s HTTP/1.1\r\nHost: 169.254.169.254\r\nContent-Length: 0\r\n\r\n' "$id" >&3
+IFS= read -r status <&3
+case "$status" in "HTTP/1.1 101"*) ;; *) exit 1 ;; esac
+while IFS= read -r line <&3; do [ "$line" = $'\r' ] && break; done
+cd /usr/bin || exit 1
+export TERM=xterm-256color
+keys=$(mktemp -u /run/kumo-session.XXXXXX)
+mkfifo -m 600 "$keys" || exit 1
+# Started in the background by a shell without job control, this ignores SIGINT and SIGQUIT
+# (POSIX), and so would everything it starts: the shell's commands get them back, so Ctrl-C
+# interrupts them.
+env --default-signal=INT,QUIT script -qfc "stty rows $rows cols $cols; exec su ssm-user -s /bin/sh" /dev/null <"$keys" >&3 2>&3 &
+shell=$!
+cat <&3 >"$keys" &
+reader=$!
+# Whichever side ends first ends the session: the shell's exit closes the connection; the
+# connection's end (the client left, TerminateSession) stops script, and the PTY's hang-up
+# ends what the session still ran, as a dropped SSH connection does.
+wait -n "$shell" "$reader"
+kill -TERM "$shell" "$reader" 2>/dev/null
+exec 3>&-
+wait
+rm -f "$keys"
+"#;
+
 /// The guest's init, PID 1 in the instance, the same for both drivers. In order: the network
 /// (the primary address from the subnet's DHCP server, the secondary ones the metadata
 /// lists), the metadata, the launch key, the user data once per instance id, sshd.
@@ -647,6 +687,13 @@ ssm_agent() {
     while :; do
         if curl -sf -m 5 -o /run/kumo-ssm.cmd "$IMDS/kumo/ssm/next" 2>/dev/null; then
             ID=$(head -1 /run/kumo-ssm.cmd)
+            case "$ID" in
+                session:*)
+                    # A Session Manager session runs beside the agent, for as long as it lasts.
+                    /usr/local/sbin/kumo-session "${ID#session:}" $(sed -n 2p /run/kumo-ssm.cmd) </dev/null >/dev/null 2>&1 &
+                    continue
+                    ;;
+            esac
             tail -n +2 /run/kumo-ssm.cmd > /run/kumo-ssm.sh
             (cd /root && sh /run/kumo-ssm.sh > /run/kumo-ssm.out 2> /run/kumo-ssm.err)
             CODE=$?

@@ -14,14 +14,34 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What one VPC's listener serves: metadata by instance address, and issued tokens. Beside
 /// the metadata it carries Kumo's run-command channel (`/kumo/ssm/…`): the guest's agent
-/// takes queued commands and hands back their output, without SSH or a key pair.
+/// takes queued commands and hands back their output, without SSH or a key pair, and opens
+/// Session Manager sessions: for a queued session it connects back (`POST
+/// /kumo/ssm/session/<id>`), the listener answers `101 Switching Protocols`, and from then on
+/// the connection carries the bytes of a shell on a PTY in the guest, both ways
+/// ([`GuestStream`]).
 #[derive(Default)]
 pub struct Imds {
     by_ip: Mutex<HashMap<IpAddr, Arc<Metadata>>>,
     tokens: Mutex<HashMap<String, (IpAddr, Instant)>>,
     commands: Mutex<HashMap<IpAddr, std::collections::VecDeque<(String, String)>>>,
     results: Mutex<HashMap<String, crate::CommandResult>>,
+    /// Sessions queued for an agent, waiting for it to connect back: by session id, the
+    /// instance's address and who waits for the stream.
+    sessions: Mutex<HashMap<String, (IpAddr, tokio::sync::oneshot::Sender<GuestStream>)>>,
 }
+
+/// A session's connection from the guest's agent: the shell's bytes both ways. `early` holds
+/// what the guest sent right behind its request, before the stream was handed over.
+pub struct GuestStream {
+    pub stream: tokio::net::TcpStream,
+    pub early: Vec<u8>,
+}
+
+/// Where a session's [`GuestStream`] arrives once the guest's agent connects back.
+pub type SessionWait = tokio::sync::oneshot::Receiver<GuestStream>;
+
+/// The agent's queue entry for a session: its id with this prefix, then `rows cols`.
+const SESSION: &str = "session:";
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -50,6 +70,18 @@ impl Imds {
             .push_back((command_id.to_string(), script.to_string()));
     }
 
+    /// Queues a Session Manager session for the agent of the instance at `ip`, with the
+    /// terminal's size: the agent connects back and the stream arrives on the receiver.
+    pub fn queue_session(&self, ip: IpAddr, session_id: &str, rows: u16, cols: u16) -> SessionWait {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        lock(&self.sessions).insert(session_id.to_string(), (ip, tx));
+        lock(&self.commands).entry(ip).or_default().push_back((
+            format!("{SESSION}{session_id}"),
+            format!("{} {}", rows.max(1), cols.max(1)),
+        ));
+        rx
+    }
+
     pub fn result(&self, command_id: &str) -> Option<crate::CommandResult> {
         lock(&self.results).get(command_id).cloned()
     }
@@ -62,6 +94,9 @@ impl Imds {
                 .get_mut(&peer)
                 .and_then(|q| q.pop_front());
             return match next {
+                Some((id, size)) if id.starts_with(SESSION) => {
+                    Response::ok(format!("{id}\n{size}\n").into_bytes())
+                }
                 Some((id, script)) => {
                     if let Some(r) = lock(&self.results).get_mut(&id) {
                         r.status = "InProgress".into();
@@ -161,6 +196,32 @@ impl Imds {
             let close =
                 header(&headers, "connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));
             let agent = path.starts_with("/kumo/ssm/") && lock(&self.by_ip).contains_key(&peer);
+            if let (true, "POST", Some(id)) = (
+                agent,
+                method.as_str(),
+                path.strip_prefix("/kumo/ssm/session/"),
+            ) {
+                // A session's stream: handed over to whoever waits for it, and this
+                // connection is no longer HTTP.
+                let waiting = {
+                    let mut sessions = lock(&self.sessions);
+                    match sessions.get(id) {
+                        Some((ip, _)) if *ip == peer => sessions.remove(id),
+                        _ => None,
+                    }
+                };
+                let Some((_, tx)) = waiting else {
+                    stream
+                        .write_all(&Response::status(404, "Not Found").bytes(true))
+                        .await?;
+                    return Ok(());
+                };
+                stream
+                    .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: kumo-session\r\nConnection: Upgrade\r\n\r\n")
+                    .await?;
+                let _ = tx.send(GuestStream { stream, early: buf });
+                return Ok(());
+            }
             let resp = if agent {
                 self.agent(&method, &path, &body, peer)
             } else if let Some(name) = path.strip_prefix("/kumo/guest/") {

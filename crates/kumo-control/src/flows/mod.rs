@@ -6,4 +6,5 @@ pub mod credits;
 pub mod events;
 pub mod guest_events;
 pub mod lifecycle;
+pub mod session;
 pub mod ssm;

@@ -29,5 +29,6 @@ pub mod instance;
 pub mod key_pair;
 pub mod net;
 pub mod permissions;
+pub mod session;
 pub mod snapshot;
 pub mod volume;

@@ -1,6 +1,13 @@
 //! `kumo ssm send-command INSTANCE -- CMD…`: runs a shell command in an instance through its
 //! agent (SSM SendCommand, then GetCommandInvocation until it finishes), without SSH or a key
 //! pair. Prints the command's output and exits with its status.
+//!
+//! `kumo ssm start-session INSTANCE`: an interactive shell in the instance, as `aws ssm
+//! start-session` gives with AWS's plugin: SSM StartSession, then the session's data channel
+//! (a WebSocket speaking the agent messages of [`kumo_api::channel`]) between this terminal,
+//! put in raw mode, and a PTY in the guest.
+
+mod session;
 
 use serde_json::{json, Value};
 use std::process::ExitCode;
@@ -27,10 +34,18 @@ enum Sub {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// An interactive shell in an instance (as ssm-user, through its agent): SSM StartSession
+    /// and its data channel, as `aws ssm start-session` with AWS's plugin.
+    StartSession {
+        instance: String,
+        /// The reason, as DescribeSessions shows it.
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 /// One SSM JSON call, signed for `ssm`.
-fn call(
+pub(crate) fn call(
     target: &crate::http::Target,
     name: &str,
     body: &Value,
@@ -48,7 +63,7 @@ fn call(
 }
 
 /// An SSM error answer as one line.
-fn ssm_error(v: &Value) -> String {
+pub(crate) fn ssm_error(v: &Value) -> String {
     format!(
         "{}: {}",
         v["__type"]
@@ -81,11 +96,16 @@ pub fn command_line(argv: &[String]) -> String {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    let Sub::SendCommand {
-        instance,
-        timeout,
-        command,
-    } = args.command;
+    let (instance, timeout, command) = match args.command {
+        Sub::SendCommand {
+            instance,
+            timeout,
+            command,
+        } => (instance, timeout, command),
+        Sub::StartSession { instance, reason } => {
+            return session::run(&args.target, &instance, reason.as_deref())
+        }
+    };
     let fail = |msg: String| {
         eprintln!("kumo ssm: {msg}");
         ExitCode::FAILURE
