@@ -167,15 +167,14 @@ pub fn handle(kumo: &Kumo, target: &str, caller: &Caller, body: &[u8], rid: &str
         Some("StartSession") => {
             let text = |k: &str| input[k].as_str();
             let owner = format!("arn:aws:iam::{account}:root");
-            match kumo.ssm_start_session(
-                account,
-                region,
-                &owner,
-                text("Target"),
-                text("DocumentName"),
-                text("Reason"),
-                caller.stream_base,
-            ) {
+            let req = kumo_control::StartSessionRequest {
+                owner: &owner,
+                target: text("Target"),
+                document: text("DocumentName"),
+                reason: text("Reason"),
+                stream_base: caller.stream_base,
+            };
+            match kumo.ssm_start_session(account, region, &req) {
                 Ok(o) => reply(StatusCode::OK, rid, opened(&o)),
                 Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
             }
@@ -293,22 +292,27 @@ fn instance_information(
 }
 
 /// The command, instance, filters and page of a ListCommands or ListCommandInvocations call.
+/// A list call's `Filters`, as `{key, value}` pairs.
+fn key_values(input: &Value) -> Vec<(String, String)> {
+    input["Filters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            (
+                f["key"].as_str().unwrap_or("").to_string(),
+                f["value"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
 fn list_query(input: &Value) -> SsmListQuery {
     let text = |k: &str| input[k].as_str().map(str::to_string);
     SsmListQuery {
         command_id: text("CommandId"),
         instance_id: text("InstanceId"),
-        filters: input["Filters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|f| {
-                (
-                    f["key"].as_str().unwrap_or("").to_string(),
-                    f["value"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect(),
+        filters: key_values(input),
         max_results: input["MaxResults"].as_i64(),
         next_token: text("NextToken"),
     }
@@ -417,17 +421,7 @@ fn describe_sessions(
 ) -> Response {
     let q = kumo_control::SessionQuery {
         state: input["State"].as_str().map(str::to_string),
-        filters: input["Filters"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|f| {
-                (
-                    f["key"].as_str().unwrap_or("").to_string(),
-                    f["value"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect(),
+        filters: key_values(input),
         max_results: input["MaxResults"].as_i64(),
         next_token: input["NextToken"].as_str().map(str::to_string),
     };

@@ -46,7 +46,10 @@ pub use crate::core::error::Fail;
 /// Installs the data directory's key for tamper-evident pagination tokens.
 pub use crate::core::paging::install_key as install_paging_key;
 use firewall_sync::Reach;
-pub use flows::session::{DescribeQuery as SessionQuery, Opened as OpenedSession, SessionView};
+pub use flows::session::{
+    DescribeQuery as SessionQuery, Opened as OpenedSession, SessionView,
+    StartRequest as StartSessionRequest,
+};
 pub use flows::ssm::ListQuery as SsmListQuery;
 pub use host::{Compute, ImageGate, Invocation, SentCommand};
 
@@ -177,18 +180,13 @@ impl Kumo {
 
     /// SSM StartSession: a shell in an instance, through its agent; the data channel is at
     /// `base` (`ws://host:port`).
-    #[allow(clippy::too_many_arguments)]
     pub fn ssm_start_session(
         &self,
         account: &str,
         region: &str,
-        owner: &str,
-        target: Option<&str>,
-        document: Option<&str>,
-        reason: Option<&str>,
-        base: &str,
+        req: &flows::session::StartRequest,
     ) -> Result<flows::session::Opened, flows::ssm::SsmError> {
-        flows::session::start(self, account, region, owner, target, document, reason, base)
+        flows::session::start(self, account, region, req)
     }
 
     /// SSM ResumeSession.

@@ -9,7 +9,7 @@
 //! ([`Live`]): after a restart none has, and an active record without one is shown (and
 //! stored, at its next touch) as `Terminated`.
 
-use super::ssm::{page_of, paging, SsmError};
+use super::ssm::{filter_time, page_of, paging, SsmError};
 use crate::core::error::Fail;
 use crate::records::instance::InstanceRecord;
 use crate::records::session::SessionRecord;
@@ -91,18 +91,30 @@ fn owner_name(owner: &str) -> &str {
     owner.rsplit([':', '/']).next().unwrap_or("root")
 }
 
+/// A StartSession call: who asks (an ARN), its members, and where this server's data channel
+/// is (`ws://host:port`).
+pub struct StartRequest<'a> {
+    pub owner: &'a str,
+    pub target: Option<&'a str>,
+    pub document: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub stream_base: &'a str,
+}
+
 /// SSM StartSession: a shell in a running instance whose agent is online.
-#[allow(clippy::too_many_arguments)]
 pub fn start(
     k: &Kumo,
     account: &str,
     region: &str,
-    owner: &str,
-    target: Option<&str>,
-    document: Option<&str>,
-    reason: Option<&str>,
-    base: &str,
+    req: &StartRequest,
 ) -> Result<Opened, SsmError> {
+    let (owner, target, document, reason, base) = (
+        req.owner,
+        req.target,
+        req.document,
+        req.reason,
+        req.stream_base,
+    );
     let Some(target) = target.filter(|t| !t.is_empty()) else {
         return Err(bad("ValidationException", "1 validation error detected: Value null at 'target' failed to satisfy constraint: Member must not be null"));
     };
@@ -279,24 +291,14 @@ pub fn describe(
         .map(|r| seen(k, r))
         .filter(|r| r.active() == active)
         .collect();
-    let time = |v: &str| {
-        kumo_ec2_wire::DateTime::parse(v)
-            .map(|d| d.0)
-            .ok_or_else(|| {
-                bad(
-                    "InvalidFilterValue",
-                    format!("The filter value {v} is not valid."),
-                )
-            })
-    };
     for (key, value) in &q.filters {
         match key.as_str() {
             "InvokedAfter" => {
-                let t = time(value)?;
+                let t = filter_time(value)?;
                 all.retain(|r| r.start_ms >= t);
             }
             "InvokedBefore" => {
-                let t = time(value)?;
+                let t = filter_time(value)?;
                 all.retain(|r| r.start_ms <= t);
             }
             "Target" => all.retain(|r| &r.target == value),

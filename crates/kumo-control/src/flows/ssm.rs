@@ -227,6 +227,18 @@ pub(crate) fn paging(
     Ok((limit, skip))
 }
 
+/// An `InvokedAfter`/`InvokedBefore` filter's time, in milliseconds.
+pub(crate) fn filter_time(v: &str) -> Result<i64, SsmError> {
+    kumo_ec2_wire::DateTime::parse(v)
+        .map(|d| d.0)
+        .ok_or_else(|| {
+            (
+                "InvalidFilterValue".to_string(),
+                format!("The filter value {v} is not valid."),
+            )
+        })
+}
+
 /// The account's commands in a region, newest first, that a query names.
 type Listed = (Vec<CommandRecord>, Option<usize>, usize);
 
@@ -249,24 +261,14 @@ fn listed(k: &Kumo, s: Scope, op: &str, q: &ListQuery, max: i64) -> Result<Liste
     if let Some(i) = &q.instance_id {
         all.retain(|c| c.instances.contains(i));
     }
-    let time = |v: &str| {
-        kumo_ec2_wire::DateTime::parse(v)
-            .map(|d| d.0)
-            .ok_or_else(|| {
-                bad(
-                    "InvalidFilterValue",
-                    format!("The filter value {v} is not valid."),
-                )
-            })
-    };
     for (key, value) in &q.filters {
         match key.as_str() {
             "InvokedAfter" => {
-                let t = time(value)?;
+                let t = filter_time(value)?;
                 all.retain(|c| c.requested_ms >= t);
             }
             "InvokedBefore" => {
-                let t = time(value)?;
+                let t = filter_time(value)?;
                 all.retain(|c| c.requested_ms <= t);
             }
             "Status" => {
