@@ -1177,3 +1177,31 @@ def test_kumo_ssm_start_session_is_an_interactive_terminal(ns_kumo, ec2, tmp_pat
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
     assert ssm.describe_sessions(State="History")["Sessions"][0]["Status"] == "Terminated"
+
+
+def test_lsblk_lists_only_the_guests_own_disks(ns_kumo, ec2, key):
+    """Issue 14, item 6: an ns guest's lsblk listed the host's disks and other instances'
+    volumes. It now lists the guest's own disks only (under their kernel names, loopN: an ns
+    guest shares the host's kernel, which names them), with their sizes and mount points; an
+    attached volume joins the list and a detached one leaves it."""
+    other = launch(ec2, ns_kumo, KeyName="ns-key")
+    theirs = ec2.create_volume(AvailabilityZone=other["Placement"]["AvailabilityZone"], Size=1)["VolumeId"]
+    ec2.attach_volume(VolumeId=theirs, InstanceId=other["InstanceId"], Device="/dev/sdf")
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", InstanceType="c5d.large")
+    iid, ip = inst["InstanceId"], inst["PrivateIpAddress"]
+    disks = lambda: ssh(key, ip, "lsblk -dno NAME").stdout.split()
+    at_boot = disks()
+    # The instance store, and nothing of the host's or the other instance's.
+    assert len(at_boot) == 1 and at_boot[0].startswith("loop"), at_boot
+    store = ssh(key, ip, "stat -Lc %t:%T /dev/nvme1n1").stdout.strip()
+    assert ssh(key, ip, f"stat -Lc %t:%T /dev/{at_boot[0]}").stdout.strip() == store
+    vol = ec2.create_volume(AvailabilityZone=inst["Placement"]["AvailabilityZone"], Size=1)["VolumeId"]
+    ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
+    assert until(lambda: len(disks()) == 2, timeout=10), disks()
+    p = ssh(key, ip, "sudo mkfs.xfs -q /dev/nvme2n1 && sudo mount /dev/nvme2n1 /mnt && lsblk -no NAME,SIZE,MOUNTPOINT")
+    added = [l.split() for l in p.stdout.splitlines() if l.split() and l.split()[0] not in at_boot]
+    assert len(added) == 1 and added[0][1:] == ["1G", "/mnt"], p.stdout + p.stderr
+    assert ssh(key, ip, "sudo umount /mnt").returncode == 0
+    ec2.detach_volume(VolumeId=vol)
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    assert until(lambda: disks() == at_boot, timeout=10), disks()

@@ -266,6 +266,16 @@ fn prepare(root: &Path, hostname: &str) -> Result<(), StepFailed> {
         nosuid | MsFlags::MS_RDONLY,
         None,
     )?;
+    // `/sys/block` lists the guest's own disks only (the server links each one in as it
+    // shows it): the host's disks and other instances' volumes are not the guest's.
+    mount_at(
+        "tmpfs",
+        &root.join("sys/block"),
+        "tmpfs",
+        nosuid,
+        Some("mode=755"),
+    )?;
+    crate::storage::list_devices(root);
     mount_at(
         "tmpfs",
         &root.join("run"),

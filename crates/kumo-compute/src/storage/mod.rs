@@ -288,6 +288,7 @@ impl LiveVolume {
     }
 
     pub(crate) fn hide(&self, root: &Path) {
+        unlist_device(root, &self.export.loop_dev);
         let _ = std::fs::remove_file(root.join(self.spec.device.trim_start_matches('/')));
         if let Some(alias) = &self.spec.alias {
             let _ = std::fs::remove_file(root.join(alias.trim_start_matches('/')));
@@ -343,7 +344,72 @@ pub(crate) fn show_device(root: &Path, dev: &str, spec: &VolumeSpec) -> Result<(
         std::os::unix::fs::symlink(target, &link)
             .map_err(|e| ComputeError::io(format!("device link {alias}"), e))?;
     }
+    // A node under the kernel's name too, so `lsblk` finds its file system and mount point;
+    // and, once the guest runs, a link in its own `/sys/block` (what `lsblk` lists). At boot
+    // the guest's init lists the disks it finds in `/dev` ([`list_devices`]).
+    let kernel = kernel_name(dev);
+    if root.join("sys/devices").is_dir() {
+        let listed = root.join("sys/block").join(kernel);
+        let _ = std::fs::remove_file(&listed);
+        std::os::unix::fs::symlink(format!("../devices/virtual/block/{kernel}"), &listed)
+            .map_err(|e| ComputeError::io(format!("/sys/block/{kernel}"), e))?;
+    }
+    let named = root.join("dev").join(kernel);
+    let _ = std::fs::remove_file(&named);
+    nix::sys::stat::mknod(
+        &named,
+        nix::sys::stat::SFlag::S_IFBLK,
+        nix::sys::stat::Mode::from_bits_truncate(0o660),
+        nix::sys::stat::makedev(major, minor),
+    )
+    .map_err(|e| ComputeError::io(format!("device node /dev/{kernel}"), e.into()))?;
     Ok(())
+}
+
+/// A device's kernel name (`/dev/loop3` → `loop3`).
+fn kernel_name(dev: &str) -> &str {
+    dev.rsplit('/').next().unwrap_or(dev)
+}
+
+/// Links every whole disk whose node is in the guest's `/dev` into its own `/sys/block` (a
+/// tmpfs the init stage mounts over sysfs's, which lists every disk of the host): what
+/// `lsblk` lists is then the guest's disks, under their kernel names.
+pub(crate) fn list_devices(root: &Path) {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(entries) = std::fs::read_dir(root.join("dev")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        if !m.file_type().is_block_device() {
+            continue;
+        }
+        let (major, minor) = (
+            nix::sys::stat::major(m.rdev()),
+            nix::sys::stat::minor(m.rdev()),
+        );
+        let dev = root.join(format!("sys/dev/block/{major}:{minor}"));
+        if dev.join("partition").exists() {
+            continue;
+        }
+        let Ok(target) = std::fs::read_link(&dev) else {
+            continue;
+        };
+        let (Some(name), Ok(rel)) = (target.file_name(), target.strip_prefix("../../")) else {
+            continue;
+        };
+        let _ = std::os::unix::fs::symlink(
+            Path::new("..").join(rel),
+            root.join("sys/block").join(name),
+        );
+    }
+}
+
+/// Takes a device out of the guest's `/sys/block` and `/dev` (its EC2 names go separately).
+pub(crate) fn unlist_device(root: &Path, dev: &str) {
+    let kernel = kernel_name(dev);
+    let _ = std::fs::remove_file(root.join("sys/block").join(kernel));
+    let _ = std::fs::remove_file(root.join("dev").join(kernel));
 }
 
 /// The instance's instance store disks: sparse files in its run directory, made blank when
