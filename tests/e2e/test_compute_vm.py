@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import make_client, serving
+from conftest import KUMO_BIN, make_client, serving
 from test_compute_ns import SSH_OPTS, allow_ssh
 
 # A boot under TCG takes tens of seconds; SSH answers once sshd runs.
@@ -225,3 +225,53 @@ def test_vm_image_of_a_running_instance_carries_its_disk(ec2, key, instance):
     assert p.returncode == 0, p.stderr
     assert p.stdout.split()[0] == "from-the-image"
     ec2.terminate_instances(InstanceIds=[new["InstanceId"]])
+
+
+def test_vm_interface_hot_plug_and_unplug(ec2, key, instance, vm_kumo):
+    """AttachNetworkInterface on a running VM plugs a virtio-net device (QMP device_add on a
+    PCIe root port): the guest's kernel names it eth1, its agent gives it the interface's
+    address from the metadata with a routing table of its own, and it answers SSH; a detach
+    unplugs it."""
+    iid, ip = instance
+    d = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    eni = ec2.create_network_interface(SubnetId=d["SubnetId"], Groups=[g["GroupId"] for g in d["SecurityGroups"]])["NetworkInterface"]
+    eni_id, addr, mac = eni["NetworkInterfaceId"], eni["PrivateIpAddress"], eni["MacAddress"]
+    att = ec2.attach_network_interface(NetworkInterfaceId=eni_id, InstanceId=iid, DeviceIndex=1)["AttachmentId"]
+    p = ssh(key, addr, "cat /sys/class/net/eth1/address; ip -4 -o addr show dev eth1; ip rule")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[0] == mac, p.stdout
+    assert f"inet {addr}/" in p.stdout
+    assert f"from {addr} lookup 10001" in p.stdout
+    p = ssh(key, ip, "curl -s http://169.254.169.254/latest/meta-data/network/interfaces/macs/; echo; "
+                     f"curl -s http://169.254.169.254/latest/meta-data/network/interfaces/macs/{mac}/device-number")
+    assert mac + "/" in p.stdout and p.stdout.strip().endswith("1"), p.stdout
+    ec2.detach_network_interface(AttachmentId=att)
+    wait_for(lambda: ec2.describe_network_interfaces(NetworkInterfaceIds=[eni_id])["NetworkInterfaces"][0]["Status"] == "available", what="the detach")
+    links = lambda: (lambda p: p.stdout.split() if p.returncode == 0 else None)(ssh(key, ip, "ls /sys/class/net", timeout=10))
+    wait_for(lambda: links() == ["eth0", "lo"], timeout=90, what="eth1 to leave the guest")
+    assert ssh(key, addr, "true", timeout=3).returncode == 255
+    ec2.delete_network_interface(NetworkInterfaceId=eni_id)
+    # Attached again at once, it is plugged anew, and the guest stays up throughout.
+    eni2 = ec2.create_network_interface(SubnetId=d["SubnetId"], Groups=[g["GroupId"] for g in d["SecurityGroups"]])["NetworkInterface"]
+    att = ec2.attach_network_interface(NetworkInterfaceId=eni2["NetworkInterfaceId"], InstanceId=iid, DeviceIndex=1)["AttachmentId"]
+    ec2.detach_network_interface(AttachmentId=att)
+    att = ec2.attach_network_interface(NetworkInterfaceId=eni2["NetworkInterfaceId"], InstanceId=iid, DeviceIndex=1)["AttachmentId"]
+    p = ssh(key, eni2["PrivateIpAddress"], "ip -o link | grep -c ether")
+    assert p.returncode == 0 and p.stdout.strip() in ("2", "3"), p.stdout + p.stderr
+    ec2.detach_network_interface(AttachmentId=att)
+    wait_for(lambda: links() == ["eth0", "lo"], timeout=90, what="the interfaces to leave the guest")
+
+
+def test_vm_scheduled_reboot_reboots_the_guest(ec2, key, instance, vm_kumo):
+    """A system-reboot event at its time reboots the VM itself: the guest's kernel boots
+    again (its boot id changes), and the event is listed as completed."""
+    iid, ip = instance
+    boot_id = ssh(key, ip, "cat /proc/sys/kernel/random/boot_id").stdout.strip()
+    assert boot_id
+    p = subprocess.run([KUMO_BIN, "admin", "--endpoint-url", vm_kumo.endpoint, "--region", "eu-west-1",
+                        "schedule-event", iid, "--code", "system-reboot", "--in", "2"], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    wait_for(lambda: ssh(key, ip, "cat /proc/sys/kernel/random/boot_id", timeout=5).stdout.strip() not in ("", boot_id),
+             timeout=BOOT_TIMEOUT, what="the guest to boot again")
+    st = ec2.describe_instance_status(InstanceIds=[iid])["InstanceStatuses"][0]
+    assert [(e["Code"], e["Description"].startswith("[Completed]")) for e in st["Events"]] == [("system-reboot", True)]

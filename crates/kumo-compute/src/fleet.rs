@@ -162,6 +162,8 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
     const SHARES_VOLUMES: bool;
     /// Whether a running guest can get another network interface.
     const HOTPLUGS_INTERFACES: bool;
+    /// The highest device index of an interface it can plug.
+    const MAX_DEVICE_INDEX: u32 = u32::MAX;
     /// The VPC namespace's end of an instance's link (its veth or tap).
     fn link(host: &Host, id: &str) -> String;
     /// Plugs and unplugs the guest's interfaces besides the primary to match `nics`.
@@ -613,6 +615,10 @@ impl<K: Kind> Driver for Fleet<K> {
 
     fn hotplugs_interfaces(&self) -> bool {
         K::HOTPLUGS_INTERFACES
+    }
+
+    fn max_device_index(&self) -> u32 {
+        K::MAX_DEVICE_INDEX
     }
 
     fn start(&self, spec: &InstanceSpec) -> Result<(), ComputeError> {

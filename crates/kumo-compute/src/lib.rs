@@ -248,6 +248,10 @@ pub trait Driver: Send + Sync {
     fn hotplugs_interfaces(&self) -> bool {
         true
     }
+    /// The highest device index an interface can have here.
+    fn max_device_index(&self) -> u32 {
+        u32::MAX
+    }
     /// Whether a guest of an image of this architecture (`x86_64`, `arm64`, …, as EC2 names
     /// them) runs here. A driver runs its host's kind of CPU only: an `ns` guest shares the
     /// host's kernel, and `vm` has no arm64 emulation yet. The null driver runs nothing, so

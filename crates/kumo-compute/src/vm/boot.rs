@@ -33,14 +33,35 @@ pub(super) fn boot(
     })?;
     let tap = <super::Vm as crate::fleet::Kind>::link(host, &spec.id);
     let vpc_ns = net.vpc_ns.clone();
+    // The interfaces beyond the primary, each on a root port and a tap of its own routed in
+    // its subnet.
+    let nics: HashMap<u32, qemu::NicDevice> = spec
+        .interfaces
+        .iter()
+        .zip(1..)
+        .map(|(nic, n)| (nic.device_index, nic_device(host, &spec.id, nic, n, n)))
+        .collect();
     let undo = |e: ComputeError| {
         ip_quiet(&["-n", &vpc_ns, "link", "delete", &tap]);
+        for d in nics.values() {
+            ip_quiet(&["-n", &vpc_ns, "link", "delete", &d.tap]);
+        }
         e
     };
+    if nics.len() > qemu::NIC_PORTS as usize {
+        return Err(undo(ComputeError::Guest(format!(
+            "the vm driver plugs at most {} interfaces besides the primary",
+            qemu::NIC_PORTS
+        ))));
+    }
     ip_quiet(&["-n", &vpc_ns, "link", "delete", &tap]);
     ip(&["-n", &vpc_ns, "tuntap", "add", "dev", &tap, "mode", "tap"])
         .and_then(|_| route_guest(&vpc_ns, &tap, n))
         .map_err(undo)?;
+    for nic in &spec.interfaces {
+        add_nic_tap(host, &vpc_ns, nic, &nics[&nic.device_index].tap).map_err(undo)?;
+    }
+    let boot_nics: Vec<qemu::NicDevice> = nics.values().cloned().collect();
     net.leases.set(&n.mac, lease_for(spec).map_err(undo)?);
     let (disks, store) = plan_disks(&net.run, spec).map_err(undo)?;
     let specs: Vec<VolumeSpec> = disks
@@ -62,7 +83,17 @@ pub(super) fn boot(
         undo(e)
     };
     let monitor = net.run.join("qmp.sock");
-    let child = spawn(cfg, spec, &net, &disk, &tap, &disks, &store, &monitor).map_err(|e| {
+    let child = spawn(
+        cfg,
+        spec,
+        &net,
+        &disk,
+        (&tap, &boot_nics),
+        &disks,
+        &store,
+        &monitor,
+    )
+    .map_err(|e| {
         net.imds.remove(&addr);
         forget(e)
     })?;
@@ -94,6 +125,11 @@ pub(super) fn boot(
         },
         qmp: monitor,
         tap,
+        nic_seq: nics.len() as u32,
+        nic_ports: std::sync::Arc::new(std::sync::Mutex::new(
+            nics.values().map(|d| d.port).collect(),
+        )),
+        nics,
         disks,
         ephemeral: store,
     })
@@ -132,7 +168,7 @@ fn spawn(
     spec: &InstanceSpec,
     net: &GuestNet,
     disk: &Path,
-    tap: &str,
+    (tap, nics): (&str, &[qemu::NicDevice]),
     disks: &HashMap<String, (VolumeSpec, u32)>,
     store: &[VolumeSpec],
     monitor: &Path,
@@ -153,7 +189,7 @@ fn spawn(
     let log2 = log
         .try_clone()
         .map_err(|e| ComputeError::io("QEMU log", e))?;
-    let args = qemu::args(cfg, spec, run, disk, tap, &boot_disks, &store_disks);
+    let args = qemu::args(cfg, spec, run, disk, (tap, nics), &boot_disks, &store_disks);
     Command::new("ip")
         .args(["netns", "exec", &net.vpc_ns, "qemu-system-x86_64"])
         .args(&args)
@@ -183,4 +219,49 @@ fn wait_for_monitor(child: &mut Child, run: &Path, monitor: &Path) -> Result<(),
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The `seq`th interface an instance has had beyond the primary, as QEMU will know it, on
+/// root port `port`: ids and a tap (`<prefix>u<instance><seq>`) no other interface of the
+/// guest's life has had.
+pub(super) fn nic_device(
+    host: &Host,
+    id: &str,
+    nic: &crate::Nic,
+    seq: u32,
+    port: u32,
+) -> qemu::NicDevice {
+    qemu::NicDevice {
+        id: format!("nic{seq}"),
+        netdev: format!("net{seq}"),
+        tap: format!(
+            "{}u{}{:02}",
+            host.prefix,
+            crate::host::net::short(id),
+            seq % 100
+        ),
+        port,
+        mac: nic.net.mac.clone(),
+    }
+}
+
+/// An interface's tap in the VPC's namespace, routed in its own subnet as the primary's is.
+pub(super) fn add_nic_tap(
+    host: &Host,
+    vpc_ns: &str,
+    nic: &crate::Nic,
+    tap: &str,
+) -> Result<(), ComputeError> {
+    let n = &nic.net;
+    host.vpcs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .ensure_subnet(&n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
+    ip_quiet(&["-n", vpc_ns, "link", "delete", tap]);
+    ip(&["-n", vpc_ns, "tuntap", "add", "dev", tap, "mode", "tap"])?;
+    if let Err(e) = route_guest(vpc_ns, tap, n) {
+        ip_quiet(&["-n", vpc_ns, "link", "delete", tap]);
+        return Err(e);
+    }
+    Ok(())
 }

@@ -35,6 +35,12 @@ pub struct VmUp {
     qmp: PathBuf,
     /// Its tap in the VPC's namespace.
     tap: String,
+    /// Its interfaces beyond the primary, by device index.
+    nics: HashMap<u32, qemu::NicDevice>,
+    /// The root ports interfaces hold, those still leaving the guest included.
+    nic_ports: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
+    /// How many interfaces it has had beyond the primary.
+    nic_seq: u32,
     /// Data volumes by id: their spec and root port.
     disks: HashMap<String, (VolumeSpec, u32)>,
     /// Instance store disks (on the last root ports).
@@ -68,26 +74,60 @@ impl Kind for Vm {
     /// QEMU opens each volume's qcow2 itself, under its image lock: a second guest cannot
     /// open it (a shared NBD export is the way, not built yet).
     const SHARES_VOLUMES: bool = false;
-    const HOTPLUGS_INTERFACES: bool = false;
+    const HOTPLUGS_INTERFACES: bool = true;
+    /// As many interfaces as root ports for them.
+    const MAX_DEVICE_INDEX: u32 = qemu::NIC_PORTS;
 
     fn link(host: &crate::fleet::Host, id: &str) -> String {
         format!("{}t{}", host.prefix, crate::host::net::short(id))
     }
 
-    /// QEMU's hot-plug of a virtio-net device (QMP `netdev_add`/`device_add`) is not built
-    /// yet, nor are extra interfaces at boot: the control plane refuses a second interface
-    /// under `vm` (RunInstances and AttachNetworkInterface alike).
+    /// Interfaces plug and unplug as virtio-net devices, each on a free PCIe root port of
+    /// its own (QMP `netdev_add`/`device_add`; `device_del`, then `netdev_del` once the guest
+    /// has let the device go), on a tap in the VPC's namespace routed in its subnet; the guest
+    /// names them as the kernel does (`eth1`…) and its address agent configures them from the
+    /// metadata, as under `ns`. An unplug finishes in the background: the guest takes seconds
+    /// to release a device, and its lock is not held for that.
     fn set_interfaces(
-        _m: &Machine<Vm>,
-        _up: &mut VmUp,
+        m: &Machine<Vm>,
+        up: &mut VmUp,
         nics: &[crate::Nic],
     ) -> Result<(), ComputeError> {
-        if nics.is_empty() {
-            return Ok(());
+        let same = |a: &crate::Nic, b: &crate::Nic| {
+            a.device_index == b.device_index && a.net.mac == b.net.mac
+        };
+        let vpc_ns = up.proc.net.vpc_ns.clone();
+        let gone: Vec<u32> = up
+            .proc
+            .spec
+            .interfaces
+            .iter()
+            .filter(|old| !nics.iter().any(|n| same(n, old)))
+            .map(|old| old.device_index)
+            .collect();
+        for index in gone {
+            if let Some(dev) = up.nics.remove(&index) {
+                unplug_in_background(up, &m.id, dev);
+            }
         }
-        Err(ComputeError::Guest(
-            "the vm driver cannot plug a second network interface into a guest yet".into(),
-        ))
+        for nic in nics {
+            match up.proc.spec.interfaces.iter().find(|o| same(o, nic)) {
+                Some(old) => {
+                    let Some(dev) = up.nics.get(&nic.device_index) else {
+                        continue;
+                    };
+                    crate::host::vpc::reroute(
+                        &vpc_ns,
+                        &dev.tap,
+                        &old.net,
+                        &nic.net.secondary_ips,
+                        &nic.net.prefixes,
+                    )?
+                }
+                None => plug(m, up, nic)?,
+            }
+        }
+        Ok(())
     }
 
     fn degraded(&self) -> Option<(String, String)> {
@@ -125,6 +165,9 @@ impl Kind for Vm {
 
     fn cleanup(up: &mut VmUp) {
         crate::host::net::ip_quiet(&["-n", &up.proc.net.vpc_ns, "link", "delete", &up.tap]);
+        for (_, dev) in up.nics.drain() {
+            crate::host::net::ip_quiet(&["-n", &up.proc.net.vpc_ns, "link", "delete", &dev.tap]);
+        }
     }
 
     fn attach(m: &Machine<Vm>, v: &VolumeSpec) -> Result<(), ComputeError> {
@@ -305,4 +348,58 @@ fn current_top(monitor: &Path, volume_id: &str) -> Result<String, ComputeError> 
         })
         .and_then(|d| d["inserted"]["node-name"].as_str().map(String::from))
         .ok_or_else(|| ComputeError::Guest(format!("QEMU has no disk for {volume_id}")))
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Plugs an interface into a running guest on a free root port.
+fn plug(m: &Machine<Vm>, up: &mut VmUp, nic: &crate::Nic) -> Result<(), ComputeError> {
+    let port = {
+        let mut ports = lock(&up.nic_ports);
+        let free = (1..=qemu::NIC_PORTS)
+            .find(|p| !ports.contains(p))
+            .ok_or_else(|| ComputeError::Guest("no free root port for another interface".into()))?;
+        ports.insert(free);
+        free
+    };
+    up.nic_seq += 1;
+    let dev = boot::nic_device(&m.host, &m.id, nic, up.nic_seq, port);
+    let vpc_ns = &up.proc.net.vpc_ns;
+    let plugged = boot::add_nic_tap(&m.host, vpc_ns, nic, &dev.tap)
+        .and_then(|_| qmp(&up.qmp, &qemu::plug_nic(&dev)));
+    if let Err(e) = plugged {
+        crate::host::net::ip_quiet(&["-n", vpc_ns, "link", "delete", &dev.tap]);
+        lock(&up.nic_ports).remove(&port);
+        return Err(e);
+    }
+    tracing::info!(instance = %m.id, device_index = nic.device_index, mac = %nic.net.mac, address = %nic.net.private_ip, port, "interface hot-plugged");
+    up.nics.insert(nic.device_index, dev);
+    Ok(())
+}
+
+/// Unplugs an interface; the guest lets it go in its own time, then its backend, its tap
+/// and its root port go.
+fn unplug_in_background(up: &VmUp, instance: &str, dev: qemu::NicDevice) {
+    let (monitor, ports, vpc_ns, id) = (
+        up.qmp.clone(),
+        up.nic_ports.clone(),
+        up.proc.net.vpc_ns.clone(),
+        instance.to_string(),
+    );
+    std::thread::spawn(move || {
+        match qemu::unplug_nic(&monitor, &dev) {
+            Ok(()) => {
+                crate::host::net::ip_quiet(&["-n", &vpc_ns, "link", "delete", &dev.tap]);
+                lock(&ports).remove(&dev.port);
+                tracing::info!(instance = %id, mac = %dev.mac, "interface unplugged");
+            }
+            // Its tap stays until the guest stops: QEMU would exit if it died under the
+            // device.
+            Err(e) => {
+                tracing::warn!(instance = %id, mac = %dev.mac, error = %e, "an interface's unplug did not finish")
+            }
+        }
+    });
 }

@@ -24,6 +24,39 @@ use std::time::{Duration, Instant};
 /// Hot-plug slots: PCIe root ports made at boot, one volume each.
 pub const PORTS: u32 = 16;
 
+/// PCIe root ports for network interfaces beyond the primary (`np1`…): hot-pluggable, as
+/// the volumes' are. An interface takes any free one, so one plugged while an earlier one
+/// is still leaving has a port. With the volumes' 16 they fill q35's root bus, which has 32
+/// slots.
+pub const NIC_PORTS: u32 = 8;
+
+/// An interface beyond the primary, as QEMU knows it: its device and backend ids (unique
+/// for the guest's life, so a new one never meets a leaving one's), its tap, its root port.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NicDevice {
+    pub id: String,
+    pub netdev: String,
+    pub tap: String,
+    pub port: u32,
+    pub mac: String,
+}
+
+impl NicDevice {
+    /// The `-netdev` and `-device` of it at boot.
+    fn args(&self) -> (String, String) {
+        (
+            format!(
+                "tap,id={},ifname={},script=no,downscript=no",
+                self.netdev, self.tap
+            ),
+            format!(
+                "virtio-net-pci,id={},netdev={},mac={},bus=np{}",
+                self.id, self.netdev, self.mac, self.port
+            ),
+        )
+    }
+}
+
 /// Memory QEMU needs besides the guest's (the translation cache under TCG, devices).
 pub const OVERHEAD_MIB: u64 = 384;
 
@@ -214,7 +247,7 @@ pub fn args(
     spec: &InstanceSpec,
     run: &Path,
     disk: &Path,
-    tap: &str,
+    (tap, nics): (&str, &[NicDevice]),
     disks: &[(String, PathBuf, u32)],
     store: &[(String, PathBuf, u32)],
 ) -> Vec<String> {
@@ -287,6 +320,14 @@ pub fn args(
         let port = format!("pcie-root-port,id=rp{p},chassis={p},bus=pcie.0");
         push(&["-device", &port]);
     }
+    for p in 1..=NIC_PORTS {
+        let port = format!("pcie-root-port,id=np{p},chassis={},bus=pcie.0", PORTS + p);
+        push(&["-device", &port]);
+    }
+    for nic in nics {
+        let (netdev, device) = nic.args();
+        push(&["-netdev", &netdev, "-device", &device]);
+    }
     for (volume_id, file, port) in disks {
         let (file_opt, dev) = disk_args(volume_id, file, *port);
         push(&["-blockdev", &file_opt, "-device", &dev]);
@@ -347,6 +388,55 @@ pub fn throttle(device: &str, l: &crate::IoLimits) -> String {
 }
 
 /// The QMP commands that hot-plug a volume onto root port `port`.
+/// The QMP commands that plug an interface (its tap already in the VPC's namespace, where
+/// QEMU runs) into a running guest: a virtio-net device on its root port.
+pub fn plug_nic(n: &NicDevice) -> Vec<String> {
+    vec![
+        serde_json::json!({"execute": "netdev_add", "arguments": {
+            "type": "tap", "id": n.netdev, "ifname": n.tap,
+            "script": "no", "downscript": "no"}})
+        .to_string(),
+        serde_json::json!({"execute": "device_add", "arguments": {
+            "driver": "virtio-net-pci", "id": n.id,
+            "netdev": n.netdev, "mac": n.mac, "bus": format!("np{}", n.port)}})
+        .to_string(),
+    ]
+}
+
+/// Unplugs an interface: the guest releases the device (PCIe hot-unplug takes it a few
+/// seconds), and only then its backend goes. QEMU exits if a virtio-net device's tap dies
+/// under it, so the tap is deleted after this returns, never before.
+pub fn unplug_nic(socket: &Path, n: &NicDevice) -> Result<(), ComputeError> {
+    qmp(
+        socket,
+        &[serde_json::json!({"execute": "device_del", "arguments": {"id": n.id}}).to_string()],
+    )?;
+    gone(socket, &n.id)?;
+    qmp(
+        socket,
+        &[serde_json::json!({"execute": "netdev_del", "arguments": {"id": n.netdev}}).to_string()],
+    )
+}
+
+/// Waits (up to a minute) until the guest has released the device `id`.
+fn gone(socket: &Path, id: &str) -> Result<(), ComputeError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let probe = serde_json::json!({
+        "execute": "qom-get",
+        "arguments": {"path": format!("/machine/peripheral/{id}"), "property": "type"}
+    })
+    .to_string();
+    while qmp(socket, std::slice::from_ref(&probe)).is_ok() {
+        if Instant::now() > deadline {
+            return Err(ComputeError::Guest(format!(
+                "the guest did not release {id} within a minute"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Ok(())
+}
+
 pub fn plug(volume_id: &str, file: &Path, port: u32) -> Vec<String> {
     let add = serde_json::json!({
         "execute": "blockdev-add",
@@ -377,20 +467,7 @@ pub fn unplug(socket: &Path, volume_id: &str) -> Result<(), ComputeError> {
         socket,
         &[serde_json::json!({"execute": "device_del", "arguments": {"id": id}}).to_string()],
     )?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let probe = serde_json::json!({
-        "execute": "qom-get",
-        "arguments": {"path": format!("/machine/peripheral/{id}"), "property": "type"}
-    })
-    .to_string();
-    while qmp(socket, std::slice::from_ref(&probe)).is_ok() {
-        if Instant::now() > deadline {
-            return Err(ComputeError::Guest(format!(
-                "the guest did not release {volume_id} within a minute"
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    gone(socket, &id)?;
     qmp(
         socket,
         &[serde_json::json!({"execute": "blockdev-del", "arguments": {"node-name": node(volume_id)}}).to_string()],
@@ -400,6 +477,35 @@ pub fn unplug(socket: &Path, volume_id: &str) -> Result<(), ComputeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_interface_is_a_virtio_net_device_on_its_own_root_port() {
+        let n = NicDevice {
+            id: "nic3".into(),
+            netdev: "net3".into(),
+            tap: "k3fu9abcdef003".into(),
+            port: 2,
+            mac: "02:00:00:00:00:01".into(),
+        };
+        let (netdev, device) = n.args();
+        assert_eq!(
+            netdev,
+            "tap,id=net3,ifname=k3fu9abcdef003,script=no,downscript=no"
+        );
+        assert_eq!(
+            device,
+            "virtio-net-pci,id=nic3,netdev=net3,mac=02:00:00:00:00:01,bus=np2"
+        );
+        let plug: Vec<serde_json::Value> = plug_nic(&n)
+            .iter()
+            .map(|c| serde_json::from_str(c).unwrap())
+            .collect();
+        assert_eq!(plug[0]["execute"], "netdev_add");
+        assert_eq!(plug[0]["arguments"]["ifname"], "k3fu9abcdef003");
+        assert_eq!(plug[1]["execute"], "device_add");
+        assert_eq!(plug[1]["arguments"]["bus"], "np2");
+        assert_eq!(plug[1]["arguments"]["netdev"], "net3");
+    }
 
     #[test]
     fn names_follow_the_volume_id() {

@@ -302,6 +302,19 @@ fn resolve<'a>(
             format!("Kumo's {} driver cannot give an instance a second network interface yet; the ns driver can.", k.compute.driver.name()),
         ));
     }
+    let max = k.compute.driver.max_device_index();
+    if specs
+        .iter()
+        .any(|n| n.device_index.unwrap_or(0).max(0) as u32 > max)
+    {
+        return Err(Ec2Error::new(
+            "Unsupported",
+            format!(
+                "Kumo's {} driver plugs interfaces at device indexes 1 to {max}.",
+                k.compute.driver.name()
+            ),
+        ));
+    }
     let tag_list = tags::from_launch_specifications(input.tag_specifications.clone())?;
     idempotency::check_token(input.client_token.as_deref())?;
     let digest = idempotency::digest(input);
