@@ -133,14 +133,12 @@ pub fn handle(kumo: &Kumo, target: &str, caller: &Caller, body: &[u8], rid: &str
         }
         Some("ListCommands") => {
             match kumo.ssm_list_commands(account, region, &list_query(&input)) {
-                Ok((commands, next)) => {
-                    let mut body =
-                        json!({ "Commands": commands.iter().map(command).collect::<Vec<_>>() });
-                    if let Some(t) = next {
-                        body["NextToken"] = json!(t);
-                    }
-                    reply(StatusCode::OK, rid, body)
-                }
+                Ok((commands, next)) => page(
+                    rid,
+                    "Commands",
+                    commands.iter().map(command).collect(),
+                    next,
+                ),
                 Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
             }
         }
@@ -152,11 +150,7 @@ pub fn handle(kumo: &Kumo, target: &str, caller: &Caller, body: &[u8], rid: &str
                         .iter()
                         .map(|i| listed_invocation(i, details))
                         .collect();
-                    let mut body = json!({ "CommandInvocations": list });
-                    if let Some(t) = next {
-                        body["NextToken"] = json!(t);
-                    }
-                    reply(StatusCode::OK, rid, body)
+                    page(rid, "CommandInvocations", list, next)
                 }
                 Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
             }
@@ -292,6 +286,15 @@ fn instance_information(
 }
 
 /// The command, instance, filters and page of a ListCommands or ListCommandInvocations call.
+/// A list call's page: its items under `key`, and the next page's token if there is one.
+fn page(rid: &str, key: &str, items: Vec<Value>, next: Option<String>) -> Response {
+    let mut body = json!({ key: items });
+    if let Some(t) = next {
+        body["NextToken"] = json!(t);
+    }
+    reply(StatusCode::OK, rid, body)
+}
+
 /// A list call's `Filters`, as `{key, value}` pairs.
 fn key_values(input: &Value) -> Vec<(String, String)> {
     input["Filters"]
@@ -447,11 +450,7 @@ fn describe_sessions(
                     v
                 })
                 .collect();
-            let mut body = json!({ "Sessions": list });
-            if let Some(t) = next {
-                body["NextToken"] = json!(t);
-            }
-            reply(StatusCode::OK, rid, body)
+            page(rid, "Sessions", list, next)
         }
         Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
     }

@@ -60,6 +60,12 @@ impl Host {
         self.dir.join(id)
     }
 
+    /// The subnet of an interface in its VPC's namespace (a second interface may be in a
+    /// subnet no guest here has used yet).
+    pub(crate) fn ensure_subnet(&self, n: &crate::NetSpec) -> Result<(), ComputeError> {
+        lock(&self.vpcs).ensure_subnet(&n.vpc_id, &n.subnet_id, &n.subnet_cidr)
+    }
+
     /// Removes what an earlier server with this data directory left behind, and what every
     /// server that died without cleaning up left, then claims the prefix for this one.
     fn sweep_and_claim(&self) {

@@ -312,10 +312,7 @@ pub(crate) fn plug(
     nic: &crate::Nic,
 ) -> Result<(), ComputeError> {
     let n = &nic.net;
-    host.vpcs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .ensure_subnet(&n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
+    host.ensure_subnet(n)?;
     let link = nic_link(host, id, nic.device_index);
     let guest_if = format!("eth{}", nic.device_index);
     ip_quiet(&["-n", vpc_ns, "link", "delete", &link]);

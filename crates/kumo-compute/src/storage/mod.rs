@@ -328,15 +328,11 @@ pub(crate) fn show_device(root: &Path, dev: &str, spec: &VolumeSpec) -> Result<(
         .map_err(|e| ComputeError::io("loop device", e))?
         .rdev();
     let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
-    let node = root.join(spec.device.trim_start_matches('/'));
-    let _ = std::fs::remove_file(&node);
-    nix::sys::stat::mknod(
-        &node,
-        nix::sys::stat::SFlag::S_IFBLK,
-        nix::sys::stat::Mode::from_bits_truncate(0o660),
-        nix::sys::stat::makedev(major, minor),
-    )
-    .map_err(|e| ComputeError::io(format!("device node {}", spec.device), e.into()))?;
+    block_node(
+        &root.join(spec.device.trim_start_matches('/')),
+        major,
+        minor,
+    )?;
     if let Some(alias) = &spec.alias {
         let link = root.join(alias.trim_start_matches('/'));
         let _ = std::fs::remove_file(&link);
@@ -354,16 +350,19 @@ pub(crate) fn show_device(root: &Path, dev: &str, spec: &VolumeSpec) -> Result<(
         std::os::unix::fs::symlink(format!("../devices/virtual/block/{kernel}"), &listed)
             .map_err(|e| ComputeError::io(format!("/sys/block/{kernel}"), e))?;
     }
-    let named = root.join("dev").join(kernel);
-    let _ = std::fs::remove_file(&named);
+    block_node(&root.join("dev").join(kernel), major, minor)
+}
+
+/// A block device node at `path` (replacing what was there), root's alone to open.
+fn block_node(path: &Path, major: u64, minor: u64) -> Result<(), ComputeError> {
+    let _ = std::fs::remove_file(path);
     nix::sys::stat::mknod(
-        &named,
+        path,
         nix::sys::stat::SFlag::S_IFBLK,
         nix::sys::stat::Mode::from_bits_truncate(0o660),
         nix::sys::stat::makedev(major, minor),
     )
-    .map_err(|e| ComputeError::io(format!("device node /dev/{kernel}"), e.into()))?;
-    Ok(())
+    .map_err(|e| ComputeError::io(format!("device node {}", path.display()), e.into()))
 }
 
 /// A device's kernel name (`/dev/loop3` → `loop3`).

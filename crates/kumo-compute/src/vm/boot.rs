@@ -253,10 +253,7 @@ pub(super) fn add_nic_tap(
     tap: &str,
 ) -> Result<(), ComputeError> {
     let n = &nic.net;
-    host.vpcs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .ensure_subnet(&n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
+    host.ensure_subnet(n)?;
     ip_quiet(&["-n", vpc_ns, "link", "delete", tap]);
     ip(&["-n", vpc_ns, "tuntap", "add", "dev", tap, "mode", "tap"])?;
     if let Err(e) = route_guest(vpc_ns, tap, n) {
