@@ -145,3 +145,24 @@ def test_strict_client_shape_rules(kumo, cli):
         for el in root.iter():
             if el.tag.removeprefix(NS) in lists:
                 assert all(c.tag == NS + "item" for c in el), (action, el.tag)
+
+
+def test_session_data_channel_answers_bad_requests(kumo):
+    """Session Manager's data channel: a plain GET is answered in EC2's error envelope, and a
+    WebSocket for a session that is not active is closed with the reason."""
+    import json
+    import os
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    try:
+        urllib.request.urlopen(kumo.endpoint + "/v1/data-channel/root-0123456789abcdef0")
+        raise AssertionError("a plain GET was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 400 and code_of(e.read().decode()) == "InvalidRequest"
+    js = os.path.join(os.path.dirname(os.path.abspath(__file__)), "js")
+    url = kumo.endpoint.replace("http://", "ws://") + "/v1/data-channel/root-0123456789abcdef0?role=publish_subscribe"
+    p = subprocess.run(["node", os.path.join(js, "session.js"), url, "no-such-token", "24", "80"], capture_output=True, text=True, timeout=60, cwd=js)
+    out = json.loads(p.stdout)
+    assert out["closed"] and "is not active" in out["closedPayload"]["Output"], out

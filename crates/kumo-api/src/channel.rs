@@ -187,13 +187,21 @@ pub fn size_of(payload: &[u8]) -> Option<(u16, u16)> {
     Some((rows, cols))
 }
 
-/// `GET /v1/data-channel/<session id>`: the WebSocket.
+/// `GET /v1/data-channel/<session id>`: the WebSocket. A request that is not a WebSocket
+/// handshake is answered in EC2's error envelope, as every other bad request is.
 pub async fn open(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Response {
-    ws.on_upgrade(move |socket| session(state, id, socket))
+    match ws {
+        Ok(ws) => ws.on_upgrade(move |socket| session(state, id, socket)),
+        Err(e) => crate::wire::http_error(
+            e.status(),
+            crate::wire::code_for(e.status()),
+            format!("A session's data channel is a WebSocket: {}", e.body_text()),
+        ),
+    }
 }
 
 async fn send(ws: &mut WebSocket, m: &Message) -> bool {
