@@ -1076,7 +1076,9 @@ def test_session_manager_gives_a_shell_on_a_pty(ns_kumo, ec2):
     assert s["StreamUrl"].startswith(ns_kumo.endpoint.replace("http://", "ws://") + "/v1/data-channel/" + s["SessionId"] + "?")
     active = ssm.describe_sessions(State="Active")["Sessions"]
     assert [(x["SessionId"], x["Target"], x["Status"], x["Reason"]) for x in active] == [(s["SessionId"], iid, "Connecting", "checking the PTY")]
-    out = js_session(s, "id -un; pwd; stty size; tty; sudo -n id -u; echo $((6 * 7))-done", "exit")
+    # A daemon the session leaves behind (its own session, no terminal) does not hold the
+    # session open.
+    out = js_session(s, "id -un; pwd; stty size; tty; sudo -n id -u; echo $((6 * 7))-done", "setsid sleep 300 </dev/null >/dev/null 2>&1 &", "exit")
     text = out["output"]
     assert "ssm-user\r\n/usr/bin\r\n30 100\r\n/dev/pts/" in text, text
     assert "\r\n0\r\n42-done" in text, text
@@ -1109,6 +1111,13 @@ def test_session_manager_refusals_and_terminate(ns_kumo, ec2):
     proc = subprocess.Popen(["node", os.path.join(JS, "session.js"), s["StreamUrl"], s["TokenValue"], "24", "80", "sleep 300"], stdout=subprocess.PIPE, text=True, cwd=JS)
     until(lambda: ssm.describe_sessions(State="Active")["Sessions"][0]["Status"] == "Connected", timeout=10)
     time.sleep(1)
+    # One channel per session: a second client with the same token is turned away.
+    second = js_session(s, "id")
+    assert second["closed"] and "ssm-user" not in second["output"] and "not active" in second["closedPayload"]["Output"], second
+    # Another account cannot end it.
+    other = make_client(ns_kumo.endpoint, service="ssm", key="111111111111")
+    assert other.terminate_session(SessionId=s["SessionId"])["SessionId"] == s["SessionId"]
+    assert ssm.describe_sessions(State="Active")["Sessions"][0]["Status"] == "Connected"
     assert ssm.terminate_session(SessionId=s["SessionId"])["SessionId"] == s["SessionId"]
     out = json.loads(proc.communicate(timeout=20)[0])
     assert out["closed"] and out["closedPayload"]["SessionId"] == s["SessionId"], out

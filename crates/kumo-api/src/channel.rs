@@ -216,7 +216,13 @@ enum End {
     Left,
     /// TerminateSession.
     Terminated,
+    /// The guest left [`KEY_QUEUE`] messages of typed input unread.
+    Stuck,
 }
+
+/// How many messages of typed input may wait for the guest to read them before the session
+/// ends: a guest that reads none of its input never makes the server hold more.
+const KEY_QUEUE: usize = 1024;
 
 async fn session(state: Arc<AppState>, id: String, mut ws: WebSocket) {
     // The token, first.
@@ -295,25 +301,33 @@ async fn session(state: Arc<AppState>, id: String, mut ws: WebSocket) {
             return;
         }
     };
-    let mut stream = guest.stream;
-    if !guest.early.is_empty() {
-        if !send(
-            &mut ws,
-            &Message::new(OUTPUT, seq, PAYLOAD_OUTPUT, guest.early),
-        )
-        .await
-        {
-            ended(&state, &id, "Terminated").await;
-            return;
+    // The guest's side: its output is read here; what the client types goes through a queue
+    // to a writer of its own, so a guest that does not read its input never stalls its
+    // output, nor a TerminateSession.
+    let (mut from_guest, mut to_guest) = guest.stream.into_split();
+    let (keys, mut queued) = tokio::sync::mpsc::channel::<Vec<u8>>(KEY_QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some(k) = queued.recv().await {
+            if to_guest.write_all(&k).await.is_err() {
+                break;
+            }
         }
-        seq += 1;
+    });
+    if !typed.is_empty() {
+        let _ = keys.try_send(typed);
     }
-    if !typed.is_empty() && stream.write_all(&typed).await.is_err() {
-        ended(&state, &id, "Terminated").await;
-        return;
-    }
+    let mut pending = guest.early;
     let mut buf = vec![0u8; 16 * 1024];
     let end = loop {
+        if !pending.is_empty() {
+            let m = Message::new(OUTPUT, seq, PAYLOAD_OUTPUT, std::mem::take(&mut pending));
+            seq += 1;
+            // A client that does not read stalls this send; a TerminateSession still ends it.
+            tokio::select! {
+                sent = send(&mut ws, &m) => if !sent { break End::Left },
+                _ = stop.notified() => break End::Terminated,
+            }
+        }
         tokio::select! {
             frame = ws.recv() => match frame {
                 Some(Ok(Ws::Binary(b))) => {
@@ -321,34 +335,46 @@ async fn session(state: Arc<AppState>, id: String, mut ws: WebSocket) {
                     if m.message_type != INPUT {
                         continue;
                     }
-                    if !send(&mut ws, &m.ack()).await {
+                    let ack = m.ack();
+                    let acked = tokio::select! {
+                        sent = send(&mut ws, &ack) => sent,
+                        _ = stop.notified() => break End::Terminated,
+                    };
+                    if !acked {
                         break End::Left;
                     }
-                    if m.payload_type == PAYLOAD_OUTPUT && stream.write_all(&m.payload).await.is_err() {
-                        break End::Exited;
+                    if m.payload_type == PAYLOAD_OUTPUT {
+                        match keys.try_send(m.payload) {
+                            Ok(()) => {}
+                            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => break End::Stuck,
+                            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => break End::Exited,
+                        }
                     }
                 }
                 Some(Ok(Ws::Close(_))) | None | Some(Err(_)) => break End::Left,
                 Some(Ok(_)) => {}
             },
-            n = stream.read(&mut buf) => match n {
+            n = from_guest.read(&mut buf) => match n {
                 Ok(0) | Err(_) => break End::Exited,
-                Ok(n) => {
-                    let m = Message::new(OUTPUT, seq, PAYLOAD_OUTPUT, buf[..n].to_vec());
-                    seq += 1;
-                    if !send(&mut ws, &m).await {
-                        break End::Left;
-                    }
-                }
+                Ok(n) => pending = buf[..n].to_vec(),
             },
             _ = stop.notified() => break End::Terminated,
         }
     };
-    // The guest's side goes: the shell sees the end of its input.
-    drop(stream);
+    // The guest's side goes: the connection closes, and the guest's session script hangs the
+    // PTY up.
+    writer.abort();
+    drop(from_guest);
+    let why = match end {
+        End::Stuck => "The instance did not read the input sent to it.",
+        _ => "",
+    };
     if !matches!(end, End::Left) {
-        let _ = send(&mut ws, &closed_message(&id, seq, "")).await;
-        let _ = ws.send(Ws::Close(None)).await;
+        let closing = async {
+            let _ = send(&mut ws, &closed_message(&id, seq, why)).await;
+            let _ = ws.send(Ws::Close(None)).await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
     }
     if !matches!(end, End::Terminated) {
         ended(&state, &id, "Terminated").await;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v15";
+pub const RECIPE: &str = "debian-12-minbase-v16";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -463,7 +463,9 @@ mkfifo -m 600 "$keys" || exit 1
 # Started in the background by a shell without job control, this ignores SIGINT and SIGQUIT
 # (POSIX), and so would everything it starts: the shell's commands get them back, so Ctrl-C
 # interrupts them.
-env --default-signal=INT,QUIT script -qfc "stty rows $rows cols $cols; exec su ssm-user -s /bin/sh" /dev/null <"$keys" >&3 2>&3 &
+# The connection itself (fd 3) is not the shell's: a process it leaves behind must not hold
+# the session open.
+env --default-signal=INT,QUIT script -qfc "stty rows $rows cols $cols; exec su ssm-user -s /bin/sh" /dev/null <"$keys" >&3 2>&3 3>&- &
 shell=$!
 cat <&3 >"$keys" &
 reader=$!

@@ -55,6 +55,11 @@ impl Imds {
     pub fn remove(&self, ip: &IpAddr) {
         lock(&self.by_ip).remove(ip);
         lock(&self.tokens).retain(|_, (owner, _)| owner != ip);
+        // A session its agent never opened is not opened by the next guest at the address.
+        lock(&self.sessions).retain(|_, (owner, _)| owner != ip);
+        if let Some(q) = lock(&self.commands).get_mut(ip) {
+            q.retain(|(id, _)| !id.starts_with(SESSION));
+        }
     }
 
     pub fn is_empty(&self) -> bool {

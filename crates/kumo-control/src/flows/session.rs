@@ -204,7 +204,14 @@ pub fn terminate(k: &Kumo, account: &str, region: &str, id: &str) -> Result<Stri
     if id.is_empty() {
         return Err(bad("ValidationException", "1 validation error detected: Value null at 'sessionId' failed to satisfy constraint: Member must not be null"));
     }
-    let live = k.sessions.lock().remove(id);
+    // Only the caller's own session: another account's is left as it is.
+    let live = {
+        let mut all = k.sessions.lock();
+        match all.get(id) {
+            Some(l) if l.account == account && l.region == region => all.remove(id),
+            _ => None,
+        }
+    };
     end(k, Scope { account, region }, id, "Terminated");
     if let Some(close) = live.and_then(|l| l.close) {
         close();
@@ -339,13 +346,22 @@ pub fn connect(
     cols: u16,
     close: Arc<dyn Fn() + Send + Sync>,
 ) -> Result<SessionWait, SsmError> {
-    let (account, region) = match k.sessions.lock().get(id) {
-        Some(l) => (l.account.clone(), l.region.clone()),
-        None => {
-            return Err(bad(
-                "DoesNotExistException",
-                format!("Session {id} is not active."),
-            ))
+    // One channel per session: the first client to present the token takes it, and its
+    // `close` is in place before the session is `Connected`, so a TerminateSession from then
+    // on reaches it.
+    let (account, region) = {
+        let mut all = k.sessions.lock();
+        match all.get_mut(id) {
+            Some(l) if l.close.is_none() => {
+                l.close = Some(close);
+                (l.account.clone(), l.region.clone())
+            }
+            _ => {
+                return Err(bad(
+                    "DoesNotExistException",
+                    format!("Session {id} is not active."),
+                ))
+            }
         }
     };
     let s = Scope {
@@ -358,7 +374,7 @@ pub fn connect(
             let Some(mut r) = tx.get::<SessionRecord>(s, id)? else {
                 return Ok::<_, Fail>(None);
             };
-            if !r.active() || r.token != token {
+            if r.status != "Connecting" || r.token != token {
                 return Ok(None);
             }
             r.status = "Connected".into();
@@ -367,10 +383,17 @@ pub fn connect(
         })
         .map_err(|f| bad("InternalServerError", f.0.message()))?;
     let Some(target) = target else {
+        if let Some(l) = k.sessions.lock().get_mut(id) {
+            l.close = None;
+        }
         return Err(bad("AccessDenied", "The session's token is not valid."));
     };
-    if let Some(l) = k.sessions.lock().get_mut(id) {
-        l.close = Some(close);
+    // Terminated meanwhile: no shell is asked for.
+    if !k.sessions.lock().contains_key(id) {
+        return Err(bad(
+            "DoesNotExistException",
+            format!("Session {id} is not active."),
+        ));
     }
     let opened = k
         .compute

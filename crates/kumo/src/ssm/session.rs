@@ -177,10 +177,16 @@ pub fn run(target: &crate::http::Target, instance: &str, reason: Option<&str>) -
         }
     }
     drop(raw);
+    let failed = why.is_some();
     if let Some(w) = why {
         eprint!("\r\n{w}\r\n");
     }
     print!("\r\n\r\nExiting session with sessionId: {id}.\r\n\r\n");
     let _ = out.flush();
-    ExitCode::SUCCESS
+    // A session that ended with a reason (its agent never opened it, say) is a failure.
+    if failed {
+        ExitCode::from(255)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
