@@ -161,16 +161,18 @@ impl Vpcs {
         let want = routes::main_routes(&vpcs);
         let via = |l: u32| self.map.values().find(|v| v.link == l).map(Vpc::via);
         let lines = routes::main_table_lines(&self.main, &want, routes::metric(&self.prefix), via);
-        // Each line is tried: a deletion may find its route gone with its link.
-        if let Err(e) = ip_batch(&lines, true) {
-            tracing::warn!(error = %e, "a host route into a VPC could not be written");
+        // Each line is tried: a deletion may find its route gone with its link. After a
+        // failure every route is written again at the next sync (`replace` is idempotent).
+        let wrote = ip_batch(&lines, true);
+        if let Err(e) = &wrote {
+            tracing::debug!(error = %e, "a host route into a VPC could not be written");
         }
         for (c, r) in &want {
             if *r == MainRoute::Unreachable && self.main.get(c) != Some(r) {
                 tracing::warn!(cidr = %routes::show(*c), "two VPCs on this host overlap here: the host routes this CIDR into neither (use `kumo ssh`, or bind to the VPC link's own address)");
             }
         }
-        self.main = want;
+        self.main = if wrote.is_ok() { want } else { BTreeMap::new() };
     }
 
     /// Routes one more CIDR of a VPC from the host: in its own table at once, in the main
@@ -182,7 +184,6 @@ impl Vpcs {
         if v.cidrs.iter().any(|&c| routes::overlap(c, cidr)) {
             return Ok(());
         }
-        v.cidrs.push(cidr);
         let table = routes::table(&self.prefix, v.link).to_string();
         ip(&[
             "route",
@@ -195,6 +196,7 @@ impl Vpcs {
             "table",
             &table,
         ])?;
+        v.cidrs.push(cidr);
         self.sync_main();
         Ok(())
     }

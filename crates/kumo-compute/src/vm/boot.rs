@@ -129,6 +129,7 @@ pub(super) fn boot(
         nic_ports: std::sync::Arc::new(std::sync::Mutex::new(
             nics.values().map(|d| d.port).collect(),
         )),
+        nic_stuck: Default::default(),
         nics,
         disks,
         ephemeral: store,
@@ -234,11 +235,13 @@ pub(super) fn nic_device(
     qemu::NicDevice {
         id: format!("nic{seq}"),
         netdev: format!("net{seq}"),
+        // 15 bytes at most, an interface name's limit: 4,096 interfaces before a name
+        // comes round again.
         tap: format!(
-            "{}u{}{:02}",
+            "{}u{}{:03x}",
             host.prefix,
             crate::host::net::short(id),
-            seq % 100
+            seq % 0x1000
         ),
         port,
         mac: nic.net.mac.clone(),

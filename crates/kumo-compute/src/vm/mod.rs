@@ -41,6 +41,9 @@ pub struct VmUp {
     nic_ports: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u32>>>,
     /// How many interfaces it has had beyond the primary.
     nic_seq: u32,
+    /// The taps of interfaces the guest never let go (an unplug that timed out): they stay
+    /// until it stops, as QEMU would exit if one died under its device.
+    nic_stuck: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Data volumes by id: their spec and root port.
     disks: HashMap<String, (VolumeSpec, u32)>,
     /// Instance store disks (on the last root ports).
@@ -165,8 +168,9 @@ impl Kind for Vm {
 
     fn cleanup(up: &mut VmUp) {
         crate::host::net::ip_quiet(&["-n", &up.proc.net.vpc_ns, "link", "delete", &up.tap]);
-        for (_, dev) in up.nics.drain() {
-            crate::host::net::ip_quiet(&["-n", &up.proc.net.vpc_ns, "link", "delete", &dev.tap]);
+        let stuck = std::mem::take(&mut *lock(&up.nic_stuck));
+        for tap in up.nics.drain().map(|(_, dev)| dev.tap).chain(stuck) {
+            crate::host::net::ip_quiet(&["-n", &up.proc.net.vpc_ns, "link", "delete", &tap]);
         }
     }
 
@@ -370,6 +374,14 @@ fn plug(m: &Machine<Vm>, up: &mut VmUp, nic: &crate::Nic) -> Result<(), ComputeE
     let plugged = boot::add_nic_tap(&m.host, vpc_ns, nic, &dev.tap)
         .and_then(|_| qmp(&up.qmp, &qemu::plug_nic(&dev)));
     if let Err(e) = plugged {
+        // The backend may have been added before the device was refused.
+        let _ = qmp(
+            &up.qmp,
+            &[
+                serde_json::json!({"execute": "netdev_del", "arguments": {"id": dev.netdev}})
+                    .to_string(),
+            ],
+        );
         crate::host::net::ip_quiet(&["-n", vpc_ns, "link", "delete", &dev.tap]);
         lock(&up.nic_ports).remove(&port);
         return Err(e);
@@ -382,9 +394,10 @@ fn plug(m: &Machine<Vm>, up: &mut VmUp, nic: &crate::Nic) -> Result<(), ComputeE
 /// Unplugs an interface; the guest lets it go in its own time, then its backend, its tap
 /// and its root port go.
 fn unplug_in_background(up: &VmUp, instance: &str, dev: qemu::NicDevice) {
-    let (monitor, ports, vpc_ns, id) = (
+    let (monitor, ports, stuck, vpc_ns, id) = (
         up.qmp.clone(),
         up.nic_ports.clone(),
+        up.nic_stuck.clone(),
         up.proc.net.vpc_ns.clone(),
         instance.to_string(),
     );
@@ -398,7 +411,8 @@ fn unplug_in_background(up: &VmUp, instance: &str, dev: qemu::NicDevice) {
             // Its tap stays until the guest stops: QEMU would exit if it died under the
             // device.
             Err(e) => {
-                tracing::warn!(instance = %id, mac = %dev.mac, error = %e, "an interface's unplug did not finish")
+                tracing::warn!(instance = %id, mac = %dev.mac, error = %e, "an interface's unplug did not finish");
+                lock(&stuck).push(dev.tap);
             }
         }
     });
