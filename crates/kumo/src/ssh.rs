@@ -112,6 +112,32 @@ fn ssh_args(instance: &str, w: &Way, known: &str, args: &Args) -> Vec<String> {
     a
 }
 
+/// The instance's host keys as a known_hosts file of its own, in a directory only this user
+/// can reach (`~/.cache/kumo/ssh`, mode 0700), written whole and renamed into place: nobody
+/// else can swap the keys ssh checks. It is kept, and rewritten at each login.
+fn known_hosts(instance: &str, lines: &str) -> std::io::Result<std::path::PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+    let dir = std::path::Path::new(&home).join(".cache/kumo/ssh");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let path = dir.join(format!("{instance}.known_hosts"));
+    let tmp = dir.join(format!(".{instance}.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(lines.as_bytes())?;
+    std::fs::rename(&tmp, &path)?;
+    Ok(path)
+}
+
 pub fn run(args: Args) -> ExitCode {
     let fail = |msg: String| {
         eprintln!("kumo ssh: {msg}");
@@ -126,19 +152,15 @@ pub fn run(args: Args) -> ExitCode {
         Ok(w) => w,
         Err(e) => return fail(e),
     };
-    let known = std::env::temp_dir().join(format!(
-        "kumo-ssh-{}-{}.known_hosts",
-        args.instance,
-        std::process::id()
-    ));
     let lines: String = w
         .host_keys
         .iter()
         .map(|k| format!("{} {k}\n", args.instance))
         .collect();
-    if let Err(e) = std::fs::write(&known, lines) {
-        return fail(format!("cannot write {}: {e}", known.display()));
-    }
+    let known = match known_hosts(&args.instance, &lines) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("cannot write the instance's known_hosts: {e}")),
+    };
     let status = Command::new("ssh")
         .args(ssh_args(
             &args.instance,
@@ -147,7 +169,6 @@ pub fn run(args: Args) -> ExitCode {
             &args,
         ))
         .status();
-    let _ = std::fs::remove_file(&known);
     match status {
         Ok(s) => ExitCode::from(s.code().unwrap_or(255).clamp(0, 255) as u8),
         Err(e) => fail(format!("cannot run ssh: {e}")),
