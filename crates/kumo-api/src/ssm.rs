@@ -166,17 +166,16 @@ pub fn handle(kumo: &Kumo, target: &str, caller: &Caller, body: &[u8], rid: &str
                 target: text("Target"),
                 document: text("DocumentName"),
                 reason: text("Reason"),
-                stream_base: caller.stream_base,
             };
             match kumo.ssm_start_session(account, region, &req) {
-                Ok(o) => reply(StatusCode::OK, rid, opened(&o)),
+                Ok(o) => reply(StatusCode::OK, rid, opened(&o, caller.stream_base)),
                 Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
             }
         }
         Some("ResumeSession") => {
             let id = input["SessionId"].as_str().unwrap_or("");
-            match kumo.ssm_resume_session(account, region, id, caller.stream_base) {
-                Ok(o) => reply(StatusCode::OK, rid, opened(&o)),
+            match kumo.ssm_resume_session(account, region, id) {
+                Ok(o) => reply(StatusCode::OK, rid, opened(&o, caller.stream_base)),
                 Err((code, msg)) => error(rid, &code, (!msg.is_empty()).then_some(msg)),
             }
         }
@@ -408,9 +407,14 @@ fn invocation(i: &Invocation) -> Value {
     })
 }
 
-/// StartSession's and ResumeSession's answer.
-fn opened(o: &kumo_control::OpenedSession) -> Value {
-    json!({ "SessionId": o.session_id, "TokenValue": o.token, "StreamUrl": o.stream_url })
+/// StartSession's and ResumeSession's answer: the session's data channel is
+/// [`crate::channel`] on this server, at `base` (`ws://<the Host the client used>`).
+fn opened(o: &kumo_control::OpenedSession, base: &str) -> Value {
+    let url = format!(
+        "{base}/v1/data-channel/{}?role=publish_subscribe&cell-number=1",
+        o.session_id
+    );
+    json!({ "SessionId": o.session_id, "TokenValue": o.token, "StreamUrl": url })
 }
 
 /// DescribeSessions: `State` (`Active` or `History`), `Filters` as `{key, value}` pairs,

@@ -195,9 +195,8 @@ impl Kumo {
         account: &str,
         region: &str,
         id: &str,
-        base: &str,
     ) -> Result<flows::session::Opened, flows::ssm::SsmError> {
-        flows::session::resume(self, account, region, id, base)
+        flows::session::resume(self, account, region, id)
     }
 
     /// SSM TerminateSession.

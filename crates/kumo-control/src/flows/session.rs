@@ -48,12 +48,12 @@ impl Sessions {
     }
 }
 
-/// What StartSession and ResumeSession answer.
+/// What StartSession and ResumeSession answer: the session and the token its data channel
+/// takes (the channel's address is the API layer's, which serves it).
 #[derive(Debug, Clone)]
 pub struct Opened {
     pub session_id: String,
     pub token: String,
-    pub stream_url: String,
 }
 
 /// A session as DescribeSessions shows it.
@@ -73,16 +73,12 @@ fn bad(code: &str, message: impl Into<String>) -> SsmError {
     (code.to_string(), message.into())
 }
 
+/// `n` random hex digits, straight from the generator: a token is a secret.
 fn hex(n: usize) -> String {
     let mut b = vec![0u8; n.div_ceil(2)];
     let _ = openssl::rand::rand_bytes(&mut b);
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     h[..n].to_string()
-}
-
-/// The data channel's address for a session, on the server's own `base` (`ws://host:port`).
-fn stream_url(base: &str, id: &str) -> String {
-    format!("{base}/v1/data-channel/{id}?role=publish_subscribe&cell-number=1")
 }
 
 /// The owner's name as it starts a session id: the ARN's last part (`root` for an account's
@@ -91,14 +87,12 @@ fn owner_name(owner: &str) -> &str {
     owner.rsplit([':', '/']).next().unwrap_or("root")
 }
 
-/// A StartSession call: who asks (an ARN), its members, and where this server's data channel
-/// is (`ws://host:port`).
+/// A StartSession call: who asks (an ARN) and its members.
 pub struct StartRequest<'a> {
     pub owner: &'a str,
     pub target: Option<&'a str>,
     pub document: Option<&'a str>,
     pub reason: Option<&'a str>,
-    pub stream_base: &'a str,
 }
 
 /// SSM StartSession: a shell in a running instance whose agent is online.
@@ -108,13 +102,7 @@ pub fn start(
     region: &str,
     req: &StartRequest,
 ) -> Result<Opened, SsmError> {
-    let (owner, target, document, reason, base) = (
-        req.owner,
-        req.target,
-        req.document,
-        req.reason,
-        req.stream_base,
-    );
+    let (owner, target, document, reason) = (req.owner, req.target, req.document, req.reason);
     let Some(target) = target.filter(|t| !t.is_empty()) else {
         return Err(bad("ValidationException", "1 validation error detected: Value null at 'target' failed to satisfy constraint: Member must not be null"));
     };
@@ -142,7 +130,7 @@ pub fn start(
         ));
     }
     let rec = SessionRecord {
-        id: format!("{}-{}", owner_name(owner), hex(17)),
+        id: crate::core::ids::new_id(owner_name(owner)),
         target: target.to_string(),
         owner: owner.to_string(),
         document: document.to_string(),
@@ -164,7 +152,6 @@ pub fn start(
         },
     );
     Ok(Opened {
-        stream_url: stream_url(base, &rec.id),
         session_id: rec.id,
         token: rec.token,
     })
@@ -220,13 +207,7 @@ pub fn terminate(k: &Kumo, account: &str, region: &str, id: &str) -> Result<Stri
 }
 
 /// SSM ResumeSession: a new token for an active session's data channel.
-pub fn resume(
-    k: &Kumo,
-    account: &str,
-    region: &str,
-    id: &str,
-    base: &str,
-) -> Result<Opened, SsmError> {
+pub fn resume(k: &Kumo, account: &str, region: &str, id: &str) -> Result<Opened, SsmError> {
     let s = Scope { account, region };
     let token = hex(64);
     let resumed = k
@@ -253,7 +234,6 @@ pub fn resume(
     Ok(Opened {
         session_id: id.to_string(),
         token,
-        stream_url: stream_url(base, id),
     })
 }
 
