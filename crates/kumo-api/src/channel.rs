@@ -58,20 +58,13 @@ fn random_id() -> [u8; 16] {
     b
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Message {
     /// A new message of `message_type`, stamped now, with a random id.
     pub fn new(message_type: &str, sequence: i64, payload_type: u32, payload: Vec<u8>) -> Message {
         Message {
             message_type: message_type.to_string(),
             schema_version: 1,
-            created_ms: now_ms(),
+            created_ms: kumo_ec2_wire::DateTime::now().0 as u64,
             sequence,
             flags: 0,
             message_id: random_id(),

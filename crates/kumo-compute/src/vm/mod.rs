@@ -8,7 +8,7 @@ mod qemu;
 
 pub use qemu::{unavailable, VmConfig};
 
-use crate::fleet::{Fleet, Kind, Machine, Proc};
+use crate::fleet::{lock, Fleet, Kind, Machine, Proc};
 use crate::host::vpc::GuestNet;
 use crate::services::guest_files::dev_entry;
 use crate::services::imds::Imds;
@@ -352,10 +352,6 @@ fn current_top(monitor: &Path, volume_id: &str) -> Result<String, ComputeError> 
         })
         .and_then(|d| d["inserted"]["node-name"].as_str().map(String::from))
         .ok_or_else(|| ComputeError::Guest(format!("QEMU has no disk for {volume_id}")))
-}
-
-fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Plugs an interface into a running guest on a free root port.

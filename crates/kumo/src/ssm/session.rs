@@ -62,7 +62,9 @@ fn size() -> (u64, u64) {
 }
 
 fn uuid() -> String {
-    Message::new("", 0, 0, Vec::new()).id_text()
+    let mut b = [0u8; 16];
+    let _ = openssl::rand::rand_bytes(&mut b);
+    kumo_model::ids::format_uuid(b)
 }
 
 pub fn run(target: &crate::http::Target, instance: &str, reason: Option<&str>) -> ExitCode {
