@@ -262,6 +262,49 @@ def test_vm_interface_hot_plug_and_unplug(ec2, key, instance, vm_kumo):
     wait_for(lambda: links() == ["eth0", "lo"], timeout=90, what="the interfaces to leave the guest")
 
 
+def test_vm_multi_attach_volume_is_one_disk_in_two_vms(ec2, key, instance, vm_kumo):
+    """Issue 14: a Multi-Attach io2 volume in two running VMs is one volume: both QEMUs open
+    the volume's one export (never its file), so a write by one (O_DIRECT, past the guest's
+    page cache) is read by the other; a ModifyVolume grows it in both; each detaches on its
+    own and the other keeps it."""
+    iid, ip = instance
+    d = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    ssm = make_client(vm_kumo.endpoint, service="ssm")
+    image = ssm.get_parameter(Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
+    other = ec2.run_instances(ImageId=image, InstanceType="t3.micro", MinCount=1, MaxCount=1, KeyName="vm-key",
+                              SubnetId=d["SubnetId"])["Instances"][0]
+    oid, oip = other["InstanceId"], other["PrivateIpAddress"]
+    assert ssh(key, oip, "true").returncode == 0
+    zone = d["Placement"]["AvailabilityZone"]
+    vol = ec2.create_volume(AvailabilityZone=zone, Size=4, VolumeType="io2", Iops=1000, MultiAttachEnabled=True)["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
+    ec2.attach_volume(VolumeId=vol, InstanceId=oid, Device="/dev/sdh")
+    got = ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["Attachments"]
+    assert sorted((x["InstanceId"], x["State"]) for x in got) == sorted([(iid, "attached"), (oid, "attached")])
+    for host, dev in ((ip, "/dev/sdf"), (oip, "/dev/sdh")):
+        wait_for(lambda: ssh(key, host, f"test -b {dev}", timeout=10).returncode == 0, what=f"{dev} in {host}")
+    write = "printf shared-%s {} | sudo dd of={} bs=4096 conv=sync oflag=direct status=none"
+    read = "sudo dd if={} bs=4096 count=1 iflag=direct status=none | tr -d '\\000'"
+    assert ssh(key, ip, write.format("by-a", "/dev/sdf")).returncode == 0
+    assert ssh(key, oip, read.format("/dev/sdh")).stdout == "shared-by-a"
+    assert ssh(key, oip, write.format("by-b", "/dev/sdh")).returncode == 0
+    assert ssh(key, ip, read.format("/dev/sdf")).stdout == "shared-by-b"
+    # Grown, the volume is the new size in both guests.
+    ec2.modify_volume(VolumeId=vol, Size=5)
+    for host, dev in ((ip, "/dev/sdf"), (oip, "/dev/sdh")):
+        wait_for(lambda: ssh(key, host, f"sudo blockdev --getsize64 {dev}", timeout=10).stdout.strip() == str(5 << 30),
+                 timeout=30, what=f"{dev} to grow in {host}")
+    # One detaches; the other keeps the volume and its data.
+    ec2.detach_volume(VolumeId=vol, InstanceId=iid)
+    wait_for(lambda: ssh(key, ip, "test -e /dev/sdf || echo gone", timeout=10).stdout.strip() == "gone", timeout=90,
+             what="the volume to leave the first guest")
+    assert ssh(key, oip, read.format("/dev/sdh")).stdout == "shared-by-b"
+    ec2.detach_volume(VolumeId=vol, InstanceId=oid)
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig={"Delay": 2, "MaxAttempts": 60})
+    ec2.terminate_instances(InstanceIds=[oid])
+
+
 def test_vm_scheduled_reboot_reboots_the_guest(ec2, key, instance, vm_kumo):
     """A system-reboot event at its time reboots the VM itself: the guest's kernel boots
     again (its boot id changes), and the event is listed as completed."""

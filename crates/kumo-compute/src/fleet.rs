@@ -164,8 +164,6 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
     const NAME: &'static str;
     /// How long a clean shutdown may take before the guest is killed.
     const GRACE: Duration;
-    /// Whether several running guests can have one volume at once (Multi-Attach).
-    const SHARES_VOLUMES: bool;
     /// Whether a running guest can get another network interface.
     const HOTPLUGS_INTERFACES: bool;
     /// The highest device index of an interface it can plug.
@@ -613,10 +611,6 @@ impl<K: Kind> Driver for Fleet<K> {
 
     fn degraded(&self) -> Option<(String, String)> {
         self.kind.degraded()
-    }
-
-    fn shares_volumes(&self) -> bool {
-        K::SHARES_VOLUMES
     }
 
     fn hotplugs_interfaces(&self) -> bool {

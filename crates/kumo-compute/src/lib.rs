@@ -118,6 +118,10 @@ pub struct VolumeSpec {
     /// The I/O the volume delivers; all zero is unlimited (the instance store).
     #[serde(default)]
     pub limits: IoLimits,
+    /// A Multi-Attach volume: every guest that has it reads and writes one export of it
+    /// (see `storage::Export`), never the file itself, whichever driver runs them.
+    #[serde(default)]
+    pub shared: bool,
 }
 
 /// A volume's I/O limits, as QEMU's throttle groups take them: sustained operations and bytes
@@ -237,11 +241,6 @@ pub trait Driver: Send + Sync {
     }
     /// Whether guests really run here (false for the null driver: instances are API state).
     fn runs_guests(&self) -> bool {
-        true
-    }
-    /// Whether several running guests can have one volume at once (Multi-Attach): one export
-    /// of the volume that each of them attaches.
-    fn shares_volumes(&self) -> bool {
         true
     }
     /// Whether a running guest can get another network interface (hot-plug).

@@ -423,25 +423,43 @@ pub fn attach(
         .write(!ctx.dry_run, |tx| {
             let mut v = get_volume(tx, s, &input.volume_id)?;
             v.settle(now, delay);
-            let r = crate::repo::instance::load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
+            let r =
+                crate::repo::instance::load(k, tx, s, std::slice::from_ref(&input.instance_id))?
+                    .remove(0);
             if v.state(now, delay) == "creating" || (!v.attachments.is_empty() && !v.multi_attach) {
                 if v.attachments.iter().any(|a| a.instance_id != r.id) {
-                    return Err(Fail(Ec2Error::new("VolumeInUse", format!("{} is already attached to an instance", v.id))));
+                    return Err(Fail(Ec2Error::new(
+                        "VolumeInUse",
+                        format!("{} is already attached to an instance", v.id),
+                    )));
                 }
-                return Err(Fail(Ec2Error::new("IncorrectState", format!("{} is not 'available'.", v.id))));
+                return Err(Fail(Ec2Error::new(
+                    "IncorrectState",
+                    format!("{} is not 'available'.", v.id),
+                )));
             }
             if !matches!(r.state(), State::Running | State::Stopped) {
-                return Err(Fail(Ec2Error::new("IncorrectState", format!("Instance '{}' is not 'running'.", r.id))));
+                return Err(Fail(Ec2Error::new(
+                    "IncorrectState",
+                    format!("Instance '{}' is not 'running'.", r.id),
+                )));
             }
             if v.zone != r.zone {
                 return Err(Fail(Ec2Error::new(
                     "InvalidVolume.ZoneMismatch",
-                    format!("The volume '{}' is not in the same availability zone as instance '{}'", v.id, r.id),
+                    format!(
+                        "The volume '{}' is not in the same availability zone as instance '{}'",
+                        v.id, r.id
+                    ),
                 )));
             }
             let norm = |d: &str| d.trim_start_matches("/dev/").to_string();
             let mine = attached_to(tx, s, &r.id)?;
-            let used = mine.iter().flat_map(|x| x.attachments.iter()).filter(|a| a.instance_id == r.id).any(|a| norm(&a.device) == norm(&input.device));
+            let used = mine
+                .iter()
+                .flat_map(|x| x.attachments.iter())
+                .filter(|a| a.instance_id == r.id)
+                .any(|a| norm(&a.device) == norm(&input.device));
             if used || norm(&r.root_device_name) == norm(&input.device) {
                 return Err(Fail(Ec2Error::invalid_value(format!(
                     "Invalid value '{d}' for unixDevice. Attachment point {d} is already in use",
@@ -450,12 +468,12 @@ pub fn attach(
             }
             // The limit, after every lookup and state check.
             if v.multi_attach && v.attachments.len() >= 16 {
-                return Err(Fail(Ec2Error::new("AttachmentLimitExceeded", format!("Volume {} is attached to the maximum of 16 instances.", v.id))));
-            }
-            if !v.attachments.is_empty() && !k.compute.driver.shares_volumes() {
                 return Err(Fail(Ec2Error::new(
-                    "Unsupported",
-                    format!("Kumo's {} driver cannot attach volume {} to a second instance (Multi-Attach) yet; the ns driver can.", k.compute.driver.name(), v.id),
+                    "AttachmentLimitExceeded",
+                    format!(
+                        "Volume {} is attached to the maximum of 16 instances.",
+                        v.id
+                    ),
                 )));
             }
             let a = VolAttachment {

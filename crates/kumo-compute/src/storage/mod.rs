@@ -265,13 +265,19 @@ impl LiveVolume {
         root: &Path,
         v: &VolumeSpec,
     ) -> Result<LiveVolume, ComputeError> {
-        let dir = run.parent().unwrap_or(run).join("_volumes");
-        let lv = LiveVolume {
-            spec: v.clone(),
-            export: Export::take(&dir, v)?,
-        };
+        let lv = LiveVolume::open(run, v)?;
         lv.show(root)?;
         Ok(lv)
+    }
+
+    /// A hold on the volume's export (started unless another guest already has it), shown
+    /// nowhere yet: a `vm` guest opens its loop device as a disk of its own.
+    pub(crate) fn open(run: &Path, v: &VolumeSpec) -> Result<LiveVolume, ComputeError> {
+        let dir = run.parent().unwrap_or(run).join("_volumes");
+        Ok(LiveVolume {
+            spec: v.clone(),
+            export: Export::take(&dir, v)?,
+        })
     }
 
     pub(crate) fn show(&self, root: &Path) -> Result<(), ComputeError> {
@@ -439,6 +445,7 @@ pub(crate) fn instance_store(
             device: format!("/dev/nvme{}n1", i + 1),
             alias: None,
             limits: crate::IoLimits::default(),
+            shared: false,
         });
     }
     Ok(out)

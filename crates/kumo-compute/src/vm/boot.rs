@@ -3,12 +3,12 @@
 //! tap there) in the instance's cgroups.
 
 use super::qemu::{self, VmConfig};
-use super::VmUp;
+use super::{Disk, VmUp};
 use crate::fleet::{Host, Proc};
 use crate::host::net::{ip, ip_quiet};
 use crate::host::vpc::{lease_for, route_guest, GuestNet};
 use crate::services::guest_files::guest_files;
-use crate::storage::qmp::{device_id, qmp};
+use crate::storage::qmp::qmp;
 use crate::storage::{instance_store, with_device};
 use crate::{ComputeError, InstanceSpec, Metadata, VolumeSpec};
 use std::collections::HashMap;
@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A boot's disks: data volumes by id with their root port; the instance store's.
-type Disks = (HashMap<String, (VolumeSpec, u32)>, Vec<VolumeSpec>);
+/// A boot's disks: data volumes by id; the instance store's.
+type Disks = (HashMap<String, Disk>, Vec<VolumeSpec>);
 
 pub(super) fn boot(
     cfg: &VmConfig,
@@ -66,7 +66,7 @@ pub(super) fn boot(
     let (disks, store) = plan_disks(&net.run, spec).map_err(undo)?;
     let specs: Vec<VolumeSpec> = disks
         .values()
-        .map(|(v, _)| v.clone())
+        .map(|d| d.spec.clone())
         .chain(store.iter().cloned())
         .collect();
     let files = guest_files(spec, &specs);
@@ -136,28 +136,28 @@ pub(super) fn boot(
     })
 }
 
-/// The I/O limits of the boot's EBS disks, root and data.
-fn throttles(spec: &InstanceSpec, disks: &HashMap<String, (VolumeSpec, u32)>) -> Vec<String> {
+/// The I/O limits of the boot's EBS disks, root and data (a shared disk's are its export's).
+fn throttles(spec: &InstanceSpec, disks: &HashMap<String, Disk>) -> Vec<String> {
     let root = spec
         .root
         .iter()
         .map(|r| qemu::throttle(qemu::ROOT_DEVICE, &r.limits));
-    let data = disks
-        .values()
-        .map(|(v, _)| qemu::throttle(&device_id(&v.volume_id), &v.limits));
-    root.chain(data).collect()
+    root.chain(disks.values().filter_map(Disk::throttle))
+        .collect()
 }
 
-/// The boot's disks: instance store disks take the last root ports, volumes the first ones.
+/// The boot's disks: instance store disks take the last root ports, volumes the first ones;
+/// a Multi-Attach volume's export is started unless another guest has it. On failure the
+/// holds taken go back with the disks dropped.
 fn plan_disks(run: &Path, spec: &InstanceSpec) -> Result<Disks, ComputeError> {
     let store = instance_store(run, spec)?;
-    let mut disks: HashMap<String, (VolumeSpec, u32)> = HashMap::new();
+    let mut disks: HashMap<String, Disk> = HashMap::new();
     for v in &spec.volumes {
-        let v = with_device(v, disks.values().map(|(d, _)| d).chain(&store));
+        let v = with_device(v, disks.values().map(|d| &d.spec).chain(&store));
         let port = (1..=qemu::PORTS - store.len() as u32)
-            .find(|p| !disks.values().any(|(_, q)| q == p))
+            .find(|p| !disks.values().any(|d| d.port == *p))
             .ok_or_else(|| ComputeError::Guest("no free slot for a volume".into()))?;
-        disks.insert(v.volume_id.clone(), (v, port));
+        disks.insert(v.volume_id.clone(), Disk::open(run, v, port)?);
     }
     Ok((disks, store))
 }
@@ -170,14 +170,14 @@ fn spawn(
     net: &GuestNet,
     disk: &Path,
     (tap, nics): (&str, &[qemu::NicDevice]),
-    disks: &HashMap<String, (VolumeSpec, u32)>,
+    disks: &HashMap<String, Disk>,
     store: &[VolumeSpec],
     monitor: &Path,
 ) -> Result<Child, ComputeError> {
     let run = &net.run;
-    let boot_disks: Vec<(String, PathBuf, u32)> = disks
+    let boot_disks: Vec<(String, qemu::Source, u32)> = disks
         .values()
-        .map(|(v, p)| (v.volume_id.clone(), v.file.clone(), *p))
+        .map(|d| (d.spec.volume_id.clone(), d.source(), d.port))
         .collect();
     let store_disks: Vec<(String, PathBuf, u32)> = store
         .iter()

@@ -13,7 +13,7 @@ use crate::host::vpc::GuestNet;
 use crate::services::guest_files::dev_entry;
 use crate::services::imds::Imds;
 use crate::storage::qmp::{device_id, node, qmp, qmp_returns, serial};
-use crate::storage::with_device;
+use crate::storage::{with_device, LiveVolume};
 use crate::{ComputeError, InstanceSpec, VolumeSpec};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -44,10 +44,48 @@ pub struct VmUp {
     /// The taps of interfaces the guest never let go (an unplug that timed out): they stay
     /// until it stops, as QEMU would exit if one died under its device.
     nic_stuck: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    /// Data volumes by id: their spec and root port.
-    disks: HashMap<String, (VolumeSpec, u32)>,
+    /// Data volumes by id.
+    disks: HashMap<String, Disk>,
     /// Instance store disks (on the last root ports).
     ephemeral: Vec<VolumeSpec>,
+}
+
+/// A data volume in a guest: where it sits, and, for a Multi-Attach volume, the guest's hold
+/// on the volume's one export (which QEMU opens in place of the file; the last hold let go
+/// stops it).
+pub(crate) struct Disk {
+    pub(super) spec: VolumeSpec,
+    /// Its root port.
+    pub(super) port: u32,
+    shared: Option<LiveVolume>,
+}
+
+impl Disk {
+    /// A volume on root port `port`; a shared one's export is started unless another guest
+    /// already has it. `run` is the instance's run directory.
+    pub(super) fn open(run: &Path, spec: VolumeSpec, port: u32) -> Result<Disk, ComputeError> {
+        let shared = if spec.shared {
+            Some(LiveVolume::open(run, &spec)?)
+        } else {
+            None
+        };
+        Ok(Disk { spec, port, shared })
+    }
+
+    pub(super) fn source(&self) -> qemu::Source {
+        match &self.shared {
+            Some(lv) => qemu::Source::Shared(lv.export.loop_dev.clone()),
+            None => qemu::Source::File(self.spec.file.clone()),
+        }
+    }
+
+    /// The QMP command that sets its I/O limits, unless its export's throttle group holds
+    /// them (for every guest of the volume together, as EBS's limits are the volume's).
+    pub(super) fn throttle(&self) -> Option<String> {
+        self.shared
+            .is_none()
+            .then(|| qemu::throttle(&device_id(&self.spec.volume_id), &self.spec.limits))
+    }
 }
 
 impl Fleet<Vm> {
@@ -74,9 +112,6 @@ impl Kind for Vm {
     const NAME: &'static str = "vm";
     // A virtual machine under emulation takes longer to shut down.
     const GRACE: Duration = Duration::from_secs(120);
-    /// QEMU opens each volume's qcow2 itself, under its image lock: a second guest cannot
-    /// open it (a shared NBD export is the way, not built yet).
-    const SHARES_VOLUMES: bool = false;
     const HOTPLUGS_INTERFACES: bool = true;
     /// As many interfaces as root ports for them.
     const MAX_DEVICE_INDEX: u32 = qemu::NIC_PORTS;
@@ -179,17 +214,21 @@ impl Kind for Vm {
             if up.disks.contains_key(&v.volume_id) {
                 return Ok(());
             }
-            let v = with_device(v, up.disks.values().map(|(d, _)| d).chain(&up.ephemeral));
+            let v = with_device(
+                v,
+                up.disks.values().map(|d| &d.spec).chain(&up.ephemeral),
+            );
             let port = (1..=qemu::PORTS - up.ephemeral.len() as u32)
-                .find(|p| !up.disks.values().any(|(_, q)| q == p))
+                .find(|p| !up.disks.values().any(|d| d.port == *p))
                 .ok_or_else(|| ComputeError::Guest("no free slot for another volume".into()))?;
+            let disk = Disk::open(&m.host.run_dir(&m.id), v.clone(), port)?;
+            let mut plug = qemu::plug(&v.volume_id, &disk.source(), port);
+            plug.extend(disk.throttle());
             // The guest learns the disk's EC2 names before it appears.
-            up.disks.insert(v.volume_id.clone(), (v.clone(), port));
+            up.disks.insert(v.volume_id.clone(), disk);
             let (key, names) = dev_entry(&v);
             up.proc.files.insert(key, names);
             up.proc.publish();
-            let mut plug = qemu::plug(&v.volume_id, &v.file, port);
-            plug.push(qemu::throttle(&device_id(&v.volume_id), &v.limits));
             if let Err(e) = qmp(&up.qmp, &plug) {
                 up.disks.remove(&v.volume_id);
                 let _ = qmp(
@@ -233,11 +272,18 @@ impl Kind for Vm {
         Ok(())
     }
 
-    /// Grows its root or one of its data disks (virtio tells the guest its new size).
+    /// Grows its root or one of its data disks (virtio tells the guest its new size). A
+    /// shared disk's export grows first (again, for each guest of the volume: it is already
+    /// that size after the first), then this guest's view of it.
     fn grow(up: &VmUp, volume_id: &str, bytes: u64) -> Option<Result<(), ComputeError>> {
         let node = if is_root(up, volume_id) {
             "root".to_string()
-        } else if up.disks.contains_key(volume_id) {
+        } else if let Some(d) = up.disks.get(volume_id) {
+            if let Some(lv) = &d.shared {
+                if let Err(e) = crate::storage::grow_live(lv, bytes) {
+                    return Some(Err(e));
+                }
+            }
             node(volume_id)
         } else {
             return None;
@@ -256,7 +302,10 @@ impl Kind for Vm {
     ) -> Option<Result<(), ComputeError>> {
         let device = if is_root(up, volume_id) {
             qemu::ROOT_DEVICE.to_string()
-        } else if up.disks.contains_key(volume_id) {
+        } else if let Some(d) = up.disks.get(volume_id) {
+            if let Some(lv) = &d.shared {
+                return Some(lv.export.set_limits(limits));
+            }
             device_id(volume_id)
         } else {
             return None;
@@ -265,9 +314,13 @@ impl Kind for Vm {
     }
 
     /// A data disk was frozen as a snapshot: QEMU flushes the frozen layer and moves to the
-    /// new overlay.
+    /// new overlay; a shared disk's export does, for every guest of the volume.
     fn snapshotted(up: &mut VmUp, volume_id: &str) -> Option<Result<(), ComputeError>> {
-        let (v, _) = up.disks.get(volume_id)?;
+        let d = up.disks.get(volume_id)?;
+        if let Some(lv) = &d.shared {
+            return Some(crate::storage::snapshot_live(lv));
+        }
+        let v = &d.spec;
         let top = format!("{}-{}", node(volume_id), unique_tag());
         Some(current_top(&up.qmp, volume_id).and_then(|current| {
             qmp(

@@ -248,7 +248,7 @@ pub fn args(
     run: &Path,
     disk: &Path,
     (tap, nics): (&str, &[NicDevice]),
-    disks: &[(String, PathBuf, u32)],
+    disks: &[(String, Source, u32)],
     store: &[(String, PathBuf, u32)],
 ) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
@@ -328,9 +328,10 @@ pub fn args(
         let (netdev, device) = nic.args();
         push(&["-netdev", &netdev, "-device", &device]);
     }
-    for (volume_id, file, port) in disks {
-        let (file_opt, dev) = disk_args(volume_id, file, *port);
-        push(&["-blockdev", &file_opt, "-device", &dev]);
+    for (volume_id, source, port) in disks {
+        let node = source.blockdev(volume_id).to_string();
+        let dev = disk_device(volume_id, source, *port);
+        push(&["-blockdev", &node, "-device", &dev]);
     }
     // Instance store: raw sparse files, their serial EC2's (`AWS…`).
     for (serial_no, file, port) in store {
@@ -344,20 +345,46 @@ pub fn args(
     a
 }
 
-/// The `-blockdev` and `-device` of a data volume on root port `port`.
-fn disk_args(volume_id: &str, file: &Path, port: u32) -> (String, String) {
-    (
-        format!(
-            "driver=qcow2,node-name={},file.driver=file,file.filename={}",
-            node(volume_id),
-            file.display()
-        ),
-        format!(
-            "virtio-blk-pci,id={},drive={},serial={},bus=rp{port}",
-            device_id(volume_id),
-            node(volume_id),
-            serial(volume_id)
-        ),
+/// Where a data disk's blocks come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The volume's qcow2 file, which this QEMU alone opens.
+    File(PathBuf),
+    /// A Multi-Attach volume: the loop device on its one shared export
+    /// (`storage::Export`), which every guest that has the volume opens raw, past the host's
+    /// cache, with writes shared: what one guest writes is what another reads.
+    Shared(String),
+}
+
+impl Source {
+    /// The disk's block node (QEMU takes it as `-blockdev` JSON and in `blockdev-add`).
+    pub fn blockdev(&self, volume_id: &str) -> serde_json::Value {
+        match self {
+            Source::File(file) => serde_json::json!({
+                "driver": "qcow2", "node-name": node(volume_id),
+                "file": {"driver": "file", "filename": file.to_string_lossy()},
+            }),
+            Source::Shared(dev) => serde_json::json!({
+                "driver": "raw", "node-name": node(volume_id),
+                "cache": {"direct": true},
+                "file": {"driver": "host_device", "filename": dev, "cache": {"direct": true}},
+            }),
+        }
+    }
+}
+
+/// The `-device` of a data volume on root port `port`.
+fn disk_device(volume_id: &str, source: &Source, port: u32) -> String {
+    let shared = if matches!(source, Source::Shared(_)) {
+        ",share-rw=on"
+    } else {
+        ""
+    };
+    format!(
+        "virtio-blk-pci,id={},drive={},serial={},bus=rp{port}{shared}",
+        device_id(volume_id),
+        node(volume_id),
+        serial(volume_id)
     )
 }
 
@@ -437,25 +464,20 @@ fn gone(socket: &Path, id: &str) -> Result<(), ComputeError> {
     Ok(())
 }
 
-pub fn plug(volume_id: &str, file: &Path, port: u32) -> Vec<String> {
-    let add = serde_json::json!({
-        "execute": "blockdev-add",
-        "arguments": {
-            "driver": "qcow2",
-            "node-name": node(volume_id),
-            "file": {"driver": "file", "filename": file.to_string_lossy()},
-        }
+pub fn plug(volume_id: &str, source: &Source, port: u32) -> Vec<String> {
+    let add =
+        serde_json::json!({"execute": "blockdev-add", "arguments": source.blockdev(volume_id)});
+    let mut dev = serde_json::json!({
+        "driver": "virtio-blk-pci",
+        "id": device_id(volume_id),
+        "drive": node(volume_id),
+        "serial": serial(volume_id),
+        "bus": format!("rp{port}"),
     });
-    let dev = serde_json::json!({
-        "execute": "device_add",
-        "arguments": {
-            "driver": "virtio-blk-pci",
-            "id": device_id(volume_id),
-            "drive": node(volume_id),
-            "serial": serial(volume_id),
-            "bus": format!("rp{port}"),
-        }
-    });
+    if matches!(source, Source::Shared(_)) {
+        dev["share-rw"] = true.into();
+    }
+    let dev = serde_json::json!({"execute": "device_add", "arguments": dev});
     vec![add.to_string(), dev.to_string()]
 }
 
@@ -512,9 +534,33 @@ mod tests {
         assert_eq!(serial("vol-0123456789abcdef0"), "vol0123456789abcdef0");
         assert_eq!(serial("vol-0123456789abcdef0").len(), 20);
         assert_eq!(node("vol-01"), "dvol01");
-        let cmds = plug("vol-01", Path::new("/v/vol-01.qcow2"), 3);
+        let cmds = plug("vol-01", &Source::File("/v/vol-01.qcow2".into()), 3);
         assert!(cmds[1].contains("\"bus\":\"rp3\""));
         assert!(cmds[0].contains("/v/vol-01.qcow2"));
+    }
+
+    #[test]
+    fn a_shared_disk_is_the_export_opened_raw_past_the_cache_with_writes_shared() {
+        let shared = Source::Shared("/dev/loop7".into());
+        let node = shared.blockdev("vol-01");
+        assert_eq!(node["driver"], "raw");
+        assert_eq!(node["file"]["driver"], "host_device");
+        assert_eq!(node["file"]["filename"], "/dev/loop7");
+        assert_eq!(node["file"]["cache"]["direct"], true);
+        assert_eq!(
+            disk_device("vol-01", &shared, 2),
+            "virtio-blk-pci,id=vvol01,drive=dvol01,serial=vol01,bus=rp2,share-rw=on"
+        );
+        let cmds: Vec<serde_json::Value> = plug("vol-01", &shared, 2)
+            .iter()
+            .map(|c| serde_json::from_str(c).unwrap())
+            .collect();
+        assert_eq!(cmds[0]["arguments"], node);
+        assert_eq!(cmds[1]["arguments"]["share-rw"], true);
+        // A volume of one guest's own stays its qcow2 file, its writes its own.
+        let own = Source::File("/v/vol-01.qcow2".into());
+        assert_eq!(own.blockdev("vol-01")["driver"], "qcow2");
+        assert!(!disk_device("vol-01", &own, 2).contains("share-rw"));
     }
 
     #[test]

@@ -160,6 +160,7 @@ pub(crate) fn volume_spec(
         device,
         alias,
         limits: io_limits(vol),
+        shared: vol.multi_attach,
     }
 }
 
@@ -259,14 +260,14 @@ pub enum EffectError {
     Guest(#[from] kumo_compute::ComputeError),
 }
 
-/// Grows a volume attached to a running guest; false when none has it.
+/// Grows a volume in every running guest that has it (a Multi-Attach volume's export grows
+/// once, and each `vm` guest's disk learns the size); false when none has it.
 pub fn grow_live(k: &Kumo, volume_id: &str, size_gib: u64) -> Result<bool, EffectError> {
+    let mut any = false;
     for g in k.compute.driver.guests() {
-        if g.grow_volume(volume_id, size_gib << 30)? {
-            return Ok(true);
-        }
+        any |= g.grow_volume(volume_id, size_gib << 30)?;
     }
-    Ok(false)
+    Ok(any)
 }
 
 /// Pauses or resumes the guest whose root disk is this volume's file (see
