@@ -1151,13 +1151,16 @@ def test_session_manager_refusals_and_terminate(ns_kumo, ec2):
 
 def test_kumo_ssm_start_session_is_an_interactive_terminal(ns_kumo, ec2, tmp_path):
     """`kumo ssm start-session` in a real terminal (tmux): the keys go to a shell on a PTY of
-    the terminal's size, Ctrl-C reaches the guest's foreground command, and `exit` ends the
-    session, as with AWS's plugin."""
+    the terminal's size (which follows the terminal's when it is resized), Ctrl-C reaches the
+    guest's foreground command, and `exit` ends the session, as with AWS's plugin. The
+    terminal is left as it was, also when the client is killed with SIGTERM."""
     ssm = make_client(ns_kumo.endpoint, service="ssm")
     iid = launch(ec2, ns_kumo)["InstanceId"]
     wait_agent(ssm, iid)
     name = f"kumo-ssm-{os.getpid()}"
-    cmd = f"{KUMO_BIN} ssm start-session --endpoint-url {ns_kumo.endpoint} --region eu-west-1 {iid}; echo kumo-exit=$?; sleep 30"
+    # After the client, the pane's terminal says whether it echoes again (`echo`, not `-echo`).
+    cmd = (f"{KUMO_BIN} ssm start-session --endpoint-url {ns_kumo.endpoint} --region eu-west-1 {iid}; echo kumo-exit=$?; "
+           "stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\?echo' | sed 's/^/tty-/'; sleep 30")
     subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40", cmd], check=True)
 
     def screen():
@@ -1172,6 +1175,12 @@ def test_kumo_ssm_start_session_is_an_interactive_terminal(ns_kumo, ec2, tmp_pat
         keys("id -un; stty size; echo $((6 * 7))-done", "Enter")
         assert until(lambda: "42-done\n" in screen(), timeout=10), screen()
         assert "ssm-user\n40 120\n42-done" in screen(), screen()
+        # The terminal resized: the guest's PTY follows (the client sends the size at
+        # SIGWINCH, the guest's agent sets it).
+        subprocess.run(["tmux", "resize-window", "-t", name, "-x", "100", "-y", "30"], check=True)
+        time.sleep(1.5)
+        keys("clear; stty size", "Enter")
+        assert until(lambda: "30 100" in screen().splitlines(), timeout=10), screen()
         # Ctrl-C goes to the guest's foreground command, not to the client.
         keys("sleep 100; echo after-sleep", "Enter")
         time.sleep(1)
@@ -1183,9 +1192,22 @@ def test_kumo_ssm_start_session_is_an_interactive_terminal(ns_kumo, ec2, tmp_pat
         keys("exit", "Enter")
         assert until(lambda: "kumo-exit=0" in screen(), timeout=10), screen()
         assert "Exiting session with sessionId: root-" in screen()
+        assert until(lambda: "tty-echo\n" in screen(), timeout=5), screen()
     finally:
         subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
     assert ssm.describe_sessions(State="History")["Sessions"][0]["Status"] == "Terminated"
+    # Killed with SIGTERM mid-session, the client gives the terminal back as it found it
+    # (not raw, echoing) and the session ends.
+    subprocess.run(["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "40", cmd], check=True)
+    try:
+        assert until(lambda: screen().rstrip().endswith("$"), timeout=15), screen()
+        pane = subprocess.run(["tmux", "display-message", "-p", "-t", name, "#{pane_pid}"], capture_output=True, text=True).stdout.strip()
+        subprocess.run(["pkill", "-TERM", "-P", pane, "-f", "ssm start-session"], check=True)
+        assert until(lambda: "kumo-exit=" in screen(), timeout=10), screen()
+        assert until(lambda: "tty-echo\n" in screen(), timeout=5), screen()
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], capture_output=True)
+    assert until(lambda: ssm.describe_sessions(State="Active")["Sessions"] == [], timeout=10)
 
 
 def test_lsblk_lists_only_the_guests_own_disks(ns_kumo, ec2, key):

@@ -13,8 +13,8 @@
 //!
 //! Behind the socket is the guest's shell: once the token checks out and the terminal's size
 //! is known (or half a second has passed), the guest's agent is asked for a shell on a PTY
-//! of that size, and its connection back is pumped to and from the socket. The PTY's size is
-//! set once, at the start: a later size message is acknowledged but does not resize it.
+//! of that size, and its connection back is pumped to and from the socket. A later size
+//! message resizes the PTY through the guest's agent (its programs get SIGWINCH).
 
 use crate::AppState;
 use axum::extract::ws::{Message as Ws, WebSocket, WebSocketUpgrade};
@@ -336,7 +336,18 @@ async fn session(state: Arc<AppState>, id: String, mut ws: WebSocket) {
                     if !acked {
                         break End::Left;
                     }
-                    if m.payload_type == PAYLOAD_OUTPUT {
+                    if m.payload_type == PAYLOAD_SIZE {
+                        match size_of(&m.payload) {
+                            Some(size) if size != (rows, cols) => {
+                                (rows, cols) = size;
+                                let (kumo, sid) = (state.clone(), id.clone());
+                                tokio::task::spawn_blocking(move || {
+                                    kumo.kumo.ssm_session_resize(&sid, size.0, size.1)
+                                });
+                            }
+                            _ => {}
+                        }
+                    } else if m.payload_type == PAYLOAD_OUTPUT {
                         match keys.try_send(m.payload) {
                             Ok(()) => {}
                             Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => break End::Stuck,

@@ -514,6 +514,14 @@ impl<K: Kind> Guest for Machine<K> {
         })
     }
 
+    fn resize_session(&self, session_id: &str, rows: u16, cols: u16) -> Result<(), ComputeError> {
+        self.up(|up| {
+            let p = K::proc(up);
+            p.net.imds.queue_resize(p.ip, session_id, rows, cols);
+            Ok(())
+        })
+    }
+
     fn cpu_usage_ns(&self) -> Option<u64> {
         self.host.cgroups.usage_ns(&self.id)
     }

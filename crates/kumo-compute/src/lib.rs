@@ -358,6 +358,8 @@ pub trait Guest: Send + Sync {
         rows: u16,
         cols: u16,
     ) -> Result<services::imds::SessionWait, ComputeError>;
+    /// Tells the guest's agent the new size of a session's terminal.
+    fn resize_session(&self, session_id: &str, rows: u16, cols: u16) -> Result<(), ComputeError>;
     /// CPU time it has used since it booted, in nanoseconds.
     fn cpu_usage_ns(&self) -> Option<u64>;
     /// Caps its CPU at `cores` (a fraction of one core: a burstable instance held at its

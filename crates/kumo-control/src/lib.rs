@@ -231,6 +231,11 @@ impl Kumo {
         flows::session::connect(self, id, token, rows, cols, close)
     }
 
+    /// A session's client resized its terminal.
+    pub fn ssm_session_resize(&self, id: &str, rows: u16, cols: u16) {
+        flows::session::resize(self, id, rows, cols)
+    }
+
     /// A session's data channel closed; the session ends as `status`.
     pub fn ssm_session_closed(&self, id: &str, status: &str) {
         flows::session::closed(self, id, status)

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v16";
+pub const RECIPE: &str = "debian-12-minbase-v17";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -465,7 +465,9 @@ mkfifo -m 600 "$keys" || exit 1
 # interrupts them.
 # The connection itself (fd 3) is not the shell's: a process it leaves behind must not hold
 # the session open.
-env --default-signal=INT,QUIT script -qfc "stty rows $rows cols $cols; exec su ssm-user -s /bin/sh" /dev/null <"$keys" >&3 2>&3 3>&- &
+# The PTY's name is kept for the agent, which sets its size when the client's terminal changes.
+pts=/run/kumo-session-$id.tty
+env --default-signal=INT,QUIT script -qfc "stty rows $rows cols $cols; tty > $pts; exec su ssm-user -s /bin/sh" /dev/null <"$keys" >&3 2>&3 3>&- &
 shell=$!
 cat <&3 >"$keys" &
 reader=$!
@@ -476,7 +478,7 @@ wait -n "$shell" "$reader"
 kill -TERM "$shell" "$reader" 2>/dev/null
 exec 3>&-
 wait
-rm -f "$keys"
+rm -f "$keys" "$pts"
 "#;
 
 /// The guest's init, PID 1 in the instance, the same for both drivers. In order: the network
@@ -693,6 +695,14 @@ ssm_agent() {
                 session:*)
                     # A Session Manager session runs beside the agent, for as long as it lasts.
                     /usr/local/sbin/kumo-session "${ID#session:}" $(sed -n 2p /run/kumo-ssm.cmd) </dev/null >/dev/null 2>&1 &
+                    continue
+                    ;;
+                resize:*)
+                    # A session's terminal changed size: its PTY takes the new one, and what
+                    # runs on it gets SIGWINCH.
+                    set -- $(sed -n 2p /run/kumo-ssm.cmd)
+                    pts=$(cat "/run/kumo-session-${ID#resize:}.tty" 2>/dev/null) &&
+                        stty -F "$pts" rows "$1" cols "$2" 2>/dev/null
                     continue
                     ;;
             esac

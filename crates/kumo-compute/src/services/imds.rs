@@ -42,6 +42,9 @@ pub type SessionWait = tokio::sync::oneshot::Receiver<GuestStream>;
 
 /// The agent's queue entry for a session: its id with this prefix, then `rows cols`.
 const SESSION: &str = "session:";
+/// The agent's queue entry for a session's new terminal size: the id with this prefix, then
+/// `rows cols`; the agent sets the size of the session's PTY at once.
+const RESIZE: &str = "resize:";
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -58,7 +61,7 @@ impl Imds {
         // A session its agent never opened is not opened by the next guest at the address.
         lock(&self.sessions).retain(|_, (owner, _)| owner != ip);
         if let Some(q) = lock(&self.commands).get_mut(ip) {
-            q.retain(|(id, _)| !id.starts_with(SESSION));
+            q.retain(|(id, _)| !id.starts_with(SESSION) && !id.starts_with(RESIZE));
         }
     }
 
@@ -87,6 +90,16 @@ impl Imds {
         rx
     }
 
+    /// Queues a session's new terminal size for the agent of the instance at `ip`; a newer
+    /// size replaces one the agent has not taken yet.
+    pub fn queue_resize(&self, ip: IpAddr, session_id: &str, rows: u16, cols: u16) {
+        let key = format!("{RESIZE}{session_id}");
+        let mut all = lock(&self.commands);
+        let q = all.entry(ip).or_default();
+        q.retain(|(id, _)| *id != key);
+        q.push_back((key, format!("{} {}", rows.max(1), cols.max(1))));
+    }
+
     pub fn result(&self, command_id: &str) -> Option<crate::CommandResult> {
         lock(&self.results).get(command_id).cloned()
     }
@@ -99,7 +112,7 @@ impl Imds {
                 .get_mut(&peer)
                 .and_then(|q| q.pop_front());
             return match next {
-                Some((id, size)) if id.starts_with(SESSION) => {
+                Some((id, size)) if id.starts_with(SESSION) || id.starts_with(RESIZE) => {
                     Response::ok(format!("{id}\n{size}\n").into_bytes())
                 }
                 Some((id, script)) => {
@@ -535,5 +548,26 @@ mod tests {
                 .code,
             403
         );
+    }
+
+    #[test]
+    fn a_session_resize_is_the_agents_next_entry_newest_size_only() {
+        let imds = Imds::default();
+        let me: IpAddr = "10.0.1.5".parse().unwrap();
+        imds.set(me, md());
+        imds.queue_resize(me, "root-0a", 24, 80);
+        imds.queue_resize(me, "root-0a", 50, 0);
+        let next = imds.agent("GET", "/kumo/ssm/next", &[], me);
+        assert_eq!(next.code, 200);
+        assert_eq!(
+            String::from_utf8(next.body).unwrap(),
+            "resize:root-0a\n50 1\n"
+        );
+        assert_eq!(imds.agent("GET", "/kumo/ssm/next", &[], me).code, 404);
+        // Another guest at the address later never gets it.
+        imds.queue_resize(me, "root-0a", 30, 100);
+        imds.remove(&me);
+        imds.set(me, md());
+        assert_eq!(imds.agent("GET", "/kumo/ssm/next", &[], me).code, 404);
     }
 }

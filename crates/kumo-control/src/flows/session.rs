@@ -28,6 +28,8 @@ pub struct Live {
     pub region: String,
     /// Ends the channel (TerminateSession); set when a client opens it.
     pub close: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// The instance, once the channel is connected to its agent.
+    pub target: Option<String>,
 }
 
 /// The sessions started in this process, by id.
@@ -149,6 +151,7 @@ pub fn start(
             account: account.to_string(),
             region: region.to_string(),
             close: None,
+            target: None,
         },
     );
     Ok(Opened {
@@ -369,11 +372,14 @@ pub fn connect(
         return Err(bad("AccessDenied", "The session's token is not valid."));
     };
     // Terminated meanwhile: no shell is asked for.
-    if !k.sessions.lock().contains_key(id) {
-        return Err(bad(
-            "DoesNotExistException",
-            format!("Session {id} is not active."),
-        ));
+    match k.sessions.lock().get_mut(id) {
+        Some(l) => l.target = Some(target.clone()),
+        None => {
+            return Err(bad(
+                "DoesNotExistException",
+                format!("Session {id} is not active."),
+            ))
+        }
     }
     let opened = k
         .compute
@@ -390,6 +396,18 @@ pub fn connect(
                 format!("{target} is not connected: {e}"),
             ))
         }
+    }
+}
+
+/// The client's terminal changed size: the guest's agent resizes the session's PTY (its
+/// programs get SIGWINCH, as under AWS's agent). A session not connected is left as it is.
+pub fn resize(k: &Kumo, id: &str, rows: u16, cols: u16) {
+    let target = k.sessions.lock().get(id).and_then(|l| l.target.clone());
+    let Some(guest) = target.and_then(|t| k.compute.driver.guest(&t)) else {
+        return;
+    };
+    if let Err(e) = guest.resize_session(id, rows, cols) {
+        tracing::debug!(session = id, error = %e, "cannot resize a session's terminal");
     }
 }
 

@@ -2,15 +2,17 @@
 //! between this terminal and a PTY in the guest.
 //!
 //! The terminal is put in raw mode (`stty raw -echo`, restored at the end, however the
-//! session ends), so every key, Ctrl-C included, goes to the guest's shell, as with AWS's
-//! session-manager-plugin; the terminal's size is sent first. One thread reads the keyboard;
-//! the main one reads the socket with a short timeout and sends what was typed in between.
+//! session ends: a SIGTERM or SIGHUP ends it too), so every key, Ctrl-C included, goes to the
+//! guest's shell, as with AWS's session-manager-plugin; the terminal's size is sent first and
+//! again at each SIGWINCH. One thread reads the keyboard; the main one reads the socket with
+//! a short timeout and sends what was typed in between.
 
 use kumo_api::channel::{self, Message};
 use serde_json::json;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 use tungstenite::Message as Ws;
@@ -61,6 +63,59 @@ fn size() -> (u64, u64) {
         .unwrap_or((24, 80))
 }
 
+/// Set by the signals the session handles: the window changed, or the session must end.
+static RESIZED: AtomicBool = AtomicBool::new(false);
+static ENDED: AtomicBool = AtomicBool::new(false);
+
+/// SIGWINCH marks a resize; SIGTERM and SIGHUP end the session (the loop sees the flag within
+/// its read timeout), so the terminal is restored rather than left raw. Tokio's signal
+/// handling, on a thread of its own.
+fn handle_signals() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(_) => return,
+    };
+    // Registered before this returns, so none is missed once the session has started.
+    let signals = rt.block_on(async {
+        Some((
+            signal(SignalKind::window_change()).ok()?,
+            signal(SignalKind::terminate()).ok()?,
+            signal(SignalKind::hangup()).ok()?,
+        ))
+    });
+    let Some((mut winch, mut term, mut hup)) = signals else {
+        return;
+    };
+    std::thread::spawn(move || {
+        rt.block_on(async {
+            loop {
+                tokio::select! {
+                    _ = winch.recv() => RESIZED.store(true, Ordering::Relaxed),
+                    _ = term.recv() => ENDED.store(true, Ordering::Relaxed),
+                    _ = hup.recv() => ENDED.store(true, Ordering::Relaxed),
+                }
+            }
+        })
+    });
+}
+
+/// The data channel's message with the terminal's size.
+fn size_message(seq: i64) -> Message {
+    let (rows, cols) = size();
+    Message::new(
+        channel::INPUT,
+        seq,
+        channel::PAYLOAD_SIZE,
+        json!({ "cols": cols, "rows": rows })
+            .to_string()
+            .into_bytes(),
+    )
+}
+
 fn uuid() -> String {
     let mut b = [0u8; 16];
     let _ = openssl::rand::rand_bytes(&mut b);
@@ -107,15 +162,8 @@ pub fn run(target: &crate::http::Target, instance: &str, reason: Option<&str>) -
     let _ = std::io::stdout().flush();
     let open = json!({ "MessageSchemaVersion": "1.0", "RequestId": uuid(), "TokenValue": token,
                        "ClientId": uuid(), "ClientVersion": concat!("kumo-", env!("CARGO_PKG_VERSION")) });
-    let (rows, cols) = size();
-    let size_msg = Message::new(
-        channel::INPUT,
-        0,
-        channel::PAYLOAD_SIZE,
-        json!({ "cols": cols, "rows": rows })
-            .to_string()
-            .into_bytes(),
-    );
+    handle_signals();
+    let size_msg = size_message(0);
     if ws.send(Ws::Text(open.to_string().into())).is_err()
         || ws.send(Ws::Binary(size_msg.encode().into())).is_err()
     {
@@ -163,12 +211,25 @@ pub fn run(target: &crate::http::Target, instance: &str, reason: Option<&str>) -
             }
             Ok(Ws::Close(_)) => break,
             Ok(_) => {}
+            // A read with a timeout is not restarted after a signal (SIGWINCH): EINTR.
             Err(tungstenite::Error::Io(e))
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    std::io::ErrorKind::WouldBlock
+                        | std::io::ErrorKind::TimedOut
+                        | std::io::ErrorKind::Interrupted
                 ) => {}
             Err(_) => break,
+        }
+        if ENDED.load(Ordering::Relaxed) {
+            break;
+        }
+        if RESIZED.swap(false, Ordering::Relaxed) {
+            let m = size_message(seq);
+            seq += 1;
+            if ws.send(Ws::Binary(m.encode().into())).is_err() {
+                break 'session;
+            }
         }
         while let Ok(k) = typed.try_recv() {
             let m = Message::new(channel::INPUT, seq, channel::PAYLOAD_OUTPUT, k);
