@@ -574,7 +574,10 @@ pub(super) fn cpu_options(
 /// The user data, checked: base64, at most 16 KB decoded.
 pub(super) fn user_data(input: &RunInstancesRequest) -> Result<Option<String>, Ec2Error> {
     Ok(match &input.user_data {
+        // Sent empty (Terraform's launch templates send `UserData=`): none, which
+        // DescribeInstanceAttribute shows without a value.
         None => None,
+        Some(u) if u.trim().is_empty() => None,
         Some(u) => {
             use base64::Engine;
             let raw = base64::engine::general_purpose::STANDARD
