@@ -658,6 +658,23 @@ def test_scheduled_events_stop_and_reboot_the_guest(ns_kumo, ec2, key):
     assert [e["Code"] for e in events] == ["system-reboot"]
 
 
+def test_an_instance_from_a_launch_template_boots_its_user_data_and_key(ns_kumo, ec2, key):
+    """Issue 15: launching from a launch template is real: the template's image, key, user
+    data and volume boot in the guest, with the call's type over the template's."""
+    import base64
+    script = b"#!/bin/sh\necho from-the-template > /var/lib/lt-ran\n"
+    lid = ec2.create_launch_template(LaunchTemplateName="ns-lt", LaunchTemplateData={
+        "ImageId": ami(ns_kumo), "InstanceType": "t3.micro", "KeyName": "ns-key",
+        "UserData": base64.b64encode(script).decode(),
+        "BlockDeviceMappings": [{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 2, "VolumeType": "gp3"}}]})["LaunchTemplate"]["LaunchTemplateId"]
+    inst = ec2.run_instances(MinCount=1, MaxCount=1, InstanceType="t3.small", LaunchTemplate={"LaunchTemplateId": lid})["Instances"][0]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[inst["InstanceId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    p = ssh(key, inst["PrivateIpAddress"], "cat /var/lib/lt-ran; curl -s http://169.254.169.254/latest/meta-data/instance-type; echo; "
+                                          "sudo blockdev --getsize64 /dev/sdf")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["from-the-template", "t3.small", str(2 << 30)]
+
+
 def test_a_multi_attach_volume_is_one_disk_in_several_guests(ns_kumo, ec2, key):
     """Issue 14: Multi-Attach io2 in two running guests at once is one volume: a write by one
     (O_DIRECT, past its page cache) is read by the other, and each detaches on its own."""

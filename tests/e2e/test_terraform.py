@@ -211,3 +211,23 @@ def test_amis_from_an_instance_and_from_a_snapshot(kumo, ec2):
     assert ec2.describe_images(Owners=["self"])["Images"] == []
     assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
     assert [v for v in ec2.describe_volumes()["Volumes"] if v["State"] != "deleted"] == []
+
+
+def test_launch_template_and_an_instance_launched_from_it(kumo, ec2):
+    """Issue 15: Terraform's aws_launch_template and an aws_instance from it apply, plan again
+    with no change and destroy."""
+    def check(out):
+        lt = ec2.describe_launch_templates(LaunchTemplateIds=[out["template_id"]])["LaunchTemplates"][0]
+        assert (lt["LaunchTemplateName"], lt["Tags"]) == ("tf-app", [{"Key": "team", "Value": "tf"}])
+        inst = ec2.describe_instances(InstanceIds=[out["instance_id"]])["Reservations"][0]["Instances"][0]
+        tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
+        assert inst["InstanceType"] == "t3.small"
+        assert inst["MetadataOptions"]["HttpTokens"] == "required"
+        assert tags["aws:ec2launchtemplate:id"] == out["template_id"]
+        assert tags["aws:ec2launchtemplate:version"] == str(out["latest_version"])
+        root = ec2.describe_volumes(Filters=[{"Name": "attachment.instance-id", "Values": [out["instance_id"]]}])["Volumes"]
+        assert [(v["Size"], v["VolumeType"]) for v in root] == [(12, "gp3")]
+
+    apply_plan_destroy(kumo, "launch_template.tf", check)
+    assert ec2.describe_launch_templates()["LaunchTemplates"] == []
+

@@ -33,6 +33,8 @@ pub const ALLOW: &[&str] = &[
     "CreateImage",
     "CreateInternetGateway",
     "CreateKeyPair",
+    "CreateLaunchTemplate",
+    "CreateLaunchTemplateVersion",
     "CreateManagedPrefixList",
     "CreateNatGateway",
     "CreateNetworkInterface",
@@ -48,6 +50,8 @@ pub const ALLOW: &[&str] = &[
     "CreateVpc",
     "DeleteInternetGateway",
     "DeleteKeyPair",
+    "DeleteLaunchTemplate",
+    "DeleteLaunchTemplateVersions",
     "DeleteManagedPrefixList",
     "DeleteNatGateway",
     "DeleteNetworkInterface",
@@ -74,6 +78,8 @@ pub const ALLOW: &[&str] = &[
     "DescribeInstances",
     "DescribeInternetGateways",
     "DescribeKeyPairs",
+    "DescribeLaunchTemplateVersions",
+    "DescribeLaunchTemplates",
     "DescribeManagedPrefixLists",
     "DescribeNatGateways",
     "DescribeNetworkAcls",
@@ -108,6 +114,7 @@ pub const ALLOW: &[&str] = &[
     "GetEbsDefaultKmsKeyId",
     "GetEbsEncryptionByDefault",
     "GetImageBlockPublicAccessState",
+    "GetLaunchTemplateData",
     "GetManagedPrefixListAssociations",
     "GetManagedPrefixListEntries",
     "GetSubnetCidrReservations",
@@ -117,6 +124,7 @@ pub const ALLOW: &[&str] = &[
     "ModifyInstanceAttribute",
     "ModifyInstanceCreditSpecification",
     "ModifyInstanceMetadataOptions",
+    "ModifyLaunchTemplate",
     "ModifyManagedPrefixList",
     "ModifyNetworkInterfaceAttribute",
     "ModifyPrivateDnsNameOptions",
@@ -146,6 +154,16 @@ pub const ALLOW: &[&str] = &[
 /// Output shapes that also get `serde::Deserialize`, so that catalogs stored as AWS-shaped
 /// JSON (PascalCase member names) load straight into the wire types.
 pub const DESERIALIZE_ROOTS: &[&str] = &["InstanceTypeInfo"];
+
+/// Shapes (and those they reach) that derive `serde::Serialize` and `Deserialize` under the
+/// model's member names: a launch template's data is stored as its request's JSON, shown as
+/// the response's shape and merged into a RunInstances request, and the model gives the
+/// three the same member names.
+pub const SERDE_ROOTS: &[&str] = &[
+    "RequestLaunchTemplateData",
+    "ResponseLaunchTemplateData",
+    "RunInstancesRequest",
+];
 
 /// Enums whose values the decoder does not check, because the domain answers a more specific
 /// AWS error for an unknown value (`InvalidInstanceType`), or the catalog may know values the
@@ -228,8 +246,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let files =
-        match rust::generate(&model, ALLOW, DESERIALIZE_ROOTS, OPEN_ENUMS).and_then(|mut files| {
+    let files = match rust::generate(&model, ALLOW, DESERIALIZE_ROOTS, SERDE_ROOTS, OPEN_ENUMS)
+        .and_then(|mut files| {
             let f = filters::generate(&model, ALLOW, FILTER_ALIASES, FILTER_EXTRA, FILTER_TAGS)?;
             files.insert("filters.rs".to_string(), rust::rustfmt(&f)?);
             files.insert(
@@ -238,12 +256,12 @@ fn main() -> ExitCode {
             );
             Ok(files)
         }) {
-            Ok(f) => f,
-            Err(e) => {
-                eprintln!("codegen: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("codegen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let out = root.join(OUT);
     let mut drift = Vec::new();
     for (name, text) in &files {

@@ -22,6 +22,8 @@ struct Plan<'m> {
     outputs: BTreeSet<String>,
     /// Structures that also derive `serde::Deserialize`.
     deserialize: BTreeSet<String>,
+    /// Structures that derive `serde::Serialize` too (a `None` member left out).
+    serialize: BTreeSet<String>,
     open_enums: BTreeSet<String>,
 }
 
@@ -29,6 +31,7 @@ pub fn generate(
     model: &Model,
     allow: &[&str],
     deserialize_roots: &[&str],
+    serde_roots: &[&str],
     open_enums: &[&str],
 ) -> Result<BTreeMap<String, String>, CodegenError> {
     let mut plan = Plan {
@@ -37,6 +40,7 @@ pub fn generate(
         inputs: BTreeSet::new(),
         outputs: BTreeSet::new(),
         deserialize: BTreeSet::new(),
+        serialize: BTreeSet::new(),
         open_enums: open_enums.iter().map(|s| s.to_string()).collect(),
     };
     for op in allow {
@@ -58,6 +62,10 @@ pub fn generate(
     for root in deserialize_roots {
         reach(model, root, &mut plan.deserialize)?;
     }
+    for root in serde_roots {
+        reach(model, root, &mut plan.serialize)?;
+    }
+    plan.deserialize.extend(plan.serialize.iter().cloned());
     plan.structs = plan.inputs.union(&plan.outputs).cloned().collect();
 
     let mut files = BTreeMap::new();
@@ -242,8 +250,13 @@ fn write_struct(
     shape: &Shape,
 ) -> Result<(), CodegenError> {
     let de = plan.deserialize.contains(name);
+    let ser = plan.serialize.contains(name);
     writeln!(o, "/// The `{name}` shape of the EC2 model.").unwrap();
-    if de {
+    if ser {
+        o.push_str(
+            "#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]\n#[serde(default)]\n",
+        );
+    } else if de {
         o.push_str(
             "#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]\n#[serde(default)]\n",
         );
@@ -265,7 +278,13 @@ fn write_struct(
             xml_name(m, r)
         )
         .unwrap();
-        if de {
+        if ser && !shape.required.contains(m) {
+            writeln!(
+                o,
+                "    #[serde(rename = \"{m}\", skip_serializing_if = \"Option::is_none\")]"
+            )
+            .unwrap();
+        } else if de {
             writeln!(o, "    #[serde(rename = \"{m}\")]").unwrap();
         }
         writeln!(o, "    pub {}: {ty},", snake(m)).unwrap();

@@ -21,6 +21,7 @@ mod instance_types;
 mod instances;
 mod key_pairs;
 mod keygen;
+mod launch_templates;
 mod launch_volumes;
 mod nat;
 mod network;
@@ -1099,6 +1100,70 @@ impl Ec2 for Kumo {
         input: DescribeNatGatewaysRequest,
     ) -> Result<DescribeNatGatewaysResult, Ec2Error> {
         nat::describe(&self.store, ctx, input)
+    }
+
+    fn create_launch_template(
+        &self,
+        ctx: &RequestContext,
+        input: CreateLaunchTemplateRequest,
+    ) -> Result<CreateLaunchTemplateResult, Ec2Error> {
+        launch_templates::create(self, ctx, input)
+    }
+
+    fn create_launch_template_version(
+        &self,
+        ctx: &RequestContext,
+        input: CreateLaunchTemplateVersionRequest,
+    ) -> Result<CreateLaunchTemplateVersionResult, Ec2Error> {
+        launch_templates::create_version(self, ctx, input)
+    }
+
+    fn describe_launch_templates(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeLaunchTemplatesRequest,
+    ) -> Result<DescribeLaunchTemplatesResult, Ec2Error> {
+        launch_templates::describe(self, ctx, input)
+    }
+
+    fn describe_launch_template_versions(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeLaunchTemplateVersionsRequest,
+    ) -> Result<DescribeLaunchTemplateVersionsResult, Ec2Error> {
+        launch_templates::describe_versions(self, ctx, input)
+    }
+
+    fn modify_launch_template(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyLaunchTemplateRequest,
+    ) -> Result<ModifyLaunchTemplateResult, Ec2Error> {
+        launch_templates::modify(self, ctx, input)
+    }
+
+    fn delete_launch_template(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteLaunchTemplateRequest,
+    ) -> Result<DeleteLaunchTemplateResult, Ec2Error> {
+        launch_templates::delete(self, ctx, input)
+    }
+
+    fn delete_launch_template_versions(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteLaunchTemplateVersionsRequest,
+    ) -> Result<DeleteLaunchTemplateVersionsResult, Ec2Error> {
+        launch_templates::delete_versions(self, ctx, input)
+    }
+
+    fn get_launch_template_data(
+        &self,
+        ctx: &RequestContext,
+        input: GetLaunchTemplateDataRequest,
+    ) -> Result<GetLaunchTemplateDataResult, Ec2Error> {
+        launch_templates::get_data(self, ctx, input)
     }
 
     fn run_instances(

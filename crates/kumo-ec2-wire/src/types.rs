@@ -2,8 +2,22 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// An instant, in milliseconds since the Unix epoch: EC2 shows milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// An instant, in milliseconds since the Unix epoch: EC2 shows milliseconds. Stored (in a
+/// launch template's data) as that number.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(transparent)]
 pub struct DateTime(pub i64);
 
 /// Binary data: base64 on the wire.

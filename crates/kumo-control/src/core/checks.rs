@@ -45,6 +45,12 @@ fn run<T: Checks + Ids>(input: &T) -> Result<(), Ec2Error> {
     input.formats()
 }
 
+/// Phases 1 and 2 of a request made inside an operation: RunInstances' request once a launch
+/// template's data is merged into it is checked as if it had been sent so.
+pub fn all<T: Checks + Ids>(input: &T) -> Result<(), Ec2Error> {
+    run(input)
+}
+
 /// Phases 1 and 2 without the ids' forms, for an operation that answers a malformed id as
 /// one failed item of its batch, as AWS does (ModifyInstanceCreditSpecification's
 /// `UnsuccessfulInstanceCreditSpecificationSet`).
@@ -73,6 +79,8 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::CreateImage(i) => run(i),
         Request::CreateInternetGateway(i) => run(i),
         Request::CreateKeyPair(i) => run(i),
+        Request::CreateLaunchTemplate(i) => run(i),
+        Request::CreateLaunchTemplateVersion(i) => run(i),
         Request::CreateManagedPrefixList(i) => run(i),
         Request::CreateNatGateway(i) => run(i),
         Request::CreateNetworkInterface(i) => run(i),
@@ -88,6 +96,8 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::CreateVpc(i) => run(i),
         Request::DeleteInternetGateway(i) => run(i),
         Request::DeleteKeyPair(i) => run(i),
+        Request::DeleteLaunchTemplate(i) => run(i),
+        Request::DeleteLaunchTemplateVersions(i) => run(i),
         Request::DeleteManagedPrefixList(i) => run(i),
         Request::DeleteNatGateway(i) => run(i),
         Request::DeleteNetworkInterface(i) => run(i),
@@ -114,6 +124,8 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DescribeInstances(i) => run(i),
         Request::DescribeInternetGateways(i) => run(i),
         Request::DescribeKeyPairs(i) => run(i),
+        Request::DescribeLaunchTemplateVersions(i) => run(i),
+        Request::DescribeLaunchTemplates(i) => run(i),
         Request::DescribeManagedPrefixLists(i) => run(i),
         Request::DescribeNatGateways(i) => run(i),
         Request::DescribeNetworkAcls(i) => run(i),
@@ -148,6 +160,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::GetEbsDefaultKmsKeyId(i) => run(i),
         Request::GetEbsEncryptionByDefault(i) => run(i),
         Request::GetImageBlockPublicAccessState(i) => run(i),
+        Request::GetLaunchTemplateData(i) => run(i),
         Request::GetManagedPrefixListAssociations(i) => run(i),
         Request::GetManagedPrefixListEntries(i) => run(i),
         Request::GetSubnetCidrReservations(i) => run(i),
@@ -157,6 +170,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::ModifyInstanceAttribute(i) => run(i),
         Request::ModifyInstanceCreditSpecification(i) => run_itemized(i),
         Request::ModifyInstanceMetadataOptions(i) => run(i),
+        Request::ModifyLaunchTemplate(i) => run(i),
         Request::ModifyManagedPrefixList(i) => run(i),
         Request::ModifyNetworkInterfaceAttribute(i) => run(i),
         Request::ModifyPrivateDnsNameOptions(i) => run(i),
@@ -251,6 +265,7 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         K::CapacityReservationId
         | K::CarrierGatewayId
         | K::CoipPoolId
+        | K::DedicatedHostId
         | K::EgressOnlyInternetGatewayId
         | K::IpamPoolId
         | K::Ipv4PoolEc2Id

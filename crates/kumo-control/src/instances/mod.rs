@@ -11,6 +11,20 @@ mod wire;
 pub use describe::describe;
 pub use run::run;
 
+/// One instance as DescribeInstances shows it.
+pub fn wire_one<V: kumo_store::Read>(
+    k: &crate::Kumo,
+    v: &V,
+    ctx: &kumo_ec2_wire::RequestContext,
+    t: &crate::core::tagged::Tagged<crate::records::instance::InstanceRecord>,
+) -> Result<kumo_ec2_wire::shapes::Instance, crate::core::error::Fail> {
+    wire::reservation(k, v, ctx, std::slice::from_ref(t), false)?
+        .into_iter()
+        .flat_map(|r| r.instances.unwrap_or_default())
+        .next()
+        .ok_or_else(|| crate::core::error::Fail(kumo_ec2_wire::Ec2Error::internal()))
+}
+
 use crate::records::image::ImageTraits;
 use crate::records::instance::*;
 use crate::Kumo;

@@ -130,7 +130,6 @@ pub(super) fn launch_subnet(tx: &Tx, s: Scope, l: &Launch) -> Result<SubnetRecor
 /// what was asked, so they are refused by name.
 pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result<(), Ec2Error> {
     let refused: &[(&str, bool)] = &[
-        ("LaunchTemplate", input.launch_template.is_some()),
         (
             "InstanceMarketOptions (spot)",
             input.instance_market_options.is_some(),
@@ -230,7 +229,9 @@ impl Checks for RunInstancesRequest {
         // What Kumo does not take is refused first: a launch template without an image
         // would otherwise hear that its image is missing.
         unsupported_launch_settings(self)?;
-        if self.image_id.is_none() {
+        // From a launch template, the image may be the template's: the merged request is
+        // checked again in the operation, once the template is read.
+        if self.image_id.is_none() && self.launch_template.is_none() {
             return Err(Ec2Error::missing_parameter("ImageId"));
         }
         let in_interfaces = self
@@ -372,7 +373,14 @@ pub fn run(
     input: RunInstancesRequest,
 ) -> Result<Reservation, Ec2Error> {
     let input = placement_blanks_unset(input);
-    let (l, tag_list, digest) = resolve(k, ctx, &input)?;
+    // From a launch template: its data beneath the call's members, checked as a request.
+    let (input, template_tags) = crate::launch_templates::merge(k, ctx, input)?;
+    if input.launch_template.is_some() {
+        crate::core::checks::all(&input)?;
+    }
+    let (l, mut tag_list, digest) = resolve(k, ctx, &input)?;
+    // The template and version an instance was launched from, as AWS tags it.
+    tag_list.instance.extend(template_tags);
     let s = scope(ctx);
     let now = k.now_ms();
     let mut made: Vec<String> = Vec::new();

@@ -27,6 +27,7 @@ pub mod command;
 pub mod image;
 pub mod instance;
 pub mod key_pair;
+pub mod launch_template;
 pub mod net;
 pub mod permissions;
 pub mod session;

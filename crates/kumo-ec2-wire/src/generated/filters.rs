@@ -1511,6 +1511,123 @@ impl FilterName for DescribeKeyPairs {
     }
 }
 
+/// The filter names of `DescribeLaunchTemplateVersions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeLaunchTemplateVersions {
+    /// `create-time`
+    CreateTime,
+    /// `ebs-optimized`
+    EbsOptimized,
+    /// `host-resource-group-arn`
+    HostResourceGroupArn,
+    /// `http-endpoint`
+    HttpEndpoint,
+    /// `http-protocol-ipv4`
+    HttpProtocolIpv4,
+    /// `http-tokens`
+    HttpTokens,
+    /// `iam-instance-profile`
+    IamInstanceProfile,
+    /// `image-id`
+    ImageId,
+    /// `instance-type`
+    InstanceType,
+    /// `is-default-version`
+    IsDefaultVersion,
+    /// `kernel-id`
+    KernelId,
+    /// `license-configuration-arn`
+    LicenseConfigurationArn,
+    /// `network-card-index`
+    NetworkCardIndex,
+    /// `ram-disk-id`
+    RamDiskId,
+}
+
+impl FilterName for DescribeLaunchTemplateVersions {
+    const TAGS: bool = false;
+    const ALL: &'static [Self] = &[
+        Self::CreateTime,
+        Self::EbsOptimized,
+        Self::HostResourceGroupArn,
+        Self::HttpEndpoint,
+        Self::HttpProtocolIpv4,
+        Self::HttpTokens,
+        Self::IamInstanceProfile,
+        Self::ImageId,
+        Self::InstanceType,
+        Self::IsDefaultVersion,
+        Self::KernelId,
+        Self::LicenseConfigurationArn,
+        Self::NetworkCardIndex,
+        Self::RamDiskId,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "create-time" => Self::CreateTime,
+            "ebs-optimized" => Self::EbsOptimized,
+            "host-resource-group-arn" => Self::HostResourceGroupArn,
+            "http-endpoint" => Self::HttpEndpoint,
+            "http-protocol-ipv4" => Self::HttpProtocolIpv4,
+            "http-tokens" => Self::HttpTokens,
+            "iam-instance-profile" => Self::IamInstanceProfile,
+            "image-id" => Self::ImageId,
+            "instance-type" => Self::InstanceType,
+            "is-default-version" => Self::IsDefaultVersion,
+            "kernel-id" => Self::KernelId,
+            "license-configuration-arn" => Self::LicenseConfigurationArn,
+            "network-card-index" => Self::NetworkCardIndex,
+            "ram-disk-id" => Self::RamDiskId,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::CreateTime => "create-time",
+            Self::EbsOptimized => "ebs-optimized",
+            Self::HostResourceGroupArn => "host-resource-group-arn",
+            Self::HttpEndpoint => "http-endpoint",
+            Self::HttpProtocolIpv4 => "http-protocol-ipv4",
+            Self::HttpTokens => "http-tokens",
+            Self::IamInstanceProfile => "iam-instance-profile",
+            Self::ImageId => "image-id",
+            Self::InstanceType => "instance-type",
+            Self::IsDefaultVersion => "is-default-version",
+            Self::KernelId => "kernel-id",
+            Self::LicenseConfigurationArn => "license-configuration-arn",
+            Self::NetworkCardIndex => "network-card-index",
+            Self::RamDiskId => "ram-disk-id",
+        }
+    }
+}
+
+/// The filter names of `DescribeLaunchTemplates`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeLaunchTemplates {
+    /// `create-time`
+    CreateTime,
+    /// `launch-template-name`
+    LaunchTemplateName,
+}
+
+impl FilterName for DescribeLaunchTemplates {
+    const TAGS: bool = true;
+    const ALL: &'static [Self] = &[Self::CreateTime, Self::LaunchTemplateName];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "create-time" => Self::CreateTime,
+            "launch-template-name" => Self::LaunchTemplateName,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::CreateTime => "create-time",
+            Self::LaunchTemplateName => "launch-template-name",
+        }
+    }
+}
+
 /// The filter names of `DescribeManagedPrefixLists`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DescribeManagedPrefixLists {

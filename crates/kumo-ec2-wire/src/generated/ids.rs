@@ -11,6 +11,7 @@ pub enum IdKind {
     CapacityReservationId,
     CarrierGatewayId,
     CoipPoolId,
+    DedicatedHostId,
     DhcpOptionsId,
     EgressOnlyInternetGatewayId,
     ElasticIpAssociationId,
@@ -311,6 +312,29 @@ impl Ids for CreateKeyPairRequest {
     }
 }
 
+impl Ids for CreateLaunchTemplateRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.launch_template_data;
+            v.ids(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for CreateLaunchTemplateVersionRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.launch_template_data;
+            v.ids(f)?;
+        }
+        if let Some(v) = &self.launch_template_id {
+            f(IdKind::LaunchTemplateId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for CreateManagedPrefixListRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         let _ = f;
@@ -522,6 +546,24 @@ impl Ids for DeleteKeyPairRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.key_pair_id {
             f(IdKind::KeyPairId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DeleteLaunchTemplateRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.launch_template_id {
+            f(IdKind::LaunchTemplateId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DeleteLaunchTemplateVersionsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.launch_template_id {
+            f(IdKind::LaunchTemplateId, v)?;
         }
         Ok(())
     }
@@ -784,6 +826,26 @@ impl Ids for DescribeKeyPairsRequest {
         if let Some(v) = &self.key_pair_ids {
             for x in v {
                 f(IdKind::KeyPairId, x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DescribeLaunchTemplateVersionsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.launch_template_id {
+            f(IdKind::LaunchTemplateId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DescribeLaunchTemplatesRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.launch_template_ids {
+            for x in v {
+                f(IdKind::LaunchTemplateId, x)?;
             }
         }
         Ok(())
@@ -1133,6 +1195,16 @@ impl Ids for GetImageBlockPublicAccessStateRequest {
     }
 }
 
+impl Ids for GetLaunchTemplateDataRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.instance_id;
+            f(IdKind::InstanceId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for GetManagedPrefixListAssociationsRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -1246,6 +1318,77 @@ impl Ids for IpPermission {
     }
 }
 
+impl Ids for LaunchTemplateBlockDeviceMappingRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.ebs {
+            v.ids(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for LaunchTemplateCapacityReservationSpecificationRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.capacity_reservation_target {
+            v.ids(f)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for LaunchTemplateEbsBlockDeviceRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.kms_key_id {
+            f(IdKind::KmsKeyId, v)?;
+        }
+        if let Some(v) = &self.snapshot_id {
+            f(IdKind::SnapshotId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for LaunchTemplateInstanceNetworkInterfaceSpecificationRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.groups {
+            for x in v {
+                f(IdKind::SecurityGroupId, x)?;
+            }
+        }
+        if let Some(v) = &self.network_interface_id {
+            f(IdKind::NetworkInterfaceId, v)?;
+        }
+        if let Some(v) = &self.subnet_id {
+            f(IdKind::SubnetId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for LaunchTemplateInstanceSecondaryInterfaceSpecificationRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.secondary_subnet_id {
+            f(IdKind::SecondarySubnetId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for LaunchTemplatePlacementRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.availability_zone_id {
+            f(IdKind::AvailabilityZoneId, v)?;
+        }
+        if let Some(v) = &self.group_id {
+            f(IdKind::PlacementGroupId, v)?;
+        }
+        if let Some(v) = &self.host_id {
+            f(IdKind::DedicatedHostId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for LaunchTemplateSpecification {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.launch_template_id {
@@ -1309,6 +1452,15 @@ impl Ids for ModifyInstanceMetadataOptionsRequest {
         {
             let v = &self.instance_id;
             f(IdKind::InstanceId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for ModifyLaunchTemplateRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.launch_template_id {
+            f(IdKind::LaunchTemplateId, v)?;
         }
         Ok(())
     }
@@ -1530,6 +1682,47 @@ impl Ids for ReplaceRouteTableAssociationRequest {
         {
             let v = &self.route_table_id;
             f(IdKind::RouteTableId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for RequestLaunchTemplateData {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.block_device_mappings {
+            for x in v {
+                x.ids(f)?;
+            }
+        }
+        if let Some(v) = &self.capacity_reservation_specification {
+            v.ids(f)?;
+        }
+        if let Some(v) = &self.image_id {
+            f(IdKind::ImageId, v)?;
+        }
+        if let Some(v) = &self.kernel_id {
+            f(IdKind::KernelId, v)?;
+        }
+        if let Some(v) = &self.network_interfaces {
+            for x in v {
+                x.ids(f)?;
+            }
+        }
+        if let Some(v) = &self.placement {
+            v.ids(f)?;
+        }
+        if let Some(v) = &self.ram_disk_id {
+            f(IdKind::RamdiskId, v)?;
+        }
+        if let Some(v) = &self.secondary_interfaces {
+            for x in v {
+                x.ids(f)?;
+            }
+        }
+        if let Some(v) = &self.security_group_ids {
+            for x in v {
+                f(IdKind::SecurityGroupId, x)?;
+            }
         }
         Ok(())
     }

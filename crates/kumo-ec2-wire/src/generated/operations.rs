@@ -28,6 +28,8 @@ pub const OPERATIONS: &[&str] = &[
     "CreateImage",
     "CreateInternetGateway",
     "CreateKeyPair",
+    "CreateLaunchTemplate",
+    "CreateLaunchTemplateVersion",
     "CreateManagedPrefixList",
     "CreateNatGateway",
     "CreateNetworkInterface",
@@ -43,6 +45,8 @@ pub const OPERATIONS: &[&str] = &[
     "CreateVpc",
     "DeleteInternetGateway",
     "DeleteKeyPair",
+    "DeleteLaunchTemplate",
+    "DeleteLaunchTemplateVersions",
     "DeleteManagedPrefixList",
     "DeleteNatGateway",
     "DeleteNetworkInterface",
@@ -69,6 +73,8 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeInstances",
     "DescribeInternetGateways",
     "DescribeKeyPairs",
+    "DescribeLaunchTemplateVersions",
+    "DescribeLaunchTemplates",
     "DescribeManagedPrefixLists",
     "DescribeNatGateways",
     "DescribeNetworkAcls",
@@ -103,6 +109,7 @@ pub const OPERATIONS: &[&str] = &[
     "GetEbsDefaultKmsKeyId",
     "GetEbsEncryptionByDefault",
     "GetImageBlockPublicAccessState",
+    "GetLaunchTemplateData",
     "GetManagedPrefixListAssociations",
     "GetManagedPrefixListEntries",
     "GetSubnetCidrReservations",
@@ -112,6 +119,7 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyInstanceAttribute",
     "ModifyInstanceCreditSpecification",
     "ModifyInstanceMetadataOptions",
+    "ModifyLaunchTemplate",
     "ModifyManagedPrefixList",
     "ModifyNetworkInterfaceAttribute",
     "ModifyPrivateDnsNameOptions",
@@ -307,6 +315,24 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateKeyPair"))
     }
+    /// `CreateLaunchTemplate`.
+    fn create_launch_template(
+        &self,
+        ctx: &RequestContext,
+        input: CreateLaunchTemplateRequest,
+    ) -> Result<CreateLaunchTemplateResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateLaunchTemplate"))
+    }
+    /// `CreateLaunchTemplateVersion`.
+    fn create_launch_template_version(
+        &self,
+        ctx: &RequestContext,
+        input: CreateLaunchTemplateVersionRequest,
+    ) -> Result<CreateLaunchTemplateVersionResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateLaunchTemplateVersion"))
+    }
     /// `CreateManagedPrefixList`.
     fn create_managed_prefix_list(
         &self,
@@ -437,6 +463,24 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DeleteKeyPairResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteKeyPair"))
+    }
+    /// `DeleteLaunchTemplate`.
+    fn delete_launch_template(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteLaunchTemplateRequest,
+    ) -> Result<DeleteLaunchTemplateResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteLaunchTemplate"))
+    }
+    /// `DeleteLaunchTemplateVersions`.
+    fn delete_launch_template_versions(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteLaunchTemplateVersionsRequest,
+    ) -> Result<DeleteLaunchTemplateVersionsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteLaunchTemplateVersions"))
     }
     /// `DeleteManagedPrefixList`.
     fn delete_managed_prefix_list(
@@ -665,6 +709,24 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeKeyPairsResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeKeyPairs"))
+    }
+    /// `DescribeLaunchTemplateVersions`.
+    fn describe_launch_template_versions(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeLaunchTemplateVersionsRequest,
+    ) -> Result<DescribeLaunchTemplateVersionsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeLaunchTemplateVersions"))
+    }
+    /// `DescribeLaunchTemplates`.
+    fn describe_launch_templates(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeLaunchTemplatesRequest,
+    ) -> Result<DescribeLaunchTemplatesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeLaunchTemplates"))
     }
     /// `DescribeManagedPrefixLists`.
     fn describe_managed_prefix_lists(
@@ -974,6 +1036,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("GetImageBlockPublicAccessState"))
     }
+    /// `GetLaunchTemplateData`.
+    fn get_launch_template_data(
+        &self,
+        ctx: &RequestContext,
+        input: GetLaunchTemplateDataRequest,
+    ) -> Result<GetLaunchTemplateDataResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("GetLaunchTemplateData"))
+    }
     /// `GetManagedPrefixListAssociations`.
     fn get_managed_prefix_list_associations(
         &self,
@@ -1060,6 +1131,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<ModifyInstanceMetadataOptionsResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyInstanceMetadataOptions"))
+    }
+    /// `ModifyLaunchTemplate`.
+    fn modify_launch_template(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyLaunchTemplateRequest,
+    ) -> Result<ModifyLaunchTemplateResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyLaunchTemplate"))
     }
     /// `ModifyManagedPrefixList`.
     fn modify_managed_prefix_list(
@@ -1299,6 +1379,8 @@ pub enum Request<'a> {
     CreateImage(&'a CreateImageRequest),
     CreateInternetGateway(&'a CreateInternetGatewayRequest),
     CreateKeyPair(&'a CreateKeyPairRequest),
+    CreateLaunchTemplate(&'a CreateLaunchTemplateRequest),
+    CreateLaunchTemplateVersion(&'a CreateLaunchTemplateVersionRequest),
     CreateManagedPrefixList(&'a CreateManagedPrefixListRequest),
     CreateNatGateway(&'a CreateNatGatewayRequest),
     CreateNetworkInterface(&'a CreateNetworkInterfaceRequest),
@@ -1314,6 +1396,8 @@ pub enum Request<'a> {
     CreateVpc(&'a CreateVpcRequest),
     DeleteInternetGateway(&'a DeleteInternetGatewayRequest),
     DeleteKeyPair(&'a DeleteKeyPairRequest),
+    DeleteLaunchTemplate(&'a DeleteLaunchTemplateRequest),
+    DeleteLaunchTemplateVersions(&'a DeleteLaunchTemplateVersionsRequest),
     DeleteManagedPrefixList(&'a DeleteManagedPrefixListRequest),
     DeleteNatGateway(&'a DeleteNatGatewayRequest),
     DeleteNetworkInterface(&'a DeleteNetworkInterfaceRequest),
@@ -1340,6 +1424,8 @@ pub enum Request<'a> {
     DescribeInstances(&'a DescribeInstancesRequest),
     DescribeInternetGateways(&'a DescribeInternetGatewaysRequest),
     DescribeKeyPairs(&'a DescribeKeyPairsRequest),
+    DescribeLaunchTemplateVersions(&'a DescribeLaunchTemplateVersionsRequest),
+    DescribeLaunchTemplates(&'a DescribeLaunchTemplatesRequest),
     DescribeManagedPrefixLists(&'a DescribeManagedPrefixListsRequest),
     DescribeNatGateways(&'a DescribeNatGatewaysRequest),
     DescribeNetworkAcls(&'a DescribeNetworkAclsRequest),
@@ -1374,6 +1460,7 @@ pub enum Request<'a> {
     GetEbsDefaultKmsKeyId(&'a GetEbsDefaultKmsKeyIdRequest),
     GetEbsEncryptionByDefault(&'a GetEbsEncryptionByDefaultRequest),
     GetImageBlockPublicAccessState(&'a GetImageBlockPublicAccessStateRequest),
+    GetLaunchTemplateData(&'a GetLaunchTemplateDataRequest),
     GetManagedPrefixListAssociations(&'a GetManagedPrefixListAssociationsRequest),
     GetManagedPrefixListEntries(&'a GetManagedPrefixListEntriesRequest),
     GetSubnetCidrReservations(&'a GetSubnetCidrReservationsRequest),
@@ -1383,6 +1470,7 @@ pub enum Request<'a> {
     ModifyInstanceAttribute(&'a ModifyInstanceAttributeRequest),
     ModifyInstanceCreditSpecification(&'a ModifyInstanceCreditSpecificationRequest),
     ModifyInstanceMetadataOptions(&'a ModifyInstanceMetadataOptionsRequest),
+    ModifyLaunchTemplate(&'a ModifyLaunchTemplateRequest),
     ModifyManagedPrefixList(&'a ModifyManagedPrefixListRequest),
     ModifyNetworkInterfaceAttribute(&'a ModifyNetworkInterfaceAttributeRequest),
     ModifyPrivateDnsNameOptions(&'a ModifyPrivateDnsNameOptionsRequest),
@@ -1554,6 +1642,24 @@ pub fn dispatch(
             let output = svc.create_key_pair(ctx, input)?;
             crate::encode::response(ctx, "CreateKeyPairResponse", &output)
         }
+        "CreateLaunchTemplate" => {
+            let input = CreateLaunchTemplateRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateLaunchTemplate(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_launch_template(ctx, input)?;
+            crate::encode::response(ctx, "CreateLaunchTemplateResponse", &output)
+        }
+        "CreateLaunchTemplateVersion" => {
+            let input = CreateLaunchTemplateVersionRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateLaunchTemplateVersion(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_launch_template_version(ctx, input)?;
+            crate::encode::response(ctx, "CreateLaunchTemplateVersionResponse", &output)
+        }
         "CreateManagedPrefixList" => {
             let input = CreateManagedPrefixListRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1678,6 +1784,22 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.delete_key_pair(ctx, input)?;
             crate::encode::response(ctx, "DeleteKeyPairResponse", &output)
+        }
+        "DeleteLaunchTemplate" => {
+            let input = DeleteLaunchTemplateRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteLaunchTemplate(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.delete_launch_template(ctx, input)?;
+            crate::encode::response(ctx, "DeleteLaunchTemplateResponse", &output)
+        }
+        "DeleteLaunchTemplateVersions" => {
+            let input = DeleteLaunchTemplateVersionsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteLaunchTemplateVersions(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.delete_launch_template_versions(ctx, input)?;
+            crate::encode::response(ctx, "DeleteLaunchTemplateVersionsResponse", &output)
         }
         "DeleteManagedPrefixList" => {
             let input = DeleteManagedPrefixListRequest::decode(params, &Path::ROOT)?;
@@ -1886,6 +2008,22 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.describe_key_pairs(ctx, input)?;
             crate::encode::response(ctx, "DescribeKeyPairsResponse", &output)
+        }
+        "DescribeLaunchTemplateVersions" => {
+            let input = DescribeLaunchTemplateVersionsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeLaunchTemplateVersions(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_launch_template_versions(ctx, input)?;
+            crate::encode::response(ctx, "DescribeLaunchTemplateVersionsResponse", &output)
+        }
+        "DescribeLaunchTemplates" => {
+            let input = DescribeLaunchTemplatesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeLaunchTemplates(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_launch_templates(ctx, input)?;
+            crate::encode::response(ctx, "DescribeLaunchTemplatesResponse", &output)
         }
         "DescribeManagedPrefixLists" => {
             let input = DescribeManagedPrefixListsRequest::decode(params, &Path::ROOT)?;
@@ -2158,6 +2296,14 @@ pub fn dispatch(
             let output = svc.get_image_block_public_access_state(ctx, input)?;
             crate::encode::response(ctx, "GetImageBlockPublicAccessStateResponse", &output)
         }
+        "GetLaunchTemplateData" => {
+            let input = GetLaunchTemplateDataRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::GetLaunchTemplateData(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.get_launch_template_data(ctx, input)?;
+            crate::encode::response(ctx, "GetLaunchTemplateDataResponse", &output)
+        }
         "GetManagedPrefixListAssociations" => {
             let input = GetManagedPrefixListAssociationsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2229,6 +2375,15 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.modify_instance_metadata_options(ctx, input)?;
             crate::encode::response(ctx, "ModifyInstanceMetadataOptionsResponse", &output)
+        }
+        "ModifyLaunchTemplate" => {
+            let input = ModifyLaunchTemplateRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::ModifyLaunchTemplate(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.modify_launch_template(ctx, input)?;
+            crate::encode::response(ctx, "ModifyLaunchTemplateResponse", &output)
         }
         "ModifyManagedPrefixList" => {
             let input = ModifyManagedPrefixListRequest::decode(params, &Path::ROOT)?;

@@ -6,6 +6,114 @@ use crate::error::Ec2Error;
 use crate::query::Node;
 use crate::types::{Blob, DateTime};
 
+/// The `AcceleratorCount` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AcceleratorCount {
+    /// `Max`: `Max` in requests, `<max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+}
+
+impl Encode for AcceleratorCount {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.max {
+            w.field("max", v);
+        }
+        if let Some(v) = &self.min {
+            w.field("min", v);
+        }
+    }
+}
+
+/// The `AcceleratorCountRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AcceleratorCountRequest {
+    /// `Max`: `Max` in requests, `<Max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<Min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+}
+
+impl Decode for AcceleratorCountRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Max" => {
+                    out.max = Some(Decode::decode(child, &here)?);
+                }
+                "Min" => {
+                    out.min = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `AcceleratorTotalMemoryMiB` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AcceleratorTotalMemoryMiB {
+    /// `Max`: `Max` in requests, `<max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+}
+
+impl Encode for AcceleratorTotalMemoryMiB {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.max {
+            w.field("max", v);
+        }
+        if let Some(v) = &self.min {
+            w.field("min", v);
+        }
+    }
+}
+
+/// The `AcceleratorTotalMemoryMiBRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AcceleratorTotalMemoryMiBRequest {
+    /// `Max`: `Max` in requests, `<Max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<Min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+}
+
+impl Decode for AcceleratorTotalMemoryMiBRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Max" => {
+                    out.max = Some(Decode::decode(child, &here)?);
+                }
+                "Min" => {
+                    out.min = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `AddPrefixListEntry` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AddPrefixListEntry {
@@ -1198,6 +1306,102 @@ impl Encode for AvailabilityZoneSubGeography {
     }
 }
 
+/// The `BaselineEbsBandwidthMbps` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct BaselineEbsBandwidthMbps {
+    /// `Max`: `Max` in requests, `<max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+}
+
+impl Encode for BaselineEbsBandwidthMbps {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.max {
+            w.field("max", v);
+        }
+        if let Some(v) = &self.min {
+            w.field("min", v);
+        }
+    }
+}
+
+/// The `BaselineEbsBandwidthMbpsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct BaselineEbsBandwidthMbpsRequest {
+    /// `Max`: `Max` in requests, `<Max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<Min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+}
+
+impl Decode for BaselineEbsBandwidthMbpsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Max" => {
+                    out.max = Some(Decode::decode(child, &here)?);
+                }
+                "Min" => {
+                    out.min = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `BaselinePerformanceFactors` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct BaselinePerformanceFactors {
+    /// `Cpu`: `Cpu` in requests, `<cpu>` in responses.
+    #[serde(rename = "Cpu", skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuPerformanceFactor>,
+}
+
+impl Encode for BaselinePerformanceFactors {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cpu {
+            w.field("cpu", v);
+        }
+    }
+}
+
+/// The `BaselinePerformanceFactorsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct BaselinePerformanceFactorsRequest {
+    /// `Cpu`: `Cpu` in requests, `<Cpu>` in responses.
+    #[serde(rename = "Cpu", skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<CpuPerformanceFactorRequest>,
+}
+
+impl Decode for BaselinePerformanceFactorsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Cpu" => {
+                    out.cpu = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `BlobAttributeValue` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BlobAttributeValue {
@@ -1222,15 +1426,20 @@ impl Decode for BlobAttributeValue {
 }
 
 /// The `BlockDeviceMapping` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct BlockDeviceMapping {
     /// `DeviceName`: `DeviceName` in requests, `<deviceName>` in responses.
+    #[serde(rename = "DeviceName", skip_serializing_if = "Option::is_none")]
     pub device_name: Option<String>,
     /// `Ebs`: `Ebs` in requests, `<ebs>` in responses.
+    #[serde(rename = "Ebs", skip_serializing_if = "Option::is_none")]
     pub ebs: Option<EbsBlockDevice>,
     /// `NoDevice`: `NoDevice` in requests, `<noDevice>` in responses.
+    #[serde(rename = "NoDevice", skip_serializing_if = "Option::is_none")]
     pub no_device: Option<String>,
     /// `VirtualName`: `VirtualName` in requests, `<virtualName>` in responses.
+    #[serde(rename = "VirtualName", skip_serializing_if = "Option::is_none")]
     pub virtual_name: Option<String>,
 }
 
@@ -1292,11 +1501,20 @@ impl Encode for BlockPublicAccessStates {
 }
 
 /// The `CapacityReservationSpecification` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CapacityReservationSpecification {
     /// `CapacityReservationPreference`: `CapacityReservationPreference` in requests, `<CapacityReservationPreference>` in responses.
+    #[serde(
+        rename = "CapacityReservationPreference",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub capacity_reservation_preference: Option<String>,
     /// `CapacityReservationTarget`: `CapacityReservationTarget` in requests, `<CapacityReservationTarget>` in responses.
+    #[serde(
+        rename = "CapacityReservationTarget",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub capacity_reservation_target: Option<CapacityReservationTarget>,
 }
 
@@ -1344,11 +1562,20 @@ impl Encode for CapacityReservationSpecificationResponse {
 }
 
 /// The `CapacityReservationTarget` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CapacityReservationTarget {
     /// `CapacityReservationId`: `CapacityReservationId` in requests, `<CapacityReservationId>` in responses.
+    #[serde(
+        rename = "CapacityReservationId",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub capacity_reservation_id: Option<String>,
     /// `CapacityReservationResourceGroupArn`: `CapacityReservationResourceGroupArn` in requests, `<CapacityReservationResourceGroupArn>` in responses.
+    #[serde(
+        rename = "CapacityReservationResourceGroupArn",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub capacity_reservation_resource_group_arn: Option<String>,
 }
 
@@ -1373,11 +1600,20 @@ impl Decode for CapacityReservationTarget {
 }
 
 /// The `CapacityReservationTargetResponse` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CapacityReservationTargetResponse {
     /// `CapacityReservationId`: `CapacityReservationId` in requests, `<capacityReservationId>` in responses.
+    #[serde(
+        rename = "CapacityReservationId",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub capacity_reservation_id: Option<String>,
     /// `CapacityReservationResourceGroupArn`: `CapacityReservationResourceGroupArn` in requests, `<capacityReservationResourceGroupArn>` in responses.
+    #[serde(
+        rename = "CapacityReservationResourceGroupArn",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub capacity_reservation_resource_group_arn: Option<String>,
 }
 
@@ -1417,14 +1653,53 @@ impl Encode for ConnectionTrackingConfiguration {
     }
 }
 
+/// The `ConnectionTrackingSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ConnectionTrackingSpecification {
+    /// `TcpEstablishedTimeout`: `TcpEstablishedTimeout` in requests, `<tcpEstablishedTimeout>` in responses.
+    #[serde(
+        rename = "TcpEstablishedTimeout",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tcp_established_timeout: Option<i32>,
+    /// `UdpStreamTimeout`: `UdpStreamTimeout` in requests, `<udpStreamTimeout>` in responses.
+    #[serde(rename = "UdpStreamTimeout", skip_serializing_if = "Option::is_none")]
+    pub udp_stream_timeout: Option<i32>,
+    /// `UdpTimeout`: `UdpTimeout` in requests, `<udpTimeout>` in responses.
+    #[serde(rename = "UdpTimeout", skip_serializing_if = "Option::is_none")]
+    pub udp_timeout: Option<i32>,
+}
+
+impl Encode for ConnectionTrackingSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.tcp_established_timeout {
+            w.field("tcpEstablishedTimeout", v);
+        }
+        if let Some(v) = &self.udp_stream_timeout {
+            w.field("udpStreamTimeout", v);
+        }
+        if let Some(v) = &self.udp_timeout {
+            w.field("udpTimeout", v);
+        }
+    }
+}
+
 /// The `ConnectionTrackingSpecificationRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ConnectionTrackingSpecificationRequest {
     /// `TcpEstablishedTimeout`: `TcpEstablishedTimeout` in requests, `<TcpEstablishedTimeout>` in responses.
+    #[serde(
+        rename = "TcpEstablishedTimeout",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub tcp_established_timeout: Option<i32>,
     /// `UdpStreamTimeout`: `UdpStreamTimeout` in requests, `<UdpStreamTimeout>` in responses.
+    #[serde(rename = "UdpStreamTimeout", skip_serializing_if = "Option::is_none")]
     pub udp_stream_timeout: Option<i32>,
     /// `UdpTimeout`: `UdpTimeout` in requests, `<UdpTimeout>` in responses.
+    #[serde(rename = "UdpTimeout", skip_serializing_if = "Option::is_none")]
     pub udp_timeout: Option<i32>,
 }
 
@@ -1733,15 +2008,23 @@ impl Encode for CpuOptions {
 }
 
 /// The `CpuOptionsRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CpuOptionsRequest {
     /// `AmdSevSnp`: `AmdSevSnp` in requests, `<AmdSevSnp>` in responses.
+    #[serde(rename = "AmdSevSnp", skip_serializing_if = "Option::is_none")]
     pub amd_sev_snp: Option<String>,
     /// `CoreCount`: `CoreCount` in requests, `<CoreCount>` in responses.
+    #[serde(rename = "CoreCount", skip_serializing_if = "Option::is_none")]
     pub core_count: Option<i32>,
     /// `NestedVirtualization`: `NestedVirtualization` in requests, `<NestedVirtualization>` in responses.
+    #[serde(
+        rename = "NestedVirtualization",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub nested_virtualization: Option<String>,
     /// `ThreadsPerCore`: `ThreadsPerCore` in requests, `<ThreadsPerCore>` in responses.
+    #[serde(rename = "ThreadsPerCore", skip_serializing_if = "Option::is_none")]
     pub threads_per_core: Option<i32>,
 }
 
@@ -1770,6 +2053,48 @@ impl Decode for CpuOptionsRequest {
                 }
                 "ThreadsPerCore" => {
                     out.threads_per_core = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CpuPerformanceFactor` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct CpuPerformanceFactor {
+    /// `References`: `ReferenceSet` in requests, `<referenceSet>` in responses.
+    #[serde(rename = "References", skip_serializing_if = "Option::is_none")]
+    pub references: Option<Vec<PerformanceFactorReference>>,
+}
+
+impl Encode for CpuPerformanceFactor {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.references {
+            w.list("referenceSet", "item", v);
+        }
+    }
+}
+
+/// The `CpuPerformanceFactorRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct CpuPerformanceFactorRequest {
+    /// `References`: `Reference` in requests, `<Reference>` in responses.
+    #[serde(rename = "References", skip_serializing_if = "Option::is_none")]
+    pub references: Option<Vec<PerformanceFactorReferenceRequest>>,
+}
+
+impl Decode for CpuPerformanceFactorRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Reference" => {
+                    out.references = Some(Decode::decode(child, &here)?);
                 }
                 _ => return Err(crate::decode::unknown(&here)),
             }
@@ -2049,6 +2374,172 @@ impl Decode for CreateKeyPairRequest {
             return Err(crate::decode::missing(&path.child("KeyName")));
         }
         Ok(out)
+    }
+}
+
+/// The `CreateLaunchTemplateRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateLaunchTemplateRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `LaunchTemplateData`: `LaunchTemplateData` in requests, `<LaunchTemplateData>` in responses.
+    pub launch_template_data: RequestLaunchTemplateData,
+    /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<LaunchTemplateName>` in responses.
+    pub launch_template_name: String,
+    /// `Operator`: `Operator` in requests, `<Operator>` in responses.
+    pub operator: Option<OperatorRequest>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `VersionDescription`: `VersionDescription` in requests, `<VersionDescription>` in responses.
+    pub version_description: Option<String>,
+}
+
+impl Decode for CreateLaunchTemplateRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_launch_template_data = false;
+        let mut seen_launch_template_name = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateData" => {
+                    out.launch_template_data = Decode::decode(child, &here)?;
+                    seen_launch_template_data = true;
+                }
+                "LaunchTemplateName" => {
+                    out.launch_template_name = Decode::decode(child, &here)?;
+                    seen_launch_template_name = true;
+                }
+                "Operator" => {
+                    out.operator = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "VersionDescription" => {
+                    out.version_description = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_launch_template_data {
+            return Err(crate::decode::missing(&path.child("LaunchTemplateData")));
+        }
+        if !seen_launch_template_name {
+            return Err(crate::decode::missing(&path.child("LaunchTemplateName")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateLaunchTemplateResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateLaunchTemplateResult {
+    /// `LaunchTemplate`: `LaunchTemplate` in requests, `<launchTemplate>` in responses.
+    pub launch_template: Option<LaunchTemplate>,
+    /// `Warning`: `Warning` in requests, `<warning>` in responses.
+    pub warning: Option<ValidationWarning>,
+}
+
+impl Encode for CreateLaunchTemplateResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.launch_template {
+            w.field("launchTemplate", v);
+        }
+        if let Some(v) = &self.warning {
+            w.field("warning", v);
+        }
+    }
+}
+
+/// The `CreateLaunchTemplateVersionRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateLaunchTemplateVersionRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `LaunchTemplateData`: `LaunchTemplateData` in requests, `<LaunchTemplateData>` in responses.
+    pub launch_template_data: RequestLaunchTemplateData,
+    /// `LaunchTemplateId`: `LaunchTemplateId` in requests, `<LaunchTemplateId>` in responses.
+    pub launch_template_id: Option<String>,
+    /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<LaunchTemplateName>` in responses.
+    pub launch_template_name: Option<String>,
+    /// `ResolveAlias`: `ResolveAlias` in requests, `<ResolveAlias>` in responses.
+    pub resolve_alias: Option<bool>,
+    /// `SourceVersion`: `SourceVersion` in requests, `<SourceVersion>` in responses.
+    pub source_version: Option<String>,
+    /// `VersionDescription`: `VersionDescription` in requests, `<VersionDescription>` in responses.
+    pub version_description: Option<String>,
+}
+
+impl Decode for CreateLaunchTemplateVersionRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_launch_template_data = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateData" => {
+                    out.launch_template_data = Decode::decode(child, &here)?;
+                    seen_launch_template_data = true;
+                }
+                "LaunchTemplateId" => {
+                    out.launch_template_id = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateName" => {
+                    out.launch_template_name = Some(Decode::decode(child, &here)?);
+                }
+                "ResolveAlias" => {
+                    out.resolve_alias = Some(Decode::decode(child, &here)?);
+                }
+                "SourceVersion" => {
+                    out.source_version = Some(Decode::decode(child, &here)?);
+                }
+                "VersionDescription" => {
+                    out.version_description = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_launch_template_data {
+            return Err(crate::decode::missing(&path.child("LaunchTemplateData")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateLaunchTemplateVersionResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateLaunchTemplateVersionResult {
+    /// `LaunchTemplateVersion`: `LaunchTemplateVersion` in requests, `<launchTemplateVersion>` in responses.
+    pub launch_template_version: Option<LaunchTemplateVersion>,
+    /// `Warning`: `Warning` in requests, `<warning>` in responses.
+    pub warning: Option<ValidationWarning>,
+}
+
+impl Encode for CreateLaunchTemplateVersionResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.launch_template_version {
+            w.field("launchTemplateVersion", v);
+        }
+        if let Some(v) = &self.warning {
+            w.field("warning", v);
+        }
     }
 }
 
@@ -3283,10 +3774,29 @@ impl Encode for CreateVpcResult {
     }
 }
 
+/// The `CreditSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct CreditSpecification {
+    /// `CpuCredits`: `CpuCredits` in requests, `<cpuCredits>` in responses.
+    #[serde(rename = "CpuCredits", skip_serializing_if = "Option::is_none")]
+    pub cpu_credits: Option<String>,
+}
+
+impl Encode for CreditSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cpu_credits {
+            w.field("cpuCredits", v);
+        }
+    }
+}
+
 /// The `CreditSpecificationRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct CreditSpecificationRequest {
     /// `CpuCredits`: `CpuCredits` in requests, `<CpuCredits>` in responses.
+    #[serde(rename = "CpuCredits")]
     pub cpu_credits: String,
 }
 
@@ -3422,6 +3932,176 @@ impl Encode for DeleteKeyPairResult {
         }
         if let Some(v) = &self.r#return {
             w.field("return", v);
+        }
+    }
+}
+
+/// The `DeleteLaunchTemplateRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteLaunchTemplateRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `LaunchTemplateId`: `LaunchTemplateId` in requests, `<LaunchTemplateId>` in responses.
+    pub launch_template_id: Option<String>,
+    /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<LaunchTemplateName>` in responses.
+    pub launch_template_name: Option<String>,
+}
+
+impl Decode for DeleteLaunchTemplateRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateId" => {
+                    out.launch_template_id = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateName" => {
+                    out.launch_template_name = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteLaunchTemplateResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteLaunchTemplateResult {
+    /// `LaunchTemplate`: `LaunchTemplate` in requests, `<launchTemplate>` in responses.
+    pub launch_template: Option<LaunchTemplate>,
+}
+
+impl Encode for DeleteLaunchTemplateResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.launch_template {
+            w.field("launchTemplate", v);
+        }
+    }
+}
+
+/// The `DeleteLaunchTemplateVersionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteLaunchTemplateVersionsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `LaunchTemplateId`: `LaunchTemplateId` in requests, `<LaunchTemplateId>` in responses.
+    pub launch_template_id: Option<String>,
+    /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<LaunchTemplateName>` in responses.
+    pub launch_template_name: Option<String>,
+    /// `Versions`: `LaunchTemplateVersion` in requests, `<LaunchTemplateVersion>` in responses.
+    pub versions: Vec<String>,
+}
+
+impl Decode for DeleteLaunchTemplateVersionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_versions = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateId" => {
+                    out.launch_template_id = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateName" => {
+                    out.launch_template_name = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateVersion" => {
+                    out.versions = Decode::decode(child, &here)?;
+                    seen_versions = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_versions {
+            return Err(crate::decode::missing(
+                &path.child("LaunchTemplateVersion.1"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteLaunchTemplateVersionsResponseErrorItem` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteLaunchTemplateVersionsResponseErrorItem {
+    /// `LaunchTemplateId`: `LaunchTemplateId` in requests, `<launchTemplateId>` in responses.
+    pub launch_template_id: Option<String>,
+    /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<launchTemplateName>` in responses.
+    pub launch_template_name: Option<String>,
+    /// `ResponseError`: `ResponseError` in requests, `<responseError>` in responses.
+    pub response_error: Option<ResponseError>,
+    /// `VersionNumber`: `VersionNumber` in requests, `<versionNumber>` in responses.
+    pub version_number: Option<i64>,
+}
+
+impl Encode for DeleteLaunchTemplateVersionsResponseErrorItem {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.launch_template_id {
+            w.field("launchTemplateId", v);
+        }
+        if let Some(v) = &self.launch_template_name {
+            w.field("launchTemplateName", v);
+        }
+        if let Some(v) = &self.response_error {
+            w.field("responseError", v);
+        }
+        if let Some(v) = &self.version_number {
+            w.field("versionNumber", v);
+        }
+    }
+}
+
+/// The `DeleteLaunchTemplateVersionsResponseSuccessItem` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteLaunchTemplateVersionsResponseSuccessItem {
+    /// `LaunchTemplateId`: `LaunchTemplateId` in requests, `<launchTemplateId>` in responses.
+    pub launch_template_id: Option<String>,
+    /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<launchTemplateName>` in responses.
+    pub launch_template_name: Option<String>,
+    /// `VersionNumber`: `VersionNumber` in requests, `<versionNumber>` in responses.
+    pub version_number: Option<i64>,
+}
+
+impl Encode for DeleteLaunchTemplateVersionsResponseSuccessItem {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.launch_template_id {
+            w.field("launchTemplateId", v);
+        }
+        if let Some(v) = &self.launch_template_name {
+            w.field("launchTemplateName", v);
+        }
+        if let Some(v) = &self.version_number {
+            w.field("versionNumber", v);
+        }
+    }
+}
+
+/// The `DeleteLaunchTemplateVersionsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteLaunchTemplateVersionsResult {
+    /// `SuccessfullyDeletedLaunchTemplateVersions`: `SuccessfullyDeletedLaunchTemplateVersionSet` in requests, `<successfullyDeletedLaunchTemplateVersionSet>` in responses.
+    pub successfully_deleted_launch_template_versions:
+        Option<Vec<DeleteLaunchTemplateVersionsResponseSuccessItem>>,
+    /// `UnsuccessfullyDeletedLaunchTemplateVersions`: `UnsuccessfullyDeletedLaunchTemplateVersionSet` in requests, `<unsuccessfullyDeletedLaunchTemplateVersionSet>` in responses.
+    pub unsuccessfully_deleted_launch_template_versions:
+        Option<Vec<DeleteLaunchTemplateVersionsResponseErrorItem>>,
+}
+
+impl Encode for DeleteLaunchTemplateVersionsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.successfully_deleted_launch_template_versions {
+            w.list("successfullyDeletedLaunchTemplateVersionSet", "item", v);
+        }
+        if let Some(v) = &self.unsuccessfully_deleted_launch_template_versions {
+            w.list("unsuccessfullyDeletedLaunchTemplateVersionSet", "item", v);
         }
     }
 }
@@ -4830,6 +5510,172 @@ impl Encode for DescribeKeyPairsResult {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.key_pairs {
             w.list("keySet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeLaunchTemplateVersionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeLaunchTemplateVersionsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `IncludeManagedResources`: `IncludeManagedResources` in requests, `<IncludeManagedResources>` in responses.
+    pub include_managed_resources: Option<bool>,
+    /// `LaunchTemplateId`: `LaunchTemplateId` in requests, `<LaunchTemplateId>` in responses.
+    pub launch_template_id: Option<String>,
+    /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<LaunchTemplateName>` in responses.
+    pub launch_template_name: Option<String>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `MaxVersion`: `MaxVersion` in requests, `<MaxVersion>` in responses.
+    pub max_version: Option<String>,
+    /// `MinVersion`: `MinVersion` in requests, `<MinVersion>` in responses.
+    pub min_version: Option<String>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `ResolveAlias`: `ResolveAlias` in requests, `<ResolveAlias>` in responses.
+    pub resolve_alias: Option<bool>,
+    /// `Versions`: `LaunchTemplateVersion` in requests, `<LaunchTemplateVersion>` in responses.
+    pub versions: Option<Vec<String>>,
+}
+
+impl Decode for DescribeLaunchTemplateVersionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "IncludeManagedResources" => {
+                    out.include_managed_resources = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateId" => {
+                    out.launch_template_id = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateName" => {
+                    out.launch_template_name = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "MaxVersion" => {
+                    out.max_version = Some(Decode::decode(child, &here)?);
+                }
+                "MinVersion" => {
+                    out.min_version = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "ResolveAlias" => {
+                    out.resolve_alias = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateVersion" => {
+                    out.versions = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeLaunchTemplateVersionsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeLaunchTemplateVersionsResult {
+    /// `LaunchTemplateVersions`: `LaunchTemplateVersionSet` in requests, `<launchTemplateVersionSet>` in responses.
+    pub launch_template_versions: Option<Vec<LaunchTemplateVersion>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeLaunchTemplateVersionsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.launch_template_versions {
+            w.list("launchTemplateVersionSet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+    }
+}
+
+/// The `DescribeLaunchTemplatesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeLaunchTemplatesRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `IncludeManagedResources`: `IncludeManagedResources` in requests, `<IncludeManagedResources>` in responses.
+    pub include_managed_resources: Option<bool>,
+    /// `LaunchTemplateIds`: `LaunchTemplateId` in requests, `<LaunchTemplateId>` in responses.
+    pub launch_template_ids: Option<Vec<String>>,
+    /// `LaunchTemplateNames`: `LaunchTemplateName` in requests, `<LaunchTemplateName>` in responses.
+    pub launch_template_names: Option<Vec<String>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeLaunchTemplatesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "IncludeManagedResources" => {
+                    out.include_managed_resources = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateId" => {
+                    out.launch_template_ids = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateName" => {
+                    out.launch_template_names = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeLaunchTemplatesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeLaunchTemplatesResult {
+    /// `LaunchTemplates`: `LaunchTemplates` in requests, `<launchTemplates>` in responses.
+    pub launch_templates: Option<Vec<LaunchTemplate>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeLaunchTemplatesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.launch_templates {
+            w.list("launchTemplates", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
         }
     }
 }
@@ -6508,33 +7354,53 @@ impl Encode for DiskInfo {
 }
 
 /// The `EbsBlockDevice` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct EbsBlockDevice {
     /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    #[serde(rename = "AvailabilityZone", skip_serializing_if = "Option::is_none")]
     pub availability_zone: Option<String>,
     /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<AvailabilityZoneId>` in responses.
+    #[serde(rename = "AvailabilityZoneId", skip_serializing_if = "Option::is_none")]
     pub availability_zone_id: Option<String>,
     /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    #[serde(
+        rename = "DeleteOnTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub delete_on_termination: Option<bool>,
     /// `EbsCardIndex`: `EbsCardIndex` in requests, `<EbsCardIndex>` in responses.
+    #[serde(rename = "EbsCardIndex", skip_serializing_if = "Option::is_none")]
     pub ebs_card_index: Option<i32>,
     /// `Encrypted`: `Encrypted` in requests, `<encrypted>` in responses.
+    #[serde(rename = "Encrypted", skip_serializing_if = "Option::is_none")]
     pub encrypted: Option<bool>,
     /// `Iops`: `Iops` in requests, `<iops>` in responses.
+    #[serde(rename = "Iops", skip_serializing_if = "Option::is_none")]
     pub iops: Option<i32>,
     /// `KmsKeyId`: `KmsKeyId` in requests, `<kmsKeyId>` in responses.
+    #[serde(rename = "KmsKeyId", skip_serializing_if = "Option::is_none")]
     pub kms_key_id: Option<String>,
     /// `OutpostArn`: `OutpostArn` in requests, `<outpostArn>` in responses.
+    #[serde(rename = "OutpostArn", skip_serializing_if = "Option::is_none")]
     pub outpost_arn: Option<String>,
     /// `SnapshotId`: `SnapshotId` in requests, `<snapshotId>` in responses.
+    #[serde(rename = "SnapshotId", skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
     /// `Throughput`: `Throughput` in requests, `<throughput>` in responses.
+    #[serde(rename = "Throughput", skip_serializing_if = "Option::is_none")]
     pub throughput: Option<i32>,
     /// `VolumeInitializationRate`: `VolumeInitializationRate` in requests, `<VolumeInitializationRate>` in responses.
+    #[serde(
+        rename = "VolumeInitializationRate",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub volume_initialization_rate: Option<i32>,
     /// `VolumeSize`: `VolumeSize` in requests, `<volumeSize>` in responses.
+    #[serde(rename = "VolumeSize", skip_serializing_if = "Option::is_none")]
     pub volume_size: Option<i32>,
     /// `VolumeType`: `VolumeType` in requests, `<volumeType>` in responses.
+    #[serde(rename = "VolumeType", skip_serializing_if = "Option::is_none")]
     pub volume_type: Option<String>,
 }
 
@@ -6968,9 +7834,11 @@ impl Encode for ElasticGpuAssociation {
 }
 
 /// The `ElasticGpuSpecification` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ElasticGpuSpecification {
     /// `Type`: `Type` in requests, `<Type>` in responses.
+    #[serde(rename = "Type")]
     pub r#type: String,
 }
 
@@ -6995,12 +7863,32 @@ impl Decode for ElasticGpuSpecification {
     }
 }
 
+/// The `ElasticGpuSpecificationResponse` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ElasticGpuSpecificationResponse {
+    /// `Type`: `Type` in requests, `<type>` in responses.
+    #[serde(rename = "Type", skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<String>,
+}
+
+impl Encode for ElasticGpuSpecificationResponse {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#type {
+            w.field("type", v);
+        }
+    }
+}
+
 /// The `ElasticInferenceAccelerator` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ElasticInferenceAccelerator {
     /// `Count`: `Count` in requests, `<Count>` in responses.
+    #[serde(rename = "Count", skip_serializing_if = "Option::is_none")]
     pub count: Option<i32>,
     /// `Type`: `Type` in requests, `<Type>` in responses.
+    #[serde(rename = "Type")]
     pub r#type: String,
 }
 
@@ -7087,11 +7975,17 @@ impl Decode for EnaSrdSpecification {
 }
 
 /// The `EnaSrdSpecificationRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct EnaSrdSpecificationRequest {
     /// `EnaSrdEnabled`: `EnaSrdEnabled` in requests, `<EnaSrdEnabled>` in responses.
+    #[serde(rename = "EnaSrdEnabled", skip_serializing_if = "Option::is_none")]
     pub ena_srd_enabled: Option<bool>,
     /// `EnaSrdUdpSpecification`: `EnaSrdUdpSpecification` in requests, `<EnaSrdUdpSpecification>` in responses.
+    #[serde(
+        rename = "EnaSrdUdpSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ena_srd_udp_specification: Option<EnaSrdUdpSpecificationRequest>,
 }
 
@@ -7138,9 +8032,11 @@ impl Decode for EnaSrdUdpSpecification {
 }
 
 /// The `EnaSrdUdpSpecificationRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct EnaSrdUdpSpecificationRequest {
     /// `EnaSrdUdpEnabled`: `EnaSrdUdpEnabled` in requests, `<EnaSrdUdpEnabled>` in responses.
+    #[serde(rename = "EnaSrdUdpEnabled", skip_serializing_if = "Option::is_none")]
     pub ena_srd_udp_enabled: Option<bool>,
 }
 
@@ -7265,9 +8161,11 @@ impl Encode for EnclaveOptions {
 }
 
 /// The `EnclaveOptionsRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct EnclaveOptionsRequest {
     /// `Enabled`: `Enabled` in requests, `<Enabled>` in responses.
+    #[serde(rename = "Enabled", skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
 }
 
@@ -7626,6 +8524,54 @@ impl Encode for GetImageBlockPublicAccessStateResult {
     }
 }
 
+/// The `GetLaunchTemplateDataRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetLaunchTemplateDataRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceId`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_id: String,
+}
+
+impl Decode for GetLaunchTemplateDataRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `GetLaunchTemplateDataResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetLaunchTemplateDataResult {
+    /// `LaunchTemplateData`: `LaunchTemplateData` in requests, `<launchTemplateData>` in responses.
+    pub launch_template_data: Option<ResponseLaunchTemplateData>,
+}
+
+impl Encode for GetLaunchTemplateDataResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.launch_template_data {
+            w.field("launchTemplateData", v);
+        }
+    }
+}
+
 /// The `GetManagedPrefixListAssociationsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GetManagedPrefixListAssociationsRequest {
@@ -7959,9 +8905,11 @@ impl Encode for HibernationOptions {
 }
 
 /// The `HibernationOptionsRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct HibernationOptionsRequest {
     /// `Configured`: `Configured` in requests, `<Configured>` in responses.
+    #[serde(rename = "Configured", skip_serializing_if = "Option::is_none")]
     pub configured: Option<bool>,
 }
 
@@ -8002,11 +8950,14 @@ impl Encode for IamInstanceProfile {
 }
 
 /// The `IamInstanceProfileSpecification` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct IamInstanceProfileSpecification {
     /// `Arn`: `Arn` in requests, `<arn>` in responses.
+    #[serde(rename = "Arn", skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
     /// `Name`: `Name` in requests, `<name>` in responses.
+    #[serde(rename = "Name", skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
@@ -9095,11 +10046,14 @@ impl Encode for InstanceIpv4Prefix {
 }
 
 /// The `InstanceIpv6Address` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct InstanceIpv6Address {
     /// `Ipv6Address`: `Ipv6Address` in requests, `<ipv6Address>` in responses.
+    #[serde(rename = "Ipv6Address", skip_serializing_if = "Option::is_none")]
     pub ipv6_address: Option<String>,
     /// `IsPrimaryIpv6`: `IsPrimaryIpv6` in requests, `<isPrimaryIpv6>` in responses.
+    #[serde(rename = "IsPrimaryIpv6", skip_serializing_if = "Option::is_none")]
     pub is_primary_ipv6: Option<bool>,
 }
 
@@ -9130,6 +10084,31 @@ impl Encode for InstanceIpv6Address {
         if let Some(v) = &self.is_primary_ipv6 {
             w.field("isPrimaryIpv6", v);
         }
+    }
+}
+
+/// The `InstanceIpv6AddressRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct InstanceIpv6AddressRequest {
+    /// `Ipv6Address`: `Ipv6Address` in requests, `<Ipv6Address>` in responses.
+    #[serde(rename = "Ipv6Address", skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+}
+
+impl Decode for InstanceIpv6AddressRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Ipv6Address" => {
+                    out.ipv6_address = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -9169,9 +10148,11 @@ impl Encode for InstanceMaintenanceOptions {
 }
 
 /// The `InstanceMaintenanceOptionsRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct InstanceMaintenanceOptionsRequest {
     /// `AutoRecovery`: `AutoRecovery` in requests, `<AutoRecovery>` in responses.
+    #[serde(rename = "AutoRecovery", skip_serializing_if = "Option::is_none")]
     pub auto_recovery: Option<String>,
 }
 
@@ -9196,11 +10177,14 @@ impl Decode for InstanceMaintenanceOptionsRequest {
 }
 
 /// The `InstanceMarketOptionsRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct InstanceMarketOptionsRequest {
     /// `MarketType`: `MarketType` in requests, `<MarketType>` in responses.
+    #[serde(rename = "MarketType", skip_serializing_if = "Option::is_none")]
     pub market_type: Option<String>,
     /// `SpotOptions`: `SpotOptions` in requests, `<SpotOptions>` in responses.
+    #[serde(rename = "SpotOptions", skip_serializing_if = "Option::is_none")]
     pub spot_options: Option<SpotMarketOptions>,
 }
 
@@ -9232,17 +10216,29 @@ impl Decode for InstanceMarketOptionsRequest {
 }
 
 /// The `InstanceMetadataOptionsRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct InstanceMetadataOptionsRequest {
     /// `HttpEndpoint`: `HttpEndpoint` in requests, `<HttpEndpoint>` in responses.
+    #[serde(rename = "HttpEndpoint", skip_serializing_if = "Option::is_none")]
     pub http_endpoint: Option<String>,
     /// `HttpProtocolIpv6`: `HttpProtocolIpv6` in requests, `<HttpProtocolIpv6>` in responses.
+    #[serde(rename = "HttpProtocolIpv6", skip_serializing_if = "Option::is_none")]
     pub http_protocol_ipv6: Option<String>,
     /// `HttpPutResponseHopLimit`: `HttpPutResponseHopLimit` in requests, `<HttpPutResponseHopLimit>` in responses.
+    #[serde(
+        rename = "HttpPutResponseHopLimit",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub http_put_response_hop_limit: Option<i32>,
     /// `HttpTokens`: `HttpTokens` in requests, `<HttpTokens>` in responses.
+    #[serde(rename = "HttpTokens", skip_serializing_if = "Option::is_none")]
     pub http_tokens: Option<String>,
     /// `InstanceMetadataTags`: `InstanceMetadataTags` in requests, `<InstanceMetadataTags>` in responses.
+    #[serde(
+        rename = "InstanceMetadataTags",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub instance_metadata_tags: Option<String>,
 }
 
@@ -9526,53 +10522,95 @@ impl Encode for InstanceNetworkInterfaceAttachment {
 }
 
 /// The `InstanceNetworkInterfaceSpecification` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct InstanceNetworkInterfaceSpecification {
     /// `AssociateCarrierIpAddress`: `AssociateCarrierIpAddress` in requests, `<AssociateCarrierIpAddress>` in responses.
+    #[serde(
+        rename = "AssociateCarrierIpAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub associate_carrier_ip_address: Option<bool>,
     /// `AssociatePublicIpAddress`: `AssociatePublicIpAddress` in requests, `<associatePublicIpAddress>` in responses.
+    #[serde(
+        rename = "AssociatePublicIpAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub associate_public_ip_address: Option<bool>,
     /// `ConnectionTrackingSpecification`: `ConnectionTrackingSpecification` in requests, `<ConnectionTrackingSpecification>` in responses.
+    #[serde(
+        rename = "ConnectionTrackingSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub connection_tracking_specification: Option<ConnectionTrackingSpecificationRequest>,
     /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    #[serde(
+        rename = "DeleteOnTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub delete_on_termination: Option<bool>,
     /// `Description`: `Description` in requests, `<description>` in responses.
+    #[serde(rename = "Description", skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// `DeviceIndex`: `DeviceIndex` in requests, `<deviceIndex>` in responses.
+    #[serde(rename = "DeviceIndex", skip_serializing_if = "Option::is_none")]
     pub device_index: Option<i32>,
     /// `EnaQueueCount`: `EnaQueueCount` in requests, `<EnaQueueCount>` in responses.
+    #[serde(rename = "EnaQueueCount", skip_serializing_if = "Option::is_none")]
     pub ena_queue_count: Option<i32>,
     /// `EnaSrdSpecification`: `EnaSrdSpecification` in requests, `<EnaSrdSpecification>` in responses.
+    #[serde(
+        rename = "EnaSrdSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ena_srd_specification: Option<EnaSrdSpecificationRequest>,
     /// `Groups`: `SecurityGroupId` in requests, `<SecurityGroupId>` in responses.
+    #[serde(rename = "Groups", skip_serializing_if = "Option::is_none")]
     pub groups: Option<Vec<String>>,
     /// `InterfaceType`: `InterfaceType` in requests, `<InterfaceType>` in responses.
+    #[serde(rename = "InterfaceType", skip_serializing_if = "Option::is_none")]
     pub interface_type: Option<String>,
     /// `Ipv4PrefixCount`: `Ipv4PrefixCount` in requests, `<Ipv4PrefixCount>` in responses.
+    #[serde(rename = "Ipv4PrefixCount", skip_serializing_if = "Option::is_none")]
     pub ipv4_prefix_count: Option<i32>,
     /// `Ipv4Prefixes`: `Ipv4Prefix` in requests, `<Ipv4Prefix>` in responses.
+    #[serde(rename = "Ipv4Prefixes", skip_serializing_if = "Option::is_none")]
     pub ipv4_prefixes: Option<Vec<Ipv4PrefixSpecificationRequest>>,
     /// `Ipv6AddressCount`: `Ipv6AddressCount` in requests, `<ipv6AddressCount>` in responses.
+    #[serde(rename = "Ipv6AddressCount", skip_serializing_if = "Option::is_none")]
     pub ipv6_address_count: Option<i32>,
     /// `Ipv6Addresses`: `Ipv6Addresses` in requests, `<ipv6AddressesSet>` in responses.
+    #[serde(rename = "Ipv6Addresses", skip_serializing_if = "Option::is_none")]
     pub ipv6_addresses: Option<Vec<InstanceIpv6Address>>,
     /// `Ipv6PrefixCount`: `Ipv6PrefixCount` in requests, `<Ipv6PrefixCount>` in responses.
+    #[serde(rename = "Ipv6PrefixCount", skip_serializing_if = "Option::is_none")]
     pub ipv6_prefix_count: Option<i32>,
     /// `Ipv6Prefixes`: `Ipv6Prefix` in requests, `<Ipv6Prefix>` in responses.
+    #[serde(rename = "Ipv6Prefixes", skip_serializing_if = "Option::is_none")]
     pub ipv6_prefixes: Option<Vec<Ipv6PrefixSpecificationRequest>>,
     /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<NetworkCardIndex>` in responses.
+    #[serde(rename = "NetworkCardIndex", skip_serializing_if = "Option::is_none")]
     pub network_card_index: Option<i32>,
     /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    #[serde(rename = "NetworkInterfaceId", skip_serializing_if = "Option::is_none")]
     pub network_interface_id: Option<String>,
     /// `PrimaryIpv6`: `PrimaryIpv6` in requests, `<PrimaryIpv6>` in responses.
+    #[serde(rename = "PrimaryIpv6", skip_serializing_if = "Option::is_none")]
     pub primary_ipv6: Option<bool>,
     /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    #[serde(rename = "PrivateIpAddress", skip_serializing_if = "Option::is_none")]
     pub private_ip_address: Option<String>,
     /// `PrivateIpAddresses`: `PrivateIpAddresses` in requests, `<privateIpAddressesSet>` in responses.
+    #[serde(rename = "PrivateIpAddresses", skip_serializing_if = "Option::is_none")]
     pub private_ip_addresses: Option<Vec<PrivateIpAddressSpecification>>,
     /// `SecondaryPrivateIpAddressCount`: `SecondaryPrivateIpAddressCount` in requests, `<secondaryPrivateIpAddressCount>` in responses.
+    #[serde(
+        rename = "SecondaryPrivateIpAddressCount",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub secondary_private_ip_address_count: Option<i32>,
     /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    #[serde(rename = "SubnetId", skip_serializing_if = "Option::is_none")]
     pub subnet_id: Option<String>,
 }
 
@@ -9674,9 +10712,11 @@ impl Encode for InstanceNetworkPerformanceOptions {
 }
 
 /// The `InstanceNetworkPerformanceOptionsRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct InstanceNetworkPerformanceOptionsRequest {
     /// `BandwidthWeighting`: `BandwidthWeighting` in requests, `<BandwidthWeighting>` in responses.
+    #[serde(rename = "BandwidthWeighting", skip_serializing_if = "Option::is_none")]
     pub bandwidth_weighting: Option<String>,
 }
 
@@ -9727,6 +10767,510 @@ impl Encode for InstancePrivateIpAddress {
         if let Some(v) = &self.private_ip_address {
             w.field("privateIpAddress", v);
         }
+    }
+}
+
+/// The `InstanceRequirements` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct InstanceRequirements {
+    /// `AcceleratorCount`: `AcceleratorCount` in requests, `<acceleratorCount>` in responses.
+    #[serde(rename = "AcceleratorCount", skip_serializing_if = "Option::is_none")]
+    pub accelerator_count: Option<AcceleratorCount>,
+    /// `AcceleratorManufacturers`: `AcceleratorManufacturerSet` in requests, `<acceleratorManufacturerSet>` in responses.
+    #[serde(
+        rename = "AcceleratorManufacturers",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accelerator_manufacturers: Option<Vec<String>>,
+    /// `AcceleratorNames`: `AcceleratorNameSet` in requests, `<acceleratorNameSet>` in responses.
+    #[serde(rename = "AcceleratorNames", skip_serializing_if = "Option::is_none")]
+    pub accelerator_names: Option<Vec<String>>,
+    /// `AcceleratorTotalMemoryMiB`: `AcceleratorTotalMemoryMiB` in requests, `<acceleratorTotalMemoryMiB>` in responses.
+    #[serde(
+        rename = "AcceleratorTotalMemoryMiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accelerator_total_memory_mi_b: Option<AcceleratorTotalMemoryMiB>,
+    /// `AcceleratorTypes`: `AcceleratorTypeSet` in requests, `<acceleratorTypeSet>` in responses.
+    #[serde(rename = "AcceleratorTypes", skip_serializing_if = "Option::is_none")]
+    pub accelerator_types: Option<Vec<String>>,
+    /// `AllowedInstanceTypes`: `AllowedInstanceTypeSet` in requests, `<allowedInstanceTypeSet>` in responses.
+    #[serde(
+        rename = "AllowedInstanceTypes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_instance_types: Option<Vec<String>>,
+    /// `BareMetal`: `BareMetal` in requests, `<bareMetal>` in responses.
+    #[serde(rename = "BareMetal", skip_serializing_if = "Option::is_none")]
+    pub bare_metal: Option<String>,
+    /// `BaselineEbsBandwidthMbps`: `BaselineEbsBandwidthMbps` in requests, `<baselineEbsBandwidthMbps>` in responses.
+    #[serde(
+        rename = "BaselineEbsBandwidthMbps",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub baseline_ebs_bandwidth_mbps: Option<BaselineEbsBandwidthMbps>,
+    /// `BaselinePerformanceFactors`: `BaselinePerformanceFactors` in requests, `<baselinePerformanceFactors>` in responses.
+    #[serde(
+        rename = "BaselinePerformanceFactors",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub baseline_performance_factors: Option<BaselinePerformanceFactors>,
+    /// `BurstablePerformance`: `BurstablePerformance` in requests, `<burstablePerformance>` in responses.
+    #[serde(
+        rename = "BurstablePerformance",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub burstable_performance: Option<String>,
+    /// `CpuManufacturers`: `CpuManufacturerSet` in requests, `<cpuManufacturerSet>` in responses.
+    #[serde(rename = "CpuManufacturers", skip_serializing_if = "Option::is_none")]
+    pub cpu_manufacturers: Option<Vec<String>>,
+    /// `ExcludedInstanceTypes`: `ExcludedInstanceTypeSet` in requests, `<excludedInstanceTypeSet>` in responses.
+    #[serde(
+        rename = "ExcludedInstanceTypes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub excluded_instance_types: Option<Vec<String>>,
+    /// `InstanceGenerations`: `InstanceGenerationSet` in requests, `<instanceGenerationSet>` in responses.
+    #[serde(
+        rename = "InstanceGenerations",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_generations: Option<Vec<String>>,
+    /// `LocalStorage`: `LocalStorage` in requests, `<localStorage>` in responses.
+    #[serde(rename = "LocalStorage", skip_serializing_if = "Option::is_none")]
+    pub local_storage: Option<String>,
+    /// `LocalStorageTypes`: `LocalStorageTypeSet` in requests, `<localStorageTypeSet>` in responses.
+    #[serde(rename = "LocalStorageTypes", skip_serializing_if = "Option::is_none")]
+    pub local_storage_types: Option<Vec<String>>,
+    /// `MaxSpotPriceAsPercentageOfOptimalOnDemandPrice`: `MaxSpotPriceAsPercentageOfOptimalOnDemandPrice` in requests, `<maxSpotPriceAsPercentageOfOptimalOnDemandPrice>` in responses.
+    #[serde(
+        rename = "MaxSpotPriceAsPercentageOfOptimalOnDemandPrice",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_spot_price_as_percentage_of_optimal_on_demand_price: Option<i32>,
+    /// `MemoryGiBPerVCpu`: `MemoryGiBPerVCpu` in requests, `<memoryGiBPerVCpu>` in responses.
+    #[serde(rename = "MemoryGiBPerVCpu", skip_serializing_if = "Option::is_none")]
+    pub memory_gi_b_per_v_cpu: Option<MemoryGiBPerVCpu>,
+    /// `MemoryMiB`: `MemoryMiB` in requests, `<memoryMiB>` in responses.
+    #[serde(rename = "MemoryMiB", skip_serializing_if = "Option::is_none")]
+    pub memory_mi_b: Option<MemoryMiB>,
+    /// `NetworkBandwidthGbps`: `NetworkBandwidthGbps` in requests, `<networkBandwidthGbps>` in responses.
+    #[serde(
+        rename = "NetworkBandwidthGbps",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_bandwidth_gbps: Option<NetworkBandwidthGbps>,
+    /// `NetworkInterfaceCount`: `NetworkInterfaceCount` in requests, `<networkInterfaceCount>` in responses.
+    #[serde(
+        rename = "NetworkInterfaceCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_interface_count: Option<NetworkInterfaceCount>,
+    /// `OnDemandMaxPricePercentageOverLowestPrice`: `OnDemandMaxPricePercentageOverLowestPrice` in requests, `<onDemandMaxPricePercentageOverLowestPrice>` in responses.
+    #[serde(
+        rename = "OnDemandMaxPricePercentageOverLowestPrice",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_demand_max_price_percentage_over_lowest_price: Option<i32>,
+    /// `RequireEncryptionInTransit`: `RequireEncryptionInTransit` in requests, `<requireEncryptionInTransit>` in responses.
+    #[serde(
+        rename = "RequireEncryptionInTransit",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub require_encryption_in_transit: Option<bool>,
+    /// `RequireHibernateSupport`: `RequireHibernateSupport` in requests, `<requireHibernateSupport>` in responses.
+    #[serde(
+        rename = "RequireHibernateSupport",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub require_hibernate_support: Option<bool>,
+    /// `SpotMaxPricePercentageOverLowestPrice`: `SpotMaxPricePercentageOverLowestPrice` in requests, `<spotMaxPricePercentageOverLowestPrice>` in responses.
+    #[serde(
+        rename = "SpotMaxPricePercentageOverLowestPrice",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub spot_max_price_percentage_over_lowest_price: Option<i32>,
+    /// `TotalLocalStorageGB`: `TotalLocalStorageGB` in requests, `<totalLocalStorageGB>` in responses.
+    #[serde(
+        rename = "TotalLocalStorageGB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_local_storage_gb: Option<TotalLocalStorageGB>,
+    /// `VCpuCount`: `VCpuCount` in requests, `<vCpuCount>` in responses.
+    #[serde(rename = "VCpuCount", skip_serializing_if = "Option::is_none")]
+    pub v_cpu_count: Option<VCpuCountRange>,
+}
+
+impl Encode for InstanceRequirements {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.accelerator_count {
+            w.field("acceleratorCount", v);
+        }
+        if let Some(v) = &self.accelerator_manufacturers {
+            w.list("acceleratorManufacturerSet", "item", v);
+        }
+        if let Some(v) = &self.accelerator_names {
+            w.list("acceleratorNameSet", "item", v);
+        }
+        if let Some(v) = &self.accelerator_total_memory_mi_b {
+            w.field("acceleratorTotalMemoryMiB", v);
+        }
+        if let Some(v) = &self.accelerator_types {
+            w.list("acceleratorTypeSet", "item", v);
+        }
+        if let Some(v) = &self.allowed_instance_types {
+            w.list("allowedInstanceTypeSet", "item", v);
+        }
+        if let Some(v) = &self.bare_metal {
+            w.field("bareMetal", v);
+        }
+        if let Some(v) = &self.baseline_ebs_bandwidth_mbps {
+            w.field("baselineEbsBandwidthMbps", v);
+        }
+        if let Some(v) = &self.baseline_performance_factors {
+            w.field("baselinePerformanceFactors", v);
+        }
+        if let Some(v) = &self.burstable_performance {
+            w.field("burstablePerformance", v);
+        }
+        if let Some(v) = &self.cpu_manufacturers {
+            w.list("cpuManufacturerSet", "item", v);
+        }
+        if let Some(v) = &self.excluded_instance_types {
+            w.list("excludedInstanceTypeSet", "item", v);
+        }
+        if let Some(v) = &self.instance_generations {
+            w.list("instanceGenerationSet", "item", v);
+        }
+        if let Some(v) = &self.local_storage {
+            w.field("localStorage", v);
+        }
+        if let Some(v) = &self.local_storage_types {
+            w.list("localStorageTypeSet", "item", v);
+        }
+        if let Some(v) = &self.max_spot_price_as_percentage_of_optimal_on_demand_price {
+            w.field("maxSpotPriceAsPercentageOfOptimalOnDemandPrice", v);
+        }
+        if let Some(v) = &self.memory_gi_b_per_v_cpu {
+            w.field("memoryGiBPerVCpu", v);
+        }
+        if let Some(v) = &self.memory_mi_b {
+            w.field("memoryMiB", v);
+        }
+        if let Some(v) = &self.network_bandwidth_gbps {
+            w.field("networkBandwidthGbps", v);
+        }
+        if let Some(v) = &self.network_interface_count {
+            w.field("networkInterfaceCount", v);
+        }
+        if let Some(v) = &self.on_demand_max_price_percentage_over_lowest_price {
+            w.field("onDemandMaxPricePercentageOverLowestPrice", v);
+        }
+        if let Some(v) = &self.require_encryption_in_transit {
+            w.field("requireEncryptionInTransit", v);
+        }
+        if let Some(v) = &self.require_hibernate_support {
+            w.field("requireHibernateSupport", v);
+        }
+        if let Some(v) = &self.spot_max_price_percentage_over_lowest_price {
+            w.field("spotMaxPricePercentageOverLowestPrice", v);
+        }
+        if let Some(v) = &self.total_local_storage_gb {
+            w.field("totalLocalStorageGB", v);
+        }
+        if let Some(v) = &self.v_cpu_count {
+            w.field("vCpuCount", v);
+        }
+    }
+}
+
+/// The `InstanceRequirementsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct InstanceRequirementsRequest {
+    /// `AcceleratorCount`: `AcceleratorCount` in requests, `<AcceleratorCount>` in responses.
+    #[serde(rename = "AcceleratorCount", skip_serializing_if = "Option::is_none")]
+    pub accelerator_count: Option<AcceleratorCountRequest>,
+    /// `AcceleratorManufacturers`: `AcceleratorManufacturer` in requests, `<AcceleratorManufacturer>` in responses.
+    #[serde(
+        rename = "AcceleratorManufacturers",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accelerator_manufacturers: Option<Vec<String>>,
+    /// `AcceleratorNames`: `AcceleratorName` in requests, `<AcceleratorName>` in responses.
+    #[serde(rename = "AcceleratorNames", skip_serializing_if = "Option::is_none")]
+    pub accelerator_names: Option<Vec<String>>,
+    /// `AcceleratorTotalMemoryMiB`: `AcceleratorTotalMemoryMiB` in requests, `<AcceleratorTotalMemoryMiB>` in responses.
+    #[serde(
+        rename = "AcceleratorTotalMemoryMiB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub accelerator_total_memory_mi_b: Option<AcceleratorTotalMemoryMiBRequest>,
+    /// `AcceleratorTypes`: `AcceleratorType` in requests, `<AcceleratorType>` in responses.
+    #[serde(rename = "AcceleratorTypes", skip_serializing_if = "Option::is_none")]
+    pub accelerator_types: Option<Vec<String>>,
+    /// `AllowedInstanceTypes`: `AllowedInstanceType` in requests, `<AllowedInstanceType>` in responses.
+    #[serde(
+        rename = "AllowedInstanceTypes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub allowed_instance_types: Option<Vec<String>>,
+    /// `BareMetal`: `BareMetal` in requests, `<BareMetal>` in responses.
+    #[serde(rename = "BareMetal", skip_serializing_if = "Option::is_none")]
+    pub bare_metal: Option<String>,
+    /// `BaselineEbsBandwidthMbps`: `BaselineEbsBandwidthMbps` in requests, `<BaselineEbsBandwidthMbps>` in responses.
+    #[serde(
+        rename = "BaselineEbsBandwidthMbps",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub baseline_ebs_bandwidth_mbps: Option<BaselineEbsBandwidthMbpsRequest>,
+    /// `BaselinePerformanceFactors`: `BaselinePerformanceFactors` in requests, `<BaselinePerformanceFactors>` in responses.
+    #[serde(
+        rename = "BaselinePerformanceFactors",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub baseline_performance_factors: Option<BaselinePerformanceFactorsRequest>,
+    /// `BurstablePerformance`: `BurstablePerformance` in requests, `<BurstablePerformance>` in responses.
+    #[serde(
+        rename = "BurstablePerformance",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub burstable_performance: Option<String>,
+    /// `CpuManufacturers`: `CpuManufacturer` in requests, `<CpuManufacturer>` in responses.
+    #[serde(rename = "CpuManufacturers", skip_serializing_if = "Option::is_none")]
+    pub cpu_manufacturers: Option<Vec<String>>,
+    /// `ExcludedInstanceTypes`: `ExcludedInstanceType` in requests, `<ExcludedInstanceType>` in responses.
+    #[serde(
+        rename = "ExcludedInstanceTypes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub excluded_instance_types: Option<Vec<String>>,
+    /// `InstanceGenerations`: `InstanceGeneration` in requests, `<InstanceGeneration>` in responses.
+    #[serde(
+        rename = "InstanceGenerations",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_generations: Option<Vec<String>>,
+    /// `LocalStorage`: `LocalStorage` in requests, `<LocalStorage>` in responses.
+    #[serde(rename = "LocalStorage", skip_serializing_if = "Option::is_none")]
+    pub local_storage: Option<String>,
+    /// `LocalStorageTypes`: `LocalStorageType` in requests, `<LocalStorageType>` in responses.
+    #[serde(rename = "LocalStorageTypes", skip_serializing_if = "Option::is_none")]
+    pub local_storage_types: Option<Vec<String>>,
+    /// `MaxSpotPriceAsPercentageOfOptimalOnDemandPrice`: `MaxSpotPriceAsPercentageOfOptimalOnDemandPrice` in requests, `<MaxSpotPriceAsPercentageOfOptimalOnDemandPrice>` in responses.
+    #[serde(
+        rename = "MaxSpotPriceAsPercentageOfOptimalOnDemandPrice",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_spot_price_as_percentage_of_optimal_on_demand_price: Option<i32>,
+    /// `MemoryGiBPerVCpu`: `MemoryGiBPerVCpu` in requests, `<MemoryGiBPerVCpu>` in responses.
+    #[serde(rename = "MemoryGiBPerVCpu", skip_serializing_if = "Option::is_none")]
+    pub memory_gi_b_per_v_cpu: Option<MemoryGiBPerVCpuRequest>,
+    /// `MemoryMiB`: `MemoryMiB` in requests, `<MemoryMiB>` in responses.
+    #[serde(rename = "MemoryMiB")]
+    pub memory_mi_b: MemoryMiBRequest,
+    /// `NetworkBandwidthGbps`: `NetworkBandwidthGbps` in requests, `<NetworkBandwidthGbps>` in responses.
+    #[serde(
+        rename = "NetworkBandwidthGbps",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_bandwidth_gbps: Option<NetworkBandwidthGbpsRequest>,
+    /// `NetworkInterfaceCount`: `NetworkInterfaceCount` in requests, `<NetworkInterfaceCount>` in responses.
+    #[serde(
+        rename = "NetworkInterfaceCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_interface_count: Option<NetworkInterfaceCountRequest>,
+    /// `OnDemandMaxPricePercentageOverLowestPrice`: `OnDemandMaxPricePercentageOverLowestPrice` in requests, `<OnDemandMaxPricePercentageOverLowestPrice>` in responses.
+    #[serde(
+        rename = "OnDemandMaxPricePercentageOverLowestPrice",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub on_demand_max_price_percentage_over_lowest_price: Option<i32>,
+    /// `RequireEncryptionInTransit`: `RequireEncryptionInTransit` in requests, `<RequireEncryptionInTransit>` in responses.
+    #[serde(
+        rename = "RequireEncryptionInTransit",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub require_encryption_in_transit: Option<bool>,
+    /// `RequireHibernateSupport`: `RequireHibernateSupport` in requests, `<RequireHibernateSupport>` in responses.
+    #[serde(
+        rename = "RequireHibernateSupport",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub require_hibernate_support: Option<bool>,
+    /// `SpotMaxPricePercentageOverLowestPrice`: `SpotMaxPricePercentageOverLowestPrice` in requests, `<SpotMaxPricePercentageOverLowestPrice>` in responses.
+    #[serde(
+        rename = "SpotMaxPricePercentageOverLowestPrice",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub spot_max_price_percentage_over_lowest_price: Option<i32>,
+    /// `TotalLocalStorageGB`: `TotalLocalStorageGB` in requests, `<TotalLocalStorageGB>` in responses.
+    #[serde(
+        rename = "TotalLocalStorageGB",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_local_storage_gb: Option<TotalLocalStorageGBRequest>,
+    /// `VCpuCount`: `VCpuCount` in requests, `<VCpuCount>` in responses.
+    #[serde(rename = "VCpuCount")]
+    pub v_cpu_count: VCpuCountRangeRequest,
+}
+
+impl Decode for InstanceRequirementsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_memory_mi_b = false;
+        let mut seen_v_cpu_count = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AcceleratorCount" => {
+                    out.accelerator_count = Some(Decode::decode(child, &here)?);
+                }
+                "AcceleratorManufacturer" => {
+                    out.accelerator_manufacturers = Some(crate::decode::enum_list(
+                        child,
+                        &here,
+                        &["amazon-web-services", "amd", "nvidia", "xilinx", "habana"],
+                    )?);
+                }
+                "AcceleratorName" => {
+                    out.accelerator_names = Some(crate::decode::enum_list(
+                        child,
+                        &here,
+                        &[
+                            "a100",
+                            "inferentia",
+                            "k520",
+                            "k80",
+                            "m60",
+                            "radeon-pro-v520",
+                            "t4",
+                            "vu9p",
+                            "v100",
+                            "a10g",
+                            "h100",
+                            "t4g",
+                            "l40s",
+                            "l4",
+                            "gaudi-hl-205",
+                            "inferentia2",
+                            "trainium",
+                            "trainium2",
+                            "u30",
+                        ],
+                    )?);
+                }
+                "AcceleratorTotalMemoryMiB" => {
+                    out.accelerator_total_memory_mi_b = Some(Decode::decode(child, &here)?);
+                }
+                "AcceleratorType" => {
+                    out.accelerator_types = Some(crate::decode::enum_list(
+                        child,
+                        &here,
+                        &["gpu", "fpga", "inference", "media"],
+                    )?);
+                }
+                "AllowedInstanceType" => {
+                    out.allowed_instance_types = Some(Decode::decode(child, &here)?);
+                }
+                "BareMetal" => {
+                    out.bare_metal = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["included", "required", "excluded"],
+                    )?);
+                }
+                "BaselineEbsBandwidthMbps" => {
+                    out.baseline_ebs_bandwidth_mbps = Some(Decode::decode(child, &here)?);
+                }
+                "BaselinePerformanceFactors" => {
+                    out.baseline_performance_factors = Some(Decode::decode(child, &here)?);
+                }
+                "BurstablePerformance" => {
+                    out.burstable_performance = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["included", "required", "excluded"],
+                    )?);
+                }
+                "CpuManufacturer" => {
+                    out.cpu_manufacturers = Some(crate::decode::enum_list(
+                        child,
+                        &here,
+                        &["intel", "amd", "amazon-web-services", "apple"],
+                    )?);
+                }
+                "ExcludedInstanceType" => {
+                    out.excluded_instance_types = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceGeneration" => {
+                    out.instance_generations = Some(crate::decode::enum_list(
+                        child,
+                        &here,
+                        &["current", "previous"],
+                    )?);
+                }
+                "LocalStorage" => {
+                    out.local_storage = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["included", "required", "excluded"],
+                    )?);
+                }
+                "LocalStorageType" => {
+                    out.local_storage_types =
+                        Some(crate::decode::enum_list(child, &here, &["hdd", "ssd"])?);
+                }
+                "MaxSpotPriceAsPercentageOfOptimalOnDemandPrice" => {
+                    out.max_spot_price_as_percentage_of_optimal_on_demand_price =
+                        Some(Decode::decode(child, &here)?);
+                }
+                "MemoryGiBPerVCpu" => {
+                    out.memory_gi_b_per_v_cpu = Some(Decode::decode(child, &here)?);
+                }
+                "MemoryMiB" => {
+                    out.memory_mi_b = Decode::decode(child, &here)?;
+                    seen_memory_mi_b = true;
+                }
+                "NetworkBandwidthGbps" => {
+                    out.network_bandwidth_gbps = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceCount" => {
+                    out.network_interface_count = Some(Decode::decode(child, &here)?);
+                }
+                "OnDemandMaxPricePercentageOverLowestPrice" => {
+                    out.on_demand_max_price_percentage_over_lowest_price =
+                        Some(Decode::decode(child, &here)?);
+                }
+                "RequireEncryptionInTransit" => {
+                    out.require_encryption_in_transit = Some(Decode::decode(child, &here)?);
+                }
+                "RequireHibernateSupport" => {
+                    out.require_hibernate_support = Some(Decode::decode(child, &here)?);
+                }
+                "SpotMaxPricePercentageOverLowestPrice" => {
+                    out.spot_max_price_percentage_over_lowest_price =
+                        Some(Decode::decode(child, &here)?);
+                }
+                "TotalLocalStorageGB" => {
+                    out.total_local_storage_gb = Some(Decode::decode(child, &here)?);
+                }
+                "VCpuCount" => {
+                    out.v_cpu_count = Decode::decode(child, &here)?;
+                    seen_v_cpu_count = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_memory_mi_b {
+            return Err(crate::decode::missing(&path.child("MemoryMiB")));
+        }
+        if !seen_v_cpu_count {
+            return Err(crate::decode::missing(&path.child("VCpuCount")));
+        }
+        Ok(out)
     }
 }
 
@@ -9846,9 +11390,11 @@ impl Encode for InstanceSecondaryInterfacePrivateIpAddress {
 }
 
 /// The `InstanceSecondaryInterfacePrivateIpAddressRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct InstanceSecondaryInterfacePrivateIpAddressRequest {
     /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<PrivateIpAddress>` in responses.
+    #[serde(rename = "PrivateIpAddress")]
     pub private_ip_address: String,
 }
 
@@ -9874,21 +11420,35 @@ impl Decode for InstanceSecondaryInterfacePrivateIpAddressRequest {
 }
 
 /// The `InstanceSecondaryInterfaceSpecificationRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct InstanceSecondaryInterfaceSpecificationRequest {
     /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<DeleteOnTermination>` in responses.
+    #[serde(
+        rename = "DeleteOnTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub delete_on_termination: Option<bool>,
     /// `DeviceIndex`: `DeviceIndex` in requests, `<DeviceIndex>` in responses.
+    #[serde(rename = "DeviceIndex", skip_serializing_if = "Option::is_none")]
     pub device_index: Option<i32>,
     /// `InterfaceType`: `InterfaceType` in requests, `<InterfaceType>` in responses.
+    #[serde(rename = "InterfaceType", skip_serializing_if = "Option::is_none")]
     pub interface_type: Option<String>,
     /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<NetworkCardIndex>` in responses.
+    #[serde(rename = "NetworkCardIndex", skip_serializing_if = "Option::is_none")]
     pub network_card_index: Option<i32>,
     /// `PrivateIpAddressCount`: `PrivateIpAddressCount` in requests, `<PrivateIpAddressCount>` in responses.
+    #[serde(
+        rename = "PrivateIpAddressCount",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub private_ip_address_count: Option<i32>,
     /// `PrivateIpAddresses`: `PrivateIpAddress` in requests, `<PrivateIpAddress>` in responses.
+    #[serde(rename = "PrivateIpAddresses", skip_serializing_if = "Option::is_none")]
     pub private_ip_addresses: Option<Vec<InstanceSecondaryInterfacePrivateIpAddressRequest>>,
     /// `SecondarySubnetId`: `SecondarySubnetId` in requests, `<SecondarySubnetId>` in responses.
+    #[serde(rename = "SecondarySubnetId", skip_serializing_if = "Option::is_none")]
     pub secondary_subnet_id: Option<String>,
 }
 
@@ -10602,9 +12162,11 @@ impl Encode for Ipv4PrefixSpecification {
 }
 
 /// The `Ipv4PrefixSpecificationRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Ipv4PrefixSpecificationRequest {
     /// `Ipv4Prefix`: `Ipv4Prefix` in requests, `<Ipv4Prefix>` in responses.
+    #[serde(rename = "Ipv4Prefix", skip_serializing_if = "Option::is_none")]
     pub ipv4_prefix: Option<String>,
 }
 
@@ -10624,6 +12186,23 @@ impl Decode for Ipv4PrefixSpecificationRequest {
     }
 }
 
+/// The `Ipv4PrefixSpecificationResponse` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Ipv4PrefixSpecificationResponse {
+    /// `Ipv4Prefix`: `Ipv4Prefix` in requests, `<ipv4Prefix>` in responses.
+    #[serde(rename = "Ipv4Prefix", skip_serializing_if = "Option::is_none")]
+    pub ipv4_prefix: Option<String>,
+}
+
+impl Encode for Ipv4PrefixSpecificationResponse {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ipv4_prefix {
+            w.field("ipv4Prefix", v);
+        }
+    }
+}
+
 /// The `Ipv6PrefixSpecification` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ipv6PrefixSpecification {
@@ -10640,9 +12219,11 @@ impl Encode for Ipv6PrefixSpecification {
 }
 
 /// The `Ipv6PrefixSpecificationRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Ipv6PrefixSpecificationRequest {
     /// `Ipv6Prefix`: `Ipv6Prefix` in requests, `<Ipv6Prefix>` in responses.
+    #[serde(rename = "Ipv6Prefix", skip_serializing_if = "Option::is_none")]
     pub ipv6_prefix: Option<String>,
 }
 
@@ -10659,6 +12240,23 @@ impl Decode for Ipv6PrefixSpecificationRequest {
             }
         }
         Ok(out)
+    }
+}
+
+/// The `Ipv6PrefixSpecificationResponse` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Ipv6PrefixSpecificationResponse {
+    /// `Ipv6Prefix`: `Ipv6Prefix` in requests, `<ipv6Prefix>` in responses.
+    #[serde(rename = "Ipv6Prefix", skip_serializing_if = "Option::is_none")]
+    pub ipv6_prefix: Option<String>,
+}
+
+impl Encode for Ipv6PrefixSpecificationResponse {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ipv6_prefix {
+            w.field("ipv6Prefix", v);
+        }
     }
 }
 
@@ -10864,14 +12462,1751 @@ impl Decode for LaunchPermissionModifications {
     }
 }
 
-/// The `LaunchTemplateSpecification` shape of the EC2 model.
+/// The `LaunchTemplate` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
+pub struct LaunchTemplate {
+    /// `CreateTime`: `CreateTime` in requests, `<createTime>` in responses.
+    pub create_time: Option<DateTime>,
+    /// `CreatedBy`: `CreatedBy` in requests, `<createdBy>` in responses.
+    pub created_by: Option<String>,
+    /// `DefaultVersionNumber`: `DefaultVersionNumber` in requests, `<defaultVersionNumber>` in responses.
+    pub default_version_number: Option<i64>,
+    /// `LatestVersionNumber`: `LatestVersionNumber` in requests, `<latestVersionNumber>` in responses.
+    pub latest_version_number: Option<i64>,
+    /// `LaunchTemplateId`: `LaunchTemplateId` in requests, `<launchTemplateId>` in responses.
+    pub launch_template_id: Option<String>,
+    /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<launchTemplateName>` in responses.
+    pub launch_template_name: Option<String>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    pub operator: Option<OperatorResponse>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Encode for LaunchTemplate {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.create_time {
+            w.field("createTime", v);
+        }
+        if let Some(v) = &self.created_by {
+            w.field("createdBy", v);
+        }
+        if let Some(v) = &self.default_version_number {
+            w.field("defaultVersionNumber", v);
+        }
+        if let Some(v) = &self.latest_version_number {
+            w.field("latestVersionNumber", v);
+        }
+        if let Some(v) = &self.launch_template_id {
+            w.field("launchTemplateId", v);
+        }
+        if let Some(v) = &self.launch_template_name {
+            w.field("launchTemplateName", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateBlockDeviceMapping` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateBlockDeviceMapping {
+    /// `DeviceName`: `DeviceName` in requests, `<deviceName>` in responses.
+    #[serde(rename = "DeviceName", skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+    /// `Ebs`: `Ebs` in requests, `<ebs>` in responses.
+    #[serde(rename = "Ebs", skip_serializing_if = "Option::is_none")]
+    pub ebs: Option<LaunchTemplateEbsBlockDevice>,
+    /// `NoDevice`: `NoDevice` in requests, `<noDevice>` in responses.
+    #[serde(rename = "NoDevice", skip_serializing_if = "Option::is_none")]
+    pub no_device: Option<String>,
+    /// `VirtualName`: `VirtualName` in requests, `<virtualName>` in responses.
+    #[serde(rename = "VirtualName", skip_serializing_if = "Option::is_none")]
+    pub virtual_name: Option<String>,
+}
+
+impl Encode for LaunchTemplateBlockDeviceMapping {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.device_name {
+            w.field("deviceName", v);
+        }
+        if let Some(v) = &self.ebs {
+            w.field("ebs", v);
+        }
+        if let Some(v) = &self.no_device {
+            w.field("noDevice", v);
+        }
+        if let Some(v) = &self.virtual_name {
+            w.field("virtualName", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateBlockDeviceMappingRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateBlockDeviceMappingRequest {
+    /// `DeviceName`: `DeviceName` in requests, `<DeviceName>` in responses.
+    #[serde(rename = "DeviceName", skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+    /// `Ebs`: `Ebs` in requests, `<Ebs>` in responses.
+    #[serde(rename = "Ebs", skip_serializing_if = "Option::is_none")]
+    pub ebs: Option<LaunchTemplateEbsBlockDeviceRequest>,
+    /// `NoDevice`: `NoDevice` in requests, `<NoDevice>` in responses.
+    #[serde(rename = "NoDevice", skip_serializing_if = "Option::is_none")]
+    pub no_device: Option<String>,
+    /// `VirtualName`: `VirtualName` in requests, `<VirtualName>` in responses.
+    #[serde(rename = "VirtualName", skip_serializing_if = "Option::is_none")]
+    pub virtual_name: Option<String>,
+}
+
+impl Decode for LaunchTemplateBlockDeviceMappingRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DeviceName" => {
+                    out.device_name = Some(Decode::decode(child, &here)?);
+                }
+                "Ebs" => {
+                    out.ebs = Some(Decode::decode(child, &here)?);
+                }
+                "NoDevice" => {
+                    out.no_device = Some(Decode::decode(child, &here)?);
+                }
+                "VirtualName" => {
+                    out.virtual_name = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateCapacityReservationSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateCapacityReservationSpecificationRequest {
+    /// `CapacityReservationPreference`: `CapacityReservationPreference` in requests, `<CapacityReservationPreference>` in responses.
+    #[serde(
+        rename = "CapacityReservationPreference",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_reservation_preference: Option<String>,
+    /// `CapacityReservationTarget`: `CapacityReservationTarget` in requests, `<CapacityReservationTarget>` in responses.
+    #[serde(
+        rename = "CapacityReservationTarget",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_reservation_target: Option<CapacityReservationTarget>,
+}
+
+impl Decode for LaunchTemplateCapacityReservationSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CapacityReservationPreference" => {
+                    out.capacity_reservation_preference = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["capacity-reservations-only", "open", "none"],
+                    )?);
+                }
+                "CapacityReservationTarget" => {
+                    out.capacity_reservation_target = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateCapacityReservationSpecificationResponse` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateCapacityReservationSpecificationResponse {
+    /// `CapacityReservationPreference`: `CapacityReservationPreference` in requests, `<capacityReservationPreference>` in responses.
+    #[serde(
+        rename = "CapacityReservationPreference",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_reservation_preference: Option<String>,
+    /// `CapacityReservationTarget`: `CapacityReservationTarget` in requests, `<capacityReservationTarget>` in responses.
+    #[serde(
+        rename = "CapacityReservationTarget",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_reservation_target: Option<CapacityReservationTargetResponse>,
+}
+
+impl Encode for LaunchTemplateCapacityReservationSpecificationResponse {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.capacity_reservation_preference {
+            w.field("capacityReservationPreference", v);
+        }
+        if let Some(v) = &self.capacity_reservation_target {
+            w.field("capacityReservationTarget", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateCpuOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateCpuOptions {
+    /// `AmdSevSnp`: `AmdSevSnp` in requests, `<amdSevSnp>` in responses.
+    #[serde(rename = "AmdSevSnp", skip_serializing_if = "Option::is_none")]
+    pub amd_sev_snp: Option<String>,
+    /// `CoreCount`: `CoreCount` in requests, `<coreCount>` in responses.
+    #[serde(rename = "CoreCount", skip_serializing_if = "Option::is_none")]
+    pub core_count: Option<i32>,
+    /// `NestedVirtualization`: `NestedVirtualization` in requests, `<nestedVirtualization>` in responses.
+    #[serde(
+        rename = "NestedVirtualization",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub nested_virtualization: Option<String>,
+    /// `ThreadsPerCore`: `ThreadsPerCore` in requests, `<threadsPerCore>` in responses.
+    #[serde(rename = "ThreadsPerCore", skip_serializing_if = "Option::is_none")]
+    pub threads_per_core: Option<i32>,
+}
+
+impl Encode for LaunchTemplateCpuOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.amd_sev_snp {
+            w.field("amdSevSnp", v);
+        }
+        if let Some(v) = &self.core_count {
+            w.field("coreCount", v);
+        }
+        if let Some(v) = &self.nested_virtualization {
+            w.field("nestedVirtualization", v);
+        }
+        if let Some(v) = &self.threads_per_core {
+            w.field("threadsPerCore", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateCpuOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateCpuOptionsRequest {
+    /// `AmdSevSnp`: `AmdSevSnp` in requests, `<AmdSevSnp>` in responses.
+    #[serde(rename = "AmdSevSnp", skip_serializing_if = "Option::is_none")]
+    pub amd_sev_snp: Option<String>,
+    /// `CoreCount`: `CoreCount` in requests, `<CoreCount>` in responses.
+    #[serde(rename = "CoreCount", skip_serializing_if = "Option::is_none")]
+    pub core_count: Option<i32>,
+    /// `NestedVirtualization`: `NestedVirtualization` in requests, `<NestedVirtualization>` in responses.
+    #[serde(
+        rename = "NestedVirtualization",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub nested_virtualization: Option<String>,
+    /// `ThreadsPerCore`: `ThreadsPerCore` in requests, `<ThreadsPerCore>` in responses.
+    #[serde(rename = "ThreadsPerCore", skip_serializing_if = "Option::is_none")]
+    pub threads_per_core: Option<i32>,
+}
+
+impl Decode for LaunchTemplateCpuOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AmdSevSnp" => {
+                    out.amd_sev_snp = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enabled", "disabled"],
+                    )?);
+                }
+                "CoreCount" => {
+                    out.core_count = Some(Decode::decode(child, &here)?);
+                }
+                "NestedVirtualization" => {
+                    out.nested_virtualization = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["enabled", "disabled"],
+                    )?);
+                }
+                "ThreadsPerCore" => {
+                    out.threads_per_core = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateEbsBlockDevice` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateEbsBlockDevice {
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    #[serde(
+        rename = "DeleteOnTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delete_on_termination: Option<bool>,
+    /// `EbsCardIndex`: `EbsCardIndex` in requests, `<ebsCardIndex>` in responses.
+    #[serde(rename = "EbsCardIndex", skip_serializing_if = "Option::is_none")]
+    pub ebs_card_index: Option<i32>,
+    /// `Encrypted`: `Encrypted` in requests, `<encrypted>` in responses.
+    #[serde(rename = "Encrypted", skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<bool>,
+    /// `Iops`: `Iops` in requests, `<iops>` in responses.
+    #[serde(rename = "Iops", skip_serializing_if = "Option::is_none")]
+    pub iops: Option<i32>,
+    /// `KmsKeyId`: `KmsKeyId` in requests, `<kmsKeyId>` in responses.
+    #[serde(rename = "KmsKeyId", skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<snapshotId>` in responses.
+    #[serde(rename = "SnapshotId", skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// `Throughput`: `Throughput` in requests, `<throughput>` in responses.
+    #[serde(rename = "Throughput", skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<i32>,
+    /// `VolumeInitializationRate`: `VolumeInitializationRate` in requests, `<volumeInitializationRate>` in responses.
+    #[serde(
+        rename = "VolumeInitializationRate",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub volume_initialization_rate: Option<i32>,
+    /// `VolumeSize`: `VolumeSize` in requests, `<volumeSize>` in responses.
+    #[serde(rename = "VolumeSize", skip_serializing_if = "Option::is_none")]
+    pub volume_size: Option<i32>,
+    /// `VolumeType`: `VolumeType` in requests, `<volumeType>` in responses.
+    #[serde(rename = "VolumeType", skip_serializing_if = "Option::is_none")]
+    pub volume_type: Option<String>,
+}
+
+impl Encode for LaunchTemplateEbsBlockDevice {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.delete_on_termination {
+            w.field("deleteOnTermination", v);
+        }
+        if let Some(v) = &self.ebs_card_index {
+            w.field("ebsCardIndex", v);
+        }
+        if let Some(v) = &self.encrypted {
+            w.field("encrypted", v);
+        }
+        if let Some(v) = &self.iops {
+            w.field("iops", v);
+        }
+        if let Some(v) = &self.kms_key_id {
+            w.field("kmsKeyId", v);
+        }
+        if let Some(v) = &self.snapshot_id {
+            w.field("snapshotId", v);
+        }
+        if let Some(v) = &self.throughput {
+            w.field("throughput", v);
+        }
+        if let Some(v) = &self.volume_initialization_rate {
+            w.field("volumeInitializationRate", v);
+        }
+        if let Some(v) = &self.volume_size {
+            w.field("volumeSize", v);
+        }
+        if let Some(v) = &self.volume_type {
+            w.field("volumeType", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateEbsBlockDeviceRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateEbsBlockDeviceRequest {
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<DeleteOnTermination>` in responses.
+    #[serde(
+        rename = "DeleteOnTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delete_on_termination: Option<bool>,
+    /// `EbsCardIndex`: `EbsCardIndex` in requests, `<EbsCardIndex>` in responses.
+    #[serde(rename = "EbsCardIndex", skip_serializing_if = "Option::is_none")]
+    pub ebs_card_index: Option<i32>,
+    /// `Encrypted`: `Encrypted` in requests, `<Encrypted>` in responses.
+    #[serde(rename = "Encrypted", skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<bool>,
+    /// `Iops`: `Iops` in requests, `<Iops>` in responses.
+    #[serde(rename = "Iops", skip_serializing_if = "Option::is_none")]
+    pub iops: Option<i32>,
+    /// `KmsKeyId`: `KmsKeyId` in requests, `<KmsKeyId>` in responses.
+    #[serde(rename = "KmsKeyId", skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    /// `SnapshotId`: `SnapshotId` in requests, `<SnapshotId>` in responses.
+    #[serde(rename = "SnapshotId", skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// `Throughput`: `Throughput` in requests, `<Throughput>` in responses.
+    #[serde(rename = "Throughput", skip_serializing_if = "Option::is_none")]
+    pub throughput: Option<i32>,
+    /// `VolumeInitializationRate`: `VolumeInitializationRate` in requests, `<VolumeInitializationRate>` in responses.
+    #[serde(
+        rename = "VolumeInitializationRate",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub volume_initialization_rate: Option<i32>,
+    /// `VolumeSize`: `VolumeSize` in requests, `<VolumeSize>` in responses.
+    #[serde(rename = "VolumeSize", skip_serializing_if = "Option::is_none")]
+    pub volume_size: Option<i32>,
+    /// `VolumeType`: `VolumeType` in requests, `<VolumeType>` in responses.
+    #[serde(rename = "VolumeType", skip_serializing_if = "Option::is_none")]
+    pub volume_type: Option<String>,
+}
+
+impl Decode for LaunchTemplateEbsBlockDeviceRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DeleteOnTermination" => {
+                    out.delete_on_termination = Some(Decode::decode(child, &here)?);
+                }
+                "EbsCardIndex" => {
+                    out.ebs_card_index = Some(Decode::decode(child, &here)?);
+                }
+                "Encrypted" => {
+                    out.encrypted = Some(Decode::decode(child, &here)?);
+                }
+                "Iops" => {
+                    out.iops = Some(Decode::decode(child, &here)?);
+                }
+                "KmsKeyId" => {
+                    out.kms_key_id = Some(Decode::decode(child, &here)?);
+                }
+                "SnapshotId" => {
+                    out.snapshot_id = Some(Decode::decode(child, &here)?);
+                }
+                "Throughput" => {
+                    out.throughput = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeInitializationRate" => {
+                    out.volume_initialization_rate = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeSize" => {
+                    out.volume_size = Some(Decode::decode(child, &here)?);
+                }
+                "VolumeType" => {
+                    out.volume_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["standard", "io1", "io2", "gp2", "sc1", "st1", "gp3"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateElasticInferenceAccelerator` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateElasticInferenceAccelerator {
+    /// `Count`: `Count` in requests, `<Count>` in responses.
+    #[serde(rename = "Count", skip_serializing_if = "Option::is_none")]
+    pub count: Option<i32>,
+    /// `Type`: `Type` in requests, `<Type>` in responses.
+    #[serde(rename = "Type")]
+    pub r#type: String,
+}
+
+impl Decode for LaunchTemplateElasticInferenceAccelerator {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_type = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Count" => {
+                    out.count = Some(Decode::decode(child, &here)?);
+                }
+                "Type" => {
+                    out.r#type = Decode::decode(child, &here)?;
+                    seen_type = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_type {
+            return Err(crate::decode::missing(&path.child("Type")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateElasticInferenceAcceleratorResponse` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateElasticInferenceAcceleratorResponse {
+    /// `Count`: `Count` in requests, `<count>` in responses.
+    #[serde(rename = "Count", skip_serializing_if = "Option::is_none")]
+    pub count: Option<i32>,
+    /// `Type`: `Type` in requests, `<type>` in responses.
+    #[serde(rename = "Type", skip_serializing_if = "Option::is_none")]
+    pub r#type: Option<String>,
+}
+
+impl Encode for LaunchTemplateElasticInferenceAcceleratorResponse {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.count {
+            w.field("count", v);
+        }
+        if let Some(v) = &self.r#type {
+            w.field("type", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateEnaSrdSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateEnaSrdSpecification {
+    /// `EnaSrdEnabled`: `EnaSrdEnabled` in requests, `<enaSrdEnabled>` in responses.
+    #[serde(rename = "EnaSrdEnabled", skip_serializing_if = "Option::is_none")]
+    pub ena_srd_enabled: Option<bool>,
+    /// `EnaSrdUdpSpecification`: `EnaSrdUdpSpecification` in requests, `<enaSrdUdpSpecification>` in responses.
+    #[serde(
+        rename = "EnaSrdUdpSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ena_srd_udp_specification: Option<LaunchTemplateEnaSrdUdpSpecification>,
+}
+
+impl Encode for LaunchTemplateEnaSrdSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ena_srd_enabled {
+            w.field("enaSrdEnabled", v);
+        }
+        if let Some(v) = &self.ena_srd_udp_specification {
+            w.field("enaSrdUdpSpecification", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateEnaSrdUdpSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateEnaSrdUdpSpecification {
+    /// `EnaSrdUdpEnabled`: `EnaSrdUdpEnabled` in requests, `<enaSrdUdpEnabled>` in responses.
+    #[serde(rename = "EnaSrdUdpEnabled", skip_serializing_if = "Option::is_none")]
+    pub ena_srd_udp_enabled: Option<bool>,
+}
+
+impl Encode for LaunchTemplateEnaSrdUdpSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ena_srd_udp_enabled {
+            w.field("enaSrdUdpEnabled", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateEnclaveOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateEnclaveOptions {
+    /// `Enabled`: `Enabled` in requests, `<enabled>` in responses.
+    #[serde(rename = "Enabled", skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+impl Encode for LaunchTemplateEnclaveOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.enabled {
+            w.field("enabled", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateEnclaveOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateEnclaveOptionsRequest {
+    /// `Enabled`: `Enabled` in requests, `<Enabled>` in responses.
+    #[serde(rename = "Enabled", skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+impl Decode for LaunchTemplateEnclaveOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Enabled" => {
+                    out.enabled = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateHibernationOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateHibernationOptions {
+    /// `Configured`: `Configured` in requests, `<configured>` in responses.
+    #[serde(rename = "Configured", skip_serializing_if = "Option::is_none")]
+    pub configured: Option<bool>,
+}
+
+impl Encode for LaunchTemplateHibernationOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.configured {
+            w.field("configured", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateHibernationOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateHibernationOptionsRequest {
+    /// `Configured`: `Configured` in requests, `<Configured>` in responses.
+    #[serde(rename = "Configured", skip_serializing_if = "Option::is_none")]
+    pub configured: Option<bool>,
+}
+
+impl Decode for LaunchTemplateHibernationOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Configured" => {
+                    out.configured = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateIamInstanceProfileSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateIamInstanceProfileSpecification {
+    /// `Arn`: `Arn` in requests, `<arn>` in responses.
+    #[serde(rename = "Arn", skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// `Name`: `Name` in requests, `<name>` in responses.
+    #[serde(rename = "Name", skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Encode for LaunchTemplateIamInstanceProfileSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.arn {
+            w.field("arn", v);
+        }
+        if let Some(v) = &self.name {
+            w.field("name", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateIamInstanceProfileSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateIamInstanceProfileSpecificationRequest {
+    /// `Arn`: `Arn` in requests, `<Arn>` in responses.
+    #[serde(rename = "Arn", skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    /// `Name`: `Name` in requests, `<Name>` in responses.
+    #[serde(rename = "Name", skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Decode for LaunchTemplateIamInstanceProfileSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Arn" => {
+                    out.arn = Some(Decode::decode(child, &here)?);
+                }
+                "Name" => {
+                    out.name = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateInstanceMaintenanceOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateInstanceMaintenanceOptions {
+    /// `AutoRecovery`: `AutoRecovery` in requests, `<autoRecovery>` in responses.
+    #[serde(rename = "AutoRecovery", skip_serializing_if = "Option::is_none")]
+    pub auto_recovery: Option<String>,
+}
+
+impl Encode for LaunchTemplateInstanceMaintenanceOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.auto_recovery {
+            w.field("autoRecovery", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateInstanceMaintenanceOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateInstanceMaintenanceOptionsRequest {
+    /// `AutoRecovery`: `AutoRecovery` in requests, `<AutoRecovery>` in responses.
+    #[serde(rename = "AutoRecovery", skip_serializing_if = "Option::is_none")]
+    pub auto_recovery: Option<String>,
+}
+
+impl Decode for LaunchTemplateInstanceMaintenanceOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AutoRecovery" => {
+                    out.auto_recovery = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["default", "disabled"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateInstanceMarketOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateInstanceMarketOptions {
+    /// `MarketType`: `MarketType` in requests, `<marketType>` in responses.
+    #[serde(rename = "MarketType", skip_serializing_if = "Option::is_none")]
+    pub market_type: Option<String>,
+    /// `SpotOptions`: `SpotOptions` in requests, `<spotOptions>` in responses.
+    #[serde(rename = "SpotOptions", skip_serializing_if = "Option::is_none")]
+    pub spot_options: Option<LaunchTemplateSpotMarketOptions>,
+}
+
+impl Encode for LaunchTemplateInstanceMarketOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.market_type {
+            w.field("marketType", v);
+        }
+        if let Some(v) = &self.spot_options {
+            w.field("spotOptions", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateInstanceMarketOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateInstanceMarketOptionsRequest {
+    /// `MarketType`: `MarketType` in requests, `<MarketType>` in responses.
+    #[serde(rename = "MarketType", skip_serializing_if = "Option::is_none")]
+    pub market_type: Option<String>,
+    /// `SpotOptions`: `SpotOptions` in requests, `<SpotOptions>` in responses.
+    #[serde(rename = "SpotOptions", skip_serializing_if = "Option::is_none")]
+    pub spot_options: Option<LaunchTemplateSpotMarketOptionsRequest>,
+}
+
+impl Decode for LaunchTemplateInstanceMarketOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "MarketType" => {
+                    out.market_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &[
+                            "spot",
+                            "capacity-block",
+                            "interruptible-capacity-reservation",
+                        ],
+                    )?);
+                }
+                "SpotOptions" => {
+                    out.spot_options = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateInstanceMetadataOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateInstanceMetadataOptions {
+    /// `HttpEndpoint`: `HttpEndpoint` in requests, `<httpEndpoint>` in responses.
+    #[serde(rename = "HttpEndpoint", skip_serializing_if = "Option::is_none")]
+    pub http_endpoint: Option<String>,
+    /// `HttpProtocolIpv6`: `HttpProtocolIpv6` in requests, `<httpProtocolIpv6>` in responses.
+    #[serde(rename = "HttpProtocolIpv6", skip_serializing_if = "Option::is_none")]
+    pub http_protocol_ipv6: Option<String>,
+    /// `HttpPutResponseHopLimit`: `HttpPutResponseHopLimit` in requests, `<httpPutResponseHopLimit>` in responses.
+    #[serde(
+        rename = "HttpPutResponseHopLimit",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http_put_response_hop_limit: Option<i32>,
+    /// `HttpTokens`: `HttpTokens` in requests, `<httpTokens>` in responses.
+    #[serde(rename = "HttpTokens", skip_serializing_if = "Option::is_none")]
+    pub http_tokens: Option<String>,
+    /// `InstanceMetadataTags`: `InstanceMetadataTags` in requests, `<instanceMetadataTags>` in responses.
+    #[serde(
+        rename = "InstanceMetadataTags",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_metadata_tags: Option<String>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    #[serde(rename = "State", skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+}
+
+impl Encode for LaunchTemplateInstanceMetadataOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.http_endpoint {
+            w.field("httpEndpoint", v);
+        }
+        if let Some(v) = &self.http_protocol_ipv6 {
+            w.field("httpProtocolIpv6", v);
+        }
+        if let Some(v) = &self.http_put_response_hop_limit {
+            w.field("httpPutResponseHopLimit", v);
+        }
+        if let Some(v) = &self.http_tokens {
+            w.field("httpTokens", v);
+        }
+        if let Some(v) = &self.instance_metadata_tags {
+            w.field("instanceMetadataTags", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateInstanceMetadataOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateInstanceMetadataOptionsRequest {
+    /// `HttpEndpoint`: `HttpEndpoint` in requests, `<HttpEndpoint>` in responses.
+    #[serde(rename = "HttpEndpoint", skip_serializing_if = "Option::is_none")]
+    pub http_endpoint: Option<String>,
+    /// `HttpProtocolIpv6`: `HttpProtocolIpv6` in requests, `<HttpProtocolIpv6>` in responses.
+    #[serde(rename = "HttpProtocolIpv6", skip_serializing_if = "Option::is_none")]
+    pub http_protocol_ipv6: Option<String>,
+    /// `HttpPutResponseHopLimit`: `HttpPutResponseHopLimit` in requests, `<HttpPutResponseHopLimit>` in responses.
+    #[serde(
+        rename = "HttpPutResponseHopLimit",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub http_put_response_hop_limit: Option<i32>,
+    /// `HttpTokens`: `HttpTokens` in requests, `<HttpTokens>` in responses.
+    #[serde(rename = "HttpTokens", skip_serializing_if = "Option::is_none")]
+    pub http_tokens: Option<String>,
+    /// `InstanceMetadataTags`: `InstanceMetadataTags` in requests, `<InstanceMetadataTags>` in responses.
+    #[serde(
+        rename = "InstanceMetadataTags",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_metadata_tags: Option<String>,
+}
+
+impl Decode for LaunchTemplateInstanceMetadataOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "HttpEndpoint" => {
+                    out.http_endpoint = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["disabled", "enabled"],
+                    )?);
+                }
+                "HttpProtocolIpv6" => {
+                    out.http_protocol_ipv6 = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["disabled", "enabled"],
+                    )?);
+                }
+                "HttpPutResponseHopLimit" => {
+                    out.http_put_response_hop_limit = Some(Decode::decode(child, &here)?);
+                }
+                "HttpTokens" => {
+                    out.http_tokens = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["optional", "required"],
+                    )?);
+                }
+                "InstanceMetadataTags" => {
+                    out.instance_metadata_tags = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["disabled", "enabled"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateInstanceNetworkInterfaceSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateInstanceNetworkInterfaceSpecification {
+    /// `AssociateCarrierIpAddress`: `AssociateCarrierIpAddress` in requests, `<associateCarrierIpAddress>` in responses.
+    #[serde(
+        rename = "AssociateCarrierIpAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub associate_carrier_ip_address: Option<bool>,
+    /// `AssociatePublicIpAddress`: `AssociatePublicIpAddress` in requests, `<associatePublicIpAddress>` in responses.
+    #[serde(
+        rename = "AssociatePublicIpAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub associate_public_ip_address: Option<bool>,
+    /// `ConnectionTrackingSpecification`: `ConnectionTrackingSpecification` in requests, `<connectionTrackingSpecification>` in responses.
+    #[serde(
+        rename = "ConnectionTrackingSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connection_tracking_specification: Option<ConnectionTrackingSpecification>,
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    #[serde(
+        rename = "DeleteOnTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delete_on_termination: Option<bool>,
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    #[serde(rename = "Description", skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `DeviceIndex`: `DeviceIndex` in requests, `<deviceIndex>` in responses.
+    #[serde(rename = "DeviceIndex", skip_serializing_if = "Option::is_none")]
+    pub device_index: Option<i32>,
+    /// `EnaQueueCount`: `EnaQueueCount` in requests, `<enaQueueCount>` in responses.
+    #[serde(rename = "EnaQueueCount", skip_serializing_if = "Option::is_none")]
+    pub ena_queue_count: Option<i32>,
+    /// `EnaSrdSpecification`: `EnaSrdSpecification` in requests, `<enaSrdSpecification>` in responses.
+    #[serde(
+        rename = "EnaSrdSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ena_srd_specification: Option<LaunchTemplateEnaSrdSpecification>,
+    /// `Groups`: `GroupSet` in requests, `<groupSet>` in responses.
+    #[serde(rename = "Groups", skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    /// `InterfaceType`: `InterfaceType` in requests, `<interfaceType>` in responses.
+    #[serde(rename = "InterfaceType", skip_serializing_if = "Option::is_none")]
+    pub interface_type: Option<String>,
+    /// `Ipv4PrefixCount`: `Ipv4PrefixCount` in requests, `<ipv4PrefixCount>` in responses.
+    #[serde(rename = "Ipv4PrefixCount", skip_serializing_if = "Option::is_none")]
+    pub ipv4_prefix_count: Option<i32>,
+    /// `Ipv4Prefixes`: `Ipv4PrefixSet` in requests, `<ipv4PrefixSet>` in responses.
+    #[serde(rename = "Ipv4Prefixes", skip_serializing_if = "Option::is_none")]
+    pub ipv4_prefixes: Option<Vec<Ipv4PrefixSpecificationResponse>>,
+    /// `Ipv6AddressCount`: `Ipv6AddressCount` in requests, `<ipv6AddressCount>` in responses.
+    #[serde(rename = "Ipv6AddressCount", skip_serializing_if = "Option::is_none")]
+    pub ipv6_address_count: Option<i32>,
+    /// `Ipv6Addresses`: `Ipv6AddressesSet` in requests, `<ipv6AddressesSet>` in responses.
+    #[serde(rename = "Ipv6Addresses", skip_serializing_if = "Option::is_none")]
+    pub ipv6_addresses: Option<Vec<InstanceIpv6Address>>,
+    /// `Ipv6PrefixCount`: `Ipv6PrefixCount` in requests, `<ipv6PrefixCount>` in responses.
+    #[serde(rename = "Ipv6PrefixCount", skip_serializing_if = "Option::is_none")]
+    pub ipv6_prefix_count: Option<i32>,
+    /// `Ipv6Prefixes`: `Ipv6PrefixSet` in requests, `<ipv6PrefixSet>` in responses.
+    #[serde(rename = "Ipv6Prefixes", skip_serializing_if = "Option::is_none")]
+    pub ipv6_prefixes: Option<Vec<Ipv6PrefixSpecificationResponse>>,
+    /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<networkCardIndex>` in responses.
+    #[serde(rename = "NetworkCardIndex", skip_serializing_if = "Option::is_none")]
+    pub network_card_index: Option<i32>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    #[serde(rename = "NetworkInterfaceId", skip_serializing_if = "Option::is_none")]
+    pub network_interface_id: Option<String>,
+    /// `PrimaryIpv6`: `PrimaryIpv6` in requests, `<primaryIpv6>` in responses.
+    #[serde(rename = "PrimaryIpv6", skip_serializing_if = "Option::is_none")]
+    pub primary_ipv6: Option<bool>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    #[serde(rename = "PrivateIpAddress", skip_serializing_if = "Option::is_none")]
+    pub private_ip_address: Option<String>,
+    /// `PrivateIpAddresses`: `PrivateIpAddressesSet` in requests, `<privateIpAddressesSet>` in responses.
+    #[serde(rename = "PrivateIpAddresses", skip_serializing_if = "Option::is_none")]
+    pub private_ip_addresses: Option<Vec<PrivateIpAddressSpecification>>,
+    /// `SecondaryPrivateIpAddressCount`: `SecondaryPrivateIpAddressCount` in requests, `<secondaryPrivateIpAddressCount>` in responses.
+    #[serde(
+        rename = "SecondaryPrivateIpAddressCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secondary_private_ip_address_count: Option<i32>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    #[serde(rename = "SubnetId", skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+}
+
+impl Encode for LaunchTemplateInstanceNetworkInterfaceSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.associate_carrier_ip_address {
+            w.field("associateCarrierIpAddress", v);
+        }
+        if let Some(v) = &self.associate_public_ip_address {
+            w.field("associatePublicIpAddress", v);
+        }
+        if let Some(v) = &self.connection_tracking_specification {
+            w.field("connectionTrackingSpecification", v);
+        }
+        if let Some(v) = &self.delete_on_termination {
+            w.field("deleteOnTermination", v);
+        }
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.device_index {
+            w.field("deviceIndex", v);
+        }
+        if let Some(v) = &self.ena_queue_count {
+            w.field("enaQueueCount", v);
+        }
+        if let Some(v) = &self.ena_srd_specification {
+            w.field("enaSrdSpecification", v);
+        }
+        if let Some(v) = &self.groups {
+            w.list("groupSet", "groupId", v);
+        }
+        if let Some(v) = &self.interface_type {
+            w.field("interfaceType", v);
+        }
+        if let Some(v) = &self.ipv4_prefix_count {
+            w.field("ipv4PrefixCount", v);
+        }
+        if let Some(v) = &self.ipv4_prefixes {
+            w.list("ipv4PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.ipv6_address_count {
+            w.field("ipv6AddressCount", v);
+        }
+        if let Some(v) = &self.ipv6_addresses {
+            w.list("ipv6AddressesSet", "item", v);
+        }
+        if let Some(v) = &self.ipv6_prefix_count {
+            w.field("ipv6PrefixCount", v);
+        }
+        if let Some(v) = &self.ipv6_prefixes {
+            w.list("ipv6PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.network_card_index {
+            w.field("networkCardIndex", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+        if let Some(v) = &self.primary_ipv6 {
+            w.field("primaryIpv6", v);
+        }
+        if let Some(v) = &self.private_ip_address {
+            w.field("privateIpAddress", v);
+        }
+        if let Some(v) = &self.private_ip_addresses {
+            w.list("privateIpAddressesSet", "item", v);
+        }
+        if let Some(v) = &self.secondary_private_ip_address_count {
+            w.field("secondaryPrivateIpAddressCount", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateInstanceNetworkInterfaceSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateInstanceNetworkInterfaceSpecificationRequest {
+    /// `AssociateCarrierIpAddress`: `AssociateCarrierIpAddress` in requests, `<AssociateCarrierIpAddress>` in responses.
+    #[serde(
+        rename = "AssociateCarrierIpAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub associate_carrier_ip_address: Option<bool>,
+    /// `AssociatePublicIpAddress`: `AssociatePublicIpAddress` in requests, `<AssociatePublicIpAddress>` in responses.
+    #[serde(
+        rename = "AssociatePublicIpAddress",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub associate_public_ip_address: Option<bool>,
+    /// `ConnectionTrackingSpecification`: `ConnectionTrackingSpecification` in requests, `<ConnectionTrackingSpecification>` in responses.
+    #[serde(
+        rename = "ConnectionTrackingSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connection_tracking_specification: Option<ConnectionTrackingSpecificationRequest>,
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<DeleteOnTermination>` in responses.
+    #[serde(
+        rename = "DeleteOnTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delete_on_termination: Option<bool>,
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    #[serde(rename = "Description", skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `DeviceIndex`: `DeviceIndex` in requests, `<DeviceIndex>` in responses.
+    #[serde(rename = "DeviceIndex", skip_serializing_if = "Option::is_none")]
+    pub device_index: Option<i32>,
+    /// `EnaQueueCount`: `EnaQueueCount` in requests, `<EnaQueueCount>` in responses.
+    #[serde(rename = "EnaQueueCount", skip_serializing_if = "Option::is_none")]
+    pub ena_queue_count: Option<i32>,
+    /// `EnaSrdSpecification`: `EnaSrdSpecification` in requests, `<EnaSrdSpecification>` in responses.
+    #[serde(
+        rename = "EnaSrdSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ena_srd_specification: Option<EnaSrdSpecificationRequest>,
+    /// `Groups`: `SecurityGroupId` in requests, `<SecurityGroupId>` in responses.
+    #[serde(rename = "Groups", skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    /// `InterfaceType`: `InterfaceType` in requests, `<InterfaceType>` in responses.
+    #[serde(rename = "InterfaceType", skip_serializing_if = "Option::is_none")]
+    pub interface_type: Option<String>,
+    /// `Ipv4PrefixCount`: `Ipv4PrefixCount` in requests, `<Ipv4PrefixCount>` in responses.
+    #[serde(rename = "Ipv4PrefixCount", skip_serializing_if = "Option::is_none")]
+    pub ipv4_prefix_count: Option<i32>,
+    /// `Ipv4Prefixes`: `Ipv4Prefix` in requests, `<Ipv4Prefix>` in responses.
+    #[serde(rename = "Ipv4Prefixes", skip_serializing_if = "Option::is_none")]
+    pub ipv4_prefixes: Option<Vec<Ipv4PrefixSpecificationRequest>>,
+    /// `Ipv6AddressCount`: `Ipv6AddressCount` in requests, `<Ipv6AddressCount>` in responses.
+    #[serde(rename = "Ipv6AddressCount", skip_serializing_if = "Option::is_none")]
+    pub ipv6_address_count: Option<i32>,
+    /// `Ipv6Addresses`: `Ipv6Addresses` in requests, `<Ipv6Addresses>` in responses.
+    #[serde(rename = "Ipv6Addresses", skip_serializing_if = "Option::is_none")]
+    pub ipv6_addresses: Option<Vec<InstanceIpv6AddressRequest>>,
+    /// `Ipv6PrefixCount`: `Ipv6PrefixCount` in requests, `<Ipv6PrefixCount>` in responses.
+    #[serde(rename = "Ipv6PrefixCount", skip_serializing_if = "Option::is_none")]
+    pub ipv6_prefix_count: Option<i32>,
+    /// `Ipv6Prefixes`: `Ipv6Prefix` in requests, `<Ipv6Prefix>` in responses.
+    #[serde(rename = "Ipv6Prefixes", skip_serializing_if = "Option::is_none")]
+    pub ipv6_prefixes: Option<Vec<Ipv6PrefixSpecificationRequest>>,
+    /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<NetworkCardIndex>` in responses.
+    #[serde(rename = "NetworkCardIndex", skip_serializing_if = "Option::is_none")]
+    pub network_card_index: Option<i32>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<NetworkInterfaceId>` in responses.
+    #[serde(rename = "NetworkInterfaceId", skip_serializing_if = "Option::is_none")]
+    pub network_interface_id: Option<String>,
+    /// `PrimaryIpv6`: `PrimaryIpv6` in requests, `<PrimaryIpv6>` in responses.
+    #[serde(rename = "PrimaryIpv6", skip_serializing_if = "Option::is_none")]
+    pub primary_ipv6: Option<bool>,
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<PrivateIpAddress>` in responses.
+    #[serde(rename = "PrivateIpAddress", skip_serializing_if = "Option::is_none")]
+    pub private_ip_address: Option<String>,
+    /// `PrivateIpAddresses`: `PrivateIpAddresses` in requests, `<PrivateIpAddresses>` in responses.
+    #[serde(rename = "PrivateIpAddresses", skip_serializing_if = "Option::is_none")]
+    pub private_ip_addresses: Option<Vec<PrivateIpAddressSpecification>>,
+    /// `SecondaryPrivateIpAddressCount`: `SecondaryPrivateIpAddressCount` in requests, `<SecondaryPrivateIpAddressCount>` in responses.
+    #[serde(
+        rename = "SecondaryPrivateIpAddressCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secondary_private_ip_address_count: Option<i32>,
+    /// `SubnetId`: `SubnetId` in requests, `<SubnetId>` in responses.
+    #[serde(rename = "SubnetId", skip_serializing_if = "Option::is_none")]
+    pub subnet_id: Option<String>,
+}
+
+impl Decode for LaunchTemplateInstanceNetworkInterfaceSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AssociateCarrierIpAddress" => {
+                    out.associate_carrier_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "AssociatePublicIpAddress" => {
+                    out.associate_public_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "ConnectionTrackingSpecification" => {
+                    out.connection_tracking_specification = Some(Decode::decode(child, &here)?);
+                }
+                "DeleteOnTermination" => {
+                    out.delete_on_termination = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DeviceIndex" => {
+                    out.device_index = Some(Decode::decode(child, &here)?);
+                }
+                "EnaQueueCount" => {
+                    out.ena_queue_count = Some(Decode::decode(child, &here)?);
+                }
+                "EnaSrdSpecification" => {
+                    out.ena_srd_specification = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroupId" => {
+                    out.groups = Some(Decode::decode(child, &here)?);
+                }
+                "InterfaceType" => {
+                    out.interface_type = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4PrefixCount" => {
+                    out.ipv4_prefix_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv4Prefix" => {
+                    out.ipv4_prefixes = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6AddressCount" => {
+                    out.ipv6_address_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Addresses" => {
+                    out.ipv6_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6PrefixCount" => {
+                    out.ipv6_prefix_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Prefix" => {
+                    out.ipv6_prefixes = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkCardIndex" => {
+                    out.network_card_index = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Some(Decode::decode(child, &here)?);
+                }
+                "PrimaryIpv6" => {
+                    out.primary_ipv6 = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddress" => {
+                    out.private_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddresses" => {
+                    out.private_ip_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "SecondaryPrivateIpAddressCount" => {
+                    out.secondary_private_ip_address_count = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetId" => {
+                    out.subnet_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateInstanceSecondaryInterfaceSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateInstanceSecondaryInterfaceSpecification {
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<deleteOnTermination>` in responses.
+    #[serde(
+        rename = "DeleteOnTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delete_on_termination: Option<bool>,
+    /// `DeviceIndex`: `DeviceIndex` in requests, `<deviceIndex>` in responses.
+    #[serde(rename = "DeviceIndex", skip_serializing_if = "Option::is_none")]
+    pub device_index: Option<i32>,
+    /// `InterfaceType`: `InterfaceType` in requests, `<interfaceType>` in responses.
+    #[serde(rename = "InterfaceType", skip_serializing_if = "Option::is_none")]
+    pub interface_type: Option<String>,
+    /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<networkCardIndex>` in responses.
+    #[serde(rename = "NetworkCardIndex", skip_serializing_if = "Option::is_none")]
+    pub network_card_index: Option<i32>,
+    /// `PrivateIpAddressCount`: `PrivateIpAddressCount` in requests, `<privateIpAddressCount>` in responses.
+    #[serde(
+        rename = "PrivateIpAddressCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub private_ip_address_count: Option<i32>,
+    /// `PrivateIpAddresses`: `PrivateIpAddressesSet` in requests, `<privateIpAddressesSet>` in responses.
+    #[serde(rename = "PrivateIpAddresses", skip_serializing_if = "Option::is_none")]
+    pub private_ip_addresses: Option<Vec<SecondaryInterfacePrivateIpAddressSpecification>>,
+    /// `SecondarySubnetId`: `SecondarySubnetId` in requests, `<secondarySubnetId>` in responses.
+    #[serde(rename = "SecondarySubnetId", skip_serializing_if = "Option::is_none")]
+    pub secondary_subnet_id: Option<String>,
+}
+
+impl Encode for LaunchTemplateInstanceSecondaryInterfaceSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.delete_on_termination {
+            w.field("deleteOnTermination", v);
+        }
+        if let Some(v) = &self.device_index {
+            w.field("deviceIndex", v);
+        }
+        if let Some(v) = &self.interface_type {
+            w.field("interfaceType", v);
+        }
+        if let Some(v) = &self.network_card_index {
+            w.field("networkCardIndex", v);
+        }
+        if let Some(v) = &self.private_ip_address_count {
+            w.field("privateIpAddressCount", v);
+        }
+        if let Some(v) = &self.private_ip_addresses {
+            w.list("privateIpAddressesSet", "item", v);
+        }
+        if let Some(v) = &self.secondary_subnet_id {
+            w.field("secondarySubnetId", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateInstanceSecondaryInterfaceSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateInstanceSecondaryInterfaceSpecificationRequest {
+    /// `DeleteOnTermination`: `DeleteOnTermination` in requests, `<DeleteOnTermination>` in responses.
+    #[serde(
+        rename = "DeleteOnTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub delete_on_termination: Option<bool>,
+    /// `DeviceIndex`: `DeviceIndex` in requests, `<DeviceIndex>` in responses.
+    #[serde(rename = "DeviceIndex", skip_serializing_if = "Option::is_none")]
+    pub device_index: Option<i32>,
+    /// `InterfaceType`: `InterfaceType` in requests, `<InterfaceType>` in responses.
+    #[serde(rename = "InterfaceType", skip_serializing_if = "Option::is_none")]
+    pub interface_type: Option<String>,
+    /// `NetworkCardIndex`: `NetworkCardIndex` in requests, `<NetworkCardIndex>` in responses.
+    #[serde(rename = "NetworkCardIndex", skip_serializing_if = "Option::is_none")]
+    pub network_card_index: Option<i32>,
+    /// `PrivateIpAddressCount`: `PrivateIpAddressCount` in requests, `<PrivateIpAddressCount>` in responses.
+    #[serde(
+        rename = "PrivateIpAddressCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub private_ip_address_count: Option<i32>,
+    /// `PrivateIpAddresses`: `PrivateIpAddress` in requests, `<PrivateIpAddress>` in responses.
+    #[serde(rename = "PrivateIpAddresses", skip_serializing_if = "Option::is_none")]
+    pub private_ip_addresses: Option<Vec<SecondaryInterfacePrivateIpAddressSpecificationRequest>>,
+    /// `SecondarySubnetId`: `SecondarySubnetId` in requests, `<SecondarySubnetId>` in responses.
+    #[serde(rename = "SecondarySubnetId", skip_serializing_if = "Option::is_none")]
+    pub secondary_subnet_id: Option<String>,
+}
+
+impl Decode for LaunchTemplateInstanceSecondaryInterfaceSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DeleteOnTermination" => {
+                    out.delete_on_termination = Some(Decode::decode(child, &here)?);
+                }
+                "DeviceIndex" => {
+                    out.device_index = Some(Decode::decode(child, &here)?);
+                }
+                "InterfaceType" => {
+                    out.interface_type =
+                        Some(crate::decode::enum_value(child, &here, &["secondary"])?);
+                }
+                "NetworkCardIndex" => {
+                    out.network_card_index = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddressCount" => {
+                    out.private_ip_address_count = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateIpAddress" => {
+                    out.private_ip_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "SecondarySubnetId" => {
+                    out.secondary_subnet_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateLicenseConfiguration` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateLicenseConfiguration {
+    /// `LicenseConfigurationArn`: `LicenseConfigurationArn` in requests, `<licenseConfigurationArn>` in responses.
+    #[serde(
+        rename = "LicenseConfigurationArn",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub license_configuration_arn: Option<String>,
+}
+
+impl Encode for LaunchTemplateLicenseConfiguration {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.license_configuration_arn {
+            w.field("licenseConfigurationArn", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateLicenseConfigurationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateLicenseConfigurationRequest {
+    /// `LicenseConfigurationArn`: `LicenseConfigurationArn` in requests, `<LicenseConfigurationArn>` in responses.
+    #[serde(
+        rename = "LicenseConfigurationArn",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub license_configuration_arn: Option<String>,
+}
+
+impl Decode for LaunchTemplateLicenseConfigurationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "LicenseConfigurationArn" => {
+                    out.license_configuration_arn = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateNetworkPerformanceOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateNetworkPerformanceOptions {
+    /// `BandwidthWeighting`: `BandwidthWeighting` in requests, `<bandwidthWeighting>` in responses.
+    #[serde(rename = "BandwidthWeighting", skip_serializing_if = "Option::is_none")]
+    pub bandwidth_weighting: Option<String>,
+}
+
+impl Encode for LaunchTemplateNetworkPerformanceOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.bandwidth_weighting {
+            w.field("bandwidthWeighting", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateNetworkPerformanceOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateNetworkPerformanceOptionsRequest {
+    /// `BandwidthWeighting`: `BandwidthWeighting` in requests, `<BandwidthWeighting>` in responses.
+    #[serde(rename = "BandwidthWeighting", skip_serializing_if = "Option::is_none")]
+    pub bandwidth_weighting: Option<String>,
+}
+
+impl Decode for LaunchTemplateNetworkPerformanceOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "BandwidthWeighting" => {
+                    out.bandwidth_weighting = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["default", "vpc-1", "ebs-1"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplatePlacement` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplatePlacement {
+    /// `Affinity`: `Affinity` in requests, `<affinity>` in responses.
+    #[serde(rename = "Affinity", skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<String>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    #[serde(rename = "AvailabilityZone", skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<availabilityZoneId>` in responses.
+    #[serde(rename = "AvailabilityZoneId", skip_serializing_if = "Option::is_none")]
+    pub availability_zone_id: Option<String>,
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    #[serde(rename = "GroupId", skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<groupName>` in responses.
+    #[serde(rename = "GroupName", skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+    /// `HostId`: `HostId` in requests, `<hostId>` in responses.
+    #[serde(rename = "HostId", skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    /// `HostResourceGroupArn`: `HostResourceGroupArn` in requests, `<hostResourceGroupArn>` in responses.
+    #[serde(
+        rename = "HostResourceGroupArn",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub host_resource_group_arn: Option<String>,
+    /// `PartitionNumber`: `PartitionNumber` in requests, `<partitionNumber>` in responses.
+    #[serde(rename = "PartitionNumber", skip_serializing_if = "Option::is_none")]
+    pub partition_number: Option<i32>,
+    /// `SpreadDomain`: `SpreadDomain` in requests, `<spreadDomain>` in responses.
+    #[serde(rename = "SpreadDomain", skip_serializing_if = "Option::is_none")]
+    pub spread_domain: Option<String>,
+    /// `Tenancy`: `Tenancy` in requests, `<tenancy>` in responses.
+    #[serde(rename = "Tenancy", skip_serializing_if = "Option::is_none")]
+    pub tenancy: Option<String>,
+}
+
+impl Encode for LaunchTemplatePlacement {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.affinity {
+            w.field("affinity", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            w.field("availabilityZoneId", v);
+        }
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.group_name {
+            w.field("groupName", v);
+        }
+        if let Some(v) = &self.host_id {
+            w.field("hostId", v);
+        }
+        if let Some(v) = &self.host_resource_group_arn {
+            w.field("hostResourceGroupArn", v);
+        }
+        if let Some(v) = &self.partition_number {
+            w.field("partitionNumber", v);
+        }
+        if let Some(v) = &self.spread_domain {
+            w.field("spreadDomain", v);
+        }
+        if let Some(v) = &self.tenancy {
+            w.field("tenancy", v);
+        }
+    }
+}
+
+/// The `LaunchTemplatePlacementRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplatePlacementRequest {
+    /// `Affinity`: `Affinity` in requests, `<Affinity>` in responses.
+    #[serde(rename = "Affinity", skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<String>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<AvailabilityZone>` in responses.
+    #[serde(rename = "AvailabilityZone", skip_serializing_if = "Option::is_none")]
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<AvailabilityZoneId>` in responses.
+    #[serde(rename = "AvailabilityZoneId", skip_serializing_if = "Option::is_none")]
+    pub availability_zone_id: Option<String>,
+    /// `GroupId`: `GroupId` in requests, `<GroupId>` in responses.
+    #[serde(rename = "GroupId", skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<GroupName>` in responses.
+    #[serde(rename = "GroupName", skip_serializing_if = "Option::is_none")]
+    pub group_name: Option<String>,
+    /// `HostId`: `HostId` in requests, `<HostId>` in responses.
+    #[serde(rename = "HostId", skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    /// `HostResourceGroupArn`: `HostResourceGroupArn` in requests, `<HostResourceGroupArn>` in responses.
+    #[serde(
+        rename = "HostResourceGroupArn",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub host_resource_group_arn: Option<String>,
+    /// `PartitionNumber`: `PartitionNumber` in requests, `<PartitionNumber>` in responses.
+    #[serde(rename = "PartitionNumber", skip_serializing_if = "Option::is_none")]
+    pub partition_number: Option<i32>,
+    /// `SpreadDomain`: `SpreadDomain` in requests, `<SpreadDomain>` in responses.
+    #[serde(rename = "SpreadDomain", skip_serializing_if = "Option::is_none")]
+    pub spread_domain: Option<String>,
+    /// `Tenancy`: `Tenancy` in requests, `<Tenancy>` in responses.
+    #[serde(rename = "Tenancy", skip_serializing_if = "Option::is_none")]
+    pub tenancy: Option<String>,
+}
+
+impl Decode for LaunchTemplatePlacementRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Affinity" => {
+                    out.affinity = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZone" => {
+                    out.availability_zone = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZoneId" => {
+                    out.availability_zone_id = Some(Decode::decode(child, &here)?);
+                }
+                "GroupId" => {
+                    out.group_id = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_name = Some(Decode::decode(child, &here)?);
+                }
+                "HostId" => {
+                    out.host_id = Some(Decode::decode(child, &here)?);
+                }
+                "HostResourceGroupArn" => {
+                    out.host_resource_group_arn = Some(Decode::decode(child, &here)?);
+                }
+                "PartitionNumber" => {
+                    out.partition_number = Some(Decode::decode(child, &here)?);
+                }
+                "SpreadDomain" => {
+                    out.spread_domain = Some(Decode::decode(child, &here)?);
+                }
+                "Tenancy" => {
+                    out.tenancy = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["default", "dedicated", "host"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplatePrivateDnsNameOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplatePrivateDnsNameOptions {
+    /// `EnableResourceNameDnsAAAARecord`: `EnableResourceNameDnsAAAARecord` in requests, `<enableResourceNameDnsAAAARecord>` in responses.
+    #[serde(
+        rename = "EnableResourceNameDnsAAAARecord",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_resource_name_dns_aaaa_record: Option<bool>,
+    /// `EnableResourceNameDnsARecord`: `EnableResourceNameDnsARecord` in requests, `<enableResourceNameDnsARecord>` in responses.
+    #[serde(
+        rename = "EnableResourceNameDnsARecord",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_resource_name_dns_a_record: Option<bool>,
+    /// `HostnameType`: `HostnameType` in requests, `<hostnameType>` in responses.
+    #[serde(rename = "HostnameType", skip_serializing_if = "Option::is_none")]
+    pub hostname_type: Option<String>,
+}
+
+impl Encode for LaunchTemplatePrivateDnsNameOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.enable_resource_name_dns_aaaa_record {
+            w.field("enableResourceNameDnsAAAARecord", v);
+        }
+        if let Some(v) = &self.enable_resource_name_dns_a_record {
+            w.field("enableResourceNameDnsARecord", v);
+        }
+        if let Some(v) = &self.hostname_type {
+            w.field("hostnameType", v);
+        }
+    }
+}
+
+/// The `LaunchTemplatePrivateDnsNameOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplatePrivateDnsNameOptionsRequest {
+    /// `EnableResourceNameDnsAAAARecord`: `EnableResourceNameDnsAAAARecord` in requests, `<EnableResourceNameDnsAAAARecord>` in responses.
+    #[serde(
+        rename = "EnableResourceNameDnsAAAARecord",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_resource_name_dns_aaaa_record: Option<bool>,
+    /// `EnableResourceNameDnsARecord`: `EnableResourceNameDnsARecord` in requests, `<EnableResourceNameDnsARecord>` in responses.
+    #[serde(
+        rename = "EnableResourceNameDnsARecord",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub enable_resource_name_dns_a_record: Option<bool>,
+    /// `HostnameType`: `HostnameType` in requests, `<HostnameType>` in responses.
+    #[serde(rename = "HostnameType", skip_serializing_if = "Option::is_none")]
+    pub hostname_type: Option<String>,
+}
+
+impl Decode for LaunchTemplatePrivateDnsNameOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "EnableResourceNameDnsAAAARecord" => {
+                    out.enable_resource_name_dns_aaaa_record = Some(Decode::decode(child, &here)?);
+                }
+                "EnableResourceNameDnsARecord" => {
+                    out.enable_resource_name_dns_a_record = Some(Decode::decode(child, &here)?);
+                }
+                "HostnameType" => {
+                    out.hostname_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["ip-name", "resource-name"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct LaunchTemplateSpecification {
     /// `LaunchTemplateId`: `LaunchTemplateId` in requests, `<LaunchTemplateId>` in responses.
+    #[serde(rename = "LaunchTemplateId", skip_serializing_if = "Option::is_none")]
     pub launch_template_id: Option<String>,
     /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<LaunchTemplateName>` in responses.
+    #[serde(rename = "LaunchTemplateName", skip_serializing_if = "Option::is_none")]
     pub launch_template_name: Option<String>,
     /// `Version`: `Version` in requests, `<Version>` in responses.
+    #[serde(rename = "Version", skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
 }
 
@@ -10897,6 +14232,380 @@ impl Decode for LaunchTemplateSpecification {
     }
 }
 
+/// The `LaunchTemplateSpotMarketOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateSpotMarketOptions {
+    /// `BlockDurationMinutes`: `BlockDurationMinutes` in requests, `<blockDurationMinutes>` in responses.
+    #[serde(
+        rename = "BlockDurationMinutes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub block_duration_minutes: Option<i32>,
+    /// `InstanceInterruptionBehavior`: `InstanceInterruptionBehavior` in requests, `<instanceInterruptionBehavior>` in responses.
+    #[serde(
+        rename = "InstanceInterruptionBehavior",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_interruption_behavior: Option<String>,
+    /// `MaxPrice`: `MaxPrice` in requests, `<maxPrice>` in responses.
+    #[serde(rename = "MaxPrice", skip_serializing_if = "Option::is_none")]
+    pub max_price: Option<String>,
+    /// `SpotInstanceType`: `SpotInstanceType` in requests, `<spotInstanceType>` in responses.
+    #[serde(rename = "SpotInstanceType", skip_serializing_if = "Option::is_none")]
+    pub spot_instance_type: Option<String>,
+    /// `ValidUntil`: `ValidUntil` in requests, `<validUntil>` in responses.
+    #[serde(rename = "ValidUntil", skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime>,
+}
+
+impl Encode for LaunchTemplateSpotMarketOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.block_duration_minutes {
+            w.field("blockDurationMinutes", v);
+        }
+        if let Some(v) = &self.instance_interruption_behavior {
+            w.field("instanceInterruptionBehavior", v);
+        }
+        if let Some(v) = &self.max_price {
+            w.field("maxPrice", v);
+        }
+        if let Some(v) = &self.spot_instance_type {
+            w.field("spotInstanceType", v);
+        }
+        if let Some(v) = &self.valid_until {
+            w.field("validUntil", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateSpotMarketOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateSpotMarketOptionsRequest {
+    /// `BlockDurationMinutes`: `BlockDurationMinutes` in requests, `<BlockDurationMinutes>` in responses.
+    #[serde(
+        rename = "BlockDurationMinutes",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub block_duration_minutes: Option<i32>,
+    /// `InstanceInterruptionBehavior`: `InstanceInterruptionBehavior` in requests, `<InstanceInterruptionBehavior>` in responses.
+    #[serde(
+        rename = "InstanceInterruptionBehavior",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_interruption_behavior: Option<String>,
+    /// `MaxPrice`: `MaxPrice` in requests, `<MaxPrice>` in responses.
+    #[serde(rename = "MaxPrice", skip_serializing_if = "Option::is_none")]
+    pub max_price: Option<String>,
+    /// `SpotInstanceType`: `SpotInstanceType` in requests, `<SpotInstanceType>` in responses.
+    #[serde(rename = "SpotInstanceType", skip_serializing_if = "Option::is_none")]
+    pub spot_instance_type: Option<String>,
+    /// `ValidUntil`: `ValidUntil` in requests, `<ValidUntil>` in responses.
+    #[serde(rename = "ValidUntil", skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<DateTime>,
+}
+
+impl Decode for LaunchTemplateSpotMarketOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "BlockDurationMinutes" => {
+                    out.block_duration_minutes = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceInterruptionBehavior" => {
+                    out.instance_interruption_behavior = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["hibernate", "stop", "terminate"],
+                    )?);
+                }
+                "MaxPrice" => {
+                    out.max_price = Some(Decode::decode(child, &here)?);
+                }
+                "SpotInstanceType" => {
+                    out.spot_instance_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["one-time", "persistent"],
+                    )?);
+                }
+                "ValidUntil" => {
+                    out.valid_until = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateTagSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateTagSpecification {
+    /// `ResourceType`: `ResourceType` in requests, `<resourceType>` in responses.
+    #[serde(rename = "ResourceType", skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    #[serde(rename = "Tags", skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Encode for LaunchTemplateTagSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.resource_type {
+            w.field("resourceType", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+    }
+}
+
+/// The `LaunchTemplateTagSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplateTagSpecificationRequest {
+    /// `ResourceType`: `ResourceType` in requests, `<ResourceType>` in responses.
+    #[serde(rename = "ResourceType", skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    /// `Tags`: `Tag` in requests, `<Tag>` in responses.
+    #[serde(rename = "Tags", skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Decode for LaunchTemplateTagSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ResourceType" => {
+                    out.resource_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &[
+                            "capacity-reservation",
+                            "client-vpn-endpoint",
+                            "customer-gateway",
+                            "carrier-gateway",
+                            "coip-pool",
+                            "declarative-policies-report",
+                            "dedicated-host",
+                            "dhcp-options",
+                            "egress-only-internet-gateway",
+                            "elastic-ip",
+                            "elastic-gpu",
+                            "export-image-task",
+                            "export-instance-task",
+                            "fleet",
+                            "fpga-image",
+                            "host-reservation",
+                            "image",
+                            "image-usage-report",
+                            "import-image-task",
+                            "import-snapshot-task",
+                            "instance",
+                            "instance-event-window",
+                            "internet-gateway",
+                            "ipam",
+                            "ipam-pool",
+                            "ipam-scope",
+                            "ipv4pool-ec2",
+                            "ipv6pool-ec2",
+                            "key-pair",
+                            "launch-template",
+                            "local-gateway",
+                            "local-gateway-route-table",
+                            "local-gateway-virtual-interface",
+                            "local-gateway-virtual-interface-group",
+                            "local-gateway-route-table-vpc-association",
+                            "local-gateway-route-table-virtual-interface-group-association",
+                            "natgateway",
+                            "network-acl",
+                            "network-interface",
+                            "network-insights-analysis",
+                            "network-insights-path",
+                            "network-insights-access-scope",
+                            "network-insights-access-scope-analysis",
+                            "outpost-lag",
+                            "placement-group",
+                            "prefix-list",
+                            "replace-root-volume-task",
+                            "reserved-instances",
+                            "route-table",
+                            "security-group",
+                            "security-group-rule",
+                            "service-link-virtual-interface",
+                            "snapshot",
+                            "spot-fleet-request",
+                            "spot-instances-request",
+                            "subnet",
+                            "subnet-cidr-reservation",
+                            "traffic-mirror-filter",
+                            "traffic-mirror-session",
+                            "traffic-mirror-target",
+                            "transit-gateway",
+                            "transit-gateway-attachment",
+                            "transit-gateway-connect-peer",
+                            "transit-gateway-multicast-domain",
+                            "transit-gateway-policy-table",
+                            "transit-gateway-metering-policy",
+                            "transit-gateway-route-table",
+                            "transit-gateway-route-table-announcement",
+                            "volume",
+                            "vpc",
+                            "vpc-endpoint",
+                            "vpc-endpoint-connection",
+                            "vpc-endpoint-service",
+                            "vpc-endpoint-service-permission",
+                            "vpc-peering-connection",
+                            "vpn-connection",
+                            "vpn-gateway",
+                            "vpc-flow-log",
+                            "capacity-reservation-fleet",
+                            "traffic-mirror-filter-rule",
+                            "vpc-endpoint-connection-device-type",
+                            "verified-access-instance",
+                            "verified-access-group",
+                            "verified-access-endpoint",
+                            "verified-access-policy",
+                            "verified-access-trust-provider",
+                            "vpn-connection-device-type",
+                            "vpc-block-public-access-exclusion",
+                            "vpc-encryption-control",
+                            "route-server",
+                            "route-server-endpoint",
+                            "route-server-peer",
+                            "ipam-resource-discovery",
+                            "ipam-resource-discovery-association",
+                            "instance-connect-endpoint",
+                            "verified-access-endpoint-target",
+                            "ipam-external-resource-verification-token",
+                            "capacity-block",
+                            "mac-modification-task",
+                            "ipam-prefix-list-resolver",
+                            "ipam-policy",
+                            "ipam-prefix-list-resolver-target",
+                            "secondary-interface",
+                            "secondary-network",
+                            "secondary-subnet",
+                            "capacity-manager-data-export",
+                            "vpn-concentrator",
+                            "ipam-pool-allocation",
+                        ],
+                    )?);
+                }
+                "Tag" => {
+                    out.tags = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `LaunchTemplateVersion` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LaunchTemplateVersion {
+    /// `CreateTime`: `CreateTime` in requests, `<createTime>` in responses.
+    pub create_time: Option<DateTime>,
+    /// `CreatedBy`: `CreatedBy` in requests, `<createdBy>` in responses.
+    pub created_by: Option<String>,
+    /// `DefaultVersion`: `DefaultVersion` in requests, `<defaultVersion>` in responses.
+    pub default_version: Option<bool>,
+    /// `LaunchTemplateData`: `LaunchTemplateData` in requests, `<launchTemplateData>` in responses.
+    pub launch_template_data: Option<ResponseLaunchTemplateData>,
+    /// `LaunchTemplateId`: `LaunchTemplateId` in requests, `<launchTemplateId>` in responses.
+    pub launch_template_id: Option<String>,
+    /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<launchTemplateName>` in responses.
+    pub launch_template_name: Option<String>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    pub operator: Option<OperatorResponse>,
+    /// `VersionDescription`: `VersionDescription` in requests, `<versionDescription>` in responses.
+    pub version_description: Option<String>,
+    /// `VersionNumber`: `VersionNumber` in requests, `<versionNumber>` in responses.
+    pub version_number: Option<i64>,
+}
+
+impl Encode for LaunchTemplateVersion {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.create_time {
+            w.field("createTime", v);
+        }
+        if let Some(v) = &self.created_by {
+            w.field("createdBy", v);
+        }
+        if let Some(v) = &self.default_version {
+            w.field("defaultVersion", v);
+        }
+        if let Some(v) = &self.launch_template_data {
+            w.field("launchTemplateData", v);
+        }
+        if let Some(v) = &self.launch_template_id {
+            w.field("launchTemplateId", v);
+        }
+        if let Some(v) = &self.launch_template_name {
+            w.field("launchTemplateName", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.version_description {
+            w.field("versionDescription", v);
+        }
+        if let Some(v) = &self.version_number {
+            w.field("versionNumber", v);
+        }
+    }
+}
+
+/// The `LaunchTemplatesMonitoring` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplatesMonitoring {
+    /// `Enabled`: `Enabled` in requests, `<enabled>` in responses.
+    #[serde(rename = "Enabled", skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+impl Encode for LaunchTemplatesMonitoring {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.enabled {
+            w.field("enabled", v);
+        }
+    }
+}
+
+/// The `LaunchTemplatesMonitoringRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct LaunchTemplatesMonitoringRequest {
+    /// `Enabled`: `Enabled` in requests, `<Enabled>` in responses.
+    #[serde(rename = "Enabled", skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+}
+
+impl Decode for LaunchTemplatesMonitoringRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Enabled" => {
+                    out.enabled = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `LicenseConfiguration` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LicenseConfiguration {
@@ -10913,9 +14622,14 @@ impl Encode for LicenseConfiguration {
 }
 
 /// The `LicenseConfigurationRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct LicenseConfigurationRequest {
     /// `LicenseConfigurationArn`: `LicenseConfigurationArn` in requests, `<LicenseConfigurationArn>` in responses.
+    #[serde(
+        rename = "LicenseConfigurationArn",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub license_configuration_arn: Option<String>,
 }
 
@@ -11080,6 +14794,60 @@ impl Encode for MediaDeviceMemoryInfo {
     }
 }
 
+/// The `MemoryGiBPerVCpu` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct MemoryGiBPerVCpu {
+    /// `Max`: `Max` in requests, `<max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// `Min`: `Min` in requests, `<min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+}
+
+impl Encode for MemoryGiBPerVCpu {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.max {
+            w.field("max", v);
+        }
+        if let Some(v) = &self.min {
+            w.field("min", v);
+        }
+    }
+}
+
+/// The `MemoryGiBPerVCpuRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct MemoryGiBPerVCpuRequest {
+    /// `Max`: `Max` in requests, `<Max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// `Min`: `Min` in requests, `<Min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+}
+
+impl Decode for MemoryGiBPerVCpuRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Max" => {
+                    out.max = Some(Decode::decode(child, &here)?);
+                }
+                "Min" => {
+                    out.min = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `MemoryInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -11094,6 +14862,65 @@ impl Encode for MemoryInfo {
         if let Some(v) = &self.size_in_mi_b {
             w.field("sizeInMiB", v);
         }
+    }
+}
+
+/// The `MemoryMiB` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct MemoryMiB {
+    /// `Max`: `Max` in requests, `<max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+}
+
+impl Encode for MemoryMiB {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.max {
+            w.field("max", v);
+        }
+        if let Some(v) = &self.min {
+            w.field("min", v);
+        }
+    }
+}
+
+/// The `MemoryMiBRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct MemoryMiBRequest {
+    /// `Max`: `Max` in requests, `<Max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<Min>` in responses.
+    #[serde(rename = "Min")]
+    pub min: i32,
+}
+
+impl Decode for MemoryMiBRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_min = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Max" => {
+                    out.max = Some(Decode::decode(child, &here)?);
+                }
+                "Min" => {
+                    out.min = Decode::decode(child, &here)?;
+                    seen_min = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_min {
+            return Err(crate::decode::missing(&path.child("Min")));
+        }
+        Ok(out)
     }
 }
 
@@ -11526,6 +15353,64 @@ impl Encode for ModifyInstanceMetadataOptionsResult {
         }
         if let Some(v) = &self.instance_metadata_options {
             w.field("instanceMetadataOptions", v);
+        }
+    }
+}
+
+/// The `ModifyLaunchTemplateRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyLaunchTemplateRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `DefaultVersion`: `SetDefaultVersion` in requests, `<SetDefaultVersion>` in responses.
+    pub default_version: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `LaunchTemplateId`: `LaunchTemplateId` in requests, `<LaunchTemplateId>` in responses.
+    pub launch_template_id: Option<String>,
+    /// `LaunchTemplateName`: `LaunchTemplateName` in requests, `<LaunchTemplateName>` in responses.
+    pub launch_template_name: Option<String>,
+}
+
+impl Decode for ModifyLaunchTemplateRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "SetDefaultVersion" => {
+                    out.default_version = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateId" => {
+                    out.launch_template_id = Some(Decode::decode(child, &here)?);
+                }
+                "LaunchTemplateName" => {
+                    out.launch_template_name = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyLaunchTemplateResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyLaunchTemplateResult {
+    /// `LaunchTemplate`: `LaunchTemplate` in requests, `<launchTemplate>` in responses.
+    pub launch_template: Option<LaunchTemplate>,
+}
+
+impl Encode for ModifyLaunchTemplateResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.launch_template {
+            w.field("launchTemplate", v);
         }
     }
 }
@@ -12394,6 +16279,60 @@ impl Encode for NetworkAclEntry {
     }
 }
 
+/// The `NetworkBandwidthGbps` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NetworkBandwidthGbps {
+    /// `Max`: `Max` in requests, `<max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// `Min`: `Min` in requests, `<min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+}
+
+impl Encode for NetworkBandwidthGbps {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.max {
+            w.field("max", v);
+        }
+        if let Some(v) = &self.min {
+            w.field("min", v);
+        }
+    }
+}
+
+/// The `NetworkBandwidthGbpsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NetworkBandwidthGbpsRequest {
+    /// `Max`: `Max` in requests, `<Max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// `Min`: `Min` in requests, `<Min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+}
+
+impl Decode for NetworkBandwidthGbpsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Max" => {
+                    out.max = Some(Decode::decode(child, &here)?);
+                }
+                "Min" => {
+                    out.min = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `NetworkCardInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -12897,6 +16836,60 @@ impl Decode for NetworkInterfaceAttachmentChanges {
     }
 }
 
+/// The `NetworkInterfaceCount` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NetworkInterfaceCount {
+    /// `Max`: `Max` in requests, `<max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+}
+
+impl Encode for NetworkInterfaceCount {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.max {
+            w.field("max", v);
+        }
+        if let Some(v) = &self.min {
+            w.field("min", v);
+        }
+    }
+}
+
+/// The `NetworkInterfaceCountRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct NetworkInterfaceCountRequest {
+    /// `Max`: `Max` in requests, `<Max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<Min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+}
+
+impl Decode for NetworkInterfaceCountRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Max" => {
+                    out.max = Some(Decode::decode(child, &here)?);
+                }
+                "Min" => {
+                    out.min = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `NetworkInterfaceIpv6Address` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NetworkInterfaceIpv6Address {
@@ -13068,9 +17061,11 @@ impl Encode for NitroTpmInfo {
 }
 
 /// The `OperatorRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct OperatorRequest {
     /// `Principal`: `Principal` in requests, `<Principal>` in responses.
+    #[serde(rename = "Principal", skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
 }
 
@@ -13091,13 +17086,17 @@ impl Decode for OperatorRequest {
 }
 
 /// The `OperatorResponse` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct OperatorResponse {
     /// `HiddenByDefault`: `HiddenByDefault` in requests, `<hiddenByDefault>` in responses.
+    #[serde(rename = "HiddenByDefault", skip_serializing_if = "Option::is_none")]
     pub hidden_by_default: Option<bool>,
     /// `Managed`: `Managed` in requests, `<managed>` in responses.
+    #[serde(rename = "Managed", skip_serializing_if = "Option::is_none")]
     pub managed: Option<bool>,
     /// `Principal`: `Principal` in requests, `<principal>` in responses.
+    #[serde(rename = "Principal", skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
 }
 
@@ -13115,28 +17114,84 @@ impl Encode for OperatorResponse {
     }
 }
 
+/// The `PerformanceFactorReference` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PerformanceFactorReference {
+    /// `InstanceFamily`: `InstanceFamily` in requests, `<instanceFamily>` in responses.
+    #[serde(rename = "InstanceFamily", skip_serializing_if = "Option::is_none")]
+    pub instance_family: Option<String>,
+}
+
+impl Encode for PerformanceFactorReference {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_family {
+            w.field("instanceFamily", v);
+        }
+    }
+}
+
+/// The `PerformanceFactorReferenceRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PerformanceFactorReferenceRequest {
+    /// `InstanceFamily`: `InstanceFamily` in requests, `<InstanceFamily>` in responses.
+    #[serde(rename = "InstanceFamily", skip_serializing_if = "Option::is_none")]
+    pub instance_family: Option<String>,
+}
+
+impl Decode for PerformanceFactorReferenceRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "InstanceFamily" => {
+                    out.instance_family = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `Placement` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Placement {
     /// `Affinity`: `Affinity` in requests, `<affinity>` in responses.
+    #[serde(rename = "Affinity", skip_serializing_if = "Option::is_none")]
     pub affinity: Option<String>,
     /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    #[serde(rename = "AvailabilityZone", skip_serializing_if = "Option::is_none")]
     pub availability_zone: Option<String>,
     /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<availabilityZoneId>` in responses.
+    #[serde(rename = "AvailabilityZoneId", skip_serializing_if = "Option::is_none")]
     pub availability_zone_id: Option<String>,
     /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    #[serde(rename = "GroupId", skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
     /// `GroupName`: `GroupName` in requests, `<groupName>` in responses.
+    #[serde(rename = "GroupName", skip_serializing_if = "Option::is_none")]
     pub group_name: Option<String>,
     /// `HostId`: `HostId` in requests, `<hostId>` in responses.
+    #[serde(rename = "HostId", skip_serializing_if = "Option::is_none")]
     pub host_id: Option<String>,
     /// `HostResourceGroupArn`: `HostResourceGroupArn` in requests, `<hostResourceGroupArn>` in responses.
+    #[serde(
+        rename = "HostResourceGroupArn",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub host_resource_group_arn: Option<String>,
     /// `PartitionNumber`: `PartitionNumber` in requests, `<partitionNumber>` in responses.
+    #[serde(rename = "PartitionNumber", skip_serializing_if = "Option::is_none")]
     pub partition_number: Option<i32>,
     /// `SpreadDomain`: `SpreadDomain` in requests, `<spreadDomain>` in responses.
+    #[serde(rename = "SpreadDomain", skip_serializing_if = "Option::is_none")]
     pub spread_domain: Option<String>,
     /// `Tenancy`: `Tenancy` in requests, `<tenancy>` in responses.
+    #[serde(rename = "Tenancy", skip_serializing_if = "Option::is_none")]
     pub tenancy: Option<String>,
 }
 
@@ -13364,13 +17419,23 @@ impl Encode for PrivateDnsNameOptionsOnLaunch {
 }
 
 /// The `PrivateDnsNameOptionsRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PrivateDnsNameOptionsRequest {
     /// `EnableResourceNameDnsAAAARecord`: `EnableResourceNameDnsAAAARecord` in requests, `<EnableResourceNameDnsAAAARecord>` in responses.
+    #[serde(
+        rename = "EnableResourceNameDnsAAAARecord",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_resource_name_dns_aaaa_record: Option<bool>,
     /// `EnableResourceNameDnsARecord`: `EnableResourceNameDnsARecord` in requests, `<EnableResourceNameDnsARecord>` in responses.
+    #[serde(
+        rename = "EnableResourceNameDnsARecord",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub enable_resource_name_dns_a_record: Option<bool>,
     /// `HostnameType`: `HostnameType` in requests, `<HostnameType>` in responses.
+    #[serde(rename = "HostnameType", skip_serializing_if = "Option::is_none")]
     pub hostname_type: Option<String>,
 }
 
@@ -13426,11 +17491,14 @@ impl Encode for PrivateDnsNameOptionsResponse {
 }
 
 /// The `PrivateIpAddressSpecification` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct PrivateIpAddressSpecification {
     /// `Primary`: `Primary` in requests, `<primary>` in responses.
+    #[serde(rename = "Primary", skip_serializing_if = "Option::is_none")]
     pub primary: Option<bool>,
     /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    #[serde(rename = "PrivateIpAddress", skip_serializing_if = "Option::is_none")]
     pub private_ip_address: Option<String>,
 }
 
@@ -13450,6 +17518,17 @@ impl Decode for PrivateIpAddressSpecification {
             }
         }
         Ok(out)
+    }
+}
+
+impl Encode for PrivateIpAddressSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.primary {
+            w.field("primary", v);
+        }
+        if let Some(v) = &self.private_ip_address {
+            w.field("privateIpAddress", v);
+        }
     }
 }
 
@@ -14079,6 +18158,274 @@ impl Encode for ReplaceRouteTableAssociationResult {
     }
 }
 
+/// The `RequestLaunchTemplateData` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct RequestLaunchTemplateData {
+    /// `BlockDeviceMappings`: `BlockDeviceMapping` in requests, `<BlockDeviceMapping>` in responses.
+    #[serde(
+        rename = "BlockDeviceMappings",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub block_device_mappings: Option<Vec<LaunchTemplateBlockDeviceMappingRequest>>,
+    /// `CapacityReservationSpecification`: `CapacityReservationSpecification` in requests, `<CapacityReservationSpecification>` in responses.
+    #[serde(
+        rename = "CapacityReservationSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_reservation_specification:
+        Option<LaunchTemplateCapacityReservationSpecificationRequest>,
+    /// `CpuOptions`: `CpuOptions` in requests, `<CpuOptions>` in responses.
+    #[serde(rename = "CpuOptions", skip_serializing_if = "Option::is_none")]
+    pub cpu_options: Option<LaunchTemplateCpuOptionsRequest>,
+    /// `CreditSpecification`: `CreditSpecification` in requests, `<CreditSpecification>` in responses.
+    #[serde(
+        rename = "CreditSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credit_specification: Option<CreditSpecificationRequest>,
+    /// `DisableApiStop`: `DisableApiStop` in requests, `<DisableApiStop>` in responses.
+    #[serde(rename = "DisableApiStop", skip_serializing_if = "Option::is_none")]
+    pub disable_api_stop: Option<bool>,
+    /// `DisableApiTermination`: `DisableApiTermination` in requests, `<DisableApiTermination>` in responses.
+    #[serde(
+        rename = "DisableApiTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_api_termination: Option<bool>,
+    /// `EbsOptimized`: `EbsOptimized` in requests, `<EbsOptimized>` in responses.
+    #[serde(rename = "EbsOptimized", skip_serializing_if = "Option::is_none")]
+    pub ebs_optimized: Option<bool>,
+    /// `ElasticGpuSpecifications`: `ElasticGpuSpecification` in requests, `<ElasticGpuSpecification>` in responses.
+    #[serde(
+        rename = "ElasticGpuSpecifications",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub elastic_gpu_specifications: Option<Vec<ElasticGpuSpecification>>,
+    /// `ElasticInferenceAccelerators`: `ElasticInferenceAccelerator` in requests, `<ElasticInferenceAccelerator>` in responses.
+    #[serde(
+        rename = "ElasticInferenceAccelerators",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub elastic_inference_accelerators: Option<Vec<LaunchTemplateElasticInferenceAccelerator>>,
+    /// `EnclaveOptions`: `EnclaveOptions` in requests, `<EnclaveOptions>` in responses.
+    #[serde(rename = "EnclaveOptions", skip_serializing_if = "Option::is_none")]
+    pub enclave_options: Option<LaunchTemplateEnclaveOptionsRequest>,
+    /// `HibernationOptions`: `HibernationOptions` in requests, `<HibernationOptions>` in responses.
+    #[serde(rename = "HibernationOptions", skip_serializing_if = "Option::is_none")]
+    pub hibernation_options: Option<LaunchTemplateHibernationOptionsRequest>,
+    /// `IamInstanceProfile`: `IamInstanceProfile` in requests, `<IamInstanceProfile>` in responses.
+    #[serde(rename = "IamInstanceProfile", skip_serializing_if = "Option::is_none")]
+    pub iam_instance_profile: Option<LaunchTemplateIamInstanceProfileSpecificationRequest>,
+    /// `ImageId`: `ImageId` in requests, `<ImageId>` in responses.
+    #[serde(rename = "ImageId", skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// `InstanceInitiatedShutdownBehavior`: `InstanceInitiatedShutdownBehavior` in requests, `<InstanceInitiatedShutdownBehavior>` in responses.
+    #[serde(
+        rename = "InstanceInitiatedShutdownBehavior",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_initiated_shutdown_behavior: Option<String>,
+    /// `InstanceMarketOptions`: `InstanceMarketOptions` in requests, `<InstanceMarketOptions>` in responses.
+    #[serde(
+        rename = "InstanceMarketOptions",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_market_options: Option<LaunchTemplateInstanceMarketOptionsRequest>,
+    /// `InstanceRequirements`: `InstanceRequirements` in requests, `<InstanceRequirements>` in responses.
+    #[serde(
+        rename = "InstanceRequirements",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_requirements: Option<InstanceRequirementsRequest>,
+    /// `InstanceType`: `InstanceType` in requests, `<InstanceType>` in responses.
+    #[serde(rename = "InstanceType", skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// `KernelId`: `KernelId` in requests, `<KernelId>` in responses.
+    #[serde(rename = "KernelId", skip_serializing_if = "Option::is_none")]
+    pub kernel_id: Option<String>,
+    /// `KeyName`: `KeyName` in requests, `<KeyName>` in responses.
+    #[serde(rename = "KeyName", skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    /// `LicenseSpecifications`: `LicenseSpecification` in requests, `<LicenseSpecification>` in responses.
+    #[serde(
+        rename = "LicenseSpecifications",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub license_specifications: Option<Vec<LaunchTemplateLicenseConfigurationRequest>>,
+    /// `MaintenanceOptions`: `MaintenanceOptions` in requests, `<MaintenanceOptions>` in responses.
+    #[serde(rename = "MaintenanceOptions", skip_serializing_if = "Option::is_none")]
+    pub maintenance_options: Option<LaunchTemplateInstanceMaintenanceOptionsRequest>,
+    /// `MetadataOptions`: `MetadataOptions` in requests, `<MetadataOptions>` in responses.
+    #[serde(rename = "MetadataOptions", skip_serializing_if = "Option::is_none")]
+    pub metadata_options: Option<LaunchTemplateInstanceMetadataOptionsRequest>,
+    /// `Monitoring`: `Monitoring` in requests, `<Monitoring>` in responses.
+    #[serde(rename = "Monitoring", skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<LaunchTemplatesMonitoringRequest>,
+    /// `NetworkInterfaces`: `NetworkInterface` in requests, `<NetworkInterface>` in responses.
+    #[serde(rename = "NetworkInterfaces", skip_serializing_if = "Option::is_none")]
+    pub network_interfaces: Option<Vec<LaunchTemplateInstanceNetworkInterfaceSpecificationRequest>>,
+    /// `NetworkPerformanceOptions`: `NetworkPerformanceOptions` in requests, `<NetworkPerformanceOptions>` in responses.
+    #[serde(
+        rename = "NetworkPerformanceOptions",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_performance_options: Option<LaunchTemplateNetworkPerformanceOptionsRequest>,
+    /// `Operator`: `Operator` in requests, `<Operator>` in responses.
+    #[serde(rename = "Operator", skip_serializing_if = "Option::is_none")]
+    pub operator: Option<OperatorRequest>,
+    /// `Placement`: `Placement` in requests, `<Placement>` in responses.
+    #[serde(rename = "Placement", skip_serializing_if = "Option::is_none")]
+    pub placement: Option<LaunchTemplatePlacementRequest>,
+    /// `PrivateDnsNameOptions`: `PrivateDnsNameOptions` in requests, `<PrivateDnsNameOptions>` in responses.
+    #[serde(
+        rename = "PrivateDnsNameOptions",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub private_dns_name_options: Option<LaunchTemplatePrivateDnsNameOptionsRequest>,
+    /// `RamDiskId`: `RamDiskId` in requests, `<RamDiskId>` in responses.
+    #[serde(rename = "RamDiskId", skip_serializing_if = "Option::is_none")]
+    pub ram_disk_id: Option<String>,
+    /// `SecondaryInterfaces`: `SecondaryInterface` in requests, `<SecondaryInterface>` in responses.
+    #[serde(
+        rename = "SecondaryInterfaces",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secondary_interfaces:
+        Option<Vec<LaunchTemplateInstanceSecondaryInterfaceSpecificationRequest>>,
+    /// `SecurityGroupIds`: `SecurityGroupId` in requests, `<SecurityGroupId>` in responses.
+    #[serde(rename = "SecurityGroupIds", skip_serializing_if = "Option::is_none")]
+    pub security_group_ids: Option<Vec<String>>,
+    /// `SecurityGroups`: `SecurityGroup` in requests, `<SecurityGroup>` in responses.
+    #[serde(rename = "SecurityGroups", skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    #[serde(rename = "TagSpecifications", skip_serializing_if = "Option::is_none")]
+    pub tag_specifications: Option<Vec<LaunchTemplateTagSpecificationRequest>>,
+    /// `UserData`: `UserData` in requests, `<UserData>` in responses.
+    #[serde(rename = "UserData", skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+}
+
+impl Decode for RequestLaunchTemplateData {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "BlockDeviceMapping" => {
+                    out.block_device_mappings = Some(Decode::decode(child, &here)?);
+                }
+                "CapacityReservationSpecification" => {
+                    out.capacity_reservation_specification = Some(Decode::decode(child, &here)?);
+                }
+                "CpuOptions" => {
+                    out.cpu_options = Some(Decode::decode(child, &here)?);
+                }
+                "CreditSpecification" => {
+                    out.credit_specification = Some(Decode::decode(child, &here)?);
+                }
+                "DisableApiStop" => {
+                    out.disable_api_stop = Some(Decode::decode(child, &here)?);
+                }
+                "DisableApiTermination" => {
+                    out.disable_api_termination = Some(Decode::decode(child, &here)?);
+                }
+                "EbsOptimized" => {
+                    out.ebs_optimized = Some(Decode::decode(child, &here)?);
+                }
+                "ElasticGpuSpecification" => {
+                    out.elastic_gpu_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "ElasticInferenceAccelerator" => {
+                    out.elastic_inference_accelerators = Some(Decode::decode(child, &here)?);
+                }
+                "EnclaveOptions" => {
+                    out.enclave_options = Some(Decode::decode(child, &here)?);
+                }
+                "HibernationOptions" => {
+                    out.hibernation_options = Some(Decode::decode(child, &here)?);
+                }
+                "IamInstanceProfile" => {
+                    out.iam_instance_profile = Some(Decode::decode(child, &here)?);
+                }
+                "ImageId" => {
+                    out.image_id = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceInitiatedShutdownBehavior" => {
+                    out.instance_initiated_shutdown_behavior = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["stop", "terminate"],
+                    )?);
+                }
+                "InstanceMarketOptions" => {
+                    out.instance_market_options = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceRequirements" => {
+                    out.instance_requirements = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceType" => {
+                    out.instance_type = Some(Decode::decode(child, &here)?);
+                }
+                "KernelId" => {
+                    out.kernel_id = Some(Decode::decode(child, &here)?);
+                }
+                "KeyName" => {
+                    out.key_name = Some(Decode::decode(child, &here)?);
+                }
+                "LicenseSpecification" => {
+                    out.license_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "MaintenanceOptions" => {
+                    out.maintenance_options = Some(Decode::decode(child, &here)?);
+                }
+                "MetadataOptions" => {
+                    out.metadata_options = Some(Decode::decode(child, &here)?);
+                }
+                "Monitoring" => {
+                    out.monitoring = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterface" => {
+                    out.network_interfaces = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkPerformanceOptions" => {
+                    out.network_performance_options = Some(Decode::decode(child, &here)?);
+                }
+                "Operator" => {
+                    out.operator = Some(Decode::decode(child, &here)?);
+                }
+                "Placement" => {
+                    out.placement = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateDnsNameOptions" => {
+                    out.private_dns_name_options = Some(Decode::decode(child, &here)?);
+                }
+                "RamDiskId" => {
+                    out.ram_disk_id = Some(Decode::decode(child, &here)?);
+                }
+                "SecondaryInterface" => {
+                    out.secondary_interfaces = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroupId" => {
+                    out.security_group_ids = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroup" => {
+                    out.security_groups = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "UserData" => {
+                    out.user_data = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `Reservation` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reservation {
@@ -14265,6 +18612,282 @@ impl Decode for ResetSnapshotAttributeRequest {
             return Err(crate::decode::missing(&path.child("SnapshotId")));
         }
         Ok(out)
+    }
+}
+
+/// The `ResponseError` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResponseError {
+    /// `Code`: `Code` in requests, `<code>` in responses.
+    pub code: Option<String>,
+    /// `Message`: `Message` in requests, `<message>` in responses.
+    pub message: Option<String>,
+}
+
+impl Encode for ResponseError {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.code {
+            w.field("code", v);
+        }
+        if let Some(v) = &self.message {
+            w.field("message", v);
+        }
+    }
+}
+
+/// The `ResponseLaunchTemplateData` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ResponseLaunchTemplateData {
+    /// `BlockDeviceMappings`: `BlockDeviceMappingSet` in requests, `<blockDeviceMappingSet>` in responses.
+    #[serde(
+        rename = "BlockDeviceMappings",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub block_device_mappings: Option<Vec<LaunchTemplateBlockDeviceMapping>>,
+    /// `CapacityReservationSpecification`: `CapacityReservationSpecification` in requests, `<capacityReservationSpecification>` in responses.
+    #[serde(
+        rename = "CapacityReservationSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub capacity_reservation_specification:
+        Option<LaunchTemplateCapacityReservationSpecificationResponse>,
+    /// `CpuOptions`: `CpuOptions` in requests, `<cpuOptions>` in responses.
+    #[serde(rename = "CpuOptions", skip_serializing_if = "Option::is_none")]
+    pub cpu_options: Option<LaunchTemplateCpuOptions>,
+    /// `CreditSpecification`: `CreditSpecification` in requests, `<creditSpecification>` in responses.
+    #[serde(
+        rename = "CreditSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub credit_specification: Option<CreditSpecification>,
+    /// `DisableApiStop`: `DisableApiStop` in requests, `<disableApiStop>` in responses.
+    #[serde(rename = "DisableApiStop", skip_serializing_if = "Option::is_none")]
+    pub disable_api_stop: Option<bool>,
+    /// `DisableApiTermination`: `DisableApiTermination` in requests, `<disableApiTermination>` in responses.
+    #[serde(
+        rename = "DisableApiTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub disable_api_termination: Option<bool>,
+    /// `EbsOptimized`: `EbsOptimized` in requests, `<ebsOptimized>` in responses.
+    #[serde(rename = "EbsOptimized", skip_serializing_if = "Option::is_none")]
+    pub ebs_optimized: Option<bool>,
+    /// `ElasticGpuSpecifications`: `ElasticGpuSpecificationSet` in requests, `<elasticGpuSpecificationSet>` in responses.
+    #[serde(
+        rename = "ElasticGpuSpecifications",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub elastic_gpu_specifications: Option<Vec<ElasticGpuSpecificationResponse>>,
+    /// `ElasticInferenceAccelerators`: `ElasticInferenceAcceleratorSet` in requests, `<elasticInferenceAcceleratorSet>` in responses.
+    #[serde(
+        rename = "ElasticInferenceAccelerators",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub elastic_inference_accelerators:
+        Option<Vec<LaunchTemplateElasticInferenceAcceleratorResponse>>,
+    /// `EnclaveOptions`: `EnclaveOptions` in requests, `<enclaveOptions>` in responses.
+    #[serde(rename = "EnclaveOptions", skip_serializing_if = "Option::is_none")]
+    pub enclave_options: Option<LaunchTemplateEnclaveOptions>,
+    /// `HibernationOptions`: `HibernationOptions` in requests, `<hibernationOptions>` in responses.
+    #[serde(rename = "HibernationOptions", skip_serializing_if = "Option::is_none")]
+    pub hibernation_options: Option<LaunchTemplateHibernationOptions>,
+    /// `IamInstanceProfile`: `IamInstanceProfile` in requests, `<iamInstanceProfile>` in responses.
+    #[serde(rename = "IamInstanceProfile", skip_serializing_if = "Option::is_none")]
+    pub iam_instance_profile: Option<LaunchTemplateIamInstanceProfileSpecification>,
+    /// `ImageId`: `ImageId` in requests, `<imageId>` in responses.
+    #[serde(rename = "ImageId", skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    /// `InstanceInitiatedShutdownBehavior`: `InstanceInitiatedShutdownBehavior` in requests, `<instanceInitiatedShutdownBehavior>` in responses.
+    #[serde(
+        rename = "InstanceInitiatedShutdownBehavior",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_initiated_shutdown_behavior: Option<String>,
+    /// `InstanceMarketOptions`: `InstanceMarketOptions` in requests, `<instanceMarketOptions>` in responses.
+    #[serde(
+        rename = "InstanceMarketOptions",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_market_options: Option<LaunchTemplateInstanceMarketOptions>,
+    /// `InstanceRequirements`: `InstanceRequirements` in requests, `<instanceRequirements>` in responses.
+    #[serde(
+        rename = "InstanceRequirements",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub instance_requirements: Option<InstanceRequirements>,
+    /// `InstanceType`: `InstanceType` in requests, `<instanceType>` in responses.
+    #[serde(rename = "InstanceType", skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
+    /// `KernelId`: `KernelId` in requests, `<kernelId>` in responses.
+    #[serde(rename = "KernelId", skip_serializing_if = "Option::is_none")]
+    pub kernel_id: Option<String>,
+    /// `KeyName`: `KeyName` in requests, `<keyName>` in responses.
+    #[serde(rename = "KeyName", skip_serializing_if = "Option::is_none")]
+    pub key_name: Option<String>,
+    /// `LicenseSpecifications`: `LicenseSet` in requests, `<licenseSet>` in responses.
+    #[serde(
+        rename = "LicenseSpecifications",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub license_specifications: Option<Vec<LaunchTemplateLicenseConfiguration>>,
+    /// `MaintenanceOptions`: `MaintenanceOptions` in requests, `<maintenanceOptions>` in responses.
+    #[serde(rename = "MaintenanceOptions", skip_serializing_if = "Option::is_none")]
+    pub maintenance_options: Option<LaunchTemplateInstanceMaintenanceOptions>,
+    /// `MetadataOptions`: `MetadataOptions` in requests, `<metadataOptions>` in responses.
+    #[serde(rename = "MetadataOptions", skip_serializing_if = "Option::is_none")]
+    pub metadata_options: Option<LaunchTemplateInstanceMetadataOptions>,
+    /// `Monitoring`: `Monitoring` in requests, `<monitoring>` in responses.
+    #[serde(rename = "Monitoring", skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<LaunchTemplatesMonitoring>,
+    /// `NetworkInterfaces`: `NetworkInterfaceSet` in requests, `<networkInterfaceSet>` in responses.
+    #[serde(rename = "NetworkInterfaces", skip_serializing_if = "Option::is_none")]
+    pub network_interfaces: Option<Vec<LaunchTemplateInstanceNetworkInterfaceSpecification>>,
+    /// `NetworkPerformanceOptions`: `NetworkPerformanceOptions` in requests, `<networkPerformanceOptions>` in responses.
+    #[serde(
+        rename = "NetworkPerformanceOptions",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub network_performance_options: Option<LaunchTemplateNetworkPerformanceOptions>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    #[serde(rename = "Operator", skip_serializing_if = "Option::is_none")]
+    pub operator: Option<OperatorResponse>,
+    /// `Placement`: `Placement` in requests, `<placement>` in responses.
+    #[serde(rename = "Placement", skip_serializing_if = "Option::is_none")]
+    pub placement: Option<LaunchTemplatePlacement>,
+    /// `PrivateDnsNameOptions`: `PrivateDnsNameOptions` in requests, `<privateDnsNameOptions>` in responses.
+    #[serde(
+        rename = "PrivateDnsNameOptions",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub private_dns_name_options: Option<LaunchTemplatePrivateDnsNameOptions>,
+    /// `RamDiskId`: `RamDiskId` in requests, `<ramDiskId>` in responses.
+    #[serde(rename = "RamDiskId", skip_serializing_if = "Option::is_none")]
+    pub ram_disk_id: Option<String>,
+    /// `SecondaryInterfaces`: `SecondaryInterfaceSet` in requests, `<secondaryInterfaceSet>` in responses.
+    #[serde(
+        rename = "SecondaryInterfaces",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secondary_interfaces: Option<Vec<LaunchTemplateInstanceSecondaryInterfaceSpecification>>,
+    /// `SecurityGroupIds`: `SecurityGroupIdSet` in requests, `<securityGroupIdSet>` in responses.
+    #[serde(rename = "SecurityGroupIds", skip_serializing_if = "Option::is_none")]
+    pub security_group_ids: Option<Vec<String>>,
+    /// `SecurityGroups`: `SecurityGroupSet` in requests, `<securityGroupSet>` in responses.
+    #[serde(rename = "SecurityGroups", skip_serializing_if = "Option::is_none")]
+    pub security_groups: Option<Vec<String>>,
+    /// `TagSpecifications`: `TagSpecificationSet` in requests, `<tagSpecificationSet>` in responses.
+    #[serde(rename = "TagSpecifications", skip_serializing_if = "Option::is_none")]
+    pub tag_specifications: Option<Vec<LaunchTemplateTagSpecification>>,
+    /// `UserData`: `UserData` in requests, `<userData>` in responses.
+    #[serde(rename = "UserData", skip_serializing_if = "Option::is_none")]
+    pub user_data: Option<String>,
+}
+
+impl Encode for ResponseLaunchTemplateData {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.block_device_mappings {
+            w.list("blockDeviceMappingSet", "item", v);
+        }
+        if let Some(v) = &self.capacity_reservation_specification {
+            w.field("capacityReservationSpecification", v);
+        }
+        if let Some(v) = &self.cpu_options {
+            w.field("cpuOptions", v);
+        }
+        if let Some(v) = &self.credit_specification {
+            w.field("creditSpecification", v);
+        }
+        if let Some(v) = &self.disable_api_stop {
+            w.field("disableApiStop", v);
+        }
+        if let Some(v) = &self.disable_api_termination {
+            w.field("disableApiTermination", v);
+        }
+        if let Some(v) = &self.ebs_optimized {
+            w.field("ebsOptimized", v);
+        }
+        if let Some(v) = &self.elastic_gpu_specifications {
+            w.list("elasticGpuSpecificationSet", "item", v);
+        }
+        if let Some(v) = &self.elastic_inference_accelerators {
+            w.list("elasticInferenceAcceleratorSet", "item", v);
+        }
+        if let Some(v) = &self.enclave_options {
+            w.field("enclaveOptions", v);
+        }
+        if let Some(v) = &self.hibernation_options {
+            w.field("hibernationOptions", v);
+        }
+        if let Some(v) = &self.iam_instance_profile {
+            w.field("iamInstanceProfile", v);
+        }
+        if let Some(v) = &self.image_id {
+            w.field("imageId", v);
+        }
+        if let Some(v) = &self.instance_initiated_shutdown_behavior {
+            w.field("instanceInitiatedShutdownBehavior", v);
+        }
+        if let Some(v) = &self.instance_market_options {
+            w.field("instanceMarketOptions", v);
+        }
+        if let Some(v) = &self.instance_requirements {
+            w.field("instanceRequirements", v);
+        }
+        if let Some(v) = &self.instance_type {
+            w.field("instanceType", v);
+        }
+        if let Some(v) = &self.kernel_id {
+            w.field("kernelId", v);
+        }
+        if let Some(v) = &self.key_name {
+            w.field("keyName", v);
+        }
+        if let Some(v) = &self.license_specifications {
+            w.list("licenseSet", "item", v);
+        }
+        if let Some(v) = &self.maintenance_options {
+            w.field("maintenanceOptions", v);
+        }
+        if let Some(v) = &self.metadata_options {
+            w.field("metadataOptions", v);
+        }
+        if let Some(v) = &self.monitoring {
+            w.field("monitoring", v);
+        }
+        if let Some(v) = &self.network_interfaces {
+            w.list("networkInterfaceSet", "item", v);
+        }
+        if let Some(v) = &self.network_performance_options {
+            w.field("networkPerformanceOptions", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.placement {
+            w.field("placement", v);
+        }
+        if let Some(v) = &self.private_dns_name_options {
+            w.field("privateDnsNameOptions", v);
+        }
+        if let Some(v) = &self.ram_disk_id {
+            w.field("ramDiskId", v);
+        }
+        if let Some(v) = &self.secondary_interfaces {
+            w.list("secondaryInterfaceSet", "item", v);
+        }
+        if let Some(v) = &self.security_group_ids {
+            w.list("securityGroupIdSet", "item", v);
+        }
+        if let Some(v) = &self.security_groups {
+            w.list("securityGroupSet", "item", v);
+        }
+        if let Some(v) = &self.tag_specifications {
+            w.list("tagSpecificationSet", "item", v);
+        }
+        if let Some(v) = &self.user_data {
+            w.field("userData", v);
+        }
     }
 }
 
@@ -14808,9 +19431,11 @@ impl Encode for RouteTableAssociationState {
 }
 
 /// The `RunInstancesMonitoringEnabled` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RunInstancesMonitoringEnabled {
     /// `Enabled`: `Enabled` in requests, `<enabled>` in responses.
+    #[serde(rename = "Enabled")]
     pub enabled: bool,
 }
 
@@ -14836,95 +19461,176 @@ impl Decode for RunInstancesMonitoringEnabled {
 }
 
 /// The `RunInstancesRequest` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct RunInstancesRequest {
     /// `AdditionalInfo`: `AdditionalInfo` in requests, `<additionalInfo>` in responses.
+    #[serde(rename = "AdditionalInfo", skip_serializing_if = "Option::is_none")]
     pub additional_info: Option<String>,
     /// `BlockDeviceMappings`: `BlockDeviceMapping` in requests, `<BlockDeviceMapping>` in responses.
+    #[serde(
+        rename = "BlockDeviceMappings",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub block_device_mappings: Option<Vec<BlockDeviceMapping>>,
     /// `CapacityReservationSpecification`: `CapacityReservationSpecification` in requests, `<CapacityReservationSpecification>` in responses.
+    #[serde(
+        rename = "CapacityReservationSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub capacity_reservation_specification: Option<CapacityReservationSpecification>,
     /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    #[serde(rename = "ClientToken", skip_serializing_if = "Option::is_none")]
     pub client_token: Option<String>,
     /// `CpuOptions`: `CpuOptions` in requests, `<CpuOptions>` in responses.
+    #[serde(rename = "CpuOptions", skip_serializing_if = "Option::is_none")]
     pub cpu_options: Option<CpuOptionsRequest>,
     /// `CreditSpecification`: `CreditSpecification` in requests, `<CreditSpecification>` in responses.
+    #[serde(
+        rename = "CreditSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub credit_specification: Option<CreditSpecificationRequest>,
     /// `DisableApiStop`: `DisableApiStop` in requests, `<DisableApiStop>` in responses.
+    #[serde(rename = "DisableApiStop", skip_serializing_if = "Option::is_none")]
     pub disable_api_stop: Option<bool>,
     /// `DisableApiTermination`: `DisableApiTermination` in requests, `<disableApiTermination>` in responses.
+    #[serde(
+        rename = "DisableApiTermination",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub disable_api_termination: Option<bool>,
     /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    #[serde(rename = "DryRun", skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
     /// `EbsOptimized`: `EbsOptimized` in requests, `<ebsOptimized>` in responses.
+    #[serde(rename = "EbsOptimized", skip_serializing_if = "Option::is_none")]
     pub ebs_optimized: Option<bool>,
     /// `ElasticGpuSpecification`: `ElasticGpuSpecification` in requests, `<ElasticGpuSpecification>` in responses.
+    #[serde(
+        rename = "ElasticGpuSpecification",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub elastic_gpu_specification: Option<Vec<ElasticGpuSpecification>>,
     /// `ElasticInferenceAccelerators`: `ElasticInferenceAccelerator` in requests, `<ElasticInferenceAccelerator>` in responses.
+    #[serde(
+        rename = "ElasticInferenceAccelerators",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub elastic_inference_accelerators: Option<Vec<ElasticInferenceAccelerator>>,
     /// `EnablePrimaryIpv6`: `EnablePrimaryIpv6` in requests, `<EnablePrimaryIpv6>` in responses.
+    #[serde(rename = "EnablePrimaryIpv6", skip_serializing_if = "Option::is_none")]
     pub enable_primary_ipv6: Option<bool>,
     /// `EnclaveOptions`: `EnclaveOptions` in requests, `<EnclaveOptions>` in responses.
+    #[serde(rename = "EnclaveOptions", skip_serializing_if = "Option::is_none")]
     pub enclave_options: Option<EnclaveOptionsRequest>,
     /// `HibernationOptions`: `HibernationOptions` in requests, `<HibernationOptions>` in responses.
+    #[serde(rename = "HibernationOptions", skip_serializing_if = "Option::is_none")]
     pub hibernation_options: Option<HibernationOptionsRequest>,
     /// `IamInstanceProfile`: `IamInstanceProfile` in requests, `<iamInstanceProfile>` in responses.
+    #[serde(rename = "IamInstanceProfile", skip_serializing_if = "Option::is_none")]
     pub iam_instance_profile: Option<IamInstanceProfileSpecification>,
     /// `ImageId`: `ImageId` in requests, `<ImageId>` in responses.
+    #[serde(rename = "ImageId", skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
     /// `InstanceInitiatedShutdownBehavior`: `InstanceInitiatedShutdownBehavior` in requests, `<instanceInitiatedShutdownBehavior>` in responses.
+    #[serde(
+        rename = "InstanceInitiatedShutdownBehavior",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub instance_initiated_shutdown_behavior: Option<String>,
     /// `InstanceMarketOptions`: `InstanceMarketOptions` in requests, `<InstanceMarketOptions>` in responses.
+    #[serde(
+        rename = "InstanceMarketOptions",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub instance_market_options: Option<InstanceMarketOptionsRequest>,
     /// `InstanceType`: `InstanceType` in requests, `<InstanceType>` in responses.
+    #[serde(rename = "InstanceType", skip_serializing_if = "Option::is_none")]
     pub instance_type: Option<String>,
     /// `Ipv6AddressCount`: `Ipv6AddressCount` in requests, `<Ipv6AddressCount>` in responses.
+    #[serde(rename = "Ipv6AddressCount", skip_serializing_if = "Option::is_none")]
     pub ipv6_address_count: Option<i32>,
     /// `Ipv6Addresses`: `Ipv6Address` in requests, `<Ipv6Address>` in responses.
+    #[serde(rename = "Ipv6Addresses", skip_serializing_if = "Option::is_none")]
     pub ipv6_addresses: Option<Vec<InstanceIpv6Address>>,
     /// `KernelId`: `KernelId` in requests, `<KernelId>` in responses.
+    #[serde(rename = "KernelId", skip_serializing_if = "Option::is_none")]
     pub kernel_id: Option<String>,
     /// `KeyName`: `KeyName` in requests, `<KeyName>` in responses.
+    #[serde(rename = "KeyName", skip_serializing_if = "Option::is_none")]
     pub key_name: Option<String>,
     /// `LaunchTemplate`: `LaunchTemplate` in requests, `<LaunchTemplate>` in responses.
+    #[serde(rename = "LaunchTemplate", skip_serializing_if = "Option::is_none")]
     pub launch_template: Option<LaunchTemplateSpecification>,
     /// `LicenseSpecifications`: `LicenseSpecification` in requests, `<LicenseSpecification>` in responses.
+    #[serde(
+        rename = "LicenseSpecifications",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub license_specifications: Option<Vec<LicenseConfigurationRequest>>,
     /// `MaintenanceOptions`: `MaintenanceOptions` in requests, `<MaintenanceOptions>` in responses.
+    #[serde(rename = "MaintenanceOptions", skip_serializing_if = "Option::is_none")]
     pub maintenance_options: Option<InstanceMaintenanceOptionsRequest>,
     /// `MaxCount`: `MaxCount` in requests, `<MaxCount>` in responses.
+    #[serde(rename = "MaxCount")]
     pub max_count: i32,
     /// `MetadataOptions`: `MetadataOptions` in requests, `<MetadataOptions>` in responses.
+    #[serde(rename = "MetadataOptions", skip_serializing_if = "Option::is_none")]
     pub metadata_options: Option<InstanceMetadataOptionsRequest>,
     /// `MinCount`: `MinCount` in requests, `<MinCount>` in responses.
+    #[serde(rename = "MinCount")]
     pub min_count: i32,
     /// `Monitoring`: `Monitoring` in requests, `<Monitoring>` in responses.
+    #[serde(rename = "Monitoring", skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<RunInstancesMonitoringEnabled>,
     /// `NetworkInterfaces`: `NetworkInterface` in requests, `<networkInterface>` in responses.
+    #[serde(rename = "NetworkInterfaces", skip_serializing_if = "Option::is_none")]
     pub network_interfaces: Option<Vec<InstanceNetworkInterfaceSpecification>>,
     /// `NetworkPerformanceOptions`: `NetworkPerformanceOptions` in requests, `<NetworkPerformanceOptions>` in responses.
+    #[serde(
+        rename = "NetworkPerformanceOptions",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub network_performance_options: Option<InstanceNetworkPerformanceOptionsRequest>,
     /// `Operator`: `Operator` in requests, `<Operator>` in responses.
+    #[serde(rename = "Operator", skip_serializing_if = "Option::is_none")]
     pub operator: Option<OperatorRequest>,
     /// `Placement`: `Placement` in requests, `<Placement>` in responses.
+    #[serde(rename = "Placement", skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
     /// `PrivateDnsNameOptions`: `PrivateDnsNameOptions` in requests, `<PrivateDnsNameOptions>` in responses.
+    #[serde(
+        rename = "PrivateDnsNameOptions",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub private_dns_name_options: Option<PrivateDnsNameOptionsRequest>,
     /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    #[serde(rename = "PrivateIpAddress", skip_serializing_if = "Option::is_none")]
     pub private_ip_address: Option<String>,
     /// `RamdiskId`: `RamdiskId` in requests, `<RamdiskId>` in responses.
+    #[serde(rename = "RamdiskId", skip_serializing_if = "Option::is_none")]
     pub ramdisk_id: Option<String>,
     /// `SecondaryInterfaces`: `SecondaryInterface` in requests, `<SecondaryInterface>` in responses.
+    #[serde(
+        rename = "SecondaryInterfaces",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub secondary_interfaces: Option<Vec<InstanceSecondaryInterfaceSpecificationRequest>>,
     /// `SecurityGroupIds`: `SecurityGroupId` in requests, `<SecurityGroupId>` in responses.
+    #[serde(rename = "SecurityGroupIds", skip_serializing_if = "Option::is_none")]
     pub security_group_ids: Option<Vec<String>>,
     /// `SecurityGroups`: `SecurityGroup` in requests, `<SecurityGroup>` in responses.
+    #[serde(rename = "SecurityGroups", skip_serializing_if = "Option::is_none")]
     pub security_groups: Option<Vec<String>>,
     /// `SubnetId`: `SubnetId` in requests, `<SubnetId>` in responses.
+    #[serde(rename = "SubnetId", skip_serializing_if = "Option::is_none")]
     pub subnet_id: Option<String>,
     /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    #[serde(rename = "TagSpecifications", skip_serializing_if = "Option::is_none")]
     pub tag_specifications: Option<Vec<TagSpecification>>,
     /// `UserData`: `UserData` in requests, `<UserData>` in responses.
+    #[serde(rename = "UserData", skip_serializing_if = "Option::is_none")]
     pub user_data: Option<String>,
 }
 
@@ -15082,6 +19788,48 @@ impl Decode for RunInstancesRequest {
         }
         if !seen_min_count {
             return Err(crate::decode::missing(&path.child("MinCount")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `SecondaryInterfacePrivateIpAddressSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SecondaryInterfacePrivateIpAddressSpecification {
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<privateIpAddress>` in responses.
+    #[serde(rename = "PrivateIpAddress", skip_serializing_if = "Option::is_none")]
+    pub private_ip_address: Option<String>,
+}
+
+impl Encode for SecondaryInterfacePrivateIpAddressSpecification {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.private_ip_address {
+            w.field("privateIpAddress", v);
+        }
+    }
+}
+
+/// The `SecondaryInterfacePrivateIpAddressSpecificationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SecondaryInterfacePrivateIpAddressSpecificationRequest {
+    /// `PrivateIpAddress`: `PrivateIpAddress` in requests, `<PrivateIpAddress>` in responses.
+    #[serde(rename = "PrivateIpAddress", skip_serializing_if = "Option::is_none")]
+    pub private_ip_address: Option<String>,
+}
+
+impl Decode for SecondaryInterfacePrivateIpAddressSpecificationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "PrivateIpAddress" => {
+                    out.private_ip_address = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
         }
         Ok(out)
     }
@@ -15423,17 +20171,29 @@ impl Encode for SnapshotInfo {
 }
 
 /// The `SpotMarketOptions` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct SpotMarketOptions {
     /// `BlockDurationMinutes`: `BlockDurationMinutes` in requests, `<BlockDurationMinutes>` in responses.
+    #[serde(
+        rename = "BlockDurationMinutes",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub block_duration_minutes: Option<i32>,
     /// `InstanceInterruptionBehavior`: `InstanceInterruptionBehavior` in requests, `<InstanceInterruptionBehavior>` in responses.
+    #[serde(
+        rename = "InstanceInterruptionBehavior",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub instance_interruption_behavior: Option<String>,
     /// `MaxPrice`: `MaxPrice` in requests, `<MaxPrice>` in responses.
+    #[serde(rename = "MaxPrice", skip_serializing_if = "Option::is_none")]
     pub max_price: Option<String>,
     /// `SpotInstanceType`: `SpotInstanceType` in requests, `<SpotInstanceType>` in responses.
+    #[serde(rename = "SpotInstanceType", skip_serializing_if = "Option::is_none")]
     pub spot_instance_type: Option<String>,
     /// `ValidUntil`: `ValidUntil` in requests, `<ValidUntil>` in responses.
+    #[serde(rename = "ValidUntil", skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<DateTime>,
 }
 
@@ -15850,11 +20610,14 @@ impl Encode for SuccessfulInstanceCreditSpecificationItem {
 }
 
 /// The `Tag` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Tag {
     /// `Key`: `Key` in requests, `<key>` in responses.
+    #[serde(rename = "Key", skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// `Value`: `Value` in requests, `<value>` in responses.
+    #[serde(rename = "Value", skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
 }
 
@@ -15919,11 +20682,14 @@ impl Encode for TagDescription {
 }
 
 /// The `TagSpecification` shape of the EC2 model.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct TagSpecification {
     /// `ResourceType`: `ResourceType` in requests, `<resourceType>` in responses.
+    #[serde(rename = "ResourceType", skip_serializing_if = "Option::is_none")]
     pub resource_type: Option<String>,
     /// `Tags`: `Tag` in requests, `<Tag>` in responses.
+    #[serde(rename = "Tags", skip_serializing_if = "Option::is_none")]
     pub tags: Option<Vec<Tag>>,
 }
 
@@ -16117,6 +20883,60 @@ impl Encode for TerminateInstancesResult {
     }
 }
 
+/// The `TotalLocalStorageGB` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TotalLocalStorageGB {
+    /// `Max`: `Max` in requests, `<max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// `Min`: `Min` in requests, `<min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+}
+
+impl Encode for TotalLocalStorageGB {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.max {
+            w.field("max", v);
+        }
+        if let Some(v) = &self.min {
+            w.field("min", v);
+        }
+    }
+}
+
+/// The `TotalLocalStorageGBRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TotalLocalStorageGBRequest {
+    /// `Max`: `Max` in requests, `<Max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// `Min`: `Min` in requests, `<Min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+}
+
+impl Decode for TotalLocalStorageGBRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Max" => {
+                    out.max = Some(Decode::decode(child, &here)?);
+                }
+                "Min" => {
+                    out.min = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `UnassignPrivateIpAddressesRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UnassignPrivateIpAddressesRequest {
@@ -16274,6 +21094,65 @@ impl Encode for UserIdGroupPair {
     }
 }
 
+/// The `VCpuCountRange` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct VCpuCountRange {
+    /// `Max`: `Max` in requests, `<max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<min>` in responses.
+    #[serde(rename = "Min", skip_serializing_if = "Option::is_none")]
+    pub min: Option<i32>,
+}
+
+impl Encode for VCpuCountRange {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.max {
+            w.field("max", v);
+        }
+        if let Some(v) = &self.min {
+            w.field("min", v);
+        }
+    }
+}
+
+/// The `VCpuCountRangeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct VCpuCountRangeRequest {
+    /// `Max`: `Max` in requests, `<Max>` in responses.
+    #[serde(rename = "Max", skip_serializing_if = "Option::is_none")]
+    pub max: Option<i32>,
+    /// `Min`: `Min` in requests, `<Min>` in responses.
+    #[serde(rename = "Min")]
+    pub min: i32,
+}
+
+impl Decode for VCpuCountRangeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_min = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Max" => {
+                    out.max = Some(Decode::decode(child, &here)?);
+                }
+                "Min" => {
+                    out.min = Decode::decode(child, &here)?;
+                    seen_min = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_min {
+            return Err(crate::decode::missing(&path.child("Min")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `VCpuInfo` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -16311,6 +21190,41 @@ impl Encode for VCpuInfo {
         }
         if let Some(v) = &self.valid_threads_per_core {
             w.list("validThreadsPerCore", "item", v);
+        }
+    }
+}
+
+/// The `ValidationError` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ValidationError {
+    /// `Code`: `Code` in requests, `<code>` in responses.
+    pub code: Option<String>,
+    /// `Message`: `Message` in requests, `<message>` in responses.
+    pub message: Option<String>,
+}
+
+impl Encode for ValidationError {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.code {
+            w.field("code", v);
+        }
+        if let Some(v) = &self.message {
+            w.field("message", v);
+        }
+    }
+}
+
+/// The `ValidationWarning` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ValidationWarning {
+    /// `Errors`: `ErrorSet` in requests, `<errorSet>` in responses.
+    pub errors: Option<Vec<ValidationError>>,
+}
+
+impl Encode for ValidationWarning {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.errors {
+            w.list("errorSet", "item", v);
         }
     }
 }
