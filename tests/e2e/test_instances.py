@@ -353,7 +353,6 @@ def test_hibernate_and_force_stop(ec2, ami):
 
 def test_settings_kumo_cannot_honour_are_refused_by_name(ec2, ami):
     for extra in (
-        {"LaunchTemplate": {"LaunchTemplateName": "web"}},
         {"InstanceMarketOptions": {"MarketType": "spot"}},
         {"NetworkInterfaces": [{"DeviceIndex": 0, "Ipv6AddressCount": 1}]},
         {"NetworkInterfaces": [{"DeviceIndex": 0, "InterfaceType": "efa"}]},

@@ -1152,7 +1152,13 @@ fn data_of(
         }),
         placement: Some(LaunchTemplatePlacement {
             availability_zone: Some(r.zone.clone()),
-            group_name: Some(String::new()),
+            group_name: Some(
+                r.placement_group
+                    .as_ref()
+                    .map(|(_, name)| name.clone())
+                    .unwrap_or_default(),
+            ),
+            partition_number: r.partition_number,
             tenancy: Some(r.tenancy.clone()),
             ..LaunchTemplatePlacement::default()
         }),

@@ -25,6 +25,7 @@ mod launch_templates;
 mod launch_volumes;
 mod nat;
 mod network;
+mod placement_groups;
 mod prefix_lists;
 mod records;
 mod regions;
@@ -1164,6 +1165,38 @@ impl Ec2 for Kumo {
         input: GetLaunchTemplateDataRequest,
     ) -> Result<GetLaunchTemplateDataResult, Ec2Error> {
         launch_templates::get_data(self, ctx, input)
+    }
+
+    fn create_placement_group(
+        &self,
+        ctx: &RequestContext,
+        input: CreatePlacementGroupRequest,
+    ) -> Result<CreatePlacementGroupResult, Ec2Error> {
+        placement_groups::create(self, ctx, input)
+    }
+
+    fn describe_placement_groups(
+        &self,
+        ctx: &RequestContext,
+        input: DescribePlacementGroupsRequest,
+    ) -> Result<DescribePlacementGroupsResult, Ec2Error> {
+        placement_groups::describe(self, ctx, input)
+    }
+
+    fn delete_placement_group(
+        &self,
+        ctx: &RequestContext,
+        input: DeletePlacementGroupRequest,
+    ) -> Result<(), Ec2Error> {
+        placement_groups::delete(self, ctx, input)
+    }
+
+    fn modify_instance_placement(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyInstancePlacementRequest,
+    ) -> Result<ModifyInstancePlacementResult, Ec2Error> {
+        placement_groups::modify_instance(self, ctx, input)
     }
 
     fn run_instances(

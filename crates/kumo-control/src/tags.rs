@@ -212,6 +212,16 @@ const NOT_FOUND: &[(&str, &str, &str)] = &[
         "InvalidDhcpOptionID.NotFound",
         "The dhcpOption ID '{}' does not exist",
     ),
+    (
+        "launch-template",
+        "InvalidLaunchTemplateId.NotFound",
+        "The specified launch template, with template ID {}, does not exist.",
+    ),
+    (
+        "placement-group",
+        "InvalidPlacementGroup.Unknown",
+        "The Placement Group '{}' is unknown.",
+    ),
 ];
 
 /// The resource type an id names, when it has a known resource's form, else AWS's `InvalidID`.

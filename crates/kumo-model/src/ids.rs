@@ -46,6 +46,8 @@ pub const RESOURCE_TYPES: &[(&str, &str)] = &[
     ("dopt", "dhcp-options"),
     ("scr", "subnet-cidr-reservation"),
     ("pl", "prefix-list"),
+    ("lt", "launch-template"),
+    ("pg", "placement-group"),
 ];
 
 /// Whether `id` has AWS's form for `prefix`: the prefix, a dash, and 8 or 17 lowercase hex

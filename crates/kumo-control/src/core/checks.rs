@@ -84,6 +84,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::CreateManagedPrefixList(i) => run(i),
         Request::CreateNatGateway(i) => run(i),
         Request::CreateNetworkInterface(i) => run(i),
+        Request::CreatePlacementGroup(i) => run(i),
         Request::CreateRoute(i) => run(i),
         Request::CreateRouteTable(i) => run(i),
         Request::CreateSecurityGroup(i) => run(i),
@@ -101,6 +102,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DeleteManagedPrefixList(i) => run(i),
         Request::DeleteNatGateway(i) => run(i),
         Request::DeleteNetworkInterface(i) => run(i),
+        Request::DeletePlacementGroup(i) => run(i),
         Request::DeleteRoute(i) => run(i),
         Request::DeleteRouteTable(i) => run(i),
         Request::DeleteSecurityGroup(i) => run(i),
@@ -131,6 +133,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DescribeNetworkAcls(i) => run(i),
         Request::DescribeNetworkInterfaceAttribute(i) => run(i),
         Request::DescribeNetworkInterfaces(i) => run(i),
+        Request::DescribePlacementGroups(i) => run(i),
         Request::DescribeRegions(i) => run(i),
         Request::DescribeRouteTables(i) => run(i),
         Request::DescribeSecurityGroupRules(i) => run(i),
@@ -170,6 +173,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::ModifyInstanceAttribute(i) => run(i),
         Request::ModifyInstanceCreditSpecification(i) => run_itemized(i),
         Request::ModifyInstanceMetadataOptions(i) => run(i),
+        Request::ModifyInstancePlacement(i) => run(i),
         Request::ModifyLaunchTemplate(i) => run(i),
         Request::ModifyManagedPrefixList(i) => run(i),
         Request::ModifyNetworkInterfaceAttribute(i) => run(i),
@@ -243,6 +247,7 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         K::VpcPeeringConnectionId => ("pcx", "InvalidVpcPeeringConnectionId.Malformed"),
         K::LaunchTemplateId => ("lt", "InvalidLaunchTemplateId.Malformed"),
         K::VpcEndpointId => ("vpce", "InvalidVpcEndpointId.Malformed"),
+        K::PlacementGroupId => ("pg", "InvalidPlacementGroupId.Malformed"),
         // The catalog decides: moto's ids under --moto-compat (`ami-ekswin`) are not AWS's
         // form, so the image lookup checks the form after the catalog.
         K::ImageId => return None,
@@ -271,7 +276,6 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         | K::Ipv4PoolEc2Id
         | K::Ipv6PoolEc2Id
         | K::LocalGatewayId
-        | K::PlacementGroupId
         | K::TransitGatewayId => return None,
     })
 }

@@ -317,8 +317,18 @@ impl<V: Read> Filterable<F> for InstanceView<'_, V> {
             | F::NetworkPerformanceOptionsBandwidthWeighting
             | F::OperatorManaged
             | F::OperatorPrincipal => {}
+            F::PlacementGroupName => {
+                if let Some((_, name)) = &r.placement_group {
+                    out(name)
+                }
+            }
+            F::PlacementPartitionNumber => {
+                if let Some(n) = r.partition_number {
+                    out(&n.to_string())
+                }
+            }
             // Never set on a Kumo instance, as on an AWS instance without them: dedicated
-            // hosts, capacity reservations, instance profiles' ids, Spot and placement groups,
+            // hosts, capacity reservations, instance profiles' ids, Spot,
             // IPv6, paravirtual kernels, product codes, Outposts, NitroTPM, requester-managed.
             F::Affinity
             | F::CapacityReservationId
@@ -328,8 +338,6 @@ impl<V: Read> Filterable<F> for InstanceView<'_, V> {
             | F::Ipv6Address
             | F::KernelId
             | F::OutpostArn
-            | F::PlacementGroupName
-            | F::PlacementPartitionNumber
             | F::ProductCode
             | F::ProductCodeType
             | F::RamdiskId

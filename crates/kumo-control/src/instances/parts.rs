@@ -353,6 +353,8 @@ pub(super) fn new_record(
         dns_names: dns_names(l, subnet),
         paravirtual: l.image.virtualization_type == "paravirtual",
         windows: l.image.platform == "windows",
+        placement_group: None,
+        partition_number: None,
     }
 }
 

@@ -372,9 +372,9 @@ pub fn run(
     ctx: &RequestContext,
     input: RunInstancesRequest,
 ) -> Result<Reservation, Ec2Error> {
-    let input = placement_blanks_unset(input);
     // From a launch template: its data beneath the call's members, checked as a request.
     let (input, template_tags) = crate::launch_templates::merge(k, ctx, input)?;
+    let input = placement_blanks_unset(input);
     if input.launch_template.is_some() {
         crate::core::checks::all(&input)?;
     }
@@ -674,6 +674,15 @@ pub(super) fn launch(
     check_zone(s, l, &subnet)?;
     check_key(tx, s, input)?;
     let count = capacity(k, tx, s, l, &subnet)?;
+    let placed = crate::placement_groups::for_launch(
+        k,
+        tx,
+        s,
+        input.placement.as_ref(),
+        l.info,
+        &subnet.zone,
+        count,
+    )?;
     let vpc = crate::vpcs::get_vpc(tx, s, &subnet.vpc_id)?;
     let mut site = Site {
         subnet: &subnet,
@@ -743,7 +752,11 @@ pub(super) fn launch(
             public,
             credit: credit.clone(),
         };
-        let rec = new_record(k, ctx, l, &site, parts, now);
+        let mut rec = new_record(k, ctx, l, &site, parts, now);
+        if let Some(p) = &placed {
+            rec.placement_group = Some(p.group.clone());
+            rec.partition_number = p.partitions[index];
+        }
         tx.insert(s, &rec)?;
         tags::put_all(tx, s, &rec.id, "instance", &tag_list.instance)?;
         for vol in &rec.volumes {

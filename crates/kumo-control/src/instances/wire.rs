@@ -56,7 +56,14 @@ pub fn wire(
             availability_zone: Some(r.zone.clone()),
             availability_zone_id: Some(r.zone_id.clone()),
             tenancy: Some(r.tenancy.clone()),
-            group_name: Some(String::new()),
+            group_name: Some(
+                r.placement_group
+                    .as_ref()
+                    .map(|(_, name)| name.clone())
+                    .unwrap_or_default(),
+            ),
+            group_id: r.placement_group.as_ref().map(|(id, _)| id.clone()),
+            partition_number: r.partition_number,
             ..Placement::default()
         }),
         subnet_id: live.then(|| r.subnet_id.clone()),

@@ -90,6 +90,12 @@ pub struct InstanceRecord {
     /// Linux base image of its architecture).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub windows: bool,
+    /// The placement group it is in: (id, name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement_group: Option<(String, String)>,
+    /// Its partition, in a partition placement group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition_number: Option<i32>,
 }
 
 /// Which name is an instance's private DNS name and its guest's host name (the resource

@@ -30,6 +30,7 @@ pub mod key_pair;
 pub mod launch_template;
 pub mod net;
 pub mod permissions;
+pub mod placement_group;
 pub mod session;
 pub mod snapshot;
 pub mod volume;

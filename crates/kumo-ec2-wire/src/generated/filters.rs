@@ -2004,6 +2004,51 @@ impl FilterName for DescribeNetworkInterfaces {
     }
 }
 
+/// The filter names of `DescribePlacementGroups`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribePlacementGroups {
+    /// `group-arn`
+    GroupArn,
+    /// `group-name`
+    GroupName,
+    /// `spread-level`
+    SpreadLevel,
+    /// `state`
+    State,
+    /// `strategy`
+    Strategy,
+}
+
+impl FilterName for DescribePlacementGroups {
+    const TAGS: bool = true;
+    const ALL: &'static [Self] = &[
+        Self::GroupArn,
+        Self::GroupName,
+        Self::SpreadLevel,
+        Self::State,
+        Self::Strategy,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "group-arn" => Self::GroupArn,
+            "group-name" => Self::GroupName,
+            "spread-level" => Self::SpreadLevel,
+            "state" => Self::State,
+            "strategy" => Self::Strategy,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::GroupArn => "group-arn",
+            Self::GroupName => "group-name",
+            Self::SpreadLevel => "spread-level",
+            Self::State => "state",
+            Self::Strategy => "strategy",
+        }
+    }
+}
+
 /// The filter names of `DescribeRegions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DescribeRegions {

@@ -382,6 +382,15 @@ impl Ids for CreateNetworkInterfaceRequest {
     }
 }
 
+impl Ids for CreatePlacementGroupRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.linked_group_id {
+            f(IdKind::PlacementGroupId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for CreateRouteRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.carrier_gateway_id {
@@ -595,6 +604,13 @@ impl Ids for DeleteNetworkInterfaceRequest {
             let v = &self.network_interface_id;
             f(IdKind::NetworkInterfaceId, v)?;
         }
+        Ok(())
+    }
+}
+
+impl Ids for DeletePlacementGroupRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        let _ = f;
         Ok(())
     }
 }
@@ -900,6 +916,17 @@ impl Ids for DescribeNetworkInterfacesRequest {
         if let Some(v) = &self.network_interface_ids {
             for x in v {
                 f(IdKind::NetworkInterfaceId, x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DescribePlacementGroupsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.group_ids {
+            for x in v {
+                f(IdKind::PlacementGroupId, x)?;
             }
         }
         Ok(())
@@ -1449,6 +1476,22 @@ impl Ids for ModifyInstanceCreditSpecificationRequest {
 
 impl Ids for ModifyInstanceMetadataOptionsRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.instance_id;
+            f(IdKind::InstanceId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for ModifyInstancePlacementRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.group_id {
+            f(IdKind::PlacementGroupId, v)?;
+        }
+        if let Some(v) = &self.host_id {
+            f(IdKind::DedicatedHostId, v)?;
+        }
         {
             let v = &self.instance_id;
             f(IdKind::InstanceId, v)?;

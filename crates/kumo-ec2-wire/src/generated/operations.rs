@@ -33,6 +33,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateManagedPrefixList",
     "CreateNatGateway",
     "CreateNetworkInterface",
+    "CreatePlacementGroup",
     "CreateRoute",
     "CreateRouteTable",
     "CreateSecurityGroup",
@@ -50,6 +51,7 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteManagedPrefixList",
     "DeleteNatGateway",
     "DeleteNetworkInterface",
+    "DeletePlacementGroup",
     "DeleteRoute",
     "DeleteRouteTable",
     "DeleteSecurityGroup",
@@ -80,6 +82,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeNetworkAcls",
     "DescribeNetworkInterfaceAttribute",
     "DescribeNetworkInterfaces",
+    "DescribePlacementGroups",
     "DescribeRegions",
     "DescribeRouteTables",
     "DescribeSecurityGroupRules",
@@ -119,6 +122,7 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyInstanceAttribute",
     "ModifyInstanceCreditSpecification",
     "ModifyInstanceMetadataOptions",
+    "ModifyInstancePlacement",
     "ModifyLaunchTemplate",
     "ModifyManagedPrefixList",
     "ModifyNetworkInterfaceAttribute",
@@ -360,6 +364,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateNetworkInterface"))
     }
+    /// `CreatePlacementGroup`.
+    fn create_placement_group(
+        &self,
+        ctx: &RequestContext,
+        input: CreatePlacementGroupRequest,
+    ) -> Result<CreatePlacementGroupResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreatePlacementGroup"))
+    }
     /// `CreateRoute`.
     fn create_route(
         &self,
@@ -508,6 +521,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteNetworkInterface"))
+    }
+    /// `DeletePlacementGroup`.
+    fn delete_placement_group(
+        &self,
+        ctx: &RequestContext,
+        input: DeletePlacementGroupRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeletePlacementGroup"))
     }
     /// `DeleteRoute`.
     fn delete_route(
@@ -774,6 +796,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeNetworkInterfacesResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeNetworkInterfaces"))
+    }
+    /// `DescribePlacementGroups`.
+    fn describe_placement_groups(
+        &self,
+        ctx: &RequestContext,
+        input: DescribePlacementGroupsRequest,
+    ) -> Result<DescribePlacementGroupsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribePlacementGroups"))
     }
     /// `DescribeRegions`.
     fn describe_regions(
@@ -1132,6 +1163,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyInstanceMetadataOptions"))
     }
+    /// `ModifyInstancePlacement`.
+    fn modify_instance_placement(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyInstancePlacementRequest,
+    ) -> Result<ModifyInstancePlacementResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyInstancePlacement"))
+    }
     /// `ModifyLaunchTemplate`.
     fn modify_launch_template(
         &self,
@@ -1384,6 +1424,7 @@ pub enum Request<'a> {
     CreateManagedPrefixList(&'a CreateManagedPrefixListRequest),
     CreateNatGateway(&'a CreateNatGatewayRequest),
     CreateNetworkInterface(&'a CreateNetworkInterfaceRequest),
+    CreatePlacementGroup(&'a CreatePlacementGroupRequest),
     CreateRoute(&'a CreateRouteRequest),
     CreateRouteTable(&'a CreateRouteTableRequest),
     CreateSecurityGroup(&'a CreateSecurityGroupRequest),
@@ -1401,6 +1442,7 @@ pub enum Request<'a> {
     DeleteManagedPrefixList(&'a DeleteManagedPrefixListRequest),
     DeleteNatGateway(&'a DeleteNatGatewayRequest),
     DeleteNetworkInterface(&'a DeleteNetworkInterfaceRequest),
+    DeletePlacementGroup(&'a DeletePlacementGroupRequest),
     DeleteRoute(&'a DeleteRouteRequest),
     DeleteRouteTable(&'a DeleteRouteTableRequest),
     DeleteSecurityGroup(&'a DeleteSecurityGroupRequest),
@@ -1431,6 +1473,7 @@ pub enum Request<'a> {
     DescribeNetworkAcls(&'a DescribeNetworkAclsRequest),
     DescribeNetworkInterfaceAttribute(&'a DescribeNetworkInterfaceAttributeRequest),
     DescribeNetworkInterfaces(&'a DescribeNetworkInterfacesRequest),
+    DescribePlacementGroups(&'a DescribePlacementGroupsRequest),
     DescribeRegions(&'a DescribeRegionsRequest),
     DescribeRouteTables(&'a DescribeRouteTablesRequest),
     DescribeSecurityGroupRules(&'a DescribeSecurityGroupRulesRequest),
@@ -1470,6 +1513,7 @@ pub enum Request<'a> {
     ModifyInstanceAttribute(&'a ModifyInstanceAttributeRequest),
     ModifyInstanceCreditSpecification(&'a ModifyInstanceCreditSpecificationRequest),
     ModifyInstanceMetadataOptions(&'a ModifyInstanceMetadataOptionsRequest),
+    ModifyInstancePlacement(&'a ModifyInstancePlacementRequest),
     ModifyLaunchTemplate(&'a ModifyLaunchTemplateRequest),
     ModifyManagedPrefixList(&'a ModifyManagedPrefixListRequest),
     ModifyNetworkInterfaceAttribute(&'a ModifyNetworkInterfaceAttributeRequest),
@@ -1687,6 +1731,14 @@ pub fn dispatch(
             let output = svc.create_network_interface(ctx, input)?;
             crate::encode::response(ctx, "CreateNetworkInterfaceResponse", &output)
         }
+        "CreatePlacementGroup" => {
+            let input = CreatePlacementGroupRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreatePlacementGroup(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_placement_group(ctx, input)?;
+            crate::encode::response(ctx, "CreatePlacementGroupResponse", &output)
+        }
         "CreateRoute" => {
             let input = CreateRouteRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1824,6 +1876,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             svc.delete_network_interface(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteNetworkInterfaceResponse")
+        }
+        "DeletePlacementGroup" => {
+            let input = DeletePlacementGroupRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeletePlacementGroup(&input))?;
+            svc.prepare(ctx)?;
+            svc.delete_placement_group(ctx, input)?;
+            crate::encode::response_return(ctx, "DeletePlacementGroupResponse")
         }
         "DeleteRoute" => {
             let input = DeleteRouteRequest::decode(params, &Path::ROOT)?;
@@ -2064,6 +2124,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.describe_network_interfaces(ctx, input)?;
             crate::encode::response(ctx, "DescribeNetworkInterfacesResponse", &output)
+        }
+        "DescribePlacementGroups" => {
+            let input = DescribePlacementGroupsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribePlacementGroups(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_placement_groups(ctx, input)?;
+            crate::encode::response(ctx, "DescribePlacementGroupsResponse", &output)
         }
         "DescribeRegions" => {
             let input = DescribeRegionsRequest::decode(params, &Path::ROOT)?;
@@ -2375,6 +2443,13 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.modify_instance_metadata_options(ctx, input)?;
             crate::encode::response(ctx, "ModifyInstanceMetadataOptionsResponse", &output)
+        }
+        "ModifyInstancePlacement" => {
+            let input = ModifyInstancePlacementRequest::decode(params, &Path::ROOT)?;
+            svc.check(ctx, Request::ModifyInstancePlacement(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.modify_instance_placement(ctx, input)?;
+            crate::encode::response(ctx, "ModifyInstancePlacementResponse", &output)
         }
         "ModifyLaunchTemplate" => {
             let input = ModifyLaunchTemplateRequest::decode(params, &Path::ROOT)?;

@@ -2879,6 +2879,84 @@ impl Encode for CreateNetworkInterfaceResult {
     }
 }
 
+/// The `CreatePlacementGroupRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreatePlacementGroupRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `GroupName`: `GroupName` in requests, `<groupName>` in responses.
+    pub group_name: Option<String>,
+    /// `LinkedGroupId`: `LinkedGroupId` in requests, `<LinkedGroupId>` in responses.
+    pub linked_group_id: Option<String>,
+    /// `Operator`: `Operator` in requests, `<Operator>` in responses.
+    pub operator: Option<OperatorRequest>,
+    /// `PartitionCount`: `PartitionCount` in requests, `<PartitionCount>` in responses.
+    pub partition_count: Option<i32>,
+    /// `SpreadLevel`: `SpreadLevel` in requests, `<SpreadLevel>` in responses.
+    pub spread_level: Option<String>,
+    /// `Strategy`: `Strategy` in requests, `<strategy>` in responses.
+    pub strategy: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CreatePlacementGroupRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_name = Some(Decode::decode(child, &here)?);
+                }
+                "LinkedGroupId" => {
+                    out.linked_group_id = Some(Decode::decode(child, &here)?);
+                }
+                "Operator" => {
+                    out.operator = Some(Decode::decode(child, &here)?);
+                }
+                "PartitionCount" => {
+                    out.partition_count = Some(Decode::decode(child, &here)?);
+                }
+                "SpreadLevel" => {
+                    out.spread_level =
+                        Some(crate::decode::enum_value(child, &here, &["host", "rack"])?);
+                }
+                "Strategy" => {
+                    out.strategy = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["cluster", "spread", "partition"],
+                    )?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreatePlacementGroupResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreatePlacementGroupResult {
+    /// `PlacementGroup`: `PlacementGroup` in requests, `<placementGroup>` in responses.
+    pub placement_group: Option<PlacementGroup>,
+}
+
+impl Encode for CreatePlacementGroupResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.placement_group {
+            w.field("placementGroup", v);
+        }
+    }
+}
+
 /// The `CreateRouteRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateRouteRequest {
@@ -4230,6 +4308,39 @@ impl Decode for DeleteNetworkInterfaceRequest {
         }
         if !seen_network_interface_id {
             return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeletePlacementGroupRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeletePlacementGroupRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `GroupName`: `GroupName` in requests, `<groupName>` in responses.
+    pub group_name: String,
+}
+
+impl Decode for DeletePlacementGroupRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_group_name = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_name = Decode::decode(child, &here)?;
+                    seen_group_name = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_group_name {
+            return Err(crate::decode::missing(&path.child("GroupName")));
         }
         Ok(out)
     }
@@ -6021,6 +6132,59 @@ impl Encode for DescribeNetworkInterfacesResult {
         }
         if let Some(v) = &self.next_token {
             w.field("nextToken", v);
+        }
+    }
+}
+
+/// The `DescribePlacementGroupsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribePlacementGroupsRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `GroupIds`: `GroupId` in requests, `<GroupId>` in responses.
+    pub group_ids: Option<Vec<String>>,
+    /// `GroupNames`: `GroupName` in requests, `<groupName>` in responses.
+    pub group_names: Option<Vec<String>>,
+}
+
+impl Decode for DescribePlacementGroupsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "GroupId" => {
+                    out.group_ids = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_names = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribePlacementGroupsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribePlacementGroupsResult {
+    /// `PlacementGroups`: `PlacementGroupSet` in requests, `<placementGroupSet>` in responses.
+    pub placement_groups: Option<Vec<PlacementGroup>>,
+}
+
+impl Encode for DescribePlacementGroupsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.placement_groups {
+            w.list("placementGroupSet", "item", v);
         }
     }
 }
@@ -15357,6 +15521,92 @@ impl Encode for ModifyInstanceMetadataOptionsResult {
     }
 }
 
+/// The `ModifyInstancePlacementRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyInstancePlacementRequest {
+    /// `Affinity`: `Affinity` in requests, `<affinity>` in responses.
+    pub affinity: Option<String>,
+    /// `GroupId`: `GroupId` in requests, `<GroupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<GroupName>` in responses.
+    pub group_name: Option<String>,
+    /// `HostId`: `HostId` in requests, `<hostId>` in responses.
+    pub host_id: Option<String>,
+    /// `HostResourceGroupArn`: `HostResourceGroupArn` in requests, `<HostResourceGroupArn>` in responses.
+    pub host_resource_group_arn: Option<String>,
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: String,
+    /// `PartitionNumber`: `PartitionNumber` in requests, `<PartitionNumber>` in responses.
+    pub partition_number: Option<i32>,
+    /// `Tenancy`: `Tenancy` in requests, `<tenancy>` in responses.
+    pub tenancy: Option<String>,
+}
+
+impl Decode for ModifyInstancePlacementRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Affinity" => {
+                    out.affinity = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["default", "host"],
+                    )?);
+                }
+                "GroupId" => {
+                    out.group_id = Some(Decode::decode(child, &here)?);
+                }
+                "GroupName" => {
+                    out.group_name = Some(Decode::decode(child, &here)?);
+                }
+                "HostId" => {
+                    out.host_id = Some(Decode::decode(child, &here)?);
+                }
+                "HostResourceGroupArn" => {
+                    out.host_resource_group_arn = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                "PartitionNumber" => {
+                    out.partition_number = Some(Decode::decode(child, &here)?);
+                }
+                "Tenancy" => {
+                    out.tenancy = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["default", "dedicated", "host"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyInstancePlacementResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyInstancePlacementResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+}
+
+impl Encode for ModifyInstancePlacementResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
+    }
+}
+
 /// The `ModifyLaunchTemplateRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModifyLaunchTemplateRequest {
@@ -17273,6 +17523,66 @@ impl Encode for Placement {
         }
         if let Some(v) = &self.tenancy {
             w.field("tenancy", v);
+        }
+    }
+}
+
+/// The `PlacementGroup` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlacementGroup {
+    /// `GroupArn`: `GroupArn` in requests, `<groupArn>` in responses.
+    pub group_arn: Option<String>,
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<groupName>` in responses.
+    pub group_name: Option<String>,
+    /// `LinkedGroupId`: `LinkedGroupId` in requests, `<linkedGroupId>` in responses.
+    pub linked_group_id: Option<String>,
+    /// `Operator`: `Operator` in requests, `<operator>` in responses.
+    pub operator: Option<OperatorResponse>,
+    /// `PartitionCount`: `PartitionCount` in requests, `<partitionCount>` in responses.
+    pub partition_count: Option<i32>,
+    /// `SpreadLevel`: `SpreadLevel` in requests, `<spreadLevel>` in responses.
+    pub spread_level: Option<String>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `Strategy`: `Strategy` in requests, `<strategy>` in responses.
+    pub strategy: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Encode for PlacementGroup {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.group_arn {
+            w.field("groupArn", v);
+        }
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.group_name {
+            w.field("groupName", v);
+        }
+        if let Some(v) = &self.linked_group_id {
+            w.field("linkedGroupId", v);
+        }
+        if let Some(v) = &self.operator {
+            w.field("operator", v);
+        }
+        if let Some(v) = &self.partition_count {
+            w.field("partitionCount", v);
+        }
+        if let Some(v) = &self.spread_level {
+            w.field("spreadLevel", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.strategy {
+            w.field("strategy", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
         }
     }
 }
