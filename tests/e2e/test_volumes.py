@@ -101,6 +101,10 @@ def test_attach_detach_rules(ec2):
     with pytest.raises(ClientError) as e:
         ec2.detach_volume(VolumeId=here)
     assert (error_code(e), e.value.response["Error"]["Message"]) == ("IncorrectState", f"Volume '{here}' is in the 'available' state.")
+    # The detached volume's device name is free again on its instance.
+    ec2.attach_volume(VolumeId=other, InstanceId=inst, Device="/dev/sdf")
+    ec2.detach_volume(VolumeId=other)
+    ec2.get_waiter("volume_available").wait(VolumeIds=[other], WaiterConfig={"Delay": 1, "MaxAttempts": 5})
     # Attach to the second instance; a later attachment survives termination.
     ec2.attach_volume(VolumeId=here, InstanceId=inst2, Device="/dev/sdg")
     ec2.terminate_instances(InstanceIds=[inst2])

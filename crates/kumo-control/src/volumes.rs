@@ -454,7 +454,15 @@ pub fn attach(
                 )));
             }
             let norm = |d: &str| d.trim_start_matches("/dev/").to_string();
-            let mine = attached_to(tx, s, &r.id)?;
+            // Settled to now: a volume whose detach has finished frees its device name,
+            // though its stored attachment is only dropped at its next write.
+            let mine: Vec<VolumeRecord> = attached_to(tx, s, &r.id)?
+                .into_iter()
+                .map(|mut x| {
+                    x.settle(now, delay);
+                    x
+                })
+                .collect();
             let used = mine
                 .iter()
                 .flat_map(|x| x.attachments.iter())
