@@ -22,14 +22,32 @@ struct Op {
     names: Vec<(String, String, Vec<String>)>,
 }
 
-/// The names listed in a `Filters` member's documentation: the `<code>` that opens each list
-/// item.
+/// The names listed in a `Filters` member's documentation: the `<code>` that opens each item
+/// of the outer list (a nested list gives one filter's values, as `state`'s `active`).
 fn documented(doc: &str) -> Vec<String> {
     let doc = doc.replace("&lt;", "<").replace("&gt;", ">");
     let mut out = Vec::new();
     let mut rest = doc.as_str();
-    while let Some(i) = rest.find("<li>") {
-        rest = &rest[i + 4..];
+    let mut depth = 0usize;
+    loop {
+        let next = ["<ul>", "</ul>", "<li>"]
+            .iter()
+            .filter_map(|t| rest.find(t).map(|i| (i, *t)))
+            .min();
+        let Some((i, tag)) = next else { break };
+        rest = &rest[i + tag.len()..];
+        match tag {
+            "<ul>" => {
+                depth += 1;
+                continue;
+            }
+            "</ul>" => {
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            _ if depth > 1 => continue,
+            _ => {}
+        }
         let item = rest.trim_start();
         let Some(item) = item.strip_prefix("<p>").map(str::trim_start) else {
             continue;
