@@ -7,6 +7,7 @@ mod admin;
 mod ami_sharing;
 mod amis;
 pub mod background;
+mod capacity_reservations;
 mod console;
 mod core;
 mod credits;
@@ -1197,6 +1198,46 @@ impl Ec2 for Kumo {
         input: ModifyInstancePlacementRequest,
     ) -> Result<ModifyInstancePlacementResult, Ec2Error> {
         placement_groups::modify_instance(self, ctx, input)
+    }
+
+    fn create_capacity_reservation(
+        &self,
+        ctx: &RequestContext,
+        input: CreateCapacityReservationRequest,
+    ) -> Result<CreateCapacityReservationResult, Ec2Error> {
+        capacity_reservations::create(self, ctx, input)
+    }
+
+    fn describe_capacity_reservations(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeCapacityReservationsRequest,
+    ) -> Result<DescribeCapacityReservationsResult, Ec2Error> {
+        capacity_reservations::describe(self, ctx, input)
+    }
+
+    fn modify_capacity_reservation(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyCapacityReservationRequest,
+    ) -> Result<ModifyCapacityReservationResult, Ec2Error> {
+        capacity_reservations::modify(self, ctx, input)
+    }
+
+    fn cancel_capacity_reservation(
+        &self,
+        ctx: &RequestContext,
+        input: CancelCapacityReservationRequest,
+    ) -> Result<CancelCapacityReservationResult, Ec2Error> {
+        capacity_reservations::cancel(self, ctx, input)
+    }
+
+    fn modify_instance_capacity_reservation_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyInstanceCapacityReservationAttributesRequest,
+    ) -> Result<ModifyInstanceCapacityReservationAttributesResult, Ec2Error> {
+        capacity_reservations::modify_instance(self, ctx, input)
     }
 
     fn run_instances(

@@ -222,6 +222,11 @@ const NOT_FOUND: &[(&str, &str, &str)] = &[
         "InvalidPlacementGroup.Unknown",
         "The Placement Group '{}' is unknown.",
     ),
+    (
+        "capacity-reservation",
+        "InvalidCapacityReservationId.NotFound",
+        "The capacity reservation ID '{}' does not exist",
+    ),
 ];
 
 /// The resource type an id names, when it has a known resource's form, else AWS's `InvalidID`.

@@ -48,6 +48,7 @@ pub const RESOURCE_TYPES: &[(&str, &str)] = &[
     ("pl", "prefix-list"),
     ("lt", "launch-template"),
     ("pg", "placement-group"),
+    ("cr", "capacity-reservation"),
 ];
 
 /// Whether `id` has AWS's form for `prefix`: the prefix, a dash, and 8 or 17 lowercase hex

@@ -72,8 +72,10 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::AttachVolume(i) => run(i),
         Request::AuthorizeSecurityGroupEgress(i) => run(i),
         Request::AuthorizeSecurityGroupIngress(i) => run(i),
+        Request::CancelCapacityReservation(i) => run(i),
         Request::CopyImage(i) => run(i),
         Request::CopySnapshot(i) => run(i),
+        Request::CreateCapacityReservation(i) => run(i),
         Request::CreateDefaultSubnet(i) => run(i),
         Request::CreateDefaultVpc(i) => run(i),
         Request::CreateImage(i) => run(i),
@@ -115,6 +117,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DeregisterImage(i) => run(i),
         Request::DescribeAddresses(i) => run(i),
         Request::DescribeAvailabilityZones(i) => run(i),
+        Request::DescribeCapacityReservations(i) => run(i),
         Request::DescribeDhcpOptions(i) => run(i),
         Request::DescribeImageAttribute(i) => run(i),
         Request::DescribeImages(i) => run(i),
@@ -168,9 +171,11 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::GetManagedPrefixListEntries(i) => run(i),
         Request::GetSubnetCidrReservations(i) => run(i),
         Request::ImportKeyPair(i) => run(i),
+        Request::ModifyCapacityReservation(i) => run(i),
         Request::ModifyDefaultCreditSpecification(i) => run(i),
         Request::ModifyImageAttribute(i) => run(i),
         Request::ModifyInstanceAttribute(i) => run(i),
+        Request::ModifyInstanceCapacityReservationAttributes(i) => run(i),
         Request::ModifyInstanceCreditSpecification(i) => run_itemized(i),
         Request::ModifyInstanceMetadataOptions(i) => run(i),
         Request::ModifyInstancePlacement(i) => run(i),
@@ -248,6 +253,7 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         K::LaunchTemplateId => ("lt", "InvalidLaunchTemplateId.Malformed"),
         K::VpcEndpointId => ("vpce", "InvalidVpcEndpointId.Malformed"),
         K::PlacementGroupId => ("pg", "InvalidPlacementGroupId.Malformed"),
+        K::CapacityReservationId => ("cr", "InvalidCapacityReservationId.Malformed"),
         // The catalog decides: moto's ids under --moto-compat (`ami-ekswin`) are not AWS's
         // form, so the image lookup checks the form after the catalog.
         K::ImageId => return None,
@@ -267,8 +273,7 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         | K::SecondarySubnetId
         | K::TaggableResourceId => return None,
         // Resources Kumo does not serve: the operation refuses the member by name.
-        K::CapacityReservationId
-        | K::CarrierGatewayId
+        K::CarrierGatewayId
         | K::CoipPoolId
         | K::DedicatedHostId
         | K::EgressOnlyInternetGatewayId

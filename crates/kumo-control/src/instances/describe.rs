@@ -317,6 +317,11 @@ impl<V: Read> Filterable<F> for InstanceView<'_, V> {
             | F::NetworkPerformanceOptionsBandwidthWeighting
             | F::OperatorManaged
             | F::OperatorPrincipal => {}
+            F::CapacityReservationId => {
+                if let Some(id) = &r.capacity_reservation_id {
+                    out(id)
+                }
+            }
             F::PlacementGroupName => {
                 if let Some((_, name)) = &r.placement_group {
                     out(name)
@@ -328,10 +333,9 @@ impl<V: Read> Filterable<F> for InstanceView<'_, V> {
                 }
             }
             // Never set on a Kumo instance, as on an AWS instance without them: dedicated
-            // hosts, capacity reservations, instance profiles' ids, Spot,
+            // hosts, instance profiles' ids, Spot,
             // IPv6, paravirtual kernels, product codes, Outposts, NitroTPM, requester-managed.
             F::Affinity
-            | F::CapacityReservationId
             | F::HostId
             | F::IamInstanceProfileId
             | F::InstanceLifecycle

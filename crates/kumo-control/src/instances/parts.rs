@@ -74,37 +74,6 @@ pub(super) fn check_key(tx: &Tx, s: Scope, input: &RunInstancesRequest) -> Resul
     Ok(())
 }
 
-/// How many instances the zone takes of the launch: MaxCount, or as many as it has room for
-/// if that is at least MinCount.
-pub(super) fn capacity(
-    k: &Kumo,
-    tx: &Tx,
-    s: Scope,
-    l: &Launch,
-    subnet: &SubnetRecord,
-) -> Result<usize, Fail> {
-    let input = l.input;
-    // Capacity: instances that hold a slot in the zone (anything not terminated).
-    let used = tx.count_in_zone(
-        s,
-        "instance",
-        &subnet.zone,
-        &["terminated", "shutting-down"],
-    )? as usize;
-    let free = k.options.zone_capacity.saturating_sub(used);
-    let count = (input.max_count as usize).min(free);
-    if count < input.min_count as usize {
-        return Err(Fail(Ec2Error::new(
-            "InsufficientInstanceCapacity",
-            format!(
-                "We currently do not have sufficient {} capacity in the Availability Zone you requested ({}). Our system will be working on provisioning additional capacity. You can currently get {} capacity by not specifying an Availability Zone in your request or choosing another Availability Zone.",
-                l.instance_type, subnet.zone, l.instance_type
-            ),
-        )));
-    }
-    Ok(count)
-}
-
 /// Where a launch's instances go: its subnet and VPC, the address allocators it uses, and
 /// the per-interface address limit of its type.
 pub(super) struct Site<'a> {
@@ -355,6 +324,7 @@ pub(super) fn new_record(
         windows: l.image.platform == "windows",
         placement_group: None,
         partition_number: None,
+        capacity_reservation_id: None,
     }
 }
 

@@ -1,6 +1,6 @@
 //! RunInstances: its checks in AWS's order, and the launch's transaction.
 
-use super::parts::{capacity, check_key, check_zone, interface, new_record, Launch, Parts, Site};
+use super::parts::{check_key, check_zone, interface, new_record, Launch, Parts, Site};
 use super::wire::{reservation, reservation_with};
 use super::{check_hop_limit, check_type_for_image, find_image, runnable_here};
 use crate::addresses;
@@ -267,6 +267,7 @@ impl Checks for RunInstancesRequest {
         cpu_options(self, info, instance_type)?;
         user_data(self)?;
         network_specs(self)?;
+        crate::capacity_reservations::check_spec(self.capacity_reservation_specification.as_ref())?;
         tags::from_launch_specifications(self.tag_specifications.clone())?;
         idempotency::check_token(self.client_token.as_deref())
     }
@@ -673,7 +674,32 @@ pub(super) fn launch(
     let subnet = launch_subnet(tx, s, l)?;
     check_zone(s, l, &subnet)?;
     check_key(tx, s, input)?;
-    let count = capacity(k, tx, s, l, &subnet)?;
+    let vpc = crate::vpcs::get_vpc(tx, s, &subnet.vpc_id)?;
+    // Each instance's slot: a capacity reservation's, or the zone's unreserved capacity.
+    let tenancy = input
+        .placement
+        .as_ref()
+        .and_then(|p| p.tenancy.clone())
+        .unwrap_or_else(|| vpc.instance_tenancy.clone());
+    let slots = crate::capacity_reservations::place(
+        k,
+        tx,
+        s,
+        &crate::capacity_reservations::Ask {
+            spec: input.capacity_reservation_specification.as_ref(),
+            instance_type: &l.instance_type,
+            platform: if l.image.platform == "windows" {
+                "Windows"
+            } else {
+                "Linux/UNIX"
+            },
+            tenancy: &tenancy,
+            zone: &subnet.zone,
+            min: input.min_count.max(0) as usize,
+            max: input.max_count.max(0) as usize,
+        },
+    )?;
+    let count = slots.len();
     let placed = crate::placement_groups::for_launch(
         k,
         tx,
@@ -683,7 +709,6 @@ pub(super) fn launch(
         &subnet.zone,
         count,
     )?;
-    let vpc = crate::vpcs::get_vpc(tx, s, &subnet.vpc_id)?;
     let mut site = Site {
         subnet: &subnet,
         vpc: &vpc,
@@ -704,7 +729,7 @@ pub(super) fn launch(
     let by_default = crate::repo::volume::settings(tx, s)?.encryption_by_default;
     let mut out = Vec::with_capacity(count);
     let (mut enis, mut volumes) = (Vec::new(), Vec::new());
-    for index in 0..count {
+    for (index, slot) in slots.into_iter().enumerate() {
         let id = new_id("i");
         let mut public = false;
         let mut eni_ids = Vec::new();
@@ -757,6 +782,7 @@ pub(super) fn launch(
             rec.placement_group = Some(p.group.clone());
             rec.partition_number = p.partitions[index];
         }
+        rec.capacity_reservation_id = slot;
         tx.insert(s, &rec)?;
         tags::put_all(tx, s, &rec.id, "instance", &tag_list.instance)?;
         for vol in &rec.volumes {

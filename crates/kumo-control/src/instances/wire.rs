@@ -108,6 +108,7 @@ pub fn wire(
             arn: Some(p.clone()),
             id: Some(String::new()),
         }),
+        capacity_reservation_id: r.capacity_reservation_id.clone(),
         capacity_reservation_specification: Some(CapacityReservationSpecificationResponse {
             capacity_reservation_preference: Some(r.capacity_reservation_preference.clone()),
             capacity_reservation_target: None,

@@ -96,6 +96,9 @@ pub struct InstanceRecord {
     /// Its partition, in a partition placement group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_number: Option<i32>,
+    /// The capacity reservation whose slot it fills while it is pending or running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity_reservation_id: Option<String>,
 }
 
 /// Which name is an instance's private DNS name and its guest's host name (the resource

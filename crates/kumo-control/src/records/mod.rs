@@ -23,6 +23,7 @@ macro_rules! record {
     };
 }
 
+pub mod capacity_reservation;
 pub mod command;
 pub mod image;
 pub mod instance;

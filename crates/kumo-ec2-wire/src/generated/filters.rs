@@ -143,6 +143,86 @@ impl FilterName for DescribeAvailabilityZones {
     }
 }
 
+/// The filter names of `DescribeCapacityReservations`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeCapacityReservations {
+    /// `availability-zone`
+    AvailabilityZone,
+    /// `end-date`
+    EndDate,
+    /// `end-date-type`
+    EndDateType,
+    /// `instance-match-criteria`
+    InstanceMatchCriteria,
+    /// `instance-platform`
+    InstancePlatform,
+    /// `instance-type`
+    InstanceType,
+    /// `outpost-arn`
+    OutpostArn,
+    /// `owner-id`
+    OwnerId,
+    /// `placement-group-arn`
+    PlacementGroupArn,
+    /// `start-date`
+    StartDate,
+    /// `state`
+    State,
+    /// `tenancy`
+    Tenancy,
+}
+
+impl FilterName for DescribeCapacityReservations {
+    const TAGS: bool = false;
+    const ALL: &'static [Self] = &[
+        Self::AvailabilityZone,
+        Self::EndDate,
+        Self::EndDateType,
+        Self::InstanceMatchCriteria,
+        Self::InstancePlatform,
+        Self::InstanceType,
+        Self::OutpostArn,
+        Self::OwnerId,
+        Self::PlacementGroupArn,
+        Self::StartDate,
+        Self::State,
+        Self::Tenancy,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "availability-zone" => Self::AvailabilityZone,
+            "end-date" => Self::EndDate,
+            "end-date-type" => Self::EndDateType,
+            "instance-match-criteria" => Self::InstanceMatchCriteria,
+            "instance-platform" => Self::InstancePlatform,
+            "instance-type" => Self::InstanceType,
+            "outpost-arn" => Self::OutpostArn,
+            "owner-id" => Self::OwnerId,
+            "placement-group-arn" => Self::PlacementGroupArn,
+            "start-date" => Self::StartDate,
+            "state" => Self::State,
+            "tenancy" => Self::Tenancy,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::AvailabilityZone => "availability-zone",
+            Self::EndDate => "end-date",
+            Self::EndDateType => "end-date-type",
+            Self::InstanceMatchCriteria => "instance-match-criteria",
+            Self::InstancePlatform => "instance-platform",
+            Self::InstanceType => "instance-type",
+            Self::OutpostArn => "outpost-arn",
+            Self::OwnerId => "owner-id",
+            Self::PlacementGroupArn => "placement-group-arn",
+            Self::StartDate => "start-date",
+            Self::State => "state",
+            Self::Tenancy => "tenancy",
+        }
+    }
+}
+
 /// The filter names of `DescribeDhcpOptions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DescribeDhcpOptions {

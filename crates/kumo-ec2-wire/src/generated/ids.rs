@@ -227,6 +227,16 @@ impl Ids for BlockDeviceMapping {
     }
 }
 
+impl Ids for CancelCapacityReservationRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.capacity_reservation_id;
+            f(IdKind::CapacityReservationId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for CapacityReservationSpecification {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.capacity_reservation_target {
@@ -262,6 +272,15 @@ impl Ids for CopySnapshotRequest {
         {
             let v = &self.source_snapshot_id;
             f(IdKind::SnapshotId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for CreateCapacityReservationRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.availability_zone_id {
+            f(IdKind::AvailabilityZoneId, v)?;
         }
         Ok(())
     }
@@ -733,6 +752,17 @@ impl Ids for DescribeAddressesRequest {
 impl Ids for DescribeAvailabilityZonesRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         let _ = f;
+        Ok(())
+    }
+}
+
+impl Ids for DescribeCapacityReservationsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.capacity_reservation_ids {
+            for x in v {
+                f(IdKind::CapacityReservationId, x)?;
+            }
+        }
         Ok(())
     }
 }
@@ -1425,6 +1455,16 @@ impl Ids for LaunchTemplateSpecification {
     }
 }
 
+impl Ids for ModifyCapacityReservationRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.capacity_reservation_id;
+            f(IdKind::CapacityReservationId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for ModifyDefaultCreditSpecificationRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         let _ = f;
@@ -1453,6 +1493,20 @@ impl Ids for ModifyInstanceAttributeRequest {
             for x in v {
                 f(IdKind::SecurityGroupId, x)?;
             }
+        }
+        {
+            let v = &self.instance_id;
+            f(IdKind::InstanceId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for ModifyInstanceCapacityReservationAttributesRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.capacity_reservation_specification;
+            v.ids(f)?;
         }
         {
             let v = &self.instance_id;

@@ -21,8 +21,10 @@ pub const OPERATIONS: &[&str] = &[
     "AttachVolume",
     "AuthorizeSecurityGroupEgress",
     "AuthorizeSecurityGroupIngress",
+    "CancelCapacityReservation",
     "CopyImage",
     "CopySnapshot",
+    "CreateCapacityReservation",
     "CreateDefaultSubnet",
     "CreateDefaultVpc",
     "CreateImage",
@@ -64,6 +66,7 @@ pub const OPERATIONS: &[&str] = &[
     "DeregisterImage",
     "DescribeAddresses",
     "DescribeAvailabilityZones",
+    "DescribeCapacityReservations",
     "DescribeDhcpOptions",
     "DescribeImageAttribute",
     "DescribeImages",
@@ -117,9 +120,11 @@ pub const OPERATIONS: &[&str] = &[
     "GetManagedPrefixListEntries",
     "GetSubnetCidrReservations",
     "ImportKeyPair",
+    "ModifyCapacityReservation",
     "ModifyDefaultCreditSpecification",
     "ModifyImageAttribute",
     "ModifyInstanceAttribute",
+    "ModifyInstanceCapacityReservationAttributes",
     "ModifyInstanceCreditSpecification",
     "ModifyInstanceMetadataOptions",
     "ModifyInstancePlacement",
@@ -256,6 +261,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("AuthorizeSecurityGroupIngress"))
     }
+    /// `CancelCapacityReservation`.
+    fn cancel_capacity_reservation(
+        &self,
+        ctx: &RequestContext,
+        input: CancelCapacityReservationRequest,
+    ) -> Result<CancelCapacityReservationResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CancelCapacityReservation"))
+    }
     /// `CopyImage`.
     fn copy_image(
         &self,
@@ -273,6 +287,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<CopySnapshotResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CopySnapshot"))
+    }
+    /// `CreateCapacityReservation`.
+    fn create_capacity_reservation(
+        &self,
+        ctx: &RequestContext,
+        input: CreateCapacityReservationRequest,
+    ) -> Result<CreateCapacityReservationResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateCapacityReservation"))
     }
     /// `CreateDefaultSubnet`.
     fn create_default_subnet(
@@ -630,6 +653,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeAvailabilityZonesResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeAvailabilityZones"))
+    }
+    /// `DescribeCapacityReservations`.
+    fn describe_capacity_reservations(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeCapacityReservationsRequest,
+    ) -> Result<DescribeCapacityReservationsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeCapacityReservations"))
     }
     /// `DescribeDhcpOptions`.
     fn describe_dhcp_options(
@@ -1114,6 +1146,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ImportKeyPair"))
     }
+    /// `ModifyCapacityReservation`.
+    fn modify_capacity_reservation(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyCapacityReservationRequest,
+    ) -> Result<ModifyCapacityReservationResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyCapacityReservation"))
+    }
     /// `ModifyDefaultCreditSpecification`.
     fn modify_default_credit_specification(
         &self,
@@ -1142,6 +1183,17 @@ pub trait Ec2: Send + Sync {
     ) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyInstanceAttribute"))
+    }
+    /// `ModifyInstanceCapacityReservationAttributes`.
+    fn modify_instance_capacity_reservation_attributes(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyInstanceCapacityReservationAttributesRequest,
+    ) -> Result<ModifyInstanceCapacityReservationAttributesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented(
+            "ModifyInstanceCapacityReservationAttributes",
+        ))
     }
     /// `ModifyInstanceCreditSpecification`.
     fn modify_instance_credit_specification(
@@ -1412,8 +1464,10 @@ pub enum Request<'a> {
     AttachVolume(&'a AttachVolumeRequest),
     AuthorizeSecurityGroupEgress(&'a AuthorizeSecurityGroupEgressRequest),
     AuthorizeSecurityGroupIngress(&'a AuthorizeSecurityGroupIngressRequest),
+    CancelCapacityReservation(&'a CancelCapacityReservationRequest),
     CopyImage(&'a CopyImageRequest),
     CopySnapshot(&'a CopySnapshotRequest),
+    CreateCapacityReservation(&'a CreateCapacityReservationRequest),
     CreateDefaultSubnet(&'a CreateDefaultSubnetRequest),
     CreateDefaultVpc(&'a CreateDefaultVpcRequest),
     CreateImage(&'a CreateImageRequest),
@@ -1455,6 +1509,7 @@ pub enum Request<'a> {
     DeregisterImage(&'a DeregisterImageRequest),
     DescribeAddresses(&'a DescribeAddressesRequest),
     DescribeAvailabilityZones(&'a DescribeAvailabilityZonesRequest),
+    DescribeCapacityReservations(&'a DescribeCapacityReservationsRequest),
     DescribeDhcpOptions(&'a DescribeDhcpOptionsRequest),
     DescribeImageAttribute(&'a DescribeImageAttributeRequest),
     DescribeImages(&'a DescribeImagesRequest),
@@ -1508,9 +1563,13 @@ pub enum Request<'a> {
     GetManagedPrefixListEntries(&'a GetManagedPrefixListEntriesRequest),
     GetSubnetCidrReservations(&'a GetSubnetCidrReservationsRequest),
     ImportKeyPair(&'a ImportKeyPairRequest),
+    ModifyCapacityReservation(&'a ModifyCapacityReservationRequest),
     ModifyDefaultCreditSpecification(&'a ModifyDefaultCreditSpecificationRequest),
     ModifyImageAttribute(&'a ModifyImageAttributeRequest),
     ModifyInstanceAttribute(&'a ModifyInstanceAttributeRequest),
+    ModifyInstanceCapacityReservationAttributes(
+        &'a ModifyInstanceCapacityReservationAttributesRequest,
+    ),
     ModifyInstanceCreditSpecification(&'a ModifyInstanceCreditSpecificationRequest),
     ModifyInstanceMetadataOptions(&'a ModifyInstanceMetadataOptionsRequest),
     ModifyInstancePlacement(&'a ModifyInstancePlacementRequest),
@@ -1629,6 +1688,14 @@ pub fn dispatch(
             let output = svc.authorize_security_group_ingress(ctx, input)?;
             crate::encode::response(ctx, "AuthorizeSecurityGroupIngressResponse", &output)
         }
+        "CancelCapacityReservation" => {
+            let input = CancelCapacityReservationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CancelCapacityReservation(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.cancel_capacity_reservation(ctx, input)?;
+            crate::encode::response(ctx, "CancelCapacityReservationResponse", &output)
+        }
         "CopyImage" => {
             let input = CopyImageRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1645,6 +1712,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.copy_snapshot(ctx, input)?;
             crate::encode::response(ctx, "CopySnapshotResponse", &output)
+        }
+        "CreateCapacityReservation" => {
+            let input = CreateCapacityReservationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateCapacityReservation(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_capacity_reservation(ctx, input)?;
+            crate::encode::response(ctx, "CreateCapacityReservationResponse", &output)
         }
         "CreateDefaultSubnet" => {
             let input = CreateDefaultSubnetRequest::decode(params, &Path::ROOT)?;
@@ -1980,6 +2055,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.describe_availability_zones(ctx, input)?;
             crate::encode::response(ctx, "DescribeAvailabilityZonesResponse", &output)
+        }
+        "DescribeCapacityReservations" => {
+            let input = DescribeCapacityReservationsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeCapacityReservations(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_capacity_reservations(ctx, input)?;
+            crate::encode::response(ctx, "DescribeCapacityReservationsResponse", &output)
         }
         "DescribeDhcpOptions" => {
             let input = DescribeDhcpOptionsRequest::decode(params, &Path::ROOT)?;
@@ -2404,6 +2487,14 @@ pub fn dispatch(
             let output = svc.import_key_pair(ctx, input)?;
             crate::encode::response(ctx, "ImportKeyPairResponse", &output)
         }
+        "ModifyCapacityReservation" => {
+            let input = ModifyCapacityReservationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyCapacityReservation(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.modify_capacity_reservation(ctx, input)?;
+            crate::encode::response(ctx, "ModifyCapacityReservationResponse", &output)
+        }
         "ModifyDefaultCreditSpecification" => {
             let input = ModifyDefaultCreditSpecificationRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2427,6 +2518,22 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             svc.modify_instance_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyInstanceAttributeResponse")
+        }
+        "ModifyInstanceCapacityReservationAttributes" => {
+            let input =
+                ModifyInstanceCapacityReservationAttributesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(
+                ctx,
+                Request::ModifyInstanceCapacityReservationAttributes(&input),
+            )?;
+            svc.prepare(ctx)?;
+            let output = svc.modify_instance_capacity_reservation_attributes(ctx, input)?;
+            crate::encode::response(
+                ctx,
+                "ModifyInstanceCapacityReservationAttributesResponse",
+                &output,
+            )
         }
         "ModifyInstanceCreditSpecification" => {
             let input = ModifyInstanceCreditSpecificationRequest::decode(params, &Path::ROOT)?;

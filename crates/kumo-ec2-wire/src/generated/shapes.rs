@@ -1500,6 +1500,284 @@ impl Encode for BlockPublicAccessStates {
     }
 }
 
+/// The `CancelCapacityReservationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CancelCapacityReservationRequest {
+    /// `CapacityReservationId`: `CapacityReservationId` in requests, `<CapacityReservationId>` in responses.
+    pub capacity_reservation_id: String,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+}
+
+impl Decode for CancelCapacityReservationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_capacity_reservation_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CapacityReservationId" => {
+                    out.capacity_reservation_id = Decode::decode(child, &here)?;
+                    seen_capacity_reservation_id = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_capacity_reservation_id {
+            return Err(crate::decode::missing(&path.child("CapacityReservationId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CancelCapacityReservationResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CancelCapacityReservationResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+}
+
+impl Encode for CancelCapacityReservationResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
+    }
+}
+
+/// The `CapacityAllocation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapacityAllocation {
+    /// `AllocationMetadata`: `AllocationMetadataList` in requests, `<allocationMetadataList>` in responses.
+    pub allocation_metadata: Option<Vec<CapacityAllocationMetadataEntry>>,
+    /// `AllocationType`: `AllocationType` in requests, `<allocationType>` in responses.
+    pub allocation_type: Option<String>,
+    /// `Count`: `Count` in requests, `<count>` in responses.
+    pub count: Option<i32>,
+}
+
+impl Encode for CapacityAllocation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.allocation_metadata {
+            w.list("allocationMetadataList", "item", v);
+        }
+        if let Some(v) = &self.allocation_type {
+            w.field("allocationType", v);
+        }
+        if let Some(v) = &self.count {
+            w.field("count", v);
+        }
+    }
+}
+
+/// The `CapacityAllocationMetadataEntry` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapacityAllocationMetadataEntry {
+    /// `Key`: `Key` in requests, `<key>` in responses.
+    pub key: Option<String>,
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Encode for CapacityAllocationMetadataEntry {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.key {
+            w.field("key", v);
+        }
+        if let Some(v) = &self.value {
+            w.field("value", v);
+        }
+    }
+}
+
+/// The `CapacityReservation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapacityReservation {
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<availabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `AvailableInstanceCount`: `AvailableInstanceCount` in requests, `<availableInstanceCount>` in responses.
+    pub available_instance_count: Option<i32>,
+    /// `CapacityAllocations`: `CapacityAllocationSet` in requests, `<capacityAllocationSet>` in responses.
+    pub capacity_allocations: Option<Vec<CapacityAllocation>>,
+    /// `CapacityBlockId`: `CapacityBlockId` in requests, `<capacityBlockId>` in responses.
+    pub capacity_block_id: Option<String>,
+    /// `CapacityReservationArn`: `CapacityReservationArn` in requests, `<capacityReservationArn>` in responses.
+    pub capacity_reservation_arn: Option<String>,
+    /// `CapacityReservationFleetId`: `CapacityReservationFleetId` in requests, `<capacityReservationFleetId>` in responses.
+    pub capacity_reservation_fleet_id: Option<String>,
+    /// `CapacityReservationId`: `CapacityReservationId` in requests, `<capacityReservationId>` in responses.
+    pub capacity_reservation_id: Option<String>,
+    /// `CommitmentInfo`: `CommitmentInfo` in requests, `<commitmentInfo>` in responses.
+    pub commitment_info: Option<CapacityReservationCommitmentInfo>,
+    /// `CreateDate`: `CreateDate` in requests, `<createDate>` in responses.
+    pub create_date: Option<DateTime>,
+    /// `DeliveryPreference`: `DeliveryPreference` in requests, `<deliveryPreference>` in responses.
+    pub delivery_preference: Option<String>,
+    /// `EbsOptimized`: `EbsOptimized` in requests, `<ebsOptimized>` in responses.
+    pub ebs_optimized: Option<bool>,
+    /// `EndDate`: `EndDate` in requests, `<endDate>` in responses.
+    pub end_date: Option<DateTime>,
+    /// `EndDateType`: `EndDateType` in requests, `<endDateType>` in responses.
+    pub end_date_type: Option<String>,
+    /// `EphemeralStorage`: `EphemeralStorage` in requests, `<ephemeralStorage>` in responses.
+    pub ephemeral_storage: Option<bool>,
+    /// `InstanceMatchCriteria`: `InstanceMatchCriteria` in requests, `<instanceMatchCriteria>` in responses.
+    pub instance_match_criteria: Option<String>,
+    /// `InstancePlatform`: `InstancePlatform` in requests, `<instancePlatform>` in responses.
+    pub instance_platform: Option<String>,
+    /// `InstanceType`: `InstanceType` in requests, `<instanceType>` in responses.
+    pub instance_type: Option<String>,
+    /// `Interruptible`: `Interruptible` in requests, `<interruptible>` in responses.
+    pub interruptible: Option<bool>,
+    /// `InterruptibleCapacityAllocation`: `InterruptibleCapacityAllocation` in requests, `<interruptibleCapacityAllocation>` in responses.
+    pub interruptible_capacity_allocation: Option<InterruptibleCapacityAllocation>,
+    /// `InterruptionInfo`: `InterruptionInfo` in requests, `<interruptionInfo>` in responses.
+    pub interruption_info: Option<InterruptionInfo>,
+    /// `OutpostArn`: `OutpostArn` in requests, `<outpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `PlacementGroupArn`: `PlacementGroupArn` in requests, `<placementGroupArn>` in responses.
+    pub placement_group_arn: Option<String>,
+    /// `ReservationType`: `ReservationType` in requests, `<reservationType>` in responses.
+    pub reservation_type: Option<String>,
+    /// `StartDate`: `StartDate` in requests, `<startDate>` in responses.
+    pub start_date: Option<DateTime>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `Tenancy`: `Tenancy` in requests, `<tenancy>` in responses.
+    pub tenancy: Option<String>,
+    /// `TotalInstanceCount`: `TotalInstanceCount` in requests, `<totalInstanceCount>` in responses.
+    pub total_instance_count: Option<i32>,
+    /// `UnusedReservationBillingOwnerId`: `UnusedReservationBillingOwnerId` in requests, `<unusedReservationBillingOwnerId>` in responses.
+    pub unused_reservation_billing_owner_id: Option<String>,
+}
+
+impl Encode for CapacityReservation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.availability_zone_id {
+            w.field("availabilityZoneId", v);
+        }
+        if let Some(v) = &self.available_instance_count {
+            w.field("availableInstanceCount", v);
+        }
+        if let Some(v) = &self.capacity_allocations {
+            w.list("capacityAllocationSet", "item", v);
+        }
+        if let Some(v) = &self.capacity_block_id {
+            w.field("capacityBlockId", v);
+        }
+        if let Some(v) = &self.capacity_reservation_arn {
+            w.field("capacityReservationArn", v);
+        }
+        if let Some(v) = &self.capacity_reservation_fleet_id {
+            w.field("capacityReservationFleetId", v);
+        }
+        if let Some(v) = &self.capacity_reservation_id {
+            w.field("capacityReservationId", v);
+        }
+        if let Some(v) = &self.commitment_info {
+            w.field("commitmentInfo", v);
+        }
+        if let Some(v) = &self.create_date {
+            w.field("createDate", v);
+        }
+        if let Some(v) = &self.delivery_preference {
+            w.field("deliveryPreference", v);
+        }
+        if let Some(v) = &self.ebs_optimized {
+            w.field("ebsOptimized", v);
+        }
+        if let Some(v) = &self.end_date {
+            w.field("endDate", v);
+        }
+        if let Some(v) = &self.end_date_type {
+            w.field("endDateType", v);
+        }
+        if let Some(v) = &self.ephemeral_storage {
+            w.field("ephemeralStorage", v);
+        }
+        if let Some(v) = &self.instance_match_criteria {
+            w.field("instanceMatchCriteria", v);
+        }
+        if let Some(v) = &self.instance_platform {
+            w.field("instancePlatform", v);
+        }
+        if let Some(v) = &self.instance_type {
+            w.field("instanceType", v);
+        }
+        if let Some(v) = &self.interruptible {
+            w.field("interruptible", v);
+        }
+        if let Some(v) = &self.interruptible_capacity_allocation {
+            w.field("interruptibleCapacityAllocation", v);
+        }
+        if let Some(v) = &self.interruption_info {
+            w.field("interruptionInfo", v);
+        }
+        if let Some(v) = &self.outpost_arn {
+            w.field("outpostArn", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.placement_group_arn {
+            w.field("placementGroupArn", v);
+        }
+        if let Some(v) = &self.reservation_type {
+            w.field("reservationType", v);
+        }
+        if let Some(v) = &self.start_date {
+            w.field("startDate", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.tenancy {
+            w.field("tenancy", v);
+        }
+        if let Some(v) = &self.total_instance_count {
+            w.field("totalInstanceCount", v);
+        }
+        if let Some(v) = &self.unused_reservation_billing_owner_id {
+            w.field("unusedReservationBillingOwnerId", v);
+        }
+    }
+}
+
+/// The `CapacityReservationCommitmentInfo` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CapacityReservationCommitmentInfo {
+    /// `CommitmentEndDate`: `CommitmentEndDate` in requests, `<commitmentEndDate>` in responses.
+    pub commitment_end_date: Option<DateTime>,
+    /// `CommittedInstanceCount`: `CommittedInstanceCount` in requests, `<committedInstanceCount>` in responses.
+    pub committed_instance_count: Option<i32>,
+}
+
+impl Encode for CapacityReservationCommitmentInfo {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.commitment_end_date {
+            w.field("commitmentEndDate", v);
+        }
+        if let Some(v) = &self.committed_instance_count {
+            w.field("committedInstanceCount", v);
+        }
+    }
+}
+
 /// The `CapacityReservationSpecification` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -2100,6 +2378,188 @@ impl Decode for CpuPerformanceFactorRequest {
             }
         }
         Ok(out)
+    }
+}
+
+/// The `CreateCapacityReservationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateCapacityReservationRequest {
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<AvailabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `AvailabilityZoneId`: `AvailabilityZoneId` in requests, `<AvailabilityZoneId>` in responses.
+    pub availability_zone_id: Option<String>,
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `CommitmentDuration`: `CommitmentDuration` in requests, `<CommitmentDuration>` in responses.
+    pub commitment_duration: Option<i64>,
+    /// `DeliveryPreference`: `DeliveryPreference` in requests, `<DeliveryPreference>` in responses.
+    pub delivery_preference: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EbsOptimized`: `EbsOptimized` in requests, `<EbsOptimized>` in responses.
+    pub ebs_optimized: Option<bool>,
+    /// `EndDate`: `EndDate` in requests, `<EndDate>` in responses.
+    pub end_date: Option<DateTime>,
+    /// `EndDateType`: `EndDateType` in requests, `<EndDateType>` in responses.
+    pub end_date_type: Option<String>,
+    /// `EphemeralStorage`: `EphemeralStorage` in requests, `<EphemeralStorage>` in responses.
+    pub ephemeral_storage: Option<bool>,
+    /// `InstanceCount`: `InstanceCount` in requests, `<InstanceCount>` in responses.
+    pub instance_count: i32,
+    /// `InstanceMatchCriteria`: `InstanceMatchCriteria` in requests, `<InstanceMatchCriteria>` in responses.
+    pub instance_match_criteria: Option<String>,
+    /// `InstancePlatform`: `InstancePlatform` in requests, `<InstancePlatform>` in responses.
+    pub instance_platform: String,
+    /// `InstanceType`: `InstanceType` in requests, `<InstanceType>` in responses.
+    pub instance_type: String,
+    /// `OutpostArn`: `OutpostArn` in requests, `<OutpostArn>` in responses.
+    pub outpost_arn: Option<String>,
+    /// `PlacementGroupArn`: `PlacementGroupArn` in requests, `<PlacementGroupArn>` in responses.
+    pub placement_group_arn: Option<String>,
+    /// `StartDate`: `StartDate` in requests, `<StartDate>` in responses.
+    pub start_date: Option<DateTime>,
+    /// `TagSpecifications`: `TagSpecifications` in requests, `<TagSpecifications>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `Tenancy`: `Tenancy` in requests, `<Tenancy>` in responses.
+    pub tenancy: Option<String>,
+}
+
+impl Decode for CreateCapacityReservationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_count = false;
+        let mut seen_instance_platform = false;
+        let mut seen_instance_type = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AvailabilityZone" => {
+                    out.availability_zone = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZoneId" => {
+                    out.availability_zone_id = Some(Decode::decode(child, &here)?);
+                }
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "CommitmentDuration" => {
+                    out.commitment_duration = Some(Decode::decode(child, &here)?);
+                }
+                "DeliveryPreference" => {
+                    out.delivery_preference = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["fixed", "incremental"],
+                    )?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EbsOptimized" => {
+                    out.ebs_optimized = Some(Decode::decode(child, &here)?);
+                }
+                "EndDate" => {
+                    out.end_date = Some(Decode::decode(child, &here)?);
+                }
+                "EndDateType" => {
+                    out.end_date_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["unlimited", "limited"],
+                    )?);
+                }
+                "EphemeralStorage" => {
+                    out.ephemeral_storage = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceCount" => {
+                    out.instance_count = Decode::decode(child, &here)?;
+                    seen_instance_count = true;
+                }
+                "InstanceMatchCriteria" => {
+                    out.instance_match_criteria = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["open", "targeted"],
+                    )?);
+                }
+                "InstancePlatform" => {
+                    out.instance_platform = crate::decode::enum_value(
+                        child,
+                        &here,
+                        &[
+                            "Linux/UNIX",
+                            "Red Hat Enterprise Linux",
+                            "SUSE Linux",
+                            "Windows",
+                            "Windows with SQL Server",
+                            "Windows with SQL Server Enterprise",
+                            "Windows with SQL Server Standard",
+                            "Windows with SQL Server Web",
+                            "Linux with SQL Server Standard",
+                            "Linux with SQL Server Web",
+                            "Linux with SQL Server Enterprise",
+                            "RHEL with SQL Server Standard",
+                            "RHEL with SQL Server Enterprise",
+                            "RHEL with SQL Server Web",
+                            "RHEL with HA",
+                            "RHEL with HA and SQL Server Standard",
+                            "RHEL with HA and SQL Server Enterprise",
+                            "Ubuntu Pro",
+                        ],
+                    )?;
+                    seen_instance_platform = true;
+                }
+                "InstanceType" => {
+                    out.instance_type = Decode::decode(child, &here)?;
+                    seen_instance_type = true;
+                }
+                "OutpostArn" => {
+                    out.outpost_arn = Some(Decode::decode(child, &here)?);
+                }
+                "PlacementGroupArn" => {
+                    out.placement_group_arn = Some(Decode::decode(child, &here)?);
+                }
+                "StartDate" => {
+                    out.start_date = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecifications" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "Tenancy" => {
+                    out.tenancy = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["default", "dedicated"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_count {
+            return Err(crate::decode::missing(&path.child("InstanceCount")));
+        }
+        if !seen_instance_platform {
+            return Err(crate::decode::missing(&path.child("InstancePlatform")));
+        }
+        if !seen_instance_type {
+            return Err(crate::decode::missing(&path.child("InstanceType")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateCapacityReservationResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateCapacityReservationResult {
+    /// `CapacityReservation`: `CapacityReservation` in requests, `<capacityReservation>` in responses.
+    pub capacity_reservation: Option<CapacityReservation>,
+}
+
+impl Encode for CreateCapacityReservationResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.capacity_reservation {
+            w.field("capacityReservation", v);
+        }
     }
 }
 
@@ -4885,6 +5345,69 @@ impl Encode for DescribeAvailabilityZonesResult {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.availability_zones {
             w.list("availabilityZoneInfo", "item", v);
+        }
+    }
+}
+
+/// The `DescribeCapacityReservationsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeCapacityReservationsRequest {
+    /// `CapacityReservationIds`: `CapacityReservationId` in requests, `<CapacityReservationId>` in responses.
+    pub capacity_reservation_ids: Option<Vec<String>>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeCapacityReservationsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CapacityReservationId" => {
+                    out.capacity_reservation_ids = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeCapacityReservationsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeCapacityReservationsResult {
+    /// `CapacityReservations`: `CapacityReservationSet` in requests, `<capacityReservationSet>` in responses.
+    pub capacity_reservations: Option<Vec<CapacityReservation>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeCapacityReservationsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.capacity_reservations {
+            w.list("capacityReservationSet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
         }
     }
 }
@@ -12192,6 +12715,61 @@ impl Encode for InternetGatewayAttachment {
     }
 }
 
+/// The `InterruptibleCapacityAllocation` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InterruptibleCapacityAllocation {
+    /// `InstanceCount`: `InstanceCount` in requests, `<instanceCount>` in responses.
+    pub instance_count: Option<i32>,
+    /// `InterruptibleCapacityReservationId`: `InterruptibleCapacityReservationId` in requests, `<interruptibleCapacityReservationId>` in responses.
+    pub interruptible_capacity_reservation_id: Option<String>,
+    /// `InterruptionType`: `InterruptionType` in requests, `<interruptionType>` in responses.
+    pub interruption_type: Option<String>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+    /// `TargetInstanceCount`: `TargetInstanceCount` in requests, `<targetInstanceCount>` in responses.
+    pub target_instance_count: Option<i32>,
+}
+
+impl Encode for InterruptibleCapacityAllocation {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_count {
+            w.field("instanceCount", v);
+        }
+        if let Some(v) = &self.interruptible_capacity_reservation_id {
+            w.field("interruptibleCapacityReservationId", v);
+        }
+        if let Some(v) = &self.interruption_type {
+            w.field("interruptionType", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+        if let Some(v) = &self.target_instance_count {
+            w.field("targetInstanceCount", v);
+        }
+    }
+}
+
+/// The `InterruptionInfo` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InterruptionInfo {
+    /// `InterruptionType`: `InterruptionType` in requests, `<interruptionType>` in responses.
+    pub interruption_type: Option<String>,
+    /// `SourceCapacityReservationId`: `SourceCapacityReservationId` in requests, `<sourceCapacityReservationId>` in responses.
+    pub source_capacity_reservation_id: Option<String>,
+}
+
+impl Encode for InterruptionInfo {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.interruption_type {
+            w.field("interruptionType", v);
+        }
+        if let Some(v) = &self.source_capacity_reservation_id {
+            w.field("sourceCapacityReservationId", v);
+        }
+    }
+}
+
 /// The `IpPermission` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct IpPermission {
@@ -15088,6 +15666,92 @@ impl Decode for MemoryMiBRequest {
     }
 }
 
+/// The `ModifyCapacityReservationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyCapacityReservationRequest {
+    /// `Accept`: `Accept` in requests, `<Accept>` in responses.
+    pub accept: Option<bool>,
+    /// `AdditionalInfo`: `AdditionalInfo` in requests, `<AdditionalInfo>` in responses.
+    pub additional_info: Option<String>,
+    /// `CapacityReservationId`: `CapacityReservationId` in requests, `<CapacityReservationId>` in responses.
+    pub capacity_reservation_id: String,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EndDate`: `EndDate` in requests, `<EndDate>` in responses.
+    pub end_date: Option<DateTime>,
+    /// `EndDateType`: `EndDateType` in requests, `<EndDateType>` in responses.
+    pub end_date_type: Option<String>,
+    /// `InstanceCount`: `InstanceCount` in requests, `<InstanceCount>` in responses.
+    pub instance_count: Option<i32>,
+    /// `InstanceMatchCriteria`: `InstanceMatchCriteria` in requests, `<InstanceMatchCriteria>` in responses.
+    pub instance_match_criteria: Option<String>,
+}
+
+impl Decode for ModifyCapacityReservationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_capacity_reservation_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Accept" => {
+                    out.accept = Some(Decode::decode(child, &here)?);
+                }
+                "AdditionalInfo" => {
+                    out.additional_info = Some(Decode::decode(child, &here)?);
+                }
+                "CapacityReservationId" => {
+                    out.capacity_reservation_id = Decode::decode(child, &here)?;
+                    seen_capacity_reservation_id = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EndDate" => {
+                    out.end_date = Some(Decode::decode(child, &here)?);
+                }
+                "EndDateType" => {
+                    out.end_date_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["unlimited", "limited"],
+                    )?);
+                }
+                "InstanceCount" => {
+                    out.instance_count = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceMatchCriteria" => {
+                    out.instance_match_criteria = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["open", "targeted"],
+                    )?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_capacity_reservation_id {
+            return Err(crate::decode::missing(&path.child("CapacityReservationId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyCapacityReservationResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyCapacityReservationResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+}
+
+impl Encode for ModifyCapacityReservationResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
+    }
+}
+
 /// The `ModifyDefaultCreditSpecificationRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModifyDefaultCreditSpecificationRequest {
@@ -15362,6 +16026,66 @@ impl Decode for ModifyInstanceAttributeRequest {
             return Err(crate::decode::missing(&path.child("InstanceId")));
         }
         Ok(out)
+    }
+}
+
+/// The `ModifyInstanceCapacityReservationAttributesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyInstanceCapacityReservationAttributesRequest {
+    /// `CapacityReservationSpecification`: `CapacityReservationSpecification` in requests, `<CapacityReservationSpecification>` in responses.
+    pub capacity_reservation_specification: CapacityReservationSpecification,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceId`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_id: String,
+}
+
+impl Decode for ModifyInstanceCapacityReservationAttributesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_capacity_reservation_specification = false;
+        let mut seen_instance_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CapacityReservationSpecification" => {
+                    out.capacity_reservation_specification = Decode::decode(child, &here)?;
+                    seen_capacity_reservation_specification = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_id = Decode::decode(child, &here)?;
+                    seen_instance_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_capacity_reservation_specification {
+            return Err(crate::decode::missing(
+                &path.child("CapacityReservationSpecification"),
+            ));
+        }
+        if !seen_instance_id {
+            return Err(crate::decode::missing(&path.child("InstanceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyInstanceCapacityReservationAttributesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyInstanceCapacityReservationAttributesResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+}
+
+impl Encode for ModifyInstanceCapacityReservationAttributesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
     }
 }
 
