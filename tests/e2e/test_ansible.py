@@ -193,3 +193,24 @@ def test_storage_and_addresses_present_stopped_absent(kumo, ec2, image):
     left = ec2.describe_instances(Filters=[{"Name": "tag:role", "Values": ["storage"]}])["Reservations"]
     assert {i["State"]["Name"] for r in left for i in r["Instances"]} == {"terminated"}
     assert "role_storage" not in inventory(kumo)
+
+
+def test_launch_template_and_placement_group(kumo, ec2, image):
+    """Issue 15: amazon.aws's ec2_launch_template and ec2_placement_group, and an
+    amazon.aws ec2_instance launched from the template into the group."""
+    assert play(kumo, "templates_and_groups.yml", image=image, state="present") > 0
+    assert play(kumo, "templates_and_groups.yml", image=image, state="present") == 0
+    lt = ec2.describe_launch_templates(LaunchTemplateNames=["ans-lt"])["LaunchTemplates"][0]
+    assert (lt["LatestVersionNumber"], lt["DefaultVersionNumber"], lt["Tags"]) == (1, 1, [{"Key": "team", "Value": "infra"}])
+    running = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": ["ans-from-lt"]},
+                                              {"Name": "instance-state-name", "Values": ["running"]}])["Reservations"]
+    [inst] = [i for r in running for i in r["Instances"]]
+    assert inst["InstanceType"] == "t3.small"
+    assert inst["Placement"]["GroupName"] == "ans-pg" and inst["Placement"]["PartitionNumber"] in (1, 2, 3)
+    tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
+    assert (tags["aws:ec2launchtemplate:id"], tags["aws:ec2launchtemplate:version"]) == (lt["LaunchTemplateId"], "1")
+    assert play(kumo, "templates_and_groups.yml", image=image, state="absent") > 0
+    assert play(kumo, "templates_and_groups.yml", image=image, state="absent") == 0
+    assert ec2.describe_launch_templates()["LaunchTemplates"] == []
+    assert ec2.describe_placement_groups()["PlacementGroups"] == []
+
