@@ -135,6 +135,17 @@ pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result
             input.instance_market_options.is_some(),
         ),
         ("KernelId", input.kernel_id.is_some()),
+        (
+            "Dedicated Hosts (Placement Tenancy host, HostId, Affinity, HostResourceGroupArn)",
+            input.placement.as_ref().is_some_and(|p| {
+                p.tenancy.as_deref() == Some("host")
+                    || p.host_id.as_deref().is_some_and(|h| !h.is_empty())
+                    || p.affinity.as_deref().is_some_and(|a| !a.is_empty())
+                    || p.host_resource_group_arn
+                        .as_deref()
+                        .is_some_and(|a| !a.is_empty())
+            }),
+        ),
         ("RamdiskId", input.ramdisk_id.is_some()),
         (
             "Ipv6AddressCount and Ipv6Addresses (IPv6)",
