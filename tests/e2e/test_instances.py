@@ -505,3 +505,32 @@ def test_kumo_ssh_says_why_it_cannot_reach_a_null_driver_instance(kumo, ec2, ami
     assert p.returncode == 255 and "runs no guest" in p.stderr and "null" in p.stderr, p.stderr
     p = subprocess.run([KUMO_BIN, "ssh", "--endpoint-url", kumo.endpoint, "--region", "eu-west-1", "i-0123456789abcdef0"], capture_output=True, text=True, timeout=30)
     assert p.returncode == 255 and "InvalidInstanceID.NotFound" in p.stderr, p.stderr
+
+
+def test_monitor_and_unmonitor_instances(ec2, ami):
+    """Issue 15: detailed monitoring is switched on and off: `pending` then `enabled`,
+    `disabling` then `disabled`, as DescribeInstances and its filter show."""
+    import time
+    iid = ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    state = lambda: ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["Monitoring"]["State"]
+    assert state() == "disabled"
+    out = ec2.monitor_instances(InstanceIds=[iid])["InstanceMonitorings"]
+    assert out == [{"InstanceId": iid, "Monitoring": {"State": "pending"}}]
+    deadline = time.time() + 10
+    while state() != "enabled" and time.time() < deadline:
+        time.sleep(0.2)
+    assert state() == "enabled"
+    got = ec2.describe_instances(Filters=[{"Name": "monitoring-state", "Values": ["enabled"]}])["Reservations"]
+    assert [i["InstanceId"] for r in got for i in r["Instances"]] == [iid]
+    assert ec2.unmonitor_instances(InstanceIds=[iid])["InstanceMonitorings"][0]["Monitoring"]["State"] == "disabling"
+    deadline = time.time() + 10
+    while state() != "disabled" and time.time() < deadline:
+        time.sleep(0.2)
+    assert state() == "disabled"
+    with pytest.raises(ClientError) as e:
+        ec2.monitor_instances(InstanceIds=["i-0123456789abcdef0"])
+    assert error_code(e) == "InvalidInstanceID.NotFound"
+    with pytest.raises(ClientError) as e:
+        ec2.monitor_instances(InstanceIds=[iid], DryRun=True)
+    assert error_code(e) == "DryRunOperation"
+    assert state() == "disabled"

@@ -142,6 +142,7 @@ pub const ALLOW: &[&str] = &[
     "ModifyVolume",
     "ModifyVolumeAttribute",
     "ModifyVpcAttribute",
+    "MonitorInstances",
     "RebootInstances",
     "RegisterImage",
     "ReleaseAddress",
@@ -158,6 +159,7 @@ pub const ALLOW: &[&str] = &[
     "StopInstances",
     "TerminateInstances",
     "UnassignPrivateIpAddresses",
+    "UnmonitorInstances",
 ];
 
 /// Output shapes that also get `serde::Deserialize`, so that catalogs stored as AWS-shaped

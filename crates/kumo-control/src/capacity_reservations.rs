@@ -611,8 +611,6 @@ pub fn modify(
     })
 }
 
-impl Checks for CancelCapacityReservationRequest {}
-
 /// CancelCapacityReservation: the slots go back to the zone; instances that filled them run on
 /// as On-Demand instances.
 pub fn cancel(

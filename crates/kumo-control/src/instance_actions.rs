@@ -984,3 +984,52 @@ pub fn detach_interface(
         })
         .map_err(|f: Fail| f.0)
 }
+
+/// MonitorInstances and UnmonitorInstances: detailed monitoring switched on or off for each
+/// instance (`pending` or `disabling` for one transition, then `enabled` or `disabled`). An
+/// instance that is terminated or shutting down is refused, and the call changes nothing.
+pub fn set_monitoring(
+    k: &Kumo,
+    ctx: &RequestContext,
+    ids: &[String],
+    on: bool,
+) -> Result<Vec<InstanceMonitoring>, Ec2Error> {
+    let s = scope(ctx);
+    let now = k.now_ms();
+    k.store
+        .write(!ctx.dry_run, |tx| {
+            let mut out = Vec::new();
+            for mut r in load(k, tx, s, ids)? {
+                if matches!(r.state(), State::Terminated | State::ShuttingDown) {
+                    return Err(Fail(Ec2Error::new(
+                        "IncorrectInstanceState",
+                        format!(
+                            "The instance '{}' is not in a state from which its monitoring can be changed.",
+                            r.id
+                        ),
+                    )));
+                }
+                if r.monitoring != on {
+                    r.monitoring = on;
+                    r.monitoring_since_ms = now.max(1);
+                }
+                out.push(r);
+            }
+            if ctx.dry_run {
+                return Err(Fail(Ec2Error::dry_run()));
+            }
+            for r in &out {
+                tx.update(s, r)?;
+            }
+            Ok(out
+                .iter()
+                .map(|r| InstanceMonitoring {
+                    instance_id: Some(r.id.clone()),
+                    monitoring: Some(Monitoring {
+                        state: Some(r.monitoring_state().into()),
+                    }),
+                })
+                .collect())
+        })
+        .map_err(|f: Fail| f.0)
+}

@@ -1032,9 +1032,6 @@ pub fn delete_versions(
     })
 }
 
-/// GetLaunchTemplateData, before any lookup: the instance id's form (the generated check).
-impl Checks for GetLaunchTemplateDataRequest {}
-
 /// GetLaunchTemplateData: an instance's launch parameters as template data, from what
 /// DescribeInstances shows of it and its volumes.
 pub fn get_data(

@@ -1240,6 +1240,36 @@ impl Ec2 for Kumo {
         capacity_reservations::modify_instance(self, ctx, input)
     }
 
+    fn monitor_instances(
+        &self,
+        ctx: &RequestContext,
+        input: MonitorInstancesRequest,
+    ) -> Result<MonitorInstancesResult, Ec2Error> {
+        Ok(MonitorInstancesResult {
+            instance_monitorings: Some(instance_actions::set_monitoring(
+                self,
+                ctx,
+                &input.instance_ids,
+                true,
+            )?),
+        })
+    }
+
+    fn unmonitor_instances(
+        &self,
+        ctx: &RequestContext,
+        input: UnmonitorInstancesRequest,
+    ) -> Result<UnmonitorInstancesResult, Ec2Error> {
+        Ok(UnmonitorInstancesResult {
+            instance_monitorings: Some(instance_actions::set_monitoring(
+                self,
+                ctx,
+                &input.instance_ids,
+                false,
+            )?),
+        })
+    }
+
     fn run_instances(
         &self,
         ctx: &RequestContext,

@@ -198,8 +198,6 @@ impl Filterable<F> for View<'_> {
     }
 }
 
-impl Checks for DescribePlacementGroupsRequest {}
-
 pub fn describe(
     k: &Kumo,
     ctx: &RequestContext,

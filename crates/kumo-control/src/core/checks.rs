@@ -188,6 +188,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::ModifyVolume(i) => run(i),
         Request::ModifyVolumeAttribute(i) => run(i),
         Request::ModifyVpcAttribute(i) => run(i),
+        Request::MonitorInstances(i) => run(i),
         Request::RebootInstances(i) => run(i),
         Request::RegisterImage(i) => run(i),
         Request::ReleaseAddress(i) => run(i),
@@ -204,6 +205,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::StopInstances(i) => run(i),
         Request::TerminateInstances(i) => run(i),
         Request::UnassignPrivateIpAddresses(i) => run(i),
+        Request::UnmonitorInstances(i) => run(i),
     }
 }
 
@@ -359,6 +361,7 @@ macro_rules! plain {
 
 plain!(
     AttachInternetGatewayRequest,
+    CancelCapacityReservationRequest,
     CreateDefaultSubnetRequest,
     CreateDefaultVpcRequest,
     DeleteInternetGatewayRequest,
@@ -368,8 +371,8 @@ plain!(
     DeleteRouteTableRequest,
     DeleteSecurityGroupRequest,
     DeleteSnapshotRequest,
-    DeleteSubnetRequest,
     DeleteSubnetCidrReservationRequest,
+    DeleteSubnetRequest,
     DeleteVolumeRequest,
     DeleteVpcRequest,
     DeregisterImageRequest,
@@ -386,6 +389,7 @@ plain!(
     DescribeKeyPairsRequest,
     DescribeManagedPrefixListsRequest,
     DescribeNatGatewaysRequest,
+    DescribePlacementGroupsRequest,
     DescribeRegionsRequest,
     DescribeRouteTablesRequest,
     DescribeSecurityGroupRulesRequest,
@@ -393,8 +397,8 @@ plain!(
     DescribeTagsRequest,
     DescribeVolumeAttributeRequest,
     DescribeVolumeStatusRequest,
-    DescribeVolumesRequest,
     DescribeVolumesModificationsRequest,
+    DescribeVolumesRequest,
     DescribeVpcAttributeRequest,
     DescribeVpcsRequest,
     DetachInternetGatewayRequest,
@@ -410,11 +414,13 @@ plain!(
     GetEbsDefaultKmsKeyIdRequest,
     GetEbsEncryptionByDefaultRequest,
     GetImageBlockPublicAccessStateRequest,
+    GetLaunchTemplateDataRequest,
     GetManagedPrefixListAssociationsRequest,
     GetManagedPrefixListEntriesRequest,
     ModifyInstanceCreditSpecificationRequest,
     ModifyPrivateDnsNameOptionsRequest,
     ModifyVolumeRequest,
+    MonitorInstancesRequest,
     RebootInstancesRequest,
     ReplaceRouteTableAssociationRequest,
     ResetImageAttributeRequest,
@@ -423,4 +429,5 @@ plain!(
     StartInstancesRequest,
     StopInstancesRequest,
     TerminateInstancesRequest,
+    UnmonitorInstancesRequest,
 );

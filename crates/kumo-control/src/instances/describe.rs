@@ -109,7 +109,7 @@ impl<V: Read> Filterable<F> for InstanceView<'_, V> {
             F::RootDeviceType => out(&r.root_device_type),
             F::RootDeviceName => out(&r.root_device_name),
             F::Tenancy => out(&r.tenancy),
-            F::MonitoringState => out(if r.monitoring { "enabled" } else { "disabled" }),
+            F::MonitoringState => out(r.monitoring_state()),
             F::OwnerId => out(&self.ctx.account_id),
             F::ClientToken => r.client_token.iter().for_each(|c| out(c)),
             F::Hypervisor => out("xen"),

@@ -87,7 +87,7 @@ pub fn wire(
         security_groups: Some(groups),
         source_dest_check: primary.map(|e| e.source_dest_check),
         monitoring: Some(Monitoring {
-            state: Some(if r.monitoring { "enabled" } else { "disabled" }.into()),
+            state: Some(r.monitoring_state().into()),
         }),
         ebs_optimized: Some(r.ebs_optimized),
         ena_support: Some(r.ena_support),

@@ -96,6 +96,10 @@ pub struct InstanceRecord {
     /// Its partition, in a partition placement group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition_number: Option<i32>,
+    /// When detailed monitoring was last switched (`MonitorInstances`/`UnmonitorInstances`):
+    /// it is `pending` or `disabling` for one transition after.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub monitoring_since_ms: i64,
     /// The capacity reservation whose slot it fills while it is pending or running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_reservation_id: Option<String>,
@@ -201,6 +205,19 @@ impl InstanceRecord {
         self.state
     }
 
+    /// Detailed monitoring's state: `pending` and `disabling` for one transition after
+    /// MonitorInstances and UnmonitorInstances (until [`settle`](Self::settle) ends it), then
+    /// `enabled` or `disabled`.
+    pub fn monitoring_state(&self) -> &'static str {
+        let settling = self.monitoring_since_ms != 0;
+        match (self.monitoring, settling) {
+            (true, true) => "pending",
+            (true, false) => "enabled",
+            (false, true) => "disabling",
+            (false, false) => "disabled",
+        }
+    }
+
     /// Applies what time has done by `now`: transitions (each takes `delay_ms`), scheduled
     /// events whose time has come, and the credit ledger. Returns whether anything changed.
     ///
@@ -210,6 +227,10 @@ impl InstanceRecord {
     /// (the `events` flow), which acts out each completed event once.
     pub fn settle(&mut self, now_ms: i64, delay_ms: i64) -> bool {
         let mut changed = self.settle_transitions(now_ms, delay_ms);
+        if self.monitoring_since_ms != 0 && now_ms >= self.monitoring_since_ms + delay_ms {
+            self.monitoring_since_ms = 0;
+            changed = true;
+        }
         let mut due: Vec<ScheduledEvent> = self
             .events
             .iter()
@@ -313,3 +334,7 @@ impl InstanceRecord {
 
 /// How long terminated instances stay visible.
 pub const TERMINATED_VISIBLE_MS: i64 = 3_600_000;
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
+}

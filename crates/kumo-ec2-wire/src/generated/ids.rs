@@ -1659,6 +1659,18 @@ impl Ids for ModifyVpcAttributeRequest {
     }
 }
 
+impl Ids for MonitorInstancesRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.instance_ids;
+            for x in v {
+                f(IdKind::InstanceId, x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Ids for NetworkInterfaceAttachmentChanges {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.attachment_id {
@@ -1982,6 +1994,18 @@ impl Ids for UnassignPrivateIpAddressesRequest {
         {
             let v = &self.network_interface_id;
             f(IdKind::NetworkInterfaceId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for UnmonitorInstancesRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.instance_ids;
+            for x in v {
+                f(IdKind::InstanceId, x)?;
+            }
         }
         Ok(())
     }

@@ -137,6 +137,7 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyVolume",
     "ModifyVolumeAttribute",
     "ModifyVpcAttribute",
+    "MonitorInstances",
     "RebootInstances",
     "RegisterImage",
     "ReleaseAddress",
@@ -153,6 +154,7 @@ pub const OPERATIONS: &[&str] = &[
     "StopInstances",
     "TerminateInstances",
     "UnassignPrivateIpAddresses",
+    "UnmonitorInstances",
 ];
 
 /// EC2 as Kumo serves it. Every method defaults to a `NotImplemented` error, so an
@@ -1305,6 +1307,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyVpcAttribute"))
     }
+    /// `MonitorInstances`.
+    fn monitor_instances(
+        &self,
+        ctx: &RequestContext,
+        input: MonitorInstancesRequest,
+    ) -> Result<MonitorInstancesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("MonitorInstances"))
+    }
     /// `RebootInstances`.
     fn reboot_instances(
         &self,
@@ -1449,6 +1460,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("UnassignPrivateIpAddresses"))
     }
+    /// `UnmonitorInstances`.
+    fn unmonitor_instances(
+        &self,
+        ctx: &RequestContext,
+        input: UnmonitorInstancesRequest,
+    ) -> Result<UnmonitorInstancesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("UnmonitorInstances"))
+    }
 }
 
 /// A served operation's decoded input, for [`Ec2::check`].
@@ -1582,6 +1602,7 @@ pub enum Request<'a> {
     ModifyVolume(&'a ModifyVolumeRequest),
     ModifyVolumeAttribute(&'a ModifyVolumeAttributeRequest),
     ModifyVpcAttribute(&'a ModifyVpcAttributeRequest),
+    MonitorInstances(&'a MonitorInstancesRequest),
     RebootInstances(&'a RebootInstancesRequest),
     RegisterImage(&'a RegisterImageRequest),
     ReleaseAddress(&'a ReleaseAddressRequest),
@@ -1598,6 +1619,7 @@ pub enum Request<'a> {
     StopInstances(&'a StopInstancesRequest),
     TerminateInstances(&'a TerminateInstancesRequest),
     UnassignPrivateIpAddresses(&'a UnassignPrivateIpAddressesRequest),
+    UnmonitorInstances(&'a UnmonitorInstancesRequest),
 }
 
 /// Decodes `params` as the input of `action`, calls the service, and encodes the
@@ -2629,6 +2651,14 @@ pub fn dispatch(
             svc.modify_vpc_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyVpcAttributeResponse")
         }
+        "MonitorInstances" => {
+            let input = MonitorInstancesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::MonitorInstances(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.monitor_instances(ctx, input)?;
+            crate::encode::response(ctx, "MonitorInstancesResponse", &output)
+        }
         "RebootInstances" => {
             let input = RebootInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2756,6 +2786,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             svc.unassign_private_ip_addresses(ctx, input)?;
             crate::encode::response_return(ctx, "UnassignPrivateIpAddressesResponse")
+        }
+        "UnmonitorInstances" => {
+            let input = UnmonitorInstancesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::UnmonitorInstances(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.unmonitor_instances(ctx, input)?;
+            crate::encode::response(ctx, "UnmonitorInstancesResponse", &output)
         }
         _ => Err(Ec2Error::invalid_action(action)),
     }

@@ -11013,6 +11013,26 @@ impl Encode for InstanceMetadataOptionsResponse {
     }
 }
 
+/// The `InstanceMonitoring` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceMonitoring {
+    /// `InstanceId`: `InstanceId` in requests, `<instanceId>` in responses.
+    pub instance_id: Option<String>,
+    /// `Monitoring`: `Monitoring` in requests, `<monitoring>` in responses.
+    pub monitoring: Option<Monitoring>,
+}
+
+impl Encode for InstanceMonitoring {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_id {
+            w.field("instanceId", v);
+        }
+        if let Some(v) = &self.monitoring {
+            w.field("monitoring", v);
+        }
+    }
+}
+
 /// The `InstanceNetworkInterface` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct InstanceNetworkInterface {
@@ -16918,6 +16938,54 @@ impl Decode for ModifyVpcAttributeRequest {
     }
 }
 
+/// The `MonitorInstancesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MonitorInstancesRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceIds`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_ids: Vec<String>,
+}
+
+impl Decode for MonitorInstancesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_ids = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_ids = Decode::decode(child, &here)?;
+                    seen_instance_ids = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_ids {
+            return Err(crate::decode::missing(&path.child("InstanceId.1")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `MonitorInstancesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MonitorInstancesResult {
+    /// `InstanceMonitorings`: `InstancesSet` in requests, `<instancesSet>` in responses.
+    pub instance_monitorings: Option<Vec<InstanceMonitoring>>,
+}
+
+impl Encode for MonitorInstancesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_monitorings {
+            w.list("instancesSet", "item", v);
+        }
+    }
+}
+
 /// The `Monitoring` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Monitoring {
@@ -22006,6 +22074,54 @@ impl Decode for UnassignPrivateIpAddressesRequest {
             return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
         }
         Ok(out)
+    }
+}
+
+/// The `UnmonitorInstancesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnmonitorInstancesRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `InstanceIds`: `InstanceId` in requests, `<InstanceId>` in responses.
+    pub instance_ids: Vec<String>,
+}
+
+impl Decode for UnmonitorInstancesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_instance_ids = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "InstanceId" => {
+                    out.instance_ids = Decode::decode(child, &here)?;
+                    seen_instance_ids = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_instance_ids {
+            return Err(crate::decode::missing(&path.child("InstanceId.1")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `UnmonitorInstancesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnmonitorInstancesResult {
+    /// `InstanceMonitorings`: `InstancesSet` in requests, `<instancesSet>` in responses.
+    pub instance_monitorings: Option<Vec<InstanceMonitoring>>,
+}
+
+impl Encode for UnmonitorInstancesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.instance_monitorings {
+            w.list("instancesSet", "item", v);
+        }
     }
 }
 
