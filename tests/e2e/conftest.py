@@ -175,6 +175,23 @@ def error_code(exc_info):
     return exc_info.value.response["Error"]["Code"]
 
 
+def fails(code, call, *args, **kwargs):
+    """Calls a boto3 operation that must fail with AWS's `code`; returns the message."""
+    import pytest
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as e:
+        call(*args, **kwargs)
+    assert error_code(e) == code, e.value.response["Error"]
+    return e.value.response["Error"]["Message"]
+
+
+def latest_al2023(kumo):
+    """The image id of the Amazon Linux 2023 public parameter, as Kumo's SSM answers it."""
+    ssm = make_client(kumo.endpoint, service="ssm")
+    return ssm.get_parameter(Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64")["Parameter"]["Value"]
+
+
 FAKE_AUTH = "AWS4-HMAC-SHA256 Credential=test/20260101/eu-west-1/ec2/aws4_request, SignedHeaders=host, Signature=0"
 
 

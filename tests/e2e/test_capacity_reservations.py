@@ -9,10 +9,7 @@ import datetime
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import error_code, make_client, serving
-
-AMI = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-
+from conftest import fails, latest_al2023, make_client, serving
 
 @pytest.fixture(scope="module")
 def small():
@@ -22,26 +19,8 @@ def small():
 
 @pytest.fixture
 def ec2(small):
-    urllib_reset(small)
+    small.reset()
     return make_client(small.endpoint)
-
-
-def urllib_reset(k):
-    import urllib.request
-    req = urllib.request.Request(k.endpoint + "/_kumo/reset", method="POST", data=b"")
-    with urllib.request.urlopen(req) as r:
-        assert r.status == 200
-
-
-def image(k):
-    return make_client(k.endpoint, service="ssm").get_parameter(Name=AMI)["Parameter"]["Value"]
-
-
-def fails(code, call, *args, **kwargs):
-    with pytest.raises(ClientError) as e:
-        call(*args, **kwargs)
-    assert error_code(e) == code, e.value.response["Error"]
-    return e.value.response["Error"]["Message"]
 
 
 def reservation(ec2, cr):
@@ -87,7 +66,7 @@ def test_create_describe_modify_cancel(small, ec2):
 
 
 def test_reserved_capacity_is_held_and_filled(small, ec2):
-    ami = image(small)
+    ami = latest_al2023(small)
     subnet = {s["AvailabilityZone"]: s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}["eu-west-1a"]
     cid = ec2.create_capacity_reservation(InstanceType="c5.large", InstancePlatform="Linux/UNIX", AvailabilityZone="eu-west-1a",
                                           InstanceCount=30)["CapacityReservation"]["CapacityReservationId"]
@@ -127,7 +106,7 @@ def test_reserved_capacity_is_held_and_filled(small, ec2):
 def test_no_over_commit_under_32_parallel_launches(small, ec2):
     """32 launches at once of 2 instances each into a reservation of 40: exactly 20 succeed,
     and the reservation is full, never over-full."""
-    ami = image(small)
+    ami = latest_al2023(small)
     subnet = {s["AvailabilityZone"]: s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}["eu-west-1b"]
     cid = ec2.create_capacity_reservation(InstanceType="c5.large", InstancePlatform="Linux/UNIX", AvailabilityZone="eu-west-1b",
                                           InstanceCount=40, InstanceMatchCriteria="targeted")["CapacityReservation"]["CapacityReservationId"]
@@ -150,7 +129,7 @@ def test_no_over_commit_under_32_parallel_launches(small, ec2):
 
 
 def test_modify_instance_capacity_reservation_attributes(small, ec2):
-    ami = image(small)
+    ami = latest_al2023(small)
     subnet = {s["AvailabilityZone"]: s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}["eu-west-1a"]
     cid = ec2.create_capacity_reservation(InstanceType="c5.large", InstancePlatform="Linux/UNIX", AvailabilityZone="eu-west-1a",
                                           InstanceCount=1, InstanceMatchCriteria="targeted")["CapacityReservation"]["CapacityReservationId"]

@@ -5,27 +5,11 @@ a template with the call's parameters merged over the template's."""
 import json
 import base64
 
-import pytest
-from botocore.exceptions import ClientError
-
-from conftest import error_code, make_client
-
-AMI = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-
-
-def image(kumo):
-    return make_client(kumo.endpoint, service="ssm").get_parameter(Name=AMI)["Parameter"]["Value"]
-
-
-def fails(code, call, *args, **kwargs):
-    with pytest.raises(ClientError) as e:
-        call(*args, **kwargs)
-    assert error_code(e) == code, e.value.response["Error"]
-    return e.value.response["Error"]["Message"]
+from conftest import fails, latest_al2023
 
 
 def test_create_describe_and_version_a_template(kumo, ec2):
-    ami = image(kumo)
+    ami = latest_al2023(kumo)
     lt = ec2.create_launch_template(
         LaunchTemplateName="web-tier", VersionDescription="first",
         LaunchTemplateData={"ImageId": ami, "InstanceType": "t3.micro",
@@ -128,7 +112,7 @@ def test_awss_errors_for_templates(kumo, ec2, ec2_raw, cli):
 
 
 def test_run_instances_from_a_template_merges_the_call_over_it(kumo, ec2):
-    ami = image(kumo)
+    ami = latest_al2023(kumo)
     user_data = base64.b64encode(b"#!/bin/sh\necho from-template\n").decode()
     lid = ec2.create_launch_template(
         LaunchTemplateName="app",
@@ -187,7 +171,7 @@ def test_run_instances_from_a_template_merges_the_call_over_it(kumo, ec2):
 
 
 def test_get_launch_template_data_reads_an_instance_back(kumo, ec2):
-    ami = image(kumo)
+    ami = latest_al2023(kumo)
     inst = ec2.run_instances(ImageId=ami, InstanceType="t3.small", MinCount=1, MaxCount=1,
                              MetadataOptions={"HttpTokens": "required"},
                              TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "src"}]}])["Instances"][0]
@@ -209,7 +193,7 @@ def test_get_launch_template_data_reads_an_instance_back(kumo, ec2):
 
 
 def test_aws_cli_launch_template_round_trip(kumo, cli):
-    ami = image(kumo)
+    ami = latest_al2023(kumo)
     data = json.dumps({"ImageId": ami, "InstanceType": "t3.micro"})
     lt = cli("ec2", "create-launch-template", "--launch-template-name", "cli-lt", "--launch-template-data", data)["LaunchTemplate"]
     out = cli("ec2", "describe-launch-template-versions", "--launch-template-id", lt["LaunchTemplateId"], "--versions", "$Latest")

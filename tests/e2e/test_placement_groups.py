@@ -3,27 +3,11 @@ them by AWS's rules (a type's supported strategies, a cluster group's one zone, 
 group's 7 running instances per zone, a partition group's partitions), and move a stopped
 instance between them."""
 
-import pytest
-from botocore.exceptions import ClientError
-
-from conftest import error_code, make_client
-
-AMI = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-
-
-def image(kumo):
-    return make_client(kumo.endpoint, service="ssm").get_parameter(Name=AMI)["Parameter"]["Value"]
-
-
-def fails(code, call, *args, **kwargs):
-    with pytest.raises(ClientError) as e:
-        call(*args, **kwargs)
-    assert error_code(e) == code, e.value.response["Error"]
-    return e.value.response["Error"]["Message"]
+from conftest import fails, latest_al2023
 
 
 def run(ec2, kumo, n=1, **kw):
-    args = dict(ImageId=image(kumo), InstanceType="c5.large", MinCount=n, MaxCount=n)
+    args = dict(ImageId=latest_al2023(kumo), InstanceType="c5.large", MinCount=n, MaxCount=n)
     args.update(kw)
     return ec2.run_instances(**args)["Instances"]
 

@@ -534,6 +534,15 @@ impl Checks for ModifyCapacityReservationRequest {
     }
 }
 
+/// A reservation that exists and is active.
+fn get_active(tx: &Tx, s: Scope, id: &str, now: i64) -> Result<CapacityReservationRecord, Fail> {
+    let r: CapacityReservationRecord = tx.get(s, id)?.ok_or_else(|| Fail(not_found(id)))?;
+    if r.state(now) != "active" {
+        return Err(not_active(&r, now));
+    }
+    Ok(r)
+}
+
 fn not_active(r: &CapacityReservationRecord, now: i64) -> Fail {
     Fail(Ec2Error::new(
         "IncorrectState",
@@ -559,12 +568,7 @@ pub fn modify(
     }
     k.store
         .write(!ctx.dry_run, |tx| {
-            let mut r: CapacityReservationRecord = tx
-                .get(s, &input.capacity_reservation_id)?
-                .ok_or_else(|| Fail(not_found(&input.capacity_reservation_id)))?;
-            if r.state(now) != "active" {
-                return Err(not_active(&r, now));
-            }
+            let mut r = get_active(tx, s, &input.capacity_reservation_id, now)?;
             if let Some(n) = input.instance_count {
                 // More slots come from the zone's unreserved capacity.
                 if n > r.total {
@@ -622,12 +626,7 @@ pub fn cancel(
     let now = k.now_ms();
     k.store
         .write(!ctx.dry_run, |tx| {
-            let mut r: CapacityReservationRecord = tx
-                .get(s, &input.capacity_reservation_id)?
-                .ok_or_else(|| Fail(not_found(&input.capacity_reservation_id)))?;
-            if r.state(now) != "active" {
-                return Err(not_active(&r, now));
-            }
+            let mut r = get_active(tx, s, &input.capacity_reservation_id, now)?;
             if ctx.dry_run {
                 return Err(Fail(Ec2Error::dry_run()));
             }
@@ -695,11 +694,7 @@ pub fn modify_instance(
                 .as_ref()
                 .and_then(|t| t.capacity_reservation_id.clone());
             if let Some(id) = &target {
-                let c: CapacityReservationRecord =
-                    tx.get(s, id)?.ok_or_else(|| Fail(not_found(id)))?;
-                if c.state(now) != "active" {
-                    return Err(not_active(&c, now));
-                }
+                let c = get_active(tx, s, id, now)?;
                 let platform = if r.windows { "Windows" } else { "Linux/UNIX" };
                 if c.instance_type != r.instance_type
                     || c.zone != r.zone

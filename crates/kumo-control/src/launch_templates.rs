@@ -111,6 +111,36 @@ fn which<'a>(
 
 const BOTH: &str =
     "A launch template ID and a launch template name cannot be specified in the same request.";
+const MODIFY_BOTH: &str =
+    "Either provide launch template ID or launch template name to modify the template.";
+
+/// The template a request names, by id or by name ([`which`], with the operation's answer to
+/// both).
+trait Named {
+    fn named(&self) -> Result<Which<'_>, Ec2Error>;
+}
+
+macro_rules! named {
+    ($($t:ty => $both:expr),* $(,)?) => {$(
+        impl Named for $t {
+            fn named(&self) -> Result<Which<'_>, Ec2Error> {
+                which(
+                    self.launch_template_id.as_deref(),
+                    self.launch_template_name.as_deref(),
+                    $both,
+                )
+            }
+        }
+    )*};
+}
+
+named!(
+    CreateLaunchTemplateVersionRequest => BOTH,
+    DescribeLaunchTemplateVersionsRequest => BOTH,
+    ModifyLaunchTemplateRequest => MODIFY_BOTH,
+    DeleteLaunchTemplateRequest => BOTH,
+    DeleteLaunchTemplateVersionsRequest => BOTH,
+);
 
 fn get_template<V: Read>(v: &V, s: Scope, w: Which) -> Result<LaunchTemplateRecord, Fail> {
     match w {
@@ -308,12 +338,7 @@ impl Checks for CreateLaunchTemplateRequest {
 /// the source version and the limit on versions follow.
 impl Checks for CreateLaunchTemplateVersionRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        which(
-            self.launch_template_id.as_deref(),
-            self.launch_template_name.as_deref(),
-            BOTH,
-        )
-        .map(drop)
+        self.named().map(drop)
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {
@@ -427,11 +452,7 @@ pub fn create_version(
     ctx: &RequestContext,
     input: CreateLaunchTemplateVersionRequest,
 ) -> Result<CreateLaunchTemplateVersionResult, Ec2Error> {
-    let w = which(
-        input.launch_template_id.as_deref(),
-        input.launch_template_name.as_deref(),
-        BOTH,
-    )?;
+    let w = input.named()?;
     let source = input
         .source_version
         .as_deref()
@@ -586,12 +607,7 @@ impl Checks for DescribeLaunchTemplateVersionsRequest {
                 .as_deref()
                 .is_some_and(|n| !n.is_empty());
         if named {
-            return which(
-                self.launch_template_id.as_deref(),
-                self.launch_template_name.as_deref(),
-                BOTH,
-            )
-            .map(drop);
+            return self.named().map(drop);
         }
         if self.versions.as_ref().is_none_or(|v| v.is_empty()) {
             return Err(Ec2Error::new("MissingParameter", ALL_TEMPLATES));
@@ -720,7 +736,7 @@ pub fn describe_versions(
     ctx: &RequestContext,
     input: DescribeLaunchTemplateVersionsRequest,
 ) -> Result<DescribeLaunchTemplateVersionsResult, Ec2Error> {
-    let fs = filters::compile::<VF>(input.filters, &[])?;
+    let fs = filters::compile::<VF>(input.filters.clone(), &[])?;
     let limit = crate::core::paging::max_results(input.max_results, 1, 200)?;
     let op = "DescribeLaunchTemplateVersions";
     let cursor = crate::core::paging::cursor(op, input.next_token.as_deref())?;
@@ -746,12 +762,7 @@ pub fn describe_versions(
         .read(|v| {
             let mut rows = Vec::new();
             if named {
-                let w = which(
-                    input.launch_template_id.as_deref(),
-                    input.launch_template_name.as_deref(),
-                    BOTH,
-                )
-                .map_err(Fail)?;
+                let w = input.named().map_err(Fail)?;
                 let t = get_template(v, s, w)?;
                 if wanted.is_empty() {
                     let lo = min.map(|r| number_of(&t, r, t.latest_version)).unwrap_or(1);
@@ -815,12 +826,7 @@ pub fn describe_versions(
 /// version's form. The template and the version follow.
 impl Checks for ModifyLaunchTemplateRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        which(
-            self.launch_template_id.as_deref(),
-            self.launch_template_name.as_deref(),
-            "Either provide launch template ID or launch template name to modify the template.",
-        )
-        .map(drop)
+        self.named().map(drop)
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {
@@ -836,11 +842,7 @@ pub fn modify(
     ctx: &RequestContext,
     input: ModifyLaunchTemplateRequest,
 ) -> Result<ModifyLaunchTemplateResult, Ec2Error> {
-    let w = which(
-        input.launch_template_id.as_deref(),
-        input.launch_template_name.as_deref(),
-        "Either provide launch template ID or launch template name to modify the template.",
-    )?;
+    let w = input.named()?;
     let default = input
         .default_version
         .as_deref()
@@ -882,12 +884,7 @@ pub fn modify(
 /// DeleteLaunchTemplate, before any lookup: the template by id or name.
 impl Checks for DeleteLaunchTemplateRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        which(
-            self.launch_template_id.as_deref(),
-            self.launch_template_name.as_deref(),
-            BOTH,
-        )
-        .map(drop)
+        self.named().map(drop)
     }
 }
 
@@ -897,11 +894,7 @@ pub fn delete(
     ctx: &RequestContext,
     input: DeleteLaunchTemplateRequest,
 ) -> Result<DeleteLaunchTemplateResult, Ec2Error> {
-    let w = which(
-        input.launch_template_id.as_deref(),
-        input.launch_template_name.as_deref(),
-        BOTH,
-    )?;
+    let w = input.named()?;
     let s = scope(ctx);
     let (t, tags) = k
         .store
@@ -928,11 +921,7 @@ pub fn delete(
 /// does not exist, and the default version (delete the template to delete that).
 impl Checks for DeleteLaunchTemplateVersionsRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        which(
-            self.launch_template_id.as_deref(),
-            self.launch_template_name.as_deref(),
-            BOTH,
-        )?;
+        self.named()?;
         if self.versions.is_empty() {
             return Err(Ec2Error::missing_parameter("LaunchTemplateVersion"));
         }
@@ -957,11 +946,7 @@ pub fn delete_versions(
     ctx: &RequestContext,
     input: DeleteLaunchTemplateVersionsRequest,
 ) -> Result<DeleteLaunchTemplateVersionsResult, Ec2Error> {
-    let w = which(
-        input.launch_template_id.as_deref(),
-        input.launch_template_name.as_deref(),
-        BOTH,
-    )?;
+    let w = input.named()?;
     let refs: Vec<VersionRef> = input
         .versions
         .iter()
