@@ -165,7 +165,10 @@ CASES = [
     ),
     ("ModifySnapshotAttribute", {"SnapshotId": "snapshot-1"}, "MissingParameter", None),
     # What Kumo does not take is refused before what such a request lacks.
-    ("RunInstances", {"MinCount": 1, "MaxCount": 1, "LaunchTemplate": {"LaunchTemplateName": "web"}}, "Unsupported", None),
+    ("RunInstances", {"MinCount": 1, "MaxCount": 1, "InstanceMarketOptions": {"MarketType": "spot"}}, "Unsupported", None),
+    # From a launch template the image may be the template's: the template is looked up.
+    ("RunInstances", {"MinCount": 1, "MaxCount": 1, "LaunchTemplate": {"LaunchTemplateName": "web"}},
+     "InvalidLaunchTemplateName.NotFoundException", None),
     ("RegisterImage", {"Name": "from-s3", "ImageLocation": "bucket/image.manifest.xml"}, "Unsupported", None),
     ("ModifySubnetAttribute", {"SubnetId": "subnet-00000000"}, "MissingParameter", None),
 ]
