@@ -11,6 +11,7 @@ listed below with the reason this world leaves it out, as AWS would. A served op
 examples that this test does not call fails it too, so coverage cannot shrink unseen."""
 
 import collections
+import datetime
 import json
 import os
 import re
@@ -144,10 +145,46 @@ def more(ec2, ids):
     ec2.delete_key_pair(KeyName=key)
     nat = ec2.describe_nat_gateways()["NatGateways"][0]["NatGatewayId"]
     ec2.delete_nat_gateway(NatGatewayId=nat)
+    # Launch templates, placement groups, capacity reservations, monitoring (issue 15).
+    data = {"ImageId": image_of(ec2, iid), "InstanceType": "t3.micro", "KeyName": "shown",
+            "NetworkInterfaces": [{"DeviceIndex": 0, "AssociatePublicIpAddress": True, "SubnetId": subnet, "Groups": [sg],
+                                   "DeleteOnTermination": True}],
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "purpose", "Value": "shown"}]}]}
+    lt = ec2.create_launch_template(LaunchTemplateName="shown", VersionDescription="first", LaunchTemplateData=data,
+                                    TagSpecifications=tags("launch-template"))["LaunchTemplate"]["LaunchTemplateId"]
+    ec2.create_launch_template_version(LaunchTemplateId=lt, SourceVersion="1", VersionDescription="second",
+                                       LaunchTemplateData={"InstanceType": "t3.small"})
+    ec2.describe_launch_templates(LaunchTemplateIds=[lt])
+    ec2.describe_launch_template_versions(LaunchTemplateId=lt)
+    ec2.modify_launch_template(LaunchTemplateId=lt, DefaultVersion="2")
+    ec2.get_launch_template_data(InstanceId=iid)
+    ec2.delete_launch_template_versions(LaunchTemplateId=lt, Versions=["1", "7"])
+    ec2.delete_launch_template(LaunchTemplateId=lt)
+    ec2.create_placement_group(GroupName="shown", Strategy="partition", PartitionCount=2, TagSpecifications=tags("placement-group"))
+    ec2.create_placement_group(GroupName="shown-spread", Strategy="spread")
+    ec2.describe_placement_groups()
+    zone = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["Placement"]["AvailabilityZone"]
+    end = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=30)
+    cr = ec2.create_capacity_reservation(InstanceType="t3.micro", InstancePlatform="Linux/UNIX", AvailabilityZone=zone, InstanceCount=2,
+                                         EndDateType="limited", EndDate=end,
+                                         TagSpecifications=tags("capacity-reservation"))["CapacityReservation"]["CapacityReservationId"]
+    ec2.describe_capacity_reservations(CapacityReservationIds=[cr])
+    ec2.modify_capacity_reservation(CapacityReservationId=cr, InstanceCount=3)
+    ec2.monitor_instances(InstanceIds=[iid])
+    ec2.unmonitor_instances(InstanceIds=[iid])
     ec2.stop_instances(InstanceIds=[iid])
     ec2.modify_private_dns_name_options(InstanceId=iid, PrivateDnsHostnameType="resource-name", EnableResourceNameDnsARecord=True)
+    ec2.modify_instance_placement(InstanceId=iid, GroupName="shown", PartitionNumber=1)
+    ec2.modify_instance_capacity_reservation_attributes(InstanceId=iid, CapacityReservationSpecification={
+        "CapacityReservationPreference": "none"})
     ec2.start_instances(InstanceIds=[iid])
     ec2.terminate_instances(InstanceIds=[iid])
+    ec2.cancel_capacity_reservation(CapacityReservationId=cr)
+    ec2.delete_placement_group(GroupName="shown-spread")
+
+
+def image_of(ec2, iid):
+    return ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["ImageId"]
 
 
 def public_key():

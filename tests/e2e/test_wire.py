@@ -102,7 +102,7 @@ def test_dry_run_through_the_cli(cli):
 
 def test_not_implemented_is_an_explicit_error(kumo):
     # An operation of the EC2 API outside Kumo's allow-list is answered like an unknown action.
-    status, _, body = post(kumo.endpoint, "Action=CreateLaunchTemplate&Version=2016-11-15&LaunchTemplateName=x")
+    status, _, body = post(kumo.endpoint, "Action=CreateFleet&Version=2016-11-15&Type=instant")
     assert status == 400
     assert code_of(body) == "InvalidAction"
 
