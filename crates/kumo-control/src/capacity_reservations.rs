@@ -54,21 +54,52 @@ fn zone_of(
     found.map_err(|z| Ec2Error::invalid_value(format!("Invalid availability zone: [{z}]")))
 }
 
-/// How many slots of each reservation its pending and running instances fill.
-fn filled<V: Read>(k: &Kumo, v: &V, s: Scope) -> Result<HashMap<String, usize>, Fail> {
-    let now = k.now_ms();
-    let all: Vec<InstanceRecord> = v.list(s, &Query::default())?;
+/// How many slots of each reservation its pending and running instances fill, read by the
+/// ids each keeps, not by scanning the region.
+fn filled<V: Read>(
+    k: &Kumo,
+    v: &V,
+    s: Scope,
+    reservations: &[&CapacityReservationRecord],
+) -> Result<HashMap<String, usize>, Fail> {
     let mut out: HashMap<String, usize> = HashMap::new();
-    for mut r in all {
-        let Some(id) = r.capacity_reservation_id.clone() else {
-            continue;
-        };
-        r.settle(now, k.options.transition_ms);
-        if matches!(r.state(), State::Pending | State::Running) {
-            *out.entry(id).or_default() += 1;
-        }
+    for r in reservations {
+        out.insert(r.id.clone(), holders(k, v, s, r)?.len());
     }
     Ok(out)
+}
+
+/// The instances that fill a reservation's slots now.
+fn holders<V: Read>(
+    k: &Kumo,
+    v: &V,
+    s: Scope,
+    r: &CapacityReservationRecord,
+) -> Result<Vec<InstanceRecord>, Fail> {
+    Ok(crate::repo::instance::existing(k, v, s, &r.instances)?
+        .into_iter()
+        .filter(|i| i.capacity_reservation_id.as_deref() == Some(r.id.as_str()))
+        .filter(|i| matches!(i.state(), State::Pending | State::Running))
+        .collect())
+}
+
+/// Instances `ids` took slots of reservation `id`: its list keeps the instances that still
+/// name it (stopped ones too, which take a slot again when they start) and gains them.
+pub fn took(k: &Kumo, tx: &Tx, s: Scope, id: &str, ids: &[String]) -> Result<(), Fail> {
+    let Some(mut r) = tx.get::<CapacityReservationRecord>(s, id)? else {
+        return Ok(());
+    };
+    let mut keep: Vec<String> = crate::repo::instance::existing(k, tx, s, &r.instances)?
+        .into_iter()
+        .filter(|i| i.capacity_reservation_id.as_deref() == Some(id))
+        .filter(|i| i.state() != State::Terminated)
+        .map(|i| i.id)
+        .collect();
+    keep.retain(|x| !ids.contains(x));
+    keep.extend(ids.iter().cloned());
+    r.instances = keep;
+    tx.update(s, &r)?;
+    Ok(())
 }
 
 fn available(r: &CapacityReservationRecord, filled: &HashMap<String, usize>) -> usize {
@@ -132,12 +163,7 @@ pub fn place(k: &Kumo, tx: &Tx, s: Scope, a: &Ask) -> Result<Vec<Option<String>>
     let all: Vec<CapacityReservationRecord> = tx.list(s, &Query::default())?;
     let active: Vec<&CapacityReservationRecord> =
         all.iter().filter(|r| r.state(now) == "active").collect();
-    // Instances are read only where a reservation could be concerned.
-    let filled = if active.is_empty() {
-        HashMap::new()
-    } else {
-        filled(k, tx, s)?
-    };
+    let filled = filled(k, tx, s, &active)?;
     let free = unreserved_free(k, tx, s, a.zone, &active, &filled)?;
     if let Some(id) = target {
         let r = all
@@ -379,6 +405,7 @@ pub fn create(
         end_ms,
         created_ms: now,
         cancelled_ms: None,
+        instances: Vec::new(),
     };
     let s = scope(ctx);
     k.store
@@ -387,11 +414,7 @@ pub fn create(
             let all: Vec<CapacityReservationRecord> = tx.list(s, &Query::default())?;
             let active: Vec<&CapacityReservationRecord> =
                 all.iter().filter(|x| x.state(now) == "active").collect();
-            let filled = if active.is_empty() {
-                HashMap::new()
-            } else {
-                filled(k, tx, s)?
-            };
+            let filled = filled(k, tx, s, &active)?;
             if unreserved_free(k, tx, s, &r.zone, &active, &filled)? < r.total as usize {
                 return Err(insufficient(&r.instance_type, &r.zone));
             }
@@ -478,7 +501,6 @@ pub fn describe(
     let (page, next, filled) = k
         .store
         .read(|v| {
-            let filled = filled(k, v, s)?;
             let (page, next) =
                 describe::run(v, s, &req, |t: &Tagged<CapacityReservationRecord>| {
                     fs.matches(&View {
@@ -487,6 +509,8 @@ pub fn describe(
                         now,
                     })
                 })?;
+            let shown: Vec<&CapacityReservationRecord> = page.iter().map(|t| &t.item).collect();
+            let filled = filled(k, v, s, &shown)?;
             Ok::<_, Fail>((page, next, filled))
         })
         .map_err(|f| f.0)?;
@@ -575,7 +599,7 @@ pub fn modify(
                     let all: Vec<CapacityReservationRecord> = tx.list(s, &Query::default())?;
                     let active: Vec<&CapacityReservationRecord> =
                         all.iter().filter(|x| x.state(now) == "active").collect();
-                    let filled = filled(k, tx, s)?;
+                    let filled = filled(k, tx, s, &active)?;
                     if unreserved_free(k, tx, s, &r.zone, &active, &filled)?
                         < (n - r.total) as usize
                     {
@@ -708,6 +732,7 @@ pub fn modify_instance(
                 }
                 r.capacity_reservation_id = Some(id.clone());
                 r.capacity_reservation_preference = "open".into();
+                took(k, tx, s, id, std::slice::from_ref(&r.id))?;
             } else if let Some(p) = &spec.capacity_reservation_preference {
                 r.capacity_reservation_preference = p.clone();
                 if p == "none" {

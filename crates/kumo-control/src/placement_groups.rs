@@ -138,6 +138,7 @@ pub fn create(
         partition_count: (strategy == "partition").then(|| input.partition_count.unwrap_or(2)),
         strategy,
         created_ms: k.now_ms(),
+        instances: Vec::new(),
     };
     let duplicate = || {
         Ec2Error::new(
@@ -255,28 +256,46 @@ impl Checks for DeletePlacementGroupRequest {
     }
 }
 
-/// The instances in a group that are not terminated, settled to now.
+/// The instances in a group that are not terminated, settled to now: read by the ids the
+/// group keeps, not by scanning the region.
 fn members<V: Read>(
     k: &Kumo,
     v: &V,
     s: Scope,
     g: &PlacementGroupRecord,
 ) -> Result<Vec<InstanceRecord>, Fail> {
-    let now = k.now_ms();
-    let all: Vec<InstanceRecord> = v.list(s, &Query::default())?;
-    Ok(all
+    Ok(crate::repo::instance::existing(k, v, s, &g.instances)?
         .into_iter()
         .filter(|r| {
             r.placement_group
                 .as_ref()
                 .is_some_and(|(id, _)| *id == g.id)
         })
-        .map(|mut r| {
-            r.settle(now, k.options.transition_ms);
-            r
-        })
         .filter(|r| r.state() != State::Terminated)
         .collect())
+}
+
+/// Instances `ids` joined group `group_id`: its list keeps its members and gains them (the
+/// terminated and the departed leave it here).
+pub fn joined(k: &Kumo, tx: &Tx, s: Scope, group_id: &str, ids: &[String]) -> Result<(), Fail> {
+    let Some(mut g) = tx.get::<PlacementGroupRecord>(s, group_id)? else {
+        return Ok(());
+    };
+    let mut keep: Vec<String> = members(k, tx, s, &g)?.into_iter().map(|r| r.id).collect();
+    keep.retain(|id| !ids.contains(id));
+    keep.extend(ids.iter().cloned());
+    g.instances = keep;
+    tx.update(s, &g)?;
+    Ok(())
+}
+
+/// Instance `id` left group `group_id`.
+fn left(tx: &Tx, s: Scope, group_id: &str, id: &str) -> Result<(), Fail> {
+    if let Some(mut g) = tx.get::<PlacementGroupRecord>(s, group_id)? {
+        g.instances.retain(|x| x != id);
+        tx.update(s, &g)?;
+    }
+    Ok(())
 }
 
 /// DeletePlacementGroup: refused while an instance that is not terminated is in it (one still
@@ -511,15 +530,19 @@ pub fn modify_instance(
                 ..Placement::default()
             };
             if leave {
-                r.placement_group = None;
+                if let Some((old, _)) = r.placement_group.take() {
+                    left(tx, s, &old, &r.id)?;
+                }
                 r.partition_number = None;
             } else if target.group_name.is_some() || target.group_id.is_some() {
                 // Its own place is free while it moves: it does not count against the group.
-                let mut moved = r.clone();
-                moved.placement_group = None;
-                tx.update(s, &moved)?;
+                if let Some((old, _)) = r.placement_group.take() {
+                    left(tx, s, &old, &r.id)?;
+                }
+                tx.update(s, &r)?;
                 let placed = for_launch(k, tx, s, Some(&target), info, &r.zone, 1)?
                     .ok_or_else(|| Fail(Ec2Error::internal()))?;
+                joined(k, tx, s, &placed.group.0, std::slice::from_ref(&r.id))?;
                 r.placement_group = Some(placed.group);
                 r.partition_number = placed.partitions[0];
             } else if let Some(n) = input.partition_number {

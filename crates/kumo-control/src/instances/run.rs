@@ -802,6 +802,23 @@ pub(super) fn launch(
         out.push(rec);
         volumes.extend(vols);
     }
+    // The groups and reservations keep the ids of the instances they took.
+    if let Some(p) = &placed {
+        let ids: Vec<String> = out.iter().map(|r: &InstanceRecord| r.id.clone()).collect();
+        crate::placement_groups::joined(k, tx, s, &p.group.0, &ids)?;
+    }
+    let mut by_reservation: Vec<(String, Vec<String>)> = Vec::new();
+    for r in &out {
+        if let Some(id) = &r.capacity_reservation_id {
+            match by_reservation.iter_mut().find(|(x, _)| x == id) {
+                Some((_, ids)) => ids.push(r.id.clone()),
+                None => by_reservation.push((id.clone(), vec![r.id.clone()])),
+            }
+        }
+    }
+    for (id, ids) in &by_reservation {
+        crate::capacity_reservations::took(k, tx, s, id, ids)?;
+    }
     idempotency::remember(
         tx,
         s,

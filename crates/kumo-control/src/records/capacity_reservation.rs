@@ -27,6 +27,10 @@ pub struct CapacityReservationRecord {
     pub created_ms: i64,
     /// When it was cancelled (`CancelCapacityReservation`).
     pub cancelled_ms: Option<i64>,
+    /// The instances that took its slots (some may since have stopped, terminated or
+    /// vanished): its filled slots are counted from them by id.
+    #[serde(default)]
+    pub instances: Vec<String>,
 }
 
 impl CapacityReservationRecord {
@@ -67,6 +71,7 @@ mod tests {
             end_ms: Some(1_000),
             created_ms: 0,
             cancelled_ms: None,
+            instances: Vec::new(),
         };
         assert_eq!(r.state(999), "active");
         assert_eq!(r.state(1_000), "expired");

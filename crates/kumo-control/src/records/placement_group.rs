@@ -16,6 +16,10 @@ pub struct PlacementGroupRecord {
     /// A partition group's number of partitions.
     pub partition_count: Option<i32>,
     pub created_ms: i64,
+    /// The instances placed in it (some may since have terminated or vanished): its members
+    /// are read by id, never by scanning the region's instances.
+    #[serde(default)]
+    pub instances: Vec<String>,
 }
 
 // Groups are regional: each counts under the zone counters' regional zone, so the region's

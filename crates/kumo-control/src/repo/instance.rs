@@ -80,6 +80,35 @@ pub fn load<V: Read>(
     Ok(out)
 }
 
+/// The instances of these ids that still exist, settled to now; an id that names none (a
+/// terminated instance long gone) is skipped.
+pub fn existing<V: Read>(
+    k: &Kumo,
+    v: &V,
+    s: Scope,
+    ids: &[String],
+) -> Result<Vec<InstanceRecord>, Fail> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let now = k.now_ms();
+    let found: Vec<InstanceRecord> = v.list(
+        s,
+        &Query {
+            ids: Some(&refs),
+            ..Query::default()
+        },
+    )?;
+    Ok(found
+        .into_iter()
+        .map(|mut r| {
+            r.settle(now, k.options.transition_ms);
+            r
+        })
+        .collect())
+}
+
 /// Terminated instances vanish an hour after they terminate (a shutting-down instance
 /// terminates `delay_ms` after it began).
 pub fn visible(r: &InstanceRecord, now_ms: i64, delay_ms: i64) -> bool {
