@@ -165,3 +165,16 @@ def test_no_volume_file_outlives_a_failed_or_smaller_launch(kumo, ec2):
     out = ec2.run_instances(ImageId=al2023(ec2), InstanceType="t3.micro", MinCount=1, MaxCount=3)["Instances"]
     vols = sorted(v["VolumeId"] for v in ec2.describe_volumes()["Volumes"])
     assert len(out) == 3 and files() == [f"{v}.qcow2" for v in vols]
+
+
+def test_a_volume_detached_before_termination_is_kept(kumo, ec2):
+    """A launch volume marked DeleteOnTermination that was detached before the instance
+    terminated is no longer the instance's: it stays, with its data, as AWS keeps it."""
+    inst = launch(ec2, al2023(ec2), BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"VolumeSize": 2}}])
+    iid = inst["InstanceId"]
+    vol = [v for d, v, _ in bdm(ec2, iid) if d == "/dev/sdf"][0]
+    ec2.detach_volume(VolumeId=vol)
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig={"Delay": 1, "MaxAttempts": 10})
+    ec2.terminate_instances(InstanceIds=[iid])
+    assert ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["State"] == "available"
+    assert os.path.exists(file_of(kumo, vol))

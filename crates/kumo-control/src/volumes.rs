@@ -600,10 +600,22 @@ pub fn detach(
 }
 
 /// At an instance's termination: volumes marked DeleteOnTermination go, the rest detach.
-/// Returns the ids of the deleted volumes (their files go after the commit).
-pub fn release_for(tx: &Tx, s: Scope, r: &InstanceRecord) -> Result<Vec<String>, Fail> {
+/// Returns the ids of the deleted volumes (their files go after the commit). Each volume is
+/// settled to now first: one whose detach has finished is no longer the instance's, though
+/// its stored attachment is only dropped at its next write, and must not go with it.
+pub fn release_for(
+    tx: &Tx,
+    s: Scope,
+    r: &InstanceRecord,
+    (now, delay): (i64, i64),
+) -> Result<Vec<String>, Fail> {
     let mut gone = Vec::new();
     for mut v in attached_to(tx, s, &r.id)? {
+        v.settle(now, delay);
+        if !v.attachments.iter().any(|a| a.instance_id == r.id) {
+            tx.update(s, &v)?;
+            continue;
+        }
         let delete = v
             .attachments
             .iter()

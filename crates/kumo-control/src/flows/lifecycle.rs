@@ -34,7 +34,12 @@ pub fn leave(
     if next == State::ShuttingDown {
         release_interfaces(k, tx, s, r)?;
         // Volume files go once the transaction has committed.
-        gone.extend(crate::volumes::release_for(tx, s, r)?);
+        gone.extend(crate::volumes::release_for(
+            tx,
+            s,
+            r,
+            (k.now_ms(), k.options.transition_ms),
+        )?);
     }
     Ok(())
 }
