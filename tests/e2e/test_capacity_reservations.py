@@ -143,3 +143,36 @@ def test_modify_instance_capacity_reservation_attributes(small, ec2):
     inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
     assert inst["CapacityReservationId"] == cid
     assert reservation(ec2, cid)["AvailableInstanceCount"] == 0
+
+
+def test_a_start_takes_a_slot_again_or_runs_on_demand(small, ec2):
+    """A stopped instance gives its slot back; at its start a targeted reservation that is full
+    refuses it (ReservationCapacityExceeded), an open one lets it run On-Demand."""
+    ami = latest_al2023(small)
+    subnet = {s["AvailabilityZone"]: s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}["eu-west-1a"]
+
+    def launch(target=None):
+        spec = {"CapacityReservationTarget": {"CapacityReservationId": target}} if target else {}
+        return ec2.run_instances(ImageId=ami, InstanceType="c5.large", MinCount=1, MaxCount=1, SubnetId=subnet,
+                                 CapacityReservationSpecification=spec or {"CapacityReservationPreference": "open"})["Instances"][0]["InstanceId"]
+
+    def stop(iid):
+        ec2.stop_instances(InstanceIds=[iid])
+        ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+
+    targeted = ec2.create_capacity_reservation(InstanceType="c5.large", InstancePlatform="Linux/UNIX", AvailabilityZone="eu-west-1a",
+                                               InstanceCount=1, InstanceMatchCriteria="targeted")["CapacityReservation"]["CapacityReservationId"]
+    first = launch(targeted)
+    stop(first)
+    launch(targeted)
+    fails("ReservationCapacityExceeded", ec2.start_instances, InstanceIds=[first])
+    ec2.cancel_capacity_reservation(CapacityReservationId=targeted)
+    opened = ec2.create_capacity_reservation(InstanceType="c5.large", InstancePlatform="Linux/UNIX", AvailabilityZone="eu-west-1a",
+                                             InstanceCount=1)["CapacityReservation"]["CapacityReservationId"]
+    a = launch()
+    stop(a)
+    b = launch()
+    holder = lambda iid: ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0].get("CapacityReservationId")
+    assert holder(b) == opened
+    ec2.start_instances(InstanceIds=[a])
+    assert holder(a) is None and reservation(ec2, opened)["AvailableInstanceCount"] == 0

@@ -108,3 +108,16 @@ def test_modify_instance_placement_of_a_stopped_instance(kumo, ec2):
     assert placement()["Tenancy"] == "dedicated"
     fails("Unsupported", ec2.modify_instance_placement, InstanceId=iid, Tenancy="host")
     fails("InvalidPlacementGroup.Unknown", ec2.modify_instance_placement, InstanceId=iid, GroupName="nope")
+
+
+def test_a_start_keeps_the_spread_rule(kumo, ec2):
+    """The 7 running instances per zone of a spread group hold at a start as at a launch."""
+    ec2.create_placement_group(GroupName="web", Strategy="spread")
+    ids = [i["InstanceId"] for i in run(ec2, kumo, 7, InstanceType="t3.micro", Placement={"GroupName": "web"})]
+    ec2.stop_instances(InstanceIds=[ids[0]])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[ids[0]], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    zone = ec2.describe_instances(InstanceIds=[ids[1]])["Reservations"][0]["Instances"][0]["Placement"]["AvailabilityZone"]
+    run(ec2, kumo, 1, InstanceType="t3.micro", Placement={"GroupName": "web", "AvailabilityZone": zone})
+    fails("InsufficientInstanceCapacity", ec2.start_instances, InstanceIds=[ids[0]])
+    ec2.terminate_instances(InstanceIds=[ids[1]])
+    ec2.start_instances(InstanceIds=[ids[0]])

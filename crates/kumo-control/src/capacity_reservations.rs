@@ -229,6 +229,38 @@ pub fn place(k: &Kumo, tx: &Tx, s: Scope, a: &Ask) -> Result<Vec<Option<String>>
     Ok(out)
 }
 
+/// A stopped instance that held a reservation's slot starting: it takes the slot again if
+/// one is free. If none is, a reservation it targeted refuses the start, as AWS does
+/// (`ReservationCapacityExceeded`); an open one it merely matched lets it run On-Demand.
+pub fn on_start(k: &Kumo, tx: &Tx, s: Scope, r: &mut InstanceRecord) -> Result<(), Fail> {
+    let Some(id) = r.capacity_reservation_id.clone() else {
+        return Ok(());
+    };
+    let now = k.now_ms();
+    let c = match tx.get::<CapacityReservationRecord>(s, &id)? {
+        Some(c) if c.state(now) == "active" => c,
+        _ => {
+            r.capacity_reservation_id = None;
+            return Ok(());
+        }
+    };
+    let taken = holders(k, tx, s, &c)?
+        .iter()
+        .filter(|h| h.id != r.id)
+        .count();
+    if taken < c.total.max(0) as usize {
+        return Ok(());
+    }
+    if c.match_criteria == "targeted" {
+        return Err(Fail(Ec2Error::new(
+            "ReservationCapacityExceeded",
+            "The requested reservation does not have sufficient compatible and available capacity for this request.",
+        )));
+    }
+    r.capacity_reservation_id = None;
+    Ok(())
+}
+
 /// CreateCapacityReservation, before any lookup: a zone; then the count, the type, the end
 /// date against its type, the tags and what Kumo does not serve (future-dated, Outposts,
 /// placement groups). The zone, the type's offering there and the zone's free capacity follow.

@@ -157,6 +157,9 @@ fn act(
                             if r.auto_public_ip {
                                 r.public_ip = Some(addresses::take_public_ip(tx, s, &r.id)?);
                             }
+                            // A start takes a slot again: a spread group's, a reservation's.
+                            crate::placement_groups::check_start(k, tx, s, &r)?;
+                            crate::capacity_reservations::on_start(k, tx, s, &mut r)?;
                         }
                         State::Running | State::Stopped | State::Terminated => {}
                     }

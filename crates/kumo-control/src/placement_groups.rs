@@ -289,6 +289,36 @@ pub fn joined(k: &Kumo, tx: &Tx, s: Scope, group_id: &str, ids: &[String]) -> Re
     Ok(())
 }
 
+/// A stopped instance of a spread group starting: the group's running instances in its zone
+/// stay at most 7 (the rule is about running instances, so it holds at a start as at a
+/// launch).
+pub fn check_start(k: &Kumo, tx: &Tx, s: Scope, r: &InstanceRecord) -> Result<(), Fail> {
+    let Some((id, name)) = &r.placement_group else {
+        return Ok(());
+    };
+    let Some(g) = tx.get::<PlacementGroupRecord>(s, id)? else {
+        return Ok(());
+    };
+    if g.strategy != "spread" {
+        return Ok(());
+    }
+    let running = members(k, tx, s, &g)?
+        .iter()
+        .filter(|m| m.id != r.id && m.zone == r.zone)
+        .filter(|m| matches!(m.state(), State::Pending | State::Running))
+        .count();
+    if running >= MAX_SPREAD_PER_ZONE {
+        return Err(Fail(Ec2Error::new(
+            "InsufficientInstanceCapacity",
+            format!(
+                "A spread placement group can hold at most {MAX_SPREAD_PER_ZONE} running instances per Availability Zone; '{name}' has {running} in {}.",
+                r.zone
+            ),
+        )));
+    }
+    Ok(())
+}
+
 /// Instance `id` left group `group_id`.
 fn left(tx: &Tx, s: Scope, group_id: &str, id: &str) -> Result<(), Fail> {
     if let Some(mut g) = tx.get::<PlacementGroupRecord>(s, group_id)? {
