@@ -244,7 +244,8 @@ pub fn terminate(
     })
 }
 
-fn not_stopped(id: &str) -> Fail {
+/// AWS's answer to a change that needs the instance stopped.
+pub(crate) fn not_stopped(id: &str) -> Fail {
     Fail(Ec2Error::new(
         "IncorrectInstanceState",
         format!("The instance '{id}' is not in the 'stopped' state."),
