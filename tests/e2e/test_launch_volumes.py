@@ -175,6 +175,10 @@ def test_a_volume_detached_before_termination_is_kept(kumo, ec2):
     vol = [v for d, v, _ in bdm(ec2, iid) if d == "/dev/sdf"][0]
     ec2.detach_volume(VolumeId=vol)
     ec2.get_waiter("volume_available").wait(VolumeIds=[vol], WaiterConfig={"Delay": 1, "MaxAttempts": 10})
+    # Its device is no longer the instance's to change either.
+    with pytest.raises(ClientError) as e:
+        ec2.modify_instance_attribute(InstanceId=iid, BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"DeleteOnTermination": False}}])
+    assert error_code(e) == "InvalidInstanceAttributeValue"
     ec2.terminate_instances(InstanceIds=[iid])
     assert ec2.describe_volumes(VolumeIds=[vol])["Volumes"][0]["State"] == "available"
     assert os.path.exists(file_of(kumo, vol))

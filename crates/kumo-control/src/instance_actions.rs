@@ -382,7 +382,8 @@ pub fn modify_attribute(
     k.store
         .write(!ctx.dry_run, |tx| {
             let mut r = load(k, tx, s, std::slice::from_ref(&input.instance_id))?.remove(0);
-            apply_change(tx, s, &mut r, &change)?;
+            let clock = (k.now_ms(), k.options.transition_ms);
+            apply_change(tx, s, &mut r, &change, clock)?;
             tx.update(s, &r)?;
             Ok(())
         })
@@ -391,7 +392,13 @@ pub fn modify_attribute(
 
 /// Makes the change to the instance (and to its volumes' attachments or its primary
 /// interface, which the transaction writes).
-fn apply_change(tx: &Tx, s: Scope, r: &mut InstanceRecord, change: &Change) -> Result<(), Fail> {
+fn apply_change(
+    tx: &Tx,
+    s: Scope,
+    r: &mut InstanceRecord,
+    change: &Change,
+    clock: (i64, i64),
+) -> Result<(), Fail> {
     let stopped = r.state() == State::Stopped;
     match change {
         Change::InstanceType(t) => {
@@ -439,7 +446,7 @@ fn apply_change(tx: &Tx, s: Scope, r: &mut InstanceRecord, change: &Change) -> R
         Change::ShutdownBehavior(b) => r.shutdown_behavior = b.clone(),
         Change::DeleteOnTermination(flags) => {
             for (device, flag) in flags {
-                set_delete_on_termination(tx, s, r, device, *flag)?;
+                set_delete_on_termination(tx, s, r, device, *flag, clock)?;
             }
         }
         Change::SourceDestCheck(_) | Change::Groups(_) => {
@@ -466,10 +473,11 @@ fn set_delete_on_termination(
     r: &InstanceRecord,
     device: &str,
     flag: bool,
+    clock: (i64, i64),
 ) -> Result<(), Fail> {
     let norm = |d: &str| d.trim_start_matches("/dev/").to_string();
     let mut found = false;
-    for mut v in crate::repo::volume::attached_to(tx, s, &r.id)? {
+    for mut v in crate::repo::volume::attached_to(tx, s, &r.id, clock)? {
         let mut changed = false;
         for a in v
             .attachments

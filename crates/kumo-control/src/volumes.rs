@@ -454,15 +454,8 @@ pub fn attach(
                 )));
             }
             let norm = |d: &str| d.trim_start_matches("/dev/").to_string();
-            // Settled to now: a volume whose detach has finished frees its device name,
-            // though its stored attachment is only dropped at its next write.
-            let mine: Vec<VolumeRecord> = attached_to(tx, s, &r.id)?
-                .into_iter()
-                .map(|mut x| {
-                    x.settle(now, delay);
-                    x
-                })
-                .collect();
+            // A volume whose detach has finished has freed its device name.
+            let mine = attached_to(tx, s, &r.id, (now, delay))?;
             let used = mine
                 .iter()
                 .flat_map(|x| x.attachments.iter())
@@ -600,9 +593,9 @@ pub fn detach(
 }
 
 /// At an instance's termination: volumes marked DeleteOnTermination go, the rest detach.
-/// Returns the ids of the deleted volumes (their files go after the commit). Each volume is
-/// settled to now first: one whose detach has finished is no longer the instance's, though
-/// its stored attachment is only dropped at its next write, and must not go with it.
+/// Returns the ids of the deleted volumes (their files go after the commit). A volume whose
+/// detach has finished is no longer the instance's ([`attached_to`] settles), and does not
+/// go with it.
 pub fn release_for(
     tx: &Tx,
     s: Scope,
@@ -610,12 +603,7 @@ pub fn release_for(
     (now, delay): (i64, i64),
 ) -> Result<Vec<String>, Fail> {
     let mut gone = Vec::new();
-    for mut v in attached_to(tx, s, &r.id)? {
-        v.settle(now, delay);
-        if !v.attachments.iter().any(|a| a.instance_id == r.id) {
-            tx.update(s, &v)?;
-            continue;
-        }
+    for mut v in attached_to(tx, s, &r.id, (now, delay))? {
         let delete = v
             .attachments
             .iter()

@@ -583,8 +583,7 @@ pub fn create_from_instance(
             check_unique(tx, s, &input.name)?;
             let mut maps = Vec::new();
             let mut frozen = Vec::new();
-            for mut v in crate::repo::volume::attached_to(tx, s, &r.id)? {
-                v.settle(now, delay);
+            for mut v in crate::repo::volume::attached_to(tx, s, &r.id, (now, delay))? {
                 let Some(a) = v
                     .attachments
                     .iter()

@@ -24,11 +24,23 @@ pub fn get_volume<V: Read>(v: &V, s: Scope, id: &str) -> Result<VolumeRecord, Fa
     v.get(s, id)?.ok_or_else(|| Fail(not_found(id)))
 }
 
-/// Volumes attached to an instance (for its block device mappings and its termination).
-pub fn attached_to<V: Read>(v: &V, s: Scope, instance: &str) -> Result<Vec<VolumeRecord>, Fail> {
+/// Volumes attached to an instance at `now` (for its block device mappings and its
+/// termination): each settled first, so one whose detach has finished, though its stored
+/// attachment is only dropped at its next write, is not.
+pub fn attached_to<V: Read>(
+    v: &V,
+    s: Scope,
+    instance: &str,
+    (now, delay): (i64, i64),
+) -> Result<Vec<VolumeRecord>, Fail> {
     let all: Vec<VolumeRecord> = v.list(s, &Query::default())?;
     Ok(all
         .into_iter()
+        .filter(|x| x.attachments.iter().any(|a| a.instance_id == instance))
+        .map(|mut x| {
+            x.settle(now, delay);
+            x
+        })
         .filter(|x| x.attachments.iter().any(|a| a.instance_id == instance))
         .collect())
 }
