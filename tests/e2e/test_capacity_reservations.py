@@ -89,6 +89,10 @@ def test_reserved_capacity_is_held_and_filled(small, ec2):
     # Targeted by id: the reservation's own slots; a type it does not hold finds none.
     t = run(2, InstanceType="c5.large", CapacityReservationSpecification={"CapacityReservationTarget": {"CapacityReservationId": cid}})
     assert {i["CapacityReservationId"] for i in t} == {cid}
+    shown = ec2.describe_instances(InstanceIds=[t[0]["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert shown["CapacityReservationSpecification"] == {"CapacityReservationTarget": {"CapacityReservationId": cid}}
+    assert ec2.describe_instances(InstanceIds=[filled[1]["InstanceId"]])["Reservations"][0]["Instances"][0][
+        "CapacityReservationSpecification"] == {"CapacityReservationPreference": "open"}
     fails("ReservationCapacityExceeded", run, 1, InstanceType="c5.xlarge",
           CapacityReservationSpecification={"CapacityReservationTarget": {"CapacityReservationId": cid}})
     fails("InvalidCapacityReservationId.NotFound", run, 1, InstanceType="c5.large",
@@ -167,6 +171,8 @@ def test_a_start_takes_a_slot_again_or_runs_on_demand(small, ec2):
     launch(targeted)
     fails("ReservationCapacityExceeded", ec2.start_instances, InstanceIds=[first])
     ec2.cancel_capacity_reservation(CapacityReservationId=targeted)
+    # Its reservation cancelled, an instance that targets it can no longer start.
+    fails("ReservationCapacityExceeded", ec2.start_instances, InstanceIds=[first])
     opened = ec2.create_capacity_reservation(InstanceType="c5.large", InstancePlatform="Linux/UNIX", AvailabilityZone="eu-west-1a",
                                              InstanceCount=1)["CapacityReservation"]["CapacityReservationId"]
     a = launch()

@@ -237,8 +237,17 @@ pub fn on_start(k: &Kumo, tx: &Tx, s: Scope, r: &mut InstanceRecord) -> Result<(
         return Ok(());
     };
     let now = k.now_ms();
+    let full = || {
+        Fail(Ec2Error::new(
+            "ReservationCapacityExceeded",
+            "The requested reservation does not have sufficient compatible and available capacity for this request.",
+        ))
+    };
     let c = match tx.get::<CapacityReservationRecord>(s, &id)? {
         Some(c) if c.state(now) == "active" => c,
+        // A stopped instance that targets a reservation which has ended can no longer start
+        // (AWS's documentation); one that matched an open one runs On-Demand.
+        _ if r.capacity_reservation_targeted => return Err(full()),
         _ => {
             r.capacity_reservation_id = None;
             return Ok(());
@@ -251,11 +260,8 @@ pub fn on_start(k: &Kumo, tx: &Tx, s: Scope, r: &mut InstanceRecord) -> Result<(
     if taken < c.total.max(0) as usize {
         return Ok(());
     }
-    if c.match_criteria == "targeted" {
-        return Err(Fail(Ec2Error::new(
-            "ReservationCapacityExceeded",
-            "The requested reservation does not have sufficient compatible and available capacity for this request.",
-        )));
+    if r.capacity_reservation_targeted || c.match_criteria == "targeted" {
+        return Err(full());
     }
     r.capacity_reservation_id = None;
     Ok(())
@@ -760,10 +766,12 @@ pub fn modify_instance(
                     )));
                 }
                 r.capacity_reservation_id = Some(id.clone());
+                r.capacity_reservation_targeted = true;
                 r.capacity_reservation_preference = "open".into();
                 took(k, tx, s, id, std::slice::from_ref(&r.id))?;
             } else if let Some(p) = &spec.capacity_reservation_preference {
                 r.capacity_reservation_preference = p.clone();
+                r.capacity_reservation_targeted = false;
                 if p == "none" {
                     r.capacity_reservation_id = None;
                 }

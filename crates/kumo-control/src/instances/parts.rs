@@ -325,6 +325,7 @@ pub(super) fn new_record(
         placement_group: None,
         partition_number: None,
         capacity_reservation_id: None,
+        capacity_reservation_targeted: false,
         monitoring_since_ms: 0,
     }
 }

@@ -793,6 +793,11 @@ pub(super) fn launch(
             rec.placement_group = Some(p.group.clone());
             rec.partition_number = p.partitions[index];
         }
+        rec.capacity_reservation_targeted = slot.is_some()
+            && input
+                .capacity_reservation_specification
+                .as_ref()
+                .is_some_and(|c| c.capacity_reservation_target.is_some());
         rec.capacity_reservation_id = slot;
         tx.insert(s, &rec)?;
         tags::put_all(tx, s, &rec.id, "instance", &tag_list.instance)?;

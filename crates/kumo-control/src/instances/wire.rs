@@ -109,9 +109,20 @@ pub fn wire(
             id: Some(String::new()),
         }),
         capacity_reservation_id: r.capacity_reservation_id.clone(),
-        capacity_reservation_specification: Some(CapacityReservationSpecificationResponse {
-            capacity_reservation_preference: Some(r.capacity_reservation_preference.clone()),
-            capacity_reservation_target: None,
+        capacity_reservation_specification: Some(if r.capacity_reservation_targeted {
+            // A targeted instance shows its target, and no preference beside it.
+            CapacityReservationSpecificationResponse {
+                capacity_reservation_preference: None,
+                capacity_reservation_target: Some(CapacityReservationTargetResponse {
+                    capacity_reservation_id: r.capacity_reservation_id.clone(),
+                    capacity_reservation_resource_group_arn: None,
+                }),
+            }
+        } else {
+            CapacityReservationSpecificationResponse {
+                capacity_reservation_preference: Some(r.capacity_reservation_preference.clone()),
+                capacity_reservation_target: None,
+            }
         }),
         hibernation_options: Some(HibernationOptions {
             configured: Some(r.hibernation),

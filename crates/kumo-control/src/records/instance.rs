@@ -103,6 +103,9 @@ pub struct InstanceRecord {
     /// The capacity reservation whose slot it fills while it is pending or running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity_reservation_id: Option<String>,
+    /// Whether it targets that reservation by id (else it matched an open one).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub capacity_reservation_targeted: bool,
 }
 
 /// Which name is an instance's private DNS name and its guest's host name (the resource
