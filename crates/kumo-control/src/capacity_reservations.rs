@@ -746,7 +746,7 @@ pub fn modify_instance(
                 crate::repo::instance::load(k, tx, s, std::slice::from_ref(&input.instance_id))?
                     .remove(0);
             if r.state() != State::Stopped {
-                return Err(crate::instance_actions::not_stopped(&r.id));
+                return Err(crate::repo::instance::not_stopped(&r.id));
             }
             let target = spec
                 .capacity_reservation_target

@@ -244,14 +244,6 @@ pub fn terminate(
     })
 }
 
-/// AWS's answer to a change that needs the instance stopped.
-pub(crate) fn not_stopped(id: &str) -> Fail {
-    Fail(Ec2Error::new(
-        "IncorrectInstanceState",
-        format!("The instance '{id}' is not in the 'stopped' state."),
-    ))
-}
-
 fn bool_attr(v: Option<bool>) -> Option<AttributeBooleanValue> {
     v.map(|value| AttributeBooleanValue { value: Some(value) })
 }
@@ -403,7 +395,7 @@ fn apply_change(
     match change {
         Change::InstanceType(t) => {
             if !stopped {
-                return Err(not_stopped(&r.id));
+                return Err(crate::repo::instance::not_stopped(&r.id));
             }
             let img = crate::records::image::ImageTraits::of_instance(r);
             let info = instances::check_type_for_image(t, &img)?;
@@ -433,7 +425,7 @@ fn apply_change(
         }
         Change::UserData(u) => {
             if !stopped {
-                return Err(not_stopped(&r.id));
+                return Err(crate::repo::instance::not_stopped(&r.id));
             }
             use base64::Engine;
             // The CLI sends the text base64-encoded once more; store what the API carries.

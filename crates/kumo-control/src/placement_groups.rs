@@ -545,7 +545,7 @@ pub fn modify_instance(
             let mut r = crate::repo::instance::load(k, tx, s, std::slice::from_ref(&input.instance_id))?
                 .remove(0);
             if r.state() != State::Stopped {
-                return Err(crate::instance_actions::not_stopped(&r.id));
+                return Err(crate::repo::instance::not_stopped(&r.id));
             }
             let info = crate::instance_types::find(&r.instance_type)
                 .ok_or_else(|| Fail(Ec2Error::internal()))?;

@@ -25,6 +25,14 @@ pub fn not_found(ids: &[&str]) -> Ec2Error {
     }
 }
 
+/// AWS's answer to a change that needs the instance stopped.
+pub fn not_stopped(id: &str) -> Fail {
+    Fail(Ec2Error::new(
+        "IncorrectInstanceState",
+        format!("The instance '{id}' is not in the 'stopped' state."),
+    ))
+}
+
 pub fn check_id(id: &str) -> Result<(), Ec2Error> {
     if kumo_model::ids::resource_type(id) != Some("instance") {
         return Err(Ec2Error::new(
