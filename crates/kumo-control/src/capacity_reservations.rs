@@ -106,25 +106,33 @@ fn available(r: &CapacityReservationRecord, filled: &HashMap<String, usize>) -> 
     (r.total.max(0) as usize).saturating_sub(filled.get(&r.id).copied().unwrap_or(0))
 }
 
-/// The slots of a zone that no reservation sets aside and no instance takes.
-fn unreserved_free(
-    k: &Kumo,
-    tx: &Tx,
-    s: Scope,
-    zone: &str,
-    active: &[&CapacityReservationRecord],
-    filled: &HashMap<String, usize>,
-) -> Result<usize, Fail> {
-    let used = tx.count_in_zone(s, "instance", zone, &["terminated", "shutting-down"])? as usize;
-    let reserved: usize = active
-        .iter()
-        .filter(|r| r.zone == zone)
-        .map(|r| available(r, filled))
-        .sum();
-    Ok(k.options
+/// A zone's active reservations, the slots their instances fill, and the zone's slots that
+/// no reservation sets aside and no instance takes.
+struct ZoneSlots {
+    active: Vec<CapacityReservationRecord>,
+    filled: HashMap<String, usize>,
+    free: usize,
+}
+
+fn zone_slots<V: Read>(k: &Kumo, v: &V, s: Scope, zone: &str, now: i64) -> Result<ZoneSlots, Fail> {
+    let active: Vec<CapacityReservationRecord> = v
+        .list::<CapacityReservationRecord>(s, &Query::default())?
+        .into_iter()
+        .filter(|r| r.zone == zone && r.state(now) == "active")
+        .collect();
+    let filled = filled(k, v, s, &active.iter().collect::<Vec<_>>())?;
+    let used = v.count_in_zone(s, "instance", zone, &["terminated", "shutting-down"])? as usize;
+    let reserved: usize = active.iter().map(|r| available(r, &filled)).sum();
+    let free = k
+        .options
         .zone_capacity
         .saturating_sub(used)
-        .saturating_sub(reserved))
+        .saturating_sub(reserved);
+    Ok(ZoneSlots {
+        active,
+        filled,
+        free,
+    })
 }
 
 fn insufficient(instance_type: &str, zone: &str) -> Fail {
@@ -160,16 +168,13 @@ pub fn place(k: &Kumo, tx: &Tx, s: Scope, a: &Ask) -> Result<Vec<Option<String>>
         .spec
         .and_then(|c| c.capacity_reservation_target.as_ref())
         .and_then(|t| t.capacity_reservation_id.clone());
-    let all: Vec<CapacityReservationRecord> = tx.list(s, &Query::default())?;
-    let active: Vec<&CapacityReservationRecord> =
-        all.iter().filter(|r| r.state(now) == "active").collect();
-    let filled = filled(k, tx, s, &active)?;
-    let free = unreserved_free(k, tx, s, a.zone, &active, &filled)?;
+    let ZoneSlots {
+        active,
+        filled,
+        free,
+    } = zone_slots(k, tx, s, a.zone, now)?;
     if let Some(id) = target {
-        let r = all
-            .iter()
-            .find(|r| r.id == id)
-            .ok_or_else(|| Fail(not_found(&id)))?;
+        let r: CapacityReservationRecord = tx.get(s, &id)?.ok_or_else(|| Fail(not_found(&id)))?;
         let state = r.state(now);
         if state != "active" {
             return Err(Fail(Ec2Error::new(
@@ -184,7 +189,7 @@ pub fn place(k: &Kumo, tx: &Tx, s: Scope, a: &Ask) -> Result<Vec<Option<String>>
             && r.platform == a.platform
             && r.tenancy == a.tenancy;
         let n = if matches {
-            a.max.min(available(r, &filled))
+            a.max.min(available(&r, &filled))
         } else {
             0
         };
@@ -199,11 +204,10 @@ pub fn place(k: &Kumo, tx: &Tx, s: Scope, a: &Ask) -> Result<Vec<Option<String>>
     let mut out: Vec<Option<String>> = Vec::new();
     if pref != "none" {
         // Open reservations that match the instances, oldest first.
-        let mut open: Vec<&&CapacityReservationRecord> = active
+        let mut open: Vec<&CapacityReservationRecord> = active
             .iter()
             .filter(|r| {
                 r.match_criteria == "open"
-                    && r.zone == a.zone
                     && r.instance_type == a.instance_type
                     && r.platform == a.platform
                     && r.tenancy == a.tenancy
@@ -449,11 +453,7 @@ pub fn create(
     k.store
         .write(!ctx.dry_run, |tx| {
             // The reservation takes its slots from the zone's unreserved capacity.
-            let all: Vec<CapacityReservationRecord> = tx.list(s, &Query::default())?;
-            let active: Vec<&CapacityReservationRecord> =
-                all.iter().filter(|x| x.state(now) == "active").collect();
-            let filled = filled(k, tx, s, &active)?;
-            if unreserved_free(k, tx, s, &r.zone, &active, &filled)? < r.total as usize {
+            if zone_slots(k, tx, s, &r.zone, now)?.free < r.total as usize {
                 return Err(insufficient(&r.instance_type, &r.zone));
             }
             if ctx.dry_run {
@@ -633,16 +633,9 @@ pub fn modify(
             let mut r = get_active(tx, s, &input.capacity_reservation_id, now)?;
             if let Some(n) = input.instance_count {
                 // More slots come from the zone's unreserved capacity.
-                if n > r.total {
-                    let all: Vec<CapacityReservationRecord> = tx.list(s, &Query::default())?;
-                    let active: Vec<&CapacityReservationRecord> =
-                        all.iter().filter(|x| x.state(now) == "active").collect();
-                    let filled = filled(k, tx, s, &active)?;
-                    if unreserved_free(k, tx, s, &r.zone, &active, &filled)?
-                        < (n - r.total) as usize
-                    {
-                        return Err(insufficient(&r.instance_type, &r.zone));
-                    }
+                if n > r.total && zone_slots(k, tx, s, &r.zone, now)?.free < (n - r.total) as usize
+                {
+                    return Err(insufficient(&r.instance_type, &r.zone));
                 }
                 r.total = n;
             }
