@@ -164,8 +164,6 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
     const NAME: &'static str;
     /// How long a clean shutdown may take before the guest is killed.
     const GRACE: Duration;
-    /// Whether a running guest can get another network interface.
-    const HOTPLUGS_INTERFACES: bool;
     /// The highest device index of an interface it can plug.
     const MAX_DEVICE_INDEX: u32 = u32::MAX;
     /// The VPC namespace's end of an instance's link (its veth or tap).
@@ -619,10 +617,6 @@ impl<K: Kind> Driver for Fleet<K> {
 
     fn degraded(&self) -> Option<(String, String)> {
         self.kind.degraded()
-    }
-
-    fn hotplugs_interfaces(&self) -> bool {
-        K::HOTPLUGS_INTERFACES
     }
 
     fn max_device_index(&self) -> u32 {

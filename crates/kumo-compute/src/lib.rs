@@ -243,10 +243,6 @@ pub trait Driver: Send + Sync {
     fn runs_guests(&self) -> bool {
         true
     }
-    /// Whether a running guest can get another network interface (hot-plug).
-    fn hotplugs_interfaces(&self) -> bool {
-        true
-    }
     /// The highest device index an interface can have here.
     fn max_device_index(&self) -> u32 {
         u32::MAX

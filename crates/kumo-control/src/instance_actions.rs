@@ -909,19 +909,7 @@ pub fn attach_interface(
             if crate::repo::instance::slots(&eni) > max_ips {
                 return Err(Fail(crate::repo::instance::address_limit()));
             }
-            if !k.compute.driver.hotplugs_interfaces() {
-                return Err(Fail(Ec2Error::new(
-                    "Unsupported",
-                    format!("Kumo's {} driver cannot give an instance a second network interface yet; the ns driver can.", k.compute.driver.name()),
-                )));
-            }
-            let max = k.compute.driver.max_device_index();
-            if input.device_index.max(0) as u32 > max {
-                return Err(Fail(Ec2Error::new(
-                    "Unsupported",
-                    format!("Kumo's {} driver plugs interfaces at device indexes 1 to {max}.", k.compute.driver.name()),
-                )));
-            }
+            instances::pluggable(k, input.device_index)?;
             let aid = new_id("eni-attach");
             eni.attachment = Some(EniAttachment {
                 id: aid.clone(),

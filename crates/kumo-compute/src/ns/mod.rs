@@ -94,7 +94,6 @@ impl Kind for Ns {
     type Up = NsUp;
     const NAME: &'static str = "ns";
     const GRACE: Duration = Duration::from_secs(10);
-    const HOTPLUGS_INTERFACES: bool = true;
 
     fn link(host: &crate::fleet::Host, id: &str) -> String {
         format!("{}e{}", host.prefix, crate::host::net::short(id))

@@ -112,7 +112,6 @@ impl Kind for Vm {
     const NAME: &'static str = "vm";
     // A virtual machine under emulation takes longer to shut down.
     const GRACE: Duration = Duration::from_secs(120);
-    const HOTPLUGS_INTERFACES: bool = true;
     /// As many interfaces as root ports for them.
     const MAX_DEVICE_INDEX: u32 = qemu::NIC_PORTS;
 

@@ -11,6 +11,22 @@ mod wire;
 pub use describe::describe;
 pub use run::run;
 
+/// Whether the driver plugs an interface at `device_index` (every driver plugs them, up to
+/// its highest index), else `Unsupported` with the range it takes.
+pub fn pluggable(k: &Kumo, device_index: i32) -> Result<(), Ec2Error> {
+    let max = k.compute.driver.max_device_index();
+    if device_index.max(0) as u32 > max {
+        return Err(Ec2Error::new(
+            "Unsupported",
+            format!(
+                "Kumo's {} driver plugs interfaces at device indexes 1 to {max}.",
+                k.compute.driver.name()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// One instance as DescribeInstances shows it.
 pub fn wire_one<V: kumo_store::Read>(
     k: &crate::Kumo,

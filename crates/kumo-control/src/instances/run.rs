@@ -307,26 +307,8 @@ fn resolve<'a>(
     let user_data = user_data(input)?;
     let specs = network_specs(input)?;
     check_interfaces(input, &image, info, &instance_type, &specs)?;
-    if !k.compute.driver.hotplugs_interfaces()
-        && specs.iter().any(|n| n.device_index.unwrap_or(0) > 0)
-    {
-        return Err(Ec2Error::new(
-            "Unsupported",
-            format!("Kumo's {} driver cannot give an instance a second network interface yet; the ns driver can.", k.compute.driver.name()),
-        ));
-    }
-    let max = k.compute.driver.max_device_index();
-    if specs
-        .iter()
-        .any(|n| n.device_index.unwrap_or(0).max(0) as u32 > max)
-    {
-        return Err(Ec2Error::new(
-            "Unsupported",
-            format!(
-                "Kumo's {} driver plugs interfaces at device indexes 1 to {max}.",
-                k.compute.driver.name()
-            ),
-        ));
+    for n in &specs {
+        super::pluggable(k, n.device_index.unwrap_or(0))?;
     }
     let tag_list = tags::from_launch_specifications(input.tag_specifications.clone())?;
     idempotency::check_token(input.client_token.as_deref())?;
