@@ -284,7 +284,6 @@ fn instance_information(
     reply(StatusCode::OK, rid, body)
 }
 
-/// The command, instance, filters and page of a ListCommands or ListCommandInvocations call.
 /// A list call's page: its items under `key`, and the next page's token if there is one.
 fn page(rid: &str, key: &str, items: Vec<Value>, next: Option<String>) -> Response {
     let mut body = json!({ key: items });
@@ -309,6 +308,7 @@ fn key_values(input: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The command, instance, filters and page of a ListCommands or ListCommandInvocations call.
 fn list_query(input: &Value) -> SsmListQuery {
     let text = |k: &str| input[k].as_str().map(str::to_string);
     SsmListQuery {

@@ -423,13 +423,7 @@ fn plug(m: &Machine<Vm>, up: &mut VmUp, nic: &crate::Nic) -> Result<(), ComputeE
         .and_then(|_| qmp(&up.qmp, &qemu::plug_nic(&dev)));
     if let Err(e) = plugged {
         // The backend may have been added before the device was refused.
-        let _ = qmp(
-            &up.qmp,
-            &[
-                serde_json::json!({"execute": "netdev_del", "arguments": {"id": dev.netdev}})
-                    .to_string(),
-            ],
-        );
+        let _ = qemu::netdev_del(&up.qmp, &dev);
         crate::host::net::ip_quiet(&["-n", vpc_ns, "link", "delete", &dev.tap]);
         lock(&up.nic_ports).remove(&port);
         return Err(e);

@@ -439,6 +439,11 @@ pub fn unplug_nic(socket: &Path, n: &NicDevice) -> Result<(), ComputeError> {
         &[serde_json::json!({"execute": "device_del", "arguments": {"id": n.id}}).to_string()],
     )?;
     gone(socket, &n.id)?;
+    netdev_del(socket, n)
+}
+
+/// Removes an interface's backend (its device gone, or never added).
+pub fn netdev_del(socket: &Path, n: &NicDevice) -> Result<(), ComputeError> {
     qmp(
         socket,
         &[serde_json::json!({"execute": "netdev_del", "arguments": {"id": n.netdev}}).to_string()],
