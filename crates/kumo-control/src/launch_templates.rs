@@ -289,13 +289,7 @@ fn check_data(d: &RequestLaunchTemplateData) -> Result<(), Ec2Error> {
                 "'{rt}' is not a valid taggable resource type for this operation."
             )));
         }
-        tags::from_specifications(
-            Some(vec![TagSpecification {
-                resource_type: Some(rt.to_string()),
-                tags: spec.tags.clone(),
-            }]),
-            rt,
-        )?;
+        tags::checked(spec.tags.clone().unwrap_or_default())?;
     }
     if let Some(t) = &d.instance_type {
         if crate::instance_types::find(t).is_none() {

@@ -37,7 +37,7 @@ pub fn wire_pairs(tags: &[Tag]) -> Vec<(String, String)> {
 }
 
 /// Checks tags as CreateTags does and folds duplicates (the last value wins).
-fn checked(tags: Vec<Tag>) -> Result<Vec<Tag>, Ec2Error> {
+pub(crate) fn checked(tags: Vec<Tag>) -> Result<Vec<Tag>, Ec2Error> {
     let mut out: Vec<Tag> = Vec::with_capacity(tags.len());
     for t in tags {
         let key = t.key.unwrap_or_default();
