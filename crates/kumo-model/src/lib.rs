@@ -10,5 +10,6 @@ pub mod ids;
 pub mod images;
 pub mod ipam;
 pub mod lifecycle;
+pub mod metrics;
 pub mod regions;
 pub mod tags;
