@@ -524,6 +524,19 @@ impl<K: Kind> Guest for Machine<K> {
         self.host.cgroups.usage_ns(&self.id)
     }
 
+    fn net_counters(&self) -> Option<crate::NetCounters> {
+        let vpc_ns = self.up(|up| Ok(K::proc(up).net.vpc_ns.clone())).ok()?;
+        let out = std::process::Command::new("ip")
+            .args(["-n", &vpc_ns, "-s", "-j", "link", "show"])
+            .output()
+            .ok()?;
+        crate::host::net::link_counters(
+            &String::from_utf8_lossy(&out.stdout),
+            &self.host.prefix,
+            &self.id,
+        )
+    }
+
     fn set_cpu_cap(&self, cores: Option<f64>) -> Result<(), ComputeError> {
         let vcpus = self.up(|up| Ok(K::proc(up).spec.vcpus.max(1)))?;
         let quota = match cores {

@@ -201,6 +201,15 @@ pub struct Nic {
     pub net: NetSpec,
 }
 
+/// Counters of a guest's interfaces, summed over them all.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NetCounters {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+}
+
 /// A command run by the guest's agent: `Pending` until the agent takes it, `InProgress`, then
 /// `Success` or `Failed` with its exit status and output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -358,6 +367,11 @@ pub trait Guest: Send + Sync {
     fn resize_session(&self, session_id: &str, rows: u16, cols: u16) -> Result<(), ComputeError>;
     /// CPU time it has used since it booted, in nanoseconds.
     fn cpu_usage_ns(&self) -> Option<u64>;
+    /// What its interfaces have carried since they were plugged, as the guest sees it (bytes
+    /// and packets in are what it received). `None` when it cannot be read.
+    fn net_counters(&self) -> Option<NetCounters> {
+        None
+    }
     /// Caps its CPU at `cores` (a fraction of one core: a burstable instance held at its
     /// baseline), or lifts the cap back to its vCPUs with `None`.
     fn set_cpu_cap(&self, cores: Option<f64>) -> Result<(), ComputeError>;

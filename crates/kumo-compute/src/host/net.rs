@@ -118,9 +118,59 @@ pub fn short(id: &str) -> &str {
     &hex[hex.len().saturating_sub(8)..]
 }
 
+/// Sums the counters of an instance's links in `ip -s -j link show`'s output: the links of
+/// the host (or VPC namespace) end, named `<prefix><kind letter><short id>…`. The host end
+/// sends what the guest receives, so its `tx` is the guest's `in`.
+pub(crate) fn link_counters(ip_json: &str, prefix: &str, id: &str) -> Option<crate::NetCounters> {
+    let links: Vec<serde_json::Value> = serde_json::from_str(ip_json).ok()?;
+    let short = short(id);
+    let mut c = crate::NetCounters::default();
+    let mut any = false;
+    for l in &links {
+        let Some(name) = l["ifname"].as_str() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(prefix) else {
+            continue;
+        };
+        let mut chars = rest.chars();
+        if !matches!(chars.next(), Some('e' | 't' | 'n' | 'u'))
+            || !chars.as_str().starts_with(short)
+        {
+            continue;
+        }
+        let n = |dir: &str, what: &str| l["stats64"][dir][what].as_u64().unwrap_or(0);
+        c.bytes_in += n("tx", "bytes");
+        c.packets_in += n("tx", "packets");
+        c.bytes_out += n("rx", "bytes");
+        c.packets_out += n("rx", "packets");
+        any = true;
+    }
+    any.then_some(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instances_links_are_summed_from_the_host_end() {
+        let out = r#"[{"ifindex":1,"ifname":"lo","stats64":{"rx":{"bytes":9,"packets":9},"tx":{"bytes":9,"packets":9}}},
+            {"ifindex":7,"ifname":"k1e0abc1234","stats64":{"rx":{"bytes":100,"packets":2},"tx":{"bytes":5000,"packets":7}}},
+            {"ifindex":8,"ifname":"k1n0abc12341","stats64":{"rx":{"bytes":1,"packets":1},"tx":{"bytes":10,"packets":1}}},
+            {"ifindex":9,"ifname":"k1e0abc9999","stats64":{"rx":{"bytes":77,"packets":7},"tx":{"bytes":77,"packets":7}}}]"#;
+        let c = link_counters(out, "k1", "i-0123456780abc1234").unwrap();
+        assert_eq!(
+            c,
+            crate::NetCounters {
+                bytes_in: 5010,
+                bytes_out: 101,
+                packets_in: 8,
+                packets_out: 3
+            }
+        );
+        assert_eq!(link_counters(out, "k1", "i-00000000deadbeef"), None);
+    }
 
     #[test]
     fn gateways_and_names() {
