@@ -24,6 +24,7 @@ mod key_pairs;
 mod keygen;
 mod launch_templates;
 mod launch_volumes;
+pub mod metrics;
 mod nat;
 mod network;
 mod placement_groups;

@@ -29,6 +29,7 @@ pub mod image;
 pub mod instance;
 pub mod key_pair;
 pub mod launch_template;
+pub mod metric;
 pub mod net;
 pub mod permissions;
 pub mod placement_group;
