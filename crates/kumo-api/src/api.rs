@@ -9,7 +9,7 @@
 
 use crate::auth;
 use crate::wire::{ec2_error, request_id, xml};
-use crate::{ssm, sts, AppState};
+use crate::{cloudwatch, ssm, sts, AppState};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode};
@@ -90,6 +90,14 @@ enum Prepared {
         account: String,
         rid: String,
     },
+    CloudWatch {
+        op: String,
+        account: String,
+        region: String,
+        body: Bytes,
+        gzip: bool,
+        rid: String,
+    },
     Ssm {
         target: String,
         account: String,
@@ -106,7 +114,7 @@ impl Prepared {
         match self {
             Prepared::Ec2 { action, .. } => INLINE_ACTIONS.contains(&action.as_str()),
             Prepared::Sts { .. } => true,
-            Prepared::Ssm { .. } => false,
+            Prepared::Ssm { .. } | Prepared::CloudWatch { .. } => false,
         }
     }
 }
@@ -176,6 +184,21 @@ fn prepare(state: &AppState, raw: &Raw) -> Result<Prepared, Refused> {
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
     {
+        if let Some(op) = target
+            .strip_prefix(cloudwatch::SERVICE)
+            .and_then(|t| t.strip_prefix('.'))
+        {
+            if caller.service.as_deref().is_none_or(|s| s == "monitoring") {
+                return Ok(Prepared::CloudWatch {
+                    op: op.to_string(),
+                    account: caller.account,
+                    region: caller.region,
+                    body: raw.body.clone(),
+                    gzip: cloudwatch::gzipped(&raw.headers),
+                    rid,
+                });
+            }
+        }
         if caller.service.as_deref().is_none_or(|s| s == "ssm") && target.starts_with("AmazonSSM.")
         {
             // Session Manager's data channel is on this server, at the address the client
@@ -259,6 +282,23 @@ fn execute(state: &AppState, prepared: Prepared) -> Response {
             account,
             rid,
         } => sts::handle(&action, &account, &rid),
+        Prepared::CloudWatch {
+            op,
+            account,
+            region,
+            body,
+            gzip,
+            rid,
+        } => cloudwatch::run(
+            &state.kumo,
+            cloudwatch::Protocol::Json,
+            &op,
+            &account,
+            &region,
+            &body,
+            gzip,
+            &rid,
+        ),
         Prepared::Ssm {
             target,
             account,

@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod body;
 pub mod channel;
+mod cloudwatch;
 mod ops;
 pub mod server;
 pub mod sigv4;
@@ -49,6 +50,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/moto-api/reset", post(ops::reset))
         .route("/_kumo/admin/{op}", post(ops::admin))
         .route("/v1/data-channel/{id}", get(channel::open))
+        .route(
+            "/service/{service}/operation/{op}",
+            post(cloudwatch::handle_cbor),
+        )
         .fallback(wire::not_found)
         .method_not_allowed_fallback(wire::method_not_allowed)
         .with_state(state)
