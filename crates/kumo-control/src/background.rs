@@ -6,6 +6,8 @@
 //!   instance queued while the base image was built boots once, not twice.
 //! - **guest events**: guests that power off or reboot themselves.
 //! - **credits**: CPU credits follow the guests' real CPU use, every second.
+//! - **metrics**: each running guest's `AWS/EC2` metrics, measured once a minute (it looks
+//!   every second whose minute has closed).
 //! - **events**: scheduled events whose time came stop or reboot their guests, and Run
 //!   Commands whose runs ended are stored, every second.
 //! - **firewall**: re-renders the VPCs that changes marked ([`crate::firewall_sync`]).
@@ -38,6 +40,10 @@ where
         spawn("kumo-credits", k.clone(), |k| loop {
             std::thread::sleep(std::time::Duration::from_secs(1));
             k.credits_tick();
+        })?;
+        spawn("kumo-metrics", k.clone(), |k| loop {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            k.metrics_tick();
         })?;
         spawn("kumo-events", k.clone(), |k| loop {
             std::thread::sleep(std::time::Duration::from_secs(1));

@@ -298,6 +298,11 @@ impl Kumo {
         flows::credits::credits_tick(self);
     }
 
+    /// One round of the metrics sampler: the running guests whose minute closed.
+    pub fn metrics_tick(&self) {
+        flows::metrics::metrics_tick(self);
+    }
+
     /// Boots again the instances that were running when the server last stopped.
     pub fn recover(&self) {
         flows::boot::recover(self);

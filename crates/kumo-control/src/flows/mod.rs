@@ -6,5 +6,6 @@ pub mod credits;
 pub mod events;
 pub mod guest_events;
 pub mod lifecycle;
+pub mod metrics;
 pub mod session;
 pub mod ssm;

@@ -68,6 +68,19 @@ impl ImageGate {
     }
 }
 
+/// What a guest's counters read at the start of the minute being measured (the metrics
+/// sampler's).
+#[derive(Debug, Clone)]
+pub(crate) struct Reading {
+    /// The minute (of Kumo's clock) the reading opened.
+    pub(crate) minute: i64,
+    pub(crate) at: std::time::Instant,
+    pub(crate) cpu_ns: u64,
+    pub(crate) net: Option<kumo_compute::NetCounters>,
+    /// CPU credits used in the current five minutes (vCPU-minutes).
+    pub(crate) window_credits: f64,
+}
+
 /// A driver and the base image it boots.
 pub struct Compute {
     pub driver: Arc<dyn Driver>,
@@ -88,6 +101,9 @@ pub struct Compute {
     /// Each burstable instance's last CPU reading (ns used, when) and whether it is capped.
     pub(crate) cpu:
         std::sync::Mutex<std::collections::HashMap<String, (u64, std::time::Instant, bool)>>,
+    /// Each running guest's counters at the start of the minute being measured (the metrics
+    /// sampler's).
+    pub(crate) readings: std::sync::Mutex<std::collections::HashMap<String, Reading>>,
 }
 
 impl Compute {
@@ -128,6 +144,7 @@ impl Compute {
             owners: Default::default(),
             pending_commands: Default::default(),
             cpu: Default::default(),
+            readings: Default::default(),
         }
     }
 }

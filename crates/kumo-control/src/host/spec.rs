@@ -373,13 +373,7 @@ pub(crate) fn spec(
         let c = crate::repo::instance::context(v, s, &[&r])?;
         let (md, net, interfaces) = metadata(v, s, ctx, &r, &c)?;
         let info = crate::instance_types::find(&r.instance_type);
-        // The launch's CpuOptions, else the type's default vCPUs.
-        let vcpus = r
-            .cpu
-            .map(|(cores, threads)| cores * threads)
-            .or_else(|| info.and_then(|i| i.v_cpu_info.as_ref()?.default_v_cpus))
-            .unwrap_or(1)
-            .max(1) as u32;
+        let vcpus = vcpus(&r);
         let memory = info
             .and_then(|i| i.memory_info.as_ref()?.size_in_mi_b)
             .unwrap_or(512)
@@ -435,4 +429,16 @@ pub(crate) fn spec(
             interfaces,
         })
     })
+}
+
+/// An instance's vCPUs: its launch's CpuOptions, else its type's default.
+pub(crate) fn vcpus(r: &InstanceRecord) -> u32 {
+    r.cpu
+        .map(|(cores, threads)| cores * threads)
+        .or_else(|| {
+            crate::instance_types::find(&r.instance_type)
+                .and_then(|i| i.v_cpu_info.as_ref()?.default_v_cpus)
+        })
+        .unwrap_or(1)
+        .max(1) as u32
 }

@@ -1,0 +1,195 @@
+//! The `AWS/EC2` metrics of the instances whose guests run here, measured, not made up: CPU
+//! time from the guest's cgroup, bytes and packets from the counters of its links.
+//!
+//! Once a minute (by Kumo's clock, so the test clock moves it too) each running guest is
+//! read, and what it did since the last reading becomes one sample:
+//! - `CPUUtilization` (Percent: CPU time over the vCPUs' time), `NetworkIn`/`NetworkOut`
+//!   (Bytes) and `NetworkPacketsIn`/`NetworkPacketsOut` (Count), dimension `InstanceId`.
+//!   With detailed monitoring each minute is its own data point, and is also added to the
+//!   `InstanceType`, `ImageId` and all-instances aggregates; with basic monitoring the
+//!   samples of five minutes build one data point, stamped at its start (SampleCount 5 once
+//!   complete), as AWS's Nitro hosts do.
+//! - `StatusCheckFailed`, `StatusCheckFailed_Instance`, `StatusCheckFailed_System`: 0 each
+//!   minute the guest runs, whatever the monitoring.
+//! - Burstable types, every five minutes whatever the monitoring: `CPUCreditUsage` (the
+//!   vCPU-minutes the guest used), `CPUCreditBalance`, and in `unlimited` mode
+//!   `CPUSurplusCreditBalance` and `CPUSurplusCreditsCharged` (Kumo charges no surplus: 0).
+//!
+//! The null driver runs no guests, so its instances have no `AWS/EC2` metrics.
+
+use crate::core::error::Fail;
+use crate::host::Reading;
+use crate::metrics::record;
+use crate::records::instance::InstanceRecord;
+use crate::Kumo;
+use kumo_model::lifecycle::State;
+use kumo_model::metrics::Stat;
+use kumo_store::{Read, Scope};
+use std::time::Instant;
+
+const NS: &str = "AWS/EC2";
+
+/// One round: every running guest whose minute has closed is measured and published.
+pub fn metrics_tick(k: &Kumo) {
+    let cm = &k.compute;
+    let minute = k.now_ms().div_euclid(60_000);
+    for (id, (account, region)) in cm.owned() {
+        let guest = cm.driver.guest(&id).filter(|g| g.is_running());
+        let Some(guest) = guest else {
+            cm.readings
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+            continue;
+        };
+        let last = cm
+            .readings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned();
+        if last.as_ref().is_some_and(|l| l.minute == minute) {
+            continue;
+        }
+        let Some(cpu_ns) = guest.cpu_usage_ns() else {
+            continue;
+        };
+        let net = guest.net_counters();
+        let at = Instant::now();
+        let mut next = Reading {
+            minute,
+            at,
+            cpu_ns,
+            net,
+            window_credits: 0.0,
+        };
+        if let Some(l) = last {
+            let s = Scope {
+                account: &account,
+                region: &region,
+            };
+            match publish(k, s, &id, &l, &mut next) {
+                Ok(()) => {}
+                Err(f) => tracing::warn!(instance = %id, error = %f.0, "cannot store metrics"),
+            }
+        }
+        cm.readings
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, next);
+    }
+}
+
+/// The sample of the minute `last` opened, up to `next`.
+fn publish(k: &Kumo, s: Scope, id: &str, last: &Reading, next: &mut Reading) -> Result<(), Fail> {
+    let elapsed = next.at.duration_since(last.at).as_secs_f64();
+    if elapsed <= 0.0 {
+        return Ok(());
+    }
+    let busy_s = next.cpu_ns.saturating_sub(last.cpu_ns) as f64 / 1e9;
+    let t = last.minute * 60;
+    let now = k.now_ms();
+    k.store.write(true, |tx| {
+        let Some(mut r) = tx.get::<InstanceRecord>(s, id)? else {
+            return Ok(());
+        };
+        r.settle(now, k.options.transition_ms);
+        if r.state() != State::Running {
+            return Ok(());
+        }
+        let vcpus = f64::from(crate::host::spec::vcpus(&r));
+        let cpu = (busy_s / (elapsed * vcpus) * 100.0).clamp(0.0, 100.0);
+        let detailed = r.monitoring_state() == "enabled";
+        let at = if detailed { t } else { t.div_euclid(300) * 300 };
+        let mut metrics: Vec<(&str, &str, f64)> = vec![("CPUUtilization", "Percent", cpu)];
+        if let (Some(a), Some(b)) = (last.net, next.net) {
+            metrics.extend([
+                (
+                    "NetworkIn",
+                    "Bytes",
+                    b.bytes_in.saturating_sub(a.bytes_in) as f64,
+                ),
+                (
+                    "NetworkOut",
+                    "Bytes",
+                    b.bytes_out.saturating_sub(a.bytes_out) as f64,
+                ),
+                (
+                    "NetworkPacketsIn",
+                    "Count",
+                    b.packets_in.saturating_sub(a.packets_in) as f64,
+                ),
+                (
+                    "NetworkPacketsOut",
+                    "Count",
+                    b.packets_out.saturating_sub(a.packets_out) as f64,
+                ),
+            ]);
+        }
+        let by_instance = [("InstanceId".to_string(), r.id.clone())];
+        let mut groups: Vec<Vec<(String, String)>> = vec![by_instance.to_vec()];
+        if detailed {
+            groups.push(vec![("InstanceType".into(), r.instance_type.clone())]);
+            groups.push(vec![("ImageId".into(), r.image_id.clone())]);
+            groups.push(Vec::new());
+        }
+        for dims in &groups {
+            for (name, unit, v) in &metrics {
+                record(
+                    tx,
+                    s,
+                    NS,
+                    name,
+                    dims,
+                    &[(at, unit, Stat::value(*v, 1.0))],
+                    now,
+                )?;
+            }
+        }
+        for name in [
+            "StatusCheckFailed",
+            "StatusCheckFailed_Instance",
+            "StatusCheckFailed_System",
+        ] {
+            record(
+                tx,
+                s,
+                NS,
+                name,
+                &by_instance,
+                &[(t, "Count", Stat::value(0.0, 1.0))],
+                now,
+            )?;
+        }
+        // CPU credits: the window's use, published when its five minutes are over.
+        if let Some(mode) = r.credit_specification.clone() {
+            let used = last.window_credits + busy_s / 60.0;
+            let window = last.minute.div_euclid(5);
+            if next.minute.div_euclid(5) == window {
+                next.window_credits = used;
+            } else {
+                let w = window * 300;
+                let mut credit = vec![
+                    ("CPUCreditUsage", used),
+                    ("CPUCreditBalance", r.credit_balance),
+                ];
+                if mode == "unlimited" {
+                    credit.push(("CPUSurplusCreditBalance", r.credit_surplus));
+                    credit.push(("CPUSurplusCreditsCharged", 0.0));
+                }
+                for (name, v) in credit {
+                    record(
+                        tx,
+                        s,
+                        NS,
+                        name,
+                        &by_instance,
+                        &[(w, "Count", Stat::value(v, 1.0))],
+                        now,
+                    )?;
+                }
+            }
+        }
+        Ok::<_, Fail>(())
+    })
+}
