@@ -121,3 +121,31 @@ def test_a_start_keeps_the_spread_rule(kumo, ec2):
     fails("InsufficientInstanceCapacity", ec2.start_instances, InstanceIds=[ids[0]])
     ec2.terminate_instances(InstanceIds=[ids[1]])
     ec2.start_instances(InstanceIds=[ids[0]])
+
+
+def test_dedicated_tenancy_by_instance_type(kumo, ec2):
+    """Dedicated Instances: T3 can be one, T2, T3a and T4g cannot (AWS's burstable guide);
+    AWS answers its generic Unsupported."""
+    unsupported = "The requested configuration is currently not supported. Please check the documentation for supported configurations."
+    inst = run(ec2, kumo, InstanceType="t3.micro", Placement={"Tenancy": "dedicated"})[0]
+    assert inst["Placement"]["Tenancy"] == "dedicated"
+    got = ec2.describe_instances(Filters=[{"Name": "tenancy", "Values": ["dedicated"]}])["Reservations"]
+    assert [i["InstanceId"] for r in got for i in r["Instances"]] == [inst["InstanceId"]]
+    for t in ["t2.micro", "t3a.micro"]:
+        assert fails("Unsupported", run, ec2, kumo, InstanceType=t, Placement={"Tenancy": "dedicated"}) == unsupported
+    # A dedicated VPC makes its instances dedicated, with the same rule.
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16", InstanceTenancy="dedicated")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.0.0/24")["Subnet"]["SubnetId"]
+    assert fails("Unsupported", run, ec2, kumo, InstanceType="t2.micro", SubnetId=subnet) == unsupported
+    assert run(ec2, kumo, InstanceType="m5.large", SubnetId=subnet)[0]["Placement"]["Tenancy"] == "dedicated"
+    # Neither a type change nor a tenancy change makes an unsupported pair.
+    iid = inst["InstanceId"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    assert fails("Unsupported", ec2.modify_instance_attribute, InstanceId=iid, InstanceType={"Value": "t2.micro"}) == unsupported
+    ec2.modify_instance_placement(InstanceId=iid, Tenancy="default")
+    ec2.modify_instance_attribute(InstanceId=iid, InstanceType={"Value": "t2.micro"})
+    assert fails("Unsupported", ec2.modify_instance_placement, InstanceId=iid, Tenancy="dedicated") == unsupported
+    assert fails("Unsupported", ec2.create_capacity_reservation, InstanceType="t4g.micro", InstancePlatform="Linux/UNIX",
+                 AvailabilityZone="eu-west-1a", InstanceCount=1, Tenancy="dedicated") == unsupported

@@ -424,6 +424,9 @@ pub fn create(
             ));
         }
     }
+    if let Some(t) = &input.tenancy {
+        crate::instance_types::check_tenancy(&input.instance_type, t)?;
+    }
     let tag_list =
         tags::from_specifications(input.tag_specifications.clone(), "capacity-reservation")?;
     let r = CapacityReservationRecord {

@@ -399,6 +399,7 @@ fn apply_change(
             }
             let img = crate::records::image::ImageTraits::of_instance(r);
             let info = instances::check_type_for_image(t, &img)?;
+            crate::instance_types::check_tenancy(t, &r.tenancy)?;
             let (max_enis, max_ips) = crate::repo::instance::limits(info);
             let ids: Vec<&str> = r.enis.iter().map(String::as_str).collect();
             let enis: Vec<EniRecord> = tx.list(

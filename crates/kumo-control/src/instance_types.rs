@@ -34,6 +34,20 @@ pub fn find(name: &str) -> Option<&'static InstanceTypeInfo> {
         .map(|i| &c[i])
 }
 
+/// Whether a type can run as a Dedicated Instance. AWS's burstable-instance guide lists
+/// Dedicated Instances for T3 only, so T2, T3a and T4g cannot; AWS answers such a launch
+/// with its generic `Unsupported`.
+pub fn check_tenancy(instance_type: &str, tenancy: &str) -> Result<(), Ec2Error> {
+    let family = instance_type.split('.').next().unwrap_or_default();
+    if tenancy == "dedicated" && matches!(family, "t2" | "t3a" | "t4g") {
+        return Err(Ec2Error::new(
+            "Unsupported",
+            "The requested configuration is currently not supported. Please check the documentation for supported configurations.",
+        ));
+    }
+    Ok(())
+}
+
 /// The names of the types offered anywhere in `region` (all types when the catalog has no
 /// offering data for it).
 fn offered_in_region(region: &str) -> Option<std::collections::BTreeSet<&'static str>> {

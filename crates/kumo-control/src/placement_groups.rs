@@ -590,6 +590,7 @@ pub fn modify_instance(
                 r.partition_number = placed.partitions[0];
             }
             if let Some(t) = &input.tenancy {
+                crate::instance_types::check_tenancy(&r.instance_type, t)?;
                 r.tenancy = t.clone();
             }
             if ctx.dry_run {

@@ -674,6 +674,7 @@ pub(super) fn launch(
         .as_ref()
         .and_then(|p| p.tenancy.clone())
         .unwrap_or_else(|| vpc.instance_tenancy.clone());
+    crate::instance_types::check_tenancy(&l.instance_type, &tenancy)?;
     let slots = crate::capacity_reservations::place(
         k,
         tx,
