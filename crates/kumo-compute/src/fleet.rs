@@ -205,6 +205,10 @@ pub(crate) trait Kind: Send + Sync + Sized + 'static {
     ) -> Option<Result<(), ComputeError>>;
     /// Moves a disk onto its new overlay; `None` when the guest has no such disk.
     fn snapshotted(up: &mut Self::Up, volume_id: &str) -> Option<Result<(), ComputeError>>;
+    /// What its data volumes and instance store have done.
+    fn disk_counters(_up: &Self::Up) -> crate::DiskCounters {
+        crate::DiskCounters::default()
+    }
     /// Pauses or resumes the guest around a copy of its root disk; `None` when its root is
     /// not that volume's file.
     fn hold_root(
@@ -522,6 +526,10 @@ impl<K: Kind> Guest for Machine<K> {
 
     fn cpu_usage_ns(&self) -> Option<u64> {
         self.host.cgroups.usage_ns(&self.id)
+    }
+
+    fn disk_counters(&self) -> crate::DiskCounters {
+        self.up(|up| Ok(K::disk_counters(up))).unwrap_or_default()
     }
 
     fn net_counters(&self) -> Option<crate::NetCounters> {

@@ -210,6 +210,43 @@ pub struct NetCounters {
     pub packets_out: u64,
 }
 
+/// A block device's counters since it appeared: the kernel's `/sys/block/*/stat` fields, or
+/// QEMU's block statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct BlockCounters {
+    pub read_ops: u64,
+    pub write_ops: u64,
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    /// Time the completed reads and writes took, summed over them.
+    pub read_time_ms: u64,
+    pub write_time_ms: u64,
+    /// Time with at least one request in flight.
+    pub busy_ms: u64,
+    /// Requests in flight, integrated over time (their average count is its rate).
+    pub queue_ms: u64,
+}
+
+impl BlockCounters {
+    pub fn add(&mut self, o: &BlockCounters) {
+        self.read_ops += o.read_ops;
+        self.write_ops += o.write_ops;
+        self.read_bytes += o.read_bytes;
+        self.write_bytes += o.write_bytes;
+        self.read_time_ms += o.read_time_ms;
+        self.write_time_ms += o.write_time_ms;
+        self.busy_ms += o.busy_ms;
+        self.queue_ms += o.queue_ms;
+    }
+}
+
+/// What a guest's disks have done: each data volume's device, and its instance store.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DiskCounters {
+    pub volumes: Vec<(String, BlockCounters)>,
+    pub instance_store: Option<BlockCounters>,
+}
+
 /// A command run by the guest's agent: `Pending` until the agent takes it, `InProgress`, then
 /// `Success` or `Failed` with its exit status and output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -371,6 +408,10 @@ pub trait Guest: Send + Sync {
     /// and packets in are what it received). `None` when it cannot be read.
     fn net_counters(&self) -> Option<NetCounters> {
         None
+    }
+    /// What its data volumes' devices and its instance store have done.
+    fn disk_counters(&self) -> DiskCounters {
+        DiskCounters::default()
     }
     /// Caps its CPU at `cores` (a fraction of one core: a burstable instance held at its
     /// baseline), or lifts the cap back to its vCPUs with `None`.

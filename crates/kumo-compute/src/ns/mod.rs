@@ -228,6 +228,28 @@ impl Kind for Ns {
         Some(up.volumes.get(volume_id)?.export.set_limits(limits))
     }
 
+    /// Each data volume's loop device (shared by every guest of a Multi-Attach volume, so
+    /// its counters are the volume's), and the instance store's loop devices, summed.
+    fn disk_counters(up: &NsUp) -> crate::DiskCounters {
+        let volumes = up
+            .volumes
+            .iter()
+            .filter_map(|(id, lv)| {
+                crate::storage::loop_counters(&lv.export.loop_dev).map(|c| (id.clone(), c))
+            })
+            .collect();
+        let mut store: Option<crate::BlockCounters> = None;
+        for (_, dev) in &up.ephemeral {
+            if let Some(c) = crate::storage::loop_counters(dev) {
+                store.get_or_insert_with(Default::default).add(&c);
+            }
+        }
+        crate::DiskCounters {
+            volumes,
+            instance_store: store,
+        }
+    }
+
     fn snapshotted(up: &mut NsUp, volume_id: &str) -> Option<Result<(), ComputeError>> {
         Some(snapshot_live(up.volumes.get(volume_id)?))
     }

@@ -540,3 +540,52 @@ pub(crate) fn attach_loop(file: &Path) -> Result<String, ComputeError> {
         }
     }
 }
+
+/// A loop device's counters, from `/sys/block/<loopN>/stat` (the kernel's block layer
+/// statistics: what reached the device, whichever guest sent it).
+pub(crate) fn loop_counters(dev: &str) -> Option<crate::BlockCounters> {
+    let name = dev.rsplit('/').next()?;
+    parse_block_stat(&std::fs::read_to_string(format!("/sys/block/{name}/stat")).ok()?)
+}
+
+/// Reads the fields of a `stat` file: reads, merged, sectors, ms; writes, merged, sectors,
+/// ms; in flight, io ticks (ms busy), time in queue (ms). Sectors are 512 bytes.
+pub(crate) fn parse_block_stat(text: &str) -> Option<crate::BlockCounters> {
+    let f: Vec<u64> = text
+        .split_whitespace()
+        .map(|x| x.parse().ok())
+        .collect::<Option<Vec<u64>>>()?;
+    if f.len() < 11 {
+        return None;
+    }
+    Some(crate::BlockCounters {
+        read_ops: f[0],
+        read_bytes: f[2] * 512,
+        read_time_ms: f[3],
+        write_ops: f[4],
+        write_bytes: f[6] * 512,
+        write_time_ms: f[7],
+        busy_ms: f[9],
+        queue_ms: f[10],
+    })
+}
+
+#[cfg(test)]
+mod stat_tests {
+    #[test]
+    fn the_kernels_block_stat_fields() {
+        let c = super::parse_block_stat(
+            "   69661        0  1422383   223088    14953     1488 10635898   406355        0   599464   630455       72        0 150994944      290     1220      719\n",
+        )
+        .unwrap();
+        assert_eq!(c.read_ops, 69661);
+        assert_eq!(c.read_bytes, 1422383 * 512);
+        assert_eq!(c.read_time_ms, 223088);
+        assert_eq!(c.write_ops, 14953);
+        assert_eq!(c.write_bytes, 10635898 * 512);
+        assert_eq!(c.write_time_ms, 406355);
+        assert_eq!(c.busy_ms, 599464);
+        assert_eq!(c.queue_ms, 630455);
+        assert_eq!(super::parse_block_stat("1 2 3"), None);
+    }
+}
