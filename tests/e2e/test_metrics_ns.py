@@ -63,6 +63,9 @@ def test_cpu_utilization_network_and_credits_come_from_the_guest(ns_clocked, tmp
     ec2.get_waiter("instance_running").wait(InstanceIds=[iid, idle["InstanceId"]], WaiterConfig={"Delay": 1, "MaxAttempts": 60})
     assert ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["Monitoring"]["State"] in ("pending", "enabled")
     assert ssh(str(key), ip, "true").returncode == 0
+    vol = ec2.create_volume(AvailabilityZone=busy["Placement"]["AvailabilityZone"], Size=1, VolumeType="gp3")["VolumeId"]
+    ec2.attach_volume(VolumeId=vol, InstanceId=iid, Device="/dev/sdf")
+    ec2.get_waiter("volume_in_use").wait(VolumeIds=[vol], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
     # An hour idle banks credits (t3.micro: 12 an hour) and closes a credit window.
     advance(k, 3600)
@@ -75,6 +78,8 @@ def test_cpu_utilization_network_and_credits_come_from_the_guest(ns_clocked, tmp
     # Both vCPUs busy: CPUUtilization near 100 %, credits spent at 2 a minute.
     burn_start = time.time()
     assert ssh(str(key), ip, "for i in 1 2; do nohup sh -c 'while :; do :; done' >/dev/null 2>&1 & done").returncode == 0
+    # 8 MiB written to the volume, past the page cache.
+    assert ssh(str(key), ip, "sudo dd if=/dev/zero of=/dev/sdf bs=1M count=8 oflag=direct status=none").returncode == 0
     hot = until(lambda: [p for p in points(cli, iid, "CPUUtilization", "Maximum", start, end) if p["Maximum"] > 80], 150)
     assert hot, points(cli, iid, "CPUUtilization", "Maximum", start, end)
     assert hot[0]["Unit"] == "Percent"
@@ -100,6 +105,20 @@ def test_cpu_utilization_network_and_credits_come_from_the_guest(ns_clocked, tmp
     assert sum(p["Sum"] for p in points(cli, iid, "NetworkPacketsOut", "Sum", start, end, period=3600)) > 10
     checks = points(cli, iid, "StatusCheckFailed", "Maximum", start, end)
     assert checks and all(p["Maximum"] == 0 for p in checks)
+
+    # The volume's device counted the writes (AWS/EBS, a point a minute).
+    def ebs(metric, stat="Sum"):
+        out = cli("cloudwatch", "get-metric-statistics", "--namespace", "AWS/EBS", "--metric-name", metric,
+                  "--dimensions", f"Name=VolumeId,Value={vol}", "--statistics", stat, "--period", "3600",
+                  "--start-time", start.isoformat(), "--end-time", end.isoformat())
+        return sum(p[stat] for p in out["Datapoints"])
+    written = until(lambda: ebs("VolumeWriteBytes") >= 8 << 20, 90)
+    assert written, ebs("VolumeWriteBytes")
+    assert ebs("VolumeWriteOps") >= 8 and ebs("VolumeTotalWriteTime") > 0
+    assert ebs("VolumeIdleTime") > 0
+    vol_metrics = {m["MetricName"] for m in cli("cloudwatch", "list-metrics", "--namespace", "AWS/EBS",
+                                                "--dimensions", f"Name=VolumeId,Value={vol}")["Metrics"]}
+    assert {"VolumeReadOps", "VolumeWriteOps", "VolumeReadBytes", "VolumeWriteBytes", "VolumeQueueLength"} <= vol_metrics
 
     # What is listed: the instance's metrics, and with detailed monitoring the aggregates.
     names = {m["MetricName"] for m in cli("cloudwatch", "list-metrics", "--namespace", "AWS/EC2",

@@ -15,7 +15,15 @@
 //!   vCPU-minutes the guest used), `CPUCreditBalance`, and in `unlimited` mode
 //!   `CPUSurplusCreditBalance` and `CPUSurplusCreditsCharged` (Kumo charges no surplus: 0).
 //!
-//! The null driver runs no guests, so its instances have no `AWS/EC2` metrics.
+//! - `DiskReadOps`/`DiskWriteOps`/`DiskReadBytes`/`DiskWriteBytes` of the instance store
+//!   (AWS counts only instance store there), where the instance has one.
+//! - `AWS/EBS`, dimension `VolumeId`, a point a minute for each attached volume (as AWS now
+//!   sends for every volume type): ops, bytes, total read and write time, idle time and
+//!   queue length, from the kernel's statistics of the volume's loop device (or QEMU's for
+//!   a disk a `vm` guest's QEMU opens itself). `BurstBalance` is not published: Kumo's gp2
+//!   throttle keeps no burst bucket to read.
+//!
+//! The null driver runs no guests, so its instances have no `AWS/EC2` or `AWS/EBS` metrics.
 
 use crate::core::error::Fail;
 use crate::host::Reading;
@@ -55,12 +63,14 @@ pub fn metrics_tick(k: &Kumo) {
             continue;
         };
         let net = guest.net_counters();
+        let disks = guest.disk_counters();
         let at = Instant::now();
         let mut next = Reading {
             minute,
             at,
             cpu_ns,
             net,
+            disks,
             window_credits: 0.0,
         };
         if let Some(l) = last {
@@ -125,6 +135,77 @@ fn publish(k: &Kumo, s: Scope, id: &str, last: &Reading, next: &mut Reading) -> 
                     b.packets_out.saturating_sub(a.packets_out) as f64,
                 ),
             ]);
+        }
+        // Instance store (the only disks the Disk* metrics count).
+        if let (Some(a), Some(b)) = (last.disks.instance_store, next.disks.instance_store) {
+            metrics.extend([
+                (
+                    "DiskReadOps",
+                    "Count",
+                    b.read_ops.saturating_sub(a.read_ops) as f64,
+                ),
+                (
+                    "DiskWriteOps",
+                    "Count",
+                    b.write_ops.saturating_sub(a.write_ops) as f64,
+                ),
+                (
+                    "DiskReadBytes",
+                    "Bytes",
+                    b.read_bytes.saturating_sub(a.read_bytes) as f64,
+                ),
+                (
+                    "DiskWriteBytes",
+                    "Bytes",
+                    b.write_bytes.saturating_sub(a.write_bytes) as f64,
+                ),
+            ]);
+        }
+        // EBS: each attached volume's device, a point a minute whatever the monitoring.
+        for (vol, b) in &next.disks.volumes {
+            let Some((_, a)) = last.disks.volumes.iter().find(|(v, _)| v == vol) else {
+                continue;
+            };
+            let d = |x: u64, y: u64| x.saturating_sub(y) as f64;
+            let busy_s = d(b.busy_ms, a.busy_ms) / 1000.0;
+            let ebs = [
+                ("VolumeReadOps", "Count", d(b.read_ops, a.read_ops)),
+                ("VolumeWriteOps", "Count", d(b.write_ops, a.write_ops)),
+                ("VolumeReadBytes", "Bytes", d(b.read_bytes, a.read_bytes)),
+                ("VolumeWriteBytes", "Bytes", d(b.write_bytes, a.write_bytes)),
+                (
+                    "VolumeTotalReadTime",
+                    "Seconds",
+                    d(b.read_time_ms, a.read_time_ms) / 1000.0,
+                ),
+                (
+                    "VolumeTotalWriteTime",
+                    "Seconds",
+                    d(b.write_time_ms, a.write_time_ms) / 1000.0,
+                ),
+                (
+                    "VolumeIdleTime",
+                    "Seconds",
+                    (elapsed - busy_s).clamp(0.0, elapsed),
+                ),
+                (
+                    "VolumeQueueLength",
+                    "Count",
+                    d(b.queue_ms, a.queue_ms) / 1000.0 / elapsed,
+                ),
+            ];
+            let dims = [("VolumeId".to_string(), vol.clone())];
+            for (name, unit, v) in ebs {
+                record(
+                    tx,
+                    s,
+                    "AWS/EBS",
+                    name,
+                    &dims,
+                    &[(t, unit, Stat::value(v, 1.0))],
+                    now,
+                )?;
+            }
         }
         let by_instance = [("InstanceId".to_string(), r.id.clone())];
         let mut groups: Vec<Vec<(String, String)>> = vec![by_instance.to_vec()];

@@ -77,6 +77,7 @@ pub(crate) struct Reading {
     pub(crate) at: std::time::Instant,
     pub(crate) cpu_ns: u64,
     pub(crate) net: Option<kumo_compute::NetCounters>,
+    pub(crate) disks: kumo_compute::DiskCounters,
     /// CPU credits used in the current five minutes (vCPU-minutes).
     pub(crate) window_credits: f64,
 }
