@@ -167,8 +167,32 @@ struct Refused(Ec2Error, String);
 
 impl Refused {
     fn response(self) -> Response {
+        if self.0.code().starts_with("cloudwatch:") {
+            let e = kumo_control::metrics::CwError {
+                code: cloudwatch::auth_code(self.0.code()),
+                message: self.0.message().to_string(),
+            };
+            return cloudwatch::error(cloudwatch::Protocol::Json, &self.1, &e);
+        }
         ec2_error(&self.0, &self.1)
     }
+
+    /// An authentication failure of a CloudWatch JSON request: answered in CloudWatch's
+    /// JSON, not EC2's XML, which its clients could not read.
+    fn cloudwatch(e: Ec2Error, rid: String) -> Refused {
+        Refused(
+            Ec2Error::new(format!("cloudwatch:{}", e.code()), e.message()),
+            rid,
+        )
+    }
+}
+
+/// Whether the request names a CloudWatch operation in `X-Amz-Target` (JSON 1.0).
+fn is_cloudwatch(raw: &Raw) -> bool {
+    raw.headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with(cloudwatch::SERVICE))
 }
 
 /// Authentication first, so an unsigned or forged request costs no decoding; then the
@@ -177,6 +201,7 @@ fn prepare(state: &AppState, raw: &Raw) -> Result<Prepared, Refused> {
     let rid = request_id();
     let caller = match auth::authenticate(state, &raw.auth(), state.kumo.now_ms()) {
         Ok(c) => c,
+        Err(e) if is_cloudwatch(raw) => return Err(Refused::cloudwatch(e, rid)),
         Err(e) => return Err(Refused(e, rid)),
     };
     if let Some(target) = raw

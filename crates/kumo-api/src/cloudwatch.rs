@@ -302,18 +302,8 @@ pub async fn handle_cbor(
         let caller = match auth::authenticate(s, &raw.auth(), s.kumo.now_ms()) {
             Ok(c) => c,
             Err(e) => {
-                let code = [
-                    "SignatureDoesNotMatch",
-                    "InvalidClientTokenId",
-                    "IncompleteSignature",
-                    "RequestExpired",
-                    "MissingAuthenticationToken",
-                ]
-                .into_iter()
-                .find(|c| *c == e.code())
-                .unwrap_or("AccessDenied");
                 let e = CwError {
-                    code,
+                    code: auth_code(e.code()),
                     message: e.message().to_string(),
                 };
                 return error(Protocol::Cbor, &rid, &e);
@@ -331,6 +321,23 @@ pub async fn handle_cbor(
         )
     })
     .await
+}
+
+/// The code of an authentication failure, as CloudWatch's clients know them (the request
+/// was refused before it reached CloudWatch).
+pub fn auth_code(code: &str) -> &'static str {
+    let code = code.strip_prefix("cloudwatch:").unwrap_or(code);
+    [
+        "SignatureDoesNotMatch",
+        "InvalidClientTokenId",
+        "IncompleteSignature",
+        "RequestExpired",
+        "MissingAuthenticationToken",
+        "AuthFailure",
+    ]
+    .into_iter()
+    .find(|c| *c == code)
+    .unwrap_or("AccessDenied")
 }
 
 /// Whether the body came gzipped.
