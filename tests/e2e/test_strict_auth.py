@@ -246,20 +246,23 @@ def test_session_tokens(strict):
 
 def test_cloudwatch_is_signed_like_ec2_and_answers_in_its_own_wire(strict):
     """A CloudWatch call is verified as strictly as EC2's, and a refusal reaches the client
-    in CloudWatch's JSON (with its code in x-amzn-query-error), which the client can read.
-    The code is the one Kumo's verifier gives every service (EC2's AuthFailure); AWS's query
-    services tell a bad signature (SignatureDoesNotMatch) from an unknown key."""
+    in CloudWatch's JSON with the codes AWS's JSON and query services give (where EC2 says
+    AuthFailure to each): a bad signature, an unknown key, no signature."""
     alice = make_client(strict.endpoint, service="cloudwatch", key="AKIDALICE", secret="alice-secret")
     alice.put_metric_data(Namespace="Strict", MetricData=[{"MetricName": "m", "Value": 1.0}])
     assert alice.list_metrics(Namespace="Strict")["Metrics"][0]["MetricName"] == "m"
     forged = make_client(strict.endpoint, service="cloudwatch", key="AKIDALICE", secret="wrong")
     with pytest.raises(botocore.exceptions.ClientError) as e:
         forged.list_metrics(Namespace="Strict")
-    assert e.value.response["Error"]["Code"] == "AuthFailure"
+    assert e.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
     assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert e.value.response["ResponseMetadata"]["HTTPHeaders"]["content-type"] == "application/x-amz-json-1.0"
     unknown = make_client(strict.endpoint, service="cloudwatch", key="AKIDNOBODY", secret="x")
     with pytest.raises(botocore.exceptions.ClientError) as e:
         unknown.put_metric_data(Namespace="Strict", MetricData=[{"MetricName": "n", "Value": 1.0}])
-    assert e.value.response["Error"]["Code"] == "AuthFailure"
+    assert e.value.response["Error"]["Code"] == "InvalidClientTokenId"
+    assert e.value.response["Error"]["Message"] == "The security token included in the request is invalid."
+    status, text = send(strict.endpoint + "/", "POST", {"X-Amz-Target": "GraniteServiceVersion20100801.ListMetrics",
+                                                         "Content-Type": "application/x-amz-json-1.0"}, b"{}")
+    assert status == 400 and "MissingAuthenticationToken" in text
     assert [m["MetricName"] for m in alice.list_metrics(Namespace="Strict")["Metrics"]] == ["m"]

@@ -162,28 +162,20 @@ pub async fn blocking(
     }
 }
 
-/// A request refused before it reached its service: the error and the request's id.
-struct Refused(Ec2Error, String);
+/// A request refused before it reached its service: the error, in the wire of the service
+/// it was for, and the request's id.
+enum Refused {
+    Ec2(Ec2Error, String),
+    /// A CloudWatch JSON request: its clients could not read EC2's XML.
+    CloudWatch(kumo_control::metrics::CwError, String),
+}
 
 impl Refused {
     fn response(self) -> Response {
-        if self.0.code().starts_with("cloudwatch:") {
-            let e = kumo_control::metrics::CwError {
-                code: cloudwatch::auth_code(self.0.code()),
-                message: self.0.message().to_string(),
-            };
-            return cloudwatch::error(cloudwatch::Protocol::Json, &self.1, &e);
+        match self {
+            Refused::Ec2(e, rid) => ec2_error(&e, &rid),
+            Refused::CloudWatch(e, rid) => cloudwatch::error(cloudwatch::Protocol::Json, &rid, &e),
         }
-        ec2_error(&self.0, &self.1)
-    }
-
-    /// An authentication failure of a CloudWatch JSON request: answered in CloudWatch's
-    /// JSON, not EC2's XML, which its clients could not read.
-    fn cloudwatch(e: Ec2Error, rid: String) -> Refused {
-        Refused(
-            Ec2Error::new(format!("cloudwatch:{}", e.code()), e.message()),
-            rid,
-        )
     }
 }
 
@@ -201,8 +193,12 @@ fn prepare(state: &AppState, raw: &Raw) -> Result<Prepared, Refused> {
     let rid = request_id();
     let caller = match auth::authenticate(state, &raw.auth(), state.kumo.now_ms()) {
         Ok(c) => c,
-        Err(e) if is_cloudwatch(raw) => return Err(Refused::cloudwatch(e, rid)),
-        Err(e) => return Err(Refused(e, rid)),
+        Err(e) if is_cloudwatch(raw) => {
+            let (code, message) = auth::service_refusal(state, &raw.auth(), &e);
+            let e = kumo_control::metrics::CwError { code, message };
+            return Err(Refused::CloudWatch(e, rid));
+        }
+        Err(e) => return Err(Refused::Ec2(e, rid)),
     };
     if let Some(target) = raw
         .headers
@@ -250,7 +246,7 @@ fn prepare(state: &AppState, raw: &Raw) -> Result<Prepared, Refused> {
     };
     let mut params = match Node::parse(input) {
         Ok(p) => p,
-        Err(e) => return Err(Refused(e, rid)),
+        Err(e) => return Err(Refused::Ec2(e, rid)),
     };
     for p in PRESIGN_PARAMS {
         params.take(p);
@@ -264,7 +260,7 @@ fn prepare(state: &AppState, raw: &Raw) -> Result<Prepared, Refused> {
         }
     });
     let Some(action) = action else {
-        return Err(Refused(
+        return Err(Refused::Ec2(
             Ec2Error::new(
                 "MissingAction",
                 "The request must contain the parameter Action",
@@ -290,7 +286,7 @@ fn prepare(state: &AppState, raw: &Raw) -> Result<Prepared, Refused> {
             action,
             params,
         }),
-        other => Err(Refused(
+        other => Err(Refused::Ec2(
             Ec2Error::new(
                 "InvalidAction",
                 format!("Kumo does not serve the {other} service."),

@@ -282,6 +282,33 @@ fn amz_date_ms(s: &str) -> Option<i64> {
     DateTime::parse(&iso).map(|d| d.0)
 }
 
+/// A refusal of [`authenticate`] as the JSON and query services (CloudWatch, STS) word it:
+/// they tell an unsigned request, an unknown key and a bad signature apart, where EC2
+/// answers `AuthFailure` to each.
+pub fn service_refusal(state: &AppState, req: &Request, e: &Ec2Error) -> (&'static str, String) {
+    if e.code() == "RequestExpired" {
+        return ("RequestExpired", "Request has expired.".into());
+    }
+    let known = |k: &str| match &state.auth {
+        AuthMode::Strict(creds) => creds.0.contains_key(k),
+        AuthMode::Open => true,
+    };
+    match signature_of(req) {
+        None => (
+            "MissingAuthenticationToken",
+            "Request is missing Authentication Token".into(),
+        ),
+        Some(sig) if !known(&sig.access_key) => (
+            "InvalidClientTokenId",
+            "The security token included in the request is invalid.".into(),
+        ),
+        Some(_) => (
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.".into(),
+        ),
+    }
+}
+
 /// Authenticates a request at the server's time `now_ms`.
 pub fn authenticate(state: &AppState, req: &Request, now_ms: i64) -> Result<Caller, Ec2Error> {
     let parsed = signature_of(req);

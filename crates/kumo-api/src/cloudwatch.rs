@@ -302,11 +302,8 @@ pub async fn handle_cbor(
         let caller = match auth::authenticate(s, &raw.auth(), s.kumo.now_ms()) {
             Ok(c) => c,
             Err(e) => {
-                let e = CwError {
-                    code: auth_code(e.code()),
-                    message: e.message().to_string(),
-                };
-                return error(Protocol::Cbor, &rid, &e);
+                let (code, message) = auth::service_refusal(s, &raw.auth(), &e);
+                return error(Protocol::Cbor, &rid, &CwError { code, message });
             }
         };
         run(
@@ -321,23 +318,6 @@ pub async fn handle_cbor(
         )
     })
     .await
-}
-
-/// The code of an authentication failure, as CloudWatch's clients know them (the request
-/// was refused before it reached CloudWatch).
-pub fn auth_code(code: &str) -> &'static str {
-    let code = code.strip_prefix("cloudwatch:").unwrap_or(code);
-    [
-        "SignatureDoesNotMatch",
-        "InvalidClientTokenId",
-        "IncompleteSignature",
-        "RequestExpired",
-        "MissingAuthenticationToken",
-        "AuthFailure",
-    ]
-    .into_iter()
-    .find(|c| *c == code)
-    .unwrap_or("AccessDenied")
 }
 
 /// Whether the body came gzipped.
