@@ -19,22 +19,12 @@ import json
 import os
 import statistics
 import sys
-import time
 import urllib.request
 
 import boto3
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve import serving  # noqa: E402
-
-
-def timed(rounds, call):
-    out = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        call()
-        out.append(time.perf_counter() - t)
-    return out
+from serve import serving, timed  # noqa: E402
 
 
 def main():

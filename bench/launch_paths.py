@@ -17,22 +17,12 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 import boto3  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from serve import serving  # noqa: E402
-
-
-def timed(rounds, call):
-    out = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        call()
-        out.append(time.perf_counter() - t)
-    return out
+from serve import serving, timed  # noqa: E402
 
 
 def main():

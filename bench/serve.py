@@ -44,3 +44,13 @@ def serving(driver, prefix):
         except subprocess.TimeoutExpired:
             proc.kill()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def timed(rounds, call):
+    """The seconds each of `rounds` calls took."""
+    out = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        call()
+        out.append(time.perf_counter() - t)
+    return out
