@@ -204,6 +204,53 @@ pub struct Performance {
     pub io_size: u64,
 }
 
+/// A volume's burst bucket as AWS describes it: it holds at most `capacity`, earns
+/// `earn_per_sec` (the baseline rate), and I/O spends it (gp2: a credit per operation of up to
+/// 256 KiB; st1 and sc1: the bytes moved). `BurstBalance` is its level in percent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    pub capacity: f64,
+    pub earn_per_sec: f64,
+    /// Spent in bytes (st1, sc1) rather than in operations (gp2).
+    pub by_bytes: bool,
+    pub io_size: f64,
+}
+
+impl Bucket {
+    /// The level after `secs` in which the device did `ops` operations moving `bytes`.
+    pub fn run(&self, level: f64, secs: f64, ops: f64, bytes: f64) -> f64 {
+        let spent = if self.by_bytes {
+            bytes
+        } else {
+            // An operation larger than 256 KiB counts as several.
+            ops.max(bytes / self.io_size)
+        };
+        (level + self.earn_per_sec * secs - spent).clamp(0.0, self.capacity)
+    }
+}
+
+impl Performance {
+    /// The burst bucket of a volume that has one: gp2 below 3,000 baseline IOPS, st1 and
+    /// sc1 whose burst exceeds their baseline.
+    pub fn bucket(&self) -> Option<Bucket> {
+        if let Some((_, _)) = self.iops_burst {
+            return Some(Bucket {
+                capacity: GP2_CREDITS as f64,
+                earn_per_sec: self.iops as f64,
+                by_bytes: false,
+                io_size: self.io_size as f64,
+            });
+        }
+        let (burst, secs) = self.bytes_burst?;
+        Some(Bucket {
+            capacity: (burst * secs) as f64,
+            earn_per_sec: self.bytes_per_sec as f64,
+            by_bytes: true,
+            io_size: self.io_size as f64,
+        })
+    }
+}
+
 /// gp2's I/O credit bucket: 5.4 million credits, full when the volume is made.
 pub const GP2_CREDITS: u64 = 5_400_000;
 
@@ -272,6 +319,31 @@ pub fn performance(t: &str, size: i32, iops: Option<i32>, throughput: Option<i32
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn burst_buckets_spend_and_earn() {
+        // gp2 of 100 GiB: 300 IOPS baseline, 5.4 million credits.
+        let b = super::performance("gp2", 100, None, None).bucket().unwrap();
+        assert_eq!((b.capacity, b.earn_per_sec), (5_400_000.0, 300.0));
+        // A minute at 3,000 IOPS spends 2,700 a second net.
+        let after = b.run(b.capacity, 60.0, 180_000.0, 180_000.0 * 4096.0);
+        assert_eq!(after, 5_400_000.0 - 162_000.0);
+        // 1 MiB operations count as four.
+        assert_eq!(b.run(1000.0, 0.0, 10.0, 10.0 * 1048576.0), 960.0);
+        // Idle, it refills to the cap and no further.
+        assert_eq!(b.run(b.capacity - 10.0, 60.0, 0.0, 0.0), b.capacity);
+        // gp2 at 1 TiB and over, gp3 and io1 have none; st1 spends bytes.
+        assert!(super::performance("gp2", 1000, None, None)
+            .bucket()
+            .is_none());
+        assert!(super::performance("gp3", 100, Some(3000), Some(125))
+            .bucket()
+            .is_none());
+        let st1 = super::performance("st1", 1024, None, None)
+            .bucket()
+            .unwrap();
+        assert!(st1.by_bytes && st1.earn_per_sec == 40.0 * 1048576.0);
+        assert_eq!(st1.run(0.0, 1.0, 1.0, 1048576.0), 39.0 * 1048576.0);
+    }
 
     #[test]
     fn performance_follows_the_volume_type_table() {

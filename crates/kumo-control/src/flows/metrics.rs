@@ -20,8 +20,11 @@
 //! - `AWS/EBS`, dimension `VolumeId`, a point a minute for each attached volume (as AWS now
 //!   sends for every volume type): ops, bytes, total read and write time, idle time and
 //!   queue length, from the kernel's statistics of the volume's loop device (or QEMU's for
-//!   a disk a `vm` guest's QEMU opens itself). `BurstBalance` is not published: Kumo's gp2
-//!   throttle keeps no burst bucket to read.
+//!   a disk a `vm` guest's QEMU opens itself); and for gp2 below 3,000 IOPS, st1 and sc1,
+//!   `BurstBalance` (Percent): AWS's bucket for the volume (gp2's 5.4 million credits, st1's
+//!   and sc1's bytes) run on what the device counted, full when the sampler first sees the
+//!   volume attached, as the throttle that enforces the same bucket is when its export
+//!   starts (QEMU does not expose its own bucket's level).
 //!
 //! The null driver runs no guests, so its instances have no `AWS/EC2` or `AWS/EBS` metrics.
 
@@ -29,6 +32,7 @@ use crate::core::error::Fail;
 use crate::host::Reading;
 use crate::metrics::record;
 use crate::records::instance::InstanceRecord;
+use crate::records::volume::VolumeRecord;
 use crate::Kumo;
 use kumo_model::lifecycle::State;
 use kumo_model::metrics::Stat;
@@ -71,6 +75,7 @@ pub fn metrics_tick(k: &Kumo) {
             cpu_ns,
             net,
             disks,
+            buckets: Default::default(),
             window_credits: 0.0,
         };
         if let Some(l) = last {
@@ -112,53 +117,26 @@ fn publish(k: &Kumo, s: Scope, id: &str, last: &Reading, next: &mut Reading) -> 
         let detailed = r.monitoring_state() == "enabled";
         let at = if detailed { t } else { t.div_euclid(300) * 300 };
         let mut metrics: Vec<(&str, &str, f64)> = vec![("CPUUtilization", "Percent", cpu)];
+        let d = |x: u64, y: u64| x.saturating_sub(y) as f64;
         if let (Some(a), Some(b)) = (last.net, next.net) {
             metrics.extend([
-                (
-                    "NetworkIn",
-                    "Bytes",
-                    b.bytes_in.saturating_sub(a.bytes_in) as f64,
-                ),
-                (
-                    "NetworkOut",
-                    "Bytes",
-                    b.bytes_out.saturating_sub(a.bytes_out) as f64,
-                ),
-                (
-                    "NetworkPacketsIn",
-                    "Count",
-                    b.packets_in.saturating_sub(a.packets_in) as f64,
-                ),
+                ("NetworkIn", "Bytes", d(b.bytes_in, a.bytes_in)),
+                ("NetworkOut", "Bytes", d(b.bytes_out, a.bytes_out)),
+                ("NetworkPacketsIn", "Count", d(b.packets_in, a.packets_in)),
                 (
                     "NetworkPacketsOut",
                     "Count",
-                    b.packets_out.saturating_sub(a.packets_out) as f64,
+                    d(b.packets_out, a.packets_out),
                 ),
             ]);
         }
         // Instance store (the only disks the Disk* metrics count).
         if let (Some(a), Some(b)) = (last.disks.instance_store, next.disks.instance_store) {
             metrics.extend([
-                (
-                    "DiskReadOps",
-                    "Count",
-                    b.read_ops.saturating_sub(a.read_ops) as f64,
-                ),
-                (
-                    "DiskWriteOps",
-                    "Count",
-                    b.write_ops.saturating_sub(a.write_ops) as f64,
-                ),
-                (
-                    "DiskReadBytes",
-                    "Bytes",
-                    b.read_bytes.saturating_sub(a.read_bytes) as f64,
-                ),
-                (
-                    "DiskWriteBytes",
-                    "Bytes",
-                    b.write_bytes.saturating_sub(a.write_bytes) as f64,
-                ),
+                ("DiskReadOps", "Count", d(b.read_ops, a.read_ops)),
+                ("DiskWriteOps", "Count", d(b.write_ops, a.write_ops)),
+                ("DiskReadBytes", "Bytes", d(b.read_bytes, a.read_bytes)),
+                ("DiskWriteBytes", "Bytes", d(b.write_bytes, a.write_bytes)),
             ]);
         }
         // EBS: each attached volume's device, a point a minute whatever the monitoring.
@@ -166,7 +144,6 @@ fn publish(k: &Kumo, s: Scope, id: &str, last: &Reading, next: &mut Reading) -> 
             let Some((_, a)) = last.disks.volumes.iter().find(|(v, _)| v == vol) else {
                 continue;
             };
-            let d = |x: u64, y: u64| x.saturating_sub(y) as f64;
             let busy_s = d(b.busy_ms, a.busy_ms) / 1000.0;
             let ebs = [
                 ("VolumeReadOps", "Count", d(b.read_ops, a.read_ops)),
@@ -203,6 +180,29 @@ fn publish(k: &Kumo, s: Scope, id: &str, last: &Reading, next: &mut Reading) -> 
                     name,
                     &dims,
                     &[(t, unit, Stat::value(v, 1.0))],
+                    now,
+                )?;
+            }
+            // BurstBalance: AWS's bucket for the volume's type and size, run on the
+            // operations and bytes its device counted.
+            let Some(v) = tx.get::<VolumeRecord>(s, vol)? else {
+                continue;
+            };
+            let perf = kumo_model::ebs::performance(&v.volume_type, v.size, v.iops, v.throughput);
+            if let Some(bucket) = perf.bucket() {
+                let level = last.buckets.get(vol).copied().unwrap_or(bucket.capacity);
+                let ops = d(b.read_ops, a.read_ops) + d(b.write_ops, a.write_ops);
+                let bytes = d(b.read_bytes, a.read_bytes) + d(b.write_bytes, a.write_bytes);
+                let level = bucket.run(level, elapsed, ops, bytes);
+                next.buckets.insert(vol.clone(), level);
+                let pct = level / bucket.capacity * 100.0;
+                record(
+                    tx,
+                    s,
+                    "AWS/EBS",
+                    "BurstBalance",
+                    &dims,
+                    &[(t, "Percent", Stat::value(pct, 1.0))],
                     now,
                 )?;
             }

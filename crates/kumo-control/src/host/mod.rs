@@ -78,6 +78,9 @@ pub(crate) struct Reading {
     pub(crate) cpu_ns: u64,
     pub(crate) net: Option<kumo_compute::NetCounters>,
     pub(crate) disks: kumo_compute::DiskCounters,
+    /// Each volume's burst bucket level (the volumes that have one), carried from minute to
+    /// minute; full when first seen, as the volume's throttle is when its export starts.
+    pub(crate) buckets: std::collections::HashMap<String, f64>,
     /// CPU credits used in the current five minutes (vCPU-minutes).
     pub(crate) window_credits: f64,
 }
