@@ -394,6 +394,41 @@ def test_resource_names_reach_the_guest_and_the_resolver(ns_kumo, ec2, key):
     assert p.stdout.split() == [b["PrivateIpAddress"], b_rbn], p.stdout + p.stderr
 
 
+def test_dhcp_options_reach_the_guest_at_its_next_boot(ns_kumo, ec2, key):
+    """The VPC's DHCP options set in the guest's resolver: its name servers (AmazonProvidedDNS
+    is the VPC's resolver) and its domain name as the search list, taken at the next lease (an
+    ns guest's next boot); `default` (no set) leaves the guest no name server."""
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    a = launch(ec2, ns_kumo, KeyName="ns-key")
+    b = launch(ec2, ns_kumo, KeyName="ns-key")
+    a_id, a_ip, b_ip = a["InstanceId"], a["PrivateIpAddress"], b["PrivateIpAddress"]
+    short_b = "ip-" + b_ip.replace(".", "-")
+    look = f"grep -v '^options' /etc/resolv.conf; getent hosts {short_b} || echo none"
+
+    def restart():
+        ec2.stop_instances(InstanceIds=[a_id])
+        ec2.get_waiter("instance_stopped").wait(InstanceIds=[a_id], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        ec2.start_instances(InstanceIds=[a_id])
+        ec2.get_waiter("instance_running").wait(InstanceIds=[a_id], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        return ssh(key, a_ip, look).stdout.splitlines()
+
+    # The region's default set: the resolver, and the region's domain to search, so a peer's
+    # short name resolves.
+    before = ssh(key, a_ip, look).stdout.splitlines()
+    assert before[:2] == ["nameserver 172.31.0.2", "search eu-west-1.compute.internal"], before
+    assert before[2].split() == [b_ip, f"{short_b}.eu-west-1.compute.internal"], before
+    corp = ec2.create_dhcp_options(DhcpConfigurations=[
+        {"Key": "domain-name", "Values": ["corp.example"]},
+        {"Key": "domain-name-servers", "Values": ["AmazonProvidedDNS", "10.0.0.53"]}])["DhcpOptions"]["DhcpOptionsId"]
+    ec2.associate_dhcp_options(DhcpOptionsId=corp, VpcId=vpc)
+    # A running guest keeps its lease until its next one.
+    assert ssh(key, a_ip, look).stdout.splitlines() == before
+    assert restart() == ["nameserver 172.31.0.2", "nameserver 10.0.0.53", "search corp.example", "none"]
+    # No set: no name server at all.
+    ec2.associate_dhcp_options(DhcpOptionsId="default", VpcId=vpc)
+    assert restart() == ["none"]
+
+
 def test_cli_run_and_ssh(ns_kumo, ec2, key):
     cli = Cli(ns_kumo.endpoint)
     out = cli("ec2", "run-instances", "--image-id", ami(ns_kumo), "--instance-type", "t3.micro", "--key-name", "ns-key")

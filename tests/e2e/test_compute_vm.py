@@ -81,9 +81,14 @@ def instance(ec2, key, vm_kumo):
 
 def test_vm_boots_its_own_kernel_with_dhcp_imds_key_and_user_data(ec2, key, instance, vm_kumo):
     iid, ip = instance
-    p = ssh(key, ip, "cat /var/tmp/marker; uname -r; nproc; ip -4 -o addr show dev eth0; cat /proc/cmdline")
+    p = ssh(key, ip, "cat /var/tmp/marker; uname -r; nproc; ip -4 -o addr show dev eth0; cat /proc/cmdline; "
+                     "grep -v '^options' /etc/resolv.conf")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
+    # The VPC's DHCP options (the region's default set): its resolver, its domain to search.
+    vpc_cidr = ec2.describe_vpcs(VpcIds=[ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["VpcId"]])["Vpcs"][0]["CidrBlock"]
+    resolver = vpc_cidr.split("/")[0].rsplit(".", 1)[0] + ".2"
+    assert lines[5:] == [f"nameserver {resolver}", "search eu-west-1.compute.internal"], lines
     assert lines[0] == "vm-user-data-ran"
     # The image's own kernel (Debian's cloud kernel), not the host's.
     assert lines[1].endswith("-cloud-amd64")

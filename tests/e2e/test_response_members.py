@@ -94,6 +94,10 @@ def more(ec2, ids):
     ec2.create_vpc(CidrBlock="10.61.0.0/16", TagSpecifications=tags("vpc"))
     ec2.create_subnet(VpcId=vpc, CidrBlock="10.60.2.0/24", TagSpecifications=tags("subnet"))
     ec2.create_internet_gateway(TagSpecifications=tags("internet-gateway"))
+    dopt = ec2.create_dhcp_options(TagSpecifications=tags("dhcp-options"), DhcpConfigurations=[
+        {"Key": "domain-name-servers", "Values": ["10.2.5.1", "10.2.5.2"]}, {"Key": "domain-name", "Values": ["example.com"]}]
+    )["DhcpOptions"]["DhcpOptionsId"]
+    ec2.associate_dhcp_options(DhcpOptionsId=dopt, VpcId=vpc)
     sg = ec2.create_security_group(GroupName="shown", Description="shown", VpcId=vpc)["GroupId"]
     ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "ssh"}],

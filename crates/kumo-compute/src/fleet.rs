@@ -532,6 +532,16 @@ impl<K: Kind> Guest for Machine<K> {
         self.up(|up| Ok(K::disk_counters(up))).unwrap_or_default()
     }
 
+    fn set_dhcp(&self, dhcp: crate::DhcpSettings) -> Result<(), ComputeError> {
+        self.up(|up| {
+            let p = K::proc_mut(up);
+            p.spec.dhcp = dhcp;
+            let lease = crate::host::vpc::lease_for(&p.spec)?;
+            p.net.leases.set(&p.spec.net.mac, lease);
+            Ok(())
+        })
+    }
+
     fn net_counters(&self) -> Option<crate::NetCounters> {
         let vpc_ns = self.up(|up| Ok(K::proc(up).net.vpc_ns.clone())).ok()?;
         let out = std::process::Command::new("ip")

@@ -192,6 +192,47 @@ pub struct InstanceSpec {
     /// The interfaces attached besides the primary (`eth1`…), by device index.
     #[serde(default)]
     pub interfaces: Vec<Nic>,
+    /// The VPC's DHCP options.
+    #[serde(default)]
+    pub dhcp: DhcpSettings,
+}
+
+/// What a VPC's DHCP options set gives its guests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DhcpSettings {
+    /// Whether these come from the VPC's set; a spec from before sets existed has none, and
+    /// its guests get the VPC's resolver.
+    #[serde(default)]
+    pub explicit: bool,
+    /// `domain-name-servers`: addresses, or `AmazonProvidedDNS` for the VPC's resolver.
+    #[serde(default)]
+    pub name_servers: Vec<String>,
+    /// `domain-name`: the resolver's search domains.
+    #[serde(default)]
+    pub search: Vec<String>,
+    #[serde(default)]
+    pub ntp_servers: Vec<String>,
+}
+
+impl DhcpSettings {
+    /// The name servers as addresses, `AmazonProvidedDNS` as the VPC's resolver `vpc_dns`.
+    pub fn resolvers(&self, vpc_dns: Option<std::net::Ipv4Addr>) -> Vec<std::net::Ipv4Addr> {
+        if !self.explicit {
+            return vpc_dns.into_iter().collect();
+        }
+        let mut out = Vec::new();
+        for n in &self.name_servers {
+            let a = if n == "AmazonProvidedDNS" {
+                vpc_dns
+            } else {
+                n.parse().ok()
+            };
+            if let Some(a) = a.filter(|a| !out.contains(a)) {
+                out.push(a);
+            }
+        }
+        out
+    }
 }
 
 /// An interface attached at a device index above 0: the guest sees it as `eth<index>`.
@@ -412,6 +453,11 @@ pub trait Guest: Send + Sync {
     /// What its data volumes' devices and its instance store have done.
     fn disk_counters(&self) -> DiskCounters {
         DiskCounters::default()
+    }
+    /// The VPC's DHCP options changed: the guest gets them at its next lease (a `vm` guest's
+    /// renewal, any guest's next boot).
+    fn set_dhcp(&self, _dhcp: DhcpSettings) -> Result<(), ComputeError> {
+        Ok(())
     }
     /// Caps its CPU at `cores` (a fraction of one core: a burstable instance held at its
     /// baseline), or lifts the cap back to its vCPUs with `None`.

@@ -636,27 +636,7 @@ pub fn describe_dhcp_options(
     Ok(DescribeDhcpOptionsResult {
         dhcp_options: Some(
             page.iter()
-                .map(|t| DhcpOptions {
-                    dhcp_options_id: Some(t.item.id.clone()),
-                    owner_id: Some(ctx.account_id.clone()),
-                    dhcp_configurations: Some(
-                        t.item
-                            .options
-                            .iter()
-                            .map(|(k, vs)| DhcpConfiguration {
-                                key: Some(k.clone()),
-                                values: Some(
-                                    vs.iter()
-                                        .map(|v| AttributeValue {
-                                            value: Some(v.clone()),
-                                        })
-                                        .collect(),
-                                ),
-                            })
-                            .collect(),
-                    ),
-                    tags: Some(tags::wire(&t.tags)),
-                })
+                .map(|t| crate::dhcp_options::wire(ctx, &t.item, &t.tags))
                 .collect(),
         ),
         next_token: next,

@@ -11,6 +11,7 @@ mod capacity_reservations;
 mod console;
 mod core;
 mod credits;
+mod dhcp_options;
 mod enis;
 mod firewall_sync;
 mod flows;
@@ -876,6 +877,30 @@ impl Ec2 for Kumo {
         input: DescribeNetworkAclsRequest,
     ) -> Result<DescribeNetworkAclsResult, Ec2Error> {
         gateways::describe_network_acls(&self.store, ctx, input)
+    }
+
+    fn create_dhcp_options(
+        &self,
+        ctx: &RequestContext,
+        input: CreateDhcpOptionsRequest,
+    ) -> Result<CreateDhcpOptionsResult, Ec2Error> {
+        dhcp_options::create(self, ctx, input)
+    }
+
+    fn associate_dhcp_options(
+        &self,
+        ctx: &RequestContext,
+        input: AssociateDhcpOptionsRequest,
+    ) -> Result<(), Ec2Error> {
+        dhcp_options::associate(self, ctx, input)
+    }
+
+    fn delete_dhcp_options(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteDhcpOptionsRequest,
+    ) -> Result<(), Ec2Error> {
+        dhcp_options::delete(self, ctx, input)
     }
 
     fn describe_dhcp_options(

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v17";
+pub const RECIPE: &str = "debian-12-minbase-v18";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -403,9 +403,12 @@ case "$1" in
     bound|renew)
         ip addr replace "$ip/$mask" dev "$interface"
         for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
-        if [ -n "$dns" ]; then
+        # The VPC's DHCP options: its name servers (none with no options set) and its
+        # domain name as the search list, at every lease, as dhclient writes them on EC2.
+        if [ "$interface" = eth0 ]; then
             : > /etc/resolv.conf
             for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
+            [ -n "$domain" ] && echo "search $domain" >> /etc/resolv.conf
             echo "options timeout:1 attempts:1" >> /etc/resolv.conf
         fi
         echo "[kumo-init] DHCP: $ip/$mask via ${router%% *} on $interface (lease ${lease}s)"
@@ -608,9 +611,12 @@ fi
 # address (its base + 2), answering at once when nothing serves there.
 H=$(hostname)
 grep -q " $H" /etc/hosts 2>/dev/null || echo "$LOCAL_IP $H ${H%%.*}" >> /etc/hosts
-if [ -n "$DNS" ]; then
-    printf 'nameserver %s\noptions timeout:1 attempts:1\n' "$DNS" > /etc/resolv.conf
-fi
+# The VPC's DHCP options, as a DHCP client would write them: its name servers (none when
+# the VPC has no options set) and its domain name as the search list.
+: > /etc/resolv.conf
+for d in $DNS; do echo "nameserver $d" >> /etc/resolv.conf; done
+[ -n "$SEARCH" ] && echo "search $SEARCH" >> /etc/resolv.conf
+echo "options timeout:1 attempts:1" >> /etc/resolv.conf
 
 USER_NAME=${DEFAULT_USER:-admin}
 if ! id "$USER_NAME" >/dev/null 2>&1; then

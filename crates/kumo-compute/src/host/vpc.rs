@@ -497,18 +497,31 @@ pub(crate) fn lease_for(spec: &InstanceSpec) -> Result<Lease, ComputeError> {
     let bad = |what: &str| ComputeError::Guest(format!("bad {what} in the instance's network"));
     let gw = net::gateway(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
     let (_, len) = net::parse_cidr(&n.subnet_cidr).ok_or_else(|| bad("subnet CIDR"))?;
-    let dns = net::vpc_dns(&n.vpc_cidr).ok_or_else(|| bad("VPC CIDR"))?;
-    let (host, domain) = spec
+    let vpc_dns = net::vpc_dns(&n.vpc_cidr).ok_or_else(|| bad("VPC CIDR"))?;
+    let (host, host_domain) = spec
         .hostname
         .split_once('.')
         .unwrap_or((spec.hostname.as_str(), ""));
+    // The set's domain name (option 15), as AWS's DHCP gives it; the host name's domain for
+    // a spec from before sets.
+    let domain = if spec.dhcp.explicit {
+        spec.dhcp.search.join(" ")
+    } else {
+        host_domain.to_string()
+    };
     Ok(Lease {
         ip: n.private_ip.parse().map_err(|_| bad("address"))?,
         prefix_len: len,
         router: gw.parse().map_err(|_| bad("gateway"))?,
-        dns,
+        dns: spec.dhcp.resolvers(Some(vpc_dns)),
         hostname: host.to_string(),
-        domain: domain.to_string(),
+        domain,
+        ntp: spec
+            .dhcp
+            .ntp_servers
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect(),
     })
 }
 

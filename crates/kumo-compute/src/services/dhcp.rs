@@ -17,9 +17,13 @@ pub struct Lease {
     pub ip: Ipv4Addr,
     pub prefix_len: u8,
     pub router: Ipv4Addr,
-    pub dns: Ipv4Addr,
+    /// Option 6: the name servers (none when the VPC has no DHCP options).
+    pub dns: Vec<Ipv4Addr>,
     pub hostname: String,
+    /// Option 15: the VPC's DHCP options' domain name.
     pub domain: String,
+    /// Option 42: NTP servers.
+    pub ntp: Vec<Ipv4Addr>,
 }
 
 /// The leases of one VPC, by MAC.
@@ -120,7 +124,13 @@ impl Leases {
                 .unwrap_or(0);
             opt(1, &mask.to_be_bytes());
             opt(3, &lease.router.octets());
-            opt(6, &lease.dns.octets());
+            let addrs = |a: &[Ipv4Addr]| a.iter().flat_map(|x| x.octets()).collect::<Vec<u8>>();
+            if !lease.dns.is_empty() {
+                opt(6, &addrs(&lease.dns));
+            }
+            if !lease.ntp.is_empty() {
+                opt(42, &addrs(&lease.ntp));
+            }
             if !lease.hostname.is_empty() && lease.hostname.len() < 256 {
                 opt(12, lease.hostname.as_bytes());
             }
@@ -207,9 +217,10 @@ mod tests {
                 ip: Ipv4Addr::new(10, 0, 1, 5),
                 prefix_len: 24,
                 router: Ipv4Addr::new(10, 0, 1, 1),
-                dns: Ipv4Addr::new(10, 0, 0, 2),
+                dns: vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 9, 9, 9)],
                 hostname: "ip-10-0-1-5".into(),
                 domain: "eu-west-1.compute.internal".into(),
+                ntp: vec![Ipv4Addr::new(169, 254, 169, 123)],
             },
         );
         l
@@ -228,7 +239,9 @@ mod tests {
         assert_eq!(o[&53], vec![2]);
         assert_eq!(o[&1], vec![255, 255, 255, 0]);
         assert_eq!(o[&3], vec![10, 0, 1, 1]);
-        assert_eq!(o[&6], vec![10, 0, 0, 2]);
+        assert_eq!(o[&6], vec![10, 0, 0, 2, 10, 9, 9, 9]);
+        assert_eq!(o[&42], vec![169, 254, 169, 123]);
+        assert_eq!(o[&15], b"eu-west-1.compute.internal".to_vec());
         assert_eq!(o[&54], vec![10, 0, 1, 1]);
         assert_eq!(o[&12], b"ip-10-0-1-5".to_vec());
         assert_eq!(o[&51], 3600u32.to_be_bytes().to_vec());

@@ -9,11 +9,26 @@ use std::collections::BTreeMap;
 /// init's settings (the default user and the VPC's resolver), the script for `#cloud-config`
 /// user data, and each disk's EC2 names by serial.
 pub(crate) fn guest_files(spec: &InstanceSpec, disks: &[VolumeSpec]) -> BTreeMap<String, String> {
-    let dns = crate::host::net::vpc_dns(&spec.net.vpc_cidr)
+    // The VPC's DHCP options: its name servers and search domains, quoted for the shell.
+    let dns: Vec<String> = spec
+        .dhcp
+        .resolvers(crate::host::net::vpc_dns(&spec.net.vpc_cidr))
+        .iter()
         .map(|a| a.to_string())
-        .unwrap_or_default();
+        .collect();
+    let search: String = spec
+        .dhcp
+        .search
+        .join(" ")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ' '))
+        .collect();
     let mut files = BTreeMap::new();
-    let mut env = format!("DEFAULT_USER={}\nDNS={dns}\n", spec.default_user);
+    let mut env = format!(
+        "DEFAULT_USER={}\nDNS='{}'\nSEARCH='{search}'\n",
+        spec.default_user,
+        dns.join(" ")
+    );
     // What the guest would read from the metadata at boot, when it can read it at all: the
     // init then asks the metadata service nothing it already has here.
     if spec.metadata.http_endpoint != "disabled" {

@@ -65,6 +65,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::AllocateAddress(i) => run(i),
         Request::AssignPrivateIpAddresses(i) => run(i),
         Request::AssociateAddress(i) => run(i),
+        Request::AssociateDhcpOptions(i) => run(i),
         Request::AssociateRouteTable(i) => run(i),
         Request::AssociateVpcCidrBlock(i) => run(i),
         Request::AttachInternetGateway(i) => run(i),
@@ -78,6 +79,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::CreateCapacityReservation(i) => run(i),
         Request::CreateDefaultSubnet(i) => run(i),
         Request::CreateDefaultVpc(i) => run(i),
+        Request::CreateDhcpOptions(i) => run(i),
         Request::CreateImage(i) => run(i),
         Request::CreateInternetGateway(i) => run(i),
         Request::CreateKeyPair(i) => run(i),
@@ -97,6 +99,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::CreateTags(i) => run(i),
         Request::CreateVolume(i) => run(i),
         Request::CreateVpc(i) => run(i),
+        Request::DeleteDhcpOptions(i) => run(i),
         Request::DeleteInternetGateway(i) => run(i),
         Request::DeleteKeyPair(i) => run(i),
         Request::DeleteLaunchTemplate(i) => run(i),
@@ -213,6 +216,10 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
 /// `.Malformed` code for the kind, with AWS's message (`Invalid id: "sg-1" (expecting
 /// "sg-...")`). An empty id is malformed too, as AWS answers `GroupId=`.
 pub fn well_formed(kind: IdKind, id: &str) -> Result<(), Ec2Error> {
+    // AssociateDhcpOptions takes `default` for "no DHCP options".
+    if kind == IdKind::DefaultingDhcpOptionsId && id == "default" {
+        return Ok(());
+    }
     let Some((prefix, code)) = form(kind) else {
         return Ok(());
     };
@@ -246,7 +253,7 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         K::InternetGatewayId => ("igw", "InvalidInternetGatewayId.Malformed"),
         K::RouteTableId => ("rtb", "InvalidRouteTableId.Malformed"),
         K::NetworkAclId => ("acl", "InvalidNetworkAclId.Malformed"),
-        K::DhcpOptionsId => ("dopt", "InvalidDhcpOptionsId.Malformed"),
+        K::DhcpOptionsId | K::DefaultingDhcpOptionsId => ("dopt", "InvalidDhcpOptionsId.Malformed"),
         K::PrefixListResourceId => ("pl", "InvalidPrefixListId.Malformed"),
         K::NatGatewayId => ("nat", "NatGatewayMalformed"),
         K::KernelId => ("aki", "InvalidKernelId.Malformed"),

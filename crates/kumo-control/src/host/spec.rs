@@ -427,7 +427,45 @@ pub(crate) fn spec(
             net,
             metadata: md,
             interfaces,
+            dhcp: dhcp_settings(v, s, &r.vpc_id)?,
         })
+    })
+}
+
+/// What a VPC's DHCP options set gives its guests: the name servers (`AmazonProvidedDNS` as
+/// given, for the driver to place), the search domains and the NTP servers. A VPC with no set
+/// (`default`) gives none.
+pub(crate) fn dhcp_settings<V: kumo_store::Read>(
+    v: &V,
+    s: kumo_store::Scope,
+    vpc_id: &str,
+) -> Result<kumo_compute::DhcpSettings, Fail> {
+    let id = v
+        .get::<VpcRecord>(s, vpc_id)?
+        .map(|vpc| vpc.dhcp_options_id)
+        .unwrap_or_default();
+    let Some(d) = v.get::<crate::records::net::DhcpOptionsRecord>(s, &id)? else {
+        return Ok(kumo_compute::DhcpSettings {
+            explicit: true,
+            ..Default::default()
+        });
+    };
+    let get = |key: &str| -> Vec<String> {
+        d.options
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    Ok(kumo_compute::DhcpSettings {
+        explicit: true,
+        name_servers: get("domain-name-servers"),
+        // Several names (us-east-1 takes a space-separated list) are several search domains.
+        search: get("domain-name")
+            .iter()
+            .flat_map(|v| v.split_whitespace().map(str::to_string))
+            .collect(),
+        ntp_servers: get("ntp-servers"),
     })
 }
 

@@ -12,6 +12,7 @@ pub enum IdKind {
     CarrierGatewayId,
     CoipPoolId,
     DedicatedHostId,
+    DefaultingDhcpOptionsId,
     DhcpOptionsId,
     EgressOnlyInternetGatewayId,
     ElasticIpAssociationId,
@@ -90,6 +91,20 @@ impl Ids for AssociateAddressRequest {
         }
         if let Some(v) = &self.network_interface_id {
             f(IdKind::NetworkInterfaceId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for AssociateDhcpOptionsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.dhcp_options_id;
+            f(IdKind::DefaultingDhcpOptionsId, v)?;
+        }
+        {
+            let v = &self.vpc_id;
+            f(IdKind::VpcId, v)?;
         }
         Ok(())
     }
@@ -296,6 +311,13 @@ impl Ids for CreateDefaultSubnetRequest {
 }
 
 impl Ids for CreateDefaultVpcRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        let _ = f;
+        Ok(())
+    }
+}
+
+impl Ids for CreateDhcpOptionsRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         let _ = f;
         Ok(())
@@ -555,6 +577,16 @@ impl Ids for CreateVpcRequest {
         }
         if let Some(v) = &self.ipv6_pool {
             f(IdKind::Ipv6PoolEc2Id, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DeleteDhcpOptionsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.dhcp_options_id;
+            f(IdKind::DhcpOptionsId, v)?;
         }
         Ok(())
     }

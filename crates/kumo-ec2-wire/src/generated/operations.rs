@@ -14,6 +14,7 @@ pub const OPERATIONS: &[&str] = &[
     "AllocateAddress",
     "AssignPrivateIpAddresses",
     "AssociateAddress",
+    "AssociateDhcpOptions",
     "AssociateRouteTable",
     "AssociateVpcCidrBlock",
     "AttachInternetGateway",
@@ -27,6 +28,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateCapacityReservation",
     "CreateDefaultSubnet",
     "CreateDefaultVpc",
+    "CreateDhcpOptions",
     "CreateImage",
     "CreateInternetGateway",
     "CreateKeyPair",
@@ -46,6 +48,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateTags",
     "CreateVolume",
     "CreateVpc",
+    "DeleteDhcpOptions",
     "DeleteInternetGateway",
     "DeleteKeyPair",
     "DeleteLaunchTemplate",
@@ -200,6 +203,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("AssociateAddress"))
     }
+    /// `AssociateDhcpOptions`.
+    fn associate_dhcp_options(
+        &self,
+        ctx: &RequestContext,
+        input: AssociateDhcpOptionsRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AssociateDhcpOptions"))
+    }
     /// `AssociateRouteTable`.
     fn associate_route_table(
         &self,
@@ -316,6 +328,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<CreateDefaultVpcResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateDefaultVpc"))
+    }
+    /// `CreateDhcpOptions`.
+    fn create_dhcp_options(
+        &self,
+        ctx: &RequestContext,
+        input: CreateDhcpOptionsRequest,
+    ) -> Result<CreateDhcpOptionsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateDhcpOptions"))
     }
     /// `CreateImage`.
     fn create_image(
@@ -483,6 +504,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<CreateVpcResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateVpc"))
+    }
+    /// `DeleteDhcpOptions`.
+    fn delete_dhcp_options(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteDhcpOptionsRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteDhcpOptions"))
     }
     /// `DeleteInternetGateway`.
     fn delete_internet_gateway(
@@ -1477,6 +1507,7 @@ pub enum Request<'a> {
     AllocateAddress(&'a AllocateAddressRequest),
     AssignPrivateIpAddresses(&'a AssignPrivateIpAddressesRequest),
     AssociateAddress(&'a AssociateAddressRequest),
+    AssociateDhcpOptions(&'a AssociateDhcpOptionsRequest),
     AssociateRouteTable(&'a AssociateRouteTableRequest),
     AssociateVpcCidrBlock(&'a AssociateVpcCidrBlockRequest),
     AttachInternetGateway(&'a AttachInternetGatewayRequest),
@@ -1490,6 +1521,7 @@ pub enum Request<'a> {
     CreateCapacityReservation(&'a CreateCapacityReservationRequest),
     CreateDefaultSubnet(&'a CreateDefaultSubnetRequest),
     CreateDefaultVpc(&'a CreateDefaultVpcRequest),
+    CreateDhcpOptions(&'a CreateDhcpOptionsRequest),
     CreateImage(&'a CreateImageRequest),
     CreateInternetGateway(&'a CreateInternetGatewayRequest),
     CreateKeyPair(&'a CreateKeyPairRequest),
@@ -1509,6 +1541,7 @@ pub enum Request<'a> {
     CreateTags(&'a CreateTagsRequest),
     CreateVolume(&'a CreateVolumeRequest),
     CreateVpc(&'a CreateVpcRequest),
+    DeleteDhcpOptions(&'a DeleteDhcpOptionsRequest),
     DeleteInternetGateway(&'a DeleteInternetGatewayRequest),
     DeleteKeyPair(&'a DeleteKeyPairRequest),
     DeleteLaunchTemplate(&'a DeleteLaunchTemplateRequest),
@@ -1655,6 +1688,14 @@ pub fn dispatch(
             let output = svc.associate_address(ctx, input)?;
             crate::encode::response(ctx, "AssociateAddressResponse", &output)
         }
+        "AssociateDhcpOptions" => {
+            let input = AssociateDhcpOptionsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::AssociateDhcpOptions(&input))?;
+            svc.prepare(ctx)?;
+            svc.associate_dhcp_options(ctx, input)?;
+            crate::encode::response_return(ctx, "AssociateDhcpOptionsResponse")
+        }
         "AssociateRouteTable" => {
             let input = AssociateRouteTableRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1758,6 +1799,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.create_default_vpc(ctx, input)?;
             crate::encode::response(ctx, "CreateDefaultVpcResponse", &output)
+        }
+        "CreateDhcpOptions" => {
+            let input = CreateDhcpOptionsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateDhcpOptions(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_dhcp_options(ctx, input)?;
+            crate::encode::response(ctx, "CreateDhcpOptionsResponse", &output)
         }
         "CreateImage" => {
             let input = CreateImageRequest::decode(params, &Path::ROOT)?;
@@ -1917,6 +1966,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.create_vpc(ctx, input)?;
             crate::encode::response(ctx, "CreateVpcResponse", &output)
+        }
+        "DeleteDhcpOptions" => {
+            let input = DeleteDhcpOptionsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteDhcpOptions(&input))?;
+            svc.prepare(ctx)?;
+            svc.delete_dhcp_options(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteDhcpOptionsResponse")
         }
         "DeleteInternetGateway" => {
             let input = DeleteInternetGatewayRequest::decode(params, &Path::ROOT)?;

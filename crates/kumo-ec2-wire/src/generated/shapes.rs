@@ -510,6 +510,49 @@ impl Encode for AssociateAddressResult {
     }
 }
 
+/// The `AssociateDhcpOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssociateDhcpOptionsRequest {
+    /// `DhcpOptionsId`: `DhcpOptionsId` in requests, `<DhcpOptionsId>` in responses.
+    pub dhcp_options_id: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VpcId`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for AssociateDhcpOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_dhcp_options_id = false;
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DhcpOptionsId" => {
+                    out.dhcp_options_id = Decode::decode(child, &here)?;
+                    seen_dhcp_options_id = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_dhcp_options_id {
+            return Err(crate::decode::missing(&path.child("DhcpOptionsId")));
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `AssociateRouteTableRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AssociateRouteTableRequest {
@@ -2654,6 +2697,59 @@ impl Encode for CreateDefaultVpcResult {
     }
 }
 
+/// The `CreateDhcpOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateDhcpOptionsRequest {
+    /// `DhcpConfigurations`: `DhcpConfiguration` in requests, `<dhcpConfiguration>` in responses.
+    pub dhcp_configurations: Vec<NewDhcpConfiguration>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CreateDhcpOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_dhcp_configurations = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DhcpConfiguration" => {
+                    out.dhcp_configurations = Decode::decode(child, &here)?;
+                    seen_dhcp_configurations = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_dhcp_configurations {
+            return Err(crate::decode::missing(&path.child("DhcpConfiguration.1")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateDhcpOptionsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateDhcpOptionsResult {
+    /// `DhcpOptions`: `DhcpOptions` in requests, `<dhcpOptions>` in responses.
+    pub dhcp_options: Option<DhcpOptions>,
+}
+
+impl Encode for CreateDhcpOptionsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.dhcp_options {
+            w.field("dhcpOptions", v);
+        }
+    }
+}
+
 /// The `CreateImageRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateImageRequest {
@@ -4385,6 +4481,39 @@ impl Encode for DefaultConnectionTrackingConfiguration {
         if let Some(v) = &self.default_udp_timeout {
             w.field("defaultUdpTimeout", v);
         }
+    }
+}
+
+/// The `DeleteDhcpOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteDhcpOptionsRequest {
+    /// `DhcpOptionsId`: `DhcpOptionsId` in requests, `<DhcpOptionsId>` in responses.
+    pub dhcp_options_id: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+}
+
+impl Decode for DeleteDhcpOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_dhcp_options_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DhcpOptionsId" => {
+                    out.dhcp_options_id = Decode::decode(child, &here)?;
+                    seen_dhcp_options_id = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_dhcp_options_id {
+            return Err(crate::decode::missing(&path.child("DhcpOptionsId")));
+        }
+        Ok(out)
     }
 }
 
@@ -18082,6 +18211,34 @@ impl Encode for NeuronInfo {
         if let Some(v) = &self.total_neuron_device_memory_in_mi_b {
             w.field("totalNeuronDeviceMemoryInMiB", v);
         }
+    }
+}
+
+/// The `NewDhcpConfiguration` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewDhcpConfiguration {
+    /// `Key`: `Key` in requests, `<Key>` in responses.
+    pub key: Option<String>,
+    /// `Values`: `Value` in requests, `<Value>` in responses.
+    pub values: Option<Vec<String>>,
+}
+
+impl Decode for NewDhcpConfiguration {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Key" => {
+                    out.key = Some(Decode::decode(child, &here)?);
+                }
+                "Value" => {
+                    out.values = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
     }
 }
 
