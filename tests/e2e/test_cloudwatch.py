@@ -149,6 +149,9 @@ def test_list_metrics_filters_and_pages(cw):
     assert sorted(m["Namespace"] for m in both) == ["Custom/List", "Custom/Other"]
     assert len(cw.list_metrics(Namespace="Custom/List", RecentlyActive="PT3H", MetricName="m0001")["Metrics"]) == 1
     assert cw.list_metrics(Namespace="Custom/None")["Metrics"] == []
+    # A token from another namespace's listing starts no earlier than this namespace.
+    other = cw.list_metrics(Namespace="Custom/Other", NextToken=page["NextToken"])["Metrics"]
+    assert [m["MetricName"] for m in other] == ["m0000"]
 
 
 def test_put_metric_data_errors(cw, cw_raw):
@@ -187,6 +190,13 @@ def test_put_metric_data_errors(cw, cw_raw):
     fails("InvalidParameterValue", cw_raw.put_metric_data, Namespace="C", MetricData=[m(Value=1.0, Unit="Furlongs")])
     # Nothing of a refused call is stored.
     assert cw.list_metrics(Namespace="C")["Metrics"] == []
+    # Counts that overflow a double saturate instead of storing an infinity; "NaN" as a
+    # dimension's value is a string like any other.
+    cw.put_metric_data(Namespace="C", MetricData=[m(Values=[1.0, 2.0], Counts=[1e308, 1e308], Dimensions=[{"Name": "d", "Value": "NaN"}])] * 2)
+    got = cw.get_metric_statistics(Namespace="C", MetricName="x", Dimensions=[{"Name": "d", "Value": "NaN"}], Period=60,
+                                   Statistics=["SampleCount"], StartTime=now - datetime.timedelta(minutes=5),
+                                   EndTime=now + datetime.timedelta(minutes=1))["Datapoints"]
+    assert len(got) == 1 and math.isfinite(got[0]["SampleCount"])
 
 
 def test_get_statistics_and_data_errors(cw, cw_raw):
@@ -217,6 +227,11 @@ def test_get_statistics_and_data_errors(cw, cw_raw):
     fails("ValidationError", cw.get_metric_data, MetricDataQueries=[{"Id": "e1", "Expression": "m9 * 2"}], **t)
     fails("ValidationError", cw.get_metric_data, MetricDataQueries=[{"Id": "e1", "Expression": "e2"}, {"Id": "e2", "Expression": "e1"}], **t)
     fails("InvalidNextToken", cw.get_metric_data, MetricDataQueries=[{"Id": "m1", "MetricStat": ms}], NextToken="garbage", **t)
+    # Expressions are bounded: AWS's 2,048 characters, a nesting depth, the series they read.
+    fails("ValidationError", cw_raw.get_metric_data, MetricDataQueries=[{"Id": "e1", "Expression": "(" * 3000 + "1" + ")" * 3000}], **t)
+    fails("ValidationError", cw.get_metric_data, MetricDataQueries=[{"Id": "e1", "Expression": "(" * 100 + "1" + ")" * 100}], **t)
+    fails("ValidationError", cw.get_metric_data, MetricDataQueries=[
+        {"Id": "m1", "MetricStat": ms}, {"Id": "e1", "Expression": "+".join(["m1"] * 501)}], **t)
     fails("InvalidNextToken", cw.list_metrics, NextToken="zz")
     fails("InvalidParameterValue", cw_raw.list_metrics, RecentlyActive="PT1H")
 

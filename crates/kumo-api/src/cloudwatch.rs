@@ -56,14 +56,25 @@ impl Doc {
     }
 
     fn num(&self, key: &str) -> Option<f64> {
-        match self.get(key)? {
+        self.get(key)?.as_num()
+    }
+
+    /// A number, or one of the doubles JSON writes as strings.
+    fn as_num(&self) -> Option<f64> {
+        match self {
             Doc::Num(n) => Some(*n),
+            Doc::Text(t) if matches!(t.as_str(), "NaN" | "Infinity" | "-Infinity") => {
+                t.parse().ok()
+            }
             _ => None,
         }
     }
 
+    /// An integer member (the model's are 32-bit): out-of-range values saturate, to be
+    /// refused by the operation's checks.
     fn int(&self, key: &str) -> Option<i64> {
-        self.num(key).map(|n| n as i64)
+        self.num(key)
+            .map(|n| n.clamp(f64::from(i32::MIN), f64::from(i32::MAX)) as i64)
     }
 
     fn bool(&self, key: &str) -> Option<bool> {
@@ -73,10 +84,11 @@ impl Doc {
         }
     }
 
-    /// A time stamp, in milliseconds.
+    /// A time stamp, in milliseconds, held within about 3,000 years of the epoch so that
+    /// no arithmetic on it can overflow.
     fn time_ms(&self, key: &str) -> Option<i64> {
         match self.get(key)? {
-            Doc::Time(t) | Doc::Num(t) => Some((t * 1000.0).round() as i64),
+            Doc::Time(t) | Doc::Num(t) => Some((t.clamp(-1e11, 1e11) * 1000.0).round() as i64),
             _ => None,
         }
     }
@@ -143,10 +155,8 @@ fn from_json(v: serde_json::Value) -> Doc {
         J::Null => Doc::Null,
         J::Bool(b) => Doc::Bool(b),
         J::Number(n) => Doc::Num(n.as_f64().unwrap_or(0.0)),
-        // Doubles that JSON cannot write as numbers.
-        J::String(s) if matches!(s.as_str(), "NaN" | "Infinity" | "-Infinity") => {
-            Doc::Num(s.parse().unwrap_or(f64::NAN))
-        }
+        // Doubles JSON cannot write as numbers stay text: `as_num` reads them where a number
+        // is due, and a dimension value "NaN" stays a string.
         J::String(s) => Doc::Text(s),
         J::Array(a) => Doc::List(a.into_iter().map(from_json).collect()),
         J::Object(o) => Doc::Map(o.into_iter().map(|(k, v)| (k, from_json(v))).collect()),
@@ -344,19 +354,40 @@ pub fn run(
         Err(e) => return error(p, rid, &e),
     };
     tracing::debug!(operation = %op, account, region, request_id = %rid, "cloudwatch request");
-    let out = match op {
-        "PutMetricData" => put_metric_data(kumo, account, region, &input),
-        "GetMetricStatistics" => get_metric_statistics(kumo, account, region, &input),
-        "GetMetricData" => get_metric_data(kumo, account, region, &input),
-        "ListMetrics" => list_metrics(kumo, account, region, &input),
+    // A bug must cost one request an InternalServiceError in CloudWatch's wire, which its
+    // clients can read, never the connection.
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        dispatch(kumo, op, account, region, &input)
+    }))
+    .unwrap_or_else(|_| {
+        tracing::error!(operation = %op, request_id = %rid, "CloudWatch handler panicked");
+        Err(CwError {
+            code: "InternalServiceError",
+            message: "An internal error occurred.".into(),
+        })
+    });
+    match out {
+        Ok(d) => reply(p, StatusCode::OK, rid, d),
+        Err(e) => error(p, rid, &e),
+    }
+}
+
+fn dispatch(
+    kumo: &Kumo,
+    op: &str,
+    account: &str,
+    region: &str,
+    input: &Doc,
+) -> Result<Doc, CwError> {
+    match op {
+        "PutMetricData" => put_metric_data(kumo, account, region, input),
+        "GetMetricStatistics" => get_metric_statistics(kumo, account, region, input),
+        "GetMetricData" => get_metric_data(kumo, account, region, input),
+        "ListMetrics" => list_metrics(kumo, account, region, input),
         other => Err(CwError {
             code: "InvalidAction",
             message: format!("Kumo does not serve CloudWatch's {other}."),
         }),
-    };
-    match out {
-        Ok(d) => reply(p, StatusCode::OK, rid, d),
-        Err(e) => error(p, rid, &e),
     }
 }
 
@@ -380,10 +411,7 @@ fn dimensions(d: &Doc) -> Vec<Dimension> {
 fn numbers(d: &Doc, key: &str) -> Vec<f64> {
     d.list(key)
         .iter()
-        .map(|x| match x {
-            Doc::Num(n) => *n,
-            _ => f64::NAN,
-        })
+        .map(|x| x.as_num().unwrap_or(f64::NAN))
         .collect()
 }
 

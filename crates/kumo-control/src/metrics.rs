@@ -16,6 +16,10 @@ use kumo_model::metrics::{periods, Expr, Series, Stat, Statistic, Value};
 use kumo_store::{Query, Read, Scope, Tx};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+/// The most time series one expression may read (ids and `METRICS()` together), as a
+/// request holds at most 500 queries.
+const MAX_READS: usize = 500;
+
 /// Data points are kept this long (hours).
 pub const RETAIN_HOURS: i64 = 15 * 24;
 const HOUR_MS: i64 = 3_600_000;
@@ -744,6 +748,16 @@ impl Kumo {
                     let parsed = Expr::parse(e).map_err(|m| {
                         validation(format!("Error in expression {}: {}", q.id, m.0))
                     })?;
+                    // The series it reads, each a copy: bounded as a query's metrics are.
+                    let mut ids = Vec::new();
+                    parsed.ids(&mut ids);
+                    let metric_queries = req.queries.iter().filter(|q| q.metric_stat.is_some()).count();
+                    if ids.len() + parsed.metrics_calls() * metric_queries > MAX_READS {
+                        return Err(validation(format!(
+                            "Error in expression {}: it reads more than {MAX_READS} time series",
+                            q.id
+                        )));
+                    }
                     exprs.insert(q.id.clone(), parsed);
                 }
             }
@@ -918,8 +932,10 @@ impl Kumo {
         let mut out = Vec::new();
         let mut next = None;
         self.store.read(|v| {
+            // A token from another namespace's listing starts no earlier than this one's.
             let mut scan_from = match (&after, &prefix) {
-                (Some(a), _) => a.clone(),
+                (Some(a), Some(p)) => a.clone().max(p.clone()),
+                (Some(a), None) => a.clone(),
                 (None, Some(p)) => p.clone(),
                 (None, None) => String::new(),
             };

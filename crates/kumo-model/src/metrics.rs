@@ -34,17 +34,18 @@ impl Stat {
     /// One value seen `count` times.
     pub fn value(v: f64, count: f64) -> Stat {
         Stat {
-            n: count,
-            sum: v * count,
+            n: sat(count),
+            sum: sat(v * count),
             min: v,
             max: v,
-            values: Some(vec![(v, count)]),
+            values: Some(vec![(v, sat(count))]),
         }
     }
 
     /// A statistic set as PutMetricData gives it: its distribution is known only when its
     /// values are all one value.
     pub fn set(n: f64, sum: f64, min: f64, max: f64) -> Stat {
+        let (n, sum) = (sat(n), sat(sum));
         let values = (min == max || n == 1.0).then(|| vec![(min, n)]);
         Stat {
             n,
@@ -56,15 +57,16 @@ impl Stat {
     }
 
     pub fn merge(&mut self, o: &Stat) {
-        self.n += o.n;
-        self.sum += o.sum;
+        // Saturated: a stored point must stay finite (JSON has no infinity).
+        self.n = sat(self.n + o.n);
+        self.sum = sat(self.sum + o.sum);
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
         self.values = match (self.values.take(), &o.values) {
             (Some(mut a), Some(b)) => {
                 for &(v, c) in b {
                     match a.binary_search_by(|x| x.0.total_cmp(&v)) {
-                        Ok(i) => a[i].1 += c,
+                        Ok(i) => a[i].1 = sat(a[i].1 + c),
                         Err(i) => a.insert(i, (v, c)),
                     }
                 }
@@ -95,6 +97,16 @@ impl Stat {
                 values.last()?.0
             }
         })
+    }
+}
+
+/// A sum or count held finite: a stored point must be writable (JSON has no infinity), so
+/// what overflows a double stays at its largest value.
+fn sat(x: f64) -> f64 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.clamp(-f64::MAX, f64::MAX)
     }
 }
 
@@ -171,6 +183,11 @@ pub fn periods<'a>(
     out
 }
 
+/// AWS's longest `Expression`.
+pub const MAX_EXPRESSION: usize = 2048;
+/// How deep parentheses, calls, arrays and signs may nest.
+const MAX_DEPTH: usize = 64;
+
 /// A time series: values by time stamp (seconds).
 pub type Series = BTreeMap<i64, f64>;
 
@@ -200,8 +217,17 @@ pub struct MathError(pub String);
 
 impl Expr {
     pub fn parse(s: &str) -> Result<Expr, MathError> {
+        if s.len() > MAX_EXPRESSION {
+            return Err(MathError(format!(
+                "The expression is longer than {MAX_EXPRESSION} characters"
+            )));
+        }
         let toks = tokens(s)?;
-        let mut p = Parser { toks, at: 0 };
+        let mut p = Parser {
+            toks,
+            at: 0,
+            depth: 0,
+        };
         let e = p.sum()?;
         if p.at != p.toks.len() {
             return Err(MathError(format!(
@@ -226,14 +252,16 @@ impl Expr {
         }
     }
 
-    /// Whether it calls `METRICS()` (which reads every metric query).
-    pub fn reads_all(&self) -> bool {
+    /// How many times it calls `METRICS()` (each reads every metric query).
+    pub fn metrics_calls(&self) -> usize {
         match self {
-            Expr::Call(f, args) => f == "METRICS" || args.iter().any(Expr::reads_all),
-            Expr::Array(args) => args.iter().any(Expr::reads_all),
-            Expr::Neg(e) => e.reads_all(),
-            Expr::Binary(a, _, b) => a.reads_all() || b.reads_all(),
-            _ => false,
+            Expr::Call(f, args) => {
+                usize::from(f == "METRICS") + args.iter().map(Expr::metrics_calls).sum::<usize>()
+            }
+            Expr::Array(args) => args.iter().map(Expr::metrics_calls).sum(),
+            Expr::Neg(e) => e.metrics_calls(),
+            Expr::Binary(a, _, b) => a.metrics_calls() + b.metrics_calls(),
+            _ => 0,
         }
     }
 
@@ -447,6 +475,8 @@ fn tokens(s: &str) -> Result<Vec<Tok>, MathError> {
 struct Parser {
     toks: Vec<Tok>,
     at: usize,
+    /// How deep the parse is (each nested expression and sign).
+    depth: usize,
 }
 
 impl Parser {
@@ -477,6 +507,18 @@ impl Parser {
     }
 
     fn sum(&mut self) -> Result<Expr, MathError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(MathError(format!(
+                "Error in expression: it nests deeper than {MAX_DEPTH} levels"
+            )));
+        }
+        let e = self.sum_inner();
+        self.depth -= 1;
+        e
+    }
+
+    fn sum_inner(&mut self) -> Result<Expr, MathError> {
         let mut e = self.product()?;
         loop {
             let op = if self.eat('+') {
@@ -505,10 +547,16 @@ impl Parser {
     }
 
     fn unary(&mut self) -> Result<Expr, MathError> {
-        if self.eat('-') {
-            return Ok(Expr::Neg(Box::new(self.unary()?)));
+        let mut signs = 0;
+        while self.eat('-') {
+            signs += 1;
         }
-        self.atom()
+        let e = self.atom()?;
+        Ok(if signs % 2 == 1 {
+            Expr::Neg(Box::new(e))
+        } else {
+            e
+        })
     }
 
     fn list(&mut self, close: char) -> Result<Vec<Expr>, MathError> {
@@ -604,6 +652,10 @@ mod tests {
         s.merge(&Stat::set(2.0, 10.0, 4.0, 6.0));
         assert_eq!(s.get(Statistic::Percentile(50.0)), None);
         assert_eq!(s.get(Statistic::Sum), Some(20.0));
+        // Merges saturate instead of overflowing to infinity.
+        let mut big = Stat::value(f64::MAX, 1.0);
+        big.merge(&Stat::value(f64::MAX, 1.0));
+        assert!(big.sum.is_finite());
     }
 
     #[test]
@@ -670,6 +722,11 @@ mod tests {
         assert!(Expr::parse("m1 +").is_err());
         assert!(Expr::parse("(m1").is_err());
         assert!(Expr::parse("m1 m2").is_err());
+        // Bounded: AWS's 2,048 characters, and a nesting depth.
+        assert!(Expr::parse(&"(".repeat(1500)).is_err());
+        assert!(Expr::parse(&format!("{}1{}", "(".repeat(100), ")".repeat(100))).is_err());
+        assert!(Expr::parse(&"m1+".repeat(700)).is_err());
+        assert_eq!(ev("---m1").unwrap(), ev("-m1").unwrap());
     }
 
     #[test]
@@ -677,6 +734,11 @@ mod tests {
         let mut ids = Vec::new();
         Expr::parse("SUM([a, b]) / c").unwrap().ids(&mut ids);
         assert_eq!(ids, ["a", "b", "c"]);
-        assert!(Expr::parse("SUM(METRICS())").unwrap().reads_all());
+        assert_eq!(
+            Expr::parse("SUM(METRICS()) / AVG(METRICS())")
+                .unwrap()
+                .metrics_calls(),
+            2
+        );
     }
 }
