@@ -75,9 +75,13 @@ pub fn metrics_tick(k: &Kumo) {
             cpu_ns,
             net,
             disks,
-            buckets: Default::default(),
-            window_credits: 0.0,
+            // Carried on unless this minute's sample says otherwise.
+            buckets: last.as_ref().map(|l| l.buckets.clone()).unwrap_or_default(),
+            window_credits: last.as_ref().map_or(0.0, |l| l.window_credits),
         };
+        let attached = &next.disks.volumes;
+        next.buckets
+            .retain(|v, _| attached.iter().any(|(a, _)| a == v));
         if let Some(l) = last {
             let s = Scope {
                 account: &account,
@@ -249,6 +253,7 @@ fn publish(k: &Kumo, s: Scope, id: &str, last: &Reading, next: &mut Reading) -> 
             if next.minute.div_euclid(5) == window {
                 next.window_credits = used;
             } else {
+                next.window_credits = 0.0;
                 let w = window * 300;
                 let mut credit = vec![
                     ("CPUCreditUsage", used),
