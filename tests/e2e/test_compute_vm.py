@@ -116,6 +116,29 @@ def test_vm_boots_its_own_kernel_with_dhcp_imds_key_and_user_data(ec2, key, inst
     assert inv["Status"] == "Success" and inv["StandardOutputContent"].strip() == lines[1]
 
 
+def test_vm_takes_new_dhcp_options_at_its_next_lease(ec2, key, instance):
+    """A VPC's new DHCP options set reaches a running VM at its next lease, as on AWS: here a
+    renewal forced with udhcpc's SIGUSR1. Several domain names arrive as option 119."""
+    iid, ip = instance
+    vpc = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["VpcId"]
+    old = ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["DhcpOptionsId"]
+    corp = ec2.create_dhcp_options(DhcpConfigurations=[
+        {"Key": "domain-name", "Values": ["corp.example other.example"]},
+        {"Key": "domain-name-servers", "Values": ["AmazonProvidedDNS", "10.0.0.53"]}])["DhcpOptions"]["DhcpOptionsId"]
+    ec2.associate_dhcp_options(DhcpOptionsId=corp, VpcId=vpc)
+    try:
+        resolver = ssh(key, ip, "grep ^nameserver /etc/resolv.conf").stdout.split()[1]
+        # Nothing changes before the lease does.
+        assert "corp.example" not in ssh(key, ip, "cat /etc/resolv.conf").stdout
+        assert ssh(key, ip, "sudo pkill -USR1 -f 'busybox udhcpc'").returncode == 0
+        got = wait_for(lambda: (lambda t: t if "corp.example" in t else None)(
+            ssh(key, ip, "grep -v '^options' /etc/resolv.conf").stdout), what="the renewed lease")
+        assert got.splitlines() == [f"nameserver {resolver}", "nameserver 10.0.0.53",
+                                    "search corp.example other.example"], got
+    finally:
+        ec2.associate_dhcp_options(DhcpOptionsId=old, VpcId=vpc)
+
+
 def qemu_pid(iid):
     """The QEMU process running an instance (named after it with -name)."""
     out = subprocess.run(["pgrep", "-f", f"qemu-system-x86_64 -name {iid}"], capture_output=True, text=True).stdout.split()

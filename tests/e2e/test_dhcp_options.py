@@ -44,9 +44,19 @@ def test_create_associate_describe_delete(kumo, ec2):
     # The region's default set is a set like any other.
     ec2.associate_dhcp_options(DhcpOptionsId=first, VpcId=vpc)
     assert vpc_dopt(ec2, vpc) == first
+    # The region's default set may go once no VPC uses it; new VPCs then get none.
+    ec2.associate_dhcp_options(DhcpOptionsId="default", VpcId=vpc)
+    default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    ec2.associate_dhcp_options(DhcpOptionsId="default", VpcId=default_vpc)
+    ec2.delete_dhcp_options(DhcpOptionsId=first)
+    later = ec2.create_vpc(CidrBlock="10.3.0.0/16")["Vpc"]["VpcId"]
+    assert vpc_dopt(ec2, later) == "default"
+    again = ec2.create_dhcp_options(DhcpConfigurations=[{"Key": "domain-name", "Values": ["x.example"]}])["DhcpOptions"]["DhcpOptionsId"]
+    ec2.associate_dhcp_options(DhcpOptionsId=again, VpcId=vpc)
+    assert vpc_dopt(ec2, vpc) == again
     # DryRun changes nothing.
     fails("DryRunOperation", ec2.associate_dhcp_options, DhcpOptionsId="default", VpcId=vpc, DryRun=True)
-    assert vpc_dopt(ec2, vpc) == first
+    assert vpc_dopt(ec2, vpc) == again
 
 
 def test_errors(kumo, ec2):

@@ -209,25 +209,30 @@ pub fn associate(
     if ctx.dry_run {
         return Ok(());
     }
-    // The running guests take the set at their next lease.
-    let (dhcp, running) = k
-        .store
-        .read(|v| {
-            let dhcp = crate::host::spec::dhcp_settings(v, s, &input.vpc_id)?;
-            let ids: Vec<String> = v
-                .list::<InstanceRecord>(
-                    s,
-                    &Query {
-                        vpcs: Some(&[input.vpc_id.as_str()]),
-                        ..Query::default()
-                    },
-                )?
-                .into_iter()
-                .map(|r| r.id)
-                .collect();
-            Ok::<_, Fail>((dhcp, ids))
-        })
-        .map_err(|f| f.0)?;
+    // The running guests take the set at their next lease. The association is committed:
+    // a failure from here on is logged, not answered.
+    let read = k.store.read(|v| {
+        let dhcp = crate::host::spec::dhcp_settings(v, s, &input.vpc_id)?;
+        let ids: Vec<String> = v
+            .list::<InstanceRecord>(
+                s,
+                &Query {
+                    vpcs: Some(&[input.vpc_id.as_str()]),
+                    ..Query::default()
+                },
+            )?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        Ok::<_, Fail>((dhcp, ids))
+    });
+    let (dhcp, running) = match read {
+        Ok(r) => r,
+        Err(f) => {
+            tracing::warn!(vpc = %input.vpc_id, error = %f.0, "cannot read the DHCP options for the running guests");
+            return Ok(());
+        }
+    };
     for id in running {
         if let Some(g) = k.compute.driver.guest(&id) {
             if let Err(e) = g.set_dhcp(dhcp.clone()) {

@@ -117,10 +117,17 @@ pub fn create_vpc(
     let rec = store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);
-            let dopt = tx
+            // The region's default set; `default` (none) once it was deleted.
+            let mut dopt = tx
                 .get::<ScopeRecord>(s, "scope")?
                 .map(|m| m.default_dhcp_options_id)
                 .unwrap_or_default();
+            if tx
+                .get::<crate::records::net::DhcpOptionsRecord>(s, &dopt)?
+                .is_none()
+            {
+                dopt = "default".into();
+            }
             let vpc = network::new_vpc(tx, s, &cidr.to_string(), false, &dopt, &tenancy)?;
             tags::put_all(tx, s, &vpc.id, "vpc", &tag_list)?;
             Ok::<_, Fail>(vpc)

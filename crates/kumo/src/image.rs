@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v18";
+pub const RECIPE: &str = "debian-12-minbase-v19";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -408,7 +408,8 @@ case "$1" in
         if [ "$interface" = eth0 ]; then
             : > /etc/resolv.conf
             for d in $dns; do echo "nameserver $d" >> /etc/resolv.conf; done
-            [ -n "$domain" ] && echo "search $domain" >> /etc/resolv.conf
+            # Option 119 lists every domain; option 15 holds one.
+            [ -n "${search:-$domain}" ] && echo "search ${search:-$domain}" >> /etc/resolv.conf
             echo "options timeout:1 attempts:1" >> /etc/resolv.conf
         fi
         echo "[kumo-init] DHCP: $ip/$mask via ${router%% *} on $interface (lease ${lease}s)"

@@ -504,10 +504,10 @@ pub(crate) fn lease_for(spec: &InstanceSpec) -> Result<Lease, ComputeError> {
         .unwrap_or((spec.hostname.as_str(), ""));
     // The set's domain name (option 15), as AWS's DHCP gives it; the host name's domain for
     // a spec from before sets.
-    let domain = if spec.dhcp.explicit {
-        spec.dhcp.search.join(" ")
+    let search = if spec.dhcp.explicit {
+        spec.dhcp.search.clone()
     } else {
-        host_domain.to_string()
+        vec![host_domain.to_string()]
     };
     Ok(Lease {
         ip: n.private_ip.parse().map_err(|_| bad("address"))?,
@@ -515,7 +515,8 @@ pub(crate) fn lease_for(spec: &InstanceSpec) -> Result<Lease, ComputeError> {
         router: gw.parse().map_err(|_| bad("gateway"))?,
         dns: spec.dhcp.resolvers(Some(vpc_dns)),
         hostname: host.to_string(),
-        domain,
+        domain: search.first().cloned().unwrap_or_default(),
+        search,
         ntp: spec
             .dhcp
             .ntp_servers

@@ -20,8 +20,11 @@ pub struct Lease {
     /// Option 6: the name servers (none when the VPC has no DHCP options).
     pub dns: Vec<Ipv4Addr>,
     pub hostname: String,
-    /// Option 15: the VPC's DHCP options' domain name.
+    /// Option 15: the VPC's DHCP options' domain name (the first, where it names several:
+    /// a client takes option 15 as one name).
     pub domain: String,
+    /// Option 119: every domain to search, when the set names several.
+    pub search: Vec<String>,
     /// Option 42: NTP servers.
     pub ntp: Vec<Ipv4Addr>,
 }
@@ -30,6 +33,29 @@ pub struct Lease {
 #[derive(Default)]
 pub struct Leases {
     by_mac: Mutex<HashMap<[u8; 6], Lease>>,
+}
+
+/// Option 119's value (RFC 3397): each domain in DNS wire form, as many as fit in one
+/// option's 255 bytes.
+fn search_list(domains: &[String]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for d in domains {
+        let mut name = Vec::new();
+        for label in d.trim_end_matches('.').split('.') {
+            if label.is_empty() || label.len() > 63 {
+                name.clear();
+                break;
+            }
+            name.push(label.len() as u8);
+            name.extend_from_slice(label.as_bytes());
+        }
+        if name.is_empty() || out.len() + name.len() + 1 > 255 {
+            continue;
+        }
+        out.extend_from_slice(&name);
+        out.push(0);
+    }
+    out
 }
 
 /// Lease time in seconds (AWS's VPC DHCP gives an hour).
@@ -137,6 +163,12 @@ impl Leases {
             if !lease.domain.is_empty() && lease.domain.len() < 256 {
                 opt(15, lease.domain.as_bytes());
             }
+            if lease.search.len() > 1 {
+                let list = search_list(&lease.search);
+                if !list.is_empty() {
+                    opt(119, &list);
+                }
+            }
         }
         out.push(255);
         // BOOTP's minimum message size.
@@ -220,6 +252,7 @@ mod tests {
                 dns: vec![Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 9, 9, 9)],
                 hostname: "ip-10-0-1-5".into(),
                 domain: "eu-west-1.compute.internal".into(),
+                search: vec!["eu-west-1.compute.internal".into(), "corp.example".into()],
                 ntp: vec![Ipv4Addr::new(169, 254, 169, 123)],
             },
         );
@@ -242,6 +275,10 @@ mod tests {
         assert_eq!(o[&6], vec![10, 0, 0, 2, 10, 9, 9, 9]);
         assert_eq!(o[&42], vec![169, 254, 169, 123]);
         assert_eq!(o[&15], b"eu-west-1.compute.internal".to_vec());
+        assert_eq!(
+            o[&119],
+            b"\x09eu-west-1\x07compute\x08internal\x00\x04corp\x07example\x00".to_vec()
+        );
         assert_eq!(o[&54], vec![10, 0, 1, 1]);
         assert_eq!(o[&12], b"ip-10-0-1-5".to_vec());
         assert_eq!(o[&51], 3600u32.to_be_bytes().to_vec());
