@@ -391,11 +391,15 @@ fn dispatch(
     }
 }
 
-fn required<T>(v: Option<T>, name: &str) -> Result<T, CwError> {
-    v.ok_or_else(|| CwError {
+fn missing(name: &str) -> CwError {
+    CwError {
         code: "MissingParameter",
         message: format!("The parameter {name} is required."),
-    })
+    }
+}
+
+fn required<T>(v: Option<T>, name: &str) -> Result<T, CwError> {
+    v.ok_or_else(|| missing(name))
 }
 
 fn dimensions(d: &Doc) -> Vec<Dimension> {
@@ -529,7 +533,7 @@ fn get_metric_data(k: &Kumo, account: &str, region: &str, d: &Doc) -> Result<Doc
         });
     }
     if queries.is_empty() {
-        return Err(required(None::<()>, "MetricDataQueries").unwrap_err());
+        return Err(missing("MetricDataQueries"));
     }
     let req = DataRequest {
         queries,
