@@ -5,6 +5,14 @@
 //! receiver is one); a connection to the host passes the sender's egress only. Anything else
 //! is dropped, so an instance whose rules are not installed yet takes no traffic. A rule set
 //! replaces the last one atomically (`nft -f`).
+//!
+//! Network ACLs are a second base chain on the same hook, run first (priority -10): stateless,
+//! so every packet that crosses a subnet's boundary (replies too) must pass the sending
+//! subnet's outbound entries and the receiving subnet's inbound ones, lowest rule number
+//! first, the first match deciding; a packet no entry matches is dropped (AWS's `*` rule).
+//! Traffic within one subnet is not evaluated, and neither is traffic to the VPC's own
+//! services (the resolver, DHCP, the metadata service), which the namespace answers itself
+//! rather than forwards, as AWS's ACLs do not filter them.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,9 +35,33 @@ pub struct Interface {
     pub egress: Vec<Rule>,
 }
 
+/// One network ACL entry: a protocol number (`-1` for all), destination ports (TCP and UDP
+/// only), an ICMP type and code (`-1` for any), the CIDR of the far side (the destination
+/// of an outbound entry, the source of an inbound one), and its verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AclRule {
+    pub protocol: String,
+    pub ports: Option<(i32, i32)>,
+    pub icmp: Option<(i32, i32)>,
+    pub cidr: String,
+    pub allow: bool,
+}
+
+/// A network ACL: the CIDRs of the subnets it is associated with, and its entries in
+/// rule-number order, without the final `*` deny (always there).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Acl {
+    pub subnets: Vec<String>,
+    pub ingress: Vec<AclRule>,
+    pub egress: Vec<AclRule>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Firewall {
     pub interfaces: Vec<Interface>,
+    /// The VPC's network ACLs that have subnets.
+    #[serde(default)]
+    pub acls: Vec<Acl>,
     /// Public and Elastic IPs: (public, private). Traffic to a public address is translated
     /// to its private one (then the security groups apply), and replies back.
     pub public: Vec<(String, String)>,
@@ -66,6 +98,60 @@ fn proto_match(r: &Rule) -> Option<String> {
         },
         n => format!("meta l4proto {}", n.parse::<u8>().ok()?),
     })
+}
+
+/// The match of an ACL entry's protocol, ports and ICMP type, or None for a protocol nftables
+/// cannot name (then the entry is skipped: it can neither allow nor deny).
+fn acl_match(r: &AclRule) -> Option<String> {
+    let ports = |p: &str| match r.ports {
+        Some((a, b)) if a == b => format!("{p} dport {a}"),
+        Some((a, b)) if (a, b) != (0, 65535) => format!("{p} dport {a}-{b}"),
+        _ => format!("meta l4proto {p}"),
+    };
+    Some(match r.protocol.as_str() {
+        "-1" => String::new(),
+        "6" => ports("tcp"),
+        "17" => ports("udp"),
+        "1" => match r.icmp {
+            Some((t, c)) if t >= 0 && c >= 0 => format!("icmp type {t} icmp code {c}"),
+            Some((t, _)) if t >= 0 => format!("icmp type {t}"),
+            _ => "meta l4proto icmp".into(),
+        },
+        n => format!("meta l4proto {}", n.parse::<u8>().ok()?),
+    })
+}
+
+/// The network ACLs' base chain and its per-ACL chains: an allowing entry returns (the
+/// other side's ACL and then the security groups still apply), a denying one drops.
+fn acl_chains(acls: &[Acl]) -> String {
+    let mut base =
+        String::from("  chain nacl {\n    type filter hook forward priority -10; policy accept;\n");
+    let mut chains = String::new();
+    for (i, a) in acls.iter().enumerate() {
+        if a.subnets.is_empty() {
+            continue;
+        }
+        for c in &a.subnets {
+            base.push_str(&format!(
+                "    ip saddr {c} ip daddr != {c} jump nacl_out_{i}\n"
+            ));
+            base.push_str(&format!(
+                "    ip daddr {c} ip saddr != {c} jump nacl_in_{i}\n"
+            ));
+        }
+        for (dir, rules, peer) in [("out", &a.egress, "daddr"), ("in", &a.ingress, "saddr")] {
+            chains.push_str(&format!("  chain nacl_{dir}_{i} {{\n"));
+            for r in rules {
+                let Some(m) = acl_match(r) else { continue };
+                let verdict = if r.allow { "return" } else { "drop" };
+                let m = if m.is_empty() { m } else { format!(" {m}") };
+                chains.push_str(&format!("    ip {peer} {}{m} {verdict}\n", r.cidr));
+            }
+            chains.push_str("    drop\n  }\n");
+        }
+    }
+    base.push_str("  }\n");
+    base + &chains
 }
 
 /// The nftables script that installs `fw` as table `inet kumo`, replacing the previous one.
@@ -110,6 +196,7 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
     }
     out.push_str("  }\n");
     out.push_str(&chains);
+    out.push_str(&acl_chains(&fw.acls));
     out.push_str("}\n");
     out.push_str("table ip kumo_nat {}\nflush table ip kumo_nat\ntable ip kumo_nat {\n");
     out.push_str(
@@ -150,7 +237,7 @@ mod tests {
                 egress: vec![rule("-1", None, None, &["0.0.0.0/0"])],
             }],
             public: vec![("198.51.100.7".into(), "10.0.1.5".into())],
-            names: Vec::new(),
+            ..Firewall::default()
         };
         let s = script(&fw, "100.127.0.0/16");
         assert!(s.contains("ip saddr { 10.0.1.5, 10.0.1.16/28 } jump out_0"));
@@ -195,5 +282,102 @@ mod tests {
             Some("meta l4proto tcp")
         );
         assert_eq!(proto_match(&rule("bogus", None, None, &[])), None);
+    }
+
+    fn entry(p: &str, ports: Option<(i32, i32)>, cidr: &str, allow: bool) -> AclRule {
+        AclRule {
+            protocol: p.into(),
+            ports,
+            icmp: None,
+            cidr: cidr.into(),
+            allow,
+        }
+    }
+
+    fn acl_firewall() -> Firewall {
+        Firewall {
+            acls: vec![Acl {
+                subnets: vec!["10.0.1.0/24".into(), "10.0.2.0/24".into()],
+                ingress: vec![
+                    entry("6", Some((22, 22)), "0.0.0.0/0", true),
+                    entry("6", Some((1024, 65535)), "10.0.0.0/16", true),
+                    AclRule {
+                        icmp: Some((8, -1)),
+                        ..entry("1", None, "10.0.3.0/24", false)
+                    },
+                    entry("-1", None, "0.0.0.0/0", true),
+                ],
+                egress: vec![
+                    entry("17", Some((0, 65535)), "10.0.0.0/8", false),
+                    entry("50", None, "0.0.0.0/0", true),
+                ],
+            }],
+            ..Firewall::default()
+        }
+    }
+
+    #[test]
+    fn acls_are_a_stateless_chain_before_the_groups() {
+        let s = script(&acl_firewall(), "100.127.0.0/16");
+        let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle}: {s}"));
+        assert!(s.contains("type filter hook forward priority -10; policy accept;"));
+        // Each subnet's boundary, both ways; traffic within a subnet jumps nowhere.
+        assert!(s.contains("ip saddr 10.0.1.0/24 ip daddr != 10.0.1.0/24 jump nacl_out_0"));
+        assert!(s.contains("ip daddr 10.0.2.0/24 ip saddr != 10.0.2.0/24 jump nacl_in_0"));
+        // Entries in order, the first match deciding; allow returns, deny drops.
+        assert!(
+            at("ip saddr 0.0.0.0/0 tcp dport 22 return")
+                < at("ip saddr 10.0.0.0/16 tcp dport 1024-65535 return")
+        );
+        assert!(at("ip saddr 10.0.3.0/24 icmp type 8 drop") < at("ip saddr 0.0.0.0/0 return"));
+        assert!(s.contains("ip daddr 10.0.0.0/8 meta l4proto udp drop"));
+        assert!(s.contains("ip daddr 0.0.0.0/0 meta l4proto 50 return"));
+        // The `*` rule: each chain ends in a drop. The ACL chain has no conntrack bypass.
+        let acl_part = &s[at("chain nacl {")..];
+        assert_eq!(acl_part.matches("    drop\n").count(), 2, "{s}");
+        assert!(!acl_part.contains("ct state"));
+    }
+
+    #[test]
+    fn an_acl_without_subnets_renders_nothing() {
+        let mut fw = acl_firewall();
+        fw.acls[0].subnets.clear();
+        let s = script(&fw, "100.127.0.0/16");
+        assert!(!s.contains("nacl_in_0") && !s.contains("nacl_out_0"), "{s}");
+    }
+
+    /// The kernel's own parser takes the script (`nft --check` changes nothing). Where `nft`
+    /// is missing the test says so and fails: every machine that runs the `ns` driver has it.
+    #[test]
+    fn nft_accepts_the_script() {
+        use std::io::Write;
+        let mut fw = acl_firewall();
+        fw.interfaces.push(Interface {
+            addrs: vec!["10.0.1.5".into()],
+            ingress: vec![rule("tcp", Some(22), Some(22), &["0.0.0.0/0"])],
+            egress: vec![rule("-1", None, None, &["0.0.0.0/0"])],
+        });
+        let text = script(&fw, "100.127.0.0/16");
+        let child = std::process::Command::new("nft")
+            .args(["--check", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => panic!("nft: {e}"),
+        };
+        child
+            .stdin
+            .take()
+            .map(|mut i| i.write_all(text.as_bytes()))
+            .transpose()
+            .expect("write the script");
+        let out = child.wait_with_output().expect("nft ran");
+        assert!(
+            out.status.success(),
+            "{}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
