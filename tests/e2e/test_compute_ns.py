@@ -558,6 +558,64 @@ def test_security_groups_are_live_stateful_firewalls(ns_kumo, ec2, key):
     assert ssh(key, c["PrivateIpAddress"], "echo open").stdout.strip() == "open"
 
 
+def test_network_acls_are_stateless_at_the_subnet_boundary(ns_kumo, ec2, key):
+    vpc = ec2.create_vpc(CidrBlock="10.79.0.0/16")["Vpc"]["VpcId"]
+    allow_ssh(ec2, vpc)
+    one = ec2.create_subnet(VpcId=vpc, CidrBlock="10.79.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    two = ec2.create_subnet(VpcId=vpc, CidrBlock="10.79.2.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    # a in one subnet; b and c in the other. The default group admits its own members.
+    a = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=one)
+    b = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=two)
+    c = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=two)
+    a_ip, b_ip, c_ip = a["PrivateIpAddress"], b["PrivateIpAddress"], c["PrivateIpAddress"]
+    assert ssh(key, b_ip, "sudo /usr/sbin/sshd -p 2222").returncode == 0
+    # The default ACL allows everything.
+    assert can_reach(key, a_ip, b_ip, 2222)
+
+    # A custom ACL for the second subnet: SSH in, replies out to ephemeral ports.
+    acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    def entry(n, egress, action, cidr, ports, protocol="6"):
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=n, Egress=egress, Protocol=protocol, RuleAction=action,
+                                     CidrBlock=cidr, PortRange={"From": ports[0], "To": ports[1]})
+    entry(100, False, "allow", "0.0.0.0/0", (22, 22))
+    entry(100, True, "allow", "0.0.0.0/0", (1024, 65535))
+    assoc = [x for x in ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [two]}])["NetworkAcls"][0]["Associations"]
+             if x["SubnetId"] == two][0]["NetworkAclAssociationId"]
+    ec2.replace_network_acl_association(AssociationId=assoc, NetworkAclId=acl)
+    # Port 22 crosses the boundary both ways (the host's SSH too); 2222 has no entry.
+    assert can_reach(key, a_ip, b_ip, 22)
+    assert not can_reach(key, a_ip, b_ip, 2222)
+    # Within the subnet nothing is evaluated: c reaches b's 2222.
+    assert can_reach(key, c_ip, b_ip, 2222)
+    # Stateless: a deny of the ephemeral ports towards the first subnet drops b's replies,
+    # though b's group (stateful) would let them out.
+    entry(90, True, "deny", "10.79.1.0/24", (1024, 65535))
+    assert not can_reach(key, a_ip, b_ip, 22)
+    assert ssh(key, b_ip, "echo host-still").stdout.strip() == "host-still"
+    # Lowest number first: an allow at 80 wins over the deny at 90.
+    entry(80, True, "allow", "10.79.1.0/24", (1024, 65535))
+    assert can_reach(key, a_ip, b_ip, 22)
+    ec2.delete_network_acl_entry(NetworkAclId=acl, RuleNumber=80, Egress=True)
+    assert not can_reach(key, a_ip, b_ip, 22)
+    # The metadata service is not filtered (AWS's ACLs do not see it): b's egress allows no
+    # port 80, yet b reads its metadata.
+    p = ssh(key, b_ip, "curl -s -m 3 http://169.254.169.254/latest/meta-data/instance-id")
+    assert p.stdout.strip() == b["InstanceId"], p.stdout + p.stderr
+    # Back on the default ACL, everything flows again.
+    assoc = [x for x in ec2.describe_network_acls(NetworkAclIds=[acl])["NetworkAcls"][0]["Associations"]][0]["NetworkAclAssociationId"]
+    default = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "default", "Values": ["true"]}])["NetworkAcls"][0]["NetworkAclId"]
+    ec2.replace_network_acl_association(AssociationId=assoc, NetworkAclId=default)
+    assert can_reach(key, a_ip, b_ip, 2222)
+    # The default ACL's own rules are rules like any other: with everything allowed at 200,
+    # replacing its rule 100 inbound with a deny of the first subnet cuts a off from b.
+    ec2.create_network_acl_entry(NetworkAclId=default, RuleNumber=200, Egress=False, Protocol="-1", RuleAction="allow",
+                                 CidrBlock="0.0.0.0/0")
+    ec2.replace_network_acl_entry(NetworkAclId=default, RuleNumber=100, Egress=False, Protocol="-1", RuleAction="deny",
+                                  CidrBlock="10.79.1.0/24")
+    assert not can_reach(key, a_ip, b_ip, 2222)
+    assert can_reach(key, c_ip, b_ip, 2222)
+
+
 def test_public_and_elastic_ips_reach_the_instance(ns_kumo, ec2, key):
     # Default subnets give a public address at launch.
     inst = launch(ec2, ns_kumo, KeyName="ns-key")

@@ -428,56 +428,13 @@ pub fn describe_route_tables(
     })
 }
 
-fn acl_not_found(id: &str) -> Ec2Error {
-    Ec2Error::new(
-        "InvalidNetworkAclID.NotFound",
-        format!("The networkAcl ID '{id}' does not exist"),
-    )
-}
-
-/// A default network ACL: allow everything (rule 100), deny the rest (32767), both ways;
-/// associated with every subnet of its VPC.
+/// A network ACL as the wire shows it, with the subnets of its scope.
 fn wire_acl(
     ctx: &RequestContext,
     t: &Tagged<NetworkAclRecord>,
     subnets: &[SubnetRecord],
 ) -> NetworkAcl {
-    let a = &t.item;
-    let entry = |n: i32, egress: bool, action: &str| NetworkAclEntry {
-        rule_number: Some(n),
-        egress: Some(egress),
-        protocol: Some("-1".into()),
-        rule_action: Some(action.into()),
-        cidr_block: Some("0.0.0.0/0".into()),
-        ..NetworkAclEntry::default()
-    };
-    NetworkAcl {
-        network_acl_id: Some(a.id.clone()),
-        vpc_id: Some(a.vpc_id.clone()),
-        is_default: Some(a.is_default),
-        owner_id: Some(ctx.account_id.clone()),
-        entries: Some(vec![
-            entry(100, true, "allow"),
-            entry(32767, true, "deny"),
-            entry(100, false, "allow"),
-            entry(32767, false, "deny"),
-        ]),
-        associations: Some(
-            subnets
-                .iter()
-                .filter(|s| s.vpc_id == a.vpc_id)
-                .map(|s| NetworkAclAssociation {
-                    network_acl_association_id: Some(format!(
-                        "aclassoc-{}",
-                        &s.id[7..].chars().take(17).collect::<String>()
-                    )),
-                    network_acl_id: Some(a.id.clone()),
-                    subnet_id: Some(s.id.clone()),
-                })
-                .collect(),
-        ),
-        tags: Some(tags::wire(&t.tags)),
-    }
+    crate::network_acls::wire(ctx, &t.item, &t.tags, subnets)
 }
 
 /// A network ACL as the filters see it: its answer, so a filter matches what is shown.
@@ -564,7 +521,7 @@ pub fn describe_network_acls(
     let req = describe::Request {
         op: "DescribeNetworkAcls",
         ids: &ids,
-        not_found: &acl_not_found,
+        not_found: &crate::network_acls::not_found,
         push: Push::filters(&fs, AclF::NetworkAclId, Some(AclF::VpcId)),
         max_results: input.max_results,
         bounds: (5, 1000),

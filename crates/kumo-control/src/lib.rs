@@ -28,6 +28,7 @@ mod launch_volumes;
 pub mod metrics;
 mod nat;
 mod network;
+mod network_acls;
 mod placement_groups;
 mod prefix_lists;
 mod records;
@@ -877,6 +878,54 @@ impl Ec2 for Kumo {
         input: DescribeNetworkAclsRequest,
     ) -> Result<DescribeNetworkAclsResult, Ec2Error> {
         gateways::describe_network_acls(&self.store, ctx, input)
+    }
+
+    fn create_network_acl(
+        &self,
+        ctx: &RequestContext,
+        input: CreateNetworkAclRequest,
+    ) -> Result<CreateNetworkAclResult, Ec2Error> {
+        network_acls::create(self, ctx, input)
+    }
+
+    fn delete_network_acl(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteNetworkAclRequest,
+    ) -> Result<(), Ec2Error> {
+        network_acls::delete(self, ctx, input)
+    }
+
+    fn create_network_acl_entry(
+        &self,
+        ctx: &RequestContext,
+        input: CreateNetworkAclEntryRequest,
+    ) -> Result<(), Ec2Error> {
+        network_acls::create_entry(self, ctx, input)
+    }
+
+    fn replace_network_acl_entry(
+        &self,
+        ctx: &RequestContext,
+        input: ReplaceNetworkAclEntryRequest,
+    ) -> Result<(), Ec2Error> {
+        network_acls::replace_entry(self, ctx, input)
+    }
+
+    fn delete_network_acl_entry(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteNetworkAclEntryRequest,
+    ) -> Result<(), Ec2Error> {
+        network_acls::delete_entry(self, ctx, input)
+    }
+
+    fn replace_network_acl_association(
+        &self,
+        ctx: &RequestContext,
+        input: ReplaceNetworkAclAssociationRequest,
+    ) -> Result<ReplaceNetworkAclAssociationResult, Ec2Error> {
+        network_acls::replace_association(self, ctx, input)
     }
 
     fn create_dhcp_options(

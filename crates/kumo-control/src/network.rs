@@ -203,6 +203,7 @@ pub fn default_subnet(vpc_id: &str, cidr: Cidr, zone: &str, zone_id: &str) -> Su
         hostname_type: "ip-name".into(),
         resource_name_dns_a_record: false,
         resource_name_dns_aaaa_record: false,
+        acl: None,
     }
 }
 
@@ -253,6 +254,7 @@ pub fn new_vpc(
         id: new_id("acl"),
         vpc_id: id.clone(),
         is_default: true,
+        entries: crate::records::net::AclEntry::default_allow(),
     };
     let vpc = VpcRecord {
         id,

@@ -181,7 +181,8 @@ pub fn create_default_vpc(
 }
 
 /// What stops a VPC from being deleted: subnets, attached gateways, ENIs, security groups
-/// other than the default one, route tables other than the main one.
+/// other than the default one, route tables other than the main one, network ACLs other
+/// than the default one.
 fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord) -> Result<bool, Fail> {
     let q = Query {
         vpcs: Some(&[vpc.id.as_str()]),
@@ -193,7 +194,9 @@ fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord) -> Result<bool, Fail> {
     let enis: Vec<EniRecord> = tx.list(s, &q)?;
     let sgs: Vec<SecurityGroupRecord> = tx.list(s, &q)?;
     let rtbs: Vec<RouteTableRecord> = tx.list(s, &q)?;
+    let acls: Vec<NetworkAclRecord> = tx.list(s, &q)?;
     Ok(!subnets.is_empty()
+        || acls.iter().any(|a| a.id != vpc.default_network_acl_id)
         || !igws.is_empty()
         || !enis.is_empty()
         || sgs.iter().any(|g| g.id != vpc.default_security_group_id)

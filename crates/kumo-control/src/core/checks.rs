@@ -87,6 +87,8 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::CreateLaunchTemplateVersion(i) => run(i),
         Request::CreateManagedPrefixList(i) => run(i),
         Request::CreateNatGateway(i) => run(i),
+        Request::CreateNetworkAcl(i) => run(i),
+        Request::CreateNetworkAclEntry(i) => run(i),
         Request::CreateNetworkInterface(i) => run(i),
         Request::CreatePlacementGroup(i) => run(i),
         Request::CreateRoute(i) => run(i),
@@ -106,6 +108,8 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DeleteLaunchTemplateVersions(i) => run(i),
         Request::DeleteManagedPrefixList(i) => run(i),
         Request::DeleteNatGateway(i) => run(i),
+        Request::DeleteNetworkAcl(i) => run(i),
+        Request::DeleteNetworkAclEntry(i) => run(i),
         Request::DeleteNetworkInterface(i) => run(i),
         Request::DeletePlacementGroup(i) => run(i),
         Request::DeleteRoute(i) => run(i),
@@ -195,6 +199,8 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::RebootInstances(i) => run(i),
         Request::RegisterImage(i) => run(i),
         Request::ReleaseAddress(i) => run(i),
+        Request::ReplaceNetworkAclAssociation(i) => run(i),
+        Request::ReplaceNetworkAclEntry(i) => run(i),
         Request::ReplaceRoute(i) => run(i),
         Request::ReplaceRouteTableAssociation(i) => run(i),
         Request::ResetImageAttribute(i) => run(i),
@@ -271,6 +277,7 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         | K::KeyPairId
         | K::SubnetCidrReservationId
         | K::RouteTableAssociationId
+        | K::NetworkAclAssociationId
         | K::VpcCidrAssociationId
         | K::ElasticIpAssociationId => return None,
         // Not an id of one form: a zone id is checked against the region's zones, a KMS key

@@ -69,7 +69,10 @@ pub(crate) fn firewall<V: Read>(
             .collect()
     };
     let _ = k;
-    let mut fw = Firewall::default();
+    let mut fw = Firewall {
+        acls: acls(v, s, vpc_id)?,
+        ..Firewall::default()
+    };
     // Elastic IPs on the VPC's interfaces, and launch public IPs of running instances.
     let eips = crate::repo::address::by_interface(v, s)?;
     for a in &eips {
@@ -118,6 +121,50 @@ pub(crate) fn firewall<V: Read>(
         }
     }
     Ok(fw)
+}
+
+/// The VPC's network ACLs with the subnets they filter. IPv6 entries are left out: guests have
+/// no IPv6 yet.
+fn acls<V: Read>(v: &V, s: Scope, vpc_id: &str) -> Result<Vec<kumo_compute::firewall::Acl>, Fail> {
+    use crate::records::net::{NetworkAclRecord, SubnetRecord};
+    use kumo_compute::firewall::{Acl, AclRule};
+    let vpcs = [vpc_id];
+    let q = kumo_store::Query {
+        vpcs: Some(&vpcs),
+        ..kumo_store::Query::default()
+    };
+    let subnets: Vec<SubnetRecord> = v.list(s, &q)?;
+    let acls: Vec<NetworkAclRecord> = v.list(s, &q)?;
+    Ok(acls
+        .iter()
+        .map(|a| {
+            let mut entries: Vec<_> = a.entries.iter().filter(|e| e.cidr.is_some()).collect();
+            entries.sort_by_key(|e| e.rule_number);
+            let rules = |egress: bool| -> Vec<AclRule> {
+                entries
+                    .iter()
+                    .filter(|e| e.egress == egress)
+                    .map(|e| AclRule {
+                        protocol: e.protocol.clone(),
+                        ports: e.ports,
+                        icmp: e.icmp,
+                        cidr: e.cidr.clone().unwrap_or_default(),
+                        allow: e.action == "allow",
+                    })
+                    .collect()
+            };
+            Acl {
+                subnets: subnets
+                    .iter()
+                    .filter(|sn| sn.uses_acl(a))
+                    .map(|sn| sn.cidr.clone())
+                    .collect(),
+                ingress: rules(false),
+                egress: rules(true),
+            }
+        })
+        .filter(|a| !a.subnets.is_empty())
+        .collect())
 }
 
 /// Re-renders the security groups of the scope's VPCs (`only` these, when given) and follows

@@ -49,6 +49,45 @@ pub struct SubnetRecord {
     pub hostname_type: String,
     pub resource_name_dns_a_record: bool,
     pub resource_name_dns_aaaa_record: bool,
+    /// The subnet's network ACL association, once ReplaceNetworkAclAssociation made one;
+    /// until then the VPC's default ACL, by the association id [`SubnetRecord::acl_of`] gives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<AclAssociation>,
+}
+
+/// A subnet's network ACL association.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclAssociation {
+    pub id: String,
+    pub network_acl_id: String,
+}
+
+impl SubnetRecord {
+    /// The subnet's association: its own, or the VPC's default ACL (`default_acl`) under an
+    /// id made from the subnet's, stable until the association is replaced.
+    pub fn acl_of(&self, default_acl: &str) -> AclAssociation {
+        self.acl.clone().unwrap_or_else(|| AclAssociation {
+            id: format!(
+                "aclassoc-{}",
+                self.id
+                    .trim_start_matches("subnet-")
+                    .chars()
+                    .take(17)
+                    .collect::<String>()
+            ),
+            network_acl_id: default_acl.to_string(),
+        })
+    }
+
+    /// Whether the subnet is associated with `acl`: by its own association, else as its
+    /// VPC's default ACL.
+    pub fn uses_acl(&self, acl: &NetworkAclRecord) -> bool {
+        match &self.acl {
+            Some(a) => a.network_acl_id == acl.id,
+            None => acl.is_default && self.vpc_id == acl.vpc_id,
+        }
+    }
 }
 record!(SubnetRecord, "subnet", |s| Index {
     state: Some("available".into()),
@@ -203,12 +242,53 @@ record!(RouteTableRecord, "route-table", |s| Index {
     ..Index::default()
 });
 
+/// One network ACL entry, as CreateNetworkAclEntry gave it (the protocol as its number).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AclEntry {
+    pub rule_number: i32,
+    pub egress: bool,
+    pub protocol: String,
+    /// `allow` or `deny`.
+    pub action: String,
+    pub cidr: Option<String>,
+    pub ipv6_cidr: Option<String>,
+    /// (type, code).
+    pub icmp: Option<(i32, i32)>,
+    /// (from, to).
+    pub ports: Option<(i32, i32)>,
+}
+
+impl AclEntry {
+    /// A default ACL's rule 100 both ways: all traffic, from and to anywhere.
+    pub fn default_allow() -> Vec<AclEntry> {
+        [true, false]
+            .into_iter()
+            .map(|egress| AclEntry {
+                rule_number: 100,
+                egress,
+                protocol: "-1".into(),
+                action: "allow".into(),
+                cidr: Some("0.0.0.0/0".into()),
+                ipv6_cidr: None,
+                icmp: None,
+                ports: None,
+            })
+            .collect()
+    }
+}
+
+/// A network ACL. Its entries are kept in rule-number order; the `*` rule (32767, deny all)
+/// is implicit. Which subnets it filters is on the subnets ([`SubnetRecord::acl`]).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkAclRecord {
     pub id: String,
     pub vpc_id: String,
     pub is_default: bool,
+    /// Documents from before custom ACLs were all default ACLs, with rule 100 both ways.
+    #[serde(default = "AclEntry::default_allow")]
+    pub entries: Vec<AclEntry>,
 }
 record!(NetworkAclRecord, "network-acl", |s| Index {
     vpc: Some(s.vpc_id.clone()),

@@ -30,6 +30,7 @@ pub enum IdKind {
     LaunchTemplateId,
     LocalGatewayId,
     NatGatewayId,
+    NetworkAclAssociationId,
     NetworkAclId,
     NetworkInterfaceAttachmentId,
     NetworkInterfaceId,
@@ -408,6 +409,26 @@ impl Ids for CreateNatGatewayRequest {
     }
 }
 
+impl Ids for CreateNetworkAclEntryRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.network_acl_id;
+            f(IdKind::NetworkAclId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for CreateNetworkAclRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpc_id;
+            f(IdKind::VpcId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for CreateNetworkInterfaceRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.groups {
@@ -644,6 +665,26 @@ impl Ids for DeleteNatGatewayRequest {
         {
             let v = &self.nat_gateway_id;
             f(IdKind::NatGatewayId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DeleteNetworkAclEntryRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.network_acl_id;
+            f(IdKind::NetworkAclId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DeleteNetworkAclRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.network_acl_id;
+            f(IdKind::NetworkAclId, v)?;
         }
         Ok(())
     }
@@ -1766,6 +1807,30 @@ impl Ids for ReleaseAddressRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.allocation_id {
             f(IdKind::AllocationId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for ReplaceNetworkAclAssociationRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.association_id;
+            f(IdKind::NetworkAclAssociationId, v)?;
+        }
+        {
+            let v = &self.network_acl_id;
+            f(IdKind::NetworkAclId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for ReplaceNetworkAclEntryRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.network_acl_id;
+            f(IdKind::NetworkAclId, v)?;
         }
         Ok(())
     }

@@ -36,6 +36,8 @@ pub const OPERATIONS: &[&str] = &[
     "CreateLaunchTemplateVersion",
     "CreateManagedPrefixList",
     "CreateNatGateway",
+    "CreateNetworkAcl",
+    "CreateNetworkAclEntry",
     "CreateNetworkInterface",
     "CreatePlacementGroup",
     "CreateRoute",
@@ -55,6 +57,8 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteLaunchTemplateVersions",
     "DeleteManagedPrefixList",
     "DeleteNatGateway",
+    "DeleteNetworkAcl",
+    "DeleteNetworkAclEntry",
     "DeleteNetworkInterface",
     "DeletePlacementGroup",
     "DeleteRoute",
@@ -144,6 +148,8 @@ pub const OPERATIONS: &[&str] = &[
     "RebootInstances",
     "RegisterImage",
     "ReleaseAddress",
+    "ReplaceNetworkAclAssociation",
+    "ReplaceNetworkAclEntry",
     "ReplaceRoute",
     "ReplaceRouteTableAssociation",
     "ResetImageAttribute",
@@ -401,6 +407,24 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateNatGateway"))
     }
+    /// `CreateNetworkAcl`.
+    fn create_network_acl(
+        &self,
+        ctx: &RequestContext,
+        input: CreateNetworkAclRequest,
+    ) -> Result<CreateNetworkAclResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateNetworkAcl"))
+    }
+    /// `CreateNetworkAclEntry`.
+    fn create_network_acl_entry(
+        &self,
+        ctx: &RequestContext,
+        input: CreateNetworkAclEntryRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateNetworkAclEntry"))
+    }
     /// `CreateNetworkInterface`.
     fn create_network_interface(
         &self,
@@ -567,6 +591,24 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DeleteNatGatewayResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteNatGateway"))
+    }
+    /// `DeleteNetworkAcl`.
+    fn delete_network_acl(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteNetworkAclRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteNetworkAcl"))
+    }
+    /// `DeleteNetworkAclEntry`.
+    fn delete_network_acl_entry(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteNetworkAclEntryRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteNetworkAclEntry"))
     }
     /// `DeleteNetworkInterface`.
     fn delete_network_interface(
@@ -1373,6 +1415,24 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ReleaseAddress"))
     }
+    /// `ReplaceNetworkAclAssociation`.
+    fn replace_network_acl_association(
+        &self,
+        ctx: &RequestContext,
+        input: ReplaceNetworkAclAssociationRequest,
+    ) -> Result<ReplaceNetworkAclAssociationResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ReplaceNetworkAclAssociation"))
+    }
+    /// `ReplaceNetworkAclEntry`.
+    fn replace_network_acl_entry(
+        &self,
+        ctx: &RequestContext,
+        input: ReplaceNetworkAclEntryRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ReplaceNetworkAclEntry"))
+    }
     /// `ReplaceRoute`.
     fn replace_route(
         &self,
@@ -1529,6 +1589,8 @@ pub enum Request<'a> {
     CreateLaunchTemplateVersion(&'a CreateLaunchTemplateVersionRequest),
     CreateManagedPrefixList(&'a CreateManagedPrefixListRequest),
     CreateNatGateway(&'a CreateNatGatewayRequest),
+    CreateNetworkAcl(&'a CreateNetworkAclRequest),
+    CreateNetworkAclEntry(&'a CreateNetworkAclEntryRequest),
     CreateNetworkInterface(&'a CreateNetworkInterfaceRequest),
     CreatePlacementGroup(&'a CreatePlacementGroupRequest),
     CreateRoute(&'a CreateRouteRequest),
@@ -1548,6 +1610,8 @@ pub enum Request<'a> {
     DeleteLaunchTemplateVersions(&'a DeleteLaunchTemplateVersionsRequest),
     DeleteManagedPrefixList(&'a DeleteManagedPrefixListRequest),
     DeleteNatGateway(&'a DeleteNatGatewayRequest),
+    DeleteNetworkAcl(&'a DeleteNetworkAclRequest),
+    DeleteNetworkAclEntry(&'a DeleteNetworkAclEntryRequest),
     DeleteNetworkInterface(&'a DeleteNetworkInterfaceRequest),
     DeletePlacementGroup(&'a DeletePlacementGroupRequest),
     DeleteRoute(&'a DeleteRouteRequest),
@@ -1639,6 +1703,8 @@ pub enum Request<'a> {
     RebootInstances(&'a RebootInstancesRequest),
     RegisterImage(&'a RegisterImageRequest),
     ReleaseAddress(&'a ReleaseAddressRequest),
+    ReplaceNetworkAclAssociation(&'a ReplaceNetworkAclAssociationRequest),
+    ReplaceNetworkAclEntry(&'a ReplaceNetworkAclEntryRequest),
     ReplaceRoute(&'a ReplaceRouteRequest),
     ReplaceRouteTableAssociation(&'a ReplaceRouteTableAssociationRequest),
     ResetImageAttribute(&'a ResetImageAttributeRequest),
@@ -1868,6 +1934,23 @@ pub fn dispatch(
             let output = svc.create_nat_gateway(ctx, input)?;
             crate::encode::response(ctx, "CreateNatGatewayResponse", &output)
         }
+        "CreateNetworkAcl" => {
+            let input = CreateNetworkAclRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateNetworkAcl(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_network_acl(ctx, input)?;
+            crate::encode::response(ctx, "CreateNetworkAclResponse", &output)
+        }
+        "CreateNetworkAclEntry" => {
+            let input = CreateNetworkAclEntryRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateNetworkAclEntry(&input))?;
+            svc.prepare(ctx)?;
+            svc.create_network_acl_entry(ctx, input)?;
+            crate::encode::response_return(ctx, "CreateNetworkAclEntryResponse")
+        }
         "CreateNetworkInterface" => {
             let input = CreateNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2022,6 +2105,22 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.delete_nat_gateway(ctx, input)?;
             crate::encode::response(ctx, "DeleteNatGatewayResponse", &output)
+        }
+        "DeleteNetworkAcl" => {
+            let input = DeleteNetworkAclRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteNetworkAcl(&input))?;
+            svc.prepare(ctx)?;
+            svc.delete_network_acl(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteNetworkAclResponse")
+        }
+        "DeleteNetworkAclEntry" => {
+            let input = DeleteNetworkAclEntryRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteNetworkAclEntry(&input))?;
+            svc.prepare(ctx)?;
+            svc.delete_network_acl_entry(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteNetworkAclEntryResponse")
         }
         "DeleteNetworkInterface" => {
             let input = DeleteNetworkInterfaceRequest::decode(params, &Path::ROOT)?;
@@ -2739,6 +2838,22 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             svc.release_address(ctx, input)?;
             crate::encode::response_return(ctx, "ReleaseAddressResponse")
+        }
+        "ReplaceNetworkAclAssociation" => {
+            let input = ReplaceNetworkAclAssociationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ReplaceNetworkAclAssociation(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.replace_network_acl_association(ctx, input)?;
+            crate::encode::response(ctx, "ReplaceNetworkAclAssociationResponse", &output)
+        }
+        "ReplaceNetworkAclEntry" => {
+            let input = ReplaceNetworkAclEntryRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ReplaceNetworkAclEntry(&input))?;
+            svc.prepare(ctx)?;
+            svc.replace_network_acl_entry(ctx, input)?;
+            crate::encode::response_return(ctx, "ReplaceNetworkAclEntryResponse")
         }
         "ReplaceRoute" => {
             let input = ReplaceRouteRequest::decode(params, &Path::ROOT)?;

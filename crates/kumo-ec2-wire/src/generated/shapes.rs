@@ -3293,6 +3293,162 @@ impl Encode for CreateNatGatewayResult {
     }
 }
 
+/// The `CreateNetworkAclEntryRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateNetworkAclEntryRequest {
+    /// `CidrBlock`: `CidrBlock` in requests, `<cidrBlock>` in responses.
+    pub cidr_block: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Egress`: `Egress` in requests, `<egress>` in responses.
+    pub egress: bool,
+    /// `IcmpTypeCode`: `Icmp` in requests, `<Icmp>` in responses.
+    pub icmp_type_code: Option<IcmpTypeCode>,
+    /// `Ipv6CidrBlock`: `Ipv6CidrBlock` in requests, `<ipv6CidrBlock>` in responses.
+    pub ipv6_cidr_block: Option<String>,
+    /// `NetworkAclId`: `NetworkAclId` in requests, `<networkAclId>` in responses.
+    pub network_acl_id: String,
+    /// `PortRange`: `PortRange` in requests, `<portRange>` in responses.
+    pub port_range: Option<PortRange>,
+    /// `Protocol`: `Protocol` in requests, `<protocol>` in responses.
+    pub protocol: String,
+    /// `RuleAction`: `RuleAction` in requests, `<ruleAction>` in responses.
+    pub rule_action: String,
+    /// `RuleNumber`: `RuleNumber` in requests, `<ruleNumber>` in responses.
+    pub rule_number: i32,
+}
+
+impl Decode for CreateNetworkAclEntryRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_egress = false;
+        let mut seen_network_acl_id = false;
+        let mut seen_protocol = false;
+        let mut seen_rule_action = false;
+        let mut seen_rule_number = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CidrBlock" => {
+                    out.cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Egress" => {
+                    out.egress = Decode::decode(child, &here)?;
+                    seen_egress = true;
+                }
+                "Icmp" => {
+                    out.icmp_type_code = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6CidrBlock" => {
+                    out.ipv6_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkAclId" => {
+                    out.network_acl_id = Decode::decode(child, &here)?;
+                    seen_network_acl_id = true;
+                }
+                "PortRange" => {
+                    out.port_range = Some(Decode::decode(child, &here)?);
+                }
+                "Protocol" => {
+                    out.protocol = Decode::decode(child, &here)?;
+                    seen_protocol = true;
+                }
+                "RuleAction" => {
+                    out.rule_action = crate::decode::enum_value(child, &here, &["allow", "deny"])?;
+                    seen_rule_action = true;
+                }
+                "RuleNumber" => {
+                    out.rule_number = Decode::decode(child, &here)?;
+                    seen_rule_number = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_egress {
+            return Err(crate::decode::missing(&path.child("Egress")));
+        }
+        if !seen_network_acl_id {
+            return Err(crate::decode::missing(&path.child("NetworkAclId")));
+        }
+        if !seen_protocol {
+            return Err(crate::decode::missing(&path.child("Protocol")));
+        }
+        if !seen_rule_action {
+            return Err(crate::decode::missing(&path.child("RuleAction")));
+        }
+        if !seen_rule_number {
+            return Err(crate::decode::missing(&path.child("RuleNumber")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateNetworkAclRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateNetworkAclRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for CreateNetworkAclRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateNetworkAclResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateNetworkAclResult {
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `NetworkAcl`: `NetworkAcl` in requests, `<networkAcl>` in responses.
+    pub network_acl: Option<NetworkAcl>,
+}
+
+impl Encode for CreateNetworkAclResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.client_token {
+            w.field("clientToken", v);
+        }
+        if let Some(v) = &self.network_acl {
+            w.field("networkAcl", v);
+        }
+    }
+}
+
 /// The `CreateNetworkInterfaceRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateNetworkInterfaceRequest {
@@ -4866,6 +5022,92 @@ impl Encode for DeleteNatGatewayResult {
         if let Some(v) = &self.nat_gateway_id {
             w.field("natGatewayId", v);
         }
+    }
+}
+
+/// The `DeleteNetworkAclEntryRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteNetworkAclEntryRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Egress`: `Egress` in requests, `<egress>` in responses.
+    pub egress: bool,
+    /// `NetworkAclId`: `NetworkAclId` in requests, `<networkAclId>` in responses.
+    pub network_acl_id: String,
+    /// `RuleNumber`: `RuleNumber` in requests, `<ruleNumber>` in responses.
+    pub rule_number: i32,
+}
+
+impl Decode for DeleteNetworkAclEntryRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_egress = false;
+        let mut seen_network_acl_id = false;
+        let mut seen_rule_number = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Egress" => {
+                    out.egress = Decode::decode(child, &here)?;
+                    seen_egress = true;
+                }
+                "NetworkAclId" => {
+                    out.network_acl_id = Decode::decode(child, &here)?;
+                    seen_network_acl_id = true;
+                }
+                "RuleNumber" => {
+                    out.rule_number = Decode::decode(child, &here)?;
+                    seen_rule_number = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_egress {
+            return Err(crate::decode::missing(&path.child("Egress")));
+        }
+        if !seen_network_acl_id {
+            return Err(crate::decode::missing(&path.child("NetworkAclId")));
+        }
+        if !seen_rule_number {
+            return Err(crate::decode::missing(&path.child("RuleNumber")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteNetworkAclRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteNetworkAclRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `NetworkAclId`: `NetworkAclId` in requests, `<networkAclId>` in responses.
+    pub network_acl_id: String,
+}
+
+impl Decode for DeleteNetworkAclRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_network_acl_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkAclId" => {
+                    out.network_acl_id = Decode::decode(child, &here)?;
+                    seen_network_acl_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_network_acl_id {
+            return Err(crate::decode::missing(&path.child("NetworkAclId")));
+        }
+        Ok(out)
     }
 }
 
@@ -9803,6 +10045,25 @@ pub struct IcmpTypeCode {
     pub code: Option<i32>,
     /// `Type`: `Type` in requests, `<type>` in responses.
     pub r#type: Option<i32>,
+}
+
+impl Decode for IcmpTypeCode {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Code" => {
+                    out.code = Some(Decode::decode(child, &here)?);
+                }
+                "Type" => {
+                    out.r#type = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl Encode for IcmpTypeCode {
@@ -18562,6 +18823,25 @@ pub struct PortRange {
     pub to: Option<i32>,
 }
 
+impl Decode for PortRange {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "From" => {
+                    out.from = Some(Decode::decode(child, &here)?);
+                }
+                "To" => {
+                    out.to = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Encode for PortRange {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.from {
@@ -19236,6 +19516,157 @@ impl Decode for RemovePrefixListEntry {
         }
         if !seen_cidr {
             return Err(crate::decode::missing(&path.child("Cidr")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ReplaceNetworkAclAssociationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplaceNetworkAclAssociationRequest {
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `NetworkAclId`: `NetworkAclId` in requests, `<networkAclId>` in responses.
+    pub network_acl_id: String,
+}
+
+impl Decode for ReplaceNetworkAclAssociationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_association_id = false;
+        let mut seen_network_acl_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AssociationId" => {
+                    out.association_id = Decode::decode(child, &here)?;
+                    seen_association_id = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkAclId" => {
+                    out.network_acl_id = Decode::decode(child, &here)?;
+                    seen_network_acl_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_association_id {
+            return Err(crate::decode::missing(&path.child("AssociationId")));
+        }
+        if !seen_network_acl_id {
+            return Err(crate::decode::missing(&path.child("NetworkAclId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ReplaceNetworkAclAssociationResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplaceNetworkAclAssociationResult {
+    /// `NewAssociationId`: `NewAssociationId` in requests, `<newAssociationId>` in responses.
+    pub new_association_id: Option<String>,
+}
+
+impl Encode for ReplaceNetworkAclAssociationResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.new_association_id {
+            w.field("newAssociationId", v);
+        }
+    }
+}
+
+/// The `ReplaceNetworkAclEntryRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ReplaceNetworkAclEntryRequest {
+    /// `CidrBlock`: `CidrBlock` in requests, `<cidrBlock>` in responses.
+    pub cidr_block: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Egress`: `Egress` in requests, `<egress>` in responses.
+    pub egress: bool,
+    /// `IcmpTypeCode`: `Icmp` in requests, `<Icmp>` in responses.
+    pub icmp_type_code: Option<IcmpTypeCode>,
+    /// `Ipv6CidrBlock`: `Ipv6CidrBlock` in requests, `<ipv6CidrBlock>` in responses.
+    pub ipv6_cidr_block: Option<String>,
+    /// `NetworkAclId`: `NetworkAclId` in requests, `<networkAclId>` in responses.
+    pub network_acl_id: String,
+    /// `PortRange`: `PortRange` in requests, `<portRange>` in responses.
+    pub port_range: Option<PortRange>,
+    /// `Protocol`: `Protocol` in requests, `<protocol>` in responses.
+    pub protocol: String,
+    /// `RuleAction`: `RuleAction` in requests, `<ruleAction>` in responses.
+    pub rule_action: String,
+    /// `RuleNumber`: `RuleNumber` in requests, `<ruleNumber>` in responses.
+    pub rule_number: i32,
+}
+
+impl Decode for ReplaceNetworkAclEntryRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_egress = false;
+        let mut seen_network_acl_id = false;
+        let mut seen_protocol = false;
+        let mut seen_rule_action = false;
+        let mut seen_rule_number = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CidrBlock" => {
+                    out.cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Egress" => {
+                    out.egress = Decode::decode(child, &here)?;
+                    seen_egress = true;
+                }
+                "Icmp" => {
+                    out.icmp_type_code = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6CidrBlock" => {
+                    out.ipv6_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkAclId" => {
+                    out.network_acl_id = Decode::decode(child, &here)?;
+                    seen_network_acl_id = true;
+                }
+                "PortRange" => {
+                    out.port_range = Some(Decode::decode(child, &here)?);
+                }
+                "Protocol" => {
+                    out.protocol = Decode::decode(child, &here)?;
+                    seen_protocol = true;
+                }
+                "RuleAction" => {
+                    out.rule_action = crate::decode::enum_value(child, &here, &["allow", "deny"])?;
+                    seen_rule_action = true;
+                }
+                "RuleNumber" => {
+                    out.rule_number = Decode::decode(child, &here)?;
+                    seen_rule_number = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_egress {
+            return Err(crate::decode::missing(&path.child("Egress")));
+        }
+        if !seen_network_acl_id {
+            return Err(crate::decode::missing(&path.child("NetworkAclId")));
+        }
+        if !seen_protocol {
+            return Err(crate::decode::missing(&path.child("Protocol")));
+        }
+        if !seen_rule_action {
+            return Err(crate::decode::missing(&path.child("RuleAction")));
+        }
+        if !seen_rule_number {
+            return Err(crate::decode::missing(&path.child("RuleNumber")));
         }
         Ok(out)
     }
