@@ -37,6 +37,7 @@ ABSENT = {
     ("DescribeNetworkAcls", "NetworkAcls[].Entries[].Ipv6CidrBlock"): "no IPv6 yet: a VPC's default ACL has IPv6 entries only with an IPv6 block",
     ("DescribeInstances", "Reservations[].Instances[].IamInstanceProfile"): "no instance profile: IAM is issue 17",
     ("AssociateVpcCidrBlock", "Ipv6CidrBlockAssociation"): "no IPv6 yet (issue 16)",
+    ("CreateLaunchTemplateVersion", "LaunchTemplateVersion.LaunchTemplateData.NetworkInterfaces[].Ipv6Addresses"): "no IPv6 yet (issue 16)",
     ("DisassociateVpcCidrBlock", "Ipv6CidrBlockAssociation"): "no IPv6 yet (issue 16)",
     ("CreateNetworkInterface", "NetworkInterface.Ipv6Address"): "no IPv6 yet (issue 16)",
     ("CreateNetworkInterface", "NetworkInterface.Ipv6Addresses[]"): "no IPv6 yet (issue 16): the list is sent empty",
@@ -58,7 +59,7 @@ def published(op):
         return []
     out = []
     members = set(MODEL.operation_model(op).output_shape.members) if MODEL.operation_model(op).output_shape else set()
-    for m in re.finditer(r"Output::[ \t]*\n((?:[ \t]*\n|[ \t]+.*\n)+)", open(path).read()):
+    for m in re.finditer(r"Output::[ \t]*\n((?:[ \t]*\n|[ \t]+.*(?:\n|$))+)", open(path).read()):
         try:
             answer = json.loads(textwrap.dedent(m.group(1)))
         except ValueError:
@@ -86,9 +87,9 @@ def served():
     return re.findall(r'^\s*"(\w+)",$', src, re.M)
 
 
-def more(ec2, ids):
+def more(ec2, ids, record):
     """Calls for the served operations with published examples that building the world does
-    not make, each with the members its example shows."""
+    not make, each with the members its example shows. `record` keeps a client's answers."""
     iid, vpc, subnet, vol = ids["instance"], ids["vpc"], ids["subnet"], ids["volume"]
     tags = lambda rt: [{"ResourceType": rt, "Tags": [{"Key": "Name", "Value": "shown"}]}]
     ec2.create_vpc(CidrBlock="10.61.0.0/16", TagSpecifications=tags("vpc"))
@@ -150,7 +151,7 @@ def more(ec2, ids):
     nat = ec2.describe_nat_gateways()["NatGateways"][0]["NatGatewayId"]
     ec2.delete_nat_gateway(NatGatewayId=nat)
     # Launch templates, placement groups, capacity reservations, monitoring (issue 15).
-    data = {"ImageId": image_of(ec2, iid), "InstanceType": "t3.micro", "KeyName": "shown",
+    data = {"ImageId": image_of(ec2, iid), "InstanceType": "t3.micro", "KeyName": "shown", "UserData": "IyEvYmluL3NoCmVjaG8gaGk=",
             "NetworkInterfaces": [{"DeviceIndex": 0, "AssociatePublicIpAddress": True, "SubnetId": subnet, "Groups": [sg],
                                    "DeleteOnTermination": True}],
             "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "purpose", "Value": "shown"}]}]}
@@ -185,6 +186,36 @@ def more(ec2, ids):
     ec2.terminate_instances(InstanceIds=[iid])
     ec2.cancel_capacity_reservation(CapacityReservationId=cr)
     ec2.delete_placement_group(GroupName="shown-spread")
+    # Network ACLs and associations (issue 16).
+    acl = ec2.create_network_acl(VpcId=vpc, TagSpecifications=tags("network-acl"))["NetworkAcl"]["NetworkAclId"]
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Egress=False, Protocol="6", RuleAction="allow",
+                                 CidrBlock="0.0.0.0/0", PortRange={"From": 22, "To": 22})
+    acl_assoc = [a for x in ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet]}])["NetworkAcls"]
+                 for a in x["Associations"] if a["SubnetId"] == subnet][0]["NetworkAclAssociationId"]
+    ec2.replace_network_acl_association(AssociationId=acl_assoc, NetworkAclId=acl)
+    rtb = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    rtb2 = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    spare = ec2.create_subnet(VpcId=vpc, CidrBlock="10.60.3.0/24")["Subnet"]["SubnetId"]
+    rtb_assoc = ec2.associate_route_table(RouteTableId=rtb, SubnetId=spare)["AssociationId"]
+    ec2.replace_route_table_association(AssociationId=rtb_assoc, RouteTableId=rtb2)
+    vol2 = ec2.create_volume(AvailabilityZone=zone, Size=1)["VolumeId"]
+    ec2.get_waiter("volume_available").wait(VolumeIds=[vol2], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    running = ec2.run_instances(ImageId=image_of(ec2, iid), InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[running], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ec2.attach_volume(VolumeId=vol2, InstanceId=running, Device="/dev/sdf")
+    ec2.get_waiter("volume_in_use").wait(VolumeIds=[vol2], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+    ec2.detach_volume(VolumeId=vol2)
+    # CreateDefaultVpc, in a region whose default VPC is taken apart first.
+    west = make_client(ec2.meta.endpoint_url, region="us-west-2")
+    west.meta.events.register("after-call.ec2", record)
+    old = west.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    for sn in west.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [old]}])["Subnets"]:
+        west.delete_subnet(SubnetId=sn["SubnetId"])
+    for igw in west.describe_internet_gateways(Filters=[{"Name": "attachment.vpc-id", "Values": [old]}])["InternetGateways"]:
+        west.detach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=old)
+        west.delete_internet_gateway(InternetGatewayId=igw["InternetGatewayId"])
+    west.delete_vpc(VpcId=old)
+    west.create_default_vpc()
 
 
 def image_of(ec2, iid):
@@ -215,7 +246,7 @@ def answers():
             if extra.get("SubnetId") == "?":
                 extra = dict(extra, SubnetId=ids["subnet"])
             getattr(ec2, method)(**extra)
-        more(ec2, ids)
+        more(ec2, ids, keep)
         yield recorded
 
 

@@ -169,15 +169,17 @@ pub fn create_default_vpc(
             get_vpc(tx, s, &id)
         })
         .map_err(|f| f.0)?;
-    Ok(CreateDefaultVpcResult {
-        vpc: Some(wire_vpc(
-            ctx,
-            &Tagged {
-                item: rec,
-                tags: Vec::new(),
-            },
-        )),
-    })
+    let mut v = wire_vpc(
+        ctx,
+        &Tagged {
+            item: rec,
+            tags: Vec::new(),
+        },
+    );
+    // As CreateVpc's answer (AWS's published example): `pending`, no IPv6 blocks as a set.
+    v.state = Some("pending".into());
+    v.ipv6_cidr_block_association_set = Some(Vec::new());
+    Ok(CreateDefaultVpcResult { vpc: Some(v) })
 }
 
 /// What stops a VPC from being deleted: subnets, attached gateways, ENIs, security groups
