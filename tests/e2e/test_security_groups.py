@@ -192,3 +192,34 @@ def test_ipv6_rules_have_their_own_limit(ec2, vpc):
     with pytest.raises(ClientError) as e:
         ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=ssh6())
     assert error_code(e) == "RulesPerSecurityGroupLimitExceeded"
+
+
+def test_get_security_groups_for_vpc(ec2, ec2_raw, cli, vpc):
+    other = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    web = ec2.create_security_group(GroupName="web", Description="web servers", VpcId=vpc,
+                                    TagSpecifications=[{"ResourceType": "security-group", "Tags": [{"Key": "tier", "Value": "front"}]}])["GroupId"]
+    for i in range(6):
+        ec2.create_security_group(GroupName=f"g{i}", Description=f"group {i}", VpcId=vpc)
+    ec2.create_security_group(GroupName="elsewhere", Description="x", VpcId=other)
+    out = cli("ec2", "get-security-groups-for-vpc", "--vpc-id", vpc)["SecurityGroupForVpcs"]
+    # The VPC's own groups (its default one too), none of another VPC's.
+    assert sorted(g["GroupName"] for g in out) == ["default", "g0", "g1", "g2", "g3", "g4", "g5", "web"]
+    [w] = [g for g in out if g["GroupId"] == web]
+    assert w == {"Description": "web servers", "GroupName": "web", "OwnerId": w["OwnerId"], "GroupId": web,
+                 "Tags": [{"Key": "tier", "Value": "front"}], "PrimaryVpcId": vpc}
+    # Filters, and pages counted in groups that the paginator walks.
+    got = ec2.get_security_groups_for_vpc(VpcId=vpc, Filters=[{"Name": "group-name", "Values": ["g*"]}])["SecurityGroupForVpcs"]
+    assert len(got) == 6
+    got = ec2.get_security_groups_for_vpc(VpcId=vpc, Filters=[{"Name": "description", "Values": ["web servers"]}])["SecurityGroupForVpcs"]
+    assert [g["GroupId"] for g in got] == [web]
+    first = ec2.get_security_groups_for_vpc(VpcId=vpc, MaxResults=5)
+    assert len(first["SecurityGroupForVpcs"]) == 5 and first["NextToken"]
+    pages = ec2.get_paginator("get_security_groups_for_vpc").paginate(VpcId=vpc, PaginationConfig={"PageSize": 5})
+    assert sum(len(p["SecurityGroupForVpcs"]) for p in pages) == 8
+    for code, kw in [("InvalidVpcID.NotFound", dict(VpcId="vpc-0123456789abcdef0")),
+                     ("InvalidVpcID.Malformed", dict(VpcId="vpc-x")),
+                     ("InvalidParameterValue", dict(VpcId=vpc, MaxResults=4)),
+                     ("InvalidParameterValue", dict(VpcId=vpc, Filters=[{"Name": "vpc-id", "Values": [vpc]}]))]:
+        with pytest.raises(ClientError) as e:
+            ec2_raw.get_security_groups_for_vpc(**kw)
+        assert error_code(e) == code, kw

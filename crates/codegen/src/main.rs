@@ -130,6 +130,7 @@ pub const ALLOW: &[&str] = &[
     "GetLaunchTemplateData",
     "GetManagedPrefixListAssociations",
     "GetManagedPrefixListEntries",
+    "GetSecurityGroupsForVpc",
     "GetSubnetCidrReservations",
     "ImportKeyPair",
     "ModifyCapacityReservation",

@@ -880,6 +880,14 @@ impl Ec2 for Kumo {
         gateways::describe_network_acls(&self.store, ctx, input)
     }
 
+    fn get_security_groups_for_vpc(
+        &self,
+        ctx: &RequestContext,
+        input: GetSecurityGroupsForVpcRequest,
+    ) -> Result<GetSecurityGroupsForVpcResult, Ec2Error> {
+        security_groups::groups_for_vpc(&self.store, ctx, input)
+    }
+
     fn create_network_acl(
         &self,
         ctx: &RequestContext,

@@ -12,6 +12,7 @@ use crate::scope;
 use crate::tags::{self, Tagged};
 use kumo_ec2_wire::filters::{
     DescribeSecurityGroupRules as RuleF, DescribeSecurityGroups as GroupF,
+    GetSecurityGroupsForVpc as ForVpcF,
 };
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::FilterName;
@@ -1007,6 +1008,83 @@ pub fn describe_groups(
         .map_err(|f| f.0)?;
     Ok(DescribeSecurityGroupsResult {
         security_groups: Some(page.iter().map(|t| wire_group(ctx, t)).collect()),
+        next_token: next,
+    })
+}
+
+/// GetSecurityGroupsForVpc: its page before the VPC's lookup.
+impl Checks for GetSecurityGroupsForVpcRequest {
+    fn formats(&self) -> Result<(), Ec2Error> {
+        checks::page(
+            "GetSecurityGroupsForVpc",
+            self.max_results,
+            self.next_token.as_deref(),
+            (5, 1000),
+        )
+    }
+}
+
+struct ForVpcView<'a>(&'a Tagged<SecurityGroupRecord>, &'a str);
+
+impl Filterable<ForVpcF> for ForVpcView<'_> {
+    fn field(&self, f: ForVpcF, out: &mut dyn FnMut(&str)) {
+        let g = &self.0.item;
+        match f {
+            ForVpcF::Description => out(&g.description),
+            ForVpcF::GroupId => out(&g.id),
+            ForVpcF::GroupName => out(&g.name),
+            ForVpcF::OwnerId => out(self.1),
+            ForVpcF::PrimaryVpcId => out(&g.vpc_id),
+        }
+    }
+    fn tags(&self) -> &[(String, String)] {
+        &self.0.tags
+    }
+}
+
+/// GetSecurityGroupsForVpc: the groups an interface in the VPC may use. Kumo serves no
+/// AssociateSecurityGroupVpc, so these are the VPC's own groups.
+pub fn groups_for_vpc(
+    store: &Store,
+    ctx: &RequestContext,
+    input: GetSecurityGroupsForVpcRequest,
+) -> Result<GetSecurityGroupsForVpcResult, Ec2Error> {
+    let fs = filters::compile::<ForVpcF>(input.filters, &[])?;
+    let s = scope(ctx);
+    let (page, next) = store
+        .read(|v| {
+            crate::vpcs::get_vpc(v, s, &input.vpc_id)?;
+            let req = describe::Request {
+                op: "GetSecurityGroupsForVpc",
+                ids: &[],
+                not_found: &not_found,
+                push: Push {
+                    ids: fs.exact(ForVpcF::GroupId),
+                    vpcs: Some(vec![input.vpc_id.as_str()]),
+                    ..Push::default()
+                },
+                max_results: input.max_results,
+                bounds: (5, 1000),
+                next_token: input.next_token.as_deref(),
+            };
+            describe::run(v, s, &req, |t: &Tagged<SecurityGroupRecord>| {
+                fs.matches(&ForVpcView(t, &ctx.account_id))
+            })
+        })
+        .map_err(|f| f.0)?;
+    Ok(GetSecurityGroupsForVpcResult {
+        security_group_for_vpcs: Some(
+            page.iter()
+                .map(|t| SecurityGroupForVpc {
+                    description: Some(t.item.description.clone()),
+                    group_name: Some(t.item.name.clone()),
+                    owner_id: Some(ctx.account_id.clone()),
+                    group_id: Some(t.item.id.clone()),
+                    tags: Some(tags::wire(&t.tags)),
+                    primary_vpc_id: Some(t.item.vpc_id.clone()),
+                })
+                .collect(),
+        ),
         next_token: next,
     })
 }

@@ -176,6 +176,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::GetLaunchTemplateData(i) => run(i),
         Request::GetManagedPrefixListAssociations(i) => run(i),
         Request::GetManagedPrefixListEntries(i) => run(i),
+        Request::GetSecurityGroupsForVpc(i) => run(i),
         Request::GetSubnetCidrReservations(i) => run(i),
         Request::ImportKeyPair(i) => run(i),
         Request::ModifyCapacityReservation(i) => run(i),

@@ -3075,6 +3075,51 @@ impl FilterName for DescribeVpcs {
     }
 }
 
+/// The filter names of `GetSecurityGroupsForVpc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GetSecurityGroupsForVpc {
+    /// `description`
+    Description,
+    /// `group-id`
+    GroupId,
+    /// `group-name`
+    GroupName,
+    /// `owner-id`
+    OwnerId,
+    /// `primary-vpc-id`
+    PrimaryVpcId,
+}
+
+impl FilterName for GetSecurityGroupsForVpc {
+    const TAGS: bool = false;
+    const ALL: &'static [Self] = &[
+        Self::Description,
+        Self::GroupId,
+        Self::GroupName,
+        Self::OwnerId,
+        Self::PrimaryVpcId,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "description" => Self::Description,
+            "group-id" => Self::GroupId,
+            "group-name" => Self::GroupName,
+            "owner-id" => Self::OwnerId,
+            "primary-vpc-id" => Self::PrimaryVpcId,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::Description => "description",
+            Self::GroupId => "group-id",
+            Self::GroupName => "group-name",
+            Self::OwnerId => "owner-id",
+            Self::PrimaryVpcId => "primary-vpc-id",
+        }
+    }
+}
+
 /// The filter names of `GetSubnetCidrReservations`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum GetSubnetCidrReservations {

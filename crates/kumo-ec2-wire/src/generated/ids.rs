@@ -1355,6 +1355,16 @@ impl Ids for GetManagedPrefixListEntriesRequest {
     }
 }
 
+impl Ids for GetSecurityGroupsForVpcRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpc_id;
+            f(IdKind::VpcId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for GetSubnetCidrReservationsRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {

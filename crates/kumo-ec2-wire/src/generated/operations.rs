@@ -125,6 +125,7 @@ pub const OPERATIONS: &[&str] = &[
     "GetLaunchTemplateData",
     "GetManagedPrefixListAssociations",
     "GetManagedPrefixListEntries",
+    "GetSecurityGroupsForVpc",
     "GetSubnetCidrReservations",
     "ImportKeyPair",
     "ModifyCapacityReservation",
@@ -1202,6 +1203,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("GetManagedPrefixListEntries"))
     }
+    /// `GetSecurityGroupsForVpc`.
+    fn get_security_groups_for_vpc(
+        &self,
+        ctx: &RequestContext,
+        input: GetSecurityGroupsForVpcRequest,
+    ) -> Result<GetSecurityGroupsForVpcResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("GetSecurityGroupsForVpc"))
+    }
     /// `GetSubnetCidrReservations`.
     fn get_subnet_cidr_reservations(
         &self,
@@ -1678,6 +1688,7 @@ pub enum Request<'a> {
     GetLaunchTemplateData(&'a GetLaunchTemplateDataRequest),
     GetManagedPrefixListAssociations(&'a GetManagedPrefixListAssociationsRequest),
     GetManagedPrefixListEntries(&'a GetManagedPrefixListEntriesRequest),
+    GetSecurityGroupsForVpc(&'a GetSecurityGroupsForVpcRequest),
     GetSubnetCidrReservations(&'a GetSubnetCidrReservationsRequest),
     ImportKeyPair(&'a ImportKeyPairRequest),
     ModifyCapacityReservation(&'a ModifyCapacityReservationRequest),
@@ -2648,6 +2659,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.get_managed_prefix_list_entries(ctx, input)?;
             crate::encode::response(ctx, "GetManagedPrefixListEntriesResponse", &output)
+        }
+        "GetSecurityGroupsForVpc" => {
+            let input = GetSecurityGroupsForVpcRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::GetSecurityGroupsForVpc(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.get_security_groups_for_vpc(ctx, input)?;
+            crate::encode::response(ctx, "GetSecurityGroupsForVpcResponse", &output)
         }
         "GetSubnetCidrReservations" => {
             let input = GetSubnetCidrReservationsRequest::decode(params, &Path::ROOT)?;

@@ -9761,6 +9761,74 @@ impl Encode for GetManagedPrefixListEntriesResult {
     }
 }
 
+/// The `GetSecurityGroupsForVpcRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetSecurityGroupsForVpcRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for GetSecurityGroupsForVpcRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `GetSecurityGroupsForVpcResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GetSecurityGroupsForVpcResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `SecurityGroupForVpcs`: `SecurityGroupForVpcSet` in requests, `<securityGroupForVpcSet>` in responses.
+    pub security_group_for_vpcs: Option<Vec<SecurityGroupForVpc>>,
+}
+
+impl Encode for GetSecurityGroupsForVpcResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.security_group_for_vpcs {
+            w.list("securityGroupForVpcSet", "item", v);
+        }
+    }
+}
+
 /// The `GetSubnetCidrReservationsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct GetSubnetCidrReservationsRequest {
@@ -21576,6 +21644,46 @@ impl Encode for SecurityGroup {
         }
         if let Some(v) = &self.vpc_id {
             w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `SecurityGroupForVpc` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecurityGroupForVpc {
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<groupName>` in responses.
+    pub group_name: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `PrimaryVpcId`: `PrimaryVpcId` in requests, `<primaryVpcId>` in responses.
+    pub primary_vpc_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Encode for SecurityGroupForVpc {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.group_name {
+            w.field("groupName", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.primary_vpc_id {
+            w.field("primaryVpcId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
         }
     }
 }
