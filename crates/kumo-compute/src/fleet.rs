@@ -732,6 +732,10 @@ impl<K: Kind> Driver for Fleet<K> {
         lock(&self.host.vpcs).source(vpc_id)
     }
 
+    fn set_peerings(&self, links: &[crate::PeeringLink]) -> Result<(), ComputeError> {
+        lock(&self.host.vpcs).set_peerings(links)
+    }
+
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>> {
         lock(&self.events).take()
     }

@@ -357,6 +357,13 @@ pub trait Driver: Send + Sync {
     fn command_result(&self, id: &str, command_id: &str) -> Option<CommandResult>;
     /// Replaces a VPC's security-group rules, at once and atomically.
     fn set_firewall(&self, vpc_id: &str, fw: &firewall::Firewall) -> Result<(), ComputeError>;
+    /// Replaces the host's active VPC peering connections: each is a link between its two
+    /// VPCs' namespaces (made once both have one here), through which each routes the
+    /// other's CIDRs. Which subnets may send through it is the firewall's
+    /// ([`firewall::Peering`]).
+    fn set_peerings(&self, _links: &[PeeringLink]) -> Result<(), ComputeError> {
+        Ok(())
+    }
     /// The host's own address on its link into a VPC that has had a guest here: what the host
     /// sends from it reaches that VPC's private addresses, even where another VPC here
     /// overlaps them (`kumo ssh` binds to it). None where guests run nowhere.
@@ -367,6 +374,16 @@ pub trait Driver: Send + Sync {
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>>;
     /// Stops every instance and removes every host resource (server shutdown, reset).
     fn shutdown_all(&self);
+}
+
+/// An active VPC peering connection: its id and each side's VPC and CIDRs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeeringLink {
+    pub id: String,
+    pub a_vpc: String,
+    pub a_cidrs: Vec<String>,
+    pub b_vpc: String,
+    pub b_cidrs: Vec<String>,
 }
 
 /// Whether this host's CPU runs guests of `arch`.

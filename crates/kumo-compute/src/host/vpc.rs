@@ -99,7 +99,15 @@ pub(crate) struct Vpcs {
     links: u32,
     /// Kumo's routes in the host's main table, as last written.
     main: BTreeMap<Cidr, MainRoute>,
+    /// The active peering connections, and the ones whose link is made (both VPCs have a
+    /// namespace here), with the link's number.
+    peerings: Vec<crate::PeeringLink>,
+    peer_links: HashMap<String, (crate::PeeringLink, u32)>,
+    next_peer_link: u32,
 }
+
+/// The links between peered VPC namespaces: a /30 each from here.
+const PEER_NET: u32 = 0x647e_0000; // 100.126.0.0/16
 
 impl Vpcs {
     pub(crate) fn new(prefix: &str, rt: tokio::runtime::Handle) -> Vpcs {
@@ -109,6 +117,9 @@ impl Vpcs {
             map: HashMap::new(),
             links: 0,
             main: BTreeMap::new(),
+            peerings: Vec::new(),
+            peer_links: HashMap::new(),
+            next_peer_link: 0,
         }
     }
 
@@ -120,8 +131,15 @@ impl Vpcs {
         run: PathBuf,
     ) -> Result<GuestNet, ComputeError> {
         let n = &spec.net;
+        let fresh = !self.map.contains_key(&n.vpc_id);
         let imds = self.ensure_vpc(&n.vpc_id, &n.vpc_cidr)?;
         self.ensure_subnet(&n.vpc_id, &n.subnet_id, &n.subnet_cidr)?;
+        if fresh {
+            // A peer's namespace may have waited for this one.
+            if let Err(e) = self.sync_peerings() {
+                tracing::warn!(vpc = %n.vpc_id, error = %e, "a peering link could not be made");
+            }
+        }
         let v = &self.map[&n.vpc_id];
         Ok(GuestNet {
             imds,
@@ -136,8 +154,94 @@ impl Vpcs {
         self.map.values().find_map(|v| v.imds.result(command_id))
     }
 
+    /// The name of a peering link's ends (one in each VPC's namespace).
+    fn peer_dev(&self, pcx: &str) -> String {
+        format!("{}p{}", self.prefix, short(pcx))
+    }
+
+    /// Replaces the active peering connections, and makes or removes their links.
+    pub(crate) fn set_peerings(
+        &mut self,
+        links: &[crate::PeeringLink],
+    ) -> Result<(), ComputeError> {
+        self.peerings = links.to_vec();
+        self.sync_peerings()
+    }
+
+    /// Makes the link of each active peering whose two VPCs have a namespace here (each end
+    /// routes the other side's CIDRs through it), and removes the links of the others. A
+    /// peering whose CIDRs changed is linked anew.
+    fn sync_peerings(&mut self) -> Result<(), ComputeError> {
+        let stale: Vec<String> = self
+            .peer_links
+            .iter()
+            .filter(|(id, (made, _))| !self.peerings.iter().any(|p| p.id == **id && p == made))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            if let Some((made, _)) = self.peer_links.remove(&id) {
+                // Deleting one end takes the other and both ends' routes with it.
+                if let Some(v) = self.map.get(&made.a_vpc) {
+                    ip_quiet(&["-n", &v.ns, "link", "delete", &self.peer_dev(&id)]);
+                }
+                tracing::info!(peering = %id, "VPC peering link removed");
+            }
+        }
+        let mut result = Ok(());
+        for p in self.peerings.clone() {
+            if self.peer_links.contains_key(&p.id) {
+                continue;
+            }
+            let (Some(a), Some(b)) = (self.map.get(&p.a_vpc), self.map.get(&p.b_vpc)) else {
+                continue;
+            };
+            let n = self.next_peer_link;
+            self.next_peer_link += 1;
+            let base = PEER_NET + n * 4;
+            let dev = self.peer_dev(&p.id);
+            let (a_ns, b_ns) = (a.ns.clone(), b.ns.clone());
+            let made = (|| {
+                ip(&[
+                    "link", "add", &dev, "netns", &a_ns, "type", "veth", "peer", "name", &dev,
+                    "netns", &b_ns,
+                ])?;
+                for (ns, own, other, cidrs) in [
+                    (&a_ns, base + 1, base + 2, &p.b_cidrs),
+                    (&b_ns, base + 2, base + 1, &p.a_cidrs),
+                ] {
+                    let mut batch = vec![
+                        format!("addr add {}/30 dev {dev}", net::addr(own)),
+                        format!("link set {dev} up"),
+                    ];
+                    for c in cidrs {
+                        batch.push(format!(
+                            "route replace {c} via {} dev {dev}",
+                            net::addr(other)
+                        ));
+                    }
+                    net::ip_batch_in(ns, &batch)?;
+                }
+                Ok::<_, ComputeError>(())
+            })();
+            match made {
+                Ok(()) => {
+                    tracing::info!(peering = %p.id, a = %p.a_vpc, b = %p.b_vpc, "VPC peering link made");
+                    self.peer_links.insert(p.id.clone(), (p, n));
+                }
+                Err(e) => {
+                    ip_quiet(&["-n", &a_ns, "link", "delete", &dev]);
+                    tracing::error!(peering = %p.id, error = %e, "cannot link the peered VPCs");
+                    result = Err(e);
+                }
+            }
+        }
+        result
+    }
+
     /// Removes every VPC's namespace, link and routes.
     pub(crate) fn remove_all(&mut self) {
+        self.peer_links.clear();
+        self.peerings.clear();
         for (_, v) in self.map.drain() {
             v.remove(&self.prefix);
         }
@@ -387,6 +491,16 @@ impl Vpcs {
     }
 
     pub(crate) fn set_firewall(&mut self, vpc_id: &str, fw: &Firewall) -> Result<(), ComputeError> {
+        // Each peering leaves by its link, where the link is made.
+        let mut fw = fw.clone();
+        for p in &mut fw.peerings {
+            p.dev = if self.peer_links.contains_key(&p.id) {
+                self.peer_dev(&p.id)
+            } else {
+                String::new()
+            };
+        }
+        let fw = &fw;
         let Some(v) = self.map.get_mut(vpc_id) else {
             // No instance ever ran in this VPC: nothing to guard.
             return Ok(());

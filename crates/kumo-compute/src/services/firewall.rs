@@ -56,8 +56,34 @@ pub struct Acl {
     pub egress: Vec<AclRule>,
 }
 
+/// A route of a subnet's table, as it bears on one peering connection: traffic from `subnet`
+/// to `dst` goes through the peering (`via`) or not (a more specific route elsewhere, or a
+/// wider one that is not the peering's). Given longest prefix first, so the first match is
+/// the route the VPC router would take.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PeerRoute {
+    pub subnet: String,
+    pub dst: String,
+    pub via: bool,
+}
+
+/// An active VPC peering connection of this VPC: the link it leaves by (named by the driver)
+/// and the routes that send traffic into it. What no route sends there is dropped: peering
+/// needs a route on both sides, as on AWS.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Peering {
+    pub id: String,
+    /// The VPC namespace's end of the peering link; filled in by the driver.
+    #[serde(default)]
+    pub dev: String,
+    pub routes: Vec<PeerRoute>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Firewall {
+    /// The VPC's active peering connections.
+    #[serde(default)]
+    pub peerings: Vec<Peering>,
     pub interfaces: Vec<Interface>,
     /// The VPC's network ACLs that have subnets.
     #[serde(default)]
@@ -154,6 +180,37 @@ fn acl_chains(acls: &[Acl]) -> String {
     base + &chains
 }
 
+/// The peering links' chain: what leaves by a peering link must be sent there by the source
+/// subnet's route table (first match of its routes, longest prefix first), else it drops.
+fn peering_chains(peerings: &[Peering]) -> String {
+    let live: Vec<(usize, &Peering)> = peerings
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.dev.is_empty())
+        .collect();
+    if live.is_empty() {
+        return String::new();
+    }
+    let mut base = String::from(
+        "  chain peering {\n    type filter hook forward priority -5; policy accept;\n",
+    );
+    let mut chains = String::new();
+    for (i, p) in live {
+        base.push_str(&format!("    oifname \"{}\" jump pcx_out_{i}\n", p.dev));
+        chains.push_str(&format!("  chain pcx_out_{i} {{\n"));
+        for r in &p.routes {
+            let verdict = if r.via { "return" } else { "drop" };
+            chains.push_str(&format!(
+                "    ip saddr {} ip daddr {} {verdict}\n",
+                r.subnet, r.dst
+            ));
+        }
+        chains.push_str("    drop\n  }\n");
+    }
+    base.push_str("  }\n");
+    base + &chains
+}
+
 /// The nftables script that installs `fw` as table `inet kumo`, replacing the previous one.
 /// `host_net` is where the host's links into the VPC namespaces are.
 pub fn script(fw: &Firewall, host_net: &str) -> String {
@@ -188,6 +245,11 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
         }
     }
     base.extend(ingress_jumps);
+    // What the sender's groups let out to a peered VPC leaves by its link; the peer's
+    // namespace checks its receivers' groups.
+    for p in fw.peerings.iter().filter(|p| !p.dev.is_empty()) {
+        base.push(format!("oifname \"{}\" accept", p.dev));
+    }
     base.push(format!("ip daddr {host_net} accept"));
     let mut out = String::from("table inet kumo {}\nflush table inet kumo\ntable inet kumo {\n");
     out.push_str("  chain forward {\n    type filter hook forward priority 0; policy drop;\n");
@@ -197,6 +259,7 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
     out.push_str("  }\n");
     out.push_str(&chains);
     out.push_str(&acl_chains(&fw.acls));
+    out.push_str(&peering_chains(&fw.peerings));
     out.push_str("}\n");
     out.push_str("table ip kumo_nat {}\nflush table ip kumo_nat\ntable ip kumo_nat {\n");
     out.push_str(
@@ -357,6 +420,15 @@ mod tests {
             ingress: vec![rule("tcp", Some(22), Some(22), &["0.0.0.0/0"])],
             egress: vec![rule("-1", None, None, &["0.0.0.0/0"])],
         });
+        fw.peerings.push(Peering {
+            id: "pcx-1".into(),
+            dev: "kp0000001".into(),
+            routes: vec![PeerRoute {
+                subnet: "10.0.1.0/24".into(),
+                dst: "10.1.0.0/16".into(),
+                via: true,
+            }],
+        });
         let text = script(&fw, "100.127.0.0/16");
         let child = std::process::Command::new("nft")
             .args(["--check", "-f", "-"])
@@ -379,5 +451,44 @@ mod tests {
             "{}\n{text}",
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+
+    #[test]
+    fn peering_links_carry_only_what_the_routes_send_them() {
+        let route = |subnet: &str, dst: &str, via: bool| PeerRoute {
+            subnet: subnet.into(),
+            dst: dst.into(),
+            via,
+        };
+        let fw = Firewall {
+            peerings: vec![
+                Peering {
+                    id: "pcx-1".into(),
+                    dev: "kp0000001".into(),
+                    routes: vec![
+                        route("10.0.1.0/24", "10.1.9.0/24", false),
+                        route("10.0.1.0/24", "10.1.0.0/16", true),
+                    ],
+                },
+                // A peering whose link is not made here renders nothing.
+                Peering {
+                    id: "pcx-2".into(),
+                    dev: String::new(),
+                    routes: vec![route("10.0.2.0/24", "10.2.0.0/16", true)],
+                },
+            ],
+            ..Firewall::default()
+        };
+        let s = script(&fw, "100.127.0.0/16");
+        let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle}: {s}"));
+        assert!(s.contains("type filter hook forward priority -5; policy accept;"));
+        assert!(s.contains("oifname \"kp0000001\" jump pcx_out_0"));
+        // Longest prefix first: the /24 elsewhere wins over the /16 through the peering.
+        assert!(
+            at("ip saddr 10.0.1.0/24 ip daddr 10.1.9.0/24 drop")
+                < at("ip saddr 10.0.1.0/24 ip daddr 10.1.0.0/16 return")
+        );
+        assert!(s.contains("oifname \"kp0000001\" accept"));
+        assert!(!s.contains("10.2.0.0/16"), "{s}");
     }
 }
