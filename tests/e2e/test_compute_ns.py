@@ -616,6 +616,47 @@ def test_network_acls_are_stateless_at_the_subnet_boundary(ns_kumo, ec2, key):
     assert can_reach(key, c_ip, b_ip, 2222)
 
 
+def test_vpc_peering_carries_traffic_where_both_sides_route_it(ns_kumo, ec2, key):
+    def main_table(vpc):
+        return ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+                                         )["RouteTables"][0]["RouteTableId"]
+    va = ec2.create_vpc(CidrBlock="10.81.0.0/16")["Vpc"]["VpcId"]
+    vb = ec2.create_vpc(CidrBlock="10.82.0.0/16")["Vpc"]["VpcId"]
+    allow_ssh(ec2, va)
+    sg_b = allow_ssh(ec2, vb)
+    sa = ec2.create_subnet(VpcId=va, CidrBlock="10.81.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    sb = ec2.create_subnet(VpcId=vb, CidrBlock="10.82.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    a = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=sa)
+    b = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=sb)
+    a_ip, b_ip = a["PrivateIpAddress"], b["PrivateIpAddress"]
+    assert ssh(key, b_ip, "true").returncode == 0
+    # Two VPCs are two networks.
+    assert not can_reach(key, a_ip, b_ip, 22)
+    pcx = ec2.create_vpc_peering_connection(VpcId=va, PeerVpcId=vb)["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=pcx)
+    # Active, but no route sends anything through it yet.
+    assert not can_reach(key, a_ip, b_ip, 22)
+    ec2.create_route(RouteTableId=main_table(va), DestinationCidrBlock="10.82.0.0/16", VpcPeeringConnectionId=pcx)
+    # One side's route is not enough: b's replies have no way back.
+    assert not can_reach(key, a_ip, b_ip, 22)
+    ec2.create_route(RouteTableId=main_table(vb), DestinationCidrBlock="10.81.0.0/16", VpcPeeringConnectionId=pcx)
+    assert can_reach(key, a_ip, b_ip, 22)
+    # The receiver's groups still decide: b's port 22 open to the first VPC only.
+    ec2.revoke_security_group_ingress(GroupId=sg_b, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    assert not can_reach(key, a_ip, b_ip, 22)
+    ec2.authorize_security_group_ingress(GroupId=sg_b, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.81.0.0/16"}]}])
+    assert can_reach(key, a_ip, b_ip, 22)
+    # A subnet moved onto a table without the route loses the way.
+    bare = ec2.create_route_table(VpcId=va)["RouteTable"]["RouteTableId"]
+    assoc = ec2.associate_route_table(RouteTableId=bare, SubnetId=sa)["AssociationId"]
+    assert not can_reach(key, a_ip, b_ip, 22)
+    ec2.disassociate_route_table(AssociationId=assoc)
+    assert can_reach(key, a_ip, b_ip, 22)
+    # Deleted, the link goes and the routes are blackholes.
+    ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=pcx)
+    assert not can_reach(key, a_ip, b_ip, 22)
+
+
 def test_public_and_elastic_ips_reach_the_instance(ns_kumo, ec2, key):
     # Default subnets give a public address at launch.
     inst = launch(ec2, ns_kumo, KeyName="ns-key")

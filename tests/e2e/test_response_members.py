@@ -205,6 +205,20 @@ def more(ec2, ids, record):
     ec2.attach_volume(VolumeId=vol2, InstanceId=running, Device="/dev/sdf")
     ec2.get_waiter("volume_in_use").wait(VolumeIds=[vol2], WaiterConfig={"Delay": 1, "MaxAttempts": 30})
     ec2.detach_volume(VolumeId=vol2)
+    # VPC peering (issue 16): one connection accepted and given options, one rejected.
+    peer = ec2.create_vpc(CidrBlock="10.70.0.0/16")["Vpc"]["VpcId"]
+    pcx = ec2.create_vpc_peering_connection(VpcId=vpc, PeerVpcId=peer, TagSpecifications=tags("vpc-peering-connection")
+                                            )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=[pcx])
+    ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=pcx)
+    ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=[pcx])
+    ec2.modify_vpc_peering_connection_options(VpcPeeringConnectionId=pcx,
+                                              RequesterPeeringConnectionOptions={"AllowDnsResolutionFromRemoteVpc": True},
+                                              AccepterPeeringConnectionOptions={"AllowDnsResolutionFromRemoteVpc": True})
+    ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=pcx)
+    third = ec2.create_vpc(CidrBlock="10.71.0.0/16")["Vpc"]["VpcId"]
+    other = ec2.create_vpc_peering_connection(VpcId=vpc, PeerVpcId=third)["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    ec2.reject_vpc_peering_connection(VpcPeeringConnectionId=other)
     # CreateDefaultVpc, in a region whose default VPC is taken apart first.
     west = make_client(ec2.meta.endpoint_url, region="us-west-2")
     west.meta.events.register("after-call.ec2", record)

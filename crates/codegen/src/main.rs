@@ -16,6 +16,7 @@ use std::process::ExitCode;
 /// The operations Kumo serves. Anything else is answered `InvalidAction`, as AWS answers an
 /// action it does not know.
 pub const ALLOW: &[&str] = &[
+    "AcceptVpcPeeringConnection",
     "AllocateAddress",
     "AssignPrivateIpAddresses",
     "AssociateAddress",
@@ -55,6 +56,7 @@ pub const ALLOW: &[&str] = &[
     "CreateTags",
     "CreateVolume",
     "CreateVpc",
+    "CreateVpcPeeringConnection",
     "DeleteDhcpOptions",
     "DeleteInternetGateway",
     "DeleteKeyPair",
@@ -75,6 +77,7 @@ pub const ALLOW: &[&str] = &[
     "DeleteTags",
     "DeleteVolume",
     "DeleteVpc",
+    "DeleteVpcPeeringConnection",
     "DeregisterImage",
     "DescribeAddresses",
     "DescribeAvailabilityZones",
@@ -111,6 +114,7 @@ pub const ALLOW: &[&str] = &[
     "DescribeVolumes",
     "DescribeVolumesModifications",
     "DescribeVpcAttribute",
+    "DescribeVpcPeeringConnections",
     "DescribeVpcs",
     "DetachInternetGateway",
     "DetachNetworkInterface",
@@ -150,9 +154,11 @@ pub const ALLOW: &[&str] = &[
     "ModifyVolume",
     "ModifyVolumeAttribute",
     "ModifyVpcAttribute",
+    "ModifyVpcPeeringConnectionOptions",
     "MonitorInstances",
     "RebootInstances",
     "RegisterImage",
+    "RejectVpcPeeringConnection",
     "ReleaseAddress",
     "ReplaceNetworkAclAssociation",
     "ReplaceNetworkAclEntry",

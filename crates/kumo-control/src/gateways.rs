@@ -243,6 +243,9 @@ fn route_state<V: Read>(v: &V, s: Scope, vpc: &str, target: &str) -> Result<&'st
             .is_some_and(|n| n.state == "available")
     } else if target.starts_with("eni-") {
         v.get::<EniRecord>(s, target)?.is_some()
+    } else if target.starts_with("pcx-") {
+        v.get::<crate::records::net::VpcPeeringRecord>(s, target)?
+            .is_some_and(|p| p.status == "active")
     } else {
         false
     };
@@ -303,6 +306,8 @@ pub fn wire_rtb<V: Read>(
                 route.instance_owner_id = Some(ctx.account_id.clone());
             }
             route.network_interface_id = target;
+        } else if e.gateway_id.starts_with("pcx-") {
+            route.vpc_peering_connection_id = target;
         } else if e.gateway_id.starts_with("i-") {
             route.instance_id = target;
         } else {

@@ -42,6 +42,7 @@ mod snapshots;
 mod subnets;
 mod tags;
 mod volumes;
+mod vpc_peering;
 mod vpcs;
 
 use kumo_ec2_wire::shapes::*;
@@ -307,6 +308,8 @@ impl Kumo {
 
     /// Boots again the instances that were running when the server last stopped.
     pub fn recover(&self) {
+        // The peering links first: each is made as soon as its second VPC's namespace is.
+        vpc_peering::push_links(self);
         flows::boot::recover(self);
     }
 
@@ -326,6 +329,24 @@ impl Kumo {
             None => Reach::Scope,
         };
         self.sync_firewall(ctx, reach);
+    }
+
+    /// A route or a route table's association changed: where the scope has an active VPC
+    /// peering connection, its firewalls follow (what a subnet's routes send through a
+    /// peering link is let into it). Route changes are rare, so the whole scope is rendered.
+    fn routes_changed(&self, ctx: &RequestContext) {
+        if ctx.dry_run || !self.compute.driver.runs_guests() {
+            return;
+        }
+        let s = scope(ctx);
+        let peered = self.store.read(|v| {
+            let all: Vec<records::net::VpcPeeringRecord> =
+                kumo_store::Read::list(v, s, &kumo_store::Query::default())?;
+            Ok::<_, core::error::Fail>(all.iter().any(|p| p.status == "active"))
+        });
+        if peered.unwrap_or(true) {
+            self.sync_firewall(ctx, Reach::Scope);
+        }
     }
 
     /// A change reached these VPCs' firewalls (and their instances' metadata): they are
@@ -561,7 +582,7 @@ impl Ec2 for Kumo {
     }
 
     fn delete_vpc(&self, ctx: &RequestContext, input: DeleteVpcRequest) -> Result<(), Ec2Error> {
-        vpcs::delete_vpc(&self.store, ctx, input)
+        vpcs::delete_vpc(&self.store, ctx, input, self.now_ms())
     }
 
     fn describe_vpcs(
@@ -888,6 +909,54 @@ impl Ec2 for Kumo {
         security_groups::groups_for_vpc(&self.store, ctx, input)
     }
 
+    fn create_vpc_peering_connection(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVpcPeeringConnectionRequest,
+    ) -> Result<CreateVpcPeeringConnectionResult, Ec2Error> {
+        vpc_peering::create(self, ctx, input)
+    }
+
+    fn accept_vpc_peering_connection(
+        &self,
+        ctx: &RequestContext,
+        input: AcceptVpcPeeringConnectionRequest,
+    ) -> Result<AcceptVpcPeeringConnectionResult, Ec2Error> {
+        vpc_peering::accept(self, ctx, input)
+    }
+
+    fn reject_vpc_peering_connection(
+        &self,
+        ctx: &RequestContext,
+        input: RejectVpcPeeringConnectionRequest,
+    ) -> Result<RejectVpcPeeringConnectionResult, Ec2Error> {
+        vpc_peering::reject(self, ctx, input)
+    }
+
+    fn delete_vpc_peering_connection(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteVpcPeeringConnectionRequest,
+    ) -> Result<DeleteVpcPeeringConnectionResult, Ec2Error> {
+        vpc_peering::delete(self, ctx, input)
+    }
+
+    fn describe_vpc_peering_connections(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpcPeeringConnectionsRequest,
+    ) -> Result<DescribeVpcPeeringConnectionsResult, Ec2Error> {
+        vpc_peering::describe(self, ctx, input)
+    }
+
+    fn modify_vpc_peering_connection_options(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyVpcPeeringConnectionOptionsRequest,
+    ) -> Result<ModifyVpcPeeringConnectionOptionsResult, Ec2Error> {
+        vpc_peering::modify_options(self, ctx, input)
+    }
+
     fn create_network_acl(
         &self,
         ctx: &RequestContext,
@@ -998,7 +1067,9 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: CreateRouteRequest,
     ) -> Result<CreateRouteResult, Ec2Error> {
-        routes::create_route(&self.store, ctx, input)
+        let out = routes::create_route(&self.store, ctx, input)?;
+        self.routes_changed(ctx);
+        Ok(out)
     }
 
     fn replace_route(
@@ -1006,7 +1077,9 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ReplaceRouteRequest,
     ) -> Result<(), Ec2Error> {
-        routes::replace_route(&self.store, ctx, input)
+        routes::replace_route(&self.store, ctx, input)?;
+        self.routes_changed(ctx);
+        Ok(())
     }
 
     fn delete_route(
@@ -1014,7 +1087,9 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DeleteRouteRequest,
     ) -> Result<(), Ec2Error> {
-        routes::delete_route(&self.store, ctx, input)
+        routes::delete_route(&self.store, ctx, input)?;
+        self.routes_changed(ctx);
+        Ok(())
     }
 
     fn associate_route_table(
@@ -1022,7 +1097,9 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AssociateRouteTableRequest,
     ) -> Result<AssociateRouteTableResult, Ec2Error> {
-        routes::associate(&self.store, ctx, input)
+        let out = routes::associate(&self.store, ctx, input)?;
+        self.routes_changed(ctx);
+        Ok(out)
     }
 
     fn disassociate_route_table(
@@ -1030,7 +1107,9 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DisassociateRouteTableRequest,
     ) -> Result<(), Ec2Error> {
-        routes::disassociate(&self.store, ctx, input)
+        routes::disassociate(&self.store, ctx, input)?;
+        self.routes_changed(ctx);
+        Ok(())
     }
 
     fn replace_route_table_association(
@@ -1038,7 +1117,9 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: ReplaceRouteTableAssociationRequest,
     ) -> Result<ReplaceRouteTableAssociationResult, Ec2Error> {
-        routes::replace_association(&self.store, ctx, input)
+        let out = routes::replace_association(&self.store, ctx, input)?;
+        self.routes_changed(ctx);
+        Ok(out)
     }
 
     fn allocate_address(

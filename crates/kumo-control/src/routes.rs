@@ -116,20 +116,23 @@ fn target(
     nat: &Option<String>,
     eni: &Option<String>,
     instance: &Option<String>,
+    peering: &Option<String>,
     others: bool,
 ) -> Result<String, Ec2Error> {
-    let given: Vec<&String> = [gateway, nat, eni, instance]
+    let given: Vec<&String> = [gateway, nat, eni, instance, peering]
         .into_iter()
         .flatten()
         .collect();
     if given.len() > 1 || (others && !given.is_empty()) {
-        return Err(Ec2Error::new("InvalidParameterCombination", "The request can contain only one of gatewayId, natGatewayId, networkInterfaceId or instanceId."));
+        return Err(Ec2Error::new("InvalidParameterCombination", "The request can contain only one of gatewayId, natGatewayId, networkInterfaceId, instanceId or vpcPeeringConnectionId."));
     }
     if others {
-        return Err(Ec2Error::new("Unsupported", "Kumo supports routes to internet gateways, NAT gateways, network interfaces and instances."));
+        return Err(Ec2Error::new("Unsupported", "Kumo supports routes to internet gateways, NAT gateways, network interfaces, instances and VPC peering connections."));
     }
     given.first().map(|g| g.to_string()).ok_or_else(|| {
-        Ec2Error::missing_parameter("gatewayId, natGatewayId, networkInterfaceId or instanceId")
+        Ec2Error::missing_parameter(
+            "gatewayId, natGatewayId, networkInterfaceId, instanceId or vpcPeeringConnectionId",
+        )
     })
 }
 
@@ -163,6 +166,17 @@ fn check_target(tx: &Tx, s: Scope, rtb: &RouteTableRecord, target: &str) -> Resu
         if eni.vpc_id != rtb.vpc_id {
             return Err(different());
         }
+    } else if target.starts_with("pcx-") {
+        // A route may name a connection that is not active yet: it is a blackhole until then.
+        let pcx: VpcPeeringRecord = tx.get(s, target)?.ok_or_else(|| {
+            Fail(Ec2Error::new(
+                "InvalidVpcPeeringConnectionID.NotFound",
+                format!("The vpcPeeringConnection ID '{target}' does not exist"),
+            ))
+        })?;
+        if !pcx.joins(s.account, s.region, &rtb.vpc_id) {
+            return Err(different());
+        }
     } else if target.starts_with("i-") {
         return Err(Fail(Ec2Error::new(
             "InvalidInstanceID.NotFound",
@@ -193,8 +207,7 @@ trait RouteTarget {
 
 impl RouteTarget for CreateRouteRequest {
     fn route_target(&self) -> Result<String, Ec2Error> {
-        let others = self.vpc_peering_connection_id.is_some()
-            || self.transit_gateway_id.is_some()
+        let others = self.transit_gateway_id.is_some()
             || self.egress_only_internet_gateway_id.is_some()
             || self.vpc_endpoint_id.is_some()
             || self.local_gateway_id.is_some()
@@ -204,6 +217,7 @@ impl RouteTarget for CreateRouteRequest {
             &self.nat_gateway_id,
             &self.network_interface_id,
             &self.instance_id,
+            &self.vpc_peering_connection_id,
             others,
         )
     }
@@ -214,14 +228,14 @@ impl RouteTarget for ReplaceRouteRequest {
         if self.local_target == Some(true) {
             return Ok("local".into());
         }
-        let others = self.vpc_peering_connection_id.is_some()
-            || self.transit_gateway_id.is_some()
-            || self.egress_only_internet_gateway_id.is_some();
+        let others =
+            self.transit_gateway_id.is_some() || self.egress_only_internet_gateway_id.is_some();
         target(
             &self.gateway_id,
             &self.nat_gateway_id,
             &self.network_interface_id,
             &self.instance_id,
+            &self.vpc_peering_connection_id,
             others,
         )
     }

@@ -184,8 +184,10 @@ pub fn create_default_vpc(
 
 /// What stops a VPC from being deleted: subnets, attached gateways, ENIs, security groups
 /// other than the default one, route tables other than the main one, network ACLs other
-/// than the default one.
-fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord) -> Result<bool, Fail> {
+/// than the default one, VPC peering connections active or pending (AWS: a VPC with a
+/// pending request from another account cannot be deleted; its console deletes active ones
+/// first).
+fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord, now: i64) -> Result<bool, Fail> {
     let q = Query {
         vpcs: Some(&[vpc.id.as_str()]),
         limit: Some(2),
@@ -197,7 +199,13 @@ fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord) -> Result<bool, Fail> {
     let sgs: Vec<SecurityGroupRecord> = tx.list(s, &q)?;
     let rtbs: Vec<RouteTableRecord> = tx.list(s, &q)?;
     let acls: Vec<NetworkAclRecord> = tx.list(s, &q)?;
+    let peerings: Vec<VpcPeeringRecord> = tx.list(s, &Query::default())?;
+    let peered = peerings.iter().any(|p| {
+        p.joins(s.account, s.region, &vpc.id)
+            && (p.status == "active" || (p.status == "pending-acceptance" && now < p.expires_ms))
+    });
     Ok(!subnets.is_empty()
+        || peered
         || acls.iter().any(|a| a.id != vpc.default_network_acl_id)
         || !igws.is_empty()
         || !enis.is_empty()
@@ -209,12 +217,13 @@ pub fn delete_vpc(
     store: &Store,
     ctx: &RequestContext,
     input: DeleteVpcRequest,
+    now: i64,
 ) -> Result<(), Ec2Error> {
     store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);
             let vpc = get_vpc(tx, s, &input.vpc_id)?;
-            if has_dependents(tx, s, &vpc)? {
+            if has_dependents(tx, s, &vpc, now)? {
                 return Err(Fail(Ec2Error::new(
                     "DependencyViolation",
                     format!(

@@ -62,6 +62,7 @@ fn run_itemized<T: Checks>(input: &T) -> Result<(), Ec2Error> {
 /// Phases 1 and 2 for one request.
 pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
     match request {
+        Request::AcceptVpcPeeringConnection(i) => run(i),
         Request::AllocateAddress(i) => run(i),
         Request::AssignPrivateIpAddresses(i) => run(i),
         Request::AssociateAddress(i) => run(i),
@@ -101,6 +102,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::CreateTags(i) => run(i),
         Request::CreateVolume(i) => run(i),
         Request::CreateVpc(i) => run(i),
+        Request::CreateVpcPeeringConnection(i) => run(i),
         Request::DeleteDhcpOptions(i) => run(i),
         Request::DeleteInternetGateway(i) => run(i),
         Request::DeleteKeyPair(i) => run(i),
@@ -121,6 +123,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DeleteTags(i) => run(i),
         Request::DeleteVolume(i) => run(i),
         Request::DeleteVpc(i) => run(i),
+        Request::DeleteVpcPeeringConnection(i) => run(i),
         Request::DeregisterImage(i) => run(i),
         Request::DescribeAddresses(i) => run(i),
         Request::DescribeAvailabilityZones(i) => run(i),
@@ -157,6 +160,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DescribeVolumes(i) => run(i),
         Request::DescribeVolumesModifications(i) => run(i),
         Request::DescribeVpcAttribute(i) => run(i),
+        Request::DescribeVpcPeeringConnections(i) => run(i),
         Request::DescribeVpcs(i) => run(i),
         Request::DetachInternetGateway(i) => run(i),
         Request::DetachNetworkInterface(i) => run(i),
@@ -196,9 +200,11 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::ModifyVolume(i) => run(i),
         Request::ModifyVolumeAttribute(i) => run(i),
         Request::ModifyVpcAttribute(i) => run(i),
+        Request::ModifyVpcPeeringConnectionOptions(i) => run(i),
         Request::MonitorInstances(i) => run(i),
         Request::RebootInstances(i) => run(i),
         Request::RegisterImage(i) => run(i),
+        Request::RejectVpcPeeringConnection(i) => run(i),
         Request::ReleaseAddress(i) => run(i),
         Request::ReplaceNetworkAclAssociation(i) => run(i),
         Request::ReplaceNetworkAclEntry(i) => run(i),
@@ -265,7 +271,9 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         K::NatGatewayId => ("nat", "NatGatewayMalformed"),
         K::KernelId => ("aki", "InvalidKernelId.Malformed"),
         K::RamdiskId => ("ari", "InvalidRamDiskId.Malformed"),
-        K::VpcPeeringConnectionId => ("pcx", "InvalidVpcPeeringConnectionId.Malformed"),
+        K::VpcPeeringConnectionId | K::VpcPeeringConnectionIdWithResolver => {
+            ("pcx", "InvalidVpcPeeringConnectionId.Malformed")
+        }
         K::LaunchTemplateId => ("lt", "InvalidLaunchTemplateId.Malformed"),
         K::VpcEndpointId => ("vpce", "InvalidVpcEndpointId.Malformed"),
         K::PlacementGroupId => ("pg", "InvalidPlacementGroupId.Malformed"),

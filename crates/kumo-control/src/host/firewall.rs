@@ -71,6 +71,7 @@ pub(crate) fn firewall<V: Read>(
     let _ = k;
     let mut fw = Firewall {
         acls: acls(v, s, vpc_id)?,
+        peerings: peerings(v, s, vpc_id)?,
         ..Firewall::default()
     };
     // Elastic IPs on the VPC's interfaces, and launch public IPs of running instances.
@@ -121,6 +122,77 @@ pub(crate) fn firewall<V: Read>(
         }
     }
     Ok(fw)
+}
+
+/// The VPC's active peering connections, each with the routes of the VPC's subnets that bear
+/// on the far side's CIDRs: a route through the connection lets a subnet's traffic into it,
+/// a more specific route elsewhere (or a wider one) keeps it out; longest prefix first, as
+/// the VPC router picks.
+fn peerings<V: Read>(
+    v: &V,
+    s: Scope,
+    vpc_id: &str,
+) -> Result<Vec<kumo_compute::firewall::Peering>, Fail> {
+    use crate::records::net::{RouteTableRecord, SubnetRecord, VpcPeeringRecord};
+    use kumo_compute::firewall::{PeerRoute, Peering};
+    let all: Vec<VpcPeeringRecord> = v.list(s, &kumo_store::Query::default())?;
+    let active: Vec<&VpcPeeringRecord> = all
+        .iter()
+        .filter(|p| p.status == "active" && p.joins(s.account, s.region, vpc_id))
+        .collect();
+    if active.is_empty() {
+        return Ok(Vec::new());
+    }
+    let vpcs = [vpc_id];
+    let q = kumo_store::Query {
+        vpcs: Some(&vpcs),
+        ..kumo_store::Query::default()
+    };
+    let subnets: Vec<SubnetRecord> = v.list(s, &q)?;
+    let tables: Vec<RouteTableRecord> = v.list(s, &q)?;
+    let table_of = |sn: &str| {
+        tables
+            .iter()
+            .find(|t| {
+                t.associations
+                    .iter()
+                    .any(|a| a.subnet_id.as_deref() == Some(sn))
+            })
+            .or_else(|| tables.iter().find(|t| t.main))
+    };
+    let parse = |c: &str| kumo_model::cidr::Cidr::parse(c).ok();
+    Ok(active
+        .into_iter()
+        .map(|p| {
+            let far: Vec<_> = p
+                .far_side(s.account, s.region, vpc_id)
+                .cidrs
+                .iter()
+                .filter_map(|c| parse(c))
+                .collect();
+            let mut routes = Vec::new();
+            for sn in &subnets {
+                let Some(t) = table_of(&sn.id) else { continue };
+                let mut bearing: Vec<_> = t
+                    .routes
+                    .iter()
+                    .filter_map(|r| parse(&r.destination).map(|c| (c, r)))
+                    .filter(|(c, _)| far.iter().any(|f| f.overlaps(*c)))
+                    .collect();
+                bearing.sort_by_key(|(c, _)| std::cmp::Reverse(c.prefix_len()));
+                routes.extend(bearing.into_iter().map(|(c, r)| PeerRoute {
+                    subnet: sn.cidr.clone(),
+                    dst: c.to_string(),
+                    via: r.gateway_id == p.id,
+                }));
+            }
+            Peering {
+                id: p.id.clone(),
+                dev: String::new(),
+                routes,
+            }
+        })
+        .collect())
 }
 
 /// The VPC's network ACLs with the subnets they filter. IPv6 entries are left out: guests have

@@ -417,3 +417,61 @@ impl PrefixListRecord {
         format!("{}-{outcome}", self.op)
     }
 }
+
+/// One side of a VPC peering connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeeringSide {
+    pub account: String,
+    pub region: String,
+    pub vpc_id: String,
+    /// The VPC's IPv4 CIDRs: the requester's from the request on, the accepter's from its
+    /// acceptance on (AWS shows them then).
+    pub cidrs: Vec<String>,
+    /// `AllowDnsResolutionFromRemoteVpc`, as this side's owner set it.
+    pub allow_dns: bool,
+}
+
+/// A VPC peering connection. The same document is kept in both sides' scopes (the
+/// requester's and the accepter's account and region), each copy indexed by its own side's
+/// VPC, and every change writes both in one transaction. `status` is `pending-acceptance`,
+/// `active`, `rejected`, `deleted` or `failed`; `expired` is a pending one past
+/// `expires_ms`, worked out when read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcPeeringRecord {
+    pub id: String,
+    pub requester: PeeringSide,
+    pub accepter: PeeringSide,
+    pub status: String,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    /// When it was rejected, deleted or failed, and by which account.
+    pub ended_ms: Option<i64>,
+    pub ended_by: Option<String>,
+    /// The VPC of the scope this copy is kept in.
+    pub local_vpc: String,
+}
+impl VpcPeeringRecord {
+    /// Whether the VPC `vpc` of `account` and `region` is a side of the connection.
+    pub fn joins(&self, account: &str, region: &str, vpc: &str) -> bool {
+        [&self.requester, &self.accepter]
+            .iter()
+            .any(|s| s.account == account && s.region == region && s.vpc_id == vpc)
+    }
+
+    /// The other side, seen from the VPC `vpc` of `account` and `region`.
+    pub fn far_side(&self, account: &str, region: &str, vpc: &str) -> &PeeringSide {
+        let r = &self.requester;
+        if r.account == account && r.region == region && r.vpc_id == vpc {
+            &self.accepter
+        } else {
+            r
+        }
+    }
+}
+record!(VpcPeeringRecord, "vpc-peering", |s| Index {
+    state: Some(s.status.clone()),
+    vpc: Some(s.local_vpc.clone()),
+    ..Index::default()
+});

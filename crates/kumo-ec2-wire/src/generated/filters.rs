@@ -2982,6 +2982,76 @@ impl FilterName for DescribeVolumesModifications {
     }
 }
 
+/// The filter names of `DescribeVpcPeeringConnections`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeVpcPeeringConnections {
+    /// `accepter-vpc-info.cidr-block`
+    AccepterVpcInfoCidrBlock,
+    /// `accepter-vpc-info.owner-id`
+    AccepterVpcInfoOwnerId,
+    /// `accepter-vpc-info.vpc-id`
+    AccepterVpcInfoVpcId,
+    /// `expiration-time`
+    ExpirationTime,
+    /// `requester-vpc-info.cidr-block`
+    RequesterVpcInfoCidrBlock,
+    /// `requester-vpc-info.owner-id`
+    RequesterVpcInfoOwnerId,
+    /// `requester-vpc-info.vpc-id`
+    RequesterVpcInfoVpcId,
+    /// `status-code`
+    StatusCode,
+    /// `status-message`
+    StatusMessage,
+    /// `vpc-peering-connection-id`
+    VpcPeeringConnectionId,
+}
+
+impl FilterName for DescribeVpcPeeringConnections {
+    const TAGS: bool = true;
+    const ALL: &'static [Self] = &[
+        Self::AccepterVpcInfoCidrBlock,
+        Self::AccepterVpcInfoOwnerId,
+        Self::AccepterVpcInfoVpcId,
+        Self::ExpirationTime,
+        Self::RequesterVpcInfoCidrBlock,
+        Self::RequesterVpcInfoOwnerId,
+        Self::RequesterVpcInfoVpcId,
+        Self::StatusCode,
+        Self::StatusMessage,
+        Self::VpcPeeringConnectionId,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "accepter-vpc-info.cidr-block" => Self::AccepterVpcInfoCidrBlock,
+            "accepter-vpc-info.owner-id" => Self::AccepterVpcInfoOwnerId,
+            "accepter-vpc-info.vpc-id" => Self::AccepterVpcInfoVpcId,
+            "expiration-time" => Self::ExpirationTime,
+            "requester-vpc-info.cidr-block" => Self::RequesterVpcInfoCidrBlock,
+            "requester-vpc-info.owner-id" => Self::RequesterVpcInfoOwnerId,
+            "requester-vpc-info.vpc-id" => Self::RequesterVpcInfoVpcId,
+            "status-code" => Self::StatusCode,
+            "status-message" => Self::StatusMessage,
+            "vpc-peering-connection-id" => Self::VpcPeeringConnectionId,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::AccepterVpcInfoCidrBlock => "accepter-vpc-info.cidr-block",
+            Self::AccepterVpcInfoOwnerId => "accepter-vpc-info.owner-id",
+            Self::AccepterVpcInfoVpcId => "accepter-vpc-info.vpc-id",
+            Self::ExpirationTime => "expiration-time",
+            Self::RequesterVpcInfoCidrBlock => "requester-vpc-info.cidr-block",
+            Self::RequesterVpcInfoOwnerId => "requester-vpc-info.owner-id",
+            Self::RequesterVpcInfoVpcId => "requester-vpc-info.vpc-id",
+            Self::StatusCode => "status-code",
+            Self::StatusMessage => "status-message",
+            Self::VpcPeeringConnectionId => "vpc-peering-connection-id",
+        }
+    }
+}
+
 /// The filter names of `DescribeVpcs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DescribeVpcs {

@@ -53,11 +53,22 @@ pub enum IdKind {
     VpcEndpointId,
     VpcId,
     VpcPeeringConnectionId,
+    VpcPeeringConnectionIdWithResolver,
 }
 
 /// Every resource id a request carries, with the shape that types it, in member order.
 pub trait Ids {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error>;
+}
+
+impl Ids for AcceptVpcPeeringConnectionRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpc_peering_connection_id;
+            f(IdKind::VpcPeeringConnectionIdWithResolver, v)?;
+        }
+        Ok(())
+    }
 }
 
 impl Ids for AllocateAddressRequest {
@@ -588,6 +599,16 @@ impl Ids for CreateVolumeRequest {
     }
 }
 
+impl Ids for CreateVpcPeeringConnectionRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpc_id;
+            f(IdKind::VpcId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for CreateVpcRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.ipv4_ipam_pool_id {
@@ -786,6 +807,16 @@ impl Ids for DeleteVolumeRequest {
         {
             let v = &self.volume_id;
             f(IdKind::VolumeId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DeleteVpcPeeringConnectionRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpc_peering_connection_id;
+            f(IdKind::VpcPeeringConnectionId, v)?;
         }
         Ok(())
     }
@@ -1159,6 +1190,17 @@ impl Ids for DescribeVpcAttributeRequest {
         {
             let v = &self.vpc_id;
             f(IdKind::VpcId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DescribeVpcPeeringConnectionsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.vpc_peering_connection_ids {
+            for x in v {
+                f(IdKind::VpcPeeringConnectionId, x)?;
+            }
         }
         Ok(())
     }
@@ -1742,6 +1784,16 @@ impl Ids for ModifyVpcAttributeRequest {
     }
 }
 
+impl Ids for ModifyVpcPeeringConnectionOptionsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpc_peering_connection_id;
+            f(IdKind::VpcPeeringConnectionId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for MonitorInstancesRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -1808,6 +1860,16 @@ impl Ids for RegisterImageRequest {
         }
         if let Some(v) = &self.ramdisk_id {
             f(IdKind::RamdiskId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for RejectVpcPeeringConnectionRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpc_peering_connection_id;
+            f(IdKind::VpcPeeringConnectionId, v)?;
         }
         Ok(())
     }

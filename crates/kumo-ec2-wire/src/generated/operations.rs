@@ -11,6 +11,7 @@ pub const API_VERSION: &str = "2016-11-15";
 pub const XML_NAMESPACE: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
 /// The operations this build serves.
 pub const OPERATIONS: &[&str] = &[
+    "AcceptVpcPeeringConnection",
     "AllocateAddress",
     "AssignPrivateIpAddresses",
     "AssociateAddress",
@@ -50,6 +51,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateTags",
     "CreateVolume",
     "CreateVpc",
+    "CreateVpcPeeringConnection",
     "DeleteDhcpOptions",
     "DeleteInternetGateway",
     "DeleteKeyPair",
@@ -70,6 +72,7 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteTags",
     "DeleteVolume",
     "DeleteVpc",
+    "DeleteVpcPeeringConnection",
     "DeregisterImage",
     "DescribeAddresses",
     "DescribeAvailabilityZones",
@@ -106,6 +109,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeVolumes",
     "DescribeVolumesModifications",
     "DescribeVpcAttribute",
+    "DescribeVpcPeeringConnections",
     "DescribeVpcs",
     "DetachInternetGateway",
     "DetachNetworkInterface",
@@ -145,9 +149,11 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyVolume",
     "ModifyVolumeAttribute",
     "ModifyVpcAttribute",
+    "ModifyVpcPeeringConnectionOptions",
     "MonitorInstances",
     "RebootInstances",
     "RegisterImage",
+    "RejectVpcPeeringConnection",
     "ReleaseAddress",
     "ReplaceNetworkAclAssociation",
     "ReplaceNetworkAclEntry",
@@ -182,6 +188,15 @@ pub trait Ec2: Send + Sync {
     fn check(&self, ctx: &RequestContext, request: Request<'_>) -> Result<(), Ec2Error> {
         let _ = (ctx, request);
         Ok(())
+    }
+    /// `AcceptVpcPeeringConnection`.
+    fn accept_vpc_peering_connection(
+        &self,
+        ctx: &RequestContext,
+        input: AcceptVpcPeeringConnectionRequest,
+    ) -> Result<AcceptVpcPeeringConnectionResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AcceptVpcPeeringConnection"))
     }
     /// `AllocateAddress`.
     fn allocate_address(
@@ -530,6 +545,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateVpc"))
     }
+    /// `CreateVpcPeeringConnection`.
+    fn create_vpc_peering_connection(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVpcPeeringConnectionRequest,
+    ) -> Result<CreateVpcPeeringConnectionResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateVpcPeeringConnection"))
+    }
     /// `DeleteDhcpOptions`.
     fn delete_dhcp_options(
         &self,
@@ -701,6 +725,15 @@ pub trait Ec2: Send + Sync {
     fn delete_vpc(&self, ctx: &RequestContext, input: DeleteVpcRequest) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteVpc"))
+    }
+    /// `DeleteVpcPeeringConnection`.
+    fn delete_vpc_peering_connection(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteVpcPeeringConnectionRequest,
+    ) -> Result<DeleteVpcPeeringConnectionResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteVpcPeeringConnection"))
     }
     /// `DeregisterImage`.
     fn deregister_image(
@@ -1029,6 +1062,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeVpcAttributeResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeVpcAttribute"))
+    }
+    /// `DescribeVpcPeeringConnections`.
+    fn describe_vpc_peering_connections(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpcPeeringConnectionsRequest,
+    ) -> Result<DescribeVpcPeeringConnectionsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeVpcPeeringConnections"))
     }
     /// `DescribeVpcs`.
     fn describe_vpcs(
@@ -1389,6 +1431,17 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyVpcAttribute"))
     }
+    /// `ModifyVpcPeeringConnectionOptions`.
+    fn modify_vpc_peering_connection_options(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyVpcPeeringConnectionOptionsRequest,
+    ) -> Result<ModifyVpcPeeringConnectionOptionsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented(
+            "ModifyVpcPeeringConnectionOptions",
+        ))
+    }
     /// `MonitorInstances`.
     fn monitor_instances(
         &self,
@@ -1415,6 +1468,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<RegisterImageResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("RegisterImage"))
+    }
+    /// `RejectVpcPeeringConnection`.
+    fn reject_vpc_peering_connection(
+        &self,
+        ctx: &RequestContext,
+        input: RejectVpcPeeringConnectionRequest,
+    ) -> Result<RejectVpcPeeringConnectionResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("RejectVpcPeeringConnection"))
     }
     /// `ReleaseAddress`.
     fn release_address(
@@ -1574,6 +1636,7 @@ pub trait Ec2: Send + Sync {
 /// A served operation's decoded input, for [`Ec2::check`].
 #[derive(Debug, Clone, Copy)]
 pub enum Request<'a> {
+    AcceptVpcPeeringConnection(&'a AcceptVpcPeeringConnectionRequest),
     AllocateAddress(&'a AllocateAddressRequest),
     AssignPrivateIpAddresses(&'a AssignPrivateIpAddressesRequest),
     AssociateAddress(&'a AssociateAddressRequest),
@@ -1613,6 +1676,7 @@ pub enum Request<'a> {
     CreateTags(&'a CreateTagsRequest),
     CreateVolume(&'a CreateVolumeRequest),
     CreateVpc(&'a CreateVpcRequest),
+    CreateVpcPeeringConnection(&'a CreateVpcPeeringConnectionRequest),
     DeleteDhcpOptions(&'a DeleteDhcpOptionsRequest),
     DeleteInternetGateway(&'a DeleteInternetGatewayRequest),
     DeleteKeyPair(&'a DeleteKeyPairRequest),
@@ -1633,6 +1697,7 @@ pub enum Request<'a> {
     DeleteTags(&'a DeleteTagsRequest),
     DeleteVolume(&'a DeleteVolumeRequest),
     DeleteVpc(&'a DeleteVpcRequest),
+    DeleteVpcPeeringConnection(&'a DeleteVpcPeeringConnectionRequest),
     DeregisterImage(&'a DeregisterImageRequest),
     DescribeAddresses(&'a DescribeAddressesRequest),
     DescribeAvailabilityZones(&'a DescribeAvailabilityZonesRequest),
@@ -1669,6 +1734,7 @@ pub enum Request<'a> {
     DescribeVolumes(&'a DescribeVolumesRequest),
     DescribeVolumesModifications(&'a DescribeVolumesModificationsRequest),
     DescribeVpcAttribute(&'a DescribeVpcAttributeRequest),
+    DescribeVpcPeeringConnections(&'a DescribeVpcPeeringConnectionsRequest),
     DescribeVpcs(&'a DescribeVpcsRequest),
     DetachInternetGateway(&'a DetachInternetGatewayRequest),
     DetachNetworkInterface(&'a DetachNetworkInterfaceRequest),
@@ -1710,9 +1776,11 @@ pub enum Request<'a> {
     ModifyVolume(&'a ModifyVolumeRequest),
     ModifyVolumeAttribute(&'a ModifyVolumeAttributeRequest),
     ModifyVpcAttribute(&'a ModifyVpcAttributeRequest),
+    ModifyVpcPeeringConnectionOptions(&'a ModifyVpcPeeringConnectionOptionsRequest),
     MonitorInstances(&'a MonitorInstancesRequest),
     RebootInstances(&'a RebootInstancesRequest),
     RegisterImage(&'a RegisterImageRequest),
+    RejectVpcPeeringConnection(&'a RejectVpcPeeringConnectionRequest),
     ReleaseAddress(&'a ReleaseAddressRequest),
     ReplaceNetworkAclAssociation(&'a ReplaceNetworkAclAssociationRequest),
     ReplaceNetworkAclEntry(&'a ReplaceNetworkAclEntryRequest),
@@ -1742,6 +1810,14 @@ pub fn dispatch(
     params: &Node,
 ) -> Result<Vec<u8>, Ec2Error> {
     match action {
+        "AcceptVpcPeeringConnection" => {
+            let input = AcceptVpcPeeringConnectionRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::AcceptVpcPeeringConnection(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.accept_vpc_peering_connection(ctx, input)?;
+            crate::encode::response(ctx, "AcceptVpcPeeringConnectionResponse", &output)
+        }
         "AllocateAddress" => {
             let input = AllocateAddressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2061,6 +2137,14 @@ pub fn dispatch(
             let output = svc.create_vpc(ctx, input)?;
             crate::encode::response(ctx, "CreateVpcResponse", &output)
         }
+        "CreateVpcPeeringConnection" => {
+            let input = CreateVpcPeeringConnectionRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateVpcPeeringConnection(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_vpc_peering_connection(ctx, input)?;
+            crate::encode::response(ctx, "CreateVpcPeeringConnectionResponse", &output)
+        }
         "DeleteDhcpOptions" => {
             let input = DeleteDhcpOptionsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2220,6 +2304,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             svc.delete_vpc(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteVpcResponse")
+        }
+        "DeleteVpcPeeringConnection" => {
+            let input = DeleteVpcPeeringConnectionRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteVpcPeeringConnection(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.delete_vpc_peering_connection(ctx, input)?;
+            crate::encode::response(ctx, "DeleteVpcPeeringConnectionResponse", &output)
         }
         "DeregisterImage" => {
             let input = DeregisterImageRequest::decode(params, &Path::ROOT)?;
@@ -2508,6 +2600,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.describe_vpc_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeVpcAttributeResponse", &output)
+        }
+        "DescribeVpcPeeringConnections" => {
+            let input = DescribeVpcPeeringConnectionsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeVpcPeeringConnections(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_vpc_peering_connections(ctx, input)?;
+            crate::encode::response(ctx, "DescribeVpcPeeringConnectionsResponse", &output)
         }
         "DescribeVpcs" => {
             let input = DescribeVpcsRequest::decode(params, &Path::ROOT)?;
@@ -2826,6 +2926,14 @@ pub fn dispatch(
             svc.modify_vpc_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyVpcAttributeResponse")
         }
+        "ModifyVpcPeeringConnectionOptions" => {
+            let input = ModifyVpcPeeringConnectionOptionsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyVpcPeeringConnectionOptions(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.modify_vpc_peering_connection_options(ctx, input)?;
+            crate::encode::response(ctx, "ModifyVpcPeeringConnectionOptionsResponse", &output)
+        }
         "MonitorInstances" => {
             let input = MonitorInstancesRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2849,6 +2957,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.register_image(ctx, input)?;
             crate::encode::response(ctx, "RegisterImageResponse", &output)
+        }
+        "RejectVpcPeeringConnection" => {
+            let input = RejectVpcPeeringConnectionRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::RejectVpcPeeringConnection(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.reject_vpc_peering_connection(ctx, input)?;
+            crate::encode::response(ctx, "RejectVpcPeeringConnectionResponse", &output)
         }
         "ReleaseAddress" => {
             let input = ReleaseAddressRequest::decode(params, &Path::ROOT)?;

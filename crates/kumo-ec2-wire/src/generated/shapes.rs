@@ -114,6 +114,56 @@ impl Decode for AcceleratorTotalMemoryMiBRequest {
     }
 }
 
+/// The `AcceptVpcPeeringConnectionRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AcceptVpcPeeringConnectionRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VpcPeeringConnectionId`: `VpcPeeringConnectionId` in requests, `<vpcPeeringConnectionId>` in responses.
+    pub vpc_peering_connection_id: String,
+}
+
+impl Decode for AcceptVpcPeeringConnectionRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_peering_connection_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VpcPeeringConnectionId" => {
+                    out.vpc_peering_connection_id = Decode::decode(child, &here)?;
+                    seen_vpc_peering_connection_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_peering_connection_id {
+            return Err(crate::decode::missing(
+                &path.child("VpcPeeringConnectionId"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `AcceptVpcPeeringConnectionResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AcceptVpcPeeringConnectionResult {
+    /// `VpcPeeringConnection`: `VpcPeeringConnection` in requests, `<vpcPeeringConnection>` in responses.
+    pub vpc_peering_connection: Option<VpcPeeringConnection>,
+}
+
+impl Encode for AcceptVpcPeeringConnectionResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.vpc_peering_connection {
+            w.field("vpcPeeringConnection", v);
+        }
+    }
+}
+
 /// The `AddPrefixListEntry` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AddPrefixListEntry {
@@ -1945,6 +1995,21 @@ impl Encode for CapacityReservationTargetResponse {
         }
         if let Some(v) = &self.capacity_reservation_resource_group_arn {
             w.field("capacityReservationResourceGroupArn", v);
+        }
+    }
+}
+
+/// The `CidrBlock` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CidrBlock {
+    /// `CidrBlock`: `CidrBlock` in requests, `<cidrBlock>` in responses.
+    pub cidr_block: Option<String>,
+}
+
+impl Encode for CidrBlock {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidr_block {
+            w.field("cidrBlock", v);
         }
     }
 }
@@ -4462,6 +4527,74 @@ impl Decode for CreateVolumeRequest {
     }
 }
 
+/// The `CreateVpcPeeringConnectionRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVpcPeeringConnectionRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `PeerOwnerId`: `PeerOwnerId` in requests, `<peerOwnerId>` in responses.
+    pub peer_owner_id: Option<String>,
+    /// `PeerRegion`: `PeerRegion` in requests, `<PeerRegion>` in responses.
+    pub peer_region: Option<String>,
+    /// `PeerVpcId`: `PeerVpcId` in requests, `<peerVpcId>` in responses.
+    pub peer_vpc_id: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for CreateVpcPeeringConnectionRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "PeerOwnerId" => {
+                    out.peer_owner_id = Some(Decode::decode(child, &here)?);
+                }
+                "PeerRegion" => {
+                    out.peer_region = Some(Decode::decode(child, &here)?);
+                }
+                "PeerVpcId" => {
+                    out.peer_vpc_id = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateVpcPeeringConnectionResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVpcPeeringConnectionResult {
+    /// `VpcPeeringConnection`: `VpcPeeringConnection` in requests, `<vpcPeeringConnection>` in responses.
+    pub vpc_peering_connection: Option<VpcPeeringConnection>,
+}
+
+impl Encode for CreateVpcPeeringConnectionResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.vpc_peering_connection {
+            w.field("vpcPeeringConnection", v);
+        }
+    }
+}
+
 /// The `CreateVpcRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateVpcRequest {
@@ -5515,6 +5648,56 @@ impl Decode for DeleteVolumeRequest {
             return Err(crate::decode::missing(&path.child("VolumeId")));
         }
         Ok(out)
+    }
+}
+
+/// The `DeleteVpcPeeringConnectionRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteVpcPeeringConnectionRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VpcPeeringConnectionId`: `VpcPeeringConnectionId` in requests, `<vpcPeeringConnectionId>` in responses.
+    pub vpc_peering_connection_id: String,
+}
+
+impl Decode for DeleteVpcPeeringConnectionRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_peering_connection_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VpcPeeringConnectionId" => {
+                    out.vpc_peering_connection_id = Decode::decode(child, &here)?;
+                    seen_vpc_peering_connection_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_peering_connection_id {
+            return Err(crate::decode::missing(
+                &path.child("VpcPeeringConnectionId"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteVpcPeeringConnectionResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteVpcPeeringConnectionResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+}
+
+impl Encode for DeleteVpcPeeringConnectionResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
     }
 }
 
@@ -7941,6 +8124,69 @@ impl Encode for DescribeVpcAttributeResult {
         }
         if let Some(v) = &self.vpc_id {
             w.field("vpcId", v);
+        }
+    }
+}
+
+/// The `DescribeVpcPeeringConnectionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpcPeeringConnectionsRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `VpcPeeringConnectionIds`: `VpcPeeringConnectionId` in requests, `<VpcPeeringConnectionId>` in responses.
+    pub vpc_peering_connection_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeVpcPeeringConnectionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "VpcPeeringConnectionId" => {
+                    out.vpc_peering_connection_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeVpcPeeringConnectionsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpcPeeringConnectionsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `VpcPeeringConnections`: `VpcPeeringConnectionSet` in requests, `<vpcPeeringConnectionSet>` in responses.
+    pub vpc_peering_connections: Option<Vec<VpcPeeringConnection>>,
+}
+
+impl Encode for DescribeVpcPeeringConnectionsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.vpc_peering_connections {
+            w.list("vpcPeeringConnectionSet", "item", v);
         }
     }
 }
@@ -13423,6 +13669,21 @@ impl Encode for Ipv4PrefixSpecificationResponse {
     }
 }
 
+/// The `Ipv6CidrBlock` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Ipv6CidrBlock {
+    /// `Ipv6CidrBlock`: `Ipv6CidrBlock` in requests, `<ipv6CidrBlock>` in responses.
+    pub ipv6_cidr_block: Option<String>,
+}
+
+impl Encode for Ipv6CidrBlock {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ipv6_cidr_block {
+            w.field("ipv6CidrBlock", v);
+        }
+    }
+}
+
 /// The `Ipv6PrefixSpecification` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Ipv6PrefixSpecification {
@@ -17396,6 +17657,71 @@ impl Decode for ModifyVpcAttributeRequest {
     }
 }
 
+/// The `ModifyVpcPeeringConnectionOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyVpcPeeringConnectionOptionsRequest {
+    /// `AccepterPeeringConnectionOptions`: `AccepterPeeringConnectionOptions` in requests, `<AccepterPeeringConnectionOptions>` in responses.
+    pub accepter_peering_connection_options: Option<PeeringConnectionOptionsRequest>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `RequesterPeeringConnectionOptions`: `RequesterPeeringConnectionOptions` in requests, `<RequesterPeeringConnectionOptions>` in responses.
+    pub requester_peering_connection_options: Option<PeeringConnectionOptionsRequest>,
+    /// `VpcPeeringConnectionId`: `VpcPeeringConnectionId` in requests, `<VpcPeeringConnectionId>` in responses.
+    pub vpc_peering_connection_id: String,
+}
+
+impl Decode for ModifyVpcPeeringConnectionOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_peering_connection_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AccepterPeeringConnectionOptions" => {
+                    out.accepter_peering_connection_options = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "RequesterPeeringConnectionOptions" => {
+                    out.requester_peering_connection_options = Some(Decode::decode(child, &here)?);
+                }
+                "VpcPeeringConnectionId" => {
+                    out.vpc_peering_connection_id = Decode::decode(child, &here)?;
+                    seen_vpc_peering_connection_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_peering_connection_id {
+            return Err(crate::decode::missing(
+                &path.child("VpcPeeringConnectionId"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyVpcPeeringConnectionOptionsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyVpcPeeringConnectionOptionsResult {
+    /// `AccepterPeeringConnectionOptions`: `AccepterPeeringConnectionOptions` in requests, `<accepterPeeringConnectionOptions>` in responses.
+    pub accepter_peering_connection_options: Option<PeeringConnectionOptions>,
+    /// `RequesterPeeringConnectionOptions`: `RequesterPeeringConnectionOptions` in requests, `<requesterPeeringConnectionOptions>` in responses.
+    pub requester_peering_connection_options: Option<PeeringConnectionOptions>,
+}
+
+impl Encode for ModifyVpcPeeringConnectionOptionsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.accepter_peering_connection_options {
+            w.field("accepterPeeringConnectionOptions", v);
+        }
+        if let Some(v) = &self.requester_peering_connection_options {
+            w.field("requesterPeeringConnectionOptions", v);
+        }
+    }
+}
+
 /// The `MonitorInstancesRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct MonitorInstancesRequest {
@@ -18642,6 +18968,66 @@ impl Encode for OperatorResponse {
     }
 }
 
+/// The `PeeringConnectionOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeeringConnectionOptions {
+    /// `AllowDnsResolutionFromRemoteVpc`: `AllowDnsResolutionFromRemoteVpc` in requests, `<allowDnsResolutionFromRemoteVpc>` in responses.
+    pub allow_dns_resolution_from_remote_vpc: Option<bool>,
+    /// `AllowEgressFromLocalClassicLinkToRemoteVpc`: `AllowEgressFromLocalClassicLinkToRemoteVpc` in requests, `<allowEgressFromLocalClassicLinkToRemoteVpc>` in responses.
+    pub allow_egress_from_local_classic_link_to_remote_vpc: Option<bool>,
+    /// `AllowEgressFromLocalVpcToRemoteClassicLink`: `AllowEgressFromLocalVpcToRemoteClassicLink` in requests, `<allowEgressFromLocalVpcToRemoteClassicLink>` in responses.
+    pub allow_egress_from_local_vpc_to_remote_classic_link: Option<bool>,
+}
+
+impl Encode for PeeringConnectionOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.allow_dns_resolution_from_remote_vpc {
+            w.field("allowDnsResolutionFromRemoteVpc", v);
+        }
+        if let Some(v) = &self.allow_egress_from_local_classic_link_to_remote_vpc {
+            w.field("allowEgressFromLocalClassicLinkToRemoteVpc", v);
+        }
+        if let Some(v) = &self.allow_egress_from_local_vpc_to_remote_classic_link {
+            w.field("allowEgressFromLocalVpcToRemoteClassicLink", v);
+        }
+    }
+}
+
+/// The `PeeringConnectionOptionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeeringConnectionOptionsRequest {
+    /// `AllowDnsResolutionFromRemoteVpc`: `AllowDnsResolutionFromRemoteVpc` in requests, `<AllowDnsResolutionFromRemoteVpc>` in responses.
+    pub allow_dns_resolution_from_remote_vpc: Option<bool>,
+    /// `AllowEgressFromLocalClassicLinkToRemoteVpc`: `AllowEgressFromLocalClassicLinkToRemoteVpc` in requests, `<AllowEgressFromLocalClassicLinkToRemoteVpc>` in responses.
+    pub allow_egress_from_local_classic_link_to_remote_vpc: Option<bool>,
+    /// `AllowEgressFromLocalVpcToRemoteClassicLink`: `AllowEgressFromLocalVpcToRemoteClassicLink` in requests, `<AllowEgressFromLocalVpcToRemoteClassicLink>` in responses.
+    pub allow_egress_from_local_vpc_to_remote_classic_link: Option<bool>,
+}
+
+impl Decode for PeeringConnectionOptionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AllowDnsResolutionFromRemoteVpc" => {
+                    out.allow_dns_resolution_from_remote_vpc = Some(Decode::decode(child, &here)?);
+                }
+                "AllowEgressFromLocalClassicLinkToRemoteVpc" => {
+                    out.allow_egress_from_local_classic_link_to_remote_vpc =
+                        Some(Decode::decode(child, &here)?);
+                }
+                "AllowEgressFromLocalVpcToRemoteClassicLink" => {
+                    out.allow_egress_from_local_vpc_to_remote_classic_link =
+                        Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `PerformanceFactorReference` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -19519,6 +19905,56 @@ impl Encode for RegisterImageResult {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.image_id {
             w.field("imageId", v);
+        }
+    }
+}
+
+/// The `RejectVpcPeeringConnectionRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RejectVpcPeeringConnectionRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VpcPeeringConnectionId`: `VpcPeeringConnectionId` in requests, `<vpcPeeringConnectionId>` in responses.
+    pub vpc_peering_connection_id: String,
+}
+
+impl Decode for RejectVpcPeeringConnectionRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_peering_connection_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VpcPeeringConnectionId" => {
+                    out.vpc_peering_connection_id = Decode::decode(child, &here)?;
+                    seen_vpc_peering_connection_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_peering_connection_id {
+            return Err(crate::decode::missing(
+                &path.child("VpcPeeringConnectionId"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `RejectVpcPeeringConnectionResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RejectVpcPeeringConnectionResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+}
+
+impl Encode for RejectVpcPeeringConnectionResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
         }
     }
 }
@@ -23901,6 +24337,136 @@ impl Encode for VpcIpv6CidrBlockAssociation {
         }
         if let Some(v) = &self.network_border_group {
             w.field("networkBorderGroup", v);
+        }
+    }
+}
+
+/// The `VpcPeeringConnection` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcPeeringConnection {
+    /// `AccepterVpcInfo`: `AccepterVpcInfo` in requests, `<accepterVpcInfo>` in responses.
+    pub accepter_vpc_info: Option<VpcPeeringConnectionVpcInfo>,
+    /// `ExpirationTime`: `ExpirationTime` in requests, `<expirationTime>` in responses.
+    pub expiration_time: Option<DateTime>,
+    /// `RequesterVpcInfo`: `RequesterVpcInfo` in requests, `<requesterVpcInfo>` in responses.
+    pub requester_vpc_info: Option<VpcPeeringConnectionVpcInfo>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<VpcPeeringConnectionStateReason>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `VpcPeeringConnectionId`: `VpcPeeringConnectionId` in requests, `<vpcPeeringConnectionId>` in responses.
+    pub vpc_peering_connection_id: Option<String>,
+}
+
+impl Encode for VpcPeeringConnection {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.accepter_vpc_info {
+            w.field("accepterVpcInfo", v);
+        }
+        if let Some(v) = &self.expiration_time {
+            w.field("expirationTime", v);
+        }
+        if let Some(v) = &self.requester_vpc_info {
+            w.field("requesterVpcInfo", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.vpc_peering_connection_id {
+            w.field("vpcPeeringConnectionId", v);
+        }
+    }
+}
+
+/// The `VpcPeeringConnectionOptionsDescription` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcPeeringConnectionOptionsDescription {
+    /// `AllowDnsResolutionFromRemoteVpc`: `AllowDnsResolutionFromRemoteVpc` in requests, `<allowDnsResolutionFromRemoteVpc>` in responses.
+    pub allow_dns_resolution_from_remote_vpc: Option<bool>,
+    /// `AllowEgressFromLocalClassicLinkToRemoteVpc`: `AllowEgressFromLocalClassicLinkToRemoteVpc` in requests, `<allowEgressFromLocalClassicLinkToRemoteVpc>` in responses.
+    pub allow_egress_from_local_classic_link_to_remote_vpc: Option<bool>,
+    /// `AllowEgressFromLocalVpcToRemoteClassicLink`: `AllowEgressFromLocalVpcToRemoteClassicLink` in requests, `<allowEgressFromLocalVpcToRemoteClassicLink>` in responses.
+    pub allow_egress_from_local_vpc_to_remote_classic_link: Option<bool>,
+}
+
+impl Encode for VpcPeeringConnectionOptionsDescription {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.allow_dns_resolution_from_remote_vpc {
+            w.field("allowDnsResolutionFromRemoteVpc", v);
+        }
+        if let Some(v) = &self.allow_egress_from_local_classic_link_to_remote_vpc {
+            w.field("allowEgressFromLocalClassicLinkToRemoteVpc", v);
+        }
+        if let Some(v) = &self.allow_egress_from_local_vpc_to_remote_classic_link {
+            w.field("allowEgressFromLocalVpcToRemoteClassicLink", v);
+        }
+    }
+}
+
+/// The `VpcPeeringConnectionStateReason` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcPeeringConnectionStateReason {
+    /// `Code`: `Code` in requests, `<code>` in responses.
+    pub code: Option<String>,
+    /// `Message`: `Message` in requests, `<message>` in responses.
+    pub message: Option<String>,
+}
+
+impl Encode for VpcPeeringConnectionStateReason {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.code {
+            w.field("code", v);
+        }
+        if let Some(v) = &self.message {
+            w.field("message", v);
+        }
+    }
+}
+
+/// The `VpcPeeringConnectionVpcInfo` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcPeeringConnectionVpcInfo {
+    /// `CidrBlock`: `CidrBlock` in requests, `<cidrBlock>` in responses.
+    pub cidr_block: Option<String>,
+    /// `CidrBlockSet`: `CidrBlockSet` in requests, `<cidrBlockSet>` in responses.
+    pub cidr_block_set: Option<Vec<CidrBlock>>,
+    /// `Ipv6CidrBlockSet`: `Ipv6CidrBlockSet` in requests, `<ipv6CidrBlockSet>` in responses.
+    pub ipv6_cidr_block_set: Option<Vec<Ipv6CidrBlock>>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `PeeringOptions`: `PeeringOptions` in requests, `<peeringOptions>` in responses.
+    pub peering_options: Option<VpcPeeringConnectionOptionsDescription>,
+    /// `Region`: `Region` in requests, `<region>` in responses.
+    pub region: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for VpcPeeringConnectionVpcInfo {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidr_block {
+            w.field("cidrBlock", v);
+        }
+        if let Some(v) = &self.cidr_block_set {
+            w.list("cidrBlockSet", "item", v);
+        }
+        if let Some(v) = &self.ipv6_cidr_block_set {
+            w.list("ipv6CidrBlockSet", "item", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.peering_options {
+            w.field("peeringOptions", v);
+        }
+        if let Some(v) = &self.region {
+            w.field("region", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
         }
     }
 }

@@ -1,0 +1,200 @@
+"""VPC peering connections through the AWS CLI and boto3: within an account, across accounts
+and regions, routes to them, their lifecycle over time and AWS's errors. What an active
+connection carries is in test_compute_ns.py."""
+
+import datetime
+import shutil
+
+import pytest
+
+from conftest import Cli, Kumo, fails, make_client
+from test_time_credits_events import admin
+
+OTHER = "222233334444"
+
+
+@pytest.fixture(scope="module")
+def clocked():
+    k = Kumo(extra_args=["--test-clock"]).start()
+    yield k
+    k.stop()
+    shutil.rmtree(k.data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def ec2(clocked):
+    clocked.reset()
+    return make_client(clocked.endpoint)
+
+
+def vpc(ec2, cidr):
+    return ec2.create_vpc(CidrBlock=cidr)["Vpc"]["VpcId"]
+
+
+def pcx_of(ec2, pcx):
+    return ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=[pcx])["VpcPeeringConnections"][0]
+
+
+def test_within_an_account(clocked, ec2):
+    cli = Cli(clocked.endpoint)
+    me = make_client(clocked.endpoint, service="sts").get_caller_identity()["Account"]
+    a, b = vpc(ec2, "10.0.0.0/16"), vpc(ec2, "10.1.0.0/16")
+    made = cli("ec2", "create-vpc-peering-connection", "--vpc-id", a, "--peer-vpc-id", b,
+               "--tag-specifications", "ResourceType=vpc-peering-connection,Tags=[{Key=Name,Value=ab}]")["VpcPeeringConnection"]
+    pcx = made["VpcPeeringConnectionId"]
+    assert pcx.startswith("pcx-")
+    assert made["Status"] == {"Code": "initiating-request", "Message": f"Initiating Request to {me}"}
+    assert made["AccepterVpcInfo"] == {"OwnerId": me, "VpcId": b, "Region": "eu-west-1"}
+    assert made["RequesterVpcInfo"]["CidrBlock"] == "10.0.0.0/16"
+    assert made["RequesterVpcInfo"]["PeeringOptions"]["AllowDnsResolutionFromRemoteVpc"] is False
+    assert made["Tags"] == [{"Key": "Name", "Value": "ab"}] and "ExpirationTime" in made
+    seen = pcx_of(ec2, pcx)
+    assert seen["Status"] == {"Code": "pending-acceptance", "Message": f"Pending Acceptance by {me}"}
+    # The same request again answers the same connection.
+    assert ec2.create_vpc_peering_connection(VpcId=a, PeerVpcId=b)["VpcPeeringConnection"]["VpcPeeringConnectionId"] == pcx
+    # A route may name it before it is active: a blackhole until then.
+    rtb = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [a]}])["RouteTables"][0]["RouteTableId"]
+    ec2.create_route(RouteTableId=rtb, DestinationCidrBlock="10.1.0.0/16", VpcPeeringConnectionId=pcx)
+    def route():
+        rs = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+        return [r for r in rs if r["DestinationCidrBlock"] == "10.1.0.0/16"][0]
+    assert route()["State"] == "blackhole" and route()["VpcPeeringConnectionId"] == pcx
+    fails("OperationNotPermitted", ec2.modify_vpc_peering_connection_options, VpcPeeringConnectionId=pcx,
+          RequesterPeeringConnectionOptions={"AllowDnsResolutionFromRemoteVpc": True})
+
+    accepted = cli("ec2", "accept-vpc-peering-connection", "--vpc-peering-connection-id", pcx)["VpcPeeringConnection"]
+    assert accepted["Status"] == {"Code": "provisioning", "Message": "Provisioning"}
+    assert accepted["AccepterVpcInfo"]["CidrBlock"] == "10.1.0.0/16"
+    assert accepted["AccepterVpcInfo"]["CidrBlockSet"] == [{"CidrBlock": "10.1.0.0/16"}]
+    seen = pcx_of(ec2, pcx)
+    assert seen["Status"] == {"Code": "active", "Message": "Active"} and "ExpirationTime" not in seen
+    assert route()["State"] == "active"
+    assert [r["VpcPeeringConnectionId"] for r in ec2.describe_route_tables(
+        Filters=[{"Name": "route.vpc-peering-connection-id", "Values": [pcx]}])["RouteTables"][0]["Routes"]
+        if "VpcPeeringConnectionId" in r] == [pcx]
+    # Filters.
+    def ids(name, *values):
+        return [c["VpcPeeringConnectionId"] for c in ec2.describe_vpc_peering_connections(
+            Filters=[{"Name": name, "Values": list(values)}])["VpcPeeringConnections"]]
+    assert ids("status-code", "active") == [pcx]
+    assert ids("accepter-vpc-info.cidr-block", "10.1.0.0/16") == [pcx]
+    assert ids("requester-vpc-info.vpc-id", a) == [pcx]
+    assert ids("tag:Name", "ab") == [pcx]
+    assert ids("status-code", "pending-acceptance") == []
+    # Options, on an active connection.
+    out = ec2.modify_vpc_peering_connection_options(VpcPeeringConnectionId=pcx,
+                                                    RequesterPeeringConnectionOptions={"AllowDnsResolutionFromRemoteVpc": True})
+    assert out["RequesterPeeringConnectionOptions"]["AllowDnsResolutionFromRemoteVpc"] is True
+    assert pcx_of(ec2, pcx)["RequesterVpcInfo"]["PeeringOptions"]["AllowDnsResolutionFromRemoteVpc"] is True
+    # A second connection the other way cannot be made active beside this one.
+    back = ec2.create_vpc_peering_connection(VpcId=b, PeerVpcId=a)["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    assert fails("VpcPeeringConnectionAlreadyExists", ec2.accept_vpc_peering_connection, VpcPeeringConnectionId=back) == \
+        f"The vpc peering connection identified by {pcx} already exists."
+    # A peered VPC is not deleted.
+    fails("DependencyViolation", ec2.delete_vpc, VpcId=b)
+    assert ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=back)["Return"] is True
+
+    # Deleted: shown as such for two hours, its routes blackholes.
+    assert ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=pcx)["Return"] is True
+    seen = pcx_of(ec2, pcx)
+    assert seen["Status"] == {"Code": "deleted", "Message": f"Deleted by {me}"}
+    assert route()["State"] == "blackhole"
+    assert fails("InvalidStateTransition", ec2.accept_vpc_peering_connection, VpcPeeringConnectionId=pcx) == \
+        f"Invalid state transition for {pcx}, attempted to transition from deleted to active"
+    admin(clocked, "advance-clock", str(2 * 3600 + 60))
+    assert fails("InvalidVpcPeeringConnectionID.NotFound", ec2.describe_vpc_peering_connections, VpcPeeringConnectionIds=[pcx]) == \
+        f"The vpcPeeringConnection ID '{pcx}' does not exist"
+    assert ec2.describe_vpc_peering_connections()["VpcPeeringConnections"] == []
+
+
+def test_overlaps_fail_and_requests_expire(clocked, ec2):
+    a, b, c = vpc(ec2, "10.0.0.0/16"), vpc(ec2, "10.0.128.0/17"), vpc(ec2, "10.2.0.0/16")
+    failed = ec2.create_vpc_peering_connection(VpcId=a, PeerVpcId=b)["VpcPeeringConnection"]
+    assert failed["Status"] == {"Code": "failed", "Message": "Failed due to incorrect VPC-ID, Account ID, or overlapping CIDR range"}
+    fails("InvalidStateTransition", ec2.accept_vpc_peering_connection, VpcPeeringConnectionId=failed["VpcPeeringConnectionId"])
+    fails("InvalidStateTransition", ec2.delete_vpc_peering_connection, VpcPeeringConnectionId=failed["VpcPeeringConnectionId"])
+    # A VPC with itself overlaps itself.
+    assert ec2.create_vpc_peering_connection(VpcId=a, PeerVpcId=a)["VpcPeeringConnection"]["Status"]["Code"] == "failed"
+    # A missing VPC of the same account and region is refused at once; another account's
+    # is found out later (failed).
+    assert fails("InvalidVpcID.NotFound", ec2.create_vpc_peering_connection, VpcId=a, PeerVpcId="vpc-0123456789abcdef0") == \
+        "The vpc ID 'vpc-0123456789abcdef0' does not exist"
+    assert ec2.create_vpc_peering_connection(VpcId=a, PeerVpcId="vpc-0123456789abcdef0", PeerOwnerId=OTHER
+                                             )["VpcPeeringConnection"]["Status"]["Code"] == "failed"
+    pending = ec2.create_vpc_peering_connection(VpcId=a, PeerVpcId=c)["VpcPeeringConnection"]
+    expires = pending["ExpirationTime"]
+    assert (expires - datetime.datetime.now(datetime.timezone.utc)).days in (6, 7)
+    # Failed requests go after two hours; a pending one expires after seven days and is shown
+    # expired for two more.
+    admin(clocked, "advance-clock", str(7 * 86400 + 60))
+    seen = ec2.describe_vpc_peering_connections()["VpcPeeringConnections"]
+    assert [(x["VpcPeeringConnectionId"], x["Status"]["Code"]) for x in seen] == [(pending["VpcPeeringConnectionId"], "expired")]
+    fails("InvalidStateTransition", ec2.accept_vpc_peering_connection, VpcPeeringConnectionId=pending["VpcPeeringConnectionId"])
+    ec2.delete_vpc(VpcId=c)
+    admin(clocked, "advance-clock", str(2 * 86400))
+    assert ec2.describe_vpc_peering_connections()["VpcPeeringConnections"] == []
+
+
+def test_across_accounts_and_regions(clocked, ec2):
+    other = make_client(clocked.endpoint, key=OTHER)
+    me = make_client(clocked.endpoint, service="sts").get_caller_identity()["Account"]
+    a = vpc(ec2, "10.0.0.0/16")
+    b = vpc(other, "10.5.0.0/16")
+    pcx = ec2.create_vpc_peering_connection(VpcId=a, PeerVpcId=b, PeerOwnerId=OTHER,
+                                            TagSpecifications=[{"ResourceType": "vpc-peering-connection", "Tags": [{"Key": "side", "Value": "requester"}]}]
+                                            )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    theirs = pcx_of(other, pcx)
+    assert theirs["Status"] == {"Code": "pending-acceptance", "Message": f"Pending Acceptance by {OTHER}"}
+    assert theirs["RequesterVpcInfo"]["OwnerId"] == me
+    # Tags are each account's own.
+    assert theirs["Tags"] == []
+    # Only the accepter accepts or rejects; the requester may withdraw a pending request.
+    fails("OperationNotPermitted", ec2.accept_vpc_peering_connection, VpcPeeringConnectionId=pcx)
+    fails("OperationNotPermitted", ec2.reject_vpc_peering_connection, VpcPeeringConnectionId=pcx)
+    fails("OperationNotPermitted", other.delete_vpc_peering_connection, VpcPeeringConnectionId=pcx)
+    assert other.reject_vpc_peering_connection(VpcPeeringConnectionId=pcx)["Return"] is True
+    assert pcx_of(ec2, pcx)["Status"] == {"Code": "rejected", "Message": f"Rejected by {OTHER}"}
+    # The accepter sees a rejection for 2 hours, the requester for 2 days.
+    admin(clocked, "advance-clock", str(3 * 3600))
+    assert pcx_of(ec2, pcx)["Status"]["Code"] == "rejected"
+    assert other.describe_vpc_peering_connections()["VpcPeeringConnections"] == []
+
+    # Across regions: the accepter accepts in its own region.
+    west = make_client(clocked.endpoint, region="us-west-2")
+    w = vpc(west, "10.9.0.0/16")
+    cross = ec2.create_vpc_peering_connection(VpcId=a, PeerVpcId=w, PeerRegion="us-west-2")["VpcPeeringConnection"]
+    assert cross["AccepterVpcInfo"]["Region"] == "us-west-2"
+    pid = cross["VpcPeeringConnectionId"]
+    fails("OperationNotPermitted", ec2.accept_vpc_peering_connection, VpcPeeringConnectionId=pid)
+    assert west.accept_vpc_peering_connection(VpcPeeringConnectionId=pid)["VpcPeeringConnection"]["AccepterVpcInfo"]["CidrBlock"] == "10.9.0.0/16"
+    assert pcx_of(ec2, pid)["Status"]["Code"] == "active"
+    # Either side deletes an active connection.
+    west.delete_vpc_peering_connection(VpcPeeringConnectionId=pid)
+    assert pcx_of(ec2, pid)["Status"]["Code"] == "deleted"
+
+
+def test_errors(clocked, ec2, ec2_raw_clocked):
+    a = vpc(ec2, "10.0.0.0/16")
+    fails("InvalidVpcPeeringConnectionID.NotFound", ec2.accept_vpc_peering_connection, VpcPeeringConnectionId="pcx-0123456789abcdef0")
+    fails("InvalidVpcPeeringConnectionID.NotFound", ec2.delete_vpc_peering_connection, VpcPeeringConnectionId="pcx-0123456789abcdef0")
+    fails("InvalidVpcPeeringConnectionId.Malformed", ec2.delete_vpc_peering_connection, VpcPeeringConnectionId="pcx-1")
+    fails("InvalidVpcID.NotFound", ec2.create_vpc_peering_connection, VpcId="vpc-0123456789abcdef0", PeerVpcId=a)
+    fails("MissingParameter", ec2_raw_clocked.create_vpc_peering_connection, VpcId=a)
+    fails("InvalidParameterValue", ec2.create_vpc_peering_connection, VpcId=a, PeerVpcId=a, PeerOwnerId="12")
+    rtb = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [a]}])["RouteTables"][0]["RouteTableId"]
+    assert fails("InvalidVpcPeeringConnectionID.NotFound", ec2.create_route, RouteTableId=rtb, DestinationCidrBlock="10.7.0.0/16",
+                 VpcPeeringConnectionId="pcx-0123456789abcdef0") == "The vpcPeeringConnection ID 'pcx-0123456789abcdef0' does not exist"
+    # A route in a VPC that is no side of the connection.
+    b, c = vpc(ec2, "10.1.0.0/16"), vpc(ec2, "10.2.0.0/16")
+    pcx = ec2.create_vpc_peering_connection(VpcId=b, PeerVpcId=c)["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    fails("InvalidParameterValue", ec2.create_route, RouteTableId=rtb, DestinationCidrBlock="10.2.0.0/16", VpcPeeringConnectionId=pcx)
+    # DryRun changes nothing.
+    fails("DryRunOperation", ec2.accept_vpc_peering_connection, VpcPeeringConnectionId=pcx, DryRun=True)
+    assert pcx_of(ec2, pcx)["Status"]["Code"] == "pending-acceptance"
+    fails("DryRunOperation", ec2.create_vpc_peering_connection, VpcId=a, PeerVpcId=c, DryRun=True)
+    assert len(ec2.describe_vpc_peering_connections()["VpcPeeringConnections"]) == 1
+
+
+@pytest.fixture
+def ec2_raw_clocked(clocked):
+    return make_client(clocked.endpoint, validate=False)
