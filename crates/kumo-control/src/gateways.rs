@@ -243,6 +243,11 @@ fn route_state<V: Read>(v: &V, s: Scope, vpc: &str, target: &str) -> Result<&'st
             .is_some_and(|n| n.state == "available")
     } else if target.starts_with("eni-") {
         v.get::<EniRecord>(s, target)?.is_some()
+    } else if target.starts_with("vgw-") {
+        v.get::<crate::records::net::VpnGatewayRecord>(s, target)?
+            .filter(|g| g.deleted_ms.is_none())
+            .and_then(|g| g.attachment)
+            .is_some_and(|a| a.attached && a.vpc_id == vpc)
     } else if target.starts_with("pcx-") {
         v.get::<crate::records::net::VpcPeeringRecord>(s, target)?
             .is_some_and(|p| p.status == "active")
@@ -320,7 +325,14 @@ pub fn wire_rtb<V: Read>(
         vpc_id: Some(r.vpc_id.clone()),
         owner_id: Some(ctx.account_id.clone()),
         associations: Some(associations),
-        propagating_vgws: Some(Vec::new()),
+        propagating_vgws: Some(
+            r.propagating_vgws
+                .iter()
+                .map(|g| PropagatingVgw {
+                    gateway_id: Some(g.clone()),
+                })
+                .collect(),
+        ),
         routes: Some(routes),
         tags: Some(tags::wire(&t.tags)),
     })

@@ -44,6 +44,7 @@ mod tags;
 mod volumes;
 mod vpc_peering;
 mod vpcs;
+mod vpn_gateways;
 
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2, Ec2Error, RequestContext};
@@ -907,6 +908,94 @@ impl Ec2 for Kumo {
         input: GetSecurityGroupsForVpcRequest,
     ) -> Result<GetSecurityGroupsForVpcResult, Ec2Error> {
         security_groups::groups_for_vpc(&self.store, ctx, input)
+    }
+
+    fn create_vpn_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVpnGatewayRequest,
+    ) -> Result<CreateVpnGatewayResult, Ec2Error> {
+        vpn_gateways::create_vgw(self, ctx, input)
+    }
+
+    fn attach_vpn_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: AttachVpnGatewayRequest,
+    ) -> Result<AttachVpnGatewayResult, Ec2Error> {
+        vpn_gateways::attach_vgw(self, ctx, input)
+    }
+
+    fn detach_vpn_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DetachVpnGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        vpn_gateways::detach_vgw(self, ctx, input)
+    }
+
+    fn delete_vpn_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteVpnGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        vpn_gateways::delete_vgw(self, ctx, input)
+    }
+
+    fn describe_vpn_gateways(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpnGatewaysRequest,
+    ) -> Result<DescribeVpnGatewaysResult, Ec2Error> {
+        vpn_gateways::describe_vgws(self, ctx, input)
+    }
+
+    fn create_customer_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: CreateCustomerGatewayRequest,
+    ) -> Result<CreateCustomerGatewayResult, Ec2Error> {
+        vpn_gateways::create_cgw(self, ctx, input)
+    }
+
+    fn delete_customer_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteCustomerGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        vpn_gateways::delete_cgw(self, ctx, input)
+    }
+
+    fn describe_customer_gateways(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeCustomerGatewaysRequest,
+    ) -> Result<DescribeCustomerGatewaysResult, Ec2Error> {
+        vpn_gateways::describe_cgws(self, ctx, input)
+    }
+
+    fn enable_vgw_route_propagation(
+        &self,
+        ctx: &RequestContext,
+        input: EnableVgwRoutePropagationRequest,
+    ) -> Result<(), Ec2Error> {
+        vpn_gateways::propagation(self, ctx, &input.gateway_id, &input.route_table_id, true)
+    }
+
+    fn disable_vgw_route_propagation(
+        &self,
+        ctx: &RequestContext,
+        input: DisableVgwRoutePropagationRequest,
+    ) -> Result<(), Ec2Error> {
+        vpn_gateways::propagation(self, ctx, &input.gateway_id, &input.route_table_id, false)
+    }
+
+    fn create_vpn_connection(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVpnConnectionRequest,
+    ) -> Result<CreateVpnConnectionResult, Ec2Error> {
+        vpn_gateways::create_connection(self, ctx, input)
     }
 
     fn create_vpc_peering_connection(

@@ -229,6 +229,7 @@ pub fn new_vpc(
             origin: "CreateRouteTable".into(),
         }],
         associations: Vec::new(),
+        propagating_vgws: Vec::new(),
     };
     let sg = SecurityGroupRecord {
         id: new_id("sg"),

@@ -76,6 +76,7 @@ pub fn create_route_table(
                     })
                     .collect(),
                 associations: Vec::new(),
+                propagating_vgws: Vec::new(),
             };
             tx.insert(s, &rec)?;
             tags::put_all(tx, s, &rec.id, "route-table", &tag_list)?;
@@ -165,6 +166,19 @@ fn check_target(tx: &Tx, s: Scope, rtb: &RouteTableRecord, target: &str) -> Resu
         let eni = crate::repo::eni::get_eni(tx, s, target)?;
         if eni.vpc_id != rtb.vpc_id {
             return Err(different());
+        }
+    } else if target.starts_with("vgw-") {
+        // A virtual private gateway takes routes of the VPC it is attached to.
+        let attached = tx
+            .get::<VpnGatewayRecord>(s, target)?
+            .filter(|g| g.deleted_ms.is_none())
+            .and_then(|g| g.attachment)
+            .is_some_and(|a| a.attached && a.vpc_id == rtb.vpc_id);
+        if !attached {
+            return Err(Fail(Ec2Error::new(
+                "InvalidGatewayID.NotFound",
+                format!("The gateway ID '{target}' does not exist"),
+            )));
         }
     } else if target.starts_with("pcx-") {
         // A route may name a connection that is not active yet: it is a blackhole until then.

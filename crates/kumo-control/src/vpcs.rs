@@ -182,11 +182,11 @@ pub fn create_default_vpc(
     Ok(CreateDefaultVpcResult { vpc: Some(v) })
 }
 
-/// What stops a VPC from being deleted: subnets, attached gateways, ENIs, security groups
-/// other than the default one, route tables other than the main one, network ACLs other
-/// than the default one, VPC peering connections active or pending (AWS: a VPC with a
-/// pending request from another account cannot be deleted; its console deletes active ones
-/// first).
+/// What stops a VPC from being deleted: subnets, attached gateways (internet and virtual
+/// private), ENIs, security groups other than the default one, route tables other than the
+/// main one, network ACLs other than the default one, VPC peering connections active or
+/// pending (AWS: a VPC with a pending request from another account cannot be deleted; its
+/// console deletes active ones first).
 fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord, now: i64) -> Result<bool, Fail> {
     let q = Query {
         vpcs: Some(&[vpc.id.as_str()]),
@@ -199,6 +199,7 @@ fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord, now: i64) -> Result<bool, 
     let sgs: Vec<SecurityGroupRecord> = tx.list(s, &q)?;
     let rtbs: Vec<RouteTableRecord> = tx.list(s, &q)?;
     let acls: Vec<NetworkAclRecord> = tx.list(s, &q)?;
+    let vgws: Vec<VpnGatewayRecord> = tx.list(s, &q)?;
     let peerings: Vec<VpcPeeringRecord> = tx.list(s, &Query::default())?;
     let peered = peerings.iter().any(|p| {
         p.joins(s.account, s.region, &vpc.id)
@@ -206,6 +207,7 @@ fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord, now: i64) -> Result<bool, 
     });
     Ok(!subnets.is_empty()
         || peered
+        || !vgws.is_empty()
         || acls.iter().any(|a| a.id != vpc.default_network_acl_id)
         || !igws.is_empty()
         || !enis.is_empty()

@@ -72,12 +72,14 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::AttachInternetGateway(i) => run(i),
         Request::AttachNetworkInterface(i) => run(i),
         Request::AttachVolume(i) => run(i),
+        Request::AttachVpnGateway(i) => run(i),
         Request::AuthorizeSecurityGroupEgress(i) => run(i),
         Request::AuthorizeSecurityGroupIngress(i) => run(i),
         Request::CancelCapacityReservation(i) => run(i),
         Request::CopyImage(i) => run(i),
         Request::CopySnapshot(i) => run(i),
         Request::CreateCapacityReservation(i) => run(i),
+        Request::CreateCustomerGateway(i) => run(i),
         Request::CreateDefaultSubnet(i) => run(i),
         Request::CreateDefaultVpc(i) => run(i),
         Request::CreateDhcpOptions(i) => run(i),
@@ -103,6 +105,9 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::CreateVolume(i) => run(i),
         Request::CreateVpc(i) => run(i),
         Request::CreateVpcPeeringConnection(i) => run(i),
+        Request::CreateVpnConnection(i) => run(i),
+        Request::CreateVpnGateway(i) => run(i),
+        Request::DeleteCustomerGateway(i) => run(i),
         Request::DeleteDhcpOptions(i) => run(i),
         Request::DeleteInternetGateway(i) => run(i),
         Request::DeleteKeyPair(i) => run(i),
@@ -124,10 +129,12 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DeleteVolume(i) => run(i),
         Request::DeleteVpc(i) => run(i),
         Request::DeleteVpcPeeringConnection(i) => run(i),
+        Request::DeleteVpnGateway(i) => run(i),
         Request::DeregisterImage(i) => run(i),
         Request::DescribeAddresses(i) => run(i),
         Request::DescribeAvailabilityZones(i) => run(i),
         Request::DescribeCapacityReservations(i) => run(i),
+        Request::DescribeCustomerGateways(i) => run(i),
         Request::DescribeDhcpOptions(i) => run(i),
         Request::DescribeImageAttribute(i) => run(i),
         Request::DescribeImages(i) => run(i),
@@ -162,16 +169,20 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DescribeVpcAttribute(i) => run(i),
         Request::DescribeVpcPeeringConnections(i) => run(i),
         Request::DescribeVpcs(i) => run(i),
+        Request::DescribeVpnGateways(i) => run(i),
         Request::DetachInternetGateway(i) => run(i),
         Request::DetachNetworkInterface(i) => run(i),
         Request::DetachVolume(i) => run(i),
+        Request::DetachVpnGateway(i) => run(i),
         Request::DisableEbsEncryptionByDefault(i) => run(i),
         Request::DisableImageBlockPublicAccess(i) => run(i),
+        Request::DisableVgwRoutePropagation(i) => run(i),
         Request::DisassociateAddress(i) => run(i),
         Request::DisassociateRouteTable(i) => run(i),
         Request::DisassociateVpcCidrBlock(i) => run(i),
         Request::EnableEbsEncryptionByDefault(i) => run(i),
         Request::EnableImageBlockPublicAccess(i) => run(i),
+        Request::EnableVgwRoutePropagation(i) => run(i),
         Request::GetConsoleOutput(i) => run(i),
         Request::GetDefaultCreditSpecification(i) => run(i),
         Request::GetEbsDefaultKmsKeyId(i) => run(i),
@@ -278,6 +289,8 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         K::VpcEndpointId => ("vpce", "InvalidVpcEndpointId.Malformed"),
         K::PlacementGroupId => ("pg", "InvalidPlacementGroupId.Malformed"),
         K::CapacityReservationId => ("cr", "InvalidCapacityReservationId.Malformed"),
+        K::VpnGatewayId => ("vgw", "InvalidVpnGatewayID.Malformed"),
+        K::CustomerGatewayId => ("cgw", "InvalidCustomerGatewayId.Malformed"),
         // The catalog decides: moto's ids under --moto-compat (`ami-ekswin`) are not AWS's
         // form, so the image lookup checks the form after the catalog.
         K::ImageId => return None,
@@ -306,7 +319,9 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         | K::Ipv4PoolEc2Id
         | K::Ipv6PoolEc2Id
         | K::LocalGatewayId
-        | K::TransitGatewayId => return None,
+        | K::TransitGatewayId
+        | K::TransitGatewayAttachmentId
+        | K::VpnConcentratorId => return None,
     })
 }
 

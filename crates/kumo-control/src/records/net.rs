@@ -236,6 +236,9 @@ pub struct RouteTableRecord {
     pub main_association_id: Option<String>,
     pub routes: Vec<RouteEntry>,
     pub associations: Vec<RouteTableAssoc>,
+    /// Virtual private gateways whose routes it takes (EnableVgwRoutePropagation).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub propagating_vgws: Vec<String>,
 }
 record!(RouteTableRecord, "route-table", |s| Index {
     vpc: Some(s.vpc_id.clone()),
@@ -474,4 +477,53 @@ record!(VpcPeeringRecord, "vpc-peering", |s| Index {
     state: Some(s.status.clone()),
     vpc: Some(s.local_vpc.clone()),
     ..Index::default()
+});
+
+/// A virtual private gateway's attachment to a VPC: `attached` or `detached`, since
+/// `changed_ms` (shown `attaching` or `detaching` until the transition delay has passed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VgwAttachment {
+    pub vpc_id: String,
+    pub attached: bool,
+    pub changed_ms: i64,
+}
+
+/// A virtual private gateway: AWS's side of a Site-to-Site VPN, which Kumo keeps as state
+/// (attachments, route propagation) without tunnels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpnGatewayRecord {
+    pub id: String,
+    pub amazon_side_asn: i64,
+    pub zone: Option<String>,
+    pub created_ms: i64,
+    /// Its attachments, the last one current; a detached one stays until the next attach.
+    pub attachment: Option<VgwAttachment>,
+    pub deleted_ms: Option<i64>,
+}
+record!(VpnGatewayRecord, "vpn-gateway", |s| Index {
+    vpc: s
+        .attachment
+        .as_ref()
+        .filter(|a| a.attached)
+        .map(|a| a.vpc_id.clone()),
+    ..Index::default()
+});
+
+/// A customer gateway: the description of a VPN device on the far side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerGatewayRecord {
+    pub id: String,
+    pub bgp_asn: Option<i64>,
+    pub bgp_asn_extended: Option<i64>,
+    pub ip_address: Option<String>,
+    pub device_name: Option<String>,
+    pub certificate_arn: Option<String>,
+    pub created_ms: i64,
+    pub deleted_ms: Option<i64>,
+}
+record!(CustomerGatewayRecord, "customer-gateway", |_s| {
+    Index::default()
 });

@@ -223,6 +223,51 @@ impl FilterName for DescribeCapacityReservations {
     }
 }
 
+/// The filter names of `DescribeCustomerGateways`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeCustomerGateways {
+    /// `bgp-asn`
+    BgpAsn,
+    /// `customer-gateway-id`
+    CustomerGatewayId,
+    /// `ip-address`
+    IpAddress,
+    /// `state`
+    State,
+    /// `type`
+    Type,
+}
+
+impl FilterName for DescribeCustomerGateways {
+    const TAGS: bool = true;
+    const ALL: &'static [Self] = &[
+        Self::BgpAsn,
+        Self::CustomerGatewayId,
+        Self::IpAddress,
+        Self::State,
+        Self::Type,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "bgp-asn" => Self::BgpAsn,
+            "customer-gateway-id" => Self::CustomerGatewayId,
+            "ip-address" => Self::IpAddress,
+            "state" => Self::State,
+            "type" => Self::Type,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::BgpAsn => "bgp-asn",
+            Self::CustomerGatewayId => "customer-gateway-id",
+            Self::IpAddress => "ip-address",
+            Self::State => "state",
+            Self::Type => "type",
+        }
+    }
+}
+
 /// The filter names of `DescribeDhcpOptions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DescribeDhcpOptions {
@@ -3141,6 +3186,61 @@ impl FilterName for DescribeVpcs {
             Self::OwnerId => "owner-id",
             Self::State => "state",
             Self::VpcId => "vpc-id",
+        }
+    }
+}
+
+/// The filter names of `DescribeVpnGateways`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeVpnGateways {
+    /// `amazon-side-asn`
+    AmazonSideAsn,
+    /// `attachment.state`
+    AttachmentState,
+    /// `attachment.vpc-id`
+    AttachmentVpcId,
+    /// `availability-zone`
+    AvailabilityZone,
+    /// `state`
+    State,
+    /// `type`
+    Type,
+    /// `vpn-gateway-id`
+    VpnGatewayId,
+}
+
+impl FilterName for DescribeVpnGateways {
+    const TAGS: bool = true;
+    const ALL: &'static [Self] = &[
+        Self::AmazonSideAsn,
+        Self::AttachmentState,
+        Self::AttachmentVpcId,
+        Self::AvailabilityZone,
+        Self::State,
+        Self::Type,
+        Self::VpnGatewayId,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "amazon-side-asn" => Self::AmazonSideAsn,
+            "attachment.state" => Self::AttachmentState,
+            "attachment.vpc-id" => Self::AttachmentVpcId,
+            "availability-zone" => Self::AvailabilityZone,
+            "state" => Self::State,
+            "type" => Self::Type,
+            "vpn-gateway-id" => Self::VpnGatewayId,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::AmazonSideAsn => "amazon-side-asn",
+            Self::AttachmentState => "attachment.state",
+            Self::AttachmentVpcId => "attachment.vpc-id",
+            Self::AvailabilityZone => "availability-zone",
+            Self::State => "state",
+            Self::Type => "type",
+            Self::VpnGatewayId => "vpn-gateway-id",
         }
     }
 }

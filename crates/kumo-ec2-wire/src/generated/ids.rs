@@ -11,6 +11,7 @@ pub enum IdKind {
     CapacityReservationId,
     CarrierGatewayId,
     CoipPoolId,
+    CustomerGatewayId,
     DedicatedHostId,
     DefaultingDhcpOptionsId,
     DhcpOptionsId,
@@ -46,6 +47,7 @@ pub enum IdKind {
     SubnetCidrReservationId,
     SubnetId,
     TaggableResourceId,
+    TransitGatewayAttachmentId,
     TransitGatewayId,
     VolumeId,
     VolumeIdWithResolver,
@@ -54,6 +56,8 @@ pub enum IdKind {
     VpcId,
     VpcPeeringConnectionId,
     VpcPeeringConnectionIdWithResolver,
+    VpnConcentratorId,
+    VpnGatewayId,
 }
 
 /// Every resource id a request carries, with the shape that types it, in member order.
@@ -202,6 +206,20 @@ impl Ids for AttachVolumeRequest {
     }
 }
 
+impl Ids for AttachVpnGatewayRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpc_id;
+            f(IdKind::VpcId, v)?;
+        }
+        {
+            let v = &self.vpn_gateway_id;
+            f(IdKind::VpnGatewayId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for AuthorizeSecurityGroupEgressRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -309,6 +327,13 @@ impl Ids for CreateCapacityReservationRequest {
         if let Some(v) = &self.availability_zone_id {
             f(IdKind::AvailabilityZoneId, v)?;
         }
+        Ok(())
+    }
+}
+
+impl Ids for CreateCustomerGatewayRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        let _ = f;
         Ok(())
     }
 }
@@ -624,6 +649,45 @@ impl Ids for CreateVpcRequest {
     }
 }
 
+impl Ids for CreateVpnConnectionRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.customer_gateway_id;
+            f(IdKind::CustomerGatewayId, v)?;
+        }
+        if let Some(v) = &self.options {
+            v.ids(f)?;
+        }
+        if let Some(v) = &self.transit_gateway_id {
+            f(IdKind::TransitGatewayId, v)?;
+        }
+        if let Some(v) = &self.vpn_concentrator_id {
+            f(IdKind::VpnConcentratorId, v)?;
+        }
+        if let Some(v) = &self.vpn_gateway_id {
+            f(IdKind::VpnGatewayId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for CreateVpnGatewayRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        let _ = f;
+        Ok(())
+    }
+}
+
+impl Ids for DeleteCustomerGatewayRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.customer_gateway_id;
+            f(IdKind::CustomerGatewayId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for DeleteDhcpOptionsRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -832,6 +896,16 @@ impl Ids for DeleteVpcRequest {
     }
 }
 
+impl Ids for DeleteVpnGatewayRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpn_gateway_id;
+            f(IdKind::VpnGatewayId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for DeregisterImageRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -865,6 +939,17 @@ impl Ids for DescribeCapacityReservationsRequest {
         if let Some(v) = &self.capacity_reservation_ids {
             for x in v {
                 f(IdKind::CapacityReservationId, x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DescribeCustomerGatewaysRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.customer_gateway_ids {
+            for x in v {
+                f(IdKind::CustomerGatewayId, x)?;
             }
         }
         Ok(())
@@ -1217,6 +1302,17 @@ impl Ids for DescribeVpcsRequest {
     }
 }
 
+impl Ids for DescribeVpnGatewaysRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.vpn_gateway_ids {
+            for x in v {
+                f(IdKind::VpnGatewayId, x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Ids for DetachInternetGatewayRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -1254,6 +1350,20 @@ impl Ids for DetachVolumeRequest {
     }
 }
 
+impl Ids for DetachVpnGatewayRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpc_id;
+            f(IdKind::VpcId, v)?;
+        }
+        {
+            let v = &self.vpn_gateway_id;
+            f(IdKind::VpnGatewayId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for DisableEbsEncryptionByDefaultRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         let _ = f;
@@ -1264,6 +1374,20 @@ impl Ids for DisableEbsEncryptionByDefaultRequest {
 impl Ids for DisableImageBlockPublicAccessRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         let _ = f;
+        Ok(())
+    }
+}
+
+impl Ids for DisableVgwRoutePropagationRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.gateway_id;
+            f(IdKind::VpnGatewayId, v)?;
+        }
+        {
+            let v = &self.route_table_id;
+            f(IdKind::RouteTableId, v)?;
+        }
         Ok(())
     }
 }
@@ -1325,6 +1449,20 @@ impl Ids for EnableEbsEncryptionByDefaultRequest {
 impl Ids for EnableImageBlockPublicAccessRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         let _ = f;
+        Ok(())
+    }
+}
+
+impl Ids for EnableVgwRoutePropagationRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.gateway_id;
+            f(IdKind::VpnGatewayId, v)?;
+        }
+        {
+            let v = &self.route_table_id;
+            f(IdKind::RouteTableId, v)?;
+        }
         Ok(())
     }
 }
@@ -2187,6 +2325,15 @@ impl Ids for UserIdGroupPair {
         }
         if let Some(v) = &self.vpc_id {
             f(IdKind::VpcId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for VpnConnectionOptionsSpecification {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.transport_transit_gateway_attachment_id {
+            f(IdKind::TransitGatewayAttachmentId, v)?;
         }
         Ok(())
     }

@@ -21,12 +21,14 @@ pub const OPERATIONS: &[&str] = &[
     "AttachInternetGateway",
     "AttachNetworkInterface",
     "AttachVolume",
+    "AttachVpnGateway",
     "AuthorizeSecurityGroupEgress",
     "AuthorizeSecurityGroupIngress",
     "CancelCapacityReservation",
     "CopyImage",
     "CopySnapshot",
     "CreateCapacityReservation",
+    "CreateCustomerGateway",
     "CreateDefaultSubnet",
     "CreateDefaultVpc",
     "CreateDhcpOptions",
@@ -52,6 +54,9 @@ pub const OPERATIONS: &[&str] = &[
     "CreateVolume",
     "CreateVpc",
     "CreateVpcPeeringConnection",
+    "CreateVpnConnection",
+    "CreateVpnGateway",
+    "DeleteCustomerGateway",
     "DeleteDhcpOptions",
     "DeleteInternetGateway",
     "DeleteKeyPair",
@@ -73,10 +78,12 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteVolume",
     "DeleteVpc",
     "DeleteVpcPeeringConnection",
+    "DeleteVpnGateway",
     "DeregisterImage",
     "DescribeAddresses",
     "DescribeAvailabilityZones",
     "DescribeCapacityReservations",
+    "DescribeCustomerGateways",
     "DescribeDhcpOptions",
     "DescribeImageAttribute",
     "DescribeImages",
@@ -111,16 +118,20 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeVpcAttribute",
     "DescribeVpcPeeringConnections",
     "DescribeVpcs",
+    "DescribeVpnGateways",
     "DetachInternetGateway",
     "DetachNetworkInterface",
     "DetachVolume",
+    "DetachVpnGateway",
     "DisableEbsEncryptionByDefault",
     "DisableImageBlockPublicAccess",
+    "DisableVgwRoutePropagation",
     "DisassociateAddress",
     "DisassociateRouteTable",
     "DisassociateVpcCidrBlock",
     "EnableEbsEncryptionByDefault",
     "EnableImageBlockPublicAccess",
+    "EnableVgwRoutePropagation",
     "GetConsoleOutput",
     "GetDefaultCreditSpecification",
     "GetEbsDefaultKmsKeyId",
@@ -279,6 +290,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("AttachVolume"))
     }
+    /// `AttachVpnGateway`.
+    fn attach_vpn_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: AttachVpnGatewayRequest,
+    ) -> Result<AttachVpnGatewayResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AttachVpnGateway"))
+    }
     /// `AuthorizeSecurityGroupEgress`.
     fn authorize_security_group_egress(
         &self,
@@ -332,6 +352,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<CreateCapacityReservationResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateCapacityReservation"))
+    }
+    /// `CreateCustomerGateway`.
+    fn create_customer_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: CreateCustomerGatewayRequest,
+    ) -> Result<CreateCustomerGatewayResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateCustomerGateway"))
     }
     /// `CreateDefaultSubnet`.
     fn create_default_subnet(
@@ -554,6 +583,33 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateVpcPeeringConnection"))
     }
+    /// `CreateVpnConnection`.
+    fn create_vpn_connection(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVpnConnectionRequest,
+    ) -> Result<CreateVpnConnectionResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateVpnConnection"))
+    }
+    /// `CreateVpnGateway`.
+    fn create_vpn_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVpnGatewayRequest,
+    ) -> Result<CreateVpnGatewayResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateVpnGateway"))
+    }
+    /// `DeleteCustomerGateway`.
+    fn delete_customer_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteCustomerGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteCustomerGateway"))
+    }
     /// `DeleteDhcpOptions`.
     fn delete_dhcp_options(
         &self,
@@ -735,6 +791,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteVpcPeeringConnection"))
     }
+    /// `DeleteVpnGateway`.
+    fn delete_vpn_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteVpnGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteVpnGateway"))
+    }
     /// `DeregisterImage`.
     fn deregister_image(
         &self,
@@ -770,6 +835,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeCapacityReservationsResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeCapacityReservations"))
+    }
+    /// `DescribeCustomerGateways`.
+    fn describe_customer_gateways(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeCustomerGatewaysRequest,
+    ) -> Result<DescribeCustomerGatewaysResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeCustomerGateways"))
     }
     /// `DescribeDhcpOptions`.
     fn describe_dhcp_options(
@@ -1081,6 +1155,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeVpcs"))
     }
+    /// `DescribeVpnGateways`.
+    fn describe_vpn_gateways(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpnGatewaysRequest,
+    ) -> Result<DescribeVpnGatewaysResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeVpnGateways"))
+    }
     /// `DetachInternetGateway`.
     fn detach_internet_gateway(
         &self,
@@ -1108,6 +1191,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DetachVolume"))
     }
+    /// `DetachVpnGateway`.
+    fn detach_vpn_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DetachVpnGatewayRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DetachVpnGateway"))
+    }
     /// `DisableEbsEncryptionByDefault`.
     fn disable_ebs_encryption_by_default(
         &self,
@@ -1125,6 +1217,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DisableImageBlockPublicAccessResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DisableImageBlockPublicAccess"))
+    }
+    /// `DisableVgwRoutePropagation`.
+    fn disable_vgw_route_propagation(
+        &self,
+        ctx: &RequestContext,
+        input: DisableVgwRoutePropagationRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DisableVgwRoutePropagation"))
     }
     /// `DisassociateAddress`.
     fn disassociate_address(
@@ -1170,6 +1271,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<EnableImageBlockPublicAccessResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("EnableImageBlockPublicAccess"))
+    }
+    /// `EnableVgwRoutePropagation`.
+    fn enable_vgw_route_propagation(
+        &self,
+        ctx: &RequestContext,
+        input: EnableVgwRoutePropagationRequest,
+    ) -> Result<(), Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("EnableVgwRoutePropagation"))
     }
     /// `GetConsoleOutput`.
     fn get_console_output(
@@ -1646,12 +1756,14 @@ pub enum Request<'a> {
     AttachInternetGateway(&'a AttachInternetGatewayRequest),
     AttachNetworkInterface(&'a AttachNetworkInterfaceRequest),
     AttachVolume(&'a AttachVolumeRequest),
+    AttachVpnGateway(&'a AttachVpnGatewayRequest),
     AuthorizeSecurityGroupEgress(&'a AuthorizeSecurityGroupEgressRequest),
     AuthorizeSecurityGroupIngress(&'a AuthorizeSecurityGroupIngressRequest),
     CancelCapacityReservation(&'a CancelCapacityReservationRequest),
     CopyImage(&'a CopyImageRequest),
     CopySnapshot(&'a CopySnapshotRequest),
     CreateCapacityReservation(&'a CreateCapacityReservationRequest),
+    CreateCustomerGateway(&'a CreateCustomerGatewayRequest),
     CreateDefaultSubnet(&'a CreateDefaultSubnetRequest),
     CreateDefaultVpc(&'a CreateDefaultVpcRequest),
     CreateDhcpOptions(&'a CreateDhcpOptionsRequest),
@@ -1677,6 +1789,9 @@ pub enum Request<'a> {
     CreateVolume(&'a CreateVolumeRequest),
     CreateVpc(&'a CreateVpcRequest),
     CreateVpcPeeringConnection(&'a CreateVpcPeeringConnectionRequest),
+    CreateVpnConnection(&'a CreateVpnConnectionRequest),
+    CreateVpnGateway(&'a CreateVpnGatewayRequest),
+    DeleteCustomerGateway(&'a DeleteCustomerGatewayRequest),
     DeleteDhcpOptions(&'a DeleteDhcpOptionsRequest),
     DeleteInternetGateway(&'a DeleteInternetGatewayRequest),
     DeleteKeyPair(&'a DeleteKeyPairRequest),
@@ -1698,10 +1813,12 @@ pub enum Request<'a> {
     DeleteVolume(&'a DeleteVolumeRequest),
     DeleteVpc(&'a DeleteVpcRequest),
     DeleteVpcPeeringConnection(&'a DeleteVpcPeeringConnectionRequest),
+    DeleteVpnGateway(&'a DeleteVpnGatewayRequest),
     DeregisterImage(&'a DeregisterImageRequest),
     DescribeAddresses(&'a DescribeAddressesRequest),
     DescribeAvailabilityZones(&'a DescribeAvailabilityZonesRequest),
     DescribeCapacityReservations(&'a DescribeCapacityReservationsRequest),
+    DescribeCustomerGateways(&'a DescribeCustomerGatewaysRequest),
     DescribeDhcpOptions(&'a DescribeDhcpOptionsRequest),
     DescribeImageAttribute(&'a DescribeImageAttributeRequest),
     DescribeImages(&'a DescribeImagesRequest),
@@ -1736,16 +1853,20 @@ pub enum Request<'a> {
     DescribeVpcAttribute(&'a DescribeVpcAttributeRequest),
     DescribeVpcPeeringConnections(&'a DescribeVpcPeeringConnectionsRequest),
     DescribeVpcs(&'a DescribeVpcsRequest),
+    DescribeVpnGateways(&'a DescribeVpnGatewaysRequest),
     DetachInternetGateway(&'a DetachInternetGatewayRequest),
     DetachNetworkInterface(&'a DetachNetworkInterfaceRequest),
     DetachVolume(&'a DetachVolumeRequest),
+    DetachVpnGateway(&'a DetachVpnGatewayRequest),
     DisableEbsEncryptionByDefault(&'a DisableEbsEncryptionByDefaultRequest),
     DisableImageBlockPublicAccess(&'a DisableImageBlockPublicAccessRequest),
+    DisableVgwRoutePropagation(&'a DisableVgwRoutePropagationRequest),
     DisassociateAddress(&'a DisassociateAddressRequest),
     DisassociateRouteTable(&'a DisassociateRouteTableRequest),
     DisassociateVpcCidrBlock(&'a DisassociateVpcCidrBlockRequest),
     EnableEbsEncryptionByDefault(&'a EnableEbsEncryptionByDefaultRequest),
     EnableImageBlockPublicAccess(&'a EnableImageBlockPublicAccessRequest),
+    EnableVgwRoutePropagation(&'a EnableVgwRoutePropagationRequest),
     GetConsoleOutput(&'a GetConsoleOutputRequest),
     GetDefaultCreditSpecification(&'a GetDefaultCreditSpecificationRequest),
     GetEbsDefaultKmsKeyId(&'a GetEbsDefaultKmsKeyIdRequest),
@@ -1888,6 +2009,14 @@ pub fn dispatch(
             let output = svc.attach_volume(ctx, input)?;
             crate::encode::response(ctx, "AttachVolumeResponse", &output)
         }
+        "AttachVpnGateway" => {
+            let input = AttachVpnGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::AttachVpnGateway(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.attach_vpn_gateway(ctx, input)?;
+            crate::encode::response(ctx, "AttachVpnGatewayResponse", &output)
+        }
         "AuthorizeSecurityGroupEgress" => {
             let input = AuthorizeSecurityGroupEgressRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -1936,6 +2065,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.create_capacity_reservation(ctx, input)?;
             crate::encode::response(ctx, "CreateCapacityReservationResponse", &output)
+        }
+        "CreateCustomerGateway" => {
+            let input = CreateCustomerGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateCustomerGateway(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_customer_gateway(ctx, input)?;
+            crate::encode::response(ctx, "CreateCustomerGatewayResponse", &output)
         }
         "CreateDefaultSubnet" => {
             let input = CreateDefaultSubnetRequest::decode(params, &Path::ROOT)?;
@@ -2145,6 +2282,30 @@ pub fn dispatch(
             let output = svc.create_vpc_peering_connection(ctx, input)?;
             crate::encode::response(ctx, "CreateVpcPeeringConnectionResponse", &output)
         }
+        "CreateVpnConnection" => {
+            let input = CreateVpnConnectionRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateVpnConnection(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_vpn_connection(ctx, input)?;
+            crate::encode::response(ctx, "CreateVpnConnectionResponse", &output)
+        }
+        "CreateVpnGateway" => {
+            let input = CreateVpnGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateVpnGateway(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_vpn_gateway(ctx, input)?;
+            crate::encode::response(ctx, "CreateVpnGatewayResponse", &output)
+        }
+        "DeleteCustomerGateway" => {
+            let input = DeleteCustomerGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteCustomerGateway(&input))?;
+            svc.prepare(ctx)?;
+            svc.delete_customer_gateway(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteCustomerGatewayResponse")
+        }
         "DeleteDhcpOptions" => {
             let input = DeleteDhcpOptionsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2313,6 +2474,14 @@ pub fn dispatch(
             let output = svc.delete_vpc_peering_connection(ctx, input)?;
             crate::encode::response(ctx, "DeleteVpcPeeringConnectionResponse", &output)
         }
+        "DeleteVpnGateway" => {
+            let input = DeleteVpnGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteVpnGateway(&input))?;
+            svc.prepare(ctx)?;
+            svc.delete_vpn_gateway(ctx, input)?;
+            crate::encode::response_return(ctx, "DeleteVpnGatewayResponse")
+        }
         "DeregisterImage" => {
             let input = DeregisterImageRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2344,6 +2513,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.describe_capacity_reservations(ctx, input)?;
             crate::encode::response(ctx, "DescribeCapacityReservationsResponse", &output)
+        }
+        "DescribeCustomerGateways" => {
+            let input = DescribeCustomerGatewaysRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeCustomerGateways(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_customer_gateways(ctx, input)?;
+            crate::encode::response(ctx, "DescribeCustomerGatewaysResponse", &output)
         }
         "DescribeDhcpOptions" => {
             let input = DescribeDhcpOptionsRequest::decode(params, &Path::ROOT)?;
@@ -2617,6 +2794,14 @@ pub fn dispatch(
             let output = svc.describe_vpcs(ctx, input)?;
             crate::encode::response(ctx, "DescribeVpcsResponse", &output)
         }
+        "DescribeVpnGateways" => {
+            let input = DescribeVpnGatewaysRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeVpnGateways(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_vpn_gateways(ctx, input)?;
+            crate::encode::response(ctx, "DescribeVpnGatewaysResponse", &output)
+        }
         "DetachInternetGateway" => {
             let input = DetachInternetGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2641,6 +2826,14 @@ pub fn dispatch(
             let output = svc.detach_volume(ctx, input)?;
             crate::encode::response(ctx, "DetachVolumeResponse", &output)
         }
+        "DetachVpnGateway" => {
+            let input = DetachVpnGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DetachVpnGateway(&input))?;
+            svc.prepare(ctx)?;
+            svc.detach_vpn_gateway(ctx, input)?;
+            crate::encode::response_return(ctx, "DetachVpnGatewayResponse")
+        }
         "DisableEbsEncryptionByDefault" => {
             let input = DisableEbsEncryptionByDefaultRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2656,6 +2849,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.disable_image_block_public_access(ctx, input)?;
             crate::encode::response(ctx, "DisableImageBlockPublicAccessResponse", &output)
+        }
+        "DisableVgwRoutePropagation" => {
+            let input = DisableVgwRoutePropagationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DisableVgwRoutePropagation(&input))?;
+            svc.prepare(ctx)?;
+            svc.disable_vgw_route_propagation(ctx, input)?;
+            crate::encode::response_return(ctx, "DisableVgwRoutePropagationResponse")
         }
         "DisassociateAddress" => {
             let input = DisassociateAddressRequest::decode(params, &Path::ROOT)?;
@@ -2695,6 +2896,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.enable_image_block_public_access(ctx, input)?;
             crate::encode::response(ctx, "EnableImageBlockPublicAccessResponse", &output)
+        }
+        "EnableVgwRoutePropagation" => {
+            let input = EnableVgwRoutePropagationRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::EnableVgwRoutePropagation(&input))?;
+            svc.prepare(ctx)?;
+            svc.enable_vgw_route_propagation(ctx, input)?;
+            crate::encode::response_return(ctx, "EnableVgwRoutePropagationResponse")
         }
         "GetConsoleOutput" => {
             let input = GetConsoleOutputRequest::decode(params, &Path::ROOT)?;

@@ -958,6 +958,64 @@ impl Decode for AttachVolumeRequest {
     }
 }
 
+/// The `AttachVpnGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttachVpnGatewayRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VpcId`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_id: String,
+    /// `VpnGatewayId`: `VpnGatewayId` in requests, `<VpnGatewayId>` in responses.
+    pub vpn_gateway_id: String,
+}
+
+impl Decode for AttachVpnGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        let mut seen_vpn_gateway_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                "VpnGatewayId" => {
+                    out.vpn_gateway_id = Decode::decode(child, &here)?;
+                    seen_vpn_gateway_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        if !seen_vpn_gateway_id {
+            return Err(crate::decode::missing(&path.child("VpnGatewayId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `AttachVpnGatewayResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttachVpnGatewayResult {
+    /// `VpcAttachment`: `Attachment` in requests, `<attachment>` in responses.
+    pub vpc_attachment: Option<VpcAttachment>,
+}
+
+impl Encode for AttachVpnGatewayResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.vpc_attachment {
+            w.field("attachment", v);
+        }
+    }
+}
+
 /// The `AttachmentEnaSrdSpecification` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AttachmentEnaSrdSpecification {
@@ -2014,6 +2072,94 @@ impl Encode for CidrBlock {
     }
 }
 
+/// The `CloudWatchLogOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CloudWatchLogOptions {
+    /// `BgpLogEnabled`: `BgpLogEnabled` in requests, `<bgpLogEnabled>` in responses.
+    pub bgp_log_enabled: Option<bool>,
+    /// `BgpLogGroupArn`: `BgpLogGroupArn` in requests, `<bgpLogGroupArn>` in responses.
+    pub bgp_log_group_arn: Option<String>,
+    /// `BgpLogOutputFormat`: `BgpLogOutputFormat` in requests, `<bgpLogOutputFormat>` in responses.
+    pub bgp_log_output_format: Option<String>,
+    /// `LogEnabled`: `LogEnabled` in requests, `<logEnabled>` in responses.
+    pub log_enabled: Option<bool>,
+    /// `LogGroupArn`: `LogGroupArn` in requests, `<logGroupArn>` in responses.
+    pub log_group_arn: Option<String>,
+    /// `LogOutputFormat`: `LogOutputFormat` in requests, `<logOutputFormat>` in responses.
+    pub log_output_format: Option<String>,
+}
+
+impl Encode for CloudWatchLogOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.bgp_log_enabled {
+            w.field("bgpLogEnabled", v);
+        }
+        if let Some(v) = &self.bgp_log_group_arn {
+            w.field("bgpLogGroupArn", v);
+        }
+        if let Some(v) = &self.bgp_log_output_format {
+            w.field("bgpLogOutputFormat", v);
+        }
+        if let Some(v) = &self.log_enabled {
+            w.field("logEnabled", v);
+        }
+        if let Some(v) = &self.log_group_arn {
+            w.field("logGroupArn", v);
+        }
+        if let Some(v) = &self.log_output_format {
+            w.field("logOutputFormat", v);
+        }
+    }
+}
+
+/// The `CloudWatchLogOptionsSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CloudWatchLogOptionsSpecification {
+    /// `BgpLogEnabled`: `BgpLogEnabled` in requests, `<BgpLogEnabled>` in responses.
+    pub bgp_log_enabled: Option<bool>,
+    /// `BgpLogGroupArn`: `BgpLogGroupArn` in requests, `<BgpLogGroupArn>` in responses.
+    pub bgp_log_group_arn: Option<String>,
+    /// `BgpLogOutputFormat`: `BgpLogOutputFormat` in requests, `<BgpLogOutputFormat>` in responses.
+    pub bgp_log_output_format: Option<String>,
+    /// `LogEnabled`: `LogEnabled` in requests, `<LogEnabled>` in responses.
+    pub log_enabled: Option<bool>,
+    /// `LogGroupArn`: `LogGroupArn` in requests, `<LogGroupArn>` in responses.
+    pub log_group_arn: Option<String>,
+    /// `LogOutputFormat`: `LogOutputFormat` in requests, `<LogOutputFormat>` in responses.
+    pub log_output_format: Option<String>,
+}
+
+impl Decode for CloudWatchLogOptionsSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "BgpLogEnabled" => {
+                    out.bgp_log_enabled = Some(Decode::decode(child, &here)?);
+                }
+                "BgpLogGroupArn" => {
+                    out.bgp_log_group_arn = Some(Decode::decode(child, &here)?);
+                }
+                "BgpLogOutputFormat" => {
+                    out.bgp_log_output_format = Some(Decode::decode(child, &here)?);
+                }
+                "LogEnabled" => {
+                    out.log_enabled = Some(Decode::decode(child, &here)?);
+                }
+                "LogGroupArn" => {
+                    out.log_group_arn = Some(Decode::decode(child, &here)?);
+                }
+                "LogOutputFormat" => {
+                    out.log_output_format = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `ConnectionTrackingConfiguration` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConnectionTrackingConfiguration {
@@ -2667,6 +2813,89 @@ impl Encode for CreateCapacityReservationResult {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.capacity_reservation {
             w.field("capacityReservation", v);
+        }
+    }
+}
+
+/// The `CreateCustomerGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateCustomerGatewayRequest {
+    /// `BgpAsn`: `BgpAsn` in requests, `<BgpAsn>` in responses.
+    pub bgp_asn: Option<i32>,
+    /// `BgpAsnExtended`: `BgpAsnExtended` in requests, `<BgpAsnExtended>` in responses.
+    pub bgp_asn_extended: Option<i64>,
+    /// `CertificateArn`: `CertificateArn` in requests, `<CertificateArn>` in responses.
+    pub certificate_arn: Option<String>,
+    /// `DeviceName`: `DeviceName` in requests, `<DeviceName>` in responses.
+    pub device_name: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `IpAddress`: `IpAddress` in requests, `<IpAddress>` in responses.
+    pub ip_address: Option<String>,
+    /// `PublicIp`: `PublicIp` in requests, `<PublicIp>` in responses.
+    pub public_ip: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `Type`: `Type` in requests, `<Type>` in responses.
+    pub r#type: String,
+}
+
+impl Decode for CreateCustomerGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_type = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "BgpAsn" => {
+                    out.bgp_asn = Some(Decode::decode(child, &here)?);
+                }
+                "BgpAsnExtended" => {
+                    out.bgp_asn_extended = Some(Decode::decode(child, &here)?);
+                }
+                "CertificateArn" => {
+                    out.certificate_arn = Some(Decode::decode(child, &here)?);
+                }
+                "DeviceName" => {
+                    out.device_name = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "IpAddress" => {
+                    out.ip_address = Some(Decode::decode(child, &here)?);
+                }
+                "PublicIp" => {
+                    out.public_ip = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "Type" => {
+                    out.r#type = crate::decode::enum_value(child, &here, &["ipsec.1"])?;
+                    seen_type = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_type {
+            return Err(crate::decode::missing(&path.child("Type")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateCustomerGatewayResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateCustomerGatewayResult {
+    /// `CustomerGateway`: `CustomerGateway` in requests, `<customerGateway>` in responses.
+    pub customer_gateway: Option<CustomerGateway>,
+}
+
+impl Encode for CreateCustomerGatewayResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.customer_gateway {
+            w.field("customerGateway", v);
         }
     }
 }
@@ -4697,6 +4926,157 @@ impl Encode for CreateVpcResult {
     }
 }
 
+/// The `CreateVpnConnectionRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVpnConnectionRequest {
+    /// `CustomerGatewayId`: `CustomerGatewayId` in requests, `<CustomerGatewayId>` in responses.
+    pub customer_gateway_id: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Options`: `Options` in requests, `<options>` in responses.
+    pub options: Option<VpnConnectionOptionsSpecification>,
+    /// `PreSharedKeyStorage`: `PreSharedKeyStorage` in requests, `<PreSharedKeyStorage>` in responses.
+    pub pre_shared_key_storage: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `TransitGatewayId`: `TransitGatewayId` in requests, `<TransitGatewayId>` in responses.
+    pub transit_gateway_id: Option<String>,
+    /// `Type`: `Type` in requests, `<Type>` in responses.
+    pub r#type: String,
+    /// `VpnConcentratorId`: `VpnConcentratorId` in requests, `<VpnConcentratorId>` in responses.
+    pub vpn_concentrator_id: Option<String>,
+    /// `VpnGatewayId`: `VpnGatewayId` in requests, `<VpnGatewayId>` in responses.
+    pub vpn_gateway_id: Option<String>,
+}
+
+impl Decode for CreateVpnConnectionRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_customer_gateway_id = false;
+        let mut seen_type = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CustomerGatewayId" => {
+                    out.customer_gateway_id = Decode::decode(child, &here)?;
+                    seen_customer_gateway_id = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Options" => {
+                    out.options = Some(Decode::decode(child, &here)?);
+                }
+                "PreSharedKeyStorage" => {
+                    out.pre_shared_key_storage = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "TransitGatewayId" => {
+                    out.transit_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                "Type" => {
+                    out.r#type = Decode::decode(child, &here)?;
+                    seen_type = true;
+                }
+                "VpnConcentratorId" => {
+                    out.vpn_concentrator_id = Some(Decode::decode(child, &here)?);
+                }
+                "VpnGatewayId" => {
+                    out.vpn_gateway_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_customer_gateway_id {
+            return Err(crate::decode::missing(&path.child("CustomerGatewayId")));
+        }
+        if !seen_type {
+            return Err(crate::decode::missing(&path.child("Type")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateVpnConnectionResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVpnConnectionResult {
+    /// `VpnConnection`: `VpnConnection` in requests, `<vpnConnection>` in responses.
+    pub vpn_connection: Option<VpnConnection>,
+}
+
+impl Encode for CreateVpnConnectionResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.vpn_connection {
+            w.field("vpnConnection", v);
+        }
+    }
+}
+
+/// The `CreateVpnGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVpnGatewayRequest {
+    /// `AmazonSideAsn`: `AmazonSideAsn` in requests, `<AmazonSideAsn>` in responses.
+    pub amazon_side_asn: Option<i64>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<AvailabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `Type`: `Type` in requests, `<Type>` in responses.
+    pub r#type: String,
+}
+
+impl Decode for CreateVpnGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_type = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AmazonSideAsn" => {
+                    out.amazon_side_asn = Some(Decode::decode(child, &here)?);
+                }
+                "AvailabilityZone" => {
+                    out.availability_zone = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "Type" => {
+                    out.r#type = crate::decode::enum_value(child, &here, &["ipsec.1"])?;
+                    seen_type = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_type {
+            return Err(crate::decode::missing(&path.child("Type")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateVpnGatewayResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVpnGatewayResult {
+    /// `VpnGateway`: `VpnGateway` in requests, `<vpnGateway>` in responses.
+    pub vpn_gateway: Option<VpnGateway>,
+}
+
+impl Encode for CreateVpnGatewayResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.vpn_gateway {
+            w.field("vpnGateway", v);
+        }
+    }
+}
+
 /// The `CreditSpecification` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -4744,6 +5124,61 @@ impl Decode for CreditSpecificationRequest {
     }
 }
 
+/// The `CustomerGateway` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CustomerGateway {
+    /// `BgpAsn`: `BgpAsn` in requests, `<bgpAsn>` in responses.
+    pub bgp_asn: Option<String>,
+    /// `BgpAsnExtended`: `BgpAsnExtended` in requests, `<bgpAsnExtended>` in responses.
+    pub bgp_asn_extended: Option<String>,
+    /// `CertificateArn`: `CertificateArn` in requests, `<certificateArn>` in responses.
+    pub certificate_arn: Option<String>,
+    /// `CustomerGatewayId`: `CustomerGatewayId` in requests, `<customerGatewayId>` in responses.
+    pub customer_gateway_id: Option<String>,
+    /// `DeviceName`: `DeviceName` in requests, `<deviceName>` in responses.
+    pub device_name: Option<String>,
+    /// `IpAddress`: `IpAddress` in requests, `<ipAddress>` in responses.
+    pub ip_address: Option<String>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `Type`: `Type` in requests, `<type>` in responses.
+    pub r#type: Option<String>,
+}
+
+impl Encode for CustomerGateway {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.bgp_asn {
+            w.field("bgpAsn", v);
+        }
+        if let Some(v) = &self.bgp_asn_extended {
+            w.field("bgpAsnExtended", v);
+        }
+        if let Some(v) = &self.certificate_arn {
+            w.field("certificateArn", v);
+        }
+        if let Some(v) = &self.customer_gateway_id {
+            w.field("customerGatewayId", v);
+        }
+        if let Some(v) = &self.device_name {
+            w.field("deviceName", v);
+        }
+        if let Some(v) = &self.ip_address {
+            w.field("ipAddress", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.r#type {
+            w.field("type", v);
+        }
+    }
+}
+
 /// The `DefaultConnectionTrackingConfiguration` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Deserialize)]
 #[serde(default)]
@@ -4770,6 +5205,39 @@ impl Encode for DefaultConnectionTrackingConfiguration {
         if let Some(v) = &self.default_udp_timeout {
             w.field("defaultUdpTimeout", v);
         }
+    }
+}
+
+/// The `DeleteCustomerGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteCustomerGatewayRequest {
+    /// `CustomerGatewayId`: `CustomerGatewayId` in requests, `<CustomerGatewayId>` in responses.
+    pub customer_gateway_id: String,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+}
+
+impl Decode for DeleteCustomerGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_customer_gateway_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CustomerGatewayId" => {
+                    out.customer_gateway_id = Decode::decode(child, &here)?;
+                    seen_customer_gateway_id = true;
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_customer_gateway_id {
+            return Err(crate::decode::missing(&path.child("CustomerGatewayId")));
+        }
+        Ok(out)
     }
 }
 
@@ -5734,6 +6202,39 @@ impl Decode for DeleteVpcRequest {
     }
 }
 
+/// The `DeleteVpnGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteVpnGatewayRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VpnGatewayId`: `VpnGatewayId` in requests, `<VpnGatewayId>` in responses.
+    pub vpn_gateway_id: String,
+}
+
+impl Decode for DeleteVpnGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpn_gateway_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VpnGatewayId" => {
+                    out.vpn_gateway_id = Decode::decode(child, &here)?;
+                    seen_vpn_gateway_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpn_gateway_id {
+            return Err(crate::decode::missing(&path.child("VpnGatewayId")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `DeregisterImageRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeregisterImageRequest {
@@ -5962,6 +6463,54 @@ impl Encode for DescribeCapacityReservationsResult {
         }
         if let Some(v) = &self.next_token {
             w.field("nextToken", v);
+        }
+    }
+}
+
+/// The `DescribeCustomerGatewaysRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeCustomerGatewaysRequest {
+    /// `CustomerGatewayIds`: `CustomerGatewayId` in requests, `<CustomerGatewayId>` in responses.
+    pub customer_gateway_ids: Option<Vec<String>>,
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+}
+
+impl Decode for DescribeCustomerGatewaysRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CustomerGatewayId" => {
+                    out.customer_gateway_ids = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeCustomerGatewaysResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeCustomerGatewaysResult {
+    /// `CustomerGateways`: `CustomerGatewaySet` in requests, `<customerGatewaySet>` in responses.
+    pub customer_gateways: Option<Vec<CustomerGateway>>,
+}
+
+impl Encode for DescribeCustomerGatewaysResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.customer_gateways {
+            w.list("customerGatewaySet", "item", v);
         }
     }
 }
@@ -8254,6 +8803,54 @@ impl Encode for DescribeVpcsResult {
     }
 }
 
+/// The `DescribeVpnGatewaysRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpnGatewaysRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `VpnGatewayIds`: `VpnGatewayId` in requests, `<VpnGatewayId>` in responses.
+    pub vpn_gateway_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeVpnGatewaysRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "VpnGatewayId" => {
+                    out.vpn_gateway_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeVpnGatewaysResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpnGatewaysResult {
+    /// `VpnGateways`: `VpnGatewaySet` in requests, `<vpnGatewaySet>` in responses.
+    pub vpn_gateways: Option<Vec<VpnGateway>>,
+}
+
+impl Encode for DescribeVpnGatewaysResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.vpn_gateways {
+            w.list("vpnGatewaySet", "item", v);
+        }
+    }
+}
+
 /// The `DetachInternetGatewayRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DetachInternetGatewayRequest {
@@ -8383,6 +8980,49 @@ impl Decode for DetachVolumeRequest {
     }
 }
 
+/// The `DetachVpnGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DetachVpnGatewayRequest {
+    /// `DryRun`: `DryRun` in requests, `<dryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VpcId`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_id: String,
+    /// `VpnGatewayId`: `VpnGatewayId` in requests, `<VpnGatewayId>` in responses.
+    pub vpn_gateway_id: String,
+}
+
+impl Decode for DetachVpnGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        let mut seen_vpn_gateway_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                "VpnGatewayId" => {
+                    out.vpn_gateway_id = Decode::decode(child, &here)?;
+                    seen_vpn_gateway_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        if !seen_vpn_gateway_id {
+            return Err(crate::decode::missing(&path.child("VpnGatewayId")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `DhcpConfiguration` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DhcpConfiguration {
@@ -8506,6 +9146,49 @@ impl Encode for DisableImageBlockPublicAccessResult {
         if let Some(v) = &self.image_block_public_access_state {
             w.field("imageBlockPublicAccessState", v);
         }
+    }
+}
+
+/// The `DisableVgwRoutePropagationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisableVgwRoutePropagationRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `GatewayId`: `GatewayId` in requests, `<GatewayId>` in responses.
+    pub gateway_id: String,
+    /// `RouteTableId`: `RouteTableId` in requests, `<RouteTableId>` in responses.
+    pub route_table_id: String,
+}
+
+impl Decode for DisableVgwRoutePropagationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_gateway_id = false;
+        let mut seen_route_table_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "GatewayId" => {
+                    out.gateway_id = Decode::decode(child, &here)?;
+                    seen_gateway_id = true;
+                }
+                "RouteTableId" => {
+                    out.route_table_id = Decode::decode(child, &here)?;
+                    seen_route_table_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_gateway_id {
+            return Err(crate::decode::missing(&path.child("GatewayId")));
+        }
+        if !seen_route_table_id {
+            return Err(crate::decode::missing(&path.child("RouteTableId")));
+        }
+        Ok(out)
     }
 }
 
@@ -9449,6 +10132,49 @@ impl Encode for EnableImageBlockPublicAccessResult {
     }
 }
 
+/// The `EnableVgwRoutePropagationRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EnableVgwRoutePropagationRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `GatewayId`: `GatewayId` in requests, `<GatewayId>` in responses.
+    pub gateway_id: String,
+    /// `RouteTableId`: `RouteTableId` in requests, `<RouteTableId>` in responses.
+    pub route_table_id: String,
+}
+
+impl Decode for EnableVgwRoutePropagationRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_gateway_id = false;
+        let mut seen_route_table_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "GatewayId" => {
+                    out.gateway_id = Decode::decode(child, &here)?;
+                    seen_gateway_id = true;
+                }
+                "RouteTableId" => {
+                    out.route_table_id = Decode::decode(child, &here)?;
+                    seen_route_table_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_gateway_id {
+            return Err(crate::decode::missing(&path.child("GatewayId")));
+        }
+        if !seen_route_table_id {
+            return Err(crate::decode::missing(&path.child("RouteTableId")));
+        }
+        Ok(out)
+    }
+}
+
 /// The `EnclaveOptions` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EnclaveOptions {
@@ -10293,6 +11019,44 @@ impl Decode for HibernationOptionsRequest {
             match key.as_str() {
                 "Configured" => {
                     out.configured = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `IKEVersionsListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IKEVersionsListValue {
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Encode for IKEVersionsListValue {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.value {
+            w.field("value", v);
+        }
+    }
+}
+
+/// The `IKEVersionsRequestListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IKEVersionsRequestListValue {
+    /// `Value`: `Value` in requests, `<Value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Decode for IKEVersionsRequestListValue {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
                 }
                 _ => return Err(crate::decode::unknown(&here)),
             }
@@ -19070,6 +19834,234 @@ impl Decode for PerformanceFactorReferenceRequest {
     }
 }
 
+/// The `Phase1DHGroupNumbersListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase1DHGroupNumbersListValue {
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<i32>,
+}
+
+impl Encode for Phase1DHGroupNumbersListValue {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.value {
+            w.field("value", v);
+        }
+    }
+}
+
+/// The `Phase1DHGroupNumbersRequestListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase1DHGroupNumbersRequestListValue {
+    /// `Value`: `Value` in requests, `<Value>` in responses.
+    pub value: Option<i32>,
+}
+
+impl Decode for Phase1DHGroupNumbersRequestListValue {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `Phase1EncryptionAlgorithmsListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase1EncryptionAlgorithmsListValue {
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Encode for Phase1EncryptionAlgorithmsListValue {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.value {
+            w.field("value", v);
+        }
+    }
+}
+
+/// The `Phase1EncryptionAlgorithmsRequestListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase1EncryptionAlgorithmsRequestListValue {
+    /// `Value`: `Value` in requests, `<Value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Decode for Phase1EncryptionAlgorithmsRequestListValue {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `Phase1IntegrityAlgorithmsListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase1IntegrityAlgorithmsListValue {
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Encode for Phase1IntegrityAlgorithmsListValue {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.value {
+            w.field("value", v);
+        }
+    }
+}
+
+/// The `Phase1IntegrityAlgorithmsRequestListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase1IntegrityAlgorithmsRequestListValue {
+    /// `Value`: `Value` in requests, `<Value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Decode for Phase1IntegrityAlgorithmsRequestListValue {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `Phase2DHGroupNumbersListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase2DHGroupNumbersListValue {
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<i32>,
+}
+
+impl Encode for Phase2DHGroupNumbersListValue {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.value {
+            w.field("value", v);
+        }
+    }
+}
+
+/// The `Phase2DHGroupNumbersRequestListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase2DHGroupNumbersRequestListValue {
+    /// `Value`: `Value` in requests, `<Value>` in responses.
+    pub value: Option<i32>,
+}
+
+impl Decode for Phase2DHGroupNumbersRequestListValue {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `Phase2EncryptionAlgorithmsListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase2EncryptionAlgorithmsListValue {
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Encode for Phase2EncryptionAlgorithmsListValue {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.value {
+            w.field("value", v);
+        }
+    }
+}
+
+/// The `Phase2EncryptionAlgorithmsRequestListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase2EncryptionAlgorithmsRequestListValue {
+    /// `Value`: `Value` in requests, `<Value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Decode for Phase2EncryptionAlgorithmsRequestListValue {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `Phase2IntegrityAlgorithmsListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase2IntegrityAlgorithmsListValue {
+    /// `Value`: `Value` in requests, `<value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Encode for Phase2IntegrityAlgorithmsListValue {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.value {
+            w.field("value", v);
+        }
+    }
+}
+
+/// The `Phase2IntegrityAlgorithmsRequestListValue` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Phase2IntegrityAlgorithmsRequestListValue {
+    /// `Value`: `Value` in requests, `<Value>` in responses.
+    pub value: Option<String>,
+}
+
+impl Decode for Phase2IntegrityAlgorithmsRequestListValue {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Value" => {
+                    out.value = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// The `Placement` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
@@ -23171,6 +24163,121 @@ impl Decode for TotalLocalStorageGBRequest {
     }
 }
 
+/// The `TunnelOption` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TunnelOption {
+    /// `DpdTimeoutAction`: `DpdTimeoutAction` in requests, `<dpdTimeoutAction>` in responses.
+    pub dpd_timeout_action: Option<String>,
+    /// `DpdTimeoutSeconds`: `DpdTimeoutSeconds` in requests, `<dpdTimeoutSeconds>` in responses.
+    pub dpd_timeout_seconds: Option<i32>,
+    /// `EnableTunnelLifecycleControl`: `EnableTunnelLifecycleControl` in requests, `<enableTunnelLifecycleControl>` in responses.
+    pub enable_tunnel_lifecycle_control: Option<bool>,
+    /// `IkeVersions`: `IkeVersionSet` in requests, `<ikeVersionSet>` in responses.
+    pub ike_versions: Option<Vec<IKEVersionsListValue>>,
+    /// `LogOptions`: `LogOptions` in requests, `<logOptions>` in responses.
+    pub log_options: Option<VpnTunnelLogOptions>,
+    /// `OutsideIpAddress`: `OutsideIpAddress` in requests, `<outsideIpAddress>` in responses.
+    pub outside_ip_address: Option<String>,
+    /// `Phase1DHGroupNumbers`: `Phase1DHGroupNumberSet` in requests, `<phase1DHGroupNumberSet>` in responses.
+    pub phase1_dh_group_numbers: Option<Vec<Phase1DHGroupNumbersListValue>>,
+    /// `Phase1EncryptionAlgorithms`: `Phase1EncryptionAlgorithmSet` in requests, `<phase1EncryptionAlgorithmSet>` in responses.
+    pub phase1_encryption_algorithms: Option<Vec<Phase1EncryptionAlgorithmsListValue>>,
+    /// `Phase1IntegrityAlgorithms`: `Phase1IntegrityAlgorithmSet` in requests, `<phase1IntegrityAlgorithmSet>` in responses.
+    pub phase1_integrity_algorithms: Option<Vec<Phase1IntegrityAlgorithmsListValue>>,
+    /// `Phase1LifetimeSeconds`: `Phase1LifetimeSeconds` in requests, `<phase1LifetimeSeconds>` in responses.
+    pub phase1_lifetime_seconds: Option<i32>,
+    /// `Phase2DHGroupNumbers`: `Phase2DHGroupNumberSet` in requests, `<phase2DHGroupNumberSet>` in responses.
+    pub phase2_dh_group_numbers: Option<Vec<Phase2DHGroupNumbersListValue>>,
+    /// `Phase2EncryptionAlgorithms`: `Phase2EncryptionAlgorithmSet` in requests, `<phase2EncryptionAlgorithmSet>` in responses.
+    pub phase2_encryption_algorithms: Option<Vec<Phase2EncryptionAlgorithmsListValue>>,
+    /// `Phase2IntegrityAlgorithms`: `Phase2IntegrityAlgorithmSet` in requests, `<phase2IntegrityAlgorithmSet>` in responses.
+    pub phase2_integrity_algorithms: Option<Vec<Phase2IntegrityAlgorithmsListValue>>,
+    /// `Phase2LifetimeSeconds`: `Phase2LifetimeSeconds` in requests, `<phase2LifetimeSeconds>` in responses.
+    pub phase2_lifetime_seconds: Option<i32>,
+    /// `PreSharedKey`: `PreSharedKey` in requests, `<preSharedKey>` in responses.
+    pub pre_shared_key: Option<String>,
+    /// `RekeyFuzzPercentage`: `RekeyFuzzPercentage` in requests, `<rekeyFuzzPercentage>` in responses.
+    pub rekey_fuzz_percentage: Option<i32>,
+    /// `RekeyMarginTimeSeconds`: `RekeyMarginTimeSeconds` in requests, `<rekeyMarginTimeSeconds>` in responses.
+    pub rekey_margin_time_seconds: Option<i32>,
+    /// `ReplayWindowSize`: `ReplayWindowSize` in requests, `<replayWindowSize>` in responses.
+    pub replay_window_size: Option<i32>,
+    /// `StartupAction`: `StartupAction` in requests, `<startupAction>` in responses.
+    pub startup_action: Option<String>,
+    /// `TunnelInsideCidr`: `TunnelInsideCidr` in requests, `<tunnelInsideCidr>` in responses.
+    pub tunnel_inside_cidr: Option<String>,
+    /// `TunnelInsideIpv6Cidr`: `TunnelInsideIpv6Cidr` in requests, `<tunnelInsideIpv6Cidr>` in responses.
+    pub tunnel_inside_ipv6_cidr: Option<String>,
+}
+
+impl Encode for TunnelOption {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.dpd_timeout_action {
+            w.field("dpdTimeoutAction", v);
+        }
+        if let Some(v) = &self.dpd_timeout_seconds {
+            w.field("dpdTimeoutSeconds", v);
+        }
+        if let Some(v) = &self.enable_tunnel_lifecycle_control {
+            w.field("enableTunnelLifecycleControl", v);
+        }
+        if let Some(v) = &self.ike_versions {
+            w.list("ikeVersionSet", "item", v);
+        }
+        if let Some(v) = &self.log_options {
+            w.field("logOptions", v);
+        }
+        if let Some(v) = &self.outside_ip_address {
+            w.field("outsideIpAddress", v);
+        }
+        if let Some(v) = &self.phase1_dh_group_numbers {
+            w.list("phase1DHGroupNumberSet", "item", v);
+        }
+        if let Some(v) = &self.phase1_encryption_algorithms {
+            w.list("phase1EncryptionAlgorithmSet", "item", v);
+        }
+        if let Some(v) = &self.phase1_integrity_algorithms {
+            w.list("phase1IntegrityAlgorithmSet", "item", v);
+        }
+        if let Some(v) = &self.phase1_lifetime_seconds {
+            w.field("phase1LifetimeSeconds", v);
+        }
+        if let Some(v) = &self.phase2_dh_group_numbers {
+            w.list("phase2DHGroupNumberSet", "item", v);
+        }
+        if let Some(v) = &self.phase2_encryption_algorithms {
+            w.list("phase2EncryptionAlgorithmSet", "item", v);
+        }
+        if let Some(v) = &self.phase2_integrity_algorithms {
+            w.list("phase2IntegrityAlgorithmSet", "item", v);
+        }
+        if let Some(v) = &self.phase2_lifetime_seconds {
+            w.field("phase2LifetimeSeconds", v);
+        }
+        if let Some(v) = &self.pre_shared_key {
+            w.field("preSharedKey", v);
+        }
+        if let Some(v) = &self.rekey_fuzz_percentage {
+            w.field("rekeyFuzzPercentage", v);
+        }
+        if let Some(v) = &self.rekey_margin_time_seconds {
+            w.field("rekeyMarginTimeSeconds", v);
+        }
+        if let Some(v) = &self.replay_window_size {
+            w.field("replayWindowSize", v);
+        }
+        if let Some(v) = &self.startup_action {
+            w.field("startupAction", v);
+        }
+        if let Some(v) = &self.tunnel_inside_cidr {
+            w.field("tunnelInsideCidr", v);
+        }
+        if let Some(v) = &self.tunnel_inside_ipv6_cidr {
+            w.field("tunnelInsideIpv6Cidr", v);
+        }
+    }
+}
+
 /// The `UnassignPrivateIpAddressesRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UnassignPrivateIpAddressesRequest {
@@ -23507,6 +24614,46 @@ impl Encode for ValidationWarning {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.errors {
             w.list("errorSet", "item", v);
+        }
+    }
+}
+
+/// The `VgwTelemetry` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VgwTelemetry {
+    /// `AcceptedRouteCount`: `AcceptedRouteCount` in requests, `<acceptedRouteCount>` in responses.
+    pub accepted_route_count: Option<i32>,
+    /// `CertificateArn`: `CertificateArn` in requests, `<certificateArn>` in responses.
+    pub certificate_arn: Option<String>,
+    /// `LastStatusChange`: `LastStatusChange` in requests, `<lastStatusChange>` in responses.
+    pub last_status_change: Option<DateTime>,
+    /// `OutsideIpAddress`: `OutsideIpAddress` in requests, `<outsideIpAddress>` in responses.
+    pub outside_ip_address: Option<String>,
+    /// `Status`: `Status` in requests, `<status>` in responses.
+    pub status: Option<String>,
+    /// `StatusMessage`: `StatusMessage` in requests, `<statusMessage>` in responses.
+    pub status_message: Option<String>,
+}
+
+impl Encode for VgwTelemetry {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.accepted_route_count {
+            w.field("acceptedRouteCount", v);
+        }
+        if let Some(v) = &self.certificate_arn {
+            w.field("certificateArn", v);
+        }
+        if let Some(v) = &self.last_status_change {
+            w.field("lastStatusChange", v);
+        }
+        if let Some(v) = &self.outside_ip_address {
+            w.field("outsideIpAddress", v);
+        }
+        if let Some(v) = &self.status {
+            w.field("status", v);
+        }
+        if let Some(v) = &self.status_message {
+            w.field("statusMessage", v);
         }
     }
 }
@@ -24036,6 +25183,26 @@ impl Encode for Vpc {
     }
 }
 
+/// The `VpcAttachment` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcAttachment {
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for VpcAttachment {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
+        }
+    }
+}
+
 /// The `VpcCidrBlockAssociation` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct VpcCidrBlockAssociation {
@@ -24468,5 +25635,470 @@ impl Encode for VpcPeeringConnectionVpcInfo {
         if let Some(v) = &self.vpc_id {
             w.field("vpcId", v);
         }
+    }
+}
+
+/// The `VpnConnection` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpnConnection {
+    /// `Category`: `Category` in requests, `<category>` in responses.
+    pub category: Option<String>,
+    /// `CoreNetworkArn`: `CoreNetworkArn` in requests, `<coreNetworkArn>` in responses.
+    pub core_network_arn: Option<String>,
+    /// `CoreNetworkAttachmentArn`: `CoreNetworkAttachmentArn` in requests, `<coreNetworkAttachmentArn>` in responses.
+    pub core_network_attachment_arn: Option<String>,
+    /// `CustomerGatewayConfiguration`: `CustomerGatewayConfiguration` in requests, `<customerGatewayConfiguration>` in responses.
+    pub customer_gateway_configuration: Option<String>,
+    /// `CustomerGatewayId`: `CustomerGatewayId` in requests, `<customerGatewayId>` in responses.
+    pub customer_gateway_id: Option<String>,
+    /// `GatewayAssociationState`: `GatewayAssociationState` in requests, `<gatewayAssociationState>` in responses.
+    pub gateway_association_state: Option<String>,
+    /// `Options`: `Options` in requests, `<options>` in responses.
+    pub options: Option<VpnConnectionOptions>,
+    /// `PreSharedKeyArn`: `PreSharedKeyArn` in requests, `<preSharedKeyArn>` in responses.
+    pub pre_shared_key_arn: Option<String>,
+    /// `Routes`: `Routes` in requests, `<routes>` in responses.
+    pub routes: Option<Vec<VpnStaticRoute>>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `TransitGatewayId`: `TransitGatewayId` in requests, `<transitGatewayId>` in responses.
+    pub transit_gateway_id: Option<String>,
+    /// `Type`: `Type` in requests, `<type>` in responses.
+    pub r#type: Option<String>,
+    /// `VgwTelemetry`: `VgwTelemetry` in requests, `<vgwTelemetry>` in responses.
+    pub vgw_telemetry: Option<Vec<VgwTelemetry>>,
+    /// `VpnConcentratorId`: `VpnConcentratorId` in requests, `<vpnConcentratorId>` in responses.
+    pub vpn_concentrator_id: Option<String>,
+    /// `VpnConnectionId`: `VpnConnectionId` in requests, `<vpnConnectionId>` in responses.
+    pub vpn_connection_id: Option<String>,
+    /// `VpnGatewayId`: `VpnGatewayId` in requests, `<vpnGatewayId>` in responses.
+    pub vpn_gateway_id: Option<String>,
+}
+
+impl Encode for VpnConnection {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.category {
+            w.field("category", v);
+        }
+        if let Some(v) = &self.core_network_arn {
+            w.field("coreNetworkArn", v);
+        }
+        if let Some(v) = &self.core_network_attachment_arn {
+            w.field("coreNetworkAttachmentArn", v);
+        }
+        if let Some(v) = &self.customer_gateway_configuration {
+            w.field("customerGatewayConfiguration", v);
+        }
+        if let Some(v) = &self.customer_gateway_id {
+            w.field("customerGatewayId", v);
+        }
+        if let Some(v) = &self.gateway_association_state {
+            w.field("gatewayAssociationState", v);
+        }
+        if let Some(v) = &self.options {
+            w.field("options", v);
+        }
+        if let Some(v) = &self.pre_shared_key_arn {
+            w.field("preSharedKeyArn", v);
+        }
+        if let Some(v) = &self.routes {
+            w.list("routes", "item", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.transit_gateway_id {
+            w.field("transitGatewayId", v);
+        }
+        if let Some(v) = &self.r#type {
+            w.field("type", v);
+        }
+        if let Some(v) = &self.vgw_telemetry {
+            w.list("vgwTelemetry", "item", v);
+        }
+        if let Some(v) = &self.vpn_concentrator_id {
+            w.field("vpnConcentratorId", v);
+        }
+        if let Some(v) = &self.vpn_connection_id {
+            w.field("vpnConnectionId", v);
+        }
+        if let Some(v) = &self.vpn_gateway_id {
+            w.field("vpnGatewayId", v);
+        }
+    }
+}
+
+/// The `VpnConnectionOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpnConnectionOptions {
+    /// `EnableAcceleration`: `EnableAcceleration` in requests, `<enableAcceleration>` in responses.
+    pub enable_acceleration: Option<bool>,
+    /// `LocalIpv4NetworkCidr`: `LocalIpv4NetworkCidr` in requests, `<localIpv4NetworkCidr>` in responses.
+    pub local_ipv4_network_cidr: Option<String>,
+    /// `LocalIpv6NetworkCidr`: `LocalIpv6NetworkCidr` in requests, `<localIpv6NetworkCidr>` in responses.
+    pub local_ipv6_network_cidr: Option<String>,
+    /// `OutsideIpAddressType`: `OutsideIpAddressType` in requests, `<outsideIpAddressType>` in responses.
+    pub outside_ip_address_type: Option<String>,
+    /// `RemoteIpv4NetworkCidr`: `RemoteIpv4NetworkCidr` in requests, `<remoteIpv4NetworkCidr>` in responses.
+    pub remote_ipv4_network_cidr: Option<String>,
+    /// `RemoteIpv6NetworkCidr`: `RemoteIpv6NetworkCidr` in requests, `<remoteIpv6NetworkCidr>` in responses.
+    pub remote_ipv6_network_cidr: Option<String>,
+    /// `StaticRoutesOnly`: `StaticRoutesOnly` in requests, `<staticRoutesOnly>` in responses.
+    pub static_routes_only: Option<bool>,
+    /// `TransportTransitGatewayAttachmentId`: `TransportTransitGatewayAttachmentId` in requests, `<transportTransitGatewayAttachmentId>` in responses.
+    pub transport_transit_gateway_attachment_id: Option<String>,
+    /// `TunnelBandwidth`: `TunnelBandwidth` in requests, `<tunnelBandwidth>` in responses.
+    pub tunnel_bandwidth: Option<String>,
+    /// `TunnelInsideIpVersion`: `TunnelInsideIpVersion` in requests, `<tunnelInsideIpVersion>` in responses.
+    pub tunnel_inside_ip_version: Option<String>,
+    /// `TunnelOptions`: `TunnelOptionSet` in requests, `<tunnelOptionSet>` in responses.
+    pub tunnel_options: Option<Vec<TunnelOption>>,
+}
+
+impl Encode for VpnConnectionOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.enable_acceleration {
+            w.field("enableAcceleration", v);
+        }
+        if let Some(v) = &self.local_ipv4_network_cidr {
+            w.field("localIpv4NetworkCidr", v);
+        }
+        if let Some(v) = &self.local_ipv6_network_cidr {
+            w.field("localIpv6NetworkCidr", v);
+        }
+        if let Some(v) = &self.outside_ip_address_type {
+            w.field("outsideIpAddressType", v);
+        }
+        if let Some(v) = &self.remote_ipv4_network_cidr {
+            w.field("remoteIpv4NetworkCidr", v);
+        }
+        if let Some(v) = &self.remote_ipv6_network_cidr {
+            w.field("remoteIpv6NetworkCidr", v);
+        }
+        if let Some(v) = &self.static_routes_only {
+            w.field("staticRoutesOnly", v);
+        }
+        if let Some(v) = &self.transport_transit_gateway_attachment_id {
+            w.field("transportTransitGatewayAttachmentId", v);
+        }
+        if let Some(v) = &self.tunnel_bandwidth {
+            w.field("tunnelBandwidth", v);
+        }
+        if let Some(v) = &self.tunnel_inside_ip_version {
+            w.field("tunnelInsideIpVersion", v);
+        }
+        if let Some(v) = &self.tunnel_options {
+            w.list("tunnelOptionSet", "item", v);
+        }
+    }
+}
+
+/// The `VpnConnectionOptionsSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpnConnectionOptionsSpecification {
+    /// `EnableAcceleration`: `EnableAcceleration` in requests, `<EnableAcceleration>` in responses.
+    pub enable_acceleration: Option<bool>,
+    /// `LocalIpv4NetworkCidr`: `LocalIpv4NetworkCidr` in requests, `<LocalIpv4NetworkCidr>` in responses.
+    pub local_ipv4_network_cidr: Option<String>,
+    /// `LocalIpv6NetworkCidr`: `LocalIpv6NetworkCidr` in requests, `<LocalIpv6NetworkCidr>` in responses.
+    pub local_ipv6_network_cidr: Option<String>,
+    /// `OutsideIpAddressType`: `OutsideIpAddressType` in requests, `<OutsideIpAddressType>` in responses.
+    pub outside_ip_address_type: Option<String>,
+    /// `RemoteIpv4NetworkCidr`: `RemoteIpv4NetworkCidr` in requests, `<RemoteIpv4NetworkCidr>` in responses.
+    pub remote_ipv4_network_cidr: Option<String>,
+    /// `RemoteIpv6NetworkCidr`: `RemoteIpv6NetworkCidr` in requests, `<RemoteIpv6NetworkCidr>` in responses.
+    pub remote_ipv6_network_cidr: Option<String>,
+    /// `StaticRoutesOnly`: `StaticRoutesOnly` in requests, `<staticRoutesOnly>` in responses.
+    pub static_routes_only: Option<bool>,
+    /// `TransportTransitGatewayAttachmentId`: `TransportTransitGatewayAttachmentId` in requests, `<TransportTransitGatewayAttachmentId>` in responses.
+    pub transport_transit_gateway_attachment_id: Option<String>,
+    /// `TunnelBandwidth`: `TunnelBandwidth` in requests, `<TunnelBandwidth>` in responses.
+    pub tunnel_bandwidth: Option<String>,
+    /// `TunnelInsideIpVersion`: `TunnelInsideIpVersion` in requests, `<TunnelInsideIpVersion>` in responses.
+    pub tunnel_inside_ip_version: Option<String>,
+    /// `TunnelOptions`: `TunnelOptions` in requests, `<TunnelOptions>` in responses.
+    pub tunnel_options: Option<Vec<VpnTunnelOptionsSpecification>>,
+}
+
+impl Decode for VpnConnectionOptionsSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "EnableAcceleration" => {
+                    out.enable_acceleration = Some(Decode::decode(child, &here)?);
+                }
+                "LocalIpv4NetworkCidr" => {
+                    out.local_ipv4_network_cidr = Some(Decode::decode(child, &here)?);
+                }
+                "LocalIpv6NetworkCidr" => {
+                    out.local_ipv6_network_cidr = Some(Decode::decode(child, &here)?);
+                }
+                "OutsideIpAddressType" => {
+                    out.outside_ip_address_type = Some(Decode::decode(child, &here)?);
+                }
+                "RemoteIpv4NetworkCidr" => {
+                    out.remote_ipv4_network_cidr = Some(Decode::decode(child, &here)?);
+                }
+                "RemoteIpv6NetworkCidr" => {
+                    out.remote_ipv6_network_cidr = Some(Decode::decode(child, &here)?);
+                }
+                "StaticRoutesOnly" => {
+                    out.static_routes_only = Some(Decode::decode(child, &here)?);
+                }
+                "TransportTransitGatewayAttachmentId" => {
+                    out.transport_transit_gateway_attachment_id =
+                        Some(Decode::decode(child, &here)?);
+                }
+                "TunnelBandwidth" => {
+                    out.tunnel_bandwidth = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["standard", "large"],
+                    )?);
+                }
+                "TunnelInsideIpVersion" => {
+                    out.tunnel_inside_ip_version =
+                        Some(crate::decode::enum_value(child, &here, &["ipv4", "ipv6"])?);
+                }
+                "TunnelOptions" => {
+                    out.tunnel_options = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `VpnGateway` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpnGateway {
+    /// `AmazonSideAsn`: `AmazonSideAsn` in requests, `<amazonSideAsn>` in responses.
+    pub amazon_side_asn: Option<i64>,
+    /// `AvailabilityZone`: `AvailabilityZone` in requests, `<availabilityZone>` in responses.
+    pub availability_zone: Option<String>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `Type`: `Type` in requests, `<type>` in responses.
+    pub r#type: Option<String>,
+    /// `VpcAttachments`: `Attachments` in requests, `<attachments>` in responses.
+    pub vpc_attachments: Option<Vec<VpcAttachment>>,
+    /// `VpnGatewayId`: `VpnGatewayId` in requests, `<vpnGatewayId>` in responses.
+    pub vpn_gateway_id: Option<String>,
+}
+
+impl Encode for VpnGateway {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.amazon_side_asn {
+            w.field("amazonSideAsn", v);
+        }
+        if let Some(v) = &self.availability_zone {
+            w.field("availabilityZone", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.r#type {
+            w.field("type", v);
+        }
+        if let Some(v) = &self.vpc_attachments {
+            w.list("attachments", "item", v);
+        }
+        if let Some(v) = &self.vpn_gateway_id {
+            w.field("vpnGatewayId", v);
+        }
+    }
+}
+
+/// The `VpnStaticRoute` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpnStaticRoute {
+    /// `DestinationCidrBlock`: `DestinationCidrBlock` in requests, `<destinationCidrBlock>` in responses.
+    pub destination_cidr_block: Option<String>,
+    /// `Source`: `Source` in requests, `<source>` in responses.
+    pub source: Option<String>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+}
+
+impl Encode for VpnStaticRoute {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.destination_cidr_block {
+            w.field("destinationCidrBlock", v);
+        }
+        if let Some(v) = &self.source {
+            w.field("source", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+    }
+}
+
+/// The `VpnTunnelLogOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpnTunnelLogOptions {
+    /// `CloudWatchLogOptions`: `CloudWatchLogOptions` in requests, `<cloudWatchLogOptions>` in responses.
+    pub cloud_watch_log_options: Option<CloudWatchLogOptions>,
+}
+
+impl Encode for VpnTunnelLogOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cloud_watch_log_options {
+            w.field("cloudWatchLogOptions", v);
+        }
+    }
+}
+
+/// The `VpnTunnelLogOptionsSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpnTunnelLogOptionsSpecification {
+    /// `CloudWatchLogOptions`: `CloudWatchLogOptions` in requests, `<CloudWatchLogOptions>` in responses.
+    pub cloud_watch_log_options: Option<CloudWatchLogOptionsSpecification>,
+}
+
+impl Decode for VpnTunnelLogOptionsSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "CloudWatchLogOptions" => {
+                    out.cloud_watch_log_options = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `VpnTunnelOptionsSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpnTunnelOptionsSpecification {
+    /// `DPDTimeoutAction`: `DPDTimeoutAction` in requests, `<DPDTimeoutAction>` in responses.
+    pub dpd_timeout_action: Option<String>,
+    /// `DPDTimeoutSeconds`: `DPDTimeoutSeconds` in requests, `<DPDTimeoutSeconds>` in responses.
+    pub dpd_timeout_seconds: Option<i32>,
+    /// `EnableTunnelLifecycleControl`: `EnableTunnelLifecycleControl` in requests, `<EnableTunnelLifecycleControl>` in responses.
+    pub enable_tunnel_lifecycle_control: Option<bool>,
+    /// `IKEVersions`: `IKEVersion` in requests, `<IKEVersion>` in responses.
+    pub ike_versions: Option<Vec<IKEVersionsRequestListValue>>,
+    /// `LogOptions`: `LogOptions` in requests, `<LogOptions>` in responses.
+    pub log_options: Option<VpnTunnelLogOptionsSpecification>,
+    /// `Phase1DHGroupNumbers`: `Phase1DHGroupNumber` in requests, `<Phase1DHGroupNumber>` in responses.
+    pub phase1_dh_group_numbers: Option<Vec<Phase1DHGroupNumbersRequestListValue>>,
+    /// `Phase1EncryptionAlgorithms`: `Phase1EncryptionAlgorithm` in requests, `<Phase1EncryptionAlgorithm>` in responses.
+    pub phase1_encryption_algorithms: Option<Vec<Phase1EncryptionAlgorithmsRequestListValue>>,
+    /// `Phase1IntegrityAlgorithms`: `Phase1IntegrityAlgorithm` in requests, `<Phase1IntegrityAlgorithm>` in responses.
+    pub phase1_integrity_algorithms: Option<Vec<Phase1IntegrityAlgorithmsRequestListValue>>,
+    /// `Phase1LifetimeSeconds`: `Phase1LifetimeSeconds` in requests, `<Phase1LifetimeSeconds>` in responses.
+    pub phase1_lifetime_seconds: Option<i32>,
+    /// `Phase2DHGroupNumbers`: `Phase2DHGroupNumber` in requests, `<Phase2DHGroupNumber>` in responses.
+    pub phase2_dh_group_numbers: Option<Vec<Phase2DHGroupNumbersRequestListValue>>,
+    /// `Phase2EncryptionAlgorithms`: `Phase2EncryptionAlgorithm` in requests, `<Phase2EncryptionAlgorithm>` in responses.
+    pub phase2_encryption_algorithms: Option<Vec<Phase2EncryptionAlgorithmsRequestListValue>>,
+    /// `Phase2IntegrityAlgorithms`: `Phase2IntegrityAlgorithm` in requests, `<Phase2IntegrityAlgorithm>` in responses.
+    pub phase2_integrity_algorithms: Option<Vec<Phase2IntegrityAlgorithmsRequestListValue>>,
+    /// `Phase2LifetimeSeconds`: `Phase2LifetimeSeconds` in requests, `<Phase2LifetimeSeconds>` in responses.
+    pub phase2_lifetime_seconds: Option<i32>,
+    /// `PreSharedKey`: `PreSharedKey` in requests, `<PreSharedKey>` in responses.
+    pub pre_shared_key: Option<String>,
+    /// `RekeyFuzzPercentage`: `RekeyFuzzPercentage` in requests, `<RekeyFuzzPercentage>` in responses.
+    pub rekey_fuzz_percentage: Option<i32>,
+    /// `RekeyMarginTimeSeconds`: `RekeyMarginTimeSeconds` in requests, `<RekeyMarginTimeSeconds>` in responses.
+    pub rekey_margin_time_seconds: Option<i32>,
+    /// `ReplayWindowSize`: `ReplayWindowSize` in requests, `<ReplayWindowSize>` in responses.
+    pub replay_window_size: Option<i32>,
+    /// `StartupAction`: `StartupAction` in requests, `<StartupAction>` in responses.
+    pub startup_action: Option<String>,
+    /// `TunnelInsideCidr`: `TunnelInsideCidr` in requests, `<TunnelInsideCidr>` in responses.
+    pub tunnel_inside_cidr: Option<String>,
+    /// `TunnelInsideIpv6Cidr`: `TunnelInsideIpv6Cidr` in requests, `<TunnelInsideIpv6Cidr>` in responses.
+    pub tunnel_inside_ipv6_cidr: Option<String>,
+}
+
+impl Decode for VpnTunnelOptionsSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DPDTimeoutAction" => {
+                    out.dpd_timeout_action = Some(Decode::decode(child, &here)?);
+                }
+                "DPDTimeoutSeconds" => {
+                    out.dpd_timeout_seconds = Some(Decode::decode(child, &here)?);
+                }
+                "EnableTunnelLifecycleControl" => {
+                    out.enable_tunnel_lifecycle_control = Some(Decode::decode(child, &here)?);
+                }
+                "IKEVersion" => {
+                    out.ike_versions = Some(Decode::decode(child, &here)?);
+                }
+                "LogOptions" => {
+                    out.log_options = Some(Decode::decode(child, &here)?);
+                }
+                "Phase1DHGroupNumber" => {
+                    out.phase1_dh_group_numbers = Some(Decode::decode(child, &here)?);
+                }
+                "Phase1EncryptionAlgorithm" => {
+                    out.phase1_encryption_algorithms = Some(Decode::decode(child, &here)?);
+                }
+                "Phase1IntegrityAlgorithm" => {
+                    out.phase1_integrity_algorithms = Some(Decode::decode(child, &here)?);
+                }
+                "Phase1LifetimeSeconds" => {
+                    out.phase1_lifetime_seconds = Some(Decode::decode(child, &here)?);
+                }
+                "Phase2DHGroupNumber" => {
+                    out.phase2_dh_group_numbers = Some(Decode::decode(child, &here)?);
+                }
+                "Phase2EncryptionAlgorithm" => {
+                    out.phase2_encryption_algorithms = Some(Decode::decode(child, &here)?);
+                }
+                "Phase2IntegrityAlgorithm" => {
+                    out.phase2_integrity_algorithms = Some(Decode::decode(child, &here)?);
+                }
+                "Phase2LifetimeSeconds" => {
+                    out.phase2_lifetime_seconds = Some(Decode::decode(child, &here)?);
+                }
+                "PreSharedKey" => {
+                    out.pre_shared_key = Some(Decode::decode(child, &here)?);
+                }
+                "RekeyFuzzPercentage" => {
+                    out.rekey_fuzz_percentage = Some(Decode::decode(child, &here)?);
+                }
+                "RekeyMarginTimeSeconds" => {
+                    out.rekey_margin_time_seconds = Some(Decode::decode(child, &here)?);
+                }
+                "ReplayWindowSize" => {
+                    out.replay_window_size = Some(Decode::decode(child, &here)?);
+                }
+                "StartupAction" => {
+                    out.startup_action = Some(Decode::decode(child, &here)?);
+                }
+                "TunnelInsideCidr" => {
+                    out.tunnel_inside_cidr = Some(Decode::decode(child, &here)?);
+                }
+                "TunnelInsideIpv6Cidr" => {
+                    out.tunnel_inside_ipv6_cidr = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
     }
 }
