@@ -148,6 +148,11 @@ def test_across_accounts_and_regions(clocked, ec2):
     assert theirs["RequesterVpcInfo"]["OwnerId"] == me
     # Tags are each account's own.
     assert theirs["Tags"] == []
+    other.create_tags(Resources=[pcx], Tags=[{"Key": "side", "Value": "accepter"}])
+    assert pcx_of(other, pcx)["Tags"] == [{"Key": "side", "Value": "accepter"}]
+    assert pcx_of(ec2, pcx)["Tags"] == [{"Key": "side", "Value": "requester"}]
+    tagged = other.describe_tags(Filters=[{"Name": "resource-type", "Values": ["vpc-peering-connection"]}])["Tags"]
+    assert [(t["ResourceId"], t["Value"]) for t in tagged] == [(pcx, "accepter")]
     # Only the accepter accepts or rejects; the requester may withdraw a pending request.
     fails("OperationNotPermitted", ec2.accept_vpc_peering_connection, VpcPeeringConnectionId=pcx)
     fails("OperationNotPermitted", ec2.reject_vpc_peering_connection, VpcPeeringConnectionId=pcx)

@@ -87,6 +87,8 @@ def test_customer_gateways_and_vpn_connections(kumo, ec2, cli):
     assert cgw.startswith("cgw-")
     assert made["BgpAsn"] == "65534" and made["IpAddress"] == "203.0.113.12" and made["DeviceName"] == "edge-1"
     assert made["State"] == "available" and made["Type"] == "ipsec.1"
+    ec2.create_tags(Resources=[cgw], Tags=[{"Key": "site", "Value": "osaka"}])
+    assert ec2.describe_tags(Filters=[{"Name": "resource-type", "Values": ["customer-gateway"]}])["Tags"][0]["ResourceId"] == cgw
     # The same gateway again is the same gateway; a default ASN of 65000.
     again = ec2.create_customer_gateway(Type="ipsec.1", IpAddress="203.0.113.12", BgpAsn=65534, DeviceName="edge-1")["CustomerGateway"]
     assert again["CustomerGatewayId"] == cgw

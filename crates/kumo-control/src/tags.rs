@@ -227,6 +227,21 @@ const NOT_FOUND: &[(&str, &str, &str)] = &[
         "InvalidCapacityReservationId.NotFound",
         "The capacity reservation ID '{}' does not exist",
     ),
+    (
+        "vpc-peering-connection",
+        "InvalidVpcPeeringConnectionID.NotFound",
+        "The vpcPeeringConnection ID '{}' does not exist",
+    ),
+    (
+        "vpn-gateway",
+        "InvalidVpnGatewayID.NotFound",
+        "The vpnGateway ID '{}' does not exist",
+    ),
+    (
+        "customer-gateway",
+        "InvalidCustomerGatewayID.NotFound",
+        "The customerGateway ID '{}' does not exist",
+    ),
 ];
 
 /// The resource type an id names, when it has a known resource's form, else AWS's `InvalidID`.

@@ -368,7 +368,7 @@ pub fn push_links(k: &Kumo) {
     if !k.compute.driver.runs_guests() {
         return;
     }
-    let found = match k.store.scan_states("vpc-peering", &["active"]) {
+    let found = match k.store.scan_states("vpc-peering-connection", &["active"]) {
         Ok(f) => f,
         Err(e) => {
             tracing::error!(error = %e, "cannot list the active VPC peering connections");

@@ -311,13 +311,15 @@ pub fn detach_vgw(
                     a.attached = false;
                     a.changed_ms = now;
                 }
-                _ => return Err(Fail(Ec2Error::new(
-                    "InvalidVpnGatewayAttachment.NotFound",
-                    format!(
+                _ => {
+                    return Err(Fail(Ec2Error::new(
+                        "InvalidVpnGatewayAttachment.NotFound",
+                        format!(
                         "The attachment with vpn gateway ID '{}' and vpc ID '{}' does not exist",
                         g.id, input.vpc_id
                     ),
-                ))),
+                    )))
+                }
             }
             // Its VPC's route tables stop taking its routes.
             let tables: Vec<RouteTableRecord> = tx.list(

@@ -49,6 +49,9 @@ pub const RESOURCE_TYPES: &[(&str, &str)] = &[
     ("lt", "launch-template"),
     ("pg", "placement-group"),
     ("cr", "capacity-reservation"),
+    ("pcx", "vpc-peering-connection"),
+    ("vgw", "vpn-gateway"),
+    ("cgw", "customer-gateway"),
 ];
 
 /// Whether `id` has AWS's form for `prefix`: the prefix, a dash, and 8 or 17 lowercase hex

@@ -473,7 +473,7 @@ impl VpcPeeringRecord {
         }
     }
 }
-record!(VpcPeeringRecord, "vpc-peering", |s| Index {
+record!(VpcPeeringRecord, "vpc-peering-connection", |s| Index {
     state: Some(s.status.clone()),
     vpc: Some(s.local_vpc.clone()),
     ..Index::default()
