@@ -45,6 +45,8 @@ struct Vpc {
     dhcp: Arc<Leases>,
     dhcp_task: tokio::task::JoinHandle<()>,
     subnets: Vec<String>,
+    /// Traffic mirror sessions' VXLAN devices here: (target, VXLAN id, UDP source port).
+    mirror_devs: HashMap<String, (String, u32, u16)>,
 }
 
 impl Vpc {
@@ -426,6 +428,7 @@ impl Vpcs {
                 dhcp,
                 dhcp_task,
                 subnets: Vec::new(),
+                mirror_devs: HashMap::new(),
             },
         );
         self.add_cidr(vpc_id, c)?;
@@ -500,11 +503,12 @@ impl Vpcs {
                 String::new()
             };
         }
-        let fw = &fw;
         let Some(v) = self.map.get_mut(vpc_id) else {
             // No instance ever ran in this VPC: nothing to guard.
             return Ok(());
         };
+        sync_mirrors(&self.prefix, v, &mut fw);
+        let fw = &fw;
         apply_rules(&v.ns, fw)?;
         // The host reaches the public addresses through the VPC that holds them. Only what
         // changed is routed anew, in one `ip` process: a render that moved no address (a
@@ -531,6 +535,106 @@ impl Vpcs {
             names: fw.names.clone(),
         };
         Ok(())
+    }
+}
+
+/// Brings a VPC's traffic mirror devices to its sessions: one VXLAN device per session
+/// (to the target's address, under the session's id, from a UDP source port of its own),
+/// made or remade when its target or id changes and removed with the session; then names
+/// each session's device and port in `fw`. A session whose device cannot be made is left
+/// out of the rules (logged), so the rest still load.
+fn sync_mirrors(prefix: &str, v: &mut Vpc, fw: &mut Firewall) {
+    let want: HashMap<String, (String, u32)> = fw
+        .mirrors
+        .iter()
+        .flat_map(|m| &m.sessions)
+        .map(|s| (s.id.clone(), (s.target.clone(), s.vni)))
+        .collect();
+    let dev = |id: &str| format!("{prefix}m{}", short(id));
+    let stale: Vec<String> = v
+        .mirror_devs
+        .iter()
+        .filter(|(id, (t, vni, _))| want.get(*id) != Some(&(t.clone(), *vni)))
+        .map(|(id, _)| id.clone())
+        .collect();
+    for id in stale {
+        ip_quiet(&["-n", &v.ns, "link", "delete", &dev(&id)]);
+        v.mirror_devs.remove(&id);
+    }
+    for (id, (target, vni)) in &want {
+        if v.mirror_devs.contains_key(id) {
+            continue;
+        }
+        let used: Vec<u16> = v.mirror_devs.values().map(|x| x.2).collect();
+        let Some(port) = (40000..60000u16).find(|p| !used.contains(p)) else {
+            tracing::error!(session = %id, "no UDP source port left for a mirror session");
+            continue;
+        };
+        let d = dev(id);
+        ip_quiet(&["-n", &v.ns, "link", "delete", &d]);
+        let made = ip(&[
+            "-n",
+            &v.ns,
+            "link",
+            "add",
+            &d,
+            "type",
+            "vxlan",
+            "id",
+            &vni.to_string(),
+            "remote",
+            target,
+            "local",
+            &v.gateway,
+            "dstport",
+            "4789",
+            "srcport",
+            &port.to_string(),
+            &(port + 1).to_string(),
+        ])
+        .and_then(|_| {
+            // No IPv6 or ARP chatter into the tunnel: only the copies go there.
+            net::run(
+                "ip",
+                &[
+                    "netns",
+                    "exec",
+                    &v.ns,
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv6.conf.{d}.disable_ipv6=1"),
+                ],
+            )?;
+            net::ip_batch_in(
+                &v.ns,
+                &[
+                    format!("link set {d} arp off up"),
+                    format!(
+                        "neigh replace {} lladdr 02:00:00:00:4d:01 dev {d} nud permanent",
+                        crate::services::firewall::MIRROR_NEXT_HOP
+                    ),
+                ],
+            )
+        });
+        match made {
+            Ok(_) => {
+                v.mirror_devs
+                    .insert(id.clone(), (target.clone(), *vni, port));
+            }
+            Err(e) => {
+                ip_quiet(&["-n", &v.ns, "link", "delete", &d]);
+                tracing::error!(session = %id, error = %e, "cannot make a traffic mirror session's VXLAN device");
+            }
+        }
+    }
+    for s in fw.mirrors.iter_mut().flat_map(|m| m.sessions.iter_mut()) {
+        match v.mirror_devs.get(&s.id) {
+            Some((_, _, port)) => {
+                s.dev = dev(&s.id);
+                s.port = *port;
+            }
+            None => s.dev = String::new(),
+        }
     }
 }
 

@@ -79,8 +79,55 @@ pub struct Peering {
     pub routes: Vec<PeerRoute>,
 }
 
+/// A traffic mirror filter rule, in rule-number order: a protocol number (none: all), the
+/// source and destination CIDRs, port ranges (TCP and UDP only), and whether a match is
+/// mirrored (`accept`) or not (`reject`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MirrorRule {
+    pub protocol: Option<u8>,
+    pub src: String,
+    pub dst: String,
+    pub src_ports: Option<(u16, u16)>,
+    pub dst_ports: Option<(u16, u16)>,
+    pub accept: bool,
+}
+
+/// A traffic mirror session of one source interface: its filter's rules per direction and
+/// where the copies go (the target interface's primary address, under the session's VXLAN
+/// id). `dev` and `port` are the driver's: the VXLAN device that carries the copies and the
+/// UDP source port that tells them apart for the source-address rewrite.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MirrorSession {
+    pub id: String,
+    pub vni: u32,
+    pub target: String,
+    /// The source interface's primary address: the copies' outer source, as AWS sends them.
+    pub source: String,
+    pub ingress: Vec<MirrorRule>,
+    pub egress: Vec<MirrorRule>,
+    #[serde(default)]
+    pub dev: String,
+    #[serde(default)]
+    pub port: u16,
+}
+
+/// A mirrored interface: its addresses and its sessions, lowest session number first (the
+/// first session whose filter accepts a packet mirrors it, and no other).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MirrorSource {
+    pub addrs: Vec<String>,
+    pub sessions: Vec<MirrorSession>,
+}
+
+/// The next hop every copy is sent to on its VXLAN device: a static neighbour there, so no
+/// ARP goes into the tunnel.
+pub const MIRROR_NEXT_HOP: &str = "169.254.77.1";
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Firewall {
+    /// The VPC's traffic mirror sources.
+    #[serde(default)]
+    pub mirrors: Vec<MirrorSource>,
     /// The VPC's active peering connections.
     #[serde(default)]
     pub peerings: Vec<Peering>,
@@ -211,6 +258,98 @@ fn peering_chains(peerings: &[Peering]) -> String {
     base + &chains
 }
 
+/// A mirror rule's match: CIDRs, then the protocol and (TCP, UDP) its ports.
+fn mirror_match(r: &MirrorRule) -> String {
+    let mut m = format!("ip saddr {} ip daddr {}", r.src, r.dst);
+    if let Some(p) = r.protocol {
+        m.push_str(&format!(" meta l4proto {p}"));
+        if matches!(p, 6 | 17) {
+            let range = |(a, b): (u16, u16)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            };
+            if let Some(sp) = r.src_ports {
+                m.push_str(&format!(" th sport {}", range(sp)));
+            }
+            if let Some(dp) = r.dst_ports {
+                m.push_str(&format!(" th dport {}", range(dp)));
+            }
+        }
+    }
+    m
+}
+
+/// Traffic mirroring, as table `ip kumo_mirror` (nftables' `dup` is an `ip`-family
+/// statement): after the filters (priority 10, so what the groups or ACLs dropped is not
+/// mirrored), a packet from (egress) or to (ingress) a source interface meets its sessions
+/// in order; the first whose filter accepts it copies it to the session's VXLAN device, a
+/// rejecting rule or no match hands it to the next session.
+fn mirror_table(sources: &[MirrorSource]) -> String {
+    let mut out = String::from(
+        "table ip kumo_mirror {}\nflush table ip kumo_mirror\ntable ip kumo_mirror {\n",
+    );
+    let mut base = String::from(
+        "  chain mirror {\n    type filter hook forward priority 10; policy accept;\n",
+    );
+    let mut chains = String::new();
+    for (i, src) in sources.iter().enumerate() {
+        let live: Vec<&MirrorSession> = src.sessions.iter().filter(|s| !s.dev.is_empty()).collect();
+        if live.is_empty() || src.addrs.is_empty() {
+            continue;
+        }
+        for (dir, peer) in [("out", "saddr"), ("in", "daddr")] {
+            base.push_str(&format!(
+                "    ip {peer} {} jump mir_{i}_{dir}_0\n",
+                set(&src.addrs)
+            ));
+            for (k, s) in live.iter().enumerate() {
+                let next = if k + 1 < live.len() {
+                    format!("goto mir_{i}_{dir}_{}", k + 1)
+                } else {
+                    "return".to_string()
+                };
+                let rules = if dir == "out" { &s.egress } else { &s.ingress };
+                chains.push_str(&format!("  chain mir_{i}_{dir}_{k} {{\n"));
+                for r in rules {
+                    let verdict = if r.accept {
+                        format!("dup to {MIRROR_NEXT_HOP} device \"{}\" return", s.dev)
+                    } else {
+                        next.clone()
+                    };
+                    chains.push_str(&format!("    {} {verdict}\n", mirror_match(r)));
+                }
+                if next != "return" {
+                    chains.push_str(&format!("    {next}\n"));
+                }
+                chains.push_str("  }\n");
+            }
+        }
+    }
+    base.push_str("  }\n");
+    // The copies leave with the source interface's address, as AWS sends them.
+    base.push_str(
+        "  chain rewrite {\n    type nat hook postrouting priority 100; policy accept;\n",
+    );
+    for s in sources
+        .iter()
+        .flat_map(|x| &x.sessions)
+        .filter(|s| !s.dev.is_empty())
+    {
+        base.push_str(&format!(
+            "    udp sport {} udp dport 4789 snat to {}\n",
+            s.port, s.source
+        ));
+    }
+    base.push_str("  }\n");
+    out.push_str(&base);
+    out.push_str(&chains);
+    out.push_str("}\n");
+    out
+}
+
 /// The nftables script that installs `fw` as table `inet kumo`, replacing the previous one.
 /// `host_net` is where the host's links into the VPC namespaces are.
 pub fn script(fw: &Firewall, host_net: &str) -> String {
@@ -260,6 +399,26 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
     out.push_str(&chains);
     out.push_str(&acl_chains(&fw.acls));
     out.push_str(&peering_chains(&fw.peerings));
+    // Mirrored copies leave the namespace itself: the target's groups must admit them (UDP
+    // 4789 from the source), checked once their source is the source interface's.
+    if fw
+        .mirrors
+        .iter()
+        .any(|m| m.sessions.iter().any(|s| !s.dev.is_empty()))
+    {
+        out.push_str(
+            "  chain mirrored {\n    type filter hook postrouting priority 200; policy accept;\n",
+        );
+        for (i, f) in fw.interfaces.iter().enumerate() {
+            if !f.addrs.is_empty() {
+                out.push_str(&format!(
+                    "    udp dport 4789 ip daddr {} jump in_{i}\n",
+                    set(&f.addrs)
+                ));
+            }
+        }
+        out.push_str("  }\n");
+    }
     out.push_str("}\n");
     out.push_str("table ip kumo_nat {}\nflush table ip kumo_nat\ntable ip kumo_nat {\n");
     out.push_str(
@@ -269,6 +428,7 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
         out.push_str(&format!("    ip daddr {public} dnat to {private}\n"));
     }
     out.push_str("  }\n}\n");
+    out.push_str(&mirror_table(&fw.mirrors));
     out
 }
 
@@ -429,6 +589,8 @@ mod tests {
                 via: true,
             }],
         });
+        // A device that exists wherever the test runs (nft resolves `dup`'s device).
+        fw.mirrors = mirror_sources("lo").mirrors;
         let text = script(&fw, "100.127.0.0/16");
         let child = std::process::Command::new("nft")
             .args(["--check", "-f", "-"])
@@ -490,5 +652,70 @@ mod tests {
         );
         assert!(s.contains("oifname \"kp0000001\" accept"));
         assert!(!s.contains("10.2.0.0/16"), "{s}");
+    }
+
+    fn mirror_sources(dev: &str) -> Firewall {
+        let rule = |p: Option<u8>, dst_ports: Option<(u16, u16)>, accept: bool| MirrorRule {
+            protocol: p,
+            src: "0.0.0.0/0".into(),
+            dst: "10.0.0.0/16".into(),
+            src_ports: None,
+            dst_ports,
+            accept,
+        };
+        let session = |id: &str, vni: u32, port: u16, egress: Vec<MirrorRule>| MirrorSession {
+            id: id.into(),
+            vni,
+            target: "10.0.1.9".into(),
+            source: "10.0.1.5".into(),
+            ingress: Vec::new(),
+            egress,
+            dev: dev.into(),
+            port,
+        };
+        Firewall {
+            mirrors: vec![MirrorSource {
+                addrs: vec!["10.0.1.5".into()],
+                sessions: vec![
+                    session(
+                        "tms-1",
+                        7,
+                        40000,
+                        vec![
+                            rule(Some(17), Some((53, 53)), false),
+                            rule(Some(17), Some((1, 1024)), true),
+                        ],
+                    ),
+                    session("tms-2", 8, 40001, vec![rule(None, None, true)]),
+                ],
+            }],
+            ..Firewall::default()
+        }
+    }
+
+    #[test]
+    fn mirror_sessions_copy_into_their_tunnels_in_order() {
+        let s = script(&mirror_sources("kmm00000001"), "100.127.0.0/16");
+        let at = |needle: &str| s.find(needle).unwrap_or_else(|| panic!("{needle}: {s}"));
+        assert!(s.contains("table ip kumo_mirror {}\nflush table ip kumo_mirror\n"));
+        assert!(s.contains("type filter hook forward priority 10; policy accept;"));
+        assert!(s.contains("ip saddr { 10.0.1.5 } jump mir_0_out_0"));
+        assert!(s.contains("ip daddr { 10.0.1.5 } jump mir_0_in_0"));
+        // The first session: its reject hands the packet to the second session, its accept
+        // copies and stops; no match falls through to the second.
+        assert!(
+            at("meta l4proto 17 th dport 53 goto mir_0_out_1")
+                < at("meta l4proto 17 th dport 1-1024 dup to 169.254.77.1 device \"kmm00000001\" return")
+        );
+        assert!(
+            s.contains("chain mir_0_out_1 {\n    ip saddr 0.0.0.0/0 ip daddr 10.0.0.0/16 dup to")
+        );
+        // Copies leave with the source's address, each session told apart by its port.
+        assert!(s.contains("udp sport 40000 udp dport 4789 snat to 10.0.1.5"));
+        assert!(s.contains("udp sport 40001 udp dport 4789 snat to 10.0.1.5"));
+        // A session without its device renders nothing.
+        let mut fw = mirror_sources("");
+        fw.mirrors[0].sessions.truncate(1);
+        assert!(!script(&fw, "100.127.0.0/16").contains("mir_0_out_0"));
     }
 }
