@@ -657,6 +657,74 @@ def test_vpc_peering_carries_traffic_where_both_sides_route_it(ns_kumo, ec2, key
     assert not can_reach(key, a_ip, b_ip, 22)
 
 
+LISTEN_VXLAN = """kill $(cat /tmp/vxlan.pid 2>/dev/null) 2>/dev/null; sleep 0.2
+python3 - <<'PY' > /tmp/vxlan.log 2>&1 &
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 4789))
+s.settimeout(1.0)
+end = time.time() + 12
+while time.time() < end:
+    try:
+        d, a = s.recvfrom(65535)
+    except socket.timeout:
+        continue
+    # VXLAN: flags, 24-bit VNI; then the Ethernet frame and the IPv4 packet.
+    vni = int.from_bytes(d[4:7], "big")
+    ip = d[8 + 14:]
+    print(a[0], vni, socket.inet_ntoa(ip[12:16]), socket.inet_ntoa(ip[16:20]), ip[9], d[-12:].decode("latin-1"), flush=True)
+PY
+echo $! > /tmp/vxlan.pid; sleep 0.5; echo listening"""
+
+
+def test_traffic_mirroring_copies_packets_to_the_target_in_vxlan(ns_kumo, ec2, key):
+    vpc = ec2.create_vpc(CidrBlock="10.84.0.0/16")["Vpc"]["VpcId"]
+    sg = allow_ssh(ec2, vpc)
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.84.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    src = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet)
+    tgt = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet)
+    peer = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet)
+    src_ip, tgt_ip, peer_ip = src["PrivateIpAddress"], tgt["PrivateIpAddress"], peer["PrivateIpAddress"]
+    src_eni = src["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    tgt_eni = tgt["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    target = ec2.create_traffic_mirror_target(NetworkInterfaceId=tgt_eni)["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    flt = ec2.create_traffic_mirror_filter(Description="udp 7777")["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    # Egress UDP to port 7777 is mirrored; a reject of one peer's 7777 comes first.
+    ec2.create_traffic_mirror_filter_rule(TrafficMirrorFilterId=flt, TrafficDirection="egress", RuleNumber=100, RuleAction="accept",
+                                          Protocol=17, DestinationPortRange={"FromPort": 7777, "ToPort": 7777},
+                                          SourceCidrBlock="0.0.0.0/0", DestinationCidrBlock="0.0.0.0/0")
+    ec2.create_traffic_mirror_filter_rule(TrafficMirrorFilterId=flt, TrafficDirection="egress", RuleNumber=50, RuleAction="reject",
+                                          Protocol=17, SourceCidrBlock="0.0.0.0/0", DestinationCidrBlock="192.0.2.0/24")
+    ec2.create_traffic_mirror_session(NetworkInterfaceId=src_eni, TrafficMirrorTargetId=target, TrafficMirrorFilterId=flt,
+                                      SessionNumber=1, VirtualNetworkId=4242)
+    assert ssh(key, tgt_ip, LISTEN_VXLAN).stdout.strip() == "listening"
+    send = "python3 -c \"import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [s.sendto(m.encode(), (h, p)) for h, p, m in {}]\""
+    msgs = [(peer_ip, 8888, "not-mirrored"), (peer_ip, 7777, "mirror-this!"), ("192.0.2.9", 7777, "rejected-one")]
+    assert ssh(key, src_ip, send.format(msgs)).returncode == 0
+    time.sleep(1.5)
+    got = ssh(key, tgt_ip, "cat /tmp/vxlan.log").stdout.strip().splitlines()
+    # One copy: the accepted packet, VXLAN id 4242, from the source's address, the inner
+    # packet the source's own (UDP from the source to the peer).
+    assert got == [f"{src_ip} 4242 {src_ip} {peer_ip} 17 mirror-this!"], got
+
+    # The target's groups decide: without UDP 4789 from the source the copies are dropped.
+    # (The default group admits its own members; move the target to a group that does not.)
+    closed = ec2.create_security_group(GroupName="closed", Description="ssh only", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=closed, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    ec2.modify_instance_attribute(InstanceId=tgt["InstanceId"], Groups=[closed])
+    assert ssh(key, tgt_ip, LISTEN_VXLAN).stdout.strip() == "listening"
+    assert ssh(key, src_ip, send.format([(peer_ip, 7777, "mirror-this!")])).returncode == 0
+    time.sleep(1.5)
+    assert ssh(key, tgt_ip, "cat /tmp/vxlan.log").stdout.strip() == ""
+    ec2.authorize_security_group_ingress(GroupId=closed, IpPermissions=[{"IpProtocol": "udp", "FromPort": 4789, "ToPort": 4789, "IpRanges": [{"CidrIp": f"{src_ip}/32"}]}])
+    time.sleep(2)
+    assert ssh(key, tgt_ip, LISTEN_VXLAN).stdout.strip() == "listening"
+    assert ssh(key, src_ip, send.format([(peer_ip, 7777, "mirror-again")])).returncode == 0
+    time.sleep(1.5)
+    assert ssh(key, tgt_ip, "cat /tmp/vxlan.log").stdout.strip().splitlines() == [f"{src_ip} 4242 {src_ip} {peer_ip} 17 mirror-again"]
+    del sg
+
+
 def test_public_and_elastic_ips_reach_the_instance(ns_kumo, ec2, key):
     # Default subnets give a public address at launch.
     inst = launch(ec2, ns_kumo, KeyName="ns-key")

@@ -42,6 +42,8 @@ ABSENT = {
     ("CreateNetworkInterface", "NetworkInterface.Ipv6Address"): "no IPv6 yet (issue 16)",
     ("CreateNetworkInterface", "NetworkInterface.Ipv6Addresses[]"): "no IPv6 yet (issue 16): the list is sent empty",
     ("CreateNetworkInterface", "NetworkInterface.ConnectionTrackingConfiguration"): "only with a connection tracking specification, which Kumo refuses by name",
+    ("CreateTrafficMirrorTarget", "TrafficMirrorTarget.NetworkLoadBalancerArn"): "the example's target is a load balancer; Kumo runs none, so its targets are interfaces",
+    ("DescribeTrafficMirrorTargets", "TrafficMirrorTargets[].NetworkLoadBalancerArn"): "the example's target is a load balancer; Kumo runs none, so its targets are interfaces",
     ("GetConsoleOutput", "Output"): "the null driver runs no guest, so there is no console yet; AWS leaves it out then",
 }
 
@@ -232,6 +234,34 @@ def more(ec2, ids, record):
     cgw = ec2.create_customer_gateway(Type="ipsec.1", IpAddress="203.0.113.12", BgpAsn=65534,
                                       TagSpecifications=tags("customer-gateway"))["CustomerGateway"]["CustomerGatewayId"]
     ec2.describe_customer_gateways(CustomerGatewayIds=[cgw])
+    # Traffic mirroring (issue 16): a target, a filter with a rule each way, a session.
+    mirrored = ec2.run_instances(ImageId=image_of(ec2, iid), InstanceType="t3.micro", MinCount=1, MaxCount=1, SubnetId=subnet
+                                 )["Instances"][0]["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    tmt = ec2.create_traffic_mirror_target(NetworkInterfaceId=eni, Description="shown", TagSpecifications=tags("traffic-mirror-target")
+                                           )["TrafficMirrorTarget"]["TrafficMirrorTargetId"]
+    ec2.describe_traffic_mirror_targets(TrafficMirrorTargetIds=[tmt])
+    tmf = ec2.create_traffic_mirror_filter(Description="shown", TagSpecifications=tags("traffic-mirror-filter")
+                                           )["TrafficMirrorFilter"]["TrafficMirrorFilterId"]
+    tmfr = ec2.create_traffic_mirror_filter_rule(TrafficMirrorFilterId=tmf, TrafficDirection="ingress", RuleNumber=100, RuleAction="accept",
+                                                 Protocol=6, DestinationPortRange={"FromPort": 22, "ToPort": 22},
+                                                 SourcePortRange={"FromPort": 1024, "ToPort": 65535}, Description="shown",
+                                                 SourceCidrBlock="0.0.0.0/0", DestinationCidrBlock="10.0.0.0/24"
+                                                 )["TrafficMirrorFilterRule"]["TrafficMirrorFilterRuleId"]
+    ec2.create_traffic_mirror_filter_rule(TrafficMirrorFilterId=tmf, TrafficDirection="egress", RuleNumber=100, RuleAction="accept",
+                                          Protocol=17, DestinationPortRange={"FromPort": 53, "ToPort": 53},
+                                          SourceCidrBlock="10.0.0.0/24", DestinationCidrBlock="0.0.0.0/0")
+    ec2.modify_traffic_mirror_filter_rule(TrafficMirrorFilterRuleId=tmfr, SourcePortRange={"FromPort": 1024, "ToPort": 65000})
+    ec2.modify_traffic_mirror_filter_network_services(TrafficMirrorFilterId=tmf, AddNetworkServices=["amazon-dns"])
+    ec2.describe_traffic_mirror_filters(TrafficMirrorFilterIds=[tmf])
+    tms = ec2.create_traffic_mirror_session(NetworkInterfaceId=mirrored, TrafficMirrorTargetId=tmt, TrafficMirrorFilterId=tmf,
+                                            SessionNumber=1, PacketLength=100, VirtualNetworkId=13314, Description="shown",
+                                            TagSpecifications=tags("traffic-mirror-session"))["TrafficMirrorSession"]["TrafficMirrorSessionId"]
+    ec2.modify_traffic_mirror_session(TrafficMirrorSessionId=tms, PacketLength=200)
+    ec2.describe_traffic_mirror_sessions(TrafficMirrorSessionIds=[tms])
+    ec2.delete_traffic_mirror_session(TrafficMirrorSessionId=tms)
+    ec2.delete_traffic_mirror_filter_rule(TrafficMirrorFilterRuleId=tmfr)
+    ec2.delete_traffic_mirror_filter(TrafficMirrorFilterId=tmf)
+    ec2.delete_traffic_mirror_target(TrafficMirrorTargetId=tmt)
     # CreateDefaultVpc, in a region whose default VPC is taken apart first.
     west = make_client(ec2.meta.endpoint_url, region="us-west-2")
     west.meta.events.register("after-call.ec2", record)

@@ -41,6 +41,7 @@ mod snapshot_sharing;
 mod snapshots;
 mod subnets;
 mod tags;
+mod traffic_mirroring;
 mod volumes;
 mod vpc_peering;
 mod vpcs;
@@ -908,6 +909,126 @@ impl Ec2 for Kumo {
         input: GetSecurityGroupsForVpcRequest,
     ) -> Result<GetSecurityGroupsForVpcResult, Ec2Error> {
         security_groups::groups_for_vpc(&self.store, ctx, input)
+    }
+
+    fn create_traffic_mirror_target(
+        &self,
+        ctx: &RequestContext,
+        input: CreateTrafficMirrorTargetRequest,
+    ) -> Result<CreateTrafficMirrorTargetResult, Ec2Error> {
+        traffic_mirroring::create_target(self, ctx, input)
+    }
+
+    fn delete_traffic_mirror_target(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteTrafficMirrorTargetRequest,
+    ) -> Result<DeleteTrafficMirrorTargetResult, Ec2Error> {
+        traffic_mirroring::delete_target(self, ctx, input)
+    }
+
+    fn describe_traffic_mirror_targets(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTrafficMirrorTargetsRequest,
+    ) -> Result<DescribeTrafficMirrorTargetsResult, Ec2Error> {
+        traffic_mirroring::describe_targets(self, ctx, input)
+    }
+
+    fn create_traffic_mirror_filter(
+        &self,
+        ctx: &RequestContext,
+        input: CreateTrafficMirrorFilterRequest,
+    ) -> Result<CreateTrafficMirrorFilterResult, Ec2Error> {
+        traffic_mirroring::create_filter(self, ctx, input)
+    }
+
+    fn delete_traffic_mirror_filter(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteTrafficMirrorFilterRequest,
+    ) -> Result<DeleteTrafficMirrorFilterResult, Ec2Error> {
+        traffic_mirroring::delete_filter(self, ctx, input)
+    }
+
+    fn describe_traffic_mirror_filters(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTrafficMirrorFiltersRequest,
+    ) -> Result<DescribeTrafficMirrorFiltersResult, Ec2Error> {
+        traffic_mirroring::describe_filters(self, ctx, input)
+    }
+
+    fn modify_traffic_mirror_filter_network_services(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyTrafficMirrorFilterNetworkServicesRequest,
+    ) -> Result<ModifyTrafficMirrorFilterNetworkServicesResult, Ec2Error> {
+        traffic_mirroring::modify_network_services(self, ctx, input)
+    }
+
+    fn create_traffic_mirror_filter_rule(
+        &self,
+        ctx: &RequestContext,
+        input: CreateTrafficMirrorFilterRuleRequest,
+    ) -> Result<CreateTrafficMirrorFilterRuleResult, Ec2Error> {
+        traffic_mirroring::create_rule(self, ctx, input)
+    }
+
+    fn modify_traffic_mirror_filter_rule(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyTrafficMirrorFilterRuleRequest,
+    ) -> Result<ModifyTrafficMirrorFilterRuleResult, Ec2Error> {
+        traffic_mirroring::modify_rule(self, ctx, input)
+    }
+
+    fn delete_traffic_mirror_filter_rule(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteTrafficMirrorFilterRuleRequest,
+    ) -> Result<DeleteTrafficMirrorFilterRuleResult, Ec2Error> {
+        traffic_mirroring::delete_rule(self, ctx, input)
+    }
+
+    fn describe_traffic_mirror_filter_rules(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTrafficMirrorFilterRulesRequest,
+    ) -> Result<DescribeTrafficMirrorFilterRulesResult, Ec2Error> {
+        traffic_mirroring::describe_rules(self, ctx, input)
+    }
+
+    fn create_traffic_mirror_session(
+        &self,
+        ctx: &RequestContext,
+        input: CreateTrafficMirrorSessionRequest,
+    ) -> Result<CreateTrafficMirrorSessionResult, Ec2Error> {
+        traffic_mirroring::create_session(self, ctx, input)
+    }
+
+    fn modify_traffic_mirror_session(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyTrafficMirrorSessionRequest,
+    ) -> Result<ModifyTrafficMirrorSessionResult, Ec2Error> {
+        traffic_mirroring::modify_session(self, ctx, input)
+    }
+
+    fn delete_traffic_mirror_session(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteTrafficMirrorSessionRequest,
+    ) -> Result<DeleteTrafficMirrorSessionResult, Ec2Error> {
+        traffic_mirroring::delete_session(self, ctx, input)
+    }
+
+    fn describe_traffic_mirror_sessions(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTrafficMirrorSessionsRequest,
+    ) -> Result<DescribeTrafficMirrorSessionsResult, Ec2Error> {
+        traffic_mirroring::describe_sessions(self, ctx, input)
     }
 
     fn create_vpn_gateway(

@@ -242,6 +242,26 @@ const NOT_FOUND: &[(&str, &str, &str)] = &[
         "InvalidCustomerGatewayID.NotFound",
         "The customerGateway ID '{}' does not exist",
     ),
+    (
+        "traffic-mirror-target",
+        "InvalidTrafficMirrorTargetId.NotFound",
+        "The trafficMirrorTarget ID '{}' does not exist",
+    ),
+    (
+        "traffic-mirror-filter",
+        "InvalidTrafficMirrorFilterId.NotFound",
+        "The trafficMirrorFilter ID '{}' does not exist",
+    ),
+    (
+        "traffic-mirror-filter-rule",
+        "InvalidTrafficMirrorFilterRuleId.NotFound",
+        "The trafficMirrorFilterRule ID '{}' does not exist",
+    ),
+    (
+        "traffic-mirror-session",
+        "InvalidTrafficMirrorSessionId.NotFound",
+        "The trafficMirrorSession ID '{}' does not exist",
+    ),
 ];
 
 /// The resource type an id names, when it has a known resource's form, else AWS's `InvalidID`.

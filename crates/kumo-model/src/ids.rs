@@ -52,6 +52,10 @@ pub const RESOURCE_TYPES: &[(&str, &str)] = &[
     ("pcx", "vpc-peering-connection"),
     ("vgw", "vpn-gateway"),
     ("cgw", "customer-gateway"),
+    ("tmt", "traffic-mirror-target"),
+    ("tmf", "traffic-mirror-filter"),
+    ("tmfr", "traffic-mirror-filter-rule"),
+    ("tms", "traffic-mirror-session"),
 ];
 
 /// Whether `id` has AWS's form for `prefix`: the prefix, a dash, and 8 or 17 lowercase hex

@@ -102,6 +102,10 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::CreateSubnet(i) => run(i),
         Request::CreateSubnetCidrReservation(i) => run(i),
         Request::CreateTags(i) => run(i),
+        Request::CreateTrafficMirrorFilter(i) => run(i),
+        Request::CreateTrafficMirrorFilterRule(i) => run(i),
+        Request::CreateTrafficMirrorSession(i) => run(i),
+        Request::CreateTrafficMirrorTarget(i) => run(i),
         Request::CreateVolume(i) => run(i),
         Request::CreateVpc(i) => run(i),
         Request::CreateVpcPeeringConnection(i) => run(i),
@@ -126,6 +130,10 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DeleteSubnet(i) => run(i),
         Request::DeleteSubnetCidrReservation(i) => run(i),
         Request::DeleteTags(i) => run(i),
+        Request::DeleteTrafficMirrorFilter(i) => run(i),
+        Request::DeleteTrafficMirrorFilterRule(i) => run(i),
+        Request::DeleteTrafficMirrorSession(i) => run(i),
+        Request::DeleteTrafficMirrorTarget(i) => run(i),
         Request::DeleteVolume(i) => run(i),
         Request::DeleteVpc(i) => run(i),
         Request::DeleteVpcPeeringConnection(i) => run(i),
@@ -162,6 +170,10 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DescribeSnapshots(i) => run(i),
         Request::DescribeSubnets(i) => run(i),
         Request::DescribeTags(i) => run(i),
+        Request::DescribeTrafficMirrorFilterRules(i) => run(i),
+        Request::DescribeTrafficMirrorFilters(i) => run(i),
+        Request::DescribeTrafficMirrorSessions(i) => run(i),
+        Request::DescribeTrafficMirrorTargets(i) => run(i),
         Request::DescribeVolumeAttribute(i) => run(i),
         Request::DescribeVolumeStatus(i) => run(i),
         Request::DescribeVolumes(i) => run(i),
@@ -208,6 +220,9 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::ModifyPrivateDnsNameOptions(i) => run(i),
         Request::ModifySnapshotAttribute(i) => run(i),
         Request::ModifySubnetAttribute(i) => run(i),
+        Request::ModifyTrafficMirrorFilterNetworkServices(i) => run(i),
+        Request::ModifyTrafficMirrorFilterRule(i) => run(i),
+        Request::ModifyTrafficMirrorSession(i) => run(i),
         Request::ModifyVolume(i) => run(i),
         Request::ModifyVolumeAttribute(i) => run(i),
         Request::ModifyVpcAttribute(i) => run(i),
@@ -322,6 +337,11 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         | K::TransitGatewayId
         | K::TransitGatewayAttachmentId
         | K::VpnConcentratorId => return None,
+        // No `.Malformed` code in AWS's reference: the lookup answers `.NotFound`.
+        K::TrafficMirrorFilterId
+        | K::TrafficMirrorFilterRuleIdWithResolver
+        | K::TrafficMirrorSessionId
+        | K::TrafficMirrorTargetId => return None,
     })
 }
 

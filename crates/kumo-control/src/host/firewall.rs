@@ -72,6 +72,7 @@ pub(crate) fn firewall<V: Read>(
     let mut fw = Firewall {
         acls: acls(v, s, vpc_id)?,
         peerings: peerings(v, s, vpc_id)?,
+        mirrors: mirrors(cm, v, s, vpc_id)?,
         ..Firewall::default()
     };
     // Elastic IPs on the VPC's interfaces, and launch public IPs of running instances.
@@ -122,6 +123,96 @@ pub(crate) fn firewall<V: Read>(
         }
     }
     Ok(fw)
+}
+
+/// The VPC's traffic mirror sources that run here: each source interface's addresses and its
+/// sessions in session-number order, with their filters' rules in rule-number order and the
+/// target interface's primary address. A session whose target or filter is gone is left out.
+fn mirrors<V: Read>(
+    cm: &Compute,
+    v: &V,
+    s: Scope,
+    vpc_id: &str,
+) -> Result<Vec<kumo_compute::firewall::MirrorSource>, Fail> {
+    use crate::records::net::{
+        EniRecord, MirrorFilterRecord, MirrorFilterRule, MirrorSessionRecord, MirrorTargetRecord,
+    };
+    use kumo_compute::firewall::{MirrorRule, MirrorSession, MirrorSource};
+    let vpcs = [vpc_id];
+    let q = kumo_store::Query {
+        vpcs: Some(&vpcs),
+        ..kumo_store::Query::default()
+    };
+    let mut sessions: Vec<MirrorSessionRecord> = v.list(s, &q)?;
+    if sessions.is_empty() {
+        return Ok(Vec::new());
+    }
+    sessions.sort_by_key(|x| (x.eni_id.clone(), x.session_number, x.id.clone()));
+    let primary = |e: &EniRecord| {
+        e.addresses
+            .iter()
+            .find(|a| a.primary)
+            .map(|a| a.addr.clone())
+    };
+    let rules = |f: &MirrorFilterRecord, dir: &str| -> Vec<MirrorRule> {
+        let mut rs: Vec<&MirrorFilterRule> =
+            f.rules.iter().filter(|r| r.direction == dir).collect();
+        rs.sort_by_key(|r| r.rule_number);
+        let port = |p: Option<(i32, i32)>| {
+            p.map(|(a, b)| (a.clamp(0, 65535) as u16, b.clamp(0, 65535) as u16))
+        };
+        rs.into_iter()
+            .map(|r| MirrorRule {
+                protocol: r.protocol.and_then(|p| u8::try_from(p).ok()),
+                src: r.source_cidr.clone(),
+                dst: r.destination_cidr.clone(),
+                src_ports: port(r.source_ports),
+                dst_ports: port(r.destination_ports),
+                accept: r.action == "accept",
+            })
+            .collect()
+    };
+    let mut out: Vec<MirrorSource> = Vec::new();
+    for x in &sessions {
+        let Some(eni) = v.get::<EniRecord>(s, &x.eni_id)? else {
+            continue;
+        };
+        let running = eni
+            .attachment
+            .as_ref()
+            .is_some_and(|a| cm.driver.is_running(&a.instance_id));
+        let target = v
+            .get::<MirrorTargetRecord>(s, &x.target_id)?
+            .map(|t| v.get::<EniRecord>(s, &t.eni_id))
+            .transpose()?
+            .flatten()
+            .and_then(|e| primary(&e));
+        let filter = v.get::<MirrorFilterRecord>(s, &x.filter_id)?;
+        let (true, Some(target), Some(filter), Some(source)) =
+            (running, target, filter, primary(&eni))
+        else {
+            continue;
+        };
+        let session = MirrorSession {
+            id: x.id.clone(),
+            vni: x.vni as u32,
+            target,
+            source,
+            ingress: rules(&filter, "ingress"),
+            egress: rules(&filter, "egress"),
+            dev: String::new(),
+            port: 0,
+        };
+        let addrs: Vec<String> = eni.addresses.iter().map(|a| a.addr.clone()).collect();
+        match out.iter_mut().find(|m| m.addrs == addrs) {
+            Some(m) => m.sessions.push(session),
+            None => out.push(MirrorSource {
+                addrs,
+                sessions: vec![session],
+            }),
+        }
+    }
+    Ok(out)
 }
 
 /// The VPC's active peering connections, each with the routes of the VPC's subnets that bear

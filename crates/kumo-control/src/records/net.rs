@@ -527,3 +527,81 @@ pub struct CustomerGatewayRecord {
 record!(CustomerGatewayRecord, "customer-gateway", |_s| {
     Index::default()
 });
+
+/// A traffic mirror target: an interface that receives the copies.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorTargetRecord {
+    pub id: String,
+    pub eni_id: String,
+    pub vpc_id: String,
+    pub description: Option<String>,
+}
+record!(MirrorTargetRecord, "traffic-mirror-target", |s| Index {
+    vpc: Some(s.vpc_id.clone()),
+    ..Index::default()
+});
+
+/// One rule of a traffic mirror filter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorFilterRule {
+    pub id: String,
+    /// `ingress` or `egress`.
+    pub direction: String,
+    pub rule_number: i32,
+    /// `accept` or `reject`.
+    pub action: String,
+    pub protocol: Option<i32>,
+    pub source_cidr: String,
+    pub destination_cidr: String,
+    pub source_ports: Option<(i32, i32)>,
+    pub destination_ports: Option<(i32, i32)>,
+    pub description: Option<String>,
+}
+
+/// A traffic mirror filter: its rules (each with an id of its own, `tmfr-…`) and network
+/// services (`amazon-dns`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorFilterRecord {
+    pub id: String,
+    pub description: Option<String>,
+    pub network_services: Vec<String>,
+    pub rules: Vec<MirrorFilterRule>,
+}
+record!(MirrorFilterRecord, "traffic-mirror-filter", |_s| {
+    Index::default()
+});
+
+/// A filter rule's id, kept as a record of its own so that an id alone finds its filter
+/// (ModifyTrafficMirrorFilterRule and the tag calls name only the rule).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorRuleRef {
+    pub id: String,
+    pub filter_id: String,
+}
+record!(MirrorRuleRef, "traffic-mirror-filter-rule", |_s| {
+    Index::default()
+});
+
+/// A traffic mirror session: a source interface, its target and filter, its order among the
+/// source's sessions, and the VXLAN id its copies carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorSessionRecord {
+    pub id: String,
+    pub eni_id: String,
+    pub vpc_id: String,
+    pub target_id: String,
+    pub filter_id: String,
+    pub session_number: i32,
+    pub vni: i32,
+    pub packet_length: Option<i32>,
+    pub description: Option<String>,
+}
+record!(MirrorSessionRecord, "traffic-mirror-session", |s| Index {
+    vpc: Some(s.vpc_id.clone()),
+    ..Index::default()
+});

@@ -2752,6 +2752,208 @@ impl FilterName for DescribeTags {
     }
 }
 
+/// The filter names of `DescribeTrafficMirrorFilterRules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeTrafficMirrorFilterRules {
+    /// `description`
+    Description,
+    /// `destination-cidr-block`
+    DestinationCidrBlock,
+    /// `protocol`
+    Protocol,
+    /// `rule-action`
+    RuleAction,
+    /// `rule-number`
+    RuleNumber,
+    /// `source-cidr-block`
+    SourceCidrBlock,
+    /// `traffic-direction`
+    TrafficDirection,
+    /// `traffic-mirror-filter-id`
+    TrafficMirrorFilterId,
+    /// `traffic-mirror-filter-rule-id`
+    TrafficMirrorFilterRuleId,
+}
+
+impl FilterName for DescribeTrafficMirrorFilterRules {
+    const TAGS: bool = false;
+    const ALL: &'static [Self] = &[
+        Self::Description,
+        Self::DestinationCidrBlock,
+        Self::Protocol,
+        Self::RuleAction,
+        Self::RuleNumber,
+        Self::SourceCidrBlock,
+        Self::TrafficDirection,
+        Self::TrafficMirrorFilterId,
+        Self::TrafficMirrorFilterRuleId,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "description" => Self::Description,
+            "destination-cidr-block" => Self::DestinationCidrBlock,
+            "protocol" => Self::Protocol,
+            "rule-action" => Self::RuleAction,
+            "rule-number" => Self::RuleNumber,
+            "source-cidr-block" => Self::SourceCidrBlock,
+            "traffic-direction" => Self::TrafficDirection,
+            "traffic-mirror-filter-id" => Self::TrafficMirrorFilterId,
+            "traffic-mirror-filter-rule-id" => Self::TrafficMirrorFilterRuleId,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::Description => "description",
+            Self::DestinationCidrBlock => "destination-cidr-block",
+            Self::Protocol => "protocol",
+            Self::RuleAction => "rule-action",
+            Self::RuleNumber => "rule-number",
+            Self::SourceCidrBlock => "source-cidr-block",
+            Self::TrafficDirection => "traffic-direction",
+            Self::TrafficMirrorFilterId => "traffic-mirror-filter-id",
+            Self::TrafficMirrorFilterRuleId => "traffic-mirror-filter-rule-id",
+        }
+    }
+}
+
+/// The filter names of `DescribeTrafficMirrorFilters`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeTrafficMirrorFilters {
+    /// `description`
+    Description,
+    /// `traffic-mirror-filter-id`
+    TrafficMirrorFilterId,
+}
+
+impl FilterName for DescribeTrafficMirrorFilters {
+    const TAGS: bool = false;
+    const ALL: &'static [Self] = &[Self::Description, Self::TrafficMirrorFilterId];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "description" => Self::Description,
+            "traffic-mirror-filter-id" => Self::TrafficMirrorFilterId,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::Description => "description",
+            Self::TrafficMirrorFilterId => "traffic-mirror-filter-id",
+        }
+    }
+}
+
+/// The filter names of `DescribeTrafficMirrorSessions`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeTrafficMirrorSessions {
+    /// `description`
+    Description,
+    /// `network-interface-id`
+    NetworkInterfaceId,
+    /// `owner-id`
+    OwnerId,
+    /// `packet-length`
+    PacketLength,
+    /// `session-number`
+    SessionNumber,
+    /// `traffic-mirror-filter-id`
+    TrafficMirrorFilterId,
+    /// `traffic-mirror-session-id`
+    TrafficMirrorSessionId,
+    /// `traffic-mirror-target-id`
+    TrafficMirrorTargetId,
+    /// `virtual-network-id`
+    VirtualNetworkId,
+}
+
+impl FilterName for DescribeTrafficMirrorSessions {
+    const TAGS: bool = false;
+    const ALL: &'static [Self] = &[
+        Self::Description,
+        Self::NetworkInterfaceId,
+        Self::OwnerId,
+        Self::PacketLength,
+        Self::SessionNumber,
+        Self::TrafficMirrorFilterId,
+        Self::TrafficMirrorSessionId,
+        Self::TrafficMirrorTargetId,
+        Self::VirtualNetworkId,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "description" => Self::Description,
+            "network-interface-id" => Self::NetworkInterfaceId,
+            "owner-id" => Self::OwnerId,
+            "packet-length" => Self::PacketLength,
+            "session-number" => Self::SessionNumber,
+            "traffic-mirror-filter-id" => Self::TrafficMirrorFilterId,
+            "traffic-mirror-session-id" => Self::TrafficMirrorSessionId,
+            "traffic-mirror-target-id" => Self::TrafficMirrorTargetId,
+            "virtual-network-id" => Self::VirtualNetworkId,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::Description => "description",
+            Self::NetworkInterfaceId => "network-interface-id",
+            Self::OwnerId => "owner-id",
+            Self::PacketLength => "packet-length",
+            Self::SessionNumber => "session-number",
+            Self::TrafficMirrorFilterId => "traffic-mirror-filter-id",
+            Self::TrafficMirrorSessionId => "traffic-mirror-session-id",
+            Self::TrafficMirrorTargetId => "traffic-mirror-target-id",
+            Self::VirtualNetworkId => "virtual-network-id",
+        }
+    }
+}
+
+/// The filter names of `DescribeTrafficMirrorTargets`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeTrafficMirrorTargets {
+    /// `description`
+    Description,
+    /// `network-interface-id`
+    NetworkInterfaceId,
+    /// `network-load-balancer-arn`
+    NetworkLoadBalancerArn,
+    /// `owner-id`
+    OwnerId,
+    /// `traffic-mirror-target-id`
+    TrafficMirrorTargetId,
+}
+
+impl FilterName for DescribeTrafficMirrorTargets {
+    const TAGS: bool = false;
+    const ALL: &'static [Self] = &[
+        Self::Description,
+        Self::NetworkInterfaceId,
+        Self::NetworkLoadBalancerArn,
+        Self::OwnerId,
+        Self::TrafficMirrorTargetId,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "description" => Self::Description,
+            "network-interface-id" => Self::NetworkInterfaceId,
+            "network-load-balancer-arn" => Self::NetworkLoadBalancerArn,
+            "owner-id" => Self::OwnerId,
+            "traffic-mirror-target-id" => Self::TrafficMirrorTargetId,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::Description => "description",
+            Self::NetworkInterfaceId => "network-interface-id",
+            Self::NetworkLoadBalancerArn => "network-load-balancer-arn",
+            Self::OwnerId => "owner-id",
+            Self::TrafficMirrorTargetId => "traffic-mirror-target-id",
+        }
+    }
+}
+
 /// The filter names of `DescribeVolumeStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DescribeVolumeStatus {

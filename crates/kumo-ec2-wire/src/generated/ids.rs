@@ -47,6 +47,10 @@ pub enum IdKind {
     SubnetCidrReservationId,
     SubnetId,
     TaggableResourceId,
+    TrafficMirrorFilterId,
+    TrafficMirrorFilterRuleIdWithResolver,
+    TrafficMirrorSessionId,
+    TrafficMirrorTargetId,
     TransitGatewayAttachmentId,
     TransitGatewayId,
     VolumeId,
@@ -609,6 +613,53 @@ impl Ids for CreateTagsRequest {
     }
 }
 
+impl Ids for CreateTrafficMirrorFilterRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        let _ = f;
+        Ok(())
+    }
+}
+
+impl Ids for CreateTrafficMirrorFilterRuleRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.traffic_mirror_filter_id;
+            f(IdKind::TrafficMirrorFilterId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for CreateTrafficMirrorSessionRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.network_interface_id;
+            f(IdKind::NetworkInterfaceId, v)?;
+        }
+        {
+            let v = &self.traffic_mirror_filter_id;
+            f(IdKind::TrafficMirrorFilterId, v)?;
+        }
+        {
+            let v = &self.traffic_mirror_target_id;
+            f(IdKind::TrafficMirrorTargetId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for CreateTrafficMirrorTargetRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.gateway_load_balancer_endpoint_id {
+            f(IdKind::VpcEndpointId, v)?;
+        }
+        if let Some(v) = &self.network_interface_id {
+            f(IdKind::NetworkInterfaceId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for CreateVolumeRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.availability_zone_id {
@@ -861,6 +912,46 @@ impl Ids for DeleteTagsRequest {
             for x in v {
                 f(IdKind::TaggableResourceId, x)?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DeleteTrafficMirrorFilterRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.traffic_mirror_filter_id;
+            f(IdKind::TrafficMirrorFilterId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DeleteTrafficMirrorFilterRuleRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.traffic_mirror_filter_rule_id;
+            f(IdKind::TrafficMirrorFilterRuleIdWithResolver, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DeleteTrafficMirrorSessionRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.traffic_mirror_session_id;
+            f(IdKind::TrafficMirrorSessionId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DeleteTrafficMirrorTargetRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.traffic_mirror_target_id;
+            f(IdKind::TrafficMirrorTargetId, v)?;
         }
         Ok(())
     }
@@ -1223,6 +1314,53 @@ impl Ids for DescribeSubnetsRequest {
 impl Ids for DescribeTagsRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         let _ = f;
+        Ok(())
+    }
+}
+
+impl Ids for DescribeTrafficMirrorFilterRulesRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.traffic_mirror_filter_id {
+            f(IdKind::TrafficMirrorFilterId, v)?;
+        }
+        if let Some(v) = &self.traffic_mirror_filter_rule_ids {
+            for x in v {
+                f(IdKind::TrafficMirrorFilterRuleIdWithResolver, x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DescribeTrafficMirrorFiltersRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.traffic_mirror_filter_ids {
+            for x in v {
+                f(IdKind::TrafficMirrorFilterId, x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DescribeTrafficMirrorSessionsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.traffic_mirror_session_ids {
+            for x in v {
+                f(IdKind::TrafficMirrorSessionId, x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DescribeTrafficMirrorTargetsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.traffic_mirror_target_ids {
+            for x in v {
+                f(IdKind::TrafficMirrorTargetId, x)?;
+            }
+        }
         Ok(())
     }
 }
@@ -1887,6 +2025,42 @@ impl Ids for ModifySubnetAttributeRequest {
         {
             let v = &self.subnet_id;
             f(IdKind::SubnetId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for ModifyTrafficMirrorFilterNetworkServicesRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.traffic_mirror_filter_id;
+            f(IdKind::TrafficMirrorFilterId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for ModifyTrafficMirrorFilterRuleRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.traffic_mirror_filter_rule_id;
+            f(IdKind::TrafficMirrorFilterRuleIdWithResolver, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for ModifyTrafficMirrorSessionRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.traffic_mirror_filter_id {
+            f(IdKind::TrafficMirrorFilterId, v)?;
+        }
+        {
+            let v = &self.traffic_mirror_session_id;
+            f(IdKind::TrafficMirrorSessionId, v)?;
+        }
+        if let Some(v) = &self.traffic_mirror_target_id {
+            f(IdKind::TrafficMirrorTargetId, v)?;
         }
         Ok(())
     }

@@ -51,6 +51,10 @@ pub const OPERATIONS: &[&str] = &[
     "CreateSubnet",
     "CreateSubnetCidrReservation",
     "CreateTags",
+    "CreateTrafficMirrorFilter",
+    "CreateTrafficMirrorFilterRule",
+    "CreateTrafficMirrorSession",
+    "CreateTrafficMirrorTarget",
     "CreateVolume",
     "CreateVpc",
     "CreateVpcPeeringConnection",
@@ -75,6 +79,10 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteSubnet",
     "DeleteSubnetCidrReservation",
     "DeleteTags",
+    "DeleteTrafficMirrorFilter",
+    "DeleteTrafficMirrorFilterRule",
+    "DeleteTrafficMirrorSession",
+    "DeleteTrafficMirrorTarget",
     "DeleteVolume",
     "DeleteVpc",
     "DeleteVpcPeeringConnection",
@@ -111,6 +119,10 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeSnapshots",
     "DescribeSubnets",
     "DescribeTags",
+    "DescribeTrafficMirrorFilterRules",
+    "DescribeTrafficMirrorFilters",
+    "DescribeTrafficMirrorSessions",
+    "DescribeTrafficMirrorTargets",
     "DescribeVolumeAttribute",
     "DescribeVolumeStatus",
     "DescribeVolumes",
@@ -157,6 +169,9 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyPrivateDnsNameOptions",
     "ModifySnapshotAttribute",
     "ModifySubnetAttribute",
+    "ModifyTrafficMirrorFilterNetworkServices",
+    "ModifyTrafficMirrorFilterRule",
+    "ModifyTrafficMirrorSession",
     "ModifyVolume",
     "ModifyVolumeAttribute",
     "ModifyVpcAttribute",
@@ -556,6 +571,42 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateTags"))
     }
+    /// `CreateTrafficMirrorFilter`.
+    fn create_traffic_mirror_filter(
+        &self,
+        ctx: &RequestContext,
+        input: CreateTrafficMirrorFilterRequest,
+    ) -> Result<CreateTrafficMirrorFilterResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateTrafficMirrorFilter"))
+    }
+    /// `CreateTrafficMirrorFilterRule`.
+    fn create_traffic_mirror_filter_rule(
+        &self,
+        ctx: &RequestContext,
+        input: CreateTrafficMirrorFilterRuleRequest,
+    ) -> Result<CreateTrafficMirrorFilterRuleResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateTrafficMirrorFilterRule"))
+    }
+    /// `CreateTrafficMirrorSession`.
+    fn create_traffic_mirror_session(
+        &self,
+        ctx: &RequestContext,
+        input: CreateTrafficMirrorSessionRequest,
+    ) -> Result<CreateTrafficMirrorSessionResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateTrafficMirrorSession"))
+    }
+    /// `CreateTrafficMirrorTarget`.
+    fn create_traffic_mirror_target(
+        &self,
+        ctx: &RequestContext,
+        input: CreateTrafficMirrorTargetRequest,
+    ) -> Result<CreateTrafficMirrorTargetResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateTrafficMirrorTarget"))
+    }
     /// `CreateVolume`.
     fn create_volume(
         &self,
@@ -767,6 +818,42 @@ pub trait Ec2: Send + Sync {
     fn delete_tags(&self, ctx: &RequestContext, input: DeleteTagsRequest) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteTags"))
+    }
+    /// `DeleteTrafficMirrorFilter`.
+    fn delete_traffic_mirror_filter(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteTrafficMirrorFilterRequest,
+    ) -> Result<DeleteTrafficMirrorFilterResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteTrafficMirrorFilter"))
+    }
+    /// `DeleteTrafficMirrorFilterRule`.
+    fn delete_traffic_mirror_filter_rule(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteTrafficMirrorFilterRuleRequest,
+    ) -> Result<DeleteTrafficMirrorFilterRuleResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteTrafficMirrorFilterRule"))
+    }
+    /// `DeleteTrafficMirrorSession`.
+    fn delete_traffic_mirror_session(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteTrafficMirrorSessionRequest,
+    ) -> Result<DeleteTrafficMirrorSessionResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteTrafficMirrorSession"))
+    }
+    /// `DeleteTrafficMirrorTarget`.
+    fn delete_traffic_mirror_target(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteTrafficMirrorTargetRequest,
+    ) -> Result<DeleteTrafficMirrorTargetResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteTrafficMirrorTarget"))
     }
     /// `DeleteVolume`.
     fn delete_volume(
@@ -1091,6 +1178,44 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeTagsResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeTags"))
+    }
+    /// `DescribeTrafficMirrorFilterRules`.
+    fn describe_traffic_mirror_filter_rules(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTrafficMirrorFilterRulesRequest,
+    ) -> Result<DescribeTrafficMirrorFilterRulesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented(
+            "DescribeTrafficMirrorFilterRules",
+        ))
+    }
+    /// `DescribeTrafficMirrorFilters`.
+    fn describe_traffic_mirror_filters(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTrafficMirrorFiltersRequest,
+    ) -> Result<DescribeTrafficMirrorFiltersResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeTrafficMirrorFilters"))
+    }
+    /// `DescribeTrafficMirrorSessions`.
+    fn describe_traffic_mirror_sessions(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTrafficMirrorSessionsRequest,
+    ) -> Result<DescribeTrafficMirrorSessionsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeTrafficMirrorSessions"))
+    }
+    /// `DescribeTrafficMirrorTargets`.
+    fn describe_traffic_mirror_targets(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeTrafficMirrorTargetsRequest,
+    ) -> Result<DescribeTrafficMirrorTargetsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeTrafficMirrorTargets"))
     }
     /// `DescribeVolumeAttribute`.
     fn describe_volume_attribute(
@@ -1514,6 +1639,35 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifySubnetAttribute"))
     }
+    /// `ModifyTrafficMirrorFilterNetworkServices`.
+    fn modify_traffic_mirror_filter_network_services(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyTrafficMirrorFilterNetworkServicesRequest,
+    ) -> Result<ModifyTrafficMirrorFilterNetworkServicesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented(
+            "ModifyTrafficMirrorFilterNetworkServices",
+        ))
+    }
+    /// `ModifyTrafficMirrorFilterRule`.
+    fn modify_traffic_mirror_filter_rule(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyTrafficMirrorFilterRuleRequest,
+    ) -> Result<ModifyTrafficMirrorFilterRuleResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyTrafficMirrorFilterRule"))
+    }
+    /// `ModifyTrafficMirrorSession`.
+    fn modify_traffic_mirror_session(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyTrafficMirrorSessionRequest,
+    ) -> Result<ModifyTrafficMirrorSessionResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyTrafficMirrorSession"))
+    }
     /// `ModifyVolume`.
     fn modify_volume(
         &self,
@@ -1786,6 +1940,10 @@ pub enum Request<'a> {
     CreateSubnet(&'a CreateSubnetRequest),
     CreateSubnetCidrReservation(&'a CreateSubnetCidrReservationRequest),
     CreateTags(&'a CreateTagsRequest),
+    CreateTrafficMirrorFilter(&'a CreateTrafficMirrorFilterRequest),
+    CreateTrafficMirrorFilterRule(&'a CreateTrafficMirrorFilterRuleRequest),
+    CreateTrafficMirrorSession(&'a CreateTrafficMirrorSessionRequest),
+    CreateTrafficMirrorTarget(&'a CreateTrafficMirrorTargetRequest),
     CreateVolume(&'a CreateVolumeRequest),
     CreateVpc(&'a CreateVpcRequest),
     CreateVpcPeeringConnection(&'a CreateVpcPeeringConnectionRequest),
@@ -1810,6 +1968,10 @@ pub enum Request<'a> {
     DeleteSubnet(&'a DeleteSubnetRequest),
     DeleteSubnetCidrReservation(&'a DeleteSubnetCidrReservationRequest),
     DeleteTags(&'a DeleteTagsRequest),
+    DeleteTrafficMirrorFilter(&'a DeleteTrafficMirrorFilterRequest),
+    DeleteTrafficMirrorFilterRule(&'a DeleteTrafficMirrorFilterRuleRequest),
+    DeleteTrafficMirrorSession(&'a DeleteTrafficMirrorSessionRequest),
+    DeleteTrafficMirrorTarget(&'a DeleteTrafficMirrorTargetRequest),
     DeleteVolume(&'a DeleteVolumeRequest),
     DeleteVpc(&'a DeleteVpcRequest),
     DeleteVpcPeeringConnection(&'a DeleteVpcPeeringConnectionRequest),
@@ -1846,6 +2008,10 @@ pub enum Request<'a> {
     DescribeSnapshots(&'a DescribeSnapshotsRequest),
     DescribeSubnets(&'a DescribeSubnetsRequest),
     DescribeTags(&'a DescribeTagsRequest),
+    DescribeTrafficMirrorFilterRules(&'a DescribeTrafficMirrorFilterRulesRequest),
+    DescribeTrafficMirrorFilters(&'a DescribeTrafficMirrorFiltersRequest),
+    DescribeTrafficMirrorSessions(&'a DescribeTrafficMirrorSessionsRequest),
+    DescribeTrafficMirrorTargets(&'a DescribeTrafficMirrorTargetsRequest),
     DescribeVolumeAttribute(&'a DescribeVolumeAttributeRequest),
     DescribeVolumeStatus(&'a DescribeVolumeStatusRequest),
     DescribeVolumes(&'a DescribeVolumesRequest),
@@ -1894,6 +2060,9 @@ pub enum Request<'a> {
     ModifyPrivateDnsNameOptions(&'a ModifyPrivateDnsNameOptionsRequest),
     ModifySnapshotAttribute(&'a ModifySnapshotAttributeRequest),
     ModifySubnetAttribute(&'a ModifySubnetAttributeRequest),
+    ModifyTrafficMirrorFilterNetworkServices(&'a ModifyTrafficMirrorFilterNetworkServicesRequest),
+    ModifyTrafficMirrorFilterRule(&'a ModifyTrafficMirrorFilterRuleRequest),
+    ModifyTrafficMirrorSession(&'a ModifyTrafficMirrorSessionRequest),
     ModifyVolume(&'a ModifyVolumeRequest),
     ModifyVolumeAttribute(&'a ModifyVolumeAttributeRequest),
     ModifyVpcAttribute(&'a ModifyVpcAttributeRequest),
@@ -2257,6 +2426,42 @@ pub fn dispatch(
             svc.create_tags(ctx, input)?;
             crate::encode::response_return(ctx, "CreateTagsResponse")
         }
+        "CreateTrafficMirrorFilter" => {
+            let input = CreateTrafficMirrorFilterRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateTrafficMirrorFilter(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_traffic_mirror_filter(ctx, input)?;
+            crate::encode::response(ctx, "CreateTrafficMirrorFilterResponse", &output)
+        }
+        "CreateTrafficMirrorFilterRule" => {
+            let input = CreateTrafficMirrorFilterRuleRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateTrafficMirrorFilterRule(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_traffic_mirror_filter_rule(ctx, input)?;
+            crate::encode::response(ctx, "CreateTrafficMirrorFilterRuleResponse", &output)
+        }
+        "CreateTrafficMirrorSession" => {
+            let input = CreateTrafficMirrorSessionRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateTrafficMirrorSession(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_traffic_mirror_session(ctx, input)?;
+            crate::encode::response(ctx, "CreateTrafficMirrorSessionResponse", &output)
+        }
+        "CreateTrafficMirrorTarget" => {
+            let input = CreateTrafficMirrorTargetRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            ctx.client_token = input.client_token.clone();
+            svc.check(ctx, Request::CreateTrafficMirrorTarget(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_traffic_mirror_target(ctx, input)?;
+            crate::encode::response(ctx, "CreateTrafficMirrorTargetResponse", &output)
+        }
         "CreateVolume" => {
             let input = CreateVolumeRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2449,6 +2654,38 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             svc.delete_tags(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteTagsResponse")
+        }
+        "DeleteTrafficMirrorFilter" => {
+            let input = DeleteTrafficMirrorFilterRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteTrafficMirrorFilter(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.delete_traffic_mirror_filter(ctx, input)?;
+            crate::encode::response(ctx, "DeleteTrafficMirrorFilterResponse", &output)
+        }
+        "DeleteTrafficMirrorFilterRule" => {
+            let input = DeleteTrafficMirrorFilterRuleRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteTrafficMirrorFilterRule(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.delete_traffic_mirror_filter_rule(ctx, input)?;
+            crate::encode::response(ctx, "DeleteTrafficMirrorFilterRuleResponse", &output)
+        }
+        "DeleteTrafficMirrorSession" => {
+            let input = DeleteTrafficMirrorSessionRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteTrafficMirrorSession(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.delete_traffic_mirror_session(ctx, input)?;
+            crate::encode::response(ctx, "DeleteTrafficMirrorSessionResponse", &output)
+        }
+        "DeleteTrafficMirrorTarget" => {
+            let input = DeleteTrafficMirrorTargetRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteTrafficMirrorTarget(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.delete_traffic_mirror_target(ctx, input)?;
+            crate::encode::response(ctx, "DeleteTrafficMirrorTargetResponse", &output)
         }
         "DeleteVolume" => {
             let input = DeleteVolumeRequest::decode(params, &Path::ROOT)?;
@@ -2737,6 +2974,38 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.describe_tags(ctx, input)?;
             crate::encode::response(ctx, "DescribeTagsResponse", &output)
+        }
+        "DescribeTrafficMirrorFilterRules" => {
+            let input = DescribeTrafficMirrorFilterRulesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeTrafficMirrorFilterRules(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_traffic_mirror_filter_rules(ctx, input)?;
+            crate::encode::response(ctx, "DescribeTrafficMirrorFilterRulesResponse", &output)
+        }
+        "DescribeTrafficMirrorFilters" => {
+            let input = DescribeTrafficMirrorFiltersRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeTrafficMirrorFilters(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_traffic_mirror_filters(ctx, input)?;
+            crate::encode::response(ctx, "DescribeTrafficMirrorFiltersResponse", &output)
+        }
+        "DescribeTrafficMirrorSessions" => {
+            let input = DescribeTrafficMirrorSessionsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeTrafficMirrorSessions(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_traffic_mirror_sessions(ctx, input)?;
+            crate::encode::response(ctx, "DescribeTrafficMirrorSessionsResponse", &output)
+        }
+        "DescribeTrafficMirrorTargets" => {
+            let input = DescribeTrafficMirrorTargetsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeTrafficMirrorTargets(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_traffic_mirror_targets(ctx, input)?;
+            crate::encode::response(ctx, "DescribeTrafficMirrorTargetsResponse", &output)
         }
         "DescribeVolumeAttribute" => {
             let input = DescribeVolumeAttributeRequest::decode(params, &Path::ROOT)?;
@@ -3111,6 +3380,38 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             svc.modify_subnet_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifySubnetAttributeResponse")
+        }
+        "ModifyTrafficMirrorFilterNetworkServices" => {
+            let input =
+                ModifyTrafficMirrorFilterNetworkServicesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(
+                ctx,
+                Request::ModifyTrafficMirrorFilterNetworkServices(&input),
+            )?;
+            svc.prepare(ctx)?;
+            let output = svc.modify_traffic_mirror_filter_network_services(ctx, input)?;
+            crate::encode::response(
+                ctx,
+                "ModifyTrafficMirrorFilterNetworkServicesResponse",
+                &output,
+            )
+        }
+        "ModifyTrafficMirrorFilterRule" => {
+            let input = ModifyTrafficMirrorFilterRuleRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyTrafficMirrorFilterRule(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.modify_traffic_mirror_filter_rule(ctx, input)?;
+            crate::encode::response(ctx, "ModifyTrafficMirrorFilterRuleResponse", &output)
+        }
+        "ModifyTrafficMirrorSession" => {
+            let input = ModifyTrafficMirrorSessionRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyTrafficMirrorSession(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.modify_traffic_mirror_session(ctx, input)?;
+            crate::encode::response(ctx, "ModifyTrafficMirrorSessionResponse", &output)
         }
         "ModifyVolume" => {
             let input = ModifyVolumeRequest::decode(params, &Path::ROOT)?;

@@ -4587,6 +4587,380 @@ impl Decode for CreateTagsRequest {
     }
 }
 
+/// The `CreateTrafficMirrorFilterRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateTrafficMirrorFilterRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CreateTrafficMirrorFilterRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateTrafficMirrorFilterResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateTrafficMirrorFilterResult {
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `TrafficMirrorFilter`: `TrafficMirrorFilter` in requests, `<trafficMirrorFilter>` in responses.
+    pub traffic_mirror_filter: Option<TrafficMirrorFilter>,
+}
+
+impl Encode for CreateTrafficMirrorFilterResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.client_token {
+            w.field("clientToken", v);
+        }
+        if let Some(v) = &self.traffic_mirror_filter {
+            w.field("trafficMirrorFilter", v);
+        }
+    }
+}
+
+/// The `CreateTrafficMirrorFilterRuleRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateTrafficMirrorFilterRuleRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+    /// `DestinationCidrBlock`: `DestinationCidrBlock` in requests, `<DestinationCidrBlock>` in responses.
+    pub destination_cidr_block: String,
+    /// `DestinationPortRange`: `DestinationPortRange` in requests, `<DestinationPortRange>` in responses.
+    pub destination_port_range: Option<TrafficMirrorPortRangeRequest>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Protocol`: `Protocol` in requests, `<Protocol>` in responses.
+    pub protocol: Option<i32>,
+    /// `RuleAction`: `RuleAction` in requests, `<RuleAction>` in responses.
+    pub rule_action: String,
+    /// `RuleNumber`: `RuleNumber` in requests, `<RuleNumber>` in responses.
+    pub rule_number: i32,
+    /// `SourceCidrBlock`: `SourceCidrBlock` in requests, `<SourceCidrBlock>` in responses.
+    pub source_cidr_block: String,
+    /// `SourcePortRange`: `SourcePortRange` in requests, `<SourcePortRange>` in responses.
+    pub source_port_range: Option<TrafficMirrorPortRangeRequest>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `TrafficDirection`: `TrafficDirection` in requests, `<TrafficDirection>` in responses.
+    pub traffic_direction: String,
+    /// `TrafficMirrorFilterId`: `TrafficMirrorFilterId` in requests, `<TrafficMirrorFilterId>` in responses.
+    pub traffic_mirror_filter_id: String,
+}
+
+impl Decode for CreateTrafficMirrorFilterRuleRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_destination_cidr_block = false;
+        let mut seen_rule_action = false;
+        let mut seen_rule_number = false;
+        let mut seen_source_cidr_block = false;
+        let mut seen_traffic_direction = false;
+        let mut seen_traffic_mirror_filter_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationCidrBlock" => {
+                    out.destination_cidr_block = Decode::decode(child, &here)?;
+                    seen_destination_cidr_block = true;
+                }
+                "DestinationPortRange" => {
+                    out.destination_port_range = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Protocol" => {
+                    out.protocol = Some(Decode::decode(child, &here)?);
+                }
+                "RuleAction" => {
+                    out.rule_action =
+                        crate::decode::enum_value(child, &here, &["accept", "reject"])?;
+                    seen_rule_action = true;
+                }
+                "RuleNumber" => {
+                    out.rule_number = Decode::decode(child, &here)?;
+                    seen_rule_number = true;
+                }
+                "SourceCidrBlock" => {
+                    out.source_cidr_block = Decode::decode(child, &here)?;
+                    seen_source_cidr_block = true;
+                }
+                "SourcePortRange" => {
+                    out.source_port_range = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficDirection" => {
+                    out.traffic_direction =
+                        crate::decode::enum_value(child, &here, &["ingress", "egress"])?;
+                    seen_traffic_direction = true;
+                }
+                "TrafficMirrorFilterId" => {
+                    out.traffic_mirror_filter_id = Decode::decode(child, &here)?;
+                    seen_traffic_mirror_filter_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_destination_cidr_block {
+            return Err(crate::decode::missing(&path.child("DestinationCidrBlock")));
+        }
+        if !seen_rule_action {
+            return Err(crate::decode::missing(&path.child("RuleAction")));
+        }
+        if !seen_rule_number {
+            return Err(crate::decode::missing(&path.child("RuleNumber")));
+        }
+        if !seen_source_cidr_block {
+            return Err(crate::decode::missing(&path.child("SourceCidrBlock")));
+        }
+        if !seen_traffic_direction {
+            return Err(crate::decode::missing(&path.child("TrafficDirection")));
+        }
+        if !seen_traffic_mirror_filter_id {
+            return Err(crate::decode::missing(&path.child("TrafficMirrorFilterId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateTrafficMirrorFilterRuleResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateTrafficMirrorFilterRuleResult {
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `TrafficMirrorFilterRule`: `TrafficMirrorFilterRule` in requests, `<trafficMirrorFilterRule>` in responses.
+    pub traffic_mirror_filter_rule: Option<TrafficMirrorFilterRule>,
+}
+
+impl Encode for CreateTrafficMirrorFilterRuleResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.client_token {
+            w.field("clientToken", v);
+        }
+        if let Some(v) = &self.traffic_mirror_filter_rule {
+            w.field("trafficMirrorFilterRule", v);
+        }
+    }
+}
+
+/// The `CreateTrafficMirrorSessionRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateTrafficMirrorSessionRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<NetworkInterfaceId>` in responses.
+    pub network_interface_id: String,
+    /// `PacketLength`: `PacketLength` in requests, `<PacketLength>` in responses.
+    pub packet_length: Option<i32>,
+    /// `SessionNumber`: `SessionNumber` in requests, `<SessionNumber>` in responses.
+    pub session_number: i32,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `TrafficMirrorFilterId`: `TrafficMirrorFilterId` in requests, `<TrafficMirrorFilterId>` in responses.
+    pub traffic_mirror_filter_id: String,
+    /// `TrafficMirrorTargetId`: `TrafficMirrorTargetId` in requests, `<TrafficMirrorTargetId>` in responses.
+    pub traffic_mirror_target_id: String,
+    /// `VirtualNetworkId`: `VirtualNetworkId` in requests, `<VirtualNetworkId>` in responses.
+    pub virtual_network_id: Option<i32>,
+}
+
+impl Decode for CreateTrafficMirrorSessionRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_network_interface_id = false;
+        let mut seen_session_number = false;
+        let mut seen_traffic_mirror_filter_id = false;
+        let mut seen_traffic_mirror_target_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Decode::decode(child, &here)?;
+                    seen_network_interface_id = true;
+                }
+                "PacketLength" => {
+                    out.packet_length = Some(Decode::decode(child, &here)?);
+                }
+                "SessionNumber" => {
+                    out.session_number = Decode::decode(child, &here)?;
+                    seen_session_number = true;
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorFilterId" => {
+                    out.traffic_mirror_filter_id = Decode::decode(child, &here)?;
+                    seen_traffic_mirror_filter_id = true;
+                }
+                "TrafficMirrorTargetId" => {
+                    out.traffic_mirror_target_id = Decode::decode(child, &here)?;
+                    seen_traffic_mirror_target_id = true;
+                }
+                "VirtualNetworkId" => {
+                    out.virtual_network_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_network_interface_id {
+            return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        if !seen_session_number {
+            return Err(crate::decode::missing(&path.child("SessionNumber")));
+        }
+        if !seen_traffic_mirror_filter_id {
+            return Err(crate::decode::missing(&path.child("TrafficMirrorFilterId")));
+        }
+        if !seen_traffic_mirror_target_id {
+            return Err(crate::decode::missing(&path.child("TrafficMirrorTargetId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateTrafficMirrorSessionResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateTrafficMirrorSessionResult {
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `TrafficMirrorSession`: `TrafficMirrorSession` in requests, `<trafficMirrorSession>` in responses.
+    pub traffic_mirror_session: Option<TrafficMirrorSession>,
+}
+
+impl Encode for CreateTrafficMirrorSessionResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.client_token {
+            w.field("clientToken", v);
+        }
+        if let Some(v) = &self.traffic_mirror_session {
+            w.field("trafficMirrorSession", v);
+        }
+    }
+}
+
+/// The `CreateTrafficMirrorTargetRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateTrafficMirrorTargetRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `GatewayLoadBalancerEndpointId`: `GatewayLoadBalancerEndpointId` in requests, `<GatewayLoadBalancerEndpointId>` in responses.
+    pub gateway_load_balancer_endpoint_id: Option<String>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<NetworkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `NetworkLoadBalancerArn`: `NetworkLoadBalancerArn` in requests, `<NetworkLoadBalancerArn>` in responses.
+    pub network_load_balancer_arn: Option<String>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+}
+
+impl Decode for CreateTrafficMirrorTargetRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "GatewayLoadBalancerEndpointId" => {
+                    out.gateway_load_balancer_endpoint_id = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkLoadBalancerArn" => {
+                    out.network_load_balancer_arn = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateTrafficMirrorTargetResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateTrafficMirrorTargetResult {
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `TrafficMirrorTarget`: `TrafficMirrorTarget` in requests, `<trafficMirrorTarget>` in responses.
+    pub traffic_mirror_target: Option<TrafficMirrorTarget>,
+}
+
+impl Encode for CreateTrafficMirrorTargetResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.client_token {
+            w.field("clientToken", v);
+        }
+        if let Some(v) = &self.traffic_mirror_target {
+            w.field("trafficMirrorTarget", v);
+        }
+    }
+}
+
 /// The `CreateVolumePermission` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateVolumePermission {
@@ -6083,6 +6457,202 @@ impl Decode for DeleteTagsRequest {
             return Err(crate::decode::missing(&path.child("ResourceId.1")));
         }
         Ok(out)
+    }
+}
+
+/// The `DeleteTrafficMirrorFilterRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteTrafficMirrorFilterRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `TrafficMirrorFilterId`: `TrafficMirrorFilterId` in requests, `<TrafficMirrorFilterId>` in responses.
+    pub traffic_mirror_filter_id: String,
+}
+
+impl Decode for DeleteTrafficMirrorFilterRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_traffic_mirror_filter_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorFilterId" => {
+                    out.traffic_mirror_filter_id = Decode::decode(child, &here)?;
+                    seen_traffic_mirror_filter_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_traffic_mirror_filter_id {
+            return Err(crate::decode::missing(&path.child("TrafficMirrorFilterId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteTrafficMirrorFilterResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteTrafficMirrorFilterResult {
+    /// `TrafficMirrorFilterId`: `TrafficMirrorFilterId` in requests, `<trafficMirrorFilterId>` in responses.
+    pub traffic_mirror_filter_id: Option<String>,
+}
+
+impl Encode for DeleteTrafficMirrorFilterResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.traffic_mirror_filter_id {
+            w.field("trafficMirrorFilterId", v);
+        }
+    }
+}
+
+/// The `DeleteTrafficMirrorFilterRuleRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteTrafficMirrorFilterRuleRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `TrafficMirrorFilterRuleId`: `TrafficMirrorFilterRuleId` in requests, `<TrafficMirrorFilterRuleId>` in responses.
+    pub traffic_mirror_filter_rule_id: String,
+}
+
+impl Decode for DeleteTrafficMirrorFilterRuleRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_traffic_mirror_filter_rule_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorFilterRuleId" => {
+                    out.traffic_mirror_filter_rule_id = Decode::decode(child, &here)?;
+                    seen_traffic_mirror_filter_rule_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_traffic_mirror_filter_rule_id {
+            return Err(crate::decode::missing(
+                &path.child("TrafficMirrorFilterRuleId"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteTrafficMirrorFilterRuleResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteTrafficMirrorFilterRuleResult {
+    /// `TrafficMirrorFilterRuleId`: `TrafficMirrorFilterRuleId` in requests, `<trafficMirrorFilterRuleId>` in responses.
+    pub traffic_mirror_filter_rule_id: Option<String>,
+}
+
+impl Encode for DeleteTrafficMirrorFilterRuleResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.traffic_mirror_filter_rule_id {
+            w.field("trafficMirrorFilterRuleId", v);
+        }
+    }
+}
+
+/// The `DeleteTrafficMirrorSessionRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteTrafficMirrorSessionRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `TrafficMirrorSessionId`: `TrafficMirrorSessionId` in requests, `<TrafficMirrorSessionId>` in responses.
+    pub traffic_mirror_session_id: String,
+}
+
+impl Decode for DeleteTrafficMirrorSessionRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_traffic_mirror_session_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorSessionId" => {
+                    out.traffic_mirror_session_id = Decode::decode(child, &here)?;
+                    seen_traffic_mirror_session_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_traffic_mirror_session_id {
+            return Err(crate::decode::missing(
+                &path.child("TrafficMirrorSessionId"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteTrafficMirrorSessionResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteTrafficMirrorSessionResult {
+    /// `TrafficMirrorSessionId`: `TrafficMirrorSessionId` in requests, `<trafficMirrorSessionId>` in responses.
+    pub traffic_mirror_session_id: Option<String>,
+}
+
+impl Encode for DeleteTrafficMirrorSessionResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.traffic_mirror_session_id {
+            w.field("trafficMirrorSessionId", v);
+        }
+    }
+}
+
+/// The `DeleteTrafficMirrorTargetRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteTrafficMirrorTargetRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `TrafficMirrorTargetId`: `TrafficMirrorTargetId` in requests, `<TrafficMirrorTargetId>` in responses.
+    pub traffic_mirror_target_id: String,
+}
+
+impl Decode for DeleteTrafficMirrorTargetRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_traffic_mirror_target_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorTargetId" => {
+                    out.traffic_mirror_target_id = Decode::decode(child, &here)?;
+                    seen_traffic_mirror_target_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_traffic_mirror_target_id {
+            return Err(crate::decode::missing(&path.child("TrafficMirrorTargetId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteTrafficMirrorTargetResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteTrafficMirrorTargetResult {
+    /// `TrafficMirrorTargetId`: `TrafficMirrorTargetId` in requests, `<trafficMirrorTargetId>` in responses.
+    pub traffic_mirror_target_id: Option<String>,
+}
+
+impl Encode for DeleteTrafficMirrorTargetResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.traffic_mirror_target_id {
+            w.field("trafficMirrorTargetId", v);
+        }
     }
 }
 
@@ -8324,6 +8894,263 @@ impl Encode for DescribeTagsResult {
         }
         if let Some(v) = &self.tags {
             w.list("tagSet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeTrafficMirrorFilterRulesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeTrafficMirrorFilterRulesRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `TrafficMirrorFilterId`: `TrafficMirrorFilterId` in requests, `<TrafficMirrorFilterId>` in responses.
+    pub traffic_mirror_filter_id: Option<String>,
+    /// `TrafficMirrorFilterRuleIds`: `TrafficMirrorFilterRuleId` in requests, `<TrafficMirrorFilterRuleId>` in responses.
+    pub traffic_mirror_filter_rule_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeTrafficMirrorFilterRulesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorFilterId" => {
+                    out.traffic_mirror_filter_id = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorFilterRuleId" => {
+                    out.traffic_mirror_filter_rule_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeTrafficMirrorFilterRulesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeTrafficMirrorFilterRulesResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `TrafficMirrorFilterRules`: `TrafficMirrorFilterRuleSet` in requests, `<trafficMirrorFilterRuleSet>` in responses.
+    pub traffic_mirror_filter_rules: Option<Vec<TrafficMirrorFilterRule>>,
+}
+
+impl Encode for DescribeTrafficMirrorFilterRulesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.traffic_mirror_filter_rules {
+            w.list("trafficMirrorFilterRuleSet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeTrafficMirrorFiltersRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeTrafficMirrorFiltersRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `TrafficMirrorFilterIds`: `TrafficMirrorFilterId` in requests, `<TrafficMirrorFilterId>` in responses.
+    pub traffic_mirror_filter_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeTrafficMirrorFiltersRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorFilterId" => {
+                    out.traffic_mirror_filter_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeTrafficMirrorFiltersResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeTrafficMirrorFiltersResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `TrafficMirrorFilters`: `TrafficMirrorFilterSet` in requests, `<trafficMirrorFilterSet>` in responses.
+    pub traffic_mirror_filters: Option<Vec<TrafficMirrorFilter>>,
+}
+
+impl Encode for DescribeTrafficMirrorFiltersResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.traffic_mirror_filters {
+            w.list("trafficMirrorFilterSet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeTrafficMirrorSessionsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeTrafficMirrorSessionsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `TrafficMirrorSessionIds`: `TrafficMirrorSessionId` in requests, `<TrafficMirrorSessionId>` in responses.
+    pub traffic_mirror_session_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeTrafficMirrorSessionsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorSessionId" => {
+                    out.traffic_mirror_session_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeTrafficMirrorSessionsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeTrafficMirrorSessionsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `TrafficMirrorSessions`: `TrafficMirrorSessionSet` in requests, `<trafficMirrorSessionSet>` in responses.
+    pub traffic_mirror_sessions: Option<Vec<TrafficMirrorSession>>,
+}
+
+impl Encode for DescribeTrafficMirrorSessionsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.traffic_mirror_sessions {
+            w.list("trafficMirrorSessionSet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeTrafficMirrorTargetsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeTrafficMirrorTargetsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `TrafficMirrorTargetIds`: `TrafficMirrorTargetId` in requests, `<TrafficMirrorTargetId>` in responses.
+    pub traffic_mirror_target_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeTrafficMirrorTargetsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorTargetId" => {
+                    out.traffic_mirror_target_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeTrafficMirrorTargetsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeTrafficMirrorTargetsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `TrafficMirrorTargets`: `TrafficMirrorTargetSet` in requests, `<trafficMirrorTargetSet>` in responses.
+    pub traffic_mirror_targets: Option<Vec<TrafficMirrorTarget>>,
+}
+
+impl Encode for DescribeTrafficMirrorTargetsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.traffic_mirror_targets {
+            w.list("trafficMirrorTargetSet", "item", v);
         }
     }
 }
@@ -18263,6 +19090,272 @@ impl Decode for ModifySubnetAttributeRequest {
     }
 }
 
+/// The `ModifyTrafficMirrorFilterNetworkServicesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyTrafficMirrorFilterNetworkServicesRequest {
+    /// `AddNetworkServices`: `AddNetworkService` in requests, `<AddNetworkService>` in responses.
+    pub add_network_services: Option<Vec<String>>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `RemoveNetworkServices`: `RemoveNetworkService` in requests, `<RemoveNetworkService>` in responses.
+    pub remove_network_services: Option<Vec<String>>,
+    /// `TrafficMirrorFilterId`: `TrafficMirrorFilterId` in requests, `<TrafficMirrorFilterId>` in responses.
+    pub traffic_mirror_filter_id: String,
+}
+
+impl Decode for ModifyTrafficMirrorFilterNetworkServicesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_traffic_mirror_filter_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AddNetworkService" => {
+                    out.add_network_services =
+                        Some(crate::decode::enum_list(child, &here, &["amazon-dns"])?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "RemoveNetworkService" => {
+                    out.remove_network_services =
+                        Some(crate::decode::enum_list(child, &here, &["amazon-dns"])?);
+                }
+                "TrafficMirrorFilterId" => {
+                    out.traffic_mirror_filter_id = Decode::decode(child, &here)?;
+                    seen_traffic_mirror_filter_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_traffic_mirror_filter_id {
+            return Err(crate::decode::missing(&path.child("TrafficMirrorFilterId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyTrafficMirrorFilterNetworkServicesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyTrafficMirrorFilterNetworkServicesResult {
+    /// `TrafficMirrorFilter`: `TrafficMirrorFilter` in requests, `<trafficMirrorFilter>` in responses.
+    pub traffic_mirror_filter: Option<TrafficMirrorFilter>,
+}
+
+impl Encode for ModifyTrafficMirrorFilterNetworkServicesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.traffic_mirror_filter {
+            w.field("trafficMirrorFilter", v);
+        }
+    }
+}
+
+/// The `ModifyTrafficMirrorFilterRuleRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyTrafficMirrorFilterRuleRequest {
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+    /// `DestinationCidrBlock`: `DestinationCidrBlock` in requests, `<DestinationCidrBlock>` in responses.
+    pub destination_cidr_block: Option<String>,
+    /// `DestinationPortRange`: `DestinationPortRange` in requests, `<DestinationPortRange>` in responses.
+    pub destination_port_range: Option<TrafficMirrorPortRangeRequest>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Protocol`: `Protocol` in requests, `<Protocol>` in responses.
+    pub protocol: Option<i32>,
+    /// `RemoveFields`: `RemoveField` in requests, `<RemoveField>` in responses.
+    pub remove_fields: Option<Vec<String>>,
+    /// `RuleAction`: `RuleAction` in requests, `<RuleAction>` in responses.
+    pub rule_action: Option<String>,
+    /// `RuleNumber`: `RuleNumber` in requests, `<RuleNumber>` in responses.
+    pub rule_number: Option<i32>,
+    /// `SourceCidrBlock`: `SourceCidrBlock` in requests, `<SourceCidrBlock>` in responses.
+    pub source_cidr_block: Option<String>,
+    /// `SourcePortRange`: `SourcePortRange` in requests, `<SourcePortRange>` in responses.
+    pub source_port_range: Option<TrafficMirrorPortRangeRequest>,
+    /// `TrafficDirection`: `TrafficDirection` in requests, `<TrafficDirection>` in responses.
+    pub traffic_direction: Option<String>,
+    /// `TrafficMirrorFilterRuleId`: `TrafficMirrorFilterRuleId` in requests, `<TrafficMirrorFilterRuleId>` in responses.
+    pub traffic_mirror_filter_rule_id: String,
+}
+
+impl Decode for ModifyTrafficMirrorFilterRuleRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_traffic_mirror_filter_rule_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationCidrBlock" => {
+                    out.destination_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "DestinationPortRange" => {
+                    out.destination_port_range = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Protocol" => {
+                    out.protocol = Some(Decode::decode(child, &here)?);
+                }
+                "RemoveField" => {
+                    out.remove_fields = Some(crate::decode::enum_list(
+                        child,
+                        &here,
+                        &[
+                            "destination-port-range",
+                            "source-port-range",
+                            "protocol",
+                            "description",
+                        ],
+                    )?);
+                }
+                "RuleAction" => {
+                    out.rule_action = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["accept", "reject"],
+                    )?);
+                }
+                "RuleNumber" => {
+                    out.rule_number = Some(Decode::decode(child, &here)?);
+                }
+                "SourceCidrBlock" => {
+                    out.source_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "SourcePortRange" => {
+                    out.source_port_range = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficDirection" => {
+                    out.traffic_direction = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["ingress", "egress"],
+                    )?);
+                }
+                "TrafficMirrorFilterRuleId" => {
+                    out.traffic_mirror_filter_rule_id = Decode::decode(child, &here)?;
+                    seen_traffic_mirror_filter_rule_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_traffic_mirror_filter_rule_id {
+            return Err(crate::decode::missing(
+                &path.child("TrafficMirrorFilterRuleId"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyTrafficMirrorFilterRuleResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyTrafficMirrorFilterRuleResult {
+    /// `TrafficMirrorFilterRule`: `TrafficMirrorFilterRule` in requests, `<trafficMirrorFilterRule>` in responses.
+    pub traffic_mirror_filter_rule: Option<TrafficMirrorFilterRule>,
+}
+
+impl Encode for ModifyTrafficMirrorFilterRuleResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.traffic_mirror_filter_rule {
+            w.field("trafficMirrorFilterRule", v);
+        }
+    }
+}
+
+/// The `ModifyTrafficMirrorSessionRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyTrafficMirrorSessionRequest {
+    /// `Description`: `Description` in requests, `<Description>` in responses.
+    pub description: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `PacketLength`: `PacketLength` in requests, `<PacketLength>` in responses.
+    pub packet_length: Option<i32>,
+    /// `RemoveFields`: `RemoveField` in requests, `<RemoveField>` in responses.
+    pub remove_fields: Option<Vec<String>>,
+    /// `SessionNumber`: `SessionNumber` in requests, `<SessionNumber>` in responses.
+    pub session_number: Option<i32>,
+    /// `TrafficMirrorFilterId`: `TrafficMirrorFilterId` in requests, `<TrafficMirrorFilterId>` in responses.
+    pub traffic_mirror_filter_id: Option<String>,
+    /// `TrafficMirrorSessionId`: `TrafficMirrorSessionId` in requests, `<TrafficMirrorSessionId>` in responses.
+    pub traffic_mirror_session_id: String,
+    /// `TrafficMirrorTargetId`: `TrafficMirrorTargetId` in requests, `<TrafficMirrorTargetId>` in responses.
+    pub traffic_mirror_target_id: Option<String>,
+    /// `VirtualNetworkId`: `VirtualNetworkId` in requests, `<VirtualNetworkId>` in responses.
+    pub virtual_network_id: Option<i32>,
+}
+
+impl Decode for ModifyTrafficMirrorSessionRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_traffic_mirror_session_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Description" => {
+                    out.description = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "PacketLength" => {
+                    out.packet_length = Some(Decode::decode(child, &here)?);
+                }
+                "RemoveField" => {
+                    out.remove_fields = Some(crate::decode::enum_list(
+                        child,
+                        &here,
+                        &["packet-length", "description", "virtual-network-id"],
+                    )?);
+                }
+                "SessionNumber" => {
+                    out.session_number = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorFilterId" => {
+                    out.traffic_mirror_filter_id = Some(Decode::decode(child, &here)?);
+                }
+                "TrafficMirrorSessionId" => {
+                    out.traffic_mirror_session_id = Decode::decode(child, &here)?;
+                    seen_traffic_mirror_session_id = true;
+                }
+                "TrafficMirrorTargetId" => {
+                    out.traffic_mirror_target_id = Some(Decode::decode(child, &here)?);
+                }
+                "VirtualNetworkId" => {
+                    out.virtual_network_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_traffic_mirror_session_id {
+            return Err(crate::decode::missing(
+                &path.child("TrafficMirrorSessionId"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyTrafficMirrorSessionResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyTrafficMirrorSessionResult {
+    /// `TrafficMirrorSession`: `TrafficMirrorSession` in requests, `<trafficMirrorSession>` in responses.
+    pub traffic_mirror_session: Option<TrafficMirrorSession>,
+}
+
+impl Encode for ModifyTrafficMirrorSessionResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.traffic_mirror_session {
+            w.field("trafficMirrorSession", v);
+        }
+    }
+}
+
 /// The `ModifyVolumeAttributeRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModifyVolumeAttributeRequest {
@@ -24160,6 +25253,274 @@ impl Decode for TotalLocalStorageGBRequest {
             }
         }
         Ok(out)
+    }
+}
+
+/// The `TrafficMirrorFilter` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficMirrorFilter {
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `EgressFilterRules`: `EgressFilterRuleSet` in requests, `<egressFilterRuleSet>` in responses.
+    pub egress_filter_rules: Option<Vec<TrafficMirrorFilterRule>>,
+    /// `IngressFilterRules`: `IngressFilterRuleSet` in requests, `<ingressFilterRuleSet>` in responses.
+    pub ingress_filter_rules: Option<Vec<TrafficMirrorFilterRule>>,
+    /// `NetworkServices`: `NetworkServiceSet` in requests, `<networkServiceSet>` in responses.
+    pub network_services: Option<Vec<String>>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `TrafficMirrorFilterId`: `TrafficMirrorFilterId` in requests, `<trafficMirrorFilterId>` in responses.
+    pub traffic_mirror_filter_id: Option<String>,
+}
+
+impl Encode for TrafficMirrorFilter {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.egress_filter_rules {
+            w.list("egressFilterRuleSet", "item", v);
+        }
+        if let Some(v) = &self.ingress_filter_rules {
+            w.list("ingressFilterRuleSet", "item", v);
+        }
+        if let Some(v) = &self.network_services {
+            w.list("networkServiceSet", "item", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.traffic_mirror_filter_id {
+            w.field("trafficMirrorFilterId", v);
+        }
+    }
+}
+
+/// The `TrafficMirrorFilterRule` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficMirrorFilterRule {
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `DestinationCidrBlock`: `DestinationCidrBlock` in requests, `<destinationCidrBlock>` in responses.
+    pub destination_cidr_block: Option<String>,
+    /// `DestinationPortRange`: `DestinationPortRange` in requests, `<destinationPortRange>` in responses.
+    pub destination_port_range: Option<TrafficMirrorPortRange>,
+    /// `Protocol`: `Protocol` in requests, `<protocol>` in responses.
+    pub protocol: Option<i32>,
+    /// `RuleAction`: `RuleAction` in requests, `<ruleAction>` in responses.
+    pub rule_action: Option<String>,
+    /// `RuleNumber`: `RuleNumber` in requests, `<ruleNumber>` in responses.
+    pub rule_number: Option<i32>,
+    /// `SourceCidrBlock`: `SourceCidrBlock` in requests, `<sourceCidrBlock>` in responses.
+    pub source_cidr_block: Option<String>,
+    /// `SourcePortRange`: `SourcePortRange` in requests, `<sourcePortRange>` in responses.
+    pub source_port_range: Option<TrafficMirrorPortRange>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `TrafficDirection`: `TrafficDirection` in requests, `<trafficDirection>` in responses.
+    pub traffic_direction: Option<String>,
+    /// `TrafficMirrorFilterId`: `TrafficMirrorFilterId` in requests, `<trafficMirrorFilterId>` in responses.
+    pub traffic_mirror_filter_id: Option<String>,
+    /// `TrafficMirrorFilterRuleId`: `TrafficMirrorFilterRuleId` in requests, `<trafficMirrorFilterRuleId>` in responses.
+    pub traffic_mirror_filter_rule_id: Option<String>,
+}
+
+impl Encode for TrafficMirrorFilterRule {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.destination_cidr_block {
+            w.field("destinationCidrBlock", v);
+        }
+        if let Some(v) = &self.destination_port_range {
+            w.field("destinationPortRange", v);
+        }
+        if let Some(v) = &self.protocol {
+            w.field("protocol", v);
+        }
+        if let Some(v) = &self.rule_action {
+            w.field("ruleAction", v);
+        }
+        if let Some(v) = &self.rule_number {
+            w.field("ruleNumber", v);
+        }
+        if let Some(v) = &self.source_cidr_block {
+            w.field("sourceCidrBlock", v);
+        }
+        if let Some(v) = &self.source_port_range {
+            w.field("sourcePortRange", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.traffic_direction {
+            w.field("trafficDirection", v);
+        }
+        if let Some(v) = &self.traffic_mirror_filter_id {
+            w.field("trafficMirrorFilterId", v);
+        }
+        if let Some(v) = &self.traffic_mirror_filter_rule_id {
+            w.field("trafficMirrorFilterRuleId", v);
+        }
+    }
+}
+
+/// The `TrafficMirrorPortRange` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficMirrorPortRange {
+    /// `FromPort`: `FromPort` in requests, `<fromPort>` in responses.
+    pub from_port: Option<i32>,
+    /// `ToPort`: `ToPort` in requests, `<toPort>` in responses.
+    pub to_port: Option<i32>,
+}
+
+impl Encode for TrafficMirrorPortRange {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.from_port {
+            w.field("fromPort", v);
+        }
+        if let Some(v) = &self.to_port {
+            w.field("toPort", v);
+        }
+    }
+}
+
+/// The `TrafficMirrorPortRangeRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficMirrorPortRangeRequest {
+    /// `FromPort`: `FromPort` in requests, `<FromPort>` in responses.
+    pub from_port: Option<i32>,
+    /// `ToPort`: `ToPort` in requests, `<ToPort>` in responses.
+    pub to_port: Option<i32>,
+}
+
+impl Decode for TrafficMirrorPortRangeRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "FromPort" => {
+                    out.from_port = Some(Decode::decode(child, &here)?);
+                }
+                "ToPort" => {
+                    out.to_port = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `TrafficMirrorSession` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficMirrorSession {
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `PacketLength`: `PacketLength` in requests, `<packetLength>` in responses.
+    pub packet_length: Option<i32>,
+    /// `SessionNumber`: `SessionNumber` in requests, `<sessionNumber>` in responses.
+    pub session_number: Option<i32>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `TrafficMirrorFilterId`: `TrafficMirrorFilterId` in requests, `<trafficMirrorFilterId>` in responses.
+    pub traffic_mirror_filter_id: Option<String>,
+    /// `TrafficMirrorSessionId`: `TrafficMirrorSessionId` in requests, `<trafficMirrorSessionId>` in responses.
+    pub traffic_mirror_session_id: Option<String>,
+    /// `TrafficMirrorTargetId`: `TrafficMirrorTargetId` in requests, `<trafficMirrorTargetId>` in responses.
+    pub traffic_mirror_target_id: Option<String>,
+    /// `VirtualNetworkId`: `VirtualNetworkId` in requests, `<virtualNetworkId>` in responses.
+    pub virtual_network_id: Option<i32>,
+}
+
+impl Encode for TrafficMirrorSession {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.packet_length {
+            w.field("packetLength", v);
+        }
+        if let Some(v) = &self.session_number {
+            w.field("sessionNumber", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.traffic_mirror_filter_id {
+            w.field("trafficMirrorFilterId", v);
+        }
+        if let Some(v) = &self.traffic_mirror_session_id {
+            w.field("trafficMirrorSessionId", v);
+        }
+        if let Some(v) = &self.traffic_mirror_target_id {
+            w.field("trafficMirrorTargetId", v);
+        }
+        if let Some(v) = &self.virtual_network_id {
+            w.field("virtualNetworkId", v);
+        }
+    }
+}
+
+/// The `TrafficMirrorTarget` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrafficMirrorTarget {
+    /// `Description`: `Description` in requests, `<description>` in responses.
+    pub description: Option<String>,
+    /// `GatewayLoadBalancerEndpointId`: `GatewayLoadBalancerEndpointId` in requests, `<gatewayLoadBalancerEndpointId>` in responses.
+    pub gateway_load_balancer_endpoint_id: Option<String>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `NetworkLoadBalancerArn`: `NetworkLoadBalancerArn` in requests, `<networkLoadBalancerArn>` in responses.
+    pub network_load_balancer_arn: Option<String>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `TrafficMirrorTargetId`: `TrafficMirrorTargetId` in requests, `<trafficMirrorTargetId>` in responses.
+    pub traffic_mirror_target_id: Option<String>,
+    /// `Type`: `Type` in requests, `<type>` in responses.
+    pub r#type: Option<String>,
+}
+
+impl Encode for TrafficMirrorTarget {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.description {
+            w.field("description", v);
+        }
+        if let Some(v) = &self.gateway_load_balancer_endpoint_id {
+            w.field("gatewayLoadBalancerEndpointId", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+        if let Some(v) = &self.network_load_balancer_arn {
+            w.field("networkLoadBalancerArn", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.traffic_mirror_target_id {
+            w.field("trafficMirrorTargetId", v);
+        }
+        if let Some(v) = &self.r#type {
+            w.field("type", v);
+        }
     }
 }
 
