@@ -646,6 +646,17 @@ def test_vpc_peering_carries_traffic_where_both_sides_route_it(ns_kumo, ec2, key
     assert not can_reach(key, a_ip, b_ip, 22)
     ec2.authorize_security_group_ingress(GroupId=sg_b, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.81.0.0/16"}]}])
     assert can_reach(key, a_ip, b_ip, 22)
+    # Or by a group of the peered VPC: its members are admitted, and an instance that joins
+    # it later is too.
+    ec2.revoke_security_group_ingress(GroupId=sg_b, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.81.0.0/16"}]}])
+    assert not can_reach(key, a_ip, b_ip, 22)
+    clients = ec2.create_security_group(GroupName="clients", Description="clients", VpcId=va)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=sg_b, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22,
+                                                                        "UserIdGroupPairs": [{"GroupId": clients}]}])
+    assert not can_reach(key, a_ip, b_ip, 22)
+    sg_a = ec2.describe_instances(InstanceIds=[a["InstanceId"]])["Reservations"][0]["Instances"][0]["SecurityGroups"][0]["GroupId"]
+    ec2.modify_instance_attribute(InstanceId=a["InstanceId"], Groups=[sg_a, clients])
+    assert can_reach(key, a_ip, b_ip, 22)
     # A subnet moved onto a table without the route loses the way.
     bare = ec2.create_route_table(VpcId=va)["RouteTable"]["RouteTableId"]
     assoc = ec2.associate_route_table(RouteTableId=bare, SubnetId=sa)["AssociationId"]

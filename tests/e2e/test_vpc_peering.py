@@ -86,6 +86,20 @@ def test_within_an_account(clocked, ec2):
                                                     RequesterPeeringConnectionOptions={"AllowDnsResolutionFromRemoteVpc": True})
     assert out["RequesterPeeringConnectionOptions"]["AllowDnsResolutionFromRemoteVpc"] is True
     assert pcx_of(ec2, pcx)["RequesterVpcInfo"]["PeeringOptions"]["AllowDnsResolutionFromRemoteVpc"] is True
+    # Groups may reference the peer VPC's groups; a VPC not peered is another network.
+    web = ec2.create_security_group(GroupName="web", Description="web", VpcId=b)["GroupId"]
+    app = ec2.create_security_group(GroupName="app", Description="app", VpcId=a)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=web, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                                                                       "UserIdGroupPairs": [{"GroupId": app}]}])
+    [perm] = ec2.describe_security_groups(GroupIds=[web])["SecurityGroups"][0]["IpPermissions"]
+    assert perm["UserIdGroupPairs"] == [{"GroupId": app, "UserId": me, "VpcPeeringConnectionId": pcx, "PeeringStatus": "active"}]
+    lone = vpc(ec2, "10.3.0.0/16")
+    far = ec2.create_security_group(GroupName="far", Description="far", VpcId=lone)["GroupId"]
+    assert fails("InvalidGroup.NotFound", ec2.authorize_security_group_ingress, GroupId=web, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": far}]}]) == \
+        "You have specified two resources that belong to different networks."
+    ec2.revoke_security_group_ingress(GroupId=web, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                                                                    "UserIdGroupPairs": [{"GroupId": app}]}])
     # A second connection the other way cannot be made active beside this one.
     back = ec2.create_vpc_peering_connection(VpcId=b, PeerVpcId=a)["VpcPeeringConnection"]["VpcPeeringConnectionId"]
     assert fails("VpcPeeringConnectionAlreadyExists", ec2.accept_vpc_peering_connection, VpcPeeringConnectionId=back) == \
@@ -163,6 +177,23 @@ def test_across_accounts_and_regions(clocked, ec2):
     admin(clocked, "advance-clock", str(3 * 3600))
     assert pcx_of(ec2, pcx)["Status"]["Code"] == "rejected"
     assert other.describe_vpc_peering_connections()["VpcPeeringConnections"] == []
+
+    # Across accounts, once active, a group names the other account's group by its id.
+    again = ec2.create_vpc_peering_connection(VpcId=a, PeerVpcId=b, PeerOwnerId=OTHER)["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    theirs_sg = other.create_security_group(GroupName="db", Description="db", VpcId=b)["GroupId"]
+    mine_sg = ec2.create_security_group(GroupName="app", Description="app", VpcId=a)["GroupId"]
+    pairs = [{"GroupId": mine_sg, "UserId": me}]
+    rule = [{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": pairs}]
+    fails("InvalidGroup.NotFound", other.authorize_security_group_ingress, GroupId=theirs_sg, IpPermissions=rule)
+    other.accept_vpc_peering_connection(VpcPeeringConnectionId=again)
+    other.authorize_security_group_ingress(GroupId=theirs_sg, IpPermissions=rule)
+    [pair] = other.describe_security_groups(GroupIds=[theirs_sg])["SecurityGroups"][0]["IpPermissions"][0]["UserIdGroupPairs"]
+    assert (pair["UserId"], pair["VpcPeeringConnectionId"]) == (me, again)
+    refs = other.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [theirs_sg]}])["SecurityGroupRules"]
+    [ref] = [r["ReferencedGroupInfo"] for r in refs if "ReferencedGroupInfo" in r]
+    assert ref["UserId"] == me and ref["GroupId"] == mine_sg and ref["VpcPeeringConnectionId"] == again
+    other.revoke_security_group_ingress(GroupId=theirs_sg, IpPermissions=rule)
+    ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=again)
 
     # Across regions: the accepter accepts in its own region.
     west = make_client(clocked.endpoint, region="us-west-2")

@@ -358,6 +358,59 @@ impl Kumo {
         if !self.compute.driver.runs_guests() || matches!(&reach, Reach::Vpcs(v) if v.is_empty()) {
             return;
         }
+        // Groups may admit the members of a peered VPC's groups: the VPCs actively peered
+        // with the ones changed follow too, each in its own account and region.
+        let s = scope(ctx);
+        let peerings: Vec<records::net::VpcPeeringRecord> = self
+            .store
+            .read(|v| {
+                Ok::<_, core::error::Fail>(kumo_store::Read::list(
+                    v,
+                    s,
+                    &kumo_store::Query::default(),
+                )?)
+            })
+            .unwrap_or_default();
+        let mut reach = reach;
+        let mut elsewhere: std::collections::BTreeMap<
+            (String, String),
+            std::collections::BTreeSet<String>,
+        > = Default::default();
+        for p in peerings.iter().filter(|p| p.status == "active") {
+            for (near, far) in [(&p.requester, &p.accepter), (&p.accepter, &p.requester)] {
+                let here = near.account == ctx.account_id && near.region == ctx.region;
+                let touched = match &reach {
+                    Reach::Scope => true,
+                    Reach::Vpcs(v) => v.contains(&near.vpc_id),
+                };
+                if !(here && touched) {
+                    continue;
+                }
+                if far.account == ctx.account_id && far.region == ctx.region {
+                    if let Reach::Vpcs(v) = &mut reach {
+                        v.insert(far.vpc_id.clone());
+                    }
+                } else {
+                    elsewhere
+                        .entry((far.account.clone(), far.region.clone()))
+                        .or_default()
+                        .insert(far.vpc_id.clone());
+                }
+            }
+        }
+        self.sync_firewall_only(ctx, reach);
+        for ((account_id, region), vpcs) in elsewhere {
+            let far = RequestContext {
+                account_id,
+                region,
+                ..RequestContext::default()
+            };
+            self.sync_firewall_only(&far, Reach::Vpcs(vpcs));
+        }
+    }
+
+    /// [`Kumo::sync_firewall`] for these VPCs alone.
+    fn sync_firewall_only(&self, ctx: &RequestContext, reach: Reach) {
         let scope = (ctx.account_id.clone(), ctx.region.clone());
         match self.firewall.mark(scope, reach.clone()) {
             Some(ticket) => {

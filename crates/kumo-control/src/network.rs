@@ -244,6 +244,8 @@ pub fn new_vpc(
             cidr: None,
             cidr_ipv6: None,
             group_id: None, // filled below: the group itself
+            group_owner: None,
+            group_peering: None,
             prefix_list_id: None,
             description: None,
         }],
@@ -290,6 +292,8 @@ pub fn all_traffic_egress() -> SgRule {
         cidr: Some("0.0.0.0/0".into()),
         cidr_ipv6: None,
         group_id: None,
+        group_owner: None,
+        group_peering: None,
         prefix_list_id: None,
         description: None,
     }

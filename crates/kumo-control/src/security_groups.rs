@@ -268,6 +268,8 @@ fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
             cidr: None,
             cidr_ipv6: None,
             group_id: None,
+            group_owner: None,
+            group_peering: None,
             prefix_list_id: None,
             description: None,
         };
@@ -299,6 +301,9 @@ fn expand(perms: &[IpPermission]) -> Result<Vec<SgRule>, Ec2Error> {
         for g in p.user_id_group_pairs.iter().flatten() {
             out.push(SgRule {
                 group_id: g.group_id.clone(),
+                // Set by the lookup of a group across accounts or VPCs (`resolve_peers`).
+                group_owner: g.user_id.clone(),
+                group_peering: g.vpc_peering_connection_id.clone(),
                 description: g.description.clone(),
                 ..base.clone()
             });
@@ -321,6 +326,7 @@ fn same(a: &SgRule, b: &SgRule) -> bool {
         && a.cidr == b.cidr
         && a.cidr_ipv6 == b.cidr_ipv6
         && a.group_id == b.group_id
+        && a.group_owner == b.group_owner
         && a.prefix_list_id == b.prefix_list_id
 }
 
@@ -453,14 +459,50 @@ fn flat_permission(
 }
 
 /// Resolves peers named by group name (default VPC) to ids and checks referenced groups.
-fn resolve_peers(tx: &Tx, s: Scope, perms: &mut [IpPermission]) -> Result<(), Fail> {
+/// Finds each referenced group: by name (this account's default VPC), or by id, in this
+/// account or (with `UserId`) another. A group in another VPC than `vpc` must be in one
+/// actively peered with it (AWS: "You have specified two resources that belong to different
+/// networks."); the pair then carries the owner (when another account) and the peering.
+fn resolve_peers(tx: &Tx, s: Scope, vpc: &str, perms: &mut [IpPermission]) -> Result<(), Fail> {
+    let different = || {
+        Fail(Ec2Error::new(
+            "InvalidGroup.NotFound",
+            "You have specified two resources that belong to different networks.",
+        ))
+    };
     for p in perms.iter_mut() {
         for g in p.user_id_group_pairs.iter_mut().flatten() {
-            if g.group_id.is_none() {
-                let found = find(tx, s, None, g.group_name.as_deref())?;
-                g.group_id = Some(found.id);
-            } else if let Some(id) = &g.group_id {
-                find(tx, s, Some(id), None)?;
+            let owner = g
+                .user_id
+                .clone()
+                .filter(|u| u != s.account)
+                .unwrap_or_else(|| s.account.to_string());
+            let there = Scope {
+                account: &owner,
+                region: s.region,
+            };
+            let found = match (&g.group_id, owner == s.account) {
+                (None, true) => find(tx, s, None, g.group_name.as_deref())?,
+                // Another account's group is named by its id.
+                (None, false) => return Err(different()),
+                (Some(id), _) => find(tx, there, Some(id), None)?,
+            };
+            g.group_id = Some(found.id.clone());
+            g.user_id = (owner != s.account).then(|| owner.clone());
+            g.vpc_peering_connection_id = None;
+            if found.vpc_id != vpc {
+                let peerings: Vec<VpcPeeringRecord> = tx.list(s, &Query::default())?;
+                let link = peerings.iter().find(|x| {
+                    x.status == "active"
+                        && x.joins(s.account, s.region, vpc)
+                        && x.joins(&owner, s.region, &found.vpc_id)
+                });
+                let Some(link) = link else {
+                    return Err(different());
+                };
+                g.vpc_peering_connection_id = Some(link.id.clone());
+            } else if owner != s.account {
+                return Err(different());
             }
         }
     }
@@ -485,7 +527,8 @@ fn wire_rule(ctx: &RequestContext, group: &str, egress: bool, r: &SgRule) -> Sec
         prefix_list_id: r.prefix_list_id.clone(),
         referenced_group_info: r.group_id.as_ref().map(|g| ReferencedSecurityGroup {
             group_id: Some(g.clone()),
-            user_id: Some(ctx.account_id.clone()),
+            user_id: Some(r.group_owner.clone().unwrap_or(ctx.account_id.clone())),
+            vpc_peering_connection_id: r.group_peering.clone(),
             ..ReferencedSecurityGroup::default()
         }),
         description: r.description.clone(),
@@ -508,7 +551,7 @@ fn authorize(
     let (gid, added) = store
         .write(!ctx.dry_run, |tx| {
             let mut sg = find(tx, s, group_id, group_name)?;
-            resolve_peers(tx, s, &mut perms)?;
+            resolve_peers(tx, s, &sg.vpc_id, &mut perms)?;
             let mut new = expand(&perms)?;
             let list = if egress {
                 &mut sg.egress
@@ -681,7 +724,7 @@ fn revoke(
         .write(!ctx.dry_run, |tx| {
             let mut sg = find(tx, s, group_id, group_name)?;
             let vpc = crate::vpcs::get_vpc(tx, s, &sg.vpc_id)?;
-            resolve_peers(tx, s, &mut perms)?;
+            resolve_peers(tx, s, &sg.vpc_id, &mut perms)?;
             let wanted = expand(&perms)?;
             let list = if egress {
                 &mut sg.egress
@@ -876,7 +919,9 @@ fn permissions(ctx: &RequestContext, rules: &[SgRule]) -> Vec<IpPermission> {
                 .get_or_insert_with(Vec::new)
                 .push(UserIdGroupPair {
                     group_id: Some(g.clone()),
-                    user_id: Some(ctx.account_id.clone()),
+                    user_id: Some(r.group_owner.clone().unwrap_or(ctx.account_id.clone())),
+                    vpc_peering_connection_id: r.group_peering.clone(),
+                    peering_status: r.group_peering.as_ref().map(|_| "active".to_string()),
                     description: r.description.clone(),
                     ..UserIdGroupPair::default()
                 });
@@ -1194,6 +1239,8 @@ mod tests {
             cidr: cidr.map(Into::into),
             cidr_ipv6: v6.map(Into::into),
             group_id: group.map(Into::into),
+            group_owner: None,
+            group_peering: None,
             prefix_list_id: None,
             description: None,
         };

@@ -53,6 +53,47 @@ pub(crate) fn firewall<V: Read>(
             lists.insert(id.to_string(), v4);
         }
     }
+    // Groups of peered VPCs that rules reference, while their peering is active: their
+    // members' addresses, read in the group's own account.
+    let mut remote: std::collections::HashMap<String, Vec<String>> = Default::default();
+    for r in groups
+        .iter()
+        .flat_map(|g| g.ingress.iter().chain(g.egress.iter()))
+        .filter(|r| r.group_peering.is_some())
+    {
+        let (Some(g), Some(pcx)) = (&r.group_id, &r.group_peering) else {
+            continue;
+        };
+        if remote.contains_key(g) {
+            continue;
+        }
+        let active = v
+            .get::<crate::records::net::VpcPeeringRecord>(s, pcx)?
+            .is_some_and(|p| p.status == "active");
+        let owner = r
+            .group_owner
+            .clone()
+            .unwrap_or_else(|| s.account.to_string());
+        let there = Scope {
+            account: &owner,
+            region: s.region,
+        };
+        let mut addrs = Vec::new();
+        if let (true, Some(group)) = (active, v.get::<SecurityGroupRecord>(there, g)?) {
+            let vpcs = [group.vpc_id.as_str()];
+            let q = kumo_store::Query {
+                vpcs: Some(&vpcs),
+                ..kumo_store::Query::default()
+            };
+            let far: Vec<EniRecord> = v.list(there, &q)?;
+            addrs = far
+                .iter()
+                .filter(|e| e.groups.iter().any(|x| x == g))
+                .flat_map(addrs_of)
+                .collect();
+        }
+        remote.insert(g.clone(), addrs);
+    }
     let rules = |rs: &[crate::records::net::SgRule]| -> Vec<Rule> {
         rs.iter()
             .map(|r| Rule {
@@ -61,6 +102,9 @@ pub(crate) fn firewall<V: Read>(
                 to_port: r.to_port,
                 peers: match (&r.cidr, &r.group_id, &r.prefix_list_id) {
                     (Some(c), _, _) => vec![c.clone()],
+                    (None, Some(g), _) if r.group_peering.is_some() => {
+                        remote.get(g).cloned().unwrap_or_default()
+                    }
                     (None, Some(g), _) => members(g),
                     (None, None, Some(l)) => lists.get(l).cloned().unwrap_or_default(),
                     (None, None, None) => Vec::new(),

@@ -174,6 +174,12 @@ pub struct SgRule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr_ipv6: Option<String>,
     pub group_id: Option<String>,
+    /// A referenced group of another account (in a VPC peered with this group's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_owner: Option<String>,
+    /// The peering connection through which a referenced group in another VPC is reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_peering: Option<String>,
     /// A customer-managed prefix list: the rule admits each of its current entries (of the
     /// list's address family), and weighs the list's `max_entries` against the rule limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
