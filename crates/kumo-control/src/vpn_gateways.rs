@@ -202,7 +202,8 @@ pub fn create_vgw(
     input: CreateVpnGatewayRequest,
 ) -> Result<CreateVpnGatewayResult, Ec2Error> {
     let tag_list = tags::from_specifications(input.tag_specifications.clone(), "vpn-gateway")?;
-    let zone = match input.availability_zone.as_deref() {
+    // Terraform sends an empty zone for none.
+    let zone = match input.availability_zone.as_deref().filter(|z| !z.is_empty()) {
         Some(z) => {
             crate::network::resolve_zone(&ctx.region, Some(z), None)?.map(|z| z.0.to_string())
         }
