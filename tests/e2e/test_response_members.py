@@ -32,13 +32,10 @@ ALLOW = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "cr
 
 # (operation, member path): why this world's answer has no such member, as AWS's would not.
 ABSENT = {
-    ("CreateVpc", "Vpc.Ipv6CidrBlockAssociationSet[]"): "no IPv6 yet (issue 16): AWS sends the list empty, as Kumo does",
     ("CreateSubnet", "Subnet.Ipv6CidrBlockAssociationSet[]"): "no IPv6 yet (issue 16): AWS sends the list empty, as Kumo does",
     ("DescribeNetworkAcls", "NetworkAcls[].Entries[].Ipv6CidrBlock"): "no IPv6 yet: a VPC's default ACL has IPv6 entries only with an IPv6 block",
     ("DescribeInstances", "Reservations[].Instances[].IamInstanceProfile"): "no instance profile: IAM is issue 17",
-    ("AssociateVpcCidrBlock", "Ipv6CidrBlockAssociation"): "no IPv6 yet (issue 16)",
     ("CreateLaunchTemplateVersion", "LaunchTemplateVersion.LaunchTemplateData.NetworkInterfaces[].Ipv6Addresses"): "no IPv6 yet (issue 16)",
-    ("DisassociateVpcCidrBlock", "Ipv6CidrBlockAssociation"): "no IPv6 yet (issue 16)",
     ("CreateNetworkInterface", "NetworkInterface.Ipv6Address"): "no IPv6 yet (issue 16)",
     ("CreateNetworkInterface", "NetworkInterface.Ipv6Addresses[]"): "no IPv6 yet (issue 16): the list is sent empty",
     ("CreateNetworkInterface", "NetworkInterface.ConnectionTrackingConfiguration"): "only with a connection tracking specification, which Kumo refuses by name",
@@ -262,6 +259,16 @@ def more(ec2, ids, record):
     ec2.delete_traffic_mirror_filter_rule(TrafficMirrorFilterRuleId=tmfr)
     ec2.delete_traffic_mirror_filter(TrafficMirrorFilterId=tmf)
     ec2.delete_traffic_mirror_target(TrafficMirrorTargetId=tmt)
+    # IPv6 blocks (issue 16): a VPC's /56 and a subnet's /64 of it, given and taken back.
+    v6 = ec2.create_vpc(CidrBlock="10.72.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]
+    block = ec2.describe_vpcs(VpcIds=[v6])["Vpcs"][0]["Ipv6CidrBlockAssociationSet"][0]
+    v6_subnet = ec2.create_subnet(VpcId=v6, CidrBlock="10.72.1.0/24")["Subnet"]["SubnetId"]
+    first64 = block["Ipv6CidrBlock"].replace("/56", "/64")
+    sub_assoc = ec2.associate_subnet_cidr_block(SubnetId=v6_subnet, Ipv6CidrBlock=first64)["Ipv6CidrBlockAssociation"]["AssociationId"]
+    ec2.describe_subnets(SubnetIds=[v6_subnet])
+    ec2.disassociate_subnet_cidr_block(AssociationId=sub_assoc)
+    ec2.disassociate_vpc_cidr_block(AssociationId=block["AssociationId"])
+    ec2.associate_vpc_cidr_block(VpcId=v6, AmazonProvidedIpv6CidrBlock=True)
     # CreateDefaultVpc, in a region whose default VPC is taken apart first.
     west = make_client(ec2.meta.endpoint_url, region="us-west-2")
     west.meta.events.register("after-call.ec2", record)

@@ -292,8 +292,10 @@ pub fn wire_rtb<V: Read>(
     }
     let mut routes = Vec::with_capacity(r.routes.len());
     for e in &r.routes {
+        let v6 = e.destination.contains(':');
         let mut route = Route {
-            destination_cidr_block: Some(e.destination.clone()),
+            destination_cidr_block: (!v6).then(|| e.destination.clone()),
+            destination_ipv6_cidr_block: v6.then(|| e.destination.clone()),
             origin: Some(e.origin.clone()),
             state: Some(route_state(v, s, &r.vpc_id, &e.gateway_id)?.into()),
             ..Route::default()

@@ -1220,6 +1220,22 @@ impl Ec2 for Kumo {
         vpc_peering::modify_options(self, ctx, input)
     }
 
+    fn associate_subnet_cidr_block(
+        &self,
+        ctx: &RequestContext,
+        input: AssociateSubnetCidrBlockRequest,
+    ) -> Result<AssociateSubnetCidrBlockResult, Ec2Error> {
+        subnets::associate_cidr_block(&self.store, ctx, input)
+    }
+
+    fn disassociate_subnet_cidr_block(
+        &self,
+        ctx: &RequestContext,
+        input: DisassociateSubnetCidrBlockRequest,
+    ) -> Result<DisassociateSubnetCidrBlockResult, Ec2Error> {
+        subnets::disassociate_cidr_block(&self.store, ctx, input)
+    }
+
     fn create_network_acl(
         &self,
         ctx: &RequestContext,

@@ -203,6 +203,7 @@ pub fn default_subnet(vpc_id: &str, cidr: Cidr, zone: &str, zone_id: &str) -> Su
         hostname_type: "ip-name".into(),
         resource_name_dns_a_record: false,
         resource_name_dns_aaaa_record: false,
+        ipv6: None,
         acl: None,
     }
 }
@@ -258,6 +259,7 @@ pub fn new_vpc(
         vpc_id: id.clone(),
         is_default: true,
         entries: crate::records::net::AclEntry::default_allow(),
+        ipv6: false,
     };
     let vpc = VpcRecord {
         id,
@@ -274,12 +276,128 @@ pub fn new_vpc(
         main_route_table_id: rtb.id.clone(),
         default_security_group_id: sg.id.clone(),
         default_network_acl_id: acl.id.clone(),
+        ipv6: Vec::new(),
     };
     tx.insert(s, &vpc)?;
     tx.insert(s, &rtb)?;
     tx.insert(s, &sg)?;
     tx.insert(s, &acl)?;
     Ok(vpc)
+}
+
+/// Kumo's pool of Amazon-provided IPv6 blocks, held across accounts and regions as the public
+/// IPv4 addresses are: each /56's index in `kumo_model::cidr::ipv6_pool_block`.
+const IPV6_POOL: &str = "ipv6-56";
+const GLOBAL: Scope = Scope {
+    account: "",
+    region: "",
+};
+
+/// Takes a free /56 of the IPv6 pool for a VPC (the one after the highest held, else the first
+/// free one), and records the VPC as its holder.
+pub fn take_ipv6_block(tx: &Tx, s: Scope, vpc: &str) -> Result<String, Fail> {
+    let tag = format!("{}/{}/{vpc}", s.account, s.region);
+    let start = tx.max_addr(GLOBAL, IPV6_POOL)?.map(|m| m + 1).unwrap_or(0);
+    let held: std::collections::HashSet<u32> = if start >= 1 << 24 {
+        tx.pool_addrs(GLOBAL, IPV6_POOL)?
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect()
+    } else {
+        Default::default()
+    };
+    for i in (start..1 << 24).chain((0..start).filter(|i| !held.contains(i))) {
+        match tx.claim_addrs(GLOBAL, IPV6_POOL, &tag, &[i]) {
+            Ok(()) => {
+                return kumo_model::cidr::ipv6_pool_block(i)
+                    .map(|c| c.to_string())
+                    .ok_or(Fail(Ec2Error::internal()))
+            }
+            Err(kumo_store::StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Fail(Ec2Error::new(
+        "InsufficientCidrBlocks",
+        "Kumo's IPv6 pool has no free /56 left.",
+    )))
+}
+
+/// Gives a /56 back to the pool.
+pub fn release_ipv6_block(tx: &Tx, cidr: &str) -> Result<(), Fail> {
+    let Ok(c) = kumo_model::cidr::Cidr6::parse(cidr) else {
+        return Ok(());
+    };
+    let index = (0..1u32 << 24).find(|i| kumo_model::cidr::ipv6_pool_block(*i) == Some(c));
+    if let Some(i) = index {
+        tx.release_addrs(GLOBAL, IPV6_POOL, &[i])?;
+    }
+    Ok(())
+}
+
+/// What a VPC's first IPv6 block brings, as AWS documents it: a local route in each of its
+/// route tables, the `::/0` rules of its network ACLs (the default one's rule 101 allowing
+/// `::/0` both ways, where that number is free), and an egress rule for `::/0` in its default
+/// security group.
+pub fn add_ipv6_block(tx: &Tx, s: Scope, vpc: &VpcRecord, cidr: &str) -> Result<(), Fail> {
+    use crate::records::net::{AclEntry, NetworkAclRecord, SecurityGroupRecord};
+    let q = Query {
+        vpcs: Some(&[vpc.id.as_str()]),
+        ..Query::default()
+    };
+    let tables: Vec<RouteTableRecord> = tx.list(s, &q)?;
+    for mut t in tables {
+        t.routes.push(RouteEntry {
+            destination: cidr.to_string(),
+            gateway_id: "local".into(),
+            origin: "CreateRouteTable".into(),
+        });
+        tx.update(s, &t)?;
+    }
+    if !vpc.ipv6.is_empty() {
+        return Ok(());
+    }
+    let acls: Vec<NetworkAclRecord> = tx.list(s, &q)?;
+    for mut a in acls {
+        a.ipv6 = true;
+        if a.is_default {
+            for egress in [true, false] {
+                if !a
+                    .entries
+                    .iter()
+                    .any(|e| e.egress == egress && e.rule_number == 101)
+                {
+                    a.entries.push(AclEntry {
+                        rule_number: 101,
+                        egress,
+                        protocol: "-1".into(),
+                        action: "allow".into(),
+                        cidr: None,
+                        ipv6_cidr: Some("::/0".into()),
+                        icmp: None,
+                        ports: None,
+                    });
+                }
+            }
+            a.entries.sort_by_key(|x| (!x.egress, x.rule_number));
+        }
+        tx.update(s, &a)?;
+    }
+    if let Some(mut sg) = tx.get::<SecurityGroupRecord>(s, &vpc.default_security_group_id)? {
+        if !sg
+            .egress
+            .iter()
+            .any(|r| r.cidr_ipv6.as_deref() == Some("::/0") && r.protocol == "-1")
+        {
+            sg.egress.push(SgRule {
+                cidr: None,
+                cidr_ipv6: Some("::/0".into()),
+                ..all_traffic_egress()
+            });
+            tx.update(s, &sg)?;
+        }
+    }
+    Ok(())
 }
 
 /// The egress rule every new security group starts with: all traffic to anywhere.

@@ -264,6 +264,18 @@ pub(crate) fn wire(
             cidr_block: Some("0.0.0.0/0".into()),
             ..NetworkAclEntry::default()
         });
+        // The `*` rule for IPv6, once the VPC has an IPv6 block (AWS's API numbers it 32767
+        // too).
+        if a.ipv6 {
+            entries.push(NetworkAclEntry {
+                rule_number: Some(32767),
+                egress: Some(egress),
+                protocol: Some("-1".into()),
+                rule_action: Some("deny".into()),
+                ipv6_cidr_block: Some("::/0".into()),
+                ..NetworkAclEntry::default()
+            });
+        }
     }
     NetworkAcl {
         network_acl_id: Some(a.id.clone()),
@@ -337,6 +349,7 @@ pub fn create(
                 vpc_id: vpc.id.clone(),
                 is_default: false,
                 entries: Vec::new(),
+                ipv6: !vpc.ipv6.is_empty(),
             };
             tx.insert(s, &rec)?;
             tags::put_all(tx, s, &rec.id, "network-acl", &tag_list)?;

@@ -13,10 +13,10 @@ use crate::vpcs::{get_vpc, parse_cidr};
 use kumo_ec2_wire::filters::{DescribeSubnets as SubnetF, GetSubnetCidrReservations as ResF};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
-use kumo_model::cidr::Cidr;
+use kumo_model::cidr::{Cidr, Cidr6};
 use kumo_model::filter::Filterable;
 use kumo_model::regions;
-use kumo_store::{Query, Read, Scope, Store};
+use kumo_store::{Query, Read, Scope, Store, Tx};
 use std::collections::HashMap;
 
 pub fn not_found(id: &str) -> Ec2Error {
@@ -62,7 +62,12 @@ pub fn wire_subnet(ctx: &RequestContext, t: &Tagged<SubnetRecord>, available_ips
         assign_ipv6_address_on_creation: Some(sn.assign_ipv6_on_creation),
         enable_dns64: Some(sn.enable_dns64),
         ipv6_native: Some(false),
-        ipv6_cidr_block_association_set: Some(Vec::new()),
+        ipv6_cidr_block_association_set: Some(
+            sn.ipv6
+                .iter()
+                .map(|c| ipv6_association(c, "associated"))
+                .collect(),
+        ),
         owner_id: Some(ctx.account_id.clone()),
         state: Some("available".into()),
         private_dns_name_options_on_launch: Some(PrivateDnsNameOptionsOnLaunch {
@@ -80,6 +85,31 @@ pub fn wire_subnet(ctx: &RequestContext, t: &Tagged<SubnetRecord>, available_ips
 /// follow in the operation.
 impl Checks for CreateSubnetRequest {
     fn required(&self) -> Result<(), Ec2Error> {
+        if self.ipv6_native == Some(true) {
+            if self.cidr_block.is_some() || self.ipv4_ipam_pool_id.is_some() {
+                return Err(Ec2Error::new(
+                    "InvalidParameterCombination",
+                    "When specifying ipv4 parameters, cidrBlock or ipv4IpamPoolId, you cannot set ipv6Native to true.",
+                ));
+            }
+            if self.ipv6_cidr_block.is_none() && self.ipv6_ipam_pool_id.is_none() {
+                return Err(Ec2Error::new(
+                    "MissingParameter",
+                    "Either 'ipv6CidrBlock' or 'ipv6IpamPoolId' should be provided.",
+                ));
+            }
+            // Every interface and every guest here has an IPv4 address first.
+            return Err(Ec2Error::new(
+                "Unsupported",
+                "Kumo has no IPv6-only subnets yet: a subnet has an IPv4 block, and may have an IPv6 one too.",
+            ));
+        }
+        if self.ipv6_ipam_pool_id.is_some() {
+            return Err(Ec2Error::new(
+                "Unsupported",
+                "Kumo takes IPv6 subnet blocks as Ipv6CidrBlock only; Ipv6IpamPoolId is not supported.",
+            ));
+        }
         checks::given(&self.cidr_block, "cidrBlock")
     }
 
@@ -88,8 +118,173 @@ impl Checks for CreateSubnetRequest {
         if !(16..=28).contains(&cidr.prefix_len()) {
             return Err(range_error(&cidr.to_string()));
         }
+        if let Some(b) = &self.ipv6_cidr_block {
+            subnet_ipv6(b)?;
+        }
         tags::from_specifications(self.tag_specifications.clone(), "subnet").map(drop)
     }
+}
+
+/// A subnet's IPv6 block: a /64 (AWS's answer to any other size, quoted for CreateSubnet).
+fn subnet_ipv6(text: &str) -> Result<Cidr6, Ec2Error> {
+    Cidr6::parse(text)
+        .ok()
+        .filter(|c| c.prefix_len() == 64)
+        .ok_or_else(|| {
+            Ec2Error::invalid_value(format!(
+                "invalid value for parameter ipv6-cidr-block: {text}"
+            ))
+        })
+}
+
+/// Gives a subnet the /64 `block` of its VPC: inside one of the VPC's IPv6 blocks, and
+/// overlapping no other subnet's.
+fn take_ipv6(
+    tx: &Tx,
+    s: Scope,
+    vpc: &VpcRecord,
+    sn: &mut SubnetRecord,
+    block: Cidr6,
+) -> Result<(), Fail> {
+    let inside = vpc
+        .ipv6
+        .iter()
+        .any(|c| Cidr6::parse(&c.cidr).is_ok_and(|v| v.contains(block)));
+    if !inside {
+        return Err(Fail(Ec2Error::new(
+            "InvalidSubnet.Range",
+            format!("The IPv6 CIDR '{block}' is invalid."),
+        )));
+    }
+    let siblings: Vec<SubnetRecord> = tx.list(
+        s,
+        &Query {
+            vpcs: Some(&[vpc.id.as_str()]),
+            ..Query::default()
+        },
+    )?;
+    let clash = siblings.iter().filter(|o| o.id != sn.id).any(|o| {
+        o.ipv6
+            .as_ref()
+            .is_some_and(|c| Cidr6::parse(&c.cidr).is_ok_and(|x| x.overlaps(block)))
+    });
+    if clash {
+        return Err(Fail(Ec2Error::new(
+            "InvalidSubnet.Conflict",
+            format!("The IPv6 CIDR '{block}' conflicts with another subnet"),
+        )));
+    }
+    sn.ipv6 = Some(VpcCidr {
+        association_id: new_id("subnet-cidr-assoc"),
+        cidr: block.to_string(),
+    });
+    Ok(())
+}
+
+/// A subnet's IPv6 block as the wire shows it, in `state`.
+fn ipv6_association(c: &VpcCidr, state: &str) -> SubnetIpv6CidrBlockAssociation {
+    SubnetIpv6CidrBlockAssociation {
+        association_id: Some(c.association_id.clone()),
+        ipv6_cidr_block: Some(c.cidr.clone()),
+        ipv6_cidr_block_state: Some(SubnetCidrBlockState {
+            state: Some(state.into()),
+            status_message: None,
+        }),
+        ipv6_address_attribute: Some("public".into()),
+        ip_source: Some("amazon".into()),
+    }
+}
+
+impl Checks for AssociateSubnetCidrBlockRequest {
+    fn required(&self) -> Result<(), Ec2Error> {
+        if self.ipv6_ipam_pool_id.is_some() {
+            return Err(Ec2Error::new(
+                "Unsupported",
+                "Kumo takes IPv6 subnet blocks as Ipv6CidrBlock only; Ipv6IpamPoolId is not supported.",
+            ));
+        }
+        checks::given(&self.ipv6_cidr_block, "ipv6CidrBlock")
+    }
+    fn formats(&self) -> Result<(), Ec2Error> {
+        subnet_ipv6(self.ipv6_cidr_block.as_deref().unwrap_or_default()).map(drop)
+    }
+}
+
+impl Checks for DisassociateSubnetCidrBlockRequest {}
+
+pub fn associate_cidr_block(
+    store: &Store,
+    ctx: &RequestContext,
+    input: AssociateSubnetCidrBlockRequest,
+) -> Result<AssociateSubnetCidrBlockResult, Ec2Error> {
+    let block = subnet_ipv6(input.ipv6_cidr_block.as_deref().unwrap_or_default())?;
+    let s = scope(ctx);
+    let assoc = store
+        .write(!ctx.dry_run, |tx| {
+            let mut sn = get_subnet(tx, s, &input.subnet_id)?;
+            if let Some(c) = &sn.ipv6 {
+                return Err(Fail(Ec2Error::invalid_value(format!(
+                    "The subnet {} already has the IPv6 CIDR block {} associated with it; a subnet has one.",
+                    sn.id, c.cidr
+                ))));
+            }
+            let vpc = get_vpc(tx, s, &sn.vpc_id)?;
+            take_ipv6(tx, s, &vpc, &mut sn, block)?;
+            tx.update(s, &sn)?;
+            Ok::<_, Fail>(sn.ipv6.clone().unwrap_or(VpcCidr {
+                association_id: String::new(),
+                cidr: String::new(),
+            }))
+        })
+        .map_err(|f| f.0)?;
+    Ok(AssociateSubnetCidrBlockResult {
+        subnet_id: Some(input.subnet_id),
+        ipv6_cidr_block_association: Some(ipv6_association(&assoc, "associating")),
+    })
+}
+
+pub fn disassociate_cidr_block(
+    store: &Store,
+    ctx: &RequestContext,
+    input: DisassociateSubnetCidrBlockRequest,
+) -> Result<DisassociateSubnetCidrBlockResult, Ec2Error> {
+    let s = scope(ctx);
+    let id = input.association_id.clone();
+    if !id.starts_with("subnet-cidr-assoc-") {
+        return Err(Ec2Error::new(
+            "InvalidSubnetCidrBlockAssociationId.Malformed",
+            format!("The subnet CIDR block with association ID {id} is malformed"),
+        ));
+    }
+    let (subnet, gone) = store
+        .write(!ctx.dry_run, |tx| {
+            let subnets: Vec<SubnetRecord> = tx.list(s, &Query::default())?;
+            let Some(mut sn) = subnets
+                .into_iter()
+                .find(|x| x.ipv6.as_ref().is_some_and(|c| c.association_id == id))
+            else {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidSubnetCidrBlockAssociationID.NotFound",
+                    format!("The subnet CIDR block with association ID '{id}' does not exist"),
+                )));
+            };
+            if sn.assign_ipv6_on_creation {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidCidrBlock.InUse",
+                    format!("The subnet IPv6 CIDR block with association ID {id} may not be disassociated, because its subnet has assign-ipv6-address-on-creation set to true."),
+                )));
+            }
+            let gone = sn.ipv6.take();
+            sn.enable_dns64 = false;
+            sn.resource_name_dns_aaaa_record = false;
+            tx.update(s, &sn)?;
+            Ok::<_, Fail>((sn.id, gone))
+        })
+        .map_err(|f| f.0)?;
+    Ok(DisassociateSubnetCidrBlockResult {
+        subnet_id: Some(subnet),
+        ipv6_cidr_block_association: gone.map(|c| ipv6_association(&c, "disassociating")),
+    })
 }
 
 pub fn create_subnet(
@@ -148,6 +343,9 @@ pub fn create_subnet(
             let mut sn = network::default_subnet(&vpc.id, cidr, zone.0, zone.1);
             sn.default_for_az = false;
             sn.map_public_ip_on_launch = false;
+            if let Some(b) = input.ipv6_cidr_block.as_deref() {
+                take_ipv6(tx, s, &vpc, &mut sn, subnet_ipv6(b)?)?;
+            }
             tx.insert(s, &sn)?;
             tags::put_all(tx, s, &sn.id, "subnet", &tag_list)?;
             Ok::<_, Fail>(sn)
@@ -339,10 +537,16 @@ impl Filterable<SubnetF> for SubnetView<'_> {
             // No subnet is on an Outpost, and subnets have no IPv6 yet.
             SubnetF::CustomerOwnedIpv4Pool
             | SubnetF::EnableLniAtDeviceIndex
-            | SubnetF::Ipv6CidrBlockAssociationAssociationId
-            | SubnetF::Ipv6CidrBlockAssociationIpv6CidrBlock
-            | SubnetF::Ipv6CidrBlockAssociationState
             | SubnetF::OutpostArn => {}
+            SubnetF::Ipv6CidrBlockAssociationAssociationId => {
+                sn.ipv6.iter().for_each(|c| out(&c.association_id))
+            }
+            SubnetF::Ipv6CidrBlockAssociationIpv6CidrBlock => {
+                sn.ipv6.iter().for_each(|c| out(&c.cidr))
+            }
+            SubnetF::Ipv6CidrBlockAssociationState => {
+                sn.ipv6.iter().for_each(|_| out("associated"))
+            }
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -455,25 +659,32 @@ pub fn modify_subnet_attribute(
             if let Some(v) = map_public {
                 sn.map_public_ip_on_launch = v;
             }
-            if let Some(v) = ipv6 {
-                if v {
-                    return Err(Fail(needs_ipv6("assign-ipv6-address-on-creation", &sn.id)));
+            // An IPv6 setting needs the subnet's IPv6 block; with one, Kumo still refuses to
+            // turn on what it cannot do yet (interfaces take no IPv6 addresses, the resolver
+            // has no DNS64) rather than accept it and not do it.
+            let ipv6_setting = |attribute: &str, on: bool| -> Result<(), Fail> {
+                match (on, sn.ipv6.is_some()) {
+                    (false, _) => Ok(()),
+                    (true, false) => Err(Fail(needs_ipv6(attribute, &sn.id))),
+                    (true, true) => Err(Fail(Ec2Error::new(
+                        "Unsupported",
+                        format!("Kumo does not support {attribute} yet: its interfaces take no IPv6 addresses."),
+                    ))),
                 }
+            };
+            if let Some(v) = ipv6 {
+                ipv6_setting("assign-ipv6-address-on-creation", v)?;
                 sn.assign_ipv6_on_creation = v;
             }
             if let Some(v) = dns64 {
+                ipv6_setting("enable-dns64", v)?;
                 sn.enable_dns64 = v;
             }
             if let Some(v) = a_rec {
                 sn.resource_name_dns_a_record = v;
             }
             if let Some(v) = aaaa_rec {
-                if v {
-                    return Err(Fail(needs_ipv6(
-                        "enable-resource-name-dns-aaaa-record-on-launch",
-                        &sn.id,
-                    )));
-                }
+                ipv6_setting("enable-resource-name-dns-aaaa-record-on-launch", v)?;
                 sn.resource_name_dns_aaaa_record = v;
             }
             if let Some(h) = &hostname {

@@ -70,7 +70,15 @@ fn vpc_block(given: Option<&str>) -> Result<Cidr, Ec2Error> {
 /// CreateVpc, before any lookup: a block of AWS's form and size, and the tags.
 impl Checks for CreateVpcRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        checks::given(&self.cidr_block, "cidrBlock")
+        checks::given(&self.cidr_block, "cidrBlock")?;
+        ipv6_asked(
+            self.amazon_provided_ipv6_cidr_block,
+            &self.ipv6_cidr_block,
+            &self.ipv6_pool,
+            &self.ipv6_ipam_pool_id,
+            &self.ipv6_cidr_block_network_border_group,
+        )
+        .map(drop)
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {
@@ -79,15 +87,69 @@ impl Checks for CreateVpcRequest {
     }
 }
 
-/// AssociateVpcCidrBlock, before any lookup: a block of AWS's form and size. The VPC, the
-/// block's conflicts with its others and the limit of five follow.
+/// The IPv6 block a request asks for: Amazon's (`Some(true)`), within the region's network
+/// border group; the BYOIP and IPAM ways are refused by name (Kumo has no pools of yours).
+fn ipv6_asked(
+    amazon: Option<bool>,
+    block: &Option<String>,
+    pool: &Option<String>,
+    ipam: &Option<String>,
+    border_group: &Option<String>,
+) -> Result<bool, Ec2Error> {
+    if block.is_some() || pool.is_some() || ipam.is_some() {
+        return Err(Ec2Error::new(
+            "Unsupported",
+            "Kumo provides IPv6 blocks from its own pool only (AmazonProvidedIpv6CidrBlock); Ipv6CidrBlock, Ipv6Pool and Ipv6IpamPoolId are not supported.",
+        ));
+    }
+    let amazon = amazon == Some(true);
+    if border_group.is_some() && !amazon {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The parameter ipv6CidrBlockNetworkBorderGroup requires amazonProvidedIpv6CidrBlock.",
+        ));
+    }
+    Ok(amazon)
+}
+
+/// The network border group a request names: the region's own, the only one Kumo has.
+fn border_group(ctx: &RequestContext, given: &Option<String>) -> Result<(), Ec2Error> {
+    match given {
+        Some(g) if *g != ctx.region => Err(Ec2Error::invalid_value(format!(
+            "Value ({g}) for parameter ipv6CidrBlockNetworkBorderGroup is invalid. The only network border group of {} is {}.",
+            ctx.region, ctx.region
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// AssociateVpcCidrBlock, before any lookup: one block, an IPv4 one of AWS's form and size or
+/// an Amazon-provided IPv6 one. The VPC, the block's conflicts with its others and the
+/// limits follow.
 impl Checks for AssociateVpcCidrBlockRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        checks::given(&self.cidr_block, "cidrBlock")
+        let v6 = ipv6_asked(
+            self.amazon_provided_ipv6_cidr_block,
+            &self.ipv6_cidr_block,
+            &self.ipv6_pool,
+            &self.ipv6_ipam_pool_id,
+            &self.ipv6_cidr_block_network_border_group,
+        )?;
+        match (v6, self.cidr_block.is_some()) {
+            (true, true) => Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "The parameter cidrBlock cannot be used with the parameter amazonProvidedIpv6CidrBlock",
+            )),
+            (true, false) => Ok(()),
+            (false, _) => checks::given(&self.cidr_block, "cidrBlock"),
+        }
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {
-        vpc_block(self.cidr_block.as_deref()).map(drop)
+        match &self.cidr_block {
+            Some(c) => vpc_block(Some(c)).map(drop),
+            None => Ok(()),
+        }
     }
 }
 
@@ -112,7 +174,11 @@ pub fn create_vpc(
     input: CreateVpcRequest,
 ) -> Result<CreateVpcResult, Ec2Error> {
     let cidr = vpc_block(input.cidr_block.as_deref())?;
-    let tenancy = input.instance_tenancy.unwrap_or_else(|| "default".into());
+    border_group(ctx, &input.ipv6_cidr_block_network_border_group)?;
+    let tenancy = input
+        .instance_tenancy
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let tag_list = tags::from_specifications(input.tag_specifications, "vpc")?;
     let rec = store
         .write(!ctx.dry_run, |tx| {
@@ -128,7 +194,16 @@ pub fn create_vpc(
             {
                 dopt = "default".into();
             }
-            let vpc = network::new_vpc(tx, s, &cidr.to_string(), false, &dopt, &tenancy)?;
+            let mut vpc = network::new_vpc(tx, s, &cidr.to_string(), false, &dopt, &tenancy)?;
+            if input.amazon_provided_ipv6_cidr_block == Some(true) {
+                let block = network::take_ipv6_block(tx, s, &vpc.id)?;
+                network::add_ipv6_block(tx, s, &vpc, &block)?;
+                vpc.ipv6.push(VpcCidr {
+                    association_id: new_id("vpc-cidr-assoc"),
+                    cidr: block,
+                });
+                tx.update(s, &vpc)?;
+            }
             tags::put_all(tx, s, &vpc.id, "vpc", &tag_list)?;
             Ok::<_, Fail>(vpc)
         })
@@ -143,9 +218,23 @@ pub fn create_vpc(
     v.tags = Some(tag_list);
     // A new VPC is reported `pending` by CreateVpc, then `available`.
     v.state = Some("pending".into());
-    // CreateVpc lists the VPC's IPv6 blocks, none here, as an empty set; DescribeVpcs
-    // leaves the member out for a VPC without IPv6.
-    v.ipv6_cidr_block_association_set = Some(Vec::new());
+    // CreateVpc lists the VPC's IPv6 blocks as a set, empty for none (DescribeVpcs leaves
+    // the member out then), each `associating` with its block not yet shown, as AWS answers.
+    v.ipv6_cidr_block_association_set = Some(
+        v.ipv6_cidr_block_association_set
+            .take()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut a| {
+                a.ipv6_cidr_block = Some(String::new());
+                a.ipv6_cidr_block_state = Some(VpcCidrBlockState {
+                    state: Some("associating".into()),
+                    status_message: None,
+                });
+                a
+            })
+            .collect(),
+    );
     Ok(CreateVpcResult { vpc: Some(v) })
 }
 
@@ -249,6 +338,22 @@ pub fn delete_vpc(
         .map_err(|f: Fail| f.0)
 }
 
+/// A VPC's IPv6 block as the wire shows it, in `state`.
+fn ipv6_association(ctx: &RequestContext, c: &VpcCidr, state: &str) -> VpcIpv6CidrBlockAssociation {
+    VpcIpv6CidrBlockAssociation {
+        association_id: Some(c.association_id.clone()),
+        ipv6_cidr_block: Some(c.cidr.clone()),
+        ipv6_cidr_block_state: Some(VpcCidrBlockState {
+            state: Some(state.into()),
+            status_message: None,
+        }),
+        ipv6_pool: Some("Amazon".into()),
+        network_border_group: Some(ctx.region.clone()),
+        ip_source: Some("amazon".into()),
+        ipv6_address_attribute: Some("public".into()),
+    }
+}
+
 pub fn wire_vpc(ctx: &RequestContext, t: &Tagged<VpcRecord>) -> Vpc {
     let v = &t.item;
     Vpc {
@@ -267,6 +372,12 @@ pub fn wire_vpc(ctx: &RequestContext, t: &Tagged<VpcRecord>) -> Vpc {
                 })
                 .collect(),
         ),
+        ipv6_cidr_block_association_set: (!v.ipv6.is_empty()).then(|| {
+            v.ipv6
+                .iter()
+                .map(|c| ipv6_association(ctx, c, "associated"))
+                .collect()
+        }),
         dhcp_options_id: Some(v.dhcp_options_id.clone()),
         instance_tenancy: Some(v.instance_tenancy.clone()),
         is_default: Some(v.is_default),
@@ -301,10 +412,12 @@ impl Filterable<F> for VpcView<'_> {
             F::State => out("available"),
             F::VpcId => out(&v.id),
             // VPCs have no IPv6 yet.
-            F::Ipv6CidrBlockAssociationAssociationId
-            | F::Ipv6CidrBlockAssociationIpv6CidrBlock
-            | F::Ipv6CidrBlockAssociationIpv6Pool
-            | F::Ipv6CidrBlockAssociationState => {}
+            F::Ipv6CidrBlockAssociationAssociationId => {
+                v.ipv6.iter().for_each(|c| out(&c.association_id))
+            }
+            F::Ipv6CidrBlockAssociationIpv6CidrBlock => v.ipv6.iter().for_each(|c| out(&c.cidr)),
+            F::Ipv6CidrBlockAssociationIpv6Pool => v.ipv6.iter().for_each(|_| out("Amazon")),
+            F::Ipv6CidrBlockAssociationState => v.ipv6.iter().for_each(|_| out("associated")),
         }
     }
     fn tags(&self) -> &[(String, String)] {
@@ -418,6 +531,9 @@ pub fn associate_vpc_cidr_block(
     ctx: &RequestContext,
     input: AssociateVpcCidrBlockRequest,
 ) -> Result<AssociateVpcCidrBlockResult, Ec2Error> {
+    if input.amazon_provided_ipv6_cidr_block == Some(true) {
+        return associate_ipv6(store, ctx, input);
+    }
     let cidr = vpc_block(input.cidr_block.as_deref())?;
     let assoc = store
         .write(!ctx.dry_run, |tx| {
@@ -459,15 +575,75 @@ pub fn associate_vpc_cidr_block(
     })
 }
 
+/// An Amazon-provided IPv6 /56 for a VPC: one per network border group, and Kumo's regions
+/// have one each, so one per VPC.
+fn associate_ipv6(
+    store: &Store,
+    ctx: &RequestContext,
+    input: AssociateVpcCidrBlockRequest,
+) -> Result<AssociateVpcCidrBlockResult, Ec2Error> {
+    border_group(ctx, &input.ipv6_cidr_block_network_border_group)?;
+    let assoc = store
+        .write(!ctx.dry_run, |tx| {
+            let s = scope(ctx);
+            let mut vpc = get_vpc(tx, s, &input.vpc_id)?;
+            if !vpc.ipv6.is_empty() {
+                return Err(Fail(Ec2Error::new(
+                    "CidrLimitExceeded",
+                    format!(
+                        "This network '{}' has met its maximum number of allowed IPv6 CIDRs from the network border group {}: 1",
+                        vpc.id, ctx.region
+                    ),
+                )));
+            }
+            let block = network::take_ipv6_block(tx, s, &vpc.id)?;
+            network::add_ipv6_block(tx, s, &vpc, &block)?;
+            let a = VpcCidr {
+                association_id: new_id("vpc-cidr-assoc"),
+                cidr: block,
+            };
+            vpc.ipv6.push(a.clone());
+            tx.update(s, &vpc)?;
+            Ok(a)
+        })
+        .map_err(|f: Fail| f.0)?;
+    let mut shown = ipv6_association(ctx, &assoc, "associating");
+    shown.ipv6_cidr_block = None;
+    Ok(AssociateVpcCidrBlockResult {
+        vpc_id: Some(input.vpc_id),
+        ipv6_cidr_block_association: Some(shown),
+        ..AssociateVpcCidrBlockResult::default()
+    })
+}
+
 pub fn disassociate_vpc_cidr_block(
     store: &Store,
     ctx: &RequestContext,
     input: DisassociateVpcCidrBlockRequest,
 ) -> Result<DisassociateVpcCidrBlockResult, Ec2Error> {
-    let (vpc_id, gone) = store
+    let (vpc_id, gone, v6) = store
         .write(!ctx.dry_run, |tx| {
             let s = scope(ctx);
             let vpcs: Vec<VpcRecord> = tx.list(s, &Query::default())?;
+            if let Some(mut vpc) = vpcs.iter().find(|v| v.ipv6.iter().any(|c| c.association_id == input.association_id)).cloned() {
+                let i = vpc.ipv6.iter().position(|c| c.association_id == input.association_id).unwrap_or(0);
+                let gone = vpc.ipv6.remove(i);
+                let subnets: Vec<SubnetRecord> = tx.list(s, &Query { vpcs: Some(&[vpc.id.as_str()]), ..Query::default() })?;
+                if subnets.iter().any(|sn| sn.ipv6.is_some()) {
+                    return Err(Fail(Ec2Error::new(
+                        "InvalidCidrBlock.InUse",
+                        format!("The vpc {} currently has a subnet within CIDR block {}", vpc.id, gone.cidr),
+                    )));
+                }
+                let tables: Vec<RouteTableRecord> = tx.list(s, &Query { vpcs: Some(&[vpc.id.as_str()]), ..Query::default() })?;
+                for mut t in tables {
+                    t.routes.retain(|r| !(r.gateway_id == "local" && r.destination == gone.cidr));
+                    tx.update(s, &t)?;
+                }
+                network::release_ipv6_block(tx, &gone.cidr)?;
+                tx.update(s, &vpc)?;
+                return Ok((vpc.id, gone, true));
+            }
             let Some(mut vpc) = vpcs.into_iter().find(|v| v.cidrs.iter().any(|c| c.association_id == input.association_id)) else {
                 return Err(Fail(Ec2Error::new(
                     "InvalidVpcCidrBlockAssociationID.NotFound",
@@ -494,9 +670,16 @@ pub fn disassociate_vpc_cidr_block(
             rtb.routes.retain(|r| !(r.gateway_id == "local" && r.destination == gone.cidr));
             tx.update(s, &rtb)?;
             tx.update(s, &vpc)?;
-            Ok((vpc.id, gone))
+            Ok((vpc.id, gone, false))
         })
         .map_err(|f: Fail| f.0)?;
+    if v6 {
+        return Ok(DisassociateVpcCidrBlockResult {
+            vpc_id: Some(vpc_id),
+            ipv6_cidr_block_association: Some(ipv6_association(ctx, &gone, "disassociating")),
+            ..DisassociateVpcCidrBlockResult::default()
+        });
+    }
     Ok(DisassociateVpcCidrBlockResult {
         vpc_id: Some(vpc_id),
         cidr_block_association: Some(VpcCidrBlockAssociation {

@@ -125,9 +125,95 @@ pub fn canonical_ipv6(text: &str) -> Option<String> {
     Some(format!("{net}/{len}"))
 }
 
+/// An IPv6 CIDR block: a base address with its host bits clear, and a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Cidr6 {
+    base: u128,
+    len: u8,
+}
+
+impl Cidr6 {
+    /// Parses `addr/len`; host bits set is an error, as for [`Cidr::parse`].
+    pub fn parse(s: &str) -> Result<Cidr6, CidrError> {
+        let (addr, len) = s.split_once('/').ok_or(CidrError::Malformed)?;
+        let len: u8 = len.parse().map_err(|_| CidrError::Malformed)?;
+        if len > 128 {
+            return Err(CidrError::Malformed);
+        }
+        let base = u128::from(
+            addr.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| CidrError::Malformed)?,
+        );
+        if base & !mask6(len) != 0 {
+            return Err(CidrError::NotAligned);
+        }
+        Ok(Cidr6 { base, len })
+    }
+
+    pub fn new(base: u128, len: u8) -> Option<Cidr6> {
+        (len <= 128 && base & !mask6(len) == 0).then_some(Cidr6 { base, len })
+    }
+
+    pub fn prefix_len(self) -> u8 {
+        self.len
+    }
+
+    pub fn contains(self, other: Cidr6) -> bool {
+        other.len >= self.len && other.base & mask6(self.len) == self.base
+    }
+
+    pub fn overlaps(self, other: Cidr6) -> bool {
+        self.contains(other) || other.contains(self)
+    }
+}
+
+fn mask6(len: u8) -> u128 {
+    u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0)
+}
+
+impl std::fmt::Display for Cidr6 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", std::net::Ipv6Addr::from(self.base), self.len)
+    }
+}
+
+/// Kumo's pool of Amazon-provided IPv6 blocks: the /56s of RFC 3849's documentation prefix
+/// 2001:db8::/32, which no real network routes (as the public IPv4 pool takes RFC 5737's).
+/// `index` is below 2^24.
+pub fn ipv6_pool_block(index: u32) -> Option<Cidr6> {
+    let base = 0x2001_0db8u128 << 96;
+    (index < 1 << 24).then(|| Cidr6 {
+        base: base | (u128::from(index) << 72),
+        len: 56,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_blocks_parse_contain_and_come_from_the_documentation_prefix() {
+        let vpc = Cidr6::parse("2001:db8:0:100::/56").unwrap();
+        let sub = Cidr6::parse("2001:db8:0:1ff::/64").unwrap();
+        assert!(vpc.contains(sub) && vpc.overlaps(sub) && !sub.contains(vpc));
+        assert!(!vpc.contains(Cidr6::parse("2001:db8:0:200::/64").unwrap()));
+        assert_eq!(Cidr6::parse("2001:db8::1/64"), Err(CidrError::NotAligned));
+        assert!(Cidr6::parse("10.0.0.0/8").is_err() && Cidr6::parse("::/129").is_err());
+        assert_eq!(ipv6_pool_block(0).unwrap().to_string(), "2001:db8::/56");
+        assert_eq!(
+            ipv6_pool_block(1).unwrap().to_string(),
+            "2001:db8:0:100::/56"
+        );
+        assert_eq!(
+            ipv6_pool_block((1 << 24) - 1).unwrap().to_string(),
+            "2001:db8:ffff:ff00::/56"
+        );
+        assert!(ipv6_pool_block(1 << 24).is_none());
+        assert!(Cidr6::parse("2001:db8::/32")
+            .unwrap()
+            .contains(ipv6_pool_block(77).unwrap()));
+    }
 
     #[test]
     fn ipv6_blocks_are_canonical_with_host_bits_cleared() {

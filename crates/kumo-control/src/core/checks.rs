@@ -68,6 +68,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::AssociateAddress(i) => run(i),
         Request::AssociateDhcpOptions(i) => run(i),
         Request::AssociateRouteTable(i) => run(i),
+        Request::AssociateSubnetCidrBlock(i) => run(i),
         Request::AssociateVpcCidrBlock(i) => run(i),
         Request::AttachInternetGateway(i) => run(i),
         Request::AttachNetworkInterface(i) => run(i),
@@ -191,6 +192,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::DisableVgwRoutePropagation(i) => run(i),
         Request::DisassociateAddress(i) => run(i),
         Request::DisassociateRouteTable(i) => run(i),
+        Request::DisassociateSubnetCidrBlock(i) => run(i),
         Request::DisassociateVpcCidrBlock(i) => run(i),
         Request::EnableEbsEncryptionByDefault(i) => run(i),
         Request::EnableImageBlockPublicAccess(i) => run(i),
@@ -315,6 +317,8 @@ fn form(kind: IdKind) -> Option<(&'static str, &'static str)> {
         | K::SubnetCidrReservationId
         | K::RouteTableAssociationId
         | K::NetworkAclAssociationId
+        // Its `.Malformed` answer has a message of its own: DisassociateSubnetCidrBlock's.
+        | K::SubnetCidrAssociationId
         | K::VpcCidrAssociationId
         | K::ElasticIpAssociationId => return None,
         // Not an id of one form: a zone id is checked against the region's zones, a KMS key

@@ -27,6 +27,9 @@ pub struct VpcRecord {
     pub main_route_table_id: String,
     pub default_security_group_id: String,
     pub default_network_acl_id: String,
+    /// Amazon-provided IPv6 blocks (/56s of Kumo's pool, `ipv6_pool_block`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6: Vec<VpcCidr>,
 }
 record!(VpcRecord, "vpc", |s| Index {
     state: Some("available".into()),
@@ -49,6 +52,9 @@ pub struct SubnetRecord {
     pub hostname_type: String,
     pub resource_name_dns_a_record: bool,
     pub resource_name_dns_aaaa_record: bool,
+    /// The subnet's IPv6 block (a /64 of one of its VPC's), with its association id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<VpcCidr>,
     /// The subnet's network ACL association, once ReplaceNetworkAclAssociation made one;
     /// until then the VPC's default ACL, by the association id [`SubnetRecord::acl_of`] gives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -298,6 +304,9 @@ pub struct NetworkAclRecord {
     /// Documents from before custom ACLs were all default ACLs, with rule 100 both ways.
     #[serde(default = "AclEntry::default_allow")]
     pub entries: Vec<AclEntry>,
+    /// Whether its VPC has an IPv6 block: it then shows a `*` rule for `::/0` too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ipv6: bool,
 }
 record!(NetworkAclRecord, "network-acl", |s| Index {
     vpc: Some(s.vpc_id.clone()),

@@ -44,6 +44,7 @@ pub enum IdKind {
     SecondarySubnetId,
     SecurityGroupId,
     SnapshotId,
+    SubnetCidrAssociationId,
     SubnetCidrReservationId,
     SubnetId,
     TaggableResourceId,
@@ -143,6 +144,19 @@ impl Ids for AssociateRouteTableRequest {
             f(IdKind::RouteTableId, v)?;
         }
         if let Some(v) = &self.subnet_id {
+            f(IdKind::SubnetId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for AssociateSubnetCidrBlockRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.ipv6_ipam_pool_id {
+            f(IdKind::IpamPoolId, v)?;
+        }
+        {
+            let v = &self.subnet_id;
             f(IdKind::SubnetId, v)?;
         }
         Ok(())
@@ -1544,6 +1558,16 @@ impl Ids for DisassociateRouteTableRequest {
         {
             let v = &self.association_id;
             f(IdKind::RouteTableAssociationId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DisassociateSubnetCidrBlockRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.association_id;
+            f(IdKind::SubnetCidrAssociationId, v)?;
         }
         Ok(())
     }

@@ -17,6 +17,7 @@ pub const OPERATIONS: &[&str] = &[
     "AssociateAddress",
     "AssociateDhcpOptions",
     "AssociateRouteTable",
+    "AssociateSubnetCidrBlock",
     "AssociateVpcCidrBlock",
     "AttachInternetGateway",
     "AttachNetworkInterface",
@@ -140,6 +141,7 @@ pub const OPERATIONS: &[&str] = &[
     "DisableVgwRoutePropagation",
     "DisassociateAddress",
     "DisassociateRouteTable",
+    "DisassociateSubnetCidrBlock",
     "DisassociateVpcCidrBlock",
     "EnableEbsEncryptionByDefault",
     "EnableImageBlockPublicAccess",
@@ -268,6 +270,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<AssociateRouteTableResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("AssociateRouteTable"))
+    }
+    /// `AssociateSubnetCidrBlock`.
+    fn associate_subnet_cidr_block(
+        &self,
+        ctx: &RequestContext,
+        input: AssociateSubnetCidrBlockRequest,
+    ) -> Result<AssociateSubnetCidrBlockResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AssociateSubnetCidrBlock"))
     }
     /// `AssociateVpcCidrBlock`.
     fn associate_vpc_cidr_block(
@@ -1370,6 +1381,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DisassociateRouteTable"))
     }
+    /// `DisassociateSubnetCidrBlock`.
+    fn disassociate_subnet_cidr_block(
+        &self,
+        ctx: &RequestContext,
+        input: DisassociateSubnetCidrBlockRequest,
+    ) -> Result<DisassociateSubnetCidrBlockResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DisassociateSubnetCidrBlock"))
+    }
     /// `DisassociateVpcCidrBlock`.
     fn disassociate_vpc_cidr_block(
         &self,
@@ -1906,6 +1926,7 @@ pub enum Request<'a> {
     AssociateAddress(&'a AssociateAddressRequest),
     AssociateDhcpOptions(&'a AssociateDhcpOptionsRequest),
     AssociateRouteTable(&'a AssociateRouteTableRequest),
+    AssociateSubnetCidrBlock(&'a AssociateSubnetCidrBlockRequest),
     AssociateVpcCidrBlock(&'a AssociateVpcCidrBlockRequest),
     AttachInternetGateway(&'a AttachInternetGatewayRequest),
     AttachNetworkInterface(&'a AttachNetworkInterfaceRequest),
@@ -2029,6 +2050,7 @@ pub enum Request<'a> {
     DisableVgwRoutePropagation(&'a DisableVgwRoutePropagationRequest),
     DisassociateAddress(&'a DisassociateAddressRequest),
     DisassociateRouteTable(&'a DisassociateRouteTableRequest),
+    DisassociateSubnetCidrBlock(&'a DisassociateSubnetCidrBlockRequest),
     DisassociateVpcCidrBlock(&'a DisassociateVpcCidrBlockRequest),
     EnableEbsEncryptionByDefault(&'a EnableEbsEncryptionByDefaultRequest),
     EnableImageBlockPublicAccess(&'a EnableImageBlockPublicAccessRequest),
@@ -2146,6 +2168,13 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.associate_route_table(ctx, input)?;
             crate::encode::response(ctx, "AssociateRouteTableResponse", &output)
+        }
+        "AssociateSubnetCidrBlock" => {
+            let input = AssociateSubnetCidrBlockRequest::decode(params, &Path::ROOT)?;
+            svc.check(ctx, Request::AssociateSubnetCidrBlock(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.associate_subnet_cidr_block(ctx, input)?;
+            crate::encode::response(ctx, "AssociateSubnetCidrBlockResponse", &output)
         }
         "AssociateVpcCidrBlock" => {
             let input = AssociateVpcCidrBlockRequest::decode(params, &Path::ROOT)?;
@@ -3142,6 +3171,13 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             svc.disassociate_route_table(ctx, input)?;
             crate::encode::response_return(ctx, "DisassociateRouteTableResponse")
+        }
+        "DisassociateSubnetCidrBlock" => {
+            let input = DisassociateSubnetCidrBlockRequest::decode(params, &Path::ROOT)?;
+            svc.check(ctx, Request::DisassociateSubnetCidrBlock(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.disassociate_subnet_cidr_block(ctx, input)?;
+            crate::encode::response(ctx, "DisassociateSubnetCidrBlockResponse", &output)
         }
         "DisassociateVpcCidrBlock" => {
             let input = DisassociateVpcCidrBlockRequest::decode(params, &Path::ROOT)?;

@@ -671,6 +671,69 @@ impl Encode for AssociateRouteTableResult {
     }
 }
 
+/// The `AssociateSubnetCidrBlockRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssociateSubnetCidrBlockRequest {
+    /// `Ipv6CidrBlock`: `Ipv6CidrBlock` in requests, `<ipv6CidrBlock>` in responses.
+    pub ipv6_cidr_block: Option<String>,
+    /// `Ipv6IpamPoolId`: `Ipv6IpamPoolId` in requests, `<Ipv6IpamPoolId>` in responses.
+    pub ipv6_ipam_pool_id: Option<String>,
+    /// `Ipv6NetmaskLength`: `Ipv6NetmaskLength` in requests, `<Ipv6NetmaskLength>` in responses.
+    pub ipv6_netmask_length: Option<i32>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: String,
+}
+
+impl Decode for AssociateSubnetCidrBlockRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_subnet_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Ipv6CidrBlock" => {
+                    out.ipv6_cidr_block = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6IpamPoolId" => {
+                    out.ipv6_ipam_pool_id = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6NetmaskLength" => {
+                    out.ipv6_netmask_length = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetId" => {
+                    out.subnet_id = Decode::decode(child, &here)?;
+                    seen_subnet_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_subnet_id {
+            return Err(crate::decode::missing(&path.child("SubnetId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `AssociateSubnetCidrBlockResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssociateSubnetCidrBlockResult {
+    /// `Ipv6CidrBlockAssociation`: `Ipv6CidrBlockAssociation` in requests, `<ipv6CidrBlockAssociation>` in responses.
+    pub ipv6_cidr_block_association: Option<SubnetIpv6CidrBlockAssociation>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+}
+
+impl Encode for AssociateSubnetCidrBlockResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ipv6_cidr_block_association {
+            w.field("ipv6CidrBlockAssociation", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
+    }
+}
+
 /// The `AssociateVpcCidrBlockRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AssociateVpcCidrBlockRequest {
@@ -10082,6 +10145,54 @@ impl Decode for DisassociateRouteTableRequest {
             return Err(crate::decode::missing(&path.child("AssociationId")));
         }
         Ok(out)
+    }
+}
+
+/// The `DisassociateSubnetCidrBlockRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisassociateSubnetCidrBlockRequest {
+    /// `AssociationId`: `AssociationId` in requests, `<associationId>` in responses.
+    pub association_id: String,
+}
+
+impl Decode for DisassociateSubnetCidrBlockRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_association_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AssociationId" => {
+                    out.association_id = Decode::decode(child, &here)?;
+                    seen_association_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_association_id {
+            return Err(crate::decode::missing(&path.child("AssociationId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DisassociateSubnetCidrBlockResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DisassociateSubnetCidrBlockResult {
+    /// `Ipv6CidrBlockAssociation`: `Ipv6CidrBlockAssociation` in requests, `<ipv6CidrBlockAssociation>` in responses.
+    pub ipv6_cidr_block_association: Option<SubnetIpv6CidrBlockAssociation>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+}
+
+impl Encode for DisassociateSubnetCidrBlockResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ipv6_cidr_block_association {
+            w.field("ipv6CidrBlockAssociation", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
+        }
     }
 }
 

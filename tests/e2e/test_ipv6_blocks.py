@@ -1,0 +1,106 @@
+"""IPv6 blocks of VPCs and subnets through the AWS CLI and boto3: Amazon-provided /56s from
+Kumo's pool (RFC 3849's 2001:db8::/32), /64s of them for subnets, what a VPC's first block
+brings (routes, ACL and group rules), and AWS's refusals."""
+
+import ipaddress
+
+from conftest import fails
+
+
+def v6_of(ec2, vpc):
+    return ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0].get("Ipv6CidrBlockAssociationSet", [])
+
+
+def test_a_vpc_with_an_amazon_provided_block(kumo, ec2, cli):
+    made = cli("ec2", "create-vpc", "--cidr-block", "10.0.0.0/16", "--amazon-provided-ipv6-cidr-block")["Vpc"]
+    vpc = made["VpcId"]
+    [a] = made["Ipv6CidrBlockAssociationSet"]
+    # As AWS answers CreateVpc: associating, the block not yet shown.
+    assert a["Ipv6CidrBlockState"] == {"State": "associating"} and a["Ipv6CidrBlock"] == ""
+    assert a["Ipv6Pool"] == "Amazon" and a["NetworkBorderGroup"] == "eu-west-1" and a["AssociationId"].startswith("vpc-cidr-assoc-")
+    [seen] = v6_of(ec2, vpc)
+    block = ipaddress.ip_network(seen["Ipv6CidrBlock"])
+    assert seen["Ipv6CidrBlockState"]["State"] == "associated" and seen["AssociationId"] == a["AssociationId"]
+    assert block.prefixlen == 56 and block.subnet_of(ipaddress.ip_network("2001:db8::/32"))
+    # A second VPC gets a block of its own.
+    other = ec2.create_vpc(CidrBlock="10.1.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]
+    assert v6_of(ec2, other)[0]["Ipv6CidrBlock"] != seen["Ipv6CidrBlock"]
+    # What the block brings: a local route, the default ACL's ::/0 rules, the default group's
+    # egress to ::/0.
+    rtb = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]
+    assert {"DestinationIpv6CidrBlock": str(block), "GatewayId": "local", "Origin": "CreateRouteTable", "State": "active"} in rtb["Routes"]
+    acl = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NetworkAcls"][0]
+    v6_rules = sorted((e["RuleNumber"], e["Egress"], e["RuleAction"]) for e in acl["Entries"] if e.get("Ipv6CidrBlock") == "::/0")
+    assert v6_rules == [(101, False, "allow"), (101, True, "allow"), (32767, False, "deny"), (32767, True, "deny")]
+    sg = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]
+    assert any(p["IpProtocol"] == "-1" and p.get("Ipv6Ranges") == [{"CidrIpv6": "::/0"}] for p in sg["IpPermissionsEgress"])
+    # Filters.
+    found = ec2.describe_vpcs(Filters=[{"Name": "ipv6-cidr-block-association.ipv6-cidr-block", "Values": [str(block)]}])["Vpcs"]
+    assert [v["VpcId"] for v in found] == [vpc]
+
+
+def test_associate_subnets_and_disassociate(kumo, ec2, cli):
+    vpc = ec2.create_vpc(CidrBlock="10.2.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.2.1.0/24")["Subnet"]["SubnetId"]
+    assert "Ipv6CidrBlockAssociationSet" not in ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]
+    # A subnet's IPv6 settings need its IPv6 block.
+    assert fails("InvalidParameterValue", ec2.modify_subnet_attribute, SubnetId=subnet, AssignIpv6AddressOnCreation={"Value": True}) == \
+        f"Invalid value 'true' for assign-ipv6-address-on-creation. Cannot set assign-ipv6-address-on-creation to true unless the subnet ({subnet}) has an IPv6 CIDR block associated with it."
+    fails("InvalidParameterValue", ec2.modify_subnet_attribute, SubnetId=subnet, EnableDns64={"Value": True})
+    out = cli("ec2", "associate-vpc-cidr-block", "--vpc-id", vpc, "--amazon-provided-ipv6-cidr-block")
+    assoc = out["Ipv6CidrBlockAssociation"]
+    assert assoc["Ipv6CidrBlockState"] == {"State": "associating"} and "Ipv6CidrBlock" not in assoc
+    block = ipaddress.ip_network(v6_of(ec2, vpc)[0]["Ipv6CidrBlock"])
+    # One Amazon-provided block per network border group, so one per VPC here.
+    fails("CidrLimitExceeded", ec2.associate_vpc_cidr_block, VpcId=vpc, AmazonProvidedIpv6CidrBlock=True)
+    fails("InvalidParameterCombination", ec2.associate_vpc_cidr_block, VpcId=vpc, AmazonProvidedIpv6CidrBlock=True, CidrBlock="10.3.0.0/16")
+    fails("InvalidParameterValue", ec2.associate_vpc_cidr_block, VpcId=vpc, AmazonProvidedIpv6CidrBlock=True,
+          Ipv6CidrBlockNetworkBorderGroup="us-east-1-wl1")
+    fails("Unsupported", ec2.associate_vpc_cidr_block, VpcId=vpc, Ipv6Pool="ipv6pool-ec2-0123456789abcdef0", Ipv6CidrBlock="2600:1f00::/56")
+
+    subnets = list(block.subnets(new_prefix=64))
+    got = cli("ec2", "associate-subnet-cidr-block", "--subnet-id", subnet, "--ipv6-cidr-block", str(subnets[1]))
+    a = got["Ipv6CidrBlockAssociation"]
+    assert got["SubnetId"] == subnet and a["Ipv6CidrBlock"] == str(subnets[1]) and a["Ipv6CidrBlockState"]["State"] == "associating"
+    shown = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["Ipv6CidrBlockAssociationSet"]
+    assert [(x["Ipv6CidrBlock"], x["Ipv6CidrBlockState"]["State"]) for x in shown] == [(str(subnets[1]), "associated")]
+    assert [x["SubnetId"] for x in ec2.describe_subnets(Filters=[{"Name": "ipv6-cidr-block-association.ipv6-cidr-block",
+                                                                   "Values": [str(subnets[1])]}])["Subnets"]] == [subnet]
+    # AWS's refusals: a /64 only, inside the VPC's block, not another subnet's, one a subnet.
+    assert fails("InvalidParameterValue", ec2.create_subnet, VpcId=vpc, CidrBlock="10.2.2.0/24", Ipv6CidrBlock=str(block)) == \
+        f"invalid value for parameter ipv6-cidr-block: {block}"
+    assert fails("InvalidSubnet.Range", ec2.create_subnet, VpcId=vpc, CidrBlock="10.2.2.0/24", Ipv6CidrBlock="2001:db8:ffff:ffff::/64") == \
+        "The IPv6 CIDR '2001:db8:ffff:ffff::/64' is invalid."
+    assert fails("InvalidSubnet.Conflict", ec2.create_subnet, VpcId=vpc, CidrBlock="10.2.2.0/24", Ipv6CidrBlock=str(subnets[1])) == \
+        f"The IPv6 CIDR '{subnets[1]}' conflicts with another subnet"
+    fails("InvalidParameterValue", ec2.associate_subnet_cidr_block, SubnetId=subnet, Ipv6CidrBlock=str(subnets[2]))
+    second = ec2.create_subnet(VpcId=vpc, CidrBlock="10.2.2.0/24", Ipv6CidrBlock=str(subnets[2]))["Subnet"]
+    assert second["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"] == str(subnets[2])
+    # IPv6-only subnets are refused by name; AWS's own combination errors come first.
+    assert fails("InvalidParameterCombination", ec2.create_subnet, VpcId=vpc, CidrBlock="10.2.3.0/24", Ipv6Native=True,
+                 Ipv6CidrBlock=str(subnets[3])).startswith("When specifying ipv4 parameters")
+    assert fails("MissingParameter", ec2.create_subnet, VpcId=vpc, Ipv6Native=True) == \
+        "Either 'ipv6CidrBlock' or 'ipv6IpamPoolId' should be provided."
+    fails("Unsupported", ec2.create_subnet, VpcId=vpc, Ipv6Native=True, Ipv6CidrBlock=str(subnets[3]))
+    # With its block, a subnet's IPv6 settings that Kumo cannot carry out are refused by name.
+    fails("Unsupported", ec2.modify_subnet_attribute, SubnetId=subnet, AssignIpv6AddressOnCreation={"Value": True})
+
+    # The VPC's block stays while subnets hold /64s of it.
+    vpc_assoc = v6_of(ec2, vpc)[0]["AssociationId"]
+    assert fails("InvalidCidrBlock.InUse", ec2.disassociate_vpc_cidr_block, AssociationId=vpc_assoc) == \
+        f"The vpc {vpc} currently has a subnet within CIDR block {block}"
+    fails("InvalidSubnetCidrBlockAssociationId.Malformed", ec2.disassociate_subnet_cidr_block, AssociationId="x")
+    fails("InvalidSubnetCidrBlockAssociationID.NotFound", ec2.disassociate_subnet_cidr_block, AssociationId="subnet-cidr-assoc-0123456789abcdef0")
+    for x in (subnet, second["SubnetId"]):
+        sa = ec2.describe_subnets(SubnetIds=[x])["Subnets"][0]["Ipv6CidrBlockAssociationSet"][0]["AssociationId"]
+        out = ec2.disassociate_subnet_cidr_block(AssociationId=sa)
+        assert out["Ipv6CidrBlockAssociation"]["Ipv6CidrBlockState"]["State"] == "disassociating"
+    out = ec2.disassociate_vpc_cidr_block(AssociationId=vpc_assoc)
+    assert out["Ipv6CidrBlockAssociation"]["Ipv6CidrBlock"] == str(block)
+    assert out["Ipv6CidrBlockAssociation"]["Ipv6CidrBlockState"]["State"] == "disassociating"
+    assert "Ipv6CidrBlockAssociationSet" not in ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]
+    rtb = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]
+    assert not any("DestinationIpv6CidrBlock" in r for r in rtb["Routes"])
+    # The block goes back to the pool, and a VPC may take one again.
+    ec2.associate_vpc_cidr_block(VpcId=vpc, AmazonProvidedIpv6CidrBlock=True)
+    assert v6_of(ec2, vpc)[0]["Ipv6CidrBlockState"]["State"] == "associated"
