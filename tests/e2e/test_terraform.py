@@ -231,3 +231,25 @@ def test_launch_template_and_an_instance_launched_from_it(kumo, ec2):
     apply_plan_destroy(kumo, "launch_template.tf", check)
     assert ec2.describe_launch_templates()["LaunchTemplates"] == []
 
+
+
+def test_ipv6_network_acl_peering_vpn_and_mirror_filter(kumo, ec2):
+    before = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+
+    def check(out):
+        assert out["ipv6"].startswith("2001:db8:") and out["ipv6"].endswith("/56")
+        assert out["subnet_ipv6"].endswith("/64") and out["pcx"] == "active"
+        acls = ec2.describe_network_acls(Filters=[{"Name": "default", "Values": ["false"]}])["NetworkAcls"]
+        rules = sorted(e["RuleNumber"] for a in acls for e in a["Entries"] if not e["Egress"] and "CidrBlock" in e)
+        assert rules == [100, 110, 32767, 32767]
+        assert sorted(len(a["Associations"]) for a in acls) == [0, 1]
+        [vgw] = ec2.describe_vpn_gateways(Filters=[{"Name": "attachment.state", "Values": ["attached"]}])["VpnGateways"]
+        rtb = ec2.describe_route_tables(Filters=[{"Name": "route.vpc-peering-connection-id", "Values": [
+            ec2.describe_vpc_peering_connections()["VpcPeeringConnections"][0]["VpcPeeringConnectionId"]]}])["RouteTables"]
+        assert len(rtb) == 2
+        assert any(t["PropagatingVgws"] == [{"GatewayId": vgw["VpnGatewayId"]}] for t in rtb)
+
+    apply_plan_destroy(kumo, "vpc_extras.tf", check)
+    assert {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]} == before
+    assert ec2.describe_traffic_mirror_filters()["TrafficMirrorFilters"] == []
+    assert [g["State"] for g in ec2.describe_customer_gateways()["CustomerGateways"]] == ["deleted"]
