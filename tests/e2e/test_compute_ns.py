@@ -663,6 +663,18 @@ def test_vpc_peering_carries_traffic_where_both_sides_route_it(ns_kumo, ec2, key
     assert not can_reach(key, a_ip, b_ip, 22)
     ec2.disassociate_route_table(AssociationId=assoc)
     assert can_reach(key, a_ip, b_ip, 22)
+    # Public DNS names: by default a's resolver answers b's public name with the public
+    # address; with the accepter's AllowDnsResolutionFromRemoteVpc, with b's private one.
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vb)
+    eip = ec2.allocate_address(Domain="vpc")
+    ec2.associate_address(AllocationId=eip["AllocationId"], InstanceId=b["InstanceId"])
+    name = "ec2-" + eip["PublicIp"].replace(".", "-") + ".eu-west-1.compute.amazonaws.com"
+    lookup = f"getent ahostsv4 {name} | head -1 | cut -d' ' -f1"
+    assert ssh(key, a_ip, lookup).stdout.strip() == eip["PublicIp"]
+    ec2.modify_vpc_peering_connection_options(VpcPeeringConnectionId=pcx,
+                                              AccepterPeeringConnectionOptions={"AllowDnsResolutionFromRemoteVpc": True})
+    assert ssh(key, a_ip, lookup).stdout.strip() == b_ip
     # Deleted, the link goes and the routes are blackholes.
     ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=pcx)
     assert not can_reach(key, a_ip, b_ip, 22)

@@ -596,6 +596,10 @@ pub fn modify_options(
             Ok::<_, Fail>(r)
         })
         .map_err(|f| f.0)?;
+    // The resolvers follow: the far side's names resolve privately, or no longer.
+    if !ctx.dry_run {
+        relink(k, &r);
+    }
     let opts = |s: &PeeringSide| PeeringConnectionOptions {
         allow_dns_resolution_from_remote_vpc: Some(s.allow_dns),
         allow_egress_from_local_classic_link_to_remote_vpc: Some(false),

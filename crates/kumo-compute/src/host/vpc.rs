@@ -531,7 +531,7 @@ impl Vpcs {
         ip_batch(&new, false)?;
         v.public = want;
         *lock(&v.dns_known) = crate::services::dns::Known {
-            public: fw.public.clone(),
+            public: fw.public.iter().chain(&fw.peer_public).cloned().collect(),
             names: fw.names.clone(),
         };
         Ok(())

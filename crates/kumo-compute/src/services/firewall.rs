@@ -141,6 +141,11 @@ pub struct Firewall {
     /// Instances whose resource name (`i-….<region>.compute.internal`) the VPC resolver
     /// answers: (instance id, primary private address).
     pub names: Vec<(String, String)>,
+    /// Public addresses of peered VPCs' instances whose public names the resolver answers
+    /// with their private addresses (`AllowDnsResolutionFromRemoteVpc`): (public, private).
+    /// Names only: nothing is translated or routed for them here.
+    #[serde(default)]
+    pub peer_public: Vec<(String, String)>,
 }
 
 fn set(items: &[String]) -> String {

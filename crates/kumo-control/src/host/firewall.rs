@@ -119,15 +119,8 @@ pub(crate) fn firewall<V: Read>(
         mirrors: mirrors(cm, v, s, vpc_id)?,
         ..Firewall::default()
     };
-    // Elastic IPs on the VPC's interfaces, and launch public IPs of running instances.
-    let eips = crate::repo::address::by_interface(v, s)?;
-    for a in &eips {
-        if let Some(x) = &a.association {
-            if enis.iter().any(|e| e.id == x.eni_id) {
-                fw.public.push((a.public_ip.clone(), x.private_ip.clone()));
-            }
-        }
-    }
+    fw.public = public_pairs(cm, v, s, &enis)?;
+    fw.peer_public = peer_public(cm, v, s, vpc_id)?;
     for e in &enis {
         let Some(a) = &e.attachment else { continue };
         if !cm.driver.is_running(&a.instance_id) {
@@ -158,15 +151,85 @@ pub(crate) fn firewall<V: Read>(
                 fw.names.push((r.id.clone(), priv_ip.clone()));
             }
         }
-        let launch_ip = instance.and_then(|r| r.public_ip);
-        if let (Some(p), Some(priv_ip), 0) = (launch_ip, primary, a.device_index) {
-            // An Elastic IP on the primary address replaces the launch one.
-            if !fw.public.iter().any(|(_, x)| *x == priv_ip) {
-                fw.public.push((p, priv_ip));
+    }
+    Ok(fw)
+}
+
+/// The public addresses of these interfaces, with the private ones they stand for: Elastic
+/// IPs, and the launch public IPs of running instances (an Elastic IP on the primary address
+/// replaces the launch one).
+fn public_pairs<V: Read>(
+    cm: &Compute,
+    v: &V,
+    s: Scope,
+    enis: &[crate::records::net::EniRecord],
+) -> Result<Vec<(String, String)>, Fail> {
+    let mut out = Vec::new();
+    for a in crate::repo::address::by_interface(v, s)? {
+        if let Some(x) = &a.association {
+            if enis.iter().any(|e| e.id == x.eni_id) {
+                out.push((a.public_ip.clone(), x.private_ip.clone()));
             }
         }
     }
-    Ok(fw)
+    for e in enis {
+        let Some(a) = &e.attachment else { continue };
+        if a.device_index != 0 || !cm.driver.is_running(&a.instance_id) {
+            continue;
+        }
+        let primary = e
+            .addresses
+            .iter()
+            .find(|x| x.primary)
+            .map(|x| x.addr.clone());
+        let launch_ip = v
+            .get::<InstanceRecord>(s, &a.instance_id)?
+            .and_then(|r| r.public_ip);
+        if let (Some(p), Some(priv_ip)) = (launch_ip, primary) {
+            if !out.iter().any(|(_, x)| *x == priv_ip) {
+                out.push((p, priv_ip));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The public names the VPC's resolver answers for peered VPCs: those of each active
+/// connection's far side whose owner turned on `AllowDnsResolutionFromRemoteVpc` (AWS: "enables
+/// a local VPC to resolve public DNS hostnames to private IP addresses when queried from
+/// instances in the peer VPC"), read in the far side's account and region.
+fn peer_public<V: Read>(
+    cm: &Compute,
+    v: &V,
+    s: Scope,
+    vpc_id: &str,
+) -> Result<Vec<(String, String)>, Fail> {
+    let peerings: Vec<crate::records::net::VpcPeeringRecord> =
+        v.list(s, &kumo_store::Query::default())?;
+    let mut out = Vec::new();
+    for p in peerings
+        .iter()
+        .filter(|p| p.status == "active" && p.joins(s.account, s.region, vpc_id))
+    {
+        let far = p.far_side(s.account, s.region, vpc_id);
+        if !far.allow_dns {
+            continue;
+        }
+        let there = Scope {
+            account: &far.account,
+            region: &far.region,
+        };
+        let vpcs = [far.vpc_id.as_str()];
+        let enis: Vec<crate::records::net::EniRecord> = v.list(
+            there,
+            &kumo_store::Query {
+                vpcs: Some(&vpcs),
+                ..kumo_store::Query::default()
+            },
+        )?;
+        out.extend(public_pairs(cm, v, there, &enis)?);
+    }
+    Ok(out)
 }
 
 /// The VPC's traffic mirror sources that run here: each source interface's addresses and its
