@@ -463,7 +463,16 @@ fn flat_permission(
 /// account or (with `UserId`) another. A group in another VPC than `vpc` must be in one
 /// actively peered with it (AWS: "You have specified two resources that belong to different
 /// networks."); the pair then carries the owner (when another account) and the peering.
-fn resolve_peers(tx: &Tx, s: Scope, vpc: &str, perms: &mut [IpPermission]) -> Result<(), Fail> {
+///
+/// To revoke (`lenient`), a group named by id is taken as named when it or its peering is
+/// gone, so a stale rule can still be revoked, as AWS allows.
+fn resolve_peers(
+    tx: &Tx,
+    s: Scope,
+    vpc: &str,
+    perms: &mut [IpPermission],
+    lenient: bool,
+) -> Result<(), Fail> {
     let different = || {
         Fail(Ec2Error::new(
             "InvalidGroup.NotFound",
@@ -485,7 +494,14 @@ fn resolve_peers(tx: &Tx, s: Scope, vpc: &str, perms: &mut [IpPermission]) -> Re
                 (None, true) => find(tx, s, None, g.group_name.as_deref())?,
                 // Another account's group is named by its id.
                 (None, false) => return Err(different()),
-                (Some(id), _) => find(tx, there, Some(id), None)?,
+                (Some(id), _) => match find(tx, there, Some(id), None) {
+                    Ok(f) => f,
+                    Err(_) if lenient => {
+                        g.user_id = (owner != s.account).then(|| owner.clone());
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             g.group_id = Some(found.id.clone());
             g.user_id = (owner != s.account).then(|| owner.clone());
@@ -497,10 +513,11 @@ fn resolve_peers(tx: &Tx, s: Scope, vpc: &str, perms: &mut [IpPermission]) -> Re
                         && x.joins(s.account, s.region, vpc)
                         && x.joins(&owner, s.region, &found.vpc_id)
                 });
-                let Some(link) = link else {
-                    return Err(different());
-                };
-                g.vpc_peering_connection_id = Some(link.id.clone());
+                match link {
+                    Some(link) => g.vpc_peering_connection_id = Some(link.id.clone()),
+                    None if lenient => {}
+                    None => return Err(different()),
+                }
             } else if owner != s.account {
                 return Err(different());
             }
@@ -551,7 +568,7 @@ fn authorize(
     let (gid, added) = store
         .write(!ctx.dry_run, |tx| {
             let mut sg = find(tx, s, group_id, group_name)?;
-            resolve_peers(tx, s, &sg.vpc_id, &mut perms)?;
+            resolve_peers(tx, s, &sg.vpc_id, &mut perms, false)?;
             let mut new = expand(&perms)?;
             let list = if egress {
                 &mut sg.egress
@@ -724,7 +741,7 @@ fn revoke(
         .write(!ctx.dry_run, |tx| {
             let mut sg = find(tx, s, group_id, group_name)?;
             let vpc = crate::vpcs::get_vpc(tx, s, &sg.vpc_id)?;
-            resolve_peers(tx, s, &sg.vpc_id, &mut perms)?;
+            resolve_peers(tx, s, &sg.vpc_id, &mut perms, true)?;
             let wanted = expand(&perms)?;
             let list = if egress {
                 &mut sg.egress

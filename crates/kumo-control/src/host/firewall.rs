@@ -67,9 +67,7 @@ pub(crate) fn firewall<V: Read>(
         if remote.contains_key(g) {
             continue;
         }
-        let active = v
-            .get::<crate::records::net::VpcPeeringRecord>(s, pcx)?
-            .is_some_and(|p| p.status == "active");
+        let _ = pcx;
         let owner = r
             .group_owner
             .clone()
@@ -79,18 +77,29 @@ pub(crate) fn firewall<V: Read>(
             region: s.region,
         };
         let mut addrs = Vec::new();
-        if let (true, Some(group)) = (active, v.get::<SecurityGroupRecord>(there, g)?) {
-            let vpcs = [group.vpc_id.as_str()];
-            let q = kumo_store::Query {
-                vpcs: Some(&vpcs),
-                ..kumo_store::Query::default()
-            };
-            let far: Vec<EniRecord> = v.list(there, &q)?;
-            addrs = far
-                .iter()
-                .filter(|e| e.groups.iter().any(|x| x == g))
-                .flat_map(addrs_of)
-                .collect();
+        if let Some(group) = v.get::<SecurityGroupRecord>(there, g)? {
+            // The rule names the group, not the connection: any active connection between
+            // the two VPCs carries it (a rule outlives a peering deleted and made again).
+            let peerings: Vec<crate::records::net::VpcPeeringRecord> =
+                v.list(s, &kumo_store::Query::default())?;
+            let active = peerings.iter().any(|p| {
+                p.status == "active"
+                    && p.joins(s.account, s.region, vpc_id)
+                    && p.joins(&owner, s.region, &group.vpc_id)
+            });
+            if active {
+                let vpcs = [group.vpc_id.as_str()];
+                let q = kumo_store::Query {
+                    vpcs: Some(&vpcs),
+                    ..kumo_store::Query::default()
+                };
+                let far: Vec<EniRecord> = v.list(there, &q)?;
+                addrs = far
+                    .iter()
+                    .filter(|e| e.groups.iter().any(|x| x == g))
+                    .flat_map(addrs_of)
+                    .collect();
+            }
         }
         remote.insert(g.clone(), addrs);
     }
