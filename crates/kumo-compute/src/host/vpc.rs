@@ -105,7 +105,6 @@ pub(crate) struct Vpcs {
     /// namespace here), with the link's number.
     peerings: Vec<crate::PeeringLink>,
     peer_links: HashMap<String, (crate::PeeringLink, u32)>,
-    next_peer_link: u32,
 }
 
 /// The links between peered VPC namespaces: a /30 each from here.
@@ -121,7 +120,6 @@ impl Vpcs {
             main: BTreeMap::new(),
             peerings: Vec::new(),
             peer_links: HashMap::new(),
-            next_peer_link: 0,
         }
     }
 
@@ -197,8 +195,12 @@ impl Vpcs {
             let (Some(a), Some(b)) = (self.map.get(&p.a_vpc), self.map.get(&p.b_vpc)) else {
                 continue;
             };
-            let n = self.next_peer_link;
-            self.next_peer_link += 1;
+            // The lowest number no link holds: 16,384 /30s in 100.126.0.0/16.
+            let Some(n) = (0..16_384u32).find(|n| !self.peer_links.values().any(|(_, x)| x == n))
+            else {
+                tracing::error!(peering = %p.id, "no /30 left in 100.126.0.0/16 for a peering link");
+                continue;
+            };
             let base = PEER_NET + n * 4;
             let dev = self.peer_dev(&p.id);
             let (a_ns, b_ns) = (a.ns.clone(), b.ns.clone());
