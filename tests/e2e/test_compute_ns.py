@@ -745,6 +745,17 @@ def test_traffic_mirroring_copies_packets_to_the_target_in_vxlan(ns_kumo, ec2, k
     assert ssh(key, src_ip, send.format([(peer_ip, 7777, "mirror-again")])).returncode == 0
     time.sleep(1.5)
     assert ssh(key, tgt_ip, "cat /tmp/vxlan.log").stdout.strip().splitlines() == [f"{src_ip} 4242 {src_ip} {peer_ip} 17 mirror-again"]
+    # A second source under the same VXLAN id (AWS allows it): both are mirrored.
+    peer_eni = peer["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    ec2.create_traffic_mirror_session(NetworkInterfaceId=peer_eni, TrafficMirrorTargetId=target, TrafficMirrorFilterId=flt,
+                                      SessionNumber=1, VirtualNetworkId=4242)
+    ec2.authorize_security_group_ingress(GroupId=closed, IpPermissions=[{"IpProtocol": "udp", "FromPort": 4789, "ToPort": 4789, "IpRanges": [{"CidrIp": f"{peer_ip}/32"}]}])
+    assert ssh(key, tgt_ip, LISTEN_VXLAN).stdout.strip() == "listening"
+    assert ssh(key, src_ip, send.format([(peer_ip, 7777, "from-source1")])).returncode == 0
+    assert ssh(key, peer_ip, send.format([(src_ip, 7777, "from-source2")])).returncode == 0
+    time.sleep(1.5)
+    got = sorted(ssh(key, tgt_ip, "cat /tmp/vxlan.log").stdout.strip().splitlines())
+    assert got == sorted([f"{src_ip} 4242 {src_ip} {peer_ip} 17 from-source1", f"{peer_ip} 4242 {peer_ip} {src_ip} 17 from-source2"]), got
     del sg
 
 

@@ -541,7 +541,7 @@ impl Vpcs {
 }
 
 /// Brings a VPC's traffic mirror devices to its sessions: one VXLAN device per session
-/// (to the target's address, under the session's id, from a UDP source port of its own),
+/// (to the target's address, under the session's id, on a UDP port of its own),
 /// made or remade when its target or id changes and removed with the session; then names
 /// each session's device and port in `fw`. A session whose device cannot be made is left
 /// out of the rules (logged), so the rest still load.
@@ -588,8 +588,11 @@ fn sync_mirrors(prefix: &str, v: &mut Vpc, fw: &mut Firewall) {
             target,
             "local",
             &v.gateway,
+            // Its own port, not 4789: two sessions may carry one VXLAN id, and the kernel
+            // takes one device per (id, port) in a namespace. nftables sends the copies on to
+            // 4789 (`firewall::mirror_table`).
             "dstport",
-            "4789",
+            &port.to_string(),
             "srcport",
             &port.to_string(),
             &(port + 1).to_string(),

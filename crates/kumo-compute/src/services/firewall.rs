@@ -95,7 +95,7 @@ pub struct MirrorRule {
 /// A traffic mirror session of one source interface: its filter's rules per direction and
 /// where the copies go (the target interface's primary address, under the session's VXLAN
 /// id). `dev` and `port` are the driver's: the VXLAN device that carries the copies and the
-/// UDP source port that tells them apart for the source-address rewrite.
+/// UDP port (source and destination) that tells them apart.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct MirrorSession {
     pub id: String,
@@ -332,6 +332,20 @@ fn mirror_table(sources: &[MirrorSource]) -> String {
                 chains.push_str("  }\n");
             }
         }
+    }
+    base.push_str("  }\n");
+    // Each session's device sends from and to a port of its own (one VXLAN id may serve two
+    // sessions); the copies go on to the target's 4789.
+    base.push_str("  chain onward {\n    type nat hook output priority -100; policy accept;\n");
+    for s in sources
+        .iter()
+        .flat_map(|x| &x.sessions)
+        .filter(|s| !s.dev.is_empty())
+    {
+        base.push_str(&format!(
+            "    ip daddr {} udp dport {} dnat to {}:4789\n",
+            s.target, s.port, s.target
+        ));
     }
     base.push_str("  }\n");
     // The copies leave with the source interface's address, as AWS sends them.
@@ -718,6 +732,7 @@ mod tests {
         // Copies leave with the source's address, each session told apart by its port.
         assert!(s.contains("udp sport 40000 udp dport 4789 snat to 10.0.1.5"));
         assert!(s.contains("udp sport 40001 udp dport 4789 snat to 10.0.1.5"));
+        assert!(s.contains("ip daddr 10.0.1.9 udp dport 40000 dnat to 10.0.1.9:4789"));
         // A session without its device renders nothing.
         let mut fw = mirror_sources("");
         fw.mirrors[0].sessions.truncate(1);
