@@ -234,3 +234,24 @@ def test_errors(clocked, ec2, ec2_raw_clocked):
 @pytest.fixture
 def ec2_raw_clocked(clocked):
     return make_client(clocked.endpoint, validate=False)
+
+
+def test_blocks_follow_and_stale_rules_revoke(clocked, ec2):
+    a, b = vpc(ec2, "10.0.0.0/16"), vpc(ec2, "10.1.0.0/16")
+    pcx = ec2.create_vpc_peering_connection(VpcId=a, PeerVpcId=b)["VpcPeeringConnection"]["VpcPeeringConnectionId"]
+    ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=pcx)
+    # A block added to a peered VPC joins the connection's blocks; a removed one leaves.
+    assoc = ec2.associate_vpc_cidr_block(VpcId=a, CidrBlock="10.50.0.0/16")["CidrBlockAssociation"]["AssociationId"]
+    blocks = [c["CidrBlock"] for c in pcx_of(ec2, pcx)["RequesterVpcInfo"]["CidrBlockSet"]]
+    assert blocks == ["10.0.0.0/16", "10.50.0.0/16"]
+    ec2.disassociate_vpc_cidr_block(AssociationId=assoc)
+    assert [c["CidrBlock"] for c in pcx_of(ec2, pcx)["RequesterVpcInfo"]["CidrBlockSet"]] == ["10.0.0.0/16"]
+    # A rule naming the peer's group outlives the connection: it can still be revoked once
+    # the connection is gone (a stale rule), and a new connection brings it back to life.
+    web = ec2.create_security_group(GroupName="web", Description="web", VpcId=b)["GroupId"]
+    app = ec2.create_security_group(GroupName="app", Description="app", VpcId=a)["GroupId"]
+    rule = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "UserIdGroupPairs": [{"GroupId": app}]}]
+    ec2.authorize_security_group_ingress(GroupId=web, IpPermissions=rule)
+    ec2.delete_vpc_peering_connection(VpcPeeringConnectionId=pcx)
+    ec2.revoke_security_group_ingress(GroupId=web, IpPermissions=rule)
+    assert ec2.describe_security_groups(GroupIds=[web])["SecurityGroups"][0]["IpPermissions"] == []

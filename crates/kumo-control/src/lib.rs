@@ -669,7 +669,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: AssociateVpcCidrBlockRequest,
     ) -> Result<AssociateVpcCidrBlockResult, Ec2Error> {
-        vpcs::associate_vpc_cidr_block(&self.store, ctx, input)
+        let out = vpcs::associate_vpc_cidr_block(&self.store, ctx, input)?;
+        if let Some(vpc) = &out.vpc_id {
+            vpc_peering::blocks_changed(self, ctx, vpc);
+        }
+        Ok(out)
     }
 
     fn disassociate_vpc_cidr_block(
@@ -677,7 +681,11 @@ impl Ec2 for Kumo {
         ctx: &RequestContext,
         input: DisassociateVpcCidrBlockRequest,
     ) -> Result<DisassociateVpcCidrBlockResult, Ec2Error> {
-        vpcs::disassociate_vpc_cidr_block(&self.store, ctx, input)
+        let out = vpcs::disassociate_vpc_cidr_block(&self.store, ctx, input)?;
+        if let Some(vpc) = &out.vpc_id {
+            vpc_peering::blocks_changed(self, ctx, vpc);
+        }
+        Ok(out)
     }
 
     fn create_subnet(

@@ -362,12 +362,55 @@ fn relink(k: &Kumo, r: &VpcPeeringRecord) {
     }
 }
 
+/// A VPC's IPv4 blocks changed: its active connections carry its blocks as they now are
+/// (both copies), and the host's links route them.
+pub fn blocks_changed(k: &Kumo, ctx: &RequestContext, vpc_id: &str) {
+    if ctx.dry_run {
+        return;
+    }
+    let s = scope(ctx);
+    let changed = k.store.write(true, |tx| {
+        let Some(vpc) = tx.get::<VpcRecord>(s, vpc_id)? else {
+            return Ok::<_, Fail>(Vec::new());
+        };
+        let blocks = cidrs(&vpc);
+        let all: Vec<VpcPeeringRecord> = tx.list(s, &Query::default())?;
+        let mut out = Vec::new();
+        for mut r in all
+            .into_iter()
+            .filter(|r| r.status == "active" && r.joins(s.account, s.region, vpc_id))
+        {
+            let here = |x: &PeeringSide| {
+                x.account == s.account && x.region == s.region && x.vpc_id == vpc_id
+            };
+            for side in [&mut r.requester, &mut r.accepter] {
+                if here(side) {
+                    side.cidrs = blocks.clone();
+                }
+            }
+            save(tx, &r, false)?;
+            out.push(r);
+        }
+        Ok(out)
+    });
+    match changed {
+        Ok(rs) => rs.iter().for_each(|r| relink(k, r)),
+        Err(f) => {
+            tracing::error!(vpc = vpc_id, error = %f.0, "cannot update the VPC's peering connections")
+        }
+    }
+}
+
 /// Gives the driver every active connection of every account (at start-up, and after each
 /// change).
 pub fn push_links(k: &Kumo) {
     if !k.compute.driver.runs_guests() {
         return;
     }
+    // One push at a time, each reading the store after the last one applied: two changes
+    // racing cannot leave the host with the older one's view.
+    static PUSH: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = PUSH.lock().unwrap_or_else(|p| p.into_inner());
     let found = match k.store.scan_states("vpc-peering-connection", &["active"]) {
         Ok(f) => f,
         Err(e) => {
@@ -452,14 +495,30 @@ pub fn accept(
                     .filter(|x| x.status == "active" && (x.requester.vpc_id == v || x.accepter.vpc_id == v))
                     .count()
             };
-            if active_here(&vpc.id) >= ACTIVE_PER_VPC {
-                return Err(Fail(Ec2Error::new(
+            let full = |v: &str| {
+                Fail(Ec2Error::new(
                     "ActiveVpcPeeringConnectionPerVpcLimitExceeded",
                     format!(
-                        "The VPC '{}' has reached the limit of {ACTIVE_PER_VPC} active VPC peering connections.",
-                        vpc.id
+                        "The VPC '{v}' has reached the limit of {ACTIVE_PER_VPC} active VPC peering connections."
                     ),
-                )));
+                ))
+            };
+            if active_here(&vpc.id) >= ACTIVE_PER_VPC {
+                return Err(full(&vpc.id));
+            }
+            // The requester's VPC too, counted in its own scope.
+            let req_scope = Scope {
+                account: &r.requester.account,
+                region: &r.requester.region,
+            };
+            let theirs: Vec<VpcPeeringRecord> = tx.list(req_scope, &Query::default())?;
+            let req_vpc = &r.requester.vpc_id;
+            let busy = theirs
+                .iter()
+                .filter(|x| x.status == "active" && x.joins(req_scope.account, req_scope.region, req_vpc))
+                .count();
+            if busy >= ACTIVE_PER_VPC {
+                return Err(full(req_vpc));
             }
             r.accepter.cidrs = cidrs(&vpc);
             // The requester's VPC may have been given blocks since the request.
