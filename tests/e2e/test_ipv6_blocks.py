@@ -29,6 +29,9 @@ def test_a_vpc_with_an_amazon_provided_block(kumo, ec2, cli):
     # egress to ::/0.
     rtb = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]
     assert {"DestinationIpv6CidrBlock": str(block), "GatewayId": "local", "Origin": "CreateRouteTable", "State": "active"} in rtb["Routes"]
+    # A table made later has the IPv6 local route too.
+    later = ec2.create_route_table(VpcId=vpc)["RouteTable"]
+    assert any(r.get("DestinationIpv6CidrBlock") == str(block) for r in later["Routes"])
     acl = ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["NetworkAcls"][0]
     v6_rules = sorted((e["RuleNumber"], e["Egress"], e["RuleAction"]) for e in acl["Entries"] if e.get("Ipv6CidrBlock") == "::/0")
     assert v6_rules == [(101, False, "allow"), (101, True, "allow"), (32767, False, "deny"), (32767, True, "deny")]

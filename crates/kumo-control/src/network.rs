@@ -325,11 +325,7 @@ pub fn take_ipv6_block(tx: &Tx, s: Scope, vpc: &str) -> Result<String, Fail> {
 
 /// Gives a /56 back to the pool.
 pub fn release_ipv6_block(tx: &Tx, cidr: &str) -> Result<(), Fail> {
-    let Ok(c) = kumo_model::cidr::Cidr6::parse(cidr) else {
-        return Ok(());
-    };
-    let index = (0..1u32 << 24).find(|i| kumo_model::cidr::ipv6_pool_block(*i) == Some(c));
-    if let Some(i) = index {
+    if let Some(i) = kumo_model::cidr::ipv6_pool_index(cidr) {
         tx.release_addrs(GLOBAL, IPV6_POOL, &[i])?;
     }
     Ok(())

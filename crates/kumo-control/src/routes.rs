@@ -66,9 +66,11 @@ pub fn create_route_table(
                 vpc_id: vpc.id.clone(),
                 main: false,
                 main_association_id: None,
+                // A local route for each of the VPC's blocks, IPv6 ones too.
                 routes: vpc
                     .cidrs
                     .iter()
+                    .chain(vpc.ipv6.iter())
                     .map(|c| RouteEntry {
                         destination: c.cidr.clone(),
                         gateway_id: "local".into(),

@@ -326,6 +326,9 @@ pub fn delete_vpc(
             tx.delete::<RouteTableRecord>(s, &vpc.main_route_table_id)?;
             tx.delete::<SecurityGroupRecord>(s, &vpc.default_security_group_id)?;
             tx.delete::<NetworkAclRecord>(s, &vpc.default_network_acl_id)?;
+            for c in &vpc.ipv6 {
+                network::release_ipv6_block(tx, &c.cidr)?;
+            }
             tx.delete::<VpcRecord>(s, &vpc.id)?;
             if vpc.is_default {
                 if let Some(mut marker) = tx.get::<ScopeRecord>(s, "scope")? {

@@ -188,6 +188,13 @@ pub fn ipv6_pool_block(index: u32) -> Option<Cidr6> {
     })
 }
 
+/// The pool index of a /56 of [`ipv6_pool_block`]'s, or None for any other block.
+pub fn ipv6_pool_index(text: &str) -> Option<u32> {
+    let c = Cidr6::parse(text).ok().filter(|c| c.len == 56)?;
+    let prefix = 0x2001_0db8u128 << 96;
+    (c.base >> 96 << 96 == prefix).then_some(((c.base >> 72) & 0xff_ffff) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
