@@ -3,22 +3,13 @@ and regions, routes to them, their lifecycle over time and AWS's errors. What an
 connection carries is in test_compute_ns.py."""
 
 import datetime
-import shutil
 
 import pytest
 
-from conftest import Cli, Kumo, fails, make_client
-from test_time_credits_events import admin
+from conftest import Cli, fails, make_client
+from test_time_credits_events import admin, clocked  # noqa: F401 (a fixture)
 
 OTHER = "222233334444"
-
-
-@pytest.fixture(scope="module")
-def clocked():
-    k = Kumo(extra_args=["--test-clock"]).start()
-    yield k
-    k.stop()
-    shutil.rmtree(k.data_dir, ignore_errors=True)
 
 
 @pytest.fixture

@@ -411,7 +411,6 @@ pub fn describe_vgws(
     Ok(DescribeVpnGatewaysResult {
         vpn_gateways: Some(
             all.iter()
-                .filter(|t| shown(t.item.deleted_ms, now))
                 .map(|t| (wire_vgw(&t.item, &t.tags, now, delay), &t.tags))
                 .filter(|(w, tags)| fs.is_empty() || fs.matches(&VgwView(w, tags)))
                 .map(|(w, _)| w)
@@ -541,7 +540,6 @@ pub fn describe_cgws(
     Ok(DescribeCustomerGatewaysResult {
         customer_gateways: Some(
             all.iter()
-                .filter(|t| shown(t.item.deleted_ms, now))
                 .map(|t| (wire_cgw(&t.item, &t.tags, now, delay), &t.tags))
                 .filter(|(w, tags)| fs.is_empty() || fs.matches(&CgwView(w, tags)))
                 .map(|(w, _)| w)
