@@ -80,8 +80,15 @@ def test_vpc_cidr_rules(cli):
 
 def test_secondary_cidr_blocks(cli):
     vid = cli("ec2", "create-vpc", "--cidr-block", "10.0.0.0/16")["Vpc"]["VpcId"]
+    extra = cli("ec2", "create-route-table", "--vpc-id", vid)["RouteTable"]["RouteTableId"]
     a = cli("ec2", "associate-vpc-cidr-block", "--vpc-id", vid, "--cidr-block", "10.1.0.0/16")["CidrBlockAssociation"]
     assert a["CidrBlock"] == "10.1.0.0/16"
+
+    def local_routes():
+        tables = cli("ec2", "describe-route-tables", "--filters", f"Name=vpc-id,Values={vid}")["RouteTables"]
+        return sorted(sorted(r["DestinationCidrBlock"] for r in t["Routes"] if r.get("GatewayId") == "local") for t in tables)
+    # Every route table of the VPC, not only the main one, has the new block's local route.
+    assert local_routes() == [["10.0.0.0/16", "10.1.0.0/16"]] * 2, extra
     code, _ = cli.error("ec2", "associate-vpc-cidr-block", "--vpc-id", vid, "--cidr-block", "10.1.128.0/17")
     assert code == "InvalidVpc.Range"
     # A subnet may use the secondary block.
@@ -90,6 +97,8 @@ def test_secondary_cidr_blocks(cli):
     assert code == "DependencyViolation"
     cli("ec2", "delete-subnet", "--subnet-id", sn["SubnetId"])
     cli("ec2", "disassociate-vpc-cidr-block", "--association-id", a["AssociationId"])
+    assert local_routes() == [["10.0.0.0/16"]] * 2
+    cli("ec2", "delete-route-table", "--route-table-id", extra)
     vpc = cli("ec2", "describe-vpcs", "--vpc-ids", vid)["Vpcs"][0]
     assert [c["CidrBlock"] for c in vpc["CidrBlockAssociationSet"]] == ["10.0.0.0/16"]
     primary = vpc["CidrBlockAssociationSet"][0]["AssociationId"]

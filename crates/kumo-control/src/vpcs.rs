@@ -557,9 +557,12 @@ pub fn associate_vpc_cidr_block(
             }
             let a = VpcCidr { association_id: new_id("vpc-cidr-assoc"), cidr: cidr.to_string() };
             vpc.cidrs.push(a.clone());
-            let mut rtb: RouteTableRecord = tx.get(s, &vpc.main_route_table_id)?.ok_or(Fail(Ec2Error::internal()))?;
-            rtb.routes.push(RouteEntry { destination: a.cidr.clone(), gateway_id: "local".into(), origin: "CreateRouteTable".into() });
-            tx.update(s, &rtb)?;
+            // A local route in each of the VPC's route tables, as AWS adds it.
+            let tables: Vec<RouteTableRecord> = tx.list(s, &Query { vpcs: Some(&[vpc.id.as_str()]), ..Query::default() })?;
+            for mut rtb in tables {
+                rtb.routes.push(RouteEntry { destination: a.cidr.clone(), gateway_id: "local".into(), origin: "CreateRouteTable".into() });
+                tx.update(s, &rtb)?;
+            }
             tx.update(s, &vpc)?;
             Ok(a)
         })
@@ -669,9 +672,11 @@ pub fn disassociate_vpc_cidr_block(
                     format!("The vpc CIDR block '{}' has dependencies and cannot be disassociated.", gone.cidr),
                 )));
             }
-            let mut rtb: RouteTableRecord = tx.get(s, &vpc.main_route_table_id)?.ok_or(Fail(Ec2Error::internal()))?;
-            rtb.routes.retain(|r| !(r.gateway_id == "local" && r.destination == gone.cidr));
-            tx.update(s, &rtb)?;
+            let tables: Vec<RouteTableRecord> = tx.list(s, &Query { vpcs: Some(&[vpc.id.as_str()]), ..Query::default() })?;
+            for mut rtb in tables {
+                rtb.routes.retain(|r| !(r.gateway_id == "local" && r.destination == gone.cidr));
+                tx.update(s, &rtb)?;
+            }
             tx.update(s, &vpc)?;
             Ok((vpc.id, gone, false))
         })
