@@ -53,6 +53,13 @@ pub(crate) fn firewall<V: Read>(
             lists.insert(id.to_string(), v4);
         }
     }
+    // The VPC's active peering connections, read once for the routes through them, the
+    // groups they admit and the names they resolve.
+    let linked: Vec<crate::records::net::VpcPeeringRecord> = v
+        .list::<crate::records::net::VpcPeeringRecord>(s, &kumo_store::Query::default())?
+        .into_iter()
+        .filter(|p| p.status == "active" && p.joins(s.account, s.region, vpc_id))
+        .collect();
     // Groups of peered VPCs that rules reference, while their peering is active: their
     // members' addresses, read in the group's own account.
     let mut remote: std::collections::HashMap<String, Vec<String>> = Default::default();
@@ -61,13 +68,10 @@ pub(crate) fn firewall<V: Read>(
         .flat_map(|g| g.ingress.iter().chain(g.egress.iter()))
         .filter(|r| r.group_peering.is_some())
     {
-        let (Some(g), Some(pcx)) = (&r.group_id, &r.group_peering) else {
-            continue;
-        };
+        let Some(g) = &r.group_id else { continue };
         if remote.contains_key(g) {
             continue;
         }
-        let _ = pcx;
         let owner = r
             .group_owner
             .clone()
@@ -80,13 +84,9 @@ pub(crate) fn firewall<V: Read>(
         if let Some(group) = v.get::<SecurityGroupRecord>(there, g)? {
             // The rule names the group, not the connection: any active connection between
             // the two VPCs carries it (a rule outlives a peering deleted and made again).
-            let peerings: Vec<crate::records::net::VpcPeeringRecord> =
-                v.list(s, &kumo_store::Query::default())?;
-            let active = peerings.iter().any(|p| {
-                p.status == "active"
-                    && p.joins(s.account, s.region, vpc_id)
-                    && p.joins(&owner, s.region, &group.vpc_id)
-            });
+            let active = linked
+                .iter()
+                .any(|p| p.joins(&owner, s.region, &group.vpc_id));
             if active {
                 let vpcs = [group.vpc_id.as_str()];
                 let q = kumo_store::Query {
@@ -124,12 +124,12 @@ pub(crate) fn firewall<V: Read>(
     let _ = k;
     let mut fw = Firewall {
         acls: acls(v, s, vpc_id)?,
-        peerings: peerings(v, s, vpc_id)?,
+        peerings: peerings(v, s, vpc_id, &linked)?,
         mirrors: mirrors(cm, v, s, vpc_id)?,
         ..Firewall::default()
     };
     fw.public = public_pairs(cm, v, s, &enis)?;
-    fw.peer_public = peer_public(cm, v, s, vpc_id)?;
+    fw.peer_public = peer_public(cm, v, s, vpc_id, &linked)?;
     for e in &enis {
         let Some(a) = &e.attachment else { continue };
         if !cm.driver.is_running(&a.instance_id) {
@@ -212,14 +212,10 @@ fn peer_public<V: Read>(
     v: &V,
     s: Scope,
     vpc_id: &str,
+    linked: &[crate::records::net::VpcPeeringRecord],
 ) -> Result<Vec<(String, String)>, Fail> {
-    let peerings: Vec<crate::records::net::VpcPeeringRecord> =
-        v.list(s, &kumo_store::Query::default())?;
     let mut out = Vec::new();
-    for p in peerings
-        .iter()
-        .filter(|p| p.status == "active" && p.joins(s.account, s.region, vpc_id))
-    {
+    for p in linked {
         let far = p.far_side(s.account, s.region, vpc_id);
         if !far.allow_dns {
             continue;
@@ -339,14 +335,10 @@ fn peerings<V: Read>(
     v: &V,
     s: Scope,
     vpc_id: &str,
+    active: &[crate::records::net::VpcPeeringRecord],
 ) -> Result<Vec<kumo_compute::firewall::Peering>, Fail> {
-    use crate::records::net::{RouteTableRecord, SubnetRecord, VpcPeeringRecord};
+    use crate::records::net::{RouteTableRecord, SubnetRecord};
     use kumo_compute::firewall::{PeerRoute, Peering};
-    let all: Vec<VpcPeeringRecord> = v.list(s, &kumo_store::Query::default())?;
-    let active: Vec<&VpcPeeringRecord> = all
-        .iter()
-        .filter(|p| p.status == "active" && p.joins(s.account, s.region, vpc_id))
-        .collect();
     if active.is_empty() {
         return Ok(Vec::new());
     }
@@ -369,7 +361,7 @@ fn peerings<V: Read>(
     };
     let parse = |c: &str| kumo_model::cidr::Cidr::parse(c).ok();
     Ok(active
-        .into_iter()
+        .iter()
         .map(|p| {
             let far: Vec<_> = p
                 .far_side(s.account, s.region, vpc_id)
