@@ -77,12 +77,7 @@ impl Entry<'_> {
     /// Phase 2: the rule number, the protocol, the CIDR, and the ports or ICMP type the
     /// protocol needs.
     fn formats(&self) -> Result<(), Ec2Error> {
-        if !(1..=32766).contains(&self.rule_number) {
-            return Err(Ec2Error::invalid_value(format!(
-                "Value ({}) for parameter ruleNumber is invalid. Rulenumber must be in range 1..32766",
-                self.rule_number
-            )));
-        }
+        rule_number(self.rule_number)?;
         let number = protocol_number(self.protocol)?;
         if let Some(c) = self.cidr {
             if Cidr::parse(c).is_err() {
@@ -162,6 +157,16 @@ impl Entry<'_> {
     }
 }
 
+/// A rule number of one's own: 1 to 32766 (32767 is the `*` rule), AWS's answer otherwise.
+fn rule_number(n: i32) -> Result<(), Ec2Error> {
+    if (1..=32766).contains(&n) {
+        return Ok(());
+    }
+    Err(Ec2Error::invalid_value(format!(
+        "Value ({n}) for parameter ruleNumber is invalid. Rulenumber must be in range 1..32766"
+    )))
+}
+
 /// A protocol as the API takes it: `-1` or a number from 0 to 255.
 fn protocol_number(p: &str) -> Result<i32, Ec2Error> {
     match p.trim().parse::<i32>() {
@@ -207,13 +212,7 @@ impl Checks for ReplaceNetworkAclEntryRequest {
 
 impl Checks for DeleteNetworkAclEntryRequest {
     fn formats(&self) -> Result<(), Ec2Error> {
-        if !(1..=32766).contains(&self.rule_number) {
-            return Err(Ec2Error::invalid_value(format!(
-                "Value ({}) for parameter ruleNumber is invalid. Rulenumber must be in range 1..32766",
-                self.rule_number
-            )));
-        }
-        Ok(())
+        rule_number(self.rule_number)
     }
 }
 
@@ -407,11 +406,12 @@ fn rerender(k: &Kumo, ctx: &RequestContext, vpc: String) {
     }
 }
 
-fn entry_missing(e: &Entry<'_>) -> Fail {
-    let dir = if e.egress { "egress" } else { "ingress" };
+/// AWS's answer to an entry that is not there.
+fn entry_missing(egress: bool, number: i32) -> Fail {
+    let dir = if egress { "egress" } else { "ingress" };
     Fail(Ec2Error::new(
         "InvalidNetworkAclEntry.NotFound",
-        format!("no {dir} entry with number {}", e.rule_number),
+        format!("no {dir} entry with number {number}"),
     ))
 }
 
@@ -440,7 +440,7 @@ fn put_entry(
                         ),
                     )))
                 }
-                (None, true) => return Err(entry_missing(&e)),
+                (None, true) => return Err(entry_missing(e.egress, e.rule_number)),
                 _ => {}
             }
             let new = e.record();
@@ -507,11 +507,7 @@ pub fn delete_entry(
             acl.entries
                 .retain(|x| !(x.rule_number == input.rule_number && x.egress == input.egress));
             if acl.entries.len() == before {
-                let dir = if input.egress { "egress" } else { "ingress" };
-                return Err(Fail(Ec2Error::new(
-                    "InvalidNetworkAclEntry.NotFound",
-                    format!("no {dir} entry with number {}", input.rule_number),
-                )));
+                return Err(entry_missing(input.egress, input.rule_number));
             }
             tx.update(s, &acl)?;
             Ok(acl.vpc_id)

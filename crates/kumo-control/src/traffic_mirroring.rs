@@ -496,13 +496,18 @@ struct RuleSpec {
     destination_ports: Option<(i32, i32)>,
 }
 
-fn check_rule(r: &RuleSpec) -> Result<(), Ec2Error> {
-    if !(1..=32766).contains(&r.rule_number) {
-        return Err(Ec2Error::invalid_value(format!(
-            "Value ({}) for parameter ruleNumber is invalid. Rule number must be in range 1..32766",
-            r.rule_number
-        )));
+/// A filter rule's number: 1 to 32766.
+fn rule_number(n: i32) -> Result<(), Ec2Error> {
+    if (1..=32766).contains(&n) {
+        return Ok(());
     }
+    Err(Ec2Error::invalid_value(format!(
+        "Value ({n}) for parameter ruleNumber is invalid. Rule number must be in range 1..32766"
+    )))
+}
+
+fn check_rule(r: &RuleSpec) -> Result<(), Ec2Error> {
+    rule_number(r.rule_number)?;
     for (name, c) in [
         ("sourceCidrBlock", &r.source_cidr),
         ("destinationCidrBlock", &r.destination_cidr),
@@ -662,14 +667,7 @@ fn filter_of_rule(tx: &Tx, s: Scope, rule: &str) -> Result<MirrorFilterRecord, F
 
 impl Checks for ModifyTrafficMirrorFilterRuleRequest {
     fn formats(&self) -> Result<(), Ec2Error> {
-        if let Some(n) = self.rule_number {
-            if !(1..=32766).contains(&n) {
-                return Err(Ec2Error::invalid_value(format!(
-                    "Value ({n}) for parameter ruleNumber is invalid. Rule number must be in range 1..32766"
-                )));
-            }
-        }
-        Ok(())
+        self.rule_number.map_or(Ok(()), rule_number)
     }
 }
 
