@@ -30,6 +30,9 @@ pub(crate) struct Host {
     pub(crate) dir: PathBuf,
     pub(crate) vpcs: Mutex<Vpcs>,
     pub(crate) cgroups: Cgroups,
+    /// The data directory's certificate authority (`<data>/tls/ca.pem`), which every guest
+    /// trusts: it signs the interface endpoints' certificates.
+    ca_pem: Option<String>,
 }
 
 impl Host {
@@ -44,8 +47,17 @@ impl Host {
             .bytes()
             .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
         let prefix = format!("k{:02x}", hash & 0xff);
+        let mut vpcs = Vpcs::new(&prefix, rt);
+        match crate::services::endpoints::Authority::load_or_make(&data_dir.join("tls")) {
+            Ok(a) => vpcs.authority = Some(Arc::new(a)),
+            Err(e) => {
+                tracing::error!(error = %e, "no local certificate authority: VPC interface endpoints will not be served")
+            }
+        }
+        let ca_pem = vpcs.authority.as_ref().map(|a| a.pem().to_string());
         let host = Host {
-            vpcs: Mutex::new(Vpcs::new(&prefix, rt)),
+            ca_pem,
+            vpcs: Mutex::new(vpcs),
             cgroups: Cgroups {
                 prefix: prefix.clone(),
             },
@@ -54,6 +66,11 @@ impl Host {
         };
         host.sweep_and_claim();
         Ok(host)
+    }
+
+    /// The local certificate authority's certificate, which guests trust.
+    pub(crate) fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     pub(crate) fn run_dir(&self, id: &str) -> PathBuf {
@@ -734,6 +751,10 @@ impl<K: Kind> Driver for Fleet<K> {
 
     fn set_peerings(&self, links: &[crate::PeeringLink]) -> Result<(), ComputeError> {
         lock(&self.host.vpcs).set_peerings(links)
+    }
+
+    fn serve_endpoints(&self, upstream: std::net::SocketAddr) {
+        lock(&self.host.vpcs).upstream = Some(upstream);
     }
 
     fn events(&self) -> Option<std::sync::mpsc::Receiver<GuestEvent>> {

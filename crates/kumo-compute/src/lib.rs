@@ -364,6 +364,9 @@ pub trait Driver: Send + Sync {
     fn set_peerings(&self, _links: &[PeeringLink]) -> Result<(), ComputeError> {
         Ok(())
     }
+    /// Where the interface endpoints' connections go once their TLS is ended: Kumo's own API
+    /// listener. Until it is given, endpoints are not served.
+    fn serve_endpoints(&self, _upstream: std::net::SocketAddr) {}
     /// The host's own address on its link into a VPC that has had a guest here: what the host
     /// sends from it reaches that VPC's private addresses, even where another VPC here
     /// overlaps them (`kumo ssh` binds to it). None where guests run nowhere.

@@ -47,10 +47,16 @@ struct Vpc {
     subnets: Vec<String>,
     /// Traffic mirror sessions' VXLAN devices here: (target, VXLAN id, UDP source port).
     mirror_devs: HashMap<String, (String, u32, u16)>,
+    /// Interface endpoints served here, by address: the names their certificate holds, and
+    /// the listener's task (its socket is the namespace's).
+    endpoints: HashMap<String, (Vec<String>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Vpc {
     fn remove(self, prefix: &str) {
+        for (_, task) in self.endpoints.values() {
+            task.abort();
+        }
         self.imds_task.abort();
         self.dns_task.abort();
         self.dhcp_task.abort();
@@ -105,6 +111,10 @@ pub(crate) struct Vpcs {
     /// namespace here), with the link's number.
     peerings: Vec<crate::PeeringLink>,
     peer_links: HashMap<String, (crate::PeeringLink, u32)>,
+    /// The data directory's certificate authority, which signs the endpoints' certificates,
+    /// and Kumo's API listener, where their connections go.
+    pub(crate) authority: Option<Arc<crate::services::endpoints::Authority>>,
+    pub(crate) upstream: Option<std::net::SocketAddr>,
 }
 
 /// The links between peered VPC namespaces: a /30 each from here.
@@ -120,6 +130,8 @@ impl Vpcs {
             main: BTreeMap::new(),
             peerings: Vec::new(),
             peer_links: HashMap::new(),
+            authority: None,
+            upstream: None,
         }
     }
 
@@ -431,6 +443,7 @@ impl Vpcs {
                 dhcp_task,
                 subnets: Vec::new(),
                 mirror_devs: HashMap::new(),
+                endpoints: HashMap::new(),
             },
         );
         self.add_cidr(vpc_id, c)?;
@@ -510,6 +523,12 @@ impl Vpcs {
             return Ok(());
         };
         sync_mirrors(&self.prefix, v, &mut fw);
+        let served = match (&self.authority, self.upstream) {
+            (Some(a), Some(up)) => sync_endpoints(&self.rt, a, up, v, &fw.endpoints),
+            _ => Vec::new(),
+        };
+        // An endpoint that is not served takes no traffic, rather than the namespace's.
+        fw.endpoints.retain(|e| served.contains(&e.addr));
         let fw = &fw;
         apply_rules(&v.ns, fw)?;
         // The host reaches the public addresses through the VPC that holds them. Only what
@@ -535,9 +554,129 @@ impl Vpcs {
         *lock(&v.dns_known) = crate::services::dns::Known {
             public: fw.public.iter().chain(&fw.peer_public).cloned().collect(),
             names: fw.names.clone(),
+            endpoints: endpoint_names(&fw.endpoints),
         };
         Ok(())
     }
+}
+
+/// What the resolver answers for the endpoints: each name with every address it leads to.
+fn endpoint_names(
+    endpoints: &[crate::services::firewall::Endpoint],
+) -> Vec<(String, std::net::Ipv4Addr)> {
+    let mut out = Vec::new();
+    for e in endpoints {
+        let Ok(addr) = e.addr.parse() else { continue };
+        let private = e.private_dns.then_some(&e.private_name);
+        for n in e.names.iter().chain(private) {
+            out.push((n.to_ascii_lowercase(), addr));
+        }
+    }
+    out
+}
+
+/// Brings a VPC's served endpoints to `want`: each address on the namespace's loopback with a
+/// TLS listener on 443 whose certificate holds the endpoint's names (remade when they
+/// change), and the ones no longer wanted removed. Returns the addresses served; one that
+/// could not be is logged and left out.
+fn sync_endpoints(
+    rt: &tokio::runtime::Handle,
+    authority: &Arc<crate::services::endpoints::Authority>,
+    upstream: std::net::SocketAddr,
+    v: &mut Vpc,
+    want: &[crate::services::firewall::Endpoint],
+) -> Vec<String> {
+    let names_of = |e: &crate::services::firewall::Endpoint| -> Vec<String> {
+        let mut n = e.names.clone();
+        n.push(e.private_name.clone());
+        n
+    };
+    let stale: Vec<String> = v
+        .endpoints
+        .iter()
+        .filter(|(addr, (names, _))| {
+            !want
+                .iter()
+                .any(|e| e.addr == **addr && names_of(e) == *names)
+        })
+        .map(|(addr, _)| addr.clone())
+        .collect();
+    for addr in stale {
+        if let Some((_, task)) = v.endpoints.remove(&addr) {
+            task.abort();
+        }
+        if !want.iter().any(|e| e.addr == addr) {
+            ip_quiet(&[
+                "-n",
+                &v.ns,
+                "addr",
+                "delete",
+                &format!("{addr}/32"),
+                "dev",
+                "lo",
+            ]);
+        }
+    }
+    let mut served = Vec::new();
+    for e in want {
+        if v.endpoints.contains_key(&e.addr) {
+            served.push(e.addr.clone());
+            continue;
+        }
+        let names = names_of(e);
+        let made = (|| {
+            ip_quiet(&[
+                "-n",
+                &v.ns,
+                "addr",
+                "delete",
+                &format!("{}/32", e.addr),
+                "dev",
+                "lo",
+            ]);
+            ip(&[
+                "-n",
+                &v.ns,
+                "addr",
+                "add",
+                &format!("{}/32", e.addr),
+                "dev",
+                "lo",
+            ])?;
+            let acceptor = authority
+                .acceptor(&names)
+                .map_err(|x| ComputeError::io("an endpoint's certificate", x))?;
+            let listener = bind_in(&v.ns, &format!("{}:443", e.addr))?;
+            let _enter = rt.enter();
+            let l = tokio::net::TcpListener::from_std(listener)
+                .map_err(|x| ComputeError::io("an endpoint's listener", x))?;
+            Ok::<_, ComputeError>(rt.spawn(crate::services::endpoints::serve(
+                l,
+                Arc::new(acceptor),
+                upstream,
+            )))
+        })();
+        match made {
+            Ok(task) => {
+                tracing::info!(address = %e.addr, names = ?names, "VPC endpoint served");
+                v.endpoints.insert(e.addr.clone(), (names, task));
+                served.push(e.addr.clone());
+            }
+            Err(x) => {
+                ip_quiet(&[
+                    "-n",
+                    &v.ns,
+                    "addr",
+                    "delete",
+                    &format!("{}/32", e.addr),
+                    "dev",
+                    "lo",
+                ]);
+                tracing::error!(address = %e.addr, error = %x, "cannot serve a VPC endpoint");
+            }
+        }
+    }
+    served
 }
 
 /// Brings a VPC's traffic mirror devices to its sessions: one VXLAN device per session

@@ -28,7 +28,7 @@ pub(super) fn boot(
 ) -> Result<NsUp, ComputeError> {
     // What the guest's init reads besides the metadata: under `ns` its files are in the
     // root's upper layer before it starts (a `vm` guest fetches them).
-    let files = guest_files(spec, &[]);
+    let files = guest_files(spec, &[], host.ca_pem());
     write_config(spec, &files)?;
     install_host_keys(ns, spec);
     let run = &net.run;
@@ -102,6 +102,7 @@ fn write_config(spec: &InstanceSpec, files: &BTreeMap<String, String>) -> Result
     for (name, dir) in [
         ("instance.env", "etc/kumo"),
         ("launch-key", "etc/kumo"),
+        ("ca.pem", "etc/kumo"),
         ("cloud-config.sh", "var/lib/kumo"),
     ] {
         let dir = spec.root_data.join("upper").join(dir);

@@ -3,8 +3,10 @@
 //! names of instances (`ip-10-0-1-5.eu-west-1.compute.internal`, `ip-….ec2.internal`), the
 //! resource names of those that ask for their A record (`i-0123….eu-west-1.compute.internal`)
 //! and their public names (`ec2-198-51-100-7.compute-1.amazonaws.com`, to the private
-//! address, as inside a VPC). Anything else is refused at once, so the guest's lookups fail
-//! fast instead of timing out.
+//! address, as inside a VPC), and the names of the VPC's interface endpoints (each endpoint's
+//! own names, and with private DNS on the service's public name, `ec2.eu-west-1.amazonaws.com`),
+//! with the addresses of the endpoint's interfaces. Anything else is refused at once, so the
+//! guest's lookups fail fast instead of timing out.
 
 use std::net::Ipv4Addr;
 
@@ -16,6 +18,24 @@ pub struct Known {
     /// (instance id, primary private address) of the instances whose resource name has an
     /// A record.
     pub names: Vec<(String, String)>,
+    /// (name, address) of the VPC's interface endpoints, lowercase: a name with several
+    /// interfaces has several entries, answered together.
+    pub endpoints: Vec<(String, Ipv4Addr)>,
+}
+
+/// Every address a name stands for: an endpoint's name's interfaces, else [`resolve`]'s.
+pub fn resolve_all(name: &str, known: &Known) -> Vec<Ipv4Addr> {
+    let lower = name.trim_end_matches('.').to_ascii_lowercase();
+    let at: Vec<Ipv4Addr> = known
+        .endpoints
+        .iter()
+        .filter(|(n, _)| *n == lower)
+        .map(|(_, a)| *a)
+        .collect();
+    if !at.is_empty() {
+        return at;
+    }
+    resolve(name, known).into_iter().collect()
 }
 
 /// The address a name stands for, if it is an EC2 host name.
@@ -75,28 +95,28 @@ pub fn answer(query: &[u8], known: &Known) -> Option<Vec<u8>> {
     let qclass = u16::from_be_bytes([*query.get(i + 2)?, *query.get(i + 3)?]);
     let question_end = i + 4;
     let name = labels.join(".");
-    let found = resolve(&name, known);
+    let found = resolve_all(&name, known);
     let mut out = Vec::with_capacity(question_end + 16);
     out.extend_from_slice(&query[..2]);
     // QR, the query's opcode and RD, RA; rcode: 0 answer, 3 NXDOMAIN (our names), 5 refused.
-    let rcode = match (&found, qdcount) {
+    let rcode = match (found.is_empty(), qdcount) {
         (_, 0) => 1,
-        (Some(_), _) => 0,
-        (None, _) if name.ends_with("compute.internal") || name.ends_with("ec2.internal") => 3,
-        (None, _) => 5,
+        (false, _) => 0,
+        (true, _) if name.ends_with("compute.internal") || name.ends_with("ec2.internal") => 3,
+        (true, _) => 5,
     };
     out.push(0x80 | (query[2] & 0x79) | 0x04);
     out.push(0x80 | rcode);
     out.extend_from_slice(&[0, 1]);
-    let answers: u16 = if found.is_some() && qtype == 1 && qclass == 1 {
-        1
+    let answers: u16 = if qtype == 1 && qclass == 1 {
+        found.len().min(32) as u16
     } else {
         0
     };
     out.extend_from_slice(&answers.to_be_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(&query[12..question_end]);
-    if let (Some(ip), 1) = (found, answers) {
+    for ip in found.iter().take(answers as usize) {
         // A pointer to the question's name, type A, class IN, TTL 60, 4 bytes.
         out.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
         out.extend_from_slice(&ip.octets());
@@ -125,6 +145,7 @@ mod tests {
         let public = Known {
             public: vec![("198.51.100.7".to_string(), "10.0.1.5".to_string())],
             names: vec![("i-0123456789abcdef0".to_string(), "10.0.1.6".to_string())],
+            ..Known::default()
         };
         assert_eq!(
             resolve("ip-10-0-1-5.eu-west-1.compute.internal", &public),
@@ -184,5 +205,30 @@ mod tests {
         .unwrap();
         assert_eq!(nx[3] & 0x0f, 3);
         assert!(answer(&[0; 5], &Known::default()).is_none());
+    }
+
+    #[test]
+    fn endpoint_names_answer_every_interface() {
+        let known = Known {
+            endpoints: vec![
+                (
+                    "ec2.eu-west-1.amazonaws.com".into(),
+                    Ipv4Addr::new(10, 0, 1, 9),
+                ),
+                (
+                    "ec2.eu-west-1.amazonaws.com".into(),
+                    Ipv4Addr::new(10, 0, 2, 9),
+                ),
+            ],
+            ..Known::default()
+        };
+        let a = answer(&query("EC2.eu-west-1.amazonaws.com", 1), &known).unwrap();
+        assert_eq!(a[3] & 0x0f, 0);
+        assert_eq!(u16::from_be_bytes([a[6], a[7]]), 2);
+        assert_eq!(&a[a.len() - 4..], &[10, 0, 2, 9]);
+        assert_eq!(&a[a.len() - 20..a.len() - 16], &[10, 0, 1, 9]);
+        // Without an endpoint the service's name is not the VPC's to answer.
+        let none = answer(&query("ec2.eu-west-1.amazonaws.com", 1), &Known::default()).unwrap();
+        assert_eq!(none[3] & 0x0f, 5);
     }
 }

@@ -123,8 +123,28 @@ pub struct MirrorSource {
 /// ARP goes into the tunnel.
 pub const MIRROR_NEXT_HOP: &str = "169.254.77.1";
 
+/// An interface VPC endpoint's network interface. Kumo serves the endpoint's service over
+/// HTTPS on its address, in the VPC namespace itself ([`crate::services::endpoints`]); the
+/// resolver answers `names` with it (with `private_name` too when private DNS is on), and its
+/// certificate names both. Its security groups are an entry of `interfaces` like any
+/// interface's: traffic to it must pass the sender's egress and its ingress rules, and its
+/// subnet's network ACL.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub addr: String,
+    /// The endpoint's own DNS names that lead here: its regional name and this subnet's
+    /// zonal one.
+    pub names: Vec<String>,
+    /// The service's name (`ec2.eu-west-1.amazonaws.com`).
+    pub private_name: String,
+    pub private_dns: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Firewall {
+    /// The VPC's interface endpoints' network interfaces.
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
     /// The VPC's traffic mirror sources.
     #[serde(default)]
     pub mirrors: Vec<MirrorSource>,
@@ -201,19 +221,22 @@ fn acl_match(r: &AclRule) -> Option<String> {
 
 /// The network ACLs' base chain and its per-ACL chains: an allowing entry returns (the
 /// other side's ACL and then the security groups still apply), a denying one drops.
-fn acl_chains(acls: &[Acl]) -> String {
-    let mut base =
-        String::from("  chain nacl {\n    type filter hook forward priority -10; policy accept;\n");
+///
+/// Traffic to and from an interface endpoint's address ends in the namespace itself rather
+/// than crossing it, so two more base chains (input, output) send it through the same ACL
+/// chains; nothing else the namespace answers (the resolver, DHCP, the metadata) is filtered.
+fn acl_chains(acls: &[Acl], endpoints: &[String]) -> String {
+    let mut jumps = String::new();
     let mut chains = String::new();
     for (i, a) in acls.iter().enumerate() {
         if a.subnets.is_empty() {
             continue;
         }
         for c in &a.subnets {
-            base.push_str(&format!(
+            jumps.push_str(&format!(
                 "    ip saddr {c} ip daddr != {c} jump nacl_out_{i}\n"
             ));
-            base.push_str(&format!(
+            jumps.push_str(&format!(
                 "    ip daddr {c} ip saddr != {c} jump nacl_in_{i}\n"
             ));
         }
@@ -228,7 +251,20 @@ fn acl_chains(acls: &[Acl]) -> String {
             chains.push_str("    drop\n  }\n");
         }
     }
-    base.push_str("  }\n");
+    let mut base = format!(
+        "  chain nacl {{\n    type filter hook forward priority -10; policy accept;\n{jumps}  }}\n"
+    );
+    if !endpoints.is_empty() && !jumps.is_empty() {
+        let e = set(endpoints);
+        for (chain, hook, own) in [
+            ("nacl_local_in", "input", "daddr"),
+            ("nacl_local_out", "output", "saddr"),
+        ] {
+            base.push_str(&format!(
+                "  chain {chain} {{\n    type filter hook {hook} priority -10; policy accept;\n    ip {own} != {e} accept\n{jumps}  }}\n"
+            ));
+        }
+    }
     base + &chains
 }
 
@@ -402,6 +438,7 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
             chains.push_str("    drop\n  }\n");
         }
     }
+    let egress_jumps: Vec<String> = base[2..].to_vec();
     base.extend(ingress_jumps);
     // What the sender's groups let out to a peered VPC leaves by its link; the peer's
     // namespace checks its receivers' groups.
@@ -415,8 +452,26 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
         out.push_str(&format!("    {b}\n"));
     }
     out.push_str("  }\n");
+    // An interface endpoint's address is the namespace's own: what reaches it meets the
+    // sender's egress rules and then the endpoint's ingress rules, on the input hook.
+    let endpoints: Vec<String> = fw.endpoints.iter().map(|e| e.addr.clone()).collect();
+    if !endpoints.is_empty() {
+        let e = set(&endpoints);
+        out.push_str("  chain endpoint {\n    type filter hook input priority 0; policy accept;\n");
+        out.push_str(&format!("    ip daddr != {e} accept\n"));
+        out.push_str("    ct state established,related accept\n    ct state invalid drop\n");
+        for j in &egress_jumps {
+            out.push_str(&format!("    {j}\n"));
+        }
+        for (i, f) in fw.interfaces.iter().enumerate() {
+            if f.addrs.iter().any(|a| endpoints.contains(a)) {
+                out.push_str(&format!("    ip daddr {} jump in_{i}\n", set(&f.addrs)));
+            }
+        }
+        out.push_str("    drop\n  }\n");
+    }
     out.push_str(&chains);
-    out.push_str(&acl_chains(&fw.acls));
+    out.push_str(&acl_chains(&fw.acls, &endpoints));
     out.push_str(&peering_chains(&fw.peerings));
     // Mirrored copies leave the namespace itself: the target's groups must admit them (UDP
     // 4789 from the source), checked once their source is the source interface's.
@@ -588,6 +643,45 @@ mod tests {
         assert!(!s.contains("nacl_in_0") && !s.contains("nacl_out_0"), "{s}");
     }
 
+    #[test]
+    fn an_endpoint_address_meets_the_groups_and_acls_on_the_input_hook() {
+        let mut fw = acl_firewall();
+        fw.interfaces = vec![
+            Interface {
+                addrs: vec!["10.0.2.5".into()],
+                ingress: Vec::new(),
+                egress: vec![rule("tcp", Some(443), Some(443), &["10.0.1.0/24"])],
+            },
+            Interface {
+                addrs: vec!["10.0.1.9".into()],
+                ingress: vec![rule("tcp", Some(443), Some(443), &["10.0.0.0/16"])],
+                egress: Vec::new(),
+            },
+        ];
+        fw.endpoints.push(Endpoint {
+            addr: "10.0.1.9".into(),
+            ..Endpoint::default()
+        });
+        let s = script(&fw, "100.127.0.0/16");
+        let chain = &s[s.find("chain endpoint {").expect("an endpoint chain")..];
+        let chain = &chain[..chain.find("  }\n").unwrap()];
+        // Only the endpoint's address is filtered here: the namespace's own services are not.
+        assert!(chain.contains("type filter hook input priority 0; policy accept;"));
+        assert!(chain.contains("ip daddr != { 10.0.1.9 } accept"));
+        // The sender's egress, then the endpoint's ingress, then nothing else gets in.
+        let at = |n: &str| chain.find(n).unwrap_or_else(|| panic!("{n}: {chain}"));
+        assert!(at("ip saddr { 10.0.2.5 } jump out_0") < at("ip daddr { 10.0.1.9 } jump in_1"));
+        assert!(chain.trim_end().ends_with("drop"));
+        // The ACLs see both directions of it, at the namespace's own input and output.
+        for (hook, own) in [("input", "daddr"), ("output", "saddr")] {
+            assert!(s.contains(&format!("type filter hook {hook} priority -10; policy accept;\n    ip {own} != {{ 10.0.1.9 }} accept\n    ip saddr 10.0.1.0/24")), "{s}");
+        }
+        // Without endpoints there is no input filtering at all.
+        fw.endpoints.clear();
+        let s = script(&fw, "100.127.0.0/16");
+        assert!(!s.contains("chain endpoint") && !s.contains("nacl_local"), "{s}");
+    }
+
     /// The kernel's own parser takes the script (`nft --check` changes nothing). Where `nft`
     /// is missing the test says so and fails: every machine that runs the `ns` driver has it.
     #[test]
@@ -607,6 +701,16 @@ mod tests {
                 dst: "10.1.0.0/16".into(),
                 via: true,
             }],
+        });
+        // An interface endpoint in the first subnet.
+        fw.interfaces.push(Interface {
+            addrs: vec!["10.0.1.9".into()],
+            ingress: vec![rule("tcp", Some(443), Some(443), &["10.0.0.0/16"])],
+            egress: Vec::new(),
+        });
+        fw.endpoints.push(Endpoint {
+            addr: "10.0.1.9".into(),
+            ..Endpoint::default()
         });
         // A device that exists wherever the test runs (nft resolves `dup`'s device).
         fw.mirrors = mirror_sources("lo").mirrors;

@@ -7,8 +7,13 @@ use std::collections::BTreeMap;
 
 /// Kumo's files for the guest (see [`crate::Metadata::guest`]), made once per boot: the
 /// init's settings (the default user and the VPC's resolver), the script for `#cloud-config`
-/// user data, and each disk's EC2 names by serial.
-pub(crate) fn guest_files(spec: &InstanceSpec, disks: &[VolumeSpec]) -> BTreeMap<String, String> {
+/// user data, each disk's EC2 names by serial, and the local certificate authority the guest
+/// trusts (`ca.pem`, which signs the VPC interface endpoints' certificates).
+pub(crate) fn guest_files(
+    spec: &InstanceSpec,
+    disks: &[VolumeSpec],
+    ca: Option<&str>,
+) -> BTreeMap<String, String> {
     // The VPC's DHCP options: its name servers and search domains, quoted for the shell.
     let dns: Vec<String> = spec
         .dhcp
@@ -24,6 +29,9 @@ pub(crate) fn guest_files(spec: &InstanceSpec, disks: &[VolumeSpec]) -> BTreeMap
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ' '))
         .collect();
     let mut files = BTreeMap::new();
+    if let Some(pem) = ca {
+        files.insert("ca.pem".to_string(), pem.to_string());
+    }
     let mut env = format!(
         "DEFAULT_USER={}\nDNS='{}'\nSEARCH='{search}'\n",
         spec.default_user,

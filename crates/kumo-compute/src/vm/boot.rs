@@ -69,7 +69,7 @@ pub(super) fn boot(
         .map(|d| d.spec.clone())
         .chain(store.iter().cloned())
         .collect();
-    let files = guest_files(spec, &specs);
+    let files = guest_files(spec, &specs, host.ca_pem());
     let addr = IpAddr::V4(ip4);
     net.imds.set(
         addr,

@@ -1,0 +1,240 @@
+//! Interface VPC endpoints: Kumo's own API served inside a VPC's namespace, over HTTPS on
+//! each endpoint interface's address, as AWS serves a service on its endpoint's network
+//! interfaces. The certificate is signed by the data directory's local certificate authority
+//! ([`Authority`]), which every guest's init adds to its trust store at boot, so `curl` and the
+//! SDKs in a guest verify `https://ec2.<region>.amazonaws.com` as they would on AWS.
+//!
+//! A connection is decrypted here and carried byte for byte to Kumo's API listener (the
+//! upstream), which answers it as any other request: the signature the client made for the
+//! service's name is checked there.
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::{BigNum, MsbOption};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslAcceptor, SslMethod};
+use openssl::x509::extension::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, SubjectKeyIdentifier,
+};
+use openssl::x509::{X509Name, X509};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The data directory's certificate authority: an EC P-256 key and a self-signed certificate,
+/// made once and kept in `<data>/tls` (`ca.pem`, `ca.key`, the key readable by root only).
+pub struct Authority {
+    cert: X509,
+    key: PKey<Private>,
+    pem: String,
+}
+
+fn ssl_err(what: &str, e: openssl::error::ErrorStack) -> std::io::Error {
+    std::io::Error::other(format!("{what}: {e}"))
+}
+
+fn new_key() -> Result<PKey<Private>, openssl::error::ErrorStack> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
+    PKey::from_ec_key(EcKey::generate(&group)?)
+}
+
+fn serial() -> Result<openssl::asn1::Asn1Integer, openssl::error::ErrorStack> {
+    let mut bn = BigNum::new()?;
+    bn.rand(127, MsbOption::MAYBE_ZERO, false)?;
+    bn.to_asn1_integer()
+}
+
+impl Authority {
+    /// The authority kept in `dir`, made there first if there is none.
+    pub fn load_or_make(dir: &Path) -> std::io::Result<Authority> {
+        let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("ca.key"));
+        if let (Ok(pem), Ok(key)) = (
+            std::fs::read_to_string(&cert_path),
+            std::fs::read(&key_path),
+        ) {
+            let cert = X509::from_pem(pem.as_bytes()).map_err(|e| ssl_err("ca.pem", e))?;
+            let key = PKey::private_key_from_pem(&key).map_err(|e| ssl_err("ca.key", e))?;
+            return Ok(Authority { cert, key, pem });
+        }
+        let (cert, key) = Self::make().map_err(|e| ssl_err("make the local CA", e))?;
+        std::fs::create_dir_all(dir)?;
+        let key_pem = key
+            .private_key_to_pem_pkcs8()
+            .map_err(|e| ssl_err("ca.key", e))?;
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&key_path)?;
+            std::io::Write::write_all(&mut f, &key_pem)?;
+        }
+        let pem =
+            String::from_utf8_lossy(&cert.to_pem().map_err(|e| ssl_err("ca.pem", e))?).into_owned();
+        std::fs::write(&cert_path, &pem)?;
+        tracing::info!(path = %cert_path.display(), "made the local certificate authority for VPC endpoints");
+        Ok(Authority { cert, key, pem })
+    }
+
+    fn make() -> Result<(X509, PKey<Private>), openssl::error::ErrorStack> {
+        let key = new_key()?;
+        let mut name = X509Name::builder()?;
+        name.append_entry_by_nid(Nid::ORGANIZATIONNAME, "Kumo")?;
+        name.append_entry_by_nid(Nid::COMMONNAME, "Kumo local CA")?;
+        let name = name.build();
+        let mut b = X509::builder()?;
+        b.set_version(2)?;
+        let serial = serial()?;
+        b.set_serial_number(&serial)?;
+        b.set_subject_name(&name)?;
+        b.set_issuer_name(&name)?;
+        b.set_pubkey(&key)?;
+        let (from, to) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(3650)?);
+        b.set_not_before(&from)?;
+        b.set_not_after(&to)?;
+        b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .key_cert_sign()
+                .crl_sign()
+                .build()?,
+        )?;
+        let ski = SubjectKeyIdentifier::new().build(&b.x509v3_context(None, None))?;
+        b.append_extension(ski)?;
+        b.sign(&key, MessageDigest::sha256())?;
+        Ok((b.build(), key))
+    }
+
+    /// The authority's certificate, PEM: what a guest adds to its trust store.
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    /// A server certificate for `names` (a fresh key, signed by the authority, valid a year),
+    /// as a TLS acceptor.
+    pub fn acceptor(&self, names: &[String]) -> std::io::Result<SslAcceptor> {
+        self.make_acceptor(names)
+            .map_err(|e| ssl_err("make an endpoint certificate", e))
+    }
+
+    fn make_acceptor(&self, names: &[String]) -> Result<SslAcceptor, openssl::error::ErrorStack> {
+        let key = new_key()?;
+        let mut subject = X509Name::builder()?;
+        subject.append_entry_by_nid(
+            Nid::COMMONNAME,
+            names.first().map(String::as_str).unwrap_or("kumo"),
+        )?;
+        let subject = subject.build();
+        let mut b = X509::builder()?;
+        b.set_version(2)?;
+        let serial = serial()?;
+        b.set_serial_number(&serial)?;
+        b.set_subject_name(&subject)?;
+        b.set_issuer_name(self.cert.subject_name())?;
+        b.set_pubkey(&key)?;
+        let (from, to) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(365)?);
+        b.set_not_before(&from)?;
+        b.set_not_after(&to)?;
+        b.append_extension(BasicConstraints::new().build()?)?;
+        b.append_extension(
+            KeyUsage::new()
+                .critical()
+                .digital_signature()
+                .key_agreement()
+                .build()?,
+        )?;
+        b.append_extension(ExtendedKeyUsage::new().server_auth().build()?)?;
+        let mut san = SubjectAlternativeName::new();
+        for n in names {
+            san.dns(n);
+        }
+        let san = san.build(&b.x509v3_context(Some(&self.cert), None))?;
+        b.append_extension(san)?;
+        b.sign(&self.key, MessageDigest::sha256())?;
+        let cert = b.build();
+        let mut a = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+        a.set_private_key(&key)?;
+        a.set_certificate(&cert)?;
+        a.add_extra_chain_cert(self.cert.clone())?;
+        a.check_private_key()?;
+        Ok(a.build())
+    }
+}
+
+/// Serves one endpoint address: each connection's TLS is ended here and its bytes carried to
+/// `upstream` and back, until either side closes. A failed handshake ends only its connection.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    acceptor: Arc<SslAcceptor>,
+    upstream: SocketAddr,
+) {
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            if let Err(e) = carry(tcp, &acceptor, upstream).await {
+                tracing::debug!(%peer, error = %e, "a VPC endpoint connection ended");
+            }
+        });
+    }
+}
+
+async fn carry(
+    tcp: tokio::net::TcpStream,
+    acceptor: &SslAcceptor,
+    upstream: SocketAddr,
+) -> std::io::Result<()> {
+    let ssl = openssl::ssl::Ssl::new(acceptor.context()).map_err(|e| ssl_err("TLS", e))?;
+    let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| ssl_err("TLS", e))?;
+    // A client that never finishes its handshake does not hold the task for ever.
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        std::pin::Pin::new(&mut tls).accept(),
+    )
+    .await
+    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut api = tokio::net::TcpStream::connect(upstream).await?;
+    tokio::io::copy_bidirectional(&mut tls, &mut api).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_authority_is_made_once_and_signs_its_names() {
+        let dir = std::env::temp_dir().join(format!("kumo-ca-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = Authority::load_or_make(&dir).unwrap();
+        let again = Authority::load_or_make(&dir).unwrap();
+        assert_eq!(a.pem(), again.pem(), "the second start reads the same CA");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("ca.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // The leaf certificate verifies against the CA, for exactly its names.
+        let names = vec!["ec2.eu-west-1.amazonaws.com".to_string()];
+        let acceptor = a.acceptor(&names).unwrap();
+        let leaf = acceptor.context().certificate().unwrap().to_owned();
+        assert!(leaf.verify(&a.cert.public_key().unwrap()).unwrap());
+        let sans: Vec<String> = leaf
+            .subject_alt_names()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n.dnsname().map(str::to_string))
+            .collect();
+        assert_eq!(sans, names);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
