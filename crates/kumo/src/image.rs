@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 
 /// Changing anything in the recipe below changes this, so cached images are rebuilt.
-pub const RECIPE: &str = "debian-12-minbase-v19";
+pub const RECIPE: &str = "debian-12-minbase-v20";
 const SUITE: &str = "bookworm";
 const MIRROR: &str = "http://deb.debian.org/debian";
 const PACKAGES: &str = "openssh-server,iproute2,curl,ca-certificates,cloud-guest-utils,fdisk,e2fsprogs,xfsprogs,sudo,procps,less,nftables,linux-image-cloud-amd64,udev,busybox";
@@ -552,6 +552,16 @@ if [ -n "$VM" ]; then
     curl -sf -m 5 -o /etc/kumo/instance.env "$IMDS/kumo/guest/instance.env"
     curl -sf -m 5 -o /var/lib/kumo/cloud-config.sh "$IMDS/kumo/guest/cloud-config.sh" || rm -f /var/lib/kumo/cloud-config.sh
     curl -sf -m 5 -o /etc/kumo/launch-key "$IMDS/kumo/guest/launch-key" || rm -f /etc/kumo/launch-key
+    curl -sf -m 5 -o /etc/kumo/ca.pem "$IMDS/kumo/guest/ca.pem" || rm -f /etc/kumo/ca.pem
+fi
+# The server's local certificate authority, which signs its VPC interface endpoints'
+# certificates, is trusted as the image's own authorities are (update-ca-certificates would
+# build the same bundle again from this directory).
+if [ -s /etc/kumo/ca.pem ]; then
+    mkdir -p /usr/local/share/ca-certificates
+    cp /etc/kumo/ca.pem /usr/local/share/ca-certificates/kumo-local-ca.crt
+    grep -qF "$(sed -n 2p /etc/kumo/ca.pem)" /etc/ssl/certs/ca-certificates.crt 2>/dev/null \
+        || cat /etc/kumo/ca.pem >> /etc/ssl/certs/ca-certificates.crt
 fi
 mkdir -p /run/sshd /run/lock /var/lib/kumo /tmp && chmod 1777 /tmp
 [ -f /etc/kumo/instance.env ] && . /etc/kumo/instance.env
