@@ -680,6 +680,58 @@ def test_vpc_peering_carries_traffic_where_both_sides_route_it(ns_kumo, ec2, key
     assert not can_reach(key, a_ip, b_ip, 22)
 
 
+def test_an_interface_endpoint_serves_kumo_api_inside_the_vpc(ns_kumo, ec2, key):
+    """The seed's endpoint table for real: an instance with no public address calls the EC2 API
+    at its usual name, which the VPC resolves to the endpoint's interface, over HTTPS that
+    the guest verifies against the server's local CA."""
+    vpc = ec2.create_vpc(CidrBlock="10.84.0.0/16")["Vpc"]["VpcId"]
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    allow_ssh(ec2, vpc)
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.84.1.0/24", AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    inst = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet)
+    ip = inst["PrivateIpAddress"]
+    assert "PublicIpAddress" not in inst
+    sg = ec2.create_security_group(GroupName="endpoint", Description="HTTPS from the VPC", VpcId=vpc)["GroupId"]
+    https = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.84.0.0/16"}]}]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=https)
+    ep = ec2.create_vpc_endpoint(VpcId=vpc, VpcEndpointType="Interface", ServiceName="com.amazonaws.eu-west-1.ec2",
+                                 SubnetIds=[subnet], SecurityGroupIds=[sg])["VpcEndpoint"]
+    eni = ec2.describe_network_interfaces(NetworkInterfaceIds=ep["NetworkInterfaceIds"])["NetworkInterfaces"][0]
+    eni_ip = eni["PrivateIpAddress"]
+    regional = ep["DnsEntries"][0]["DnsName"]
+    resolve = "getent ahostsv4 {} | head -1 | cut -d' ' -f1"
+    # Private DNS: the service's own name is the endpoint's address, inside this VPC.
+    assert ssh(key, ip, resolve.format("ec2.eu-west-1.amazonaws.com")).stdout.strip() == eni_ip
+    assert ssh(key, ip, resolve.format(regional)).stdout.strip() == eni_ip
+    call = ("curl -sS -m 5 --aws-sigv4 aws:amz:eu-west-1:ec2 --user test:test "
+            "https://{}/ -d Action=DescribeVpcs -d Version=2016-11-15 -d VpcId.1=" + vpc)
+    out = ssh(key, ip, call.format("ec2.eu-west-1.amazonaws.com"))
+    assert out.returncode == 0, out.stderr
+    assert f"<vpcId>{vpc}</vpcId>" in out.stdout
+    # The certificate is the server's CA's, which the guest trusts; it names the endpoint's
+    # own name too.
+    out = ssh(key, ip, call.format(regional))
+    assert f"<vpcId>{vpc}</vpcId>" in out.stdout, out.stderr
+    issuer = ssh(key, ip, "echo | openssl s_client -connect ec2.eu-west-1.amazonaws.com:443 "
+                          "-servername ec2.eu-west-1.amazonaws.com 2>/dev/null | openssl x509 -noout -issuer")
+    assert "Kumo local CA" in issuer.stdout
+    # The endpoint's group guards it: without the rule, the call does not connect.
+    ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=https)
+    out = ssh(key, ip, call.format("ec2.eu-west-1.amazonaws.com").replace("-m 5", "-m 2"))
+    assert out.returncode != 0 and "<vpcId>" not in out.stdout
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=https)
+    assert f"<vpcId>{vpc}</vpcId>" in ssh(key, ip, call.format("ec2.eu-west-1.amazonaws.com")).stdout
+    # Private DNS off: the service's name is not the VPC's to answer; the endpoint's is.
+    ec2.modify_vpc_endpoint(VpcEndpointId=ep["VpcEndpointId"], PrivateDnsEnabled=False)
+    assert ssh(key, ip, resolve.format("ec2.eu-west-1.amazonaws.com")).stdout.strip() == ""
+    assert f"<vpcId>{vpc}</vpcId>" in ssh(key, ip, call.format(regional)).stdout
+    # Deleted, nothing answers there.
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[ep["VpcEndpointId"]])
+    assert ssh(key, ip, resolve.format(regional)).stdout.strip() == ""
+    out = ssh(key, ip, f"curl -sS -m 2 -k https://{eni_ip}/")
+    assert out.returncode != 0
+
+
 LISTEN_VXLAN = """kill $(cat /tmp/vxlan.pid 2>/dev/null) 2>/dev/null; sleep 0.2
 python3 - <<'PY' > /tmp/vxlan.log 2>&1 &
 import socket, sys, time

@@ -41,6 +41,8 @@ ABSENT = {
     ("CreateNetworkInterface", "NetworkInterface.ConnectionTrackingConfiguration"): "only with a connection tracking specification, which Kumo refuses by name",
     ("CreateTrafficMirrorTarget", "TrafficMirrorTarget.NetworkLoadBalancerArn"): "the example's target is a load balancer; Kumo runs none, so its targets are interfaces",
     ("DescribeTrafficMirrorTargets", "TrafficMirrorTargets[].NetworkLoadBalancerArn"): "the example's target is a load balancer; Kumo runs none, so its targets are interfaces",
+    ("CreateVpcEndpoint", "VpcEndpoint.ResourceConfigurationArn"): "that example is a Resource endpoint (VPC Lattice); Kumo's endpoints are to AWS services",
+    ("CreateVpcEndpoint", "VpcEndpoint.ServiceNetworkArn"): "that example is a ServiceNetwork endpoint (VPC Lattice); Kumo's endpoints are to AWS services",
     ("GetConsoleOutput", "Output"): "the null driver runs no guest, so there is no console yet; AWS leaves it out then",
 }
 
@@ -258,6 +260,19 @@ def more(ec2, ids, record):
     ec2.delete_traffic_mirror_session(TrafficMirrorSessionId=tms)
     ec2.delete_traffic_mirror_filter_rule(TrafficMirrorFilterRuleId=tmfr)
     ec2.delete_traffic_mirror_filter(TrafficMirrorFilterId=tmf)
+    # VPC endpoints (issue 16): one of each type, the services, the AWS-managed lists.
+    ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+    ep = ec2.create_vpc_endpoint(VpcId=vpc, VpcEndpointType="Interface", ServiceName="com.amazonaws.eu-west-1.ec2",
+                                 SubnetIds=[subnet], SecurityGroupIds=[sg], TagSpecifications=tags("vpc-endpoint")
+                                 )["VpcEndpoint"]["VpcEndpointId"]
+    rtb = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]["RouteTableId"]
+    gw = ec2.create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.eu-west-1.s3", RouteTableIds=[rtb])["VpcEndpoint"]["VpcEndpointId"]
+    ec2.modify_vpc_endpoint(VpcEndpointId=gw, ResetPolicy=True)
+    ec2.describe_vpc_endpoints(VpcEndpointIds=[ep, gw])
+    ec2.describe_vpc_endpoint_services()
+    ec2.describe_prefix_lists()
+    ec2.describe_route_tables(RouteTableIds=[rtb])
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[gw])
     ec2.delete_traffic_mirror_target(TrafficMirrorTargetId=tmt)
     # IPv6 blocks (issue 16): a VPC's /56 and a subnet's /64 of it, given and taken back.
     v6 = ec2.create_vpc(CidrBlock="10.72.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]

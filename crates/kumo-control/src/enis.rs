@@ -460,7 +460,8 @@ pub fn delete(
 }
 
 fn status(e: &EniRecord) -> &'static str {
-    if e.attachment.is_some() {
+    // An interface endpoint's interface is in use by the endpoint, attached to nothing.
+    if e.attachment.is_some() || e.interface_type == "vpc_endpoint" {
         "in-use"
     } else {
         "available"

@@ -251,6 +251,9 @@ fn route_state<V: Read>(v: &V, s: Scope, vpc: &str, target: &str) -> Result<&'st
     } else if target.starts_with("pcx-") {
         v.get::<crate::records::net::VpcPeeringRecord>(s, target)?
             .is_some_and(|p| p.status == "active")
+    } else if target.starts_with("vpce-") {
+        v.get::<crate::records::net::VpcEndpointRecord>(s, target)?
+            .is_some_and(|e| e.deleted_ms.is_none())
     } else {
         false
     };
@@ -293,9 +296,12 @@ pub fn wire_rtb<V: Read>(
     let mut routes = Vec::with_capacity(r.routes.len());
     for e in &r.routes {
         let v6 = e.destination.contains(':');
+        // A gateway endpoint's route goes to its service's prefix list.
+        let list = e.destination.starts_with("pl-");
         let mut route = Route {
-            destination_cidr_block: (!v6).then(|| e.destination.clone()),
+            destination_cidr_block: (!v6 && !list).then(|| e.destination.clone()),
             destination_ipv6_cidr_block: v6.then(|| e.destination.clone()),
+            destination_prefix_list_id: list.then(|| e.destination.clone()),
             origin: Some(e.origin.clone()),
             state: Some(route_state(v, s, &r.vpc_id, &e.gateway_id)?.into()),
             ..Route::default()

@@ -43,6 +43,7 @@ mod subnets;
 mod tags;
 mod traffic_mirroring;
 mod volumes;
+mod vpc_endpoints;
 mod vpc_peering;
 mod vpcs;
 mod vpn_gateways;
@@ -139,6 +140,12 @@ impl Kumo {
     pub fn with_compute(mut self, compute: Compute) -> Kumo {
         self.compute = compute;
         self
+    }
+
+    /// Serves the VPCs' interface endpoints: their connections go to Kumo's API at
+    /// `upstream` once their TLS is ended.
+    pub fn serve_endpoints(&self, upstream: std::net::SocketAddr) {
+        self.compute.driver.serve_endpoints(upstream);
     }
 
     /// The compute driver's name.
@@ -970,6 +977,54 @@ impl Ec2 for Kumo {
         input: GetSecurityGroupsForVpcRequest,
     ) -> Result<GetSecurityGroupsForVpcResult, Ec2Error> {
         security_groups::groups_for_vpc(&self.store, ctx, input)
+    }
+
+    fn create_vpc_endpoint(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVpcEndpointRequest,
+    ) -> Result<CreateVpcEndpointResult, Ec2Error> {
+        vpc_endpoints::create(self, ctx, input)
+    }
+
+    fn modify_vpc_endpoint(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyVpcEndpointRequest,
+    ) -> Result<ModifyVpcEndpointResult, Ec2Error> {
+        vpc_endpoints::modify(self, ctx, input)
+    }
+
+    fn delete_vpc_endpoints(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteVpcEndpointsRequest,
+    ) -> Result<DeleteVpcEndpointsResult, Ec2Error> {
+        vpc_endpoints::delete(self, ctx, input)
+    }
+
+    fn describe_vpc_endpoints(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpcEndpointsRequest,
+    ) -> Result<DescribeVpcEndpointsResult, Ec2Error> {
+        vpc_endpoints::describe(self, ctx, input)
+    }
+
+    fn describe_vpc_endpoint_services(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpcEndpointServicesRequest,
+    ) -> Result<DescribeVpcEndpointServicesResult, Ec2Error> {
+        vpc_endpoints::describe_services(ctx, input)
+    }
+
+    fn describe_prefix_lists(
+        &self,
+        ctx: &RequestContext,
+        input: DescribePrefixListsRequest,
+    ) -> Result<DescribePrefixListsResult, Ec2Error> {
+        vpc_endpoints::describe_prefix_lists(ctx, input)
     }
 
     fn create_traffic_mirror_target(

@@ -233,6 +233,11 @@ const NOT_FOUND: &[(&str, &str, &str)] = &[
         "The vpcPeeringConnection ID '{}' does not exist",
     ),
     (
+        "vpc-endpoint",
+        "InvalidVpcEndpointId.NotFound",
+        "The Vpc Endpoint Id '{}' does not exist",
+    ),
+    (
         "vpn-gateway",
         "InvalidVpnGatewayID.NotFound",
         "The vpnGateway ID '{}' does not exist",

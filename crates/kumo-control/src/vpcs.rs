@@ -275,7 +275,7 @@ pub fn create_default_vpc(
 /// private), ENIs, security groups other than the default one, route tables other than the
 /// main one, network ACLs other than the default one, VPC peering connections active or
 /// pending (AWS: a VPC with a pending request from another account cannot be deleted; its
-/// console deletes active ones first).
+/// console deletes active ones first), VPC endpoints not deleted.
 fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord, now: i64) -> Result<bool, Fail> {
     let q = Query {
         vpcs: Some(&[vpc.id.as_str()]),
@@ -290,12 +290,15 @@ fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord, now: i64) -> Result<bool, 
     let acls: Vec<NetworkAclRecord> = tx.list(s, &q)?;
     let vgws: Vec<VpnGatewayRecord> = tx.list(s, &q)?;
     let peerings: Vec<VpcPeeringRecord> = tx.list(s, &Query::default())?;
+    let endpoints: Vec<crate::records::net::VpcEndpointRecord> =
+        tx.list(s, &Query { limit: None, ..q })?;
     let peered = peerings.iter().any(|p| {
         p.joins(s.account, s.region, &vpc.id)
             && (p.status == "active" || (p.status == "pending-acceptance" && now < p.expires_ms))
     });
     Ok(!subnets.is_empty()
         || peered
+        || endpoints.iter().any(|e| e.deleted_ms.is_none())
         || !vgws.is_empty()
         || acls.iter().any(|a| a.id != vpc.default_network_acl_id)
         || !igws.is_empty()

@@ -56,6 +56,7 @@ pub const RESOURCE_TYPES: &[(&str, &str)] = &[
     ("tmf", "traffic-mirror-filter"),
     ("tmfr", "traffic-mirror-filter-rule"),
     ("tms", "traffic-mirror-session"),
+    ("vpce", "vpc-endpoint"),
 ];
 
 /// Whether `id` has AWS's form for `prefix`: the prefix, a dash, and 8 or 17 lowercase hex

@@ -423,6 +423,18 @@ fn serve(args: ServeArgs) -> ExitCode {
             "kumo is ready"
         );
         say_driver(state.kumo.driver_name(), null_reason.as_deref());
+        // The interface endpoints carry their connections here, to the address the server
+        // listens on (the loopback one where it listens on all).
+        if let Ok(mut at) = listener.local_addr() {
+            if at.ip().is_unspecified() {
+                at.set_ip(if at.is_ipv4() {
+                    std::net::Ipv4Addr::LOCALHOST.into()
+                } else {
+                    std::net::Ipv6Addr::LOCALHOST.into()
+                });
+            }
+            state.kumo.serve_endpoints(at);
+        }
         if let Some(gate) = build {
             build_image(args.images.clone(), gate);
         }

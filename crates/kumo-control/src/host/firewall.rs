@@ -130,7 +130,22 @@ pub(crate) fn firewall<V: Read>(
     };
     fw.public = public_pairs(cm, v, s, &enis)?;
     fw.peer_public = peer_public(cm, v, s, vpc_id, &linked)?;
+    fw.endpoints = endpoints(v, s, vpc_id)?;
     for e in &enis {
+        if e.interface_type == "vpc_endpoint" {
+            // An interface endpoint's interface: its address is served in the namespace, and
+            // its groups guard it as an instance's do.
+            let mut iface = Interface {
+                addrs: addrs_of(e),
+                ..Interface::default()
+            };
+            for g in groups.iter().filter(|g| e.groups.contains(&g.id)) {
+                iface.ingress.extend(rules(&g.ingress));
+                iface.egress.extend(rules(&g.egress));
+            }
+            fw.interfaces.push(iface);
+            continue;
+        }
         let Some(a) = &e.attachment else { continue };
         if !cm.driver.is_running(&a.instance_id) {
             continue;
@@ -441,6 +456,49 @@ fn acls<V: Read>(v: &V, s: Scope, vpc_id: &str) -> Result<Vec<kumo_compute::fire
 /// Re-renders the security groups of the scope's VPCs (`only` these, when given) and follows
 /// them in the metadata of their running instances. Called by the firewall worker, or inline
 /// when none runs ([`Kumo::sync_firewall`]).
+/// What the driver serves for a VPC's interface endpoints: per interface, its address, the
+/// endpoint's names that lead to it (the regional one and its subnet's zonal one), and the
+/// service's name, answered when private DNS is on.
+fn endpoints<V: Read>(
+    v: &V,
+    s: Scope,
+    vpc_id: &str,
+) -> Result<Vec<kumo_compute::firewall::Endpoint>, Fail> {
+    use crate::records::net::{EniRecord, VpcEndpointRecord};
+    let vpcs = [vpc_id];
+    let q = kumo_store::Query {
+        vpcs: Some(&vpcs),
+        ..kumo_store::Query::default()
+    };
+    let mut out = Vec::new();
+    for e in v
+        .list::<VpcEndpointRecord>(s, &q)?
+        .into_iter()
+        .filter(|e| e.deleted_ms.is_none() && e.endpoint_type == "Interface")
+    {
+        let names = e.own_names(s.region);
+        for sub in &e.subnets {
+            let Some(eni) = v.get::<EniRecord>(s, &sub.eni_id)? else {
+                continue;
+            };
+            let Some(addr) = eni.addresses.first() else {
+                continue;
+            };
+            out.push(kumo_compute::firewall::Endpoint {
+                addr: addr.addr.clone(),
+                names: names
+                    .iter()
+                    .filter(|(_, zonal)| zonal.as_ref().is_none_or(|z| *z == sub.subnet_id))
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+                private_name: VpcEndpointRecord::private_name(s.region, e.short()),
+                private_dns: e.private_dns,
+            });
+        }
+    }
+    Ok(out)
+}
+
 pub fn refresh(k: &Kumo, ctx: &RequestContext, only: Option<&[String]>) {
     let cm = &k.compute;
     let s = crate::scope(ctx);

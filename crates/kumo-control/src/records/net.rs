@@ -620,3 +620,68 @@ record!(MirrorSessionRecord, "traffic-mirror-session", |s| Index {
     vpc: Some(s.vpc_id.clone()),
     ..Index::default()
 });
+
+/// An interface endpoint's network interface in one subnet.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointSubnet {
+    pub subnet_id: String,
+    pub zone: String,
+    pub eni_id: String,
+}
+
+/// A VPC endpoint to one of the services Kumo stands behind: a gateway endpoint's route
+/// tables (each holds a route to the service's prefix list through it), or an interface
+/// endpoint's network interfaces, one per subnet, where Kumo serves the service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VpcEndpointRecord {
+    pub id: String,
+    pub vpc_id: String,
+    pub service_name: String,
+    /// `Gateway` or `Interface`.
+    pub endpoint_type: String,
+    pub policy: String,
+    pub route_tables: Vec<String>,
+    pub subnets: Vec<EndpointSubnet>,
+    pub groups: Vec<String>,
+    pub private_dns: bool,
+    /// The eight characters after the id in the endpoint's DNS names.
+    pub dns_tag: String,
+    pub created_ms: i64,
+    pub deleted_ms: Option<i64>,
+}
+impl VpcEndpointRecord {
+    /// The service's short name (`ec2` of `com.amazonaws.eu-west-1.ec2`).
+    pub fn short_of(service: &str) -> &str {
+        service.rsplit('.').next().unwrap_or(service)
+    }
+
+    pub fn short(&self) -> &str {
+        Self::short_of(&self.service_name)
+    }
+
+    /// The name a service answers at in a region: what private DNS resolves in the VPC.
+    pub fn private_name(region: &str, short: &str) -> String {
+        format!("{short}.{region}.amazonaws.com")
+    }
+
+    /// The endpoint's own DNS names, in AWS's order: the regional one, then a zonal one per
+    /// subnet (with that subnet).
+    pub fn own_names(&self, region: &str) -> Vec<(String, Option<String>)> {
+        let short = self.short();
+        let base = format!("{}-{}", self.id, self.dns_tag);
+        let mut out = vec![(format!("{base}.{short}.{region}.vpce.amazonaws.com"), None)];
+        for sub in &self.subnets {
+            out.push((
+                format!("{base}-{}.{short}.{region}.vpce.amazonaws.com", sub.zone),
+                Some(sub.subnet_id.clone()),
+            ));
+        }
+        out
+    }
+}
+record!(VpcEndpointRecord, "vpc-endpoint", |s| Index {
+    vpc: Some(s.vpc_id.clone()),
+    ..Index::default()
+});

@@ -2174,6 +2174,33 @@ impl FilterName for DescribePlacementGroups {
     }
 }
 
+/// The filter names of `DescribePrefixLists`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribePrefixLists {
+    /// `prefix-list-id`
+    PrefixListId,
+    /// `prefix-list-name`
+    PrefixListName,
+}
+
+impl FilterName for DescribePrefixLists {
+    const TAGS: bool = false;
+    const ALL: &'static [Self] = &[Self::PrefixListId, Self::PrefixListName];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "prefix-list-id" => Self::PrefixListId,
+            "prefix-list-name" => Self::PrefixListName,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::PrefixListId => "prefix-list-id",
+            Self::PrefixListName => "prefix-list-name",
+        }
+    }
+}
+
 /// The filter names of `DescribeRegions`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DescribeRegions {
@@ -3225,6 +3252,106 @@ impl FilterName for DescribeVolumesModifications {
             Self::TargetVolumeType => "target-volume-type",
             Self::TargetMultiAttachEnabled => "targetMultiAttachEnabled",
             Self::VolumeId => "volume-id",
+        }
+    }
+}
+
+/// The filter names of `DescribeVpcEndpointServices`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeVpcEndpointServices {
+    /// `owner`
+    Owner,
+    /// `service-name`
+    ServiceName,
+    /// `service-region`
+    ServiceRegion,
+    /// `service-type`
+    ServiceType,
+    /// `supported-ip-address-types`
+    SupportedIpAddressTypes,
+}
+
+impl FilterName for DescribeVpcEndpointServices {
+    const TAGS: bool = true;
+    const ALL: &'static [Self] = &[
+        Self::Owner,
+        Self::ServiceName,
+        Self::ServiceRegion,
+        Self::ServiceType,
+        Self::SupportedIpAddressTypes,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "owner" => Self::Owner,
+            "service-name" => Self::ServiceName,
+            "service-region" => Self::ServiceRegion,
+            "service-type" => Self::ServiceType,
+            "supported-ip-address-types" => Self::SupportedIpAddressTypes,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::Owner => "owner",
+            Self::ServiceName => "service-name",
+            Self::ServiceRegion => "service-region",
+            Self::ServiceType => "service-type",
+            Self::SupportedIpAddressTypes => "supported-ip-address-types",
+        }
+    }
+}
+
+/// The filter names of `DescribeVpcEndpoints`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeVpcEndpoints {
+    /// `ip-address-type`
+    IpAddressType,
+    /// `service-name`
+    ServiceName,
+    /// `service-region`
+    ServiceRegion,
+    /// `vpc-endpoint-id`
+    VpcEndpointId,
+    /// `vpc-endpoint-state`
+    VpcEndpointState,
+    /// `vpc-endpoint-type`
+    VpcEndpointType,
+    /// `vpc-id`
+    VpcId,
+}
+
+impl FilterName for DescribeVpcEndpoints {
+    const TAGS: bool = true;
+    const ALL: &'static [Self] = &[
+        Self::IpAddressType,
+        Self::ServiceName,
+        Self::ServiceRegion,
+        Self::VpcEndpointId,
+        Self::VpcEndpointState,
+        Self::VpcEndpointType,
+        Self::VpcId,
+    ];
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "ip-address-type" => Self::IpAddressType,
+            "service-name" => Self::ServiceName,
+            "service-region" => Self::ServiceRegion,
+            "vpc-endpoint-id" => Self::VpcEndpointId,
+            "vpc-endpoint-state" => Self::VpcEndpointState,
+            "vpc-endpoint-type" => Self::VpcEndpointType,
+            "vpc-id" => Self::VpcId,
+            _ => return None,
+        })
+    }
+    fn name(self) -> &'static str {
+        match self {
+            Self::IpAddressType => "ip-address-type",
+            Self::ServiceName => "service-name",
+            Self::ServiceRegion => "service-region",
+            Self::VpcEndpointId => "vpc-endpoint-id",
+            Self::VpcEndpointState => "vpc-endpoint-state",
+            Self::VpcEndpointType => "vpc-endpoint-type",
+            Self::VpcId => "vpc-id",
         }
     }
 }

@@ -689,6 +689,36 @@ impl Ids for CreateVolumeRequest {
     }
 }
 
+impl Ids for CreateVpcEndpointRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.route_table_ids {
+            for x in v {
+                f(IdKind::RouteTableId, x)?;
+            }
+        }
+        if let Some(v) = &self.security_group_ids {
+            for x in v {
+                f(IdKind::SecurityGroupId, x)?;
+            }
+        }
+        if let Some(v) = &self.subnet_configurations {
+            for x in v {
+                x.ids(f)?;
+            }
+        }
+        if let Some(v) = &self.subnet_ids {
+            for x in v {
+                f(IdKind::SubnetId, x)?;
+            }
+        }
+        {
+            let v = &self.vpc_id;
+            f(IdKind::VpcId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for CreateVpcPeeringConnectionRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -981,6 +1011,18 @@ impl Ids for DeleteVolumeRequest {
     }
 }
 
+impl Ids for DeleteVpcEndpointsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpc_endpoint_ids;
+            for x in v {
+                f(IdKind::VpcEndpointId, x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Ids for DeleteVpcPeeringConnectionRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -1257,6 +1299,17 @@ impl Ids for DescribePlacementGroupsRequest {
     }
 }
 
+impl Ids for DescribePrefixListsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.prefix_list_ids {
+            for x in v {
+                f(IdKind::PrefixListResourceId, x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Ids for DescribeRegionsRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         let _ = f;
@@ -1427,6 +1480,24 @@ impl Ids for DescribeVpcAttributeRequest {
         {
             let v = &self.vpc_id;
             f(IdKind::VpcId, v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DescribeVpcEndpointServicesRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        let _ = f;
+        Ok(())
+    }
+}
+
+impl Ids for DescribeVpcEndpointsRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.vpc_endpoint_ids {
+            for x in v {
+                f(IdKind::VpcEndpointId, x)?;
+            }
         }
         Ok(())
     }
@@ -2120,6 +2191,51 @@ impl Ids for ModifyVpcAttributeRequest {
     }
 }
 
+impl Ids for ModifyVpcEndpointRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.add_route_table_ids {
+            for x in v {
+                f(IdKind::RouteTableId, x)?;
+            }
+        }
+        if let Some(v) = &self.add_security_group_ids {
+            for x in v {
+                f(IdKind::SecurityGroupId, x)?;
+            }
+        }
+        if let Some(v) = &self.add_subnet_ids {
+            for x in v {
+                f(IdKind::SubnetId, x)?;
+            }
+        }
+        if let Some(v) = &self.remove_route_table_ids {
+            for x in v {
+                f(IdKind::RouteTableId, x)?;
+            }
+        }
+        if let Some(v) = &self.remove_security_group_ids {
+            for x in v {
+                f(IdKind::SecurityGroupId, x)?;
+            }
+        }
+        if let Some(v) = &self.remove_subnet_ids {
+            for x in v {
+                f(IdKind::SubnetId, x)?;
+            }
+        }
+        if let Some(v) = &self.subnet_configurations {
+            for x in v {
+                x.ids(f)?;
+            }
+        }
+        {
+            let v = &self.vpc_endpoint_id;
+            f(IdKind::VpcEndpointId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for ModifyVpcPeeringConnectionOptionsRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -2477,6 +2593,15 @@ impl Ids for StopInstancesRequest {
             for x in v {
                 f(IdKind::InstanceId, x)?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Ids for SubnetConfiguration {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.subnet_id {
+            f(IdKind::SubnetId, v)?;
         }
         Ok(())
     }

@@ -58,6 +58,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateTrafficMirrorTarget",
     "CreateVolume",
     "CreateVpc",
+    "CreateVpcEndpoint",
     "CreateVpcPeeringConnection",
     "CreateVpnConnection",
     "CreateVpnGateway",
@@ -86,6 +87,7 @@ pub const OPERATIONS: &[&str] = &[
     "DeleteTrafficMirrorTarget",
     "DeleteVolume",
     "DeleteVpc",
+    "DeleteVpcEndpoints",
     "DeleteVpcPeeringConnection",
     "DeleteVpnGateway",
     "DeregisterImage",
@@ -112,6 +114,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeNetworkInterfaceAttribute",
     "DescribeNetworkInterfaces",
     "DescribePlacementGroups",
+    "DescribePrefixLists",
     "DescribeRegions",
     "DescribeRouteTables",
     "DescribeSecurityGroupRules",
@@ -129,6 +132,8 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeVolumes",
     "DescribeVolumesModifications",
     "DescribeVpcAttribute",
+    "DescribeVpcEndpointServices",
+    "DescribeVpcEndpoints",
     "DescribeVpcPeeringConnections",
     "DescribeVpcs",
     "DescribeVpnGateways",
@@ -177,6 +182,7 @@ pub const OPERATIONS: &[&str] = &[
     "ModifyVolume",
     "ModifyVolumeAttribute",
     "ModifyVpcAttribute",
+    "ModifyVpcEndpoint",
     "ModifyVpcPeeringConnectionOptions",
     "MonitorInstances",
     "RebootInstances",
@@ -636,6 +642,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateVpc"))
     }
+    /// `CreateVpcEndpoint`.
+    fn create_vpc_endpoint(
+        &self,
+        ctx: &RequestContext,
+        input: CreateVpcEndpointRequest,
+    ) -> Result<CreateVpcEndpointResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateVpcEndpoint"))
+    }
     /// `CreateVpcPeeringConnection`.
     fn create_vpc_peering_connection(
         &self,
@@ -880,6 +895,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteVpc"))
     }
+    /// `DeleteVpcEndpoints`.
+    fn delete_vpc_endpoints(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteVpcEndpointsRequest,
+    ) -> Result<DeleteVpcEndpointsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteVpcEndpoints"))
+    }
     /// `DeleteVpcPeeringConnection`.
     fn delete_vpc_peering_connection(
         &self,
@@ -1118,6 +1142,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribePlacementGroups"))
     }
+    /// `DescribePrefixLists`.
+    fn describe_prefix_lists(
+        &self,
+        ctx: &RequestContext,
+        input: DescribePrefixListsRequest,
+    ) -> Result<DescribePrefixListsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribePrefixLists"))
+    }
     /// `DescribeRegions`.
     fn describe_regions(
         &self,
@@ -1272,6 +1305,24 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeVpcAttributeResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeVpcAttribute"))
+    }
+    /// `DescribeVpcEndpointServices`.
+    fn describe_vpc_endpoint_services(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpcEndpointServicesRequest,
+    ) -> Result<DescribeVpcEndpointServicesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeVpcEndpointServices"))
+    }
+    /// `DescribeVpcEndpoints`.
+    fn describe_vpc_endpoints(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeVpcEndpointsRequest,
+    ) -> Result<DescribeVpcEndpointsResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DescribeVpcEndpoints"))
     }
     /// `DescribeVpcPeeringConnections`.
     fn describe_vpc_peering_connections(
@@ -1715,6 +1766,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("ModifyVpcAttribute"))
     }
+    /// `ModifyVpcEndpoint`.
+    fn modify_vpc_endpoint(
+        &self,
+        ctx: &RequestContext,
+        input: ModifyVpcEndpointRequest,
+    ) -> Result<ModifyVpcEndpointResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("ModifyVpcEndpoint"))
+    }
     /// `ModifyVpcPeeringConnectionOptions`.
     fn modify_vpc_peering_connection_options(
         &self,
@@ -1967,6 +2027,7 @@ pub enum Request<'a> {
     CreateTrafficMirrorTarget(&'a CreateTrafficMirrorTargetRequest),
     CreateVolume(&'a CreateVolumeRequest),
     CreateVpc(&'a CreateVpcRequest),
+    CreateVpcEndpoint(&'a CreateVpcEndpointRequest),
     CreateVpcPeeringConnection(&'a CreateVpcPeeringConnectionRequest),
     CreateVpnConnection(&'a CreateVpnConnectionRequest),
     CreateVpnGateway(&'a CreateVpnGatewayRequest),
@@ -1995,6 +2056,7 @@ pub enum Request<'a> {
     DeleteTrafficMirrorTarget(&'a DeleteTrafficMirrorTargetRequest),
     DeleteVolume(&'a DeleteVolumeRequest),
     DeleteVpc(&'a DeleteVpcRequest),
+    DeleteVpcEndpoints(&'a DeleteVpcEndpointsRequest),
     DeleteVpcPeeringConnection(&'a DeleteVpcPeeringConnectionRequest),
     DeleteVpnGateway(&'a DeleteVpnGatewayRequest),
     DeregisterImage(&'a DeregisterImageRequest),
@@ -2021,6 +2083,7 @@ pub enum Request<'a> {
     DescribeNetworkInterfaceAttribute(&'a DescribeNetworkInterfaceAttributeRequest),
     DescribeNetworkInterfaces(&'a DescribeNetworkInterfacesRequest),
     DescribePlacementGroups(&'a DescribePlacementGroupsRequest),
+    DescribePrefixLists(&'a DescribePrefixListsRequest),
     DescribeRegions(&'a DescribeRegionsRequest),
     DescribeRouteTables(&'a DescribeRouteTablesRequest),
     DescribeSecurityGroupRules(&'a DescribeSecurityGroupRulesRequest),
@@ -2038,6 +2101,8 @@ pub enum Request<'a> {
     DescribeVolumes(&'a DescribeVolumesRequest),
     DescribeVolumesModifications(&'a DescribeVolumesModificationsRequest),
     DescribeVpcAttribute(&'a DescribeVpcAttributeRequest),
+    DescribeVpcEndpointServices(&'a DescribeVpcEndpointServicesRequest),
+    DescribeVpcEndpoints(&'a DescribeVpcEndpointsRequest),
     DescribeVpcPeeringConnections(&'a DescribeVpcPeeringConnectionsRequest),
     DescribeVpcs(&'a DescribeVpcsRequest),
     DescribeVpnGateways(&'a DescribeVpnGatewaysRequest),
@@ -2088,6 +2153,7 @@ pub enum Request<'a> {
     ModifyVolume(&'a ModifyVolumeRequest),
     ModifyVolumeAttribute(&'a ModifyVolumeAttributeRequest),
     ModifyVpcAttribute(&'a ModifyVpcAttributeRequest),
+    ModifyVpcEndpoint(&'a ModifyVpcEndpointRequest),
     ModifyVpcPeeringConnectionOptions(&'a ModifyVpcPeeringConnectionOptionsRequest),
     MonitorInstances(&'a MonitorInstancesRequest),
     RebootInstances(&'a RebootInstancesRequest),
@@ -2508,6 +2574,14 @@ pub fn dispatch(
             let output = svc.create_vpc(ctx, input)?;
             crate::encode::response(ctx, "CreateVpcResponse", &output)
         }
+        "CreateVpcEndpoint" => {
+            let input = CreateVpcEndpointRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateVpcEndpoint(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_vpc_endpoint(ctx, input)?;
+            crate::encode::response(ctx, "CreateVpcEndpointResponse", &output)
+        }
         "CreateVpcPeeringConnection" => {
             let input = CreateVpcPeeringConnectionRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2732,6 +2806,14 @@ pub fn dispatch(
             svc.delete_vpc(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteVpcResponse")
         }
+        "DeleteVpcEndpoints" => {
+            let input = DeleteVpcEndpointsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteVpcEndpoints(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.delete_vpc_endpoints(ctx, input)?;
+            crate::encode::response(ctx, "DeleteVpcEndpointsResponse", &output)
+        }
         "DeleteVpcPeeringConnection" => {
             let input = DeleteVpcPeeringConnectionRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2940,6 +3022,14 @@ pub fn dispatch(
             let output = svc.describe_placement_groups(ctx, input)?;
             crate::encode::response(ctx, "DescribePlacementGroupsResponse", &output)
         }
+        "DescribePrefixLists" => {
+            let input = DescribePrefixListsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribePrefixLists(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_prefix_lists(ctx, input)?;
+            crate::encode::response(ctx, "DescribePrefixListsResponse", &output)
+        }
         "DescribeRegions" => {
             let input = DescribeRegionsRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -3075,6 +3165,22 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.describe_vpc_attribute(ctx, input)?;
             crate::encode::response(ctx, "DescribeVpcAttributeResponse", &output)
+        }
+        "DescribeVpcEndpointServices" => {
+            let input = DescribeVpcEndpointServicesRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeVpcEndpointServices(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_vpc_endpoint_services(ctx, input)?;
+            crate::encode::response(ctx, "DescribeVpcEndpointServicesResponse", &output)
+        }
+        "DescribeVpcEndpoints" => {
+            let input = DescribeVpcEndpointsRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeVpcEndpoints(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_vpc_endpoints(ctx, input)?;
+            crate::encode::response(ctx, "DescribeVpcEndpointsResponse", &output)
         }
         "DescribeVpcPeeringConnections" => {
             let input = DescribeVpcPeeringConnectionsRequest::decode(params, &Path::ROOT)?;
@@ -3471,6 +3577,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             svc.modify_vpc_attribute(ctx, input)?;
             crate::encode::response_return(ctx, "ModifyVpcAttributeResponse")
+        }
+        "ModifyVpcEndpoint" => {
+            let input = ModifyVpcEndpointRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::ModifyVpcEndpoint(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.modify_vpc_endpoint(ctx, input)?;
+            crate::encode::response(ctx, "ModifyVpcEndpointResponse", &output)
         }
         "ModifyVpcPeeringConnectionOptions" => {
             let input = ModifyVpcPeeringConnectionOptionsRequest::decode(params, &Path::ROOT)?;

@@ -5193,6 +5193,148 @@ impl Decode for CreateVolumeRequest {
     }
 }
 
+/// The `CreateVpcEndpointRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVpcEndpointRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `DnsOptions`: `DnsOptions` in requests, `<DnsOptions>` in responses.
+    pub dns_options: Option<DnsOptionsSpecification>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `IpAddressType`: `IpAddressType` in requests, `<IpAddressType>` in responses.
+    pub ip_address_type: Option<String>,
+    /// `PolicyDocument`: `PolicyDocument` in requests, `<PolicyDocument>` in responses.
+    pub policy_document: Option<String>,
+    /// `PrivateDnsEnabled`: `PrivateDnsEnabled` in requests, `<PrivateDnsEnabled>` in responses.
+    pub private_dns_enabled: Option<bool>,
+    /// `ResourceConfigurationArn`: `ResourceConfigurationArn` in requests, `<ResourceConfigurationArn>` in responses.
+    pub resource_configuration_arn: Option<String>,
+    /// `RouteTableIds`: `RouteTableId` in requests, `<RouteTableId>` in responses.
+    pub route_table_ids: Option<Vec<String>>,
+    /// `SecurityGroupIds`: `SecurityGroupId` in requests, `<SecurityGroupId>` in responses.
+    pub security_group_ids: Option<Vec<String>>,
+    /// `ServiceName`: `ServiceName` in requests, `<ServiceName>` in responses.
+    pub service_name: Option<String>,
+    /// `ServiceNetworkArn`: `ServiceNetworkArn` in requests, `<ServiceNetworkArn>` in responses.
+    pub service_network_arn: Option<String>,
+    /// `ServiceRegion`: `ServiceRegion` in requests, `<ServiceRegion>` in responses.
+    pub service_region: Option<String>,
+    /// `SubnetConfigurations`: `SubnetConfiguration` in requests, `<SubnetConfiguration>` in responses.
+    pub subnet_configurations: Option<Vec<SubnetConfiguration>>,
+    /// `SubnetIds`: `SubnetId` in requests, `<SubnetId>` in responses.
+    pub subnet_ids: Option<Vec<String>>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `VpcEndpointType`: `VpcEndpointType` in requests, `<VpcEndpointType>` in responses.
+    pub vpc_endpoint_type: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for CreateVpcEndpointRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "DnsOptions" => {
+                    out.dns_options = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "IpAddressType" => {
+                    out.ip_address_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["ipv4", "dualstack", "ipv6"],
+                    )?);
+                }
+                "PolicyDocument" => {
+                    out.policy_document = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateDnsEnabled" => {
+                    out.private_dns_enabled = Some(Decode::decode(child, &here)?);
+                }
+                "ResourceConfigurationArn" => {
+                    out.resource_configuration_arn = Some(Decode::decode(child, &here)?);
+                }
+                "RouteTableId" => {
+                    out.route_table_ids = Some(Decode::decode(child, &here)?);
+                }
+                "SecurityGroupId" => {
+                    out.security_group_ids = Some(Decode::decode(child, &here)?);
+                }
+                "ServiceName" => {
+                    out.service_name = Some(Decode::decode(child, &here)?);
+                }
+                "ServiceNetworkArn" => {
+                    out.service_network_arn = Some(Decode::decode(child, &here)?);
+                }
+                "ServiceRegion" => {
+                    out.service_region = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetConfiguration" => {
+                    out.subnet_configurations = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetId" => {
+                    out.subnet_ids = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "VpcEndpointType" => {
+                    out.vpc_endpoint_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &[
+                            "Interface",
+                            "Gateway",
+                            "GatewayLoadBalancer",
+                            "Resource",
+                            "ServiceNetwork",
+                        ],
+                    )?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateVpcEndpointResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateVpcEndpointResult {
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `VpcEndpoint`: `VpcEndpoint` in requests, `<vpcEndpoint>` in responses.
+    pub vpc_endpoint: Option<VpcEndpoint>,
+}
+
+impl Encode for CreateVpcEndpointResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.client_token {
+            w.field("clientToken", v);
+        }
+        if let Some(v) = &self.vpc_endpoint {
+            w.field("vpcEndpoint", v);
+        }
+    }
+}
+
 /// The `CreateVpcPeeringConnectionRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateVpcPeeringConnectionRequest {
@@ -6749,6 +6891,54 @@ impl Decode for DeleteVolumeRequest {
             return Err(crate::decode::missing(&path.child("VolumeId")));
         }
         Ok(out)
+    }
+}
+
+/// The `DeleteVpcEndpointsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteVpcEndpointsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `VpcEndpointIds`: `VpcEndpointId` in requests, `<VpcEndpointId>` in responses.
+    pub vpc_endpoint_ids: Vec<String>,
+}
+
+impl Decode for DeleteVpcEndpointsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_endpoint_ids = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "VpcEndpointId" => {
+                    out.vpc_endpoint_ids = Decode::decode(child, &here)?;
+                    seen_vpc_endpoint_ids = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_endpoint_ids {
+            return Err(crate::decode::missing(&path.child("VpcEndpointId.1")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteVpcEndpointsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteVpcEndpointsResult {
+    /// `Unsuccessful`: `Unsuccessful` in requests, `<unsuccessful>` in responses.
+    pub unsuccessful: Option<Vec<UnsuccessfulItem>>,
+}
+
+impl Encode for DeleteVpcEndpointsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.unsuccessful {
+            w.list("unsuccessful", "item", v);
+        }
     }
 }
 
@@ -8448,6 +8638,69 @@ impl Encode for DescribePlacementGroupsResult {
     }
 }
 
+/// The `DescribePrefixListsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribePrefixListsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `PrefixListIds`: `PrefixListId` in requests, `<PrefixListId>` in responses.
+    pub prefix_list_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribePrefixListsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "PrefixListId" => {
+                    out.prefix_list_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribePrefixListsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribePrefixListsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `PrefixLists`: `PrefixListSet` in requests, `<prefixListSet>` in responses.
+    pub prefix_lists: Option<Vec<PrefixList>>,
+}
+
+impl Encode for DescribePrefixListsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.prefix_lists {
+            w.list("prefixListSet", "item", v);
+        }
+    }
+}
+
 /// The `DescribeRegionsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DescribeRegionsRequest {
@@ -9567,6 +9820,142 @@ impl Encode for DescribeVpcAttributeResult {
     }
 }
 
+/// The `DescribeVpcEndpointServicesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpcEndpointServicesRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `ServiceNames`: `ServiceName` in requests, `<ServiceName>` in responses.
+    pub service_names: Option<Vec<String>>,
+    /// `ServiceRegions`: `ServiceRegion` in requests, `<ServiceRegion>` in responses.
+    pub service_regions: Option<Vec<String>>,
+}
+
+impl Decode for DescribeVpcEndpointServicesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "ServiceName" => {
+                    out.service_names = Some(Decode::decode(child, &here)?);
+                }
+                "ServiceRegion" => {
+                    out.service_regions = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeVpcEndpointServicesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpcEndpointServicesResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `ServiceDetails`: `ServiceDetailSet` in requests, `<serviceDetailSet>` in responses.
+    pub service_details: Option<Vec<ServiceDetail>>,
+    /// `ServiceNames`: `ServiceNameSet` in requests, `<serviceNameSet>` in responses.
+    pub service_names: Option<Vec<String>>,
+}
+
+impl Encode for DescribeVpcEndpointServicesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.service_details {
+            w.list("serviceDetailSet", "item", v);
+        }
+        if let Some(v) = &self.service_names {
+            w.list("serviceNameSet", "item", v);
+        }
+    }
+}
+
+/// The `DescribeVpcEndpointsRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpcEndpointsRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `VpcEndpointIds`: `VpcEndpointId` in requests, `<VpcEndpointId>` in responses.
+    pub vpc_endpoint_ids: Option<Vec<String>>,
+}
+
+impl Decode for DescribeVpcEndpointsRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                "VpcEndpointId" => {
+                    out.vpc_endpoint_ids = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeVpcEndpointsResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeVpcEndpointsResult {
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+    /// `VpcEndpoints`: `VpcEndpointSet` in requests, `<vpcEndpointSet>` in responses.
+    pub vpc_endpoints: Option<Vec<VpcEndpoint>>,
+}
+
+impl Encode for DescribeVpcEndpointsResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+        if let Some(v) = &self.vpc_endpoints {
+            w.list("vpcEndpointSet", "item", v);
+        }
+    }
+}
+
 /// The `DescribeVpcPeeringConnectionsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DescribeVpcPeeringConnectionsRequest {
@@ -10275,6 +10664,99 @@ impl Encode for DiskInfo {
         if let Some(v) = &self.r#type {
             w.field("type", v);
         }
+    }
+}
+
+/// The `DnsEntry` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DnsEntry {
+    /// `DnsName`: `DnsName` in requests, `<dnsName>` in responses.
+    pub dns_name: Option<String>,
+    /// `HostedZoneId`: `HostedZoneId` in requests, `<hostedZoneId>` in responses.
+    pub hosted_zone_id: Option<String>,
+}
+
+impl Encode for DnsEntry {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.dns_name {
+            w.field("dnsName", v);
+        }
+        if let Some(v) = &self.hosted_zone_id {
+            w.field("hostedZoneId", v);
+        }
+    }
+}
+
+/// The `DnsOptions` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DnsOptions {
+    /// `DnsRecordIpType`: `DnsRecordIpType` in requests, `<dnsRecordIpType>` in responses.
+    pub dns_record_ip_type: Option<String>,
+    /// `PrivateDnsOnlyForInboundResolverEndpoint`: `PrivateDnsOnlyForInboundResolverEndpoint` in requests, `<privateDnsOnlyForInboundResolverEndpoint>` in responses.
+    pub private_dns_only_for_inbound_resolver_endpoint: Option<bool>,
+    /// `PrivateDnsPreference`: `PrivateDnsPreference` in requests, `<privateDnsPreference>` in responses.
+    pub private_dns_preference: Option<String>,
+    /// `PrivateDnsSpecifiedDomains`: `PrivateDnsSpecifiedDomainSet` in requests, `<privateDnsSpecifiedDomainSet>` in responses.
+    pub private_dns_specified_domains: Option<Vec<String>>,
+}
+
+impl Encode for DnsOptions {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.dns_record_ip_type {
+            w.field("dnsRecordIpType", v);
+        }
+        if let Some(v) = &self.private_dns_only_for_inbound_resolver_endpoint {
+            w.field("privateDnsOnlyForInboundResolverEndpoint", v);
+        }
+        if let Some(v) = &self.private_dns_preference {
+            w.field("privateDnsPreference", v);
+        }
+        if let Some(v) = &self.private_dns_specified_domains {
+            w.list("privateDnsSpecifiedDomainSet", "item", v);
+        }
+    }
+}
+
+/// The `DnsOptionsSpecification` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DnsOptionsSpecification {
+    /// `DnsRecordIpType`: `DnsRecordIpType` in requests, `<DnsRecordIpType>` in responses.
+    pub dns_record_ip_type: Option<String>,
+    /// `PrivateDnsOnlyForInboundResolverEndpoint`: `PrivateDnsOnlyForInboundResolverEndpoint` in requests, `<PrivateDnsOnlyForInboundResolverEndpoint>` in responses.
+    pub private_dns_only_for_inbound_resolver_endpoint: Option<bool>,
+    /// `PrivateDnsPreference`: `PrivateDnsPreference` in requests, `<PrivateDnsPreference>` in responses.
+    pub private_dns_preference: Option<String>,
+    /// `PrivateDnsSpecifiedDomains`: `PrivateDnsSpecifiedDomain` in requests, `<PrivateDnsSpecifiedDomain>` in responses.
+    pub private_dns_specified_domains: Option<Vec<String>>,
+}
+
+impl Decode for DnsOptionsSpecification {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DnsRecordIpType" => {
+                    out.dns_record_ip_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["ipv4", "dualstack", "ipv6", "service-defined"],
+                    )?);
+                }
+                "PrivateDnsOnlyForInboundResolverEndpoint" => {
+                    out.private_dns_only_for_inbound_resolver_endpoint =
+                        Some(Decode::decode(child, &here)?);
+                }
+                "PrivateDnsPreference" => {
+                    out.private_dns_preference = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateDnsSpecifiedDomain" => {
+                    out.private_dns_specified_domains = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -15562,6 +16044,26 @@ impl Encode for KeyPairInfo {
     }
 }
 
+/// The `LastError` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LastError {
+    /// `Code`: `Code` in requests, `<code>` in responses.
+    pub code: Option<String>,
+    /// `Message`: `Message` in requests, `<message>` in responses.
+    pub message: Option<String>,
+}
+
+impl Encode for LastError {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.code {
+            w.field("code", v);
+        }
+        if let Some(v) = &self.message {
+            w.field("message", v);
+        }
+    }
+}
+
 /// The `LaunchPermission` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct LaunchPermission {
@@ -19625,6 +20127,118 @@ impl Decode for ModifyVpcAttributeRequest {
     }
 }
 
+/// The `ModifyVpcEndpointRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyVpcEndpointRequest {
+    /// `AddRouteTableIds`: `AddRouteTableId` in requests, `<AddRouteTableId>` in responses.
+    pub add_route_table_ids: Option<Vec<String>>,
+    /// `AddSecurityGroupIds`: `AddSecurityGroupId` in requests, `<AddSecurityGroupId>` in responses.
+    pub add_security_group_ids: Option<Vec<String>>,
+    /// `AddSubnetIds`: `AddSubnetId` in requests, `<AddSubnetId>` in responses.
+    pub add_subnet_ids: Option<Vec<String>>,
+    /// `DnsOptions`: `DnsOptions` in requests, `<DnsOptions>` in responses.
+    pub dns_options: Option<DnsOptionsSpecification>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `IpAddressType`: `IpAddressType` in requests, `<IpAddressType>` in responses.
+    pub ip_address_type: Option<String>,
+    /// `PolicyDocument`: `PolicyDocument` in requests, `<PolicyDocument>` in responses.
+    pub policy_document: Option<String>,
+    /// `PrivateDnsEnabled`: `PrivateDnsEnabled` in requests, `<PrivateDnsEnabled>` in responses.
+    pub private_dns_enabled: Option<bool>,
+    /// `RemoveRouteTableIds`: `RemoveRouteTableId` in requests, `<RemoveRouteTableId>` in responses.
+    pub remove_route_table_ids: Option<Vec<String>>,
+    /// `RemoveSecurityGroupIds`: `RemoveSecurityGroupId` in requests, `<RemoveSecurityGroupId>` in responses.
+    pub remove_security_group_ids: Option<Vec<String>>,
+    /// `RemoveSubnetIds`: `RemoveSubnetId` in requests, `<RemoveSubnetId>` in responses.
+    pub remove_subnet_ids: Option<Vec<String>>,
+    /// `ResetPolicy`: `ResetPolicy` in requests, `<ResetPolicy>` in responses.
+    pub reset_policy: Option<bool>,
+    /// `SubnetConfigurations`: `SubnetConfiguration` in requests, `<SubnetConfiguration>` in responses.
+    pub subnet_configurations: Option<Vec<SubnetConfiguration>>,
+    /// `VpcEndpointId`: `VpcEndpointId` in requests, `<VpcEndpointId>` in responses.
+    pub vpc_endpoint_id: String,
+}
+
+impl Decode for ModifyVpcEndpointRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_endpoint_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "AddRouteTableId" => {
+                    out.add_route_table_ids = Some(Decode::decode(child, &here)?);
+                }
+                "AddSecurityGroupId" => {
+                    out.add_security_group_ids = Some(Decode::decode(child, &here)?);
+                }
+                "AddSubnetId" => {
+                    out.add_subnet_ids = Some(Decode::decode(child, &here)?);
+                }
+                "DnsOptions" => {
+                    out.dns_options = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "IpAddressType" => {
+                    out.ip_address_type = Some(crate::decode::enum_value(
+                        child,
+                        &here,
+                        &["ipv4", "dualstack", "ipv6"],
+                    )?);
+                }
+                "PolicyDocument" => {
+                    out.policy_document = Some(Decode::decode(child, &here)?);
+                }
+                "PrivateDnsEnabled" => {
+                    out.private_dns_enabled = Some(Decode::decode(child, &here)?);
+                }
+                "RemoveRouteTableId" => {
+                    out.remove_route_table_ids = Some(Decode::decode(child, &here)?);
+                }
+                "RemoveSecurityGroupId" => {
+                    out.remove_security_group_ids = Some(Decode::decode(child, &here)?);
+                }
+                "RemoveSubnetId" => {
+                    out.remove_subnet_ids = Some(Decode::decode(child, &here)?);
+                }
+                "ResetPolicy" => {
+                    out.reset_policy = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetConfiguration" => {
+                    out.subnet_configurations = Some(Decode::decode(child, &here)?);
+                }
+                "VpcEndpointId" => {
+                    out.vpc_endpoint_id = Decode::decode(child, &here)?;
+                    seen_vpc_endpoint_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_endpoint_id {
+            return Err(crate::decode::missing(&path.child("VpcEndpointId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `ModifyVpcEndpointResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModifyVpcEndpointResult {
+    /// `Return`: `Return` in requests, `<return>` in responses.
+    pub r#return: Option<bool>,
+}
+
+impl Encode for ModifyVpcEndpointResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.r#return {
+            w.field("return", v);
+        }
+    }
+}
+
 /// The `ModifyVpcPeeringConnectionOptionsRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ModifyVpcPeeringConnectionOptionsRequest {
@@ -21503,6 +22117,31 @@ impl Encode for PortRange {
     }
 }
 
+/// The `PrefixList` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrefixList {
+    /// `Cidrs`: `CidrSet` in requests, `<cidrSet>` in responses.
+    pub cidrs: Option<Vec<String>>,
+    /// `PrefixListId`: `PrefixListId` in requests, `<prefixListId>` in responses.
+    pub prefix_list_id: Option<String>,
+    /// `PrefixListName`: `PrefixListName` in requests, `<prefixListName>` in responses.
+    pub prefix_list_name: Option<String>,
+}
+
+impl Encode for PrefixList {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.cidrs {
+            w.list("cidrSet", "item", v);
+        }
+        if let Some(v) = &self.prefix_list_id {
+            w.field("prefixListId", v);
+        }
+        if let Some(v) = &self.prefix_list_name {
+            w.field("prefixListName", v);
+        }
+    }
+}
+
 /// The `PrefixListAssociation` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PrefixListAssociation {
@@ -21578,6 +22217,21 @@ impl Encode for PrefixListId {
         }
         if let Some(v) = &self.prefix_list_id {
             w.field("prefixListId", v);
+        }
+    }
+}
+
+/// The `PrivateDnsDetails` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PrivateDnsDetails {
+    /// `PrivateDnsName`: `PrivateDnsName` in requests, `<privateDnsName>` in responses.
+    pub private_dns_name: Option<String>,
+}
+
+impl Encode for PrivateDnsDetails {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.private_dns_name {
+            w.field("privateDnsName", v);
         }
     }
 }
@@ -24320,6 +24974,26 @@ impl Encode for SecurityGroupForVpc {
     }
 }
 
+/// The `SecurityGroupIdentifier` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SecurityGroupIdentifier {
+    /// `GroupId`: `GroupId` in requests, `<groupId>` in responses.
+    pub group_id: Option<String>,
+    /// `GroupName`: `GroupName` in requests, `<groupName>` in responses.
+    pub group_name: Option<String>,
+}
+
+impl Encode for SecurityGroupIdentifier {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.group_id {
+            w.field("groupId", v);
+        }
+        if let Some(v) = &self.group_name {
+            w.field("groupName", v);
+        }
+    }
+}
+
 /// The `SecurityGroupRule` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SecurityGroupRule {
@@ -24396,6 +25070,116 @@ impl Encode for SecurityGroupRule {
         }
         if let Some(v) = &self.to_port {
             w.field("toPort", v);
+        }
+    }
+}
+
+/// The `ServiceDetail` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceDetail {
+    /// `AcceptanceRequired`: `AcceptanceRequired` in requests, `<acceptanceRequired>` in responses.
+    pub acceptance_required: Option<bool>,
+    /// `AvailabilityZoneIds`: `AvailabilityZoneIdSet` in requests, `<availabilityZoneIdSet>` in responses.
+    pub availability_zone_ids: Option<Vec<String>>,
+    /// `AvailabilityZones`: `AvailabilityZoneSet` in requests, `<availabilityZoneSet>` in responses.
+    pub availability_zones: Option<Vec<String>>,
+    /// `BaseEndpointDnsNames`: `BaseEndpointDnsNameSet` in requests, `<baseEndpointDnsNameSet>` in responses.
+    pub base_endpoint_dns_names: Option<Vec<String>>,
+    /// `ManagesVpcEndpoints`: `ManagesVpcEndpoints` in requests, `<managesVpcEndpoints>` in responses.
+    pub manages_vpc_endpoints: Option<bool>,
+    /// `Owner`: `Owner` in requests, `<owner>` in responses.
+    pub owner: Option<String>,
+    /// `PayerResponsibility`: `PayerResponsibility` in requests, `<payerResponsibility>` in responses.
+    pub payer_responsibility: Option<String>,
+    /// `PrivateDnsName`: `PrivateDnsName` in requests, `<privateDnsName>` in responses.
+    pub private_dns_name: Option<String>,
+    /// `PrivateDnsNameVerificationState`: `PrivateDnsNameVerificationState` in requests, `<privateDnsNameVerificationState>` in responses.
+    pub private_dns_name_verification_state: Option<String>,
+    /// `PrivateDnsNames`: `PrivateDnsNameSet` in requests, `<privateDnsNameSet>` in responses.
+    pub private_dns_names: Option<Vec<PrivateDnsDetails>>,
+    /// `ServiceId`: `ServiceId` in requests, `<serviceId>` in responses.
+    pub service_id: Option<String>,
+    /// `ServiceName`: `ServiceName` in requests, `<serviceName>` in responses.
+    pub service_name: Option<String>,
+    /// `ServiceRegion`: `ServiceRegion` in requests, `<serviceRegion>` in responses.
+    pub service_region: Option<String>,
+    /// `ServiceType`: `ServiceType` in requests, `<serviceType>` in responses.
+    pub service_type: Option<Vec<ServiceTypeDetail>>,
+    /// `SupportedIpAddressTypes`: `SupportedIpAddressTypeSet` in requests, `<supportedIpAddressTypeSet>` in responses.
+    pub supported_ip_address_types: Option<Vec<String>>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `VpcEndpointPolicySupported`: `VpcEndpointPolicySupported` in requests, `<vpcEndpointPolicySupported>` in responses.
+    pub vpc_endpoint_policy_supported: Option<bool>,
+}
+
+impl Encode for ServiceDetail {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.acceptance_required {
+            w.field("acceptanceRequired", v);
+        }
+        if let Some(v) = &self.availability_zone_ids {
+            w.list("availabilityZoneIdSet", "item", v);
+        }
+        if let Some(v) = &self.availability_zones {
+            w.list("availabilityZoneSet", "item", v);
+        }
+        if let Some(v) = &self.base_endpoint_dns_names {
+            w.list("baseEndpointDnsNameSet", "item", v);
+        }
+        if let Some(v) = &self.manages_vpc_endpoints {
+            w.field("managesVpcEndpoints", v);
+        }
+        if let Some(v) = &self.owner {
+            w.field("owner", v);
+        }
+        if let Some(v) = &self.payer_responsibility {
+            w.field("payerResponsibility", v);
+        }
+        if let Some(v) = &self.private_dns_name {
+            w.field("privateDnsName", v);
+        }
+        if let Some(v) = &self.private_dns_name_verification_state {
+            w.field("privateDnsNameVerificationState", v);
+        }
+        if let Some(v) = &self.private_dns_names {
+            w.list("privateDnsNameSet", "item", v);
+        }
+        if let Some(v) = &self.service_id {
+            w.field("serviceId", v);
+        }
+        if let Some(v) = &self.service_name {
+            w.field("serviceName", v);
+        }
+        if let Some(v) = &self.service_region {
+            w.field("serviceRegion", v);
+        }
+        if let Some(v) = &self.service_type {
+            w.list("serviceType", "item", v);
+        }
+        if let Some(v) = &self.supported_ip_address_types {
+            w.list("supportedIpAddressTypeSet", "item", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.vpc_endpoint_policy_supported {
+            w.field("vpcEndpointPolicySupported", v);
+        }
+    }
+}
+
+/// The `ServiceTypeDetail` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ServiceTypeDetail {
+    /// `ServiceType`: `ServiceType` in requests, `<serviceType>` in responses.
+    pub service_type: Option<String>,
+}
+
+impl Encode for ServiceTypeDetail {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.service_type {
+            w.field("serviceType", v);
         }
     }
 }
@@ -24985,6 +25769,59 @@ impl Encode for SubnetCidrReservation {
         }
         if let Some(v) = &self.tags {
             w.list("tagSet", "item", v);
+        }
+    }
+}
+
+/// The `SubnetConfiguration` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubnetConfiguration {
+    /// `Ipv4`: `Ipv4` in requests, `<Ipv4>` in responses.
+    pub ipv4: Option<String>,
+    /// `Ipv6`: `Ipv6` in requests, `<Ipv6>` in responses.
+    pub ipv6: Option<String>,
+    /// `SubnetId`: `SubnetId` in requests, `<SubnetId>` in responses.
+    pub subnet_id: Option<String>,
+}
+
+impl Decode for SubnetConfiguration {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Ipv4" => {
+                    out.ipv4 = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6" => {
+                    out.ipv6 = Some(Decode::decode(child, &here)?);
+                }
+                "SubnetId" => {
+                    out.subnet_id = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `SubnetIpPrefixes` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubnetIpPrefixes {
+    /// `IpPrefixes`: `IpPrefixSet` in requests, `<ipPrefixSet>` in responses.
+    pub ip_prefixes: Option<Vec<String>>,
+    /// `SubnetId`: `SubnetId` in requests, `<subnetId>` in responses.
+    pub subnet_id: Option<String>,
+}
+
+impl Encode for SubnetIpPrefixes {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.ip_prefixes {
+            w.list("ipPrefixSet", "item", v);
+        }
+        if let Some(v) = &self.subnet_id {
+            w.field("subnetId", v);
         }
     }
 }
@@ -25866,6 +26703,46 @@ pub struct UnsuccessfulInstanceCreditSpecificationItemError {
 }
 
 impl Encode for UnsuccessfulInstanceCreditSpecificationItemError {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.code {
+            w.field("code", v);
+        }
+        if let Some(v) = &self.message {
+            w.field("message", v);
+        }
+    }
+}
+
+/// The `UnsuccessfulItem` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnsuccessfulItem {
+    /// `Error`: `Error` in requests, `<error>` in responses.
+    pub error: Option<UnsuccessfulItemError>,
+    /// `ResourceId`: `ResourceId` in requests, `<resourceId>` in responses.
+    pub resource_id: Option<String>,
+}
+
+impl Encode for UnsuccessfulItem {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.error {
+            w.field("error", v);
+        }
+        if let Some(v) = &self.resource_id {
+            w.field("resourceId", v);
+        }
+    }
+}
+
+/// The `UnsuccessfulItemError` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnsuccessfulItemError {
+    /// `Code`: `Code` in requests, `<code>` in responses.
+    pub code: Option<String>,
+    /// `Message`: `Message` in requests, `<message>` in responses.
+    pub message: Option<String>,
+}
+
+impl Encode for UnsuccessfulItemError {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.code {
             w.field("code", v);
@@ -26931,6 +27808,141 @@ impl Encode for VpcEncryptionControlExclusions {
         }
         if let Some(v) = &self.vpc_peering {
             w.field("vpcPeering", v);
+        }
+    }
+}
+
+/// The `VpcEndpoint` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VpcEndpoint {
+    /// `CreationTimestamp`: `CreationTimestamp` in requests, `<creationTimestamp>` in responses.
+    pub creation_timestamp: Option<DateTime>,
+    /// `DnsEntries`: `DnsEntrySet` in requests, `<dnsEntrySet>` in responses.
+    pub dns_entries: Option<Vec<DnsEntry>>,
+    /// `DnsOptions`: `DnsOptions` in requests, `<dnsOptions>` in responses.
+    pub dns_options: Option<DnsOptions>,
+    /// `FailureReason`: `FailureReason` in requests, `<failureReason>` in responses.
+    pub failure_reason: Option<String>,
+    /// `Groups`: `GroupSet` in requests, `<groupSet>` in responses.
+    pub groups: Option<Vec<SecurityGroupIdentifier>>,
+    /// `IpAddressType`: `IpAddressType` in requests, `<ipAddressType>` in responses.
+    pub ip_address_type: Option<String>,
+    /// `Ipv4Prefixes`: `Ipv4PrefixSet` in requests, `<ipv4PrefixSet>` in responses.
+    pub ipv4_prefixes: Option<Vec<SubnetIpPrefixes>>,
+    /// `Ipv6Prefixes`: `Ipv6PrefixSet` in requests, `<ipv6PrefixSet>` in responses.
+    pub ipv6_prefixes: Option<Vec<SubnetIpPrefixes>>,
+    /// `LastError`: `LastError` in requests, `<lastError>` in responses.
+    pub last_error: Option<LastError>,
+    /// `NetworkInterfaceIds`: `NetworkInterfaceIdSet` in requests, `<networkInterfaceIdSet>` in responses.
+    pub network_interface_ids: Option<Vec<String>>,
+    /// `OwnerId`: `OwnerId` in requests, `<ownerId>` in responses.
+    pub owner_id: Option<String>,
+    /// `PolicyDocument`: `PolicyDocument` in requests, `<policyDocument>` in responses.
+    pub policy_document: Option<String>,
+    /// `PrivateDnsEnabled`: `PrivateDnsEnabled` in requests, `<privateDnsEnabled>` in responses.
+    pub private_dns_enabled: Option<bool>,
+    /// `RequesterManaged`: `RequesterManaged` in requests, `<requesterManaged>` in responses.
+    pub requester_managed: Option<bool>,
+    /// `ResourceConfigurationArn`: `ResourceConfigurationArn` in requests, `<resourceConfigurationArn>` in responses.
+    pub resource_configuration_arn: Option<String>,
+    /// `RouteTableIds`: `RouteTableIdSet` in requests, `<routeTableIdSet>` in responses.
+    pub route_table_ids: Option<Vec<String>>,
+    /// `ServiceName`: `ServiceName` in requests, `<serviceName>` in responses.
+    pub service_name: Option<String>,
+    /// `ServiceNetworkArn`: `ServiceNetworkArn` in requests, `<serviceNetworkArn>` in responses.
+    pub service_network_arn: Option<String>,
+    /// `ServiceRegion`: `ServiceRegion` in requests, `<serviceRegion>` in responses.
+    pub service_region: Option<String>,
+    /// `State`: `State` in requests, `<state>` in responses.
+    pub state: Option<String>,
+    /// `SubnetIds`: `SubnetIdSet` in requests, `<subnetIdSet>` in responses.
+    pub subnet_ids: Option<Vec<String>>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+    /// `VpcEndpointId`: `VpcEndpointId` in requests, `<vpcEndpointId>` in responses.
+    pub vpc_endpoint_id: Option<String>,
+    /// `VpcEndpointType`: `VpcEndpointType` in requests, `<vpcEndpointType>` in responses.
+    pub vpc_endpoint_type: Option<String>,
+    /// `VpcId`: `VpcId` in requests, `<vpcId>` in responses.
+    pub vpc_id: Option<String>,
+}
+
+impl Encode for VpcEndpoint {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.creation_timestamp {
+            w.field("creationTimestamp", v);
+        }
+        if let Some(v) = &self.dns_entries {
+            w.list("dnsEntrySet", "item", v);
+        }
+        if let Some(v) = &self.dns_options {
+            w.field("dnsOptions", v);
+        }
+        if let Some(v) = &self.failure_reason {
+            w.field("failureReason", v);
+        }
+        if let Some(v) = &self.groups {
+            w.list("groupSet", "item", v);
+        }
+        if let Some(v) = &self.ip_address_type {
+            w.field("ipAddressType", v);
+        }
+        if let Some(v) = &self.ipv4_prefixes {
+            w.list("ipv4PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.ipv6_prefixes {
+            w.list("ipv6PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.last_error {
+            w.field("lastError", v);
+        }
+        if let Some(v) = &self.network_interface_ids {
+            w.list("networkInterfaceIdSet", "item", v);
+        }
+        if let Some(v) = &self.owner_id {
+            w.field("ownerId", v);
+        }
+        if let Some(v) = &self.policy_document {
+            w.field("policyDocument", v);
+        }
+        if let Some(v) = &self.private_dns_enabled {
+            w.field("privateDnsEnabled", v);
+        }
+        if let Some(v) = &self.requester_managed {
+            w.field("requesterManaged", v);
+        }
+        if let Some(v) = &self.resource_configuration_arn {
+            w.field("resourceConfigurationArn", v);
+        }
+        if let Some(v) = &self.route_table_ids {
+            w.list("routeTableIdSet", "item", v);
+        }
+        if let Some(v) = &self.service_name {
+            w.field("serviceName", v);
+        }
+        if let Some(v) = &self.service_network_arn {
+            w.field("serviceNetworkArn", v);
+        }
+        if let Some(v) = &self.service_region {
+            w.field("serviceRegion", v);
+        }
+        if let Some(v) = &self.state {
+            w.field("state", v);
+        }
+        if let Some(v) = &self.subnet_ids {
+            w.list("subnetIdSet", "item", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
+        }
+        if let Some(v) = &self.vpc_endpoint_id {
+            w.field("vpcEndpointId", v);
+        }
+        if let Some(v) = &self.vpc_endpoint_type {
+            w.field("vpcEndpointType", v);
+        }
+        if let Some(v) = &self.vpc_id {
+            w.field("vpcId", v);
         }
     }
 }
