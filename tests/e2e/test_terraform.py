@@ -253,3 +253,24 @@ def test_ipv6_network_acl_peering_vpn_and_mirror_filter(kumo, ec2):
     assert {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]} == before
     assert ec2.describe_traffic_mirror_filters()["TrafficMirrorFilters"] == []
     assert [g["State"] for g in ec2.describe_customer_gateways()["CustomerGateways"]] == ["deleted"]
+
+
+def test_vpc_endpoints_gateway_and_interface(kumo, ec2):
+    """Issue 16: an S3 gateway endpoint found through its prefix list, and the Session
+    Manager interface endpoints with private DNS, apply, plan again with no change and
+    destroy, taking their routes and interfaces with them."""
+    def check(out):
+        assert out["s3_prefix_list"] == out["s3_endpoint_prefix_list"]
+        assert out["ssm_service"] == "com.amazonaws.eu-west-1.ssm"
+        assert ".ssm.eu-west-1.vpce.amazonaws.com" in out["ssm_dns"]
+        enis = ec2.describe_network_interfaces(NetworkInterfaceIds=out["ssm_enis"])["NetworkInterfaces"]
+        assert [e["InterfaceType"] for e in enis] == ["vpc_endpoint"]
+        eps = ec2.describe_vpc_endpoints()["VpcEndpoints"]
+        assert sorted(e["ServiceName"].rsplit(".", 1)[1] for e in eps) == ["ec2messages", "s3", "ssm", "ssmmessages"]
+        assert all(e["State"] == "available" for e in eps)
+        routes = [r for t in ec2.describe_route_tables()["RouteTables"] for r in t["Routes"]]
+        assert any(r.get("DestinationPrefixListId") == out["s3_prefix_list"] for r in routes)
+
+    apply_plan_destroy(kumo, "vpc_endpoints.tf", check)
+    assert [e for e in ec2.describe_vpc_endpoints()["VpcEndpoints"] if e["State"] != "deleted"] == []
+    assert ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["tf-endpoints"]}])["Vpcs"] == []
