@@ -20,6 +20,10 @@ use std::sync::{Arc, Mutex};
 /// The host's links into the VPC namespaces.
 pub(crate) const HOST_NET: &str = "100.127.0.0/16";
 
+/// The VPC router's IPv6 address on each guest link: the guest's IPv6 default route goes
+/// there.
+pub const ROUTER6: &str = "fe80::1";
+
 struct Vpc {
     ns: String,
     /// The address of the namespace's end of the host link (the host's gateway into it).
@@ -345,6 +349,8 @@ impl Vpcs {
                 "sysctl",
                 "-qw",
                 "net.ipv4.ip_forward=1",
+                "net.ipv6.conf.all.forwarding=1",
+                "net.ipv6.conf.default.forwarding=1",
             ],
         )?;
         // The host's way in: a /30 from 100.127.0.0/16 per VPC, and a route for its CIDR.
@@ -802,7 +808,12 @@ pub(crate) fn route_guest(
     super::in_netns(vpc_ns, "turn on proxy ARP", move || {
         std::fs::write(&knob, "1")
     })?;
-    let mut lines = vec![format!("link set {link} up")];
+    // The VPC router's IPv6 address on every link, where the guest's agent points its
+    // default IPv6 route (its addresses are routed to the link as /128 prefixes).
+    let mut lines = vec![
+        format!("link set {link} up"),
+        format!("addr replace {ROUTER6}/64 dev {link} nodad"),
+    ];
     for a in std::iter::once(&n.private_ip).chain(&n.secondary_ips) {
         lines.push(format!("route replace {a}/32 dev {link} src {gw}"));
     }

@@ -172,6 +172,33 @@ fn set(items: &[String]) -> String {
     format!("{{ {} }}", items.join(", "))
 }
 
+/// Addresses and CIDRs by family: nftables matches each with its own expression (`ip`,
+/// `ip6`), and a set holds one family. Yields (`ip` or `ip6`, the family's items).
+fn families(items: &[String]) -> impl Iterator<Item = (&'static str, Vec<String>)> {
+    let (v6, v4): (Vec<String>, Vec<String>) = items.iter().cloned().partition(|a| a.contains(':'));
+    [("ip", v4), ("ip6", v6)]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+}
+
+/// The match of a rule's protocol and ports for one family (`ip`, `ip6`), or None where the
+/// rule does not apply to that family (ICMP is IPv4's, ICMPv6 IPv6's) or names a protocol
+/// nftables cannot (then the rule is skipped rather than widened).
+fn proto_match_in(r: &Rule, family: &str) -> Option<String> {
+    match (r.protocol.as_str(), family) {
+        ("icmp" | "1", "ip6") => None,
+        ("icmpv6" | "58", "ip") => None,
+        ("icmpv6" | "58", _) => Some(match (r.from_port, r.to_port) {
+            (Some(t), Some(c)) if t >= 0 && c >= 0 => {
+                format!("icmpv6 type {t} icmpv6 code {c}")
+            }
+            (Some(t), _) if t >= 0 => format!("icmpv6 type {t}"),
+            _ => "meta l4proto icmpv6".into(),
+        }),
+        _ => proto_match(r),
+    }
+}
+
 /// The match of a rule's protocol and ports, or None for a protocol nftables cannot name
 /// (then the rule is skipped rather than widened).
 fn proto_match(r: &Rule) -> Option<String> {
@@ -338,13 +365,20 @@ fn mirror_table(sources: &[MirrorSource]) -> String {
     let mut chains = String::new();
     for (i, src) in sources.iter().enumerate() {
         let live: Vec<&MirrorSession> = src.sessions.iter().filter(|s| !s.dev.is_empty()).collect();
-        if live.is_empty() || src.addrs.is_empty() {
+        // IPv4 only: `dup` is an `ip`-family statement.
+        let addrs: Vec<String> = src
+            .addrs
+            .iter()
+            .filter(|a| !a.contains(':'))
+            .cloned()
+            .collect();
+        if live.is_empty() || addrs.is_empty() {
             continue;
         }
         for (dir, peer) in [("out", "saddr"), ("in", "daddr")] {
             base.push_str(&format!(
                 "    ip {peer} {} jump mir_{i}_{dir}_0\n",
-                set(&src.addrs)
+                set(&addrs)
             ));
             for (k, s) in live.iter().enumerate() {
                 let next = if k + 1 < live.len() {
@@ -420,9 +454,11 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
         if f.addrs.is_empty() {
             continue;
         }
-        let addrs = set(&f.addrs);
-        base.push(format!("ip saddr {addrs} jump out_{i}"));
-        ingress_jumps.push(format!("ip daddr {addrs} jump in_{i}"));
+        for (fam, addrs) in families(&f.addrs) {
+            let addrs = set(&addrs);
+            base.push(format!("{fam} saddr {addrs} jump out_{i}"));
+            ingress_jumps.push(format!("{fam} daddr {addrs} jump in_{i}"));
+        }
         // Egress returns to the base chain (the receiver is checked next); ingress accepts.
         for (dir, rules, peer, verdict) in [
             ("out", &f.egress, "daddr", "return"),
@@ -430,10 +466,12 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
         ] {
             chains.push_str(&format!("  chain {dir}_{i} {{\n"));
             for r in rules {
-                let (Some(m), false) = (proto_match(r), r.peers.is_empty()) else {
-                    continue;
-                };
-                chains.push_str(&format!("    ip {peer} {} {m} {verdict}\n", set(&r.peers)));
+                for (fam, peers) in families(&r.peers) {
+                    let Some(m) = proto_match_in(r, fam) else {
+                        continue;
+                    };
+                    chains.push_str(&format!("    {fam} {peer} {} {m} {verdict}\n", set(&peers)));
+                }
             }
             chains.push_str("    drop\n  }\n");
         }
@@ -458,6 +496,7 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
     if !endpoints.is_empty() {
         let e = set(&endpoints);
         out.push_str("  chain endpoint {\n    type filter hook input priority 0; policy accept;\n");
+        out.push_str("    meta nfproto != ipv4 accept\n");
         out.push_str(&format!("    ip daddr != {e} accept\n"));
         out.push_str("    ct state established,related accept\n    ct state invalid drop\n");
         for j in &egress_jumps {
@@ -465,7 +504,9 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
         }
         for (i, f) in fw.interfaces.iter().enumerate() {
             if f.addrs.iter().any(|a| endpoints.contains(a)) {
-                out.push_str(&format!("    ip daddr {} jump in_{i}\n", set(&f.addrs)));
+                for (fam, addrs) in families(&f.addrs) {
+                    out.push_str(&format!("    {fam} daddr {} jump in_{i}\n", set(&addrs)));
+                }
             }
         }
         out.push_str("    drop\n  }\n");
@@ -484,10 +525,10 @@ pub fn script(fw: &Firewall, host_net: &str) -> String {
             "  chain mirrored {\n    type filter hook postrouting priority 200; policy accept;\n",
         );
         for (i, f) in fw.interfaces.iter().enumerate() {
-            if !f.addrs.is_empty() {
+            for (fam, addrs) in families(&f.addrs).filter(|(fam, _)| *fam == "ip") {
                 out.push_str(&format!(
-                    "    udp dport 4789 ip daddr {} jump in_{i}\n",
-                    set(&f.addrs)
+                    "    udp dport 4789 {fam} daddr {} jump in_{i}\n",
+                    set(&addrs)
                 ));
             }
         }
@@ -644,6 +685,41 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_addresses_and_peers_get_rules_of_their_own_family() {
+        let fw = Firewall {
+            interfaces: vec![Interface {
+                addrs: vec!["10.0.1.5".into(), "2001:db8:0:1::a".into()],
+                ingress: vec![
+                    rule("tcp", Some(22), Some(22), &["0.0.0.0/0", "::/0"]),
+                    rule("icmp", Some(8), Some(-1), &["0.0.0.0/0", "::/0"]),
+                    rule(
+                        "icmpv6",
+                        Some(128),
+                        Some(-1),
+                        &["10.0.0.0/8", "2001:db8::/56"],
+                    ),
+                ],
+                egress: Vec::new(),
+            }],
+            ..Firewall::default()
+        };
+        let s = script(&fw, "100.127.0.0/16");
+        assert!(s.contains("ip saddr { 10.0.1.5 } jump out_0"), "{s}");
+        assert!(
+            s.contains("ip6 saddr { 2001:db8:0:1::a } jump out_0"),
+            "{s}"
+        );
+        assert!(s.contains("ip6 daddr { 2001:db8:0:1::a } jump in_0"), "{s}");
+        assert!(s.contains("ip saddr { 0.0.0.0/0 } tcp dport 22 accept"));
+        assert!(s.contains("ip6 saddr { ::/0 } tcp dport 22 accept"));
+        // ICMP is IPv4's and ICMPv6 IPv6's: neither crosses over.
+        assert!(s.contains("ip saddr { 0.0.0.0/0 } icmp type 8 accept"));
+        assert!(!s.contains("ip6 saddr { ::/0 } icmp"), "{s}");
+        assert!(s.contains("ip6 saddr { 2001:db8::/56 } icmpv6 type 128 accept"));
+        assert!(!s.contains("ip saddr { 10.0.0.0/8 }"), "{s}");
+    }
+
+    #[test]
     fn an_endpoint_address_meets_the_groups_and_acls_on_the_input_hook() {
         let mut fw = acl_firewall();
         fw.interfaces = vec![
@@ -679,7 +755,10 @@ mod tests {
         // Without endpoints there is no input filtering at all.
         fw.endpoints.clear();
         let s = script(&fw, "100.127.0.0/16");
-        assert!(!s.contains("chain endpoint") && !s.contains("nacl_local"), "{s}");
+        assert!(
+            !s.contains("chain endpoint") && !s.contains("nacl_local"),
+            "{s}"
+        );
     }
 
     /// The kernel's own parser takes the script (`nft --check` changes nothing). Where `nft`
@@ -701,6 +780,15 @@ mod tests {
                 dst: "10.1.0.0/16".into(),
                 via: true,
             }],
+        });
+        // An interface with IPv6 addresses, and rules of both families.
+        fw.interfaces.push(Interface {
+            addrs: vec!["10.0.1.6".into(), "2001:db8:0:1::a".into()],
+            ingress: vec![
+                rule("tcp", Some(22), Some(22), &["0.0.0.0/0", "::/0"]),
+                rule("icmpv6", Some(128), Some(-1), &["2001:db8::/56"]),
+            ],
+            egress: vec![rule("-1", None, None, &["0.0.0.0/0", "::/0"])],
         });
         // An interface endpoint in the first subnet.
         fw.interfaces.push(Interface {
