@@ -787,6 +787,25 @@ sync_iface() {
         grep -vxF "$a" "/run/kumo-addrs-$dev" > "/run/kumo-addrs-$dev.new"
         mv "/run/kumo-addrs-$dev.new" "/run/kumo-addrs-$dev"
     done
+    # IPv6: the interface's `ipv6s` as /128s (none listed: the path answers 404), and the
+    # VPC router (fe80::1 on every link) as the primary interface's way to everything else.
+    WANT6=" $(md "meta-data/network/interfaces/macs/$mac/ipv6s" 2>/dev/null | tr '\n' ' ') "
+    HAVE6=" $(ip -6 -o addr show dev "$dev" scope global | awk '{print $4}' | cut -d/ -f1 | tr '\n' ' ') "
+    for a in $WANT6; do
+        case "$HAVE6" in *" $a "*) continue ;; esac
+        ip -6 addr add "$a/128" dev "$dev" nodad || continue
+        log "IPv6 address $a on $dev"
+        echo "$a" >> "/run/kumo-addrs6-$dev"
+    done
+    if [ "$dev" = eth0 ] && [ "$WANT6" != "  " ]; then
+        ip -6 route replace default via fe80::1 dev eth0 2>/dev/null
+    fi
+    for a in $(cat "/run/kumo-addrs6-$dev" 2>/dev/null); do
+        case "$WANT6" in *" $a "*) continue ;; esac
+        ip -6 addr del "$a/128" dev "$dev" 2>/dev/null && log "IPv6 address $a removed from $dev"
+        grep -vxF "$a" "/run/kumo-addrs6-$dev" > "/run/kumo-addrs6-$dev.new"
+        mv "/run/kumo-addrs6-$dev.new" "/run/kumo-addrs6-$dev"
+    done
     return 0
 }
 address_agent() {
