@@ -732,6 +732,53 @@ def test_an_interface_endpoint_serves_kumo_api_inside_the_vpc(ns_kumo, ec2, key)
     assert out.returncode != 0
 
 
+def test_ipv6_addresses_reach_the_guests_and_the_groups_filter_them(ns_kumo, ec2, key):
+    """Issue 16's IPv6: instances in a subnet with an IPv6 block get their addresses at boot
+    and live, ping each other over IPv6, see them in the metadata, and their groups filter
+    IPv6 as they filter IPv4."""
+    vpc = ec2.create_vpc(CidrBlock="10.85.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]
+    block = ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"][0]["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]
+    import ipaddress
+    first = str(next(ipaddress.ip_network(block).subnets(new_prefix=64)))
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.85.1.0/24", Ipv6CidrBlock=first,
+                               AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    ec2.modify_subnet_attribute(SubnetId=subnet, AssignIpv6AddressOnCreation={"Value": True})
+    default_sg = allow_ssh(ec2, vpc)
+    a = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet)
+    web = ec2.create_security_group(GroupName="web", Description="ssh over IPv4 only", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=web, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    b = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet, SecurityGroupIds=[default_sg, web], Ipv6AddressCount=2)
+    a_ip, b_ip = a["PrivateIpAddress"], b["PrivateIpAddress"]
+    a6 = a["NetworkInterfaces"][0]["Ipv6Addresses"][0]["Ipv6Address"]
+    b6 = [x["Ipv6Address"] for x in b["NetworkInterfaces"][0]["Ipv6Addresses"]]
+    has = lambda ip, addr: addr in ssh(key, ip, "ip -6 -o addr show dev eth0 scope global").stdout
+    assert until(lambda: has(a_ip, a6) and all(has(b_ip, x) for x in b6), timeout=15)
+    token = "T=$(curl -s -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://169.254.169.254/latest/api/token); "
+    md = lambda ip, path: ssh(key, ip, token + f"curl -s -H \"X-aws-ec2-metadata-token: $T\" http://169.254.169.254/latest/meta-data/{path}").stdout
+    assert md(a_ip, "ipv6") == a6
+    mac = md(b_ip, "mac")
+    assert sorted(md(b_ip, f"network/interfaces/macs/{mac}/ipv6s").split()) == sorted(b6)
+    assert md(b_ip, f"network/interfaces/macs/{mac}/subnet-ipv6-cidr-blocks") == first
+    # Both in the default group, which admits its members: they ping over IPv6.
+    ping = lambda ip, to: ssh(key, ip, f"sudo busybox ping -c 1 -W 3 {to} >/dev/null && echo ok").stdout.strip() == "ok"
+    assert ping(a_ip, b6[1]) and ping(b_ip, a6)
+    # A port the groups open over IPv4 only: not over IPv6 from outside the group.
+    ec2.modify_instance_attribute(InstanceId=a["InstanceId"], Groups=[web])
+    reach6 = lambda: ssh(key, a_ip, f"timeout 3 bash -c 'exec 3<>/dev/tcp/{b6[0]}/22; head -c 7 <&3' 2>/dev/null; true").stdout == "SSH-2.0"
+    assert not reach6()
+    ec2.authorize_security_group_ingress(GroupId=web, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": block}]}])
+    # A new group's one egress rule is IPv4's (AWS adds ::/0 only to the default group): a
+    # cannot send over IPv6 until its group lets it.
+    assert not reach6()
+    ec2.authorize_security_group_egress(GroupId=web, IpPermissions=[{"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
+    assert reach6()
+    # Addresses assigned and unassigned while the guest runs reach it.
+    added = ec2.assign_ipv6_addresses(NetworkInterfaceId=a["NetworkInterfaces"][0]["NetworkInterfaceId"], Ipv6AddressCount=1)["AssignedIpv6Addresses"][0]
+    assert until(lambda: has(a_ip, added), timeout=10)
+    ec2.unassign_ipv6_addresses(NetworkInterfaceId=a["NetworkInterfaces"][0]["NetworkInterfaceId"], Ipv6Addresses=[added])
+    assert until(lambda: not has(a_ip, added), timeout=10)
+
+
 LISTEN_VXLAN = """kill $(cat /tmp/vxlan.pid 2>/dev/null) 2>/dev/null; sleep 0.2
 python3 - <<'PY' > /tmp/vxlan.log 2>&1 &
 import socket, sys, time

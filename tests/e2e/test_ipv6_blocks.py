@@ -86,7 +86,7 @@ def test_associate_subnets_and_disassociate(kumo, ec2, cli):
         "Either 'ipv6CidrBlock' or 'ipv6IpamPoolId' should be provided."
     fails("Unsupported", ec2.create_subnet, VpcId=vpc, Ipv6Native=True, Ipv6CidrBlock=str(subnets[3]))
     # With its block, a subnet's IPv6 settings that Kumo cannot carry out are refused by name.
-    fails("Unsupported", ec2.modify_subnet_attribute, SubnetId=subnet, AssignIpv6AddressOnCreation={"Value": True})
+    fails("Unsupported", ec2.modify_subnet_attribute, SubnetId=subnet, EnableDns64={"Value": True})
 
     # The VPC's block stays while subnets hold /64s of it.
     vpc_assoc = v6_of(ec2, vpc)[0]["AssociationId"]
@@ -107,3 +107,87 @@ def test_associate_subnets_and_disassociate(kumo, ec2, cli):
     # The block goes back to the pool, and a VPC may take one again.
     ec2.associate_vpc_cidr_block(VpcId=vpc, AmazonProvidedIpv6CidrBlock=True)
     assert v6_of(ec2, vpc)[0]["Ipv6CidrBlockState"]["State"] == "associated"
+
+
+def ipv6_subnet(ec2, cidr="10.3.0.0/16"):
+    vpc = ec2.create_vpc(CidrBlock=cidr, AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]
+    block = v6_of(ec2, vpc)[0]["Ipv6CidrBlock"]
+    net = ipaddress.ip_network(block)
+    first = str(next(net.subnets(new_prefix=64)))
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr.replace(".0.0/16", ".1.0/24"), Ipv6CidrBlock=first)["Subnet"]["SubnetId"]
+    plain = ec2.create_subnet(VpcId=vpc, CidrBlock=cidr.replace(".0.0/16", ".2.0/24"))["Subnet"]["SubnetId"]
+    return vpc, subnet, plain, ipaddress.ip_network(first)
+
+
+def test_interfaces_take_ipv6_addresses_of_their_subnet(kumo, ec2, cli):
+    vpc, subnet, plain, net = ipv6_subnet(ec2)
+    eni = ec2.create_network_interface(SubnetId=subnet, Ipv6AddressCount=2)["NetworkInterface"]
+    got = [a["Ipv6Address"] for a in eni["Ipv6Addresses"]]
+    assert len(got) == 2 and all(ipaddress.ip_address(a) in net for a in got)
+    assert all(a["IsPrimaryIpv6"] is False for a in eni["Ipv6Addresses"])
+    # Random, not the block's first addresses (which are reserved).
+    assert all(int(ipaddress.ip_address(a)) - int(net.network_address) > 3 for a in got)
+    eid = eni["NetworkInterfaceId"]
+    chosen = str(net.network_address + 0x10)
+    out = cli("ec2", "assign-ipv6-addresses", "--network-interface-id", eid, "--ipv6-addresses", chosen)
+    assert out["NetworkInterfaceId"] == eid and out["AssignedIpv6Addresses"] == [chosen]
+    more = ec2.assign_ipv6_addresses(NetworkInterfaceId=eid, Ipv6AddressCount=1)["AssignedIpv6Addresses"]
+    assert len(more) == 1
+    seen = ec2.describe_network_interfaces(NetworkInterfaceIds=[eid])["NetworkInterfaces"][0]
+    assert sorted(a["Ipv6Address"] for a in seen["Ipv6Addresses"]) == sorted(got + [chosen] + more)
+    found = ec2.describe_network_interfaces(Filters=[{"Name": "ipv6-addresses.ipv6-address", "Values": [chosen]}])
+    assert [e["NetworkInterfaceId"] for e in found["NetworkInterfaces"]] == [eid]
+
+    # AWS's errors.
+    other = ec2.create_network_interface(SubnetId=subnet)["NetworkInterface"]["NetworkInterfaceId"]
+    assert fails("InvalidIPAddress.InUse", ec2.assign_ipv6_addresses, NetworkInterfaceId=other, Ipv6Addresses=[chosen]) == \
+        f"Address {chosen} is in use."
+    assert fails("InvalidParameterCombination", ec2.assign_ipv6_addresses, NetworkInterfaceId=other, Ipv6AddressCount=1,
+                 Ipv6Addresses=[str(net.network_address + 0x11)]) == \
+        "IPv6 addresses and IPv6 address count may not be specified on the same request"
+    fails("InvalidParameterValue", ec2.assign_ipv6_addresses, NetworkInterfaceId=other, Ipv6Addresses=["2001:db8:ffff::5"])
+    fails("InvalidParameterValue", ec2.assign_ipv6_addresses, NetworkInterfaceId=other, Ipv6Addresses=[str(net.network_address + 1)])
+    fails("InvalidParameterValue", ec2.assign_ipv6_addresses, NetworkInterfaceId=other, Ipv6Addresses=["not-an-address"])
+    in_plain = ec2.create_network_interface(SubnetId=plain)["NetworkInterface"]["NetworkInterfaceId"]
+    fails("InvalidParameterValue", ec2.assign_ipv6_addresses, NetworkInterfaceId=in_plain, Ipv6AddressCount=1)
+    fails("InvalidParameterValue", ec2.create_network_interface, SubnetId=plain, Ipv6AddressCount=1)
+    fails("InvalidNetworkInterfaceID.NotFound", ec2.assign_ipv6_addresses, NetworkInterfaceId="eni-0123456789abcdef0", Ipv6AddressCount=1)
+    fails("Unsupported", ec2.assign_ipv6_addresses, NetworkInterfaceId=other, Ipv6PrefixCount=1)
+
+    out = ec2.unassign_ipv6_addresses(NetworkInterfaceId=eid, Ipv6Addresses=[chosen])
+    assert out["UnassignedIpv6Addresses"] == [chosen] and out["NetworkInterfaceId"] == eid
+    assert fails("InvalidParameterValue", ec2.unassign_ipv6_addresses, NetworkInterfaceId=eid, Ipv6Addresses=[chosen]) == \
+        f"Some of the specified addresses are not assigned to interface {eid}"
+    # Released, the address is free for another interface.
+    assert ec2.assign_ipv6_addresses(NetworkInterfaceId=other, Ipv6Addresses=[chosen])["AssignedIpv6Addresses"] == [chosen]
+
+
+def test_instances_take_ipv6_at_launch_and_from_the_subnet_setting(kumo, ec2):
+    from conftest import latest_al2023
+    vpc, subnet, plain, net = ipv6_subnet(ec2, "10.4.0.0/16")
+    ami = latest_al2023(kumo)
+    run = lambda **kw: ec2.run_instances(ImageId=ami, InstanceType="t3.micro", MinCount=1, MaxCount=1, **kw)["Instances"][0]
+    i = run(SubnetId=subnet, Ipv6AddressCount=2)
+    nic = i["NetworkInterfaces"][0]
+    v6 = [a["Ipv6Address"] for a in nic["Ipv6Addresses"]]
+    assert len(v6) == 2 and all(ipaddress.ip_address(a) in net for a in v6)
+    seen = ec2.describe_instances(InstanceIds=[i["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert seen["Ipv6Address"] == v6[0]
+    assert [x["InstanceId"] for r in ec2.describe_instances(Filters=[{"Name": "ipv6-address", "Values": [v6[0]]}])["Reservations"]
+            for x in r["Instances"]] == [i["InstanceId"]]
+    assert [x["InstanceId"] for r in ec2.describe_instances(Filters=[
+        {"Name": "network-interface.ipv6-addresses.ipv6-address", "Values": [v6[1]]}])["Reservations"] for x in r["Instances"]] == [i["InstanceId"]]
+    listed = run(NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Ipv6Addresses": [{"Ipv6Address": str(net.network_address + 0x20)}]}])
+    assert [a["Ipv6Address"] for a in listed["NetworkInterfaces"][0]["Ipv6Addresses"]] == [str(net.network_address + 0x20)]
+    # t3.micro holds 2 IPv6 addresses per interface, as 2 IPv4 ones.
+    fails("PrivateIpAddressLimitExceeded", run, SubnetId=subnet, Ipv6AddressCount=3)
+    fails("InvalidParameterValue", run, SubnetId=plain, Ipv6AddressCount=1)
+    # AssignIpv6AddressOnCreation: one address unless the request says otherwise.
+    ec2.modify_subnet_attribute(SubnetId=subnet, AssignIpv6AddressOnCreation={"Value": True})
+    auto = run(SubnetId=subnet)
+    assert len(auto["NetworkInterfaces"][0]["Ipv6Addresses"]) == 1
+    none = ec2.create_network_interface(SubnetId=subnet, Ipv6AddressCount=0)["NetworkInterface"]
+    assert none["Ipv6Addresses"] == []
+    # The limit counts on a running instance too.
+    fails("PrivateIpAddressLimitExceeded", ec2.assign_ipv6_addresses,
+          NetworkInterfaceId=nic["NetworkInterfaceId"], Ipv6AddressCount=1)

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 pub const ALLOW: &[&str] = &[
     "AcceptVpcPeeringConnection",
     "AllocateAddress",
+    "AssignIpv6Addresses",
     "AssignPrivateIpAddresses",
     "AssociateAddress",
     "AssociateDhcpOptions",
@@ -208,6 +209,7 @@ pub const ALLOW: &[&str] = &[
     "StartInstances",
     "StopInstances",
     "TerminateInstances",
+    "UnassignIpv6Addresses",
     "UnassignPrivateIpAddresses",
     "UnmonitorInstances",
 ];

@@ -73,6 +73,9 @@ pub struct Want {
     pub secondary_count: u32,
     pub prefixes: Vec<Cidr>,
     pub prefix_count: u32,
+    /// IPv6 addresses: None of a count means the subnet's `AssignIpv6AddressOnCreation`
+    /// decides.
+    pub ipv6: crate::ipv6_addresses::Want6,
 }
 
 /// What an allocation took: the primary address if asked, secondaries, prefixes.
@@ -233,6 +236,17 @@ pub fn new_eni_with(
     let mut addrs = vec![primary];
     addrs.extend(&secondary);
     hold(tx, s, &subnet.id, &id, &addrs, &prefixes)?;
+    // The subnet's AssignIpv6AddressOnCreation gives a user's interface one IPv6 address
+    // unless the request said how many (0 included).
+    let mut want6 = want.ipv6.clone();
+    if spec.requester_id.is_none()
+        && want6.count.is_none()
+        && want6.addrs.is_empty()
+        && subnet.assign_ipv6_on_creation
+    {
+        want6.count = Some(1);
+    }
+    let ipv6 = crate::ipv6_addresses::take(tx, s, subnet, &id, &want6)?;
     let rec = EniRecord {
         id,
         subnet_id: subnet.id.clone(),
@@ -250,6 +264,7 @@ pub fn new_eni_with(
             })
             .collect(),
         prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+        ipv6,
         groups: spec.groups,
         source_dest_check: true,
         interface_type: spec.interface_type,
@@ -296,7 +311,19 @@ fn create_want(input: &CreateNetworkInterfaceRequest) -> Result<Want, Ec2Error> 
         want.prefixes
             .push(parse_prefix(p.ipv4_prefix.as_deref().unwrap_or(""))?);
     }
+    want.ipv6 = crate::ipv6_addresses::Want6::of(
+        input.ipv6_address_count,
+        &v6_list(input.ipv6_addresses.as_deref()),
+    )?;
     Ok(want)
+}
+
+/// The addresses of a request's `Ipv6Addresses` list.
+pub fn v6_list(l: Option<&[InstanceIpv6Address]>) -> Vec<String> {
+    l.unwrap_or_default()
+        .iter()
+        .filter_map(|a| a.ipv6_address.clone())
+        .collect()
 }
 
 /// CreateNetworkInterface, before any lookup. Phase 1: addresses or a count, prefixes or a
@@ -326,10 +353,8 @@ impl Checks for CreateNetworkInterfaceRequest {
             "CreateNetworkInterface",
             &[
                 (
-                    "IPv6 addresses and prefixes",
-                    self.ipv6_address_count.is_some_and(|n| n > 0)
-                        || self.ipv6_addresses.as_ref().is_some_and(|a| !a.is_empty())
-                        || self.ipv6_prefix_count.is_some_and(|n| n > 0)
+                    "IPv6 prefixes and a primary IPv6 address",
+                    self.ipv6_prefix_count.is_some_and(|n| n > 0)
                         || self.ipv6_prefixes.as_ref().is_some_and(|a| !a.is_empty())
                         || self.enable_primary_ipv6 == Some(true),
                 ),
@@ -535,7 +560,16 @@ pub fn wire_eni(
                 })
                 .collect()
         }),
-        ipv6_addresses: Some(Vec::new()),
+        ipv6_addresses: Some(
+            e.ipv6
+                .iter()
+                .map(|a| NetworkInterfaceIpv6Address {
+                    ipv6_address: Some(a.clone()),
+                    is_primary_ipv6: Some(false),
+                    ..NetworkInterfaceIpv6Address::default()
+                })
+                .collect(),
+        ),
         mac_address: Some(e.mac.clone()),
         owner_id: Some(ctx.account_id.clone()),
         private_dns_name: primary
@@ -668,8 +702,7 @@ impl Filterable<F> for EniView<'_> {
             F::Status => out(status(e)),
             F::SubnetId => out(&e.subnet_id),
             F::VpcId => out(&e.vpc_id),
-            // Interfaces have no IPv6 addresses yet.
-            F::Ipv6AddressesIpv6Address => {}
+            F::Ipv6AddressesIpv6Address => e.ipv6.iter().for_each(|a| out(a)),
             // Refused when compiling.
             F::OperatorManaged | F::OperatorPrincipal => {}
         }
@@ -877,6 +910,7 @@ pub fn assign(
         )?,
         prefixes: want_prefixes,
         prefix_count: check_count("Ipv4PrefixCount", input.ipv4_prefix_count)?,
+        ..Want::default()
     };
     let reassign = input.allow_reassignment.unwrap_or(false);
     let s = scope(ctx);

@@ -21,6 +21,7 @@ mod images;
 mod instance_actions;
 mod instance_types;
 mod instances;
+mod ipv6_addresses;
 mod key_pairs;
 mod keygen;
 mod launch_templates;
@@ -781,6 +782,33 @@ impl Ec2 for Kumo {
         input: DescribeNetworkInterfacesRequest,
     ) -> Result<DescribeNetworkInterfacesResult, Ec2Error> {
         enis::describe(&self.store, ctx, input)
+    }
+
+    fn assign_ipv6_addresses(
+        &self,
+        ctx: &RequestContext,
+        input: AssignIpv6AddressesRequest,
+    ) -> Result<AssignIpv6AddressesResult, Ec2Error> {
+        let eni = input.network_interface_id.clone();
+        let out = ipv6_addresses::assign(&self.store, ctx, input)?;
+        if !ctx.dry_run {
+            // The running guest's metadata, routes and rules follow at once.
+            self.sync_firewall(ctx, firewall_sync::reach_of_eni(self, ctx, &eni));
+        }
+        Ok(out)
+    }
+
+    fn unassign_ipv6_addresses(
+        &self,
+        ctx: &RequestContext,
+        input: UnassignIpv6AddressesRequest,
+    ) -> Result<UnassignIpv6AddressesResult, Ec2Error> {
+        let eni = input.network_interface_id.clone();
+        let out = ipv6_addresses::unassign(&self.store, ctx, input)?;
+        if !ctx.dry_run {
+            self.sync_firewall(ctx, firewall_sync::reach_of_eni(self, ctx, &eni));
+        }
+        Ok(out)
     }
 
     fn assign_private_ip_addresses(

@@ -660,20 +660,22 @@ pub fn modify_subnet_attribute(
                 sn.map_public_ip_on_launch = v;
             }
             // An IPv6 setting needs the subnet's IPv6 block; with one, Kumo still refuses to
-            // turn on what it cannot do yet (interfaces take no IPv6 addresses, the resolver
-            // has no DNS64) rather than accept it and not do it.
+            // turn on what it cannot do yet (the resolver has no DNS64 and no AAAA records)
+            // rather than accept it and not do it.
             let ipv6_setting = |attribute: &str, on: bool| -> Result<(), Fail> {
                 match (on, sn.ipv6.is_some()) {
                     (false, _) => Ok(()),
                     (true, false) => Err(Fail(needs_ipv6(attribute, &sn.id))),
                     (true, true) => Err(Fail(Ec2Error::new(
                         "Unsupported",
-                        format!("Kumo does not support {attribute} yet: its interfaces take no IPv6 addresses."),
+                        format!("Kumo does not support {attribute} yet: the VPC resolver answers no IPv6 (DNS64, AAAA) queries."),
                     ))),
                 }
             };
             if let Some(v) = ipv6 {
-                ipv6_setting("assign-ipv6-address-on-creation", v)?;
+                if v && sn.ipv6.is_none() {
+                    return Err(Fail(needs_ipv6("assign-ipv6-address-on-creation", &sn.id)));
+                }
                 sn.assign_ipv6_on_creation = v;
             }
             if let Some(v) = dns64 {

@@ -158,6 +158,15 @@ impl Cidr6 {
         self.len
     }
 
+    /// The block's first address.
+    pub fn base(self) -> u128 {
+        self.base
+    }
+
+    pub fn contains_addr(self, addr: u128) -> bool {
+        addr & mask6(self.len) == self.base
+    }
+
     pub fn contains(self, other: Cidr6) -> bool {
         other.len >= self.len && other.base & mask6(self.len) == self.base
     }

@@ -64,6 +64,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
     match request {
         Request::AcceptVpcPeeringConnection(i) => run(i),
         Request::AllocateAddress(i) => run(i),
+        Request::AssignIpv6Addresses(i) => run(i),
         Request::AssignPrivateIpAddresses(i) => run(i),
         Request::AssociateAddress(i) => run(i),
         Request::AssociateDhcpOptions(i) => run(i),
@@ -254,6 +255,7 @@ pub fn statics(request: Request<'_>) -> Result<(), Ec2Error> {
         Request::StartInstances(i) => run(i),
         Request::StopInstances(i) => run(i),
         Request::TerminateInstances(i) => run(i),
+        Request::UnassignIpv6Addresses(i) => run(i),
         Request::UnassignPrivateIpAddresses(i) => run(i),
         Request::UnmonitorInstances(i) => run(i),
     }

@@ -28,8 +28,14 @@ pub(crate) fn firewall<V: Read>(
     };
     let enis: Vec<EniRecord> = v.list(s, &q)?;
     let groups: Vec<SecurityGroupRecord> = v.list(s, &q)?;
-    let addrs_of =
-        |e: &EniRecord| -> Vec<String> { e.addresses.iter().map(|a| a.addr.clone()).collect() };
+    // An interface's addresses, IPv6 ones included: a group's members are reached by both.
+    let addrs_of = |e: &EniRecord| -> Vec<String> {
+        e.addresses
+            .iter()
+            .map(|a| a.addr.clone())
+            .chain(e.ipv6.iter().cloned())
+            .collect()
+    };
     // A group's members: the private addresses of every interface in it.
     let members = |g: &str| -> Vec<String> {
         enis.iter()
@@ -37,7 +43,7 @@ pub(crate) fn firewall<V: Read>(
             .flat_map(addrs_of)
             .collect()
     };
-    // The IPv4 entries of the prefix lists the groups reference (guests have no IPv6 yet).
+    // The entries of the prefix lists the groups reference, of both families.
     let mut lists: std::collections::HashMap<String, Vec<String>> = Default::default();
     for id in groups
         .iter()
@@ -46,11 +52,10 @@ pub(crate) fn firewall<V: Read>(
     {
         if !lists.contains_key(id) {
             let pl = v.get::<crate::records::net::PrefixListRecord>(s, id)?;
-            let v4 = pl
-                .filter(|p| p.family == "IPv4")
+            let entries = pl
                 .map(|p| p.entries().iter().map(|e| e.cidr.clone()).collect())
                 .unwrap_or_default();
-            lists.insert(id.to_string(), v4);
+            lists.insert(id.to_string(), entries);
         }
     }
     // The VPC's active peering connections, read once for the routes through them, the
@@ -111,6 +116,9 @@ pub(crate) fn firewall<V: Read>(
                 to_port: r.to_port,
                 peers: match (&r.cidr, &r.group_id, &r.prefix_list_id) {
                     (Some(c), _, _) => vec![c.clone()],
+                    (None, None, None) if r.cidr_ipv6.is_some() => {
+                        r.cidr_ipv6.iter().cloned().collect()
+                    }
                     (None, Some(g), _) if r.group_peering.is_some() => {
                         remote.get(g).cloned().unwrap_or_default()
                     }

@@ -100,7 +100,14 @@ impl Iface<'_> {
             mac: self.eni.mac.clone(),
             private_ip: self.primary.clone(),
             secondary_ips: self.secondary.clone(),
-            prefixes: self.eni.prefixes.clone(),
+            // IPv6 addresses are routed to the interface as /128 prefixes.
+            prefixes: self
+                .eni
+                .prefixes
+                .iter()
+                .cloned()
+                .chain(self.eni.ipv6.iter().map(|a| format!("{a}/128")))
+                .collect(),
         }
     }
 
@@ -221,6 +228,10 @@ fn instance_meta<V: Read>(
     put("instance-life-cycle", "on-demand".into());
     put("instance-type", r.instance_type.clone());
     put("local-ipv4", i.primary.clone());
+    // The primary interface's first IPv6 address; none, no path (AWS answers 404).
+    if let Some(a) = i.eni.ipv6.first() {
+        put("ipv6", a.clone());
+    }
     put("mac", i.eni.mac.clone());
     put("placement/availability-zone", r.zone.clone());
     put("placement/availability-zone-id", r.zone_id.clone());
@@ -297,6 +308,23 @@ fn interface_meta(
     );
     if !i.eni.prefixes.is_empty() {
         put("ipv4-prefix", i.eni.prefixes.join("\n"));
+    }
+    if !i.eni.ipv6.is_empty() {
+        put("ipv6s", i.eni.ipv6.join("\n"));
+    }
+    if let Some(b) = &i.subnet.ipv6 {
+        put("subnet-ipv6-cidr-blocks", b.cidr.clone());
+    }
+    if !i.vpc.ipv6.is_empty() {
+        put(
+            "vpc-ipv6-cidr-blocks",
+            i.vpc
+                .ipv6
+                .iter()
+                .map(|c| c.cidr.clone())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        );
     }
     if let Some(p) = &i.public {
         put("public-ipv4s", p.clone());

@@ -280,6 +280,8 @@ impl<V: Read> Filterable<F> for InstanceView<'_, V> {
                             e.addresses.iter().for_each(|x| out(&x.addr))
                         }
                         "addresses.primary" => e.addresses.iter().for_each(|x| out(tf(x.primary))),
+                        "ipv6-addresses.ipv6-address" => e.ipv6.iter().for_each(|x| out(x)),
+                        "ipv6-addresses.is-primary-ipv6" => e.ipv6.iter().for_each(|_| out("false")),
                         "private-dns-name" => e.addresses.first().iter().for_each(|x| {
                             out(&network::private_dns_name(&self.ctx.region, &x.addr))
                         }),
@@ -335,11 +337,15 @@ impl<V: Read> Filterable<F> for InstanceView<'_, V> {
             // Never set on a Kumo instance, as on an AWS instance without them: dedicated
             // hosts, instance profiles' ids, Spot,
             // IPv6, paravirtual kernels, product codes, Outposts, NitroTPM, requester-managed.
+            F::Ipv6Address => {
+                if let Some(a) = self.enis().first().and_then(|e| e.ipv6.first()) {
+                    out(a);
+                }
+            }
             F::Affinity
             | F::HostId
             | F::IamInstanceProfileId
             | F::InstanceLifecycle
-            | F::Ipv6Address
             | F::KernelId
             | F::OutpostArn
             | F::ProductCode

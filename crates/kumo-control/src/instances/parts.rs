@@ -80,6 +80,8 @@ pub(super) struct Site<'a> {
     pub(super) subnet: &'a SubnetRecord,
     pub(super) vpc: &'a VpcRecord,
     pub(super) max_ips: usize,
+    /// The type's IPv6 addresses per interface.
+    pub(super) max_ipv6: usize,
     pub(super) allocators: HashMap<String, SubnetIps>,
 }
 
@@ -98,7 +100,7 @@ pub(super) fn interface(
     tag_list: &tags::LaunchTags,
     public: &mut bool,
 ) -> Result<EniRecord, Fail> {
-    let (subnet, vpc, max_ips) = (site.subnet, site.vpc, site.max_ips);
+    let (subnet, vpc, max_ips, max_ipv6) = (site.subnet, site.vpc, site.max_ips, site.max_ipv6);
     let allocators = &mut site.allocators;
     let device = spec.device_index.unwrap_or(0);
     let mut eni = if let Some(existing) = &spec.network_interface_id {
@@ -178,7 +180,7 @@ pub(super) fn interface(
         }
         e
     };
-    if slots(&eni) > max_ips {
+    if slots(&eni) > max_ips || eni.ipv6.len() > max_ipv6 {
         return Err(Fail(address_limit()));
     }
     if eni.attachment.is_none() {
@@ -376,6 +378,10 @@ pub(super) fn want_of(spec: &InstanceNetworkInterfaceSpecification) -> Result<Wa
                 .map_err(|_| Ec2Error::invalid_value(format!("Invalid IPv4 prefix {text}.")))?,
         );
     }
+    want.ipv6 = crate::ipv6_addresses::Want6::of(
+        spec.ipv6_address_count,
+        &crate::enis::v6_list(spec.ipv6_addresses.as_deref()),
+    )?;
     Ok(want)
 }
 

@@ -33,6 +33,8 @@ pub(super) fn network_specs(
             subnet_id: input.subnet_id.clone(),
             private_ip_address: input.private_ip_address.clone(),
             groups: input.security_group_ids.clone(),
+            ipv6_address_count: input.ipv6_address_count,
+            ipv6_addresses: input.ipv6_addresses.clone(),
             ..InstanceNetworkInterfaceSpecification::default()
         }]);
     }
@@ -148,11 +150,6 @@ pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result
         ),
         ("RamdiskId", input.ramdisk_id.is_some()),
         (
-            "Ipv6AddressCount and Ipv6Addresses (IPv6)",
-            input.ipv6_address_count.is_some_and(|n| n > 0)
-                || input.ipv6_addresses.as_ref().is_some_and(|a| !a.is_empty()),
-        ),
-        (
             "ElasticGpuSpecification",
             input.elastic_gpu_specification.is_some(),
         ),
@@ -188,15 +185,13 @@ pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result
     ];
     crate::core::error::refuse_settings("RunInstances", refused)?;
     for ni in input.network_interfaces.iter().flatten() {
-        let ipv6 = ni.ipv6_address_count.is_some_and(|n| n > 0)
-            || ni.ipv6_addresses.as_ref().is_some_and(|a| !a.is_empty())
-            || ni.ipv6_prefix_count.is_some_and(|n| n > 0)
+        let ipv6 = ni.ipv6_prefix_count.is_some_and(|n| n > 0)
             || ni.ipv6_prefixes.as_ref().is_some_and(|a| !a.is_empty())
             || ni.primary_ipv6 == Some(true);
         crate::core::error::refuse_settings(
             "RunInstances",
             &[
-                ("NetworkInterfaces IPv6 addresses and prefixes", ipv6),
+                ("NetworkInterfaces IPv6 prefixes and primary IPv6", ipv6),
                 (
                     "NetworkInterfaces ConnectionTrackingSpecification",
                     ni.connection_tracking_specification.is_some(),
@@ -707,6 +702,7 @@ pub(super) fn launch(
         subnet: &subnet,
         vpc: &vpc,
         max_ips: limits(l.info).1,
+        max_ipv6: crate::ipv6_addresses::ipv6_per_interface(l.info),
         allocators: HashMap::new(),
     };
     let reservation_id = new_id("r");

@@ -148,6 +148,8 @@ pub fn wire(
                 ..CpuOptions::default()
             }),
         network_interfaces: Some(enis.iter().map(|e| interface(ctx, r, e, c)).collect()),
+        // The primary interface's first IPv6 address, while the instance has its interfaces.
+        ipv6_address: primary.and_then(|e| e.ipv6.first().cloned()),
         tags: Some(tags::wire(&t.tags)),
         ..Instance::default()
     }
@@ -323,7 +325,15 @@ pub(super) fn interface(
                 })
                 .collect()
         }),
-        ipv6_addresses: Some(Vec::new()),
+        ipv6_addresses: Some(
+            e.ipv6
+                .iter()
+                .map(|a| InstanceIpv6Address {
+                    ipv6_address: Some(a.clone()),
+                    is_primary_ipv6: Some(false),
+                })
+                .collect(),
+        ),
         ..InstanceNetworkInterface::default()
     }
 }

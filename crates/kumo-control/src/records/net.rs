@@ -151,6 +151,9 @@ pub struct EniRecord {
     pub addresses: Vec<EniAddress>,
     /// Delegated /28 prefixes.
     pub prefixes: Vec<String>,
+    /// IPv6 addresses of the subnet's block, in RFC 5952's text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6: Vec<String>,
     pub groups: Vec<String>,
     pub source_dest_check: bool,
     pub interface_type: String,
@@ -175,8 +178,7 @@ pub struct SgRule {
     pub from_port: Option<i32>,
     pub to_port: Option<i32>,
     pub cidr: Option<String>,
-    /// An IPv6 peer. Stored and returned as AWS does; not yet enforced, as guests have no
-    /// IPv6 address (a rule with only this peer projects no firewall entry).
+    /// An IPv6 peer, enforced for the interfaces' IPv6 addresses.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cidr_ipv6: Option<String>,
     pub group_id: Option<String>,

@@ -92,6 +92,16 @@ impl Ids for AllocateAddressRequest {
     }
 }
 
+impl Ids for AssignIpv6AddressesRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.network_interface_id;
+            f(IdKind::NetworkInterfaceId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for AssignPrivateIpAddressesRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -2614,6 +2624,16 @@ impl Ids for TerminateInstancesRequest {
             for x in v {
                 f(IdKind::InstanceId, x)?;
             }
+        }
+        Ok(())
+    }
+}
+
+impl Ids for UnassignIpv6AddressesRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.network_interface_id;
+            f(IdKind::NetworkInterfaceId, v)?;
         }
         Ok(())
     }

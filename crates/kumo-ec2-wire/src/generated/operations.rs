@@ -13,6 +13,7 @@ pub const XML_NAMESPACE: &str = "http://ec2.amazonaws.com/doc/2016-11-15/";
 pub const OPERATIONS: &[&str] = &[
     "AcceptVpcPeeringConnection",
     "AllocateAddress",
+    "AssignIpv6Addresses",
     "AssignPrivateIpAddresses",
     "AssociateAddress",
     "AssociateDhcpOptions",
@@ -203,6 +204,7 @@ pub const OPERATIONS: &[&str] = &[
     "StartInstances",
     "StopInstances",
     "TerminateInstances",
+    "UnassignIpv6Addresses",
     "UnassignPrivateIpAddresses",
     "UnmonitorInstances",
 ];
@@ -240,6 +242,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<AllocateAddressResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("AllocateAddress"))
+    }
+    /// `AssignIpv6Addresses`.
+    fn assign_ipv6_addresses(
+        &self,
+        ctx: &RequestContext,
+        input: AssignIpv6AddressesRequest,
+    ) -> Result<AssignIpv6AddressesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("AssignIpv6Addresses"))
     }
     /// `AssignPrivateIpAddresses`.
     fn assign_private_ip_addresses(
@@ -1957,6 +1968,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("TerminateInstances"))
     }
+    /// `UnassignIpv6Addresses`.
+    fn unassign_ipv6_addresses(
+        &self,
+        ctx: &RequestContext,
+        input: UnassignIpv6AddressesRequest,
+    ) -> Result<UnassignIpv6AddressesResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("UnassignIpv6Addresses"))
+    }
     /// `UnassignPrivateIpAddresses`.
     fn unassign_private_ip_addresses(
         &self,
@@ -1982,6 +2002,7 @@ pub trait Ec2: Send + Sync {
 pub enum Request<'a> {
     AcceptVpcPeeringConnection(&'a AcceptVpcPeeringConnectionRequest),
     AllocateAddress(&'a AllocateAddressRequest),
+    AssignIpv6Addresses(&'a AssignIpv6AddressesRequest),
     AssignPrivateIpAddresses(&'a AssignPrivateIpAddressesRequest),
     AssociateAddress(&'a AssociateAddressRequest),
     AssociateDhcpOptions(&'a AssociateDhcpOptionsRequest),
@@ -2174,6 +2195,7 @@ pub enum Request<'a> {
     StartInstances(&'a StartInstancesRequest),
     StopInstances(&'a StopInstancesRequest),
     TerminateInstances(&'a TerminateInstancesRequest),
+    UnassignIpv6Addresses(&'a UnassignIpv6AddressesRequest),
     UnassignPrivateIpAddresses(&'a UnassignPrivateIpAddressesRequest),
     UnmonitorInstances(&'a UnmonitorInstancesRequest),
 }
@@ -2203,6 +2225,13 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.allocate_address(ctx, input)?;
             crate::encode::response(ctx, "AllocateAddressResponse", &output)
+        }
+        "AssignIpv6Addresses" => {
+            let input = AssignIpv6AddressesRequest::decode(params, &Path::ROOT)?;
+            svc.check(ctx, Request::AssignIpv6Addresses(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.assign_ipv6_addresses(ctx, input)?;
+            crate::encode::response(ctx, "AssignIpv6AddressesResponse", &output)
         }
         "AssignPrivateIpAddresses" => {
             let input = AssignPrivateIpAddressesRequest::decode(params, &Path::ROOT)?;
@@ -3746,6 +3775,13 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.terminate_instances(ctx, input)?;
             crate::encode::response(ctx, "TerminateInstancesResponse", &output)
+        }
+        "UnassignIpv6Addresses" => {
+            let input = UnassignIpv6AddressesRequest::decode(params, &Path::ROOT)?;
+            svc.check(ctx, Request::UnassignIpv6Addresses(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.unassign_ipv6_addresses(ctx, input)?;
+            crate::encode::response(ctx, "UnassignIpv6AddressesResponse", &output)
         }
         "UnassignPrivateIpAddresses" => {
             let input = UnassignPrivateIpAddressesRequest::decode(params, &Path::ROOT)?;

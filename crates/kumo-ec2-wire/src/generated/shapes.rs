@@ -399,6 +399,79 @@ impl Encode for AllocateAddressResult {
     }
 }
 
+/// The `AssignIpv6AddressesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssignIpv6AddressesRequest {
+    /// `Ipv6AddressCount`: `Ipv6AddressCount` in requests, `<ipv6AddressCount>` in responses.
+    pub ipv6_address_count: Option<i32>,
+    /// `Ipv6Addresses`: `Ipv6Addresses` in requests, `<ipv6Addresses>` in responses.
+    pub ipv6_addresses: Option<Vec<String>>,
+    /// `Ipv6PrefixCount`: `Ipv6PrefixCount` in requests, `<Ipv6PrefixCount>` in responses.
+    pub ipv6_prefix_count: Option<i32>,
+    /// `Ipv6Prefixes`: `Ipv6Prefix` in requests, `<Ipv6Prefix>` in responses.
+    pub ipv6_prefixes: Option<Vec<String>>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: String,
+}
+
+impl Decode for AssignIpv6AddressesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_network_interface_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Ipv6AddressCount" => {
+                    out.ipv6_address_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Addresses" => {
+                    out.ipv6_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6PrefixCount" => {
+                    out.ipv6_prefix_count = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Prefix" => {
+                    out.ipv6_prefixes = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Decode::decode(child, &here)?;
+                    seen_network_interface_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_network_interface_id {
+            return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `AssignIpv6AddressesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssignIpv6AddressesResult {
+    /// `AssignedIpv6Addresses`: `AssignedIpv6Addresses` in requests, `<assignedIpv6Addresses>` in responses.
+    pub assigned_ipv6_addresses: Option<Vec<String>>,
+    /// `AssignedIpv6Prefixes`: `AssignedIpv6PrefixSet` in requests, `<assignedIpv6PrefixSet>` in responses.
+    pub assigned_ipv6_prefixes: Option<Vec<String>>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+}
+
+impl Encode for AssignIpv6AddressesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.assigned_ipv6_addresses {
+            w.list("assignedIpv6Addresses", "item", v);
+        }
+        if let Some(v) = &self.assigned_ipv6_prefixes {
+            w.list("assignedIpv6PrefixSet", "item", v);
+        }
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+    }
+}
+
 /// The `AssignPrivateIpAddressesRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AssignPrivateIpAddressesRequest {
@@ -26583,6 +26656,69 @@ impl Encode for TunnelOption {
         }
         if let Some(v) = &self.tunnel_inside_ipv6_cidr {
             w.field("tunnelInsideIpv6Cidr", v);
+        }
+    }
+}
+
+/// The `UnassignIpv6AddressesRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnassignIpv6AddressesRequest {
+    /// `Ipv6Addresses`: `Ipv6Addresses` in requests, `<ipv6Addresses>` in responses.
+    pub ipv6_addresses: Option<Vec<String>>,
+    /// `Ipv6Prefixes`: `Ipv6Prefix` in requests, `<Ipv6Prefix>` in responses.
+    pub ipv6_prefixes: Option<Vec<String>>,
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: String,
+}
+
+impl Decode for UnassignIpv6AddressesRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_network_interface_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "Ipv6Addresses" => {
+                    out.ipv6_addresses = Some(Decode::decode(child, &here)?);
+                }
+                "Ipv6Prefix" => {
+                    out.ipv6_prefixes = Some(Decode::decode(child, &here)?);
+                }
+                "NetworkInterfaceId" => {
+                    out.network_interface_id = Decode::decode(child, &here)?;
+                    seen_network_interface_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_network_interface_id {
+            return Err(crate::decode::missing(&path.child("NetworkInterfaceId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `UnassignIpv6AddressesResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UnassignIpv6AddressesResult {
+    /// `NetworkInterfaceId`: `NetworkInterfaceId` in requests, `<networkInterfaceId>` in responses.
+    pub network_interface_id: Option<String>,
+    /// `UnassignedIpv6Addresses`: `UnassignedIpv6Addresses` in requests, `<unassignedIpv6Addresses>` in responses.
+    pub unassigned_ipv6_addresses: Option<Vec<String>>,
+    /// `UnassignedIpv6Prefixes`: `UnassignedIpv6PrefixSet` in requests, `<unassignedIpv6PrefixSet>` in responses.
+    pub unassigned_ipv6_prefixes: Option<Vec<String>>,
+}
+
+impl Encode for UnassignIpv6AddressesResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.network_interface_id {
+            w.field("networkInterfaceId", v);
+        }
+        if let Some(v) = &self.unassigned_ipv6_addresses {
+            w.list("unassignedIpv6Addresses", "item", v);
+        }
+        if let Some(v) = &self.unassigned_ipv6_prefixes {
+            w.list("unassignedIpv6PrefixSet", "item", v);
         }
     }
 }
