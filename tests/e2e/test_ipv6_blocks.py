@@ -191,3 +191,57 @@ def test_instances_take_ipv6_at_launch_and_from_the_subnet_setting(kumo, ec2):
     # The limit counts on a running instance too.
     fails("PrivateIpAddressLimitExceeded", ec2.assign_ipv6_addresses,
           NetworkInterfaceId=nic["NetworkInterfaceId"], Ipv6AddressCount=1)
+
+
+def test_egress_only_gateways_and_ipv6_routes(kumo, ec2, cli):
+    vpc, subnet, _, net = ipv6_subnet(ec2, "10.5.0.0/16")
+    other = ec2.create_vpc(CidrBlock="10.6.0.0/16")["Vpc"]["VpcId"]
+    made = cli("ec2", "create-egress-only-internet-gateway", "--vpc-id", vpc,
+               "--tag-specifications", "ResourceType=egress-only-internet-gateway,Tags=[{Key=Name,Value=out6}]")
+    eigw = made["EgressOnlyInternetGateway"]["EgressOnlyInternetGatewayId"]
+    assert eigw.startswith("eigw-")
+    assert made["EgressOnlyInternetGateway"]["Attachments"] == [{"State": "attached", "VpcId": vpc}]
+    assert made["EgressOnlyInternetGateway"]["Tags"] == [{"Key": "Name", "Value": "out6"}]
+    got = ec2.describe_egress_only_internet_gateways(EgressOnlyInternetGatewayIds=[eigw])["EgressOnlyInternetGateways"]
+    assert [g["EgressOnlyInternetGatewayId"] for g in got] == [eigw]
+    tagged = ec2.describe_egress_only_internet_gateways(Filters=[{"Name": "tag:Name", "Values": ["out6"]}])
+    assert [g["EgressOnlyInternetGatewayId"] for g in tagged["EgressOnlyInternetGateways"]] == [eigw]
+    # An unknown id is no error: the answer is empty.
+    assert ec2.describe_egress_only_internet_gateways(EgressOnlyInternetGatewayIds=["eigw-0123456789abcdef0"])[
+        "EgressOnlyInternetGateways"] == []
+    fails("InvalidVpcID.NotFound", ec2.create_egress_only_internet_gateway, VpcId="vpc-0123456789abcdef0")
+
+    # IPv6 routes: ::/0 through it, a more specific one to an internet gateway.
+    rtb = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]["RouteTableId"]
+    ec2.create_route(RouteTableId=rtb, DestinationIpv6CidrBlock="::/0", EgressOnlyInternetGatewayId=eigw)
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    ec2.create_route(RouteTableId=rtb, DestinationIpv6CidrBlock="2001:db8:ffff::1/48", GatewayId=igw)
+    routes = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+    assert {"DestinationIpv6CidrBlock": "::/0", "EgressOnlyInternetGatewayId": eigw, "Origin": "CreateRoute", "State": "active"} in routes
+    assert {"DestinationIpv6CidrBlock": "2001:db8:ffff::/48", "GatewayId": igw, "Origin": "CreateRoute", "State": "active"} in routes
+    found = ec2.describe_route_tables(Filters=[{"Name": "route.egress-only-internet-gateway-id", "Values": [eigw]}])["RouteTables"]
+    assert [t["RouteTableId"] for t in found] == [rtb]
+    assert fails("RouteAlreadyExists", ec2.create_route, RouteTableId=rtb, DestinationIpv6CidrBlock="::/0", GatewayId=igw) == \
+        "The route identified by ::/0 already exists."
+    fails("InvalidParameterValue", ec2.create_route, RouteTableId=rtb, DestinationCidrBlock="0.0.0.0/0", EgressOnlyInternetGatewayId=eigw)
+    assert fails("InvalidParameterValue", ec2.create_route, RouteTableId=rtb, DestinationCidrBlock="::/0", GatewayId=igw) == \
+        "Value (::/0) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block."
+    assert fails("MissingParameter", ec2.create_route, RouteTableId=rtb, GatewayId=igw) == \
+        "The request must contain the parameter destinationCidrBlock or destinationIpv6CidrBlock"
+    other_rtb = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [other]}])["RouteTables"][0]["RouteTableId"]
+    fails("InvalidGatewayID.NotFound", ec2.create_route, RouteTableId=other_rtb, DestinationIpv6CidrBlock="::/0", EgressOnlyInternetGatewayId=eigw)
+    ec2.replace_route(RouteTableId=rtb, DestinationIpv6CidrBlock="::/0", GatewayId=igw)
+    ec2.replace_route(RouteTableId=rtb, DestinationIpv6CidrBlock="::/0", EgressOnlyInternetGatewayId=eigw)
+    assert fails("InvalidRoute.NotFound", ec2.delete_route, RouteTableId=rtb, DestinationIpv6CidrBlock="2001:db8:eeee::/48") == \
+        f"no route with destination-ipv6-cidr-block 2001:db8:eeee::/48 in route table {rtb}"
+
+    # A VPC with one cannot go; deleted, its routes are blackholes.
+    fails("DependencyViolation", ec2.delete_vpc, VpcId=vpc)
+    assert ec2.delete_egress_only_internet_gateway(EgressOnlyInternetGatewayId=eigw)["ReturnCode"] is True
+    assert fails("InvalidGatewayID.NotFound", ec2.delete_egress_only_internet_gateway, EgressOnlyInternetGatewayId=eigw) == \
+        f"The eigw ID '{eigw}' does not exist"
+    routes = ec2.describe_route_tables(RouteTableIds=[rtb])["RouteTables"][0]["Routes"]
+    assert [r["State"] for r in routes if r.get("EgressOnlyInternetGatewayId") == eigw] == ["blackhole"]
+    ec2.delete_route(RouteTableId=rtb, DestinationIpv6CidrBlock="::/0")
+    assert ec2.describe_egress_only_internet_gateways()["EgressOnlyInternetGateways"] == []

@@ -32,12 +32,9 @@ ALLOW = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "cr
 
 # (operation, member path): why this world's answer has no such member, as AWS's would not.
 ABSENT = {
-    ("CreateSubnet", "Subnet.Ipv6CidrBlockAssociationSet[]"): "no IPv6 yet (issue 16): AWS sends the list empty, as Kumo does",
     ("DescribeNetworkAcls", "NetworkAcls[].Entries[].Ipv6CidrBlock"): "no IPv6 yet: a VPC's default ACL has IPv6 entries only with an IPv6 block",
     ("DescribeInstances", "Reservations[].Instances[].IamInstanceProfile"): "no instance profile: IAM is issue 17",
     ("CreateLaunchTemplateVersion", "LaunchTemplateVersion.LaunchTemplateData.NetworkInterfaces[].Ipv6Addresses"): "no IPv6 yet (issue 16)",
-    ("CreateNetworkInterface", "NetworkInterface.Ipv6Address"): "no IPv6 yet (issue 16)",
-    ("CreateNetworkInterface", "NetworkInterface.Ipv6Addresses[]"): "no IPv6 yet (issue 16): the list is sent empty",
     ("CreateNetworkInterface", "NetworkInterface.ConnectionTrackingConfiguration"): "only with a connection tracking specification, which Kumo refuses by name",
     ("CreateTrafficMirrorTarget", "TrafficMirrorTarget.NetworkLoadBalancerArn"): "the example's target is a load balancer; Kumo runs none, so its targets are interfaces",
     ("DescribeTrafficMirrorTargets", "TrafficMirrorTargets[].NetworkLoadBalancerArn"): "the example's target is a load balancer; Kumo runs none, so its targets are interfaces",
@@ -273,6 +270,21 @@ def more(ec2, ids, record):
     ec2.describe_prefix_lists()
     ec2.describe_route_tables(RouteTableIds=[rtb])
     ec2.delete_vpc_endpoints(VpcEndpointIds=[gw])
+    # IPv6 (issue 16): an egress-only gateway, a route to it, interface addresses.
+    v6 = ec2.create_vpc(CidrBlock="10.72.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]
+    eigw = ec2.create_egress_only_internet_gateway(VpcId=v6, TagSpecifications=tags("egress-only-internet-gateway")
+                                                   )["EgressOnlyInternetGateway"]["EgressOnlyInternetGatewayId"]
+    ec2.describe_egress_only_internet_gateways(EgressOnlyInternetGatewayIds=[eigw])
+    v6_rtb = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [v6]}])["RouteTables"][0]["RouteTableId"]
+    ec2.create_route(RouteTableId=v6_rtb, DestinationIpv6CidrBlock="::/0", EgressOnlyInternetGatewayId=eigw)
+    block = ec2.describe_vpcs(VpcIds=[v6])["Vpcs"][0]["Ipv6CidrBlockAssociationSet"][0]["Ipv6CidrBlock"]
+    v6_subnet = ec2.create_subnet(VpcId=v6, CidrBlock="10.72.1.0/24", Ipv6CidrBlock=block.replace("/56", "/64"))["Subnet"]["SubnetId"]
+    v6_eni = ec2.create_network_interface(SubnetId=v6_subnet, Ipv6AddressCount=1)["NetworkInterface"]["NetworkInterfaceId"]
+    added = ec2.assign_ipv6_addresses(NetworkInterfaceId=v6_eni, Ipv6AddressCount=1)["AssignedIpv6Addresses"]
+    ec2.unassign_ipv6_addresses(NetworkInterfaceId=v6_eni, Ipv6Addresses=added)
+    ec2.describe_network_interfaces(NetworkInterfaceIds=[v6_eni])
+    ec2.delete_route(RouteTableId=v6_rtb, DestinationIpv6CidrBlock="::/0")
+    ec2.delete_egress_only_internet_gateway(EgressOnlyInternetGatewayId=eigw)
     ec2.delete_traffic_mirror_target(TrafficMirrorTargetId=tmt)
     # IPv6 blocks (issue 16): a VPC's /56 and a subnet's /64 of it, given and taken back.
     v6 = ec2.create_vpc(CidrBlock="10.72.0.0/16", AmazonProvidedIpv6CidrBlock=True)["Vpc"]["VpcId"]

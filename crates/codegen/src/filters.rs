@@ -189,13 +189,18 @@ pub fn generate(
             let _ = write!(o, "Self::{v}, ");
         }
         o.push_str("];\n");
-        o.push_str("    fn parse(name: &str) -> Option<Self> {\n        Some(match name {\n");
-        for (v, n, a) in &op.names {
-            let mut pats = vec![format!("{n:?}")];
-            pats.extend(a.iter().map(|x| format!("{x:?}")));
-            let _ = writeln!(o, "            {} => Self::{v},", pats.join(" | "));
+        if op.names.is_empty() {
+            // Tags only: no name of its own parses.
+            o.push_str("    fn parse(_name: &str) -> Option<Self> {\n        None\n    }\n");
+        } else {
+            o.push_str("    fn parse(name: &str) -> Option<Self> {\n        Some(match name {\n");
+            for (v, n, a) in &op.names {
+                let mut pats = vec![format!("{n:?}")];
+                pats.extend(a.iter().map(|x| format!("{x:?}")));
+                let _ = writeln!(o, "            {} => Self::{v},", pats.join(" | "));
+            }
+            o.push_str("            _ => return None,\n        })\n    }\n");
         }
-        o.push_str("            _ => return None,\n        })\n    }\n");
         o.push_str("    fn name(self) -> &'static str {\n        match self {\n");
         for (v, n, _) in &op.names {
             let _ = writeln!(o, "            Self::{v} => {n:?},");

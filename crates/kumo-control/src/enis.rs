@@ -560,6 +560,7 @@ pub fn wire_eni(
                 })
                 .collect()
         }),
+        ipv6_address: e.ipv6.first().cloned(),
         ipv6_addresses: Some(
             e.ipv6
                 .iter()

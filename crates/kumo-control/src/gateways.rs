@@ -251,6 +251,9 @@ fn route_state<V: Read>(v: &V, s: Scope, vpc: &str, target: &str) -> Result<&'st
     } else if target.starts_with("pcx-") {
         v.get::<crate::records::net::VpcPeeringRecord>(s, target)?
             .is_some_and(|p| p.status == "active")
+    } else if target.starts_with("eigw-") {
+        v.get::<crate::records::net::EgressOnlyGatewayRecord>(s, target)?
+            .is_some_and(|g| g.vpc_id == vpc)
     } else if target.starts_with("vpce-") {
         v.get::<crate::records::net::VpcEndpointRecord>(s, target)?
             .is_some_and(|e| e.deleted_ms.is_none())
@@ -321,6 +324,8 @@ pub fn wire_rtb<V: Read>(
             route.network_interface_id = target;
         } else if e.gateway_id.starts_with("pcx-") {
             route.vpc_peering_connection_id = target;
+        } else if e.gateway_id.starts_with("eigw-") {
+            route.egress_only_internet_gateway_id = target;
         } else if e.gateway_id.starts_with("i-") {
             route.instance_id = target;
         } else {

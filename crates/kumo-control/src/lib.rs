@@ -12,6 +12,7 @@ mod console;
 mod core;
 mod credits;
 mod dhcp_options;
+mod egress_only_gateways;
 mod enis;
 mod firewall_sync;
 mod flows;
@@ -1005,6 +1006,30 @@ impl Ec2 for Kumo {
         input: GetSecurityGroupsForVpcRequest,
     ) -> Result<GetSecurityGroupsForVpcResult, Ec2Error> {
         security_groups::groups_for_vpc(&self.store, ctx, input)
+    }
+
+    fn create_egress_only_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: CreateEgressOnlyInternetGatewayRequest,
+    ) -> Result<CreateEgressOnlyInternetGatewayResult, Ec2Error> {
+        egress_only_gateways::create(self, ctx, input)
+    }
+
+    fn delete_egress_only_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteEgressOnlyInternetGatewayRequest,
+    ) -> Result<DeleteEgressOnlyInternetGatewayResult, Ec2Error> {
+        egress_only_gateways::delete(self, ctx, input)
+    }
+
+    fn describe_egress_only_internet_gateways(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeEgressOnlyInternetGatewaysRequest,
+    ) -> Result<DescribeEgressOnlyInternetGatewaysResult, Ec2Error> {
+        egress_only_gateways::describe(self, ctx, input)
     }
 
     fn create_vpc_endpoint(

@@ -10,7 +10,6 @@ use crate::tags;
 use crate::vpcs::{get_vpc, parse_cidr};
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
-use kumo_model::cidr::Cidr;
 use kumo_store::{Query, Read, Scope, Store, Tx};
 
 pub fn not_found(id: &str) -> Ec2Error {
@@ -120,21 +119,22 @@ fn target(
     eni: &Option<String>,
     instance: &Option<String>,
     peering: &Option<String>,
+    egress_only: &Option<String>,
     others: bool,
 ) -> Result<String, Ec2Error> {
-    let given: Vec<&String> = [gateway, nat, eni, instance, peering]
+    let given: Vec<&String> = [gateway, nat, eni, instance, peering, egress_only]
         .into_iter()
         .flatten()
         .collect();
     if given.len() > 1 || (others && !given.is_empty()) {
-        return Err(Ec2Error::new("InvalidParameterCombination", "The request can contain only one of gatewayId, natGatewayId, networkInterfaceId, instanceId or vpcPeeringConnectionId."));
+        return Err(Ec2Error::new("InvalidParameterCombination", "The request can contain only one of gatewayId, egressOnlyInternetGatewayId, natGatewayId, networkInterfaceId, instanceId or vpcPeeringConnectionId."));
     }
     if others {
-        return Err(Ec2Error::new("Unsupported", "Kumo supports routes to internet gateways, NAT gateways, network interfaces, instances and VPC peering connections."));
+        return Err(Ec2Error::new("Unsupported", "Kumo supports routes to internet gateways, egress-only internet gateways, NAT gateways, network interfaces, instances and VPC peering connections."));
     }
     given.first().map(|g| g.to_string()).ok_or_else(|| {
         Ec2Error::missing_parameter(
-            "gatewayId, natGatewayId, networkInterfaceId, instanceId or vpcPeeringConnectionId",
+            "gatewayId, egressOnlyInternetGatewayId, natGatewayId, networkInterfaceId, instanceId or vpcPeeringConnectionId",
         )
     })
 }
@@ -193,6 +193,10 @@ fn check_target(tx: &Tx, s: Scope, rtb: &RouteTableRecord, target: &str) -> Resu
         if !pcx.joins(s.account, s.region, &rtb.vpc_id) {
             return Err(different());
         }
+    } else if target.starts_with("eigw-") {
+        if !crate::egress_only_gateways::in_vpc(tx, s, rtb, target)? {
+            return Err(Fail(crate::egress_only_gateways::not_found(target)));
+        }
     } else if target.starts_with("i-") {
         return Err(Fail(Ec2Error::new(
             "InvalidInstanceID.NotFound",
@@ -207,13 +211,49 @@ fn check_target(tx: &Tx, s: Scope, rtb: &RouteTableRecord, target: &str) -> Resu
     Ok(())
 }
 
-fn destination_given(d: Option<&str>) -> Result<&str, Ec2Error> {
-    d.ok_or_else(|| Ec2Error::missing_parameter("destinationCidrBlock or destinationIpv6CidrBlock"))
+/// A route's destination: an IPv4 or an IPv6 CIDR, in its canonical text.
+struct Dest {
+    text: String,
+    v6: bool,
 }
 
-fn destination(d: Option<&str>) -> Result<Cidr, Ec2Error> {
-    let d = destination_given(d)?;
-    parse_cidr(d).map_err(|_| Ec2Error::invalid_value(format!("Value ({d}) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block.")))
+impl std::fmt::Display for Dest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn destination_given(v4: Option<&str>, v6: Option<&str>) -> Result<(), Ec2Error> {
+    match (v4, v6) {
+        (None, None) => Err(Ec2Error::missing_parameter(
+            "destinationCidrBlock or destinationIpv6CidrBlock",
+        )),
+        (Some(_), Some(_)) => Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            "The parameter destinationCidrBlock cannot be used with the parameter destinationIpv6CidrBlock",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn destination(v4: Option<&str>, v6: Option<&str>) -> Result<Dest, Ec2Error> {
+    destination_given(v4, v6)?;
+    if let Some(d) = v4 {
+        return parse_cidr(d)
+            .map(|c| Dest { text: c.to_string(), v6: false })
+            .map_err(|_| Ec2Error::invalid_value(format!("Value ({d}) for parameter destinationCidrBlock is invalid. This is not a valid CIDR block.")));
+    }
+    let d = v6.unwrap_or_default();
+    // Host bits are cleared, as for IPv4 (`2001:db8::1/64` is `2001:db8::/64`).
+    let parsed = d.split_once('/').and_then(|(a, l)| {
+        let a: std::net::Ipv6Addr = a.parse().ok()?;
+        let l: u8 = l.parse().ok().filter(|l| *l <= 128)?;
+        let mask = u128::MAX.checked_shl(128 - u32::from(l)).unwrap_or(0);
+        kumo_model::cidr::Cidr6::new(u128::from(a) & mask, l)
+    });
+    parsed
+        .map(|c| Dest { text: c.to_string(), v6: true })
+        .ok_or_else(|| Ec2Error::invalid_value(format!("Value ({d}) for parameter destinationIpv6CidrBlock is invalid. This is not a valid IPv6 CIDR block.")))
 }
 
 /// The one target a route request names, as [`target`] checks it.
@@ -224,7 +264,6 @@ trait RouteTarget {
 impl RouteTarget for CreateRouteRequest {
     fn route_target(&self) -> Result<String, Ec2Error> {
         let others = self.transit_gateway_id.is_some()
-            || self.egress_only_internet_gateway_id.is_some()
             || self.vpc_endpoint_id.is_some()
             || self.local_gateway_id.is_some()
             || self.carrier_gateway_id.is_some();
@@ -234,6 +273,7 @@ impl RouteTarget for CreateRouteRequest {
             &self.network_interface_id,
             &self.instance_id,
             &self.vpc_peering_connection_id,
+            &self.egress_only_internet_gateway_id,
             others,
         )
     }
@@ -244,14 +284,14 @@ impl RouteTarget for ReplaceRouteRequest {
         if self.local_target == Some(true) {
             return Ok("local".into());
         }
-        let others =
-            self.transit_gateway_id.is_some() || self.egress_only_internet_gateway_id.is_some();
+        let others = self.transit_gateway_id.is_some();
         target(
             &self.gateway_id,
             &self.nat_gateway_id,
             &self.network_interface_id,
             &self.instance_id,
             &self.vpc_peering_connection_id,
+            &self.egress_only_internet_gateway_id,
             others,
         )
     }
@@ -264,12 +304,24 @@ macro_rules! route_checks {
     ($($t:ty),*) => {$(
         impl Checks for $t {
             fn required(&self) -> Result<(), Ec2Error> {
-                destination_given(self.destination_cidr_block.as_deref())?;
+                destination_given(
+                    self.destination_cidr_block.as_deref(),
+                    self.destination_ipv6_cidr_block.as_deref(),
+                )?;
                 self.route_target().map(drop)
             }
 
             fn formats(&self) -> Result<(), Ec2Error> {
-                destination(self.destination_cidr_block.as_deref()).map(drop)
+                let d = destination(
+                    self.destination_cidr_block.as_deref(),
+                    self.destination_ipv6_cidr_block.as_deref(),
+                )?;
+                if !d.v6 && self.egress_only_internet_gateway_id.is_some() {
+                    return Err(Ec2Error::invalid_value(format!(
+                        "An egress-only internet gateway takes IPv6 routes only: {d} is an IPv4 destination."
+                    )));
+                }
+                Ok(())
             }
         }
     )*};
@@ -279,11 +331,18 @@ route_checks!(CreateRouteRequest, ReplaceRouteRequest);
 /// DeleteRoute, before any lookup: a destination of its form.
 impl Checks for DeleteRouteRequest {
     fn required(&self) -> Result<(), Ec2Error> {
-        destination_given(self.destination_cidr_block.as_deref()).map(drop)
+        destination_given(
+            self.destination_cidr_block.as_deref(),
+            self.destination_ipv6_cidr_block.as_deref(),
+        )
     }
 
     fn formats(&self) -> Result<(), Ec2Error> {
-        destination(self.destination_cidr_block.as_deref()).map(drop)
+        destination(
+            self.destination_cidr_block.as_deref(),
+            self.destination_ipv6_cidr_block.as_deref(),
+        )
+        .map(drop)
     }
 }
 
@@ -292,21 +351,24 @@ pub fn create_route(
     ctx: &RequestContext,
     input: CreateRouteRequest,
 ) -> Result<CreateRouteResult, Ec2Error> {
-    let dest = destination(input.destination_cidr_block.as_deref())?;
+    let dest = destination(
+        input.destination_cidr_block.as_deref(),
+        input.destination_ipv6_cidr_block.as_deref(),
+    )?;
     let target = input.route_target()?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {
             let mut rtb = get_rtb(tx, s, &input.route_table_id)?;
             check_target(tx, s, &rtb, &target)?;
-            if rtb.routes.iter().any(|r| r.destination == dest.to_string()) {
+            if rtb.routes.iter().any(|r| r.destination == dest.text) {
                 return Err(Fail(Ec2Error::new(
                     "RouteAlreadyExists",
                     format!("The route identified by {dest} already exists."),
                 )));
             }
             rtb.routes.push(RouteEntry {
-                destination: dest.to_string(),
+                destination: dest.text.clone(),
                 gateway_id: target.clone(),
                 origin: "CreateRoute".into(),
             });
@@ -319,10 +381,15 @@ pub fn create_route(
     })
 }
 
-fn missing_route(dest: &Cidr, rtb: &str) -> Fail {
+fn missing_route(dest: &Dest, rtb: &str) -> Fail {
+    let kind = if dest.v6 {
+        "destination-ipv6-cidr-block"
+    } else {
+        "destination-cidr-block"
+    };
     Fail(Ec2Error::new(
         "InvalidRoute.NotFound",
-        format!("no route with destination-cidr-block {dest} in route table {rtb}"),
+        format!("no route with {kind} {dest} in route table {rtb}"),
     ))
 }
 
@@ -331,7 +398,10 @@ pub fn replace_route(
     ctx: &RequestContext,
     input: ReplaceRouteRequest,
 ) -> Result<(), Ec2Error> {
-    let dest = destination(input.destination_cidr_block.as_deref())?;
+    let dest = destination(
+        input.destination_cidr_block.as_deref(),
+        input.destination_ipv6_cidr_block.as_deref(),
+    )?;
     let target = input.route_target()?;
     let s = scope(ctx);
     store
@@ -342,7 +412,7 @@ pub fn replace_route(
             let route = rtb
                 .routes
                 .iter_mut()
-                .find(|r| r.destination == dest.to_string())
+                .find(|r| r.destination == dest.text)
                 .ok_or_else(|| missing_route(&dest, &id))?;
             route.gateway_id = target.clone();
             tx.update(s, &rtb)?;
@@ -356,7 +426,10 @@ pub fn delete_route(
     ctx: &RequestContext,
     input: DeleteRouteRequest,
 ) -> Result<(), Ec2Error> {
-    let dest = destination(input.destination_cidr_block.as_deref())?;
+    let dest = destination(
+        input.destination_cidr_block.as_deref(),
+        input.destination_ipv6_cidr_block.as_deref(),
+    )?;
     let s = scope(ctx);
     store
         .write(!ctx.dry_run, |tx| {
@@ -364,7 +437,7 @@ pub fn delete_route(
             let i = rtb
                 .routes
                 .iter()
-                .position(|r| r.destination == dest.to_string())
+                .position(|r| r.destination == dest.text)
                 .ok_or_else(|| missing_route(&dest, &rtb.id))?;
             if rtb.routes[i].gateway_id == "local" {
                 return Err(Fail(Ec2Error::invalid_value(format!(

@@ -233,6 +233,11 @@ const NOT_FOUND: &[(&str, &str, &str)] = &[
         "The vpcPeeringConnection ID '{}' does not exist",
     ),
     (
+        "egress-only-internet-gateway",
+        "InvalidGatewayID.NotFound",
+        "The eigw ID '{}' does not exist",
+    ),
+    (
         "vpc-endpoint",
         "InvalidVpcEndpointId.NotFound",
         "The Vpc Endpoint Id '{}' does not exist",

@@ -289,6 +289,7 @@ fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord, now: i64) -> Result<bool, 
     let rtbs: Vec<RouteTableRecord> = tx.list(s, &q)?;
     let acls: Vec<NetworkAclRecord> = tx.list(s, &q)?;
     let vgws: Vec<VpnGatewayRecord> = tx.list(s, &q)?;
+    let eigws: Vec<crate::records::net::EgressOnlyGatewayRecord> = tx.list(s, &q)?;
     let peerings: Vec<VpcPeeringRecord> = tx.list(s, &Query::default())?;
     let endpoints: Vec<crate::records::net::VpcEndpointRecord> =
         tx.list(s, &Query { limit: None, ..q })?;
@@ -300,6 +301,7 @@ fn has_dependents(tx: &Tx, s: Scope, vpc: &VpcRecord, now: i64) -> Result<bool, 
         || peered
         || endpoints.iter().any(|e| e.deleted_ms.is_none())
         || !vgws.is_empty()
+        || !eigws.is_empty()
         || acls.iter().any(|a| a.id != vpc.default_network_acl_id)
         || !igws.is_empty()
         || !enis.is_empty()

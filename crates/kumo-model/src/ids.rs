@@ -57,6 +57,7 @@ pub const RESOURCE_TYPES: &[(&str, &str)] = &[
     ("tmfr", "traffic-mirror-filter-rule"),
     ("tms", "traffic-mirror-session"),
     ("vpce", "vpc-endpoint"),
+    ("eigw", "egress-only-internet-gateway"),
 ];
 
 /// Whether `id` has AWS's form for `prefix`: the prefix, a dash, and 8 or 17 lowercase hex

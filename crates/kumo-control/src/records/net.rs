@@ -687,3 +687,21 @@ record!(VpcEndpointRecord, "vpc-endpoint", |s| Index {
     vpc: Some(s.vpc_id.clone()),
     ..Index::default()
 });
+
+/// An egress-only internet gateway: IPv6 out of its VPC, nothing in. Attached to its VPC for
+/// its whole life.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressOnlyGatewayRecord {
+    pub id: String,
+    pub vpc_id: String,
+    pub created_ms: i64,
+}
+record!(
+    EgressOnlyGatewayRecord,
+    "egress-only-internet-gateway",
+    |s| Index {
+        vpc: Some(s.vpc_id.clone()),
+        ..Index::default()
+    }
+);

@@ -303,6 +303,21 @@ impl FilterName for DescribeDhcpOptions {
     }
 }
 
+/// The filter names of `DescribeEgressOnlyInternetGateways`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DescribeEgressOnlyInternetGateways {}
+
+impl FilterName for DescribeEgressOnlyInternetGateways {
+    const TAGS: bool = true;
+    const ALL: &'static [Self] = &[];
+    fn parse(_name: &str) -> Option<Self> {
+        None
+    }
+    fn name(self) -> &'static str {
+        match self {}
+    }
+}
+
 /// The filter names of `DescribeImages`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DescribeImages {

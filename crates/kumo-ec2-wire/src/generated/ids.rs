@@ -389,6 +389,16 @@ impl Ids for CreateDhcpOptionsRequest {
     }
 }
 
+impl Ids for CreateEgressOnlyInternetGatewayRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.vpc_id;
+            f(IdKind::VpcId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for CreateImageRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         if let Some(v) = &self.block_device_mappings {
@@ -803,6 +813,16 @@ impl Ids for DeleteDhcpOptionsRequest {
     }
 }
 
+impl Ids for DeleteEgressOnlyInternetGatewayRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        {
+            let v = &self.egress_only_internet_gateway_id;
+            f(IdKind::EgressOnlyInternetGatewayId, v)?;
+        }
+        Ok(())
+    }
+}
+
 impl Ids for DeleteInternetGatewayRequest {
     fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
         {
@@ -1118,6 +1138,17 @@ impl Ids for DescribeDhcpOptionsRequest {
         if let Some(v) = &self.dhcp_options_ids {
             for x in v {
                 f(IdKind::DhcpOptionsId, x)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Ids for DescribeEgressOnlyInternetGatewaysRequest {
+    fn ids(&self, f: &mut dyn FnMut(IdKind, &str) -> Result<(), Ec2Error>) -> Result<(), Ec2Error> {
+        if let Some(v) = &self.egress_only_internet_gateway_ids {
+            for x in v {
+                f(IdKind::EgressOnlyInternetGatewayId, x)?;
             }
         }
         Ok(())

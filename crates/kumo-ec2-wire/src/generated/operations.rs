@@ -34,6 +34,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateDefaultSubnet",
     "CreateDefaultVpc",
     "CreateDhcpOptions",
+    "CreateEgressOnlyInternetGateway",
     "CreateImage",
     "CreateInternetGateway",
     "CreateKeyPair",
@@ -65,6 +66,7 @@ pub const OPERATIONS: &[&str] = &[
     "CreateVpnGateway",
     "DeleteCustomerGateway",
     "DeleteDhcpOptions",
+    "DeleteEgressOnlyInternetGateway",
     "DeleteInternetGateway",
     "DeleteKeyPair",
     "DeleteLaunchTemplate",
@@ -97,6 +99,7 @@ pub const OPERATIONS: &[&str] = &[
     "DescribeCapacityReservations",
     "DescribeCustomerGateways",
     "DescribeDhcpOptions",
+    "DescribeEgressOnlyInternetGateways",
     "DescribeImageAttribute",
     "DescribeImages",
     "DescribeInstanceAttribute",
@@ -432,6 +435,15 @@ pub trait Ec2: Send + Sync {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("CreateDhcpOptions"))
     }
+    /// `CreateEgressOnlyInternetGateway`.
+    fn create_egress_only_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: CreateEgressOnlyInternetGatewayRequest,
+    ) -> Result<CreateEgressOnlyInternetGatewayResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("CreateEgressOnlyInternetGateway"))
+    }
     /// `CreateImage`.
     fn create_image(
         &self,
@@ -706,6 +718,15 @@ pub trait Ec2: Send + Sync {
     ) -> Result<(), Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DeleteDhcpOptions"))
+    }
+    /// `DeleteEgressOnlyInternetGateway`.
+    fn delete_egress_only_internet_gateway(
+        &self,
+        ctx: &RequestContext,
+        input: DeleteEgressOnlyInternetGatewayRequest,
+    ) -> Result<DeleteEgressOnlyInternetGatewayResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented("DeleteEgressOnlyInternetGateway"))
     }
     /// `DeleteInternetGateway`.
     fn delete_internet_gateway(
@@ -986,6 +1007,17 @@ pub trait Ec2: Send + Sync {
     ) -> Result<DescribeDhcpOptionsResult, Ec2Error> {
         let _ = (ctx, input);
         Err(Ec2Error::not_implemented("DescribeDhcpOptions"))
+    }
+    /// `DescribeEgressOnlyInternetGateways`.
+    fn describe_egress_only_internet_gateways(
+        &self,
+        ctx: &RequestContext,
+        input: DescribeEgressOnlyInternetGatewaysRequest,
+    ) -> Result<DescribeEgressOnlyInternetGatewaysResult, Ec2Error> {
+        let _ = (ctx, input);
+        Err(Ec2Error::not_implemented(
+            "DescribeEgressOnlyInternetGateways",
+        ))
     }
     /// `DescribeImageAttribute`.
     fn describe_image_attribute(
@@ -2023,6 +2055,7 @@ pub enum Request<'a> {
     CreateDefaultSubnet(&'a CreateDefaultSubnetRequest),
     CreateDefaultVpc(&'a CreateDefaultVpcRequest),
     CreateDhcpOptions(&'a CreateDhcpOptionsRequest),
+    CreateEgressOnlyInternetGateway(&'a CreateEgressOnlyInternetGatewayRequest),
     CreateImage(&'a CreateImageRequest),
     CreateInternetGateway(&'a CreateInternetGatewayRequest),
     CreateKeyPair(&'a CreateKeyPairRequest),
@@ -2054,6 +2087,7 @@ pub enum Request<'a> {
     CreateVpnGateway(&'a CreateVpnGatewayRequest),
     DeleteCustomerGateway(&'a DeleteCustomerGatewayRequest),
     DeleteDhcpOptions(&'a DeleteDhcpOptionsRequest),
+    DeleteEgressOnlyInternetGateway(&'a DeleteEgressOnlyInternetGatewayRequest),
     DeleteInternetGateway(&'a DeleteInternetGatewayRequest),
     DeleteKeyPair(&'a DeleteKeyPairRequest),
     DeleteLaunchTemplate(&'a DeleteLaunchTemplateRequest),
@@ -2086,6 +2120,7 @@ pub enum Request<'a> {
     DescribeCapacityReservations(&'a DescribeCapacityReservationsRequest),
     DescribeCustomerGateways(&'a DescribeCustomerGatewaysRequest),
     DescribeDhcpOptions(&'a DescribeDhcpOptionsRequest),
+    DescribeEgressOnlyInternetGateways(&'a DescribeEgressOnlyInternetGatewaysRequest),
     DescribeImageAttribute(&'a DescribeImageAttributeRequest),
     DescribeImages(&'a DescribeImagesRequest),
     DescribeInstanceAttribute(&'a DescribeInstanceAttributeRequest),
@@ -2391,6 +2426,14 @@ pub fn dispatch(
             let output = svc.create_dhcp_options(ctx, input)?;
             crate::encode::response(ctx, "CreateDhcpOptionsResponse", &output)
         }
+        "CreateEgressOnlyInternetGateway" => {
+            let input = CreateEgressOnlyInternetGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::CreateEgressOnlyInternetGateway(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.create_egress_only_internet_gateway(ctx, input)?;
+            crate::encode::response(ctx, "CreateEgressOnlyInternetGatewayResponse", &output)
+        }
         "CreateImage" => {
             let input = CreateImageRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2651,6 +2694,14 @@ pub fn dispatch(
             svc.delete_dhcp_options(ctx, input)?;
             crate::encode::response_return(ctx, "DeleteDhcpOptionsResponse")
         }
+        "DeleteEgressOnlyInternetGateway" => {
+            let input = DeleteEgressOnlyInternetGatewayRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DeleteEgressOnlyInternetGateway(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.delete_egress_only_internet_gateway(ctx, input)?;
+            crate::encode::response(ctx, "DeleteEgressOnlyInternetGatewayResponse", &output)
+        }
         "DeleteInternetGateway" => {
             let input = DeleteInternetGatewayRequest::decode(params, &Path::ROOT)?;
             ctx.dry_run = input.dry_run.unwrap_or(false);
@@ -2906,6 +2957,14 @@ pub fn dispatch(
             svc.prepare(ctx)?;
             let output = svc.describe_dhcp_options(ctx, input)?;
             crate::encode::response(ctx, "DescribeDhcpOptionsResponse", &output)
+        }
+        "DescribeEgressOnlyInternetGateways" => {
+            let input = DescribeEgressOnlyInternetGatewaysRequest::decode(params, &Path::ROOT)?;
+            ctx.dry_run = input.dry_run.unwrap_or(false);
+            svc.check(ctx, Request::DescribeEgressOnlyInternetGateways(&input))?;
+            svc.prepare(ctx)?;
+            let output = svc.describe_egress_only_internet_gateways(ctx, input)?;
+            crate::encode::response(ctx, "DescribeEgressOnlyInternetGatewaysResponse", &output)
         }
         "DescribeImageAttribute" => {
             let input = DescribeImageAttributeRequest::decode(params, &Path::ROOT)?;

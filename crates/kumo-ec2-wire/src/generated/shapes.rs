@@ -3180,6 +3180,69 @@ impl Encode for CreateDhcpOptionsResult {
     }
 }
 
+/// The `CreateEgressOnlyInternetGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateEgressOnlyInternetGatewayRequest {
+    /// `ClientToken`: `ClientToken` in requests, `<ClientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `TagSpecifications`: `TagSpecification` in requests, `<TagSpecification>` in responses.
+    pub tag_specifications: Option<Vec<TagSpecification>>,
+    /// `VpcId`: `VpcId` in requests, `<VpcId>` in responses.
+    pub vpc_id: String,
+}
+
+impl Decode for CreateEgressOnlyInternetGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_vpc_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "ClientToken" => {
+                    out.client_token = Some(Decode::decode(child, &here)?);
+                }
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "TagSpecification" => {
+                    out.tag_specifications = Some(Decode::decode(child, &here)?);
+                }
+                "VpcId" => {
+                    out.vpc_id = Decode::decode(child, &here)?;
+                    seen_vpc_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_vpc_id {
+            return Err(crate::decode::missing(&path.child("VpcId")));
+        }
+        Ok(out)
+    }
+}
+
+/// The `CreateEgressOnlyInternetGatewayResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CreateEgressOnlyInternetGatewayResult {
+    /// `ClientToken`: `ClientToken` in requests, `<clientToken>` in responses.
+    pub client_token: Option<String>,
+    /// `EgressOnlyInternetGateway`: `EgressOnlyInternetGateway` in requests, `<egressOnlyInternetGateway>` in responses.
+    pub egress_only_internet_gateway: Option<EgressOnlyInternetGateway>,
+}
+
+impl Encode for CreateEgressOnlyInternetGatewayResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.client_token {
+            w.field("clientToken", v);
+        }
+        if let Some(v) = &self.egress_only_internet_gateway {
+            w.field("egressOnlyInternetGateway", v);
+        }
+    }
+}
+
 /// The `CreateImageRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CreateImageRequest {
@@ -5926,6 +5989,56 @@ impl Decode for DeleteDhcpOptionsRequest {
     }
 }
 
+/// The `DeleteEgressOnlyInternetGatewayRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteEgressOnlyInternetGatewayRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EgressOnlyInternetGatewayId`: `EgressOnlyInternetGatewayId` in requests, `<EgressOnlyInternetGatewayId>` in responses.
+    pub egress_only_internet_gateway_id: String,
+}
+
+impl Decode for DeleteEgressOnlyInternetGatewayRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        let mut seen_egress_only_internet_gateway_id = false;
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EgressOnlyInternetGatewayId" => {
+                    out.egress_only_internet_gateway_id = Decode::decode(child, &here)?;
+                    seen_egress_only_internet_gateway_id = true;
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        if !seen_egress_only_internet_gateway_id {
+            return Err(crate::decode::missing(
+                &path.child("EgressOnlyInternetGatewayId"),
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// The `DeleteEgressOnlyInternetGatewayResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeleteEgressOnlyInternetGatewayResult {
+    /// `ReturnCode`: `ReturnCode` in requests, `<returnCode>` in responses.
+    pub return_code: Option<bool>,
+}
+
+impl Encode for DeleteEgressOnlyInternetGatewayResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.return_code {
+            w.field("returnCode", v);
+        }
+    }
+}
+
 /// The `DeleteInternetGatewayRequest` shape of the EC2 model.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeleteInternetGatewayRequest {
@@ -7467,6 +7580,69 @@ impl Encode for DescribeDhcpOptionsResult {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.dhcp_options {
             w.list("dhcpOptionsSet", "item", v);
+        }
+        if let Some(v) = &self.next_token {
+            w.field("nextToken", v);
+        }
+    }
+}
+
+/// The `DescribeEgressOnlyInternetGatewaysRequest` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeEgressOnlyInternetGatewaysRequest {
+    /// `DryRun`: `DryRun` in requests, `<DryRun>` in responses.
+    pub dry_run: Option<bool>,
+    /// `EgressOnlyInternetGatewayIds`: `EgressOnlyInternetGatewayId` in requests, `<EgressOnlyInternetGatewayId>` in responses.
+    pub egress_only_internet_gateway_ids: Option<Vec<String>>,
+    /// `Filters`: `Filter` in requests, `<Filter>` in responses.
+    pub filters: Option<Vec<Filter>>,
+    /// `MaxResults`: `MaxResults` in requests, `<MaxResults>` in responses.
+    pub max_results: Option<i32>,
+    /// `NextToken`: `NextToken` in requests, `<NextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Decode for DescribeEgressOnlyInternetGatewaysRequest {
+    fn decode(node: &Node, path: &Path) -> Result<Self, Ec2Error> {
+        let mut out = Self::default();
+        for (key, child) in &node.children {
+            let here = path.child(key);
+            match key.as_str() {
+                "DryRun" => {
+                    out.dry_run = Some(Decode::decode(child, &here)?);
+                }
+                "EgressOnlyInternetGatewayId" => {
+                    out.egress_only_internet_gateway_ids = Some(Decode::decode(child, &here)?);
+                }
+                "Filter" => {
+                    out.filters = Some(Decode::decode(child, &here)?);
+                }
+                "MaxResults" => {
+                    out.max_results = Some(Decode::decode(child, &here)?);
+                }
+                "NextToken" => {
+                    out.next_token = Some(Decode::decode(child, &here)?);
+                }
+                _ => return Err(crate::decode::unknown(&here)),
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The `DescribeEgressOnlyInternetGatewaysResult` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DescribeEgressOnlyInternetGatewaysResult {
+    /// `EgressOnlyInternetGateways`: `EgressOnlyInternetGatewaySet` in requests, `<egressOnlyInternetGatewaySet>` in responses.
+    pub egress_only_internet_gateways: Option<Vec<EgressOnlyInternetGateway>>,
+    /// `NextToken`: `NextToken` in requests, `<nextToken>` in responses.
+    pub next_token: Option<String>,
+}
+
+impl Encode for DescribeEgressOnlyInternetGatewaysResult {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.egress_only_internet_gateways {
+            w.list("egressOnlyInternetGatewaySet", "item", v);
         }
         if let Some(v) = &self.next_token {
             w.field("nextToken", v);
@@ -11279,6 +11455,31 @@ impl Encode for EfaInfo {
     fn encode(&self, w: &mut XmlWriter) {
         if let Some(v) = &self.maximum_efa_interfaces {
             w.field("maximumEfaInterfaces", v);
+        }
+    }
+}
+
+/// The `EgressOnlyInternetGateway` shape of the EC2 model.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EgressOnlyInternetGateway {
+    /// `Attachments`: `AttachmentSet` in requests, `<attachmentSet>` in responses.
+    pub attachments: Option<Vec<InternetGatewayAttachment>>,
+    /// `EgressOnlyInternetGatewayId`: `EgressOnlyInternetGatewayId` in requests, `<egressOnlyInternetGatewayId>` in responses.
+    pub egress_only_internet_gateway_id: Option<String>,
+    /// `Tags`: `TagSet` in requests, `<tagSet>` in responses.
+    pub tags: Option<Vec<Tag>>,
+}
+
+impl Encode for EgressOnlyInternetGateway {
+    fn encode(&self, w: &mut XmlWriter) {
+        if let Some(v) = &self.attachments {
+            w.list("attachmentSet", "item", v);
+        }
+        if let Some(v) = &self.egress_only_internet_gateway_id {
+            w.field("egressOnlyInternetGatewayId", v);
+        }
+        if let Some(v) = &self.tags {
+            w.list("tagSet", "item", v);
         }
     }
 }
