@@ -772,6 +772,27 @@ def test_ipv6_addresses_reach_the_guests_and_the_groups_filter_them(ns_kumo, ec2
     assert not reach6()
     ec2.authorize_security_group_egress(GroupId=web, IpPermissions=[{"IpProtocol": "-1", "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])
     assert reach6()
+    # A network ACL filters IPv6 at its subnet's IPv6 boundary too: c, in a second subnet
+    # whose ACL admits IPv4 and only SSH over IPv6, answers no ping until ICMPv6 is let in.
+    second = str(list(ipaddress.ip_network(block).subnets(new_prefix=64))[1])
+    subnet2 = ec2.create_subnet(VpcId=vpc, CidrBlock="10.85.2.0/24", Ipv6CidrBlock=second,
+                                AvailabilityZone="eu-west-1a")["Subnet"]["SubnetId"]
+    acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    for egress in (True, False):
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=100, Protocol="-1", RuleAction="allow", Egress=egress, CidrBlock="0.0.0.0/0")
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=101, Protocol="-1", RuleAction="allow", Egress=True, Ipv6CidrBlock="::/0")
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=101, Protocol="6", RuleAction="allow", Egress=False,
+                                 Ipv6CidrBlock="::/0", PortRange={"From": 22, "To": 22})
+    assoc = [x for x in ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": [subnet2]}])[
+        "NetworkAcls"][0]["Associations"] if x["SubnetId"] == subnet2][0]["NetworkAclAssociationId"]
+    ec2.replace_network_acl_association(AssociationId=assoc, NetworkAclId=acl)
+    c = launch(ec2, ns_kumo, KeyName="ns-key", SubnetId=subnet2, Ipv6AddressCount=1)
+    c_ip, c6 = c["PrivateIpAddress"], c["NetworkInterfaces"][0]["Ipv6Addresses"][0]["Ipv6Address"]
+    assert until(lambda: has(c_ip, c6), timeout=15)
+    assert ping(b_ip, c_ip) and not ping(b_ip, c6)
+    ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=102, Protocol="58", RuleAction="allow", Egress=False,
+                                 Ipv6CidrBlock=block, IcmpTypeCode={"Type": -1, "Code": -1})
+    assert ping(b_ip, c6)
     # Addresses assigned and unassigned while the guest runs reach it.
     added = ec2.assign_ipv6_addresses(NetworkInterfaceId=a["NetworkInterfaces"][0]["NetworkInterfaceId"], Ipv6AddressCount=1)["AssignedIpv6Addresses"][0]
     assert until(lambda: has(a_ip, added), timeout=10)

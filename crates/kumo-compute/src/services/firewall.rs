@@ -47,8 +47,9 @@ pub struct AclRule {
     pub allow: bool,
 }
 
-/// A network ACL: the CIDRs of the subnets it is associated with, and its entries in
-/// rule-number order, without the final `*` deny (always there).
+/// A network ACL: the CIDRs of the subnets it is associated with (their IPv6 blocks too), and
+/// its entries of both families in rule-number order, without the final `*` deny (always
+/// there).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Acl {
     pub subnets: Vec<String>,
@@ -225,6 +226,29 @@ fn proto_match(r: &Rule) -> Option<String> {
     })
 }
 
+/// `ip` or `ip6`: the family of an address or CIDR.
+fn family(cidr: &str) -> &'static str {
+    if cidr.contains(':') {
+        "ip6"
+    } else {
+        "ip"
+    }
+}
+
+/// An ACL entry's match for its family: ICMP (1) is IPv4's, ICMPv6 (58) IPv6's, each with
+/// its type and code; None where the entry cannot apply.
+fn acl_match_in(r: &AclRule, family: &str) -> Option<String> {
+    match (r.protocol.as_str(), family) {
+        ("1", "ip6") | ("58", "ip") => None,
+        ("58", _) => Some(match r.icmp {
+            Some((t, c)) if t >= 0 && c >= 0 => format!("icmpv6 type {t} icmpv6 code {c}"),
+            Some((t, _)) if t >= 0 => format!("icmpv6 type {t}"),
+            _ => "meta l4proto icmpv6".into(),
+        }),
+        _ => acl_match(r),
+    }
+}
+
 /// The match of an ACL entry's protocol, ports and ICMP type, or None for a protocol nftables
 /// cannot name (then the entry is skipped: it can neither allow nor deny).
 fn acl_match(r: &AclRule) -> Option<String> {
@@ -260,20 +284,25 @@ fn acl_chains(acls: &[Acl], endpoints: &[String]) -> String {
             continue;
         }
         for c in &a.subnets {
+            let f = family(c);
             jumps.push_str(&format!(
-                "    ip saddr {c} ip daddr != {c} jump nacl_out_{i}\n"
+                "    {f} saddr {c} {f} daddr != {c} jump nacl_out_{i}\n"
             ));
             jumps.push_str(&format!(
-                "    ip daddr {c} ip saddr != {c} jump nacl_in_{i}\n"
+                "    {f} daddr {c} {f} saddr != {c} jump nacl_in_{i}\n"
             ));
         }
         for (dir, rules, peer) in [("out", &a.egress, "daddr"), ("in", &a.ingress, "saddr")] {
             chains.push_str(&format!("  chain nacl_{dir}_{i} {{\n"));
+            // One chain for both families: an entry of the other family never matches.
             for r in rules {
-                let Some(m) = acl_match(r) else { continue };
+                let f = family(&r.cidr);
+                let Some(m) = acl_match_in(r, f) else {
+                    continue;
+                };
                 let verdict = if r.allow { "return" } else { "drop" };
                 let m = if m.is_empty() { m } else { format!(" {m}") };
-                chains.push_str(&format!("    ip {peer} {}{m} {verdict}\n", r.cidr));
+                chains.push_str(&format!("    {f} {peer} {}{m} {verdict}\n", r.cidr));
             }
             chains.push_str("    drop\n  }\n");
         }
@@ -288,7 +317,7 @@ fn acl_chains(acls: &[Acl], endpoints: &[String]) -> String {
             ("nacl_local_out", "output", "saddr"),
         ] {
             base.push_str(&format!(
-                "  chain {chain} {{\n    type filter hook {hook} priority -10; policy accept;\n    ip {own} != {e} accept\n{jumps}  }}\n"
+                "  chain {chain} {{\n    type filter hook {hook} priority -10; policy accept;\n    meta nfproto != ipv4 accept\n    ip {own} != {e} accept\n{jumps}  }}\n"
             ));
         }
     }
@@ -685,6 +714,34 @@ mod tests {
     }
 
     #[test]
+    fn acls_filter_ipv6_at_the_subnets_ipv6_boundary() {
+        let mut fw = acl_firewall();
+        fw.acls[0].subnets.push("2001:db8:0:1::/64".into());
+        fw.acls[0].ingress.insert(
+            0,
+            AclRule {
+                icmp: Some((128, -1)),
+                ..entry("58", None, "::/0", true)
+            },
+        );
+        fw.acls[0]
+            .ingress
+            .push(entry("6", Some((22, 22)), "::/0", false));
+        fw.acls[0].ingress.push(entry("1", None, "::/0", true));
+        let s = script(&fw, "100.127.0.0/16");
+        assert!(
+            s.contains(
+                "ip6 saddr 2001:db8:0:1::/64 ip6 daddr != 2001:db8:0:1::/64 jump nacl_out_0"
+            ),
+            "{s}"
+        );
+        assert!(s.contains("ip6 saddr ::/0 icmpv6 type 128 return"), "{s}");
+        assert!(s.contains("ip6 saddr ::/0 tcp dport 22 drop"), "{s}");
+        // ICMP (1) is IPv4's: an IPv6 entry for it matches nothing and is left out.
+        assert_eq!(s.matches("ip6 saddr ::/0").count(), 2, "{s}");
+    }
+
+    #[test]
     fn ipv6_addresses_and_peers_get_rules_of_their_own_family() {
         let fw = Firewall {
             interfaces: vec![Interface {
@@ -750,7 +807,7 @@ mod tests {
         assert!(chain.trim_end().ends_with("drop"));
         // The ACLs see both directions of it, at the namespace's own input and output.
         for (hook, own) in [("input", "daddr"), ("output", "saddr")] {
-            assert!(s.contains(&format!("type filter hook {hook} priority -10; policy accept;\n    ip {own} != {{ 10.0.1.9 }} accept\n    ip saddr 10.0.1.0/24")), "{s}");
+            assert!(s.contains(&format!("type filter hook {hook} priority -10; policy accept;\n    meta nfproto != ipv4 accept\n    ip {own} != {{ 10.0.1.9 }} accept\n    ip saddr 10.0.1.0/24")), "{s}");
         }
         // Without endpoints there is no input filtering at all.
         fw.endpoints.clear();
@@ -780,6 +837,12 @@ mod tests {
                 dst: "10.1.0.0/16".into(),
                 via: true,
             }],
+        });
+        // An ACL with an IPv6 block and entries.
+        fw.acls[0].subnets.push("2001:db8:0:1::/64".into());
+        fw.acls[0].egress.push(AclRule {
+            icmp: Some((128, 0)),
+            ..entry("58", None, "::/0", true)
         });
         // An interface with IPv6 addresses, and rules of both families.
         fw.interfaces.push(Interface {

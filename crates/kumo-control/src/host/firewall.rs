@@ -417,8 +417,8 @@ fn peerings<V: Read>(
         .collect())
 }
 
-/// The VPC's network ACLs with the subnets they filter. IPv6 entries are left out: guests have
-/// no IPv6 yet.
+/// The VPC's network ACLs with the subnets they filter (their IPv4 and IPv6 blocks), and their
+/// entries of both families.
 fn acls<V: Read>(v: &V, s: Scope, vpc_id: &str) -> Result<Vec<kumo_compute::firewall::Acl>, Fail> {
     use crate::records::net::{NetworkAclRecord, SubnetRecord};
     use kumo_compute::firewall::{Acl, AclRule};
@@ -432,7 +432,11 @@ fn acls<V: Read>(v: &V, s: Scope, vpc_id: &str) -> Result<Vec<kumo_compute::fire
     Ok(acls
         .iter()
         .map(|a| {
-            let mut entries: Vec<_> = a.entries.iter().filter(|e| e.cidr.is_some()).collect();
+            let mut entries: Vec<_> = a
+                .entries
+                .iter()
+                .filter(|e| e.cidr.is_some() || e.ipv6_cidr.is_some())
+                .collect();
             entries.sort_by_key(|e| e.rule_number);
             let rules = |egress: bool| -> Vec<AclRule> {
                 entries
@@ -442,7 +446,7 @@ fn acls<V: Read>(v: &V, s: Scope, vpc_id: &str) -> Result<Vec<kumo_compute::fire
                         protocol: e.protocol.clone(),
                         ports: e.ports,
                         icmp: e.icmp,
-                        cidr: e.cidr.clone().unwrap_or_default(),
+                        cidr: e.cidr.clone().or(e.ipv6_cidr.clone()).unwrap_or_default(),
                         allow: e.action == "allow",
                     })
                     .collect()
@@ -451,7 +455,10 @@ fn acls<V: Read>(v: &V, s: Scope, vpc_id: &str) -> Result<Vec<kumo_compute::fire
                 subnets: subnets
                     .iter()
                     .filter(|sn| sn.uses_acl(a))
-                    .map(|sn| sn.cidr.clone())
+                    .flat_map(|sn| {
+                        std::iter::once(sn.cidr.clone())
+                            .chain(sn.ipv6.iter().map(|b| b.cidr.clone()))
+                    })
                     .collect(),
                 ingress: rules(false),
                 egress: rules(true),
