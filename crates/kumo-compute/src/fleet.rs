@@ -168,9 +168,12 @@ impl Proc {
         }
     }
 
-    /// Serves its metadata again (after a change to it or to its files).
+    /// Serves its metadata again (after a change to it, to its files or to its IPv6
+    /// addresses, the /128 prefixes routed to it, which stand for it on the IPv6 endpoint).
     pub(crate) fn publish(&self) {
         self.net.imds.set(self.ip, self.published());
+        let v6 = crate::services::imds::v6_of(&self.spec.net.prefixes);
+        self.net.imds.set_aliases(self.ip, &v6);
     }
 }
 
@@ -461,6 +464,7 @@ impl<K: Kind> Guest for Machine<K> {
             crate::host::vpc::reroute(&p.net.vpc_ns, &link, n, &secondary_ips, &prefixes)?;
             p.spec.net.secondary_ips = secondary_ips;
             p.spec.net.prefixes = prefixes;
+            p.publish();
             tracing::info!(instance = %self.id, secondaries = ?p.spec.net.secondary_ips, prefixes = ?p.spec.net.prefixes, "addresses routed anew");
             Ok(())
         })

@@ -97,6 +97,10 @@ pub struct Metadata {
     pub http_endpoint: String,
     /// The IP TTL of token responses.
     pub hop_limit: u32,
+    /// Whether the metadata answers on its IPv6 address (`[fd00:ec2::254]`) too, for the
+    /// instance's IPv6 addresses (`HttpProtocolIpv6`).
+    #[serde(default)]
+    pub http_protocol_ipv6: bool,
     /// Kumo's own files for the guest's init, served at `/kumo/guest/<name>` beside the
     /// metadata (whatever the endpoint and token settings): `instance.env`,
     /// `cloud-config.sh`, and `dev/<serial>`, the EC2 names of a disk's attachment.

@@ -24,6 +24,9 @@ pub(crate) const HOST_NET: &str = "100.127.0.0/16";
 /// there.
 pub const ROUTER6: &str = "fe80::1";
 
+/// The metadata service's IPv6 address, AWS's.
+pub const IMDS6: &str = "fd00:ec2::254";
+
 struct Vpc {
     ns: String,
     /// The address of the namespace's end of the host link (the host's gateway into it).
@@ -41,6 +44,8 @@ struct Vpc {
     imds: Arc<Imds>,
     /// The metadata listener's task: its socket keeps the namespace alive until aborted.
     imds_task: tokio::task::JoinHandle<()>,
+    /// The metadata's IPv6 listener (`[fd00:ec2::254]:80`), if the namespace has IPv6.
+    imds6_task: Option<tokio::task::JoinHandle<()>>,
     /// The DNS resolver's task (likewise), and the public addresses and resource names it
     /// knows.
     dns_task: tokio::task::JoinHandle<()>,
@@ -62,6 +67,9 @@ impl Vpc {
             task.abort();
         }
         self.imds_task.abort();
+        if let Some(t) = &self.imds6_task {
+            t.abort();
+        }
         self.dns_task.abort();
         self.dhcp_task.abort();
         for p in &self.public {
@@ -404,6 +412,30 @@ impl Vpcs {
                 .map_err(|e| ComputeError::io("IMDS listener", e))?;
             self.rt.spawn(imds.clone().serve(l))
         };
+        // The same service on AWS's IPv6 address for it, for instances with HttpProtocolIpv6.
+        let imds6_task = match ip(&[
+            "-n",
+            &ns,
+            "addr",
+            "add",
+            &format!("{IMDS6}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ])
+        .and_then(|_| bind_in(&ns, &format!("[{IMDS6}]:80")))
+        {
+            Ok(l) => {
+                let _enter = self.rt.enter();
+                tokio::net::TcpListener::from_std(l)
+                    .ok()
+                    .map(|l| self.rt.spawn(imds.clone().serve(l)))
+            }
+            Err(e) => {
+                tracing::warn!(vpc = vpc_id, error = %e, "no IPv6 metadata endpoint in this VPC");
+                None
+            }
+        };
         let dns_addr = net::vpc_dns(cidr)
             .ok_or_else(|| ComputeError::Guest(format!("bad VPC CIDR {cidr}")))?;
         ip(&[
@@ -443,6 +475,7 @@ impl Vpcs {
                 host_if,
                 imds: imds.clone(),
                 imds_task,
+                imds6_task,
                 dns_task,
                 dns_known,
                 dhcp,

@@ -194,6 +194,8 @@ fn drive(
             ..spec.metadata.clone()
         },
     );
+    net.imds
+        .set_aliases(addr, &crate::services::imds::v6_of(&n.prefixes));
     writeln!(stdin, "go").map_err(|e| ComputeError::io("start the guest", e))?;
     // The helper has mounted the root and its /dev: the disks go in before init runs.
     expect(lines, "mounted")?;

@@ -28,6 +28,8 @@ pub struct Imds {
     /// Sessions queued for an agent, waiting for it to connect back: by session id, the
     /// instance's address and who waits for the stream.
     sessions: Mutex<HashMap<String, (IpAddr, tokio::sync::oneshot::Sender<GuestStream>)>>,
+    /// An instance's IPv6 addresses, each to its primary IPv4 address (the key of the rest).
+    aliases: Mutex<HashMap<IpAddr, IpAddr>>,
 }
 
 /// A session's connection from the guest's agent: the shell's bytes both ways. `early` holds
@@ -46,6 +48,16 @@ const SESSION: &str = "session:";
 /// `rows cols`; the agent sets the size of the session's PTY at once.
 const RESIZE: &str = "resize:";
 
+/// The IPv6 addresses among an interface's routed prefixes (its `/128`s).
+pub(crate) fn v6_of(prefixes: &[String]) -> Vec<IpAddr> {
+    prefixes
+        .iter()
+        .filter_map(|p| p.strip_suffix("/128"))
+        .filter_map(|a| a.parse::<std::net::Ipv6Addr>().ok())
+        .map(IpAddr::V6)
+        .collect()
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -55,8 +67,33 @@ impl Imds {
         lock(&self.by_ip).insert(ip, Arc::new(md));
     }
 
+    /// Replaces the IPv6 addresses that stand for the instance at `ip`: a request from one is
+    /// the instance's, on the IPv6 endpoint, while its metadata allows that endpoint.
+    pub fn set_aliases(&self, ip: IpAddr, v6: &[IpAddr]) {
+        let mut a = lock(&self.aliases);
+        a.retain(|_, to| *to != ip);
+        for x in v6 {
+            a.insert(*x, ip);
+        }
+    }
+
+    /// Who a connection is from: an IPv4 peer is itself; an IPv6 peer is the instance it is
+    /// an address of, when that instance's metadata answers over IPv6; else no one (the
+    /// connection is closed unanswered, as AWS's disabled endpoint does not answer).
+    fn identity(&self, peer: IpAddr) -> Option<IpAddr> {
+        if peer.is_ipv4() {
+            return Some(peer);
+        }
+        let v4 = *lock(&self.aliases).get(&peer)?;
+        lock(&self.by_ip)
+            .get(&v4)
+            .is_some_and(|m| m.http_protocol_ipv6)
+            .then_some(v4)
+    }
+
     pub fn remove(&self, ip: &IpAddr) {
         lock(&self.by_ip).remove(ip);
+        lock(&self.aliases).retain(|_, to| to != ip);
         lock(&self.tokens).retain(|_, (owner, _)| owner != ip);
         // A session its agent never opened is not opened by the next guest at the address.
         lock(&self.sessions).retain(|_, (owner, _)| owner != ip);
@@ -158,8 +195,11 @@ impl Imds {
                 }
             };
             let me = self.clone();
+            let Some(peer) = me.identity(peer.ip()) else {
+                continue;
+            };
             tokio::spawn(async move {
-                if let Err(e) = me.connection(stream, peer.ip()).await {
+                if let Err(e) = me.connection(stream, peer).await {
                     tracing::debug!(error = %e, "IMDS connection ended");
                 }
             });
@@ -462,6 +502,36 @@ impl Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ipv6_peer_is_its_instance_only_while_the_ipv6_endpoint_is_on() {
+        let imds = Imds::default();
+        let me: IpAddr = "10.0.1.5".parse().unwrap();
+        let six: IpAddr = "2001:db8::5".parse().unwrap();
+        imds.set(me, md());
+        imds.set_aliases(me, &[six]);
+        assert_eq!(imds.identity(me), Some(me));
+        // HttpProtocolIpv6 disabled: no one answers an IPv6 peer.
+        assert_eq!(imds.identity(six), None);
+        imds.set(
+            me,
+            Metadata {
+                http_protocol_ipv6: true,
+                ..md()
+            },
+        );
+        assert_eq!(imds.identity(six), Some(me));
+        // An address the instance no longer has, or an unknown one, is no one.
+        imds.set_aliases(me, &[]);
+        assert_eq!(imds.identity(six), None);
+        imds.set_aliases(me, &[six]);
+        imds.remove(&me);
+        assert_eq!(imds.identity(six), None);
+        assert_eq!(
+            v6_of(&["10.0.1.16/28".into(), "2001:db8::5/128".into()]),
+            vec![six]
+        );
+    }
 
     fn md() -> Metadata {
         let mut m = Metadata {

@@ -78,6 +78,8 @@ pub(super) fn boot(
             ..spec.metadata.clone()
         },
     );
+    net.imds
+        .set_aliases(addr, &crate::services::imds::v6_of(&n.prefixes));
     let forget = |e: ComputeError| {
         net.leases.remove(&n.mac);
         undo(e)
