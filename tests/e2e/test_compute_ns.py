@@ -793,6 +793,14 @@ def test_ipv6_addresses_reach_the_guests_and_the_groups_filter_them(ns_kumo, ec2
     ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=102, Protocol="58", RuleAction="allow", Egress=False,
                                  Ipv6CidrBlock=block, IcmpTypeCode={"Type": -1, "Code": -1})
     assert ping(b_ip, c6)
+    # The metadata's IPv6 endpoint answers only with HttpProtocolIpv6 enabled.
+    v6md = ("T=$(curl -s -g -m 3 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://[fd00:ec2::254]/latest/api/token); "
+            "curl -s -g -m 3 -H \"X-aws-ec2-metadata-token: $T\" http://[fd00:ec2::254]/latest/meta-data/instance-id")
+    assert ssh(key, b_ip, v6md).stdout != b["InstanceId"]
+    ec2.modify_instance_metadata_options(InstanceId=b["InstanceId"], HttpProtocolIpv6="enabled")
+    assert ssh(key, b_ip, v6md).stdout == b["InstanceId"]
+    seen = ec2.describe_instances(InstanceIds=[b["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert seen["MetadataOptions"]["HttpProtocolIpv6"] == "enabled"
     # Addresses assigned and unassigned while the guest runs reach it.
     added = ec2.assign_ipv6_addresses(NetworkInterfaceId=a["NetworkInterfaces"][0]["NetworkInterfaceId"], Ipv6AddressCount=1)["AssignedIpv6Addresses"][0]
     assert until(lambda: has(a_ip, added), timeout=10)

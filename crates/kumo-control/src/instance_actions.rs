@@ -495,17 +495,10 @@ fn set_delete_on_termination(
     }
 }
 
-/// ModifyInstanceMetadataOptions, before any lookup: the hop limit, and no IPv6 endpoint.
+/// ModifyInstanceMetadataOptions, before any lookup: the hop limit.
 impl Checks for ModifyInstanceMetadataOptionsRequest {
     fn formats(&self) -> Result<(), Ec2Error> {
-        instances::check_hop_limit(self.http_put_response_hop_limit)?;
-        if self.http_protocol_ipv6.as_deref() == Some("enabled") {
-            return Err(Ec2Error::new(
-                "UnsupportedOperation",
-                "Kumo's instance metadata service has no IPv6 endpoint (its VPCs are IPv4 only).",
-            ));
-        }
-        Ok(())
+        instances::check_hop_limit(self.http_put_response_hop_limit)
     }
 }
 
@@ -549,6 +542,9 @@ pub fn modify_metadata_options(
             }
             if let Some(v) = input.http_put_response_hop_limit {
                 r.http_hop_limit = v;
+            }
+            if let Some(v) = &input.http_protocol_ipv6 {
+                r.http_protocol_ipv6 = v.clone();
             }
             if let Some(v) = &input.instance_metadata_tags {
                 r.instance_metadata_tags = v.clone();

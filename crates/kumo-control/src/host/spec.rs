@@ -66,6 +66,7 @@ pub(crate) fn metadata<V: Read>(
         http_tokens: r.http_tokens.clone(),
         http_endpoint: r.http_endpoint.clone(),
         hop_limit: r.http_hop_limit.max(1) as u32,
+        http_protocol_ipv6: r.http_protocol_ipv6 == "enabled",
         guest: Default::default(),
     };
     let nics = others

@@ -119,7 +119,7 @@ impl<V: Read> Filterable<F> for InstanceView<'_, V> {
             F::UsageOperation => out(super::platform_details(r).1),
             F::UsageOperationUpdateTime => out(&DateTime(r.launch_ms).to_iso8601()),
             F::MetadataOptionsHttpProtocolIpv4 => out(&r.http_endpoint),
-            F::MetadataOptionsHttpProtocolIpv6 => out("disabled"),
+            F::MetadataOptionsHttpProtocolIpv6 => out(&r.http_protocol_ipv6),
             F::PlatformDetails => out(super::platform_details(r).0),
             // AWS leaves `platform` out for Linux.
             F::Platform => {

@@ -181,7 +181,7 @@ pub fn metadata_options(r: &InstanceRecord, state: &str) -> InstanceMetadataOpti
         http_tokens: Some(r.http_tokens.clone()),
         http_put_response_hop_limit: Some(r.http_hop_limit),
         http_endpoint: Some(r.http_endpoint.clone()),
-        http_protocol_ipv6: Some("disabled".into()),
+        http_protocol_ipv6: Some(r.http_protocol_ipv6.clone()),
         instance_metadata_tags: Some(r.instance_metadata_tags.clone()),
     }
 }

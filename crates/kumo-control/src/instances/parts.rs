@@ -296,6 +296,7 @@ pub(super) fn new_record(
         http_tokens: md.http_tokens.unwrap_or_else(|| "optional".into()),
         http_endpoint: md.http_endpoint.unwrap_or_else(|| "enabled".into()),
         http_hop_limit: md.http_put_response_hop_limit.unwrap_or(1),
+        http_protocol_ipv6: md.http_protocol_ipv6.unwrap_or_else(|| "disabled".into()),
         instance_metadata_tags: md
             .instance_metadata_tags
             .unwrap_or_else(|| "disabled".into()),

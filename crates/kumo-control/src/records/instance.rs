@@ -52,6 +52,9 @@ pub struct InstanceRecord {
     pub http_tokens: String,
     pub http_endpoint: String,
     pub http_hop_limit: i32,
+    /// `enabled` or `disabled` (`HttpProtocolIpv6`; older records: disabled).
+    #[serde(default = "disabled")]
+    pub http_protocol_ipv6: String,
     pub instance_metadata_tags: String,
     pub hibernation: bool,
     pub iam_instance_profile: Option<String>,
@@ -340,4 +343,8 @@ pub const TERMINATED_VISIBLE_MS: i64 = 3_600_000;
 
 fn is_zero(v: &i64) -> bool {
     *v == 0
+}
+
+fn disabled() -> String {
+    "disabled".into()
 }
