@@ -27,6 +27,13 @@ pub const ROUTER6: &str = "fe80::1";
 /// The metadata service's IPv6 address, AWS's.
 pub const IMDS6: &str = "fd00:ec2::254";
 
+/// An interface endpoint address served in a VPC's namespace.
+struct Served {
+    names: Vec<String>,
+    acceptor: crate::services::endpoints::Acceptor,
+    task: tokio::task::JoinHandle<()>,
+}
+
 struct Vpc {
     ns: String,
     /// The address of the namespace's end of the host link (the host's gateway into it).
@@ -56,15 +63,16 @@ struct Vpc {
     subnets: Vec<String>,
     /// Traffic mirror sessions' VXLAN devices here: (target, VXLAN id, UDP source port).
     mirror_devs: HashMap<String, (String, u32, u16)>,
-    /// Interface endpoints served here, by address: the names their certificate holds, and
-    /// the listener's task (its socket is the namespace's).
-    endpoints: HashMap<String, (Vec<String>, tokio::task::JoinHandle<()>)>,
+    /// Interface endpoints served here, by address: the names their certificate holds, the
+    /// acceptor (swapped in place when the names change), and the listener's task (its socket
+    /// is the namespace's; its connections end with it).
+    endpoints: HashMap<String, Served>,
 }
 
 impl Vpc {
     fn remove(self, prefix: &str) {
-        for (_, task) in self.endpoints.values() {
-            task.abort();
+        for e in self.endpoints.values() {
+            e.task.abort();
         }
         self.imds_task.abort();
         if let Some(t) = &self.imds6_task {
@@ -562,14 +570,22 @@ impl Vpcs {
             return Ok(());
         };
         sync_mirrors(&self.prefix, v, &mut fw);
+        // The rules first, the endpoints' own among them: a listener is never up without the
+        // groups and ACLs that guard it (an address not served yet is harmless in them).
+        apply_rules(&v.ns, &fw)?;
         let served = match (&self.authority, self.upstream) {
-            (Some(a), Some(up)) => sync_endpoints(&self.rt, a, up, v, &fw.endpoints),
+            (Some(a), Some(up)) if up.is_ipv4() => {
+                sync_endpoints(&self.rt, a, up, v, &fw.endpoints)
+            }
+            (Some(_), Some(_)) if !fw.endpoints.is_empty() => {
+                tracing::error!("the API listens on IPv6 only: VPC endpoints are not served (listen on an IPv4 address)");
+                Vec::new()
+            }
             _ => Vec::new(),
         };
-        // An endpoint that is not served takes no traffic, rather than the namespace's.
+        // The resolver answers only the endpoints served.
         fw.endpoints.retain(|e| served.contains(&e.addr));
         let fw = &fw;
-        apply_rules(&v.ns, fw)?;
         // The host reaches the public addresses through the VPC that holds them. Only what
         // changed is routed anew, in one `ip` process: a render that moved no address (a
         // rule change) spawns none.
@@ -615,9 +631,10 @@ fn endpoint_names(
 }
 
 /// Brings a VPC's served endpoints to `want`: each address on the namespace's loopback with a
-/// TLS listener on 443 whose certificate holds the endpoint's names (remade when they
-/// change), and the ones no longer wanted removed. Returns the addresses served; one that
-/// could not be is logged and left out.
+/// TLS listener on 443 whose certificate holds the endpoint's names (a new certificate swapped
+/// into the running listener when they change), and the ones no longer wanted removed with
+/// their connections. Returns the addresses served; one that could not be is logged, left
+/// out, and tried again at the next sync.
 fn sync_endpoints(
     rt: &tokio::runtime::Handle,
     authority: &Arc<crate::services::endpoints::Authority>,
@@ -630,75 +647,90 @@ fn sync_endpoints(
         n.push(e.private_name.clone());
         n
     };
-    let stale: Vec<String> = v
+    let gone: Vec<String> = v
         .endpoints
-        .iter()
-        .filter(|(addr, (names, _))| {
-            !want
-                .iter()
-                .any(|e| e.addr == **addr && names_of(e) == *names)
-        })
-        .map(|(addr, _)| addr.clone())
+        .keys()
+        .filter(|addr| !want.iter().any(|e| e.addr == **addr))
+        .cloned()
         .collect();
-    for addr in stale {
-        if let Some((_, task)) = v.endpoints.remove(&addr) {
-            task.abort();
+    for addr in gone {
+        if let Some(s) = v.endpoints.remove(&addr) {
+            s.task.abort();
         }
-        if !want.iter().any(|e| e.addr == addr) {
-            ip_quiet(&[
-                "-n",
-                &v.ns,
-                "addr",
-                "delete",
-                &format!("{addr}/32"),
-                "dev",
-                "lo",
-            ]);
-        }
+        ip_quiet(&[
+            "-n",
+            &v.ns,
+            "addr",
+            "delete",
+            &format!("{addr}/32"),
+            "dev",
+            "lo",
+        ]);
     }
     let mut served = Vec::new();
     for e in want {
-        if v.endpoints.contains_key(&e.addr) {
+        let names = names_of(e);
+        if let Some(s) = v.endpoints.get_mut(&e.addr) {
+            if s.names != names {
+                match authority.acceptor(&names) {
+                    Ok(a) => {
+                        *s.acceptor.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(a);
+                        s.names = names;
+                    }
+                    Err(x) => {
+                        tracing::error!(address = %e.addr, error = %x, "cannot renew a VPC endpoint's certificate")
+                    }
+                }
+            }
             served.push(e.addr.clone());
             continue;
         }
-        let names = names_of(e);
         let made = (|| {
-            ip_quiet(&[
-                "-n",
-                &v.ns,
-                "addr",
-                "delete",
-                &format!("{}/32", e.addr),
-                "dev",
-                "lo",
-            ]);
+            let acceptor = authority
+                .acceptor(&names)
+                .map_err(|x| ComputeError::io("an endpoint's certificate", x))?;
             ip(&[
                 "-n",
                 &v.ns,
                 "addr",
-                "add",
+                "replace",
                 &format!("{}/32", e.addr),
                 "dev",
                 "lo",
             ])?;
-            let acceptor = authority
-                .acceptor(&names)
-                .map_err(|x| ComputeError::io("an endpoint's certificate", x))?;
-            let listener = bind_in(&v.ns, &format!("{}:443", e.addr))?;
+            // The address's last listener may still be closing (its task was just aborted).
+            let mut tries = 0;
+            let listener = loop {
+                match bind_in(&v.ns, &format!("{}:443", e.addr)) {
+                    Ok(l) => break l,
+                    Err(x) if tries < 5 => {
+                        tries += 1;
+                        tracing::debug!(address = %e.addr, error = %x, "binding a VPC endpoint again");
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    Err(x) => return Err(x),
+                }
+            };
             let _enter = rt.enter();
             let l = tokio::net::TcpListener::from_std(listener)
                 .map_err(|x| ComputeError::io("an endpoint's listener", x))?;
-            Ok::<_, ComputeError>(rt.spawn(crate::services::endpoints::serve(
+            let acceptor: crate::services::endpoints::Acceptor =
+                Arc::new(Mutex::new(Arc::new(acceptor)));
+            let task = rt.spawn(crate::services::endpoints::serve(
                 l,
-                Arc::new(acceptor),
+                acceptor.clone(),
                 upstream,
-            )))
+            ));
+            Ok::<_, ComputeError>(Served {
+                names: names.clone(),
+                acceptor,
+                task,
+            })
         })();
         match made {
-            Ok(task) => {
+            Ok(s) => {
                 tracing::info!(address = %e.addr, names = ?names, "VPC endpoint served");
-                v.endpoints.insert(e.addr.clone(), (names, task));
+                v.endpoints.insert(e.addr.clone(), s);
                 served.push(e.addr.clone());
             }
             Err(x) => {

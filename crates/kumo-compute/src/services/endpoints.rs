@@ -35,6 +35,15 @@ fn ssl_err(what: &str, e: openssl::error::ErrorStack) -> std::io::Error {
     std::io::Error::other(format!("{what}: {e}"))
 }
 
+/// Now, in seconds since the epoch: certificates are valid from a day before, so a guest
+/// whose clock runs a little behind still takes them.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 fn new_key() -> Result<PKey<Private>, openssl::error::ErrorStack> {
     let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)?;
     PKey::from_ec_key(EcKey::generate(&group)?)
@@ -93,7 +102,10 @@ impl Authority {
         b.set_subject_name(&name)?;
         b.set_issuer_name(&name)?;
         b.set_pubkey(&key)?;
-        let (from, to) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(3650)?);
+        let (from, to) = (
+            Asn1Time::from_unix(now() - 86_400)?,
+            Asn1Time::days_from_now(3650)?,
+        );
         b.set_not_before(&from)?;
         b.set_not_after(&to)?;
         b.append_extension(BasicConstraints::new().critical().ca().build()?)?;
@@ -137,7 +149,10 @@ impl Authority {
         b.set_subject_name(&subject)?;
         b.set_issuer_name(self.cert.subject_name())?;
         b.set_pubkey(&key)?;
-        let (from, to) = (Asn1Time::days_from_now(0)?, Asn1Time::days_from_now(365)?);
+        let (from, to) = (
+            Asn1Time::from_unix(now() - 86_400)?,
+            Asn1Time::days_from_now(365)?,
+        );
         b.set_not_before(&from)?;
         b.set_not_after(&to)?;
         b.append_extension(BasicConstraints::new().build()?)?;
@@ -166,22 +181,46 @@ impl Authority {
     }
 }
 
+/// The address endpoint connections reach Kumo's API from: the API tells them apart by it
+/// and refuses them its operator paths (`/_kumo/reset`, `/_kumo/admin`), which only the
+/// server's own host may use.
+pub const SOURCE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 2);
+
+/// Connections one endpoint address carries at once; more wait for a free one.
+const MAX_CONNECTIONS: usize = 512;
+
+/// The acceptor an endpoint serves with, replaced in place when its names change (so its
+/// listener stays bound).
+pub type Acceptor = Arc<std::sync::Mutex<Arc<SslAcceptor>>>;
+
 /// Serves one endpoint address: each connection's TLS is ended here and its bytes carried to
-/// `upstream` and back, until either side closes. A failed handshake ends only its connection.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    acceptor: Arc<SslAcceptor>,
-    upstream: SocketAddr,
-) {
+/// `upstream` and back, from [`SOURCE`], until either side closes (the API closes idle
+/// connections, so none lasts for ever). A failed handshake ends only its connection. The
+/// connections belong to this task: aborting it (the endpoint is gone, or its VPC) ends
+/// them all.
+pub async fn serve(listener: tokio::net::TcpListener, acceptor: Acceptor, upstream: SocketAddr) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
-        let Ok((tcp, peer)) = listener.accept().await else {
-            continue;
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
         };
-        let acceptor = acceptor.clone();
-        tokio::spawn(async move {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of descriptors, say: wait rather than spin.
+                tracing::debug!(error = %e, "a VPC endpoint could not accept a connection");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        while tasks.try_join_next().is_some() {}
+        let acceptor = acceptor.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        tasks.spawn(async move {
             if let Err(e) = carry(tcp, &acceptor, upstream).await {
                 tracing::debug!(%peer, error = %e, "a VPC endpoint connection ended");
             }
+            drop(permit);
         });
     }
 }
@@ -191,19 +230,51 @@ async fn carry(
     acceptor: &SslAcceptor,
     upstream: SocketAddr,
 ) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let within = |secs| std::time::Duration::from_secs(secs);
+    let timed_out = || std::io::Error::from(std::io::ErrorKind::TimedOut);
     let ssl = openssl::ssl::Ssl::new(acceptor.context()).map_err(|e| ssl_err("TLS", e))?;
     let mut tls = tokio_openssl::SslStream::new(ssl, tcp).map_err(|e| ssl_err("TLS", e))?;
     // A client that never finishes its handshake does not hold the task for ever.
-    tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        std::pin::Pin::new(&mut tls).accept(),
-    )
-    .await
-    .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
-    .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let mut api = tokio::net::TcpStream::connect(upstream).await?;
-    tokio::io::copy_bidirectional(&mut tls, &mut api).await?;
-    Ok(())
+    tokio::time::timeout(within(10), std::pin::Pin::new(&mut tls).accept())
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((SOURCE, 0)))?;
+    let api = tokio::time::timeout(within(5), socket.connect(upstream))
+        .await
+        .map_err(|_| timed_out())??;
+    let _ = api.set_nodelay(true);
+    // Bytes both ways until either side is done: then both close.
+    let (mut tr, mut tw) = tokio::io::split(tls);
+    let (mut ar, mut aw) = api.into_split();
+    let up = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = tr.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            aw.write_all(&buf[..n]).await?;
+        }
+    };
+    let down = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = ar.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            tw.write_all(&buf[..n]).await?;
+        }
+    };
+    let r = tokio::select! {
+        r = up => r,
+        r = down => r,
+    };
+    let _ = tw.shutdown().await;
+    r
 }
 
 #[cfg(test)]
