@@ -47,7 +47,13 @@ pub struct Raw {
     pub headers: HeaderMap,
     pub query: String,
     pub body: Bytes,
+    /// The request came through a VPC endpoint, from a guest.
+    pub via_endpoint: bool,
 }
+
+/// A request's mark: it came through a VPC endpoint.
+#[derive(Clone, Copy)]
+pub struct ViaEndpoint;
 
 /// Every endpoint reads its request whole, within the body bounds (see [`crate::body`]).
 impl<S: Send + Sync> axum::extract::FromRequest<S> for Raw {
@@ -57,6 +63,7 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Raw {
         let (parts, body) = req.into_parts();
         let body = crate::body::read(body).await?;
         Ok(Raw {
+            via_endpoint: parts.extensions.get::<ViaEndpoint>().is_some(),
             method: parts.method,
             path: parts.uri.path().to_string(),
             headers: parts.headers,

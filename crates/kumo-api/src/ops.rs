@@ -23,6 +23,17 @@ fn authorize(
     flag: &str,
     raw: &Raw,
 ) -> Result<Option<auth::Caller>, Ec2Error> {
+    // The operator's paths are the server host's: a guest calling through a VPC endpoint
+    // reaches the services, never these.
+    if raw.via_endpoint {
+        return Err(Ec2Error::new(
+            "UnauthorizedOperation",
+            format!(
+                "You are not authorized to perform this operation. {} is not served through a VPC endpoint.",
+                raw.path
+            ),
+        ));
+    }
     if matches!(state.auth, AuthMode::Open) {
         return Ok(None);
     }

@@ -307,6 +307,11 @@ async fn connection(
         registry,
     } = slot;
     let reg = registry.clone();
+    // Whether the connection came through a VPC endpoint (the endpoints connect from their
+    // own loopback address).
+    let via_endpoint = stream
+        .peer_addr()
+        .is_ok_and(|a| a.ip() == std::net::IpAddr::V4(kumo_control::ENDPOINT_SOURCE));
     let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         reg.begin(id);
         let busy = Busy {
@@ -315,7 +320,10 @@ async fn connection(
         };
         let app = app.clone();
         async move {
-            let (parts, incoming) = req.into_parts();
+            let (mut parts, incoming) = req.into_parts();
+            if via_endpoint {
+                parts.extensions.insert(crate::api::ViaEndpoint);
+            }
             let r = match crate::body::bound(&parts.headers, incoming, &timing) {
                 Ok(body) => app.oneshot(hyper::Request::from_parts(parts, body)).await,
                 Err(s) => Ok(wire::http_error(s, wire::code_for(s), wire::message_for(s))),

@@ -2,6 +2,9 @@
 //! generated [`Ec2`] trait. No HTTP and no XML here: typed requests in, typed results or
 //! [`Ec2Error`]s out.
 
+/// The address VPC endpoints' connections reach the API from: the API refuses them its
+/// operator paths.
+pub use kumo_compute::services::endpoints::SOURCE as ENDPOINT_SOURCE;
 mod addresses;
 mod admin;
 mod ami_sharing;
