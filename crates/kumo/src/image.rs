@@ -787,9 +787,16 @@ sync_iface() {
         grep -vxF "$a" "/run/kumo-addrs-$dev" > "/run/kumo-addrs-$dev.new"
         mv "/run/kumo-addrs-$dev.new" "/run/kumo-addrs-$dev"
     done
-    # IPv6: the interface's `ipv6s` as /128s (none listed: the path answers 404), and the
-    # VPC router (fe80::1 on every link) as the primary interface's way to everything else.
-    WANT6=" $(md "meta-data/network/interfaces/macs/$mac/ipv6s" 2>/dev/null | tr '\n' ' ') "
+    # IPv6: the interface's `ipv6s` as /128s, and the VPC router (fe80::1 on every link) as
+    # the primary interface's way to everything else. No addresses: the path answers 404; any
+    # other failure (a timeout, an expired token) changes nothing this round.
+    code=$(curl -s -m 5 -o /run/kumo-ipv6s -w '%{http_code}' -H "X-aws-ec2-metadata-token: $TOKEN" \
+        "$IMDS/latest/meta-data/network/interfaces/macs/$mac/ipv6s")
+    case "$code" in
+        200) WANT6=" $(tr '\n' ' ' < /run/kumo-ipv6s) " ;;
+        404) WANT6="  " ;;
+        *) return 1 ;;
+    esac
     HAVE6=" $(ip -6 -o addr show dev "$dev" scope global | awk '{print $4}' | cut -d/ -f1 | tr '\n' ' ') "
     for a in $WANT6; do
         case "$HAVE6" in *" $a "*) continue ;; esac
@@ -829,7 +836,7 @@ address_agent() {
             for a in $(cat "/run/kumo-addrs-$dev" 2>/dev/null); do
                 ip rule del from "$a" lookup $((10000 + ${dev#eth})) 2>/dev/null
             done
-            rm -f "$f" "/run/kumo-addrs-$dev"
+            rm -f "$f" "/run/kumo-addrs-$dev" "/run/kumo-addrs6-$dev"
             log "interface $dev unplugged"
         done
     done
