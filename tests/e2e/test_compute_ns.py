@@ -715,6 +715,11 @@ def test_an_interface_endpoint_serves_kumo_api_inside_the_vpc(ns_kumo, ec2, key)
     issuer = ssh(key, ip, "echo | openssl s_client -connect ec2.eu-west-1.amazonaws.com:443 "
                           "-servername ec2.eu-west-1.amazonaws.com 2>/dev/null | openssl x509 -noout -issuer")
     assert "Kumo local CA" in issuer.stdout
+    # The server's operator paths are not a guest's: reset through the endpoint is refused,
+    # and nothing is reset.
+    refused = ssh(key, ip, "curl -s -m 5 -X POST https://ec2.eu-west-1.amazonaws.com/_kumo/reset")
+    assert "<Code>UnauthorizedOperation</Code>" in refused.stdout, refused.stdout
+    assert ec2.describe_vpcs(VpcIds=[vpc])["Vpcs"]
     # The endpoint's group guards it: without the rule, the call does not connect.
     ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=https)
     out = ssh(key, ip, call.format("ec2.eu-west-1.amazonaws.com").replace("-m 5", "-m 2"))

@@ -160,6 +160,9 @@ def test_interfaces_take_ipv6_addresses_of_their_subnet(kumo, ec2, cli):
         f"Some of the specified addresses are not assigned to interface {eid}"
     # Released, the address is free for another interface.
     assert ec2.assign_ipv6_addresses(NetworkInterfaceId=other, Ipv6Addresses=[chosen])["AssignedIpv6Addresses"] == [chosen]
+    # The subnet's block stays while interfaces hold addresses of it.
+    assoc = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["Ipv6CidrBlockAssociationSet"][0]["AssociationId"]
+    fails("InvalidCidrBlock.InUse", ec2.disassociate_subnet_cidr_block, AssociationId=assoc)
 
 
 def test_instances_take_ipv6_at_launch_and_from_the_subnet_setting(kumo, ec2):
@@ -188,9 +191,14 @@ def test_instances_take_ipv6_at_launch_and_from_the_subnet_setting(kumo, ec2):
     assert len(auto["NetworkInterfaces"][0]["Ipv6Addresses"]) == 1
     none = ec2.create_network_interface(SubnetId=subnet, Ipv6AddressCount=0)["NetworkInterface"]
     assert none["Ipv6Addresses"] == []
-    # The limit counts on a running instance too.
+    # The limit counts on a running instance too, and when an interface is attached.
     fails("PrivateIpAddressLimitExceeded", ec2.assign_ipv6_addresses,
           NetworkInterfaceId=nic["NetworkInterfaceId"], Ipv6AddressCount=1)
+    three = ec2.create_network_interface(SubnetId=subnet, Ipv6AddressCount=3)["NetworkInterface"]["NetworkInterfaceId"]
+    fails("PrivateIpAddressLimitExceeded", ec2.attach_network_interface, NetworkInterfaceId=three,
+          InstanceId=i["InstanceId"], DeviceIndex=1)
+    fails("InvalidParameterCombination", run, Ipv6AddressCount=1,
+          NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet}])
 
 
 def test_egress_only_gateways_and_ipv6_routes(kumo, ec2, cli):

@@ -51,6 +51,14 @@ def test_interface_endpoint_lifecycle(kumo, ec2, cli):
         assert [g["GroupId"] for g in e["Groups"]] == [sg]
     assert sorted(e["SubnetId"] for e in seen) == sorted([a, b])
     fails("InvalidNetworkInterface.InUse", ec2.delete_network_interface, NetworkInterfaceId=enis[0])
+    # The endpoint's interfaces are the service's: not attached, re-addressed or regrouped by hand.
+    from conftest import latest_al2023
+    iid = ec2.run_instances(ImageId=latest_al2023(kumo), InstanceType="t3.micro", MinCount=1, MaxCount=1,
+                            SubnetId=a)["Instances"][0]["InstanceId"]
+    fails("OperationNotPermitted", ec2.attach_network_interface, NetworkInterfaceId=enis[0], InstanceId=iid, DeviceIndex=1)
+    fails("OperationNotPermitted", ec2.assign_private_ip_addresses, NetworkInterfaceId=enis[0], SecondaryPrivateIpAddressCount=1)
+    fails("OperationNotPermitted", ec2.modify_network_interface_attribute, NetworkInterfaceId=enis[0], Groups=[sg])
+    ec2.terminate_instances(InstanceIds=[iid])
 
     got = ec2.describe_vpc_endpoints(VpcEndpointIds=[vpce])["VpcEndpoints"][0]
     assert got["State"] == "available" and got["NetworkInterfaceIds"] == enis

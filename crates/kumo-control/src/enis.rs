@@ -920,6 +920,7 @@ pub fn assign(
             !ctx.dry_run,
             |tx| {
                 let mut eni = get_eni(tx, s, &input.network_interface_id)?;
+                crate::repo::eni::check_not_managed(&eni)?;
                 let subnet = get_subnet(tx, s, &eni.subnet_id)?;
                 let mut ips = net.allocator(tx, s, &subnet)?;
                 // With AllowReassignment, a requested address held by another interface of the
@@ -1100,6 +1101,10 @@ pub fn modify_attribute(
     store
         .write(!ctx.dry_run, |tx| {
             let mut eni = get_eni(tx, s, &input.network_interface_id)?;
+            if input.groups.is_some() {
+                // The endpoint's or gateway's groups are set through the service.
+                crate::repo::eni::check_not_managed(&eni)?;
+            }
             if let Some(d) = description {
                 eni.description = d;
             }

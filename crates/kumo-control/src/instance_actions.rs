@@ -874,6 +874,7 @@ pub fn attach_interface(
             if eni.attachment.is_some() {
                 return Err(Fail(Ec2Error::new("InvalidNetworkInterface.InUse", format!("Interface: [{}] in use.", eni.id))));
             }
+            crate::repo::eni::check_not_managed(&eni)?;
             if eni.zone != r.zone {
                 return Err(Fail(Ec2Error::new(
                     "InvalidParameterCombination",
@@ -903,7 +904,9 @@ pub fn attach_interface(
                     format!("Interface count {} exceeds the limit for {}", attached.len() + 1, r.instance_type),
                 )));
             }
-            if crate::repo::instance::slots(&eni) > max_ips {
+            if crate::repo::instance::slots(&eni) > max_ips
+                || eni.ipv6.len() > crate::ipv6_addresses::ipv6_per_interface(info)
+            {
                 return Err(Fail(crate::repo::instance::address_limit()));
             }
             instances::pluggable(k, input.device_index)?;

@@ -247,6 +247,7 @@ pub fn assign(
     let added = store
         .write(!ctx.dry_run, |tx| {
             let mut eni = get_eni(tx, s, &input.network_interface_id)?;
+            crate::repo::eni::check_not_managed(&eni)?;
             let subnet = get_subnet(tx, s, &eni.subnet_id)?;
             let added = take(tx, s, &subnet, &eni.id, &want)?;
             if let Some(max) = limit(tx, s, &eni)? {

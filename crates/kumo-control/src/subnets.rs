@@ -274,6 +274,18 @@ pub fn disassociate_cidr_block(
                     format!("The subnet IPv6 CIDR block with association ID {id} may not be disassociated, because its subnet has assign-ipv6-address-on-creation set to true."),
                 )));
             }
+            // Interfaces' addresses of the block must be unassigned first, as on AWS.
+            let q = Query {
+                subnets: Some(&[sn.id.as_str()]),
+                ..Query::default()
+            };
+            let enis: Vec<crate::records::net::EniRecord> = tx.list(s, &q)?;
+            if enis.iter().any(|e| !e.ipv6.is_empty()) {
+                return Err(Fail(Ec2Error::new(
+                    "InvalidCidrBlock.InUse",
+                    format!("The subnet IPv6 CIDR block with association ID {id} may not be disassociated, because network interfaces in the subnet hold IPv6 addresses of it."),
+                )));
+            }
             let gone = sn.ipv6.take();
             sn.enable_dns64 = false;
             sn.resource_name_dns_aaaa_record = false;

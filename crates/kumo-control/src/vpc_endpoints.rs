@@ -592,8 +592,8 @@ pub fn create(
         .read(|v| wire_read(v, ctx, &t, now, delay))
         .map_err(|f: Fail| f.0)?;
     // CreateVpcEndpoint reports a new interface endpoint as pending; it is available by the
-    // next call once the transition delay has passed.
-    if t.item.endpoint_type == "Interface" {
+    // next call once the transition delay has passed. A replay shows it as it is.
+    if t.item.endpoint_type == "Interface" && t.item.created_ms == now {
         out.state = Some("pending".into());
     }
     Ok(CreateVpcEndpointResult {

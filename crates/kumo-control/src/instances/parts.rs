@@ -111,6 +111,7 @@ pub(super) fn interface(
                 format!("Interface: [{}] in use.", e.id),
             )));
         }
+        crate::repo::eni::check_not_managed(&e)?;
         if e.zone != subnet.zone {
             return Err(Fail(Ec2Error::invalid_value(format!(
                 "The network interface '{}' is not in availability zone {}.",

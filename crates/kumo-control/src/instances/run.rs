@@ -44,6 +44,11 @@ pub(super) fn network_specs(
     if input.private_ip_address.is_some() {
         return Err(Ec2Error::new("InvalidParameterCombination", "Network interfaces and an instance-level private IP address may not be specified on the same request"));
     }
+    if input.ipv6_address_count.is_some()
+        || input.ipv6_addresses.as_ref().is_some_and(|a| !a.is_empty())
+    {
+        return Err(Ec2Error::new("InvalidParameterCombination", "Network interfaces and instance-level IPv6 addresses may not be specified on the same request"));
+    }
     if input.security_group_ids.is_some() || input.security_groups.is_some() {
         return Err(Ec2Error::new("InvalidParameterCombination", "Network interfaces and an instance-level security groups may not be specified on the same request"));
     }

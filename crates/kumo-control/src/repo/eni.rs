@@ -45,3 +45,21 @@ pub fn names_of<'a, V: Read>(
     }
     Ok(out)
 }
+
+/// An interface a service manages for itself (a NAT gateway's, a VPC endpoint's) is the
+/// service's: a user's call that would attach it or change its addresses or groups is
+/// refused (AWS's code for it is not public; see the design's unconfirmed list).
+pub fn check_not_managed(
+    e: &crate::records::net::EniRecord,
+) -> Result<(), crate::core::error::Fail> {
+    if e.requester_managed {
+        return Err(crate::core::error::Fail(kumo_ec2_wire::Ec2Error::new(
+            "OperationNotPermitted",
+            format!(
+                "The network interface {} is managed by a service ({}) and cannot be changed.",
+                e.id, e.interface_type
+            ),
+        )));
+    }
+    Ok(())
+}
