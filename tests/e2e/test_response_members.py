@@ -141,7 +141,7 @@ def more(ec2, ids, record):
     ec2.get_subnet_cidr_reservations(SubnetId=subnet)
     res = ec2.create_subnet_cidr_reservation(SubnetId=subnet, Cidr="10.60.1.64/28", ReservationType="explicit")
     ec2.delete_subnet_cidr_reservation(SubnetCidrReservationId=res["SubnetCidrReservation"]["SubnetCidrReservationId"])
-    pl = ec2.describe_managed_prefix_lists()["PrefixLists"][0]["PrefixListId"]
+    pl = [p for p in ec2.describe_managed_prefix_lists()["PrefixLists"] if p["OwnerId"] != "AWS"][0]["PrefixListId"]
     ec2.get_managed_prefix_list_entries(PrefixListId=pl)
     ec2.get_managed_prefix_list_associations(PrefixListId=pl)
     other = ec2.create_managed_prefix_list(PrefixListName="other", MaxEntries=3, AddressFamily="IPv4",

@@ -102,7 +102,7 @@ def test_vpc_subnet_gateway_routes_and_security_groups(kumo, ec2):
     groups = ec2.describe_security_groups()["SecurityGroups"]
     assert [g["GroupName"] for g in groups] == ["default"] * len(before)
     assert ec2.describe_internet_gateways(Filters=[{"Name": "tag:Name", "Values": ["tf-main"]}])["InternetGateways"] == []
-    assert ec2.describe_managed_prefix_lists()["PrefixLists"] == []
+    assert [p for p in ec2.describe_managed_prefix_lists()["PrefixLists"] if p["OwnerId"] != "AWS"] == []
 
 
 def test_instance_with_volumes_user_data_metadata_and_elastic_ip(kumo, ec2):

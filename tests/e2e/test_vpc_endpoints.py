@@ -233,6 +233,22 @@ def test_endpoint_services_and_prefix_lists(kumo, ec2, cli):
     assert east.describe_prefix_lists(PrefixListIds=["pl-63a5400a"])["PrefixLists"][0]["PrefixListName"] == \
         "com.amazonaws.us-east-1.s3"
     fails("InvalidPrefixListID.NotFound", east.describe_prefix_lists, PrefixListIds=["pl-00000000"])
+    # They are managed prefix lists owned by AWS: listed, readable, and usable in group rules
+    # (the usual egress to S3 through its gateway endpoint), never changed.
+    aws = [p for p in east.describe_managed_prefix_lists()["PrefixLists"] if p["OwnerId"] == "AWS"]
+    assert sorted(p["PrefixListName"] for p in aws) == ["com.amazonaws.us-east-1.dynamodb", "com.amazonaws.us-east-1.s3"]
+    s3 = east.describe_managed_prefix_lists(Filters=[{"Name": "prefix-list-name", "Values": ["com.amazonaws.us-east-1.s3"]}])["PrefixLists"]
+    assert [(p["PrefixListId"], p["State"], p["AddressFamily"]) for p in s3] == [("pl-63a5400a", "create-complete", "IPv4")]
+    entries = east.get_managed_prefix_list_entries(PrefixListId="pl-63a5400a")["Entries"]
+    assert [e["Cidr"] for e in entries] == lists["com.amazonaws.us-east-1.s3"]["Cidrs"]
+    vpc = east.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    sg = east.create_security_group(GroupName="to-s3", Description="egress to S3", VpcId=vpc)["GroupId"]
+    east.authorize_security_group_egress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "PrefixListIds": [{"PrefixListId": "pl-63a5400a"}]}])
+    rules = east.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [sg]}])["SecurityGroupRules"]
+    assert any(r.get("PrefixListId") == "pl-63a5400a" for r in rules)
+    fails("InvalidPrefixListID.NotFound", east.modify_managed_prefix_list, PrefixListId="pl-63a5400a", CurrentVersion=1,
+          AddEntries=[{"Cidr": "192.0.2.0/24"}])
 
 
 def kumo_client(kumo, region):

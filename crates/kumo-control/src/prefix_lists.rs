@@ -156,6 +156,23 @@ fn arn(ctx: &RequestContext, id: &str) -> String {
 
 fn wire(k: &Kumo, ctx: &RequestContext, t: &Tagged<PrefixListRecord>) -> ManagedPrefixList {
     let pl = &t.item;
+    if repo::aws_managed_by_id(&ctx.region, &pl.id).is_some() {
+        return ManagedPrefixList {
+            prefix_list_id: Some(pl.id.clone()),
+            address_family: Some(pl.family.clone()),
+            state: Some("create-complete".into()),
+            prefix_list_arn: Some(format!(
+                "arn:aws:ec2:{}:aws:prefix-list/{}",
+                ctx.region, pl.id
+            )),
+            prefix_list_name: Some(pl.name.clone()),
+            max_entries: Some(pl.max_entries),
+            version: Some(pl.version()),
+            tags: Some(Vec::new()),
+            owner_id: Some("AWS".into()),
+            ..ManagedPrefixList::default()
+        };
+    }
     let state = pl.state(k.now_ms(), k.options.transition_ms);
     ManagedPrefixList {
         prefix_list_id: Some(pl.id.clone()),
@@ -276,21 +293,51 @@ pub fn describe(
     input: DescribeManagedPrefixListsRequest,
 ) -> Result<DescribeManagedPrefixListsResult, Ec2Error> {
     let fs = filters::compile::<F>(input.filters, &[])?;
-    let ids = input.prefix_list_ids.unwrap_or_default();
-    let req = describe::Request {
-        op: "DescribeManagedPrefixLists",
-        ids: &ids,
-        not_found: &not_found,
-        push: Push::filters(&fs, F::PrefixListId, None),
-        max_results: input.max_results,
-        bounds: (1, 100),
-        next_token: input.next_token.as_deref(),
+    if input.max_results.is_some() {
+        paging::max_results(input.max_results, 1, 100)?;
+    }
+    let all_ids = input.prefix_list_ids.unwrap_or_default();
+    // The region's AWS-managed lists, owned by `AWS`, lead the first page; the account's
+    // follow from the store, in pages of what is left of the size asked for.
+    let (managed_ids, ids): (Vec<String>, Vec<String>) = all_ids
+        .iter()
+        .cloned()
+        .partition(|id| repo::aws_managed_by_id(&ctx.region, id).is_some());
+    let managed: Vec<Tagged<PrefixListRecord>> = if input.next_token.is_none() {
+        repo::aws_managed_all(&ctx.region)
+            .into_iter()
+            .filter(|p| all_ids.is_empty() || managed_ids.contains(&p.id))
+            .map(|item| Tagged {
+                item,
+                tags: Vec::new(),
+            })
+            .filter(|t| fs.matches(&View(t, "AWS")))
+            .collect()
+    } else {
+        Vec::new()
     };
-    let (page, next) = describe::read(&k.store, scope(ctx), &req, |t| {
-        fs.matches(&View(t, &ctx.account_id))
-    })?;
+    let mut out: Vec<ManagedPrefixList> = managed.iter().map(|t| wire(k, ctx, t)).collect();
+    let mut next = None;
+    if all_ids.is_empty() || !ids.is_empty() {
+        let req = describe::Request {
+            op: "DescribeManagedPrefixLists",
+            ids: &ids,
+            not_found: &not_found,
+            push: Push::filters(&fs, F::PrefixListId, None),
+            max_results: input
+                .max_results
+                .map(|m| (m - out.len() as i32).max(1).min(m.max(1))),
+            bounds: (1, 100),
+            next_token: input.next_token.as_deref(),
+        };
+        let (page, n) = describe::read(&k.store, scope(ctx), &req, |t| {
+            fs.matches(&View(t, &ctx.account_id))
+        })?;
+        out.extend(page.iter().map(|t| wire(k, ctx, t)));
+        next = n;
+    }
     Ok(DescribeManagedPrefixListsResult {
-        prefix_lists: Some(page.iter().map(|t| wire(k, ctx, t)).collect()),
+        prefix_lists: Some(out),
         next_token: next,
     })
 }
@@ -305,7 +352,7 @@ pub fn entries(
     let after = paging::cursor(OP, input.next_token.as_deref())?;
     let pl = k
         .store
-        .read(|v| repo::get(v, scope(ctx), &input.prefix_list_id))
+        .read(|v| repo::get_any(v, scope(ctx), &input.prefix_list_id))
         .map_err(|f| f.0)?;
     let version = input.target_version.unwrap_or(pl.version());
     let Some((_, list)) = pl.versions.iter().find(|(v, _)| *v == version) else {
@@ -588,7 +635,7 @@ pub fn associations(
     let mut groups = k
         .store
         .read(|v| {
-            repo::get(v, s, &input.prefix_list_id)?;
+            repo::get_any(v, s, &input.prefix_list_id)?;
             repo::referencing(v, s, &input.prefix_list_id)
         })
         .map_err(|f| f.0)?;

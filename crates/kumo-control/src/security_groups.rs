@@ -345,7 +345,7 @@ fn weights<'a, V: Read>(
         if out.contains_key(id) {
             continue;
         }
-        let pl = crate::repo::prefix_list::get(v, s, id).map_err(|f| {
+        let pl = crate::repo::prefix_list::get_any(v, s, id).map_err(|f| {
             if f.0.code() == "InvalidPrefixListID.NotFound" {
                 Fail(Ec2Error::new(
                     "InvalidPrefixListID.NotFound",

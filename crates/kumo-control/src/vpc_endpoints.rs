@@ -64,31 +64,11 @@ const SERVICES: &[(&str, &str)] = &[
     ("sts", "Interface"),
 ];
 
-/// The AWS-managed prefix list of a gateway service: AWS's ids where AWS's answers show them,
-/// one of Kumo's making elsewhere, and the CIDRs of AWS's documentation examples (Kumo serves
-/// neither service; nothing is routed there).
-fn prefix_list(region: &str, short: &str) -> (String, Vec<&'static str>) {
-    let known = match (region, short) {
-        ("us-east-1", "s3") => Some("pl-63a5400a"),
-        ("us-east-1", "dynamodb") => Some("pl-02cd2c6b"),
-        ("us-east-2", "s3") => Some("pl-7ba54012"),
-        ("us-east-2", "dynamodb") => Some("pl-4ca54025"),
-        _ => None,
-    };
-    let id = known.map(str::to_string).unwrap_or_else(|| {
-        let h = format!("{region}/{short}")
-            .bytes()
-            .fold(0x811c_9dc5u32, |h, b| {
-                (h ^ b as u32).wrapping_mul(0x0100_0193)
-            });
-        format!("pl-{h:08x}")
-    });
-    let cidrs = if short == "s3" {
-        vec!["54.231.0.0/17"]
-    } else {
-        vec!["52.94.0.0/22"]
-    };
-    (id, cidrs)
+/// The AWS-managed prefix list of a gateway service: its id and CIDRs.
+fn prefix_list(region: &str, short: &str) -> (String, Vec<String>) {
+    let p = crate::repo::prefix_list::aws_managed(region, short);
+    let cidrs = p.entries().iter().map(|e| e.cidr.clone()).collect();
+    (p.id, cidrs)
 }
 
 fn service_name(region: &str, short: &str) -> String {
@@ -1019,7 +999,7 @@ pub fn managed_lists(region: &str) -> Vec<PrefixList> {
             PrefixList {
                 prefix_list_id: Some(id),
                 prefix_list_name: Some(service_name(region, short)),
-                cidrs: Some(cidrs.into_iter().map(str::to_string).collect()),
+                cidrs: Some(cidrs),
             }
         })
         .collect()

@@ -51,7 +51,7 @@ pub(crate) fn firewall<V: Read>(
         .filter_map(|r| r.prefix_list_id.as_deref())
     {
         if !lists.contains_key(id) {
-            let pl = v.get::<crate::records::net::PrefixListRecord>(s, id)?;
+            let pl = crate::repo::prefix_list::get_any(v, s, id).ok();
             let entries = pl
                 .map(|p| p.entries().iter().map(|e| e.cidr.clone()).collect())
                 .unwrap_or_default();
