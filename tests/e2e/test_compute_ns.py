@@ -798,6 +798,15 @@ def test_ipv6_addresses_reach_the_guests_and_the_groups_filter_them(ns_kumo, ec2
     ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=102, Protocol="58", RuleAction="allow", Egress=False,
                                  Ipv6CidrBlock=block, IcmpTypeCode={"Type": -1, "Code": -1})
     assert ping(b_ip, c6)
+    # A delegated /80 is routed to the interface: an address of it the guest adds by hand
+    # answers (a's group admits SSH from the VPC's block).
+    a_eni = a["NetworkInterfaces"][0]["NetworkInterfaceId"]
+    prefix = ec2.assign_ipv6_addresses(NetworkInterfaceId=a_eni, Ipv6PrefixCount=1)["AssignedIpv6Prefixes"][0]
+    in_prefix = str(ipaddress.ip_network(prefix).network_address + 1)
+    assert ssh(key, a_ip, f"sudo ip -6 addr add {in_prefix}/128 dev eth0 nodad").returncode == 0
+    assert until(lambda: ssh(key, b_ip, f"timeout 3 bash -c 'exec 3<>/dev/tcp/{in_prefix}/22; head -c 7 <&3' 2>/dev/null; true").stdout == "SSH-2.0", timeout=5)
+    # Each /80 counts against the type's IPv6 limit (t3.micro: 2): a gives it back.
+    ec2.unassign_ipv6_addresses(NetworkInterfaceId=a_eni, Ipv6Prefixes=[prefix])
     # The metadata's IPv6 endpoint answers only with HttpProtocolIpv6 enabled.
     v6md = ("T=$(curl -s -g -m 3 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://[fd00:ec2::254]/latest/api/token); "
             "curl -s -g -m 3 -H \"X-aws-ec2-metadata-token: $T\" http://[fd00:ec2::254]/latest/meta-data/instance-id")

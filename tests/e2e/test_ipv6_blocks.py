@@ -152,7 +152,20 @@ def test_interfaces_take_ipv6_addresses_of_their_subnet(kumo, ec2, cli):
     fails("InvalidParameterValue", ec2.assign_ipv6_addresses, NetworkInterfaceId=in_plain, Ipv6AddressCount=1)
     fails("InvalidParameterValue", ec2.create_network_interface, SubnetId=plain, Ipv6AddressCount=1)
     fails("InvalidNetworkInterfaceID.NotFound", ec2.assign_ipv6_addresses, NetworkInterfaceId="eni-0123456789abcdef0", Ipv6AddressCount=1)
-    fails("Unsupported", ec2.assign_ipv6_addresses, NetworkInterfaceId=other, Ipv6PrefixCount=1)
+    # Delegated /80 prefixes: by count (random, aligned) or by name, each one slot.
+    got_p = ec2.assign_ipv6_addresses(NetworkInterfaceId=other, Ipv6PrefixCount=1)["AssignedIpv6Prefixes"]
+    assert len(got_p) == 1 and ipaddress.ip_network(got_p[0]).prefixlen == 80 and ipaddress.ip_network(got_p[0]).subnet_of(net)
+    named = str(ipaddress.ip_network(f"{net.network_address + (0x1234 << 48)}/80"))
+    assert ec2.assign_ipv6_addresses(NetworkInterfaceId=other, Ipv6Prefixes=[named])["AssignedIpv6Prefixes"] == [named]
+    fails("InvalidIPAddress.InUse", ec2.assign_ipv6_addresses, NetworkInterfaceId=eid, Ipv6Prefixes=[named])
+    fails("InvalidIPAddress.InUse", ec2.assign_ipv6_addresses, NetworkInterfaceId=eid,
+          Ipv6Addresses=[str(ipaddress.ip_network(named).network_address + 7)])
+    fails("InvalidParameterValue", ec2.assign_ipv6_addresses, NetworkInterfaceId=eid, Ipv6Prefixes=[str(net)])
+    fails("InvalidParameterCombination", ec2.assign_ipv6_addresses, NetworkInterfaceId=eid, Ipv6PrefixCount=1, Ipv6Prefixes=[named])
+    seen_p = ec2.describe_network_interfaces(NetworkInterfaceIds=[other])["NetworkInterfaces"][0]["Ipv6Prefixes"]
+    assert sorted(p["Ipv6Prefix"] for p in seen_p) == sorted(got_p + [named])
+    out = ec2.unassign_ipv6_addresses(NetworkInterfaceId=other, Ipv6Prefixes=got_p + [named])
+    assert sorted(out["UnassignedIpv6Prefixes"]) == sorted(got_p + [named])
 
     out = ec2.unassign_ipv6_addresses(NetworkInterfaceId=eid, Ipv6Addresses=[chosen])
     assert out["UnassignedIpv6Addresses"] == [chosen] and out["NetworkInterfaceId"] == eid
@@ -199,6 +212,11 @@ def test_instances_take_ipv6_at_launch_and_from_the_subnet_setting(kumo, ec2):
           InstanceId=i["InstanceId"], DeviceIndex=1)
     fails("InvalidParameterCombination", run, Ipv6AddressCount=1,
           NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet}])
+    assert fails("InvalidParameterValue", run, NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Ipv6AddressCount": 1,
+                                                                   "Ipv6PrefixCount": 1}]) == \
+        "You can and can only specify one of ipv6-addresses or ipv6-addresses-count  ipv6-prefix and ipv6-prefix-count."
+    with_prefix = run(NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Ipv6PrefixCount": 1}])
+    assert len(with_prefix["NetworkInterfaces"][0]["Ipv6Prefixes"]) == 1
 
 
 def test_egress_only_gateways_and_ipv6_routes(kumo, ec2, cli):

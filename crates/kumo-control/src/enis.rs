@@ -246,7 +246,7 @@ pub fn new_eni_with(
     {
         want6.count = Some(1);
     }
-    let ipv6 = crate::ipv6_addresses::take(tx, s, subnet, &id, &want6)?;
+    let taken6 = crate::ipv6_addresses::take(tx, s, subnet, &id, &want6)?;
     let rec = EniRecord {
         id,
         subnet_id: subnet.id.clone(),
@@ -264,7 +264,8 @@ pub fn new_eni_with(
             })
             .collect(),
         prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
-        ipv6,
+        ipv6: taken6.addrs,
+        ipv6_prefixes: taken6.prefixes,
         groups: spec.groups,
         source_dest_check: true,
         interface_type: spec.interface_type,
@@ -314,8 +315,20 @@ fn create_want(input: &CreateNetworkInterfaceRequest) -> Result<Want, Ec2Error> 
     want.ipv6 = crate::ipv6_addresses::Want6::of(
         input.ipv6_address_count,
         &v6_list(input.ipv6_addresses.as_deref()),
+    )?
+    .with_prefixes(
+        input.ipv6_prefix_count,
+        &v6_prefix_list(input.ipv6_prefixes.as_deref()),
     )?;
     Ok(want)
+}
+
+/// The prefixes of a request's `Ipv6Prefixes` list.
+pub fn v6_prefix_list(l: Option<&[Ipv6PrefixSpecificationRequest]>) -> Vec<String> {
+    l.unwrap_or_default()
+        .iter()
+        .filter_map(|p| p.ipv6_prefix.clone())
+        .collect()
 }
 
 /// The addresses of a request's `Ipv6Addresses` list.
@@ -353,10 +366,8 @@ impl Checks for CreateNetworkInterfaceRequest {
             "CreateNetworkInterface",
             &[
                 (
-                    "IPv6 prefixes and a primary IPv6 address",
-                    self.ipv6_prefix_count.is_some_and(|n| n > 0)
-                        || self.ipv6_prefixes.as_ref().is_some_and(|a| !a.is_empty())
-                        || self.enable_primary_ipv6 == Some(true),
+                    "a primary IPv6 address (EnablePrimaryIpv6)",
+                    self.enable_primary_ipv6 == Some(true),
                 ),
                 (
                     "ConnectionTrackingSpecification",
@@ -557,6 +568,14 @@ pub fn wire_eni(
                 .iter()
                 .map(|p| Ipv4PrefixSpecification {
                     ipv4_prefix: Some(p.clone()),
+                })
+                .collect()
+        }),
+        ipv6_prefixes: (!e.ipv6_prefixes.is_empty()).then(|| {
+            e.ipv6_prefixes
+                .iter()
+                .map(|p| Ipv6PrefixSpecification {
+                    ipv6_prefix: Some(p.clone()),
                 })
                 .collect()
         }),

@@ -905,7 +905,7 @@ pub fn attach_interface(
                 )));
             }
             if crate::repo::instance::slots(&eni) > max_ips
-                || eni.ipv6.len() > crate::ipv6_addresses::ipv6_per_interface(info)
+                || crate::ipv6_addresses::slots6(&eni) > crate::ipv6_addresses::ipv6_per_interface(info)
             {
                 return Err(Fail(crate::repo::instance::address_limit()));
             }

@@ -9,7 +9,10 @@
 //! - an attached interface holds at most its type's IPv6 addresses per interface
 //!   (`PrivateIpAddressLimitExceeded`);
 //! - a subnet with `AssignIpv6AddressOnCreation` gives each interface created in it one
-//!   address unless the request says otherwise (an explicit count of 0).
+//!   address unless the request says otherwise (an explicit count of 0);
+//! - an interface may hold delegated /80 prefixes of the block (a count, random, or a list),
+//!   each counting as one address against the type's limit; a prefix overlaps no other
+//!   interface's prefix or address.
 //!
 //! Addresses are kept in RFC 5952's text (what `ip -6 addr` prints), so the guest's agent
 //! compares them as text.
@@ -27,11 +30,14 @@ use kumo_model::cidr::Cidr6;
 use kumo_store::{Query, Read, Scope, Store, Tx};
 use std::net::Ipv6Addr;
 
-/// What a request asks of IPv6 addresses: these, or this many (None: not said).
+/// What a request asks of IPv6 addresses: these, or this many (None: not said); and of /80
+/// prefixes: these, or this many.
 #[derive(Debug, Default, Clone)]
 pub struct Want6 {
     pub addrs: Vec<Ipv6Addr>,
     pub count: Option<u32>,
+    pub prefixes: Vec<Cidr6>,
+    pub prefix_count: u32,
 }
 
 impl Want6 {
@@ -51,7 +57,38 @@ impl Want6 {
         Ok(Want6 {
             addrs: addrs.iter().map(|a| parse(a)).collect::<Result<_, _>>()?,
             count: count.map(|n| n as u32),
+            ..Want6::default()
         })
+    }
+
+    /// Adds a request's /80 prefixes (a count or a list, never both).
+    pub fn with_prefixes(
+        mut self,
+        count: Option<i32>,
+        given: &[String],
+    ) -> Result<Want6, Ec2Error> {
+        if count.is_some_and(|n| n > 0) && !given.is_empty() {
+            return Err(Ec2Error::new(
+                "InvalidParameterCombination",
+                "IPv6 prefixes and IPv6 prefix count may not be specified on the same request",
+            ));
+        }
+        if let Some(n) = count.filter(|n| *n < 0) {
+            return Err(Ec2Error::invalid_value(format!(
+                "Value ({n}) for parameter ipv6PrefixCount is invalid. Expecting a value greater than or equal to 0."
+            )));
+        }
+        self.prefixes = given
+            .iter()
+            .map(|p| parse_prefix(p))
+            .collect::<Result<_, _>>()?;
+        self.prefix_count = count.unwrap_or(0).max(0) as u32;
+        Ok(self)
+    }
+
+    /// How many /80 prefixes this asks for.
+    pub fn prefix_len(&self) -> usize {
+        self.prefixes.len() + self.prefix_count as usize
     }
 
     /// How many addresses this asks for.
@@ -70,6 +107,18 @@ pub fn parse(s: &str) -> Result<Ipv6Addr, Ec2Error> {
             "Invalid value '{s}' for IPv6 address. The address is not a valid IPv6 address."
         ))
     })
+}
+
+/// A delegated IPv6 prefix: an aligned /80.
+pub fn parse_prefix(s: &str) -> Result<Cidr6, Ec2Error> {
+    Cidr6::parse(s)
+        .ok()
+        .filter(|c| c.prefix_len() == 80)
+        .ok_or_else(|| {
+            Ec2Error::invalid_value(format!(
+                "Invalid IPv6 prefix {s}: a prefix must be an aligned /80 inside the subnet."
+            ))
+        })
 }
 
 fn no_block(subnet: &str) -> Ec2Error {
@@ -118,36 +167,54 @@ fn random_in(b: Cidr6) -> u128 {
     b.base() | (u128::from(h) & mask)
 }
 
-/// Takes IPv6 addresses of the subnet for an interface (`eni`, which may hold some already):
-/// the ones asked for, each free and in the block, then `count` random free ones.
+/// What [`take`] took: addresses and /80 prefixes, in their text.
+#[derive(Debug, Default)]
+pub struct Taken6 {
+    pub addrs: Vec<String>,
+    pub prefixes: Vec<String>,
+}
+
+/// Takes IPv6 addresses and /80 prefixes of the subnet for an interface (`eni`, which may
+/// hold some already): the ones asked for, each free and in the block, then random free ones
+/// for the counts. A prefix is free where no interface's address or prefix falls in it.
 pub fn take(
     tx: &Tx,
     s: Scope,
     subnet: &SubnetRecord,
     eni: &str,
     want: &Want6,
-) -> Result<Vec<String>, Fail> {
-    if want.is_empty() {
-        return Ok(Vec::new());
+) -> Result<Taken6, Fail> {
+    if want.is_empty() && want.prefix_len() == 0 {
+        return Ok(Taken6::default());
     }
     let b = block(subnet).map_err(Fail)?;
     let q = Query {
         subnets: Some(&[subnet.id.as_str()]),
         ..Query::default()
     };
-    let held: std::collections::HashMap<u128, String> = tx
-        .list::<EniRecord>(s, &q)?
-        .into_iter()
-        .flat_map(|e| {
-            let id = e.id.clone();
-            e.ipv6.into_iter().filter_map(move |a| {
-                a.parse::<Ipv6Addr>()
-                    .ok()
-                    .map(|a| (u128::from(a), id.clone()))
-            })
-        })
-        .collect();
+    let enis: Vec<EniRecord> = tx.list::<EniRecord>(s, &q)?;
+    let mut held: std::collections::HashMap<u128, String> = Default::default();
+    let mut held_prefixes: Vec<(Cidr6, String)> = Vec::new();
+    for e in &enis {
+        for a in &e.ipv6 {
+            if let Ok(a) = a.parse::<Ipv6Addr>() {
+                held.insert(u128::from(a), e.id.clone());
+            }
+        }
+        for p in &e.ipv6_prefixes {
+            if let Ok(p) = Cidr6::parse(p) {
+                held_prefixes.push((p, e.id.clone()));
+            }
+        }
+    }
+    let in_use = |x: u128, out: &[u128], outp: &[Cidr6]| {
+        held.get(&x).is_some_and(|o| o != eni)
+            || out.contains(&x)
+            || held_prefixes.iter().any(|(p, _)| p.contains_addr(x))
+            || outp.iter().any(|p| p.contains_addr(x))
+    };
     let mut out: Vec<u128> = Vec::new();
+    let mut outp: Vec<Cidr6> = Vec::new();
     for a in &want.addrs {
         let x = u128::from(*a);
         if !b.contains_addr(x) {
@@ -160,7 +227,7 @@ pub fn take(
                 "Address {a} is reserved by AWS and cannot be assigned."
             ))));
         }
-        if held.get(&x).is_some_and(|owner| owner != eni) || out.contains(&x) {
+        if in_use(x, &out, &outp) {
             return Err(Fail(Ec2Error::new(
                 "InvalidIPAddress.InUse",
                 format!("Address {a} is in use."),
@@ -170,23 +237,60 @@ pub fn take(
             out.push(x);
         }
     }
+    let full = || {
+        Fail(Ec2Error::new(
+            "InsufficientFreeAddressesInSubnet",
+            "The specified subnet does not have enough free addresses to satisfy the request.",
+        ))
+    };
     for _ in 0..want.count.unwrap_or(0) {
         // 2^64 addresses: a collision is all but impossible, and a few tries settle it.
         let pick = (0..64)
             .map(|_| random_in(b))
-            .find(|x| !reserved(b, *x) && !held.contains_key(x) && !out.contains(x))
-            .ok_or_else(|| {
-                Fail(Ec2Error::new(
-                    "InsufficientFreeAddressesInSubnet",
-                    "The specified subnet does not have enough free addresses to satisfy the request.",
-                ))
-            })?;
+            .find(|x| !reserved(b, *x) && !in_use(*x, &out, &outp))
+            .ok_or_else(full)?;
         out.push(pick);
     }
-    Ok(out
-        .into_iter()
-        .map(|x| Ipv6Addr::from(x).to_string())
-        .collect())
+    let overlaps = |p: Cidr6, outp: &[Cidr6]| {
+        held_prefixes.iter().any(|(h, _)| h.overlaps(p))
+            || outp.iter().any(|h| h.overlaps(p))
+            || held.keys().chain(out.iter()).any(|a| p.contains_addr(*a))
+            || reserved(b, p.base())
+            || reserved(b, p.base() | (u128::MAX >> 80))
+    };
+    for p in &want.prefixes {
+        if !b.contains(*p) {
+            return Err(Fail(Ec2Error::invalid_value(format!(
+                "The IPv6 prefix {p} does not fall within the subnet's IPv6 address range {b}"
+            ))));
+        }
+        if overlaps(*p, &outp) {
+            return Err(Fail(Ec2Error::new(
+                "InvalidIPAddress.InUse",
+                format!("The IPv6 prefix {p} is in use."),
+            )));
+        }
+        outp.push(*p);
+    }
+    for _ in 0..want.prefix_count {
+        let pick = (0..64)
+            .filter_map(|_| Cidr6::new(random_in(b) & !(u128::MAX >> 80), 80))
+            .find(|p| b.contains(*p) && !overlaps(*p, &outp))
+            .ok_or_else(full)?;
+        outp.push(pick);
+    }
+    Ok(Taken6 {
+        addrs: out
+            .into_iter()
+            .map(|x| Ipv6Addr::from(x).to_string())
+            .collect(),
+        prefixes: outp.into_iter().map(|p| p.to_string()).collect(),
+    })
+}
+
+/// What an interface holds against its type's IPv6 limit: each address, and each /80 as one.
+pub fn slots6(e: &EniRecord) -> usize {
+    e.ipv6.len() + e.ipv6_prefixes.len()
 }
 
 /// The IPv6 limit of an attached interface's instance type, if it is attached.
@@ -213,25 +317,24 @@ pub fn ipv6_per_interface(info: &InstanceTypeInfo) -> usize {
         .max(0) as usize
 }
 
-/// AssignIpv6Addresses, before any lookup: addresses or a count, never both; each address's
-/// form; the IPv6 prefixes, which Kumo does not delegate. The interface, its subnet's block,
-/// the addresses' availability and the type's limit follow.
+/// AssignIpv6Addresses, before any lookup: addresses or a count, never both, and prefixes or
+/// a prefix count, never both; each address's and prefix's form. The interface, its subnet's
+/// block, the addresses' availability and the type's limit follow.
 impl Checks for AssignIpv6AddressesRequest {
     fn formats(&self) -> Result<(), Ec2Error> {
-        crate::core::error::refuse_settings(
-            "AssignIpv6Addresses",
-            &[(
-                "IPv6 prefixes (Ipv6PrefixCount, Ipv6Prefixes)",
-                self.ipv6_prefix_count.is_some_and(|n| n > 0)
-                    || self.ipv6_prefixes.as_ref().is_some_and(|p| !p.is_empty()),
-            )],
-        )?;
-        Want6::of(
-            self.ipv6_address_count,
-            self.ipv6_addresses.as_deref().unwrap_or_default(),
-        )
-        .map(drop)
+        want_of_assign(self).map(drop)
     }
+}
+
+fn want_of_assign(r: &AssignIpv6AddressesRequest) -> Result<Want6, Ec2Error> {
+    Want6::of(
+        r.ipv6_address_count,
+        r.ipv6_addresses.as_deref().unwrap_or_default(),
+    )?
+    .with_prefixes(
+        r.ipv6_prefix_count,
+        r.ipv6_prefixes.as_deref().unwrap_or_default(),
+    )
 }
 
 pub fn assign(
@@ -239,10 +342,7 @@ pub fn assign(
     ctx: &RequestContext,
     input: AssignIpv6AddressesRequest,
 ) -> Result<AssignIpv6AddressesResult, Ec2Error> {
-    let want = Want6::of(
-        input.ipv6_address_count,
-        input.ipv6_addresses.as_deref().unwrap_or_default(),
-    )?;
+    let want = want_of_assign(&input)?;
     let s = scope(ctx);
     let added = store
         .write(!ctx.dry_run, |tx| {
@@ -251,34 +351,24 @@ pub fn assign(
             let subnet = get_subnet(tx, s, &eni.subnet_id)?;
             let added = take(tx, s, &subnet, &eni.id, &want)?;
             if let Some(max) = limit(tx, s, &eni)? {
-                if eni.ipv6.len() + added.len() > max {
+                if slots6(&eni) + added.addrs.len() + added.prefixes.len() > max {
                     return Err(Fail(crate::repo::instance::address_limit()));
                 }
             }
-            eni.ipv6.extend(added.iter().cloned());
+            eni.ipv6.extend(added.addrs.iter().cloned());
+            eni.ipv6_prefixes.extend(added.prefixes.iter().cloned());
             tx.update(s, &eni)?;
             Ok::<_, Fail>(added)
         })
         .map_err(|f| f.0)?;
     Ok(AssignIpv6AddressesResult {
         network_interface_id: Some(input.network_interface_id),
-        assigned_ipv6_addresses: Some(added),
-        assigned_ipv6_prefixes: Some(Vec::new()),
+        assigned_ipv6_addresses: Some(added.addrs),
+        assigned_ipv6_prefixes: Some(added.prefixes),
     })
 }
 
-/// UnassignIpv6Addresses, before any lookup: the IPv6 prefixes, which Kumo does not delegate.
-impl Checks for UnassignIpv6AddressesRequest {
-    fn formats(&self) -> Result<(), Ec2Error> {
-        crate::core::error::refuse_settings(
-            "UnassignIpv6Addresses",
-            &[(
-                "IPv6 prefixes (Ipv6Prefixes)",
-                self.ipv6_prefixes.as_ref().is_some_and(|p| !p.is_empty()),
-            )],
-        )
-    }
-}
+impl Checks for UnassignIpv6AddressesRequest {}
 
 pub fn unassign(
     store: &Store,
@@ -287,7 +377,8 @@ pub fn unassign(
 ) -> Result<UnassignIpv6AddressesResult, Ec2Error> {
     let s = scope(ctx);
     let given = input.ipv6_addresses.clone().unwrap_or_default();
-    let removed = store
+    let given_prefixes = input.ipv6_prefixes.clone().unwrap_or_default();
+    let (removed, removed_prefixes) = store
         .write(!ctx.dry_run, |tx| {
             let mut eni = get_eni(tx, s, &input.network_interface_id)?;
             let mut removed = Vec::new();
@@ -307,14 +398,27 @@ pub fn unassign(
                     }
                 }
             }
+            let mut removed_prefixes = Vec::new();
+            for p in &given_prefixes {
+                let canon = Cidr6::parse(p).map(|c| c.to_string()).unwrap_or_default();
+                match eni.ipv6_prefixes.iter().position(|x| *x == canon) {
+                    Some(i) => removed_prefixes.push(eni.ipv6_prefixes.remove(i)),
+                    None => {
+                        return Err(Fail(Ec2Error::invalid_value(format!(
+                            "Some of the specified prefixes are not assigned to interface {}",
+                            eni.id
+                        ))))
+                    }
+                }
+            }
             tx.update(s, &eni)?;
-            Ok::<_, Fail>(removed)
+            Ok::<_, Fail>((removed, removed_prefixes))
         })
         .map_err(|f| f.0)?;
     Ok(UnassignIpv6AddressesResult {
         network_interface_id: Some(input.network_interface_id),
         unassigned_ipv6_addresses: Some(removed),
-        unassigned_ipv6_prefixes: Some(Vec::new()),
+        unassigned_ipv6_prefixes: Some(removed_prefixes),
     })
 }
 

@@ -280,7 +280,10 @@ pub fn disassociate_cidr_block(
                 ..Query::default()
             };
             let enis: Vec<crate::records::net::EniRecord> = tx.list(s, &q)?;
-            if enis.iter().any(|e| !e.ipv6.is_empty()) {
+            if enis
+                .iter()
+                .any(|e| !e.ipv6.is_empty() || !e.ipv6_prefixes.is_empty())
+            {
                 return Err(Fail(Ec2Error::new(
                     "InvalidCidrBlock.InUse",
                     format!("The subnet IPv6 CIDR block with association ID {id} may not be disassociated, because network interfaces in the subnet hold IPv6 addresses of it."),

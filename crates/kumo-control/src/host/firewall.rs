@@ -162,6 +162,7 @@ pub(crate) fn firewall<V: Read>(
             addrs: addrs_of(e)
                 .into_iter()
                 .chain(e.prefixes.iter().cloned())
+                .chain(e.ipv6_prefixes.iter().cloned())
                 .collect(),
             ..Interface::default()
         };

@@ -108,6 +108,7 @@ impl Iface<'_> {
                 .iter()
                 .cloned()
                 .chain(self.eni.ipv6.iter().map(|a| format!("{a}/128")))
+                .chain(self.eni.ipv6_prefixes.iter().cloned())
                 .collect(),
         }
     }
@@ -312,6 +313,9 @@ fn interface_meta(
     }
     if !i.eni.ipv6.is_empty() {
         put("ipv6s", i.eni.ipv6.join("\n"));
+    }
+    if !i.eni.ipv6_prefixes.is_empty() {
+        put("ipv6-prefix", i.eni.ipv6_prefixes.join("\n"));
     }
     if let Some(b) = &i.subnet.ipv6 {
         put("subnet-ipv6-cidr-blocks", b.cidr.clone());

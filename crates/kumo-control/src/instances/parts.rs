@@ -181,7 +181,7 @@ pub(super) fn interface(
         }
         e
     };
-    if slots(&eni) > max_ips || eni.ipv6.len() > max_ipv6 {
+    if slots(&eni) > max_ips || crate::ipv6_addresses::slots6(&eni) > max_ipv6 {
         return Err(Fail(address_limit()));
     }
     if eni.attachment.is_none() {
@@ -380,10 +380,18 @@ pub(super) fn want_of(spec: &InstanceNetworkInterfaceSpecification) -> Result<Wa
                 .map_err(|_| Ec2Error::invalid_value(format!("Invalid IPv4 prefix {text}.")))?,
         );
     }
-    want.ipv6 = crate::ipv6_addresses::Want6::of(
-        spec.ipv6_address_count,
-        &crate::enis::v6_list(spec.ipv6_addresses.as_deref()),
-    )?;
+    let addrs = crate::enis::v6_list(spec.ipv6_addresses.as_deref());
+    let prefixes = crate::enis::v6_prefix_list(spec.ipv6_prefixes.as_deref());
+    if (spec.ipv6_address_count.is_some_and(|n| n > 0) || !addrs.is_empty())
+        && (spec.ipv6_prefix_count.is_some_and(|n| n > 0) || !prefixes.is_empty())
+    {
+        // AWS's answer, double space and all (quoted in aws/karpenter-provider-aws#2187).
+        return Err(Ec2Error::invalid_value(
+            "You can and can only specify one of ipv6-addresses or ipv6-addresses-count  ipv6-prefix and ipv6-prefix-count.",
+        ));
+    }
+    want.ipv6 = crate::ipv6_addresses::Want6::of(spec.ipv6_address_count, &addrs)?
+        .with_prefixes(spec.ipv6_prefix_count, &prefixes)?;
     Ok(want)
 }
 

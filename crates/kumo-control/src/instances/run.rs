@@ -190,13 +190,11 @@ pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result
     ];
     crate::core::error::refuse_settings("RunInstances", refused)?;
     for ni in input.network_interfaces.iter().flatten() {
-        let ipv6 = ni.ipv6_prefix_count.is_some_and(|n| n > 0)
-            || ni.ipv6_prefixes.as_ref().is_some_and(|a| !a.is_empty())
-            || ni.primary_ipv6 == Some(true);
+        let ipv6 = ni.primary_ipv6 == Some(true);
         crate::core::error::refuse_settings(
             "RunInstances",
             &[
-                ("NetworkInterfaces IPv6 prefixes and primary IPv6", ipv6),
+                ("NetworkInterfaces PrimaryIpv6", ipv6),
                 (
                     "NetworkInterfaces ConnectionTrackingSpecification",
                     ni.connection_tracking_specification.is_some(),

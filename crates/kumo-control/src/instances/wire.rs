@@ -325,6 +325,14 @@ pub(super) fn interface(
                 })
                 .collect()
         }),
+        ipv6_prefixes: (!e.ipv6_prefixes.is_empty()).then(|| {
+            e.ipv6_prefixes
+                .iter()
+                .map(|p| InstanceIpv6Prefix {
+                    ipv6_prefix: Some(p.clone()),
+                })
+                .collect()
+        }),
         ipv6_addresses: Some(
             e.ipv6
                 .iter()

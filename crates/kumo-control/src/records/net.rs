@@ -154,6 +154,9 @@ pub struct EniRecord {
     /// IPv6 addresses of the subnet's block, in RFC 5952's text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ipv6: Vec<String>,
+    /// Delegated IPv6 /80 prefixes of the subnet's block.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipv6_prefixes: Vec<String>,
     pub groups: Vec<String>,
     pub source_dest_check: bool,
     pub interface_type: String,
