@@ -356,7 +356,6 @@ def test_settings_kumo_cannot_honour_are_refused_by_name(ec2, ami):
         {"InstanceMarketOptions": {"MarketType": "spot"}},
         {"Placement": {"Tenancy": "host"}},
         {"Placement": {"HostId": "h-0123456789abcdef0"}},
-        {"NetworkInterfaces": [{"DeviceIndex": 0, "PrimaryIpv6": True}]},
         {"NetworkInterfaces": [{"DeviceIndex": 0, "InterfaceType": "efa"}]},
         {"NetworkInterfaces": [{"DeviceIndex": 0, "ConnectionTrackingSpecification": {"UdpTimeout": 30}}]},
     ):

@@ -257,11 +257,10 @@ def test_deleting_a_reservation_frees_its_addresses_for_automatic_use(ec2, vpc):
 
 
 def test_interface_settings_kumo_cannot_honour_are_refused_by_name(ec2, vpc):
-    """A primary IPv6 address, EFA and trunk interfaces and connection tracking
+    """EFA and trunk interfaces and connection tracking
     are refused, not ignored: an interface without them is not what was asked for."""
     subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.9.0/24")["Subnet"]["SubnetId"]
     for extra in (
-        {"EnablePrimaryIpv6": True},
         {"InterfaceType": "efa"},
         {"InterfaceType": "trunk"},
         {"ConnectionTrackingSpecification": {"TcpEstablishedTimeout": 86400}},

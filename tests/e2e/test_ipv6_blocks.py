@@ -271,3 +271,21 @@ def test_egress_only_gateways_and_ipv6_routes(kumo, ec2, cli):
     assert [r["State"] for r in routes if r.get("EgressOnlyInternetGatewayId") == eigw] == ["blackhole"]
     ec2.delete_route(RouteTableId=rtb, DestinationIpv6CidrBlock="::/0")
     assert ec2.describe_egress_only_internet_gateways()["EgressOnlyInternetGateways"] == []
+
+
+def test_a_primary_ipv6_address_stays_with_its_interface(kumo, ec2):
+    vpc, subnet, _, net = ipv6_subnet(ec2, "10.7.0.0/16")
+    eni = ec2.create_network_interface(SubnetId=subnet, Ipv6AddressCount=2, EnablePrimaryIpv6=True)["NetworkInterface"]
+    first, second = eni["Ipv6Addresses"]
+    assert (first["IsPrimaryIpv6"], second["IsPrimaryIpv6"]) == (True, False)
+    eid = eni["NetworkInterfaceId"]
+    assert fails("InvalidParameterValue", ec2.unassign_ipv6_addresses, NetworkInterfaceId=eid,
+                 Ipv6Addresses=[first["Ipv6Address"]]) == \
+        f"The primary IPv6 address {first['Ipv6Address']} of interface {eid} cannot be unassigned."
+    ec2.unassign_ipv6_addresses(NetworkInterfaceId=eid, Ipv6Addresses=[second["Ipv6Address"]])
+    # Enabled later on another interface: its first address becomes the primary one, for good.
+    other = ec2.create_network_interface(SubnetId=subnet, Ipv6AddressCount=1)["NetworkInterface"]["NetworkInterfaceId"]
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=other, EnablePrimaryIpv6=True)
+    got = ec2.describe_network_interfaces(NetworkInterfaceIds=[other])["NetworkInterfaces"][0]["Ipv6Addresses"]
+    assert [a["IsPrimaryIpv6"] for a in got] == [True]
+    fails("InvalidParameterValue", ec2.modify_network_interface_attribute, NetworkInterfaceId=other, EnablePrimaryIpv6=False)

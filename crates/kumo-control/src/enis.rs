@@ -76,6 +76,8 @@ pub struct Want {
     /// IPv6 addresses: None of a count means the subnet's `AssignIpv6AddressOnCreation`
     /// decides.
     pub ipv6: crate::ipv6_addresses::Want6,
+    /// The first IPv6 address is to be the primary one.
+    pub primary_ipv6: bool,
 }
 
 /// What an allocation took: the primary address if asked, secondaries, prefixes.
@@ -266,6 +268,7 @@ pub fn new_eni_with(
         prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
         ipv6: taken6.addrs,
         ipv6_prefixes: taken6.prefixes,
+        primary_ipv6: want.primary_ipv6,
         groups: spec.groups,
         source_dest_check: true,
         interface_type: spec.interface_type,
@@ -320,6 +323,7 @@ fn create_want(input: &CreateNetworkInterfaceRequest) -> Result<Want, Ec2Error> 
         input.ipv6_prefix_count,
         &v6_prefix_list(input.ipv6_prefixes.as_deref()),
     )?;
+    want.primary_ipv6 = input.enable_primary_ipv6 == Some(true);
     Ok(want)
 }
 
@@ -365,10 +369,6 @@ impl Checks for CreateNetworkInterfaceRequest {
         crate::core::error::refuse_settings(
             "CreateNetworkInterface",
             &[
-                (
-                    "a primary IPv6 address (EnablePrimaryIpv6)",
-                    self.enable_primary_ipv6 == Some(true),
-                ),
                 (
                     "ConnectionTrackingSpecification",
                     self.connection_tracking_specification.is_some(),
@@ -583,9 +583,10 @@ pub fn wire_eni(
         ipv6_addresses: Some(
             e.ipv6
                 .iter()
-                .map(|a| NetworkInterfaceIpv6Address {
+                .enumerate()
+                .map(|(i, a)| NetworkInterfaceIpv6Address {
                     ipv6_address: Some(a.clone()),
-                    is_primary_ipv6: Some(false),
+                    is_primary_ipv6: Some(e.primary_ipv6 && i == 0),
                     ..NetworkInterfaceIpv6Address::default()
                 })
                 .collect(),
@@ -1094,6 +1095,7 @@ impl Checks for ModifyNetworkInterfaceAttributeRequest {
                 .is_some(),
             self.groups.is_some(),
             self.attachment.is_some(),
+            self.enable_primary_ipv6.is_some(),
         ];
         match given.iter().filter(|g| **g).count() {
             1 => Ok(()),
@@ -1129,6 +1131,16 @@ pub fn modify_attribute(
             }
             if let Some(v) = sdc {
                 eni.source_dest_check = v;
+            }
+            match input.enable_primary_ipv6 {
+                Some(true) => eni.primary_ipv6 = true,
+                Some(false) if eni.primary_ipv6 => {
+                    return Err(Fail(Ec2Error::invalid_value(format!(
+                        "The primary IPv6 address of network interface {} cannot be disabled once enabled.",
+                        eni.id
+                    ))))
+                }
+                _ => {}
             }
             if let Some(groups) = &input.groups {
                 let vpc = crate::vpcs::get_vpc(tx, s, &eni.vpc_id)?;

@@ -388,6 +388,12 @@ pub fn unassign(
                     .parse::<Ipv6Addr>()
                     .map(|x| x.to_string())
                     .unwrap_or_default();
+                if eni.primary_ipv6 && eni.ipv6.first() == Some(&canon) {
+                    return Err(Fail(Ec2Error::invalid_value(format!(
+                        "The primary IPv6 address {canon} of interface {} cannot be unassigned.",
+                        eni.id
+                    ))));
+                }
                 match eni.ipv6.iter().position(|x| *x == canon) {
                     Some(i) => removed.push(eni.ipv6.remove(i)),
                     None => {

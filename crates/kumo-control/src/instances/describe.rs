@@ -281,7 +281,11 @@ impl<V: Read> Filterable<F> for InstanceView<'_, V> {
                         }
                         "addresses.primary" => e.addresses.iter().for_each(|x| out(tf(x.primary))),
                         "ipv6-addresses.ipv6-address" => e.ipv6.iter().for_each(|x| out(x)),
-                        "ipv6-addresses.is-primary-ipv6" => e.ipv6.iter().for_each(|_| out("false")),
+                        "ipv6-addresses.is-primary-ipv6" => e
+                            .ipv6
+                            .iter()
+                            .enumerate()
+                            .for_each(|(i, _)| out(tf(e.primary_ipv6 && i == 0))),
                         "private-dns-name" => e.addresses.first().iter().for_each(|x| {
                             out(&network::private_dns_name(&self.ctx.region, &x.addr))
                         }),

@@ -392,6 +392,7 @@ pub(super) fn want_of(spec: &InstanceNetworkInterfaceSpecification) -> Result<Wa
     }
     want.ipv6 = crate::ipv6_addresses::Want6::of(spec.ipv6_address_count, &addrs)?
         .with_prefixes(spec.ipv6_prefix_count, &prefixes)?;
+    want.primary_ipv6 = spec.primary_ipv6 == Some(true);
     Ok(want)
 }
 

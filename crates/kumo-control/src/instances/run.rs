@@ -190,11 +190,9 @@ pub(super) fn unsupported_launch_settings(input: &RunInstancesRequest) -> Result
     ];
     crate::core::error::refuse_settings("RunInstances", refused)?;
     for ni in input.network_interfaces.iter().flatten() {
-        let ipv6 = ni.primary_ipv6 == Some(true);
         crate::core::error::refuse_settings(
             "RunInstances",
             &[
-                ("NetworkInterfaces PrimaryIpv6", ipv6),
                 (
                     "NetworkInterfaces ConnectionTrackingSpecification",
                     ni.connection_tracking_specification.is_some(),

@@ -336,9 +336,10 @@ pub(super) fn interface(
         ipv6_addresses: Some(
             e.ipv6
                 .iter()
-                .map(|a| InstanceIpv6Address {
+                .enumerate()
+                .map(|(i, a)| InstanceIpv6Address {
                     ipv6_address: Some(a.clone()),
-                    is_primary_ipv6: Some(false),
+                    is_primary_ipv6: Some(e.primary_ipv6 && i == 0),
                 })
                 .collect(),
         ),

@@ -157,6 +157,10 @@ pub struct EniRecord {
     /// Delegated IPv6 /80 prefixes of the subnet's block.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ipv6_prefixes: Vec<String>,
+    /// The first IPv6 address is the interface's primary one (`EnablePrimaryIpv6`): it stays
+    /// until the interface is deleted. Once on, never off, as on AWS.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub primary_ipv6: bool,
     pub groups: Vec<String>,
     pub source_dest_check: bool,
     pub interface_type: String,
