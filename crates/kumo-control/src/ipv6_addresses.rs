@@ -43,20 +43,15 @@ pub struct Want6 {
 impl Want6 {
     /// From a request's count and addresses; both at once is AWS's combination error.
     pub fn of(count: Option<i32>, addrs: &[String]) -> Result<Want6, Ec2Error> {
-        if count.is_some_and(|n| n > 0) && !addrs.is_empty() {
-            return Err(Ec2Error::new(
-                "InvalidParameterCombination",
-                "IPv6 addresses and IPv6 address count may not be specified on the same request",
-            ));
-        }
-        if let Some(n) = count.filter(|n| *n < 0) {
-            return Err(Ec2Error::invalid_value(format!(
-                "Value ({n}) for parameter ipv6AddressCount is invalid. Expecting a value greater than or equal to 0."
-            )));
-        }
+        let count = count_or_list(
+            count,
+            !addrs.is_empty(),
+            "IPv6 addresses and IPv6 address count",
+            "ipv6AddressCount",
+        )?;
         Ok(Want6 {
             addrs: addrs.iter().map(|a| parse(a)).collect::<Result<_, _>>()?,
-            count: count.map(|n| n as u32),
+            count,
             ..Want6::default()
         })
     }
@@ -67,22 +62,17 @@ impl Want6 {
         count: Option<i32>,
         given: &[String],
     ) -> Result<Want6, Ec2Error> {
-        if count.is_some_and(|n| n > 0) && !given.is_empty() {
-            return Err(Ec2Error::new(
-                "InvalidParameterCombination",
-                "IPv6 prefixes and IPv6 prefix count may not be specified on the same request",
-            ));
-        }
-        if let Some(n) = count.filter(|n| *n < 0) {
-            return Err(Ec2Error::invalid_value(format!(
-                "Value ({n}) for parameter ipv6PrefixCount is invalid. Expecting a value greater than or equal to 0."
-            )));
-        }
+        let count = count_or_list(
+            count,
+            !given.is_empty(),
+            "IPv6 prefixes and IPv6 prefix count",
+            "ipv6PrefixCount",
+        )?;
         self.prefixes = given
             .iter()
             .map(|p| parse_prefix(p))
             .collect::<Result<_, _>>()?;
-        self.prefix_count = count.unwrap_or(0).max(0) as u32;
+        self.prefix_count = count.unwrap_or(0);
         Ok(self)
     }
 
@@ -107,6 +97,27 @@ pub fn parse(s: &str) -> Result<Ipv6Addr, Ec2Error> {
             "Invalid value '{s}' for IPv6 address. The address is not a valid IPv6 address."
         ))
     })
+}
+
+/// A count or a list, never both (`what`: AWS's words for the pair), and no count below 0.
+fn count_or_list(
+    count: Option<i32>,
+    listed: bool,
+    what: &str,
+    param: &str,
+) -> Result<Option<u32>, Ec2Error> {
+    if count.is_some_and(|n| n > 0) && listed {
+        return Err(Ec2Error::new(
+            "InvalidParameterCombination",
+            format!("{what} may not be specified on the same request"),
+        ));
+    }
+    if let Some(n) = count.filter(|n| *n < 0) {
+        return Err(Ec2Error::invalid_value(format!(
+            "Value ({n}) for parameter {param} is invalid. Expecting a value greater than or equal to 0."
+        )));
+    }
+    Ok(count.map(|n| n as u32))
 }
 
 /// A delegated IPv6 prefix: an aligned /80.

@@ -225,12 +225,28 @@ pub async fn serve(listener: tokio::net::TcpListener, acceptor: Acceptor, upstre
     }
 }
 
+/// Copies `from` to `to` until `from` ends.
+async fn pump(
+    from: &mut (impl tokio::io::AsyncRead + Unpin),
+    to: &mut (impl tokio::io::AsyncWrite + Unpin),
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n]).await?;
+    }
+}
+
 async fn carry(
     tcp: tokio::net::TcpStream,
     acceptor: &SslAcceptor,
     upstream: SocketAddr,
 ) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let within = |secs| std::time::Duration::from_secs(secs);
     let timed_out = || std::io::Error::from(std::io::ErrorKind::TimedOut);
     let ssl = openssl::ssl::Ssl::new(acceptor.context()).map_err(|e| ssl_err("TLS", e))?;
@@ -249,29 +265,9 @@ async fn carry(
     // Bytes both ways until either side is done: then both close.
     let (mut tr, mut tw) = tokio::io::split(tls);
     let (mut ar, mut aw) = api.into_split();
-    let up = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = tr.read(&mut buf).await?;
-            if n == 0 {
-                return Ok::<_, std::io::Error>(());
-            }
-            aw.write_all(&buf[..n]).await?;
-        }
-    };
-    let down = async {
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = ar.read(&mut buf).await?;
-            if n == 0 {
-                return Ok::<_, std::io::Error>(());
-            }
-            tw.write_all(&buf[..n]).await?;
-        }
-    };
     let r = tokio::select! {
-        r = up => r,
-        r = down => r,
+        r = pump(&mut tr, &mut aw) => r,
+        r = pump(&mut ar, &mut tw) => r,
     };
     let _ = tw.shutdown().await;
     r

@@ -776,25 +776,28 @@ mod tests {
         assert!(!s.contains("ip saddr { 10.0.0.0/8 }"), "{s}");
     }
 
+    /// An interface endpoint at `addr`: its interface admits HTTPS from the VPC.
+    fn add_endpoint(fw: &mut Firewall, addr: &str) {
+        fw.interfaces.push(Interface {
+            addrs: vec![addr.into()],
+            ingress: vec![rule("tcp", Some(443), Some(443), &["10.0.0.0/16"])],
+            egress: Vec::new(),
+        });
+        fw.endpoints.push(Endpoint {
+            addr: addr.into(),
+            ..Endpoint::default()
+        });
+    }
+
     #[test]
     fn an_endpoint_address_meets_the_groups_and_acls_on_the_input_hook() {
         let mut fw = acl_firewall();
-        fw.interfaces = vec![
-            Interface {
-                addrs: vec!["10.0.2.5".into()],
-                ingress: Vec::new(),
-                egress: vec![rule("tcp", Some(443), Some(443), &["10.0.1.0/24"])],
-            },
-            Interface {
-                addrs: vec!["10.0.1.9".into()],
-                ingress: vec![rule("tcp", Some(443), Some(443), &["10.0.0.0/16"])],
-                egress: Vec::new(),
-            },
-        ];
-        fw.endpoints.push(Endpoint {
-            addr: "10.0.1.9".into(),
-            ..Endpoint::default()
-        });
+        fw.interfaces = vec![Interface {
+            addrs: vec!["10.0.2.5".into()],
+            ingress: Vec::new(),
+            egress: vec![rule("tcp", Some(443), Some(443), &["10.0.1.0/24"])],
+        }];
+        add_endpoint(&mut fw, "10.0.1.9");
         let s = script(&fw, "100.127.0.0/16");
         let chain = &s[s.find("chain endpoint {").expect("an endpoint chain")..];
         let chain = &chain[..chain.find("  }\n").unwrap()];
@@ -853,16 +856,7 @@ mod tests {
             ],
             egress: vec![rule("-1", None, None, &["0.0.0.0/0", "::/0"])],
         });
-        // An interface endpoint in the first subnet.
-        fw.interfaces.push(Interface {
-            addrs: vec!["10.0.1.9".into()],
-            ingress: vec![rule("tcp", Some(443), Some(443), &["10.0.0.0/16"])],
-            egress: Vec::new(),
-        });
-        fw.endpoints.push(Endpoint {
-            addr: "10.0.1.9".into(),
-            ..Endpoint::default()
-        });
+        add_endpoint(&mut fw, "10.0.1.9");
         // A device that exists wherever the test runs (nft resolves `dup`'s device).
         fw.mirrors = mirror_sources("lo").mirrors;
         let text = script(&fw, "100.127.0.0/16");
