@@ -193,6 +193,11 @@ def test_gateway_endpoint_routes(kumo, ec2, cli):
     assert [t["RouteTableId"] for t in ec2.describe_route_tables(
         Filters=[{"Name": "route.destination-prefix-list-id", "Values": [plid]}])["RouteTables"]] == [other]
 
+    # A table deleted leaves the endpoint's list.
+    spare = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.modify_vpc_endpoint(VpcEndpointId=vpce, AddRouteTableIds=[spare])
+    ec2.delete_route_table(RouteTableId=spare)
+    assert ec2.describe_vpc_endpoints(VpcEndpointIds=[vpce])["VpcEndpoints"][0]["RouteTableIds"] == [other]
     assert ec2.delete_vpc_endpoints(VpcEndpointIds=[vpce])["Unsuccessful"] == []
     routes = ec2.describe_route_tables(RouteTableIds=[other])["RouteTables"][0]["Routes"]
     assert not any(r.get("GatewayId") == vpce for r in routes)

@@ -106,6 +106,18 @@ pub fn delete_route_table(
             if rtb.main || !rtb.associations.is_empty() {
                 return Err(dependencies(&rtb.id));
             }
+            // A gateway endpoint's route goes with the table, and the table from its list.
+            for vpce in rtb
+                .routes
+                .iter()
+                .filter(|r| r.gateway_id.starts_with("vpce-"))
+            {
+                let id = &vpce.gateway_id;
+                if let Some(mut e) = tx.get::<crate::records::net::VpcEndpointRecord>(s, id)? {
+                    e.route_tables.retain(|t| *t != rtb.id);
+                    tx.update(s, &e)?;
+                }
+            }
             tx.delete::<RouteTableRecord>(s, &rtb.id)?;
             Ok(())
         })
