@@ -807,6 +807,12 @@ def test_ipv6_addresses_reach_the_guests_and_the_groups_filter_them(ns_kumo, ec2
     assert until(lambda: ssh(key, b_ip, f"timeout 3 bash -c 'exec 3<>/dev/tcp/{in_prefix}/22; head -c 7 <&3' 2>/dev/null; true").stdout == "SSH-2.0", timeout=5)
     # Each /80 counts against the type's IPv6 limit (t3.micro: 2): a gives it back.
     ec2.unassign_ipv6_addresses(NetworkInterfaceId=a_eni, Ipv6Prefixes=[prefix])
+    # The resolver answers b's resource name with an AAAA record once b asks for one.
+    name = f"{b['InstanceId']}.eu-west-1.compute.internal"
+    aaaa = f"getent ahostsv6 {name} | head -1 | cut -d' ' -f1"
+    assert ssh(key, a_ip, aaaa).stdout.strip() != b6[0]
+    ec2.modify_private_dns_name_options(InstanceId=b["InstanceId"], EnableResourceNameDnsAAAARecord=True)
+    assert ssh(key, a_ip, aaaa).stdout.strip() == b6[0]
     # The metadata's IPv6 endpoint answers only with HttpProtocolIpv6 enabled.
     v6md = ("T=$(curl -s -g -m 3 -X PUT -H 'X-aws-ec2-metadata-token-ttl-seconds: 60' http://[fd00:ec2::254]/latest/api/token); "
             "curl -s -g -m 3 -H \"X-aws-ec2-metadata-token: $T\" http://[fd00:ec2::254]/latest/meta-data/instance-id")

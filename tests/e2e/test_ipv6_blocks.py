@@ -289,3 +289,14 @@ def test_a_primary_ipv6_address_stays_with_its_interface(kumo, ec2):
     got = ec2.describe_network_interfaces(NetworkInterfaceIds=[other])["NetworkInterfaces"][0]["Ipv6Addresses"]
     assert [a["IsPrimaryIpv6"] for a in got] == [True]
     fails("InvalidParameterValue", ec2.modify_network_interface_attribute, NetworkInterfaceId=other, EnablePrimaryIpv6=False)
+
+
+def test_aaaa_records_of_resource_names_need_the_subnets_block(kumo, ec2):
+    vpc, subnet, plain, _ = ipv6_subnet(ec2, "10.8.0.0/16")
+    ec2.modify_subnet_attribute(SubnetId=subnet, EnableResourceNameDnsAAAARecordOnLaunch={"Value": True})
+    got = ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0]["PrivateDnsNameOptionsOnLaunch"]
+    assert got["EnableResourceNameDnsAAAARecord"] is True
+    assert fails("InvalidParameterValue", ec2.modify_subnet_attribute, SubnetId=plain,
+                 EnableResourceNameDnsAAAARecordOnLaunch={"Value": True}).startswith(
+        "Invalid value 'true' for enable-resource-name-dns-aaaa-record-on-launch.")
+    fails("Unsupported", ec2.modify_subnet_attribute, SubnetId=subnet, EnableDns64={"Value": True})

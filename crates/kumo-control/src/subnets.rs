@@ -675,15 +675,17 @@ pub fn modify_subnet_attribute(
                 sn.map_public_ip_on_launch = v;
             }
             // An IPv6 setting needs the subnet's IPv6 block; with one, Kumo still refuses to
-            // turn on what it cannot do yet (the resolver has no DNS64 and no AAAA records)
-            // rather than accept it and not do it.
+            // turn on what it cannot do yet (the resolver has no DNS64) rather than accept it
+            // and not do it.
             let ipv6_setting = |attribute: &str, on: bool| -> Result<(), Fail> {
                 match (on, sn.ipv6.is_some()) {
                     (false, _) => Ok(()),
                     (true, false) => Err(Fail(needs_ipv6(attribute, &sn.id))),
                     (true, true) => Err(Fail(Ec2Error::new(
                         "Unsupported",
-                        format!("Kumo does not support {attribute} yet: the VPC resolver answers no IPv6 (DNS64, AAAA) queries."),
+                        format!(
+                            "Kumo does not support {attribute} yet: the VPC resolver has no DNS64."
+                        ),
                     ))),
                 }
             };
@@ -701,7 +703,12 @@ pub fn modify_subnet_attribute(
                 sn.resource_name_dns_a_record = v;
             }
             if let Some(v) = aaaa_rec {
-                ipv6_setting("enable-resource-name-dns-aaaa-record-on-launch", v)?;
+                if v && sn.ipv6.is_none() {
+                    return Err(Fail(needs_ipv6(
+                        "enable-resource-name-dns-aaaa-record-on-launch",
+                        &sn.id,
+                    )));
+                }
                 sn.resource_name_dns_aaaa_record = v;
             }
             if let Some(h) = &hostname {

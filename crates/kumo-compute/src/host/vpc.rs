@@ -610,6 +610,11 @@ impl Vpcs {
             public: fw.public.iter().chain(&fw.peer_public).cloned().collect(),
             names: fw.names.clone(),
             endpoints: endpoint_names(&fw.endpoints),
+            names6: fw
+                .names6
+                .iter()
+                .filter_map(|(id, a)| Some((id.clone(), a.parse().ok()?)))
+                .collect(),
         };
         Ok(())
     }

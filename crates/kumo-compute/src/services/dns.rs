@@ -8,7 +8,7 @@
 //! with the addresses of the endpoint's interfaces. Anything else is refused at once, so the
 //! guest's lookups fail fast instead of timing out.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// What a VPC's resolver knows beyond the IP names, which stand for themselves.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,6 +21,25 @@ pub struct Known {
     /// (name, address) of the VPC's interface endpoints, lowercase: a name with several
     /// interfaces has several entries, answered together.
     pub endpoints: Vec<(String, Ipv4Addr)>,
+    /// (instance id, primary IPv6 address) of the instances whose resource name has an AAAA
+    /// record.
+    pub names6: Vec<(String, Ipv6Addr)>,
+}
+
+/// The IPv6 address a resource name (`i-….compute.internal`) stands for, if its instance
+/// asked for the AAAA record.
+pub fn resolve6(name: &str, known: &Known) -> Option<Ipv6Addr> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let host = name.split('.').next()?;
+    let internal = name.ends_with(".compute.internal") || name.ends_with(".ec2.internal");
+    if !(host.starts_with("i-") && internal) {
+        return None;
+    }
+    known
+        .names6
+        .iter()
+        .find(|(id, _)| id == host)
+        .map(|(_, a)| *a)
 }
 
 /// Every address a name stands for: an endpoint's name's interfaces, else [`resolve`]'s.
@@ -96,10 +115,12 @@ pub fn answer(query: &[u8], known: &Known) -> Option<Vec<u8>> {
     let question_end = i + 4;
     let name = labels.join(".");
     let found = resolve_all(&name, known);
-    let mut out = Vec::with_capacity(question_end + 16);
+    let found6 = resolve6(&name, known);
+    let mut out = Vec::with_capacity(question_end + 28);
     out.extend_from_slice(&query[..2]);
-    // QR, the query's opcode and RD, RA; rcode: 0 answer, 3 NXDOMAIN (our names), 5 refused.
-    let rcode = match (found.is_empty(), qdcount) {
+    // QR, the query's opcode and RD, RA; rcode: 0 answer (or a name with records of the other
+    // type only), 3 NXDOMAIN (our names), 5 refused.
+    let rcode = match (found.is_empty() && found6.is_none(), qdcount) {
         (_, 0) => 1,
         (false, _) => 0,
         (true, _) if name.ends_with("compute.internal") || name.ends_with("ec2.internal") => 3,
@@ -108,14 +129,22 @@ pub fn answer(query: &[u8], known: &Known) -> Option<Vec<u8>> {
     out.push(0x80 | (query[2] & 0x79) | 0x04);
     out.push(0x80 | rcode);
     out.extend_from_slice(&[0, 1]);
-    let answers: u16 = if qtype == 1 && qclass == 1 {
-        found.len().min(32) as u16
-    } else {
-        0
+    let answers: u16 = match (qtype, qclass) {
+        (1, 1) => found.len().min(32) as u16,
+        (28, 1) => u16::from(found6.is_some()),
+        _ => 0,
     };
     out.extend_from_slice(&answers.to_be_bytes());
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(&query[12..question_end]);
+    if qtype == 28 {
+        if let (Some(ip), 1) = (found6, answers) {
+            // The question's name, type AAAA, class IN, TTL 60, 16 bytes.
+            out.extend_from_slice(&[0xc0, 0x0c, 0, 28, 0, 1, 0, 0, 0, 60, 0, 16]);
+            out.extend_from_slice(&ip.octets());
+        }
+        return Some(out);
+    }
     for ip in found.iter().take(answers as usize) {
         // A pointer to the question's name, type A, class IN, TTL 60, 4 bytes.
         out.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4]);
@@ -227,6 +256,34 @@ mod tests {
         assert_eq!(u16::from_be_bytes([a[6], a[7]]), 2);
         assert_eq!(&a[a.len() - 4..], &[10, 0, 2, 9]);
         assert_eq!(&a[a.len() - 20..a.len() - 16], &[10, 0, 1, 9]);
+        // An AAAA record for an instance that asked for one, and none for others.
+        let six = Known {
+            names6: vec![("i-0123456789abcdef0".into(), "2001:db8::5".parse().unwrap())],
+            ..Known::default()
+        };
+        let q = answer(
+            &query("i-0123456789abcdef0.eu-west-1.compute.internal", 28),
+            &six,
+        )
+        .unwrap();
+        assert_eq!((q[3] & 0x0f, u16::from_be_bytes([q[6], q[7]])), (0, 1));
+        assert_eq!(
+            &q[q.len() - 16..],
+            &"2001:db8::5".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        // Its A query has no answer but is no error: the name exists.
+        let a4 = answer(
+            &query("i-0123456789abcdef0.eu-west-1.compute.internal", 1),
+            &six,
+        )
+        .unwrap();
+        assert_eq!((a4[3] & 0x0f, u16::from_be_bytes([a4[6], a4[7]])), (0, 0));
+        let other = answer(
+            &query("i-0000000000000000a.eu-west-1.compute.internal", 28),
+            &six,
+        )
+        .unwrap();
+        assert_eq!(other[3] & 0x0f, 3);
         // Without an endpoint the service's name is not the VPC's to answer.
         let none = answer(&query("ec2.eu-west-1.amazonaws.com", 1), &Known::default()).unwrap();
         assert_eq!(none[3] & 0x0f, 5);

@@ -162,6 +162,10 @@ pub struct Firewall {
     /// Instances whose resource name (`i-….<region>.compute.internal`) the VPC resolver
     /// answers: (instance id, primary private address).
     pub names: Vec<(String, String)>,
+    /// Instances whose resource name the resolver answers with an AAAA record: (instance id,
+    /// primary IPv6 address).
+    #[serde(default)]
+    pub names6: Vec<(String, String)>,
     /// Public addresses of peered VPCs' instances whose public names the resolver answers
     /// with their private addresses (`AllowDnsResolutionFromRemoteVpc`): (public, private).
     /// Names only: nothing is translated or routed for them here.

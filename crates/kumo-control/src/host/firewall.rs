@@ -183,6 +183,9 @@ pub(crate) fn firewall<V: Read>(
             if r.dns_names.a_record {
                 fw.names.push((r.id.clone(), priv_ip.clone()));
             }
+            if let (true, Some(v6)) = (r.dns_names.aaaa_record, e.ipv6.first()) {
+                fw.names6.push((r.id.clone(), v6.clone()));
+            }
         }
     }
     Ok(fw)
