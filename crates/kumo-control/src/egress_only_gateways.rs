@@ -8,6 +8,7 @@
 //! Terraform's delete expects.
 
 use crate::core::checks::Checks;
+use crate::core::describe::{self, Push};
 use crate::core::error::Fail;
 use crate::core::filters;
 use crate::core::idempotency;
@@ -19,7 +20,7 @@ use kumo_ec2_wire::filters::DescribeEgressOnlyInternetGateways as F;
 use kumo_ec2_wire::shapes::*;
 use kumo_ec2_wire::{Ec2Error, RequestContext};
 use kumo_model::filter::Filterable;
-use kumo_store::{Query, Read};
+use kumo_store::Read;
 
 pub fn not_found(id: &str) -> Ec2Error {
     Ec2Error::new(
@@ -154,42 +155,25 @@ pub fn describe(
 ) -> Result<DescribeEgressOnlyInternetGatewaysResult, Ec2Error> {
     let fs = filters::compile::<F>(input.filters, &[])?;
     let ids = input.egress_only_internet_gateway_ids.unwrap_or_default();
-    let s = scope(ctx);
-    let all = k
-        .store
-        .read(|v| {
-            let mut out = Vec::new();
-            for g in v.list::<EgressOnlyGatewayRecord>(s, &Query::default())? {
-                if !ids.is_empty() && !ids.contains(&g.id) {
-                    continue;
-                }
-                let tags = v.tags_of(s, &g.id)?;
-                if fs.is_empty() || fs.matches(&View(&tags)) {
-                    out.push(Tagged { item: g, tags });
-                }
-            }
-            Ok::<_, Fail>(out)
-        })
-        .map_err(|f| f.0)?;
-    // Pages in id order: the token is the last id given.
-    let mut page: Vec<&Tagged<EgressOnlyGatewayRecord>> = all
-        .iter()
-        .filter(|t| {
-            input
-                .next_token
-                .as_deref()
-                .is_none_or(|after| t.item.id.as_str() > after)
-        })
-        .collect();
-    let mut next = None;
-    if let Some(m) = input.max_results {
-        if page.len() > m as usize {
-            page.truncate(m as usize);
-            next = page.last().map(|t| t.item.id.clone());
-        }
-    }
+    // The ids narrow the answer but are not looked up one by one: an unknown id is no error.
+    let req = describe::Request {
+        op: "DescribeEgressOnlyInternetGateways",
+        ids: &[],
+        not_found: &not_found,
+        push: Push {
+            ids: (!ids.is_empty()).then(|| ids.iter().map(String::as_str).collect()),
+            tag: fs.exact_tag(),
+            ..Push::default()
+        },
+        max_results: input.max_results,
+        bounds: (5, 255),
+        next_token: input.next_token.as_deref(),
+    };
+    let (page, next) = describe::read(&k.store, scope(ctx), &req, |t| {
+        fs.is_empty() || fs.matches(&View(&t.tags))
+    })?;
     Ok(DescribeEgressOnlyInternetGatewaysResult {
-        egress_only_internet_gateways: Some(page.into_iter().map(wire).collect()),
+        egress_only_internet_gateways: Some(page.iter().map(wire).collect()),
         next_token: next,
     })
 }
