@@ -942,27 +942,20 @@ pub fn describe_services(
         .map(|(short, kind)| detail(region, short, kind))
         .filter(|d| fs.is_empty() || fs.matches(&SvcView(d)))
         .collect();
-    // Pages in name order: the token is the last name given.
-    if let Some(after) = input.next_token.as_deref() {
-        if !SERVICES
-            .iter()
-            .any(|(short, _)| service_name(region, short) == after)
-        {
-            return Err(Ec2Error::new(
-                "InvalidNextToken",
-                "The token provided is invalid.",
-            ));
-        }
-        all.retain(|d| d.service_name.as_deref().is_some_and(|n| n > after));
+    // Pages in name order, with the project's tokens; above 1,000, AWS answers 1,000.
+    const OP: &str = "DescribeVpcEndpointServices";
+    let limit =
+        crate::core::paging::max_results(input.max_results.map(|m| m.clamp(5, 1000)), 5, 1000)?;
+    if let Some(after) = crate::core::paging::cursor(OP, input.next_token.as_deref())? {
+        all.retain(|d| {
+            d.service_name
+                .as_deref()
+                .is_some_and(|n| n > after.as_str())
+        });
     }
-    let max = input.max_results.map(|m| m.clamp(5, 1000) as usize);
-    let mut next = None;
-    if let Some(m) = max {
-        if all.len() > m {
-            all.truncate(m);
-            next = all.last().and_then(|d| d.service_name.clone());
-        }
-    }
+    let (all, next) = crate::core::paging::page(all, limit, OP, |d| {
+        d.service_name.clone().unwrap_or_default()
+    });
     let mut service_names: Vec<String> =
         all.iter().filter_map(|d| d.service_name.clone()).collect();
     service_names.dedup();
