@@ -324,9 +324,7 @@ pub fn describe(
             ids: &ids,
             not_found: &not_found,
             push: Push::filters(&fs, F::PrefixListId, None),
-            max_results: input
-                .max_results
-                .map(|m| (m - out.len() as i32).max(1).min(m.max(1))),
+            max_results: input.max_results.map(|m| (m - out.len() as i32).max(1)),
             bounds: (1, 100),
             next_token: input.next_token.as_deref(),
         };
