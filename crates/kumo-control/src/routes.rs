@@ -257,15 +257,9 @@ fn destination(v4: Option<&str>, v6: Option<&str>) -> Result<Dest, Ec2Error> {
     }
     let d = v6.unwrap_or_default();
     // Host bits are cleared, as for IPv4 (`2001:db8::1/64` is `2001:db8::/64`).
-    let parsed = d.split_once('/').and_then(|(a, l)| {
-        let a: std::net::Ipv6Addr = a.parse().ok()?;
-        let l: u8 = l.parse().ok().filter(|l| *l <= 128)?;
-        let mask = u128::MAX.checked_shl(128 - u32::from(l)).unwrap_or(0);
-        kumo_model::cidr::Cidr6::new(u128::from(a) & mask, l)
-    });
-    parsed
+    kumo_model::cidr::Cidr6::parse_clearing(d)
         .map(|c| Dest { text: c.to_string(), v6: true })
-        .ok_or_else(|| Ec2Error::invalid_value(format!("Value ({d}) for parameter destinationIpv6CidrBlock is invalid. This is not a valid IPv6 CIDR block.")))
+        .map_err(|_| Ec2Error::invalid_value(format!("Value ({d}) for parameter destinationIpv6CidrBlock is invalid. This is not a valid IPv6 CIDR block.")))
 }
 
 /// The one target a route request names, as [`target`] checks it.

@@ -150,6 +150,19 @@ impl Cidr6 {
         Ok(Cidr6 { base, len })
     }
 
+    /// Parses `addr/len` clearing host bits (AWS takes `2001:db8::1/64` as `2001:db8::/64`
+    /// where it canonicalises, as route destinations).
+    pub fn parse_clearing(s: &str) -> Result<Cidr6, CidrError> {
+        let (addr, len) = s.split_once('/').ok_or(CidrError::Malformed)?;
+        let len: u8 = len
+            .parse()
+            .ok()
+            .filter(|l| *l <= 128)
+            .ok_or(CidrError::Malformed)?;
+        let addr: std::net::Ipv6Addr = addr.parse().map_err(|_| CidrError::Malformed)?;
+        Cidr6::new(u128::from(addr) & mask6(len), len).ok_or(CidrError::Malformed)
+    }
+
     pub fn new(base: u128, len: u8) -> Option<Cidr6> {
         (len <= 128 && base & !mask6(len) == 0).then_some(Cidr6 { base, len })
     }
@@ -215,6 +228,14 @@ mod tests {
         assert!(vpc.contains(sub) && vpc.overlaps(sub) && !sub.contains(vpc));
         assert!(!vpc.contains(Cidr6::parse("2001:db8:0:200::/64").unwrap()));
         assert_eq!(Cidr6::parse("2001:db8::1/64"), Err(CidrError::NotAligned));
+        assert_eq!(
+            Cidr6::parse_clearing("2001:db8::1/64").map(|c| c.to_string()),
+            Ok("2001:db8::/64".to_string())
+        );
+        assert_eq!(
+            Cidr6::parse_clearing("2001:db8::/129"),
+            Err(CidrError::Malformed)
+        );
         assert!(Cidr6::parse("10.0.0.0/8").is_err() && Cidr6::parse("::/129").is_err());
         assert_eq!(ipv6_pool_block(0).unwrap().to_string(), "2001:db8::/56");
         assert_eq!(
