@@ -784,24 +784,24 @@ pub fn delete(
     })
 }
 
-struct View<'a>(&'a VpcEndpoint, &'a [(String, String)]);
+/// An endpoint as the filters see it: its record, its tags and its state now (no read).
+struct View<'a>(&'a Tagged<VpcEndpointRecord>, &'static str);
 
 impl Filterable<F> for View<'_> {
     fn field(&self, f: F, out: &mut dyn FnMut(&str)) {
-        let e = self.0;
-        let mut opt = |v: Option<&String>| v.iter().for_each(|v| out(v));
+        let e = &self.0.item;
         match f {
-            F::IpAddressType => opt(e.ip_address_type.as_ref()),
-            F::ServiceName => opt(e.service_name.as_ref()),
+            F::IpAddressType => out("ipv4"),
+            F::ServiceName => out(&e.service_name),
             F::ServiceRegion => {}
-            F::VpcEndpointId => opt(e.vpc_endpoint_id.as_ref()),
-            F::VpcEndpointState => opt(e.state.as_ref()),
-            F::VpcEndpointType => opt(e.vpc_endpoint_type.as_ref()),
-            F::VpcId => opt(e.vpc_id.as_ref()),
+            F::VpcEndpointId => out(&e.id),
+            F::VpcEndpointState => out(self.1),
+            F::VpcEndpointType => out(&e.endpoint_type),
+            F::VpcId => out(&e.vpc_id),
         }
     }
     fn tags(&self) -> &[(String, String)] {
-        self.1
+        &self.0.tags
     }
 }
 
@@ -830,9 +830,7 @@ pub fn describe(
         .read(|v| {
             let (page, next) = describe::run(v, s, &req, |t: &Tagged<VpcEndpointRecord>| {
                 shown(&t.item, now)
-                    && (fs.is_empty()
-                        || wire_read(v, ctx, t, now, delay)
-                            .is_ok_and(|w| fs.matches(&View(&w, &t.tags))))
+                    && (fs.is_empty() || fs.matches(&View(t, state(&t.item, now, delay))))
             })?;
             let mut out = Vec::with_capacity(page.len());
             for t in &page {
